@@ -1,0 +1,1 @@
+//! The rvs director core, sans-I/O.

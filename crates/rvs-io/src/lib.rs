@@ -1,0 +1,1 @@
+//! The OS boundary: packet sockets, rtnetlink, nftables.

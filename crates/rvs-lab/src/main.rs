@@ -1,0 +1,2 @@
+//! rvs-lab command line.
+fn main() {}

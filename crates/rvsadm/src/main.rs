@@ -1,0 +1,2 @@
+//! rvsadm, ipvsadm for rvsd.
+fn main() {}

@@ -1,0 +1,2 @@
+//! rvsd, the director daemon.
+fn main() {}
