@@ -1,1 +1,20 @@
-//! The OS boundary: packet sockets, rtnetlink, nftables.
+//! The OS boundary of the rvsd director: AF_PACKET sockets with an mmap'ed receive ring and
+//! virtio-net headers ([`PacketSocket`]), a mirror of the kernel's links, addresses, routes and
+//! neighbours kept current over rtnetlink ([`NetState`]), and nftables netdev-ingress rules that
+//! keep the kernel away from the traffic rvsd forwards ([`KernelBypass`]).
+//!
+//! This is the only crate of the workspace with `unsafe` code; it is confined to the modules
+//! that talk to the kernel, each block with a `// SAFETY:` comment.
+
+mod bypass;
+mod error;
+mod netlink;
+pub mod netns;
+pub mod packet;
+mod vnet;
+
+pub use bypass::{BypassRule, KernelBypass, L4Proto};
+pub use error::IoError;
+pub use netlink::{NetState, Resolution};
+pub use packet::{PacketSocket, RecvStats};
+pub use vnet::VnetHdr;

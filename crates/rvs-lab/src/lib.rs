@@ -1,1 +1,32 @@
-//! Network-namespace topologies for the demo and the end-to-end tests.
+//! Network-namespace topologies for the demo and the end-to-end tests of rvs.
+//!
+//! * [`Lab`]: namespaces with a unique prefix and the processes started in them, torn down on
+//!   drop (also when a test panics); `rvs-lab sweep` removes labs of processes that died.
+//! * [`NatTopology`]: seed 004's LVS-NAT network (client, director, switch, real servers), IPv4
+//!   and IPv6, with helpers to start real servers, rvsd, and to run rvsadm and curl.
+//! * [`server`]: the built-in real server behind `rvs-lab serve`.
+//! * [`demo`]: `rvs-lab demo`.
+//!
+//! Everything shells out to `ip` (iproute2) and needs root. Environment: `RVS_BIN_DIR` says where
+//! rvsd, rvsadm and rvs-lab are (see [`find_bin`]); `RVS_LAB_KEEP_LOGS` keeps the logs of spawned
+//! processes (under `$TMPDIR/rvs-lab/<prefix>/`) after teardown.
+
+mod bins;
+mod cleanup;
+mod cmd;
+pub mod demo;
+mod error;
+mod lab;
+mod nat;
+pub mod netns;
+pub mod server;
+
+pub use bins::{bin_path, find_bin, search_dirs};
+pub use cleanup::{down, socket_path_for, sweep};
+pub use error::LabError;
+pub use lab::{parse_prefix, Lab};
+pub use nat::{
+    rs_role, NatTopology, Rvsd, CLIENT, DIRECTOR, MAX_REAL_SERVERS, RS_HTTP_PORTS, RS_UDP_PORT,
+    SWITCH,
+};
+pub use server::http::pattern_sha256;
