@@ -1,1 +1,51 @@
 //! The rvsd control protocol.
+//!
+//! `rvsadm` (and any other client) talks to the daemon `rvsd` over a Unix stream socket, by default
+//! [`DEFAULT_SOCKET`]. The protocol is newline-delimited JSON:
+//!
+//! * the client writes one [`Command`] as a single line of JSON followed by `\n`;
+//! * the server answers with exactly one [`Reply`], also one line of JSON followed by `\n`;
+//! * a connection may carry any number of such request/reply exchanges, strictly in order.
+//!
+//! No line may be longer than [`MAX_LINE`] bytes (the newline excluded); a server reading with
+//! [`read_frame`] or [`FrameBuffer`] gets a typed [`ApiError::LineTooLong`] for an oversized line and
+//! [`ApiError::Decode`] for a line that is not a valid command, and can answer with
+//! [`Reply::Error`] of kind [`ErrorKind::InvalidArgument`] instead of dropping the connection.
+//!
+//! Example lines (see the tests for the exact encodings):
+//!
+//! ```text
+//! {"cmd":"add_service","args":{"id":{"proto":"tcp","addr":"192.168.2.130","port":80},"scheduler":"rr"}}
+//! {"reply":"ok"}
+//! {"cmd":"list_services","args":{"service":null}}
+//! {"reply":"services","data":[ ... ]}
+//! ```
+//!
+//! Blocking clients use [`Client`]; servers use [`decode_command`] / [`encode_reply`] (or the
+//! generic [`encode_line`] / [`decode_line`]) together with [`read_frame`] or [`FrameBuffer`].
+
+mod client;
+mod command;
+mod error;
+mod frame;
+mod reply;
+mod views;
+
+pub use client::Client;
+pub use command::Command;
+pub use error::ApiError;
+pub use frame::{
+    decode_command, decode_line, decode_reply, encode_command, encode_line, encode_reply,
+    read_frame, FrameBuffer,
+};
+pub use reply::{ErrorKind, ErrorReply, Info, Reply};
+pub use views::{
+    ConnView, DestConfig, DestView, ForwardMethod, RatesView, ServiceConfig, ServiceId,
+    ServiceView, StatsView, Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
+};
+
+/// Default path of rvsd's control socket.
+pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
+
+/// Maximum length in bytes of one protocol line, not counting the terminating newline (1 MiB).
+pub const MAX_LINE: usize = 1 << 20;

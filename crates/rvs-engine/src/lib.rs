@@ -1,1 +1,20 @@
-//! The rvs director core, sans-I/O.
+//! The rvs director core, sans-I/O: virtual services, real servers, schedulers (rr, wrr, lc,
+//! wlc), the connection table with IPVS's TCP state machine and timeouts, NAT rewriting with
+//! incremental checksums, ICMP error translation, counters and IPVS's rate estimator.
+//!
+//! Nothing here touches a socket, a thread or the clock: frames come in as `&mut [u8]`, time as
+//! [`Millis`]. [`Engine`] is `Send + Sync`; workers share it through an `Arc`.
+
+mod config;
+mod conn_table;
+mod datapath;
+mod engine;
+mod estimator;
+mod icmp;
+mod nat;
+mod sched;
+mod tcp_state;
+mod types;
+
+pub use engine::Engine;
+pub use types::*;

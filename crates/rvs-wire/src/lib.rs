@@ -1,1 +1,30 @@
-//! Typed zero-copy views over packet bytes.
+//! Typed zero-copy views over packet bytes, in the style of smoltcp's `wire` module.
+//!
+//! Every view is a `Packet<T: AsRef<[u8]>>`-shaped wrapper built with `new_checked`, which validates
+//! the lengths and fixed fields the getters rely on. The no-panic contract: `new_checked` never
+//! panics on any input, and once it succeeds no getter of that view can panic. Setters exist when
+//! `T: AsMut<[u8]>` and likewise never panic on a checked view.
+//!
+//! [`checksum`] holds the ones-complement arithmetic: full sums, IPv4/IPv6 pseudo-header sums and
+//! RFC 1624 incremental updates (both for complete checksums and for the non-complemented
+//! pseudo-header sum a `CHECKSUM_PARTIAL` packet carries).
+
+pub mod arp;
+pub mod checksum;
+pub mod ethernet;
+pub mod icmpv4;
+pub mod icmpv6;
+pub mod ip;
+pub mod ipv4;
+pub mod ipv6;
+pub mod ports;
+pub mod tcp;
+pub mod udp;
+
+mod error;
+mod field;
+
+pub use error::WireError;
+
+/// Result of building a checked view.
+pub type Result<T> = core::result::Result<T, WireError>;

@@ -1,2 +1,123 @@
-//! rvsd, the director daemon.
-fn main() {}
+//! rvsd, the rvs director daemon.
+//!
+//! Runs the data plane (one worker thread per core, each with a packet socket per interface in a
+//! fanout group), serves the ipvsadm-compatible control API on a Unix socket, and drives the
+//! engine's timers. All wiring lives here; the packet logic is in `rvs-engine`, the OS calls in
+//! `rvs-io`.
+
+mod bypass;
+mod clock;
+mod control;
+mod convert;
+mod dataplane;
+mod restore;
+mod timers;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// Command-line options of rvsd.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rvsd",
+    version,
+    about = "rvs director: a userspace Linux Virtual Server"
+)]
+struct Args {
+    /// Interface to run the data plane on (repeat for each interface, e.g. the outside and inside).
+    #[arg(
+        long = "interface",
+        short = 'i',
+        required = true,
+        value_name = "IFNAME"
+    )]
+    interfaces: Vec<String>,
+    /// Control socket path (several directors on one host need distinct paths).
+    #[arg(long, default_value = rvs_api::DEFAULT_SOCKET, value_name = "PATH")]
+    socket: PathBuf,
+    /// Apply an ipvsadm-save file (the format `rvsadm -S` prints) before serving.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
+    /// Number of data-plane workers (default: one per core).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("rvsd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let clock = clock::Clock::new();
+    let engine = Arc::new(rvs_engine::Engine::new(rvs_engine::EngineConfig::default()));
+
+    if let Some(path) = &args.restore {
+        let applied = restore::apply_file(&engine, path)
+            .with_context(|| format!("restoring {}", path.display()))?;
+        tracing::info!(rules = applied, file = %path.display(), "restored ipvsadm-save rules");
+    }
+
+    let net =
+        rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;
+    let bypass = bypass::Bypass::install(&args.socket, &args.interfaces, net.clone())
+        .context("installing nftables kernel-bypass rules")?;
+    bypass.sync(&engine);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let plane = dataplane::DataPlane::start(
+        engine.clone(),
+        net.clone(),
+        clock.clone(),
+        &args.interfaces,
+        workers,
+        stop.clone(),
+    )
+    .context("starting the data plane")?;
+    let timer_thread =
+        timers::start(engine.clone(), clock, stop.clone()).context("starting the timer thread")?;
+    tracing::info!(interfaces = ?args.interfaces, workers, socket = %args.socket.display(), "rvsd running");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control runtime")?;
+    let served = runtime.block_on(control::serve(
+        args.socket.clone(),
+        control::Shared {
+            engine: engine.clone(),
+            bypass: bypass.clone(),
+            clock: clock.clone(),
+        },
+    ));
+
+    stop.store(true, Ordering::SeqCst);
+    plane.join();
+    let _ = timer_thread.join();
+    bypass.remove();
+    let _ = std::fs::remove_file(&args.socket);
+    tracing::info!("rvsd stopped");
+    served
+}

@@ -1,0 +1,65 @@
+//! Requests a client sends to rvsd.
+
+use crate::views::{DestConfig, ServiceConfig, ServiceId, Timeouts};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// One control request. Each is answered by exactly one [`crate::Reply`].
+///
+/// JSON is adjacently tagged: `{"cmd":"clear"}`, `{"cmd":"del_service","args":{...}}`.
+/// Commands that change state answer [`crate::Reply::Ok`] or [`crate::Reply::Error`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum Command {
+    /// Add a virtual service (`ipvsadm -A`). Errors: `ServiceExists`, `NoScheduler`.
+    AddService(ServiceConfig),
+    /// Replace the settings of an existing service (`ipvsadm -E`); its real servers are kept.
+    /// Errors: `NoService`, `NoScheduler`.
+    EditService(ServiceConfig),
+    /// Delete a virtual service and its real servers (`ipvsadm -D`). Errors: `NoService`.
+    DelService(ServiceId),
+    /// Delete every virtual service (`ipvsadm -C`).
+    Clear,
+    /// Add a real server to a service (`ipvsadm -a`). Errors: `NoService`, `DestExists`.
+    AddDest {
+        /// The service.
+        service: ServiceId,
+        /// The real server.
+        dest: DestConfig,
+    },
+    /// Change a real server's settings (`ipvsadm -e`). Errors: `NoService`, `NoDest`.
+    EditDest {
+        /// The service.
+        service: ServiceId,
+        /// The real server's new settings; `addr` and `port` select it.
+        dest: DestConfig,
+    },
+    /// Remove a real server from a service (`ipvsadm -d`). Errors: `NoService`, `NoDest`.
+    DelDest {
+        /// The service.
+        service: ServiceId,
+        /// Real server address.
+        addr: IpAddr,
+        /// Real server port.
+        port: u16,
+    },
+    /// Zero the counters of one service, or of all when `service` is `None` (`ipvsadm -Z`).
+    Zero {
+        /// The service, or `None` for all.
+        service: Option<ServiceId>,
+    },
+    /// Set connection timeouts (`ipvsadm --set`); a 0 field leaves that timeout unchanged.
+    SetTimeouts(Timeouts),
+    /// Read the connection timeouts; answered with [`crate::Reply::Timeouts`].
+    GetTimeouts,
+    /// List services with their real servers and counters; answered with
+    /// [`crate::Reply::Services`]. With `Some(id)` only that service (error `NoService` if absent).
+    ListServices {
+        /// The service, or `None` for all.
+        service: Option<ServiceId>,
+    },
+    /// List the connection table; answered with [`crate::Reply::Connections`].
+    ListConnections,
+    /// Daemon and table information; answered with [`crate::Reply::Info`].
+    GetInfo,
+}

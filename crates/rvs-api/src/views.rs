@@ -1,0 +1,325 @@
+//! Configuration values and read-only views exchanged by commands and replies.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Identifies a virtual service, as ipvsadm's `-t`, `-u`, `--sctp-service` and `-f` do.
+///
+/// JSON: `{"proto":"tcp","addr":"10.0.0.1","port":80}` or `{"proto":"fwmark","mark":1,"ipv6":false}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "proto", rename_all = "lowercase")]
+pub enum ServiceId {
+    /// A TCP service on a virtual address and port (`-t addr:port`).
+    Tcp {
+        /// Virtual IP address.
+        addr: IpAddr,
+        /// Virtual port (0 with persistence means "all ports").
+        port: u16,
+    },
+    /// A UDP service on a virtual address and port (`-u addr:port`).
+    Udp {
+        /// Virtual IP address.
+        addr: IpAddr,
+        /// Virtual port.
+        port: u16,
+    },
+    /// An SCTP service on a virtual address and port (`--sctp-service addr:port`).
+    Sctp {
+        /// Virtual IP address.
+        addr: IpAddr,
+        /// Virtual port.
+        port: u16,
+    },
+    /// A service matching packets by firewall mark (`-f mark`).
+    Fwmark {
+        /// The firewall mark (non-zero).
+        mark: u32,
+        /// `true` for an IPv6 fwmark service (`-f mark -6`).
+        ipv6: bool,
+    },
+}
+
+impl ServiceId {
+    /// ipvsadm's protocol column: `TCP`, `UDP`, `SCTP` or `FWM`.
+    pub fn proto_name(&self) -> &'static str {
+        match self {
+            ServiceId::Tcp { .. } => "TCP",
+            ServiceId::Udp { .. } => "UDP",
+            ServiceId::Sctp { .. } => "SCTP",
+            ServiceId::Fwmark { .. } => "FWM",
+        }
+    }
+
+    /// The virtual address and port, or `None` for a fwmark service.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match *self {
+            ServiceId::Tcp { addr, port }
+            | ServiceId::Udp { addr, port }
+            | ServiceId::Sctp { addr, port } => Some(SocketAddr::new(addr, port)),
+            ServiceId::Fwmark { .. } => None,
+        }
+    }
+
+    /// `true` if the service is IPv6 (by address, or by the `ipv6` flag of a fwmark service).
+    pub fn is_ipv6(&self) -> bool {
+        match *self {
+            ServiceId::Tcp { addr, .. }
+            | ServiceId::Udp { addr, .. }
+            | ServiceId::Sctp { addr, .. } => addr.is_ipv6(),
+            ServiceId::Fwmark { ipv6, .. } => ipv6,
+        }
+    }
+}
+
+impl fmt::Display for ServiceId {
+    /// Formats as ipvsadm prints it numerically: `TCP 10.0.0.1:80`, `UDP [::1]:53`, `FWM 1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.socket_addr() {
+            Some(sa) => write!(f, "{} {}", self.proto_name(), sa),
+            None => match self {
+                ServiceId::Fwmark { mark, .. } => write!(f, "FWM {mark}"),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// Everything ipvsadm sets on a virtual service with `-A`/`-E`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceConfig {
+    /// Which service.
+    pub id: ServiceId,
+    /// Scheduler name (`-s`), e.g. `rr`, `wrr`, `lc`, `wlc`, `sh`, `mh`. ipvsadm's default is `wlc`.
+    pub scheduler: String,
+    /// Persistence timeout in seconds (`-p [timeout]`); `None` means not persistent.
+    #[serde(default)]
+    pub persistence: Option<u32>,
+    /// Persistence granularity as a prefix length (`-M netmask`); `None` means a single client
+    /// address (/32 or /128). Only meaningful with `persistence`.
+    #[serde(default)]
+    pub netmask: Option<u8>,
+    /// One-packet scheduling (`-o`, `--ops`), UDP only.
+    #[serde(default)]
+    pub one_packet: bool,
+    /// Scheduler flags (`-b flag-1,flag-2` or names like `sh-fallback`, `sh-port`, `mh-port`).
+    #[serde(default)]
+    pub sched_flags: Vec<String>,
+    /// Persistence engine name (`--pe sip`).
+    #[serde(default)]
+    pub pe: Option<String>,
+}
+
+impl ServiceConfig {
+    /// A plain service with the given scheduler and no options.
+    pub fn new(id: ServiceId, scheduler: impl Into<String>) -> Self {
+        ServiceConfig {
+            id,
+            scheduler: scheduler.into(),
+            persistence: None,
+            netmask: None,
+            one_packet: false,
+            sched_flags: Vec::new(),
+            pe: None,
+        }
+    }
+}
+
+/// How packets reach a real server (ipvsadm's `Forward` column words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMethod {
+    /// NAT (`-m`, `--masquerading`).
+    Masq,
+    /// Direct routing (`-g`, `--gatewaying`); ipvsadm's default.
+    Route,
+    /// IP tunnelling (`-i`, `--ipip`).
+    Tunnel,
+    /// The real server is the director itself.
+    Local,
+}
+
+impl ForwardMethod {
+    /// The word ipvsadm prints: `Masq`, `Route`, `Tunnel` or `Local`.
+    pub fn ipvsadm_name(self) -> &'static str {
+        match self {
+            ForwardMethod::Masq => "Masq",
+            ForwardMethod::Route => "Route",
+            ForwardMethod::Tunnel => "Tunnel",
+            ForwardMethod::Local => "Local",
+        }
+    }
+}
+
+/// Encapsulation used by the `Tunnel` forwarding method (`--tun-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelKind {
+    /// IP-in-IP (the default).
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation.
+    Gue,
+    /// Generic Routing Encapsulation.
+    Gre,
+}
+
+/// Tunnel checksum mode (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelChecksum {
+    /// No checksum (the default).
+    #[default]
+    NoCsum,
+    /// Checksum the outer header.
+    Csum,
+    /// Remote checksum offload.
+    RemCsum,
+}
+
+/// Tunnel parameters of a destination using [`ForwardMethod::Tunnel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct TunnelConfig {
+    /// Encapsulation.
+    #[serde(default)]
+    pub kind: TunnelKind,
+    /// Destination UDP port for GUE (`--tun-port`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Checksum mode.
+    #[serde(default)]
+    pub checksum: TunnelChecksum,
+}
+
+/// Everything ipvsadm sets on a real server with `-a`/`-e`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestConfig {
+    /// Real server address (`-r addr[:port]`).
+    pub addr: IpAddr,
+    /// Real server port (ipvsadm uses the service port when `-r` has none; 0 for fwmark services).
+    pub port: u16,
+    /// Weight (`-w`, 0..=65535; 0 quiesces the server). ipvsadm's default is 1.
+    pub weight: u32,
+    /// Forwarding method (`-g`/`-i`/`-m`).
+    pub method: ForwardMethod,
+    /// Upper connection threshold (`-x`); 0 means no limit.
+    #[serde(default)]
+    pub u_threshold: u32,
+    /// Lower connection threshold (`-y`); 0 means not set.
+    #[serde(default)]
+    pub l_threshold: u32,
+    /// Tunnel parameters, only meaningful with [`ForwardMethod::Tunnel`].
+    #[serde(default)]
+    pub tunnel: Option<TunnelConfig>,
+}
+
+impl DestConfig {
+    /// A destination with the given method and weight and no thresholds.
+    pub fn new(addr: IpAddr, port: u16, weight: u32, method: ForwardMethod) -> Self {
+        DestConfig {
+            addr,
+            port,
+            weight,
+            method,
+            u_threshold: 0,
+            l_threshold: 0,
+            tunnel: None,
+        }
+    }
+
+    /// The real server's address and port.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
+    }
+}
+
+/// Cumulative counters, as in `ipvsadm --stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StatsView {
+    /// Connections scheduled.
+    pub conns: u64,
+    /// Packets from clients.
+    pub in_pkts: u64,
+    /// Packets to clients.
+    pub out_pkts: u64,
+    /// Bytes from clients.
+    pub in_bytes: u64,
+    /// Bytes to clients.
+    pub out_bytes: u64,
+}
+
+/// Estimated rates per second, as in `ipvsadm --rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RatesView {
+    /// Connections per second.
+    pub cps: u64,
+    /// Packets per second from clients.
+    pub in_pps: u64,
+    /// Packets per second to clients.
+    pub out_pps: u64,
+    /// Bytes per second from clients.
+    pub in_bps: u64,
+    /// Bytes per second to clients.
+    pub out_bps: u64,
+}
+
+/// A real server with its counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestView {
+    /// Its configuration.
+    pub config: DestConfig,
+    /// Connections in ESTABLISHED state (TCP) or, as IPVS counts them, active.
+    pub active_conns: u32,
+    /// Other connections (e.g. FIN_WAIT, TIME_WAIT, UDP).
+    pub inactive_conns: u32,
+    /// Persistence templates pointing at this server.
+    pub persist_conns: u32,
+    /// Cumulative counters.
+    pub stats: StatsView,
+    /// Estimated rates.
+    pub rates: RatesView,
+}
+
+/// A virtual service with its real servers and counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    /// Its configuration.
+    pub config: ServiceConfig,
+    /// Cumulative counters.
+    pub stats: StatsView,
+    /// Estimated rates.
+    pub rates: RatesView,
+    /// Its real servers, in the daemon's order (rvsadm sorts them as ipvsadm does).
+    pub dests: Vec<DestView>,
+}
+
+/// One entry of the connection table (`ipvsadm -Lnc`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnView {
+    /// Protocol name as ipvsadm prints it: `TCP`, `UDP`, `SCTP`, or `IP` for persistence templates.
+    pub proto: String,
+    /// Client address and port.
+    pub client: SocketAddr,
+    /// Virtual address and port.
+    pub virtual_addr: SocketAddr,
+    /// Real server address and port.
+    pub dest: SocketAddr,
+    /// State name as IPVS prints it, e.g. `ESTABLISHED`, `SYN_RECV`, `FIN_WAIT`, `TIME_WAIT`,
+    /// `CLOSE`, `NONE` (templates), `UDP`.
+    pub state: String,
+    /// Time left until the entry expires, in milliseconds.
+    pub expires_ms: u64,
+}
+
+/// Connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`).
+///
+/// In [`crate::Command::SetTimeouts`] a value of 0 leaves that timeout unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// Established TCP sessions.
+    pub tcp: u32,
+    /// TCP sessions after receiving a FIN.
+    pub tcp_fin: u32,
+    /// UDP.
+    pub udp: u32,
+}

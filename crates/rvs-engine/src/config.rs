@@ -1,0 +1,177 @@
+//! The configuration snapshot the data plane reads: services, their destinations and scheduler
+//! state. A new snapshot is built for every change and published atomically.
+
+use core::net::IpAddr;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::sched::{SchedState, SchedTarget};
+use crate::tcp_state::TimeoutTable;
+use crate::types::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec};
+
+/// A real server as the data plane sees it. Connections hold an `Arc` to it, so it outlives its
+/// removal from the configuration (IPVS's "trash") until its last connection expires.
+#[derive(Debug)]
+pub(crate) struct DestRt {
+    pub(crate) id: u32,
+    pub(crate) addr: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) method: ForwardMethod,
+    pub(crate) weight: AtomicU32,
+    pub(crate) u_threshold: AtomicU32,
+    pub(crate) l_threshold: AtomicU32,
+    pub(crate) active: AtomicU32,
+    pub(crate) inactive: AtomicU32,
+    pub(crate) overloaded: AtomicBool,
+}
+
+impl DestRt {
+    pub(crate) fn new(id: u32, spec: &DestSpec) -> Self {
+        DestRt {
+            id,
+            addr: spec.addr,
+            port: spec.port,
+            method: spec.method,
+            weight: AtomicU32::new(spec.weight),
+            u_threshold: AtomicU32::new(spec.u_threshold),
+            l_threshold: AtomicU32::new(spec.l_threshold),
+            active: AtomicU32::new(0),
+            inactive: AtomicU32::new(0),
+            overloaded: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn spec(&self) -> DestSpec {
+        DestSpec {
+            addr: self.addr,
+            port: self.port,
+            weight: self.weight.load(Ordering::Relaxed),
+            method: self.method,
+            u_threshold: self.u_threshold.load(Ordering::Relaxed),
+            l_threshold: self.l_threshold.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Applies an edit of weight and thresholds, re-evaluating the overload flag like
+    /// `__ip_vs_update_dest`.
+    pub(crate) fn update(&self, spec: &DestSpec) {
+        self.weight.store(spec.weight, Ordering::Relaxed);
+        self.u_threshold.store(spec.u_threshold, Ordering::Relaxed);
+        self.l_threshold.store(spec.l_threshold, Ordering::Relaxed);
+        if spec.u_threshold == 0 || spec.u_threshold > self.total_conns() {
+            self.overloaded.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn total_conns(&self) -> u32 {
+        self.active.load(Ordering::Relaxed) + self.inactive.load(Ordering::Relaxed)
+    }
+
+    /// A connection was bound to this destination (`ip_vs_bind_dest`).
+    pub(crate) fn bind(&self, active: bool) {
+        if active {
+            self.active.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.inactive.fetch_add(1, Ordering::Relaxed);
+        }
+        let u = self.u_threshold.load(Ordering::Relaxed);
+        if u != 0 && self.total_conns() >= u {
+            self.overloaded.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection went away (`ip_vs_unbind_dest`).
+    pub(crate) fn unbind(&self, active: bool) {
+        let counter = if active { &self.active } else { &self.inactive };
+        // Saturating: never wrap even if accounting were ever off.
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        let l = self.l_threshold.load(Ordering::Relaxed);
+        let u = self.u_threshold.load(Ordering::Relaxed);
+        let total = self.total_conns() as u64;
+        let clear = if l != 0 {
+            total < l as u64
+        } else if u != 0 {
+            total * 4 < u as u64 * 3
+        } else {
+            true
+        };
+        if clear {
+            self.overloaded.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection moved between ESTABLISHED and the other states.
+    pub(crate) fn set_active(&self, active: bool) {
+        let (from, to) =
+            if active { (&self.inactive, &self.active) } else { (&self.active, &self.inactive) };
+        let _ = from.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        to.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl SchedTarget for Arc<DestRt> {
+    fn id(&self) -> u32 {
+        self.id
+    }
+    fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+    fn overloaded(&self) -> bool {
+        self.overloaded.load(Ordering::Relaxed)
+    }
+    fn active(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+    fn inactive(&self) -> u32 {
+        self.inactive.load(Ordering::Relaxed)
+    }
+}
+
+/// A virtual service as the data plane sees it.
+#[derive(Debug)]
+pub(crate) struct ServiceRt {
+    pub(crate) id: u32,
+    pub(crate) spec: ServiceSpec,
+    pub(crate) dests: Vec<Arc<DestRt>>,
+    /// Shared with the service's previous and next snapshots.
+    pub(crate) sched: Arc<Mutex<SchedState>>,
+}
+
+impl ServiceRt {
+    /// Picks a destination for a new connection.
+    pub(crate) fn schedule(&self) -> Option<Arc<DestRt>> {
+        let i = self.sched.lock().schedule(&self.dests)?;
+        self.dests.get(i).cloned()
+    }
+}
+
+/// One immutable configuration version.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    /// Services in creation order.
+    pub(crate) services: Vec<Arc<ServiceRt>>,
+    pub(crate) index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
+    pub(crate) timeouts: TimeoutTable,
+}
+
+impl Snapshot {
+    pub(crate) fn new(services: Vec<Arc<ServiceRt>>, timeouts: TimeoutTable) -> Self {
+        let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        for (i, s) in services.iter().enumerate() {
+            index.insert(s.spec.key, i);
+        }
+        Snapshot { services, index, timeouts }
+    }
+
+    pub(crate) fn service(&self, key: &ServiceKey) -> Option<&Arc<ServiceRt>> {
+        self.index.get(key).and_then(|&i| self.services.get(i))
+    }
+
+    /// True when `addr` is the virtual address of any service.
+    pub(crate) fn is_vip(&self, addr: IpAddr) -> bool {
+        self.services.iter().any(|s| s.spec.key.addr == addr)
+    }
+}

@@ -1,0 +1,211 @@
+//! One shard of the connection table: a slab of connections and a hash index holding two
+//! entries per connection (the client->virtual tuple and the real-server->client tuple).
+//!
+//! Both entries hash on the client's (protocol, address, port), so both directions of a
+//! connection live in the same shard; the engine picks the shard from the same hash.
+
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use crate::config::DestRt;
+use crate::tcp_state::Direction;
+use crate::types::Stats;
+
+/// Connection flag: IPv6 addresses.
+pub(crate) const F_V6: u8 = 1;
+/// Connection flag: counted as inactive on its destination.
+pub(crate) const F_INACTIVE: u8 = 2;
+
+/// One connection. Addresses are 16 bytes; IPv4 ones are stored IPv4-mapped.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) client: [u8; 16],
+    pub(crate) vaddr: [u8; 16],
+    pub(crate) daddr: [u8; 16],
+    pub(crate) cport: u16,
+    pub(crate) vport: u16,
+    pub(crate) dport: u16,
+    pub(crate) proto: u8,
+    pub(crate) state: u8,
+    pub(crate) flags: u8,
+    pub(crate) svc_id: u32,
+    pub(crate) expires: u64,
+    pub(crate) dest: Arc<DestRt>,
+}
+
+/// A packet's addresses as seen on the wire (source first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tuple {
+    pub(crate) proto: u8,
+    pub(crate) v6: bool,
+    pub(crate) src: [u8; 16],
+    pub(crate) dst: [u8; 16],
+    pub(crate) sport: u16,
+    pub(crate) dport: u16,
+}
+
+impl Conn {
+    fn matches(&self, dir: Direction, t: &Tuple) -> bool {
+        if self.proto != t.proto || (self.flags & F_V6 != 0) != t.v6 {
+            return false;
+        }
+        match dir {
+            Direction::Input => {
+                self.cport == t.sport
+                    && self.vport == t.dport
+                    && self.client == t.src
+                    && self.vaddr == t.dst
+            }
+            Direction::Output => {
+                self.dport == t.sport
+                    && self.cport == t.dport
+                    && self.daddr == t.src
+                    && self.client == t.dst
+            }
+        }
+    }
+}
+
+fn entry(slot: u32, dir: Direction) -> u32 {
+    (slot << 1) | matches!(dir, Direction::Output) as u32
+}
+
+/// A shard: its own index, slab, free list and per-id traffic counters.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    table: HashTable<u32>,
+    slab: Vec<Option<Conn>>,
+    free: Vec<u32>,
+    hashes: HashFn,
+    /// Counters indexed by service/destination id.
+    pub(crate) stats: Vec<Stats>,
+    len: usize,
+}
+
+/// How a shard recomputes an entry's hash when its index grows.
+pub(crate) type HashFn = fn(&foldhash::fast::RandomState, u8, &[u8; 16], u16) -> u64;
+
+impl Shard {
+    pub(crate) fn new(capacity: usize, hashes: HashFn) -> Self {
+        Shard {
+            table: HashTable::with_capacity(capacity * 2),
+            slab: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            hashes,
+            stats: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Number of connections.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Finds the connection a packet belongs to; `hash` is the client-side hash.
+    pub(crate) fn find(&self, hash: u64, dir: Direction, t: &Tuple) -> Option<u32> {
+        let want_out = matches!(dir, Direction::Output) as u32;
+        let slab = &self.slab;
+        self.table
+            .find(hash, |&e| {
+                e & 1 == want_out
+                    && slab
+                        .get((e >> 1) as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|c| c.matches(dir, t))
+            })
+            .map(|&e| e >> 1)
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
+        self.slab.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    pub(crate) fn get(&self, slot: u32) -> Option<&Conn> {
+        self.slab.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// Inserts a connection under both of its tuples.
+    pub(crate) fn insert(&mut self, hash: u64, state: &foldhash::fast::RandomState, conn: Conn) -> u32 {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                if let Some(place) = self.slab.get_mut(s as usize) {
+                    *place = Some(conn);
+                }
+                s
+            }
+            None => {
+                self.slab.push(Some(conn));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        let Shard { table, slab, hashes, .. } = self;
+        let rehash = |e: &u32| {
+            slab.get((e >> 1) as usize)
+                .and_then(Option::as_ref)
+                .map_or(0, |c| hashes(state, c.proto, &c.client, c.cport))
+        };
+        table.insert_unique(hash, entry(slot, Direction::Input), rehash);
+        table.insert_unique(hash, entry(slot, Direction::Output), rehash);
+        self.len += 1;
+        slot
+    }
+
+    /// Removes a connection, returning it.
+    pub(crate) fn remove(&mut self, slot: u32, state: &foldhash::fast::RandomState) -> Option<Conn> {
+        let conn = self.slab.get_mut(slot as usize)?.take()?;
+        let hash = (self.hashes)(state, conn.proto, &conn.client, conn.cport);
+        for dir in [Direction::Input, Direction::Output] {
+            let want = entry(slot, dir);
+            if let Ok(e) = self.table.find_entry(hash, |&e| e == want) {
+                e.remove();
+            }
+        }
+        self.free.push(slot);
+        self.len -= 1;
+        Some(conn)
+    }
+
+    /// Removes every connection matching `pred`, returning them.
+    pub(crate) fn remove_where(
+        &mut self,
+        state: &foldhash::fast::RandomState,
+        mut pred: impl FnMut(&Conn) -> bool,
+    ) -> Vec<Conn> {
+        let doomed: Vec<u32> = self
+            .slab
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().filter(|c| pred(c)).map(|_| i as u32))
+            .collect();
+        doomed.into_iter().filter_map(|s| self.remove(s, state)).collect()
+    }
+
+    /// Iterates over live connections.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.slab.iter().filter_map(Option::as_ref)
+    }
+
+    /// Counter slot for a service or destination id, grown on demand.
+    pub(crate) fn stats_mut(&mut self, id: u32) -> &mut Stats {
+        let i = id as usize;
+        if i >= self.stats.len() {
+            self.stats.resize(i + 1, Stats::default());
+        }
+        &mut self.stats[i]
+    }
+
+    /// Bytes held by this shard's structures.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let buckets = if self.table.capacity() == 0 {
+            0
+        } else {
+            (self.table.capacity() * 8 / 7).next_power_of_two()
+        };
+        self.slab.capacity() * core::mem::size_of::<Option<Conn>>()
+            + buckets * (core::mem::size_of::<u32>() + 1)
+            + self.free.capacity() * core::mem::size_of::<u32>()
+            + self.stats.capacity() * core::mem::size_of::<Stats>()
+    }
+}

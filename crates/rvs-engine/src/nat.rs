@@ -1,0 +1,152 @@
+//! In-place NAT rewriting of TCP/UDP packets: one address and port of the packet replaced, the
+//! IPv4 header checksum and the L4 checksum updated incrementally (RFC 1624), the TTL / hop
+//! limit decremented.
+//!
+//! L4 checksum rules follow Linux's `inet_proto_csum_replace4/2`: a complete checksum gets the
+//! address (pseudo header) and port change; a `CHECKSUM_PARTIAL` field holds the non-complemented
+//! pseudo-header sum, so only the address change applies, uncomplemented. A zero IPv4 UDP
+//! checksum means "none" and stays zero.
+
+use rvs_wire::{checksum, ip, ipv4, ipv6};
+
+/// Which end of the packet is rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Source address and port (replies: real server -> virtual).
+    Src,
+    /// Destination address and port (requests: virtual -> real server).
+    Dst,
+}
+
+/// Where the packet's headers are, from the parse.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub(crate) v6: bool,
+    pub(crate) l3: usize,
+    pub(crate) l4: usize,
+    pub(crate) end: usize,
+    pub(crate) proto: u8,
+}
+
+/// Updates an L4 checksum field for an address and port change.
+pub(crate) fn l4_checksum(
+    field: u16,
+    old_addr: &[u8; 16],
+    new_addr: &[u8; 16],
+    old_port: u16,
+    new_port: u16,
+    v6: bool,
+    partial: bool,
+) -> u16 {
+    let (o4, n4) = (v4_part(old_addr), v4_part(new_addr));
+    if partial {
+        if v6 {
+            checksum::update_partial128(field, *old_addr, *new_addr)
+        } else {
+            checksum::update_partial32(field, o4, n4)
+        }
+    } else {
+        let c = if v6 {
+            checksum::update128(field, *old_addr, *new_addr)
+        } else {
+            checksum::update32(field, o4, n4)
+        };
+        checksum::update16(c, old_port, new_port)
+    }
+}
+
+/// The IPv4 part of an IPv4-mapped address.
+pub(crate) fn v4_part(a: &[u8; 16]) -> [u8; 4] {
+    [a[12], a[13], a[14], a[15]]
+}
+
+/// Offset of the checksum field within a TCP or UDP header.
+pub(crate) fn l4_checksum_offset(proto: u8) -> Option<usize> {
+    match proto {
+        ip::TCP => Some(rvs_wire::tcp::CHECKSUM_OFFSET),
+        ip::UDP => Some(rvs_wire::udp::CHECKSUM_OFFSET),
+        _ => None,
+    }
+}
+
+/// Rewrites one side of a TCP/UDP packet in place. Returns false if the headers no longer parse
+/// (cannot happen for a frame the engine parsed, but nothing here may panic).
+pub(crate) fn rewrite(
+    frame: &mut [u8],
+    lay: &Layout,
+    side: Side,
+    new_addr: &[u8; 16],
+    new_port: u16,
+    partial: bool,
+) -> bool {
+    let Some(l3) = frame.get_mut(lay.l3..lay.end) else { return false };
+    let old_addr = if lay.v6 {
+        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else { return false };
+        let old = match side {
+            Side::Src => p.src_octets(),
+            Side::Dst => p.dst_octets(),
+        };
+        match side {
+            Side::Src => p.set_src_addr(*new_addr),
+            Side::Dst => p.set_dst_addr(*new_addr),
+        }
+        p.set_hop_limit(p.hop_limit().saturating_sub(1));
+        old
+    } else {
+        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else { return false };
+        let n4 = v4_part(new_addr);
+        let old = match side {
+            Side::Src => p.src_octets(),
+            Side::Dst => p.dst_octets(),
+        };
+        match side {
+            Side::Src => p.set_src_update_checksum(n4),
+            Side::Dst => p.set_dst_update_checksum(n4),
+        }
+        p.set_ttl_update_checksum(p.ttl().saturating_sub(1));
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..].copy_from_slice(&old);
+        mapped
+    };
+    let Some(l4) = frame.get_mut(lay.l4..lay.end) else { return false };
+    rewrite_l4(l4, lay.proto, lay.v6, side, &old_addr, new_addr, new_port, partial)
+}
+
+/// Rewrites the port and checksum of a TCP/UDP header (which may be cut short, as in an ICMP
+/// quote: the checksum is only touched when present).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rewrite_l4(
+    l4: &mut [u8],
+    proto: u8,
+    v6: bool,
+    side: Side,
+    old_addr: &[u8; 16],
+    new_addr: &[u8; 16],
+    new_port: u16,
+    partial: bool,
+) -> bool {
+    let Some(coff) = l4_checksum_offset(proto) else { return false };
+    let Ok(mut ports) = rvs_wire::ports::Ports::new_checked(&mut l4[..]) else { return false };
+    let old_port = match side {
+        Side::Src => ports.src_port(),
+        Side::Dst => ports.dst_port(),
+    };
+    match side {
+        Side::Src => ports.set_src_port(new_port),
+        Side::Dst => ports.set_dst_port(new_port),
+    }
+    let Some(field) = l4.get_mut(coff..coff + 2) else { return true };
+    let old = u16::from_be_bytes([field[0], field[1]]);
+    let udp = proto == ip::UDP;
+    if udp && !v6 && !partial && old == 0 {
+        return true;
+    }
+    let mut new = l4_checksum(old, old_addr, new_addr, old_port, new_port, v6, partial);
+    if udp && !partial && new == 0 {
+        new = 0xffff;
+    }
+    field.copy_from_slice(&new.to_be_bytes());
+    true
+}

@@ -1,0 +1,144 @@
+//! IPVS's TCP state machine (ip_vs_proto_tcp.c, the non-"secure_tcp" table) and state timeouts.
+
+use crate::types::{ConnState, Timeouts};
+
+/// Which way a packet travels relative to the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Client -> server.
+    Input,
+    /// Server -> client.
+    Output,
+}
+
+const ES: u8 = ConnState::Established as u8;
+const SS: u8 = ConnState::SynSent as u8;
+const SR: u8 = ConnState::SynRecv as u8;
+const FW: u8 = ConnState::FinWait as u8;
+const TW: u8 = ConnState::TimeWait as u8;
+const CL: u8 = ConnState::Close as u8;
+const CW: u8 = ConnState::CloseWait as u8;
+const LA: u8 = ConnState::LastAck as u8;
+const LI: u8 = ConnState::Listen as u8;
+
+/// `[direction][event][current state] -> next state`; events syn, fin, ack, rst; columns
+/// NONE ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT TIME_WAIT CLOSE CLOSE_WAIT LAST_ACK LISTEN SYNACK.
+const TABLE: [[[u8; 11]; 4]; 2] = [
+    // INPUT
+    [
+        [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
+        [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
+    ],
+    // OUTPUT
+    [
+        [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR],
+        [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+        [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+        [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+    ],
+];
+
+/// Next TCP state for a segment with `flags` (the TCP flags byte) seen in `dir`.
+/// Mirrors `set_tcp_state`: RST beats SYN beats FIN beats ACK; no flag at all gives CLOSE.
+pub(crate) fn next_state(current: ConnState, dir: Direction, flags: u8) -> ConnState {
+    let event = if flags & 0x04 != 0 {
+        3
+    } else if flags & 0x02 != 0 {
+        0
+    } else if flags & 0x01 != 0 {
+        1
+    } else if flags & 0x10 != 0 {
+        2
+    } else {
+        return ConnState::Close;
+    };
+    let col = current as usize;
+    if col >= 11 {
+        return current;
+    }
+    let d = match dir {
+        Direction::Input => 0,
+        Direction::Output => 1,
+    };
+    ConnState::from_u8(TABLE[d][event][col])
+}
+
+/// Timeouts in milliseconds per state, indexed by `ConnState as usize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeoutTable {
+    ms: [u32; 12],
+}
+
+impl TimeoutTable {
+    /// IPVS defaults with `tcp`, `tcpfin`, `udp` applied.
+    pub(crate) fn new(t: Timeouts) -> Self {
+        let s = |secs: u32| secs.saturating_mul(1000);
+        let mut ms = [0u32; 12];
+        ms[ConnState::None as usize] = s(2);
+        ms[ConnState::Established as usize] = s(t.tcp);
+        ms[ConnState::SynSent as usize] = s(120);
+        ms[ConnState::SynRecv as usize] = s(60);
+        ms[ConnState::FinWait as usize] = s(t.tcpfin);
+        ms[ConnState::TimeWait as usize] = s(120);
+        ms[ConnState::Close as usize] = s(10);
+        ms[ConnState::CloseWait as usize] = s(60);
+        ms[ConnState::LastAck as usize] = s(30);
+        ms[ConnState::Listen as usize] = s(120);
+        ms[ConnState::SynAck as usize] = s(120);
+        ms[ConnState::Udp as usize] = s(t.udp);
+        TimeoutTable { ms }
+    }
+
+    /// Timeout of a state in milliseconds.
+    pub(crate) fn of(&self, state: ConnState) -> u64 {
+        self.ms[state as usize] as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ConnState::*;
+    use Direction::*;
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    const RST: u8 = 0x04;
+
+    #[test]
+    fn three_way_handshake_and_close() {
+        let steps = [
+            (None, Input, SYN, SynRecv),
+            (SynRecv, Output, SYN | ACK, SynRecv),
+            (SynRecv, Input, ACK, Established),
+            (Established, Input, ACK | 0x08, Established),
+            (Established, Input, FIN | ACK, CloseWait),
+            (CloseWait, Output, FIN | ACK, TimeWait),
+            (TimeWait, Input, ACK, TimeWait),
+            (Established, Output, FIN | ACK, FinWait),
+            (FinWait, Input, FIN | ACK, TimeWait),
+            (Established, Input, RST, Close),
+            (SynRecv, Output, RST, Close),
+            (Established, Input, 0, Close),
+            (TimeWait, Input, SYN, SynRecv),
+            (None, Input, ACK, Close),
+        ];
+        for (from, dir, flags, to) in steps {
+            assert_eq!(next_state(from, dir, flags), to, "{from:?} {dir:?} {flags:#x}");
+        }
+    }
+
+    #[test]
+    fn timeouts_table() {
+        let t = TimeoutTable::new(Timeouts { tcp: 5, tcpfin: 6, udp: 7 });
+        assert_eq!(t.of(Established), 5000);
+        assert_eq!(t.of(FinWait), 6000);
+        assert_eq!(t.of(Udp), 7000);
+        assert_eq!(t.of(SynRecv), 60_000);
+        assert_eq!(t.of(TimeWait), 120_000);
+        assert_eq!(t.of(Close), 10_000);
+    }
+}

@@ -1,0 +1,449 @@
+//! The engine's public vocabulary: services, destinations, verdicts, statistics, errors.
+
+use core::net::{IpAddr, SocketAddr};
+
+/// Monotonic time in milliseconds, supplied by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Millis(pub u64);
+
+/// Per-frame metadata from the I/O layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PacketMeta {
+    /// The frame came with virtio-net `NEEDS_CSUM` (CHECKSUM_PARTIAL): the L4 checksum field holds
+    /// only the non-complemented pseudo-header sum, to be completed later by the kernel.
+    pub csum_partial: bool,
+}
+
+/// What the I/O layer must do with a frame after `Engine::handle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Rewritten in place. The L3 packet starts at `frame[l3_offset..]`; the I/O layer writes a
+    /// fresh 14-byte Ethernet header at `frame[l3_offset - 14..l3_offset]` (dropping any VLAN tag)
+    /// after routing `next_hop_ip`.
+    Forward {
+        /// The address to route (real server for client->server, client for replies).
+        next_hop_ip: IpAddr,
+        /// Offset of the L3 header in the frame (always >= 14).
+        l3_offset: usize,
+    },
+    /// Not ours (ARP, traffic to the director itself, no matching service or connection).
+    PassToKernel,
+    /// Dropped and counted under the reason.
+    Drop(DropReason),
+}
+
+/// Why a frame was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// A header field is impossible (bad version, header length, ...).
+    Malformed,
+    /// The frame ends inside a header.
+    Truncated,
+    /// A TCP segment without SYN (or with RST) for a service, and no connection.
+    NoConnectionNonSyn,
+    /// A new connection found no usable destination (none, all weight 0 or overloaded).
+    NoDestination,
+    /// TTL / hop limit would reach 0.
+    TtlExceeded,
+    /// An IP fragment addressed to a virtual service (reassembly is not done).
+    Fragmented,
+    /// A protocol or forwarding method the engine does not handle yet.
+    UnsupportedProtocol,
+}
+
+impl DropReason {
+    /// All reasons, in counter order.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::Malformed,
+        DropReason::Truncated,
+        DropReason::NoConnectionNonSyn,
+        DropReason::NoDestination,
+        DropReason::TtlExceeded,
+        DropReason::Fragmented,
+        DropReason::UnsupportedProtocol,
+    ];
+
+    /// Index into counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Short snake_case name for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::Truncated => "truncated",
+            DropReason::NoConnectionNonSyn => "no_connection_non_syn",
+            DropReason::NoDestination => "no_destination",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::Fragmented => "fragmented",
+            DropReason::UnsupportedProtocol => "unsupported_protocol",
+        }
+    }
+}
+
+/// Dropped-frame counters, one per [`DropReason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropCounters {
+    /// Counts indexed by `DropReason::index`.
+    pub counts: [u64; 7],
+}
+
+impl DropCounters {
+    /// The count for one reason.
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.counts[reason.index()]
+    }
+
+    /// Sum over all reasons.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// Transport protocol of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+
+    /// Name as ipvsadm prints it ("TCP", "UDP").
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+}
+
+/// Identity of a virtual service: protocol, virtual IP, port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// TCP or UDP.
+    pub proto: Protocol,
+    /// Virtual IP.
+    pub addr: IpAddr,
+    /// Virtual port.
+    pub port: u16,
+}
+
+/// Scheduling algorithm of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulerKind {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connections.
+    Lc,
+    /// Weighted least connections.
+    Wlc,
+}
+
+impl SchedulerKind {
+    /// Name as ipvsadm prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Rr => "rr",
+            SchedulerKind::Wrr => "wrr",
+            SchedulerKind::Lc => "lc",
+            SchedulerKind::Wlc => "wlc",
+        }
+    }
+}
+
+/// Persistence (`-p timeout -M netmask`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Persistence {
+    /// Template timeout in seconds.
+    pub timeout_s: u32,
+    /// Client netmask grouping connections to one template.
+    pub netmask: IpAddr,
+}
+
+/// Configuration of a virtual service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Identity.
+    pub key: ServiceKey,
+    /// Scheduler.
+    pub scheduler: SchedulerKind,
+    /// Persistence, if any (not supported yet).
+    pub persistence: Option<Persistence>,
+    /// One-packet scheduling for UDP (`-o`, not supported yet).
+    pub one_packet: bool,
+}
+
+/// Packet forwarding method of a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForwardMethod {
+    /// NAT (`-m`).
+    Masq,
+    /// Direct routing (`-g`).
+    Route,
+    /// IP-in-IP tunnelling (`-i`).
+    Tunnel,
+    /// Local delivery.
+    Local,
+}
+
+impl ForwardMethod {
+    /// Name as ipvsadm prints it in the Forward column.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardMethod::Masq => "Masq",
+            ForwardMethod::Route => "Route",
+            ForwardMethod::Tunnel => "Tunnel",
+            ForwardMethod::Local => "Local",
+        }
+    }
+}
+
+/// Configuration of a real server under a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestSpec {
+    /// Real server address.
+    pub addr: IpAddr,
+    /// Real server port (0 = the service's port, as ipvsadm does).
+    pub port: u16,
+    /// Weight; 0 quiesces (no new connections).
+    pub weight: u32,
+    /// Forwarding method.
+    pub method: ForwardMethod,
+    /// Upper connection threshold (0 = none).
+    pub u_threshold: u32,
+    /// Lower connection threshold (0 = none).
+    pub l_threshold: u32,
+}
+
+/// Traffic counters (as `ipvsadm --stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Connections scheduled.
+    pub conns: u64,
+    /// Packets client -> server.
+    pub in_pkts: u64,
+    /// Packets server -> client.
+    pub out_pkts: u64,
+    /// L3 bytes client -> server.
+    pub in_bytes: u64,
+    /// L3 bytes server -> client.
+    pub out_bytes: u64,
+}
+
+impl Stats {
+    pub(crate) fn add(&mut self, o: &Stats) {
+        self.conns += o.conns;
+        self.in_pkts += o.in_pkts;
+        self.out_pkts += o.out_pkts;
+        self.in_bytes += o.in_bytes;
+        self.out_bytes += o.out_bytes;
+    }
+}
+
+/// Estimated rates (as `ipvsadm --rate`), per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rates {
+    /// Connections per second.
+    pub cps: u64,
+    /// Incoming packets per second.
+    pub in_pps: u64,
+    /// Outgoing packets per second.
+    pub out_pps: u64,
+    /// Incoming bytes per second.
+    pub in_bps: u64,
+    /// Outgoing bytes per second.
+    pub out_bps: u64,
+}
+
+/// A service with its live state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStatus {
+    /// Configuration.
+    pub spec: ServiceSpec,
+    /// Counters.
+    pub stats: Stats,
+    /// Rates.
+    pub rates: Rates,
+    /// Destinations in list order.
+    pub dests: Vec<DestStatus>,
+}
+
+/// A destination with its live state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestStatus {
+    /// Configuration.
+    pub spec: DestSpec,
+    /// ActiveConn (TCP connections in ESTABLISHED).
+    pub active_conns: u32,
+    /// InActConn (all other connections).
+    pub inactive_conns: u32,
+    /// PersistConn (persistence templates).
+    pub persist_conns: u32,
+    /// Counters.
+    pub stats: Stats,
+    /// Rates.
+    pub rates: Rates,
+}
+
+/// Connection state as IPVS names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ConnState {
+    /// TCP NONE.
+    None = 0,
+    /// TCP ESTABLISHED.
+    Established = 1,
+    /// TCP SYN_SENT.
+    SynSent = 2,
+    /// TCP SYN_RECV.
+    SynRecv = 3,
+    /// TCP FIN_WAIT.
+    FinWait = 4,
+    /// TCP TIME_WAIT.
+    TimeWait = 5,
+    /// TCP CLOSE.
+    Close = 6,
+    /// TCP CLOSE_WAIT.
+    CloseWait = 7,
+    /// TCP LAST_ACK.
+    LastAck = 8,
+    /// TCP LISTEN.
+    Listen = 9,
+    /// TCP SYNACK.
+    SynAck = 10,
+    /// A UDP connection.
+    Udp = 11,
+}
+
+impl ConnState {
+    /// The state name as `ipvsadm -Lnc` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::None => "NONE",
+            ConnState::Established => "ESTABLISHED",
+            ConnState::SynSent => "SYN_SENT",
+            ConnState::SynRecv => "SYN_RECV",
+            ConnState::FinWait => "FIN_WAIT",
+            ConnState::TimeWait => "TIME_WAIT",
+            ConnState::Close => "CLOSE",
+            ConnState::CloseWait => "CLOSE_WAIT",
+            ConnState::LastAck => "LAST_ACK",
+            ConnState::Listen => "LISTEN",
+            ConnState::SynAck => "SYNACK",
+            ConnState::Udp => "UDP",
+        }
+    }
+
+    pub(crate) fn from_u8(v: u8) -> ConnState {
+        match v {
+            1 => ConnState::Established,
+            2 => ConnState::SynSent,
+            3 => ConnState::SynRecv,
+            4 => ConnState::FinWait,
+            5 => ConnState::TimeWait,
+            6 => ConnState::Close,
+            7 => ConnState::CloseWait,
+            8 => ConnState::LastAck,
+            9 => ConnState::Listen,
+            10 => ConnState::SynAck,
+            11 => ConnState::Udp,
+            _ => ConnState::None,
+        }
+    }
+}
+
+/// One connection, for `ipvsadm -Lnc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnStatus {
+    /// Protocol.
+    pub proto: Protocol,
+    /// Client address and port.
+    pub client: SocketAddr,
+    /// Virtual address and port.
+    pub virtual_addr: SocketAddr,
+    /// Real server address and port.
+    pub dest: SocketAddr,
+    /// State.
+    pub state: ConnState,
+    /// Time left before the connection expires.
+    pub expires_in: Millis,
+}
+
+/// Protocol timeouts in seconds (`ipvsadm --set tcp tcpfin udp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP ESTABLISHED timeout.
+    pub tcp: u32,
+    /// TCP FIN_WAIT timeout.
+    pub tcpfin: u32,
+    /// UDP timeout.
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { tcp: 900, tcpfin: 120, udp: 300 }
+    }
+}
+
+/// A `--set` request: 0 leaves a value unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeoutUpdate {
+    /// New TCP ESTABLISHED timeout, seconds (0 = unchanged).
+    pub tcp: u32,
+    /// New TCP FIN_WAIT timeout, seconds (0 = unchanged).
+    pub tcpfin: u32,
+    /// New UDP timeout, seconds (0 = unchanged).
+    pub udp: u32,
+}
+
+/// Engine construction parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Connections to pre-allocate room for.
+    pub expected_connections: usize,
+    /// Number of connection-table shards (rounded up to a power of two, at least 1).
+    pub shards: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { expected_connections: 65_536, shards: 64 }
+    }
+}
+
+/// Control-plane errors, worded like ipvsadm's messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// `-A` on an existing service.
+    #[error("Service already exists")]
+    ServiceExists,
+    /// The service named does not exist.
+    #[error("Service not defined")]
+    NoService,
+    /// `-a` on an existing destination.
+    #[error("Destination already exists")]
+    DestExists,
+    /// The destination named does not exist.
+    #[error("No such destination")]
+    NoDest,
+    /// A feature of a later milestone.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// A malformed request.
+    #[error("Invalid argument: {0}")]
+    InvalidArgument(String),
+}

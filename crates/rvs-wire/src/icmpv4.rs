@@ -1,0 +1,126 @@
+//! ICMP for IPv4 (RFC 792), with access to the packet quoted by error messages.
+
+use crate::checksum;
+use crate::field::{read_u16, read_u32, write_u16};
+use crate::{Result, WireError};
+
+/// Echo reply.
+pub const TYPE_ECHO_REPLY: u8 = 0;
+/// Destination unreachable (code 4 = fragmentation needed).
+pub const TYPE_DEST_UNREACHABLE: u8 = 3;
+/// Source quench (deprecated).
+pub const TYPE_SOURCE_QUENCH: u8 = 4;
+/// Redirect.
+pub const TYPE_REDIRECT: u8 = 5;
+/// Echo request.
+pub const TYPE_ECHO_REQUEST: u8 = 8;
+/// Time exceeded.
+pub const TYPE_TIME_EXCEEDED: u8 = 11;
+/// Parameter problem.
+pub const TYPE_PARAMETER_PROBLEM: u8 = 12;
+/// Code of "fragmentation needed and DF set" under destination unreachable.
+pub const CODE_FRAG_NEEDED: u8 = 4;
+/// ICMP header length (type, code, checksum, 4 bytes rest-of-header).
+pub const HEADER_LEN: usize = 8;
+
+/// A checked view of an ICMPv4 message.
+#[derive(Debug, Clone)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Checks the 8-byte header is present.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        Ok(Packet { buffer })
+    }
+    /// Message type.
+    pub fn msg_type(&self) -> u8 {
+        self.buffer.as_ref()[0]
+    }
+    /// Message code.
+    pub fn code(&self) -> u8 {
+        self.buffer.as_ref()[1]
+    }
+    /// Checksum field.
+    pub fn checksum(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 2)
+    }
+    /// The four bytes after the checksum (id/sequence, next-hop MTU, pointer, ...).
+    pub fn rest_of_header(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), 4)
+    }
+    /// Next-hop MTU of a "fragmentation needed" message.
+    pub fn next_hop_mtu(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 6)
+    }
+    /// True for error messages that quote an offending packet.
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self.msg_type(),
+            TYPE_DEST_UNREACHABLE
+                | TYPE_SOURCE_QUENCH
+                | TYPE_REDIRECT
+                | TYPE_TIME_EXCEEDED
+                | TYPE_PARAMETER_PROBLEM
+        )
+    }
+    /// Data after the header: for errors, the quoted IP packet.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+    /// True when the checksum over the whole message verifies.
+    pub fn verify_checksum(&self) -> bool {
+        checksum::fold(checksum::sum(self.buffer.as_ref())) == 0xffff
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), 2, v);
+    }
+    /// Recomputes the checksum over the whole buffer.
+    pub fn fill_checksum(&mut self) {
+        let b = self.buffer.as_mut();
+        write_u16(b, 2, 0);
+        let c = checksum::checksum(b);
+        write_u16(b, 2, c);
+    }
+    /// Data after the header, mutable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_request_checksum() {
+        // ping: type 8, id 1, seq 1, payload "abcd"
+        let mut b = [8, 0, 0, 0, 0, 1, 0, 1, b'a', b'b', b'c', b'd'];
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.fill_checksum();
+        assert!(p.verify_checksum());
+        assert!(!p.is_error());
+        assert_eq!(p.rest_of_header(), 0x0001_0001);
+        // 0x0800 + 0x0001 + 0x0001 + 0x6162 + 0x6364 = 0xCCC8 -> !0xCCC8 = 0x3337
+        assert_eq!(p.checksum(), 0x3337);
+    }
+
+    #[test]
+    fn frag_needed() {
+        let b = [3, 4, 0, 0, 0, 0, 0x05, 0xdc, 0x45];
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert!(p.is_error());
+        assert_eq!(p.code(), CODE_FRAG_NEEDED);
+        assert_eq!(p.next_hop_mtu(), 1500);
+        assert_eq!(p.payload(), &[0x45]);
+        assert!(Packet::new_checked(&b[..7]).is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! IPv4 headers (RFC 791), options included.
+
+use core::net::Ipv4Addr;
+
+use crate::checksum;
+use crate::field::{read_array, read_u16, write_u16};
+use crate::{Result, WireError};
+
+/// Minimum IPv4 header length.
+pub const MIN_HEADER_LEN: usize = 20;
+
+/// A checked view of an IPv4 packet.
+///
+/// `new_checked` accepts buffers longer than `total_len` (Ethernet padding); `payload` is bounded by
+/// `total_len`.
+#[derive(Debug, Clone)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+    /// End of the packet bytes present: `total_len`, or less for a quoted (ICMP-embedded) one.
+    end: usize,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Checks version 4, `20 <= header_len <= total_len <= buffer length`.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let b = buffer.as_ref();
+        if b.len() < MIN_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        if b[0] >> 4 != 4 {
+            return Err(WireError::Malformed);
+        }
+        let header_len = ((b[0] & 0x0f) as usize) * 4;
+        if header_len < MIN_HEADER_LEN {
+            return Err(WireError::Malformed);
+        }
+        let total = read_u16(b, 2) as usize;
+        if total < header_len {
+            return Err(WireError::Malformed);
+        }
+        if b.len() < header_len || b.len() < total {
+            return Err(WireError::Truncated);
+        }
+        Ok(Packet { buffer, end: total })
+    }
+
+    /// Like `new_checked`, for a packet quoted inside an ICMP error: only the header must be
+    /// present; the payload getters return what is there, up to `total_len`.
+    pub fn new_checked_quoted(buffer: T) -> Result<Self> {
+        let b = buffer.as_ref();
+        if b.len() < MIN_HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        if b[0] >> 4 != 4 {
+            return Err(WireError::Malformed);
+        }
+        let header_len = ((b[0] & 0x0f) as usize) * 4;
+        if header_len < MIN_HEADER_LEN {
+            return Err(WireError::Malformed);
+        }
+        let total = read_u16(b, 2) as usize;
+        if total < header_len {
+            return Err(WireError::Malformed);
+        }
+        if b.len() < header_len {
+            return Err(WireError::Truncated);
+        }
+        let end = total.min(b.len());
+        Ok(Packet { buffer, end })
+    }
+
+    /// IP version (always 4 for a checked view).
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[0] >> 4
+    }
+
+    /// Header length in bytes (IHL * 4).
+    pub fn header_len(&self) -> usize {
+        ((self.buffer.as_ref()[0] & 0x0f) as usize) * 4
+    }
+
+    /// DSCP and ECN byte.
+    pub fn dscp_ecn(&self) -> u8 {
+        self.buffer.as_ref()[1]
+    }
+
+    /// Total length field.
+    pub fn total_len(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 2)
+    }
+
+    /// Identification.
+    pub fn ident(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 4)
+    }
+
+    /// Don't-fragment flag.
+    pub fn dont_frag(&self) -> bool {
+        self.buffer.as_ref()[6] & 0x40 != 0
+    }
+
+    /// More-fragments flag.
+    pub fn more_frags(&self) -> bool {
+        self.buffer.as_ref()[6] & 0x20 != 0
+    }
+
+    /// Fragment offset in bytes.
+    pub fn frag_offset(&self) -> u16 {
+        (read_u16(self.buffer.as_ref(), 6) & 0x1fff) << 3
+    }
+
+    /// True for any fragment (first, middle or last).
+    pub fn is_fragment(&self) -> bool {
+        self.more_frags() || self.frag_offset() != 0
+    }
+
+    /// Time to live.
+    pub fn ttl(&self) -> u8 {
+        self.buffer.as_ref()[8]
+    }
+
+    /// Upper-layer protocol number.
+    pub fn protocol(&self) -> u8 {
+        self.buffer.as_ref()[9]
+    }
+
+    /// Header checksum field.
+    pub fn checksum(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 10)
+    }
+
+    /// Source address.
+    pub fn src_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.src_octets())
+    }
+
+    /// Destination address.
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.dst_octets())
+    }
+
+    /// Source address bytes.
+    pub fn src_octets(&self) -> [u8; 4] {
+        read_array(self.buffer.as_ref(), 12)
+    }
+
+    /// Destination address bytes.
+    pub fn dst_octets(&self) -> [u8; 4] {
+        read_array(self.buffer.as_ref(), 16)
+    }
+
+    /// The options bytes (empty without options).
+    pub fn options(&self) -> &[u8] {
+        &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
+    }
+
+    /// True when the header checksum verifies.
+    pub fn verify_checksum(&self) -> bool {
+        checksum::fold(checksum::sum(&self.buffer.as_ref()[..self.header_len()])) == 0xffff
+    }
+
+    /// The payload, bounded by `total_len` (and by the bytes present for a quoted packet).
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[self.header_len()..self.end]
+    }
+
+    /// Length of the upper-layer data (`total_len - header_len`), for pseudo headers.
+    pub fn payload_len(&self) -> u16 {
+        self.total_len() - self.header_len() as u16
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the TTL and updates the header checksum incrementally.
+    pub fn set_ttl_update_checksum(&mut self, ttl: u8) {
+        let b = self.buffer.as_mut();
+        let old = read_u16(b, 8);
+        b[8] = ttl;
+        let new = read_u16(b, 8);
+        let c = checksum::update16(read_u16(b, 10), old, new);
+        write_u16(b, 10, c);
+    }
+
+    /// Sets the source address and updates the header checksum incrementally.
+    pub fn set_src_update_checksum(&mut self, addr: [u8; 4]) {
+        let old = self.src_octets();
+        let b = self.buffer.as_mut();
+        b[12..16].copy_from_slice(&addr);
+        let c = checksum::update32(read_u16(b, 10), old, addr);
+        write_u16(b, 10, c);
+    }
+
+    /// Sets the destination address and updates the header checksum incrementally.
+    pub fn set_dst_update_checksum(&mut self, addr: [u8; 4]) {
+        let old = self.dst_octets();
+        let b = self.buffer.as_mut();
+        b[16..20].copy_from_slice(&addr);
+        let c = checksum::update32(read_u16(b, 10), old, addr);
+        write_u16(b, 10, c);
+    }
+
+    /// Sets the TTL without touching the checksum.
+    pub fn set_ttl(&mut self, ttl: u8) {
+        self.buffer.as_mut()[8] = ttl;
+    }
+
+    /// Sets the source address without touching the checksum.
+    pub fn set_src_addr(&mut self, addr: [u8; 4]) {
+        self.buffer.as_mut()[12..16].copy_from_slice(&addr);
+    }
+
+    /// Sets the destination address without touching the checksum.
+    pub fn set_dst_addr(&mut self, addr: [u8; 4]) {
+        self.buffer.as_mut()[16..20].copy_from_slice(&addr);
+    }
+
+    /// Sets the header checksum field.
+    pub fn set_checksum(&mut self, c: u16) {
+        write_u16(self.buffer.as_mut(), 10, c);
+    }
+
+    /// Recomputes the header checksum from scratch.
+    pub fn fill_checksum(&mut self) {
+        let hl = self.header_len();
+        let b = self.buffer.as_mut();
+        write_u16(b, 10, 0);
+        let c = checksum::checksum(&b[..hl]);
+        write_u16(b, 10, c);
+    }
+
+    /// The payload, bounded like `payload`, mutable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let (h, t) = (self.header_len(), self.end);
+        &mut self.buffer.as_mut()[h..t]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A real header: 10.0.0.1 -> 10.0.0.2, TCP, total 40, checksum 0x26cd.
+    fn header() -> Vec<u8> {
+        let mut h = vec![
+            0x45, 0x00, 0x00, 0x28, 0x00, 0x01, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 10, 0, 0, 1,
+            10, 0, 0, 2,
+        ];
+        let c = checksum::checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h.extend_from_slice(&[0u8; 20]);
+        h
+    }
+
+    #[test]
+    fn parse_fields() {
+        let h = header();
+        let p = Packet::new_checked(&h[..]).unwrap();
+        assert_eq!(p.header_len(), 20);
+        assert_eq!(p.total_len(), 40);
+        assert!(p.dont_frag());
+        assert!(!p.is_fragment());
+        assert_eq!(p.ttl(), 64);
+        assert_eq!(p.protocol(), 6);
+        assert_eq!(p.src_addr(), Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(p.dst_addr(), Ipv4Addr::new(10, 0, 0, 2));
+        assert!(p.verify_checksum());
+        assert_eq!(p.payload().len(), 20);
+        assert_eq!(p.checksum(), 0x26cd);
+    }
+
+    #[test]
+    fn known_checksum() {
+        // Classic example header from the Wikipedia IPv4 checksum article: result 0xb861.
+        let h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(checksum::checksum(&h), 0xb861);
+    }
+
+    #[test]
+    fn options_and_padding() {
+        let mut h = header();
+        h[0] = 0x46;
+        h[3] = 44;
+        h.splice(20..20, [1, 1, 1, 0]);
+        h.extend_from_slice(&[0xee; 6]); // Ethernet padding beyond total_len
+        let p = Packet::new_checked(&h[..]).unwrap();
+        assert_eq!(p.options(), &[1, 1, 1, 0]);
+        assert_eq!(p.payload().len(), 20);
+    }
+
+    #[test]
+    fn incremental_setters_keep_checksum_valid() {
+        let mut h = header();
+        let mut p = Packet::new_checked(&mut h[..]).unwrap();
+        p.set_dst_update_checksum([192, 168, 1, 5]);
+        p.set_src_update_checksum([172, 16, 0, 9]);
+        p.set_ttl_update_checksum(63);
+        assert!(p.verify_checksum());
+        let c = p.checksum();
+        p.fill_checksum();
+        assert_eq!(p.checksum(), c);
+    }
+
+    #[test]
+    fn quoted_header_only() {
+        let h = header();
+        assert!(Packet::new_checked(&h[..28]).is_err());
+        let p = Packet::new_checked_quoted(&h[..28]).unwrap();
+        assert_eq!(p.total_len(), 40);
+        assert_eq!(p.payload().len(), 8);
+        assert!(Packet::new_checked_quoted(&h[..19]).is_err());
+    }
+
+    #[test]
+    fn rejects() {
+        let mut h = header();
+        assert_eq!(
+            Packet::new_checked(&h[..39]).unwrap_err(),
+            WireError::Truncated
+        );
+        h[0] = 0x44;
+        assert_eq!(
+            Packet::new_checked(&h[..]).unwrap_err(),
+            WireError::Malformed
+        );
+        h[0] = 0x65;
+        assert_eq!(
+            Packet::new_checked(&h[..]).unwrap_err(),
+            WireError::Malformed
+        );
+        h[0] = 0x45;
+        h[3] = 10;
+        assert_eq!(
+            Packet::new_checked(&h[..]).unwrap_err(),
+            WireError::Malformed
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! What one rvsadm invocation (or one restore line) asks for.
+
+use rvs_api::{Command, ServiceId};
+
+/// The typed result of parsing an ipvsadm command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `-h`: print the usage text.
+    Help,
+    /// `-v`: print the version.
+    Version,
+    /// A command that changes the daemon's table (`-A -E -D -C -a -e -d -Z --set`).
+    Apply(Command),
+    /// `-L`/`-l` (or no arguments at all): list something.
+    List(ListRequest),
+    /// `-S`: print the table in ipvsadm-save format.
+    Save(Format),
+    /// `-R`: read ipvsadm-save lines from stdin and apply them.
+    Restore,
+    /// A valid ipvsadm request rvsd has no command for yet (e.g. `--start-daemon`).
+    Unsupported {
+        /// The option as ipvsadm spells it, e.g. `--start-daemon`.
+        option: &'static str,
+    },
+}
+
+/// What `-L` lists, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest {
+    /// What to list.
+    pub target: ListTarget,
+    /// Output options.
+    pub format: Format,
+}
+
+/// The object of a list command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListTarget {
+    /// The whole table, with the version header.
+    All,
+    /// One service (`-L -t addr:port`), without the version header.
+    Service(ServiceId),
+    /// The connection table (`-c`).
+    Connections,
+    /// The timeouts (`--timeout`).
+    Timeouts,
+}
+
+/// ipvsadm's printing format flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Format {
+    /// `-n`: numeric addresses and ports (rvsadm always prints numerically).
+    pub numeric: bool,
+    /// `--stats`.
+    pub stats: bool,
+    /// `--rate`.
+    pub rate: bool,
+    /// `--thresholds`.
+    pub thresholds: bool,
+    /// `--persistent-conn`.
+    pub persistent_conn: bool,
+    /// `--nosort`.
+    pub nosort: bool,
+    /// `--exact` / `-X`.
+    pub exact: bool,
+    /// `--tun-info`.
+    pub tun_info: bool,
+}

@@ -1,0 +1,80 @@
+//! Daemon errors in ipvsadm's words (libipvs `ipvs_strerror`).
+
+use rvs_api::{Command, ErrorKind, ErrorReply};
+
+/// The text ipvsadm prints when the kernel refuses `command` the way rvsd refused it.
+///
+/// The command matters: a missing service is "Service not defined" when adding a real server
+/// but "No such service" when editing the service. Kinds ipvsadm has no wording for
+/// (`Unsupported`, `Internal`) show the daemon's own message.
+pub fn error_text(command: &Command, error: &ErrorReply) -> String {
+    use Command as C;
+    use ErrorKind as K;
+    let dest_command = matches!(
+        command,
+        C::AddDest { .. } | C::EditDest { .. } | C::DelDest { .. }
+    );
+    let text = match error.kind {
+        K::ServiceExists => "Service already exists",
+        K::NoService if dest_command => "Service not defined",
+        K::NoService => "No such service",
+        K::DestExists => "Destination already exists",
+        K::NoDest => "No such destination",
+        K::NoScheduler | K::NoPersistenceEngine => "Scheduler or persistence engine not found",
+        K::ResourceExhausted => "Memory allocation problem",
+        K::InvalidArgument if error.message.is_empty() => {
+            "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+        }
+        K::Unsupported if error.message.is_empty() => "Operation not supported",
+        K::Internal if error.message.is_empty() => "Internal error in rvsd",
+        K::InvalidArgument | K::Unsupported | K::Internal => return error.message.clone(),
+    };
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_api::{DestConfig, ForwardMethod, ServiceConfig, ServiceId};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn wording_depends_on_command() {
+        let id = ServiceId::Tcp {
+            addr: IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)),
+            port: 80,
+        };
+        let dest = DestConfig::new(
+            id.socket_addr().expect("addr").ip(),
+            80,
+            1,
+            ForwardMethod::Masq,
+        );
+        let no_service = ErrorReply::new(ErrorKind::NoService, "");
+        assert_eq!(
+            error_text(&Command::AddDest { service: id, dest }, &no_service),
+            "Service not defined"
+        );
+        assert_eq!(
+            error_text(&Command::DelService(id), &no_service),
+            "No such service"
+        );
+        assert_eq!(
+            error_text(
+                &Command::AddService(ServiceConfig::new(id, "bogus")),
+                &ErrorReply::new(ErrorKind::NoScheduler, "bogus")
+            ),
+            "Scheduler or persistence engine not found"
+        );
+        assert_eq!(
+            error_text(
+                &Command::Clear,
+                &ErrorReply::new(
+                    ErrorKind::Unsupported,
+                    "fwmark services are not supported yet"
+                )
+            ),
+            "fwmark services are not supported yet"
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! Views from rvsd to ipvsadm's exact text (printf formats of ipvsadm 1.31's ipvsadm.c).
+//!
+//! rvsadm always prints addresses and ports numerically; without `-n` ipvsadm would resolve
+//! host and service names. That is the one intended difference.
+
+use crate::action::Format;
+use crate::address::ipv4_prefix_mask;
+use crate::sched_flags;
+use rvs_api::{
+    ConnView, DestConfig, DestView, ForwardMethod, Info, ServiceConfig, ServiceId, ServiceView,
+    Timeouts, TunnelChecksum, TunnelKind,
+};
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+/// `IP Virtual Server version %d.%d.%d (size=%d)\n`, printed by `list_all` unless saving.
+pub fn header(info: &Info) -> String {
+    format!(
+        "IP Virtual Server version {} (size={})\n",
+        info.version, info.conn_table_size
+    )
+}
+
+/// The column titles (`print_title`).
+pub fn title(format: &Format) -> String {
+    const FIRST: &str = "Prot LocalAddress:Port";
+    if format.stats {
+        format!(
+            "{FIRST:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        )
+    } else if format.rate {
+        format!(
+            "{FIRST:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+        )
+    } else if format.thresholds {
+        format!(
+            "{FIRST:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        )
+    } else if format.persistent_conn {
+        format!(
+            "{FIRST:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Weight", "PersistConn", "ActiveConn", "InActConn"
+        )
+    } else if format.tun_info {
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n".to_string()
+    } else {
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n".to_string()
+    }
+}
+
+/// `ipvsadm -L` (also `-Ln`, `--stats`, `--rate`, ...): header, titles and every service.
+pub fn list_all(info: &Info, services: &[ServiceView], format: &Format) -> String {
+    let mut out = header(info);
+    out.push_str(&title(format));
+    for service in ordered(services, format) {
+        out.push_str(&service_entry(service, format));
+    }
+    out
+}
+
+/// `ipvsadm -L -t addr:port`: titles and one service, no header (`list_service`).
+pub fn list_service(service: &ServiceView, format: &Format) -> String {
+    let mut out = title(format);
+    out.push_str(&service_entry(service, format));
+    out
+}
+
+/// `ipvsadm -S [-n]`: every service and real server as ipvsadm-save lines.
+pub fn save(services: &[ServiceView], format: &Format) -> String {
+    let mut out = String::new();
+    for service in ordered(services, format) {
+        out.push_str(&save_entry(service, format));
+    }
+    out
+}
+
+/// `ipvsadm -L --timeout`.
+pub fn timeouts(t: &Timeouts) -> String {
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        t.tcp, t.tcp_fin, t.udp
+    )
+}
+
+/// `ipvsadm -Lc`: the connection table (`list_conn` / `print_conn`).
+// The titles are passed as arguments to mirror ipvsadm's printf calls one to one.
+#[allow(clippy::write_literal)]
+pub fn connections(conns: &[ConnView], format: &Format) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    if format.persistent_conn {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {:<18} {:<16} {}",
+            "state", "source", "virtual", "destination", "pe name", "pe_data"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "pro expire {:<11} {:<18} {:<18} {}",
+            "state", "source", "virtual", "destination"
+        );
+    }
+    for c in conns {
+        let seconds = c.expires_ms / 1000;
+        let expire = format!("{:02}:{:02}", seconds / 60, seconds % 60);
+        let _ = writeln!(
+            out,
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+            c.proto,
+            expire,
+            c.state,
+            addr_port(c.client.ip(), c.client.port()),
+            addr_port(c.virtual_addr.ip(), c.virtual_addr.port()),
+            addr_port(c.dest.ip(), c.dest.port()),
+        );
+    }
+    out
+}
+
+/// `print_largenum`: right-aligned in 9 columns, scaled to K/M/G/T unless `exact`.
+pub fn largenum(n: u64, exact: bool) -> String {
+    if exact {
+        let digits = n.to_string();
+        let width = if digits.len() <= 8 {
+            9
+        } else {
+            digits.len() + 1
+        };
+        return format!("{digits:>width$}");
+    }
+    if n < 100_000_000 {
+        format!("{n:>9}")
+    } else if n < 1_000_000_000 {
+        format!("{:>8}K", n / 1_000)
+    } else if n < 100_000_000_000 {
+        format!("{:>8}M", n / 1_000_000)
+    } else if n < 100_000_000_000_000 {
+        format!("{:>8}G", n / 1_000_000_000)
+    } else {
+        format!("{:>8}T", n / 1_000_000_000_000)
+    }
+}
+
+/// Services in ipvsadm's order (`ipvs_cmp_services`: fwmark, family, protocol, address, port),
+/// dests sorted by address and port, unless `--nosort`.
+fn ordered<'a>(services: &'a [ServiceView], format: &Format) -> Vec<&'a ServiceView> {
+    let mut list: Vec<&ServiceView> = services.iter().collect();
+    if !format.nosort {
+        list.sort_by(|a, b| cmp_services(&a.config.id, &b.config.id));
+    }
+    list
+}
+
+fn ordered_dests<'a>(dests: &'a [DestView], format: &Format) -> Vec<&'a DestView> {
+    let mut list: Vec<&DestView> = dests.iter().collect();
+    if !format.nosort {
+        list.sort_by(|a, b| cmp_dests(&a.config, &b.config));
+    }
+    list
+}
+
+fn addr_key(addr: IpAddr) -> (bool, u128) {
+    match addr {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    }
+}
+
+fn service_key(id: &ServiceId) -> (u32, bool, u8, u128, u16) {
+    match *id {
+        ServiceId::Fwmark { mark, ipv6 } => (mark, ipv6, 6, 0, 0),
+        ServiceId::Tcp { addr, port } => (0, addr.is_ipv6(), 6, addr_key(addr).1, port),
+        ServiceId::Udp { addr, port } => (0, addr.is_ipv6(), 17, addr_key(addr).1, port),
+        ServiceId::Sctp { addr, port } => (0, addr.is_ipv6(), 132, addr_key(addr).1, port),
+    }
+}
+
+/// ipvsadm's service order.
+pub fn cmp_services(a: &ServiceId, b: &ServiceId) -> Ordering {
+    service_key(a).cmp(&service_key(b))
+}
+
+/// ipvsadm's real server order.
+pub fn cmp_dests(a: &DestConfig, b: &DestConfig) -> Ordering {
+    (addr_key(a.addr), a.port).cmp(&(addr_key(b.addr), b.port))
+}
+
+/// `addrport_to_anyname` with FMT_NUMERIC: `a.b.c.d:port` or `[v6]:port`.
+fn addr_port(addr: IpAddr, port: u16) -> String {
+    SocketAddr::new(addr, port).to_string()
+}
+
+/// The service column of a listing: `TCP  1.2.3.4:80`, `FWM  7`, `FWM  7 IPv6`.
+fn list_name(id: &ServiceId) -> String {
+    match *id {
+        ServiceId::Fwmark { mark, ipv6: false } => format!("FWM  {mark}"),
+        ServiceId::Fwmark { mark, ipv6: true } => format!("FWM  {mark} IPv6"),
+        _ => {
+            let sa = id.socket_addr().map(|s| s.to_string()).unwrap_or_default();
+            let mut name = format!("{:<4} {}", id.proto_name(), sa);
+            if !id.is_ipv6() {
+                name.truncate(33);
+            }
+            name
+        }
+    }
+}
+
+/// The service part of a rule: `-t 1.2.3.4:80`, `--sctp-service ...`, `-f 7`, `-f 7 -6`.
+fn rule_name(id: &ServiceId) -> String {
+    match *id {
+        ServiceId::Fwmark { mark, ipv6: false } => format!("-f {mark}"),
+        ServiceId::Fwmark { mark, ipv6: true } => format!("-f {mark} -6"),
+        ServiceId::Tcp { addr, port } => format!("-t {}", addr_port(addr, port)),
+        ServiceId::Udp { addr, port } => format!("-u {}", addr_port(addr, port)),
+        ServiceId::Sctp { addr, port } => format!("--sctp-service {}", addr_port(addr, port)),
+    }
+}
+
+/// ` mask 255.255.255.0` / ` -M 64`: the netmask text when it is not a single host.
+fn mask_text(config: &ServiceConfig) -> Option<String> {
+    let prefix = config.netmask?;
+    if config.id.is_ipv6() {
+        (prefix < 128).then(|| prefix.to_string())
+    } else {
+        (prefix < 32).then(|| ipv4_prefix_mask(prefix).to_string())
+    }
+}
+
+fn dest_name(dest: &DestConfig) -> String {
+    let mut name = addr_port(dest.addr, dest.port);
+    if !dest.addr.is_ipv6() {
+        name.truncate(28);
+    }
+    name
+}
+
+/// `fwd_tun_info`: `ipip`, `gue:PORT:-c`, `gre:+c`, or `n/a` for other methods.
+fn tunnel_info(dest: &DestConfig) -> String {
+    if dest.method != ForwardMethod::Tunnel {
+        return "n/a".to_string();
+    }
+    let t = dest.tunnel.unwrap_or_default();
+    let flag = match t.checksum {
+        TunnelChecksum::NoCsum => "-c",
+        TunnelChecksum::Csum => "+c",
+        TunnelChecksum::RemCsum => "r+c",
+    };
+    match t.kind {
+        TunnelKind::Ipip => "ipip".to_string(),
+        TunnelKind::Gue => format!("gue:{}:{flag}", t.port.unwrap_or(0)),
+        TunnelKind::Gre => format!("gre:{flag}"),
+    }
+}
+
+/// One service and its real servers (`print_service_entry` without FMT_RULE).
+pub fn service_entry(service: &ServiceView, format: &Format) -> String {
+    let config = &service.config;
+    let name = list_name(&config.id);
+    let exact = format.exact;
+    let mut out = String::new();
+    if format.stats {
+        let s = &service.stats;
+        out.push_str(&format!("{name:<33}"));
+        for n in [s.conns, s.in_pkts, s.out_pkts, s.in_bytes, s.out_bytes] {
+            out.push_str(&largenum(n, exact));
+        }
+    } else if format.rate {
+        let r = &service.rates;
+        out.push_str(&format!("{name:<33}"));
+        for n in [r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps] {
+            out.push_str(&largenum(n, exact));
+        }
+    } else {
+        let _ = write!(out, "{name} {}", config.scheduler);
+        let bits = sched_flags::bits(&config.sched_flags);
+        if bits != 0 {
+            let _ = write!(out, " ({})", sched_flags::display(&config.scheduler, bits));
+        }
+        if let Some(timeout) = config.persistence {
+            let _ = write!(out, " persistent {timeout}");
+            if let Some(mask) = mask_text(config) {
+                let _ = write!(out, " mask {mask}");
+            }
+            if let Some(pe) = config.pe.as_deref().filter(|p| !p.is_empty()) {
+                let _ = write!(out, " pe {pe}");
+            }
+        }
+        if config.one_packet {
+            out.push_str(" ops");
+        }
+    }
+    out.push('\n');
+    for d in ordered_dests(&service.dests, format) {
+        let c = &d.config;
+        let name = dest_name(c);
+        if format.stats {
+            let s = &d.stats;
+            let _ = write!(out, "  -> {name:<28}");
+            for n in [s.conns, s.in_pkts, s.out_pkts, s.in_bytes, s.out_bytes] {
+                out.push_str(&largenum(n, exact));
+            }
+            out.push('\n');
+        } else if format.rate {
+            let r = &d.rates;
+            let _ = write!(
+                out,
+                "  -> {name:<28} {:>8} {:>8} {:>8}",
+                r.cps, r.in_pps, r.out_pps
+            );
+            out.push_str(&largenum(r.in_bps, exact));
+            out.push_str(&largenum(r.out_bps, exact));
+            out.push('\n');
+        } else if format.thresholds {
+            let _ = writeln!(
+                out,
+                "  -> {name:<28} {:<10} {:<10} {:<10} {:<10}",
+                c.u_threshold, c.l_threshold, d.active_conns, d.inactive_conns
+            );
+        } else if format.persistent_conn {
+            let _ = writeln!(
+                out,
+                "  -> {name:<28} {:<9} {:<11} {:<10} {:<10}",
+                c.weight, d.persist_conns, d.active_conns, d.inactive_conns
+            );
+        } else if format.tun_info {
+            let _ = writeln!(
+                out,
+                "  -> {name:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+                c.method.ipvsadm_name(),
+                tunnel_info(c),
+                c.weight,
+                d.active_conns,
+                d.inactive_conns
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  -> {name:<28} {:<7} {:<6} {:<10} {:<10}",
+                c.method.ipvsadm_name(),
+                c.weight,
+                d.active_conns,
+                d.inactive_conns
+            );
+        }
+    }
+    out
+}
+
+/// `fwd_switch`: the option that selects a forwarding method (Local saves as `-g`).
+fn method_switch(method: ForwardMethod) -> &'static str {
+    match method {
+        ForwardMethod::Masq => "-m",
+        ForwardMethod::Tunnel => "-i",
+        ForwardMethod::Route | ForwardMethod::Local => "-g",
+    }
+}
+
+/// One service and its real servers as rules (`print_service_entry` with FMT_RULE).
+/// Like ipvsadm, thresholds are not saved.
+fn save_entry(service: &ServiceView, format: &Format) -> String {
+    let config = &service.config;
+    let svc = rule_name(&config.id);
+    let mut out = format!("-A {svc} -s {}", config.scheduler);
+    if let Some(timeout) = config.persistence {
+        let _ = write!(out, " -p {timeout}");
+        if let Some(mask) = mask_text(config) {
+            let _ = write!(out, " -M {mask}");
+        }
+    }
+    if let Some(pe) = config.pe.as_deref().filter(|p| !p.is_empty()) {
+        let _ = write!(out, " --pe {pe}");
+    }
+    if config.one_packet {
+        out.push_str(" -o");
+    }
+    let bits = sched_flags::bits(&config.sched_flags);
+    if bits != 0 {
+        let _ = write!(out, " -b {}", sched_flags::display(&config.scheduler, bits));
+    }
+    out.push('\n');
+    for d in ordered_dests(&service.dests, format) {
+        let c = &d.config;
+        let dname = addr_port(c.addr, c.port);
+        let _ = write!(
+            out,
+            "-a {svc} -r {dname} {} -w {}",
+            method_switch(c.method),
+            c.weight
+        );
+        if c.method == ForwardMethod::Tunnel {
+            let t = c.tunnel.unwrap_or_default();
+            let csum = match t.checksum {
+                TunnelChecksum::NoCsum => "--tun-nocsum",
+                TunnelChecksum::Csum => "--tun-csum",
+                TunnelChecksum::RemCsum => "--tun-remcsum",
+            };
+            match t.kind {
+                TunnelKind::Ipip => out.push_str(" --tun-type ipip"),
+                TunnelKind::Gue => {
+                    let _ = write!(
+                        out,
+                        " --tun-type gue --tun-port {} {csum}",
+                        t.port.unwrap_or(0)
+                    );
+                }
+                TunnelKind::Gre => {
+                    let _ = write!(out, " --tun-type gre {csum}");
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,220 @@
+//! Carrying out an [`Action`] against rvsd and producing ipvsadm's output and exit status.
+
+use crate::action::{Action, ListTarget};
+use crate::errors::error_text;
+use crate::parse::parse_restore_args;
+use crate::restore::restore_words;
+use crate::{help, render};
+use rvs_api::{ApiError, Client, Command, Reply};
+use std::io::BufRead;
+use std::path::PathBuf;
+
+/// Something that answers control commands: the daemon, or a fake in tests.
+pub trait Control {
+    /// Send one command and return the daemon's reply.
+    fn call(&mut self, command: &Command) -> Result<Reply, ApiError>;
+}
+
+impl Control for Client {
+    fn call(&mut self, command: &Command) -> Result<Reply, ApiError> {
+        Client::call(self, command)
+    }
+}
+
+/// A [`Client`] that connects on first use, so `-h`, `-v` and bad command lines need no daemon.
+#[derive(Debug)]
+pub struct LazyClient {
+    path: PathBuf,
+    client: Option<Client>,
+}
+
+impl LazyClient {
+    /// A client for the socket at `path`, not yet connected.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LazyClient {
+            path: path.into(),
+            client: None,
+        }
+    }
+}
+
+impl Control for LazyClient {
+    fn call(&mut self, command: &Command) -> Result<Reply, ApiError> {
+        let client = match &mut self.client {
+            Some(client) => client,
+            None => self.client.insert(Client::connect(&self.path)?),
+        };
+        client.call(command)
+    }
+}
+
+/// What rvsadm prints and the status it exits with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Text for standard output.
+    pub stdout: String,
+    /// Text for standard error.
+    pub stderr: String,
+    /// Exit status (ipvsadm's: 0 ok, 1 listing failed, 2 bad usage or no daemon, 255 refused).
+    pub status: u8,
+}
+
+impl Outcome {
+    fn out(text: String) -> Self {
+        Outcome {
+            stdout: text,
+            ..Outcome::default()
+        }
+    }
+
+    fn err(text: impl Into<String>, status: u8) -> Self {
+        let mut stderr = text.into();
+        stderr.push('\n');
+        Outcome {
+            stderr,
+            status,
+            ..Outcome::default()
+        }
+    }
+}
+
+/// A failed exchange: no daemon (as ipvsadm's "Can't initialize ipvs", status 2) or a broken one.
+fn transport_failure(error: &ApiError) -> Outcome {
+    match error {
+        ApiError::Connect { path, source } => Outcome::err(
+            format!(
+                "Can't initialize ipvs: {source}\nAre you sure that rvsd is running and listening on {}?",
+                path.display()
+            ),
+            2,
+        ),
+        other => Outcome::err(format!("rvsadm: {other}"), 1),
+    }
+}
+
+fn unexpected() -> Outcome {
+    Outcome::err("rvsadm: unexpected reply from rvsd", 1)
+}
+
+/// Send a query; daemon errors become ipvsadm's text with status 1 (listing failures `exit(1)`).
+fn query(control: &mut dyn Control, command: &Command) -> Result<Reply, Outcome> {
+    match control.call(command) {
+        Ok(Reply::Error(e)) => Err(Outcome::err(error_text(command, &e), 1)),
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(transport_failure(&e)),
+    }
+}
+
+/// Carry out `action`; `stdin` is read only by `-R`.
+pub fn execute(action: &Action, control: &mut dyn Control, stdin: &mut dyn BufRead) -> Outcome {
+    match run(action, control, stdin) {
+        Ok(outcome) | Err(outcome) => outcome,
+    }
+}
+
+fn run(
+    action: &Action,
+    control: &mut dyn Control,
+    stdin: &mut dyn BufRead,
+) -> Result<Outcome, Outcome> {
+    Ok(match action {
+        Action::Help => Outcome::out(help::usage()),
+        Action::Version => Outcome::out(help::version()),
+        Action::Unsupported { option } => {
+            Outcome::err(format!("rvsadm: {option} is not supported yet"), 2)
+        }
+        Action::Apply(command) => match control.call(command) {
+            Ok(Reply::Ok) => Outcome::default(),
+            // ipvsadm returns -1 from main when the kernel refuses a command.
+            Ok(Reply::Error(e)) => Outcome::err(error_text(command, &e), 255),
+            Ok(_) => unexpected(),
+            Err(e) => transport_failure(&e),
+        },
+        Action::List(request) => match request.target {
+            ListTarget::All => {
+                let Reply::Info(info) = query(control, &Command::GetInfo)? else {
+                    return Err(unexpected());
+                };
+                let Reply::Services(services) =
+                    query(control, &Command::ListServices { service: None })?
+                else {
+                    return Err(unexpected());
+                };
+                Outcome::out(render::list_all(&info, &services, &request.format))
+            }
+            ListTarget::Service(id) => {
+                let command = Command::ListServices { service: Some(id) };
+                let Reply::Services(services) = query(control, &command)? else {
+                    return Err(unexpected());
+                };
+                match services.iter().find(|s| s.config.id == id) {
+                    Some(service) => Outcome::out(render::list_service(service, &request.format)),
+                    None => Outcome::err("No such service", 1),
+                }
+            }
+            ListTarget::Connections => {
+                let Reply::Connections(conns) = query(control, &Command::ListConnections)? else {
+                    return Err(unexpected());
+                };
+                Outcome::out(render::connections(&conns, &request.format))
+            }
+            ListTarget::Timeouts => {
+                let Reply::Timeouts(t) = query(control, &Command::GetTimeouts)? else {
+                    return Err(unexpected());
+                };
+                Outcome::out(render::timeouts(&t))
+            }
+        },
+        Action::Save(format) => {
+            let Reply::Services(services) =
+                query(control, &Command::ListServices { service: None })?
+            else {
+                return Err(unexpected());
+            };
+            Outcome::out(render::save(&services, format))
+        }
+        Action::Restore => restore(control, stdin),
+    })
+}
+
+/// `-R`: apply each line. A line ipvsadm cannot parse stops the restore with its error (as
+/// ipvsadm's `fail` exits); a line the daemon refuses is reported and the restore goes on. The
+/// status is that of the first failing line.
+fn restore(control: &mut dyn Control, stdin: &mut dyn BufRead) -> Outcome {
+    let mut total = Outcome::default();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                total
+                    .stderr
+                    .push_str(&format!("rvsadm: reading stdin: {e}\n"));
+                total.status = 1;
+                break;
+            }
+        }
+        let words = restore_words(&line);
+        if words.is_empty() {
+            continue;
+        }
+        let step = match parse_restore_args(&words) {
+            Ok(action) => execute(&action, control, stdin),
+            Err(e) => {
+                total.stderr.push_str(&format!("{e}\n"));
+                if total.status == 0 {
+                    total.status = e.exit_code() as u8;
+                }
+                return total;
+            }
+        };
+        total.stdout.push_str(&step.stdout);
+        total.stderr.push_str(&step.stderr);
+        if total.status == 0 {
+            total.status = step.status;
+        }
+    }
+    total
+}

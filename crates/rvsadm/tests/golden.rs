@@ -1,0 +1,237 @@
+//! Byte-for-byte comparison of rvsadm's output with golden files.
+//!
+//! The golden files are produced by `tests/golden/generate.py`, which applies ipvsadm 1.31's own
+//! printf formats (print_title, print_service_entry, print_largenum, list_conn/print_conn,
+//! list_timeout, print_tunnel_rule) to `tests/golden/fixture.json`, independently of the Rust
+//! renderer. The fixture's services are deliberately out of order to check ipvsadm's sorting.
+
+use rvs_api::{ConnView, DestConfig, DestView, ForwardMethod, Info, ServiceConfig, ServiceId};
+use rvs_api::{RatesView, ServiceView, StatsView, Timeouts};
+use rvsadm::{render, Format};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+struct Fixture {
+    info: Info,
+    services: Vec<ServiceView>,
+    connections: Vec<ConnView>,
+    timeouts: Timeouts,
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn fixture() -> Fixture {
+    let text = std::fs::read_to_string(golden_dir().join("fixture.json")).expect("fixture");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    Fixture {
+        info: serde_json::from_value(v["info"].clone()).expect("info"),
+        services: serde_json::from_value(v["services"].clone()).expect("services"),
+        connections: serde_json::from_value(v["connections"].clone()).expect("connections"),
+        timeouts: serde_json::from_value(v["timeouts"].clone()).expect("timeouts"),
+    }
+}
+
+fn golden(name: &str) -> String {
+    std::fs::read_to_string(golden_dir().join(name)).expect("golden file")
+}
+
+fn check(name: &str, actual: &str) {
+    let expected = golden(name);
+    if actual != expected {
+        for (i, (a, e)) in actual.lines().zip(expected.lines()).enumerate() {
+            if a != e {
+                panic!(
+                    "{name}: first difference at line {}:\n got: {a:?}\nwant: {e:?}",
+                    i + 1
+                );
+            }
+        }
+        panic!(
+            "{name}: differs (length {} vs {})",
+            actual.len(),
+            expected.len()
+        );
+    }
+}
+
+fn numeric() -> Format {
+    Format {
+        numeric: true,
+        ..Format::default()
+    }
+}
+
+#[test]
+fn list_numeric() {
+    let f = fixture();
+    check(
+        "list_numeric.txt",
+        &render::list_all(&f.info, &f.services, &numeric()),
+    );
+}
+
+#[test]
+fn stats_and_rates() {
+    let f = fixture();
+    let cases = [
+        (
+            "stats.txt",
+            Format {
+                stats: true,
+                ..numeric()
+            },
+        ),
+        (
+            "stats_exact.txt",
+            Format {
+                stats: true,
+                exact: true,
+                ..numeric()
+            },
+        ),
+        (
+            "rate.txt",
+            Format {
+                rate: true,
+                ..numeric()
+            },
+        ),
+        (
+            "rate_exact.txt",
+            Format {
+                rate: true,
+                exact: true,
+                ..numeric()
+            },
+        ),
+    ];
+    for (name, format) in cases {
+        check(name, &render::list_all(&f.info, &f.services, &format));
+    }
+}
+
+#[test]
+fn thresholds_persistent_conn_and_tun_info() {
+    let f = fixture();
+    let cases = [
+        (
+            "thresholds.txt",
+            Format {
+                thresholds: true,
+                ..numeric()
+            },
+        ),
+        (
+            "persistent_conn.txt",
+            Format {
+                persistent_conn: true,
+                ..numeric()
+            },
+        ),
+        (
+            "tun_info.txt",
+            Format {
+                tun_info: true,
+                ..numeric()
+            },
+        ),
+    ];
+    for (name, format) in cases {
+        check(name, &render::list_all(&f.info, &f.services, &format));
+    }
+}
+
+#[test]
+fn save_numeric() {
+    let f = fixture();
+    check("save.txt", &render::save(&f.services, &numeric()));
+}
+
+#[test]
+fn one_service() {
+    let f = fixture();
+    let service = f
+        .services
+        .iter()
+        .find(|s| s.config.id.socket_addr().map(|a| a.port()) == Some(80))
+        .expect("tcp 80");
+    check(
+        "list_one_service.txt",
+        &render::list_service(service, &numeric()),
+    );
+}
+
+#[test]
+fn connections() {
+    let f = fixture();
+    check(
+        "connections.txt",
+        &render::connections(&f.connections, &numeric()),
+    );
+    let pc = Format {
+        persistent_conn: true,
+        ..numeric()
+    };
+    check(
+        "connections_persistent.txt",
+        &render::connections(&f.connections, &pc),
+    );
+}
+
+#[test]
+fn timeout() {
+    let f = fixture();
+    check("timeout.txt", &render::timeouts(&f.timeouts));
+}
+
+/// The `ipvsadm -Ln` output of seed 000, with the trailing blanks that ipvsadm's
+/// `"  -> %-28s %-7s %-6d %-10u %-10u\n"` prints (the blog post lost them).
+#[test]
+fn seed_000_list() {
+    let v4 = |d| IpAddr::V4(Ipv4Addr::new(192, 168, 237, d));
+    let dest = |d| DestView {
+        config: DestConfig::new(v4(d), 80, 1, ForwardMethod::Masq),
+        active_conns: 0,
+        inactive_conns: 0,
+        persist_conns: 0,
+        stats: StatsView::default(),
+        rates: RatesView::default(),
+    };
+    let service = ServiceView {
+        config: ServiceConfig::new(
+            ServiceId::Tcp {
+                addr: IpAddr::V4(Ipv4Addr::new(192, 168, 2, 130)),
+                port: 80,
+            },
+            "rr",
+        ),
+        stats: StatsView::default(),
+        rates: RatesView::default(),
+        dests: vec![dest(172), dest(171)],
+    };
+    let info = Info {
+        version: "1.2.1".into(),
+        conn_table_size: 4096,
+        daemon: String::new(),
+    };
+    let expected = concat!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n",
+        "Prot LocalAddress:Port Scheduler Flags\n",
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        "TCP  192.168.2.130:80 rr\n",
+        "  -> 192.168.237.171:80           Masq    1      0          0         \n",
+        "  -> 192.168.237.172:80           Masq    1      0          0         \n",
+    );
+    assert_eq!(render::list_all(&info, &[service], &numeric()), expected);
+}
+
+#[test]
+fn largenum_scaling() {
+    assert_eq!(render::largenum(99_999_999, false), " 99999999");
+    assert_eq!(render::largenum(100_000_000, false), "  100000K");
+    assert_eq!(render::largenum(999_999_999_999, false), "     999G");
+    assert_eq!(render::largenum(123, true), "      123");
+    assert_eq!(render::largenum(1_234_567_890, true), " 1234567890");
+}

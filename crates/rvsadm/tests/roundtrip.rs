@@ -1,0 +1,450 @@
+//! Save -> restore round trips through a fake daemon, and other executions of parsed actions.
+
+use rvs_api::{
+    ApiError, Command, ConnView, DestConfig, DestView, ErrorKind, ForwardMethod, Info, RatesView,
+    Reply, ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum,
+    TunnelConfig, TunnelKind,
+};
+use rvsadm::{execute, parse_args, render, Control, Format};
+use std::io::Cursor;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// An in-memory stand-in for rvsd with IPVS's error semantics.
+#[derive(Default)]
+struct FakeDaemon {
+    services: Vec<ServiceView>,
+    timeouts: Timeouts,
+}
+
+fn view(config: ServiceConfig) -> ServiceView {
+    ServiceView {
+        config,
+        stats: StatsView::default(),
+        rates: RatesView::default(),
+        dests: Vec::new(),
+    }
+}
+
+impl FakeDaemon {
+    fn find(&mut self, id: &ServiceId) -> Option<&mut ServiceView> {
+        self.services.iter_mut().find(|s| s.config.id == *id)
+    }
+}
+
+impl Control for FakeDaemon {
+    fn call(&mut self, command: &Command) -> Result<Reply, ApiError> {
+        let no_service = || Reply::error(ErrorKind::NoService, "");
+        Ok(match command.clone() {
+            Command::AddService(c) => {
+                if self.find(&c.id).is_some() {
+                    Reply::error(ErrorKind::ServiceExists, "")
+                } else {
+                    self.services.push(view(c));
+                    Reply::Ok
+                }
+            }
+            Command::EditService(c) => match self.find(&c.id) {
+                Some(s) => {
+                    s.config = c;
+                    Reply::Ok
+                }
+                None => no_service(),
+            },
+            Command::DelService(id) => {
+                let before = self.services.len();
+                self.services.retain(|s| s.config.id != id);
+                if before == self.services.len() {
+                    no_service()
+                } else {
+                    Reply::Ok
+                }
+            }
+            Command::Clear => {
+                self.services.clear();
+                Reply::Ok
+            }
+            Command::AddDest { service, dest } => match self.find(&service) {
+                None => no_service(),
+                Some(s)
+                    if s.dests
+                        .iter()
+                        .any(|d| d.config.socket_addr() == dest.socket_addr()) =>
+                {
+                    Reply::error(ErrorKind::DestExists, "")
+                }
+                Some(s) => {
+                    s.dests.push(DestView {
+                        config: dest,
+                        active_conns: 0,
+                        inactive_conns: 0,
+                        persist_conns: 0,
+                        stats: StatsView::default(),
+                        rates: RatesView::default(),
+                    });
+                    Reply::Ok
+                }
+            },
+            Command::EditDest { service, dest } => match self.find(&service) {
+                None => no_service(),
+                Some(s) => match s
+                    .dests
+                    .iter_mut()
+                    .find(|d| d.config.socket_addr() == dest.socket_addr())
+                {
+                    Some(d) => {
+                        d.config = dest;
+                        Reply::Ok
+                    }
+                    None => Reply::error(ErrorKind::NoDest, ""),
+                },
+            },
+            Command::DelDest {
+                service,
+                addr,
+                port,
+            } => match self.find(&service) {
+                None => no_service(),
+                Some(s) => {
+                    let before = s.dests.len();
+                    s.dests
+                        .retain(|d| (d.config.addr, d.config.port) != (addr, port));
+                    if before == s.dests.len() {
+                        Reply::error(ErrorKind::NoDest, "")
+                    } else {
+                        Reply::Ok
+                    }
+                }
+            },
+            Command::Zero { .. } => Reply::Ok,
+            Command::SetTimeouts(t) => {
+                self.timeouts = t;
+                Reply::Ok
+            }
+            Command::GetTimeouts => Reply::Timeouts(self.timeouts),
+            Command::ListServices { service: None } => Reply::Services(self.services.clone()),
+            Command::ListServices { service: Some(id) } => match self.find(&id) {
+                Some(s) => Reply::Services(vec![s.clone()]),
+                None => no_service(),
+            },
+            Command::ListConnections => Reply::Connections(Vec::<ConnView>::new()),
+            Command::GetInfo => Reply::Info(Info {
+                version: "1.2.1".into(),
+                conn_table_size: 4096,
+                daemon: "fake".into(),
+            }),
+        })
+    }
+}
+
+fn run(daemon: &mut FakeDaemon, line: &str, stdin: &str) -> rvsadm::Outcome {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let action = parse_args(&words).unwrap_or_else(|e| panic!("{line}: {e}"));
+    execute(&action, daemon, &mut Cursor::new(stdin.as_bytes().to_vec()))
+}
+
+/// A small deterministic generator (xorshift64*), so the property test needs no extra crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self) -> bool {
+        self.below(2) == 0
+    }
+}
+
+fn random_addr(rng: &mut Rng, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0,
+            0,
+            0,
+            0,
+            rng.below(4) as u16,
+            rng.below(65536) as u16,
+        ))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | rng.below(1 << 24) as u32))
+    }
+}
+
+/// A random table ipvsadm-save can represent exactly (no thresholds, no `Local`).
+fn random_table(rng: &mut Rng) -> Vec<ServiceView> {
+    let mut services: Vec<ServiceView> = Vec::new();
+    for _ in 0..rng.below(5) {
+        let v6 = rng.below(3) == 0;
+        let persistent = rng.chance();
+        let port = if persistent && rng.below(4) == 0 {
+            0
+        } else {
+            1 + rng.below(65535) as u16
+        };
+        let addr = random_addr(rng, v6);
+        let id = match rng.below(4) {
+            0 => ServiceId::Udp { addr, port },
+            1 => ServiceId::Fwmark {
+                mark: 1 + rng.below(1000) as u32,
+                ipv6: v6,
+            },
+            2 => ServiceId::Sctp { addr, port },
+            _ => ServiceId::Tcp { addr, port },
+        };
+        if services.iter().any(|s| s.config.id == id) {
+            continue;
+        }
+        let scheduler = ["rr", "wrr", "lc", "wlc", "sh", "mh"][rng.below(6) as usize];
+        let mut config = ServiceConfig::new(id, scheduler);
+        if persistent {
+            config.persistence = Some(1 + rng.below(86400) as u32);
+            if rng.chance() {
+                config.netmask = Some(if v6 {
+                    1 + rng.below(127) as u8
+                } else {
+                    rng.below(32) as u8
+                });
+            }
+        }
+        config.one_packet =
+            matches!(id, ServiceId::Udp { .. } | ServiceId::Fwmark { .. }) && rng.chance();
+        if rng.below(4) == 0 {
+            config.sched_flags = rvsadm::sched_flags::names(scheduler, 1 + rng.below(3) as u8);
+        }
+        if rng.below(5) == 0 {
+            config.pe = Some("sip".into());
+        }
+        let mut service = view(config);
+        for _ in 0..rng.below(4) {
+            let method = [
+                ForwardMethod::Masq,
+                ForwardMethod::Route,
+                ForwardMethod::Tunnel,
+            ][rng.below(3) as usize];
+            let dest_v6 = if method == ForwardMethod::Tunnel {
+                rng.chance()
+            } else {
+                v6
+            };
+            let dest_addr = random_addr(rng, dest_v6);
+            let dest_port = match (id, method) {
+                (ServiceId::Fwmark { .. }, _) | (_, ForwardMethod::Masq) => rng.below(65536) as u16,
+                _ => port,
+            };
+            let mut dest = DestConfig::new(dest_addr, dest_port, rng.below(65536) as u32, method);
+            if method == ForwardMethod::Tunnel {
+                dest.tunnel = Some(match rng.below(3) {
+                    0 => TunnelConfig::default(),
+                    1 => TunnelConfig {
+                        kind: TunnelKind::Gue,
+                        port: Some(1 + rng.below(65535) as u16),
+                        checksum: [
+                            TunnelChecksum::NoCsum,
+                            TunnelChecksum::Csum,
+                            TunnelChecksum::RemCsum,
+                        ][rng.below(3) as usize],
+                    },
+                    _ => TunnelConfig {
+                        kind: TunnelKind::Gre,
+                        port: None,
+                        checksum: [TunnelChecksum::NoCsum, TunnelChecksum::Csum]
+                            [rng.below(2) as usize],
+                    },
+                });
+            }
+            if service
+                .dests
+                .iter()
+                .any(|d| d.config.socket_addr() == dest.socket_addr())
+            {
+                continue;
+            }
+            service.dests.push(DestView {
+                config: dest,
+                active_conns: 0,
+                inactive_conns: 0,
+                persist_conns: 0,
+                stats: StatsView::default(),
+                rates: RatesView::default(),
+            });
+        }
+        services.push(service);
+    }
+    services
+}
+
+fn sorted(mut services: Vec<ServiceView>) -> Vec<ServiceView> {
+    services.sort_by(|a, b| render::cmp_services(&a.config.id, &b.config.id));
+    for s in &mut services {
+        s.dests
+            .sort_by(|a, b| render::cmp_dests(&a.config, &b.config));
+    }
+    services
+}
+
+#[test]
+fn save_then_restore_reproduces_the_table() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let numeric = Format {
+        numeric: true,
+        ..Format::default()
+    };
+    for round in 0..300 {
+        let table = random_table(&mut rng);
+        let saved = render::save(&table, &numeric);
+        let mut daemon = FakeDaemon::default();
+        let outcome = run(&mut daemon, "-R", &saved);
+        assert_eq!(
+            outcome.status, 0,
+            "round {round}: {}\n{saved}",
+            outcome.stderr
+        );
+        assert_eq!(
+            sorted(daemon.services.clone()),
+            sorted(table),
+            "round {round}:\n{saved}"
+        );
+        assert_eq!(
+            render::save(&daemon.services, &numeric),
+            saved,
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn seed_session_lists_like_ipvsadm() {
+    let mut d = FakeDaemon::default();
+    for line in [
+        "-C",
+        "-A -t 192.168.1.253:80 -s rr",
+        "-a -t 192.168.1.253:80 -r 10.10.10.2:80 -m",
+        "-a -t 192.168.1.253:80 -r 10.10.10.3:80 -m",
+    ] {
+        let out = run(&mut d, line, "");
+        assert_eq!((out.status, out.stderr.as_str()), (0, ""), "{line}");
+    }
+    let out = run(&mut d, "-Ln", "");
+    assert_eq!(
+        out.stdout,
+        concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  192.168.1.253:80 rr\n",
+            "  -> 10.10.10.2:80                Masq    1      0          0         \n",
+            "  -> 10.10.10.3:80                Masq    1      0          0         \n",
+        )
+    );
+    let out = run(&mut d, "-S -n", "");
+    assert_eq!(
+        out.stdout,
+        concat!(
+            "-A -t 192.168.1.253:80 -s rr\n",
+            "-a -t 192.168.1.253:80 -r 10.10.10.2:80 -m -w 1\n",
+            "-a -t 192.168.1.253:80 -r 10.10.10.3:80 -m -w 1\n",
+        )
+    );
+}
+
+#[test]
+fn daemon_errors_use_ipvsadm_words_and_status() {
+    let mut d = FakeDaemon::default();
+    let cases = [
+        ("-A -t 1.2.3.4:80", 0, ""),
+        ("-A -t 1.2.3.4:80", 255, "Service already exists\n"),
+        ("-E -t 1.2.3.5:80", 255, "No such service\n"),
+        ("-a -t 1.2.3.5:80 -r 10.0.0.1", 255, "Service not defined\n"),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1", 0, ""),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1",
+            255,
+            "Destination already exists\n",
+        ),
+        ("-d -t 1.2.3.4:80 -r 10.0.0.9", 255, "No such destination\n"),
+        ("-L -t 1.2.3.5:80", 1, "No such service\n"),
+        (
+            "--start-daemon master",
+            2,
+            "rvsadm: --start-daemon is not supported yet\n",
+        ),
+    ];
+    for (line, status, stderr) in cases {
+        let out = run(&mut d, line, "");
+        assert_eq!(
+            (out.status, out.stderr.as_str()),
+            (status, stderr),
+            "{line}"
+        );
+    }
+    let out = run(&mut d, "--set 900 120 300", "");
+    assert_eq!(out.status, 0);
+    assert_eq!(
+        run(&mut d, "-L --timeout", "").stdout,
+        "Timeout (tcp tcpfin udp): 900 120 300\n"
+    );
+}
+
+#[test]
+fn restore_stops_at_a_bad_line_and_reports_refusals() {
+    let mut d = FakeDaemon::default();
+    let input = "# saved\n-A -t 1.2.3.4:80 -s rr\n-A -t 1.2.3.4:80 -s rr\nipvsadm -a -t 1.2.3.4:80 -r 10.0.0.1 -m\n-A -t bad\n-C\n";
+    let out = run(&mut d, "-R", input);
+    assert_eq!(
+        out.stderr,
+        "Service already exists\nillegal virtual server address[:port] specified\n"
+    );
+    assert_eq!(out.status, 255);
+    assert_eq!(
+        d.services.len(),
+        1,
+        "the -C after the bad line must not run"
+    );
+    assert_eq!(d.services[0].dests.len(), 1);
+}
+
+#[test]
+fn no_daemon_is_reported_like_ipvsadm() {
+    let mut client = rvsadm::LazyClient::new("/nonexistent/rvsd.sock");
+    let action = parse_args(&["-Ln"]).expect("parse");
+    let out = execute(&action, &mut client, &mut Cursor::new(Vec::new()));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.starts_with("Can't initialize ipvs: "),
+        "{}",
+        out.stderr
+    );
+    let help = execute(
+        &parse_args(&["-h"]).expect("parse"),
+        &mut client,
+        &mut Cursor::new(Vec::new()),
+    );
+    assert_eq!(help.status, 0);
+    assert!(help
+        .stdout
+        .starts_with("rvsadm 0.1.0 (ipvsadm 1.31 compatible)\nUsage:\n"));
+}
+
+#[test]
+fn socket_option_and_environment() {
+    let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (path, rest) =
+        rvsadm::take_socket_option(args(&["-Ln", "--socket", "/tmp/x.sock"]), None).expect("split");
+    assert_eq!((path.to_str(), rest), (Some("/tmp/x.sock"), args(&["-Ln"])));
+    let (path, _) =
+        rvsadm::take_socket_option(args(&["-Ln"]), Some("/tmp/env.sock".into())).expect("split");
+    assert_eq!(path.to_str(), Some("/tmp/env.sock"));
+    let (path, _) =
+        rvsadm::take_socket_option(args(&["--socket=/a", "-C"]), Some("/b".into())).expect("split");
+    assert_eq!(path.to_str(), Some("/a"));
+    let (path, _) = rvsadm::take_socket_option(args(&["-C"]), None).expect("split");
+    assert_eq!(path.to_str(), Some(rvs_api::DEFAULT_SOCKET));
+    assert!(rvsadm::take_socket_option(args(&["-C", "--socket"]), None).is_err());
+}

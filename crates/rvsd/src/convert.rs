@@ -1,0 +1,404 @@
+//! Carries out control commands: translates `rvs-api` requests into engine calls and engine state
+//! into `rvs-api` views. The only place that knows both vocabularies.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rvs_api::{
+    Command, ConnView, DestConfig, DestView, ErrorKind, Info, RatesView, Reply, ServiceConfig,
+    ServiceId, ServiceView, StatsView, Timeouts,
+};
+use rvs_engine::{
+    ConnStatus, DestSpec, DestStatus, Engine, EngineError, Millis, Persistence, Protocol, Rates,
+    SchedulerKind, ServiceKey, ServiceSpec, ServiceStatus, Stats, TimeoutUpdate,
+};
+
+/// The IPVS version rvs emulates in ipvsadm's header line.
+const IPVS_VERSION: &str = "1.2.1";
+/// The connection hash table size ipvsadm's header reports (IPVS's default).
+const CONN_TABLE_SIZE: u32 = 4096;
+
+/// Whether `cmd` changes services or real servers (so the kernel-bypass rules must follow).
+pub fn changes_config(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::AddService(_)
+            | Command::EditService(_)
+            | Command::DelService(_)
+            | Command::Clear
+            | Command::AddDest { .. }
+            | Command::EditDest { .. }
+            | Command::DelDest { .. }
+    )
+}
+
+/// Runs one command against the engine.
+pub fn execute(engine: &Engine, now: Millis, cmd: Command) -> Reply {
+    match run(engine, now, cmd) {
+        Ok(reply) => reply,
+        Err(err) => Reply::Error(err),
+    }
+}
+
+fn run(engine: &Engine, now: Millis, cmd: Command) -> Result<Reply, rvs_api::ErrorReply> {
+    let reply = match cmd {
+        Command::AddService(cfg) => {
+            engine
+                .add_service(service_spec(&cfg)?)
+                .map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::EditService(cfg) => {
+            engine
+                .edit_service(service_spec(&cfg)?)
+                .map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::DelService(id) => {
+            engine
+                .del_service(&service_key(&id)?)
+                .map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::Clear => {
+            engine.clear();
+            Reply::Ok
+        }
+        Command::AddDest { service, dest } => {
+            engine
+                .add_dest(&service_key(&service)?, dest_spec(&dest)?)
+                .map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::EditDest { service, dest } => {
+            engine
+                .edit_dest(&service_key(&service)?, dest_spec(&dest)?)
+                .map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::DelDest {
+            service,
+            addr,
+            port,
+        } => {
+            engine
+                .del_dest(&service_key(&service)?, addr, port)
+                .map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::Zero { service } => {
+            let key = service.as_ref().map(service_key).transpose()?;
+            engine.zero(key.as_ref()).map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::SetTimeouts(t) => {
+            engine.set_timeouts(TimeoutUpdate {
+                tcp: t.tcp,
+                tcpfin: t.tcp_fin,
+                udp: t.udp,
+            });
+            Reply::Ok
+        }
+        Command::GetTimeouts => {
+            let t = engine.timeouts();
+            Reply::Timeouts(Timeouts {
+                tcp: t.tcp,
+                tcp_fin: t.tcpfin,
+                udp: t.udp,
+            })
+        }
+        Command::ListServices { service } => {
+            let wanted = service.as_ref().map(service_key).transpose()?;
+            let views: Vec<ServiceView> = engine
+                .services(now)
+                .into_iter()
+                .filter(|s| wanted.as_ref().is_none_or(|k| *k == s.spec.key))
+                .map(service_view)
+                .collect();
+            if wanted.is_some() && views.is_empty() {
+                return Err(api_error(ErrorKind::NoService, ""));
+            }
+            Reply::Services(views)
+        }
+        Command::ListConnections => {
+            Reply::Connections(engine.connections(now).into_iter().map(conn_view).collect())
+        }
+        Command::GetInfo => Reply::Info(Info {
+            version: IPVS_VERSION.to_owned(),
+            conn_table_size: CONN_TABLE_SIZE,
+            daemon: format!("rvsd {}", env!("CARGO_PKG_VERSION")),
+        }),
+    };
+    Ok(reply)
+}
+
+fn api_error(kind: ErrorKind, message: &str) -> rvs_api::ErrorReply {
+    rvs_api::ErrorReply::new(kind, message)
+}
+
+fn engine_error(err: EngineError) -> rvs_api::ErrorReply {
+    let kind = match &err {
+        EngineError::ServiceExists => ErrorKind::ServiceExists,
+        EngineError::NoService => ErrorKind::NoService,
+        EngineError::DestExists => ErrorKind::DestExists,
+        EngineError::NoDest => ErrorKind::NoDest,
+        EngineError::Unsupported(_) => ErrorKind::Unsupported,
+        _ => ErrorKind::InvalidArgument,
+    };
+    api_error(kind, &err.to_string())
+}
+
+/// The engine key of a service id; firewall-mark and SCTP services belong to later issues.
+fn service_key(id: &ServiceId) -> Result<ServiceKey, rvs_api::ErrorReply> {
+    match *id {
+        ServiceId::Tcp { addr, port } => Ok(ServiceKey {
+            proto: Protocol::Tcp,
+            addr,
+            port,
+        }),
+        ServiceId::Udp { addr, port } => Ok(ServiceKey {
+            proto: Protocol::Udp,
+            addr,
+            port,
+        }),
+        ServiceId::Sctp { .. } => Err(api_error(
+            ErrorKind::Unsupported,
+            "SCTP services are not supported yet",
+        )),
+        ServiceId::Fwmark { .. } => Err(api_error(
+            ErrorKind::Unsupported,
+            "firewall-mark services (-f) are not supported yet",
+        )),
+    }
+}
+
+fn service_id(key: &ServiceKey) -> ServiceId {
+    match key.proto {
+        Protocol::Tcp => ServiceId::Tcp {
+            addr: key.addr,
+            port: key.port,
+        },
+        Protocol::Udp => ServiceId::Udp {
+            addr: key.addr,
+            port: key.port,
+        },
+    }
+}
+
+/// IPVS's scheduler names; the ones rvs does not run yet are refused clearly, unknown names get
+/// ipvsadm's "scheduler not found".
+fn scheduler(name: &str) -> Result<SchedulerKind, rvs_api::ErrorReply> {
+    match name {
+        "rr" => Ok(SchedulerKind::Rr),
+        "wrr" => Ok(SchedulerKind::Wrr),
+        "lc" => Ok(SchedulerKind::Lc),
+        "wlc" => Ok(SchedulerKind::Wlc),
+        "sed" | "nq" | "sh" | "dh" | "lblc" | "lblcr" | "fo" | "ovf" | "mh" | "twos" => {
+            Err(api_error(
+                ErrorKind::Unsupported,
+                &format!("scheduler {name} is not supported yet"),
+            ))
+        }
+        _ => Err(api_error(ErrorKind::NoScheduler, name)),
+    }
+}
+
+fn scheduler_name(kind: SchedulerKind) -> &'static str {
+    match kind {
+        SchedulerKind::Rr => "rr",
+        SchedulerKind::Wrr => "wrr",
+        SchedulerKind::Lc => "lc",
+        SchedulerKind::Wlc => "wlc",
+    }
+}
+
+fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply> {
+    let key = service_key(&cfg.id)?;
+    if !cfg.sched_flags.is_empty() {
+        return Err(api_error(
+            ErrorKind::Unsupported,
+            "scheduler flags (-b) are not supported yet",
+        ));
+    }
+    if cfg.pe.is_some() {
+        return Err(api_error(
+            ErrorKind::Unsupported,
+            "persistence engines (--pe) are not supported yet",
+        ));
+    }
+    let persistence = cfg.persistence.map(|timeout_s| Persistence {
+        timeout_s,
+        netmask: netmask(key.addr, cfg.netmask),
+    });
+    Ok(ServiceSpec {
+        key,
+        scheduler: scheduler(&cfg.scheduler)?,
+        persistence,
+        one_packet: cfg.one_packet,
+    })
+}
+
+/// A prefix length as a mask of the service's family (all ones when none is given).
+fn netmask(family_of: IpAddr, prefix: Option<u8>) -> IpAddr {
+    match family_of {
+        IpAddr::V4(_) => {
+            let bits = u32::from(prefix.unwrap_or(32).min(32));
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(mask))
+        }
+        IpAddr::V6(_) => {
+            let bits = u32::from(prefix.unwrap_or(128).min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(mask))
+        }
+    }
+}
+
+fn prefix_len(mask: IpAddr) -> u8 {
+    let ones = match mask {
+        IpAddr::V4(m) => u32::from(m).leading_ones(),
+        IpAddr::V6(m) => u128::from(m).leading_ones(),
+    };
+    u8::try_from(ones).unwrap_or(u8::MAX)
+}
+
+fn method_to_engine(m: rvs_api::ForwardMethod) -> rvs_engine::ForwardMethod {
+    match m {
+        rvs_api::ForwardMethod::Masq => rvs_engine::ForwardMethod::Masq,
+        rvs_api::ForwardMethod::Route => rvs_engine::ForwardMethod::Route,
+        rvs_api::ForwardMethod::Tunnel => rvs_engine::ForwardMethod::Tunnel,
+        rvs_api::ForwardMethod::Local => rvs_engine::ForwardMethod::Local,
+    }
+}
+
+fn method_to_api(m: rvs_engine::ForwardMethod) -> rvs_api::ForwardMethod {
+    match m {
+        rvs_engine::ForwardMethod::Masq => rvs_api::ForwardMethod::Masq,
+        rvs_engine::ForwardMethod::Route => rvs_api::ForwardMethod::Route,
+        rvs_engine::ForwardMethod::Tunnel => rvs_api::ForwardMethod::Tunnel,
+        rvs_engine::ForwardMethod::Local => rvs_api::ForwardMethod::Local,
+    }
+}
+
+fn dest_spec(cfg: &DestConfig) -> Result<DestSpec, rvs_api::ErrorReply> {
+    if cfg.tunnel.is_some() {
+        return Err(api_error(
+            ErrorKind::Unsupported,
+            "tunnel options (--tun-*) are not supported yet",
+        ));
+    }
+    Ok(DestSpec {
+        addr: cfg.addr,
+        port: cfg.port,
+        weight: cfg.weight,
+        method: method_to_engine(cfg.method),
+        u_threshold: cfg.u_threshold,
+        l_threshold: cfg.l_threshold,
+    })
+}
+
+fn stats_view(s: &Stats) -> StatsView {
+    StatsView {
+        conns: s.conns,
+        in_pkts: s.in_pkts,
+        out_pkts: s.out_pkts,
+        in_bytes: s.in_bytes,
+        out_bytes: s.out_bytes,
+    }
+}
+
+fn rates_view(r: &Rates) -> RatesView {
+    RatesView {
+        cps: r.cps,
+        in_pps: r.in_pps,
+        out_pps: r.out_pps,
+        in_bps: r.in_bps,
+        out_bps: r.out_bps,
+    }
+}
+
+fn dest_view(d: DestStatus) -> DestView {
+    DestView {
+        config: DestConfig {
+            addr: d.spec.addr,
+            port: d.spec.port,
+            weight: d.spec.weight,
+            method: method_to_api(d.spec.method),
+            u_threshold: d.spec.u_threshold,
+            l_threshold: d.spec.l_threshold,
+            tunnel: None,
+        },
+        active_conns: d.active_conns,
+        inactive_conns: d.inactive_conns,
+        persist_conns: d.persist_conns,
+        stats: stats_view(&d.stats),
+        rates: rates_view(&d.rates),
+    }
+}
+
+fn service_view(s: ServiceStatus) -> ServiceView {
+    let mut config = ServiceConfig::new(service_id(&s.spec.key), scheduler_name(s.spec.scheduler));
+    config.one_packet = s.spec.one_packet;
+    if let Some(p) = &s.spec.persistence {
+        config.persistence = Some(p.timeout_s);
+        config.netmask = Some(prefix_len(p.netmask));
+    }
+    ServiceView {
+        config,
+        stats: stats_view(&s.stats),
+        rates: rates_view(&s.rates),
+        dests: s.dests.into_iter().map(dest_view).collect(),
+    }
+}
+
+fn conn_view(c: ConnStatus) -> ConnView {
+    ConnView {
+        proto: match c.proto {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+        .to_owned(),
+        client: c.client,
+        virtual_addr: c.virtual_addr,
+        dest: c.dest,
+        state: c.state.name().to_owned(),
+        expires_ms: c.expires_in.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netmask_round_trips_prefix_lengths() {
+        let v4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let v6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        assert_eq!(
+            netmask(v4, Some(24)),
+            "255.255.255.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            netmask(v4, None),
+            "255.255.255.255".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(netmask(v4, Some(0)), "0.0.0.0".parse::<IpAddr>().unwrap());
+        for p in [0u8, 1, 24, 32] {
+            assert_eq!(prefix_len(netmask(v4, Some(p))), p);
+        }
+        for p in [0u8, 48, 64, 128] {
+            assert_eq!(prefix_len(netmask(v6, Some(p))), p);
+        }
+    }
+
+    #[test]
+    fn later_issue_features_are_refused_not_ignored() {
+        let fw = ServiceId::Fwmark {
+            mark: 1,
+            ipv6: false,
+        };
+        let err = service_key(&fw).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unsupported);
+        assert_eq!(scheduler("mh").unwrap_err().kind, ErrorKind::Unsupported);
+        assert_eq!(scheduler("bogus").unwrap_err().kind, ErrorKind::NoScheduler);
+    }
+}
