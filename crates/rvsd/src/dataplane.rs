@@ -24,16 +24,24 @@ use crate::clock::Clock;
 const BATCH: usize = 64;
 /// How long a worker sleeps in poll before checking the stop flag.
 const POLL_MS: u16 = 100;
+/// How long a worker sleeps in poll while frames wait for a neighbour.
+const PENDING_POLL_MS: u16 = 5;
 /// Length of the Ethernet header the data plane writes in front of a forwarded packet.
 const ETH_HLEN: usize = 14;
+/// Frames a worker holds while their next hop's MAC is being resolved.
+const PENDING_MAX: usize = 256;
+/// How long a held frame may wait for its neighbour before it is dropped.
+const PENDING_TTL: Duration = Duration::from_secs(3);
 
 /// Counters of what happened after the engine's verdict (the engine counts its own drops).
 #[derive(Debug, Default)]
 pub struct EgressCounters {
     /// Frames sent.
     pub sent: AtomicU64,
-    /// Forwarded frames dropped because the next hop's MAC was still being resolved.
-    pub neighbour_pending: AtomicU64,
+    /// Forwarded frames held while the next hop's MAC was being resolved.
+    pub neighbour_held: AtomicU64,
+    /// Held frames dropped: the queue was full or the neighbour never answered.
+    pub neighbour_failed: AtomicU64,
     /// Forwarded frames dropped because no route led to the next hop.
     pub unreachable: AtomicU64,
     /// Forwarded frames whose route leaves through an interface rvsd does not run on.
@@ -81,6 +89,7 @@ impl DataPlane {
                 rx,
                 tx,
                 neighbours: NeighbourCache::default(),
+                held: Vec::new(),
                 counters: counters.clone(),
             };
             let stop = stop.clone();
@@ -121,7 +130,17 @@ struct Worker {
     rx: Vec<PacketSocket>,
     tx: HashMap<u32, PacketSocket>,
     neighbours: NeighbourCache,
+    held: Vec<HeldFrame>,
     counters: Arc<EgressCounters>,
+}
+
+/// A rewritten frame waiting for its next hop's MAC (the kernel was asked to resolve it).
+struct HeldFrame {
+    since: std::time::Instant,
+    next_hop_ip: IpAddr,
+    l3_offset: usize,
+    vnet: VnetHdr,
+    frame: Vec<u8>,
 }
 
 impl Worker {
@@ -138,6 +157,9 @@ impl Worker {
             for index in ready {
                 self.drain(index);
             }
+            if !self.held.is_empty() {
+                self.retry_held();
+            }
         }
     }
 
@@ -149,7 +171,12 @@ impl Worker {
             .iter()
             .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
             .collect();
-        nix::poll::poll(&mut fds, PollTimeout::from(POLL_MS))?;
+        let wait = if self.held.is_empty() {
+            POLL_MS
+        } else {
+            PENDING_POLL_MS
+        };
+        nix::poll::poll(&mut fds, PollTimeout::from(wait))?;
         Ok(fds
             .iter()
             .enumerate()
@@ -166,6 +193,7 @@ impl Worker {
             rx,
             tx,
             neighbours,
+            held,
             counters,
             ..
         } = self;
@@ -181,16 +209,15 @@ impl Worker {
                 l3_offset,
             } = engine.handle(now, &mut meta, frame)
             {
-                transmit(
+                let out = Egress {
                     net,
                     tx,
                     neighbours,
                     counters,
-                    next_hop_ip,
-                    l3_offset,
-                    vnet,
-                    frame,
-                );
+                };
+                if let Sent::Held = out.transmit(next_hop_ip, l3_offset, vnet, frame) {
+                    hold(held, counters, next_hop_ip, l3_offset, vnet, frame);
+                }
             }
         });
         if let Err(e) = result {
@@ -199,67 +226,130 @@ impl Worker {
     }
 }
 
-/// Writes the next hop's Ethernet header in front of the rewritten L3 packet and sends it on the
-/// egress interface's socket.
-#[allow(clippy::too_many_arguments)]
-fn transmit(
-    net: &NetState,
-    tx: &HashMap<u32, PacketSocket>,
-    neighbours: &mut NeighbourCache,
+/// What became of a forwarded frame.
+enum Sent {
+    /// Sent, or dropped and counted.
+    Done,
+    /// The next hop's MAC is being resolved: the caller may hold the frame and retry.
+    Held,
+}
+
+/// The pieces of a worker that sending needs, borrowed together.
+struct Egress<'a> {
+    net: &'a NetState,
+    tx: &'a HashMap<u32, PacketSocket>,
+    neighbours: &'a mut NeighbourCache,
+    counters: &'a EgressCounters,
+}
+
+impl Egress<'_> {
+    /// Writes the next hop's Ethernet header in front of the rewritten L3 packet and sends it on
+    /// the egress interface's socket.
+    fn transmit(
+        self,
+        next_hop_ip: IpAddr,
+        l3_offset: usize,
+        vnet: &mut VnetHdr,
+        frame: &mut [u8],
+    ) -> Sent {
+        let counters = self.counters;
+        let (ifindex, src_mac, dst_mac) = match self.neighbours.resolve(self.net, next_hop_ip) {
+            Resolution::Ready {
+                ifindex,
+                src_mac,
+                dst_mac,
+                ..
+            } => (ifindex, src_mac, dst_mac),
+            Resolution::Pending => return Sent::Held,
+            Resolution::Unreachable => {
+                counters.unreachable.fetch_add(1, Ordering::Relaxed);
+                return Sent::Done;
+            }
+        };
+        let Some(sock) = self.tx.get(&ifindex) else {
+            counters.unmanaged_egress.fetch_add(1, Ordering::Relaxed);
+            return Sent::Done;
+        };
+        let Some(start) = l3_offset.checked_sub(ETH_HLEN) else {
+            return Sent::Done;
+        };
+        let Some(header) = frame.get_mut(start..l3_offset) else {
+            return Sent::Done;
+        };
+        let ethertype: u16 = if next_hop_ip.is_ipv4() {
+            0x0800
+        } else {
+            0x86dd
+        };
+        header[0..6].copy_from_slice(&dst_mac);
+        header[6..12].copy_from_slice(&src_mac);
+        header[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        let mut vnet_out = *vnet;
+        if start > 0 {
+            // A VLAN tag was dropped: the virtio-net header's offsets count from the frame start.
+            let shift = u16::try_from(start).unwrap_or(u16::MAX);
+            vnet_out.csum_start = vnet_out.csum_start.saturating_sub(shift);
+            vnet_out.hdr_len = vnet_out.hdr_len.saturating_sub(shift);
+        }
+        match sock.send(&vnet_out, &frame[start..]) {
+            Ok(()) => {
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("send failed: {e}");
+            }
+        }
+        Sent::Done
+    }
+}
+
+/// Keeps a copy of a frame whose next hop is being resolved (bounded; overflow is counted).
+fn hold(
+    held: &mut Vec<HeldFrame>,
     counters: &EgressCounters,
     next_hop_ip: IpAddr,
     l3_offset: usize,
-    vnet: &mut VnetHdr,
-    frame: &mut [u8],
+    vnet: &VnetHdr,
+    frame: &[u8],
 ) {
-    let (ifindex, src_mac, dst_mac) = match neighbours.resolve(net, next_hop_ip) {
-        Resolution::Ready {
-            ifindex,
-            src_mac,
-            dst_mac,
-            ..
-        } => (ifindex, src_mac, dst_mac),
-        Resolution::Pending => {
-            counters.neighbour_pending.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        Resolution::Unreachable => {
-            counters.unreachable.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-    };
-    let Some(sock) = tx.get(&ifindex) else {
-        counters.unmanaged_egress.fetch_add(1, Ordering::Relaxed);
+    if held.len() >= PENDING_MAX {
+        counters.neighbour_failed.fetch_add(1, Ordering::Relaxed);
         return;
-    };
-    let Some(start) = l3_offset.checked_sub(ETH_HLEN) else {
-        return;
-    };
-    let Some(header) = frame.get_mut(start..l3_offset) else {
-        return;
-    };
-    let ethertype: u16 = if next_hop_ip.is_ipv4() {
-        0x0800
-    } else {
-        0x86dd
-    };
-    header[0..6].copy_from_slice(&dst_mac);
-    header[6..12].copy_from_slice(&src_mac);
-    header[12..14].copy_from_slice(&ethertype.to_be_bytes());
-    if start > 0 {
-        // A VLAN tag was dropped: the offsets in the virtio-net header are from the frame start.
-        let shift = u16::try_from(start).unwrap_or(u16::MAX);
-        vnet.csum_start = vnet.csum_start.saturating_sub(shift);
-        vnet.hdr_len = vnet.hdr_len.saturating_sub(shift);
     }
-    match sock.send(vnet, &frame[start..]) {
-        Ok(()) => {
-            counters.sent.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => {
-            counters.send_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!("send failed: {e}");
-        }
+    counters.neighbour_held.fetch_add(1, Ordering::Relaxed);
+    held.push(HeldFrame {
+        since: std::time::Instant::now(),
+        next_hop_ip,
+        l3_offset,
+        vnet: *vnet,
+        frame: frame.to_vec(),
+    });
+}
+
+impl Worker {
+    /// Sends the held frames whose neighbour has been resolved; drops the ones that waited too long.
+    fn retry_held(&mut self) {
+        let mut waiting = std::mem::take(&mut self.held);
+        waiting.retain_mut(|h| {
+            let out = Egress {
+                net: &self.net,
+                tx: &self.tx,
+                neighbours: &mut self.neighbours,
+                counters: &self.counters,
+            };
+            match out.transmit(h.next_hop_ip, h.l3_offset, &mut h.vnet, &mut h.frame) {
+                Sent::Done => false,
+                Sent::Held if h.since.elapsed() < PENDING_TTL => true,
+                Sent::Held => {
+                    self.counters
+                        .neighbour_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+            }
+        });
+        self.held = waiting;
     }
 }
 
@@ -278,11 +368,11 @@ impl NeighbourCache {
             self.generation = generation;
         }
         if let Some(hit) = self.entries.get(&dst) {
-            return hit.clone();
+            return *hit;
         }
         let fresh = net.resolve(dst);
         if matches!(fresh, Resolution::Ready { .. }) {
-            self.entries.insert(dst, fresh.clone());
+            self.entries.insert(dst, fresh);
         }
         fresh
     }

@@ -90,7 +90,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let plane = dataplane::DataPlane::start(
         engine.clone(),
         net.clone(),
-        clock.clone(),
+        clock,
         &args.interfaces,
         workers,
         stop.clone(),
@@ -109,7 +109,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         control::Shared {
             engine: engine.clone(),
             bypass: bypass.clone(),
-            clock: clock.clone(),
+            clock,
         },
     ));
 
