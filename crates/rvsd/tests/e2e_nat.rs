@@ -190,25 +190,37 @@ fn hold_connection(topo: &NatTopology, secs: u32) -> u32 {
         .expect("spawn a long-lived curl")
 }
 
+/// Waits until one of the two real servers shows the held connection as ActiveConn 1; returns
+/// (that server, the other one).
+fn busy_and_other(topo: &NatTopology) -> (&'static str, &'static str) {
+    let listing = wait_listing(topo, |l| {
+        l.lines()
+            .any(|x| x.contains("Masq") && x.split_whitespace().nth(4) == Some("1"))
+    });
+    let (a, b) = ("10.10.10.2", "10.10.10.3");
+    let pair = if conns_of(&listing, &format!("{a}:80")).0 == 1 {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(
+        conns_of(&listing, &format!("{}:80", pair.0)).0,
+        1,
+        "{listing}"
+    );
+    assert_eq!(
+        conns_of(&listing, &format!("{}:80", pair.1)).0,
+        0,
+        "{listing}"
+    );
+    pair
+}
+
 fn least_connection_prefers_idle_server(sched: &str) {
     let topo = director(sched, 2);
     add_rr_service(&topo, sched);
     let _held = hold_connection(&topo, 20);
-    let listing = wait_listing(&topo, |l| {
-        l.lines()
-            .any(|x| x.contains("Masq") && x.split_whitespace().nth(4) == Some("1"))
-    });
-    let busy = if conns_of(&listing, "10.10.10.2:80").0 == 1 {
-        "10.10.10.2"
-    } else {
-        "10.10.10.3"
-    };
-    let idle = if busy == "10.10.10.2" {
-        "10.10.10.3"
-    } else {
-        "10.10.10.2"
-    };
-    assert_eq!(conns_of(&listing, &format!("{busy}:80")).0, 1, "{listing}");
+    let (_busy, idle) = busy_and_other(&topo);
     let answers = curl_many(&topo, &format!("http://{VIP}/"), 10);
     assert!(
         answers.iter().all(|a| *a == format!("hello,{idle}")),
@@ -231,20 +243,7 @@ fn d_weight_zero_quiesces_but_established_connection_continues() {
     let topo = director("quiesce", 2);
     add_rr_service(&topo, "rr");
     let held = hold_connection(&topo, 6);
-    let listing = wait_listing(&topo, |l| {
-        l.lines()
-            .any(|x| x.contains("Masq") && x.split_whitespace().nth(4) == Some("1"))
-    });
-    let busy = if conns_of(&listing, "10.10.10.2:80").0 == 1 {
-        "10.10.10.2"
-    } else {
-        "10.10.10.3"
-    };
-    let other = if busy == "10.10.10.2" {
-        "10.10.10.3"
-    } else {
-        "10.10.10.2"
-    };
+    let (busy, other) = busy_and_other(&topo);
     adm(
         &topo,
         &[
