@@ -105,8 +105,11 @@ impl DestRt {
 
     /// A connection moved between ESTABLISHED and the other states.
     pub(crate) fn set_active(&self, active: bool) {
-        let (from, to) =
-            if active { (&self.inactive, &self.active) } else { (&self.active, &self.inactive) };
+        let (from, to) = if active {
+            (&self.inactive, &self.active)
+        } else {
+            (&self.active, &self.inactive)
+        };
         let _ = from.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
         to.fetch_add(1, Ordering::Relaxed);
     }
@@ -148,22 +151,74 @@ impl ServiceRt {
     }
 }
 
+/// A service's identity in the form the data plane has at hand: protocol number, 16-byte
+/// address (IPv4-mapped for IPv4) and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WireKey {
+    pub(crate) addr: [u8; 16],
+    pub(crate) port: u16,
+    pub(crate) proto: u8,
+}
+
+impl core::hash::Hash for WireKey {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        let (a, b) = self.addr.split_at(8);
+        let mut x = [0u8; 8];
+        x.copy_from_slice(a);
+        state.write_u64(u64::from_ne_bytes(x));
+        x.copy_from_slice(b);
+        state.write_u64(u64::from_ne_bytes(x));
+        state.write_u32(((self.proto as u32) << 16) | self.port as u32);
+    }
+}
+
+impl WireKey {
+    pub(crate) fn of(key: &ServiceKey) -> WireKey {
+        let addr = match key.addr {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        WireKey {
+            addr,
+            port: key.port,
+            proto: key.proto.number(),
+        }
+    }
+}
+
 /// One immutable configuration version.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     /// Services in creation order.
     pub(crate) services: Vec<Arc<ServiceRt>>,
     pub(crate) index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
+    wire_index: HashMap<WireKey, usize, foldhash::fast::RandomState>,
     pub(crate) timeouts: TimeoutTable,
 }
 
 impl Snapshot {
     pub(crate) fn new(services: Vec<Arc<ServiceRt>>, timeouts: TimeoutTable) -> Self {
         let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        let mut wire_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (i, s) in services.iter().enumerate() {
             index.insert(s.spec.key, i);
+            wire_index.insert(WireKey::of(&s.spec.key), i);
         }
-        Snapshot { services, index, timeouts }
+        Snapshot {
+            services,
+            index,
+            wire_index,
+            timeouts,
+        }
+    }
+
+    /// Data-plane lookup of the service a packet is addressed to.
+    #[inline]
+    pub(crate) fn service_at(&self, key: &WireKey) -> Option<&Arc<ServiceRt>> {
+        if self.wire_index.is_empty() {
+            return None;
+        }
+        self.wire_index.get(key).and_then(|&i| self.services.get(i))
     }
 
     pub(crate) fn service(&self, key: &ServiceKey) -> Option<&Arc<ServiceRt>> {

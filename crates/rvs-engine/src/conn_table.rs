@@ -127,7 +127,12 @@ impl Shard {
     }
 
     /// Inserts a connection under both of its tuples.
-    pub(crate) fn insert(&mut self, hash: u64, state: &foldhash::fast::RandomState, conn: Conn) -> u32 {
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        state: &foldhash::fast::RandomState,
+        conn: Conn,
+    ) -> u32 {
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(place) = self.slab.get_mut(s as usize) {
@@ -140,7 +145,12 @@ impl Shard {
                 (self.slab.len() - 1) as u32
             }
         };
-        let Shard { table, slab, hashes, .. } = self;
+        let Shard {
+            table,
+            slab,
+            hashes,
+            ..
+        } = self;
         let rehash = |e: &u32| {
             slab.get((e >> 1) as usize)
                 .and_then(Option::as_ref)
@@ -153,7 +163,11 @@ impl Shard {
     }
 
     /// Removes a connection, returning it.
-    pub(crate) fn remove(&mut self, slot: u32, state: &foldhash::fast::RandomState) -> Option<Conn> {
+    pub(crate) fn remove(
+        &mut self,
+        slot: u32,
+        state: &foldhash::fast::RandomState,
+    ) -> Option<Conn> {
         let conn = self.slab.get_mut(slot as usize)?.take()?;
         let hash = (self.hashes)(state, conn.proto, &conn.client, conn.cport);
         for dir in [Direction::Input, Direction::Output] {
@@ -179,7 +193,10 @@ impl Shard {
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().filter(|c| pred(c)).map(|_| i as u32))
             .collect();
-        doomed.into_iter().filter_map(|s| self.remove(s, state)).collect()
+        doomed
+            .into_iter()
+            .filter_map(|s| self.remove(s, state))
+            .collect()
     }
 
     /// Iterates over live connections.
@@ -207,5 +224,16 @@ impl Shard {
             + buckets * (core::mem::size_of::<u32>() + 1)
             + self.free.capacity() * core::mem::size_of::<u32>()
             + self.stats.capacity() * core::mem::size_of::<Stats>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_is_compact() {
+        // 3 addresses + ports + state + timer + destination pointer; Option uses the Arc niche.
+        assert!(core::mem::size_of::<Option<Conn>>() <= 88);
     }
 }

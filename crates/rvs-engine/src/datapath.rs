@@ -81,15 +81,25 @@ pub(crate) fn parse(frame: &[u8]) -> Result<Option<Parsed>, DropReason> {
 
 /// Reads ports (and TCP flags) of a TCP or UDP packet.
 pub(crate) fn ports(frame: &[u8], p: &Parsed) -> Result<Ports, DropReason> {
-    let b = frame.get(p.lay.l4..p.lay.end).ok_or(DropReason::Truncated)?;
+    let b = frame
+        .get(p.lay.l4..p.lay.end)
+        .ok_or(DropReason::Truncated)?;
     match p.lay.proto {
         ip::TCP => {
             let t = tcp::Packet::new_checked(b).map_err(reason)?;
-            Ok(Ports { sport: t.src_port(), dport: t.dst_port(), tcp_flags: t.flags().0 })
+            Ok(Ports {
+                sport: t.src_port(),
+                dport: t.dst_port(),
+                tcp_flags: t.flags().0,
+            })
         }
         _ => {
             let u = udp::Packet::new_checked(b).map_err(reason)?;
-            Ok(Ports { sport: u.src_port(), dport: u.dst_port(), tcp_flags: 0 })
+            Ok(Ports {
+                sport: u.src_port(),
+                dport: u.dst_port(),
+                tcp_flags: 0,
+            })
         }
     }
 }

@@ -45,7 +45,10 @@ impl Estimator {
 
     /// Zeroes rates and restarts from the given counters (`ipvsadm -Z`).
     pub(crate) fn reset(&mut self, now: &Stats) {
-        *self = Estimator { last: *now, ..Estimator::default() };
+        *self = Estimator {
+            last: *now,
+            ..Estimator::default()
+        };
     }
 }
 
@@ -66,16 +69,25 @@ mod tests {
             e.update(&s);
         }
         let r = e.rates();
-        assert_eq!((r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps), (100, 1000, 500, 1_000_000, 0));
+        assert_eq!(
+            (r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps),
+            (100, 1000, 500, 1_000_000, 0)
+        );
     }
 
     #[test]
     fn first_period_is_quarter() {
         let mut e = Estimator::default();
-        e.update(&Stats { conns: 8, ..Stats::default() });
+        e.update(&Stats {
+            conns: 8,
+            ..Stats::default()
+        });
         // 8 conns in 2 s = 4/s; after one EWMA step 1/s.
         assert_eq!(e.rates().cps, 1);
-        e.reset(&Stats { conns: 8, ..Stats::default() });
+        e.reset(&Stats {
+            conns: 8,
+            ..Stats::default()
+        });
         assert_eq!(e.rates(), Rates::default());
     }
 }

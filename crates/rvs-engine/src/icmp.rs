@@ -29,17 +29,17 @@ pub(crate) struct ConnAddrs {
     pub(crate) dport: u16,
 }
 
+/// The IPv4-mapped IPv6 form of an IPv4 address (built as one 16-byte value).
+#[inline]
 pub(crate) fn mapped(a: [u8; 4]) -> [u8; 16] {
-    let mut m = [0u8; 16];
-    m[10] = 0xff;
-    m[11] = 0xff;
-    m[12..].copy_from_slice(&a);
-    m
+    ((0xffff_u128 << 32) | u32::from_be_bytes(a) as u128).to_be_bytes()
 }
 
 /// True when the ICMP message at `lay.l4` is an error message.
 pub(crate) fn is_error(frame: &[u8], lay: &Layout) -> bool {
-    let Some(b) = frame.get(lay.l4..lay.end) else { return false };
+    let Some(b) = frame.get(lay.l4..lay.end) else {
+        return false;
+    };
     if lay.v6 {
         icmpv6::Packet::new_checked(b).is_ok_and(|p| p.is_error())
     } else {
@@ -56,13 +56,23 @@ pub(crate) fn parse_quoted(frame: &[u8], lay: &Layout) -> Option<Quoted> {
         if q.is_fragment() && q.fragment().is_some_and(|f| f.offset != 0) {
             return None;
         }
-        (q.upper_protocol(), q.upper_offset(), q.src_octets(), q.dst_octets())
+        (
+            q.upper_protocol(),
+            q.upper_offset(),
+            q.src_octets(),
+            q.dst_octets(),
+        )
     } else {
         let q = ipv4::Packet::new_checked_quoted(b).ok()?;
         if q.frag_offset() != 0 {
             return None;
         }
-        (q.protocol(), q.header_len(), mapped(q.src_octets()), mapped(q.dst_octets()))
+        (
+            q.protocol(),
+            q.header_len(),
+            mapped(q.src_octets()),
+            mapped(q.dst_octets()),
+        )
     };
     if proto != ip::TCP && proto != ip::UDP {
         return None;
@@ -97,9 +107,13 @@ pub(crate) fn translate(
         Direction::Output => (Side::Dst, c.vaddr, c.vport),
     };
     // 1. The quoted IP header.
-    let Some(qb) = frame.get_mut(q.l3..lay.end) else { return false };
+    let Some(qb) = frame.get_mut(q.l3..lay.end) else {
+        return false;
+    };
     let old_quoted = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked_quoted(&mut qb[..]) else { return false };
+        let Ok(mut p) = ipv6::Packet::new_checked_quoted(&mut qb[..]) else {
+            return false;
+        };
         match side {
             Side::Src => p.set_src_addr(new_addr),
             Side::Dst => p.set_dst_addr(new_addr),
@@ -109,7 +123,9 @@ pub(crate) fn translate(
             Side::Dst => q.dst,
         }
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked_quoted(&mut qb[..]) else { return false };
+        let Ok(mut p) = ipv4::Packet::new_checked_quoted(&mut qb[..]) else {
+            return false;
+        };
         match side {
             Side::Src => p.set_src_update_checksum(v4_part(&new_addr)),
             Side::Dst => p.set_dst_update_checksum(v4_part(&new_addr)),
@@ -120,14 +136,29 @@ pub(crate) fn translate(
         }
     };
     // 2. The quoted transport header (its checksum only when quoted in full).
-    let Some(ql4) = frame.get_mut(q.l4..lay.end) else { return false };
-    if !rewrite_l4(ql4, q.proto, lay.v6, side, &old_quoted, &new_addr, new_port, false) {
+    let Some(ql4) = frame.get_mut(q.l4..lay.end) else {
+        return false;
+    };
+    if !rewrite_l4(
+        ql4,
+        q.proto,
+        lay.v6,
+        side,
+        &old_quoted,
+        &new_addr,
+        new_port,
+        false,
+    ) {
         return false;
     }
     // 3. The outer header.
-    let Some(l3) = frame.get_mut(lay.l3..lay.end) else { return false };
+    let Some(l3) = frame.get_mut(lay.l3..lay.end) else {
+        return false;
+    };
     let (src, dst) = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else { return false };
+        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else {
+            return false;
+        };
         match dir {
             Direction::Input => p.set_dst_addr(c.daddr),
             Direction::Output => {
@@ -139,7 +170,9 @@ pub(crate) fn translate(
         p.set_hop_limit(p.hop_limit().saturating_sub(1));
         (p.src_octets(), p.dst_octets())
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else { return false };
+        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else {
+            return false;
+        };
         match dir {
             Direction::Input => p.set_dst_update_checksum(v4_part(&c.daddr)),
             Direction::Output => {
@@ -152,12 +185,18 @@ pub(crate) fn translate(
         ([0; 16], [0; 16])
     };
     // 4. The ICMP checksum over the whole message.
-    let Some(msg) = frame.get_mut(lay.l4..lay.end) else { return false };
+    let Some(msg) = frame.get_mut(lay.l4..lay.end) else {
+        return false;
+    };
     if lay.v6 {
-        let Ok(mut m) = icmpv6::Packet::new_checked(&mut msg[..]) else { return false };
+        let Ok(mut m) = icmpv6::Packet::new_checked(&mut msg[..]) else {
+            return false;
+        };
         m.fill_checksum(src, dst);
     } else {
-        let Ok(mut m) = icmpv4::Packet::new_checked(&mut msg[..]) else { return false };
+        let Ok(mut m) = icmpv4::Packet::new_checked(&mut msg[..]) else {
+            return false;
+        };
         m.fill_checksum();
     }
     true

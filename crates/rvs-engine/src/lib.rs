@@ -7,6 +7,7 @@
 
 mod config;
 mod conn_table;
+mod control;
 mod datapath;
 mod engine;
 mod estimator;

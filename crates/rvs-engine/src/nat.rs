@@ -79,9 +79,13 @@ pub(crate) fn rewrite(
     new_port: u16,
     partial: bool,
 ) -> bool {
-    let Some(l3) = frame.get_mut(lay.l3..lay.end) else { return false };
+    let Some(l3) = frame.get_mut(lay.l3..lay.end) else {
+        return false;
+    };
     let old_addr = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else { return false };
+        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else {
+            return false;
+        };
         let old = match side {
             Side::Src => p.src_octets(),
             Side::Dst => p.dst_octets(),
@@ -93,7 +97,9 @@ pub(crate) fn rewrite(
         p.set_hop_limit(p.hop_limit().saturating_sub(1));
         old
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else { return false };
+        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else {
+            return false;
+        };
         let n4 = v4_part(new_addr);
         let old = match side {
             Side::Src => p.src_octets(),
@@ -104,14 +110,14 @@ pub(crate) fn rewrite(
             Side::Dst => p.set_dst_update_checksum(n4),
         }
         p.set_ttl_update_checksum(p.ttl().saturating_sub(1));
-        let mut mapped = [0u8; 16];
-        mapped[10] = 0xff;
-        mapped[11] = 0xff;
-        mapped[12..].copy_from_slice(&old);
-        mapped
+        crate::icmp::mapped(old)
     };
-    let Some(l4) = frame.get_mut(lay.l4..lay.end) else { return false };
-    rewrite_l4(l4, lay.proto, lay.v6, side, &old_addr, new_addr, new_port, partial)
+    let Some(l4) = frame.get_mut(lay.l4..lay.end) else {
+        return false;
+    };
+    rewrite_l4(
+        l4, lay.proto, lay.v6, side, &old_addr, new_addr, new_port, partial,
+    )
 }
 
 /// Rewrites the port and checksum of a TCP/UDP header (which may be cut short, as in an ICMP
@@ -127,8 +133,12 @@ pub(crate) fn rewrite_l4(
     new_port: u16,
     partial: bool,
 ) -> bool {
-    let Some(coff) = l4_checksum_offset(proto) else { return false };
-    let Ok(mut ports) = rvs_wire::ports::Ports::new_checked(&mut l4[..]) else { return false };
+    let Some(coff) = l4_checksum_offset(proto) else {
+        return false;
+    };
+    let Ok(mut ports) = rvs_wire::ports::Ports::new_checked(&mut l4[..]) else {
+        return false;
+    };
     let old_port = match side {
         Side::Src => ports.src_port(),
         Side::Dst => ports.dst_port(),
@@ -137,7 +147,9 @@ pub(crate) fn rewrite_l4(
         Side::Src => ports.set_src_port(new_port),
         Side::Dst => ports.set_dst_port(new_port),
     }
-    let Some(field) = l4.get_mut(coff..coff + 2) else { return true };
+    let Some(field) = l4.get_mut(coff..coff + 2) else {
+        return true;
+    };
     let old = u16::from_be_bytes([field[0], field[1]]);
     let udp = proto == ip::UDP;
     if udp && !v6 && !partial && old == 0 {

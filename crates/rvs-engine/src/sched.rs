@@ -67,7 +67,12 @@ impl WrrMark {
     fn new<D: SchedTarget>(dests: &[D]) -> Self {
         let di = gcd_weight(dests);
         let mw = max_weight(dests) - (di - 1);
-        WrrMark { cl: None, cw: mw, mw, di }
+        WrrMark {
+            cl: None,
+            cw: mw,
+            mw,
+            di,
+        }
     }
 
     /// `ip_vs_wrr_dest_changed`.
@@ -135,7 +140,11 @@ pub(crate) struct SchedState {
 impl SchedState {
     /// Fresh state for a service (`init_service`).
     pub(crate) fn new<D: SchedTarget>(kind: SchedulerKind, dests: &[D]) -> Self {
-        SchedState { kind, rr_last: None, wrr: WrrMark::new(dests) }
+        SchedState {
+            kind,
+            rr_last: None,
+            wrr: WrrMark::new(dests),
+        }
     }
 
     /// The scheduler this state belongs to.
@@ -256,7 +265,13 @@ mod tests {
         weights
             .iter()
             .enumerate()
-            .map(|(i, &w)| D { id: i as u32 + 100, w, over: false, act: 0, inact: 0 })
+            .map(|(i, &w)| D {
+                id: i as u32 + 100,
+                w,
+                over: false,
+                act: 0,
+                inact: 0,
+            })
             .collect()
     }
 
@@ -281,7 +296,11 @@ mod tests {
             (&[1, 3], "BBABBBAB"),
         ];
         for (w, expect) in table {
-            assert_eq!(seq(SchedulerKind::Wrr, &ds(w), expect.len()), *expect, "weights {w:?}");
+            assert_eq!(
+                seq(SchedulerKind::Wrr, &ds(w), expect.len()),
+                *expect,
+                "weights {w:?}"
+            );
         }
     }
 
@@ -294,7 +313,11 @@ mod tests {
             (&[0, 0], "---"),
         ];
         for (w, expect) in table {
-            assert_eq!(seq(SchedulerKind::Rr, &ds(w), expect.len()), *expect, "weights {w:?}");
+            assert_eq!(
+                seq(SchedulerKind::Rr, &ds(w), expect.len()),
+                *expect,
+                "weights {w:?}"
+            );
         }
     }
 
@@ -322,7 +345,7 @@ mod tests {
     #[test]
     fn lc_table() {
         // (weight, active, inactive) -> pick
-        let table: &[(&[(u32, u32, u32)], char)] = &[
+        let table: &[LoadCase] = &[
             (&[(1, 0, 0), (1, 0, 0)], 'A'),
             (&[(1, 1, 0), (1, 0, 5)], 'B'),
             (&[(1, 0, 256), (1, 1, 0)], 'A'),
@@ -332,13 +355,17 @@ mod tests {
         ];
         for (rows, expect) in table {
             let d = rows_to_dests(rows);
-            assert_eq!(seq(SchedulerKind::Lc, &d, 1), expect.to_string(), "{rows:?}");
+            assert_eq!(
+                seq(SchedulerKind::Lc, &d, 1),
+                expect.to_string(),
+                "{rows:?}"
+            );
         }
     }
 
     #[test]
     fn wlc_table() {
-        let table: &[(&[(u32, u32, u32)], char)] = &[
+        let table: &[LoadCase] = &[
             (&[(1, 0, 0), (1, 0, 0)], 'A'),
             // overhead/weight: A 256/1, B 512/3 -> B
             (&[(1, 1, 0), (3, 2, 0)], 'B'),
@@ -350,7 +377,11 @@ mod tests {
         ];
         for (rows, expect) in table {
             let d = rows_to_dests(rows);
-            assert_eq!(seq(SchedulerKind::Wlc, &d, 1), expect.to_string(), "{rows:?}");
+            assert_eq!(
+                seq(SchedulerKind::Wlc, &d, 1),
+                expect.to_string(),
+                "{rows:?}"
+            );
         }
     }
 
@@ -392,10 +423,19 @@ mod tests {
         assert_eq!(picks, "BBCABC");
     }
 
+    /// (weight, active, inactive) per destination -> expected pick.
+    type LoadCase = (&'static [(u32, u32, u32)], char);
+
     fn rows_to_dests(rows: &[(u32, u32, u32)]) -> Vec<D> {
         rows.iter()
             .enumerate()
-            .map(|(i, &(w, act, inact))| D { id: i as u32, w, over: false, act, inact })
+            .map(|(i, &(w, act, inact))| D {
+                id: i as u32,
+                w,
+                over: false,
+                act,
+                inact,
+            })
             .collect()
     }
 }

@@ -127,13 +127,21 @@ mod tests {
             (None, Input, ACK, Close),
         ];
         for (from, dir, flags, to) in steps {
-            assert_eq!(next_state(from, dir, flags), to, "{from:?} {dir:?} {flags:#x}");
+            assert_eq!(
+                next_state(from, dir, flags),
+                to,
+                "{from:?} {dir:?} {flags:#x}"
+            );
         }
     }
 
     #[test]
     fn timeouts_table() {
-        let t = TimeoutTable::new(Timeouts { tcp: 5, tcpfin: 6, udp: 7 });
+        let t = TimeoutTable::new(Timeouts {
+            tcp: 5,
+            tcpfin: 6,
+            udp: 7,
+        });
         assert_eq!(t.of(Established), 5000);
         assert_eq!(t.of(FinWait), 6000);
         assert_eq!(t.of(Udp), 7000);

@@ -182,7 +182,8 @@ pub struct ServiceSpec {
     pub scheduler: SchedulerKind,
     /// Persistence, if any (not supported yet).
     pub persistence: Option<Persistence>,
-    /// One-packet scheduling for UDP (`-o`, not supported yet).
+    /// One-packet scheduling (`-o`): each UDP datagram is scheduled on its own and no
+    /// connection is kept (ignored for TCP, as in IPVS).
     pub one_packet: bool,
 }
 
@@ -395,7 +396,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { tcp: 900, tcpfin: 120, udp: 300 }
+        Timeouts {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 300,
+        }
     }
 }
 
@@ -421,7 +426,10 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { expected_connections: 65_536, shards: 64 }
+        EngineConfig {
+            expected_connections: 65_536,
+            shards: 64,
+        }
     }
 }
 

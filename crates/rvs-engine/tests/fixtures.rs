@@ -42,15 +42,47 @@ fn tcp_v4_nat_both_ways() {
         },
         Case {
             name: "data client->VIP",
-            input: tcp4(CLIENT4, CPORT, VIP4, VPORT, 30, ACK, b"GET / HTTP/1.0\r\n\r\n"),
+            input: tcp4(
+                CLIENT4,
+                CPORT,
+                VIP4,
+                VPORT,
+                30,
+                ACK,
+                b"GET / HTTP/1.0\r\n\r\n",
+            ),
             verdict: fwd(ip4(RIP4)),
-            output: Some(l3(&tcp4(CLIENT4, CPORT, RIP4, RPORT, 29, ACK, b"GET / HTTP/1.0\r\n\r\n"))),
+            output: Some(l3(&tcp4(
+                CLIENT4,
+                CPORT,
+                RIP4,
+                RPORT,
+                29,
+                ACK,
+                b"GET / HTTP/1.0\r\n\r\n",
+            ))),
         },
         Case {
             name: "odd-length reply payload",
-            input: tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, ACK, b"HTTP/1.0 200 OK\r\n\r\nhello"),
+            input: tcp4(
+                RIP4,
+                RPORT,
+                CLIENT4,
+                CPORT,
+                64,
+                ACK,
+                b"HTTP/1.0 200 OK\r\n\r\nhello",
+            ),
             verdict: fwd(ip4(CLIENT4)),
-            output: Some(l3(&tcp4(VIP4, VPORT, CLIENT4, CPORT, 63, ACK, b"HTTP/1.0 200 OK\r\n\r\nhello"))),
+            output: Some(l3(&tcp4(
+                VIP4,
+                VPORT,
+                CLIENT4,
+                CPORT,
+                63,
+                ACK,
+                b"HTTP/1.0 200 OK\r\n\r\nhello",
+            ))),
         },
         Case {
             name: "non-SYN from a new client port is dropped",
@@ -171,8 +203,17 @@ fn vlan_tagged_frame_reports_l3_offset() {
         .write(&mut f, &[])
         .expect("build");
     let v = run(&e, 0, &mut f);
-    assert_eq!(v, Verdict::Forward { next_hop_ip: ip4(RIP4), l3_offset: 18 });
-    assert_eq!(f[18..].to_vec(), l3(&tcp4(CLIENT4, CPORT, RIP4, RPORT, 63, SYN, &[])));
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            next_hop_ip: ip4(RIP4),
+            l3_offset: 18
+        }
+    );
+    assert_eq!(
+        f[18..].to_vec(),
+        l3(&tcp4(CLIENT4, CPORT, RIP4, RPORT, 63, SYN, &[]))
+    );
 }
 
 #[test]
@@ -390,15 +431,27 @@ fn icmp_v6_errors_both_ways() {
     let cases = vec![
         Case {
             name: "ICMPv6 packet-too-big from the RS",
-            input: icmp6_error(r, c, big.clone(), &req),
+            input: icmp6_error(r, c, big, &req),
             verdict: fwd(ip6(c)),
-            output: Some(l3(&icmp6_error(v, c, big, &req_nat)).into_iter().enumerate().map(|(i, b)| if i == 7 { 63 } else { b }).collect()),
+            output: Some(
+                l3(&icmp6_error(v, c, big, &req_nat))
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, b)| if i == 7 { 63 } else { b })
+                    .collect(),
+            ),
         },
         Case {
             name: "ICMPv6 port unreachable from the client",
-            input: icmp6_error(c, v, unreach.clone(), &rep),
+            input: icmp6_error(c, v, unreach, &rep),
             verdict: fwd(ip6(r)),
-            output: Some(l3(&icmp6_error(c, r, unreach, &rep_nat)).into_iter().enumerate().map(|(i, b)| if i == 7 { 63 } else { b }).collect()),
+            output: Some(
+                l3(&icmp6_error(c, r, unreach, &rep_nat))
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, b)| if i == 7 { 63 } else { b })
+                    .collect(),
+            ),
         },
     ];
     check(&e, cases);
@@ -408,26 +461,50 @@ fn icmp_v6_errors_both_ways() {
 fn control_plane_errors() {
     let e = nat_engine();
     let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
-    assert_eq!(e.add_service(svc(k, SchedulerKind::Rr)), Err(EngineError::ServiceExists));
+    assert_eq!(
+        e.add_service(svc(k, SchedulerKind::Rr)),
+        Err(EngineError::ServiceExists)
+    );
     let missing = key(Protocol::Tcp, ip4(VIP4), 81);
     assert_eq!(e.del_service(&missing), Err(EngineError::NoService));
-    assert_eq!(e.add_dest(&missing, dest(ip4(RIP4), 1, 1)), Err(EngineError::NoService));
-    assert_eq!(e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)), Err(EngineError::DestExists));
+    assert_eq!(
+        e.add_dest(&missing, dest(ip4(RIP4), 1, 1)),
+        Err(EngineError::NoService)
+    );
+    assert_eq!(
+        e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)),
+        Err(EngineError::DestExists)
+    );
     assert_eq!(e.del_dest(&k, ip4(RIP4B), RPORT), Err(EngineError::NoDest));
-    assert_eq!(e.edit_dest(&k, dest(ip4(RIP4B), RPORT, 1)), Err(EngineError::NoDest));
+    assert_eq!(
+        e.edit_dest(&k, dest(ip4(RIP4B), RPORT, 1)),
+        Err(EngineError::NoDest)
+    );
     let mut dr = dest(ip4(RIP4B), RPORT, 1);
     dr.method = ForwardMethod::Route;
-    assert!(matches!(e.add_dest(&k, dr), Err(EngineError::Unsupported(_))));
+    assert!(matches!(
+        e.add_dest(&k, dr),
+        Err(EngineError::Unsupported(_))
+    ));
     assert!(matches!(
         e.add_dest(&k, dest(ip6(rip6()), RPORT, 1)),
         Err(EngineError::InvalidArgument(_))
     ));
     let mut p = svc(missing, SchedulerKind::Rr);
-    p.persistence = Some(Persistence { timeout_s: 300, netmask: ip4([255, 255, 255, 255]) });
+    p.persistence = Some(Persistence {
+        timeout_s: 300,
+        netmask: ip4([255, 255, 255, 255]),
+    });
     assert!(matches!(e.add_service(p), Err(EngineError::Unsupported(_))));
-    assert_eq!(EngineError::ServiceExists.to_string(), "Service already exists");
+    assert_eq!(
+        EngineError::ServiceExists.to_string(),
+        "Service already exists"
+    );
     assert_eq!(EngineError::NoService.to_string(), "Service not defined");
-    assert_eq!(EngineError::DestExists.to_string(), "Destination already exists");
+    assert_eq!(
+        EngineError::DestExists.to_string(),
+        "Destination already exists"
+    );
     assert_eq!(EngineError::NoDest.to_string(), "No such destination");
     // Port 0 means the service port.
     e.add_dest(&k, dest(ip4(RIP4B), 0, 2)).expect("port 0");
@@ -436,7 +513,8 @@ fn control_plane_errors() {
     assert_eq!((d.spec.port, d.spec.weight), (VPORT, 2));
     e.edit_dest(&k, dest(ip4(RIP4B), VPORT, 5)).expect("edit");
     assert_eq!(e.services(Millis(0))[0].dests[1].spec.weight, 5);
-    e.edit_service(svc(k, SchedulerKind::Wlc)).expect("edit svc");
+    e.edit_service(svc(k, SchedulerKind::Wlc))
+        .expect("edit svc");
     assert_eq!(e.services(Millis(0))[0].spec.scheduler, SchedulerKind::Wlc);
     e.del_dest(&k, ip4(RIP4B), VPORT).expect("del");
     assert_eq!(e.services(Millis(0))[0].dests.len(), 1);

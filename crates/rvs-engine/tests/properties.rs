@@ -13,8 +13,12 @@ fn tuple(frame: &[u8]) -> ([u8; 16], u16, [u8; 16], u16) {
     let h = PacketHeaders::from_ethernet_slice(frame).expect("parses");
     let (s, d) = match h.net.expect("ip") {
         NetHeaders::Ipv4(ip, _) => (
-            std::net::Ipv4Addr::from(ip.source).to_ipv6_mapped().octets(),
-            std::net::Ipv4Addr::from(ip.destination).to_ipv6_mapped().octets(),
+            std::net::Ipv4Addr::from(ip.source)
+                .to_ipv6_mapped()
+                .octets(),
+            std::net::Ipv4Addr::from(ip.destination)
+                .to_ipv6_mapped()
+                .octets(),
         ),
         NetHeaders::Ipv6(ip, _) => (ip.source, ip.destination),
     };
@@ -25,7 +29,18 @@ fn tuple(frame: &[u8]) -> ([u8; 16], u16, [u8; 16], u16) {
     }
 }
 
-fn build(v6: bool, tcp: bool, src: [u8; 16], sp: u16, dst: [u8; 16], dp: u16, ttl: u8, f: Flags, pl: &[u8]) -> Vec<u8> {
+#[allow(clippy::too_many_arguments)]
+fn build(
+    v6: bool,
+    tcp: bool,
+    src: [u8; 16],
+    sp: u16,
+    dst: [u8; 16],
+    dp: u16,
+    ttl: u8,
+    f: Flags,
+    pl: &[u8],
+) -> Vec<u8> {
     let a4 = |a: [u8; 16]| [a[12], a[13], a[14], a[15]];
     match (v6, tcp) {
         (false, true) => tcp4(a4(src), sp, a4(dst), dp, ttl, f, pl),

@@ -7,7 +7,10 @@ use common::*;
 use rvs_engine::*;
 
 fn conn_state(e: &Engine, now: u64) -> Vec<(ConnState, u64)> {
-    e.connections(Millis(now)).iter().map(|c| (c.state, c.expires_in.0)).collect()
+    e.connections(Millis(now))
+        .iter()
+        .map(|c| (c.state, c.expires_in.0))
+        .collect()
 }
 
 fn counts(e: &Engine) -> (u32, u32) {
@@ -21,7 +24,9 @@ fn tcp_lifecycle_states_timeouts_and_counts() {
     let e = nat_engine();
     let c = |f: Flags| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, &[]);
     let s = |f: Flags| tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, f, &[]);
-    let steps: Vec<(Vec<u8>, ConnState, u64, (u32, u32))> = vec![
+    // (frame, state after, timeout after, (ActiveConn, InActConn) after)
+    type Step = (Vec<u8>, ConnState, u64, (u32, u32));
+    let steps: Vec<Step> = vec![
         (c(SYN), ConnState::SynRecv, 60_000, (0, 1)),
         (s(SYNACK), ConnState::SynRecv, 60_000, (0, 1)),
         (c(ACK), ConnState::Established, 900_000, (1, 0)),
@@ -33,14 +38,20 @@ fn tcp_lifecycle_states_timeouts_and_counts() {
     let mut now = 0;
     for (i, (mut f, st, timeout, cnt)) in steps.into_iter().enumerate() {
         now += 100;
-        assert!(matches!(run(&e, now, &mut f), Verdict::Forward { .. }), "step {i}");
+        assert!(
+            matches!(run(&e, now, &mut f), Verdict::Forward { .. }),
+            "step {i}"
+        );
         assert_eq!(conn_state(&e, now), vec![(st, timeout)], "step {i}");
         assert_eq!(counts(&e), cnt, "counts at step {i}");
     }
     // Just before the TIME_WAIT timer runs out the connection is still there.
     e.expire(Millis(now + 119_999));
     assert_eq!(e.connection_count(), 1);
-    assert_eq!(conn_state(&e, now + 119_000), vec![(ConnState::TimeWait, 1_000)]);
+    assert_eq!(
+        conn_state(&e, now + 119_000),
+        vec![(ConnState::TimeWait, 1_000)]
+    );
     e.expire(Millis(now + 120_000));
     assert_eq!(e.connection_count(), 0);
     assert_eq!(counts(&e), (0, 0));
@@ -49,8 +60,19 @@ fn tcp_lifecycle_states_timeouts_and_counts() {
 #[test]
 fn established_expiry_fixes_active_count_and_set_timeouts() {
     let e = nat_engine();
-    e.set_timeouts(TimeoutUpdate { tcp: 30, tcpfin: 0, udp: 10 });
-    assert_eq!(e.timeouts(), Timeouts { tcp: 30, tcpfin: 120, udp: 10 });
+    e.set_timeouts(TimeoutUpdate {
+        tcp: 30,
+        tcpfin: 0,
+        udp: 10,
+    });
+    assert_eq!(
+        e.timeouts(),
+        Timeouts {
+            tcp: 30,
+            tcpfin: 120,
+            udp: 10
+        }
+    );
     for port in 1000..1010u16 {
         let mut f = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
         run(&e, 0, &mut f);
@@ -65,7 +87,13 @@ fn established_expiry_fixes_active_count_and_set_timeouts() {
         .into_iter()
         .find(|s| s.spec.key.proto == Protocol::Udp && s.spec.key.addr == ip4(VIP4))
         .expect("udp svc");
-    assert_eq!((udp_dest.dests[0].active_conns, udp_dest.dests[0].inactive_conns), (0, 1));
+    assert_eq!(
+        (
+            udp_dest.dests[0].active_conns,
+            udp_dest.dests[0].inactive_conns
+        ),
+        (0, 1)
+    );
     assert!(conn_state(&e, 0).contains(&(ConnState::Udp, 10_000)));
     // A packet re-arms the timer.
     let mut f = tcp4(CLIENT4, 1000, VIP4, VPORT, 64, ACK, &[]);
@@ -85,7 +113,10 @@ fn expired_connection_is_not_used_before_expire_runs() {
     run(&e, 0, &mut f);
     // SYN_RECV lasts 60 s; at 61 s a data packet finds no connection.
     let mut f = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]);
-    assert_eq!(run(&e, 61_000, &mut f), Verdict::Drop(DropReason::NoConnectionNonSyn));
+    assert_eq!(
+        run(&e, 61_000, &mut f),
+        Verdict::Drop(DropReason::NoConnectionNonSyn)
+    );
     assert_eq!(e.connection_count(), 0);
     assert_eq!(counts(&e), (0, 0));
 }
@@ -103,7 +134,11 @@ fn syn_on_time_wait_reschedules() {
     run(&e, 0, &mut p);
     assert_eq!(conn_state(&e, 0)[0].0, ConnState::TimeWait);
     let mut p = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
-    assert_eq!(run(&e, 10, &mut p), fwd(ip4(RIP4B)), "rr moves on to the second server");
+    assert_eq!(
+        run(&e, 10, &mut p),
+        fwd(ip4(RIP4B)),
+        "rr moves on to the second server"
+    );
     assert_eq!(e.connection_count(), 1);
     assert_eq!(e.services(Millis(0))[0].stats.conns, 2);
 }
@@ -116,12 +151,20 @@ fn quiesced_and_deleted_destinations_keep_their_connections() {
     assert_eq!(run(&e, 0, &mut p), fwd(ip4(RIP4)));
     e.edit_dest(&k, dest(ip4(RIP4), RPORT, 0)).expect("quiesce");
     let mut p = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]);
-    assert_eq!(run(&e, 1, &mut p), fwd(ip4(RIP4)), "existing flow continues at weight 0");
+    assert_eq!(
+        run(&e, 1, &mut p),
+        fwd(ip4(RIP4)),
+        "existing flow continues at weight 0"
+    );
     let mut p = tcp4(CLIENT4, CPORT + 1, VIP4, VPORT, 64, SYN, &[]);
     assert_eq!(run(&e, 1, &mut p), Verdict::Drop(DropReason::NoDestination));
     e.del_dest(&k, ip4(RIP4), RPORT).expect("del");
     let mut p = tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, ACK, &[]);
-    assert_eq!(run(&e, 2, &mut p), fwd(ip4(CLIENT4)), "replies still translated");
+    assert_eq!(
+        run(&e, 2, &mut p),
+        fwd(ip4(CLIENT4)),
+        "replies still translated"
+    );
     assert_eq!(e.connection_count(), 1);
     e.del_service(&k).expect("del svc");
     assert_eq!(e.connection_count(), 0);
@@ -149,7 +192,13 @@ fn counters_rates_and_zero() {
     }
     let s = &e.services(Millis(10_000))[0];
     assert_eq!(s.spec.key, k);
-    let want = Stats { conns: 20, in_pkts: 20, out_pkts: 20, in_bytes: total_in, out_bytes: total_out };
+    let want = Stats {
+        conns: 20,
+        in_pkts: 20,
+        out_pkts: 20,
+        in_bytes: total_in,
+        out_bytes: total_out,
+    };
     assert_eq!(s.stats, want);
     assert_eq!(s.dests[0].stats, want);
     // EWMA after 5 periods of 2 conn/s: 2 * (1 - 0.75^5) = 1.53 -> rounds to 2 (kernel rounding).
@@ -161,7 +210,10 @@ fn counters_rates_and_zero() {
     assert_eq!(s.stats, Stats::default());
     assert_eq!(s.rates, Rates::default());
     assert_eq!(s.dests[0].stats, Stats::default());
-    assert_eq!(e.zero(Some(&key(Protocol::Tcp, ip4(VIP4), 1))), Err(EngineError::NoService));
+    assert_eq!(
+        e.zero(Some(&key(Protocol::Tcp, ip4(VIP4), 1))),
+        Err(EngineError::NoService)
+    );
 }
 
 #[test]
@@ -169,16 +221,20 @@ fn schedulers_through_the_engine() {
     let e = Engine::new(EngineConfig::default());
     let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
     e.add_service(svc(k, SchedulerKind::Wrr)).expect("svc");
-    e.add_dest(&k, dest(ip4([192, 168, 7, 1]), RPORT, 4)).expect("a");
-    e.add_dest(&k, dest(ip4([192, 168, 7, 2]), RPORT, 3)).expect("b");
-    e.add_dest(&k, dest(ip4([192, 168, 7, 3]), RPORT, 2)).expect("c");
+    e.add_dest(&k, dest(ip4([192, 168, 7, 1]), RPORT, 4))
+        .expect("a");
+    e.add_dest(&k, dest(ip4([192, 168, 7, 2]), RPORT, 3))
+        .expect("b");
+    e.add_dest(&k, dest(ip4([192, 168, 7, 3]), RPORT, 2))
+        .expect("c");
     let mut picks = String::new();
     for port in 0..9u16 {
         let mut f = tcp4(CLIENT4, 3000 + port, VIP4, VPORT, 64, SYN, &[]);
         match run(&e, 0, &mut f) {
-            Verdict::Forward { next_hop_ip: std::net::IpAddr::V4(a), .. } => {
-                picks.push((b'A' + a.octets()[3] - 1) as char)
-            }
+            Verdict::Forward {
+                next_hop_ip: std::net::IpAddr::V4(a),
+                ..
+            } => picks.push((b'A' + a.octets()[3] - 1) as char),
             v => panic!("unexpected {v:?}"),
         }
     }
@@ -199,5 +255,43 @@ fn schedulers_through_the_engine() {
     let mut f = tcp4(CLIENT4, 4002, VIP4, VPORT, 64, SYN, &[]);
     assert_eq!(run(&e, 0, &mut f), fwd(ip4([192, 168, 7, 3])));
     let mut f = tcp4(CLIENT4, 4003, VIP4, VPORT, 64, SYN, &[]);
-    assert_ne!(run(&e, 0, &mut f), fwd(ip4([192, 168, 7, 3])), "C is overloaded at 3 conns");
+    assert_ne!(
+        run(&e, 0, &mut f),
+        fwd(ip4([192, 168, 7, 3])),
+        "C is overloaded at 3 conns"
+    );
+}
+
+#[test]
+fn one_packet_scheduling_keeps_no_connection() {
+    let e = Engine::new(EngineConfig::default());
+    let k = key(Protocol::Udp, ip4(VIP4), 53);
+    let mut s = svc(k, SchedulerKind::Rr);
+    s.one_packet = true;
+    e.add_service(s).expect("svc");
+    e.add_dest(&k, dest(ip4(RIP4), 53, 1)).expect("a");
+    e.add_dest(&k, dest(ip4(RIP4B), 53, 1)).expect("b");
+    let mut hops = Vec::new();
+    for i in 0..4 {
+        let mut f = udp4(CLIENT4, 5353, VIP4, 53, 64, b"q");
+        hops.push(run(&e, 0, &mut f));
+        let want = if i % 2 == 0 { RIP4 } else { RIP4B };
+        assert_eq!(f[14 + 16..14 + 20], want, "destination rewritten");
+    }
+    assert_eq!(
+        hops,
+        vec![
+            fwd(ip4(RIP4)),
+            fwd(ip4(RIP4B)),
+            fwd(ip4(RIP4)),
+            fwd(ip4(RIP4B))
+        ]
+    );
+    assert_eq!(e.connection_count(), 0);
+    let st = &e.services(Millis(0))[0];
+    assert_eq!((st.stats.conns, st.stats.in_pkts), (4, 4));
+    assert!(st
+        .dests
+        .iter()
+        .all(|d| d.inactive_conns == 0 && d.active_conns == 0));
 }

@@ -28,6 +28,7 @@ pub fn sum(data: &[u8]) -> u32 {
 }
 
 /// Folds a 32-bit accumulator into 16 bits with end-around carry.
+#[inline]
 pub fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
@@ -60,51 +61,58 @@ pub fn pseudo_header_v6(src: [u8; 16], dst: [u8; 16], next_header: u8, length: u
     acc
 }
 
-fn diff_words(acc: u32, old: &[u8], new: &[u8]) -> u32 {
-    // -m == !m in ones-complement arithmetic.
-    let mut acc = acc as u64;
-    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
-        acc += (!u16::from_be_bytes([o[0], o[1]])) as u64;
-        acc += u16::from_be_bytes([n[0], n[1]]) as u64;
+/// Adds `-old + new` for each 16-bit word to `acc` (`-m == !m` in ones-complement arithmetic).
+#[inline(always)]
+fn diff_words<const N: usize>(mut acc: u32, old: &[u8; N], new: &[u8; N]) -> u32 {
+    let mut i = 0;
+    while i + 1 < N {
+        acc += (!u16::from_be_bytes([old[i], old[i + 1]])) as u32;
+        acc += u16::from_be_bytes([new[i], new[i + 1]]) as u32;
+        i += 2;
     }
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
-    }
-    acc as u32
+    // At most 1 + 16 words of 0xffff: no overflow in u32.
+    acc
 }
 
 /// RFC 1624 eqn. 3 for a complete checksum: `HC' = ~(~HC + ~m + m')` over 16-bit words.
-fn update_complete(check: u16, old: &[u8], new: &[u8]) -> u16 {
+#[inline(always)]
+fn update_complete<const N: usize>(check: u16, old: &[u8; N], new: &[u8; N]) -> u16 {
     !fold(diff_words((!check) as u32, old, new))
 }
 
 /// Update for a non-complemented partial (pseudo-header) sum: `S' = S - m + m'`.
-fn update_partial(field: u16, old: &[u8], new: &[u8]) -> u16 {
+#[inline(always)]
+fn update_partial<const N: usize>(field: u16, old: &[u8; N], new: &[u8; N]) -> u16 {
     fold(diff_words(field as u32, old, new))
 }
 
 /// Incremental update of a complete checksum when a 16-bit field changes.
+#[inline]
 pub fn update16(check: u16, old: u16, new: u16) -> u16 {
     update_complete(check, &old.to_be_bytes(), &new.to_be_bytes())
 }
 
 /// Incremental update of a complete checksum when a 4-byte field (IPv4 address) changes.
+#[inline]
 pub fn update32(check: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     update_complete(check, &old, &new)
 }
 
 /// Incremental update of a complete checksum when a 16-byte field (IPv6 address) changes.
+#[inline]
 pub fn update128(check: u16, old: [u8; 16], new: [u8; 16]) -> u16 {
     update_complete(check, &old, &new)
 }
 
 /// Update of a `CHECKSUM_PARTIAL` pseudo-header sum when a 4-byte address changes
 /// (Linux `inet_proto_csum_replace4` with `pseudohdr`): the result stays non-complemented.
+#[inline]
 pub fn update_partial32(field: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     update_partial(field, &old, &new)
 }
 
 /// Update of a `CHECKSUM_PARTIAL` pseudo-header sum when a 16-byte address changes.
+#[inline]
 pub fn update_partial128(field: u16, old: [u8; 16], new: [u8; 16]) -> u16 {
     update_partial(field, &old, &new)
 }

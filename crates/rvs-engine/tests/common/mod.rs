@@ -45,23 +45,39 @@ pub fn key(proto: Protocol, addr: IpAddr, port: u16) -> ServiceKey {
 }
 
 pub fn svc(k: ServiceKey, scheduler: SchedulerKind) -> ServiceSpec {
-    ServiceSpec { key: k, scheduler, persistence: None, one_packet: false }
+    ServiceSpec {
+        key: k,
+        scheduler,
+        persistence: None,
+        one_packet: false,
+    }
 }
 
 pub fn dest(addr: IpAddr, port: u16, weight: u32) -> DestSpec {
-    DestSpec { addr, port, weight, method: ForwardMethod::Masq, u_threshold: 0, l_threshold: 0 }
+    DestSpec {
+        addr,
+        port,
+        weight,
+        method: ForwardMethod::Masq,
+        u_threshold: 0,
+        l_threshold: 0,
+    }
 }
 
 /// Engine with TCP+UDP services on VIP4:80 and VIP6:80, each to one real server on port 8080.
 pub fn nat_engine() -> Engine {
-    let e = Engine::new(EngineConfig { expected_connections: 1024, shards: 8 });
+    let e = Engine::new(EngineConfig {
+        expected_connections: 1024,
+        shards: 8,
+    });
     for proto in [Protocol::Tcp, Protocol::Udp] {
         let k4 = key(proto, ip4(VIP4), VPORT);
         e.add_service(svc(k4, SchedulerKind::Rr)).expect("add v4");
         e.add_dest(&k4, dest(ip4(RIP4), RPORT, 1)).expect("dest v4");
         let k6 = key(proto, ip6(vip6()), VPORT);
         e.add_service(svc(k6, SchedulerKind::Rr)).expect("add v6");
-        e.add_dest(&k6, dest(ip6(rip6()), RPORT, 1)).expect("dest v6");
+        e.add_dest(&k6, dest(ip6(rip6()), RPORT, 1))
+            .expect("dest v6");
     }
     e
 }
@@ -75,11 +91,36 @@ pub struct Flags {
     pub rst: bool,
 }
 
-pub const SYN: Flags = Flags { syn: true, ack: false, fin: false, rst: false };
-pub const SYNACK: Flags = Flags { syn: true, ack: true, fin: false, rst: false };
-pub const ACK: Flags = Flags { syn: false, ack: true, fin: false, rst: false };
-pub const FINACK: Flags = Flags { syn: false, ack: true, fin: true, rst: false };
-pub const RST: Flags = Flags { syn: false, ack: false, fin: false, rst: true };
+pub const SYN: Flags = Flags {
+    syn: true,
+    ack: false,
+    fin: false,
+    rst: false,
+};
+pub const SYNACK: Flags = Flags {
+    syn: true,
+    ack: true,
+    fin: false,
+    rst: false,
+};
+pub const ACK: Flags = Flags {
+    syn: false,
+    ack: true,
+    fin: false,
+    rst: false,
+};
+pub const FINACK: Flags = Flags {
+    syn: false,
+    ack: true,
+    fin: true,
+    rst: false,
+};
+pub const RST: Flags = Flags {
+    syn: false,
+    ack: false,
+    fin: false,
+    rst: true,
+};
 
 fn tcp_step<T>(b: PacketBuilderStep<T>, sp: u16, dp: u16, f: Flags) -> PacketBuilderStep<TcpHeader>
 where
@@ -112,29 +153,59 @@ impl TcpStep for PacketBuilderStep<etherparse::IpHeaders> {
     }
 }
 
-pub fn tcp4(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, ttl: u8, f: Flags, payload: &[u8]) -> Vec<u8> {
-    let b = tcp_step(PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(src, dst, ttl), sp, dp, f);
+pub fn tcp4(
+    src: [u8; 4],
+    sp: u16,
+    dst: [u8; 4],
+    dp: u16,
+    ttl: u8,
+    f: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = tcp_step(
+        PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(src, dst, ttl),
+        sp,
+        dp,
+        f,
+    );
     let mut out = Vec::new();
     b.write(&mut out, payload).expect("build");
     out
 }
 
-pub fn tcp6(src: [u8; 16], sp: u16, dst: [u8; 16], dp: u16, hl: u8, f: Flags, payload: &[u8]) -> Vec<u8> {
-    let b = tcp_step(PacketBuilder::ethernet2(MAC_A, MAC_B).ipv6(src, dst, hl), sp, dp, f);
+pub fn tcp6(
+    src: [u8; 16],
+    sp: u16,
+    dst: [u8; 16],
+    dp: u16,
+    hl: u8,
+    f: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = tcp_step(
+        PacketBuilder::ethernet2(MAC_A, MAC_B).ipv6(src, dst, hl),
+        sp,
+        dp,
+        f,
+    );
     let mut out = Vec::new();
     b.write(&mut out, payload).expect("build");
     out
 }
 
 pub fn udp4(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, ttl: u8, payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(src, dst, ttl).udp(sp, dp);
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(src, dst, ttl)
+        .udp(sp, dp);
     let mut out = Vec::new();
     b.write(&mut out, payload).expect("build");
     out
 }
 
 pub fn udp6(src: [u8; 16], sp: u16, dst: [u8; 16], dp: u16, hl: u8, payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv6(src, dst, hl).udp(sp, dp);
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6(src, dst, hl)
+        .udp(sp, dp);
     let mut out = Vec::new();
     b.write(&mut out, payload).expect("build");
     out
@@ -150,13 +221,18 @@ pub fn run(e: &Engine, now: u64, frame: &mut [u8]) -> Verdict {
 }
 
 pub fn fwd(next_hop: IpAddr) -> Verdict {
-    Verdict::Forward { next_hop_ip: next_hop, l3_offset: 14 }
+    Verdict::Forward {
+        next_hop_ip: next_hop,
+        l3_offset: 14,
+    }
 }
 
 /// Checks every checksum of a TCP/UDP/IP frame (IPv4 header, L4 with pseudo header).
 pub fn checksums_ok(frame: &[u8]) -> bool {
     use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
-    let Ok(h) = PacketHeaders::from_ethernet_slice(frame) else { return false };
+    let Ok(h) = PacketHeaders::from_ethernet_slice(frame) else {
+        return false;
+    };
     let payload = h.payload.slice();
     match (&h.net, &h.transport) {
         (Some(NetHeaders::Ipv4(ip, _)), Some(TransportHeader::Tcp(t))) => {

@@ -1,0 +1,394 @@
+//! The control plane: services, destinations, timeouts, counters and listings. Every change
+//! builds a new configuration snapshot and publishes it; the data plane never waits for more
+//! than a shard lock while connections are purged.
+
+use core::net::{IpAddr, SocketAddr};
+use core::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::{DestRt, ServiceRt, Snapshot};
+use crate::conn_table::{Conn, F_INACTIVE, F_V6};
+use crate::engine::{protocol_of, to_ip, Control, Engine};
+use crate::estimator::Estimator;
+use crate::sched::SchedState;
+use crate::tcp_state::TimeoutTable;
+use crate::types::*;
+
+impl Engine {
+    fn publish(&self, services: Vec<Arc<ServiceRt>>, timeouts: Timeouts) {
+        self.snapshot.store(Arc::new(Snapshot::new(
+            services,
+            TimeoutTable::new(timeouts),
+        )));
+    }
+
+    fn check_service_spec(spec: &ServiceSpec) -> Result<(), EngineError> {
+        if spec.persistence.is_some() {
+            return Err(EngineError::Unsupported(
+                "persistent services (-p) are not supported yet",
+            ));
+        }
+        if spec.key.port == 0 {
+            return Err(EngineError::InvalidArgument(
+                "a service port of 0 needs persistence".to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a virtual service (`ipvsadm -A`).
+    pub fn add_service(&self, spec: ServiceSpec) -> Result<(), EngineError> {
+        Self::check_service_spec(&spec)?;
+        let mut ctl = self.control.lock();
+        let snap = self.snapshot.load();
+        if snap.service(&spec.key).is_some() {
+            return Err(EngineError::ServiceExists);
+        }
+        let id = ctl.next_id;
+        ctl.next_id += 1;
+        let sched = Arc::new(Mutex::new(SchedState::new::<Arc<DestRt>>(
+            spec.scheduler,
+            &[],
+        )));
+        let mut services = snap.services.clone();
+        services.push(Arc::new(ServiceRt {
+            id,
+            spec,
+            dests: Vec::new(),
+            sched,
+        }));
+        ctl.estimators.insert(id, Estimator::default());
+        self.publish(services, ctl.timeouts);
+        Ok(())
+    }
+
+    /// Edits a virtual service's scheduler and flags (`ipvsadm -E`).
+    pub fn edit_service(&self, spec: ServiceSpec) -> Result<(), EngineError> {
+        Self::check_service_spec(&spec)?;
+        let ctl = self.control.lock();
+        let snap = self.snapshot.load();
+        let pos = *snap.index.get(&spec.key).ok_or(EngineError::NoService)?;
+        let old = &snap.services[pos];
+        let sched = if old.sched.lock().kind() == spec.scheduler {
+            old.sched.clone()
+        } else {
+            Arc::new(Mutex::new(SchedState::new(spec.scheduler, &old.dests)))
+        };
+        let mut services = snap.services.clone();
+        services[pos] = Arc::new(ServiceRt {
+            id: old.id,
+            spec,
+            dests: old.dests.clone(),
+            sched,
+        });
+        self.publish(services, ctl.timeouts);
+        Ok(())
+    }
+
+    /// Deletes a virtual service and its connections (`ipvsadm -D`).
+    pub fn del_service(&self, key: &ServiceKey) -> Result<(), EngineError> {
+        let mut ctl = self.control.lock();
+        let snap = self.snapshot.load();
+        let pos = *snap.index.get(key).ok_or(EngineError::NoService)?;
+        let mut services = snap.services.clone();
+        let gone = services.remove(pos);
+        self.publish(services, ctl.timeouts);
+        ctl.estimators.remove(&gone.id);
+        for d in &gone.dests {
+            ctl.estimators.remove(&d.id);
+        }
+        drop(ctl);
+        let id = gone.id;
+        self.purge(|c| c.svc_id == id);
+        Ok(())
+    }
+
+    /// Removes every service and connection (`ipvsadm -C`).
+    pub fn clear(&self) {
+        let mut ctl = self.control.lock();
+        self.publish(Vec::new(), ctl.timeouts);
+        ctl.estimators.clear();
+        drop(ctl);
+        self.purge(|_| true);
+    }
+
+    fn purge(&self, mut pred: impl FnMut(&Conn) -> bool) {
+        for s in self.shards.iter() {
+            let gone = s.0.lock().remove_where(&self.hasher, &mut pred);
+            for c in gone {
+                c.dest.unbind(c.flags & F_INACTIVE == 0);
+            }
+        }
+    }
+
+    fn check_dest_spec(svc: &ServiceSpec, spec: &mut DestSpec) -> Result<(), EngineError> {
+        match spec.method {
+            ForwardMethod::Masq => {}
+            ForwardMethod::Route => {
+                return Err(EngineError::Unsupported(
+                    "direct routing (-g) is not supported yet",
+                ))
+            }
+            ForwardMethod::Tunnel => {
+                return Err(EngineError::Unsupported(
+                    "tunneling (-i) is not supported yet",
+                ))
+            }
+            ForwardMethod::Local => {
+                return Err(EngineError::Unsupported(
+                    "local forwarding is not supported yet",
+                ))
+            }
+        }
+        if spec.addr.is_ipv4() != svc.key.addr.is_ipv4() {
+            return Err(EngineError::InvalidArgument(
+                "the real server's address family differs from the service's".to_string(),
+            ));
+        }
+        if spec.weight > i32::MAX as u32 {
+            return Err(EngineError::InvalidArgument(format!(
+                "weight {} is too large",
+                spec.weight
+            )));
+        }
+        if spec.u_threshold != 0 && spec.l_threshold > spec.u_threshold {
+            return Err(EngineError::InvalidArgument(
+                "lower threshold is higher than upper threshold".to_string(),
+            ));
+        }
+        if spec.port == 0 {
+            spec.port = svc.key.port;
+        }
+        Ok(())
+    }
+
+    fn with_service(
+        &self,
+        key: &ServiceKey,
+        change: impl FnOnce(&mut Control, &ServiceRt) -> Result<Vec<Arc<DestRt>>, EngineError>,
+    ) -> Result<(), EngineError> {
+        let mut ctl = self.control.lock();
+        let snap = self.snapshot.load();
+        let pos = *snap.index.get(key).ok_or(EngineError::NoService)?;
+        let old = &snap.services[pos];
+        let dests = change(&mut ctl, old)?;
+        old.sched.lock().dests_changed(&dests);
+        let mut services = snap.services.clone();
+        services[pos] = Arc::new(ServiceRt {
+            id: old.id,
+            spec: old.spec.clone(),
+            dests,
+            sched: old.sched.clone(),
+        });
+        self.publish(services, ctl.timeouts);
+        Ok(())
+    }
+
+    /// Adds a real server to a service (`ipvsadm -a`).
+    pub fn add_dest(&self, svc: &ServiceKey, mut spec: DestSpec) -> Result<(), EngineError> {
+        self.with_service(svc, |ctl, s| {
+            Self::check_dest_spec(&s.spec, &mut spec)?;
+            if s.dests
+                .iter()
+                .any(|d| d.addr == spec.addr && d.port == spec.port)
+            {
+                return Err(EngineError::DestExists);
+            }
+            let id = ctl.next_id;
+            ctl.next_id += 1;
+            ctl.estimators.insert(id, Estimator::default());
+            let mut dests = s.dests.clone();
+            dests.push(Arc::new(DestRt::new(id, &spec)));
+            Ok(dests)
+        })
+    }
+
+    /// Edits a real server's weight and thresholds (`ipvsadm -e`).
+    pub fn edit_dest(&self, svc: &ServiceKey, mut spec: DestSpec) -> Result<(), EngineError> {
+        self.with_service(svc, |_, s| {
+            Self::check_dest_spec(&s.spec, &mut spec)?;
+            let d = s
+                .dests
+                .iter()
+                .find(|d| d.addr == spec.addr && d.port == spec.port)
+                .ok_or(EngineError::NoDest)?;
+            d.update(&spec);
+            Ok(s.dests.clone())
+        })
+    }
+
+    /// Removes a real server (`ipvsadm -d`). Its connections keep forwarding until they expire.
+    pub fn del_dest(&self, svc: &ServiceKey, addr: IpAddr, port: u16) -> Result<(), EngineError> {
+        self.with_service(svc, |ctl, s| {
+            let port = if port == 0 { s.spec.key.port } else { port };
+            let pos = s
+                .dests
+                .iter()
+                .position(|d| d.addr == addr && d.port == port)
+                .ok_or(EngineError::NoDest)?;
+            let mut dests = s.dests.clone();
+            let gone = dests.remove(pos);
+            ctl.estimators.remove(&gone.id);
+            Ok(dests)
+        })
+    }
+
+    /// Zeroes counters and rates of one service (and its destinations) or of all (`ipvsadm -Z`).
+    pub fn zero(&self, svc: Option<&ServiceKey>) -> Result<(), EngineError> {
+        let mut ctl = self.control.lock();
+        let snap = self.snapshot.load();
+        let services: Vec<&Arc<ServiceRt>> = match svc {
+            Some(k) => vec![snap.service(k).ok_or(EngineError::NoService)?],
+            None => snap.services.iter().collect(),
+        };
+        let ids: Vec<u32> = services
+            .iter()
+            .flat_map(|s| core::iter::once(s.id).chain(s.dests.iter().map(|d| d.id)))
+            .collect();
+        for s in self.shards.iter() {
+            let mut g = s.0.lock();
+            for &id in &ids {
+                *g.stats_mut(id) = Stats::default();
+            }
+        }
+        for id in ids {
+            if let Some(e) = ctl.estimators.get_mut(&id) {
+                e.reset(&Stats::default());
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets protocol timeouts (`ipvsadm --set tcp tcpfin udp`); 0 leaves a value unchanged.
+    /// Connections pick the new values up at their next packet.
+    pub fn set_timeouts(&self, t: TimeoutUpdate) {
+        let mut ctl = self.control.lock();
+        if t.tcp != 0 {
+            ctl.timeouts.tcp = t.tcp;
+        }
+        if t.tcpfin != 0 {
+            ctl.timeouts.tcpfin = t.tcpfin;
+        }
+        if t.udp != 0 {
+            ctl.timeouts.udp = t.udp;
+        }
+        let services = self.snapshot.load().services.clone();
+        self.publish(services, ctl.timeouts);
+    }
+
+    /// Current protocol timeouts in seconds.
+    pub fn timeouts(&self) -> Timeouts {
+        self.control.lock().timeouts
+    }
+
+    /// Counters per service/destination id, summed over the shards.
+    fn gather_stats(&self) -> Vec<Stats> {
+        let mut sum: Vec<Stats> = Vec::new();
+        for s in self.shards.iter() {
+            let g = s.0.lock();
+            if g.stats.len() > sum.len() {
+                sum.resize(g.stats.len(), Stats::default());
+            }
+            for (acc, st) in sum.iter_mut().zip(g.stats.iter()) {
+                acc.add(st);
+            }
+        }
+        sum
+    }
+
+    /// Services with configuration, connection counts, counters and rates.
+    pub fn services(&self, _now: Millis) -> Vec<ServiceStatus> {
+        let stats = self.gather_stats();
+        let ctl = self.control.lock();
+        let snap = self.snapshot.load();
+        let get = |id: u32| stats.get(id as usize).copied().unwrap_or_default();
+        let rates = |id: u32| {
+            ctl.estimators
+                .get(&id)
+                .map(Estimator::rates)
+                .unwrap_or_default()
+        };
+        snap.services
+            .iter()
+            .map(|s| ServiceStatus {
+                spec: s.spec.clone(),
+                stats: get(s.id),
+                rates: rates(s.id),
+                dests: s
+                    .dests
+                    .iter()
+                    .map(|d| DestStatus {
+                        spec: d.spec(),
+                        active_conns: d.active.load(Ordering::Relaxed),
+                        inactive_conns: d.inactive.load(Ordering::Relaxed),
+                        persist_conns: 0,
+                        stats: get(d.id),
+                        rates: rates(d.id),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// All connections (`ipvsadm -Lnc`).
+    pub fn connections(&self, now: Millis) -> Vec<ConnStatus> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let g = s.0.lock();
+            out.extend(g.iter().filter_map(|c| {
+                let v6 = c.flags & F_V6 != 0;
+                Some(ConnStatus {
+                    proto: protocol_of(c.proto)?,
+                    client: SocketAddr::new(to_ip(&c.client, v6), c.cport),
+                    virtual_addr: SocketAddr::new(to_ip(&c.vaddr, v6), c.vport),
+                    dest: SocketAddr::new(to_ip(&c.daddr, v6), c.dport),
+                    state: ConnState::from_u8(c.state),
+                    expires_in: Millis(c.expires.saturating_sub(now.0)),
+                })
+            }));
+        }
+        out
+    }
+
+    /// Removes connections whose timer ran out, fixing ActiveConn/InActConn.
+    pub fn expire(&self, now: Millis) {
+        for s in self.shards.iter() {
+            let gone =
+                s.0.lock()
+                    .remove_where(&self.hasher, |c| c.expires <= now.0);
+            for c in gone {
+                c.dest.unbind(c.flags & F_INACTIVE == 0);
+            }
+        }
+    }
+
+    /// One step of IPVS's rate estimator; call every 2 seconds.
+    pub fn estimate_rates(&self, _now: Millis) {
+        let stats = self.gather_stats();
+        let mut ctl = self.control.lock();
+        for (&id, e) in ctl.estimators.iter_mut() {
+            e.update(&stats.get(id as usize).copied().unwrap_or_default());
+        }
+    }
+
+    /// Dropped-frame counters.
+    pub fn drop_counters(&self) -> DropCounters {
+        let mut d = DropCounters::default();
+        for (c, a) in d.counts.iter_mut().zip(self.drops.iter()) {
+            *c = a.load(Ordering::Relaxed);
+        }
+        d
+    }
+
+    /// Number of connections in the table.
+    pub fn connection_count(&self) -> usize {
+        self.shards.iter().map(|s| s.0.lock().len()).sum()
+    }
+
+    /// Bytes held by the connection table (slabs, indexes, counters), from their capacities.
+    pub fn table_memory_bytes(&self) -> usize {
+        self.shards.iter().map(|s| s.0.lock().memory_bytes()).sum()
+    }
+}
