@@ -62,4 +62,7 @@ pub enum Command {
     ListConnections,
     /// Daemon and table information; answered with [`crate::Reply::Info`].
     GetInfo,
+    /// Read the daemon's packet counters (connections, drops by reason, egress outcomes); answered
+    /// with [`crate::Reply::Counters`]. An rvs extension (`rvsadm --counters`), not in ipvsadm.
+    GetCounters,
 }

@@ -1,6 +1,6 @@
 //! Answers rvsd sends back.
 
-use crate::views::{ConnView, ServiceView, Timeouts};
+use crate::views::{ConnView, CounterView, ServiceView, Timeouts};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -22,6 +22,8 @@ pub enum Reply {
     Timeouts(Timeouts),
     /// Answer to `GetInfo`.
     Info(Info),
+    /// Answer to `GetCounters`: every counter, in the daemon's order.
+    Counters(Vec<CounterView>),
 }
 
 impl Reply {

@@ -323,3 +323,25 @@ pub struct Timeouts {
     /// UDP.
     pub udp: u32,
 }
+
+/// One named daemon counter (`rvsadm --counters`), e.g. `drop_malformed` or `tx_sent`.
+///
+/// Names are snake_case and stable; the daemon answers them in a fixed order (connection count,
+/// then the engine's drop counters, then the data plane's egress counters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterView {
+    /// The counter's name.
+    pub name: String,
+    /// Its current value (cumulative since the daemon started, except gauges like `connections`).
+    pub value: u64,
+}
+
+impl CounterView {
+    /// A counter named `name` with `value`.
+    pub fn new(name: impl Into<String>, value: u64) -> Self {
+        CounterView {
+            name: name.into(),
+            value,
+        }
+    }
+}

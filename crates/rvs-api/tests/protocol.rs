@@ -76,6 +76,7 @@ fn sample_commands() -> Vec<Command> {
         },
         Command::ListConnections,
         Command::GetInfo,
+        Command::GetCounters,
     ]
 }
 
@@ -127,6 +128,12 @@ fn sample_replies() -> Vec<Reply> {
             conn_table_size: 4096,
             daemon: "rvsd 0.1.0".into(),
         }),
+        Reply::Counters(vec![
+            CounterView::new("connections", 12),
+            CounterView::new("drop_malformed", 0),
+            CounterView::new("tx_sent", u64::MAX),
+        ]),
+        Reply::Counters(Vec::new()),
     ]
 }
 
@@ -168,6 +175,23 @@ fn exact_encodings() {
         encode_reply(&Reply::Ok).expect("encode"),
         b"{\"reply\":\"ok\"}\n"
     );
+}
+
+#[test]
+fn counters_exact_encodings() {
+    assert_eq!(
+        encode_command(&Command::GetCounters).expect("encode"),
+        b"{\"cmd\":\"get_counters\"}\n"
+    );
+    let reply = Reply::Counters(vec![
+        CounterView::new("connections", 2),
+        CounterView::new("drop_truncated", 7),
+    ]);
+    let line = br#"{"reply":"counters","data":[{"name":"connections","value":2},{"name":"drop_truncated","value":7}]}"#;
+    let mut expected = line.to_vec();
+    expected.push(b'\n');
+    assert_eq!(encode_reply(&reply).expect("encode"), expected);
+    assert_eq!(decode_reply(line).expect("decode"), reply);
 }
 
 #[test]

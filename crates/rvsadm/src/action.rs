@@ -17,6 +17,8 @@ pub enum Action {
     Save(Format),
     /// `-R`: read ipvsadm-save lines from stdin and apply them.
     Restore,
+    /// `--counters` (rvs extension): print rvsd's packet counters, one `name value` per line.
+    Counters,
     /// A valid ipvsadm request rvsd has no command for yet (e.g. `--start-daemon`).
     Unsupported {
         /// The option as ipvsadm spells it, e.g. `--start-daemon`.

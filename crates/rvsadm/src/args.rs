@@ -66,6 +66,8 @@ pub(crate) enum Opt {
     TunNocsum,
     TunCsum,
     TunRemcsum,
+    /// rvs extension: `--counters` (no short letter).
+    Counters,
 }
 
 /// Whether an option takes a value.
@@ -92,7 +94,7 @@ const fn spec(long: &'static str, short: Option<char>, value: Value, opt: Opt) -
     }
 }
 
-/// ipvsadm 1.31's popt option table (long name, short name, value).
+/// ipvsadm 1.31's popt option table (long name, short name, value), then rvs's extensions.
 const SPECS: &[Spec] = &[
     spec("add-service", Some('A'), Value::None, Opt::AddService),
     spec("edit-service", Some('E'), Value::None, Opt::EditService),
@@ -162,6 +164,7 @@ const SPECS: &[Spec] = &[
     spec("tun-nocsum", None, Value::None, Opt::TunNocsum),
     spec("tun-csum", None, Value::None, Opt::TunCsum),
     spec("tun-remcsum", None, Value::None, Opt::TunRemcsum),
+    spec("counters", None, Value::None, Opt::Counters),
 ];
 
 /// One recognised option occurrence.
@@ -405,5 +408,7 @@ mod tests {
             })
         );
         assert!(split(&["-Q"]).items[0].is_err());
+        assert_eq!(opts(&["--counters"]), vec![(Opt::Counters, None)]);
+        assert!(split(&["--counters=1"]).items[0].is_err());
     }
 }

@@ -8,7 +8,8 @@ pub fn version() -> String {
     )
 }
 
-/// `rvsadm -h`: ipvsadm 1.31's usage text for rvsadm, plus the `--socket` option.
+/// `rvsadm -h`: ipvsadm 1.31's usage text for rvsadm, plus the `--socket` option and rvs's
+/// extension commands.
 pub fn usage() -> String {
     let p = "rvsadm";
     let mut out = version();
@@ -26,6 +27,7 @@ pub fn usage() -> String {
         "--set tcp tcpfin udp",
         "--start-daemon {master|backup} [daemon-options]",
         "--stop-daemon {master|backup}",
+        "--counters",
         "-h",
     ] {
         out.push_str(&format!("  {p} {line}\n"));
@@ -101,6 +103,20 @@ pub fn usage() -> String {
         "rvsadm Options:\n",
         "  --socket PATH                       rvsd control socket (default $RVS_SOCKET,\n",
         "                                      else /run/rvs/rvsd.sock)\n",
+        "rvs extensions (not in ipvsadm; long options only):\n",
+        "  --counters                          print rvsd's packet counters (connections,\n",
+        "                                      drops by reason, egress outcomes)\n",
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn usage_names_the_rvs_extensions() {
+        let text = super::usage();
+        assert!(text.contains("  rvsadm --counters\n"));
+        assert!(text.contains("rvs extensions"));
+        assert!(text.contains("  --counters  "));
+    }
 }

@@ -68,7 +68,7 @@ fn fail<T>(message: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError::Fail(message.into()))
 }
 
-/// ipvsadm's commands, in the order of its `cmdnames` table.
+/// ipvsadm's commands, in the order of its `cmdnames` table, then rvs's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cmd {
     Add,
@@ -85,9 +85,10 @@ enum Cmd {
     Restore,
     Save,
     Zero,
+    Counters,
 }
 
-const CMD_NAMES: [&str; 14] = [
+const CMD_NAMES: [&str; 15] = [
     "add-service",
     "edit-service",
     "delete-service",
@@ -102,6 +103,7 @@ const CMD_NAMES: [&str; 14] = [
     "restore",
     "save",
     "zero",
+    "counters",
 ];
 
 /// Option columns of the check table (ipvsadm's `OPTC_*` and `optnames`).
@@ -180,7 +182,8 @@ const C_TUN_REMCSUM: usize = 33;
 /// ipvsadm 1.31's `commands_v_options`: '+' required, 'x' illegal, '1' exclusive, ' ' optional.
 /// Columns: -n -c svc -s -p -M -r fwd -w -x -y -mc tot dmn -st -rt thr -pc srt sid -ex ops -pe -b
 /// grp port ttl size tinf type tprt nocs csum remc.
-const CHECKS: [&[u8; 34]; 14] = [
+/// The last row is rvs's `--counters`, which takes no options at all.
+const CHECKS: [&[u8; 34]; 15] = [
     b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // add-service
     b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // edit-service
     b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
@@ -195,6 +198,7 @@ const CHECKS: [&[u8; 34]; 14] = [
     b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
     b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
     b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // counters
 ];
 
 /// `tunnel_types_v_options` for ipip, gue, gre over tun-port, tun-nocsum, tun-csum, tun-remcsum.
@@ -349,6 +353,7 @@ fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, Parse
         Opt::Set => Cmd::Timeout,
         Opt::Restore => Cmd::Restore,
         Opt::Save => Cmd::Save,
+        Opt::Counters => Cmd::Counters,
         Opt::StartDaemon => {
             daemon_state(&first, "illegal start-daemon parameter specified")?;
             Cmd::StartDaemon
@@ -623,7 +628,8 @@ fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
         | Opt::Restore
         | Opt::Save
         | Opt::StartDaemon
-        | Opt::StopDaemon => return fail(format!("invalid option `{}'", o.spelled)),
+        | Opt::StopDaemon
+        | Opt::Counters => return fail(format!("invalid option `{}'", o.spelled)),
     }
     Ok(())
 }
@@ -866,6 +872,7 @@ fn finish(
             }
             Action::Restore
         }
+        Cmd::Counters => Action::Counters,
         Cmd::StartDaemon => Action::Unsupported {
             option: "--start-daemon",
         },

@@ -7,8 +7,8 @@ use crate::action::Format;
 use crate::address::ipv4_prefix_mask;
 use crate::sched_flags;
 use rvs_api::{
-    ConnView, DestConfig, DestView, ForwardMethod, Info, ServiceConfig, ServiceId, ServiceView,
-    Timeouts, TunnelChecksum, TunnelKind,
+    ConnView, CounterView, DestConfig, DestView, ForwardMethod, Info, ServiceConfig, ServiceId,
+    ServiceView, Timeouts, TunnelChecksum, TunnelKind,
 };
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -117,6 +117,22 @@ pub fn connections(conns: &[ConnView], format: &Format) -> String {
             addr_port(c.virtual_addr.ip(), c.virtual_addr.port()),
             addr_port(c.dest.ip(), c.dest.port()),
         );
+    }
+    out
+}
+
+/// `rvsadm --counters` (rvs extension): one `name value` line per counter, in the daemon's order,
+/// names left-aligned and values right-aligned in one column each.
+pub fn counters(counters: &[CounterView]) -> String {
+    let name_width = counters.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let value_width = counters
+        .iter()
+        .map(|c| c.value.to_string().len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for c in counters {
+        let _ = writeln!(out, "{:<name_width$}  {:>value_width$}", c.name, c.value);
     }
     out
 }

@@ -174,6 +174,12 @@ fn run(
             Outcome::out(render::save(&services, format))
         }
         Action::Restore => restore(control, stdin),
+        Action::Counters => {
+            let Reply::Counters(counters) = query(control, &Command::GetCounters)? else {
+                return Err(unexpected());
+            };
+            Outcome::out(render::counters(&counters))
+        }
     })
 }
 

@@ -5,7 +5,9 @@
 //! list_timeout, print_tunnel_rule) to `tests/golden/fixture.json`, independently of the Rust
 //! renderer. The fixture's services are deliberately out of order to check ipvsadm's sorting.
 
-use rvs_api::{ConnView, DestConfig, DestView, ForwardMethod, Info, ServiceConfig, ServiceId};
+use rvs_api::{
+    ConnView, CounterView, DestConfig, DestView, ForwardMethod, Info, ServiceConfig, ServiceId,
+};
 use rvs_api::{RatesView, ServiceView, StatsView, Timeouts};
 use rvsadm::{render, Format};
 use std::net::{IpAddr, Ipv4Addr};
@@ -234,4 +236,19 @@ fn largenum_scaling() {
     assert_eq!(render::largenum(999_999_999_999, false), "     999G");
     assert_eq!(render::largenum(123, true), "      123");
     assert_eq!(render::largenum(1_234_567_890, true), " 1234567890");
+}
+
+/// `--counters` is rvs's own output (ipvsadm has none), so `counters.txt` is written by hand, not
+/// by generate.py: names left-aligned, values right-aligned, two spaces between.
+#[test]
+fn counters() {
+    let counters = [
+        CounterView::new("connections", 12),
+        CounterView::new("drop_malformed", 3),
+        CounterView::new("drop_truncated", 0),
+        CounterView::new("drop_no_connection_non_syn", 1_234_567),
+        CounterView::new("tx_sent", 42),
+    ];
+    check("counters.txt", &render::counters(&counters));
+    assert_eq!(render::counters(&[]), "");
 }

@@ -219,6 +219,39 @@ fn unsupported_sync_daemon() {
 }
 
 #[test]
+fn counters_extension() {
+    assert_eq!(ok("--counters"), Action::Counters);
+    let cases: &[(&str, &str, i32)] = &[
+        (
+            "--counters -n",
+            "Illegal 'numeric' option with the 'counters' command",
+            2,
+        ),
+        (
+            "--counters -t 1.2.3.4:80",
+            "Illegal 'service-address' option with the 'counters' command",
+            2,
+        ),
+        (
+            "--counters --stats",
+            "Illegal 'stats' option with the 'counters' command",
+            2,
+        ),
+        ("--counters extra", "unexpected argument extra", 2),
+        ("--counters -L", "invalid option `-L'", 2),
+        ("-L --counters", "invalid option `--counters'", 2),
+        (
+            "--counters=1",
+            "Try `rvsadm -h' or 'rvsadm --help' for more information.",
+            255,
+        ),
+    ];
+    for &(line, message, code) in cases {
+        assert_eq!(err(line), (message.to_string(), code), "{line}");
+    }
+}
+
+#[test]
 fn errors_match_ipvsadm() {
     let cases: &[(&str, &str, i32)] = &[
         (

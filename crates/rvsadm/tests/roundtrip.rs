@@ -1,8 +1,8 @@
 //! Save -> restore round trips through a fake daemon, and other executions of parsed actions.
 
 use rvs_api::{
-    ApiError, Command, ConnView, DestConfig, DestView, ErrorKind, ForwardMethod, Info, RatesView,
-    Reply, ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum,
+    ApiError, Command, ConnView, CounterView, DestConfig, DestView, ErrorKind, ForwardMethod, Info,
+    RatesView, Reply, ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum,
     TunnelConfig, TunnelKind,
 };
 use rvsadm::{execute, parse_args, render, Control, Format};
@@ -132,6 +132,10 @@ impl Control for FakeDaemon {
                 conn_table_size: 4096,
                 daemon: "fake".into(),
             }),
+            Command::GetCounters => Reply::Counters(vec![
+                CounterView::new("connections", self.services.len() as u64),
+                CounterView::new("drop_malformed", 3),
+            ]),
         })
     }
 }
@@ -447,4 +451,22 @@ fn socket_option_and_environment() {
     let (path, _) = rvsadm::take_socket_option(args(&["-C"]), None).expect("split");
     assert_eq!(path.to_str(), Some(rvs_api::DEFAULT_SOCKET));
     assert!(rvsadm::take_socket_option(args(&["-C", "--socket"]), None).is_err());
+}
+
+#[test]
+fn counters_are_fetched_and_printed() {
+    let mut d = FakeDaemon::default();
+    assert_eq!(run(&mut d, "-A -t 1.2.3.4:80 -s rr", "").status, 0);
+    let out = run(&mut d, "--counters", "");
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "connections     1\ndrop_malformed  3\n");
+    let mut client = rvsadm::LazyClient::new("/nonexistent/rvsd.sock");
+    let action = parse_args(&["--counters"]).expect("parse");
+    let out = execute(&action, &mut client, &mut Cursor::new(Vec::new()));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.starts_with("Can't initialize ipvs"),
+        "{}",
+        out.stderr
+    );
 }

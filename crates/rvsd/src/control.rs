@@ -16,6 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::bypass::Bypass;
 use crate::clock::Clock;
 use crate::convert;
+use crate::dataplane::EgressCounters;
 
 /// What every control connection needs.
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct Shared {
     pub bypass: Bypass,
     /// The daemon clock (for listings with expiry times and rates).
     pub clock: Clock,
+    /// The data plane's egress counters (for `GetCounters`).
+    pub egress: Arc<EgressCounters>,
 }
 
 /// Serves the control socket until SIGTERM or SIGINT.
@@ -113,8 +116,9 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
     let engine = shared.engine.clone();
     let clock = shared.clock;
     let bypass = shared.bypass.clone();
+    let egress = shared.egress.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let reply = convert::execute(&engine, clock.now(), cmd);
+        let reply = convert::execute_with(&engine, Some(&egress), clock.now(), cmd);
         if changes_config {
             bypass.sync(&engine);
         }

@@ -3,13 +3,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::dataplane::EgressCounters;
 use rvs_api::{
-    Command, ConnView, DestConfig, DestView, ErrorKind, Info, RatesView, Reply, ServiceConfig,
-    ServiceId, ServiceView, StatsView, Timeouts,
+    Command, ConnView, CounterView, DestConfig, DestView, ErrorKind, Info, RatesView, Reply,
+    ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts,
 };
 use rvs_engine::{
-    ConnStatus, DestSpec, DestStatus, Engine, EngineError, Millis, Persistence, Protocol, Rates,
-    SchedulerKind, ServiceKey, ServiceSpec, ServiceStatus, Stats, TimeoutUpdate,
+    ConnStatus, DestSpec, DestStatus, DropReason, Engine, EngineError, Millis, Persistence,
+    Protocol, Rates, SchedulerKind, ServiceKey, ServiceSpec, ServiceStatus, Stats, TimeoutUpdate,
 };
 
 /// The IPVS version rvs emulates in ipvsadm's header line.
@@ -31,15 +32,53 @@ pub fn changes_config(cmd: &Command) -> bool {
     )
 }
 
-/// Runs one command against the engine.
+/// Runs one command against the engine alone (no data plane, e.g. `--restore`): `GetCounters`
+/// then answers without the egress counters.
 pub fn execute(engine: &Engine, now: Millis, cmd: Command) -> Reply {
-    match run(engine, now, cmd) {
+    execute_with(engine, None, now, cmd)
+}
+
+/// Runs one command against the engine; `egress` is the running data plane's counters, if any.
+pub fn execute_with(
+    engine: &Engine,
+    egress: Option<&EgressCounters>,
+    now: Millis,
+    cmd: Command,
+) -> Reply {
+    match run(engine, egress, now, cmd) {
         Ok(reply) => reply,
         Err(err) => Reply::Error(err),
     }
 }
 
-fn run(engine: &Engine, now: Millis, cmd: Command) -> Result<Reply, rvs_api::ErrorReply> {
+/// The counters `rvsadm --counters` shows: the connection count, the engine's drops by reason
+/// (`drop_<reason>`), then the data plane's egress outcomes (`tx_<outcome>`) when it runs.
+pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<CounterView> {
+    let connections = u64::try_from(engine.connection_count()).unwrap_or(u64::MAX);
+    let drops = engine.drop_counters();
+    let mut out = vec![CounterView::new("connections", connections)];
+    out.extend(
+        DropReason::ALL
+            .iter()
+            .map(|&r| CounterView::new(format!("drop_{}", r.name()), drops.get(r))),
+    );
+    if let Some(egress) = egress {
+        out.extend(
+            egress
+                .snapshot()
+                .iter()
+                .map(|&(name, value)| CounterView::new(name, value)),
+        );
+    }
+    out
+}
+
+fn run(
+    engine: &Engine,
+    egress: Option<&EgressCounters>,
+    now: Millis,
+    cmd: Command,
+) -> Result<Reply, rvs_api::ErrorReply> {
     let reply = match cmd {
         Command::AddService(cfg) => {
             engine
@@ -127,6 +166,7 @@ fn run(engine: &Engine, now: Millis, cmd: Command) -> Result<Reply, rvs_api::Err
             conn_table_size: CONN_TABLE_SIZE,
             daemon: format!("rvsd {}", env!("CARGO_PKG_VERSION")),
         }),
+        Command::GetCounters => Reply::Counters(counters(engine, egress)),
     };
     Ok(reply)
 }
@@ -388,6 +428,40 @@ mod tests {
         for p in [0u8, 48, 64, 128] {
             assert_eq!(prefix_len(netmask(v6, Some(p))), p);
         }
+    }
+
+    #[test]
+    fn counters_list_connections_drops_and_egress() {
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let names = |v: &[CounterView]| v.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        let Reply::Counters(alone) = execute(&engine, Millis(0), Command::GetCounters) else {
+            panic!("GetCounters answered something else");
+        };
+        assert_eq!(
+            names(&alone),
+            [
+                "connections",
+                "drop_malformed",
+                "drop_truncated",
+                "drop_no_connection_non_syn",
+                "drop_no_destination",
+                "drop_ttl_exceeded",
+                "drop_fragmented",
+                "drop_unsupported_protocol",
+            ]
+        );
+        assert!(alone.iter().all(|c| c.value == 0));
+
+        let egress = EgressCounters::default();
+        egress.sent.store(9, std::sync::atomic::Ordering::Relaxed);
+        let Reply::Counters(all) =
+            execute_with(&engine, Some(&egress), Millis(0), Command::GetCounters)
+        else {
+            panic!("GetCounters answered something else");
+        };
+        assert_eq!(all.len(), alone.len() + 6);
+        assert!(all.contains(&CounterView::new("tx_sent", 9)));
+        assert!(all.contains(&CounterView::new("tx_unmanaged_egress", 0)));
     }
 
     #[test]

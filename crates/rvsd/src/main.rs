@@ -110,6 +110,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             engine: engine.clone(),
             bypass: bypass.clone(),
             clock,
+            egress: plane.counters.clone(),
         },
     ));
 

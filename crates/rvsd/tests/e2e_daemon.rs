@@ -2,13 +2,14 @@
 //! a kill (nftables rules), starting from an ipvsadm-save file. Root required; namespaces are torn
 //! down by the topology guard.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use common::{add_rr_service, VIP};
 use rvs_lab::{NatTopology, DIRECTOR};
-
-const VIP: &str = "192.168.1.253";
 
 fn nft_tables(topo: &NatTopology) -> Vec<String> {
     let out = topo
@@ -33,28 +34,12 @@ fn wait_exit(topo: &NatTopology, pid: u32) -> String {
     }
 }
 
-fn seed_rules(topo: &NatTopology) {
-    topo.rvsadm_ok(&["-A", "-t", &format!("{VIP}:80"), "-s", "rr"])
-        .unwrap();
-    for rip in &topo.rips4 {
-        topo.rvsadm_ok(&[
-            "-a",
-            "-t",
-            &format!("{VIP}:80"),
-            "-r",
-            &format!("{rip}:80"),
-            "-m",
-        ])
-        .unwrap();
-    }
-}
-
 #[test]
 fn garbage_and_dropped_clients_on_the_control_socket_do_not_hurt_rvsd() {
     let topo = NatTopology::build("ctlgarbage", 2).unwrap();
     topo.start_real_servers().unwrap();
     let rvsd = topo.start_rvsd(&[]).unwrap();
-    seed_rules(&topo);
+    add_rr_service(&topo, "rr");
 
     // A line that is not JSON gets an error reply and the connection stays usable.
     let mut s = UnixStream::connect(&rvsd.socket).unwrap();
@@ -96,7 +81,7 @@ fn sigterm_removes_the_kernel_rules_and_a_killed_rvsd_is_replaced_cleanly() {
     let topo = NatTopology::build("lifecycle", 2).unwrap();
     topo.start_real_servers().unwrap();
     let first = topo.start_rvsd(&[]).unwrap();
-    seed_rules(&topo);
+    add_rr_service(&topo, "rr");
     assert_eq!(nft_tables(&topo).len(), 1, "one rvsd table while running");
 
     // SIGTERM, and the lab waits for the exit (SIGKILL only after a 3 s grace, which would leave
@@ -110,7 +95,7 @@ fn sigterm_removes_the_kernel_rules_and_a_killed_rvsd_is_replaced_cleanly() {
     assert!(!first.socket.exists(), "socket left after SIGTERM");
 
     let second = topo.start_rvsd(&[]).unwrap();
-    seed_rules(&topo);
+    add_rr_service(&topo, "rr");
     let pid = second.pid.to_string();
     let out = topo.lab.exec(DIRECTOR, &["kill", "-KILL", &pid]).unwrap();
     assert!(out.status.success());
@@ -127,7 +112,7 @@ fn sigterm_removes_the_kernel_rules_and_a_killed_rvsd_is_replaced_cleanly() {
         1,
         "the stale table was replaced, not duplicated"
     );
-    seed_rules(&topo);
+    add_rr_service(&topo, "rr");
     assert!(topo
         .curl(&format!("http://{VIP}/"))
         .unwrap()
