@@ -2,7 +2,7 @@
 //! state. A new snapshot is built for every change and published atomically.
 
 use core::net::IpAddr;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,7 +19,9 @@ pub(crate) struct DestRt {
     pub(crate) id: u32,
     pub(crate) addr: IpAddr,
     pub(crate) port: u16,
-    pub(crate) method: ForwardMethod,
+    /// Forwarding method for new connections (`ForwardMethod` as u8; `-e` may change it,
+    /// existing connections keep theirs).
+    method: AtomicU8,
     pub(crate) weight: AtomicU32,
     pub(crate) u_threshold: AtomicU32,
     pub(crate) l_threshold: AtomicU32,
@@ -28,13 +30,22 @@ pub(crate) struct DestRt {
     pub(crate) overloaded: AtomicBool,
 }
 
+fn method_code(m: ForwardMethod) -> u8 {
+    match m {
+        ForwardMethod::Masq => 0,
+        ForwardMethod::Route => 1,
+        ForwardMethod::Tunnel => 2,
+        ForwardMethod::Local => 3,
+    }
+}
+
 impl DestRt {
     pub(crate) fn new(id: u32, spec: &DestSpec) -> Self {
         DestRt {
             id,
             addr: spec.addr,
             port: spec.port,
-            method: spec.method,
+            method: AtomicU8::new(method_code(spec.method)),
             weight: AtomicU32::new(spec.weight),
             u_threshold: AtomicU32::new(spec.u_threshold),
             l_threshold: AtomicU32::new(spec.l_threshold),
@@ -49,15 +60,27 @@ impl DestRt {
             addr: self.addr,
             port: self.port,
             weight: self.weight.load(Ordering::Relaxed),
-            method: self.method,
+            method: self.method(),
             u_threshold: self.u_threshold.load(Ordering::Relaxed),
             l_threshold: self.l_threshold.load(Ordering::Relaxed),
         }
     }
 
-    /// Applies an edit of weight and thresholds, re-evaluating the overload flag like
-    /// `__ip_vs_update_dest`.
+    /// The forwarding method new connections get.
+    pub(crate) fn method(&self) -> ForwardMethod {
+        match self.method.load(Ordering::Relaxed) {
+            0 => ForwardMethod::Masq,
+            1 => ForwardMethod::Route,
+            2 => ForwardMethod::Tunnel,
+            _ => ForwardMethod::Local,
+        }
+    }
+
+    /// Applies an edit of forwarding method, weight and thresholds, re-evaluating the overload
+    /// flag like `__ip_vs_update_dest`.
     pub(crate) fn update(&self, spec: &DestSpec) {
+        self.method
+            .store(method_code(spec.method), Ordering::Relaxed);
         self.weight.store(spec.weight, Ordering::Relaxed);
         self.u_threshold.store(spec.u_threshold, Ordering::Relaxed);
         self.l_threshold.store(spec.l_threshold, Ordering::Relaxed);

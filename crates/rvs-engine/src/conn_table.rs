@@ -1,5 +1,7 @@
 //! One shard of the connection table: a slab of connections and a hash index holding two
-//! entries per connection (the client->virtual tuple and the real-server->client tuple).
+//! entries per NAT connection (the client->virtual tuple and the real-server->client tuple) and
+//! one per direct-routing connection (its replies never pass the director, so a packet from the
+//! real server must not match it: like IPVS's `ip_vs_out`, which ignores non-NAT connections).
 //!
 //! Both entries hash on the client's (protocol, address, port), so both directions of a
 //! connection live in the same shard; the engine picks the shard from the same hash.
@@ -16,6 +18,9 @@ use crate::types::Stats;
 pub(crate) const F_V6: u8 = 1;
 /// Connection flag: counted as inactive on its destination.
 pub(crate) const F_INACTIVE: u8 = 2;
+/// Connection flag: direct routing (IPVS's `IP_VS_CONN_F_NOOUTPUT`): packets are forwarded
+/// unchanged, only the client->virtual direction is indexed, TCP uses the INPUT-ONLY states.
+pub(crate) const F_NO_OUTPUT: u8 = 4;
 
 /// One connection. Addresses are 16 bytes; IPv4 ones are stored IPv4-mapped.
 #[derive(Debug)]
@@ -58,7 +63,8 @@ impl Conn {
                     && self.vaddr == t.dst
             }
             Direction::Output => {
-                self.dport == t.sport
+                self.flags & F_NO_OUTPUT == 0
+                    && self.dport == t.sport
                     && self.cport == t.dport
                     && self.daddr == t.src
                     && self.client == t.dst
@@ -126,13 +132,14 @@ impl Shard {
         self.slab.get(slot as usize).and_then(Option::as_ref)
     }
 
-    /// Inserts a connection under both of its tuples.
+    /// Inserts a connection under its tuples (the reply tuple only without `F_NO_OUTPUT`).
     pub(crate) fn insert(
         &mut self,
         hash: u64,
         state: &foldhash::fast::RandomState,
         conn: Conn,
     ) -> u32 {
+        let with_output = conn.flags & F_NO_OUTPUT == 0;
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(place) = self.slab.get_mut(s as usize) {
@@ -157,7 +164,9 @@ impl Shard {
                 .map_or(0, |c| hashes(state, c.proto, &c.client, c.cport))
         };
         table.insert_unique(hash, entry(slot, Direction::Input), rehash);
-        table.insert_unique(hash, entry(slot, Direction::Output), rehash);
+        if with_output {
+            table.insert_unique(hash, entry(slot, Direction::Output), rehash);
+        }
         self.len += 1;
         slot
     }

@@ -16,6 +16,10 @@ use crate::sched::SchedState;
 use crate::tcp_state::TimeoutTable;
 use crate::types::*;
 
+/// Why a direct-routing destination cannot have its own port.
+const PORT_MAPPING_WITH_DR: &str = "port mapping is not possible with direct routing (-g): the \
+     real server receives the packet unchanged, so it must listen on the virtual service's port";
+
 impl Engine {
     fn publish(&self, services: Vec<Arc<ServiceRt>>, timeouts: Timeouts) {
         self.snapshot.store(Arc::new(Snapshot::new(
@@ -125,12 +129,7 @@ impl Engine {
 
     fn check_dest_spec(svc: &ServiceSpec, spec: &mut DestSpec) -> Result<(), EngineError> {
         match spec.method {
-            ForwardMethod::Masq => {}
-            ForwardMethod::Route => {
-                return Err(EngineError::Unsupported(
-                    "direct routing (-g) is not supported yet",
-                ))
-            }
+            ForwardMethod::Masq | ForwardMethod::Route => {}
             ForwardMethod::Tunnel => {
                 return Err(EngineError::Unsupported(
                     "tunneling (-i) is not supported yet",
@@ -145,6 +144,11 @@ impl Engine {
         if spec.addr.is_ipv4() != svc.key.addr.is_ipv4() {
             return Err(EngineError::InvalidArgument(
                 "the real server's address family differs from the service's".to_string(),
+            ));
+        }
+        if spec.method == ForwardMethod::Route && spec.port != 0 && spec.port != svc.key.port {
+            return Err(EngineError::InvalidArgument(
+                PORT_MAPPING_WITH_DR.to_string(),
             ));
         }
         if spec.weight > i32::MAX as u32 {
@@ -205,7 +209,8 @@ impl Engine {
         })
     }
 
-    /// Edits a real server's weight and thresholds (`ipvsadm -e`).
+    /// Edits a real server's forwarding method, weight and thresholds (`ipvsadm -e`). Existing
+    /// connections keep the forwarding method they were created with.
     pub fn edit_dest(&self, svc: &ServiceKey, mut spec: DestSpec) -> Result<(), EngineError> {
         self.with_service(svc, |_, s| {
             Self::check_dest_spec(&s.spec, &mut spec)?;

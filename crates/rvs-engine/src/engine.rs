@@ -1,5 +1,6 @@
 //! The engine and its data plane: `handle` parses a frame, finds or creates its connection,
-//! rewrites it in place and returns a verdict. The control plane is in `control.rs`.
+//! rewrites it in place (NAT) or leaves it untouched (direct routing) and returns a verdict.
+//! The control plane is in `control.rs`.
 
 use core::hash::BuildHasher;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -11,7 +12,7 @@ use parking_lot::{Mutex, MutexGuard};
 use rvs_wire::ip;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
-use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_V6};
+use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_NO_OUTPUT, F_V6};
 use crate::datapath::{self, Parsed};
 use crate::estimator::Estimator;
 use crate::icmp::{self, ConnAddrs};
@@ -246,11 +247,15 @@ impl Engine {
         let Some(dest) = svc.schedule() else {
             return self.drop_packet(DropReason::NoDestination);
         };
-        if dest.method != ForwardMethod::Masq {
-            return self.drop_packet(DropReason::UnsupportedProtocol);
-        }
+        let method_flag = match dest.method() {
+            ForwardMethod::Masq => 0,
+            ForwardMethod::Route => F_NO_OUTPUT,
+            ForwardMethod::Tunnel | ForwardMethod::Local => {
+                return self.drop_packet(DropReason::UnsupportedProtocol)
+            }
+        };
         if !tcp && svc.spec.one_packet {
-            return self.one_packet(shard, svc, &dest, frame, p, pkt);
+            return self.one_packet(shard, svc, &dest, method_flag, frame, p, pkt);
         }
         let state = if tcp { ConnState::None } else { ConnState::Udp };
         dest.bind(false);
@@ -264,7 +269,7 @@ impl Engine {
             dport: dest.port,
             proto: t.proto,
             state: state as u8,
-            flags: F_INACTIVE | if t.v6 { F_V6 } else { 0 },
+            flags: F_INACTIVE | method_flag | if t.v6 { F_V6 } else { 0 },
             svc_id: svc.id,
             expires: now.0.saturating_add(snap.timeouts.of(state)),
             dest,
@@ -287,11 +292,13 @@ impl Engine {
 
     /// One-packet scheduling (`-o`, UDP only): the datagram is scheduled and forwarded, and its
     /// connection is gone at once (IPVS never hashes it), so replies are not translated back.
+    #[allow(clippy::too_many_arguments)]
     fn one_packet(
         &self,
         mut shard: MutexGuard<'_, Shard>,
         svc: &ServiceRt,
         dest: &DestRt,
+        method_flag: u8,
         frame: &mut [u8],
         p: &Parsed,
         pkt: &PacketMeta,
@@ -305,14 +312,16 @@ impl Engine {
         }
         drop(shard);
         let daddr = to16(dest.addr);
-        if !nat::rewrite(
-            frame,
-            &p.lay,
-            Side::Dst,
-            &daddr,
-            dest.port,
-            pkt.csum_partial,
-        ) {
+        if method_flag & F_NO_OUTPUT == 0
+            && !nat::rewrite(
+                frame,
+                &p.lay,
+                Side::Dst,
+                &daddr,
+                dest.port,
+                pkt.csum_partial,
+            )
+        {
             return self.drop_packet(DropReason::Malformed);
         }
         Verdict::Forward {
@@ -321,7 +330,8 @@ impl Engine {
         }
     }
 
-    /// Updates state, timer and counters of a connection, then rewrites the packet.
+    /// Updates state, timer and counters of a connection, then rewrites the packet (NAT) or
+    /// leaves it byte for byte as it came (direct routing: the real server owns the VIP too).
     #[allow(clippy::too_many_arguments)]
     fn deliver(
         &self,
@@ -339,8 +349,9 @@ impl Engine {
             return Verdict::PassToKernel;
         };
         let mut state = ConnState::from_u8(c.state);
+        let no_output = c.flags & F_NO_OUTPUT != 0;
         if c.proto == ip::TCP {
-            let new = next_state(state, dir, flags);
+            let new = next_state(state, dir, no_output, flags);
             if new != state {
                 let inactive = c.flags & F_INACTIVE != 0;
                 if !inactive && new != ConnState::Established {
@@ -375,7 +386,7 @@ impl Engine {
             }
         }
         drop(shard);
-        if !nat::rewrite(frame, &p.lay, side, &addr, port, pkt.csum_partial) {
+        if !no_output && !nat::rewrite(frame, &p.lay, side, &addr, port, pkt.csum_partial) {
             return self.drop_packet(DropReason::Malformed);
         }
         Verdict::Forward {
@@ -433,6 +444,9 @@ impl Engine {
             dport: c.dport,
         };
         let (svc_id, dest_id) = (c.svc_id, c.dest.id);
+        // Direct routing: the error goes to the real server as it came (`ip_vs_icmp_xmit` hands
+        // non-NAT connections to their own transmitter); only the input direction is indexed.
+        let no_output = c.flags & F_NO_OUTPUT != 0;
         let bytes = p.ip_len as u64;
         for id in [svc_id, dest_id] {
             let s = shard.stats_mut(id);
@@ -448,7 +462,7 @@ impl Engine {
             }
         }
         drop(shard);
-        if !icmp::translate(frame, &p.lay, &q, dir, &addrs) {
+        if !no_output && !icmp::translate(frame, &p.lay, &q, dir, &addrs) {
             return self.drop_packet(DropReason::Malformed);
         }
         let next_hop = match dir {

@@ -1,6 +1,7 @@
 //! The rvs director core, sans-I/O: virtual services, real servers, schedulers (rr, wrr, lc,
-//! wlc), the connection table with IPVS's TCP state machine and timeouts, NAT rewriting with
-//! incremental checksums, ICMP error translation, counters and IPVS's rate estimator.
+//! wlc), the connection table with IPVS's TCP state machine and timeouts, NAT (`-m`) rewriting
+//! with incremental checksums, direct routing (`-g`: packets forwarded unchanged to the real
+//! server, INPUT-ONLY TCP states), ICMP error handling, counters and IPVS's rate estimator.
 //!
 //! Nothing here touches a socket, a thread or the clock: frames come in as `&mut [u8]`, time as
 //! [`Millis`]. [`Engine`] is `Send + Sync`; workers share it through an `Arc`.

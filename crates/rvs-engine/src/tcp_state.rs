@@ -1,4 +1,7 @@
 //! IPVS's TCP state machine (ip_vs_proto_tcp.c, the non-"secure_tcp" table) and state timeouts.
+//!
+//! Connections whose replies never pass the director (direct routing: IPVS's
+//! `IP_VS_CONN_F_NOOUTPUT`) follow the table's INPUT-ONLY rows.
 
 use crate::types::{ConnState, Timeouts};
 
@@ -21,9 +24,10 @@ const CW: u8 = ConnState::CloseWait as u8;
 const LA: u8 = ConnState::LastAck as u8;
 const LI: u8 = ConnState::Listen as u8;
 
-/// `[direction][event][current state] -> next state`; events syn, fin, ack, rst; columns
+/// `[row set][event][current state] -> next state`; row sets INPUT, OUTPUT, INPUT-ONLY; events
+/// syn, fin, ack, rst; columns
 /// NONE ESTABLISHED SYN_SENT SYN_RECV FIN_WAIT TIME_WAIT CLOSE CLOSE_WAIT LAST_ACK LISTEN SYNACK.
-const TABLE: [[[u8; 11]; 4]; 2] = [
+const TABLE: [[[u8; 11]; 4]; 3] = [
     // INPUT
     [
         [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
@@ -38,11 +42,24 @@ const TABLE: [[[u8; 11]; 4]; 2] = [
         [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
         [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
     ],
+    // INPUT-ONLY
+    [
+        [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+        [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
 ];
 
-/// Next TCP state for a segment with `flags` (the TCP flags byte) seen in `dir`.
+/// Next TCP state for a segment with `flags` (the TCP flags byte) seen in `dir`; `no_output`
+/// selects the INPUT-ONLY rows for input segments (a connection whose replies bypass us).
 /// Mirrors `set_tcp_state`: RST beats SYN beats FIN beats ACK; no flag at all gives CLOSE.
-pub(crate) fn next_state(current: ConnState, dir: Direction, flags: u8) -> ConnState {
+pub(crate) fn next_state(
+    current: ConnState,
+    dir: Direction,
+    no_output: bool,
+    flags: u8,
+) -> ConnState {
     let event = if flags & 0x04 != 0 {
         3
     } else if flags & 0x02 != 0 {
@@ -58,9 +75,10 @@ pub(crate) fn next_state(current: ConnState, dir: Direction, flags: u8) -> ConnS
     if col >= 11 {
         return current;
     }
-    let d = match dir {
-        Direction::Input => 0,
-        Direction::Output => 1,
+    let d = match (dir, no_output) {
+        (Direction::Input, false) => 0,
+        (Direction::Output, _) => 1,
+        (Direction::Input, true) => 2,
     };
     ConnState::from_u8(TABLE[d][event][col])
 }
@@ -128,11 +146,40 @@ mod tests {
         ];
         for (from, dir, flags, to) in steps {
             assert_eq!(
-                next_state(from, dir, flags),
+                next_state(from, dir, false, flags),
                 to,
                 "{from:?} {dir:?} {flags:#x}"
             );
         }
+    }
+
+    #[test]
+    fn input_only_rows() {
+        let steps = [
+            (None, SYN, SynRecv),
+            (SynRecv, ACK, Established),
+            (Established, ACK | 0x08, Established),
+            (Established, FIN | ACK, FinWait),
+            (FinWait, ACK, FinWait),
+            (FinWait, FIN | ACK, FinWait),
+            (SynRecv, FIN, TimeWait),
+            (SynRecv, RST, SynRecv),
+            (SynAck, RST, Close),
+            (Established, RST, Close),
+            (None, ACK, Close),
+            (TimeWait, SYN, SynRecv),
+            (LastAck, ACK, Close),
+            (Established, 0, Close),
+        ];
+        for (from, flags, to) in steps {
+            assert_eq!(
+                next_state(from, Input, true, flags),
+                to,
+                "{from:?} {flags:#x}"
+            );
+        }
+        // Output segments use the OUTPUT rows whatever the flag says.
+        assert_eq!(next_state(None, Output, true, SYN | ACK), SynSent);
     }
 
     #[test]

@@ -480,10 +480,10 @@ fn control_plane_errors() {
         e.edit_dest(&k, dest(ip4(RIP4B), RPORT, 1)),
         Err(EngineError::NoDest)
     );
-    let mut dr = dest(ip4(RIP4B), RPORT, 1);
-    dr.method = ForwardMethod::Route;
+    let mut tun = dest(ip4(RIP4B), RPORT, 1);
+    tun.method = ForwardMethod::Tunnel;
     assert!(matches!(
-        e.add_dest(&k, dr),
+        e.add_dest(&k, tun),
         Err(EngineError::Unsupported(_))
     ));
     assert!(matches!(

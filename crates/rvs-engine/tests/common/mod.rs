@@ -82,6 +82,33 @@ pub fn nat_engine() -> Engine {
     e
 }
 
+/// A direct-routing destination (`-g`).
+pub fn dr_dest(addr: IpAddr, port: u16, weight: u32) -> DestSpec {
+    DestSpec {
+        method: ForwardMethod::Route,
+        ..dest(addr, port, weight)
+    }
+}
+
+/// Engine with TCP+UDP services on VIP4:80 and VIP6:80, each to one direct-routing real server
+/// (added with port 0, i.e. the service's port).
+pub fn dr_engine() -> Engine {
+    let e = Engine::new(EngineConfig {
+        expected_connections: 1024,
+        shards: 8,
+    });
+    for proto in [Protocol::Tcp, Protocol::Udp] {
+        let k4 = key(proto, ip4(VIP4), VPORT);
+        e.add_service(svc(k4, SchedulerKind::Rr)).expect("add v4");
+        e.add_dest(&k4, dr_dest(ip4(RIP4), 0, 1)).expect("dest v4");
+        let k6 = key(proto, ip6(vip6()), VPORT);
+        e.add_service(svc(k6, SchedulerKind::Rr)).expect("add v6");
+        e.add_dest(&k6, dr_dest(ip6(rip6()), 0, 1))
+            .expect("dest v6");
+    }
+    e
+}
+
 /// TCP flags for the builders.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Flags {
