@@ -1,6 +1,7 @@
 //! `rvs-lab demo`: seed 004's LVS-NAT walk-through, run against rvsd and printed like a shell
 //! session.
 
+use crate::Director;
 use std::io::Write;
 
 use crate::{LabError, NatTopology};

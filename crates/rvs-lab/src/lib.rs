@@ -4,6 +4,8 @@
 //!   drop (also when a test panics); `rvs-lab sweep` removes labs of processes that died.
 //! * [`NatTopology`]: seed 004's LVS-NAT network (client, director, switch, real servers), IPv4
 //!   and IPv6, with helpers to start real servers, rvsd, and to run rvsadm and curl.
+//! * [`DrTopology`]: seed 003's LVS-DR networks (one subnet, or the VIP in a second one) behind
+//!   a router, IPv4 and IPv6, with the same helpers and the director's link counters.
 //! * [`server`]: the built-in real server behind `rvs-lab serve`.
 //! * [`demo`]: `rvs-lab demo`.
 //!
@@ -15,7 +17,10 @@ mod bins;
 mod cleanup;
 mod cmd;
 pub mod demo;
+mod director;
+mod dr;
 mod error;
+mod harness;
 mod lab;
 mod nat;
 pub mod netns;
@@ -23,10 +28,12 @@ pub mod server;
 
 pub use bins::{bin_path, find_bin, search_dirs};
 pub use cleanup::{down, socket_path_for, sweep};
+pub use director::Director;
+pub use dr::{DrLayout, DrTopology, MAX_DR_REAL_SERVERS, ROUTER};
 pub use error::LabError;
-pub use lab::{parse_prefix, Lab};
-pub use nat::{
-    rs_role, NatTopology, Rvsd, CLIENT, DIRECTOR, MAX_REAL_SERVERS, RS_HTTP_PORTS, RS_UDP_PORT,
-    SWITCH,
+pub use harness::{
+    rs_role, LinkCounters, Rvsd, CLIENT, DIRECTOR, RS_HTTP_PORTS, RS_UDP_PORT, SWITCH,
 };
+pub use lab::{parse_prefix, Lab};
+pub use nat::{NatTopology, MAX_REAL_SERVERS};
 pub use server::http::pattern_sha256;

@@ -1,5 +1,6 @@
 //! NatTopology and Lab against the real kernel: reachability, the real servers, teardown.
 
+use rvs_lab::Director;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Command;

@@ -795,7 +795,11 @@ fn finish(
                 .ok_or_else(|| ParseError::Fail("no real server specified".into()))?;
             let mut port = e.dest_port;
             let tunnel = e.method == ForwardMethod::Tunnel;
-            if e.fwmark == 0 && (tunnel || e.method == ForwardMethod::Route) {
+            // ipvsadm silently replaces a -g/-i server's port with the service's; rvs keeps an
+            // explicit different port so the daemon can refuse the port mapping and say why
+            // (the real server receives the packet unchanged). An omitted port still means the
+            // service's port.
+            if e.fwmark == 0 && (tunnel || e.method == ForwardMethod::Route) && port == 0 {
                 port = e.port;
             }
             if addr.is_ipv6() != id.is_ipv6() && !tunnel {

@@ -174,11 +174,17 @@ fn persistence_netmask_and_options() {
         (dest.port, dest.weight, dest.u_threshold, dest.l_threshold),
         (8443, 0, 100, 10)
     );
-    // Route and tunnel use the service port whatever -r says (non-fwmark services).
+    // ipvsadm would silently use the service port for a -g/-i server; rvsadm passes an explicit
+    // different port on so the daemon refuses the port mapping with its reason.
     let Action::Apply(Command::EditDest { dest, .. }) =
         ok("-e -t 1.2.3.4:80 -r 10.0.0.2:8080 -w 3")
     else {
         panic!("edit dest");
+    };
+    assert_eq!((dest.port, dest.method), (8080, ForwardMethod::Route));
+    // Without a port, the server gets the service's port.
+    let Action::Apply(Command::AddDest { dest, .. }) = ok("-a -t 1.2.3.4:80 -r 10.0.0.2 -g") else {
+        panic!("add dest");
     };
     assert_eq!((dest.port, dest.method), (80, ForwardMethod::Route));
     let Action::Apply(Command::AddDest { dest, .. }) =

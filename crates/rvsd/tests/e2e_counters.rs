@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{add_rr_service, VIP};
 use rvs_io::{PacketSocket, VnetHdr};
+use rvs_lab::Director;
 use rvs_lab::{NatTopology, CLIENT, DIRECTOR};
 
 /// The client's interface in [`NatTopology`] (its peer is the director's d0).

@@ -9,6 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use common::{add_rr_service, VIP};
+use rvs_lab::Director;
 use rvs_lab::{NatTopology, DIRECTOR};
 
 fn nft_tables(topo: &NatTopology) -> Vec<String> {

@@ -9,6 +9,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::*;
+use rvs_lab::Director;
 use rvs_lab::NatTopology;
 
 #[test]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rvs_lab::NatTopology;
+use rvs_lab::{Director, NatTopology};
 
 /// The VIP of seed 004 (the director's outside address).
 pub const VIP: &str = "192.168.1.253";
@@ -19,7 +19,7 @@ pub fn director(tag: &str, real_servers: usize) -> NatTopology {
 }
 
 /// Runs rvsadm and returns stdout, failing the test on a non-zero exit.
-pub fn adm(topo: &NatTopology, args: &[&str]) -> String {
+pub fn adm(topo: &impl Director, args: &[&str]) -> String {
     let out = topo.rvsadm(args).expect("run rvsadm");
     assert!(
         out.status.success(),
@@ -31,7 +31,7 @@ pub fn adm(topo: &NatTopology, args: &[&str]) -> String {
 }
 
 /// Runs rvsadm expecting failure; returns (exit code, stderr).
-pub fn adm_err(topo: &NatTopology, args: &[&str]) -> (i32, String) {
+pub fn adm_err(topo: &impl Director, args: &[&str]) -> (i32, String) {
     let out = topo.rvsadm(args).expect("run rvsadm");
     assert!(
         !out.status.success(),
@@ -44,7 +44,7 @@ pub fn adm_err(topo: &NatTopology, args: &[&str]) -> (i32, String) {
 }
 
 /// `curl URL` from the client namespace, trimmed.
-pub fn curl(topo: &NatTopology, url: &str) -> String {
+pub fn curl(topo: &impl Director, url: &str) -> String {
     topo.curl(url)
         .expect("curl through the VIP")
         .trim()

@@ -1,0 +1,200 @@
+//! End-to-end tests of direct routing (`-g`) through the real rvsd and rvsadm, in the network
+//! namespaces of seed 003's LVS-DR labs: client 172.30.0.100 -> router -> LAN with the director
+//! (10.0.0.8, `d0`) and real servers 10.0.0.7, 10.0.0.14, all holding the VIP (10.0.0.200 on one
+//! subnet, 192.168.0.200 in a second one; 2001:db8:10::200 / 2001:db8:192::200 for IPv6). The
+//! director only rewrites the destination MAC; replies go from the real servers straight to the
+//! router. They need root; every topology is torn down by its guard, also when an assertion
+//! fails.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+
+use common::adm;
+use common::tally;
+use rvs_lab::Director;
+use rvs_lab::{DrLayout, DrTopology, CLIENT};
+
+const MB: usize = 1 << 20;
+
+/// Most bytes the director's `d0` may send while a real server sends 1 MB to the client: only
+/// the client's requests and ACKs pass it.
+const DIRECTOR_TX_LIMIT: u64 = 256 * 1024;
+
+/// A DR topology with two real servers serving and rvsd running on the director's `d0`.
+fn dr_director(tag: &str, layout: DrLayout) -> DrTopology {
+    let topo = DrTopology::build(tag, 2, layout).expect("build the DR topology");
+    topo.start_real_servers().expect("start the real servers");
+    topo.start_rvsd(&[]).expect("start rvsd");
+    topo
+}
+
+/// `addr:port` as rvsadm and curl write it (`[v6]:port` for IPv6).
+fn endpoint(ip: IpAddr, port: u16) -> String {
+    SocketAddr::new(ip, port).to_string()
+}
+
+/// `-A -t VIP:80 -s rr` and `-a -t VIP:80 -r RIP:80 -g` for both real servers; returns VIP:80.
+fn add_dr_service(topo: &DrTopology, v6: bool) -> String {
+    let service = endpoint(topo.vip(v6), 80);
+    adm(topo, &["-A", "-t", &service, "-s", "rr"]);
+    for index in 0..2 {
+        let rip = topo.rip(index, v6).expect("real server");
+        adm(
+            topo,
+            &["-a", "-t", &service, "-r", &endpoint(rip, 80), "-g"],
+        );
+    }
+    let listing = adm(topo, &["-Ln"]);
+    assert_eq!(
+        listing.lines().filter(|l| l.contains("Route")).count(),
+        2,
+        "both real servers listed as Route:\n{listing}"
+    );
+    service
+}
+
+/// Runs `script` with `sh -c` in the client namespace and returns its stdout lines, trimmed.
+fn client_sh(topo: &DrTopology, script: &str) -> Vec<String> {
+    let out = topo.lab.sh(CLIENT, script).expect("run a client script");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+fn dr_case(tag: &str, layout: DrLayout, v6: bool) {
+    let topo = dr_director(tag, layout);
+    let service = add_dr_service(&topo, v6);
+    let url = format!("http://{service}");
+
+    // Round robin over two real servers, as in the seed's curl loop.
+    let answers: Vec<String> = (0..10)
+        .map(|_| {
+            topo.curl(&format!("{url}/"))
+                .expect("curl the VIP")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    let counts = tally(&answers);
+    for index in 0..2 {
+        assert_eq!(counts.get(&topo.rs_text(index)), Some(&5), "{answers:?}");
+    }
+    for pair in answers.windows(2) {
+        assert_ne!(pair[0], pair[1], "rr must alternate: {answers:?}");
+    }
+
+    // 1 MB download intact, and its bytes never cross the director.
+    let before = topo.director_counters().expect("director counters");
+    let got = client_sh(
+        &topo,
+        &format!("curl -s --max-time 30 {url}/bytes/{MB} | sha256sum | cut -d' ' -f1"),
+    );
+    let delta = topo
+        .director_counters()
+        .expect("director counters")
+        .since(&before);
+    eprintln!("{tag}: director d0 during a 1 MB download: {delta:?}");
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some(rvs_lab::pattern_sha256(MB).as_str()),
+        "downloaded bytes differ"
+    );
+    assert!(
+        delta.tx_bytes < DIRECTOR_TX_LIMIT,
+        "the reply passed the director: d0 sent {} bytes during a 1 MB download ({delta:?})",
+        delta.tx_bytes
+    );
+    assert!(
+        delta.rx_bytes < DIRECTOR_TX_LIMIT,
+        "the reply reached the director: d0 received {} bytes during a 1 MB download ({delta:?})",
+        delta.rx_bytes
+    );
+
+    // 1 MB upload intact (this one does pass the director, as requests do).
+    let lines = client_sh(
+        &topo,
+        &format!(
+            "head -c {MB} /dev/urandom > /tmp/rvs-dr-up-$$ && sha256sum /tmp/rvs-dr-up-$$ | cut -d' ' -f1 && \
+             curl -s --max-time 30 --data-binary @/tmp/rvs-dr-up-$$ {url}/upload; rm -f /tmp/rvs-dr-up-$$"
+        ),
+    );
+    let sent = lines.first().cloned().unwrap_or_default();
+    let answer = lines.get(1).cloned().unwrap_or_default();
+    assert_eq!(
+        answer,
+        format!("{MB} {sent}"),
+        "server received different bytes"
+    );
+
+    // The connection table shows the client's connections to the VIP and both real servers.
+    let conns = adm(&topo, &["-Lnc"]);
+    eprintln!("{tag}: -Lnc\n{conns}");
+    let client = if v6 {
+        IpAddr::V6(topo.client6)
+    } else {
+        IpAddr::V4(topo.client4)
+    };
+    let client_text = endpoint(client, 1);
+    let client_prefix = client_text.trim_end_matches(":1");
+    assert!(conns.contains(&format!("{client_prefix}:")), "{conns}");
+    assert!(conns.contains(&service), "{conns}");
+    for index in 0..2 {
+        let rip = endpoint(topo.rip(index, v6).expect("real server"), 80);
+        assert!(conns.contains(&rip), "{rip} missing:\n{conns}");
+    }
+}
+
+#[test]
+fn a_single_subnet_ipv4() {
+    dr_case("drs4", DrLayout::SingleSubnet, false);
+}
+
+#[test]
+fn b_single_subnet_ipv6() {
+    dr_case("drs6", DrLayout::SingleSubnet, true);
+}
+
+#[test]
+fn c_multi_subnet_ipv4() {
+    dr_case("drm4", DrLayout::MultiSubnet, false);
+}
+
+#[test]
+fn d_multi_subnet_ipv6() {
+    dr_case("drm6", DrLayout::MultiSubnet, true);
+}
+
+/// Port mapping with `-g` is refused, with the reason: the real server receives the packet
+/// unchanged, so it must listen on the VIP's port. (ipvsadm would silently add RIP:80 instead;
+/// rvs says what happens.) The refused command leaves the configuration as it was.
+#[test]
+fn e_port_mapping_is_refused_with_direct_routing() {
+    let topo = dr_director("drport", DrLayout::SingleSubnet);
+    let service = endpoint(topo.vip(false), 80);
+    adm(&topo, &["-A", "-t", &service, "-s", "rr"]);
+    let rip = topo.rip(0, false).expect("real server");
+    let before = adm(&topo, &["-S", "-n"]);
+    let out = topo
+        .rvsadm(&["-a", "-t", &service, "-r", &endpoint(rip, 8080), "-g"])
+        .expect("run rvsadm");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("port mapping is not possible with direct routing"),
+        "{err}"
+    );
+    assert_eq!(adm(&topo, &["-S", "-n"]), before);
+    // Without a port the server takes the service's port and serves.
+    adm(&topo, &["-a", "-t", &service, "-r", &rip.to_string(), "-g"]);
+    let listing = adm(&topo, &["-Ln"]);
+    assert!(
+        listing.contains(&format!("-> {}", endpoint(rip, 80))),
+        "{listing}"
+    );
+    let body = topo
+        .curl(&format!("http://{service}/"))
+        .expect("curl the VIP");
+    assert_eq!(body.trim(), topo.rs_text(0));
+}
