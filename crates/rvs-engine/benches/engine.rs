@@ -62,6 +62,7 @@ fn setup() -> Engine {
             method: ForwardMethod::Masq,
             u_threshold: 0,
             l_threshold: 0,
+            tunnel: TunnelConfig::default(),
         };
         e.add_dest(&k, d).expect("dest");
     }

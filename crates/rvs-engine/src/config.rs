@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::sched::{SchedState, SchedTarget};
 use crate::tcp_state::TimeoutTable;
-use crate::types::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec};
+use crate::types::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec, TunnelConfig};
 
 /// A real server as the data plane sees it. Connections hold an `Arc` to it, so it outlives its
 /// removal from the configuration (IPVS's "trash") until its last connection expires.
@@ -22,6 +22,9 @@ pub(crate) struct DestRt {
     /// Forwarding method for new connections (`ForwardMethod` as u8; `-e` may change it,
     /// existing connections keep theirs).
     method: AtomicU8,
+    /// Tunnel parameters ([`TunnelConfig::pack`]); read at transmit time, as IPVS reads
+    /// `dest->tun_type`.
+    tunnel: AtomicU32,
     pub(crate) weight: AtomicU32,
     pub(crate) u_threshold: AtomicU32,
     pub(crate) l_threshold: AtomicU32,
@@ -46,6 +49,7 @@ impl DestRt {
             addr: spec.addr,
             port: spec.port,
             method: AtomicU8::new(method_code(spec.method)),
+            tunnel: AtomicU32::new(spec.tunnel.pack()),
             weight: AtomicU32::new(spec.weight),
             u_threshold: AtomicU32::new(spec.u_threshold),
             l_threshold: AtomicU32::new(spec.l_threshold),
@@ -63,7 +67,13 @@ impl DestRt {
             method: self.method(),
             u_threshold: self.u_threshold.load(Ordering::Relaxed),
             l_threshold: self.l_threshold.load(Ordering::Relaxed),
+            tunnel: self.tunnel(),
         }
+    }
+
+    /// The tunnel parameters.
+    pub(crate) fn tunnel(&self) -> TunnelConfig {
+        TunnelConfig::unpack(self.tunnel.load(Ordering::Relaxed))
     }
 
     /// The forwarding method new connections get.
@@ -81,6 +91,7 @@ impl DestRt {
     pub(crate) fn update(&self, spec: &DestSpec) {
         self.method
             .store(method_code(spec.method), Ordering::Relaxed);
+        self.tunnel.store(spec.tunnel.pack(), Ordering::Relaxed);
         self.weight.store(spec.weight, Ordering::Relaxed);
         self.u_threshold.store(spec.u_threshold, Ordering::Relaxed);
         self.l_threshold.store(spec.l_threshold, Ordering::Relaxed);

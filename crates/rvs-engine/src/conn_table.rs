@@ -21,6 +21,9 @@ pub(crate) const F_INACTIVE: u8 = 2;
 /// Connection flag: direct routing (IPVS's `IP_VS_CONN_F_NOOUTPUT`): packets are forwarded
 /// unchanged, only the client->virtual direction is indexed, TCP uses the INPUT-ONLY states.
 pub(crate) const F_NO_OUTPUT: u8 = 4;
+/// The connection is tunnelled (`-i`): packets are encapsulated toward the real server
+/// (always together with `F_NO_OUTPUT`).
+pub(crate) const F_TUNNEL: u8 = 8;
 
 /// One connection. Addresses are 16 bytes; IPv4 ones are stored IPv4-mapped.
 #[derive(Debug)]

@@ -19,6 +19,8 @@ use crate::types::*;
 /// Why a direct-routing destination cannot have its own port.
 const PORT_MAPPING_WITH_DR: &str = "port mapping is not possible with direct routing (-g): the \
      real server receives the packet unchanged, so it must listen on the virtual service's port";
+const PORT_MAPPING_WITH_TUN: &str = "port mapping is not possible with tunnelling (-i): the \
+     real server receives the client's packet unchanged, so it must listen on the virtual service's port";
 
 impl Engine {
     fn publish(&self, services: Vec<Arc<ServiceRt>>, timeouts: Timeouts) {
@@ -129,12 +131,7 @@ impl Engine {
 
     fn check_dest_spec(svc: &ServiceSpec, spec: &mut DestSpec) -> Result<(), EngineError> {
         match spec.method {
-            ForwardMethod::Masq | ForwardMethod::Route => {}
-            ForwardMethod::Tunnel => {
-                return Err(EngineError::Unsupported(
-                    "tunneling (-i) is not supported yet",
-                ))
-            }
+            ForwardMethod::Masq | ForwardMethod::Route | ForwardMethod::Tunnel => {}
             ForwardMethod::Local => {
                 return Err(EngineError::Unsupported(
                     "local forwarding is not supported yet",
@@ -149,6 +146,19 @@ impl Engine {
         if spec.method == ForwardMethod::Route && spec.port != 0 && spec.port != svc.key.port {
             return Err(EngineError::InvalidArgument(
                 PORT_MAPPING_WITH_DR.to_string(),
+            ));
+        }
+        if spec.method == ForwardMethod::Tunnel && spec.port != 0 && spec.port != svc.key.port {
+            return Err(EngineError::InvalidArgument(
+                PORT_MAPPING_WITH_TUN.to_string(),
+            ));
+        }
+        if spec.method == ForwardMethod::Tunnel
+            && spec.tunnel.kind == TunnelKind::Gue
+            && spec.tunnel.port == 0
+        {
+            return Err(EngineError::InvalidArgument(
+                "the gue tunnel type needs a destination port (--tun-port)".to_string(),
             ));
         }
         if spec.weight > i32::MAX as u32 {

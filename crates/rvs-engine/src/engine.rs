@@ -12,7 +12,7 @@ use parking_lot::{Mutex, MutexGuard};
 use rvs_wire::ip;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
-use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_NO_OUTPUT, F_V6};
+use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_NO_OUTPUT, F_TUNNEL, F_V6};
 use crate::datapath::{self, Parsed};
 use crate::estimator::Estimator;
 use crate::icmp::{self, ConnAddrs};
@@ -250,9 +250,8 @@ impl Engine {
         let method_flag = match dest.method() {
             ForwardMethod::Masq => 0,
             ForwardMethod::Route => F_NO_OUTPUT,
-            ForwardMethod::Tunnel | ForwardMethod::Local => {
-                return self.drop_packet(DropReason::UnsupportedProtocol)
-            }
+            ForwardMethod::Tunnel => F_NO_OUTPUT | F_TUNNEL,
+            ForwardMethod::Local => return self.drop_packet(DropReason::UnsupportedProtocol),
         };
         if !tcp && svc.spec.one_packet {
             return self.one_packet(shard, svc, &dest, method_flag, frame, p, pkt);
@@ -324,6 +323,13 @@ impl Engine {
         {
             return self.drop_packet(DropReason::Malformed);
         }
+        if method_flag & F_TUNNEL != 0 {
+            return Verdict::Encapsulate {
+                next_hop_ip: dest.addr,
+                l3_offset: p.lay.l3,
+                tunnel: dest.tunnel(),
+            };
+        }
         Verdict::Forward {
             next_hop_ip: dest.addr,
             l3_offset: p.lay.l3,
@@ -350,6 +356,7 @@ impl Engine {
         };
         let mut state = ConnState::from_u8(c.state);
         let no_output = c.flags & F_NO_OUTPUT != 0;
+        let tunnel = (c.flags & F_TUNNEL != 0).then(|| c.dest.tunnel());
         if c.proto == ip::TCP {
             let new = next_state(state, dir, no_output, flags);
             if new != state {
@@ -388,6 +395,13 @@ impl Engine {
         drop(shard);
         if !no_output && !nat::rewrite(frame, &p.lay, side, &addr, port, pkt.csum_partial) {
             return self.drop_packet(DropReason::Malformed);
+        }
+        if let Some(tunnel) = tunnel {
+            return Verdict::Encapsulate {
+                next_hop_ip: to_ip(&next_hop, p.lay.v6),
+                l3_offset: p.lay.l3,
+                tunnel,
+            };
         }
         Verdict::Forward {
             next_hop_ip: to_ip(&next_hop, p.lay.v6),
@@ -447,6 +461,7 @@ impl Engine {
         // Direct routing: the error goes to the real server as it came (`ip_vs_icmp_xmit` hands
         // non-NAT connections to their own transmitter); only the input direction is indexed.
         let no_output = c.flags & F_NO_OUTPUT != 0;
+        let tunnel = (c.flags & F_TUNNEL != 0).then(|| c.dest.tunnel());
         let bytes = p.ip_len as u64;
         for id in [svc_id, dest_id] {
             let s = shard.stats_mut(id);
@@ -469,6 +484,15 @@ impl Engine {
             Direction::Input => addrs.daddr,
             Direction::Output => p.dst,
         };
+        if let (Some(tunnel), Direction::Input) = (tunnel, dir) {
+            // `ip_vs_icmp_xmit` hands an error about a tunnelled connection to the tunnel
+            // transmitter: it reaches the real server encapsulated, like the connection's packets.
+            return Verdict::Encapsulate {
+                next_hop_ip: to_ip(&next_hop, p.lay.v6),
+                l3_offset: p.lay.l3,
+                tunnel,
+            };
+        }
         Verdict::Forward {
             next_hop_ip: to_ip(&next_hop, p.lay.v6),
             l3_offset: p.lay.l3,

@@ -1,7 +1,8 @@
 //! The rvs director core, sans-I/O: virtual services, real servers, schedulers (rr, wrr, lc,
 //! wlc), the connection table with IPVS's TCP state machine and timeouts, NAT (`-m`) rewriting
 //! with incremental checksums, direct routing (`-g`: packets forwarded unchanged to the real
-//! server, INPUT-ONLY TCP states), ICMP error handling, counters and IPVS's rate estimator.
+//! server, INPUT-ONLY TCP states), tunnelling (`-i`: IPIP, GUE, GRE outer headers in
+//! [`tunnel`], software GSO segmentation in [`gso`]), ICMP error handling, counters and IPVS's rate estimator.
 //!
 //! Nothing here touches a socket, a thread or the clock: frames come in as `&mut [u8]`, time as
 //! [`Millis`]. [`Engine`] is `Send + Sync`; workers share it through an `Arc`.
@@ -12,10 +13,12 @@ mod control;
 mod datapath;
 mod engine;
 mod estimator;
+pub mod gso;
 mod icmp;
 mod nat;
 mod sched;
 mod tcp_state;
+pub mod tunnel;
 mod types;
 
 pub use engine::Engine;

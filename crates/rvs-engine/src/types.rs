@@ -28,6 +28,19 @@ pub enum Verdict {
     },
     /// Not ours (ARP, traffic to the director itself, no matching service or connection).
     PassToKernel,
+    /// Tunnelling (`-i`): the L3 packet at `frame[l3_offset..]` is left untouched and must be
+    /// sent to `next_hop_ip` (the real server) inside the outer header(s) `tunnel` describes.
+    /// The data plane knows the outer source (its address toward the real server) and the egress
+    /// MTU, so it builds the outer header with [`crate::tunnel::outer_header`] per packet (per
+    /// segment for GSO frames) and checks the path MTU with [`crate::tunnel::too_big`].
+    Encapsulate {
+        /// The real server (outer destination).
+        next_hop_ip: IpAddr,
+        /// Offset of the inner L3 header in the frame.
+        l3_offset: usize,
+        /// Encapsulation of the destination.
+        tunnel: TunnelConfig,
+    },
     /// Dropped and counted under the reason.
     Drop(DropReason),
 }
@@ -212,6 +225,75 @@ impl ForwardMethod {
     }
 }
 
+/// Encapsulation of the `Tunnel` forwarding method (`--tun-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TunnelKind {
+    /// IP-in-IP (IPv4 protocol 4, or 41 for an IPv6 inner packet).
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation (outer UDP to `--tun-port`, a 4-byte GUE header).
+    Gue,
+    /// Generic Routing Encapsulation (RFC 2784).
+    Gre,
+}
+
+/// Outer checksum mode (`--tun-nocsum`, `--tun-csum`, `--tun-remcsum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TunnelChecksum {
+    /// No outer checksum.
+    #[default]
+    NoCsum,
+    /// Outer UDP (GUE) or GRE checksum.
+    Csum,
+    /// GUE remote checksum offload.
+    RemCsum,
+}
+
+/// Tunnel parameters of a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TunnelConfig {
+    /// Encapsulation.
+    pub kind: TunnelKind,
+    /// GUE destination port (0 for the other kinds).
+    pub port: u16,
+    /// Checksum mode.
+    pub checksum: TunnelChecksum,
+}
+
+impl TunnelConfig {
+    /// Packs the configuration into 32 bits (kind, checksum, port) for an atomic.
+    pub(crate) fn pack(self) -> u32 {
+        let kind = match self.kind {
+            TunnelKind::Ipip => 0,
+            TunnelKind::Gue => 1,
+            TunnelKind::Gre => 2,
+        };
+        let csum = match self.checksum {
+            TunnelChecksum::NoCsum => 0,
+            TunnelChecksum::Csum => 1,
+            TunnelChecksum::RemCsum => 2,
+        };
+        kind | (csum << 2) | (u32::from(self.port) << 16)
+    }
+
+    /// The inverse of [`TunnelConfig::pack`].
+    pub(crate) fn unpack(v: u32) -> TunnelConfig {
+        TunnelConfig {
+            kind: match v & 3 {
+                1 => TunnelKind::Gue,
+                2 => TunnelKind::Gre,
+                _ => TunnelKind::Ipip,
+            },
+            checksum: match (v >> 2) & 3 {
+                1 => TunnelChecksum::Csum,
+                2 => TunnelChecksum::RemCsum,
+                _ => TunnelChecksum::NoCsum,
+            },
+            port: (v >> 16) as u16,
+        }
+    }
+}
+
 /// Configuration of a real server under a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestSpec {
@@ -227,6 +309,8 @@ pub struct DestSpec {
     pub u_threshold: u32,
     /// Lower connection threshold (0 = none).
     pub l_threshold: u32,
+    /// Tunnel parameters (used with [`ForwardMethod::Tunnel`] only).
+    pub tunnel: TunnelConfig,
 }
 
 /// Traffic counters (as `ipvsadm --stats`).

@@ -480,11 +480,12 @@ fn control_plane_errors() {
         e.edit_dest(&k, dest(ip4(RIP4B), RPORT, 1)),
         Err(EngineError::NoDest)
     );
+    // Tunnelling is supported, but like DR it cannot map ports.
     let mut tun = dest(ip4(RIP4B), RPORT, 1);
     tun.method = ForwardMethod::Tunnel;
     assert!(matches!(
         e.add_dest(&k, tun),
-        Err(EngineError::Unsupported(_))
+        Err(EngineError::InvalidArgument(_))
     ));
     assert!(matches!(
         e.add_dest(&k, dest(ip6(rip6()), RPORT, 1)),

@@ -9,6 +9,7 @@ fn package_of(name: &str) -> &str {
     match name {
         "rvs-lab" => "rvs-lab",
         "rvsadm" => "rvsadm",
+        "rvs-tunrs" => "rvs-tunrs",
         _ => "rvsd",
     }
 }

@@ -6,6 +6,8 @@
 //!   and IPv6, with helpers to start real servers, rvsd, and to run rvsadm and curl.
 //! * [`DrTopology`]: seed 003's LVS-DR networks (one subnet, or the VIP in a second one) behind
 //!   a router, IPv4 and IPv6, with the same helpers and the director's link counters.
+//! * [`TunTopology`]: LVS-TUN with the real servers behind a router on another network,
+//!   each decapsulating with `rvs-tunrs`.
 //! * [`server`]: the built-in real server behind `rvs-lab serve`.
 //! * [`demo`]: `rvs-lab demo`.
 //!
@@ -25,6 +27,7 @@ mod lab;
 mod nat;
 pub mod netns;
 pub mod server;
+mod tun;
 
 pub use bins::{bin_path, find_bin, search_dirs};
 pub use cleanup::{down, socket_path_for, sweep};
@@ -37,3 +40,4 @@ pub use harness::{
 pub use lab::{parse_prefix, Lab};
 pub use nat::{NatTopology, MAX_REAL_SERVERS};
 pub use server::http::pattern_sha256;
+pub use tun::{TunTopology, MAX_TUN_REAL_SERVERS};

@@ -319,11 +319,48 @@ fn method_to_api(m: rvs_engine::ForwardMethod) -> rvs_api::ForwardMethod {
     }
 }
 
+fn tunnel_to_engine(t: Option<rvs_api::TunnelConfig>) -> rvs_engine::TunnelConfig {
+    let t = t.unwrap_or_default();
+    rvs_engine::TunnelConfig {
+        kind: match t.kind {
+            rvs_api::TunnelKind::Ipip => rvs_engine::TunnelKind::Ipip,
+            rvs_api::TunnelKind::Gue => rvs_engine::TunnelKind::Gue,
+            rvs_api::TunnelKind::Gre => rvs_engine::TunnelKind::Gre,
+        },
+        port: t.port.unwrap_or(0),
+        checksum: match t.checksum {
+            rvs_api::TunnelChecksum::NoCsum => rvs_engine::TunnelChecksum::NoCsum,
+            rvs_api::TunnelChecksum::Csum => rvs_engine::TunnelChecksum::Csum,
+            rvs_api::TunnelChecksum::RemCsum => rvs_engine::TunnelChecksum::RemCsum,
+        },
+    }
+}
+
+/// The API view of a destination's tunnel settings: `Some` only for tunnelling destinations.
+fn tunnel_to_api(
+    method: rvs_engine::ForwardMethod,
+    t: rvs_engine::TunnelConfig,
+) -> Option<rvs_api::TunnelConfig> {
+    (method == rvs_engine::ForwardMethod::Tunnel).then(|| rvs_api::TunnelConfig {
+        kind: match t.kind {
+            rvs_engine::TunnelKind::Ipip => rvs_api::TunnelKind::Ipip,
+            rvs_engine::TunnelKind::Gue => rvs_api::TunnelKind::Gue,
+            rvs_engine::TunnelKind::Gre => rvs_api::TunnelKind::Gre,
+        },
+        port: (t.kind == rvs_engine::TunnelKind::Gue).then_some(t.port),
+        checksum: match t.checksum {
+            rvs_engine::TunnelChecksum::NoCsum => rvs_api::TunnelChecksum::NoCsum,
+            rvs_engine::TunnelChecksum::Csum => rvs_api::TunnelChecksum::Csum,
+            rvs_engine::TunnelChecksum::RemCsum => rvs_api::TunnelChecksum::RemCsum,
+        },
+    })
+}
+
 fn dest_spec(cfg: &DestConfig) -> Result<DestSpec, rvs_api::ErrorReply> {
-    if cfg.tunnel.is_some() {
+    if cfg.tunnel.is_some() && cfg.method != rvs_api::ForwardMethod::Tunnel {
         return Err(api_error(
-            ErrorKind::Unsupported,
-            "tunnel options (--tun-*) are not supported yet",
+            ErrorKind::InvalidArgument,
+            "Tunnel options conflict with forward method",
         ));
     }
     Ok(DestSpec {
@@ -333,6 +370,7 @@ fn dest_spec(cfg: &DestConfig) -> Result<DestSpec, rvs_api::ErrorReply> {
         method: method_to_engine(cfg.method),
         u_threshold: cfg.u_threshold,
         l_threshold: cfg.l_threshold,
+        tunnel: tunnel_to_engine(cfg.tunnel),
     })
 }
 
@@ -365,7 +403,7 @@ fn dest_view(d: DestStatus) -> DestView {
             method: method_to_api(d.spec.method),
             u_threshold: d.spec.u_threshold,
             l_threshold: d.spec.l_threshold,
-            tunnel: None,
+            tunnel: tunnel_to_api(d.spec.method, d.spec.tunnel),
         },
         active_conns: d.active_conns,
         inactive_conns: d.inactive_conns,
@@ -459,7 +497,7 @@ mod tests {
         else {
             panic!("GetCounters answered something else");
         };
-        assert_eq!(all.len(), alone.len() + 6);
+        assert_eq!(all.len(), alone.len() + egress.snapshot().len());
         assert!(all.contains(&CounterView::new("tx_sent", 9)));
         assert!(all.contains(&CounterView::new("tx_unmanaged_egress", 0)));
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use rvs_engine::{Engine, PacketMeta, Verdict};
+use rvs_engine::{Engine, PacketMeta, TunnelConfig, Verdict};
 use rvs_io::{NetState, PacketSocket, Resolution, VnetHdr};
 
 use crate::clock::Clock;
@@ -48,12 +48,19 @@ pub struct EgressCounters {
     pub unmanaged_egress: AtomicU64,
     /// Frames the kernel refused to send.
     pub send_errors: AtomicU64,
+    /// Tunnelled packets refused for the path MTU (the client got ICMP frag-needed / too-big).
+    pub tunnel_too_big: AtomicU64,
+    /// GSO super-frames segmented in software before encapsulation.
+    pub tunnel_segmented: AtomicU64,
+    /// Tunnelled packets dropped: no source address toward the real server, a GSO type that
+    /// cannot be segmented, or an inner packet that could not be encapsulated.
+    pub tunnel_errors: AtomicU64,
 }
 
 impl EgressCounters {
     /// Every counter with its operator-facing name (`tx_sent`, `tx_neighbour_held`, ...), in a
     /// fixed order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 6] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 9] {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("tx_sent", read(&self.sent)),
@@ -62,6 +69,9 @@ impl EgressCounters {
             ("tx_unreachable", read(&self.unreachable)),
             ("tx_unmanaged_egress", read(&self.unmanaged_egress)),
             ("tx_send_errors", read(&self.send_errors)),
+            ("tx_tunnel_too_big", read(&self.tunnel_too_big)),
+            ("tx_tunnel_segmented", read(&self.tunnel_segmented)),
+            ("tx_tunnel_errors", read(&self.tunnel_errors)),
         ]
     }
 }
@@ -106,6 +116,7 @@ impl DataPlane {
                 neighbours: NeighbourCache::default(),
                 held: Vec::new(),
                 counters: counters.clone(),
+                tunnel: TunnelScratch::default(),
             };
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
@@ -147,6 +158,7 @@ struct Worker {
     neighbours: NeighbourCache,
     held: Vec<HeldFrame>,
     counters: Arc<EgressCounters>,
+    tunnel: TunnelScratch,
 }
 
 /// A rewritten frame waiting for its next hop's MAC (the kernel was asked to resolve it).
@@ -154,6 +166,8 @@ struct HeldFrame {
     since: std::time::Instant,
     next_hop_ip: IpAddr,
     l3_offset: usize,
+    /// Set when the frame is to be tunnelled.
+    tunnel: Option<TunnelConfig>,
     vnet: VnetHdr,
     frame: Vec<u8>,
 }
@@ -210,6 +224,7 @@ impl Worker {
             neighbours,
             held,
             counters,
+            tunnel: scratch,
             ..
         } = self;
         let Some(sock) = rx.get_mut(index) else {
@@ -219,20 +234,30 @@ impl Worker {
             let mut meta = PacketMeta {
                 csum_partial: vnet.needs_csum(),
             };
-            if let Verdict::Forward {
-                next_hop_ip,
-                l3_offset,
-            } = engine.handle(now, &mut meta, frame)
-            {
-                let out = Egress {
-                    net,
-                    tx,
-                    neighbours,
-                    counters,
-                };
-                if let Sent::Held = out.transmit(next_hop_ip, l3_offset, vnet, frame) {
-                    hold(held, counters, next_hop_ip, l3_offset, vnet, frame);
-                }
+            let (next_hop_ip, l3_offset, tunnel) = match engine.handle(now, &mut meta, frame) {
+                Verdict::Forward {
+                    next_hop_ip,
+                    l3_offset,
+                } => (next_hop_ip, l3_offset, None),
+                Verdict::Encapsulate {
+                    next_hop_ip,
+                    l3_offset,
+                    tunnel,
+                } => (next_hop_ip, l3_offset, Some(tunnel)),
+                Verdict::PassToKernel | Verdict::Drop(_) => return,
+            };
+            let out = Egress {
+                net,
+                tx,
+                neighbours,
+                counters,
+            };
+            let sent = match tunnel {
+                None => out.transmit(next_hop_ip, l3_offset, vnet, frame),
+                Some(cfg) => out.encapsulate(scratch, next_hop_ip, l3_offset, &cfg, vnet, frame),
+            };
+            if let Sent::Held = sent {
+                hold(held, counters, next_hop_ip, l3_offset, tunnel, vnet, frame);
             }
         });
         if let Err(e) = result {
@@ -257,7 +282,187 @@ struct Egress<'a> {
     counters: &'a EgressCounters,
 }
 
+/// Per-worker state of the tunnel transmitter: the outer IPv4 identification counter and a
+/// buffer for ICMP errors.
+#[derive(Default)]
+struct TunnelScratch {
+    ident: u16,
+    icmp: Vec<u8>,
+}
+
+impl TunnelScratch {
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+}
+
+fn eth_header(dst_mac: [u8; 6], src_mac: [u8; 6], v6: bool) -> [u8; ETH_HLEN] {
+    let mut h = [0u8; ETH_HLEN];
+    h[0..6].copy_from_slice(&dst_mac);
+    h[6..12].copy_from_slice(&src_mac);
+    let ethertype: u16 = if v6 { 0x86dd } else { 0x0800 };
+    h[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    h
+}
+
 impl Egress<'_> {
+    /// Tunnels the inner packet at `frame[l3_offset..]` to the real server `rip` (see
+    /// `rvs_engine::tunnel`): path-MTU check (ICMP back to the client when it does not fit),
+    /// software segmentation of GSO frames, inner checksum completion, then one
+    /// `sendmsg` per packet with the Ethernet header, the outer header and the untouched inner
+    /// packet as separate pieces.
+    fn encapsulate(
+        mut self,
+        scratch: &mut TunnelScratch,
+        rip: IpAddr,
+        l3_offset: usize,
+        cfg: &TunnelConfig,
+        vnet: &VnetHdr,
+        frame: &mut [u8],
+    ) -> Sent {
+        use rvs_engine::gso::{self, GsoKind};
+        use rvs_engine::tunnel;
+        let counters = self.counters;
+        let (ifindex, src_mac, dst_mac, mtu) = match self.neighbours.resolve(self.net, rip) {
+            Resolution::Ready {
+                ifindex,
+                src_mac,
+                dst_mac,
+                mtu,
+            } => (ifindex, src_mac, dst_mac, mtu),
+            Resolution::Pending => return Sent::Held,
+            Resolution::Unreachable => {
+                counters.unreachable.fetch_add(1, Ordering::Relaxed);
+                return Sent::Done;
+            }
+        };
+        let fail = |c: &AtomicU64| {
+            c.fetch_add(1, Ordering::Relaxed);
+            Sent::Done
+        };
+        let Some(sock) = self.tx.get(&ifindex) else {
+            return fail(&counters.unmanaged_egress);
+        };
+        let Some(src) = self.net.source_for(rip) else {
+            return fail(&counters.tunnel_errors);
+        };
+        let Some(inner_all) = frame.get_mut(l3_offset..) else {
+            return fail(&counters.tunnel_errors);
+        };
+        let Some(len) = tunnel::inner_len(inner_all) else {
+            return fail(&counters.tunnel_errors);
+        };
+        let inner = &mut inner_all[..len];
+        let inner_v6 = inner.first().is_some_and(|b| b >> 4 == 6);
+        let gso_kind = if vnet.is_gso() {
+            match vnet.gso_type & !VnetHdr::GSO_ECN {
+                VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6 => Some(GsoKind::Tcp),
+                VnetHdr::GSO_UDP_L4 => Some(GsoKind::UdpL4),
+                _ => return fail(&counters.tunnel_errors),
+            }
+        } else {
+            None
+        };
+        // The inner checksum left for the receiver: only GUE remote checksum offload keeps it.
+        let csum_start = usize::from(vnet.csum_start).checked_sub(l3_offset);
+        let partial = match (vnet.needs_csum() && gso_kind.is_none(), csum_start) {
+            (true, Some(start)) => Some(tunnel::PartialCsum {
+                start: start as u16,
+                offset: vnet.csum_offset,
+            }),
+            (true, None) => return fail(&counters.tunnel_errors),
+            (false, _) => None,
+        };
+        let remote_csum = partial.filter(|_| {
+            cfg.kind == rvs_engine::TunnelKind::Gue
+                && cfg.checksum == rvs_engine::TunnelChecksum::RemCsum
+        });
+        let biggest = match gso_kind {
+            Some(kind) => match gso::largest_segment(inner, kind, usize::from(vnet.gso_size)) {
+                Some(n) => n,
+                None => return fail(&counters.tunnel_errors),
+            },
+            None => len,
+        };
+        let overhead = tunnel::overhead(cfg, rip.is_ipv6(), remote_csum.is_some());
+        if let Some(room) = tunnel::path_mtu_exceeded(
+            inner_v6,
+            tunnel::inner_dont_fragment(inner),
+            biggest,
+            mtu,
+            overhead,
+        ) {
+            counters.tunnel_too_big.fetch_add(1, Ordering::Relaxed);
+            let ident = scratch.next_ident();
+            if let Some(client) = tunnel::too_big(inner, room, ident, &mut scratch.icmp) {
+                self.send_l3(client, &scratch.icmp);
+            }
+            return Sent::Done;
+        }
+        if let (Some(p), None) = (partial, remote_csum) {
+            if !tunnel::complete_checksum(inner, usize::from(p.start), usize::from(p.offset)) {
+                return fail(&counters.tunnel_errors);
+            }
+        }
+        let eth = eth_header(dst_mac, src_mac, rip.is_ipv6());
+        let mut send_one = |packet: &[u8], partial: Option<tunnel::PartialCsum>| {
+            let ident = scratch.next_ident();
+            match tunnel::outer_header(cfg, src, rip, packet, ident, partial) {
+                Ok(outer) => {
+                    match sock.send_vectored(&VnetHdr::default(), &[&eth, outer.as_bytes(), packet])
+                    {
+                        Ok(()) => counters.sent.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            tracing::debug!("tunnel send failed: {e}");
+                            counters.send_errors.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+                Err(e) => {
+                    tracing::debug!("cannot encapsulate: {e}");
+                    counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        match gso_kind {
+            None => send_one(inner, remote_csum),
+            Some(kind) => {
+                counters.tunnel_segmented.fetch_add(1, Ordering::Relaxed);
+                if gso::segment(inner, kind, usize::from(vnet.gso_size), |seg| {
+                    send_one(seg, None)
+                })
+                .is_err()
+                {
+                    counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Sent::Done
+    }
+
+    /// Sends an IP packet the director generated (an ICMP error) toward `dst` when its next hop
+    /// is already known; otherwise drops it (the sender retransmits and gets another).
+    fn send_l3(&mut self, dst: IpAddr, packet: &[u8]) {
+        let Resolution::Ready {
+            ifindex,
+            src_mac,
+            dst_mac,
+            ..
+        } = self.neighbours.resolve(self.net, dst)
+        else {
+            return;
+        };
+        let Some(sock) = self.tx.get(&ifindex) else {
+            return;
+        };
+        let eth = eth_header(dst_mac, src_mac, dst.is_ipv6());
+        if let Err(e) = sock.send_vectored(&VnetHdr::default(), &[&eth, packet]) {
+            self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("sending an ICMP error failed: {e}");
+        }
+    }
+
     /// Writes the next hop's Ethernet header in front of the rewritten L3 packet and sends it on
     /// the egress interface's socket.
     fn transmit(
@@ -319,12 +524,14 @@ impl Egress<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Keeps a copy of a frame whose next hop is being resolved (bounded; overflow is counted).
 fn hold(
     held: &mut Vec<HeldFrame>,
     counters: &EgressCounters,
     next_hop_ip: IpAddr,
     l3_offset: usize,
+    tunnel: Option<TunnelConfig>,
     vnet: &VnetHdr,
     frame: &[u8],
 ) {
@@ -337,6 +544,7 @@ fn hold(
         since: std::time::Instant::now(),
         next_hop_ip,
         l3_offset,
+        tunnel,
         vnet: *vnet,
         frame: frame.to_vec(),
     });
@@ -353,7 +561,18 @@ impl Worker {
                 neighbours: &mut self.neighbours,
                 counters: &self.counters,
             };
-            match out.transmit(h.next_hop_ip, h.l3_offset, &mut h.vnet, &mut h.frame) {
+            let sent = match h.tunnel {
+                None => out.transmit(h.next_hop_ip, h.l3_offset, &mut h.vnet, &mut h.frame),
+                Some(cfg) => out.encapsulate(
+                    &mut self.tunnel,
+                    h.next_hop_ip,
+                    h.l3_offset,
+                    &cfg,
+                    &h.vnet,
+                    &mut h.frame,
+                ),
+            };
+            match sent {
                 Sent::Done => false,
                 Sent::Held if h.since.elapsed() < PENDING_TTL => true,
                 Sent::Held => {
@@ -405,6 +624,7 @@ mod tests {
         let snap = c.snapshot();
         assert_eq!(snap[0], ("tx_sent", 5));
         assert_eq!(snap[5], ("tx_send_errors", 2));
+        assert_eq!(snap[8], ("tx_tunnel_errors", 0));
         assert!(snap.iter().all(|(name, _)| name.starts_with("tx_")));
     }
 }

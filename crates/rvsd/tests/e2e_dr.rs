@@ -10,10 +10,10 @@ mod common;
 
 use std::net::{IpAddr, SocketAddr};
 
-use common::adm;
 use common::tally;
+use common::{adm, assert_upload_intact, client_sh};
 use rvs_lab::Director;
-use rvs_lab::{DrLayout, DrTopology, CLIENT};
+use rvs_lab::{DrLayout, DrTopology};
 
 const MB: usize = 1 << 20;
 
@@ -52,15 +52,6 @@ fn add_dr_service(topo: &DrTopology, v6: bool) -> String {
         "both real servers listed as Route:\n{listing}"
     );
     service
-}
-
-/// Runs `script` with `sh -c` in the client namespace and returns its stdout lines, trimmed.
-fn client_sh(topo: &DrTopology, script: &str) -> Vec<String> {
-    let out = topo.lab.sh(CLIENT, script).expect("run a client script");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().to_owned())
-        .collect()
 }
 
 fn dr_case(tag: &str, layout: DrLayout, v6: bool) {
@@ -113,20 +104,7 @@ fn dr_case(tag: &str, layout: DrLayout, v6: bool) {
     );
 
     // 1 MB upload intact (this one does pass the director, as requests do).
-    let lines = client_sh(
-        &topo,
-        &format!(
-            "head -c {MB} /dev/urandom > /tmp/rvs-dr-up-$$ && sha256sum /tmp/rvs-dr-up-$$ | cut -d' ' -f1 && \
-             curl -s --max-time 30 --data-binary @/tmp/rvs-dr-up-$$ {url}/upload; rm -f /tmp/rvs-dr-up-$$"
-        ),
-    );
-    let sent = lines.first().cloned().unwrap_or_default();
-    let answer = lines.get(1).cloned().unwrap_or_default();
-    assert_eq!(
-        answer,
-        format!("{MB} {sent}"),
-        "server received different bytes"
-    );
+    assert_upload_intact(&topo, &url);
 
     // The connection table shows the client's connections to the VIP and both real servers.
     let conns = adm(&topo, &["-Lnc"]);

@@ -421,23 +421,5 @@ fn k_one_megabyte_upload_and_download_intact() {
         let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         assert_eq!(got, rvs_lab::pattern_sha256(MB), "downloaded bytes differ");
     }
-    let out = topo
-        .lab
-        .sh(
-            "client",
-            &format!(
-                "head -c {MB} /dev/urandom > /tmp/rvs-up-$$ && sha256sum /tmp/rvs-up-$$ | cut -d' ' -f1 && \
-                 curl -s --max-time 30 --data-binary @/tmp/rvs-up-$$ http://{VIP}/upload; rm -f /tmp/rvs-up-$$"
-            ),
-        )
-        .expect("upload");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut lines = text.lines();
-    let sent = lines.next().unwrap_or_default().trim().to_owned();
-    let answer = lines.next().unwrap_or_default().trim().to_owned();
-    assert_eq!(
-        answer,
-        format!("{MB} {sent}"),
-        "server received different bytes"
-    );
+    assert_upload_intact(&topo, &format!("http://{VIP}"));
 }

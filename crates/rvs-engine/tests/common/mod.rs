@@ -61,6 +61,7 @@ pub fn dest(addr: IpAddr, port: u16, weight: u32) -> DestSpec {
         method: ForwardMethod::Masq,
         u_threshold: 0,
         l_threshold: 0,
+        tunnel: TunnelConfig::default(),
     }
 }
 

@@ -130,6 +130,12 @@ impl NetState {
         }
     }
 
+    /// The address this host sends from toward `dst` (route's preferred source, else an
+    /// address of the egress interface of the same family), as the outer source of tunnels.
+    pub fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        self.shared.read().source_for(dst)
+    }
+
     /// Bumps on any change, so workers can drop cached resolutions.
     pub fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::Acquire)

@@ -143,22 +143,49 @@ impl Tables {
             .map(|l| l.index)
     }
 
-    /// Longest-prefix match in the main table (lowest metric among equal prefixes), then the
-    /// neighbour entry of the route's first next hop.
-    pub(crate) fn lookup(&self, dst: IpAddr) -> Lookup {
-        if self.addrs.iter().any(|a| a.ip == dst) {
-            return Lookup::Unreachable;
+    /// The source address this host uses toward `dst`: the preferred source of the route,
+    /// else the address of the egress interface (same family) whose network holds the next hop,
+    /// else its first address of that family.
+    pub(crate) fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
+        let route = self.best_route(dst)?;
+        if let Some(src) = route.prefsrc {
+            return Some(src);
         }
-        let best = self
-            .routes
+        let hop = route.hops.first()?;
+        let next_hop = hop.gateway.unwrap_or(dst);
+        let mut candidates = self
+            .addrs
+            .iter()
+            .filter(|a| a.index == hop.oif && a.ip.is_ipv4() == dst.is_ipv4())
+            .filter(|a| match a.ip {
+                IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 != 0xfe80,
+                IpAddr::V4(_) => true,
+            });
+        let first = candidates.clone().next().map(|a| a.ip);
+        candidates
+            .find(|a| in_prefix(next_hop, a.ip, a.prefix))
+            .map(|a| a.ip)
+            .or(first)
+    }
+
+    fn best_route(&self, dst: IpAddr) -> Option<&Route> {
+        self.routes
             .iter()
             .filter(|r| in_prefix(dst, r.dst, r.prefix))
             .max_by(|a, b| {
                 a.prefix
                     .cmp(&b.prefix)
                     .then_with(|| b.priority.cmp(&a.priority))
-            });
-        let Some(route) = best else {
+            })
+    }
+
+    /// Longest-prefix match in the main table (lowest metric among equal prefixes), then the
+    /// neighbour entry of the route's first next hop.
+    pub(crate) fn lookup(&self, dst: IpAddr) -> Lookup {
+        if self.addrs.iter().any(|a| a.ip == dst) {
+            return Lookup::Unreachable;
+        }
+        let Some(route) = self.best_route(dst) else {
             return Lookup::Unreachable;
         };
         if route.kind != RTN_UNICAST {
@@ -214,6 +241,7 @@ mod tests {
                 kind: RTN_UNICAST,
                 priority,
                 mtu: None,
+                prefsrc: None,
                 hops: vec![NextHop {
                     oif,
                     gateway: gw.map(ip),
@@ -311,6 +339,22 @@ mod tests {
             t.lookup(ip("10.0.0.7")),
             Lookup::NeedsResolution { .. }
         ));
+    }
+
+    #[test]
+    fn source_for_prefers_the_next_hops_network() {
+        let mut t = tables();
+        t.apply(Update::Addr {
+            add: true,
+            addr: Addr {
+                index: 3,
+                ip: ip("192.168.1.5"),
+                prefix: 24,
+            },
+        });
+        assert_eq!(t.source_for(ip("10.0.0.7")), Some(ip("10.0.0.1")));
+        assert_eq!(t.source_for(ip("172.16.9.9")), Some(ip("192.168.1.5")));
+        assert_eq!(t.source_for(ip("fd00::1")), None);
     }
 
     #[test]

@@ -34,6 +34,7 @@ const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
+const RTA_PREFSRC: u16 = 7;
 const RTA_METRICS: u16 = 8;
 const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
@@ -79,6 +80,8 @@ pub(crate) struct Route {
     pub kind: u8,
     pub priority: u32,
     pub mtu: Option<u32>,
+    /// Preferred source address (`src` of `ip route`).
+    pub prefsrc: Option<IpAddr>,
     pub hops: Vec<NextHop>,
 }
 
@@ -366,6 +369,7 @@ fn decode_route(p: &[u8]) -> Option<Route> {
         kind,
         priority: 0,
         mtu: None,
+        prefsrc: None,
         hops: Vec::new(),
     };
     let (mut oif, mut gateway) = (None, None);
@@ -375,6 +379,7 @@ fn decode_route(p: &[u8]) -> Option<Route> {
             RTA_OIF => oif = u32_at(data, 0),
             RTA_GATEWAY => gateway = ip_from(family, data),
             RTA_PRIORITY => route.priority = u32_at(data, 0)?,
+            RTA_PREFSRC => route.prefsrc = ip_from(family, data),
             RTA_TABLE => table = u32_at(data, 0)?,
             RTA_METRICS => {
                 for (mty, mdata) in attrs(data) {
@@ -476,6 +481,7 @@ mod tests {
             kind: 1,
             priority: 100,
             mtu: None,
+            prefsrc: None,
             hops: vec![NextHop {
                 oif: 7,
                 gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),

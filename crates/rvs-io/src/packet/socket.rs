@@ -279,28 +279,48 @@ impl PacketSocket {
     /// a partial checksum and segments a GSO frame. Never blocks: a full send buffer is reported
     /// as an error (`WouldBlock`), a frame too large for the device as [`IoError::FrameTooLarge`].
     pub fn send(&self, vnet: &VnetHdr, frame: &[u8]) -> Result<(), IoError> {
+        self.send_vectored(vnet, &[frame])
+    }
+
+    /// Sends one frame given as consecutive pieces (e.g. Ethernet header, outer tunnel header,
+    /// inner packet) without joining them: one `sendmsg` with an iovec per piece (at most 7).
+    pub fn send_vectored(&self, vnet: &VnetHdr, parts: &[&[u8]]) -> Result<(), IoError> {
+        const MAX_PARTS: usize = 7;
         let hdr = vnet.to_bytes();
-        let mut iov = [
-            libc::iovec {
-                iov_base: hdr.as_ptr() as *mut libc::c_void,
-                iov_len: hdr.len(),
-            },
-            libc::iovec {
-                iov_base: frame.as_ptr() as *mut libc::c_void,
-                iov_len: frame.len(),
-            },
-        ];
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut iov = [empty; MAX_PARTS + 1];
+        iov[0] = libc::iovec {
+            iov_base: hdr.as_ptr() as *mut libc::c_void,
+            iov_len: hdr.len(),
+        };
+        if parts.len() > MAX_PARTS {
+            return Err(IoError::io(
+                "sendmsg(packet socket)",
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            ));
+        }
+        for (slot, part) in iov[1..].iter_mut().zip(parts) {
+            *slot = libc::iovec {
+                iov_base: part.as_ptr() as *mut libc::c_void,
+                iov_len: part.len(),
+            };
+        }
+        let used = parts.len() + 1;
+        let total: usize = parts.iter().map(|p| p.len()).sum();
         // SAFETY: an all-zero msghdr is a valid "no address, no control data" message.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = iov.len() as _;
-        // SAFETY: `msg` points to two iovecs over live buffers that the kernel only reads; the
+        msg.msg_iovlen = used as _;
+        // SAFETY: `msg` points to `used` iovecs over live buffers that the kernel only reads; the
         // socket is bound, so no destination address is needed.
         let rc = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
         if rc < 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EMSGSIZE) {
-                return Err(IoError::FrameTooLarge { len: frame.len() });
+                return Err(IoError::FrameTooLarge { len: total });
             }
             return Err(IoError::io("sendmsg(packet socket)", err));
         }

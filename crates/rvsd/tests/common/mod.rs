@@ -131,3 +131,36 @@ pub fn hold_connection(topo: &NatTopology, secs: u32) -> u32 {
         )
         .expect("spawn a long-lived curl")
 }
+
+/// Runs `script` with sh in the client namespace; its stdout lines, trimmed.
+pub fn client_sh(topo: &impl Director, script: &str) -> Vec<String> {
+    let out = topo
+        .lab()
+        .sh(rvs_lab::CLIENT, script)
+        .expect("run a client script");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+/// Uploads 1 MB of random bytes from the client to `base_url`/upload (the built-in real server
+/// answers `<len> <sha256>`) and checks the server received exactly what was sent.
+pub fn assert_upload_intact(topo: &impl Director, base_url: &str) {
+    const MB: usize = 1 << 20;
+    let lines = client_sh(
+        topo,
+        &format!(
+            "f=$(mktemp) && head -c {MB} /dev/urandom > $f && sha256sum $f | cut -d' ' -f1 && \
+             curl -s --max-time 30 --data-binary @$f {base_url}/upload; rm -f $f"
+        ),
+    );
+    let sent = lines.first().cloned().unwrap_or_default();
+    let answer = lines.get(1).cloned().unwrap_or_default();
+    assert!(!sent.is_empty(), "no checksum of the upload: {lines:?}");
+    assert_eq!(
+        answer,
+        format!("{MB} {sent}"),
+        "server received different bytes"
+    );
+}

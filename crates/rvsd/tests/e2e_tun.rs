@@ -1,0 +1,268 @@
+//! End-to-end tests of tunnelling (`-i`, `--tun-type ipip|gue|gre`) through the real rvsd and
+//! rvsadm: client 172.30.0.100 -> router -> director 10.0.0.8 (VIP 10.0.0.200), which tunnels
+//! to real servers 10.20.0.7 and 10.20.0.14 on another network behind the router. The real
+//! servers decapsulate with `rvs-tunrs` (this kernel has no ipip/gre/fou driver) and answer the
+//! client directly. A capture on the director's `d0` checks the encapsulation on the wire.
+//! They need root; every topology is torn down by its guard, also when an assertion fails.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use common::{adm, assert_upload_intact, client_sh, tally};
+use rvs_lab::{Director, TunTopology, DIRECTOR};
+
+const MB: usize = 1 << 20;
+const SERVICE: &str = "10.0.0.200:80";
+
+/// How one tunnel type looks on the wire, for the capture check.
+struct Wire {
+    /// tcpdump filter that selects the encapsulated packets on the director's d0.
+    filter: &'static str,
+    /// The outer IPv4 header's protocol (4 ipip, 17 gue, 47 gre).
+    outer_proto: u8,
+    /// Where the inner IPv4 header starts in a captured packet (outer headers' length).
+    inner_offset: usize,
+}
+
+/// The IP packets of tcpdump `-x` output (each printed from its IP header as hex lines that
+/// start with an offset, `0x0000:` opening a new packet).
+fn hex_packets(text: &str) -> Vec<Vec<u8>> {
+    let mut packets: Vec<Vec<u8>> = Vec::new();
+    for line in text.lines() {
+        let Some((offset, hex)) = line.trim_start().split_once(':') else {
+            continue;
+        };
+        if !offset.starts_with("0x") {
+            continue;
+        }
+        if offset == "0x0000" {
+            packets.push(Vec::new());
+        }
+        let Some(packet) = packets.last_mut() else {
+            continue;
+        };
+        for word in hex.split_whitespace() {
+            let mut i = 0;
+            while i + 2 <= word.len() {
+                if let Ok(b) = u8::from_str_radix(&word[i..i + 2], 16) {
+                    packet.push(b);
+                }
+                i += 2;
+            }
+        }
+    }
+    packets
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `limit`.
+fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// One tunnel type end to end: rr over two real servers behind the router, the encapsulation
+/// on the wire, 1 MB each way (GSO segmentation and PMTU on the way in), and the listings.
+fn tun_case(tag: &str, tunrs_args: &[&str], tun_opts: &[&str], info: &str, wire: Wire) {
+    let topo = TunTopology::build(tag, 2).expect("build the TUN topology");
+    topo.start_real_servers(tunrs_args)
+        .expect("start the real servers");
+    topo.start_rvsd(&[]).expect("start rvsd");
+    adm(&topo, &["-A", "-t", SERVICE, "-s", "rr"]);
+    for rip in &topo.rips4 {
+        let rip = rip.to_string();
+        let mut args = vec!["-a", "-t", SERVICE, "-r", rip.as_str(), "-i"];
+        args.extend_from_slice(tun_opts);
+        adm(&topo, &args);
+    }
+
+    // The listings show the tunnel settings as ipvsadm does.
+    let listing = adm(&topo, &["-Ln", "--tun-info"]);
+    assert!(listing.contains("Tunnel"), "{listing}");
+    assert!(listing.contains(info), "--tun-info shows {info}: {listing}");
+    let saved = adm(&topo, &["-S", "-n"]);
+    assert!(saved.contains(" -i"), "{saved}");
+    if !tun_opts.is_empty() {
+        assert!(
+            saved.contains("--tun-type"),
+            "-S keeps the tunnel type: {saved}"
+        );
+    }
+
+    // Capture the director's egress while the client makes 10 connections.
+    let mut capture = vec![
+        "timeout", "20", "tcpdump", "-i", "d0", "-n", "-l", "-x", "-c", "4",
+    ];
+    capture.extend(wire.filter.split_whitespace());
+    let tcpdump = topo.lab.spawn(DIRECTOR, &capture).expect("start tcpdump");
+    assert!(
+        wait_for(Duration::from_secs(5), || topo
+            .lab
+            .log_of(tcpdump)
+            .contains("listening on")),
+        "tcpdump did not start: {}",
+        topo.lab.log_of(tcpdump)
+    );
+    let answers: Vec<String> = (0..10)
+        .map(|_| {
+            topo.curl(&format!("http://{SERVICE}/"))
+                .expect("curl through the VIP")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    let counts = tally(&answers);
+    assert_eq!(counts.get(&topo.rs_text(0)), Some(&5), "{answers:?}");
+    assert_eq!(counts.get(&topo.rs_text(1)), Some(&5), "{answers:?}");
+    assert!(
+        wait_for(Duration::from_secs(20), || topo
+            .lab
+            .exit_status(tcpdump)
+            .is_some()),
+        "tcpdump did not see 4 packets"
+    );
+    let packets = hex_packets(&topo.lab.log_of(tcpdump));
+    assert_eq!(packets.len(), 4, "{}", topo.lab.log_of(tcpdump));
+    for packet in &packets {
+        let inner = wire.inner_offset;
+        assert!(packet.len() >= inner + 24, "short capture: {packet:02x?}");
+        assert_eq!(packet[9], wire.outer_proto, "outer protocol: {packet:02x?}");
+        let outer_src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+        let outer_dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        assert_eq!(
+            outer_src, topo.dip4,
+            "outer source is the director's address toward the RS"
+        );
+        assert!(
+            topo.rips4.contains(&outer_dst),
+            "outer destination {outer_dst} is a real server"
+        );
+        assert_eq!(packet[inner] >> 4, 4, "inner IPv4: {packet:02x?}");
+        let ihl = usize::from(packet[inner] & 0x0f) * 4;
+        let at = |i: usize| Ipv4Addr::new(packet[i], packet[i + 1], packet[i + 2], packet[i + 3]);
+        assert_eq!(
+            at(inner + 12),
+            topo.client4,
+            "inner source is the client, untouched"
+        );
+        assert_eq!(
+            at(inner + 16),
+            topo.vip4,
+            "inner destination is the VIP, untouched"
+        );
+        let dport = u16::from_be_bytes([packet[inner + ihl + 2], packet[inner + ihl + 3]]);
+        assert_eq!(dport, 80);
+    }
+
+    // 1 MB down (replies go straight from the RS) and up (segmented, PMTU-checked) intact.
+    let url = format!("http://{SERVICE}");
+    let got = client_sh(
+        &topo,
+        &format!("curl -s --max-time 30 {url}/bytes/{MB} | sha256sum | cut -d' ' -f1"),
+    );
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some(rvs_lab::pattern_sha256(MB).as_str()),
+        "downloaded bytes differ"
+    );
+    assert_upload_intact(&topo, &url);
+    let stats = adm(&topo, &["--counters"]);
+    eprintln!("{tag}: counters\n{stats}");
+}
+
+#[test]
+fn a_ipip() {
+    tun_case(
+        "tunipip",
+        &["--ipip"],
+        &[],
+        "ipip",
+        Wire {
+            filter: "ip proto 4",
+            outer_proto: 4,
+            inner_offset: 20,
+        },
+    );
+}
+
+#[test]
+fn b_gue() {
+    tun_case(
+        "tungue",
+        &["--gue", "6080"],
+        &["--tun-type", "gue", "--tun-port", "6080"],
+        "gue:6080:-c",
+        Wire {
+            filter: "udp dst port 6080",
+            outer_proto: 17,
+            inner_offset: 32,
+        },
+    );
+}
+
+#[test]
+fn c_gue_with_checksum() {
+    tun_case(
+        "tunguec",
+        &["--gue", "6080"],
+        &["--tun-type", "gue", "--tun-port", "6080", "--tun-csum"],
+        "gue:6080:+c",
+        Wire {
+            filter: "udp dst port 6080",
+            outer_proto: 17,
+            inner_offset: 32,
+        },
+    );
+}
+
+#[test]
+fn d_gre() {
+    tun_case(
+        "tungre",
+        &["--gre"],
+        &["--tun-type", "gre", "--tun-csum"],
+        "gre:+c",
+        Wire {
+            filter: "ip proto 47",
+            outer_proto: 47,
+            inner_offset: 28,
+        },
+    );
+}
+
+#[test]
+fn e_port_mapping_is_refused_with_tunnelling() {
+    let topo = TunTopology::build("tunport", 1).expect("build the TUN topology");
+    topo.start_rvsd(&[]).expect("start rvsd");
+    adm(&topo, &["-A", "-t", SERVICE, "-s", "rr"]);
+    let out = topo
+        .rvsadm(&["-a", "-t", SERVICE, "-r", "10.20.0.7:8080", "-i"])
+        .expect("run rvsadm");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("port mapping"), "{err}");
+}
+
+#[test]
+fn f_gue_remote_checksum() {
+    tun_case(
+        "tungueremc",
+        &["--gue", "6080"],
+        &["--tun-type", "gue", "--tun-port", "6080", "--tun-remcsum"],
+        "gue:6080:r+c",
+        Wire {
+            // Partial-checksum packets carry the private flags and the remote-checksum option
+            // (GUE hlen 2): the real server completes the inner checksum.
+            filter: "udp dst port 6080 and udp[8] = 2",
+            outer_proto: 17,
+            inner_offset: 40,
+        },
+    );
+}
