@@ -108,6 +108,34 @@ pub struct ServiceConfig {
     /// Persistence engine name (`--pe sip`).
     #[serde(default)]
     pub pe: Option<String>,
+    /// FULLNAT local address pool (rvs extension `--laddr ADDR[,ADDR...]`): director addresses
+    /// used as the source toward real servers of [`ForwardMethod::FullNat`] destinations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_addrs: Vec<IpAddr>,
+    /// PROXY protocol header sent to FULLNAT real servers (rvs extension
+    /// `--proxy-protocol v1|v2`), TCP only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// PROXY protocol version (haproxy's PROXY protocol specification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// The text header (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// The binary header.
+    V2,
+}
+
+impl ProxyProtocol {
+    /// The word rvsadm uses: `v1` or `v2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+        }
+    }
 }
 
 impl ServiceConfig {
@@ -121,6 +149,8 @@ impl ServiceConfig {
             one_packet: false,
             sched_flags: Vec::new(),
             pe: None,
+            local_addrs: Vec::new(),
+            proxy_protocol: None,
         }
     }
 }
@@ -137,16 +167,22 @@ pub enum ForwardMethod {
     Tunnel,
     /// The real server is the director itself.
     Local,
+    /// FULLNAT (rvs extension `--fullnat`): source and destination rewritten; the source
+    /// becomes one of the service's local addresses. ipvsadm has no word for it; rvs prints
+    /// `FullNat`.
+    FullNat,
 }
 
 impl ForwardMethod {
-    /// The word ipvsadm prints: `Masq`, `Route`, `Tunnel` or `Local`.
+    /// The word ipvsadm prints: `Masq`, `Route`, `Tunnel` or `Local` (`FullNat` for
+    /// the rvs extension).
     pub fn ipvsadm_name(self) -> &'static str {
         match self {
             ForwardMethod::Masq => "Masq",
             ForwardMethod::Route => "Route",
             ForwardMethod::Tunnel => "Tunnel",
             ForwardMethod::Local => "Local",
+            ForwardMethod::FullNat => "FullNat",
         }
     }
 }

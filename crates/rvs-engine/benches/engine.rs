@@ -52,6 +52,8 @@ fn setup() -> Engine {
         scheduler: SchedulerKind::Wlc,
         persistence: None,
         one_packet: false,
+        local_addrs: Vec::new(),
+        proxy_protocol: None,
     };
     e.add_service(spec).expect("svc");
     for i in 1..=4u8 {

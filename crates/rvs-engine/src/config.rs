@@ -39,6 +39,7 @@ fn method_code(m: ForwardMethod) -> u8 {
         ForwardMethod::Route => 1,
         ForwardMethod::Tunnel => 2,
         ForwardMethod::Local => 3,
+        ForwardMethod::FullNat => 4,
     }
 }
 
@@ -82,6 +83,7 @@ impl DestRt {
             0 => ForwardMethod::Masq,
             1 => ForwardMethod::Route,
             2 => ForwardMethod::Tunnel,
+            4 => ForwardMethod::FullNat,
             _ => ForwardMethod::Local,
         }
     }

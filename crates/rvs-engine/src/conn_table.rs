@@ -4,13 +4,16 @@
 //! real server must not match it: like IPVS's `ip_vs_out`, which ignores non-NAT connections).
 //!
 //! Both entries hash on the client's (protocol, address, port), so both directions of a
-//! connection live in the same shard; the engine picks the shard from the same hash.
+//! connection live in the same shard; the engine picks the shard from the same hash. A FULLNAT
+//! connection's reply entry hashes on its (local address, local port) instead, and the engine
+//! picks the local port so that this hash selects the same shard.
 
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 use crate::config::DestRt;
+use crate::fullnat::FnatConn;
 use crate::tcp_state::Direction;
 use crate::types::Stats;
 
@@ -40,6 +43,9 @@ pub(crate) struct Conn {
     pub(crate) svc_id: u32,
     pub(crate) expires: u64,
     pub(crate) dest: Arc<DestRt>,
+    /// FULLNAT: the local address and port toward the real server (the reply tuple is
+    /// real server -> local address:port, and is indexed under that hash).
+    pub(crate) fnat: Option<Box<FnatConn>>,
 }
 
 /// A packet's addresses as seen on the wire (source first).
@@ -66,11 +72,32 @@ impl Conn {
                     && self.vaddr == t.dst
             }
             Direction::Output => {
+                let (laddr, lport) = self.reply_dst();
                 self.flags & F_NO_OUTPUT == 0
                     && self.dport == t.sport
-                    && self.cport == t.dport
+                    && lport == t.dport
                     && self.daddr == t.src
-                    && self.client == t.dst
+                    && *laddr == t.dst
+            }
+        }
+    }
+
+    /// Where replies from the real server are addressed: the client (NAT) or the local
+    /// address and port (FULLNAT).
+    pub(crate) fn reply_dst(&self) -> (&[u8; 16], u16) {
+        match &self.fnat {
+            Some(f) => (f.local.addr(), f.local.port()),
+            None => (&self.client, self.cport),
+        }
+    }
+
+    /// The index hash of one of the connection's entries.
+    fn hash_of(&self, dir: Direction, hashes: HashFn, state: &foldhash::fast::RandomState) -> u64 {
+        match dir {
+            Direction::Input => hashes(state, self.proto, &self.client, self.cport),
+            Direction::Output => {
+                let (a, p) = self.reply_dst();
+                hashes(state, self.proto, a, p)
             }
         }
     }
@@ -161,14 +188,24 @@ impl Shard {
             hashes,
             ..
         } = self;
+        let hashes = *hashes;
         let rehash = |e: &u32| {
+            let dir = if e & 1 == 1 {
+                Direction::Output
+            } else {
+                Direction::Input
+            };
             slab.get((e >> 1) as usize)
                 .and_then(Option::as_ref)
-                .map_or(0, |c| hashes(state, c.proto, &c.client, c.cport))
+                .map_or(0, |c| c.hash_of(dir, hashes, state))
         };
         table.insert_unique(hash, entry(slot, Direction::Input), rehash);
         if with_output {
-            table.insert_unique(hash, entry(slot, Direction::Output), rehash);
+            let out_hash = slab
+                .get(slot as usize)
+                .and_then(Option::as_ref)
+                .map_or(hash, |c| c.hash_of(Direction::Output, hashes, state));
+            table.insert_unique(out_hash, entry(slot, Direction::Output), rehash);
         }
         self.len += 1;
         slot
@@ -181,8 +218,8 @@ impl Shard {
         state: &foldhash::fast::RandomState,
     ) -> Option<Conn> {
         let conn = self.slab.get_mut(slot as usize)?.take()?;
-        let hash = (self.hashes)(state, conn.proto, &conn.client, conn.cport);
         for dir in [Direction::Input, Direction::Output] {
+            let hash = conn.hash_of(dir, self.hashes, state);
             let want = entry(slot, dir);
             if let Ok(e) = self.table.find_entry(hash, |&e| e == want) {
                 e.remove();

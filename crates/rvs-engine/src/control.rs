@@ -22,6 +22,9 @@ const PORT_MAPPING_WITH_DR: &str = "port mapping is not possible with direct rou
 const PORT_MAPPING_WITH_TUN: &str = "port mapping is not possible with tunnelling (-i): the \
      real server receives the client's packet unchanged, so it must listen on the virtual service's port";
 
+/// Why a FULLNAT destination cannot be added.
+const NO_LOCAL_POOL: &str = "FULLNAT needs a local address pool: set --laddr on the service";
+
 impl Engine {
     fn publish(&self, services: Vec<Arc<ServiceRt>>, timeouts: Timeouts) {
         self.snapshot.store(Arc::new(Snapshot::new(
@@ -39,6 +42,25 @@ impl Engine {
         if spec.key.port == 0 {
             return Err(EngineError::InvalidArgument(
                 "a service port of 0 needs persistence".to_string(),
+            ));
+        }
+        if let Some(a) = spec
+            .local_addrs
+            .iter()
+            .find(|a| a.is_ipv4() != spec.key.addr.is_ipv4())
+        {
+            return Err(EngineError::InvalidArgument(format!(
+                "local address {a} is not of the service's address family"
+            )));
+        }
+        if let Some(a) = spec.local_addrs.iter().find(|a| a.is_unspecified()) {
+            return Err(EngineError::InvalidArgument(format!(
+                "local address {a} is not usable"
+            )));
+        }
+        if spec.proxy_protocol.is_some() && spec.key.proto != Protocol::Tcp {
+            return Err(EngineError::InvalidArgument(
+                "the PROXY protocol (--proxy-protocol) needs a TCP service".to_string(),
             ));
         }
         Ok(())
@@ -77,6 +99,14 @@ impl Engine {
         let snap = self.snapshot.load();
         let pos = *snap.index.get(&spec.key).ok_or(EngineError::NoService)?;
         let old = &snap.services[pos];
+        if spec.local_addrs.is_empty()
+            && old
+                .dests
+                .iter()
+                .any(|d| d.method() == ForwardMethod::FullNat)
+        {
+            return Err(EngineError::InvalidArgument(NO_LOCAL_POOL.to_string()));
+        }
         let sched = if old.sched.lock().kind() == spec.scheduler {
             old.sched.clone()
         } else {
@@ -132,6 +162,11 @@ impl Engine {
     fn check_dest_spec(svc: &ServiceSpec, spec: &mut DestSpec) -> Result<(), EngineError> {
         match spec.method {
             ForwardMethod::Masq | ForwardMethod::Route | ForwardMethod::Tunnel => {}
+            ForwardMethod::FullNat => {
+                if svc.local_addrs.is_empty() {
+                    return Err(EngineError::InvalidArgument(NO_LOCAL_POOL.to_string()));
+                }
+            }
             ForwardMethod::Local => {
                 return Err(EngineError::Unsupported(
                     "local forwarding is not supported yet",
@@ -345,6 +380,11 @@ impl Engine {
                     .collect(),
             })
             .collect()
+    }
+
+    /// FULLNAT local ports currently held by connections.
+    pub fn local_ports_in_use(&self) -> u64 {
+        self.local_ports.total_in_use()
     }
 
     /// All connections (`ipvsadm -Lnc`).

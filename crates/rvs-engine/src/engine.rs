@@ -6,6 +6,7 @@ use core::hash::BuildHasher;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, MutexGuard};
@@ -15,8 +16,10 @@ use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
 use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_NO_OUTPUT, F_TUNNEL, F_V6};
 use crate::datapath::{self, Parsed};
 use crate::estimator::Estimator;
+use crate::fullnat::{FnatConn, PortAllocator, PortKey};
 use crate::icmp::{self, ConnAddrs};
 use crate::nat::{self, Side};
+use crate::proxy::{self, Insertion, ProxyState};
 use crate::tcp_state::{next_state, Direction, TimeoutTable};
 use crate::types::*;
 
@@ -44,7 +47,9 @@ pub struct Engine {
     pub(crate) shards: Box<[Padded]>,
     shard_mask: u64,
     pub(crate) hasher: foldhash::fast::RandomState,
-    pub(crate) drops: [AtomicU64; 7],
+    pub(crate) drops: [AtomicU64; 8],
+    /// FULLNAT local ports in use.
+    pub(crate) local_ports: Arc<PortAllocator>,
 }
 
 fn flow_hash(state: &foldhash::fast::RandomState, proto: u8, addr: &[u8; 16], port: u16) -> u64 {
@@ -102,12 +107,53 @@ impl Engine {
             shard_mask: (n - 1) as u64,
             hasher: foldhash::fast::RandomState::default(),
             drops: Default::default(),
+            local_ports: Arc::default(),
         }
     }
 
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        &self.shards[self.shard_index(hash)].0
+    }
+
+    fn shard_index(&self, hash: u64) -> usize {
         // Bits 32.. are used neither by the index's bucket mask nor by its tag byte.
-        &self.shards[((hash >> 32) & self.shard_mask) as usize].0
+        ((hash >> 32) & self.shard_mask) as usize
+    }
+
+    /// FULLNAT: picks a local address of the service (by client hash, then the others) and a
+    /// free local port on it toward the real server whose reply hash selects the same shard
+    /// as the client's hash, so both entries of the connection live in one shard.
+    fn fullnat_local(&self, svc: &ServiceRt, t: &Tuple, dest: &DestRt, h: u64) -> Option<FnatConn> {
+        let pool = &svc.spec.local_addrs;
+        if pool.is_empty() {
+            return None;
+        }
+        let shard = self.shard_index(h);
+        let first = (h as usize) % pool.len();
+        for i in 0..pool.len() {
+            let laddr = to16(pool[(first + i) % pool.len()]);
+            let key = PortKey {
+                proto: t.proto,
+                laddr,
+                raddr: to16(dest.addr),
+                rport: dest.port,
+            };
+            let lease = self.local_ports.allocate(key, |port| {
+                self.shard_index(flow_hash(&self.hasher, t.proto, &laddr, port)) == shard
+            });
+            if let Some(local) = lease {
+                let proxy = match (svc.spec.proxy_protocol, t.proto) {
+                    (Some(version), ip::TCP) => Some(ProxyState::new(proxy::header(
+                        version,
+                        core::net::SocketAddr::new(to_ip(&t.src, t.v6), t.sport),
+                        core::net::SocketAddr::new(to_ip(&t.dst, t.v6), t.dport),
+                    ))),
+                    _ => None,
+                };
+                return Some(FnatConn { local, proxy });
+            }
+        }
+        None
     }
 
     fn drop_packet(&self, reason: DropReason) -> Verdict {
@@ -248,12 +294,22 @@ impl Engine {
             return self.drop_packet(DropReason::NoDestination);
         };
         let method_flag = match dest.method() {
-            ForwardMethod::Masq => 0,
+            ForwardMethod::Masq | ForwardMethod::FullNat => 0,
             ForwardMethod::Route => F_NO_OUTPUT,
             ForwardMethod::Tunnel => F_NO_OUTPUT | F_TUNNEL,
             ForwardMethod::Local => return self.drop_packet(DropReason::UnsupportedProtocol),
         };
-        if !tcp && svc.spec.one_packet {
+        let fnat = if dest.method() == ForwardMethod::FullNat {
+            match self.fullnat_local(svc, t, &dest, h) {
+                Some(f) => Some(Box::new(f)),
+                None => return self.drop_packet(DropReason::NoLocalPort),
+            }
+        } else {
+            None
+        };
+        // One-packet scheduling keeps no connection, so a FULLNAT reply could not find its
+        // way back: FULLNAT datagrams always get a connection.
+        if !tcp && svc.spec.one_packet && fnat.is_none() {
             return self.one_packet(shard, svc, &dest, method_flag, frame, p, pkt);
         }
         let state = if tcp { ConnState::None } else { ConnState::Udp };
@@ -272,6 +328,7 @@ impl Engine {
             svc_id: svc.id,
             expires: now.0.saturating_add(snap.timeouts.of(state)),
             dest,
+            fnat,
         };
         let slot = shard.insert(h, &self.hasher, conn);
         shard.stats_mut(svc.id).conns += 1;
@@ -378,6 +435,31 @@ impl Engine {
             Direction::Input => (c.daddr, c.dport, c.daddr, Side::Dst),
             Direction::Output => (c.vaddr, c.vport, c.client, Side::Src),
         };
+        // PROXY protocol: sequence/acknowledgement shifting, and the header on the first data.
+        let mut insert = None;
+        if let Some(px) = c.fnat.as_mut().and_then(|f| f.proxy.as_mut()) {
+            if let Some(tcp) = frame.get_mut(p.lay.l4..p.lay.end) {
+                match dir {
+                    Direction::Input => {
+                        if proxy::on_input(px, tcp, pkt.csum_partial) {
+                            let mut bytes = [0u8; proxy::MAX_HEADER];
+                            let n = px.header.len().min(proxy::MAX_HEADER);
+                            bytes[..n].copy_from_slice(&px.header[..n]);
+                            insert = Some(Insertion {
+                                bytes,
+                                len: n as u16,
+                            });
+                        }
+                    }
+                    Direction::Output => proxy::on_output(px, tcp, pkt.csum_partial),
+                }
+            }
+        }
+        // FULLNAT: the other end is rewritten too (client <-> local address).
+        let other = c.fnat.as_ref().map(|f| match dir {
+            Direction::Input => (*f.local.addr(), f.local.port()),
+            Direction::Output => (c.client, c.cport),
+        });
         let bytes = p.ip_len as u64;
         for id in [svc_id, dest_id] {
             let s = shard.stats_mut(id);
@@ -393,8 +475,40 @@ impl Engine {
             }
         }
         drop(shard);
-        if !no_output && !nat::rewrite(frame, &p.lay, side, &addr, port, pkt.csum_partial) {
+        let rewritten = match (other, side) {
+            _ if no_output => true,
+            (None, _) => nat::rewrite(frame, &p.lay, side, &addr, port, pkt.csum_partial),
+            (Some(src), Side::Dst) => nat::rewrite_both(
+                frame,
+                &p.lay,
+                (&src.0, src.1),
+                (&addr, port),
+                pkt.csum_partial,
+            ),
+            (Some(dst), Side::Src) => nat::rewrite_both(
+                frame,
+                &p.lay,
+                (&addr, port),
+                (&dst.0, dst.1),
+                pkt.csum_partial,
+            ),
+        };
+        if !rewritten {
             return self.drop_packet(DropReason::Malformed);
+        }
+        if let Some(insert) = insert {
+            let Some(payload_offset) =
+                proxy::grow(frame, &p.lay, insert.as_bytes(), pkt.csum_partial)
+            else {
+                return self.drop_packet(DropReason::Malformed);
+            };
+            return Verdict::ForwardInsert {
+                next_hop_ip: to_ip(&next_hop, p.lay.v6),
+                l3_offset: p.lay.l3,
+                payload_offset,
+                end: p.lay.end,
+                insert,
+            };
         }
         if let Some(tunnel) = tunnel {
             return Verdict::Encapsulate {
@@ -456,6 +570,12 @@ impl Engine {
             vport: c.vport,
             daddr: c.daddr,
             dport: c.dport,
+            fullnat: c.fnat.as_ref().map(|f| icmp::FullNatAddrs {
+                client: c.client,
+                cport: c.cport,
+                laddr: *f.local.addr(),
+                lport: f.local.port(),
+            }),
         };
         let (svc_id, dest_id) = (c.svc_id, c.dest.id);
         // Direct routing: the error goes to the real server as it came (`ip_vs_icmp_xmit` hands
@@ -480,9 +600,10 @@ impl Engine {
         if !no_output && !icmp::translate(frame, &p.lay, &q, dir, &addrs) {
             return self.drop_packet(DropReason::Malformed);
         }
-        let next_hop = match dir {
-            Direction::Input => addrs.daddr,
-            Direction::Output => p.dst,
+        let next_hop = match (dir, &addrs.fullnat) {
+            (Direction::Input, _) => addrs.daddr,
+            (Direction::Output, Some(f)) => f.client,
+            (Direction::Output, None) => p.dst,
         };
         if let (Some(tunnel), Direction::Input) = (tunnel, dir) {
             // `ip_vs_icmp_xmit` hands an error about a tunnelled connection to the tunnel

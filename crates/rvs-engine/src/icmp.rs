@@ -27,6 +27,17 @@ pub(crate) struct ConnAddrs {
     pub(crate) vport: u16,
     pub(crate) daddr: [u8; 16],
     pub(crate) dport: u16,
+    /// FULLNAT connections: the other end's rewrite too.
+    pub(crate) fullnat: Option<FullNatAddrs>,
+}
+
+/// The client and local ends of a FULLNAT connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FullNatAddrs {
+    pub(crate) client: [u8; 16],
+    pub(crate) cport: u16,
+    pub(crate) laddr: [u8; 16],
+    pub(crate) lport: u16,
 }
 
 /// The IPv4-mapped IPv6 form of an IPv4 address (built as one 16-byte value).
@@ -106,50 +117,18 @@ pub(crate) fn translate(
         Direction::Input => (Side::Src, c.daddr, c.dport),
         Direction::Output => (Side::Dst, c.vaddr, c.vport),
     };
-    // 1. The quoted IP header.
-    let Some(qb) = frame.get_mut(q.l3..lay.end) else {
+    if !translate_quoted(frame, lay, q, side, &new_addr, new_port) {
         return false;
-    };
-    let old_quoted = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked_quoted(&mut qb[..]) else {
-            return false;
+    }
+    // FULLNAT: the quoted packet's other end too (local address <-> client).
+    if let Some(f) = &c.fullnat {
+        let (side, addr, port) = match dir {
+            Direction::Input => (Side::Dst, f.laddr, f.lport),
+            Direction::Output => (Side::Src, f.client, f.cport),
         };
-        match side {
-            Side::Src => p.set_src_addr(new_addr),
-            Side::Dst => p.set_dst_addr(new_addr),
-        }
-        match side {
-            Side::Src => q.src,
-            Side::Dst => q.dst,
-        }
-    } else {
-        let Ok(mut p) = ipv4::Packet::new_checked_quoted(&mut qb[..]) else {
+        if !translate_quoted(frame, lay, q, side, &addr, port) {
             return false;
-        };
-        match side {
-            Side::Src => p.set_src_update_checksum(v4_part(&new_addr)),
-            Side::Dst => p.set_dst_update_checksum(v4_part(&new_addr)),
         }
-        match side {
-            Side::Src => q.src,
-            Side::Dst => q.dst,
-        }
-    };
-    // 2. The quoted transport header (its checksum only when quoted in full).
-    let Some(ql4) = frame.get_mut(q.l4..lay.end) else {
-        return false;
-    };
-    if !rewrite_l4(
-        ql4,
-        q.proto,
-        lay.v6,
-        side,
-        &old_quoted,
-        &new_addr,
-        new_port,
-        false,
-    ) {
-        return false;
     }
     // 3. The outer header.
     let Some(l3) = frame.get_mut(lay.l3..lay.end) else {
@@ -167,6 +146,11 @@ pub(crate) fn translate(
                 }
             }
         }
+        match (dir, &c.fullnat) {
+            (Direction::Input, Some(f)) => p.set_src_addr(f.laddr),
+            (Direction::Output, Some(f)) => p.set_dst_addr(f.client),
+            _ => {}
+        }
         p.set_hop_limit(p.hop_limit().saturating_sub(1));
         (p.src_octets(), p.dst_octets())
     } else {
@@ -180,6 +164,11 @@ pub(crate) fn translate(
                     p.set_src_update_checksum(v4_part(&c.vaddr));
                 }
             }
+        }
+        match (dir, &c.fullnat) {
+            (Direction::Input, Some(f)) => p.set_src_update_checksum(v4_part(&f.laddr)),
+            (Direction::Output, Some(f)) => p.set_dst_update_checksum(v4_part(&f.client)),
+            _ => {}
         }
         p.set_ttl_update_checksum(p.ttl().saturating_sub(1));
         ([0; 16], [0; 16])
@@ -198,6 +187,64 @@ pub(crate) fn translate(
             return false;
         };
         m.fill_checksum();
+    }
+    true
+}
+
+/// Rewrites one end of the quoted packet (its IP header and, as far as quoted, its transport
+/// header).
+fn translate_quoted(
+    frame: &mut [u8],
+    lay: &Layout,
+    q: &Quoted,
+    side: Side,
+    new_addr: &[u8; 16],
+    new_port: u16,
+) -> bool {
+    // 1. The quoted IP header.
+    let Some(qb) = frame.get_mut(q.l3..lay.end) else {
+        return false;
+    };
+    let old_quoted = if lay.v6 {
+        let Ok(mut p) = ipv6::Packet::new_checked_quoted(&mut qb[..]) else {
+            return false;
+        };
+        match side {
+            Side::Src => p.set_src_addr(*new_addr),
+            Side::Dst => p.set_dst_addr(*new_addr),
+        }
+        match side {
+            Side::Src => q.src,
+            Side::Dst => q.dst,
+        }
+    } else {
+        let Ok(mut p) = ipv4::Packet::new_checked_quoted(&mut qb[..]) else {
+            return false;
+        };
+        match side {
+            Side::Src => p.set_src_update_checksum(v4_part(new_addr)),
+            Side::Dst => p.set_dst_update_checksum(v4_part(new_addr)),
+        }
+        match side {
+            Side::Src => q.src,
+            Side::Dst => q.dst,
+        }
+    };
+    // 2. The quoted transport header (its checksum only when quoted in full).
+    let Some(ql4) = frame.get_mut(q.l4..lay.end) else {
+        return false;
+    };
+    if !rewrite_l4(
+        ql4,
+        q.proto,
+        lay.v6,
+        side,
+        &old_quoted,
+        new_addr,
+        new_port,
+        false,
+    ) {
+        return false;
     }
     true
 }

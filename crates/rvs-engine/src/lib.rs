@@ -2,7 +2,10 @@
 //! wlc), the connection table with IPVS's TCP state machine and timeouts, NAT (`-m`) rewriting
 //! with incremental checksums, direct routing (`-g`: packets forwarded unchanged to the real
 //! server, INPUT-ONLY TCP states), tunnelling (`-i`: IPIP, GUE, GRE outer headers in
-//! [`tunnel`], software GSO segmentation in [`gso`]), ICMP error handling, counters and IPVS's rate estimator.
+//! [`tunnel`], software GSO segmentation in [`gso`]), FULLNAT (`--fullnat`: both addresses
+//! rewritten, the source becoming a local address of the service's `--laddr` pool and a local
+//! port allocated without collisions, optionally with a [`proxy`] protocol header inserted at the
+//! start of TCP streams), ICMP error handling, counters and IPVS's rate estimator.
 //!
 //! Nothing here touches a socket, a thread or the clock: frames come in as `&mut [u8]`, time as
 //! [`Millis`]. [`Engine`] is `Send + Sync`; workers share it through an `Arc`.
@@ -13,9 +16,11 @@ mod control;
 mod datapath;
 mod engine;
 mod estimator;
+mod fullnat;
 pub mod gso;
 mod icmp;
 mod nat;
+pub mod proxy;
 mod sched;
 mod tcp_state;
 pub mod tunnel;

@@ -79,6 +79,32 @@ pub(crate) fn rewrite(
     new_port: u16,
     partial: bool,
 ) -> bool {
+    rewrite_side(frame, lay, side, new_addr, new_port, partial, true)
+}
+
+/// FULLNAT: rewrites both ends of a TCP/UDP packet in place (the TTL / hop limit decremented
+/// once).
+pub(crate) fn rewrite_both(
+    frame: &mut [u8],
+    lay: &Layout,
+    src: (&[u8; 16], u16),
+    dst: (&[u8; 16], u16),
+    partial: bool,
+) -> bool {
+    rewrite_side(frame, lay, Side::Dst, dst.0, dst.1, partial, true)
+        && rewrite_side(frame, lay, Side::Src, src.0, src.1, partial, false)
+}
+
+/// [`rewrite`] with the TTL decrement optional.
+fn rewrite_side(
+    frame: &mut [u8],
+    lay: &Layout,
+    side: Side,
+    new_addr: &[u8; 16],
+    new_port: u16,
+    partial: bool,
+    dec_ttl: bool,
+) -> bool {
     let Some(l3) = frame.get_mut(lay.l3..lay.end) else {
         return false;
     };
@@ -94,7 +120,9 @@ pub(crate) fn rewrite(
             Side::Src => p.set_src_addr(*new_addr),
             Side::Dst => p.set_dst_addr(*new_addr),
         }
-        p.set_hop_limit(p.hop_limit().saturating_sub(1));
+        if dec_ttl {
+            p.set_hop_limit(p.hop_limit().saturating_sub(1));
+        }
         old
     } else {
         let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else {
@@ -109,7 +137,9 @@ pub(crate) fn rewrite(
             Side::Src => p.set_src_update_checksum(n4),
             Side::Dst => p.set_dst_update_checksum(n4),
         }
-        p.set_ttl_update_checksum(p.ttl().saturating_sub(1));
+        if dec_ttl {
+            p.set_ttl_update_checksum(p.ttl().saturating_sub(1));
+        }
         crate::icmp::mapped(old)
     };
     let Some(l4) = frame.get_mut(lay.l4..lay.end) else {

@@ -41,6 +41,22 @@ pub enum Verdict {
         /// Encapsulation of the destination.
         tunnel: TunnelConfig,
     },
+    /// FULLNAT with the PROXY protocol, the client's first data segment: rewritten in place
+    /// like [`Verdict::Forward`], and `insert` must be sent between `frame[..payload_offset]`
+    /// and `frame[payload_offset..end]` (IP lengths and the TCP checksum already count it;
+    /// a virtio-net header's offsets and GSO size stay valid, as the bytes go after the headers).
+    ForwardInsert {
+        /// The real server.
+        next_hop_ip: IpAddr,
+        /// Offset of the L3 header in the frame.
+        l3_offset: usize,
+        /// Offset of the TCP payload in the frame.
+        payload_offset: usize,
+        /// End of the IP packet in the frame (frames may carry Ethernet padding after it).
+        end: usize,
+        /// The bytes to insert.
+        insert: crate::proxy::Insertion,
+    },
     /// Dropped and counted under the reason.
     Drop(DropReason),
 }
@@ -62,11 +78,13 @@ pub enum DropReason {
     Fragmented,
     /// A protocol or forwarding method the engine does not handle yet.
     UnsupportedProtocol,
+    /// FULLNAT: no free local port on any local address toward the real server.
+    NoLocalPort,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Malformed,
         DropReason::Truncated,
         DropReason::NoConnectionNonSyn,
@@ -74,6 +92,7 @@ impl DropReason {
         DropReason::TtlExceeded,
         DropReason::Fragmented,
         DropReason::UnsupportedProtocol,
+        DropReason::NoLocalPort,
     ];
 
     /// Index into counter arrays.
@@ -91,6 +110,7 @@ impl DropReason {
             DropReason::TtlExceeded => "ttl_exceeded",
             DropReason::Fragmented => "fragmented",
             DropReason::UnsupportedProtocol => "unsupported_protocol",
+            DropReason::NoLocalPort => "no_local_port",
         }
     }
 }
@@ -99,7 +119,7 @@ impl DropReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DropCounters {
     /// Counts indexed by `DropReason::index`.
-    pub counts: [u64; 7],
+    pub counts: [u64; 8],
 }
 
 impl DropCounters {
@@ -198,6 +218,20 @@ pub struct ServiceSpec {
     /// One-packet scheduling (`-o`): each UDP datagram is scheduled on its own and no
     /// connection is kept (ignored for TCP, as in IPVS).
     pub one_packet: bool,
+    /// FULLNAT local addresses (director addresses, the service's family): the source of
+    /// packets toward [`ForwardMethod::FullNat`] real servers.
+    pub local_addrs: Vec<IpAddr>,
+    /// PROXY protocol header inserted at the start of FULLNAT TCP streams.
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
+}
+
+/// PROXY protocol version inserted toward FULLNAT real servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProxyProtocolVersion {
+    /// Text header.
+    V1,
+    /// Binary header.
+    V2,
 }
 
 /// Packet forwarding method of a destination.
@@ -211,6 +245,8 @@ pub enum ForwardMethod {
     Tunnel,
     /// Local delivery.
     Local,
+    /// FULLNAT: client->virtual becomes local address:local port -> real server, and back.
+    FullNat,
 }
 
 impl ForwardMethod {
@@ -221,6 +257,7 @@ impl ForwardMethod {
             ForwardMethod::Route => "Route",
             ForwardMethod::Tunnel => "Tunnel",
             ForwardMethod::Local => "Local",
+            ForwardMethod::FullNat => "FullNat",
         }
     }
 }

@@ -61,6 +61,19 @@ pub enum BypassRule {
         /// Real server port (0: all).
         port: u16,
     },
+    /// FULLNAT replies: packets from a real server's address and port to one of the director's
+    /// local (FULLNAT source) addresses. Use local addresses dedicated to FULLNAT: the kernel's
+    /// own connections from them to the real server port would lose their replies.
+    FullNatReply {
+        /// Transport protocol.
+        proto: L4Proto,
+        /// Real server address.
+        rip: IpAddr,
+        /// Real server port (0: all).
+        port: u16,
+        /// The local address (same family as `rip`).
+        laddr: IpAddr,
+    },
 }
 
 impl BypassRule {
@@ -78,6 +91,16 @@ impl BypassRule {
                     "{} saddr {rip} {l4} fib daddr type != local counter drop",
                     family(rip)
                 )
+            }
+            BypassRule::FullNatReply {
+                proto,
+                rip,
+                port,
+                laddr,
+            } => {
+                let l4 = l4_match(*proto, "sport", *port);
+                let fam = family(rip);
+                format!("{fam} saddr {rip} {fam} daddr {laddr} {l4} counter drop")
             }
         }
     }
@@ -292,6 +315,16 @@ mod tests {
         assert_eq!(
             rs.nft_expr(),
             "ip saddr 192.168.1.2 sctp sport 9 fib daddr type != local counter drop"
+        );
+        let fnat = BypassRule::FullNatReply {
+            proto: L4Proto::Tcp,
+            rip: ip("fd00::2"),
+            port: 80,
+            laddr: ip("fd00::101"),
+        };
+        assert_eq!(
+            fnat.nft_expr(),
+            "ip6 saddr fd00::2 ip6 daddr fd00::101 tcp sport 80 counter drop"
         );
     }
 

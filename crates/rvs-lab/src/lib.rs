@@ -8,6 +8,8 @@
 //!   a router, IPv4 and IPv6, with the same helpers and the director's link counters.
 //! * [`TunTopology`]: LVS-TUN with the real servers behind a router on another network,
 //!   each decapsulating with `rvs-tunrs`.
+//! * [`FullNatTopology`]: the NAT network with local (FULLNAT) addresses on the director and
+//!   real servers without a route back to the client.
 //! * [`server`]: the built-in real server behind `rvs-lab serve`.
 //! * [`demo`]: `rvs-lab demo`.
 //!
@@ -22,6 +24,7 @@ pub mod demo;
 mod director;
 mod dr;
 mod error;
+mod fullnat;
 mod harness;
 mod lab;
 mod nat;
@@ -34,6 +37,7 @@ pub use cleanup::{down, socket_path_for, sweep};
 pub use director::Director;
 pub use dr::{DrLayout, DrTopology, MAX_DR_REAL_SERVERS, ROUTER};
 pub use error::LabError;
+pub use fullnat::{FullNatTopology, NGINX_BIG_LEN, NGINX_PORT};
 pub use harness::{
     rs_role, LinkCounters, Rvsd, CLIENT, DIRECTOR, RS_HTTP_PORTS, RS_UDP_PORT, SWITCH,
 };

@@ -68,6 +68,12 @@ pub(crate) enum Opt {
     TunRemcsum,
     /// rvs extension: `--counters` (no short letter).
     Counters,
+    /// rvs extension: `--fullnat` forwarding method on `-a`/`-e`.
+    FullNat,
+    /// rvs extension: `--laddr ADDR[,ADDR...]` FULLNAT local address pool on `-A`/`-E`.
+    Laddr,
+    /// rvs extension: `--proxy-protocol v1|v2` on `-A`/`-E`.
+    ProxyProtocol,
 }
 
 /// Whether an option takes a value.
@@ -165,6 +171,9 @@ const SPECS: &[Spec] = &[
     spec("tun-csum", None, Value::None, Opt::TunCsum),
     spec("tun-remcsum", None, Value::None, Opt::TunRemcsum),
     spec("counters", None, Value::None, Opt::Counters),
+    spec("fullnat", None, Value::None, Opt::FullNat),
+    spec("laddr", None, Value::Required, Opt::Laddr),
+    spec("proxy-protocol", None, Value::Required, Opt::ProxyProtocol),
 ];
 
 /// One recognised option occurrence.

@@ -106,6 +106,12 @@ pub fn usage() -> String {
         "rvs extensions (not in ipvsadm; long options only):\n",
         "  --counters                          print rvsd's packet counters (connections,\n",
         "                                      drops by reason, egress outcomes)\n",
+        "  --fullnat                           FULLNAT forwarding (-a/-e): client->VIP becomes\n",
+        "                                      LIP:lport->RIP:rport, shown as FullNat\n",
+        "  --laddr addr[,addr...]              FULLNAT local address pool (-A/-E), director\n",
+        "                                      addresses of the service's family\n",
+        "  --proxy-protocol v1|v2              send the client address to FULLNAT real\n",
+        "                                      servers as a PROXY protocol header (-A/-E, TCP)\n",
     ));
     out
 }

@@ -8,8 +8,8 @@ use crate::action::{Action, Format, ListRequest, ListTarget};
 use crate::address::{ipv4_mask_prefix, parse_host_port, string_to_number};
 use crate::args::{split, Occurrence, Opt};
 use rvs_api::{
-    Command, DestConfig, ForwardMethod, ServiceConfig, ServiceId, Timeouts, TunnelChecksum,
-    TunnelConfig, TunnelKind,
+    Command, DestConfig, ForwardMethod, ProxyProtocol, ServiceConfig, ServiceId, Timeouts,
+    TunnelChecksum, TunnelConfig, TunnelKind,
 };
 use std::fmt;
 use std::net::IpAddr;
@@ -107,7 +107,7 @@ const CMD_NAMES: [&str; 15] = [
 ];
 
 /// Option columns of the check table (ipvsadm's `OPTC_*` and `optnames`).
-const OPT_NAMES: [&str; 34] = [
+const OPT_NAMES: [&str; 36] = [
     "numeric",
     "connection",
     "service-address",
@@ -142,6 +142,8 @@ const OPT_NAMES: [&str; 34] = [
     "tun-nocsum",
     "tun-csum",
     "tun-remcsum",
+    "laddr",
+    "proxy-protocol",
 ];
 
 const C_NUMERIC: usize = 0;
@@ -178,27 +180,30 @@ const C_TUN_PORT: usize = 30;
 const C_TUN_NOCSUM: usize = 31;
 const C_TUN_CSUM: usize = 32;
 const C_TUN_REMCSUM: usize = 33;
+const C_LADDR: usize = 34;
+const C_PROXY_PROTOCOL: usize = 35;
 
 /// ipvsadm 1.31's `commands_v_options`: '+' required, 'x' illegal, '1' exclusive, ' ' optional.
 /// Columns: -n -c svc -s -p -M -r fwd -w -x -y -mc tot dmn -st -rt thr -pc srt sid -ex ops -pe -b
-/// grp port ttl size tinf type tprt nocs csum remc.
-/// The last row is rvs's `--counters`, which takes no options at all.
-const CHECKS: [&[u8; 34]; 15] = [
-    b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // add-service
-    b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // edit-service
-    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
-    b" 11xxxxxxxxx11       xxxxxxx xxxxx", // list
-    b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ", // add-server
-    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
-    b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ", // edit-server
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
-    b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxx", // start-daemon
-    b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx", // stop-daemon
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
-    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
-    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // counters
+/// grp port ttl size tinf type tprt nocs csum remc, then rvs's laddr and proxy-protocol
+/// (allowed on add-service and edit-service only). `--fullnat` is a forwarding method (the
+/// `fwd` column). The last row is rvs's `--counters`, which takes no options at all.
+const CHECKS: [&[u8; 36]; 15] = [
+    b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx  ", // add-service
+    b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx  ", // edit-service
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-service
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // flush
+    b" 11xxxxxxxxx11       xxxxxxx xxxxxxx", // list
+    b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xx", // add-server
+    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // delete-server
+    b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xx", // edit-server
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // set
+    b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx", // start-daemon
+    b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx", // stop-daemon
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // restore
+    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // save
+    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // counters
 ];
 
 /// `tunnel_types_v_options` for ipip, gue, gre over tun-port, tun-nocsum, tun-csum, tun-remcsum.
@@ -245,6 +250,8 @@ struct Entry {
     tun_kind: TunnelKind,
     tun_port: Option<u16>,
     tun_checksum: TunnelChecksum,
+    local_addrs: Vec<IpAddr>,
+    proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl Entry {
@@ -272,6 +279,8 @@ impl Entry {
             tun_kind: TunnelKind::Ipip,
             tun_port: None,
             tun_checksum: TunnelChecksum::NoCsum,
+            local_addrs: Vec::new(),
+            proxy_protocol: None,
         }
     }
 
@@ -480,13 +489,39 @@ fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
             e.dest_addr = Some(hp.addr);
             e.dest_port = hp.port.unwrap_or(e.port);
         }
-        Opt::Masquerading | Opt::Ipip | Opt::Gatewaying => {
+        Opt::Masquerading | Opt::Ipip | Opt::Gatewaying | Opt::FullNat => {
             e.set(C_FORWARD)?;
             e.method = match o.opt {
                 Opt::Masquerading => ForwardMethod::Masq,
                 Opt::Ipip => ForwardMethod::Tunnel,
+                Opt::FullNat => ForwardMethod::FullNat,
                 _ => ForwardMethod::Route,
             };
+        }
+        Opt::Laddr => {
+            e.set(C_LADDR)?;
+            for word in v.split(',') {
+                let word = word.trim();
+                let bare = word
+                    .strip_prefix('[')
+                    .and_then(|w| w.strip_suffix(']'))
+                    .unwrap_or(word);
+                match bare.parse::<IpAddr>() {
+                    Ok(a) if !a.is_unspecified() && !e.local_addrs.contains(&a) => {
+                        e.local_addrs.push(a)
+                    }
+                    Ok(_) => return fail(format!("illegal local address `{word}' specified")),
+                    Err(_) => return fail(format!("illegal local address `{word}' specified")),
+                }
+            }
+        }
+        Opt::ProxyProtocol => {
+            e.set(C_PROXY_PROTOCOL)?;
+            e.proxy_protocol = Some(match v {
+                "v1" | "1" => ProxyProtocol::V1,
+                "v2" | "2" => ProxyProtocol::V2,
+                _ => return fail(format!("illegal PROXY protocol version `{v}' (v1 or v2)")),
+            });
         }
         Opt::Weight => {
             e.set(C_WEIGHT)?;
@@ -756,6 +791,8 @@ fn service_config(e: &Entry, id: ServiceId, sched_flags: Vec<String>) -> Service
         one_packet: e.one_packet,
         sched_flags,
         pe: e.pe.clone(),
+        local_addrs: e.local_addrs.clone(),
+        proxy_protocol: e.proxy_protocol,
     }
 }
 
@@ -776,6 +813,14 @@ fn finish(
             }
             if e.one_packet && e.fwmark == 0 && e.proto != Some(Proto::Udp) {
                 return fail("One-Packet Scheduling is only for UDP virtual services");
+            }
+            if e.local_addrs.iter().any(|a| a.is_ipv6() != id.is_ipv6()) {
+                return fail("Local addresses (--laddr) must be of the service's address family");
+            }
+            if e.proxy_protocol.is_some() && e.fwmark == 0 && e.proto != Some(Proto::Tcp) {
+                return fail(
+                    "The PROXY protocol (--proxy-protocol) is only for TCP virtual services",
+                );
             }
             let config = service_config(&e, id, sched_flags);
             Action::Apply(if cmd == Cmd::Add {

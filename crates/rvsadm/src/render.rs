@@ -367,9 +367,11 @@ pub fn service_entry(service: &ServiceView, format: &Format) -> String {
     out
 }
 
-/// `fwd_switch`: the option that selects a forwarding method (Local saves as `-g`).
+/// `fwd_switch`: the option that selects a forwarding method (Local saves as `-g`; rvs's
+/// FULLNAT as its long option `--fullnat`).
 fn method_switch(method: ForwardMethod) -> &'static str {
     match method {
+        ForwardMethod::FullNat => "--fullnat",
         ForwardMethod::Masq => "-m",
         ForwardMethod::Tunnel => "-i",
         ForwardMethod::Route | ForwardMethod::Local => "-g",
@@ -397,6 +399,14 @@ fn save_entry(service: &ServiceView, format: &Format) -> String {
     let bits = sched_flags::bits(&config.sched_flags);
     if bits != 0 {
         let _ = write!(out, " -b {}", sched_flags::display(&config.scheduler, bits));
+    }
+    // rvs extensions, only present on FULLNAT services (so ipvsadm's lines stay as they are).
+    if !config.local_addrs.is_empty() {
+        let list: Vec<String> = config.local_addrs.iter().map(|a| a.to_string()).collect();
+        let _ = write!(out, " --laddr {}", list.join(","));
+    }
+    if let Some(pp) = config.proxy_protocol {
+        let _ = write!(out, " --proxy-protocol {}", pp.name());
     }
     out.push('\n');
     for d in ordered_dests(&service.dests, format) {

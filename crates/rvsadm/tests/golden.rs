@@ -252,3 +252,53 @@ fn counters() {
     check("counters.txt", &render::counters(&counters));
     assert_eq!(render::counters(&[]), "");
 }
+
+/// FULLNAT is an rvs extension: its services and real servers are rendered with the same
+/// ipvsadm formats (`FullNat` in the Forward column), and saved with the long options
+/// `--laddr`, `--proxy-protocol` and `--fullnat`. Kept apart from `fixture.json`, so the
+/// ipvsadm-derived golden files stay untouched.
+fn fullnat_services() -> Vec<ServiceView> {
+    let vip = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 253));
+    let mut config = ServiceConfig::new(
+        ServiceId::Tcp {
+            addr: vip,
+            port: 80,
+        },
+        "rr",
+    );
+    config.local_addrs = vec![
+        IpAddr::V4(Ipv4Addr::new(10, 10, 10, 101)),
+        IpAddr::V4(Ipv4Addr::new(10, 10, 10, 102)),
+    ];
+    config.proxy_protocol = Some(rvs_api::ProxyProtocol::V2);
+    let dest = |last: u8, active: u32, inactive: u32| DestView {
+        config: DestConfig::new(
+            IpAddr::V4(Ipv4Addr::new(10, 10, 10, last)),
+            8088,
+            1,
+            ForwardMethod::FullNat,
+        ),
+        active_conns: active,
+        inactive_conns: inactive,
+        persist_conns: 0,
+        stats: StatsView::default(),
+        rates: RatesView::default(),
+    };
+    vec![ServiceView {
+        config,
+        stats: StatsView::default(),
+        rates: RatesView::default(),
+        dests: vec![dest(2, 1, 4), dest(3, 0, 5)],
+    }]
+}
+
+#[test]
+fn fullnat_list_and_save() {
+    let info = fixture().info;
+    let services = fullnat_services();
+    check(
+        "list_fullnat.txt",
+        &render::list_all(&info, &services, &numeric()),
+    );
+    check("save_fullnat.txt", &render::save(&services, &numeric()));
+}

@@ -406,3 +406,79 @@ fn restore_lines() {
         ))))
     );
 }
+
+#[test]
+fn fullnat_extensions_parse() {
+    let Action::Apply(Command::AddService(c)) =
+        ok("-A -t 10.0.0.1:80 -s rr --laddr 10.10.10.101,10.10.10.102 --proxy-protocol v2")
+    else {
+        panic!("add");
+    };
+    assert_eq!(
+        c.local_addrs,
+        vec![v4(10, 10, 10, 101), v4(10, 10, 10, 102)]
+    );
+    assert_eq!(c.proxy_protocol, Some(rvs_api::ProxyProtocol::V2));
+    let Action::Apply(Command::EditService(c)) =
+        ok("-E -t [2001:db8::1]:443 --laddr [2001:db8::101],2001:db8::102 --proxy-protocol v1")
+    else {
+        panic!("edit");
+    };
+    assert_eq!(c.local_addrs.len(), 2);
+    assert_eq!(c.proxy_protocol, Some(rvs_api::ProxyProtocol::V1));
+    let Action::Apply(Command::AddDest { dest, .. }) =
+        ok("-a -t 10.0.0.1:80 -r 10.10.10.2:8080 --fullnat -w 2")
+    else {
+        panic!("add dest");
+    };
+    assert_eq!(dest.method, ForwardMethod::FullNat);
+    assert_eq!((dest.port, dest.weight), (8080, 2));
+    // Without the extensions nothing changes.
+    let Action::Apply(Command::AddService(c)) = ok("-A -t 10.0.0.1:80 -s rr") else {
+        panic!("add");
+    };
+    assert!(c.local_addrs.is_empty() && c.proxy_protocol.is_none());
+}
+
+#[test]
+fn fullnat_extension_errors() {
+    let cases = [
+        (
+            "-a -t 10.0.0.1:80 -r 10.10.10.2 --fullnat -m",
+            "multiple 'forwarding-method' options specified",
+        ),
+        (
+            "-a -t 10.0.0.1:80 -r 10.10.10.2 --laddr 10.0.0.2",
+            "Illegal 'laddr' option with the 'add-server' command",
+        ),
+        (
+            "-L -n --proxy-protocol v2",
+            "Illegal 'proxy-protocol' option with the 'list' command",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --proxy-protocol v3",
+            "illegal PROXY protocol version `v3' (v1 or v2)",
+        ),
+        (
+            "-A -u 10.0.0.1:53 --proxy-protocol v1",
+            "The PROXY protocol (--proxy-protocol) is only for TCP virtual services",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --laddr 2001:db8::1",
+            "Local addresses (--laddr) must be of the service's address family",
+        ),
+        (
+            "-A -t 10.0.0.1:80 --laddr 10.0.0.300",
+            "illegal local address `10.0.0.300' specified",
+        ),
+        (
+            "-a -t 10.0.0.1:80 -r [2001:db8::2]:80 --fullnat",
+            "Different address family is allowed only for tunneling servers",
+        ),
+    ];
+    for (line, want) in cases {
+        let (msg, code) = err(line);
+        assert!(msg.contains(want), "{line}: {msg}");
+        assert_eq!(code, 2, "{line}");
+    }
+}

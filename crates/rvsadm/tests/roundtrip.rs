@@ -225,13 +225,33 @@ fn random_table(rng: &mut Rng) -> Vec<ServiceView> {
         if rng.below(5) == 0 {
             config.pe = Some("sip".into());
         }
+        // rvs extensions: a FULLNAT local pool and the PROXY protocol (TCP-like services).
+        if rng.below(3) == 0 {
+            for _ in 0..1 + rng.below(3) {
+                let a = random_addr(rng, id.is_ipv6());
+                if !config.local_addrs.contains(&a) {
+                    config.local_addrs.push(a);
+                }
+            }
+            if matches!(id, ServiceId::Tcp { .. } | ServiceId::Fwmark { .. }) && rng.chance() {
+                config.proxy_protocol = Some(if rng.chance() {
+                    rvs_api::ProxyProtocol::V1
+                } else {
+                    rvs_api::ProxyProtocol::V2
+                });
+            }
+        }
+        let fullnat_ok = !config.local_addrs.is_empty();
         let mut service = view(config);
         for _ in 0..rng.below(4) {
-            let method = [
+            let mut method = [
                 ForwardMethod::Masq,
                 ForwardMethod::Route,
                 ForwardMethod::Tunnel,
             ][rng.below(3) as usize];
+            if fullnat_ok && rng.chance() {
+                method = ForwardMethod::FullNat;
+            }
             let dest_v6 = if method == ForwardMethod::Tunnel {
                 rng.chance()
             } else {
@@ -239,7 +259,9 @@ fn random_table(rng: &mut Rng) -> Vec<ServiceView> {
             };
             let dest_addr = random_addr(rng, dest_v6);
             let dest_port = match (id, method) {
-                (ServiceId::Fwmark { .. }, _) | (_, ForwardMethod::Masq) => rng.below(65536) as u16,
+                (ServiceId::Fwmark { .. }, _)
+                | (_, ForwardMethod::Masq)
+                | (_, ForwardMethod::FullNat) => rng.below(65536) as u16,
                 _ => port,
             };
             let mut dest = DestConfig::new(dest_addr, dest_port, rng.below(65536) as u32, method);

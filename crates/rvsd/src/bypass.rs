@@ -86,7 +86,7 @@ pub fn table_name(socket: &Path) -> String {
 }
 
 /// The drop rules the current configuration needs: every service's VIP:port, and the replies of
-/// every masqueraded real server.
+/// every masqueraded real server, and the FULLNAT replies to every local address.
 fn rules_for(engine: &Engine) -> Vec<BypassRule> {
     let mut rules = BTreeSet::new();
     for svc in engine.services(rvs_engine::Millis(0)) {
@@ -100,6 +100,16 @@ fn rules_for(engine: &Engine) -> Vec<BypassRule> {
             if dest.spec.method == ForwardMethod::Masq {
                 rules.insert(RuleKey::Reply(proto, dest.spec.addr, dest.spec.port));
             }
+            if dest.spec.method == ForwardMethod::FullNat {
+                for laddr in &svc.spec.local_addrs {
+                    rules.insert(RuleKey::FullNatReply(
+                        proto,
+                        dest.spec.addr,
+                        dest.spec.port,
+                        *laddr,
+                    ));
+                }
+            }
         }
     }
     rules.into_iter().map(RuleKey::into_rule).collect()
@@ -110,6 +120,7 @@ fn rules_for(engine: &Engine) -> Vec<BypassRule> {
 enum RuleKey {
     Service(L4Proto, IpAddr, u16),
     Reply(L4Proto, IpAddr, u16),
+    FullNatReply(L4Proto, IpAddr, u16, IpAddr),
 }
 
 impl RuleKey {
@@ -117,6 +128,12 @@ impl RuleKey {
         match self {
             RuleKey::Service(proto, vip, port) => BypassRule::Service { proto, vip, port },
             RuleKey::Reply(proto, rip, port) => BypassRule::RealServerReply { proto, rip, port },
+            RuleKey::FullNatReply(proto, rip, port, laddr) => BypassRule::FullNatReply {
+                proto,
+                rip,
+                port,
+                laddr,
+            },
         }
     }
 }

@@ -274,6 +274,11 @@ fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply>
         scheduler: scheduler(&cfg.scheduler)?,
         persistence,
         one_packet: cfg.one_packet,
+        local_addrs: cfg.local_addrs.clone(),
+        proxy_protocol: cfg.proxy_protocol.map(|v| match v {
+            rvs_api::ProxyProtocol::V1 => rvs_engine::ProxyProtocolVersion::V1,
+            rvs_api::ProxyProtocol::V2 => rvs_engine::ProxyProtocolVersion::V2,
+        }),
     })
 }
 
@@ -307,6 +312,7 @@ fn method_to_engine(m: rvs_api::ForwardMethod) -> rvs_engine::ForwardMethod {
         rvs_api::ForwardMethod::Route => rvs_engine::ForwardMethod::Route,
         rvs_api::ForwardMethod::Tunnel => rvs_engine::ForwardMethod::Tunnel,
         rvs_api::ForwardMethod::Local => rvs_engine::ForwardMethod::Local,
+        rvs_api::ForwardMethod::FullNat => rvs_engine::ForwardMethod::FullNat,
     }
 }
 
@@ -316,6 +322,7 @@ fn method_to_api(m: rvs_engine::ForwardMethod) -> rvs_api::ForwardMethod {
         rvs_engine::ForwardMethod::Route => rvs_api::ForwardMethod::Route,
         rvs_engine::ForwardMethod::Tunnel => rvs_api::ForwardMethod::Tunnel,
         rvs_engine::ForwardMethod::Local => rvs_api::ForwardMethod::Local,
+        rvs_engine::ForwardMethod::FullNat => rvs_api::ForwardMethod::FullNat,
     }
 }
 
@@ -416,6 +423,11 @@ fn dest_view(d: DestStatus) -> DestView {
 fn service_view(s: ServiceStatus) -> ServiceView {
     let mut config = ServiceConfig::new(service_id(&s.spec.key), scheduler_name(s.spec.scheduler));
     config.one_packet = s.spec.one_packet;
+    config.local_addrs = s.spec.local_addrs.clone();
+    config.proxy_protocol = s.spec.proxy_protocol.map(|v| match v {
+        rvs_engine::ProxyProtocolVersion::V1 => rvs_api::ProxyProtocol::V1,
+        rvs_engine::ProxyProtocolVersion::V2 => rvs_api::ProxyProtocol::V2,
+    });
     if let Some(p) = &s.spec.persistence {
         config.persistence = Some(p.timeout_s);
         config.netmask = Some(prefix_len(p.netmask));
@@ -486,6 +498,7 @@ mod tests {
                 "drop_ttl_exceeded",
                 "drop_fragmented",
                 "drop_unsupported_protocol",
+                "drop_no_local_port",
             ]
         );
         assert!(alone.iter().all(|c| c.value == 0));

@@ -239,6 +239,31 @@ impl Worker {
                     next_hop_ip,
                     l3_offset,
                 } => (next_hop_ip, l3_offset, None),
+                Verdict::ForwardInsert {
+                    next_hop_ip,
+                    l3_offset,
+                    payload_offset,
+                    end,
+                    insert,
+                } => {
+                    let out = Egress {
+                        net,
+                        tx,
+                        neighbours,
+                        counters,
+                    };
+                    let pieces = Inserted {
+                        l3_offset,
+                        payload_offset,
+                        end,
+                        bytes: insert.as_bytes(),
+                    };
+                    // Not held while the next hop resolves: the real server's neighbour is
+                    // known from the handshake, and the client retransmits (and gets the
+                    // header again) otherwise.
+                    let _ = out.transmit_inserted(next_hop_ip, &pieces, vnet, frame);
+                    return;
+                }
                 Verdict::Encapsulate {
                     next_hop_ip,
                     l3_offset,
@@ -264,6 +289,14 @@ impl Worker {
             tracing::warn!("receive failed: {e}");
         }
     }
+}
+
+/// A frame with bytes to insert at the start of its TCP payload.
+struct Inserted<'a> {
+    l3_offset: usize,
+    payload_offset: usize,
+    end: usize,
+    bytes: &'a [u8],
 }
 
 /// What became of a forwarded frame.
@@ -461,6 +494,61 @@ impl Egress<'_> {
             self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("sending an ICMP error failed: {e}");
         }
+    }
+
+    /// Like [`Egress::transmit`], with bytes inserted at the start of the TCP payload (the
+    /// PROXY protocol header of a FULLNAT connection): sent as gathered pieces, no copy.
+    fn transmit_inserted(
+        self,
+        next_hop_ip: IpAddr,
+        pieces: &Inserted<'_>,
+        vnet: &VnetHdr,
+        frame: &mut [u8],
+    ) -> Sent {
+        let counters = self.counters;
+        let (ifindex, src_mac, dst_mac) = match self.neighbours.resolve(self.net, next_hop_ip) {
+            Resolution::Ready {
+                ifindex,
+                src_mac,
+                dst_mac,
+                ..
+            } => (ifindex, src_mac, dst_mac),
+            Resolution::Pending => return Sent::Held,
+            Resolution::Unreachable => {
+                counters.unreachable.fetch_add(1, Ordering::Relaxed);
+                return Sent::Done;
+            }
+        };
+        let Some(sock) = self.tx.get(&ifindex) else {
+            counters.unmanaged_egress.fetch_add(1, Ordering::Relaxed);
+            return Sent::Done;
+        };
+        let Some(start) = pieces.l3_offset.checked_sub(ETH_HLEN) else {
+            return Sent::Done;
+        };
+        let (Some(head), Some(tail)) = (
+            frame.get(pieces.l3_offset..pieces.payload_offset),
+            frame.get(pieces.payload_offset..pieces.end),
+        ) else {
+            return Sent::Done;
+        };
+        let eth = eth_header(dst_mac, src_mac, next_hop_ip.is_ipv6());
+        let mut vnet_out = *vnet;
+        if start > 0 {
+            let shift = u16::try_from(start).unwrap_or(u16::MAX);
+            vnet_out.csum_start = vnet_out.csum_start.saturating_sub(shift);
+            vnet_out.hdr_len = vnet_out.hdr_len.saturating_sub(shift);
+        }
+        match sock.send_vectored(&vnet_out, &[&eth, head, pieces.bytes, tail]) {
+            Ok(()) => {
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("send with an inserted header failed: {e}");
+            }
+        }
+        Sent::Done
     }
 
     /// Writes the next hop's Ethernet header in front of the rewritten L3 packet and sends it on

@@ -50,6 +50,8 @@ pub fn svc(k: ServiceKey, scheduler: SchedulerKind) -> ServiceSpec {
         scheduler,
         persistence: None,
         one_packet: false,
+        local_addrs: Vec::new(),
+        proxy_protocol: None,
     }
 }
 
