@@ -339,7 +339,59 @@ fn eth_header(dst_mac: [u8; 6], src_mac: [u8; 6], v6: bool) -> [u8; ETH_HLEN] {
     h
 }
 
-impl Egress<'_> {
+/// A resolved way out toward a next hop.
+struct Path<'a> {
+    sock: &'a PacketSocket,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    mtu: u32,
+}
+
+/// The virtio-net header of a frame sent from `start` bytes after where it was received (a VLAN
+/// tag was dropped): its offsets count from the frame start.
+fn vnet_from(vnet: &VnetHdr, start: usize) -> VnetHdr {
+    let mut out = *vnet;
+    if start > 0 {
+        let shift = u16::try_from(start).unwrap_or(u16::MAX);
+        out.csum_start = out.csum_start.saturating_sub(shift);
+        out.hdr_len = out.hdr_len.saturating_sub(shift);
+    }
+    out
+}
+
+impl<'a> Egress<'a> {
+    /// The egress socket and MACs toward `next_hop_ip`; when there are none yet, counts it and
+    /// says what became of the frame (held while the kernel resolves the neighbour, else done).
+    fn path(&mut self, next_hop_ip: IpAddr) -> Result<Path<'a>, Sent> {
+        let tx: &'a HashMap<u32, PacketSocket> = self.tx;
+        match self.neighbours.resolve(self.net, next_hop_ip) {
+            Resolution::Ready {
+                ifindex,
+                src_mac,
+                dst_mac,
+                mtu,
+            } => match tx.get(&ifindex) {
+                Some(sock) => Ok(Path {
+                    sock,
+                    src_mac,
+                    dst_mac,
+                    mtu,
+                }),
+                None => {
+                    self.counters
+                        .unmanaged_egress
+                        .fetch_add(1, Ordering::Relaxed);
+                    Err(Sent::Done)
+                }
+            },
+            Resolution::Pending => Err(Sent::Held),
+            Resolution::Unreachable => {
+                self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
+                Err(Sent::Done)
+            }
+        }
+    }
+
     /// Tunnels the inner packet at `frame[l3_offset..]` to the real server `rip` (see
     /// `rvs_engine::tunnel`): path-MTU check (ICMP back to the client when it does not fit),
     /// software segmentation of GSO frames, inner checksum completion, then one
@@ -357,25 +409,18 @@ impl Egress<'_> {
         use rvs_engine::gso::{self, GsoKind};
         use rvs_engine::tunnel;
         let counters = self.counters;
-        let (ifindex, src_mac, dst_mac, mtu) = match self.neighbours.resolve(self.net, rip) {
-            Resolution::Ready {
-                ifindex,
-                src_mac,
-                dst_mac,
-                mtu,
-            } => (ifindex, src_mac, dst_mac, mtu),
-            Resolution::Pending => return Sent::Held,
-            Resolution::Unreachable => {
-                counters.unreachable.fetch_add(1, Ordering::Relaxed);
-                return Sent::Done;
-            }
+        let Path {
+            sock,
+            src_mac,
+            dst_mac,
+            mtu,
+        } = match self.path(rip) {
+            Ok(path) => path,
+            Err(sent) => return sent,
         };
         let fail = |c: &AtomicU64| {
             c.fetch_add(1, Ordering::Relaxed);
             Sent::Done
-        };
-        let Some(sock) = self.tx.get(&ifindex) else {
-            return fail(&counters.unmanaged_egress);
         };
         let Some(src) = self.net.source_for(rip) else {
             return fail(&counters.tunnel_errors);
@@ -477,20 +522,14 @@ impl Egress<'_> {
     /// Sends an IP packet the director generated (an ICMP error) toward `dst` when its next hop
     /// is already known; otherwise drops it (the sender retransmits and gets another).
     fn send_l3(&mut self, dst: IpAddr, packet: &[u8]) {
-        let Resolution::Ready {
-            ifindex,
-            src_mac,
-            dst_mac,
-            ..
-        } = self.neighbours.resolve(self.net, dst)
-        else {
+        let Ok(path) = self.path(dst) else {
             return;
         };
-        let Some(sock) = self.tx.get(&ifindex) else {
-            return;
-        };
-        let eth = eth_header(dst_mac, src_mac, dst.is_ipv6());
-        if let Err(e) = sock.send_vectored(&VnetHdr::default(), &[&eth, packet]) {
+        let eth = eth_header(path.dst_mac, path.src_mac, dst.is_ipv6());
+        if let Err(e) = path
+            .sock
+            .send_vectored(&VnetHdr::default(), &[&eth, packet])
+        {
             self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("sending an ICMP error failed: {e}");
         }
@@ -499,29 +538,16 @@ impl Egress<'_> {
     /// Like [`Egress::transmit`], with bytes inserted at the start of the TCP payload (the
     /// PROXY protocol header of a FULLNAT connection): sent as gathered pieces, no copy.
     fn transmit_inserted(
-        self,
+        mut self,
         next_hop_ip: IpAddr,
         pieces: &Inserted<'_>,
         vnet: &VnetHdr,
         frame: &mut [u8],
     ) -> Sent {
         let counters = self.counters;
-        let (ifindex, src_mac, dst_mac) = match self.neighbours.resolve(self.net, next_hop_ip) {
-            Resolution::Ready {
-                ifindex,
-                src_mac,
-                dst_mac,
-                ..
-            } => (ifindex, src_mac, dst_mac),
-            Resolution::Pending => return Sent::Held,
-            Resolution::Unreachable => {
-                counters.unreachable.fetch_add(1, Ordering::Relaxed);
-                return Sent::Done;
-            }
-        };
-        let Some(sock) = self.tx.get(&ifindex) else {
-            counters.unmanaged_egress.fetch_add(1, Ordering::Relaxed);
-            return Sent::Done;
+        let path = match self.path(next_hop_ip) {
+            Ok(path) => path,
+            Err(sent) => return sent,
         };
         let Some(start) = pieces.l3_offset.checked_sub(ETH_HLEN) else {
             return Sent::Done;
@@ -532,14 +558,12 @@ impl Egress<'_> {
         ) else {
             return Sent::Done;
         };
-        let eth = eth_header(dst_mac, src_mac, next_hop_ip.is_ipv6());
-        let mut vnet_out = *vnet;
-        if start > 0 {
-            let shift = u16::try_from(start).unwrap_or(u16::MAX);
-            vnet_out.csum_start = vnet_out.csum_start.saturating_sub(shift);
-            vnet_out.hdr_len = vnet_out.hdr_len.saturating_sub(shift);
-        }
-        match sock.send_vectored(&vnet_out, &[&eth, head, pieces.bytes, tail]) {
+        let eth = eth_header(path.dst_mac, path.src_mac, next_hop_ip.is_ipv6());
+        let vnet_out = vnet_from(vnet, start);
+        match path
+            .sock
+            .send_vectored(&vnet_out, &[&eth, head, pieces.bytes, tail])
+        {
             Ok(()) => {
                 counters.sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -554,29 +578,16 @@ impl Egress<'_> {
     /// Writes the next hop's Ethernet header in front of the rewritten L3 packet and sends it on
     /// the egress interface's socket.
     fn transmit(
-        self,
+        mut self,
         next_hop_ip: IpAddr,
         l3_offset: usize,
         vnet: &mut VnetHdr,
         frame: &mut [u8],
     ) -> Sent {
         let counters = self.counters;
-        let (ifindex, src_mac, dst_mac) = match self.neighbours.resolve(self.net, next_hop_ip) {
-            Resolution::Ready {
-                ifindex,
-                src_mac,
-                dst_mac,
-                ..
-            } => (ifindex, src_mac, dst_mac),
-            Resolution::Pending => return Sent::Held,
-            Resolution::Unreachable => {
-                counters.unreachable.fetch_add(1, Ordering::Relaxed);
-                return Sent::Done;
-            }
-        };
-        let Some(sock) = self.tx.get(&ifindex) else {
-            counters.unmanaged_egress.fetch_add(1, Ordering::Relaxed);
-            return Sent::Done;
+        let path = match self.path(next_hop_ip) {
+            Ok(path) => path,
+            Err(sent) => return sent,
         };
         let Some(start) = l3_offset.checked_sub(ETH_HLEN) else {
             return Sent::Done;
@@ -584,22 +595,14 @@ impl Egress<'_> {
         let Some(header) = frame.get_mut(start..l3_offset) else {
             return Sent::Done;
         };
-        let ethertype: u16 = if next_hop_ip.is_ipv4() {
-            0x0800
-        } else {
-            0x86dd
-        };
-        header[0..6].copy_from_slice(&dst_mac);
-        header[6..12].copy_from_slice(&src_mac);
-        header[12..14].copy_from_slice(&ethertype.to_be_bytes());
-        let mut vnet_out = *vnet;
-        if start > 0 {
-            // A VLAN tag was dropped: the virtio-net header's offsets count from the frame start.
-            let shift = u16::try_from(start).unwrap_or(u16::MAX);
-            vnet_out.csum_start = vnet_out.csum_start.saturating_sub(shift);
-            vnet_out.hdr_len = vnet_out.hdr_len.saturating_sub(shift);
-        }
-        match sock.send(&vnet_out, &frame[start..]) {
+        header.copy_from_slice(&eth_header(
+            path.dst_mac,
+            path.src_mac,
+            next_hop_ip.is_ipv6(),
+        ));
+        // A dropped VLAN tag moves the frame start; the vnet offsets count from it.
+        let vnet_out = vnet_from(vnet, start);
+        match path.sock.send(&vnet_out, &frame[start..]) {
             Ok(()) => {
                 counters.sent.fetch_add(1, Ordering::Relaxed);
             }
