@@ -22,6 +22,11 @@ const PORT_MAPPING_WITH_DR: &str = "port mapping is not possible with direct rou
 const PORT_MAPPING_WITH_TUN: &str = "port mapping is not possible with tunnelling (-i): the \
      real server receives the client's packet unchanged, so it must listen on the virtual service's port";
 
+/// Why a real server of the other address family cannot be added (ipvsadm: "Different address
+/// family is allowed only for tunneling servers").
+const MIXED_FAMILY: &str = "different address family is allowed only for tunnelling (-i) servers: \
+     masquerading, direct routing and FULLNAT need the real server in the service's family";
+
 /// Why a FULLNAT destination cannot be added.
 const NO_LOCAL_POOL: &str = "FULLNAT needs a local address pool: set --laddr on the service";
 
@@ -173,10 +178,10 @@ impl Engine {
                 ))
             }
         }
-        if spec.addr.is_ipv4() != svc.key.addr.is_ipv4() {
-            return Err(EngineError::InvalidArgument(
-                "the real server's address family differs from the service's".to_string(),
-            ));
+        // `ip_vs_add_dest` / `ip_vs_edit_dest`: only a tunnel can carry one family inside the
+        // other (IPv4-in-IPv6, IPv6-in-IPv4); every other method rewrites or reuses the packet.
+        if spec.addr.is_ipv4() != svc.key.addr.is_ipv4() && spec.method != ForwardMethod::Tunnel {
+            return Err(EngineError::InvalidArgument(MIXED_FAMILY.to_string()));
         }
         if spec.method == ForwardMethod::Route && spec.port != 0 && spec.port != svc.key.port {
             return Err(EngineError::InvalidArgument(
@@ -398,7 +403,7 @@ impl Engine {
                     proto: protocol_of(c.proto)?,
                     client: SocketAddr::new(to_ip(&c.client, v6), c.cport),
                     virtual_addr: SocketAddr::new(to_ip(&c.vaddr, v6), c.vport),
-                    dest: SocketAddr::new(to_ip(&c.daddr, v6), c.dport),
+                    dest: SocketAddr::new(c.dest.addr, c.dport),
                     state: ConnState::from_u8(c.state),
                     expires_in: Millis(c.expires.saturating_sub(now.0)),
                 })

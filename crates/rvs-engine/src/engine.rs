@@ -430,7 +430,7 @@ impl Engine {
             }
         }
         c.expires = now.0.saturating_add(snap.timeouts.of(state));
-        let (svc_id, dest_id) = (c.svc_id, c.dest.id);
+        let (svc_id, dest_id, dest_addr) = (c.svc_id, c.dest.id, c.dest.addr);
         let (addr, port, next_hop, side) = match dir {
             Direction::Input => (c.daddr, c.dport, c.daddr, Side::Dst),
             Direction::Output => (c.vaddr, c.vport, c.client, Side::Src),
@@ -511,8 +511,9 @@ impl Engine {
             };
         }
         if let Some(tunnel) = tunnel {
+            // The real server may be of the other family (IPv4-in-IPv6, IPv6-in-IPv4).
             return Verdict::Encapsulate {
-                next_hop_ip: to_ip(&next_hop, p.lay.v6),
+                next_hop_ip: dest_addr,
                 l3_offset: p.lay.l3,
                 tunnel,
             };
@@ -577,7 +578,7 @@ impl Engine {
                 lport: f.local.port(),
             }),
         };
-        let (svc_id, dest_id) = (c.svc_id, c.dest.id);
+        let (svc_id, dest_id, dest_addr) = (c.svc_id, c.dest.id, c.dest.addr);
         // Direct routing: the error goes to the real server as it came (`ip_vs_icmp_xmit` hands
         // non-NAT connections to their own transmitter); only the input direction is indexed.
         let no_output = c.flags & F_NO_OUTPUT != 0;
@@ -609,7 +610,7 @@ impl Engine {
             // `ip_vs_icmp_xmit` hands an error about a tunnelled connection to the tunnel
             // transmitter: it reaches the real server encapsulated, like the connection's packets.
             return Verdict::Encapsulate {
-                next_hop_ip: to_ip(&next_hop, p.lay.v6),
+                next_hop_ip: dest_addr,
                 l3_offset: p.lay.l3,
                 tunnel,
             };

@@ -234,20 +234,12 @@ impl DrTopology {
 
     /// The VIP of one family: [`DrTopology::vip4`] or [`DrTopology::vip6`].
     pub fn vip(&self, v6: bool) -> IpAddr {
-        if v6 {
-            IpAddr::V6(self.vip6)
-        } else {
-            IpAddr::V4(self.vip4)
-        }
+        harness::of_family(v6, self.vip4, self.vip6)
     }
 
     /// The address of real server `index` in one family, if it exists.
     pub fn rip(&self, index: usize, v6: bool) -> Option<IpAddr> {
-        if v6 {
-            self.rips6.get(index).map(|ip| IpAddr::V6(*ip))
-        } else {
-            self.rips4.get(index).map(|ip| IpAddr::V4(*ip))
-        }
+        harness::nth_of_family(v6, &self.rips4, &self.rips6, index)
     }
 
     /// Starts `rvs-lab serve --text hello,<rip4> --http 80 --http 8080 --udp 5353` on every real

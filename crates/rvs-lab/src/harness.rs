@@ -2,7 +2,7 @@
 //! director, rvsadm against its control socket, curl from the client, and link counters.
 //! [`crate::NatTopology`] and [`crate::DrTopology`] both delegate here.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -263,6 +263,29 @@ pub(crate) fn hex_like(h: u16) -> u16 {
 pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The address of one family out of a topology's IPv4/IPv6 pair.
+pub(crate) fn of_family(v6: bool, v4_addr: Ipv4Addr, v6_addr: Ipv6Addr) -> IpAddr {
+    if v6 {
+        IpAddr::V6(v6_addr)
+    } else {
+        IpAddr::V4(v4_addr)
+    }
+}
+
+/// Entry `index` of one family out of a topology's IPv4/IPv6 address lists.
+pub(crate) fn nth_of_family(
+    v6: bool,
+    v4_addrs: &[Ipv4Addr],
+    v6_addrs: &[Ipv6Addr],
+    index: usize,
+) -> Option<IpAddr> {
+    if v6 {
+        v6_addrs.get(index).map(|ip| IpAddr::V6(*ip))
+    } else {
+        v4_addrs.get(index).map(|ip| IpAddr::V4(*ip))
+    }
 }
 
 #[cfg(test)]

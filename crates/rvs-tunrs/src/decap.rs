@@ -1,5 +1,6 @@
 //! Pure parsing of encapsulated packets: outer IPv4 (as raw IPv4 sockets deliver it, header
-//! included), GRE (RFC 2784/2890) and GUE (draft-ietf-intarea-gue, variant 0, with the
+//! included; raw IPv6 sockets deliver only the payload, which [`ipip`] and [`gre`] take from
+//! offset 0), GRE (RFC 2784/2890) and GUE (draft-ietf-intarea-gue, variant 0, with the
 //! remote-checksum private option IPVS uses). Every function checks before it indexes.
 
 /// IP protocol number of IPv4-in-IP.
@@ -256,6 +257,55 @@ mod tests {
         assert_eq!(outer_ipv4(&outer[..30]), Err(DecapError::Truncated));
         for cut in 0..outer.len() {
             let _ = outer_ipv4(&outer[..cut]).and_then(|(p, s, e)| ipip(&outer[..cut], p, s, e));
+        }
+    }
+
+    fn inner6() -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&20u16.to_be_bytes());
+        p[6] = 6;
+        p[7] = 64;
+        p.extend_from_slice(&[0u8; 20]);
+        p
+    }
+
+    #[test]
+    fn every_family_inside_every_family() {
+        // IPv6 inside IPv4 (protocol 41).
+        let inner = inner6();
+        let outer = ipv4(PROTO_IPV6, &inner);
+        let (proto, s, e) = outer_ipv4(&outer).expect("outer");
+        let got = ipip(&outer, proto, s, e).expect("6in4");
+        assert_eq!(&outer[got.start..got.end], &inner[..]);
+        // Payloads of raw IPv6 sockets: IPv6 (41) and IPv4 (4) inside IPv6.
+        let got = ipip(&inner, PROTO_IPV6, 0, inner.len()).expect("6in6");
+        assert_eq!((got.start, got.end), (0, 60));
+        let v4 = inner4();
+        let got = ipip(&v4, PROTO_IPIP, 0, v4.len()).expect("4in6");
+        assert_eq!((got.start, got.end), (0, 40));
+        assert_eq!(
+            ipip(&v4, PROTO_IPV6, 0, v4.len()),
+            Err(DecapError::BadInner)
+        );
+        // GRE and GUE carrying IPv6.
+        let mut g = vec![0, 0, 0x86, 0xdd];
+        g.extend_from_slice(&inner);
+        let got = gre(&g, 0, g.len()).expect("gre6");
+        assert_eq!(&g[got.start..got.end], &inner[..]);
+        let mut u = vec![0, PROTO_IPV6, 0, 0];
+        u.extend_from_slice(&inner);
+        let got = gue(&u).expect("gue6");
+        assert_eq!(&u[got.start..got.end], &inner[..]);
+        for cut in 0..u.len() {
+            let _ = gue(&u[..cut]);
+            let _ = gre(&g[..cut], 0, cut);
+            let _ = ipip(
+                &inner[..cut.min(inner.len())],
+                PROTO_IPV6,
+                0,
+                cut.min(inner.len()),
+            );
         }
     }
 

@@ -9,8 +9,13 @@
 //! ```text
 //! rvs-tunrs --ipip | --gue PORT | --gre [--dev rvstun0]
 //! ```
+//! Either family may travel inside either: IPv4 or IPv6 inside an IPv4 outer header (protocol
+//! 4 / 41), inside an IPv6 one (next header 4 / 41), and GUE or GRE over either family.
+//!
 //! The device is created, brought up, and `rp_filter` is switched off for it and `all` (the
-//! client's address arrives on a device the route back does not use). Garbage is counted and
+//! client's address arrives on a device the route back does not use); IPv6 is switched on for it
+//! (`disable_ipv6=0`; IPv6 has no reverse-path filter and accepts a packet for an address on
+//! `lo` from any interface). Garbage is counted and
 //! dropped, never a panic.
 
 pub mod decap;

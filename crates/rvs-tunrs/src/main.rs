@@ -80,6 +80,9 @@ fn main() {
     }
     sysctl("net.ipv4.conf.all.rp_filter", "0");
     sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0");
+    // IPv6 has no reverse-path filter, but a device without IPv6 (a host whose `default`
+    // disables it) drops every inner IPv6 packet: make sure the TUN device has it.
+    sysctl(&format!("net.ipv6.conf.{dev}.disable_ipv6"), "0");
     let counters = Arc::new(Counters::default());
     let mut workers = Vec::new();
     let spawn = |name: &str, f: Box<dyn FnOnce() -> std::io::Result<()> + Send>| {

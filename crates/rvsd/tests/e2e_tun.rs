@@ -3,11 +3,14 @@
 //! to real servers 10.20.0.7 and 10.20.0.14 on another network behind the router. The real
 //! servers decapsulate with `rvs-tunrs` (this kernel has no ipip/gre/fou driver) and answer the
 //! client directly. A capture on the director's `d0` checks the encapsulation on the wire.
+//! The same runs over IPv6 (client 2001:db8:172::100, VIP6 2001:db8:10::200, real servers
+//! 2001:db8:20::7 and ::14: ip6ip6, GUE and GRE over IPv6) and across families (an IPv4 VIP
+//! tunnelled to IPv6 real servers, IPv4-in-IPv6).
 //! They need root; every topology is torn down by its guard, also when an assertion fails.
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{adm, assert_upload_intact, client_sh, tally};
@@ -16,14 +19,111 @@ use rvs_lab::{Director, TunTopology, DIRECTOR};
 const MB: usize = 1 << 20;
 const SERVICE: &str = "10.0.0.200:80";
 
+/// The address families of one case.
+#[derive(Debug, Clone, Copy)]
+struct Families {
+    /// The service (VIP) and client are IPv6: the inner packet's family.
+    vip_v6: bool,
+    /// The real servers are IPv6: the outer header's family.
+    rs_v6: bool,
+}
+
+/// IPv4 inside IPv4.
+const V4: Families = Families {
+    vip_v6: false,
+    rs_v6: false,
+};
+/// IPv6 inside IPv6.
+const V6: Families = Families {
+    vip_v6: true,
+    rs_v6: true,
+};
+/// An IPv6 service with IPv4 real servers: IPv6 inside IPv4.
+const V6_IN_V4: Families = Families {
+    vip_v6: true,
+    rs_v6: false,
+};
+/// An IPv4 service with IPv6 real servers: IPv4 inside IPv6.
+const V4_IN_V6: Families = Families {
+    vip_v6: false,
+    rs_v6: true,
+};
+
 /// How one tunnel type looks on the wire, for the capture check.
 struct Wire {
     /// tcpdump filter that selects the encapsulated packets on the director's d0.
     filter: &'static str,
-    /// The outer IPv4 header's protocol (4 ipip, 17 gue, 47 gre).
+    /// The outer IPv4 protocol or IPv6 next header (4 / 41 ipip, 17 gue, 47 gre).
     outer_proto: u8,
-    /// Where the inner IPv4 header starts in a captured packet (outer headers' length).
+    /// Where the inner IP header starts in a captured packet (outer headers' length).
     inner_offset: usize,
+}
+
+/// The address of `len` (4 or 16) bytes at `at` in `packet`.
+fn addr_at(packet: &[u8], at: usize, v6: bool) -> IpAddr {
+    if v6 {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&packet[at..at + 16]);
+        IpAddr::V6(Ipv6Addr::from(b))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(
+            packet[at],
+            packet[at + 1],
+            packet[at + 2],
+            packet[at + 3],
+        ))
+    }
+}
+
+/// Checks one captured encapsulated packet: outer header from the director to a real server
+/// with the expected protocol, inner packet from the client to the VIP's port 80, untouched.
+fn check_captured(topo: &TunTopology, fam: Families, wire: &Wire, packet: &[u8]) {
+    let inner = wire.inner_offset;
+    let inner_hlen = if fam.vip_v6 { 40 } else { 20 };
+    assert!(
+        packet.len() >= inner + inner_hlen + 4,
+        "short capture: {packet:02x?}"
+    );
+    let (version, proto, src, dst) = if fam.rs_v6 {
+        (6, packet[6], 8, 24)
+    } else {
+        (4, packet[9], 12, 16)
+    };
+    assert_eq!(packet[0] >> 4, version, "outer IP version: {packet:02x?}");
+    assert_eq!(proto, wire.outer_proto, "outer protocol: {packet:02x?}");
+    assert_eq!(
+        addr_at(packet, src, fam.rs_v6),
+        topo.dip(fam.rs_v6),
+        "outer source is the director's address toward the RS"
+    );
+    let outer_dst = addr_at(packet, dst, fam.rs_v6);
+    assert!(
+        (0..topo.rips4.len()).any(|i| topo.rip(i, fam.rs_v6) == Some(outer_dst)),
+        "outer destination {outer_dst} is a real server"
+    );
+    let (version, src, dst, l4) = if fam.vip_v6 {
+        (6, inner + 8, inner + 24, inner + 40)
+    } else {
+        (
+            4,
+            inner + 12,
+            inner + 16,
+            inner + usize::from(packet[inner] & 0x0f) * 4,
+        )
+    };
+    assert_eq!(packet[inner] >> 4, version, "inner version: {packet:02x?}");
+    assert_eq!(
+        addr_at(packet, src, fam.vip_v6),
+        topo.client(fam.vip_v6),
+        "inner source is the client, untouched"
+    );
+    assert_eq!(
+        addr_at(packet, dst, fam.vip_v6),
+        topo.vip(fam.vip_v6),
+        "inner destination is the VIP, untouched"
+    );
+    let dport = u16::from_be_bytes([packet[l4 + 2], packet[l4 + 3]]);
+    assert_eq!(dport, 80);
 }
 
 /// The IP packets of tcpdump `-x` output (each printed from its IP header as hex lines that
@@ -70,15 +170,27 @@ fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// One tunnel type end to end: rr over two real servers behind the router, the encapsulation
 /// on the wire, 1 MB each way (GSO segmentation and PMTU on the way in), and the listings.
-fn tun_case(tag: &str, tunrs_args: &[&str], tun_opts: &[&str], info: &str, wire: Wire) {
+fn tun_case(
+    tag: &str,
+    fam: Families,
+    tunrs_args: &[&str],
+    tun_opts: &[&str],
+    info: &str,
+    wire: Wire,
+) {
     let topo = TunTopology::build(tag, 2).expect("build the TUN topology");
     topo.start_real_servers(tunrs_args)
         .expect("start the real servers");
     topo.start_rvsd(&[]).expect("start rvsd");
-    adm(&topo, &["-A", "-t", SERVICE, "-s", "rr"]);
-    for rip in &topo.rips4 {
-        let rip = rip.to_string();
-        let mut args = vec!["-a", "-t", SERVICE, "-r", rip.as_str(), "-i"];
+    let service = SocketAddr::new(topo.vip(fam.vip_v6), 80).to_string();
+    let service = service.as_str();
+    adm(&topo, &["-A", "-t", service, "-s", "rr"]);
+    for index in 0..topo.rips4.len() {
+        let rip = topo
+            .rip(index, fam.rs_v6)
+            .map(|ip| ip.to_string())
+            .expect("real server");
+        let mut args = vec!["-a", "-t", service, "-r", rip.as_str(), "-i"];
         args.extend_from_slice(tun_opts);
         adm(&topo, &args);
     }
@@ -112,7 +224,7 @@ fn tun_case(tag: &str, tunrs_args: &[&str], tun_opts: &[&str], info: &str, wire:
     );
     let answers: Vec<String> = (0..10)
         .map(|_| {
-            topo.curl(&format!("http://{SERVICE}/"))
+            topo.curl(&format!("http://{service}/"))
                 .expect("curl through the VIP")
                 .trim()
                 .to_owned()
@@ -131,38 +243,11 @@ fn tun_case(tag: &str, tunrs_args: &[&str], tun_opts: &[&str], info: &str, wire:
     let packets = hex_packets(&topo.lab.log_of(tcpdump));
     assert_eq!(packets.len(), 4, "{}", topo.lab.log_of(tcpdump));
     for packet in &packets {
-        let inner = wire.inner_offset;
-        assert!(packet.len() >= inner + 24, "short capture: {packet:02x?}");
-        assert_eq!(packet[9], wire.outer_proto, "outer protocol: {packet:02x?}");
-        let outer_src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
-        let outer_dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-        assert_eq!(
-            outer_src, topo.dip4,
-            "outer source is the director's address toward the RS"
-        );
-        assert!(
-            topo.rips4.contains(&outer_dst),
-            "outer destination {outer_dst} is a real server"
-        );
-        assert_eq!(packet[inner] >> 4, 4, "inner IPv4: {packet:02x?}");
-        let ihl = usize::from(packet[inner] & 0x0f) * 4;
-        let at = |i: usize| Ipv4Addr::new(packet[i], packet[i + 1], packet[i + 2], packet[i + 3]);
-        assert_eq!(
-            at(inner + 12),
-            topo.client4,
-            "inner source is the client, untouched"
-        );
-        assert_eq!(
-            at(inner + 16),
-            topo.vip4,
-            "inner destination is the VIP, untouched"
-        );
-        let dport = u16::from_be_bytes([packet[inner + ihl + 2], packet[inner + ihl + 3]]);
-        assert_eq!(dport, 80);
+        check_captured(&topo, fam, &wire, packet);
     }
 
     // 1 MB down (replies go straight from the RS) and up (segmented, PMTU-checked) intact.
-    let url = format!("http://{SERVICE}");
+    let url = format!("http://{service}");
     let got = client_sh(
         &topo,
         &format!("curl -s --max-time 30 {url}/bytes/{MB} | sha256sum | cut -d' ' -f1"),
@@ -181,6 +266,7 @@ fn tun_case(tag: &str, tunrs_args: &[&str], tun_opts: &[&str], info: &str, wire:
 fn a_ipip() {
     tun_case(
         "tunipip",
+        V4,
         &["--ipip"],
         &[],
         "ipip",
@@ -196,6 +282,7 @@ fn a_ipip() {
 fn b_gue() {
     tun_case(
         "tungue",
+        V4,
         &["--gue", "6080"],
         &["--tun-type", "gue", "--tun-port", "6080"],
         "gue:6080:-c",
@@ -211,6 +298,7 @@ fn b_gue() {
 fn c_gue_with_checksum() {
     tun_case(
         "tunguec",
+        V4,
         &["--gue", "6080"],
         &["--tun-type", "gue", "--tun-port", "6080", "--tun-csum"],
         "gue:6080:+c",
@@ -226,6 +314,7 @@ fn c_gue_with_checksum() {
 fn d_gre() {
     tun_case(
         "tungre",
+        V4,
         &["--gre"],
         &["--tun-type", "gre", "--tun-csum"],
         "gre:+c",
@@ -254,6 +343,7 @@ fn e_port_mapping_is_refused_with_tunnelling() {
 fn f_gue_remote_checksum() {
     tun_case(
         "tungueremc",
+        V4,
         &["--gue", "6080"],
         &["--tun-type", "gue", "--tun-port", "6080", "--tun-remcsum"],
         "gue:6080:r+c",
@@ -263,6 +353,86 @@ fn f_gue_remote_checksum() {
             filter: "udp dst port 6080 and udp[8] = 2",
             outer_proto: 17,
             inner_offset: 40,
+        },
+    );
+}
+
+#[test]
+fn g_ipip_over_ipv6() {
+    tun_case(
+        "tunip6",
+        V6,
+        &["--ipip"],
+        &[],
+        "ipip",
+        Wire {
+            filter: "ip6 proto 41",
+            outer_proto: 41,
+            inner_offset: 40,
+        },
+    );
+}
+
+#[test]
+fn h_gue_over_ipv6() {
+    tun_case(
+        "tungue6",
+        V6,
+        &["--gue", "6080"],
+        &["--tun-type", "gue", "--tun-port", "6080", "--tun-csum"],
+        "gue:6080:+c",
+        Wire {
+            filter: "ip6 and udp dst port 6080",
+            outer_proto: 17,
+            inner_offset: 52,
+        },
+    );
+}
+
+#[test]
+fn i_gre_over_ipv6() {
+    tun_case(
+        "tungre6",
+        V6,
+        &["--gre"],
+        &["--tun-type", "gre", "--tun-csum"],
+        "gre:+c",
+        Wire {
+            filter: "ip6 proto 47",
+            outer_proto: 47,
+            inner_offset: 48,
+        },
+    );
+}
+
+#[test]
+fn j_ipv4_service_with_ipv6_real_servers() {
+    tun_case(
+        "tun4in6",
+        V4_IN_V6,
+        &["--ipip"],
+        &[],
+        "ipip",
+        Wire {
+            filter: "ip6 proto 4",
+            outer_proto: 4,
+            inner_offset: 40,
+        },
+    );
+}
+
+#[test]
+fn k_ipv6_service_with_ipv4_real_servers() {
+    tun_case(
+        "tun6in4",
+        V6_IN_V4,
+        &["--ipip"],
+        &[],
+        "ipip",
+        Wire {
+            filter: "ip proto 41",
+            outer_proto: 41,
+            inner_offset: 20,
         },
     );
 }
