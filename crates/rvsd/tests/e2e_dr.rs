@@ -11,7 +11,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 
 use common::tally;
-use common::{adm, assert_upload_intact, client_sh};
+use common::{adm, assert_inbound_only_stats, assert_upload_intact, client_sh};
 use rvs_lab::Director;
 use rvs_lab::{DrLayout, DrTopology};
 
@@ -105,6 +105,9 @@ fn dr_case(tag: &str, layout: DrLayout, v6: bool) {
 
     // 1 MB upload intact (this one does pass the director, as requests do).
     assert_upload_intact(&topo, &url);
+
+    // 10 curls, the download and the upload, counted inbound only.
+    assert_inbound_only_stats(&topo, &service, 12);
 
     // The connection table shows the client's connections to the VIP and both real servers.
     let conns = adm(&topo, &["-Lnc"]);

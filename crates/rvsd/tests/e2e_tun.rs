@@ -13,7 +13,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{adm, assert_upload_intact, client_sh, tally};
+use common::{adm, assert_inbound_only_stats, assert_upload_intact, client_sh, tally};
 use rvs_lab::{Director, TunTopology, DIRECTOR};
 
 const MB: usize = 1 << 20;
@@ -258,6 +258,8 @@ fn tun_case(
         "downloaded bytes differ"
     );
     assert_upload_intact(&topo, &url);
+    // 10 curls, the download and the upload, counted inbound only.
+    assert_inbound_only_stats(&topo, service, 12);
     let stats = adm(&topo, &["--counters"]);
     eprintln!("{tag}: counters\n{stats}");
 }

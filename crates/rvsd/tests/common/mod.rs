@@ -164,3 +164,31 @@ pub fn assert_upload_intact(topo: &impl Director, base_url: &str) {
         "server received different bytes"
     );
 }
+
+/// Checks `rvsadm -Ln --stats --exact` for a method whose replies bypass the director (DR, TUN):
+/// the service counted `conns` connections and their inbound packets and bytes, and nothing
+/// outbound.
+pub fn assert_inbound_only_stats(topo: &impl Director, service: &str, conns: u64) {
+    let stats = adm(topo, &["-Ln", "--stats", "--exact"]);
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("TCP") && l.contains(service))
+        .unwrap_or_else(|| panic!("no line for {service} in:\n{stats}"));
+    let cols: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // Conns InPkts OutPkts InBytes OutBytes
+    assert_eq!(cols.len(), 5, "{line}");
+    assert_eq!(cols[0], conns, "connections counted: {stats}");
+    assert!(cols[1] >= 4 * conns, "inbound packets counted: {stats}");
+    assert!(
+        cols[3] > cols[1] * 40,
+        "inbound bytes are IP lengths: {stats}"
+    );
+    assert_eq!(
+        (cols[2], cols[4]),
+        (0, 0),
+        "replies bypass the director: {stats}"
+    );
+}
