@@ -27,6 +27,9 @@ pub(crate) const F_NO_OUTPUT: u8 = 4;
 /// The connection is tunnelled (`-i`): packets are encapsulated toward the real server
 /// (always together with `F_NO_OUTPUT`).
 pub(crate) const F_TUNNEL: u8 = 8;
+/// The real server is the director itself (IPVS's `IP_VS_CONN_F_LOCALNODE`): packets are handed
+/// to the director's own stack unchanged (always together with `F_NO_OUTPUT`).
+pub(crate) const F_LOCAL: u8 = 16;
 
 /// One connection. Addresses are 16 bytes; IPv4 ones are stored IPv4-mapped.
 #[derive(Debug)]

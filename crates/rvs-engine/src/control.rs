@@ -19,6 +19,8 @@ use crate::types::*;
 /// Why a direct-routing destination cannot have its own port.
 const PORT_MAPPING_WITH_DR: &str = "port mapping is not possible with direct routing (-g): the \
      real server receives the packet unchanged, so it must listen on the virtual service's port";
+const PORT_MAPPING_WITH_LOCAL: &str = "port mapping is not possible with a local real server: the \
+     director's own stack receives the client's packet unchanged, so it must listen on the virtual service's port";
 const PORT_MAPPING_WITH_TUN: &str = "port mapping is not possible with tunnelling (-i): the \
      real server receives the client's packet unchanged, so it must listen on the virtual service's port";
 
@@ -166,16 +168,14 @@ impl Engine {
 
     fn check_dest_spec(svc: &ServiceSpec, spec: &mut DestSpec) -> Result<(), EngineError> {
         match spec.method {
-            ForwardMethod::Masq | ForwardMethod::Route | ForwardMethod::Tunnel => {}
+            ForwardMethod::Masq
+            | ForwardMethod::Route
+            | ForwardMethod::Tunnel
+            | ForwardMethod::Local => {}
             ForwardMethod::FullNat => {
                 if svc.local_addrs.is_empty() {
                     return Err(EngineError::InvalidArgument(NO_LOCAL_POOL.to_string()));
                 }
-            }
-            ForwardMethod::Local => {
-                return Err(EngineError::Unsupported(
-                    "local forwarding is not supported yet",
-                ))
             }
         }
         // `ip_vs_add_dest` / `ip_vs_edit_dest`: only a tunnel can carry one family inside the
@@ -186,6 +186,11 @@ impl Engine {
         if spec.method == ForwardMethod::Route && spec.port != 0 && spec.port != svc.key.port {
             return Err(EngineError::InvalidArgument(
                 PORT_MAPPING_WITH_DR.to_string(),
+            ));
+        }
+        if spec.method == ForwardMethod::Local && spec.port != 0 && spec.port != svc.key.port {
+            return Err(EngineError::InvalidArgument(
+                PORT_MAPPING_WITH_LOCAL.to_string(),
             ));
         }
         if spec.method == ForwardMethod::Tunnel && spec.port != 0 && spec.port != svc.key.port {

@@ -13,7 +13,7 @@ use parking_lot::{Mutex, MutexGuard};
 use rvs_wire::ip;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
-use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_NO_OUTPUT, F_TUNNEL, F_V6};
+use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL, F_V6};
 use crate::datapath::{self, Parsed};
 use crate::estimator::Estimator;
 use crate::fullnat::{FnatConn, PortAllocator, PortKey};
@@ -297,7 +297,7 @@ impl Engine {
             ForwardMethod::Masq | ForwardMethod::FullNat => 0,
             ForwardMethod::Route => F_NO_OUTPUT,
             ForwardMethod::Tunnel => F_NO_OUTPUT | F_TUNNEL,
-            ForwardMethod::Local => return self.drop_packet(DropReason::UnsupportedProtocol),
+            ForwardMethod::Local => F_NO_OUTPUT | F_LOCAL,
         };
         let fnat = if dest.method() == ForwardMethod::FullNat {
             match self.fullnat_local(svc, t, &dest, h) {
@@ -387,6 +387,11 @@ impl Engine {
                 tunnel: dest.tunnel(),
             };
         }
+        if method_flag & F_LOCAL != 0 {
+            return Verdict::Deliver {
+                l3_offset: p.lay.l3,
+            };
+        }
         Verdict::Forward {
             next_hop_ip: dest.addr,
             l3_offset: p.lay.l3,
@@ -414,6 +419,7 @@ impl Engine {
         let mut state = ConnState::from_u8(c.state);
         let no_output = c.flags & F_NO_OUTPUT != 0;
         let tunnel = (c.flags & F_TUNNEL != 0).then(|| c.dest.tunnel());
+        let local = c.flags & F_LOCAL != 0;
         if c.proto == ip::TCP {
             let new = next_state(state, dir, no_output, flags);
             if new != state {
@@ -510,6 +516,11 @@ impl Engine {
                 insert,
             };
         }
+        if local {
+            return Verdict::Deliver {
+                l3_offset: p.lay.l3,
+            };
+        }
         if let Some(tunnel) = tunnel {
             // The real server may be of the other family (IPv4-in-IPv6, IPv6-in-IPv4).
             return Verdict::Encapsulate {
@@ -583,6 +594,7 @@ impl Engine {
         // non-NAT connections to their own transmitter); only the input direction is indexed.
         let no_output = c.flags & F_NO_OUTPUT != 0;
         let tunnel = (c.flags & F_TUNNEL != 0).then(|| c.dest.tunnel());
+        let local = c.flags & F_LOCAL != 0;
         let bytes = p.ip_len as u64;
         for id in [svc_id, dest_id] {
             let s = shard.stats_mut(id);
@@ -606,6 +618,12 @@ impl Engine {
             (Direction::Output, Some(f)) => f.client,
             (Direction::Output, None) => p.dst,
         };
+        if local && dir == Direction::Input {
+            // `ip_vs_icmp_xmit` hands it to `ip_vs_null_xmit`: the director's stack gets it.
+            return Verdict::Deliver {
+                l3_offset: p.lay.l3,
+            };
+        }
         if let (Some(tunnel), Direction::Input) = (tunnel, dir) {
             // `ip_vs_icmp_xmit` hands an error about a tunnelled connection to the tunnel
             // transmitter: it reaches the real server encapsulated, like the connection's packets.

@@ -57,6 +57,13 @@ pub enum Verdict {
         /// The bytes to insert.
         insert: crate::proxy::Insertion,
     },
+    /// Local forwarding (the real server is the director itself, IPVS's `ip_vs_null_xmit`):
+    /// the L3 packet at `frame[l3_offset..]` is left untouched and must be handed to the
+    /// director's own IP stack (the data plane writes it to its TUN device).
+    Deliver {
+        /// Offset of the L3 header in the frame.
+        l3_offset: usize,
+    },
     /// Dropped and counted under the reason.
     Drop(DropReason),
 }
@@ -243,7 +250,8 @@ pub enum ForwardMethod {
     Route,
     /// IP-in-IP tunnelling (`-i`).
     Tunnel,
-    /// Local delivery.
+    /// Local delivery: the real server is one of the director's own addresses (IPVS's
+    /// `IP_VS_CONN_F_LOCALNODE`); packets reach the director's stack unchanged.
     Local,
     /// FULLNAT: client->virtual becomes local address:local port -> real server, and back.
     FullNat,

@@ -361,3 +361,35 @@ fn edit_dest_switches_method_for_new_connections_only() {
     let d = &e.services(Millis(0))[0].dests[0];
     assert_eq!((d.active_conns, d.inactive_conns), (1, 2));
 }
+
+/// Local forwarding (the real server is the director itself): every packet of the connection
+/// is delivered unchanged, tracked with the input-only states like direct routing, and a port
+/// mapping is refused with the reason.
+#[test]
+fn local_dest_delivers_unchanged_and_refuses_port_mapping() {
+    let e = Engine::new(EngineConfig {
+        expected_connections: 64,
+        shards: 2,
+    });
+    let k4 = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    e.add_service(svc(k4, SchedulerKind::Rr)).expect("add v4");
+    let local = |port| DestSpec {
+        method: ForwardMethod::Local,
+        ..dest(ip4(VIP4), port, 1)
+    };
+    let err = e.add_dest(&k4, local(VPORT + 1)).expect_err("port mapping");
+    assert!(err.to_string().contains("port mapping"), "{err}");
+    e.add_dest(&k4, local(0)).expect("local dest");
+    let c = |f: Flags| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, &[]);
+    for (i, frame) in [c(SYN), c(ACK), c(FINACK)].iter().enumerate() {
+        let mut f = frame.clone();
+        let verdict = run(&e, 10 * i as u64, &mut f);
+        assert!(matches!(verdict, Verdict::Deliver { .. }), "{verdict:?}");
+        assert_eq!(l3(&f), l3(frame), "IP packet must be byte-identical");
+    }
+    let conns = e.connections(Millis(30));
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].state, ConnState::FinWait);
+    let st = e.services(Millis(0))[0].dests[0].stats;
+    assert_eq!((st.conns, st.in_pkts, st.out_pkts), (1, 3, 0));
+}

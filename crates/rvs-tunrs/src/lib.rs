@@ -3,7 +3,7 @@
 //! director sends (IPIP: IPv4 protocol 4 / 41 and IPv6 next header 4 / 41 on raw sockets; GUE:
 //! a UDP socket on the `--tun-port`; GRE: IPv4/IPv6 protocol 47 on raw sockets), validates and
 //! strips the outer headers ([`decap`]) and writes the client's inner packet, untouched, to a
-//! TUN device ([`tun`]) so the kernel delivers it to the VIP held on `lo`; the reply leaves
+//! TUN device (`rvs_io::tun`) so the kernel delivers it to the VIP held on `lo`; the reply leaves
 //! from the VIP straight to the client.
 //!
 //! ```text
@@ -19,4 +19,3 @@
 //! dropped, never a panic.
 
 pub mod decap;
-pub mod tun;

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rvs_tunrs::decap::{self, DecapError, PROTO_GRE, PROTO_IPIP, PROTO_IPV6};
-use rvs_tunrs::tun;
 use socket2::{Domain, Protocol, Socket, Type};
 
 const USAGE: &str = "usage: rvs-tunrs --ipip | --gue PORT | --gre [--dev NAME]";
@@ -64,7 +63,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let tun = match tun::open(&dev) {
+    let tun = match rvs_io::tun::open(&dev, false) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("rvs-tunrs: cannot create TUN device {dev}: {e}");

@@ -76,13 +76,23 @@ impl Bypass {
 /// The nftables table name for the instance serving `socket`: stable across restarts, distinct
 /// for distinct sockets, and a valid nft identifier.
 pub fn table_name(socket: &Path) -> String {
-    // FNV-1a over the path bytes: short, deterministic, no extra dependency.
+    format!("rvsd_{:08x}", instance_hash(socket))
+}
+
+/// The TUN device name (local delivery) for the instance serving `socket`: like
+/// [`table_name`], distinct per instance, and short enough for an interface (11 bytes).
+pub fn tun_name(socket: &Path) -> String {
+    format!("rvs{:08x}", instance_hash(socket))
+}
+
+/// FNV-1a over the socket path bytes: short, deterministic, no extra dependency.
+fn instance_hash(socket: &Path) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     for b in socket.as_os_str().as_encoded_bytes() {
         hash ^= u32::from(*b);
         hash = hash.wrapping_mul(0x0100_0193);
     }
-    format!("rvsd_{hash:08x}")
+    hash
 }
 
 /// The drop rules the current configuration needs: every service's VIP:port, and the replies of

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use rvs_api::{Command, ErrorKind, Reply};
 use rvs_engine::Engine;
+use rvs_io::NetState;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
@@ -29,6 +30,8 @@ pub struct Shared {
     pub clock: Clock,
     /// The data plane's egress counters (for `GetCounters`).
     pub egress: Arc<EgressCounters>,
+    /// The kernel's addresses (a real server at a director address is forwarded `Local`).
+    pub net: Arc<NetState>,
 }
 
 /// Serves the control socket until SIGTERM or SIGINT.
@@ -117,8 +120,10 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
     let clock = shared.clock;
     let bypass = shared.bypass.clone();
     let egress = shared.egress.clone();
+    let net = shared.net.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let reply = convert::execute_with(&engine, Some(&egress), clock.now(), cmd);
+        let local_addrs = net.local_addrs();
+        let reply = convert::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
         if changes_config {
             bypass.sync(&engine);
         }

@@ -33,19 +33,22 @@ pub fn changes_config(cmd: &Command) -> bool {
 }
 
 /// Runs one command against the engine alone (no data plane, e.g. `--restore`): `GetCounters`
-/// then answers without the egress counters.
-pub fn execute(engine: &Engine, now: Millis, cmd: Command) -> Reply {
-    execute_with(engine, None, now, cmd)
+/// then answers without the egress counters. `local_addrs` are the director's own addresses
+/// (a real server at one of them is forwarded `Local`).
+pub fn execute(engine: &Engine, local_addrs: &[IpAddr], now: Millis, cmd: Command) -> Reply {
+    execute_with(engine, None, local_addrs, now, cmd)
 }
 
-/// Runs one command against the engine; `egress` is the running data plane's counters, if any.
+/// Runs one command against the engine; `egress` is the running data plane's counters, if any,
+/// and `local_addrs` the director's own addresses.
 pub fn execute_with(
     engine: &Engine,
     egress: Option<&EgressCounters>,
+    local_addrs: &[IpAddr],
     now: Millis,
     cmd: Command,
 ) -> Reply {
-    match run(engine, egress, now, cmd) {
+    match run(engine, egress, local_addrs, now, cmd) {
         Ok(reply) => reply,
         Err(err) => Reply::Error(err),
     }
@@ -76,6 +79,7 @@ pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<Counter
 fn run(
     engine: &Engine,
     egress: Option<&EgressCounters>,
+    local_addrs: &[IpAddr],
     now: Millis,
     cmd: Command,
 ) -> Result<Reply, rvs_api::ErrorReply> {
@@ -104,13 +108,13 @@ fn run(
         }
         Command::AddDest { service, dest } => {
             engine
-                .add_dest(&service_key(&service)?, dest_spec(&dest)?)
+                .add_dest(&service_key(&service)?, dest_spec(&dest, local_addrs)?)
                 .map_err(engine_error)?;
             Reply::Ok
         }
         Command::EditDest { service, dest } => {
             engine
-                .edit_dest(&service_key(&service)?, dest_spec(&dest)?)
+                .edit_dest(&service_key(&service)?, dest_spec(&dest, local_addrs)?)
                 .map_err(engine_error)?;
             Reply::Ok
         }
@@ -363,7 +367,18 @@ fn tunnel_to_api(
     })
 }
 
-fn dest_spec(cfg: &DestConfig) -> Result<DestSpec, rvs_api::ErrorReply> {
+/// The forwarding method a destination really gets: a real server at one of the director's own
+/// addresses (or on the loopback network) is `Local` whatever was asked, as IPVS turns it into
+/// `IP_VS_CONN_F_LOCALNODE` (`ipvsadm -Ln` then shows `Local`).
+fn effective_method(cfg: &DestConfig, local_addrs: &[IpAddr]) -> rvs_engine::ForwardMethod {
+    if cfg.addr.is_loopback() || local_addrs.contains(&cfg.addr) {
+        rvs_engine::ForwardMethod::Local
+    } else {
+        method_to_engine(cfg.method)
+    }
+}
+
+fn dest_spec(cfg: &DestConfig, local_addrs: &[IpAddr]) -> Result<DestSpec, rvs_api::ErrorReply> {
     if cfg.tunnel.is_some() && cfg.method != rvs_api::ForwardMethod::Tunnel {
         return Err(api_error(
             ErrorKind::InvalidArgument,
@@ -374,7 +389,7 @@ fn dest_spec(cfg: &DestConfig) -> Result<DestSpec, rvs_api::ErrorReply> {
         addr: cfg.addr,
         port: cfg.port,
         weight: cfg.weight,
-        method: method_to_engine(cfg.method),
+        method: effective_method(cfg, local_addrs),
         u_threshold: cfg.u_threshold,
         l_threshold: cfg.l_threshold,
         tunnel: tunnel_to_engine(cfg.tunnel),
@@ -484,7 +499,7 @@ mod tests {
     fn counters_list_connections_drops_and_egress() {
         let engine = Engine::new(rvs_engine::EngineConfig::default());
         let names = |v: &[CounterView]| v.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
-        let Reply::Counters(alone) = execute(&engine, Millis(0), Command::GetCounters) else {
+        let Reply::Counters(alone) = execute(&engine, &[], Millis(0), Command::GetCounters) else {
             panic!("GetCounters answered something else");
         };
         assert_eq!(
@@ -506,7 +521,7 @@ mod tests {
         let egress = EgressCounters::default();
         egress.sent.store(9, std::sync::atomic::Ordering::Relaxed);
         let Reply::Counters(all) =
-            execute_with(&engine, Some(&egress), Millis(0), Command::GetCounters)
+            execute_with(&engine, Some(&egress), &[], Millis(0), Command::GetCounters)
         else {
             panic!("GetCounters answered something else");
         };

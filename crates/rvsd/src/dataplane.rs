@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rvs_engine::{Engine, PacketMeta, TunnelConfig, Verdict};
-use rvs_io::{NetState, PacketSocket, Resolution, VnetHdr};
+use rvs_io::{NetState, PacketSocket, Resolution, TunDevice, VnetHdr};
 
 use crate::clock::Clock;
 
@@ -55,12 +55,14 @@ pub struct EgressCounters {
     /// Tunnelled packets dropped: no source address toward the real server, a GSO type that
     /// cannot be segmented, or an inner packet that could not be encapsulated.
     pub tunnel_errors: AtomicU64,
+    /// Packets of `Local` connections handed to the director's own stack (TUN device).
+    pub local_delivered: AtomicU64,
 }
 
 impl EgressCounters {
     /// Every counter with its operator-facing name (`tx_sent`, `tx_neighbour_held`, ...), in a
     /// fixed order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 9] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 10] {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("tx_sent", read(&self.sent)),
@@ -72,6 +74,7 @@ impl EgressCounters {
             ("tx_tunnel_too_big", read(&self.tunnel_too_big)),
             ("tx_tunnel_segmented", read(&self.tunnel_segmented)),
             ("tx_tunnel_errors", read(&self.tunnel_errors)),
+            ("tx_local_delivered", read(&self.local_delivered)),
         ]
     }
 }
@@ -90,6 +93,7 @@ impl DataPlane {
         net: Arc<NetState>,
         clock: Clock,
         interfaces: &[String],
+        local: Arc<TunDevice>,
         workers: usize,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<DataPlane> {
@@ -117,6 +121,7 @@ impl DataPlane {
                 held: Vec::new(),
                 counters: counters.clone(),
                 tunnel: TunnelScratch::default(),
+                local: local.clone(),
             };
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
@@ -159,6 +164,8 @@ struct Worker {
     held: Vec<HeldFrame>,
     counters: Arc<EgressCounters>,
     tunnel: TunnelScratch,
+    /// The director's own stack, for `Local` connections.
+    local: Arc<TunDevice>,
 }
 
 /// A rewritten frame waiting for its next hop's MAC (the kernel was asked to resolve it).
@@ -225,6 +232,7 @@ impl Worker {
             held,
             counters,
             tunnel: scratch,
+            local,
             ..
         } = self;
         let Some(sock) = rx.get_mut(index) else {
@@ -269,6 +277,10 @@ impl Worker {
                     l3_offset,
                     tunnel,
                 } => (next_hop_ip, l3_offset, Some(tunnel)),
+                Verdict::Deliver { l3_offset } => {
+                    deliver_local(local, counters, l3_offset, vnet, frame);
+                    return;
+                }
                 Verdict::PassToKernel | Verdict::Drop(_) => return,
             };
             let out = Egress {
@@ -287,6 +299,30 @@ impl Worker {
         });
         if let Err(e) = result {
             tracing::warn!("receive failed: {e}");
+        }
+    }
+}
+
+/// Hands the untouched L3 packet at `frame[l3_offset..]` to the director's own stack (IPVS's
+/// `ip_vs_null_xmit`), with its virtio-net header (so GSO frames and partial checksums pass),
+/// the header's offsets counted from the L3 header.
+fn deliver_local(
+    local: &TunDevice,
+    counters: &EgressCounters,
+    l3_offset: usize,
+    vnet: &VnetHdr,
+    frame: &[u8],
+) {
+    let Some(packet) = frame.get(l3_offset..) else {
+        return;
+    };
+    match local.send(&vnet_from(vnet, l3_offset), packet) {
+        Ok(()) => {
+            counters.local_delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            counters.send_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("local delivery failed: {e}");
         }
     }
 }

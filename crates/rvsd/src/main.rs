@@ -70,14 +70,27 @@ fn run(args: Args) -> anyhow::Result<()> {
     let clock = clock::Clock::new();
     let engine = Arc::new(rvs_engine::Engine::new(rvs_engine::EngineConfig::default()));
 
+    let net =
+        rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;
     if let Some(path) = &args.restore {
-        let applied = restore::apply_file(&engine, path)
+        let applied = restore::apply_file(&engine, &net.local_addrs(), path)
             .with_context(|| format!("restoring {}", path.display()))?;
         tracing::info!(rules = applied, file = %path.display(), "restored ipvsadm-save rules");
     }
-
-    let net =
-        rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;
+    // Local real servers: their packets go to the director's own stack through this device
+    // (the kernel-bypass rules keep it from taking them off the wire). Gone when rvsd exits.
+    let tun_name = bypass::tun_name(&args.socket);
+    let local = Arc::new(
+        rvs_io::TunDevice::create(&tun_name)
+            .with_context(|| format!("creating the local-delivery TUN device {tun_name}"))?,
+    );
+    if rvs_io::TunDevice::rp_filter_all() != 0 {
+        tracing::warn!(
+            device = %tun_name,
+            "net.ipv4.conf.all.rp_filter is not 0: IPv4 packets of Local real servers will be \
+             dropped by the kernel's reverse-path filter (the device has no address)"
+        );
+    }
     let bypass = bypass::Bypass::install(&args.socket, &args.interfaces, net.clone())
         .context("installing nftables kernel-bypass rules")?;
     bypass.sync(&engine);
@@ -92,6 +105,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         net.clone(),
         clock,
         &args.interfaces,
+        local,
         workers,
         stop.clone(),
     )
@@ -111,6 +125,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             bypass: bypass.clone(),
             clock,
             egress: plane.counters.clone(),
+            net: net.clone(),
         },
     ));
 

@@ -2,6 +2,7 @@
 //! `ipvsadm-restore` reads) before the daemon starts serving. A bad line stops the start with the
 //! file and line named.
 
+use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
@@ -12,7 +13,8 @@ use rvsadm::Action;
 use crate::convert;
 
 /// Applies every rule of `path`; returns how many were applied.
-pub fn apply_file(engine: &Engine, path: &Path) -> anyhow::Result<usize> {
+/// `local_addrs` are the director's own addresses (their real servers become `Local`).
+pub fn apply_file(engine: &Engine, local_addrs: &[IpAddr], path: &Path) -> anyhow::Result<usize> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut applied = 0;
@@ -35,7 +37,7 @@ pub fn apply_file(engine: &Engine, path: &Path) -> anyhow::Result<usize> {
                 at()
             );
         };
-        if let Reply::Error(err) = convert::execute(engine, Millis(0), cmd) {
+        if let Reply::Error(err) = convert::execute(engine, local_addrs, Millis(0), cmd) {
             bail!("{}: {}", at(), err);
         }
         applied += 1;
