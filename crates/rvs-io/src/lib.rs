@@ -19,5 +19,5 @@ pub use bypass::{BypassRule, KernelBypass, L4Proto};
 pub use error::IoError;
 pub use netlink::{NetState, Resolution};
 pub use packet::{PacketSocket, RecvStats};
-pub use tun::TunDevice;
+pub use tun::{TunDevice, TUN_DUMMY_V4};
 pub use vnet::VnetHdr;

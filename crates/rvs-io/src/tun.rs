@@ -59,6 +59,9 @@ pub fn open(name: &str, vnet_hdr: bool) -> Result<File, IoError> {
     Ok(file)
 }
 
+/// The address a [`TunDevice`] carries: RFC 7600's IPv4 dummy address, as a /32.
+pub const TUN_DUMMY_V4: &str = "192.0.0.8/32";
+
 /// A TUN device with virtio-net headers that hands packets to the local IP stack; removed when
 /// dropped.
 #[derive(Debug)]
@@ -69,10 +72,12 @@ pub struct TunDevice {
 
 impl TunDevice {
     /// Creates the device `name` (with virtio-net headers), brings it up and prepares it to
-    /// receive packets whose replies leave through other interfaces: no IPv4 reverse-path
-    /// filtering on it (`rp_filter=0`: the device has no address, and for such a device even
-    /// loose mode rejects every source; the kernel applies the larger of `all` and the
-    /// device's value, see [`TunDevice::rp_filter_all`]), and IPv6 enabled on it.
+    /// receive packets whose replies leave through other interfaces: loose IPv4 reverse-path
+    /// filtering (`rp_filter=2`; the kernel applies the larger of `all` and the device's value,
+    /// so this holds whatever `all` is), and IPv6 enabled on it. The kernel rejects every
+    /// source on an interface without an IPv4 address whenever reverse-path filtering is on, so
+    /// the device gets RFC 7600's IPv4 dummy address, [`TUN_DUMMY_V4`], reserved for interfaces
+    /// that need an address but have none of their own (no prefix route).
     pub fn create(name: &str) -> Result<TunDevice, IoError> {
         let file = open(name, true)?;
         let dev = TunDevice {
@@ -89,20 +94,21 @@ impl TunDevice {
                 source: std::io::Error::other(format!("ip exited with {up}")),
             });
         }
-        sysctl(&format!("net/ipv4/conf/{name}/rp_filter"), "0")?;
+        let addr = Command::new("ip")
+            .args(["addr", "add", TUN_DUMMY_V4, "dev", name, "noprefixroute"])
+            .status()
+            .map_err(|e| IoError::io("ip addr add", e))?;
+        if !addr.success() {
+            return Err(IoError::Sys {
+                call: "ip addr add",
+                source: std::io::Error::other(format!("ip exited with {addr}")),
+            });
+        }
+        sysctl(&format!("net/ipv4/conf/{name}/rp_filter"), "2")?;
         // A host whose `default` disables IPv6 would drop every IPv6 packet on the device.
         // (Absent when the kernel has no IPv6: not an error.)
         let _ = sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "0");
         Ok(dev)
-    }
-
-    /// The namespace-wide `net.ipv4.conf.all.rp_filter` (0 when unreadable): when it is not 0,
-    /// the kernel filters this device's IPv4 packets anyway and drops them all.
-    pub fn rp_filter_all() -> u8 {
-        std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/rp_filter")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
     }
 
     /// The interface name.

@@ -84,13 +84,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         rvs_io::TunDevice::create(&tun_name)
             .with_context(|| format!("creating the local-delivery TUN device {tun_name}"))?,
     );
-    if rvs_io::TunDevice::rp_filter_all() != 0 {
-        tracing::warn!(
-            device = %tun_name,
-            "net.ipv4.conf.all.rp_filter is not 0: IPv4 packets of Local real servers will be \
-             dropped by the kernel's reverse-path filter (the device has no address)"
-        );
-    }
     let bypass = bypass::Bypass::install(&args.socket, &args.interfaces, net.clone())
         .context("installing nftables kernel-bypass rules")?;
     bypass.sync(&engine);

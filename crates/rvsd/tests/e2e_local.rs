@@ -34,6 +34,11 @@ fn director_with_local_server(tag: &str) -> (NatTopology, u32) {
             Duration::from_secs(10),
         )
         .expect("the director's own server listens");
+    // Strict reverse-path filtering, as hardened hosts run it (systemd's default is loose):
+    // Local delivery must not depend on it being off.
+    topo.lab
+        .sysctl(DIRECTOR, "net.ipv4.conf.all.rp_filter", "1")
+        .expect("set rp_filter");
     let rvsd = topo.start_rvsd(&[]).expect("start rvsd");
     (topo, rvsd.pid)
 }
