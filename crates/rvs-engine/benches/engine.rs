@@ -41,6 +41,7 @@ fn setup() -> Engine {
     let e = Engine::new(EngineConfig {
         expected_connections: CONNS as usize,
         shards: 64,
+        ..EngineConfig::default()
     });
     let k = ServiceKey {
         proto: Protocol::Tcp,
@@ -50,6 +51,7 @@ fn setup() -> Engine {
     let spec = ServiceSpec {
         key: k,
         scheduler: SchedulerKind::Wlc,
+        sched_flags: SchedFlags::default(),
         persistence: None,
         one_packet: false,
         local_addrs: Vec::new(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::sched::{SchedState, SchedTarget};
+use crate::sched::{SchedKey, SchedState, SchedTarget};
 use crate::tcp_state::TimeoutTable;
 use crate::types::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec, TunnelConfig};
 
@@ -26,6 +26,8 @@ pub(crate) struct DestRt {
     /// `dest->tun_type`.
     tunnel: AtomicU32,
     pub(crate) weight: AtomicU32,
+    /// The latest non-zero weight (IPVS's `last_weight`).
+    pub(crate) last_weight: AtomicU32,
     pub(crate) u_threshold: AtomicU32,
     pub(crate) l_threshold: AtomicU32,
     pub(crate) active: AtomicU32,
@@ -52,6 +54,7 @@ impl DestRt {
             method: AtomicU8::new(method_code(spec.method)),
             tunnel: AtomicU32::new(spec.tunnel.pack()),
             weight: AtomicU32::new(spec.weight),
+            last_weight: AtomicU32::new(spec.weight),
             u_threshold: AtomicU32::new(spec.u_threshold),
             l_threshold: AtomicU32::new(spec.l_threshold),
             active: AtomicU32::new(0),
@@ -95,6 +98,9 @@ impl DestRt {
             .store(method_code(spec.method), Ordering::Relaxed);
         self.tunnel.store(spec.tunnel.pack(), Ordering::Relaxed);
         self.weight.store(spec.weight, Ordering::Relaxed);
+        if spec.weight != 0 {
+            self.last_weight.store(spec.weight, Ordering::Relaxed);
+        }
         self.u_threshold.store(spec.u_threshold, Ordering::Relaxed);
         self.l_threshold.store(spec.l_threshold, Ordering::Relaxed);
         if spec.u_threshold == 0 || spec.u_threshold > self.total_conns() {
@@ -167,6 +173,18 @@ impl SchedTarget for Arc<DestRt> {
     fn inactive(&self) -> u32 {
         self.inactive.load(Ordering::Relaxed)
     }
+    fn last_weight(&self) -> u32 {
+        self.last_weight.load(Ordering::Relaxed)
+    }
+    fn addr_fold(&self) -> u32 {
+        match self.addr {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => crate::sched_hash::fold(&a.octets(), true),
+        }
+    }
+    fn port(&self) -> u16 {
+        self.port
+    }
 }
 
 /// A virtual service as the data plane sees it.
@@ -181,8 +199,8 @@ pub(crate) struct ServiceRt {
 
 impl ServiceRt {
     /// Picks a destination for a new connection.
-    pub(crate) fn schedule(&self) -> Option<Arc<DestRt>> {
-        let i = self.sched.lock().schedule(&self.dests)?;
+    pub(crate) fn schedule(&self, key: &SchedKey) -> Option<Arc<DestRt>> {
+        let i = self.sched.lock().schedule(&self.dests, key)?;
         self.dests.get(i).cloned()
     }
 }

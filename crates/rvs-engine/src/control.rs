@@ -2,6 +2,7 @@
 //! builds a new configuration snapshot and publishes it; the data plane never waits for more
 //! than a shard lock while connections are purged.
 
+use core::hash::BuildHasher;
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -85,6 +86,9 @@ impl Engine {
         ctl.next_id += 1;
         let sched = Arc::new(Mutex::new(SchedState::new::<Arc<DestRt>>(
             spec.scheduler,
+            spec.sched_flags,
+            self.mh_table_size,
+            self.hasher.hash_one(id),
             &[],
         )));
         let mut services = snap.services.clone();
@@ -114,10 +118,18 @@ impl Engine {
         {
             return Err(EngineError::InvalidArgument(NO_LOCAL_POOL.to_string()));
         }
-        let sched = if old.sched.lock().kind() == spec.scheduler {
+        let same_kind = old.sched.lock().kind() == spec.scheduler;
+        let sched = if same_kind {
+            old.sched.lock().set_flags(spec.sched_flags);
             old.sched.clone()
         } else {
-            Arc::new(Mutex::new(SchedState::new(spec.scheduler, &old.dests)))
+            Arc::new(Mutex::new(SchedState::new(
+                spec.scheduler,
+                spec.sched_flags,
+                self.mh_table_size,
+                self.hasher.hash_one(old.id),
+                &old.dests,
+            )))
         };
         let mut services = snap.services.clone();
         services[pos] = Arc::new(ServiceRt {
@@ -425,6 +437,12 @@ impl Engine {
                     .remove_where(&self.hasher, |c| c.expires <= now.0);
             for c in gone {
                 c.dest.unbind(c.flags & F_INACTIVE == 0);
+            }
+        }
+        // lblc/lblcr tables age on the same clock.
+        for s in self.snapshot.load().services.iter() {
+            if matches!(s.spec.scheduler, SchedulerKind::Lblc | SchedulerKind::Lblcr) {
+                s.sched.lock().expire(now.0);
             }
         }
     }

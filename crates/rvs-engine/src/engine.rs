@@ -20,6 +20,7 @@ use crate::fullnat::{FnatConn, PortAllocator, PortKey};
 use crate::icmp::{self, ConnAddrs};
 use crate::nat::{self, Side};
 use crate::proxy::{self, Insertion, ProxyState};
+use crate::sched::SchedKey;
 use crate::tcp_state::{next_state, Direction, TimeoutTable};
 use crate::types::*;
 
@@ -50,6 +51,18 @@ pub struct Engine {
     pub(crate) drops: [AtomicU64; 8],
     /// FULLNAT local ports in use.
     pub(crate) local_ports: Arc<PortAllocator>,
+    /// mh lookup table size (a prime of [`MH_TABLE_SIZES`]).
+    pub(crate) mh_table_size: u32,
+}
+
+/// The largest of IPVS's mh table primes not above `size` (251 at least).
+fn mh_table_size(size: u32) -> u32 {
+    MH_TABLE_SIZES
+        .iter()
+        .rev()
+        .copied()
+        .find(|&p| p <= size)
+        .unwrap_or(MH_TABLE_SIZES[0])
 }
 
 fn flow_hash(state: &foldhash::fast::RandomState, proto: u8, addr: &[u8; 16], port: u16) -> u64 {
@@ -108,6 +121,7 @@ impl Engine {
             hasher: foldhash::fast::RandomState::default(),
             drops: Default::default(),
             local_ports: Arc::default(),
+            mh_table_size: mh_table_size(config.mh_table_size),
         }
     }
 
@@ -290,7 +304,14 @@ impl Engine {
         if p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
         }
-        let Some(dest) = svc.schedule() else {
+        let key = SchedKey {
+            src: t.src,
+            dst: t.dst,
+            sport: t.sport,
+            v6: t.v6,
+            now_ms: now.0,
+        };
+        let Some(dest) = svc.schedule(&key) else {
             return self.drop_packet(DropReason::NoDestination);
         };
         let method_flag = match dest.method() {

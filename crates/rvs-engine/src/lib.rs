@@ -1,5 +1,5 @@
-//! The rvs director core, sans-I/O: virtual services, real servers, schedulers (rr, wrr, lc,
-//! wlc), the connection table with IPVS's TCP state machine and timeouts, NAT (`-m`) rewriting
+//! The rvs director core, sans-I/O: virtual services, real servers, schedulers (all of
+//! IPVS's: rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, fo, ovf, mh, twos), the connection table with IPVS's TCP state machine and timeouts, NAT (`-m`) rewriting
 //! with incremental checksums, direct routing (`-g`: packets forwarded unchanged to the real
 //! server, INPUT-ONLY TCP states), tunnelling (`-i`: IPIP, GUE, GRE outer headers in
 //! [`tunnel`], software GSO segmentation in [`gso`]), FULLNAT (`--fullnat`: both addresses
@@ -22,6 +22,10 @@ mod icmp;
 mod nat;
 pub mod proxy;
 mod sched;
+mod sched_hash;
+mod sched_locality;
+#[cfg(test)]
+mod sched_tests;
 mod tcp_state;
 pub mod tunnel;
 mod types;

@@ -190,6 +190,26 @@ pub enum SchedulerKind {
     Lc,
     /// Weighted least connections.
     Wlc,
+    /// Shortest expected delay: least `(active + 1) / weight`.
+    Sed,
+    /// Never queue: an idle server first, else as sed.
+    Nq,
+    /// Source hashing (256-bucket table, weight-proportional buckets).
+    Sh,
+    /// Destination hashing (256-bucket table).
+    Dh,
+    /// Locality-based least connections (per destination IP).
+    Lblc,
+    /// Locality-based least connections with replication (per destination IP server sets).
+    Lblcr,
+    /// Weighted failover: the highest weight not overloaded.
+    Fo,
+    /// Overflow: the highest weight whose active connections do not exceed its weight.
+    Ovf,
+    /// Maglev hashing.
+    Mh,
+    /// Weighted power of two choices.
+    Twos,
 }
 
 impl SchedulerKind {
@@ -200,7 +220,65 @@ impl SchedulerKind {
             SchedulerKind::Wrr => "wrr",
             SchedulerKind::Lc => "lc",
             SchedulerKind::Wlc => "wlc",
+            SchedulerKind::Sed => "sed",
+            SchedulerKind::Nq => "nq",
+            SchedulerKind::Sh => "sh",
+            SchedulerKind::Dh => "dh",
+            SchedulerKind::Lblc => "lblc",
+            SchedulerKind::Lblcr => "lblcr",
+            SchedulerKind::Fo => "fo",
+            SchedulerKind::Ovf => "ovf",
+            SchedulerKind::Mh => "mh",
+            SchedulerKind::Twos => "twos",
         }
+    }
+
+    /// Every scheduler, in the order IPVS's documentation lists them.
+    pub const ALL: [SchedulerKind; 14] = [
+        SchedulerKind::Rr,
+        SchedulerKind::Wrr,
+        SchedulerKind::Lc,
+        SchedulerKind::Wlc,
+        SchedulerKind::Lblc,
+        SchedulerKind::Lblcr,
+        SchedulerKind::Dh,
+        SchedulerKind::Sh,
+        SchedulerKind::Sed,
+        SchedulerKind::Nq,
+        SchedulerKind::Fo,
+        SchedulerKind::Ovf,
+        SchedulerKind::Mh,
+        SchedulerKind::Twos,
+    ];
+
+    /// The scheduler of an ipvsadm name (`-s`).
+    pub fn from_name(name: &str) -> Option<SchedulerKind> {
+        SchedulerKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Scheduler flags (`-b`): IPVS's `IP_VS_SVC_F_SCHED1..3` bits. sh and mh read the first as
+/// "fallback" and the second as "port"; the other schedulers ignore them, as in IPVS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SchedFlags(pub u8);
+
+impl SchedFlags {
+    /// `sh-fallback` / `mh-fallback` (`IP_VS_SVC_F_SCHED1`): skip unavailable servers by
+    /// rehashing.
+    pub const FALLBACK: u8 = 1;
+    /// `sh-port` / `mh-port` (`IP_VS_SVC_F_SCHED2`): hash the source port too.
+    pub const PORT: u8 = 2;
+    /// `flag-3` (`IP_VS_SVC_F_SCHED3`): unused by every scheduler.
+    pub const FLAG3: u8 = 4;
+
+    /// The fallback bit is set.
+    pub fn fallback(self) -> bool {
+        self.0 & Self::FALLBACK != 0
+    }
+
+    /// The port bit is set.
+    pub fn port(self) -> bool {
+        self.0 & Self::PORT != 0
     }
 }
 
@@ -220,6 +298,8 @@ pub struct ServiceSpec {
     pub key: ServiceKey,
     /// Scheduler.
     pub scheduler: SchedulerKind,
+    /// Scheduler flags (`-b`).
+    pub sched_flags: SchedFlags,
     /// Persistence, if any (not supported yet).
     pub persistence: Option<Persistence>,
     /// One-packet scheduling (`-o`): each UDP datagram is scheduled on its own and no
@@ -551,13 +631,26 @@ pub struct EngineConfig {
     pub expected_connections: usize,
     /// Number of connection-table shards (rounded up to a power of two, at least 1).
     pub shards: usize,
+    /// Size of the mh (Maglev) lookup table: one of IPVS's primes ([`MH_TABLE_SIZES`]); IPVS's
+    /// default is 4093 (`CONFIG_IP_VS_MH_TAB_INDEX` 12). Other values are rounded down to the
+    /// nearest of those primes (251 at least).
+    pub mh_table_size: u32,
 }
+
+/// The mh table sizes IPVS can be built with (`CONFIG_IP_VS_MH_TAB_INDEX` 8..=17).
+pub const MH_TABLE_SIZES: [u32; 10] = [
+    251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071,
+];
+
+/// IPVS's default mh table size.
+pub const MH_DEFAULT_TABLE_SIZE: u32 = 4093;
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             expected_connections: 65_536,
             shards: 64,
+            mh_table_size: MH_DEFAULT_TABLE_SIZE,
         }
     }
 }

@@ -370,6 +370,7 @@ fn local_dest_delivers_unchanged_and_refuses_port_mapping() {
     let e = Engine::new(EngineConfig {
         expected_connections: 64,
         shards: 2,
+        ..EngineConfig::default()
     });
     let k4 = key(Protocol::Tcp, ip4(VIP4), VPORT);
     e.add_service(svc(k4, SchedulerKind::Rr)).expect("add v4");

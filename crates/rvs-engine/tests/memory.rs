@@ -11,6 +11,7 @@ fn under_256_bytes_per_connection() {
     let e = Engine::new(EngineConfig {
         expected_connections: N as usize,
         shards: 64,
+        ..EngineConfig::default()
     });
     let k = key(Protocol::Udp, ip4(VIP4), VPORT);
     e.add_service(svc(k, SchedulerKind::Rr)).expect("svc");

@@ -10,7 +10,8 @@ use rvs_api::{
 };
 use rvs_engine::{
     ConnStatus, DestSpec, DestStatus, DropReason, Engine, EngineError, Millis, Persistence,
-    Protocol, Rates, SchedulerKind, ServiceKey, ServiceSpec, ServiceStatus, Stats, TimeoutUpdate,
+    Protocol, Rates, SchedFlags, SchedulerKind, ServiceKey, ServiceSpec, ServiceStatus, Stats,
+    TimeoutUpdate,
 };
 
 /// The IPVS version rvs emulates in ipvsadm's header line.
@@ -228,41 +229,41 @@ fn service_id(key: &ServiceKey) -> ServiceId {
     }
 }
 
-/// IPVS's scheduler names; the ones rvs does not run yet are refused clearly, unknown names get
-/// ipvsadm's "scheduler not found".
+/// IPVS's scheduler names; unknown ones get ipvsadm's "scheduler not found".
 fn scheduler(name: &str) -> Result<SchedulerKind, rvs_api::ErrorReply> {
-    match name {
-        "rr" => Ok(SchedulerKind::Rr),
-        "wrr" => Ok(SchedulerKind::Wrr),
-        "lc" => Ok(SchedulerKind::Lc),
-        "wlc" => Ok(SchedulerKind::Wlc),
-        "sed" | "nq" | "sh" | "dh" | "lblc" | "lblcr" | "fo" | "ovf" | "mh" | "twos" => {
-            Err(api_error(
-                ErrorKind::Unsupported,
-                &format!("scheduler {name} is not supported yet"),
-            ))
-        }
-        _ => Err(api_error(ErrorKind::NoScheduler, name)),
-    }
+    SchedulerKind::from_name(name).ok_or_else(|| api_error(ErrorKind::NoScheduler, name))
 }
 
 fn scheduler_name(kind: SchedulerKind) -> &'static str {
-    match kind {
-        SchedulerKind::Rr => "rr",
-        SchedulerKind::Wrr => "wrr",
-        SchedulerKind::Lc => "lc",
-        SchedulerKind::Wlc => "wlc",
+    kind.name()
+}
+
+/// The `-b` flag names as IPVS's flag bits: sh-* only with sh and mh-* only with mh, refused
+/// otherwise with ipvsadm's message; flag-1..3 go with any scheduler (IPVS ignores them).
+fn sched_flags(scheduler: &str, names: &[String]) -> Result<SchedFlags, rvs_api::ErrorReply> {
+    let mut bits = 0u8;
+    for name in names {
+        let bit = rvsadm::sched_flags::bit(name);
+        if bit == 0 {
+            return Err(api_error(
+                ErrorKind::InvalidArgument,
+                &format!("invalid scheduler flag `{name}'"),
+            ));
+        }
+        let owner = name.split_once('-').map(|(p, _)| p).unwrap_or("");
+        if (owner == "sh" || owner == "mh") && owner != scheduler {
+            return Err(api_error(
+                ErrorKind::InvalidArgument,
+                &format!("incompatible scheduler flag `{name}'"),
+            ));
+        }
+        bits |= bit;
     }
+    Ok(SchedFlags(bits))
 }
 
 fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply> {
     let key = service_key(&cfg.id)?;
-    if !cfg.sched_flags.is_empty() {
-        return Err(api_error(
-            ErrorKind::Unsupported,
-            "scheduler flags (-b) are not supported yet",
-        ));
-    }
     if cfg.pe.is_some() {
         return Err(api_error(
             ErrorKind::Unsupported,
@@ -276,6 +277,7 @@ fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply>
     Ok(ServiceSpec {
         key,
         scheduler: scheduler(&cfg.scheduler)?,
+        sched_flags: sched_flags(&cfg.scheduler, &cfg.sched_flags)?,
         persistence,
         one_packet: cfg.one_packet,
         local_addrs: cfg.local_addrs.clone(),
@@ -438,6 +440,7 @@ fn dest_view(d: DestStatus) -> DestView {
 fn service_view(s: ServiceStatus) -> ServiceView {
     let mut config = ServiceConfig::new(service_id(&s.spec.key), scheduler_name(s.spec.scheduler));
     config.one_packet = s.spec.one_packet;
+    config.sched_flags = rvsadm::sched_flags::names(s.spec.scheduler.name(), s.spec.sched_flags.0);
     config.local_addrs = s.spec.local_addrs.clone();
     config.proxy_protocol = s.spec.proxy_protocol.map(|v| match v {
         rvs_engine::ProxyProtocolVersion::V1 => rvs_api::ProxyProtocol::V1,
@@ -538,7 +541,28 @@ mod tests {
         };
         let err = service_key(&fw).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Unsupported);
-        assert_eq!(scheduler("mh").unwrap_err().kind, ErrorKind::Unsupported);
+        for k in SchedulerKind::ALL {
+            assert_eq!(scheduler(k.name()).ok(), Some(k));
+        }
+        assert_eq!(
+            sched_flags("sh", &["sh-port".into(), "sh-fallback".into()]).ok(),
+            Some(SchedFlags(3))
+        );
+        assert_eq!(
+            sched_flags("mh", &["mh-port".into()]).ok(),
+            Some(SchedFlags(2))
+        );
+        assert_eq!(
+            sched_flags("rr", &["flag-3".into()]).ok(),
+            Some(SchedFlags(4))
+        );
+        let e = sched_flags("mh", &["sh-port".into()]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert!(
+            e.message.contains("incompatible scheduler flag `sh-port'"),
+            "{}",
+            e.message
+        );
         assert_eq!(scheduler("bogus").unwrap_err().kind, ErrorKind::NoScheduler);
     }
 }

@@ -45,6 +45,25 @@ struct Args {
     /// Number of data-plane workers (default: one per core).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Size of the mh (Maglev) scheduler's lookup table, one of IPVS's primes 251, 509, 1021,
+    /// 2039, 4093 (the default, as IPVS's CONFIG_IP_VS_MH_TAB_INDEX=12), 8191, 16381, 32749,
+    /// 65521, 131071. Larger tables spread weights more finely (an rvs extension; IPVS fixes
+    /// the size when the kernel is built).
+    #[arg(long, value_name = "PRIME", default_value_t = rvs_engine::MH_DEFAULT_TABLE_SIZE,
+          value_parser = parse_mh_table_size)]
+    mh_table_size: u32,
+}
+
+fn parse_mh_table_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if rvs_engine::MH_TABLE_SIZES.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is not an mh table size; use one of {:?}",
+            rvs_engine::MH_TABLE_SIZES
+        ))
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,7 +87,10 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let clock = clock::Clock::new();
-    let engine = Arc::new(rvs_engine::Engine::new(rvs_engine::EngineConfig::default()));
+    let engine = Arc::new(rvs_engine::Engine::new(rvs_engine::EngineConfig {
+        mh_table_size: args.mh_table_size,
+        ..rvs_engine::EngineConfig::default()
+    }));
 
     let net =
         rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;

@@ -48,6 +48,7 @@ pub fn svc(k: ServiceKey, scheduler: SchedulerKind) -> ServiceSpec {
     ServiceSpec {
         key: k,
         scheduler,
+        sched_flags: SchedFlags::default(),
         persistence: None,
         one_packet: false,
         local_addrs: Vec::new(),
@@ -72,6 +73,7 @@ pub fn nat_engine() -> Engine {
     let e = Engine::new(EngineConfig {
         expected_connections: 1024,
         shards: 8,
+        ..EngineConfig::default()
     });
     for proto in [Protocol::Tcp, Protocol::Udp] {
         let k4 = key(proto, ip4(VIP4), VPORT);
@@ -99,6 +101,7 @@ pub fn dr_engine() -> Engine {
     let e = Engine::new(EngineConfig {
         expected_connections: 1024,
         shards: 8,
+        ..EngineConfig::default()
     });
     for proto in [Protocol::Tcp, Protocol::Udp] {
         let k4 = key(proto, ip4(VIP4), VPORT);
