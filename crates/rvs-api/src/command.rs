@@ -1,6 +1,6 @@
 //! Requests a client sends to rvsd.
 
-use crate::views::{DestConfig, ServiceConfig, ServiceId, Timeouts};
+use crate::views::{DestConfig, MarkRuleView, ServiceConfig, ServiceId, Timeouts};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -65,4 +65,23 @@ pub enum Command {
     /// Read the daemon's packet counters (connections, drops by reason, egress outcomes); answered
     /// with [`crate::Reply::Counters`]. An rvs extension (`rvsadm --counters`), not in ipvsadm.
     GetCounters,
+    /// Append a classifier rule (`rvsadm --add-mark`, an rvs extension). Errors:
+    /// `InvalidArgument` (a duplicate, a bad prefix or port range, mark 0).
+    AddMarkRule(MarkRuleView),
+    /// Remove a classifier rule (`rvsadm --del-mark`). Errors: `InvalidArgument` (no such rule).
+    DelMarkRule(MarkRuleView),
+    /// List the classifier rules in evaluation order; answered with
+    /// [`crate::Reply::MarkRules`].
+    ListMarkRules,
+    /// Set one IPVS policy switch (`rvsadm --set-policy name=value`, an rvs extension): one of
+    /// `conn_reuse_mode`, `expire_nodest_conn`, `expire_quiescent_template`, `sloppy_tcp`,
+    /// `schedule_icmp`. Errors: `InvalidArgument`.
+    SetPolicy {
+        /// The switch.
+        name: String,
+        /// Its new value.
+        value: u32,
+    },
+    /// Read the policy switches; answered with [`crate::Reply::Policy`].
+    GetPolicy,
 }

@@ -1,6 +1,6 @@
 //! Answers rvsd sends back.
 
-use crate::views::{ConnView, CounterView, ServiceView, Timeouts};
+use crate::views::{ConnView, CounterView, MarkRuleView, PolicyView, ServiceView, Timeouts};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -24,6 +24,10 @@ pub enum Reply {
     Info(Info),
     /// Answer to `GetCounters`: every counter, in the daemon's order.
     Counters(Vec<CounterView>),
+    /// Answer to `ListMarkRules`: the classifier rules in evaluation order.
+    MarkRules(Vec<MarkRuleView>),
+    /// Answer to `GetPolicy`: every switch with its value.
+    Policy(Vec<PolicyView>),
 }
 
 impl Reply {

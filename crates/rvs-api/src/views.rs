@@ -381,3 +381,43 @@ impl CounterView {
         }
     }
 }
+
+/// Transport protocol of a [`MarkRuleView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MarkProto {
+    /// TCP (`-t`).
+    Tcp,
+    /// UDP (`-u`).
+    Udp,
+}
+
+/// One rule of rvs's packet classifier, its stand-in for the kernel's firewall marks: packets
+/// of `proto` to `addr/prefix_len` with a destination port in `first_port..=last_port` carry
+/// `mark`, and go to the firewall-mark service (`-f mark`) of that mark, if there is one.
+///
+/// JSON: `{"proto":"tcp","addr":"10.0.0.1","prefix_len":32,"first_port":80,"last_port":80,"mark":1}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MarkRuleView {
+    /// Transport protocol.
+    pub proto: MarkProto,
+    /// Destination network address.
+    pub addr: IpAddr,
+    /// Destination prefix length (32 or 128 for one address).
+    pub prefix_len: u8,
+    /// First destination port.
+    pub first_port: u16,
+    /// Last destination port (equal to `first_port` for one port).
+    pub last_port: u16,
+    /// The mark (non-zero).
+    pub mark: u32,
+}
+
+/// One IPVS policy switch and its value (`rvsadm --list-policy`), e.g. `conn_reuse_mode` 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyView {
+    /// The switch's name, as the kernel's sysctl.
+    pub name: String,
+    /// Its value.
+    pub value: u32,
+}

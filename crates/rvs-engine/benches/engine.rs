@@ -47,6 +47,7 @@ fn setup() -> Engine {
         proto: Protocol::Tcp,
         addr: IpAddr::V4(Ipv4Addr::from(VIP)),
         port: 80,
+        fwmark: 0,
     };
     let spec = ServiceSpec {
         key: k,

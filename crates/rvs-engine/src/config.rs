@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::policy::Policy;
 use crate::sched::{SchedKey, SchedState, SchedTarget};
 use crate::tcp_state::TimeoutTable;
-use crate::types::{DestSpec, ForwardMethod, ServiceKey, ServiceSpec, TunnelConfig};
+use crate::types::{DestSpec, ForwardMethod, MarkRule, ServiceKey, ServiceSpec, TunnelConfig};
 
 /// A real server as the data plane sees it. Connections hold an `Arc` to it, so it outlives its
 /// removal from the configuration (IPVS's "trash") until its last connection expires.
@@ -33,6 +34,10 @@ pub(crate) struct DestRt {
     pub(crate) active: AtomicU32,
     pub(crate) inactive: AtomicU32,
     pub(crate) overloaded: AtomicBool,
+    /// Persistence templates pointing here (PersistConn).
+    pub(crate) persist: AtomicU32,
+    /// Still part of its service (IPVS's `IP_VS_DEST_F_AVAILABLE`); cleared by `-d`.
+    pub(crate) available: AtomicBool,
 }
 
 fn method_code(m: ForwardMethod) -> u8 {
@@ -60,6 +65,8 @@ impl DestRt {
             active: AtomicU32::new(0),
             inactive: AtomicU32::new(0),
             overloaded: AtomicBool::new(false),
+            persist: AtomicU32::new(0),
+            available: AtomicBool::new(true),
         }
     }
 
@@ -143,6 +150,18 @@ impl DestRt {
         if clear {
             self.overloaded.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// A persistence template now points here.
+    pub(crate) fn bind_template(&self) {
+        self.persist.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A persistence template pointing here went away.
+    pub(crate) fn unbind_template(&self) {
+        let _ = self
+            .persist
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
     }
 
     /// A connection moved between ESTABLISHED and the other states.
@@ -247,32 +266,80 @@ pub(crate) struct Snapshot {
     pub(crate) services: Vec<Arc<ServiceRt>>,
     pub(crate) index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
     wire_index: HashMap<WireKey, usize, foldhash::fast::RandomState>,
+    /// Firewall-mark services by (mark, IPv6).
+    mark_index: HashMap<(u32, bool), usize, foldhash::fast::RandomState>,
+    /// The classifier, in evaluation order (the first match gives the mark).
+    pub(crate) mark_rules: Vec<MarkRule>,
     pub(crate) timeouts: TimeoutTable,
+    pub(crate) policy: Policy,
 }
 
 impl Snapshot {
-    pub(crate) fn new(services: Vec<Arc<ServiceRt>>, timeouts: TimeoutTable) -> Self {
+    pub(crate) fn new(
+        services: Vec<Arc<ServiceRt>>,
+        timeouts: TimeoutTable,
+        policy: Policy,
+        mark_rules: Vec<MarkRule>,
+    ) -> Self {
         let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         let mut wire_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        let mut mark_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (i, s) in services.iter().enumerate() {
             index.insert(s.spec.key, i);
-            wire_index.insert(WireKey::of(&s.spec.key), i);
+            if s.spec.key.fwmark != 0 {
+                mark_index.insert((s.spec.key.fwmark, s.spec.key.addr.is_ipv6()), i);
+            } else {
+                wire_index.insert(WireKey::of(&s.spec.key), i);
+            }
         }
         Snapshot {
             services,
             index,
             wire_index,
+            mark_index,
+            mark_rules,
             timeouts,
+            policy,
         }
     }
 
-    /// Data-plane lookup of the service a packet is addressed to.
+    /// Data-plane lookup of the service a packet goes to: the firewall-mark service of the
+    /// first matching mark rule (if that mark has a service of the packet's family), else the
+    /// service at its (protocol, address, port), else a port-0 service of its address.
+    #[inline]
+    pub(crate) fn lookup(&self, key: &WireKey, v6: bool) -> Option<&Arc<ServiceRt>> {
+        if !self.mark_rules.is_empty() {
+            let addr = crate::engine::to_ip(&key.addr, v6);
+            if let Some(r) = self
+                .mark_rules
+                .iter()
+                .find(|r| r.matches(key.proto, addr, key.port))
+            {
+                if let Some(s) = self
+                    .mark_index
+                    .get(&(r.mark, v6))
+                    .and_then(|&i| self.services.get(i))
+                {
+                    return Some(s);
+                }
+            }
+        }
+        self.service_at(key)
+    }
+
+    /// Lookup by (protocol, address, port), with the port-0 catch-all.
     #[inline]
     pub(crate) fn service_at(&self, key: &WireKey) -> Option<&Arc<ServiceRt>> {
         if self.wire_index.is_empty() {
             return None;
         }
-        self.wire_index.get(key).and_then(|&i| self.services.get(i))
+        let i = match self.wire_index.get(key) {
+            Some(i) => i,
+            // IPVS's catch-all: a port-0 (persistent) service takes every port of its VIP.
+            None if key.port != 0 => self.wire_index.get(&WireKey { port: 0, ..*key })?,
+            None => return None,
+        };
+        self.services.get(*i)
     }
 
     pub(crate) fn service(&self, key: &ServiceKey) -> Option<&Arc<ServiceRt>> {

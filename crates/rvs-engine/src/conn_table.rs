@@ -14,6 +14,7 @@ use hashbrown::HashTable;
 
 use crate::config::DestRt;
 use crate::fullnat::FnatConn;
+use crate::persist::Template;
 use crate::tcp_state::Direction;
 use crate::types::Stats;
 
@@ -49,6 +50,8 @@ pub(crate) struct Conn {
     /// FULLNAT: the local address and port toward the real server (the reply tuple is
     /// real server -> local address:port, and is indexed under that hash).
     pub(crate) fnat: Option<Box<FnatConn>>,
+    /// The persistence template controlling this connection (IPVS's `cp->control`).
+    pub(crate) control: Option<Arc<Template>>,
 }
 
 /// A packet's addresses as seen on the wire (source first).
@@ -63,6 +66,15 @@ pub(crate) struct Tuple {
 }
 
 impl Conn {
+    /// Gives back what the connection holds on its destination and template, as it goes away
+    /// (`ip_vs_unbind_dest`, `ip_vs_control_del`).
+    pub(crate) fn release(&self) {
+        self.dest.unbind(self.flags & F_INACTIVE == 0);
+        if let Some(t) = &self.control {
+            t.control_del();
+        }
+    }
+
     fn matches(&self, dir: Direction, t: &Tuple) -> bool {
         if self.proto != t.proto || (self.flags & F_V6 != 0) != t.v6 {
             return false;
@@ -285,7 +297,8 @@ mod tests {
 
     #[test]
     fn connection_is_compact() {
-        // 3 addresses + ports + state + timer + destination pointer; Option uses the Arc niche.
-        assert!(core::mem::size_of::<Option<Conn>>() <= 88);
+        // 3 addresses + ports + state + timer + destination, FULLNAT and template pointers;
+        // Option uses the Arc niche.
+        assert!(core::mem::size_of::<Option<Conn>>() <= 96);
     }
 }

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::config::{DestRt, ServiceRt, Snapshot};
-use crate::conn_table::{Conn, F_INACTIVE, F_V6};
+use crate::conn_table::{Conn, F_V6};
 use crate::engine::{protocol_of, to_ip, Control, Engine};
 use crate::estimator::Estimator;
+use crate::policy::Policy;
 use crate::sched::SchedState;
 use crate::tcp_state::TimeoutTable;
 use crate::types::*;
@@ -34,23 +35,28 @@ const MIXED_FAMILY: &str = "different address family is allowed only for tunnell
 const NO_LOCAL_POOL: &str = "FULLNAT needs a local address pool: set --laddr on the service";
 
 impl Engine {
-    fn publish(&self, services: Vec<Arc<ServiceRt>>, timeouts: Timeouts) {
+    fn publish(&self, services: Vec<Arc<ServiceRt>>, ctl: &Control) {
         self.snapshot.store(Arc::new(Snapshot::new(
             services,
-            TimeoutTable::new(timeouts),
+            TimeoutTable::new(ctl.timeouts),
+            ctl.policy,
+            ctl.mark_rules.clone(),
         )));
     }
 
     fn check_service_spec(spec: &ServiceSpec) -> Result<(), EngineError> {
-        if spec.persistence.is_some() {
-            return Err(EngineError::Unsupported(
-                "persistent services (-p) are not supported yet",
+        // ipvsadm: "Zero port specified for non-persistent service".
+        if spec.key.port == 0 && spec.key.fwmark == 0 && spec.persistence.is_none() {
+            return Err(EngineError::InvalidArgument(
+                "Zero port specified for non-persistent service".to_string(),
             ));
         }
-        if spec.key.port == 0 {
-            return Err(EngineError::InvalidArgument(
-                "a service port of 0 needs persistence".to_string(),
-            ));
+        if let Some(p) = &spec.persistence {
+            if p.netmask.is_ipv4() != spec.key.addr.is_ipv4() {
+                return Err(EngineError::InvalidArgument(
+                    "the persistence netmask is not of the service's address family".to_string(),
+                ));
+            }
         }
         if let Some(a) = spec
             .local_addrs
@@ -99,7 +105,7 @@ impl Engine {
             sched,
         }));
         ctl.estimators.insert(id, Estimator::default());
-        self.publish(services, ctl.timeouts);
+        self.publish(services, &ctl);
         Ok(())
     }
 
@@ -138,7 +144,7 @@ impl Engine {
             dests: old.dests.clone(),
             sched,
         });
-        self.publish(services, ctl.timeouts);
+        self.publish(services, &ctl);
         Ok(())
     }
 
@@ -149,7 +155,7 @@ impl Engine {
         let pos = *snap.index.get(key).ok_or(EngineError::NoService)?;
         let mut services = snap.services.clone();
         let gone = services.remove(pos);
-        self.publish(services, ctl.timeouts);
+        self.publish(services, &ctl);
         ctl.estimators.remove(&gone.id);
         for d in &gone.dests {
             ctl.estimators.remove(&d.id);
@@ -157,23 +163,26 @@ impl Engine {
         drop(ctl);
         let id = gone.id;
         self.purge(|c| c.svc_id == id);
+        self.templates.remove_where(|t| t.key.svc_id == id);
         Ok(())
     }
 
-    /// Removes every service and connection (`ipvsadm -C`).
+    /// Removes every service, connection and mark rule (`ipvsadm -C`).
     pub fn clear(&self) {
         let mut ctl = self.control.lock();
-        self.publish(Vec::new(), ctl.timeouts);
+        ctl.mark_rules.clear();
+        self.publish(Vec::new(), &ctl);
         ctl.estimators.clear();
         drop(ctl);
         self.purge(|_| true);
+        self.templates.remove_where(|_| true);
     }
 
     fn purge(&self, mut pred: impl FnMut(&Conn) -> bool) {
         for s in self.shards.iter() {
             let gone = s.0.lock().remove_where(&self.hasher, &mut pred);
             for c in gone {
-                c.dest.unbind(c.flags & F_INACTIVE == 0);
+                c.release();
             }
         }
     }
@@ -195,17 +204,29 @@ impl Engine {
         if spec.addr.is_ipv4() != svc.key.addr.is_ipv4() && spec.method != ForwardMethod::Tunnel {
             return Err(EngineError::InvalidArgument(MIXED_FAMILY.to_string()));
         }
-        if spec.method == ForwardMethod::Route && spec.port != 0 && spec.port != svc.key.port {
+        if spec.method == ForwardMethod::Route
+            && svc.key.port != 0
+            && spec.port != 0
+            && spec.port != svc.key.port
+        {
             return Err(EngineError::InvalidArgument(
                 PORT_MAPPING_WITH_DR.to_string(),
             ));
         }
-        if spec.method == ForwardMethod::Local && spec.port != 0 && spec.port != svc.key.port {
+        if spec.method == ForwardMethod::Local
+            && svc.key.port != 0
+            && spec.port != 0
+            && spec.port != svc.key.port
+        {
             return Err(EngineError::InvalidArgument(
                 PORT_MAPPING_WITH_LOCAL.to_string(),
             ));
         }
-        if spec.method == ForwardMethod::Tunnel && spec.port != 0 && spec.port != svc.key.port {
+        if spec.method == ForwardMethod::Tunnel
+            && svc.key.port != 0
+            && spec.port != 0
+            && spec.port != svc.key.port
+        {
             return Err(EngineError::InvalidArgument(
                 PORT_MAPPING_WITH_TUN.to_string(),
             ));
@@ -253,7 +274,7 @@ impl Engine {
             dests,
             sched: old.sched.clone(),
         });
-        self.publish(services, ctl.timeouts);
+        self.publish(services, &ctl);
         Ok(())
     }
 
@@ -302,6 +323,7 @@ impl Engine {
                 .ok_or(EngineError::NoDest)?;
             let mut dests = s.dests.clone();
             let gone = dests.remove(pos);
+            gone.available.store(false, Ordering::Relaxed);
             ctl.estimators.remove(&gone.id);
             Ok(dests)
         })
@@ -347,7 +369,7 @@ impl Engine {
             ctl.timeouts.udp = t.udp;
         }
         let services = self.snapshot.load().services.clone();
-        self.publish(services, ctl.timeouts);
+        self.publish(services, &ctl);
     }
 
     /// Current protocol timeouts in seconds.
@@ -395,7 +417,7 @@ impl Engine {
                         spec: d.spec(),
                         active_conns: d.active.load(Ordering::Relaxed),
                         inactive_conns: d.inactive.load(Ordering::Relaxed),
-                        persist_conns: 0,
+                        persist_conns: d.persist.load(Ordering::Relaxed),
                         stats: get(d.id),
                         rates: rates(d.id),
                     })
@@ -423,10 +445,90 @@ impl Engine {
                     dest: SocketAddr::new(c.dest.addr, c.dport),
                     state: ConnState::from_u8(c.state),
                     expires_in: Millis(c.expires.saturating_sub(now.0)),
+                    template: false,
+                    fwmark_template: false,
                 })
             }));
         }
+        // Templates: the masked client with port 0, as `/proc/net/ip_vs_conn` shows them.
+        out.extend(self.templates.all().iter().filter_map(|t| {
+            let k = &t.key;
+            let fwmark_template = k.proto == 0;
+            Some(ConnStatus {
+                proto: if fwmark_template {
+                    Protocol::Tcp
+                } else {
+                    protocol_of(k.proto)?
+                },
+                client: SocketAddr::new(to_ip(&k.client, k.v6), 0),
+                virtual_addr: SocketAddr::new(to_ip(&k.vaddr, k.v6), k.vport),
+                dest: SocketAddr::new(t.dest.addr, t.dport),
+                state: ConnState::None,
+                expires_in: Millis(t.expires().saturating_sub(now.0)),
+                template: true,
+                fwmark_template,
+            })
+        }));
         out
+    }
+
+    /// Adds a classifier rule (after the existing ones).
+    pub fn add_mark_rule(&self, rule: MarkRule) -> Result<(), EngineError> {
+        let max = if rule.addr.is_ipv4() { 32 } else { 128 };
+        if rule.prefix_len > max || rule.ports.0 > rule.ports.1 || rule.mark == 0 {
+            return Err(EngineError::InvalidArgument(
+                "a mark rule needs a prefix of its family, first port <= last port and a mark \
+                 other than 0"
+                    .to_string(),
+            ));
+        }
+        let mut ctl = self.control.lock();
+        if ctl.mark_rules.contains(&rule) {
+            return Err(EngineError::InvalidArgument(
+                "mark rule already exists".to_string(),
+            ));
+        }
+        ctl.mark_rules.push(rule);
+        let services = self.snapshot.load().services.clone();
+        self.publish(services, &ctl);
+        Ok(())
+    }
+
+    /// Removes a classifier rule.
+    pub fn del_mark_rule(&self, rule: &MarkRule) -> Result<(), EngineError> {
+        let mut ctl = self.control.lock();
+        let pos = ctl
+            .mark_rules
+            .iter()
+            .position(|r| r == rule)
+            .ok_or_else(|| EngineError::InvalidArgument("no such mark rule".to_string()))?;
+        ctl.mark_rules.remove(pos);
+        let services = self.snapshot.load().services.clone();
+        self.publish(services, &ctl);
+        Ok(())
+    }
+
+    /// The classifier rules in evaluation order.
+    pub fn mark_rules(&self) -> Vec<MarkRule> {
+        self.control.lock().mark_rules.clone()
+    }
+
+    /// Number of persistence templates.
+    pub fn template_count(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// The policy switches in force.
+    pub fn policy(&self) -> Policy {
+        self.control.lock().policy
+    }
+
+    /// Replaces the policy switches; packets see the new values at once.
+    pub fn set_policy(&self, policy: Policy) {
+        let mut ctl = self.control.lock();
+        ctl.policy = policy;
+        let services = self.snapshot.load().services.clone();
+        self.publish(services, &ctl);
     }
 
     /// Removes connections whose timer ran out, fixing ActiveConn/InActConn.
@@ -436,9 +538,10 @@ impl Engine {
                 s.0.lock()
                     .remove_where(&self.hasher, |c| c.expires <= now.0);
             for c in gone {
-                c.dest.unbind(c.flags & F_INACTIVE == 0);
+                c.release();
             }
         }
+        self.templates.expire(now.0);
         // lblc/lblcr tables age on the same clock.
         for s in self.snapshot.load().services.iter() {
             if matches!(s.spec.scheduler, SchedulerKind::Lblc | SchedulerKind::Lblcr) {

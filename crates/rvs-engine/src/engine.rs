@@ -19,6 +19,7 @@ use crate::estimator::Estimator;
 use crate::fullnat::{FnatConn, PortAllocator, PortKey};
 use crate::icmp::{self, ConnAddrs};
 use crate::nat::{self, Side};
+use crate::persist::{TemplateKey, Templates};
 use crate::proxy::{self, Insertion, ProxyState};
 use crate::sched::SchedKey;
 use crate::tcp_state::{next_state, Direction, TimeoutTable};
@@ -37,6 +38,8 @@ pub(crate) struct Padded(pub(crate) Mutex<Shard>);
 pub(crate) struct Control {
     pub(crate) next_id: u32,
     pub(crate) timeouts: Timeouts,
+    pub(crate) policy: crate::policy::Policy,
+    pub(crate) mark_rules: Vec<MarkRule>,
     pub(crate) estimators: HashMap<u32, Estimator>,
 }
 
@@ -53,6 +56,8 @@ pub struct Engine {
     pub(crate) local_ports: Arc<PortAllocator>,
     /// mh lookup table size (a prime of [`MH_TABLE_SIZES`]).
     pub(crate) mh_table_size: u32,
+    /// Persistence templates.
+    pub(crate) templates: Templates,
 }
 
 /// The largest of IPVS's mh table primes not above `size` (251 at least).
@@ -110,10 +115,17 @@ impl Engine {
             .collect();
         let timeouts = Timeouts::default();
         Engine {
-            snapshot: ArcSwap::from_pointee(Snapshot::new(Vec::new(), TimeoutTable::new(timeouts))),
+            snapshot: ArcSwap::from_pointee(Snapshot::new(
+                Vec::new(),
+                TimeoutTable::new(timeouts),
+                crate::policy::Policy::default(),
+                Vec::new(),
+            )),
             control: Mutex::new(Control {
                 next_id: 0,
                 timeouts,
+                policy: crate::policy::Policy::default(),
+                mark_rules: Vec::new(),
                 estimators: HashMap::new(),
             }),
             shards,
@@ -122,6 +134,7 @@ impl Engine {
             drops: Default::default(),
             local_ports: Arc::default(),
             mh_table_size: mh_table_size(config.mh_table_size),
+            templates: Templates::new(n),
         }
     }
 
@@ -170,6 +183,58 @@ impl Engine {
         None
     }
 
+    /// Persistent scheduling (`ip_vs_sched_persist`): the client's (masked) template picks
+    /// the destination, or a new template is made with the scheduler's pick. Returns the
+    /// destination, the port toward it and the template.
+    fn schedule_persistent(
+        &self,
+        now: Millis,
+        svc: &ServiceRt,
+        pers: &Persistence,
+        t: &Tuple,
+        key: &SchedKey,
+        snap: &Snapshot,
+    ) -> Option<(Arc<DestRt>, u16, Arc<crate::persist::Template>)> {
+        // A port-0 or firewall-mark service: the template and the real server keep the client's
+        // port. A firewall-mark template is IPVS's <IPPROTO_IP, client, 0, mark, 0>.
+        let fwmark = svc.spec.key.fwmark;
+        let any_port = fwmark != 0 || t.dport != svc.spec.key.port;
+        let tkey = TemplateKey {
+            svc_id: svc.id,
+            proto: if fwmark != 0 { 0 } else { t.proto },
+            v6: t.v6,
+            client: crate::persist::mask(&t.src, &to16(pers.netmask)),
+            vaddr: if fwmark != 0 {
+                mark_addr(fwmark, t.v6)
+            } else {
+                t.dst
+            },
+            vport: if any_port { 0 } else { t.dport },
+        };
+        let quiescent = snap.policy.expire_quiescent_template;
+        let tpl = self.templates.get_or_schedule(
+            tkey,
+            now.0,
+            u64::from(pers.timeout_s).saturating_mul(1000),
+            |d| {
+                d.available.load(Ordering::Relaxed)
+                    && !(quiescent && d.weight.load(Ordering::Relaxed) == 0)
+            },
+            || {
+                let d = svc.schedule(key)?;
+                let dport = if any_port { 0 } else { d.port };
+                Some((d, dport))
+            },
+        )?;
+        let dest = tpl.dest.clone();
+        let dport = if !any_port && dest.port != 0 {
+            dest.port
+        } else {
+            t.dport
+        };
+        Some((dest, dport, tpl))
+    }
+
     fn drop_packet(&self, reason: DropReason) -> Verdict {
         self.drops[reason.index()].fetch_add(1, Ordering::Relaxed);
         Verdict::Drop(reason)
@@ -195,8 +260,8 @@ impl Engine {
         }
         match p.lay.proto {
             ip::TCP | ip::UDP => self.handle_l4(now, pkt, frame, &p, &snap),
-            ip::ICMP if !p.lay.v6 => self.handle_icmp(frame, &p, &snap),
-            ip::ICMPV6 if p.lay.v6 => self.handle_icmp(frame, &p, &snap),
+            ip::ICMP if !p.lay.v6 => self.handle_icmp(now, frame, &p, &snap),
+            ip::ICMPV6 if p.lay.v6 => self.handle_icmp(now, frame, &p, &snap),
             _ => Verdict::PassToKernel,
         }
     }
@@ -226,7 +291,7 @@ impl Engine {
             port: ports.dport,
             proto: p.lay.proto,
         };
-        if let Some(svc) = snap.service_at(&key) {
+        if let Some(svc) = snap.lookup(&key, t.v6) {
             return self.handle_to_service(now, pkt, frame, p, &t, ports.tcp_flags, svc, snap);
         }
         // A reply from a real server?
@@ -271,15 +336,24 @@ impl Engine {
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
         if let Some(slot) = shard.find(h, Direction::Input, t) {
-            let (expired, reusable) = shard.get(slot).map_or((true, false), |c| {
-                let st = ConnState::from_u8(c.state);
-                (
-                    c.expires <= now.0,
-                    // conn_reuse_mode 1: a SYN on a TIME_WAIT/CLOSE connection starts afresh.
-                    tcp && flags & TCP_SYN != 0
-                        && matches!(st, ConnState::TimeWait | ConnState::Close),
-                )
-            });
+            let (expired, reusable, dest_gone) =
+                shard.get(slot).map_or((true, false, false), |c| {
+                    let st = ConnState::from_u8(c.state);
+                    (
+                        c.expires <= now.0,
+                        tcp && flags & TCP_SYN != 0
+                            && new_conn_expected(c, st, snap.policy.conn_reuse_mode),
+                        !c.dest.available.load(Ordering::Relaxed),
+                    )
+                });
+            if !expired && !reusable && dest_gone {
+                // The real server was removed: IPVS drops the packet, and with
+                // expire_nodest_conn expires the connection too.
+                if snap.policy.expire_nodest_conn {
+                    unlink(&mut shard, slot, &self.hasher);
+                }
+                return self.drop_packet(DropReason::NoDestination);
+            }
             if !expired && !reusable {
                 if p.ttl <= 1 {
                     return self.drop_packet(DropReason::TtlExceeded);
@@ -298,62 +372,22 @@ impl Engine {
             }
             unlink(&mut shard, slot, &self.hasher);
         }
-        if tcp && (flags & TCP_SYN == 0 || flags & TCP_RST != 0) {
+        // A RST never creates a connection; another non-SYN only with sloppy_tcp.
+        if tcp && (flags & TCP_RST != 0 || (flags & TCP_SYN == 0 && !snap.policy.sloppy_tcp)) {
             return self.drop_packet(DropReason::NoConnectionNonSyn);
         }
         if p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
         }
-        let key = SchedKey {
-            src: t.src,
-            dst: t.dst,
-            sport: t.sport,
-            v6: t.v6,
-            now_ms: now.0,
+        let slot = match self.new_conn(&mut shard, h, now, t, svc, snap) {
+            NewConn::Created(slot) => slot,
+            NewConn::Refused(reason) => return self.drop_packet(reason),
+            NewConn::OnePacket {
+                dest,
+                dport,
+                method_flag,
+            } => return self.one_packet(shard, svc, &dest, dport, method_flag, frame, p, pkt),
         };
-        let Some(dest) = svc.schedule(&key) else {
-            return self.drop_packet(DropReason::NoDestination);
-        };
-        let method_flag = match dest.method() {
-            ForwardMethod::Masq | ForwardMethod::FullNat => 0,
-            ForwardMethod::Route => F_NO_OUTPUT,
-            ForwardMethod::Tunnel => F_NO_OUTPUT | F_TUNNEL,
-            ForwardMethod::Local => F_NO_OUTPUT | F_LOCAL,
-        };
-        let fnat = if dest.method() == ForwardMethod::FullNat {
-            match self.fullnat_local(svc, t, &dest, h) {
-                Some(f) => Some(Box::new(f)),
-                None => return self.drop_packet(DropReason::NoLocalPort),
-            }
-        } else {
-            None
-        };
-        // One-packet scheduling keeps no connection, so a FULLNAT reply could not find its
-        // way back: FULLNAT datagrams always get a connection.
-        if !tcp && svc.spec.one_packet && fnat.is_none() {
-            return self.one_packet(shard, svc, &dest, method_flag, frame, p, pkt);
-        }
-        let state = if tcp { ConnState::None } else { ConnState::Udp };
-        dest.bind(false);
-        let dest_id = dest.id;
-        let conn = Conn {
-            client: t.src,
-            vaddr: t.dst,
-            daddr: to16(dest.addr),
-            cport: t.sport,
-            vport: t.dport,
-            dport: dest.port,
-            proto: t.proto,
-            state: state as u8,
-            flags: F_INACTIVE | method_flag | if t.v6 { F_V6 } else { 0 },
-            svc_id: svc.id,
-            expires: now.0.saturating_add(snap.timeouts.of(state)),
-            dest,
-            fnat,
-        };
-        let slot = shard.insert(h, &self.hasher, conn);
-        shard.stats_mut(svc.id).conns += 1;
-        shard.stats_mut(dest_id).conns += 1;
         self.deliver(
             shard,
             slot,
@@ -367,6 +401,91 @@ impl Engine {
         )
     }
 
+    /// Schedules a new connection for tuple `t` of `svc` (`ip_vs_schedule`) and inserts it
+    /// into `shard` (whose hash is `h`).
+    fn new_conn(
+        &self,
+        shard: &mut Shard,
+        h: u64,
+        now: Millis,
+        t: &Tuple,
+        svc: &ServiceRt,
+        snap: &Snapshot,
+    ) -> NewConn {
+        let tcp = t.proto == ip::TCP;
+        let key = SchedKey {
+            src: t.src,
+            dst: t.dst,
+            sport: t.sport,
+            v6: t.v6,
+            now_ms: now.0,
+        };
+        let (dest, dport, control) = match &svc.spec.persistence {
+            None => match svc.schedule(&key) {
+                Some(dest) => {
+                    // A destination without a port (of a firewall-mark service) keeps the
+                    // client's (`ip_vs_schedule`: `dest->port ? dest->port : vport`).
+                    let dport = if dest.port == 0 { t.dport } else { dest.port };
+                    (dest, dport, None)
+                }
+                None => return NewConn::Refused(DropReason::NoDestination),
+            },
+            Some(pers) => match self.schedule_persistent(now, svc, pers, t, &key, snap) {
+                Some((dest, dport, tpl)) => (dest, dport, Some(tpl)),
+                None => return NewConn::Refused(DropReason::NoDestination),
+            },
+        };
+        let method_flag = match dest.method() {
+            ForwardMethod::Masq | ForwardMethod::FullNat => 0,
+            ForwardMethod::Route => F_NO_OUTPUT,
+            ForwardMethod::Tunnel => F_NO_OUTPUT | F_TUNNEL,
+            ForwardMethod::Local => F_NO_OUTPUT | F_LOCAL,
+        };
+        let fnat = if dest.method() == ForwardMethod::FullNat {
+            match self.fullnat_local(svc, t, &dest, h) {
+                Some(f) => Some(Box::new(f)),
+                None => return NewConn::Refused(DropReason::NoLocalPort),
+            }
+        } else {
+            None
+        };
+        // One-packet scheduling keeps no connection, so a FULLNAT reply could not find its
+        // way back: FULLNAT datagrams always get a connection.
+        if !tcp && svc.spec.one_packet && fnat.is_none() {
+            return NewConn::OnePacket {
+                dest,
+                dport,
+                method_flag,
+            };
+        }
+        let state = if tcp { ConnState::None } else { ConnState::Udp };
+        dest.bind(false);
+        if let Some(tpl) = &control {
+            tpl.control_add();
+        }
+        let dest_id = dest.id;
+        let conn = Conn {
+            client: t.src,
+            vaddr: t.dst,
+            daddr: to16(dest.addr),
+            cport: t.sport,
+            vport: t.dport,
+            dport,
+            proto: t.proto,
+            state: state as u8,
+            flags: F_INACTIVE | method_flag | if t.v6 { F_V6 } else { 0 },
+            svc_id: svc.id,
+            expires: now.0.saturating_add(snap.timeouts.of(state)),
+            dest,
+            fnat,
+            control,
+        };
+        let slot = shard.insert(h, &self.hasher, conn);
+        shard.stats_mut(svc.id).conns += 1;
+        shard.stats_mut(dest_id).conns += 1;
+        NewConn::Created(slot)
+    }
+
     /// One-packet scheduling (`-o`, UDP only): the datagram is scheduled and forwarded, and its
     /// connection is gone at once (IPVS never hashes it), so replies are not translated back.
     #[allow(clippy::too_many_arguments)]
@@ -375,6 +494,7 @@ impl Engine {
         mut shard: MutexGuard<'_, Shard>,
         svc: &ServiceRt,
         dest: &DestRt,
+        dport: u16,
         method_flag: u8,
         frame: &mut [u8],
         p: &Parsed,
@@ -390,14 +510,7 @@ impl Engine {
         drop(shard);
         let daddr = to16(dest.addr);
         if method_flag & F_NO_OUTPUT == 0
-            && !nat::rewrite(
-                frame,
-                &p.lay,
-                Side::Dst,
-                &daddr,
-                dest.port,
-                pkt.csum_partial,
-            )
+            && !nat::rewrite(frame, &p.lay, Side::Dst, &daddr, dport, pkt.csum_partial)
         {
             return self.drop_packet(DropReason::Malformed);
         }
@@ -556,7 +669,7 @@ impl Engine {
         }
     }
 
-    fn handle_icmp(&self, frame: &mut [u8], p: &Parsed, snap: &Snapshot) -> Verdict {
+    fn handle_icmp(&self, now: Millis, frame: &mut [u8], p: &Parsed, snap: &Snapshot) -> Verdict {
         if !icmp::is_error(frame, &p.lay) {
             return Verdict::PassToKernel;
         }
@@ -577,7 +690,8 @@ impl Engine {
             port: q.sport,
             proto: q.proto,
         };
-        let (dir, h) = if snap.service_at(&quoted_from_vip).is_some() {
+        let svc = snap.lookup(&quoted_from_vip, p.lay.v6);
+        let (dir, h) = if svc.is_some() {
             (
                 Direction::Input,
                 flow_hash(&self.hasher, inv.proto, &inv.src, inv.sport),
@@ -589,8 +703,17 @@ impl Engine {
             )
         };
         let mut shard = self.shard(h).lock();
-        let Some(slot) = shard.find(h, dir, &inv) else {
-            return Verdict::PassToKernel;
+        let slot = match (shard.find(h, dir, &inv), svc) {
+            (Some(slot), _) => slot,
+            // schedule_icmp: an error about a service's packet without a connection (its flow
+            // was scheduled by another director, say) is scheduled like the client's packet.
+            (None, Some(svc)) if snap.policy.schedule_icmp => {
+                match self.new_conn(&mut shard, h, now, &inv, svc, snap) {
+                    NewConn::Created(slot) => slot,
+                    _ => return Verdict::PassToKernel,
+                }
+            }
+            (None, _) => return Verdict::PassToKernel,
         };
         if p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
@@ -661,9 +784,46 @@ impl Engine {
     }
 }
 
+/// The outcome of scheduling a new connection.
+enum NewConn {
+    /// Inserted at this slot.
+    Created(u32),
+    /// Scheduled for one-packet forwarding (`-o`): no connection kept.
+    OnePacket {
+        dest: Arc<DestRt>,
+        dport: u16,
+        method_flag: u8,
+    },
+    /// Not scheduled.
+    Refused(DropReason),
+}
+
+/// A firewall mark as a template's virtual address (IPVS stores it in the address's first
+/// 32 bits; IPv4 addresses here are IPv4-mapped).
+fn mark_addr(mark: u32, v6: bool) -> [u8; 16] {
+    let ip = if v6 {
+        IpAddr::V6(Ipv6Addr::from(u128::from(mark) << 96))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(mark))
+    };
+    to16(ip)
+}
+
+/// Whether a SYN finding connection `c` in state `st` starts a new connection
+/// (`is_new_conn_expected` under `conn_reuse_mode`): never for a connection controlled by a
+/// persistence template, else TIME_WAIT or CLOSE (bit 0), or FIN_WAIT of a direct-routing or
+/// tunnel connection (bit 1).
+fn new_conn_expected(c: &Conn, st: ConnState, mode: u8) -> bool {
+    if mode == 0 || c.control.is_some() {
+        return false;
+    }
+    matches!(st, ConnState::TimeWait | ConnState::Close)
+        || (mode & 2 != 0 && st == ConnState::FinWait && c.flags & F_NO_OUTPUT != 0)
+}
+
 fn unlink(shard: &mut Shard, slot: u32, hasher: &foldhash::fast::RandomState) {
     if let Some(c) = shard.remove(slot, hasher) {
-        c.dest.unbind(c.flags & F_INACTIVE == 0);
+        c.release();
     }
 }
 

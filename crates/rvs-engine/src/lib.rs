@@ -5,7 +5,9 @@
 //! [`tunnel`], software GSO segmentation in [`gso`]), FULLNAT (`--fullnat`: both addresses
 //! rewritten, the source becoming a local address of the service's `--laddr` pool and a local
 //! port allocated without collisions, optionally with a [`proxy`] protocol header inserted at the
-//! start of TCP streams), ICMP error handling, counters and IPVS's rate estimator.
+//! start of TCP streams), ICMP error handling, persistence templates (`-p`/`-M`, port-0 services),
+//! firewall-mark services fed by a classifier of [`MarkRule`]s, connection thresholds, IPVS's policy
+//! switches ([`Policy`]), counters and IPVS's rate estimator.
 //!
 //! Nothing here touches a socket, a thread or the clock: frames come in as `&mut [u8]`, time as
 //! [`Millis`]. [`Engine`] is `Send + Sync`; workers share it through an `Arc`.
@@ -20,6 +22,8 @@ mod fullnat;
 pub mod gso;
 mod icmp;
 mod nat;
+mod persist;
+mod policy;
 pub mod proxy;
 mod sched;
 mod sched_hash;
@@ -31,4 +35,5 @@ pub mod tunnel;
 mod types;
 
 pub use engine::Engine;
+pub use policy::{Policy, PolicyError, POLICY_NAMES};
 pub use types::*;

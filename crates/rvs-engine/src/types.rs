@@ -168,15 +168,83 @@ impl Protocol {
     }
 }
 
-/// Identity of a virtual service: protocol, virtual IP, port.
+/// Identity of a virtual service: protocol, virtual IP, port; or a firewall mark (`-f`) and an
+/// address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
-    /// TCP or UDP.
+    /// TCP or UDP (TCP, unused, for a firewall-mark service).
     pub proto: Protocol,
-    /// Virtual IP.
+    /// Virtual IP (the family's unspecified address for a firewall-mark service).
     pub addr: IpAddr,
-    /// Virtual port.
+    /// Virtual port (0 for a firewall-mark service).
     pub port: u16,
+    /// The firewall mark of a `-f` service; 0 for a (protocol, address, port) service.
+    pub fwmark: u32,
+}
+
+impl ServiceKey {
+    /// A (protocol, address, port) service.
+    pub fn new(proto: Protocol, addr: IpAddr, port: u16) -> ServiceKey {
+        ServiceKey {
+            proto,
+            addr,
+            port,
+            fwmark: 0,
+        }
+    }
+
+    /// A firewall-mark service (`-f mark`, `-6` for IPv6).
+    pub fn fwmark(mark: u32, v6: bool) -> ServiceKey {
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: if v6 {
+                IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED)
+            },
+            port: 0,
+            fwmark: mark,
+        }
+    }
+}
+
+/// A classifier rule: packets of `proto` to an address in `addr/prefix_len` and a destination
+/// port in `ports` carry `mark` (rvs's stand-in for the kernel's packet marks, which it cannot
+/// see). A marked packet goes to the firewall-mark service of its mark and family, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MarkRule {
+    /// Transport protocol.
+    pub proto: Protocol,
+    /// Destination network address.
+    pub addr: IpAddr,
+    /// Destination prefix length (32 or 128 for one address).
+    pub prefix_len: u8,
+    /// First and last destination port (inclusive).
+    pub ports: (u16, u16),
+    /// The mark.
+    pub mark: u32,
+}
+
+impl MarkRule {
+    /// Whether a packet of protocol number `proto` to `addr`:`port` matches.
+    pub fn matches(&self, proto: u8, addr: IpAddr, port: u16) -> bool {
+        if self.proto.number() != proto || port < self.ports.0 || port > self.ports.1 {
+            return false;
+        }
+        match (self.addr, addr) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let bits = u32::from(self.prefix_len.min(32));
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                u32::from(net) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let bits = u32::from(self.prefix_len.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                u128::from(net) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Scheduling algorithm of a service.
@@ -300,7 +368,8 @@ pub struct ServiceSpec {
     pub scheduler: SchedulerKind,
     /// Scheduler flags (`-b`).
     pub sched_flags: SchedFlags,
-    /// Persistence, if any (not supported yet).
+    /// Persistence, if any: connections of one client (masked by the netmask) go to the
+    /// same real server while its template lives.
     pub persistence: Option<Persistence>,
     /// One-packet scheduling (`-o`): each UDP datagram is scheduled on its own and no
     /// connection is kept (ignored for TCP, as in IPVS).
@@ -590,6 +659,11 @@ pub struct ConnStatus {
     pub state: ConnState,
     /// Time left before the connection expires.
     pub expires_in: Millis,
+    /// A persistence template (client masked, port 0), not a connection.
+    pub template: bool,
+    /// A firewall-mark service's template: IPVS shows its protocol as `IP` and its virtual
+    /// address as the mark.
+    pub fwmark_template: bool,
 }
 
 /// Protocol timeouts in seconds (`ipvsadm --set tcp tcpfin udp`).

@@ -491,12 +491,16 @@ fn control_plane_errors() {
         e.add_dest(&k, dest(ip6(rip6()), RPORT, 1)),
         Err(EngineError::InvalidArgument(_))
     ));
+    // A persistence netmask of the other family is refused.
     let mut p = svc(missing, SchedulerKind::Rr);
     p.persistence = Some(Persistence {
         timeout_s: 300,
-        netmask: ip4([255, 255, 255, 255]),
+        netmask: ip6(rip6()),
     });
-    assert!(matches!(e.add_service(p), Err(EngineError::Unsupported(_))));
+    assert!(matches!(
+        e.add_service(p),
+        Err(EngineError::InvalidArgument(_))
+    ));
     assert_eq!(
         EngineError::ServiceExists.to_string(),
         "Service already exists"

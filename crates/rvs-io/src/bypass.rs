@@ -49,6 +49,20 @@ pub enum BypassRule {
         /// Virtual port (0: all).
         port: u16,
     },
+    /// Traffic a mark rule sends to a firewall-mark service: drops
+    /// `ip daddr NET/LEN tcp|udp|sctp dport FIRST-LAST` on every rvsd interface.
+    MarkedService {
+        /// Transport protocol.
+        proto: L4Proto,
+        /// Destination network address.
+        net: IpAddr,
+        /// Destination prefix length.
+        prefix_len: u8,
+        /// First destination port.
+        first_port: u16,
+        /// Last destination port.
+        last_port: u16,
+    },
     /// NAT replies from a real server: drops `ip saddr RIP tcp|udp|sctp sport PORT` unless the
     /// packet is addressed to one of the director's own addresses (`fib daddr type != local`), so
     /// health checks from the director to the real server still reach the kernel. Port 0 means
@@ -84,6 +98,24 @@ impl BypassRule {
             BypassRule::Service { proto, vip, port } => {
                 let l4 = l4_match(*proto, "dport", *port);
                 format!("{} daddr {vip} {l4} counter drop", family(vip))
+            }
+            BypassRule::MarkedService {
+                proto,
+                net,
+                prefix_len,
+                first_port,
+                last_port,
+            } => {
+                let ports = if first_port == last_port {
+                    first_port.to_string()
+                } else {
+                    format!("{first_port}-{last_port}")
+                };
+                format!(
+                    "{} daddr {net}/{prefix_len} {} dport {ports} counter drop",
+                    family(net),
+                    proto.nft_name()
+                )
             }
             BypassRule::RealServerReply { proto, rip, port } => {
                 let l4 = l4_match(*proto, "sport", *port);
@@ -297,6 +329,17 @@ mod tests {
         assert_eq!(
             svc.nft_expr(),
             "ip daddr 10.0.0.100 tcp dport 80 counter drop"
+        );
+        let marked = BypassRule::MarkedService {
+            proto: L4Proto::Tcp,
+            net: ip("10.0.0.0"),
+            prefix_len: 24,
+            first_port: 80,
+            last_port: 88,
+        };
+        assert_eq!(
+            marked.nft_expr(),
+            "ip daddr 10.0.0.0/24 tcp dport 80-88 counter drop"
         );
         let any = BypassRule::Service {
             proto: L4Proto::Udp,

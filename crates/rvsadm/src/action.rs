@@ -19,6 +19,10 @@ pub enum Action {
     Restore,
     /// `--counters` (rvs extension): print rvsd's packet counters, one `name value` per line.
     Counters,
+    /// `--list-marks` (rvs extension): the classifier rules as `--add-mark` lines.
+    ListMarks,
+    /// `--list-policy` (rvs extension): the IPVS policy switches, `name value` per line.
+    ListPolicy,
     /// A valid ipvsadm request rvsd has no command for yet (e.g. `--start-daemon`).
     Unsupported {
         /// The option as ipvsadm spells it, e.g. `--start-daemon`.

@@ -28,6 +28,10 @@ pub fn usage() -> String {
         "--start-daemon {master|backup} [daemon-options]",
         "--stop-daemon {master|backup}",
         "--counters",
+        "--add-mark|--del-mark -t|-u addr[/prefix]:port[-port] --mark N",
+        "--list-marks",
+        "--set-policy name=value",
+        "--list-policy",
         "-h",
     ] {
         out.push_str(&format!("  {p} {line}\n"));
@@ -112,6 +116,17 @@ pub fn usage() -> String {
         "                                      addresses of the service's family\n",
         "  --proxy-protocol v1|v2              send the client address to FULLNAT real\n",
         "                                      servers as a PROXY protocol header (-A/-E, TCP)\n",
+        "  --add-mark -t|-u addr[/prefix]:port[-port] --mark N\n",
+        "                                      classifier rule (rvs cannot see kernel marks):\n",
+        "                                      such packets go to the -f N service; IPv6\n",
+        "                                      addresses in brackets; first match wins\n",
+        "  --del-mark -t|-u ... --mark N       remove a classifier rule\n",
+        "  --list-marks                        the rules as --add-mark lines (-S saves them\n",
+        "                                      first, -R restores them)\n",
+        "  --set-policy name=value             IPVS switch: conn_reuse_mode (0-3, default 1),\n",
+        "                                      expire_nodest_conn, expire_quiescent_template,\n",
+        "                                      sloppy_tcp, schedule_icmp (0|1, default 0)\n",
+        "  --list-policy                       the switches, one \"name value\" per line\n",
     ));
     out
 }
@@ -124,5 +139,7 @@ mod tests {
         assert!(text.contains("  rvsadm --counters\n"));
         assert!(text.contains("rvs extensions"));
         assert!(text.contains("  --counters  "));
+        assert!(text.contains("  rvsadm --list-marks\n"));
+        assert!(text.contains("  --set-policy name=value  "));
     }
 }

@@ -15,6 +15,7 @@ pub mod action;
 mod address;
 mod args;
 pub mod errors;
+pub mod extension;
 pub mod help;
 pub mod parse;
 pub mod render;

@@ -343,6 +343,9 @@ pub fn parse_restore_args<S: AsRef<str>>(args: &[S]) -> Result<Action, ParseErro
 }
 
 fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, ParseError> {
+    if let Some(extension) = crate::extension::parse_extension(args) {
+        return extension;
+    }
     let split = split(args);
     let mut items = split.items.into_iter();
     let first = match items.next() {

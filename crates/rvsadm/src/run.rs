@@ -4,7 +4,7 @@ use crate::action::{Action, ListTarget};
 use crate::errors::error_text;
 use crate::parse::parse_restore_args;
 use crate::restore::restore_words;
-use crate::{help, render};
+use crate::{extension, help, render};
 use rvs_api::{ApiError, Client, Command, Reply};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -171,7 +171,30 @@ fn run(
             else {
                 return Err(unexpected());
             };
-            Outcome::out(render::save(&services, format))
+            // The classifier first, so -R has the rules before the -A -f services.
+            let Reply::MarkRules(rules) = query(control, &Command::ListMarkRules)? else {
+                return Err(unexpected());
+            };
+            let mut text: String = rules.iter().map(extension::mark_rule_line).collect();
+            text.push_str(&render::save(&services, format));
+            Outcome::out(text)
+        }
+        Action::ListMarks => {
+            let Reply::MarkRules(rules) = query(control, &Command::ListMarkRules)? else {
+                return Err(unexpected());
+            };
+            Outcome::out(rules.iter().map(extension::mark_rule_line).collect())
+        }
+        Action::ListPolicy => {
+            let Reply::Policy(values) = query(control, &Command::GetPolicy)? else {
+                return Err(unexpected());
+            };
+            Outcome::out(
+                values
+                    .iter()
+                    .map(|p| format!("{} {}\n", p.name, p.value))
+                    .collect(),
+            )
         }
         Action::Restore => restore(control, stdin),
         Action::Counters => {

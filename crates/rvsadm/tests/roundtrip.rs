@@ -2,8 +2,8 @@
 
 use rvs_api::{
     ApiError, Command, ConnView, CounterView, DestConfig, DestView, ErrorKind, ForwardMethod, Info,
-    RatesView, Reply, ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum,
-    TunnelConfig, TunnelKind,
+    MarkRuleView, PolicyView, RatesView, Reply, ServiceConfig, ServiceId, ServiceView, StatsView,
+    Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
 };
 use rvsadm::{execute, parse_args, render, Control, Format};
 use std::io::Cursor;
@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 struct FakeDaemon {
     services: Vec<ServiceView>,
     timeouts: Timeouts,
+    marks: Vec<MarkRuleView>,
 }
 
 fn view(config: ServiceConfig) -> ServiceView {
@@ -61,8 +62,32 @@ impl Control for FakeDaemon {
             }
             Command::Clear => {
                 self.services.clear();
+                self.marks.clear();
                 Reply::Ok
             }
+            Command::AddMarkRule(r) => {
+                if self.marks.contains(&r) {
+                    Reply::error(ErrorKind::InvalidArgument, "mark rule already exists")
+                } else {
+                    self.marks.push(r);
+                    Reply::Ok
+                }
+            }
+            Command::DelMarkRule(r) => {
+                let before = self.marks.len();
+                self.marks.retain(|m| *m != r);
+                if before == self.marks.len() {
+                    Reply::error(ErrorKind::InvalidArgument, "no such mark rule")
+                } else {
+                    Reply::Ok
+                }
+            }
+            Command::ListMarkRules => Reply::MarkRules(self.marks.clone()),
+            Command::SetPolicy { .. } => Reply::Ok,
+            Command::GetPolicy => Reply::Policy(vec![PolicyView {
+                name: "conn_reuse_mode".into(),
+                value: 1,
+            }]),
             Command::AddDest { service, dest } => match self.find(&service) {
                 None => no_service(),
                 Some(s)
@@ -490,5 +515,52 @@ fn counters_are_fetched_and_printed() {
         out.stderr.starts_with("Can't initialize ipvs"),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn mark_rules_are_saved_before_the_services_and_restored() {
+    let mut daemon = FakeDaemon::default();
+    for line in [
+        "--add-mark -t 192.168.1.253:80 --mark 1",
+        "--add-mark -t 192.168.1.253/32:8080 --mark 1",
+        "--add-mark -u [2001:db8::]/64:5000-5010 --mark 2",
+        "-A -f 1 -s rr -p 60",
+        "-a -f 1 -r 10.10.10.2 -m",
+    ] {
+        let out = run(&mut daemon, line, "");
+        assert_eq!(out.status, 0, "{line}: {}", out.stderr);
+    }
+    let saved = run(&mut daemon, "-Sn", "").stdout;
+    assert_eq!(
+        saved,
+        "--add-mark -t 192.168.1.253/32:80 --mark 1\n\
+         --add-mark -t 192.168.1.253/32:8080 --mark 1\n\
+         --add-mark -u [2001:db8::]/64:5000-5010 --mark 2\n\
+         -A -f 1 -s rr -p 60\n\
+         -a -f 1 -r 10.10.10.2:0 -m -w 1\n"
+    );
+    assert_eq!(
+        run(&mut daemon, "--list-marks", "").stdout,
+        saved
+            .lines()
+            .take(3)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    let mut fresh = FakeDaemon::default();
+    let out = run(&mut fresh, "-R", &saved);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(fresh.marks, daemon.marks);
+    assert_eq!(run(&mut fresh, "-Sn", "").stdout, saved);
+    // A duplicate is refused; --del-mark removes.
+    let out = run(&mut fresh, "--add-mark -t 192.168.1.253:80 --mark 1", "");
+    assert_eq!(out.status, 255, "{}", out.stderr);
+    let out = run(&mut fresh, "--del-mark -t 192.168.1.253:80 --mark 1", "");
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(fresh.marks.len(), 2);
+    assert_eq!(
+        run(&mut fresh, "--list-policy", "").stdout,
+        "conn_reuse_mode 1\n"
     );
 }

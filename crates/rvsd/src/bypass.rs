@@ -2,7 +2,6 @@
 //! neither answers nor forwards the traffic rvsd forwards itself.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -99,51 +98,59 @@ fn instance_hash(socket: &Path) -> u32 {
 /// every masqueraded real server, and the FULLNAT replies to every local address.
 fn rules_for(engine: &Engine) -> Vec<BypassRule> {
     let mut rules = BTreeSet::new();
+    let marks = engine.mark_rules();
     for svc in engine.services(rvs_engine::Millis(0)) {
-        let proto = l4(svc.spec.key.proto);
-        rules.insert(RuleKey::Service(
-            proto,
-            svc.spec.key.addr,
-            svc.spec.key.port,
-        ));
-        for dest in &svc.dests {
-            if dest.spec.method == ForwardMethod::Masq {
-                rules.insert(RuleKey::Reply(proto, dest.spec.addr, dest.spec.port));
+        let key = svc.spec.key;
+        // A firewall-mark service gets the traffic of the mark rules of its mark and family,
+        // and its real servers' replies in those rules' protocols.
+        let protos: Vec<L4Proto> = if key.fwmark != 0 {
+            let mine: Vec<_> = marks
+                .iter()
+                .filter(|r| r.mark == key.fwmark && r.addr.is_ipv6() == key.addr.is_ipv6())
+                .collect();
+            for r in &mine {
+                rules.insert(BypassRule::MarkedService {
+                    proto: l4(r.proto),
+                    net: r.addr,
+                    prefix_len: r.prefix_len,
+                    first_port: r.ports.0,
+                    last_port: r.ports.1,
+                });
             }
-            if dest.spec.method == ForwardMethod::FullNat {
-                for laddr in &svc.spec.local_addrs {
-                    rules.insert(RuleKey::FullNatReply(
-                        proto,
-                        dest.spec.addr,
-                        dest.spec.port,
-                        *laddr,
-                    ));
-                }
-            }
+            let set: BTreeSet<L4Proto> = mine.iter().map(|r| l4(r.proto)).collect();
+            set.into_iter().collect()
+        } else {
+            rules.insert(BypassRule::Service {
+                proto: l4(key.proto),
+                vip: key.addr,
+                port: key.port,
+            });
+            vec![l4(key.proto)]
+        };
+        for proto in protos {
+            dest_rules(&mut rules, &svc, proto);
         }
     }
-    rules.into_iter().map(RuleKey::into_rule).collect()
+    rules.into_iter().collect()
 }
 
-/// Orderable mirror of [`BypassRule`] so the rule list is deduplicated and stable.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum RuleKey {
-    Service(L4Proto, IpAddr, u16),
-    Reply(L4Proto, IpAddr, u16),
-    FullNatReply(L4Proto, IpAddr, u16, IpAddr),
-}
-
-impl RuleKey {
-    fn into_rule(self) -> BypassRule {
-        match self {
-            RuleKey::Service(proto, vip, port) => BypassRule::Service { proto, vip, port },
-            RuleKey::Reply(proto, rip, port) => BypassRule::RealServerReply { proto, rip, port },
-            RuleKey::FullNatReply(proto, rip, port, laddr) => BypassRule::FullNatReply {
-                proto,
-                rip,
-                port,
-                laddr,
-            },
+/// The replies of a service's real servers that come back through the director: masqueraded
+/// servers' to anyone, FULLNAT servers' to the local addresses.
+fn dest_rules(rules: &mut BTreeSet<BypassRule>, svc: &rvs_engine::ServiceStatus, proto: L4Proto) {
+    for dest in &svc.dests {
+        let (rip, port) = (dest.spec.addr, dest.spec.port);
+        if dest.spec.method == ForwardMethod::Masq {
+            rules.insert(BypassRule::RealServerReply { proto, rip, port });
+        }
+        if dest.spec.method == ForwardMethod::FullNat {
+            for laddr in &svc.spec.local_addrs {
+                rules.insert(BypassRule::FullNatReply {
+                    proto,
+                    rip,
+                    port,
+                    laddr: *laddr,
+                });
+            }
         }
     }
 }

@@ -30,6 +30,8 @@ pub fn changes_config(cmd: &Command) -> bool {
             | Command::AddDest { .. }
             | Command::EditDest { .. }
             | Command::DelDest { .. }
+            | Command::AddMarkRule(_)
+            | Command::DelMarkRule(_)
     )
 }
 
@@ -172,6 +174,36 @@ fn run(
             daemon: format!("rvsd {}", env!("CARGO_PKG_VERSION")),
         }),
         Command::GetCounters => Reply::Counters(counters(engine, egress)),
+        Command::AddMarkRule(v) => {
+            engine.add_mark_rule(mark_rule(&v)).map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::DelMarkRule(v) => {
+            engine.del_mark_rule(&mark_rule(&v)).map_err(engine_error)?;
+            Reply::Ok
+        }
+        Command::ListMarkRules => {
+            Reply::MarkRules(engine.mark_rules().iter().map(mark_rule_view).collect())
+        }
+        Command::SetPolicy { name, value } => {
+            let mut policy = engine.policy();
+            policy
+                .set(&name, value)
+                .map_err(|e| api_error(ErrorKind::InvalidArgument, &e.to_string()))?;
+            engine.set_policy(policy);
+            Reply::Ok
+        }
+        Command::GetPolicy => Reply::Policy(
+            engine
+                .policy()
+                .values()
+                .iter()
+                .map(|&(name, value)| rvs_api::PolicyView {
+                    name: name.to_owned(),
+                    value,
+                })
+                .collect(),
+        ),
     };
     Ok(reply)
 }
@@ -192,31 +224,57 @@ fn engine_error(err: EngineError) -> rvs_api::ErrorReply {
     api_error(kind, &err.to_string())
 }
 
-/// The engine key of a service id; firewall-mark and SCTP services belong to later issues.
+/// The engine key of a service id; SCTP services belong to a later issue.
 fn service_key(id: &ServiceId) -> Result<ServiceKey, rvs_api::ErrorReply> {
     match *id {
-        ServiceId::Tcp { addr, port } => Ok(ServiceKey {
-            proto: Protocol::Tcp,
-            addr,
-            port,
-        }),
-        ServiceId::Udp { addr, port } => Ok(ServiceKey {
-            proto: Protocol::Udp,
-            addr,
-            port,
-        }),
+        ServiceId::Tcp { addr, port } => Ok(ServiceKey::new(Protocol::Tcp, addr, port)),
+        ServiceId::Udp { addr, port } => Ok(ServiceKey::new(Protocol::Udp, addr, port)),
         ServiceId::Sctp { .. } => Err(api_error(
             ErrorKind::Unsupported,
             "SCTP services are not supported yet",
         )),
-        ServiceId::Fwmark { .. } => Err(api_error(
-            ErrorKind::Unsupported,
-            "firewall-mark services (-f) are not supported yet",
+        ServiceId::Fwmark { mark: 0, .. } => Err(api_error(
+            ErrorKind::InvalidArgument,
+            "a firewall mark must be non-zero",
         )),
+        ServiceId::Fwmark { mark, ipv6 } => Ok(ServiceKey::fwmark(mark, ipv6)),
+    }
+}
+
+fn mark_rule(v: &rvs_api::MarkRuleView) -> rvs_engine::MarkRule {
+    rvs_engine::MarkRule {
+        proto: match v.proto {
+            rvs_api::MarkProto::Tcp => Protocol::Tcp,
+            rvs_api::MarkProto::Udp => Protocol::Udp,
+        },
+        addr: v.addr,
+        prefix_len: v.prefix_len,
+        ports: (v.first_port, v.last_port),
+        mark: v.mark,
+    }
+}
+
+fn mark_rule_view(r: &rvs_engine::MarkRule) -> rvs_api::MarkRuleView {
+    rvs_api::MarkRuleView {
+        proto: match r.proto {
+            Protocol::Tcp => rvs_api::MarkProto::Tcp,
+            Protocol::Udp => rvs_api::MarkProto::Udp,
+        },
+        addr: r.addr,
+        prefix_len: r.prefix_len,
+        first_port: r.ports.0,
+        last_port: r.ports.1,
+        mark: r.mark,
     }
 }
 
 fn service_id(key: &ServiceKey) -> ServiceId {
+    if key.fwmark != 0 {
+        return ServiceId::Fwmark {
+            mark: key.fwmark,
+            ipv6: key.addr.is_ipv6(),
+        };
+    }
     match key.proto {
         Protocol::Tcp => ServiceId::Tcp {
             addr: key.addr,
@@ -461,6 +519,8 @@ fn service_view(s: ServiceStatus) -> ServiceView {
 fn conn_view(c: ConnStatus) -> ConnView {
     ConnView {
         proto: match c.proto {
+            // IPVS's firewall-mark templates are IPPROTO_IP.
+            _ if c.fwmark_template => "IP",
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
         }
@@ -534,13 +594,20 @@ mod tests {
     }
 
     #[test]
-    fn later_issue_features_are_refused_not_ignored() {
+    fn service_ids_and_scheduler_flags_map_to_the_engine() {
         let fw = ServiceId::Fwmark {
             mark: 1,
+            ipv6: true,
+        };
+        assert_eq!(service_id(&service_key(&fw).unwrap()), fw);
+        let zero = ServiceId::Fwmark {
+            mark: 0,
             ipv6: false,
         };
-        let err = service_key(&fw).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Unsupported);
+        assert_eq!(
+            service_key(&zero).unwrap_err().kind,
+            ErrorKind::InvalidArgument
+        );
         for k in SchedulerKind::ALL {
             assert_eq!(scheduler(k.name()).ok(), Some(k));
         }

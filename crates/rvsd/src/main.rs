@@ -52,6 +52,44 @@ struct Args {
     #[arg(long, value_name = "PRIME", default_value_t = rvs_engine::MH_DEFAULT_TABLE_SIZE,
           value_parser = parse_mh_table_size)]
     mh_table_size: u32,
+    /// IPVS's conn_reuse_mode: 1 (default) reschedules a SYN that finds a TIME_WAIT/CLOSE
+    /// connection, 2 also a FIN_WAIT direct-routing one, 3 both, 0 never. Settable at run time
+    /// with `rvsadm --set-policy conn_reuse_mode=N`, as the switches below.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    conn_reuse_mode: u32,
+    /// IPVS's expire_nodest_conn (0|1): a packet of a removed real server's connection expires
+    /// the connection (it is dropped either way).
+    #[arg(long, value_name = "0|1", default_value_t = 0)]
+    expire_nodest_conn: u32,
+    /// IPVS's expire_quiescent_template (0|1): a persistence template whose real server has
+    /// weight 0 is dropped at its next use, so the client is scheduled afresh.
+    #[arg(long, value_name = "0|1", default_value_t = 0)]
+    expire_quiescent_template: u32,
+    /// IPVS's sloppy_tcp (0|1): a TCP packet other than a SYN may create a connection.
+    #[arg(long, value_name = "0|1", default_value_t = 0)]
+    sloppy_tcp: u32,
+    /// IPVS's schedule_icmp (0|1): an ICMP error about a service's flow without a connection
+    /// is scheduled like the flow's packet.
+    #[arg(long, value_name = "0|1", default_value_t = 0)]
+    schedule_icmp: u32,
+}
+
+impl Args {
+    /// The policy switches given on the command line.
+    fn policy(&self) -> anyhow::Result<rvs_engine::Policy> {
+        let mut p = rvs_engine::Policy::default();
+        for (name, value) in [
+            ("conn_reuse_mode", self.conn_reuse_mode),
+            ("expire_nodest_conn", self.expire_nodest_conn),
+            ("expire_quiescent_template", self.expire_quiescent_template),
+            ("sloppy_tcp", self.sloppy_tcp),
+            ("schedule_icmp", self.schedule_icmp),
+        ] {
+            p.set(name, value)
+                .with_context(|| format!("--{}", name.replace('_', "-")))?;
+        }
+        Ok(p)
+    }
 }
 
 fn parse_mh_table_size(s: &str) -> Result<u32, String> {
@@ -91,6 +129,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         mh_table_size: args.mh_table_size,
         ..rvs_engine::EngineConfig::default()
     }));
+    engine.set_policy(args.policy()?);
 
     let net =
         rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;

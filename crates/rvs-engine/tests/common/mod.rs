@@ -41,7 +41,7 @@ pub fn ip6(a: [u8; 16]) -> IpAddr {
 }
 
 pub fn key(proto: Protocol, addr: IpAddr, port: u16) -> ServiceKey {
-    ServiceKey { proto, addr, port }
+    ServiceKey::new(proto, addr, port)
 }
 
 pub fn svc(k: ServiceKey, scheduler: SchedulerKind) -> ServiceSpec {

@@ -53,7 +53,13 @@ pub fn curl(topo: &impl Director, url: &str) -> String {
 
 /// One curl process fetching `url` `n` times, each on a new connection; the answers in order.
 pub fn curl_many(topo: &NatTopology, url: &str, n: usize) -> Vec<String> {
+    curl_many_with(topo, &[], url, n)
+}
+
+/// Like [`curl_many`], with extra curl options (e.g. `--interface ADDR` for another source).
+pub fn curl_many_with(topo: &NatTopology, extra: &[&str], url: &str, n: usize) -> Vec<String> {
     let mut args = vec!["curl", "-s", "--max-time", "60", "-H", "Connection: close"];
+    args.extend_from_slice(extra);
     for _ in 0..n {
         args.push(url);
     }

@@ -1,0 +1,137 @@
+//! IPVS's run-time switches that change outcomes (`/proc/sys/net/ipv4/vs/*`), with the
+//! kernel's defaults.
+
+/// The policy switches. Names follow the kernel's sysctls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// `conn_reuse_mode`: bit 0 (1) reschedules a new TCP connection (SYN) that finds an old
+    /// one in TIME_WAIT or CLOSE; bit 1 (2) also one in FIN_WAIT of a direct-routing or tunnel
+    /// connection; 0 keeps such a SYN on the old connection. Connections controlled by a
+    /// persistence template are never rescheduled. Kernel default 1.
+    pub conn_reuse_mode: u8,
+    /// `expire_nodest_conn`: a packet of a connection whose real server was removed expires
+    /// the connection at once (1) instead of only being dropped (0). Default 0.
+    pub expire_nodest_conn: bool,
+    /// `expire_quiescent_template`: a persistence template whose real server has weight 0 is
+    /// expired when next used, so the client is scheduled afresh. Default 0.
+    pub expire_quiescent_template: bool,
+    /// `sloppy_tcp`: a TCP packet other than a SYN that has no connection creates one
+    /// (takeover after a director failover). Default 0.
+    pub sloppy_tcp: bool,
+    /// `schedule_icmp`: ICMP errors about a service that have no connection are scheduled
+    /// like the packet they quote (instead of left to the kernel). Default 0.
+    pub schedule_icmp: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            conn_reuse_mode: 1,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            sloppy_tcp: false,
+            schedule_icmp: false,
+        }
+    }
+}
+
+/// The names [`Policy::set`] accepts, in listing order.
+pub const POLICY_NAMES: [&str; 5] = [
+    "conn_reuse_mode",
+    "expire_nodest_conn",
+    "expire_quiescent_template",
+    "sloppy_tcp",
+    "schedule_icmp",
+];
+
+/// Why a policy switch could not be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// Not one of [`POLICY_NAMES`].
+    #[error("unknown policy `{0}' (known: conn_reuse_mode, expire_nodest_conn, expire_quiescent_template, sloppy_tcp, schedule_icmp)")]
+    UnknownName(String),
+    /// Out of the switch's range.
+    #[error("invalid value {value} for {name} (allowed: {allowed})")]
+    BadValue {
+        /// The switch.
+        name: &'static str,
+        /// The value given.
+        value: u32,
+        /// The allowed range, in words.
+        allowed: &'static str,
+    },
+}
+
+impl Policy {
+    /// Sets one switch by its sysctl name.
+    pub fn set(&mut self, name: &str, value: u32) -> Result<(), PolicyError> {
+        let flag = |name: &'static str| -> Result<bool, PolicyError> {
+            match value {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(PolicyError::BadValue {
+                    name,
+                    value,
+                    allowed: "0 or 1",
+                }),
+            }
+        };
+        match name {
+            "conn_reuse_mode" => {
+                self.conn_reuse_mode =
+                    u8::try_from(value)
+                        .ok()
+                        .filter(|v| *v <= 3)
+                        .ok_or(PolicyError::BadValue {
+                            name: "conn_reuse_mode",
+                            value,
+                            allowed: "0 to 3",
+                        })?;
+            }
+            "expire_nodest_conn" => self.expire_nodest_conn = flag("expire_nodest_conn")?,
+            "expire_quiescent_template" => {
+                self.expire_quiescent_template = flag("expire_quiescent_template")?
+            }
+            "sloppy_tcp" => self.sloppy_tcp = flag("sloppy_tcp")?,
+            "schedule_icmp" => self.schedule_icmp = flag("schedule_icmp")?,
+            other => return Err(PolicyError::UnknownName(other.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Every switch with its value, in [`POLICY_NAMES`] order.
+    pub fn values(&self) -> [(&'static str, u32); 5] {
+        [
+            ("conn_reuse_mode", u32::from(self.conn_reuse_mode)),
+            ("expire_nodest_conn", u32::from(self.expire_nodest_conn)),
+            (
+                "expire_quiescent_template",
+                u32::from(self.expire_quiescent_template),
+            ),
+            ("sloppy_tcp", u32::from(self.sloppy_tcp)),
+            ("schedule_icmp", u32::from(self.schedule_icmp)),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_kernels_and_names_round_trip() {
+        let mut p = Policy::default();
+        assert_eq!(p.values()[0], ("conn_reuse_mode", 1));
+        assert!(p.values()[1..].iter().all(|(_, v)| *v == 0));
+        for name in POLICY_NAMES {
+            p.set(name, 1).unwrap();
+        }
+        assert!(p.values().iter().all(|(_, v)| *v == 1));
+        assert!(p.set("conn_reuse_mode", 4).is_err());
+        assert!(p.set("sloppy_tcp", 2).is_err());
+        assert!(matches!(
+            p.set("bogus", 1),
+            Err(PolicyError::UnknownName(_))
+        ));
+    }
+}

@@ -1,0 +1,99 @@
+//! The IPVS policy switches' effects: sloppy_tcp, expire_nodest_conn, schedule_icmp
+//! (conn_reuse_mode and expire_quiescent_template are in `persistence.rs`).
+
+mod common;
+
+use common::*;
+use rvs_engine::*;
+
+fn set(e: &Engine, name: &str, value: u32) {
+    let mut p = e.policy();
+    p.set(name, value).expect("known switch");
+    e.set_policy(p);
+}
+
+#[test]
+fn sloppy_tcp_lets_a_non_syn_packet_create_a_connection() {
+    let e = nat_engine();
+    let mut ack = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]);
+    assert_eq!(
+        run(&e, 0, &mut ack.clone()),
+        Verdict::Drop(DropReason::NoConnectionNonSyn)
+    );
+    set(&e, "sloppy_tcp", 1);
+    assert_eq!(run(&e, 1, &mut ack), fwd(ip4(RIP4)));
+    assert_eq!(e.connection_count(), 1);
+    // A RST never creates one.
+    let mut rst = tcp4(CLIENT4, CPORT + 1, VIP4, VPORT, 64, RST, &[]);
+    assert_eq!(
+        run(&e, 2, &mut rst),
+        Verdict::Drop(DropReason::NoConnectionNonSyn)
+    );
+}
+
+#[test]
+fn packets_of_a_removed_servers_connection_are_dropped_and_expired_with_the_switch() {
+    for expire in [false, true] {
+        let e = nat_engine();
+        let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+        e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).unwrap();
+        set(&e, "expire_nodest_conn", u32::from(expire));
+        assert_eq!(
+            run(&e, 0, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+            fwd(ip4(RIP4))
+        );
+        e.del_dest(&k, ip4(RIP4), RPORT).unwrap();
+        assert_eq!(
+            run(&e, 1, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+            Verdict::Drop(DropReason::NoDestination)
+        );
+        assert_eq!(
+            e.connection_count(),
+            usize::from(!expire),
+            "expire {expire}"
+        );
+        // Replies from the removed server are still translated while the connection lives.
+        if !expire {
+            assert_eq!(
+                run(
+                    &e,
+                    2,
+                    &mut tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[])
+                ),
+                fwd(ip4(CLIENT4))
+            );
+        }
+    }
+}
+
+#[test]
+fn schedule_icmp_schedules_an_error_without_a_connection() {
+    use etherparse::icmpv4::DestUnreachableHeader;
+    use etherparse::Icmpv4Type;
+    let e = nat_engine();
+    // A "fragmentation needed" from a router about VIP -> client data of a flow this director
+    // never saw (another director of an ECMP group scheduled it).
+    let quoted = l3(&tcp4(VIP4, VPORT, CLIENT4, CPORT, 64, ACK, &[0u8; 64]));
+    let frag = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+        next_hop_mtu: 1400,
+    });
+    let build = || {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4(ROUTER4, VIP4, 64)
+            .icmpv4(frag.clone())
+            .write(&mut out, &quoted)
+            .expect("build");
+        out
+    };
+    assert_eq!(run(&e, 0, &mut build()), Verdict::PassToKernel);
+    assert_eq!(e.connection_count(), 0);
+    set(&e, "schedule_icmp", 1);
+    assert_eq!(run(&e, 1, &mut build()), fwd(ip4(RIP4)));
+    assert_eq!(e.connection_count(), 1);
+    let c = &e.connections(Millis(1))[0];
+    assert_eq!(
+        c.client,
+        format!("{}:{CPORT}", ip4(CLIENT4)).parse().unwrap()
+    );
+}
