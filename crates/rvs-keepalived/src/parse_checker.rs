@@ -1,0 +1,305 @@
+//! Checker blocks inside `real_server` into [`CheckerSpec`]s.
+
+use crate::checker::{
+    CheckerKind, CheckerSpec, CommonCheck, DnsCheck, FileCheck, HttpCheck, MiscCheck, SmtpCheck,
+    UdpCheck, UrlCheck,
+};
+use crate::parse_common::split_command;
+use crate::tree::Statement;
+use crate::values::Ctx;
+
+/// The checker block keywords.
+pub fn is_checker(keyword: &str) -> bool {
+    matches!(
+        keyword,
+        "TCP_CHECK"
+            | "HTTP_GET"
+            | "SSL_GET"
+            | "MISC_CHECK"
+            | "DNS_CHECK"
+            | "SMTP_CHECK"
+            | "UDP_CHECK"
+            | "PING_CHECK"
+            | "FILE_CHECK"
+    )
+}
+
+/// Parses one checker block (`st.keyword` satisfies [`is_checker`]).
+pub fn parse_checker(ctx: &mut Ctx<'_>, st: &Statement) -> Option<CheckerSpec> {
+    let body = ctx.block(st)?;
+    let mut common = CommonCheck::default();
+    let mut kind = match st.keyword.as_str() {
+        "TCP_CHECK" => CheckerKind::Tcp,
+        "HTTP_GET" => CheckerKind::Http(HttpCheck::default()),
+        "SSL_GET" => CheckerKind::Ssl(HttpCheck::default()),
+        "MISC_CHECK" => CheckerKind::Misc(MiscCheck::default()),
+        "DNS_CHECK" => CheckerKind::Dns(DnsCheck::default()),
+        "SMTP_CHECK" => CheckerKind::Smtp(SmtpCheck::default()),
+        "UDP_CHECK" => CheckerKind::Udp(UdpCheck::default()),
+        "PING_CHECK" => CheckerKind::Ping,
+        _ => CheckerKind::File(FileCheck::default()),
+    };
+    for item in body {
+        if common_keyword(ctx, item, &mut common) {
+            continue;
+        }
+        let handled = match &mut kind {
+            CheckerKind::Http(h) | CheckerKind::Ssl(h) => http_keyword(ctx, item, h),
+            CheckerKind::Misc(m) => misc_keyword(ctx, item, m),
+            CheckerKind::Dns(d) => dns_keyword(ctx, item, d),
+            CheckerKind::Smtp(s) => smtp_keyword(ctx, item, s),
+            CheckerKind::Udp(u) => udp_keyword(ctx, item, u),
+            CheckerKind::File(f) => file_keyword(ctx, item, f),
+            CheckerKind::Tcp | CheckerKind::Ping => false,
+        };
+        if !handled {
+            ctx.unknown(item, &st.keyword);
+        }
+    }
+    let ok = match &kind {
+        CheckerKind::Http(h) | CheckerKind::Ssl(h) if h.urls.is_empty() => {
+            ctx.error(
+                &st.span,
+                format!("{}: expected at least one url block", st.keyword),
+            );
+            false
+        }
+        CheckerKind::Misc(m) if m.command.is_empty() => {
+            ctx.error(&st.span, "MISC_CHECK: expected misc_path");
+            false
+        }
+        CheckerKind::File(f) if f.track_file.is_empty() => {
+            ctx.error(&st.span, "FILE_CHECK: expected track_file");
+            false
+        }
+        _ => true,
+    };
+    ok.then(|| CheckerSpec {
+        kind,
+        common,
+        span: st.span.clone(),
+    })
+}
+
+/// Handles a keyword every checker accepts; `false` if `st` is not one.
+fn common_keyword(ctx: &mut Ctx<'_>, st: &Statement, c: &mut CommonCheck) -> bool {
+    match st.keyword.as_str() {
+        "connect_ip" => c.connect_ip = ctx.ip(st, 0),
+        "connect_port" => c.connect_port = ctx.port(st, 0),
+        "bindto" => c.bindto = ctx.ip(st, 0),
+        "bind_port" => c.bind_port = ctx.port(st, 0),
+        "bind_if" => c.bind_if = ctx.arg(st, 0, "an interface name").map(str::to_string),
+        "fwmark" => c.fwmark = ctx.u32(st, 0, 1, u32::MAX),
+        "connect_timeout" => c.connect_timeout = ctx.secs(st, 0),
+        "retry" | "nb_get_retry" => c.retry = ctx.u32(st, 0, 0, u32::MAX),
+        "delay_before_retry" => c.delay_before_retry = ctx.secs(st, 0),
+        "delay_loop" => c.delay_loop = ctx.secs(st, 0),
+        "warmup" => c.warmup = ctx.secs(st, 0),
+        "alpha" => c.alpha = ctx.flag(st),
+        _ => return false,
+    }
+    ctx.no_block(st);
+    true
+}
+
+fn http_keyword(ctx: &mut Ctx<'_>, st: &Statement, h: &mut HttpCheck) -> bool {
+    match st.keyword.as_str() {
+        "url" => {
+            if let Some(url) = parse_url(ctx, st) {
+                h.urls.push(url);
+            }
+        }
+        "virtualhost" => h.virtualhost = ctx.arg(st, 0, "a host name").map(str::to_string),
+        "http_protocol" => {
+            h.http_protocol = ctx
+                .choice(st, 0, &["1.0", "1.0C", "1.1", "0.9"], true)
+                .map(str::to_string)
+        }
+        "enable_sni" => h.enable_sni = ctx.flag(st).unwrap_or(true),
+        "tls_compliant" => h.tls_compliant = ctx.flag(st).unwrap_or(true),
+        "fast_recovery" => h.fast_recovery = ctx.flag(st).unwrap_or(true),
+        _ => return false,
+    }
+    true
+}
+
+fn parse_url(ctx: &mut Ctx<'_>, st: &Statement) -> Option<UrlCheck> {
+    let body = ctx.block(st)?;
+    let mut url = UrlCheck::default();
+    let mut have_path = false;
+    for item in body {
+        match item.keyword.as_str() {
+            "path" => {
+                if let Some(p) = ctx.text(item, "a path") {
+                    url.path = p;
+                    have_path = true;
+                }
+            }
+            "digest" => {
+                if let Some(d) = ctx.arg(item, 0, "an MD5 digest (32 hex digits)") {
+                    if d.len() == 32 && d.chars().all(|c| c.is_ascii_hexdigit()) {
+                        url.digest = Some(d.to_ascii_lowercase());
+                    } else {
+                        ctx.error(
+                            &item.span,
+                            format!("digest: expected an MD5 digest (32 hex digits), got '{d}'"),
+                        );
+                    }
+                }
+            }
+            "status_code" => {
+                if item.args.is_empty() {
+                    ctx.error(&item.span, "status_code: expected a status code or range");
+                }
+                for raw in &item.args {
+                    match parse_status(raw) {
+                        Some(r) => url.status_codes.push(r),
+                        None => ctx.error(
+                            &item.span,
+                            format!(
+                                "status_code: expected a code 100-999 or a range like 200-299, got '{raw}'"
+                            ),
+                        ),
+                    }
+                }
+            }
+            "virtualhost" => url.virtualhost = ctx.arg(item, 0, "a host name").map(str::to_string),
+            "regex" => url.regex = ctx.text(item, "a regular expression"),
+            "regex_no_match" => url.regex_no_match = ctx.flag(item).unwrap_or(true),
+            "regex_options" => url.regex_options = item.args.clone(),
+            "regex_min_offset" => url.regex_min_offset = ctx.u32(item, 0, 0, u32::MAX),
+            "regex_max_offset" => url.regex_max_offset = ctx.u32(item, 0, 0, u32::MAX),
+            "regex_stack" => ctx.ignored(item),
+            _ => ctx.unknown(item, "url"),
+        }
+    }
+    if !have_path {
+        ctx.error(&st.span, "url: expected a path");
+        return None;
+    }
+    Some(url)
+}
+
+/// `200` or `200-299`, each 100-999.
+fn parse_status(raw: &str) -> Option<(u16, u16)> {
+    let code = |s: &str| s.parse::<u16>().ok().filter(|c| (100..=999).contains(c));
+    match raw.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (code(a)?, code(b)?);
+            (a <= b).then_some((a, b))
+        }
+        None => code(raw).map(|c| (c, c)),
+    }
+}
+
+fn misc_keyword(ctx: &mut Ctx<'_>, st: &Statement, m: &mut MiscCheck) -> bool {
+    match st.keyword.as_str() {
+        "misc_path" => {
+            if let Some(cmd) = ctx.text(st, "a command") {
+                m.command = split_command(&cmd);
+            }
+        }
+        "misc_timeout" => m.timeout = ctx.secs(st, 0),
+        "misc_dynamic" => m.dynamic = ctx.flag(st).unwrap_or(true),
+        "user" => {
+            m.user = ctx.arg(st, 0, "a user name").map(str::to_string);
+            m.group = st.args.get(1).cloned();
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn dns_keyword(ctx: &mut Ctx<'_>, st: &Statement, d: &mut DnsCheck) -> bool {
+    match st.keyword.as_str() {
+        "type" => {
+            if let Some(t) = ctx.choice(
+                st,
+                0,
+                &["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"],
+                true,
+            ) {
+                d.query_type = t.to_string();
+            }
+        }
+        "name" => {
+            if let Some(n) = ctx.arg(st, 0, "a domain name") {
+                d.name = n.to_string();
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn smtp_keyword(ctx: &mut Ctx<'_>, st: &Statement, s: &mut SmtpCheck) -> bool {
+    match st.keyword.as_str() {
+        "helo_name" => s.helo_name = ctx.arg(st, 0, "a host name").map(str::to_string),
+        "host" => {
+            if let Some(body) = ctx.block(st) {
+                let mut host = CommonCheck::default();
+                for item in body {
+                    if !common_keyword(ctx, item, &mut host) {
+                        ctx.unknown(item, "host");
+                    }
+                }
+                s.hosts.push(host);
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn udp_keyword(ctx: &mut Ctx<'_>, st: &Statement, u: &mut UdpCheck) -> bool {
+    match st.keyword.as_str() {
+        "payload" => u.payload = hex_arg(ctx, st).unwrap_or_default(),
+        "require_reply" => {
+            u.require_reply = true;
+            if !st.args.is_empty() {
+                u.reply_prefix = hex_arg(ctx, st).unwrap_or_default();
+            }
+        }
+        "min_reply_length" => u.min_reply_length = ctx.u32(st, 0, 0, 65535),
+        "max_reply_length" => u.max_reply_length = ctx.u32(st, 0, 0, 65535),
+        _ => return false,
+    }
+    true
+}
+
+fn hex_arg(ctx: &mut Ctx<'_>, st: &Statement) -> Option<Vec<u8>> {
+    let raw: String = st.args.concat();
+    let digits = raw.strip_prefix("0x").unwrap_or(&raw);
+    let ok = !digits.is_empty()
+        && digits.len() % 2 == 0
+        && digits.chars().all(|c| c.is_ascii_hexdigit());
+    if !ok {
+        ctx.error(
+            &st.span,
+            format!("{}: expected hex bytes, got '{raw}'", st.keyword),
+        );
+        return None;
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn file_keyword(ctx: &mut Ctx<'_>, st: &Statement, f: &mut FileCheck) -> bool {
+    match st.keyword.as_str() {
+        "track_file" | "file" => {
+            if let Some(n) = ctx.arg(st, 0, "a track_file name") {
+                f.track_file = n.to_string();
+            }
+        }
+        "weight" => {
+            f.weight = ctx
+                .int(st, 0, -254, 254)
+                .and_then(|w| i32::try_from(w).ok());
+            f.reverse = st.args.get(1).is_some_and(|a| a == "reverse");
+        }
+        _ => return false,
+    }
+    true
+}

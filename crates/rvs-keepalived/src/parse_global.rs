@@ -1,0 +1,299 @@
+//! `global_defs`, the top-level `SSL` block and `track_file` blocks.
+
+use crate::model::{
+    GlobalDefs, LvsSyncDaemon, LvsTimeouts, Setting, SmtpServer, SslDefs, TrackFile,
+};
+use crate::parse_common::name_list;
+use crate::tree::Statement;
+use crate::values::Ctx;
+
+/// global_defs keywords keepalived 2.2 accepts that rvs keeps without interpreting.
+const OTHER_GLOBALS: &[&str] = &[
+    "default_interface",
+    "dynamic_interfaces",
+    "no_email_faults",
+    "startup_script",
+    "startup_script_timeout",
+    "shutdown_script",
+    "shutdown_script_timeout",
+    "lvs_flush",
+    "lvs_flush_onstop",
+    "lvs_id",
+    "linkbeat_use_polling",
+    "linkbeat_interfaces",
+    "local_name",
+    "instance",
+    "max_auto_priority",
+    "min_auto_priority_delay",
+    "notify_fifo",
+    "notify_fifo_script",
+    "vrrp_notify_fifo",
+    "vrrp_notify_fifo_script",
+    "lvs_notify_fifo",
+    "lvs_notify_fifo_script",
+    "vrrp_mcast_group4",
+    "vrrp_mcast_group6",
+    "vrrp_garp_master_delay",
+    "vrrp_garp_master_repeat",
+    "vrrp_garp_master_refresh",
+    "vrrp_garp_master_refresh_repeat",
+    "vrrp_garp_lower_prio_delay",
+    "vrrp_garp_lower_prio_repeat",
+    "vrrp_garp_interval",
+    "vrrp_gna_interval",
+    "vrrp_min_garp",
+    "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert",
+    "vrrp_check_unicast_src",
+    "vrrp_skip_check_adv_addr",
+    "vrrp_strict",
+    "vrrp_iptables",
+    "vrrp_ipsets",
+    "vrrp_nftables",
+    "vrrp_nftables_priority",
+    "vrrp_nftables_counters",
+    "vrrp_nftables_ifindex",
+    "vrrp_nftables_default_ifindex",
+    "vrrp_nftables_default_check",
+    "vrrp_priority",
+    "vrrp_no_swap",
+    "vrrp_rt_priority",
+    "vrrp_rlimit_rttime",
+    "vrrp_cpu_affinity",
+    "vrrp_rx_bufs_policy",
+    "vrrp_rx_bufs_multiplier",
+    "vrrp_startup_delay",
+    "vrrp_log_unknown_vrids",
+    "vrrp_owner_ignore_priority",
+    "vrrp_netlink_cmd_rcv_bufs",
+    "vrrp_netlink_cmd_rcv_bufs_force",
+    "vrrp_netlink_monitor_rcv_bufs",
+    "vrrp_netlink_monitor_rcv_bufs_force",
+    "vrrp_socket_priority",
+    "vrrp_track_process",
+    "vrrp_dont_track_primary",
+    "checker_priority",
+    "checker_no_swap",
+    "checker_rt_priority",
+    "checker_rlimit_rttime",
+    "checker_cpu_affinity",
+    "checker_log_all_failures",
+    "lvs_netlink_cmd_rcv_bufs",
+    "lvs_netlink_cmd_rcv_bufs_force",
+    "lvs_netlink_monitor_rcv_bufs",
+    "lvs_netlink_monitor_rcv_bufs_force",
+    "rs_init_notifies",
+    "no_checker_emails",
+    "bfd_priority",
+    "bfd_no_swap",
+    "bfd_rt_priority",
+    "bfd_rlimit_rttime",
+    "bfd_cpu_affinity",
+    "process_names",
+    "process_name",
+    "vrrp_process_name",
+    "checker_process_name",
+    "bfd_process_name",
+    "enable_snmp_vrrp",
+    "enable_snmp_keepalived",
+    "enable_snmp_checker",
+    "enable_snmp_rfc",
+    "enable_snmp_rfcv2",
+    "enable_snmp_rfcv3",
+    "enable_traps",
+    "snmp_socket",
+    "enable_dbus",
+    "enable_dbus_read_only",
+    "dbus_service_name",
+    "net_namespace",
+    "net_namespace_ipvs",
+    "namespace_with_ipsets",
+    "use_pid_dir",
+    "umask",
+    "random_seed",
+    "reload_check_config",
+    "reload_time_file",
+    "reload_repeat",
+    "reload_file",
+    "data_use_instance",
+    "tmp_config_directory",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "vrrp_version_3_checksum",
+    "iproute_usr_dir",
+    "iproute_etc_dir",
+    "fifo_write_vrrp_states_on_reload",
+    "vrrp_strict_no_ipvs",
+];
+
+/// Parses `global_defs { }` into `g`.
+pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) {
+    let Some(body) = ctx.block(st) else {
+        return;
+    };
+    for item in body {
+        match item.keyword.as_str() {
+            "router_id" => g.router_id = ctx.arg(item, 0, "a router id").map(str::to_string),
+            "notification_email" => g.notification_email.extend(name_list(ctx, item)),
+            "notification_email_from" => {
+                g.notification_email_from = ctx.arg(item, 0, "an email address").map(str::to_string)
+            }
+            "smtp_server" => {
+                if let Some(host) = ctx.arg(item, 0, "a host [port]") {
+                    let host = host.to_string();
+                    let port = if item.args.len() > 1 {
+                        ctx.port(item, 1)
+                    } else {
+                        Some(25)
+                    };
+                    if let Some(port) = port {
+                        g.smtp_server = Some(SmtpServer { host, port });
+                    }
+                }
+            }
+            "smtp_helo_name" => {
+                g.smtp_helo_name = ctx.arg(item, 0, "a host name").map(str::to_string)
+            }
+            "smtp_connect_timeout" => g.smtp_connect_timeout = ctx.secs(item, 0),
+            "lvs_sync_daemon" => g.lvs_sync_daemon = sync_daemon(ctx, item),
+            "lvs_timeouts" => g.lvs_timeouts = lvs_timeouts(ctx, item),
+            "vrrp_version" => {
+                g.vrrp_version = ctx.num(item, 0, 2, 3).and_then(|v| u8::try_from(v).ok())
+            }
+            "script_user" => {
+                if let Some(u) = ctx.arg(item, 0, "a user name") {
+                    g.script_user = Some((u.to_string(), item.args.get(1).cloned()));
+                }
+            }
+            "enable_script_security" => g.enable_script_security = ctx.flag(item).unwrap_or(true),
+            k if OTHER_GLOBALS.contains(&k) => g.other.push(Setting {
+                keyword: item.keyword.clone(),
+                args: item.args.clone(),
+                span: item.span.clone(),
+            }),
+            _ => ctx.unknown(item, "global_defs"),
+        }
+    }
+}
+
+fn sync_daemon(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsSyncDaemon> {
+    let interface = ctx
+        .arg(st, 0, "an interface and a VRRP instance")?
+        .to_string();
+    let vrrp_instance = ctx
+        .arg(st, 1, "an interface and a VRRP instance")?
+        .to_string();
+    let mut d = LvsSyncDaemon {
+        interface,
+        vrrp_instance,
+        sync_id: None,
+        maxlen: None,
+        port: None,
+        ttl: None,
+        group: None,
+    };
+    let mut i = 2;
+    while i < st.args.len() {
+        let opt = st.args[i].as_str();
+        let next = i + 1;
+        match opt {
+            "id" => d.sync_id = ctx.num(st, next, 0, 255).and_then(|v| u8::try_from(v).ok()),
+            "maxlen" => {
+                d.maxlen = ctx
+                    .num(st, next, 1, 65535 - 20 - 8)
+                    .and_then(|v| u16::try_from(v).ok())
+            }
+            "port" => d.port = ctx.port(st, next),
+            "ttl" => d.ttl = ctx.num(st, next, 1, 255).and_then(|v| u8::try_from(v).ok()),
+            "group" => d.group = ctx.ip(st, next),
+            other => {
+                ctx.error(
+                    &st.span,
+                    format!("lvs_sync_daemon: expected id|maxlen|port|ttl|group, got '{other}'"),
+                );
+                return None;
+            }
+        }
+        i += 2;
+    }
+    Some(d)
+}
+
+fn lvs_timeouts(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsTimeouts> {
+    let mut t = LvsTimeouts::default();
+    let mut i = 0;
+    while i < st.args.len() {
+        let v = ctx.u32(st, i + 1, 0, 86400 * 365);
+        match st.args[i].as_str() {
+            "tcp" => t.tcp = v,
+            "tcpfin" => t.tcpfin = v,
+            "udp" => t.udp = v,
+            other => {
+                ctx.error(
+                    &st.span,
+                    format!("lvs_timeouts: expected tcp|tcpfin|udp, got '{other}'"),
+                );
+                return None;
+            }
+        }
+        i += 2;
+    }
+    Some(t)
+}
+
+/// Parses the top-level `SSL { }` block.
+pub fn parse_ssl(ctx: &mut Ctx<'_>, st: &Statement) -> Option<SslDefs> {
+    let body = ctx.block(st)?;
+    let mut s = SslDefs::default();
+    for item in body {
+        let v = || item.args.first().cloned();
+        match item.keyword.as_str() {
+            "password" => s.password = v(),
+            "ca" => s.ca = v(),
+            "certificate" => s.certificate = v(),
+            "key" => s.key = v(),
+            _ => ctx.unknown(item, "SSL"),
+        }
+    }
+    Some(s)
+}
+
+/// Parses a top-level `track_file NAME { }` block.
+pub fn parse_track_file(ctx: &mut Ctx<'_>, st: &Statement) -> Option<TrackFile> {
+    let name = ctx.arg(st, 0, "a name")?.to_string();
+    let body = ctx.block(st)?;
+    let mut t = TrackFile {
+        name,
+        file: None,
+        weight: None,
+        reverse: false,
+        init_file: None,
+        span: st.span.clone(),
+    };
+    for item in body {
+        match item.keyword.as_str() {
+            "file" => t.file = ctx.arg(item, 0, "a file path").map(str::to_string),
+            "weight" => {
+                t.weight = ctx
+                    .int(item, 0, -254, 254)
+                    .and_then(|w| i32::try_from(w).ok());
+                t.reverse = item.args.get(1).is_some_and(|a| a == "reverse");
+            }
+            "init_file" => {
+                t.init_file = Some(match item.args.first().filter(|a| *a != "overwrite") {
+                    Some(_) => ctx
+                        .int(item, 0, i64::from(i32::MIN), i64::from(i32::MAX))
+                        .unwrap_or(0),
+                    None => 0,
+                })
+            }
+            _ => ctx.unknown(item, "track_file"),
+        }
+    }
+    if t.file.is_none() {
+        ctx.error(&st.span, format!("track_file {}: expected a file", t.name));
+        return None;
+    }
+    Some(t)
+}

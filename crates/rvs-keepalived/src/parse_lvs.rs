@@ -1,0 +1,467 @@
+//! `virtual_server_group`, `virtual_server` and `real_server` blocks.
+
+use crate::model::{
+    GroupEntry, LvsMethod, Protocol, RealServer, SorryServer, TunnelSpec, VirtualServer,
+    VirtualServerGroup, VsTarget,
+};
+use crate::parse_checker::{is_checker, parse_checker};
+use crate::parse_common::script;
+use crate::tree::Statement;
+use crate::values::Ctx;
+use rvs_api::{TunnelChecksum, TunnelKind};
+use std::net::IpAddr;
+
+/// keepalived's default scheduler (`IPVS_DEF_SCHED`).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+/// `persistence_timeout` given without a value (`IPVS_SVC_PERSISTENT_TIMEOUT`).
+pub const DEFAULT_PERSISTENCE: u32 = 360;
+/// Highest real server weight accepted.
+pub const MAX_WEIGHT: u32 = 65535;
+
+/// Parses `virtual_server_group NAME { }`.
+pub fn parse_group(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VirtualServerGroup> {
+    let name = ctx.arg(st, 0, "a group name")?.to_string();
+    let body = ctx.block(st)?;
+    let mut entries = Vec::new();
+    for item in body {
+        if item.keyword == "fwmark" {
+            if let Some(m) = ctx.u32(item, 0, 1, u32::MAX) {
+                entries.push(GroupEntry::Fwmark(m));
+            }
+            continue;
+        }
+        let Some((first, last)) = parse_range(&item.keyword) else {
+            ctx.error(
+                &item.span,
+                format!(
+                    "virtual_server_group {name}: expected an address, a range like 10.0.0.1-10 or fwmark N, got '{}'",
+                    item.keyword
+                ),
+            );
+            continue;
+        };
+        let port = match item.args.first() {
+            Some(_) => match ctx.port(item, 0) {
+                Some(p) => p,
+                None => continue,
+            },
+            None => 0,
+        };
+        entries.push(GroupEntry::Range { first, last, port });
+    }
+    if entries.is_empty() {
+        ctx.warn(
+            &st.span,
+            format!("virtual_server_group {name} has no entries"),
+        );
+    }
+    Some(VirtualServerGroup {
+        name,
+        entries,
+        span: st.span.clone(),
+    })
+}
+
+/// `a.b.c.d` or `a.b.c.d-e` (IPv6: `x::y-z`, last group in hex).
+fn parse_range(raw: &str) -> Option<(IpAddr, IpAddr)> {
+    let (addr, end) = match raw.rsplit_once('-') {
+        Some((a, e)) => (a, Some(e)),
+        None => (raw, None),
+    };
+    let first: IpAddr = addr.parse().ok()?;
+    let Some(end) = end else {
+        return Some((first, first));
+    };
+    let last = match first {
+        IpAddr::V4(v4) => {
+            let e: u8 = end.parse().ok()?;
+            let mut o = v4.octets();
+            if e < o[3] {
+                return None;
+            }
+            o[3] = e;
+            IpAddr::from(o)
+        }
+        IpAddr::V6(v6) => {
+            let e = u16::from_str_radix(end, 16).ok()?;
+            let mut s = v6.segments();
+            if e < s[7] {
+                return None;
+            }
+            s[7] = e;
+            IpAddr::from(s)
+        }
+    };
+    Some((first, last))
+}
+
+/// Parses `lvs_method`/`lb_kind NAT|DR|TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]`.
+pub fn parse_method(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsMethod> {
+    let m = ctx.choice(st, 0, &["NAT", "DR", "TUN"], false)?;
+    match m {
+        "NAT" => Some(LvsMethod::Nat),
+        "DR" => Some(LvsMethod::Dr),
+        _ => {
+            let mut t = TunnelSpec::default();
+            let mut i = 1;
+            while i < st.args.len() {
+                match st.args[i].as_str() {
+                    "type" => {
+                        t.kind = match ctx.choice(st, i + 1, &["ipip", "gue", "gre"], false)? {
+                            "gue" => TunnelKind::Gue,
+                            "gre" => TunnelKind::Gre,
+                            _ => TunnelKind::Ipip,
+                        };
+                        i += 2;
+                    }
+                    "port" => {
+                        t.port = Some(
+                            ctx.num(st, i + 1, 1, 65535)
+                                .and_then(|p| u16::try_from(p).ok())?,
+                        );
+                        i += 2;
+                    }
+                    "nocsum" => {
+                        t.checksum = TunnelChecksum::NoCsum;
+                        i += 1;
+                    }
+                    "csum" => {
+                        t.checksum = TunnelChecksum::Csum;
+                        i += 1;
+                    }
+                    "remcsum" => {
+                        t.checksum = TunnelChecksum::RemCsum;
+                        i += 1;
+                    }
+                    other => {
+                        ctx.error(
+                            &st.span,
+                            format!(
+                                "{}: expected type|port|nocsum|csum|remcsum, got '{other}'",
+                                st.keyword
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+            if t.kind == TunnelKind::Gue && t.port.is_none() {
+                ctx.error(
+                    &st.span,
+                    format!("{}: TUN type gue needs a port", st.keyword),
+                );
+                return None;
+            }
+            Some(LvsMethod::Tun(t))
+        }
+    }
+}
+
+fn weight(ctx: &mut Ctx<'_>, st: &Statement) -> Option<u32> {
+    ctx.u32(st, 0, 0, MAX_WEIGHT)
+}
+
+/// Parses `virtual_server IP PORT | fwmark N | group NAME { }`.
+pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VirtualServer> {
+    let target = match st.args.first().map(String::as_str) {
+        Some("fwmark") => VsTarget::Fwmark(ctx.u32(st, 1, 1, u32::MAX)?),
+        Some("group") => VsTarget::Group(ctx.arg(st, 1, "a group name")?.to_string()),
+        Some(_) => {
+            let addr = ctx.ip(st, 0)?;
+            let port = if st.args.len() > 1 {
+                ctx.port(st, 1)?
+            } else {
+                0
+            };
+            VsTarget::Addr { addr, port }
+        }
+        None => {
+            ctx.error(
+                &st.span,
+                "virtual_server: expected IP PORT, fwmark N or group NAME",
+            );
+            return None;
+        }
+    };
+    let body = ctx.block(st)?;
+    let mut vs = VirtualServer {
+        target,
+        ipv6: None,
+        scheduler: DEFAULT_SCHEDULER.to_string(),
+        sched_flags: Default::default(),
+        method: LvsMethod::Nat,
+        persistence_timeout: None,
+        persistence_granularity: None,
+        persistence_engine: None,
+        protocol: Protocol::Tcp,
+        delay_loop: None,
+        connect_timeout: None,
+        retry: None,
+        delay_before_retry: None,
+        warmup: None,
+        inhibit_on_failure: false,
+        alpha: false,
+        omega: false,
+        quorum: 1,
+        hysteresis: 0,
+        quorum_up: None,
+        quorum_down: None,
+        ha_suspend: false,
+        smtp_alert: None,
+        virtualhost: None,
+        weight: None,
+        sorry_server: None,
+        real_servers: Vec::new(),
+        span: st.span.clone(),
+    };
+    let mut flag_items = Vec::new();
+    let mut sorry_inhibit: Option<&Statement> = None;
+    let mut sorry_method: Option<&Statement> = None;
+    for item in body {
+        match item.keyword.as_str() {
+            "real_server" => {
+                if let Some(rs) = parse_real_server(ctx, item) {
+                    vs.real_servers.push(rs);
+                }
+                continue;
+            }
+            "ip_family" => {
+                vs.ipv6 = ctx
+                    .choice(item, 0, &["inet", "inet6"], false)
+                    .map(|f| f == "inet6")
+            }
+            "lvs_sched" | "lb_algo" => {
+                if let Some(s) = ctx.arg(item, 0, "a scheduler name") {
+                    vs.scheduler = s.to_string();
+                }
+            }
+            "hashed" | "ops" | "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback"
+            | "mh-port" | "mh-fallback" => flag_items.push(item),
+            "lvs_method" | "lb_kind" => {
+                if let Some(m) = parse_method(ctx, item) {
+                    vs.method = m;
+                }
+            }
+            "persistence_timeout" => {
+                vs.persistence_timeout = if item.args.is_empty() {
+                    Some(DEFAULT_PERSISTENCE)
+                } else {
+                    ctx.u32(item, 0, 1, u32::MAX)
+                }
+            }
+            "persistence_granularity" => vs.persistence_granularity = granularity(ctx, item),
+            "persistence_engine" => {
+                vs.persistence_engine = ctx.arg(item, 0, "an engine name").map(str::to_string)
+            }
+            "protocol" => {
+                vs.protocol = match ctx.choice(item, 0, &["TCP", "UDP", "SCTP"], true) {
+                    Some("UDP") => Protocol::Udp,
+                    Some("SCTP") => Protocol::Sctp,
+                    _ => Protocol::Tcp,
+                }
+            }
+            "delay_loop" => vs.delay_loop = ctx.secs(item, 0),
+            "connect_timeout" => vs.connect_timeout = ctx.secs(item, 0),
+            "retry" | "nb_get_retry" => vs.retry = ctx.u32(item, 0, 1, u32::MAX),
+            "delay_before_retry" => vs.delay_before_retry = ctx.secs(item, 0),
+            "warmup" => vs.warmup = ctx.secs(item, 0),
+            "inhibit_on_failure" => vs.inhibit_on_failure = ctx.flag(item).unwrap_or(true),
+            "alpha" => vs.alpha = ctx.flag(item).unwrap_or(true),
+            "omega" => vs.omega = ctx.flag(item).unwrap_or(true),
+            "quorum" => vs.quorum = ctx.u32(item, 0, 1, u32::MAX).unwrap_or(1),
+            "hysteresis" => vs.hysteresis = ctx.u32(item, 0, 0, u32::MAX).unwrap_or(0),
+            "quorum_up" => vs.quorum_up = script(ctx, item),
+            "quorum_down" => vs.quorum_down = script(ctx, item),
+            "ha_suspend" => vs.ha_suspend = ctx.flag(item).unwrap_or(true),
+            "smtp_alert" => vs.smtp_alert = ctx.flag(item),
+            "virtualhost" => vs.virtualhost = ctx.arg(item, 0, "a host name").map(str::to_string),
+            "weight" => vs.weight = weight(ctx, item),
+            "sorry_server" => {
+                if let (Some(addr), Some(port)) = (
+                    ctx.ip(item, 0),
+                    if item.args.len() > 1 {
+                        ctx.port(item, 1)
+                    } else {
+                        Some(0)
+                    },
+                ) {
+                    vs.sorry_server = Some(SorryServer {
+                        addr,
+                        port,
+                        method: None,
+                        inhibit: false,
+                    });
+                }
+            }
+            "sorry_server_inhibit" => sorry_inhibit = Some(item),
+            "sorry_server_lvs_method" => sorry_method = Some(item),
+            _ => {
+                ctx.unknown(item, "virtual_server");
+                continue;
+            }
+        }
+        ctx.no_block(item);
+    }
+    for item in flag_items {
+        apply_flag(ctx, item, &mut vs);
+    }
+    if let Some(item) = sorry_inhibit {
+        let on = ctx.flag(item).unwrap_or(true);
+        match vs.sorry_server.as_mut() {
+            Some(s) => s.inhibit = on,
+            None => ctx.warn(&item.span, "sorry_server_inhibit without sorry_server"),
+        }
+    }
+    if let Some(item) = sorry_method {
+        let m = parse_method(ctx, item);
+        match vs.sorry_server.as_mut() {
+            Some(s) => s.method = m,
+            None => ctx.warn(&item.span, "sorry_server_lvs_method without sorry_server"),
+        }
+    }
+    if vs.persistence_granularity.is_some() && vs.persistence_timeout.is_none() {
+        vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
+    }
+    Some(vs)
+}
+
+fn apply_flag(ctx: &mut Ctx<'_>, item: &Statement, vs: &mut VirtualServer) {
+    let k = item.keyword.as_str();
+    match k {
+        "hashed" => vs.sched_flags.hashed = true,
+        "ops" => {
+            vs.sched_flags.ops = true;
+            if vs.protocol != Protocol::Udp {
+                ctx.warn(&item.span, "ops only applies to UDP services - ignoring");
+                vs.sched_flags.ops = false;
+            }
+        }
+        "flag-1" | "flag-2" | "flag-3" => vs.sched_flags.names.push(k.to_string()),
+        _ => {
+            let sched = k.split('-').next().unwrap_or_default();
+            if vs.scheduler == sched {
+                vs.sched_flags.names.push(k.to_string());
+            } else {
+                ctx.warn(
+                    &item.span,
+                    format!("{k} only applies to the {sched} scheduler - ignoring"),
+                );
+            }
+        }
+    }
+}
+
+/// `persistence_granularity`: an IPv4 netmask (`255.255.255.0`) or an IPv6 prefix length.
+fn granularity(ctx: &mut Ctx<'_>, st: &Statement) -> Option<u8> {
+    let raw = ctx.arg(st, 0, "a netmask or prefix length")?;
+    if raw.contains('.') {
+        let mask: Option<std::net::Ipv4Addr> = raw.parse().ok();
+        if let Some(mask) = mask {
+            let bits = u32::from(mask);
+            if bits.leading_ones() + bits.trailing_zeros() == 32 {
+                return u8::try_from(bits.leading_ones()).ok();
+            }
+        }
+    } else if let Ok(p) = raw.parse::<u8>() {
+        if (1..=128).contains(&p) {
+            return Some(p);
+        }
+    }
+    ctx.error(
+        &st.span,
+        format!("persistence_granularity: expected a netmask like 255.255.255.0 or a prefix length 1-128, got '{raw}'"),
+    );
+    None
+}
+
+/// Parses `real_server IP [PORT] { }`.
+pub fn parse_real_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<RealServer> {
+    let addr = ctx.ip(st, 0)?;
+    let port = if st.args.len() > 1 {
+        ctx.port(st, 1)?
+    } else {
+        0
+    };
+    let mut rs = RealServer {
+        addr,
+        port,
+        weight: None,
+        method: None,
+        uthreshold: 0,
+        lthreshold: 0,
+        inhibit_on_failure: None,
+        notify_up: None,
+        notify_down: None,
+        alpha: None,
+        connect_timeout: None,
+        retry: None,
+        delay_before_retry: None,
+        warmup: None,
+        delay_loop: None,
+        smtp_alert: None,
+        virtualhost: None,
+        checkers: Vec::new(),
+        span: st.span.clone(),
+    };
+    let Some(body) = &st.block else {
+        // keepalived accepts a real_server without a block (no checker, always up).
+        return Some(rs);
+    };
+    for item in body {
+        if is_checker(&item.keyword) {
+            if let Some(c) = parse_checker(ctx, item) {
+                rs.checkers.push(c);
+            }
+            continue;
+        }
+        match item.keyword.as_str() {
+            "weight" => rs.weight = weight(ctx, item),
+            "lvs_method" => rs.method = parse_method(ctx, item),
+            "uthreshold" => rs.uthreshold = ctx.u32(item, 0, 0, u32::MAX).unwrap_or(0),
+            "lthreshold" => rs.lthreshold = ctx.u32(item, 0, 0, u32::MAX).unwrap_or(0),
+            "inhibit_on_failure" => rs.inhibit_on_failure = ctx.flag(item),
+            "notify_up" => rs.notify_up = script(ctx, item),
+            "notify_down" => rs.notify_down = script(ctx, item),
+            "alpha" => rs.alpha = ctx.flag(item),
+            "connect_timeout" => rs.connect_timeout = ctx.secs(item, 0),
+            "retry" | "nb_get_retry" => rs.retry = ctx.u32(item, 0, 1, u32::MAX),
+            "delay_before_retry" => rs.delay_before_retry = ctx.secs(item, 0),
+            "warmup" => rs.warmup = ctx.secs(item, 0),
+            "delay_loop" => rs.delay_loop = ctx.secs(item, 0),
+            "smtp_alert" => rs.smtp_alert = ctx.flag(item),
+            "virtualhost" => rs.virtualhost = ctx.arg(item, 0, "a host name").map(str::to_string),
+            "BFD_CHECK" => {
+                ctx.warn(&item.span, "BFD_CHECK is not supported by rvs - ignoring");
+                continue;
+            }
+            _ => {
+                ctx.unknown(item, "real_server");
+                continue;
+            }
+        }
+        ctx.no_block(item);
+    }
+    if rs.lthreshold > 0 && rs.uthreshold > 0 && rs.lthreshold > rs.uthreshold {
+        ctx.error(&st.span, "real_server: lthreshold is above uthreshold");
+    }
+    Some(rs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        let (a, b) = parse_range("192.168.1.10-20").unwrap();
+        assert_eq!(a.to_string(), "192.168.1.10");
+        assert_eq!(b.to_string(), "192.168.1.20");
+        assert!(parse_range("192.168.1.10-5").is_none());
+        assert!(parse_range("192.168.1.10-300").is_none());
+        let (a, b) = parse_range("2001:db8::1-a").unwrap();
+        assert_eq!(
+            (a.to_string().as_str(), b.to_string().as_str()),
+            ("2001:db8::1", "2001:db8::a")
+        );
+    }
+}

@@ -1,0 +1,455 @@
+//! `vrrp_script`, `vrrp_instance` and `vrrp_sync_group` blocks.
+
+use crate::model::Setting;
+use crate::parse_common::{name_list, script, split_command};
+use crate::tree::Statement;
+use crate::values::Ctx;
+use crate::vrrp::{
+    Tracked, VirtualIp, VrrpAuth, VrrpInstance, VrrpNotify, VrrpScript, VrrpState, VrrpSyncGroup,
+};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// vrrp_instance keywords keepalived 2.2 accepts that rvs keeps without interpreting.
+const OTHER_INSTANCE: &[&str] = &[
+    "use_vmac",
+    "vmac_xmit_base",
+    "use_ipvlan",
+    "native_ipv6",
+    "dont_track_primary",
+    "track_bfd",
+    "track_file",
+    "track_process",
+    "accept",
+    "no_accept",
+    "skip_check_adv_addr",
+    "check_unicast_src",
+    "strict_mode",
+    "virtual_routes",
+    "virtual_rules",
+    "static_ipaddress",
+    "lvs_sync_daemon_interface",
+    "debug",
+    "notify_master_rx_lower_pri",
+    "notify_deleted",
+    "promote_secondaries",
+    "linkbeat_use_polling",
+    "unicast_ttl",
+    "unicast_fault_no_peer",
+    "garp_lower_prio_delay",
+    "garp_lower_prio_repeat",
+    "lower_prio_no_advert",
+    "higher_prio_send_advert",
+    "kernel_rx_buf_size",
+    "old_unicast_checksum",
+    "mcast_dst_ip",
+    "down_timer_adverts",
+    "no_checker_emails",
+    "vrrp_nftables_ifindex",
+];
+
+fn notify(ctx: &mut Ctx<'_>, st: &Statement, n: &mut VrrpNotify) -> bool {
+    let slot = match st.keyword.as_str() {
+        "notify_master" => &mut n.master,
+        "notify_backup" => &mut n.backup,
+        "notify_fault" => &mut n.fault,
+        "notify_stop" => &mut n.stop,
+        "notify" => &mut n.any,
+        _ => return false,
+    };
+    *slot = script(ctx, st);
+    true
+}
+
+fn tracked(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<Tracked> {
+    let Some(body) = ctx.block(st) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in body {
+        let mut t = Tracked {
+            name: item.keyword.clone(),
+            weight: None,
+            reverse: false,
+        };
+        match item.args.first().map(String::as_str) {
+            None => {}
+            Some("weight") => {
+                t.weight = ctx
+                    .int(item, 1, -254, 254)
+                    .and_then(|w| i32::try_from(w).ok());
+                t.reverse = item.args.get(2).is_some_and(|a| a == "reverse");
+            }
+            Some(other) => ctx.error(
+                &item.span,
+                format!("{}: expected 'weight N', got '{other}'", item.keyword),
+            ),
+        }
+        out.push(t);
+    }
+    out
+}
+
+/// Parses `vrrp_script NAME { }`.
+pub fn parse_vrrp_script(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpScript> {
+    let name = ctx.arg(st, 0, "a script name")?.to_string();
+    let body = ctx.block(st)?;
+    let mut s = VrrpScript {
+        name,
+        script: Vec::new(),
+        interval: Duration::from_secs(1),
+        timeout: None,
+        weight: 0,
+        reverse: false,
+        rise: 1,
+        fall: 1,
+        user: None,
+        init_fail: false,
+        span: st.span.clone(),
+    };
+    for item in body {
+        match item.keyword.as_str() {
+            "script" => {
+                if let Some(c) = ctx.text(item, "a command") {
+                    s.script = split_command(&c);
+                }
+            }
+            "interval" => s.interval = ctx.secs(item, 0).unwrap_or(s.interval),
+            "timeout" => s.timeout = ctx.secs(item, 0),
+            "weight" => {
+                s.weight = ctx
+                    .int(item, 0, -253, 253)
+                    .and_then(|w| i32::try_from(w).ok())
+                    .unwrap_or(0);
+                s.reverse = item.args.get(1).is_some_and(|a| a == "reverse");
+            }
+            "rise" => s.rise = ctx.u32(item, 0, 1, u32::MAX).unwrap_or(1),
+            "fall" => s.fall = ctx.u32(item, 0, 1, u32::MAX).unwrap_or(1),
+            "user" => s.user = ctx.arg(item, 0, "a user name").map(str::to_string),
+            "init_fail" => s.init_fail = true,
+            _ => ctx.unknown(item, "vrrp_script"),
+        }
+    }
+    if s.script.is_empty() {
+        ctx.error(
+            &st.span,
+            format!("vrrp_script {}: expected a script", s.name),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+fn prefix_ok(addr: &IpAddr, p: u8) -> bool {
+    match addr {
+        IpAddr::V4(_) => p <= 32,
+        IpAddr::V6(_) => p <= 128,
+    }
+}
+
+fn virtual_ips(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<VirtualIp> {
+    let Some(body) = ctx.block(st) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in body {
+        let (a, p) = match item.keyword.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (item.keyword.as_str(), None),
+        };
+        let Ok(addr) = a.parse::<IpAddr>() else {
+            ctx.error(
+                &item.span,
+                format!(
+                    "{}: expected an address[/prefix], got '{}'",
+                    st.keyword, item.keyword
+                ),
+            );
+            continue;
+        };
+        let default_prefix = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p.map(|p| p.parse::<u8>().ok().filter(|p| prefix_ok(&addr, *p))) {
+            None => default_prefix,
+            Some(Some(p)) => p,
+            Some(None) => {
+                ctx.error(
+                    &item.span,
+                    format!("{}: bad prefix length in '{}'", st.keyword, item.keyword),
+                );
+                continue;
+            }
+        };
+        let mut vip = VirtualIp {
+            addr,
+            prefix,
+            broadcast: None,
+            dev: None,
+            scope: None,
+            label: None,
+            options: Vec::new(),
+            span: item.span.clone(),
+        };
+        let mut i = 0;
+        while i < item.args.len() {
+            let key = item.args[i].as_str();
+            let val = item.args.get(i + 1).cloned();
+            let takes_value = matches!(
+                key,
+                "brd" | "dev" | "scope" | "label" | "preferred_lft" | "track_group"
+            );
+            if takes_value && val.is_none() {
+                ctx.error(&item.span, format!("{}: '{key}' needs a value", st.keyword));
+                break;
+            }
+            match key {
+                "brd" => match val.as_deref().and_then(|v| v.parse().ok()) {
+                    Some(b) => vip.broadcast = Some(b),
+                    None => ctx.error(
+                        &item.span,
+                        format!("{}: brd: expected an IP address", st.keyword),
+                    ),
+                },
+                "dev" => vip.dev = val,
+                "scope" => vip.scope = val,
+                "label" => vip.label = val,
+                "preferred_lft" | "track_group" => {
+                    vip.options.push(key.to_string());
+                    vip.options.extend(val);
+                }
+                "no_track" | "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" => {
+                    vip.options.push(key.to_string());
+                    i += 1;
+                    continue;
+                }
+                other => {
+                    ctx.warn(
+                        &item.span,
+                        format!("{}: unknown option '{other}'", st.keyword),
+                    );
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 2;
+        }
+        out.push(vip);
+    }
+    out
+}
+
+fn auth(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpAuth> {
+    let body = ctx.block(st)?;
+    let mut kind = None;
+    let mut saw_type = false;
+    let mut pass = None;
+    for item in body {
+        match item.keyword.as_str() {
+            "auth_type" => {
+                saw_type = true;
+                kind = ctx
+                    .choice(item, 0, &["PASS", "AH"], false)
+                    .map(str::to_string)
+            }
+            "auth_pass" => pass = ctx.arg(item, 0, "a password").map(str::to_string),
+            _ => ctx.unknown(item, "authentication"),
+        }
+    }
+    match (kind, pass) {
+        (Some(auth_type), Some(auth_pass)) => Some(VrrpAuth {
+            auth_type,
+            auth_pass,
+        }),
+        (Some(_), None) => {
+            ctx.error(&st.span, "authentication: expected auth_pass");
+            None
+        }
+        (None, _) => {
+            if !saw_type {
+                ctx.error(&st.span, "authentication: expected auth_type PASS|AH");
+            }
+            None
+        }
+    }
+}
+
+/// Parses `vrrp_instance NAME { }`.
+pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInstance> {
+    let name = ctx.arg(st, 0, "an instance name")?.to_string();
+    let body = ctx.block(st)?;
+    let mut interface = None;
+    let mut vrid = None;
+    let mut v = VrrpInstance {
+        name,
+        state: None,
+        interface: String::new(),
+        virtual_router_id: 0,
+        priority: 100,
+        advert_int: Duration::from_secs(1),
+        nopreempt: false,
+        preempt_delay: None,
+        authentication: None,
+        virtual_ipaddress: Vec::new(),
+        virtual_ipaddress_excluded: Vec::new(),
+        unicast_src_ip: None,
+        unicast_peer: Vec::new(),
+        mcast_src_ip: None,
+        track_interface: Vec::new(),
+        track_script: Vec::new(),
+        garp_master_delay: None,
+        garp_master_repeat: None,
+        garp_master_refresh: None,
+        garp_master_refresh_repeat: None,
+        notify: VrrpNotify::default(),
+        smtp_alert: false,
+        version: None,
+        other: Vec::new(),
+        span: st.span.clone(),
+    };
+    for item in body {
+        if notify(ctx, item, &mut v.notify) {
+            continue;
+        }
+        match item.keyword.as_str() {
+            "state" => {
+                v.state = match ctx.choice(item, 0, &["MASTER", "BACKUP"], false) {
+                    Some("MASTER") => Some(VrrpState::Master),
+                    Some(_) => Some(VrrpState::Backup),
+                    None => None,
+                }
+            }
+            "interface" => interface = ctx.arg(item, 0, "an interface name").map(str::to_string),
+            "virtual_router_id" => {
+                vrid = ctx.num(item, 0, 1, 255).and_then(|n| u8::try_from(n).ok())
+            }
+            "priority" => {
+                if let Some(p) = ctx.num(item, 0, 1, 255).and_then(|n| u8::try_from(n).ok()) {
+                    v.priority = p;
+                }
+            }
+            "advert_int" => {
+                if let Some(a) = ctx.secs(item, 0) {
+                    if a.is_zero() || a > Duration::from_secs(255) {
+                        ctx.error(
+                            &item.span,
+                            format!(
+                                "advert_int: expected a time 0.01-255 s, got '{}'",
+                                item.args[0]
+                            ),
+                        );
+                    } else {
+                        v.advert_int = a;
+                    }
+                }
+            }
+            "nopreempt" => v.nopreempt = true,
+            "preempt" => v.nopreempt = false,
+            "preempt_delay" => v.preempt_delay = ctx.secs(item, 0),
+            "authentication" => v.authentication = auth(ctx, item),
+            "virtual_ipaddress" => v.virtual_ipaddress.extend(virtual_ips(ctx, item)),
+            "virtual_ipaddress_excluded" => {
+                v.virtual_ipaddress_excluded.extend(virtual_ips(ctx, item))
+            }
+            "unicast_src_ip" => v.unicast_src_ip = ctx.ip(item, 0),
+            "mcast_src_ip" => v.mcast_src_ip = ctx.ip(item, 0),
+            "unicast_peer" => {
+                if let Some(body) = ctx.block(item) {
+                    for peer in body {
+                        match peer.keyword.parse::<IpAddr>() {
+                            Ok(a) => v.unicast_peer.push(a),
+                            Err(_) => ctx.error(
+                                &peer.span,
+                                format!(
+                                    "unicast_peer: expected an IP address, got '{}'",
+                                    peer.keyword
+                                ),
+                            ),
+                        }
+                    }
+                }
+            }
+            "track_interface" => v.track_interface.extend(tracked(ctx, item)),
+            "track_script" => v.track_script.extend(tracked(ctx, item)),
+            "garp_master_delay" => v.garp_master_delay = ctx.secs(item, 0),
+            "garp_master_repeat" => v.garp_master_repeat = ctx.u32(item, 0, 1, u32::MAX),
+            "garp_master_refresh" => v.garp_master_refresh = ctx.secs(item, 0),
+            "garp_master_refresh_repeat" => {
+                v.garp_master_refresh_repeat = ctx.u32(item, 0, 1, u32::MAX)
+            }
+            "smtp_alert" => v.smtp_alert = ctx.flag(item).unwrap_or(true),
+            "version" => v.version = ctx.num(item, 0, 2, 3).and_then(|n| u8::try_from(n).ok()),
+            k if OTHER_INSTANCE.contains(&k) => v.other.push(Setting {
+                keyword: item.keyword.clone(),
+                args: item.args.clone(),
+                span: item.span.clone(),
+            }),
+            _ => ctx.unknown(item, "vrrp_instance"),
+        }
+    }
+    let mut ok = true;
+    match interface {
+        Some(i) => v.interface = i,
+        None => {
+            ctx.error(
+                &st.span,
+                format!("vrrp_instance {}: expected interface", v.name),
+            );
+            ok = false;
+        }
+    }
+    match vrid {
+        Some(id) => v.virtual_router_id = id,
+        None => {
+            if !body.iter().any(|i| i.keyword == "virtual_router_id") {
+                ctx.error(
+                    &st.span,
+                    format!("vrrp_instance {}: expected virtual_router_id", v.name),
+                );
+            }
+            ok = false;
+        }
+    }
+    ok.then_some(v)
+}
+
+/// Parses `vrrp_sync_group NAME { }`.
+pub fn parse_vrrp_sync_group(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpSyncGroup> {
+    let name = ctx.arg(st, 0, "a group name")?.to_string();
+    let body = ctx.block(st)?;
+    let mut g = VrrpSyncGroup {
+        name,
+        group: Vec::new(),
+        notify: VrrpNotify::default(),
+        smtp_alert: false,
+        track_script: Vec::new(),
+        track_interface: Vec::new(),
+        span: st.span.clone(),
+    };
+    for item in body {
+        if notify(ctx, item, &mut g.notify) {
+            continue;
+        }
+        match item.keyword.as_str() {
+            "group" => g.group.extend(name_list(ctx, item)),
+            "smtp_alert" => g.smtp_alert = ctx.flag(item).unwrap_or(true),
+            "track_script" => g.track_script.extend(tracked(ctx, item)),
+            "track_interface" => g.track_interface.extend(tracked(ctx, item)),
+            "global_tracking"
+            | "sync_group_tracking_weight"
+            | "track_file"
+            | "track_process"
+            | "track_bfd" => {}
+            _ => ctx.unknown(item, "vrrp_sync_group"),
+        }
+    }
+    if g.group.is_empty() {
+        ctx.error(
+            &st.span,
+            format!(
+                "vrrp_sync_group {}: expected a group {{ }} of instances",
+                g.name
+            ),
+        );
+        return None;
+    }
+    Some(g)
+}

@@ -1,0 +1,232 @@
+//! Reading typed values out of statements, recording a diagnostic for each bad one.
+
+use crate::diag::{Report, Span};
+use crate::tree::Statement;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Collects diagnostics while statements are turned into typed values.
+pub struct Ctx<'r> {
+    /// Where problems go.
+    pub report: &'r mut Report,
+}
+
+impl Ctx<'_> {
+    /// Records an error at `span`.
+    pub fn error(&mut self, span: &Span, message: impl Into<String>) {
+        self.report.error(Some(span), message);
+    }
+
+    /// Records a warning at `span`.
+    pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
+        self.report.warn(span, message);
+    }
+
+    /// Warns about a keyword the block does not know (keepalived logs it and carries on).
+    pub fn unknown(&mut self, st: &Statement, block: &str) {
+        self.warn(
+            &st.span,
+            format!("unknown keyword '{}' in {block}", st.keyword),
+        );
+    }
+
+    /// Warns that a known keepalived keyword has no effect in rvs.
+    pub fn ignored(&mut self, st: &Statement) {
+        self.warn(
+            &st.span,
+            format!("{}: accepted but not used by rvs", st.keyword),
+        );
+    }
+
+    /// The statement's block, or an error if it has none.
+    pub fn block<'s>(&mut self, st: &'s Statement) -> Option<&'s [Statement]> {
+        match &st.block {
+            Some(b) => Some(b),
+            None => {
+                self.error(&st.span, format!("{}: expected a '{{' block", st.keyword));
+                None
+            }
+        }
+    }
+
+    /// Errors if a leaf keyword was given a block.
+    pub fn no_block(&mut self, st: &Statement) -> bool {
+        if st.block.is_some() {
+            self.error(&st.span, format!("{}: unexpected '{{' block", st.keyword));
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Argument `idx`, or an error saying `what` was expected.
+    pub fn arg<'s>(&mut self, st: &'s Statement, idx: usize, what: &str) -> Option<&'s str> {
+        match st.args.get(idx) {
+            Some(a) => Some(a),
+            None => {
+                self.error(&st.span, format!("{}: expected {what}", st.keyword));
+                None
+            }
+        }
+    }
+
+    /// All arguments joined by spaces, or an error if there are none.
+    pub fn text(&mut self, st: &Statement, what: &str) -> Option<String> {
+        if st.args.is_empty() {
+            self.error(&st.span, format!("{}: expected {what}", st.keyword));
+            None
+        } else {
+            Some(st.args.join(" "))
+        }
+    }
+
+    /// An unsigned number in `min..=max` from argument `idx`.
+    pub fn num(&mut self, st: &Statement, idx: usize, min: u64, max: u64) -> Option<u64> {
+        let what = format!("a number {min}-{max}");
+        let raw = self.arg(st, idx, &what)?;
+        match raw.parse::<u64>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            _ => {
+                self.error(
+                    &st.span,
+                    format!("{}: expected {what}, got '{raw}'", st.keyword),
+                );
+                None
+            }
+        }
+    }
+
+    /// A `u32` in `min..=max` from argument `idx`.
+    pub fn u32(&mut self, st: &Statement, idx: usize, min: u32, max: u32) -> Option<u32> {
+        self.num(st, idx, min.into(), max.into())
+            .and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// A signed number in `min..=max` from argument `idx`.
+    pub fn int(&mut self, st: &Statement, idx: usize, min: i64, max: i64) -> Option<i64> {
+        let what = format!("a number {min}-{max}");
+        let raw = self.arg(st, idx, &what)?;
+        match raw.parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            _ => {
+                self.error(
+                    &st.span,
+                    format!("{}: expected {what}, got '{raw}'", st.keyword),
+                );
+                None
+            }
+        }
+    }
+
+    /// A port number 0-65535 from argument `idx`.
+    pub fn port(&mut self, st: &Statement, idx: usize) -> Option<u16> {
+        self.num(st, idx, 0, 65535)
+            .and_then(|v| u16::try_from(v).ok())
+    }
+
+    /// A time in seconds (decimals allowed, as keepalived's `read_timer`) from argument `idx`.
+    pub fn secs(&mut self, st: &Statement, idx: usize) -> Option<Duration> {
+        let raw = self.arg(st, idx, "a time in seconds")?;
+        match parse_secs(raw) {
+            Some(d) => Some(d),
+            None => {
+                self.error(
+                    &st.span,
+                    format!("{}: expected a time in seconds, got '{raw}'", st.keyword),
+                );
+                None
+            }
+        }
+    }
+
+    /// An IP address from argument `idx`.
+    pub fn ip(&mut self, st: &Statement, idx: usize) -> Option<IpAddr> {
+        let raw = self.arg(st, idx, "an IP address")?;
+        match raw.parse::<IpAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(
+                    &st.span,
+                    format!("{}: expected an IP address, got '{raw}'", st.keyword),
+                );
+                None
+            }
+        }
+    }
+
+    /// A flag keyword with an optional `true|false|yes|no|on|off` argument (absent means true).
+    pub fn flag(&mut self, st: &Statement) -> Option<bool> {
+        match st.args.first().map(|s| s.to_ascii_lowercase()) {
+            None => Some(true),
+            Some(v) => match v.as_str() {
+                "true" | "yes" | "on" => Some(true),
+                "false" | "no" | "off" => Some(false),
+                _ => {
+                    self.error(
+                        &st.span,
+                        format!(
+                            "{}: expected true or false, got '{}'",
+                            st.keyword, st.args[0]
+                        ),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// One of `choices` (compared case-insensitively when `nocase`), from argument `idx`.
+    pub fn choice<'c>(
+        &mut self,
+        st: &Statement,
+        idx: usize,
+        choices: &[&'c str],
+        nocase: bool,
+    ) -> Option<&'c str> {
+        let what = choices.join("|");
+        let raw = self.arg(st, idx, &what)?;
+        let found = choices.iter().find(|c| {
+            if nocase {
+                c.eq_ignore_ascii_case(raw)
+            } else {
+                **c == raw
+            }
+        });
+        match found {
+            Some(c) => Some(c),
+            None => {
+                self.error(
+                    &st.span,
+                    format!("{}: expected {what}, got '{raw}'", st.keyword),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Parses keepalived's seconds value: an unsigned decimal, optionally with a fraction.
+pub fn parse_secs(raw: &str) -> Option<Duration> {
+    if raw.is_empty() || !raw.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let v: f64 = raw.parse().ok()?;
+    if !v.is_finite() || v > 4_294_967.0 {
+        return None;
+    }
+    Some(Duration::from_micros((v * 1_000_000.0).round() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_secs;
+    use std::time::Duration;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_secs("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_secs("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_secs("-1"), None);
+        assert_eq!(parse_secs("x"), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! VRRP specifications (`vrrp_script`, `vrrp_instance`, `vrrp_sync_group`): parsed and validated
+//! here, run elsewhere.
+
+use crate::diag::Span;
+use crate::model::{Script, Setting};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// `vrrp_script NAME { }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpScript {
+    /// Its name.
+    pub name: String,
+    /// `script` (required).
+    pub script: Vec<String>,
+    /// `interval` (default 1 s).
+    pub interval: Duration,
+    /// `timeout`.
+    pub timeout: Option<Duration>,
+    /// `weight N [reverse]` (-253..=253, default 0).
+    pub weight: i32,
+    /// `reverse`.
+    pub reverse: bool,
+    /// `rise` (default 1).
+    pub rise: u32,
+    /// `fall` (default 1).
+    pub fall: u32,
+    /// `user USER [GROUP]`.
+    pub user: Option<String>,
+    /// `init_fail`.
+    pub init_fail: bool,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// VRRP state requested at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum VrrpState {
+    /// `MASTER`.
+    Master,
+    /// `BACKUP`.
+    Backup,
+}
+
+/// VRRP authentication (`authentication { auth_type PASS|AH; auth_pass X }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpAuth {
+    /// `PASS` or `AH`.
+    pub auth_type: String,
+    /// Password (first 8 bytes are used).
+    pub auth_pass: String,
+}
+
+/// An address of `virtual_ipaddress`: `ADDR[/PREFIX] [brd X] [dev IF] [scope S] [label L] ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualIp {
+    /// Address.
+    pub addr: IpAddr,
+    /// Prefix length (default 32/128).
+    pub prefix: u8,
+    /// `brd`.
+    pub broadcast: Option<IpAddr>,
+    /// `dev`.
+    pub dev: Option<String>,
+    /// `scope`.
+    pub scope: Option<String>,
+    /// `label`.
+    pub label: Option<String>,
+    /// Other options as written (`no_track`, `preferred_lft`, ...).
+    pub options: Vec<String>,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// A tracked interface or script with its optional weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracked {
+    /// Interface or script name.
+    pub name: String,
+    /// `weight N`.
+    pub weight: Option<i32>,
+    /// `reverse`.
+    pub reverse: bool,
+}
+
+/// The notify scripts of an instance or sync group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpNotify {
+    /// `notify_master`.
+    pub master: Option<Script>,
+    /// `notify_backup`.
+    pub backup: Option<Script>,
+    /// `notify_fault`.
+    pub fault: Option<Script>,
+    /// `notify_stop`.
+    pub stop: Option<Script>,
+    /// `notify` (called with TYPE NAME STATE PRIORITY).
+    pub any: Option<Script>,
+}
+
+/// `vrrp_instance NAME { }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpInstance {
+    /// Its name.
+    pub name: String,
+    /// `state MASTER|BACKUP`.
+    pub state: Option<VrrpState>,
+    /// `interface` (required).
+    pub interface: String,
+    /// `virtual_router_id` 1-255 (required).
+    pub virtual_router_id: u8,
+    /// `priority` 1-255 (default 100).
+    pub priority: u8,
+    /// `advert_int` (default 1 s).
+    pub advert_int: Duration,
+    /// `nopreempt`.
+    pub nopreempt: bool,
+    /// `preempt_delay`.
+    pub preempt_delay: Option<Duration>,
+    /// `authentication`.
+    pub authentication: Option<VrrpAuth>,
+    /// `virtual_ipaddress`.
+    pub virtual_ipaddress: Vec<VirtualIp>,
+    /// `virtual_ipaddress_excluded`.
+    pub virtual_ipaddress_excluded: Vec<VirtualIp>,
+    /// `unicast_src_ip`.
+    pub unicast_src_ip: Option<IpAddr>,
+    /// `unicast_peer { }`.
+    pub unicast_peer: Vec<IpAddr>,
+    /// `mcast_src_ip`.
+    pub mcast_src_ip: Option<IpAddr>,
+    /// `track_interface { }`.
+    pub track_interface: Vec<Tracked>,
+    /// `track_script { }`.
+    pub track_script: Vec<Tracked>,
+    /// `garp_master_delay` (default 5 s).
+    pub garp_master_delay: Option<Duration>,
+    /// `garp_master_repeat`.
+    pub garp_master_repeat: Option<u32>,
+    /// `garp_master_refresh`.
+    pub garp_master_refresh: Option<Duration>,
+    /// `garp_master_refresh_repeat`.
+    pub garp_master_refresh_repeat: Option<u32>,
+    /// Notify scripts.
+    pub notify: VrrpNotify,
+    /// `smtp_alert`.
+    pub smtp_alert: bool,
+    /// `version 2|3` (default: global `vrrp_version`, else 2).
+    pub version: Option<u8>,
+    /// Other keepalived instance keywords, kept as written.
+    pub other: Vec<Setting>,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// `vrrp_sync_group NAME { group { ... } }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpSyncGroup {
+    /// Its name.
+    pub name: String,
+    /// Member instance names (`group { }`).
+    pub group: Vec<String>,
+    /// Notify scripts.
+    pub notify: VrrpNotify,
+    /// `smtp_alert`.
+    pub smtp_alert: bool,
+    /// `track_script { }`.
+    pub track_script: Vec<Tracked>,
+    /// `track_interface { }`.
+    pub track_interface: Vec<Tracked>,
+    /// Where it is.
+    pub span: Span,
+}
