@@ -84,4 +84,12 @@ pub enum Command {
     },
     /// Read the policy switches; answered with [`crate::Reply::Policy`].
     GetPolicy,
+    /// Re-read the daemon's keepalived.conf (`rvsadm --reload`, an rvs extension; SIGHUP does
+    /// the same). The file is validated first: on an error nothing changes and the error
+    /// (`InvalidArgument`, with every `file:line` problem) is returned; otherwise only the
+    /// differences are applied. Errors: `Unsupported` when rvsd runs without `-f`.
+    Reload,
+    /// Health-checker status of every real server (`rvsadm --health`, an rvs extension);
+    /// answered with [`crate::Reply::Health`].
+    GetHealth,
 }

@@ -40,9 +40,9 @@ pub use frame::{
 };
 pub use reply::{ErrorKind, ErrorReply, Info, Reply};
 pub use views::{
-    ConnView, CounterView, DestConfig, DestView, ForwardMethod, MarkProto, MarkRuleView,
-    PolicyView, ProxyProtocol, RatesView, ServiceConfig, ServiceId, ServiceView, StatsView,
-    Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
+    CheckerView, ConnView, CounterView, DestConfig, DestView, ForwardMethod, HealthView, MarkProto,
+    MarkRuleView, PolicyView, ProxyProtocol, RatesView, ServiceConfig, ServiceId, ServiceView,
+    StatsView, Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
 };
 
 /// Default path of rvsd's control socket.

@@ -1,6 +1,8 @@
 //! Answers rvsd sends back.
 
-use crate::views::{ConnView, CounterView, MarkRuleView, PolicyView, ServiceView, Timeouts};
+use crate::views::{
+    ConnView, CounterView, HealthView, MarkRuleView, PolicyView, ServiceView, Timeouts,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -28,6 +30,8 @@ pub enum Reply {
     MarkRules(Vec<MarkRuleView>),
     /// Answer to `GetPolicy`: every switch with its value.
     Policy(Vec<PolicyView>),
+    /// Answer to `GetHealth`: every checked real server, in configuration order.
+    Health(Vec<HealthView>),
 }
 
 impl Reply {

@@ -421,3 +421,44 @@ pub struct PolicyView {
     /// Its value.
     pub value: u32,
 }
+
+/// Health of one real server of one service (`rvsadm --health`, an rvs extension).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthView {
+    /// The service.
+    pub service: ServiceId,
+    /// The real server.
+    pub dest: SocketAddr,
+    /// Whether every checker of the server passes.
+    pub alive: bool,
+    /// The weight the configuration gives it.
+    pub configured_weight: u32,
+    /// The weight applied in the table, `None` when the server is not in the table.
+    pub applied_weight: Option<u32>,
+    /// What rvsd did with it: `active`, `removed`, `inhibited` (weight 0), `draining`,
+    /// `sorry` (the sorry server in use) or `sorry-inhibited`.
+    pub state: String,
+    /// Its checkers.
+    pub checkers: Vec<CheckerView>,
+}
+
+/// One checker of a real server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckerView {
+    /// keepalived's block name, e.g. `HTTP_GET`.
+    pub kind: String,
+    /// What it checks, e.g. `10.0.0.2:80`.
+    pub target: String,
+    /// Whether it counts as up.
+    pub up: bool,
+    /// The last result: `Some(true)` passed, `Some(false)` failed, `None` not run yet.
+    pub last_ok: Option<bool>,
+    /// The last result's detail.
+    pub detail: String,
+    /// Milliseconds since the last result.
+    pub since_ms: Option<u64>,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Checks run so far.
+    pub runs: u64,
+}

@@ -108,8 +108,19 @@ impl Supervisor {
         max_concurrent: usize,
         jobs: Vec<CheckJob>,
     ) -> (Supervisor, mpsc::UnboundedReceiver<SupervisorEvent>) {
-        let (tx, rx) = mpsc::unbounded_channel();
         let semaphore = Arc::new(Semaphore::new(max_concurrent.max(1)));
+        Self::start_shared(handle, semaphore, jobs)
+    }
+
+    /// Like [`Supervisor::start`], with the concurrency bound shared with other supervisors:
+    /// every check of every supervisor holding a clone of `semaphore` takes one permit.
+    /// This lets a caller restart the checkers of one real server without touching others.
+    pub fn start_shared(
+        handle: &Handle,
+        semaphore: Arc<Semaphore>,
+        jobs: Vec<CheckJob>,
+    ) -> (Supervisor, mpsc::UnboundedReceiver<SupervisorEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
         let start = Instant::now();
         let shared = Arc::new(Shared {
             status: Mutex::new(

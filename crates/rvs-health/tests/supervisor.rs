@@ -34,10 +34,11 @@ async fn slow_http(delay: Duration) -> (u16, Arc<AtomicUsize>) {
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).await;
                 tokio::time::sleep(delay).await;
+                // Count before answering: the checker may report before this task runs again.
+                served.fetch_add(1, Ordering::SeqCst);
                 let _ = s
                     .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
                     .await;
-                served.fetch_add(1, Ordering::SeqCst);
             });
         }
     });

@@ -108,52 +108,20 @@ impl FullNatTopology {
                 crate::server::http::pattern(NGINX_BIG_LEN),
             )
             .map_err(|e| io("writing /big", e))?;
-            let p = prefix.display();
             let r = root.display();
-            let conf = format!(
-                "user root;\n\
-                 worker_processes 1;\n\
-                 pid {p}/nginx.pid;\n\
-                 error_log {p}/error.log;\n\
-                 events {{ worker_connections 256; }}\n\
-                 http {{\n\
-                   access_log {p}/access.log;\n\
-                   client_body_temp_path {p}/body;\n\
-                   proxy_temp_path {p}/proxy;\n\
-                   fastcgi_temp_path {p}/fastcgi;\n\
-                   uwsgi_temp_path {p}/uwsgi;\n\
-                   scgi_temp_path {p}/scgi;\n\
-                   client_max_body_size 16m;\n\
-                   server {{\n\
-                     listen {NGINX_PORT} proxy_protocol;\n\
-                     listen [::]:{NGINX_PORT} proxy_protocol;\n\
-                     root {r};\n\
-                     location = /addr {{ return 200 \"$proxy_protocol_addr $remote_addr\\n\"; }}\n\
-                     location /up/ {{ dav_methods PUT; create_full_put_path on; }}\n\
-                   }}\n\
-                 }}\n"
+            let server = format!(
+                "     listen {NGINX_PORT} proxy_protocol;\n\
+                      listen [::]:{NGINX_PORT} proxy_protocol;\n\
+                      root {r};\n\
+                      location = /addr {{ return 200 \"$proxy_protocol_addr $remote_addr\\n\"; }}\n\
+                      location /up/ {{ dav_methods PUT; create_full_put_path on; }}\n"
             );
-            let conf_path = prefix.join("nginx.conf");
-            std::fs::create_dir_all(&prefix).map_err(|e| io("creating the prefix", e))?;
-            std::fs::write(&conf_path, conf).map_err(|e| io("writing the config", e))?;
-            let conf_arg = conf_path.display().to_string();
-            let prefix_arg = format!("{p}/");
-            lab.spawn(
+            crate::nginx::spawn(
+                lab,
                 &role,
-                &[
-                    "nginx",
-                    "-c",
-                    &conf_arg,
-                    "-p",
-                    &prefix_arg,
-                    "-g",
-                    "daemon off;",
-                ],
-            )?;
-            lab.wait_tcp(
-                &role,
+                &prefix,
+                &server,
                 std::net::SocketAddr::new((*rip).into(), NGINX_PORT),
-                std::time::Duration::from_secs(10),
             )?;
         }
         Ok(())

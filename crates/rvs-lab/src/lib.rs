@@ -29,6 +29,7 @@ mod harness;
 mod lab;
 mod nat;
 pub mod netns;
+mod nginx;
 pub mod server;
 mod tun;
 
@@ -43,5 +44,6 @@ pub use harness::{
 };
 pub use lab::{parse_prefix, Lab};
 pub use nat::{NatTopology, MAX_REAL_SERVERS};
+pub use nginx::{NGINX_PAGE, RS_NGINX_PORT};
 pub use server::http::pattern_sha256;
 pub use tun::{TunTopology, MAX_TUN_REAL_SERVERS};

@@ -123,6 +123,11 @@ fn teardown_happens_when_a_test_panics() {
     assert!(result.is_err());
     let (prefix, pid) = seen.expect("ran");
     assert!(namespaces_with(&prefix).is_empty());
+    // The kill is delivered asynchronously: give the process a moment to die.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while netns::pid_alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(!netns::pid_alive(pid));
 }
 
@@ -182,6 +187,11 @@ fn down_and_sweep_remove_labs() {
         .expect("rvs-lab down");
     assert_ok(out, "rvs-lab down");
     assert!(namespaces_with(&prefix).is_empty());
+    // The kill is delivered asynchronously: give the process a moment to die.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while netns::pid_alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(!netns::pid_alive(pid));
 
     // `sweep` removes a lab whose owner is gone (a pid that does not exist).

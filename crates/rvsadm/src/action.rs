@@ -23,6 +23,8 @@ pub enum Action {
     ListMarks,
     /// `--list-policy` (rvs extension): the IPVS policy switches, `name value` per line.
     ListPolicy,
+    /// `--health` (rvs extension): the health checkers' status per real server.
+    Health,
     /// A valid ipvsadm request rvsd has no command for yet (e.g. `--start-daemon`).
     Unsupported {
         /// The option as ipvsadm spells it, e.g. `--start-daemon`.

@@ -10,6 +10,10 @@
 //! * `--set-policy NAME=VALUE`: set one of IPVS's policy switches (`conn_reuse_mode`,
 //!   `expire_nodest_conn`, `expire_quiescent_template`, `sloppy_tcp`, `schedule_icmp`).
 //! * `--list-policy`: every switch as `NAME VALUE`.
+//! * `--reload`: make rvsd re-read its keepalived.conf (as SIGHUP does); a broken file is
+//!   refused with its `file:line` errors and a non-zero exit, and nothing changes.
+//! * `--health`: every checked real server with its applied weight and state, and each of its
+//!   checkers with the last result, how long ago, and the failures in a row.
 //!
 //! `-S` writes the rules as `--add-mark` lines before the services, so `-R` restores them;
 //! ipvsadm-restore would not understand those lines.
@@ -20,12 +24,14 @@ use rvs_api::{Command, MarkProto, MarkRuleView};
 use std::net::IpAddr;
 
 /// The first words that make a command line one of rvs's extensions.
-const FIRST_WORDS: [&str; 5] = [
+const FIRST_WORDS: [&str; 7] = [
     "--add-mark",
     "--del-mark",
     "--list-marks",
     "--set-policy",
     "--list-policy",
+    "--reload",
+    "--health",
 ];
 
 fn fail<T>(message: impl Into<String>) -> Result<T, ParseError> {
@@ -48,6 +54,8 @@ pub fn parse_extension<S: AsRef<str>>(args: &[S]) -> Option<Result<Action, Parse
         "--del-mark" => mark_rule(&rest).map(|r| Action::Apply(Command::DelMarkRule(r))),
         "--list-marks" => no_more(&rest).map(|()| Action::ListMarks),
         "--list-policy" => no_more(&rest).map(|()| Action::ListPolicy),
+        "--reload" => no_more(&rest).map(|()| Action::Apply(Command::Reload)),
+        "--health" => no_more(&rest).map(|()| Action::Health),
         _ => set_policy(inline, &rest),
     })
 }

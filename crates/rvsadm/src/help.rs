@@ -32,6 +32,8 @@ pub fn usage() -> String {
         "--list-marks",
         "--set-policy name=value",
         "--list-policy",
+        "--reload",
+        "--health",
         "-h",
     ] {
         out.push_str(&format!("  {p} {line}\n"));
@@ -108,6 +110,10 @@ pub fn usage() -> String {
         "  --socket PATH                       rvsd control socket (default $RVS_SOCKET,\n",
         "                                      else /run/rvs/rvsd.sock)\n",
         "rvs extensions (not in ipvsadm; long options only):\n",
+        "  --reload                            re-read rvsd's keepalived.conf (rvsd -f); a\n",
+        "                                      broken file changes nothing and fails\n",
+        "  --health                            real servers' health checks: state, applied\n",
+        "                                      weight, each checker's last result, age, failures\n",
         "  --counters                          print rvsd's packet counters (connections,\n",
         "                                      drops by reason, egress outcomes)\n",
         "  --fullnat                           FULLNAT forwarding (-a/-e): client->VIP becomes\n",

@@ -443,3 +443,59 @@ fn save_entry(service: &ServiceView, format: &Format) -> String {
     }
     out
 }
+
+/// `rvsadm --health` (rvs extension): one line per real server (service, server, state, applied
+/// and configured weight), then one indented line per checker: kind, target, last result,
+/// seconds since it, failures in a row and the detail.
+pub fn health(servers: &[rvs_api::HealthView]) -> String {
+    let mut out = String::from(
+        "Prot LocalAddress:Port RemoteAddress:Port State Weight(applied/configured)\n  -> Checker Target Result Age Failures Detail\n",
+    );
+    for s in servers {
+        let applied = s
+            .applied_weight
+            .map_or_else(|| "-".to_owned(), |w| w.to_string());
+        out.push_str(&format!(
+            "{} {} {} {}/{}\n",
+            service_name(&s.service),
+            s.dest,
+            s.state,
+            applied,
+            s.configured_weight
+        ));
+        for c in &s.checkers {
+            let result = match c.last_ok {
+                Some(true) => "ok",
+                Some(false) => "fail",
+                None => "pending",
+            };
+            let age = c.since_ms.map_or_else(
+                || "-".to_owned(),
+                |ms| format!("{:.1}s", ms as f64 / 1000.0),
+            );
+            out.push_str(&format!(
+                "  -> {} {} {} {} {} {}\n",
+                c.kind, c.target, result, age, c.consecutive_failures, c.detail
+            ));
+        }
+    }
+    out
+}
+
+fn service_name(id: &rvs_api::ServiceId) -> String {
+    match id {
+        rvs_api::ServiceId::Tcp { .. } => format!(
+            "TCP {}",
+            id.socket_addr().map_or_else(String::new, |a| a.to_string())
+        ),
+        rvs_api::ServiceId::Udp { .. } => format!(
+            "UDP {}",
+            id.socket_addr().map_or_else(String::new, |a| a.to_string())
+        ),
+        rvs_api::ServiceId::Sctp { .. } => format!(
+            "SCTP {}",
+            id.socket_addr().map_or_else(String::new, |a| a.to_string())
+        ),
+        rvs_api::ServiceId::Fwmark { mark, .. } => format!("FWM {mark}"),
+    }
+}

@@ -197,6 +197,12 @@ fn run(
             )
         }
         Action::Restore => restore(control, stdin),
+        Action::Health => {
+            let Reply::Health(servers) = query(control, &Command::GetHealth)? else {
+                return Err(unexpected());
+            };
+            Outcome::out(render::health(&servers))
+        }
         Action::Counters => {
             let Reply::Counters(counters) = query(control, &Command::GetCounters)? else {
                 return Err(unexpected());

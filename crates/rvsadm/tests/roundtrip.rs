@@ -84,6 +84,31 @@ impl Control for FakeDaemon {
             }
             Command::ListMarkRules => Reply::MarkRules(self.marks.clone()),
             Command::SetPolicy { .. } => Reply::Ok,
+            Command::Reload => Reply::error(
+                ErrorKind::InvalidArgument,
+                "/etc/keepalived/keepalived.conf is invalid, nothing changed:\nerror: /etc/keepalived/keepalived.conf:3: delay_loop: expected a number",
+            ),
+            Command::GetHealth => Reply::Health(vec![rvs_api::HealthView {
+                service: ServiceId::Tcp {
+                    addr: IpAddr::from([192, 168, 1, 253]),
+                    port: 80,
+                },
+                dest: "10.10.10.2:80".parse().expect("address"),
+                alive: false,
+                configured_weight: 2,
+                applied_weight: Some(0),
+                state: "inhibited".into(),
+                checkers: vec![rvs_api::CheckerView {
+                    kind: "TCP_CHECK".into(),
+                    target: "10.10.10.2:80".into(),
+                    up: false,
+                    last_ok: Some(false),
+                    detail: "connection refused".into(),
+                    since_ms: Some(1500),
+                    consecutive_failures: 3,
+                    runs: 7,
+                }],
+            }]),
             Command::GetPolicy => Reply::Policy(vec![PolicyView {
                 name: "conn_reuse_mode".into(),
                 value: 1,
@@ -516,6 +541,29 @@ fn counters_are_fetched_and_printed() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn reload_errors_and_health_view() {
+    let mut d = FakeDaemon::default();
+    let out = run(&mut d, "--reload", "");
+    assert_ne!(out.status, 0);
+    assert!(out.stderr.contains("keepalived.conf:3"), "{}", out.stderr);
+    let out = run(&mut d, "--health", "");
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("TCP 192.168.1.253:80 10.10.10.2:80 inhibited 0/2\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("  -> TCP_CHECK 10.10.10.2:80 fail 1.5s 3 connection refused\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(parse_args(&["--health", "x"]).is_err());
 }
 
 #[test]

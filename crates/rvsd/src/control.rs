@@ -18,6 +18,7 @@ use crate::bypass::Bypass;
 use crate::clock::Clock;
 use crate::convert;
 use crate::dataplane::EgressCounters;
+use crate::health::Health;
 
 /// What every control connection needs.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct Shared {
     pub egress: Arc<EgressCounters>,
     /// The kernel's addresses (a real server at a director address is forwarded `Local`).
     pub net: Arc<NetState>,
+    /// The keepalived configuration and its checkers, when rvsd runs with `-f`.
+    pub health: Option<Arc<Health>>,
 }
 
 /// Serves the control socket until SIGTERM or SIGINT.
@@ -39,6 +42,7 @@ pub async fn serve(path: PathBuf, shared: Shared) -> anyhow::Result<()> {
     let listener = bind(&path)?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -54,6 +58,21 @@ pub async fn serve(path: PathBuf, shared: Shared) -> anyhow::Result<()> {
             },
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
+            _ = hup.recv() => {
+                match shared.health.clone() {
+                    Some(h) => {
+                        tokio::spawn(async move {
+                            let done = tokio::task::spawn_blocking(move || h.reload()).await;
+                            match done {
+                                Ok(Ok(())) => tracing::info!("SIGHUP: configuration reloaded"),
+                                Ok(Err(e)) => tracing::error!("SIGHUP: reload refused: {e}"),
+                                Err(e) => tracing::error!("SIGHUP: reload failed: {e}"),
+                            }
+                        });
+                    }
+                    None => tracing::warn!("SIGHUP ignored: rvsd runs without -f"),
+                }
+            }
         }
     }
 }
@@ -115,6 +134,20 @@ async fn client(stream: UnixStream, shared: Shared) -> std::io::Result<()> {
 
 /// Runs one command; configuration changes also refresh the kernel-bypass rules.
 async fn execute(shared: &Shared, cmd: Command) -> Reply {
+    if matches!(cmd, Command::Reload | Command::GetHealth) {
+        if let Some(h) = shared.health.clone() {
+            let joined = tokio::task::spawn_blocking(move || match cmd {
+                Command::Reload => match h.reload() {
+                    Ok(()) => Reply::Ok,
+                    Err(e) => error(ErrorKind::InvalidArgument, &e),
+                },
+                _ => Reply::Health(h.status()),
+            })
+            .await;
+            return joined
+                .unwrap_or_else(|e| error(ErrorKind::Internal, &format!("command failed: {e}")));
+        }
+    }
     let changes_config = convert::changes_config(&cmd);
     let engine = shared.engine.clone();
     let clock = shared.clock;

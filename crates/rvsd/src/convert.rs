@@ -204,6 +204,12 @@ fn run(
                 })
                 .collect(),
         ),
+        Command::Reload | Command::GetHealth => {
+            return Err(api_error(
+                ErrorKind::Unsupported,
+                "rvsd runs without a keepalived.conf (-f FILE)",
+            ))
+        }
     };
     Ok(reply)
 }

@@ -6,10 +6,16 @@
 //! `rvs-io`.
 
 mod bypass;
+mod checker_spec;
 mod clock;
+mod config_load;
 mod control;
 mod convert;
 mod dataplane;
+mod health;
+mod notify;
+mod pool;
+mod reload;
 mod restore;
 mod timers;
 
@@ -32,10 +38,17 @@ struct Args {
     #[arg(
         long = "interface",
         short = 'i',
-        required = true,
+        required_unless_present = "config_test",
         value_name = "IFNAME"
     )]
     interfaces: Vec<String>,
+    /// keepalived.conf to serve (services, real servers, health checkers); reloaded on SIGHUP
+    /// and `rvsadm --reload`.
+    #[arg(long = "use-file", short = 'f', value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// Check the file given with -f as `keepalived -t` does and exit 0 (valid) or 1.
+    #[arg(long = "config-test", short = 't', requires = "config_file")]
+    config_test: bool,
     /// Control socket path (several directors on one host need distinct paths).
     #[arg(long, default_value = rvs_api::DEFAULT_SOCKET, value_name = "PATH")]
     socket: PathBuf,
@@ -113,6 +126,14 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.config_test {
+        let ok = args.config_file.as_deref().is_some_and(config_load::check);
+        return if ok {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        };
+    }
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -130,6 +151,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         ..rvs_engine::EngineConfig::default()
     }));
     engine.set_policy(args.policy()?);
+    // Read the keepalived.conf first: a broken file stops rvsd before it touches anything.
+    let keepalived = match &args.config_file {
+        Some(path) => Some((
+            path.clone(),
+            config_load::load(path).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
 
     let net =
         rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;
@@ -172,6 +201,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control runtime")?;
+    let health = keepalived.map(|(path, loaded)| {
+        tracing::info!(file = %path.display(), "serving keepalived configuration");
+        health::Health::start(
+            path,
+            loaded,
+            health::Plumbing {
+                engine: engine.clone(),
+                bypass: bypass.clone(),
+                net: net.clone(),
+                clock,
+            },
+            runtime.handle().clone(),
+        )
+    });
     let served = runtime.block_on(control::serve(
         args.socket.clone(),
         control::Shared {
@@ -180,8 +223,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             clock,
             egress: plane.counters.clone(),
             net: net.clone(),
+            health: health.clone(),
         },
     ));
+    if let Some(h) = &health {
+        h.shutdown();
+    }
 
     stop.store(true, Ordering::SeqCst);
     plane.join();

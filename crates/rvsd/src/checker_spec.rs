@@ -1,0 +1,140 @@
+//! Turns keepalived checker blocks (as `rvs-keepalived` resolves them) into `rvs-health` jobs.
+
+use std::path::PathBuf;
+
+use rvs_health::{
+    CheckKind, CheckSpec, ConnectOpts, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec,
+    MiscSpec, Schedule, SmtpSpec, StatusRange, TlsClientSpec, UdpSpec, UrlSpec,
+};
+use rvs_keepalived::{CheckerKind, Lowered, RealServerChecks, ResolvedChecker};
+
+/// What and when one checker checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCheck {
+    /// What to check.
+    pub spec: CheckSpec,
+    /// When.
+    pub schedule: Schedule,
+    /// keepalived's block name.
+    pub kind: &'static str,
+}
+
+/// The checks of one real server.
+pub fn plan(lowered: &Lowered, rs: &RealServerChecks) -> Vec<PlannedCheck> {
+    rs.checkers
+        .iter()
+        .map(|c| PlannedCheck {
+            spec: spec(lowered, rs, c),
+            schedule: Schedule {
+                delay_loop: c.delay_loop,
+                retry: c.retry,
+                delay_before_retry: c.delay_before_retry,
+                warmup: c.warmup,
+                alpha: c.spec.common.alpha.unwrap_or(rs.policy.alpha),
+            },
+            kind: c.spec.kind.keyword(),
+        })
+        .collect()
+}
+
+fn spec(lowered: &Lowered, rs: &RealServerChecks, c: &ResolvedChecker) -> CheckSpec {
+    let common = &c.spec.common;
+    let conn = ConnectOpts {
+        connect_ip: c.connect_ip,
+        connect_port: c.connect_port,
+        bindto: common.bindto,
+        bind_port: common.bind_port,
+        connect_timeout: c.connect_timeout,
+    };
+    let kind = match &c.spec.kind {
+        CheckerKind::Tcp => CheckKind::Tcp,
+        CheckerKind::Http(h) => CheckKind::Http(http(lowered, c, h)),
+        CheckerKind::Ssl(h) => CheckKind::Ssl(http(lowered, c, h)),
+        CheckerKind::Misc(m) => CheckKind::Misc(MiscSpec {
+            misc_path: m.command.join(" "),
+            misc_timeout: m.timeout.unwrap_or(c.delay_loop),
+            misc_dynamic: m.dynamic,
+        }),
+        CheckerKind::Dns(d) => CheckKind::Dns(DnsSpec {
+            name: d.name.clone(),
+            qtype: dns_type(&d.query_type),
+        }),
+        CheckerKind::Smtp(s) => CheckKind::Smtp(SmtpSpec {
+            helo_name: s
+                .helo_name
+                .clone()
+                .or_else(|| lowered.global.smtp_helo_name.clone())
+                .unwrap_or_else(|| "localhost".to_owned()),
+        }),
+        CheckerKind::Udp(u) => CheckKind::Udp(UdpSpec {
+            payload: u.payload.clone(),
+            require_reply: u.require_reply,
+            reply_prefix: (!u.reply_prefix.is_empty()).then(|| u.reply_prefix.clone()),
+            min_reply_length: u.min_reply_length.map(|n| n as usize),
+            max_reply_length: u.max_reply_length.map(|n| n as usize),
+        }),
+        CheckerKind::Ping => CheckKind::Ping,
+        CheckerKind::File(f) => {
+            let track = lowered.track_files.iter().find(|t| t.name == f.track_file);
+            CheckKind::File(FileSpec {
+                path: PathBuf::from(track.and_then(|t| t.file.clone()).unwrap_or_default()),
+                weight: f.weight.or(track.and_then(|t| t.weight)).unwrap_or(1),
+                reverse: f.reverse || track.is_some_and(|t| t.reverse),
+                base_weight: rs.weight,
+            })
+        }
+    };
+    CheckSpec { conn, kind }
+}
+
+fn http(lowered: &Lowered, c: &ResolvedChecker, h: &rvs_keepalived::HttpCheck) -> HttpSpec {
+    HttpSpec {
+        urls: h
+            .urls
+            .iter()
+            .map(|u| UrlSpec {
+                path: u.path.clone(),
+                digest: u.digest.clone(),
+                status: u
+                    .status_codes
+                    .iter()
+                    .map(|&(lo, hi)| StatusRange { lo, hi })
+                    .collect(),
+                virtualhost: u.virtualhost.clone(),
+            })
+            .collect(),
+        virtualhost: c.virtualhost.clone(),
+        enable_sni: h.enable_sni,
+        protocol: match h.http_protocol.as_deref() {
+            Some("1.0C") => HttpProtocol::Http10Close,
+            Some("1.1") => HttpProtocol::Http11,
+            _ => HttpProtocol::Http10,
+        },
+        tls: TlsClientSpec {
+            certificate: lowered
+                .ssl
+                .as_ref()
+                .and_then(|s| s.certificate.as_ref().map(PathBuf::from)),
+            key: lowered
+                .ssl
+                .as_ref()
+                .and_then(|s| s.key.as_ref().map(PathBuf::from)),
+            ca: lowered
+                .ssl
+                .as_ref()
+                .and_then(|s| s.ca.as_ref().map(PathBuf::from)),
+        },
+    }
+}
+
+fn dns_type(name: &str) -> DnsType {
+    match name.to_ascii_uppercase().as_str() {
+        "NS" => DnsType::Ns,
+        "CNAME" => DnsType::Cname,
+        "SOA" => DnsType::Soa,
+        "MX" => DnsType::Mx,
+        "TXT" => DnsType::Txt,
+        "AAAA" => DnsType::Aaaa,
+        _ => DnsType::A,
+    }
+}
