@@ -1,6 +1,8 @@
 //! Requests a client sends to rvsd.
 
-use crate::views::{DestConfig, MarkRuleView, ServiceConfig, ServiceId, Timeouts};
+use crate::views::{
+    DaemonConfig, DaemonRole, DestConfig, MarkRuleView, ServiceConfig, ServiceId, Timeouts,
+};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -92,4 +94,13 @@ pub enum Command {
     /// Health-checker status of every real server (`rvsadm --health`, an rvs extension);
     /// answered with [`crate::Reply::Health`].
     GetHealth,
+    /// Start a connection-synchronization daemon (`ipvsadm --start-daemon`). Errors:
+    /// `InvalidArgument` (unknown interface, socket failure, one of that role runs already).
+    StartDaemon(DaemonConfig),
+    /// Stop the daemon of a role (`ipvsadm --stop-daemon`). Errors: `InvalidArgument` when none
+    /// runs.
+    StopDaemon(DaemonRole),
+    /// The running daemons with their effective settings (`ipvsadm -L --daemon`); answered with
+    /// [`crate::Reply::Daemons`].
+    ListDaemons,
 }

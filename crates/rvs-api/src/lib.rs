@@ -40,9 +40,10 @@ pub use frame::{
 };
 pub use reply::{ErrorKind, ErrorReply, Info, Reply};
 pub use views::{
-    CheckerView, ConnView, CounterView, DestConfig, DestView, ForwardMethod, HealthView, MarkProto,
-    MarkRuleView, PolicyView, ProxyProtocol, RatesView, ServiceConfig, ServiceId, ServiceView,
-    StatsView, Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
+    CheckerView, ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView,
+    ForwardMethod, HealthView, MarkProto, MarkRuleView, PolicyView, ProxyProtocol, RatesView,
+    ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum, TunnelConfig,
+    TunnelKind,
 };
 
 /// Default path of rvsd's control socket.

@@ -32,6 +32,8 @@ pub enum Reply {
     Policy(Vec<PolicyView>),
     /// Answer to `GetHealth`: every checked real server, in configuration order.
     Health(Vec<HealthView>),
+    /// Answer to `ListDaemons`: master first, then backup.
+    Daemons(Vec<crate::views::DaemonConfig>),
 }
 
 impl Reply {

@@ -462,3 +462,33 @@ pub struct CheckerView {
     /// Checks run so far.
     pub runs: u64,
 }
+
+/// Role of a connection-synchronization daemon (`--start-daemon master|backup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonRole {
+    /// Sends the connection table's changes.
+    Master,
+    /// Receives and installs them.
+    Backup,
+}
+
+/// A connection-synchronization daemon, as `--start-daemon` sets it up and `-L --daemon`
+/// shows it (IPVS's sync protocol version 1 over UDP multicast).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonConfig {
+    /// Master or backup.
+    pub role: DaemonRole,
+    /// Interface the multicast goes out of / is received on (`--mcast-interface`).
+    pub mcast_interface: String,
+    /// Sync id (`--syncid`, 0 = any on a backup).
+    pub syncid: u8,
+    /// Largest datagram payload (`--sync-maxlen`); 0: the interface MTU less 28.
+    pub maxlen: u16,
+    /// Multicast group (`--mcast-group`); `None`: 224.0.0.81.
+    pub group: Option<IpAddr>,
+    /// UDP port (`--mcast-port`); 0: 8848.
+    pub port: u16,
+    /// Multicast TTL (`--mcast-ttl`); 0: 1.
+    pub ttl: u8,
+}

@@ -342,6 +342,13 @@ impl Snapshot {
         self.services.get(*i)
     }
 
+    /// The firewall-mark service of `mark` and family.
+    pub(crate) fn service_by_mark(&self, mark: u32, v6: bool) -> Option<&Arc<ServiceRt>> {
+        self.mark_index
+            .get(&(mark, v6))
+            .and_then(|&i| self.services.get(i))
+    }
+
     pub(crate) fn service(&self, key: &ServiceKey) -> Option<&Arc<ServiceRt>> {
         self.index.get(key).and_then(|&i| self.services.get(i))
     }

@@ -31,6 +31,8 @@ pub(crate) const F_TUNNEL: u8 = 8;
 /// The real server is the director itself (IPVS's `IP_VS_CONN_F_LOCALNODE`): packets are handed
 /// to the director's own stack unchanged (always together with `F_NO_OUTPUT`).
 pub(crate) const F_LOCAL: u8 = 16;
+/// Installed by connection synchronization (IPVS's `IP_VS_CONN_F_SYNC`).
+pub(crate) const F_SYNCED: u8 = 32;
 
 /// One connection. Addresses are 16 bytes; IPv4 ones are stored IPv4-mapped.
 #[derive(Debug)]
@@ -52,6 +54,10 @@ pub(crate) struct Conn {
     pub(crate) fnat: Option<Box<FnatConn>>,
     /// The persistence template controlling this connection (IPVS's `cp->control`).
     pub(crate) control: Option<Arc<Template>>,
+    /// Incoming packets, for the sync threshold/period rule (IPVS's `in_pkts`; wraps).
+    pub(crate) sync_pkts: u16,
+    /// The state last synced (IPVS's `old_state`).
+    pub(crate) sync_state: u8,
 }
 
 /// A packet's addresses as seen on the wire (source first).

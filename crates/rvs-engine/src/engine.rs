@@ -58,6 +58,8 @@ pub struct Engine {
     pub(crate) mh_table_size: u32,
     /// Persistence templates.
     pub(crate) templates: Templates,
+    /// Connection synchronization: export queue and counters.
+    pub(crate) sync: crate::sync::SyncState,
 }
 
 /// The largest of IPVS's mh table primes not above `size` (251 at least).
@@ -70,7 +72,12 @@ fn mh_table_size(size: u32) -> u32 {
         .unwrap_or(MH_TABLE_SIZES[0])
 }
 
-fn flow_hash(state: &foldhash::fast::RandomState, proto: u8, addr: &[u8; 16], port: u16) -> u64 {
+pub(crate) fn flow_hash(
+    state: &foldhash::fast::RandomState,
+    proto: u8,
+    addr: &[u8; 16],
+    port: u16,
+) -> u64 {
     let mut a = [0u8; 8];
     let mut b = [0u8; 8];
     a.copy_from_slice(&addr[..8]);
@@ -90,7 +97,7 @@ pub(crate) fn to_ip(a: &[u8; 16], v6: bool) -> IpAddr {
     }
 }
 
-fn to16(a: IpAddr) -> [u8; 16] {
+pub(crate) fn to16(a: IpAddr) -> [u8; 16] {
     match a {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
@@ -135,14 +142,15 @@ impl Engine {
             local_ports: Arc::default(),
             mh_table_size: mh_table_size(config.mh_table_size),
             templates: Templates::new(n),
+            sync: crate::sync::SyncState::default(),
         }
     }
 
-    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+    pub(crate) fn shard(&self, hash: u64) -> &Mutex<Shard> {
         &self.shards[self.shard_index(hash)].0
     }
 
-    fn shard_index(&self, hash: u64) -> usize {
+    pub(crate) fn shard_index(&self, hash: u64) -> usize {
         // Bits 32.. are used neither by the index's bucket mask nor by its tag byte.
         ((hash >> 32) & self.shard_mask) as usize
     }
@@ -479,6 +487,8 @@ impl Engine {
             dest,
             fnat,
             control,
+            sync_pkts: 0,
+            sync_state: crate::sync::NEVER_SYNCED,
         };
         let slot = shard.insert(h, &self.hasher, conn);
         shard.stats_mut(svc.id).conns += 1;
@@ -570,6 +580,9 @@ impl Engine {
             }
         }
         c.expires = now.0.saturating_add(snap.timeouts.of(state));
+        if matches!(dir, Direction::Input) && self.sync.exporting() {
+            self.sync.on_input(c, snap);
+        }
         let (svc_id, dest_id, dest_addr) = (c.svc_id, c.dest.id, c.dest.addr);
         let (addr, port, next_hop, side) = match dir {
             Direction::Input => (c.daddr, c.dport, c.daddr, Side::Dst),
@@ -800,7 +813,7 @@ enum NewConn {
 
 /// A firewall mark as a template's virtual address (IPVS stores it in the address's first
 /// 32 bits; IPv4 addresses here are IPv4-mapped).
-fn mark_addr(mark: u32, v6: bool) -> [u8; 16] {
+pub(crate) fn mark_addr(mark: u32, v6: bool) -> [u8; 16] {
     let ip = if v6 {
         IpAddr::V6(Ipv6Addr::from(u128::from(mark) << 96))
     } else {

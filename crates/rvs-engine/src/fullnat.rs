@@ -100,6 +100,21 @@ impl PortAllocator {
         None
     }
 
+    /// Takes exactly `port` under `key` (a connection installed by sync); `None` when taken.
+    pub(crate) fn reserve(self: &Arc<Self>, key: PortKey, port: u16) -> Option<LocalPort> {
+        let mut sets = self.sets.lock();
+        let set = sets.entry(key).or_insert_with(PortSet::new);
+        if set.is_used(port) {
+            return None;
+        }
+        set.set(port, true);
+        Some(LocalPort {
+            alloc: Arc::clone(self),
+            key,
+            port,
+        })
+    }
+
     fn release(&self, key: &PortKey, port: u16) {
         let mut sets = self.sets.lock();
         if let Some(set) = sets.get_mut(key) {

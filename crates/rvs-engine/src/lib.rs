@@ -30,10 +30,12 @@ mod sched_hash;
 mod sched_locality;
 #[cfg(test)]
 mod sched_tests;
+mod sync;
 mod tcp_state;
 pub mod tunnel;
 mod types;
 
 pub use engine::Engine;
 pub use policy::{Policy, PolicyError, POLICY_NAMES};
+pub use sync::{SyncCounters, SyncImportError};
 pub use types::*;

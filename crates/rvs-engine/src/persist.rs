@@ -140,6 +140,43 @@ impl Templates {
         Some(t)
     }
 
+    /// Installs or refreshes a template received by connection synchronization.
+    pub(crate) fn install(
+        &self,
+        key: TemplateKey,
+        dest: Arc<DestRt>,
+        dport: u16,
+        now: u64,
+        timeout_ms: u64,
+    ) {
+        let mut map = self.shard(&key).lock();
+        if let Some(t) = map.get(&key) {
+            if Arc::ptr_eq(&t.dest, &dest) && t.dport == dport {
+                t.expires
+                    .store(now.saturating_add(timeout_ms), Ordering::Relaxed);
+                return;
+            }
+            if let Some(gone) = map.remove(&key) {
+                gone.dest.unbind_template();
+            }
+        }
+        dest.bind_template();
+        let t = Arc::new(Template {
+            key,
+            dest,
+            dport,
+            expires: AtomicU64::new(now.saturating_add(timeout_ms)),
+            timeout_ms,
+            n_control: AtomicU32::new(0),
+        });
+        map.insert(key, t);
+    }
+
+    /// Template timeout in milliseconds.
+    pub(crate) fn timeout_of(t: &Template) -> u64 {
+        t.timeout_ms
+    }
+
     /// Removes templates whose timer ran out and that control no connection; re-arms those
     /// that still control some (IPVS's `ip_vs_conn_expire` "expire_later").
     pub(crate) fn expire(&self, now: u64) {

@@ -84,6 +84,8 @@ impl Control for FakeDaemon {
             }
             Command::ListMarkRules => Reply::MarkRules(self.marks.clone()),
             Command::SetPolicy { .. } => Reply::Ok,
+            Command::StartDaemon(_) | Command::StopDaemon(_) => Reply::Ok,
+            Command::ListDaemons => Reply::Daemons(Vec::new()),
             Command::Reload => Reply::error(
                 ErrorKind::InvalidArgument,
                 "/etc/keepalived/keepalived.conf is invalid, nothing changed:\nerror: /etc/keepalived/keepalived.conf:3: delay_loop: expected a number",

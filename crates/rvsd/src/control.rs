@@ -35,6 +35,8 @@ pub struct Shared {
     pub net: Arc<NetState>,
     /// The keepalived configuration and its checkers, when rvsd runs with `-f`.
     pub health: Option<Arc<Health>>,
+    /// The connection-synchronization daemons.
+    pub sync: Arc<crate::sync_daemon::SyncDaemons>,
 }
 
 /// Serves the control socket until SIGTERM or SIGINT.
@@ -134,6 +136,22 @@ async fn client(stream: UnixStream, shared: Shared) -> std::io::Result<()> {
 
 /// Runs one command; configuration changes also refresh the kernel-bypass rules.
 async fn execute(shared: &Shared, cmd: Command) -> Reply {
+    match &cmd {
+        Command::StartDaemon(cfg) => {
+            return match shared.sync.start(cfg) {
+                Ok(_) => Reply::Ok,
+                Err(e) => error(ErrorKind::InvalidArgument, &e),
+            }
+        }
+        Command::StopDaemon(role) => {
+            return match shared.sync.stop(*role) {
+                Ok(()) => Reply::Ok,
+                Err(e) => error(ErrorKind::InvalidArgument, &e),
+            }
+        }
+        Command::ListDaemons => return Reply::Daemons(shared.sync.list()),
+        _ => {}
+    }
     if matches!(cmd, Command::Reload | Command::GetHealth) {
         if let Some(h) = shared.health.clone() {
             let joined = tokio::task::spawn_blocking(move || match cmd {

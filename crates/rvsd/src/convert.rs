@@ -204,6 +204,12 @@ fn run(
                 })
                 .collect(),
         ),
+        Command::StartDaemon(_) | Command::StopDaemon(_) | Command::ListDaemons => {
+            return Err(api_error(
+                ErrorKind::Unsupported,
+                "sync daemons are run by the control server",
+            ))
+        }
         Command::Reload | Command::GetHealth => {
             return Err(api_error(
                 ErrorKind::Unsupported,

@@ -17,6 +17,7 @@ mod notify;
 mod pool;
 mod reload;
 mod restore;
+mod sync_daemon;
 mod timers;
 
 use std::path::PathBuf;
@@ -215,6 +216,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             runtime.handle().clone(),
         )
     });
+    let sync = Arc::new(sync_daemon::SyncDaemons::new(engine.clone(), clock));
     let served = runtime.block_on(control::serve(
         args.socket.clone(),
         control::Shared {
@@ -224,6 +226,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             egress: plane.counters.clone(),
             net: net.clone(),
             health: health.clone(),
+            sync: sync.clone(),
         },
     ));
     if let Some(h) = &health {

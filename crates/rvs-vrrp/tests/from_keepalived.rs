@@ -1,0 +1,97 @@
+//! keepalived.conf `vrrp_instance` blocks as instance configurations (seed 002's pair).
+
+use rvs_vrrp::codec::{Auth, Version};
+use rvs_vrrp::config::InitialState;
+use rvs_vrrp::{ConfigError, InstanceConfig};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+const CONF: &str = r#"
+vrrp_sync_group HK_GRP1 {
+    group {
+        LVS_WAN
+        LVS_LAN
+    }
+}
+vrrp_instance LVS_WAN {
+    state MASTER
+    interface eth0
+    virtual_router_id 100
+    priority 100
+    advert_int 1
+    nopreempt
+    authentication {
+        auth_type PASS
+        auth_pass 1c7f545a
+    }
+    virtual_ipaddress {
+        113.226.77.88
+    }
+}
+vrrp_instance LVS_LAN {
+    state BACKUP
+    interface eth1
+    virtual_router_id 100
+    priority 99
+    advert_int 1
+    preempt_delay 5
+    unicast_src_ip 192.168.168.1
+    unicast_peer {
+        192.168.168.2
+    }
+    authentication {
+        auth_type PASS
+        auth_pass 9aa614f7
+    }
+    virtual_ipaddress {
+        192.168.168.11
+    }
+}
+vrrp_instance V6 {
+    interface eth1
+    virtual_router_id 7
+    priority 255
+    advert_int 0.5
+    virtual_ipaddress {
+        fe80::7
+    }
+}
+"#;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn seed_002_instances_convert() {
+    let (config, report) = rvs_keepalived::parse_str(CONF, Path::new("keepalived.conf"));
+    assert!(report.is_ok(), "{report:?}");
+    let wan = InstanceConfig::from_keepalived(&config.vrrp_instances[0], Some(ip("113.226.77.1")))
+        .unwrap();
+    assert_eq!(wan.version, Version::V2);
+    assert_eq!(wan.vrid, 100);
+    assert_eq!(wan.initial_state, Some(InitialState::Master));
+    assert_eq!(wan.auth, Auth::pass("1c7f545a"));
+    assert_eq!(wan.vips, vec![ip("113.226.77.88")]);
+    assert_eq!(wan.src_ip, ip("113.226.77.1"));
+    // keepalived clears nopreempt for state MASTER.
+    assert!(!wan.nopreempt);
+
+    let lan = InstanceConfig::from_keepalived(&config.vrrp_instances[1], None).unwrap();
+    assert_eq!(lan.src_ip, ip("192.168.168.1"));
+    assert_eq!(lan.unicast_peers, vec![ip("192.168.168.2")]);
+    assert_eq!(lan.preempt_delay, Duration::from_secs(5));
+    assert_eq!(lan.priority, 99);
+
+    let v6 =
+        InstanceConfig::from_keepalived(&config.vrrp_instances[2], Some(ip("fe80::1"))).unwrap();
+    assert_eq!(v6.version, Version::V3);
+    assert_eq!(v6.interval_field(), 50);
+    assert!(v6.is_owner());
+
+    assert_eq!(
+        InstanceConfig::from_keepalived(&config.vrrp_instances[0], None),
+        Err(ConfigError::NoSource)
+    );
+}

@@ -1,0 +1,274 @@
+//! The connection-synchronization daemons (`--start-daemon master|backup`): IPVS's sync
+//! protocol version 1 over UDP multicast (group 224.0.0.81, port 8848, TTL 1 by default).
+//!
+//! The master sends the engine's queued connection changes every 100 ms and answers an rvs
+//! resync request with its whole table (at most once a second, paced). The backup asks for
+//! that table when it starts, then installs every record it receives. Each daemon is a thread
+//! with its own socket, bound to the multicast interface.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rvs_api::{DaemonConfig, DaemonRole};
+use rvs_engine::Engine;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::clock::Clock;
+
+struct Running {
+    config: DaemonConfig,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The running daemons, at most one per role.
+pub struct SyncDaemons {
+    engine: Arc<Engine>,
+    clock: Clock,
+    running: Mutex<BTreeMap<u8, Running>>,
+}
+
+fn role_key(r: DaemonRole) -> u8 {
+    match r {
+        DaemonRole::Master => 0,
+        DaemonRole::Backup => 1,
+    }
+}
+
+fn sys_value(ifname: &str, what: &str) -> Option<u32> {
+    if ifname.is_empty() || ifname.contains('/') || ifname.contains("..") {
+        return None;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/{what}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The settings a daemon runs with: defaults filled in as the kernel fills them.
+fn effective(cfg: &DaemonConfig) -> Result<DaemonConfig, String> {
+    let mtu = sys_value(&cfg.mcast_interface, "mtu")
+        .ok_or_else(|| format!("no such interface {}", cfg.mcast_interface))?;
+    let mut c = cfg.clone();
+    if c.maxlen == 0 {
+        c.maxlen = mtu.saturating_sub(28).clamp(64, 65_507) as u16;
+    }
+    c.group
+        .get_or_insert(IpAddr::V4(Ipv4Addr::from(rvs_sync::DEFAULT_GROUP)));
+    if c.port == 0 {
+        c.port = rvs_sync::DEFAULT_PORT;
+    }
+    if c.ttl == 0 {
+        c.ttl = 1;
+    }
+    Ok(c)
+}
+
+fn open_socket(c: &DaemonConfig) -> Result<(UdpSocket, SocketAddr), String> {
+    let Some(IpAddr::V4(group)) = c.group else {
+        return Err("only IPv4 multicast groups are supported".into());
+    };
+    let ifindex = sys_value(&c.mcast_interface, "ifindex")
+        .ok_or_else(|| format!("no such interface {}", c.mcast_interface))?;
+    let e = |what: &str, err: std::io::Error| format!("sync socket: {what}: {err}");
+    let s =
+        Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(|x| e("socket", x))?;
+    s.set_reuse_address(true)
+        .map_err(|x| e("SO_REUSEADDR", x))?;
+    s.bind_device(Some(c.mcast_interface.as_bytes()))
+        .map_err(|x| e("SO_BINDTODEVICE", x))?;
+    s.bind(&SocketAddr::V4(SocketAddrV4::new(group, c.port)).into())
+        .map_err(|x| e("bind", x))?;
+    s.join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(ifindex))
+        .map_err(|x| e("join", x))?;
+    // SO_BINDTODEVICE above also makes the multicast go out of that interface.
+    s.set_multicast_ttl_v4(u32::from(c.ttl))
+        .map_err(|x| e("IP_MULTICAST_TTL", x))?;
+    s.set_multicast_loop_v4(false)
+        .map_err(|x| e("IP_MULTICAST_LOOP", x))?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|x| e("SO_RCVTIMEO", x))?;
+    Ok((s.into(), SocketAddr::V4(SocketAddrV4::new(group, c.port))))
+}
+
+impl SyncDaemons {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u8, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// No daemon running yet.
+    pub fn new(engine: Arc<Engine>, clock: Clock) -> Self {
+        SyncDaemons {
+            engine,
+            clock,
+            running: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Starts a daemon; returns the settings it runs with.
+    pub fn start(&self, cfg: &DaemonConfig) -> Result<DaemonConfig, String> {
+        let mut running = self.lock();
+        if running.contains_key(&role_key(cfg.role)) {
+            return Err("a sync daemon of that role is running already".into());
+        }
+        let c = effective(cfg)?;
+        let (sock, to) = open_socket(&c)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, clock, flag, conf) =
+            (self.engine.clone(), self.clock, stop.clone(), c.clone());
+        if c.role == DaemonRole::Master {
+            engine.set_sync_export(true);
+        }
+        let thread = std::thread::Builder::new()
+            .name(format!("rvs-sync-{:?}", c.role).to_lowercase())
+            .spawn(move || match conf.role {
+                DaemonRole::Master => master_loop(&engine, clock, &sock, to, &conf, &flag),
+                DaemonRole::Backup => backup_loop(&engine, clock, &sock, to, &conf, &flag),
+            })
+            .map_err(|e| format!("sync thread: {e}"))?;
+        running.insert(
+            role_key(c.role),
+            Running {
+                config: c.clone(),
+                stop,
+                thread: Some(thread),
+            },
+        );
+        Ok(c)
+    }
+
+    /// Stops the daemon of `role`.
+    pub fn stop(&self, role: DaemonRole) -> Result<(), String> {
+        let gone = self.lock().remove(&role_key(role));
+        match gone {
+            Some(r) => {
+                if role == DaemonRole::Master {
+                    self.engine.set_sync_export(false);
+                }
+                drop(r);
+                Ok(())
+            }
+            None => Err("no sync daemon of that role is running".into()),
+        }
+    }
+
+    /// The running daemons, master first.
+    pub fn list(&self) -> Vec<DaemonConfig> {
+        self.lock().values().map(|r| r.config.clone()).collect()
+    }
+
+    /// The VRRP hook: makes the running daemon (of either role) run as `role`, with the same
+    /// settings. A backup that becomes master keeps the synced connections as live ones (they
+    /// are ordinary table entries); a master that becomes backup asks for the table.
+    #[allow(dead_code)] // called by the VRRP supervisor once it drives the sync role
+    pub fn set_sync_role(&self, role: DaemonRole) -> Result<(), String> {
+        let other = match role {
+            DaemonRole::Master => DaemonRole::Backup,
+            DaemonRole::Backup => DaemonRole::Master,
+        };
+        let current = self.lock().get(&role_key(other)).map(|r| r.config.clone());
+        let Some(mut cfg) = current else {
+            return Ok(());
+        };
+        self.stop(other)?;
+        cfg.role = role;
+        self.start(&cfg).map(|_| ())
+    }
+}
+
+fn send_all(sock: &UdpSocket, to: SocketAddr, msgs: &[Vec<u8>], paced: bool) {
+    for (i, m) in msgs.iter().enumerate() {
+        if let Err(e) = sock.send_to(m, to) {
+            tracing::debug!("sync send: {e}");
+        }
+        if paced && i % 64 == 63 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn master_loop(
+    engine: &Engine,
+    clock: Clock,
+    sock: &UdpSocket,
+    to: SocketAddr,
+    c: &DaemonConfig,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let mut last_flush = Instant::now();
+    let mut last_resync: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            if let Ok(rvs_sync::Message::ResyncRequest { .. }) =
+                rvs_sync::parse(buf.get(..n).unwrap_or(&[]), c.syncid)
+            {
+                if last_resync.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    last_resync = Some(Instant::now());
+                    let table = engine.sync_snapshot(clock.now());
+                    let msgs = rvs_sync::pack(&table, c.syncid, usize::from(c.maxlen));
+                    send_all(sock, to, &msgs, true);
+                }
+            }
+        }
+        if last_flush.elapsed() >= Duration::from_millis(100) {
+            last_flush = Instant::now();
+            let recs = engine.sync_drain();
+            if !recs.is_empty() {
+                let msgs = rvs_sync::pack(&recs, c.syncid, usize::from(c.maxlen));
+                send_all(sock, to, &msgs, false);
+            }
+        }
+    }
+}
+
+fn backup_loop(
+    engine: &Engine,
+    clock: Clock,
+    sock: &UdpSocket,
+    to: SocketAddr,
+    c: &DaemonConfig,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 65_536];
+    let request = rvs_sync::resync_request(c.syncid);
+    // Ask a few times at start: the master may not have joined yet.
+    let mut asks = 0;
+    let mut last_ask: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if asks < 3 && last_ask.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
+            let _ = sock.send_to(&request, to);
+            asks += 1;
+            last_ask = Some(Instant::now());
+        }
+        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        match rvs_sync::parse(buf.get(..n).unwrap_or(&[]), c.syncid) {
+            Ok(rvs_sync::Message::Conns { conns, .. }) => {
+                let now = clock.now();
+                for rec in &conns {
+                    if let Err(e) = engine.sync_import(now, rec) {
+                        tracing::debug!("sync import: {e}");
+                    }
+                }
+            }
+            Ok(rvs_sync::Message::ResyncRequest { .. }) => {}
+            Err(e) => tracing::debug!("sync message dropped: {e}"),
+        }
+    }
+}
