@@ -103,4 +103,7 @@ pub enum Command {
     /// The running daemons with their effective settings (`ipvsadm -L --daemon`); answered with
     /// [`crate::Reply::Daemons`].
     ListDaemons,
+    /// The VRRP instances rvsd runs from its keepalived.conf (`rvsadm --vrrp`, an rvs
+    /// extension); answered with [`crate::Reply::Vrrp`] (empty without VRRP instances).
+    GetVrrp,
 }

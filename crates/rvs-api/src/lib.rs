@@ -43,7 +43,7 @@ pub use views::{
     CheckerView, ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView,
     ForwardMethod, HealthView, MarkProto, MarkRuleView, PolicyView, ProxyProtocol, RatesView,
     ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum, TunnelConfig,
-    TunnelKind,
+    TunnelKind, VrrpView,
 };
 
 /// Default path of rvsd's control socket.

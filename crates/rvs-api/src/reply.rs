@@ -34,6 +34,8 @@ pub enum Reply {
     Health(Vec<HealthView>),
     /// Answer to `ListDaemons`: master first, then backup.
     Daemons(Vec<crate::views::DaemonConfig>),
+    /// Answer to `GetVrrp`: every VRRP instance in configuration order.
+    Vrrp(Vec<crate::views::VrrpView>),
 }
 
 impl Reply {

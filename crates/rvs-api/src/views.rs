@@ -492,3 +492,28 @@ pub struct DaemonConfig {
     /// Multicast TTL (`--mcast-ttl`); 0: 1.
     pub ttl: u8,
 }
+
+/// One VRRP instance as `rvsadm --vrrp` shows it (an rvs extension).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpView {
+    /// `vrrp_instance` name.
+    pub name: String,
+    /// Its `vrrp_sync_group`, if any.
+    pub group: Option<String>,
+    /// Interface.
+    pub interface: String,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// VRRP version (2 or 3).
+    pub version: u8,
+    /// `INIT`, `BACKUP`, `MASTER`, `FAULT` or `STOP`.
+    pub state: String,
+    /// Effective priority (base plus tracking weights).
+    pub priority: u8,
+    /// Configured priority.
+    pub base_priority: u8,
+    /// The current master's address (ours when MASTER), if known.
+    pub master: Option<IpAddr>,
+    /// `virtual_ipaddress`.
+    pub vips: Vec<IpAddr>,
+}

@@ -72,6 +72,46 @@ fn mh_table_size(size: u32) -> u32 {
         .unwrap_or(MH_TABLE_SIZES[0])
 }
 
+/// Bits 32..56 of a flow hash: where [`Engine::shard_index`] reads the shard.
+const SHARD_FIELD: u64 = 0x00FF_FFFF << 32;
+
+/// The connection-table shard bits of a flow, the same on every director: a fixed, unkeyed
+/// mix (SplitMix64's finalizer over the address, protocol and port, big-endian) that does not
+/// depend on the process or on a library's hash algorithm.
+///
+/// Why unkeyed: a backup director installs a synced FULLNAT connection under the master's
+/// local port, and that port was chosen so that the reply's (local address, port) lands in the
+/// client's shard. With a per-process seed the two directors disagree on shards and the backup
+/// would have to refuse the connection. The trade-off: someone who knows this function can
+/// steer many flows into one shard (uneven shard sizes, more contention on that shard's
+/// lock), but not into one bucket: the index inside a shard still uses the keyed, random
+/// per-engine hash (the bits outside [`SHARD_FIELD`]), so hash flooding cannot make lookups
+/// degrade into long probe chains. Directors that sync must run the same shard count.
+pub(crate) fn shard_bits(proto: u8, addr: &[u8; 16], port: u16) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&addr[..8]);
+    b.copy_from_slice(&addr[8..]);
+    let mut x: u64 = 0x7276_735f_7368_6172; // "rvs_shar"
+    for word in [
+        u64::from_be_bytes(a),
+        u64::from_be_bytes(b),
+        (u64::from(proto) << 16) | u64::from(port),
+    ] {
+        x = mix(x.wrapping_add(0x9e37_79b9_7f4a_7c15) ^ word);
+    }
+    x
+}
+
+/// The hash of a flow's (protocol, address, port): keyed by the engine's random state, except
+/// for the shard field, which comes from [`shard_bits`] so that every director picks the same
+/// shard for a flow. The index inside a shard uses the low bits and the top 7 bits (hashbrown's
+/// bucket index and tag), never the shard field.
 pub(crate) fn flow_hash(
     state: &foldhash::fast::RandomState,
     proto: u8,
@@ -82,11 +122,12 @@ pub(crate) fn flow_hash(
     let mut b = [0u8; 8];
     a.copy_from_slice(&addr[..8]);
     b.copy_from_slice(&addr[8..]);
-    state.hash_one((
+    let keyed = state.hash_one((
         u64::from_ne_bytes(a),
         u64::from_ne_bytes(b),
         ((proto as u32) << 16) | port as u32,
-    ))
+    ));
+    (keyed & !SHARD_FIELD) | ((shard_bits(proto, addr, port) << 32) & SHARD_FIELD)
 }
 
 pub(crate) fn to_ip(a: &[u8; 16], v6: bool) -> IpAddr {
@@ -115,7 +156,8 @@ pub(crate) fn protocol_of(n: u8) -> Option<Protocol> {
 impl Engine {
     /// Creates an engine with no services.
     pub fn new(config: EngineConfig) -> Engine {
-        let n = config.shards.max(1).next_power_of_two();
+        // At most 2^24 shards: the shard field of a flow hash is 24 bits wide.
+        let n = config.shards.clamp(1, 1 << 24).next_power_of_two();
         let per_shard = config.expected_connections.div_ceil(n);
         let shards = (0..n)
             .map(|_| Padded(Mutex::new(Shard::new(per_shard, flow_hash))))

@@ -16,7 +16,8 @@
 //! IPVS's `IP_VS_CONN_F_SYNC`, take the record's state and timeout, and are bound to their
 //! destination, so they count as its active or inactive connections. A FULLNAT connection
 //! keeps its local address and port (the rvs option); it is installed only when that local
-//! port's reply hash lands in the connection's own table shard here (counted otherwise).
+//! port's reply hash lands in the connection's own table shard here (counted otherwise);
+//! directors with the same shard count agree on shards (the shard bits are unkeyed).
 
 use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

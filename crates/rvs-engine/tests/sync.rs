@@ -167,3 +167,54 @@ fn export_then_import_round_trip() {
         (b[0].client, b[0].dest, b[0].state)
     );
 }
+
+const LIP4: [u8; 4] = [192, 168, 7, 201];
+
+fn fullnat_engine() -> Engine {
+    let e = Engine::new(EngineConfig::default());
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    let mut spec = svc(k, SchedulerKind::Rr);
+    spec.local_addrs = vec![ip4(LIP4)];
+    e.add_service(spec).expect("service");
+    let mut d = dest(ip4(RIP4), RPORT, 1);
+    d.method = ForwardMethod::FullNat;
+    e.add_dest(&k, d).expect("dest");
+    e
+}
+
+/// Two engines (two directors, each with its own random hash seed) agree on the shard of every
+/// flow, so every FULLNAT connection the master made imports on the backup, and the real
+/// server's replies to the local address and port reach the client through the backup.
+#[test]
+fn imported_fullnat_connections_fit_the_backups_shards() {
+    let master = fullnat_engine();
+    master.set_sync_export(true);
+    for cport in 40_000..40_064 {
+        for (f, payload) in [(SYN, &b""[..]), (ACK, &b""[..]), (ACK, &b"GET /"[..])] {
+            let mut p = tcp4(CLIENT4, cport, VIP4, VPORT, 64, f, payload);
+            run(&master, 1000, &mut p);
+        }
+    }
+    let table = master.sync_snapshot(Millis(1000));
+    assert_eq!(table.len(), 64);
+    let backup = fullnat_engine();
+    for m in rvs_sync::pack(&table, 1, 1472) {
+        let Ok(rvs_sync::Message::Conns { conns, .. }) = rvs_sync::parse(&m, 1) else {
+            panic!("parse")
+        };
+        for c in conns {
+            assert!(c.fnat_local.is_some(), "{c:?}");
+            backup.sync_import(Millis(1000), &c).expect("import");
+        }
+    }
+    assert_eq!(backup.sync_counters().imported, 64);
+    assert_eq!(backup.connections(Millis(1000)).len(), 64);
+    for rec in &table {
+        let local = rec.fnat_local.expect("local address");
+        let mut reply = tcp4(RIP4, RPORT, LIP4, local.port(), 64, ACK, b"HTTP/1.0 200");
+        assert_eq!(run(&backup, 1001, &mut reply), fwd(ip4(CLIENT4)), "{rec:?}");
+        let expect = tcp4(VIP4, VPORT, CLIENT4, rec.cport, 64, ACK, b"HTTP/1.0 200");
+        assert_eq!(l3(&reply)[12..24], l3(&expect)[12..24]);
+        assert!(checksums_ok(&reply));
+    }
+}

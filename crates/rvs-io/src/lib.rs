@@ -2,22 +2,31 @@
 //! virtio-net headers ([`PacketSocket`]), a mirror of the kernel's links, addresses, routes and
 //! neighbours kept current over rtnetlink ([`NetState`]), and nftables netdev-ingress rules that
 //! keep the kernel away from the traffic rvsd forwards ([`KernelBypass`]), and TUN devices that
-//! hand packets to the local stack ([`TunDevice`]).
+//! hand packets to the local stack ([`TunDevice`]), and VRRP's I/O: raw protocol-112 sockets
+//! ([`VrrpSocket`]), address changes ([`add_address`]) and gratuitous ARP / unsolicited
+//! neighbour advertisements ([`gratuitous`]).
 //!
 //! This is the only crate of the workspace with `unsafe` code; it is confined to the modules
 //! that talk to the kernel, each block with a `// SAFETY:` comment.
 
 mod bypass;
 mod error;
+pub mod gratuitous;
 mod netlink;
 pub mod netns;
 pub mod packet;
 pub mod tun;
 mod vnet;
+pub mod vrrp_socket;
 
 pub use bypass::{BypassRule, KernelBypass, L4Proto};
 pub use error::IoError;
-pub use netlink::{NetState, Resolution};
+pub use gratuitous::FrameSender;
+pub use netlink::{
+    add_address, interface_addresses, remove_address, AddrScope, InterfaceAddress, NetState,
+    Resolution,
+};
 pub use packet::{PacketSocket, RecvStats};
 pub use tun::{TunDevice, TUN_DUMMY_V4};
 pub use vnet::VnetHdr;
+pub use vrrp_socket::{ReceivedAdvert, VrrpSocket};

@@ -57,7 +57,7 @@ pub struct GlobalDefs {
     pub smtp_helo_name: Option<String>,
     /// `smtp_connect_timeout` (keepalived's default 30 s).
     pub smtp_connect_timeout: Option<Duration>,
-    /// `lvs_sync_daemon IFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group IP]`.
+    /// `lvs_sync_daemon IFACE [VRRP_INSTANCE] [id N] [maxlen N] [port N] [ttl N] [group IP]`.
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
     /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`.
     pub lvs_timeouts: Option<LvsTimeouts>,
@@ -85,8 +85,8 @@ pub struct SmtpServer {
 pub struct LvsSyncDaemon {
     /// Interface the sync traffic uses.
     pub interface: String,
-    /// VRRP instance whose state drives master/backup.
-    pub vrrp_instance: String,
+    /// VRRP instance whose state drives master/backup (none: the daemon stays a backup).
+    pub vrrp_instance: Option<String>,
     /// Sync id (`id N`, 0-255).
     pub sync_id: Option<u8>,
     /// `maxlen N`.

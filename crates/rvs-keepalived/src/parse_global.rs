@@ -178,12 +178,14 @@ pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) 
 }
 
 fn sync_daemon(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsSyncDaemon> {
-    let interface = ctx
-        .arg(st, 0, "an interface and a VRRP instance")?
-        .to_string();
-    let vrrp_instance = ctx
-        .arg(st, 1, "an interface and a VRRP instance")?
-        .to_string();
+    let interface = ctx.arg(st, 0, "an interface")?.to_string();
+    // The instance name is optional: the word after the interface is one unless it is an option.
+    let vrrp_instance = st
+        .args
+        .get(1)
+        .filter(|w| !matches!(w.as_str(), "id" | "maxlen" | "port" | "ttl" | "group"))
+        .cloned();
+    let first_option = if vrrp_instance.is_some() { 2 } else { 1 };
     let mut d = LvsSyncDaemon {
         interface,
         vrrp_instance,
@@ -193,7 +195,7 @@ fn sync_daemon(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsSyncDaemon> {
         ttl: None,
         group: None,
     };
-    let mut i = 2;
+    let mut i = first_option;
     while i < st.args.len() {
         let opt = st.args[i].as_str();
         let next = i + 1;

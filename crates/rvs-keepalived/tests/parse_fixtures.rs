@@ -140,11 +140,11 @@ fn every_keyword() {
     assert_eq!(
         (
             sd.interface.as_str(),
-            sd.vrrp_instance.as_str(),
+            sd.vrrp_instance.as_deref(),
             sd.sync_id,
             sd.group
         ),
-        ("eth1", "VI_1", Some(7), Some(ip("224.0.0.81")))
+        ("eth1", Some("VI_1"), Some(7), Some(ip("224.0.0.81")))
     );
     assert_eq!(g.lvs_timeouts.as_ref().and_then(|t| t.tcpfin), Some(120));
     assert_eq!(g.vrrp_version, Some(3));
@@ -433,4 +433,19 @@ fn include_depth_is_limited() {
         )),
         "{e}"
     );
+}
+
+#[test]
+fn lvs_sync_daemon_without_a_vrrp_instance() {
+    let text = "global_defs {\n    lvs_sync_daemon d1 id 3 port 8849\n}\n";
+    let loaded = rvs_keepalived::load_str(text, Path::new("sync.conf")).unwrap();
+    let sd = loaded.config.global.lvs_sync_daemon.unwrap();
+    assert_eq!(
+        (sd.interface.as_str(), sd.vrrp_instance, sd.sync_id, sd.port),
+        ("d1", None, Some(3), Some(8849))
+    );
+    let text = "global_defs {\n    lvs_sync_daemon d1 VI_2\n}\n";
+    let loaded = rvs_keepalived::load_str(text, Path::new("sync.conf")).unwrap();
+    let sd = loaded.config.global.lvs_sync_daemon.unwrap();
+    assert_eq!(sd.vrrp_instance.as_deref(), Some("VI_2"));
 }

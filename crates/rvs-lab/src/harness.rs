@@ -135,6 +135,17 @@ pub(crate) fn start_rvsd(
     interfaces: &[&str],
     extra_args: &[&str],
 ) -> Result<Rvsd, LabError> {
+    start_rvsd_in(lab, DIRECTOR, socket, interfaces, extra_args)
+}
+
+/// [`start_rvsd`] in the namespace of `role` (e.g. one of two directors).
+pub(crate) fn start_rvsd_in(
+    lab: &Lab,
+    role: &str,
+    socket: &Path,
+    interfaces: &[&str],
+    extra_args: &[&str],
+) -> Result<Rvsd, LabError> {
     let rvsd = find_bin("rvsd")?;
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)
@@ -148,7 +159,7 @@ pub(crate) fn start_rvsd(
     }
     args.extend(["--socket", socket_text.as_ref()]);
     args.extend_from_slice(extra_args);
-    let pid = lab.spawn(DIRECTOR, &args)?;
+    let pid = lab.spawn(role, &args)?;
     let deadline = Instant::now() + RVSD_READY_TIMEOUT;
     loop {
         if let Some(status) = lab.exit_status(pid) {

@@ -10,6 +10,10 @@
 //!   each decapsulating with `rvs-tunrs`.
 //! * [`FullNatTopology`]: the NAT network with local (FULLNAT) addresses on the director and
 //!   real servers without a route back to the client.
+//! * [`VrrpSegment`]: two VRRP nodes and a mail host on one bridge, for rvsd against a
+//!   real keepalived.
+//! * [`HaTopology`]: seed 002's two directors on shared outside and inside segments, VIPs
+//!   moved by hand (with gratuitous ARP) until VRRP moves them.
 //! * [`server`]: the built-in real server behind `rvs-lab serve`.
 //! * [`demo`]: `rvs-lab demo`.
 //!
@@ -25,6 +29,7 @@ mod director;
 mod dr;
 mod error;
 mod fullnat;
+mod ha;
 mod harness;
 mod lab;
 mod nat;
@@ -32,6 +37,7 @@ pub mod netns;
 mod nginx;
 pub mod server;
 mod tun;
+mod vrrp_lab;
 
 pub use bins::{bin_path, find_bin, search_dirs};
 pub use cleanup::{down, socket_path_for, sweep};
@@ -39,6 +45,7 @@ pub use director::Director;
 pub use dr::{DrLayout, DrTopology, MAX_DR_REAL_SERVERS, ROUTER};
 pub use error::LabError;
 pub use fullnat::{FullNatTopology, NGINX_BIG_LEN, NGINX_PORT};
+pub use ha::{HaTopology, HA_DIRECTORS, MAX_HA_REAL_SERVERS};
 pub use harness::{
     rs_role, LinkCounters, Rvsd, CLIENT, DIRECTOR, RS_HTTP_PORTS, RS_UDP_PORT, SWITCH,
 };
@@ -47,3 +54,4 @@ pub use nat::{NatTopology, MAX_REAL_SERVERS};
 pub use nginx::{NGINX_PAGE, RS_NGINX_PORT};
 pub use server::http::pattern_sha256;
 pub use tun::{TunTopology, MAX_TUN_REAL_SERVERS};
+pub use vrrp_lab::{VrrpSegment, MAIL_ADDR, MAIL_HOST, VRRP_NODES};

@@ -25,6 +25,8 @@ pub enum Action {
     ListPolicy,
     /// `--health` (rvs extension): the health checkers' status per real server.
     Health,
+    /// `--vrrp` (rvs extension): the VRRP instances' state, priority, master and VIPs.
+    Vrrp,
     /// A valid ipvsadm request rvsd has no command for yet (e.g. `--start-daemon`).
     Unsupported {
         /// The option as ipvsadm spells it, e.g. `--start-daemon`.
@@ -52,6 +54,8 @@ pub enum ListTarget {
     Connections,
     /// The timeouts (`--timeout`).
     Timeouts,
+    /// The connection-synchronization daemons (`--daemon`).
+    Daemons,
 }
 
 /// ipvsadm's printing format flags.

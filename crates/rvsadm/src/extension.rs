@@ -14,6 +14,8 @@
 //!   refused with its `file:line` errors and a non-zero exit, and nothing changes.
 //! * `--health`: every checked real server with its applied weight and state, and each of its
 //!   checkers with the last result, how long ago, and the failures in a row.
+//! * `--vrrp`: every VRRP instance rvsd runs from its keepalived.conf: name, sync group,
+//!   interface, VRID, version, state, effective/configured priority, master, VIPs.
 //!
 //! `-S` writes the rules as `--add-mark` lines before the services, so `-R` restores them;
 //! ipvsadm-restore would not understand those lines.
@@ -24,7 +26,7 @@ use rvs_api::{Command, MarkProto, MarkRuleView};
 use std::net::IpAddr;
 
 /// The first words that make a command line one of rvs's extensions.
-const FIRST_WORDS: [&str; 7] = [
+const FIRST_WORDS: [&str; 8] = [
     "--add-mark",
     "--del-mark",
     "--list-marks",
@@ -32,6 +34,7 @@ const FIRST_WORDS: [&str; 7] = [
     "--list-policy",
     "--reload",
     "--health",
+    "--vrrp",
 ];
 
 fn fail<T>(message: impl Into<String>) -> Result<T, ParseError> {
@@ -56,6 +59,7 @@ pub fn parse_extension<S: AsRef<str>>(args: &[S]) -> Option<Result<Action, Parse
         "--list-policy" => no_more(&rest).map(|()| Action::ListPolicy),
         "--reload" => no_more(&rest).map(|()| Action::Apply(Command::Reload)),
         "--health" => no_more(&rest).map(|()| Action::Health),
+        "--vrrp" => no_more(&rest).map(|()| Action::Vrrp),
         _ => set_policy(inline, &rest),
     })
 }

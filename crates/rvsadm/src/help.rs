@@ -34,6 +34,7 @@ pub fn usage() -> String {
         "--list-policy",
         "--reload",
         "--health",
+        "--vrrp",
         "-h",
     ] {
         out.push_str(&format!("  {p} {line}\n"));
@@ -54,8 +55,8 @@ pub fn usage() -> String {
         "  --list            -L|-l     list the table\n",
         "  --zero            -Z        zero counters in a service or all services\n",
         "  --set tcp tcpfin udp        set connection timeout values\n",
-        "  --start-daemon              start connection sync daemon (not supported yet)\n",
-        "  --stop-daemon               stop connection sync daemon (not supported yet)\n",
+        "  --start-daemon              start connection sync daemon\n",
+        "  --stop-daemon               stop connection sync daemon\n",
         "  --help            -h        display this help message\n\n",
         "virtual-service:\n",
         "  --tcp-service|-t  service-address   service-address is host[:port]\n",
@@ -114,6 +115,7 @@ pub fn usage() -> String {
         "                                      broken file changes nothing and fails\n",
         "  --health                            real servers' health checks: state, applied\n",
         "                                      weight, each checker's last result, age, failures\n",
+        "  --vrrp                              VRRP instances: state, priority, master, VIPs\n",
         "  --counters                          print rvsd's packet counters (connections,\n",
         "                                      drops by reason, egress outcomes)\n",
         "  --fullnat                           FULLNAT forwarding (-a/-e): client->VIP becomes\n",

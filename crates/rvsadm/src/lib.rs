@@ -8,8 +8,8 @@
 //! * [`run`]: executes an action against a [`run::Control`] (the daemon or a fake).
 //!
 //! Differences from ipvsadm: addresses and ports are always printed numerically (as with `-n`),
-//! host names are not resolved on input, the sync daemon options are parsed but answered with
-//! "not supported yet", and rvsadm connects to the daemon only when a command needs it.
+//! host names are not resolved on input, and rvsadm connects to the daemon only when a command
+//! needs it. The sync daemons (`--start-daemon`) take IPv4 multicast groups only.
 
 pub mod action;
 mod address;

@@ -8,8 +8,8 @@ use crate::action::{Action, Format, ListRequest, ListTarget};
 use crate::address::{ipv4_mask_prefix, parse_host_port, string_to_number};
 use crate::args::{split, Occurrence, Opt};
 use rvs_api::{
-    Command, DestConfig, ForwardMethod, ProxyProtocol, ServiceConfig, ServiceId, Timeouts,
-    TunnelChecksum, TunnelConfig, TunnelKind,
+    Command, DaemonConfig, DaemonRole, DestConfig, ForwardMethod, ProxyProtocol, ServiceConfig,
+    ServiceId, Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
 };
 use std::fmt;
 use std::net::IpAddr;
@@ -252,6 +252,7 @@ struct Entry {
     tun_checksum: TunnelChecksum,
     local_addrs: Vec<IpAddr>,
     proxy_protocol: Option<ProxyProtocol>,
+    daemon: DaemonConfig,
 }
 
 impl Entry {
@@ -281,6 +282,15 @@ impl Entry {
             tun_checksum: TunnelChecksum::NoCsum,
             local_addrs: Vec::new(),
             proxy_protocol: None,
+            daemon: DaemonConfig {
+                role: DaemonRole::Master,
+                mcast_interface: String::new(),
+                syncid: 0,
+                maxlen: 0,
+                group: None,
+                port: 0,
+                ttl: 0,
+            },
         }
     }
 
@@ -352,6 +362,7 @@ fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, Parse
         Some(Ok(first)) => first,
         _ => return Err(ParseError::TryHelp),
     };
+    let mut role = DaemonRole::Master;
     let cmd = match first.opt {
         Opt::AddService => Cmd::Add,
         Opt::EditService => Cmd::Edit,
@@ -367,11 +378,11 @@ fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, Parse
         Opt::Save => Cmd::Save,
         Opt::Counters => Cmd::Counters,
         Opt::StartDaemon => {
-            daemon_state(&first, "illegal start-daemon parameter specified")?;
+            role = daemon_state(&first, "illegal start-daemon parameter specified")?;
             Cmd::StartDaemon
         }
         Opt::StopDaemon => {
-            daemon_state(&first, "illegal start_daemon specified")?;
+            role = daemon_state(&first, "illegal start_daemon specified")?;
             Cmd::StopDaemon
         }
         Opt::Help => return Ok(Action::Help),
@@ -379,6 +390,7 @@ fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, Parse
         _ => return Err(ParseError::TryHelp),
     };
     let mut e = Entry::new();
+    e.daemon.role = role;
     for item in items {
         let occurrence = item.map_err(|bad| ParseError::BadOption {
             option: bad.spelled,
@@ -408,9 +420,10 @@ fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, Parse
     finish(cmd, e, sched_flags, timeouts, reading_stdin)
 }
 
-fn daemon_state(first: &Occurrence, message: &str) -> Result<(), ParseError> {
+fn daemon_state(first: &Occurrence, message: &str) -> Result<DaemonRole, ParseError> {
     match first.value.as_deref() {
-        Some("master") | Some("backup") => Ok(()),
+        Some("master") => Ok(DaemonRole::Master),
+        Some("backup") => Ok(DaemonRole::Backup),
         _ => fail(message),
     }
 }
@@ -545,10 +558,14 @@ fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
             e.set(C_NUMERIC)?;
             e.format.numeric = true;
         }
-        Opt::McastInterface => e.set(C_MCAST)?,
+        Opt::McastInterface => {
+            e.set(C_MCAST)?;
+            // IP_VS_IFNAME_MAXLEN is 16 including the terminator.
+            e.daemon.mcast_interface = v.chars().take(15).collect();
+        }
         Opt::SyncId => {
             e.set(C_SYNCID)?;
-            number(v, 0, 255, "illegal syncid specified")?;
+            e.daemon.syncid = number(v, 0, 255, "illegal syncid specified")? as u8;
         }
         Opt::Timeout => e.set(C_TIMEOUT)?,
         Opt::Daemon => e.set(C_DAEMON)?,
@@ -600,27 +617,27 @@ fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
             e.set(C_MCAST_GROUP)?;
             if v.contains(':') {
                 match v.parse::<std::net::Ipv6Addr>() {
-                    Ok(a) if a.is_multicast() => {}
+                    Ok(a) if a.is_multicast() => e.daemon.group = Some(IpAddr::V6(a)),
                     _ => return fail(format!("invalid IPv6 mcast-group `{v}'")),
                 }
             } else {
                 match v.parse::<std::net::Ipv4Addr>() {
-                    Ok(a) if a.is_multicast() => {}
+                    Ok(a) if a.is_multicast() => e.daemon.group = Some(IpAddr::V4(a)),
                     _ => return fail(format!("invalid IPv4 mcast-group `{v}'")),
                 }
             }
         }
         Opt::McastPort => {
             e.set(C_MCAST_PORT)?;
-            number(v, 1, 65535, "illegal mcast-port specified")?;
+            e.daemon.port = number(v, 1, 65535, "illegal mcast-port specified")? as u16;
         }
         Opt::McastTtl => {
             e.set(C_MCAST_TTL)?;
-            number(v, 1, 255, "illegal mcast-ttl specified")?;
+            e.daemon.ttl = number(v, 1, 255, "illegal mcast-ttl specified")? as u8;
         }
         Opt::SyncMaxlen => {
             e.set(C_SYNC_MAXLEN)?;
-            number(v, 1, 65535 - 20 - 8, "illegal sync-maxlen specified")?;
+            e.daemon.maxlen = number(v, 1, 65535 - 20 - 8, "illegal sync-maxlen specified")? as u16;
         }
         Opt::TunInfo => {
             e.set(C_TUN_INFO)?;
@@ -908,7 +925,7 @@ fn finish(
             } else if e.has(C_TIMEOUT) {
                 ListTarget::Timeouts
             } else if e.has(C_DAEMON) {
-                return Ok(Action::Unsupported { option: "--daemon" });
+                ListTarget::Daemons
             } else {
                 ListTarget::All
             };
@@ -925,11 +942,7 @@ fn finish(
             Action::Restore
         }
         Cmd::Counters => Action::Counters,
-        Cmd::StartDaemon => Action::Unsupported {
-            option: "--start-daemon",
-        },
-        Cmd::StopDaemon => Action::Unsupported {
-            option: "--stop-daemon",
-        },
+        Cmd::StartDaemon => Action::Apply(Command::StartDaemon(e.daemon)),
+        Cmd::StopDaemon => Action::Apply(Command::StopDaemon(e.daemon.role)),
     })
 }

@@ -7,8 +7,8 @@ use crate::action::Format;
 use crate::address::ipv4_prefix_mask;
 use crate::sched_flags;
 use rvs_api::{
-    ConnView, CounterView, DestConfig, DestView, ForwardMethod, Info, ServiceConfig, ServiceId,
-    ServiceView, Timeouts, TunnelChecksum, TunnelKind,
+    ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView, ForwardMethod, Info,
+    ServiceConfig, ServiceId, ServiceView, Timeouts, TunnelChecksum, TunnelKind,
 };
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -84,6 +84,39 @@ pub fn timeouts(t: &Timeouts) -> String {
         "Timeout (tcp tcpfin udp): {} {} {}\n",
         t.tcp, t.tcp_fin, t.udp
     )
+}
+
+/// `ipvsadm -L --daemon` (`list_daemon`): one line per running sync daemon, master first;
+/// the optional fields appear when set (rvsd reports the effective values, as the kernel does).
+pub fn daemons(list: &[DaemonConfig]) -> String {
+    let mut ordered: Vec<&DaemonConfig> = list.iter().collect();
+    ordered.sort_by_key(|d| d.role != DaemonRole::Master);
+    let mut out = String::new();
+    for d in ordered {
+        let role = match d.role {
+            DaemonRole::Master => "master",
+            DaemonRole::Backup => "backup",
+        };
+        let _ = write!(
+            out,
+            "{role} sync daemon (mcast={}, syncid={}",
+            d.mcast_interface, d.syncid
+        );
+        if d.maxlen != 0 {
+            let _ = write!(out, ", maxlen={}", d.maxlen);
+        }
+        if let Some(group) = d.group {
+            let _ = write!(out, ", group={group}");
+        }
+        if d.port != 0 {
+            let _ = write!(out, ", port={}", d.port);
+        }
+        if d.ttl != 0 {
+            let _ = write!(out, ", ttl={}", d.ttl);
+        }
+        out.push_str(")\n");
+    }
+    out
 }
 
 /// `ipvsadm -Lc`: the connection table (`list_conn` / `print_conn`).
@@ -478,6 +511,34 @@ pub fn health(servers: &[rvs_api::HealthView]) -> String {
                 c.kind, c.target, result, age, c.consecutive_failures, c.detail
             ));
         }
+    }
+    out
+}
+
+/// `rvsadm --vrrp` (rvs extension): one line per VRRP instance.
+pub fn vrrp(list: &[rvs_api::VrrpView]) -> String {
+    let mut out = String::from(
+        "Instance Group Interface VRID Version State Priority(effective/configured) Master VIPs\n",
+    );
+    for v in list {
+        let vips: Vec<String> = v.vips.iter().map(ToString::to_string).collect();
+        out.push_str(&format!(
+            "{} {} {} {} v{} {} {}/{} {} {}\n",
+            v.name,
+            v.group.as_deref().unwrap_or("-"),
+            v.interface,
+            v.vrid,
+            v.version,
+            v.state,
+            v.priority,
+            v.base_priority,
+            v.master.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+            if vips.is_empty() {
+                "-".to_owned()
+            } else {
+                vips.join(",")
+            },
+        ));
     }
     out
 }

@@ -164,6 +164,12 @@ fn run(
                 };
                 Outcome::out(render::timeouts(&t))
             }
+            ListTarget::Daemons => {
+                let Reply::Daemons(list) = query(control, &Command::ListDaemons)? else {
+                    return Err(unexpected());
+                };
+                Outcome::out(render::daemons(&list))
+            }
         },
         Action::Save(format) => {
             let Reply::Services(services) =
@@ -202,6 +208,12 @@ fn run(
                 return Err(unexpected());
             };
             Outcome::out(render::health(&servers))
+        }
+        Action::Vrrp => {
+            let Reply::Vrrp(list) = query(control, &Command::GetVrrp)? else {
+                return Err(unexpected());
+            };
+            Outcome::out(render::vrrp(&list))
         }
         Action::Counters => {
             let Reply::Counters(counters) = query(control, &Command::GetCounters)? else {

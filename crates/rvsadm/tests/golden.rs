@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 struct Fixture {
+    daemons: Vec<rvs_api::DaemonConfig>,
     info: Info,
     services: Vec<ServiceView>,
     connections: Vec<ConnView>,
@@ -28,6 +29,7 @@ fn fixture() -> Fixture {
     let text = std::fs::read_to_string(golden_dir().join("fixture.json")).expect("fixture");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     Fixture {
+        daemons: serde_json::from_value(v["daemons"].clone()).expect("daemons"),
         info: serde_json::from_value(v["info"].clone()).expect("info"),
         services: serde_json::from_value(v["services"].clone()).expect("services"),
         connections: serde_json::from_value(v["connections"].clone()).expect("connections"),
@@ -180,6 +182,16 @@ fn connections() {
         "connections_persistent.txt",
         &render::connections(&f.connections, &pc),
     );
+}
+
+#[test]
+fn daemon() {
+    let f = fixture();
+    // The fixture lists the backup first: ipvsadm prints the master first.
+    let mut reversed = f.daemons.clone();
+    reversed.reverse();
+    check("daemon.txt", &render::daemons(&f.daemons));
+    check("daemon.txt", &render::daemons(&reversed));
 }
 
 #[test]

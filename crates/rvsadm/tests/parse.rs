@@ -1,6 +1,6 @@
 //! Parsing every command form the seeds use, ipvsadm's option combinations, and its errors.
 
-use rvs_api::{Command, DestConfig, ForwardMethod, ServiceConfig, ServiceId, Timeouts};
+use rvs_api::{Command, DaemonRole, DestConfig, ForwardMethod, ServiceConfig, ServiceId, Timeouts};
 use rvsadm::{parse_args, parse_restore_args, Action, Format, ListRequest, ListTarget, ParseError};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -205,23 +205,46 @@ fn persistence_netmask_and_options() {
 }
 
 #[test]
-fn unsupported_sync_daemon() {
+fn sync_daemon_commands() {
+    let cfg = |role, ifname: &str, syncid| rvs_api::DaemonConfig {
+        role,
+        mcast_interface: ifname.to_string(),
+        syncid,
+        maxlen: 0,
+        group: None,
+        port: 0,
+        ttl: 0,
+    };
     assert_eq!(
         ok("--start-daemon master --mcast-interface eth0 --syncid 5"),
-        Action::Unsupported {
-            option: "--start-daemon"
-        }
+        Action::Apply(Command::StartDaemon(cfg(DaemonRole::Master, "eth0", 5)))
+    );
+    let mut full = cfg(DaemonRole::Backup, "d1", 0);
+    full.maxlen = 1400;
+    full.group = Some("239.0.0.9".parse().unwrap());
+    full.port = 8849;
+    full.ttl = 3;
+    assert_eq!(
+        ok("--start-daemon=backup --mcast-interface=d1 --sync-maxlen 1400 --mcast-group 239.0.0.9 --mcast-port 8849 --mcast-ttl 3"),
+        Action::Apply(Command::StartDaemon(full))
     );
     assert_eq!(
         ok("--stop-daemon backup"),
-        Action::Unsupported {
-            option: "--stop-daemon"
-        }
+        Action::Apply(Command::StopDaemon(DaemonRole::Backup))
     );
-    assert_eq!(
-        ok("-L --daemon"),
-        Action::Unsupported { option: "--daemon" }
-    );
+    for line in ["-L --daemon", "-l --daemon", "-Ln --daemon"] {
+        assert_eq!(
+            ok(line),
+            Action::List(ListRequest {
+                target: ListTarget::Daemons,
+                format: Format {
+                    numeric: line.starts_with("-Ln"),
+                    ..Format::default()
+                },
+            }),
+            "{line}"
+        );
+    }
 }
 
 #[test]

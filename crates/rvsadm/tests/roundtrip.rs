@@ -15,6 +15,7 @@ struct FakeDaemon {
     services: Vec<ServiceView>,
     timeouts: Timeouts,
     marks: Vec<MarkRuleView>,
+    daemons: Vec<rvs_api::DaemonConfig>,
 }
 
 fn view(config: ServiceConfig) -> ServiceView {
@@ -84,8 +85,42 @@ impl Control for FakeDaemon {
             }
             Command::ListMarkRules => Reply::MarkRules(self.marks.clone()),
             Command::SetPolicy { .. } => Reply::Ok,
-            Command::StartDaemon(_) | Command::StopDaemon(_) => Reply::Ok,
-            Command::ListDaemons => Reply::Daemons(Vec::new()),
+            Command::StartDaemon(c) => {
+                if self.daemons.iter().any(|d| d.role == c.role) {
+                    Reply::error(
+                        ErrorKind::InvalidArgument,
+                        "a sync daemon of that role is running already",
+                    )
+                } else {
+                    self.daemons.push(c);
+                    Reply::Ok
+                }
+            }
+            Command::StopDaemon(role) => {
+                let before = self.daemons.len();
+                self.daemons.retain(|d| d.role != role);
+                if self.daemons.len() == before {
+                    Reply::error(
+                        ErrorKind::InvalidArgument,
+                        "no sync daemon of that role is running",
+                    )
+                } else {
+                    Reply::Ok
+                }
+            }
+            Command::ListDaemons => Reply::Daemons(self.daemons.clone()),
+            Command::GetVrrp => Reply::Vrrp(vec![rvs_api::VrrpView {
+                name: "VI_1".into(),
+                group: None,
+                interface: "eth0".into(),
+                vrid: 51,
+                version: 2,
+                state: "MASTER".into(),
+                priority: 150,
+                base_priority: 150,
+                master: Some("10.0.0.1".parse().expect("addr")),
+                vips: vec!["10.0.0.100".parse().expect("addr")],
+            }]),
             Command::Reload => Reply::error(
                 ErrorKind::InvalidArgument,
                 "/etc/keepalived/keepalived.conf is invalid, nothing changed:\nerror: /etc/keepalived/keepalived.conf:3: delay_loop: expected a number",
@@ -448,10 +483,16 @@ fn daemon_errors_use_ipvsadm_words_and_status() {
         ),
         ("-d -t 1.2.3.4:80 -r 10.0.0.9", 255, "No such destination\n"),
         ("-L -t 1.2.3.5:80", 1, "No such service\n"),
+        ("--start-daemon master --mcast-interface eth0", 0, ""),
         (
-            "--start-daemon master",
-            2,
-            "rvsadm: --start-daemon is not supported yet\n",
+            "--start-daemon master --mcast-interface eth1",
+            255,
+            "a sync daemon of that role is running already\n",
+        ),
+        (
+            "--stop-daemon backup",
+            255,
+            "no sync daemon of that role is running\n",
         ),
     ];
     for (line, status, stderr) in cases {
@@ -612,5 +653,36 @@ fn mark_rules_are_saved_before_the_services_and_restored() {
     assert_eq!(
         run(&mut fresh, "--list-policy", "").stdout,
         "conn_reuse_mode 1\n"
+    );
+}
+
+#[test]
+fn sync_daemons_start_list_and_stop() {
+    let mut d = FakeDaemon::default();
+    let start = "--start-daemon backup --mcast-interface d1 --syncid 9 --sync-maxlen 1400 \
+                 --mcast-group 239.1.2.3 --mcast-port 9000 --mcast-ttl 2";
+    assert_eq!(run(&mut d, start, "").status, 0);
+    assert_eq!(
+        run(&mut d, "--start-daemon master --mcast-interface d0", "").status,
+        0
+    );
+    let want = "master sync daemon (mcast=d0, syncid=0)\n\
+                backup sync daemon (mcast=d1, syncid=9, maxlen=1400, group=239.1.2.3, port=9000, ttl=2)\n";
+    assert_eq!(run(&mut d, "-L --daemon", "").stdout, want);
+    assert_eq!(run(&mut d, "-l --daemon", "").stdout, want);
+    assert_eq!(run(&mut d, "--stop-daemon master", "").status, 0);
+    assert_eq!(
+        run(&mut d, "-L --daemon", "").stdout,
+        "backup sync daemon (mcast=d1, syncid=9, maxlen=1400, group=239.1.2.3, port=9000, ttl=2)\n"
+    );
+}
+
+#[test]
+fn vrrp_lists_instances() {
+    let mut d = FakeDaemon::default();
+    let out = run(&mut d, "--vrrp", "").stdout;
+    assert!(
+        out.contains("VI_1 - eth0 51 v2 MASTER 150/150 10.0.0.1 10.0.0.100"),
+        "{out}"
     );
 }

@@ -37,6 +37,8 @@ pub struct Shared {
     pub health: Option<Arc<Health>>,
     /// The connection-synchronization daemons.
     pub sync: Arc<crate::sync_daemon::SyncDaemons>,
+    /// The VRRP instances, when the keepalived configuration has any.
+    pub vrrp: Option<Arc<crate::vrrp::VrrpRuntime>>,
 }
 
 /// Serves the control socket until SIGTERM or SIGINT.
@@ -150,6 +152,9 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
             }
         }
         Command::ListDaemons => return Reply::Daemons(shared.sync.list()),
+        Command::GetVrrp => {
+            return Reply::Vrrp(shared.vrrp.as_ref().map(|v| v.status()).unwrap_or_default())
+        }
         _ => {}
     }
     if matches!(cmd, Command::Reload | Command::GetHealth) {

@@ -210,6 +210,12 @@ fn run(
                 "sync daemons are run by the control server",
             ))
         }
+        Command::GetVrrp => {
+            return Err(api_error(
+                ErrorKind::Unsupported,
+                "VRRP is run by the control server",
+            ))
+        }
         Command::Reload | Command::GetHealth => {
             return Err(api_error(
                 ErrorKind::Unsupported,

@@ -17,8 +17,13 @@ mod notify;
 mod pool;
 mod reload;
 mod restore;
+mod smtp;
 mod sync_daemon;
 mod timers;
+mod vrrp;
+mod vrrp_io;
+mod vrrp_notify;
+mod vrrp_track;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -202,6 +207,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control runtime")?;
+    let lvs_sync = keepalived
+        .as_ref()
+        .and_then(|(_, l)| l.lowered.global.lvs_sync_daemon.clone());
+    let vrrp_specs = keepalived.as_ref().map(|(_, l)| l.lowered.clone());
     let health = keepalived.map(|(path, loaded)| {
         tracing::info!(file = %path.display(), "serving keepalived configuration");
         health::Health::start(
@@ -217,6 +226,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         )
     });
     let sync = Arc::new(sync_daemon::SyncDaemons::new(engine.clone(), clock));
+    // Before VRRP starts, so its first transition finds the daemon to promote.
+    if let Some(d) = &lvs_sync {
+        match sync.start_from_keepalived(d) {
+            Ok(c) => {
+                tracing::info!(interface = %c.mcast_interface, "lvs_sync_daemon: backup started")
+            }
+            Err(e) => tracing::warn!("lvs_sync_daemon: {e}"),
+        }
+    }
+    let vrrp = match &vrrp_specs {
+        Some(l) => vrrp::VrrpRuntime::start(l, sync.clone())?.map(Arc::new),
+        None => None,
+    };
     let served = runtime.block_on(control::serve(
         args.socket.clone(),
         control::Shared {
@@ -227,8 +249,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             net: net.clone(),
             health: health.clone(),
             sync: sync.clone(),
+            vrrp: vrrp.clone(),
         },
     ));
+    if let Some(v) = &vrrp {
+        v.shutdown();
+    }
     if let Some(h) = &health {
         h.shutdown();
     }

@@ -5,6 +5,11 @@
 //! resync request with its whole table (at most once a second, paced). The backup asks for
 //! that table when it starts, then installs every record it receives. Each daemon is a thread
 //! with its own socket, bound to the multicast interface.
+//!
+//! keepalived.conf's `lvs_sync_daemon IFACE [VRRP_INSTANCE] ...` starts a backup at load
+//! ([`SyncDaemons::start_from_keepalived`]); the VRRP supervisor then calls
+//! [`SyncDaemons::set_sync_role`] on the named instance's MASTER/BACKUP transitions (the name is
+//! [`SyncDaemons::vrrp_instance`]). The control server's `Shared::sync` is that handle.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -39,6 +44,20 @@ pub struct SyncDaemons {
     engine: Arc<Engine>,
     clock: Clock,
     running: Mutex<BTreeMap<u8, Running>>,
+    vrrp_instance: Mutex<Option<String>>,
+}
+
+/// The daemon settings of keepalived's `lvs_sync_daemon` (always a backup: VRRP promotes it).
+pub fn config_from_keepalived(d: &rvs_keepalived::model::LvsSyncDaemon) -> DaemonConfig {
+    DaemonConfig {
+        role: DaemonRole::Backup,
+        mcast_interface: d.interface.clone(),
+        syncid: d.sync_id.unwrap_or(0),
+        maxlen: d.maxlen.unwrap_or(0),
+        group: d.group,
+        port: d.port.unwrap_or(0),
+        ttl: d.ttl.unwrap_or(0),
+    }
 }
 
 fn role_key(r: DaemonRole) -> u8 {
@@ -116,7 +135,28 @@ impl SyncDaemons {
             engine,
             clock,
             running: Mutex::new(BTreeMap::new()),
+            vrrp_instance: Mutex::new(None),
         }
+    }
+
+    /// keepalived's `lvs_sync_daemon`: starts the daemon as a backup and remembers which VRRP
+    /// instance drives its role.
+    pub fn start_from_keepalived(
+        &self,
+        d: &rvs_keepalived::model::LvsSyncDaemon,
+    ) -> Result<DaemonConfig, String> {
+        *self.vrrp_instance.lock().unwrap_or_else(|e| e.into_inner()) = d.vrrp_instance.clone();
+        self.start(&config_from_keepalived(d))
+    }
+
+    /// The VRRP instance named by `lvs_sync_daemon`, whose MASTER/BACKUP transitions should
+    /// call [`SyncDaemons::set_sync_role`].
+    #[allow(dead_code)] // read by the VRRP supervisor once it drives the sync role
+    pub fn vrrp_instance(&self) -> Option<String> {
+        self.vrrp_instance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Starts a daemon; returns the settings it runs with.

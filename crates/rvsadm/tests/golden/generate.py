@@ -3,7 +3,7 @@
 
 This deliberately does not use rvsadm's renderer: every line below is a transcription of a
 printf in ipvsadm.c (print_title, print_service_entry, print_largenum, print_conn, list_conn,
-list_timeout, list_all, print_tunnel_rule), applied with Python's %-formatting, which follows
+list_timeout, list_daemon, list_all, print_tunnel_rule), applied with Python's %-formatting, which follows
 C's printf for %s/%d/%u with widths and '-' flags. Run: python3 generate.py
 """
 import ipaddress
@@ -217,7 +217,24 @@ def list_conn(fmt):  # list_conn + print_conn
     return out
 
 
+def list_daemon():  # list_daemon: master first, then backup; zero/unset fields omitted
+    out = ""
+    for d in sorted(fx["daemons"], key=lambda d: d["role"] != "master"):
+        out += "%s sync daemon (mcast=%s, syncid=%d" % (d["role"], d["mcast_interface"], d["syncid"])
+        if d["maxlen"]:
+            out += ", maxlen=%u" % d["maxlen"]
+        if d["group"]:
+            out += ", group=%s" % d["group"]
+        if d["port"]:
+            out += ", port=%u" % d["port"]
+        if d["ttl"]:
+            out += ", ttl=%u" % d["ttl"]
+        out += ")\n"
+    return out
+
+
 files = {
+    "daemon.txt": list_daemon(),
     "list_numeric.txt": list_all(set()),
     "stats.txt": list_all({"stats"}),
     "stats_exact.txt": list_all({"stats", "exact"}),

@@ -1,0 +1,158 @@
+//! A VRRP segment: two nodes (`n1`, `n2`) and a mail host on one bridge (in its own `sw`
+//! namespace), each with `eth0` in 10.77.0.0/24 (and fd77::/64), for running rvsd and a real
+//! keepalived (VRRP-only mode) as peers. Teardown stops the daemons and deletes the namespaces,
+//! which also drops any VIP a killed daemon left behind.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::{find_bin, Lab, LabError};
+
+/// The two VRRP nodes.
+pub const VRRP_NODES: [&str; 2] = ["n1", "n2"];
+/// The host that runs test servers (an SMTP sink) on the segment.
+pub const MAIL_HOST: &str = "mail";
+/// The mail host's address.
+pub const MAIL_ADDR: &str = "10.77.0.9";
+
+/// The segment.
+pub struct VrrpSegment {
+    /// The namespaces and processes.
+    pub lab: Lab,
+}
+
+impl VrrpSegment {
+    /// Builds the bridge and the three hosts.
+    pub fn build(tag: &str) -> Result<VrrpSegment, LabError> {
+        let lab = Lab::new(tag)?;
+        lab.add_ns("sw")?;
+        lab.ip(
+            "sw",
+            &["link add br0 type bridge".into(), "link set br0 up".into()],
+        )?;
+        let hosts = [("n1", 1), ("n2", 2), (MAIL_HOST, 9)];
+        for (role, n) in hosts {
+            let ns = lab.add_ns(role)?;
+            lab.ip(
+                "sw",
+                &[
+                    format!("link add p{n} type veth peer name eth0 netns {ns}"),
+                    format!("link set p{n} master br0"),
+                    format!("link set p{n} up"),
+                ],
+            )?;
+            lab.ip(
+                role,
+                &[
+                    format!("addr add 10.77.0.{n}/24 dev eth0"),
+                    format!("addr add fd77::{n}/64 dev eth0 nodad"),
+                    "link set eth0 up".into(),
+                ],
+            )?;
+        }
+        Ok(VrrpSegment { lab })
+    }
+
+    /// The IPv4 address of node `role`.
+    pub fn addr_of(role: &str) -> &'static str {
+        match role {
+            "n1" => "10.77.0.1",
+            "n2" => "10.77.0.2",
+            _ => MAIL_ADDR,
+        }
+    }
+
+    /// Writes `text` as a file in the lab's directory and returns its path.
+    pub fn write_file(&self, name: &str, text: &str) -> Result<PathBuf, LabError> {
+        let path = self.lab.log_dir().join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| LabError::io(format!("writing {}", path.display()), e))?;
+        Ok(path)
+    }
+
+    /// Starts keepalived in VRRP-only mode on `role` with configuration `conf`; returns its pid.
+    pub fn start_keepalived(&self, role: &str, conf: &str) -> Result<u32, LabError> {
+        let n = self.lab.log_dir().join(format!("{role}-keepalived"));
+        let conf_path = self.write_file(&format!("{role}-keepalived.conf"), conf)?;
+        let pid = n.with_extension("pid").display().to_string();
+        let vpid = n.with_extension("vrrp.pid").display().to_string();
+        let c = conf_path.display().to_string();
+        let args = [
+            "keepalived",
+            "-n",
+            "-l",
+            "-D",
+            "-P",
+            "-f",
+            &c,
+            "-p",
+            &pid,
+            "-r",
+            &vpid,
+        ];
+        self.lab.spawn(role, &args)
+    }
+
+    /// Starts rvsd on `role` with `-f conf --interface eth0`; returns its pid.
+    pub fn start_rvsd(&self, role: &str, conf: &str) -> Result<u32, LabError> {
+        let conf_path = self.write_file(&format!("{role}-rvsd.conf"), conf)?;
+        let socket = self.socket(role);
+        self.lab.remove_at_teardown(&socket);
+        let bin = find_bin("rvsd")?.display().to_string();
+        let c = conf_path.display().to_string();
+        let s = socket.display().to_string();
+        let args = [
+            bin.as_str(),
+            "-f",
+            &c,
+            "--interface",
+            "eth0",
+            "--socket",
+            &s,
+            "--workers",
+            "1",
+        ];
+        self.lab.spawn(role, &args)
+    }
+
+    /// The control socket of the rvsd on `role`.
+    pub fn socket(&self, role: &str) -> PathBuf {
+        self.lab.log_dir().join(format!("{role}-rvsd.sock"))
+    }
+
+    /// Whether `ip` is configured on any interface of `role` (`ip -j addr show`).
+    pub fn has_addr(&self, role: &str, ip: IpAddr) -> bool {
+        self.lab
+            .exec(role, &["ip", "-j", "addr", "show"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{ip}\"")))
+            .unwrap_or(false)
+    }
+
+    /// Polls (every 50 ms, at most `limit`) until `pred` holds; returns the time it took.
+    pub fn wait_for(&self, limit: Duration, mut pred: impl FnMut() -> bool) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() <= limit {
+            if pred() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Removes `ip` from `role`'s eth0 if present (a SIGKILLed daemon leaves its VIP).
+    pub fn remove_vip(&self, role: &str, ip: IpAddr, prefix: u8) {
+        let _ = self.lab.exec(
+            role,
+            &[
+                "ip",
+                "addr",
+                "del",
+                &format!("{ip}/{prefix}"),
+                "dev",
+                "eth0",
+            ],
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The I/O of one VRRP instance: its raw socket, the VIPs it puts on and takes off the
+//! interfaces (remembering which it added, so exactly those go when rvsd stops), and its
+//! gratuitous ARP / unsolicited neighbour advertisement bursts.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rvs_io::gratuitous::{garp_frame, unsolicited_na_frame};
+use rvs_io::{AddrScope, FrameSender, InterfaceAddress, ReceivedAdvert, VrrpSocket};
+use rvs_keepalived::vrrp::{VirtualIp, VrrpInstance};
+use rvs_vrrp::codec::{validate_ip_fields, IPPROTO_VRRP};
+use rvs_vrrp::{Advert, IpContext, IpFields, Transmit};
+
+/// One instance's sockets and addresses.
+pub struct MemberIo {
+    /// The instance's interface.
+    pub ifname: String,
+    socket: VrrpSocket,
+    frames: Arc<FrameSender>,
+    mac: [u8; 6],
+    link_local: Option<Ipv6Addr>,
+    specs: Vec<VirtualIp>,
+    owned: Vec<InterfaceAddress>,
+    unicast: bool,
+    vrid: u8,
+}
+
+/// The interface index of `ifname`, from sysfs.
+fn ifindex(ifname: &str) -> Option<u32> {
+    let path = format!("/sys/class/net/{ifname}/ifindex");
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The MAC address of `ifname`, from sysfs.
+fn mac_of(ifname: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    Some(mac)
+}
+
+impl MemberIo {
+    /// Opens the instance's socket; also returns the interface's own address for the VIPs'
+    /// family (the link-local one for IPv6), the advert source when none is configured.
+    pub fn open(vi: &VrrpInstance) -> anyhow::Result<(MemberIo, Option<IpAddr>)> {
+        let ipv6 = vi
+            .virtual_ipaddress
+            .first()
+            .map(|v| v.addr.is_ipv6())
+            .unwrap_or(false);
+        let socket = VrrpSocket::open(&vi.interface, ipv6)
+            .with_context(|| format!("VRRP socket on {}", vi.interface))?;
+        let frames = Arc::new(
+            FrameSender::open(&vi.interface)
+                .with_context(|| format!("packet socket on {}", vi.interface))?,
+        );
+        let addrs = rvs_io::interface_addresses(socket.ifindex())
+            .with_context(|| format!("addresses of {}", vi.interface))?;
+        let is_ll = |a: &Ipv6Addr| (a.segments()[0] & 0xffc0) == 0xfe80;
+        let link_local = addrs.iter().find_map(|(a, _)| match a {
+            IpAddr::V6(v6) if is_ll(v6) => Some(*v6),
+            _ => None,
+        });
+        let primary = if ipv6 {
+            link_local.map(IpAddr::V6)
+        } else {
+            addrs.iter().map(|(a, _)| *a).find(IpAddr::is_ipv4)
+        };
+        let specs = vi
+            .virtual_ipaddress
+            .iter()
+            .chain(&vi.virtual_ipaddress_excluded)
+            .cloned()
+            .collect();
+        let io = MemberIo {
+            ifname: vi.interface.clone(),
+            socket,
+            frames,
+            mac: mac_of(&vi.interface).unwrap_or([0; 6]),
+            link_local,
+            specs,
+            owned: Vec::new(),
+            unicast: !vi.unicast_peer.is_empty(),
+            vrid: vi.virtual_router_id,
+        };
+        Ok((io, primary))
+    }
+
+    /// The raw socket (for polling).
+    pub fn socket(&self) -> &VrrpSocket {
+        &self.socket
+    }
+
+    fn interface_address(&self, ip: IpAddr) -> Option<InterfaceAddress> {
+        let spec = self.specs.iter().find(|s| s.addr == ip);
+        let dev = spec
+            .and_then(|s| s.dev.clone())
+            .unwrap_or_else(|| self.ifname.clone());
+        let Some(index) = ifindex(&dev) else {
+            tracing::warn!(vip = %ip, dev, "VRRP: no such interface for the VIP");
+            return None;
+        };
+        let mut a = InterfaceAddress::host(index, ip);
+        if let Some(s) = spec {
+            a.prefix = s.prefix;
+            a.broadcast = s.broadcast;
+            a.label = s.label.clone();
+            if let Some(scope) = s.scope.as_deref() {
+                a.scope = AddrScope::parse(scope).unwrap_or_default();
+            }
+        }
+        Some(a)
+    }
+
+    /// Puts `ips` on their interfaces.
+    pub fn add_vips(&mut self, ips: &[IpAddr]) {
+        for ip in ips {
+            let Some(a) = self.interface_address(*ip) else {
+                continue;
+            };
+            match rvs_io::add_address(&a) {
+                Ok(true) => {
+                    tracing::info!(vip = %ip, "VRRP: VIP added");
+                    self.owned.push(a);
+                }
+                Ok(false) => tracing::debug!(vip = %ip, "VRRP: VIP already present"),
+                Err(e) => tracing::warn!(vip = %ip, "VRRP: adding the VIP failed: {e}"),
+            }
+        }
+    }
+
+    /// Takes `ips` off their interfaces.
+    pub fn remove_vips(&mut self, ips: &[IpAddr]) {
+        for ip in ips {
+            let Some(a) = self.interface_address(*ip) else {
+                continue;
+            };
+            match rvs_io::remove_address(&a) {
+                Ok(_) => tracing::info!(vip = %ip, "VRRP: VIP removed"),
+                Err(e) => tracing::warn!(vip = %ip, "VRRP: removing the VIP failed: {e}"),
+            }
+            self.owned.retain(|o| o.addr != *ip);
+        }
+    }
+
+    /// Removes every VIP this instance added and still holds.
+    pub fn release_all(&mut self) {
+        for a in std::mem::take(&mut self.owned) {
+            if let Err(e) = rvs_io::remove_address(&a) {
+                tracing::warn!(vip = %a.addr, "VRRP: removing the VIP failed: {e}");
+            }
+        }
+    }
+
+    /// Sends `count` gratuitous messages per VIP, `delay` apart, from a helper thread.
+    pub fn gratuitous(&self, count: u32, delay: Duration) {
+        let frames: Vec<Vec<u8>> = self
+            .specs
+            .iter()
+            .filter_map(|s| match s.addr {
+                IpAddr::V4(a) => Some(garp_frame(self.mac, a)),
+                IpAddr::V6(a) => self
+                    .link_local
+                    .map(|src| unsolicited_na_frame(self.mac, src, a)),
+            })
+            .collect();
+        if frames.is_empty() || count == 0 {
+            return;
+        }
+        let sender = self.frames.clone();
+        let spawned = std::thread::Builder::new()
+            .name("rvsd-garp".into())
+            .spawn(move || {
+                for i in 0..count {
+                    if i > 0 && !delay.is_zero() {
+                        std::thread::sleep(delay);
+                    }
+                    for f in &frames {
+                        if let Err(e) = sender.send(f) {
+                            tracing::debug!("VRRP: gratuitous send: {e}");
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("VRRP: cannot start a gratuitous burst: {e}");
+        }
+    }
+
+    /// Sends one advert.
+    pub fn send(&self, t: &Transmit) {
+        if let Err(e) = self.socket.send(t.src, t.dst, &t.payload) {
+            tracing::debug!(ifname = %self.ifname, "VRRP: advert send failed: {e}");
+        }
+    }
+
+    /// Reads every queued packet; calls `f` with the source of each acceptable advert for this
+    /// instance's VRID (IP header checked as the RFCs say, checksum verified).
+    pub fn drain(&self, buf: &mut [u8], mut f: impl FnMut(IpAddr, Advert)) {
+        loop {
+            let got = match self.socket.recv(buf) {
+                Ok(Some(got)) => got,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(ifname = %self.ifname, "VRRP: receive failed: {e}");
+                    return;
+                }
+            };
+            if let Some(advert) = self.accept(&buf[..got.len], &got) {
+                f(got.src, advert);
+            }
+        }
+    }
+
+    fn accept(&self, data: &[u8], got: &ReceivedAdvert) -> Option<Advert> {
+        if got.protocol != IPPROTO_VRRP {
+            return None; // AH-authenticated adverts are not supported.
+        }
+        let payload = data.get(got.payload_offset..)?;
+        if payload.get(1) != Some(&self.vrid) {
+            return None;
+        }
+        let fields = IpFields {
+            src: got.src,
+            dst: got.dst,
+            ttl: got.ttl,
+            protocol: got.protocol,
+        };
+        if let Err(e) = validate_ip_fields(&fields, self.unicast) {
+            tracing::debug!(src = %got.src, "VRRP: advert dropped: {e}");
+            return None;
+        }
+        let ctx = IpContext {
+            src: got.src,
+            dst: got.dst,
+        };
+        match Advert::parse(payload, &ctx) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::debug!(src = %got.src, "VRRP: malformed advert: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for MemberIo {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}

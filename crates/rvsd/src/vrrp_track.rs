@@ -1,0 +1,181 @@
+//! What a VRRP instance tracks: `vrrp_script`s run periodically through `sh -c` with a timeout,
+//! and `track_interface` link states read from sysfs.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rvs_keepalived::vrrp::{Tracked, VrrpScript};
+use rvs_vrrp::track::{combine, TrackEffect};
+use rvs_vrrp::{TrackInterface, TrackScript};
+
+/// One tracked script with its runner.
+pub struct ScriptRunner {
+    state: TrackScript,
+    command: String,
+    timeout: Duration,
+    next_at: Instant,
+    running: Option<(Child, Instant)>,
+}
+
+impl ScriptRunner {
+    /// A runner for `spec` as tracked by `tracked` (whose weight overrides the script's).
+    pub fn new(spec: &VrrpScript, tracked: &Tracked, now: Instant) -> ScriptRunner {
+        let weight = tracked.weight.unwrap_or(spec.weight);
+        let mut state = TrackScript::new(&spec.name, spec.interval, weight, spec.rise, spec.fall)
+            .reversed(spec.reverse || tracked.reverse);
+        if spec.init_fail {
+            state = state.init_fail();
+        }
+        ScriptRunner {
+            state,
+            command: spec.script.join(" "),
+            timeout: spec
+                .timeout
+                .unwrap_or(spec.interval)
+                .max(Duration::from_millis(100)),
+            next_at: now,
+            running: None,
+        }
+    }
+
+    /// When the runner next needs attention.
+    pub fn next_due(&self) -> Instant {
+        match &self.running {
+            Some((_, started)) => (*started + self.timeout).min(Instant::now() + POLL),
+            None => self.next_at,
+        }
+    }
+
+    /// Starts a due run, collects a finished one. True when the script's effect changed.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        if let Some((child, started)) = &mut self.running {
+            let result = match child.try_wait() {
+                Ok(Some(status)) => Some(status.success()),
+                Ok(None) if now >= *started + self.timeout => {
+                    tracing::warn!(script = self.state.name, "vrrp_script timed out, killed");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    Some(false)
+                }
+                Ok(None) => None,
+                Err(_) => Some(false),
+            };
+            let Some(ok) = result else {
+                return false;
+            };
+            self.running = None;
+            return self.state.record(ok).is_some();
+        }
+        if now < self.next_at {
+            return false;
+        }
+        self.next_at = now + self.state.interval;
+        let spawned = Command::new("sh")
+            .args(["-c", &self.command])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(child) => self.running = Some((child, now)),
+            Err(e) => {
+                tracing::warn!(script = self.state.name, "cannot run vrrp_script: {e}");
+                return self.state.record(false).is_some();
+            }
+        }
+        false
+    }
+
+    /// The script's current effect.
+    pub fn effect(&self) -> TrackEffect {
+        self.state.effect()
+    }
+}
+
+impl Drop for ScriptRunner {
+    fn drop(&mut self) {
+        if let Some((child, _)) = &mut self.running {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How often link states and running scripts are looked at.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Whether `ifname`'s link is up (operstate `up`, or `unknown` for devices that do not report
+/// one); a missing interface is down.
+pub fn link_up(ifname: &str) -> bool {
+    match std::fs::read_to_string(format!("/sys/class/net/{ifname}/operstate")) {
+        Ok(s) => matches!(s.trim(), "up" | "unknown"),
+        Err(_) => false,
+    }
+}
+
+/// Everything one instance tracks.
+pub struct Tracking {
+    /// Scripts.
+    pub scripts: Vec<ScriptRunner>,
+    /// Interfaces (the instance's own interface first, unweighted: down = fault).
+    pub interfaces: Vec<TrackInterface>,
+}
+
+impl Tracking {
+    /// Builds the tracking of one instance (its own plus its sync group's objects).
+    pub fn new(
+        own_interface: &str,
+        interfaces: &[&Tracked],
+        scripts: &[&Tracked],
+        defs: &[VrrpScript],
+        now: Instant,
+    ) -> Tracking {
+        let mut ifs = vec![TrackInterface::new(own_interface, 0, false)];
+        ifs.extend(
+            interfaces
+                .iter()
+                .map(|t| TrackInterface::new(&t.name, t.weight.unwrap_or(0), t.reverse)),
+        );
+        let scripts = scripts
+            .iter()
+            .filter_map(|t| match defs.iter().find(|d| d.name == t.name) {
+                Some(d) => Some(ScriptRunner::new(d, t, now)),
+                None => {
+                    tracing::warn!(script = t.name, "track_script names no vrrp_script");
+                    None
+                }
+            })
+            .collect();
+        Tracking {
+            scripts,
+            interfaces: ifs,
+        }
+    }
+
+    /// Runs scripts and reads links; true when anything changed.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        for s in &mut self.scripts {
+            changed |= s.poll(now);
+        }
+        for i in &mut self.interfaces {
+            changed |= i.set_up(link_up(&i.name)).is_some();
+        }
+        changed
+    }
+
+    /// The summed priority delta and whether the instance must be in FAULT.
+    pub fn verdict(&self) -> (i32, bool) {
+        combine(
+            self.scripts
+                .iter()
+                .map(ScriptRunner::effect)
+                .chain(self.interfaces.iter().map(TrackInterface::effect)),
+        )
+    }
+
+    /// When the scripts next need attention.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.scripts.iter().map(ScriptRunner::next_due).min()
+    }
+}
