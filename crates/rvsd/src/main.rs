@@ -111,6 +111,10 @@ impl Args {
     }
 }
 
+/// How long rvsd waits at start for a peer's connection table before it starts VRRP (the
+/// backup asks at once and again after 500 ms).
+const RESYNC_BEFORE_VRRP: std::time::Duration = std::time::Duration::from_millis(1200);
+
 fn parse_mh_table_size(s: &str) -> Result<u32, String> {
     let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
     if rvs_engine::MH_TABLE_SIZES.contains(&n) {
@@ -233,6 +237,18 @@ fn run(args: Args) -> anyhow::Result<()> {
                 tracing::info!(interface = %c.mcast_interface, "lvs_sync_daemon: backup started")
             }
             Err(e) => tracing::warn!("lvs_sync_daemon: {e}"),
+        }
+        // Let a peer master answer the backup's resync request before VRRP may take the
+        // VIPs (at once with `state MASTER`): established connections must be known first.
+        let has_vrrp = vrrp_specs
+            .as_ref()
+            .is_some_and(|l| !l.vrrp.instances.is_empty());
+        if has_vrrp {
+            let n = sync.wait_resync(RESYNC_BEFORE_VRRP);
+            tracing::info!(
+                connections = n,
+                "lvs_sync_daemon: connection table received before VRRP start"
+            );
         }
     }
     let vrrp = match &vrrp_specs {

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -45,6 +45,8 @@ pub struct SyncDaemons {
     clock: Clock,
     running: Mutex<BTreeMap<u8, Running>>,
     vrrp_instance: Mutex<Option<String>>,
+    /// Connection records the backups imported since rvsd started.
+    imported: Arc<AtomicUsize>,
 }
 
 /// The daemon settings of keepalived's `lvs_sync_daemon` (always a backup: VRRP promotes it).
@@ -136,6 +138,7 @@ impl SyncDaemons {
             clock,
             running: Mutex::new(BTreeMap::new()),
             vrrp_instance: Mutex::new(None),
+            imported: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -168,8 +171,13 @@ impl SyncDaemons {
         let c = effective(cfg)?;
         let (sock, to) = open_socket(&c)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (engine, clock, flag, conf) =
-            (self.engine.clone(), self.clock, stop.clone(), c.clone());
+        let (engine, clock, flag, conf, imported) = (
+            self.engine.clone(),
+            self.clock,
+            stop.clone(),
+            c.clone(),
+            self.imported.clone(),
+        );
         if c.role == DaemonRole::Master {
             engine.set_sync_export(true);
         }
@@ -177,7 +185,9 @@ impl SyncDaemons {
             .name(format!("rvs-sync-{:?}", c.role).to_lowercase())
             .spawn(move || match conf.role {
                 DaemonRole::Master => master_loop(&engine, clock, &sock, to, &conf, &flag),
-                DaemonRole::Backup => backup_loop(&engine, clock, &sock, to, &conf, &flag),
+                DaemonRole::Backup => {
+                    backup_loop(&engine, clock, &sock, to, &conf, &flag, &imported)
+                }
             })
             .map_err(|e| format!("sync thread: {e}"))?;
         running.insert(
@@ -203,6 +213,27 @@ impl SyncDaemons {
                 Ok(())
             }
             None => Err("no sync daemon of that role is running".into()),
+        }
+    }
+
+    /// Waits (at most `limit`, polling every 10 ms) until a running backup has imported
+    /// connection records: the answer to the resync request it sends when it starts. Returns
+    /// how many it imported (0 when no master answered in time, or it had no connections).
+    ///
+    /// rvsd calls this between starting `lvs_sync_daemon`'s backup and starting VRRP, so a
+    /// restarted director whose instance goes MASTER at once (`state MASTER`) does not take
+    /// the VIPs before it knows the established connections.
+    pub fn wait_resync(&self, limit: Duration) -> usize {
+        let start = Instant::now();
+        loop {
+            let n = self.imported.load(Ordering::Relaxed);
+            if n > 0
+                || start.elapsed() >= limit
+                || !self.lock().contains_key(&role_key(DaemonRole::Backup))
+            {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -283,6 +314,7 @@ fn backup_loop(
     to: SocketAddr,
     c: &DaemonConfig,
     stop: &AtomicBool,
+    imported: &AtomicUsize,
 ) {
     let mut buf = vec![0u8; 65_536];
     let request = rvs_sync::resync_request(c.syncid);
@@ -302,8 +334,11 @@ fn backup_loop(
             Ok(rvs_sync::Message::Conns { conns, .. }) => {
                 let now = clock.now();
                 for rec in &conns {
-                    if let Err(e) = engine.sync_import(now, rec) {
-                        tracing::debug!("sync import: {e}");
+                    match engine.sync_import(now, rec) {
+                        Ok(_) => {
+                            imported.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::debug!("sync import: {e}"),
                     }
                 }
             }

@@ -1,0 +1,604 @@
+//! The HA issue's failover test, end to end, in seed 002's two-director topology
+//! ([`HaTopology`]) with nginx real servers.
+//!
+//! Each director runs `rvsd -f` a keepalived.conf of seed 002's shape: a `vrrp_sync_group` of the
+//! outside instance (VIP on `d0`) and the inside one (the real servers' gateway on `d1`),
+//! priorities 150 / 100, advert_int 1, PASS authentication, notify scripts appending `"$@"` to a
+//! log, `smtp_alert` to an SMTP sink on the client, `lvs_sync_daemon` on `d1` naming the inside
+//! instance, and a NAT `virtual_server` to nginx. A client runs a slow download (nginx
+//! `limit_rate`) and a curl every 200 ms. The master director crashes and comes back; the VIPs
+//! move within 3 x advert_int + skew, the download completes intact, new connections recover.
+//!
+//! A crashed director is modelled as a host that dies: its rvsd gets SIGKILL and both of its
+//! links go down at once, so it neither answers ARP for the VIPs it leaves configured nor sends
+//! anything (no priority-0 advert). Coming back is a reboot: the stale VIPs are gone (deleted),
+//! the links come up and rvsd starts afresh.
+//!
+//! The keepalived tests put a real keepalived (VRRP-only) on the other director: VIP handover
+//! only, in both directions.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::Signal;
+use rvs_lab::{netns, rs_role, HaTopology, Rvsd, CLIENT, HA_DIRECTORS};
+
+/// nginx's port on the real servers (the service maps VIP:80 to it, as seed 002 maps ports).
+const NGINX_PORT: u16 = 8090;
+/// The slow download: this many KiB at 1 KiB/s (nginx `limit_rate 1k`).
+const STREAM_KIB: usize = 24;
+/// The SMTP sink's port on the client.
+const SMTP_PORT: u16 = 2525;
+/// 3 x advert_int + skew at priority 100 is 3.61 s (the issue's bound is 4 s); a margin for
+/// 50 ms polling of `ip addr` on a loaded 2-core machine.
+const FAILOVER: Duration = Duration::from_millis(4500);
+/// Start-up election bound.
+const ELECT: Duration = Duration::from_secs(8);
+
+fn vips(topo: &HaTopology) -> [Ipv4Addr; 2] {
+    [topo.vip, topo.inside_vip]
+}
+
+/// Whether director `index` has `ip` on any interface.
+fn has_addr(topo: &HaTopology, index: usize, ip: Ipv4Addr) -> bool {
+    topo.lab
+        .exec(HA_DIRECTORS[index], &["ip", "-j", "addr", "show"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{ip}\"")))
+        .unwrap_or(false)
+}
+
+/// Director `index` holds both VIPs and the other neither (a crashed other counts as not
+/// holding: its links are down).
+fn sole_holder(topo: &HaTopology, index: usize, other_dead: bool) -> bool {
+    vips(topo).iter().all(|v| has_addr(topo, index, *v))
+        && (other_dead || vips(topo).iter().all(|v| !has_addr(topo, 1 - index, *v)))
+}
+
+/// Polls (50 ms) until `pred` holds, at most `limit`; the time it took.
+fn wait_for(limit: Duration, mut pred: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() <= limit {
+        if pred() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn wait_holder(topo: &HaTopology, index: usize, other_dead: bool, limit: Duration) -> Duration {
+    wait_for(limit, || sole_holder(topo, index, other_dead)).unwrap_or_else(|| {
+        panic!(
+            "{} should hold both VIPs within {limit:?}; logs in {}",
+            HA_DIRECTORS[index],
+            topo.lab.log_dir().display()
+        )
+    })
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A crashed host: SIGKILL its VRRP daemon processes (`pids`) and take both links down.
+fn crash_host(topo: &HaTopology, index: usize, pids: &[u32]) {
+    for pid in pids {
+        netns::signal(*pid, Signal::SIGKILL);
+    }
+    topo.lab
+        .ip(
+            HA_DIRECTORS[index],
+            &["link set d0 down".into(), "link set d1 down".into()],
+        )
+        .expect("links down");
+    for pid in pids {
+        topo.lab.kill(*pid);
+    }
+}
+
+/// A rebooted host: no VIPs left over, links up.
+fn reboot_host(topo: &HaTopology, index: usize) {
+    let role = HA_DIRECTORS[index];
+    for (dev, vip) in [("d0", topo.vip), ("d1", topo.inside_vip)] {
+        let _ = topo.lab.exec(
+            role,
+            &["ip", "addr", "del", &format!("{vip}/24"), "dev", dev],
+        );
+    }
+    topo.lab
+        .ip(role, &["link set d0 up".into(), "link set d1 up".into()])
+        .expect("links up");
+}
+
+/// A shell script appending its arguments to `log`.
+fn notify_script(topo: &HaTopology, name: &str, log: &Path) -> PathBuf {
+    let path = topo.lab.log_dir().join(name);
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .expect("write the notify script");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the notify script");
+    path
+}
+
+/// Seed 002's VRRP part for director `index` (priority 150 with `state MASTER`, or 100 with
+/// `state BACKUP`), notify scripts writing to `log`, smtp_alert to the sink, and `extra` (the
+/// global lvs_sync_daemon line and the virtual_server, or nothing).
+fn vrrp_conf(
+    topo: &HaTopology,
+    router_id: &str,
+    priority: u8,
+    log: &Path,
+    global_extra: &str,
+) -> String {
+    let script = notify_script(topo, &format!("notify-{router_id}.sh"), log);
+    let sc = script.display();
+    let state = if priority > 100 { "MASTER" } else { "BACKUP" };
+    let instance = |name: &str, dev: &str, pass: &str, vip: Ipv4Addr| {
+        format!(
+            "vrrp_instance {name} {{\n    state {state}\n    interface {dev}\n    virtual_router_id 100\n    \
+             priority {priority}\n    advert_int 1\n    authentication {{\n        auth_type PASS\n        \
+             auth_pass {pass}\n    }}\n    virtual_ipaddress {{\n        {vip}/24 dev {dev}\n    }}\n    \
+             notify {sc}\n}}\n"
+        )
+    };
+    format!(
+        "global_defs {{\n    notification_email {{\n        admin@higkoo.test\n    }}\n    \
+         notification_email_from lvs@higkoo.test\n    smtp_server {} {SMTP_PORT}\n    \
+         smtp_connect_timeout 5\n    router_id {router_id}\n{global_extra}}}\n\
+         vrrp_sync_group HK_GRP1 {{\n    group {{\n        LVS_WAN\n        LVS_LAN\n    }}\n    \
+         notify_master \"{sc} group-master\"\n    notify_backup \"{sc} group-backup\"\n    \
+         notify {sc}\n    smtp_alert\n}}\n{}{}",
+        topo.client,
+        instance("LVS_WAN", "d0", "1c7f545a", topo.vip),
+        instance("LVS_LAN", "d1", "9aa614f7", topo.inside_vip),
+    )
+}
+
+/// The NAT service of seed 002 (wrr, persistence 60) to nginx on every real server.
+fn virtual_server(topo: &HaTopology) -> String {
+    let mut out = format!(
+        "virtual_server {} 80 {{\n    delay_loop 2\n    lb_algo wrr\n    lb_kind NAT\n    \
+         persistence_timeout 60\n    protocol TCP\n",
+        topo.vip
+    );
+    for rip in &topo.rips {
+        out.push_str(&format!(
+            "    real_server {rip} {NGINX_PORT} {{\n        weight 1\n        inhibit_on_failure\n        \
+             TCP_CHECK {{\n            connect_timeout 1\n            connect_port {NGINX_PORT}\n        }}\n    }}\n"
+        ));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Writes `conf` and starts `rvsd -f` on director `index`.
+fn start_rvsd(topo: &HaTopology, index: usize, conf: &str) -> Rvsd {
+    let path = topo
+        .lab
+        .log_dir()
+        .join(format!("{}-keepalived.conf", HA_DIRECTORS[index]));
+    std::fs::write(&path, conf).expect("write keepalived.conf");
+    let p = path.display().to_string();
+    topo.start_rvsd_on(index, &["-f", &p, "--workers", "1"])
+        .expect("start rvsd -f")
+}
+
+/// nginx on every real server: `/` answers `hello,<rip>`, `/stream.bin` is `STREAM_KIB` KiB at
+/// 1 KiB/s.
+fn start_nginx(topo: &HaTopology) {
+    let body: Vec<u8> = (0..STREAM_KIB * 1024).map(|i| (i % 251) as u8).collect();
+    for (index, rip) in topo.rips.iter().enumerate() {
+        let role = rs_role(index);
+        let prefix = topo.lab.log_dir().join(format!("nginx-{role}"));
+        let root = prefix.join("root");
+        std::fs::create_dir_all(&root).expect("nginx root");
+        std::fs::write(root.join("stream.bin"), &body).expect("stream.bin");
+        let p = prefix.display();
+        let conf = format!(
+            "user root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/body;\n  \
+             proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  \
+             scgi_temp_path {p}/scgi;\n  default_type text/plain;\n  server {{\n    listen {NGINX_PORT};\n    \
+             root {};\n    location = / {{ return 200 \"hello,{rip}\\n\"; }}\n    \
+             location /stream.bin {{ limit_rate 1k; }}\n  }}\n}}\n",
+            root.display()
+        );
+        let conf_path = prefix.join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("nginx.conf");
+        let c = conf_path.display().to_string();
+        let pre = format!("{p}/");
+        topo.lab
+            .spawn(&role, &["nginx", "-c", &c, "-p", &pre, "-g", "daemon off;"])
+            .expect("start nginx");
+        topo.lab
+            .wait_tcp(
+                &role,
+                SocketAddr::new((*rip).into(), NGINX_PORT),
+                Duration::from_secs(10),
+            )
+            .expect("nginx listening");
+    }
+}
+
+/// An SMTP sink in the client's namespace on `SMTP_PORT`; the transcript accumulates.
+fn smtp_sink(topo: &HaTopology) -> Arc<Mutex<String>> {
+    let addr = SocketAddr::new(topo.client.into(), SMTP_PORT);
+    let listener = topo
+        .lab
+        .in_netns(CLIENT, || TcpListener::bind(addr))
+        .expect("bind the SMTP sink");
+    let got = Arc::new(Mutex::new(String::new()));
+    let out = got.clone();
+    std::thread::spawn(move || {
+        while let Ok((stream, _)) = listener.accept() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let Ok(mut w) = stream.try_clone() else {
+                return;
+            };
+            let mut r = BufReader::new(stream);
+            let _ = w.write_all(b"220 sink ESMTP\r\n");
+            let mut in_data = false;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                out.lock().expect("sink").push_str(&line);
+                let reply: &[u8] = if in_data {
+                    if line != ".\r\n" {
+                        continue;
+                    }
+                    in_data = false;
+                    b"250 queued\r\n"
+                } else if line.starts_with("DATA") {
+                    in_data = true;
+                    b"354 go ahead\r\n"
+                } else if line.starts_with("QUIT") {
+                    let _ = w.write_all(b"221 bye\r\n");
+                    break;
+                } else {
+                    b"250 ok\r\n"
+                };
+                let _ = w.write_all(reply);
+            }
+        }
+    });
+    got
+}
+
+/// The slow download from the client: curl writing the body to a file.
+fn start_download(topo: &HaTopology, name: &str) -> (Child, PathBuf) {
+    let body = topo.lab.log_dir().join(name);
+    let url = format!("http://{}/stream.bin", topo.vip);
+    let child = topo
+        .lab
+        .command(
+            CLIENT,
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "50",
+                "-o",
+                &body.display().to_string(),
+                "-w",
+                "%{http_code} %{size_download}",
+                &url,
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start curl");
+    (child, body)
+}
+
+fn finish_download(child: Child, body: &Path) {
+    let out = child.wait_with_output().expect("wait for curl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the long download failed: {:?} {stdout} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let len = STREAM_KIB * 1024;
+    assert_eq!(stdout.trim(), format!("200 {len}"));
+    let got = std::fs::read(body).expect("read the downloaded body");
+    let want: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    assert!(got == want, "the downloaded body differs");
+}
+
+/// A curl every 200 ms from the client, each line `<start time> ok|fail` in the returned file.
+fn start_probe_stream(topo: &HaTopology) -> PathBuf {
+    let log = topo.lab.log_dir().join("probes.log");
+    let script = format!(
+        "while :; do s=$(date +%s.%N); if curl -sf -o /dev/null --connect-timeout 1 --max-time 2 \
+         http://{}/; then r=ok; else r=fail; fi; echo \"$s $r\" >> {}; sleep 0.2; done",
+        topo.vip,
+        log.display()
+    );
+    topo.lab
+        .spawn(CLIENT, &["sh", "-c", &script])
+        .expect("start the probe stream");
+    log
+}
+
+fn probes(log: &Path) -> Vec<(f64, bool)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (t, r) = l.split_once(' ')?;
+            Some((t.parse().ok()?, r == "ok"))
+        })
+        .collect()
+}
+
+/// Checks the probes around an event at wall time `at`: the last failure started at most
+/// `bound` after it, and probes started later succeed. Returns the last failure's offset.
+fn probes_recovered(log: &Path, at: f64, bound: Duration, what: &str) -> Option<f64> {
+    let all = probes(log);
+    let after: Vec<&(f64, bool)> = all.iter().filter(|(t, _)| *t >= at).collect();
+    let last_fail = after
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(t, _)| t - at)
+        .next_back();
+    if let Some(late) = last_fail {
+        assert!(
+            late <= bound.as_secs_f64(),
+            "{what}: a new connection started {late:.2} s after the event failed: {all:?}"
+        );
+    }
+    let fail_end = last_fail.unwrap_or(0.0);
+    assert!(
+        after.iter().any(|(t, ok)| *ok && t - at > fail_end),
+        "{what}: no new connection succeeded afterwards: {after:?}"
+    );
+    last_fail
+}
+
+fn wait_log(log: &Path, needles: &[&str], what: &str) -> String {
+    let ok = wait_for(Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        needles.iter().all(|n| text.contains(n))
+    });
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(ok.is_some(), "{what}: want {needles:?} in:\n{text}");
+    text
+}
+
+#[test]
+fn master_crash_and_return_keep_the_download_and_new_connections() {
+    let topo = HaTopology::build("failover", 2).expect("build the HA topology");
+    start_nginx(&topo);
+    let sink = smtp_sink(&topo);
+    let logs = [
+        topo.lab.log_dir().join("notify-dir1.log"),
+        topo.lab.log_dir().join("notify-dir2.log"),
+    ];
+    let sync_line = "    lvs_sync_daemon d1 LVS_LAN\n";
+    let vs = virtual_server(&topo);
+    let confs = [
+        vrrp_conf(&topo, "DIR1", 150, &logs[0], sync_line) + &vs,
+        vrrp_conf(&topo, "DIR2", 100, &logs[1], sync_line) + &vs,
+    ];
+    let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
+    wait_holder(&topo, 0, false, ELECT);
+    let _rvsd2 = start_rvsd(&topo, 1, &confs[1]);
+    wait_log(
+        &logs[1],
+        &["GROUP HK_GRP1 BACKUP"],
+        "director 2 starts as backup",
+    );
+    topo.curl(&format!("http://{}/", topo.vip))
+        .expect("the service answers through director 1");
+
+    let probe_log = start_probe_stream(&topo);
+    let (download, body) = start_download(&topo, "stream.body");
+    std::thread::sleep(Duration::from_secs(3));
+    let listed = topo.rvsadm_ok_on(1, &["-Lnc"]).expect("rvsadm -Lnc");
+    assert!(
+        listed.contains(&format!("{}:80", topo.vip)),
+        "director 2 should list the synced connections:\n{listed}"
+    );
+
+    // The master dies.
+    let killed_at = now_secs();
+    crash_host(&topo, 0, &[rvsd1.pid]);
+    let failover = wait_holder(&topo, 1, true, FAILOVER);
+    eprintln!("director 1 crashed: director 2 holds the VIPs after {failover:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    let late = probes_recovered(&probe_log, killed_at, FAILOVER, "failover");
+    eprintln!("failover: last failed new connection started {late:?} s after the kill");
+
+    // The old master comes back: resync, preempt, VIPs back.
+    reboot_host(&topo, 0);
+    let back_at = now_secs();
+    let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
+    let takeback = wait_holder(&topo, 0, false, ELECT);
+    // The resync on start came before VRRP (which goes MASTER at once with `state MASTER`).
+    let log = topo.lab.log_of(rvsd1.pid);
+    let resync = log
+        .lines()
+        .find(|l| l.contains("connection table received before VRRP start"))
+        .unwrap_or_default();
+    assert!(
+        !resync.is_empty() && !resync.contains("connections=0"),
+        "director 1 should have the table before taking the VIPs:\n{log}"
+    );
+    eprintln!("director 1 restarted: holds the VIPs again after {takeback:?} (from its start)");
+    std::thread::sleep(Duration::from_secs(3));
+    let late = probes_recovered(&probe_log, back_at, takeback + FAILOVER, "failback");
+    eprintln!("failback: last failed new connection started {late:?} s after the restart");
+    let daemons = topo.rvsadm_ok_on(0, &["-L", "--daemon"]).expect("daemons");
+    assert!(daemons.contains("master sync daemon"), "{daemons}");
+
+    finish_download(download, &body);
+
+    // Notify scripts: keepalived's argv for the instances and the group, the notify_master /
+    // notify_backup commands with their own arguments.
+    wait_log(
+        &logs[1],
+        &[
+            "INSTANCE LVS_WAN MASTER 100",
+            "INSTANCE LVS_LAN MASTER 100",
+            "GROUP HK_GRP1 MASTER",
+            "group-master",
+            "group-backup",
+            "INSTANCE LVS_LAN BACKUP 100",
+        ],
+        "director 2's notify log",
+    );
+    let text = wait_log(
+        &logs[0],
+        &[
+            "INSTANCE LVS_WAN MASTER 150",
+            "INSTANCE LVS_LAN MASTER 150",
+            "GROUP HK_GRP1 MASTER",
+            "group-master",
+        ],
+        "director 1's notify log",
+    );
+    assert!(
+        text.matches("group-master").count() >= 2,
+        "director 1 was master twice:\n{text}"
+    );
+    let mailed = wait_for(Duration::from_secs(5), || {
+        let t = sink.lock().expect("sink");
+        t.contains("Subject: [DIR2] VRRP Group HK_GRP1 - Entering MASTER state")
+            && t.contains("Subject: [DIR1] VRRP Group HK_GRP1 - Entering MASTER state")
+    });
+    let transcript = sink.lock().expect("sink").clone();
+    assert!(mailed.is_some(), "smtp transcript:\n{transcript}");
+    assert!(
+        transcript.contains("RCPT TO:<admin@higkoo.test>"),
+        "{transcript}"
+    );
+}
+
+/// keepalived in VRRP-only mode on director `index` with `conf`; returns its (parent) pid.
+fn start_keepalived(topo: &HaTopology, index: usize, conf: &str) -> u32 {
+    let role = HA_DIRECTORS[index];
+    let base = topo.lab.log_dir().join(format!("{role}-ka"));
+    let conf_path = base.with_extension("conf");
+    std::fs::write(&conf_path, conf).expect("write keepalived.conf");
+    let c = conf_path.display().to_string();
+    let pid = base.with_extension("pid").display().to_string();
+    let vpid = base.with_extension("vrrp.pid").display().to_string();
+    topo.lab
+        .spawn(
+            role,
+            &[
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-P",
+                "-f",
+                &c,
+                "-p",
+                &pid,
+                "-r",
+                &vpid,
+            ],
+        )
+        .expect("start keepalived")
+}
+
+/// rvsd (priority `rvsd_prio`) on director 1, keepalived on director 2, the sync group of
+/// both VIPs; the master's host crashes and the other takes both VIPs within the bound, then the
+/// crashed one comes back and preempts.
+fn keepalived_peer(tag: &str, rvsd_prio: u8, ka_prio: u8) {
+    let topo = HaTopology::build(tag, 1).expect("build the HA topology");
+    let _sink = smtp_sink(&topo);
+    let logs = [
+        topo.lab.log_dir().join("notify-rvsd.log"),
+        topo.lab.log_dir().join("notify-ka.log"),
+    ];
+    let rvsd_conf = vrrp_conf(&topo, "RVSD", rvsd_prio, &logs[0], "");
+    let ka_conf = vrrp_conf(&topo, "KA", ka_prio, &logs[1], "");
+    let rvsd_is_master = rvsd_prio > ka_prio;
+    let (master, backup) = if rvsd_is_master { (0, 1) } else { (1, 0) };
+    let mut rvsd = None;
+    let mut ka = None;
+    let start_master = |rvsd: &mut Option<Rvsd>, ka: &mut Option<u32>| {
+        if rvsd_is_master {
+            *rvsd = Some(start_rvsd(&topo, 0, &rvsd_conf));
+        } else {
+            *ka = Some(start_keepalived(&topo, 1, &ka_conf));
+        }
+    };
+    start_master(&mut rvsd, &mut ka);
+    wait_holder(&topo, master, false, ELECT);
+    if rvsd_is_master {
+        ka = Some(start_keepalived(&topo, 1, &ka_conf));
+    } else {
+        rvsd = Some(start_rvsd(&topo, 0, &rvsd_conf));
+    }
+    wait_log(
+        &logs[backup],
+        &["GROUP HK_GRP1 BACKUP"],
+        "the backup's notify log",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        sole_holder(&topo, master, false),
+        "the master keeps the VIPs"
+    );
+
+    let pids: Vec<u32> = if rvsd_is_master {
+        rvsd.iter().map(|r| r.pid).collect()
+    } else {
+        // keepalived's parent and its VRRP child.
+        netns::pids(&topo.lab.ns(HA_DIRECTORS[1]))
+    };
+    crash_host(&topo, master, &pids);
+    let took = wait_holder(&topo, backup, true, FAILOVER);
+    eprintln!(
+        "{} crashed: {} holds both VIPs after {took:?}",
+        if rvsd_is_master { "rvsd" } else { "keepalived" },
+        if rvsd_is_master { "keepalived" } else { "rvsd" },
+    );
+    wait_log(
+        &logs[backup],
+        &[
+            &format!("INSTANCE LVS_WAN MASTER {}", rvsd_prio.min(ka_prio)),
+            "GROUP HK_GRP1 MASTER",
+            "group-master",
+        ],
+        "the new master's notify log",
+    );
+
+    reboot_host(&topo, master);
+    start_master(&mut rvsd, &mut ka);
+    let took = wait_holder(&topo, master, false, ELECT);
+    eprintln!("the old master is back and preempted after {took:?}");
+    wait_log(
+        &logs[backup],
+        &["group-backup", "GROUP HK_GRP1 BACKUP"],
+        "the demoted one's notify log",
+    );
+}
+
+#[test]
+fn keepalived_peer_takes_over_from_a_crashed_rvsd() {
+    keepalived_peer("fo-ka1", 150, 100);
+}
+
+#[test]
+fn rvsd_takes_over_from_a_crashed_keepalived() {
+    keepalived_peer("fo-ka2", 100, 150);
+}
