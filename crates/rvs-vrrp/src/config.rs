@@ -21,9 +21,11 @@ pub const DEFAULT_GARP_REFRESH_REPEAT: u32 = 1;
 /// State requested at start (`state MASTER|BACKUP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialState {
-    /// Become master at once (keepalived: a 1 µs master-down timer).
+    /// `state MASTER`: keepalived clears nopreempt/preempt_delay for it; it still starts as
+    /// backup (full master-down interval) unless it owns the addresses (priority 255).
     Master,
-    /// Start as backup and wait for the master-down interval.
+    /// Start as backup and wait for the master-down interval (an owner too, as keepalived
+    /// does outside `vrrp_strict`).
     Backup,
 }
 

@@ -170,10 +170,13 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Creates an instance at `now`. With `state MASTER` (or as address owner) it becomes
-    /// master at the first timeout, due at `now` (keepalived's 1 µs master-down timer);
-    /// otherwise it enters BACKUP (reported, with VIP removal to clear leftovers) and waits
-    /// Master_Down_Interval.
+    /// Creates an instance at `now`. The address owner (priority 255) wanting MASTER (its
+    /// default when no `state` is given) becomes master at the first timeout, due at `now`
+    /// (keepalived's 1 µs master-down timer); every other instance, `state MASTER` below 255
+    /// and an owner configured `state BACKUP` included, enters BACKUP (reported, with VIP
+    /// removal to clear leftovers) and waits Master_Down_Interval, as keepalived 2.x does
+    /// (vrrp_scheduler.c `vrrp_init_state` takes the 1 µs path only for an owner wanting
+    /// MASTER or a master being reloaded).
     pub fn new(mut cfg: InstanceConfig, now: Instant) -> Result<Instance, ConfigError> {
         cfg.validate()?;
         // keepalived: nopreempt / preempt_delay do not apply to an owner or to state MASTER.
@@ -203,7 +206,7 @@ impl Instance {
             events: VecDeque::new(),
             stats: Stats::default(),
         };
-        if !vr.cfg.is_owner() && vr.cfg.wanted_initial_state() == InitialState::Backup {
+        if !(vr.cfg.is_owner() && vr.cfg.wanted_initial_state() == InitialState::Master) {
             vr.enter_backup(now);
         }
         Ok(vr)

@@ -31,6 +31,16 @@ fn cfg(name: &str, src: &str, prio: u8, state: Option<InitialState>) -> Instance
     c
 }
 
+/// Master_Down_Interval at priority 150, `advert_int 1`: 3 s + (256 - 150) / 256 s.
+fn mdi_150() -> Duration {
+    us(3_414_062) + Duration::from_nanos(500)
+}
+
+/// Master_Down_Interval at priority 100, `advert_int 1`: 3 s + (256 - 100) / 256 s.
+fn mdi_100() -> Duration {
+    us(3_609_375)
+}
+
 fn node(c: InstanceConfig, now: Instant) -> Box<dyn sim::Node> {
     Box::new(Instance::new(c, now).unwrap())
 }
@@ -103,15 +113,15 @@ fn killed_master_is_replaced_after_master_down_interval() {
         ],
     );
     s.run_until(ms(10_500));
-    assert_eq!(s.last(0, "master"), Some(Duration::ZERO));
+    // `state MASTER` below 255 starts as backup: a is master after its own master-down
+    // interval, then advertises every second (last at 3.414 s + 7 s = 10.414 s).
+    assert_eq!(s.last(0, "master"), Some(mdi_150()));
     assert_eq!(s.inst(1).state(), State::Backup);
     s.kill(0);
     s.run_until(Duration::from_secs(20));
-    // Last advert at t=10 s; 3 * 1 s + (256 - 100) / 256 s later.
-    assert_eq!(
-        s.last(1, "master"),
-        Some(Duration::from_secs(10) + us(3_609_375))
-    );
+    // Last advert at 10.414 s; b's 3 * 1 s + (256 - 100) / 256 s later.
+    let last_advert = mdi_150() + Duration::from_secs(7);
+    assert_eq!(s.last(1, "master"), Some(last_advert + mdi_100()));
     assert!(s.last(1, "master").unwrap() - ms(10_500) < Duration::from_secs(4));
 }
 
@@ -181,11 +191,13 @@ fn nopreempt_keeps_the_current_master() {
 #[test]
 fn preempt_delay_postpones_preemption() {
     let mut s = late_joiner(false, Duration::from_secs(5));
-    // First lower advert at 11 s starts the 5 s delay; adverts until 15 s still reset the
-    // timer; from 16 s they are ignored: master at 15 s + 3 + 106/256 s.
+    // b (state MASTER, 100) is master from 3.609375 s and advertises every second. The first
+    // lower advert after the join (10.5 s) comes at 10.609375 s and starts the 5 s delay;
+    // adverts until 14.609375 s still reset the timer; from 15.609375 s they are ignored:
+    // master at 14.609375 s + 3 + 106/256 s.
     assert_eq!(
         s.last(1, "master"),
-        Some(Duration::from_secs(15) + us(3_414_062) + Duration::from_nanos(500))
+        Some(mdi_100() + Duration::from_secs(11) + mdi_150())
     );
     assert_eq!(s.inst(0).state(), State::Backup);
 }
@@ -202,11 +214,8 @@ fn owner_takes_over_at_once() {
     );
     s.run_until(ms(5_500));
     let now = s.now;
-    // Configured BACKUP, but priority 255 is the address owner: master immediately.
-    s.add(node(
-        cfg("owner", "10.0.0.1", 255, Some(InitialState::Backup)),
-        now,
-    ));
+    // Priority 255 without a `state` wants MASTER: the address owner is master immediately.
+    s.add(node(cfg("owner", "10.0.0.1", 255, None), now));
     s.run_until(ms(5_500));
     assert_eq!(s.last(1, "master"), Some(ms(5_500)));
     assert_eq!(s.inst(0).state(), State::Backup);
@@ -239,13 +248,17 @@ fn v3_learns_the_masters_centisecond_interval() {
         ],
     );
     s.run_until(ms(5_250));
+    // a (state MASTER, 200) is master after its own 3 * 0.5 s + (56 * 0.5 s) / 256.
+    let a_master = us(1_609_375);
+    assert_eq!(s.last(0, "master"), Some(a_master));
     assert_eq!(s.inst(1).master_adver_interval(), ms(500));
     s.kill(0);
     s.run_until(Duration::from_secs(10));
-    // Last advert at 5.0 s; 3 * 0.5 s + (156 * 0.5 s) / 256.
+    // Last advert at 1.609375 s + 7 * 0.5 s = 5.109375 s; b then waits its master-down
+    // interval at the learnt interval: 3 * 0.5 s + (156 * 0.5 s) / 256.
     assert_eq!(
         s.last(1, "master"),
-        Some(Duration::from_secs(5) + us(1_804_687) + Duration::from_nanos(500))
+        Some(a_master + ms(3_500) + us(1_804_687) + Duration::from_nanos(500))
     );
     // As master it advertises its own interval.
     assert_eq!(s.inst(1).master_adver_interval(), Duration::from_secs(1));
@@ -260,8 +273,13 @@ fn v3_ipv4_ten_millisecond_interval() {
     c.advert_interval = ms(10);
     c.initial_state = Some(InitialState::Master);
     let mut s = Sim::new(t0, vec![node(c, t0)]);
-    s.run_until(ms(995));
+    // Master after 3 * 10 ms + (156 * 10 ms) / 256 = 36.09375 ms, then one advert per 10 ms.
+    let first = Duration::from_nanos(36_093_750);
+    s.run_until(first + ms(995));
+    assert_eq!(s.last(0, "master"), Some(first));
     assert_eq!(s.seen.len(), 100);
+    assert_eq!(s.seen[0].at, first);
+    assert_eq!(s.seen[99].at, first + ms(990));
     let mut bad = InstanceConfig::new("a", Version::V3, 9, ip("10.0.0.1"), vec![ip("10.0.0.9")]);
     bad.advert_interval = ms(15) + us(1);
     assert!(Instance::new(bad, t0).is_err());
@@ -376,7 +394,9 @@ fn unicast_peers_send_to_each_and_accept_only_them() {
     let mut a = cfg("a", "10.0.0.1", 150, Some(InitialState::Master));
     a.unicast_peers = vec![ip("10.0.0.2"), ip("10.0.0.3")];
     let mut vr = Instance::new(a, t0).unwrap();
-    vr.handle_timeout(t0);
+    assert_eq!(vr.poll_timeout(), Some(t0 + mdi_150()));
+    vr.handle_timeout(t0 + mdi_150());
+    assert_eq!(vr.state(), State::Master);
     let dsts: Vec<_> = std::iter::from_fn(|| vr.poll_transmit())
         .map(|t| t.dst)
         .collect();
@@ -415,19 +435,30 @@ fn gratuitous_bursts_follow_garp_settings() {
         .log
         .iter()
         .filter(|(_, _, e)| e.starts_with("garp"))
-        .map(|(t, _, e)| (t.as_secs(), e.clone()))
+        .map(|(t, _, e)| (*t, e.clone()))
         .collect();
+    // Master at its master-down interval m: a burst then, another after garp_master_delay
+    // (5 s), refreshes every 10 s from m.
+    let m = mdi_150();
     assert_eq!(
         garps,
         vec![
-            (0, "garp5".into()),
-            (5, "garp5".into()),
-            (10, "garp1".into()),
-            (20, "garp1".into())
+            (m, "garp5".into()),
+            (m + Duration::from_secs(5), "garp5".into()),
+            (m + Duration::from_secs(10), "garp1".into()),
+            (m + Duration::from_secs(20), "garp1".into())
         ]
     );
     let mut vr = Instance::new(cfg("x", "10.0.0.1", 150, Some(InitialState::Master)), t0).unwrap();
-    vr.handle_timeout(t0);
+    let start: Vec<_> = std::iter::from_fn(|| vr.poll_event()).collect();
+    assert_eq!(
+        start,
+        vec![
+            rvs_vrrp::Event::RemoveVips(vec![ip("10.0.0.100")]),
+            rvs_vrrp::Event::BecameBackup
+        ]
+    );
+    vr.handle_timeout(t0 + mdi_150());
     let evs: Vec<_> = std::iter::from_fn(|| vr.poll_event()).collect();
     assert_eq!(evs[0], rvs_vrrp::Event::AddVips(vec![ip("10.0.0.100")]));
     assert_eq!(evs.last(), Some(&rvs_vrrp::Event::BecameMaster));
@@ -482,10 +513,12 @@ fn track_script_weight_triggers_preemption() {
     assert_eq!(s.inst(0).effective_priority(), 80);
     assert!(s.log.iter().any(|(_, n, e)| *n == 0 && e == "prio100->80"));
     s.run_until(Duration::from_secs(20));
-    // b's timer was last reset by the priority-100 advert at 10 s.
+    // a (state MASTER, 100) advertises from 3.609375 s on; b's timer was last reset by the
+    // priority-100 advert at 9.609375 s (the 10.609375 s one carries 80): master 3 + 166/256 s
+    // later.
     assert_eq!(
         s.last(1, "master"),
-        Some(Duration::from_secs(10) + us(3_648_437) + Duration::from_nanos(500))
+        Some(mdi_100() + Duration::from_secs(6) + us(3_648_437) + Duration::from_nanos(500))
     );
     assert_eq!(s.inst(0).state(), State::Backup);
     // The script recovers: a (100 again) preempts b (90) back.
@@ -501,6 +534,7 @@ fn track_script_weight_triggers_preemption() {
 fn advert_before_the_first_timeout_still_starts_master() {
     let t0 = Instant::now();
     let mut vr = Instance::new(cfg("a", "10.0.0.1", 150, Some(InitialState::Master)), t0).unwrap();
+    assert_eq!(vr.state(), State::Backup);
     let lower = rvs_vrrp::Advert {
         version: Version::V2,
         vrid: 51,
@@ -509,16 +543,82 @@ fn advert_before_the_first_timeout_still_starts_master() {
         auth: Auth::pass("1c7f545a"),
         addrs: vec![ip("10.0.0.100")],
     };
+    // A lower-priority advert is ignored (preemption): the start-up timer keeps running.
     assert_eq!(
-        vr.handle_advert(t0, ip("10.0.0.2"), &lower),
+        vr.handle_advert(t0 + ms(1_000), ip("10.0.0.2"), &lower),
         AdvertOutcome::Accepted
     );
+    assert_eq!(vr.state(), State::Backup);
+    assert_eq!(vr.poll_timeout(), Some(t0 + mdi_150()));
+    vr.handle_timeout(t0 + mdi_150());
     assert_eq!(vr.state(), State::Master);
+    // A higher-priority advert restarts the master-down timer: still backup at the time the
+    // start-up timer would have run out.
     let higher = rvs_vrrp::Advert {
         priority: 200,
         ..lower
     };
     let mut vb = Instance::new(cfg("b", "10.0.0.1", 150, Some(InitialState::Master)), t0).unwrap();
-    vb.handle_advert(t0, ip("10.0.0.2"), &higher);
+    vb.handle_advert(t0 + ms(1_000), ip("10.0.0.2"), &higher);
+    assert_eq!(vb.poll_timeout(), Some(t0 + ms(1_000) + mdi_150()));
+    vb.handle_timeout(t0 + mdi_150());
     assert_eq!(vb.state(), State::Backup);
+    assert_eq!(vb.master_address(), Some(ip("10.0.0.2")));
+}
+
+#[test]
+fn state_master_waits_master_down_interval_only_owner_starts_at_once() {
+    // keepalived 2.x vrrp_init_state: the 1 µs master-down timer is only for an owner (255)
+    // wanting MASTER; `state MASTER` below 255 starts BACKUP with 3 * advert_int + skew.
+    let t0 = Instant::now();
+    let mut s = Sim::new(
+        t0,
+        vec![node(
+            cfg("a", "10.0.0.1", 150, Some(InitialState::Master)),
+            t0,
+        )],
+    );
+    assert_eq!(s.inst(0).state(), State::Backup);
+    assert_eq!(s.last(0, "backup"), Some(Duration::ZERO));
+    assert_eq!(
+        s.inst(0).poll_timeout(),
+        Some(t0 + master_down_interval(150, Duration::from_secs(1)))
+    );
+    s.run_until(mdi_150() - Duration::from_nanos(1));
+    assert_eq!(s.inst(0).state(), State::Backup);
+    assert_eq!(s.count(0, "master"), 0);
+    assert!(s.seen.is_empty());
+    s.run_until(Duration::from_secs(10));
+    // Exactly 3 * 1 s + (256 - 150) / 256 s, the same as with `state BACKUP`.
+    assert_eq!(
+        s.last(0, "master"),
+        Some(us(3_414_062) + Duration::from_nanos(500))
+    );
+    assert_eq!(s.count(0, "master"), 1);
+    assert_eq!(s.seen[0].at, mdi_150());
+
+    // The owner (priority 255, `state MASTER` or no state) is master at once.
+    for state in [Some(InitialState::Master), None] {
+        let mut s = Sim::new(t0, vec![node(cfg("o", "10.0.0.1", 255, state), t0)]);
+        assert_eq!(s.inst(0).poll_timeout(), Some(t0));
+        s.run_until(Duration::ZERO);
+        assert_eq!(s.last(0, "master"), Some(Duration::ZERO), "{state:?}");
+        assert_eq!(s.count(0, "backup"), 0);
+        assert_eq!(s.seen[0].at, Duration::ZERO);
+    }
+
+    // An owner configured `state BACKUP` (no vrrp_strict) waits like any backup:
+    // 3 * 1 s + 1/256 s.
+    let mut s = Sim::new(
+        t0,
+        vec![node(
+            cfg("o", "10.0.0.1", 255, Some(InitialState::Backup)),
+            t0,
+        )],
+    );
+    s.run_until(Duration::from_secs(10));
+    assert_eq!(
+        s.last(0, "master"),
+        Some(us(3_003_906) + Duration::from_nanos(250))
+    );
 }

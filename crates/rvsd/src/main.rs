@@ -239,7 +239,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             Err(e) => tracing::warn!("lvs_sync_daemon: {e}"),
         }
         // Let a peer master answer the backup's resync request before VRRP may take the
-        // VIPs (at once with `state MASTER`): established connections must be known first.
+        // VIPs (after the master-down interval, or at once for an address owner):
+        // established connections must be known first.
         let has_vrrp = vrrp_specs
             .as_ref()
             .is_some_and(|l| !l.vrrp.instances.is_empty());

@@ -221,8 +221,8 @@ impl SyncDaemons {
     /// how many it imported (0 when no master answered in time, or it had no connections).
     ///
     /// rvsd calls this between starting `lvs_sync_daemon`'s backup and starting VRRP, so a
-    /// restarted director whose instance goes MASTER at once (`state MASTER`) does not take
-    /// the VIPs before it knows the established connections.
+    /// restarted director that preempts (after its master-down interval, or at once as an
+    /// address owner) does not take the VIPs before it knows the established connections.
     pub fn wait_resync(&self, limit: Duration) -> usize {
         let start = Instant::now();
         loop {

@@ -38,6 +38,10 @@ const SMTP_PORT: u16 = 2525;
 const FAILOVER: Duration = Duration::from_millis(4500);
 /// Start-up election bound.
 const ELECT: Duration = Duration::from_secs(8);
+/// A restarted `state MASTER` priority-150 director preempts after 3 x advert_int + skew =
+/// 3.41 s from its VRRP start (keepalived 2.x); measured from `rvsd` start-up returning, at
+/// least this much (VRRP starts at most a few hundred ms before, after the resync wait).
+const MDI_150_FLOOR: Duration = Duration::from_millis(2500);
 
 fn vips(topo: &HaTopology) -> [Ipv4Addr; 2] {
     [topo.vip, topo.inside_vip]
@@ -429,7 +433,13 @@ fn master_crash_and_return_keep_the_download_and_new_connections() {
     let back_at = now_secs();
     let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
     let takeback = wait_holder(&topo, 0, false, ELECT);
-    // The resync on start came before VRRP (which goes MASTER at once with `state MASTER`).
+    // Like keepalived 2.x, `state MASTER` priority 150 starts BACKUP and preempts only after
+    // its master-down interval (3 + 106/256 s), not at once.
+    assert!(
+        takeback >= MDI_150_FLOOR,
+        "director 1 took the VIPs back after {takeback:?}, before its master-down interval"
+    );
+    // The resync on start came before VRRP.
     let log = topo.lab.log_of(rvsd1.pid);
     let resync = log
         .lines()
@@ -586,6 +596,12 @@ fn keepalived_peer(tag: &str, rvsd_prio: u8, ka_prio: u8) {
     start_master(&mut rvsd, &mut ka);
     let took = wait_holder(&topo, master, false, ELECT);
     eprintln!("the old master is back and preempted after {took:?}");
+    // rvsd and keepalived alike: `state MASTER` 150 starts BACKUP and preempts after its
+    // master-down interval (3.41 s), not at once.
+    assert!(
+        took >= MDI_150_FLOOR,
+        "the old master preempted after {took:?}, before its master-down interval"
+    );
     wait_log(
         &logs[backup],
         &["group-backup", "GROUP HK_GRP1 BACKUP"],

@@ -17,6 +17,11 @@ const ELECT: Duration = Duration::from_secs(8);
 /// 3 x advert_int + skew at priority 100 is 3.61 s; the bound is 4 s. A margin for
 /// 50 ms polling and a loaded machine.
 const FAILOVER: Duration = Duration::from_millis(4500);
+/// A (re)started priority-150 instance (`state BACKUP` here; `state MASTER` the same in
+/// keepalived 2.x) preempts only after its master-down interval, 3 x advert_int + 106/256 s =
+/// 3.41 s (measured 3.5 s for a restarted keepalived); counted from spawning rvsd, never
+/// sooner than this.
+const PREEMPT_FLOOR: Duration = Duration::from_secs(3);
 
 fn vip() -> IpAddr {
     VIP.parse().expect("VIP")
@@ -145,9 +150,15 @@ fn v2_pass_rvsd_master_failover_to_keepalived_and_preempt_back_with_notify_and_s
     s.lab.kill(rvsd);
     s.remove_vip("n1", vip(), 24);
 
-    // Restarted rvsd (priority 150) preempts back.
+    // Restarted rvsd (priority 150) preempts back, as keepalived 2.x would: it starts BACKUP
+    // and takes over when its master-down interval runs out, not at once.
     let rvsd2 = s.start_rvsd("n1", &rvsd_conf).expect("rvsd again");
-    wait_holder(&s, "n1", "n2", ELECT);
+    let took = wait_holder(&s, "n1", "n2", ELECT);
+    eprintln!("restarted rvsd preempted keepalived after {took:?}");
+    assert!(
+        took >= PREEMPT_FLOOR,
+        "restarted rvsd preempted after {took:?}, before its master-down interval"
+    );
 
     let text = s.wait_for(Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("INSTANCE VI_1 MASTER 150"))
