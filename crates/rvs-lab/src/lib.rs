@@ -54,4 +54,4 @@ pub use nat::{NatTopology, MAX_REAL_SERVERS};
 pub use nginx::{NGINX_PAGE, RS_NGINX_PORT};
 pub use server::http::pattern_sha256;
 pub use tun::{TunTopology, MAX_TUN_REAL_SERVERS};
-pub use vrrp_lab::{VrrpSegment, MAIL_ADDR, MAIL_HOST, VRRP_NODES};
+pub use vrrp_lab::{Capture, VrrpSegment, MAIL_ADDR, MAIL_HOST, VRRP_NODES};

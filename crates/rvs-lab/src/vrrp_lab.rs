@@ -16,6 +16,29 @@ pub const MAIL_HOST: &str = "mail";
 /// The mail host's address.
 pub const MAIL_ADDR: &str = "10.77.0.9";
 
+/// A running tcpdump (see [`VrrpSegment::capture`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Capture {
+    /// Its pid.
+    pub pid: u32,
+}
+
+impl Capture {
+    /// What tcpdump printed so far (one line per packet, plus its own messages).
+    pub fn text(&self, seg: &VrrpSegment) -> String {
+        seg.lab.log_of(self.pid)
+    }
+
+    /// The captured packet lines containing every one of `needles`.
+    pub fn lines_with(&self, seg: &VrrpSegment, needles: &[&str]) -> Vec<String> {
+        self.text(seg)
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 /// The segment.
 pub struct VrrpSegment {
     /// The namespaces and processes.
@@ -139,6 +162,67 @@ impl VrrpSegment {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Adds a veth pair `name` / `name`p inside `role` (both ends up), an extra link for
+    /// `track_interface` (this kernel has no dummy interfaces).
+    pub fn add_link(&self, role: &str, name: &str) -> Result<(), LabError> {
+        self.lab.ip(
+            role,
+            &[
+                format!("link add {name} type veth peer name {name}p"),
+                format!("link set {name}p up"),
+                format!("link set {name} up"),
+            ],
+        )
+    }
+
+    /// Sets link `name` of `role` up or down.
+    pub fn set_link(&self, role: &str, name: &str, up: bool) -> Result<(), LabError> {
+        let state = if up { "up" } else { "down" };
+        self.lab.ip(role, &[format!("link set {name} {state}")])
+    }
+
+    /// The MAC address of `ifname` in `role`, as `ip` prints it (lowercase, colon-separated).
+    pub fn mac_of(&self, role: &str, ifname: &str) -> Result<String, LabError> {
+        let path = format!("/sys/class/net/{ifname}/address");
+        let out = self.lab.exec_ok(role, &["cat", &path])?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Starts tcpdump on `ifname` of `role` (`-n -e -l`, link-level headers shown) with the
+    /// capture `filter`; it ends by itself after `limit` and at teardown. Returns once tcpdump
+    /// is listening (or after 5 s).
+    pub fn capture(
+        &self,
+        role: &str,
+        ifname: &str,
+        filter: &str,
+        limit: Duration,
+    ) -> Result<Capture, LabError> {
+        let secs = limit.as_secs().max(1).to_string();
+        let mut args = vec!["timeout", &secs, "tcpdump", "-i", ifname, "-n", "-e", "-l"];
+        args.extend(filter.split_whitespace());
+        let pid = self.lab.spawn(role, &args)?;
+        let cap = Capture { pid };
+        self.wait_for(Duration::from_secs(5), || {
+            cap.text(self).contains("listening on")
+        });
+        Ok(cap)
+    }
+
+    /// The `rvsadm --vrrp` listing of the rvsd on `role` (stdout and stderr).
+    pub fn rvsadm_vrrp(&self, role: &str) -> Result<String, LabError> {
+        let adm = find_bin("rvsadm")?;
+        let sock = self.socket(role);
+        let mut command = std::process::Command::new(adm);
+        command.args(["--socket", &sock.display().to_string(), "--vrrp"]);
+        let out = crate::cmd::output(&mut command)?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 
     /// Removes `ip` from `role`'s eth0 if present (a SIGKILLed daemon leaves its VIP).

@@ -28,6 +28,12 @@ fn vip() -> IpAddr {
 }
 
 fn instance(version: u8, prio: u32, extra: &str, auth: bool) -> String {
+    let vip = format!("{VIP}/24 dev eth0 label eth0:vip");
+    instance_with(version, prio, extra, auth, &vip)
+}
+
+/// A `vrrp_instance` VI_1 (VRID 51, advert_int 1) holding the one VIP `vip_line`.
+fn instance_with(version: u8, prio: u32, extra: &str, auth: bool, vip_line: &str) -> String {
     let auth = if auth {
         "authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }"
     } else {
@@ -36,7 +42,7 @@ fn instance(version: u8, prio: u32, extra: &str, auth: bool) -> String {
     format!(
         "global_defs {{\n  router_id rvs1\n  vrrp_version {version}\n}}\n\
          vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
-         priority {prio}\n  advert_int 1\n  {auth}\n  virtual_ipaddress {{\n    {VIP}/24 dev eth0 label eth0:vip\n  }}\n{extra}}}\n",
+         priority {prio}\n  advert_int 1\n  {auth}\n  virtual_ipaddress {{\n    {vip_line}\n  }}\n{extra}}}\n",
     )
 }
 
@@ -49,12 +55,35 @@ fn holds(s: &VrrpSegment, role: &str) -> bool {
 }
 
 fn wait_holder(s: &VrrpSegment, holder: &str, other: &str, limit: Duration) -> Duration {
-    s.wait_for(limit, || holds(s, holder) && !holds(s, other))
+    wait_holder_of(s, vip(), holder, other, limit)
+}
+
+/// Waits until `holder` has `ip` (whatever the other node still shows).
+fn wait_taken(s: &VrrpSegment, ip: IpAddr, holder: &str, limit: Duration) -> Duration {
+    s.wait_for(limit, || s.has_addr(holder, ip))
         .unwrap_or_else(|| {
             panic!(
-                "{holder} should hold {VIP} alone within {limit:?} (holder has it: {}, other: {})\nlab logs in {}",
-                holds(s, holder),
-                holds(s, other),
+                "{holder} did not take {ip} within {limit:?}\nlab logs in {}",
+                s.lab.log_dir().display()
+            )
+        })
+}
+
+fn wait_holder_of(
+    s: &VrrpSegment,
+    ip: IpAddr,
+    holder: &str,
+    other: &str,
+    limit: Duration,
+) -> Duration {
+    s.wait_for(limit, || s.has_addr(holder, ip) && !s.has_addr(other, ip))
+        .unwrap_or_else(|| {
+            panic!(
+                "{holder} should hold {ip} alone within {limit:?} (holder has it: {}, other: {})\n\
+                 rvsadm --vrrp on n1: {}\nlab logs in {}",
+                s.has_addr(holder, ip),
+                s.has_addr(other, ip),
+                s.rvsadm_vrrp("n1").unwrap_or_default(),
                 s.lab.log_dir().display()
             )
         })
@@ -183,17 +212,10 @@ fn v2_pass_rvsd_master_failover_to_keepalived_and_preempt_back_with_notify_and_s
     );
 
     // rvsadm --vrrp shows the instance as MASTER with its VIP.
-    let adm = rvs_lab::find_bin("rvsadm").expect("rvsadm");
-    let sock = s.socket("n1");
-    let out = std::process::Command::new(adm)
-        .args(["--socket", &sock.display().to_string(), "--vrrp"])
-        .output()
-        .expect("run rvsadm --vrrp");
-    let listing = String::from_utf8_lossy(&out.stdout);
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
     assert!(
         listing.contains("VI_1 - eth0 51 v2 MASTER 150/150 10.77.0.1 10.77.0.100"),
-        "rvsadm --vrrp:\n{listing}{}",
-        String::from_utf8_lossy(&out.stderr)
+        "rvsadm --vrrp:\n{listing}"
     );
     s.lab.kill(rvsd2);
     s.lab.kill(ka);
@@ -252,4 +274,169 @@ fn v3_rvsd_master_and_sigterm_priority_zero_handover() {
     // its VIP on the way out.
     let took = wait_holder(&s, "n2", "n1", Duration::from_secs(2));
     eprintln!("SIGTERM rvsd (v3) -> keepalived master in {took:?}");
+}
+
+const VIP6: &str = "fd00::100";
+
+#[test]
+fn v3_ipv6_rvsd_master_with_unsolicited_na_then_failover_to_keepalived() {
+    let s = seg("vrrpe");
+    let vip6: IpAddr = VIP6.parse().expect("VIP6");
+    let conf = |prio| instance_with(3, prio, "", false, &format!("{VIP6}/64 dev eth0"));
+    let mac1 = s.mac_of("n1", "eth0").expect("n1 MAC");
+    // Neighbour advertisements (ICMPv6 type 136) sent by n1, seen on the mail host.
+    let filter = format!("ether src {mac1} and icmp6 and ip6[40] == 136");
+    let na = s
+        .capture(MAIL_HOST, "eth0", &filter, Duration::from_secs(40))
+        .expect("tcpdump");
+    let ka = s.start_keepalived("n2", &conf(100)).expect("keepalived");
+    let rvsd = s.start_rvsd("n1", &conf(150)).expect("rvsd");
+    wait_holder_of(&s, vip6, "n1", "n2", ELECT);
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
+    assert!(
+        listing.contains("VI_1 - eth0 51 v3 MASTER 150/150 fe80::") && listing.contains(VIP6),
+        "rvsadm --vrrp:\n{listing}"
+    );
+    let needle = format!("neighbor advertisement, tgt is {VIP6}");
+    let seen = s.wait_for(Duration::from_secs(5), || {
+        !na.lines_with(&s, &[&needle]).is_empty()
+    });
+    assert!(
+        seen.is_some(),
+        "no unsolicited NA for {VIP6} from rvsd ({mac1}):\n{}",
+        na.text(&s)
+    );
+    s.lab.kill(na.pid);
+
+    // A SIGKILLed rvsd leaves its VIP behind: only the new holder is checked.
+    netns::signal(rvsd, Signal::SIGKILL);
+    let took = wait_taken(&s, vip6, "n2", FAILOVER);
+    eprintln!("SIGKILL rvsd (v3, IPv6) -> keepalived master in {took:?}");
+    s.lab.kill(rvsd);
+    s.remove_vip("n1", vip6, 64);
+    s.lab.kill(ka);
+}
+
+#[test]
+fn unicast_peers_elect_and_fail_over_with_adverts_to_the_peer() {
+    let s = seg("vrrpf");
+    let unicast = |me: &str, peer: &str| {
+        format!("  unicast_src_ip {me}\n  unicast_peer {{\n    {peer}\n  }}\n")
+    };
+    let (a1, a2) = (VrrpSegment::addr_of("n1"), VrrpSegment::addr_of("n2"));
+    // Every VRRP packet each node puts on the segment, seen at its bridge port.
+    let limit = Duration::from_secs(40);
+    let from1 = s
+        .capture("sw", "p1", "ip proto 112", limit)
+        .expect("tcpdump p1");
+    let from2 = s
+        .capture("sw", "p2", "ip proto 112", limit)
+        .expect("tcpdump p2");
+    let ka = s
+        .start_keepalived("n2", &instance(2, 100, &unicast(a2, a1), true))
+        .expect("keepalived");
+    let rvsd = s
+        .start_rvsd("n1", &instance(2, 150, &unicast(a1, a2), true))
+        .expect("rvsd");
+    wait_holder(&s, "n1", "n2", ELECT);
+    // A few adverts as master, then check where they went.
+    std::thread::sleep(Duration::from_secs(2));
+    let (mac1, mac2) = (
+        s.mac_of("n1", "eth0").expect("mac"),
+        s.mac_of("n2", "eth0").expect("mac"),
+    );
+    let to_peer = format!("{a1} > {a2}: VRRPv2, Advertisement, vrid 51, prio 150");
+    let sent = from1.lines_with(&s, &[&to_peer, &format!("{mac1} > {mac2}")]);
+    let text1 = from1.text(&s);
+    assert!(sent.len() >= 2, "rvsd's unicast adverts:\n{text1}");
+    assert!(
+        !text1.contains("224.0.0.18"),
+        "rvsd used multicast:\n{text1}"
+    );
+
+    netns::signal(rvsd, Signal::SIGKILL);
+    let took = wait_taken(&s, vip(), "n2", FAILOVER);
+    eprintln!("SIGKILL rvsd (unicast) -> keepalived master in {took:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    let back = format!("{a2} > {a1}: VRRPv2, Advertisement, vrid 51, prio 100");
+    let text2 = from2.text(&s);
+    assert!(
+        from2.lines_with(&s, &[&back]).len() >= 2,
+        "keepalived's unicast adverts:\n{text2}"
+    );
+    assert!(
+        !text2.contains("224.0.0.18"),
+        "keepalived used multicast:\n{text2}"
+    );
+    s.lab.kill(from1.pid);
+    s.lab.kill(from2.pid);
+    s.lab.kill(rvsd);
+    s.remove_vip("n1", vip(), 24);
+    s.lab.kill(ka);
+}
+
+/// Dropping below keepalived (150 - 60 = 90 < 100), then back: keepalived preempts after its
+/// master-down interval once the script has failed (up to 1 s), and rvsd likewise.
+const TRACK_SWITCH: Duration = Duration::from_secs(9);
+
+#[test]
+fn track_script_failure_hands_over_to_keepalived_and_recovery_preempts_back() {
+    let s = seg("vrrpg");
+    let flag = s.write_file("healthy", "ok\n").expect("flag file");
+    let extra = "  track_script {\n    chk_flag\n  }\n";
+    let script = format!(
+        "vrrp_script chk_flag {{\n  script \"test -f {}\"\n  interval 1\n  weight -60\n  \
+         fall 1\n  rise 1\n}}\n",
+        flag.display()
+    );
+    let conf = format!("{}{script}", instance(2, 150, extra, true));
+    let ka = s
+        .start_keepalived("n2", &instance(2, 100, "", true))
+        .expect("keepalived");
+    let rvsd = s.start_rvsd("n1", &conf).expect("rvsd");
+    wait_holder(&s, "n1", "n2", ELECT);
+
+    std::fs::remove_file(&flag).expect("remove the flag");
+    let took = wait_holder(&s, "n2", "n1", TRACK_SWITCH);
+    eprintln!("track_script failed -> keepalived master in {took:?}");
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
+    assert!(
+        listing.contains("VI_1 - eth0 51 v2 BACKUP 90/150"),
+        "rvsadm --vrrp:\n{listing}"
+    );
+
+    std::fs::write(&flag, "ok\n").expect("restore the flag");
+    let took = wait_holder(&s, "n1", "n2", TRACK_SWITCH);
+    eprintln!("track_script recovered -> rvsd preempted in {took:?}");
+    s.lab.kill(rvsd);
+    s.lab.kill(ka);
+}
+
+#[test]
+fn track_interface_down_faults_rvsd_and_up_brings_it_back() {
+    let s = seg("vrrph");
+    s.add_link("n1", "trk0").expect("tracked link");
+    let extra = "  track_interface {\n    trk0\n  }\n";
+    let ka = s
+        .start_keepalived("n2", &instance(2, 100, "", true))
+        .expect("keepalived");
+    let rvsd = s
+        .start_rvsd("n1", &instance(2, 150, extra, true))
+        .expect("rvsd");
+    wait_holder(&s, "n1", "n2", ELECT);
+
+    s.set_link("n1", "trk0", false).expect("trk0 down");
+    let took = wait_holder(&s, "n2", "n1", FAILOVER);
+    eprintln!("tracked link down -> keepalived master in {took:?}");
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
+    assert!(
+        listing.contains("VI_1 - eth0 51 v2 FAULT"),
+        "rvsadm --vrrp:\n{listing}"
+    );
+
+    s.set_link("n1", "trk0", true).expect("trk0 up");
+    let took = wait_holder(&s, "n1", "n2", ELECT);
+    eprintln!("tracked link up -> rvsd master again in {took:?}");
+    s.lab.kill(rvsd);
+    s.lab.kill(ka);
 }
