@@ -2,6 +2,8 @@
 //! IPv6 joined to ff02::12, TTL / hop limit 255, multicast loop off, bound to the device.
 //! Sending picks the source address per packet (`IP_PKTINFO` / `IPV6_PKTINFO`); receiving
 //! reports source, destination and TTL / hop limit so the caller can apply VRRP's checks.
+//! An IPv4 socket for keepalived's `auth_type AH` ([`VrrpSocket::open_ah`]) receives IP
+//! protocol 51 instead and sends whole datagrams built by the caller (`IP_HDRINCL`).
 #![allow(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -12,6 +14,8 @@ use crate::packet::{ifindex_of, setsockopt};
 
 /// IP protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;
+/// IP protocol number of IPsec AH.
+const IPPROTO_AH: i32 = 51;
 const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
@@ -55,6 +59,26 @@ impl AsFd for VrrpSocket {
 impl VrrpSocket {
     /// Opens a non-blocking socket on `ifname` for IPv4 (or IPv6), joined to the VRRP group.
     pub fn open(ifname: &str, ipv6: bool) -> Result<VrrpSocket, IoError> {
+        VrrpSocket::open_protocol(ifname, ipv6, IPPROTO_VRRP)
+    }
+
+    /// Opens a non-blocking IPv4 socket on `ifname` for AH-authenticated VRRPv2: it receives
+    /// IP protocol 51, joined to the VRRP group, and sends with
+    /// [`VrrpSocket::send_datagram`].
+    pub fn open_ah(ifname: &str) -> Result<VrrpSocket, IoError> {
+        let s = VrrpSocket::open_protocol(ifname, false, IPPROTO_AH)?;
+        let on: i32 = 1;
+        setsockopt(
+            s.fd.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_HDRINCL,
+            &on,
+            "setsockopt(IP_HDRINCL)",
+        )?;
+        Ok(s)
+    }
+
+    fn open_protocol(ifname: &str, ipv6: bool, protocol: i32) -> Result<VrrpSocket, IoError> {
         let ifindex = ifindex_of(ifname)?;
         let family = if ipv6 { libc::AF_INET6 } else { libc::AF_INET };
         // SAFETY: plain socket(2) call; the result is checked before use.
@@ -62,11 +86,11 @@ impl VrrpSocket {
             libc::socket(
                 family,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                IPPROTO_VRRP,
+                protocol,
             )
         };
         if raw < 0 {
-            return Err(IoError::last_os("socket(SOCK_RAW, 112)"));
+            return Err(IoError::last_os("socket(SOCK_RAW, VRRP)"));
         }
         // SAFETY: `raw` is a fresh descriptor owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -218,6 +242,36 @@ impl VrrpSocket {
             payload_offset: 0,
             len,
         })
+    }
+
+    /// Sends a whole IPv4 `datagram` (header included; the kernel fills in the header
+    /// checksum) to `dst` out of the socket's interface. For sockets from
+    /// [`VrrpSocket::open_ah`].
+    pub fn send_datagram(&self, dst: Ipv4Addr, datagram: &[u8]) -> Result<(), IoError> {
+        // SAFETY: an all-zero sockaddr_in is a valid initial value.
+        let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from(dst).to_be();
+        let flags = if dst.is_multicast() {
+            libc::MSG_DONTWAIT | libc::MSG_DONTROUTE
+        } else {
+            libc::MSG_DONTWAIT
+        };
+        // SAFETY: `datagram` and `sin` are live for the call and their lengths are given.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                datagram.as_ptr().cast(),
+                datagram.len(),
+                flags,
+                (&sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(IoError::last_os("sendto(VRRP AH)"));
+        }
+        Ok(())
     }
 
     /// Sends `payload` (a VRRP message) from `src` to `dst` (the group or a unicast peer) out

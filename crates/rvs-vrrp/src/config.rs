@@ -48,7 +48,7 @@ pub struct InstanceConfig {
     pub nopreempt: bool,
     /// `preempt_delay` (zero = none).
     pub preempt_delay: Duration,
-    /// v2 authentication (PASS, or none).
+    /// v2 authentication (PASS, AH, or none).
     pub auth: Auth,
     /// The instance's own primary address: the advert source, the v3 checksum input and the
     /// equal-priority tie breaker.
@@ -166,9 +166,8 @@ impl InstanceConfig {
         }
         match self.auth {
             Auth::None => Ok(()),
-            Auth::Ah => Err(ConfigError::AhUnsupported),
-            Auth::Pass(_) if self.version == Version::V3 => Err(ConfigError::AuthInV3),
-            Auth::Pass(_) => Ok(()),
+            Auth::Pass(_) | Auth::Ah if self.version == Version::V3 => Err(ConfigError::AuthInV3),
+            Auth::Pass(_) | Auth::Ah => Ok(()),
         }
     }
 }

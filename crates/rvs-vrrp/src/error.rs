@@ -83,9 +83,6 @@ pub enum ConfigError {
     /// Authentication configured with v3.
     #[error("VRRPv3 has no authentication")]
     AuthInV3,
-    /// AH authentication (parsed and reported, not sent).
-    #[error("auth_type AH is not supported for sending; use PASS")]
-    AhUnsupported,
     /// Unknown `auth_type`.
     #[error("unknown auth_type {0}")]
     AuthType(String),

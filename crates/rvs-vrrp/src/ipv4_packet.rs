@@ -1,15 +1,14 @@
 //! Whole IPv4 datagrams as a raw IPv4 socket delivers them: the IP header, keepalived's IPsec
 //! AH header when `auth_type AH` is used, then the VRRP message.
 //!
-//! AH is parsed and reported (SPI, sequence number, ICV); verifying its HMAC-MD5 ICV is left to
-//! the caller.
+//! AH is parsed and reported (SPI, sequence number, ICV); [`crate::ah::AhSession::open`]
+//! verifies it.
 
 use crate::codec::{Advert, IpContext, IpFields, IPPROTO_AH, IPPROTO_VRRP};
 use crate::error::ParseError;
 use std::net::{IpAddr, Ipv4Addr};
 
-/// Length of keepalived's AH header (RFC 2402 with a 96-bit ICV).
-pub const AH_LEN: usize = 24;
+pub use crate::ah::AH_LEN;
 
 /// The IPsec AH header keepalived puts before a v2 advert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //!
 //! - [`codec`]: advert parse/emit with checksums (v2 over the message, v3 over the
 //!   pseudo-header), PASS authentication, IP header rules ([`codec::validate_ip_fields`]);
-//!   [`ipv4_packet`] decodes whole IPv4 datagrams including keepalived's AH header.
+//!   [`ipv4_packet`] decodes whole IPv4 datagrams including keepalived's AH header, and
+//!   [`ah`] seals and checks that header (HMAC-MD5-96, keepalived's SPI and sequence rules).
 //! - [`Instance`]: one `vrrp_instance` state machine driven by `handle_advert` /
 //!   `handle_timeout` with `poll_transmit` / `poll_event` / `poll_timeout`, no sockets, no
 //!   clock of its own.
@@ -11,6 +12,7 @@
 //!
 //! Where the RFCs leave room, keepalived 2.2's behaviour is followed (see each item).
 
+pub mod ah;
 pub mod codec;
 pub mod config;
 pub mod error;
@@ -21,6 +23,7 @@ pub mod sync_group;
 pub mod timing;
 pub mod track;
 
+pub use ah::{AhError, AhSession};
 pub use codec::{Advert, Auth, IpContext, IpFields, Version};
 pub use config::{InitialState, InstanceConfig};
 pub use error::{ConfigError, EmitError, ParseError};

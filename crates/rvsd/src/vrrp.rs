@@ -19,7 +19,8 @@ use rvs_api::{DaemonRole, VrrpView};
 use rvs_keepalived::vrrp::{Tracked, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use rvs_keepalived::Lowered;
 use rvs_vrrp::{
-    Advert, Event, GroupEvent, Instance, InstanceConfig, State, SyncGroup, Transmit, Version,
+    Advert, AhSession, Auth, Event, GroupEvent, Instance, InstanceConfig, State, SyncGroup,
+    Transmit, Version,
 };
 
 use crate::smtp::MailSettings;
@@ -262,9 +263,17 @@ impl Unit {
         let mut members = Vec::new();
         let mut instances = Vec::new();
         for spec in specs {
-            let (io, primary) = MemberIo::open(&spec)?;
+            let (mut io, primary) = MemberIo::open(&spec)?;
             let cfg = InstanceConfig::from_keepalived(&spec, primary)
                 .with_context(|| format!("vrrp_instance {}", spec.name))?;
+            if cfg.auth == Auth::Ah {
+                let password = spec
+                    .authentication
+                    .as_ref()
+                    .map(|a| a.auth_pass.as_str())
+                    .unwrap_or_default();
+                io.use_ah(AhSession::new(password))?;
+            }
             instances.push(
                 Instance::new(cfg, now).with_context(|| format!("vrrp_instance {}", spec.name))?,
             );
@@ -373,7 +382,7 @@ impl Unit {
                     continue;
                 }
                 let mut got = Vec::new();
-                if let Some(m) = self.members.get(i) {
+                if let Some(m) = self.members.get_mut(i) {
                     m.io.drain(&mut buf, |src, a| got.push((src, a)));
                 }
                 for (src, a) in got {
@@ -401,7 +410,7 @@ impl Unit {
     /// Sends queued adverts and acts on queued events.
     fn flush(&mut self) {
         while let Some((i, t)) = self.machine.transmit() {
-            if let Some(m) = self.members.get(i) {
+            if let Some(m) = self.members.get_mut(i) {
                 m.io.send(&t);
             }
         }

@@ -10,8 +10,8 @@ use anyhow::Context;
 use rvs_io::gratuitous::{garp_frame, unsolicited_na_frame};
 use rvs_io::{AddrScope, FrameSender, InterfaceAddress, ReceivedAdvert, VrrpSocket};
 use rvs_keepalived::vrrp::{VirtualIp, VrrpInstance};
-use rvs_vrrp::codec::{validate_ip_fields, IPPROTO_VRRP};
-use rvs_vrrp::{Advert, IpContext, IpFields, Transmit};
+use rvs_vrrp::codec::{validate_ip_fields, IPPROTO_AH, IPPROTO_VRRP};
+use rvs_vrrp::{Advert, AhSession, IpContext, IpFields, Transmit};
 
 /// One instance's sockets and addresses.
 pub struct MemberIo {
@@ -25,6 +25,8 @@ pub struct MemberIo {
     owned: Vec<InterfaceAddress>,
     unicast: bool,
     vrid: u8,
+    /// `auth_type AH`: the session sealing and checking every advert.
+    ah: Option<AhSession>,
 }
 
 /// The interface index of `ifname`, from sysfs.
@@ -87,8 +89,18 @@ impl MemberIo {
             owned: Vec::new(),
             unicast: !vi.unicast_peer.is_empty(),
             vrid: vi.virtual_router_id,
+            ah: None,
         };
         Ok((io, primary))
+    }
+
+    /// Switches the instance to `auth_type AH` (VRRPv2 over IPv4): adverts go out sealed by
+    /// `session` through a protocol-51 socket, and only AH adverts it accepts come in.
+    pub fn use_ah(&mut self, session: AhSession) -> anyhow::Result<()> {
+        self.socket = VrrpSocket::open_ah(&self.ifname)
+            .with_context(|| format!("VRRP AH socket on {}", self.ifname))?;
+        self.ah = Some(session);
+        Ok(())
     }
 
     /// The raw socket (for polling).
@@ -193,15 +205,22 @@ impl MemberIo {
     }
 
     /// Sends one advert.
-    pub fn send(&self, t: &Transmit) {
-        if let Err(e) = self.socket.send(t.src, t.dst, &t.payload) {
+    pub fn send(&mut self, t: &Transmit) {
+        let sent = match (&mut self.ah, t.src, t.dst) {
+            (Some(ah), IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let datagram = ah.seal(src, dst, &t.payload, self.unicast);
+                self.socket.send_datagram(dst, &datagram)
+            }
+            _ => self.socket.send(t.src, t.dst, &t.payload),
+        };
+        if let Err(e) = sent {
             tracing::debug!(ifname = %self.ifname, "VRRP: advert send failed: {e}");
         }
     }
 
     /// Reads every queued packet; calls `f` with the source of each acceptable advert for this
     /// instance's VRID (IP header checked as the RFCs say, checksum verified).
-    pub fn drain(&self, buf: &mut [u8], mut f: impl FnMut(IpAddr, Advert)) {
+    pub fn drain(&mut self, buf: &mut [u8], mut f: impl FnMut(IpAddr, Advert)) {
         loop {
             let got = match self.socket.recv(buf) {
                 Ok(Some(got)) => got,
@@ -217,11 +236,26 @@ impl MemberIo {
         }
     }
 
-    fn accept(&self, data: &[u8], got: &ReceivedAdvert) -> Option<Advert> {
-        if got.protocol != IPPROTO_VRRP {
-            return None; // AH-authenticated adverts are not supported.
-        }
-        let payload = data.get(got.payload_offset..)?;
+    fn accept(&mut self, data: &[u8], got: &ReceivedAdvert) -> Option<Advert> {
+        let offset = match (got.protocol, &mut self.ah) {
+            (IPPROTO_VRRP, None) => got.payload_offset,
+            (IPPROTO_AH, Some(ah)) => {
+                // Only this VRID's adverts may move the shared sequence counter.
+                let vrid_at = got.payload_offset + rvs_vrrp::ah::AH_LEN + 1;
+                if data.get(vrid_at) != Some(&self.vrid) {
+                    return None;
+                }
+                match ah.open(data, self.unicast) {
+                    Ok(offset) => offset,
+                    Err(e) => {
+                        tracing::info!(ifname = %self.ifname, src = %got.src, "VRRP: AH advert rejected: {e}");
+                        return None;
+                    }
+                }
+            }
+            _ => return None, // the other authentication scheme: not for this socket
+        };
+        let payload = data.get(offset..)?;
         if payload.get(1) != Some(&self.vrid) {
             return None;
         }

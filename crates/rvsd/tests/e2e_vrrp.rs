@@ -1,7 +1,8 @@
 //! VRRP interoperability: rvsd (`-f` a VRRP-only keepalived.conf) and a real keepalived in
 //! VRRP-only mode on one segment, same VRID. Checks who holds the VIP (`ip -j addr show`)
-//! through elections, SIGKILL / SIGTERM handovers, preemption, nopreempt, v2 with PASS
-//! authentication and v3; notify scripts and the smtp alert of rvsd.
+//! through elections, SIGKILL / SIGTERM handovers, preemption, nopreempt, v2 with PASS and
+//! with IPsec AH authentication, v3 over IPv4 and IPv6, unicast peers, track_script and
+//! track_interface; notify scripts and the smtp alert of rvsd.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, TcpListener};
@@ -438,5 +439,61 @@ fn track_interface_down_faults_rvsd_and_up_brings_it_back() {
     let took = wait_holder(&s, "n1", "n2", ELECT);
     eprintln!("tracked link up -> rvsd master again in {took:?}");
     s.lab.kill(rvsd);
+    s.lab.kill(ka);
+}
+
+/// `instance(2, prio, extra, true)` with keepalived's IPsec AH instead of PASS.
+fn ah_instance(prio: u32, extra: &str) -> String {
+    instance(2, prio, extra, true).replace("auth_type PASS", "auth_type AH")
+}
+
+#[test]
+fn v2_ah_authentication_interoperates_both_ways() {
+    let s = seg("vrrpi");
+    let limit = Duration::from_secs(60);
+    let from1 = s
+        .capture("sw", "p1", "ip proto 51", limit)
+        .expect("tcpdump p1");
+    let ka = s
+        .start_keepalived("n2", &ah_instance(100, ""))
+        .expect("keepalived");
+    let rvsd = s.start_rvsd("n1", &ah_instance(150, "")).expect("rvsd");
+    wait_holder(&s, "n1", "n2", ELECT);
+    // keepalived verifies rvsd's ICVs: it stays backup well past its master-down interval.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        holds(&s, "n1") && !holds(&s, "n2"),
+        "keepalived must accept rvsd's AH adverts and stay backup\nlab logs in {}",
+        s.lab.log_dir().display()
+    );
+    let a1 = VrrpSegment::addr_of("n1");
+    let sealed = from1.lines_with(&s, &[&format!("{a1} > 224.0.0.18: AH(spi=0x0a4d0001")]);
+    assert!(sealed.len() >= 4, "rvsd's AH adverts:\n{}", from1.text(&s));
+    s.lab.kill(from1.pid);
+
+    // Its priority-0 advert on SIGTERM is sealed too: keepalived takes over at once.
+    netns::signal(rvsd, Signal::SIGTERM);
+    let took = wait_holder(&s, "n2", "n1", Duration::from_secs(2));
+    eprintln!("SIGTERM rvsd (AH) -> keepalived master in {took:?}");
+    s.lab.kill(rvsd);
+
+    // A lower-priority rvsd verifies keepalived's ICVs (whose sequence numbers go on from
+    // rvsd's): it stays backup and names keepalived as master.
+    let rvsd2 = s
+        .start_rvsd("n1", &ah_instance(50, ""))
+        .expect("rvsd again");
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        holds(&s, "n2") && !holds(&s, "n1"),
+        "rvsd must accept keepalived's AH adverts and stay backup\nlab logs in {}",
+        s.lab.log_dir().display()
+    );
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
+    let a2 = VrrpSegment::addr_of("n2");
+    assert!(
+        listing.contains(&format!("VI_1 - eth0 51 v2 BACKUP 50/50 {a2}")),
+        "rvsadm --vrrp:\n{listing}"
+    );
+    s.lab.kill(rvsd2);
     s.lab.kill(ka);
 }
