@@ -211,18 +211,26 @@ impl VrrpSegment {
         Ok(cap)
     }
 
-    /// The `rvsadm --vrrp` listing of the rvsd on `role` (stdout and stderr).
-    pub fn rvsadm_vrrp(&self, role: &str) -> Result<String, LabError> {
+    /// Runs rvsadm with `args` against the rvsd on `role`; returns whether it succeeded and
+    /// what it printed (stdout, then stderr).
+    pub fn rvsadm(&self, role: &str, args: &[&str]) -> Result<(bool, String), LabError> {
         let adm = find_bin("rvsadm")?;
         let sock = self.socket(role);
         let mut command = std::process::Command::new(adm);
-        command.args(["--socket", &sock.display().to_string(), "--vrrp"]);
+        command.args(["--socket", &sock.display().to_string()]);
+        command.args(args);
         let out = crate::cmd::output(&mut command)?;
-        Ok(format!(
+        let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        ))
+        );
+        Ok((out.status.success(), text))
+    }
+
+    /// The `rvsadm --vrrp` listing of the rvsd on `role` (stdout and stderr).
+    pub fn rvsadm_vrrp(&self, role: &str) -> Result<String, LabError> {
+        self.rvsadm(role, &["--vrrp"]).map(|(_, text)| text)
     }
 
     /// Removes `ip` from `role`'s eth0 if present (a SIGKILLed daemon leaves its VIP).

@@ -177,7 +177,23 @@ impl Instance {
     /// removal to clear leftovers) and waits Master_Down_Interval, as keepalived 2.x does
     /// (vrrp_scheduler.c `vrrp_init_state` takes the 1 µs path only for an owner wanting
     /// MASTER or a master being reloaded).
-    pub fn new(mut cfg: InstanceConfig, now: Instant) -> Result<Instance, ConfigError> {
+    pub fn new(cfg: InstanceConfig, now: Instant) -> Result<Instance, ConfigError> {
+        Instance::create(cfg, now, false)
+    }
+
+    /// Creates an instance that replaces, on a configuration reload, one that was MASTER:
+    /// like keepalived's reload of a master, it takes the 1 µs path whatever its priority and
+    /// state, so it is master again at the first timeout (due at `now`) and yields only to a
+    /// higher-priority advert, without the master-down wait that would let a peer take over.
+    pub fn resume_master(cfg: InstanceConfig, now: Instant) -> Result<Instance, ConfigError> {
+        Instance::create(cfg, now, true)
+    }
+
+    fn create(
+        mut cfg: InstanceConfig,
+        now: Instant,
+        resume_master: bool,
+    ) -> Result<Instance, ConfigError> {
         cfg.validate()?;
         // keepalived: nopreempt / preempt_delay do not apply to an owner or to state MASTER.
         if cfg.is_owner() || cfg.wanted_initial_state() == InitialState::Master {
@@ -206,7 +222,8 @@ impl Instance {
             events: VecDeque::new(),
             stats: Stats::default(),
         };
-        if !(vr.cfg.is_owner() && vr.cfg.wanted_initial_state() == InitialState::Master) {
+        let fast = vr.cfg.is_owner() && vr.cfg.wanted_initial_state() == InitialState::Master;
+        if !(fast || resume_master) {
             vr.enter_backup(now);
         }
         Ok(vr)

@@ -45,6 +45,18 @@ fn node(c: InstanceConfig, now: Instant) -> Box<dyn sim::Node> {
     Box::new(Instance::new(c, now).unwrap())
 }
 
+/// a (10.0.0.1, priority 150, `state` as given) and b (10.0.0.2, 100, BACKUP), started now.
+fn pair(a_state: Option<InitialState>) -> Sim {
+    let t0 = Instant::now();
+    Sim::new(
+        t0,
+        vec![
+            node(cfg("a", "10.0.0.1", 150, a_state), t0),
+            node(cfg("b", "10.0.0.2", 100, Some(InitialState::Backup)), t0),
+        ],
+    )
+}
+
 #[test]
 fn timer_formulas() {
     assert_eq!(skew_time(100, Duration::from_secs(1)), us(609_375));
@@ -104,14 +116,7 @@ fn equal_priority_goes_to_the_higher_address() {
 
 #[test]
 fn killed_master_is_replaced_after_master_down_interval() {
-    let t0 = Instant::now();
-    let mut s = Sim::new(
-        t0,
-        vec![
-            node(cfg("a", "10.0.0.1", 150, Some(InitialState::Master)), t0),
-            node(cfg("b", "10.0.0.2", 100, Some(InitialState::Backup)), t0),
-        ],
-    );
+    let mut s = pair(Some(InitialState::Master));
     s.run_until(ms(10_500));
     // `state MASTER` below 255 starts as backup: a is master after its own master-down
     // interval, then advertises every second (last at 3.414 s + 7 s = 10.414 s).
@@ -221,6 +226,32 @@ fn owner_takes_over_at_once() {
     assert_eq!(s.inst(0).state(), State::Backup);
     assert_eq!(s.inst(1).effective_priority(), 255);
     s.run_until(Duration::from_secs(15));
+    assert_eq!(s.inst(1).state(), State::Master);
+}
+
+#[test]
+fn reloaded_master_resumes_at_once_and_still_yields_to_a_higher_priority() {
+    let mut s = pair(Some(InitialState::Backup));
+    s.run_until(ms(5_200));
+    assert_eq!(s.inst(0).state(), State::Master);
+    // A reload replaces a's instance: the new one is master at once, so b never takes over.
+    s.kill(0);
+    let now = s.now;
+    let resumed = Instance::resume_master(cfg("a", "10.0.0.1", 150, None), now).unwrap();
+    let a2 = s.add(Box::new(resumed));
+    s.run_until(Duration::from_secs(15));
+    assert_eq!(s.last(a2, "master"), Some(ms(5_200)));
+    assert_eq!(s.inst(a2).state(), State::Master);
+    assert_eq!(s.count(1, "master"), 0);
+
+    // A reload that lowered a's priority below b's: resumed master, then b preempts it.
+    s.kill(a2);
+    let now = s.now;
+    let lowered = Instance::resume_master(cfg("a", "10.0.0.1", 50, None), now).unwrap();
+    let a3 = s.add(Box::new(lowered));
+    s.run_until(Duration::from_secs(25));
+    assert_eq!(s.last(a3, "master"), Some(Duration::from_secs(15)));
+    assert_eq!(s.inst(a3).state(), State::Backup);
     assert_eq!(s.inst(1).state(), State::Master);
 }
 

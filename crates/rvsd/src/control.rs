@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::convert;
 use crate::dataplane::EgressCounters;
 use crate::health::Health;
+use crate::vrrp::VrrpRuntime;
 
 /// What every control connection needs.
 #[derive(Clone)]
@@ -37,8 +38,8 @@ pub struct Shared {
     pub health: Option<Arc<Health>>,
     /// The connection-synchronization daemons.
     pub sync: Arc<crate::sync_daemon::SyncDaemons>,
-    /// The VRRP instances, when the keepalived configuration has any.
-    pub vrrp: Option<Arc<crate::vrrp::VrrpRuntime>>,
+    /// The VRRP instances (none yet, maybe), when rvsd runs with `-f`.
+    pub vrrp: Option<Arc<VrrpRuntime>>,
 }
 
 /// Serves the control socket until SIGTERM or SIGINT.
@@ -65,8 +66,11 @@ pub async fn serve(path: PathBuf, shared: Shared) -> anyhow::Result<()> {
             _ = hup.recv() => {
                 match shared.health.clone() {
                     Some(h) => {
+                        let vrrp = shared.vrrp.clone();
                         tokio::spawn(async move {
-                            let done = tokio::task::spawn_blocking(move || h.reload()).await;
+                            let done =
+                                tokio::task::spawn_blocking(move || reload(&h, vrrp.as_deref()))
+                                    .await;
                             match done {
                                 Ok(Ok(())) => tracing::info!("SIGHUP: configuration reloaded"),
                                 Ok(Err(e)) => tracing::error!("SIGHUP: reload refused: {e}"),
@@ -78,6 +82,17 @@ pub async fn serve(path: PathBuf, shared: Shared) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+}
+
+/// Re-reads keepalived.conf: virtual servers and checkers first, then the VRRP instances.
+/// A file that does not load changes nothing; a VRRP instance that cannot start is reported
+/// while the rest of the new configuration is in force.
+fn reload(health: &Health, vrrp: Option<&VrrpRuntime>) -> Result<(), String> {
+    let lowered = health.reload()?;
+    match vrrp {
+        Some(v) => v.reload(&lowered).map_err(|e| format!("{e:#}")),
+        None => Ok(()),
     }
 }
 
@@ -159,8 +174,9 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
     }
     if matches!(cmd, Command::Reload | Command::GetHealth) {
         if let Some(h) = shared.health.clone() {
+            let vrrp = shared.vrrp.clone();
             let joined = tokio::task::spawn_blocking(move || match cmd {
-                Command::Reload => match h.reload() {
+                Command::Reload => match reload(&h, vrrp.as_deref()) {
                     Ok(()) => Reply::Ok,
                     Err(e) => error(ErrorKind::InvalidArgument, &e),
                 },

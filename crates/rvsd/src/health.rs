@@ -138,12 +138,13 @@ impl Health {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Re-reads the file; on an error nothing changes and the report is returned.
-    pub fn reload(&self) -> Result<(), String> {
+    /// Re-reads the file and applies its virtual servers; on an error nothing changes and the
+    /// report is returned. Returns the whole configuration for the VRRP runtime.
+    pub fn reload(&self) -> Result<Lowered, String> {
         let loaded = config_load::load(&self.path)?;
-        self.apply(loaded.lowered, false);
+        self.apply(loaded.lowered.clone(), false);
         tracing::info!(file = %self.path.display(), "configuration reloaded");
-        Ok(())
+        Ok(loaded.lowered)
     }
 
     /// Stops the checkers; with `omega`, runs the notify_down scripts of live servers and the

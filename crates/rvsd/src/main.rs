@@ -253,7 +253,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let vrrp = match &vrrp_specs {
-        Some(l) => vrrp::VrrpRuntime::start(l, sync.clone())?.map(Arc::new),
+        Some(l) => Some(Arc::new(vrrp::VrrpRuntime::start(l, sync.clone())?)),
         None => None,
     };
     let served = runtime.block_on(control::serve(

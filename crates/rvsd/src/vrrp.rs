@@ -6,9 +6,10 @@
 //! scripts, smtp alerts and the connection-sync role of `lvs_sync_daemon`'s instance. On
 //! shutdown a master sends a priority-0 advert and every VIP rvsd added is removed.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rvs_api::{DaemonRole, VrrpView};
+use rvs_io::InterfaceAddress;
 use rvs_keepalived::vrrp::{Tracked, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use rvs_keepalived::Lowered;
 use rvs_vrrp::{
@@ -31,29 +33,137 @@ use crate::vrrp_track::{Tracking, POLL};
 
 /// The running VRRP instances.
 pub struct VrrpRuntime {
-    stop: Arc<AtomicBool>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    status: Arc<Mutex<Vec<VrrpView>>>,
+    units: Mutex<Vec<RunningUnit>>,
+    sync: Arc<SyncDaemons>,
 }
 
-/// Settings every unit shares.
-struct Shared {
+/// What a unit's thread is told to do: keep running.
+const RUN: u8 = 0;
+/// Stop as at shutdown: a master sends priority 0, VIPs are removed, notify_stop runs.
+const STOP: u8 = 1;
+/// Stop for a reload that replaces the unit: nothing is sent or removed; the successor
+/// takes over the VIPs and resumes the states.
+const HANDOVER: u8 = 2;
+
+/// A unit's thread and what it was built from.
+struct RunningUnit {
+    spec: UnitSpec,
+    settings: Arc<Settings>,
+    control: Arc<AtomicU8>,
+    status: Arc<Mutex<Vec<VrrpView>>>,
+    thread: Option<JoinHandle<Unit>>,
+}
+
+impl RunningUnit {
+    /// Tells the thread to end with `how` and takes the unit back.
+    fn finish(&mut self, how: u8) -> Option<Unit> {
+        self.control.store(how, Ordering::SeqCst);
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+/// A sync group with its member instances, or a lone instance: the configuration of a unit.
+#[derive(Clone)]
+struct UnitSpec {
+    group: Option<VrrpSyncGroup>,
+    members: Vec<VrrpInstance>,
+    /// What the unit configures, wherever in the file it stands (for reload comparisons).
+    fingerprint: serde_json::Value,
+}
+
+impl PartialEq for UnitSpec {
+    fn eq(&self, other: &UnitSpec) -> bool {
+        self.fingerprint == other.fingerprint
+    }
+}
+
+/// `v` as JSON without its `span` fields: equal for items that configure the same thing
+/// even when a reload moved them to other lines.
+fn placeless<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove("span");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(v).unwrap_or_default();
+    strip(&mut value);
+    value
+}
+
+impl UnitSpec {
+    fn new(group: Option<VrrpSyncGroup>, members: Vec<VrrpInstance>) -> UnitSpec {
+        let fingerprint = placeless(&(&group, &members));
+        UnitSpec {
+            group,
+            members,
+            fingerprint,
+        }
+    }
+
+    /// The units of a configuration: its sync groups, then the instances in no group.
+    fn all_of(lowered: &Lowered) -> Vec<UnitSpec> {
+        let specs = &lowered.vrrp;
+        let mut units = Vec::new();
+        let mut grouped: Vec<&str> = Vec::new();
+        for sg in &specs.sync_groups {
+            let members = sg
+                .group
+                .iter()
+                .filter_map(|n| specs.instances.iter().find(|i| &i.name == n).cloned())
+                .collect();
+            grouped.extend(sg.group.iter().map(String::as_str));
+            units.push(UnitSpec::new(Some(sg.clone()), members));
+        }
+        for vi in specs
+            .instances
+            .iter()
+            .filter(|i| !grouped.contains(&i.name.as_str()))
+        {
+            units.push(UnitSpec::new(None, vec![vi.clone()]));
+        }
+        units
+    }
+
+    fn label(&self) -> String {
+        match &self.group {
+            Some(g) => g.name.clone(),
+            None => self
+                .members
+                .first()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn has_member(&self, name: &str) -> bool {
+        self.members.iter().any(|m| m.name == name)
+    }
+}
+
+/// Settings every unit of one configuration shares (a change replaces every unit).
+struct Settings {
     scripts: Vec<VrrpScript>,
     mail: Option<MailSettings>,
     router_id: String,
     sync_instance: Option<String>,
-    sync: Arc<SyncDaemons>,
-    status: Arc<Mutex<Vec<VrrpView>>>,
-    stop: Arc<AtomicBool>,
 }
 
-impl VrrpRuntime {
-    /// Starts every VRRP instance of `lowered`; `None` when there are none.
-    pub fn start(lowered: &Lowered, sync: Arc<SyncDaemons>) -> anyhow::Result<Option<VrrpRuntime>> {
-        let specs = &lowered.vrrp;
-        if specs.instances.is_empty() {
-            return Ok(None);
-        }
+impl PartialEq for Settings {
+    fn eq(&self, other: &Settings) -> bool {
+        placeless(&self.scripts) == placeless(&other.scripts)
+            && self.mail == other.mail
+            && self.router_id == other.router_id
+            && self.sync_instance == other.sync_instance
+    }
+}
+
+impl Settings {
+    fn of(lowered: &Lowered) -> Settings {
         let g = &lowered.global;
         let router_id = g.router_id.clone().unwrap_or_else(hostname);
         let mail = match (&g.smtp_server, g.notification_email.is_empty()) {
@@ -73,69 +183,148 @@ impl VrrpRuntime {
             }),
             _ => None,
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let status = Arc::new(Mutex::new(Vec::new()));
-        let shared = Arc::new(Shared {
-            scripts: specs.scripts.clone(),
+        Settings {
+            scripts: lowered.vrrp.scripts.clone(),
             mail,
             router_id,
             sync_instance: g
                 .lvs_sync_daemon
                 .as_ref()
                 .and_then(|d| d.vrrp_instance.clone()),
+        }
+    }
+}
+
+/// What one unit's thread shares with the runtime.
+struct Shared {
+    settings: Arc<Settings>,
+    sync: Arc<SyncDaemons>,
+    status: Arc<Mutex<Vec<VrrpView>>>,
+    control: Arc<AtomicU8>,
+}
+
+/// What a replaced instance leaves to its successor.
+struct Inherited {
+    was_master: bool,
+    vips: Vec<InterfaceAddress>,
+}
+
+impl VrrpRuntime {
+    /// Starts every VRRP instance of `lowered` (none is fine: a reload may add some).
+    pub fn start(lowered: &Lowered, sync: Arc<SyncDaemons>) -> anyhow::Result<VrrpRuntime> {
+        let rt = VrrpRuntime {
+            units: Mutex::new(Vec::new()),
             sync,
-            status: status.clone(),
-            stop: stop.clone(),
-        });
-        let mut units = Vec::new();
-        let mut grouped: Vec<&str> = Vec::new();
-        for sg in &specs.sync_groups {
-            let members: Vec<VrrpInstance> = sg
-                .group
-                .iter()
-                .filter_map(|n| specs.instances.iter().find(|i| &i.name == n).cloned())
-                .collect();
-            grouped.extend(sg.group.iter().map(String::as_str));
-            units.push(Unit::build(Some(sg.clone()), members, &shared)?);
+        };
+        if let Err(e) = rt.reload(lowered) {
+            rt.shutdown();
+            return Err(e);
         }
-        for vi in specs
-            .instances
-            .iter()
-            .filter(|i| !grouped.contains(&i.name.as_str()))
-        {
-            units.push(Unit::build(None, vec![vi.clone()], &shared)?);
-        }
-        let mut threads = Vec::new();
-        for mut unit in units {
-            let name = format!("rvsd-vrrp-{}", unit.label());
-            let t = std::thread::Builder::new()
-                .name(name.chars().take(15).collect())
-                .spawn(move || unit.run())
-                .context("starting a VRRP thread")?;
-            threads.push(t);
-        }
-        tracing::info!(instances = specs.instances.len(), "VRRP running");
-        Ok(Some(VrrpRuntime {
-            stop,
-            threads: Mutex::new(threads),
-            status,
-        }))
+        Ok(rt)
     }
 
-    /// Every instance's state, in start order.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RunningUnit>> {
+        self.units.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a (re)loaded configuration as keepalived does: units whose configuration is
+    /// unchanged keep running untouched; removed ones stop (priority 0, VIPs removed); changed
+    /// ones are replaced, their instances resuming MASTER at once where they were master and
+    /// keeping the VIPs they still list; new ones start. On an error naming the first unit
+    /// that could not start, the others are running.
+    pub fn reload(&self, lowered: &Lowered) -> anyhow::Result<()> {
+        let settings = Arc::new(Settings::of(lowered));
+        let wanted = UnitSpec::all_of(lowered);
+        let mut units = self.lock();
+        let mut kept: Vec<RunningUnit> = Vec::new();
+        let mut inherited: HashMap<String, Inherited> = HashMap::new();
+        for mut old in std::mem::take(&mut *units) {
+            if *old.settings == *settings && wanted.contains(&old.spec) {
+                kept.push(old);
+                continue;
+            }
+            let continues = old
+                .spec
+                .members
+                .iter()
+                .any(|m| wanted.iter().any(|w| w.has_member(&m.name)));
+            if let Some(unit) = old.finish(if continues { HANDOVER } else { STOP }) {
+                inherited.extend(unit.bequeath());
+            }
+        }
+        let mut first_error = None;
+        for spec in wanted {
+            if let Some(i) = kept.iter().position(|k| k.spec == spec) {
+                units.push(kept.swap_remove(i));
+                continue;
+            }
+            let label = spec.label();
+            match self.spawn(spec, &settings, &mut inherited) {
+                Ok(u) => units.push(u),
+                Err(e) => {
+                    tracing::error!(unit = label, "VRRP: cannot start: {e:#}");
+                    first_error.get_or_insert(e.context(format!("VRRP {label}")));
+                }
+            }
+        }
+        // VIPs of replaced instances that no successor took.
+        for (name, left) in inherited {
+            for a in left.vips {
+                if let Err(e) = rvs_io::remove_address(&a) {
+                    tracing::warn!(instance = name, vip = %a.addr, "VRRP: removing the VIP failed: {e}");
+                }
+            }
+        }
+        let n: usize = units.iter().map(|u| u.spec.members.len()).sum();
+        tracing::info!(instances = n, "VRRP running");
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn spawn(
+        &self,
+        spec: UnitSpec,
+        settings: &Arc<Settings>,
+        inherited: &mut HashMap<String, Inherited>,
+    ) -> anyhow::Result<RunningUnit> {
+        let control = Arc::new(AtomicU8::new(RUN));
+        let status = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared {
+            settings: settings.clone(),
+            sync: self.sync.clone(),
+            status: status.clone(),
+            control: control.clone(),
+        });
+        let mut unit = Unit::build(spec.group.clone(), spec.members.clone(), &shared, inherited)?;
+        let name = format!("rvsd-vrrp-{}", spec.label());
+        let thread = std::thread::Builder::new()
+            .name(name.chars().take(15).collect())
+            .spawn(move || {
+                unit.run();
+                unit
+            })
+            .context("starting a VRRP thread")?;
+        Ok(RunningUnit {
+            spec,
+            settings: settings.clone(),
+            control,
+            status,
+            thread: Some(thread),
+        })
+    }
+
+    /// Every instance's state, in configuration order.
     pub fn status(&self) -> Vec<VrrpView> {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.lock()
+            .iter()
+            .flat_map(|u| u.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect()
     }
 
     /// Stops every instance (masters send priority 0, VIPs are removed) and waits for them.
     pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            let _ = t.join();
+        let units = std::mem::take(&mut *self.lock());
+        for mut u in units {
+            u.finish(STOP);
         }
     }
 }
@@ -250,7 +439,6 @@ struct Unit {
     members: Vec<Member>,
     machine: Machine,
     shared: Arc<Shared>,
-    slot: usize,
 }
 
 impl Unit {
@@ -258,6 +446,7 @@ impl Unit {
         group: Option<VrrpSyncGroup>,
         specs: Vec<VrrpInstance>,
         shared: &Arc<Shared>,
+        inherited: &mut HashMap<String, Inherited>,
     ) -> anyhow::Result<Unit> {
         let now = Instant::now();
         let mut members = Vec::new();
@@ -274,17 +463,31 @@ impl Unit {
                     .unwrap_or_default();
                 io.use_ah(AhSession::new(password))?;
             }
-            instances.push(
-                Instance::new(cfg, now).with_context(|| format!("vrrp_instance {}", spec.name))?,
-            );
+            let heir = inherited.remove(&spec.name);
+            let was_master = heir.as_ref().is_some_and(|h| h.was_master);
+            if let Some(h) = heir {
+                io.adopt(h.vips);
+            }
+            let instance = if was_master {
+                tracing::info!(instance = spec.name, "VRRP: reloaded master resumes MASTER");
+                Instance::resume_master(cfg, now)
+            } else {
+                Instance::new(cfg, now)
+            };
+            instances.push(instance.with_context(|| format!("vrrp_instance {}", spec.name))?);
             let mut if_tracked: Vec<&Tracked> = spec.track_interface.iter().collect();
             let mut scripts: Vec<&Tracked> = spec.track_script.iter().collect();
             if let Some(g) = &group {
                 if_tracked.extend(&g.track_interface);
                 scripts.extend(&g.track_script);
             }
-            let tracking =
-                Tracking::new(&spec.interface, &if_tracked, &scripts, &shared.scripts, now);
+            let tracking = Tracking::new(
+                &spec.interface,
+                &if_tracked,
+                &scripts,
+                &shared.settings.scripts,
+                now,
+            );
             members.push(Member {
                 spec,
                 io,
@@ -300,9 +503,9 @@ impl Unit {
                 None => anyhow::bail!("a vrrp unit without instances"),
             },
         };
-        let slot = {
+        {
             let mut status = shared.status.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = status.len();
+            status.clear();
             for m in &members {
                 status.push(VrrpView {
                     name: m.spec.name.clone(),
@@ -317,26 +520,34 @@ impl Unit {
                     vips: m.spec.virtual_ipaddress.iter().map(|v| v.addr).collect(),
                 });
             }
-            slot
-        };
+        }
         Ok(Unit {
             group,
             members,
             machine,
             shared: shared.clone(),
-            slot,
         })
     }
 
-    fn label(&self) -> String {
-        match &self.group {
-            Some(g) => g.name.clone(),
-            None => self
-                .members
-                .first()
-                .map(|m| m.spec.name.clone())
-                .unwrap_or_default(),
-        }
+    /// For a reload that replaces this unit: per member, whether it (or its group) was
+    /// MASTER, and the VIPs it added, which it gives up without removing them.
+    fn bequeath(mut self) -> Vec<(String, Inherited)> {
+        let state_of = |i: usize| self.machine.instance(i).map(Instance::state);
+        let masters: Vec<bool> = (0..self.members.len())
+            .map(|i| state_of(i) == Some(State::Master))
+            .collect();
+        let group_master = self.group.is_some() && masters.iter().any(|m| *m);
+        self.members
+            .iter_mut()
+            .zip(masters)
+            .map(|(m, master)| {
+                let left = Inherited {
+                    was_master: master || group_master,
+                    vips: m.io.take_owned(),
+                };
+                (m.spec.name.clone(), left)
+            })
+            .collect()
     }
 
     fn run(&mut self) {
@@ -344,14 +555,18 @@ impl Unit {
         loop {
             self.flush();
             self.publish();
-            if self.shared.stop.load(Ordering::SeqCst) {
-                self.machine.shutdown(Instant::now());
-                self.flush();
-                self.publish();
-                for m in &mut self.members {
-                    m.io.release_all();
+            match self.shared.control.load(Ordering::SeqCst) {
+                RUN => {}
+                HANDOVER => return,
+                _ => {
+                    self.machine.shutdown(Instant::now());
+                    self.flush();
+                    self.publish();
+                    for m in &mut self.members {
+                        m.io.release_all();
+                    }
+                    return;
                 }
-                return;
             }
             let now = Instant::now();
             let mut deadline = now + POLL;
@@ -456,8 +671,8 @@ impl Unit {
                 vrrp_notify::run_scripts(&g.notify, Scope::Group, &g.name, state, 0);
                 if g.smtp_alert && state != NotifyState::Stop {
                     vrrp_notify::alert(
-                        sh.mail.as_ref(),
-                        &sh.router_id,
+                        sh.settings.mail.as_ref(),
+                        &sh.settings.router_id,
                         Scope::Group,
                         &g.name,
                         state,
@@ -475,14 +690,14 @@ impl Unit {
                 vrrp_notify::run_scripts(&m.spec.notify, Scope::Instance, name, state, prio);
                 if m.spec.smtp_alert && state != NotifyState::Stop {
                     vrrp_notify::alert(
-                        sh.mail.as_ref(),
-                        &sh.router_id,
+                        sh.settings.mail.as_ref(),
+                        &sh.settings.router_id,
                         Scope::Instance,
                         name,
                         state,
                     );
                 }
-                if sh.sync_instance.as_deref() == Some(name.as_str()) {
+                if sh.settings.sync_instance.as_deref() == Some(name.as_str()) {
                     let role = match state {
                         NotifyState::Master => Some(DaemonRole::Master),
                         NotifyState::Backup => Some(DaemonRole::Backup),
@@ -500,9 +715,7 @@ impl Unit {
     fn publish(&self) {
         let mut status = self.shared.status.lock().unwrap_or_else(|e| e.into_inner());
         for (i, _) in self.members.iter().enumerate() {
-            let (Some(inst), Some(view)) =
-                (self.machine.instance(i), status.get_mut(self.slot + i))
-            else {
+            let (Some(inst), Some(view)) = (self.machine.instance(i), status.get_mut(i)) else {
                 continue;
             };
             view.state = match inst.state() {
@@ -532,5 +745,45 @@ fn switch_sync_role(sync: &SyncDaemons, instance: &str, role: DaemonRole) {
     match sync.set_sync_role(role) {
         Ok(()) => tracing::info!(instance, ?role, "connection sync role switched"),
         Err(e) => tracing::warn!(instance, ?role, "connection sync role switch failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn units(text: &str) -> Vec<UnitSpec> {
+        let loaded = rvs_keepalived::load_str(text, Path::new("k.conf")).expect("loads");
+        UnitSpec::all_of(&rvs_keepalived::lower(&loaded.config))
+    }
+
+    const VI_1: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+                        priority 150\n  notify_master \"/bin/true master\"\n  \
+                        virtual_ipaddress {\n    10.0.0.100/24 dev eth0\n  }\n}\n";
+
+    #[test]
+    fn units_compare_by_what_they_configure_not_where_they_stand() {
+        let before = units(VI_1);
+        let moved = units(&format!("# a comment\n\n{VI_1}"));
+        assert!(before[0] == moved[0], "moving an instance down the file");
+        let changed = units(&VI_1.replace("priority 150", "priority 120"));
+        assert!(before[0] != changed[0], "a new priority");
+        let other_vip = units(&VI_1.replace("10.0.0.100/24", "10.0.0.101/24"));
+        assert!(before[0] != other_vip[0], "another VIP");
+    }
+
+    #[test]
+    fn sync_groups_are_one_unit_with_their_members() {
+        let text = format!(
+            "vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n}}\n{VI_1}{}",
+            VI_1.replace("VI_1", "VI_2")
+                .replace("router_id 51", "router_id 52")
+                .replace("10.0.0.100", "10.0.0.102")
+        );
+        let u = units(&text);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].label(), "G");
+        assert!(u[0].has_member("VI_1") && u[0].has_member("VI_2"));
     }
 }

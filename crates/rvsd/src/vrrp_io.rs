@@ -160,6 +160,24 @@ impl MemberIo {
         }
     }
 
+    /// Gives up the VIPs this instance added, leaving them on their interfaces (for the
+    /// successor of a reload).
+    pub fn take_owned(&mut self) -> Vec<InterfaceAddress> {
+        std::mem::take(&mut self.owned)
+    }
+
+    /// Takes over VIPs a predecessor added: those this instance also lists become its own,
+    /// the others are removed.
+    pub fn adopt(&mut self, vips: Vec<InterfaceAddress>) {
+        for a in vips {
+            if self.specs.iter().any(|s| s.addr == a.addr) {
+                self.owned.push(a);
+            } else if let Err(e) = rvs_io::remove_address(&a) {
+                tracing::warn!(vip = %a.addr, "VRRP: removing the VIP failed: {e}");
+            }
+        }
+    }
+
     /// Removes every VIP this instance added and still holds.
     pub fn release_all(&mut self) {
         for a in std::mem::take(&mut self.owned) {

@@ -497,3 +497,102 @@ fn v2_ah_authentication_interoperates_both_ways() {
     s.lab.kill(rvsd2);
     s.lab.kill(ka);
 }
+
+/// Whether `holder` has `ip`, and `other` never does, at every 50 ms sample for `window`.
+fn held_throughout(
+    s: &VrrpSegment,
+    ip: IpAddr,
+    holder: &str,
+    other: &str,
+    window: Duration,
+) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < window {
+        if !s.has_addr(holder, ip) || s.has_addr(other, ip) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// Rewrites rvsd's configuration file on `role` and has rvsd reload it with `rvsadm --reload`.
+fn reload(s: &VrrpSegment, role: &str, conf: &str) -> (bool, String) {
+    s.write_file(&format!("{role}-rvsd.conf"), conf)
+        .expect("rewrite the configuration");
+    s.rvsadm(role, &["--reload"]).expect("rvsadm --reload")
+}
+
+#[test]
+fn reload_keeps_the_master_adds_removes_and_changes_instances() {
+    let s = seg("vrrpj");
+    let vi2 = "vrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 52\n  priority 150\n  \
+               advert_int 1\n  virtual_ipaddress {\n    10.77.0.102/24 dev eth0\n  }\n}\n";
+    let vip2: IpAddr = "10.77.0.102".parse().expect("VIP2");
+    let ka = s
+        .start_keepalived("n2", &instance(2, 100, "", true))
+        .expect("keepalived");
+    let base = instance(2, 150, "", true);
+    let rvsd = s.start_rvsd("n1", &base).expect("rvsd");
+    wait_holder(&s, "n1", "n2", ELECT);
+
+    // 1. VI_1 unchanged (moved down the file by a comment), VI_2 added, by SIGHUP: VI_1
+    // stays master throughout, VI_2 starts as a new instance.
+    let with_vi2 = format!("# reloaded\n{base}{vi2}");
+    s.write_file("n1-rvsd.conf", &with_vi2).expect("rewrite");
+    netns::signal(rvsd, Signal::SIGHUP);
+    assert!(
+        held_throughout(&s, vip(), "n1", "n2", Duration::from_secs(5)),
+        "VI_1 must stay master across a reload that does not change it"
+    );
+    s.wait_for(ELECT, || s.has_addr("n1", vip2))
+        .unwrap_or_else(|| {
+            panic!(
+                "VI_2 did not start: {}",
+                s.rvsadm_vrrp("n1").unwrap_or_default()
+            )
+        });
+
+    // 2. VI_1 changed (priority 150 -> 120, still above keepalived): it resumes MASTER at
+    // once, so keepalived never takes the VIP.
+    let (ok, text) = reload(&s, "n1", &format!("{}{vi2}", instance(2, 120, "", true)));
+    assert!(ok, "rvsadm --reload: {text}");
+    assert!(
+        held_throughout(&s, vip(), "n1", "n2", Duration::from_secs(5)),
+        "a reloaded master must resume MASTER at once"
+    );
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
+    assert!(
+        listing.contains("VI_1 - eth0 51 v2 MASTER 120/120"),
+        "rvsadm --vrrp:\n{listing}"
+    );
+
+    // 3. A file that does not load changes nothing and says where it is wrong.
+    let (ok, text) = reload(
+        &s,
+        "n1",
+        &format!("{}{vi2}vrrp_instance {{\n", instance(2, 120, "", true)),
+    );
+    assert!(!ok, "a broken file must be refused: {text}");
+    assert!(
+        text.contains("n1-rvsd.conf:"),
+        "the error names file:line: {text}"
+    );
+    assert!(s.has_addr("n1", vip()) && s.has_addr("n1", vip2));
+
+    // 4. VI_2 removed and VI_1 lowered below keepalived: VI_2's VIP goes at once, and
+    // keepalived preempts VI_1.
+    let (ok, text) = reload(&s, "n1", &instance(2, 50, "", true));
+    assert!(ok, "rvsadm --reload: {text}");
+    s.wait_for(Duration::from_secs(2), || !s.has_addr("n1", vip2))
+        .expect("VI_2's VIP must be removed with the instance");
+    let took = wait_holder(&s, "n2", "n1", FAILOVER);
+    eprintln!("VI_1 lowered to 50 by reload -> keepalived master in {took:?}");
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
+    assert!(
+        listing.contains("VI_1 - eth0 51 v2 BACKUP 50/50") && !listing.contains("VI_2"),
+        "rvsadm --vrrp:\n{listing}"
+    );
+    s.lab.kill(rvsd);
+    s.lab.kill(ka);
+}
