@@ -67,6 +67,14 @@ pub struct GlobalDefs {
     pub script_user: Option<(String, Option<String>)>,
     /// `enable_script_security`.
     pub enable_script_security: bool,
+    /// `smtp_alert`: mail every checker and VRRP transition unless a block says otherwise.
+    pub smtp_alert: Option<bool>,
+    /// `smtp_alert_vrrp`: the same for VRRP only (overrides `smtp_alert`).
+    pub smtp_alert_vrrp: Option<bool>,
+    /// `smtp_alert_checker`: the same for checkers only (overrides `smtp_alert`).
+    pub smtp_alert_checker: Option<bool>,
+    /// `no_checker_emails`: mail a checker transition only when the real server's state changes.
+    pub no_checker_emails: bool,
     /// Other keepalived global keywords (vrrp_*, checker_*, ...), kept as written.
     pub other: Vec<Setting>,
 }

@@ -83,7 +83,6 @@ const OTHER_GLOBALS: &[&str] = &[
     "lvs_netlink_monitor_rcv_bufs",
     "lvs_netlink_monitor_rcv_bufs_force",
     "rs_init_notifies",
-    "no_checker_emails",
     "bfd_priority",
     "bfd_no_swap",
     "bfd_rt_priority",
@@ -117,9 +116,6 @@ const OTHER_GLOBALS: &[&str] = &[
     "reload_file",
     "data_use_instance",
     "tmp_config_directory",
-    "smtp_alert",
-    "smtp_alert_vrrp",
-    "smtp_alert_checker",
     "vrrp_version_3_checksum",
     "iproute_usr_dir",
     "iproute_etc_dir",
@@ -167,6 +163,10 @@ pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) 
                 }
             }
             "enable_script_security" => g.enable_script_security = ctx.flag(item).unwrap_or(true),
+            "smtp_alert" => g.smtp_alert = ctx.flag(item),
+            "smtp_alert_vrrp" => g.smtp_alert_vrrp = ctx.flag(item),
+            "smtp_alert_checker" => g.smtp_alert_checker = ctx.flag(item),
+            "no_checker_emails" => g.no_checker_emails = ctx.flag(item).unwrap_or(true),
             k if OTHER_GLOBALS.contains(&k) => g.other.push(Setting {
                 keyword: item.keyword.clone(),
                 args: item.args.clone(),

@@ -36,6 +36,7 @@ mod nat;
 pub mod netns;
 mod nginx;
 pub mod server;
+mod smtp_sink;
 mod tun;
 mod vrrp_lab;
 
@@ -53,5 +54,6 @@ pub use lab::{parse_prefix, Lab};
 pub use nat::{NatTopology, MAX_REAL_SERVERS};
 pub use nginx::{NGINX_PAGE, RS_NGINX_PORT};
 pub use server::http::pattern_sha256;
+pub use smtp_sink::smtp_sink;
 pub use tun::{TunTopology, MAX_TUN_REAL_SERVERS};
 pub use vrrp_lab::{Capture, VrrpSegment, MAIL_ADDR, MAIL_HOST, VRRP_NODES};

@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::bypass::Bypass;
+use crate::checker_alert::{CheckerAlerts, Transition};
 use crate::checker_spec::{self, PlannedCheck};
 use crate::clock::Clock;
 use crate::config_load;
@@ -81,6 +82,7 @@ impl Service {
 struct State {
     services: Vec<Service>,
     next_id: u64,
+    alerts: CheckerAlerts,
 }
 
 /// The running keepalived configuration.
@@ -111,6 +113,7 @@ impl Health {
             state: Mutex::new(State {
                 services: Vec::new(),
                 next_id: 1,
+                alerts: CheckerAlerts::default(),
             }),
         });
         health.apply(loaded.lowered, true);
@@ -253,6 +256,7 @@ impl Health {
     /// Applies a configuration: the first one, or a reload (only the differences).
     fn apply(&self, lowered: Lowered, first: bool) {
         let mut state = self.lock();
+        state.alerts = CheckerAlerts::of(&lowered.global);
         let mut old: Vec<Service> = std::mem::take(&mut state.services);
         let mut services = Vec::new();
         for ls in &lowered.services {
@@ -372,7 +376,8 @@ impl Health {
     }
 
     fn on_event(&self, ev: SupervisorEvent) {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let mut changed = false;
         for svc in &mut state.services {
             let Some((si, ci)) =
@@ -383,12 +388,28 @@ impl Health {
                 continue;
             };
             let server = &mut svc.servers[si];
+            let was_up = server.up[ci];
             match ev.event {
                 HealthEvent::Up => server.up[ci] = true,
                 HealthEvent::Down => server.up[ci] = false,
                 HealthEvent::WeightChanged(w) => server.weights[ci] = Some(w),
             }
             let alive = server.up.iter().all(|u| *u);
+            if server.up[ci] != was_up {
+                let kind = server.planned.get(ci).map_or("CHECK", |p| p.kind);
+                let transition = Transition {
+                    service: svc.lowered.config.id,
+                    dest: server.checks.dest,
+                    kind,
+                    checker_up: server.up[ci],
+                    alive_before: server.alive,
+                    alive_after: alive,
+                    detail: &ev.detail,
+                };
+                state
+                    .alerts
+                    .send(server.checks.policy.smtp_alert, &transition);
+            }
             if alive != server.alive {
                 server.alive = alive;
                 tracing::info!(service = ?svc.lowered.config.id, dest = %server.checks.dest,
@@ -406,7 +427,7 @@ impl Health {
             changed = true;
             break;
         }
-        drop(state);
+        drop(guard);
         if changed {
             self.plumbing.bypass.sync(&self.plumbing.engine);
         }

@@ -6,6 +6,7 @@
 //! `rvs-io`.
 
 mod bypass;
+mod checker_alert;
 mod checker_spec;
 mod clock;
 mod config_load;

@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use rvs_keepalived::model::GlobalDefs;
+
 /// Where and how to send alerts (from `global_defs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailSettings {
@@ -20,6 +22,40 @@ pub struct MailSettings {
     pub to: Vec<String>,
     /// `smtp_connect_timeout` (default 30 s).
     pub timeout: Duration,
+}
+
+impl MailSettings {
+    /// The mail settings of `global_defs`: `None` without an `smtp_server` or without any
+    /// `notification_email` (keepalived then sends nothing). `router_id` is the HELO default.
+    pub fn from_global(g: &GlobalDefs, router_id: &str) -> Option<MailSettings> {
+        let server = g.smtp_server.as_ref()?;
+        if g.notification_email.is_empty() {
+            return None;
+        }
+        Some(MailSettings {
+            host: server.host.clone(),
+            port: server.port,
+            helo: g
+                .smtp_helo_name
+                .clone()
+                .unwrap_or_else(|| router_id.to_owned()),
+            from: g
+                .notification_email_from
+                .clone()
+                .unwrap_or_else(|| format!("keepalived@{router_id}")),
+            to: g.notification_email.clone(),
+            timeout: g.smtp_connect_timeout.unwrap_or(Duration::from_secs(30)),
+        })
+    }
+}
+
+/// `global_defs`' `router_id`, or the host name as keepalived defaults it.
+pub fn router_id(g: &GlobalDefs) -> String {
+    g.router_id.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "rvsd".into())
+    })
 }
 
 /// Sends one mail with `subject` and `body` in a background thread.

@@ -12,7 +12,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -151,6 +151,9 @@ struct Settings {
     mail: Option<MailSettings>,
     router_id: String,
     sync_instance: Option<String>,
+    /// `global_defs`' `smtp_alert_vrrp` / `smtp_alert`: mail every instance's and group's
+    /// transitions even without their own `smtp_alert`.
+    alert_all: bool,
 }
 
 impl PartialEq for Settings {
@@ -159,31 +162,17 @@ impl PartialEq for Settings {
             && self.mail == other.mail
             && self.router_id == other.router_id
             && self.sync_instance == other.sync_instance
+            && self.alert_all == other.alert_all
     }
 }
 
 impl Settings {
     fn of(lowered: &Lowered) -> Settings {
         let g = &lowered.global;
-        let router_id = g.router_id.clone().unwrap_or_else(hostname);
-        let mail = match (&g.smtp_server, g.notification_email.is_empty()) {
-            (Some(server), false) => Some(MailSettings {
-                host: server.host.clone(),
-                port: server.port,
-                helo: g
-                    .smtp_helo_name
-                    .clone()
-                    .unwrap_or_else(|| router_id.clone()),
-                from: g
-                    .notification_email_from
-                    .clone()
-                    .unwrap_or_else(|| format!("keepalived@{router_id}")),
-                to: g.notification_email.clone(),
-                timeout: g.smtp_connect_timeout.unwrap_or(Duration::from_secs(30)),
-            }),
-            _ => None,
-        };
+        let router_id = crate::smtp::router_id(g);
+        let mail = MailSettings::from_global(g, &router_id);
         Settings {
+            alert_all: g.smtp_alert_vrrp.or(g.smtp_alert).unwrap_or(false),
             scripts: lowered.vrrp.scripts.clone(),
             mail,
             router_id,
@@ -327,12 +316,6 @@ impl VrrpRuntime {
             u.finish(STOP);
         }
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "rvsd".into())
 }
 
 /// The state machine of one unit.
@@ -669,7 +652,7 @@ impl Unit {
                     "VRRP group transition"
                 );
                 vrrp_notify::run_scripts(&g.notify, Scope::Group, &g.name, state, 0);
-                if g.smtp_alert && state != NotifyState::Stop {
+                if (g.smtp_alert || sh.settings.alert_all) && state != NotifyState::Stop {
                     vrrp_notify::alert(
                         sh.settings.mail.as_ref(),
                         &sh.settings.router_id,
@@ -688,7 +671,7 @@ impl Unit {
                 let name = &m.spec.name;
                 tracing::info!(instance = name, state = state.word(), "VRRP transition");
                 vrrp_notify::run_scripts(&m.spec.notify, Scope::Instance, name, state, prio);
-                if m.spec.smtp_alert && state != NotifyState::Stop {
+                if (m.spec.smtp_alert || sh.settings.alert_all) && state != NotifyState::Stop {
                     vrrp_notify::alert(
                         sh.settings.mail.as_ref(),
                         &sh.settings.router_id,

@@ -17,8 +17,7 @@
 //! The keepalived tests put a real keepalived (VRRP-only) on the other director: VIP handover
 //! only, in both directions.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -237,48 +236,7 @@ fn start_nginx(topo: &HaTopology) {
 /// An SMTP sink in the client's namespace on `SMTP_PORT`; the transcript accumulates.
 fn smtp_sink(topo: &HaTopology) -> Arc<Mutex<String>> {
     let addr = SocketAddr::new(topo.client.into(), SMTP_PORT);
-    let listener = topo
-        .lab
-        .in_netns(CLIENT, || TcpListener::bind(addr))
-        .expect("bind the SMTP sink");
-    let got = Arc::new(Mutex::new(String::new()));
-    let out = got.clone();
-    std::thread::spawn(move || {
-        while let Ok((stream, _)) = listener.accept() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let Ok(mut w) = stream.try_clone() else {
-                return;
-            };
-            let mut r = BufReader::new(stream);
-            let _ = w.write_all(b"220 sink ESMTP\r\n");
-            let mut in_data = false;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                out.lock().expect("sink").push_str(&line);
-                let reply: &[u8] = if in_data {
-                    if line != ".\r\n" {
-                        continue;
-                    }
-                    in_data = false;
-                    b"250 queued\r\n"
-                } else if line.starts_with("DATA") {
-                    in_data = true;
-                    b"354 go ahead\r\n"
-                } else if line.starts_with("QUIT") {
-                    let _ = w.write_all(b"221 bye\r\n");
-                    break;
-                } else {
-                    b"250 ok\r\n"
-                };
-                let _ = w.write_all(reply);
-            }
-        }
-    });
-    got
+    rvs_lab::smtp_sink(&topo.lab, CLIENT, addr).expect("SMTP sink")
 }
 
 /// The slow download from the client: curl writing the body to a file.

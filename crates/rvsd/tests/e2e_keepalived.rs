@@ -31,6 +31,12 @@ impl Setup {
     /// directory).
     fn new(tag: &str, real_servers: usize, conf: &str) -> Setup {
         let topo = NatTopology::build(tag, real_servers).expect("build the NAT topology");
+        Setup::on(topo, conf)
+    }
+
+    /// Like [`Setup::new`] on a topology already built (to start something there first).
+    fn on(topo: NatTopology, conf: &str) -> Setup {
+        let real_servers = topo.rips4.len();
         topo.start_real_servers().expect("start the real servers");
         let nginx = (0..real_servers)
             .map(|i| Some(topo.start_nginx_on(i).expect("start nginx")))
@@ -114,9 +120,21 @@ fn nat_conf(real_servers: &[u8], checker: &str, extra_vs: &str, extra_rs: &str) 
 
 const TCP_CHECK: &str = "TCP_CHECK {\n            connect_timeout 1\n        }";
 
+/// Alert mail from the director to a sink on its own loopback.
+const MAIL: &str = "    notification_email {\n        ops@example.test\n    }\n    \
+                    notification_email_from lvs@example.test\n    smtp_server 127.0.0.1 2525\n";
+
 #[test]
 fn a_stopped_nginx_is_removed_in_time_and_comes_back() {
-    let mut s = Setup::new("katcp", 2, &nat_conf(&[2, 3], TCP_CHECK, "", ""));
+    let conf = nat_conf(&[2, 3], TCP_CHECK, "    smtp_alert", "").replacen(
+        "router_id rvs_e2e\n",
+        &format!("router_id rvs_e2e\n{MAIL}"),
+        1,
+    );
+    let topo = NatTopology::build("katcp", 2).expect("build the NAT topology");
+    let addr = "127.0.0.1:2525".parse().expect("sink address");
+    let sink = rvs_lab::smtp_sink(&topo.lab, rvs_lab::DIRECTOR, addr).expect("SMTP sink");
+    let mut s = Setup::on(topo, &conf);
     s.wait(DETECT, |l| {
         rs_line(l, &rs(2)).is_some() && rs_line(l, &rs(3)).is_some()
     });
@@ -152,6 +170,29 @@ fn a_stopped_nginx_is_removed_in_time_and_comes_back() {
         answers.contains(&"hello,10.10.10.2".to_owned()),
         "{answers:?}"
     );
+
+    // smtp_alert: keepalived's wording, one mail down and one up, none for the healthy server.
+    let subject = |state: &str| {
+        format!(
+            "Subject: [rvs_e2e] Realserver [10.10.10.2]:tcp:{RS_NGINX_PORT} of virtual server \
+             [{VIP}]:tcp:{RS_NGINX_PORT} - {state}"
+        )
+    };
+    let text = || sink.lock().expect("sink").clone();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !text().contains(&subject("UP")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mail = text();
+    assert!(mail.contains(&subject("DOWN")), "{mail}");
+    assert!(mail.contains("=> TCP CHECK failed on service <="), "{mail}");
+    assert!(mail.contains(&subject("UP")), "{mail}");
+    assert!(
+        mail.contains("=> TCP CHECK succeed on service <="),
+        "{mail}"
+    );
+    assert!(mail.contains("RCPT TO:<ops@example.test>"), "{mail}");
+    assert!(!mail.contains("10.10.10.3"), "{mail}");
 }
 
 #[test]

@@ -4,8 +4,7 @@
 //! with IPsec AH authentication, v3 over IPv4 and IPv6, unicast peers, track_script and
 //! track_interface; notify scripts and the smtp alert of rvsd.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,52 +89,10 @@ fn wait_holder_of(
         })
 }
 
-/// A one-message SMTP sink on the mail host; the received transcript accumulates.
+/// An SMTP sink on the mail host; the received transcript accumulates.
 fn smtp_sink(s: &VrrpSegment) -> Arc<Mutex<String>> {
-    let listener = s
-        .lab
-        .in_netns(MAIL_HOST, || TcpListener::bind((MAIL_ADDR, 2525)))
-        .expect("bind the SMTP sink");
-    let got = Arc::new(Mutex::new(String::new()));
-    let out = got.clone();
-    std::thread::spawn(move || {
-        while let Ok((stream, _)) = listener.accept() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut w = match stream.try_clone() {
-                Ok(w) => w,
-                Err(_) => return,
-            };
-            let mut r = BufReader::new(stream);
-            let _ = w.write_all(b"220 sink ESMTP\r\n");
-            let mut in_data = false;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                out.lock().expect("sink").push_str(&line);
-                let reply: &[u8] = if in_data {
-                    if line == ".\r\n" {
-                        in_data = false;
-                        b"250 queued\r\n"
-                    } else {
-                        continue;
-                    }
-                } else if line.starts_with("DATA") {
-                    in_data = true;
-                    b"354 go ahead\r\n"
-                } else if line.starts_with("QUIT") {
-                    let _ = w.write_all(b"221 bye\r\n");
-                    break;
-                } else {
-                    b"250 ok\r\n"
-                };
-                let _ = w.write_all(reply);
-            }
-        }
-    });
-    got
+    let addr = SocketAddr::new(MAIL_ADDR.parse().expect("mail address"), 2525);
+    rvs_lab::smtp_sink(&s.lab, MAIL_HOST, addr).expect("SMTP sink")
 }
 
 #[test]
