@@ -11,6 +11,8 @@
 //! [`read_frame`] or [`FrameBuffer`] gets a typed [`ApiError::LineTooLong`] for an oversized line and
 //! [`ApiError::Decode`] for a line that is not a valid command, and can answer with
 //! [`Reply::Error`] of kind [`ErrorKind::InvalidArgument`] instead of dropping the connection.
+//! rvsd does so: it frames requests with [`FrameBuffer`], decodes them with [`decode_command`]
+//! and answers a garbled or oversized line with such an error, keeping the connection open.
 //!
 //! Example lines (see the tests for the exact encodings):
 //!
@@ -28,7 +30,9 @@ mod client;
 mod command;
 mod error;
 mod frame;
+pub mod netmask;
 mod reply;
+pub mod sched_flags;
 mod views;
 
 pub use client::Client;

@@ -247,12 +247,8 @@ impl core::hash::Hash for WireKey {
 
 impl WireKey {
     pub(crate) fn of(key: &ServiceKey) -> WireKey {
-        let addr = match key.addr {
-            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-            IpAddr::V6(a) => a.octets(),
-        };
         WireKey {
-            addr,
+            addr: crate::engine::to16(key.addr),
             port: key.port,
             proto: key.proto.number(),
         }
@@ -268,6 +264,8 @@ pub(crate) struct Snapshot {
     wire_index: HashMap<WireKey, usize, foldhash::fast::RandomState>,
     /// Firewall-mark services by (mark, IPv6).
     mark_index: HashMap<(u32, bool), usize, foldhash::fast::RandomState>,
+    /// Services by id.
+    id_index: HashMap<u32, usize, foldhash::fast::RandomState>,
     /// The classifier, in evaluation order (the first match gives the mark).
     pub(crate) mark_rules: Vec<MarkRule>,
     pub(crate) timeouts: TimeoutTable,
@@ -284,8 +282,10 @@ impl Snapshot {
         let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         let mut wire_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         let mut mark_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        let mut id_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (i, s) in services.iter().enumerate() {
             index.insert(s.spec.key, i);
+            id_index.insert(s.id, i);
             if s.spec.key.fwmark != 0 {
                 mark_index.insert((s.spec.key.fwmark, s.spec.key.addr.is_ipv6()), i);
             } else {
@@ -297,6 +297,7 @@ impl Snapshot {
             index,
             wire_index,
             mark_index,
+            id_index,
             mark_rules,
             timeouts,
             policy,
@@ -315,11 +316,7 @@ impl Snapshot {
                 .iter()
                 .find(|r| r.matches(key.proto, addr, key.port))
             {
-                if let Some(s) = self
-                    .mark_index
-                    .get(&(r.mark, v6))
-                    .and_then(|&i| self.services.get(i))
-                {
+                if let Some(s) = self.service_by_mark(r.mark, v6) {
                     return Some(s);
                 }
             }
@@ -347,6 +344,14 @@ impl Snapshot {
         self.mark_index
             .get(&(mark, v6))
             .and_then(|&i| self.services.get(i))
+    }
+
+    /// The firewall mark of service `id` (0 for a service of an address, or one gone).
+    pub(crate) fn fwmark_of(&self, id: u32) -> u32 {
+        self.id_index
+            .get(&id)
+            .and_then(|&i| self.services.get(i))
+            .map_or(0, |s| s.spec.key.fwmark)
     }
 
     pub(crate) fn service(&self, key: &ServiceKey) -> Option<&Arc<ServiceRt>> {

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::config::DestRt;
+use crate::engine::{flow_hash, to16};
 use crate::fullnat::FnatConn;
 use crate::persist::Template;
 use crate::tcp_state::Direction;
-use crate::types::Stats;
+use crate::types::{ConnState, Stats};
 
 /// Connection flag: IPv6 addresses.
 pub(crate) const F_V6: u8 = 1;
@@ -72,6 +73,53 @@ pub(crate) struct Tuple {
 }
 
 impl Conn {
+    /// A connection of tuple `t` (client -> virtual) of service `svc_id` toward `dest` at
+    /// `dport`, in `state`, with `flags` (`F_V6` is added for an IPv6 tuple), expiring at
+    /// `expires`; no FULLNAT part, no template, never synced.
+    pub(crate) fn new(
+        t: &Tuple,
+        svc_id: u32,
+        dest: Arc<DestRt>,
+        dport: u16,
+        state: ConnState,
+        flags: u8,
+        expires: u64,
+    ) -> Conn {
+        Conn {
+            client: t.src,
+            vaddr: t.dst,
+            daddr: to16(dest.addr),
+            cport: t.sport,
+            vport: t.dport,
+            dport,
+            proto: t.proto,
+            state: state as u8,
+            flags: flags | if t.v6 { F_V6 } else { 0 },
+            svc_id,
+            expires,
+            dest,
+            fnat: None,
+            control: None,
+            sync_pkts: 0,
+            sync_state: crate::sync::NEVER_SYNCED,
+        }
+    }
+
+    /// Counts the connection as active (ESTABLISHED) or inactive on its destination, moving
+    /// it between the two counters when that changes.
+    pub(crate) fn set_active(&mut self, active: bool) {
+        let inactive = self.flags & F_INACTIVE != 0;
+        if inactive != active {
+            return;
+        }
+        self.dest.set_active(active);
+        if active {
+            self.flags &= !F_INACTIVE;
+        } else {
+            self.flags |= F_INACTIVE;
+        }
+    }
+
     /// Gives back what the connection holds on its destination and template, as it goes away
     /// (`ip_vs_unbind_dest`, `ip_vs_control_del`).
     pub(crate) fn release(&self) {
@@ -113,12 +161,12 @@ impl Conn {
     }
 
     /// The index hash of one of the connection's entries.
-    fn hash_of(&self, dir: Direction, hashes: HashFn, state: &foldhash::fast::RandomState) -> u64 {
+    fn hash_of(&self, dir: Direction, state: &foldhash::fast::RandomState) -> u64 {
         match dir {
-            Direction::Input => hashes(state, self.proto, &self.client, self.cport),
+            Direction::Input => flow_hash(state, self.proto, &self.client, self.cport),
             Direction::Output => {
                 let (a, p) = self.reply_dst();
-                hashes(state, self.proto, a, p)
+                flow_hash(state, self.proto, a, p)
             }
         }
     }
@@ -134,22 +182,17 @@ pub(crate) struct Shard {
     table: HashTable<u32>,
     slab: Vec<Option<Conn>>,
     free: Vec<u32>,
-    hashes: HashFn,
     /// Counters indexed by service/destination id.
     pub(crate) stats: Vec<Stats>,
     len: usize,
 }
 
-/// How a shard recomputes an entry's hash when its index grows.
-pub(crate) type HashFn = fn(&foldhash::fast::RandomState, u8, &[u8; 16], u16) -> u64;
-
 impl Shard {
-    pub(crate) fn new(capacity: usize, hashes: HashFn) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Shard {
             table: HashTable::with_capacity(capacity * 2),
             slab: Vec::with_capacity(capacity),
             free: Vec::new(),
-            hashes,
             stats: Vec::new(),
             len: 0,
         }
@@ -203,13 +246,7 @@ impl Shard {
                 (self.slab.len() - 1) as u32
             }
         };
-        let Shard {
-            table,
-            slab,
-            hashes,
-            ..
-        } = self;
-        let hashes = *hashes;
+        let Shard { table, slab, .. } = self;
         let rehash = |e: &u32| {
             let dir = if e & 1 == 1 {
                 Direction::Output
@@ -218,14 +255,14 @@ impl Shard {
             };
             slab.get((e >> 1) as usize)
                 .and_then(Option::as_ref)
-                .map_or(0, |c| c.hash_of(dir, hashes, state))
+                .map_or(0, |c| c.hash_of(dir, state))
         };
         table.insert_unique(hash, entry(slot, Direction::Input), rehash);
         if with_output {
             let out_hash = slab
                 .get(slot as usize)
                 .and_then(Option::as_ref)
-                .map_or(hash, |c| c.hash_of(Direction::Output, hashes, state));
+                .map_or(hash, |c| c.hash_of(Direction::Output, state));
             table.insert_unique(out_hash, entry(slot, Direction::Output), rehash);
         }
         self.len += 1;
@@ -239,8 +276,15 @@ impl Shard {
         state: &foldhash::fast::RandomState,
     ) -> Option<Conn> {
         let conn = self.slab.get_mut(slot as usize)?.take()?;
-        for dir in [Direction::Input, Direction::Output] {
-            let hash = conn.hash_of(dir, self.hashes, state);
+        // A direct-routing connection has no reply entry (see `insert`; `F_NO_OUTPUT` is fixed
+        // at creation).
+        let dirs: &[Direction] = if conn.flags & F_NO_OUTPUT == 0 {
+            &[Direction::Input, Direction::Output]
+        } else {
+            &[Direction::Input]
+        };
+        for &dir in dirs {
+            let hash = conn.hash_of(dir, state);
             let want = entry(slot, dir);
             if let Ok(e) = self.table.find_entry(hash, |&e| e == want) {
                 e.remove();
@@ -272,6 +316,24 @@ impl Shard {
     /// Iterates over live connections.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Conn> {
         self.slab.iter().filter_map(Option::as_ref)
+    }
+
+    /// Counts one packet of `bytes` bytes travelling `dir` on the counters of `ids` (a service
+    /// and its destination).
+    pub(crate) fn count(&mut self, ids: [u32; 2], dir: Direction, bytes: u64) {
+        for id in ids {
+            let s = self.stats_mut(id);
+            match dir {
+                Direction::Input => {
+                    s.in_pkts += 1;
+                    s.in_bytes += bytes;
+                }
+                Direction::Output => {
+                    s.out_pkts += 1;
+                    s.out_bytes += bytes;
+                }
+            }
+        }
     }
 
     /// Counter slot for a service or destination id, grown on demand.

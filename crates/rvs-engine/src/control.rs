@@ -204,32 +204,17 @@ impl Engine {
         if spec.addr.is_ipv4() != svc.key.addr.is_ipv4() && spec.method != ForwardMethod::Tunnel {
             return Err(EngineError::InvalidArgument(MIXED_FAMILY.to_string()));
         }
-        if spec.method == ForwardMethod::Route
-            && svc.key.port != 0
-            && spec.port != 0
-            && spec.port != svc.key.port
-        {
-            return Err(EngineError::InvalidArgument(
-                PORT_MAPPING_WITH_DR.to_string(),
-            ));
-        }
-        if spec.method == ForwardMethod::Local
-            && svc.key.port != 0
-            && spec.port != 0
-            && spec.port != svc.key.port
-        {
-            return Err(EngineError::InvalidArgument(
-                PORT_MAPPING_WITH_LOCAL.to_string(),
-            ));
-        }
-        if spec.method == ForwardMethod::Tunnel
-            && svc.key.port != 0
-            && spec.port != 0
-            && spec.port != svc.key.port
-        {
-            return Err(EngineError::InvalidArgument(
-                PORT_MAPPING_WITH_TUN.to_string(),
-            ));
+        // The methods that hand the real server the client's packet unchanged cannot map ports.
+        let no_port_mapping = match spec.method {
+            ForwardMethod::Route => Some(PORT_MAPPING_WITH_DR),
+            ForwardMethod::Local => Some(PORT_MAPPING_WITH_LOCAL),
+            ForwardMethod::Tunnel => Some(PORT_MAPPING_WITH_TUN),
+            ForwardMethod::Masq | ForwardMethod::FullNat => None,
+        };
+        if let Some(why) = no_port_mapping {
+            if svc.key.port != 0 && spec.port != 0 && spec.port != svc.key.port {
+                return Err(EngineError::InvalidArgument(why.to_string()));
+            }
         }
         if spec.method == ForwardMethod::Tunnel
             && spec.tunnel.kind == TunnelKind::Gue

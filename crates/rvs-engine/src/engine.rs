@@ -11,9 +11,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, MutexGuard};
 use rvs_wire::ip;
+use rvs_wire::tcp::Flags;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
-use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL, F_V6};
+use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL};
 use crate::datapath::{self, Parsed};
 use crate::estimator::Estimator;
 use crate::fullnat::{FnatConn, PortAllocator, PortKey};
@@ -24,9 +25,6 @@ use crate::proxy::{self, Insertion, ProxyState};
 use crate::sched::SchedKey;
 use crate::tcp_state::{next_state, Direction, TimeoutTable};
 use crate::types::*;
-
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
 
 /// A shard lock on its own cache lines.
 #[derive(Debug)]
@@ -160,7 +158,7 @@ impl Engine {
         let n = config.shards.clamp(1, 1 << 24).next_power_of_two();
         let per_shard = config.expected_connections.div_ceil(n);
         let shards = (0..n)
-            .map(|_| Padded(Mutex::new(Shard::new(per_shard, flow_hash))))
+            .map(|_| Padded(Mutex::new(Shard::new(per_shard))))
             .collect();
         let timeouts = Timeouts::default();
         Engine {
@@ -391,7 +389,7 @@ impl Engine {
                     let st = ConnState::from_u8(c.state);
                     (
                         c.expires <= now.0,
-                        tcp && flags & TCP_SYN != 0
+                        tcp && flags & Flags::SYN != 0
                             && new_conn_expected(c, st, snap.policy.conn_reuse_mode),
                         !c.dest.available.load(Ordering::Relaxed),
                     )
@@ -423,7 +421,8 @@ impl Engine {
             unlink(&mut shard, slot, &self.hasher);
         }
         // A RST never creates a connection; another non-SYN only with sloppy_tcp.
-        if tcp && (flags & TCP_RST != 0 || (flags & TCP_SYN == 0 && !snap.policy.sloppy_tcp)) {
+        if tcp && (flags & Flags::RST != 0 || (flags & Flags::SYN == 0 && !snap.policy.sloppy_tcp))
+        {
             return self.drop_packet(DropReason::NoConnectionNonSyn);
         }
         if p.ttl <= 1 {
@@ -515,22 +514,17 @@ impl Engine {
         }
         let dest_id = dest.id;
         let conn = Conn {
-            client: t.src,
-            vaddr: t.dst,
-            daddr: to16(dest.addr),
-            cport: t.sport,
-            vport: t.dport,
-            dport,
-            proto: t.proto,
-            state: state as u8,
-            flags: F_INACTIVE | method_flag | if t.v6 { F_V6 } else { 0 },
-            svc_id: svc.id,
-            expires: now.0.saturating_add(snap.timeouts.of(state)),
-            dest,
             fnat,
             control,
-            sync_pkts: 0,
-            sync_state: crate::sync::NEVER_SYNCED,
+            ..Conn::new(
+                t,
+                svc.id,
+                dest,
+                dport,
+                state,
+                F_INACTIVE | method_flag,
+                now.0.saturating_add(snap.timeouts.of(state)),
+            )
         };
         let slot = shard.insert(h, &self.hasher, conn);
         shard.stats_mut(svc.id).conns += 1;
@@ -552,13 +546,9 @@ impl Engine {
         p: &Parsed,
         pkt: &PacketMeta,
     ) -> Verdict {
-        let bytes = p.ip_len as u64;
-        for id in [svc.id, dest.id] {
-            let s = shard.stats_mut(id);
-            s.conns += 1;
-            s.in_pkts += 1;
-            s.in_bytes += bytes;
-        }
+        shard.stats_mut(svc.id).conns += 1;
+        shard.stats_mut(dest.id).conns += 1;
+        shard.count([svc.id, dest.id], Direction::Input, p.ip_len as u64);
         drop(shard);
         let daddr = to16(dest.addr);
         if method_flag & F_NO_OUTPUT == 0
@@ -566,22 +556,13 @@ impl Engine {
         {
             return self.drop_packet(DropReason::Malformed);
         }
-        if method_flag & F_TUNNEL != 0 {
-            return Verdict::Encapsulate {
-                next_hop_ip: dest.addr,
-                l3_offset: p.lay.l3,
-                tunnel: dest.tunnel(),
-            };
-        }
-        if method_flag & F_LOCAL != 0 {
-            return Verdict::Deliver {
-                l3_offset: p.lay.l3,
-            };
-        }
-        Verdict::Forward {
-            next_hop_ip: dest.addr,
-            l3_offset: p.lay.l3,
-        }
+        out_verdict(
+            p.lay.l3,
+            method_flag & F_LOCAL != 0,
+            (method_flag & F_TUNNEL != 0).then(|| dest.tunnel()),
+            dest.addr,
+            dest.addr,
+        )
     }
 
     /// Updates state, timer and counters of a connection, then rewrites the packet (NAT) or
@@ -609,22 +590,18 @@ impl Engine {
         if c.proto == ip::TCP {
             let new = next_state(state, dir, no_output, flags);
             if new != state {
-                let inactive = c.flags & F_INACTIVE != 0;
-                if !inactive && new != ConnState::Established {
-                    c.dest.set_active(false);
-                    c.flags |= F_INACTIVE;
-                } else if inactive && new == ConnState::Established {
-                    c.dest.set_active(true);
-                    c.flags &= !F_INACTIVE;
-                }
+                c.set_active(new == ConnState::Established);
                 c.state = new as u8;
                 state = new;
             }
         }
         c.expires = now.0.saturating_add(snap.timeouts.of(state));
-        if matches!(dir, Direction::Input) && self.sync.exporting() {
-            self.sync.on_input(c, snap);
-        }
+        // The records are made under the lock and queued once it is released.
+        let synced = if matches!(dir, Direction::Input) && self.sync.exporting() {
+            self.sync.on_input(c, snap)
+        } else {
+            None
+        };
         let (svc_id, dest_id, dest_addr) = (c.svc_id, c.dest.id, c.dest.addr);
         let (addr, port, next_hop, side) = match dir {
             Direction::Input => (c.daddr, c.dport, c.daddr, Side::Dst),
@@ -655,21 +632,11 @@ impl Engine {
             Direction::Input => (*f.local.addr(), f.local.port()),
             Direction::Output => (c.client, c.cport),
         });
-        let bytes = p.ip_len as u64;
-        for id in [svc_id, dest_id] {
-            let s = shard.stats_mut(id);
-            match dir {
-                Direction::Input => {
-                    s.in_pkts += 1;
-                    s.in_bytes += bytes;
-                }
-                Direction::Output => {
-                    s.out_pkts += 1;
-                    s.out_bytes += bytes;
-                }
-            }
-        }
+        shard.count([svc_id, dest_id], dir, p.ip_len as u64);
         drop(shard);
+        if let Some(records) = synced {
+            self.sync.queue(records);
+        }
         let rewritten = match (other, side) {
             _ if no_output => true,
             (None, _) => nat::rewrite(frame, &p.lay, side, &addr, port, pkt.csum_partial),
@@ -705,23 +672,13 @@ impl Engine {
                 insert,
             };
         }
-        if local {
-            return Verdict::Deliver {
-                l3_offset: p.lay.l3,
-            };
-        }
-        if let Some(tunnel) = tunnel {
-            // The real server may be of the other family (IPv4-in-IPv6, IPv6-in-IPv4).
-            return Verdict::Encapsulate {
-                next_hop_ip: dest_addr,
-                l3_offset: p.lay.l3,
-                tunnel,
-            };
-        }
-        Verdict::Forward {
-            next_hop_ip: to_ip(&next_hop, p.lay.v6),
-            l3_offset: p.lay.l3,
-        }
+        out_verdict(
+            p.lay.l3,
+            local,
+            tunnel,
+            dest_addr,
+            to_ip(&next_hop, p.lay.v6),
+        )
     }
 
     fn handle_icmp(&self, now: Millis, frame: &mut [u8], p: &Parsed, snap: &Snapshot) -> Verdict {
@@ -794,20 +751,7 @@ impl Engine {
         let no_output = c.flags & F_NO_OUTPUT != 0;
         let tunnel = (c.flags & F_TUNNEL != 0).then(|| c.dest.tunnel());
         let local = c.flags & F_LOCAL != 0;
-        let bytes = p.ip_len as u64;
-        for id in [svc_id, dest_id] {
-            let s = shard.stats_mut(id);
-            match dir {
-                Direction::Input => {
-                    s.in_pkts += 1;
-                    s.in_bytes += bytes;
-                }
-                Direction::Output => {
-                    s.out_pkts += 1;
-                    s.out_bytes += bytes;
-                }
-            }
-        }
+        shard.count([svc_id, dest_id], dir, p.ip_len as u64);
         drop(shard);
         if !no_output && !icmp::translate(frame, &p.lay, &q, dir, &addrs) {
             return self.drop_packet(DropReason::Malformed);
@@ -817,25 +761,44 @@ impl Engine {
             (Direction::Output, Some(f)) => f.client,
             (Direction::Output, None) => p.dst,
         };
-        if local && dir == Direction::Input {
-            // `ip_vs_icmp_xmit` hands it to `ip_vs_null_xmit`: the director's stack gets it.
-            return Verdict::Deliver {
-                l3_offset: p.lay.l3,
-            };
-        }
-        if let (Some(tunnel), Direction::Input) = (tunnel, dir) {
-            // `ip_vs_icmp_xmit` hands an error about a tunnelled connection to the tunnel
-            // transmitter: it reaches the real server encapsulated, like the connection's packets.
-            return Verdict::Encapsulate {
-                next_hop_ip: dest_addr,
-                l3_offset: p.lay.l3,
-                tunnel,
-            };
-        }
-        Verdict::Forward {
-            next_hop_ip: to_ip(&next_hop, p.lay.v6),
-            l3_offset: p.lay.l3,
-        }
+        // Toward the real server, `ip_vs_icmp_xmit` hands an error about a local connection to
+        // `ip_vs_null_xmit` (the director's stack gets it) and one about a tunnelled connection
+        // to the tunnel transmitter (it reaches the real server encapsulated, like the
+        // connection's packets).
+        let input = dir == Direction::Input;
+        out_verdict(
+            p.lay.l3,
+            local && input,
+            tunnel.filter(|_| input),
+            dest_addr,
+            to_ip(&next_hop, p.lay.v6),
+        )
+    }
+}
+
+/// Where a packet of a connection goes once rewritten: to the director's own stack (`local`),
+/// encapsulated toward the real server `dest_addr` (`tunnel`; it may be of the other family:
+/// IPv4-in-IPv6, IPv6-in-IPv4), or routed to `next_hop`.
+fn out_verdict(
+    l3_offset: usize,
+    local: bool,
+    tunnel: Option<TunnelConfig>,
+    dest_addr: IpAddr,
+    next_hop: IpAddr,
+) -> Verdict {
+    if local {
+        return Verdict::Deliver { l3_offset };
+    }
+    if let Some(tunnel) = tunnel {
+        return Verdict::Encapsulate {
+            next_hop_ip: dest_addr,
+            l3_offset,
+            tunnel,
+        };
+    }
+    Verdict::Forward {
+        next_hop_ip: next_hop,
+        l3_offset,
     }
 }
 

@@ -4,11 +4,10 @@
 //! TCP sequence numbers and flags, full L4 checksums. Pure, never panics.
 
 use rvs_wire::checksum;
+use rvs_wire::ip::{TCP, UDP};
+use rvs_wire::tcp::Flags;
 
-const TCP: u8 = 6;
-const UDP: u8 = 17;
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
+/// TCP's CWR flag (`rvs_wire` names the flags up to URG only).
 const TCP_CWR: u8 = 0x80;
 
 /// What kind of super-frame is being cut.
@@ -100,6 +99,18 @@ pub fn segment(
     l3: &[u8],
     kind: GsoKind,
     gso_size: usize,
+    emit: impl FnMut(&[u8]),
+) -> Result<usize, GsoError> {
+    segment_with(l3, kind, gso_size, &mut Vec::new(), emit)
+}
+
+/// [`segment`] building the segments in `buf`, a scratch buffer the caller keeps from one
+/// super-frame to the next so that segmenting allocates nothing once it has grown.
+pub fn segment_with(
+    l3: &[u8],
+    kind: GsoKind,
+    gso_size: usize,
+    buf: &mut Vec<u8>,
     mut emit: impl FnMut(&[u8]),
 ) -> Result<usize, GsoError> {
     if gso_size == 0 {
@@ -118,7 +129,8 @@ pub fn segment(
     ]);
     let flags = l3[lay.ip_hlen + 13];
     let count = payload.len().div_ceil(gso_size).max(1);
-    let mut buf = Vec::with_capacity(hlen + gso_size.min(payload.len()));
+    buf.clear();
+    buf.reserve(hlen + gso_size.min(payload.len()));
     for i in 0..count {
         let chunk_start = i * gso_size;
         let chunk = payload
@@ -144,7 +156,7 @@ pub fn segment(
                 buf[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
                 let mut f = flags;
                 if i + 1 < count {
-                    f &= !(TCP_FIN | TCP_PSH);
+                    f &= !(Flags::FIN | Flags::PSH);
                 }
                 if i > 0 {
                     f &= !TCP_CWR;
@@ -180,7 +192,7 @@ pub fn segment(
         }
         let at = if proto == TCP { l4 + 16 } else { l4 + 6 };
         buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
-        emit(&buf);
+        emit(buf);
     }
     Ok(count)
 }

@@ -44,6 +44,18 @@ pub(crate) struct Template {
 }
 
 impl Template {
+    /// A template of `key` to `dest` (port `dport`) whose timer of `timeout_ms` starts at `now`.
+    fn new(key: TemplateKey, dest: Arc<DestRt>, dport: u16, now: u64, timeout_ms: u64) -> Self {
+        Template {
+            key,
+            dest,
+            dport,
+            expires: AtomicU64::new(now.saturating_add(timeout_ms)),
+            timeout_ms,
+            n_control: AtomicU32::new(0),
+        }
+    }
+
     /// When the template's timer runs out, in engine milliseconds.
     pub(crate) fn expires(&self) -> u64 {
         self.expires.load(Ordering::Relaxed)
@@ -128,14 +140,7 @@ impl Templates {
         }
         let (dest, dport) = schedule()?;
         dest.bind_template();
-        let t = Arc::new(Template {
-            key,
-            dest,
-            dport,
-            expires: AtomicU64::new(now.saturating_add(timeout_ms)),
-            timeout_ms,
-            n_control: AtomicU32::new(0),
-        });
+        let t = Arc::new(Template::new(key, dest, dport, now, timeout_ms));
         map.insert(key, t.clone());
         Some(t)
     }
@@ -161,15 +166,10 @@ impl Templates {
             }
         }
         dest.bind_template();
-        let t = Arc::new(Template {
+        map.insert(
             key,
-            dest,
-            dport,
-            expires: AtomicU64::new(now.saturating_add(timeout_ms)),
-            timeout_ms,
-            n_control: AtomicU32::new(0),
-        });
-        map.insert(key, t);
+            Arc::new(Template::new(key, dest, dport, now, timeout_ms)),
+        );
     }
 
     /// Template timeout in milliseconds.

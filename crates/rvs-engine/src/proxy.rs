@@ -5,6 +5,8 @@ use core::net::{IpAddr, SocketAddr};
 
 use rvs_wire::{checksum, ip, tcp};
 
+use crate::engine::to16;
+use crate::icmp::mapped;
 use crate::nat::Layout;
 use crate::types::ProxyProtocolVersion;
 
@@ -41,21 +43,14 @@ pub fn header(version: ProxyProtocolVersion, client: SocketAddr, server: SocketA
                 (c, s) => {
                     h.push(0x21); // AF_INET6, STREAM
                     h.extend_from_slice(&36u16.to_be_bytes());
-                    h.extend_from_slice(&v6_octets(c));
-                    h.extend_from_slice(&v6_octets(s));
+                    h.extend_from_slice(&to16(c));
+                    h.extend_from_slice(&to16(s));
                 }
             }
             h.extend_from_slice(&client.port().to_be_bytes());
             h.extend_from_slice(&server.port().to_be_bytes());
             h
         }
-    }
-}
-
-fn v6_octets(a: IpAddr) -> [u8; 16] {
-    match a {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
     }
 }
 
@@ -148,6 +143,10 @@ fn update_check(tcp: &mut [u8], f: impl FnOnce(u16) -> u16) {
     }
 }
 
+/// The most options of 2 bytes or more (the ones [`for_each_option`] reports) a TCP header holds:
+/// 40 bytes of options.
+const MAX_OPTIONS: usize = 20;
+
 /// Calls `f(offset, kind)` for every option of a TCP header (offsets within `tcp`).
 fn for_each_option(tcp: &[u8], mut f: impl FnMut(usize, u8)) {
     let hlen = usize::from(tcp.get(12).copied().unwrap_or(0) >> 4) * 4;
@@ -177,20 +176,27 @@ fn for_each_option(tcp: &[u8], mut f: impl FnMut(usize, u8)) {
 fn write16(tcp: &mut [u8], at: usize, new: [u8; 2], partial: bool) {
     let base = at & !1;
     let span = if at % 2 == 0 { 2 } else { 4 };
-    let Some(old_words) = tcp.get(base..base + span).map(<[u8]>::to_vec) else {
+    let mut old_words = [0u8; 4];
+    let mut new_words = [0u8; 4];
+    let Some(old) = tcp.get(base..base + span) else {
         return;
     };
+    old_words[..span].copy_from_slice(old);
     if let Some(f) = tcp.get_mut(at..at + 2) {
         f.copy_from_slice(&new);
     }
-    let Some(new_words) = tcp.get(base..base + span).map(<[u8]>::to_vec) else {
+    let Some(updated) = tcp.get(base..base + span) else {
         return;
     };
+    new_words[..span].copy_from_slice(updated);
     if partial {
         return;
     }
     update_check(tcp, |mut c| {
-        for (o, n) in old_words.chunks_exact(2).zip(new_words.chunks_exact(2)) {
+        for (o, n) in old_words[..span]
+            .chunks_exact(2)
+            .zip(new_words[..span].chunks_exact(2))
+        {
             c = checksum::update16(
                 c,
                 u16::from_be_bytes([o[0], o[1]]),
@@ -213,13 +219,16 @@ pub(crate) fn on_input(st: &mut ProxyState, tcp: &mut [u8], partial: bool) -> bo
     if flags.syn() {
         st.first_seq = seq.wrapping_add(1);
         st.synced = true;
-        let mut sack_permitted = Vec::new();
+        // Options take 2 bytes at least: at most MAX_OPTIONS of them fit in the header.
+        let mut sack_permitted = [0usize; MAX_OPTIONS];
+        let mut n = 0;
         for_each_option(tcp, |at, kind| {
-            if kind == 4 {
-                sack_permitted.push(at);
+            if kind == 4 && n < MAX_OPTIONS {
+                sack_permitted[n] = at;
+                n += 1;
             }
         });
-        for at in sack_permitted {
+        for &at in &sack_permitted[..n] {
             write16(tcp, at, [1, 1], partial);
         }
         return false;
@@ -300,11 +309,10 @@ pub(crate) fn grow(frame: &mut [u8], lay: &Layout, extra: &[u8], partial: bool) 
         d.copy_from_slice(l3.get(24..40)?);
         (s, d)
     } else {
-        let mut s = [0u8; 16];
-        let mut d = [0u8; 16];
-        s[12..].copy_from_slice(l3.get(12..16)?);
-        d[12..].copy_from_slice(l3.get(16..20)?);
-        (s, d)
+        (
+            mapped(l3.get(12..16)?.try_into().ok()?),
+            mapped(l3.get(16..20)?.try_into().ok()?),
+        )
     };
     let tcp_seg = frame.get_mut(lay.l4..lay.end)?;
     let hlen = usize::from(tcp_seg.get(12)? >> 4) * 4;

@@ -113,33 +113,46 @@ impl SyncState {
         self.c[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// An incoming packet of `c` was handled: queue its record when IPVS would sync it.
-    pub(crate) fn on_input(&self, c: &mut Conn, snap: &Snapshot) {
+    /// An incoming packet of `c` was handled: when IPVS would sync it, its records (made
+    /// while the caller holds the shard lock), to hand to [`SyncState::queue`] once the lock
+    /// is released.
+    pub(crate) fn on_input(&self, c: &mut Conn, snap: &Snapshot) -> Option<SyncRecords> {
         c.sync_pkts = c.sync_pkts.wrapping_add(1);
         let st = ConnState::from_u8(c.state);
         let thr = self.threshold.load(Ordering::Relaxed);
         let period = self.period.load(Ordering::Relaxed);
         if !sync_needed(c.proto, st, c.sync_state, c.sync_pkts, thr, period) {
-            return;
+            return None;
         }
         c.sync_state = c.state;
-        let fwmark = fwmark_of(snap, c.svc_id);
+        let fwmark = snap.fwmark_of(c.svc_id);
+        Some(SyncRecords {
+            conn: conn_record(c, snap.timeouts.of(st), fwmark),
+            template: c.control.as_ref().and_then(|t| template_record(t, fwmark)),
+        })
+    }
+
+    /// Queues the records of one connection for the sync daemon (all of them, or none when
+    /// the queue is full).
+    pub(crate) fn queue(&self, records: SyncRecords) {
         let mut q = self.queue.lock();
         if q.len() >= QUEUE_MAX {
             self.bump(C_OVERFLOW);
             return;
         }
-        if let Some(r) = conn_record(c, snap.timeouts.of(st), fwmark) {
+        for r in [records.conn, records.template].into_iter().flatten() {
             q.push(r);
             self.bump(C_EXPORTED);
         }
-        if let Some(t) = &c.control {
-            if let Some(r) = template_record(t, fwmark) {
-                q.push(r);
-                self.bump(C_EXPORTED);
-            }
-        }
     }
+}
+
+/// The records of one connection to export: its own and its persistence template's.
+#[derive(Debug)]
+#[must_use = "the records are exported only once queued"]
+pub(crate) struct SyncRecords {
+    conn: Option<SyncConn>,
+    template: Option<SyncConn>,
 }
 
 /// IPVS's `ip_vs_sync_conn_needed` (see the module documentation).
@@ -159,19 +172,6 @@ fn sync_needed(proto: u8, st: ConnState, synced: u8, pkts: u16, thr: u32, period
     } else {
         pkts == thr
     }
-}
-
-fn fwmark_of(snap: &Snapshot, svc_id: u32) -> u32 {
-    snap.services
-        .iter()
-        .find(|s| s.id == svc_id)
-        .map_or(0, |s| s.spec.key.fwmark)
-}
-
-/// The entry's addresses; `None` for a real server of the other family (tunnels), which
-/// IPVS v1 cannot carry.
-fn addrs(c: IpAddr, v: IpAddr, d: IpAddr) -> Option<SyncAddrs> {
-    SyncAddrs::new(c, v, d)
 }
 
 fn conn_record(c: &Conn, timeout_ms: u64, fwmark: u32) -> Option<SyncConn> {
@@ -204,7 +204,8 @@ fn conn_record(c: &Conn, timeout_ms: u64, fwmark: u32) -> Option<SyncConn> {
         dport: c.dport,
         fwmark,
         timeout: (timeout_ms / 1000) as u32,
-        addrs: addrs(to_ip(&c.client, v6), to_ip(&c.vaddr, v6), c.dest.addr)?,
+        // `None` for a real server of the other family (tunnels), which IPVS v1 cannot carry.
+        addrs: SyncAddrs::new(to_ip(&c.client, v6), to_ip(&c.vaddr, v6), c.dest.addr)?,
         seq: None,
         pe_data: None,
         pe_name: None,
@@ -233,7 +234,7 @@ fn template_record(t: &Template, fwmark: u32) -> Option<SyncConn> {
         dport: t.dport,
         fwmark,
         timeout: (Templates::timeout_of(t) / 1000) as u32,
-        addrs: addrs(to_ip(&k.client, k.v6), to_ip(&k.vaddr, k.v6), t.dest.addr)?,
+        addrs: SyncAddrs::new(to_ip(&k.client, k.v6), to_ip(&k.vaddr, k.v6), t.dest.addr)?,
         seq: None,
         pe_data: None,
         pe_name: None,
@@ -282,16 +283,11 @@ impl Engine {
             let g = s.0.lock();
             out.extend(g.iter().filter_map(|c| {
                 let st = ConnState::from_u8(c.state);
-                conn_record(c, snap.timeouts.of(st), fwmark_of(&snap, c.svc_id))
+                conn_record(c, snap.timeouts.of(st), snap.fwmark_of(c.svc_id))
             }));
         }
         for t in self.templates.all() {
-            let mark = snap
-                .services
-                .iter()
-                .find(|s| s.id == t.key.svc_id)
-                .map_or(0, |s| s.spec.key.fwmark);
-            out.extend(template_record(&t, mark));
+            out.extend(template_record(&t, snap.fwmark_of(t.key.svc_id)));
         }
         out
     }
@@ -374,14 +370,7 @@ impl Engine {
         let mut shard = self.shard(h).lock();
         if let Some(slot) = shard.find(h, Direction::Input, &t) {
             if let Some(c) = shard.get_mut(slot) {
-                let was_inactive = c.flags & F_INACTIVE != 0;
-                if was_inactive && !inactive {
-                    c.dest.set_active(true);
-                    c.flags &= !F_INACTIVE;
-                } else if !was_inactive && inactive {
-                    c.dest.set_active(false);
-                    c.flags |= F_INACTIVE;
-                }
+                c.set_active(!inactive);
                 c.state = state as u8;
                 c.sync_state = state as u8;
                 c.expires = now.0.saturating_add(timeout_ms);
@@ -422,26 +411,12 @@ impl Engine {
             _ => None,
         };
         dest.bind(!inactive);
+        let flags = method | F_SYNCED | if inactive { F_INACTIVE } else { 0 };
+        let expires = now.0.saturating_add(timeout_ms);
         let conn = Conn {
-            client: t.src,
-            vaddr: t.dst,
-            daddr: to16(dest.addr),
-            cport: t.sport,
-            vport: t.dport,
-            dport: rec.dport,
-            proto: t.proto,
-            state: state as u8,
-            flags: method
-                | F_SYNCED
-                | if inactive { F_INACTIVE } else { 0 }
-                | if v6 { F_V6 } else { 0 },
-            svc_id: svc.id,
-            expires: now.0.saturating_add(timeout_ms),
-            dest,
             fnat,
-            control: None,
-            sync_pkts: 0,
             sync_state: state as u8,
+            ..Conn::new(&t, svc.id, dest, rec.dport, state, flags, expires)
         };
         shard.insert(h, &self.hasher, conn);
         Ok(())

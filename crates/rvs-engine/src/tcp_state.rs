@@ -3,6 +3,8 @@
 //! Connections whose replies never pass the director (direct routing: IPVS's
 //! `IP_VS_CONN_F_NOOUTPUT`) follow the table's INPUT-ONLY rows.
 
+use rvs_wire::tcp::Flags;
+
 use crate::types::{ConnState, Timeouts};
 
 /// Which way a packet travels relative to the connection.
@@ -60,13 +62,13 @@ pub(crate) fn next_state(
     no_output: bool,
     flags: u8,
 ) -> ConnState {
-    let event = if flags & 0x04 != 0 {
+    let event = if flags & Flags::RST != 0 {
         3
-    } else if flags & 0x02 != 0 {
+    } else if flags & Flags::SYN != 0 {
         0
-    } else if flags & 0x01 != 0 {
+    } else if flags & Flags::FIN != 0 {
         1
-    } else if flags & 0x10 != 0 {
+    } else if flags & Flags::ACK != 0 {
         2
     } else {
         return ConnState::Close;

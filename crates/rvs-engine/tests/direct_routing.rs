@@ -157,13 +157,10 @@ fn dr_input_only_states_timeouts_and_counts() {
     assert_eq!(counts(&e), (0, 0));
 
     // RST from the client closes; a SYN on the CLOSE connection starts afresh.
-    let mut f = c(SYN);
-    run(&e, 1_000_000, &mut f);
-    let mut f = c(ACK);
-    run(&e, 1_000_100, &mut f);
+    assert_forwarded_unchanged(&e, 1_000_000, &c(SYN), ip4(RIP4));
+    assert_forwarded_unchanged(&e, 1_000_100, &c(ACK), ip4(RIP4));
     assert_eq!(counts(&e), (1, 0));
-    let mut f = c(RST);
-    run(&e, 1_000_200, &mut f);
+    assert_forwarded_unchanged(&e, 1_000_200, &c(RST), ip4(RIP4));
     assert_eq!(conn_state(&e, 1_000_200), vec![(ConnState::Close, 10_000)]);
     assert_eq!(counts(&e), (0, 1));
     let mut f = c(SYN);
@@ -186,20 +183,20 @@ fn dr_timeouts_follow_set_timeouts() {
         udp: 5,
     });
     for f in [SYN, ACK] {
-        let mut p = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, &[]);
-        run(&e, 0, &mut p);
+        let p = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, &[]);
+        assert_forwarded_unchanged(&e, 0, &p, ip4(RIP4));
     }
     assert_eq!(conn_state(&e, 0), vec![(ConnState::Established, 30_000)]);
-    let mut p = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, FINACK, &[]);
-    run(&e, 0, &mut p);
+    let p = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, FINACK, &[]);
+    assert_forwarded_unchanged(&e, 0, &p, ip4(RIP4));
     assert_eq!(conn_state(&e, 0), vec![(ConnState::FinWait, 7_000)]);
 }
 
 #[test]
 fn reply_from_real_server_is_not_ours() {
     let e = dr_engine();
-    let mut syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
-    run(&e, 0, &mut syn);
+    let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+    assert_forwarded_unchanged(&e, 0, &syn, ip4(RIP4));
     let before = conn_state(&e, 50);
     // What a DR real server would send if its reply came our way: from RIP:80 (or VIP:80).
     for src in [RIP4, VIP4] {
@@ -213,54 +210,39 @@ fn reply_from_real_server_is_not_ours() {
     assert_eq!(tcp4_stats(&e).out_pkts, 0);
 }
 
-fn icmp4_error(src: [u8; 4], dst: [u8; 4], t: etherparse::Icmpv4Type, quoted: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
-        .ipv4(src, dst, 64)
-        .icmpv4(t)
-        .write(&mut out, quoted)
-        .expect("build");
-    out
-}
-
-fn icmp6_error(src: [u8; 16], dst: [u8; 16], t: etherparse::Icmpv6Type, quoted: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
-        .ipv6(src, dst, 64)
-        .icmpv6(t)
-        .write(&mut out, quoted)
-        .expect("build");
-    out
-}
-
 #[test]
 fn icmp_about_a_dr_connection_goes_to_the_real_server_unchanged() {
     use etherparse::icmpv4::DestUnreachableHeader;
     use etherparse::Icmpv4Type;
     let e = dr_engine();
-    let mut syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
-    run(&e, 0, &mut syn);
+    let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+    assert_forwarded_unchanged(&e, 0, &syn, ip4(RIP4));
     let frag = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
         next_hop_mtu: 1400,
     });
     // A router on the client's side quotes the reply the real server sent as VIP:80 -> client.
     let quoted = l3(&tcp4(VIP4, VPORT, CLIENT4, CPORT, 60, ACK, &[0x55; 1400]))[..548].to_vec();
-    assert_forwarded_unchanged(&e, 1, &icmp4_error(ROUTER4, VIP4, frag, &quoted), ip4(RIP4));
+    assert_forwarded_unchanged(
+        &e,
+        1,
+        &icmp4_error(ROUTER4, VIP4, 64, frag, &quoted),
+        ip4(RIP4),
+    );
     // About some other client port: not ours.
     let other = l3(&tcp4(VIP4, VPORT, CLIENT4, 1, 60, ACK, b""))[..28].to_vec();
     let port = Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Port);
-    let mut f = icmp4_error(CLIENT4, VIP4, port, &other);
+    let mut f = icmp4_error(CLIENT4, VIP4, 64, port, &other);
     assert_eq!(run(&e, 2, &mut f), Verdict::PassToKernel);
     assert_eq!(conn_state(&e, 0), vec![(ConnState::SynRecv, 60_000)]);
 
     // ICMPv6 packet-too-big about a UDP reply.
     let (c, v, r) = (client6(), vip6(), rip6());
-    let mut first = udp6(c, 5000, v, VPORT, 64, b"q");
-    run(&e, 3, &mut first);
+    let first = udp6(c, 5000, v, VPORT, 64, b"q");
+    assert_forwarded_unchanged(&e, 3, &first, ip6(r));
     let big = etherparse::Icmpv6Type::PacketTooBig { mtu: 1280 };
     let rep = l3(&udp6(v, VPORT, c, 5000, 60, b"reply"));
     let router6 = v6("2001:db8:c::1");
-    assert_forwarded_unchanged(&e, 4, &icmp6_error(router6, v, big, &rep), ip6(r));
+    assert_forwarded_unchanged(&e, 4, &icmp6_error(router6, v, 64, big, &rep), ip6(r));
 }
 
 #[test]
@@ -330,7 +312,7 @@ fn edit_dest_switches_method_for_new_connections_only() {
     );
     // A keeps NAT both ways.
     let mut f = a(ACK);
-    run(&e, 1, &mut f);
+    assert_eq!(run(&e, 1, &mut f), fwd(ip4(RIP4)));
     assert_eq!(l3(&f), l3(&tcp4(CLIENT4, 1001, RIP4, VPORT, 63, ACK, &[])));
     let mut r = tcp4(RIP4, VPORT, CLIENT4, 1001, 64, ACK, b"r");
     assert_eq!(run(&e, 1, &mut r), fwd(ip4(CLIENT4)));
@@ -356,7 +338,7 @@ fn edit_dest_switches_method_for_new_connections_only() {
     );
     // Connection C: NAT again.
     let mut f = tcp4(CLIENT4, 1003, VIP4, VPORT, 64, SYN, &[]);
-    run(&e, 5, &mut f);
+    assert_eq!(run(&e, 5, &mut f), fwd(ip4(RIP4)));
     assert_eq!(l3(&f), l3(&tcp4(CLIENT4, 1003, RIP4, VPORT, 63, SYN, &[])));
     let d = &e.services(Millis(0))[0].dests[0];
     assert_eq!((d.active_conns, d.inactive_conns), (1, 2));
@@ -385,7 +367,7 @@ fn local_dest_delivers_unchanged_and_refuses_port_mapping() {
     for (i, frame) in [c(SYN), c(ACK), c(FINACK)].iter().enumerate() {
         let mut f = frame.clone();
         let verdict = run(&e, 10 * i as u64, &mut f);
-        assert!(matches!(verdict, Verdict::Deliver { .. }), "{verdict:?}");
+        assert_eq!(verdict, Verdict::Deliver { l3_offset: 14 });
         assert_eq!(l3(&f), l3(frame), "IP packet must be byte-identical");
     }
     let conns = e.connections(Millis(30));

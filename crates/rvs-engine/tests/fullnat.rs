@@ -300,15 +300,7 @@ fn icmp_from_the_real_server_reaches_the_client_translated() {
     });
     let quoted = l3(&tcp4(LIP4, lport, RIP4, RPORT, 63, ACK, b"hello"));
     let quoted_back = l3(&tcp4(CLIENT4, CPORT, VIP4, VPORT, 63, ACK, b"hello"));
-    let build = |src: [u8; 4], dst: [u8; 4], ttl: u8, q: &[u8]| {
-        let mut out = Vec::new();
-        PacketBuilder::ethernet2(MAC_A, MAC_B)
-            .ipv4(src, dst, ttl)
-            .icmpv4(frag.clone())
-            .write(&mut out, q)
-            .expect("build");
-        out
-    };
+    let build = |src, dst, ttl, q: &[u8]| icmp4_error(src, dst, ttl, frag.clone(), q);
     let mut f = build(RIP4, LIP4, 64, &quoted);
     assert_eq!(run(&e, 1, &mut f), fwd(ip4(CLIENT4)));
     assert_eq!(l3(&f), l3(&build(VIP4, CLIENT4, 63, &quoted_back)));
@@ -360,6 +352,12 @@ fn proxy_exchange(version: ProxyProtocolVersion, v6: bool) {
     };
     let header = proxy::header(version, c_sock, v_sock);
     let n = header.len() as u32;
+    // Where the verdicts send the client's and the server's segments.
+    let (to_server, to_client) = if v6 {
+        (fwd(ip6(rip6())), fwd(ip6(client6())))
+    } else {
+        (fwd(ip4(RIP4)), fwd(ip4(CLIENT4)))
+    };
     use TcpOptionElement::{
         MaximumSegmentSize as Mss, Noop, SelectiveAcknowledgementPermitted as Sp,
     };
@@ -376,7 +374,7 @@ fn proxy_exchange(version: ProxyProtocolVersion, v6: bool) {
         &[Mss(1460), Sp],
         &[],
     );
-    run(&e, 0, &mut f);
+    assert_eq!(run(&e, 0, &mut f), to_server);
     let (_, lp) = src_of(&f);
     assert_eq!(
         f,
@@ -406,7 +404,7 @@ fn proxy_exchange(version: ProxyProtocolVersion, v6: bool) {
         &[Mss(1460)],
         &[],
     );
-    run(&e, 1, &mut f);
+    assert_eq!(run(&e, 1, &mut f), to_client);
     let mss = 1460 - n as u16;
     assert_eq!(
         f,
@@ -436,7 +434,7 @@ fn proxy_exchange(version: ProxyProtocolVersion, v6: bool) {
         &[],
         &[],
     );
-    run(&e, 2, &mut f);
+    assert_eq!(run(&e, 2, &mut f), to_server);
     assert_eq!(
         f,
         seg(&lip, lp, &rip, RPORT, 63, 1001, Some(7001), false, &[], &[])
@@ -471,6 +469,13 @@ fn proxy_exchange(version: ProxyProtocolVersion, v6: bool) {
             b"GET /",
         );
         let v = e.handle(Millis(3 + attempt), &mut PacketMeta::default(), &mut f);
+        let Verdict::Forward { next_hop_ip, .. } = to_server else {
+            unreachable!("a forward verdict");
+        };
+        assert!(
+            matches!(v, Verdict::ForwardInsert { next_hop_ip: hop, l3_offset: 14, .. } if hop == next_hop_ip),
+            "attempt {attempt}: {v:?}"
+        );
         let got = assembled(&f, &v);
         assert_eq!(got, want, "attempt {attempt}");
         assert!(checksums_ok(&got));
@@ -488,7 +493,7 @@ fn proxy_exchange(version: ProxyProtocolVersion, v6: bool) {
         &[],
         b"OK",
     );
-    run(&e, 5, &mut f);
+    assert_eq!(run(&e, 5, &mut f), to_client);
     assert_eq!(
         f,
         seg(
@@ -517,7 +522,7 @@ fn proxy_exchange(version: ProxyProtocolVersion, v6: bool) {
         &[],
         &[],
     );
-    run(&e, 6, &mut f);
+    assert_eq!(run(&e, 6, &mut f), to_client);
     assert_eq!(
         f,
         seg(
@@ -546,7 +551,7 @@ fn proxy_exchange(version: ProxyProtocolVersion, v6: bool) {
         &[],
         b"more",
     );
-    run(&e, 7, &mut f);
+    assert_eq!(run(&e, 7, &mut f), to_server);
     assert_eq!(
         f,
         seg(

@@ -428,6 +428,22 @@ fn tcp_gso_frames_are_cut_into_valid_segments() {
 }
 
 #[test]
+fn gso_scratch_buffer_is_reused_without_leftovers() {
+    let tcp = l3(&tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[9u8; 4000]));
+    let udp = l3(&udp4(CLIENT4, CPORT, VIP4, VPORT, 64, &[3u8; 2500]));
+    // A buffer left dirty (and larger) by an earlier super-frame.
+    let mut scratch = vec![0xee; 9000];
+    for (ip, kind, size) in [(&tcp, GsoKind::Tcp, 1448), (&udp, GsoKind::UdpL4, 1000)] {
+        let mut fresh: Vec<Vec<u8>> = Vec::new();
+        let n = gso::segment(ip, kind, size, |s| fresh.push(s.to_vec())).expect("cut");
+        let mut reused: Vec<Vec<u8>> = Vec::new();
+        let m = gso::segment_with(ip, kind, size, &mut scratch, |s| reused.push(s.to_vec()))
+            .expect("cut");
+        assert_eq!((m, &reused), (n, &fresh), "{kind:?}");
+    }
+}
+
+#[test]
 fn udp_gso_frames_are_cut_into_datagrams() {
     let payload = vec![3u8; 3000];
     let ip = l3(&udp4(CLIENT4, CPORT, VIP4, VPORT, 64, &payload));

@@ -6,7 +6,7 @@
 //! the lowercase hex digest on one line; with `-v` first the header as a hex dump and
 //! as text, the body as a hex dump, and the digest as a hex dump.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rvs_health::http::{fetch, hex, HttpError, HttpRequest, HttpResponse, TlsOptions};
@@ -249,19 +249,6 @@ fn banner(title: &str) -> String {
     format!("{DELIM_BEGIN}{title}{DELIM_END}")
 }
 
-/// The body bytes the digest covers (limited to Content-Length).
-fn digested_body(resp: &HttpResponse) -> &[u8] {
-    match resp.content_length {
-        Some(len) => {
-            &resp.body[..resp
-                .body
-                .len()
-                .min(usize::try_from(len).unwrap_or(usize::MAX))]
-        }
-        None => &resp.body,
-    }
-}
-
 /// What genhash prints for `resp`.
 pub fn render(resp: &HttpResponse, verbose: bool) -> String {
     let mut out = String::new();
@@ -271,10 +258,9 @@ pub fn render(resp: &HttpResponse, verbose: bool) -> String {
         out.push_str(&banner(" HTTP Header Ascii Buffer "));
         out.push_str(&String::from_utf8_lossy(&resp.header));
         out.push('\n');
-        let body = digested_body(resp);
-        if !body.is_empty() {
+        if !resp.body.is_empty() {
             out.push_str(&banner("        HTML Buffer        "));
-            out.push_str(&hex_dump(body));
+            out.push_str(&hex_dump(&resp.body));
         }
         out.push('\n');
         out.push_str(&banner("    HTML hash resulting    "));
@@ -301,11 +287,11 @@ pub async fn run(opts: &Options) -> Result<String, GenhashError> {
         }),
     };
     let scheme = if opts.ssl { "https" } else { "http" };
-    let host = match opts.server {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("[{ip}]"),
-    };
-    let url = format!("{scheme}://{host}:{}{}", opts.port, opts.url);
+    let url = format!(
+        "{scheme}://{}{}",
+        SocketAddr::new(opts.server, opts.port),
+        opts.url
+    );
     let started = std::time::Instant::now();
     let resp = fetch(&req, opts.verbose)
         .await

@@ -5,7 +5,7 @@
 //! Content-Length when the server sent one. Chunked bodies are not decoded (keepalived
 //! hashes them raw as well).
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
@@ -78,7 +78,8 @@ pub struct HttpResponse {
     pub status: u16,
     /// The raw header bytes (status line and fields, including the blank line).
     pub header: Vec<u8>,
-    /// The body as received (only filled when asked for, and capped at 16 MiB).
+    /// The body bytes the digest covers (only filled when asked for, limited to Content-Length
+    /// when present, and capped at 16 MiB).
     pub body: Vec<u8>,
     /// MD5 over the body (limited to Content-Length when present).
     pub digest: [u8; 16],
@@ -104,10 +105,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn request_bytes(req: &HttpRequest) -> Vec<u8> {
     let host = match &req.virtualhost {
         Some(v) => v.clone(),
-        None => match req.conn.connect_ip {
-            IpAddr::V4(ip) => format!("{ip}:{}", req.conn.connect_port),
-            IpAddr::V6(ip) => format!("[{ip}]:{}", req.conn.connect_port),
-        },
+        None => SocketAddr::new(req.conn.connect_ip, req.conn.connect_port).to_string(),
     };
     let (version, close) = match req.protocol {
         HttpProtocol::Http10 => ("1.0", false),
@@ -206,7 +204,8 @@ impl BodySink {
         self.rx_bytes += data.len() as u64;
         if self.capture {
             let room = MAX_CAPTURED_BODY.saturating_sub(self.body.len());
-            self.body.extend_from_slice(&data[..data.len().min(room)]);
+            self.body
+                .extend_from_slice(&hashed[..hashed.len().min(room)]);
         }
     }
 

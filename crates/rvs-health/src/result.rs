@@ -16,22 +16,22 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    /// A passing result.
-    pub fn pass(detail: impl Into<String>, elapsed: Duration) -> Self {
+    /// A passing result (`elapsed` is filled in by [`crate::checkers::check`]).
+    pub fn pass(detail: impl Into<String>) -> Self {
         CheckResult {
             ok: true,
             detail: detail.into(),
-            elapsed,
+            elapsed: Duration::ZERO,
             weight: None,
         }
     }
 
-    /// A failing result.
-    pub fn fail(detail: impl Into<String>, elapsed: Duration) -> Self {
+    /// A failing result (`elapsed` is filled in by [`crate::checkers::check`]).
+    pub fn fail(detail: impl Into<String>) -> Self {
         CheckResult {
             ok: false,
             detail: detail.into(),
-            elapsed,
+            elapsed: Duration::ZERO,
             weight: None,
         }
     }

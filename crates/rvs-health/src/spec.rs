@@ -162,8 +162,9 @@ pub struct HttpSpec {
 /// MISC_CHECK options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MiscSpec {
-    /// `misc_path`: command line run through `sh -c`.
-    pub misc_path: String,
+    /// `misc_path`: the program and its arguments, already split and unquoted; executed
+    /// directly (no shell), as keepalived does.
+    pub misc_path: Vec<String>,
     /// `misc_timeout`: the program is killed and the check fails after this long.
     pub misc_timeout: Duration,
     /// `misc_dynamic`: exit codes 2..=255 mean success with weight `code - 2`.

@@ -240,35 +240,97 @@ fn write_pem(name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// A TLS server-side verifier that asks for a client certificate, accepts any (or none), and
+/// still checks the handshake signature against the presented one.
+#[derive(Debug)]
+struct AnyClientCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::server::danger::ClientCertVerifier for AnyClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 #[tokio::test]
 async fn ssl_get_self_signed_with_sni_and_client_cert() {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let ck = rcgen::generate_simple_self_signed(vec!["www.example.com".into()]).unwrap();
     let chain = vec![CertificateDer::from(ck.cert.der().to_vec())];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(Arc::new(AnyClientCert(provider)))
+        .with_single_cert(chain, key)
+        .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let l = TcpListener::bind((LO, 0)).await.unwrap();
     let port = l.local_addr().unwrap().port();
     let snis = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    // The client certificate chain each connection presented.
+    let peers = Arc::new(Mutex::new(Vec::<Option<Vec<Vec<u8>>>>::new()));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (snis2, seen2) = (snis.clone(), seen.clone());
+    let (snis2, peers2, seen2) = (snis.clone(), peers.clone(), seen.clone());
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
             let acceptor = acceptor.clone();
-            let (snis, seen) = (snis2.clone(), seen2.clone());
+            let (snis, peers, seen) = (snis2.clone(), peers2.clone(), seen2.clone());
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(s).await {
+                    let conn = tls.get_ref().1;
                     snis.lock()
                         .unwrap()
-                        .push(tls.get_ref().1.server_name().map(str::to_string));
+                        .push(conn.server_name().map(str::to_string));
+                    peers.lock().unwrap().push(
+                        conn.peer_certificates()
+                            .map(|c| c.iter().map(|d| d.to_vec()).collect()),
+                    );
                     serve_http(tls, seen).await;
                 }
             });
@@ -284,7 +346,7 @@ async fn ssl_get_self_signed_with_sni_and_client_cert() {
     let mut h = http(vec![url("/ok", Some(HELLO_MD5), vec![])]);
     h.virtualhost = Some("www.example.com".into());
     h.enable_sni = true;
-    // A client certificate is loaded and offered (this server does not ask for it).
+    // A client certificate is loaded and presented when the server asks for one.
     let client = rcgen::generate_simple_self_signed(vec!["client".into()]).unwrap();
     h.tls.certificate = Some(write_pem("client.crt", &client.cert.pem()));
     h.tls.key = Some(write_pem("client.key", &client.key_pair.serialize_pem()));
@@ -293,6 +355,10 @@ async fn ssl_get_self_signed_with_sni_and_client_cert() {
     assert_eq!(
         *snis.lock().unwrap(),
         vec![None, Some("www.example.com".to_string())]
+    );
+    assert_eq!(
+        *peers.lock().unwrap(),
+        vec![None, Some(vec![client.cert.der().to_vec()])]
     );
     let r = check(&spec(
         port,
@@ -318,7 +384,7 @@ fn misc(path: &str, dynamic: bool, timeout: Duration) -> CheckSpec {
     spec(
         0,
         CheckKind::Misc(MiscSpec {
-            misc_path: path.into(),
+            misc_path: vec!["sh".into(), "-c".into(), path.into()],
             misc_timeout: timeout,
             misc_dynamic: dynamic,
         }),

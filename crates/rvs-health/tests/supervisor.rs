@@ -148,7 +148,7 @@ async fn misc_dynamic_weight_reaches_the_channel() {
         spec: CheckSpec {
             conn: ConnectOpts::new(LO, 0),
             kind: CheckKind::Misc(MiscSpec {
-                misc_path: "exit 12".into(),
+                misc_path: vec!["sh".into(), "-c".into(), "exit 12".into()],
                 misc_timeout: Duration::from_secs(5),
                 misc_dynamic: true,
             }),

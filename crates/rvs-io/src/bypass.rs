@@ -168,7 +168,7 @@ impl KernelBypass {
             validate_ifname(ifname)?;
             // The kernel accepts a chain for a device that does not exist (yet); a typo would
             // then silently leave the kernel handling the traffic, so insist on the device.
-            crate::packet::ifindex_of(ifname)?;
+            crate::iface::ifindex(ifname)?;
             if !chains.iter().any(|(_, i)| i == ifname) {
                 chains.push((chain_name(chains.len(), ifname), ifname.clone()));
             }
@@ -179,11 +179,6 @@ impl KernelBypass {
             chains,
             removed: false,
         })
-    }
-
-    /// The table's name.
-    pub fn table(&self) -> &str {
-        &self.table
     }
 
     /// Atomically replaces the rule set (one nft transaction: flush the chains, add the rules to

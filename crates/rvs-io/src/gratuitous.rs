@@ -1,152 +1,144 @@
 //! Gratuitous ARP (IPv4) and unsolicited neighbour advertisements (IPv6) for addresses a VRRP
-//! master takes over, sent as whole Ethernet frames through an AF_PACKET socket.
-#![allow(unsafe_code)]
+//! master takes over, built as whole Ethernet frames for a send-only
+//! [`PacketSocket`](crate::PacketSocket) (`PacketSocket::open_tx`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::error::IoError;
-use crate::packet::ifindex_of;
+use rvs_wire::{arp, ethernet, icmpv6, ip, ipv6};
 
-const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_IPV6: u16 = 0x86dd;
 const BROADCAST: [u8; 6] = [0xff; 6];
 /// Ethernet address of ff02::1 (all nodes).
 const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const MIN_FRAME: usize = 60;
+/// ARP hardware type of Ethernet.
+const ARPHRD_ETHER: u16 = 1;
+/// ICMPv6 neighbour advertisement (RFC 4861).
+const TYPE_NEIGHBOR_ADVERT: u8 = 136;
+/// Neighbour advertisement flags: override.
+const NA_FLAG_OVERRIDE: u8 = 0x20;
+/// Neighbour discovery option: target link-layer address, 1 unit of 8 bytes.
+const OPT_TARGET_LLADDR: [u8; 2] = [2, 1];
+/// Neighbour advertisement: ICMPv6 header, target address, link-layer address option.
+const NA_LEN: usize = icmpv6::HEADER_LEN + 16 + 8;
+
+/// Writes the Ethernet header at the start of `f` (at least 14 bytes long).
+fn put_ethernet(f: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) -> rvs_wire::Result<()> {
+    f[12..ethernet::HEADER_LEN].copy_from_slice(&ethertype.to_be_bytes());
+    let mut eth = ethernet::Frame::new_checked(f)?;
+    eth.set_dst_addr(dst);
+    eth.set_src_addr(src);
+    Ok(())
+}
+
+fn build_garp(mac: [u8; 6], ip: Ipv4Addr) -> rvs_wire::Result<Vec<u8>> {
+    let mut f = vec![0u8; MIN_FRAME];
+    put_ethernet(&mut f, BROADCAST, mac, ethernet::ETHERTYPE_ARP)?;
+    let a = &mut f[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN];
+    a[0..2].copy_from_slice(&ARPHRD_ETHER.to_be_bytes());
+    a[2..4].copy_from_slice(&ethernet::ETHERTYPE_IPV4.to_be_bytes());
+    a[4] = 6;
+    a[5] = 4;
+    let mut p = arp::Packet::new_checked(a)?;
+    p.set_operation(arp::OP_REQUEST);
+    p.set_sender(mac, ip.octets());
+    p.set_target(BROADCAST, ip.octets());
+    Ok(f)
+}
+
+fn build_na(mac: [u8; 6], src: Ipv6Addr, target: Ipv6Addr) -> rvs_wire::Result<Vec<u8>> {
+    let mut f = vec![0u8; ethernet::HEADER_LEN + ipv6::HEADER_LEN + NA_LEN];
+    put_ethernet(&mut f, ALL_NODES_MAC, mac, ethernet::ETHERTYPE_IPV6)?;
+    let (h, icmp) = f[ethernet::HEADER_LEN..].split_at_mut(ipv6::HEADER_LEN);
+    h[0] = 0x60;
+    h[4..6].copy_from_slice(&(NA_LEN as u16).to_be_bytes());
+    h[6] = ip::ICMPV6;
+    h[7] = 255;
+    h[8..24].copy_from_slice(&src.octets());
+    h[24..40].copy_from_slice(&ALL_NODES.octets());
+    icmp[0] = TYPE_NEIGHBOR_ADVERT;
+    icmp[4] = NA_FLAG_OVERRIDE;
+    let body = &mut icmp[icmpv6::HEADER_LEN..];
+    body[..16].copy_from_slice(&target.octets());
+    body[16..18].copy_from_slice(&OPT_TARGET_LLADDR);
+    body[18..24].copy_from_slice(&mac);
+    icmpv6::Packet::new_checked(icmp)?.fill_checksum(src.octets(), ALL_NODES.octets());
+    Ok(f)
+}
 
 /// A gratuitous ARP request for `ip` from `mac` (sender and target protocol address both
 /// `ip`, to the broadcast address), padded to the Ethernet minimum.
 pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
-    let mut f = Vec::with_capacity(MIN_FRAME);
-    f.extend_from_slice(&BROADCAST);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&ETH_P_ARP.to_be_bytes());
-    f.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&ip.octets());
-    f.extend_from_slice(&BROADCAST);
-    f.extend_from_slice(&ip.octets());
-    f.resize(MIN_FRAME, 0);
-    f
+    // The buffer is laid out for the views above, so building cannot fail.
+    build_garp(mac, ip).unwrap_or_default()
 }
 
 /// An unsolicited neighbour advertisement (override flag set) for `target` from `src` (the
 /// interface's link-local address) to all nodes, with the target link-layer address option.
 pub fn unsolicited_na_frame(mac: [u8; 6], src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let mut icmp = Vec::with_capacity(32);
-    icmp.extend_from_slice(&[136, 0, 0, 0, 0x20, 0, 0, 0]);
-    icmp.extend_from_slice(&target.octets());
-    icmp.extend_from_slice(&[2, 1]);
-    icmp.extend_from_slice(&mac);
-    let sum = icmpv6_checksum(src, ALL_NODES, &icmp);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut f = Vec::with_capacity(14 + 40 + icmp.len());
-    f.extend_from_slice(&ALL_NODES_MAC);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[58, 255]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&ALL_NODES.octets());
-    f.extend_from_slice(&icmp);
-    f
-}
-
-fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks(2) {
-            let hi = u32::from(c[0]) << 8;
-            let lo = c.get(1).map_or(0, |x| u32::from(*x));
-            sum = sum.wrapping_add(hi | lo);
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&(msg.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    add(msg);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Sends prebuilt frames out of one interface.
-#[derive(Debug)]
-pub struct FrameSender {
-    fd: OwnedFd,
-    ifindex: u32,
-}
-
-impl FrameSender {
-    /// Opens a send-only packet socket on `ifname`.
-    pub fn open(ifname: &str) -> Result<FrameSender, IoError> {
-        let ifindex = ifindex_of(ifname)?;
-        // SAFETY: plain socket(2) call; protocol 0 receives nothing. Checked before use.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(IoError::last_os("socket(AF_PACKET)"));
-        }
-        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(FrameSender { fd, ifindex })
-    }
-
-    /// Sends one Ethernet frame (destination, source and type included).
-    pub fn send(&self, frame: &[u8]) -> Result<(), IoError> {
-        if frame.len() < 14 {
-            return Err(IoError::FrameTooLarge { len: frame.len() });
-        }
-        // SAFETY: an all-zero sockaddr_ll is valid; the fields are filled in below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex as i32;
-        sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
-        let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: `frame` is readable for its length and `sll` is a valid address of `len` bytes.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                len,
-            )
-        };
-        if rc < 0 {
-            return Err(IoError::last_os("sendto(AF_PACKET)"));
-        }
-        Ok(())
-    }
+    // The buffer is laid out for the views above, so building cannot fail.
+    build_na(mac, src, target).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
     #[test]
     fn garp_is_a_broadcast_request_for_itself() {
-        let f = garp_frame([2, 0, 0, 0, 0, 1], Ipv4Addr::new(10, 0, 0, 100));
+        let f = garp_frame(MAC, Ipv4Addr::new(10, 0, 0, 100));
         assert_eq!(f.len(), 60);
-        assert_eq!(&f[..6], &BROADCAST);
+        let eth = ethernet::Frame::new_checked(&f[..]).expect("ethernet");
+        assert_eq!(eth.dst_addr(), BROADCAST);
+        assert_eq!(eth.src_addr(), MAC);
         assert_eq!(&f[12..14], &[0x08, 0x06]);
+        let a = arp::Packet::new_checked(eth.payload()).expect("arp");
+        assert_eq!(a.hardware_type(), 1);
+        assert_eq!(a.protocol_type(), 0x0800);
+        assert_eq!(a.operation(), 1, "request");
+        assert_eq!(&f[20..22], &[0, 1], "request on the wire");
+        assert_eq!(a.sender_hardware_addr(), MAC);
+        assert_eq!(&f[22..28], &MAC, "sender MAC on the wire");
         assert_eq!(&f[28..32], &[10, 0, 0, 100]);
         assert_eq!(&f[38..42], &[10, 0, 0, 100]);
+        assert_eq!(a.sender_protocol_addr(), [10, 0, 0, 100]);
+        assert_eq!(a.target_protocol_addr(), [10, 0, 0, 100]);
     }
 
     #[test]
     fn na_checksum_verifies() {
         let src: Ipv6Addr = "fe80::1".parse().expect("addr");
-        let f = unsolicited_na_frame([2, 0, 0, 0, 0, 1], src, "2001:db8::100".parse().expect("a"));
-        let icmp = &f[54..];
-        assert_eq!(icmp[0], 136);
-        assert_eq!(icmpv6_checksum(src, ALL_NODES, icmp), 0);
+        let f = unsolicited_na_frame(MAC, src, "2001:db8::100".parse().expect("a"));
+        let icmp = icmpv6::Packet::new_checked(&f[54..]).expect("icmpv6");
+        assert_eq!(icmp.msg_type(), 136);
+        assert!(icmp.verify_checksum(src.octets(), ALL_NODES.octets()));
+        let other: Ipv6Addr = "fe80::2".parse().expect("addr");
+        assert!(!icmp.verify_checksum(other.octets(), ALL_NODES.octets()));
+    }
+
+    /// The bytes the hand-written builders produced before rvs-wire built the frames.
+    #[test]
+    fn frames_are_byte_for_byte_unchanged() {
+        let garp = garp_frame(MAC, Ipv4Addr::new(10, 0, 0, 100));
+        let mut want = vec![
+            255, 255, 255, 255, 255, 255, 2, 0, 0, 0, 0, 1, 8, 6, 0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0,
+            0, 0, 1, 10, 0, 0, 100, 255, 255, 255, 255, 255, 255, 10, 0, 0, 100,
+        ];
+        want.resize(60, 0);
+        assert_eq!(garp, want);
+        let na = unsolicited_na_frame(
+            MAC,
+            "fe80::1".parse().expect("addr"),
+            "2001:db8::100".parse().expect("addr"),
+        );
+        let want: [u8; 86] = [
+            51, 51, 0, 0, 0, 1, 2, 0, 0, 0, 0, 1, 134, 221, 96, 0, 0, 0, 0, 32, 58, 255, 254, 128,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 255, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 1, 136, 0, 39, 100, 32, 0, 0, 0, 32, 1, 13, 184, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+            2, 1, 2, 0, 0, 0, 0, 1,
+        ];
+        assert_eq!(na, want);
     }
 }

@@ -4,7 +4,8 @@
 //! keep the kernel away from the traffic rvsd forwards ([`KernelBypass`]), and TUN devices that
 //! hand packets to the local stack ([`TunDevice`]), and VRRP's I/O: raw protocol-112 sockets
 //! ([`VrrpSocket`]), address changes ([`add_address`]) and gratuitous ARP / unsolicited
-//! neighbour advertisements ([`gratuitous`]).
+//! neighbour advertisements ([`gratuitous`]), and an interface's index, MAC and MTU by name
+//! ([`iface`]).
 //!
 //! This is the only crate of the workspace with `unsafe` code; it is confined to the modules
 //! that talk to the kernel, each block with a `// SAFETY:` comment.
@@ -12,6 +13,7 @@
 mod bypass;
 mod error;
 pub mod gratuitous;
+pub mod iface;
 mod netlink;
 pub mod netns;
 pub mod packet;
@@ -21,12 +23,11 @@ pub mod vrrp_socket;
 
 pub use bypass::{BypassRule, KernelBypass, L4Proto};
 pub use error::IoError;
-pub use gratuitous::FrameSender;
 pub use netlink::{
     add_address, interface_addresses, remove_address, AddrScope, InterfaceAddress, NetState,
     Resolution,
 };
 pub use packet::{PacketSocket, RecvStats};
-pub use tun::{TunDevice, TUN_DUMMY_V4};
+pub use tun::TunDevice;
 pub use vnet::VnetHdr;
 pub use vrrp_socket::{ReceivedAdvert, VrrpSocket};

@@ -9,8 +9,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use rvs_wire::ipv4;
+
 use crate::error::IoError;
-use crate::packet::{ifindex_of, setsockopt};
+use crate::iface;
+use crate::packet::setsockopt;
 
 /// IP protocol number of VRRP.
 pub const IPPROTO_VRRP: i32 = 112;
@@ -79,7 +82,7 @@ impl VrrpSocket {
     }
 
     fn open_protocol(ifname: &str, ipv6: bool, protocol: i32) -> Result<VrrpSocket, IoError> {
-        let ifindex = ifindex_of(ifname)?;
+        let ifindex = iface::ifindex(ifname)?;
         let family = if ipv6 { libc::AF_INET6 } else { libc::AF_INET };
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe {
@@ -318,7 +321,10 @@ impl VrrpSocket {
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             if c.is_null() {
-                return Err(IoError::Netlink("no room for a control message".into()));
+                return Err(IoError::io(
+                    "sendmsg(VRRP)",
+                    std::io::Error::other("no room for a control message"),
+                ));
             }
             match src {
                 IpAddr::V4(s) => {
@@ -361,18 +367,15 @@ impl VrrpSocket {
     }
 }
 
-/// Source, destination, TTL and protocol from an IPv4 header.
+/// Source, destination, TTL and protocol from the IPv4 header of a whole datagram.
 fn v4_meta(d: &[u8]) -> Option<ReceivedAdvert> {
-    let ihl = usize::from(*d.first()? & 0x0f) * 4;
-    if ihl < 20 || d.len() < ihl || d[0] >> 4 != 4 {
-        return None;
-    }
+    let p = ipv4::Packet::new_checked(d).ok()?;
     Some(ReceivedAdvert {
-        src: IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])),
-        ttl: d[8],
-        protocol: d[9],
-        payload_offset: ihl,
+        src: IpAddr::V4(p.src_addr()),
+        dst: IpAddr::V4(p.dst_addr()),
+        ttl: p.ttl(),
+        protocol: p.protocol(),
+        payload_offset: p.header_len(),
         len: d.len(),
     })
 }
@@ -385,6 +388,7 @@ mod tests {
     fn ipv4_header_fields_are_read() {
         let mut d = vec![0u8; 28];
         d[0] = 0x45;
+        d[2..4].copy_from_slice(&28u16.to_be_bytes());
         d[8] = 255;
         d[9] = 112;
         d[12..16].copy_from_slice(&[10, 0, 0, 1]);
@@ -393,6 +397,12 @@ mod tests {
         assert_eq!(m.ttl, 255);
         assert_eq!(m.payload_offset, 20);
         assert_eq!(m.dst, IpAddr::V4(VRRP_GROUP_V4));
+        assert_eq!(m.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(m.protocol, 112);
+        assert_eq!(m.len, 28);
         assert!(v4_meta(&d[..10]).is_none());
+        assert!(v4_meta(&d[..24]).is_none(), "shorter than its total length");
+        d[0] = 0x65;
+        assert!(v4_meta(&d).is_none(), "not IPv4");
     }
 }

@@ -18,17 +18,14 @@ fn list(ns: &str, table: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Packets counted by the rule whose text contains `needle`.
-fn counted(listing: &str, needle: &str) -> u64 {
-    listing
-        .lines()
-        .find(|l| l.contains(needle))
-        .and_then(|l| {
-            let mut words = l.split_whitespace();
-            words.find(|w| *w == "packets")?;
-            words.next()?.parse().ok()
-        })
-        .unwrap_or(0)
+/// Packets counted by the rule whose text contains `needle`; `None` when no rule (with a
+/// counter) matches.
+fn counted(listing: &str, needle: &str) -> Option<u64> {
+    listing.lines().find(|l| l.contains(needle)).and_then(|l| {
+        let mut words = l.split_whitespace();
+        words.find(|w| *w == "packets")?;
+        words.next()?.parse().ok()
+    })
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -174,9 +171,12 @@ fn rules_hide_traffic_from_the_kernel_but_not_health_checks() {
     );
     drop(listener);
     let l = list(&ns_a, "rvs_f").expect("table");
-    assert!(counted(&l, "dport 9999") >= 3, "{l}");
-    assert!(counted(&l, "sport 5353") >= 3, "{l}");
-    assert_eq!(counted(&l, "sport 8080"), 0, "{l}");
+    let rule = |needle: &str| {
+        counted(&l, needle).unwrap_or_else(|| panic!("no counted rule with {needle:?}:\n{l}"))
+    };
+    assert!(rule("dport 9999") >= 3, "{l}");
+    assert!(rule("sport 5353") >= 3, "{l}");
+    assert_eq!(rule("sport 8080"), 0, "{l}");
     // After removal the kernel gets service traffic again.
     in_ns(&lab.a, move || bypass.remove().expect("remove"));
     send_from_b(4001, format!("{ip_a}:9999"));

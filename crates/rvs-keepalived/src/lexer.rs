@@ -53,30 +53,29 @@ pub fn lex(text: &str) -> Result<Vec<Line>, LexError> {
             pending = Some((start, joined));
             continue;
         }
-        let words = split_words(code).map_err(|message| LexError {
-            line: start,
-            message,
-        })?;
-        if !words.is_empty() {
-            out.push(Line {
-                number: start,
-                words,
-            });
-        }
+        push_line(&mut out, start, code)?;
     }
+    // A `\` on the last line continues into the end of the file.
     if let Some((start, acc)) = pending {
-        let words = split_words(strip_comment(&acc)).map_err(|message| LexError {
-            line: start,
-            message,
-        })?;
-        if !words.is_empty() {
-            out.push(Line {
-                number: start,
-                words,
-            });
-        }
+        push_line(&mut out, start, strip_comment(&acc))?;
     }
     Ok(out)
+}
+
+/// Appends the words of `code` (comment already stripped) as the line starting at `start`,
+/// unless it has none.
+fn push_line(out: &mut Vec<Line>, start: u32, code: &str) -> Result<(), LexError> {
+    let words = split_words(code).map_err(|message| LexError {
+        line: start,
+        message,
+    })?;
+    if !words.is_empty() {
+        out.push(Line {
+            number: start,
+            words,
+        });
+    }
+    Ok(())
 }
 
 /// The part of `line` before a `#` or `!` that is not inside quotes.

@@ -146,14 +146,7 @@ fn forward(method: &LvsMethod) -> (ForwardMethod, Option<TunnelConfig>) {
     match method {
         LvsMethod::Nat => (ForwardMethod::Masq, None),
         LvsMethod::Dr => (ForwardMethod::Route, None),
-        LvsMethod::Tun(t) => (
-            ForwardMethod::Tunnel,
-            Some(TunnelConfig {
-                kind: t.kind,
-                port: t.port,
-                checksum: t.checksum,
-            }),
-        ),
+        LvsMethod::Tun(t) => (ForwardMethod::Tunnel, Some(*t)),
     }
 }
 

@@ -170,18 +170,7 @@ pub enum LvsMethod {
     /// Direct routing.
     Dr,
     /// Tunnelling, with `type ipip|gue port N|gre` and `nocsum|csum|remcsum`.
-    Tun(TunnelSpec),
-}
-
-/// Encapsulation of a TUN real server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct TunnelSpec {
-    /// `ipip` (default), `gue` or `gre`.
-    pub kind: rvs_api::TunnelKind,
-    /// GUE destination port.
-    pub port: Option<u16>,
-    /// Checksum mode.
-    pub checksum: rvs_api::TunnelChecksum,
+    Tun(rvs_api::TunnelConfig),
 }
 
 /// What a `virtual_server` line names.

@@ -8,27 +8,10 @@ use crate::parse_common::split_command;
 use crate::tree::Statement;
 use crate::values::Ctx;
 
-/// The checker block keywords.
-pub fn is_checker(keyword: &str) -> bool {
-    matches!(
-        keyword,
-        "TCP_CHECK"
-            | "HTTP_GET"
-            | "SSL_GET"
-            | "MISC_CHECK"
-            | "DNS_CHECK"
-            | "SMTP_CHECK"
-            | "UDP_CHECK"
-            | "PING_CHECK"
-            | "FILE_CHECK"
-    )
-}
-
-/// Parses one checker block (`st.keyword` satisfies [`is_checker`]).
-pub fn parse_checker(ctx: &mut Ctx<'_>, st: &Statement) -> Option<CheckerSpec> {
-    let body = ctx.block(st)?;
-    let mut common = CommonCheck::default();
-    let mut kind = match st.keyword.as_str() {
+/// The checker of a checker block keyword (`TCP_CHECK`, `HTTP_GET`, ...) with no options set,
+/// or `None` when `keyword` is not one; the inverse of [`CheckerKind::keyword`].
+pub fn empty_kind(keyword: &str) -> Option<CheckerKind> {
+    Some(match keyword {
         "TCP_CHECK" => CheckerKind::Tcp,
         "HTTP_GET" => CheckerKind::Http(HttpCheck::default()),
         "SSL_GET" => CheckerKind::Ssl(HttpCheck::default()),
@@ -37,8 +20,16 @@ pub fn parse_checker(ctx: &mut Ctx<'_>, st: &Statement) -> Option<CheckerSpec> {
         "SMTP_CHECK" => CheckerKind::Smtp(SmtpCheck::default()),
         "UDP_CHECK" => CheckerKind::Udp(UdpCheck::default()),
         "PING_CHECK" => CheckerKind::Ping,
-        _ => CheckerKind::File(FileCheck::default()),
-    };
+        "FILE_CHECK" => CheckerKind::File(FileCheck::default()),
+        _ => return None,
+    })
+}
+
+/// Parses one checker block, `kind` being [`empty_kind`] of its keyword.
+pub fn parse_checker(ctx: &mut Ctx<'_>, st: &Statement, kind: CheckerKind) -> Option<CheckerSpec> {
+    let body = ctx.block(st)?;
+    let mut common = CommonCheck::default();
+    let mut kind = kind;
     for item in body {
         if common_keyword(ctx, item, &mut common) {
             continue;
@@ -294,12 +285,36 @@ fn file_keyword(ctx: &mut Ctx<'_>, st: &Statement, f: &mut FileCheck) -> bool {
             }
         }
         "weight" => {
-            f.weight = ctx
-                .int(st, 0, -254, 254)
-                .and_then(|w| i32::try_from(w).ok());
+            f.weight = ctx.int_as::<i32>(st, 0, -254, 254);
             f.reverse = st.args.get(1).is_some_and(|a| a == "reverse");
         }
         _ => return false,
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::empty_kind;
+
+    #[test]
+    fn empty_kind_inverts_keyword() {
+        let keywords = [
+            "TCP_CHECK",
+            "HTTP_GET",
+            "SSL_GET",
+            "MISC_CHECK",
+            "DNS_CHECK",
+            "SMTP_CHECK",
+            "UDP_CHECK",
+            "PING_CHECK",
+            "FILE_CHECK",
+        ];
+        for keyword in keywords {
+            let kind = empty_kind(keyword).expect(keyword);
+            assert_eq!(kind.keyword(), keyword);
+        }
+        assert!(empty_kind("tcp_check").is_none());
+        assert!(empty_kind("weight").is_none());
+    }
 }

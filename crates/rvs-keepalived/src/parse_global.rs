@@ -154,9 +154,7 @@ pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) 
             "smtp_connect_timeout" => g.smtp_connect_timeout = ctx.secs(item, 0),
             "lvs_sync_daemon" => g.lvs_sync_daemon = sync_daemon(ctx, item),
             "lvs_timeouts" => g.lvs_timeouts = lvs_timeouts(ctx, item),
-            "vrrp_version" => {
-                g.vrrp_version = ctx.num(item, 0, 2, 3).and_then(|v| u8::try_from(v).ok())
-            }
+            "vrrp_version" => g.vrrp_version = ctx.int_as::<u8>(item, 0, 2, 3),
             "script_user" => {
                 if let Some(u) = ctx.arg(item, 0, "a user name") {
                     g.script_user = Some((u.to_string(), item.args.get(1).cloned()));
@@ -200,14 +198,10 @@ fn sync_daemon(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsSyncDaemon> {
         let opt = st.args[i].as_str();
         let next = i + 1;
         match opt {
-            "id" => d.sync_id = ctx.num(st, next, 0, 255).and_then(|v| u8::try_from(v).ok()),
-            "maxlen" => {
-                d.maxlen = ctx
-                    .num(st, next, 1, 65535 - 20 - 8)
-                    .and_then(|v| u16::try_from(v).ok())
-            }
+            "id" => d.sync_id = ctx.int_as::<u8>(st, next, 0, 255),
+            "maxlen" => d.maxlen = ctx.int_as::<u16>(st, next, 1, 65535 - 20 - 8),
             "port" => d.port = ctx.port(st, next),
-            "ttl" => d.ttl = ctx.num(st, next, 1, 255).and_then(|v| u8::try_from(v).ok()),
+            "ttl" => d.ttl = ctx.int_as::<u8>(st, next, 1, 255),
             "group" => d.group = ctx.ip(st, next),
             other => {
                 ctx.error(
@@ -277,15 +271,13 @@ pub fn parse_track_file(ctx: &mut Ctx<'_>, st: &Statement) -> Option<TrackFile> 
         match item.keyword.as_str() {
             "file" => t.file = ctx.arg(item, 0, "a file path").map(str::to_string),
             "weight" => {
-                t.weight = ctx
-                    .int(item, 0, -254, 254)
-                    .and_then(|w| i32::try_from(w).ok());
+                t.weight = ctx.int_as::<i32>(item, 0, -254, 254);
                 t.reverse = item.args.get(1).is_some_and(|a| a == "reverse");
             }
             "init_file" => {
                 t.init_file = Some(match item.args.first().filter(|a| *a != "overwrite") {
                     Some(_) => ctx
-                        .int(item, 0, i64::from(i32::MIN), i64::from(i32::MAX))
+                        .int_as(item, 0, i64::from(i32::MIN), i64::from(i32::MAX))
                         .unwrap_or(0),
                     None => 0,
                 })

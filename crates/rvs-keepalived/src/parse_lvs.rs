@@ -1,14 +1,14 @@
 //! `virtual_server_group`, `virtual_server` and `real_server` blocks.
 
 use crate::model::{
-    GroupEntry, LvsMethod, Protocol, RealServer, SorryServer, TunnelSpec, VirtualServer,
-    VirtualServerGroup, VsTarget,
+    GroupEntry, LvsMethod, Protocol, RealServer, SorryServer, VirtualServer, VirtualServerGroup,
+    VsTarget,
 };
-use crate::parse_checker::{is_checker, parse_checker};
+use crate::parse_checker::{empty_kind, parse_checker};
 use crate::parse_common::script;
 use crate::tree::Statement;
 use crate::values::Ctx;
-use rvs_api::{TunnelChecksum, TunnelKind};
+use rvs_api::{netmask, sched_flags, TunnelChecksum, TunnelConfig, TunnelKind};
 use std::net::IpAddr;
 
 /// keepalived's default scheduler (`IPVS_DEF_SCHED`).
@@ -102,7 +102,7 @@ pub fn parse_method(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsMethod> {
         "NAT" => Some(LvsMethod::Nat),
         "DR" => Some(LvsMethod::Dr),
         _ => {
-            let mut t = TunnelSpec::default();
+            let mut t = TunnelConfig::default();
             let mut i = 1;
             while i < st.args.len() {
                 match st.args[i].as_str() {
@@ -115,10 +115,7 @@ pub fn parse_method(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsMethod> {
                         i += 2;
                     }
                     "port" => {
-                        t.port = Some(
-                            ctx.num(st, i + 1, 1, 65535)
-                                .and_then(|p| u16::try_from(p).ok())?,
-                        );
+                        t.port = Some(ctx.int_as::<u16>(st, i + 1, 1, 65535)?);
                         i += 2;
                     }
                     "nocsum" => {
@@ -235,8 +232,9 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<Virtual
                     vs.scheduler = s.to_string();
                 }
             }
-            "hashed" | "ops" | "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback"
-            | "mh-port" | "mh-fallback" => flag_items.push(item),
+            k if k == "hashed" || k == "ops" || sched_flags::flag(k).is_some() => {
+                flag_items.push(item)
+            }
             "lvs_method" | "lb_kind" => {
                 if let Some(m) = parse_method(ctx, item) {
                     vs.method = m;
@@ -336,18 +334,14 @@ fn apply_flag(ctx: &mut Ctx<'_>, item: &Statement, vs: &mut VirtualServer) {
                 vs.sched_flags.ops = false;
             }
         }
-        "flag-1" | "flag-2" | "flag-3" => vs.sched_flags.names.push(k.to_string()),
-        _ => {
-            let sched = k.split('-').next().unwrap_or_default();
-            if vs.scheduler == sched {
-                vs.sched_flags.names.push(k.to_string());
-            } else {
-                ctx.warn(
-                    &item.span,
-                    format!("{k} only applies to the {sched} scheduler - ignoring"),
-                );
-            }
-        }
+        _ => match sched_flags::flag(k) {
+            Some((_, Some(sched))) if vs.scheduler != sched => ctx.warn(
+                &item.span,
+                format!("{k} only applies to the {sched} scheduler - ignoring"),
+            ),
+            Some(_) => vs.sched_flags.names.push(k.to_string()),
+            None => {}
+        },
     }
 }
 
@@ -356,11 +350,8 @@ fn granularity(ctx: &mut Ctx<'_>, st: &Statement) -> Option<u8> {
     let raw = ctx.arg(st, 0, "a netmask or prefix length")?;
     if raw.contains('.') {
         let mask: Option<std::net::Ipv4Addr> = raw.parse().ok();
-        if let Some(mask) = mask {
-            let bits = u32::from(mask);
-            if bits.leading_ones() + bits.trailing_zeros() == 32 {
-                return u8::try_from(bits.leading_ones()).ok();
-            }
+        if let Some(prefix) = mask.and_then(|m| netmask::mask_prefix(m.into())) {
+            return Some(prefix);
         }
     } else if let Ok(p) = raw.parse::<u8>() {
         if (1..=128).contains(&p) {
@@ -408,8 +399,8 @@ pub fn parse_real_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<RealServer
         return Some(rs);
     };
     for item in body {
-        if is_checker(&item.keyword) {
-            if let Some(c) = parse_checker(ctx, item) {
+        if let Some(kind) = empty_kind(&item.keyword) {
+            if let Some(c) = parse_checker(ctx, item, kind) {
                 rs.checkers.push(c);
             }
             continue;

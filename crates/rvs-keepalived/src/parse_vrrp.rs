@@ -75,9 +75,7 @@ fn tracked(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<Tracked> {
         match item.args.first().map(String::as_str) {
             None => {}
             Some("weight") => {
-                t.weight = ctx
-                    .int(item, 1, -254, 254)
-                    .and_then(|w| i32::try_from(w).ok());
+                t.weight = ctx.int_as::<i32>(item, 1, -254, 254);
                 t.reverse = item.args.get(2).is_some_and(|a| a == "reverse");
             }
             Some(other) => ctx.error(
@@ -117,10 +115,7 @@ pub fn parse_vrrp_script(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpScript
             "interval" => s.interval = ctx.secs(item, 0).unwrap_or(s.interval),
             "timeout" => s.timeout = ctx.secs(item, 0),
             "weight" => {
-                s.weight = ctx
-                    .int(item, 0, -253, 253)
-                    .and_then(|w| i32::try_from(w).ok())
-                    .unwrap_or(0);
+                s.weight = ctx.int_as::<i32>(item, 0, -253, 253).unwrap_or(0);
                 s.reverse = item.args.get(1).is_some_and(|a| a == "reverse");
             }
             "rise" => s.rise = ctx.u32(item, 0, 1, u32::MAX).unwrap_or(1),
@@ -318,11 +313,9 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
                 }
             }
             "interface" => interface = ctx.arg(item, 0, "an interface name").map(str::to_string),
-            "virtual_router_id" => {
-                vrid = ctx.num(item, 0, 1, 255).and_then(|n| u8::try_from(n).ok())
-            }
+            "virtual_router_id" => vrid = ctx.int_as::<u8>(item, 0, 1, 255),
             "priority" => {
-                if let Some(p) = ctx.num(item, 0, 1, 255).and_then(|n| u8::try_from(n).ok()) {
+                if let Some(p) = ctx.int_as::<u8>(item, 0, 1, 255) {
                     v.priority = p;
                 }
             }
@@ -376,7 +369,7 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
                 v.garp_master_refresh_repeat = ctx.u32(item, 0, 1, u32::MAX)
             }
             "smtp_alert" => v.smtp_alert = ctx.flag(item).unwrap_or(true),
-            "version" => v.version = ctx.num(item, 0, 2, 3).and_then(|n| u8::try_from(n).ok()),
+            "version" => v.version = ctx.int_as::<u8>(item, 0, 2, 3),
             k if OTHER_INSTANCE.contains(&k) => v.other.push(Setting {
                 keyword: item.keyword.clone(),
                 args: item.args.clone(),

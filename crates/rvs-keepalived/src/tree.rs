@@ -38,14 +38,10 @@ fn is_include(keyword: &str) -> bool {
 }
 
 /// Reads `path` and everything it includes. Problems go to `report`; the statements that could be
-/// read are returned. `display` is how the top-level file is named in diagnostics.
+/// read are returned.
 pub fn read_file(path: &Path, report: &mut Report, files: &mut Vec<PathBuf>) -> Vec<Statement> {
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let mut stack = vec![canonical(path)];
-            files.push(path.to_path_buf());
-            build(&text, path, &mut stack, report, files)
-        }
+        Ok(text) => read_str(&text, path, report, files),
         Err(e) => {
             report.error(None, format!("{}: cannot read: {e}", path.display()));
             Vec::new()

@@ -2,7 +2,9 @@
 
 use crate::diag::{Report, Span};
 use crate::tree::Statement;
+use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Collects diagnostics while statements are turned into typed values.
@@ -80,78 +82,55 @@ impl Ctx<'_> {
         }
     }
 
-    /// An unsigned number in `min..=max` from argument `idx`.
-    pub fn num(&mut self, st: &Statement, idx: usize, min: u64, max: u64) -> Option<u64> {
-        let what = format!("a number {min}-{max}");
-        let raw = self.arg(st, idx, &what)?;
-        match raw.parse::<u64>() {
-            Ok(v) if (min..=max).contains(&v) => Some(v),
-            _ => {
-                self.error(
-                    &st.span,
-                    format!("{}: expected {what}, got '{raw}'", st.keyword),
-                );
-                None
-            }
+    /// Argument `idx` read by `parse`; a missing argument, or one `parse` refuses, is an error
+    /// saying `what` was expected.
+    fn parsed<'s, T>(
+        &mut self,
+        st: &'s Statement,
+        idx: usize,
+        what: &str,
+        parse: impl FnOnce(&'s str) -> Option<T>,
+    ) -> Option<T> {
+        let raw = self.arg(st, idx, what)?;
+        let value = parse(raw);
+        if value.is_none() {
+            self.error(
+                &st.span,
+                format!("{}: expected {what}, got '{raw}'", st.keyword),
+            );
         }
+        value
+    }
+
+    /// An integer of type `T` in `min..=max` from argument `idx`.
+    pub fn int_as<T>(&mut self, st: &Statement, idx: usize, min: T, max: T) -> Option<T>
+    where
+        T: FromStr + PartialOrd + fmt::Display,
+    {
+        let what = format!("a number {min}-{max}");
+        self.parsed(st, idx, &what, |raw| {
+            raw.parse::<T>().ok().filter(|v| *v >= min && *v <= max)
+        })
     }
 
     /// A `u32` in `min..=max` from argument `idx`.
     pub fn u32(&mut self, st: &Statement, idx: usize, min: u32, max: u32) -> Option<u32> {
-        self.num(st, idx, min.into(), max.into())
-            .and_then(|v| u32::try_from(v).ok())
-    }
-
-    /// A signed number in `min..=max` from argument `idx`.
-    pub fn int(&mut self, st: &Statement, idx: usize, min: i64, max: i64) -> Option<i64> {
-        let what = format!("a number {min}-{max}");
-        let raw = self.arg(st, idx, &what)?;
-        match raw.parse::<i64>() {
-            Ok(v) if (min..=max).contains(&v) => Some(v),
-            _ => {
-                self.error(
-                    &st.span,
-                    format!("{}: expected {what}, got '{raw}'", st.keyword),
-                );
-                None
-            }
-        }
+        self.int_as(st, idx, min, max)
     }
 
     /// A port number 0-65535 from argument `idx`.
     pub fn port(&mut self, st: &Statement, idx: usize) -> Option<u16> {
-        self.num(st, idx, 0, 65535)
-            .and_then(|v| u16::try_from(v).ok())
+        self.int_as(st, idx, 0, 65535)
     }
 
     /// A time in seconds (decimals allowed, as keepalived's `read_timer`) from argument `idx`.
     pub fn secs(&mut self, st: &Statement, idx: usize) -> Option<Duration> {
-        let raw = self.arg(st, idx, "a time in seconds")?;
-        match parse_secs(raw) {
-            Some(d) => Some(d),
-            None => {
-                self.error(
-                    &st.span,
-                    format!("{}: expected a time in seconds, got '{raw}'", st.keyword),
-                );
-                None
-            }
-        }
+        self.parsed(st, idx, "a time in seconds", parse_secs)
     }
 
     /// An IP address from argument `idx`.
     pub fn ip(&mut self, st: &Statement, idx: usize) -> Option<IpAddr> {
-        let raw = self.arg(st, idx, "an IP address")?;
-        match raw.parse::<IpAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                self.error(
-                    &st.span,
-                    format!("{}: expected an IP address, got '{raw}'", st.keyword),
-                );
-                None
-            }
-        }
+        self.parsed(st, idx, "an IP address", |raw| raw.parse().ok())
     }
 
     /// A flag keyword with an optional `true|false|yes|no|on|off` argument (absent means true).
@@ -184,24 +163,15 @@ impl Ctx<'_> {
         nocase: bool,
     ) -> Option<&'c str> {
         let what = choices.join("|");
-        let raw = self.arg(st, idx, &what)?;
-        let found = choices.iter().find(|c| {
-            if nocase {
-                c.eq_ignore_ascii_case(raw)
-            } else {
-                **c == raw
-            }
-        });
-        match found {
-            Some(c) => Some(c),
-            None => {
-                self.error(
-                    &st.span,
-                    format!("{}: expected {what}, got '{raw}'", st.keyword),
-                );
-                None
-            }
-        }
+        self.parsed(st, idx, &what, |raw| {
+            choices.iter().copied().find(|c| {
+                if nocase {
+                    c.eq_ignore_ascii_case(raw)
+                } else {
+                    *c == raw
+                }
+            })
+        })
     }
 }
 

@@ -77,12 +77,7 @@ pub struct DrTopology {
 impl DrTopology {
     /// Builds the topology with `real_servers` real servers (1 to [`MAX_DR_REAL_SERVERS`]).
     pub fn build(tag: &str, real_servers: usize, layout: DrLayout) -> Result<DrTopology, LabError> {
-        if real_servers == 0 || real_servers > MAX_DR_REAL_SERVERS {
-            return Err(LabError::Invalid {
-                what: "real server count",
-                detail: format!("{real_servers} (use 1 to {MAX_DR_REAL_SERVERS})"),
-            });
-        }
+        harness::check_rs_count(real_servers, MAX_DR_REAL_SERVERS)?;
         let lab = Lab::new(tag)?;
         let socket = socket_path_for(lab.prefix());
         let hosts: Vec<u16> = (1..=real_servers as u16).map(|k| k * RS_STEP).collect();
@@ -133,14 +128,10 @@ impl DrTopology {
         harness::veth(lab, ROUTER, "r1", SWITCH, "p0")?;
         harness::veth(lab, DIRECTOR, "d0", SWITCH, "p1")?;
         let mut ports = vec!["p0".to_string(), "p1".to_string()];
-        for index in 0..self.rips4.len() {
-            let role = rs_role(index);
-            lab.add_ns(&role)?;
-            let port = format!("p{}", index + 2);
-            harness::veth(lab, &role, "eth0", SWITCH, &port)?;
-            ports.push(port);
-        }
-        harness::bridge(lab, &ports)?;
+        ports.extend(harness::add_real_servers(lab, self.rips4.len(), |i| {
+            format!("p{}", i + 2)
+        })?);
+        harness::bridge(lab, "br0", &ports)?;
 
         let gateway4 = Ipv4Addr::new(172, 30, 0, 200);
         let gateway6 = Ipv6Addr::new(0x2001, 0xdb8, 0x172, 0, 0, 0, 0, 0x200);
@@ -219,17 +210,9 @@ impl DrTopology {
         ]
     }
 
-    /// The namespace roles of the real servers, `rs1`, `rs2`, ...
-    pub fn rs_roles(&self) -> Vec<String> {
-        (0..self.rips4.len()).map(rs_role).collect()
-    }
-
     /// The text real server `index` answers with: `hello,<its IPv4 address>`.
     pub fn rs_text(&self, index: usize) -> String {
-        match self.rips4.get(index) {
-            Some(ip) => format!("hello,{ip}"),
-            None => String::new(),
-        }
+        harness::hello_text(&self.rips4, index)
     }
 
     /// The VIP of one family: [`DrTopology::vip4`] or [`DrTopology::vip6`].
@@ -245,10 +228,7 @@ impl DrTopology {
     /// Starts `rvs-lab serve --text hello,<rip4> --http 80 --http 8080 --udp 5353` on every real
     /// server (listening on `[::]`, so also on the VIPs) and waits until each accepts connections.
     pub fn start_real_servers(&self) -> Result<(), LabError> {
-        let servers: Vec<(String, String)> = (0..self.rips4.len())
-            .map(|index| (rs_role(index), self.rs_text(index)))
-            .collect();
-        harness::start_real_servers(&self.lab, &servers)
+        harness::start_hello_servers(&self.lab, &self.rips4)
     }
 
     /// Starts `rvsd --interface d0 --socket <socket> <extra_args>` in the director namespace and
@@ -261,14 +241,6 @@ impl DrTopology {
     /// real server sends a large reply, because DR replies bypass the director.
     pub fn director_counters(&self) -> Result<LinkCounters, LabError> {
         harness::link_counters(&self.lab, DIRECTOR, "d0")
-    }
-
-    /// The MAC address of interface `dev` in the namespace of `role`, e.g. `02:11:22:33:44:55`.
-    pub fn mac(&self, role: &str, dev: &str) -> Result<String, LabError> {
-        let out = self
-            .lab
-            .exec_ok(role, &["cat", &format!("/sys/class/net/{dev}/address")])?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// The link-layer address the router's neighbour table holds for `ip` (after traffic to it),

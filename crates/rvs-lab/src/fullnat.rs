@@ -116,7 +116,7 @@ impl FullNatTopology {
                       location = /addr {{ return 200 \"$proxy_protocol_addr $remote_addr\\n\"; }}\n\
                       location /up/ {{ dav_methods PUT; create_full_put_path on; }}\n"
             );
-            crate::nginx::spawn(
+            crate::nginx::spawn_nginx(
                 lab,
                 &role,
                 &prefix,

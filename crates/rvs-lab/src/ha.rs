@@ -54,12 +54,7 @@ impl HaTopology {
     /// Builds the topology with `real_servers` real servers (1 to [`MAX_HA_REAL_SERVERS`]); no
     /// director holds the VIPs yet.
     pub fn build(tag: &str, real_servers: usize) -> Result<HaTopology, LabError> {
-        if real_servers == 0 || real_servers > MAX_HA_REAL_SERVERS {
-            return Err(LabError::Invalid {
-                what: "real server count",
-                detail: format!("{real_servers} (use 1 to {MAX_HA_REAL_SERVERS})"),
-            });
-        }
+        harness::check_rs_count(real_servers, MAX_HA_REAL_SERVERS)?;
         let lab = Lab::new(tag)?;
         let socket =
             |role: &str| PathBuf::from("/run/rvs").join(format!("{}-{role}.sock", lab.prefix()));
@@ -106,26 +101,11 @@ impl HaTopology {
             outside.push(o);
             inside.push(n);
         }
-        for index in 0..self.rips.len() {
-            let role = rs_role(index);
-            lab.add_ns(&role)?;
-            let port = format!("r{}", index + 1);
-            harness::veth(lab, &role, "eth0", SWITCH, &port)?;
-            inside.push(port);
-        }
-        let mut lines = Vec::new();
-        for (bridge, ports) in [("br-out", &outside), ("br-in", &inside)] {
-            lines.push(format!(
-                "link add {bridge} type bridge stp_state 0 mcast_snooping 0"
-            ));
-            lines.push(format!("link set {bridge} up"));
-            for port in ports {
-                lines.push(format!("link set {port} master {bridge}"));
-                lines.push(format!("link set {port} up"));
-            }
-        }
-        lab.sysctl(SWITCH, "net.ipv6.conf.all.disable_ipv6", "1")?;
-        lab.ip(SWITCH, &lines)?;
+        inside.extend(harness::add_real_servers(lab, self.rips.len(), |i| {
+            format!("r{}", i + 1)
+        })?);
+        harness::bridge(lab, "br-out", &outside)?;
+        harness::bridge(lab, "br-in", &inside)?;
 
         for (i, role) in HA_DIRECTORS.iter().enumerate() {
             lab.sysctl(role, "net.ipv4.ip_forward", "1")?;
@@ -163,25 +143,15 @@ impl HaTopology {
         Ok(())
     }
 
-    /// The namespace roles of the real servers, `rs1`, `rs2`, ...
-    pub fn rs_roles(&self) -> Vec<String> {
-        (0..self.rips.len()).map(rs_role).collect()
-    }
-
     /// The text real server `index` answers with: `hello,<its address>`.
     pub fn rs_text(&self, index: usize) -> String {
-        self.rips
-            .get(index)
-            .map_or_else(String::new, |ip| format!("hello,{ip}"))
+        harness::hello_text(&self.rips, index)
     }
 
     /// Starts the built-in server (`hello,<rip>` on ports 80 and 8080, `/hold/S`, ...) on every
     /// real server and waits (bounded) until each accepts connections.
     pub fn start_real_servers(&self) -> Result<(), LabError> {
-        let servers: Vec<(String, String)> = (0..self.rips.len())
-            .map(|index| (rs_role(index), self.rs_text(index)))
-            .collect();
-        harness::start_real_servers(&self.lab, &servers)
+        harness::start_hello_servers(&self.lab, &self.rips)
     }
 
     fn director(&self, index: usize) -> Result<&'static str, LabError> {
@@ -206,15 +176,7 @@ impl HaTopology {
 
     /// Kills `rvsd` with SIGKILL (a crash: no cleanup of its own) and reaps it.
     pub fn crash_rvsd(&self, rvsd: &Rvsd) -> Result<(), LabError> {
-        let pid = i32::try_from(rvsd.pid).map_err(|_| LabError::Invalid {
-            what: "pid",
-            detail: rvsd.pid.to_string(),
-        })?;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .map_err(|e| LabError::io("kill -KILL rvsd", std::io::Error::from(e)))?;
+        crate::netns::signal(rvsd.pid, nix::sys::signal::Signal::SIGKILL);
         self.lab.kill(rvsd.pid);
         let _ = std::fs::remove_file(&rvsd.socket);
         Ok(())
@@ -267,15 +229,7 @@ impl HaTopology {
         let role = self.director(index)?;
         let mut frames = Vec::new();
         for (dev, vip) in [("d0", self.vip), ("d1", self.inside_vip)] {
-            let out = self
-                .lab
-                .exec_ok(role, &["cat", &format!("/sys/class/net/{dev}/address")])?;
-            let mac = parse_mac(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| {
-                LabError::Invalid {
-                    what: "MAC address",
-                    detail: format!("{dev} in {role}"),
-                }
-            })?;
+            let mac = self.lab.mac_bytes(role, dev)?;
             frames.push((dev, garp_frame(mac, vip, 1)));
             frames.push((dev, garp_frame(mac, vip, 2)));
         }
@@ -304,16 +258,6 @@ impl HaTopology {
         }
         Ok(())
     }
-}
-
-/// `aa:bb:cc:dd:ee:ff` to bytes.
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.trim().split(':');
-    for byte in &mut mac {
-        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }
 
 /// A broadcast gratuitous ARP frame for `ip` from `mac`: operation 1 (request) or 2 (reply),
@@ -346,7 +290,5 @@ mod tests {
         assert_eq!(&f[22..28], &mac);
         assert_eq!(&f[28..32], &[192, 168, 168, 11]);
         assert_eq!(&f[38..42], &[192, 168, 168, 11]);
-        assert_eq!(parse_mac("02:00:00:00:00:09\n"), Some(mac));
-        assert_eq!(parse_mac("02:00"), None);
     }
 }

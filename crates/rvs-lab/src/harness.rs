@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::server::ServeConfig;
 use crate::{cmd, find_bin, Lab, LabError};
 
 /// The client's namespace role.
@@ -82,19 +83,65 @@ pub(crate) fn veth(
     )
 }
 
-/// Makes the namespace [`SWITCH`] a plain learning switch: bridge `br0` (no STP, no multicast
+/// Makes the namespace [`SWITCH`] a plain learning switch: bridge `name` (no STP, no multicast
 /// snooping, no IPv6 of its own) with `ports` as members, everything up.
-pub(crate) fn bridge(lab: &Lab, ports: &[String]) -> Result<(), LabError> {
+pub(crate) fn bridge(lab: &Lab, name: &str, ports: &[String]) -> Result<(), LabError> {
     let mut lines = vec![
-        "link add br0 type bridge stp_state 0 mcast_snooping 0".to_string(),
-        "link set br0 up".to_string(),
+        format!("link add {name} type bridge stp_state 0 mcast_snooping 0"),
+        format!("link set {name} up"),
     ];
     for port in ports {
-        lines.push(format!("link set {port} master br0"));
+        lines.push(format!("link set {port} master {name}"));
         lines.push(format!("link set {port} up"));
     }
     lab.sysctl(SWITCH, "net.ipv6.conf.all.disable_ipv6", "1")?;
     lab.ip(SWITCH, &lines)
+}
+
+/// Fails unless `count` real servers is 1 to `max`.
+pub(crate) fn check_rs_count(count: usize, max: usize) -> Result<(), LabError> {
+    if count == 0 || count > max {
+        return Err(LabError::Invalid {
+            what: "real server count",
+            detail: format!("{count} (use 1 to {max})"),
+        });
+    }
+    Ok(())
+}
+
+/// Creates the namespaces of `count` real servers ([`rs_role`]), each with `eth0` linked to a
+/// port `port_name(index)` in [`SWITCH`]; returns the port names, in order.
+pub(crate) fn add_real_servers(
+    lab: &Lab,
+    count: usize,
+    port_name: impl Fn(usize) -> String,
+) -> Result<Vec<String>, LabError> {
+    let mut ports = Vec::with_capacity(count);
+    for index in 0..count {
+        let role = rs_role(index);
+        lab.add_ns(&role)?;
+        let port = port_name(index);
+        veth(lab, &role, "eth0", SWITCH, &port)?;
+        ports.push(port);
+    }
+    Ok(ports)
+}
+
+/// The text real server `index` answers with: `hello,<its IPv4 address>` (empty if there is no
+/// such server).
+pub(crate) fn hello_text(rips: &[Ipv4Addr], index: usize) -> String {
+    rips.get(index)
+        .map(|ip| format!("hello,{ip}"))
+        .unwrap_or_default()
+}
+
+/// [`start_real_servers`] on every real server `rs1`, `rs2`, ... of `rips`, each answering
+/// [`hello_text`].
+pub(crate) fn start_hello_servers(lab: &Lab, rips: &[Ipv4Addr]) -> Result<(), LabError> {
+    let servers: Vec<(String, String)> = (0..rips.len())
+        .map(|index| (rs_role(index), hello_text(rips, index)))
+        .collect();
+    start_real_servers(lab, &servers)
 }
 
 /// Turns on IPv4 and IPv6 forwarding in the namespace of `role`.
@@ -108,14 +155,15 @@ pub(crate) fn enable_forwarding(lab: &Lab, role: &str) -> Result<(), LabError> {
 pub(crate) fn start_real_servers(lab: &Lab, servers: &[(String, String)]) -> Result<(), LabError> {
     let lab_bin = find_bin("rvs-lab")?;
     let lab_bin = lab_bin.to_string_lossy();
-    let ports: Vec<String> = RS_HTTP_PORTS.iter().map(u16::to_string).collect();
-    let udp = RS_UDP_PORT.to_string();
     for (role, text) in servers {
-        let mut args = vec![lab_bin.as_ref(), "serve", "--text", text.as_str()];
-        for port in &ports {
-            args.extend(["--http", port.as_str()]);
-        }
-        args.extend(["--udp", udp.as_str()]);
+        let config = ServeConfig {
+            text: text.clone(),
+            http_ports: RS_HTTP_PORTS.to_vec(),
+            udp_ports: vec![RS_UDP_PORT],
+        };
+        let serve_args = config.to_args();
+        let mut args = vec![lab_bin.as_ref(), "serve"];
+        args.extend(serve_args.iter().map(String::as_str));
         lab.spawn(role, &args)?;
     }
     for (role, _) in servers {

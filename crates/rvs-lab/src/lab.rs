@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -260,6 +261,89 @@ impl Lab {
         }
     }
 
+    /// Waits (polling every 50 ms, at most `limit`) until the spawned process `pid` exits;
+    /// returns its exit status as text ([`Lab::exit_status`]), or `None` if it still runs.
+    pub fn wait_exit(&self, pid: u32, limit: Duration) -> Option<String> {
+        let mut status = None;
+        wait_for(limit, || {
+            status = self.exit_status(pid);
+            status.is_some()
+        });
+        status
+    }
+
+    /// Writes `text` as the file `name` in [`Lab::log_dir`] and returns its path.
+    pub fn write_file(&self, name: &str, text: &str) -> Result<PathBuf, LabError> {
+        let path = self.log_dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| LabError::io(format!("writing {}", path.display()), e))?;
+        Ok(path)
+    }
+
+    /// Writes an executable shell script `name` in [`Lab::log_dir`] that appends its arguments
+    /// (`"$@"`, one line per call) to `log`, as keepalived's notify scripts are tested; returns
+    /// its path.
+    pub fn write_notify_script(&self, name: &str, log: &Path) -> Result<PathBuf, LabError> {
+        let path = self.write_file(
+            name,
+            &format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+        )?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| LabError::io(format!("making {} executable", path.display()), e))?;
+        Ok(path)
+    }
+
+    /// Whether `ip` is configured on any interface in the namespace of `role`
+    /// (`ip -j addr show`); `false` also when that cannot be read.
+    pub fn has_addr(&self, role: &str, ip: IpAddr) -> bool {
+        self.exec(role, &["ip", "-j", "addr", "show"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{ip}\"")))
+            .unwrap_or(false)
+    }
+
+    /// The MAC address of interface `dev` in the namespace of `role`, as `ip` prints it
+    /// (lowercase, colon-separated, e.g. `02:11:22:33:44:55`).
+    pub fn mac_of(&self, role: &str, dev: &str) -> Result<String, LabError> {
+        let out = self.exec_ok(role, &["cat", &format!("/sys/class/net/{dev}/address")])?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// [`Lab::mac_of`] as bytes.
+    pub fn mac_bytes(&self, role: &str, dev: &str) -> Result<[u8; 6], LabError> {
+        let text = self.mac_of(role, dev)?;
+        parse_mac(&text).ok_or_else(|| LabError::Invalid {
+            what: "MAC address",
+            detail: format!("{dev} in {}: {text:?}", self.ns(role)),
+        })
+    }
+
+    /// Writes `conf` as `<role>-keepalived.conf` in [`Lab::log_dir`] and starts keepalived in
+    /// VRRP-only mode (`-n -l -D -P`, pid files next to it) in the namespace of `role`; returns
+    /// its (parent) pid.
+    pub fn start_keepalived(&self, role: &str, conf: &str) -> Result<u32, LabError> {
+        let conf_path = self.write_file(&format!("{role}-keepalived.conf"), conf)?;
+        let base = self.log_dir.join(format!("{role}-keepalived"));
+        let pid = base.with_extension("pid").display().to_string();
+        let vpid = base.with_extension("vrrp.pid").display().to_string();
+        let c = conf_path.display().to_string();
+        self.spawn(
+            role,
+            &[
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-P",
+                "-f",
+                &c,
+                "-p",
+                &pid,
+                "-r",
+                &vpid,
+            ],
+        )
+    }
+
     /// Waits until a TCP connection to `addr` from the namespace of `role` succeeds.
     pub fn wait_tcp(
         &self,
@@ -373,6 +457,29 @@ impl Drop for Lab {
     }
 }
 
+/// Polls `pred` (every 50 ms, at most `limit`) until it holds; returns the time it took, or
+/// `None` if it never held.
+pub fn wait_for(limit: Duration, mut pred: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() <= limit {
+        if pred() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// `aa:bb:cc:dd:ee:ff` to bytes; `None` unless it is exactly six hex octets.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// Where the logs of the lab with this prefix go.
 pub fn log_dir_for(prefix: &str) -> PathBuf {
     std::env::temp_dir().join("rvs-lab").join(prefix)
@@ -412,6 +519,13 @@ mod tests {
         assert_eq!(parse_prefix("other-17-0"), None);
         assert_eq!(parse_prefix("rvsa-x-0"), None);
         assert_eq!(parse_prefix("rvsa-1-"), None);
+    }
+
+    #[test]
+    fn macs_parse() {
+        assert_eq!(parse_mac("02:00:00:00:00:09\n"), Some([2, 0, 0, 0, 0, 9]));
+        assert_eq!(parse_mac("02:00"), None);
+        assert_eq!(parse_mac("02:00:00:00:00:09:01"), None);
     }
 
     #[test]

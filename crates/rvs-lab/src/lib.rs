@@ -50,10 +50,10 @@ pub use ha::{HaTopology, HA_DIRECTORS, MAX_HA_REAL_SERVERS};
 pub use harness::{
     rs_role, LinkCounters, Rvsd, CLIENT, DIRECTOR, RS_HTTP_PORTS, RS_UDP_PORT, SWITCH,
 };
-pub use lab::{parse_prefix, Lab};
+pub use lab::{parse_mac, parse_prefix, wait_for, Lab};
 pub use nat::{NatTopology, MAX_REAL_SERVERS};
-pub use nginx::{NGINX_PAGE, RS_NGINX_PORT};
-pub use server::http::pattern_sha256;
+pub use nginx::{spawn_nginx, NGINX_PAGE, RS_NGINX_PORT};
+pub use server::http::{pattern_sha256, sha256_hex};
 pub use smtp_sink::smtp_sink;
 pub use tun::{TunTopology, MAX_TUN_REAL_SERVERS};
 pub use vrrp_lab::{Capture, VrrpSegment, MAIL_ADDR, MAIL_HOST, VRRP_NODES};

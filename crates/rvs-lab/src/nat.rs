@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use crate::cleanup::socket_path_for;
-use crate::harness::{self, hex_like, rs_role, LinkCounters, Rvsd, CLIENT, DIRECTOR, SWITCH};
+use crate::harness::{self, hex_like, rs_role, Rvsd, CLIENT, DIRECTOR, SWITCH};
 use crate::{Lab, LabError};
 
 /// Most real servers one topology can have (addresses .2 to .201).
@@ -49,12 +49,7 @@ pub struct NatTopology {
 impl NatTopology {
     /// Builds the topology with `real_servers` real servers (1 to [`MAX_REAL_SERVERS`]).
     pub fn build(tag: &str, real_servers: usize) -> Result<NatTopology, LabError> {
-        if real_servers == 0 || real_servers > MAX_REAL_SERVERS {
-            return Err(LabError::Invalid {
-                what: "real server count",
-                detail: format!("{real_servers} (use 1 to {MAX_REAL_SERVERS})"),
-            });
-        }
+        harness::check_rs_count(real_servers, MAX_REAL_SERVERS)?;
         let lab = Lab::new(tag)?;
         let socket = socket_path_for(lab.prefix());
         let hosts = 2..(2 + real_servers as u16);
@@ -90,14 +85,10 @@ impl NatTopology {
         harness::veth(lab, CLIENT, "eth0", DIRECTOR, "d0")?;
         harness::veth(lab, DIRECTOR, "d1", SWITCH, "p0")?;
         let mut ports = vec!["p0".to_string()];
-        for index in 0..self.rips4.len() {
-            let role = rs_role(index);
-            lab.add_ns(&role)?;
-            let port = format!("p{}", index + 1);
-            harness::veth(lab, &role, "eth0", SWITCH, &port)?;
-            ports.push(port);
-        }
-        harness::bridge(lab, &ports)?;
+        ports.extend(harness::add_real_servers(lab, self.rips4.len(), |i| {
+            format!("p{}", i + 1)
+        })?);
+        harness::bridge(lab, "br0", &ports)?;
 
         harness::enable_forwarding(lab, DIRECTOR)?;
         lab.ip(
@@ -140,36 +131,20 @@ impl NatTopology {
         Ok(())
     }
 
-    /// The namespace roles of the real servers, `rs1`, `rs2`, ...
-    pub fn rs_roles(&self) -> Vec<String> {
-        (0..self.rips4.len()).map(rs_role).collect()
-    }
-
     /// The text real server `index` answers with: `hello,<its IPv4 address>`.
     pub fn rs_text(&self, index: usize) -> String {
-        match self.rips4.get(index) {
-            Some(ip) => format!("hello,{ip}"),
-            None => String::new(),
-        }
+        harness::hello_text(&self.rips4, index)
     }
 
     /// Starts `rvs-lab serve --text hello,<rip4> --http 80 --http 8080 --udp 5353` on every real
     /// server and waits (bounded) until each accepts connections.
     pub fn start_real_servers(&self) -> Result<(), LabError> {
-        let servers: Vec<(String, String)> = (0..self.rips4.len())
-            .map(|index| (rs_role(index), self.rs_text(index)))
-            .collect();
-        harness::start_real_servers(&self.lab, &servers)
+        harness::start_hello_servers(&self.lab, &self.rips4)
     }
 
     /// Starts `rvsd --interface d0 --interface d1 --socket <socket> <extra_args>` in the director
     /// namespace and waits (up to 10 s) until `rvsadm --socket <socket> -Ln` succeeds.
     pub fn start_rvsd(&self, extra_args: &[&str]) -> Result<Rvsd, LabError> {
         harness::start_rvsd(&self.lab, &self.socket, &["d0", "d1"], extra_args)
-    }
-
-    /// The counters of the director's interface `dev` (`d0` outside, `d1` inside).
-    pub fn director_counters(&self, dev: &str) -> Result<LinkCounters, LabError> {
-        harness::link_counters(&self.lab, DIRECTOR, dev)
     }
 }

@@ -20,9 +20,11 @@ pub const RS_NGINX_PORT: u16 = 8090;
 pub const NGINX_PAGE: &str = "rvs lab page\n";
 
 /// Writes an nginx configuration with `server` (the `server { }` body) for `role` under
-/// `prefix`, starts nginx in `role`'s namespace and waits (bounded) until `addr` accepts
-/// connections. Returns nginx's pid.
-pub(crate) fn spawn(
+/// `prefix` (one worker, pid, logs and temp files there, `client_max_body_size 16m`,
+/// `default_type text/plain`), starts nginx in the foreground in `role`'s namespace and waits
+/// (bounded) until `addr` accepts connections. Returns nginx's pid; the lab stops it at
+/// teardown.
+pub fn spawn_nginx(
     lab: &Lab,
     role: &str,
     prefix: &Path,
@@ -97,7 +99,7 @@ impl NatTopology {
             root.display()
         );
         let prefix = self.lab.log_dir().join(format!("nginx-nat-{role}"));
-        spawn(
+        spawn_nginx(
             &self.lab,
             &role,
             &prefix,

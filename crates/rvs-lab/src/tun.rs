@@ -59,12 +59,7 @@ pub struct TunTopology {
 impl TunTopology {
     /// Builds the topology with `real_servers` real servers (1 to [`MAX_TUN_REAL_SERVERS`]).
     pub fn build(tag: &str, real_servers: usize) -> Result<TunTopology, LabError> {
-        if real_servers == 0 || real_servers > MAX_TUN_REAL_SERVERS {
-            return Err(LabError::Invalid {
-                what: "real server count",
-                detail: format!("{real_servers} (use 1 to {MAX_TUN_REAL_SERVERS})"),
-            });
-        }
+        harness::check_rs_count(real_servers, MAX_TUN_REAL_SERVERS)?;
         let lab = Lab::new(tag)?;
         let socket = socket_path_for(lab.prefix());
         let hosts: Vec<u16> = (1..=real_servers as u16).map(|k| k * 7).collect();
@@ -97,14 +92,10 @@ impl TunTopology {
         harness::veth(lab, ROUTER, "r1", DIRECTOR, "d0")?;
         harness::veth(lab, ROUTER, "r2", SWITCH, "p0")?;
         let mut ports = vec!["p0".to_string()];
-        for index in 0..self.rips4.len() {
-            let role = rs_role(index);
-            lab.add_ns(&role)?;
-            let port = format!("p{}", index + 1);
-            harness::veth(lab, &role, "eth0", SWITCH, &port)?;
-            ports.push(port);
-        }
-        harness::bridge(lab, &ports)?;
+        ports.extend(harness::add_real_servers(lab, self.rips4.len(), |i| {
+            format!("p{}", i + 1)
+        })?);
+        harness::bridge(lab, "br0", &ports)?;
         lab.ip(
             CLIENT,
             &[
@@ -173,10 +164,7 @@ impl TunTopology {
 
     /// The text real server `index` answers with: `hello,<its address>`.
     pub fn rs_text(&self, index: usize) -> String {
-        self.rips4
-            .get(index)
-            .map(|ip| format!("hello,{ip}"))
-            .unwrap_or_default()
+        harness::hello_text(&self.rips4, index)
     }
 
     /// The VIP of one family: [`TunTopology::vip4`] or [`TunTopology::vip6`].
@@ -209,10 +197,7 @@ impl TunTopology {
             args.extend_from_slice(mode_args);
             self.lab.spawn(&role, &args)?;
         }
-        let servers: Vec<(String, String)> = (0..self.rips4.len())
-            .map(|index| (rs_role(index), self.rs_text(index)))
-            .collect();
-        harness::start_real_servers(&self.lab, &servers)
+        harness::start_hello_servers(&self.lab, &self.rips4)
     }
 
     /// Starts rvsd on `d0` and waits until its control socket answers.

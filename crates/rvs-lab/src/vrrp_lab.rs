@@ -5,9 +5,9 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{find_bin, Lab, LabError};
+use crate::{harness, Lab, LabError};
 
 /// The two VRRP nodes.
 pub const VRRP_NODES: [&str; 2] = ["n1", "n2"];
@@ -86,82 +86,28 @@ impl VrrpSegment {
         }
     }
 
-    /// Writes `text` as a file in the lab's directory and returns its path.
-    pub fn write_file(&self, name: &str, text: &str) -> Result<PathBuf, LabError> {
-        let path = self.lab.log_dir().join(name);
-        std::fs::write(&path, text)
-            .map_err(|e| LabError::io(format!("writing {}", path.display()), e))?;
-        Ok(path)
-    }
-
-    /// Starts keepalived in VRRP-only mode on `role` with configuration `conf`; returns its pid.
-    pub fn start_keepalived(&self, role: &str, conf: &str) -> Result<u32, LabError> {
-        let n = self.lab.log_dir().join(format!("{role}-keepalived"));
-        let conf_path = self.write_file(&format!("{role}-keepalived.conf"), conf)?;
-        let pid = n.with_extension("pid").display().to_string();
-        let vpid = n.with_extension("vrrp.pid").display().to_string();
-        let c = conf_path.display().to_string();
-        let args = [
-            "keepalived",
-            "-n",
-            "-l",
-            "-D",
-            "-P",
-            "-f",
-            &c,
-            "-p",
-            &pid,
-            "-r",
-            &vpid,
-        ];
-        self.lab.spawn(role, &args)
-    }
-
-    /// Starts rvsd on `role` with `-f conf --interface eth0`; returns its pid.
+    /// Writes `conf` as `<role>-rvsd.conf`, starts `rvsd --interface eth0 --socket <socket>
+    /// -f <conf> --workers 1` on `role` and waits (up to 10 s) until its control socket answers;
+    /// fails with [`LabError::DaemonExited`] if rvsd exits first (e.g. refuses the
+    /// configuration). Returns its pid.
     pub fn start_rvsd(&self, role: &str, conf: &str) -> Result<u32, LabError> {
-        let conf_path = self.write_file(&format!("{role}-rvsd.conf"), conf)?;
+        let conf_path = self.lab.write_file(&format!("{role}-rvsd.conf"), conf)?;
         let socket = self.socket(role);
         self.lab.remove_at_teardown(&socket);
-        let bin = find_bin("rvsd")?.display().to_string();
         let c = conf_path.display().to_string();
-        let s = socket.display().to_string();
-        let args = [
-            bin.as_str(),
-            "-f",
-            &c,
-            "--interface",
-            "eth0",
-            "--socket",
-            &s,
-            "--workers",
-            "1",
-        ];
-        self.lab.spawn(role, &args)
+        let rvsd = harness::start_rvsd_in(
+            &self.lab,
+            role,
+            &socket,
+            &["eth0"],
+            &["-f", &c, "--workers", "1"],
+        )?;
+        Ok(rvsd.pid)
     }
 
     /// The control socket of the rvsd on `role`.
     pub fn socket(&self, role: &str) -> PathBuf {
         self.lab.log_dir().join(format!("{role}-rvsd.sock"))
-    }
-
-    /// Whether `ip` is configured on any interface of `role` (`ip -j addr show`).
-    pub fn has_addr(&self, role: &str, ip: IpAddr) -> bool {
-        self.lab
-            .exec(role, &["ip", "-j", "addr", "show"])
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{ip}\"")))
-            .unwrap_or(false)
-    }
-
-    /// Polls (every 50 ms, at most `limit`) until `pred` holds; returns the time it took.
-    pub fn wait_for(&self, limit: Duration, mut pred: impl FnMut() -> bool) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() <= limit {
-            if pred() {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
     }
 
     /// Adds a veth pair `name` / `name`p inside `role` (both ends up), an extra link for
@@ -183,13 +129,6 @@ impl VrrpSegment {
         self.lab.ip(role, &[format!("link set {name} {state}")])
     }
 
-    /// The MAC address of `ifname` in `role`, as `ip` prints it (lowercase, colon-separated).
-    pub fn mac_of(&self, role: &str, ifname: &str) -> Result<String, LabError> {
-        let path = format!("/sys/class/net/{ifname}/address");
-        let out = self.lab.exec_ok(role, &["cat", &path])?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
     /// Starts tcpdump on `ifname` of `role` (`-n -e -l`, link-level headers shown) with the
     /// capture `filter`; it ends by itself after `limit` and at teardown. Returns once tcpdump
     /// is listening (or after 5 s).
@@ -205,7 +144,7 @@ impl VrrpSegment {
         args.extend(filter.split_whitespace());
         let pid = self.lab.spawn(role, &args)?;
         let cap = Capture { pid };
-        self.wait_for(Duration::from_secs(5), || {
+        crate::wait_for(Duration::from_secs(5), || {
             cap.text(self).contains("listening on")
         });
         Ok(cap)
@@ -214,12 +153,7 @@ impl VrrpSegment {
     /// Runs rvsadm with `args` against the rvsd on `role`; returns whether it succeeded and
     /// what it printed (stdout, then stderr).
     pub fn rvsadm(&self, role: &str, args: &[&str]) -> Result<(bool, String), LabError> {
-        let adm = find_bin("rvsadm")?;
-        let sock = self.socket(role);
-        let mut command = std::process::Command::new(adm);
-        command.args(["--socket", &sock.display().to_string()]);
-        command.args(args);
-        let out = crate::cmd::output(&mut command)?;
+        let out = harness::rvsadm(&self.socket(role), args)?;
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -38,7 +38,7 @@ fn check_layout(layout: DrLayout, tag: &str) {
     }
 
     // Only the director answers ARP / neighbour solicitations for the VIP.
-    let director_mac = topo.mac(DIRECTOR, "d0").expect("director mac");
+    let director_mac = topo.lab.mac_of(DIRECTOR, "d0").expect("director mac");
     for v6 in [false, true] {
         let vip = topo.vip(v6);
         topo.lab

@@ -307,7 +307,6 @@ fn parse_entry(e: &[u8]) -> Result<Option<SyncConn>, ParseError> {
         fnat_local: None,
     };
     let mut p = base;
-    let mut mandatory_unknown = false;
     while p < e.len() {
         let (Some(&ptype), Some(&plen)) = (e.get(p), e.get(p + 1)) else {
             return Err(ParseError::Truncated);
@@ -350,11 +349,9 @@ fn parse_entry(e: &[u8]) -> Result<Option<SyncConn>, ParseError> {
                     _ => None,
                 };
             }
-            _ if ptype & OPT_F_PARAM == 0 => mandatory_unknown = true,
+            // An unknown mandatory option: the whole connection is skipped.
+            _ if ptype & OPT_F_PARAM == 0 => return Ok(None),
             _ => {}
-        }
-        if mandatory_unknown {
-            return Ok(None);
         }
         p += 2 + plen;
     }

@@ -3,6 +3,10 @@
 //! offset 0), GRE (RFC 2784/2890) and GUE (draft-ietf-intarea-gue, variant 0, with the
 //! remote-checksum private option IPVS uses). Every function checks before it indexes.
 
+use rvs_wire::checksum::{checksum, fold, sum};
+use rvs_wire::ipv4::Packet;
+use rvs_wire::WireError;
+
 /// IP protocol number of IPv4-in-IP.
 pub const PROTO_IPIP: u8 = 4;
 /// IP protocol number of IPv6-in-IP.
@@ -81,21 +85,14 @@ fn version_of_proto(proto: u8) -> Result<u8, DecapError> {
 /// Strips an outer IPv4 header (as a raw `AF_INET` socket delivers the packet): returns the
 /// protocol and where the payload lies.
 pub fn outer_ipv4(buf: &[u8]) -> Result<(u8, usize, usize), DecapError> {
-    if buf.len() < 20 {
-        return Err(DecapError::Truncated);
-    }
-    let ihl = usize::from(buf[0] & 0x0f) * 4;
-    let total = usize::from(be16(buf, 2)?);
-    if buf[0] >> 4 != 4 || ihl < 20 || total < ihl {
+    let p = Packet::new_checked(buf).map_err(|e| match e {
+        WireError::Truncated => DecapError::Truncated,
+        WireError::Malformed => DecapError::Malformed,
+    })?;
+    if p.is_fragment() {
         return Err(DecapError::Malformed);
     }
-    if total > buf.len() {
-        return Err(DecapError::Truncated);
-    }
-    if be16(buf, 6)? & 0x3fff != 0 {
-        return Err(DecapError::Malformed);
-    }
-    Ok((buf[9], ihl, total))
+    Ok((p.protocol(), p.header_len(), usize::from(p.total_len())))
 }
 
 /// IPIP / IPv6-in-IP: the payload `buf[start..end]` of protocol `proto` is the inner packet.
@@ -192,29 +189,10 @@ pub fn apply_remote_csum(inner: &mut [u8], start: usize, field: usize) -> Result
     if start >= inner.len() || field < start || field + 2 > inner.len() {
         return Err(DecapError::Malformed);
     }
-    let c = !fold(sum(&inner[start..]));
+    let c = checksum(&inner[start..]);
     let c = if c == 0 { 0xffff } else { c };
     inner[field..field + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
-}
-
-fn sum(data: &[u8]) -> u64 {
-    let mut acc = 0u64;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
 }
 
 #[cfg(test)]
@@ -255,6 +233,16 @@ mod tests {
         let (proto, s, e) = outer_ipv4(&outer).expect("outer");
         assert_eq!(ipip(&outer, proto, s, e), Err(DecapError::BadInner));
         assert_eq!(outer_ipv4(&outer[..30]), Err(DecapError::Truncated));
+        // Fragments (more-fragments set, or an offset) are not reassembled: dropped.
+        let mut frag = outer.clone();
+        frag[6] = 0x20;
+        assert_eq!(outer_ipv4(&frag), Err(DecapError::Malformed));
+        frag[6] = 0;
+        frag[7] = 1;
+        assert_eq!(outer_ipv4(&frag), Err(DecapError::Malformed));
+        let mut v6 = outer.clone();
+        v6[0] = 0x65;
+        assert_eq!(outer_ipv4(&v6), Err(DecapError::Malformed));
         for cut in 0..outer.len() {
             let _ = outer_ipv4(&outer[..cut]).and_then(|(p, s, e)| ipip(&outer[..cut], p, s, e));
         }

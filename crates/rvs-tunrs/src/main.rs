@@ -156,7 +156,11 @@ fn deliver(tun: &mut File, buf: &mut [u8], r: Result<decap::Inner, DecapError>, 
         Err(e) => {
             let n = c.dropped.fetch_add(1, Ordering::Relaxed);
             if n < 10 || n.is_power_of_two() {
-                eprintln!("rvs-tunrs: dropped ({} so far): {e}", n + 1);
+                let delivered = c.delivered.load(Ordering::Relaxed);
+                eprintln!(
+                    "rvs-tunrs: dropped ({} so far, {delivered} delivered): {e}",
+                    n + 1
+                );
             }
             return;
         }
@@ -195,9 +199,9 @@ fn raw_loop(
         let n = reader.read(&mut buf)?;
         let data = &buf[..n];
         // IPv4 raw sockets deliver the outer header; IPv6 ones only the payload.
-        let (start, end, got) = if v4 {
+        let (start, end) = if v4 {
             match decap::outer_ipv4(data) {
-                Ok((p, s, e)) if p == proto => (s, e, p),
+                Ok((p, s, e)) if p == proto => (s, e),
                 Ok(_) => continue,
                 Err(e) => {
                     deliver(&mut tun, &mut buf, Err(e), c);
@@ -205,12 +209,12 @@ fn raw_loop(
                 }
             }
         } else {
-            (0, n, proto)
+            (0, n)
         };
-        let r = if got == PROTO_GRE {
+        let r = if proto == PROTO_GRE {
             decap::gre(&buf[..end], start, end)
         } else {
-            decap::ipip(&buf[..end], got, start, end)
+            decap::ipip(&buf[..end], proto, start, end)
         };
         deliver(&mut tun, &mut buf, r, c);
     }

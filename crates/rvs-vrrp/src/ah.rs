@@ -19,8 +19,9 @@ use std::net::Ipv4Addr;
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use rvs_wire::checksum;
+use rvs_wire::ipv4::Packet;
 
-use crate::codec::{AUTH_LEN, IPPROTO_AH, IPPROTO_VRRP, VRRP_TTL};
+use crate::codec::{auth_key, AUTH_LEN, IPPROTO_AH, IPPROTO_VRRP, VRRP_TTL};
 
 /// Length of the AH header keepalived sends: 12 fixed bytes and a 96-bit ICV.
 pub const AH_LEN: usize = 24;
@@ -87,12 +88,8 @@ impl std::fmt::Debug for AhSession {
 impl AhSession {
     /// A session keyed with `auth_pass` as keepalived keys it (first 8 bytes, zero padded).
     pub fn new(password: &str) -> AhSession {
-        let mut key = [0u8; AUTH_LEN];
-        for (k, b) in key.iter_mut().zip(password.as_bytes()) {
-            *k = *b;
-        }
         AhSession {
-            key,
+            key: auth_key(password),
             seq: 0,
             ip_id: 0,
         }
@@ -135,17 +132,13 @@ impl AhSession {
     /// ICV, the SPI against the source, and the sequence number against the counter, which
     /// it then advances. Returns where the VRRP message starts.
     pub fn open(&mut self, datagram: &[u8], unicast: bool) -> Result<usize, AhError> {
-        let first = *datagram.first().ok_or(AhError::Truncated)?;
-        let ihl = usize::from(first & 0x0f) * 4;
-        if first >> 4 != 4 || ihl < IP_LEN || datagram.len() < ihl + AH_LEN {
-            return Err(AhError::Truncated);
-        }
-        let total = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-        if total != datagram.len() {
+        let ip = Packet::new_checked(datagram).map_err(|_| AhError::Truncated)?;
+        let ihl = ip.header_len();
+        if usize::from(ip.total_len()) != datagram.len() || datagram.len() < ihl + AH_LEN {
             return Err(AhError::Truncated);
         }
         let ah = &datagram[ihl..ihl + AH_LEN];
-        if datagram[9] != IPPROTO_AH || ah[0] != IPPROTO_VRRP {
+        if ip.protocol() != IPPROTO_AH || ah[0] != IPPROTO_VRRP {
             return Err(AhError::NotVrrp);
         }
         if ah[1] != AH_PAYLOAD_LEN {
@@ -155,7 +148,7 @@ impl AhSession {
         if icv[..] != ah[ICV_AT..ICV_AT + ICV_LEN] {
             return Err(AhError::Icv);
         }
-        let src = Ipv4Addr::new(datagram[12], datagram[13], datagram[14], datagram[15]);
+        let src = ip.src_addr();
         let spi = u32::from_be_bytes([ah[4], ah[5], ah[6], ah[7]]);
         if spi != u32::from(src) {
             return Err(AhError::Spi { spi, src });

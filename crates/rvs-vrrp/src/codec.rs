@@ -77,12 +77,17 @@ impl Auth {
     /// A PASS authentication from a password as keepalived stores it: the first 8 bytes,
     /// zero padded.
     pub fn pass(password: &str) -> Auth {
-        let mut data = [0u8; AUTH_LEN];
-        for (d, s) in data.iter_mut().zip(password.as_bytes()) {
-            *d = *s;
-        }
-        Auth::Pass(data)
+        Auth::Pass(auth_key(password))
     }
+}
+
+/// A password as keepalived keeps it for PASS and AH: its first 8 bytes, zero padded.
+pub(crate) fn auth_key(password: &str) -> [u8; AUTH_LEN] {
+    let mut key = [0u8; AUTH_LEN];
+    for (k, b) in key.iter_mut().zip(password.as_bytes()) {
+        *k = *b;
+    }
+    key
 }
 
 /// The IP addresses around a VRRP message (needed for the v3 checksum and the address family).
@@ -267,22 +272,23 @@ pub fn encoded_len(version: Version, count: usize, ipv6: bool) -> usize {
 /// IP header (and the AH header for v2 with AH) as keepalived does.
 pub fn max_addrs_for_mtu(mtu: usize, version: Version, ipv6: bool, ah: bool) -> usize {
     let ip = if ipv6 { 40 } else { 20 };
-    let ah_len = if ah && !ipv6 {
-        crate::ipv4_packet::AH_LEN
-    } else {
-        0
-    };
+    let ah_len = if ah && !ipv6 { crate::ah::AH_LEN } else { 0 };
     let fixed = ip + ah_len + encoded_len(version, 0, ipv6);
     let alen = if ipv6 { 16 } else { 4 };
     (mtu.saturating_sub(fixed) / alen).min(MAX_ADDRS)
 }
 
-fn check_family(ctx: &IpContext) -> Result<bool, EmitError> {
-    match (ctx.src, ctx.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => Ok(false),
-        (IpAddr::V6(_), IpAddr::V6(_)) => Ok(true),
-        _ => Err(EmitError::AddressFamily),
+/// Whether `src` and `dst` are IPv6 (`None`: of different families).
+fn is_ipv6(src: IpAddr, dst: IpAddr) -> Option<bool> {
+    match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => Some(false),
+        (IpAddr::V6(_), IpAddr::V6(_)) => Some(true),
+        _ => None,
     }
+}
+
+fn check_family(ctx: &IpContext) -> Result<bool, EmitError> {
+    is_ipv6(ctx.src, ctx.dst).ok_or(EmitError::AddressFamily)
 }
 
 /// The checksum field value for `msg` (whose checksum field is zero or is skipped): v2 over the
@@ -358,11 +364,7 @@ pub enum IpFieldError {
 /// routed unicast peer arrives with a lower TTL), protocol 112 (or AH over IPv4), and for
 /// multicast operation the destination is the VRRP group.
 pub fn validate_ip_fields(fields: &IpFields, unicast: bool) -> Result<(), IpFieldError> {
-    let ipv6 = match (fields.src, fields.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => false,
-        (IpAddr::V6(_), IpAddr::V6(_)) => true,
-        _ => return Err(IpFieldError::Family),
-    };
+    let ipv6 = is_ipv6(fields.src, fields.dst).ok_or(IpFieldError::Family)?;
     let proto_ok = fields.protocol == IPPROTO_VRRP || (!ipv6 && fields.protocol == IPPROTO_AH);
     if !proto_ok {
         return Err(IpFieldError::Protocol(fields.protocol));

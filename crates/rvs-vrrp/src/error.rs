@@ -34,9 +34,6 @@ pub enum ParseError {
     /// IP source and destination of different families.
     #[error("IP source and destination address families differ")]
     AddressFamily,
-    /// An IPv4 datagram that is malformed (header length, total length, protocol).
-    #[error("malformed IPv4 datagram: {0}")]
-    Ipv4(&'static str),
 }
 
 /// Why an advert cannot be encoded.

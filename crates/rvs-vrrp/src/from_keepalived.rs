@@ -11,9 +11,9 @@ impl InstanceConfig {
     /// Converts a parsed `vrrp_instance`. `interface_addr` is the primary address of the
     /// instance's interface of the VIPs' family, used when neither `unicast_src_ip` nor
     /// `mcast_src_ip` is set. The version defaults to 3 for IPv6 VIPs and 2 otherwise
-    /// (keepalived's default with no global `vrrp_version`). Applies keepalived's start-up
-    /// corrections: an owner or a `state MASTER` instance drops `nopreempt` and
-    /// `preempt_delay`.
+    /// (keepalived's default with no global `vrrp_version`). `nopreempt` and `preempt_delay`
+    /// are kept as written; keepalived's start-up corrections to them are applied when the
+    /// instance is created ([`crate::Instance::new`]).
     pub fn from_keepalived(
         vi: &VrrpInstance,
         interface_addr: Option<IpAddr>,
@@ -76,13 +76,6 @@ impl InstanceConfig {
         cfg.garp_master_refresh = vi.garp_master_refresh.filter(|d| !d.is_zero());
         if let Some(r) = vi.garp_master_refresh_repeat {
             cfg.garp_master_refresh_repeat = r;
-        }
-        if cfg.wanted_initial_state() == InitialState::Master || cfg.is_owner() {
-            cfg.nopreempt = false;
-            cfg.preempt_delay = Duration::ZERO;
-        }
-        if cfg.nopreempt {
-            cfg.preempt_delay = Duration::ZERO;
         }
         cfg.validate()?;
         Ok(cfg)

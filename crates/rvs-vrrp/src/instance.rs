@@ -163,7 +163,6 @@ pub struct Instance {
     sync_gated: bool,
     wants_master: bool,
     master_addr: Option<IpAddr>,
-    master_priority: u8,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -176,7 +175,9 @@ impl Instance {
     /// and an owner configured `state BACKUP` included, enters BACKUP (reported, with VIP
     /// removal to clear leftovers) and waits Master_Down_Interval, as keepalived 2.x does
     /// (vrrp_scheduler.c `vrrp_init_state` takes the 1 µs path only for an owner wanting
-    /// MASTER or a master being reloaded).
+    /// MASTER or a master being reloaded). keepalived's corrections apply ([`Instance::config`]
+    /// shows the result): an owner or a `state MASTER` instance drops `nopreempt` and
+    /// `preempt_delay`, and `nopreempt` drops `preempt_delay`.
     pub fn new(cfg: InstanceConfig, now: Instant) -> Result<Instance, ConfigError> {
         Instance::create(cfg, now, false)
     }
@@ -195,9 +196,13 @@ impl Instance {
         resume_master: bool,
     ) -> Result<Instance, ConfigError> {
         cfg.validate()?;
-        // keepalived: nopreempt / preempt_delay do not apply to an owner or to state MASTER.
+        // keepalived's start-up corrections: nopreempt / preempt_delay do not apply to an
+        // owner or to state MASTER, and nopreempt makes preempt_delay moot.
         if cfg.is_owner() || cfg.wanted_initial_state() == InitialState::Master {
             cfg.nopreempt = false;
+            cfg.preempt_delay = Duration::ZERO;
+        }
+        if cfg.nopreempt {
             cfg.preempt_delay = Duration::ZERO;
         }
         let base_priority = cfg.priority;
@@ -217,7 +222,6 @@ impl Instance {
             sync_gated: false,
             wants_master: false,
             master_addr: None,
-            master_priority: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -358,19 +362,6 @@ impl Instance {
             State::Fault | State::Stopped => {}
         }
         AdvertOutcome::Accepted
-    }
-
-    /// Parses `bytes` received from `src` to `dst` and processes them; counts and reports
-    /// malformed messages as [`None`].
-    pub fn handle_packet(
-        &mut self,
-        now: Instant,
-        src: IpAddr,
-        dst: IpAddr,
-        bytes: &[u8],
-    ) -> Option<AdvertOutcome> {
-        let advert = Advert::parse(bytes, &IpContext { src, dst }).ok()?;
-        Some(self.handle_advert(now, src, &advert))
     }
 
     /// Sets or clears the instance's own fault (a `track_interface` down, an unweighted
@@ -526,7 +517,6 @@ impl Instance {
             }
             self.timer = Some(now + master_down_interval(prio, self.master_adver_int));
             self.master_addr = Some(src);
-            self.master_priority = advert.priority;
             self.wants_master = false;
             if !self.cfg.preempt_delay.is_zero() {
                 if advert.priority >= prio {
@@ -575,7 +565,6 @@ impl Instance {
         self.release_master(false);
         self.stats.release_master += 1;
         self.master_addr = Some(src);
-        self.master_priority = advert.priority;
         self.state = State::Backup;
         self.preempt_at = None;
         self.events.push_back(Event::BecameBackup);

@@ -2,8 +2,8 @@
 //!
 //! - [`codec`]: advert parse/emit with checksums (v2 over the message, v3 over the
 //!   pseudo-header), PASS authentication, IP header rules ([`codec::validate_ip_fields`]);
-//!   [`ipv4_packet`] decodes whole IPv4 datagrams including keepalived's AH header, and
-//!   [`ah`] seals and checks that header (HMAC-MD5-96, keepalived's SPI and sequence rules).
+//!   [`ah`] seals and checks keepalived's IPsec AH header around whole IPv4 datagrams
+//!   (HMAC-MD5-96, keepalived's SPI and sequence rules).
 //! - [`Instance`]: one `vrrp_instance` state machine driven by `handle_advert` /
 //!   `handle_timeout` with `poll_transmit` / `poll_event` / `poll_timeout`, no sockets, no
 //!   clock of its own.
@@ -18,7 +18,6 @@ pub mod config;
 pub mod error;
 mod from_keepalived;
 pub mod instance;
-pub mod ipv4_packet;
 pub mod sync_group;
 pub mod timing;
 pub mod track;

@@ -2,12 +2,12 @@
 //! the RFC 5798 v3 formats, checksums computed independently.
 
 use rvs_vrrp::codec::{
-    validate_ip_fields, Advert, Auth, IpContext, IpFieldError, IpFields, Version, MCAST_V4,
-    MCAST_V6,
+    validate_ip_fields, Advert, Auth, IpContext, IpFieldError, IpFields, Version, IPPROTO_VRRP,
+    MCAST_V4, MCAST_V6,
 };
-use rvs_vrrp::ipv4_packet::parse_ipv4_datagram;
-use rvs_vrrp::ParseError;
-use std::net::IpAddr;
+use rvs_vrrp::{AhError, AhSession, EmitError, ParseError};
+use rvs_wire::ipv4::Packet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 fn ip(s: &str) -> IpAddr {
@@ -166,7 +166,7 @@ fn emit_refuses_what_the_wire_cannot_carry() {
         src: ip("fe80::1"),
         dst: MCAST_V6.into(),
     };
-    assert!(v2_pass_advert().emit(&ctx6).is_err());
+    assert_eq!(v2_pass_advert().emit(&ctx6), Err(EmitError::V2OverIpv6));
     let mut a = v2_pass_advert();
     a.addrs = (0..256u32)
         .map(|i| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
@@ -177,6 +177,21 @@ fn emit_refuses_what_the_wire_cannot_carry() {
     assert!(b.emit(&v4ctx("10.0.0.1")).is_err());
 }
 
+/// The IP header fields and the VRRP message of a whole IPv4 datagram, as a raw socket
+/// delivers it (the receive path takes the same fields from the kernel).
+fn split_ipv4(bytes: &[u8]) -> (IpFields, &[u8], usize) {
+    let p = Packet::new_checked(bytes).expect("IPv4 header");
+    assert!(p.verify_checksum(), "IP header checksum");
+    let ip = IpFields {
+        src: p.src_addr().into(),
+        dst: p.dst_addr().into(),
+        ttl: p.ttl(),
+        protocol: p.protocol(),
+    };
+    let at = p.header_len();
+    (ip, &bytes[at..usize::from(p.total_len())], at)
+}
+
 #[test]
 fn ipv4_datagram_with_header_rules() {
     let bytes: [u8; 40] = [
@@ -184,27 +199,35 @@ fn ipv4_datagram_with_header_rules() {
         0x01, 0xe0, 0x00, 0x00, 0x12, 0x21, 0x07, 0x96, 0x01, 0x00, 0x01, 0x3e, 0x92, 0x0a, 0x00,
         0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ];
-    let d = parse_ipv4_datagram(&bytes).unwrap();
-    assert_eq!(d.ip.ttl, 255);
-    assert_eq!(d.ah, None);
-    assert_eq!(d.advert.vrid, 7);
-    assert_eq!(d.advert.priority, 150);
-    assert_eq!(d.advert.auth, Auth::None);
-    assert_eq!(validate_ip_fields(&d.ip, false), Ok(()));
-    let mut low = d.ip;
+    let (fields, msg, _) = split_ipv4(&bytes);
+    assert_eq!(fields.ttl, 255);
+    assert_eq!(fields.protocol, IPPROTO_VRRP);
+    let advert = Advert::parse(
+        msg,
+        &IpContext {
+            src: fields.src,
+            dst: fields.dst,
+        },
+    )
+    .unwrap();
+    assert_eq!(advert.vrid, 7);
+    assert_eq!(advert.priority, 150);
+    assert_eq!(advert.auth, Auth::None);
+    assert_eq!(validate_ip_fields(&fields, false), Ok(()));
+    let mut low = fields;
     low.ttl = 64;
     assert_eq!(validate_ip_fields(&low, false), Err(IpFieldError::Ttl(64)));
     assert_eq!(validate_ip_fields(&low, true), Ok(()));
     let wrong_dst = IpFields {
         dst: ip("10.0.0.2"),
-        ..d.ip
+        ..fields
     };
     assert!(validate_ip_fields(&wrong_dst, false).is_err());
 }
 
 #[test]
 fn ipv4_datagram_with_keepalived_ah_header() {
-    // IP header (proto 51) + AH (next 112, len 4, spi = source, seq 7, ICV) + v2 advert type 2.
+    // IP header (proto 51) + AH (next 112, len 4, spi = source, seq 1, ICV) + v2 advert type 2.
     let advert = Advert {
         version: Version::V2,
         vrid: 9,
@@ -216,17 +239,29 @@ fn ipv4_datagram_with_keepalived_ah_header() {
     let msg = advert.emit(&v4ctx("10.0.0.1")).unwrap();
     let mut pkt = vec![0x45, 0xc0];
     pkt.extend_from_slice(&((20 + 24 + msg.len()) as u16).to_be_bytes());
-    pkt.extend_from_slice(&[0, 0, 0, 0, 255, 51, 0, 0, 10, 0, 0, 1, 224, 0, 0, 18]);
-    pkt.extend_from_slice(&[112, 4, 0, 0, 10, 0, 0, 1, 0, 0, 0, 7]);
+    pkt.extend_from_slice(&[0, 1, 0, 0, 255, 51, 0, 0, 10, 0, 0, 1, 224, 0, 0, 18]);
+    pkt.extend_from_slice(&[112, 4, 0, 0, 10, 0, 0, 1, 0, 0, 0, 1]);
     pkt.extend_from_slice(&[0xaa; 12]);
     pkt.extend_from_slice(&msg);
-    let d = parse_ipv4_datagram(&pkt).unwrap();
-    let ah = d.ah.unwrap();
-    assert_eq!(ah.spi, 0x0a00_0001);
-    assert_eq!(ah.seq, 7);
-    assert_eq!(ah.icv, [0xaa; 12]);
-    assert_eq!(d.advert, advert);
-    assert_eq!(validate_ip_fields(&d.ip, false), Ok(()));
+    // keepalived's layout, byte for byte outside the ICV and the IP header checksum.
+    let src = Ipv4Addr::new(10, 0, 0, 1);
+    let sealed = AhSession::new("pw").seal(src, MCAST_V4, &msg, false);
+    assert_eq!(sealed.len(), pkt.len());
+    assert_eq!(sealed[..10], pkt[..10]);
+    assert_eq!(sealed[12..32], pkt[12..32]);
+    assert_eq!(sealed[44..], pkt[44..]);
+    // Opening finds the advert behind the AH header; the IP fields pass the header rules.
+    let mut rx = AhSession::new("pw");
+    let (fields, _, ihl) = split_ipv4(&sealed);
+    assert_eq!(rx.open(&sealed, false), Ok(ihl + 24));
+    assert_eq!(rx.sequence(), 1);
+    assert_eq!(
+        Advert::parse(&sealed[ihl + 24..], &v4ctx("10.0.0.1")).unwrap(),
+        advert
+    );
+    assert_eq!(validate_ip_fields(&fields, false), Ok(()));
+    // The hand-made datagram has a made-up ICV.
+    assert_eq!(AhSession::new("pw").open(&pkt, false), Err(AhError::Icv));
 }
 
 #[test]

@@ -2,10 +2,10 @@
 
 use rvs_vrrp::codec::{Auth, Version};
 use rvs_vrrp::config::InitialState;
-use rvs_vrrp::{ConfigError, InstanceConfig};
+use rvs_vrrp::{ConfigError, Instance, InstanceConfig};
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CONF: &str = r#"
 vrrp_sync_group HK_GRP1 {
@@ -75,13 +75,26 @@ fn seed_002_instances_convert() {
     assert_eq!(wan.auth, Auth::pass("1c7f545a"));
     assert_eq!(wan.vips, vec![ip("113.226.77.88")]);
     assert_eq!(wan.src_ip, ip("113.226.77.1"));
-    // keepalived clears nopreempt for state MASTER.
-    assert!(!wan.nopreempt);
+    // nopreempt is kept as written; keepalived clears it for state MASTER when the instance
+    // is created.
+    assert!(wan.nopreempt);
+    let now = Instant::now();
+    let created = Instance::new(wan.clone(), now).unwrap();
+    assert!(!created.config().nopreempt);
+    assert_eq!(created.config().preempt_delay, Duration::ZERO);
 
     let lan = InstanceConfig::from_keepalived(&config.vrrp_instances[1], None).unwrap();
     assert_eq!(lan.src_ip, ip("192.168.168.1"));
     assert_eq!(lan.unicast_peers, vec![ip("192.168.168.2")]);
     assert_eq!(lan.preempt_delay, Duration::from_secs(5));
+    let created = Instance::new(lan.clone(), now).unwrap();
+    assert_eq!(created.config().preempt_delay, Duration::from_secs(5));
+    // nopreempt makes preempt_delay moot: keepalived clears it.
+    let mut lan_nopreempt = lan.clone();
+    lan_nopreempt.nopreempt = true;
+    let created = Instance::new(lan_nopreempt, now).unwrap();
+    assert!(created.config().nopreempt);
+    assert_eq!(created.config().preempt_delay, Duration::ZERO);
     assert_eq!(lan.priority, 99);
 
     let v6 =

@@ -27,11 +27,6 @@ pub enum Action {
     Health,
     /// `--vrrp` (rvs extension): the VRRP instances' state, priority, master and VIPs.
     Vrrp,
-    /// A valid ipvsadm request rvsd has no command for yet (e.g. `--start-daemon`).
-    Unsupported {
-        /// The option as ipvsadm spells it, e.g. `--start-daemon`.
-        option: &'static str,
-    },
 }
 
 /// What `-L` lists, and how.

@@ -89,21 +89,6 @@ pub(crate) fn string_to_number(text: &str, min: i64, max: i64) -> Option<i64> {
     (min..=max).contains(&value).then_some(value)
 }
 
-/// A dotted IPv4 netmask as a prefix length; `None` unless the ones are contiguous.
-pub(crate) fn ipv4_mask_prefix(text: &str) -> Option<u8> {
-    let mask = u32::from(text.parse::<Ipv4Addr>().ok()?);
-    let ones = mask.leading_ones();
-    (mask.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
-}
-
-/// A prefix length as a dotted IPv4 netmask.
-pub(crate) fn ipv4_prefix_mask(prefix: u8) -> Ipv4Addr {
-    let bits = u32::MAX
-        .checked_shl(32 - u32::from(prefix.min(32)))
-        .unwrap_or(0);
-    Ipv4Addr::from(bits)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,17 +120,10 @@ mod tests {
     }
 
     #[test]
-    fn numbers_and_masks() {
+    fn numbers() {
         assert_eq!(string_to_number("65535", 0, 65535), Some(65535));
         assert_eq!(string_to_number("65536", 0, 65535), None);
         assert_eq!(string_to_number("+5", 0, 9), Some(5));
         assert_eq!(string_to_number("5x", 0, 9), None);
-        assert_eq!(ipv4_mask_prefix("255.255.255.0"), Some(24));
-        assert_eq!(ipv4_mask_prefix("0.0.0.0"), Some(0));
-        assert_eq!(ipv4_mask_prefix("255.255.255.255"), Some(32));
-        assert_eq!(ipv4_mask_prefix("255.0.255.0"), None);
-        assert_eq!(ipv4_prefix_mask(24), Ipv4Addr::new(255, 255, 255, 0));
-        assert_eq!(ipv4_prefix_mask(0), Ipv4Addr::new(0, 0, 0, 0));
-        assert_eq!(ipv4_prefix_mask(32), Ipv4Addr::new(255, 255, 255, 255));
     }
 }

@@ -21,7 +21,7 @@
 //! ipvsadm-restore would not understand those lines.
 
 use crate::action::Action;
-use crate::parse::ParseError;
+use crate::parse::{fail, ParseError};
 use rvs_api::{Command, MarkProto, MarkRuleView};
 use std::net::IpAddr;
 
@@ -36,10 +36,6 @@ const FIRST_WORDS: [&str; 8] = [
     "--health",
     "--vrrp",
 ];
-
-fn fail<T>(message: impl Into<String>) -> Result<T, ParseError> {
-    Err(ParseError::Fail(message.into()))
-}
 
 /// `Some` when `args` is one of the extension command lines (parsed or refused).
 pub fn parse_extension<S: AsRef<str>>(args: &[S]) -> Option<Result<Action, ParseError>> {

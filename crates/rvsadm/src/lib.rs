@@ -21,7 +21,9 @@ pub mod parse;
 pub mod render;
 pub mod restore;
 pub mod run;
-pub mod sched_flags;
+
+/// Scheduler flags, as `rvs_api` defines them.
+pub use rvs_api::sched_flags;
 
 pub use action::{Action, Format, ListRequest, ListTarget};
 pub use parse::{parse_args, parse_restore_args, ParseError};

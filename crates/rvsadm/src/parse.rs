@@ -5,14 +5,16 @@
 //! options each command requires, allows or forbids; then command-specific checks run.
 
 use crate::action::{Action, Format, ListRequest, ListTarget};
-use crate::address::{ipv4_mask_prefix, parse_host_port, string_to_number};
+use crate::address::{parse_host_port, string_to_number};
 use crate::args::{split, Occurrence, Opt};
+use crate::sched_flags;
+use rvs_api::netmask::mask_prefix;
 use rvs_api::{
     Command, DaemonConfig, DaemonRole, DestConfig, ForwardMethod, ProxyProtocol, ServiceConfig,
     ServiceId, Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
 };
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// ipvsadm's default scheduler.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -64,7 +66,8 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-fn fail<T>(message: impl Into<String>) -> Result<T, ParseError> {
+/// ipvsadm's `fail(2, message)` as an error result.
+pub(crate) fn fail<T>(message: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError::Fail(message.into()))
 }
 
@@ -491,7 +494,11 @@ fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
                     None => return fail("illegal ipv6 netmask specified"),
                 }
             } else {
-                match ipv4_mask_prefix(v) {
+                match v
+                    .parse::<Ipv4Addr>()
+                    .ok()
+                    .and_then(|m| mask_prefix(m.into()))
+                {
                     Some(prefix) => e.mask = Mask::V4(prefix),
                     None => return fail("illegal virtual server persistent mask specified"),
                 }
@@ -694,64 +701,22 @@ fn parse_sched_flags(scheduler: Option<&str>, text: &str) -> Result<Vec<String>,
     let scheduler = scheduler
         .filter(|s| !s.is_empty())
         .unwrap_or(DEFAULT_SCHEDULER);
-    let mut bits = 0u8;
-    let mut any = false;
-    for flag in text.split(',').filter(|f| !f.is_empty()) {
-        any = true;
-        let (bit, needs) = match flag {
-            "flag-1" => (1, None),
-            "flag-2" => (2, None),
-            "flag-3" => (4, None),
-            "sh-fallback" => (1, Some("sh")),
-            "sh-port" => (2, Some("sh")),
-            "mh-fallback" => (1, Some("mh")),
-            "mh-port" => (2, Some("mh")),
-            _ => return fail(format!("invalid scheduler flag `{flag}'")),
-        };
-        if needs.is_some_and(|s| s != scheduler) {
-            return fail(format!("incompatible scheduler flag `{flag}'"));
-        }
-        bits |= bit;
-    }
-    if !any {
+    let flags: Vec<&str> = text.split(',').filter(|f| !f.is_empty()).collect();
+    if flags.is_empty() {
         return fail(format!("invalid scheduler flag `{text}'"));
     }
-    Ok(crate::sched_flags::names(scheduler, bits))
+    let bits = sched_flags::check(scheduler, flags).map_err(ParseError::Fail)?;
+    Ok(sched_flags::names(scheduler, bits))
 }
 
 /// `generic_opt_check`: the first violation of the command/option table, in column order.
 fn check_options(cmd: Cmd, seen: u64) -> Result<(), ParseError> {
-    let row = CHECKS[cmd as usize];
-    let command = CMD_NAMES[cmd as usize];
-    let mut exclusive: Option<usize> = None;
-    for (column, &rule) in row.iter().enumerate() {
-        let present = seen & (1 << column) != 0;
-        if !present {
-            if rule == b'+' {
-                return fail(format!(
-                    "You need to supply the '{}' option for the '{command}' command",
-                    OPT_NAMES[column]
-                ));
-            }
-            continue;
-        }
-        if rule == b'x' {
-            return fail(format!(
-                "Illegal '{}' option with the '{command}' command",
-                OPT_NAMES[column]
-            ));
-        }
-        if rule == b'1' {
-            if let Some(last) = exclusive {
-                return fail(format!(
-                    "The option '{}' conflicts with the '{}' option in the '{command}' command",
-                    OPT_NAMES[column], OPT_NAMES[last]
-                ));
-            }
-            exclusive = Some(column);
-        }
-    }
-    Ok(())
+    let rules = CHECKS[cmd as usize].iter().copied().enumerate();
+    check_rules(
+        rules,
+        seen,
+        &format!("'{}' command", CMD_NAMES[cmd as usize]),
+    )
 }
 
 /// `tunnel_opt_check` for the chosen tunnel type.
@@ -761,14 +726,31 @@ fn check_tunnel_options(kind: TunnelKind, seen: u64) -> Result<(), ParseError> {
         TunnelKind::Gue => 1,
         TunnelKind::Gre => 2,
     };
-    let name = TUNNEL_NAMES[index];
+    let rules = TUNNEL_COLUMNS
+        .iter()
+        .copied()
+        .zip(TUNNEL_CHECKS[index].iter().copied());
+    check_rules(
+        rules,
+        seen,
+        &format!("'{}' tunnel type", TUNNEL_NAMES[index]),
+    )
+}
+
+/// The first violation of one table row: `(option column, rule)` pairs in column order, where
+/// `+` requires the option, `x` forbids it and `1` allows one of the `1` options only; `what`
+/// ends the message (`'add-service' command`, `'gue' tunnel type`).
+fn check_rules(
+    rules: impl Iterator<Item = (usize, u8)>,
+    seen: u64,
+    what: &str,
+) -> Result<(), ParseError> {
     let mut exclusive: Option<usize> = None;
-    for (j, &column) in TUNNEL_COLUMNS.iter().enumerate() {
-        let rule = TUNNEL_CHECKS[index][j];
+    for (column, rule) in rules {
         if seen & (1 << column) == 0 {
             if rule == b'+' {
                 return fail(format!(
-                    "You need to supply the '{}' option for the '{name}' tunnel type",
+                    "You need to supply the '{}' option for the {what}",
                     OPT_NAMES[column]
                 ));
             }
@@ -776,14 +758,14 @@ fn check_tunnel_options(kind: TunnelKind, seen: u64) -> Result<(), ParseError> {
         }
         if rule == b'x' {
             return fail(format!(
-                "Illegal '{}' option with the '{name}' tunnel type",
+                "Illegal '{}' option with the {what}",
                 OPT_NAMES[column]
             ));
         }
         if rule == b'1' {
             if let Some(last) = exclusive {
                 return fail(format!(
-                    "The option '{}' conflicts with the '{}' option in the '{name}' tunnel type",
+                    "The option '{}' conflicts with the '{}' option in the {what}",
                     OPT_NAMES[column], OPT_NAMES[last]
                 ));
             }

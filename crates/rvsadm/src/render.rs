@@ -4,8 +4,8 @@
 //! host and service names. That is the one intended difference.
 
 use crate::action::Format;
-use crate::address::ipv4_prefix_mask;
 use crate::sched_flags;
+use rvs_api::netmask::prefix_mask;
 use rvs_api::{
     ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView, ForwardMethod, Info,
     ServiceConfig, ServiceId, ServiceView, Timeouts, TunnelChecksum, TunnelKind,
@@ -276,7 +276,7 @@ fn mask_text(config: &ServiceConfig) -> Option<String> {
     if config.id.is_ipv6() {
         (prefix < 128).then(|| prefix.to_string())
     } else {
-        (prefix < 32).then(|| ipv4_prefix_mask(prefix).to_string())
+        (prefix < 32).then(|| prefix_mask(false, prefix).to_string())
     }
 }
 
@@ -490,11 +490,7 @@ pub fn health(servers: &[rvs_api::HealthView]) -> String {
             .map_or_else(|| "-".to_owned(), |w| w.to_string());
         out.push_str(&format!(
             "{} {} {} {}/{}\n",
-            service_name(&s.service),
-            s.dest,
-            s.state,
-            applied,
-            s.configured_weight
+            s.service, s.dest, s.state, applied, s.configured_weight
         ));
         for c in &s.checkers {
             let result = match c.last_ok {
@@ -541,22 +537,4 @@ pub fn vrrp(list: &[rvs_api::VrrpView]) -> String {
         ));
     }
     out
-}
-
-fn service_name(id: &rvs_api::ServiceId) -> String {
-    match id {
-        rvs_api::ServiceId::Tcp { .. } => format!(
-            "TCP {}",
-            id.socket_addr().map_or_else(String::new, |a| a.to_string())
-        ),
-        rvs_api::ServiceId::Udp { .. } => format!(
-            "UDP {}",
-            id.socket_addr().map_or_else(String::new, |a| a.to_string())
-        ),
-        rvs_api::ServiceId::Sctp { .. } => format!(
-            "SCTP {}",
-            id.socket_addr().map_or_else(String::new, |a| a.to_string())
-        ),
-        rvs_api::ServiceId::Fwmark { mark, .. } => format!("FWM {mark}"),
-    }
 }

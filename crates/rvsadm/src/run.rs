@@ -105,6 +105,18 @@ fn query(control: &mut dyn Control, command: &Command) -> Result<Reply, Outcome>
     }
 }
 
+/// The payload of the one reply `command` may get, e.g. `fetch!(control, &cmd, Reply::Info)`;
+/// returns from the caller with the error outcome for a refused command, a failed exchange or any
+/// other reply.
+macro_rules! fetch {
+    ($control:expr, $command:expr, $variant:path) => {
+        match query($control, $command)? {
+            $variant(payload) => payload,
+            _ => return Err(unexpected()),
+        }
+    };
+}
+
 /// Carry out `action`; `stdin` is read only by `-R`.
 pub fn execute(action: &Action, control: &mut dyn Control, stdin: &mut dyn BufRead) -> Outcome {
     match run(action, control, stdin) {
@@ -120,9 +132,6 @@ fn run(
     Ok(match action {
         Action::Help => Outcome::out(help::usage()),
         Action::Version => Outcome::out(help::version()),
-        Action::Unsupported { option } => {
-            Outcome::err(format!("rvsadm: {option} is not supported yet"), 2)
-        }
         Action::Apply(command) => match control.call(command) {
             Ok(Reply::Ok) => Outcome::default(),
             // ipvsadm returns -1 from main when the kernel refuses a command.
@@ -132,69 +141,53 @@ fn run(
         },
         Action::List(request) => match request.target {
             ListTarget::All => {
-                let Reply::Info(info) = query(control, &Command::GetInfo)? else {
-                    return Err(unexpected());
-                };
-                let Reply::Services(services) =
-                    query(control, &Command::ListServices { service: None })?
-                else {
-                    return Err(unexpected());
-                };
+                let info = fetch!(control, &Command::GetInfo, Reply::Info);
+                let services = fetch!(
+                    control,
+                    &Command::ListServices { service: None },
+                    Reply::Services
+                );
                 Outcome::out(render::list_all(&info, &services, &request.format))
             }
             ListTarget::Service(id) => {
                 let command = Command::ListServices { service: Some(id) };
-                let Reply::Services(services) = query(control, &command)? else {
-                    return Err(unexpected());
-                };
+                let services = fetch!(control, &command, Reply::Services);
                 match services.iter().find(|s| s.config.id == id) {
                     Some(service) => Outcome::out(render::list_service(service, &request.format)),
                     None => Outcome::err("No such service", 1),
                 }
             }
             ListTarget::Connections => {
-                let Reply::Connections(conns) = query(control, &Command::ListConnections)? else {
-                    return Err(unexpected());
-                };
+                let conns = fetch!(control, &Command::ListConnections, Reply::Connections);
                 Outcome::out(render::connections(&conns, &request.format))
             }
             ListTarget::Timeouts => {
-                let Reply::Timeouts(t) = query(control, &Command::GetTimeouts)? else {
-                    return Err(unexpected());
-                };
+                let t = fetch!(control, &Command::GetTimeouts, Reply::Timeouts);
                 Outcome::out(render::timeouts(&t))
             }
             ListTarget::Daemons => {
-                let Reply::Daemons(list) = query(control, &Command::ListDaemons)? else {
-                    return Err(unexpected());
-                };
+                let list = fetch!(control, &Command::ListDaemons, Reply::Daemons);
                 Outcome::out(render::daemons(&list))
             }
         },
         Action::Save(format) => {
-            let Reply::Services(services) =
-                query(control, &Command::ListServices { service: None })?
-            else {
-                return Err(unexpected());
-            };
+            let services = fetch!(
+                control,
+                &Command::ListServices { service: None },
+                Reply::Services
+            );
             // The classifier first, so -R has the rules before the -A -f services.
-            let Reply::MarkRules(rules) = query(control, &Command::ListMarkRules)? else {
-                return Err(unexpected());
-            };
+            let rules = fetch!(control, &Command::ListMarkRules, Reply::MarkRules);
             let mut text: String = rules.iter().map(extension::mark_rule_line).collect();
             text.push_str(&render::save(&services, format));
             Outcome::out(text)
         }
         Action::ListMarks => {
-            let Reply::MarkRules(rules) = query(control, &Command::ListMarkRules)? else {
-                return Err(unexpected());
-            };
+            let rules = fetch!(control, &Command::ListMarkRules, Reply::MarkRules);
             Outcome::out(rules.iter().map(extension::mark_rule_line).collect())
         }
         Action::ListPolicy => {
-            let Reply::Policy(values) = query(control, &Command::GetPolicy)? else {
-                return Err(unexpected());
-            };
+            let values = fetch!(control, &Command::GetPolicy, Reply::Policy);
             Outcome::out(
                 values
                     .iter()
@@ -204,21 +197,15 @@ fn run(
         }
         Action::Restore => restore(control, stdin),
         Action::Health => {
-            let Reply::Health(servers) = query(control, &Command::GetHealth)? else {
-                return Err(unexpected());
-            };
+            let servers = fetch!(control, &Command::GetHealth, Reply::Health);
             Outcome::out(render::health(&servers))
         }
         Action::Vrrp => {
-            let Reply::Vrrp(list) = query(control, &Command::GetVrrp)? else {
-                return Err(unexpected());
-            };
+            let list = fetch!(control, &Command::GetVrrp, Reply::Vrrp);
             Outcome::out(render::vrrp(&list))
         }
         Action::Counters => {
-            let Reply::Counters(counters) = query(control, &Command::GetCounters)? else {
-                return Err(unexpected());
-            };
+            let counters = fetch!(control, &Command::GetCounters, Reply::Counters);
             Outcome::out(render::counters(&counters))
         }
     })

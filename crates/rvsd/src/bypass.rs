@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rvs_engine::{Engine, ForwardMethod, Protocol};
-use rvs_io::{BypassRule, KernelBypass, L4Proto, NetState};
+use rvs_io::{BypassRule, KernelBypass, L4Proto};
 
 /// Shared handle on this rvsd instance's nftables table.
 #[derive(Clone)]
@@ -22,11 +22,7 @@ struct Installed {
 impl Bypass {
     /// Installs the table for this instance (named after its control socket, so a restarted rvsd
     /// removes what a killed one left behind) with a chain per interface.
-    pub fn install(
-        socket: &Path,
-        interfaces: &[String],
-        _net: Arc<NetState>,
-    ) -> Result<Bypass, rvs_io::IoError> {
+    pub fn install(socket: &Path, interfaces: &[String]) -> Result<Bypass, rvs_io::IoError> {
         let table = KernelBypass::install(&table_name(socket), interfaces)?;
         Ok(Bypass {
             inner: Arc::new(Mutex::new(Some(Installed {

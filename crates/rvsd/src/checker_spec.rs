@@ -51,7 +51,7 @@ fn spec(lowered: &Lowered, rs: &RealServerChecks, c: &ResolvedChecker) -> CheckS
         CheckerKind::Http(h) => CheckKind::Http(http(lowered, c, h)),
         CheckerKind::Ssl(h) => CheckKind::Ssl(http(lowered, c, h)),
         CheckerKind::Misc(m) => CheckKind::Misc(MiscSpec {
-            misc_path: m.command.join(" "),
+            misc_path: m.command.clone(),
             misc_timeout: m.timeout.unwrap_or(c.delay_loop),
             misc_dynamic: m.dynamic,
         }),
@@ -136,5 +136,49 @@ fn dns_type(name: &str) -> DnsType {
         "TXT" => DnsType::Txt,
         "AAAA" => DnsType::Aaaa,
         _ => DnsType::A,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The MISC_CHECK spec planned for `misc_path` (written inside double quotes).
+    fn misc_spec(misc_path: &str) -> CheckSpec {
+        let text = format!(
+            "virtual_server 10.0.0.1 80 {{\n protocol TCP\n real_server 10.0.0.2 80 {{\n  \
+             MISC_CHECK {{\n   misc_path \"{misc_path}\"\n  }}\n }}\n}}\n"
+        );
+        let loaded = rvs_keepalived::load_str(&text, std::path::Path::new("t.conf"))
+            .expect("valid configuration");
+        let lowered = rvs_keepalived::lower(&loaded.config);
+        let planned = plan(&lowered, &lowered.checkers[0]);
+        assert_eq!(planned.len(), 1);
+        planned[0].spec.clone()
+    }
+
+    fn passes(spec: &CheckSpec) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(rvs_health::check(spec)).ok
+    }
+
+    #[test]
+    fn misc_path_keeps_its_quoted_arguments() {
+        let spec = misc_spec("test 'a b' = 'a b'");
+        let CheckKind::Misc(m) = &spec.kind else {
+            panic!("not MISC: {spec:?}");
+        };
+        assert_eq!(m.misc_path, ["test", "a b", "=", "a b"]);
+        assert!(passes(&spec));
+        // Shell metacharacters inside an argument reach the program as they are.
+        let spec = misc_spec("test 'x; exit 0' = y");
+        let CheckKind::Misc(m) = &spec.kind else {
+            panic!("not MISC: {spec:?}");
+        };
+        assert_eq!(m.misc_path, ["test", "x; exit 0", "=", "y"]);
+        assert!(!passes(&spec));
     }
 }

@@ -5,23 +5,15 @@ use std::path::Path;
 
 use rvs_keepalived::{Lowered, Severity};
 
-/// A configuration ready to apply.
-#[derive(Debug, Clone)]
-pub struct LoadedConfig {
-    /// Services, real servers and checkers.
-    pub lowered: Lowered,
-}
-
-/// Loads and lowers `path`; warnings are logged. The error lists every problem, `file:line` first.
-pub fn load(path: &Path) -> Result<LoadedConfig, String> {
+/// Loads and lowers `path` (services, real servers, checkers, VRRP) into the form the daemon
+/// applies; warnings are logged. The error lists every problem, `file:line` first.
+pub fn load(path: &Path) -> Result<Lowered, String> {
     match rvs_keepalived::load(path) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            Ok(LoadedConfig {
-                lowered: rvs_keepalived::lower(&loaded.config),
-            })
+            Ok(rvs_keepalived::lower(&loaded.config))
         }
         Err(e) => Err(format!(
             "{} is invalid, nothing changed:\n{}",

@@ -1,16 +1,17 @@
 //! The control server: newline-delimited JSON requests (`rvs_api::Command`) on a Unix socket,
-//! one reply line each. A garbled line gets an error reply; an oversized line or a vanished client
-//! only ends that client's connection.
+//! one reply line each, framed by `rvs_api`'s [`FrameBuffer`]. A garbled or oversized line gets an
+//! error reply and the connection stays usable; a client that vanishes mid-line only ends its own
+//! connection.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use rvs_api::{Command, ErrorKind, Reply};
+use rvs_api::{decode_command, encode_reply, ApiError, Command, ErrorKind, FrameBuffer, Reply};
 use rvs_engine::Engine;
 use rvs_io::NetState;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -119,36 +120,54 @@ fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 }
 
 async fn client(stream: UnixStream, shared: Shared) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut line = Vec::new();
+    let (read, write) = stream.into_split();
+    serve_lines(read, write, |cmd| execute(&shared, cmd)).await
+}
+
+/// Bytes read from a client per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Answers each request line read from `read` on `write` with `handle`'s reply, in order, until
+/// the client closes its side. A line that is not a command or is longer than
+/// [`rvs_api::MAX_LINE`] is answered with an `InvalidArgument` error and the connection goes on;
+/// an unfinished line at the end of the stream is answered the same way.
+async fn serve_lines<R, W, F, Fut>(mut read: R, mut write: W, mut handle: F) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    F: FnMut(Command) -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    let mut frames = FrameBuffer::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
     loop {
-        line.clear();
-        let limit = rvs_api::MAX_LINE as u64 + 1;
-        let n = (&mut reader)
-            .take(limit)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if n == 0 {
-            return Ok(());
-        }
-        if line.last() != Some(&b'\n') {
-            let reply = error(
-                ErrorKind::InvalidArgument,
-                "request line too long or truncated",
-            );
+        while let Some(frame) = frames.next_frame() {
+            let reply = match frame.and_then(|line| decode_command(&line)) {
+                Ok(cmd) => handle(cmd).await,
+                Err(e) => bad_request(&e),
+            };
             write_reply(&mut write, &reply).await?;
+        }
+        let n = read.read(&mut chunk).await?;
+        if n == 0 {
+            if frames.pending() > 0 {
+                write_reply(&mut write, &bad_request(&ApiError::Closed)).await?;
+            }
             return Ok(());
         }
-        let reply = match serde_json::from_slice::<Command>(&line) {
-            Ok(cmd) => execute(&shared, cmd).await,
-            Err(e) => error(
-                ErrorKind::InvalidArgument,
-                &format!("malformed request: {e}"),
-            ),
-        };
-        write_reply(&mut write, &reply).await?;
+        frames.push(&chunk[..n]);
     }
+}
+
+/// The error reply to a request line that could not be read as a command.
+fn bad_request(e: &ApiError) -> Reply {
+    let message = match e {
+        ApiError::Decode(e) => format!("malformed request: {e}"),
+        ApiError::LineTooLong { limit } => format!("request line longer than {limit} bytes"),
+        ApiError::Closed => "request line truncated".to_owned(),
+        other => format!("bad request: {other}"),
+    };
+    Reply::error(ErrorKind::InvalidArgument, message)
 }
 
 /// Runs one command; configuration changes also refresh the kernel-bypass rules.
@@ -157,13 +176,13 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         Command::StartDaemon(cfg) => {
             return match shared.sync.start(cfg) {
                 Ok(_) => Reply::Ok,
-                Err(e) => error(ErrorKind::InvalidArgument, &e),
+                Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
             }
         }
         Command::StopDaemon(role) => {
             return match shared.sync.stop(*role) {
                 Ok(()) => Reply::Ok,
-                Err(e) => error(ErrorKind::InvalidArgument, &e),
+                Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
             }
         }
         Command::ListDaemons => return Reply::Daemons(shared.sync.list()),
@@ -178,13 +197,14 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
             let joined = tokio::task::spawn_blocking(move || match cmd {
                 Command::Reload => match reload(&h, vrrp.as_deref()) {
                     Ok(()) => Reply::Ok,
-                    Err(e) => error(ErrorKind::InvalidArgument, &e),
+                    Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
                 },
                 _ => Reply::Health(h.status()),
             })
             .await;
-            return joined
-                .unwrap_or_else(|e| error(ErrorKind::Internal, &format!("command failed: {e}")));
+            return joined.unwrap_or_else(|e| {
+                Reply::error(ErrorKind::Internal, format!("command failed: {e}"))
+            });
         }
     }
     let changes_config = convert::changes_config(&cmd);
@@ -202,21 +222,67 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         reply
     })
     .await;
-    joined.unwrap_or_else(|e| error(ErrorKind::Internal, &format!("command failed: {e}")))
+    joined.unwrap_or_else(|e| Reply::error(ErrorKind::Internal, format!("command failed: {e}")))
 }
 
-fn error(kind: ErrorKind, message: &str) -> Reply {
-    Reply::Error(rvs_api::ErrorReply {
-        kind,
-        message: message.to_owned(),
-    })
-}
-
-async fn write_reply(
-    write: &mut tokio::net::unix::OwnedWriteHalf,
-    reply: &Reply,
-) -> std::io::Result<()> {
-    let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
+/// Writes one reply line; a reply too long for the protocol is replaced by an error reply.
+async fn write_reply<W: AsyncWrite + Unpin>(write: &mut W, reply: &Reply) -> std::io::Result<()> {
+    let bytes = match encode_reply(reply) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let refusal = Reply::error(ErrorKind::Internal, format!("cannot send the reply: {e}"));
+            encode_reply(&refusal).map_err(std::io::Error::other)?
+        }
+    };
     write.write_all(&bytes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_message(reply: &Reply) -> &str {
+        match reply {
+            Reply::Error(e) if e.kind == ErrorKind::InvalidArgument => &e.message,
+            other => panic!("expected an InvalidArgument error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_lines_are_answered_and_the_connection_goes_on() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (server_read, server_write) = tokio::io::split(server);
+        let served = tokio::spawn(serve_lines(server_read, server_write, |cmd| async move {
+            assert_eq!(cmd, Command::GetInfo);
+            Reply::Ok
+        }));
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        let writer = tokio::spawn(async move {
+            client_write.write_all(b"this is not json\n").await?;
+            client_write
+                .write_all(&vec![b'a'; rvs_api::MAX_LINE + 10])
+                .await?;
+            client_write
+                .write_all(b"\n{\"cmd\":\"get_info\"}\n{\"cmd\":\"add_serv")
+                .await?;
+            client_write.shutdown().await
+        });
+        let mut replies = Vec::new();
+        client_read.read_to_end(&mut replies).await.unwrap();
+        writer.await.unwrap().unwrap();
+        served.await.unwrap().unwrap();
+
+        let replies: Vec<Reply> = replies
+            .split_inclusive(|&b| b == b'\n')
+            .map(|line| rvs_api::decode_reply(line).unwrap())
+            .collect();
+        assert_eq!(replies.len(), 4, "{replies:?}");
+        assert!(error_message(&replies[0]).starts_with("malformed request: "));
+        assert_eq!(
+            error_message(&replies[1]),
+            format!("request line longer than {} bytes", rvs_api::MAX_LINE)
+        );
+        assert_eq!(replies[2], Reply::Ok);
+        assert_eq!(error_message(&replies[3]), "request line truncated");
+    }
 }

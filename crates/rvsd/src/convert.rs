@@ -1,7 +1,7 @@
 //! Carries out control commands: translates `rvs-api` requests into engine calls and engine state
 //! into `rvs-api` views. The only place that knows both vocabularies.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use crate::dataplane::EgressCounters;
 use rvs_api::{
@@ -317,25 +317,9 @@ fn scheduler_name(kind: SchedulerKind) -> &'static str {
 /// The `-b` flag names as IPVS's flag bits: sh-* only with sh and mh-* only with mh, refused
 /// otherwise with ipvsadm's message; flag-1..3 go with any scheduler (IPVS ignores them).
 fn sched_flags(scheduler: &str, names: &[String]) -> Result<SchedFlags, rvs_api::ErrorReply> {
-    let mut bits = 0u8;
-    for name in names {
-        let bit = rvsadm::sched_flags::bit(name);
-        if bit == 0 {
-            return Err(api_error(
-                ErrorKind::InvalidArgument,
-                &format!("invalid scheduler flag `{name}'"),
-            ));
-        }
-        let owner = name.split_once('-').map(|(p, _)| p).unwrap_or("");
-        if (owner == "sh" || owner == "mh") && owner != scheduler {
-            return Err(api_error(
-                ErrorKind::InvalidArgument,
-                &format!("incompatible scheduler flag `{name}'"),
-            ));
-        }
-        bits |= bit;
-    }
-    Ok(SchedFlags(bits))
+    rvs_api::sched_flags::check(scheduler, names)
+        .map(SchedFlags)
+        .map_err(|message| api_error(ErrorKind::InvalidArgument, &message))
 }
 
 fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply> {
@@ -366,26 +350,7 @@ fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply>
 
 /// A prefix length as a mask of the service's family (all ones when none is given).
 fn netmask(family_of: IpAddr, prefix: Option<u8>) -> IpAddr {
-    match family_of {
-        IpAddr::V4(_) => {
-            let bits = u32::from(prefix.unwrap_or(32).min(32));
-            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(mask))
-        }
-        IpAddr::V6(_) => {
-            let bits = u32::from(prefix.unwrap_or(128).min(128));
-            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(mask))
-        }
-    }
-}
-
-fn prefix_len(mask: IpAddr) -> u8 {
-    let ones = match mask {
-        IpAddr::V4(m) => u32::from(m).leading_ones(),
-        IpAddr::V6(m) => u128::from(m).leading_ones(),
-    };
-    u8::try_from(ones).unwrap_or(u8::MAX)
+    rvs_api::netmask::prefix_mask(family_of.is_ipv6(), prefix.unwrap_or(u8::MAX))
 }
 
 fn method_to_engine(m: rvs_api::ForwardMethod) -> rvs_engine::ForwardMethod {
@@ -516,7 +481,7 @@ fn dest_view(d: DestStatus) -> DestView {
 fn service_view(s: ServiceStatus) -> ServiceView {
     let mut config = ServiceConfig::new(service_id(&s.spec.key), scheduler_name(s.spec.scheduler));
     config.one_packet = s.spec.one_packet;
-    config.sched_flags = rvsadm::sched_flags::names(s.spec.scheduler.name(), s.spec.sched_flags.0);
+    config.sched_flags = rvs_api::sched_flags::names(s.spec.scheduler.name(), s.spec.sched_flags.0);
     config.local_addrs = s.spec.local_addrs.clone();
     config.proxy_protocol = s.spec.proxy_protocol.map(|v| match v {
         rvs_engine::ProxyProtocolVersion::V1 => rvs_api::ProxyProtocol::V1,
@@ -524,7 +489,7 @@ fn service_view(s: ServiceStatus) -> ServiceView {
     });
     if let Some(p) = &s.spec.persistence {
         config.persistence = Some(p.timeout_s);
-        config.netmask = Some(prefix_len(p.netmask));
+        config.netmask = rvs_api::netmask::mask_prefix(p.netmask);
     }
     ServiceView {
         config,
@@ -554,6 +519,7 @@ fn conn_view(c: ConnStatus) -> ConnView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn netmask_round_trips_prefix_lengths() {
@@ -569,10 +535,10 @@ mod tests {
         );
         assert_eq!(netmask(v4, Some(0)), "0.0.0.0".parse::<IpAddr>().unwrap());
         for p in [0u8, 1, 24, 32] {
-            assert_eq!(prefix_len(netmask(v4, Some(p))), p);
+            assert_eq!(rvs_api::netmask::mask_prefix(netmask(v4, Some(p))), Some(p));
         }
         for p in [0u8, 48, 64, 128] {
-            assert_eq!(prefix_len(netmask(v6, Some(p))), p);
+            assert_eq!(rvs_api::netmask::mask_prefix(netmask(v6, Some(p))), Some(p));
         }
     }
 

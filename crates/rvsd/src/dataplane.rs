@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,7 +16,8 @@ use std::time::Duration;
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rvs_engine::{Engine, PacketMeta, TunnelConfig, Verdict};
-use rvs_io::{NetState, PacketSocket, Resolution, TunDevice, VnetHdr};
+use rvs_io::{IoError, NetState, PacketSocket, Resolution, TunDevice, VnetHdr};
+use rvs_wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_HLEN};
 
 use crate::clock::Clock;
 
@@ -26,12 +27,13 @@ const BATCH: usize = 64;
 const POLL_MS: u16 = 100;
 /// How long a worker sleeps in poll while frames wait for a neighbour.
 const PENDING_POLL_MS: u16 = 5;
-/// Length of the Ethernet header the data plane writes in front of a forwarded packet.
-const ETH_HLEN: usize = 14;
 /// Frames a worker holds while their next hop's MAC is being resolved.
 const PENDING_MAX: usize = 256;
 /// How long a held frame may wait for its neighbour before it is dropped.
 const PENDING_TTL: Duration = Duration::from_secs(3);
+/// Destinations a worker's neighbour cache holds before it starts over (it is keyed by client
+/// addresses too, so it must not grow without bound between two changes of the kernel's tables).
+const NEIGHBOUR_CACHE_MAX: usize = 65_536;
 
 /// Counters of what happened after the engine's verdict (the engine counts its own drops).
 #[derive(Debug, Default)]
@@ -77,6 +79,22 @@ impl EgressCounters {
             ("tx_local_delivered", read(&self.local_delivered)),
         ]
     }
+
+    /// Counts the outcome of a send: `done` (if any) when the frame went out, `send_errors` and a
+    /// debug line naming `what` when the kernel refused it.
+    fn count_send(&self, result: Result<(), IoError>, done: Option<&AtomicU64>, what: &str) {
+        match result {
+            Ok(()) => {
+                if let Some(done) = done {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                self.send_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("{what} failed: {e}");
+            }
+        }
+    }
 }
 
 /// The running workers.
@@ -98,16 +116,22 @@ impl DataPlane {
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<DataPlane> {
         let counters = Arc::new(EgressCounters::default());
+        let group = fanout_group();
         let mut handles = Vec::with_capacity(workers);
         for id in 0..workers {
             let mut rx = Vec::new();
+            let mut watched = Vec::new();
             let mut tx = HashMap::new();
             for name in interfaces {
-                let group = fanout_group(name);
                 let sock = PacketSocket::open(name, group)
                     .with_context(|| format!("opening a packet socket on {name}"))?;
                 let out = PacketSocket::open_tx(name)
                     .with_context(|| format!("opening a send socket on {name}"))?;
+                watched.push(
+                    sock.as_fd()
+                        .try_clone_to_owned()
+                        .with_context(|| format!("duplicating the packet socket on {name}"))?,
+                );
                 tx.insert(out.ifindex(), out);
                 rx.push(sock);
             }
@@ -116,6 +140,7 @@ impl DataPlane {
                 net: net.clone(),
                 clock,
                 rx,
+                watched,
                 tx,
                 neighbours: NeighbourCache::default(),
                 held: Vec::new(),
@@ -144,13 +169,11 @@ impl DataPlane {
     }
 }
 
-/// The fanout group id for an interface: the same for every worker of this process, different
-/// between interfaces and (very likely) between rvsd processes sharing a namespace.
-fn fanout_group(ifname: &str) -> u16 {
-    let mut hash: u32 = std::process::id().wrapping_mul(0x9e37_79b1);
-    for b in ifname.bytes() {
-        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
+/// The fanout group id of this process: the same for every worker and interface
+/// (`PacketSocket::open` combines it with the interface index, as the kernel ties a group to one
+/// device) and (very likely) different between rvsd processes sharing a namespace.
+fn fanout_group() -> u16 {
+    let hash: u32 = std::process::id().wrapping_mul(0x9e37_79b1);
     (hash ^ (hash >> 16)) as u16
 }
 
@@ -159,6 +182,9 @@ struct Worker {
     net: Arc<NetState>,
     clock: Clock,
     rx: Vec<PacketSocket>,
+    /// Duplicates of the `rx` descriptors, in the same order: the poll set is built on them once,
+    /// while `drain` borrows the sockets mutably.
+    watched: Vec<OwnedFd>,
     tx: HashMap<u32, PacketSocket>,
     neighbours: NeighbourCache,
     held: Vec<HeldFrame>,
@@ -181,44 +207,33 @@ struct HeldFrame {
 
 impl Worker {
     fn run(mut self, stop: &AtomicBool) {
+        // Built once: `fds[i]` watches `rx[i]` (through its duplicate descriptor).
+        let watched = std::mem::take(&mut self.watched);
+        let mut fds: Vec<PollFd<'_>> = watched
+            .iter()
+            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
         while !stop.load(Ordering::Relaxed) {
-            let ready = match self.wait() {
-                Ok(ready) => ready,
-                Err(e) => {
-                    tracing::error!("worker poll failed: {e}");
-                    std::thread::sleep(Duration::from_millis(u64::from(POLL_MS)));
-                    continue;
-                }
+            // Blocks until at least one receive socket has frames or the poll interval passes.
+            let wait = if self.held.is_empty() {
+                POLL_MS
+            } else {
+                PENDING_POLL_MS
             };
-            for index in ready {
-                self.drain(index);
+            if let Err(e) = nix::poll::poll(&mut fds, PollTimeout::from(wait)) {
+                tracing::error!("worker poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(u64::from(POLL_MS)));
+                continue;
+            }
+            for (index, fd) in fds.iter().enumerate() {
+                if fd.revents().is_some_and(|r| !r.is_empty()) {
+                    self.drain(index);
+                }
             }
             if !self.held.is_empty() {
                 self.retry_held();
             }
         }
-    }
-
-    /// Blocks until at least one receive socket has frames (or the poll interval passes) and
-    /// returns the indexes of the ready sockets.
-    fn wait(&self) -> nix::Result<Vec<usize>> {
-        let mut fds: Vec<PollFd<'_>> = self
-            .rx
-            .iter()
-            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
-            .collect();
-        let wait = if self.held.is_empty() {
-            POLL_MS
-        } else {
-            PENDING_POLL_MS
-        };
-        nix::poll::poll(&mut fds, PollTimeout::from(wait))?;
-        Ok(fds
-            .iter()
-            .enumerate()
-            .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(i, _)| i)
-            .collect())
     }
 
     fn drain(&mut self, index: usize) {
@@ -261,7 +276,6 @@ impl Worker {
                         counters,
                     };
                     let pieces = Inserted {
-                        l3_offset,
                         payload_offset,
                         end,
                         bytes: insert.as_bytes(),
@@ -269,7 +283,7 @@ impl Worker {
                     // Not held while the next hop resolves: the real server's neighbour is
                     // known from the handshake, and the client retransmits (and gets the
                     // header again) otherwise.
-                    let _ = out.transmit_inserted(next_hop_ip, &pieces, vnet, frame);
+                    let _ = out.transmit(next_hop_ip, l3_offset, Some(&pieces), vnet, frame);
                     return;
                 }
                 Verdict::Encapsulate {
@@ -290,7 +304,7 @@ impl Worker {
                 counters,
             };
             let sent = match tunnel {
-                None => out.transmit(next_hop_ip, l3_offset, vnet, frame),
+                None => out.transmit(next_hop_ip, l3_offset, None, vnet, frame),
                 Some(cfg) => out.encapsulate(scratch, next_hop_ip, l3_offset, &cfg, vnet, frame),
             };
             if let Sent::Held = sent {
@@ -316,20 +330,12 @@ fn deliver_local(
     let Some(packet) = frame.get(l3_offset..) else {
         return;
     };
-    match local.send(&vnet_from(vnet, l3_offset), packet) {
-        Ok(()) => {
-            counters.local_delivered.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(e) => {
-            counters.send_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!("local delivery failed: {e}");
-        }
-    }
+    let result = local.send(&vnet_from(vnet, l3_offset), packet);
+    counters.count_send(result, Some(&counters.local_delivered), "local delivery");
 }
 
-/// A frame with bytes to insert at the start of its TCP payload.
+/// Bytes to insert at the start of a frame's TCP payload.
 struct Inserted<'a> {
-    l3_offset: usize,
     payload_offset: usize,
     end: usize,
     bytes: &'a [u8],
@@ -351,12 +357,13 @@ struct Egress<'a> {
     counters: &'a EgressCounters,
 }
 
-/// Per-worker state of the tunnel transmitter: the outer IPv4 identification counter and a
-/// buffer for ICMP errors.
+/// Per-worker state of the tunnel transmitter: the outer IPv4 identification counter, a
+/// buffer for ICMP errors and one for software-segmented GSO frames.
 #[derive(Default)]
 struct TunnelScratch {
     ident: u16,
     icmp: Vec<u8>,
+    segments: Vec<u8>,
 }
 
 impl TunnelScratch {
@@ -370,7 +377,7 @@ fn eth_header(dst_mac: [u8; 6], src_mac: [u8; 6], v6: bool) -> [u8; ETH_HLEN] {
     let mut h = [0u8; ETH_HLEN];
     h[0..6].copy_from_slice(&dst_mac);
     h[6..12].copy_from_slice(&src_mac);
-    let ethertype: u16 = if v6 { 0x86dd } else { 0x0800 };
+    let ethertype = if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
     h[12..14].copy_from_slice(&ethertype.to_be_bytes());
     h
 }
@@ -458,7 +465,7 @@ impl<'a> Egress<'a> {
             c.fetch_add(1, Ordering::Relaxed);
             Sent::Done
         };
-        let Some(src) = self.net.source_for(rip) else {
+        let Some(src) = self.neighbours.source_for(self.net, rip) else {
             return fail(&counters.tunnel_errors);
         };
         let Some(inner_all) = frame.get_mut(l3_offset..) else {
@@ -520,18 +527,15 @@ impl<'a> Egress<'a> {
             }
         }
         let eth = eth_header(dst_mac, src_mac, rip.is_ipv6());
+        // The segment buffer leaves `scratch` while `send_one` holds it for the identification.
+        let mut segments = std::mem::take(&mut scratch.segments);
         let mut send_one = |packet: &[u8], partial: Option<tunnel::PartialCsum>| {
             let ident = scratch.next_ident();
             match tunnel::outer_header(cfg, src, rip, packet, ident, partial) {
                 Ok(outer) => {
-                    match sock.send_vectored(&VnetHdr::default(), &[&eth, outer.as_bytes(), packet])
-                    {
-                        Ok(()) => counters.sent.fetch_add(1, Ordering::Relaxed),
-                        Err(e) => {
-                            tracing::debug!("tunnel send failed: {e}");
-                            counters.send_errors.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
+                    let result =
+                        sock.send_vectored(&VnetHdr::default(), &[&eth, outer.as_bytes(), packet]);
+                    counters.count_send(result, Some(&counters.sent), "tunnel send");
                 }
                 Err(e) => {
                     tracing::debug!("cannot encapsulate: {e}");
@@ -543,15 +547,15 @@ impl<'a> Egress<'a> {
             None => send_one(inner, remote_csum),
             Some(kind) => {
                 counters.tunnel_segmented.fetch_add(1, Ordering::Relaxed);
-                if gso::segment(inner, kind, usize::from(vnet.gso_size), |seg| {
-                    send_one(seg, None)
-                })
-                .is_err()
+                let size = usize::from(vnet.gso_size);
+                if gso::segment_with(inner, kind, size, &mut segments, |seg| send_one(seg, None))
+                    .is_err()
                 {
                     counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
+        scratch.segments = segments;
         Sent::Done
     }
 
@@ -562,63 +566,23 @@ impl<'a> Egress<'a> {
             return;
         };
         let eth = eth_header(path.dst_mac, path.src_mac, dst.is_ipv6());
-        if let Err(e) = path
+        let result = path
             .sock
-            .send_vectored(&VnetHdr::default(), &[&eth, packet])
-        {
-            self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!("sending an ICMP error failed: {e}");
-        }
+            .send_vectored(&VnetHdr::default(), &[&eth, packet]);
+        self.counters
+            .count_send(result, None, "sending an ICMP error");
     }
 
-    /// Like [`Egress::transmit`], with bytes inserted at the start of the TCP payload (the
-    /// PROXY protocol header of a FULLNAT connection): sent as gathered pieces, no copy.
-    fn transmit_inserted(
-        mut self,
-        next_hop_ip: IpAddr,
-        pieces: &Inserted<'_>,
-        vnet: &VnetHdr,
-        frame: &mut [u8],
-    ) -> Sent {
-        let counters = self.counters;
-        let path = match self.path(next_hop_ip) {
-            Ok(path) => path,
-            Err(sent) => return sent,
-        };
-        let Some(start) = pieces.l3_offset.checked_sub(ETH_HLEN) else {
-            return Sent::Done;
-        };
-        let (Some(head), Some(tail)) = (
-            frame.get(pieces.l3_offset..pieces.payload_offset),
-            frame.get(pieces.payload_offset..pieces.end),
-        ) else {
-            return Sent::Done;
-        };
-        let eth = eth_header(path.dst_mac, path.src_mac, next_hop_ip.is_ipv6());
-        let vnet_out = vnet_from(vnet, start);
-        match path
-            .sock
-            .send_vectored(&vnet_out, &[&eth, head, pieces.bytes, tail])
-        {
-            Ok(()) => {
-                counters.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("send with an inserted header failed: {e}");
-            }
-        }
-        Sent::Done
-    }
-
-    /// Writes the next hop's Ethernet header in front of the rewritten L3 packet and sends it on
-    /// the egress interface's socket.
+    /// Sends the rewritten L3 packet at `frame[l3_offset..]` behind the next hop's Ethernet
+    /// header on the egress interface's socket, as gathered pieces (no copy); `insert` adds bytes
+    /// at the start of the TCP payload (the PROXY protocol header of a FULLNAT connection).
     fn transmit(
         mut self,
         next_hop_ip: IpAddr,
         l3_offset: usize,
-        vnet: &mut VnetHdr,
-        frame: &mut [u8],
+        insert: Option<&Inserted<'_>>,
+        vnet: &VnetHdr,
+        frame: &[u8],
     ) -> Sent {
         let counters = self.counters;
         let path = match self.path(next_hop_ip) {
@@ -628,30 +592,35 @@ impl<'a> Egress<'a> {
         let Some(start) = l3_offset.checked_sub(ETH_HLEN) else {
             return Sent::Done;
         };
-        let Some(header) = frame.get_mut(start..l3_offset) else {
-            return Sent::Done;
-        };
-        header.copy_from_slice(&eth_header(
-            path.dst_mac,
-            path.src_mac,
-            next_hop_ip.is_ipv6(),
-        ));
+        let eth = eth_header(path.dst_mac, path.src_mac, next_hop_ip.is_ipv6());
         // A dropped VLAN tag moves the frame start; the vnet offsets count from it.
         let vnet_out = vnet_from(vnet, start);
-        match path.sock.send(&vnet_out, &frame[start..]) {
-            Ok(()) => {
-                counters.sent.fetch_add(1, Ordering::Relaxed);
+        let (result, what) = match insert {
+            None => {
+                let Some(packet) = frame.get(l3_offset..) else {
+                    return Sent::Done;
+                };
+                (path.sock.send_vectored(&vnet_out, &[&eth, packet]), "send")
             }
-            Err(e) => {
-                counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("send failed: {e}");
+            Some(insert) => {
+                let (Some(head), Some(tail)) = (
+                    frame.get(l3_offset..insert.payload_offset),
+                    frame.get(insert.payload_offset..insert.end),
+                ) else {
+                    return Sent::Done;
+                };
+                let parts: [&[u8]; 4] = [&eth, head, insert.bytes, tail];
+                (
+                    path.sock.send_vectored(&vnet_out, &parts),
+                    "send with an inserted header",
+                )
             }
-        }
+        };
+        counters.count_send(result, Some(&counters.sent), what);
         Sent::Done
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Keeps a copy of a frame whose next hop is being resolved (bounded; overflow is counted).
 fn hold(
     held: &mut Vec<HeldFrame>,
@@ -689,7 +658,7 @@ impl Worker {
                 counters: &self.counters,
             };
             let sent = match h.tunnel {
-                None => out.transmit(h.next_hop_ip, h.l3_offset, &mut h.vnet, &mut h.frame),
+                None => out.transmit(h.next_hop_ip, h.l3_offset, None, &h.vnet, &h.frame),
                 Some(cfg) => out.encapsulate(
                     &mut self.tunnel,
                     h.next_hop_ip,
@@ -714,11 +683,21 @@ impl Worker {
     }
 }
 
-/// Per-worker cache of next-hop resolutions, dropped whenever the kernel's tables change.
+/// A cached next-hop resolution, with the tunnel source address toward the destination once a
+/// tunnelled packet asked for it.
+#[derive(Clone, Copy)]
+struct CachedHop {
+    resolution: Resolution,
+    /// `NetState::source_for` of the destination, filled on first use.
+    source: Option<Option<IpAddr>>,
+}
+
+/// Per-worker cache of next-hop resolutions (ready or unreachable; pending ones are asked again
+/// every time), dropped whenever the kernel's tables change.
 #[derive(Default)]
 struct NeighbourCache {
     generation: u64,
-    entries: HashMap<IpAddr, Resolution>,
+    entries: HashMap<IpAddr, CachedHop>,
 }
 
 impl NeighbourCache {
@@ -729,13 +708,33 @@ impl NeighbourCache {
             self.generation = generation;
         }
         if let Some(hit) = self.entries.get(&dst) {
-            return *hit;
+            return hit.resolution;
         }
         let fresh = net.resolve(dst);
-        if matches!(fresh, Resolution::Ready { .. }) {
-            self.entries.insert(dst, fresh);
+        // Ready and unreachable only change with the tables (which bump the generation); a
+        // pending neighbour is asked again so the kernel's answer is seen.
+        if !matches!(fresh, Resolution::Pending) {
+            if self.entries.len() >= NEIGHBOUR_CACHE_MAX {
+                self.entries.clear();
+            }
+            self.entries.insert(
+                dst,
+                CachedHop {
+                    resolution: fresh,
+                    source: None,
+                },
+            );
         }
         fresh
+    }
+
+    /// The address this host sends from toward `dst` (the outer source of a tunnel), cached with
+    /// `dst`'s resolution, which [`NeighbourCache::resolve`] looked up just before.
+    fn source_for(&mut self, net: &NetState, dst: IpAddr) -> Option<IpAddr> {
+        match self.entries.get_mut(&dst) {
+            Some(hop) => *hop.source.get_or_insert_with(|| net.source_for(dst)),
+            None => net.source_for(dst),
+        }
     }
 }
 

@@ -99,7 +99,7 @@ impl Health {
     /// Applies the configuration `loaded` (read from `path`) and starts its checkers on `handle`.
     pub fn start(
         path: PathBuf,
-        loaded: config_load::LoadedConfig,
+        loaded: Lowered,
         plumbing: Plumbing,
         handle: Handle,
     ) -> Arc<Health> {
@@ -116,7 +116,7 @@ impl Health {
                 alerts: CheckerAlerts::default(),
             }),
         });
-        health.apply(loaded.lowered, true);
+        health.apply(loaded, true);
         let h = health.clone();
         handle.spawn(async move {
             let mut tick = tokio::time::interval(DRAIN_TICK);
@@ -145,9 +145,9 @@ impl Health {
     /// report is returned. Returns the whole configuration for the VRRP runtime.
     pub fn reload(&self) -> Result<Lowered, String> {
         let loaded = config_load::load(&self.path)?;
-        self.apply(loaded.lowered.clone(), false);
+        self.apply(loaded.clone(), false);
         tracing::info!(file = %self.path.display(), "configuration reloaded");
-        Ok(loaded.lowered)
+        Ok(loaded)
     }
 
     /// Stops the checkers; with `omega`, runs the notify_down scripts of live servers and the

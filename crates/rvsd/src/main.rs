@@ -185,7 +185,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         rvs_io::TunDevice::create(&tun_name)
             .with_context(|| format!("creating the local-delivery TUN device {tun_name}"))?,
     );
-    let bypass = bypass::Bypass::install(&args.socket, &args.interfaces, net.clone())
+    let bypass = bypass::Bypass::install(&args.socket, &args.interfaces)
         .context("installing nftables kernel-bypass rules")?;
     bypass.sync(&engine);
 
@@ -214,8 +214,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         .context("starting the control runtime")?;
     let lvs_sync = keepalived
         .as_ref()
-        .and_then(|(_, l)| l.lowered.global.lvs_sync_daemon.clone());
-    let vrrp_specs = keepalived.as_ref().map(|(_, l)| l.lowered.clone());
+        .and_then(|(_, l)| l.global.lvs_sync_daemon.clone());
+    let vrrp_specs = keepalived.as_ref().map(|(_, l)| l.clone());
     let health = keepalived.map(|(path, loaded)| {
         tracing::info!(file = %path.display(), "serving keepalived configuration");
         health::Health::start(

@@ -20,15 +20,11 @@ pub fn apply_file(engine: &Engine, local_addrs: &[IpAddr], path: &Path) -> anyho
     let mut applied = 0;
     for (index, line) in text.lines().enumerate() {
         let at = || format!("{}:{}", path.display(), index + 1);
-        let mut words: Vec<&str> = line.split_whitespace().collect();
-        if words.first().is_some_and(|w| w.starts_with('#')) || words.is_empty() {
+        // The same reading as `rvsadm -R`: `#` starts a comment anywhere on the line, and the
+        // words `ipvsadm` / `rvsadm` are dropped.
+        let words = rvsadm::restore::restore_words(line);
+        if words.is_empty() {
             continue;
-        }
-        if words
-            .first()
-            .is_some_and(|w| *w == "ipvsadm" || *w == "rvsadm")
-        {
-            words.remove(0);
         }
         let action = rvsadm::parse_restore_args(&words).map_err(|e| anyhow!("{}: {e}", at()))?;
         let Action::Apply(cmd) = action else {
@@ -43,4 +39,43 @@ pub fn apply_file(engine: &Engine, local_addrs: &[IpAddr], path: &Path) -> anyho
         applied += 1;
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_command_names_are_ignored() {
+        let path = std::env::temp_dir().join(format!("rvsd-restore-{}.rules", std::process::id()));
+        std::fs::write(
+            &path,
+            "# saved rules\n\
+             ipvsadm -A -t 10.0.0.1:80 -s rr # web front\n\
+             \n\
+             -a -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 1   # first real server\n",
+        )
+        .unwrap();
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let applied = apply_file(&engine, &[], &path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(applied.unwrap(), 2);
+        let services = engine.services(Millis(0));
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[0].dests.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_line_names_file_and_line() {
+        let path =
+            std::env::temp_dir().join(format!("rvsd-restore-bad-{}.rules", std::process::id()));
+        std::fs::write(&path, "-A -t 10.0.0.1:80 -s rr\n-A -t nonsense # oops\n").unwrap();
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let err = apply_file(&engine, &[], &path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            format!("{err:#}").contains(&format!("{}:2", path.display())),
+            "{err:#}"
+        );
+    }
 }

@@ -9,7 +9,8 @@
 //! keepalived.conf's `lvs_sync_daemon IFACE [VRRP_INSTANCE] ...` starts a backup at load
 //! ([`SyncDaemons::start_from_keepalived`]); the VRRP supervisor then calls
 //! [`SyncDaemons::set_sync_role`] on the named instance's MASTER/BACKUP transitions (the name is
-//! [`SyncDaemons::vrrp_instance`]). The control server's `Shared::sync` is that handle.
+//! the `lvs_sync_daemon`'s own `vrrp_instance`). The control server's `Shared::sync` is that
+//! handle.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -44,7 +45,6 @@ pub struct SyncDaemons {
     engine: Arc<Engine>,
     clock: Clock,
     running: Mutex<BTreeMap<u8, Running>>,
-    vrrp_instance: Mutex<Option<String>>,
     /// Connection records the backups imported since rvsd started.
     imported: Arc<AtomicUsize>,
 }
@@ -69,21 +69,9 @@ fn role_key(r: DaemonRole) -> u8 {
     }
 }
 
-fn sys_value(ifname: &str, what: &str) -> Option<u32> {
-    if ifname.is_empty() || ifname.contains('/') || ifname.contains("..") {
-        return None;
-    }
-    std::fs::read_to_string(format!("/sys/class/net/{ifname}/{what}"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// The settings a daemon runs with: defaults filled in as the kernel fills them.
 fn effective(cfg: &DaemonConfig) -> Result<DaemonConfig, String> {
-    let mtu = sys_value(&cfg.mcast_interface, "mtu")
-        .ok_or_else(|| format!("no such interface {}", cfg.mcast_interface))?;
+    let mtu = rvs_io::iface::mtu(&cfg.mcast_interface).map_err(|e| e.to_string())?;
     let mut c = cfg.clone();
     if c.maxlen == 0 {
         c.maxlen = mtu.saturating_sub(28).clamp(64, 65_507) as u16;
@@ -103,8 +91,7 @@ fn open_socket(c: &DaemonConfig) -> Result<(UdpSocket, SocketAddr), String> {
     let Some(IpAddr::V4(group)) = c.group else {
         return Err("only IPv4 multicast groups are supported".into());
     };
-    let ifindex = sys_value(&c.mcast_interface, "ifindex")
-        .ok_or_else(|| format!("no such interface {}", c.mcast_interface))?;
+    let ifindex = rvs_io::iface::ifindex(&c.mcast_interface).map_err(|e| e.to_string())?;
     let e = |what: &str, err: std::io::Error| format!("sync socket: {what}: {err}");
     let s =
         Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(|x| e("socket", x))?;
@@ -137,29 +124,17 @@ impl SyncDaemons {
             engine,
             clock,
             running: Mutex::new(BTreeMap::new()),
-            vrrp_instance: Mutex::new(None),
             imported: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// keepalived's `lvs_sync_daemon`: starts the daemon as a backup and remembers which VRRP
-    /// instance drives its role.
+    /// keepalived's `lvs_sync_daemon`: starts the daemon as a backup (the VRRP supervisor
+    /// switches its role on the transitions of the instance it names).
     pub fn start_from_keepalived(
         &self,
         d: &rvs_keepalived::model::LvsSyncDaemon,
     ) -> Result<DaemonConfig, String> {
-        *self.vrrp_instance.lock().unwrap_or_else(|e| e.into_inner()) = d.vrrp_instance.clone();
         self.start(&config_from_keepalived(d))
-    }
-
-    /// The VRRP instance named by `lvs_sync_daemon`, whose MASTER/BACKUP transitions should
-    /// call [`SyncDaemons::set_sync_role`].
-    #[allow(dead_code)] // read by the VRRP supervisor once it drives the sync role
-    pub fn vrrp_instance(&self) -> Option<String> {
-        self.vrrp_instance
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// Starts a daemon; returns the settings it runs with.
@@ -245,7 +220,6 @@ impl SyncDaemons {
     /// The VRRP hook: makes the running daemon (of either role) run as `role`, with the same
     /// settings. A backup that becomes master keeps the synced connections as live ones (they
     /// are ordinary table entries); a master that becomes backup asks for the table.
-    #[allow(dead_code)] // called by the VRRP supervisor once it drives the sync role
     pub fn set_sync_role(&self, role: DaemonRole) -> Result<(), String> {
         let other = match role {
             DaemonRole::Master => DaemonRole::Backup,

@@ -3,12 +3,12 @@
 //! gratuitous ARP / unsolicited neighbour advertisement bursts.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use rvs_io::gratuitous::{garp_frame, unsolicited_na_frame};
-use rvs_io::{AddrScope, FrameSender, InterfaceAddress, ReceivedAdvert, VrrpSocket};
+use rvs_io::{AddrScope, InterfaceAddress, PacketSocket, ReceivedAdvert, VnetHdr, VrrpSocket};
 use rvs_keepalived::vrrp::{VirtualIp, VrrpInstance};
 use rvs_vrrp::codec::{validate_ip_fields, IPPROTO_AH, IPPROTO_VRRP};
 use rvs_vrrp::{Advert, AhSession, IpContext, IpFields, Transmit};
@@ -18,7 +18,8 @@ pub struct MemberIo {
     /// The instance's interface.
     pub ifname: String,
     socket: VrrpSocket,
-    frames: Arc<FrameSender>,
+    /// Send-only packet socket for the gratuitous bursts (shared with their helper threads).
+    frames: Arc<Mutex<PacketSocket>>,
     mac: [u8; 6],
     link_local: Option<Ipv6Addr>,
     specs: Vec<VirtualIp>,
@@ -27,23 +28,6 @@ pub struct MemberIo {
     vrid: u8,
     /// `auth_type AH`: the session sealing and checking every advert.
     ah: Option<AhSession>,
-}
-
-/// The interface index of `ifname`, from sysfs.
-fn ifindex(ifname: &str) -> Option<u32> {
-    let path = format!("/sys/class/net/{ifname}/ifindex");
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// The MAC address of `ifname`, from sysfs.
-fn mac_of(ifname: &str) -> Option<[u8; 6]> {
-    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address")).ok()?;
-    let mut mac = [0u8; 6];
-    let mut parts = text.trim().split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    Some(mac)
 }
 
 impl MemberIo {
@@ -57,15 +41,14 @@ impl MemberIo {
             .unwrap_or(false);
         let socket = VrrpSocket::open(&vi.interface, ipv6)
             .with_context(|| format!("VRRP socket on {}", vi.interface))?;
-        let frames = Arc::new(
-            FrameSender::open(&vi.interface)
+        let frames = Arc::new(Mutex::new(
+            PacketSocket::open_tx(&vi.interface)
                 .with_context(|| format!("packet socket on {}", vi.interface))?,
-        );
+        ));
         let addrs = rvs_io::interface_addresses(socket.ifindex())
             .with_context(|| format!("addresses of {}", vi.interface))?;
-        let is_ll = |a: &Ipv6Addr| (a.segments()[0] & 0xffc0) == 0xfe80;
         let link_local = addrs.iter().find_map(|(a, _)| match a {
-            IpAddr::V6(v6) if is_ll(v6) => Some(*v6),
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
             _ => None,
         });
         let primary = if ipv6 {
@@ -83,7 +66,10 @@ impl MemberIo {
             ifname: vi.interface.clone(),
             socket,
             frames,
-            mac: mac_of(&vi.interface).unwrap_or([0; 6]),
+            mac: rvs_io::iface::mac_address(&vi.interface)
+                .ok()
+                .flatten()
+                .unwrap_or([0; 6]),
             link_local,
             specs,
             owned: Vec::new(),
@@ -113,9 +99,12 @@ impl MemberIo {
         let dev = spec
             .and_then(|s| s.dev.clone())
             .unwrap_or_else(|| self.ifname.clone());
-        let Some(index) = ifindex(&dev) else {
-            tracing::warn!(vip = %ip, dev, "VRRP: no such interface for the VIP");
-            return None;
+        let index = match rvs_io::iface::ifindex(&dev) {
+            Ok(index) => index,
+            Err(e) => {
+                tracing::warn!(vip = %ip, dev, "VRRP: no interface for the VIP: {e}");
+                return None;
+            }
         };
         let mut a = InterfaceAddress::host(index, ip);
         if let Some(s) = spec {
@@ -211,7 +200,11 @@ impl MemberIo {
                         std::thread::sleep(delay);
                     }
                     for f in &frames {
-                        if let Err(e) = sender.send(f) {
+                        let sent = sender
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .send(&VnetHdr::default(), f);
+                        if let Err(e) = sent {
                             tracing::debug!("VRRP: gratuitous send: {e}");
                         }
                     }

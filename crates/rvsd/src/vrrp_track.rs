@@ -1,5 +1,6 @@
-//! What a VRRP instance tracks: `vrrp_script`s run periodically through `sh -c` with a timeout,
-//! and `track_interface` link states read from sysfs.
+//! What a VRRP instance tracks: `vrrp_script`s run periodically with a timeout (their argv as
+//! `rvs_keepalived` split it, executed without a shell, as keepalived does), and
+//! `track_interface` link states read from sysfs.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use rvs_vrrp::{TrackInterface, TrackScript};
 /// One tracked script with its runner.
 pub struct ScriptRunner {
     state: TrackScript,
-    command: String,
+    argv: Vec<String>,
     timeout: Duration,
     next_at: Instant,
     running: Option<(Child, Instant)>,
@@ -28,7 +29,7 @@ impl ScriptRunner {
         }
         ScriptRunner {
             state,
-            command: spec.script.join(" "),
+            argv: spec.script.clone(),
             timeout: spec
                 .timeout
                 .unwrap_or(spec.interval)
@@ -70,8 +71,12 @@ impl ScriptRunner {
             return false;
         }
         self.next_at = now + self.state.interval;
-        let spawned = Command::new("sh")
-            .args(["-c", &self.command])
+        let Some((program, args)) = self.argv.split_first() else {
+            tracing::warn!(script = self.state.name, "vrrp_script has an empty command");
+            return self.state.record(false).is_some();
+        };
+        let spawned = Command::new(program)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -177,5 +182,60 @@ impl Tracking {
     /// When the scripts next need attention.
     pub fn next_due(&self) -> Option<Instant> {
         self.scripts.iter().map(ScriptRunner::next_due).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_keepalived::Span;
+
+    /// Runs `argv` once as an `init_fail` script; true when it succeeded.
+    fn runs_ok(argv: &[&str]) -> bool {
+        let spec = VrrpScript {
+            name: "t".into(),
+            script: argv.iter().map(|a| a.to_string()).collect(),
+            interval: Duration::from_secs(3600),
+            timeout: Some(Duration::from_secs(5)),
+            weight: 0,
+            reverse: false,
+            rise: 1,
+            fall: 1,
+            user: None,
+            init_fail: true,
+            span: Span {
+                file: "t.conf".into(),
+                line: 1,
+            },
+        };
+        let tracked = Tracked {
+            name: "t".into(),
+            weight: None,
+            reverse: false,
+        };
+        let mut r = ScriptRunner::new(&spec, &tracked, Instant::now());
+        assert_eq!(r.effect(), TrackEffect::Fault);
+        let changed = r.poll(Instant::now());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut changed = changed;
+        while r.running.is_some() {
+            assert!(Instant::now() < deadline, "script did not finish");
+            std::thread::sleep(Duration::from_millis(10));
+            changed |= r.poll(Instant::now());
+        }
+        assert_eq!(changed, r.effect() == TrackEffect::Priority(0));
+        changed
+    }
+
+    #[test]
+    fn script_arguments_arrive_unsplit_and_uninterpreted() {
+        // One argument holding a space stays one argument.
+        let one = ["sh", "-c", "[ $# = 1 ] && [ \"$1\" = 'a b' ]", "sh", "a b"];
+        assert!(runs_ok(&one));
+        assert!(runs_ok(&["test", "a b", "=", "a b"]));
+        // Shell metacharacters in an argument are passed through, not interpreted.
+        assert!(!runs_ok(&["test", "x; exit 0", "=", "y"]));
+        assert!(!runs_ok(&["test", "$(echo a)", "=", "a"]));
+        assert!(!runs_ok(&[]));
     }
 }

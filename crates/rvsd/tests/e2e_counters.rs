@@ -12,6 +12,7 @@ use common::{add_rr_service, VIP};
 use rvs_io::{PacketSocket, VnetHdr};
 use rvs_lab::Director;
 use rvs_lab::{NatTopology, CLIENT, DIRECTOR};
+use rvs_wire::checksum::checksum;
 
 /// The client's interface in [`NatTopology`] (its peer is the director's d0).
 const CLIENT_IF: &str = "eth0";
@@ -19,23 +20,6 @@ const CLIENT_IF: &str = "eth0";
 const COPIES: u64 = 4;
 /// How long the counters may take to show the injected frames.
 const SETTLE: Duration = Duration::from_secs(5);
-
-/// The MAC address of `ifname` in the namespace of `role`, from `ip -j link show`.
-fn mac_of(topo: &NatTopology, role: &str, ifname: &str) -> [u8; 6] {
-    let out = topo
-        .lab
-        .exec_ok(role, &["ip", "-j", "link", "show", ifname])
-        .expect("ip -j link show");
-    let links: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip's JSON");
-    let text = links[0]["address"].as_str().expect("a link address");
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next().expect("six MAC octets");
-        *byte = u8::from_str_radix(part, 16).expect("a hex octet");
-    }
-    mac
-}
 
 /// `rvsadm --counters` as a map; also checks every line is `name value`.
 fn counters(topo: &NatTopology) -> HashMap<String, u64> {
@@ -74,22 +58,6 @@ fn wait_counters(
     }
 }
 
-/// RFC 1071 ones' complement sum, folded and inverted.
-fn checksum(chunks: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    for chunk in chunks {
-        for pair in chunk.chunks(2) {
-            let hi = u32::from(pair[0]) << 8;
-            let lo = pair.get(1).map_or(0, |&b| u32::from(b));
-            sum += hi | lo;
-        }
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Builds frames from the client to the director's d0.
 struct FrameBuilder {
     dst_mac: [u8; 6],
@@ -118,7 +86,7 @@ impl FrameBuilder {
         h[9] = 6;
         h[12..16].copy_from_slice(&self.src.octets());
         h[16..20].copy_from_slice(&self.dst.octets());
-        let sum = checksum(&[&h]);
+        let sum = checksum(&h);
         h[10..12].copy_from_slice(&sum.to_be_bytes());
         h
     }
@@ -138,7 +106,7 @@ impl FrameBuilder {
         pseudo[4..8].copy_from_slice(&self.dst.octets());
         pseudo[9] = 6;
         pseudo[10..12].copy_from_slice(&20u16.to_be_bytes());
-        let sum = checksum(&[&pseudo, &t]);
+        let sum = checksum(&[&pseudo[..], &t[..]].concat());
         t[16..18].copy_from_slice(&sum.to_be_bytes());
         t
     }
@@ -215,8 +183,8 @@ fn bad_frames_are_counted_by_reason_and_service_goes_on() {
     }
 
     let frames = FrameBuilder {
-        dst_mac: mac_of(&topo, DIRECTOR, "d0"),
-        src_mac: mac_of(&topo, CLIENT, CLIENT_IF),
+        dst_mac: topo.lab.mac_bytes(DIRECTOR, "d0").expect("director MAC"),
+        src_mac: topo.lab.mac_bytes(CLIENT, CLIENT_IF).expect("client MAC"),
         src: topo.client4,
         dst: topo.vip4,
     };

@@ -6,11 +6,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{add_rr_service, VIP};
+use nix::sys::signal::Signal;
 use rvs_lab::Director;
-use rvs_lab::{NatTopology, DIRECTOR};
+use rvs_lab::{netns, NatTopology, DIRECTOR};
 
 fn nft_tables(topo: &NatTopology) -> Vec<String> {
     let out = topo
@@ -22,17 +23,6 @@ fn nft_tables(topo: &NatTopology) -> Vec<String> {
         .filter(|l| l.contains("rvsd_"))
         .map(str::to_owned)
         .collect()
-}
-
-fn wait_exit(topo: &NatTopology, pid: u32) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = topo.lab.exit_status(pid) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "rvsd did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -97,10 +87,14 @@ fn sigterm_removes_the_kernel_rules_and_a_killed_rvsd_is_replaced_cleanly() {
 
     let second = topo.start_rvsd(&[]).unwrap();
     add_rr_service(&topo, "rr");
-    let pid = second.pid.to_string();
-    let out = topo.lab.exec(DIRECTOR, &["kill", "-KILL", &pid]).unwrap();
-    assert!(out.status.success());
-    wait_exit(&topo, second.pid);
+    assert!(netns::pid_alive(second.pid), "the second rvsd runs");
+    netns::signal(second.pid, Signal::SIGKILL);
+    assert!(
+        topo.lab
+            .wait_exit(second.pid, Duration::from_secs(10))
+            .is_some(),
+        "rvsd did not exit"
+    );
     assert_eq!(
         nft_tables(&topo).len(),
         1,

@@ -29,4 +29,20 @@ fn readme_demo_runs_end_to_end() {
         stdout.contains("IPVS connection entries"),
         "the demo prints rvsadm -Lnc: {stdout}"
     );
+    // Torn down: no namespace of the demo's lab is left.
+    let prefix = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("# lab prefix: "))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("the demo names its lab prefix: {stdout}"));
+    assert!(
+        prefix.starts_with("rvsdemo-"),
+        "unexpected lab prefix {prefix:?}"
+    );
+    let left: Vec<String> = rvs_lab::netns::list()
+        .expect("list the network namespaces")
+        .into_iter()
+        .filter(|name| name.starts_with(&format!("{prefix}-")))
+        .collect();
+    assert!(left.is_empty(), "the demo left namespaces behind: {left:?}");
 }

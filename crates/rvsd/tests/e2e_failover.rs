@@ -21,10 +21,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
-use rvs_lab::{netns, rs_role, HaTopology, Rvsd, CLIENT, HA_DIRECTORS};
+use rvs_lab::{netns, rs_role, wait_for, HaTopology, Rvsd, CLIENT, HA_DIRECTORS};
 
 /// nginx's port on the real servers (the service maps VIP:80 to it, as seed 002 maps ports).
 const NGINX_PORT: u16 = 8090;
@@ -46,31 +46,12 @@ fn vips(topo: &HaTopology) -> [Ipv4Addr; 2] {
     [topo.vip, topo.inside_vip]
 }
 
-/// Whether director `index` has `ip` on any interface.
-fn has_addr(topo: &HaTopology, index: usize, ip: Ipv4Addr) -> bool {
-    topo.lab
-        .exec(HA_DIRECTORS[index], &["ip", "-j", "addr", "show"])
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("\"local\":\"{ip}\"")))
-        .unwrap_or(false)
-}
-
 /// Director `index` holds both VIPs and the other neither (a crashed other counts as not
 /// holding: its links are down).
 fn sole_holder(topo: &HaTopology, index: usize, other_dead: bool) -> bool {
-    vips(topo).iter().all(|v| has_addr(topo, index, *v))
-        && (other_dead || vips(topo).iter().all(|v| !has_addr(topo, 1 - index, *v)))
-}
-
-/// Polls (50 ms) until `pred` holds, at most `limit`; the time it took.
-fn wait_for(limit: Duration, mut pred: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() <= limit {
-        if pred() {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
+    let has = |i: usize, v: &Ipv4Addr| topo.lab.has_addr(HA_DIRECTORS[i], (*v).into());
+    vips(topo).iter().all(|v| has(index, v))
+        && (other_dead || vips(topo).iter().all(|v| !has(1 - index, v)))
 }
 
 fn wait_holder(topo: &HaTopology, index: usize, other_dead: bool, limit: Duration) -> Duration {
@@ -119,19 +100,6 @@ fn reboot_host(topo: &HaTopology, index: usize) {
         .expect("links up");
 }
 
-/// A shell script appending its arguments to `log`.
-fn notify_script(topo: &HaTopology, name: &str, log: &Path) -> PathBuf {
-    let path = topo.lab.log_dir().join(name);
-    std::fs::write(
-        &path,
-        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
-    )
-    .expect("write the notify script");
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod the notify script");
-    path
-}
-
 /// Seed 002's VRRP part for director `index` (priority 150 with `state MASTER`, or 100 with
 /// `state BACKUP`), notify scripts writing to `log`, smtp_alert to the sink, and `extra` (the
 /// global lvs_sync_daemon line and the virtual_server, or nothing).
@@ -142,7 +110,10 @@ fn vrrp_conf(
     log: &Path,
     global_extra: &str,
 ) -> String {
-    let script = notify_script(topo, &format!("notify-{router_id}.sh"), log);
+    let script = topo
+        .lab
+        .write_notify_script(&format!("notify-{router_id}.sh"), log)
+        .expect("write the notify script");
     let sc = script.display();
     let state = if priority > 100 { "MASTER" } else { "BACKUP" };
     let instance = |name: &str, dev: &str, pass: &str, vip: Ipv4Addr| {
@@ -187,9 +158,8 @@ fn virtual_server(topo: &HaTopology) -> String {
 fn start_rvsd(topo: &HaTopology, index: usize, conf: &str) -> Rvsd {
     let path = topo
         .lab
-        .log_dir()
-        .join(format!("{}-keepalived.conf", HA_DIRECTORS[index]));
-    std::fs::write(&path, conf).expect("write keepalived.conf");
+        .write_file(&format!("{}-rvsd.conf", HA_DIRECTORS[index]), conf)
+        .expect("write rvsd's keepalived.conf");
     let p = path.display().to_string();
     topo.start_rvsd_on(index, &["-f", &p, "--workers", "1"])
         .expect("start rvsd -f")
@@ -205,31 +175,20 @@ fn start_nginx(topo: &HaTopology) {
         let root = prefix.join("root");
         std::fs::create_dir_all(&root).expect("nginx root");
         std::fs::write(root.join("stream.bin"), &body).expect("stream.bin");
-        let p = prefix.display();
-        let conf = format!(
-            "user root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/body;\n  \
-             proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  \
-             scgi_temp_path {p}/scgi;\n  default_type text/plain;\n  server {{\n    listen {NGINX_PORT};\n    \
-             root {};\n    location = / {{ return 200 \"hello,{rip}\\n\"; }}\n    \
-             location /stream.bin {{ limit_rate 1k; }}\n  }}\n}}\n",
+        let server = format!(
+            "    listen {NGINX_PORT};\n    root {};\n    \
+             location = / {{ return 200 \"hello,{rip}\\n\"; }}\n    \
+             location /stream.bin {{ limit_rate 1k; }}\n",
             root.display()
         );
-        let conf_path = prefix.join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("nginx.conf");
-        let c = conf_path.display().to_string();
-        let pre = format!("{p}/");
-        topo.lab
-            .spawn(&role, &["nginx", "-c", &c, "-p", &pre, "-g", "daemon off;"])
-            .expect("start nginx");
-        topo.lab
-            .wait_tcp(
-                &role,
-                SocketAddr::new((*rip).into(), NGINX_PORT),
-                Duration::from_secs(10),
-            )
-            .expect("nginx listening");
+        rvs_lab::spawn_nginx(
+            &topo.lab,
+            &role,
+            &prefix,
+            &server,
+            SocketAddr::new((*rip).into(), NGINX_PORT),
+        )
+        .expect("start nginx");
     }
 }
 
@@ -459,30 +418,8 @@ fn master_crash_and_return_keep_the_download_and_new_connections() {
 
 /// keepalived in VRRP-only mode on director `index` with `conf`; returns its (parent) pid.
 fn start_keepalived(topo: &HaTopology, index: usize, conf: &str) -> u32 {
-    let role = HA_DIRECTORS[index];
-    let base = topo.lab.log_dir().join(format!("{role}-ka"));
-    let conf_path = base.with_extension("conf");
-    std::fs::write(&conf_path, conf).expect("write keepalived.conf");
-    let c = conf_path.display().to_string();
-    let pid = base.with_extension("pid").display().to_string();
-    let vpid = base.with_extension("vrrp.pid").display().to_string();
     topo.lab
-        .spawn(
-            role,
-            &[
-                "keepalived",
-                "-n",
-                "-l",
-                "-D",
-                "-P",
-                "-f",
-                &c,
-                "-p",
-                &pid,
-                "-r",
-                &vpid,
-            ],
-        )
+        .start_keepalived(HA_DIRECTORS[index], conf)
         .expect("start keepalived")
 }
 

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use rvs_lab::{Director, FullNatTopology, CLIENT};
+use rvs_lab::{Director, FullNatTopology};
 
 const MB: usize = 1 << 20;
 
@@ -19,16 +19,24 @@ fn fullnat_director(tag: &str) -> FullNatTopology {
     topo
 }
 
-/// `-A` with the local pool, then both real servers with `--fullnat`.
-fn add_fullnat_service(topo: &FullNatTopology, vip: &str, v6: bool, extra: &[&str]) {
+/// `-A` with the local pool, then both real servers on port `rport` with `--fullnat`.
+fn add_fullnat_service(topo: &FullNatTopology, vip: &str, v6: bool, rport: u16, extra: &[&str]) {
     let laddr = topo.laddr_arg(v6);
     let mut args = vec!["-A", "-t", vip, "-s", "rr", "--laddr", laddr.as_str()];
     args.extend_from_slice(extra);
     adm(topo, &args);
     let rips: Vec<String> = if v6 {
-        topo.nat.rips6.iter().map(|r| format!("[{r}]:80")).collect()
+        topo.nat
+            .rips6
+            .iter()
+            .map(|r| format!("[{r}]:{rport}"))
+            .collect()
     } else {
-        topo.nat.rips4.iter().map(|r| format!("{r}:80")).collect()
+        topo.nat
+            .rips4
+            .iter()
+            .map(|r| format!("{r}:{rport}"))
+            .collect()
     };
     for rip in &rips {
         adm(topo, &["-a", "-t", vip, "-r", rip, "--fullnat"]);
@@ -72,7 +80,7 @@ fn a_fullnat_v4_rr_snat_bulk_listing_and_save_restore() {
     assert!(err.contains("family"), "{err}");
 
     let vip = format!("{VIP}:80");
-    add_fullnat_service(&topo, &vip, false, &[]);
+    add_fullnat_service(&topo, &vip, false, 80, &[]);
 
     let texts: Vec<String> = (0..10)
         .map(|_| curl(&topo, &format!("http://{VIP}/")))
@@ -91,15 +99,7 @@ fn a_fullnat_v4_rr_snat_bulk_listing_and_save_restore() {
     assert_eq!(counts.get("hello,10.10.10.3"), Some(&5), "{texts:?}");
 
     // 1 MB each way, intact.
-    let got = client_sh(
-        &topo,
-        &format!("curl -s --max-time 30 http://{VIP}/bytes/{MB} | sha256sum | cut -d' ' -f1"),
-    );
-    assert_eq!(
-        got.first().map(String::as_str),
-        Some(rvs_lab::pattern_sha256(MB).as_str()),
-        "downloaded bytes differ"
-    );
+    assert_download_intact(&topo, &format!("http://{VIP}"), MB);
     assert_upload_intact(&topo, &format!("http://{VIP}"));
 
     let listing = adm(&topo, &["-Ln"]);
@@ -156,7 +156,7 @@ fn a_fullnat_v4_rr_snat_bulk_listing_and_save_restore() {
 fn b_fullnat_v6() {
     let topo = fullnat_director("fnat6");
     let vip = format!("[{}]:80", topo.nat.vip6);
-    add_fullnat_service(&topo, &vip, true, &[]);
+    add_fullnat_service(&topo, &vip, true, 80, &[]);
     let mut peers = Vec::new();
     for _ in 0..4 {
         peers.push(whoami_ip(&curl(&topo, &format!("http://{vip}/whoami"))));
@@ -167,17 +167,8 @@ fn b_fullnat_v6() {
             "the real server must see a local address, saw {p} ({peers:?})"
         );
     }
-    let got = client_sh(
-        &topo,
-        &format!("curl -s --max-time 30 http://{vip}/bytes/{MB} | sha256sum | cut -d' ' -f1"),
-    );
-    assert_eq!(
-        got.first().map(String::as_str),
-        Some(rvs_lab::pattern_sha256(MB).as_str()),
-        "downloaded bytes differ"
-    );
+    assert_download_intact(&topo, &format!("http://{vip}"), MB);
     assert_upload_intact(&topo, &format!("http://{vip}"));
-    let _ = CLIENT;
 }
 
 /// nginx behind a `--proxy-protocol` FULLNAT service: it learns the client's address from the
@@ -201,27 +192,7 @@ fn proxy_protocol_with_nginx(tag: &str, version: &str, v6: bool) {
             topo.lips4.iter().map(|l| l.to_string()).collect(),
         )
     };
-    add_fullnat_service(&topo, &vip, v6, &["--proxy-protocol", version]);
-    // add_fullnat_service points at port 80: move both real servers to nginx's port.
-    let rips: Vec<String> = if v6 {
-        topo.nat.rips6.iter().map(|r| format!("[{r}]")).collect()
-    } else {
-        topo.nat.rips4.iter().map(|r| r.to_string()).collect()
-    };
-    for rip in &rips {
-        adm(&topo, &["-d", "-t", &vip, "-r", &format!("{rip}:80")]);
-        adm(
-            &topo,
-            &[
-                "-a",
-                "-t",
-                &vip,
-                "-r",
-                &format!("{rip}:{port}"),
-                "--fullnat",
-            ],
-        );
-    }
+    add_fullnat_service(&topo, &vip, v6, port, &["--proxy-protocol", version]);
     for _ in 0..4 {
         let answer = curl(&topo, &format!("http://{vip}/addr"));
         let mut words = answer.split_whitespace();
@@ -254,22 +225,7 @@ fn proxy_protocol_with_nginx(tag: &str, version: &str, v6: bool) {
     );
     let stored: Vec<String> = (0..2)
         .filter_map(|i| std::fs::read(topo.nginx_root(i).join("up/blob")).ok())
-        .map(|b| {
-            use std::fmt::Write as _;
-            let out = std::process::Command::new("sha256sum")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .and_then(|mut c| {
-                    use std::io::Write as _;
-                    c.stdin.take().map(|mut s| s.write_all(&b));
-                    c.wait_with_output()
-                })
-                .expect("sha256sum");
-            let mut s = String::new();
-            let _ = write!(s, "{}", String::from_utf8_lossy(&out.stdout));
-            s.split_whitespace().next().unwrap_or_default().to_owned()
-        })
+        .map(|b| rvs_lab::sha256_hex(&b))
         .collect();
     assert_eq!(stored, vec![sent[0].clone()], "uploaded bytes differ");
 }

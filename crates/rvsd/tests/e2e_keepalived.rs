@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rvs_lab::{NatTopology, RS_NGINX_PORT};
+use nix::sys::signal::Signal;
+use rvs_lab::{netns, NatTopology, RS_NGINX_PORT};
 
 /// The detection bound plus a margin for the test's own polling and a loaded machine.
 const DETECT: Duration = Duration::from_secs(3 + 4);
@@ -310,12 +311,11 @@ fn hold_conf(weight2: u32) -> String {
 }
 
 fn hup(pid: u32) {
-    let ok = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok, "kill -HUP {pid}");
+    assert!(
+        netns::pid_alive(pid),
+        "kill -HUP {pid}: rvsd is not running"
+    );
+    netns::signal(pid, Signal::SIGHUP);
 }
 
 fn active_total(listing: &str) -> u32 {
@@ -365,16 +365,12 @@ fn e_reloads_keep_traffic_and_connections() {
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     for pid in held {
-        let status = loop {
-            if let Some(st) = s.topo.lab.exit_status(pid) {
-                break st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "held connection {pid} did not finish"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let status = s
+            .topo
+            .lab
+            .wait_exit(pid, left)
+            .unwrap_or_else(|| panic!("held connection {pid} did not finish"));
         assert!(status.contains("exit status: 0"), "held curl: {status}");
     }
 }

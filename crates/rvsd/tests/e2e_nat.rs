@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rvs_lab::Director;
-use rvs_lab::NatTopology;
 
 #[test]
 fn a_rr_alternates_over_two_real_servers() {
@@ -69,62 +68,14 @@ fn b_wrr_three_to_one_over_400_connections() {
     assert!((85..=115).contains(&light), "weight 1 got {light} of 400");
 }
 
-/// Waits until one of the two real servers shows the held connection as ActiveConn 1; returns
-/// (that server, the other one).
-fn busy_and_other(topo: &NatTopology) -> (&'static str, &'static str) {
-    let listing = wait_listing(topo, |l| {
-        l.lines()
-            .any(|x| x.contains("Masq") && x.split_whitespace().nth(4) == Some("1"))
-    });
-    let (a, b) = ("10.10.10.2", "10.10.10.3");
-    let pair = if conns_of(&listing, &format!("{a}:80")).0 == 1 {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    assert_eq!(
-        conns_of(&listing, &format!("{}:80", pair.0)).0,
-        1,
-        "{listing}"
-    );
-    assert_eq!(
-        conns_of(&listing, &format!("{}:80", pair.1)).0,
-        0,
-        "{listing}"
-    );
-    pair
-}
-
-fn least_connection_prefers_idle_server(sched: &str) {
-    let topo = director(sched, 2);
-    add_rr_service(&topo, sched);
-    let _held = hold_connection(&topo, 20);
-    let (_busy, idle) = busy_and_other(&topo);
-    for _ in 0..8 {
-        assert_eq!(
-            curl(&topo, &format!("http://{VIP}/")),
-            format!("hello,{idle}"),
-            "{sched}: a new connection must go to the server without the long-lived one"
-        );
-        // Until the previous short connection has left ESTABLISHED (its FIN passed the
-        // director) it weighs as much as the held one, and IPVS breaks that tie by list order.
-        let listing = wait_listing(&topo, |l| {
-            l.lines()
-                .find(|x| x.contains(&format!("-> {idle}:80")))
-                .is_some_and(|x| x.split_whitespace().nth(4) == Some("0"))
-        });
-        assert_eq!(conns_of(&listing, &format!("{idle}:80")).0, 0, "{listing}");
-    }
-}
-
 #[test]
 fn c_lc_sends_new_connections_to_the_less_loaded_server() {
-    least_connection_prefers_idle_server("lc");
+    prefers_idle_server("lc", 8);
 }
 
 #[test]
 fn c_wlc_sends_new_connections_to_the_less_loaded_server() {
-    least_connection_prefers_idle_server("wlc");
+    prefers_idle_server("wlc", 8);
 }
 
 #[test]
@@ -157,16 +108,12 @@ fn d_weight_zero_quiesces_but_established_connection_continues() {
         "{answers:?}"
     );
     // The held download runs to its end and exits 0 (no reset).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = topo.lab.exit_status(held) {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "held connection did not finish");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = topo
+        .lab
+        .wait_exit(held, Duration::from_secs(20))
+        .expect("held connection did not finish");
     assert!(
-        status.contains("exit status: 0") || status == "0",
+        status.contains("exit status: 0"),
         "held curl ended with {status}"
     );
 }
@@ -227,11 +174,10 @@ fn e_delete_under_load_keeps_rvsd_and_other_service_up() {
         4,
         "the other service keeps answering: {answers:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while topo.lab.exit_status(wrk).is_none() {
-        assert!(Instant::now() < deadline, "wrk did not finish");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert!(
+        topo.lab.wait_exit(wrk, Duration::from_secs(15)).is_some(),
+        "wrk did not finish"
+    );
     let listing = adm(&topo, &["-Ln"]);
     assert!(
         listing.contains(&format!("TCP  {VIP}:8080 rr")),
@@ -409,17 +355,7 @@ fn k_one_megabyte_upload_and_download_intact() {
     add_rr_service(&topo, "rr");
     const MB: usize = 1 << 20;
     for _ in 0..2 {
-        let out = topo
-            .lab
-            .sh(
-                "client",
-                &format!(
-                    "curl -s --max-time 30 http://{VIP}/bytes/{MB} | sha256sum | cut -d' ' -f1"
-                ),
-            )
-            .expect("download");
-        let got = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        assert_eq!(got, rvs_lab::pattern_sha256(MB), "downloaded bytes differ");
+        assert_download_intact(&topo, &format!("http://{VIP}"), MB);
     }
     assert_upload_intact(&topo, &format!("http://{VIP}"));
 }

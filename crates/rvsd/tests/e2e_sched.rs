@@ -96,54 +96,14 @@ fn sched_flags_listed_saved_and_refused_like_ipvsadm() {
     assert!(curl(&topo, &format!("http://{VIP}/")).starts_with("hello,"));
 }
 
-/// Waits until one of the two real servers shows the held connection as ActiveConn 1; returns
-/// the other one.
-fn idle_server(topo: &NatTopology) -> &'static str {
-    let listing = wait_listing(topo, |l| {
-        l.lines()
-            .any(|x| x.contains("Masq") && x.split_whitespace().nth(4) == Some("1"))
-    });
-    let (a, b) = ("10.10.10.2", "10.10.10.3");
-    if conns_of(&listing, &format!("{a}:80")).0 == 1 {
-        b
-    } else {
-        a
-    }
-}
-
-fn expected_delay_prefers_idle_server(sched: &str) {
-    let topo = director(sched, 2);
-    add_service(&topo, &["-s", sched]);
-    let _held = hold_connection(&topo, 20);
-    let idle = idle_server(&topo);
-    for _ in 0..6 {
-        assert_eq!(
-            curl(&topo, &format!("http://{VIP}/")),
-            format!("hello,{idle}"),
-            "{sched}: a new connection must go to the server without the long-lived one"
-        );
-        // Let the short connection leave ESTABLISHED before the next pick.
-        wait_listing(&topo, |l| {
-            l.lines()
-                .find(|x| x.contains(&format!("-> {idle}:80")))
-                .is_some_and(|x| x.split_whitespace().nth(4) == Some("0"))
-        });
-    }
-    let listing = adm(&topo, &["-Ln"]);
-    assert!(
-        listing.contains(&format!("TCP  {VIP}:80 {sched}\n")),
-        "{listing}"
-    );
-}
-
 #[test]
 fn sed_sends_new_connections_to_the_idle_server() {
-    expected_delay_prefers_idle_server("sed");
+    prefers_idle_server("sed", 6);
 }
 
 #[test]
 fn nq_sends_new_connections_to_the_idle_server() {
-    expected_delay_prefers_idle_server("nq");
+    prefers_idle_server("nq", 6);
 }
 
 #[test]

@@ -83,11 +83,10 @@ fn rates_follow_traffic() {
         svc.iter().all(|&r| r > 0),
         "CPS InPPS OutPPS InBPS OutBPS all > 0: {rates}"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while topo.lab.exit_status(wrk).is_none() {
-        assert!(Instant::now() < deadline, "wrk did not finish");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert!(
+        topo.lab.wait_exit(wrk, Duration::from_secs(15)).is_some(),
+        "wrk did not finish"
+    );
 }
 
 #[test]

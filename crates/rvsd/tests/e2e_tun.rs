@@ -11,10 +11,10 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{adm, assert_inbound_only_stats, assert_upload_intact, client_sh, tally};
-use rvs_lab::{Director, TunTopology, DIRECTOR};
+use common::{adm, assert_download_intact, assert_inbound_only_stats, assert_upload_intact, tally};
+use rvs_lab::{wait_for, Director, TunTopology, DIRECTOR};
 
 const MB: usize = 1 << 20;
 const SERVICE: &str = "10.0.0.200:80";
@@ -156,18 +156,6 @@ fn hex_packets(text: &str) -> Vec<Vec<u8>> {
     packets
 }
 
-/// Polls `check` every 50 ms until it holds, for at most `limit`.
-fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    check()
-}
-
 /// One tunnel type end to end: rr over two real servers behind the router, the encapsulation
 /// on the wire, 1 MB each way (GSO segmentation and PMTU on the way in), and the listings.
 fn tun_case(
@@ -218,7 +206,8 @@ fn tun_case(
         wait_for(Duration::from_secs(5), || topo
             .lab
             .log_of(tcpdump)
-            .contains("listening on")),
+            .contains("listening on"))
+        .is_some(),
         "tcpdump did not start: {}",
         topo.lab.log_of(tcpdump)
     );
@@ -234,10 +223,9 @@ fn tun_case(
     assert_eq!(counts.get(&topo.rs_text(0)), Some(&5), "{answers:?}");
     assert_eq!(counts.get(&topo.rs_text(1)), Some(&5), "{answers:?}");
     assert!(
-        wait_for(Duration::from_secs(20), || topo
-            .lab
-            .exit_status(tcpdump)
-            .is_some()),
+        topo.lab
+            .wait_exit(tcpdump, Duration::from_secs(20))
+            .is_some(),
         "tcpdump did not see 4 packets"
     );
     let packets = hex_packets(&topo.lab.log_of(tcpdump));
@@ -248,15 +236,7 @@ fn tun_case(
 
     // 1 MB down (replies go straight from the RS) and up (segmented, PMTU-checked) intact.
     let url = format!("http://{service}");
-    let got = client_sh(
-        &topo,
-        &format!("curl -s --max-time 30 {url}/bytes/{MB} | sha256sum | cut -d' ' -f1"),
-    );
-    assert_eq!(
-        got.first().map(String::as_str),
-        Some(rvs_lab::pattern_sha256(MB).as_str()),
-        "downloaded bytes differ"
-    );
+    assert_download_intact(&topo, &url, MB);
     assert_upload_intact(&topo, &url);
     // 10 curls, the download and the upload, counted inbound only.
     assert_inbound_only_stats(&topo, service, 12);

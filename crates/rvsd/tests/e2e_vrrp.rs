@@ -6,10 +6,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use rvs_lab::{netns, VrrpSegment, MAIL_ADDR, MAIL_HOST};
+use rvs_lab::{netns, wait_for, VrrpSegment, MAIL_ADDR, MAIL_HOST};
 
 const VIP: &str = "10.77.0.100";
 /// Election at start: master-down interval (3.6 s at priority 100) plus start-up.
@@ -20,7 +20,8 @@ const FAILOVER: Duration = Duration::from_millis(4500);
 /// A (re)started priority-150 instance (`state BACKUP` here; `state MASTER` the same in
 /// keepalived 2.x) preempts only after its master-down interval, 3 x advert_int + 106/256 s =
 /// 3.41 s (measured 3.5 s for a restarted keepalived); counted from spawning rvsd, never
-/// sooner than this.
+/// sooner than this. `start_rvsd` returns only once the control socket answers, so the test
+/// adds the time that took to the wait that follows: the sum is still counted from the spawn.
 const PREEMPT_FLOOR: Duration = Duration::from_secs(3);
 
 fn vip() -> IpAddr {
@@ -51,7 +52,7 @@ fn seg(tag: &str) -> VrrpSegment {
 }
 
 fn holds(s: &VrrpSegment, role: &str) -> bool {
-    s.has_addr(role, vip())
+    s.lab.has_addr(role, vip())
 }
 
 fn wait_holder(s: &VrrpSegment, holder: &str, other: &str, limit: Duration) -> Duration {
@@ -60,13 +61,12 @@ fn wait_holder(s: &VrrpSegment, holder: &str, other: &str, limit: Duration) -> D
 
 /// Waits until `holder` has `ip` (whatever the other node still shows).
 fn wait_taken(s: &VrrpSegment, ip: IpAddr, holder: &str, limit: Duration) -> Duration {
-    s.wait_for(limit, || s.has_addr(holder, ip))
-        .unwrap_or_else(|| {
-            panic!(
-                "{holder} did not take {ip} within {limit:?}\nlab logs in {}",
-                s.lab.log_dir().display()
-            )
-        })
+    wait_for(limit, || s.lab.has_addr(holder, ip)).unwrap_or_else(|| {
+        panic!(
+            "{holder} did not take {ip} within {limit:?}\nlab logs in {}",
+            s.lab.log_dir().display()
+        )
+    })
 }
 
 fn wait_holder_of(
@@ -76,17 +76,19 @@ fn wait_holder_of(
     other: &str,
     limit: Duration,
 ) -> Duration {
-    s.wait_for(limit, || s.has_addr(holder, ip) && !s.has_addr(other, ip))
-        .unwrap_or_else(|| {
-            panic!(
-                "{holder} should hold {ip} alone within {limit:?} (holder has it: {}, other: {})\n\
+    wait_for(limit, || {
+        s.lab.has_addr(holder, ip) && !s.lab.has_addr(other, ip)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{holder} should hold {ip} alone within {limit:?} (holder has it: {}, other: {})\n\
                  rvsadm --vrrp on n1: {}\nlab logs in {}",
-                s.has_addr(holder, ip),
-                s.has_addr(other, ip),
-                s.rvsadm_vrrp("n1").unwrap_or_default(),
-                s.lab.log_dir().display()
-            )
-        })
+            s.lab.has_addr(holder, ip),
+            s.lab.has_addr(other, ip),
+            s.rvsadm_vrrp("n1").unwrap_or_default(),
+            s.lab.log_dir().display()
+        )
+    })
 }
 
 /// An SMTP sink on the mail host; the received transcript accumulates.
@@ -101,13 +103,9 @@ fn v2_pass_rvsd_master_failover_to_keepalived_and_preempt_back_with_notify_and_s
     let sink = smtp_sink(&s);
     let log = s.lab.log_dir().join("notify.log");
     let script = s
-        .write_file(
-            "notify.sh",
-            &format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
-        )
-        .expect("script");
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+        .lab
+        .write_notify_script("notify.sh", &log)
+        .expect("notify script");
     let sc = script.display();
     let rvsd_extra = format!(
         "  notify_master \"{sc} master-script\"\n  notify_backup \"{sc} backup-script\"\n  \
@@ -123,6 +121,7 @@ fn v2_pass_rvsd_master_failover_to_keepalived_and_preempt_back_with_notify_and_s
         1,
     );
     let ka = s
+        .lab
         .start_keepalived("n2", &instance(2, 100, "", true))
         .expect("keepalived");
     let rvsd = s.start_rvsd("n1", &rvsd_conf).expect("rvsd");
@@ -130,8 +129,7 @@ fn v2_pass_rvsd_master_failover_to_keepalived_and_preempt_back_with_notify_and_s
 
     // SIGKILL rvsd: keepalived takes over within 3 x advert_int + skew.
     netns::signal(rvsd, Signal::SIGKILL);
-    let took = s
-        .wait_for(FAILOVER, || holds(&s, "n2"))
+    let took = wait_for(FAILOVER, || holds(&s, "n2"))
         .unwrap_or_else(|| panic!("keepalived did not take {VIP} within {FAILOVER:?}"));
     eprintln!("SIGKILL rvsd -> keepalived master in {took:?}");
     s.lab.kill(rvsd);
@@ -139,21 +137,23 @@ fn v2_pass_rvsd_master_failover_to_keepalived_and_preempt_back_with_notify_and_s
 
     // Restarted rvsd (priority 150) preempts back, as keepalived 2.x would: it starts BACKUP
     // and takes over when its master-down interval runs out, not at once.
+    let spawned = Instant::now();
     let rvsd2 = s.start_rvsd("n1", &rvsd_conf).expect("rvsd again");
-    let took = wait_holder(&s, "n1", "n2", ELECT);
-    eprintln!("restarted rvsd preempted keepalived after {took:?}");
+    let startup = spawned.elapsed();
+    let took = startup + wait_holder(&s, "n1", "n2", ELECT);
+    eprintln!("restarted rvsd preempted keepalived after {took:?} (socket up after {startup:?})");
     assert!(
         took >= PREEMPT_FLOOR,
         "restarted rvsd preempted after {took:?}, before its master-down interval"
     );
 
-    let text = s.wait_for(Duration::from_secs(5), || {
+    let text = wait_for(Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|t| t.contains("INSTANCE VI_1 MASTER 150"))
     });
     let notes = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.is_some(), "notify log:\n{notes}");
     assert!(notes.contains("master-script"), "notify log:\n{notes}");
-    let mailed = s.wait_for(Duration::from_secs(5), || {
+    let mailed = wait_for(Duration::from_secs(5), || {
         sink.lock()
             .expect("sink")
             .contains("Subject: [rvs1] VRRP Instance VI_1 - Entering MASTER state")
@@ -183,6 +183,7 @@ fn v2_pass_rvsd_master_failover_to_keepalived_and_preempt_back_with_notify_and_s
 fn v2_keepalived_master_sigterm_hands_over_to_rvsd_quickly() {
     let s = seg("vrrpb");
     let ka = s
+        .lab
         .start_keepalived("n2", &instance(2, 150, "", true))
         .expect("keepalived");
     wait_holder(&s, "n2", "n1", ELECT);
@@ -195,6 +196,11 @@ fn v2_keepalived_master_sigterm_hands_over_to_rvsd_quickly() {
         holds(&s, "n2") && !holds(&s, "n1"),
         "keepalived must stay master"
     );
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
+    assert!(
+        listing.contains("VI_1 - eth0 51 v2 BACKUP 100/100 10.77.0.2 10.77.0.100"),
+        "rvsd must be BACKUP behind keepalived before the SIGTERM:\n{listing}"
+    );
     netns::signal(ka, Signal::SIGTERM);
     let took = wait_holder(&s, "n1", "n2", Duration::from_secs(2));
     eprintln!("SIGTERM keepalived -> rvsd master in {took:?}");
@@ -204,6 +210,7 @@ fn v2_keepalived_master_sigterm_hands_over_to_rvsd_quickly() {
 fn nopreempt_higher_priority_rvsd_does_not_take_over() {
     let s = seg("vrrpc");
     let _ka = s
+        .lab
         .start_keepalived("n2", &instance(2, 100, "", false))
         .expect("keepalived");
     wait_holder(&s, "n2", "n1", ELECT);
@@ -215,12 +222,18 @@ fn nopreempt_higher_priority_rvsd_does_not_take_over() {
         holds(&s, "n2") && !holds(&s, "n1"),
         "nopreempt rvsd must leave keepalived master"
     );
+    let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
+    assert!(
+        listing.contains("VI_1 - eth0 51 v2 BACKUP 200/200 10.77.0.2 10.77.0.100"),
+        "nopreempt rvsd must run as BACKUP and name keepalived as master:\n{listing}"
+    );
 }
 
 #[test]
 fn v3_rvsd_master_and_sigterm_priority_zero_handover() {
     let s = seg("vrrpd");
     let _ka = s
+        .lab
         .start_keepalived("n2", &instance(3, 100, "", false))
         .expect("keepalived");
     let rvsd = s
@@ -241,13 +254,16 @@ fn v3_ipv6_rvsd_master_with_unsolicited_na_then_failover_to_keepalived() {
     let s = seg("vrrpe");
     let vip6: IpAddr = VIP6.parse().expect("VIP6");
     let conf = |prio| instance_with(3, prio, "", false, &format!("{VIP6}/64 dev eth0"));
-    let mac1 = s.mac_of("n1", "eth0").expect("n1 MAC");
+    let mac1 = s.lab.mac_of("n1", "eth0").expect("n1 MAC");
     // Neighbour advertisements (ICMPv6 type 136) sent by n1, seen on the mail host.
     let filter = format!("ether src {mac1} and icmp6 and ip6[40] == 136");
     let na = s
         .capture(MAIL_HOST, "eth0", &filter, Duration::from_secs(40))
         .expect("tcpdump");
-    let ka = s.start_keepalived("n2", &conf(100)).expect("keepalived");
+    let ka = s
+        .lab
+        .start_keepalived("n2", &conf(100))
+        .expect("keepalived");
     let rvsd = s.start_rvsd("n1", &conf(150)).expect("rvsd");
     wait_holder_of(&s, vip6, "n1", "n2", ELECT);
     let listing = s.rvsadm_vrrp("n1").expect("rvsadm --vrrp");
@@ -256,7 +272,7 @@ fn v3_ipv6_rvsd_master_with_unsolicited_na_then_failover_to_keepalived() {
         "rvsadm --vrrp:\n{listing}"
     );
     let needle = format!("neighbor advertisement, tgt is {VIP6}");
-    let seen = s.wait_for(Duration::from_secs(5), || {
+    let seen = wait_for(Duration::from_secs(5), || {
         !na.lines_with(&s, &[&needle]).is_empty()
     });
     assert!(
@@ -291,6 +307,7 @@ fn unicast_peers_elect_and_fail_over_with_adverts_to_the_peer() {
         .capture("sw", "p2", "ip proto 112", limit)
         .expect("tcpdump p2");
     let ka = s
+        .lab
         .start_keepalived("n2", &instance(2, 100, &unicast(a2, a1), true))
         .expect("keepalived");
     let rvsd = s
@@ -300,8 +317,8 @@ fn unicast_peers_elect_and_fail_over_with_adverts_to_the_peer() {
     // A few adverts as master, then check where they went.
     std::thread::sleep(Duration::from_secs(2));
     let (mac1, mac2) = (
-        s.mac_of("n1", "eth0").expect("mac"),
-        s.mac_of("n2", "eth0").expect("mac"),
+        s.lab.mac_of("n1", "eth0").expect("mac"),
+        s.lab.mac_of("n2", "eth0").expect("mac"),
     );
     let to_peer = format!("{a1} > {a2}: VRRPv2, Advertisement, vrid 51, prio 150");
     let sent = from1.lines_with(&s, &[&to_peer, &format!("{mac1} > {mac2}")]);
@@ -340,7 +357,7 @@ const TRACK_SWITCH: Duration = Duration::from_secs(9);
 #[test]
 fn track_script_failure_hands_over_to_keepalived_and_recovery_preempts_back() {
     let s = seg("vrrpg");
-    let flag = s.write_file("healthy", "ok\n").expect("flag file");
+    let flag = s.lab.write_file("healthy", "ok\n").expect("flag file");
     let extra = "  track_script {\n    chk_flag\n  }\n";
     let script = format!(
         "vrrp_script chk_flag {{\n  script \"test -f {}\"\n  interval 1\n  weight -60\n  \
@@ -349,6 +366,7 @@ fn track_script_failure_hands_over_to_keepalived_and_recovery_preempts_back() {
     );
     let conf = format!("{}{script}", instance(2, 150, extra, true));
     let ka = s
+        .lab
         .start_keepalived("n2", &instance(2, 100, "", true))
         .expect("keepalived");
     let rvsd = s.start_rvsd("n1", &conf).expect("rvsd");
@@ -376,6 +394,7 @@ fn track_interface_down_faults_rvsd_and_up_brings_it_back() {
     s.add_link("n1", "trk0").expect("tracked link");
     let extra = "  track_interface {\n    trk0\n  }\n";
     let ka = s
+        .lab
         .start_keepalived("n2", &instance(2, 100, "", true))
         .expect("keepalived");
     let rvsd = s
@@ -412,6 +431,7 @@ fn v2_ah_authentication_interoperates_both_ways() {
         .capture("sw", "p1", "ip proto 51", limit)
         .expect("tcpdump p1");
     let ka = s
+        .lab
         .start_keepalived("n2", &ah_instance(100, ""))
         .expect("keepalived");
     let rvsd = s.start_rvsd("n1", &ah_instance(150, "")).expect("rvsd");
@@ -465,7 +485,7 @@ fn held_throughout(
 ) -> bool {
     let start = std::time::Instant::now();
     while start.elapsed() < window {
-        if !s.has_addr(holder, ip) || s.has_addr(other, ip) {
+        if !s.lab.has_addr(holder, ip) || s.lab.has_addr(other, ip) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -475,7 +495,8 @@ fn held_throughout(
 
 /// Rewrites rvsd's configuration file on `role` and has rvsd reload it with `rvsadm --reload`.
 fn reload(s: &VrrpSegment, role: &str, conf: &str) -> (bool, String) {
-    s.write_file(&format!("{role}-rvsd.conf"), conf)
+    s.lab
+        .write_file(&format!("{role}-rvsd.conf"), conf)
         .expect("rewrite the configuration");
     s.rvsadm(role, &["--reload"]).expect("rvsadm --reload")
 }
@@ -487,6 +508,7 @@ fn reload_keeps_the_master_adds_removes_and_changes_instances() {
                advert_int 1\n  virtual_ipaddress {\n    10.77.0.102/24 dev eth0\n  }\n}\n";
     let vip2: IpAddr = "10.77.0.102".parse().expect("VIP2");
     let ka = s
+        .lab
         .start_keepalived("n2", &instance(2, 100, "", true))
         .expect("keepalived");
     let base = instance(2, 150, "", true);
@@ -496,19 +518,20 @@ fn reload_keeps_the_master_adds_removes_and_changes_instances() {
     // 1. VI_1 unchanged (moved down the file by a comment), VI_2 added, by SIGHUP: VI_1
     // stays master throughout, VI_2 starts as a new instance.
     let with_vi2 = format!("# reloaded\n{base}{vi2}");
-    s.write_file("n1-rvsd.conf", &with_vi2).expect("rewrite");
+    s.lab
+        .write_file("n1-rvsd.conf", &with_vi2)
+        .expect("rewrite");
     netns::signal(rvsd, Signal::SIGHUP);
     assert!(
         held_throughout(&s, vip(), "n1", "n2", Duration::from_secs(5)),
         "VI_1 must stay master across a reload that does not change it"
     );
-    s.wait_for(ELECT, || s.has_addr("n1", vip2))
-        .unwrap_or_else(|| {
-            panic!(
-                "VI_2 did not start: {}",
-                s.rvsadm_vrrp("n1").unwrap_or_default()
-            )
-        });
+    wait_for(ELECT, || s.lab.has_addr("n1", vip2)).unwrap_or_else(|| {
+        panic!(
+            "VI_2 did not start: {}",
+            s.rvsadm_vrrp("n1").unwrap_or_default()
+        )
+    });
 
     // 2. VI_1 changed (priority 150 -> 120, still above keepalived): it resumes MASTER at
     // once, so keepalived never takes the VIP.
@@ -535,13 +558,13 @@ fn reload_keeps_the_master_adds_removes_and_changes_instances() {
         text.contains("n1-rvsd.conf:"),
         "the error names file:line: {text}"
     );
-    assert!(s.has_addr("n1", vip()) && s.has_addr("n1", vip2));
+    assert!(s.lab.has_addr("n1", vip()) && s.lab.has_addr("n1", vip2));
 
     // 4. VI_2 removed and VI_1 lowered below keepalived: VI_2's VIP goes at once, and
     // keepalived preempts VI_1.
     let (ok, text) = reload(&s, "n1", &instance(2, 50, "", true));
     assert!(ok, "rvsadm --reload: {text}");
-    s.wait_for(Duration::from_secs(2), || !s.has_addr("n1", vip2))
+    wait_for(Duration::from_secs(2), || !s.lab.has_addr("n1", vip2))
         .expect("VI_2's VIP must be removed with the instance");
     let took = wait_holder(&s, "n2", "n1", FAILOVER);
     eprintln!("VI_1 lowered to 50 by reload -> keepalived master in {took:?}");

@@ -68,8 +68,9 @@ pub fn dest(addr: IpAddr, port: u16, weight: u32) -> DestSpec {
     }
 }
 
-/// Engine with TCP+UDP services on VIP4:80 and VIP6:80, each to one real server on port 8080.
-pub fn nat_engine() -> Engine {
+/// Engine with TCP+UDP services on VIP4:80 and VIP6:80, each to one real server made by
+/// `make_dest(address, port, weight)` with port `port` and weight 1.
+fn engine_with(make_dest: fn(IpAddr, u16, u32) -> DestSpec, port: u16) -> Engine {
     let e = Engine::new(EngineConfig {
         expected_connections: 1024,
         shards: 8,
@@ -78,13 +79,19 @@ pub fn nat_engine() -> Engine {
     for proto in [Protocol::Tcp, Protocol::Udp] {
         let k4 = key(proto, ip4(VIP4), VPORT);
         e.add_service(svc(k4, SchedulerKind::Rr)).expect("add v4");
-        e.add_dest(&k4, dest(ip4(RIP4), RPORT, 1)).expect("dest v4");
+        e.add_dest(&k4, make_dest(ip4(RIP4), port, 1))
+            .expect("dest v4");
         let k6 = key(proto, ip6(vip6()), VPORT);
         e.add_service(svc(k6, SchedulerKind::Rr)).expect("add v6");
-        e.add_dest(&k6, dest(ip6(rip6()), RPORT, 1))
+        e.add_dest(&k6, make_dest(ip6(rip6()), port, 1))
             .expect("dest v6");
     }
     e
+}
+
+/// Engine with TCP+UDP services on VIP4:80 and VIP6:80, each to one real server on port 8080.
+pub fn nat_engine() -> Engine {
+    engine_with(dest, RPORT)
 }
 
 /// A direct-routing destination (`-g`).
@@ -98,21 +105,7 @@ pub fn dr_dest(addr: IpAddr, port: u16, weight: u32) -> DestSpec {
 /// Engine with TCP+UDP services on VIP4:80 and VIP6:80, each to one direct-routing real server
 /// (added with port 0, i.e. the service's port).
 pub fn dr_engine() -> Engine {
-    let e = Engine::new(EngineConfig {
-        expected_connections: 1024,
-        shards: 8,
-        ..EngineConfig::default()
-    });
-    for proto in [Protocol::Tcp, Protocol::Udp] {
-        let k4 = key(proto, ip4(VIP4), VPORT);
-        e.add_service(svc(k4, SchedulerKind::Rr)).expect("add v4");
-        e.add_dest(&k4, dr_dest(ip4(RIP4), 0, 1)).expect("dest v4");
-        let k6 = key(proto, ip6(vip6()), VPORT);
-        e.add_service(svc(k6, SchedulerKind::Rr)).expect("add v6");
-        e.add_dest(&k6, dr_dest(ip6(rip6()), 0, 1))
-            .expect("dest v6");
-    }
-    e
+    engine_with(dr_dest, 0)
 }
 
 /// TCP flags for the builders.
@@ -244,6 +237,41 @@ pub fn udp6(src: [u8; 16], sp: u16, dst: [u8; 16], dp: u16, hl: u8, payload: &[u
     out
 }
 
+/// An ICMPv4 error frame from `src` to `dst` with TTL `ttl`, quoting `quoted` (an IP packet,
+/// possibly cut short).
+pub fn icmp4_error(
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    t: etherparse::Icmpv4Type,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(src, dst, ttl)
+        .icmpv4(t)
+        .write(&mut out, quoted)
+        .expect("build");
+    out
+}
+
+/// An ICMPv6 error frame from `src` to `dst` with hop limit `hl`, quoting `quoted`.
+pub fn icmp6_error(
+    src: [u8; 16],
+    dst: [u8; 16],
+    hl: u8,
+    t: etherparse::Icmpv6Type,
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6(src, dst, hl)
+        .icmpv6(t)
+        .write(&mut out, quoted)
+        .expect("build");
+    out
+}
+
 /// The IP packet of a frame (no Ethernet header).
 pub fn l3(frame: &[u8]) -> Vec<u8> {
     frame[14..].to_vec()
@@ -260,7 +288,9 @@ pub fn fwd(next_hop: IpAddr) -> Verdict {
     }
 }
 
-/// Checks every checksum of a TCP/UDP/IP frame (IPv4 header, L4 with pseudo header).
+/// Checks every checksum of a TCP/UDP/IP frame (IPv4 header, L4 with pseudo header). A zero
+/// (absent) IPv4 UDP checksum fails: frames that carry one are checked with
+/// [`udp4_without_checksum`].
 pub fn checksums_ok(frame: &[u8]) -> bool {
     use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
     let Ok(h) = PacketHeaders::from_ethernet_slice(frame) else {
@@ -274,13 +304,28 @@ pub fn checksums_ok(frame: &[u8]) -> bool {
         }
         (Some(NetHeaders::Ipv4(ip, _)), Some(TransportHeader::Udp(u))) => {
             ip.calc_header_checksum() == ip.header_checksum
-                && (u.checksum == 0 || u.calc_checksum_ipv4(ip, payload).ok() == Some(u.checksum))
+                && u.checksum != 0
+                && u.calc_checksum_ipv4(ip, payload).ok() == Some(u.checksum)
         }
         (Some(NetHeaders::Ipv6(ip, _)), Some(TransportHeader::Tcp(t))) => {
             t.calc_checksum_ipv6(ip, payload).ok() == Some(t.checksum)
         }
         (Some(NetHeaders::Ipv6(ip, _)), Some(TransportHeader::Udp(u))) => {
             u.calc_checksum_ipv6(ip, payload).ok() == Some(u.checksum)
+        }
+        _ => false,
+    }
+}
+
+/// True for an IPv4 UDP frame with a right IPv4 header checksum and no UDP checksum (0).
+pub fn udp4_without_checksum(frame: &[u8]) -> bool {
+    use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+    let Ok(h) = PacketHeaders::from_ethernet_slice(frame) else {
+        return false;
+    };
+    match (&h.net, &h.transport) {
+        (Some(NetHeaders::Ipv4(ip, _)), Some(TransportHeader::Udp(u))) => {
+            ip.calc_header_checksum() == ip.header_checksum && u.checksum == 0
         }
         _ => false,
     }

@@ -2,7 +2,7 @@
 //! have QR set and RCODE 0 (NOERROR).
 
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::net::{udp_connect, within};
 use crate::result::CheckResult;
@@ -88,7 +88,7 @@ fn next_id() -> u16 {
 
 pub(super) async fn run(conn: &ConnectOpts, spec: &DnsSpec) -> CheckResult {
     let target = conn.target();
-    let fail = |what: String| CheckResult::fail(format!("DNS {target}: {what}"), Duration::ZERO);
+    let fail = |what: String| CheckResult::fail(format!("DNS {target}: {what}"));
     let id = next_id();
     let query = match build_query(id, &spec.name, spec.qtype) {
         Ok(q) => q,
@@ -111,10 +111,7 @@ pub(super) async fn run(conn: &ConnectOpts, spec: &DnsSpec) -> CheckResult {
         };
         match parse_response(id, &buf[..n]) {
             Ok(answers) => {
-                return CheckResult::pass(
-                    format!("DNS {target}: NOERROR, {answers} answer(s)"),
-                    Duration::ZERO,
-                )
+                return CheckResult::pass(format!("DNS {target}: NOERROR, {answers} answer(s)"))
             }
             // A stray datagram (an old reply): keep waiting for ours.
             Err(DnsError::IdMismatch { .. }) => continue,

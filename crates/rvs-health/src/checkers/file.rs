@@ -6,8 +6,6 @@
 //! offset at or below -65535 (keepalived's IPVS_WEIGHT_FAULT) is down, and the result
 //! is clamped to 0..=65535.
 
-use std::time::Duration;
-
 use crate::result::CheckResult;
 use crate::spec::FileSpec;
 
@@ -53,9 +51,9 @@ pub(super) async fn run(spec: &FileSpec) -> CheckResult {
     };
     let detail = format!("{} = {v}{note}", spec.path.display());
     match file_weight(spec, v) {
-        None => CheckResult::fail(detail, Duration::ZERO),
-        Some(None) => CheckResult::pass(detail, Duration::ZERO),
-        Some(Some(w)) => CheckResult::pass(detail, Duration::ZERO).with_weight(w),
+        None => CheckResult::fail(detail),
+        Some(None) => CheckResult::pass(detail),
+        Some(Some(w)) => CheckResult::pass(detail).with_weight(w),
     }
 }
 

@@ -1,8 +1,6 @@
 //! HTTP_GET and SSL_GET: every `url` must answer with an accepted status and, when
 //! given, the expected body digest.
 
-use std::time::Duration;
-
 use crate::http::{fetch, HttpRequest, TlsOptions};
 use crate::result::CheckResult;
 use crate::spec::{ConnectOpts, HttpSpec, StatusRange, UrlSpec};
@@ -21,7 +19,7 @@ fn status_ok(url: &UrlSpec, code: u16) -> bool {
 pub(super) async fn run(conn: &ConnectOpts, spec: &HttpSpec, tls: bool) -> CheckResult {
     let scheme = if tls { "https" } else { "http" };
     if spec.urls.is_empty() {
-        return CheckResult::fail("no url configured", Duration::ZERO);
+        return CheckResult::fail("no url configured");
     }
     for url in &spec.urls {
         let vhost = url.virtualhost.clone().or_else(|| spec.virtualhost.clone());
@@ -38,32 +36,23 @@ pub(super) async fn run(conn: &ConnectOpts, spec: &HttpSpec, tls: bool) -> Check
         let what = format!("{scheme} {} {}", conn.target(), url.path);
         let resp = match fetch(&req, false).await {
             Ok(r) => r,
-            Err(e) => return CheckResult::fail(format!("{what}: {e}"), Duration::ZERO),
+            Err(e) => return CheckResult::fail(format!("{what}: {e}")),
         };
         if !status_ok(url, resp.status) {
-            return CheckResult::fail(
-                format!("{what}: status {} not accepted", resp.status),
-                Duration::ZERO,
-            );
+            return CheckResult::fail(format!("{what}: status {} not accepted", resp.status));
         }
         if let Some(want) = &url.digest {
             let got = resp.digest_hex();
             if !got.eq_ignore_ascii_case(want.trim()) {
-                return CheckResult::fail(
-                    format!("{what}: digest {got} does not match {want}"),
-                    Duration::ZERO,
-                );
+                return CheckResult::fail(format!("{what}: digest {got} does not match {want}"));
             }
         }
     }
-    CheckResult::pass(
-        format!(
-            "{scheme} {}: {} url(s) passed",
-            conn.target(),
-            spec.urls.len()
-        ),
-        Duration::ZERO,
-    )
+    CheckResult::pass(format!(
+        "{scheme} {}: {} url(s) passed",
+        conn.target(),
+        spec.urls.len()
+    ))
 }
 
 #[cfg(test)]

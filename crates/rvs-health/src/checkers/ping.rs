@@ -5,8 +5,9 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::Duration;
 
+use rvs_wire::checksum::checksum;
+use rvs_wire::ipv4::Packet;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
 
@@ -15,23 +16,6 @@ use crate::result::CheckResult;
 use crate::spec::ConnectOpts;
 
 const PAYLOAD: &[u8; 16] = b"rvs-health-ping!";
-
-/// RFC 1071 Internet checksum.
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for pair in data.chunks(2) {
-        let word = match pair {
-            [a, b] => u16::from_be_bytes([*a, *b]),
-            [a] => u16::from_be_bytes([*a, 0]),
-            _ => 0,
-        };
-        sum += u32::from(word);
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
 
 fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
     let mut p = vec![if v6 { 128 } else { 8 }, 0, 0, 0];
@@ -48,10 +32,9 @@ fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
 /// Whether `pkt` (ICMP, possibly behind an IPv4 header) is our echo reply.
 fn is_our_reply(pkt: &[u8], v6: bool, seq: u16) -> bool {
     let icmp = if !v6 && pkt.first().is_some_and(|b| b >> 4 == 4) {
-        let ihl = usize::from(pkt[0] & 0x0f) * 4;
-        match pkt.get(ihl..) {
-            Some(rest) => rest,
-            None => return false,
+        match Packet::new_checked(pkt) {
+            Ok(ip) => &pkt[ip.header_len()..usize::from(ip.total_len())],
+            Err(_) => return false,
         }
     } else {
         pkt
@@ -90,7 +73,7 @@ fn connected_socket(conn: &ConnectOpts) -> io::Result<UdpSocket> {
 pub(super) async fn run(conn: &ConnectOpts) -> CheckResult {
     static SEQ: AtomicU16 = AtomicU16::new(1);
     let target: IpAddr = conn.connect_ip;
-    let fail = |what: String| CheckResult::fail(format!("PING {target}: {what}"), Duration::ZERO);
+    let fail = |what: String| CheckResult::fail(format!("PING {target}: {what}"));
     let v6 = target.is_ipv6();
     let sock = match connected_socket(conn) {
         Ok(s) => s,
@@ -108,7 +91,7 @@ pub(super) async fn run(conn: &ConnectOpts) -> CheckResult {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match within(left, "waiting for echo reply", sock.recv(&mut buf)).await {
             Ok(n) if is_our_reply(&buf[..n], v6, seq) => {
-                return CheckResult::pass(format!("PING {target}: echo reply"), Duration::ZERO)
+                return CheckResult::pass(format!("PING {target}: echo reply"))
             }
             Ok(_) => continue,
             Err(e) => return fail(e.to_string()),
@@ -132,10 +115,13 @@ mod tests {
         reply[0] = 0;
         assert!(is_our_reply(&reply, false, 9));
         assert!(!is_our_reply(&reply, false, 10));
-        let mut with_ip = vec![0x45; 1];
-        with_ip.extend_from_slice(&[0; 19]);
+        let mut with_ip = vec![0x45, 0];
+        with_ip.extend_from_slice(&((20 + reply.len()) as u16).to_be_bytes());
+        with_ip.extend_from_slice(&[0; 16]);
         with_ip.extend_from_slice(&reply);
         assert!(is_our_reply(&with_ip, false, 9));
+        // A header whose length runs past the packet hides no reply.
+        assert!(!is_our_reply(&with_ip[..30], false, 9));
         assert!(!is_our_reply(&echo_request(false, 7, 9), false, 9));
     }
 }

@@ -43,11 +43,11 @@ pub(super) async fn run(conn: &ConnectOpts, spec: &SmtpSpec) -> CheckResult {
     let limit = conn.connect_timeout;
     let stream = match tcp_connect(conn).await {
         Ok(s) => s,
-        Err(e) => return CheckResult::fail(format!("SMTP {target}: {e}"), Duration::ZERO),
+        Err(e) => return CheckResult::fail(format!("SMTP {target}: {e}")),
     };
     let (rd, mut wr) = stream.into_split();
     let mut reader = BufReader::new(rd);
-    let fail = |what: String| CheckResult::fail(format!("SMTP {target}: {what}"), Duration::ZERO);
+    let fail = |what: String| CheckResult::fail(format!("SMTP {target}: {what}"));
     match read_reply(&mut reader, limit).await {
         Ok(220) => {}
         Ok(code) => return fail(format!("greeting code {code}, expected 220")),
@@ -65,5 +65,5 @@ pub(super) async fn run(conn: &ConnectOpts, spec: &SmtpSpec) -> CheckResult {
     // QUIT politely; the check already passed, so its answer does not matter.
     let _ = within(limit, "sending QUIT", wr.write_all(b"QUIT\r\n")).await;
     let _ = read_reply(&mut reader, limit).await;
-    CheckResult::pass(format!("SMTP {target}: 220/250"), Duration::ZERO)
+    CheckResult::pass(format!("SMTP {target}: 220/250"))
 }

@@ -3,7 +3,6 @@
 //! otherwise the check passes unless an ICMP error (seen as ECONNREFUSED) arrives.
 
 use std::io::ErrorKind;
-use std::time::Duration;
 
 use crate::net::{udp_connect, NetError};
 use crate::result::CheckResult;
@@ -30,7 +29,7 @@ fn reply_ok(spec: &UdpSpec, reply: &[u8]) -> Result<(), String> {
 
 pub(super) async fn run(conn: &ConnectOpts, spec: &UdpSpec) -> CheckResult {
     let target = conn.target();
-    let fail = |what: String| CheckResult::fail(format!("UDP {target}: {what}"), Duration::ZERO);
+    let fail = |what: String| CheckResult::fail(format!("UDP {target}: {what}"));
     let sock = match udp_connect(conn).await {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
@@ -41,9 +40,7 @@ pub(super) async fn run(conn: &ConnectOpts, spec: &UdpSpec) -> CheckResult {
     let mut buf = vec![0u8; 65536];
     match tokio::time::timeout(conn.connect_timeout, sock.recv(&mut buf)).await {
         Ok(Ok(n)) => match reply_ok(spec, &buf[..n]) {
-            Ok(()) => {
-                CheckResult::pass(format!("UDP {target}: reply of {n} bytes"), Duration::ZERO)
-            }
+            Ok(()) => CheckResult::pass(format!("UDP {target}: reply of {n} bytes")),
             Err(e) => fail(e),
         },
         Ok(Err(e)) if e.kind() == ErrorKind::ConnectionRefused => {
@@ -51,12 +48,9 @@ pub(super) async fn run(conn: &ConnectOpts, spec: &UdpSpec) -> CheckResult {
         }
         Ok(Err(e)) => fail(NetError::Io(e, "receiving").to_string()),
         Err(_) if spec.require_reply => fail(format!("no reply within {:?}", conn.connect_timeout)),
-        Err(_) => CheckResult::pass(
-            format!(
-                "UDP {target}: no ICMP error within {:?}",
-                conn.connect_timeout
-            ),
-            Duration::ZERO,
-        ),
+        Err(_) => CheckResult::pass(format!(
+            "UDP {target}: no ICMP error within {:?}",
+            conn.connect_timeout
+        )),
     }
 }

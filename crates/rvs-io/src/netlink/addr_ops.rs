@@ -5,13 +5,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::socket::NlSocket;
-use super::wire::{self, Request, Update};
+use super::wire::{self, Request, Update, IFA_ADDRESS, IFA_LOCAL};
 use crate::error::IoError;
 
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_EXCL: u16 = 0x200;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
 const IFA_LABEL: u16 = 3;
 const IFA_BROADCAST: u16 = 4;
 const IFA_F_NODAD: u8 = 0x02;
@@ -91,7 +89,7 @@ impl InterfaceAddress {
 
     fn request(&self, ty: u16, flags: u16, seq: u32) -> Vec<u8> {
         let mut ifa = [0u8; 8];
-        ifa[0] = if self.addr.is_ipv4() { 2 } else { 10 };
+        ifa[0] = wire::family_of(self.addr);
         ifa[1] = self.prefix;
         ifa[2] = if self.addr.is_ipv6() { IFA_F_NODAD } else { 0 };
         ifa[3] = self.scope.number();
@@ -146,34 +144,16 @@ pub fn remove_address(a: &InterfaceAddress) -> Result<bool, IoError> {
 pub fn interface_addresses(ifindex: u32) -> Result<Vec<(IpAddr, u8)>, IoError> {
     let sock = NlSocket::open(0)?;
     sock.set_recv_timeout(ACK_TIMEOUT)?;
-    let seq = 7;
-    sock.send(&wire::dump_request(wire::RTM_GETADDR, seq))?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let deadline = Instant::now() + ACK_TIMEOUT;
-    loop {
-        if Instant::now() > deadline {
-            return Err(IoError::Netlink("address dump timed out".into()));
-        }
-        let Some(n) = sock.recv(&mut buf, false)? else {
-            continue;
-        };
-        for (ty, mseq, payload) in wire::messages(&buf[..n]) {
-            if mseq != seq {
-                continue;
-            }
-            match wire::decode(ty, mseq, payload) {
-                Update::Done(_) => return Ok(out),
-                Update::Error { errno, .. } if errno != 0 => {
-                    return Err(errno_error("RTM_GETADDR", errno));
-                }
-                Update::Addr { addr, .. } if addr.index == ifindex => {
-                    out.push((addr.ip, addr.prefix));
-                }
-                _ => {}
+    sock.dump(wire::RTM_GETADDR, 7, ACK_TIMEOUT, &mut buf, |update| {
+        if let Update::Addr { addr, .. } = update {
+            if addr.index == ifindex {
+                out.push((addr.ip, addr.prefix));
             }
         }
-    }
+    })?;
+    Ok(out)
 }
 
 /// Sends one request and waits for its acknowledgement; returns the errno (0 = success).

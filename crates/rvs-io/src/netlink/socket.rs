@@ -2,8 +2,9 @@
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::wire::{self, Update};
 use crate::error::IoError;
 use crate::packet::setsockopt;
 
@@ -124,5 +125,43 @@ impl NlSocket {
             };
         }
         Ok(Some(rc as usize))
+    }
+
+    /// Sends a dump request of type `ty` (sequence number `seq`) and hands each message of the
+    /// answer to `f` until the end of the dump. Fails on an error answer or when the dump takes
+    /// longer than `timeout`; `buf` receives the datagrams.
+    pub(crate) fn dump(
+        &self,
+        ty: u16,
+        seq: u32,
+        timeout: Duration,
+        buf: &mut [u8],
+        mut f: impl FnMut(Update),
+    ) -> Result<(), IoError> {
+        self.send(&wire::dump_request(ty, seq))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if Instant::now() > deadline {
+                return Err(IoError::Netlink(format!("dump of type {ty} timed out")));
+            }
+            let Some(n) = self.recv(buf, false)? else {
+                continue;
+            };
+            for (mty, mseq, payload) in wire::messages(&buf[..n]) {
+                if mseq != seq {
+                    continue;
+                }
+                match wire::decode(mty, mseq, payload) {
+                    Update::Done(_) => return Ok(()),
+                    Update::Error { errno, .. } if errno != 0 => {
+                        return Err(IoError::Netlink(format!(
+                            "dump of type {ty} failed: {}",
+                            std::io::Error::from_raw_os_error(errno)
+                        )));
+                    }
+                    update => f(update),
+                }
+            }
+        }
     }
 }

@@ -110,23 +110,11 @@ impl NetState {
     pub fn resolve(&self, dst: IpAddr) -> Resolution {
         let lookup = self.shared.read().lookup(dst);
         match lookup {
-            Lookup::Ready {
-                ifindex,
-                src_mac,
-                dst_mac,
-                mtu,
-            } => Resolution::Ready {
-                ifindex,
-                src_mac,
-                dst_mac,
-                mtu,
-            },
-            Lookup::Resolving => Resolution::Pending,
+            Lookup::Known(answer) => answer,
             Lookup::NeedsResolution { ifindex, next_hop } => {
                 self.request_resolution(ifindex, next_hop);
                 Resolution::Pending
             }
-            Lookup::Unreachable => Resolution::Unreachable,
         }
     }
 
@@ -202,33 +190,9 @@ fn full_dump(sock: &NlSocket, seq_base: u32) -> Result<Tables, IoError> {
     ];
     for (i, ty) in kinds.into_iter().enumerate() {
         let seq = seq_base.wrapping_add(i as u32);
-        sock.send(&wire::dump_request(ty, seq))?;
-        let deadline = Instant::now() + DUMP_TIMEOUT;
-        'dump: loop {
-            if Instant::now() > deadline {
-                return Err(IoError::Netlink(format!("dump of type {ty} timed out")));
-            }
-            let Some(n) = sock.recv(&mut buf, false)? else {
-                continue;
-            };
-            for (mty, mseq, payload) in wire::messages(&buf[..n]) {
-                if mseq != seq {
-                    continue;
-                }
-                match wire::decode(mty, mseq, payload) {
-                    Update::Done(_) => break 'dump,
-                    Update::Error { errno, .. } if errno != 0 => {
-                        return Err(IoError::Netlink(format!(
-                            "dump of type {ty} failed: {}",
-                            std::io::Error::from_raw_os_error(errno)
-                        )));
-                    }
-                    update => {
-                        tables.apply(update);
-                    }
-                }
-            }
-        }
+        sock.dump(ty, seq, DUMP_TIMEOUT, &mut buf, |update| {
+            tables.apply(update);
+        })?;
     }
     Ok(tables)
 }

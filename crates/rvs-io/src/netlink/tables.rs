@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use super::state::Resolution;
 use super::wire::{Addr, Link, Neigh, Route, Update};
 
 const NUD_INCOMPLETE: u16 = 0x01;
@@ -21,19 +22,11 @@ const RTN_UNICAST: u8 = 1;
 /// What a lookup found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lookup {
-    /// Next hop known.
-    Ready {
-        ifindex: u32,
-        src_mac: [u8; 6],
-        dst_mac: [u8; 6],
-        mtu: u32,
-    },
-    /// The kernel is already resolving the next hop.
-    Resolving,
+    /// The answer as the caller gets it: ready, already being resolved by the kernel
+    /// ([`Resolution::Pending`]), or unreachable.
+    Known(Resolution),
     /// The next hop must be resolved: ask the kernel.
     NeedsResolution { ifindex: u32, next_hop: IpAddr },
-    /// No usable route (none, a reject type, a local address, a device without MAC).
-    Unreachable,
 }
 
 /// Links, addresses, routes and neighbours of one network namespace.
@@ -158,7 +151,7 @@ impl Tables {
             .iter()
             .filter(|a| a.index == hop.oif && a.ip.is_ipv4() == dst.is_ipv4())
             .filter(|a| match a.ip {
-                IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 != 0xfe80,
+                IpAddr::V6(v6) => !v6.is_unicast_link_local(),
                 IpAddr::V4(_) => true,
             });
         let first = candidates.clone().next().map(|a| a.ip);
@@ -183,36 +176,36 @@ impl Tables {
     /// neighbour entry of the route's first next hop.
     pub(crate) fn lookup(&self, dst: IpAddr) -> Lookup {
         if self.addrs.iter().any(|a| a.ip == dst) {
-            return Lookup::Unreachable;
+            return Lookup::Known(Resolution::Unreachable);
         }
         let Some(route) = self.best_route(dst) else {
-            return Lookup::Unreachable;
+            return Lookup::Known(Resolution::Unreachable);
         };
         if route.kind != RTN_UNICAST {
-            return Lookup::Unreachable;
+            return Lookup::Known(Resolution::Unreachable);
         }
         let Some(hop) = route.hops.first() else {
-            return Lookup::Unreachable;
+            return Lookup::Known(Resolution::Unreachable);
         };
         let Some(link) = self.links.get(&hop.oif) else {
-            return Lookup::Unreachable;
+            return Lookup::Known(Resolution::Unreachable);
         };
         let Some(src_mac) = link.mac else {
-            return Lookup::Unreachable;
+            return Lookup::Known(Resolution::Unreachable);
         };
         let next_hop = hop.gateway.unwrap_or(dst);
         let mtu = route.mtu.unwrap_or(link.mtu);
         match self.neighs.get(&(hop.oif, next_hop)) {
             Some(n) if n.state & NUD_USABLE != 0 => match n.mac {
-                Some(dst_mac) => Lookup::Ready {
+                Some(dst_mac) => Lookup::Known(Resolution::Ready {
                     ifindex: hop.oif,
                     src_mac,
                     dst_mac,
                     mtu,
-                },
-                None => Lookup::Unreachable,
+                }),
+                None => Lookup::Known(Resolution::Unreachable),
             },
-            Some(n) if n.state & NUD_INCOMPLETE != 0 => Lookup::Resolving,
+            Some(n) if n.state & NUD_INCOMPLETE != 0 => Lookup::Known(Resolution::Pending),
             _ => Lookup::NeedsResolution {
                 ifindex: hop.oif,
                 next_hop,
@@ -304,10 +297,14 @@ mod tests {
         );
         assert_eq!(
             t.lookup(ip("10.0.0.1")),
-            Lookup::Unreachable,
+            Lookup::Known(Resolution::Unreachable),
             "local address"
         );
-        assert_eq!(t.lookup(ip("fd00::1")), Lookup::Unreachable, "no v6 route");
+        assert_eq!(
+            t.lookup(ip("fd00::1")),
+            Lookup::Known(Resolution::Unreachable),
+            "no v6 route"
+        );
     }
 
     #[test]
@@ -323,16 +320,16 @@ mod tests {
             },
         };
         t.apply(neigh(NUD_INCOMPLETE, None));
-        assert_eq!(t.lookup(ip("10.0.0.7")), Lookup::Resolving);
+        assert_eq!(t.lookup(ip("10.0.0.7")), Lookup::Known(Resolution::Pending));
         t.apply(neigh(NUD_REACHABLE, Some([9; 6])));
         assert_eq!(
             t.lookup(ip("10.0.0.7")),
-            Lookup::Ready {
+            Lookup::Known(Resolution::Ready {
                 ifindex: 2,
                 src_mac: [2, 0, 0, 0, 0, 2],
                 dst_mac: [9; 6],
                 mtu: 1500
-            }
+            })
         );
         t.apply(neigh(0x20, Some([9; 6])));
         assert!(matches!(

@@ -28,8 +28,8 @@ const AF_INET6: u8 = 10;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
+pub(crate) const IFA_ADDRESS: u16 = 1;
+pub(crate) const IFA_LOCAL: u16 = 2;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -198,7 +198,8 @@ pub(crate) fn neigh_resolve_request(ifindex: u32, ip: IpAddr, seq: u32) -> Vec<u
     .finish()
 }
 
-fn family_of(ip: IpAddr) -> u8 {
+/// The address family (`AF_INET` / `AF_INET6`) of `ip`.
+pub(crate) fn family_of(ip: IpAddr) -> u8 {
     match ip {
         IpAddr::V4(_) => AF_INET,
         IpAddr::V6(_) => AF_INET6,

@@ -4,7 +4,6 @@
 mod rx_ring;
 mod socket;
 
-pub(crate) use socket::ifindex_of;
 pub use socket::{PacketSocket, RecvStats};
 
 use std::os::fd::RawFd;

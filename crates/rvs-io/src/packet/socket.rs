@@ -1,7 +1,6 @@
 //! One AF_PACKET socket bound to one interface.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use super::consts::*;
 use super::rx_ring::{RingGeometry, RxRing, SlotInfo};
 use super::setsockopt;
 use crate::error::IoError;
+use crate::iface;
 use crate::vnet::VnetHdr;
 
 /// Frames skipped by [`PacketSocket::recv_batch`] since the socket was opened, by reason.
@@ -45,26 +45,6 @@ impl std::fmt::Debug for PacketSocket {
     }
 }
 
-/// Looks an interface index up by name in the calling thread's network namespace.
-pub(crate) fn ifindex_of(ifname: &str) -> Result<u32, IoError> {
-    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ {
-        return Err(IoError::InvalidName {
-            name: ifname.to_owned(),
-            reason: "interface names have 1 to 15 bytes",
-        });
-    }
-    let c = CString::new(ifname).map_err(|_| IoError::InvalidName {
-        name: ifname.to_owned(),
-        reason: "contains a NUL byte",
-    })?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Err(IoError::NoSuchInterface(ifname.to_owned()));
-    }
-    Ok(index)
-}
-
 /// The kernel ties a fanout group to one device, so the group id given by the caller (one per
 /// worker set) is combined with the interface index.
 fn kernel_fanout_id(fanout_group: u16, ifindex: u32) -> u16 {
@@ -77,7 +57,7 @@ impl PacketSocket {
     /// frames by flow hash. The same `fanout_group` can be used on every interface (the kernel id
     /// is derived from it and the interface index).
     pub fn open(ifname: &str, fanout_group: u16) -> Result<PacketSocket, IoError> {
-        let ifindex = ifindex_of(ifname)?;
+        let ifindex = iface::ifindex(ifname)?;
         let fd = new_packet_fd()?;
         let s = fd.as_raw_fd();
         let one: i32 = 1;
@@ -126,7 +106,7 @@ impl PacketSocket {
     /// receives nothing, no ring and no fanout group. [`PacketSocket::recv_batch`] on it always
     /// returns 0 at once.
     pub fn open_tx(ifname: &str) -> Result<PacketSocket, IoError> {
-        let ifindex = ifindex_of(ifname)?;
+        let ifindex = iface::ifindex(ifname)?;
         let fd = new_packet_fd()?;
         let s = fd.as_raw_fd();
         let one: i32 = 1;

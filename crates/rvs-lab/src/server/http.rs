@@ -39,7 +39,12 @@ pub fn pattern(len: usize) -> Vec<u8> {
 
 /// Hex SHA-256 of `pattern(len)`: what a correct download of `GET /bytes/<len>` hashes to.
 pub fn pattern_sha256(len: usize) -> String {
-    Sha256::digest(pattern(len))
+    sha256_hex(&pattern(len))
+}
+
+/// Hex SHA-256 of `data` (lowercase, as `sha256sum` prints it).
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

@@ -83,16 +83,77 @@ pub fn tally(answers: &[String]) -> HashMap<String, usize> {
     counts
 }
 
-/// Polls `rvsadm -Ln` until `pred` holds (bounded).
+/// Polls `rvsadm -Ln` until `pred` holds and returns that listing; fails the test if it does
+/// not hold within 10 s.
 pub fn wait_listing(topo: &NatTopology, pred: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let listing = adm(topo, &["-Ln"]);
-        if pred(&listing) || Instant::now() > deadline {
+        if pred(&listing) {
             return listing;
         }
+        assert!(
+            Instant::now() <= deadline,
+            "rvsadm -Ln did not reach the expected state within 10 s:\n{listing}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until one of the two real servers (10.10.10.2, 10.10.10.3 on port 80) shows a held
+/// connection as ActiveConn 1 and the other 0; returns (that server, the other one).
+pub fn busy_and_other(topo: &NatTopology) -> (&'static str, &'static str) {
+    let listing = wait_listing(topo, |l| {
+        l.lines()
+            .any(|x| x.contains("Masq") && x.split_whitespace().nth(4) == Some("1"))
+    });
+    let (a, b) = ("10.10.10.2", "10.10.10.3");
+    let pair = if conns_of(&listing, &format!("{a}:80")).0 == 1 {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(
+        conns_of(&listing, &format!("{}:80", pair.0)).0,
+        1,
+        "{listing}"
+    );
+    assert_eq!(
+        conns_of(&listing, &format!("{}:80", pair.1)).0,
+        0,
+        "{listing}"
+    );
+    pair
+}
+
+/// Two real servers behind `VIP:80` with scheduler `sched`, one of them holding a long-lived
+/// connection: each of `rounds` new connections must go to the other, idle one. Between
+/// rounds it waits until the short connection has left ESTABLISHED (its FIN passed the
+/// director): until then it weighs as much as the held one, and IPVS breaks that tie by list
+/// order. The listing names the scheduler.
+pub fn prefers_idle_server(sched: &str, rounds: usize) {
+    let topo = director(sched, 2);
+    add_rr_service(&topo, sched);
+    let _held = hold_connection(&topo, 20);
+    let (_busy, idle) = busy_and_other(&topo);
+    for _ in 0..rounds {
+        assert_eq!(
+            curl(&topo, &format!("http://{VIP}/")),
+            format!("hello,{idle}"),
+            "{sched}: a new connection must go to the server without the long-lived one"
+        );
+        let listing = wait_listing(&topo, |l| {
+            l.lines()
+                .find(|x| x.contains(&format!("-> {idle}:80")))
+                .is_some_and(|x| x.split_whitespace().nth(4) == Some("0"))
+        });
+        assert_eq!(conns_of(&listing, &format!("{idle}:80")).0, 0, "{listing}");
+    }
+    let listing = adm(&topo, &["-Ln"]);
+    assert!(
+        listing.contains(&format!("TCP  {VIP}:80 {sched}\n")),
+        "{listing}"
+    );
 }
 
 /// The (ActiveConn, InActConn) of a real server in `rvsadm -Ln` output.
@@ -168,6 +229,20 @@ pub fn assert_upload_intact(topo: &impl Director, base_url: &str) {
         answer,
         format!("{MB} {sent}"),
         "server received different bytes"
+    );
+}
+
+/// Downloads `len` bytes of the built-in server's pattern (`base_url`/bytes/`len`) from the
+/// client and checks they arrived intact (their SHA-256).
+pub fn assert_download_intact(topo: &impl Director, base_url: &str, len: usize) {
+    let got = client_sh(
+        topo,
+        &format!("curl -s --max-time 30 {base_url}/bytes/{len} | sha256sum | cut -d' ' -f1"),
+    );
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some(rvs_lab::pattern_sha256(len).as_str()),
+        "downloaded bytes from {base_url}/bytes/{len} differ"
     );
 }
 
