@@ -50,13 +50,51 @@ impl Client {
     ///
     /// A daemon-side failure is a successful call returning [`Reply::Error`]; `Err` means the
     /// exchange itself failed.
+    ///
+    /// A streamed answer ([`Reply::More`] parts) is joined into one reply; use
+    /// [`Client::call_each`] to handle the parts as they arrive instead.
     pub fn call(&mut self, command: &Command) -> Result<Reply, ApiError> {
+        let mut whole: Option<Reply> = None;
+        self.call_each(command, |part| match &mut whole {
+            None => {
+                whole = Some(part);
+                Ok(())
+            }
+            Some(w) => w.append(part).map_err(|_| ApiError::UnexpectedPart),
+        })?;
+        whole.ok_or(ApiError::Closed)
+    }
+
+    /// Send one command and hand its answer to `each` part by part, as it arrives: the payload
+    /// of every [`Reply::More`] line, then the final reply. Memory stays bounded by one part,
+    /// whatever the size of the listing. An error returned by `each` ends the call (the rest of
+    /// the answer is read and discarded first, so the connection stays usable).
+    pub fn call_each(
+        &mut self,
+        command: &Command,
+        mut each: impl FnMut(Reply) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
         let line = encode_command(command)?;
         self.writer.write_all(&line)?;
         self.writer.flush()?;
-        match read_frame(&mut self.reader)? {
-            Some(reply) => decode_reply(&reply),
-            None => Err(ApiError::Closed),
+        let mut failed = None;
+        loop {
+            let reply = match read_frame(&mut self.reader)? {
+                Some(line) => decode_reply(&line)?,
+                None => return Err(ApiError::Closed),
+            };
+            let (part, last) = match reply {
+                Reply::More(part) => (*part, false),
+                other => (other, true),
+            };
+            if failed.is_none() {
+                if let Err(e) = each(part) {
+                    failed = Some(e);
+                }
+            }
+            if last {
+                return failed.map_or(Ok(()), Err);
+            }
         }
     }
 }

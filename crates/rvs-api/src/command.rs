@@ -106,4 +106,31 @@ pub enum Command {
     /// The VRRP instances rvsd runs from its keepalived.conf (`rvsadm --vrrp`, an rvs
     /// extension); answered with [`crate::Reply::Vrrp`] (empty without VRRP instances).
     GetVrrp,
+    /// Run several commands in order as one unit of work (`rvsadm -R`, restores): the answer is
+    /// [`crate::Reply::Batch`] with one reply per command, and configuration side effects (the
+    /// kernel-bypass rules) are applied once, after the last command. A failing command does not
+    /// stop the ones after it. Listings and nested batches are refused inside a batch.
+    Batch(Vec<Command>),
+}
+
+impl Command {
+    /// Whether the command may run inside a [`Command::Batch`]: changes to services, real
+    /// servers, mark rules, timeouts, policy and counters (what `rvsadm -R` sends).
+    pub fn batchable(&self) -> bool {
+        matches!(
+            self,
+            Command::AddService(_)
+                | Command::EditService(_)
+                | Command::DelService(_)
+                | Command::Clear
+                | Command::AddDest { .. }
+                | Command::EditDest { .. }
+                | Command::DelDest { .. }
+                | Command::Zero { .. }
+                | Command::SetTimeouts(_)
+                | Command::AddMarkRule(_)
+                | Command::DelMarkRule(_)
+                | Command::SetPolicy { .. }
+        )
+    }
 }

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// A value could not be encoded as JSON.
     #[error("cannot encode message: {0}")]
     Encode(#[source] serde_json::Error),
+    /// A streamed answer mixed parts of different kinds.
+    #[error("a streamed reply mixed parts of different kinds")]
+    UnexpectedPart,
     /// The peer closed the connection before a complete line arrived.
     #[error("connection closed by peer")]
     Closed,

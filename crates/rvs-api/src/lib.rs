@@ -4,8 +4,13 @@
 //! [`DEFAULT_SOCKET`]. The protocol is newline-delimited JSON:
 //!
 //! * the client writes one [`Command`] as a single line of JSON followed by `\n`;
-//! * the server answers with exactly one [`Reply`], also one line of JSON followed by `\n`;
-//! * a connection may carry any number of such request/reply exchanges, strictly in order.
+//! * the server answers with one [`Reply`], also one line of JSON followed by `\n`; a long
+//!   answer (a listing of any size) is streamed as any number of [`Reply::More`] lines, each a
+//!   bounded part, followed by one ordinary reply line with the last part, so neither side
+//!   holds more than a part per line whatever the table size;
+//! * a connection may carry any number of such request/reply exchanges, strictly in order;
+//! * [`Command::Batch`] carries many commands in one line (`rvsadm -R` sends them in chunks)
+//!   and is answered with [`Reply::Batch`], one reply per command.
 //!
 //! No line may be longer than [`MAX_LINE`] bytes (the newline excluded); a server reading with
 //! [`read_frame`] or [`FrameBuffer`] gets a typed [`ApiError::LineTooLong`] for an oversized line and

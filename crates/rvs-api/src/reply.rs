@@ -36,9 +36,31 @@ pub enum Reply {
     Daemons(Vec<crate::views::DaemonConfig>),
     /// Answer to `GetVrrp`: every VRRP instance in configuration order.
     Vrrp(Vec<crate::views::VrrpView>),
+    /// Answer to `Batch`: one reply per command, in order.
+    Batch(Vec<Reply>),
+    /// One part of a long answer: more lines for the same request follow, the last of them an
+    /// ordinary reply of the same variant. Listings are streamed this way, so no line grows with
+    /// the table; [`Reply::append`] joins the parts.
+    More(Box<Reply>),
 }
 
 impl Reply {
+    /// Appends the items of a later part of the same streamed answer (see [`Reply::More`]).
+    ///
+    /// Fails with the unexpected part when the two are not lists of the same kind.
+    pub fn append(&mut self, part: Reply) -> Result<(), Reply> {
+        match (self, part) {
+            (Reply::Services(a), Reply::Services(b)) => a.extend(b),
+            (Reply::Connections(a), Reply::Connections(b)) => a.extend(b),
+            (Reply::Counters(a), Reply::Counters(b)) => a.extend(b),
+            (Reply::MarkRules(a), Reply::MarkRules(b)) => a.extend(b),
+            (Reply::Health(a), Reply::Health(b)) => a.extend(b),
+            (Reply::Batch(a), Reply::Batch(b)) => a.extend(b),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
     /// Shorthand for `Reply::Error(ErrorReply::new(kind, message))`.
     pub fn error(kind: ErrorKind, message: impl Into<String>) -> Self {
         Reply::Error(ErrorReply::new(kind, message))

@@ -361,3 +361,112 @@ fn connect_failure_names_the_path() {
     assert!(matches!(err, ApiError::Connect { .. }));
     assert!(err.to_string().contains("/nonexistent/rvs/rvsd.sock"));
 }
+
+fn counter(n: u64) -> CounterView {
+    CounterView::new(format!("c{n}"), n)
+}
+
+#[test]
+fn streamed_parts_encode_as_more_and_join_in_order() {
+    let part = Reply::More(Box::new(Reply::Counters(vec![counter(1)])));
+    assert_eq!(
+        String::from_utf8(encode_reply(&part).expect("encode")).expect("utf8"),
+        "{\"reply\":\"more\",\"data\":{\"reply\":\"counters\",\"data\":[{\"name\":\"c1\",\"value\":1}]}}\n"
+    );
+    assert_eq!(
+        decode_reply(&encode_reply(&part).expect("encode")).expect("decode"),
+        part
+    );
+
+    let mut whole = Reply::Counters(vec![counter(1)]);
+    whole
+        .append(Reply::Counters(vec![counter(2), counter(3)]))
+        .expect("same kind");
+    assert_eq!(
+        whole,
+        Reply::Counters(vec![counter(1), counter(2), counter(3)])
+    );
+    let odd = Reply::Timeouts(Timeouts::default());
+    assert_eq!(
+        whole.append(odd.clone()),
+        Err(odd),
+        "parts of another kind are refused"
+    );
+
+    let batch = Command::Batch(vec![Command::Clear, Command::GetTimeouts]);
+    assert!(Command::Clear.batchable());
+    assert!(!Command::GetTimeouts.batchable() && !batch.batchable());
+    assert_eq!(
+        decode_command(&encode_command(&batch).expect("encode")).expect("decode"),
+        batch
+    );
+}
+
+/// A server answering every request with `parts` as `More` lines and then `last`.
+fn streaming_server(
+    path: std::path::PathBuf,
+    parts: Vec<Reply>,
+    last: Reply,
+) -> std::thread::JoinHandle<usize> {
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut writer = stream;
+        let mut requests = 0;
+        while let Some(line) = read_frame(&mut reader).expect("read") {
+            decode_command(&line).expect("decode");
+            requests += 1;
+            for p in &parts {
+                let more = Reply::More(Box::new(p.clone()));
+                writer
+                    .write_all(&encode_reply(&more).expect("encode"))
+                    .expect("write");
+            }
+            writer
+                .write_all(&encode_reply(&last).expect("encode"))
+                .expect("write");
+        }
+        requests
+    })
+}
+
+#[test]
+fn client_joins_streamed_parts_or_hands_them_over_one_by_one() {
+    let dir = std::env::temp_dir().join(format!("rvs-api-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tempdir");
+    let path = dir.join("rvsd.sock");
+    let _ = std::fs::remove_file(&path);
+    let parts: Vec<Reply> = (0..3)
+        .map(|i| Reply::Counters((i * 10..i * 10 + 10).map(counter).collect()))
+        .collect();
+    let server = streaming_server(path.clone(), parts, Reply::Counters(vec![counter(99)]));
+    let mut client = Client::connect(&path).expect("connect");
+
+    let Reply::Counters(all) = client.call(&Command::GetCounters).expect("call") else {
+        panic!("not counters");
+    };
+    let values: Vec<u64> = all.iter().map(|c| c.value).collect();
+    let expected: Vec<u64> = (0..30).chain([99]).collect();
+    assert_eq!(values, expected);
+
+    let mut sizes = Vec::new();
+    client
+        .call_each(&Command::GetCounters, |part| match part {
+            Reply::Counters(c) => {
+                sizes.push(c.len());
+                Ok(())
+            }
+            _ => Err(ApiError::UnexpectedPart),
+        })
+        .expect("call_each");
+    assert_eq!(sizes, vec![10, 10, 10, 1]);
+
+    // A callback that gives up still leaves the connection in step for the next request.
+    let stopped = client.call_each(&Command::GetCounters, |_| Err(ApiError::Closed));
+    assert!(matches!(stopped, Err(ApiError::Closed)));
+    assert!(matches!(client.call(&Command::GetCounters), Ok(Reply::Counters(c)) if c.len() == 31));
+    drop(client);
+    assert_eq!(server.join().expect("server"), 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -318,6 +318,18 @@ impl Shard {
         self.slab.iter().filter_map(Option::as_ref)
     }
 
+    /// Number of slots (live or free): the bound of a slot index.
+    pub(crate) fn slots(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Live connections in the slots `range` (clamped to the slab).
+    pub(crate) fn iter_slots(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &Conn> {
+        let end = range.end.min(self.slab.len());
+        let start = range.start.min(end);
+        self.slab[start..end].iter().filter_map(Option::as_ref)
+    }
+
     /// Counts one packet of `bytes` bytes travelling `dir` on the counters of `ids` (a service
     /// and its destination).
     pub(crate) fn count(&mut self, ids: [u32; 2], dir: Direction, bytes: u64) {

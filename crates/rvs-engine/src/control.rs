@@ -13,6 +13,7 @@ use crate::config::{DestRt, ServiceRt, Snapshot};
 use crate::conn_table::{Conn, F_V6};
 use crate::engine::{protocol_of, to_ip, Control, Engine};
 use crate::estimator::Estimator;
+use crate::persist::Template;
 use crate::policy::Policy;
 use crate::sched::SchedState;
 use crate::tcp_state::TimeoutTable;
@@ -379,17 +380,35 @@ impl Engine {
 
     /// Services with configuration, connection counts, counters and rates.
     pub fn services(&self, _now: Millis) -> Vec<ServiceStatus> {
-        let stats = self.gather_stats();
+        let mut walk = self.service_walk();
+        self.services_page(&mut walk, usize::MAX)
+    }
+
+    /// Starts a listing of the current services in bounded pages ([`Engine::services_page`]):
+    /// every page comes from the configuration published now, and the counters are those of
+    /// now, so a listing is consistent whatever changes while it is written out.
+    pub fn service_walk(&self) -> ServiceWalk {
+        ServiceWalk {
+            snap: self.snapshot.load_full(),
+            stats: self.gather_stats(),
+            next: 0,
+        }
+    }
+
+    /// The next at most `max` services of `walk` (empty once every service was listed).
+    pub fn services_page(&self, walk: &mut ServiceWalk, max: usize) -> Vec<ServiceStatus> {
         let ctl = self.control.lock();
-        let snap = self.snapshot.load();
-        let get = |id: u32| stats.get(id as usize).copied().unwrap_or_default();
+        let get = |id: u32| walk.stats.get(id as usize).copied().unwrap_or_default();
         let rates = |id: u32| {
             ctl.estimators
                 .get(&id)
                 .map(Estimator::rates)
                 .unwrap_or_default()
         };
-        snap.services
+        let start = walk.next.min(walk.snap.services.len());
+        let end = start.saturating_add(max).min(walk.snap.services.len());
+        walk.next = end;
+        walk.snap.services[start..end]
             .iter()
             .map(|s| ServiceStatus {
                 spec: s.spec.clone(),
@@ -416,45 +435,66 @@ impl Engine {
         self.local_ports.total_in_use()
     }
 
-    /// All connections (`ipvsadm -Lnc`).
+    /// All connections (`ipvsadm -Lnc`), then the persistence templates.
     pub fn connections(&self, now: Millis) -> Vec<ConnStatus> {
         let mut out = Vec::new();
-        for s in self.shards.iter() {
-            let g = s.0.lock();
-            out.extend(g.iter().filter_map(|c| {
-                let v6 = c.flags & F_V6 != 0;
-                Some(ConnStatus {
-                    proto: protocol_of(c.proto)?,
-                    client: SocketAddr::new(to_ip(&c.client, v6), c.cport),
-                    virtual_addr: SocketAddr::new(to_ip(&c.vaddr, v6), c.vport),
-                    dest: SocketAddr::new(c.dest.addr, c.dport),
-                    state: ConnState::from_u8(c.state),
-                    expires_in: Millis(c.expires.saturating_sub(now.0)),
-                    template: false,
-                    fwmark_template: false,
-                })
-            }));
+        let mut walk = Some(ConnWalk::default());
+        while let Some(at) = walk {
+            let (page, next) = self.connections_page(now, at, usize::MAX);
+            out.extend(page);
+            walk = next;
         }
-        // Templates: the masked client with port 0, as `/proc/net/ip_vs_conn` shows them.
-        out.extend(self.templates.all().iter().filter_map(|t| {
-            let k = &t.key;
-            let fwmark_template = k.proto == 0;
-            Some(ConnStatus {
-                proto: if fwmark_template {
-                    Protocol::Tcp
-                } else {
-                    protocol_of(k.proto)?
-                },
-                client: SocketAddr::new(to_ip(&k.client, k.v6), 0),
-                virtual_addr: SocketAddr::new(to_ip(&k.vaddr, k.v6), k.vport),
-                dest: SocketAddr::new(t.dest.addr, t.dport),
-                state: ConnState::None,
-                expires_in: Millis(t.expires().saturating_sub(now.0)),
-                template: true,
-                fwmark_template,
-            })
-        }));
         out
+    }
+
+    /// One bounded step of a walk over the connection table (`ipvsadm -Lnc` of any size):
+    /// the connections in at most `max_slots` slots of one shard from `at`, or the templates of
+    /// one template shard once the connections are done. Each step holds one shard lock for at
+    /// most `max_slots` slots, so forwarding is never held off longer than that. Returns the
+    /// page and where the next step starts (`None`: the walk is complete). Connections added or
+    /// removed during a walk may or may not be listed, as with `/proc/net/ip_vs_conn`.
+    pub fn connections_page(
+        &self,
+        now: Millis,
+        at: ConnWalk,
+        max_slots: usize,
+    ) -> (Vec<ConnStatus>, Option<ConnWalk>) {
+        let shards = self.shards.len();
+        if at.shard < shards {
+            let g = self.shards[at.shard].0.lock();
+            let end = at.slot.saturating_add(max_slots.max(1));
+            let page: Vec<ConnStatus> = g
+                .iter_slots(at.slot..end)
+                .filter_map(|c| conn_status(c, now))
+                .collect();
+            let next = if end < g.slots() {
+                ConnWalk {
+                    shard: at.shard,
+                    slot: end,
+                }
+            } else {
+                ConnWalk {
+                    shard: at.shard + 1,
+                    slot: 0,
+                }
+            };
+            return (page, Some(next));
+        }
+        let index = at.shard - shards;
+        if index >= self.templates.shard_count() {
+            return (Vec::new(), None);
+        }
+        let page = self
+            .templates
+            .in_shard(index)
+            .iter()
+            .filter_map(|t| template_status(t, now))
+            .collect();
+        let next = ConnWalk {
+            shard: at.shard + 1,
+            slot: 0,
+        };
+        (page, Some(next))
     }
 
     /// Adds a classifier rule (after the existing ones).
@@ -562,4 +602,59 @@ impl Engine {
     pub fn table_memory_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().memory_bytes()).sum()
     }
+}
+
+/// Where a walk of the connection table stands: see [`Engine::connections_page`]. The default
+/// value starts at the beginning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnWalk {
+    /// Connection shards first, then template shards.
+    shard: usize,
+    /// The next slot of a connection shard.
+    slot: usize,
+}
+
+/// A connection as listings show it (`None` for a protocol listings do not know).
+fn conn_status(c: &Conn, now: Millis) -> Option<ConnStatus> {
+    let v6 = c.flags & F_V6 != 0;
+    Some(ConnStatus {
+        proto: protocol_of(c.proto)?,
+        client: SocketAddr::new(to_ip(&c.client, v6), c.cport),
+        virtual_addr: SocketAddr::new(to_ip(&c.vaddr, v6), c.vport),
+        dest: SocketAddr::new(c.dest.addr, c.dport),
+        state: ConnState::from_u8(c.state),
+        expires_in: Millis(c.expires.saturating_sub(now.0)),
+        template: false,
+        fwmark_template: false,
+    })
+}
+
+/// A template as `/proc/net/ip_vs_conn` shows it: the masked client with port 0.
+fn template_status(t: &Template, now: Millis) -> Option<ConnStatus> {
+    let k = &t.key;
+    let fwmark_template = k.proto == 0;
+    Some(ConnStatus {
+        proto: if fwmark_template {
+            Protocol::Tcp
+        } else {
+            protocol_of(k.proto)?
+        },
+        client: SocketAddr::new(to_ip(&k.client, k.v6), 0),
+        virtual_addr: SocketAddr::new(to_ip(&k.vaddr, k.v6), k.vport),
+        dest: SocketAddr::new(t.dest.addr, t.dport),
+        state: ConnState::None,
+        expires_in: Millis(t.expires().saturating_sub(now.0)),
+        template: true,
+        fwmark_template,
+    })
+}
+
+/// A listing of the services in bounded pages: see [`Engine::service_walk`].
+pub struct ServiceWalk {
+    /// The configuration being listed.
+    snap: Arc<Snapshot>,
+    /// Every service's and real server's counters, summed when the walk started.
+    stats: Vec<Stats>,
+    /// Index of the next service to list.
+    next: usize,
 }

@@ -35,6 +35,7 @@ mod tcp_state;
 pub mod tunnel;
 mod types;
 
+pub use control::{ConnWalk, ServiceWalk};
 pub use engine::Engine;
 pub use policy::{Policy, PolicyError, POLICY_NAMES};
 pub use sync::{SyncCounters, SyncImportError};

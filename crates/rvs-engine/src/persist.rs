@@ -209,6 +209,19 @@ impl Templates {
         }
     }
 
+    /// Number of template shards (listings walk them one at a time).
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The templates of one shard (none past the last), for listings in bounded steps.
+    pub(crate) fn in_shard(&self, index: usize) -> Vec<Arc<Template>> {
+        self.shards
+            .get(index)
+            .map(|s| s.lock().values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Every template, for listings.
     pub(crate) fn all(&self) -> Vec<Arc<Template>> {
         self.shards

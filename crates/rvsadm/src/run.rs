@@ -2,7 +2,7 @@
 
 use crate::action::{Action, ListTarget};
 use crate::errors::error_text;
-use crate::parse::parse_restore_args;
+use crate::parse::{parse_restore_args, ParseError};
 use crate::restore::restore_words;
 use crate::{extension, help, render};
 use rvs_api::{ApiError, Client, Command, Reply};
@@ -211,11 +211,19 @@ fn run(
     })
 }
 
-/// `-R`: apply each line. A line ipvsadm cannot parse stops the restore with its error (as
-/// ipvsadm's `fail` exits); a line the daemon refuses is reported and the restore goes on. The
-/// status is that of the first failing line.
+/// Commands sent per [`Command::Batch`] by `-R` (a batch line stays far below the protocol's
+/// line limit).
+const RESTORE_BATCH: usize = 256;
+
+/// `-R`: apply each line, as ipvsadm's `restore_table`. Configuration changes travel to rvsd in
+/// batches (one exchange and one kernel-bypass update per batch, not per line); replies are
+/// reported in line order. A line popt cannot read (an unknown option) is reported and the
+/// next lines still run; a line ipvsadm `fail`s (a bad address, a missing option) stops the
+/// restore with its status; a line the daemon refuses is reported and the restore goes on. The
+/// exit status is that of the last line.
 fn restore(control: &mut dyn Control, stdin: &mut dyn BufRead) -> Outcome {
     let mut total = Outcome::default();
+    let mut batch: Vec<Command> = Vec::new();
     let mut line = String::new();
     loop {
         line.clear();
@@ -223,32 +231,94 @@ fn restore(control: &mut dyn Control, stdin: &mut dyn BufRead) -> Outcome {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                total
-                    .stderr
-                    .push_str(&format!("rvsadm: reading stdin: {e}\n"));
-                total.status = 1;
-                break;
+                if flush_batch(control, &mut batch, &mut total) {
+                    total
+                        .stderr
+                        .push_str(&format!("rvsadm: reading stdin: {e}\n"));
+                    total.status = 1;
+                }
+                return total;
             }
         }
         let words = restore_words(&line);
         if words.is_empty() {
             continue;
         }
-        let step = match parse_restore_args(&words) {
-            Ok(action) => execute(&action, control, stdin),
-            Err(e) => {
-                total.stderr.push_str(&format!("{e}\n"));
-                if total.status == 0 {
-                    total.status = e.exit_code() as u8;
+        match parse_restore_args(&words) {
+            Ok(Action::Apply(command)) if command.batchable() => {
+                batch.push(command);
+                if batch.len() >= RESTORE_BATCH && !flush_batch(control, &mut batch, &mut total) {
+                    return total;
                 }
-                return total;
             }
-        };
-        total.stdout.push_str(&step.stdout);
-        total.stderr.push_str(&step.stderr);
-        if total.status == 0 {
-            total.status = step.status;
+            Ok(action) => {
+                if !flush_batch(control, &mut batch, &mut total) {
+                    return total;
+                }
+                absorb(&mut total, execute(&action, control, stdin));
+            }
+            Err(e) => {
+                if !flush_batch(control, &mut batch, &mut total) {
+                    return total;
+                }
+                total.stderr.push_str(&format!("{e}\n"));
+                total.status = e.exit_code() as u8;
+                if !matches!(e, ParseError::BadOption { .. }) {
+                    return total;
+                }
+            }
         }
     }
+    flush_batch(control, &mut batch, &mut total);
     total
+}
+
+/// Sends the queued commands as one batch and reports each reply in order (ipvsadm's text and
+/// status 255 for a refusal, as if each line had run alone). A daemon without batches gets the
+/// commands one by one. Returns `false` when the exchange itself failed (no daemon): that is
+/// reported and the restore stops.
+fn flush_batch(control: &mut dyn Control, batch: &mut Vec<Command>, total: &mut Outcome) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let commands = std::mem::take(batch);
+    let replies = match control.call(&Command::Batch(commands.clone())) {
+        Ok(Reply::Batch(replies)) if replies.len() == commands.len() => replies,
+        Ok(Reply::Error(e)) if e.kind == rvs_api::ErrorKind::InvalidArgument => {
+            // An older rvsd that does not know batches: one exchange per line.
+            commands
+                .iter()
+                .map(|c| control.call(c).unwrap_or_else(|e| transport_reply(&e)))
+                .collect()
+        }
+        Ok(_) => {
+            absorb(total, unexpected());
+            return false;
+        }
+        Err(e) => {
+            absorb(total, transport_failure(&e));
+            return false;
+        }
+    };
+    for (command, reply) in commands.iter().zip(replies) {
+        let step = match reply {
+            Reply::Ok => Outcome::default(),
+            Reply::Error(e) => Outcome::err(error_text(command, &e), 255),
+            _ => unexpected(),
+        };
+        absorb(total, step);
+    }
+    true
+}
+
+/// A failed exchange during a restore, as the error reply each queued line gets.
+fn transport_reply(error: &ApiError) -> Reply {
+    Reply::error(rvs_api::ErrorKind::Internal, error.to_string())
+}
+
+/// Adds one step's output to the restore's, whose status becomes the step's.
+fn absorb(total: &mut Outcome, step: Outcome) {
+    total.stdout.push_str(&step.stdout);
+    total.stderr.push_str(&step.stderr);
+    total.status = step.status;
 }

@@ -16,6 +16,8 @@ struct FakeDaemon {
     timeouts: Timeouts,
     marks: Vec<MarkRuleView>,
     daemons: Vec<rvs_api::DaemonConfig>,
+    /// `Command::Batch` exchanges received.
+    batches: usize,
 }
 
 fn view(config: ServiceConfig) -> ServiceView {
@@ -85,6 +87,14 @@ impl Control for FakeDaemon {
             }
             Command::ListMarkRules => Reply::MarkRules(self.marks.clone()),
             Command::SetPolicy { .. } => Reply::Ok,
+            Command::Batch(commands) => {
+                self.batches += 1;
+                let mut replies = Vec::new();
+                for c in &commands {
+                    replies.push(self.call(c)?);
+                }
+                Reply::Batch(replies)
+            }
             Command::StartDaemon(c) => {
                 if self.daemons.iter().any(|d| d.role == c.role) {
                     Reply::error(
@@ -550,13 +560,54 @@ fn restore_stops_at_a_bad_line_and_reports_refusals() {
         out.stderr,
         "Service already exists\nillegal virtual server address[:port] specified\n"
     );
-    assert_eq!(out.status, 255);
+    // ipvsadm's fail(2, ...) ends the restore with status 2.
+    assert_eq!(out.status, 2);
     assert_eq!(
         d.services.len(),
         1,
         "the -C after the bad line must not run"
     );
     assert_eq!(d.services[0].dests.len(), 1);
+}
+
+#[test]
+fn restore_reports_unknown_options_goes_on_and_exits_with_the_last_lines_status() {
+    let mut d = FakeDaemon::default();
+    let input = "-A -t 1.2.3.4:80 -s rr\n-A -t 1.2.3.4:80 -s rr\n-A -t 1.2.3.5:80 --bogus\n-a -t 1.2.3.4:80 -r 10.0.0.1 -m\n";
+    let out = run(&mut d, "-R", input);
+    assert_eq!(
+        out.stderr, "Service already exists\n--bogus: unknown option\n",
+        "refusals and popt errors are reported in line order"
+    );
+    assert_eq!(out.status, 0, "the last line succeeded");
+    assert_eq!(d.services.len(), 1);
+    assert_eq!(
+        d.services[0].dests.len(),
+        1,
+        "lines after the bad option ran"
+    );
+
+    let mut d = FakeDaemon::default();
+    let out = run(&mut d, "-R", "-A -t 1.2.3.4:80\n-D -t 9.9.9.9:80\n");
+    assert_eq!(out.stderr, "No such service\n");
+    assert_eq!(out.status, 255, "the last line was refused");
+}
+
+#[test]
+fn restore_sends_configuration_lines_in_batches() {
+    let mut d = FakeDaemon::default();
+    let mut input = String::new();
+    for i in 0..600 {
+        input.push_str(&format!(
+            "-A -t 10.0.{}.{}:80 -s rr\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    let out = run(&mut d, "-R", &input);
+    assert_eq!((out.status, out.stderr.as_str()), (0, ""));
+    assert_eq!(d.services.len(), 600);
+    assert_eq!(d.batches, 3, "600 lines in batches of 256");
 }
 
 #[test]

@@ -4,10 +4,11 @@
 //! connection.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use nix::sys::socket::sockopt::PeerCredentials;
 use rvs_api::{decode_command, encode_reply, ApiError, Command, ErrorKind, FrameBuffer, Reply};
 use rvs_engine::Engine;
 use rvs_io::NetState;
@@ -43,9 +44,16 @@ pub struct Shared {
     pub vrrp: Option<Arc<VrrpRuntime>>,
 }
 
-/// Serves the control socket until SIGTERM or SIGINT.
-pub async fn serve(path: PathBuf, shared: Shared) -> anyhow::Result<()> {
-    let listener = bind(&path)?;
+/// Serves the control socket bound by [`bind`] until SIGTERM or SIGINT.
+pub async fn serve(
+    listener: std::os::unix::net::UnixListener,
+    shared: Shared,
+) -> anyhow::Result<()> {
+    listener
+        .set_nonblocking(true)
+        .context("making the control socket non-blocking")?;
+    let listener = UnixListener::from_std(listener).context("serving the control socket")?;
+    let mut backoff = AcceptBackoff::default();
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -53,6 +61,7 @@ pub async fn serve(path: PathBuf, shared: Shared) -> anyhow::Result<()> {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    backoff.succeeded();
                     let shared = shared.clone();
                     tokio::spawn(async move {
                         if let Err(e) = client(stream, shared).await {
@@ -60,7 +69,7 @@ pub async fn serve(path: PathBuf, shared: Shared) -> anyhow::Result<()> {
                         }
                     });
                 }
-                Err(e) => tracing::warn!("accept on the control socket failed: {e}"),
+                Err(e) => tokio::time::sleep(backoff.failed(&e)).await,
             },
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
@@ -97,37 +106,94 @@ fn reload(health: &Health, vrrp: Option<&VrrpRuntime>) -> Result<(), String> {
     }
 }
 
-/// Binds the socket with mode 0600, replacing a stale socket file but refusing to steal the path
-/// from a live rvsd.
-fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+/// Binds the control socket with mode 0600, replacing a stale socket file but refusing to steal
+/// the path from a live rvsd (named by its pid). Called first thing at start, so a second rvsd
+/// stops before it touches the running one's devices and rules.
+pub fn bind(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
     if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!("another rvsd is already serving {}", path.display());
+        if let Ok(live) = std::os::unix::net::UnixStream::connect(path) {
+            let who = match nix::sys::socket::getsockopt(&live, PeerCredentials) {
+                Ok(cred) => format!("another rvsd (pid {})", cred.pid()),
+                Err(_) => "another rvsd".to_owned(),
+            };
+            anyhow::bail!(
+                "{who} is already serving {}; stop it first, or give this one another --socket",
+                path.display()
+            );
         }
         std::fs::remove_file(path)
             .with_context(|| format!("removing the stale socket {}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("setting the mode of {}", path.display()))?;
     Ok(listener)
 }
 
+/// Pacing of the accept loop when accepting fails (out of descriptors, most often): the loop
+/// sleeps, doubling from 10 ms to 1 s, and logs one line per [`AcceptBackoff::LOG_EVERY`]
+/// with the number of failures since the last line. Clients already connected are served
+/// meanwhile.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    delay: std::time::Duration,
+    failures: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+    const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Records a failed accept; returns how long to wait before the next one.
+    fn failed(&mut self, error: &std::io::Error) -> std::time::Duration {
+        self.failures += 1;
+        let due = self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Self::LOG_EVERY);
+        if due {
+            tracing::warn!(
+                failures = self.failures,
+                "accept on the control socket failed: {error}; backing off"
+            );
+            self.logged_at = Some(std::time::Instant::now());
+            self.failures = 0;
+        }
+        self.delay = (self.delay * 2).clamp(Self::FIRST, Self::MAX);
+        self.delay
+    }
+
+    /// Records a successful accept: the next failure starts from the shortest delay again.
+    fn succeeded(&mut self) {
+        self.delay = std::time::Duration::ZERO;
+    }
+}
+
 async fn client(stream: UnixStream, shared: Shared) -> std::io::Result<()> {
     let (read, write) = stream.into_split();
-    serve_lines(read, write, |cmd| execute(&shared, cmd)).await
+    serve_lines(read, write, |cmd| answer(&shared, cmd)).await
 }
 
 /// Bytes read from a client per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Answers each request line read from `read` on `write` with `handle`'s reply, in order, until
+/// How a command is answered: one reply line, or a stream of encoded lines produced off the
+/// runtime (see [`stream`]).
+enum Answer {
+    /// A single reply.
+    One(Reply),
+    /// Encoded reply lines, newline included, with `true` on the last one.
+    Lines(tokio::sync::mpsc::Receiver<(Vec<u8>, bool)>),
+}
+
+/// Answers each request line read from `read` on `write` with `handle`'s answer, in order, until
 /// the client closes its side. A line that is not a command or is longer than
 /// [`rvs_api::MAX_LINE`] is answered with an `InvalidArgument` error and the connection goes on;
 /// an unfinished line at the end of the stream is answered the same way.
@@ -136,17 +202,17 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
     F: FnMut(Command) -> Fut,
-    Fut: std::future::Future<Output = Reply>,
+    Fut: std::future::Future<Output = Answer>,
 {
     let mut frames = FrameBuffer::new();
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         while let Some(frame) = frames.next_frame() {
-            let reply = match frame.and_then(|line| decode_command(&line)) {
+            let answer = match frame.and_then(|line| decode_command(&line)) {
                 Ok(cmd) => handle(cmd).await,
-                Err(e) => bad_request(&e),
+                Err(e) => Answer::One(bad_request(&e)),
             };
-            write_reply(&mut write, &reply).await?;
+            write_answer(&mut write, answer).await?;
         }
         let n = read.read(&mut chunk).await?;
         if n == 0 {
@@ -159,6 +225,24 @@ where
     }
 }
 
+/// Writes an answer; a stream that ends without its last line (its producer failed) is closed
+/// with an error reply, so the client is never left waiting.
+async fn write_answer<W: AsyncWrite + Unpin>(write: &mut W, answer: Answer) -> std::io::Result<()> {
+    match answer {
+        Answer::One(reply) => write_reply(write, &reply).await,
+        Answer::Lines(mut lines) => {
+            while let Some((line, last)) = lines.recv().await {
+                write.write_all(&line).await?;
+                if last {
+                    return Ok(());
+                }
+            }
+            let broken = Reply::error(ErrorKind::Internal, "the listing ended early");
+            write_reply(write, &broken).await
+        }
+    }
+}
+
 /// The error reply to a request line that could not be read as a command.
 fn bad_request(e: &ApiError) -> Reply {
     let message = match e {
@@ -168,6 +252,132 @@ fn bad_request(e: &ApiError) -> Reply {
         other => format!("bad request: {other}"),
     };
     Reply::error(ErrorKind::InvalidArgument, message)
+}
+
+/// Answers one command: listings of the whole table are streamed, everything else is one reply.
+async fn answer(shared: &Shared, cmd: Command) -> Answer {
+    match cmd {
+        Command::ListServices { service: None } => {
+            let engine = shared.engine.clone();
+            let mut walk = engine.service_walk();
+            stream(move || {
+                let page = engine.services_page(&mut walk, SERVICES_PER_PART);
+                let views: Vec<_> = page.into_iter().map(convert::service_view).collect();
+                (!views.is_empty()).then_some(views)
+            })
+        }
+        Command::ListConnections => {
+            let engine = shared.engine.clone();
+            let now = shared.clock.now();
+            let mut at = Some(rvs_engine::ConnWalk::default());
+            stream(move || {
+                let (page, next) = engine.connections_page(now, at?, CONN_SLOTS_PER_PART);
+                at = next;
+                Some(page.into_iter().map(convert::conn_view).collect::<Vec<_>>())
+            })
+        }
+        other => Answer::One(execute(shared, other).await),
+    }
+}
+
+/// Connection-table slots visited per streamed part of `-Lnc` (a part stays far below the line
+/// limit, and one shard lock is held for at most this many slots).
+const CONN_SLOTS_PER_PART: usize = 2048;
+/// Services per streamed part of `-L` (a part is halved while it does not fit in a line).
+const SERVICES_PER_PART: usize = 64;
+
+/// An item of a streamed listing, and the reply variant that carries a list of them.
+trait Listed: Sized + Send + 'static {
+    /// The reply carrying `items`.
+    fn wrap(items: Vec<Self>) -> Reply;
+    /// The items of a reply made by [`Listed::wrap`].
+    fn unwrap(reply: Reply) -> Option<Vec<Self>>;
+}
+
+impl Listed for rvs_api::ServiceView {
+    fn wrap(items: Vec<Self>) -> Reply {
+        Reply::Services(items)
+    }
+    fn unwrap(reply: Reply) -> Option<Vec<Self>> {
+        match reply {
+            Reply::Services(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+impl Listed for rvs_api::ConnView {
+    fn wrap(items: Vec<Self>) -> Reply {
+        Reply::Connections(items)
+    }
+    fn unwrap(reply: Reply) -> Option<Vec<Self>> {
+        match reply {
+            Reply::Connections(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// Streams a listing: `next_page` is called on a blocking thread until it returns `None`, each
+/// non-empty page is sent as a [`Reply::More`] line, and the last page as the ordinary reply
+/// (so a listing that fits in one page is one ordinary line). At most two encoded parts wait in
+/// the channel, so the listing advances as fast as the client reads it and rvsd's memory stays
+/// bounded whatever the table size; a client that goes away stops the walk.
+fn stream<T, P>(mut next_page: P) -> Answer
+where
+    T: Listed,
+    P: FnMut() -> Option<Vec<T>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        let mut pending: Option<Vec<T>> = None;
+        while let Some(page) = next_page() {
+            if page.is_empty() {
+                continue;
+            }
+            if let Some(ready) = pending.replace(page) {
+                if !send_part(&tx, ready, false) {
+                    return;
+                }
+            }
+        }
+        send_part(&tx, pending.unwrap_or_default(), true);
+    });
+    Answer::Lines(rx)
+}
+
+/// Sends `items` as one encoded line (a [`Reply::More`] part unless `last`), split in halves
+/// while a line would exceed the protocol's limit. Returns `false` once the client is gone.
+fn send_part<T: Listed>(
+    tx: &tokio::sync::mpsc::Sender<(Vec<u8>, bool)>,
+    items: Vec<T>,
+    last: bool,
+) -> bool {
+    let count = items.len();
+    let reply = if last {
+        T::wrap(items)
+    } else {
+        Reply::More(Box::new(T::wrap(items)))
+    };
+    match encode_reply(&reply) {
+        Ok(line) => tx.blocking_send((line, last)).is_ok(),
+        Err(ApiError::LineTooLong { .. }) if count > 1 => {
+            let inner = match reply {
+                Reply::More(part) => *part,
+                whole => whole,
+            };
+            let Some(mut first) = T::unwrap(inner) else {
+                return false;
+            };
+            let second = first.split_off(count / 2);
+            send_part(tx, first, false) && send_part(tx, second, last)
+        }
+        Err(e) => {
+            let refusal =
+                Reply::error(ErrorKind::Internal, format!("cannot send the listing: {e}"));
+            encode_reply(&refusal).is_ok_and(|line| tx.blocking_send((line, true)).is_ok())
+        }
+    }
 }
 
 /// Runs one command; configuration changes also refresh the kernel-bypass rules.
@@ -254,7 +464,7 @@ mod tests {
         let (server_read, server_write) = tokio::io::split(server);
         let served = tokio::spawn(serve_lines(server_read, server_write, |cmd| async move {
             assert_eq!(cmd, Command::GetInfo);
-            Reply::Ok
+            Answer::One(Reply::Ok)
         }));
         let (mut client_read, mut client_write) = tokio::io::split(client);
         let writer = tokio::spawn(async move {
@@ -284,5 +494,105 @@ mod tests {
         );
         assert_eq!(replies[2], Reply::Ok);
         assert_eq!(error_message(&replies[3]), "request line truncated");
+    }
+
+    fn conn(i: u32, state_len: usize) -> rvs_api::ConnView {
+        let addr = |port: u16| std::net::SocketAddr::from(([10, 0, 0, 1], port));
+        rvs_api::ConnView {
+            proto: "TCP".into(),
+            client: addr(u16::try_from(i % 60000).unwrap_or(0)),
+            virtual_addr: addr(80),
+            dest: addr(8080),
+            state: "X".repeat(state_len),
+            expires_ms: u64::from(i),
+        }
+    }
+
+    /// Runs one `list_connections` request against a server streaming `pages` and returns the
+    /// reply lines as they were written.
+    async fn streamed_lines(pages: Vec<Vec<rvs_api::ConnView>>) -> Vec<Vec<u8>> {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (server_read, server_write) = tokio::io::split(server);
+        let pages = std::sync::Mutex::new(Some(pages));
+        let served = tokio::spawn(async move {
+            serve_lines(server_read, server_write, move |_| {
+                let mut pages = pages.lock().unwrap().take().unwrap_or_default().into_iter();
+                async move { stream(move || pages.next()) }
+            })
+            .await
+        });
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        client_write
+            .write_all(b"{\"cmd\":\"list_connections\"}\n")
+            .await
+            .unwrap();
+        client_write.shutdown().await.unwrap();
+        let mut bytes = Vec::new();
+        client_read.read_to_end(&mut bytes).await.unwrap();
+        served.await.unwrap().unwrap();
+        bytes
+            .split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn listings_stream_as_parts_within_the_line_limit_and_end_with_the_last_part() {
+        // Three pages, the middle one too big for one line (about 2.5 MiB), an empty one skipped.
+        let big = 2_000;
+        let pages = vec![
+            (0..10).map(|i| conn(i, 8)).collect(),
+            Vec::new(),
+            (10..10 + big).map(|i| conn(i, 1_300)).collect(),
+            (10 + big..20 + big).map(|i| conn(i, 8)).collect(),
+        ];
+        let lines = streamed_lines(pages).await;
+        let replies: Vec<Reply> = lines
+            .iter()
+            .map(|l| {
+                assert!(
+                    l.len() <= rvs_api::MAX_LINE + 1,
+                    "a line of {} bytes",
+                    l.len()
+                );
+                rvs_api::decode_reply(l).unwrap()
+            })
+            .collect();
+        assert!(
+            replies.len() >= 5,
+            "the big page was split: {} lines",
+            replies.len()
+        );
+        let (last, parts) = replies.split_last().unwrap();
+        assert!(parts.iter().all(|r| matches!(r, Reply::More(_))));
+        assert!(matches!(last, Reply::Connections(_)));
+        let mut seen = Vec::new();
+        for r in replies {
+            match r {
+                Reply::More(part) => match *part {
+                    Reply::Connections(c) => seen.extend(c),
+                    other => panic!("unexpected part {other:?}"),
+                },
+                Reply::Connections(c) => seen.extend(c),
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+        let order: Vec<u64> = seen.iter().map(|c| c.expires_ms).collect();
+        assert_eq!(order, (0..u64::from(20 + big)).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_fits_one_page_is_one_ordinary_line_and_an_empty_one_too() {
+        let lines = streamed_lines(vec![(0..3).map(|i| conn(i, 4)).collect()]).await;
+        assert_eq!(lines.len(), 1);
+        assert!(
+            matches!(rvs_api::decode_reply(&lines[0]).unwrap(), Reply::Connections(c) if c.len() == 3)
+        );
+        let lines = streamed_lines(Vec::new()).await;
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            rvs_api::decode_reply(&lines[0]).unwrap(),
+            Reply::Connections(Vec::new())
+        );
     }
 }

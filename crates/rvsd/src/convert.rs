@@ -21,6 +21,9 @@ const CONN_TABLE_SIZE: u32 = 4096;
 
 /// Whether `cmd` changes services or real servers (so the kernel-bypass rules must follow).
 pub fn changes_config(cmd: &Command) -> bool {
+    if let Command::Batch(commands) = cmd {
+        return commands.iter().any(changes_config);
+    }
     matches!(
         cmd,
         Command::AddService(_)
@@ -222,6 +225,21 @@ fn run(
                 "rvsd runs without a keepalived.conf (-f FILE)",
             ))
         }
+        Command::Batch(commands) => Reply::Batch(
+            commands
+                .into_iter()
+                .map(|cmd| {
+                    if cmd.batchable() {
+                        execute_with(engine, egress, local_addrs, now, cmd)
+                    } else {
+                        Reply::error(
+                            ErrorKind::InvalidArgument,
+                            "only configuration changes may be batched",
+                        )
+                    }
+                })
+                .collect(),
+        ),
     };
     Ok(reply)
 }
@@ -478,7 +496,7 @@ fn dest_view(d: DestStatus) -> DestView {
     }
 }
 
-fn service_view(s: ServiceStatus) -> ServiceView {
+pub(crate) fn service_view(s: ServiceStatus) -> ServiceView {
     let mut config = ServiceConfig::new(service_id(&s.spec.key), scheduler_name(s.spec.scheduler));
     config.one_packet = s.spec.one_packet;
     config.sched_flags = rvs_api::sched_flags::names(s.spec.scheduler.name(), s.spec.sched_flags.0);
@@ -499,7 +517,7 @@ fn service_view(s: ServiceStatus) -> ServiceView {
     }
 }
 
-fn conn_view(c: ConnStatus) -> ConnView {
+pub(crate) fn conn_view(c: ConnStatus) -> ConnView {
     ConnView {
         proto: match c.proto {
             // IPVS's firewall-mark templates are IPPROTO_IP.

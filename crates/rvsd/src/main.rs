@@ -171,6 +171,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
+    // The control socket next: a second rvsd on the same socket stops here, naming the running
+    // one, before it touches that one's TUN device and nftables table.
+    let listener = control::bind(&args.socket)?;
     let net =
         rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;
     if let Some(path) = &args.restore {
@@ -258,7 +261,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let served = runtime.block_on(control::serve(
-        args.socket.clone(),
+        listener,
         control::Shared {
             engine: engine.clone(),
             bypass: bypass.clone(),

@@ -157,3 +157,120 @@ fn rvsd_starts_from_an_ipvsadm_save_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.save:2"), "error names file:line: {err}");
 }
+
+#[test]
+fn a_second_rvsd_on_a_busy_socket_names_the_running_one_and_leaves_it_alone() {
+    let topo = NatTopology::build("second", 1).unwrap();
+    topo.start_real_servers().unwrap();
+    let first = topo.start_rvsd(&[]).unwrap();
+    add_rr_service(&topo, "rr");
+    let tables = nft_tables(&topo);
+
+    let rvsd = rvs_lab::find_bin("rvsd").unwrap();
+    let socket = first.socket.to_string_lossy().into_owned();
+    let rvsd = rvsd.to_string_lossy();
+    let args = [rvsd.as_ref(), "-i", "d0", "-i", "d1", "--socket", &socket];
+    let second = topo.lab.spawn(DIRECTOR, &args).unwrap();
+    let status = topo
+        .lab
+        .wait_exit(second, Duration::from_secs(10))
+        .expect("the second rvsd exits");
+    assert!(!status.contains("exit status: 0"), "{status}");
+    let log = topo.lab.log_of(second);
+    assert!(
+        log.contains(&format!(
+            "another rvsd (pid {}) is already serving",
+            first.pid
+        )),
+        "{log}"
+    );
+    assert!(
+        !log.contains("TUN"),
+        "it stopped before touching devices: {log}"
+    );
+
+    // The running one keeps its rules, its table and its traffic.
+    assert!(
+        topo.lab.exit_status(first.pid).is_none(),
+        "the first rvsd died"
+    );
+    assert_eq!(nft_tables(&topo), tables);
+    let listing = topo.rvsadm_ok(&["-Ln"]).unwrap();
+    assert!(listing.contains(&format!("TCP  {VIP}:80 rr")), "{listing}");
+    assert_eq!(
+        topo.curl(&format!("http://{VIP}/")).unwrap().trim(),
+        "hello,10.10.10.2"
+    );
+}
+
+/// Descriptors rvsd holds now.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Sets the soft descriptor limit of `pid` (the hard one stays, so it can be raised again).
+fn set_nofile(pid: u32, limit: usize) {
+    let status = std::process::Command::new("prlimit")
+        .args([format!("--pid={pid}"), format!("--nofile={limit}:")])
+        .status()
+        .expect("prlimit");
+    assert!(status.success(), "prlimit failed");
+}
+
+fn get_info(stream: &mut UnixStream) -> String {
+    stream.write_all(b"{\"cmd\":\"get_info\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(stream.try_clone().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+#[test]
+fn out_of_descriptors_the_control_socket_backs_off_and_keeps_serving_its_clients() {
+    let topo = NatTopology::build("nofile", 1).unwrap();
+    let rvsd = topo.start_rvsd(&[]).unwrap();
+    let mut old_client = UnixStream::connect(&rvsd.socket).unwrap();
+    old_client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(get_info(&mut old_client).contains("1.2.1"));
+
+    // Room for two more descriptors, then a crowd of clients: accept fails with EMFILE.
+    let used = open_fds(rvsd.pid);
+    let soft_limit = std::fs::read_to_string(format!("/proc/{}/limits", rvsd.pid))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        .expect("rvsd's descriptor limit");
+    set_nofile(rvsd.pid, used + 2);
+    let crowd: Vec<UnixStream> = (0..20)
+        .map(|_| UnixStream::connect(&rvsd.socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+
+    let log = topo.lab.log_of(rvsd.pid);
+    let complaints = log
+        .lines()
+        .filter(|l| l.contains("accept on the control socket failed"))
+        .count();
+    assert!(
+        (1..=2).contains(&complaints),
+        "one line per 10 s while accept fails, not one per attempt: {complaints} lines"
+    );
+    assert!(topo.lab.exit_status(rvsd.pid).is_none(), "rvsd died");
+    assert!(
+        get_info(&mut old_client).contains("1.2.1"),
+        "a connected client is still served"
+    );
+
+    // Descriptors back: the waiting clients are served and new ones too.
+    set_nofile(rvsd.pid, soft_limit);
+    drop(crowd);
+    let listing = topo.rvsadm_ok(&["-Ln"]).unwrap();
+    assert!(
+        listing.starts_with("IP Virtual Server version"),
+        "{listing}"
+    );
+}
