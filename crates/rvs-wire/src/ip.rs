@@ -20,3 +20,5 @@ pub const ICMPV6: u8 = 58;
 pub const IPV6_NO_NEXT: u8 = 59;
 /// IPv6 destination options extension header.
 pub const IPV6_DEST_OPTS: u8 = 60;
+/// SCTP.
+pub const SCTP: u8 = 132;

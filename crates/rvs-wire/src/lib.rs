@@ -7,7 +7,7 @@
 //!
 //! [`checksum`] holds the ones-complement arithmetic: full sums, IPv4/IPv6 pseudo-header sums and
 //! RFC 1624 incremental updates (both for complete checksums and for the non-complemented
-//! pseudo-header sum a `CHECKSUM_PARTIAL` packet carries).
+//! pseudo-header sum a `CHECKSUM_PARTIAL` packet carries). SCTP's CRC32c is in [`sctp`].
 
 pub mod arp;
 pub mod checksum;
@@ -18,6 +18,7 @@ pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod ports;
+pub mod sctp;
 pub mod tcp;
 pub mod udp;
 

@@ -79,6 +79,27 @@ fn exercise(bytes: &[u8]) {
     if let Ok(p) = ports::Ports::new_checked(bytes) {
         let _ = (p.src_port(), p.dst_port());
     }
+    if let Ok(s) = sctp::Packet::new_checked(bytes) {
+        let _ = (
+            s.src_port(),
+            s.dst_port(),
+            s.verification_tag(),
+            s.checksum(),
+        );
+        let _ = (
+            s.verify_checksum(),
+            s.payload().len(),
+            s.first_chunk_header(),
+        );
+        for c in s.chunks().flatten() {
+            let _ = (c.chunk_type(), c.flags(), c.length(), c.value().len());
+        }
+        for off in [0, 1, 4, usize::MAX] {
+            let _ = s.chunk_header_at(off);
+            let _ = sctp::Packet::<&[u8]>::next_chunk_offset(off, u16::MAX);
+        }
+    }
+    let _ = sctp::compute_checksum(bytes);
     if let Ok(i) = icmpv4::Packet::new_checked(bytes) {
         let _ = (
             i.msg_type(),
@@ -119,6 +140,13 @@ fn exercise_mut(mut bytes: Vec<u8>) {
     }
     if let Ok(mut i) = icmpv6::Packet::new_checked(&mut bytes[..]) {
         i.fill_checksum([1; 16], [2; 16]);
+    }
+    if let Ok(mut s) = sctp::Packet::new_checked(&mut bytes[..]) {
+        s.set_src_port(1);
+        s.set_dst_port(2);
+        s.set_verification_tag(3);
+        s.fill_checksum();
+        assert!(s.verify_checksum());
     }
 }
 
