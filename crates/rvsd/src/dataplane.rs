@@ -4,14 +4,22 @@
 //! Every worker opens one receive socket per interface; the sockets of one interface form a
 //! PACKET_FANOUT group so the kernel spreads that interface's frames over the workers. The engine
 //! is shared, so a connection's packets may arrive on any worker.
+//!
+//! Link faults: a socket whose interface goes down gets a pending error (`ENETDOWN`) that makes
+//! `poll` report `POLLERR` until it is read; the worker reads (clears) it, counts it and logs at
+//! most once per [`FAULT_LOG_INTERVAL`], and the kernel resumes delivery by itself when the link
+//! comes back up. A socket whose interface was removed is closed; when an interface of the same
+//! name appears again (a new index) and is up, every worker re-opens its sockets on it, the
+//! first one after calling the data plane's `on_interface_back` callback (which re-installs the
+//! kernel-bypass rules).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -34,6 +42,20 @@ const PENDING_TTL: Duration = Duration::from_secs(3);
 /// Destinations a worker's neighbour cache holds before it starts over (it is keyed by client
 /// addresses too, so it must not grow without bound between two changes of the kernel's tables).
 const NEIGHBOUR_CACHE_MAX: usize = 65_536;
+/// Least time between two log lines about one interface's socket faults (per worker); the
+/// faults in between are counted and summed up in the next line.
+const FAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a receive socket stays out of the poll set when `poll` reports a fault that reading
+/// its pending error did not clear, so no condition can make a worker spin.
+const PARK: Duration = Duration::from_secs(1);
+/// How often a worker looks at its interfaces (removed, back) when the kernel's tables did not
+/// change; also the pace at which a failed re-open is retried.
+const LINK_RECHECK: Duration = Duration::from_secs(1);
+
+/// Called with an interface's name when it was re-created (a new index under a known name) and
+/// the data plane is about to re-open its sockets on it; runs once per re-creation, on a worker
+/// thread.
+pub type OnInterfaceBack = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Counters of what happened after the engine's verdict (the engine counts its own drops).
 #[derive(Debug, Default)]
@@ -59,12 +81,17 @@ pub struct EgressCounters {
     pub tunnel_errors: AtomicU64,
     /// Packets of `Local` connections handed to the director's own stack (TUN device).
     pub local_delivered: AtomicU64,
+    /// Faults `poll` reported on receive sockets (`POLLERR`, `POLLHUP`, `POLLNVAL`), e.g. the
+    /// pending `ENETDOWN` of a link that went down; each was read and cleared.
+    pub socket_errors: AtomicU64,
+    /// Receive and send sockets re-opened (per worker) on an interface that was re-created.
+    pub socket_reopens: AtomicU64,
 }
 
 impl EgressCounters {
-    /// Every counter with its operator-facing name (`tx_sent`, `tx_neighbour_held`, ...), in a
-    /// fixed order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 10] {
+    /// Every counter with its operator-facing name (`tx_sent`, `tx_neighbour_held`, ...,
+    /// then the receive sockets' `rx_socket_errors` and `rx_socket_reopens`), in a fixed order.
+    pub fn snapshot(&self) -> [(&'static str, u64); 12] {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("tx_sent", read(&self.sent)),
@@ -77,6 +104,8 @@ impl EgressCounters {
             ("tx_tunnel_segmented", read(&self.tunnel_segmented)),
             ("tx_tunnel_errors", read(&self.tunnel_errors)),
             ("tx_local_delivered", read(&self.local_delivered)),
+            ("rx_socket_errors", read(&self.socket_errors)),
+            ("rx_socket_reopens", read(&self.socket_reopens)),
         ]
     }
 
@@ -106,6 +135,9 @@ pub struct DataPlane {
 
 impl DataPlane {
     /// Opens every worker's sockets (so a bad interface fails here, synchronously) and starts them.
+    /// `on_interface_back` is called when an interface was re-created and its sockets are about
+    /// to be re-opened (see [`OnInterfaceBack`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         engine: Arc<Engine>,
         net: Arc<NetState>,
@@ -114,33 +146,34 @@ impl DataPlane {
         local: Arc<TunDevice>,
         workers: usize,
         stop: Arc<AtomicBool>,
+        on_interface_back: OnInterfaceBack,
     ) -> anyhow::Result<DataPlane> {
         let counters = Arc::new(EgressCounters::default());
         let group = fanout_group();
+        let links = Arc::new(LinkWatch {
+            announced: Mutex::new(HashMap::new()),
+            on_back: on_interface_back,
+        });
         let mut handles = Vec::with_capacity(workers);
         for id in 0..workers {
-            let mut rx = Vec::new();
-            let mut watched = Vec::new();
+            let mut ports = Vec::new();
             let mut tx = HashMap::new();
             for name in interfaces {
-                let sock = PacketSocket::open(name, group)
-                    .with_context(|| format!("opening a packet socket on {name}"))?;
-                let out = PacketSocket::open_tx(name)
-                    .with_context(|| format!("opening a send socket on {name}"))?;
-                watched.push(
-                    sock.as_fd()
-                        .try_clone_to_owned()
-                        .with_context(|| format!("duplicating the packet socket on {name}"))?,
-                );
+                let (sock, out) = open_pair(name, group)?;
+                links.known(name, sock.ifindex());
                 tx.insert(out.ifindex(), out);
-                rx.push(sock);
+                ports.push(Port::new(name, sock));
             }
             let worker = Worker {
+                id,
                 engine: engine.clone(),
                 net: net.clone(),
                 clock,
-                rx,
-                watched,
+                group,
+                ports,
+                links: links.clone(),
+                seen_generation: net.generation(),
+                next_recheck: Instant::now() + LINK_RECHECK,
                 tx,
                 neighbours: NeighbourCache::default(),
                 held: Vec::new(),
@@ -169,6 +202,86 @@ impl DataPlane {
     }
 }
 
+/// Opens the receive socket (fanout group `group`) and the send socket of interface `name`.
+fn open_pair(name: &str, group: u16) -> anyhow::Result<(PacketSocket, PacketSocket)> {
+    let sock = PacketSocket::open(name, group)
+        .with_context(|| format!("opening a packet socket on {name}"))?;
+    let out =
+        PacketSocket::open_tx(name).with_context(|| format!("opening a send socket on {name}"))?;
+    Ok((sock, out))
+}
+
+/// What the workers share about their interfaces: which index of each name the
+/// `on_interface_back` callback last ran for, so it runs once per re-creation.
+struct LinkWatch {
+    announced: Mutex<HashMap<String, u32>>,
+    on_back: OnInterfaceBack,
+}
+
+impl LinkWatch {
+    /// Records `ifindex` as the index of `name` the data plane started on.
+    fn known(&self, name: &str, ifindex: u32) {
+        self.lock().insert(name.to_owned(), ifindex);
+    }
+
+    /// Runs the callback for `name` unless it already ran for this `ifindex` (another worker got
+    /// there first). The lock is held meanwhile, so no worker re-opens its sockets before the
+    /// callback (re-installing the kernel-bypass rules) has finished.
+    fn announce(&self, name: &str, ifindex: u32) {
+        let mut announced = self.lock();
+        if announced.get(name) != Some(&ifindex) {
+            tracing::info!(interface = name, ifindex, "interface re-created");
+            announced.insert(name.to_owned(), ifindex);
+            (self.on_back)(name);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.announced.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One interface of a worker: its receive socket and what the worker knows of its faults.
+struct Port {
+    name: String,
+    /// The index the sockets are (or were last) bound to.
+    ifindex: u32,
+    /// `None` while the interface is gone (or re-opening it failed).
+    rx: Option<PacketSocket>,
+    /// Set while the socket is out of the poll set (see [`PARK`]).
+    parked_until: Option<Instant>,
+    /// Faults counted since the last log line, and when that line was written.
+    faults_unlogged: u64,
+    last_fault_log: Option<Instant>,
+}
+
+impl Port {
+    fn new(name: &str, rx: PacketSocket) -> Port {
+        Port {
+            name: name.to_owned(),
+            ifindex: rx.ifindex(),
+            rx: Some(rx),
+            parked_until: None,
+            faults_unlogged: 0,
+            last_fault_log: None,
+        }
+    }
+
+    /// Counts one fault; returns how many to report when a log line is due (the first fault, or
+    /// [`FAULT_LOG_INTERVAL`] after the last line).
+    fn note_fault(&mut self, now: Instant) -> Option<u64> {
+        self.faults_unlogged += 1;
+        let due = self
+            .last_fault_log
+            .is_none_or(|last| now.duration_since(last) >= FAULT_LOG_INTERVAL);
+        if !due {
+            return None;
+        }
+        self.last_fault_log = Some(now);
+        Some(std::mem::take(&mut self.faults_unlogged))
+    }
+}
+
 /// The fanout group id of this process: the same for every worker and interface
 /// (`PacketSocket::open` combines it with the interface index, as the kernel ties a group to one
 /// device) and (very likely) different between rvsd processes sharing a namespace.
@@ -178,13 +291,21 @@ fn fanout_group() -> u16 {
 }
 
 struct Worker {
+    /// The worker's number (for log lines).
+    id: usize,
     engine: Arc<Engine>,
     net: Arc<NetState>,
     clock: Clock,
-    rx: Vec<PacketSocket>,
-    /// Duplicates of the `rx` descriptors, in the same order: the poll set is built on them once,
-    /// while `drain` borrows the sockets mutably.
-    watched: Vec<OwnedFd>,
+    /// The fanout group the receive sockets join (again, when re-opened).
+    group: u16,
+    /// One per interface, in the order given.
+    ports: Vec<Port>,
+    links: Arc<LinkWatch>,
+    /// `NetState::generation` when the interfaces were last looked at.
+    seen_generation: u64,
+    /// When the interfaces are looked at again even if nothing changed.
+    next_recheck: Instant,
+    /// Send sockets by interface index.
     tx: HashMap<u32, PacketSocket>,
     neighbours: NeighbourCache,
     held: Vec<HeldFrame>,
@@ -207,31 +328,199 @@ struct HeldFrame {
 
 impl Worker {
     fn run(mut self, stop: &AtomicBool) {
-        // Built once: `fds[i]` watches `rx[i]` (through its duplicate descriptor).
-        let watched = std::mem::take(&mut self.watched);
-        let mut fds: Vec<PollFd<'_>> = watched
-            .iter()
-            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
-            .collect();
         while !stop.load(Ordering::Relaxed) {
-            // Blocks until at least one receive socket has frames or the poll interval passes.
-            let wait = if self.held.is_empty() {
-                POLL_MS
-            } else {
-                PENDING_POLL_MS
-            };
-            if let Err(e) = nix::poll::poll(&mut fds, PollTimeout::from(wait)) {
-                tracing::error!("worker poll failed: {e}");
-                std::thread::sleep(Duration::from_millis(u64::from(POLL_MS)));
-                continue;
-            }
-            for (index, fd) in fds.iter().enumerate() {
-                if fd.revents().is_some_and(|r| !r.is_empty()) {
-                    self.drain(index);
+            // The poll set, rebuilt only when a socket leaves or joins it: `fds[i]` watches the
+            // receive socket of port `slots[i]` through a duplicate descriptor, so `drain` can
+            // borrow the sockets mutably meanwhile.
+            let (watched, slots) = self.watch_set();
+            let mut fds: Vec<PollFd<'_>> = watched
+                .iter()
+                .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+                .collect();
+            while !stop.load(Ordering::Relaxed) {
+                // Blocks until a receive socket has frames (or a fault) or the interval passes.
+                let wait = if self.held.is_empty() {
+                    POLL_MS
+                } else {
+                    PENDING_POLL_MS
+                };
+                if let Err(e) = nix::poll::poll(&mut fds, PollTimeout::from(wait)) {
+                    tracing::error!("worker poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(u64::from(POLL_MS)));
+                    continue;
+                }
+                let mut changed = false;
+                for (fd, &port) in fds.iter().zip(&slots) {
+                    let Some(revents) = fd.revents() else {
+                        continue;
+                    };
+                    let faults = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
+                    if revents.intersects(faults) {
+                        changed |= self.fault(port, revents);
+                    }
+                    if revents.contains(PollFlags::POLLIN) {
+                        self.drain(port);
+                    }
+                }
+                if !self.held.is_empty() {
+                    self.retry_held();
+                }
+                changed |= self.maintain();
+                if changed {
+                    break;
                 }
             }
-            if !self.held.is_empty() {
-                self.retry_held();
+        }
+    }
+
+    /// Duplicates of the receive sockets to poll (open and not parked), with their port indices.
+    fn watch_set(&mut self) -> (Vec<OwnedFd>, Vec<usize>) {
+        let mut watched = Vec::with_capacity(self.ports.len());
+        let mut slots = Vec::with_capacity(self.ports.len());
+        for (index, port) in self.ports.iter_mut().enumerate() {
+            if port.parked_until.is_some() {
+                continue;
+            }
+            let Some(rx) = &port.rx else {
+                continue;
+            };
+            match rx.as_fd().try_clone_to_owned() {
+                Ok(fd) => {
+                    watched.push(fd);
+                    slots.push(index);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        worker = self.id,
+                        interface = %port.name,
+                        "cannot duplicate the packet socket for poll: {e}"
+                    );
+                    port.parked_until = Some(Instant::now() + PARK);
+                }
+            }
+        }
+        (watched, slots)
+    }
+
+    /// Handles a fault `poll` reported on port `index`'s receive socket: reads (and so clears)
+    /// the pending error, counts it, logs at most once per [`FAULT_LOG_INTERVAL`]. When there
+    /// was no error to clear (a hang-up, an invalid descriptor), parks the socket for [`PARK`]
+    /// so the next poll does not return at once again. Returns whether the poll set changed.
+    fn fault(&mut self, index: usize, revents: PollFlags) -> bool {
+        let Some(port) = self.ports.get_mut(index) else {
+            return false;
+        };
+        let Some(rx) = &port.rx else {
+            return true;
+        };
+        self.counters.socket_errors.fetch_add(1, Ordering::Relaxed);
+        let pending = rx.take_error();
+        let cleared = matches!(pending, Ok(Some(_)))
+            && !revents.intersects(PollFlags::POLLHUP | PollFlags::POLLNVAL);
+        let now = Instant::now();
+        if let Some(count) = port.note_fault(now) {
+            let what = match &pending {
+                Ok(Some(e)) => e.to_string(),
+                Ok(None) => "no pending error".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(
+                worker = self.id,
+                interface = %port.name,
+                faults = count,
+                "packet socket fault ({revents:?}): {what}; {}",
+                if cleared { "cleared" } else { "parked for a second" }
+            );
+        }
+        if cleared {
+            return false;
+        }
+        port.parked_until = Some(now + PARK);
+        true
+    }
+
+    /// Looks at the interfaces when the kernel's tables changed or [`LINK_RECHECK`] passed, and
+    /// brings parked sockets back once their time is up. Returns whether the poll set changed.
+    fn maintain(&mut self) -> bool {
+        let mut changed = false;
+        if self.ports.iter().any(|p| p.parked_until.is_some()) {
+            let now = Instant::now();
+            for port in &mut self.ports {
+                if port.parked_until.is_some_and(|until| now >= until) {
+                    port.parked_until = None;
+                    changed = true;
+                }
+            }
+        }
+        let generation = self.net.generation();
+        if generation == self.seen_generation && Instant::now() < self.next_recheck {
+            return changed;
+        }
+        self.seen_generation = generation;
+        self.next_recheck = Instant::now() + LINK_RECHECK;
+        for index in 0..self.ports.len() {
+            changed |= self.check_port(index);
+        }
+        changed
+    }
+
+    /// Closes port `index`'s sockets when the interface they are bound to is gone (its index no
+    /// longer names it), and re-opens them once an interface of that name is there and up.
+    /// Returns whether the poll set changed.
+    fn check_port(&mut self, index: usize) -> bool {
+        let Some(port) = self.ports.get_mut(index) else {
+            return false;
+        };
+        let current = self.net.ifindex_by_name(&port.name);
+        let mut changed = false;
+        if port.rx.is_some() && current != Some(port.ifindex) {
+            tracing::info!(
+                worker = self.id,
+                interface = %port.name,
+                ifindex = port.ifindex,
+                "interface gone: its packet sockets are closed until it is back"
+            );
+            port.rx = None;
+            port.parked_until = None;
+            self.tx.remove(&port.ifindex);
+            changed = true;
+        }
+        let Some(ifindex) = current else {
+            return changed;
+        };
+        if port.rx.is_some() || self.net.link_is_up(ifindex) != Some(true) {
+            return changed;
+        }
+        // The kernel-bypass rules first, so the kernel does not also act on the frames the new
+        // sockets take.
+        self.links.announce(&port.name, ifindex);
+        match open_pair(&port.name, self.group) {
+            Ok((rx, out)) => {
+                tracing::info!(
+                    worker = self.id,
+                    interface = %port.name,
+                    ifindex = rx.ifindex(),
+                    "interface back: packet sockets re-opened"
+                );
+                self.counters.socket_reopens.fetch_add(1, Ordering::Relaxed);
+                self.tx.remove(&port.ifindex);
+                self.tx.insert(out.ifindex(), out);
+                *port = Port {
+                    last_fault_log: port.last_fault_log,
+                    ..Port::new(&port.name, rx)
+                };
+                true
+            }
+            Err(e) => {
+                // Retried at the next change of the kernel's tables or after LINK_RECHECK.
+                if port.note_fault(Instant::now()).is_some() {
+                    tracing::warn!(
+                        worker = self.id,
+                        interface = %port.name,
+                        "re-opening the packet sockets failed (retrying): {e:#}"
+                    );
+                }
+                changed
             }
         }
     }
@@ -241,7 +530,7 @@ impl Worker {
         let Worker {
             engine,
             net,
-            rx,
+            ports,
             tx,
             neighbours,
             held,
@@ -250,7 +539,7 @@ impl Worker {
             local,
             ..
         } = self;
-        let Some(sock) = rx.get_mut(index) else {
+        let Some(sock) = ports.get_mut(index).and_then(|p| p.rx.as_mut()) else {
             return;
         };
         let result = sock.recv_batch(Duration::ZERO, BATCH, |vnet, frame| {
@@ -751,6 +1040,9 @@ mod tests {
         assert_eq!(snap[0], ("tx_sent", 5));
         assert_eq!(snap[5], ("tx_send_errors", 2));
         assert_eq!(snap[8], ("tx_tunnel_errors", 0));
-        assert!(snap.iter().all(|(name, _)| name.starts_with("tx_")));
+        assert_eq!(snap[10], ("rx_socket_errors", 0));
+        assert!(snap
+            .iter()
+            .all(|(name, _)| name.starts_with("tx_") || name.starts_with("rx_")));
     }
 }

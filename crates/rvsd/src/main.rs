@@ -205,6 +205,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         local,
         workers,
         stop.clone(),
+        {
+            // A re-created interface may have lost its netdev chain: put the bypass rules
+            // back (reattach logs what it re-created, or its failure).
+            let bypass = bypass.clone();
+            Arc::new(move |_: &str| {
+                let _ = bypass.reattach();
+            })
+        },
     )
     .context("starting the data plane")?;
     let timer_thread =

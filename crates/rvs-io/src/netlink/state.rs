@@ -144,6 +144,12 @@ impl NetState {
         self.shared.read().ifindex_by_name(name)
     }
 
+    /// Whether interface `ifindex` is administratively up (`IFF_UP`); `None` when no interface
+    /// has that index (it was removed, or never existed).
+    pub fn link_is_up(&self, ifindex: u32) -> Option<bool> {
+        self.shared.read().link_up(ifindex)
+    }
+
     fn request_resolution(&self, ifindex: u32, next_hop: IpAddr) {
         let now = Instant::now();
         {

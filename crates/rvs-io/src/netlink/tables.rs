@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::state::Resolution;
-use super::wire::{Addr, Link, Neigh, Route, Update};
+use super::wire::{Addr, Link, Neigh, Route, Update, IFF_UP};
 
 const NUD_INCOMPLETE: u16 = 0x01;
 const NUD_REACHABLE: u16 = 0x02;
@@ -127,6 +127,11 @@ impl Tables {
 
     pub(crate) fn link_mac(&self, ifindex: u32) -> Option<[u8; 6]> {
         self.links.get(&ifindex).and_then(|l| l.mac)
+    }
+
+    /// Whether interface `ifindex` is administratively up; `None` when there is no such link.
+    pub(crate) fn link_up(&self, ifindex: u32) -> Option<bool> {
+        self.links.get(&ifindex).map(|l| l.flags & IFF_UP != 0)
     }
 
     pub(crate) fn ifindex_by_name(&self, name: &str) -> Option<u32> {
@@ -253,6 +258,7 @@ mod tests {
                     name: format!("eth{index}"),
                     mac: Some(mac),
                     mtu: 1500,
+                    flags: IFF_UP,
                 },
             });
         }
@@ -352,6 +358,40 @@ mod tests {
         assert_eq!(t.source_for(ip("10.0.0.7")), Some(ip("10.0.0.1")));
         assert_eq!(t.source_for(ip("172.16.9.9")), Some(ip("192.168.1.5")));
         assert_eq!(t.source_for(ip("fd00::1")), None);
+    }
+
+    #[test]
+    fn links_come_and_go_by_name_and_state() {
+        let mut t = tables();
+        let link = |index, flags| Link {
+            index,
+            name: "eth2".into(),
+            mac: Some([2, 0, 0, 0, 0, 2]),
+            mtu: 1500,
+            flags,
+        };
+        assert_eq!(
+            (t.ifindex_by_name("eth2"), t.link_up(2)),
+            (Some(2), Some(true))
+        );
+        assert!(t.apply(Update::Link {
+            add: true,
+            link: link(2, 0)
+        }));
+        assert_eq!(t.link_up(2), Some(false), "down is a change");
+        assert!(t.apply(Update::Link {
+            add: false,
+            link: link(2, 0)
+        }));
+        assert_eq!((t.ifindex_by_name("eth2"), t.link_up(2)), (None, None));
+        t.apply(Update::Link {
+            add: true,
+            link: link(17, IFF_UP),
+        });
+        assert_eq!(
+            (t.ifindex_by_name("eth2"), t.link_up(17)),
+            (Some(17), Some(true))
+        );
     }
 
     #[test]

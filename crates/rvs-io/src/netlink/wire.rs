@@ -28,6 +28,8 @@ const AF_INET6: u8 = 10;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
+/// `ifi_flags` bit: the interface is administratively up.
+pub(crate) const IFF_UP: u32 = 0x1;
 pub(crate) const IFA_ADDRESS: u16 = 1;
 pub(crate) const IFA_LOCAL: u16 = 2;
 const RTA_DST: u16 = 1;
@@ -53,6 +55,8 @@ pub(crate) struct Link {
     /// Hardware address when it is a 6-byte (Ethernet-like) one.
     pub mac: Option<[u8; 6]>,
     pub mtu: u32,
+    /// `IFF_*` flags of its `ifinfomsg` (e.g. [`IFF_UP`]).
+    pub flags: u32,
 }
 
 /// One interface address.
@@ -323,6 +327,7 @@ fn decode_link(p: &[u8]) -> Option<Link> {
         name: String::new(),
         mac: None,
         mtu: 1500,
+        flags: u32_at(p, 8)?,
     };
     for (ty, data) in attrs(p.get(16..)?) {
         match ty {
@@ -495,6 +500,27 @@ mod tests {
                 route: expected
             }]
         );
+    }
+
+    #[test]
+    fn decodes_a_link_with_its_flags() {
+        let mut ifi = [0u8; 16];
+        ifi[4..8].copy_from_slice(&9u32.to_ne_bytes());
+        ifi[8..12].copy_from_slice(&(IFF_UP | 0x40).to_ne_bytes());
+        let msg = Request::new(RTM_NEWLINK, 0, 3)
+            .body(&ifi)
+            .attr(IFLA_IFNAME, b"d1\0")
+            .attr(IFLA_MTU, &9000u32.to_ne_bytes())
+            .finish();
+        let all: Vec<_> = messages(&msg).map(|(t, s, p)| decode(t, s, p)).collect();
+        let link = Link {
+            index: 9,
+            name: "d1".into(),
+            mac: None,
+            mtu: 9000,
+            flags: IFF_UP | 0x40,
+        };
+        assert_eq!(all, vec![Update::Link { add: true, link }]);
     }
 
     #[test]

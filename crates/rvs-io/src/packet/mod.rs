@@ -56,3 +56,22 @@ pub(crate) fn setsockopt<T>(
     }
     Ok(())
 }
+
+/// `getsockopt` of an `int`-valued option.
+pub(crate) fn getsockopt_int(
+    fd: RawFd,
+    level: i32,
+    name: i32,
+    call: &'static str,
+) -> Result<i32, IoError> {
+    let mut value: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live and writable for the duration of the call, and `len`
+    // says how many bytes `value` holds, so the kernel writes at most that many.
+    let rc =
+        unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut i32).cast(), &mut len) };
+    if rc < 0 {
+        return Err(IoError::last_os(call));
+    }
+    Ok(value)
+}

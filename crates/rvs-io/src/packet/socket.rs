@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::consts::*;
 use super::rx_ring::{RingGeometry, RxRing, SlotInfo};
-use super::setsockopt;
+use super::{getsockopt_int, setsockopt};
 use crate::error::IoError;
 use crate::iface;
 use crate::vnet::VnetHdr;
@@ -135,6 +135,19 @@ impl PacketSocket {
     /// The descriptor, so a worker can poll several sockets (readable when a frame waits).
     pub fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// Reads and clears the socket's pending error (`SO_ERROR`), e.g. `ENETDOWN` once its
+    /// interface went down. Until it is read, `poll` reports `POLLERR` on the socket at once,
+    /// every time (the receive ring never reads it). `Ok(None)` when no error was pending.
+    pub fn take_error(&self) -> Result<Option<std::io::Error>, IoError> {
+        let errno = getsockopt_int(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            "getsockopt(SO_ERROR)",
+        )?;
+        Ok((errno != 0).then(|| std::io::Error::from_raw_os_error(errno)))
     }
 
     /// Counters of received and skipped frames.
