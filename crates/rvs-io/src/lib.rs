@@ -17,6 +17,7 @@ pub mod iface;
 mod netlink;
 pub mod netns;
 pub mod packet;
+pub mod priority;
 pub mod tun;
 mod vnet;
 pub mod vrrp_socket;
