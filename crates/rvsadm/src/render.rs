@@ -194,48 +194,116 @@ pub fn largenum(n: u64, exact: bool) -> String {
     }
 }
 
-/// Services in ipvsadm's order (`ipvs_cmp_services`: fwmark, family, protocol, address, port),
-/// dests sorted by address and port, unless `--nosort`.
+/// Services in ipvsadm's order unless `--nosort`: `ipvs_sort_services` sorts with glibc's
+/// `qsort` and libipvs's `ipvs_cmp_services` (see [`cmp_services`]).
 fn ordered<'a>(services: &'a [ServiceView], format: &Format) -> Vec<&'a ServiceView> {
     let mut list: Vec<&ServiceView> = services.iter().collect();
     if !format.nosort {
-        list.sort_by(|a, b| cmp_services(&a.config.id, &b.config.id));
+        qsort(&mut list, &|a, b| cmp_services(&a.config.id, &b.config.id));
     }
     list
 }
 
+/// Real servers in ipvsadm's order unless `--nosort` (`ipvs_sort_dests` with
+/// [`cmp_dests`]).
 fn ordered_dests<'a>(dests: &'a [DestView], format: &Format) -> Vec<&'a DestView> {
     let mut list: Vec<&DestView> = dests.iter().collect();
     if !format.nosort {
-        list.sort_by(|a, b| cmp_dests(&a.config, &b.config));
+        qsort(&mut list, &|a, b| cmp_dests(&a.config, &b.config));
     }
     list
 }
 
-fn addr_key(addr: IpAddr) -> (bool, u128) {
+/// glibc's `qsort` (its `msort_with_tmp` merge sort: halves of `n / 2` and the rest, the left
+/// element first unless the comparison says greater). libipvs's comparators wrap around, so they
+/// are not a total order; only the same algorithm puts the entries where ipvsadm does (Rust's
+/// own sorts may order them otherwise, or refuse such a comparator).
+pub fn qsort<T: Copy>(items: &mut [T], cmp: &dyn Fn(&T, &T) -> Ordering) {
+    if items.len() <= 1 {
+        return;
+    }
+    let n1 = items.len() / 2;
+    let (left, right) = items.split_at_mut(n1);
+    qsort(left, cmp);
+    qsort(right, cmp);
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let (mut i, mut j) = (0, 0);
+    while i < left.len() && j < right.len() {
+        if cmp(&left[i], &right[j]) == Ordering::Greater {
+            merged.push(right[j]);
+            j += 1;
+        } else {
+            merged.push(left[i]);
+            i += 1;
+        }
+    }
+    merged.extend_from_slice(&left[i..]);
+    merged.extend_from_slice(&right[j..]);
+    items.copy_from_slice(&merged);
+}
+
+/// An address as libipvs holds it (`union nf_inet_addr`): four 32-bit words in host order
+/// (`ntohl`), an IPv4 address in the first and zeros after it.
+fn addr_words(addr: IpAddr) -> [u32; 4] {
     match addr {
-        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
-        IpAddr::V6(a) => (true, u128::from(a)),
+        IpAddr::V4(a) => [u32::from(a), 0, 0, 0],
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            let word = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+            [word(0), word(4), word(8), word(12)]
+        }
     }
 }
 
-fn service_key(id: &ServiceId) -> (u32, bool, u8, u128, u16) {
+/// C's `int r = a - b;` for two unsigned 32-bit values: the difference wraps around and is read
+/// as signed, so values 2^31 or more apart compare the "wrong" way (e.g. 10.0.0.1 after
+/// 192.168.1.1), as they do in ipvsadm.
+fn wrapped(a: u32, b: u32) -> Ordering {
+    (a.wrapping_sub(b) as i32).cmp(&0)
+}
+
+/// libipvs's address comparison: the first word only for IPv4 (`ntohl(a) - ntohl(b)`), word by
+/// word until one differs for IPv6; the family is the first operand's.
+fn cmp_addr(ipv6: bool, a: IpAddr, b: IpAddr) -> Ordering {
+    let (a, b) = (addr_words(a), addr_words(b));
+    let words = if ipv6 { 4 } else { 1 };
+    (0..words)
+        .map(|i| wrapped(a[i], b[i]))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
+}
+
+/// A service's fields as `ipvs_get_services` returns them: fwmark, address family
+/// (`AF_INET` 2, `AF_INET6` 10), protocol, address and port (the kernel sends neither protocol,
+/// address nor port for a firewall-mark service, so they are zero).
+fn service_fields(id: &ServiceId) -> (u32, u16, u16, IpAddr, u16) {
+    let af = if id.is_ipv6() { 10 } else { 2 };
+    let zero = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
     match *id {
-        ServiceId::Fwmark { mark, ipv6 } => (mark, ipv6, 6, 0, 0),
-        ServiceId::Tcp { addr, port } => (0, addr.is_ipv6(), 6, addr_key(addr).1, port),
-        ServiceId::Udp { addr, port } => (0, addr.is_ipv6(), 17, addr_key(addr).1, port),
-        ServiceId::Sctp { addr, port } => (0, addr.is_ipv6(), 132, addr_key(addr).1, port),
+        ServiceId::Fwmark { mark, .. } => (mark, af, 0, zero, 0),
+        ServiceId::Tcp { addr, port } => (0, af, 6, addr, port),
+        ServiceId::Udp { addr, port } => (0, af, 17, addr, port),
+        ServiceId::Sctp { addr, port } => (0, af, 132, addr, port),
     }
 }
 
-/// ipvsadm's service order.
+/// libipvs's `ipvs_cmp_services`: fwmark (a wrapping 32-bit difference, so a mark of 2^31 or
+/// more sorts before every address service), family, protocol, address (wrapping, see
+/// [`cmp_dests`]), port.
 pub fn cmp_services(a: &ServiceId, b: &ServiceId) -> Ordering {
-    service_key(a).cmp(&service_key(b))
+    let (fa, afa, pa, aa, porta) = service_fields(a);
+    let (fb, afb, pb, ab, portb) = service_fields(b);
+    wrapped(fa, fb)
+        .then(afa.cmp(&afb))
+        .then(pa.cmp(&pb))
+        .then_with(|| cmp_addr(afa == 10, aa, ab))
+        .then(porta.cmp(&portb))
 }
 
-/// ipvsadm's real server order.
+/// libipvs's `ipvs_cmp_dests`: the address as wrapping differences of 32-bit words (the first
+/// server's family decides how many words), then the port.
 pub fn cmp_dests(a: &DestConfig, b: &DestConfig) -> Ordering {
-    (addr_key(a.addr), a.port).cmp(&(addr_key(b.addr), b.port))
+    cmp_addr(a.addr.is_ipv6(), a.addr, b.addr).then(a.port.cmp(&b.port))
 }
 
 /// `addrport_to_anyname` with FMT_NUMERIC: `a.b.c.d:port` or `[v6]:port`.

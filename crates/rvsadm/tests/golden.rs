@@ -314,3 +314,90 @@ fn fullnat_list_and_save() {
     );
     check("save_fullnat.txt", &render::save(&services, &numeric()));
 }
+
+fn sort_fixture() -> Vec<ServiceView> {
+    let text = std::fs::read_to_string(golden_dir().join("fixture_sort.json")).expect("fixture");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    serde_json::from_value(v["services"].clone()).expect("services")
+}
+
+/// ipvsadm's order: glibc's merge sort with libipvs's comparators, whose 32-bit differences wrap
+/// around (192.168.1.1 before 10.0.0.1, fwmarks of 2^31 and more before every address service,
+/// a cyclic triple 1.0.0.1 < 97.0.0.1 < 193.0.0.1 < 1.0.0.1). `fixture_sort.json` lists them in
+/// another order; `--nosort` keeps the daemon's.
+#[test]
+fn sorting_matches_ipvsadm() {
+    let f = fixture();
+    let services = sort_fixture();
+    let cases = [
+        ("sort_list.txt", numeric()),
+        (
+            "sort_nosort.txt",
+            Format {
+                nosort: true,
+                ..numeric()
+            },
+        ),
+        (
+            "sort_stats.txt",
+            Format {
+                stats: true,
+                ..numeric()
+            },
+        ),
+        (
+            "sort_rate.txt",
+            Format {
+                rate: true,
+                ..numeric()
+            },
+        ),
+    ];
+    for (name, format) in cases {
+        check(name, &render::list_all(&f.info, &services, &format));
+    }
+    check("sort_save.txt", &render::save(&services, &numeric()));
+}
+
+#[test]
+fn comparators_wrap_around_like_libipvs() {
+    use std::cmp::Ordering::{Greater, Less};
+    let tcp = |a: [u8; 4], port| ServiceId::Tcp {
+        addr: IpAddr::from(a),
+        port,
+    };
+    // A naive comparison puts 10.0.0.1 first; 0x0a000001 - 0xc0a80101 wraps to a positive int.
+    assert_eq!(
+        render::cmp_services(&tcp([10, 0, 0, 1], 80), &tcp([192, 168, 1, 1], 80)),
+        Greater
+    );
+    assert_eq!(
+        render::cmp_services(&tcp([10, 0, 0, 1], 80), &tcp([10, 0, 0, 1], 443)),
+        Less
+    );
+    let mark = |mark| ServiceId::Fwmark { mark, ipv6: false };
+    assert_eq!(
+        render::cmp_services(&mark(0x8000_0001), &tcp([1, 2, 3, 4], 80)),
+        Less
+    );
+    assert_eq!(
+        render::cmp_services(&mark(5), &tcp([1, 2, 3, 4], 80)),
+        Greater
+    );
+    let dest = |a: [u8; 4]| DestConfig::new(IpAddr::from(a), 80, 1, ForwardMethod::Masq);
+    let (a, b, c) = (
+        dest([1, 0, 0, 1]),
+        dest([97, 0, 0, 1]),
+        dest([193, 0, 0, 1]),
+    );
+    assert_eq!(render::cmp_dests(&a, &b), Less);
+    assert_eq!(render::cmp_dests(&b, &c), Less);
+    assert_eq!(render::cmp_dests(&c, &a), Less, "the order is cyclic");
+    let mut list = vec![&c, &a, &b];
+    render::qsort(&mut list, &|x, y| render::cmp_dests(x, y));
+    assert_eq!(
+        list,
+        vec![&c, &a, &b],
+        "glibc's merge sort keeps [c] before [a, b]"
+    );
+}

@@ -433,11 +433,12 @@ fn after_restore(mut services: Vec<ServiceView>) -> Vec<ServiceView> {
     services
 }
 
+/// The table in one canonical order, to compare tables whatever their insertion order (a total
+/// order: ipvsadm's own comparators wrap around and are not one).
 fn sorted(mut services: Vec<ServiceView>) -> Vec<ServiceView> {
-    services.sort_by(|a, b| render::cmp_services(&a.config.id, &b.config.id));
+    services.sort_by_key(|s| format!("{:?}", s.config.id));
     for s in &mut services {
-        s.dests
-            .sort_by(|a, b| render::cmp_dests(&a.config, &b.config));
+        s.dests.sort_by_key(|d| (d.config.addr, d.config.port));
     }
     services
 }

@@ -26,17 +26,79 @@ def addrport(addr, port):
     return ("[%s]:%u" if ":" in addr else "%s:%u") % (addr, port)
 
 
-def svc_key(s):  # ipvs_cmp_services: fwmark, af, protocol, addr, port
+def c_int(x):  # C's conversion of an unsigned 32-bit difference to int
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
+def words(addr):  # union nf_inet_addr as ntohl'd 32-bit words; IPv4 in the first, zeros after
+    a = ipaddress.ip_address(addr)
+    if a.version == 4:
+        return [int(a), 0, 0, 0]
+    n = int(a)
+    return [(n >> (96 - 32 * i)) & 0xFFFFFFFF for i in range(4)]
+
+
+def cmp_addr(v6, a, b):  # the address part of ipvs_cmp_services / ipvs_cmp_dests
+    wa, wb = words(a), words(b)
+    r = 0
+    if v6:
+        i = 0
+        while not r and i < 4:
+            r = c_int(wa[i] - wb[i])
+            i += 1
+    else:
+        r = c_int(wa[0] - wb[0])
+    return r
+
+
+def svc_fields(s):  # what ipvs_get_services fills in (no protocol/addr/port for fwmark services)
     sid = s["config"]["id"]
+    af = 10 if is_v6(sid) else 2
     if sid["proto"] == "fwmark":
-        return (sid["mark"], 10 if sid["ipv6"] else 2, 6, 0, 0)
-    return (0, 10 if is_v6(sid) else 2, PROTO_NUM[sid["proto"]],
-            int(ipaddress.ip_address(sid["addr"])), sid["port"])
+        return sid["mark"], af, 0, "0.0.0.0", 0
+    return 0, af, PROTO_NUM[sid["proto"]], sid["addr"], sid["port"]
 
 
-def dest_key(d):  # ipvs_cmp_dests: addr, port
-    c = d["config"]
-    return (int(ipaddress.ip_address(c["addr"])), c["port"])
+def cmp_services(s1, s2):  # libipvs ipvs_cmp_services
+    f1, af1, p1, a1, port1 = svc_fields(s1)
+    f2, af2, p2, a2, port2 = svc_fields(s2)
+    r = c_int(f1 - f2)
+    if r:
+        return r
+    r = af1 - af2
+    if r:
+        return r
+    r = p1 - p2
+    if r:
+        return r
+    r = cmp_addr(af1 == 10, a1, a2)
+    if r:
+        return r
+    return port1 - port2
+
+
+def cmp_dests(d1, d2):  # libipvs ipvs_cmp_dests
+    c1, c2 = d1["config"], d2["config"]
+    r = cmp_addr(":" in c1["addr"], c1["addr"], c2["addr"])
+    if r:
+        return r
+    return c1["port"] - c2["port"]
+
+
+def qsort(items, cmp):  # glibc's qsort: msort_with_tmp, a top-down merge sort
+    n = len(items)
+    if n <= 1:
+        return list(items)
+    n1 = n // 2
+    b1, b2 = qsort(items[:n1], cmp), qsort(items[n1:], cmp)
+    out = []
+    while b1 and b2:
+        if cmp(b1[0], b2[0]) <= 0:
+            out.append(b1.pop(0))
+        else:
+            out.append(b2.pop(0))
+    return out + b1 + b2
 
 
 def largenum(i, exact):  # print_largenum
@@ -152,7 +214,8 @@ def service_entry(s, fmt):  # print_service_entry
                 if cfg["pe"]: out += " pe %s" % cfg["pe"]
             if cfg["one_packet"]: out += " ops"
     out += "\n"
-    for d in sorted(s["dests"], key=dest_key):
+    dests = s["dests"] if "nosort" in fmt else qsort(s["dests"], cmp_dests)
+    for d in dests:
         c = d["config"]
         dname = addrport(c["addr"], c["port"])
         if "rule" in fmt:
@@ -197,7 +260,7 @@ def list_all(fmt, services=None):  # list_all
         out += "IP Virtual Server version %s (size=%d)\n" % (
             fx["info"]["version"], fx["info"]["conn_table_size"])
         out += title(fmt)
-    for s in sorted(services, key=svc_key):
+    for s in (services if "nosort" in fmt else qsort(services, cmp_services)):
         out += service_entry(s, fmt)
     return out
 
@@ -233,7 +296,16 @@ def list_daemon():  # list_daemon: master first, then backup; zero/unset fields 
     return out
 
 
+sort_fx = json.load(open("fixture_sort.json"))["services"]
+
 files = {
+    # fixture_sort.json: services and real servers whose order differs from a naive sort
+    # (wrapping 32-bit differences, fwmarks of 2^31 and more, a cyclic triple of addresses).
+    "sort_list.txt": list_all(set(), sort_fx),
+    "sort_nosort.txt": list_all({"nosort"}, sort_fx),
+    "sort_save.txt": list_all({"rule"}, sort_fx),
+    "sort_stats.txt": list_all({"stats"}, sort_fx),
+    "sort_rate.txt": list_all({"rate"}, sort_fx),
     "daemon.txt": list_daemon(),
     "list_numeric.txt": list_all(set()),
     "stats.txt": list_all({"stats"}),
