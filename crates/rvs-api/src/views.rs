@@ -390,6 +390,8 @@ pub enum MarkProto {
     Tcp,
     /// UDP (`-u`).
     Udp,
+    /// SCTP (`--sctp-service`).
+    Sctp,
 }
 
 /// One rule of rvs's packet classifier, its stand-in for the kernel's firewall marks: packets

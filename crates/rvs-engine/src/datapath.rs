@@ -1,6 +1,6 @@
 //! Frame parsing for the data plane: Ethernet (VLAN tags skipped), IPv4/IPv6, and the L4 ports.
 
-use rvs_wire::{ethernet, ip, ipv4, ipv6, tcp, udp, WireError};
+use rvs_wire::{ethernet, ip, ipv4, ipv6, sctp, tcp, udp, WireError};
 
 use crate::icmp::mapped;
 use crate::nat::Layout;
@@ -18,12 +18,13 @@ pub(crate) struct Parsed {
     pub(crate) fragment: bool,
 }
 
-/// Ports and TCP flags of a TCP/UDP packet.
+/// Ports of a TCP, UDP or SCTP packet, and what its state machine needs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ports {
     pub(crate) sport: u16,
     pub(crate) dport: u16,
-    pub(crate) tcp_flags: u8,
+    /// TCP: the flags byte. SCTP: IPVS's chunk event (`sctp_state::event`). UDP: 0.
+    pub(crate) flags: u8,
 }
 
 fn reason(e: WireError) -> DropReason {
@@ -79,7 +80,7 @@ pub(crate) fn parse(frame: &[u8]) -> Result<Option<Parsed>, DropReason> {
     }
 }
 
-/// Reads ports (and TCP flags) of a TCP or UDP packet.
+/// Reads ports (and TCP flags, or the SCTP event) of a TCP, UDP or SCTP packet.
 pub(crate) fn ports(frame: &[u8], p: &Parsed) -> Result<Ports, DropReason> {
     let b = frame
         .get(p.lay.l4..p.lay.end)
@@ -90,7 +91,15 @@ pub(crate) fn ports(frame: &[u8], p: &Parsed) -> Result<Ports, DropReason> {
             Ok(Ports {
                 sport: t.src_port(),
                 dport: t.dst_port(),
-                tcp_flags: t.flags().0,
+                flags: t.flags().0,
+            })
+        }
+        ip::SCTP => {
+            let s = sctp::Packet::new_checked(b).map_err(reason)?;
+            Ok(Ports {
+                sport: s.src_port(),
+                dport: s.dst_port(),
+                flags: crate::sctp_state::event(&s),
             })
         }
         _ => {
@@ -98,7 +107,7 @@ pub(crate) fn ports(frame: &[u8], p: &Parsed) -> Result<Ports, DropReason> {
             Ok(Ports {
                 sport: u.src_port(),
                 dport: u.dst_port(),
-                tcp_flags: 0,
+                flags: 0,
             })
         }
     }

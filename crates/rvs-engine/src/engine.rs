@@ -23,6 +23,7 @@ use crate::nat::{self, Side};
 use crate::persist::{TemplateKey, Templates};
 use crate::proxy::{self, Insertion, ProxyState};
 use crate::sched::SchedKey;
+use crate::sctp_state;
 use crate::tcp_state::{next_state, Direction, TimeoutTable};
 use crate::types::*;
 
@@ -147,6 +148,7 @@ pub(crate) fn protocol_of(n: u8) -> Option<Protocol> {
     match n {
         ip::TCP => Some(Protocol::Tcp),
         ip::UDP => Some(Protocol::Udp),
+        ip::SCTP => Some(Protocol::Sctp),
         _ => None,
     }
 }
@@ -307,7 +309,7 @@ impl Engine {
             };
         }
         match p.lay.proto {
-            ip::TCP | ip::UDP => self.handle_l4(now, pkt, frame, &p, &snap),
+            ip::TCP | ip::UDP | ip::SCTP => self.handle_l4(now, pkt, frame, &p, &snap),
             ip::ICMP if !p.lay.v6 => self.handle_icmp(now, frame, &p, &snap),
             ip::ICMPV6 if p.lay.v6 => self.handle_icmp(now, frame, &p, &snap),
             _ => Verdict::PassToKernel,
@@ -340,7 +342,7 @@ impl Engine {
             proto: p.lay.proto,
         };
         if let Some(svc) = snap.lookup(&key, t.v6) {
-            return self.handle_to_service(now, pkt, frame, p, &t, ports.tcp_flags, svc, snap);
+            return self.handle_to_service(now, pkt, frame, p, &t, ports.flags, svc, snap);
         }
         // A reply from a real server?
         let h = flow_hash(&self.hasher, t.proto, &t.dst, t.dport);
@@ -362,7 +364,7 @@ impl Engine {
             now,
             frame,
             p,
-            ports.tcp_flags,
+            ports.flags,
             snap,
             pkt,
         )
@@ -380,7 +382,6 @@ impl Engine {
         svc: &ServiceRt,
         snap: &Snapshot,
     ) -> Verdict {
-        let tcp = t.proto == ip::TCP;
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
         if let Some(slot) = shard.find(h, Direction::Input, t) {
@@ -389,7 +390,7 @@ impl Engine {
                     let st = ConnState::from_u8(c.state);
                     (
                         c.expires <= now.0,
-                        tcp && flags & Flags::SYN != 0
+                        is_new_conn(t.proto, flags)
                             && new_conn_expected(c, st, snap.policy.conn_reuse_mode),
                         !c.dest.available.load(Ordering::Relaxed),
                     )
@@ -420,10 +421,19 @@ impl Engine {
             }
             unlink(&mut shard, slot, &self.hasher);
         }
-        // A RST never creates a connection; another non-SYN only with sloppy_tcp.
-        if tcp && (flags & Flags::RST != 0 || (flags & Flags::SYN == 0 && !snap.policy.sloppy_tcp))
-        {
-            return self.drop_packet(DropReason::NoConnectionNonSyn);
+        // A RST never creates a connection; another non-SYN only with sloppy_tcp. SCTP: an
+        // INIT, or with sloppy_sctp any chunk but an ABORT (`sctp_conn_schedule`).
+        match t.proto {
+            ip::TCP
+                if flags & Flags::RST != 0
+                    || (flags & Flags::SYN == 0 && !snap.policy.sloppy_tcp) =>
+            {
+                return self.drop_packet(DropReason::NoConnectionNonSyn);
+            }
+            ip::SCTP if !sctp_state::may_schedule(flags, snap.policy.sloppy_sctp) => {
+                return self.drop_packet(DropReason::NoConnectionNonSyn);
+            }
+            _ => {}
         }
         if p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
@@ -461,7 +471,6 @@ impl Engine {
         svc: &ServiceRt,
         snap: &Snapshot,
     ) -> NewConn {
-        let tcp = t.proto == ip::TCP;
         let key = SchedKey {
             src: t.src,
             dst: t.dst,
@@ -498,16 +507,20 @@ impl Engine {
         } else {
             None
         };
-        // One-packet scheduling keeps no connection, so a FULLNAT reply could not find its
-        // way back: FULLNAT datagrams always get a connection.
-        if !tcp && svc.spec.one_packet && fnat.is_none() {
+        // One-packet scheduling (UDP only, as IPVS) keeps no connection, so a FULLNAT reply
+        // could not find its way back: FULLNAT datagrams always get a connection.
+        if t.proto == ip::UDP && svc.spec.one_packet && fnat.is_none() {
             return NewConn::OnePacket {
                 dest,
                 dport,
                 method_flag,
             };
         }
-        let state = if tcp { ConnState::None } else { ConnState::Udp };
+        let state = match t.proto {
+            ip::TCP => ConnState::None,
+            ip::SCTP => ConnState::SctpNone,
+            _ => ConnState::Udp,
+        };
         dest.bind(false);
         if let Some(tpl) = &control {
             tpl.control_add();
@@ -591,6 +604,13 @@ impl Engine {
             let new = next_state(state, dir, no_output, flags);
             if new != state {
                 c.set_active(new == ConnState::Established);
+                c.state = new as u8;
+                state = new;
+            }
+        } else if c.proto == ip::SCTP {
+            let new = sctp_state::next_state(state, dir, no_output, flags);
+            if new != state {
+                c.set_active(new == ConnState::SctpEstablished);
                 c.state = new as u8;
                 state = new;
             }
@@ -827,16 +847,28 @@ pub(crate) fn mark_addr(mark: u32, v6: bool) -> [u8; 16] {
     to16(ip)
 }
 
-/// Whether a SYN finding connection `c` in state `st` starts a new connection
+/// Whether a packet opens a connection (`is_new_conn`): a TCP SYN, an SCTP INIT.
+#[inline]
+fn is_new_conn(proto: u8, flags: u8) -> bool {
+    match proto {
+        ip::TCP => flags & Flags::SYN != 0,
+        ip::SCTP => flags == sctp_state::EV_INIT,
+        _ => false,
+    }
+}
+
+/// Whether a SYN (an INIT) finding connection `c` in state `st` starts a new connection
 /// (`is_new_conn_expected` under `conn_reuse_mode`): never for a connection controlled by a
-/// persistence template, else TIME_WAIT or CLOSE (bit 0), or FIN_WAIT of a direct-routing or
-/// tunnel connection (bit 1).
+/// persistence template, else TCP's TIME_WAIT or CLOSE (bit 0), or FIN_WAIT of a direct-routing
+/// or tunnel connection (bit 1); SCTP's CLOSED.
 fn new_conn_expected(c: &Conn, st: ConnState, mode: u8) -> bool {
     if mode == 0 || c.control.is_some() {
         return false;
     }
-    matches!(st, ConnState::TimeWait | ConnState::Close)
-        || (mode & 2 != 0 && st == ConnState::FinWait && c.flags & F_NO_OUTPUT != 0)
+    matches!(
+        st,
+        ConnState::TimeWait | ConnState::Close | ConnState::SctpClosed
+    ) || (mode & 2 != 0 && st == ConnState::FinWait && c.flags & F_NO_OUTPUT != 0)
 }
 
 fn unlink(shard: &mut Shard, slot: u32, hasher: &foldhash::fast::RandomState) {

@@ -58,7 +58,7 @@ pub(crate) fn is_error(frame: &[u8], lay: &Layout) -> bool {
     }
 }
 
-/// Parses the quoted TCP/UDP packet of an ICMP error (same address family as the outer one).
+/// Parses the quoted TCP/UDP/SCTP packet of an ICMP error (same address family as the outer one).
 pub(crate) fn parse_quoted(frame: &[u8], lay: &Layout) -> Option<Quoted> {
     let l3 = lay.l4 + icmpv4::HEADER_LEN; // same 8-byte header for ICMPv6
     let b = frame.get(l3..lay.end)?;
@@ -85,7 +85,7 @@ pub(crate) fn parse_quoted(frame: &[u8], lay: &Layout) -> Option<Quoted> {
             mapped(q.dst_octets()),
         )
     };
-    if proto != ip::TCP && proto != ip::UDP {
+    if proto != ip::TCP && proto != ip::UDP && proto != ip::SCTP {
         return None;
     }
     let p = ports::Ports::new_checked(b.get(l4_rel..)?).ok()?;

@@ -1,6 +1,6 @@
 //! The rvs director core, sans-I/O: virtual services, real servers, schedulers (all of
-//! IPVS's: rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, fo, ovf, mh, twos), the connection table with IPVS's TCP state machine and timeouts, NAT (`-m`) rewriting
-//! with incremental checksums, direct routing (`-g`: packets forwarded unchanged to the real
+//! IPVS's: rr, wrr, lc, wlc, sed, nq, sh, dh, lblc, lblcr, fo, ovf, mh, twos), the connection table with IPVS's TCP and SCTP state machines and timeouts, NAT (`-m`) rewriting
+//! with incremental checksums (SCTP's CRC32c computed again when a port changes), direct routing (`-g`: packets forwarded unchanged to the real
 //! server, INPUT-ONLY TCP states), tunnelling (`-i`: IPIP, GUE, GRE outer headers in
 //! [`tunnel`], software GSO segmentation in [`gso`]), FULLNAT (`--fullnat`: both addresses
 //! rewritten, the source becoming a local address of the service's `--laddr` pool and a local
@@ -30,6 +30,7 @@ mod sched_hash;
 mod sched_locality;
 #[cfg(test)]
 mod sched_tests;
+mod sctp_state;
 mod sync;
 mod tcp_state;
 pub mod tunnel;

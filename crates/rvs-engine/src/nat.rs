@@ -6,8 +6,12 @@
 //! address (pseudo header) and port change; a `CHECKSUM_PARTIAL` field holds the non-complemented
 //! pseudo-header sum, so only the address change applies, uncomplemented. A zero IPv4 UDP
 //! checksum means "none" and stays zero.
+//!
+//! SCTP has no pseudo header: its CRC32c covers the SCTP packet alone, so an address change
+//! leaves it valid, and it is computed again over the whole packet only when a port changed or
+//! the frame came `CHECKSUM_PARTIAL` (IPVS's `sctp_dnat_handler` / `sctp_snat_handler`).
 
-use rvs_wire::{checksum, ip, ipv4, ipv6};
+use rvs_wire::{checksum, ip, ipv4, ipv6, sctp};
 
 /// Which end of the packet is rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +73,8 @@ pub(crate) fn l4_checksum_offset(proto: u8) -> Option<usize> {
     }
 }
 
-/// Rewrites one side of a TCP/UDP packet in place. Returns false if the headers no longer parse
-/// (cannot happen for a frame the engine parsed, but nothing here may panic).
+/// Rewrites one side of a TCP, UDP or SCTP packet in place. Returns false if the headers no
+/// longer parse (cannot happen for a frame the engine parsed, but nothing here may panic).
 pub(crate) fn rewrite(
     frame: &mut [u8],
     lay: &Layout,
@@ -79,11 +83,16 @@ pub(crate) fn rewrite(
     new_port: u16,
     partial: bool,
 ) -> bool {
+    if lay.proto == ip::SCTP {
+        let before = sctp_ports(frame, lay);
+        return rewrite_side(frame, lay, side, new_addr, new_port, partial, true)
+            && sctp_checksum(frame, lay, before, partial);
+    }
     rewrite_side(frame, lay, side, new_addr, new_port, partial, true)
 }
 
-/// FULLNAT: rewrites both ends of a TCP/UDP packet in place (the TTL / hop limit decremented
-/// once).
+/// FULLNAT: rewrites both ends of a TCP, UDP or SCTP packet in place (the TTL / hop limit
+/// decremented once).
 pub(crate) fn rewrite_both(
     frame: &mut [u8],
     lay: &Layout,
@@ -91,8 +100,40 @@ pub(crate) fn rewrite_both(
     dst: (&[u8; 16], u16),
     partial: bool,
 ) -> bool {
+    let before = if lay.proto == ip::SCTP {
+        sctp_ports(frame, lay)
+    } else {
+        None
+    };
     rewrite_side(frame, lay, Side::Dst, dst.0, dst.1, partial, true)
         && rewrite_side(frame, lay, Side::Src, src.0, src.1, partial, false)
+        && (lay.proto != ip::SCTP || sctp_checksum(frame, lay, before, partial))
+}
+
+/// The source and destination ports of the SCTP packet of `frame`.
+fn sctp_ports(frame: &[u8], lay: &Layout) -> Option<(u16, u16)> {
+    let p = sctp::Packet::new_checked(frame.get(lay.l4..lay.end)?).ok()?;
+    Some((p.src_port(), p.dst_port()))
+}
+
+/// Computes the SCTP checksum again when the ports are no longer `before` or the checksum was
+/// left to the NIC (`partial`); otherwise the packet's own checksum stays valid.
+fn sctp_checksum(
+    frame: &mut [u8],
+    lay: &Layout,
+    before: Option<(u16, u16)>,
+    partial: bool,
+) -> bool {
+    let Some(b) = frame.get_mut(lay.l4..lay.end) else {
+        return false;
+    };
+    let Ok(mut p) = sctp::Packet::new_checked(b) else {
+        return false;
+    };
+    if partial || before != Some((p.src_port(), p.dst_port())) {
+        p.fill_checksum();
+    }
+    true
 }
 
 /// [`rewrite`] with the TTL decrement optional.
@@ -151,7 +192,9 @@ fn rewrite_side(
 }
 
 /// Rewrites the port and checksum of a TCP/UDP header (which may be cut short, as in an ICMP
-/// quote: the checksum is only touched when present).
+/// quote: the checksum is only touched when present). For SCTP only the port: its checksum
+/// covers the whole packet, which the caller computes again (a quoted one is left as IPVS's
+/// `ip_vs_nat_icmp` leaves it).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rewrite_l4(
     l4: &mut [u8],
@@ -163,11 +206,18 @@ pub(crate) fn rewrite_l4(
     new_port: u16,
     partial: bool,
 ) -> bool {
-    let Some(coff) = l4_checksum_offset(proto) else {
-        return false;
-    };
     let Ok(mut ports) = rvs_wire::ports::Ports::new_checked(&mut l4[..]) else {
         return false;
+    };
+    let Some(coff) = l4_checksum_offset(proto) else {
+        if proto != ip::SCTP {
+            return false;
+        }
+        match side {
+            Side::Src => ports.set_src_port(new_port),
+            Side::Dst => ports.set_dst_port(new_port),
+        }
+        return true;
     };
     let old_port = match side {
         Side::Src => ports.src_port(),

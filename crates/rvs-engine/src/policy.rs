@@ -21,6 +21,9 @@ pub struct Policy {
     /// `schedule_icmp`: ICMP errors about a service that have no connection are scheduled
     /// like the packet they quote (instead of left to the kernel). Default 0.
     pub schedule_icmp: bool,
+    /// `sloppy_sctp`: an SCTP packet whose first chunk is not an INIT (nor an ABORT) and that
+    /// has no connection creates one. Default 0.
+    pub sloppy_sctp: bool,
 }
 
 impl Default for Policy {
@@ -31,24 +34,26 @@ impl Default for Policy {
             expire_quiescent_template: false,
             sloppy_tcp: false,
             schedule_icmp: false,
+            sloppy_sctp: false,
         }
     }
 }
 
 /// The names [`Policy::set`] accepts, in listing order.
-pub const POLICY_NAMES: [&str; 5] = [
+pub const POLICY_NAMES: [&str; 6] = [
     "conn_reuse_mode",
     "expire_nodest_conn",
     "expire_quiescent_template",
     "sloppy_tcp",
     "schedule_icmp",
+    "sloppy_sctp",
 ];
 
 /// Why a policy switch could not be set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// Not one of [`POLICY_NAMES`].
-    #[error("unknown policy `{0}' (known: conn_reuse_mode, expire_nodest_conn, expire_quiescent_template, sloppy_tcp, schedule_icmp)")]
+    #[error("unknown policy `{0}' (known: conn_reuse_mode, expire_nodest_conn, expire_quiescent_template, sloppy_tcp, schedule_icmp, sloppy_sctp)")]
     UnknownName(String),
     /// Out of the switch's range.
     #[error("invalid value {value} for {name} (allowed: {allowed})")]
@@ -94,13 +99,14 @@ impl Policy {
             }
             "sloppy_tcp" => self.sloppy_tcp = flag("sloppy_tcp")?,
             "schedule_icmp" => self.schedule_icmp = flag("schedule_icmp")?,
+            "sloppy_sctp" => self.sloppy_sctp = flag("sloppy_sctp")?,
             other => return Err(PolicyError::UnknownName(other.to_string())),
         }
         Ok(())
     }
 
     /// Every switch with its value, in [`POLICY_NAMES`] order.
-    pub fn values(&self) -> [(&'static str, u32); 5] {
+    pub fn values(&self) -> [(&'static str, u32); 6] {
         [
             ("conn_reuse_mode", u32::from(self.conn_reuse_mode)),
             ("expire_nodest_conn", u32::from(self.expire_nodest_conn)),
@@ -110,6 +116,7 @@ impl Policy {
             ),
             ("sloppy_tcp", u32::from(self.sloppy_tcp)),
             ("schedule_icmp", u32::from(self.schedule_icmp)),
+            ("sloppy_sctp", u32::from(self.sloppy_sctp)),
         ]
     }
 }

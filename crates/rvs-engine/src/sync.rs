@@ -165,6 +165,21 @@ fn sync_needed(proto: u8, st: ConnState, synced: u8, pkts: u16, thr: u32, period
         if st as u8 != synced && st != Established {
             return true;
         }
+    } else if proto == ip::SCTP {
+        use ConnState::*;
+        if !matches!(
+            st,
+            SctpEstablished
+                | SctpShutdownSent
+                | SctpShutdownReceived
+                | SctpShutdownAckSent
+                | SctpClosed
+        ) {
+            return false;
+        }
+        if st as u8 != synced && st != SctpEstablished {
+            return true;
+        }
     }
     let pkts = u32::from(pkts);
     if period > 0 {
@@ -194,11 +209,18 @@ fn conn_record(c: &Conn, timeout_ms: u64, fwmark: u32) -> Option<SyncConn> {
     if c.flags & F_INACTIVE != 0 {
         flags |= rvs_sync::F_INACTIVE;
     }
-    let tcp = c.proto == ip::TCP;
+    // IPVS's state numbers: TCP's are ours, SCTP's are counted from SctpNone, UDP has none.
+    let state = match c.proto {
+        ip::TCP => u16::from(c.state),
+        ip::SCTP => ConnState::from_u8(c.state)
+            .sctp_index()
+            .map_or(0, u16::from),
+        _ => 0,
+    };
     Some(SyncConn {
         protocol: c.proto,
         flags,
-        state: if tcp { u16::from(c.state) } else { 0 },
+        state,
         cport: c.cport,
         vport: c.vport,
         dport: c.dport,
@@ -355,9 +377,12 @@ impl Engine {
         let state = match rec.protocol {
             ip::TCP if rec.state <= ConnState::SynAck as u16 => ConnState::from_u8(rec.state as u8),
             ip::UDP => ConnState::Udp,
+            ip::SCTP if usize::from(rec.state) < crate::sctp_state::SCTP_STATES => {
+                ConnState::from_u8(crate::sctp_state::SCTP_BASE + rec.state as u8)
+            }
             _ => return Err(SyncImportError::Unsupported),
         };
-        let inactive = state != ConnState::Established;
+        let inactive = !state.is_established();
         let t = Tuple {
             proto: rec.protocol,
             v6,
@@ -445,6 +470,20 @@ mod tests {
         // UDP.
         assert!(sync_needed(ip::UDP, Udp, NEVER_SYNCED, 3, 3, 50));
         assert!(!sync_needed(ip::UDP, Udp, NEVER_SYNCED, 4, 3, 50));
+        // SCTP: ESTABLISHED by the packet count, shutdown states and CLOSED at once.
+        let sctp = ip::SCTP;
+        assert!(!sync_needed(sctp, SctpCookieSent, NEVER_SYNCED, 3, 3, 50));
+        assert!(sync_needed(sctp, SctpEstablished, NEVER_SYNCED, 3, 3, 50));
+        assert!(!sync_needed(sctp, SctpEstablished, NEVER_SYNCED, 4, 3, 50));
+        assert!(sync_needed(
+            sctp,
+            SctpShutdownReceived,
+            SctpEstablished as u8,
+            9,
+            3,
+            50
+        ));
+        assert!(!sync_needed(sctp, SctpClosed, SctpClosed as u8, 9, 3, 50));
         // sync_period 0: only at the threshold.
         assert!(sync_needed(ip::UDP, Udp, NEVER_SYNCED, 3, 3, 0));
         assert!(!sync_needed(ip::UDP, Udp, NEVER_SYNCED, 53, 3, 0));

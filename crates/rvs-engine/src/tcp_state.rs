@@ -85,17 +85,20 @@ pub(crate) fn next_state(
     ConnState::from_u8(TABLE[d][event][col])
 }
 
+/// Number of [`ConnState`] values.
+const STATES: usize = ConnState::SctpClosed as usize + 1;
+
 /// Timeouts in milliseconds per state, indexed by `ConnState as usize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimeoutTable {
-    ms: [u32; 12],
+    ms: [u32; STATES],
 }
 
 impl TimeoutTable {
-    /// IPVS defaults with `tcp`, `tcpfin`, `udp` applied.
+    /// IPVS defaults with `tcp`, `tcpfin`, `udp` applied (SCTP's are IPVS's fixed defaults).
     pub(crate) fn new(t: Timeouts) -> Self {
         let s = |secs: u32| secs.saturating_mul(1000);
-        let mut ms = [0u32; 12];
+        let mut ms = [0u32; STATES];
         ms[ConnState::None as usize] = s(2);
         ms[ConnState::Established as usize] = s(t.tcp);
         ms[ConnState::SynSent as usize] = s(120);
@@ -108,6 +111,10 @@ impl TimeoutTable {
         ms[ConnState::Listen as usize] = s(120);
         ms[ConnState::SynAck as usize] = s(120);
         ms[ConnState::Udp as usize] = s(t.udp);
+        let sctp = crate::sctp_state::SCTP_BASE as usize;
+        for (i, secs) in crate::sctp_state::TIMEOUTS_S.into_iter().enumerate() {
+            ms[sctp + i] = s(secs);
+        }
         TimeoutTable { ms }
     }
 
@@ -197,5 +204,11 @@ mod tests {
         assert_eq!(t.of(SynRecv), 60_000);
         assert_eq!(t.of(TimeWait), 120_000);
         assert_eq!(t.of(Close), 10_000);
+        assert_eq!(t.of(SctpNone), 2_000);
+        assert_eq!(t.of(SctpInit1), 4_000);
+        assert_eq!(t.of(SctpCookieEchoed), 61_000);
+        assert_eq!(t.of(SctpEstablished), 900_000);
+        assert_eq!(t.of(SctpRejected), 4_000);
+        assert_eq!(t.of(SctpClosed), 61_000);
     }
 }

@@ -75,7 +75,8 @@ pub enum DropReason {
     Malformed,
     /// The frame ends inside a header.
     Truncated,
-    /// A TCP segment without SYN (or with RST) for a service, and no connection.
+    /// A TCP segment without SYN (or with RST), or an SCTP packet whose first chunk is not an
+    /// INIT (or is an ABORT), for a service, and no connection.
     NoConnectionNonSyn,
     /// A new connection found no usable destination (none, all weight 0 or overloaded).
     NoDestination,
@@ -148,6 +149,8 @@ pub enum Protocol {
     Tcp,
     /// UDP.
     Udp,
+    /// SCTP.
+    Sctp,
 }
 
 impl Protocol {
@@ -156,14 +159,16 @@ impl Protocol {
         match self {
             Protocol::Tcp => 6,
             Protocol::Udp => 17,
+            Protocol::Sctp => 132,
         }
     }
 
-    /// Name as ipvsadm prints it ("TCP", "UDP").
+    /// Name as ipvsadm prints it ("TCP", "UDP", "SCTP").
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
         }
     }
 }
@@ -172,7 +177,7 @@ impl Protocol {
 /// address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
-    /// TCP or UDP (TCP, unused, for a firewall-mark service).
+    /// TCP, UDP or SCTP (TCP, unused, for a firewall-mark service).
     pub proto: Protocol,
     /// Virtual IP (the family's unspecified address for a firewall-mark service).
     pub addr: IpAddr,
@@ -565,7 +570,7 @@ pub struct ServiceStatus {
 pub struct DestStatus {
     /// Configuration.
     pub spec: DestSpec,
-    /// ActiveConn (TCP connections in ESTABLISHED).
+    /// ActiveConn (TCP and SCTP connections in ESTABLISHED).
     pub active_conns: u32,
     /// InActConn (all other connections).
     pub inactive_conns: u32,
@@ -577,7 +582,8 @@ pub struct DestStatus {
     pub rates: Rates,
 }
 
-/// Connection state as IPVS names it.
+/// Connection state as IPVS names it: TCP's states, UDP's one, and SCTP's (IPVS's
+/// `IP_VS_SCTP_S_*` in the kernel's order, so `SctpNone as u8 + n` is the kernel's state `n`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ConnState {
@@ -605,6 +611,34 @@ pub enum ConnState {
     SynAck = 10,
     /// A UDP connection.
     Udp = 11,
+    /// SCTP NONE: created, no packet seen yet.
+    SctpNone = 12,
+    /// SCTP INIT1: the client's first INIT seen, waiting for the server's INIT_ACK.
+    SctpInit1 = 13,
+    /// SCTP INIT: a repeated INIT.
+    SctpInit = 14,
+    /// SCTP COOKIE_SENT: the server's INIT_ACK seen, waiting for the client's COOKIE_ECHO.
+    SctpCookieSent = 15,
+    /// SCTP COOKIE_REPLIED: the client's COOKIE_ECHO seen, waiting for the server's COOKIE_ACK.
+    SctpCookieReplied = 16,
+    /// SCTP COOKIE_WAIT: the server sent an INIT, waiting for the client's INIT_ACK.
+    SctpCookieWait = 17,
+    /// SCTP COOKIE: the client's INIT_ACK seen, waiting for the server's COOKIE_ECHO.
+    SctpCookie = 18,
+    /// SCTP COOKIE_ECHOED: the server's COOKIE_ECHO seen, waiting for the client's COOKIE_ACK.
+    SctpCookieEchoed = 19,
+    /// SCTP ESTABLISHED (counted as an active connection).
+    SctpEstablished = 20,
+    /// SCTP SHUTDOWN_SENT: the server sent SHUTDOWN.
+    SctpShutdownSent = 21,
+    /// SCTP SHUTDOWN_RECEIVED: the client sent SHUTDOWN.
+    SctpShutdownReceived = 22,
+    /// SCTP SHUTDOWN_ACK_SENT: the server answered the client's SHUTDOWN.
+    SctpShutdownAckSent = 23,
+    /// SCTP REJECTED: an INIT answered with ABORT.
+    SctpRejected = 24,
+    /// SCTP CLOSED.
+    SctpClosed = 25,
 }
 
 impl ConnState {
@@ -623,7 +657,31 @@ impl ConnState {
             ConnState::Listen => "LISTEN",
             ConnState::SynAck => "SYNACK",
             ConnState::Udp => "UDP",
+            ConnState::SctpNone => "NONE",
+            ConnState::SctpInit1 => "INIT1",
+            ConnState::SctpInit => "INIT",
+            ConnState::SctpCookieSent => "C-SENT",
+            ConnState::SctpCookieReplied => "C-REPLIED",
+            ConnState::SctpCookieWait => "C-WAIT",
+            ConnState::SctpCookie => "COOKIE",
+            ConnState::SctpCookieEchoed => "C-ECHOED",
+            ConnState::SctpEstablished => "ESTABLISHED",
+            ConnState::SctpShutdownSent => "S-SENT",
+            ConnState::SctpShutdownReceived => "S-RECEIVED",
+            ConnState::SctpShutdownAckSent => "S-ACK-SENT",
+            ConnState::SctpRejected => "REJECTED",
+            ConnState::SctpClosed => "CLOSED",
         }
+    }
+
+    /// Counted as an active connection (ActiveConn): TCP's or SCTP's ESTABLISHED.
+    pub fn is_established(self) -> bool {
+        matches!(self, ConnState::Established | ConnState::SctpEstablished)
+    }
+
+    /// IPVS's number of an SCTP state (`IP_VS_SCTP_S_*`), `None` for TCP and UDP states.
+    pub(crate) fn sctp_index(self) -> Option<u8> {
+        (self as u8).checked_sub(ConnState::SctpNone as u8)
     }
 
     pub(crate) fn from_u8(v: u8) -> ConnState {
@@ -639,6 +697,20 @@ impl ConnState {
             9 => ConnState::Listen,
             10 => ConnState::SynAck,
             11 => ConnState::Udp,
+            12 => ConnState::SctpNone,
+            13 => ConnState::SctpInit1,
+            14 => ConnState::SctpInit,
+            15 => ConnState::SctpCookieSent,
+            16 => ConnState::SctpCookieReplied,
+            17 => ConnState::SctpCookieWait,
+            18 => ConnState::SctpCookie,
+            19 => ConnState::SctpCookieEchoed,
+            20 => ConnState::SctpEstablished,
+            21 => ConnState::SctpShutdownSent,
+            22 => ConnState::SctpShutdownReceived,
+            23 => ConnState::SctpShutdownAckSent,
+            24 => ConnState::SctpRejected,
+            25 => ConnState::SctpClosed,
             _ => ConnState::None,
         }
     }

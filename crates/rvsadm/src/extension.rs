@@ -107,14 +107,14 @@ fn mark_rule(rest: &[&str]) -> Result<MarkRuleView, ParseError> {
             }
         };
         match opt {
-            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
+            "-t" | "--tcp-service" | "-u" | "--udp-service" | "--sctp-service" => {
                 if target.is_some() {
                     return fail("multiple '-t/-u' options specified");
                 }
-                let proto = if opt.starts_with("-t") || opt == "--tcp-service" {
-                    MarkProto::Tcp
-                } else {
-                    MarkProto::Udp
+                let proto = match opt {
+                    "-t" | "--tcp-service" => MarkProto::Tcp,
+                    "-u" | "--udp-service" => MarkProto::Udp,
+                    _ => MarkProto::Sctp,
                 };
                 target = Some((proto, value()?));
             }
@@ -132,7 +132,7 @@ fn mark_rule(rest: &[&str]) -> Result<MarkRuleView, ParseError> {
         }
     }
     let Some((proto, text)) = target else {
-        return fail("a mark rule needs -t or -u ADDR[/PREFIX]:PORT[-PORT]");
+        return fail("a mark rule needs -t, -u or --sctp-service ADDR[/PREFIX]:PORT[-PORT]");
     };
     let Some(mark) = mark else {
         return fail("a mark rule needs --mark N");
@@ -183,6 +183,7 @@ pub fn mark_rule_line(r: &MarkRuleView) -> String {
     let proto = match r.proto {
         MarkProto::Tcp => "-t",
         MarkProto::Udp => "-u",
+        MarkProto::Sctp => "--sctp-service",
     };
     let addr = match r.addr {
         IpAddr::V4(a) => format!("{a}/{}", r.prefix_len),
@@ -245,6 +246,18 @@ mod tests {
             assert!(matches!(parse_extension(bad), Some(Err(_))), "{bad:?}");
         }
         assert!(parse_extension(&["-A", "-t", "10.0.0.1:80"]).is_none());
+        let r = rule(&[
+            "--add-mark",
+            "--sctp-service",
+            "10.0.0.0/24:36412",
+            "--mark",
+            "3",
+        ]);
+        assert_eq!((r.proto, r.prefix_len, r.mark), (MarkProto::Sctp, 24, 3));
+        assert_eq!(
+            mark_rule_line(&r),
+            "--add-mark --sctp-service 10.0.0.0/24:36412 --mark 3\n"
+        );
     }
 
     #[test]

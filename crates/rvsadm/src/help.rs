@@ -124,7 +124,7 @@ pub fn usage() -> String {
         "                                      addresses of the service's family\n",
         "  --proxy-protocol v1|v2              send the client address to FULLNAT real\n",
         "                                      servers as a PROXY protocol header (-A/-E, TCP)\n",
-        "  --add-mark -t|-u addr[/prefix]:port[-port] --mark N\n",
+        "  --add-mark -t|-u|--sctp-service addr[/prefix]:port[-port] --mark N\n",
         "                                      classifier rule (rvs cannot see kernel marks):\n",
         "                                      such packets go to the -f N service; IPv6\n",
         "                                      addresses in brackets; first match wins\n",
@@ -133,7 +133,8 @@ pub fn usage() -> String {
         "                                      first, -R restores them)\n",
         "  --set-policy name=value             IPVS switch: conn_reuse_mode (0-3, default 1),\n",
         "                                      expire_nodest_conn, expire_quiescent_template,\n",
-        "                                      sloppy_tcp, schedule_icmp (0|1, default 0)\n",
+        "                                      sloppy_tcp, schedule_icmp, sloppy_sctp (0|1,\n",
+        "                                      default 0)\n",
         "  --list-policy                       the switches, one \"name value\" per line\n",
     ));
     out

@@ -155,5 +155,6 @@ fn l4(proto: Protocol) -> L4Proto {
     match proto {
         Protocol::Tcp => L4Proto::Tcp,
         Protocol::Udp => L4Proto::Udp,
+        Protocol::Sctp => L4Proto::Sctp,
     }
 }

@@ -260,15 +260,12 @@ fn engine_error(err: EngineError) -> rvs_api::ErrorReply {
     api_error(kind, &err.to_string())
 }
 
-/// The engine key of a service id; SCTP services belong to a later issue.
+/// The engine key of a service id.
 fn service_key(id: &ServiceId) -> Result<ServiceKey, rvs_api::ErrorReply> {
     match *id {
         ServiceId::Tcp { addr, port } => Ok(ServiceKey::new(Protocol::Tcp, addr, port)),
         ServiceId::Udp { addr, port } => Ok(ServiceKey::new(Protocol::Udp, addr, port)),
-        ServiceId::Sctp { .. } => Err(api_error(
-            ErrorKind::Unsupported,
-            "SCTP services are not supported yet",
-        )),
+        ServiceId::Sctp { addr, port } => Ok(ServiceKey::new(Protocol::Sctp, addr, port)),
         ServiceId::Fwmark { mark: 0, .. } => Err(api_error(
             ErrorKind::InvalidArgument,
             "a firewall mark must be non-zero",
@@ -282,6 +279,7 @@ fn mark_rule(v: &rvs_api::MarkRuleView) -> rvs_engine::MarkRule {
         proto: match v.proto {
             rvs_api::MarkProto::Tcp => Protocol::Tcp,
             rvs_api::MarkProto::Udp => Protocol::Udp,
+            rvs_api::MarkProto::Sctp => Protocol::Sctp,
         },
         addr: v.addr,
         prefix_len: v.prefix_len,
@@ -295,6 +293,7 @@ fn mark_rule_view(r: &rvs_engine::MarkRule) -> rvs_api::MarkRuleView {
         proto: match r.proto {
             Protocol::Tcp => rvs_api::MarkProto::Tcp,
             Protocol::Udp => rvs_api::MarkProto::Udp,
+            Protocol::Sctp => rvs_api::MarkProto::Sctp,
         },
         addr: r.addr,
         prefix_len: r.prefix_len,
@@ -317,6 +316,10 @@ fn service_id(key: &ServiceKey) -> ServiceId {
             port: key.port,
         },
         Protocol::Udp => ServiceId::Udp {
+            addr: key.addr,
+            port: key.port,
+        },
+        Protocol::Sctp => ServiceId::Sctp {
             addr: key.addr,
             port: key.port,
         },
@@ -524,6 +527,7 @@ pub(crate) fn conn_view(c: ConnStatus) -> ConnView {
             _ if c.fwmark_template => "IP",
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
         }
         .to_owned(),
         client: c.client,
