@@ -1,27 +1,7 @@
 //! Parsing ipvsadm's address, port, number and mask arguments.
 
+use crate::names::{PortProto, Resolver};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// Well-known port names accepted in `host:port` (ipvsadm asks getservbyname; rvsadm knows these).
-const SERVICE_NAMES: &[(&str, u16)] = &[
-    ("ftp", 21),
-    ("ssh", 22),
-    ("telnet", 23),
-    ("smtp", 25),
-    ("domain", 53),
-    ("http", 80),
-    ("www", 80),
-    ("pop3", 110),
-    ("ntp", 123),
-    ("imap", 143),
-    ("snmp", 161),
-    ("ldap", 389),
-    ("https", 443),
-    ("imaps", 993),
-    ("pop3s", 995),
-    ("mysql", 3306),
-    ("http-alt", 8080),
-];
 
 /// An address with an optional port, as `parse_service` in ipvsadm.c reads `host[:port]`,
 /// `v6addr` or `[v6addr]:port`.
@@ -31,46 +11,121 @@ pub(crate) struct HostPort {
     pub port: Option<u16>,
 }
 
-/// Parse `host[:port]`. Host names are not resolved (numeric addresses only); ports may be numbers
-/// or a few well-known service names. `None` means ipvsadm's "illegal ... address[:port]".
-pub(crate) fn parse_host_port(text: &str) -> Option<HostPort> {
+/// ipvsadm's `parse_service`: `None` is its "illegal ... address[:port]".
+///
+/// A text of digits only is refused. `[...]` must be followed by `:port`; what is inside is
+/// tried as an IPv6 address (`inet_pton`), and so is an unbracketed text. Otherwise the text
+/// is split at its last `:` and the host is an IPv4 address in any `inet_aton` form
+/// (`10.1`, `0x0a000001`) or a host name with an IPv4 address (`gethostbyname`; IPv6 host
+/// names are not looked up, as in ipvsadm), and a bracketed port is dropped, as ipvsadm drops
+/// it. The port is a number 0-65535 or a service name of `proto` (`getservbyname`).
+pub(crate) fn parse_host_port(
+    text: &str,
+    proto: PortProto,
+    names: &dyn Resolver,
+) -> Option<HostPort> {
     if text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    if let Some(bracketed) = text.strip_prefix('[') {
-        let (host, rest) = bracketed.split_once(']')?;
-        let port = rest.strip_prefix(':')?;
-        let addr: Ipv6Addr = host.parse().ok()?;
-        return Some(HostPort {
-            addr: IpAddr::V6(addr),
-            port: Some(parse_port(port)?),
-        });
-    }
-    if let Ok(addr) = text.parse::<Ipv6Addr>() {
-        return Some(HostPort {
-            addr: IpAddr::V6(addr),
-            port: None,
-        });
-    }
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) => (host, Some(parse_port(port)?)),
+    let (buf, bracket_port) = match text.strip_prefix('[') {
+        Some(bracketed) => {
+            let (inside, rest) = bracketed.split_once(']')?;
+            (inside, Some(rest.strip_prefix(':')?))
+        }
         None => (text, None),
     };
-    let addr: Ipv4Addr = host.parse().ok()?;
-    Some(HostPort {
-        addr: IpAddr::V4(addr),
-        port,
-    })
+    let (addr, port_text) = if let Ok(v6) = buf.parse::<Ipv6Addr>() {
+        (IpAddr::V6(v6), bracket_port)
+    } else {
+        let (host, port) = match buf.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (buf, None),
+        };
+        let v4 = inet_aton(host).or_else(|| names.host_v4(host))?;
+        (IpAddr::V4(v4), port)
+    };
+    let port = match port_text {
+        None => None,
+        Some(p) => Some(parse_port(p, proto, names)?),
+    };
+    Some(HostPort { addr, port })
 }
 
-fn parse_port(text: &str) -> Option<u16> {
-    if let Some(n) = string_to_number(text, 0, 65535) {
-        return u16::try_from(n).ok();
+/// A port number 0-65535 (`string_to_number`) or a service name of `proto`.
+fn parse_port(text: &str, proto: PortProto, names: &dyn Resolver) -> Option<u16> {
+    match string_to_number(text, 0, 65535) {
+        Some(n) => u16::try_from(n).ok(),
+        None => names.service_port(text, proto),
     }
-    SERVICE_NAMES
+}
+
+/// An IPv4 address or, failing that, an IPv4 host name, as ipvsadm's `parse_netmask` reads
+/// `-M` (`inet_aton`, then `gethostbyname`).
+pub(crate) fn parse_ipv4(text: &str, names: &dyn Resolver) -> Option<Ipv4Addr> {
+    inet_aton(text).or_else(|| names.host_v4(text))
+}
+
+/// C's `isspace` in the C locale.
+fn c_isspace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// `strtoul(text, &end, 0)` on a text that starts with a digit: the value (`None` when it does
+/// not fit 32 bits, which `inet_aton` refuses anyway) and the bytes read. `0x` starts hex, `0`
+/// octal; a prefix without digits after it reads as `0`.
+fn strtoul_base0(text: &[u8]) -> (Option<u32>, usize) {
+    let (radix, start) = match text {
+        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, 2),
+        [b'0', ..] => (8, 1),
+        _ => (10, 0),
+    };
+    let mut value: Option<u32> = Some(0);
+    let mut end = start;
+    while let Some(digit) = text.get(end).and_then(|&b| char::from(b).to_digit(radix)) {
+        value = value
+            .and_then(|v| v.checked_mul(radix))
+            .and_then(|v| v.checked_add(digit));
+        end += 1;
+    }
+    (value, end)
+}
+
+/// glibc's `inet_aton`: one to four numbers separated by dots, each decimal, octal (`0`) or hex
+/// (`0x`); the last fills the remaining bytes (`10.1` is 10.0.0.1). A whitespace character may
+/// follow, and anything after it is ignored.
+pub(crate) fn inet_aton(text: &str) -> Option<Ipv4Addr> {
+    let bytes = text.as_bytes();
+    let mut parts: Vec<u32> = Vec::with_capacity(3);
+    let mut at = 0;
+    let last = loop {
+        if !bytes.get(at).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        let (value, read) = strtoul_base0(&bytes[at..]);
+        let value = value?;
+        at += read;
+        if bytes.get(at) == Some(&b'.') {
+            if parts.len() > 2 || value > 0xff {
+                return None;
+            }
+            parts.push(value);
+            at += 1;
+        } else {
+            break value;
+        }
+    };
+    if bytes.get(at).is_some_and(|&b| !c_isspace(b)) {
+        return None;
+    }
+    let max: u32 = [0xffff_ffff, 0xff_ffff, 0xffff, 0xff][parts.len()];
+    if last > max {
+        return None;
+    }
+    let high = parts
         .iter()
-        .find(|(name, _)| *name == text)
-        .map(|&(_, port)| port)
+        .enumerate()
+        .fold(0u32, |acc, (i, &p)| acc | (p << (24 - 8 * i)));
+    Some(Ipv4Addr::from(high | last))
 }
 
 /// ipvsadm's `string_to_number`: a whole base-10 number (strtol syntax) within `min..=max`.
@@ -93,29 +148,103 @@ pub(crate) fn string_to_number(text: &str, min: i64, max: i64) -> Option<i64> {
 mod tests {
     use super::*;
 
+    use crate::names::StaticResolver;
+
+    fn numeric(text: &str) -> Option<HostPort> {
+        parse_host_port(text, PortProto::Tcp, &StaticResolver::new())
+    }
+
     #[test]
     fn host_ports() {
-        let hp = parse_host_port("192.168.1.253:80").expect("v4");
+        let hp = numeric("192.168.1.253:80").expect("v4");
         assert_eq!(hp.addr, IpAddr::V4(Ipv4Addr::new(192, 168, 1, 253)));
         assert_eq!(hp.port, Some(80));
-        assert_eq!(parse_host_port("10.0.0.1").expect("v4").port, None);
-        assert_eq!(
-            parse_host_port("10.0.0.1:http").expect("name").port,
-            Some(80)
-        );
-        let v6 = parse_host_port("[2001:db8::1]:443").expect("v6");
+        assert_eq!(numeric("10.0.0.1").expect("v4").port, None);
+        let v6 = numeric("[2001:db8::1]:443").expect("v6");
         assert_eq!(v6.port, Some(443));
-        assert_eq!(parse_host_port("2001:db8::1").expect("bare v6").port, None);
+        assert_eq!(numeric("2001:db8::1").expect("bare v6").port, None);
+        // inet_aton's short and hex forms, as ipvsadm takes them.
+        assert_eq!(
+            numeric("10.1:80").map(|h| h.addr),
+            Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
+        );
+        // ipvsadm drops the port of a bracketed IPv4 address.
+        assert_eq!(
+            numeric("[1.2.3.4]:80"),
+            Some(HostPort {
+                addr: IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)),
+                port: None
+            })
+        );
         for bad in [
             "",
             "80",
             "10.0.0.1:99999",
             "10.0.0.1:",
+            "10.0.0.1:http",
             "[::1]",
+            "[::1]:",
+            "[::1]x80",
             "host.example:80",
-            "1.2.3:4",
+            "1.2.3.4.5",
+            "256.1.2.3",
         ] {
-            assert!(parse_host_port(bad).is_none(), "{bad}");
+            assert!(numeric(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_for_hosts_and_ports_of_the_protocol() {
+        let names = StaticResolver::new()
+            .host("www.example", IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)))
+            .host("v6only.example", "2001:db8::1".parse().expect("v6"))
+            .service("https", 443, PortProto::Tcp)
+            .service("domain", 53, PortProto::Udp);
+        let www = |text, proto| parse_host_port(text, proto, &names);
+        assert_eq!(
+            www("www.example:https", PortProto::Tcp),
+            Some(HostPort {
+                addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+                port: Some(443)
+            })
+        );
+        assert_eq!(
+            www("www.example:domain", PortProto::Udp).and_then(|h| h.port),
+            Some(53)
+        );
+        assert!(www("www.example:domain", PortProto::Tcp).is_none());
+        assert!(www("www.example:https", PortProto::Other).is_none());
+        assert!(www("v6only.example:80", PortProto::Tcp).is_none());
+        assert!(www("[www.example]:80", PortProto::Tcp).is_some_and(|h| h.port.is_none()));
+        assert_eq!(
+            www("[2001:db8::2]:https", PortProto::Tcp).and_then(|h| h.port),
+            Some(443)
+        );
+    }
+
+    #[test]
+    fn inet_aton_forms() {
+        let a = |t| inet_aton(t).map(u32::from);
+        assert_eq!(a("1.2.3.4"), Some(0x0102_0304));
+        assert_eq!(a("10.1"), Some(0x0a00_0001));
+        assert_eq!(a("10.1.2"), Some(0x0a01_0002));
+        assert_eq!(a("167772161"), Some(0x0a00_0001));
+        assert_eq!(a("0x0a.010.0.1"), Some(0x0a08_0001));
+        assert_eq!(a("1.2.3.4 trailing"), Some(0x0102_0304));
+        assert_eq!(a("1.2.65535"), Some(0x0102_ffff));
+        for bad in [
+            "",
+            ".1",
+            "1.",
+            "1..2",
+            "08",
+            "0x",
+            "1.2.3.256",
+            "1.2.65536",
+            "4294967296",
+            "a",
+        ] {
+            assert_eq!(a(bad), None, "{bad}");
         }
     }
 

@@ -98,7 +98,6 @@ pub fn usage() -> String {
         "  --sort                              does nothing, for backwards compatibility\n",
         "  --ops          -o                   one-packet scheduling\n",
         "  --numeric      -n                   numeric output of addresses and ports\n",
-        "                                      (rvsadm always prints numerically)\n",
         "  --sched-flags  -b flags             scheduler flags (comma-separated)\n",
         "Daemon Options:\n",
         "  --syncid sid                        syncid for connection sync (default=255)\n",

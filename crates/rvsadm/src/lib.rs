@@ -7,9 +7,9 @@
 //! * [`render`]: daemon views to ipvsadm's text, byte for byte.
 //! * [`run`]: executes an action against a [`run::Control`] (the daemon or a fake).
 //!
-//! Differences from ipvsadm: addresses and ports are always printed numerically (as with `-n`),
-//! host names are not resolved on input, and rvsadm connects to the daemon only when a command
-//! needs it. The sync daemons (`--start-daemon`) take IPv4 multicast groups only.
+//! Differences from ipvsadm: rvsadm connects to the daemon only when a command needs it, and the
+//! sync daemons (`--start-daemon`) take IPv4 multicast groups only. Host and service names are
+//! resolved as ipvsadm resolves them ([`names`]).
 
 pub mod action;
 mod address;
@@ -17,6 +17,7 @@ mod args;
 pub mod errors;
 pub mod extension;
 pub mod help;
+pub mod names;
 pub mod parse;
 pub mod render;
 pub mod restore;
@@ -26,8 +27,11 @@ pub mod run;
 pub use rvs_api::sched_flags;
 
 pub use action::{Action, Format, ListRequest, ListTarget};
-pub use parse::{parse_args, parse_restore_args, ParseError};
-pub use run::{execute, Control, LazyClient, Outcome};
+pub use names::{PortProto, Resolver, StaticResolver, SystemResolver};
+pub use parse::{
+    parse_args, parse_args_with, parse_restore_args, parse_restore_args_with, ParseError,
+};
+pub use run::{execute, execute_with, Control, LazyClient, Outcome};
 
 use std::path::PathBuf;
 

@@ -5,8 +5,9 @@
 //! options each command requires, allows or forbids; then command-specific checks run.
 
 use crate::action::{Action, Format, ListRequest, ListTarget};
-use crate::address::{parse_host_port, string_to_number};
+use crate::address::{parse_host_port, parse_ipv4, string_to_number};
 use crate::args::{split, Occurrence, Opt};
+use crate::names::{PortProto, Resolver, SystemResolver};
 use crate::sched_flags;
 use rvs_api::netmask::mask_prefix;
 use rvs_api::{
@@ -14,7 +15,7 @@ use rvs_api::{
     ServiceId, Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
 };
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// ipvsadm's default scheduler.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -336,26 +337,47 @@ impl Entry {
     }
 }
 
-/// Parse an rvsadm command line (without the program name), as ipvsadm would.
+/// Parse an rvsadm command line (without the program name), as ipvsadm would; host and service
+/// names are looked up as ipvsadm looks them up ([`SystemResolver`]).
 ///
 /// An empty command line lists the table, as plain `ipvsadm` does.
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Action, ParseError> {
+    parse_args_with(args, &SystemResolver)
+}
+
+/// [`parse_args`] with the names of `names`.
+pub fn parse_args_with<S: AsRef<str>>(
+    args: &[S],
+    names: &dyn Resolver,
+) -> Result<Action, ParseError> {
     if args.is_empty() {
         return Ok(Action::List(ListRequest {
             target: ListTarget::All,
             format: Format::default(),
         }));
     }
-    parse(args, false)
+    parse(args, false, names)
 }
 
 /// Parse one line of `-R` input (already split into words, `ipvsadm` words dropped).
 /// A nested `-R` is refused, as ipvsadm does.
 pub fn parse_restore_args<S: AsRef<str>>(args: &[S]) -> Result<Action, ParseError> {
-    parse(args, true)
+    parse(args, true, &SystemResolver)
 }
 
-fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, ParseError> {
+/// [`parse_restore_args`] with the names of `names`.
+pub fn parse_restore_args_with<S: AsRef<str>>(
+    args: &[S],
+    names: &dyn Resolver,
+) -> Result<Action, ParseError> {
+    parse(args, true, names)
+}
+
+fn parse<S: AsRef<str>>(
+    args: &[S],
+    reading_stdin: bool,
+    names: &dyn Resolver,
+) -> Result<Action, ParseError> {
     if let Some(extension) = crate::extension::parse_extension(args) {
         return extension;
     }
@@ -399,7 +421,7 @@ fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, Parse
             option: bad.spelled,
             reason: bad.reason,
         })?;
-        apply_option(&mut e, &occurrence)?;
+        apply_option(&mut e, &occurrence, names)?;
     }
     let mut leftovers = split.args.into_iter();
     let mut timeouts = Timeouts::default();
@@ -421,6 +443,16 @@ fn parse<S: AsRef<str>>(args: &[S], reading_stdin: bool) -> Result<Action, Parse
     };
     check_options(cmd, e.seen)?;
     finish(cmd, e, sched_flags, timeouts, reading_stdin)
+}
+
+/// The protocol whose service names a port may use.
+fn port_proto(proto: Option<Proto>) -> PortProto {
+    match proto {
+        Some(Proto::Tcp) => PortProto::Tcp,
+        Some(Proto::Udp) => PortProto::Udp,
+        Some(Proto::Sctp) => PortProto::Sctp,
+        None => PortProto::Other,
+    }
 }
 
 fn daemon_state(first: &Occurrence, message: &str) -> Result<DaemonRole, ParseError> {
@@ -446,7 +478,7 @@ fn value(o: &Occurrence) -> &str {
     o.value.as_deref().unwrap_or("")
 }
 
-fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
+fn apply_option(e: &mut Entry, o: &Occurrence, names: &dyn Resolver) -> Result<(), ParseError> {
     let v = value(o);
     match o.opt {
         Opt::TcpService | Opt::UdpService | Opt::SctpService => {
@@ -456,7 +488,7 @@ fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
                 Opt::UdpService => Proto::Udp,
                 _ => Proto::Sctp,
             });
-            let Some(hp) = parse_host_port(v) else {
+            let Some(hp) = parse_host_port(v, port_proto(e.proto), names) else {
                 return fail("illegal virtual server address[:port] specified");
             };
             e.addr = Some(hp.addr);
@@ -494,11 +526,7 @@ fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
                     None => return fail("illegal ipv6 netmask specified"),
                 }
             } else {
-                match v
-                    .parse::<Ipv4Addr>()
-                    .ok()
-                    .and_then(|m| mask_prefix(m.into()))
-                {
+                match parse_ipv4(v, names).and_then(|m| mask_prefix(m.into())) {
                     Some(prefix) => e.mask = Mask::V4(prefix),
                     None => return fail("illegal virtual server persistent mask specified"),
                 }
@@ -506,7 +534,8 @@ fn apply_option(e: &mut Entry, o: &Occurrence) -> Result<(), ParseError> {
         }
         Opt::RealServer => {
             e.set(C_SERVER)?;
-            let Some(hp) = parse_host_port(v) else {
+            // ipvsadm reads -r with the service's protocol as known so far (none before -t/-u).
+            let Some(hp) = parse_host_port(v, port_proto(e.proto), names) else {
                 return fail("illegal real server address[:port] specified");
             };
             e.dest_addr = Some(hp.addr);

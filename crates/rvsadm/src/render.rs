@@ -1,9 +1,10 @@
 //! Views from rvsd to ipvsadm's exact text (printf formats of ipvsadm 1.31's ipvsadm.c).
 //!
-//! rvsadm always prints addresses and ports numerically; without `-n` ipvsadm would resolve
-//! host and service names. That is the one intended difference.
+//! Without `-n` addresses and ports are printed as names where they have one (ipvsadm's
+//! `addrport_to_anyname`), looked up by the [`Resolver`] given.
 
 use crate::action::Format;
+use crate::names::{PortProto, Resolver};
 use crate::sched_flags;
 use rvs_api::netmask::prefix_mask;
 use rvs_api::{
@@ -52,28 +53,35 @@ pub fn title(format: &Format) -> String {
     }
 }
 
-/// `ipvsadm -L` (also `-Ln`, `--stats`, `--rate`, ...): header, titles and every service.
-pub fn list_all(info: &Info, services: &[ServiceView], format: &Format) -> String {
+/// `ipvsadm -L` (also `-Ln`, `--stats`, `--rate`, ...): header, titles and every service;
+/// `names` names addresses and ports unless `format.numeric`.
+pub fn list_all(
+    info: &Info,
+    services: &[ServiceView],
+    format: &Format,
+    names: &dyn Resolver,
+) -> String {
     let mut out = header(info);
     out.push_str(&title(format));
     for service in ordered(services, format) {
-        out.push_str(&service_entry(service, format));
+        out.push_str(&service_entry(service, format, names));
     }
     out
 }
 
 /// `ipvsadm -L -t addr:port`: titles and one service, no header (`list_service`).
-pub fn list_service(service: &ServiceView, format: &Format) -> String {
+pub fn list_service(service: &ServiceView, format: &Format, names: &dyn Resolver) -> String {
     let mut out = title(format);
-    out.push_str(&service_entry(service, format));
+    out.push_str(&service_entry(service, format, names));
     out
 }
 
-/// `ipvsadm -S [-n]`: every service and real server as ipvsadm-save lines.
-pub fn save(services: &[ServiceView], format: &Format) -> String {
+/// `ipvsadm -S [-n]`: every service and real server as ipvsadm-save lines (with names unless
+/// `-n`, as ipvsadm-save writes them).
+pub fn save(services: &[ServiceView], format: &Format, names: &dyn Resolver) -> String {
     let mut out = String::new();
     for service in ordered(services, format) {
-        out.push_str(&save_entry(service, format));
+        out.push_str(&save_entry(service, format, names));
     }
     out
 }
@@ -122,7 +130,8 @@ pub fn daemons(list: &[DaemonConfig]) -> String {
 /// `ipvsadm -Lc`: the connection table (`list_conn` / `print_conn`).
 // The titles are passed as arguments to mirror ipvsadm's printf calls one to one.
 #[allow(clippy::write_literal)]
-pub fn connections(conns: &[ConnView], format: &Format) -> String {
+pub fn connections(conns: &[ConnView], format: &Format, names: &dyn Resolver) -> String {
+    let namer = Namer::new(format, names);
     let mut out = String::from("IPVS connection entries\n");
     if format.persistent_conn {
         let _ = writeln!(
@@ -138,6 +147,12 @@ pub fn connections(conns: &[ConnView], format: &Format) -> String {
         );
     }
     for c in conns {
+        let proto = match c.proto.as_str() {
+            "TCP" => PortProto::Tcp,
+            "UDP" => PortProto::Udp,
+            "SCTP" => PortProto::Sctp,
+            _ => PortProto::Other,
+        };
         let seconds = c.expires_ms / 1000;
         let expire = format!("{:02}:{:02}", seconds / 60, seconds % 60);
         let _ = writeln!(
@@ -146,9 +161,9 @@ pub fn connections(conns: &[ConnView], format: &Format) -> String {
             c.proto,
             expire,
             c.state,
-            addr_port(c.client.ip(), c.client.port()),
-            addr_port(c.virtual_addr.ip(), c.virtual_addr.port()),
-            addr_port(c.dest.ip(), c.dest.port()),
+            namer.addr_port(c.client.ip(), c.client.port(), proto),
+            namer.addr_port(c.virtual_addr.ip(), c.virtual_addr.port(), proto),
+            namer.addr_port(c.dest.ip(), c.dest.port(), proto),
         );
     }
     out
@@ -306,35 +321,130 @@ pub fn cmp_dests(a: &DestConfig, b: &DestConfig) -> Ordering {
     cmp_addr(a.addr.is_ipv6(), a.addr, b.addr).then(a.port.cmp(&b.port))
 }
 
-/// `addrport_to_anyname` with FMT_NUMERIC: `a.b.c.d:port` or `[v6]:port`.
-fn addr_port(addr: IpAddr, port: u16) -> String {
-    SocketAddr::new(addr, port).to_string()
+/// `addrport_to_anyname`: addresses and ports as numbers (`-n`) or names.
+struct Namer<'a> {
+    numeric: bool,
+    names: &'a dyn Resolver,
 }
 
-/// The service column of a listing: `TCP  1.2.3.4:80`, `FWM  7`, `FWM  7 IPv6`.
-fn list_name(id: &ServiceId) -> String {
-    match *id {
-        ServiceId::Fwmark { mark, ipv6: false } => format!("FWM  {mark}"),
-        ServiceId::Fwmark { mark, ipv6: true } => format!("FWM  {mark} IPv6"),
-        _ => {
-            let sa = id.socket_addr().map(|s| s.to_string()).unwrap_or_default();
-            let mut name = format!("{:<4} {}", id.proto_name(), sa);
-            if !id.is_ipv6() {
-                name.truncate(33);
-            }
-            name
+impl<'a> Namer<'a> {
+    fn new(format: &Format, names: &'a dyn Resolver) -> Self {
+        Namer {
+            numeric: format.numeric,
+            names,
         }
+    }
+
+    /// `a.b.c.d:port` or `[v6]:port`; without `-n` the host's name (`gethostbyaddr`) and the
+    /// port's service name for `proto` (`getservbyport`) where they have one, each falling back
+    /// to the number. At most 59 bytes, as ipvsadm's 60-byte buffer holds.
+    fn addr_port(&self, addr: IpAddr, port: u16, proto: PortProto) -> String {
+        let mut text = if self.numeric {
+            SocketAddr::new(addr, port).to_string()
+        } else {
+            let host = self
+                .names
+                .host_name(addr)
+                .unwrap_or_else(|| addr.to_string());
+            let port = self
+                .names
+                .service_name(port, proto)
+                .unwrap_or_else(|| port.to_string());
+            if addr.is_ipv6() {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        };
+        truncate_bytes(&mut text, 59);
+        text
+    }
+
+    /// The service column of a listing: `TCP  1.2.3.4:80`, `FWM  7`, `FWM  7 IPv6`.
+    fn list_name(&self, id: &ServiceId) -> String {
+        match service_addr(id) {
+            None => rule_or_list_fwmark(id, false),
+            Some((addr, port, proto)) => {
+                let mut name = format!(
+                    "{:<4} {}",
+                    id.proto_name(),
+                    self.addr_port(addr, port, proto)
+                );
+                if !id.is_ipv6() {
+                    truncate_bytes(&mut name, 33);
+                }
+                name
+            }
+        }
+    }
+
+    /// The service part of a rule: `-t 1.2.3.4:80`, `--sctp-service ...`, `-f 7`, `-f 7 -6`.
+    fn rule_name(&self, id: &ServiceId) -> String {
+        let option = match id {
+            ServiceId::Tcp { .. } => "-t",
+            ServiceId::Udp { .. } => "-u",
+            ServiceId::Sctp { .. } => "--sctp-service",
+            ServiceId::Fwmark { .. } => return rule_or_list_fwmark(id, true),
+        };
+        match service_addr(id) {
+            Some((addr, port, proto)) => format!("{option} {}", self.addr_port(addr, port, proto)),
+            None => String::new(),
+        }
+    }
+
+    /// A real server's column (28 bytes at most for IPv4): its port is named for the service's
+    /// protocol (none for firewall-mark services, whose protocol IPVS does not report).
+    fn dest_name(&self, id: &ServiceId, dest: &DestConfig) -> String {
+        let mut name = self.addr_port(dest.addr, dest.port, service_proto(id));
+        if !dest.addr.is_ipv6() {
+            truncate_bytes(&mut name, 28);
+        }
+        name
     }
 }
 
-/// The service part of a rule: `-t 1.2.3.4:80`, `--sctp-service ...`, `-f 7`, `-f 7 -6`.
-fn rule_name(id: &ServiceId) -> String {
+/// Cuts `text` to at most `max` bytes (C's `buf[max] = '\0'`), at a character boundary.
+fn truncate_bytes(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+/// The protocol of a service's ports, for their names.
+fn service_proto(id: &ServiceId) -> PortProto {
+    match id {
+        ServiceId::Tcp { .. } => PortProto::Tcp,
+        ServiceId::Udp { .. } => PortProto::Udp,
+        ServiceId::Sctp { .. } => PortProto::Sctp,
+        ServiceId::Fwmark { .. } => PortProto::Other,
+    }
+}
+
+/// A service's address, port and protocol (`None` for firewall-mark services).
+fn service_addr(id: &ServiceId) -> Option<(IpAddr, u16, PortProto)> {
     match *id {
-        ServiceId::Fwmark { mark, ipv6: false } => format!("-f {mark}"),
-        ServiceId::Fwmark { mark, ipv6: true } => format!("-f {mark} -6"),
-        ServiceId::Tcp { addr, port } => format!("-t {}", addr_port(addr, port)),
-        ServiceId::Udp { addr, port } => format!("-u {}", addr_port(addr, port)),
-        ServiceId::Sctp { addr, port } => format!("--sctp-service {}", addr_port(addr, port)),
+        ServiceId::Tcp { addr, port }
+        | ServiceId::Udp { addr, port }
+        | ServiceId::Sctp { addr, port } => Some((addr, port, service_proto(id))),
+        ServiceId::Fwmark { .. } => None,
+    }
+}
+
+/// `-f 7`, `-f 7 -6` (rules) or `FWM  7`, `FWM  7 IPv6` (listings).
+fn rule_or_list_fwmark(id: &ServiceId, rule: bool) -> String {
+    let (mark, ipv6) = match *id {
+        ServiceId::Fwmark { mark, ipv6 } => (mark, ipv6),
+        _ => return String::new(),
+    };
+    match (rule, ipv6) {
+        (true, false) => format!("-f {mark}"),
+        (true, true) => format!("-f {mark} -6"),
+        (false, false) => format!("FWM  {mark}"),
+        (false, true) => format!("FWM  {mark} IPv6"),
     }
 }
 
@@ -346,14 +456,6 @@ fn mask_text(config: &ServiceConfig) -> Option<String> {
     } else {
         (prefix < 32).then(|| prefix_mask(false, prefix).to_string())
     }
-}
-
-fn dest_name(dest: &DestConfig) -> String {
-    let mut name = addr_port(dest.addr, dest.port);
-    if !dest.addr.is_ipv6() {
-        name.truncate(28);
-    }
-    name
 }
 
 /// `fwd_tun_info`: `ipip`, `gue:PORT:-c`, `gre:+c`, or `n/a` for other methods.
@@ -375,9 +477,10 @@ fn tunnel_info(dest: &DestConfig) -> String {
 }
 
 /// One service and its real servers (`print_service_entry` without FMT_RULE).
-pub fn service_entry(service: &ServiceView, format: &Format) -> String {
+pub fn service_entry(service: &ServiceView, format: &Format, names: &dyn Resolver) -> String {
+    let namer = Namer::new(format, names);
     let config = &service.config;
-    let name = list_name(&config.id);
+    let name = namer.list_name(&config.id);
     let exact = format.exact;
     let mut out = String::new();
     if format.stats {
@@ -414,7 +517,7 @@ pub fn service_entry(service: &ServiceView, format: &Format) -> String {
     out.push('\n');
     for d in ordered_dests(&service.dests, format) {
         let c = &d.config;
-        let name = dest_name(c);
+        let name = namer.dest_name(&config.id, c);
         if format.stats {
             let s = &d.stats;
             let _ = write!(out, "  -> {name:<28}");
@@ -481,9 +584,10 @@ fn method_switch(method: ForwardMethod) -> &'static str {
 
 /// One service and its real servers as rules (`print_service_entry` with FMT_RULE).
 /// Like ipvsadm, thresholds are not saved.
-fn save_entry(service: &ServiceView, format: &Format) -> String {
+fn save_entry(service: &ServiceView, format: &Format, names: &dyn Resolver) -> String {
+    let namer = Namer::new(format, names);
     let config = &service.config;
-    let svc = rule_name(&config.id);
+    let svc = namer.rule_name(&config.id);
     let mut out = format!("-A {svc} -s {}", config.scheduler);
     if let Some(timeout) = config.persistence {
         let _ = write!(out, " -p {timeout}");
@@ -512,7 +616,7 @@ fn save_entry(service: &ServiceView, format: &Format) -> String {
     out.push('\n');
     for d in ordered_dests(&service.dests, format) {
         let c = &d.config;
-        let dname = addr_port(c.addr, c.port);
+        let dname = namer.addr_port(c.addr, c.port, service_proto(&config.id));
         let _ = write!(
             out,
             "-a {svc} -r {dname} {} -w {}",

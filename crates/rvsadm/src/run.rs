@@ -2,6 +2,7 @@
 
 use crate::action::{Action, ListTarget};
 use crate::errors::error_text;
+use crate::names::{Resolver, SystemResolver};
 use crate::parse::{parse_restore_args, ParseError};
 use crate::restore::restore_words;
 use crate::{extension, help, render};
@@ -117,9 +118,20 @@ macro_rules! fetch {
     };
 }
 
-/// Carry out `action`; `stdin` is read only by `-R`.
+/// Carry out `action`; `stdin` is read only by `-R`. Listings without `-n` name addresses and
+/// ports through the system's resolver, as ipvsadm does.
 pub fn execute(action: &Action, control: &mut dyn Control, stdin: &mut dyn BufRead) -> Outcome {
-    match run(action, control, stdin) {
+    execute_with(action, control, stdin, &SystemResolver)
+}
+
+/// [`execute`] with the names of `names` for listings without `-n`.
+pub fn execute_with(
+    action: &Action,
+    control: &mut dyn Control,
+    stdin: &mut dyn BufRead,
+    names: &dyn Resolver,
+) -> Outcome {
+    match run(action, control, stdin, names) {
         Ok(outcome) | Err(outcome) => outcome,
     }
 }
@@ -128,6 +140,7 @@ fn run(
     action: &Action,
     control: &mut dyn Control,
     stdin: &mut dyn BufRead,
+    names: &dyn Resolver,
 ) -> Result<Outcome, Outcome> {
     Ok(match action {
         Action::Help => Outcome::out(help::usage()),
@@ -147,19 +160,21 @@ fn run(
                     &Command::ListServices { service: None },
                     Reply::Services
                 );
-                Outcome::out(render::list_all(&info, &services, &request.format))
+                Outcome::out(render::list_all(&info, &services, &request.format, names))
             }
             ListTarget::Service(id) => {
                 let command = Command::ListServices { service: Some(id) };
                 let services = fetch!(control, &command, Reply::Services);
                 match services.iter().find(|s| s.config.id == id) {
-                    Some(service) => Outcome::out(render::list_service(service, &request.format)),
+                    Some(service) => {
+                        Outcome::out(render::list_service(service, &request.format, names))
+                    }
                     None => Outcome::err("No such service", 1),
                 }
             }
             ListTarget::Connections => {
                 let conns = fetch!(control, &Command::ListConnections, Reply::Connections);
-                Outcome::out(render::connections(&conns, &request.format))
+                Outcome::out(render::connections(&conns, &request.format, names))
             }
             ListTarget::Timeouts => {
                 let t = fetch!(control, &Command::GetTimeouts, Reply::Timeouts);
@@ -179,7 +194,7 @@ fn run(
             // The classifier first, so -R has the rules before the -A -f services.
             let rules = fetch!(control, &Command::ListMarkRules, Reply::MarkRules);
             let mut text: String = rules.iter().map(extension::mark_rule_line).collect();
-            text.push_str(&render::save(&services, format));
+            text.push_str(&render::save(&services, format, names));
             Outcome::out(text)
         }
         Action::ListMarks => {

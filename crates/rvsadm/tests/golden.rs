@@ -9,9 +9,12 @@ use rvs_api::{
     ConnView, CounterView, DestConfig, DestView, ForwardMethod, Info, ServiceConfig, ServiceId,
 };
 use rvs_api::{RatesView, ServiceView, StatsView, Timeouts};
-use rvsadm::{render, Format};
+use rvsadm::{render, Format, StaticResolver};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+
+/// No names: the golden files are numeric (`-n`), as generate.py writes them.
+static NO_NAMES: StaticResolver = StaticResolver::EMPTY;
 
 struct Fixture {
     daemons: Vec<rvs_api::DaemonConfig>,
@@ -72,7 +75,7 @@ fn list_numeric() {
     let f = fixture();
     check(
         "list_numeric.txt",
-        &render::list_all(&f.info, &f.services, &numeric()),
+        &render::list_all(&f.info, &f.services, &numeric(), &NO_NAMES),
     );
 }
 
@@ -112,7 +115,10 @@ fn stats_and_rates() {
         ),
     ];
     for (name, format) in cases {
-        check(name, &render::list_all(&f.info, &f.services, &format));
+        check(
+            name,
+            &render::list_all(&f.info, &f.services, &format, &NO_NAMES),
+        );
     }
 }
 
@@ -143,14 +149,20 @@ fn thresholds_persistent_conn_and_tun_info() {
         ),
     ];
     for (name, format) in cases {
-        check(name, &render::list_all(&f.info, &f.services, &format));
+        check(
+            name,
+            &render::list_all(&f.info, &f.services, &format, &NO_NAMES),
+        );
     }
 }
 
 #[test]
 fn save_numeric() {
     let f = fixture();
-    check("save.txt", &render::save(&f.services, &numeric()));
+    check(
+        "save.txt",
+        &render::save(&f.services, &numeric(), &NO_NAMES),
+    );
 }
 
 #[test]
@@ -163,7 +175,7 @@ fn one_service() {
         .expect("tcp 80");
     check(
         "list_one_service.txt",
-        &render::list_service(service, &numeric()),
+        &render::list_service(service, &numeric(), &NO_NAMES),
     );
 }
 
@@ -172,7 +184,7 @@ fn connections() {
     let f = fixture();
     check(
         "connections.txt",
-        &render::connections(&f.connections, &numeric()),
+        &render::connections(&f.connections, &numeric(), &NO_NAMES),
     );
     let pc = Format {
         persistent_conn: true,
@@ -180,7 +192,7 @@ fn connections() {
     };
     check(
         "connections_persistent.txt",
-        &render::connections(&f.connections, &pc),
+        &render::connections(&f.connections, &pc, &NO_NAMES),
     );
 }
 
@@ -238,7 +250,10 @@ fn seed_000_list() {
         "  -> 192.168.237.171:80           Masq    1      0          0         \n",
         "  -> 192.168.237.172:80           Masq    1      0          0         \n",
     );
-    assert_eq!(render::list_all(&info, &[service], &numeric()), expected);
+    assert_eq!(
+        render::list_all(&info, &[service], &numeric(), &NO_NAMES),
+        expected
+    );
 }
 
 #[test]
@@ -310,9 +325,12 @@ fn fullnat_list_and_save() {
     let services = fullnat_services();
     check(
         "list_fullnat.txt",
-        &render::list_all(&info, &services, &numeric()),
+        &render::list_all(&info, &services, &numeric(), &NO_NAMES),
     );
-    check("save_fullnat.txt", &render::save(&services, &numeric()));
+    check(
+        "save_fullnat.txt",
+        &render::save(&services, &numeric(), &NO_NAMES),
+    );
 }
 
 fn sort_fixture() -> Vec<ServiceView> {
@@ -354,9 +372,15 @@ fn sorting_matches_ipvsadm() {
         ),
     ];
     for (name, format) in cases {
-        check(name, &render::list_all(&f.info, &services, &format));
+        check(
+            name,
+            &render::list_all(&f.info, &services, &format, &NO_NAMES),
+        );
     }
-    check("sort_save.txt", &render::save(&services, &numeric()));
+    check(
+        "sort_save.txt",
+        &render::save(&services, &numeric(), &NO_NAMES),
+    );
 }
 
 #[test]
@@ -399,5 +423,75 @@ fn comparators_wrap_around_like_libipvs() {
         list,
         vec![&c, &a, &b],
         "glibc's merge sort keeps [c] before [a, b]"
+    );
+}
+
+/// ipvsadm's `addrport_to_anyname` without `-n`: names where there are some, each part numeric
+/// otherwise; the service name for the connection's protocol (none for `IP` templates);
+/// 33-byte service and 28-byte real server columns cut long names as ipvsadm's buffers do.
+#[test]
+fn names_without_numeric() {
+    use rvsadm::PortProto;
+    let long = "a-very-long-host-name-for-the-real-server.example";
+    let names = StaticResolver::new()
+        .host("vip.example", IpAddr::from([192, 168, 2, 130]))
+        .host(long, IpAddr::from([192, 168, 237, 171]))
+        .host("client.example", IpAddr::from([192, 168, 2, 1]))
+        .service("http", 80, PortProto::Tcp)
+        .service("www-udp", 80, PortProto::Udp);
+    let dest = |d| DestView {
+        config: DestConfig::new(IpAddr::from([192, 168, 237, d]), 80, 1, ForwardMethod::Masq),
+        active_conns: 0,
+        inactive_conns: 0,
+        persist_conns: 0,
+        stats: StatsView::default(),
+        rates: RatesView::default(),
+    };
+    let service = ServiceView {
+        config: ServiceConfig::new(
+            ServiceId::Tcp {
+                addr: IpAddr::from([192, 168, 2, 130]),
+                port: 80,
+            },
+            "rr",
+        ),
+        stats: StatsView::default(),
+        rates: RatesView::default(),
+        dests: vec![dest(172), dest(171)],
+    };
+    assert_eq!(
+        render::list_service(&service, &Format::default(), &names),
+        concat!(
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  vip.example:http rr\n",
+            "  -> a-very-long-host-name-for-th Masq    1      0          0         \n",
+            "  -> 192.168.237.172:http         Masq    1      0          0         \n",
+        )
+    );
+    assert_eq!(
+        render::save(&[service], &Format::default(), &names),
+        format!(
+            "-A -t vip.example:http -s rr\n\
+             -a -t vip.example:http -r {long}:http -m -w 1\n\
+             -a -t vip.example:http -r 192.168.237.172:http -m -w 1\n"
+        )
+    );
+    let conn = |proto: &str| ConnView {
+        proto: proto.into(),
+        client: "192.168.2.1:80".parse().expect("client"),
+        virtual_addr: "192.168.2.130:80".parse().expect("vip"),
+        dest: "192.168.237.172:80".parse().expect("dest"),
+        state: "NONE".into(),
+        expires_ms: 60_000,
+    };
+    assert_eq!(
+        render::connections(&[conn("UDP"), conn("IP")], &Format::default(), &names),
+        concat!(
+            "IPVS connection entries\n",
+            "pro expire state       source             virtual            destination\n",
+            "UDP 01:00  NONE        client.example:www-udp vip.example:www-udp 192.168.237.172:www-udp\n",
+            "IP  01:00  NONE        client.example:80  vip.example:80     192.168.237.172:80\n",
+        )
     );
 }

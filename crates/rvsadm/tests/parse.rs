@@ -505,3 +505,35 @@ fn fullnat_extension_errors() {
         assert_eq!(code, 2, "{line}");
     }
 }
+
+/// Names from the system's own files, as ipvsadm reads them: `localhost` from /etc/hosts, the
+/// service names of /etc/services for the service's protocol (https/tcp, domain/udp).
+#[test]
+fn system_host_and_service_names() {
+    let lo = v4(127, 0, 0, 1);
+    assert_eq!(
+        ok("-A -t localhost:https -s rr"),
+        Action::Apply(Command::AddService(ServiceConfig::new(tcp(lo, 443), "rr")))
+    );
+    assert_eq!(
+        ok("-a -u localhost:domain -r localhost -m"),
+        Action::Apply(Command::AddDest {
+            service: ServiceId::Udp { addr: lo, port: 53 },
+            dest: DestConfig::new(lo, 53, 1, ForwardMethod::Masq),
+        })
+    );
+    assert_eq!(
+        ok("-a -t 10.1:https -r localhost:http -m"),
+        Action::Apply(Command::AddDest {
+            service: tcp(v4(10, 0, 0, 1), 443),
+            dest: DestConfig::new(lo, 80, 1, ForwardMethod::Masq),
+        })
+    );
+    assert_eq!(
+        err("-A -t localhost:no-such-service-name"),
+        (
+            "illegal virtual server address[:port] specified".to_string(),
+            2
+        )
+    );
+}

@@ -5,7 +5,10 @@ use rvs_api::{
     MarkRuleView, PolicyView, RatesView, Reply, ServiceConfig, ServiceId, ServiceView, StatsView,
     Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
 };
-use rvsadm::{execute, parse_args, render, Control, Format};
+use rvsadm::{
+    execute, execute_with, parse_args, parse_args_with, render, Control, Format, PortProto,
+    StaticResolver,
+};
 use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -238,9 +241,24 @@ impl Control for FakeDaemon {
 }
 
 fn run(daemon: &mut FakeDaemon, line: &str, stdin: &str) -> rvsadm::Outcome {
+    run_with(daemon, line, stdin, &StaticResolver::new())
+}
+
+/// Parses and executes `line` with the names of `names` (none: no lookups, numeric output).
+fn run_with(
+    daemon: &mut FakeDaemon,
+    line: &str,
+    stdin: &str,
+    names: &StaticResolver,
+) -> rvsadm::Outcome {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let action = parse_args(&words).unwrap_or_else(|e| panic!("{line}: {e}"));
-    execute(&action, daemon, &mut Cursor::new(stdin.as_bytes().to_vec()))
+    let action = parse_args_with(&words, names).unwrap_or_else(|e| panic!("{line}: {e}"));
+    execute_with(
+        &action,
+        daemon,
+        &mut Cursor::new(stdin.as_bytes().to_vec()),
+        names,
+    )
 }
 
 /// A small deterministic generator (xorshift64*), so the property test needs no extra crate.
@@ -452,7 +470,7 @@ fn save_then_restore_reproduces_the_table() {
     };
     for round in 0..300 {
         let table = random_table(&mut rng);
-        let saved = render::save(&table, &numeric);
+        let saved = render::save(&table, &numeric, &StaticResolver::new());
         let mut daemon = FakeDaemon::default();
         let outcome = run(&mut daemon, "-R", &saved);
         assert_eq!(
@@ -466,7 +484,7 @@ fn save_then_restore_reproduces_the_table() {
             "round {round}:\n{saved}"
         );
         assert_eq!(
-            render::save(&daemon.services, &numeric),
+            render::save(&daemon.services, &numeric, &StaticResolver::new()),
             saved,
             "round {round}"
         );
@@ -775,5 +793,83 @@ fn vrrp_lists_instances() {
     assert!(
         out.contains("VI_1 - eth0 51 v2 MASTER 150/150 10.0.0.1 10.0.0.100"),
         "{out}"
+    );
+}
+
+/// Names on input (`gethostbyname`, `getservbyname` of the service's protocol) and, without
+/// `-n`, on output (`addrport_to_anyname`: `host:service`, `[host]:service` for IPv6, numbers
+/// where there is no name, no port names for firewall-mark services), as ipvsadm.
+#[test]
+fn host_and_service_names_in_and_out() {
+    let names = StaticResolver::new()
+        .host("www.example", IpAddr::from([192, 0, 2, 10]))
+        .host("rs1.example", IpAddr::from([10, 0, 0, 1]))
+        .host("v6.example", "2001:db8::10".parse().expect("v6"))
+        .service("http", 80, PortProto::Tcp)
+        .service("https", 443, PortProto::Tcp)
+        .service("domain", 53, PortProto::Udp);
+    let mut d = FakeDaemon::default();
+    for line in [
+        "-A -t www.example:https -s rr",
+        "-a -t www.example:https -r rs1.example:https -m",
+        "-A -u www.example:domain",
+        "-a -u www.example:domain -r rs1.example -m",
+        "-A -t [2001:db8::10]:http",
+        "-a -t [2001:db8::10]:http -r [2001:db8::20]:8080 -m",
+        "-A -f 5 -p",
+        "-a -f 5 -r rs1.example:http -m",
+    ] {
+        let out = run_with(&mut d, line, "", &names);
+        assert_eq!((out.status, out.stderr.as_str()), (0, ""), "{line}");
+    }
+    let refused = parse_args_with(
+        &["-a", "-t", "www.example:https", "-r", "rs1.example:domain"],
+        &names,
+    );
+    assert_eq!(
+        refused.map_err(|e| (e.to_string(), e.exit_code())),
+        Err(("illegal real server address[:port] specified".into(), 2)),
+        "domain is a UDP service only"
+    );
+    assert_eq!(
+        run_with(&mut d, "-S", "", &names).stdout,
+        "-A -t www.example:https -s rr\n\
+         -a -t www.example:https -r rs1.example:https -m -w 1\n\
+         -A -u www.example:domain -s wlc\n\
+         -a -u www.example:domain -r rs1.example:domain -m -w 1\n\
+         -A -t [v6.example]:http -s wlc\n\
+         -a -t [v6.example]:http -r [2001:db8::20]:8080 -m -w 1\n\
+         -A -f 5 -s wlc -p 360\n\
+         -a -f 5 -r rs1.example:80 -m -w 1\n"
+    );
+    assert_eq!(
+        run_with(&mut d, "-S -n", "", &names).stdout,
+        "-A -t 192.0.2.10:443 -s rr\n\
+         -a -t 192.0.2.10:443 -r 10.0.0.1:443 -m -w 1\n\
+         -A -u 192.0.2.10:53 -s wlc\n\
+         -a -u 192.0.2.10:53 -r 10.0.0.1:53 -m -w 1\n\
+         -A -t [2001:db8::10]:80 -s wlc\n\
+         -a -t [2001:db8::10]:80 -r [2001:db8::20]:8080 -m -w 1\n\
+         -A -f 5 -s wlc -p 360\n\
+         -a -f 5 -r 10.0.0.1:80 -m -w 1\n"
+    );
+    let listed = run_with(&mut d, "-L", "", &names).stdout;
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines[3], "TCP  www.example:https rr");
+    assert_eq!(
+        lines[4],
+        "  -> rs1.example:https            Masq    1      0          0         "
+    );
+    assert_eq!(lines[7], "TCP  [v6.example]:http wlc");
+    assert_eq!(
+        lines[8],
+        "  -> [2001:db8::20]:8080          Masq    1      0          0         "
+    );
+    assert_eq!(lines[9], "FWM  5 wlc persistent 360");
+    let one = run_with(&mut d, "-L -u www.example:domain", "", &names).stdout;
+    assert_eq!(
+        one.lines().nth(2),
+        Some("UDP  www.example:domain wlc"),
+        "{one}"
     );
 }
