@@ -495,3 +495,37 @@ fn names_without_numeric() {
         )
     );
 }
+
+/// `--sctp-service` services among TCP and UDP ones at the same address and port (ipvsadm sorts
+/// by protocol number: TCP, UDP, SCTP), saved as `-A --sctp-service ...`, and SCTP connections
+/// in IPVS's state names (`C-SENT`, `S-ACK-SENT`, ...), from `fixture_sctp.json`.
+#[test]
+fn sctp_listings_match_ipvsadm() {
+    let info = fixture().info;
+    let text = std::fs::read_to_string(golden_dir().join("fixture_sctp.json")).expect("fixture");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let services: Vec<ServiceView> =
+        serde_json::from_value(v["services"].clone()).expect("services");
+    let conns: Vec<ConnView> =
+        serde_json::from_value(v["connections"].clone()).expect("connections");
+    check(
+        "sctp_list.txt",
+        &render::list_all(&info, &services, &numeric(), &NO_NAMES),
+    );
+    let stats = Format {
+        stats: true,
+        ..numeric()
+    };
+    check(
+        "sctp_stats.txt",
+        &render::list_all(&info, &services, &stats, &NO_NAMES),
+    );
+    check(
+        "sctp_save.txt",
+        &render::save(&services, &numeric(), &NO_NAMES),
+    );
+    check(
+        "sctp_connections.txt",
+        &render::connections(&conns, &numeric(), &NO_NAMES),
+    );
+}

@@ -265,14 +265,14 @@ def list_all(fmt, services=None):  # list_all
     return out
 
 
-def list_conn(fmt):  # list_conn + print_conn
+def list_conn(fmt, conns=None):  # list_conn + print_conn
     out = "IPVS connection entries\n"
     if "pc" in fmt:
         out += "pro expire %-11s %-18s %-18s %-18s %-16s %s\n" % (
             "state", "source", "virtual", "destination", "pe name", "pe_data")
     else:
         out += "pro expire %-11s %-18s %-18s %s\n" % ("state", "source", "virtual", "destination")
-    for c in fx["connections"]:
+    for c in (fx["connections"] if conns is None else conns):
         expires = c["expires_ms"] // 1000
         expire = "%02d:%02d" % (expires // 60, expires % 60)
         out += "%-3s %-6s %-11s %-18s %-18s %s\n" % (
@@ -297,6 +297,7 @@ def list_daemon():  # list_daemon: master first, then backup; zero/unset fields 
 
 
 sort_fx = json.load(open("fixture_sort.json"))["services"]
+sctp_fx = json.load(open("fixture_sctp.json"))
 
 files = {
     # fixture_sort.json: services and real servers whose order differs from a naive sort
@@ -306,6 +307,12 @@ files = {
     "sort_save.txt": list_all({"rule"}, sort_fx),
     "sort_stats.txt": list_all({"stats"}, sort_fx),
     "sort_rate.txt": list_all({"rate"}, sort_fx),
+    # fixture_sctp.json: --sctp-service services next to TCP and UDP ones, and SCTP
+    # connections in IPVS's state names (sctp_state_name_table).
+    "sctp_list.txt": list_all(set(), sctp_fx["services"]),
+    "sctp_save.txt": list_all({"rule"}, sctp_fx["services"]),
+    "sctp_stats.txt": list_all({"stats"}, sctp_fx["services"]),
+    "sctp_connections.txt": list_conn(set(), sctp_fx["connections"]),
     "daemon.txt": list_daemon(),
     "list_numeric.txt": list_all(set()),
     "stats.txt": list_all({"stats"}),
