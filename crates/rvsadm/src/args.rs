@@ -1,10 +1,13 @@
 //! Splitting argv into options the way ipvsadm's popt does.
 //!
 //! Short options may be clustered (`-Ln`, `-Lnc`); an option with a required value takes the rest
-//! of its cluster or the next word (`-t1.2.3.4:80`, `-t 1.2.3.4:80`); long options take `=value`
-//! or the next word. `-p`/`--persistent` has an optional value: the rest of its cluster, `=value`,
-//! or the next word unless that starts with `-`. Words that are not options are collected as
-//! arguments (used by `--set`); `--` ends option processing.
+//! of its cluster, less one `=` (`-t1.2.3.4:80`, `-s=rr`), or the next word (`-t 1.2.3.4:80`);
+//! long options take `=value` or the next word. `-p`/`--persistent` has an optional value: the
+//! rest of its cluster, `=value`, or the next word unless that starts with `-`. An option
+//! without a value followed by `=` (`-L=n`, `--list=x`) is refused. Words that are not options
+//! are collected as arguments (used by `--set`); `--` ends option processing. This is popt
+//! 1.19's behaviour (Debian 12's, which its ipvsadm uses); an error names the whole word, as
+//! `poptBadOption` does.
 
 /// Every option ipvsadm 1.31 knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,12 +188,15 @@ pub(crate) struct Occurrence {
     pub value: Option<String>,
     /// How the user spelled it (`-t`, `--tcp-service`), for error messages.
     pub spelled: String,
+    /// The last word read for it (its value's, when that is the next word): what popt's
+    /// `poptBadOption` names, so ipvsadm's "invalid option" names it.
+    pub word: String,
 }
 
 /// Why a word could not be read as an option (popt's error texts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BadOption {
-    /// The offending word or option.
+    /// The word popt was reading (`-LQ`, `--bogus=5`).
     pub spelled: String,
     /// popt's reason, e.g. `unknown option`.
     pub reason: &'static str,
@@ -236,7 +242,7 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
             };
             let Some(spec) = by_long(name) else {
                 out.items.push(Err(BadOption {
-                    spelled: format!("--{name}"),
+                    spelled: word.to_string(),
                     reason: "unknown option",
                 }));
                 return out;
@@ -245,7 +251,7 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
             let value = match (spec.value, inline) {
                 (Value::None, Some(_)) => {
                     out.items.push(Err(BadOption {
-                        spelled,
+                        spelled: word.to_string(),
                         reason: "option does not take an argument",
                     }));
                     return out;
@@ -259,7 +265,7 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
                     }
                     None => {
                         out.items.push(Err(BadOption {
-                            spelled,
+                            spelled: word.to_string(),
                             reason: "missing argument",
                         }));
                         return out;
@@ -277,6 +283,7 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
                 opt: spec.opt,
                 value,
                 spelled,
+                word: args[i - 1].as_ref().to_string(),
             }));
             continue;
         }
@@ -289,17 +296,24 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
             let spelled = format!("-{c}");
             let Some(spec) = by_short(c) else {
                 out.items.push(Err(BadOption {
-                    spelled,
+                    spelled: word.to_string(),
                     reason: "unknown option",
                 }));
                 return out;
             };
             let rest: String = cluster[k..].iter().collect();
             let value = match spec.value {
+                Value::None if rest.starts_with('=') => {
+                    out.items.push(Err(BadOption {
+                        spelled: word.to_string(),
+                        reason: "option does not take an argument",
+                    }));
+                    return out;
+                }
                 Value::None => None,
                 Value::Required | Value::Optional if !rest.is_empty() => {
                     k = cluster.len();
-                    Some(rest)
+                    Some(rest.strip_prefix('=').unwrap_or(&rest).to_string())
                 }
                 Value::Required => match next_is_value(i) {
                     Some(v) => {
@@ -308,7 +322,7 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
                     }
                     None => {
                         out.items.push(Err(BadOption {
-                            spelled,
+                            spelled: word.to_string(),
                             reason: "missing argument",
                         }));
                         return out;
@@ -326,6 +340,7 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
                 opt: spec.opt,
                 value,
                 spelled,
+                word: args[i - 1].as_ref().to_string(),
             }));
         }
     }
@@ -369,6 +384,43 @@ mod tests {
                 (Opt::Scheduler, Some("wlc".into()))
             ]
         );
+    }
+
+    /// popt 1.19 (checked against libpopt0 1.19+dfsg-1 with ipvsadm's option table): one `=`
+    /// after a short option that takes a value is dropped; after one that takes none it is an
+    /// error, as is `--long=value` for such an option.
+    #[test]
+    fn equals_after_short_options() {
+        assert_eq!(opts(&["-s=rr"]), vec![(Opt::Scheduler, Some("rr".into()))]);
+        assert_eq!(
+            opts(&["-s==rr"]),
+            vec![(Opt::Scheduler, Some("=rr".into()))]
+        );
+        assert_eq!(opts(&["-s="]), vec![(Opt::Scheduler, Some(String::new()))]);
+        assert_eq!(
+            opts(&["-At=1.2.3.4:80"]),
+            vec![
+                (Opt::AddService, None),
+                (Opt::TcpService, Some("1.2.3.4:80".into()))
+            ]
+        );
+        assert_eq!(opts(&["-p=5"]), vec![(Opt::Persistent, Some("5".into()))]);
+        assert_eq!(opts(&["-p="]), vec![(Opt::Persistent, Some(String::new()))]);
+        for (words, spelled) in [
+            (&["-L=n"][..], "-L=n"),
+            (&["-Ln=c"][..], "-Ln=c"),
+            (&["-L="][..], "-L="),
+            (&["--list=x"][..], "--list=x"),
+        ] {
+            assert_eq!(
+                split(words).items.into_iter().find_map(Result::err),
+                Some(BadOption {
+                    spelled: spelled.into(),
+                    reason: "option does not take an argument"
+                }),
+                "{words:?}"
+            );
+        }
     }
 
     #[test]
@@ -417,6 +469,26 @@ mod tests {
             })
         );
         assert!(split(&["-Q"]).items[0].is_err());
+        // popt names the whole word.
+        let bad = |words: &[&str]| split(words).items.into_iter().find_map(Result::err);
+        assert_eq!(
+            bad(&["-L", "-nQ"]),
+            Some(BadOption {
+                spelled: "-nQ".into(),
+                reason: "unknown option"
+            })
+        );
+        assert_eq!(
+            bad(&["-At"]),
+            Some(BadOption {
+                spelled: "-At".into(),
+                reason: "missing argument"
+            })
+        );
+        assert_eq!(
+            bad(&["-L", "--bogus=5"]).map(|b| b.spelled),
+            Some("--bogus=5".into())
+        );
         assert_eq!(opts(&["--counters"]), vec![(Opt::Counters, None)]);
         assert!(split(&["--counters=1"]).items[0].is_err());
     }

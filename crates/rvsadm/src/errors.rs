@@ -1,12 +1,23 @@
-//! Daemon errors in ipvsadm's words (libipvs `ipvs_strerror`).
+//! Daemon errors in ipvsadm's words (libipvs `ipvs_strerror`: a text per call and errno, else
+//! `strerror`).
 
 use rvs_api::{Command, ErrorKind, ErrorReply};
+
+/// strerror(ERANGE): what ipvsadm prints when the kernel refuses a real server's thresholds.
+pub const ERANGE_TEXT: &str = "Numerical result out of range";
+
+/// `ipvs_strerror`'s EINVAL text: a real server address that is not unicast, among others.
+pub const EINVAL_TEXT: &str =
+    "Invalid operation.  Possibly wrong module version, address not unicast, ...";
 
 /// The text ipvsadm prints when the kernel refuses `command` the way rvsd refused it.
 ///
 /// The command matters: a missing service is "Service not defined" when adding a real server
-/// but "No such service" when editing the service. Kinds ipvsadm has no wording for
-/// (`Unsupported`, `Internal`) show the daemon's own message.
+/// but "No such service" when editing the service. A real server refused for its thresholds
+/// (lower above upper) gets the kernel's ERANGE text. Kinds ipvsadm has no wording for
+/// (`Unsupported`, `Internal`, and rvs's own reasons for `InvalidArgument`) show the daemon's
+/// message; the sync daemons' refusals are ipvsadm's texts already ("Daemon has already run",
+/// "No daemon is running").
 pub fn error_text(command: &Command, error: &ErrorReply) -> String {
     use Command as C;
     use ErrorKind as K;
@@ -14,6 +25,14 @@ pub fn error_text(command: &Command, error: &ErrorReply) -> String {
         command,
         C::AddDest { .. } | C::EditDest { .. } | C::DelDest { .. }
     );
+    if let (K::InvalidArgument, C::AddDest { dest, .. } | C::EditDest { dest, .. }) =
+        (error.kind, command)
+    {
+        // ip_vs_add_dest/ip_vs_edit_dest check the thresholds first.
+        if dest.l_threshold > dest.u_threshold {
+            return ERANGE_TEXT.to_string();
+        }
+    }
     let text = match error.kind {
         K::ServiceExists => "Service already exists",
         K::NoService if dest_command => "Service not defined",
@@ -65,6 +84,18 @@ mod tests {
                 &ErrorReply::new(ErrorKind::NoScheduler, "bogus")
             ),
             "Scheduler or persistence engine not found"
+        );
+        let mut dest = DestConfig::new(
+            id.socket_addr().expect("addr").ip(),
+            80,
+            1,
+            ForwardMethod::Masq,
+        );
+        dest.l_threshold = 3;
+        let refused = ErrorReply::new(ErrorKind::InvalidArgument, "lower threshold ...");
+        assert_eq!(
+            error_text(&Command::EditDest { service: id, dest }, &refused),
+            "Numerical result out of range"
         );
         assert_eq!(
             error_text(

@@ -1,7 +1,32 @@
 //! `-h` and `-v` texts.
+//!
+//! Run under the name `ipvsadm` (a link or the `ipvsadm` binary), rvsadm prints ipvsadm 1.31's
+//! own texts: its `-v` line and its usage with the program name as invoked (`argv[0]`, as
+//! ipvsadm's `usage_exit` prints it). Under any other name it prints rvsadm's version and the
+//! usage with rvs's extensions.
+
+use std::path::Path;
+
+/// The line ipvsadm 1.31's `-v` prints (`version()`: version, date, option parser and the IPVS
+/// version it was compiled with), which scripts read.
+pub const IPVSADM_VERSION_LINE: &str =
+    "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n";
+
+/// Whether `program` (`argv[0]`) names ipvsadm: its file name is `ipvsadm`.
+pub fn is_ipvsadm(program: &str) -> bool {
+    Path::new(program).file_name().and_then(|n| n.to_str()) == Some("ipvsadm")
+}
 
 /// `rvsadm -v`.
 pub fn version() -> String {
+    version_as("rvsadm")
+}
+
+/// `-v` as `program`: ipvsadm's line under the name ipvsadm, else rvsadm's version.
+pub fn version_as(program: &str) -> String {
+    if is_ipvsadm(program) {
+        return IPVSADM_VERSION_LINE.to_string();
+    }
     format!(
         "rvsadm {} (ipvsadm 1.31 compatible)\n",
         env!("CARGO_PKG_VERSION")
@@ -11,10 +36,31 @@ pub fn version() -> String {
 /// `rvsadm -h`: ipvsadm 1.31's usage text for rvsadm, plus the `--socket` option and rvs's
 /// extension commands.
 pub fn usage() -> String {
-    let p = "rvsadm";
-    let mut out = version();
+    usage_as("rvsadm")
+}
+
+/// `-h` as `program`: ipvsadm 1.31's usage text with `program` in its usage lines; under a
+/// name other than ipvsadm also rvs's extension commands and options.
+pub fn usage_as(program: &str) -> String {
+    let p = program;
+    let ipvsadm = is_ipvsadm(program);
+    let mut out = version_as(program);
     out.push_str("Usage:\n");
-    for line in [
+    let extensions: &[&str] = if ipvsadm {
+        &[]
+    } else {
+        &[
+            "--counters",
+            "--add-mark|--del-mark -t|-u addr[/prefix]:port[-port] --mark N",
+            "--list-marks",
+            "--set-policy name=value",
+            "--list-policy",
+            "--reload",
+            "--health",
+            "--vrrp",
+        ]
+    };
+    let base = [
         "-A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]",
         "-D virtual-service",
         "-C",
@@ -27,16 +73,8 @@ pub fn usage() -> String {
         "--set tcp tcpfin udp",
         "--start-daemon {master|backup} [daemon-options]",
         "--stop-daemon {master|backup}",
-        "--counters",
-        "--add-mark|--del-mark -t|-u addr[/prefix]:port[-port] --mark N",
-        "--list-marks",
-        "--set-policy name=value",
-        "--list-policy",
-        "--reload",
-        "--health",
-        "--vrrp",
-        "-h",
-    ] {
+    ];
+    for line in base.iter().chain(extensions).chain(&["-h"]) {
         out.push_str(&format!("  {p} {line}\n"));
     }
     out.push('\n');
@@ -106,6 +144,11 @@ pub fn usage() -> String {
         "  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)\n",
         "  --mcast-port port                   UDP port (default=8848)\n",
         "  --mcast-ttl ttl                     Multicast TTL (default=1)\n",
+    ));
+    if ipvsadm {
+        return out;
+    }
+    out.push_str(concat!(
         "rvsadm Options:\n",
         "  --socket PATH                       rvsd control socket (default $RVS_SOCKET,\n",
         "                                      else /run/rvs/rvsd.sock)\n",
@@ -149,5 +192,23 @@ mod tests {
         assert!(text.contains("  --counters  "));
         assert!(text.contains("  rvsadm --list-marks\n"));
         assert!(text.contains("  --set-policy name=value  "));
+    }
+
+    #[test]
+    fn as_ipvsadm_ipvsadms_own_texts() {
+        assert_eq!(
+            super::version_as("/sbin/ipvsadm"),
+            "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n"
+        );
+        let text = super::usage_as("/sbin/ipvsadm");
+        assert!(text.starts_with(
+            "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\nUsage:\n  /sbin/ipvsadm -A|E virtual-service"
+        ));
+        assert!(
+            text.contains("  /sbin/ipvsadm --stop-daemon {master|backup}\n  /sbin/ipvsadm -h\n\n")
+        );
+        assert!(text.ends_with("  --mcast-ttl ttl                     Multicast TTL (default=1)\n"));
+        assert!(!text.contains("rvs"));
+        assert!(super::version_as("rvsadm").starts_with("rvsadm "));
     }
 }

@@ -19,6 +19,8 @@ use std::net::IpAddr;
 
 /// ipvsadm's default scheduler.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
+/// The sync daemon's interface without `--mcast-interface` (ipvsadm's `DEF_MCAST_IFN`).
+pub const DEFAULT_MCAST_INTERFACE: &str = "eth0";
 /// Persistence timeout used by `-p` without a value (`IPVS_SVC_PERSISTENT_TIMEOUT`, 6*60 s).
 pub const DEFAULT_PERSISTENCE: u32 = 360;
 /// Longest timeout ipvsadm accepts (`MAX_TIMEOUT`, 31 days).
@@ -720,7 +722,7 @@ fn apply_option(e: &mut Entry, o: &Occurrence, names: &dyn Resolver) -> Result<(
         | Opt::Save
         | Opt::StartDaemon
         | Opt::StopDaemon
-        | Opt::Counters => return fail(format!("invalid option `{}'", o.spelled)),
+        | Opt::Counters => return fail(format!("invalid option `{}'", o.word)),
     }
     Ok(())
 }
@@ -953,7 +955,13 @@ fn finish(
             Action::Restore
         }
         Cmd::Counters => Action::Counters,
-        Cmd::StartDaemon => Action::Apply(Command::StartDaemon(e.daemon)),
+        Cmd::StartDaemon => {
+            let mut daemon = e.daemon;
+            if daemon.mcast_interface.is_empty() {
+                daemon.mcast_interface = DEFAULT_MCAST_INTERFACE.to_string();
+            }
+            Action::Apply(Command::StartDaemon(daemon))
+        }
         Cmd::StopDaemon => Action::Apply(Command::StopDaemon(e.daemon.role)),
     })
 }

@@ -529,3 +529,18 @@ fn sctp_listings_match_ipvsadm() {
         &render::connections(&conns, &numeric(), &NO_NAMES),
     );
 }
+
+/// Under the name ipvsadm, `-h` is ipvsadm 1.31's `usage_exit` text with `argv[0]`
+/// (`usage_ipvsadm.txt` is the output of that function, compiled from ipvsadm.c with its
+/// SCHEDULERS and PE_LIST, for `/sbin/ipvsadm`), and `-v` its `version` line.
+#[test]
+fn usage_and_version_as_ipvsadm() {
+    check(
+        "usage_ipvsadm.txt",
+        &rvsadm::help::usage_as("/sbin/ipvsadm"),
+    );
+    assert_eq!(
+        rvsadm::help::version_as("ipvsadm"),
+        "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n"
+    );
+}

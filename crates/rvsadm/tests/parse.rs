@@ -537,3 +537,47 @@ fn system_host_and_service_names() {
         )
     );
 }
+
+/// popt 1.19's `=` after a short option, `--start-daemon` without `--mcast-interface` (eth0,
+/// ipvsadm's `DEF_MCAST_IFN`), and popt's errors naming the whole word.
+#[test]
+fn popt_details() {
+    assert_eq!(
+        ok("-A -t=1.2.3.4:80 -s=rr"),
+        Action::Apply(Command::AddService(ServiceConfig::new(
+            tcp(v4(1, 2, 3, 4), 80),
+            "rr"
+        )))
+    );
+    let Action::Apply(Command::StartDaemon(c)) = ok("--start-daemon master") else {
+        panic!("not a start");
+    };
+    assert_eq!(c.mcast_interface, "eth0");
+    let cases: &[(&str, &str, i32)] = &[
+        (
+            "-L=n",
+            "Try `rvsadm -h' or 'rvsadm --help' for more information.",
+            255,
+        ),
+        ("-L -n=c", "-n=c: option does not take an argument", 255),
+        (
+            "-L --numeric=1",
+            "--numeric=1: option does not take an argument",
+            255,
+        ),
+        ("-L -nQ", "-nQ: unknown option", 255),
+        ("-L --bogus=5", "--bogus=5: unknown option", 255),
+        ("-A -nt", "-nt: missing argument", 255),
+        // poptBadOption names the word popt read last.
+        ("-A -t 1.2.3.4:80 -Lt x", "invalid option `-Lt'", 2),
+        ("-L --start-daemon master", "invalid option `master'", 2),
+        (
+            "-A -t 1.2.3.4:80 -p=",
+            "invalid timeout value `' specified",
+            2,
+        ),
+    ];
+    for &(line, message, code) in cases {
+        assert_eq!(err(line), (message.to_string(), code), "{line}");
+    }
+}

@@ -102,7 +102,7 @@ impl Control for FakeDaemon {
                 if self.daemons.iter().any(|d| d.role == c.role) {
                     Reply::error(
                         ErrorKind::InvalidArgument,
-                        "a sync daemon of that role is running already",
+                        "Daemon has already run",
                     )
                 } else {
                     self.daemons.push(c);
@@ -115,7 +115,7 @@ impl Control for FakeDaemon {
                 if self.daemons.len() == before {
                     Reply::error(
                         ErrorKind::InvalidArgument,
-                        "no sync daemon of that role is running",
+                        "No daemon is running",
                     )
                 } else {
                     Reply::Ok
@@ -546,13 +546,9 @@ fn daemon_errors_use_ipvsadm_words_and_status() {
         (
             "--start-daemon master --mcast-interface eth1",
             255,
-            "a sync daemon of that role is running already\n",
+            "Daemon has already run\n",
         ),
-        (
-            "--stop-daemon backup",
-            255,
-            "no sync daemon of that role is running\n",
-        ),
+        ("--stop-daemon backup", 255, "No daemon is running\n"),
     ];
     for (line, status, stderr) in cases {
         let out = run(&mut d, line, "");

@@ -113,15 +113,17 @@ fn run(
             Reply::Ok
         }
         Command::AddDest { service, dest } => {
-            engine
-                .add_dest(&service_key(&service)?, dest_spec(&dest, local_addrs)?)
-                .map_err(engine_error)?;
+            let key = service_key(&service)?;
+            let spec = dest_spec(&dest, local_addrs)
+                .map_err(|e| unless_no_service(engine, now, &key, e))?;
+            engine.add_dest(&key, spec).map_err(engine_error)?;
             Reply::Ok
         }
         Command::EditDest { service, dest } => {
-            engine
-                .edit_dest(&service_key(&service)?, dest_spec(&dest, local_addrs)?)
-                .map_err(engine_error)?;
+            let key = service_key(&service)?;
+            let spec = dest_spec(&dest, local_addrs)
+                .map_err(|e| unless_no_service(engine, now, &key, e))?;
+            engine.edit_dest(&key, spec).map_err(engine_error)?;
             Reply::Ok
         }
         Command::DelDest {
@@ -442,7 +444,41 @@ fn effective_method(cfg: &DestConfig, local_addrs: &[IpAddr]) -> rvs_engine::For
     }
 }
 
+/// IPVS looks the service up before it checks the real server (`ESRCH`, "Service not defined",
+/// comes first): a real server refused for itself on a missing service is refused for the
+/// service. Looked up only on that error path.
+fn unless_no_service(
+    engine: &Engine,
+    now: Millis,
+    key: &ServiceKey,
+    refusal: rvs_api::ErrorReply,
+) -> rvs_api::ErrorReply {
+    if engine.services(now).iter().any(|s| s.spec.key == *key) {
+        refusal
+    } else {
+        engine_error(EngineError::NoService)
+    }
+}
+
+/// The destination checks of `ip_vs_add_dest` / `ip_vs_edit_dest` that do not need the service:
+/// a lower threshold above the upper one is `ERANGE`, even with no upper threshold (0), as the
+/// kernel compares them (ipvsadm prints strerror's "Numerical result out of range").
+fn check_dest(cfg: &DestConfig) -> Result<(), rvs_api::ErrorReply> {
+    if cfg.l_threshold > cfg.u_threshold {
+        return Err(api_error(
+            ErrorKind::InvalidArgument,
+            &format!(
+                "Numerical result out of range: the lower threshold (-y {}) is higher than the \
+                 upper threshold (-x {}; 0 is none)",
+                cfg.l_threshold, cfg.u_threshold
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn dest_spec(cfg: &DestConfig, local_addrs: &[IpAddr]) -> Result<DestSpec, rvs_api::ErrorReply> {
+    check_dest(cfg)?;
     if cfg.tunnel.is_some() && cfg.method != rvs_api::ForwardMethod::Tunnel {
         return Err(api_error(
             ErrorKind::InvalidArgument,
@@ -542,6 +578,66 @@ pub(crate) fn conn_view(c: ConnStatus) -> ConnView {
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn add_service(engine: &Engine, id: ServiceId) {
+        let reply = execute(
+            engine,
+            &[],
+            Millis(0),
+            Command::AddService(ServiceConfig::new(id, "rr")),
+        );
+        assert_eq!(reply, Reply::Ok);
+    }
+
+    fn add_dest(engine: &Engine, service: ServiceId, dest: DestConfig) -> Reply {
+        execute(engine, &[], Millis(0), Command::AddDest { service, dest })
+    }
+
+    #[test]
+    fn thresholds_are_refused_as_the_kernel_refuses_them() {
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let vip = ServiceId::Tcp {
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            port: 80,
+        };
+        let rip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let dest = |u, l| {
+            let mut d = DestConfig::new(rip, 80, 1, rvs_api::ForwardMethod::Masq);
+            (d.u_threshold, d.l_threshold) = (u, l);
+            d
+        };
+        // No service: ESRCH comes before ERANGE.
+        let Reply::Error(e) = add_dest(&engine, vip, dest(5, 10)) else {
+            panic!("accepted");
+        };
+        assert_eq!(e.kind, ErrorKind::NoService);
+        add_service(&engine, vip);
+        for (u, l) in [(5, 10), (0, 1)] {
+            let Reply::Error(e) = add_dest(&engine, vip, dest(u, l)) else {
+                panic!("-x {u} -y {l} accepted");
+            };
+            assert_eq!(e.kind, ErrorKind::InvalidArgument);
+            assert!(
+                e.message.starts_with("Numerical result out of range"),
+                "{}",
+                e.message
+            );
+        }
+        assert_eq!(add_dest(&engine, vip, dest(10, 10)), Reply::Ok);
+        let edit = execute(
+            &engine,
+            &[],
+            Millis(0),
+            Command::EditDest {
+                service: vip,
+                dest: dest(0, 3),
+            },
+        );
+        assert!(
+            matches!(&edit, Reply::Error(e) if e.kind == ErrorKind::InvalidArgument),
+            "{edit:?}"
+        );
+    }
 
     #[test]
     fn netmask_round_trips_prefix_lengths() {

@@ -69,14 +69,32 @@ fn role_key(r: DaemonRole) -> u8 {
     }
 }
 
-/// The settings a daemon runs with: defaults filled in as the kernel fills them.
+/// The kernel's answer to starting a daemon of a role that runs (`EEXIST`), in ipvsadm's words.
+const ALREADY_RUNNING: &str = "Daemon has already run";
+/// The kernel's answer to stopping a daemon that does not run (`ESRCH`), in ipvsadm's words.
+const NOT_RUNNING: &str = "No daemon is running";
+/// strerror(ENODEV): the kernel's answer for an unknown multicast interface.
+const NO_SUCH_DEVICE: &str = "No such device";
+
+/// The settings a daemon runs with: defaults filled in as the kernel's `start_sync_thread`
+/// fills them, for the multicast interface's MTU.
 fn effective(cfg: &DaemonConfig) -> Result<DaemonConfig, String> {
-    let mtu = rvs_io::iface::mtu(&cfg.mcast_interface).map_err(|e| e.to_string())?;
+    let mtu = match rvs_io::iface::mtu(&cfg.mcast_interface) {
+        Ok(mtu) => mtu,
+        Err(rvs_io::IoError::NoSuchInterface(_)) => return Err(NO_SUCH_DEVICE.into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    Ok(with_defaults(cfg, mtu))
+}
+
+/// `start_sync_thread`'s defaults: group 224.0.0.81, port 8848, TTL 1; and the message size
+/// (`sync_maxlen`): without `--sync-maxlen` 1500 less the IP and UDP headers for a master
+/// (1472 for IPv4) and the interface's MTU, clamped to 1500..=65535, less the headers for a
+/// backup; a given size is clamped to 1 (master) or 1024 (backup) ..= 65535 less the headers.
+fn with_defaults(cfg: &DaemonConfig, mtu: u32) -> DaemonConfig {
     let mut c = cfg.clone();
-    if c.maxlen == 0 {
-        c.maxlen = mtu.saturating_sub(28).clamp(64, 65_507) as u16;
-    }
-    c.group
+    let group = *c
+        .group
         .get_or_insert(IpAddr::V4(Ipv4Addr::from(rvs_sync::DEFAULT_GROUP)));
     if c.port == 0 {
         c.port = rvs_sync::DEFAULT_PORT;
@@ -84,7 +102,19 @@ fn effective(cfg: &DaemonConfig) -> Result<DaemonConfig, String> {
     if c.ttl == 0 {
         c.ttl = 1;
     }
-    Ok(c)
+    // struct iphdr or ipv6hdr, then struct udphdr.
+    let hlen: u32 = if group.is_ipv6() { 40 + 8 } else { 20 + 8 };
+    let (mtu, min_mtu) = match c.role {
+        DaemonRole::Backup => (mtu.clamp(1500, 65_535), 1024),
+        DaemonRole::Master => (1500, 1),
+    };
+    let maxlen = if c.maxlen != 0 {
+        u32::from(c.maxlen).clamp(min_mtu, 65_535 - hlen)
+    } else {
+        mtu - hlen
+    };
+    c.maxlen = u16::try_from(maxlen).unwrap_or(u16::MAX);
+    c
 }
 
 fn open_socket(c: &DaemonConfig) -> Result<(UdpSocket, SocketAddr), String> {
@@ -140,10 +170,11 @@ impl SyncDaemons {
     /// Starts a daemon; returns the settings it runs with.
     pub fn start(&self, cfg: &DaemonConfig) -> Result<DaemonConfig, String> {
         let mut running = self.lock();
-        if running.contains_key(&role_key(cfg.role)) {
-            return Err("a sync daemon of that role is running already".into());
-        }
+        // The kernel looks the interface up first (ENODEV), then for a running daemon (EEXIST).
         let c = effective(cfg)?;
+        if running.contains_key(&role_key(cfg.role)) {
+            return Err(ALREADY_RUNNING.into());
+        }
         let (sock, to) = open_socket(&c)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (engine, clock, flag, conf, imported) = (
@@ -187,7 +218,7 @@ impl SyncDaemons {
                 drop(r);
                 Ok(())
             }
-            None => Err("no sync daemon of that role is running".into()),
+            None => Err(NOT_RUNNING.into()),
         }
     }
 
@@ -319,5 +350,61 @@ fn backup_loop(
             Ok(rvs_sync::Message::ResyncRequest { .. }) => {}
             Err(e) => tracing::debug!("sync message dropped: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(role: DaemonRole, maxlen: u16) -> DaemonConfig {
+        DaemonConfig {
+            role,
+            mcast_interface: "eth0".into(),
+            syncid: 0,
+            maxlen,
+            group: None,
+            port: 0,
+            ttl: 0,
+        }
+    }
+
+    /// `start_sync_thread`'s numbers: a master sends at most 1472 bytes whatever the MTU, a
+    /// backup reads up to its MTU (at least 1500) less 28.
+    #[test]
+    fn maxlen_defaults_and_clamps_as_the_kernel() {
+        let maxlen = |role, given, mtu| with_defaults(&cfg(role, given), mtu).maxlen;
+        use DaemonRole::{Backup, Master};
+        assert_eq!(maxlen(Master, 0, 1500), 1472);
+        assert_eq!(maxlen(Master, 0, 9000), 1472);
+        assert_eq!(maxlen(Master, 0, 1280), 1472);
+        assert_eq!(maxlen(Backup, 0, 9000), 8972);
+        assert_eq!(maxlen(Backup, 0, 1280), 1472);
+        assert_eq!(maxlen(Backup, 0, 65_536), 65_507);
+        assert_eq!(maxlen(Master, 100, 1500), 100);
+        assert_eq!(maxlen(Backup, 100, 1500), 1024);
+        assert_eq!(maxlen(Master, 65_535, 1500), 65_507);
+        let mut v6 = cfg(Master, 0);
+        v6.group = Some("ff02::81".parse().expect("group"));
+        assert_eq!(with_defaults(&v6, 1500).maxlen, 1452);
+        let c = with_defaults(&cfg(Backup, 0), 1500);
+        assert_eq!(
+            (c.group, c.port, c.ttl),
+            (Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81))), 8848, 1)
+        );
+    }
+
+    #[test]
+    fn refusals_in_ipvsadm_words() {
+        let engine = Arc::new(Engine::new(rvs_engine::EngineConfig::default()));
+        let daemons = SyncDaemons::new(engine, Clock::new());
+        assert_eq!(
+            daemons.stop(DaemonRole::Master),
+            Err("No daemon is running".to_string())
+        );
+        let mut c = cfg(DaemonRole::Backup, 0);
+        c.mcast_interface = "rvsnosuchif0".into();
+        let err = daemons.start(&c).expect_err("no such interface");
+        assert_eq!(err, "No such device");
     }
 }
