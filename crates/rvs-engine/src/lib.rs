@@ -31,6 +31,7 @@ mod sched_locality;
 #[cfg(test)]
 mod sched_tests;
 mod sctp_state;
+pub mod spec_walk;
 mod sync;
 mod tcp_state;
 pub mod tunnel;
