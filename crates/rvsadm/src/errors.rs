@@ -2,6 +2,7 @@
 //! `strerror`).
 
 use rvs_api::{Command, ErrorKind, ErrorReply};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// strerror(ERANGE): what ipvsadm prints when the kernel refuses a real server's thresholds.
 pub const ERANGE_TEXT: &str = "Numerical result out of range";
@@ -32,6 +33,10 @@ pub fn error_text(command: &Command, error: &ErrorReply) -> String {
         if dest.l_threshold > dest.u_threshold {
             return ERANGE_TEXT.to_string();
         }
+        // Then ip_vs_new_dest the address type.
+        if matches!(command, C::AddDest { .. }) && maybe_not_unicast(dest.addr) {
+            return EINVAL_TEXT.to_string();
+        }
     }
     let text = match error.kind {
         K::ServiceExists => "Service already exists",
@@ -51,11 +56,30 @@ pub fn error_text(command: &Command, error: &ErrorReply) -> String {
     text.to_string()
 }
 
+/// The real server addresses IPVS may refuse as not unicast (rvsd decides with the director's
+/// own addresses, which make an IPv6 link-local address acceptable): 0.0.0.0/8, broadcast,
+/// multicast, 127.255.255.255; `::`, multicast, IPv4-mapped, link-local.
+fn maybe_not_unicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            a.octets()[0] == 0
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a == Ipv4Addr::new(127, 255, 255, 255)
+        }
+        IpAddr::V6(a) => {
+            a.is_unspecified()
+                || a.is_multicast()
+                || a.segments()[..6] == [0, 0, 0, 0, 0, 0xffff]
+                || a.segments()[0] & 0xffc0 == 0xfe80
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rvs_api::{DestConfig, ForwardMethod, ServiceConfig, ServiceId};
-    use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
     fn wording_depends_on_command() {
@@ -93,6 +117,18 @@ mod tests {
         );
         dest.l_threshold = 3;
         let refused = ErrorReply::new(ErrorKind::InvalidArgument, "lower threshold ...");
+        let mut broadcast = dest.clone();
+        (broadcast.addr, broadcast.l_threshold) = (IpAddr::V4(Ipv4Addr::BROADCAST), 0);
+        assert_eq!(
+            error_text(
+                &Command::AddDest {
+                    service: id,
+                    dest: broadcast
+                },
+                &ErrorReply::new(ErrorKind::InvalidArgument, "not unicast")
+            ),
+            "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+        );
         assert_eq!(
             error_text(&Command::EditDest { service: id, dest }, &refused),
             "Numerical result out of range"

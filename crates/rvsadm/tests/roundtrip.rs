@@ -165,6 +165,17 @@ impl Control for FakeDaemon {
             }]),
             Command::AddDest { service, dest } => match self.find(&service) {
                 None => no_service(),
+                // rvsd's refusals of what the kernel refuses (ERANGE, EINVAL).
+                Some(_) if dest.l_threshold > dest.u_threshold => Reply::error(
+                    ErrorKind::InvalidArgument,
+                    "Numerical result out of range: the lower threshold ...",
+                ),
+                Some(_) if dest.addr.is_multicast() || dest.addr == IpAddr::from([255; 4]) => {
+                    Reply::error(
+                        ErrorKind::InvalidArgument,
+                        "real server address is not a unicast address of a host",
+                    )
+                }
                 Some(s)
                     if s.dests
                         .iter()
@@ -541,6 +552,26 @@ fn daemon_errors_use_ipvsadm_words_and_status() {
             "Destination already exists\n",
         ),
         ("-d -t 1.2.3.4:80 -r 10.0.0.9", 255, "No such destination\n"),
+        (
+            "-a -t 1.2.3.4:80 -r 255.255.255.255 -m",
+            255,
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 224.0.0.1",
+            255,
+            "Invalid operation.  Possibly wrong module version, address not unicast, ...\n",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.2 -y 5",
+            255,
+            "Numerical result out of range\n",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.2 -x 5 -y 6",
+            255,
+            "Numerical result out of range\n",
+        ),
         ("-L -t 1.2.3.5:80", 1, "No such service\n"),
         ("--start-daemon master --mcast-interface eth0", 0, ""),
         (

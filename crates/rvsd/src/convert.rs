@@ -115,6 +115,7 @@ fn run(
         Command::AddDest { service, dest } => {
             let key = service_key(&service)?;
             let spec = dest_spec(&dest, local_addrs)
+                .and_then(|spec| check_unicast(dest.addr, local_addrs).map(|()| spec))
                 .map_err(|e| unless_no_service(engine, now, &key, e))?;
             engine.add_dest(&key, spec).map_err(engine_error)?;
             Reply::Ok
@@ -477,6 +478,45 @@ fn check_dest(cfg: &DestConfig) -> Result<(), rvs_api::ErrorReply> {
     Ok(())
 }
 
+/// Whether IPVS refuses `addr` as a new real server (`ip_vs_new_dest`, EINVAL): an IPv4
+/// address whose type (`inet_addr_type`) is neither unicast nor local: 0.0.0.0/8, the limited
+/// broadcast 255.255.255.255, multicast 224.0.0.0/4, and the loopback network's broadcast
+/// 127.255.255.255 (a `broadcast` route of the local table); an IPv6 address that is not
+/// unicast (`ipv6_addr_type`: `::`, multicast ff00::/8, IPv4-mapped ::ffff:0:0/96) or is
+/// link-local (fe80::/10), unless it is one of the director's own (`__ip_vs_addr_is_local_v6`).
+/// The directed broadcasts of the director's other networks are not known here and pass.
+pub(crate) fn refused_as_real_server(addr: IpAddr, local_addrs: &[IpAddr]) -> bool {
+    match addr {
+        IpAddr::V4(a) => {
+            a.octets()[0] == 0
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a == std::net::Ipv4Addr::new(127, 255, 255, 255)
+        }
+        IpAddr::V6(a) => {
+            let mapped = a.segments()[..6] == [0, 0, 0, 0, 0, 0xffff];
+            let link_local = a.segments()[0] & 0xffc0 == 0xfe80;
+            let not_unicast = a.is_unspecified() || a.is_multicast() || mapped;
+            (not_unicast || link_local) && !local_addrs.contains(&addr)
+        }
+    }
+}
+
+/// [`refused_as_real_server`] as the kernel's EINVAL (ipvsadm: "Invalid operation. Possibly
+/// wrong module version, address not unicast, ...").
+fn check_unicast(addr: IpAddr, local_addrs: &[IpAddr]) -> Result<(), rvs_api::ErrorReply> {
+    if refused_as_real_server(addr, local_addrs) {
+        return Err(api_error(
+            ErrorKind::InvalidArgument,
+            &format!(
+                "real server address {addr} is not a unicast address of a host (IPVS refuses \
+                 it: address not unicast)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn dest_spec(cfg: &DestConfig, local_addrs: &[IpAddr]) -> Result<DestSpec, rvs_api::ErrorReply> {
     check_dest(cfg)?;
     if cfg.tunnel.is_some() && cfg.method != rvs_api::ForwardMethod::Tunnel {
@@ -637,6 +677,70 @@ mod tests {
             matches!(&edit, Reply::Error(e) if e.kind == ErrorKind::InvalidArgument),
             "{edit:?}"
         );
+    }
+
+    #[test]
+    fn non_unicast_real_servers_are_refused_as_the_kernel_refuses_them() {
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let vip4 = ServiceId::Tcp {
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            port: 80,
+        };
+        let vip6 = ServiceId::Tcp {
+            addr: "2001:db8::1".parse().unwrap(),
+            port: 80,
+        };
+        let own_link_local: IpAddr = "fe80::1".parse().unwrap();
+        let local = [own_link_local];
+        let add = |service, addr: &str, method| {
+            let dest = DestConfig::new(addr.parse().unwrap(), 80, 1, method);
+            execute(
+                &engine,
+                &local,
+                Millis(0),
+                Command::AddDest { service, dest },
+            )
+        };
+        use rvs_api::ForwardMethod::{Masq, Route, Tunnel};
+        // No service: ESRCH first.
+        let Reply::Error(e) = add(vip4, "255.255.255.255", Masq) else {
+            panic!("accepted");
+        };
+        assert_eq!(e.kind, ErrorKind::NoService);
+        add_service(&engine, vip4);
+        add_service(&engine, vip6);
+        for (service, addr, method) in [
+            (vip4, "0.0.0.0", Masq),
+            (vip4, "0.1.2.3", Route),
+            (vip4, "255.255.255.255", Masq),
+            (vip4, "224.0.0.1", Masq),
+            (vip4, "239.255.255.250", Route),
+            (vip4, "127.255.255.255", Masq),
+            (vip6, "::", Masq),
+            (vip6, "ff02::1", Masq),
+            (vip6, "::ffff:10.0.0.1", Masq),
+            (vip6, "fe80::2", Masq),
+            (vip4, "ff05::2", Tunnel),
+        ] {
+            let Reply::Error(e) = add(service, addr, method) else {
+                panic!("{addr} accepted");
+            };
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{addr}");
+            assert!(e.message.contains("not a unicast address"), "{addr}: {e:?}");
+        }
+        for (service, addr, method) in [
+            (vip4, "10.0.0.2", Masq),
+            (vip4, "127.0.0.1", Masq),
+            (vip4, "240.0.0.1", Route),
+            (vip4, "1.0.0.0", Route),
+            (vip6, "::1", Masq),
+            (vip6, "fe80::1", Masq),
+            (vip6, "fd00::2", Masq),
+            (vip6, "fec0::2", Masq),
+            (vip4, "2001:db8::2", Tunnel),
+        ] {
+            assert_eq!(add(service, addr, method), Reply::Ok, "{addr}");
+        }
     }
 
     #[test]
