@@ -873,11 +873,12 @@ fn finish(
                 .ok_or_else(|| ParseError::Fail("no real server specified".into()))?;
             let mut port = e.dest_port;
             let tunnel = e.method == ForwardMethod::Tunnel;
-            // ipvsadm silently replaces a -g/-i server's port with the service's; rvs keeps an
-            // explicit different port so the daemon can refuse the port mapping and say why
-            // (the real server receives the packet unchanged). An omitted port still means the
-            // service's port.
-            if e.fwmark == 0 && (tunnel || e.method == ForwardMethod::Route) && port == 0 {
+            // ipvsadm.c's process_options: "The destination port must be equal to the service
+            // port if the IP_VS_CONN_F_TUNNEL or IP_VS_CONN_F_DROUTE is set", so a -g/-i server's
+            // port is replaced with the service's, silently, before the kernel sees it (not for
+            // fwmark services). rvsd refuses such a port mapping with its reason for other
+            // clients; rvsadm sends what ipvsadm sends.
+            if e.fwmark == 0 && (tunnel || e.method == ForwardMethod::Route) {
                 port = e.port;
             }
             if addr.is_ipv6() != id.is_ipv6() && !tunnel {

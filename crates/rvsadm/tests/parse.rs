@@ -174,14 +174,34 @@ fn persistence_netmask_and_options() {
         (dest.port, dest.weight, dest.u_threshold, dest.l_threshold),
         (8443, 0, 100, 10)
     );
-    // ipvsadm would silently use the service port for a -g/-i server; rvsadm passes an explicit
-    // different port on so the daemon refuses the port mapping with its reason.
-    let Action::Apply(Command::EditDest { dest, .. }) =
-        ok("-e -t 1.2.3.4:80 -r 10.0.0.2:8080 -w 3")
-    else {
-        panic!("edit dest");
+    // As ipvsadm.c's process_options, a -g/-i server gets the service's port whatever port it
+    // was given (the real server receives the packet unchanged); -m and fwmark services keep it.
+    let port_of = |line: &str| match ok(line) {
+        Action::Apply(Command::AddDest { dest, .. } | Command::EditDest { dest, .. }) => {
+            (dest.port, dest.method)
+        }
+        other => panic!("{line}: {other:?}"),
     };
-    assert_eq!((dest.port, dest.method), (8080, ForwardMethod::Route));
+    assert_eq!(
+        port_of("-e -t 1.2.3.4:80 -r 10.0.0.2:8080 -w 3"),
+        (80, ForwardMethod::Route)
+    );
+    assert_eq!(
+        port_of("-a -t 1.2.3.4:80 -r 10.0.0.2:8080 -g"),
+        (80, ForwardMethod::Route)
+    );
+    assert_eq!(
+        port_of("-a -u 1.2.3.4:53 -r 10.0.0.2:5353 -i"),
+        (53, ForwardMethod::Tunnel)
+    );
+    assert_eq!(
+        port_of("-a -t 1.2.3.4:80 -r 10.0.0.2:8080 -m"),
+        (8080, ForwardMethod::Masq)
+    );
+    assert_eq!(
+        port_of("-a -f 7 -r 10.0.0.2:8080 -g"),
+        (8080, ForwardMethod::Route)
+    );
     // Without a port, the server gets the service's port.
     let Action::Apply(Command::AddDest { dest, .. }) = ok("-a -t 1.2.3.4:80 -r 10.0.0.2 -g") else {
         panic!("add dest");

@@ -743,6 +743,37 @@ mod tests {
         }
     }
 
+    /// rvsadm sends a -g/-i server with the service's port, as ipvsadm; another client asking
+    /// for a port mapping the real server could not see is refused with the reason.
+    #[test]
+    fn port_mapping_without_nat_is_refused_with_its_reason() {
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let vip = ServiceId::Tcp {
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            port: 80,
+        };
+        add_service(&engine, vip);
+        let rip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let Reply::Error(e) = add_dest(
+            &engine,
+            vip,
+            DestConfig::new(rip, 8080, 1, rvs_api::ForwardMethod::Route),
+        ) else {
+            panic!("port mapping with -g accepted");
+        };
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert!(
+            e.message
+                .contains("port mapping is not possible with direct routing (-g)")
+                && e.message
+                    .contains("must listen on the virtual service's port"),
+            "{}",
+            e.message
+        );
+        let same_port = DestConfig::new(rip, 80, 1, rvs_api::ForwardMethod::Route);
+        assert_eq!(add_dest(&engine, vip, same_port), Reply::Ok);
+    }
+
     #[test]
     fn netmask_round_trips_prefix_lengths() {
         let v4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
