@@ -6,6 +6,7 @@
 //! * [`parse`]: argv to a typed [`Action`], with ipvsadm's checks, error texts and exit codes.
 //! * [`render`]: daemon views to ipvsadm's text, byte for byte.
 //! * [`run`]: executes an action against a [`run::Control`] (the daemon or a fake).
+//! * [`cli`]: the programs: `rvsadm`, `ipvsadm`, `ipvsadm-save`, `ipvsadm-restore`.
 //!
 //! Differences from ipvsadm: rvsadm connects to the daemon only when a command needs it, and the
 //! sync daemons (`--start-daemon`) take IPv4 multicast groups only. Host and service names are
@@ -14,6 +15,7 @@
 pub mod action;
 mod address;
 mod args;
+pub mod cli;
 pub mod errors;
 pub mod extension;
 pub mod help;
