@@ -272,6 +272,17 @@ pub(crate) struct Snapshot {
     pub(crate) policy: Policy,
 }
 
+/// Services changed inside an [`crate::Engine::batch`] and not yet published: the list and
+/// its key index, kept up to date one change at a time (a published snapshot rebuilds every
+/// index, which made a restore of N services cost O(N^2)).
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// The services, in list order.
+    pub(crate) services: Vec<Arc<ServiceRt>>,
+    /// Position of each service in `services`.
+    pub(crate) index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
+}
+
 impl Snapshot {
     pub(crate) fn new(
         services: Vec<Arc<ServiceRt>>,

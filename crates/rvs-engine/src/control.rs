@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::config::{DestRt, ServiceRt, Snapshot};
+use crate::config::{DestRt, ServiceRt, Snapshot, Staged};
 use crate::conn_table::{Conn, F_V6};
 use crate::engine::{protocol_of, to_ip, Control, Engine};
 use crate::estimator::Estimator;
@@ -36,6 +36,56 @@ const MIXED_FAMILY: &str = "different address family is allowed only for tunnell
 const NO_LOCAL_POOL: &str = "FULLNAT needs a local address pool: set --laddr on the service";
 
 impl Engine {
+    /// Runs `f` with the configuration changes it makes published once, when it returns:
+    /// additions of services and real servers (`-A`, `-a`, `-e`, `-d`) are staged and cost
+    /// O(1) each instead of a snapshot each; any other change publishes what is staged first.
+    /// The data plane sees the whole batch at once. Batches may nest and run concurrently;
+    /// the last one to finish publishes.
+    pub fn batch<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Ends the batch even if `f` panics.
+        struct End<'a>(&'a Engine);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                let mut ctl = self.0.control.lock();
+                ctl.batch_depth = ctl.batch_depth.saturating_sub(1);
+                if ctl.batch_depth == 0 {
+                    self.0.flush_staged(&mut ctl);
+                }
+            }
+        }
+        self.control.lock().batch_depth += 1;
+        let _end = End(self);
+        f()
+    }
+
+    /// Publishes the services a batch staged, if any.
+    fn flush_staged(&self, ctl: &mut Control) {
+        if let Some(staged) = ctl.staged.take() {
+            self.publish(staged.services, ctl);
+        }
+    }
+
+    /// Publishes the current services (the staged ones, if a batch staged any) with the
+    /// current timeouts, policy and mark rules.
+    fn republish(&self, ctl: &mut Control) {
+        let services = match ctl.staged.take() {
+            Some(staged) => staged.services,
+            None => self.snapshot.load().services.clone(),
+        };
+        self.publish(services, ctl);
+    }
+
+    /// The staged services of the open batch, started from the published ones.
+    fn staged<'c>(&self, ctl: &'c mut Control) -> &'c mut Staged {
+        ctl.staged.get_or_insert_with(|| {
+            let snap = self.snapshot.load();
+            Staged {
+                services: snap.services.clone(),
+                index: snap.index.clone(),
+            }
+        })
+    }
+
     fn publish(&self, services: Vec<Arc<ServiceRt>>, ctl: &Control) {
         self.snapshot.store(Arc::new(Snapshot::new(
             services,
@@ -85,8 +135,12 @@ impl Engine {
     pub fn add_service(&self, spec: ServiceSpec) -> Result<(), EngineError> {
         Self::check_service_spec(&spec)?;
         let mut ctl = self.control.lock();
-        let snap = self.snapshot.load();
-        if snap.service(&spec.key).is_some() {
+        let exists = if ctl.batch_depth > 0 {
+            self.staged(&mut ctl).index.contains_key(&spec.key)
+        } else {
+            self.snapshot.load().service(&spec.key).is_some()
+        };
+        if exists {
             return Err(EngineError::ServiceExists);
         }
         let id = ctl.next_id;
@@ -98,22 +152,30 @@ impl Engine {
             self.hasher.hash_one(id),
             &[],
         )));
-        let mut services = snap.services.clone();
-        services.push(Arc::new(ServiceRt {
+        let service = Arc::new(ServiceRt {
             id,
             spec,
             dests: Vec::new(),
             sched,
-        }));
+        });
         ctl.estimators.insert(id, Estimator::default());
-        self.publish(services, &ctl);
+        if ctl.batch_depth > 0 {
+            let staged = self.staged(&mut ctl);
+            staged.index.insert(service.spec.key, staged.services.len());
+            staged.services.push(service);
+        } else {
+            let mut services = self.snapshot.load().services.clone();
+            services.push(service);
+            self.publish(services, &ctl);
+        }
         Ok(())
     }
 
     /// Edits a virtual service's scheduler and flags (`ipvsadm -E`).
     pub fn edit_service(&self, spec: ServiceSpec) -> Result<(), EngineError> {
         Self::check_service_spec(&spec)?;
-        let ctl = self.control.lock();
+        let mut ctl = self.control.lock();
+        self.flush_staged(&mut ctl);
         let snap = self.snapshot.load();
         let pos = *snap.index.get(&spec.key).ok_or(EngineError::NoService)?;
         let old = &snap.services[pos];
@@ -152,6 +214,7 @@ impl Engine {
     /// Deletes a virtual service and its connections (`ipvsadm -D`).
     pub fn del_service(&self, key: &ServiceKey) -> Result<(), EngineError> {
         let mut ctl = self.control.lock();
+        self.flush_staged(&mut ctl);
         let snap = self.snapshot.load();
         let pos = *snap.index.get(key).ok_or(EngineError::NoService)?;
         let mut services = snap.services.clone();
@@ -171,6 +234,7 @@ impl Engine {
     /// Removes every service, connection and mark rule (`ipvsadm -C`).
     pub fn clear(&self) {
         let mut ctl = self.control.lock();
+        ctl.staged = None;
         ctl.mark_rules.clear();
         self.publish(Vec::new(), &ctl);
         ctl.estimators.clear();
@@ -248,6 +312,22 @@ impl Engine {
         change: impl FnOnce(&mut Control, &ServiceRt) -> Result<Vec<Arc<DestRt>>, EngineError>,
     ) -> Result<(), EngineError> {
         let mut ctl = self.control.lock();
+        if ctl.batch_depth > 0 {
+            let (pos, old) = {
+                let staged = self.staged(&mut ctl);
+                let pos = *staged.index.get(key).ok_or(EngineError::NoService)?;
+                (pos, staged.services[pos].clone())
+            };
+            let dests = change(&mut ctl, &old)?;
+            old.sched.lock().dests_changed(&dests);
+            self.staged(&mut ctl).services[pos] = Arc::new(ServiceRt {
+                id: old.id,
+                spec: old.spec.clone(),
+                dests,
+                sched: old.sched.clone(),
+            });
+            return Ok(());
+        }
         let snap = self.snapshot.load();
         let pos = *snap.index.get(key).ok_or(EngineError::NoService)?;
         let old = &snap.services[pos];
@@ -318,6 +398,7 @@ impl Engine {
     /// Zeroes counters and rates of one service (and its destinations) or of all (`ipvsadm -Z`).
     pub fn zero(&self, svc: Option<&ServiceKey>) -> Result<(), EngineError> {
         let mut ctl = self.control.lock();
+        self.flush_staged(&mut ctl);
         let snap = self.snapshot.load();
         let services: Vec<&Arc<ServiceRt>> = match svc {
             Some(k) => vec![snap.service(k).ok_or(EngineError::NoService)?],
@@ -345,6 +426,7 @@ impl Engine {
     /// Connections pick the new values up at their next packet.
     pub fn set_timeouts(&self, t: TimeoutUpdate) {
         let mut ctl = self.control.lock();
+        self.flush_staged(&mut ctl);
         if t.tcp != 0 {
             ctl.timeouts.tcp = t.tcp;
         }
@@ -354,8 +436,7 @@ impl Engine {
         if t.udp != 0 {
             ctl.timeouts.udp = t.udp;
         }
-        let services = self.snapshot.load().services.clone();
-        self.publish(services, &ctl);
+        self.republish(&mut ctl);
     }
 
     /// Current protocol timeouts in seconds.
@@ -514,8 +595,7 @@ impl Engine {
             ));
         }
         ctl.mark_rules.push(rule);
-        let services = self.snapshot.load().services.clone();
-        self.publish(services, &ctl);
+        self.republish(&mut ctl);
         Ok(())
     }
 
@@ -528,8 +608,7 @@ impl Engine {
             .position(|r| r == rule)
             .ok_or_else(|| EngineError::InvalidArgument("no such mark rule".to_string()))?;
         ctl.mark_rules.remove(pos);
-        let services = self.snapshot.load().services.clone();
-        self.publish(services, &ctl);
+        self.republish(&mut ctl);
         Ok(())
     }
 
@@ -552,8 +631,7 @@ impl Engine {
     pub fn set_policy(&self, policy: Policy) {
         let mut ctl = self.control.lock();
         ctl.policy = policy;
-        let services = self.snapshot.load().services.clone();
-        self.publish(services, &ctl);
+        self.republish(&mut ctl);
     }
 
     /// Removes connections whose timer ran out, fixing ActiveConn/InActConn.

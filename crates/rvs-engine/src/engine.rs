@@ -40,6 +40,11 @@ pub(crate) struct Control {
     pub(crate) policy: crate::policy::Policy,
     pub(crate) mark_rules: Vec<MarkRule>,
     pub(crate) estimators: HashMap<u32, Estimator>,
+    /// Open [`Engine::batch`] calls: while above 0, service and real-server additions are
+    /// staged instead of published.
+    pub(crate) batch_depth: u32,
+    /// The services staged by a batch, not yet published.
+    pub(crate) staged: Option<crate::config::Staged>,
 }
 
 /// The director core. `Send + Sync`: share it between worker threads with `Arc<Engine>`.
@@ -176,6 +181,8 @@ impl Engine {
                 policy: crate::policy::Policy::default(),
                 mark_rules: Vec::new(),
                 estimators: HashMap::new(),
+                batch_depth: 0,
+                staged: None,
             }),
             shards,
             shard_mask: (n - 1) as u64,

@@ -228,7 +228,8 @@ fn run(
                 "rvsd runs without a keepalived.conf (-f FILE)",
             ))
         }
-        Command::Batch(commands) => Reply::Batch(
+        // One engine batch: the data plane sees the commands' result at once.
+        Command::Batch(commands) => Reply::Batch(engine.batch(|| {
             commands
                 .into_iter()
                 .map(|cmd| {
@@ -241,8 +242,8 @@ fn run(
                         )
                     }
                 })
-                .collect(),
-        ),
+                .collect()
+        })),
     };
     Ok(reply)
 }

@@ -17,6 +17,17 @@ use crate::convert;
 pub fn apply_file(engine: &Engine, local_addrs: &[IpAddr], path: &Path) -> anyhow::Result<usize> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // One batch: the data plane sees the whole file at once, and each rule costs O(1).
+    engine.batch(|| apply_text(engine, local_addrs, path, &text))
+}
+
+/// Applies the rules of `text` (read from `path`, named in errors).
+fn apply_text(
+    engine: &Engine,
+    local_addrs: &[IpAddr],
+    path: &Path,
+    text: &str,
+) -> anyhow::Result<usize> {
     let mut applied = 0;
     for (index, line) in text.lines().enumerate() {
         let at = || format!("{}:{}", path.display(), index + 1);
