@@ -586,6 +586,7 @@ impl Worker {
                 }
                 Verdict::PassToKernel | Verdict::Drop(_) => return,
             };
+            let vnet = &sctp_crc_complete(vnet, frame, l3_offset);
             let out = Egress {
                 net,
                 tx,
@@ -621,6 +622,44 @@ fn deliver_local(
     };
     let result = local.send(&vnet_from(vnet, l3_offset), packet);
     counters.count_send(result, Some(&counters.local_delivered), "local delivery");
+}
+
+/// The virtio-net header to send an SCTP packet with that came `NEEDS_CSUM` (CHECKSUM_PARTIAL):
+/// its CRC32c is completed here (the engine already did so for a rewritten packet, IPVS's
+/// `sctp_dnat_handler`) and the flag cleared, since the kernel or NIC would otherwise complete
+/// it as an Internet checksum (the virtio-net header cannot say `csum_not_inet`) and overwrite
+/// the CRC. Other frames keep their header.
+fn sctp_crc_complete(vnet: &VnetHdr, frame: &mut [u8], l3_offset: usize) -> VnetHdr {
+    let mut out = *vnet;
+    if !vnet.needs_csum() || vnet.is_gso() {
+        return out;
+    }
+    let Some(l3) = frame.get(l3_offset..) else {
+        return out;
+    };
+    let l4 = match l3.first().map(|b| b >> 4) {
+        Some(4) => match rvs_wire::ipv4::Packet::new_checked(l3) {
+            Ok(p) if p.protocol() == rvs_wire::ip::SCTP && !p.is_fragment() => {
+                p.header_len()..usize::from(p.total_len())
+            }
+            _ => return out,
+        },
+        Some(6) => match rvs_wire::ipv6::Packet::new_checked(l3) {
+            Ok(p) if p.upper_protocol() == rvs_wire::ip::SCTP && !p.is_fragment() => {
+                p.upper_offset()..p.total_len()
+            }
+            _ => return out,
+        },
+        _ => return out,
+    };
+    let Some(b) = frame.get_mut(l3_offset + l4.start..l3_offset + l4.end) else {
+        return out;
+    };
+    if let Ok(mut p) = rvs_wire::sctp::Packet::new_checked(b) {
+        p.fill_checksum();
+        out.flags &= !VnetHdr::F_NEEDS_CSUM;
+    }
+    out
 }
 
 /// Bytes to insert at the start of a frame's TCP payload.
@@ -1030,6 +1069,61 @@ impl NeighbourCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An IPv4 SCTP packet (one DATA chunk) behind an Ethernet header, its CRC32c left empty.
+    fn sctp_frame() -> Vec<u8> {
+        let mut f = vec![0u8; ETH_HLEN];
+        let sctp: Vec<u8> = [
+            &[0x13, 0x88, 0x00, 0x50][..],
+            &[0, 0, 0, 1],
+            &[0, 0, 0, 0],
+            &[
+                0, 3, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, b'a', b'b', b'c', b'd',
+            ],
+        ]
+        .concat();
+        let total = u16::try_from(20 + sctp.len()).unwrap();
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 132, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&sctp);
+        f
+    }
+
+    fn partial(csum_offset: u16) -> VnetHdr {
+        VnetHdr {
+            flags: VnetHdr::F_NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset,
+            ..VnetHdr::default()
+        }
+    }
+
+    #[test]
+    fn sctp_partial_checksum_is_completed_and_the_flag_cleared() {
+        let mut frame = sctp_frame();
+        let out = sctp_crc_complete(&partial(8), &mut frame, ETH_HLEN);
+        assert!(!out.needs_csum());
+        let p = rvs_wire::sctp::Packet::new_checked(&frame[34..]).unwrap();
+        assert!(p.verify_checksum());
+        assert_ne!(p.checksum(), 0);
+    }
+
+    #[test]
+    fn other_frames_keep_their_vnet_header() {
+        // Not partial: untouched.
+        let mut frame = sctp_frame();
+        let none = VnetHdr::default();
+        assert_eq!(sctp_crc_complete(&none, &mut frame, ETH_HLEN), none);
+        assert_eq!(frame, sctp_frame());
+        // Partial UDP: left to the kernel.
+        let mut udp = sctp_frame();
+        udp[ETH_HLEN + 9] = rvs_wire::ip::UDP;
+        let hdr = partial(6);
+        assert_eq!(sctp_crc_complete(&hdr, &mut udp, ETH_HLEN), hdr);
+    }
 
     #[test]
     fn egress_snapshot_names_every_counter() {
