@@ -88,6 +88,10 @@ struct Args {
     /// IPVS's sloppy_tcp (0|1): a TCP packet other than a SYN may create a connection.
     #[arg(long, value_name = "0|1", default_value_t = 0)]
     sloppy_tcp: u32,
+    /// IPVS's sloppy_sctp (0|1): an SCTP packet whose first chunk is not an INIT may create a
+    /// connection.
+    #[arg(long, value_name = "0|1", default_value_t = 0)]
+    sloppy_sctp: u32,
     /// IPVS's schedule_icmp (0|1): an ICMP error about a service's flow without a connection
     /// is scheduled like the flow's packet.
     #[arg(long, value_name = "0|1", default_value_t = 0)]
@@ -103,6 +107,7 @@ impl Args {
             ("expire_nodest_conn", self.expire_nodest_conn),
             ("expire_quiescent_template", self.expire_quiescent_template),
             ("sloppy_tcp", self.sloppy_tcp),
+            ("sloppy_sctp", self.sloppy_sctp),
             ("schedule_icmp", self.schedule_icmp),
         ] {
             p.set(name, value)
