@@ -247,8 +247,8 @@ mod tests {
         assert_eq!(names.service_name(53, PortProto::Other), None);
     }
 
-    /// The system's files: `localhost` in /etc/hosts, https and domain in /etc/services (Debian's
-    /// netbase), looked up without DNS.
+    /// The system's files: `localhost` in /etc/hosts, https, domain and amqp (SCTP) in
+    /// /etc/services (Debian's netbase), looked up without DNS.
     #[test]
     fn system_resolver_reads_hosts_and_services() {
         let sys = SystemResolver;
@@ -266,6 +266,14 @@ mod tests {
             Some("domain")
         );
         assert_eq!(sys.service_name(80, PortProto::Other), None);
+        // Debian's only SCTP entry.
+        assert_eq!(sys.service_port("amqp", PortProto::Sctp), Some(5672));
+        assert_eq!(sys.service_port("http", PortProto::Sctp), None);
+        assert_eq!(
+            sys.service_name(5672, PortProto::Sctp).as_deref(),
+            Some("amqp")
+        );
+        assert_eq!(sys.service_name(80, PortProto::Sctp), None);
         assert_eq!(
             sys.host_name(IpAddr::V4(Ipv4Addr::LOCALHOST)).as_deref(),
             Some("localhost")

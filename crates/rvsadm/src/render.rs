@@ -11,7 +11,9 @@ use rvs_api::{
     ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView, ForwardMethod, Info,
     ServiceConfig, ServiceId, ServiceView, Timeouts, TunnelChecksum, TunnelKind,
 };
+use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -321,10 +323,13 @@ pub fn cmp_dests(a: &DestConfig, b: &DestConfig) -> Ordering {
     cmp_addr(a.addr.is_ipv6(), a.addr, b.addr).then(a.port.cmp(&b.port))
 }
 
-/// `addrport_to_anyname`: addresses and ports as numbers (`-n`) or names.
+/// `addrport_to_anyname`: addresses and ports as numbers (`-n`) or names. Each address and
+/// port is looked up once per listing (ipvsadm asks again for every line; the text is the same).
 struct Namer<'a> {
     numeric: bool,
     names: &'a dyn Resolver,
+    hosts: RefCell<HashMap<IpAddr, Option<String>>>,
+    ports: RefCell<HashMap<(u16, PortProto), Option<String>>>,
 }
 
 impl<'a> Namer<'a> {
@@ -332,7 +337,25 @@ impl<'a> Namer<'a> {
         Namer {
             numeric: format.numeric,
             names,
+            hosts: RefCell::new(HashMap::new()),
+            ports: RefCell::new(HashMap::new()),
         }
+    }
+
+    fn host_name(&self, addr: IpAddr) -> Option<String> {
+        self.hosts
+            .borrow_mut()
+            .entry(addr)
+            .or_insert_with(|| self.names.host_name(addr))
+            .clone()
+    }
+
+    fn service_name(&self, port: u16, proto: PortProto) -> Option<String> {
+        self.ports
+            .borrow_mut()
+            .entry((port, proto))
+            .or_insert_with(|| self.names.service_name(port, proto))
+            .clone()
     }
 
     /// `a.b.c.d:port` or `[v6]:port`; without `-n` the host's name (`gethostbyaddr`) and the
@@ -342,12 +365,8 @@ impl<'a> Namer<'a> {
         let mut text = if self.numeric {
             SocketAddr::new(addr, port).to_string()
         } else {
-            let host = self
-                .names
-                .host_name(addr)
-                .unwrap_or_else(|| addr.to_string());
+            let host = self.host_name(addr).unwrap_or_else(|| addr.to_string());
             let port = self
-                .names
                 .service_name(port, proto)
                 .unwrap_or_else(|| port.to_string());
             if addr.is_ipv6() {
