@@ -309,16 +309,18 @@ fn d_gre() {
 }
 
 #[test]
-fn e_port_mapping_is_refused_with_tunnelling() {
+fn e_a_tunnelled_server_takes_the_service_port_as_with_ipvsadm() {
     let topo = TunTopology::build("tunport", 1).expect("build the TUN topology");
     topo.start_rvsd(&[]).expect("start rvsd");
     adm(&topo, &["-A", "-t", SERVICE, "-s", "rr"]);
     let out = topo
         .rvsadm(&["-a", "-t", SERVICE, "-r", "10.20.0.7:8080", "-i"])
         .expect("run rvsadm");
-    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("port mapping"), "{err}");
+    assert_eq!((out.status.code(), err.as_ref()), (Some(0), ""));
+    let listing = adm(&topo, &["-Ln"]);
+    assert!(listing.contains("-> 10.20.0.7:80 "), "{listing}");
+    assert!(!listing.contains("8080"), "{listing}");
 }
 
 #[test]
