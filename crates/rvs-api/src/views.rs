@@ -345,6 +345,10 @@ pub struct ConnView {
     pub state: String,
     /// Time left until the entry expires, in milliseconds.
     pub expires_ms: u64,
+    /// A persistence engine's template: the engine's name and its data (`sip` and the
+    /// Call-ID), the last two columns of `/proc/net/ip_vs_conn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<(String, String)>,
 }
 
 /// Connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`).

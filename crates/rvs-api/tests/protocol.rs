@@ -117,6 +117,7 @@ fn sample_replies() -> Vec<Reply> {
             dest: "[2001:db8::1]:8080".parse().expect("socket address"),
             state: "ESTABLISHED".into(),
             expires_ms: 899_000,
+            pe: None,
         }]),
         Reply::Timeouts(Timeouts {
             tcp: 900,

@@ -704,6 +704,7 @@ fn conn_status(c: &Conn, now: Millis) -> Option<ConnStatus> {
         expires_in: Millis(c.expires.saturating_sub(now.0)),
         template: false,
         fwmark_template: false,
+        pe: None,
     })
 }
 
@@ -724,6 +725,11 @@ fn template_status(t: &Template, now: Millis) -> Option<ConnStatus> {
         expires_in: Millis(t.expires().saturating_sub(now.0)),
         template: true,
         fwmark_template,
+        // Only the SIP engine makes templates with data.
+        pe: k
+            .pe_data
+            .as_ref()
+            .map(|d| (crate::types::PersistenceEngine::Sip, d.to_vec())),
     })
 }
 

@@ -242,7 +242,11 @@ impl Engine {
 
     /// Persistent scheduling (`ip_vs_sched_persist`): the client's (masked) template picks
     /// the destination, or a new template is made with the scheduler's pick. Returns the
-    /// destination, the port toward it and the template.
+    /// destination, the port toward it and the template. `data` is the packet's UDP data with
+    /// its offset in the IP packet (empty otherwise), where `--pe sip` finds the Call-ID that
+    /// also keys the template; without one the packet is refused as malformed (IPVS drops it:
+    /// `ip_vs_sip_fill_param` fails).
+    #[allow(clippy::too_many_arguments)]
     fn schedule_persistent(
         &self,
         now: Millis,
@@ -251,7 +255,18 @@ impl Engine {
         t: &Tuple,
         key: &SchedKey,
         snap: &Snapshot,
-    ) -> Option<(Arc<DestRt>, u16, Arc<crate::persist::Template>)> {
+        data: (&[u8], usize),
+    ) -> Result<(Arc<DestRt>, u16, Arc<crate::persist::Template>), DropReason> {
+        let pe_data = match pers.pe {
+            None => None,
+            Some(PersistenceEngine::Sip) => {
+                let id = (t.proto == ip::UDP)
+                    .then(|| crate::sip::call_id(data.0, data.1))
+                    .flatten()
+                    .ok_or(DropReason::Malformed)?;
+                Some(Arc::from(id))
+            }
+        };
         // A port-0 or firewall-mark service: the template and the real server keep the client's
         // port. A firewall-mark template is IPVS's <IPPROTO_IP, client, 0, mark, 0>.
         let fwmark = svc.spec.key.fwmark;
@@ -267,29 +282,33 @@ impl Engine {
                 t.dst
             },
             vport: if any_port { 0 } else { t.dport },
+            pe_data,
         };
         let quiescent = snap.policy.expire_quiescent_template;
-        let tpl = self.templates.get_or_schedule(
-            tkey,
-            now.0,
-            u64::from(pers.timeout_s).saturating_mul(1000),
-            |d| {
-                d.available.load(Ordering::Relaxed)
-                    && !(quiescent && d.weight.load(Ordering::Relaxed) == 0)
-            },
-            || {
-                let d = svc.schedule(key)?;
-                let dport = if any_port { 0 } else { d.port };
-                Some((d, dport))
-            },
-        )?;
+        let tpl = self
+            .templates
+            .get_or_schedule(
+                tkey,
+                now.0,
+                u64::from(pers.timeout_s).saturating_mul(1000),
+                |d| {
+                    d.available.load(Ordering::Relaxed)
+                        && !(quiescent && d.weight.load(Ordering::Relaxed) == 0)
+                },
+                || {
+                    let d = svc.schedule(key)?;
+                    let dport = if any_port { 0 } else { d.port };
+                    Some((d, dport))
+                },
+            )
+            .ok_or(DropReason::NoDestination)?;
         let dest = tpl.dest.clone();
         let dport = if !any_port && dest.port != 0 {
             dest.port
         } else {
             t.dport
         };
-        Some((dest, dport, tpl))
+        Ok((dest, dport, tpl))
     }
 
     fn drop_packet(&self, reason: DropReason) -> Verdict {
@@ -445,7 +464,15 @@ impl Engine {
         if p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
         }
-        let slot = match self.new_conn(&mut shard, h, now, t, svc, snap) {
+        // A UDP datagram's data and its offset in the IP packet (for `--pe sip`).
+        let data = match (t.proto, frame.get(p.lay.l3..p.lay.end)) {
+            (ip::UDP, Some(l3)) => {
+                let off = p.lay.l4 - p.lay.l3 + 8;
+                (l3.get(off..).unwrap_or_default(), off)
+            }
+            _ => (&[][..], 0),
+        };
+        let slot = match self.new_conn(&mut shard, h, now, t, svc, snap, data) {
             NewConn::Created(slot) => slot,
             NewConn::Refused(reason) => return self.drop_packet(reason),
             NewConn::OnePacket {
@@ -468,7 +495,8 @@ impl Engine {
     }
 
     /// Schedules a new connection for tuple `t` of `svc` (`ip_vs_schedule`) and inserts it
-    /// into `shard` (whose hash is `h`).
+    /// into `shard` (whose hash is `h`); `data` as for [`Self::schedule_persistent`].
+    #[allow(clippy::too_many_arguments)]
     fn new_conn(
         &self,
         shard: &mut Shard,
@@ -477,6 +505,7 @@ impl Engine {
         t: &Tuple,
         svc: &ServiceRt,
         snap: &Snapshot,
+        data: (&[u8], usize),
     ) -> NewConn {
         let key = SchedKey {
             src: t.src,
@@ -495,9 +524,9 @@ impl Engine {
                 }
                 None => return NewConn::Refused(DropReason::NoDestination),
             },
-            Some(pers) => match self.schedule_persistent(now, svc, pers, t, &key, snap) {
-                Some((dest, dport, tpl)) => (dest, dport, Some(tpl)),
-                None => return NewConn::Refused(DropReason::NoDestination),
+            Some(pers) => match self.schedule_persistent(now, svc, pers, t, &key, snap, data) {
+                Ok((dest, dport, tpl)) => (dest, dport, Some(tpl)),
+                Err(reason) => return NewConn::Refused(reason),
             },
         };
         let method_flag = match dest.method() {
@@ -747,7 +776,7 @@ impl Engine {
             // schedule_icmp: an error about a service's packet without a connection (its flow
             // was scheduled by another director, say) is scheduled like the client's packet.
             (None, Some(svc)) if snap.policy.schedule_icmp => {
-                match self.new_conn(&mut shard, h, now, &inv, svc, snap) {
+                match self.new_conn(&mut shard, h, now, &inv, svc, snap, (&[], 0)) {
                     NewConn::Created(slot) => slot,
                     _ => return Verdict::PassToKernel,
                 }

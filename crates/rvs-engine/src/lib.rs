@@ -28,6 +28,7 @@ pub mod proxy;
 mod sched;
 mod sched_hash;
 mod sched_locality;
+mod sip;
 #[cfg(test)]
 mod sched_tests;
 mod sctp_state;

@@ -17,8 +17,10 @@ use parking_lot::Mutex;
 use crate::config::DestRt;
 
 /// What a template is looked up by. `client` is masked; `vport` is 0 for port-0 and
-/// firewall-mark services; `vaddr` is the mark (IPv4-mapped) for firewall-mark services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// firewall-mark services; `vaddr` is the mark (IPv4-mapped) for firewall-mark services;
+/// `pe_data` is the persistence engine's key (the SIP Call-ID of a `--pe sip` service's
+/// template, IPVS's `pe_data`, which its `ct_match` compares besides the rest).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct TemplateKey {
     pub(crate) svc_id: u32,
     /// Protocol number (0, IPVS's `IPPROTO_IP`, for firewall-mark templates).
@@ -27,6 +29,7 @@ pub(crate) struct TemplateKey {
     pub(crate) client: [u8; 16],
     pub(crate) vaddr: [u8; 16],
     pub(crate) vport: u16,
+    pub(crate) pe_data: Option<Arc<[u8]>>,
 }
 
 /// One persistence template.
@@ -140,7 +143,7 @@ impl Templates {
         }
         let (dest, dport) = schedule()?;
         dest.bind_template();
-        let t = Arc::new(Template::new(key, dest, dport, now, timeout_ms));
+        let t = Arc::new(Template::new(key.clone(), dest, dport, now, timeout_ms));
         map.insert(key, t.clone());
         Some(t)
     }
@@ -166,10 +169,8 @@ impl Templates {
             }
         }
         dest.bind_template();
-        map.insert(
-            key,
-            Arc::new(Template::new(key, dest, dport, now, timeout_ms)),
-        );
+        let t = Arc::new(Template::new(key.clone(), dest, dport, now, timeout_ms));
+        map.insert(key, t);
     }
 
     /// Template timeout in milliseconds.

@@ -258,8 +258,15 @@ fn template_record(t: &Template, fwmark: u32) -> Option<SyncConn> {
         timeout: (Templates::timeout_of(t) / 1000) as u32,
         addrs: SyncAddrs::new(to_ip(&k.client, k.v6), to_ip(&k.vaddr, k.v6), t.dest.addr)?,
         seq: None,
-        pe_data: None,
-        pe_name: None,
+        // A persistence engine's template carries its data and the engine's name (only the
+        // SIP engine makes templates with data).
+        pe_data: k.pe_data.as_ref().map(|d| d.to_vec()),
+        pe_name: k.pe_data.as_ref().map(|_| {
+            crate::types::PersistenceEngine::Sip
+                .name()
+                .as_bytes()
+                .to_vec()
+        }),
         fnat_local: None,
     })
 }
@@ -358,6 +365,18 @@ impl Engine {
             .ok_or(SyncImportError::NoDestination)?;
         let timeout_ms = u64::from(rec.timeout).saturating_mul(1000);
         if template {
+            // PE data needs the name of an engine this director has
+            // (`ip_vs_conn_fill_param_sync`); a name alone is ignored.
+            let pe_data = match (&rec.pe_data, &rec.pe_name) {
+                (None, _) => None,
+                (Some(d), Some(name))
+                    if crate::types::PersistenceEngine::by_name(&String::from_utf8_lossy(name))
+                        .is_some() =>
+                {
+                    Some(Arc::from(d.as_slice()))
+                }
+                _ => return Err(SyncImportError::Unsupported),
+            };
             let key = TemplateKey {
                 svc_id: svc.id,
                 proto: rec.protocol,
@@ -369,6 +388,7 @@ impl Engine {
                     to16(vaddr)
                 },
                 vport: rec.vport,
+                pe_data,
             };
             self.templates
                 .install(key, dest, rec.dport, now.0, timeout_ms);

@@ -362,6 +362,30 @@ pub struct Persistence {
     pub timeout_s: u32,
     /// Client netmask grouping connections to one template.
     pub netmask: IpAddr,
+    /// Persistence engine (`--pe`), keying templates by more than the client.
+    pub pe: Option<PersistenceEngine>,
+}
+
+/// An IPVS persistence engine (`ipvsadm --pe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PersistenceEngine {
+    /// `sip` (`ip_vs_pe_sip`): a UDP service's templates are keyed by the SIP Call-ID of the
+    /// datagram as well; a datagram without one is dropped, as IPVS drops it.
+    Sip,
+}
+
+impl PersistenceEngine {
+    /// The engine's name, as ipvsadm gives and shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PersistenceEngine::Sip => "sip",
+        }
+    }
+
+    /// The engine named `name` (IPVS's `ip_vs_pe_getbyname`), if there is one.
+    pub fn by_name(name: &str) -> Option<Self> {
+        (name == "sip").then_some(PersistenceEngine::Sip)
+    }
 }
 
 /// Configuration of a virtual service.
@@ -736,6 +760,9 @@ pub struct ConnStatus {
     /// A firewall-mark service's template: IPVS shows its protocol as `IP` and its virtual
     /// address as the mark.
     pub fwmark_template: bool,
+    /// A template made by a persistence engine: its name and data (the SIP Call-ID), which
+    /// IPVS appends to the template's line of `/proc/net/ip_vs_conn`.
+    pub pe: Option<(PersistenceEngine, Vec<u8>)>,
 }
 
 /// Protocol timeouts in seconds (`ipvsadm --set tcp tcpfin udp`).

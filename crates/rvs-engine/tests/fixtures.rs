@@ -459,6 +459,7 @@ fn control_plane_errors() {
     p.persistence = Some(Persistence {
         timeout_s: 300,
         netmask: ip6(rip6()),
+        pe: None,
     });
     assert!(matches!(
         e.add_service(p),

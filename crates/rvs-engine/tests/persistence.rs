@@ -22,6 +22,7 @@ fn persistent_engine(port: u16, timeout_s: u32, prefix_mask: [u8; 4]) -> (Engine
     spec.persistence = Some(Persistence {
         timeout_s,
         netmask: ip4(prefix_mask),
+        pe: None,
     });
     e.add_service(spec).expect("add");
     let rport = if port == 0 { 0 } else { RPORT };
@@ -226,6 +227,7 @@ fn fwmark_engine(persistent: bool) -> Engine {
         spec.persistence = Some(Persistence {
             timeout_s: 300,
             netmask: ip4([255, 255, 255, 255]),
+            pe: None,
         });
     }
     e.add_service(spec).unwrap();

@@ -596,6 +596,7 @@ fn persistence_keeps_an_sctp_client_on_its_server() {
     spec.persistence = Some(Persistence {
         timeout_s: 300,
         netmask: ip4([255, 255, 255, 255]),
+        pe: None,
     });
     e.add_service(spec).expect("service");
     e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).expect("a");

@@ -105,6 +105,7 @@ fn imported_template_keeps_the_client_on_its_server() {
     spec.persistence = Some(Persistence {
         timeout_s: 300,
         netmask: ip4([255, 255, 255, 255]),
+        pe: None,
     });
     backup.add_service(spec).expect("svc");
     backup.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("d1");

@@ -157,16 +157,27 @@ pub fn connections(conns: &[ConnView], format: &Format, names: &dyn Resolver) ->
         };
         let seconds = c.expires_ms / 1000;
         let expire = format!("{:02}:{:02}", seconds / 60, seconds % 60);
-        let _ = writeln!(
-            out,
-            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.proto,
-            expire,
-            c.state,
-            namer.addr_port(c.client.ip(), c.client.port(), proto),
-            namer.addr_port(c.virtual_addr.ip(), c.virtual_addr.port(), proto),
-            namer.addr_port(c.dest.ip(), c.dest.port(), proto),
-        );
+        let client = namer.addr_port(c.client.ip(), c.client.port(), proto);
+        let vip = namer.addr_port(c.virtual_addr.ip(), c.virtual_addr.port(), proto);
+        let dest = namer.addr_port(c.dest.ip(), c.dest.port(), proto);
+        // A persistence engine's template has its name and data in the line's last two fields
+        // of /proc/net/ip_vs_conn: print_conn shows them with --persistent-conn.
+        match c.pe.as_ref().filter(|_| format.persistent_conn) {
+            Some((name, data)) => {
+                let _ = writeln!(
+                    out,
+                    "{:<3} {:<6} {:<11} {:<18} {:<18} {:<16} {:<18} {}",
+                    c.proto, expire, c.state, client, vip, dest, name, data
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+                    c.proto, expire, c.state, client, vip, dest
+                );
+            }
+        }
     }
     out
 }

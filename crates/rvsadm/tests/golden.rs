@@ -484,6 +484,7 @@ fn names_without_numeric() {
         dest: "192.168.237.172:80".parse().expect("dest"),
         state: "NONE".into(),
         expires_ms: 60_000,
+        pe: None,
     };
     assert_eq!(
         render::connections(&[conn("UDP"), conn("IP")], &Format::default(), &names),
@@ -527,6 +528,39 @@ fn sctp_listings_match_ipvsadm() {
     check(
         "sctp_connections.txt",
         &render::connections(&conns, &numeric(), &NO_NAMES),
+    );
+}
+
+/// `--pe sip` services as ipvsadm lists (` pe sip`) and saves (` --pe sip`) them, and their
+/// Call-ID templates, whose engine name and data `-Lnc --persistent-conn` shows.
+#[test]
+fn pe_sip_listings_match_ipvsadm() {
+    let info = fixture().info;
+    let text = std::fs::read_to_string(golden_dir().join("fixture_sip.json")).expect("fixture");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let services: Vec<ServiceView> =
+        serde_json::from_value(v["services"].clone()).expect("services");
+    let conns: Vec<ConnView> =
+        serde_json::from_value(v["connections"].clone()).expect("connections");
+    check(
+        "sip_list.txt",
+        &render::list_all(&info, &services, &numeric(), &NO_NAMES),
+    );
+    check(
+        "sip_save.txt",
+        &render::save(&services, &numeric(), &NO_NAMES),
+    );
+    check(
+        "sip_connections.txt",
+        &render::connections(&conns, &numeric(), &NO_NAMES),
+    );
+    let pc = Format {
+        persistent_conn: true,
+        ..numeric()
+    };
+    check(
+        "sip_connections_persistent.txt",
+        &render::connections(&conns, &pc, &NO_NAMES),
     );
 }
 

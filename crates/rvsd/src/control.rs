@@ -518,6 +518,7 @@ mod tests {
             dest: addr(8080),
             state: "X".repeat(state_len),
             expires_ms: u64::from(i),
+            pe: None,
         }
     }
 

@@ -10,8 +10,8 @@ use rvs_api::{
 };
 use rvs_engine::{
     ConnStatus, DestSpec, DestStatus, DropReason, Engine, EngineError, Millis, Persistence,
-    Protocol, Rates, SchedFlags, SchedulerKind, ServiceKey, ServiceSpec, ServiceStatus, Stats,
-    TimeoutUpdate,
+    PersistenceEngine, Protocol, Rates, SchedFlags, SchedulerKind, ServiceKey, ServiceSpec,
+    ServiceStatus, Stats, TimeoutUpdate,
 };
 
 /// The IPVS version rvs emulates in ipvsadm's header line.
@@ -349,15 +349,21 @@ fn sched_flags(scheduler: &str, names: &[String]) -> Result<SchedFlags, rvs_api:
 
 fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply> {
     let key = service_key(&cfg.id)?;
-    if cfg.pe.is_some() {
-        return Err(api_error(
-            ErrorKind::Unsupported,
-            "persistence engines (--pe) are not supported yet",
-        ));
-    }
+    // IPVS knows one persistence engine, sip (`ip_vs_pe_getbyname`); it only acts on
+    // persistent services.
+    let pe = match cfg.pe.as_deref().filter(|p| !p.is_empty()) {
+        None => None,
+        Some(name) => Some(PersistenceEngine::by_name(name).ok_or_else(|| {
+            api_error(
+                ErrorKind::Unsupported,
+                &format!("persistence engine `{name}' not found (there is sip)"),
+            )
+        })?),
+    };
     let persistence = cfg.persistence.map(|timeout_s| Persistence {
         timeout_s,
         netmask: netmask(key.addr, cfg.netmask),
+        pe,
     });
     Ok(ServiceSpec {
         key,
@@ -588,6 +594,7 @@ pub(crate) fn service_view(s: ServiceStatus) -> ServiceView {
     if let Some(p) = &s.spec.persistence {
         config.persistence = Some(p.timeout_s);
         config.netmask = rvs_api::netmask::mask_prefix(p.netmask);
+        config.pe = p.pe.map(|pe| pe.name().to_owned());
     }
     ServiceView {
         config,
@@ -612,6 +619,12 @@ pub(crate) fn conn_view(c: ConnStatus) -> ConnView {
         dest: c.dest,
         state: c.state.name().to_owned(),
         expires_ms: c.expires_in.0,
+        pe: c.pe.map(|(pe, data)| {
+            (
+                pe.name().to_owned(),
+                data.into_iter().map(char::from).collect(),
+            )
+        }),
     }
 }
 

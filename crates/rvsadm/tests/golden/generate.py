@@ -275,8 +275,15 @@ def list_conn(fmt, conns=None):  # list_conn + print_conn
     for c in (fx["connections"] if conns is None else conns):
         expires = c["expires_ms"] // 1000
         expire = "%02d:%02d" % (expires // 60, expires % 60)
-        out += "%-3s %-6s %-11s %-18s %-18s %s\n" % (
-            c["proto"], expire, c["state"], c["client"], c["virtual_addr"], c["dest"])
+        # /proc/net/ip_vs_conn ends a persistence engine's template with the engine's name
+        # and data, which print_conn shows (its sscanf found 11 fields) with -o.
+        if "pc" in fmt and c.get("pe"):
+            out += "%-3s %-6s %-11s %-18s %-18s %-16s %-18s %s\n" % (
+                c["proto"], expire, c["state"], c["client"], c["virtual_addr"], c["dest"],
+                c["pe"][0], c["pe"][1])
+        else:
+            out += "%-3s %-6s %-11s %-18s %-18s %s\n" % (
+                c["proto"], expire, c["state"], c["client"], c["virtual_addr"], c["dest"])
     return out
 
 
@@ -298,6 +305,7 @@ def list_daemon():  # list_daemon: master first, then backup; zero/unset fields 
 
 sort_fx = json.load(open("fixture_sort.json"))["services"]
 sctp_fx = json.load(open("fixture_sctp.json"))
+sip_fx = json.load(open("fixture_sip.json"))
 
 files = {
     # fixture_sort.json: services and real servers whose order differs from a naive sort
@@ -313,6 +321,11 @@ files = {
     "sctp_save.txt": list_all({"rule"}, sctp_fx["services"]),
     "sctp_stats.txt": list_all({"stats"}, sctp_fx["services"]),
     "sctp_connections.txt": list_conn(set(), sctp_fx["connections"]),
+    # fixture_sip.json: persistent UDP services with --pe sip and their Call-ID templates.
+    "sip_list.txt": list_all(set(), sip_fx["services"]),
+    "sip_save.txt": list_all({"rule"}, sip_fx["services"]),
+    "sip_connections.txt": list_conn(set(), sip_fx["connections"]),
+    "sip_connections_persistent.txt": list_conn({"pc"}, sip_fx["connections"]),
     "daemon.txt": list_daemon(),
     "list_numeric.txt": list_all(set()),
     "stats.txt": list_all({"stats"}),
