@@ -323,6 +323,7 @@ impl SchedState {
             SchedulerKind::Lblc | SchedulerKind::Lblcr => {
                 self.locality.as_mut()?.schedule(dests, key)
             }
+            SchedulerKind::None => None,
         }
     }
 

@@ -283,6 +283,9 @@ pub enum SchedulerKind {
     Mh,
     /// Weighted power of two choices.
     Twos,
+    /// No scheduler (`-s none`): the service takes no new connections; its existing ones
+    /// (synchronized from a peer, or made before a `-E -s none`) carry on.
+    None,
 }
 
 impl SchedulerKind {
@@ -303,10 +306,11 @@ impl SchedulerKind {
             SchedulerKind::Ovf => "ovf",
             SchedulerKind::Mh => "mh",
             SchedulerKind::Twos => "twos",
+            SchedulerKind::None => "none",
         }
     }
 
-    /// Every scheduler, in the order IPVS's documentation lists them.
+    /// Every scheduler, in the order IPVS's documentation lists them (`none` is not one).
     pub const ALL: [SchedulerKind; 14] = [
         SchedulerKind::Rr,
         SchedulerKind::Wrr,
@@ -324,8 +328,11 @@ impl SchedulerKind {
         SchedulerKind::Twos,
     ];
 
-    /// The scheduler of an ipvsadm name (`-s`).
+    /// The scheduler of an ipvsadm name (`-s`): one of [`SchedulerKind::ALL`], or `none`.
     pub fn from_name(name: &str) -> Option<SchedulerKind> {
+        if name == SchedulerKind::None.name() {
+            return Some(SchedulerKind::None);
+        }
         SchedulerKind::ALL.into_iter().find(|k| k.name() == name)
     }
 }

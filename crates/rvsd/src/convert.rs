@@ -862,6 +862,12 @@ mod tests {
         for k in SchedulerKind::ALL {
             assert_eq!(scheduler(k.name()).ok(), Some(k));
         }
+        // ipvsadm -s none: a service without a scheduler, listed as `none`.
+        assert_eq!(scheduler("none").ok(), Some(SchedulerKind::None));
+        assert_eq!(
+            scheduler("nonesuch").unwrap_err().kind,
+            ErrorKind::NoScheduler
+        );
         assert_eq!(
             sched_flags("sh", &["sh-port".into(), "sh-fallback".into()]).ok(),
             Some(SchedFlags(3))
