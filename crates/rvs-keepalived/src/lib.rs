@@ -9,6 +9,7 @@
 
 pub mod checker;
 mod diag;
+pub mod dump;
 mod glob;
 mod lexer;
 mod lower;

@@ -45,7 +45,7 @@ struct Args {
     #[arg(
         long = "interface",
         short = 'i',
-        required_unless_present = "config_test",
+        required_unless_present_any = ["config_test", "dump_conf"],
         value_name = "IFNAME"
     )]
     interfaces: Vec<String>,
@@ -56,6 +56,11 @@ struct Args {
     /// Check the file given with -f as `keepalived -t` does and exit 0 (valid) or 1.
     #[arg(long = "config-test", short = 't', requires = "config_file")]
     config_test: bool,
+    /// Print the file given with -f as rvsd would apply it (services and real servers as
+    /// `rvsadm -S -n` prints them, then policies, checkers and VRRP) and exit 0, or print its
+    /// errors and exit 1. Nothing is started.
+    #[arg(long = "dump-conf", short = 'd', requires = "config_file")]
+    dump_conf: bool,
     /// Control socket path (several directors on one host need distinct paths).
     #[arg(long, default_value = rvs_api::DEFAULT_SOCKET, value_name = "PATH")]
     socket: PathBuf,
@@ -150,11 +155,41 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         };
     }
+    if args.dump_conf {
+        return dump_conf(args.config_file.as_deref());
+    }
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("rvsd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `rvsd --dump-conf -f FILE`: the lowered file on stdout (warnings on stderr), or its errors.
+fn dump_conf(path: Option<&std::path::Path>) -> std::process::ExitCode {
+    let Some(path) = path else {
+        return std::process::ExitCode::FAILURE;
+    };
+    // rvsd's own loading path, so the dump is what rvsd would apply (warnings are logged).
+    match config_load::load(path) {
+        Ok(lowered) => {
+            let format = rvsadm::Format {
+                numeric: true,
+                ..rvsadm::Format::default()
+            };
+            let save = rvsadm::render::save(
+                &rvs_keepalived::dump::service_views(&lowered),
+                &format,
+                &rvsadm::StaticResolver::EMPTY,
+            );
+            print!("{}", rvs_keepalived::dump::render(&lowered, &save));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             std::process::ExitCode::FAILURE
         }
     }

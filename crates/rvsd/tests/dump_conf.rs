@@ -1,0 +1,127 @@
+//! `rvsd --dump-conf`: golden output for files that use many keywords, run through the real
+//! binary. Nothing is started, so no privileges are needed.
+//!
+//! After an intended change of the lowering or of the dump format, regenerate the golden files
+//! with `RVS_BLESS=1 cargo test -p rvsd --test dump_conf` and review the diff.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn keepalived_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../rvs-keepalived/tests/data")
+        .join(name)
+}
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/dump_conf")
+        .join(name)
+}
+
+/// Runs `rvsd ARGS` and returns (exit code, stdout, stderr).
+fn rvsd(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+        .args(args)
+        .env("RVS_LOG", "off")
+        .output()
+        .unwrap_or_else(|e| panic!("running rvsd: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn check_golden(conf: &str, expected: &str) {
+    let path = keepalived_data(conf);
+    let (code, stdout, stderr) = rvsd(&["--dump-conf".as_ref(), "-f".as_ref(), path.as_os_str()]);
+    assert_eq!(code, Some(0), "rvsd --dump-conf -f {conf}: {stderr}");
+    let file = golden(expected);
+    if std::env::var_os("RVS_BLESS").is_some() {
+        std::fs::write(&file, &stdout).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        return;
+    }
+    let want = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    if stdout != want {
+        let mut diff = String::new();
+        let (a, b): (Vec<&str>, Vec<&str>) = (want.lines().collect(), stdout.lines().collect());
+        for i in 0..a.len().max(b.len()) {
+            let (x, y) = (a.get(i).copied(), b.get(i).copied());
+            if x != y {
+                diff.push_str(&format!(
+                    "line {}:\n  want: {}\n  got:  {}\n",
+                    i + 1,
+                    x.unwrap_or("<none>"),
+                    y.unwrap_or("<none>")
+                ));
+            }
+        }
+        panic!(
+            "rvsd --dump-conf -f {conf} differs from {} (RVS_BLESS=1 regenerates it):\n{diff}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn every_keyword_dump_is_golden() {
+    check_golden("every_keyword.conf", "every_keyword.txt");
+}
+
+#[test]
+fn seed002_dump_is_golden() {
+    check_golden("seed002.conf", "seed002.txt");
+}
+
+#[test]
+fn short_option_is_the_same() {
+    let path = keepalived_data("seed002.conf");
+    let long = rvsd(&["--dump-conf".as_ref(), "-f".as_ref(), path.as_os_str()]);
+    let short = rvsd(&["-d".as_ref(), "-f".as_ref(), path.as_os_str()]);
+    assert_eq!(long.0, Some(0), "{}", long.2);
+    assert_eq!(long, short);
+}
+
+#[test]
+fn services_are_ipvsadm_save_lines() {
+    let path = keepalived_data("seed002.conf");
+    let (code, stdout, stderr) = rvsd(&["-d".as_ref(), "-f".as_ref(), path.as_os_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let save: Vec<&str> = stdout
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(!save.is_empty(), "{stdout}");
+    for line in &save {
+        assert!(
+            line.starts_with("-A ") || line.starts_with("-a "),
+            "not an ipvsadm-save line: {line}\n{stdout}"
+        );
+    }
+    // The parser rvsadm's restore uses accepts every line.
+    for line in &save {
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        let parsed = rvsadm::parse_restore_args(&args);
+        assert!(parsed.is_ok(), "{line}: {parsed:?}");
+    }
+}
+
+#[test]
+fn a_file_that_cannot_load_fails() {
+    let missing = std::env::temp_dir().join(format!(
+        "rvsd-dump-conf-{}-missing.conf",
+        std::process::id()
+    ));
+    let (code, stdout, stderr) = rvsd(&["-d".as_ref(), "-f".as_ref(), missing.as_os_str()]);
+    assert_ne!(code, Some(0), "{stdout}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("missing.conf"), "{stderr}");
+}
+
+#[test]
+fn dump_conf_needs_a_file() {
+    let (code, _, stderr) = rvsd(&["--dump-conf".as_ref()]);
+    assert_ne!(code, Some(0), "{stderr}");
+}
