@@ -1,8 +1,16 @@
-//! Splits one file's text into lines of words, as keepalived does.
+//! keepalived's line-level text rules, on bytes (a file need not be UTF-8).
 //!
-//! Rules (keepalived 2.2): `#` and `!` start a comment anywhere outside quotes; `"..."` is one word
-//! (quotes removed); `{` and `}` are words of their own even when attached to others; a line ending
-//! with `\` continues on the next line.
+//! Two steps, as keepalived 2.2.7 does them (lib/parser.c):
+//! - [`decomment`] (keepalived's `decomment()`): leading blanks go; `#` or `!` outside `"..."`
+//!   starts a comment; `\#` and `\!` outside quotes stand for the character itself; trailing blanks
+//!   go, and a final `\` is kept (it only means something in a multi-line `$NAME=` definition —
+//!   keepalived has no general line continuation).
+//! - [`split_words`] (keepalived's `alloc_strvec_r()`): words are separated by space, tab, FF, LF,
+//!   CR or VT only (a no-break space, byte 0xA0, is text); a word starting with `"` runs to the next
+//!   `"` and keeps everything between, padding included; an unquoted word ends at a blank or a `"`.
+//!
+//! The preprocessor (`preprocess.rs`) splits lines at `{` and `}` before words are split, so a
+//! line reaching [`words_of`] is either a lone brace or has no brace outside quotes.
 
 /// One word of a line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,160 +23,161 @@ pub enum Word {
     Close,
 }
 
-/// The words of one logical line and the 1-based line number it starts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    /// Starting line number.
-    pub number: u32,
-    /// Its words.
-    pub words: Vec<Word>,
+/// The bytes keepalived treats as word separators (`WHITE_SPACE_STR`).
+pub fn is_white(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\x0c' | b'\n' | b'\r' | b'\x0b')
 }
 
-/// A lexical error: the line number and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LexError {
-    /// 1-based line number.
-    pub line: u32,
-    /// Description.
-    pub message: String,
+/// `isblank()`: space or tab.
+pub fn is_blank(c: u8) -> bool {
+    c == b' ' || c == b'\t'
 }
 
-/// Splits `text` into logical lines (empty and comment-only lines are dropped).
-pub fn lex(text: &str) -> Result<Vec<Line>, LexError> {
-    let mut out = Vec::new();
-    let mut pending: Option<(u32, String)> = None;
-    for (idx, raw) in text.lines().enumerate() {
-        let number = u32::try_from(idx + 1).unwrap_or(u32::MAX);
-        let (start, mut joined) = match pending.take() {
-            Some((start, mut acc)) => {
-                acc.push(' ');
-                acc.push_str(raw);
-                (start, acc)
+/// A line after comment removal, and whether it has an unterminated `"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decommented {
+    /// The remaining text.
+    pub text: Vec<u8>,
+    /// `true` if a `"` is left open (keepalived reports "Unterminated quote").
+    pub unterminated: bool,
+}
+
+/// keepalived's `decomment()`: see the module documentation.
+pub fn decomment(line: &[u8]) -> Decommented {
+    let start = line
+        .iter()
+        .position(|&c| !is_blank(c))
+        .unwrap_or(line.len());
+    let mut v = line[start..].to_vec();
+    let mut quote = false;
+    let mut cont = false;
+    let mut skip: Option<usize> = None;
+    let mut p = 0;
+    while p < v.len() {
+        match v[p] {
+            b'"' => {
+                if skip.is_none() {
+                    quote = !quote;
+                }
+                p += 1;
             }
-            None => (number, raw.to_string()),
-        };
-        let code = strip_comment(&joined);
-        if let Some(stripped) = code.trim_end().strip_suffix('\\') {
-            joined = stripped.to_string();
-            pending = Some((start, joined));
-            continue;
-        }
-        push_line(&mut out, start, code)?;
-    }
-    // A `\` on the last line continues into the end of the file.
-    if let Some((start, acc)) = pending {
-        push_line(&mut out, start, strip_comment(&acc))?;
-    }
-    Ok(out)
-}
-
-/// Appends the words of `code` (comment already stripped) as the line starting at `start`,
-/// unless it has none.
-fn push_line(out: &mut Vec<Line>, start: u32, code: &str) -> Result<(), LexError> {
-    let words = split_words(code).map_err(|message| LexError {
-        line: start,
-        message,
-    })?;
-    if !words.is_empty() {
-        out.push(Line {
-            number: start,
-            words,
-        });
-    }
-    Ok(())
-}
-
-/// The part of `line` before a `#` or `!` that is not inside quotes.
-fn strip_comment(line: &str) -> &str {
-    let mut quoted = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            '#' | '!' if !quoted => return &line[..i],
-            _ => {}
-        }
-    }
-    line
-}
-
-fn split_words(code: &str) -> Result<Vec<Word>, String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut in_word = false;
-    let mut chars = code.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                in_word = true;
-                let mut closed = false;
-                for q in chars.by_ref() {
-                    if q == '"' {
-                        closed = true;
-                        break;
+            b'\\' => {
+                if p + 1 < v.len() {
+                    if !quote && (v[p + 1] == b'#' || v[p + 1] == b'!') {
+                        v.remove(p);
+                        p += 1;
+                    } else {
+                        p += 2;
                     }
-                    current.push(q);
-                }
-                if !closed {
-                    return Err("unterminated quoted string".to_string());
-                }
-            }
-            '{' | '}' => {
-                if in_word {
-                    words.push(Word::Text(std::mem::take(&mut current)));
-                    in_word = false;
-                }
-                words.push(if c == '{' { Word::Open } else { Word::Close });
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(Word::Text(std::mem::take(&mut current)));
-                    in_word = false;
+                } else {
+                    v.truncate(p);
+                    cont = true;
+                    break;
                 }
             }
-            c => {
-                in_word = true;
-                current.push(c);
+            b'#' | b'!' => {
+                if !quote && skip.is_none() {
+                    skip = Some(p);
+                }
+                p += 1;
             }
+            _ => p += 1,
         }
     }
-    if in_word {
-        words.push(Word::Text(current));
+    if let Some(k) = skip {
+        v.truncate(k);
     }
-    Ok(words)
+    while v.last().is_some_and(|&c| is_blank(c)) {
+        v.pop();
+    }
+    if cont {
+        v.push(b'\\');
+    }
+    Decommented {
+        text: v,
+        unterminated: quote,
+    }
+}
+
+/// keepalived's `alloc_strvec_r()`: the words of `line`, or `Err` with the words before an
+/// unmatched `"`.
+pub fn split_words(line: &[u8]) -> Result<Vec<Vec<u8>>, Vec<Vec<u8>>> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && is_white(line[i]) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Ok(words);
+        }
+        if line[i] == b'"' {
+            let start = i + 1;
+            let Some(len) = line[start..].iter().position(|&c| c == b'"') else {
+                return Err(words);
+            };
+            words.push(line[start..start + len].to_vec());
+            i = start + len + 1;
+        } else {
+            let start = i;
+            while i < line.len() && !is_white(line[i]) && line[i] != b'"' {
+                i += 1;
+            }
+            words.push(line[start..i].to_vec());
+        }
+    }
+}
+
+/// The words of one preprocessed line: a lone `{` or `}` is a brace, anything else is split by
+/// [`split_words`] (bytes that are not UTF-8 become U+FFFD). `Err` on an unmatched quote.
+pub fn words_of(line: &[u8]) -> Result<Vec<Word>, ()> {
+    match line {
+        b"{" => Ok(vec![Word::Open]),
+        b"}" => Ok(vec![Word::Close]),
+        _ => split_words(line)
+            .map(|ws| {
+                ws.into_iter()
+                    .map(|w| Word::Text(String::from_utf8_lossy(&w).into_owned()))
+                    .collect()
+            })
+            .map_err(|_| ()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn texts(line: &Line) -> Vec<String> {
-        line.words
-            .iter()
-            .map(|w| match w {
-                Word::Text(t) => t.clone(),
-                Word::Open => "{".into(),
-                Word::Close => "}".into(),
-            })
-            .collect()
+    fn dc(s: &str) -> String {
+        String::from_utf8(decomment(s.as_bytes()).text).unwrap()
     }
 
     #[test]
-    fn comments_quotes_braces_and_continuations() {
-        let lines =
-            lex("a b # c\n! all comment\n  x{y}  \nmisc_path \"/bin/x -a # b\"\nfoo \\\n bar\n")
-                .unwrap();
-        assert_eq!(lines.len(), 4);
-        assert_eq!(texts(&lines[0]), ["a", "b"]);
-        assert_eq!(lines[1].number, 3);
-        assert_eq!(texts(&lines[1]), ["x", "{", "y", "}"]);
-        assert_eq!(texts(&lines[2]), ["misc_path", "/bin/x -a # b"]);
-        assert_eq!(lines[3].number, 5);
-        assert_eq!(texts(&lines[3]), ["foo", "bar"]);
+    fn comments_escapes_and_trailing_backslash() {
+        assert_eq!(dc("  a b # c"), "a b");
+        assert_eq!(dc("! all comment"), "");
+        assert_eq!(
+            dc("misc_path \"/bin/x -a # b\" ! c"),
+            "misc_path \"/bin/x -a # b\""
+        );
+        assert_eq!(dc("a\\#b"), "a#b");
+        assert_eq!(dc("\"a\\#b\""), "\"a\\#b\"");
+        assert_eq!(dc("foo   \\"), "foo\\");
+        assert_eq!(dc("a # b \\"), "a\\");
+        assert!(decomment(b"x \"y").unterminated);
+        assert!(!decomment(b"x \"y\"").unterminated);
     }
 
     #[test]
-    fn unterminated_quote_is_an_error() {
-        let err = lex("ok\nmisc_path \"/bin/x\n").unwrap_err();
-        assert_eq!(err.line, 2);
+    fn words_quotes_and_blanks() {
+        let w = split_words(b"warmup \"  64\"  k\xc2\xa0x a\"b c\"d").unwrap();
+        let w: Vec<&[u8]> = w.iter().map(Vec::as_slice).collect();
+        assert_eq!(
+            w,
+            [&b"warmup"[..], b"  64", b"k\xc2\xa0x", b"a", b"b c", b"d"]
+        );
+        assert_eq!(split_words(b"a \"b").unwrap_err(), vec![b"a".to_vec()]);
+        assert_eq!(words_of(b"{"), Ok(vec![Word::Open]));
+        assert_eq!(words_of(b"\"{\""), Ok(vec![Word::Text("{".into())]));
     }
 }

@@ -8,8 +8,8 @@
 //! No I/O other than reading the configuration files.
 
 pub mod checker;
+mod defs;
 mod diag;
-pub mod dump;
 mod glob;
 mod lexer;
 mod lower;
@@ -20,6 +20,8 @@ mod parse_common;
 mod parse_global;
 mod parse_lvs;
 mod parse_vrrp;
+mod preprocess;
+mod seq;
 mod tree;
 mod values;
 pub mod vrrp;
@@ -39,6 +41,35 @@ pub use parse_lvs::{DEFAULT_PERSISTENCE, DEFAULT_SCHEDULER, MAX_WEIGHT};
 pub use tree::MAX_INCLUDE_DEPTH;
 
 use std::path::Path;
+
+/// What reading a configuration depends on besides the files: keepalived's command-line options
+/// that the configuration language sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// keepalived's `-i` / `--config-id`: the id `@ID` / `@^ID` conditional lines are matched
+    /// against, and the value of `${_INSTANCE}`. `None` is keepalived's default, the host name
+    /// up to its first `.`.
+    pub instance: Option<String>,
+    /// keepalived's `-s` / `--namespace`. keepalived 2.2.7 matches `@` lines against the config
+    /// id only, so this does not change how the file reads; it is carried for rvsd.
+    pub net_namespace: Option<String>,
+}
+
+impl LoadOptions {
+    fn lang(&self) -> preprocess::LangOptions {
+        let id = self.instance.clone().or_else(default_config_id);
+        preprocess::LangOptions {
+            config_id: id.map(String::into_bytes),
+        }
+    }
+}
+
+/// keepalived's default config id: the node name up to its first `.`.
+fn default_config_id() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    Some(name.split('.').next().unwrap_or(name).to_string())
+}
 
 /// A configuration that loaded without errors, with the warnings it produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,17 +115,34 @@ fn finish(
 
 /// Parses and validates the file at `path` and everything it includes.
 pub fn parse_file(path: &Path) -> (Config, Report) {
+    parse_file_with(path, &LoadOptions::default())
+}
+
+/// Parses and validates the file at `path` and everything it includes, with `options`.
+pub fn parse_file_with(path: &Path, options: &LoadOptions) -> (Config, Report) {
     let mut report = Report::default();
     let mut files = Vec::new();
-    let statements = tree::read_file(path, &mut report, &mut files);
+    let statements = tree::read_file(path, &options.lang(), &mut report, &mut files);
     finish(statements, report, files)
 }
 
 /// Parses `text` as the file `name` (relative includes resolve from `name`'s directory).
 pub fn parse_str(text: &str, name: &Path) -> (Config, Report) {
+    parse_bytes_with(text.as_bytes(), name, &LoadOptions::default())
+}
+
+/// Parses `text` (any bytes: keepalived does not require UTF-8) as the file `name`, with
+/// `options`.
+pub fn parse_bytes_with(text: &[u8], name: &Path, options: &LoadOptions) -> (Config, Report) {
     let mut report = Report::default();
     let mut files = Vec::new();
-    let statements = tree::read_str(text, name, &mut report, &mut files);
+    let statements = tree::read_bytes(
+        text.to_vec(),
+        name,
+        &options.lang(),
+        &mut report,
+        &mut files,
+    );
     finish(statements, report, files)
 }
 
@@ -112,6 +160,16 @@ fn into_loaded((config, report): (Config, Report)) -> Result<Loaded, LoadError> 
 /// Loads `path`: the configuration if it has no errors, else the report.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     into_loaded(parse_file(path))
+}
+
+/// Loads `path` strictly, as [`load`], with `options` (keepalived's `-i`).
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    into_loaded(parse_file_with(path, options))
+}
+
+/// Checks `path` as `keepalived -t` with `options` does.
+pub fn check_with(path: &Path, options: &LoadOptions) -> Report {
+    parse_file_with(path, options).1
 }
 
 /// Loads `text` as the file `name`.

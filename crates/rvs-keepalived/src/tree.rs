@@ -1,19 +1,19 @@
-//! Builds the untyped statement tree of a configuration, following `include`s.
+//! Builds the untyped statement tree of a configuration from the lines the preprocessor
+//! (`preprocess.rs`) produces.
 //!
-//! keepalived splices included files in place. A relative include path is relative to the
-//! directory of the file containing the `include` (keepalived changes into that directory after
-//! opening each file). Globs are expanded and their matches read in sorted order; a glob that
-//! matches nothing is a warning, a plain file that cannot be read is an error naming the
-//! `include` line. Includes nest up to [`MAX_INCLUDE_DEPTH`] files deep; a file including itself
+//! The preprocessor follows `include`s (keepalived splices included files in place; a relative
+//! path is relative to the directory of the including file; globs and `{a,b}` alternatives expand
+//! in sorted order; a glob that matches nothing is a warning, a named file that cannot be read is
+//! an error naming the `include` line), expands definitions, conditionals and sequences, and cuts
+//! lines at braces. Includes nest up to [`MAX_INCLUDE_DEPTH`] files deep; a file including itself
 //! (directly or not) is an error.
 
 use crate::diag::{Report, Span};
-use crate::glob;
-use crate::lexer::{lex, Line, Word};
+use crate::lexer::{words_of, Word};
+use crate::preprocess::{LangOptions, Reader};
 use std::path::{Path, PathBuf};
 
-/// How many files deep includes may nest (the top-level file is depth 1).
-pub const MAX_INCLUDE_DEPTH: usize = 16;
+pub use crate::preprocess::MAX_INCLUDE_DEPTH;
 
 /// One statement: a keyword, its arguments and, for block keywords, the statements inside.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,20 +28,24 @@ pub struct Statement {
     pub block: Option<Vec<Statement>>,
 }
 
-/// The include keywords keepalived accepts (`includer`/`includem`/`includew`/`includeb` only add
-/// stricter checks, treated here like `include`).
+/// The include keywords keepalived accepts.
 fn is_include(keyword: &str) -> bool {
     matches!(
         keyword,
-        "include" | "includer" | "includem" | "includew" | "includeb"
+        "include" | "includer" | "includem" | "includew" | "includeb" | "includea"
     )
 }
 
 /// Reads `path` and everything it includes. Problems go to `report`; the statements that could be
 /// read are returned.
-pub fn read_file(path: &Path, report: &mut Report, files: &mut Vec<PathBuf>) -> Vec<Statement> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => read_str(&text, path, report, files),
+pub fn read_file(
+    path: &Path,
+    options: &LangOptions,
+    report: &mut Report,
+    files: &mut Vec<PathBuf>,
+) -> Vec<Statement> {
+    match crate::preprocess::read_top(path) {
+        Ok(text) => read_bytes(text, path, options, report, files),
         Err(e) => {
             report.error(None, format!("{}: cannot read: {e}", path.display()));
             Vec::new()
@@ -50,35 +54,15 @@ pub fn read_file(path: &Path, report: &mut Report, files: &mut Vec<PathBuf>) -> 
 }
 
 /// Parses `text` as if it were the file `name` (includes are relative to `name`'s directory).
-pub fn read_str(
-    text: &str,
+pub fn read_bytes(
+    text: Vec<u8>,
     name: &Path,
+    options: &LangOptions,
     report: &mut Report,
     files: &mut Vec<PathBuf>,
 ) -> Vec<Statement> {
-    let mut stack = vec![canonical(name)];
-    files.push(name.to_path_buf());
-    build(text, name, &mut stack, report, files)
-}
-
-/// Removes `.` and `name/..` pairs lexically so diagnostics show plain paths.
-fn normalize(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    let mut reader = Reader::new(name, text, options, report, files);
+    build(&mut reader)
 }
 
 struct Frame {
@@ -87,28 +71,23 @@ struct Frame {
     owner: Option<Statement>,
 }
 
-fn build(
-    text: &str,
-    file: &Path,
-    stack: &mut Vec<PathBuf>,
-    report: &mut Report,
-    files: &mut Vec<PathBuf>,
-) -> Vec<Statement> {
-    let lines: Vec<Line> = match lex(text) {
-        Ok(lines) => lines,
-        Err(e) => {
-            report.error(Some(&Span::new(file, e.line)), e.message);
-            return Vec::new();
-        }
-    };
+fn build(reader: &mut Reader<'_>) -> Vec<Statement> {
     let mut frames = vec![Frame {
         statements: Vec::new(),
         owner: None,
     }];
-    for line in lines {
-        let span = Span::new(file, line.number);
+    let mut errors: Vec<(Span, String)> = Vec::new();
+    while let Some(line) = reader.next_line() {
+        let span = line.span;
+        let words = match words_of(&line.text) {
+            Ok(w) => w,
+            Err(()) => {
+                reader.report_unmatched_quote(&span);
+                continue;
+            }
+        };
         let mut current: Vec<String> = Vec::new();
-        for word in line.words {
+        for word in words {
             match word {
                 Word::Text(t) => current.push(t),
                 Word::Open => {
@@ -121,11 +100,13 @@ fn build(
                                 if let Some(f) = frames.last_mut() {
                                     f.statements.push(prev);
                                 }
-                                report.error(Some(&span), "'{' without a keyword before it");
+                                errors
+                                    .push((span.clone(), "'{' without a keyword before it".into()));
                                 continue;
                             }
                             None => {
-                                report.error(Some(&span), "'{' without a keyword before it");
+                                errors
+                                    .push((span.clone(), "'{' without a keyword before it".into()));
                                 continue;
                             }
                         }
@@ -138,9 +119,9 @@ fn build(
                     });
                 }
                 Word::Close => {
-                    flush(&mut current, &span, &mut frames, stack, report, files);
+                    flush(&mut current, &span, &mut frames, &mut errors);
                     if frames.len() == 1 {
-                        report.error(Some(&span), "unexpected '}'");
+                        errors.push((span.clone(), "unexpected '}'".into()));
                         continue;
                     }
                     if let Some(frame) = frames.pop() {
@@ -154,8 +135,12 @@ fn build(
                 }
             }
         }
-        flush(&mut current, &span, &mut frames, stack, report, files);
+        flush(&mut current, &span, &mut frames, &mut errors);
+        for (span, message) in errors.drain(..) {
+            reader.report().error(Some(&span), message);
+        }
     }
+    let report = reader.report();
     while frames.len() > 1 {
         if let Some(frame) = frames.pop() {
             if let Some(mut owner) = frame.owner {
@@ -187,9 +172,7 @@ fn flush(
     current: &mut Vec<String>,
     span: &Span,
     frames: &mut [Frame],
-    stack: &mut Vec<PathBuf>,
-    report: &mut Report,
-    files: &mut Vec<PathBuf>,
+    errors: &mut Vec<(Span, String)>,
 ) {
     if current.is_empty() {
         return;
@@ -198,76 +181,12 @@ fn flush(
     let Some(frame) = frames.last_mut() else {
         return;
     };
-    if is_include(&st.keyword) {
-        let included = include(&st, stack, report, files);
-        frame.statements.extend(included);
-    } else {
-        frame.statements.push(st);
-    }
-}
-
-fn include(
-    st: &Statement,
-    stack: &mut Vec<PathBuf>,
-    report: &mut Report,
-    files: &mut Vec<PathBuf>,
-) -> Vec<Statement> {
-    let Some(name) = st.args.first() else {
-        report.error(
-            Some(&st.span),
+    if is_include(&st.keyword) && st.args.is_empty() {
+        errors.push((
+            span.clone(),
             format!("{}: expected a file name", st.keyword),
-        );
-        return Vec::new();
-    };
-    let base = st.span.file.parent().unwrap_or(Path::new(""));
-    let pattern = normalize(&base.join(name));
-    let is_glob = glob::has_magic(name);
-    let paths = glob::expand(&pattern);
-    if paths.is_empty() {
-        report.warn(
-            &st.span,
-            format!("{}: '{}' matches no file", st.keyword, pattern.display()),
-        );
-        return Vec::new();
+        ));
+        return;
     }
-    let mut out = Vec::new();
-    for path in paths {
-        if stack.len() >= MAX_INCLUDE_DEPTH {
-            report.error(
-                Some(&st.span),
-                format!(
-                    "{}: '{}': includes nested more than {MAX_INCLUDE_DEPTH} deep",
-                    st.keyword,
-                    path.display()
-                ),
-            );
-            continue;
-        }
-        let canon = canonical(&path);
-        if stack.contains(&canon) {
-            report.error(
-                Some(&st.span),
-                format!("{}: '{}' includes itself", st.keyword, path.display()),
-            );
-            continue;
-        }
-        if path.is_dir() && is_glob {
-            continue;
-        }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                report.error(
-                    Some(&st.span),
-                    format!("{}: cannot read '{}': {e}", st.keyword, path.display()),
-                );
-                continue;
-            }
-        };
-        files.push(path.clone());
-        stack.push(canon);
-        out.extend(build(&text, &path, stack, report, files));
-        stack.pop();
-    }
-    out
+    frame.statements.push(st);
 }
