@@ -10,6 +10,7 @@
 pub mod checker;
 mod defs;
 mod diag;
+pub mod dump;
 mod glob;
 mod lexer;
 mod lower;
