@@ -436,6 +436,44 @@ fn expectations(name: &str, lowered: &Lowered) -> Vec<String> {
             let w: Vec<u32> = l.services[0].dests.iter().map(|d| d.weight).collect();
             x.eq("weights", w, vec![1, 2, 3]);
         }
+        "seq_hex_step" if x.services(1) => {
+            let a: Vec<IpAddr> = l.services[0].dests.iter().map(|d| d.addr).collect();
+            x.eq(
+                "real servers",
+                a,
+                vec![ip("fd00::10"), ip("fd00::20"), ip("fd00::30")],
+            );
+        }
+        "seq_two_on_a_line" if x.services(1) => {
+            let a: Vec<IpAddr> = l.services[0].dests.iter().map(|d| d.addr).collect();
+            x.eq(
+                "real servers",
+                a,
+                ["10.20.1.1", "10.20.1.2", "10.20.2.1", "10.20.2.2"]
+                    .map(ip)
+                    .to_vec(),
+            );
+        }
+        "lst" if x.services(1) => {
+            let w: Vec<u32> = l.services[0].dests.iter().map(|d| d.weight).collect();
+            x.eq("weights", w, vec![5, 7]);
+        }
+        "include_braces" => {
+            x.eq(
+                "router_id",
+                l.global.router_id.as_deref(),
+                Some("FROM_INCLUDE"),
+            );
+            x.services(1);
+        }
+        "variables_nested" => {
+            let t: Vec<Duration> = l
+                .checkers
+                .iter()
+                .flat_map(|r| r.checkers.iter().map(|c| c.connect_timeout))
+                .collect();
+            x.eq("connect_timeout", t, vec![secs(2), secs(2)]);
+        }
         "conditionals" => {
             x.eq("router_id", l.global.router_id.as_deref(), Some("APPLIED"));
         }
