@@ -35,8 +35,12 @@ impl fmt::Display for Span {
 pub enum Severity {
     /// keepalived would carry on (unknown keyword, ignored setting).
     Warning,
-    /// The file is not valid.
+    /// The file is not valid (`keepalived -t` fails), but keepalived skips or defaults the
+    /// item at run time and starts; so does rvsd, logging it.
     Error,
+    /// keepalived refuses to start (or stops its VRRP or checker process, which ends it);
+    /// rvsd refuses the file at start and at reload.
+    Fatal,
 }
 
 /// One problem found in a configuration, with its position when known.
@@ -64,14 +68,29 @@ impl fmt::Display for Diagnostic {
 pub struct Report {
     /// Problems keepalived would only log.
     pub warnings: Vec<Diagnostic>,
-    /// Problems that make the file invalid.
+    /// Problems that make the file invalid: [`Severity::Error`] ones (skipped or defaulted at
+    /// run time) and [`Severity::Fatal`] ones.
     pub errors: Vec<Diagnostic>,
 }
 
 impl Report {
-    /// `true` when there are no errors (warnings are allowed).
+    /// `true` when there are no errors (warnings are allowed): `keepalived -t` would exit 0.
     pub fn is_ok(&self) -> bool {
         self.errors.is_empty()
+    }
+
+    /// `true` when an error stops keepalived from starting.
+    pub fn is_fatal(&self) -> bool {
+        self.errors.iter().any(|d| d.severity == Severity::Fatal)
+    }
+
+    /// Records an error keepalived does not start with.
+    pub fn fatal(&mut self, span: Option<&Span>, message: impl Into<String>) {
+        self.errors.push(Diagnostic {
+            severity: Severity::Fatal,
+            span: span.cloned(),
+            message: message.into(),
+        });
     }
 
     /// Records a warning.
@@ -94,10 +113,15 @@ impl Report {
 }
 
 impl fmt::Display for Report {
-    /// One line per diagnostic, errors first, each prefixed with `error: ` or `warning: `.
+    /// One line per diagnostic, errors first, each prefixed with `fatal: `, `error: ` or
+    /// `warning: `.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for d in &self.errors {
-            writeln!(f, "error: {d}")?;
+            let tag = match d.severity {
+                Severity::Fatal => "fatal",
+                _ => "error",
+            };
+            writeln!(f, "{tag}: {d}")?;
         }
         for d in &self.warnings {
             writeln!(f, "warning: {d}")?;

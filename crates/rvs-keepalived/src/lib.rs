@@ -2,8 +2,13 @@
 //!
 //! Reads keepalived 2.2's format (comments, blocks, quoted strings, `include` with globs and paths
 //! relative to the including file), checks it like `keepalived -t` does (errors name `file:line`
-//! and what was expected; unknown keywords are warnings), and lowers it to rvs-api service and
-//! destination settings plus health-checker, policy and VRRP specifications.
+//! and what was expected), applies keepalived's fix-ups (defaults, resets, skipped items, each
+//! reported as keepalived reports it), and lowers it to rvs-api service and destination settings
+//! plus health-checker, policy and VRRP specifications.
+//!
+//! As in keepalived, most errors fail the check (`keepalived -t`, [`check`]) but not the start:
+//! the item is skipped or defaulted and the rest runs ([`load_lenient`]). Only
+//! [`Severity::Fatal`] ones (those that stop keepalived) refuse the file at run time.
 //!
 //! No I/O other than reading the configuration files.
 
@@ -33,12 +38,14 @@ pub use checker::{
 };
 pub use diag::{Diagnostic, Report, Severity, Span};
 pub use lower::{
-    lower, Lowered, LoweredService, RealServerChecks, RealServerPolicy, ResolvedChecker,
-    ServicePolicy, VrrpSpecs, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DELAY_BEFORE_RETRY,
-    DEFAULT_DELAY_LOOP, DEFAULT_RETRY,
+    default_delay_before_retry, default_retry, lower, Lowered, LoweredService, RealServerChecks,
+    RealServerPolicy, ResolvedChecker, ServicePolicy, VrrpSpecs, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DELAY_BEFORE_RETRY, DEFAULT_DELAY_LOOP, DEFAULT_RETRY,
 };
 pub use model::Config;
-pub use parse_lvs::{DEFAULT_PERSISTENCE, DEFAULT_SCHEDULER, MAX_WEIGHT};
+pub use parse_lvs::{
+    DEFAULT_PERSISTENCE, DEFAULT_SCHEDULER, MAX_PERSISTENCE, MAX_WEIGHT, SCHEDULERS,
+};
 pub use tree::MAX_INCLUDE_DEPTH;
 
 use std::path::Path;
@@ -72,19 +79,23 @@ fn default_config_id() -> Option<String> {
     Some(name.split('.').next().unwrap_or(name).to_string())
 }
 
-/// A configuration that loaded without errors, with the warnings it produced.
+/// A configuration that loaded, with the problems it produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
-    /// The typed configuration.
+    /// The typed configuration, keepalived's fix-ups applied.
     pub config: Config,
-    /// Warnings (unknown keywords, ignored settings).
+    /// Warnings (settings rvs ignores).
     pub warnings: Vec<Diagnostic>,
+    /// Errors keepalived reports and runs past (item skipped or defaulted); always empty from
+    /// [`load`] and [`load_str`], which refuse such files.
+    pub errors: Vec<Diagnostic>,
 }
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
-    /// The file has errors; the report lists them (and the warnings).
+    /// The file has errors (any for [`load`], a fatal one for [`load_lenient`]); the report lists
+    /// them and the warnings.
     #[error("invalid configuration:\n{0}")]
     Invalid(Report),
 }
@@ -124,6 +135,12 @@ pub fn parse_file_with(path: &Path, options: &LoadOptions) -> (Config, Report) {
     let mut report = Report::default();
     let mut files = Vec::new();
     let statements = tree::read_file(path, &options.lang(), &mut report, &mut files);
+    if files.is_empty() {
+        // The top-level file could not be read: nothing to run.
+        for d in &mut report.errors {
+            d.severity = Severity::Fatal;
+        }
+    }
     finish(statements, report, files)
 }
 
@@ -152,13 +169,37 @@ fn into_loaded((config, report): (Config, Report)) -> Result<Loaded, LoadError> 
         Ok(Loaded {
             config,
             warnings: report.warnings,
+            errors: Vec::new(),
         })
     } else {
         Err(LoadError::Invalid(report))
     }
 }
 
-/// Loads `path`: the configuration if it has no errors, else the report.
+fn into_lenient((config, report): (Config, Report)) -> Result<Loaded, LoadError> {
+    if report.is_fatal() {
+        Err(LoadError::Invalid(report))
+    } else {
+        Ok(Loaded {
+            config,
+            warnings: report.warnings,
+            errors: report.errors,
+        })
+    }
+}
+
+/// Loads `path` as keepalived runs it: errors keepalived skips or defaults are returned in
+/// [`Loaded::errors`] with the fall-back applied; only a [`Severity::Fatal`] error refuses it.
+pub fn load_lenient(path: &Path) -> Result<Loaded, LoadError> {
+    into_lenient(parse_file(path))
+}
+
+/// Loads `text` as the file `name`, as [`load_lenient`].
+pub fn load_str_lenient(text: &str, name: &Path) -> Result<Loaded, LoadError> {
+    into_lenient(parse_str(text, name))
+}
+
+/// Loads `path` strictly: the configuration if it has no errors at all, else the report.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     into_loaded(parse_file(path))
 }

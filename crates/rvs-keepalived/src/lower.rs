@@ -16,10 +16,33 @@ use std::time::Duration;
 pub const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 /// keepalived's default `connect_timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// keepalived's default `retry`.
+/// keepalived's default `retry` (of most checkers; see [`default_retry`]).
 pub const DEFAULT_RETRY: u32 = 1;
-/// keepalived's default `delay_before_retry`.
+/// keepalived's default `delay_before_retry` (of most checkers; see
+/// [`default_delay_before_retry`]).
 pub const DEFAULT_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
+
+/// keepalived's `retry` for a checker when neither it, its real server nor its virtual server
+/// sets one (`default_retry`): MISC_CHECK 0 (check_misc.c), DNS_CHECK 3 (`DNS_DEFAULT_RETRY`),
+/// the others 1.
+pub fn default_retry(kind: &CheckerKind) -> u32 {
+    match kind {
+        CheckerKind::Misc(_) => 0,
+        CheckerKind::Dns(_) => 3,
+        _ => DEFAULT_RETRY,
+    }
+}
+
+/// keepalived's `delay_before_retry` for a checker that inherits none
+/// (`default_delay_before_retry`): HTTP_GET/SSL_GET 3 s (check_http.c), DNS_CHECK its
+/// `delay_loop` (check_dns.c sets 0), the others 1 s.
+pub fn default_delay_before_retry(kind: &CheckerKind, delay_loop: Duration) -> Duration {
+    match kind {
+        CheckerKind::Http(_) | CheckerKind::Ssl(_) => Duration::from_secs(3),
+        CheckerKind::Dns(_) => delay_loop,
+        _ => DEFAULT_DELAY_BEFORE_RETRY,
+    }
+}
 
 /// Everything rvsd needs from a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,12 +249,16 @@ fn resolve(vs: &VirtualServer, rs: &RealServer, ck: &CheckerSpec) -> ResolvedChe
             .or(rs.connect_timeout)
             .or(vs.connect_timeout)
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-        retry: c.retry.or(rs.retry).or(vs.retry).unwrap_or(DEFAULT_RETRY),
+        retry: c
+            .retry
+            .or(rs.retry)
+            .or(vs.retry)
+            .unwrap_or_else(|| default_retry(&ck.kind)),
         delay_before_retry: c
             .delay_before_retry
             .or(rs.delay_before_retry)
             .or(vs.delay_before_retry)
-            .unwrap_or(DEFAULT_DELAY_BEFORE_RETRY),
+            .unwrap_or_else(|| default_delay_before_retry(&ck.kind, delay_loop)),
         delay_loop,
         warmup: c
             .warmup

@@ -35,6 +35,17 @@ pub fn parse_checker(ctx: &mut Ctx<'_>, st: &Statement, kind: CheckerKind) -> Op
             continue;
         }
         let handled = match &mut kind {
+            CheckerKind::Http(_) | CheckerKind::Ssl(_) if item.keyword == "nb_get_retry" => {
+                // Only HTTP_GET/SSL_GET still know it in keepalived 2.2, as deprecated.
+                ctx.error(
+                    &item.span,
+                    "nb_get_retry is deprecated - please use 'retry'",
+                );
+                if let Some(r) = ctx.u32(item, 0, 0, u32::MAX) {
+                    common.retry = Some(r);
+                }
+                true
+            }
             CheckerKind::Http(h) | CheckerKind::Ssl(h) => http_keyword(ctx, item, h),
             CheckerKind::Misc(m) => misc_keyword(ctx, item, m),
             CheckerKind::Dns(d) => dns_keyword(ctx, item, d),
@@ -82,7 +93,11 @@ fn common_keyword(ctx: &mut Ctx<'_>, st: &Statement, c: &mut CommonCheck) -> boo
         "bind_if" => c.bind_if = ctx.arg(st, 0, "an interface name").map(str::to_string),
         "fwmark" => c.fwmark = ctx.u32(st, 0, 1, u32::MAX),
         "connect_timeout" => c.connect_timeout = ctx.secs(st, 0),
-        "retry" | "nb_get_retry" => c.retry = ctx.u32(st, 0, 0, u32::MAX),
+        "retry" => {
+            if let Some(r) = ctx.u32(st, 0, 0, u32::MAX) {
+                c.retry = Some(r);
+            }
+        }
         "delay_before_retry" => c.delay_before_retry = ctx.secs(st, 0),
         "delay_loop" => c.delay_loop = ctx.secs(st, 0),
         "warmup" => c.warmup = ctx.secs(st, 0),
@@ -107,7 +122,6 @@ fn http_keyword(ctx: &mut Ctx<'_>, st: &Statement, h: &mut HttpCheck) -> bool {
                 .map(str::to_string)
         }
         "enable_sni" => h.enable_sni = ctx.flag(st).unwrap_or(true),
-        "tls_compliant" => h.tls_compliant = ctx.flag(st).unwrap_or(true),
         "fast_recovery" => h.fast_recovery = ctx.flag(st).unwrap_or(true),
         _ => return false,
     }
@@ -120,9 +134,12 @@ fn parse_url(ctx: &mut Ctx<'_>, st: &Statement) -> Option<UrlCheck> {
     let mut have_path = false;
     for item in body {
         match item.keyword.as_str() {
+            // keepalived keeps the first word only: in the one-line form
+            // `url { path / status_code 200 }` the status code is part of the path line and
+            // ignored.
             "path" => {
-                if let Some(p) = ctx.text(item, "a path") {
-                    url.path = p;
+                if let Some(p) = ctx.arg(item, 0, "a path") {
+                    url.path = p.to_string();
                     have_path = true;
                 }
             }
@@ -259,22 +276,38 @@ fn udp_keyword(ctx: &mut Ctx<'_>, st: &Statement, u: &mut UdpCheck) -> bool {
 }
 
 fn hex_arg(ctx: &mut Ctx<'_>, st: &Statement) -> Option<Vec<u8>> {
-    let raw: String = st.args.concat();
-    let digits = raw.strip_prefix("0x").unwrap_or(&raw);
-    let ok = !digits.is_empty()
-        && digits.len() % 2 == 0
-        && digits.chars().all(|c| c.is_ascii_hexdigit());
-    if !ok {
+    let raw = st.args.join(" ");
+    let bytes = parse_hex(&raw);
+    if bytes.is_none() {
         ctx.error(
             &st.span,
-            format!("{}: expected hex bytes, got '{raw}'", st.keyword),
+            format!(
+                "{}: invalid hex string '{raw}' (hex digits, in pairs or separated by spaces)",
+                st.keyword
+            ),
         );
-        return None;
     }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).ok())
-        .collect()
+    bytes
+}
+
+/// keepalived's `read_hex_str`: hex digits two to a byte, a lone digit before a space or the
+/// end being a byte of its own; no `0x` prefix. Empty or any other character: `None`.
+fn parse_hex(raw: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for word in raw.split([' ', '\t']).filter(|w| !w.is_empty()) {
+        let digits: Vec<u8> = word
+            .chars()
+            .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
+            .collect::<Option<_>>()?;
+        for pair in digits.chunks(2) {
+            out.push(match pair {
+                [hi, lo] => hi << 4 | lo,
+                [one] => *one,
+                _ => return None,
+            });
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn file_keyword(ctx: &mut Ctx<'_>, st: &Statement, f: &mut FileCheck) -> bool {
@@ -295,7 +328,15 @@ fn file_keyword(ctx: &mut Ctx<'_>, st: &Statement, f: &mut FileCheck) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::empty_kind;
+    use super::{empty_kind, parse_hex};
+
+    #[test]
+    fn hex_as_keepalived_reads_it() {
+        assert_eq!(parse_hex("01020a"), Some(vec![1, 2, 10]));
+        assert_eq!(parse_hex("1 2 abc"), Some(vec![1, 2, 0xab, 0xc]));
+        assert_eq!(parse_hex("0x01"), None);
+        assert_eq!(parse_hex(""), None);
+    }
 
     #[test]
     fn empty_kind_inverts_keyword() {

@@ -15,8 +15,25 @@ use std::net::IpAddr;
 pub const DEFAULT_SCHEDULER: &str = "wlc";
 /// `persistence_timeout` given without a value (`IPVS_SVC_PERSISTENT_TIMEOUT`).
 pub const DEFAULT_PERSISTENCE: u32 = 360;
-/// Highest real server weight accepted.
-pub const MAX_WEIGHT: u32 = 65535;
+/// Highest weight keepalived 2.2 accepts (`IPVS_WEIGHT_LIMIT`, `INT32_MAX`).
+pub const MAX_WEIGHT: u32 = i32::MAX as u32;
+/// Highest `persistence_timeout` keepalived accepts (`LVS_MAX_TIMEOUT`, 31 days).
+pub const MAX_PERSISTENCE: u32 = 2_678_400;
+/// The schedulers keepalived 2.2 accepts in `lvs_sched`/`lb_algo` (`lvs_schedulers`).
+pub const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq", "twos",
+];
+
+/// Which of the settings keepalived defaults (with an error) a `virtual_server` block gave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VsGiven {
+    /// A valid `protocol`.
+    pub protocol: bool,
+    /// A valid `lvs_sched`/`lb_algo`.
+    pub scheduler: bool,
+    /// A valid `lvs_method`/`lb_kind`.
+    pub method: bool,
+}
 
 /// Parses `virtual_server_group NAME { }`.
 pub fn parse_group(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VirtualServerGroup> {
@@ -158,8 +175,10 @@ fn weight(ctx: &mut Ctx<'_>, st: &Statement) -> Option<u32> {
     ctx.u32(st, 0, 0, MAX_WEIGHT)
 }
 
-/// Parses `virtual_server IP PORT | fwmark N | group NAME { }`.
-pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VirtualServer> {
+/// Parses `virtual_server IP PORT | fwmark N | group NAME { }`, with what it set of the
+/// settings keepalived defaults.
+pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(VirtualServer, VsGiven)> {
+    let mut given = VsGiven::default();
     let target = match st.args.first().map(String::as_str) {
         Some("fwmark") => VsTarget::Fwmark(ctx.u32(st, 1, 1, u32::MAX)?),
         Some("group") => VsTarget::Group(ctx.arg(st, 1, "a group name")?.to_string()),
@@ -229,7 +248,15 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<Virtual
             }
             "lvs_sched" | "lb_algo" => {
                 if let Some(s) = ctx.arg(item, 0, "a scheduler name") {
-                    vs.scheduler = s.to_string();
+                    if SCHEDULERS.contains(&s) {
+                        vs.scheduler = s.to_string();
+                        given.scheduler = true;
+                    } else {
+                        ctx.error(
+                            &item.span,
+                            format!("{}: invalid scheduler '{s}' - ignoring", item.keyword),
+                        );
+                    }
                 }
             }
             k if k == "hashed" || k == "ops" || sched_flags::flag(k).is_some() => {
@@ -238,13 +265,14 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<Virtual
             "lvs_method" | "lb_kind" => {
                 if let Some(m) = parse_method(ctx, item) {
                     vs.method = m;
+                    given.method = true;
                 }
             }
             "persistence_timeout" => {
-                vs.persistence_timeout = if item.args.is_empty() {
-                    Some(DEFAULT_PERSISTENCE)
-                } else {
-                    ctx.u32(item, 0, 1, u32::MAX)
+                if item.args.is_empty() {
+                    vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
+                } else if let Some(t) = ctx.u32(item, 0, 1, MAX_PERSISTENCE) {
+                    vs.persistence_timeout = Some(t);
                 }
             }
             "persistence_granularity" => vs.persistence_granularity = granularity(ctx, item),
@@ -252,28 +280,45 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<Virtual
                 vs.persistence_engine = ctx.arg(item, 0, "an engine name").map(str::to_string)
             }
             "protocol" => {
-                vs.protocol = match ctx.choice(item, 0, &["TCP", "UDP", "SCTP"], true) {
-                    Some("UDP") => Protocol::Udp,
-                    Some("SCTP") => Protocol::Sctp,
-                    _ => Protocol::Tcp,
+                if let Some(p) = ctx.choice(item, 0, &["TCP", "UDP", "SCTP"], true) {
+                    given.protocol = true;
+                    vs.protocol = match p {
+                        "UDP" => Protocol::Udp,
+                        "SCTP" => Protocol::Sctp,
+                        _ => Protocol::Tcp,
+                    };
                 }
             }
             "delay_loop" => vs.delay_loop = ctx.secs(item, 0),
             "connect_timeout" => vs.connect_timeout = ctx.secs(item, 0),
-            "retry" | "nb_get_retry" => vs.retry = ctx.u32(item, 0, 1, u32::MAX),
+            "retry" => {
+                if let Some(r) = ctx.u32(item, 0, 1, u32::MAX) {
+                    vs.retry = Some(r);
+                }
+            }
             "delay_before_retry" => vs.delay_before_retry = ctx.secs(item, 0),
             "warmup" => vs.warmup = ctx.secs(item, 0),
-            "inhibit_on_failure" => vs.inhibit_on_failure = ctx.flag(item).unwrap_or(true),
-            "alpha" => vs.alpha = ctx.flag(item).unwrap_or(true),
-            "omega" => vs.omega = ctx.flag(item).unwrap_or(true),
+            // keepalived's virtual-server-level `inhibit_on_failure`, `alpha`, `omega` and
+            // `ha_suspend` take no value: any argument is ignored and the option is on.
+            "inhibit_on_failure" => vs.inhibit_on_failure = true,
+            "alpha" => vs.alpha = true,
+            "omega" => vs.omega = true,
             "quorum" => vs.quorum = ctx.u32(item, 0, 1, u32::MAX).unwrap_or(1),
-            "hysteresis" => vs.hysteresis = ctx.u32(item, 0, 0, u32::MAX).unwrap_or(0),
+            "hysteresis" => {
+                if let Some(h) = ctx.u32(item, 0, 0, u32::MAX) {
+                    vs.hysteresis = h;
+                }
+            }
             "quorum_up" => vs.quorum_up = script(ctx, item),
             "quorum_down" => vs.quorum_down = script(ctx, item),
-            "ha_suspend" => vs.ha_suspend = ctx.flag(item).unwrap_or(true),
+            "ha_suspend" => vs.ha_suspend = true,
             "smtp_alert" => vs.smtp_alert = ctx.flag(item),
             "virtualhost" => vs.virtualhost = ctx.arg(item, 0, "a host name").map(str::to_string),
-            "weight" => vs.weight = weight(ctx, item),
+            "weight" => {
+                if let Some(w) = ctx.u32(item, 0, 1, MAX_WEIGHT) {
+                    vs.weight = Some(w);
+                }
+            }
             "sorry_server" => {
                 if let (Some(addr), Some(port)) = (
                     ctx.ip(item, 0),
@@ -320,20 +365,15 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<Virtual
     if vs.persistence_granularity.is_some() && vs.persistence_timeout.is_none() {
         vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
     }
-    Some(vs)
+    Some((vs, given))
 }
 
 fn apply_flag(ctx: &mut Ctx<'_>, item: &Statement, vs: &mut VirtualServer) {
     let k = item.keyword.as_str();
     match k {
         "hashed" => vs.sched_flags.hashed = true,
-        "ops" => {
-            vs.sched_flags.ops = true;
-            if vs.protocol != Protocol::Udp {
-                ctx.warn(&item.span, "ops only applies to UDP services - ignoring");
-                vs.sched_flags.ops = false;
-            }
-        }
+        // Checked against the protocol once keepalived's defaults are known.
+        "ops" => vs.sched_flags.ops = true,
         _ => match sched_flags::flag(k) {
             Some((_, Some(sched))) if vs.scheduler != sched => ctx.warn(
                 &item.span,
@@ -395,7 +435,9 @@ pub fn parse_real_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<RealServer
         span: st.span.clone(),
     };
     let Some(body) = &st.block else {
-        // keepalived accepts a real_server without a block (no checker, always up).
+        // keepalived needs the block ("Missing '{' at beginning of configuration block"); the
+        // server is kept without checkers (always up).
+        ctx.error(&st.span, "real_server: expected a '{' block");
         return Some(rs);
     };
     for item in body {
@@ -415,7 +457,11 @@ pub fn parse_real_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<RealServer
             "notify_down" => rs.notify_down = script(ctx, item),
             "alpha" => rs.alpha = ctx.flag(item),
             "connect_timeout" => rs.connect_timeout = ctx.secs(item, 0),
-            "retry" | "nb_get_retry" => rs.retry = ctx.u32(item, 0, 1, u32::MAX),
+            "retry" => {
+                if let Some(r) = ctx.u32(item, 0, 1, u32::MAX) {
+                    rs.retry = Some(r);
+                }
+            }
             "delay_before_retry" => rs.delay_before_retry = ctx.secs(item, 0),
             "warmup" => rs.warmup = ctx.secs(item, 0),
             "delay_loop" => rs.delay_loop = ctx.secs(item, 0),

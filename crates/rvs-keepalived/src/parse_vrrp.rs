@@ -13,39 +13,42 @@ use std::time::Duration;
 /// vrrp_instance keywords keepalived 2.2 accepts that rvs keeps without interpreting.
 const OTHER_INSTANCE: &[&str] = &[
     "use_vmac",
+    "use_vmac_addr",
     "vmac_xmit_base",
     "use_ipvlan",
+    "unicast_fault_no_peer",
+    "check_unicast_src",
+    "old_unicast_checksum",
     "native_ipv6",
+    "vrf",
     "dont_track_primary",
-    "track_bfd",
     "track_file",
     "track_process",
+    "track_bfd",
+    "mcast_dst_ip",
+    "track_src_ip",
+    "unicast_ttl",
+    "promote_secondaries",
+    "linkbeat_use_polling",
+    "virtual_routes",
+    "virtual_rules",
     "accept",
     "no_accept",
     "skip_check_adv_addr",
-    "check_unicast_src",
     "strict_mode",
-    "virtual_routes",
-    "virtual_rules",
-    "static_ipaddress",
-    "lvs_sync_daemon_interface",
     "debug",
-    "notify_master_rx_lower_pri",
     "notify_deleted",
-    "promote_secondaries",
-    "linkbeat_use_polling",
-    "unicast_ttl",
-    "unicast_fault_no_peer",
+    "notify_master_rx_lower_pri",
+    "notify_priority_changes",
+    "lvs_sync_daemon_interface",
     "garp_lower_prio_delay",
     "garp_lower_prio_repeat",
+    "down_timer_adverts",
+    "garp_extra_if",
+    "vmac_garp_intvl",
     "lower_prio_no_advert",
     "higher_prio_send_advert",
     "kernel_rx_buf_size",
-    "old_unicast_checksum",
-    "mcast_dst_ip",
-    "down_timer_adverts",
-    "no_checker_emails",
-    "vrrp_nftables_ifindex",
 ];
 
 fn notify(ctx: &mut Ctx<'_>, st: &Statement, n: &mut VrrpNotify) -> bool {
@@ -197,11 +200,11 @@ fn virtual_ips(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<VirtualIp> {
                 break;
             }
             match key {
-                "brd" => match val.as_deref().and_then(|v| v.parse().ok()) {
+                "brd" => match broadcast(addr, prefix, val.as_deref()) {
                     Some(b) => vip.broadcast = Some(b),
                     None => ctx.error(
                         &item.span,
-                        format!("{}: brd: expected an IP address", st.keyword),
+                        format!("{}: brd: expected an IP address, + or -", st.keyword),
                     ),
                 },
                 "dev" => vip.dev = val,
@@ -230,6 +233,34 @@ fn virtual_ips(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<VirtualIp> {
         out.push(vip);
     }
     out
+}
+
+/// `brd ADDR`, or `brd +` / `brd -`: the IPv4 address with its host bits set / cleared (as
+/// keepalived's `parse_ipaddress`).
+fn broadcast(addr: IpAddr, prefix: u8, val: Option<&str>) -> Option<IpAddr> {
+    let host_bits = |set: bool| match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+            let v = u32::from(a);
+            Some(IpAddr::V4(std::net::Ipv4Addr::from(if set {
+                v | mask
+            } else {
+                v & !mask
+            })))
+        }
+        IpAddr::V6(_) => None,
+    };
+    match val? {
+        "+" => host_bits(true),
+        "-" => host_bits(false),
+        v => v.parse().ok(),
+    }
+}
+
+/// Checks a top-level `static_ipaddress { }` block as keepalived does (each line an address
+/// as in `virtual_ipaddress`); rvs does not add them.
+pub fn parse_static_ipaddress(ctx: &mut Ctx<'_>, st: &Statement) {
+    virtual_ips(ctx, st);
 }
 
 fn auth(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpAuth> {
@@ -306,10 +337,21 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
         }
         match item.keyword.as_str() {
             "state" => {
-                v.state = match ctx.choice(item, 0, &["MASTER", "BACKUP"], false) {
+                v.state = match item.args.first().map(String::as_str) {
                     Some("MASTER") => Some(VrrpState::Master),
-                    Some(_) => Some(VrrpState::Backup),
-                    None => None,
+                    Some("BACKUP") => Some(VrrpState::Backup),
+                    Some(other) => {
+                        // keepalived: "unknown state '%s', defaulting to BACKUP".
+                        ctx.error(
+                            &item.span,
+                            format!("state: unknown state '{other}', defaulting to BACKUP"),
+                        );
+                        Some(VrrpState::Backup)
+                    }
+                    None => {
+                        ctx.error(&item.span, "state: expected MASTER|BACKUP");
+                        None
+                    }
                 }
             }
             "interface" => interface = ctx.arg(item, 0, "an interface name").map(str::to_string),
@@ -378,11 +420,51 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
             _ => ctx.unknown(item, "vrrp_instance"),
         }
     }
+    // The VIPs must all be of the first one's family (keepalived: "address family must match
+    // VRRP instance ... - ignoring").
+    // (`virtual_ipaddress_excluded` may mix families.)
+    let ipv6 = v.virtual_ipaddress.first().map(|a| a.addr.is_ipv6());
+    if let Some(ipv6) = ipv6 {
+        let name = v.name.clone();
+        {
+            v.virtual_ipaddress.retain(|a| {
+                let same = a.addr.is_ipv6() == ipv6;
+                if !same {
+                    ctx.error(
+                        &a.span,
+                        format!(
+                            "vrrp_instance {name}: address family must match VRRP instance [{}] - ignoring",
+                            a.addr
+                        ),
+                    );
+                }
+                same
+            });
+        }
+    }
+    // keepalived: without a priority, a MASTER is the address owner (255), others 100; without
+    // a state, the address owner is MASTER, others BACKUP.
+    if !body.iter().any(|i| i.keyword == "priority") {
+        v.priority = if v.state == Some(VrrpState::Master) {
+            255
+        } else {
+            100
+        };
+    }
+    if v.state.is_none() {
+        v.state = Some(if v.priority == 255 {
+            VrrpState::Master
+        } else {
+            VrrpState::Backup
+        });
+    }
+    // Without a router id or an interface keepalived's VRRP process stops, and keepalived
+    // with it.
     let mut ok = true;
     match interface {
         Some(i) => v.interface = i,
         None => {
-            ctx.error(
+            ctx.fatal(
                 &st.span,
                 format!("vrrp_instance {}: expected interface", v.name),
             );
@@ -393,7 +475,7 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
         Some(id) => v.virtual_router_id = id,
         None => {
             if !body.iter().any(|i| i.keyword == "virtual_router_id") {
-                ctx.error(
+                ctx.fatal(
                     &st.span,
                     format!("vrrp_instance {}: expected virtual_router_id", v.name),
                 );
@@ -428,6 +510,7 @@ pub fn parse_vrrp_sync_group(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpSy
             "track_interface" => g.track_interface.extend(tracked(ctx, item)),
             "global_tracking"
             | "sync_group_tracking_weight"
+            | "notify_priority_changes"
             | "track_file"
             | "track_process"
             | "track_bfd" => {}

@@ -19,14 +19,19 @@ impl Ctx<'_> {
         self.report.error(Some(span), message);
     }
 
+    /// Records an error that stops keepalived from starting at `span`.
+    pub fn fatal(&mut self, span: &Span, message: impl Into<String>) {
+        self.report.fatal(Some(span), message);
+    }
+
     /// Records a warning at `span`.
     pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
         self.report.warn(span, message);
     }
 
-    /// Warns about a keyword the block does not know (keepalived logs it and carries on).
+    /// A keyword the block does not know: an error for `keepalived -t`, skipped at run time.
     pub fn unknown(&mut self, st: &Statement, block: &str) {
-        self.warn(
+        self.error(
             &st.span,
             format!("unknown keyword '{}' in {block}", st.keyword),
         );
@@ -133,9 +138,10 @@ impl Ctx<'_> {
         self.parsed(st, idx, "an IP address", |raw| raw.parse().ok())
     }
 
-    /// A flag keyword with an optional `true|false|yes|no|on|off` argument (absent means true).
+    /// A flag keyword with an optional `true|false|yes|no|on|off` argument (absent means true;
+    /// lower case only, as keepalived's `check_true_false`).
     pub fn flag(&mut self, st: &Statement) -> Option<bool> {
-        match st.args.first().map(|s| s.to_ascii_lowercase()) {
+        match st.args.first() {
             None => Some(true),
             Some(v) => match v.as_str() {
                 "true" | "yes" | "on" => Some(true),

@@ -149,8 +149,9 @@ mod tests {
             "virtual_server 10.0.0.1 80 {{\n protocol TCP\n real_server 10.0.0.2 80 {{\n  \
              MISC_CHECK {{\n   misc_path \"{misc_path}\"\n  }}\n }}\n}}\n"
         );
-        let loaded = rvs_keepalived::load_str(&text, std::path::Path::new("t.conf"))
-            .expect("valid configuration");
+        // Loaded as rvsd loads (lenient: the defaulted scheduler and method are reported).
+        let loaded = rvs_keepalived::load_str_lenient(&text, std::path::Path::new("t.conf"))
+            .expect("a configuration rvsd runs");
         let lowered = rvs_keepalived::lower(&loaded.config);
         let planned = plan(&lowered, &lowered.checkers[0]);
         assert_eq!(planned.len(), 1);

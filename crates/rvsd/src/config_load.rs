@@ -1,52 +1,161 @@
 //! Reading keepalived.conf for rvsd: `-t` (check and report, as `keepalived -t`) and loading it
 //! into the lowered form the daemon applies.
+//!
+//! As keepalived, rvsd runs a file with errors: each problem is logged with its `file:line`
+//! and the item is skipped or defaulted as keepalived does (see `rvs_keepalived::load_lenient`).
+//! Only the errors that stop keepalived (a VRRP instance without an interface or router id, a
+//! router id used twice on one interface, an unreadable file) refuse the file, at start and
+//! at reload. `rvsd -t` fails on every error.
 
 use std::path::Path;
 
-use rvs_keepalived::{Lowered, Severity};
+use rvs_keepalived::{Diagnostic, Lowered, Report, Severity};
 
 /// Loads and lowers `path` (services, real servers, checkers, VRRP) into the form the daemon
-/// applies; warnings are logged. The error lists every problem, `file:line` first.
+/// applies, keepalived's fall-backs applied; warnings and errors are logged with their
+/// `file:line`. The error (a fatal problem) lists every problem, `file:line` first.
 pub fn load(path: &Path) -> Result<Lowered, String> {
-    match rvs_keepalived::load(path) {
+    let (lowered, problems) = load_logged(path)?;
+    for d in &problems {
+        log(d);
+    }
+    Ok(lowered)
+}
+
+/// [`load`] without logging: the lowered configuration and every problem (warnings and errors
+/// keepalived runs past), in file order of kind (errors first).
+pub fn load_logged(path: &Path) -> Result<(Lowered, Vec<Diagnostic>), String> {
+    match rvs_keepalived::load_lenient(path) {
         Ok(loaded) => {
-            for w in &loaded.warnings {
-                tracing::warn!("{w}");
-            }
-            Ok(rvs_keepalived::lower(&loaded.config))
+            let lowered = rvs_keepalived::lower(&loaded.config);
+            let mut problems = loaded.errors;
+            problems.extend(loaded.warnings);
+            Ok((lowered, problems))
         }
         Err(e) => Err(format!(
-            "{} is invalid, nothing changed:\n{}",
+            "{} cannot be used, nothing changed:\n{}",
             path.display(),
             e.report()
         )),
     }
 }
 
-/// `rvsd -t -f FILE`: prints every warning and error to stderr; true when the file has no
-/// errors.
-pub fn check(path: &Path) -> bool {
-    let report = rvs_keepalived::check(path);
-    for d in report.warnings.iter().chain(&report.errors) {
-        let tag = match d.severity {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        };
-        eprintln!("{tag}: {d}");
+fn tag(d: &Diagnostic) -> &'static str {
+    match d.severity {
+        Severity::Warning => "warning",
+        Severity::Error => "error",
+        Severity::Fatal => "fatal",
     }
+}
+
+fn log(d: &Diagnostic) {
+    match d.severity {
+        Severity::Warning => tracing::warn!("{d}"),
+        // keepalived logs these and carries on with the item skipped or defaulted.
+        Severity::Error | Severity::Fatal => {
+            tracing::error!("{d} (`rvsd -t` fails on this; running with keepalived's fall-back)")
+        }
+    }
+}
+
+/// The lines `rvsd -t` prints for `report` and whether the file is valid.
+pub fn check_lines(path: &Path, report: &Report) -> (Vec<String>, bool) {
+    let mut lines: Vec<String> = report
+        .warnings
+        .iter()
+        .chain(&report.errors)
+        .map(|d| format!("{}: {d}", tag(d)))
+        .collect();
     if report.is_ok() {
-        eprintln!(
+        lines.push(format!(
             "Configuration file {} is valid ({} warning(s))",
             path.display(),
             report.warnings.len()
-        );
-        true
+        ));
     } else {
-        eprintln!(
-            "Configuration file {} has {} error(s)",
+        let fatal = report
+            .errors
+            .iter()
+            .filter(|d| d.severity == Severity::Fatal)
+            .count();
+        lines.push(format!(
+            "Configuration file {} has {} error(s) ({fatal} that stop rvsd and keepalived from starting; the others are skipped or defaulted at run time)",
             path.display(),
             report.errors.len()
+        ));
+    }
+    (lines, report.is_ok())
+}
+
+/// `rvsd -t -f FILE`: prints every warning and error to stderr; true when the file has no
+/// errors (as `keepalived -t`, which fails on every reported problem).
+pub fn check(path: &Path) -> bool {
+    let report = rvs_keepalived::check(path);
+    let (lines, ok) = check_lines(path, &report);
+    for l in lines {
+        eprintln!("{l}");
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> std::path::PathBuf {
+        let p = dir.join("keepalived.conf");
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    fn tmpdir(name: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("rvsd-config-load-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        d
+    }
+
+    /// A file with errors keepalived runs past: rvsd loads it with keepalived's fall-backs and
+    /// reports each problem at its line, while the check (`rvsd -t`) fails.
+    #[test]
+    fn lenient_errors_load_with_fallback_and_fail_the_check() {
+        let dir = tmpdir("lenient");
+        let path = write(
+            &dir,
+            "virtual_server 192.168.1.253 80 {\n    lvs_sched rr\n    lb_kind dr\n    protocol TCP\n    persistence_timeout 0\n    real_server 10.10.10.2 80 {\n        weight 1\n    }\n}\n",
         );
-        false
+        let (lowered, problems) = load_logged(&path).expect("runs as keepalived does");
+        let svc = &lowered.services[0];
+        assert_eq!(svc.config.persistence, None);
+        assert_eq!(svc.dests[0].method, rvs_api::ForwardMethod::Masq);
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let file = path.display().to_string();
+        assert!(
+            text.iter().any(|l| l.starts_with(&format!("{file}:3: "))),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|l| l.starts_with(&format!("{file}:5: "))),
+            "{text:?}"
+        );
+        let (lines, ok) = check_lines(&path, &rvs_keepalived::check(&path));
+        assert!(!ok, "{lines:?}");
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with(&format!("error: {file}:3: "))));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// An error that stops keepalived refuses the file.
+    #[test]
+    fn fatal_errors_refuse_the_file() {
+        let dir = tmpdir("fatal");
+        let path = write(
+            &dir,
+            "vrrp_instance VI_1 {\n    virtual_router_id 5\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n",
+        );
+        let e = load_logged(&path).expect_err("no interface stops keepalived");
+        assert!(e.contains("fatal: "), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -304,7 +304,7 @@ fn d_sorry_server_serves_when_all_are_down() {
 /// The reload test's service: port 80 (the built-in server, which can hold connections).
 fn hold_conf(weight2: u32) -> String {
     format!(
-        "virtual_server {VIP} 80 {{\n    {TIMING}\n    lb_algo rr\n    lb_kind NAT\n\
+        "virtual_server {VIP} 80 {{\n    {TIMING}\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n\
          real_server 10.10.10.2 80 {{\n        weight {weight2}\n        TCP_CHECK {{ connect_timeout 1 }}\n    }}\n\
          real_server 10.10.10.3 80 {{\n        weight 1\n        TCP_CHECK {{ connect_timeout 1 }}\n    }}\n}}\n"
     )
@@ -333,10 +333,11 @@ fn e_reloads_keep_traffic_and_connections() {
     });
     let saved = adm(&s.topo, &["-S", "-n"]);
 
-    // A broken file: SIGHUP and --reload both leave everything as it was.
+    // A file keepalived would not start with (a VRRP instance without an interface): SIGHUP and
+    // --reload both leave everything as it was.
     std::fs::write(
         &s.conf,
-        "virtual_server 192.168.1.253 80 {\n  lb_algo rr\n  delay_loop abc\n",
+        "global_defs {\n}\nvrrp_instance VI_1 {\n  virtual_router_id 51\n}\n",
     )
     .expect("write a broken config");
     hup(s.rvsd_pid);
@@ -375,6 +376,49 @@ fn e_reloads_keep_traffic_and_connections() {
     }
 }
 
+/// An error keepalived runs past (`lb_kind dr`: not a method, NAT is used; `persistence_timeout
+/// 0`: out of range, not persistent): rvsd starts with the same fall-backs, logs the problem with
+/// its file:line, and `rvsd -t` fails on the file.
+#[test]
+fn g_lenient_errors_start_with_keepalived_fallbacks() {
+    let conf = nat_conf(&[2, 3], TCP_CHECK, "    persistence_timeout 0", "").replacen(
+        "lb_kind NAT",
+        "lb_kind dr",
+        1,
+    );
+    let s = Setup::new("kalenient", 2, &conf);
+    let (listing, _) = s.wait(DETECT, |l| {
+        rs_line(l, &rs(2)).is_some() && rs_line(l, &rs(3)).is_some()
+    });
+    assert!(
+        listing.lines().all(|l| !l.contains("persistent")),
+        "{listing}"
+    );
+    assert!(
+        rs_line(&listing, &rs(2)).is_some_and(|l| l.contains("Masq")),
+        "{listing}"
+    );
+    let answers = s.curls(RS_NGINX_PORT, 4);
+    assert_eq!(tally(&answers).len(), 2, "{answers:?}");
+    let log = s.topo.lab.log_of(s.rvsd_pid);
+    let line_of = |needle: &str| {
+        conf.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("{needle} in the file"))
+    };
+    for needle in ["lb_kind dr", "persistence_timeout 0"] {
+        let at = format!("keepalived.conf:{}:", line_of(needle));
+        assert!(log.contains(&at), "no {at} in rvsd's log:\n{log}");
+    }
+    let (ok, err) = rvsd_t(&s.conf);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("lb_kind: expected NAT|DR|TUN, got 'dr'"),
+        "{err}"
+    );
+}
+
 fn rvsd_t(path: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rvsd"))
         .arg("-t")
@@ -391,9 +435,17 @@ fn rvsd_t(path: &Path) -> (bool, String) {
 #[test]
 fn f_config_test_mode() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rvs-keepalived/tests/data");
-    let (ok, err) = rvsd_t(&data.join("seed002.conf"));
-    assert!(ok, "seed 002's keepalived.conf must load: {err}");
+    let (ok, err) = rvsd_t(&data.join("seed003_dr.conf"));
+    assert!(ok, "seed 003's keepalived.conf must load: {err}");
     assert!(err.contains("is valid"), "{err}");
+    // Seed 002 has errors keepalived -t also reports (a misspelt keyword, nb_get_retry where
+    // keepalived 2.2 no longer knows it): -t fails, naming the lines.
+    let (ok, err) = rvsd_t(&data.join("seed002.conf"));
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("seed002.conf:15: unknown keyword 'smtp_alter'"),
+        "{err}"
+    );
     let broken = std::env::temp_dir().join(format!("rvsd-t-{}.conf", std::process::id()));
     std::fs::write(
         &broken,

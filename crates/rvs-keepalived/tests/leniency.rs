@@ -1,0 +1,469 @@
+//! keepalived's run-time leniency and fix-ups (issue 11): for each fixture in
+//! `tests/data/lenient/`, the verdict of the check (`keepalived -t`'s: valid, or invalid; and
+//! whether keepalived would still start) and the lowered result rvsd runs. The last test runs
+//! the real `keepalived -t` on every fixture and compares the verdicts.
+
+use rvs_api::{ForwardMethod, ServiceId};
+use rvs_keepalived::vrrp::VrrpState;
+use rvs_keepalived::{check, load_lenient, lower, CheckerKind, Lowered, Report, Severity};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/lenient")
+        .join(name)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// What `rvsd -t` and rvsd's start make of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// `-t` exits 0.
+    Valid,
+    /// `-t` fails; the daemon runs with keepalived's fall-backs.
+    Lenient,
+    /// `-t` fails and the daemon does not start.
+    Fatal,
+}
+
+fn verdict(report: &Report) -> Verdict {
+    if report.is_ok() {
+        Verdict::Valid
+    } else if report.is_fatal() {
+        Verdict::Fatal
+    } else {
+        Verdict::Lenient
+    }
+}
+
+/// The fixture's check report (with its verdict asserted) and, unless fatal, what rvsd runs.
+fn fixture(name: &str, want: Verdict) -> (Report, Option<Lowered>) {
+    let path = data(name);
+    let report = check(&path);
+    assert_eq!(verdict(&report), want, "{name}:\n{report}");
+    let lowered = match load_lenient(&path) {
+        Ok(loaded) => {
+            assert_ne!(want, Verdict::Fatal, "{name}");
+            assert_eq!(loaded.errors, report.errors, "{name}");
+            Some(lower(&loaded.config))
+        }
+        Err(e) => {
+            assert_eq!(want, Verdict::Fatal, "{name}: {e}");
+            None
+        }
+    };
+    (report, lowered)
+}
+
+fn lenient(name: &str) -> (Report, Lowered) {
+    let (r, l) = fixture(name, Verdict::Lenient);
+    (r, l.unwrap_or_else(|| panic!("{name} runs")))
+}
+
+/// The report's errors, without the file name: `LINE: message`.
+fn errors(report: &Report) -> Vec<String> {
+    report
+        .errors
+        .iter()
+        .map(|d| {
+            let line = d.span.as_ref().map_or(0, |s| s.line);
+            format!("{line}: {}", d.message)
+        })
+        .collect()
+}
+
+fn has_error(report: &Report, line: u32, needle: &str) {
+    let errs = errors(report);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("{line}: ")) && e.contains(needle)),
+        "no error at line {line} containing {needle:?}: {errs:?}"
+    );
+}
+
+fn tcp(addr: &str, port: u16) -> ServiceId {
+    ServiceId::Tcp {
+        addr: ip(addr),
+        port,
+    }
+}
+
+#[test]
+fn forms_keepalived_accepts() {
+    let (report, low) = fixture("forms_accepted.conf", Verdict::Valid);
+    let low = low.expect("runs");
+    // Top-level process options are accepted and said to be unused by rvs.
+    let warned: Vec<&str> = report.warnings.iter().map(|d| d.message.as_str()).collect();
+    for k in [
+        "use_pid_dir",
+        "instance",
+        "child_wait_time",
+        "net_namespace_ipvs",
+    ] {
+        assert!(
+            warned.contains(&format!("{k}: accepted but not used by rvs").as_str()),
+            "{warned:?}"
+        );
+    }
+    assert!(low.global.enable_script_security);
+    // One fwmark, an IPv4 and an IPv6 service.
+    let ids: Vec<ServiceId> = low.services.iter().map(|s| s.config.id).collect();
+    assert_eq!(
+        ids,
+        [
+            ServiceId::Fwmark {
+                mark: 7,
+                ipv6: false
+            },
+            ServiceId::Fwmark {
+                mark: 7,
+                ipv6: true
+            }
+        ]
+    );
+    assert!(low.services[0].policy.alpha && low.services[0].policy.omega);
+    assert_eq!(low.services[1].dests[0].weight, 3);
+    // One VRID for an IPv4 and an IPv6 instance on one interface; the IPv6 one speaks v3.
+    let inst = &low.vrrp.instances;
+    assert_eq!(inst.len(), 2);
+    assert_eq!(
+        (inst[0].virtual_router_id, inst[1].virtual_router_id),
+        (42, 42)
+    );
+    assert_eq!((inst[0].version, inst[1].version), (Some(2), Some(3)));
+    assert_eq!(
+        inst[0].virtual_ipaddress[0].broadcast,
+        Some(ip("10.9.0.255")),
+        "brd + sets the host bits"
+    );
+}
+
+#[test]
+fn lower_case_lb_kind_falls_back_to_nat() {
+    let (report, low) = lenient("lb_kind_lower_case.conf");
+    has_error(&report, 3, "lb_kind: expected NAT|DR|TUN, got 'dr'");
+    has_error(&report, 1, "no forwarding method set, setting default NAT");
+    let svc = &low.services[0];
+    assert_eq!(svc.config.scheduler, "wrr");
+    assert_eq!(svc.dests[0].method, ForwardMethod::Masq);
+    assert_eq!(svc.dests[0].weight, 4);
+}
+
+#[test]
+fn state_slave_is_backup() {
+    let (report, low) = lenient("state_slave.conf");
+    has_error(&report, 2, "unknown state 'SLAVE', defaulting to BACKUP");
+    let i = &low.vrrp.instances[0];
+    assert_eq!((i.state, i.priority), (Some(VrrpState::Backup), 90));
+}
+
+#[test]
+fn persistence_out_of_range_is_ignored() {
+    let (report, low) = lenient("persistence.conf");
+    has_error(
+        &report,
+        5,
+        "persistence_timeout: expected a number 1-2678400, got '0'",
+    );
+    has_error(&report, 13, "got '3000000'");
+    assert_eq!(report.errors.len(), 2, "{report}");
+    let p: Vec<Option<u32>> = low.services.iter().map(|s| s.config.persistence).collect();
+    assert_eq!(p, [None, None, Some(2_678_400)]);
+}
+
+#[test]
+fn routed_real_servers_take_the_service_port() {
+    let (report, low) = lenient("routed_ports.conf");
+    has_error(&report, 5, "ports don't match - resetting");
+    has_error(&report, 14, "ports don't match - resetting");
+    has_error(&report, 20, "has port specified - clearing");
+    assert_eq!(report.errors.len(), 3, "{report}");
+    let ports = |i: usize| -> Vec<u16> { low.services[i].dests.iter().map(|d| d.port).collect() };
+    assert_eq!(
+        ports(0),
+        [80, 80],
+        "DR: reset, and a missing port is the service's"
+    );
+    assert_eq!(ports(1), [81], "TUN: reset");
+    assert_eq!(ports(2), [0], "fwmark: cleared");
+    assert_eq!(ports(3), [8082, 82], "NAT keeps its port mapping");
+    assert_eq!(low.services[0].dests[0].method, ForwardMethod::Route);
+    assert_eq!(low.services[1].dests[0].method, ForwardMethod::Tunnel);
+    // The checkers check the port the server was moved to.
+    assert_eq!(low.checkers[0].dest.port(), 80);
+}
+
+#[test]
+fn quorum_above_the_total_weight_is_lowered() {
+    let (report, low) = lenient("quorum.conf");
+    has_error(
+        &report,
+        1,
+        "quorum 10 exceeds total weight of real servers 5, reducing quorum to 5",
+    );
+    has_error(
+        &report,
+        1,
+        "hysteresis 8 >= quorum 5; setting hysteresis to 4",
+    );
+    let p = &low.services[0].policy;
+    assert_eq!((p.quorum, p.hysteresis), (5, 4));
+}
+
+#[test]
+fn nopreempt_is_cleared_for_state_master() {
+    let (report, low) = lenient("nopreempt_master.conf");
+    has_error(
+        &report,
+        1,
+        "nopreempt will not work with initial state MASTER - clearing",
+    );
+    let i = &low.vrrp.instances[0];
+    assert_eq!(
+        (i.state, i.nopreempt, i.priority),
+        (Some(VrrpState::Master), false, 150)
+    );
+}
+
+#[test]
+fn vrrp_strict_drops_authentication() {
+    let (report, low) = lenient("strict_auth.conf");
+    has_error(
+        &report,
+        4,
+        "strict mode does not support authentication - ignoring",
+    );
+    assert_eq!(report.errors.len(), 1, "{report}");
+    let i = &low.vrrp.instances[0];
+    assert!(i.authentication.is_none());
+    assert_eq!(i.state, Some(VrrpState::Master));
+}
+
+#[test]
+fn a_virtual_server_without_real_servers_is_ignored() {
+    let (report, low) = lenient("no_real_servers.conf");
+    has_error(&report, 1, "has no real servers - ignoring");
+    let ids: Vec<ServiceId> = low.services.iter().map(|s| s.config.id).collect();
+    assert_eq!(ids, [tcp("10.1.0.1", 81)]);
+}
+
+#[test]
+fn a_service_without_protocol_is_udp() {
+    let (report, low) = lenient("no_protocol.conf");
+    has_error(&report, 1, "no protocol set - defaulting to UDP");
+    assert_eq!(
+        low.services[0].config.id,
+        ServiceId::Udp {
+            addr: ip("10.1.0.1"),
+            port: 53
+        }
+    );
+}
+
+#[test]
+fn unknown_scheduler_and_missing_method_default() {
+    let (report, low) = lenient("scheduler_method_defaults.conf");
+    has_error(&report, 2, "invalid scheduler 'bogus' - ignoring");
+    has_error(&report, 1, "no scheduler set, setting default 'wlc'");
+    has_error(&report, 1, "no forwarding method set, setting default NAT");
+    assert_eq!(low.services[0].config.scheduler, "wlc");
+    assert_eq!(low.services[0].dests[0].method, ForwardMethod::Masq);
+}
+
+#[test]
+fn garp_interval_zero_is_out_of_range() {
+    let (report, _) = lenient("garp_interval_zero.conf");
+    has_error(&report, 2, "vrrp_garp_interval '0' is invalid");
+    assert_eq!(
+        report.errors.len(),
+        1,
+        "vrrp_gna_interval 0.5 is fine: {report}"
+    );
+}
+
+#[test]
+fn nb_get_retry_only_in_http_checkers() {
+    let (report, low) = lenient("nb_get_retry.conf");
+    has_error(&report, 6, "unknown keyword 'nb_get_retry' in real_server");
+    has_error(
+        &report,
+        11,
+        "nb_get_retry is deprecated - please use 'retry'",
+    );
+    has_error(&report, 14, "unknown keyword 'nb_get_retry' in TCP_CHECK");
+    assert_eq!(report.errors.len(), 3, "{report}");
+    let retry: Vec<u32> = low.checkers[0].checkers.iter().map(|c| c.retry).collect();
+    assert_eq!(
+        retry,
+        [4, 1],
+        "HTTP_GET applies it; TCP_CHECK keeps its default"
+    );
+}
+
+#[test]
+fn checker_defaults_per_type() {
+    let (_, low) = fixture("checker_defaults.conf", Verdict::Valid);
+    let low = low.expect("runs");
+    let cks = &low.checkers[0].checkers;
+    let kinds: Vec<&str> = cks.iter().map(|c| c.spec.kind.keyword()).collect();
+    assert_eq!(kinds, ["MISC_CHECK", "DNS_CHECK", "TCP_CHECK", "HTTP_GET"]);
+    let retry: Vec<u32> = cks.iter().map(|c| c.retry).collect();
+    assert_eq!(retry, [0, 3, 1, 1]);
+    let dbr: Vec<Duration> = cks.iter().map(|c| c.delay_before_retry).collect();
+    assert_eq!(
+        dbr,
+        [
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+            Duration::from_secs(3)
+        ],
+        "DNS: its delay_loop; HTTP: 3 s"
+    );
+    // The one-line url block: the path line keeps its first word only.
+    let CheckerKind::Http(h) = &cks[3].spec.kind else {
+        panic!("HTTP_GET")
+    };
+    assert_eq!(h.urls[0].path, "/health");
+    assert!(
+        h.urls[0].status_codes.is_empty(),
+        "keepalived's default 2xx"
+    );
+}
+
+#[test]
+fn blocks_rvs_ignores_are_checked_and_warned_about() {
+    let (report, _) = fixture("ignored_blocks.conf", Verdict::Valid);
+    let warned: Vec<String> = report
+        .warnings
+        .iter()
+        .map(|d| format!("{}: {}", d.span.as_ref().map_or(0, |s| s.line), d.message))
+        .collect();
+    for (line, k) in [
+        (2, "enable_snmp_vrrp"),
+        (3, "enable_dbus"),
+        (5, "static_ipaddress"),
+        (8, "static_routes"),
+        (11, "static_rules"),
+        (14, "bfd_instance"),
+    ] {
+        assert!(
+            warned.contains(&format!("{line}: {k}: accepted but not used by rvs")),
+            "{warned:?}"
+        );
+    }
+    let (report, _) = lenient("static_bad_address.conf");
+    has_error(&report, 3, "10.1.5.300/24");
+}
+
+#[test]
+fn unknown_keywords_fail_the_check_and_are_skipped() {
+    let (report, low) = lenient("unknown_keyword.conf");
+    has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");
+    assert_eq!(low.services[0].dests[0].weight, 5);
+}
+
+#[test]
+fn errors_that_stop_keepalived_refuse_the_file() {
+    let (report, _) = fixture("fatal_no_interface.conf", Verdict::Fatal);
+    has_error(&report, 1, "expected interface");
+    let (report, _) = fixture("fatal_same_vrid.conf", Verdict::Fatal);
+    has_error(
+        &report,
+        8,
+        "VRID 47 with IPv4 is already used on interface eth0",
+    );
+    assert!(report.errors.iter().any(|d| d.severity == Severity::Fatal));
+}
+
+/// A non-loopback interface of this host that can carry VRRP (keepalived -t checks that the
+/// configured interface exists).
+fn host_interface() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lo")
+        .collect();
+    names.sort();
+    let multicast = |n: &String| {
+        std::fs::read_to_string(format!("/sys/class/net/{n}/flags"))
+            .ok()
+            .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+            .is_some_and(|f| f & 0x1000 != 0 && f & 0x1 != 0)
+    };
+    names
+        .iter()
+        .find(|n| n.as_str() == "eth0")
+        .cloned()
+        .or_else(|| names.into_iter().find(multicast))
+}
+
+fn keepalived_bin() -> Option<PathBuf> {
+    [
+        "/usr/sbin/keepalived",
+        "/usr/local/sbin/keepalived",
+        "/sbin/keepalived",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// keepalived -t's exit status: 0 valid; anything else, invalid. (keepalived -t exits 5 for the
+/// errors that stop the daemon too, so "fatal" is compared as "invalid".)
+#[test]
+fn keepalived_gives_the_same_verdicts() {
+    let Some(bin) = keepalived_bin() else {
+        eprintln!("SKIPPED: keepalived is not installed (scripts/install-deps installs it)");
+        return;
+    };
+    let Some(iface) = host_interface() else {
+        eprintln!("SKIPPED: no up, multicast network interface for keepalived -t's VRRP checks");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("rvs-leniency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(data(""))
+        .expect("fixtures")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 19, "{fixtures:?}");
+    let mut disagree = Vec::new();
+    for src in &fixtures {
+        let text = std::fs::read_to_string(src).expect("read fixture");
+        let name = src.file_name().expect("file name");
+        let copy = dir.join(name);
+        std::fs::write(&copy, text.replace("eth0", &iface)).expect("write copy");
+        let out = Command::new(&bin)
+            .args(["-t", "-f"])
+            .arg(&copy)
+            .args(["-l", "-D"])
+            .output()
+            .expect("run keepalived -t");
+        let keepalived_ok = out.status.success();
+        let rvs_ok = check(&copy).is_ok();
+        if keepalived_ok != rvs_ok {
+            disagree.push(format!(
+                "{}: keepalived {} ({:?}), rvs {}:\n{}{}",
+                name.to_string_lossy(),
+                if keepalived_ok { "valid" } else { "invalid" },
+                out.status.code(),
+                if rvs_ok { "valid" } else { "invalid" },
+                String::from_utf8_lossy(&out.stderr),
+                check(&copy)
+            ));
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+}
