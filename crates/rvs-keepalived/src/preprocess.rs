@@ -29,7 +29,7 @@
 use crate::defs::{at, BuiltinEnv, Cursor, Defs, Replaced, Rng, MAXBUF};
 use crate::diag::{Report, Span};
 use crate::glob;
-use crate::lexer::{decomment, is_blank};
+use crate::lexer::{decomment, is_blank, is_white};
 use crate::seq::{parse_lst, parse_seq, Seq};
 use std::collections::{HashSet, VecDeque};
 use std::os::unix::ffi::OsStrExt;
@@ -86,6 +86,10 @@ impl Checks {
 }
 
 struct OpenFile {
+    /// Opened by a `# NAME` marker of the copy: reads from the copy below it.
+    pseudo: bool,
+    /// The copy the parent pass wrote (its `#` and `!` lines are markers).
+    is_copy: bool,
     path: PathBuf,
     canonical: PathBuf,
     data: Vec<u8>,
@@ -120,6 +124,17 @@ pub struct Reader<'r> {
     quote_reported: HashSet<Span>,
     /// The span of the last line read.
     last_span: Option<Span>,
+    /// The copy being written (parent pass).
+    copy: Option<Vec<u8>>,
+}
+
+/// Which of keepalived's two reads a [`Reader`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The parent process: reads the files and writes the copy.
+    Parent,
+    /// A child process (checker, VRRP): reads the copy the parent wrote.
+    Child,
 }
 
 fn pwd_of(path: &Path) -> Vec<u8> {
@@ -135,6 +150,8 @@ fn pwd_of(path: &Path) -> Vec<u8> {
 
 fn open(path: &Path, data: Vec<u8>) -> OpenFile {
     OpenFile {
+        pseudo: false,
+        is_copy: false,
         canonical: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
         pwd: pwd_of(path),
         path: path.to_path_buf(),
@@ -165,11 +182,16 @@ impl<'r> Reader<'r> {
     pub fn new(
         name: &Path,
         text: Vec<u8>,
+        pass: Pass,
         options: &LangOptions,
         report: &'r mut Report,
         files: &'r mut Vec<PathBuf>,
     ) -> Self {
-        files.push(name.to_path_buf());
+        if !files.iter().any(|f| f == name) {
+            files.push(name.to_path_buf());
+        }
+        let mut top = open(name, text);
+        top.is_copy = pass == Pass::Child;
         Reader {
             report,
             files,
@@ -177,7 +199,7 @@ impl<'r> Reader<'r> {
                 keyword: String::new(),
                 checks: Checks::NONE,
                 pending: VecDeque::new(),
-                current: Some(open(name, text)),
+                current: Some(top),
                 span: None,
             }],
             defs: Defs::standard(),
@@ -190,6 +212,7 @@ impl<'r> Reader<'r> {
             expanded: 0,
             quote_reported: HashSet::new(),
             last_span: None,
+            copy: (pass == Pass::Parent).then(Vec::new),
         }
     }
 
@@ -224,6 +247,12 @@ impl<'r> Reader<'r> {
             self.report
                 .error(Some(&span), "unterminated quoted string".to_string());
         }
+    }
+
+    /// Reads to the end (the parent pass) and returns the copy it wrote.
+    pub fn into_copy(mut self) -> Vec<u8> {
+        while self.next_line().is_some() {}
+        self.copy.take().unwrap_or_default()
     }
 
     /// The report problems go to.
@@ -264,18 +293,40 @@ impl<'r> Reader<'r> {
     }
 
     /// The next raw line of the files (`fgets` semantics), or `None` at the end of everything.
-    /// Returns the line without its end-of-line bytes, decommented.
+    /// Returns the line without its end-of-line bytes, decommented. In the parent pass the line
+    /// is also written to the copy; in the child pass the copy's file markers are followed.
     fn physical_line(&mut self) -> Option<Vec<u8>> {
         loop {
-            let glob = self.stack.last_mut()?;
-            let Some(file) = glob.current.as_mut() else {
+            let top = self.stack.len().checked_sub(1)?;
+            let Some(top_file) = self.stack[top].current.as_ref() else {
                 self.next_file();
                 continue;
             };
+            // A marker-opened file reads from the stream below it (the copy).
+            let stream = if top_file.pseudo {
+                (0..top)
+                    .rev()
+                    .find(|&i| self.stack[i].current.as_ref().is_some_and(|f| !f.pseudo))
+            } else {
+                Some(top)
+            };
+            let Some(stream) = stream else {
+                self.stack.clear();
+                return None;
+            };
+            let Some(file) = self.stack[stream].current.as_mut() else {
+                self.stack.pop();
+                continue;
+            };
             if file.pos >= file.data.len() {
-                self.next_file();
+                if stream == top {
+                    self.next_file();
+                } else {
+                    self.stack.pop();
+                }
                 continue;
             }
+            let is_copy = file.is_copy;
             let rest = &file.data[file.pos..];
             let mut n = rest.len().min(MAXBUF - 1);
             if let Some(nl) = rest[..n].iter().position(|&c| c == b'\n') {
@@ -286,8 +337,38 @@ impl<'r> Reader<'r> {
             if let Some(nul) = chunk.iter().position(|&c| c == 0) {
                 chunk.truncate(nul);
             }
+            if is_copy && chunk.first() == Some(&b'#') {
+                if at(&chunk, 1) != b'!' {
+                    // "# NAME": the parent opened NAME here (keepalived drops the last byte).
+                    chunk.pop();
+                    let name = chunk.get(2..).unwrap_or_default();
+                    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name));
+                    let mut f = open(&path, Vec::new());
+                    f.pseudo = true;
+                    self.stack.push(Glob {
+                        keyword: String::new(),
+                        checks: Checks::NONE,
+                        pending: VecDeque::new(),
+                        current: Some(f),
+                        span: None,
+                    });
+                }
+                continue;
+            }
+            if is_copy && chunk.first() == Some(&b'!') {
+                // The parent finished a file here.
+                if self.stack.len() > 1 {
+                    self.stack.pop();
+                } else {
+                    self.stack.clear();
+                    return None;
+                }
+                continue;
+            }
             if chunk.last() == Some(&b'\n') {
-                file.line = file.line.saturating_add(1);
+                if let Some(f) = self.stack[top].current.as_mut() {
+                    f.line = f.line.saturating_add(1);
+                }
             }
             while matches!(chunk.last(), Some(b'\n' | b'\r')) {
                 chunk.pop();
@@ -300,13 +381,26 @@ impl<'r> Reader<'r> {
                         }
                     }
                 }
+                self.write_copy(b"");
                 continue;
             }
-            let once = self.decomment(&chunk);
-            let twice = self.decomment(&once);
-            if !twice.is_empty() {
-                return Some(twice);
+            let text = self.decomment(&chunk);
+            if is_include(&text) {
+                self.write_copy(b"");
+            } else {
+                self.write_copy(&text);
             }
+            if !text.is_empty() {
+                return Some(text);
+            }
+        }
+    }
+
+    /// Appends a line to the copy (parent pass only).
+    fn write_copy(&mut self, line: &[u8]) {
+        if let Some(copy) = self.copy.as_mut() {
+            copy.extend_from_slice(line);
+            copy.push(b'\n');
         }
     }
 
@@ -318,6 +412,7 @@ impl<'r> Reader<'r> {
         };
         if let Some(f) = glob.current.take() {
             self.last_span = Some(Span::new(f.path, f.line));
+            self.write_copy(b"!");
         }
         if !self.open_next() {
             self.stack.pop();
@@ -404,7 +499,12 @@ impl<'r> Reader<'r> {
                     continue;
                 }
             };
-            self.files.push(path.clone());
+            if !self.files.contains(&path) {
+                self.files.push(path.clone());
+            }
+            let mut marker = b"# ".to_vec();
+            marker.extend_from_slice(path.as_os_str().as_bytes());
+            self.write_copy(&marker);
             if let Some(glob) = self.stack.last_mut() {
                 glob.current = Some(open(&path, data));
             }
@@ -414,12 +514,12 @@ impl<'r> Reader<'r> {
 
     /// keepalived's `check_include()`: if `buf` is an include line, opens what it names.
     fn check_include(&mut self, buf: &[u8]) -> bool {
-        if !buf.starts_with(b"include") || buf.len() <= 7 {
+        if !is_include(buf) {
             return false;
         }
-        let (keyword_len, checks) = if buf[7].is_ascii_whitespace() {
+        let (keyword_len, checks) = if is_white(buf[7]) {
             (7, Checks::NONE)
-        } else if at(buf, 8).is_ascii_whitespace() && b"rmwba".contains(&buf[7]) {
+        } else if is_white(at(buf, 8)) && b"rmwba".contains(&buf[7]) {
             let read = true;
             let c = match buf[7] {
                 b'r' => Checks {
@@ -774,6 +874,33 @@ impl<'r> Reader<'r> {
     }
 }
 
+/// Reads `text` as the file `name` the way keepalived's checker and VRRP processes do: the
+/// parent pass writes the copy, and the returned reader reads it.
+pub fn child_reader<'r>(
+    name: &Path,
+    text: Vec<u8>,
+    options: &LangOptions,
+    report: &'r mut Report,
+    files: &'r mut Vec<PathBuf>,
+) -> Reader<'r> {
+    let copy = Reader::new(name, text, Pass::Parent, options, report, files).into_copy();
+    Reader::new(name, copy, Pass::Child, options, report, files)
+}
+
+/// Removes repeated diagnostics (the two passes report most problems twice), keeping the first.
+pub fn dedup(report: &mut Report) {
+    for list in [&mut report.errors, &mut report.warnings] {
+        let mut seen = HashSet::new();
+        list.retain(|d| seen.insert(d.to_string()));
+    }
+}
+
+/// keepalived's `is_include()`: `include` or `include[rmwba]` followed by a blank.
+fn is_include(buf: &[u8]) -> bool {
+    buf.starts_with(b"include")
+        && (is_white(at(buf, 7)) || (is_white(at(buf, 8)) && b"rmwba".contains(&at(buf, 7))))
+}
+
 /// Reads the top-level file `path` as bytes.
 pub fn read_top(path: &Path) -> std::io::Result<Vec<u8>> {
     std::fs::read(path)
@@ -789,17 +916,20 @@ mod tests {
         let opts = LangOptions {
             config_id: id.map(|s| s.as_bytes().to_vec()),
         };
-        let mut r = Reader::new(
-            Path::new("/nonexistent/k.conf"),
-            text.as_bytes().to_vec(),
-            &opts,
-            &mut report,
-            &mut files,
-        );
         let mut out = Vec::new();
-        while let Some(l) = r.next_line() {
-            out.push((l.span.line, String::from_utf8_lossy(&l.text).into_owned()));
+        {
+            let mut r = child_reader(
+                Path::new("/nonexistent/k.conf"),
+                text.as_bytes().to_vec(),
+                &opts,
+                &mut report,
+                &mut files,
+            );
+            while let Some(l) = r.next_line() {
+                out.push((l.span.line, String::from_utf8_lossy(&l.text).into_owned()));
+            }
         }
+        dedup(&mut report);
         (out, report)
     }
 
@@ -851,7 +981,7 @@ mod tests {
         assert_eq!(report.errors.len(), 1, "{report}");
         let (_, report) = lines("$M=a \\\n$M\n\n$M\n", None);
         assert_eq!(report.errors.len(), 1, "{report}");
-        let (_, report) = lines("~SEQ(i,1,100000000) x\n", None);
+        let (_, report) = lines("~SEQ(i,1,100000000) @nowhere x\n", None);
         assert_eq!(report.errors.len(), 1, "{report}");
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::diag::{Report, Span};
 use crate::lexer::{words_of, Word};
-use crate::preprocess::{LangOptions, Reader};
+use crate::preprocess::{child_reader, dedup, LangOptions, Reader};
 use std::path::{Path, PathBuf};
 
 pub use crate::preprocess::MAX_INCLUDE_DEPTH;
@@ -61,8 +61,12 @@ pub fn read_bytes(
     report: &mut Report,
     files: &mut Vec<PathBuf>,
 ) -> Vec<Statement> {
-    let mut reader = Reader::new(name, text, options, report, files);
-    build(&mut reader)
+    let statements = {
+        let mut reader = child_reader(name, text, options, report, files);
+        build(&mut reader)
+    };
+    dedup(report);
+    statements
 }
 
 struct Frame {
