@@ -10,7 +10,9 @@
 //!   `"` and keeps everything between, padding included; an unquoted word ends at a blank or a `"`.
 //!
 //! The preprocessor (`preprocess.rs`) splits lines at `{` and `}` before words are split, so a
-//! line reaching [`words_of`] is either a lone brace or has no brace outside quotes.
+//! line reaching [`words_of`] is either a lone brace or has no brace outside quotes. keepalived's
+//! script-argument splitting (`alloc_strvec_quoted_escaped`, with `'...'` and `\n`-style escapes)
+//! applies to script keywords only and is not done here.
 
 /// One word of a line.
 #[derive(Debug, Clone, PartialEq, Eq)]

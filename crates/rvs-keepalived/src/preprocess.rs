@@ -18,9 +18,21 @@
 //! 7. the line is cut before its first `{` or `}` outside quotes, or after a leading one; the rest
 //!    is read next as a line of its own (and goes through steps 2-7 again).
 //!
-//! keepalived's checker and VRRP processes read a copy of the configuration that the parent
-//! process wrote after decommenting each line once; decommenting twice is what they see (so `\#`,
-//! which the first pass turns into `#`, starts a comment for them), and is what is done here.
+//! keepalived reads a configuration twice: the parent process reads the files and writes a copy
+//! (each line decommented once, include lines left blank, `# FILE` before and `!` after each
+//! included file), and the checker and VRRP processes, which build the virtual servers and VRRP
+//! instances, read that copy. [`child_reader`] does the same two passes ([`Pass`]), so what
+//! comes out is what those processes see: comments are stripped twice (`\#`, a `#` after the
+//! first pass, starts a comment), a comment-only line (empty in the copy) ends a multi-line
+//! definition, and a file included from a line that is not itself an `include` line (`@ID
+//! include ...`, `$NAME`, `~SEQ`) is read twice, once by the child and once as inlined by the
+//! parent. A file reached by an `include` line is inlined in the copy and read from there;
+//! problems opening it are reported by the parent pass.
+//!
+//! Not reproduced: keepalived 2.2.7 aborts ("double free or corruption") on `@ID` text produced
+//! by a substitution (`$C=@main x` then `$C`); here that works as the manual describes. In a file re-read by a
+//! child, keepalived takes lines starting with `#` or `!` for copy markers; here they are
+//! comments.
 //!
 //! Unlike keepalived, expansions are bounded: a line whose substitutions never end, or a
 //! configuration expanding to more than [`MAX_EXPANDED_LINES`] lines, is an error instead of a

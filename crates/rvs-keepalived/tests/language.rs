@@ -441,3 +441,46 @@ fn random_bytes_never_panic() {
         let _ = rvs_keepalived::parse_bytes_with(&text, &file, &LoadOptions::default());
     }
 }
+
+#[test]
+fn include_variants_follow_keepalived_checks() {
+    let dir = TempDir::new("variants");
+    dir.write("a.conf", b"global_defs {\n    router_id from_a\n}\n");
+    std::fs::create_dir_all(dir.0.join("d")).expect("mkdir");
+    let script = dir.write("x.conf", b"global_defs {\n    router_id from_x\n}\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut perm = std::fs::metadata(&script).expect("stat").permissions();
+        perm.set_mode(0o755);
+        std::fs::set_permissions(&script, perm).expect("chmod");
+    }
+    // (include line, valid, router_id read)
+    for (line, valid, router_id) in [
+        ("include a.conf", true, Some("from_a")),
+        ("include nomatch-*.conf", true, None),
+        ("includem nomatch-*.conf", true, None),
+        ("includew nomatch-*.conf", false, None),
+        ("includem missing.conf", false, None),
+        ("include {a,missing}.conf", true, Some("from_a")),
+        ("includeb {a,missing}.conf", false, None),
+        ("include d", true, None),
+        ("includer d", false, None),
+        ("include x.conf", true, None),
+        ("includer x.conf", false, None),
+    ] {
+        let file = dir.write("main.conf", format!("{line}\n").as_bytes());
+        let (c, report) = parse_file_with(&file, &options("main"));
+        assert_eq!(report.is_ok(), valid, "{line}: {report}");
+        assert_eq!(c.global.router_id.as_deref(), router_id, "{line}");
+        if let Some((ok, out)) = keepalived_verdict(&file, Some("main")) {
+            assert_eq!(ok, valid, "{line}: keepalived:\n{out}");
+        }
+    }
+    // Stricter than keepalived, which only logs "Config files missing" for include and
+    // includer: a named file that is not there is an error for rvs.
+    for line in ["include missing.conf", "includer missing.conf"] {
+        let file = dir.write("main.conf", format!("{line}\n").as_bytes());
+        let report = check_with(&file, &options("main"));
+        assert!(!report.is_ok(), "{line}");
+    }
+}
