@@ -57,8 +57,8 @@ struct Args {
     #[arg(long = "config-test", short = 't', requires = "config_file")]
     config_test: bool,
     /// Print the file given with -f as rvsd would apply it (services and real servers as
-    /// `rvsadm -S -n` prints them, then policies, checkers and VRRP) and exit 0, or print its
-    /// errors and exit 1. Nothing is started.
+    /// `rvsadm -S -n` prints them, then policies, checkers and VRRP) and exit 0; a file rvsd
+    /// would refuse prints its errors and exits 1. Nothing is started.
     #[arg(long = "dump-conf", short = 'd', requires = "config_file")]
     dump_conf: bool,
     /// Control socket path (several directors on one host need distinct paths).
