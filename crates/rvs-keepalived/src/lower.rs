@@ -260,11 +260,10 @@ fn resolve(vs: &VirtualServer, rs: &RealServer, ck: &CheckerSpec) -> ResolvedChe
             .or(vs.delay_before_retry)
             .unwrap_or_else(|| default_delay_before_retry(&ck.kind, delay_loop)),
         delay_loop,
-        warmup: c
-            .warmup
-            .or(rs.warmup)
-            .or(vs.warmup)
-            .unwrap_or(Duration::ZERO),
+        // keepalived (check_data.c): a checker without warmup takes its real server's (itself
+        // inherited from the virtual server), else its own delay_loop, so first checks spread
+        // over one interval.
+        warmup: c.warmup.or(rs.warmup).or(vs.warmup).unwrap_or(delay_loop),
         virtualhost: http_vhost
             .or_else(|| rs.virtualhost.clone())
             .or_else(|| vs.virtualhost.clone()),

@@ -547,11 +547,15 @@ fn reload_keeps_the_master_adds_removes_and_changes_instances() {
         "rvsadm --vrrp:\n{listing}"
     );
 
-    // 3. A file that does not load changes nothing and says where it is wrong.
+    // 3. A file keepalived would not start with (an instance without an interface) changes
+    // nothing and says where it is wrong.
     let (ok, text) = reload(
         &s,
         "n1",
-        &format!("{}{vi2}vrrp_instance {{\n", instance(2, 120, "", true)),
+        &format!(
+            "{}{vi2}vrrp_instance VI_3 {{\n  virtual_router_id 53\n}}\n",
+            instance(2, 120, "", true)
+        ),
     );
     assert!(!ok, "a broken file must be refused: {text}");
     assert!(
