@@ -49,11 +49,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "gen:vs_bad_granularity",
         "keepalived accepts a non-contiguous persistence_granularity",
     ),
-    // keepalived's reports (check fails, it runs past them) and fix-ups.
-    (
-        "defaults_lvs",
-        "a checker's warmup defaults to 0, keepalived's to its delay_loop",
-    ),
 ];
 
 /// How many files the generator writes.
