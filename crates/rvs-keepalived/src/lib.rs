@@ -25,6 +25,7 @@ mod parse_checker;
 mod parse_common;
 mod parse_global;
 mod parse_lvs;
+mod parse_other;
 mod parse_vrrp;
 mod preprocess;
 mod seq;

@@ -5,6 +5,7 @@ use crate::checker::CheckerKind;
 use crate::model::{Config, GroupEntry, LvsMethod, Protocol, VirtualServer, VsTarget};
 use crate::parse_global::{parse_global_defs, parse_ssl, parse_track_file};
 use crate::parse_lvs::{parse_group, parse_virtual_server, VsGiven, DEFAULT_PERSISTENCE};
+use crate::parse_other::{check_bfd_instance, check_static_routes, check_static_rules};
 use crate::parse_vrrp::{
     parse_static_ipaddress, parse_vrrp_instance, parse_vrrp_script, parse_vrrp_sync_group,
 };
@@ -13,12 +14,10 @@ use crate::values::Ctx;
 use crate::vrrp::{VrrpInstance, VrrpState};
 use std::collections::HashSet;
 
-/// Top-level keywords of keepalived 2.2 that rvs parses but does not act on (BFD, static routes,
-/// process-wide options, ...). `static_ipaddress` is checked as keepalived checks it.
+/// Top-level keywords of keepalived 2.2 that rvs parses but does not act on (process-wide
+/// options, ...). `static_ipaddress`, `static_routes`, `static_rules` and `bfd_instance` are
+/// checked as keepalived checks them, then ignored too.
 const OTHER_TOP: &[&str] = &[
-    "bfd_instance",
-    "static_routes",
-    "static_rules",
     "track_group",
     "garp_group",
     "linkbeat_interfaces",
@@ -36,6 +35,7 @@ const OTHER_TOP: &[&str] = &[
 /// Turns the statement tree into a [`Config`], recording problems in `ctx`.
 pub fn parse_config(ctx: &mut Ctx<'_>, statements: &[Statement], config: &mut Config) {
     let mut vs_given = Vec::new();
+    let mut bfd_seen = HashSet::new();
     for st in statements {
         match st.keyword.as_str() {
             "global_defs" => parse_global_defs(ctx, st, &mut config.global),
@@ -57,6 +57,18 @@ pub fn parse_config(ctx: &mut Ctx<'_>, statements: &[Statement], config: &mut Co
                 .extend(parse_vrrp_sync_group(ctx, st)),
             "static_ipaddress" => {
                 parse_static_ipaddress(ctx, st);
+                ctx.ignored(st);
+            }
+            "static_routes" => {
+                check_static_routes(ctx, st);
+                ctx.ignored(st);
+            }
+            "static_rules" => {
+                check_static_rules(ctx, st);
+                ctx.ignored(st);
+            }
+            "bfd_instance" => {
+                check_bfd_instance(ctx, st, &mut bfd_seen);
                 ctx.ignored(st);
             }
             k if OTHER_TOP.contains(&k) => ctx.ignored(st),

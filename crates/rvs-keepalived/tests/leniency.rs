@@ -360,6 +360,19 @@ fn blocks_rvs_ignores_are_checked_and_warned_about() {
     }
     let (report, _) = lenient("static_bad_address.conf");
     has_error(&report, 3, "10.1.5.300/24");
+    let (report, _) = lenient("static_checked.conf");
+    has_error(
+        &report,
+        2,
+        "cannot track route 10.2.0.0/16 with no interface specified",
+    );
+    has_error(&report, 6, "rule has no preference specified");
+    assert_eq!(report.errors.len(), 2, "{report}");
+    let (report, _) = lenient("bfd_checked.conf");
+    has_error(&report, 1, "bfd_instance B1: no neighbor address set");
+    has_error(&report, 5, "are not of the same family");
+    has_error(&report, 11, "multiplier: expected a number 1-255, got '300'");
+    assert_eq!(report.errors.len(), 3, "{report}");
 }
 
 #[test]

@@ -1,0 +1,244 @@
+//! Blocks rvs accepts but does not act on, checked as keepalived 2.2.7 checks them so that
+//! `rvsd -t` fails where `keepalived -t` does: `bfd_instance` (bfd_parser.c), `static_routes`
+//! (vrrp_iproute.c) and `static_rules` (vrrp_iprule.c). Nothing is kept.
+
+use crate::tree::Statement;
+use crate::values::{parse_secs, Ctx};
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+/// `ADDR` or `ADDR/LEN` with a prefix length valid for the family.
+fn prefix(raw: &str) -> Option<IpAddr> {
+    let (a, len) = match raw.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (raw, None),
+    };
+    let addr: IpAddr = a.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    match len {
+        None => Some(addr),
+        Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).map(|_| addr),
+    }
+}
+
+/// Checks the `bfd_instance NAME { }` blocks: keywords, values and the neighbour address
+/// keepalived requires (without it the instance is disabled).
+pub fn check_bfd_instance(ctx: &mut Ctx<'_>, st: &Statement, seen: &mut HashSet<String>) {
+    let Some(name) = ctx.arg(st, 0, "an instance name").map(str::to_string) else {
+        return;
+    };
+    let Some(body) = ctx.block(st) else {
+        return;
+    };
+    let mut neighbor: Option<IpAddr> = None;
+    let mut source: Option<IpAddr> = None;
+    for item in body {
+        let what = match item.keyword.as_str() {
+            "neighbor_ip" | "neighbour_ip" => {
+                neighbor = ctx.ip(item, 0);
+                continue;
+            }
+            "source_ip" => {
+                source = ctx.ip(item, 0);
+                continue;
+            }
+            // Milliseconds with up to 3 decimals: 1 ms (idle_tx 1000 ms) up to UINT32_MAX / 1000.
+            "min_rx" | "min_tx" | "idle_tx" => {
+                let min = if item.keyword == "idle_tx" {
+                    1000.0
+                } else {
+                    1.0
+                };
+                let ok = item
+                    .args
+                    .first()
+                    .and_then(|a| parse_secs(a))
+                    .map(|d| d.as_secs_f64())
+                    .is_some_and(|ms| ms >= min && ms <= f64::from(u32::MAX / 1000));
+                if !ok {
+                    ctx.error(
+                        &item.span,
+                        format!(
+                            "bfd_instance {name}: {} value is not valid (must be in range [{min}-{}]) - ignoring",
+                            item.keyword,
+                            u32::MAX / 1000
+                        ),
+                    );
+                }
+                continue;
+            }
+            "multiplier" => (1, 255),
+            "ttl" | "hoplimit" => (1, 255),
+            "max_hops" => (0, 255),
+            "weight" => {
+                ctx.int_as::<i32>(item, 0, -253, 253);
+                continue;
+            }
+            "passive" | "vrrp" | "checker" => continue,
+            _ => {
+                ctx.unknown(item, "bfd_instance");
+                continue;
+            }
+        };
+        ctx.u32(item, 0, what.0, what.1);
+    }
+    match (neighbor, source) {
+        (None, _) => ctx.error(
+            &st.span,
+            format!("bfd_instance {name}: no neighbor address set, disabling instance"),
+        ),
+        (Some(n), Some(s)) if n.is_ipv4() != s.is_ipv4() => ctx.error(
+            &st.span,
+            format!(
+                "bfd_instance {name}: source address {s} and neighbor address {n} are not of the same family, disabling instance"
+            ),
+        ),
+        (Some(n), s) => {
+            let key = format!("{n}/{}", s.map(|s| s.to_string()).unwrap_or_default());
+            if !seen.insert(key) {
+                ctx.error(
+                    &st.span,
+                    format!("bfd_instance {name}: duplicate neighbor address {n}, ignoring instance"),
+                );
+            }
+        }
+    }
+}
+
+/// Route types that may come before a `static_routes` destination.
+const ROUTE_TYPES: &[&str] = &[
+    "unicast",
+    "local",
+    "broadcast",
+    "multicast",
+    "throw",
+    "unreachable",
+    "prohibit",
+    "blackhole",
+    "nat",
+    "anycast",
+];
+
+/// Checks `static_routes { }`: each line needs a destination (an address or prefix, or
+/// `default`); `via` needs an address; without `dev` keepalived cannot track the route (an error
+/// it reports for every such route unless `no_track` is given).
+pub fn check_static_routes(ctx: &mut Ctx<'_>, st: &Statement) {
+    let Some(body) = ctx.block(st) else {
+        return;
+    };
+    for item in body {
+        let words: Vec<&str> = std::iter::once(item.keyword.as_str())
+            .chain(item.args.iter().map(String::as_str))
+            .collect();
+        let mut i = usize::from(ROUTE_TYPES.contains(&words[0]));
+        if words.get(i) == Some(&"to") {
+            i += 1;
+        }
+        let dst = words.get(i).copied().unwrap_or("");
+        if dst != "default" && prefix(dst).is_none() {
+            ctx.error(
+                &item.span,
+                format!("static_routes: route must have a destination, got '{dst}'"),
+            );
+            continue;
+        }
+        let mut has_dev = false;
+        let mut no_track = false;
+        let mut j = i + 1;
+        while j < words.len() {
+            match words[j] {
+                "via" | "gw" => {
+                    let mut k = j + 1;
+                    if matches!(words.get(k), Some(&"inet") | Some(&"inet6")) {
+                        k += 1;
+                    }
+                    let gw = words.get(k).copied().unwrap_or("");
+                    if gw.parse::<IpAddr>().is_err() {
+                        ctx.error(
+                            &item.span,
+                            format!("static_routes: invalid gateway address '{gw}'"),
+                        );
+                    }
+                    j = k;
+                }
+                "dev" | "oif" => {
+                    has_dev = true;
+                    j += 1;
+                }
+                "no_track" => no_track = true,
+                _ => {}
+            }
+            j += 1;
+        }
+        if !has_dev && !no_track && !words.contains(&"nexthop") {
+            ctx.error(
+                &item.span,
+                format!("static_routes: cannot track route {dst} with no interface specified, not tracking"),
+            );
+        }
+    }
+}
+
+/// Checks `static_rules { }`: `from`/`to` need an address, prefix or `all`; a rule without a
+/// `preference` (`priority`, `order`) is given one, which keepalived reports.
+pub fn check_static_rules(ctx: &mut Ctx<'_>, st: &Statement) {
+    let Some(body) = ctx.block(st) else {
+        return;
+    };
+    for item in body {
+        let words: Vec<&str> = std::iter::once(item.keyword.as_str())
+            .chain(item.args.iter().map(String::as_str))
+            .collect();
+        let mut has_pref = false;
+        let mut j = 0;
+        while j < words.len() {
+            match words[j] {
+                "from" | "to" => {
+                    let v = words.get(j + 1).copied().unwrap_or("");
+                    if v != "all" && prefix(v).is_none() {
+                        ctx.error(
+                            &item.span,
+                            format!("static_rules: invalid {} address '{v}'", words[j]),
+                        );
+                    }
+                    j += 1;
+                }
+                "preference" | "priority" | "order" => {
+                    has_pref = true;
+                    if words
+                        .get(j + 1)
+                        .and_then(|v| v.parse::<u32>().ok())
+                        .is_none()
+                    {
+                        ctx.error(
+                            &item.span,
+                            format!("static_rules: invalid {} value", words[j]),
+                        );
+                    }
+                    j += 1;
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        if !has_pref {
+            ctx.error(
+                &item.span,
+                "static_rules: rule has no preference specified - keepalived sets one, probably not what you want",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix;
+
+    #[test]
+    fn prefixes() {
+        assert!(prefix("10.0.0.0/8").is_some());
+        assert!(prefix("10.0.0.0/33").is_none());
+        assert!(prefix("2001:db8::/64").is_some());
+        assert!(prefix("bogus").is_none());
+    }
+}
