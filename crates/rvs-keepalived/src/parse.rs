@@ -128,6 +128,15 @@ fn validate_lvs(ctx: &mut Ctx<'_>, c: &mut Config, vs_given: &[VsGiven]) {
             );
             continue;
         }
+        let fwmarks = matches!(vs.target, VsTarget::Fwmark(_))
+            || group.is_some_and(|g| g.entries.iter().any(|e| matches!(e, GroupEntry::Fwmark(_))));
+        if vs.ha_suspend && fwmarks {
+            ctx.error(
+                &vs.span,
+                format!("virtual_server {name}: cannot use ha_suspend with fwmarks - clearing ha_suspend"),
+            );
+            vs.ha_suspend = false;
+        }
         let has_ranges = group.is_some_and(|g| {
             g.entries
                 .iter()

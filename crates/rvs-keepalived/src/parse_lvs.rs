@@ -390,8 +390,20 @@ fn granularity(ctx: &mut Ctx<'_>, st: &Statement) -> Option<u8> {
     let raw = ctx.arg(st, 0, "a netmask or prefix length")?;
     if raw.contains('.') {
         let mask: Option<std::net::Ipv4Addr> = raw.parse().ok();
-        if let Some(prefix) = mask.and_then(|m| netmask::mask_prefix(m.into())) {
-            return Some(prefix);
+        if let Some(m) = mask {
+            if let Some(prefix) = netmask::mask_prefix(m.into()) {
+                return Some(prefix);
+            }
+            // keepalived (like ipvsadm and the kernel) takes any IPv4 mask; rvs's persistence
+            // masks are prefixes, so the mask's leading ones are used.
+            let ones = u8::try_from(u32::from(m).leading_ones()).unwrap_or(0);
+            ctx.warn(
+                &st.span,
+                format!(
+                    "persistence_granularity {raw}: not a contiguous mask; rvs uses its leading ones, /{ones}"
+                ),
+            );
+            return (ones > 0).then_some(ones);
         }
     } else if let Ok(p) = raw.parse::<u8>() {
         if (1..=128).contains(&p) {

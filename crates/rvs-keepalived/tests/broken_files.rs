@@ -32,7 +32,6 @@ fn broken_files_report_exact_errors() {
         ("keepalived.conf:1: global_defs: missing '}' for this block", "global_defs {\n router_id X\n".into()),
         ("keepalived.conf:2: unterminated quoted string", "global_defs {\n router_id \"X\n}\n".into()),
         ("keepalived.conf:5: auth_type: expected PASS|AH, got 'MD5'", "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n authentication {\n  auth_type MD5\n  auth_pass x\n }\n}\n".into()),
-        ("keepalived.conf:2: persistence_granularity: expected a netmask like 255.255.255.0 or a prefix length 1-128, got '255.0.255.0'", "virtual_server 192.168.1.253 80 {\n persistence_granularity 255.0.255.0\n}\n".into()),
         ("keepalived.conf:1: vrrp_sync_group G: no vrrp_instance named 'VI_9' - ignoring", "vrrp_sync_group G {\n group {\n  VI_9\n }\n}\n".into()),
         ("keepalived.conf:2: lvs_method: TUN type gue needs a port", "virtual_server 192.168.1.253 80 {\n lvs_method TUN type gue\n}\n".into()),
         ("keepalived.conf:4: real_server 10.10.10.11 80: duplicated in virtual_server 192.168.1.253 80 - removing second rs", "virtual_server 192.168.1.253 80 {\n real_server 10.10.10.11 80 {\n }\n real_server 10.10.10.11 80 {\n }\n}\n".into()),

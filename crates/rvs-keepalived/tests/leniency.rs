@@ -371,8 +371,32 @@ fn blocks_rvs_ignores_are_checked_and_warned_about() {
     let (report, _) = lenient("bfd_checked.conf");
     has_error(&report, 1, "bfd_instance B1: no neighbor address set");
     has_error(&report, 5, "are not of the same family");
-    has_error(&report, 11, "multiplier: expected a number 1-255, got '300'");
+    has_error(
+        &report,
+        11,
+        "multiplier: expected a number 1-255, got '300'",
+    );
     assert_eq!(report.errors.len(), 3, "{report}");
+}
+
+#[test]
+fn fwmark_services_clear_ha_suspend_and_take_any_mask() {
+    let (report, low) = lenient("fwmark_options.conf");
+    has_error(
+        &report,
+        1,
+        "cannot use ha_suspend with fwmarks - clearing ha_suspend",
+    );
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert!(report.warnings.iter().any(|d| d
+        .message
+        .contains("not a contiguous mask; rvs uses its leading ones, /8")));
+    let svc = &low.services[0];
+    assert!(!svc.policy.ha_suspend);
+    assert_eq!(
+        (svc.config.persistence, svc.config.netmask),
+        (Some(360), Some(8))
+    );
 }
 
 #[test]
