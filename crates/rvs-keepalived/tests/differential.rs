@@ -44,11 +44,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "include_missing",
         "a missing include is an error, keepalived only logs it",
     ),
-    // Values keepalived accepts.
-    (
-        "gen:vs_bad_granularity",
-        "keepalived accepts a non-contiguous persistence_granularity",
-    ),
 ];
 
 /// How many files the generator writes.
