@@ -44,6 +44,36 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "include_missing",
         "a missing include is an error, keepalived only logs it",
     ),
+    // Script security: keepalived -t exits 6 when scripts run without enable_script_security.
+    (
+        "gen:rs_notify_up_script",
+        "scripts without enable_script_security are not reported",
+    ),
+    (
+        "gen:vs_quorum_up_script",
+        "scripts without enable_script_security are not reported",
+    ),
+    (
+        "gen:vi_notify_master_script",
+        "scripts without enable_script_security are not reported",
+    ),
+    // keepalived's reports (check fails, it runs past them) and fix-ups.
+    (
+        "gen:vs_ip_family_on_address",
+        "ip_family inet6 on an IPv4 virtual server is not reported",
+    ),
+    (
+        "gen:gd_bad_smtp_server",
+        "an invalid smtp_server address is accepted",
+    ),
+    (
+        "gen:vi_track_undefined_script",
+        "an undefined track_script is a warning, keepalived -t fails",
+    ),
+    (
+        "gen:vi_auth_ah",
+        "AH with state MASTER: keepalived clears the initial state, rvs keeps it",
+    ),
 ];
 
 /// How many files the generator writes.
@@ -600,6 +630,77 @@ const MUTATIONS: &[(&str, &str, &str)] = &[
     ("gd_vrrp_version_3", "gd", "vrrp_version 3"),
     ("gd_bad_vrrp_version", "gd", "vrrp_version 9"),
     ("gd_smtp_connect_timeout", "gd", "smtp_connect_timeout 30"),
+    ("gd_lvs_sync_daemon", "gd", "lvs_sync_daemon eth0 VG id 5"),
+    (
+        "gd_lvs_timeouts",
+        "gd",
+        "lvs_timeouts tcp 900 tcpfin 120 udp 300",
+    ),
+    ("gd_bad_smtp_server", "gd", "smtp_server 10.0.0.300"),
+    (
+        "gd_vrrp_garp_master_delay",
+        "gd",
+        "vrrp_garp_master_delay 10",
+    ),
+    ("gd_script_security", "gd", "enable_script_security"),
+    ("vs_sorry_server", "vs", "sorry_server 10.42.0.9 80"),
+    ("vs_bad_sorry_server", "vs", "sorry_server 10.42.0.300 80"),
+    ("vs_inhibit_on_failure", "vs", "inhibit_on_failure"),
+    ("vs_persistence_engine", "vs", "persistence_engine sip"),
+    ("vs_tun_gue_without_port", "vs", "lvs_method TUN type gue"),
+    ("vs_tun_gre", "vs", "lvs_method TUN type gre"),
+    ("vs_sh_port_with_rr", "vs", "lvs_sched rr\n    sh-port"),
+    ("vs_ip_family_on_address", "vs", "ip_family inet6"),
+    ("vs_quorum_up_script", "vs", "quorum_up /bin/true"),
+    ("vs_smtp_alert", "vs", "smtp_alert"),
+    ("vs_bad_retry", "vs", "retry -1"),
+    ("vs_warmup_zero", "vs", "warmup 0"),
+    ("rs_notify_up_script", "rs", "notify_up /bin/true"),
+    ("rs_lvs_method_dr", "rs", "lvs_method DR"),
+    ("rs_bad_lvs_method", "rs", "lvs_method FULLNAT"),
+    ("rs_alpha_no_arg", "rs", "alpha"),
+    ("ck_bindto", "ck", "bindto 10.42.0.1"),
+    ("ck_bind_port", "ck", "bind_port 70000"),
+    ("ck_fwmark", "ck", "fwmark 5"),
+    ("ck_delay_loop", "ck", "delay_loop 3"),
+    ("ck_bad_delay_before_retry", "ck", "delay_before_retry xyz"),
+    (
+        "vi_unicast_peer",
+        "vi",
+        "unicast_peer {\n        10.43.0.2\n    }",
+    ),
+    (
+        "vi_auth_ah",
+        "vi",
+        "authentication {\n        auth_type AH\n        auth_pass secret\n    }",
+    ),
+    (
+        "vi_auth_bad_type",
+        "vi",
+        "authentication {\n        auth_type MD5\n        auth_pass secret\n    }",
+    ),
+    (
+        "vi_track_undefined_script",
+        "vi",
+        "track_script {\n        no_such_script\n    }",
+    ),
+    (
+        "vi_bad_vip",
+        "vi",
+        "virtual_ipaddress_excluded {\n        10.43.0.300\n    }",
+    ),
+    (
+        "vi_vip_ipv6_excluded",
+        "vi",
+        "virtual_ipaddress_excluded {\n        fd00::43/64\n    }",
+    ),
+    ("vi_notify_master_script", "vi", "notify_master /bin/true"),
+    (
+        "vi_garp_refresh",
+        "vi",
+        "garp_master_refresh 60\n    garp_master_refresh_repeat 2",
+    ),
+    ("vi_nopreempt", "vi", "nopreempt"),
 ];
 
 /// A generated file: a valid base (random names, addresses, schedulers, checkers) plus at most
