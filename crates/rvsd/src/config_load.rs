@@ -7,9 +7,10 @@
 //! router id used twice on one interface, an unreadable file) refuse the file, at start and
 //! at reload. `rvsd -t` fails on every error.
 
+use std::collections::HashSet;
 use std::path::Path;
 
-use rvs_keepalived::{Diagnostic, Lowered, Report, Severity};
+use rvs_keepalived::{Config, Diagnostic, Lowered, Report, Severity, Span};
 
 /// Loads and lowers `path` (services, real servers, checkers, VRRP) into the form the daemon
 /// applies, keepalived's fall-backs applied; warnings and errors are logged with their
@@ -87,10 +88,80 @@ pub fn check_lines(path: &Path, report: &Report) -> (Vec<String>, bool) {
     (lines, report.is_ok())
 }
 
+/// The interfaces of this network namespace (`/proc/self/net/dev` is per namespace).
+fn host_interfaces() -> Option<HashSet<String>> {
+    let text = std::fs::read_to_string("/proc/self/net/dev").ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(name, _)| name.trim().to_string())
+            .collect(),
+    )
+}
+
+/// keepalived's check that the interfaces a VRRP instance names exist (`if_get_by_ifname`
+/// with `IF_CREATE_IF_DYNAMIC`): the instance's `interface`, its VIPs' `dev`, and tracked
+/// interfaces, unless `global_defs` has `dynamic_interfaces`. keepalived reports each and
+/// stops ("Non-existent interface specified in configuration"); `rvsd -t` fails on them (the
+/// daemon, whose interfaces may appear later or live in another namespace, does not check).
+/// `existing` is the host's interfaces.
+pub fn missing_interfaces(config: &Config, existing: &HashSet<String>) -> Vec<Diagnostic> {
+    if config
+        .global
+        .other
+        .iter()
+        .any(|s| s.keyword == "dynamic_interfaces")
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut missing = |name: &str, what: String, span: &Span| {
+        if !existing.contains(name) {
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                span: Some(span.clone()),
+                message: format!(
+                    "interface {name} for {what} doesn't exist (keepalived stops: non-existent interface specified in configuration; `dynamic_interfaces` allows it)"
+                ),
+            });
+        }
+    };
+    for inst in &config.vrrp_instances {
+        let what = format!("vrrp_instance {}", inst.name);
+        missing(&inst.interface, what.clone(), &inst.span);
+        for vip in inst
+            .virtual_ipaddress
+            .iter()
+            .chain(&inst.virtual_ipaddress_excluded)
+        {
+            if let Some(dev) = &vip.dev {
+                missing(dev, format!("ip address {}", vip.addr), &vip.span);
+            }
+        }
+        for t in &inst.track_interface {
+            missing(&t.name, format!("track_interface of {what}"), &inst.span);
+        }
+    }
+    for g in &config.vrrp_sync_groups {
+        for t in &g.track_interface {
+            missing(
+                &t.name,
+                format!("track_interface of vrrp_sync_group {}", g.name),
+                &g.span,
+            );
+        }
+    }
+    out
+}
+
 /// `rvsd -t -f FILE`: prints every warning and error to stderr; true when the file has no
-/// errors (as `keepalived -t`, which fails on every reported problem).
+/// errors (as `keepalived -t`, which fails on every reported problem, and on interfaces this
+/// host does not have).
 pub fn check(path: &Path) -> bool {
-    let report = rvs_keepalived::check(path);
+    let (config, mut report) = rvs_keepalived::parse_file(path);
+    if let Some(existing) = host_interfaces() {
+        report.errors.extend(missing_interfaces(&config, &existing));
+    }
     let (lines, ok) = check_lines(path, &report);
     for l in lines {
         eprintln!("{l}");
@@ -144,6 +215,34 @@ mod tests {
             .iter()
             .any(|l| l.starts_with(&format!("error: {file}:3: "))));
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// `rvsd -t` fails, as `keepalived -t`, on a VRRP interface this host does not have, unless
+    /// `dynamic_interfaces` is set.
+    #[test]
+    fn missing_interfaces_fail_the_check() {
+        let text = "vrrp_instance VI_1 {\n    interface rvs-nosuch0\n    virtual_router_id 5\n    virtual_ipaddress {\n        10.0.0.1/24 dev lo\n        10.0.0.2/24 dev rvs-nosuch1\n    }\n}\n";
+        let (config, _) = rvs_keepalived::parse_str(text, Path::new("k.conf"));
+        let existing: HashSet<String> = ["lo".to_string()].into();
+        let got: Vec<String> = missing_interfaces(&config, &existing)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].starts_with(
+                "k.conf:1: interface rvs-nosuch0 for vrrp_instance VI_1 doesn't exist"
+            ),
+            "{got:?}"
+        );
+        assert!(
+            got[1].starts_with("k.conf:6: interface rvs-nosuch1 for ip address 10.0.0.2"),
+            "{got:?}"
+        );
+        let dynamic = format!("global_defs {{\n    dynamic_interfaces\n}}\n{text}");
+        let (config, _) = rvs_keepalived::parse_str(&dynamic, Path::new("k.conf"));
+        assert!(missing_interfaces(&config, &existing).is_empty());
+        assert!(host_interfaces().is_some_and(|i| i.contains("lo")));
     }
 
     /// An error that stops keepalived refuses the file.

@@ -435,9 +435,26 @@ fn rvsd_t(path: &Path) -> (bool, String) {
 #[test]
 fn f_config_test_mode() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rvs-keepalived/tests/data");
-    let (ok, err) = rvsd_t(&data.join("seed003_dr.conf"));
+    // Seed 003 names eth0, which this host may not have (keepalived -t checks interfaces too):
+    // checked with dynamic_interfaces, then as written with an interface that cannot exist.
+    let seed003 = std::fs::read_to_string(data.join("seed003_dr.conf")).expect("seed 003");
+    let copy = std::env::temp_dir().join(format!("rvsd-t-003-{}.conf", std::process::id()));
+    std::fs::write(
+        &copy,
+        format!("global_defs {{\n    dynamic_interfaces\n}}\n{seed003}"),
+    )
+    .unwrap();
+    let (ok, err) = rvsd_t(&copy);
     assert!(ok, "seed 003's keepalived.conf must load: {err}");
     assert!(err.contains("is valid"), "{err}");
+    std::fs::write(&copy, seed003.replace("eth0", "rvs-nosuch0")).unwrap();
+    let (ok, err) = rvsd_t(&copy);
+    let _ = std::fs::remove_file(&copy);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("error: ") && err.contains("interface rvs-nosuch0 for vrrp_instance"),
+        "{err}"
+    );
     // Seed 002 has errors keepalived -t also reports (a misspelt keyword, nb_get_retry where
     // keepalived 2.2 no longer knows it): -t fails, naming the lines.
     let (ok, err) = rvsd_t(&data.join("seed002.conf"));
