@@ -500,6 +500,20 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
                 inst.authentication = None;
             }
         }
+        // An AH master must first hear an advert for the sequence number (vrrp.c).
+        if inst
+            .authentication
+            .as_ref()
+            .is_some_and(|a| a.auth_type == "AH")
+            && inst.state == Some(VrrpState::Master)
+            && !owner
+        {
+            ctx.error(
+                &inst.span,
+                format!("vrrp_instance {name}: initial state MASTER is incompatible with AH authentication - clearing"),
+            );
+            inst.state = Some(VrrpState::Backup);
+        }
         if owner && inst.nopreempt {
             ctx.error(
                 &inst.span,
@@ -540,20 +554,37 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
                 ),
             );
         }
-        for t in &inst.track_script {
-            if !scripts.contains(&t.name) {
-                ctx.warn(
+        // keepalived: "(%s) unknown track_script %s", the entry skipped.
+        inst.track_script.retain(|t| {
+            let known = scripts.contains(&t.name);
+            if !known {
+                ctx.error(
                     &inst.span,
                     format!(
-                        "vrrp_instance {name}: track_script '{}' is not defined",
+                        "vrrp_instance {name}: unknown track_script '{}' - ignoring",
                         t.name
                     ),
                 );
             }
-        }
+            known
+        });
     }
     let mut kept = Vec::new();
     for mut g in std::mem::take(&mut c.vrrp_sync_groups) {
+        let gname = g.name.clone();
+        g.track_script.retain(|t| {
+            let known = scripts.contains(&t.name);
+            if !known {
+                ctx.error(
+                    &g.span,
+                    format!(
+                        "vrrp_sync_group {gname}: unknown track_script '{}' - ignoring",
+                        t.name
+                    ),
+                );
+            }
+            known
+        });
         g.group.retain(|m| {
             let known = names.contains(m);
             if !known {

@@ -242,9 +242,19 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
                 continue;
             }
             "ip_family" => {
-                vs.ipv6 = ctx
+                let want = ctx
                     .choice(item, 0, &["inet", "inet6"], false)
-                    .map(|f| f == "inet6")
+                    .map(|f| f == "inet6");
+                match (&vs.target, want) {
+                    (VsTarget::Addr { addr, .. }, Some(v6)) if addr.is_ipv6() != v6 => ctx.error(
+                        &item.span,
+                        format!(
+                            "ip_family {}: conflicts with the virtual server's address family - ignoring",
+                            item.args[0]
+                        ),
+                    ),
+                    _ => vs.ipv6 = want,
+                }
             }
             "lvs_sched" | "lb_algo" => {
                 if let Some(s) = ctx.arg(item, 0, "a scheduler name") {

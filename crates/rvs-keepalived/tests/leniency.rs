@@ -400,6 +400,28 @@ fn fwmark_services_clear_ha_suspend_and_take_any_mask() {
 }
 
 #[test]
+fn ah_master_undefined_track_script_and_family_conflict() {
+    let (report, low) = lenient("vrrp_checks.conf");
+    has_error(
+        &report,
+        4,
+        "initial state MASTER is incompatible with AH authentication - clearing",
+    );
+    has_error(&report, 4, "unknown track_script 'chk_missing' - ignoring");
+    has_error(
+        &report,
+        25,
+        "ip_family inet6: conflicts with the virtual server's address family - ignoring",
+    );
+    assert_eq!(report.errors.len(), 3, "{report}");
+    let i = &low.vrrp.instances[0];
+    assert_eq!(i.state, Some(VrrpState::Backup));
+    let tracked: Vec<&str> = i.track_script.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(tracked, ["chk_up"]);
+    assert_eq!(low.services[0].config.id, tcp("10.1.0.1", 80));
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");

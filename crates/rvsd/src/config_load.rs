@@ -30,6 +30,7 @@ pub fn load_logged(path: &Path) -> Result<(Lowered, Vec<Diagnostic>), String> {
         Ok(loaded) => {
             let lowered = rvs_keepalived::lower(&loaded.config);
             let mut problems = loaded.errors;
+            problems.extend(script_security(&loaded.config, script_exists));
             problems.extend(loaded.warnings);
             Ok((lowered, problems))
         }
@@ -154,14 +155,95 @@ pub fn missing_interfaces(config: &Config, existing: &HashSet<String>) -> Vec<Di
     out
 }
 
+/// Whether `program` is a file keepalived would run: a path that exists, or a name found in
+/// `PATH` (keepalived's `check_script_secure` flags only scripts it finds).
+fn script_exists(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    path.split(':')
+        .any(|dir| !dir.is_empty() && Path::new(dir).join(program).is_file())
+}
+
+/// keepalived's "SECURITY VIOLATION - ... scripts are being executed but script_security not
+/// enabled" (check_data.c for the checker's scripts, vrrp.c for VRRP's): without
+/// `enable_script_security`, one error per kind when any such script exists. keepalived still
+/// runs them, and so does rvsd.
+pub fn script_security(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<Diagnostic> {
+    if config.global.enable_script_security {
+        return Vec::new();
+    }
+    let first = |argv: &[String]| argv.first().is_some_and(|p| exists(p));
+    let mut check_span: Option<&Span> = None;
+    for vs in &config.virtual_servers {
+        for s in vs.quorum_up.iter().chain(&vs.quorum_down) {
+            if check_span.is_none() && first(&s.argv) {
+                check_span = Some(&s.span);
+            }
+        }
+        for rs in &vs.real_servers {
+            for s in rs.notify_up.iter().chain(&rs.notify_down) {
+                if check_span.is_none() && first(&s.argv) {
+                    check_span = Some(&s.span);
+                }
+            }
+            for ck in &rs.checkers {
+                if let rvs_keepalived::CheckerKind::Misc(m) = &ck.kind {
+                    if check_span.is_none() && first(&m.command) {
+                        check_span = Some(&ck.span);
+                    }
+                }
+            }
+        }
+    }
+    let mut vrrp_span: Option<&Span> = None;
+    for s in &config.vrrp_scripts {
+        if vrrp_span.is_none() && first(&s.script) {
+            vrrp_span = Some(&s.span);
+        }
+    }
+    let notifies = config
+        .vrrp_instances
+        .iter()
+        .map(|i| &i.notify)
+        .chain(config.vrrp_sync_groups.iter().map(|g| &g.notify));
+    for n in notifies {
+        for s in [&n.master, &n.backup, &n.fault, &n.stop, &n.any]
+            .into_iter()
+            .flatten()
+        {
+            if vrrp_span.is_none() && first(&s.argv) {
+                vrrp_span = Some(&s.span);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (span, what) in [(check_span, "check scripts"), (vrrp_span, "scripts")] {
+        if let Some(span) = span {
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                span: Some(span.clone()),
+                message: format!(
+                    "SECURITY VIOLATION - {what} are being executed but script_security not enabled (global_defs' enable_script_security)"
+                ),
+            });
+        }
+    }
+    out
+}
+
 /// `rvsd -t -f FILE`: prints every warning and error to stderr; true when the file has no
-/// errors (as `keepalived -t`, which fails on every reported problem, and on interfaces this
-/// host does not have).
+/// errors (as `keepalived -t`, which fails on every reported problem, on interfaces this
+/// host does not have, and on scripts run without `enable_script_security`).
 pub fn check(path: &Path) -> bool {
     let (config, mut report) = rvs_keepalived::parse_file(path);
     if let Some(existing) = host_interfaces() {
         report.errors.extend(missing_interfaces(&config, &existing));
     }
+    report
+        .errors
+        .extend(script_security(&config, script_exists));
     let (lines, ok) = check_lines(path, &report);
     for l in lines {
         eprintln!("{l}");
@@ -243,6 +325,29 @@ mod tests {
         let (config, _) = rvs_keepalived::parse_str(&dynamic, Path::new("k.conf"));
         assert!(missing_interfaces(&config, &existing).is_empty());
         assert!(host_interfaces().is_some_and(|i| i.contains("lo")));
+    }
+
+    /// Scripts that exist, run without enable_script_security: one error for the checker's,
+    /// one for VRRP's, as keepalived.
+    #[test]
+    fn scripts_without_script_security_are_reported() {
+        let text = "vrrp_script chk {\n    script \"/bin/true\"\n}\nvirtual_server 10.0.0.1 80 {\n    lvs_sched rr\n    lb_kind NAT\n    protocol TCP\n    quorum_up \"/no/such/script\"\n    real_server 10.0.0.2 80 {\n        notify_up \"/bin/true up\"\n    }\n}\n";
+        let (config, _) = rvs_keepalived::parse_str(text, Path::new("k.conf"));
+        let exists = |p: &str| p == "/bin/true";
+        let got: Vec<String> = script_security(&config, exists)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "k.conf:10: SECURITY VIOLATION - check scripts are being executed but script_security not enabled (global_defs' enable_script_security)",
+                "k.conf:1: SECURITY VIOLATION - scripts are being executed but script_security not enabled (global_defs' enable_script_security)",
+            ]
+        );
+        let secure = format!("global_defs {{\n    enable_script_security\n}}\n{text}");
+        let (config, _) = rvs_keepalived::parse_str(&secure, Path::new("k.conf"));
+        assert!(script_security(&config, exists).is_empty());
     }
 
     /// An error that stops keepalived refuses the file.
