@@ -474,12 +474,14 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
     match vrid {
         Some(id) => v.virtual_router_id = id,
         None => {
-            if !body.iter().any(|i| i.keyword == "virtual_router_id") {
-                ctx.fatal(
-                    &st.span,
-                    format!("vrrp_instance {}: expected virtual_router_id", v.name),
-                );
-            }
+            // Invalid (already reported) or missing, the router id stays 0 and keepalived's
+            // VRRP process stops ("the virtual router id must be set").
+            let message = if body.iter().any(|i| i.keyword == "virtual_router_id") {
+                format!("vrrp_instance {}: the virtual router id must be set", v.name)
+            } else {
+                format!("vrrp_instance {}: expected virtual_router_id", v.name)
+            };
+            ctx.fatal(&st.span, message);
             ok = false;
         }
     }

@@ -432,6 +432,18 @@ fn unknown_keywords_fail_the_check_and_are_skipped() {
 fn errors_that_stop_keepalived_refuse_the_file() {
     let (report, _) = fixture("fatal_no_interface.conf", Verdict::Fatal);
     has_error(&report, 1, "expected interface");
+    // An invalid router id leaves it unset: keepalived's VRRP process stops too.
+    let text = "vrrp_instance V {\n    interface eth0\n    virtual_router_id 300\n    virtual_ipaddress {\n        10.9.0.9\n    }\n}\n";
+    let e = rvs_keepalived::load_str_lenient(text, Path::new("k.conf")).expect_err("fatal");
+    let text = e.report().to_string();
+    assert!(
+        text.contains("fatal: k.conf:1: vrrp_instance V: the virtual router id must be set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("error: k.conf:3: virtual_router_id: expected a number 1-255, got '300'"),
+        "{text}"
+    );
     let (report, _) = fixture("fatal_same_vrid.conf", Verdict::Fatal);
     has_error(
         &report,
