@@ -230,6 +230,11 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
         real_servers: Vec::new(),
         span: st.span.clone(),
     };
+    // The service's address family as keepalived learns it (`vs->af`).
+    let mut af: Option<bool> = match &vs.target {
+        VsTarget::Addr { addr, .. } => Some(addr.is_ipv6()),
+        _ => None,
+    };
     let mut flag_items = Vec::new();
     let mut sorry_inhibit: Option<&Statement> = None;
     let mut sorry_method: Option<&Statement> = None;
@@ -237,7 +242,25 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
         match item.keyword.as_str() {
             "real_server" => {
                 if let Some(rs) = parse_real_server(ctx, item) {
-                    vs.real_servers.push(rs);
+                    // keepalived (rs_end_handler): unless the server has its own TUN method,
+                    // its family must be the virtual server's (the first such server sets it
+                    // for a fwmark or group service).
+                    let tunnelled = matches!(rs.method, Some(LvsMethod::Tun(_)));
+                    match af {
+                        _ if tunnelled => vs.real_servers.push(rs),
+                        None => {
+                            af = Some(rs.addr.is_ipv6());
+                            vs.real_servers.push(rs);
+                        }
+                        Some(v6) if v6 == rs.addr.is_ipv6() => vs.real_servers.push(rs),
+                        Some(_) => ctx.error(
+                            &rs.span,
+                            format!(
+                                "real_server {}: address family of virtual server and real server don't match - skipping real server",
+                                rs.addr
+                            ),
+                        ),
+                    }
                 }
                 continue;
             }
@@ -245,15 +268,19 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
                 let want = ctx
                     .choice(item, 0, &["inet", "inet6"], false)
                     .map(|f| f == "inet6");
-                match (&vs.target, want) {
-                    (VsTarget::Addr { addr, .. }, Some(v6)) if addr.is_ipv6() != v6 => ctx.error(
+                match (af, want) {
+                    (Some(have), Some(v6)) if have != v6 => ctx.error(
                         &item.span,
                         format!(
                             "ip_family {}: conflicts with the virtual server's address family - ignoring",
                             item.args[0]
                         ),
                     ),
-                    _ => vs.ipv6 = want,
+                    (_, Some(v6)) => {
+                        af = Some(v6);
+                        vs.ipv6 = Some(v6);
+                    }
+                    _ => {}
                 }
             }
             "lvs_sched" | "lb_algo" => {
@@ -370,6 +397,22 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
         match vs.sorry_server.as_mut() {
             Some(s) => s.method = m,
             None => ctx.warn(&item.span, "sorry_server_lvs_method without sorry_server"),
+        }
+    }
+    // keepalived (vs_end_handler): a sorry server of the other family, unless tunnelled, is
+    // skipped.
+    let sorry_mismatch = vs.sorry_server.as_ref().is_some_and(|s| {
+        !matches!(s.method, Some(LvsMethod::Tun(_))) && af.is_some_and(|v6| v6 != s.addr.is_ipv6())
+    });
+    if sorry_mismatch {
+        if let Some(s) = vs.sorry_server.take() {
+            ctx.error(
+                &st.span,
+                format!(
+                    "sorry_server {}: address family of virtual server and sorry server don't match - skipping sorry server",
+                    s.addr
+                ),
+            );
         }
     }
     if vs.persistence_granularity.is_some() && vs.persistence_timeout.is_none() {

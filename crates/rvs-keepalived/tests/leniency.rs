@@ -422,6 +422,27 @@ fn ah_master_undefined_track_script_and_family_conflict() {
 }
 
 #[test]
+fn real_servers_of_the_other_family_are_skipped_unless_tunnelled() {
+    let (report, low) = lenient("family_mismatch.conf");
+    has_error(&report, 7, "real_server 2001:db8:1::2: address family of virtual server and real server don't match - skipping real server");
+    has_error(&report, 18, "real_server 10.1.0.5: address family");
+    has_error(&report, 21, "sorry_server 2001:db8:1::9: address family of virtual server and sorry server don't match - skipping sorry server");
+    assert_eq!(report.errors.len(), 3, "{report}");
+    assert!(low.services[2].policy.sorry_server.is_none());
+    let addrs =
+        |i: usize| -> Vec<IpAddr> { low.services[i].dests.iter().map(|d| d.addr).collect() };
+    assert_eq!(addrs(0), [ip("10.1.0.2"), ip("2001:db8:1::3")]);
+    assert_eq!(addrs(1), [ip("2001:db8:1::4")]);
+    assert_eq!(
+        low.services[1].config.id,
+        ServiceId::Fwmark {
+            mark: 5,
+            ipv6: true
+        }
+    );
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");
