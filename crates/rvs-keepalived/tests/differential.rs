@@ -9,6 +9,9 @@
 //!   past them) / rvs has errors, none fatal;
 //! * fatal: any other keepalived exit (4: missing file, bad interface, fatal) / a fatal error.
 //!
+//! keepalived -t's status does not tell every error that stops keepalived at run time from the
+//! ones it runs past (both exit 5), so an rvs fatal error where keepalived exits 5 agrees.
+//!
 //! For the hand-written fixtures, the lowered result is also compared with what keepalived's
 //! documented defaults and fix-ups give (keepalived.conf(5) and keepalived's check_data.c /
 //! vrrp_data.c), see [`expectations`].
@@ -791,7 +794,11 @@ fn compare(bin: &Path, key: &str, file: &Path, lowering: bool) -> Outcome {
     let report = check(file);
     let r = rvs_verdict(&report);
     let mut problems = Vec::new();
-    if k != r {
+    // keepalived -t exits 5 for some errors that stop its VRRP or checker process at run time
+    // (an instance without a valid virtual_router_id): its status cannot tell them from the
+    // errors it runs past, so rvs may call an "invalid" file fatal.
+    let agree = k == r || (k == Verdict::Invalid && r == Verdict::Fatal);
+    if !agree {
         problems.push(format!("verdict: keepalived {k:?}, rvs {r:?}"));
     }
     if k == Verdict::Valid {

@@ -125,3 +125,51 @@ fn dump_conf_needs_a_file() {
     let (code, _, stderr) = rvsd(&["--dump-conf".as_ref()]);
     assert_ne!(code, Some(0), "{stderr}");
 }
+
+/// `rvsd -t` checks keepalived's script security (the script files must be looked up, so
+/// rvs-keepalived's own check leaves it out): its verdict matches `keepalived -t`'s for scripts
+/// with and without `enable_script_security`.
+#[test]
+fn rvsd_t_reports_script_security_as_keepalived() {
+    let Some(keepalived) = [
+        "/usr/sbin/keepalived",
+        "/sbin/keepalived",
+        "/usr/bin/keepalived",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .find(|p| p.is_file()) else {
+        eprintln!("SKIPPED: keepalived is not installed (scripts/install-deps installs it)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("rvsd-script-security-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let vs = "virtual_server 10.20.0.1 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    quorum_up /bin/true\n    real_server 10.20.1.1 80 {\n        notify_up \"/bin/true up\"\n        TCP_CHECK {\n        }\n    }\n}\n";
+    let cases = [
+        ("insecure.conf", vs.to_string()),
+        (
+            "secure.conf",
+            format!("global_defs {{\n    enable_script_security\n    script_user root\n}}\n{vs}"),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (name, text) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+        let k = Command::new(keepalived)
+            .args(["-t", "-l", "-D", "-f"])
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| panic!("running keepalived: {e}"));
+        let (code, _, stderr) = rvsd(&["-t".as_ref(), "-f".as_ref(), file.as_os_str()]);
+        if k.status.success() != (code == Some(0)) {
+            problems.push(format!(
+                "{name}: keepalived -t {:?} ({}), rvsd -t {code:?} ({stderr})",
+                k.status.code(),
+                String::from_utf8_lossy(&k.stderr).trim()
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
