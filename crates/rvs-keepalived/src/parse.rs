@@ -2,7 +2,9 @@
 //! keepalived's fix-ups (check_data.c `validate_check_config`, vrrp.c `vrrp_complete_init`).
 
 use crate::checker::CheckerKind;
-use crate::model::{Config, GroupEntry, LvsMethod, Protocol, VirtualServer, VsTarget};
+use crate::model::{
+    Config, GroupEntry, LvsMethod, LvsSyncDaemon, Protocol, VirtualServer, VsTarget,
+};
 use crate::parse_global::{parse_global_defs, parse_ssl, parse_track_file};
 use crate::parse_lvs::{parse_group, parse_virtual_server, VsGiven, DEFAULT_PERSISTENCE};
 use crate::parse_other::{check_bfd_instance, check_static_routes, check_static_rules};
@@ -568,6 +570,38 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
             }
             known
         });
+    }
+    // The deprecated per-instance `lvs_sync_daemon_interface` (vrrp_parser.c): reported; it sets
+    // the global `lvs_sync_daemon` (driven by this instance) unless that is already set.
+    for inst in &c.vrrp_instances {
+        for st in inst
+            .other
+            .iter()
+            .filter(|s| s.keyword == "lvs_sync_daemon_interface")
+        {
+            ctx.error(
+                &st.span,
+                format!("vrrp_instance {}: lvs_sync_daemon_interface is deprecated, use global_defs' lvs_sync_daemon", inst.name),
+            );
+            match (&c.global.lvs_sync_daemon, st.args.first()) {
+                (Some(d), _) => ctx.error(
+                    &st.span,
+                    format!("vrrp_instance {}: lvs_sync_daemon_interface has already been specified as {} - ignoring", inst.name, d.interface),
+                ),
+                (None, Some(ifname)) => {
+                    c.global.lvs_sync_daemon = Some(LvsSyncDaemon {
+                        interface: ifname.clone(),
+                        vrrp_instance: Some(inst.name.clone()),
+                        sync_id: None,
+                        maxlen: None,
+                        port: None,
+                        ttl: None,
+                        group: None,
+                    })
+                }
+                (None, None) => {}
+            }
+        }
     }
     let mut kept = Vec::new();
     for mut g in std::mem::take(&mut c.vrrp_sync_groups) {

@@ -276,7 +276,21 @@ fn auth(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpAuth> {
                     .choice(item, 0, &["PASS", "AH"], false)
                     .map(str::to_string)
             }
-            "auth_pass" => pass = ctx.arg(item, 0, "a password").map(str::to_string),
+            "auth_pass" => {
+                pass = ctx.arg(item, 0, "a password").map(|p| {
+                    // keepalived keeps 8 bytes (the VRRPv2 authentication data).
+                    if p.len() > 8 {
+                        ctx.error(
+                            &item.span,
+                            "auth_pass: truncating auth_pass to 8 characters",
+                        );
+                        if p.is_char_boundary(8) {
+                            return p[..8].to_string();
+                        }
+                    }
+                    p.to_string()
+                })
+            }
             _ => ctx.unknown(item, "authentication"),
         }
     }
@@ -477,7 +491,10 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
             // Invalid (already reported) or missing, the router id stays 0 and keepalived's
             // VRRP process stops ("the virtual router id must be set").
             let message = if body.iter().any(|i| i.keyword == "virtual_router_id") {
-                format!("vrrp_instance {}: the virtual router id must be set", v.name)
+                format!(
+                    "vrrp_instance {}: the virtual router id must be set",
+                    v.name
+                )
             } else {
                 format!("vrrp_instance {}: expected virtual_router_id", v.name)
             };

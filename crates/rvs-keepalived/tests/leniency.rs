@@ -443,6 +443,28 @@ fn real_servers_of_the_other_family_are_skipped_unless_tunnelled() {
 }
 
 #[test]
+fn long_auth_pass_and_instance_sync_daemon() {
+    let (report, low) = lenient("deprecated_vrrp.conf");
+    has_error(&report, 6, "lvs_sync_daemon_interface is deprecated");
+    has_error(&report, 9, "truncating auth_pass to 8 characters");
+    assert_eq!(report.errors.len(), 2, "{report}");
+    let i = &low.vrrp.instances[0];
+    assert_eq!(
+        i.authentication.as_ref().map(|a| a.auth_pass.as_str()),
+        Some("12345678")
+    );
+    let d = low
+        .global
+        .lvs_sync_daemon
+        .as_ref()
+        .expect("set from the instance");
+    assert_eq!(
+        (d.interface.as_str(), d.vrrp_instance.as_deref()),
+        ("eth0", Some("VI_1"))
+    );
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");
