@@ -17,6 +17,9 @@ use std::rc::Rc;
 /// keepalived's line buffer size (`MAXBUF`): a substitution may not make a line this long.
 pub const MAXBUF: usize = 1024;
 
+/// The longest a multi-line definition may grow (keepalived has no limit).
+pub const MAX_DEFINITION: usize = 1 << 20;
+
 /// How many replacements one line may take before it is given up on (keepalived loops forever on
 /// `$A=$A`).
 const MAX_REPLACEMENTS: usize = 10_000;
@@ -43,7 +46,7 @@ pub struct Def {
     /// Its name, without `$`.
     pub name: Vec<u8>,
     /// Its value (lines separated by `\n` for a multi-line definition).
-    pub value: Rc<[u8]>,
+    pub value: Rc<Vec<u8>>,
     /// Defined with a trailing `\`.
     pub multiline: bool,
     /// Computed at each use.
@@ -56,7 +59,7 @@ pub struct Def {
 #[derive(Debug, Clone)]
 pub struct Cursor {
     /// The value.
-    pub text: Rc<[u8]>,
+    pub text: Rc<Vec<u8>>,
     /// The next byte to read.
     pub pos: usize,
 }
@@ -134,7 +137,7 @@ struct Found {
 fn plain(name: &str, value: &str) -> Def {
     Def {
         name: name.as_bytes().to_vec(),
-        value: Rc::from(value.as_bytes()),
+        value: Rc::new(value.as_bytes().to_vec()),
         multiline: false,
         builtin: None,
         max_params: 0,
@@ -171,12 +174,12 @@ impl Defs {
         match self.lookup(name) {
             Some(i) => {
                 let d = &mut self.defs[i];
-                d.value = Rc::from(value);
+                d.value = Rc::new(value.to_vec());
                 d.builtin = None;
             }
             None => self.defs.push(Def {
                 name: name.to_vec(),
-                value: Rc::from(value),
+                value: Rc::new(value.to_vec()),
                 multiline: false,
                 builtin: None,
                 max_params: 0,
@@ -233,19 +236,23 @@ impl Defs {
             }
         };
         let d = &mut self.defs[idx];
-        d.value = Rc::from(value);
+        d.value = Rc::new(value);
         d.multiline = multiline;
         d.builtin = None;
         Some(idx)
     }
 
-    /// Appends a line to the multi-line definition `idx`.
-    pub fn append(&mut self, idx: usize, text: &[u8]) {
-        if let Some(d) = self.defs.get_mut(idx) {
-            let mut v = d.value.to_vec();
-            v.extend_from_slice(text);
-            d.value = Rc::from(v);
+    /// Appends a line to the multi-line definition `idx`; `false` if that would make it longer
+    /// than [`MAX_DEFINITION`].
+    pub fn append(&mut self, idx: usize, text: &[u8]) -> bool {
+        let Some(d) = self.defs.get_mut(idx) else {
+            return true;
+        };
+        if d.value.len() + text.len() > MAX_DEFINITION {
+            return false;
         }
+        Rc::make_mut(&mut d.value).extend_from_slice(text);
+        true
     }
 
     /// keepalived's `find_definition()` for a reference whose name starts at `buf[start]` (just
@@ -350,7 +357,7 @@ impl Defs {
             if let Some(b) = self.defs[found.index].builtin {
                 let params = found.params.map(|(s, e)| &buf[s..=e]);
                 let v = evaluate(b, params, env);
-                self.defs[found.index].value = Rc::from(v);
+                self.defs[found.index].value = Rc::new(v);
             }
             let value = self.defs[found.index].value.clone();
             let replacement: &[u8] = if is_multi {

@@ -35,10 +35,10 @@
 //! comments.
 //!
 //! Unlike keepalived, expansions are bounded: a line whose substitutions never end, or a
-//! configuration expanding to more than [`MAX_EXPANDED_LINES`] lines, is an error instead of a
-//! hang.
+//! configuration expanding to more than [`MAX_EXPANDED_LINES`] lines or [`MAX_EXPANDED_BYTES`]
+//! bytes, is an error instead of a hang.
 
-use crate::defs::{at, BuiltinEnv, Cursor, Defs, Replaced, Rng, MAXBUF};
+use crate::defs::{at, BuiltinEnv, Cursor, Defs, Replaced, Rng, MAXBUF, MAX_DEFINITION};
 use crate::diag::{Report, Span};
 use crate::glob;
 use crate::lexer::{decomment, is_blank, is_white};
@@ -50,8 +50,12 @@ use std::path::{Path, PathBuf};
 /// How many files deep includes may nest (the top-level file is depth 1).
 pub const MAX_INCLUDE_DEPTH: usize = 16;
 
-/// The most lines `~SEQ`, `~LST` and multi-line definitions may produce in one configuration.
+/// The most lines `~SEQ`, `~LST`, multi-line definitions and the rest of lines after a brace may
+/// produce in one configuration.
 pub const MAX_EXPANDED_LINES: usize = 1 << 21;
+
+/// The most bytes those lines may have together.
+pub const MAX_EXPANDED_BYTES: usize = 64 << 20;
 
 /// How many multi-line expansions may be suspended inside one another.
 const MAX_MULTILINE_NESTING: usize = 4096;
@@ -133,6 +137,7 @@ pub struct Reader<'r> {
     config_id: Option<Vec<u8>>,
     rng: Rng,
     expanded: usize,
+    expanded_bytes: usize,
     quote_reported: HashSet<Span>,
     /// The span of the last line read.
     last_span: Option<Span>,
@@ -222,6 +227,7 @@ impl<'r> Reader<'r> {
             config_id: options.config_id.clone(),
             rng: Rng::from_clock(),
             expanded: 0,
+            expanded_bytes: 0,
             quote_reported: HashSet::new(),
             last_span: None,
             copy: (pass == Pass::Parent).then(Vec::new),
@@ -289,14 +295,17 @@ impl<'r> Reader<'r> {
     }
 
     /// Counts one produced line; `false` (after an error) once the limit is passed.
-    fn count_expansion(&mut self) -> bool {
+    fn count_expansion(&mut self, bytes: usize) -> bool {
         self.expanded += 1;
-        if self.expanded > MAX_EXPANDED_LINES {
+        self.expanded_bytes += bytes;
+        if self.expanded > MAX_EXPANDED_LINES || self.expanded_bytes > MAX_EXPANDED_BYTES {
             self.error(format!(
-                "~SEQ/~LST/multi-line definitions expand to more than {MAX_EXPANDED_LINES} lines"
+                "~SEQ/~LST/definitions expand to more than {MAX_EXPANDED_LINES} lines or {MAX_EXPANDED_BYTES} bytes"
             ));
             self.seqs.clear();
             self.next = None;
+            self.residue = None;
+            self.defining = None;
             self.defs.stack.clear();
             self.defs.seq_depth = 0;
             return false;
@@ -627,11 +636,12 @@ impl<'r> Reader<'r> {
     pub fn next_line(&mut self) -> Option<SourceLine> {
         loop {
             let mut buf = if let Some(r) = self.residue.take() {
-                r
-            } else if !self.seqs.is_empty() && self.seqs.len() > self.defs.seq_depth {
-                if !self.count_expansion() {
+                // Substitution can make the rest of a line produce more rest forever.
+                if !self.count_expansion(r.len()) {
                     continue;
                 }
+                r
+            } else if !self.seqs.is_empty() && self.seqs.len() > self.defs.seq_depth {
                 let Some(seq) = self.seqs.last_mut() else {
                     continue;
                 };
@@ -639,9 +649,12 @@ impl<'r> Reader<'r> {
                 if done {
                     self.seqs.pop();
                 }
+                if !self.count_expansion(text.len()) {
+                    continue;
+                }
                 text
             } else if let Some(cur) = self.next.take() {
-                if !self.count_expansion() {
+                if !self.count_expansion(cur.text.len().saturating_sub(cur.pos).min(MAXBUF)) {
                     continue;
                 }
                 let rest = &cur.text[cur.pos.min(cur.text.len())..];
@@ -688,8 +701,13 @@ impl<'r> Reader<'r> {
                         }
                     }
                 }
-                if len >= 2 || (len > 0 && self.defining.is_none()) {
-                    self.defs.append(idx, &buf[..len]);
+                if (len >= 2 || (len > 0 && self.defining.is_none()))
+                    && !self.defs.append(idx, &buf[..len])
+                {
+                    self.error(format!(
+                        "multi-line definition longer than {MAX_DEFINITION} bytes"
+                    ));
+                    self.defining = None;
                 }
                 continue;
             }

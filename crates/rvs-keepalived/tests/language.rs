@@ -397,6 +397,9 @@ fn runaway_substitutions_are_errors_not_hangs() {
         "$A=$A\nglobal_defs {\n    router_id $A\n}\n",
         "$M=x \\\n$M\n\n$M\n",
         "~SEQ(i, 1, 100000000) @nowhere x\n",
+        // The rest of the line after a brace brings the reference back each time.
+        "$M=x { ${M} }\nk ${M}\n",
+        "~SEQ(i, 1, 3000000) $D=x \\\n",
     ] {
         let (_, report) = rvs_keepalived::parse_str(text, Path::new("runaway.conf"));
         assert!(!report.is_ok(), "{text}");
