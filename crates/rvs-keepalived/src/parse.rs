@@ -556,6 +556,20 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
                 ),
             );
         }
+        // keepalived tracks the instance's own interface anyway (a weight on it is ignored).
+        let own = inst.interface.clone();
+        inst.track_interface.retain(|t| {
+            let is_own = t.name == own;
+            if is_own {
+                ctx.error(
+                    &inst.span,
+                    format!(
+                        "vrrp_instance {name}: ignoring track_interface {own} since own interface"
+                    ),
+                );
+            }
+            !is_own
+        });
         // keepalived: "(%s) unknown track_script %s", the entry skipped.
         inst.track_script.retain(|t| {
             let known = scripts.contains(&t.name);

@@ -465,6 +465,19 @@ fn long_auth_pass_and_instance_sync_daemon() {
 }
 
 #[test]
+fn tracking_the_own_interface_is_dropped() {
+    let (report, low) = lenient("track_own_interface.conf");
+    has_error(
+        &report,
+        9,
+        "vrrp_instance VI_1: ignoring track_interface eth0 since own interface",
+    );
+    assert_eq!(report.errors.len(), 1, "{report}");
+    assert!(low.vrrp.instances[0].track_interface.is_empty());
+    assert_eq!(low.vrrp.sync_groups[0].group, ["VI_1", "VI_2"]);
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");

@@ -146,6 +146,7 @@ fn every_keyword() {
         "every_keyword.conf:247: virtual_server group WEB (port 8080) and real_server 10.10.10.15 80 ports don't match",
         "every_keyword.conf:45: vrrp_instance VI_1: VRRPv2 advertisement interval must be an integer - rounding",
         "every_keyword.conf:45: vrrp_instance VI_1: strict mode does not support authentication - ignoring",
+        "every_keyword.conf:45: vrrp_instance VI_1: ignoring track_interface eth0 since own interface",
     ];
     assert_eq!(got.len(), want.len(), "{report}");
     for (g, w) in got.iter().zip(want) {
@@ -190,7 +191,9 @@ fn every_keyword() {
     assert_eq!(i.virtual_ipaddress[0].scope.as_deref(), Some("global"));
     assert_eq!(i.virtual_ipaddress_excluded[0].prefix, 64);
     assert_eq!(i.unicast_peer, [ip("192.168.1.3")]);
-    assert_eq!(i.track_interface[1].weight, Some(-10));
+    // eth0, the instance's own interface, is tracked anyway: keepalived drops the entry.
+    assert_eq!(i.track_interface.len(), 1);
+    assert_eq!(i.track_interface[0].weight, Some(-10));
     assert_eq!(i.track_script[0].weight, Some(5));
     assert_eq!(i.notify.master.as_ref().map(|s| s.argv.len()), Some(2));
     assert!(i.notify.stop.is_some() && i.notify.any.is_some());
