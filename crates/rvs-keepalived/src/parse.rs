@@ -239,7 +239,8 @@ fn validate_lvs(ctx: &mut Ctx<'_>, c: &mut Config, vs_given: &[VsGiven]) {
             );
             vs.quorum = lowered;
         }
-        if vs.hysteresis >= vs.quorum && vs.hysteresis > 0 {
+        // (With quorum 0 keepalived's quorum - 1 wraps round; rvs keeps 0.)
+        if vs.hysteresis >= vs.quorum {
             let h = vs.quorum.saturating_sub(1);
             ctx.error(
                 &vs.span,

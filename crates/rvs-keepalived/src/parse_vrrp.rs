@@ -170,11 +170,15 @@ fn virtual_ips(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<VirtualIp> {
             None => default_prefix,
             Some(Some(p)) => p,
             Some(None) => {
+                // keepalived: "Invalid address prefix len ... - using 32" (128 for IPv6).
                 ctx.error(
                     &item.span,
-                    format!("{}: bad prefix length in '{}'", st.keyword, item.keyword),
+                    format!(
+                        "{}: bad prefix length in '{}' - using {default_prefix}",
+                        st.keyword, item.keyword
+                    ),
                 );
-                continue;
+                default_prefix
             }
         };
         let mut vip = VirtualIp {
@@ -436,6 +440,22 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
     }
     // The VIPs must all be of the first one's family (keepalived: "address family must match
     // VRRP instance ... - ignoring").
+    // keepalived: a unicast keyword without any unicast peer means multicast (deprecated usage).
+    let unicast_keyword = body.iter().any(|i| {
+        matches!(
+            i.keyword.as_str(),
+            "unicast_peer" | "unicast_src_ip" | "check_unicast_src" | "old_unicast_checksum"
+        )
+    });
+    if unicast_keyword
+        && v.unicast_peer.is_empty()
+        && !body.iter().any(|i| i.keyword == "unicast_fault_no_peer")
+    {
+        ctx.error(
+            &st.span,
+            format!("vrrp_instance {}: a unicast keyword has been specified without any unicast peers - defaulting to multicast", v.name),
+        );
+    }
     // (`virtual_ipaddress_excluded` may mix families.)
     let ipv6 = v.virtual_ipaddress.first().map(|a| a.addr.is_ipv6());
     if let Some(ipv6) = ipv6 {

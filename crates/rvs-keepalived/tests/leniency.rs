@@ -478,6 +478,31 @@ fn tracking_the_own_interface_is_dropped() {
 }
 
 #[test]
+fn vrrp_values_fall_back_as_keepalived() {
+    let (report, low) = lenient("vrrp_values.conf");
+    has_error(&report, 4, "priority: expected a number 1-255, got '0'");
+    has_error(&report, 5, "advert_int");
+    has_error(&report, 7, "bad prefix length in '10.0.0.1/33' - using 32");
+    has_error(&report, 8, "got 'bogus'");
+    has_error(&report, 12, "got '10.0.0.300'");
+    has_error(
+        &report,
+        1,
+        "a unicast keyword has been specified without any unicast peers - defaulting to multicast",
+    );
+    assert_eq!(report.errors.len(), 6, "{report}");
+    let i = &low.vrrp.instances[0];
+    assert_eq!((i.priority, i.advert_int), (100, Duration::from_secs(1)));
+    let vips: Vec<(IpAddr, u8)> = i
+        .virtual_ipaddress
+        .iter()
+        .map(|v| (v.addr, v.prefix))
+        .collect();
+    assert_eq!(vips, [(ip("10.0.0.1"), 32), (ip("10.0.0.2"), 32)]);
+    assert!(i.unicast_peer.is_empty());
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");
