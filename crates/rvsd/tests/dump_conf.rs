@@ -44,22 +44,27 @@ fn check_golden(conf: &str, expected: &str) {
     }
     let want = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     if stdout != want {
-        let mut diff = String::new();
+        // The first differing line and a few after it (enough to see an inserted or lost line).
         let (a, b): (Vec<&str>, Vec<&str>) = (want.lines().collect(), stdout.lines().collect());
-        for i in 0..a.len().max(b.len()) {
-            let (x, y) = (a.get(i).copied(), b.get(i).copied());
-            if x != y {
-                diff.push_str(&format!(
-                    "line {}:\n  want: {}\n  got:  {}\n",
-                    i + 1,
-                    x.unwrap_or("<none>"),
-                    y.unwrap_or("<none>")
-                ));
-            }
-        }
+        let first = (0..a.len().max(b.len()))
+            .find(|&i| a.get(i) != b.get(i))
+            .unwrap_or(0);
+        let show = |v: &[&str]| -> String {
+            v.iter()
+                .skip(first)
+                .take(4)
+                .map(|l| format!("    {l}\n"))
+                .collect()
+        };
         panic!(
-            "rvsd --dump-conf -f {conf} differs from {} (RVS_BLESS=1 regenerates it):\n{diff}",
-            file.display()
+            "rvsd --dump-conf -f {conf} differs from {} (RVS_BLESS=1 regenerates it) at line {} \
+             ({} lines wanted, {} got):\n  want:\n{}  got:\n{}",
+            file.display(),
+            first + 1,
+            a.len(),
+            b.len(),
+            show(&a),
+            show(&b)
         );
     }
 }
