@@ -67,10 +67,12 @@ pub fn parse_group(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VirtualServerGro
         entries.push(GroupEntry::Range { first, last, port });
     }
     if entries.is_empty() {
-        ctx.warn(
+        // keepalived: "virtual server group %s has no entries - removing".
+        ctx.error(
             &st.span,
-            format!("virtual_server_group {name} has no entries"),
+            format!("virtual_server_group {name} has no entries - removing"),
         );
+        return None;
     }
     Some(VirtualServerGroup {
         name,

@@ -503,6 +503,25 @@ fn vrrp_values_fall_back_as_keepalived() {
 }
 
 #[test]
+fn an_empty_group_is_removed_with_its_virtual_server() {
+    let (report, low) = lenient("empty_group.conf");
+    has_error(
+        &report,
+        1,
+        "virtual_server_group EMPTY has no entries - removing",
+    );
+    let ids: Vec<ServiceId> = low.services.iter().map(|s| s.config.id).collect();
+    assert_eq!(
+        ids,
+        [
+            tcp("10.1.0.1", 80),
+            tcp("10.1.0.2", 80),
+            tcp("10.1.0.3", 80)
+        ]
+    );
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");

@@ -233,6 +233,35 @@ pub fn script_security(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<Di
     out
 }
 
+/// keepalived's "Error setting global script uid/gid": `global_defs`' `script_user USER [GROUP]`
+/// naming a user or group this host does not have (scripts then run with keepalived's default
+/// user, as rvsd's do).
+pub fn script_user(config: &Config) -> Vec<Diagnostic> {
+    let Some((user, group)) = &config.global.script_user else {
+        return Vec::new();
+    };
+    let user_ok = matches!(nix::unistd::User::from_name(user), Ok(Some(_)));
+    let group_ok = group
+        .as_deref()
+        .is_none_or(|g| matches!(nix::unistd::Group::from_name(g), Ok(Some(_))));
+    if user_ok && group_ok {
+        return Vec::new();
+    }
+    let file = config
+        .files
+        .first()
+        .map(|f| format!("{}: ", f.display()))
+        .unwrap_or_default();
+    vec![Diagnostic {
+        severity: Severity::Error,
+        span: None,
+        message: format!(
+            "{file}global_defs script_user {user}{}: error setting global script uid/gid (no such user or group)",
+            group.as_deref().map(|g| format!(" {g}")).unwrap_or_default()
+        ),
+    }]
+}
+
 /// `rvsd -t -f FILE`: prints every warning and error to stderr; true when the file has no
 /// errors (as `keepalived -t`, which fails on every reported problem, on interfaces this
 /// host does not have, and on scripts run without `enable_script_security`).
@@ -244,6 +273,7 @@ pub fn check(path: &Path) -> bool {
     report
         .errors
         .extend(script_security(&config, script_exists));
+    report.errors.extend(script_user(&config));
     let (lines, ok) = check_lines(path, &report);
     for l in lines {
         eprintln!("{l}");
@@ -346,6 +376,23 @@ mod tests {
             ]
         );
         let secure = format!("global_defs {{\n    enable_script_security\n}}\n{text}");
+        let (config, _) = rvs_keepalived::parse_str(
+            "global_defs {\n    script_user rvs-no-such-user\n}\n",
+            Path::new("k.conf"),
+        );
+        let got: Vec<String> = script_user(&config)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            ["k.conf: global_defs script_user rvs-no-such-user: error setting global script uid/gid (no such user or group)"]
+        );
+        let (config, _) = rvs_keepalived::parse_str(
+            "global_defs {\n    script_user root\n}\n",
+            Path::new("k.conf"),
+        );
+        assert!(script_user(&config).is_empty());
         let (config, _) = rvs_keepalived::parse_str(&secure, Path::new("k.conf"));
         assert!(script_security(&config, exists).is_empty());
     }
