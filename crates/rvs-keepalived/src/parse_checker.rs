@@ -99,7 +99,7 @@ fn common_keyword(ctx: &mut Ctx<'_>, st: &Statement, c: &mut CommonCheck) -> boo
             }
         }
         "delay_before_retry" => c.delay_before_retry = ctx.secs(st, 0),
-        "delay_loop" => c.delay_loop = ctx.secs(st, 0),
+        "delay_loop" => c.delay_loop = ctx.positive_secs(st, 0),
         "warmup" => c.warmup = ctx.secs(st, 0),
         "alpha" => c.alpha = ctx.flag(st),
         _ => return false,

@@ -237,7 +237,6 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
         VsTarget::Addr { addr, .. } => Some(addr.is_ipv6()),
         _ => None,
     };
-    let mut flag_items = Vec::new();
     let mut sorry_inhibit: Option<&Statement> = None;
     let mut sorry_method: Option<&Statement> = None;
     for item in body {
@@ -299,7 +298,7 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
                 }
             }
             k if k == "hashed" || k == "ops" || sched_flags::flag(k).is_some() => {
-                flag_items.push(item)
+                apply_flag(ctx, item, &mut vs, given.scheduler)
             }
             "lvs_method" | "lb_kind" => {
                 if let Some(m) = parse_method(ctx, item) {
@@ -328,7 +327,7 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
                     };
                 }
             }
-            "delay_loop" => vs.delay_loop = ctx.secs(item, 0),
+            "delay_loop" => vs.delay_loop = ctx.positive_secs(item, 0),
             "connect_timeout" => vs.connect_timeout = ctx.secs(item, 0),
             "retry" => {
                 if let Some(r) = ctx.u32(item, 0, 1, u32::MAX) {
@@ -384,9 +383,6 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
         }
         ctx.no_block(item);
     }
-    for item in flag_items {
-        apply_flag(ctx, item, &mut vs);
-    }
     if let Some(item) = sorry_inhibit {
         let on = ctx.flag(item).unwrap_or(true);
         match vs.sorry_server.as_mut() {
@@ -423,20 +419,26 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
     Some((vs, given))
 }
 
-fn apply_flag(ctx: &mut Ctx<'_>, item: &Statement, vs: &mut VirtualServer) {
+/// keepalived's `lbflags_handler`: `ops` and `flag-1..3` always; `sh-*` only after
+/// `lvs_sched sh`, `mh-*` only after `lvs_sched mh` (other flags then silently ignored); with
+/// any other (or no) scheduler so far, every other flag is an error and ignored. (`hashed` sets
+/// nothing in keepalived 2.2.)
+fn apply_flag(ctx: &mut Ctx<'_>, item: &Statement, vs: &mut VirtualServer, sched_set: bool) {
     let k = item.keyword.as_str();
+    let sched = if sched_set { vs.scheduler.as_str() } else { "" };
     match k {
-        "hashed" => vs.sched_flags.hashed = true,
         // Checked against the protocol once keepalived's defaults are known.
         "ops" => vs.sched_flags.ops = true,
-        _ => match sched_flags::flag(k) {
-            Some((_, Some(sched))) if vs.scheduler != sched => ctx.warn(
-                &item.span,
-                format!("{k} only applies to the {sched} scheduler - ignoring"),
-            ),
-            Some(_) => vs.sched_flags.names.push(k.to_string()),
-            None => {}
-        },
+        "flag-1" | "flag-2" | "flag-3" => vs.sched_flags.names.push(k.to_string()),
+        _ if sched == "sh" || sched == "mh" => {
+            if k.starts_with(sched) && sched_flags::flag(k).is_some() {
+                vs.sched_flags.names.push(k.to_string());
+            }
+        }
+        _ => ctx.error(
+            &item.span,
+            format!("{k} only applies to sh scheduler - ignoring"),
+        ),
     }
 }
 
@@ -531,7 +533,7 @@ pub fn parse_real_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<RealServer
             }
             "delay_before_retry" => rs.delay_before_retry = ctx.secs(item, 0),
             "warmup" => rs.warmup = ctx.secs(item, 0),
-            "delay_loop" => rs.delay_loop = ctx.secs(item, 0),
+            "delay_loop" => rs.delay_loop = ctx.positive_secs(item, 0),
             "smtp_alert" => rs.smtp_alert = ctx.flag(item),
             "virtualhost" => rs.virtualhost = ctx.arg(item, 0, "a host name").map(str::to_string),
             "BFD_CHECK" => {
@@ -546,7 +548,11 @@ pub fn parse_real_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<RealServer
         ctx.no_block(item);
     }
     if rs.lthreshold > 0 && rs.uthreshold > 0 && rs.lthreshold > rs.uthreshold {
-        ctx.error(&st.span, "real_server: lthreshold is above uthreshold");
+        // keepalived does not check it; IPVS (and rvs) refuse such a server when it is added.
+        ctx.warn(
+            &st.span,
+            "real_server: lthreshold is above uthreshold: IPVS (and rvs) refuse this server",
+        );
     }
     Some(rs)
 }

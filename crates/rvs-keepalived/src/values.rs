@@ -133,6 +133,14 @@ impl Ctx<'_> {
         self.parsed(st, idx, "a time in seconds", parse_secs)
     }
 
+    /// A time in seconds above zero (keepalived's `read_timer` with a minimum of 1 us, as for
+    /// `delay_loop`) from argument `idx`.
+    pub fn positive_secs(&mut self, st: &Statement, idx: usize) -> Option<Duration> {
+        self.parsed(st, idx, "a time in seconds above 0", |raw| {
+            parse_secs(raw).filter(|d| !d.is_zero())
+        })
+    }
+
     /// An IP address from argument `idx`.
     pub fn ip(&mut self, st: &Statement, idx: usize) -> Option<IpAddr> {
         self.parsed(st, idx, "an IP address", |raw| raw.parse().ok())

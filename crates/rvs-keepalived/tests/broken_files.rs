@@ -19,7 +19,7 @@ fn broken_files_report_exact_errors() {
         ("keepalived.conf:1: virtual_server: expected a number 0-65535, got '99999'", "virtual_server 192.168.1.253 99999 {\n}\n".into()),
         ("keepalived.conf:2: lb_kind: expected NAT|DR|TUN, got 'FULLNAT'", "virtual_server 192.168.1.253 80 {\n lb_kind FULLNAT\n}\n".into()),
         ("keepalived.conf:2: protocol: expected TCP|UDP|SCTP, got 'ICMP'", "virtual_server 192.168.1.253 80 {\n protocol ICMP\n}\n".into()),
-        ("keepalived.conf:2: delay_loop: expected a time in seconds, got 'soon'", "virtual_server 192.168.1.253 80 {\n delay_loop soon\n}\n".into()),
+        ("keepalived.conf:2: delay_loop: expected a time in seconds above 0, got 'soon'", "virtual_server 192.168.1.253 80 {\n delay_loop soon\n}\n".into()),
         ("keepalived.conf:3: weight: expected a number 0-2147483647, got '-1'", "virtual_server 192.168.1.253 80 {\n real_server 10.10.10.11 80 {\n  weight -1\n }\n}\n".into()),
         ("keepalived.conf:4: connect_port: expected a number 0-65535, got 'http'", "virtual_server 192.168.1.253 80 {\n real_server 10.10.10.11 80 {\n  TCP_CHECK {\n   connect_port http\n  }\n }\n}\n".into()),
         ("keepalived.conf:3: HTTP_GET: expected at least one url block", "virtual_server 192.168.1.253 80 {\n real_server 10.10.10.11 80 {\n  HTTP_GET {\n  }\n }\n}\n".into()),
@@ -65,16 +65,24 @@ fn unknown_keywords_are_lenient_errors() {
     );
 }
 
+/// keepalived's lbflags_handler: a scheduler flag needs `lvs_sched sh` (or `mh`) before it;
+/// otherwise it is an error and ignored.
 #[test]
 fn sh_flags_need_the_sh_scheduler() {
     let text = "virtual_server 192.168.1.253 80 {\n lvs_sched rr\n sh-port\n protocol TCP\n lb_kind NAT\n real_server 10.0.0.2 80 {\n }\n}\n";
-    let loaded = load_str(text, Path::new("keepalived.conf")).unwrap();
+    let loaded = load_str_lenient(text, Path::new("keepalived.conf")).unwrap();
     assert_eq!(
-        loaded.warnings[0].to_string(),
-        "keepalived.conf:3: sh-port only applies to the sh scheduler - ignoring"
+        loaded.errors[0].to_string(),
+        "keepalived.conf:3: sh-port only applies to sh scheduler - ignoring"
     );
     assert!(loaded.config.virtual_servers[0]
         .sched_flags
         .names
         .is_empty());
+    let text = text.replace("lvs_sched rr", "lvs_sched sh");
+    let loaded = load_str(&text, Path::new("keepalived.conf")).unwrap();
+    assert_eq!(
+        loaded.config.virtual_servers[0].sched_flags.names,
+        ["sh-port"]
+    );
 }

@@ -522,6 +522,34 @@ fn an_empty_group_is_removed_with_its_virtual_server() {
 }
 
 #[test]
+fn scheduler_flags_follow_the_scheduler_given_before_them() {
+    let (report, low) = lenient("flags_and_delay.conf");
+    has_error(&report, 2, "hashed only applies to sh scheduler - ignoring");
+    has_error(
+        &report,
+        9,
+        "delay_loop: expected a time in seconds above 0, got '0'",
+    );
+    has_error(
+        &report,
+        14,
+        "delay_loop: expected a time in seconds above 0, got '0'",
+    );
+    assert_eq!(report.errors.len(), 3, "{report}");
+    assert!(report
+        .warnings
+        .iter()
+        .any(|d| d.message.contains("lthreshold is above uthreshold")));
+    let svc = &low.services[0];
+    assert_eq!(svc.config.scheduler, "mh");
+    assert_eq!(svc.config.sched_flags, ["mh-port", "flag-2"]);
+    assert_eq!(
+        low.checkers[0].checkers[0].delay_loop,
+        Duration::from_secs(60)
+    );
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");

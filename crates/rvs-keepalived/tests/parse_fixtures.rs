@@ -208,7 +208,7 @@ fn every_keyword() {
     );
     assert_eq!(vs.persistence_granularity, Some(24));
     assert_eq!(vs.sched_flags.names, ["sh-port", "sh-fallback", "flag-3"]);
-    assert!(vs.sched_flags.hashed);
+    assert!(!vs.sched_flags.hashed, "keepalived sets no flag for hashed");
     assert!(vs.alpha && vs.omega && vs.ha_suspend && vs.inhibit_on_failure);
     assert_eq!((vs.quorum, vs.hysteresis), (2, 1));
     let sorry = vs.sorry_server.as_ref().unwrap();
