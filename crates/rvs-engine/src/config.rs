@@ -248,7 +248,7 @@ impl core::hash::Hash for WireKey {
 impl WireKey {
     pub(crate) fn of(key: &ServiceKey) -> WireKey {
         WireKey {
-            addr: crate::engine::to16(key.addr),
+            addr: crate::flow::to16(key.addr),
             port: key.port,
             proto: key.proto.number(),
         }
@@ -321,7 +321,7 @@ impl Snapshot {
     #[inline]
     pub(crate) fn lookup(&self, key: &WireKey, v6: bool) -> Option<&Arc<ServiceRt>> {
         if !self.mark_rules.is_empty() {
-            let addr = crate::engine::to_ip(&key.addr, v6);
+            let addr = crate::flow::to_ip(&key.addr, v6);
             if let Some(r) = self
                 .mark_rules
                 .iter()

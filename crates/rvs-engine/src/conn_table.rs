@@ -13,10 +13,9 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::config::DestRt;
-use crate::engine::{flow_hash, to16};
+use crate::flow::{flow_hash, to16, Direction};
 use crate::fullnat::FnatConn;
 use crate::persist::Template;
-use crate::tcp_state::Direction;
 use crate::types::{ConnState, Stats};
 
 /// Connection flag: IPv6 addresses.

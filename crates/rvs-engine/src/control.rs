@@ -11,12 +11,14 @@ use parking_lot::Mutex;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, Staged};
 use crate::conn_table::{Conn, F_V6};
-use crate::engine::{protocol_of, to_ip, Control, Engine};
+use crate::engine::{Control, Engine};
 use crate::estimator::Estimator;
+use crate::flow::to_ip;
 use crate::persist::Template;
 use crate::policy::Policy;
 use crate::sched::SchedState;
 use crate::tcp_state::TimeoutTable;
+use crate::types::protocol_of;
 use crate::types::*;
 
 /// Why a direct-routing destination cannot have its own port.

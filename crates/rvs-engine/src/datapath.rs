@@ -2,7 +2,7 @@
 
 use rvs_wire::{ethernet, ip, ipv4, ipv6, sctp, tcp, udp, WireError};
 
-use crate::icmp::mapped;
+use crate::flow::mapped;
 use crate::nat::Layout;
 use crate::types::DropReason;
 

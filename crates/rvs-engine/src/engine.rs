@@ -2,8 +2,7 @@
 //! rewrites it in place (NAT) or leaves it untouched (direct routing) and returns a verdict.
 //! The control plane is in `control.rs`.
 
-use core::hash::BuildHasher;
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::net::IpAddr;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
 use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL};
 use crate::datapath::{self, Parsed};
 use crate::estimator::Estimator;
+use crate::flow::{flow_hash, mark_addr, to16, to_ip, Direction};
 use crate::fullnat::{FnatConn, PortAllocator, PortKey};
 use crate::icmp::{self, ConnAddrs};
 use crate::nat::{self, Side};
@@ -24,7 +24,7 @@ use crate::persist::{TemplateKey, Templates};
 use crate::proxy::{self, Insertion, ProxyState};
 use crate::sched::SchedKey;
 use crate::sctp_state;
-use crate::tcp_state::{next_state, Direction, TimeoutTable};
+use crate::tcp_state::{next_state, TimeoutTable};
 use crate::types::*;
 
 /// A shard lock on its own cache lines.
@@ -74,88 +74,6 @@ fn mh_table_size(size: u32) -> u32 {
         .copied()
         .find(|&p| p <= size)
         .unwrap_or(MH_TABLE_SIZES[0])
-}
-
-/// Bits 32..56 of a flow hash: where [`Engine::shard_index`] reads the shard.
-const SHARD_FIELD: u64 = 0x00FF_FFFF << 32;
-
-/// The connection-table shard bits of a flow, the same on every director: a fixed, unkeyed
-/// mix (SplitMix64's finalizer over the address, protocol and port, big-endian) that does not
-/// depend on the process or on a library's hash algorithm.
-///
-/// Why unkeyed: a backup director installs a synced FULLNAT connection under the master's
-/// local port, and that port was chosen so that the reply's (local address, port) lands in the
-/// client's shard. With a per-process seed the two directors disagree on shards and the backup
-/// would have to refuse the connection. The trade-off: someone who knows this function can
-/// steer many flows into one shard (uneven shard sizes, more contention on that shard's
-/// lock), but not into one bucket: the index inside a shard still uses the keyed, random
-/// per-engine hash (the bits outside [`SHARD_FIELD`]), so hash flooding cannot make lookups
-/// degrade into long probe chains. Directors that sync must run the same shard count.
-pub(crate) fn shard_bits(proto: u8, addr: &[u8; 16], port: u16) -> u64 {
-    fn mix(mut z: u64) -> u64 {
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    let mut a = [0u8; 8];
-    let mut b = [0u8; 8];
-    a.copy_from_slice(&addr[..8]);
-    b.copy_from_slice(&addr[8..]);
-    let mut x: u64 = 0x7276_735f_7368_6172; // "rvs_shar"
-    for word in [
-        u64::from_be_bytes(a),
-        u64::from_be_bytes(b),
-        (u64::from(proto) << 16) | u64::from(port),
-    ] {
-        x = mix(x.wrapping_add(0x9e37_79b9_7f4a_7c15) ^ word);
-    }
-    x
-}
-
-/// The hash of a flow's (protocol, address, port): keyed by the engine's random state, except
-/// for the shard field, which comes from [`shard_bits`] so that every director picks the same
-/// shard for a flow. The index inside a shard uses the low bits and the top 7 bits (hashbrown's
-/// bucket index and tag), never the shard field.
-pub(crate) fn flow_hash(
-    state: &foldhash::fast::RandomState,
-    proto: u8,
-    addr: &[u8; 16],
-    port: u16,
-) -> u64 {
-    let mut a = [0u8; 8];
-    let mut b = [0u8; 8];
-    a.copy_from_slice(&addr[..8]);
-    b.copy_from_slice(&addr[8..]);
-    let keyed = state.hash_one((
-        u64::from_ne_bytes(a),
-        u64::from_ne_bytes(b),
-        ((proto as u32) << 16) | port as u32,
-    ));
-    (keyed & !SHARD_FIELD) | ((shard_bits(proto, addr, port) << 32) & SHARD_FIELD)
-}
-
-pub(crate) fn to_ip(a: &[u8; 16], v6: bool) -> IpAddr {
-    if v6 {
-        IpAddr::V6(Ipv6Addr::from(*a))
-    } else {
-        IpAddr::V4(Ipv4Addr::new(a[12], a[13], a[14], a[15]))
-    }
-}
-
-pub(crate) fn to16(a: IpAddr) -> [u8; 16] {
-    match a {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
-}
-
-pub(crate) fn protocol_of(n: u8) -> Option<Protocol> {
-    match n {
-        ip::TCP => Some(Protocol::Tcp),
-        ip::UDP => Some(Protocol::Udp),
-        ip::SCTP => Some(Protocol::Sctp),
-        _ => None,
-    }
 }
 
 impl Engine {
@@ -870,17 +788,6 @@ enum NewConn {
     },
     /// Not scheduled.
     Refused(DropReason),
-}
-
-/// A firewall mark as a template's virtual address (IPVS stores it in the address's first
-/// 32 bits; IPv4 addresses here are IPv4-mapped).
-pub(crate) fn mark_addr(mark: u32, v6: bool) -> [u8; 16] {
-    let ip = if v6 {
-        IpAddr::V6(Ipv6Addr::from(u128::from(mark) << 96))
-    } else {
-        IpAddr::V4(Ipv4Addr::from(mark))
-    };
-    to16(ip)
 }
 
 /// Whether a packet opens a connection (`is_new_conn`): a TCP SYN, an SCTP INIT.

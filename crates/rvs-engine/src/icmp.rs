@@ -4,8 +4,8 @@
 
 use rvs_wire::{icmpv4, icmpv6, ip, ipv4, ipv6, ports};
 
-use crate::nat::{rewrite_l4, v4_part, Layout, Side};
-use crate::tcp_state::Direction;
+use crate::flow::{mapped, v4_part, Direction};
+use crate::nat::{rewrite_l4, Layout, Side};
 
 /// The packet quoted inside an ICMP error.
 #[derive(Debug, Clone, Copy)]
@@ -38,12 +38,6 @@ pub(crate) struct FullNatAddrs {
     pub(crate) cport: u16,
     pub(crate) laddr: [u8; 16],
     pub(crate) lport: u16,
-}
-
-/// The IPv4-mapped IPv6 form of an IPv4 address (built as one 16-byte value).
-#[inline]
-pub(crate) fn mapped(a: [u8; 4]) -> [u8; 16] {
-    ((0xffff_u128 << 32) | u32::from_be_bytes(a) as u128).to_be_bytes()
 }
 
 /// True when the ICMP message at `lay.l4` is an error message.

@@ -13,6 +13,8 @@
 
 use rvs_wire::{checksum, ip, ipv4, ipv6, sctp};
 
+use crate::flow::v4_part;
+
 /// Which end of the packet is rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -57,11 +59,6 @@ pub(crate) fn l4_checksum(
         };
         checksum::update16(c, old_port, new_port)
     }
-}
-
-/// The IPv4 part of an IPv4-mapped address.
-pub(crate) fn v4_part(a: &[u8; 16]) -> [u8; 4] {
-    [a[12], a[13], a[14], a[15]]
 }
 
 /// Offset of the checksum field within a TCP or UDP header.
@@ -181,7 +178,7 @@ fn rewrite_side(
         if dec_ttl {
             p.set_ttl_update_checksum(p.ttl().saturating_sub(1));
         }
-        crate::icmp::mapped(old)
+        crate::flow::mapped(old)
     };
     let Some(l4) = frame.get_mut(lay.l4..lay.end) else {
         return false;

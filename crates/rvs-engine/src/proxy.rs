@@ -5,8 +5,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use rvs_wire::{checksum, ip, tcp};
 
-use crate::engine::to16;
-use crate::icmp::mapped;
+use crate::flow::{mapped, to16};
 use crate::nat::Layout;
 use crate::types::ProxyProtocolVersion;
 

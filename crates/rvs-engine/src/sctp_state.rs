@@ -7,7 +7,7 @@
 
 use rvs_wire::sctp::{chunk_type, Packet};
 
-use crate::tcp_state::Direction;
+use crate::flow::Direction;
 use crate::types::ConnState;
 
 /// `ConnState as u8` of IPVS's `IP_VS_SCTP_S_NONE`; the other SCTP states follow in order.

@@ -29,10 +29,10 @@ use rvs_wire::ip;
 
 use crate::config::{DestRt, Snapshot, WireKey};
 use crate::conn_table::{Conn, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_SYNCED, F_TUNNEL, F_V6};
-use crate::engine::{flow_hash, mark_addr, to16, to_ip, Engine};
+use crate::engine::Engine;
+use crate::flow::{flow_hash, mark_addr, to16, to_ip, Direction};
 use crate::fullnat::{FnatConn, PortKey};
 use crate::persist::{Template, TemplateKey, Templates};
-use crate::tcp_state::Direction;
 use crate::types::{ConnState, Millis};
 
 /// `sync_state` of a connection never synced.

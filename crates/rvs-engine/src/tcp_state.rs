@@ -5,16 +5,8 @@
 
 use rvs_wire::tcp::Flags;
 
+use crate::flow::Direction;
 use crate::types::{ConnState, Timeouts};
-
-/// Which way a packet travels relative to the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Direction {
-    /// Client -> server.
-    Input,
-    /// Server -> client.
-    Output,
-}
 
 const ES: u8 = ConnState::Established as u8;
 const SS: u8 = ConnState::SynSent as u8;

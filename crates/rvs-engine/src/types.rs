@@ -173,6 +173,16 @@ impl Protocol {
     }
 }
 
+/// The [`Protocol`] of an IP protocol number, if the engine balances it.
+pub(crate) fn protocol_of(n: u8) -> Option<Protocol> {
+    match n {
+        rvs_wire::ip::TCP => Some(Protocol::Tcp),
+        rvs_wire::ip::UDP => Some(Protocol::Udp),
+        rvs_wire::ip::SCTP => Some(Protocol::Sctp),
+        _ => None,
+    }
+}
+
 /// Identity of a virtual service: protocol, virtual IP, port; or a firewall mark (`-f`) and an
 /// address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
