@@ -63,6 +63,14 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ),
     // keepalived's reports (check fails, it runs past them) and fix-ups.
     (
+        "gen:vi_preempt_delay_over",
+        "preempt_delay above 1000 s is accepted",
+    ),
+    (
+        "gen:ck_connect_timeout_zero",
+        "connect_timeout 0 is accepted",
+    ),
+    (
         "gen:gd_bad_smtp_server",
         "an invalid smtp_server address is accepted",
     ),
@@ -693,6 +701,42 @@ const MUTATIONS: &[(&str, &str, &str)] = &[
         "garp_master_refresh 60\n    garp_master_refresh_repeat 2",
     ),
     ("vi_nopreempt", "vi", "nopreempt"),
+    ("vs_delay_loop_zero", "vs", "delay_loop 0"),
+    ("vs_flag_1_with_rr", "vs", "lvs_sched rr\n    flag-1"),
+    ("vs_mh_port_with_sh", "vs", "lvs_sched sh\n    mh-port"),
+    ("vs_hysteresis", "vs", "quorum 2\n    hysteresis 1"),
+    (
+        "vs_quoted_virtualhost",
+        "vs",
+        "virtualhost \"  www.example.com  \"",
+    ),
+    (
+        "rs_lthreshold_above",
+        "rs",
+        "uthreshold 10\n        lthreshold 100",
+    ),
+    ("ck_connect_timeout_zero", "ck", "connect_timeout 0"),
+    (
+        "ck_delay_loop_bindto",
+        "ck",
+        "delay_loop 2\n            bindto 10.42.0.1",
+    ),
+    ("vi_advert_int_zero", "vi", "advert_int 0"),
+    (
+        "vi_v3_fractional_advert_int",
+        "vi",
+        "version 3\n    advert_int 0.5",
+    ),
+    ("vi_use_vmac", "vi", "use_vmac"),
+    ("vi_garp_master_repeat_zero", "vi", "garp_master_repeat 0"),
+    ("vi_preempt_delay_over", "vi", "preempt_delay 2000"),
+    ("gd_vrrp_strict", "gd", "vrrp_strict"),
+    ("gd_quoted_router_id", "gd", "router_id \"a b\""),
+    (
+        "gd_notification_email",
+        "gd",
+        "notification_email {\n        ops@example.com\n    }",
+    ),
 ];
 
 /// A generated file: a valid base (random names, addresses, schedulers, checkers) plus at most
