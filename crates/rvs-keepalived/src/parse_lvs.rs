@@ -161,11 +161,20 @@ pub fn parse_method(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsMethod> {
                     }
                 }
             }
-            if t.kind == TunnelKind::Gue && t.port.is_none() {
-                ctx.error(
-                    &st.span,
-                    format!("{}: TUN type gue needs a port", st.keyword),
-                );
+            // keepalived's svr_forwarding_handler: each of these leaves the method unset.
+            let problem = if t.kind == TunnelKind::Gue && t.port.is_none() {
+                Some("TUN type gue needs a port")
+            } else if t.kind != TunnelKind::Gue && t.port.is_some() {
+                Some("only gue tunnels take a port")
+            } else if t.kind == TunnelKind::Ipip && t.checksum != TunnelChecksum::NoCsum {
+                Some("ipip tunnels do not support checksum option")
+            } else if t.kind == TunnelKind::Gre && t.checksum == TunnelChecksum::RemCsum {
+                Some("gre tunnels do not support remote checksum option")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                ctx.error(&st.span, format!("{}: {problem}", st.keyword));
                 return None;
             }
             Some(LvsMethod::Tun(t))

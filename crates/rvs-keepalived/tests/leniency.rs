@@ -550,6 +550,29 @@ fn scheduler_flags_follow_the_scheduler_given_before_them() {
 }
 
 #[test]
+fn tunnel_options_keepalived_refuses_leave_the_method_unset() {
+    let (report, low) = lenient("tunnel_options.conf");
+    has_error(&report, 9, "ipip tunnels do not support checksum option");
+    has_error(
+        &report,
+        17,
+        "gre tunnels do not support remote checksum option",
+    );
+    has_error(&report, 20, "only gue tunnels take a port");
+    assert_eq!(report.errors.len(), 3, "{report}");
+    let methods = |i: usize| -> Vec<ForwardMethod> {
+        low.services[i].dests.iter().map(|d| d.method).collect()
+    };
+    // Without its own method a real server takes the service's (gue tunnel, then NAT).
+    assert_eq!(methods(0), [ForwardMethod::Tunnel, ForwardMethod::Tunnel]);
+    assert_eq!(
+        low.services[0].dests[1].tunnel.map(|t| t.kind),
+        Some(rvs_api::TunnelKind::Gue)
+    );
+    assert_eq!(methods(1), [ForwardMethod::Masq, ForwardMethod::Masq]);
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");
