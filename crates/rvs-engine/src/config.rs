@@ -9,7 +9,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::policy::Policy;
-use crate::sched::{SchedKey, SchedState, SchedTarget};
+use crate::sched::SchedState;
+use crate::sched_core::{SchedKey, SchedTarget};
 use crate::tcp_state::TimeoutTable;
 use crate::types::{DestSpec, ForwardMethod, MarkRule, ServiceKey, ServiceSpec, TunnelConfig};
 

@@ -34,6 +34,9 @@ pub(crate) const F_LOCAL: u8 = 16;
 /// Installed by connection synchronization (IPVS's `IP_VS_CONN_F_SYNC`).
 pub(crate) const F_SYNCED: u8 = 32;
 
+/// `sync_state` of a connection never synced.
+pub(crate) const NEVER_SYNCED: u8 = u8::MAX;
+
 /// One connection. Addresses are 16 bytes; IPv4 ones are stored IPv4-mapped.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -100,7 +103,7 @@ impl Conn {
             fnat: None,
             control: None,
             sync_pkts: 0,
-            sync_state: crate::sync::NEVER_SYNCED,
+            sync_state: NEVER_SYNCED,
         }
     }
 

@@ -23,7 +23,7 @@ pub(crate) struct Parsed {
 pub(crate) struct Ports {
     pub(crate) sport: u16,
     pub(crate) dport: u16,
-    /// TCP: the flags byte. SCTP: IPVS's chunk event (`sctp_state::event`). UDP: 0.
+    /// TCP: the flags byte. SCTP: IPVS's chunk event (`sctp_event::event`). UDP: 0.
     pub(crate) flags: u8,
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn ports(frame: &[u8], p: &Parsed) -> Result<Ports, DropReason> {
             Ok(Ports {
                 sport: s.src_port(),
                 dport: s.dst_port(),
-                flags: crate::sctp_state::event(&s),
+                flags: crate::sctp_event::event(&s),
             })
         }
         _ => {

@@ -22,7 +22,7 @@ use crate::icmp::{self, ConnAddrs};
 use crate::nat::{self, Side};
 use crate::persist::{TemplateKey, Templates};
 use crate::proxy::{self, Insertion, ProxyState};
-use crate::sched::SchedKey;
+use crate::sched_core::SchedKey;
 use crate::sctp_state;
 use crate::tcp_state::{next_state, TimeoutTable};
 use crate::types::*;
@@ -63,7 +63,7 @@ pub struct Engine {
     /// Persistence templates.
     pub(crate) templates: Templates,
     /// Connection synchronization: export queue and counters.
-    pub(crate) sync: crate::sync::SyncState,
+    pub(crate) sync: crate::sync_state::SyncState,
 }
 
 /// The largest of IPVS's mh table primes not above `size` (251 at least).
@@ -109,7 +109,7 @@ impl Engine {
             local_ports: Arc::default(),
             mh_table_size: mh_table_size(config.mh_table_size),
             templates: Templates::new(n),
-            sync: crate::sync::SyncState::default(),
+            sync: crate::sync_state::SyncState::default(),
         }
     }
 
@@ -795,7 +795,7 @@ enum NewConn {
 fn is_new_conn(proto: u8, flags: u8) -> bool {
     match proto {
         ip::TCP => flags & Flags::SYN != 0,
-        ip::SCTP => flags == sctp_state::EV_INIT,
+        ip::SCTP => flags == crate::sctp_event::EV_INIT,
         _ => false,
     }
 }

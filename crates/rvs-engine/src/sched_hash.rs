@@ -6,7 +6,7 @@
 //! kernel's 64-bit `hsiphash` (SipHash-1-3) with IPVS's fixed keys for mh, over the address
 //! folded to 32 bits (IPv6: the XOR of its four words).
 
-use crate::sched::{SchedKey, SchedTarget};
+use crate::sched_core::{SchedKey, SchedTarget};
 
 /// Buckets of the sh and dh tables (`IP_VS_SH_TAB_BITS` = `IP_VS_DH_TAB_BITS` = 8).
 pub(crate) const HASH_TAB_BITS: u32 = 8;

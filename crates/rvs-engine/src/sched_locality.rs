@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::sched::{SchedKey, SchedTarget};
+use crate::sched_core::{SchedKey, SchedTarget};
 
 /// `DEFAULT_EXPIRATION`: 24 hours (the `lblc_expiration` / `lblcr_expiration` sysctls).
 pub(crate) const DEFAULT_EXPIRATION_MS: u64 = 24 * 60 * 60 * 1000;
@@ -24,7 +24,7 @@ const MAX_SIZE: usize = 1024 * 16;
 /// The wlc choice over all destinations used when the cache has no usable entry
 /// (`__ip_vs_lblc_schedule`): least `overhead / weight`, overloaded skipped, ties to the first.
 fn least_loaded<D: SchedTarget>(dests: &[D]) -> Option<usize> {
-    crate::sched::weighted_least(dests.iter().enumerate(), crate::sched::overhead)
+    crate::sched_core::weighted_least(dests.iter().enumerate(), crate::sched_core::overhead)
 }
 
 /// The locality `is_overloaded`: more active connections than weight while some server is under
@@ -209,7 +209,7 @@ fn set_min<D: SchedTarget>(set: &DestSet, dests: &[D]) -> Option<usize> {
         .ids
         .iter()
         .filter_map(|&id| position(dests, id).map(|i| (i, &dests[i])));
-    crate::sched::weighted_least(members, crate::sched::overhead)
+    crate::sched_core::weighted_least(members, crate::sched_core::overhead)
 }
 
 /// `ip_vs_dest_set_max`: the weighted most-loaded member (weight > 0).
@@ -223,7 +223,7 @@ fn set_max<D: SchedTarget>(set: &DestSet, dests: &[D]) -> Option<u32> {
         if d.weight() == 0 {
             continue;
         }
-        let doh = crate::sched::overhead(d);
+        let doh = crate::sched_core::overhead(d);
         match most {
             None => most = Some((d, doh)),
             Some((m, moh)) => {

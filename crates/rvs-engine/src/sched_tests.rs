@@ -1,7 +1,8 @@
 //! Scripted-load tests of the schedulers added after the foundation: each pick checked against
 //! the IPVS formula, hash stability and disruption, locality expiry on a simulated clock.
 
-use crate::sched::{Rng, SchedKey, SchedState, SchedTarget};
+use crate::sched::{Rng, SchedState};
+use crate::sched_core::{SchedKey, SchedTarget};
 use crate::sched_locality::{CHECK_INTERVAL_MS, DEFAULT_EXPIRATION_MS};
 use crate::types::{SchedFlags, SchedulerKind};
 
