@@ -7,6 +7,7 @@ use crate::checker::{
 use crate::parse_common::split_command;
 use crate::tree::Statement;
 use crate::values::Ctx;
+use std::time::Duration;
 
 /// The checker of a checker block keyword (`TCP_CHECK`, `HTTP_GET`, ...) with no options set,
 /// or `None` when `keyword` is not one; the inverse of [`CheckerKind::keyword`].
@@ -92,7 +93,14 @@ fn common_keyword(ctx: &mut Ctx<'_>, st: &Statement, c: &mut CommonCheck) -> boo
         "bind_port" => c.bind_port = ctx.port(st, 0),
         "bind_if" => c.bind_if = ctx.arg(st, 0, "an interface name").map(str::to_string),
         "fwmark" => c.fwmark = ctx.u32(st, 0, 1, u32::MAX),
-        "connect_timeout" => c.connect_timeout = ctx.secs(st, 0),
+        "connect_timeout" => {
+            c.connect_timeout = ctx.secs_in(
+                st,
+                0,
+                Duration::from_micros(1),
+                Duration::from_micros(u64::from(u32::MAX)),
+            )
+        }
         "retry" => {
             if let Some(r) = ctx.u32(st, 0, 0, u32::MAX) {
                 c.retry = Some(r);

@@ -10,6 +10,7 @@ use crate::tree::Statement;
 use crate::values::Ctx;
 use rvs_api::{netmask, sched_flags, TunnelChecksum, TunnelConfig, TunnelKind};
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// keepalived's default scheduler (`IPVS_DEF_SCHED`).
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -337,7 +338,14 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
                 }
             }
             "delay_loop" => vs.delay_loop = ctx.positive_secs(item, 0),
-            "connect_timeout" => vs.connect_timeout = ctx.secs(item, 0),
+            "connect_timeout" => {
+                vs.connect_timeout = ctx.secs_in(
+                    item,
+                    0,
+                    Duration::from_micros(1),
+                    Duration::from_micros(u64::from(u32::MAX)),
+                )
+            }
             "retry" => {
                 if let Some(r) = ctx.u32(item, 0, 1, u32::MAX) {
                     vs.retry = Some(r);
@@ -534,7 +542,14 @@ pub fn parse_real_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<RealServer
             "notify_up" => rs.notify_up = script(ctx, item),
             "notify_down" => rs.notify_down = script(ctx, item),
             "alpha" => rs.alpha = ctx.flag(item),
-            "connect_timeout" => rs.connect_timeout = ctx.secs(item, 0),
+            "connect_timeout" => {
+                rs.connect_timeout = ctx.secs_in(
+                    item,
+                    0,
+                    Duration::from_micros(1),
+                    Duration::from_micros(u64::from(u32::MAX)),
+                )
+            }
             "retry" => {
                 if let Some(r) = ctx.u32(item, 0, 1, u32::MAX) {
                     rs.retry = Some(r);

@@ -396,7 +396,9 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
             }
             "nopreempt" => v.nopreempt = true,
             "preempt" => v.nopreempt = false,
-            "preempt_delay" => v.preempt_delay = ctx.secs(item, 0),
+            "preempt_delay" => {
+                v.preempt_delay = ctx.secs_in(item, 0, Duration::ZERO, Duration::from_secs(1000))
+            }
             "authentication" => v.authentication = auth(ctx, item),
             "virtual_ipaddress" => v.virtual_ipaddress.extend(virtual_ips(ctx, item)),
             "virtual_ipaddress_excluded" => {

@@ -141,6 +141,20 @@ impl Ctx<'_> {
         })
     }
 
+    /// A time in seconds in `min..=max` (keepalived's `read_timer` bounds) from argument `idx`.
+    pub fn secs_in(
+        &mut self,
+        st: &Statement,
+        idx: usize,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        let what = format!("a time of {}-{} s", min.as_secs_f64(), max.as_secs_f64());
+        self.parsed(st, idx, &what, |raw| {
+            parse_secs(raw).filter(|d| *d >= min && *d <= max)
+        })
+    }
+
     /// An IP address from argument `idx`.
     pub fn ip(&mut self, st: &Statement, idx: usize) -> Option<IpAddr> {
         self.parsed(st, idx, "an IP address", |raw| raw.parse().ok())

@@ -573,6 +573,29 @@ fn tunnel_options_keepalived_refuses_leave_the_method_unset() {
 }
 
 #[test]
+fn timers_out_of_keepalived_ranges_are_ignored() {
+    let (report, low) = lenient("timer_ranges.conf");
+    has_error(
+        &report,
+        6,
+        "preempt_delay: expected a time of 0-1000 s, got '1001'",
+    );
+    has_error(
+        &report,
+        15,
+        "connect_timeout: expected a time of 0.000001-4294.967295 s, got '0'",
+    );
+    has_error(&report, 17, "got '5000'");
+    has_error(&report, 19, "got '0'");
+    assert_eq!(report.errors.len(), 4, "{report}");
+    assert_eq!(low.vrrp.instances[0].preempt_delay, None);
+    assert_eq!(
+        low.checkers[0].checkers[0].connect_timeout,
+        rvs_keepalived::DEFAULT_CONNECT_TIMEOUT
+    );
+}
+
+#[test]
 fn unknown_keywords_fail_the_check_and_are_skipped() {
     let (report, low) = lenient("unknown_keyword.conf");
     has_error(&report, 5, "unknown keyword 'frobnicate' in virtual_server");
