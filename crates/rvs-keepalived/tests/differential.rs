@@ -63,14 +63,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ),
     // keepalived's reports (check fails, it runs past them) and fix-ups.
     (
-        "gen:vi_preempt_delay_over",
-        "preempt_delay above 1000 s is accepted",
-    ),
-    (
-        "gen:ck_connect_timeout_zero",
-        "connect_timeout 0 is accepted",
-    ),
-    (
         "gen:gd_bad_smtp_server",
         "an invalid smtp_server address is accepted",
     ),
