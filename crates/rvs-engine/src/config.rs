@@ -11,8 +11,8 @@ use parking_lot::Mutex;
 use crate::policy::Policy;
 use crate::sched::SchedState;
 use crate::sched_core::{SchedKey, SchedTarget};
+use crate::spec::{DestSpec, ForwardMethod, MarkRule, ServiceKey, ServiceSpec, TunnelConfig};
 use crate::tcp_state::TimeoutTable;
-use crate::types::{DestSpec, ForwardMethod, MarkRule, ServiceKey, ServiceSpec, TunnelConfig};
 
 /// A real server as the data plane sees it. Connections hold an `Arc` to it, so it outlives its
 /// removal from the configuration (IPVS's "trash") until its last connection expires.

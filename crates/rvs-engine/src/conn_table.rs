@@ -16,7 +16,7 @@ use crate::config::DestRt;
 use crate::flow::{flow_hash, to16, Direction};
 use crate::fullnat::FnatConn;
 use crate::persist::Template;
-use crate::types::{ConnState, Stats};
+use crate::view::{ConnState, Stats};
 
 /// Connection flag: IPv6 addresses.
 pub(crate) const F_V6: u8 = 1;

@@ -12,14 +12,17 @@ use parking_lot::Mutex;
 use crate::config::{DestRt, ServiceRt, Snapshot, Staged};
 use crate::conn_table::{Conn, F_V6};
 use crate::engine::{Control, Engine};
+use crate::error::*;
 use crate::estimator::Estimator;
 use crate::flow::to_ip;
 use crate::persist::Template;
 use crate::policy::Policy;
 use crate::sched::SchedState;
+use crate::spec::protocol_of;
+use crate::spec::*;
 use crate::tcp_state::TimeoutTable;
-use crate::types::protocol_of;
-use crate::types::*;
+use crate::verdict::*;
+use crate::view::*;
 
 /// Why a direct-routing destination cannot have its own port.
 const PORT_MAPPING_WITH_DR: &str = "port mapping is not possible with direct routing (-g): the \
@@ -731,7 +734,7 @@ fn template_status(t: &Template, now: Millis) -> Option<ConnStatus> {
         pe: k
             .pe_data
             .as_ref()
-            .map(|d| (crate::types::PersistenceEngine::Sip, d.to_vec())),
+            .map(|d| (crate::spec::PersistenceEngine::Sip, d.to_vec())),
     })
 }
 

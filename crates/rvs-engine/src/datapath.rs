@@ -4,7 +4,7 @@ use rvs_wire::{ethernet, ip, ipv4, ipv6, sctp, tcp, udp, WireError};
 
 use crate::flow::mapped;
 use crate::nat::Layout;
-use crate::types::DropReason;
+use crate::verdict::DropReason;
 
 /// The network-layer facts of a frame.
 #[derive(Debug, Clone, Copy)]

@@ -24,8 +24,10 @@ use crate::persist::{TemplateKey, Templates};
 use crate::proxy::{self, Insertion, ProxyState};
 use crate::sched_core::SchedKey;
 use crate::sctp_state;
+use crate::spec::*;
 use crate::tcp_state::{next_state, TimeoutTable};
-use crate::types::*;
+use crate::verdict::*;
+use crate::view::*;
 
 /// A shard lock on its own cache lines.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! IPVS's rate estimator (ip_vs_est.c): every 2 seconds an EWMA with weight 1/4 over the
 //! counter deltas, kept in fixed point (rates <<10 for conns/packets, <<5 for bytes).
 
-use crate::types::{Rates, Stats};
+use crate::view::{Rates, Stats};
 
 /// Estimator state of one service or destination.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

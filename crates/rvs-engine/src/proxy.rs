@@ -7,7 +7,8 @@ use rvs_wire::{checksum, ip, tcp};
 
 use crate::flow::{mapped, to16};
 use crate::nat::Layout;
-use crate::types::ProxyProtocolVersion;
+use crate::spec::ProxyProtocolVersion;
+pub use crate::verdict::{Insertion, MAX_HEADER};
 
 /// The version 2 signature.
 const V2_SIGNATURE: [u8; 12] = [
@@ -90,25 +91,6 @@ impl ProxyState {
         self.header.len() as u32
     }
 }
-
-/// The PROXY protocol header to insert in front of a segment's payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Insertion {
-    /// Header bytes (`len` of them are used).
-    pub bytes: [u8; MAX_HEADER],
-    /// Number of bytes.
-    pub len: u16,
-}
-
-impl Insertion {
-    /// The bytes to insert.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len).min(MAX_HEADER)]
-    }
-}
-
-/// Longest header: a version 1 TCP6 line is at most 104 bytes; version 2 is 52.
-pub const MAX_HEADER: usize = 108;
 
 /// `a` is after `b` in sequence space.
 fn seq_after(a: u32, b: u32) -> bool {

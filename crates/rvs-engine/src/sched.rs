@@ -11,7 +11,7 @@
 use crate::sched_core::{overhead, usable, weighted_least, SchedKey, SchedTarget};
 use crate::sched_hash::{BucketTable, MhTable};
 use crate::sched_locality::Locality;
-use crate::types::{SchedFlags, SchedulerKind};
+use crate::spec::{SchedFlags, SchedulerKind};
 
 /// sed's and nq's overhead (`ip_vs_sed_dest_overhead`): `active + 1`.
 fn sed_overhead<D: SchedTarget>(d: &D) -> i64 {

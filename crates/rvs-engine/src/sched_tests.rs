@@ -4,7 +4,7 @@
 use crate::sched::{Rng, SchedState};
 use crate::sched_core::{SchedKey, SchedTarget};
 use crate::sched_locality::{CHECK_INTERVAL_MS, DEFAULT_EXPIRATION_MS};
-use crate::types::{SchedFlags, SchedulerKind};
+use crate::spec::{SchedFlags, SchedulerKind};
 
 #[derive(Debug, Clone)]
 struct D {

@@ -7,7 +7,7 @@
 
 use crate::flow::Direction;
 use crate::sctp_event::{EV_ABORT, EV_INIT, EV_NONE};
-use crate::types::ConnState;
+use crate::view::ConnState;
 
 /// `ConnState as u8` of IPVS's `IP_VS_SCTP_S_NONE`; the other SCTP states follow in order.
 pub(crate) const SCTP_BASE: u8 = ConnState::SctpNone as u8;

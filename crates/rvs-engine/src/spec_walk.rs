@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::config::{DestRt, ServiceRt, Snapshot};
 use crate::engine::Engine;
-use crate::types::{DestSpec, ForwardMethod, MarkRule, ServiceSpec};
+use crate::spec::{DestSpec, ForwardMethod, MarkRule, ServiceSpec};
 
 /// One published configuration version, held: what [`Engine::spec_walk`] returns. Later changes
 /// publish new versions and leave this one as it is.
@@ -93,7 +93,7 @@ impl DestRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{EngineConfig, Protocol, SchedFlags, SchedulerKind, ServiceKey};
+    use crate::spec::{EngineConfig, Protocol, SchedFlags, SchedulerKind, ServiceKey};
 
     fn spec(port: u16) -> ServiceSpec {
         ServiceSpec {

@@ -31,11 +31,12 @@ use crate::engine::Engine;
 use crate::flow::{flow_hash, mark_addr, to16, Direction};
 use crate::fullnat::{FnatConn, PortKey};
 use crate::persist::TemplateKey;
+use crate::spec::Millis;
 use crate::sync_state::{
     conn_record, find_dest, template_record, SyncCounters, SyncImportError, C_EXPORTED, C_IMPORTED,
     C_NO_DEST, C_NO_SERVICE, C_OVERFLOW, C_REFUSED,
 };
-use crate::types::{ConnState, Millis};
+use crate::view::ConnState;
 
 impl Engine {
     /// Turns the export of connection changes on (master) or off. While on, workers queue
@@ -124,7 +125,7 @@ impl Engine {
             let pe_data = match (&rec.pe_data, &rec.pe_name) {
                 (None, _) => None,
                 (Some(d), Some(name))
-                    if crate::types::PersistenceEngine::by_name(&String::from_utf8_lossy(name))
+                    if crate::spec::PersistenceEngine::by_name(&String::from_utf8_lossy(name))
                         .is_some() =>
                 {
                     Some(Arc::from(d.as_slice()))

@@ -15,7 +15,7 @@ use crate::config::{DestRt, Snapshot};
 use crate::conn_table::{Conn, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL, F_V6};
 use crate::flow::to_ip;
 use crate::persist::{Template, Templates};
-use crate::types::ConnState;
+use crate::view::ConnState;
 
 /// Records waiting for the sync daemon at most (further ones are counted and dropped).
 const QUEUE_MAX: usize = 65_536;
@@ -220,11 +220,11 @@ pub(crate) fn conn_record(c: &Conn, timeout_ms: u64, fwmark: u32) -> Option<Sync
 pub(crate) fn template_record(t: &Template, fwmark: u32) -> Option<SyncConn> {
     let k = &t.key;
     let fwd = match t.dest.method() {
-        crate::types::ForwardMethod::Masq => rvs_sync::F_MASQ,
-        crate::types::ForwardMethod::FullNat => rvs_sync::F_FULLNAT,
-        crate::types::ForwardMethod::Route => rvs_sync::F_DROUTE,
-        crate::types::ForwardMethod::Tunnel => rvs_sync::F_TUNNEL,
-        crate::types::ForwardMethod::Local => rvs_sync::F_LOCALNODE,
+        crate::spec::ForwardMethod::Masq => rvs_sync::F_MASQ,
+        crate::spec::ForwardMethod::FullNat => rvs_sync::F_FULLNAT,
+        crate::spec::ForwardMethod::Route => rvs_sync::F_DROUTE,
+        crate::spec::ForwardMethod::Tunnel => rvs_sync::F_TUNNEL,
+        crate::spec::ForwardMethod::Local => rvs_sync::F_LOCALNODE,
     };
     Some(SyncConn {
         protocol: k.proto,
@@ -241,7 +241,7 @@ pub(crate) fn template_record(t: &Template, fwmark: u32) -> Option<SyncConn> {
         // SIP engine makes templates with data).
         pe_data: k.pe_data.as_ref().map(|d| d.to_vec()),
         pe_name: k.pe_data.as_ref().map(|_| {
-            crate::types::PersistenceEngine::Sip
+            crate::spec::PersistenceEngine::Sip
                 .name()
                 .as_bytes()
                 .to_vec()

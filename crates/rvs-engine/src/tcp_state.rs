@@ -6,7 +6,8 @@
 use rvs_wire::tcp::Flags;
 
 use crate::flow::Direction;
-use crate::types::{ConnState, Timeouts};
+use crate::spec::Timeouts;
+use crate::view::ConnState;
 
 const ES: u8 = ConnState::Established as u8;
 const SS: u8 = ConnState::SynSent as u8;

@@ -11,7 +11,7 @@ use core::net::IpAddr;
 
 use rvs_wire::checksum;
 
-use crate::types::{TunnelChecksum, TunnelConfig, TunnelKind};
+use crate::spec::{TunnelChecksum, TunnelConfig, TunnelKind};
 
 /// IP protocol number of IPv4-in-IP.
 pub const PROTO_IPIP: u8 = 4;
