@@ -119,9 +119,7 @@ fn finish(
         files,
         ..Config::default()
     };
-    let mut ctx = values::Ctx {
-        report: &mut report,
-    };
+    let mut ctx = values::Ctx::new(&mut report);
     parse::parse_config(&mut ctx, &statements, &mut config);
     (config, report)
 }

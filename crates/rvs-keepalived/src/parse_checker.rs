@@ -123,10 +123,14 @@ fn http_keyword(ctx: &mut Ctx<'_>, st: &Statement, h: &mut HttpCheck) -> bool {
                 h.urls.push(url);
             }
         }
-        "virtualhost" => h.virtualhost = ctx.arg(st, 0, "a host name").map(str::to_string),
+        "virtualhost" => {
+            h.virtualhost = ctx
+                .lenient_missing(|c| c.arg(st, 0, "a host name"))
+                .map(str::to_string)
+        }
         "http_protocol" => {
             h.http_protocol = ctx
-                .choice(st, 0, &["1.0", "1.0C", "1.1", "0.9"], true)
+                .lenient_missing(|c| c.choice(st, 0, &["1.0", "1.0C", "1.1", "0.9"], true))
                 .map(str::to_string)
         }
         "enable_sni" => h.enable_sni = ctx.flag(st).unwrap_or(true),
@@ -179,12 +183,20 @@ fn parse_url(ctx: &mut Ctx<'_>, st: &Statement) -> Option<UrlCheck> {
                     }
                 }
             }
-            "virtualhost" => url.virtualhost = ctx.arg(item, 0, "a host name").map(str::to_string),
-            "regex" => url.regex = ctx.text(item, "a regular expression"),
+            "virtualhost" => {
+                url.virtualhost = ctx
+                    .lenient_missing(|c| c.arg(item, 0, "a host name"))
+                    .map(str::to_string)
+            }
+            "regex" => url.regex = ctx.lenient_missing(|c| c.text(item, "a regular expression")),
             "regex_no_match" => url.regex_no_match = ctx.flag(item).unwrap_or(true),
             "regex_options" => url.regex_options = item.args.clone(),
-            "regex_min_offset" => url.regex_min_offset = ctx.u32(item, 0, 0, u32::MAX),
-            "regex_max_offset" => url.regex_max_offset = ctx.u32(item, 0, 0, u32::MAX),
+            "regex_min_offset" => {
+                url.regex_min_offset = ctx.lenient_missing(|c| c.u32(item, 0, 0, u32::MAX))
+            }
+            "regex_max_offset" => {
+                url.regex_max_offset = ctx.lenient_missing(|c| c.u32(item, 0, 0, u32::MAX))
+            }
             "regex_stack" => ctx.ignored(item),
             _ => ctx.unknown(item, "url"),
         }
@@ -211,14 +223,16 @@ fn parse_status(raw: &str) -> Option<(u16, u16)> {
 fn misc_keyword(ctx: &mut Ctx<'_>, st: &Statement, m: &mut MiscCheck) -> bool {
     match st.keyword.as_str() {
         "misc_path" => {
-            if let Some(cmd) = ctx.text(st, "a command") {
+            if let Some(cmd) = ctx.lenient_missing(|c| c.text(st, "a command")) {
                 m.command = split_command(&cmd);
             }
         }
         "misc_timeout" => m.timeout = ctx.secs(st, 0),
         "misc_dynamic" => m.dynamic = ctx.flag(st).unwrap_or(true),
         "user" => {
-            m.user = ctx.arg(st, 0, "a user name").map(str::to_string);
+            m.user = ctx
+                .lenient_missing(|c| c.arg(st, 0, "a user name"))
+                .map(str::to_string);
             m.group = st.args.get(1).cloned();
         }
         _ => return false,
@@ -326,7 +340,7 @@ fn file_keyword(ctx: &mut Ctx<'_>, st: &Statement, f: &mut FileCheck) -> bool {
             }
         }
         "weight" => {
-            f.weight = ctx.int_as::<i32>(st, 0, -254, 254);
+            f.weight = ctx.lenient_missing(|c| c.int_as::<i32>(st, 0, -254, 254));
             f.reverse = st.args.get(1).is_some_and(|a| a == "reverse");
         }
         _ => return false,

@@ -140,6 +140,9 @@ const IGNORED_GLOBALS: &[&str] = &[
 /// `vrrp_garp_interval` / `vrrp_gna_interval`: keepalived reads a time of at least 1 us (and
 /// at most 4294.967295 s); anything else is reported and ignored.
 fn garp_interval(ctx: &mut Ctx<'_>, st: &Statement) {
+    if ctx.arg(st, 0, "a time in seconds").is_none() {
+        return;
+    }
     let ok = st
         .args
         .first()
@@ -164,10 +167,17 @@ pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) 
     };
     for item in body {
         match item.keyword.as_str() {
-            "router_id" => g.router_id = ctx.arg(item, 0, "a router id").map(str::to_string),
+            // keepalived's handlers of these check for their parameter (an error, not an exit).
+            "router_id" => {
+                g.router_id = ctx
+                    .lenient_missing(|c| c.arg(item, 0, "a router id"))
+                    .map(str::to_string)
+            }
             "notification_email" => g.notification_email.extend(name_list(ctx, item)),
             "notification_email_from" => {
-                g.notification_email_from = ctx.arg(item, 0, "an email address").map(str::to_string)
+                g.notification_email_from = ctx
+                    .lenient_missing(|c| c.arg(item, 0, "an email address"))
+                    .map(str::to_string)
             }
             "smtp_server" => {
                 if let Some(host) = ctx.arg(item, 0, "a host [port]") {
@@ -183,14 +193,15 @@ pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) 
                 }
             }
             "smtp_helo_name" => {
-                g.smtp_helo_name = ctx.arg(item, 0, "a host name").map(str::to_string)
+                // Without a name keepalived silently keeps its default.
+                g.smtp_helo_name = item.args.first().cloned()
             }
             "smtp_connect_timeout" => g.smtp_connect_timeout = ctx.secs(item, 0),
             "lvs_sync_daemon" => g.lvs_sync_daemon = sync_daemon(ctx, item),
             "lvs_timeouts" => g.lvs_timeouts = lvs_timeouts(ctx, item),
             "vrrp_version" => g.vrrp_version = ctx.int_as::<u8>(item, 0, 2, 3),
             "script_user" => {
-                if let Some(u) = ctx.arg(item, 0, "a user name") {
+                if let Some(u) = ctx.lenient_missing(|c| c.arg(item, 0, "a user name")) {
                     g.script_user = Some((u.to_string(), item.args.get(1).cloned()));
                 }
             }
@@ -219,7 +230,9 @@ pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) 
 }
 
 fn sync_daemon(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsSyncDaemon> {
-    let interface = ctx.arg(st, 0, "an interface")?.to_string();
+    let interface = ctx
+        .lenient_missing(|c| c.arg(st, 0, "an interface"))?
+        .to_string();
     // The instance name is optional: the word after the interface is one unless it is an option.
     let vrrp_instance = st
         .args
@@ -260,6 +273,10 @@ fn sync_daemon(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsSyncDaemon> {
 }
 
 fn lvs_timeouts(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsTimeouts> {
+    if st.args.is_empty() {
+        ctx.error(&st.span, "lvs_timeouts: requires at least one option");
+        return None;
+    }
     let mut t = LvsTimeouts::default();
     let mut i = 0;
     while i < st.args.len() {
@@ -312,9 +329,13 @@ pub fn parse_track_file(ctx: &mut Ctx<'_>, st: &Statement) -> Option<TrackFile> 
     };
     for item in body {
         match item.keyword.as_str() {
-            "file" => t.file = ctx.arg(item, 0, "a file path").map(str::to_string),
+            "file" => {
+                t.file = ctx
+                    .lenient_missing(|c| c.arg(item, 0, "a file path"))
+                    .map(str::to_string)
+            }
             "weight" => {
-                t.weight = ctx.int_as::<i32>(item, 0, -254, 254);
+                t.weight = ctx.lenient_missing(|c| c.int_as::<i32>(item, 0, -254, 254));
                 t.reverse = item.args.get(1).is_some_and(|a| a == "reverse");
             }
             "init_file" => {

@@ -204,7 +204,7 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
             VsTarget::Addr { addr, port }
         }
         None => {
-            ctx.error(
+            ctx.fatal(
                 &st.span,
                 "virtual_server: expected IP PORT, fwmark N or group NAME",
             );
@@ -368,7 +368,11 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
             "quorum_down" => vs.quorum_down = script(ctx, item),
             "ha_suspend" => vs.ha_suspend = true,
             "smtp_alert" => vs.smtp_alert = ctx.flag(item),
-            "virtualhost" => vs.virtualhost = ctx.arg(item, 0, "a host name").map(str::to_string),
+            "virtualhost" => {
+                vs.virtualhost = ctx
+                    .lenient_missing(|c| c.arg(item, 0, "a host name"))
+                    .map(str::to_string)
+            }
             "weight" => {
                 if let Some(w) = ctx.u32(item, 0, 1, MAX_WEIGHT) {
                     vs.weight = Some(w);
@@ -408,7 +412,7 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
         }
     }
     if let Some(item) = sorry_method {
-        let m = parse_method(ctx, item);
+        let m = ctx.lenient_missing(|c| parse_method(c, item));
         match vs.sorry_server.as_mut() {
             Some(s) => s.method = m,
             None => ctx.warn(&item.span, "sorry_server_lvs_method without sorry_server"),
@@ -559,7 +563,11 @@ pub fn parse_real_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<RealServer
             "warmup" => rs.warmup = ctx.secs(item, 0),
             "delay_loop" => rs.delay_loop = ctx.positive_secs(item, 0),
             "smtp_alert" => rs.smtp_alert = ctx.flag(item),
-            "virtualhost" => rs.virtualhost = ctx.arg(item, 0, "a host name").map(str::to_string),
+            "virtualhost" => {
+                rs.virtualhost = ctx
+                    .lenient_missing(|c| c.arg(item, 0, "a host name"))
+                    .map(str::to_string)
+            }
             "BFD_CHECK" => {
                 ctx.warn(&item.span, "BFD_CHECK is not supported by rvs - ignoring");
                 continue;

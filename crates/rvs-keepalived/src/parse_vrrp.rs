@@ -111,7 +111,7 @@ pub fn parse_vrrp_script(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpScript
     for item in body {
         match item.keyword.as_str() {
             "script" => {
-                if let Some(c) = ctx.text(item, "a command") {
+                if let Some(c) = ctx.lenient_missing(|c| c.text(item, "a command")) {
                     s.script = split_command(&c);
                 }
             }
@@ -318,7 +318,9 @@ fn auth(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpAuth> {
 
 /// Parses `vrrp_instance NAME { }`.
 pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInstance> {
-    let name = ctx.arg(st, 0, "an instance name")?.to_string();
+    let name = ctx
+        .lenient_missing(|c| c.arg(st, 0, "an instance name"))?
+        .to_string();
     let body = ctx.block(st)?;
     let mut interface = None;
     let mut vrid = None;
@@ -529,7 +531,9 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
 
 /// Parses `vrrp_sync_group NAME { }`.
 pub fn parse_vrrp_sync_group(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpSyncGroup> {
-    let name = ctx.arg(st, 0, "a group name")?.to_string();
+    let name = ctx
+        .lenient_missing(|c| c.arg(st, 0, "a group name"))?
+        .to_string();
     let body = ctx.block(st)?;
     let mut g = VrrpSyncGroup {
         name,

@@ -11,9 +11,40 @@ use std::time::Duration;
 pub struct Ctx<'r> {
     /// Where problems go.
     pub report: &'r mut Report,
+    /// Whether a missing argument is fatal: most of keepalived's handlers read it without
+    /// checking (`strvec_slot`), and keepalived exits ("Configuration line starting `X` is
+    /// missing a parameter"); [`Ctx::lenient_missing`] marks the handlers that check.
+    pub missing_fatal: bool,
 }
 
-impl Ctx<'_> {
+impl<'r> Ctx<'r> {
+    /// A context recording into `report`, missing arguments fatal.
+    pub fn new(report: &'r mut Report) -> Self {
+        Ctx {
+            report,
+            missing_fatal: true,
+        }
+    }
+
+    /// Runs `f` with missing arguments reported as (non-fatal) errors, for the keywords whose
+    /// keepalived handler checks for its parameter.
+    pub fn lenient_missing<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = std::mem::replace(&mut self.missing_fatal, false);
+        let out = f(self);
+        self.missing_fatal = saved;
+        out
+    }
+
+    /// Records that `st` lacks a parameter: fatal unless inside [`Ctx::lenient_missing`].
+    fn missing(&mut self, st: &Statement, what: &str) {
+        let message = format!("{}: expected {what}", st.keyword);
+        if self.missing_fatal {
+            self.fatal(&st.span, message);
+        } else {
+            self.error(&st.span, message);
+        }
+    }
+
     /// Records an error at `span`.
     pub fn error(&mut self, span: &Span, message: impl Into<String>) {
         self.report.error(Some(span), message);
@@ -66,12 +97,12 @@ impl Ctx<'_> {
         }
     }
 
-    /// Argument `idx`, or an error saying `what` was expected.
+    /// Argument `idx`, or an error saying `what` was expected (fatal: see [`Ctx::missing_fatal`]).
     pub fn arg<'s>(&mut self, st: &'s Statement, idx: usize, what: &str) -> Option<&'s str> {
         match st.args.get(idx) {
             Some(a) => Some(a),
             None => {
-                self.error(&st.span, format!("{}: expected {what}", st.keyword));
+                self.missing(st, what);
                 None
             }
         }
@@ -80,7 +111,7 @@ impl Ctx<'_> {
     /// All arguments joined by spaces, or an error if there are none.
     pub fn text(&mut self, st: &Statement, what: &str) -> Option<String> {
         if st.args.is_empty() {
-            self.error(&st.span, format!("{}: expected {what}", st.keyword));
+            self.missing(st, what);
             None
         } else {
             Some(st.args.join(" "))

@@ -627,6 +627,24 @@ fn errors_that_stop_keepalived_refuse_the_file() {
     assert!(report.errors.iter().any(|d| d.severity == Severity::Fatal));
 }
 
+/// Most keepalived handlers read their parameter without checking and keepalived exits when it
+/// is missing; the few that check report it and carry on.
+#[test]
+fn a_missing_parameter_is_fatal_unless_keepalived_checks_for_it() {
+    let (report, _) = fixture("missing_param_fatal.conf", Verdict::Fatal);
+    assert!(
+        report.errors.iter().any(|d| d.severity == Severity::Fatal
+            && d.to_string()
+                .ends_with("missing_param_fatal.conf:2: lvs_sched: expected a scheduler name")),
+        "{report}"
+    );
+    let (report, low) = lenient("missing_param_lenient.conf");
+    has_error(&report, 2, "router_id: expected a router id");
+    has_error(&report, 9, "virtualhost: expected a host name");
+    assert_eq!(report.errors.len(), 2, "{report}");
+    assert_eq!(low.services[0].dests[0].weight, 2);
+}
+
 /// A non-loopback interface of this host that can carry VRRP (keepalived -t checks that the
 /// configured interface exists).
 fn host_interface() -> Option<String> {
