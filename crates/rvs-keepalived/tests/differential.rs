@@ -729,6 +729,14 @@ const MUTATIONS: &[(&str, &str, &str)] = &[
         "gd",
         "notification_email {\n        ops@example.com\n    }",
     ),
+    ("vs_lb_algo_no_arg", "vs", "lb_algo"),
+    ("vs_quorum_no_arg", "vs", "quorum"),
+    ("rs_weight_no_arg", "rs", "weight"),
+    ("ck_connect_port_no_arg", "ck", "connect_port"),
+    ("vi_priority_no_arg", "vi", "priority"),
+    ("vi_advert_int_no_arg", "vi", "advert_int"),
+    ("gd_vrrp_version_no_arg", "gd", "vrrp_version"),
+    ("gd_router_id_no_arg", "gd", "router_id"),
 ];
 
 /// Generated file `n`: a valid base (random names, addresses, schedulers, checkers) plus at most
