@@ -262,6 +262,37 @@ pub fn script_user(config: &Config) -> Vec<Diagnostic> {
     }]
 }
 
+/// keepalived's "Invalid smtp server": `global_defs`' `smtp_server` must be an address or a
+/// name that resolves (keepalived resolves it once, at start).
+pub fn smtp_server(config: &Config) -> Vec<Diagnostic> {
+    use std::net::ToSocketAddrs;
+    let Some(server) = &config.global.smtp_server else {
+        return Vec::new();
+    };
+    if server.host.parse::<std::net::IpAddr>().is_ok() {
+        return Vec::new();
+    }
+    let resolves = (server.host.as_str(), server.port)
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.next().is_some());
+    if resolves {
+        return Vec::new();
+    }
+    let file = config
+        .files
+        .first()
+        .map(|f| format!("{}: ", f.display()))
+        .unwrap_or_default();
+    vec![Diagnostic {
+        severity: Severity::Error,
+        span: None,
+        message: format!(
+            "{file}global_defs smtp_server {} {}: invalid smtp server (not an address, and the name does not resolve)",
+            server.host, server.port
+        ),
+    }]
+}
+
 /// `rvsd -t -f FILE`: prints every warning and error to stderr; true when the file has no
 /// errors (as `keepalived -t`, which fails on every reported problem, on interfaces this
 /// host does not have, and on scripts run without `enable_script_security`).
@@ -274,6 +305,7 @@ pub fn check(path: &Path) -> bool {
         .errors
         .extend(script_security(&config, script_exists));
     report.errors.extend(script_user(&config));
+    report.errors.extend(smtp_server(&config));
     let (lines, ok) = check_lines(path, &report);
     for l in lines {
         eprintln!("{l}");
@@ -393,6 +425,16 @@ mod tests {
             Path::new("k.conf"),
         );
         assert!(script_user(&config).is_empty());
+        let (config, _) = rvs_keepalived::parse_str(
+            "global_defs {\n    smtp_server bad..name.invalid\n}\n",
+            Path::new("k.conf"),
+        );
+        assert_eq!(smtp_server(&config).len(), 1);
+        let (config, _) = rvs_keepalived::parse_str(
+            "global_defs {\n    smtp_server 127.0.0.1 25\n}\n",
+            Path::new("k.conf"),
+        );
+        assert!(smtp_server(&config).is_empty());
         let (config, _) = rvs_keepalived::parse_str(&secure, Path::new("k.conf"));
         assert!(script_security(&config, exists).is_empty());
     }
