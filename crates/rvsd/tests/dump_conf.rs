@@ -131,11 +131,12 @@ fn dump_conf_needs_a_file() {
     assert_ne!(code, Some(0), "{stderr}");
 }
 
-/// `rvsd -t` checks keepalived's script security (the script files must be looked up, so
-/// rvs-keepalived's own check leaves it out): its verdict matches `keepalived -t`'s for scripts
-/// with and without `enable_script_security`.
+/// `rvsd -t` checks what needs the system, which rvs-keepalived's own check leaves out: script
+/// security (the script files are looked up) and the smtp_server name (resolved). Its verdict
+/// matches `keepalived -t`'s for scripts with and without `enable_script_security` and for a
+/// good and a bad smtp_server.
 #[test]
-fn rvsd_t_reports_script_security_as_keepalived() {
+fn rvsd_t_checks_scripts_and_smtp_server_as_keepalived() {
     let Some(keepalived) = [
         "/usr/sbin/keepalived",
         "/sbin/keepalived",
@@ -147,7 +148,7 @@ fn rvsd_t_reports_script_security_as_keepalived() {
         eprintln!("SKIPPED: keepalived is not installed (scripts/install-deps installs it)");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("rvsd-script-security-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("rvsd-t-system-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let vs = "virtual_server 10.20.0.1 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    quorum_up /bin/true\n    real_server 10.20.1.1 80 {\n        notify_up \"/bin/true up\"\n        TCP_CHECK {\n        }\n    }\n}\n";
     let cases = [
@@ -155,6 +156,14 @@ fn rvsd_t_reports_script_security_as_keepalived() {
         (
             "secure.conf",
             format!("global_defs {{\n    enable_script_security\n    script_user root\n}}\n{vs}"),
+        ),
+        (
+            "bad_smtp_server.conf",
+            "global_defs {\n    smtp_server 10.0.0.300\n}\n".to_string(),
+        ),
+        (
+            "smtp_server.conf",
+            "global_defs {\n    smtp_server 127.0.0.1 25\n}\n".to_string(),
         ),
     ];
     let mut problems = Vec::new();
