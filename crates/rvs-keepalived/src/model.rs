@@ -194,7 +194,7 @@ pub enum VsTarget {
 /// `mh-fallback` keywords inside `virtual_server`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchedFlags {
-    /// `hashed` (set by ipvs itself; kept for completeness).
+    /// `hashed`: keepalived 2.2 sets no flag for it, so this stays false (kept for the API).
     pub hashed: bool,
     /// One-packet scheduling (`ops`).
     pub ops: bool,

@@ -91,6 +91,32 @@ fn tracked(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<Tracked> {
     out
 }
 
+/// A vrrp_script `interval`/`timeout` of 0 is 1 s in keepalived (reported).
+fn at_least_one_second(ctx: &mut Ctx<'_>, st: &Statement, d: Duration) -> Duration {
+    if d.is_zero() {
+        ctx.error(
+            &st.span,
+            format!("{}: must be greater than 0, setting to 1", st.keyword),
+        );
+        Duration::from_secs(1)
+    } else {
+        d
+    }
+}
+
+/// `garp_master_repeat` / `garp_master_refresh_repeat`: 0 is 1 in keepalived (reported).
+fn repeat(ctx: &mut Ctx<'_>, st: &Statement) -> Option<u32> {
+    let n = ctx.u32(st, 0, 0, u32::MAX)?;
+    if n == 0 {
+        ctx.error(
+            &st.span,
+            format!("{}: must be greater than 0, setting to 1", st.keyword),
+        );
+        return Some(1);
+    }
+    Some(n)
+}
+
 /// Parses `vrrp_script NAME { }`.
 pub fn parse_vrrp_script(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpScript> {
     let name = ctx.arg(st, 0, "a script name")?.to_string();
@@ -115,8 +141,17 @@ pub fn parse_vrrp_script(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpScript
                     s.script = split_command(&c);
                 }
             }
-            "interval" => s.interval = ctx.secs(item, 0).unwrap_or(s.interval),
-            "timeout" => s.timeout = ctx.secs(item, 0),
+            // keepalived: 0 "must be greater than 0, setting to 1".
+            "interval" => {
+                if let Some(d) = ctx.secs(item, 0) {
+                    s.interval = at_least_one_second(ctx, item, d);
+                }
+            }
+            "timeout" => {
+                if let Some(d) = ctx.secs(item, 0) {
+                    s.timeout = Some(at_least_one_second(ctx, item, d));
+                }
+            }
             "weight" => {
                 s.weight = ctx.int_as::<i32>(item, 0, -253, 253).unwrap_or(0);
                 s.reverse = item.args.get(1).is_some_and(|a| a == "reverse");
@@ -427,11 +462,9 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
             "track_interface" => v.track_interface.extend(tracked(ctx, item)),
             "track_script" => v.track_script.extend(tracked(ctx, item)),
             "garp_master_delay" => v.garp_master_delay = ctx.secs(item, 0),
-            "garp_master_repeat" => v.garp_master_repeat = ctx.u32(item, 0, 1, u32::MAX),
+            "garp_master_repeat" => v.garp_master_repeat = repeat(ctx, item),
             "garp_master_refresh" => v.garp_master_refresh = ctx.secs(item, 0),
-            "garp_master_refresh_repeat" => {
-                v.garp_master_refresh_repeat = ctx.u32(item, 0, 1, u32::MAX)
-            }
+            "garp_master_refresh_repeat" => v.garp_master_refresh_repeat = repeat(ctx, item),
             "smtp_alert" => v.smtp_alert = ctx.flag(item).unwrap_or(true),
             "version" => v.version = ctx.int_as::<u8>(item, 0, 2, 3),
             k if OTHER_INSTANCE.contains(&k) => v.other.push(Setting {

@@ -627,6 +627,39 @@ fn errors_that_stop_keepalived_refuse_the_file() {
     assert!(report.errors.iter().any(|d| d.severity == Severity::Fatal));
 }
 
+#[test]
+fn vrrp_script_and_garp_zeros_become_one() {
+    let (report, low) = lenient("vrrp_script_values.conf");
+    has_error(&report, 7, "interval: must be greater than 0, setting to 1");
+    has_error(&report, 8, "timeout: must be greater than 0, setting to 1");
+    has_error(&report, 10, "rise: expected a number 1-4294967295, got '0'");
+    has_error(
+        &report,
+        19,
+        "garp_master_repeat: must be greater than 0, setting to 1",
+    );
+    has_error(
+        &report,
+        21,
+        "garp_master_refresh_repeat: must be greater than 0, setting to 1",
+    );
+    has_error(&report, 22, "version: expected a number 2-3, got '4'");
+    let s = &low.vrrp.scripts[0];
+    assert_eq!(
+        (s.interval, s.timeout, s.rise, s.fall),
+        (Duration::from_secs(1), Some(Duration::from_secs(1)), 1, 1)
+    );
+    let i = &low.vrrp.instances[0];
+    assert_eq!(
+        (
+            i.garp_master_repeat,
+            i.garp_master_refresh_repeat,
+            i.version
+        ),
+        (Some(1), Some(1), Some(2))
+    );
+}
+
 /// Most keepalived handlers read their parameter without checking and keepalived exits when it
 /// is missing; the few that check report it and carry on.
 #[test]
