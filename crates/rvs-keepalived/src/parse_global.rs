@@ -137,6 +137,24 @@ const IGNORED_GLOBALS: &[&str] = &[
     "dbus_service_name",
 ];
 
+/// `vrrp_mcast_group4` / `vrrp_mcast_group6`: a multicast address of that family (keepalived
+/// skips anything else).
+fn mcast_group(ctx: &mut Ctx<'_>, st: &Statement) {
+    let Some(raw) = ctx.arg(st, 0, "a multicast address") else {
+        return;
+    };
+    let v6 = st.keyword.ends_with('6');
+    let ok = raw
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|a| a.is_ipv6() == v6 && a.is_multicast());
+    if !ok {
+        ctx.error(
+            &st.span,
+            format!("{} [{raw}] is not multicast - skipping", st.keyword),
+        );
+    }
+}
+
 /// `vrrp_garp_interval` / `vrrp_gna_interval`: keepalived reads a time of at least 1 us (and
 /// at most 4294.967295 s); anything else is reported and ignored.
 fn garp_interval(ctx: &mut Ctx<'_>, st: &Statement) {
@@ -173,7 +191,13 @@ pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) 
                     .lenient_missing(|c| c.arg(item, 0, "a router id"))
                     .map(str::to_string)
             }
-            "notification_email" => g.notification_email.extend(name_list(ctx, item)),
+            "notification_email" => {
+                let list = name_list(ctx, item);
+                if list.is_empty() && item.block.is_some() {
+                    ctx.error(&item.span, "notification_email: empty block");
+                }
+                g.notification_email.extend(list)
+            }
             "notification_email_from" => {
                 g.notification_email_from = ctx
                     .lenient_missing(|c| c.arg(item, 0, "an email address"))
@@ -218,6 +242,9 @@ pub fn parse_global_defs(ctx: &mut Ctx<'_>, st: &Statement, g: &mut GlobalDefs) 
                 if matches!(k, "vrrp_garp_interval" | "vrrp_gna_interval") {
                     garp_interval(ctx, item);
                 }
+                if matches!(k, "vrrp_mcast_group4" | "vrrp_mcast_group6") {
+                    mcast_group(ctx, item);
+                }
                 g.other.push(Setting {
                     keyword: item.keyword.clone(),
                     args: item.args.clone(),
@@ -256,7 +283,7 @@ fn sync_daemon(ctx: &mut Ctx<'_>, st: &Statement) -> Option<LvsSyncDaemon> {
         match opt {
             "id" => d.sync_id = ctx.int_as::<u8>(st, next, 0, 255),
             "maxlen" => d.maxlen = ctx.int_as::<u16>(st, next, 1, 65535 - 20 - 8),
-            "port" => d.port = ctx.port(st, next),
+            "port" => d.port = ctx.int_as::<u16>(st, next, 1, 65535),
             "ttl" => d.ttl = ctx.int_as::<u8>(st, next, 1, 255),
             "group" => d.group = ctx.ip(st, next),
             other => {

@@ -660,6 +660,35 @@ fn vrrp_script_and_garp_zeros_become_one() {
     );
 }
 
+#[test]
+fn global_values_keepalived_refuses() {
+    let (report, low) = lenient("global_values.conf");
+    has_error(&report, 2, "notification_email: empty block");
+    has_error(
+        &report,
+        5,
+        "lvs_sync_daemon: expected a number 1-65535, got '0'",
+    );
+    has_error(
+        &report,
+        6,
+        "vrrp_mcast_group4 [10.0.0.1] is not multicast - skipping",
+    );
+    has_error(
+        &report,
+        7,
+        "smtp_alert: expected true or false, got 'maybe'",
+    );
+    assert_eq!(report.errors.len(), 8, "{report}");
+    let d = low
+        .global
+        .lvs_sync_daemon
+        .as_ref()
+        .expect("sync daemon kept");
+    assert_eq!((d.maxlen, d.port, d.ttl), (None, None, None));
+    assert_eq!(low.global.smtp_alert, None);
+}
+
 /// Most keepalived handlers read their parameter without checking and keepalived exits when it
 /// is missing; the few that check report it and carry on.
 #[test]
