@@ -3,9 +3,11 @@
 //!
 //! As keepalived, rvsd runs a file with errors: each problem is logged with its `file:line`
 //! and the item is skipped or defaulted as keepalived does (see `rvs_keepalived::load_lenient`).
-//! Only the errors that stop keepalived (a VRRP instance without an interface or router id, a
-//! router id used twice on one interface, an unreadable file) refuse the file, at start and
-//! at reload. `rvsd -t` fails on every error.
+//! Only the errors that stop keepalived (a keyword without the parameter keepalived reads
+//! unchecked, a VRRP instance without an interface or router id, a router id used twice on one
+//! interface for one family, an unreadable file) refuse the file, at start and at reload.
+//! `rvsd -t` fails on every error, including the host checks keepalived -t makes (interfaces,
+//! script security, `script_user`, `smtp_server`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -23,8 +25,8 @@ pub fn load(path: &Path) -> Result<Lowered, String> {
     Ok(lowered)
 }
 
-/// [`load`] without logging: the lowered configuration and every problem (warnings and errors
-/// keepalived runs past), in file order of kind (errors first).
+/// [`load`] without logging: the lowered configuration and every problem keepalived runs past,
+/// errors first, then warnings.
 pub fn load_logged(path: &Path) -> Result<(Lowered, Vec<Diagnostic>), String> {
     match rvs_keepalived::load_lenient(path) {
         Ok(loaded) => {
