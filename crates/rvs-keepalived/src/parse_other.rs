@@ -119,67 +119,142 @@ const ROUTE_TYPES: &[&str] = &[
     "anycast",
 ];
 
-/// Checks `static_routes { }`: each line needs a destination (an address or prefix, or
-/// `default`); `via` needs an address; without `dev` keepalived cannot track the route (an error
-/// it reports for every such route unless `no_track` is given).
+/// Route options that take a value (vrrp_iproute.c `parse_route`).
+const ROUTE_VALUE_OPTIONS: &[&str] = &[
+    "src",
+    "from",
+    "via",
+    "gw",
+    "or",
+    "dev",
+    "oif",
+    "table",
+    "metric",
+    "preference",
+    "priority",
+    "scope",
+    "proto",
+    "protocol",
+    "realms",
+    "mtu",
+    "advmss",
+    "rtt",
+    "rttvar",
+    "reordering",
+    "window",
+    "cwnd",
+    "initcwnd",
+    "initrwnd",
+    "ssthresh",
+    "features",
+    "quickack",
+    "congctl",
+    "pref",
+    "expires",
+    "tos",
+    "dsfield",
+    "hoplimit",
+    "rto_min",
+    "track_group",
+    "encap",
+    "fastopen_no_cookie",
+    "vrf",
+];
+
+/// Route flags without a value.
+const ROUTE_FLAGS: &[&str] = &["onlink", "no_track", "inet", "inet6"];
+
+/// Checks the routes of `static_routes { }` or an instance's `virtual_routes { }`: each line
+/// needs a destination (an address or prefix, or `default`) besides its options; `via` needs an
+/// address; `gw` and `or` are deprecated; without `dev` keepalived cannot track the route (an
+/// error it reports for every such route unless `no_track` is given).
 pub fn check_static_routes(ctx: &mut Ctx<'_>, st: &Statement) {
     let Some(body) = ctx.block(st) else {
         return;
     };
+    let block = st.keyword.as_str();
     for item in body {
         let words: Vec<&str> = std::iter::once(item.keyword.as_str())
             .chain(item.args.iter().map(String::as_str))
             .collect();
-        let mut i = usize::from(ROUTE_TYPES.contains(&words[0]));
-        if words.get(i) == Some(&"to") {
-            i += 1;
-        }
-        let dst = words.get(i).copied().unwrap_or("");
-        if dst != "default" && prefix(dst).is_none() {
-            ctx.error(
-                &item.span,
-                format!("static_routes: route must have a destination, got '{dst}'"),
-            );
-            continue;
-        }
+        let mut dst: Option<&str> = None;
         let mut has_dev = false;
         let mut no_track = false;
-        let mut j = i + 1;
-        while j < words.len() {
-            match words[j] {
-                "via" | "gw" => {
-                    let mut k = j + 1;
-                    if matches!(words.get(k), Some(&"inet") | Some(&"inet6")) {
-                        k += 1;
-                    }
-                    let gw = words.get(k).copied().unwrap_or("");
+        let mut bad = false;
+        let mut i = 0;
+        while i < words.len() {
+            let w = words[i];
+            if w == "nexthop" {
+                has_dev |= words[i..].contains(&"dev");
+                break;
+            }
+            if ROUTE_TYPES.contains(&w) || ROUTE_FLAGS.contains(&w) {
+                no_track |= w == "no_track";
+                i += 1;
+                continue;
+            }
+            if ROUTE_VALUE_OPTIONS.contains(&w) {
+                let value = words.get(i + 1).copied().unwrap_or("");
+                match w {
+                    "gw" | "or" => ctx.error(
+                        &item.span,
+                        format!(
+                            "{block}: \"{w}\" for routes is deprecated, use \"{}\"",
+                            if w == "gw" { "via" } else { "nexthop" }
+                        ),
+                    ),
+                    _ => {}
+                }
+                if matches!(w, "via" | "gw" | "or") {
+                    let gw = if matches!(value, "inet" | "inet6") {
+                        i += 1;
+                        words.get(i + 1).copied().unwrap_or("")
+                    } else {
+                        value
+                    };
                     if gw.parse::<IpAddr>().is_err() {
                         ctx.error(
                             &item.span,
-                            format!("static_routes: invalid gateway address '{gw}'"),
+                            format!("{block}: invalid gateway address '{gw}'"),
                         );
+                        bad = true;
                     }
-                    j = k;
                 }
-                "dev" | "oif" => {
-                    has_dev = true;
-                    j += 1;
-                }
-                "no_track" => no_track = true,
-                _ => {}
+                has_dev |= matches!(w, "dev" | "oif");
+                i += 2;
+                continue;
             }
-            j += 1;
+            if dst.is_none() {
+                if w != "default" && prefix(w).is_none() {
+                    ctx.error(
+                        &item.span,
+                        format!("{block}: route must have a destination, got '{w}'"),
+                    );
+                    bad = true;
+                }
+                dst = Some(w);
+            }
+            i += 1;
         }
-        if !has_dev && !no_track && !words.contains(&"nexthop") {
+        let Some(dst) = dst else {
             ctx.error(
                 &item.span,
-                format!("static_routes: cannot track route {dst} with no interface specified, not tracking"),
+                format!("{block}: route must have a destination"),
+            );
+            continue;
+        };
+        if !bad && !has_dev && !no_track {
+            ctx.error(
+                &item.span,
+                format!(
+                    "{block}: cannot track route {dst} with no interface specified, not tracking"
+                ),
             );
         }
     }
 }
 
-/// Checks `static_rules { }`: `from`/`to` need an address, prefix or `all`; a rule without a
+/// Checks `static_rules { }` or an instance's `virtual_rules { }`: `from`/`to` need an address, prefix or `all`; a rule without a
 /// `preference` (`priority`, `order`) is given one, which keepalived reports.
 pub fn check_static_rules(ctx: &mut Ctx<'_>, st: &Statement) {
     let Some(body) = ctx.block(st) else {
@@ -190,6 +265,7 @@ pub fn check_static_rules(ctx: &mut Ctx<'_>, st: &Statement) {
             .chain(item.args.iter().map(String::as_str))
             .collect();
         let mut has_pref = false;
+        let mut bad = false;
         let mut j = 0;
         while j < words.len() {
             match words[j] {
@@ -198,8 +274,9 @@ pub fn check_static_rules(ctx: &mut Ctx<'_>, st: &Statement) {
                     if v != "all" && prefix(v).is_none() {
                         ctx.error(
                             &item.span,
-                            format!("static_rules: invalid {} address '{v}'", words[j]),
+                            format!("{}: invalid {} address '{v}'", st.keyword, words[j]),
                         );
+                        bad = true;
                     }
                     j += 1;
                 }
@@ -212,7 +289,7 @@ pub fn check_static_rules(ctx: &mut Ctx<'_>, st: &Statement) {
                     {
                         ctx.error(
                             &item.span,
-                            format!("static_rules: invalid {} value", words[j]),
+                            format!("{}: invalid {} value", st.keyword, words[j]),
                         );
                     }
                     j += 1;
@@ -221,10 +298,10 @@ pub fn check_static_rules(ctx: &mut Ctx<'_>, st: &Statement) {
             }
             j += 1;
         }
-        if !has_pref {
+        if !has_pref && !bad {
             ctx.error(
                 &item.span,
-                "static_rules: rule has no preference specified - keepalived sets one, probably not what you want",
+                format!("{}: rule has no preference specified - keepalived sets one, probably not what you want", st.keyword),
             );
         }
     }

@@ -78,13 +78,24 @@ fn tracked(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<Tracked> {
         match item.args.first().map(String::as_str) {
             None => {}
             Some("weight") => {
+                // keepalived ignores the entry when its weight is invalid.
                 t.weight = ctx.int_as::<i32>(item, 1, -254, 254);
+                if t.weight.is_none() {
+                    continue;
+                }
                 t.reverse = item.args.get(2).is_some_and(|a| a == "reverse");
             }
             Some(other) => ctx.error(
                 &item.span,
                 format!("{}: expected 'weight N', got '{other}'", item.keyword),
             ),
+        }
+        if out.iter().any(|o: &Tracked| o.name == t.name) {
+            ctx.error(
+                &item.span,
+                format!("{}: duplicate {} - ignoring", st.keyword, t.name),
+            );
+            continue;
         }
         out.push(t);
     }
@@ -467,6 +478,15 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
             "garp_master_refresh_repeat" => v.garp_master_refresh_repeat = repeat(ctx, item),
             "smtp_alert" => v.smtp_alert = ctx.flag(item).unwrap_or(true),
             "version" => v.version = ctx.int_as::<u8>(item, 0, 2, 3),
+            // Checked as keepalived checks them (rvs does not add routes or rules).
+            "virtual_routes" => {
+                crate::parse_other::check_static_routes(ctx, item);
+                ctx.ignored(item);
+            }
+            "virtual_rules" => {
+                crate::parse_other::check_static_rules(ctx, item);
+                ctx.ignored(item);
+            }
             k if OTHER_INSTANCE.contains(&k) => v.other.push(Setting {
                 keyword: item.keyword.clone(),
                 args: item.args.clone(),

@@ -689,6 +689,30 @@ fn global_values_keepalived_refuses() {
     assert_eq!(low.global.smtp_alert, None);
 }
 
+#[test]
+fn virtual_routes_rules_and_tracking_checked_as_keepalived() {
+    let (report, low) = lenient("vrrp_routes_tracking.conf");
+    has_error(&report, 11, "track_interface: duplicate lo - ignoring");
+    has_error(
+        &report,
+        15,
+        "cannot track route 10.10.0.0/24 with no interface specified",
+    );
+    has_error(&report, 16, "\"or\" for routes is deprecated");
+    has_error(&report, 16, "cannot track route 10.11.0.0/24");
+    has_error(&report, 17, "cannot track route 10.12.0.1/32");
+    has_error(&report, 18, "\"gw\" for routes is deprecated");
+    has_error(&report, 18, "cannot track route 0.0.0.0/0");
+    has_error(
+        &report,
+        22,
+        "virtual_rules: invalid to address '10.0.1./24'",
+    );
+    assert_eq!(report.errors.len(), 8, "{report}");
+    let t = &low.vrrp.instances[0].track_interface;
+    assert_eq!((t.len(), t[0].weight), (1, None));
+}
+
 /// Most keepalived handlers read their parameter without checking and keepalived exits when it
 /// is missing; the few that check report it and carry on.
 #[test]
