@@ -420,7 +420,18 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
                     }
                 }
             }
-            "interface" => interface = ctx.arg(item, 0, "an interface name").map(str::to_string),
+            "interface" => {
+                interface = ctx.arg(item, 0, "an interface name").map(str::to_string);
+                // keepalived refuses the loopback interface (by its IFF_LOOPBACK flag; `lo` is
+                // the loopback's name on Linux); the instance then has none.
+                if interface.as_deref() == Some("lo") {
+                    ctx.error(
+                        &item.span,
+                        "interface: cannot use a loopback interface (lo) for vrrp - ignoring",
+                    );
+                    interface = None;
+                }
+            }
             "virtual_router_id" => vrid = ctx.int_as::<u8>(item, 0, 1, 255),
             "priority" => {
                 if let Some(p) = ctx.int_as::<u8>(item, 0, 1, 255) {

@@ -618,6 +618,8 @@ fn errors_that_stop_keepalived_refuse_the_file() {
         text.contains("error: k.conf:3: virtual_router_id: expected a number 1-255, got '300'"),
         "{text}"
     );
+    let (report, _) = fixture("fatal_loopback.conf", Verdict::Fatal);
+    has_error(&report, 2, "cannot use a loopback interface (lo) for vrrp - ignoring");
     let (report, _) = fixture("fatal_same_vrid.conf", Verdict::Fatal);
     has_error(
         &report,
