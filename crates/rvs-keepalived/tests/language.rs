@@ -487,3 +487,20 @@ fn include_variants_follow_keepalived_checks() {
         assert!(!report.is_ok(), "{line}");
     }
 }
+
+#[test]
+fn a_comment_line_ends_a_multiline_definition() {
+    // keepalived's checker reads the parent's copy, where a comment-only line is empty, and an
+    // empty line ends a multi-line definition: `weight 5 \` is then read at the top level.
+    let dir = TempDir::new("mlcomment");
+    let body = |comment: &str| {
+        format!(
+            "$RS= \\\nreal_server 10.9.1.1 80 {{ \\\n{comment}    weight 5 \\\n}}\nvirtual_server 10.9.0.1 80 {{\n{VS_HEAD}    $RS\n}}\n"
+        )
+    };
+    let file = dir.write("ok.conf", body("").as_bytes());
+    let (c, _) = load(&file, "main", true);
+    assert_eq!(c.virtual_servers[0].real_servers[0].weight, Some(5));
+    let file = dir.write("cut.conf", body("# the weight\n").as_bytes());
+    load(&file, "main", false);
+}
