@@ -10,7 +10,8 @@
 //! the item is skipped or defaulted and the rest runs ([`load_lenient`]). Only
 //! [`Severity::Fatal`] ones (those that stop keepalived) refuse the file at run time.
 //!
-//! No I/O other than reading the configuration files.
+//! No I/O other than reading the configuration files (and `/proc/sys/kernel/hostname` for
+//! keepalived's default config id when [`LoadOptions::instance`] is not given).
 
 pub mod checker;
 mod defs;
