@@ -439,6 +439,29 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
     let global_version = c.global.vrrp_version.unwrap_or(2);
     let scripts: HashSet<String> = c.vrrp_scripts.iter().map(|s| s.name.clone()).collect();
     let mut names = HashSet::new();
+    // keepalived skips a second vrrp_instance (or vrrp_sync_group) of a name ("already
+    // defined").
+    c.vrrp_instances.retain(|inst| {
+        let first = names.insert(inst.name.clone());
+        if !first {
+            ctx.error(
+                &inst.span,
+                format!("vrrp_instance {}: already defined - ignoring", inst.name),
+            );
+        }
+        first
+    });
+    let mut group_names = HashSet::new();
+    c.vrrp_sync_groups.retain(|g| {
+        let first = group_names.insert(g.name.clone());
+        if !first {
+            ctx.error(
+                &g.span,
+                format!("vrrp_sync_group {}: already defined - ignoring", g.name),
+            );
+        }
+        first
+    });
     let mut vrids = HashSet::new();
     for inst in &mut c.vrrp_instances {
         let ipv6 = instance_ipv6(inst);
@@ -459,9 +482,6 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
             inst.version.get_or_insert(3);
         }
         round_advert_int(ctx, inst, version);
-        if !names.insert(name.clone()) {
-            ctx.error(&inst.span, format!("vrrp_instance {name}: defined twice"));
-        }
         if inst.virtual_ipaddress.is_empty() {
             if version == 3 || strict {
                 ctx.fatal(
@@ -647,6 +667,15 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
             }
             known
         });
+        if g.group.len() == 1 {
+            ctx.error(
+                &g.span,
+                format!(
+                    "vrrp_sync_group {}: has only 1 virtual router - this probably isn't what you want",
+                    g.name
+                ),
+            );
+        }
         if g.group.is_empty() {
             ctx.error(
                 &g.span,

@@ -715,6 +715,18 @@ fn virtual_routes_rules_and_tracking_checked_as_keepalived() {
     assert_eq!((t.len(), t[0].weight), (1, None));
 }
 
+#[test]
+fn a_second_instance_or_sync_group_of_a_name_is_skipped() {
+    let (report, low) = lenient("duplicate_names.conf");
+    has_error(&report, 8, "vrrp_instance A: already defined - ignoring");
+    has_error(&report, 20, "vrrp_sync_group G: already defined - ignoring");
+    has_error(&report, 15, "has only 1 virtual router - this probably isn't what you want");
+    assert_eq!(report.errors.len(), 3, "{report}");
+    assert_eq!(low.vrrp.instances.len(), 1);
+    assert_eq!(low.vrrp.instances[0].virtual_router_id, 60);
+    assert_eq!(low.vrrp.sync_groups.len(), 1);
+}
+
 /// Most keepalived handlers read their parameter without checking and keepalived exits when it
 /// is missing; the few that check report it and carry on.
 #[test]
