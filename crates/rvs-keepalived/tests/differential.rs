@@ -345,6 +345,15 @@ fn expectations(name: &str, lowered: &Lowered) -> Vec<String> {
         "duplicate_real_server" if x.services(1) => {
             x.eq("real servers", l.services[0].dests.len(), 1);
         }
+        "virtual_server_sorry_only" => {
+            // A sorry server is not a real server: "has no real servers - ignoring".
+            x.services(0);
+        }
+        "vrrp_script_unused" => {
+            // "vrrp script interval must be greater than 0, setting to 1".
+            let i: Vec<Duration> = l.vrrp.scripts.iter().map(|s| s.interval).collect();
+            x.eq("vrrp_script interval", i, vec![secs(1)]);
+        }
         "vs_without_real_servers" => {
             // "Virtual server ... has no real servers - ignoring".
             x.services(1);
