@@ -194,6 +194,12 @@ pub fn load_lenient(path: &Path) -> Result<Loaded, LoadError> {
     into_lenient(parse_file(path))
 }
 
+/// [`load_lenient`] with `options` (keepalived's `-i` config id for `@ID` lines and
+/// `${_INSTANCE}`).
+pub fn load_lenient_with(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    into_lenient(parse_file_with(path, options))
+}
+
 /// Loads `text` as the file `name`, as [`load_lenient`].
 pub fn load_str_lenient(text: &str, name: &Path) -> Result<Loaded, LoadError> {
     into_lenient(parse_str(text, name))

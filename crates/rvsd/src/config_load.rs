@@ -14,6 +14,20 @@ use std::path::Path;
 
 use rvs_keepalived::{Config, Diagnostic, Lowered, Report, Severity, Span};
 
+/// How this rvsd reads keepalived.conf (`--config-id`), set once at start like keepalived's
+/// own command line, for the first load and every reload.
+static OPTIONS: std::sync::OnceLock<rvs_keepalived::LoadOptions> = std::sync::OnceLock::new();
+
+/// Sets the load options (keepalived's `-i` config id) for every later load and check; only
+/// the first call counts.
+pub fn set_options(options: rvs_keepalived::LoadOptions) {
+    let _ = OPTIONS.set(options);
+}
+
+fn options() -> rvs_keepalived::LoadOptions {
+    OPTIONS.get().cloned().unwrap_or_default()
+}
+
 /// Loads and lowers `path` (services, real servers, checkers, VRRP) into the form the daemon
 /// applies, keepalived's fall-backs applied; warnings and errors are logged with their
 /// `file:line`. The error (a fatal problem) lists every problem, `file:line` first.
@@ -28,7 +42,7 @@ pub fn load(path: &Path) -> Result<Lowered, String> {
 /// [`load`] without logging: the lowered configuration and every problem keepalived runs past,
 /// errors first, then warnings.
 pub fn load_logged(path: &Path) -> Result<(Lowered, Vec<Diagnostic>), String> {
-    match rvs_keepalived::load_lenient(path) {
+    match rvs_keepalived::load_lenient_with(path, &options()) {
         Ok(loaded) => {
             let lowered = rvs_keepalived::lower(&loaded.config);
             let mut problems = loaded.errors;
@@ -299,7 +313,7 @@ pub fn smtp_server(config: &Config) -> Vec<Diagnostic> {
 /// errors (as `keepalived -t`, which fails on every reported problem, on interfaces this
 /// host does not have, and on scripts run without `enable_script_security`).
 pub fn check(path: &Path) -> bool {
-    let (config, mut report) = rvs_keepalived::parse_file(path);
+    let (config, mut report) = rvs_keepalived::parse_file_with(path, &options());
     if let Some(existing) = host_interfaces() {
         report.errors.extend(missing_interfaces(&config, &existing));
     }

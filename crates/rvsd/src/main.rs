@@ -61,6 +61,11 @@ struct Args {
     /// would refuse prints its errors and exits 1. Nothing is started.
     #[arg(long = "dump-conf", short = 'd', requires = "config_file")]
     dump_conf: bool,
+    /// keepalived's `-i`/`--config-id`: the id `@ID` and `@^ID` lines of the file with -f
+    /// are matched against, and `${_INSTANCE}`; keepalived's default is the host name up to
+    /// its first `.`.
+    #[arg(long = "config-id", value_name = "ID")]
+    config_id: Option<String>,
     /// Control socket path (several directors on one host need distinct paths).
     #[arg(long, default_value = rvs_api::DEFAULT_SOCKET, value_name = "PATH")]
     socket: PathBuf,
@@ -147,6 +152,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    config_load::set_options(rvs_keepalived::LoadOptions {
+        instance: args.config_id.clone(),
+        ..rvs_keepalived::LoadOptions::default()
+    });
     if args.config_test {
         let ok = args.config_file.as_deref().is_some_and(config_load::check);
         return if ok {
