@@ -187,3 +187,29 @@ fn rvsd_t_checks_scripts_and_smtp_server_as_keepalived() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// `--config-id` (keepalived's `-i`) selects the `@ID` lines of the dumped file.
+#[test]
+fn dump_follows_the_config_id() {
+    let dir = std::env::temp_dir().join(format!("rvsd-dump-config-id-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("keepalived.conf");
+    std::fs::write(
+        &file,
+        "global_defs {\n    @rvsdump router_id CHOSEN\n    @^rvsdump router_id OTHER\n}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let with = rvsd(&[
+        "-d".as_ref(),
+        "--config-id".as_ref(),
+        "rvsdump".as_ref(),
+        "-f".as_ref(),
+        file.as_os_str(),
+    ]);
+    let without = rvsd(&["-d".as_ref(), "-f".as_ref(), file.as_os_str()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(with.0, Some(0), "{}", with.2);
+    assert!(with.1.contains("\nrouter_id CHOSEN\n"), "{}", with.1);
+    assert_eq!(without.0, Some(0), "{}", without.2);
+    assert!(without.1.contains("\nrouter_id OTHER\n"), "{}", without.1);
+}
