@@ -145,7 +145,10 @@ impl<'r> Ctx<'r> {
     {
         let what = format!("a number {min}-{max}");
         self.parsed(st, idx, &what, |raw| {
-            raw.parse::<T>().ok().filter(|v| *v >= min && *v <= max)
+            skip_c_space(raw)
+                .parse::<T>()
+                .ok()
+                .filter(|v| *v >= min && *v <= max)
         })
     }
 
@@ -234,8 +237,16 @@ impl<'r> Ctx<'r> {
     }
 }
 
-/// Parses keepalived's seconds value: an unsigned decimal, optionally with a fraction.
+/// `raw` without the leading blanks C's `strtoul`/`strtod` skip (`isspace`): keepalived reads
+/// numbers with them, so a quoted `"  64"` is 64, while trailing blanks are refused.
+fn skip_c_space(raw: &str) -> &str {
+    raw.trim_start_matches([' ', '\t', '\n', '\u{b}', '\u{c}', '\r'])
+}
+
+/// Parses keepalived's seconds value: an unsigned decimal, optionally with a fraction (after
+/// leading blanks, as `strtod` reads it).
 pub fn parse_secs(raw: &str) -> Option<Duration> {
+    let raw = skip_c_space(raw);
     if raw.is_empty() || !raw.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return None;
     }
@@ -250,6 +261,14 @@ pub fn parse_secs(raw: &str) -> Option<Duration> {
 mod tests {
     use super::parse_secs;
     use std::time::Duration;
+
+    #[test]
+    fn numbers_may_start_with_blanks_as_strtoul_reads_them() {
+        assert_eq!(parse_secs("  64"), Some(Duration::from_secs(64)));
+        assert_eq!(parse_secs("\t1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_secs("64 "), None, "trailing blanks are refused");
+        assert_eq!(super::skip_c_space(" \t 2"), "2");
+    }
 
     #[test]
     fn seconds() {
