@@ -31,7 +31,6 @@ const SHARD_FIELD: u64 = 0x00FF_FFFF << 32;
 /// lock), but not into one bucket: the index inside a shard still uses the keyed, random
 /// per-engine hash (the bits outside [`SHARD_FIELD`]), so hash flooding cannot make lookups
 /// degrade into long probe chains. Directors that sync must run the same shard count.
-#[inline]
 pub(crate) fn shard_bits(proto: u8, addr: &[u8; 16], port: u16) -> u64 {
     fn mix(mut z: u64) -> u64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -57,7 +56,6 @@ pub(crate) fn shard_bits(proto: u8, addr: &[u8; 16], port: u16) -> u64 {
 /// for the shard field, which comes from [`shard_bits`] so that every director picks the same
 /// shard for a flow. The index inside a shard uses the low bits and the top 7 bits (hashbrown's
 /// bucket index and tag), never the shard field.
-#[inline]
 pub(crate) fn flow_hash(
     state: &foldhash::fast::RandomState,
     proto: u8,
@@ -77,7 +75,6 @@ pub(crate) fn flow_hash(
 }
 
 /// A 16-byte address (IPv4-mapped for IPv4) as an [`IpAddr`] of the given family.
-#[inline]
 pub(crate) fn to_ip(a: &[u8; 16], v6: bool) -> IpAddr {
     if v6 {
         IpAddr::V6(Ipv6Addr::from(*a))
@@ -87,7 +84,6 @@ pub(crate) fn to_ip(a: &[u8; 16], v6: bool) -> IpAddr {
 }
 
 /// An address as 16 bytes, IPv4 ones IPv4-mapped.
-#[inline]
 pub(crate) fn to16(a: IpAddr) -> [u8; 16] {
     match a {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
@@ -102,7 +98,6 @@ pub(crate) fn mapped(a: [u8; 4]) -> [u8; 16] {
 }
 
 /// The IPv4 part of an IPv4-mapped address.
-#[inline]
 pub(crate) fn v4_part(a: &[u8; 16]) -> [u8; 4] {
     [a[12], a[13], a[14], a[15]]
 }

@@ -12,6 +12,19 @@
 //! Nothing here touches a socket, a thread or the clock: frames come in as `&mut [u8]`, time as
 //! [`Millis`]. [`Engine`] is `Send + Sync`; workers share it through an `Arc`.
 
+// Modules stand in layers, bottom up; a module uses only its own layer (without cycles) and
+// lower ones, which tests/layers.rs checks:
+// - flow: addresses (16 bytes, IPv4-mapped), flow hashing, directions (flow);
+// - vocabulary: configuration specs (spec), verdicts and drop reasons (verdict), status views
+//   (view), errors (error);
+// - packet work: parsing (datapath, sctp_event), NAT (nat), ICMP errors (icmp), PROXY protocol
+//   (proxy), tunnels (tunnel), GSO (gso), SIP Call-ID (sip);
+// - state: connection table (conn_table), TCP and SCTP states (tcp_state, sctp_state),
+//   persistence (persist), FULLNAT ports (fullnat), configuration snapshot (config), policy,
+//   schedulers (sched_core, sched, sched_hash, sched_locality), estimator, sync export state
+//   (sync_state);
+// - engine: the data path (engine), control (control), sync import/export (sync), spec_walk.
+
 mod config;
 mod conn_table;
 mod control;
