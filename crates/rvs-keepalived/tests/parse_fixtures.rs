@@ -147,6 +147,7 @@ fn every_keyword() {
         "every_keyword.conf:45: vrrp_instance VI_1: VRRPv2 advertisement interval must be an integer - rounding",
         "every_keyword.conf:45: vrrp_instance VI_1: strict mode does not support authentication - ignoring",
         "every_keyword.conf:45: vrrp_instance VI_1: ignoring track_interface eth0 since own interface",
+        "every_keyword.conf:89: vrrp_sync_group G1: has only 1 virtual router - this probably isn't what you want",
     ];
     assert_eq!(got.len(), want.len(), "{report}");
     for (g, w) in got.iter().zip(want) {
