@@ -511,6 +511,17 @@ impl<'r> Reader<'r> {
             }
             let data = match meta.and_then(|_| std::fs::read(&path)) {
                 Ok(d) => d,
+                // keepalived only logs "Config files missing" for a named file that is not
+                // there (its -t passes, `include` and `includer` alike) unless the variant
+                // insists on a match (`includem`); an unreadable one is an error.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !checks.matches => {
+                    problem(
+                        self,
+                        false,
+                        format!("{keyword}: Config files missing '{}'", path.display()),
+                    );
+                    continue;
+                }
                 Err(e) => {
                     problem(
                         self,
@@ -601,15 +612,17 @@ impl<'r> Reader<'r> {
         }
         if expansion.paths.is_empty() {
             if !expansion.magic {
-                // keepalived only logs "Config files missing" for a plain include; rvs refuses
-                // a named file that is not there.
+                // keepalived only logs "Config files missing" for a plain include and runs
+                // (its -t passes): a warning, so rvsd runs the same file; `includem` insists.
                 let e = std::fs::metadata(&pattern)
                     .err()
                     .map_or_else(|| "not found".to_string(), |e| e.to_string());
-                self.report.error(
-                    Some(&span),
-                    format!("{keyword}: cannot read '{shown}': {e}"),
-                );
+                let message = format!("{keyword}: Config files missing '{shown}' ({e})");
+                if checks.matches {
+                    self.report.error(Some(&span), message);
+                } else {
+                    self.report.warn(&span, message);
+                }
             } else if checks.wildcard || (checks.brace && expansion.missing_alternatives) {
                 self.report
                     .error(Some(&span), format!("{keyword}: '{shown}' matches no file"));

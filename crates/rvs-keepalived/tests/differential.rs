@@ -43,10 +43,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "undefined_variable",
         "an undefined ${NAME}: keepalived splits it at its braces and fails",
     ),
-    (
-        "include_missing",
-        "a missing include is an error, keepalived only logs it",
-    ),
     // What needs the system: keepalived -t exits 6 when scripts run without
     // enable_script_security and 5 for an smtp_server that does not resolve; rvsd -t reports
     // both (it looks for the script files and resolves the name), rvs_keepalived::check does not
