@@ -263,19 +263,28 @@ pub fn script_user(config: &Config) -> Vec<Diagnostic> {
     if user_ok && group_ok {
         return Vec::new();
     }
+    vec![global_error(
+        config,
+        format!(
+            "global_defs script_user {user}{}: error setting global script uid/gid (no such user or group)",
+            group.as_deref().map(|g| format!(" {g}")).unwrap_or_default()
+        ),
+    )]
+}
+
+/// An error about a `global_defs` setting, named after the top-level file (the setting's line
+/// is not kept).
+fn global_error(config: &Config, message: String) -> Diagnostic {
     let file = config
         .files
         .first()
         .map(|f| format!("{}: ", f.display()))
         .unwrap_or_default();
-    vec![Diagnostic {
+    Diagnostic {
         severity: Severity::Error,
         span: None,
-        message: format!(
-            "{file}global_defs script_user {user}{}: error setting global script uid/gid (no such user or group)",
-            group.as_deref().map(|g| format!(" {g}")).unwrap_or_default()
-        ),
-    }]
+        message: format!("{file}{message}"),
+    }
 }
 
 /// keepalived's "Invalid smtp server": `global_defs`' `smtp_server` must be an address or a
@@ -294,19 +303,13 @@ pub fn smtp_server(config: &Config) -> Vec<Diagnostic> {
     if resolves {
         return Vec::new();
     }
-    let file = config
-        .files
-        .first()
-        .map(|f| format!("{}: ", f.display()))
-        .unwrap_or_default();
-    vec![Diagnostic {
-        severity: Severity::Error,
-        span: None,
-        message: format!(
-            "{file}global_defs smtp_server {} {}: invalid smtp server (not an address, and the name does not resolve)",
+    vec![global_error(
+        config,
+        format!(
+            "global_defs smtp_server {} {}: invalid smtp server (not an address, and the name does not resolve)",
             server.host, server.port
         ),
-    }]
+    )]
 }
 
 /// `rvsd -t -f FILE`: prints every warning and error to stderr; true when the file has no
