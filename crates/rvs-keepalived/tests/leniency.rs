@@ -619,7 +619,11 @@ fn errors_that_stop_keepalived_refuse_the_file() {
         "{text}"
     );
     let (report, _) = fixture("fatal_loopback.conf", Verdict::Fatal);
-    has_error(&report, 2, "cannot use a loopback interface (lo) for vrrp - ignoring");
+    has_error(
+        &report,
+        2,
+        "cannot use a loopback interface (lo) for vrrp - ignoring",
+    );
     let (report, _) = fixture("fatal_same_vrid.conf", Verdict::Fatal);
     has_error(
         &report,
@@ -720,7 +724,11 @@ fn a_second_instance_or_sync_group_of_a_name_is_skipped() {
     let (report, low) = lenient("duplicate_names.conf");
     has_error(&report, 8, "vrrp_instance A: already defined - ignoring");
     has_error(&report, 20, "vrrp_sync_group G: already defined - ignoring");
-    has_error(&report, 15, "has only 1 virtual router - this probably isn't what you want");
+    has_error(
+        &report,
+        15,
+        "has only 1 virtual router - this probably isn't what you want",
+    );
     assert_eq!(report.errors.len(), 3, "{report}");
     assert_eq!(low.vrrp.instances.len(), 1);
     assert_eq!(low.vrrp.instances[0].virtual_router_id, 60);

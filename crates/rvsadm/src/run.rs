@@ -174,8 +174,9 @@ fn run(
             }
             ListTarget::Connections => {
                 // A connection table can hold millions of entries: reading and printing them is
-                // background work that must not take CPU from rvsd's forwarding on this host.
-                let _ = rvs_io::priority::set_current_thread_nice(LISTING_NICE);
+                // background work that must not take CPU from rvsd's forwarding on this host
+                // (SCHED_IDLE: it runs when nothing else wants the CPU).
+                let _ = rvs_io::priority::set_current_thread_idle();
                 let conns = fetch!(control, &Command::ListConnections, Reply::Connections);
                 Outcome::out(render::connections(&conns, &request.format, names))
             }
@@ -228,9 +229,6 @@ fn run(
         }
     })
 }
-
-/// Nice value rvsadm lowers itself to while it lists the connection table (`-Lc`).
-const LISTING_NICE: i32 = 10;
 
 /// Commands sent per [`Command::Batch`] by `-R` (a batch line stays far below the protocol's
 /// line limit).

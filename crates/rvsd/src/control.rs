@@ -283,8 +283,6 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
 /// Connection-table slots visited per streamed part of `-Lnc` (a part stays far below the line
 /// limit, and one shard lock is held for at most this many slots).
 const CONN_SLOTS_PER_PART: usize = 2048;
-/// Nice value of the thread walking a listing (19 is the lowest priority).
-const LISTING_NICE: i32 = 19;
 /// Services per streamed part of `-L` (a part is halved while it does not fit in a line).
 const SERVICES_PER_PART: usize = 64;
 
@@ -320,7 +318,7 @@ impl Listed for rvs_api::ConnView {
     }
 }
 
-/// Streams a listing: `next_page` is called on a low-priority thread of its own until it returns `None`, each
+/// Streams a listing: `next_page` is called on an idle-class thread of its own until it returns `None`, each
 /// non-empty page is sent as a [`Reply::More`] line, and the last page as the ordinary reply
 /// (so a listing that fits in one page is one ordinary line). At most two encoded parts wait in
 /// the channel, so the listing advances as fast as the client reads it and rvsd's memory stays
@@ -332,8 +330,9 @@ where
 {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let walker = move || {
-        // Background work: a listing yields the CPU to forwarding and health checks.
-        if let Err(e) = rvs_io::priority::set_current_thread_nice(LISTING_NICE) {
+        // Background work: a listing runs only when forwarding and health checks leave the
+        // CPU idle (SCHED_IDLE; a nice value is not enough for a thread that wakes this often).
+        if let Err(e) = rvs_io::priority::set_current_thread_idle() {
             tracing::debug!("listing at normal priority: {e}");
         }
         let mut pending: Option<Vec<T>> = None;
