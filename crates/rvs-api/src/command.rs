@@ -114,23 +114,34 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command changes which traffic the director takes: services, real servers
+    /// or mark rules (so rvsd's kernel-bypass rules must follow). A batch does when any of its
+    /// commands does.
+    pub fn changes_services(&self) -> bool {
+        match self {
+            Command::Batch(commands) => commands.iter().any(Command::changes_services),
+            _ => matches!(
+                self,
+                Command::AddService(_)
+                    | Command::EditService(_)
+                    | Command::DelService(_)
+                    | Command::Clear
+                    | Command::AddDest { .. }
+                    | Command::EditDest { .. }
+                    | Command::DelDest { .. }
+                    | Command::AddMarkRule(_)
+                    | Command::DelMarkRule(_)
+            ),
+        }
+    }
+
     /// Whether the command may run inside a [`Command::Batch`]: changes to services, real
-    /// servers, mark rules, timeouts, policy and counters (what `rvsadm -R` sends).
+    /// servers and mark rules, and to timeouts, policy and counters (what `rvsadm -R` sends).
     pub fn batchable(&self) -> bool {
-        matches!(
-            self,
-            Command::AddService(_)
-                | Command::EditService(_)
-                | Command::DelService(_)
-                | Command::Clear
-                | Command::AddDest { .. }
-                | Command::EditDest { .. }
-                | Command::DelDest { .. }
-                | Command::Zero { .. }
-                | Command::SetTimeouts(_)
-                | Command::AddMarkRule(_)
-                | Command::DelMarkRule(_)
-                | Command::SetPolicy { .. }
-        )
+        (!matches!(self, Command::Batch(_)) && self.changes_services())
+            || matches!(
+                self,
+                Command::Zero { .. } | Command::SetTimeouts(_) | Command::SetPolicy { .. }
+            )
     }
 }

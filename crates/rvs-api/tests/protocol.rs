@@ -397,6 +397,17 @@ fn streamed_parts_encode_as_more_and_join_in_order() {
     let batch = Command::Batch(vec![Command::Clear, Command::GetTimeouts]);
     assert!(Command::Clear.batchable());
     assert!(!Command::GetTimeouts.batchable() && !batch.batchable());
+    assert!(Command::SetPolicy {
+        name: "sloppy_tcp".into(),
+        value: 1
+    }
+    .batchable());
+    assert!(
+        batch.changes_services(),
+        "a batch with -C changes the services"
+    );
+    assert!(!Command::Batch(vec![Command::GetTimeouts]).changes_services());
+    assert!(!Command::Zero { service: None }.changes_services());
     assert_eq!(
         decode_command(&encode_command(&batch).expect("encode")).expect("decode"),
         batch

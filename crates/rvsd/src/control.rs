@@ -429,7 +429,7 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
             });
         }
     }
-    let changes_config = convert::changes_config(&cmd);
+    let changes_config = cmd.changes_services();
     let engine = shared.engine.clone();
     let clock = shared.clock;
     let bypass = shared.bypass.clone();

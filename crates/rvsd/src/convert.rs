@@ -19,25 +19,6 @@ const IPVS_VERSION: &str = "1.2.1";
 /// The connection hash table size ipvsadm's header reports (IPVS's default).
 const CONN_TABLE_SIZE: u32 = 4096;
 
-/// Whether `cmd` changes services or real servers (so the kernel-bypass rules must follow).
-pub fn changes_config(cmd: &Command) -> bool {
-    if let Command::Batch(commands) = cmd {
-        return commands.iter().any(changes_config);
-    }
-    matches!(
-        cmd,
-        Command::AddService(_)
-            | Command::EditService(_)
-            | Command::DelService(_)
-            | Command::Clear
-            | Command::AddDest { .. }
-            | Command::EditDest { .. }
-            | Command::DelDest { .. }
-            | Command::AddMarkRule(_)
-            | Command::DelMarkRule(_)
-    )
-}
-
 /// Runs one command against the engine alone (no data plane, e.g. `--restore`): `GetCounters`
 /// then answers without the egress counters. `local_addrs` are the director's own addresses
 /// (a real server at one of them is forwarded `Local`).
