@@ -282,6 +282,24 @@ pub(crate) struct Staged {
     pub(crate) services: Vec<Arc<ServiceRt>>,
     /// Position of each service in `services`.
     pub(crate) index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
+    /// Positions whose real servers changed: their scheduler tables are rebuilt once, when the
+    /// batch is published (the scheduler state is shared with the live service, so rebuilding
+    /// it earlier would schedule over a real-server list the data plane does not have yet).
+    pub(crate) dests_changed: Vec<usize>,
+}
+
+impl Staged {
+    /// The services to publish, with the scheduler tables of the changed ones rebuilt.
+    pub(crate) fn into_services(mut self) -> Vec<Arc<ServiceRt>> {
+        self.dests_changed.sort_unstable();
+        self.dests_changed.dedup();
+        for &pos in &self.dests_changed {
+            if let Some(s) = self.services.get(pos) {
+                s.sched.lock().dests_changed(&s.dests);
+            }
+        }
+        self.services
+    }
 }
 
 impl Snapshot {

@@ -66,7 +66,7 @@ impl Engine {
     /// Publishes the services a batch staged, if any.
     fn flush_staged(&self, ctl: &mut Control) {
         if let Some(staged) = ctl.staged.take() {
-            self.publish(staged.services, ctl);
+            self.publish(staged.into_services(), ctl);
         }
     }
 
@@ -74,7 +74,7 @@ impl Engine {
     /// current timeouts, policy and mark rules.
     fn republish(&self, ctl: &mut Control) {
         let services = match ctl.staged.take() {
-            Some(staged) => staged.services,
+            Some(staged) => staged.into_services(),
             None => self.snapshot.load().services.clone(),
         };
         self.publish(services, ctl);
@@ -87,6 +87,7 @@ impl Engine {
             Staged {
                 services: snap.services.clone(),
                 index: snap.index.clone(),
+                dests_changed: Vec::new(),
             }
         })
     }
@@ -324,8 +325,9 @@ impl Engine {
                 (pos, staged.services[pos].clone())
             };
             let dests = change(&mut ctl, &old)?;
-            old.sched.lock().dests_changed(&dests);
-            self.staged(&mut ctl).services[pos] = Arc::new(ServiceRt {
+            let staged = self.staged(&mut ctl);
+            staged.dests_changed.push(pos);
+            staged.services[pos] = Arc::new(ServiceRt {
                 id: old.id,
                 spec: old.spec.clone(),
                 dests,
@@ -431,7 +433,6 @@ impl Engine {
     /// Connections pick the new values up at their next packet.
     pub fn set_timeouts(&self, t: TimeoutUpdate) {
         let mut ctl = self.control.lock();
-        self.flush_staged(&mut ctl);
         if t.tcp != 0 {
             ctl.timeouts.tcp = t.tcp;
         }

@@ -114,3 +114,30 @@ fn other_changes_inside_a_batch_publish_what_was_staged_first() {
     });
     assert!(layout(&e).is_empty());
 }
+
+#[test]
+fn real_servers_changed_in_a_batch_reach_the_scheduler_only_when_it_ends() {
+    // A published sh service with one server. Inside a batch a second server is added: until
+    // the batch ends the data plane schedules over the published one-server list, so the
+    // (shared) bucket table must not point at the second server yet, or its packets would be
+    // dropped as having no destination.
+    let e = Engine::new(EngineConfig::default());
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    e.add_service(svc(k, SchedulerKind::Sh)).unwrap();
+    e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).unwrap();
+    let syn = |i: u8| tcp4([203, 0, 113, i], CPORT, VIP4, VPORT, 64, SYN, &[]);
+    e.batch(|| {
+        e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).unwrap();
+        for i in 1..=64 {
+            assert_eq!(run(&e, 0, &mut syn(i)), fwd(ip4(RIP4)), "client {i}");
+        }
+    });
+    let after: Vec<Verdict> = (101..=164).map(|i| run(&e, 0, &mut syn(i))).collect();
+    assert!(
+        after.contains(&fwd(ip4(RIP4B))),
+        "after it, the new server is scheduled"
+    );
+    assert!(after
+        .iter()
+        .all(|v| *v == fwd(ip4(RIP4)) || *v == fwd(ip4(RIP4B))));
+}
