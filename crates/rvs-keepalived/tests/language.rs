@@ -4,6 +4,8 @@
 //! on the same file with the same `-i`. Without the binary the verdict comparison is skipped with a
 //! message; the rvs assertions still run.
 
+mod common;
+
 use rvs_keepalived::model::{Config, VsTarget};
 use rvs_keepalived::{check_with, parse_file_with, LoadOptions, Report};
 use std::net::IpAddr;
@@ -21,24 +23,9 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
-fn keepalived_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into(), "/usr/local/sbin".into()])
-        .map(|d| d.join("keepalived"))
-        .find(|p| p.is_file())
-}
-
-/// `keepalived -t -f FILE -l -D [-i ID]`: `Some(true)` when it exits 0, `None` without the binary.
-fn keepalived_verdict(file: &Path, instance: Option<&str>) -> Option<(bool, String)> {
-    let Some(bin) = keepalived_binary() else {
-        eprintln!(
-            "keepalived is not installed (scripts/install-deps installs it; CI has it): \
-             verdict comparison for {} skipped",
-            file.display()
-        );
-        return None;
-    };
+/// `keepalived -t -f FILE -l -D [-i ID]`: whether it exits 0, and what it printed.
+fn keepalived_verdict(file: &Path, instance: Option<&str>) -> (bool, String) {
+    let bin = common::keepalived();
     let mut cmd = Command::new(bin);
     cmd.args(["-t", "-f"]).arg(file).args(["-l", "-D"]);
     if let Some(id) = instance {
@@ -47,7 +34,7 @@ fn keepalived_verdict(file: &Path, instance: Option<&str>) -> Option<(bool, Stri
     let out = cmd.output().expect("run keepalived -t");
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    Some((out.status.success(), text))
+    (out.status.success(), text)
 }
 
 fn options(instance: &str) -> LoadOptions {
@@ -66,7 +53,8 @@ fn load(file: &Path, instance: &str, valid: bool) -> (Config, Report) {
         "rvs on {} -i {instance}:\n{report}",
         file.display()
     );
-    if let Some((ok, text)) = keepalived_verdict(file, Some(instance)) {
+    {
+        let (ok, text) = keepalived_verdict(file, Some(instance));
         assert_eq!(
             ok,
             valid,
@@ -376,7 +364,8 @@ fn invalid_sequences_are_reported_at_their_line() {
                     && e.span.as_ref().is_some_and(|s| s.line == 4)),
             "{body}: {report}"
         );
-        if let Some((ok, out)) = keepalived_verdict(&file, Some("main")) {
+        {
+            let (ok, out) = keepalived_verdict(&file, Some("main"));
             assert!(!ok, "{body}: keepalived:\n{out}");
             assert!(out.contains(message), "{body}: keepalived:\n{out}");
         }
@@ -475,7 +464,8 @@ fn include_variants_follow_keepalived_checks() {
         let (c, report) = parse_file_with(&file, &options("main"));
         assert_eq!(report.is_ok(), valid, "{line}: {report}");
         assert_eq!(c.global.router_id.as_deref(), router_id, "{line}");
-        if let Some((ok, out)) = keepalived_verdict(&file, Some("main")) {
+        {
+            let (ok, out) = keepalived_verdict(&file, Some("main"));
             assert_eq!(ok, valid, "{line}: keepalived:\n{out}");
         }
     }
@@ -492,7 +482,8 @@ fn include_variants_follow_keepalived_checks() {
                 .any(|w| w.to_string().contains("Config files missing")),
             "{line}: {report}"
         );
-        if let Some((ok, out)) = keepalived_verdict(&file, Some("main")) {
+        {
+            let (ok, out) = keepalived_verdict(&file, Some("main"));
             assert!(ok, "{line}: keepalived:\n{out}");
         }
     }

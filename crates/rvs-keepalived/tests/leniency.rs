@@ -3,6 +3,8 @@
 //! whether keepalived would still start) and the lowered result rvsd runs. The last test runs
 //! the real `keepalived -t` on every fixture and compares the verdicts.
 
+mod common;
+
 use rvs_api::{ForwardMethod, ServiceId};
 use rvs_keepalived::vrrp::VrrpState;
 use rvs_keepalived::{check, load_lenient, lower, CheckerKind, Lowered, Report, Severity};
@@ -776,29 +778,13 @@ fn host_interface() -> Option<String> {
         .or_else(|| names.into_iter().find(multicast))
 }
 
-fn keepalived_bin() -> Option<PathBuf> {
-    [
-        "/usr/sbin/keepalived",
-        "/usr/local/sbin/keepalived",
-        "/sbin/keepalived",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-}
-
 /// keepalived -t's exit status: 0 valid; anything else, invalid. (keepalived -t exits 5 for the
 /// errors that stop the daemon too, so "fatal" is compared as "invalid".)
 #[test]
 fn keepalived_gives_the_same_verdicts() {
-    let Some(bin) = keepalived_bin() else {
-        eprintln!("SKIPPED: keepalived is not installed (scripts/install-deps installs it)");
-        return;
-    };
-    let Some(iface) = host_interface() else {
-        eprintln!("SKIPPED: no up, multicast network interface for keepalived -t's VRRP checks");
-        return;
-    };
+    let bin = common::keepalived();
+    let iface = host_interface()
+        .expect("an up, multicast network interface for keepalived -t's VRRP checks");
     let dir = std::env::temp_dir().join(format!("rvs-leniency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(data(""))

@@ -4,6 +4,9 @@
 //! After an intended change of the lowering or of the dump format, regenerate the golden files
 //! with `RVS_BLESS=1 cargo test -p rvsd --test dump_conf` and review the diff.
 
+#[path = "../../rvs-keepalived/tests/common/mod.rs"]
+mod keepalived_bin;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -137,17 +140,7 @@ fn dump_conf_needs_a_file() {
 /// good and a bad smtp_server.
 #[test]
 fn rvsd_t_checks_scripts_and_smtp_server_as_keepalived() {
-    let Some(keepalived) = [
-        "/usr/sbin/keepalived",
-        "/sbin/keepalived",
-        "/usr/bin/keepalived",
-    ]
-    .into_iter()
-    .map(Path::new)
-    .find(|p| p.is_file()) else {
-        eprintln!("SKIPPED: keepalived is not installed (scripts/install-deps installs it)");
-        return;
-    };
+    let keepalived = keepalived_bin::keepalived();
     let dir = std::env::temp_dir().join(format!("rvsd-t-system-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let vs = "virtual_server 10.20.0.1 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    quorum_up /bin/true\n    real_server 10.20.1.1 80 {\n        notify_up \"/bin/true up\"\n        TCP_CHECK {\n        }\n    }\n}\n";
@@ -170,7 +163,7 @@ fn rvsd_t_checks_scripts_and_smtp_server_as_keepalived() {
     for (name, text) in cases {
         let file = dir.join(name);
         std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
-        let k = Command::new(keepalived)
+        let k = Command::new(&keepalived)
             .args(["-t", "-l", "-D", "-f"])
             .arg(&file)
             .output()
