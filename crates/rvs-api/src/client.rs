@@ -55,12 +55,13 @@ impl Client {
     /// [`Client::call_each`] to handle the parts as they arrive instead.
     pub fn call(&mut self, command: &Command) -> Result<Reply, ApiError> {
         let mut whole: Option<Reply> = None;
-        self.call_each(command, |part| match &mut whole {
-            None => {
-                whole = Some(part);
-                Ok(())
+        self.call_each(command, |part| {
+            // A listing that fails part-way ends with the daemon's error: that is the answer.
+            if let (Some(w), false) = (&mut whole, matches!(part, Reply::Error(_))) {
+                return w.append(part).map_err(|_| ApiError::UnexpectedPart);
             }
-            Some(w) => w.append(part).map_err(|_| ApiError::UnexpectedPart),
+            whole = Some(part);
+            Ok(())
         })?;
         whole.ok_or(ApiError::Closed)
     }

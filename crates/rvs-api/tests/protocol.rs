@@ -482,3 +482,22 @@ fn client_joins_streamed_parts_or_hands_them_over_one_by_one() {
     assert_eq!(server.join().expect("server"), 4);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_listing_that_fails_part_way_answers_with_the_daemons_error() {
+    let dir = std::env::temp_dir().join(format!("rvs-api-stream-err-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tempdir");
+    let path = dir.join("rvsd.sock");
+    let _ = std::fs::remove_file(&path);
+    let broken = Reply::error(ErrorKind::Internal, "the listing ended early");
+    let server = streaming_server(
+        path.clone(),
+        vec![Reply::Counters(vec![counter(1)])],
+        broken.clone(),
+    );
+    let mut client = Client::connect(&path).expect("connect");
+    assert_eq!(client.call(&Command::GetCounters).expect("call"), broken);
+    drop(client);
+    assert_eq!(server.join().expect("server"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,7 +18,6 @@ use crate::help;
 use crate::parse::{parse_args, ParseError};
 use crate::run::{execute, LazyClient, Outcome};
 use crate::take_socket_option;
-use rvs_api::Command;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -39,10 +38,10 @@ pub enum Program {
 impl Program {
     /// The program `argv0`'s file name names; any name but ipvsadm's three is rvsadm.
     pub fn from_argv0(argv0: &str) -> Program {
-        match Path::new(argv0).file_name().and_then(|n| n.to_str()) {
-            Some("ipvsadm") => Program::Ipvsadm,
-            Some("ipvsadm-save") => Program::IpvsadmSave,
-            Some("ipvsadm-restore") => Program::IpvsadmRestore,
+        match basename(argv0) {
+            "ipvsadm" => Program::Ipvsadm,
+            "ipvsadm-save" => Program::IpvsadmSave,
+            "ipvsadm-restore" => Program::IpvsadmRestore,
             _ => Program::Rvsadm,
         }
     }
@@ -90,14 +89,7 @@ pub fn invoke(
             }
             execute(&Action::Save(format), &mut daemon, stdin)
         }
-        Program::IpvsadmRestore => {
-            let mut out = execute(&Action::Apply(Command::Clear), &mut daemon, stdin);
-            let restored = execute(&Action::Restore, &mut daemon, stdin);
-            out.stdout.push_str(&restored.stdout);
-            out.stderr.push_str(&restored.stderr);
-            out.status = restored.status;
-            out
-        }
+        Program::IpvsadmRestore => crate::run::clear_and_restore(&mut daemon, stdin),
         Program::Ipvsadm | Program::Rvsadm => {
             // ipvsadm names itself as invoked; rvsadm keeps its own name.
             let shown = if program == Program::Ipvsadm {

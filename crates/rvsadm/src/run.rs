@@ -214,7 +214,7 @@ fn run(
                     .collect(),
             )
         }
-        Action::Restore => restore(control, stdin),
+        Action::Restore => restore(control, stdin, Vec::new()),
         Action::Health => {
             let servers = fetch!(control, &Command::GetHealth, Reply::Health);
             Outcome::out(render::health(&servers))
@@ -230,6 +230,12 @@ fn run(
     })
 }
 
+/// ipvsadm-restore: `-C` then `-R` from `stdin`, the clearing in the first batch with the
+/// first lines, so the data plane never sees the table empty in between.
+pub fn clear_and_restore(control: &mut dyn Control, stdin: &mut dyn BufRead) -> Outcome {
+    restore(control, stdin, vec![Command::Clear])
+}
+
 /// Commands sent per [`Command::Batch`] by `-R` (a batch line stays far below the protocol's
 /// line limit).
 const RESTORE_BATCH: usize = 256;
@@ -239,10 +245,10 @@ const RESTORE_BATCH: usize = 256;
 /// reported in line order. A line popt cannot read (an unknown option) is reported and the
 /// next lines still run; a line ipvsadm `fail`s (a bad address, a missing option) stops the
 /// restore with its status; a line the daemon refuses is reported and the restore goes on. The
-/// exit status is that of the last line.
-fn restore(control: &mut dyn Control, stdin: &mut dyn BufRead) -> Outcome {
+/// exit status is that of the last line. `first` goes in the first batch ahead of the lines.
+fn restore(control: &mut dyn Control, stdin: &mut dyn BufRead, first: Vec<Command>) -> Outcome {
     let mut total = Outcome::default();
-    let mut batch: Vec<Command> = Vec::new();
+    let mut batch: Vec<Command> = first;
     let mut line = String::new();
     loop {
         line.clear();
@@ -300,8 +306,11 @@ fn flush_batch(control: &mut dyn Control, batch: &mut Vec<Command>, total: &mut 
     if batch.is_empty() {
         return true;
     }
-    let commands = std::mem::take(batch);
-    let replies = match control.call(&Command::Batch(commands.clone())) {
+    let sent = Command::Batch(std::mem::take(batch));
+    let Command::Batch(commands) = &sent else {
+        return true;
+    };
+    let replies = match control.call(&sent) {
         Ok(Reply::Batch(replies)) if replies.len() == commands.len() => replies,
         Ok(Reply::Error(e)) if e.kind == rvs_api::ErrorKind::InvalidArgument => {
             // An older rvsd that does not know batches: one exchange per line.

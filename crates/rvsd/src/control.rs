@@ -271,7 +271,11 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
             let now = shared.clock.now();
             let mut at = Some(rvs_engine::ConnWalk::default());
             stream(move || {
+                // The slice holds a shard lock the workers take for every packet: walk it in
+                // the ordinary class, so the idle-class thread is never parked holding it.
+                let _ = rvs_io::priority::set_current_thread_normal();
                 let (page, next) = engine.connections_page(now, at?, CONN_SLOTS_PER_PART);
+                let _ = rvs_io::priority::set_current_thread_idle();
                 at = next;
                 Some(page.into_iter().map(convert::conn_view).collect::<Vec<_>>())
             })

@@ -97,14 +97,14 @@ fn run(
             let key = service_key(&service)?;
             let spec = dest_spec(&dest, local_addrs)
                 .and_then(|spec| check_unicast(dest.addr, local_addrs).map(|()| spec))
-                .map_err(|e| unless_no_service(engine, now, &key, e))?;
+                .map_err(|e| unless_no_service(engine, &key, e))?;
             engine.add_dest(&key, spec).map_err(engine_error)?;
             Reply::Ok
         }
         Command::EditDest { service, dest } => {
             let key = service_key(&service)?;
-            let spec = dest_spec(&dest, local_addrs)
-                .map_err(|e| unless_no_service(engine, now, &key, e))?;
+            let spec =
+                dest_spec(&dest, local_addrs).map_err(|e| unless_no_service(engine, &key, e))?;
             engine.edit_dest(&key, spec).map_err(engine_error)?;
             Reply::Ok
         }
@@ -438,11 +438,10 @@ fn effective_method(cfg: &DestConfig, local_addrs: &[IpAddr]) -> rvs_engine::For
 /// service. Looked up only on that error path.
 fn unless_no_service(
     engine: &Engine,
-    now: Millis,
     key: &ServiceKey,
     refusal: rvs_api::ErrorReply,
 ) -> rvs_api::ErrorReply {
-    if engine.services(now).iter().any(|s| s.spec.key == *key) {
+    if engine.spec_walk().services().any(|s| s.spec().key == *key) {
         refusal
     } else {
         engine_error(EngineError::NoService)

@@ -204,6 +204,38 @@ fn dump_conf(path: Option<&std::path::Path>) -> std::process::ExitCode {
     }
 }
 
+/// Attempts [`bypass::Bypass::reattach`] makes before giving up (one second apart).
+const REATTACH_ATTEMPTS: u32 = 5;
+
+/// Re-attaches the kernel-bypass rules after `interface` came back, off the calling (data
+/// plane) thread.
+fn reattach_in_background(bypass: bypass::Bypass, interface: &str) {
+    let interface = interface.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("rvsd-reattach".into())
+        .spawn(move || {
+            for attempt in 1..=REATTACH_ATTEMPTS {
+                match bypass.reattach() {
+                    Ok(_) => return,
+                    Err(e) => tracing::warn!(
+                        interface,
+                        attempt,
+                        "re-attaching the kernel-bypass rules failed: {e}"
+                    ),
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            tracing::error!(
+                interface,
+                "kernel-bypass rules not re-attached: the kernel may answer forwarded traffic \
+                 on it until rvsd restarts"
+            );
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the thread re-attaching the kernel-bypass rules: {e}");
+    }
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
     let clock = clock::Clock::new();
     let engine = Arc::new(rvs_engine::Engine::new(rvs_engine::EngineConfig {
@@ -256,11 +288,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         stop.clone(),
         {
             // A re-created interface may have lost its netdev chain: put the bypass rules
-            // back (reattach logs what it re-created, or its failure).
+            // back, on a thread of its own (nft must not run on a data-plane worker), retrying
+            // a failure.
             let bypass = bypass.clone();
-            Arc::new(move |_: &str| {
-                let _ = bypass.reattach();
-            })
+            Arc::new(move |name: &str| reattach_in_background(bypass.clone(), name))
         },
     )
     .context("starting the data plane")?;
