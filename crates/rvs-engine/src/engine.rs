@@ -556,20 +556,15 @@ impl Engine {
         let no_output = c.flags & F_NO_OUTPUT != 0;
         let tunnel = (c.flags & F_TUNNEL != 0).then(|| c.dest.tunnel());
         let local = c.flags & F_LOCAL != 0;
-        if c.proto == ip::TCP {
-            let new = next_state(state, dir, no_output, flags);
-            if new != state {
-                c.set_active(new == ConnState::Established);
-                c.state = new as u8;
-                state = new;
-            }
-        } else if c.proto == ip::SCTP {
-            let new = sctp_state::next_state(state, dir, no_output, flags);
-            if new != state {
-                c.set_active(new == ConnState::SctpEstablished);
-                c.state = new as u8;
-                state = new;
-            }
+        let new = match c.proto {
+            ip::TCP => next_state(state, dir, no_output, flags),
+            ip::SCTP => sctp_state::next_state(state, dir, no_output, flags),
+            _ => state,
+        };
+        if new != state {
+            c.set_active(new.is_established());
+            c.state = new as u8;
+            state = new;
         }
         c.expires = now.0.saturating_add(snap.timeouts.of(state));
         // The records are made under the lock and queued once it is released.
