@@ -95,10 +95,11 @@ pub struct ServiceConfig {
     /// Persistence timeout in seconds (`-p [timeout]`); `None` means not persistent.
     #[serde(default)]
     pub persistence: Option<u32>,
-    /// Persistence granularity as a prefix length (`-M netmask`); `None` means a single client
-    /// address (/32 or /128). Only meaningful with `persistence`.
+    /// Persistence granularity (`-M netmask`) as the mask itself: any IPv4 mask, contiguous or
+    /// not, as ipvsadm and the kernel take it; an IPv6 prefix length as its mask. `None` means
+    /// a single client address (all ones). Only meaningful with `persistence`.
     #[serde(default)]
-    pub netmask: Option<u8>,
+    pub netmask: Option<IpAddr>,
     /// One-packet scheduling (`-o`, `--ops`), UDP only.
     #[serde(default)]
     pub one_packet: bool,

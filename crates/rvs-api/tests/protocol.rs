@@ -24,7 +24,7 @@ fn sample_commands() -> Vec<Command> {
         "sh",
     );
     full.persistence = Some(300);
-    full.netmask = Some(64);
+    full.netmask = Some(rvs_api::netmask::prefix_mask(true, 64));
     full.one_packet = true;
     full.sched_flags = vec!["sh-port".into()];
     full.pe = Some("sip".into());

@@ -18,6 +18,7 @@ mod defs;
 mod diag;
 pub mod dump;
 mod glob;
+pub mod host;
 mod lexer;
 mod lower;
 pub mod model;

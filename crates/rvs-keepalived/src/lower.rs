@@ -7,7 +7,7 @@ use crate::model::{
     VirtualServer, VsTarget,
 };
 use crate::vrrp::{VrrpInstance, VrrpScript, VrrpSyncGroup};
-use rvs_api::{DestConfig, ForwardMethod, ServiceConfig, ServiceId, TunnelConfig};
+use rvs_api::{netmask, DestConfig, ForwardMethod, ServiceConfig, ServiceId, TunnelConfig};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -304,7 +304,11 @@ pub fn lower(config: &Config) -> Lowered {
         for id in service_ids(vs, config) {
             let mut sc = ServiceConfig::new(id, vs.scheduler.clone());
             sc.persistence = vs.persistence_timeout;
-            sc.netmask = vs.persistence_granularity;
+            // A mask of the service's family that is not all ones (keepalived sends
+            // 0xffffffff as "none").
+            sc.netmask = vs.persistence_granularity.filter(|m| {
+                m.is_ipv6() == id.is_ipv6() && *m != netmask::prefix_mask(m.is_ipv6(), u8::MAX)
+            });
             sc.one_packet = vs.sched_flags.ops;
             sc.sched_flags = vs.sched_flags.names.clone();
             sc.pe = vs.persistence_engine.clone();

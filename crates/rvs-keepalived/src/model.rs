@@ -267,8 +267,8 @@ pub struct VirtualServer {
     pub method: LvsMethod,
     /// `persistence_timeout [N]` (360 when given without a value).
     pub persistence_timeout: Option<u32>,
-    /// `persistence_granularity MASK` as a prefix length.
-    pub persistence_granularity: Option<u8>,
+    /// `persistence_granularity MASK`: the mask (an IPv6 prefix length as its mask).
+    pub persistence_granularity: Option<IpAddr>,
     /// `persistence_engine NAME`.
     pub persistence_engine: Option<String>,
     /// `protocol` (default TCP).

@@ -323,7 +323,18 @@ pub fn parse_virtual_server(ctx: &mut Ctx<'_>, st: &Statement) -> Option<(Virtua
                     vs.persistence_timeout = Some(t);
                 }
             }
-            "persistence_granularity" => vs.persistence_granularity = granularity(ctx, item),
+            "persistence_granularity" => {
+                // keepalived (pgr_handler): a service of no family yet takes IPv4 when the
+                // value has a '.', else IPv6.
+                let v6 = af.unwrap_or_else(|| !item.args.first().is_some_and(|a| a.contains('.')));
+                if let Some(mask) = granularity(ctx, item, v6) {
+                    vs.persistence_granularity = Some(mask);
+                    if af.is_none() {
+                        af = Some(v6);
+                        vs.ipv6 = Some(v6);
+                    }
+                }
+            }
             "persistence_engine" => {
                 vs.persistence_engine = ctx.arg(item, 0, "an engine name").map(str::to_string)
             }
@@ -463,36 +474,32 @@ fn apply_flag(ctx: &mut Ctx<'_>, item: &Statement, vs: &mut VirtualServer, sched
     }
 }
 
-/// `persistence_granularity`: an IPv4 netmask (`255.255.255.0`) or an IPv6 prefix length.
-fn granularity(ctx: &mut Ctx<'_>, st: &Statement) -> Option<u8> {
+/// `persistence_granularity`, as keepalived 2.2.7 reads it for a service of the family `v6`: an
+/// IPv6 prefix length 1-128 (as its mask), or an IPv4 mask in any of `inet_aton`'s forms,
+/// contiguous or not (`24` is 0.0.0.24, as for ipvsadm's `-M`; the kernel takes any mask).
+fn granularity(ctx: &mut Ctx<'_>, st: &Statement, v6: bool) -> Option<IpAddr> {
     let raw = ctx.arg(st, 0, "a netmask or prefix length")?;
-    if raw.contains('.') {
-        let mask: Option<std::net::Ipv4Addr> = raw.parse().ok();
-        if let Some(m) = mask {
-            if let Some(prefix) = netmask::mask_prefix(m.into()) {
-                return Some(prefix);
-            }
-            // keepalived (like ipvsadm and the kernel) takes any IPv4 mask; rvs's persistence
-            // masks are prefixes, so the mask's leading ones are used.
-            let ones = u8::try_from(u32::from(m).leading_ones()).unwrap_or(0);
-            ctx.warn(
-                &st.span,
-                format!(
-                    "persistence_granularity {raw}: not a contiguous mask; rvs uses its leading ones, /{ones}"
-                ),
-            );
-            return (ones > 0).then_some(ones);
+    if v6 {
+        if let Some(p) = raw.parse::<u8>().ok().filter(|p| (1..=128).contains(p)) {
+            return Some(netmask::prefix_mask(true, p));
         }
-    } else if let Ok(p) = raw.parse::<u8>() {
-        if (1..=128).contains(&p) {
-            return Some(p);
+        ctx.error(
+            &st.span,
+            format!("Invalid IPv6 persistence_granularity specified - {raw}"),
+        );
+        return None;
+    }
+    // getaddrinfo(AI_NUMERICHOST) takes inet_aton's forms with nothing after them.
+    match netmask::inet_aton(raw).filter(|_| !raw.contains(char::is_whitespace)) {
+        Some(mask) => Some(IpAddr::V4(mask)),
+        None => {
+            ctx.error(
+                &st.span,
+                format!("Invalid IPv4 persistence_granularity specified - {raw}"),
+            );
+            None
         }
     }
-    ctx.error(
-        &st.span,
-        format!("persistence_granularity: expected a netmask like 255.255.255.0 or a prefix length 1-128, got '{raw}'"),
-    );
-    None
 }
 
 /// Parses `real_server IP [PORT] { }`.

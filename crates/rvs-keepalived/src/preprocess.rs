@@ -862,6 +862,11 @@ impl<'r> Reader<'r> {
             if buf.is_empty() || self.check_include(&buf) {
                 continue;
             }
+            for name in undefined_references(&buf) {
+                self.error(format!(
+                    "${{{name}}} is not defined (keepalived keeps the text and reads its braces as a block: Unexpected '{{')"
+                ));
+            }
             self.split_braces(&mut buf);
             return Some(SourceLine {
                 span: self.span(),
@@ -915,6 +920,39 @@ impl<'r> Reader<'r> {
             buf.pop();
         }
     }
+}
+
+/// The names of `${NAME}` references left in `buf` outside quotes once substitution is done:
+/// names with no definition. keepalived leaves them as written, so their braces open and close
+/// blocks where none was meant, which it reports as errors.
+fn undefined_references(buf: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < buf.len() {
+        match buf[i] {
+            b'"' => quoted = !quoted,
+            b'$' if !quoted && at(buf, i + 1) == b'{' => {
+                let start = i + 2;
+                let len = buf[start..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                    .count();
+                let name = &buf[start..start + len];
+                let first_ok = name
+                    .first()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_');
+                if first_ok && buf[start + len..].contains(&b'}') {
+                    names.push(String::from_utf8_lossy(name).into_owned());
+                }
+                i = start + len;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    names
 }
 
 /// Reads `text` as the file `name` the way keepalived's checker and VRRP processes do: the
@@ -985,6 +1023,16 @@ mod tests {
         assert_eq!(texts("a b { c d }\n", None), ["a b", "{", "c d", "}"]);
         assert_eq!(texts("kG{kH}kI\n", None), ["kG", "{", "kH", "}", "kI"]);
         assert_eq!(texts("x \"{\" y\n", None), ["x \"{\" y"]);
+    }
+
+    #[test]
+    fn undefined_braced_names_are_errors() {
+        let errors = |t: &str| lines(t, None).1.errors.len();
+        assert_eq!(errors("router_id ${NOPE}\n"), 1);
+        assert_eq!(errors("$YES=1\nrouter_id ${YES}\n"), 0);
+        assert_eq!(errors("router_id \"${NOPE}\"\n"), 0);
+        assert_eq!(errors("router_id $NOPE\n"), 0);
+        assert_eq!(undefined_references(b"a ${X1} ${_y} ${9} $Z"), ["X1", "_y"]);
     }
 
     #[test]

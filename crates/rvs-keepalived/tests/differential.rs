@@ -29,7 +29,8 @@
 
 mod common;
 
-use rvs_keepalived::{check, lower, parse_file, Lowered, Report};
+use rvs_keepalived::host::{check_host, SystemHost};
+use rvs_keepalived::{lower, parse_file, Lowered, Report};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -39,34 +40,7 @@ use std::time::Duration;
 /// Fixtures (or `gen:MUTATION` keys of generated files) whose verdict or lowering differs from
 /// keepalived's today, with the reason. Shrink it as the parser catches up; never grow it to
 /// hide a regression.
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
-    // Language.
-    (
-        "undefined_variable",
-        "an undefined ${NAME}: keepalived splits it at its braces and fails",
-    ),
-    // What needs the system: keepalived -t exits 6 when scripts run without
-    // enable_script_security and 5 for an smtp_server that does not resolve; rvsd -t reports
-    // both (it looks for the script files and resolves the name), rvs_keepalived::check does not
-    // (crates/rvsd/tests/dump_conf.rs compares rvsd -t there).
-    (
-        "gen:rs_notify_up_script",
-        "script security is rvsd -t's check, not check()'s",
-    ),
-    (
-        "gen:vs_quorum_up_script",
-        "script security is rvsd -t's check, not check()'s",
-    ),
-    (
-        "gen:vi_notify_master_script",
-        "script security is rvsd -t's check, not check()'s",
-    ),
-    // keepalived's reports (check fails, it runs past them) and fix-ups.
-    (
-        "gen:gd_bad_smtp_server",
-        "the smtp_server lookup is rvsd -t's check, not check()'s",
-    ),
-];
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 /// How many files the generator writes.
 const GENERATED: usize = 200;
@@ -842,7 +816,10 @@ struct Outcome {
 
 fn compare(bin: &Path, key: &str, file: &Path, lowering: bool) -> Outcome {
     let (k, k_text) = run_keepalived(bin, file);
-    let report = check(file);
+    // As `rvsd -t`: the file, then the host checks keepalived -t makes (interfaces, script
+    // security, script_user, smtp_server) on this host.
+    let (config, mut report) = parse_file(file);
+    report.errors.extend(check_host(&config, &SystemHost));
     let r = rvs_verdict(&report);
     let mut problems = Vec::new();
     // keepalived -t exits 5 for some errors that stop its VRRP or checker process at run time

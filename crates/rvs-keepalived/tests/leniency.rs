@@ -390,14 +390,12 @@ fn fwmark_services_clear_ha_suspend_and_take_any_mask() {
         "cannot use ha_suspend with fwmarks - clearing ha_suspend",
     );
     assert_eq!(report.errors.len(), 1, "{report}");
-    assert!(report.warnings.iter().any(|d| d
-        .message
-        .contains("not a contiguous mask; rvs uses its leading ones, /8")));
     let svc = &low.services[0];
     assert!(!svc.policy.ha_suspend);
     assert_eq!(
         (svc.config.persistence, svc.config.netmask),
-        (Some(360), Some(8))
+        (Some(360), Some("255.0.255.0".parse().unwrap())),
+        "any mask, as keepalived and the kernel take it"
     );
 }
 
@@ -823,4 +821,39 @@ fn keepalived_gives_the_same_verdicts() {
     }
     std::fs::remove_dir_all(&dir).ok();
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+}
+
+/// `persistence_granularity` as keepalived 2.2.7 reads it: an IPv4 service takes any of
+/// inet_aton's forms (so `24` is the mask 0.0.0.24, not a /24), an IPv6 service a prefix length.
+#[test]
+fn granularity_reads_like_inet_aton_for_ipv4_and_a_prefix_for_ipv6() {
+    let mask = |vip: &str, g: &str| {
+        let text = format!(
+            "virtual_server {vip} 80 {{\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    persistence_timeout 50\n    persistence_granularity {g}\n    real_server {vip} 80 {{\n    }}\n}}\n"
+        );
+        let loaded =
+            rvs_keepalived::load_str_lenient(&text, std::path::Path::new("g.conf")).expect("runs");
+        let errors = loaded.errors.len();
+        let low = rvs_keepalived::lower(&loaded.config);
+        (
+            low.services[0].config.netmask.map(|m| m.to_string()),
+            errors,
+        )
+    };
+    assert_eq!(mask("10.0.0.1", "24"), (Some("0.0.0.24".into()), 0));
+    assert_eq!(
+        mask("10.0.0.1", "255.255.0.0"),
+        (Some("255.255.0.0".into()), 0)
+    );
+    assert_eq!(
+        mask("10.0.0.1", "0xffffff00"),
+        (Some("255.255.255.0".into()), 0)
+    );
+    assert_eq!(mask("10.0.0.1", "255.255.255.255"), (None, 0));
+    assert_eq!(mask("10.0.0.1", "nope"), (None, 1));
+    assert_eq!(
+        mask("2001:db8::1", "64"),
+        (Some("ffff:ffff:ffff:ffff::".into()), 0)
+    );
+    assert_eq!(mask("2001:db8::1", "255.255.255.0"), (None, 1));
 }

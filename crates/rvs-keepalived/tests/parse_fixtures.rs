@@ -209,7 +209,10 @@ fn every_keyword() {
         Some(360),
         "persistence_timeout without value"
     );
-    assert_eq!(vs.persistence_granularity, Some(24));
+    assert_eq!(
+        vs.persistence_granularity,
+        Some("255.255.255.0".parse().unwrap())
+    );
     assert_eq!(vs.sched_flags.names, ["sh-port", "sh-fallback", "flag-3"]);
     assert!(!vs.sched_flags.hashed, "keepalived sets no flag for hashed");
     assert!(vs.alpha && vs.omega && vs.ha_suspend && vs.inhibit_on_failure);
@@ -223,7 +226,7 @@ fn every_keyword() {
     assert_eq!(low.services.len(), 6);
     let s0 = &low.services[0];
     assert_eq!(s0.config.pe.as_deref(), Some("sip"));
-    assert_eq!(s0.config.netmask, Some(24));
+    assert_eq!(s0.config.netmask, Some("255.255.255.0".parse().unwrap()));
     assert_eq!(s0.dests[0].method, ForwardMethod::Route);
     assert_eq!(
         (

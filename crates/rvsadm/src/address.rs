@@ -3,6 +3,8 @@
 use crate::names::{PortProto, Resolver};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub(crate) use rvs_api::netmask::inet_aton;
+
 /// An address with an optional port, as `parse_service` in ipvsadm.c reads `host[:port]`,
 /// `v6addr` or `[v6addr]:port`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,69 +65,6 @@ fn parse_port(text: &str, proto: PortProto, names: &dyn Resolver) -> Option<u16>
 /// `-M` (`inet_aton`, then `gethostbyname`).
 pub(crate) fn parse_ipv4(text: &str, names: &dyn Resolver) -> Option<Ipv4Addr> {
     inet_aton(text).or_else(|| names.host_v4(text))
-}
-
-/// C's `isspace` in the C locale.
-fn c_isspace(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// `strtoul(text, &end, 0)` on a text that starts with a digit: the value (`None` when it does
-/// not fit 32 bits, which `inet_aton` refuses anyway) and the bytes read. `0x` starts hex, `0`
-/// octal; a prefix without digits after it reads as `0`.
-fn strtoul_base0(text: &[u8]) -> (Option<u32>, usize) {
-    let (radix, start) = match text {
-        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, 2),
-        [b'0', ..] => (8, 1),
-        _ => (10, 0),
-    };
-    let mut value: Option<u32> = Some(0);
-    let mut end = start;
-    while let Some(digit) = text.get(end).and_then(|&b| char::from(b).to_digit(radix)) {
-        value = value
-            .and_then(|v| v.checked_mul(radix))
-            .and_then(|v| v.checked_add(digit));
-        end += 1;
-    }
-    (value, end)
-}
-
-/// glibc's `inet_aton`: one to four numbers separated by dots, each decimal, octal (`0`) or hex
-/// (`0x`); the last fills the remaining bytes (`10.1` is 10.0.0.1). A whitespace character may
-/// follow, and anything after it is ignored.
-pub(crate) fn inet_aton(text: &str) -> Option<Ipv4Addr> {
-    let bytes = text.as_bytes();
-    let mut parts: Vec<u32> = Vec::with_capacity(3);
-    let mut at = 0;
-    let last = loop {
-        if !bytes.get(at).is_some_and(u8::is_ascii_digit) {
-            return None;
-        }
-        let (value, read) = strtoul_base0(&bytes[at..]);
-        let value = value?;
-        at += read;
-        if bytes.get(at) == Some(&b'.') {
-            if parts.len() > 2 || value > 0xff {
-                return None;
-            }
-            parts.push(value);
-            at += 1;
-        } else {
-            break value;
-        }
-    };
-    if bytes.get(at).is_some_and(|&b| !c_isspace(b)) {
-        return None;
-    }
-    let max: u32 = [0xffff_ffff, 0xff_ffff, 0xffff, 0xff][parts.len()];
-    if last > max {
-        return None;
-    }
-    let high = parts
-        .iter()
-        .enumerate()
-        .fold(0u32, |acc, (i, &p)| acc | (p << (24 - 8 * i)));
-    Some(Ipv4Addr::from(high | last))
 }
 
 /// ipvsadm's `string_to_number`: a whole base-10 number (strtol syntax) within `min..=max`.
@@ -220,32 +159,6 @@ mod tests {
             www("[2001:db8::2]:https", PortProto::Tcp).and_then(|h| h.port),
             Some(443)
         );
-    }
-
-    #[test]
-    fn inet_aton_forms() {
-        let a = |t| inet_aton(t).map(u32::from);
-        assert_eq!(a("1.2.3.4"), Some(0x0102_0304));
-        assert_eq!(a("10.1"), Some(0x0a00_0001));
-        assert_eq!(a("10.1.2"), Some(0x0a01_0002));
-        assert_eq!(a("167772161"), Some(0x0a00_0001));
-        assert_eq!(a("0x0a.010.0.1"), Some(0x0a08_0001));
-        assert_eq!(a("1.2.3.4 trailing"), Some(0x0102_0304));
-        assert_eq!(a("1.2.65535"), Some(0x0102_ffff));
-        for bad in [
-            "",
-            ".1",
-            "1.",
-            "1..2",
-            "08",
-            "0x",
-            "1.2.3.256",
-            "1.2.65536",
-            "4294967296",
-            "a",
-        ] {
-            assert_eq!(a(bad), None, "{bad}");
-        }
     }
 
     #[test]

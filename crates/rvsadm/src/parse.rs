@@ -9,13 +9,13 @@ use crate::address::{parse_host_port, parse_ipv4, string_to_number};
 use crate::args::{split, Occurrence, Opt};
 use crate::names::{PortProto, Resolver, SystemResolver};
 use crate::sched_flags;
-use rvs_api::netmask::mask_prefix;
+use rvs_api::netmask::prefix_mask;
 use rvs_api::{
     Command, DaemonConfig, DaemonRole, DestConfig, ForwardMethod, ProxyProtocol, ServiceConfig,
     ServiceId, Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
 };
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// ipvsadm's default scheduler.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -220,7 +220,9 @@ const TUNNEL_NAMES: [&str; 3] = ["ipip", "gue", "gre"];
 /// Persistence granularity as ipvsadm holds it while parsing.
 #[derive(Debug, Clone, Copy)]
 enum Mask {
-    V4(u8),
+    /// Any IPv4 mask (`inet_aton`'s forms, contiguous or not).
+    V4(Ipv4Addr),
+    /// An IPv6 prefix length.
     V6(u8),
 }
 
@@ -273,7 +275,7 @@ impl Entry {
             fwmark_v6: false,
             scheduler: None,
             persistence: None,
-            mask: Mask::V4(32),
+            mask: Mask::V4(Ipv4Addr::BROADCAST),
             one_packet: false,
             pe: None,
             sched_flags: None,
@@ -528,8 +530,8 @@ fn apply_option(e: &mut Entry, o: &Occurrence, names: &dyn Resolver) -> Result<(
                     None => return fail("illegal ipv6 netmask specified"),
                 }
             } else {
-                match parse_ipv4(v, names).and_then(|m| mask_prefix(m.into())) {
-                    Some(prefix) => e.mask = Mask::V4(prefix),
+                match parse_ipv4(v, names) {
+                    Some(mask) => e.mask = Mask::V4(mask),
                     None => return fail("illegal virtual server persistent mask specified"),
                 }
             }
@@ -808,8 +810,8 @@ fn check_rules(
 
 fn service_config(e: &Entry, id: ServiceId, sched_flags: Vec<String>) -> ServiceConfig {
     let netmask = match (e.mask, id.is_ipv6()) {
-        (Mask::V4(p), false) if p < 32 => Some(p),
-        (Mask::V6(p), true) if p < 128 => Some(p),
+        (Mask::V4(m), false) if m != Ipv4Addr::BROADCAST => Some(IpAddr::V4(m)),
+        (Mask::V6(p), true) if p < 128 => Some(prefix_mask(true, p)),
         _ => None,
     };
     ServiceConfig {

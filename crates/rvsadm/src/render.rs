@@ -6,7 +6,7 @@
 use crate::action::Format;
 use crate::names::{PortProto, Resolver};
 use crate::sched_flags;
-use rvs_api::netmask::prefix_mask;
+use rvs_api::netmask::mask_prefix;
 use rvs_api::{
     ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView, ForwardMethod, Info,
     ServiceConfig, ServiceId, ServiceView, Timeouts, TunnelChecksum, TunnelKind,
@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// `IP Virtual Server version %d.%d.%d (size=%d)\n`, printed by `list_all` unless saving.
 pub fn header(info: &Info) -> String {
@@ -478,13 +478,15 @@ fn rule_or_list_fwmark(id: &ServiceId, rule: bool) -> String {
     }
 }
 
-/// ` mask 255.255.255.0` / ` -M 64`: the netmask text when it is not a single host.
+/// ` mask 255.255.255.0` / ` -M 64`: the netmask text when it is not a single host (any IPv4
+/// mask as an address, an IPv6 mask as its prefix length).
 fn mask_text(config: &ServiceConfig) -> Option<String> {
-    let prefix = config.netmask?;
-    if config.id.is_ipv6() {
-        (prefix < 128).then(|| prefix.to_string())
-    } else {
-        (prefix < 32).then(|| prefix_mask(false, prefix).to_string())
+    match config.netmask? {
+        IpAddr::V4(m) => (m != Ipv4Addr::BROADCAST).then(|| m.to_string()),
+        mask @ IpAddr::V6(_) => {
+            let prefix = mask_prefix(mask).unwrap_or(128);
+            (prefix < 128).then(|| prefix.to_string())
+        }
     }
 }
 

@@ -143,7 +143,7 @@ fn persistence_netmask_and_options() {
         Some(360),
         "ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT"
     );
-    assert_eq!(c.netmask, Some(24));
+    assert_eq!(c.netmask, Some("255.255.255.0".parse().unwrap()));
     assert_eq!(c.sched_flags, vec!["sh-port".to_string()]);
     let Action::Apply(Command::AddService(c)) = ok("-A -t 10.0.0.1:80 -p 600") else {
         panic!("add");
@@ -164,7 +164,7 @@ fn persistence_netmask_and_options() {
             ipv6: true
         }
     );
-    assert_eq!(c.netmask, Some(64));
+    assert_eq!(c.netmask, Some("ffff:ffff:ffff:ffff::".parse().unwrap()));
     let Action::Apply(Command::AddDest { dest, .. }) =
         ok("-a -t [2001:db8::1]:443 -r [2001:db8::2]:8443 -m -w 0 -x 100 -y 10")
     else {

@@ -336,10 +336,11 @@ fn random_table(rng: &mut Rng) -> Vec<ServiceView> {
         if persistent {
             config.persistence = Some(1 + rng.below(86400) as u32);
             if rng.chance() {
+                // ipvsadm takes any IPv4 mask (contiguous or not) and an IPv6 prefix.
                 config.netmask = Some(if v6 {
-                    1 + rng.below(127) as u8
+                    rvs_api::netmask::prefix_mask(true, 1 + rng.below(127) as u8)
                 } else {
-                    rng.below(32) as u8
+                    IpAddr::V4(Ipv4Addr::from(rng.below(u32::MAX as u64) as u32))
                 });
             }
         }

@@ -341,9 +341,10 @@ fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply>
             )
         })?),
     };
+    let mask = netmask(key.addr, cfg.netmask)?;
     let persistence = cfg.persistence.map(|timeout_s| Persistence {
         timeout_s,
-        netmask: netmask(key.addr, cfg.netmask),
+        netmask: mask,
         pe,
     });
     Ok(ServiceSpec {
@@ -360,9 +361,17 @@ fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply>
     })
 }
 
-/// A prefix length as a mask of the service's family (all ones when none is given).
-fn netmask(family_of: IpAddr, prefix: Option<u8>) -> IpAddr {
-    rvs_api::netmask::prefix_mask(family_of.is_ipv6(), prefix.unwrap_or(u8::MAX))
+/// The persistence mask of a service at `family_of`: all ones when none is given; a mask of the
+/// other family is refused (ipvsadm sends a prefix length for IPv6 and an IPv4 mask otherwise).
+fn netmask(family_of: IpAddr, mask: Option<IpAddr>) -> Result<IpAddr, rvs_api::ErrorReply> {
+    match mask {
+        None => Ok(rvs_api::netmask::prefix_mask(family_of.is_ipv6(), u8::MAX)),
+        Some(m) if m.is_ipv6() == family_of.is_ipv6() => Ok(m),
+        Some(m) => Err(api_error(
+            ErrorKind::InvalidArgument,
+            &format!("persistence netmask {m} is not of the service's address family"),
+        )),
+    }
 }
 
 fn method_to_engine(m: rvs_api::ForwardMethod) -> rvs_engine::ForwardMethod {
@@ -573,7 +582,8 @@ pub(crate) fn service_view(s: ServiceStatus) -> ServiceView {
     });
     if let Some(p) = &s.spec.persistence {
         config.persistence = Some(p.timeout_s);
-        config.netmask = rvs_api::netmask::mask_prefix(p.netmask);
+        let host = rvs_api::netmask::prefix_mask(p.netmask.is_ipv6(), u8::MAX);
+        config.netmask = (p.netmask != host).then_some(p.netmask);
         config.pe = p.pe.map(|pe| pe.name().to_owned());
     }
     ServiceView {
@@ -769,24 +779,22 @@ mod tests {
     }
 
     #[test]
-    fn netmask_round_trips_prefix_lengths() {
+    fn netmask_takes_any_mask_of_the_service_family() {
         let v4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let v6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+        assert_eq!(netmask(v4, None).unwrap(), ip("255.255.255.255"));
         assert_eq!(
-            netmask(v4, Some(24)),
-            "255.255.255.0".parse::<IpAddr>().unwrap()
+            netmask(v6, None).unwrap(),
+            ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
         );
         assert_eq!(
-            netmask(v4, None),
-            "255.255.255.255".parse::<IpAddr>().unwrap()
+            netmask(v4, Some(ip("255.0.255.0"))).unwrap(),
+            ip("255.0.255.0")
         );
-        assert_eq!(netmask(v4, Some(0)), "0.0.0.0".parse::<IpAddr>().unwrap());
-        for p in [0u8, 1, 24, 32] {
-            assert_eq!(rvs_api::netmask::mask_prefix(netmask(v4, Some(p))), Some(p));
-        }
-        for p in [0u8, 48, 64, 128] {
-            assert_eq!(rvs_api::netmask::mask_prefix(netmask(v6, Some(p))), Some(p));
-        }
+        assert_eq!(netmask(v6, Some(ip("ffff::"))).unwrap(), ip("ffff::"));
+        assert!(netmask(v6, Some(ip("255.255.255.0"))).is_err());
+        assert!(netmask(v4, Some(ip("ffff::"))).is_err());
     }
 
     #[test]

@@ -182,8 +182,9 @@ fn dump_conf(path: Option<&std::path::Path>) -> std::process::ExitCode {
     let Some(path) = path else {
         return std::process::ExitCode::FAILURE;
     };
-    // rvsd's own loading path, so the dump is what rvsd would apply (warnings are logged).
-    match config_load::load(path) {
+    // rvsd's own loading path, so the dump is what rvsd would apply (warnings are logged); a
+    // VRRP interface this host lacks is logged, not refused: the file may be for another host.
+    match config_load::load_for_dump(path) {
         Ok(lowered) => {
             let format = rvsadm::Format {
                 numeric: true,

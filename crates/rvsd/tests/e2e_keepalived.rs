@@ -452,7 +452,7 @@ fn f_config_test_mode() {
     let _ = std::fs::remove_file(&copy);
     assert!(!ok, "{err}");
     assert!(
-        err.contains("error: ") && err.contains("interface rvs-nosuch0 for vrrp_instance"),
+        err.contains("fatal: ") && err.contains("interface rvs-nosuch0 for vrrp_instance"),
         "{err}"
     );
     // Seed 002 has errors keepalived -t also reports (a misspelt keyword, nb_get_retry where
