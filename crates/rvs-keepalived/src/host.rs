@@ -26,17 +26,124 @@ pub trait Host {
 }
 
 /// Every host problem of `config`, as `keepalived -t` reports them: missing interfaces
-/// ([`Severity::Fatal`]: keepalived stops on them at run time too), then script security,
-/// `script_user` and `smtp_server` errors (keepalived runs past these).
+/// ([`Severity::Fatal`]: keepalived stops on them at run time too), then scripts keepalived
+/// disables, script security, `script_user` and `smtp_server` errors (keepalived runs past
+/// these).
 pub fn check_host(config: &Config, host: &dyn Host) -> Vec<Diagnostic> {
     let mut out = host
         .interfaces()
         .map(|existing| missing_interfaces(config, &existing))
         .unwrap_or_default();
+    out.extend(disabled_scripts(config, host).diagnostics);
     out.extend(script_security(config, host));
     out.extend(script_user(config, host));
     out.extend(smtp_server(config, host));
     out
+}
+
+/// The scripts keepalived drops on this host, and why.
+#[derive(Debug, Default)]
+pub struct DisabledScripts {
+    /// `vrrp_script` names no instance or sync group may track.
+    pub vrrp_scripts: Vec<String>,
+    /// Whether `MISC_CHECK`s without their own `user` are removed.
+    pub misc_without_user: bool,
+    /// keepalived's errors for them.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// keepalived's script checks that depend on the host:
+/// - with `enable_script_security`, no `script_user` and no `keepalived_script` user here,
+///   "Unable to set default user keepalived_script for script" (once), and every
+///   `vrrp_script` and `MISC_CHECK` without its own `user` is removed (lib/notify.c
+///   `get_default_script_user`, vrrp_parser.c, check_misc.c);
+/// - a `vrrp_script` whose program is not found: "Disabling track script NAME since not
+///   found/accessible" (vrrp.c `check_track_script_secure`), and no one tracks it.
+pub fn disabled_scripts(config: &Config, host: &dyn Host) -> DisabledScripts {
+    let mut out = DisabledScripts::default();
+    let error = |span: &Span, message: String| Diagnostic {
+        severity: Severity::Error,
+        span: Some(span.clone()),
+        message,
+    };
+    let no_default_user = config.global.enable_script_security
+        && config.global.script_user.is_none()
+        && !host.user_exists("keepalived_script");
+    let misc_without_user: Vec<&Span> = config
+        .virtual_servers
+        .iter()
+        .flat_map(|vs| &vs.real_servers)
+        .flat_map(|rs| &rs.checkers)
+        .filter(|ck| matches!(&ck.kind, crate::CheckerKind::Misc(m) if m.user.is_none()))
+        .map(|ck| &ck.span)
+        .collect();
+    if no_default_user {
+        let first = config
+            .vrrp_scripts
+            .iter()
+            .filter(|s| s.user.is_none())
+            .map(|s| &s.span)
+            .chain(misc_without_user.iter().copied())
+            .min_by_key(|s| s.line);
+        if let Some(span) = first {
+            out.diagnostics.push(error(
+                span,
+                "Unable to set default user keepalived_script for script".into(),
+            ));
+        }
+        out.misc_without_user = !misc_without_user.is_empty();
+        for span in &misc_without_user {
+            out.diagnostics.push(error(
+                span,
+                "Unable to set default user for misc script - removing".into(),
+            ));
+        }
+    }
+    for s in &config.vrrp_scripts {
+        if no_default_user && s.user.is_none() {
+            out.diagnostics.push(error(
+                &s.span,
+                format!(
+                    "Unable to set default user for vrrp script {} - removing",
+                    s.name
+                ),
+            ));
+            out.vrrp_scripts.push(s.name.clone());
+        } else if s.script.first().is_some_and(|p| !host.program_exists(p)) {
+            out.diagnostics.push(error(
+                &s.span,
+                format!(
+                    "Disabling track script {} since not found/accessible",
+                    s.name
+                ),
+            ));
+            out.vrrp_scripts.push(s.name.clone());
+        }
+    }
+    out
+}
+
+/// Applies [`disabled_scripts`] as keepalived runs the file: the scripts and their tracking
+/// are gone, and so are the `MISC_CHECK`s it removes.
+pub fn drop_disabled_scripts(config: &mut Config, disabled: &DisabledScripts) {
+    let gone = |name: &str| disabled.vrrp_scripts.iter().any(|n| n == name);
+    config.vrrp_scripts.retain(|s| !gone(&s.name));
+    for inst in &mut config.vrrp_instances {
+        inst.track_script.retain(|t| !gone(&t.name));
+    }
+    for g in &mut config.vrrp_sync_groups {
+        g.track_script.retain(|t| !gone(&t.name));
+    }
+    if disabled.misc_without_user {
+        for rs in config
+            .virtual_servers
+            .iter_mut()
+            .flat_map(|vs| &mut vs.real_servers)
+        {
+            rs.checkers
+                .retain(|ck| !matches!(&ck.kind, crate::CheckerKind::Misc(m) if m.user.is_none()));
+        }
+    }
 }
 
 /// keepalived's check that the interfaces a VRRP instance names exist (`if_get_by_ifname`
@@ -379,5 +486,30 @@ mod tests {
         let got = check_host(&config, &Facts);
         let fatal = got.iter().filter(|d| d.severity == Severity::Fatal).count();
         assert_eq!((got.len(), fatal), (3, 1), "{got:?}");
+    }
+
+    /// keepalived disables a tracked script it cannot find, and with script security but no
+    /// default user removes every script without its own `user`; no one tracks them after.
+    #[test]
+    fn scripts_keepalived_disables_are_dropped() {
+        let text = "vrrp_script gone {\n    script /no/such\n}\nvrrp_script ok {\n    script /bin/true\n}\nvrrp_instance V {\n    interface lo0\n    virtual_router_id 1\n    track_script {\n        gone\n        ok\n    }\n}\n";
+        let (mut config, _) = crate::parse_str(text, Path::new("k.conf"));
+        let d = disabled_scripts(&config, &Facts);
+        assert_eq!(d.vrrp_scripts, ["gone"]);
+        assert!(d.diagnostics[0]
+            .to_string()
+            .ends_with("Disabling track script gone since not found/accessible"));
+        drop_disabled_scripts(&mut config, &d);
+        assert_eq!(config.vrrp_scripts.len(), 1);
+        assert_eq!(config.vrrp_instances[0].track_script.len(), 1);
+
+        let secure = format!("global_defs {{\n    enable_script_security\n}}\n{text}");
+        let (mut config, _) = crate::parse_str(&secure, Path::new("k.conf"));
+        let d = disabled_scripts(&config, &Facts);
+        assert_eq!(d.vrrp_scripts, ["gone", "ok"]);
+        assert_eq!(d.diagnostics.len(), 3, "{:?}", d.diagnostics);
+        drop_disabled_scripts(&mut config, &d);
+        assert!(config.vrrp_scripts.is_empty());
+        assert!(config.vrrp_instances[0].track_script.is_empty());
     }
 }

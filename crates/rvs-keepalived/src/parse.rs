@@ -433,6 +433,16 @@ fn round_advert_int(ctx: &mut Ctx<'_>, inst: &mut VrrpInstance, version: u8) {
     }
 }
 
+/// A unicast VRRP instance, as keepalived's VRID conflict check compares them.
+struct UnicastSeen {
+    interface: String,
+    vrid: u8,
+    ipv6: bool,
+    /// `unicast_src_ip`; `None`: the interface's own address.
+    src: Option<std::net::IpAddr>,
+    peers: Vec<std::net::IpAddr>,
+    name: String,
+}
 /// keepalived's instance checks (vrrp.c `vrrp_complete_instance`, `check_vrid_conflicts`).
 fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
     let strict = c.global.other.iter().any(|s| s.keyword == "vrrp_strict");
@@ -463,6 +473,7 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
         first
     });
     let mut vrids = HashSet::new();
+    let mut unicast_seen: Vec<UnicastSeen> = Vec::new();
     for inst in &mut c.vrrp_instances {
         let ipv6 = instance_ipv6(inst);
         let version = if ipv6 {
@@ -561,12 +572,36 @@ fn validate_vrrp(ctx: &mut Ctx<'_>, c: &mut Config) {
             }
         }
         let unicast = !inst.unicast_peer.is_empty();
-        if !vrids.insert((
-            inst.interface.clone(),
-            inst.virtual_router_id,
-            ipv6,
-            unicast,
-        )) {
+        if unicast {
+            // keepalived (check_vrid_conflicts): unicast instances clash only with the same
+            // interface, VRID, family and source address (unicast_src_ip, else the
+            // interface's own) and a peer in common; it reports and runs both.
+            let src = inst.unicast_src_ip;
+            let clash = unicast_seen.iter().find(|u| {
+                u.interface == inst.interface
+                    && u.vrid == inst.virtual_router_id
+                    && u.ipv6 == ipv6
+                    && (u.src.is_none() || src.is_none() || u.src == src)
+                    && u.peers.iter().any(|p| inst.unicast_peer.contains(p))
+            });
+            if let Some(UnicastSeen { name: other, .. }) = clash {
+                ctx.error(
+                    &inst.span,
+                    format!(
+                        "({name}) duplicate VRID conflict with {other} VRID {}",
+                        inst.virtual_router_id
+                    ),
+                );
+            }
+            unicast_seen.push(UnicastSeen {
+                interface: inst.interface.clone(),
+                vrid: inst.virtual_router_id,
+                ipv6,
+                src,
+                peers: inst.unicast_peer.clone(),
+                name: name.clone(),
+            });
+        } else if !vrids.insert((inst.interface.clone(), inst.virtual_router_id, ipv6)) {
             ctx.fatal(
                 &inst.span,
                 format!(

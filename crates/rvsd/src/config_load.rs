@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use rvs_keepalived::host::{check_host, SystemHost};
+use rvs_keepalived::host::{check_host, disabled_scripts, drop_disabled_scripts, SystemHost};
 use rvs_keepalived::{Diagnostic, Lowered, Report, Severity};
 
 /// How this rvsd reads keepalived.conf (`--config-id`), set once at start like keepalived's
@@ -84,7 +84,12 @@ pub fn load_logged_with(
                     fatal.join("\n")
                 ));
             }
-            let lowered = rvs_keepalived::lower(&loaded.config);
+            // Scripts keepalived drops on this host (not found, no default user) are gone
+            // before lowering, as they are from keepalived's running configuration.
+            let mut config = loaded.config;
+            let disabled = disabled_scripts(&config, &SystemHost);
+            drop_disabled_scripts(&mut config, &disabled);
+            let lowered = rvs_keepalived::lower(&config);
             let mut problems = loaded.errors;
             problems.extend(host);
             problems.extend(loaded.warnings);
