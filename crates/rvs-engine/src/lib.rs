@@ -64,5 +64,6 @@ pub use error::*;
 pub use policy::{Policy, PolicyError, POLICY_NAMES};
 pub use spec::*;
 pub use sync_state::{SyncCounters, SyncImportError};
+pub use tcp_state::{state_timeouts_ms, tcp_transitions};
 pub use verdict::{DropCounters, DropReason, PacketMeta, Verdict};
 pub use view::*;

@@ -78,6 +78,20 @@ pub(crate) fn next_state(
     ConnState::from_u8(TABLE[d][event][col])
 }
 
+/// IPVS's TCP transition table as data, for data planes that run it elsewhere (rvs-bpf):
+/// `[INPUT, OUTPUT, INPUT-ONLY][syn, fin, ack, rst][state]`, states numbered as [`ConnState`]
+/// (the 11 TCP states); read it with [`next_state`]'s precedence (RST, SYN, FIN, ACK; no flag
+/// gives CLOSE).
+pub fn tcp_transitions() -> [[[u8; 11]; 4]; 3] {
+    TABLE
+}
+
+/// The timeout of every [`ConnState`] in milliseconds (indexed by `state as usize`), for data
+/// planes that run the state machine elsewhere (rvs-bpf).
+pub fn state_timeouts_ms(t: Timeouts) -> Vec<u32> {
+    TimeoutTable::new(t).ms.to_vec()
+}
+
 /// Number of [`ConnState`] values.
 const STATES: usize = ConnState::SctpClosed as usize + 1;
 

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Map layouts shared by the BPF data plane (rvs_lb.c) and its Rust side (src/maps.rs).
+ * Every struct here has a #[repr(C)] twin in maps.rs whose size and field offsets are checked
+ * by a test; change both together.
+ *
+ * Addresses are 16 bytes, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d), as in rvs-engine.
+ * Times are bpf_ktime_get_ns() (CLOCK_MONOTONIC) nanoseconds.
+ */
+#ifndef RVS_LB_H
+#define RVS_LB_H
+
+#include <linux/types.h>
+
+/* Real servers one service may have in the program; a service with more is left to rvsd. */
+#define RVS_MAX_DESTS 64
+/* Length of a wrr sequence table; a longer sequence leaves the service to rvsd. */
+#define RVS_WRR_SEQ 1024
+/* TCP/UDP connection states (rvs-engine's ConnState numbering); tables have RVS_STATE_SLOTS
+ * columns so that a state masked with RVS_STATE_SLOTS - 1 is always in bounds. */
+#define RVS_STATES 12
+#define RVS_STATE_SLOTS 16
+#define RVS_STATE_NONE 0
+#define RVS_STATE_ESTABLISHED 1
+#define RVS_STATE_CLOSE 6
+#define RVS_STATE_UDP 11
+
+/* Schedulers the program runs itself; any other kind is left to rvsd (RVS_SCHED_USER). */
+enum rvs_sched {
+	RVS_SCHED_USER = 0,
+	RVS_SCHED_RR = 1,
+	RVS_SCHED_WRR = 2,
+	RVS_SCHED_LC = 3,
+	RVS_SCHED_WLC = 4,
+	RVS_SCHED_SED = 5,
+	RVS_SCHED_NQ = 6,
+	RVS_SCHED_FO = 7,
+	RVS_SCHED_OVF = 8,
+};
+
+/* Forwarding methods (IPVS's IP_VS_CONN_F_* low bits). */
+enum rvs_method {
+	RVS_METHOD_MASQ = 0,
+	RVS_METHOD_LOCAL = 1,
+	RVS_METHOD_TUNNEL = 2,
+	RVS_METHOD_ROUTE = 3,
+};
+
+/* Why a frame went to rvsd instead of being forwarded here (counted per reason). */
+enum rvs_punt {
+	RVS_PUNT_IP_OPTIONS = 0,
+	RVS_PUNT_FRAGMENT = 1,
+	RVS_PUNT_ICMP = 2,
+	RVS_PUNT_SERVICE = 3,    /* the service needs what the program does not do */
+	RVS_PUNT_CONN = 4,       /* a connection rvsd owns */
+	RVS_PUNT_TABLE_FULL = 5, /* the connection table reached its bound */
+	RVS_PUNT_OTHER = 6,      /* a frame the program does not parse (VLAN, extension headers) */
+	RVS_PUNT_REASONS = 7,
+};
+
+/* Per-CPU counters of the program (index into the `stats` map). */
+enum rvs_stat {
+	RVS_STAT_RX = 0,
+	RVS_STAT_FORWARDED = 1,
+	RVS_STAT_PASSED = 2,      /* not ours: left to the kernel */
+	RVS_STAT_DROP_NO_DEST = 3,
+	RVS_STAT_DROP_NON_SYN = 4,
+	RVS_STAT_DROP_TTL = 5,
+	RVS_STAT_DROP_MALFORMED = 6,
+	RVS_STAT_CONN_CREATED = 7,
+	RVS_STAT_FIB_PASS = 8,    /* forwarded through the kernel (no neighbour yet) */
+	RVS_STAT_PUNT = 9,        /* then +reason */
+	RVS_STATS = RVS_STAT_PUNT + RVS_PUNT_REASONS,
+};
+
+struct rvs_addr {
+	__u32 w[4];
+};
+
+/* What an address is to the director: `addrs` value flags. Frames the program does not
+ * forward itself (ICMP, fragments, IP options) are rvsd's only when they go to a virtual
+ * address or come from a NAT real server; others belong to the kernel. */
+#define RVS_ADDR_VIP 0x01
+#define RVS_ADDR_NAT_DEST 0x02
+
+/* A virtual service: `services` key. */
+struct rvs_svc_key {
+	struct rvs_addr addr;
+	__u16 port; /* network order */
+	__u8 proto;
+	__u8 pad;
+};
+
+/* Service flags. */
+#define RVS_SVC_F_USER 0x01 /* new connections are scheduled by rvsd */
+
+/* A virtual service: `services` value. */
+struct rvs_svc {
+	__u32 id;    /* index into svc_dests, sched_cursor */
+	__u8 sched;  /* enum rvs_sched */
+	__u8 flags;  /* RVS_SVC_F_* */
+	__u16 pad;
+};
+
+/* The real servers of a service, in rvsd's order: `svc_dests` value, indexed by service id. */
+struct rvs_svc_dests {
+	__u32 count;
+	__u32 wrr_len; /* entries of the wrr sequence used */
+	__u32 slot[RVS_MAX_DESTS];
+};
+
+/* A real server: `dests` value, indexed by dest slot (written by rvsd). */
+struct rvs_dest {
+	struct rvs_addr addr;
+	__u16 port; /* network order */
+	__u8 method;
+	__u8 available; /* 0 once removed from its service */
+	__u32 weight;
+	__u32 u_threshold; /* 0: none */
+	__u32 l_threshold; /* 0: 3/4 of u_threshold */
+};
+
+/* A real server's connection counts: `dest_conns` value (shared, updated atomically). */
+struct rvs_dest_conns {
+	__u32 active;
+	__u32 inactive;
+	__u32 overloaded;
+	__u32 pad;
+};
+
+/* A connection, keyed by the packet tuple that reaches the director from the client. */
+struct rvs_conn_key {
+	struct rvs_addr src;
+	struct rvs_addr dst;
+	__u16 sport; /* network order */
+	__u16 dport; /* network order */
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* Connection flags. */
+#define RVS_CONN_F_NOOUTPUT 0x01 /* replies bypass the director (DR, TUN) */
+
+/* A connection: `conns` value. */
+struct rvs_conn {
+	struct rvs_addr daddr; /* the real server */
+	__u16 dport;           /* network order */
+	__u8 state;
+	__u8 flags;
+	__u32 dest;            /* dest slot */
+	__u32 svc;             /* service id */
+	__u8 method;
+	__u8 pad[3];
+	__u64 expires_ns;
+	__u64 packets;         /* both directions */
+	__u64 bytes;
+};
+
+/* The reply direction of a NAT connection: `conns_out` maps the reply tuple (real server to
+ * client) to the connection's key. */
+struct rvs_conn_out {
+	struct rvs_conn_key in;
+};
+
+/* Global settings: `settings` value at index 0. */
+struct rvs_settings {
+	/* IPVS's state table: [INPUT, OUTPUT, INPUT-ONLY][syn, fin, ack, rst][state], states
+	 * as rvs-engine's ConnState (11 TCP columns used). */
+	__u8 tcp_next[3][4][RVS_STATE_SLOTS];
+	/* Timeout per state, milliseconds. */
+	__u32 timeout_ms[RVS_STATE_SLOTS];
+	__u8 sloppy_tcp;
+	__u8 pad[3];
+};
+
+#endif

@@ -1,0 +1,369 @@
+//! The maps' keys and values: `#[repr(C)]` twins of `bpf/rvs_lb.h`, byte for byte (a test
+//! checks their sizes and the offsets the program reads).
+
+use std::net::IpAddr;
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Real servers one service may have in the program (`RVS_MAX_DESTS`).
+pub const MAX_DESTS: usize = 64;
+/// Length of a wrr sequence table (`RVS_WRR_SEQ`).
+pub const WRR_SEQ: usize = 1024;
+/// Columns of the per-state tables (`RVS_STATE_SLOTS`).
+pub const STATE_SLOTS: usize = 16;
+
+/// Schedulers the program runs (`enum rvs_sched`); `User` leaves scheduling to rvsd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Sched {
+    /// New connections are scheduled by rvsd.
+    User = 0,
+    /// Round robin.
+    Rr = 1,
+    /// Weighted round robin (a sequence table from rvsd).
+    Wrr = 2,
+    /// Least connections.
+    Lc = 3,
+    /// Weighted least connections.
+    Wlc = 4,
+    /// Shortest expected delay.
+    Sed = 5,
+    /// Never queue.
+    Nq = 6,
+    /// Weighted failover.
+    Fo = 7,
+    /// Weighted overflow.
+    Ovf = 8,
+}
+
+/// Forwarding methods (`enum rvs_method`, IPVS's numbering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Method {
+    /// NAT (`-m`).
+    Masq = 0,
+    /// Local node.
+    Local = 1,
+    /// IP tunnel (`-i`).
+    Tunnel = 2,
+    /// Direct routing (`-g`).
+    Route = 3,
+}
+
+/// Why the program passed a frame to rvsd (`enum rvs_punt`).
+pub const PUNT_REASONS: [&str; 7] = [
+    "ip_options",
+    "fragment",
+    "icmp",
+    "service",
+    "connection",
+    "table_full",
+    "other",
+];
+
+/// The program's per-CPU counters (`enum rvs_stat`), by index.
+pub const STAT_NAMES: [&str; 16] = [
+    "rx",
+    "forwarded",
+    "passed",
+    "drop_no_dest",
+    "drop_non_syn",
+    "drop_ttl",
+    "drop_malformed",
+    "conn_created",
+    "fib_pass",
+    "punt_ip_options",
+    "punt_fragment",
+    "punt_icmp",
+    "punt_service",
+    "punt_connection",
+    "punt_table_full",
+    "punt_other",
+];
+
+/// A 16-byte address as the program keeps it (IPv4 as IPv4-mapped IPv6), network order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Addr {
+    /// The 16 bytes.
+    pub bytes: [u8; 16],
+}
+
+impl From<IpAddr> for Addr {
+    fn from(ip: IpAddr) -> Self {
+        let v6 = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        Addr { bytes: v6.octets() }
+    }
+}
+
+impl Addr {
+    /// The address, IPv4 again when it is IPv4-mapped.
+    pub fn ip(&self) -> IpAddr {
+        std::net::Ipv6Addr::from(self.bytes).to_canonical()
+    }
+}
+
+/// `services` key.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct SvcKey {
+    /// Virtual address.
+    pub addr: Addr,
+    /// Virtual port, network order (0: a port-0 service).
+    pub port_be: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: u8,
+}
+
+/// `addrs` flag: a virtual address.
+pub const ADDR_VIP: u32 = 0x01;
+/// `addrs` flag: the address of a NAT real server.
+pub const ADDR_NAT_DEST: u32 = 0x02;
+
+/// Service flag: new connections are scheduled by rvsd.
+pub const SVC_F_USER: u8 = 0x01;
+
+/// `services` value.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Svc {
+    /// Index into `svc_dests` and `sched_cursor`.
+    pub id: u32,
+    /// [`Sched`] as a byte.
+    pub sched: u8,
+    /// `SVC_F_*`.
+    pub flags: u8,
+    /// Zero.
+    pub pad: u16,
+}
+
+/// `svc_dests` value: a service's real servers (dest slots) in rvsd's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct SvcDests {
+    /// Entries of `slot` used.
+    pub count: u32,
+    /// Entries of the service's wrr sequence used.
+    pub wrr_len: u32,
+    /// Dest slots.
+    pub slot: [u32; MAX_DESTS],
+}
+
+impl Default for SvcDests {
+    fn default() -> Self {
+        SvcDests {
+            count: 0,
+            wrr_len: 0,
+            slot: [0; MAX_DESTS],
+        }
+    }
+}
+
+/// `dests` value: a real server.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Dest {
+    /// Address.
+    pub addr: Addr,
+    /// Port, network order (0: the packet's destination port).
+    pub port_be: u16,
+    /// [`Method`] as a byte.
+    pub method: u8,
+    /// 0 once removed from its service.
+    pub available: u8,
+    /// Weight.
+    pub weight: u32,
+    /// Upper connection threshold (0: none).
+    pub u_threshold: u32,
+    /// Lower connection threshold (0: 3/4 of the upper one).
+    pub l_threshold: u32,
+}
+
+/// `dest_conns` value: a real server's connection counts, kept by the program.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct DestConns {
+    /// Active (ESTABLISHED) connections.
+    pub active: u32,
+    /// Other connections.
+    pub inactive: u32,
+    /// Over the upper threshold.
+    pub overloaded: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// `conns` and `conns_out` key: a packet's tuple.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct ConnKey {
+    /// Source address.
+    pub src: Addr,
+    /// Destination address.
+    pub dst: Addr,
+    /// Source port, network order.
+    pub sport_be: u16,
+    /// Destination port, network order.
+    pub dport_be: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+/// Connection flag: replies bypass the director (DR, TUN).
+pub const CONN_F_NOOUTPUT: u8 = 0x01;
+
+/// `conns` value: a connection.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Conn {
+    /// The real server's address.
+    pub daddr: Addr,
+    /// The real server's port, network order.
+    pub dport_be: u16,
+    /// State (rvs-engine's `ConnState` numbering).
+    pub state: u8,
+    /// `CONN_F_*`.
+    pub flags: u8,
+    /// Dest slot.
+    pub dest: u32,
+    /// Service id.
+    pub svc: u32,
+    /// [`Method`] as a byte.
+    pub method: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+    /// Expiry, CLOCK_MONOTONIC nanoseconds.
+    pub expires_ns: u64,
+    /// Packets, both directions.
+    pub packets: u64,
+    /// Bytes, both directions.
+    pub bytes: u64,
+}
+
+/// `conns_out` value: the client-side key of a NAT connection, found by its reply tuple.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct ConnOut {
+    /// The connection's key in `conns`.
+    pub inner: ConnKey,
+}
+
+/// `settings` value (index 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Settings {
+    /// IPVS's TCP state table: `[INPUT, OUTPUT, INPUT-ONLY][syn, fin, ack, rst][state]`.
+    pub tcp_next: [[[u8; STATE_SLOTS]; 4]; 3],
+    /// Timeout per state, milliseconds.
+    pub timeout_ms: [u32; STATE_SLOTS],
+    /// IPVS's sloppy_tcp: a non-SYN segment may open a connection.
+    pub sloppy_tcp: u8,
+    /// Zero.
+    pub pad: [u8; 3],
+}
+
+impl Settings {
+    /// The engine's tables: its TCP transitions, its timeouts for `timeouts`, and `sloppy_tcp`.
+    pub fn from_engine(timeouts: rvs_engine::Timeouts, sloppy_tcp: bool) -> Settings {
+        let mut tcp_next = [[[0u8; STATE_SLOTS]; 4]; 3];
+        for (dir, rows) in rvs_engine::tcp_transitions().iter().enumerate() {
+            for (event, row) in rows.iter().enumerate() {
+                tcp_next[dir][event][..row.len()].copy_from_slice(row);
+            }
+        }
+        let mut timeout_ms = [0u32; STATE_SLOTS];
+        for (slot, ms) in timeout_ms
+            .iter_mut()
+            .zip(rvs_engine::state_timeouts_ms(timeouts))
+        {
+            *slot = ms;
+        }
+        Settings {
+            tcp_next,
+            timeout_ms,
+            sloppy_tcp: u8::from(sloppy_tcp),
+            pad: [0; 3],
+        }
+    }
+}
+
+/// The header of a punted frame in the `punt` ring buffer (`struct punt_hdr`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct PuntHdr {
+    /// Interface the frame came in on.
+    pub ifindex: u32,
+    /// Bytes of the frame that follow.
+    pub len: u32,
+    /// The frame's length on the wire.
+    pub wire: u32,
+    /// Index into [`PUNT_REASONS`].
+    pub reason: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    /// Sizes and offsets as clang lays out rvs_lb.h (x86_64 and aarch64 alike).
+    #[test]
+    fn layouts_match_the_c_header() {
+        assert_eq!(size_of::<SvcKey>(), 20);
+        assert_eq!(size_of::<Svc>(), 8);
+        assert_eq!(size_of::<SvcDests>(), 8 + 4 * MAX_DESTS);
+        assert_eq!(size_of::<Dest>(), 32);
+        assert_eq!(offset_of!(Dest, weight), 20);
+        assert_eq!(size_of::<DestConns>(), 16);
+        assert_eq!(size_of::<ConnKey>(), 40);
+        assert_eq!(offset_of!(ConnKey, proto), 36);
+        assert_eq!(size_of::<Conn>(), 56);
+        assert_eq!(offset_of!(Conn, expires_ns), 32);
+        assert_eq!(size_of::<ConnOut>(), 40);
+        assert_eq!(
+            size_of::<Settings>(),
+            3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 4
+        );
+        assert_eq!(size_of::<PuntHdr>(), 16);
+    }
+
+    #[test]
+    fn addresses_are_ipv4_mapped() {
+        let a = Addr::from("10.1.2.3".parse::<IpAddr>().unwrap());
+        assert_eq!(&a.bytes[10..], &[0xff, 0xff, 10, 1, 2, 3]);
+        assert_eq!(a.ip(), "10.1.2.3".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn settings_carry_the_engine_tables() {
+        let s = Settings::from_engine(rvs_engine::Timeouts::default(), false);
+        // INPUT, SYN, NONE -> SYN_RECV (3); ESTABLISHED's timeout is 900 s.
+        assert_eq!(s.tcp_next[0][0][0], 3);
+        assert_eq!(s.timeout_ms[1], 900_000);
+    }
+}

@@ -1,0 +1,242 @@
+//! Loading the BPF object (built into this crate by build.rs), sizing its maps, attaching the
+//! tc program, and running it on a frame with BPF_PROG_TEST_RUN.
+
+use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, TcHookBuilder, TC_INGRESS};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::error::Error;
+use crate::maps::{Conn, ConnKey, WRR_SEQ};
+
+/// The object clang built from `bpf/rvs_lb.c` (empty when clang was missing).
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_lb.o"));
+
+/// The tc program's name in the object.
+const TC_PROGRAM: &str = "rvs_tc";
+
+/// tc's verdicts, as BPF_PROG_TEST_RUN returns them.
+pub mod tc_action {
+    /// `TC_ACT_OK`: the kernel carries on with the frame.
+    pub const OK: u32 = 0;
+    /// `TC_ACT_SHOT`: dropped (or punted to rvsd).
+    pub const SHOT: u32 = 2;
+    /// `TC_ACT_REDIRECT`: sent out of another interface.
+    pub const REDIRECT: u32 = 7;
+}
+
+/// How big the maps are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The connection table's bound (each NAT connection takes one entry in `conns` and one in
+    /// `conns_out`).
+    pub connections: u32,
+    /// Services.
+    pub services: u32,
+    /// Real servers, over all services.
+    pub dests: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections: 1 << 20,
+            services: 1024,
+            dests: 16384,
+        }
+    }
+}
+
+/// The loaded program and its maps.
+pub struct Datapath {
+    object: Object,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Datapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Datapath")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// The result of one BPF_PROG_TEST_RUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRun {
+    /// The tc verdict ([`tc_action`]).
+    pub action: u32,
+    /// The frame as the program left it.
+    pub frame: Vec<u8>,
+}
+
+impl Datapath {
+    /// Loads the program with maps of `limits`; the kernel's verifier checks it here.
+    pub fn load(limits: Limits) -> Result<Datapath, Error> {
+        if OBJECT.is_empty() {
+            return Err(Error::NotBuilt);
+        }
+        let mut open = ObjectBuilder::default()
+            .open_memory(OBJECT)
+            .map_err(Error::Load)?;
+        for mut map in open.maps_mut() {
+            let size = match map.name().to_str() {
+                Some("conns" | "conns_out") => limits.connections,
+                Some("services" | "svc_dests" | "sched_cursor") => limits.services,
+                Some("addrs") => limits.services.saturating_add(limits.dests),
+                Some("wrr_seq") => limits.services.saturating_mul(WRR_SEQ as u32),
+                Some("dests" | "dest_conns") => limits.dests,
+                _ => continue,
+            };
+            map.set_max_entries(size.max(1)).map_err(Error::Load)?;
+        }
+        let object = open.load().map_err(Error::Load)?;
+        Ok(Datapath { object, limits })
+    }
+
+    /// The limits the maps were sized with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn program(&self) -> Result<libbpf_rs::ProgramMut<'_>, Error> {
+        self.object
+            .progs_mut()
+            .find(|p| p.name() == TC_PROGRAM)
+            .ok_or(Error::Missing("tc program rvs_tc"))
+    }
+
+    /// A map by name.
+    pub(crate) fn map(&self, name: &'static str) -> Result<libbpf_rs::Map<'_>, Error> {
+        self.object
+            .maps()
+            .find(|m| m.name() == name)
+            .ok_or(Error::Missing(name))
+    }
+
+    /// Writes `value` at `key` of the map `name`.
+    pub(crate) fn put<K, V>(&self, name: &'static str, key: &K, value: &V) -> Result<(), Error>
+    where
+        K: IntoBytes + Immutable + ?Sized,
+        V: IntoBytes + Immutable + ?Sized,
+    {
+        self.map(name)?
+            .update(key.as_bytes(), value.as_bytes(), MapFlags::ANY)
+            .map_err(|source| Error::Map { map: name, source })
+    }
+
+    /// Removes `key` from the hash map `name` (absent keys are not an error).
+    pub(crate) fn remove<K>(&self, name: &'static str, key: &K) -> Result<(), Error>
+    where
+        K: IntoBytes + Immutable + ?Sized,
+    {
+        match self.map(name)?.delete(key.as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Map { map: name, source }),
+        }
+    }
+
+    /// Reads `key` of the map `name`.
+    pub(crate) fn get<K, V>(&self, name: &'static str, key: &K) -> Result<Option<V>, Error>
+    where
+        K: IntoBytes + Immutable + ?Sized,
+        V: FromBytes,
+    {
+        let bytes = self
+            .map(name)?
+            .lookup(key.as_bytes(), MapFlags::ANY)
+            .map_err(|source| Error::Map { map: name, source })?;
+        Ok(bytes.and_then(|b| V::read_from_bytes(&b).ok()))
+    }
+
+    /// The keys of the hash map `name`.
+    pub(crate) fn keys<K: FromBytes>(&self, name: &'static str) -> Result<Vec<K>, Error> {
+        Ok(self
+            .map(name)?
+            .keys()
+            .filter_map(|k| K::read_from_bytes(&k).ok())
+            .collect())
+    }
+
+    /// Every connection of the `conns` map with its key (the client's tuple).
+    pub fn connections(&self) -> Result<Vec<(ConnKey, Conn)>, Error> {
+        let mut out = Vec::new();
+        for key in self.keys::<ConnKey>("conns")? {
+            if let Some(conn) = self.get::<ConnKey, Conn>("conns", &key)? {
+                out.push((key, conn));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The program's counters ([`crate::maps::STAT_NAMES`] order), summed over CPUs.
+    pub fn stats(&self) -> Result<Vec<u64>, Error> {
+        let map = self.map("stats")?;
+        (0..crate::maps::STAT_NAMES.len() as u32)
+            .map(|i| {
+                let per_cpu = map
+                    .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
+                    .map_err(|source| Error::Map {
+                        map: "stats",
+                        source,
+                    })?
+                    .unwrap_or_default();
+                Ok(per_cpu
+                    .iter()
+                    .filter_map(|v| u64::read_from_bytes(v).ok())
+                    .sum())
+            })
+            .collect()
+    }
+
+    /// Attaches the program at tc ingress of `ifindex` (creating the clsact qdisc).
+    pub fn attach_tc(&self, ifindex: u32) -> Result<(), Error> {
+        let prog = self.program()?;
+        let attach = |source| Error::Attach { ifindex, source };
+        let index = i32::try_from(ifindex).map_err(|_| Error::Capacity("ifindex".into()))?;
+        let mut hook = TcHookBuilder::new(prog.as_fd())
+            .ifindex(index)
+            .replace(true)
+            .handle(1)
+            .priority(1)
+            .hook(TC_INGRESS);
+        hook.create().map_err(attach)?;
+        hook.attach().map_err(attach)?;
+        Ok(())
+    }
+
+    /// Detaches the program from tc ingress of `ifindex`.
+    pub fn detach_tc(&self, ifindex: u32) -> Result<(), Error> {
+        let prog = self.program()?;
+        let index = i32::try_from(ifindex).map_err(|_| Error::Capacity("ifindex".into()))?;
+        TcHookBuilder::new(prog.as_fd())
+            .ifindex(index)
+            .handle(1)
+            .priority(1)
+            .hook(TC_INGRESS)
+            .detach()
+            .map_err(|source| Error::Attach { ifindex, source })
+    }
+
+    /// Runs the program once on `frame` as if it came in on `ifindex` (BPF_PROG_TEST_RUN).
+    pub fn test_run(&self, frame: &[u8], ifindex: u32) -> Result<TestRun, Error> {
+        let prog = self.program()?;
+        // struct __sk_buff: ingress_ifindex at 36, ifindex at 40 (192 bytes).
+        let mut ctx = [0u8; 192];
+        ctx[36..40].copy_from_slice(&ifindex.to_ne_bytes());
+        ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut out = vec![0u8; frame.len() + 256];
+        let input = libbpf_rs::ProgramInput {
+            context_in: Some(&mut ctx),
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        let output = prog.test_run(input).map_err(Error::TestRun)?;
+        let action = output.return_value;
+        let len = output.data.map_or(0, |d| d.len());
+        out.truncate(len);
+        Ok(TestRun { action, frame: out })
+    }
+}
+
+use std::os::fd::AsFd as _;

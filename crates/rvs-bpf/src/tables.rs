@@ -1,0 +1,295 @@
+//! Publishing rvsd's configuration into the program's maps: services, real servers, wrr
+//! sequences and the state table, from one [`rvs_engine::SpecWalk`] version.
+//!
+//! A service the program cannot serve itself (persistence, one-packet scheduling, FULLNAT,
+//! PROXY protocol, a scheduler it does not run, more than [`MAX_DESTS`] real servers, a wrr
+//! sequence longer than [`WRR_SEQ`]) is published with `SVC_F_USER`: its new connections go
+//! to rvsd. Firewall-mark and SCTP services are not published (the program does not see
+//! marks or parse SCTP), so their packets reach rvsd's packet path.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use rvs_engine::spec_walk::SpecWalk;
+use rvs_engine::{ForwardMethod, Protocol, SchedulerKind, ServiceSpec};
+
+use crate::error::Error;
+use crate::maps::{
+    Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, ADDR_NAT_DEST, ADDR_VIP, MAX_DESTS,
+    SVC_F_USER, WRR_SEQ,
+};
+use crate::program::Datapath;
+
+/// Where each service and real server lives in the maps, kept across publications so that
+/// connections keep pointing at the same real server.
+#[derive(Debug, Default)]
+pub struct Publisher {
+    /// Service key -> (service id, the dest slots last published).
+    services: HashMap<SvcKey, (u32, Vec<u32>)>,
+    /// (service key, address, port) -> dest slot.
+    slots: HashMap<(SvcKey, IpAddr, u16), u32>,
+    /// The `addrs` map as last published.
+    addrs: HashMap<Addr, u32>,
+    next_service: u32,
+    next_slot: u32,
+}
+
+/// The program's scheduler for an engine scheduler, if it runs it.
+fn sched_of(kind: SchedulerKind) -> Sched {
+    match kind {
+        SchedulerKind::Rr => Sched::Rr,
+        // The program's wrr walks a sequence table; it starts where IPVS's mark (current
+        // weight) stands, which the engine does not expose yet: rvsd schedules wrr for now.
+        SchedulerKind::Wrr => Sched::User,
+        SchedulerKind::Lc => Sched::Lc,
+        SchedulerKind::Wlc => Sched::Wlc,
+        SchedulerKind::Sed => Sched::Sed,
+        SchedulerKind::Nq => Sched::Nq,
+        SchedulerKind::Fo => Sched::Fo,
+        SchedulerKind::Ovf => Sched::Ovf,
+        _ => Sched::User,
+    }
+}
+
+fn method_of(m: ForwardMethod) -> Method {
+    match m {
+        ForwardMethod::Masq => Method::Masq,
+        ForwardMethod::Tunnel => Method::Tunnel,
+        ForwardMethod::Route => Method::Route,
+        _ => Method::Local,
+    }
+}
+
+/// Whether the program can schedule this service's new connections itself.
+fn program_schedules(spec: &ServiceSpec) -> bool {
+    spec.persistence.is_none()
+        && !spec.one_packet
+        && spec.local_addrs.is_empty()
+        && spec.proxy_protocol.is_none()
+        && sched_of(spec.scheduler) != Sched::User
+}
+
+/// IPVS's wrr round over `weights` (ip_vs_wrr.c: the current weight steps down by the gcd from
+/// the maximum, each server taken when its weight reaches it) as the sequence of indexes it
+/// yields in one period; `None` when it is longer than `max` or no weight is positive.
+pub fn wrr_sequence(weights: &[u32], max: usize) -> Option<Vec<u32>> {
+    let gcd = weights
+        .iter()
+        .copied()
+        .filter(|&w| w > 0)
+        .fold(0u32, gcd_of);
+    let max_weight = weights.iter().copied().max().unwrap_or(0);
+    if gcd == 0 {
+        return None;
+    }
+    let period: u64 = weights.iter().map(|&w| u64::from(w / gcd)).sum();
+    if period > max as u64 {
+        return None;
+    }
+    let n = weights.len();
+    let mut seq = Vec::with_capacity(period as usize);
+    let mut i = n - 1;
+    let mut cw: i64 = 0;
+    while seq.len() < period as usize {
+        i = (i + 1) % n;
+        if i == 0 {
+            cw -= i64::from(gcd);
+            if cw <= 0 {
+                cw = i64::from(max_weight);
+            }
+        }
+        if i64::from(weights[i]) >= cw {
+            seq.push(i as u32);
+        }
+    }
+    Some(seq)
+}
+
+fn gcd_of(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd_of(b, a % b)
+    }
+}
+
+impl Publisher {
+    /// A publisher for an empty program.
+    pub fn new() -> Publisher {
+        Publisher::default()
+    }
+
+    /// Writes the services and real servers of `walk` and the `settings` into the program's
+    /// maps, and removes the services `walk` no longer has.
+    pub fn publish(
+        &mut self,
+        dp: &Datapath,
+        walk: &SpecWalk,
+        settings: &Settings,
+    ) -> Result<(), Error> {
+        dp.put("settings", &0u32, settings)?;
+        let mut seen = HashSet::new();
+        let mut addrs: HashMap<Addr, u32> = HashMap::new();
+        for service in walk.services() {
+            let spec = service.spec();
+            if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp {
+                continue;
+            }
+            let key = SvcKey {
+                addr: Addr::from(spec.key.addr),
+                port_be: spec.key.port.to_be(),
+                proto: spec.key.proto.number(),
+                pad: 0,
+            };
+            seen.insert(key);
+            *addrs.entry(key.addr).or_default() |= ADDR_VIP;
+            let id = match self.services.get(&key) {
+                Some((id, _)) => *id,
+                None => {
+                    let id = self.next_service;
+                    if id >= dp.limits().services {
+                        return Err(Error::Capacity(format!(
+                            "more than {} services for the BPF data plane",
+                            dp.limits().services
+                        )));
+                    }
+                    self.next_service += 1;
+                    id
+                }
+            };
+            let mut dests = SvcDests::default();
+            let mut weights = Vec::new();
+            let mut slots = Vec::new();
+            for d in service.dests() {
+                let ds = d.spec();
+                let slot_key = (key, ds.addr, ds.port);
+                let slot = match self.slots.get(&slot_key) {
+                    Some(s) => *s,
+                    None => {
+                        let s = self.next_slot;
+                        if s >= dp.limits().dests {
+                            return Err(Error::Capacity(format!(
+                                "more than {} real servers for the BPF data plane",
+                                dp.limits().dests
+                            )));
+                        }
+                        self.next_slot += 1;
+                        self.slots.insert(slot_key, s);
+                        s
+                    }
+                };
+                dp.put(
+                    "dests",
+                    &slot,
+                    &Dest {
+                        addr: Addr::from(ds.addr),
+                        port_be: ds.port.to_be(),
+                        method: method_of(ds.method) as u8,
+                        available: 1,
+                        weight: ds.weight,
+                        u_threshold: ds.u_threshold,
+                        l_threshold: ds.l_threshold,
+                    },
+                )?;
+                if slots.len() < MAX_DESTS {
+                    dests.slot[slots.len()] = slot;
+                }
+                slots.push(slot);
+                weights.push(ds.weight);
+                if ds.method == ForwardMethod::Masq {
+                    *addrs.entry(Addr::from(ds.addr)).or_default() |= ADDR_NAT_DEST;
+                }
+            }
+            let mut user = !program_schedules(spec) || slots.len() > MAX_DESTS;
+            dests.count = slots.len().min(MAX_DESTS) as u32;
+            if spec.scheduler == SchedulerKind::Wrr && !user {
+                match wrr_sequence(&weights, WRR_SEQ) {
+                    Some(seq) => {
+                        for (pos, index) in seq.iter().enumerate() {
+                            dp.put("wrr_seq", &(id * WRR_SEQ as u32 + pos as u32), index)?;
+                        }
+                        dests.wrr_len = seq.len() as u32;
+                    }
+                    None if weights.iter().all(|&w| w == 0) => {}
+                    None => user = true,
+                }
+            }
+            let previous = self.services.insert(key, (id, slots.clone()));
+            for gone in previous
+                .map(|(_, old)| old)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| !slots.contains(s))
+            {
+                self.mark_removed(dp, gone)?;
+            }
+            dp.put("svc_dests", &id, &dests)?;
+            // The cursor starts before the first server (rr) or sequence entry (wrr).
+            let start = match spec.scheduler {
+                SchedulerKind::Wrr => dests.wrr_len.wrapping_sub(1),
+                _ => dests.count.wrapping_sub(1),
+            };
+            dp.put("sched_cursor", &id, &start)?;
+            dp.put(
+                "services",
+                &key,
+                &Svc {
+                    id,
+                    sched: sched_of(spec.scheduler) as u8,
+                    flags: if user { SVC_F_USER } else { 0 },
+                    pad: 0,
+                },
+            )?;
+        }
+        for (addr, flags) in &addrs {
+            if self.addrs.get(addr) != Some(flags) {
+                dp.put("addrs", addr, flags)?;
+            }
+        }
+        for addr in self.addrs.keys().filter(|a| !addrs.contains_key(*a)) {
+            dp.remove("addrs", addr)?;
+        }
+        self.addrs = addrs;
+        let gone: Vec<SvcKey> = self
+            .services
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .copied()
+            .collect();
+        for key in gone {
+            dp.remove("services", &key)?;
+            if let Some((_, slots)) = self.services.remove(&key) {
+                for slot in slots {
+                    self.mark_removed(dp, slot)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A real server removed from its service: connections to it see it unavailable.
+    fn mark_removed(&mut self, dp: &Datapath, slot: u32) -> Result<(), Error> {
+        if let Some(mut d) = dp.get::<u32, Dest>("dests", &slot)? {
+            d.available = 0;
+            dp.put("dests", &slot, &d)?;
+        }
+        self.slots.retain(|_, s| *s != slot);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IPVS's wrr over weights 4, 3, 2: the period and order its round gives.
+    #[test]
+    fn wrr_sequence_is_ipvs_round() {
+        let seq = wrr_sequence(&[4, 3, 2], 100).unwrap();
+        assert_eq!(seq, [0, 0, 1, 0, 1, 2, 0, 1, 2]);
+        assert_eq!(wrr_sequence(&[2, 2], 100).unwrap(), [0, 1]);
+        assert_eq!(wrr_sequence(&[0, 5], 100).unwrap(), [1]);
+        assert_eq!(wrr_sequence(&[0, 0], 100), None);
+        assert_eq!(wrr_sequence(&[1000, 999], 100), None);
+    }
+}

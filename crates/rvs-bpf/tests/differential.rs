@@ -1,0 +1,414 @@
+//! The BPF program against the Rust engine, frame by frame: the engine's fixture frames
+//! (built by etherparse, the engine's own test builders) run through rvs-engine and through
+//! the loaded program with BPF_PROG_TEST_RUN, and must come out the same: the same verdict
+//! (forward / drop / not ours), the same L3 bytes (addresses, ports, checksums, TTL), the
+//! same real server chosen by each scheduler, and the same connection states.
+//!
+//! The program runs in a network namespace of the test's own (unshared by the test thread)
+//! with a veth, routes and static neighbours, so its FIB lookups succeed and it redirects as
+//! on a director. Needs root and a kernel with BPF (as CI has).
+
+#[path = "../../rvs-engine/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use rvs_bpf::maps::{Conn, ConnKey, Settings};
+use rvs_bpf::{tc_action, Datapath, Limits, Publisher};
+use rvs_engine::*;
+use std::net::IpAddr;
+use std::process::Command;
+
+/// The neighbours' MAC (the program writes it as the destination).
+const NEIGH_MAC: &str = "02:00:00:00:00:99";
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run ip/sysctl");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Moves this thread into a new network namespace with a veth `rvs0` that reaches the fixture
+/// addresses (routes and permanent neighbours), forwarding on. Returns rvs0's ifindex. The
+/// namespace goes away with the thread.
+fn enter_lab() -> u32 {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare netns (root?)");
+    sh(&["ip", "link", "set", "lo", "up"]);
+    sh(&[
+        "ip", "link", "add", "rvs0", "type", "veth", "peer", "name", "rvs1",
+    ]);
+    sh(&["ip", "link", "set", "rvs0", "up"]);
+    sh(&["ip", "link", "set", "rvs1", "up"]);
+    sh(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    sh(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    sh(&["ip", "addr", "add", "192.168.7.1/24", "dev", "rvs0"]);
+    sh(&["ip", "route", "add", "203.0.113.0/24", "dev", "rvs0"]);
+    sh(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "fd00:7::1/64",
+        "dev",
+        "rvs0",
+        "nodad",
+    ]);
+    sh(&["ip", "-6", "route", "add", "2001:db8:c::/64", "dev", "rvs0"]);
+    for n in [
+        "192.168.7.10",
+        "192.168.7.11",
+        "203.0.113.5",
+        "fd00:7::10",
+        "2001:db8:c::5",
+    ] {
+        sh(&[
+            "ip",
+            "neigh",
+            "replace",
+            n,
+            "lladdr",
+            NEIGH_MAC,
+            "dev",
+            "rvs0",
+            "nud",
+            "permanent",
+        ]);
+    }
+    let index = std::fs::read_to_string("/sys/class/net/rvs0/ifindex")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    // /sys shows the namespace of whoever mounted it; ask ip instead when it disagrees.
+    index.unwrap_or_else(|| {
+        let out = Command::new("ip")
+            .args(["-o", "link", "show", "rvs0"])
+            .output()
+            .expect("ip");
+        String::from_utf8_lossy(&out.stdout)
+            .split(':')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .expect("rvs0's ifindex")
+    })
+}
+
+/// Runs `body` on a thread of its own inside the lab namespace.
+fn in_lab(body: impl FnOnce(u32) + Send + 'static) {
+    std::thread::spawn(move || {
+        let ifindex = enter_lab();
+        body(ifindex);
+    })
+    .join()
+    .expect("lab thread");
+}
+
+/// The program loaded with `engine`'s configuration published.
+fn program_for(engine: &Engine) -> Datapath {
+    let dp = Datapath::load(Limits {
+        connections: 4096,
+        services: 64,
+        dests: 256,
+    })
+    .expect("load the BPF program");
+    let settings = Settings::from_engine(Timeouts::default(), false);
+    Publisher::new()
+        .publish(&dp, &engine.spec_walk(), &settings)
+        .expect("publish");
+    dp
+}
+
+/// What both sides did with one frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Forwarded with this L3 packet.
+    Forward(Vec<u8>),
+    /// Dropped.
+    Drop,
+    /// Left to the kernel.
+    Kernel,
+}
+
+fn engine_outcome(e: &Engine, frame: &[u8]) -> Outcome {
+    let mut f = frame.to_vec();
+    match run(e, 1000, &mut f) {
+        Verdict::Forward { .. } => Outcome::Forward(l3(&f)),
+        Verdict::Drop(_) => Outcome::Drop,
+        _ => Outcome::Kernel,
+    }
+}
+
+fn bpf_outcome(dp: &Datapath, ifindex: u32, frame: &[u8]) -> Outcome {
+    let r = dp.test_run(frame, ifindex).expect("test run");
+    match r.action {
+        tc_action::REDIRECT => {
+            assert_eq!(
+                r.frame[..6],
+                [2, 0, 0, 0, 0, 0x99],
+                "the neighbour's MAC as destination"
+            );
+            Outcome::Forward(l3(&r.frame))
+        }
+        tc_action::SHOT => Outcome::Drop,
+        tc_action::OK => Outcome::Kernel,
+        other => panic!("unexpected tc action {other}"),
+    }
+}
+
+/// Runs `frames` through both and compares each outcome.
+fn same(e: &Engine, dp: &Datapath, ifindex: u32, frames: &[(&str, Vec<u8>)]) {
+    for (name, frame) in frames {
+        let want = engine_outcome(e, frame);
+        let got = bpf_outcome(dp, ifindex, frame);
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+fn nat_conversation_v4(proto_tcp: bool) -> Vec<(&'static str, Vec<u8>)> {
+    if !proto_tcp {
+        return vec![
+            ("udp query", udp4(CLIENT4, CPORT, VIP4, VPORT, 64, b"query")),
+            (
+                "udp answer",
+                udp4(RIP4, RPORT, CLIENT4, CPORT, 64, b"answer!"),
+            ),
+            ("udp again", udp4(CLIENT4, CPORT, VIP4, VPORT, 5, b"q2")),
+        ];
+    }
+    vec![
+        ("SYN", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+        (
+            "SYN-ACK",
+            tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[]),
+        ),
+        ("ACK", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        (
+            "data",
+            tcp4(
+                CLIENT4,
+                CPORT,
+                VIP4,
+                VPORT,
+                30,
+                ACK,
+                b"GET / HTTP/1.0\r\n\r\n",
+            ),
+        ),
+        (
+            "odd reply",
+            tcp4(
+                RIP4,
+                RPORT,
+                CLIENT4,
+                CPORT,
+                64,
+                ACK,
+                b"HTTP/1.0 200 OK\r\n\r\nhello",
+            ),
+        ),
+        ("FIN in", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, FINACK, &[])),
+        (
+            "FIN out",
+            tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, FINACK, &[]),
+        ),
+        ("last ACK", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        ("TTL 1", tcp4(CLIENT4, CPORT, VIP4, VPORT, 1, ACK, &[])),
+        (
+            "ACK without a connection",
+            tcp4(CLIENT4, CPORT + 1, VIP4, VPORT, 64, ACK, &[]),
+        ),
+        (
+            "RST without a connection",
+            tcp4(CLIENT4, CPORT + 2, VIP4, VPORT, 64, RST, &[]),
+        ),
+        (
+            "not a service",
+            tcp4(CLIENT4, CPORT, ROUTER4, 22, 64, SYN, &[]),
+        ),
+    ]
+}
+
+/// NAT, TCP and UDP over IPv4: every frame of a conversation the same on both sides.
+#[test]
+fn nat_ipv4_frames_match_the_engine() {
+    in_lab(|ifindex| {
+        let e = nat_engine();
+        let dp = program_for(&e);
+        same(&e, &dp, ifindex, &nat_conversation_v4(true));
+        same(&e, &dp, ifindex, &nat_conversation_v4(false));
+        assert_eq!(dp.stats().expect("stats")[7], 2, "two connections created");
+    });
+}
+
+/// NAT over IPv6 (hop limit, pseudo-header checksums over 16-byte addresses).
+#[test]
+fn nat_ipv6_frames_match_the_engine() {
+    in_lab(|ifindex| {
+        let e = nat_engine();
+        let dp = program_for(&e);
+        let (c, v, r) = (client6(), vip6(), rip6());
+        let frames = vec![
+            ("SYN", tcp6(c, CPORT, v, VPORT, 64, SYN, &[])),
+            ("SYN-ACK", tcp6(r, RPORT, c, CPORT, 64, SYNACK, &[])),
+            ("ACK data", tcp6(c, CPORT, v, VPORT, 64, ACK, b"hello")),
+            ("reply", tcp6(r, RPORT, c, CPORT, 64, ACK, b"world!")),
+            ("udp", udp6(c, CPORT, v, VPORT, 64, b"q")),
+            ("udp reply", udp6(r, RPORT, c, CPORT, 64, b"a")),
+            ("hop limit 1", tcp6(c, CPORT, v, VPORT, 1, ACK, &[])),
+        ];
+        same(&e, &dp, ifindex, &frames);
+    });
+}
+
+/// The connection states the program keeps equal the engine's after a conversation.
+#[test]
+fn tcp_states_match_the_engine() {
+    in_lab(|ifindex| {
+        let e = nat_engine();
+        let dp = program_for(&e);
+        let steps = [
+            (
+                tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]),
+                ConnState::SynRecv,
+            ),
+            (
+                tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[]),
+                ConnState::SynRecv,
+            ),
+            (
+                tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]),
+                ConnState::Established,
+            ),
+            (
+                tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, FINACK, &[]),
+                ConnState::CloseWait,
+            ),
+            (
+                tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, FINACK, &[]),
+                ConnState::TimeWait,
+            ),
+        ];
+        let key = ConnKey {
+            src: IpAddr::from(std::net::Ipv4Addr::from(CLIENT4)).into(),
+            dst: IpAddr::from(std::net::Ipv4Addr::from(VIP4)).into(),
+            sport_be: CPORT.to_be(),
+            dport_be: VPORT.to_be(),
+            proto: 6,
+            pad: [0; 3],
+        };
+        for (frame, want) in steps {
+            let _ = engine_outcome(&e, &frame);
+            let _ = bpf_outcome(&dp, ifindex, &frame);
+            let engine_state = e.connections(Millis(1000))[0].state;
+            let conns: Vec<(ConnKey, Conn)> = dp.connections().expect("conns");
+            let bpf = conns
+                .iter()
+                .find(|(k, _)| *k == key)
+                .expect("the connection");
+            assert_eq!(engine_state, want);
+            assert_eq!(bpf.1.state, want as u8, "program's state after {want:?}");
+        }
+    });
+}
+
+/// Each scheduler the program runs picks the same real server as the engine, connection
+/// after connection, with connections left open so the counts matter.
+#[test]
+fn schedulers_pick_as_the_engine() {
+    use SchedulerKind::*;
+    for kind in [Rr, Lc, Wlc, Sed, Nq, Fo, Ovf] {
+        in_lab(move |ifindex| {
+            let e = Engine::new(EngineConfig {
+                expected_connections: 1024,
+                shards: 8,
+                ..EngineConfig::default()
+            });
+            let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+            e.add_service(svc(k, kind)).expect("service");
+            for (i, w) in [3u32, 1, 2].into_iter().enumerate() {
+                let rip = [192, 168, 7, 10 + i as u8];
+                e.add_dest(&k, dest(ip4(rip), RPORT, w)).expect("dest");
+            }
+            sh(&[
+                "ip",
+                "neigh",
+                "replace",
+                "192.168.7.12",
+                "lladdr",
+                NEIGH_MAC,
+                "dev",
+                "rvs0",
+                "nud",
+                "permanent",
+            ]);
+            let dp = program_for(&e);
+            for i in 0..12u16 {
+                // Every third connection completes its handshake (active), the others stay
+                // in SYN_RECV (inactive).
+                let port = 41000 + i;
+                let syn = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
+                let want = engine_outcome(&e, &syn);
+                let got = bpf_outcome(&dp, ifindex, &syn);
+                assert_eq!(got, want, "{kind:?}: connection {i}");
+                if i % 3 == 0 {
+                    let ack = tcp4(CLIENT4, port, VIP4, VPORT, 64, ACK, &[]);
+                    assert_eq!(
+                        bpf_outcome(&dp, ifindex, &ack),
+                        engine_outcome(&e, &ack),
+                        "{kind:?}: ACK {i}"
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// What the program leaves to rvsd goes up through the punt ring (counted by reason, dropped
+/// here); what is not the director's goes to the kernel untouched.
+#[test]
+fn punted_and_passed_frames() {
+    in_lab(|ifindex| {
+        let e = nat_engine();
+        let persistent = key(Protocol::Tcp, ip4(VIP4), 443);
+        let mut spec = svc(persistent, SchedulerKind::Rr);
+        spec.persistence = Some(Persistence {
+            timeout_s: 300,
+            netmask: "255.255.255.255".parse().unwrap(),
+            pe: None,
+        });
+        e.add_service(spec).expect("persistent service");
+        e.add_dest(&persistent, dest(ip4(RIP4), 443, 1))
+            .expect("dest");
+        let dp = program_for(&e);
+        let icmp = |dst: [u8; 4]| {
+            let mut out = Vec::new();
+            etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv4(CLIENT4, dst, 64)
+                .icmpv4_echo_request(1, 1)
+                .write(&mut out, b"ping")
+                .expect("icmp");
+            out
+        };
+        let names = rvs_bpf::maps::STAT_NAMES;
+        let stat = |dp: &Datapath, name: &str| {
+            dp.stats().expect("stats")[names.iter().position(|n| *n == name).unwrap()]
+        };
+        let r = dp.test_run(&icmp(VIP4), ifindex).expect("run");
+        assert_eq!(r.action, tc_action::SHOT, "ICMP to a VIP goes to rvsd");
+        assert_eq!(stat(&dp, "punt_icmp"), 1);
+        let r = dp.test_run(&icmp(ROUTER4), ifindex).expect("run");
+        assert_eq!(
+            r.action,
+            tc_action::OK,
+            "ICMP to another address is the kernel's"
+        );
+        let syn = tcp4(CLIENT4, CPORT, VIP4, 443, 64, SYN, &[]);
+        let r = dp.test_run(&syn, ifindex).expect("run");
+        assert_eq!(r.action, tc_action::SHOT);
+        assert_eq!(stat(&dp, "punt_service"), 1, "persistence is rvsd's");
+        assert_eq!(r.frame, syn, "a punted frame is not touched");
+    });
+}
