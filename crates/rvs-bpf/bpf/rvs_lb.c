@@ -591,10 +591,12 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, struct pkt *p, int
 	return 0;
 }
 
-/* Sends the rewritten packet on: TTL/hop limit decremented and the frame redirected when the
- * FIB has a route and a neighbour, else handed to the kernel, which resolves and forwards it. */
+/* Sends the packet on toward `dst` (the next hop): the frame redirected with the FIB's MAC
+ * addresses when it has a route and a neighbour, else handed to the kernel, which resolves
+ * and forwards it. NAT decrements the TTL/hop limit; direct routing (`keep_ttl`) sends the
+ * packet exactly as it came, as IPVS's DR does. */
 static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const struct rvs_addr *src,
-				   const struct rvs_addr *dst)
+				   const struct rvs_addr *dst, int keep_ttl)
 {
 	struct bpf_fib_lookup fib = {};
 	void *data, *end;
@@ -618,7 +620,9 @@ static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const s
 		count(RVS_STAT_FIB_PASS);
 		return TC_ACT_OK;
 	}
-	if (!p->v6) {
+	if (keep_ttl) {
+		/* nothing to change in the IP header */
+	} else if (!p->v6) {
 		__u16 old, new;
 		__u8 ttl = p->ttl - 1;
 
@@ -653,7 +657,7 @@ static __always_inline int conn_in(struct __sk_buff *skb, struct pkt *p, struct 
 {
 	__u8 state = c->state;
 
-	if (c->method != RVS_METHOD_MASQ)
+	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_ROUTE)
 		return punt_frame(skb, RVS_PUNT_CONN);
 	if (p->ttl <= 1) {
 		count(RVS_STAT_DROP_TTL);
@@ -671,9 +675,11 @@ static __always_inline int conn_in(struct __sk_buff *skb, struct pkt *p, struct 
 	c->expires_ns = now + timeout_ns(s, state);
 	__sync_fetch_and_add(&c->packets, 1);
 	__sync_fetch_and_add(&c->bytes, p->len);
+	if (c->method == RVS_METHOD_ROUTE)
+		return forward(skb, p, &p->key.src, &c->daddr, 1);
 	if (nat_rewrite(skb, p, 1, &c->daddr, c->dport) < 0)
 		return TC_ACT_SHOT;
-	return forward(skb, p, &p->key.src, &c->daddr);
+	return forward(skb, p, &p->key.src, &c->daddr, 0);
 }
 
 /* A reply of a NAT connection from its real server. */
@@ -704,7 +710,35 @@ static __always_inline int conn_reply(struct __sk_buff *skb, struct pkt *p, stru
 	__sync_fetch_and_add(&c->bytes, p->len);
 	if (nat_rewrite(skb, p, 0, &out->in.dst, out->in.dport) < 0)
 		return TC_ACT_SHOT;
-	return forward(skb, p, &out->in.dst, &p->key.dst);
+	return forward(skb, p, &out->in.dst, &p->key.dst, 0);
+}
+
+/* A new direct-routing connection: tracked in the client's direction only (IPVS's
+ * INPUT-ONLY states), the packet sent to the real server's MAC unchanged. */
+static __always_inline int new_conn_dr(struct __sk_buff *skb, struct pkt *p, struct rvs_settings *s,
+				       struct rvs_svc *svc, struct pick *d, __u64 now)
+{
+	struct rvs_conn c = {};
+	__u8 state;
+
+	state = p->proto == IPPROTO_TCP ? next_state(s, RVS_STATE_NONE, 2, p->tcp_flags) : RVS_STATE_UDP;
+	c.daddr = d->dest->addr;
+	c.dport = p->key.dport;
+	c.state = state;
+	c.flags = RVS_CONN_F_NOOUTPUT;
+	c.dest = d->slot;
+	c.svc = svc->id;
+	c.method = RVS_METHOD_ROUTE;
+	c.expires_ns = now + timeout_ns(s, state);
+	c.packets = 1;
+	c.bytes = p->len;
+	if (bpf_map_update_elem(&conns, &p->key, &c, BPF_NOEXIST) < 0)
+		return punt_frame(skb, RVS_PUNT_TABLE_FULL);
+	bind_dest(d);
+	if (is_active(state))
+		move_count(d->slot, RVS_STATE_NONE, state);
+	count(RVS_STAT_CONN_CREATED);
+	return forward(skb, p, &p->key.src, &c.daddr, 1);
 }
 
 /* A packet to a service without a connection: schedule, open, forward. */
@@ -732,6 +766,8 @@ static __always_inline int new_conn(struct __sk_buff *skb, struct pkt *p, struct
 		count(RVS_STAT_DROP_NO_DEST);
 		return TC_ACT_SHOT;
 	}
+	if (d.dest->method == RVS_METHOD_ROUTE)
+		return new_conn_dr(skb, p, s, svc, &d, now);
 	if (d.dest->method != RVS_METHOD_MASQ)
 		return punt_frame(skb, RVS_PUNT_SERVICE);
 	state = p->proto == IPPROTO_TCP ? next_state(s, RVS_STATE_NONE, 0, p->tcp_flags) : RVS_STATE_UDP;
@@ -762,7 +798,7 @@ static __always_inline int new_conn(struct __sk_buff *skb, struct pkt *p, struct
 	count(RVS_STAT_CONN_CREATED);
 	if (nat_rewrite(skb, p, 1, &c.daddr, c.dport) < 0)
 		return TC_ACT_SHOT;
-	return forward(skb, p, &p->key.src, &c.daddr);
+	return forward(skb, p, &p->key.src, &c.daddr, 0);
 }
 
 SEC("tc")
@@ -823,4 +859,74 @@ int rvs_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	return new_conn(skb, &p, s, svc, now);
+}
+
+/* What one expiry sweep needs in its callback. */
+struct sweep {
+	__u64 now;
+	__u64 expired;
+};
+
+/* IPVS's unbind: the connection leaves its server's counts, and the server's overload mark
+ * clears below the lower threshold (3/4 of the upper one when no lower one is set). */
+static __always_inline void unbind_dest(__u32 slot, __u8 state)
+{
+	struct rvs_dest_conns *c = bpf_map_lookup_elem(&dest_conns, &slot);
+	struct rvs_dest *d = bpf_map_lookup_elem(&dests, &slot);
+	__u32 total;
+
+	if (!c)
+		return;
+	if (is_active(state))
+		__sync_fetch_and_add(&c->active, -1);
+	else
+		__sync_fetch_and_add(&c->inactive, -1);
+	if (!c->overloaded || !d)
+		return;
+	total = c->active + c->inactive;
+	if (d->l_threshold) {
+		if (total < d->l_threshold)
+			c->overloaded = 0;
+	} else if (d->u_threshold) {
+		if (total * 4 < d->u_threshold * 3)
+			c->overloaded = 0;
+	} else {
+		c->overloaded = 0;
+	}
+}
+
+static long expire_one(void *map, struct rvs_conn_key *key, struct rvs_conn *c, struct sweep *sw)
+{
+	if (c->expires_ns > sw->now)
+		return 0;
+	if (c->method == RVS_METHOD_MASQ) {
+		struct rvs_conn_key reply = {};
+
+		reply.src = c->daddr;
+		reply.dst = key->src;
+		reply.sport = c->dport;
+		reply.dport = key->sport;
+		reply.proto = key->proto;
+		bpf_map_delete_elem(&conns_out, &reply);
+	}
+	unbind_dest(c->dest, c->state);
+	bpf_map_delete_elem(&conns, key);
+	sw->expired++;
+	return 0;
+}
+
+/* The expiry sweep: rvsd runs it (BPF_PROG_TEST_RUN) about once a second; every connection
+ * past its timeout leaves the table and its server's counts, as IPVS's connection timers do. */
+SEC("tc")
+int rvs_expire(struct __sk_buff *skb)
+{
+	struct sweep sw = { .now = bpf_ktime_get_ns(), .expired = 0 };
+	__u32 which = RVS_STAT_EXPIRED;
+	__u64 *c;
+
+	bpf_for_each_map_elem(&conns, expire_one, &sw, 0);
+	c = bpf_map_lookup_elem(&stats, &which);
+	if (c)
+		*c += sw.expired;
+	return TC_ACT_OK;
 }

@@ -69,7 +69,8 @@ enum rvs_stat {
 	RVS_STAT_DROP_MALFORMED = 6,
 	RVS_STAT_CONN_CREATED = 7,
 	RVS_STAT_FIB_PASS = 8,    /* forwarded through the kernel (no neighbour yet) */
-	RVS_STAT_PUNT = 9,        /* then +reason */
+	RVS_STAT_EXPIRED = 9,     /* connections expired by rvs_expire */
+	RVS_STAT_PUNT = 10,       /* then +reason */
 	RVS_STATS = RVS_STAT_PUNT + RVS_PUNT_REASONS,
 };
 

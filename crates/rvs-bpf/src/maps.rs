@@ -62,7 +62,7 @@ pub const PUNT_REASONS: [&str; 7] = [
 ];
 
 /// The program's per-CPU counters (`enum rvs_stat`), by index.
-pub const STAT_NAMES: [&str; 16] = [
+pub const STAT_NAMES: [&str; 17] = [
     "rx",
     "forwarded",
     "passed",
@@ -72,6 +72,7 @@ pub const STAT_NAMES: [&str; 16] = [
     "drop_malformed",
     "conn_created",
     "fib_pass",
+    "expired",
     "punt_ip_options",
     "punt_fragment",
     "punt_icmp",

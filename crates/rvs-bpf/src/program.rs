@@ -1,17 +1,21 @@
 //! Loading the BPF object (built into this crate by build.rs), sizing its maps, attaching the
 //! tc program, and running it on a frame with BPF_PROG_TEST_RUN.
 
+use std::path::{Path, PathBuf};
+
 use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, TcHookBuilder, TC_INGRESS};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::Error;
-use crate::maps::{Conn, ConnKey, WRR_SEQ};
+use crate::maps::{Conn, ConnKey, DestConns, WRR_SEQ};
 
 /// The object clang built from `bpf/rvs_lb.c` (empty when clang was missing).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_lb.o"));
 
 /// The tc program's name in the object.
 const TC_PROGRAM: &str = "rvs_tc";
+/// The expiry sweep's name in the object.
+const EXPIRE_PROGRAM: &str = "rvs_expire";
 
 /// tc's verdicts, as BPF_PROG_TEST_RUN returns them.
 pub mod tc_action {
@@ -49,12 +53,18 @@ impl Default for Limits {
 pub struct Datapath {
     object: Object,
     limits: Limits,
+    /// Where the maps are pinned, if they are.
+    pins: Option<PathBuf>,
+    /// Whether the maps came from an earlier rvsd's pins.
+    adopted: bool,
 }
 
 impl std::fmt::Debug for Datapath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Datapath")
             .field("limits", &self.limits)
+            .field("pins", &self.pins)
+            .field("adopted", &self.adopted)
             .finish()
     }
 }
@@ -69,27 +79,77 @@ pub struct TestRun {
 }
 
 impl Datapath {
-    /// Loads the program with maps of `limits`; the kernel's verifier checks it here.
+    /// Loads the program with maps of `limits`; the kernel's verifier checks it here. The maps
+    /// live as long as this value (and the tc attachments holding the program).
     pub fn load(limits: Limits) -> Result<Datapath, Error> {
+        Datapath::open(limits, None)
+    }
+
+    /// Loads the program with its maps pinned in `dir` (a bpffs directory): maps already pinned
+    /// there by an earlier rvsd are adopted with their connections and counts (the program
+    /// attached by that rvsd kept forwarding with them meanwhile); missing ones are created and
+    /// pinned. [`Datapath::adopted`] tells which happened.
+    pub fn load_pinned(limits: Limits, dir: &Path) -> Result<Datapath, Error> {
+        Datapath::open(limits, Some(dir))
+    }
+
+    fn open(limits: Limits, pins: Option<&Path>) -> Result<Datapath, Error> {
         if OBJECT.is_empty() {
             return Err(Error::NotBuilt);
         }
         let mut open = ObjectBuilder::default()
             .open_memory(OBJECT)
             .map_err(Error::Load)?;
+        let adopted = pins.is_some_and(|dir| dir.join("conns").exists());
         for mut map in open.maps_mut() {
-            let size = match map.name().to_str() {
-                Some("conns" | "conns_out") => limits.connections,
-                Some("services" | "svc_dests" | "sched_cursor") => limits.services,
-                Some("addrs") => limits.services.saturating_add(limits.dests),
-                Some("wrr_seq") => limits.services.saturating_mul(WRR_SEQ as u32),
-                Some("dests" | "dest_conns") => limits.dests,
+            let Some(name) = map.name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if let Some(dir) = pins {
+                // Per-CPU scratch space and read-only data stay private to one load.
+                if name != "punt_scratch" && !name.starts_with('.') {
+                    map.set_pin_path(dir.join(&name)).map_err(Error::Load)?;
+                }
+            }
+            let size = match name.as_str() {
+                "conns" | "conns_out" => limits.connections,
+                "services" | "svc_dests" | "sched_cursor" => limits.services,
+                "addrs" => limits.services.saturating_add(limits.dests),
+                "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
+                "dests" | "dest_conns" => limits.dests,
                 _ => continue,
             };
             map.set_max_entries(size.max(1)).map_err(Error::Load)?;
         }
         let object = open.load().map_err(Error::Load)?;
-        Ok(Datapath { object, limits })
+        Ok(Datapath {
+            object,
+            limits,
+            pins: pins.map(Path::to_path_buf),
+            adopted,
+        })
+    }
+
+    /// Whether the maps were adopted from an earlier rvsd's pins.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Removes the pins (a clean stop): the maps go once the program is detached everywhere.
+    pub fn remove_pins(&mut self) -> Result<(), Error> {
+        let Some(dir) = self.pins.take() else {
+            return Ok(());
+        };
+        for mut map in self.object.maps_mut() {
+            if let Some(path) = map.get_pin_path().map(std::path::PathBuf::from) {
+                map.unpin(&path).map_err(|source| Error::Map {
+                    map: "pinned map",
+                    source,
+                })?;
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+        Ok(())
     }
 
     /// The limits the maps were sized with.
@@ -98,10 +158,39 @@ impl Datapath {
     }
 
     fn program(&self) -> Result<libbpf_rs::ProgramMut<'_>, Error> {
+        self.program_named(TC_PROGRAM)
+    }
+
+    fn program_named(&self, name: &'static str) -> Result<libbpf_rs::ProgramMut<'_>, Error> {
         self.object
             .progs_mut()
-            .find(|p| p.name() == TC_PROGRAM)
-            .ok_or(Error::Missing("tc program rvs_tc"))
+            .find(|p| p.name() == name)
+            .ok_or(Error::Missing(name))
+    }
+
+    /// Expires every connection past its timeout (the program's own clock), as IPVS's timers
+    /// do: out of both tables and out of its server's counts. rvsd runs it about once a second.
+    /// Returns how many connections the sweep removed.
+    pub fn expire(&self) -> Result<u64, Error> {
+        let before = self.stat("expired")?;
+        let prog = self.program_named(EXPIRE_PROGRAM)?;
+        // A minimal Ethernet frame: the sweep does not look at it.
+        let frame = [0u8; 64];
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(&frame),
+            ..Default::default()
+        };
+        prog.test_run(input).map_err(Error::TestRun)?;
+        Ok(self.stat("expired")?.saturating_sub(before))
+    }
+
+    /// One of the program's counters by name ([`crate::maps::STAT_NAMES`]).
+    pub fn stat(&self, name: &str) -> Result<u64, Error> {
+        let index = crate::maps::STAT_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .ok_or(Error::Missing("such a counter"))?;
+        Ok(self.stats()?[index])
     }
 
     /// A map by name.
@@ -166,6 +255,11 @@ impl Datapath {
             }
         }
         Ok(out)
+    }
+
+    /// A real server's connection counts by its slot.
+    pub fn dest_conns(&self, slot: u32) -> Result<DestConns, Error> {
+        Ok(self.get("dest_conns", &slot)?.unwrap_or_default())
     }
 
     /// The program's counters ([`crate::maps::STAT_NAMES`] order), summed over CPUs.

@@ -412,3 +412,151 @@ fn punted_and_passed_frames() {
         assert_eq!(r.frame, syn, "a punted frame is not touched");
     });
 }
+
+/// Direct routing: packets go to the real server's MAC byte for byte (TTL kept), tracked with
+/// IPVS's INPUT-ONLY states; the real server's replies are not the director's.
+#[test]
+fn direct_routing_matches_the_engine() {
+    in_lab(|ifindex| {
+        let e = dr_engine();
+        let dp = program_for(&e);
+        let c = |f: Flags, payload: &[u8]| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, payload);
+        let frames = vec![
+            ("SYN", c(SYN, &[])),
+            ("ACK", c(ACK, &[])),
+            ("data", c(ACK, b"GET / HTTP/1.0\r\n\r\n")),
+            ("FIN", c(FINACK, &[])),
+            (
+                "TTL 2 kept",
+                tcp4(CLIENT4, CPORT, VIP4, VPORT, 2, ACK, b"z"),
+            ),
+            (
+                "reply is not ours",
+                tcp4(RIP4, VPORT, CLIENT4, CPORT, 64, ACK, b"ok"),
+            ),
+            ("udp", udp4(CLIENT4, CPORT, VIP4, VPORT, 64, b"q")),
+            ("ipv6", tcp6(client6(), CPORT, vip6(), VPORT, 64, SYN, &[])),
+        ];
+        same(&e, &dp, ifindex, &frames);
+        let conns = dp.connections().expect("conns");
+        let engine = e.connections(Millis(1000));
+        for status in &engine {
+            let found = conns.iter().find(|(k, _)| {
+                k.src.ip() == status.client.ip()
+                    && u16::from_be(k.sport_be) == status.client.port()
+                    && k.proto == status.proto.number()
+            });
+            let (_, conn) = found.expect("the engine's connection in the program's table");
+            assert_eq!(conn.state, status.state as u8, "{status:?}");
+        }
+    });
+}
+
+/// The expiry sweep takes connections past their timeout out of both tables and out of their
+/// server's counts, and clears the overload mark under IPVS's lower threshold.
+#[test]
+fn expiry_sweep_removes_connections_and_counts() {
+    in_lab(|ifindex| {
+        let e = Engine::new(EngineConfig {
+            expected_connections: 1024,
+            shards: 8,
+            ..EngineConfig::default()
+        });
+        let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+        e.add_service(svc(k, SchedulerKind::Wlc)).expect("service");
+        let mut d = dest(ip4(RIP4), RPORT, 1);
+        d.u_threshold = 2;
+        e.add_dest(&k, d).expect("dest");
+        let dp = program_for(&e);
+        // SYN_RECV connections time out at once; ESTABLISHED ones live on.
+        let mut settings = Settings::from_engine(Timeouts::default(), false);
+        settings.timeout_ms[ConnState::SynRecv as usize] = 0;
+        Publisher::new()
+            .publish(&dp, &e.spec_walk(), &settings)
+            .expect("publish");
+        for port in [50000u16, 50001] {
+            let syn = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
+            assert_eq!(
+                dp.test_run(&syn, ifindex).expect("run").action,
+                tc_action::REDIRECT
+            );
+        }
+        // At the upper threshold: the third is refused (no usable server).
+        let third = tcp4(CLIENT4, 50002, VIP4, VPORT, 64, SYN, &[]);
+        assert_eq!(
+            dp.test_run(&third, ifindex).expect("run").action,
+            tc_action::SHOT
+        );
+        assert_eq!(dp.connections().expect("conns").len(), 2);
+        assert_eq!(dp.expire().expect("sweep"), 2);
+        assert!(dp.connections().expect("conns").is_empty());
+        let counts = dp.dest_conns(0).expect("counts");
+        assert_eq!(
+            (counts.active, counts.inactive, counts.overloaded),
+            (0, 0, 0)
+        );
+        // The reply direction went too: a late SYN-ACK is no longer translated.
+        let late = tcp4(RIP4, RPORT, CLIENT4, 50000, 64, SYNACK, &[]);
+        assert_eq!(
+            dp.test_run(&late, ifindex).expect("run").action,
+            tc_action::OK
+        );
+        // And the server takes connections again.
+        assert_eq!(
+            dp.test_run(&third, ifindex).expect("run").action,
+            tc_action::REDIRECT
+        );
+    });
+}
+
+/// Pinned maps outlive the process that loaded them: a second load adopts the connections
+/// (an rvsd restarted after `kill -9` finds its table), and a clean stop removes the pins.
+#[test]
+fn pinned_maps_are_adopted_by_the_next_load() {
+    in_lab(|ifindex| {
+        let dir = std::env::temp_dir().join(format!("rvs-bpffs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        sh(&["mount", "-t", "bpf", "bpf", dir.to_str().expect("path")]);
+        let pins = dir.join("rvs");
+        std::fs::create_dir_all(&pins).expect("mkdir pins");
+        let result = std::panic::catch_unwind(|| {
+            let e = nat_engine();
+            let limits = Limits {
+                connections: 4096,
+                services: 64,
+                dests: 256,
+            };
+            let settings = Settings::from_engine(Timeouts::default(), false);
+            let first = Datapath::load_pinned(limits, &pins).expect("first load");
+            assert!(!first.adopted());
+            Publisher::new()
+                .publish(&first, &e.spec_walk(), &settings)
+                .expect("publish");
+            let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+            assert_eq!(
+                first.test_run(&syn, ifindex).expect("run").action,
+                tc_action::REDIRECT
+            );
+            drop(first);
+
+            let mut second = Datapath::load_pinned(limits, &pins).expect("second load");
+            assert!(second.adopted());
+            assert_eq!(second.connections().expect("conns").len(), 1);
+            let reply = tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[]);
+            let r = second.test_run(&reply, ifindex).expect("run");
+            assert_eq!(
+                r.action,
+                tc_action::REDIRECT,
+                "the adopted connection translates"
+            );
+            assert_eq!(&r.frame[26..30], &VIP4, "source back to the VIP");
+            second.remove_pins().expect("clean stop");
+            assert!(!pins.exists(), "pins removed");
+        });
+        let _ = Command::new("umount").arg(&dir).status();
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    });
+}
