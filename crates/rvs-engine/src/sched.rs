@@ -127,21 +127,38 @@ fn max_weight<D: SchedTarget>(dests: &[D]) -> i64 {
     dests.iter().map(|d| d.weight() as i64).max().unwrap_or(0)
 }
 
-/// wrr's table: the maximum weight (less the gcd step plus one) and the gcd step, fixed for a
-/// destination list.
+/// The longest wrr sequence built into a snapshot (8 bytes a step). Weights whose sum over
+/// their gcd is larger get no sequence: wrr then walks the list as IPVS does.
+pub(crate) const WRR_MAX_STEPS: u32 = 4096;
+
+/// One step of wrr's sequence: the destination at `pos`, taken when the current weight is
+/// `level`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WrrStep {
+    level: u32,
+    pos: u32,
+}
+
+/// wrr's table, fixed for a destination list: the maximum weight (less the gcd step plus one),
+/// the gcd step and, when short enough, the whole sequence IPVS's walk goes through.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct WrrTable {
     mw: i64,
     di: i64,
+    /// Every (current weight, destination) pair the walk may take, in its order: for each
+    /// current weight from `mw` down by `di`, the destinations of at least that weight in list
+    /// order. With it the cursor's `cl` is a step index instead of a list position.
+    steps: Option<Box<[WrrStep]>>,
 }
 
 impl WrrTable {
-    fn build<D: SchedTarget>(dests: &[D]) -> Self {
+    fn build<D: SchedTarget>(dests: &[D], max_steps: u32) -> Self {
         let di = gcd_weight(dests);
-        WrrTable {
-            mw: max_weight(dests) - (di - 1),
-            di,
-        }
+        let mw = max_weight(dests) - (di - 1);
+        // Each weight w (a multiple of di) is at least mw - k * di for w / di values of k.
+        let len: i64 = dests.iter().map(|d| d.weight() as i64 / di).sum();
+        let steps = (len <= i64::from(max_steps)).then(|| wrr_steps(dests, mw, di));
+        WrrTable { mw, di, steps }
     }
 
     /// The mark of a new service (`ip_vs_wrr_init_svc`): the head, at the maximum weight.
@@ -166,10 +183,61 @@ impl WrrTable {
     }
 
     /// `ip_vs_wrr_schedule` from `mark`: the pick and the mark to store.
-    fn schedule<D: SchedTarget>(&self, mut mark: WrrMark, dests: &[D]) -> (Option<usize>, WrrMark) {
+    fn schedule<D: SchedTarget>(&self, mark: WrrMark, dests: &[D]) -> (Option<usize>, WrrMark) {
         if self.mw == 0 {
             return (None, mark);
         }
+        match &self.steps {
+            Some(steps) => self.follow(steps, mark, dests),
+            None => self.walk(mark, dests),
+        }
+    }
+
+    /// `ip_vs_wrr_schedule` over the precomputed sequence (`cl`: a step index): the first
+    /// usable step after the mark. From the head or above the lowest weight the search ends
+    /// with the sequence, and a miss goes back to the head; from a pick at the lowest weight
+    /// it goes round once, back to that pick, and a miss keeps the mark.
+    fn follow<D: SchedTarget>(
+        &self,
+        steps: &[WrrStep],
+        mark: WrrMark,
+        dests: &[D],
+    ) -> (Option<usize>, WrrMark) {
+        let usable_step = |q: usize| {
+            let s = steps[q];
+            dests
+                .get(s.pos as usize)
+                .is_some_and(|d| !d.overloaded() && d.weight() >= s.level)
+        };
+        let n = steps.len();
+        let last = mark.cl.map(|p| p as usize).filter(|&p| p < n);
+        let found = match last {
+            Some(p) if mark.cw <= self.di => (1..=n).map(|k| (p + k) % n).find(|&q| usable_step(q)),
+            _ => {
+                let start = last.map_or_else(
+                    || steps.partition_point(|s| i64::from(s.level) > mark.cw),
+                    |p| p + 1,
+                );
+                (start..n).find(|&q| usable_step(q))
+            }
+        };
+        match found {
+            Some(q) => {
+                let s = steps[q];
+                let next = WrrMark {
+                    cl: Some(q as u32),
+                    cw: i64::from(s.level),
+                };
+                (Some(s.pos as usize), next)
+            }
+            None if last.is_some() && mark.cw <= self.di => (None, mark),
+            None => (None, self.first_mark()),
+        }
+    }
+
+    /// `ip_vs_wrr_schedule` walking the list (`cl`: a list position), for sequences too long
+    /// to build.
+    fn walk<D: SchedTarget>(&self, mut mark: WrrMark, dests: &[D]) -> (Option<usize>, WrrMark) {
         let last = mark.cl.map(|i| i as usize).filter(|&i| i < dests.len());
         let mut cur = last;
         let mut stop: Option<usize> = None;
@@ -206,6 +274,23 @@ impl WrrTable {
     }
 }
 
+/// wrr's sequence (see [`WrrTable::steps`]).
+fn wrr_steps<D: SchedTarget>(dests: &[D], mw: i64, di: i64) -> Box<[WrrStep]> {
+    let levels = (0..).map(|k| mw - k * di).take_while(|&cw| cw > 0);
+    levels
+        .flat_map(|cw| {
+            dests
+                .iter()
+                .enumerate()
+                .filter(move |(_, d)| d.weight() as i64 >= cw)
+                .map(move |(i, _)| WrrStep {
+                    level: cw as u32,
+                    pos: i as u32,
+                })
+        })
+        .collect()
+}
+
 /// A small seeded generator (xorshift64*) for twos, so tests can replay its choices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rng(u64);
@@ -238,13 +323,20 @@ enum Table {
     Mh(MhTable),
 }
 
+/// How large tables may be: mh's size and the longest wrr sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sizes {
+    mh: u32,
+    wrr_steps: u32,
+}
+
 impl Table {
-    fn build<D: SchedTarget>(kind: SchedulerKind, mh_size: u32, dests: &[D]) -> Self {
+    fn build<D: SchedTarget>(kind: SchedulerKind, sizes: Sizes, dests: &[D]) -> Self {
         match kind {
-            SchedulerKind::Wrr => Table::Wrr(WrrTable::build(dests)),
+            SchedulerKind::Wrr => Table::Wrr(WrrTable::build(dests, sizes.wrr_steps)),
             SchedulerKind::Sh => Table::Sh(BucketTable::build_sh(dests)),
             SchedulerKind::Dh => Table::Dh(BucketTable::build_dh(dests)),
-            SchedulerKind::Mh => Table::Mh(MhTable::build(dests, mh_size)),
+            SchedulerKind::Mh => Table::Mh(MhTable::build(dests, sizes.mh)),
             _ => Table::Plain,
         }
     }
@@ -263,7 +355,7 @@ struct Cursor(AtomicU64);
 pub(crate) struct SchedState {
     kind: SchedulerKind,
     flags: SchedFlags,
-    mh_size: u32,
+    sizes: Sizes,
     table: Table,
     /// rr: an [`RrMark`]; wrr: a [`WrrMark`]; twos: the [`Rng`] state; otherwise unused.
     cursor: Cursor,
@@ -280,7 +372,11 @@ impl SchedState {
         seed: u64,
         dests: &[D],
     ) -> Self {
-        let table = Table::build(kind, mh_size, dests);
+        let sizes = Sizes {
+            mh: mh_size,
+            wrr_steps: WRR_MAX_STEPS,
+        };
+        let table = Table::build(kind, sizes, dests);
         let cursor = match &table {
             Table::Wrr(t) => t.first_mark().word(),
             _ if kind == SchedulerKind::Twos => Rng::new(seed).0,
@@ -293,7 +389,7 @@ impl SchedState {
         SchedState {
             kind,
             flags,
-            mh_size,
+            sizes,
             table,
             cursor: Cursor(AtomicU64::new(cursor)),
             locality: match kind {
@@ -318,7 +414,7 @@ impl SchedState {
         SchedState {
             kind: self.kind,
             flags,
-            mh_size: self.mh_size,
+            sizes: self.sizes,
             table: self.table.clone(),
             cursor: Cursor(AtomicU64::new(self.cursor_word())),
             locality: self.locality.clone(),
@@ -329,7 +425,7 @@ impl SchedState {
     /// re-weighted servers): tables built for it, the cursor carried over as IPVS's
     /// `add_dest` / `del_dest` / `upd_dest` hooks carry it.
     pub(crate) fn rebuilt<D: SchedTarget>(&self, dests: &[D]) -> Self {
-        let table = Table::build(self.kind, self.mh_size, dests);
+        let table = Table::build(self.kind, self.sizes, dests);
         let old = self.cursor_word();
         let cursor = match &table {
             Table::Wrr(t) => t.carry(WrrMark::load(old)).word(),
@@ -345,7 +441,7 @@ impl SchedState {
         SchedState {
             kind: self.kind,
             flags: self.flags,
-            mh_size: self.mh_size,
+            sizes: self.sizes,
             table,
             cursor: Cursor(AtomicU64::new(cursor)),
             locality: self.locality.clone(),
@@ -356,6 +452,15 @@ impl SchedState {
     #[cfg(test)]
     pub(crate) fn dests_changed<D: SchedTarget>(&mut self, dests: &[D]) {
         *self = self.rebuilt(dests);
+    }
+
+    /// This state with wrr sequences of at most `max` steps, its table rebuilt for `dests`
+    /// (tests: `0` makes wrr walk the list).
+    #[cfg(test)]
+    pub(crate) fn with_wrr_max_steps<D: SchedTarget>(mut self, max: u32, dests: &[D]) -> Self {
+        self.sizes.wrr_steps = max;
+        self.table = Table::build(self.kind, self.sizes, dests);
+        self
     }
 
     /// The lblc/lblcr table (tests; `None` too while another state shares it).

@@ -581,6 +581,71 @@ mod basic {
         }
     }
 
+    /// wrr over its precomputed sequence picks what IPVS's walk of the list picks, whatever
+    /// the weights (zero, with a common divisor), overloads and weight changes.
+    #[test]
+    fn wrr_sequence_matches_the_walk() {
+        let mut rng = Rng::new(7);
+        let mut r = |n: u32| rng.next_u32() % n;
+        for case in 0..300 {
+            let (n, unit) = (1 + r(6) as usize, 1 + r(3));
+            let mut d = ds(&vec![0; n]);
+            for x in d.iter_mut() {
+                x.w = r(7) * unit;
+            }
+            let mut fast = SchedState::new(SchedulerKind::Wrr, SchedFlags::default(), 4093, 1, &d);
+            let mut walk = SchedState::new(SchedulerKind::Wrr, SchedFlags::default(), 4093, 1, &d)
+                .with_wrr_max_steps(0, &d);
+            for step in 0..200 {
+                let i = r(n as u32) as usize;
+                match r(10) {
+                    0..=2 => d[i].over = !d[i].over,
+                    3 => {
+                        d[i].w = r(7) * unit;
+                        fast.dests_changed(&d);
+                        walk.dests_changed(&d);
+                    }
+                    _ => {}
+                }
+                let k = SchedKey::default();
+                let w: Vec<_> = d.iter().map(|x| (x.w, x.over)).collect();
+                assert_eq!(
+                    fast.schedule(&d, &k),
+                    walk.schedule(&d, &k),
+                    "case {case} step {step}: {w:?}"
+                );
+            }
+        }
+    }
+
+    /// Workers picking at once move the cursor one step each: the counts are exactly those of
+    /// one worker picking as many times.
+    #[test]
+    fn concurrent_picks_follow_one_sequence() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cases: &[(SchedulerKind, &[u32], &[usize])] = &[
+            (SchedulerKind::Rr, &[1, 1, 1, 1], &[6000, 6000, 6000, 6000]),
+            (SchedulerKind::Wrr, &[3, 2, 1], &[12000, 8000, 4000]),
+        ];
+        for &(kind, weights, want) in cases {
+            let d = ds(weights);
+            let st = SchedState::new(kind, SchedFlags::default(), 4093, 1, &d);
+            let counts: Vec<AtomicUsize> = d.iter().map(|_| AtomicUsize::new(0)).collect();
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        for _ in 0..6000 {
+                            let i = st.schedule(&d, &SchedKey::default()).expect("pick");
+                            counts[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            let got: Vec<usize> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            assert_eq!(got, want, "{}", kind.name());
+        }
+    }
+
     #[test]
     fn wrr_weight_change_resets_position() {
         let mut d = ds(&[4, 3, 2]);
