@@ -129,7 +129,7 @@ fn max_weight<D: SchedTarget>(dests: &[D]) -> i64 {
 
 /// The longest wrr sequence built into a snapshot (8 bytes a step). Weights whose sum over
 /// their gcd is larger get no sequence: wrr then walks the list as IPVS does.
-pub(crate) const WRR_MAX_STEPS: u32 = 4096;
+const WRR_MAX_STEPS: u32 = 4096;
 
 /// One step of wrr's sequence: the destination at `pos`, taken when the current weight is
 /// `level`.
