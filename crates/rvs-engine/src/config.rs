@@ -1,12 +1,11 @@
 //! The configuration snapshot the data plane reads: services, their destinations and scheduler
-//! state. A new snapshot is built for every change and published atomically.
+//! tables. A new snapshot is built for every change and published atomically; a service's
+//! scheduler tables are built with it, for exactly its destination list.
 
 use core::net::IpAddr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use crate::policy::Policy;
 use crate::sched::SchedState;
@@ -213,15 +212,37 @@ pub(crate) struct ServiceRt {
     pub(crate) id: u32,
     pub(crate) spec: ServiceSpec,
     pub(crate) dests: Vec<Arc<DestRt>>,
-    /// Shared with the service's previous and next snapshots.
-    pub(crate) sched: Arc<Mutex<SchedState>>,
+    /// The scheduler over `dests`: its tables built for them, its cursor moved without a lock.
+    pub(crate) sched: SchedState,
 }
 
 impl ServiceRt {
     /// Picks a destination for a new connection.
     pub(crate) fn schedule(&self, key: &SchedKey) -> Option<Arc<DestRt>> {
-        let i = self.sched.lock().schedule(&self.dests, key)?;
+        let i = self.sched.schedule(&self.dests, key)?;
         self.dests.get(i).cloned()
+    }
+
+    /// This service over the destination list `dests`, its scheduler rebuilt for them from
+    /// `prev` (the scheduler whose cursor carries on: the published one's).
+    pub(crate) fn with_dests(&self, prev: &SchedState, dests: Vec<Arc<DestRt>>) -> ServiceRt {
+        ServiceRt {
+            id: self.id,
+            spec: self.spec.clone(),
+            sched: prev.rebuilt(&dests),
+            dests,
+        }
+    }
+
+    /// This service over `dests` with its scheduler as it is, to be rebuilt later
+    /// ([`Staged::into_services`]).
+    pub(crate) fn staged(&self, dests: Vec<Arc<DestRt>>) -> ServiceRt {
+        ServiceRt {
+            id: self.id,
+            spec: self.spec.clone(),
+            sched: self.sched.with_flags(self.spec.sched_flags),
+            dests,
+        }
     }
 }
 
@@ -283,19 +304,23 @@ pub(crate) struct Staged {
     /// Position of each service in `services`.
     pub(crate) index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
     /// Positions whose real servers changed: their scheduler tables are rebuilt once, when the
-    /// batch is published (the scheduler state is shared with the live service, so rebuilding
-    /// it earlier would schedule over a real-server list the data plane does not have yet).
+    /// batch is published, with the cursors the data plane moved meanwhile.
     pub(crate) dests_changed: Vec<usize>,
 }
 
 impl Staged {
-    /// The services to publish, with the scheduler tables of the changed ones rebuilt.
-    pub(crate) fn into_services(mut self) -> Vec<Arc<ServiceRt>> {
+    /// The services to publish, the changed ones with their scheduler tables rebuilt and
+    /// their cursors carried on from `live`, the snapshot published now.
+    pub(crate) fn into_services(mut self, live: &Snapshot) -> Vec<Arc<ServiceRt>> {
         self.dests_changed.sort_unstable();
         self.dests_changed.dedup();
         for &pos in &self.dests_changed {
-            if let Some(s) = self.services.get(pos) {
-                s.sched.lock().dests_changed(&s.dests);
+            if let Some(s) = self.services.get_mut(pos) {
+                let prev = live
+                    .service_by_id(s.id)
+                    .filter(|l| l.sched.kind() == s.sched.kind())
+                    .map_or(&s.sched, |l| &l.sched);
+                *s = Arc::new(s.with_dests(prev, s.dests.clone()));
             }
         }
         self.services
@@ -378,10 +403,12 @@ impl Snapshot {
 
     /// The firewall mark of service `id` (0 for a service of an address, or one gone).
     pub(crate) fn fwmark_of(&self, id: u32) -> u32 {
-        self.id_index
-            .get(&id)
-            .and_then(|&i| self.services.get(i))
-            .map_or(0, |s| s.spec.key.fwmark)
+        self.service_by_id(id).map_or(0, |s| s.spec.key.fwmark)
+    }
+
+    /// The service of id `id`.
+    pub(crate) fn service_by_id(&self, id: u32) -> Option<&Arc<ServiceRt>> {
+        self.id_index.get(&id).and_then(|&i| self.services.get(i))
     }
 
     pub(crate) fn service(&self, key: &ServiceKey) -> Option<&Arc<ServiceRt>> {

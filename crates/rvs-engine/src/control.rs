@@ -7,8 +7,6 @@ use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use crate::config::{DestRt, ServiceRt, Snapshot, Staged};
 use crate::conn_table::{Conn, F_V6};
 use crate::engine::{Control, Engine};
@@ -66,7 +64,8 @@ impl Engine {
     /// Publishes the services a batch staged, if any.
     fn flush_staged(&self, ctl: &mut Control) {
         if let Some(staged) = ctl.staged.take() {
-            self.publish(staged.into_services(), ctl);
+            let services = staged.into_services(&self.snapshot.load());
+            self.publish(services, ctl);
         }
     }
 
@@ -74,7 +73,7 @@ impl Engine {
     /// current timeouts, policy and mark rules.
     fn republish(&self, ctl: &mut Control) {
         let services = match ctl.staged.take() {
-            Some(staged) => staged.into_services(),
+            Some(staged) => staged.into_services(&self.snapshot.load()),
             None => self.snapshot.load().services.clone(),
         };
         self.publish(services, ctl);
@@ -151,13 +150,13 @@ impl Engine {
         }
         let id = ctl.next_id;
         ctl.next_id += 1;
-        let sched = Arc::new(Mutex::new(SchedState::new::<Arc<DestRt>>(
+        let sched = SchedState::new::<Arc<DestRt>>(
             spec.scheduler,
             spec.sched_flags,
             self.mh_table_size,
             self.hasher.hash_one(id),
             &[],
-        )));
+        );
         let service = Arc::new(ServiceRt {
             id,
             spec,
@@ -193,18 +192,16 @@ impl Engine {
         {
             return Err(EngineError::InvalidArgument(NO_LOCAL_POOL.to_string()));
         }
-        let same_kind = old.sched.lock().kind() == spec.scheduler;
-        let sched = if same_kind {
-            old.sched.lock().set_flags(spec.sched_flags);
-            old.sched.clone()
+        let sched = if old.sched.kind() == spec.scheduler {
+            old.sched.with_flags(spec.sched_flags)
         } else {
-            Arc::new(Mutex::new(SchedState::new(
+            SchedState::new(
                 spec.scheduler,
                 spec.sched_flags,
                 self.mh_table_size,
                 self.hasher.hash_one(old.id),
                 &old.dests,
-            )))
+            )
         };
         let mut services = snap.services.clone();
         services[pos] = Arc::new(ServiceRt {
@@ -327,26 +324,15 @@ impl Engine {
             let dests = change(&mut ctl, &old)?;
             let staged = self.staged(&mut ctl);
             staged.dests_changed.push(pos);
-            staged.services[pos] = Arc::new(ServiceRt {
-                id: old.id,
-                spec: old.spec.clone(),
-                dests,
-                sched: old.sched.clone(),
-            });
+            staged.services[pos] = Arc::new(old.staged(dests));
             return Ok(());
         }
         let snap = self.snapshot.load();
         let pos = *snap.index.get(key).ok_or(EngineError::NoService)?;
         let old = &snap.services[pos];
         let dests = change(&mut ctl, old)?;
-        old.sched.lock().dests_changed(&dests);
         let mut services = snap.services.clone();
-        services[pos] = Arc::new(ServiceRt {
-            id: old.id,
-            spec: old.spec.clone(),
-            dests,
-            sched: old.sched.clone(),
-        });
+        services[pos] = Arc::new(old.with_dests(&old.sched, dests));
         self.publish(services, &ctl);
         Ok(())
     }
@@ -654,7 +640,7 @@ impl Engine {
         // lblc/lblcr tables age on the same clock.
         for s in self.snapshot.load().services.iter() {
             if matches!(s.spec.scheduler, SchedulerKind::Lblc | SchedulerKind::Lblcr) {
-                s.sched.lock().expire(now.0);
+                s.sched.expire(now.0);
             }
         }
     }

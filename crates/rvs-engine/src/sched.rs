@@ -4,9 +4,18 @@
 //! [`crate::sched_locality`] sh, dh, mh, lblc and lblcr.
 //!
 //! They work on a destination list in configuration order through [`SchedTarget`], so the
-//! same code serves the engine's live destinations and plain test tables. Tables that cost
-//! something to build (wrr's mark, sh/dh/mh lookup tables) are built in [`SchedState::new`] and
-//! [`SchedState::dests_changed`], on the control path, never while scheduling.
+//! same code serves the engine's live destinations and plain test tables. A [`SchedState`]
+//! belongs to one destination list of one configuration snapshot: what costs something to
+//! build (wrr's maximum weight and gcd step, the sh/dh/mh lookup tables) is built with it, on
+//! the control path, and only read when scheduling. What scheduling changes is a cursor (rr's
+//! and wrr's position, twos's random state) in one atomic word, moved by compare-and-swap, so
+//! no lock is taken per connection; only lblc/lblcr, whose per-address table is state the data
+//! plane writes, lock it.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::sched_core::{overhead, usable, weighted_least, SchedKey, SchedTarget};
 use crate::sched_hash::{BucketTable, MhTable};
@@ -26,13 +35,79 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
-/// The wrr "mark": current list position, current weight, max weight and gcd step.
+/// Two fields in one cursor word: `hi` (below 2^31) and an optional 32-bit `lo`.
+fn pack(hi: u32, lo: Option<u32>) -> u64 {
+    (u64::from(hi) << 33) | lo.map_or(0, |v| (1 << 32) | u64::from(v))
+}
+
+/// The fields [`pack`] put in a cursor word.
+fn unpack(word: u64) -> (u32, Option<u32>) {
+    let lo = (word & (1 << 32) != 0).then_some(word as u32);
+    ((word >> 33) as u32, lo)
+}
+
+/// rr's cursor: where the next search starts and the id of the last pick (`None`: the list
+/// head, IPVS's `sched_data` pointing at `svc->destinations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RrMark {
+    start: u32,
+    last: Option<u32>,
+}
+
+impl RrMark {
+    fn load(word: u64) -> Self {
+        let (start, last) = unpack(word);
+        RrMark { start, last }
+    }
+
+    fn word(self) -> u64 {
+        pack(self.start, self.last)
+    }
+
+    /// The mark over a changed list: after the last pick where it now stands, or, when it was
+    /// removed, after its predecessor (`ip_vs_rr_del_dest`), which leaves the search at the
+    /// removed server's old position.
+    fn carry<D: SchedTarget>(self, dests: &[D]) -> Self {
+        let Some(id) = self.last else {
+            return RrMark {
+                start: 0,
+                last: None,
+            };
+        };
+        if let Some(p) = dests.iter().position(|d| d.id() == id) {
+            return RrMark {
+                start: p as u32 + 1,
+                last: Some(id),
+            };
+        }
+        let pos = (self.start as usize).saturating_sub(1).min(dests.len());
+        RrMark {
+            start: pos as u32,
+            last: pos.checked_sub(1).map(|p| dests[p].id()),
+        }
+    }
+}
+
+/// The wrr "mark": current list position (`None`: the list head) and current weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct WrrMark {
-    cl: Option<usize>,
+    cl: Option<u32>,
     cw: i64,
-    mw: i64,
-    di: i64,
+}
+
+impl WrrMark {
+    fn load(word: u64) -> Self {
+        let (cw, cl) = unpack(word);
+        WrrMark {
+            cl,
+            cw: i64::from(cw),
+        }
+    }
+
+    fn word(self) -> u64 {
+        // 0 <= cw <= mw <= i32::MAX.
+        pack(self.cw.clamp(0, i64::from(i32::MAX)) as u32, self.cl)
+    }
 }
 
 fn gcd_weight<D: SchedTarget>(dests: &[D]) -> i64 {
@@ -52,36 +127,118 @@ fn max_weight<D: SchedTarget>(dests: &[D]) -> i64 {
     dests.iter().map(|d| d.weight() as i64).max().unwrap_or(0)
 }
 
-impl WrrMark {
-    fn new<D: SchedTarget>(dests: &[D]) -> Self {
+/// The longest wrr sequence built into a snapshot (8 bytes a step). Weights whose sum over
+/// their gcd is larger get no sequence: wrr then walks the list as IPVS does.
+const WRR_MAX_STEPS: u32 = 4096;
+
+/// One step of wrr's sequence: the destination at `pos`, taken when the current weight is
+/// `level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WrrStep {
+    level: u32,
+    pos: u32,
+}
+
+/// wrr's table, fixed for a destination list: the maximum weight (less the gcd step plus one),
+/// the gcd step and, when short enough, the whole sequence IPVS's walk goes through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WrrTable {
+    mw: i64,
+    di: i64,
+    /// Every (current weight, destination) pair the walk may take, in its order: for each
+    /// current weight from `mw` down by `di`, the destinations of at least that weight in list
+    /// order. With it the cursor's `cl` is a step index instead of a list position.
+    steps: Option<Box<[WrrStep]>>,
+}
+
+impl WrrTable {
+    fn build<D: SchedTarget>(dests: &[D], max_steps: u32) -> Self {
         let di = gcd_weight(dests);
         let mw = max_weight(dests) - (di - 1);
+        // Each weight w (a multiple of di) is at least mw - k * di for w / di values of k.
+        let len: i64 = dests.iter().map(|d| d.weight() as i64 / di).sum();
+        let steps = (len <= i64::from(max_steps)).then(|| wrr_steps(dests, mw, di));
+        WrrTable { mw, di, steps }
+    }
+
+    /// The mark of a new service (`ip_vs_wrr_init_svc`): the head, at the maximum weight.
+    fn first_mark(&self) -> WrrMark {
         WrrMark {
             cl: None,
-            cw: mw,
-            mw,
-            di,
+            cw: self.mw,
         }
     }
 
-    /// `ip_vs_wrr_dest_changed`.
-    fn dests_changed<D: SchedTarget>(&mut self, dests: &[D]) {
-        self.cl = None;
-        self.di = gcd_weight(dests);
-        self.mw = max_weight(dests) - (self.di - 1);
-        if self.cw > self.mw || self.cw == 0 {
-            self.cw = self.mw;
+    /// The mark over this (changed) list from the previous list's (`ip_vs_wrr_dest_changed`):
+    /// back to the head, the current weight kept within the new steps.
+    fn carry(&self, old: WrrMark) -> WrrMark {
+        let cw = if old.cw > self.mw || old.cw == 0 {
+            self.mw
         } else if self.di > 1 {
-            self.cw = (self.cw / self.di) * self.di + 1;
+            (old.cw / self.di) * self.di + 1
+        } else {
+            old.cw
+        };
+        WrrMark { cl: None, cw }
+    }
+
+    /// `ip_vs_wrr_schedule` from `mark`: the pick and the mark to store.
+    fn schedule<D: SchedTarget>(&self, mark: WrrMark, dests: &[D]) -> (Option<usize>, WrrMark) {
+        if self.mw == 0 {
+            return (None, mark);
+        }
+        match &self.steps {
+            Some(steps) => self.follow(steps, mark, dests),
+            None => self.walk(mark, dests),
         }
     }
 
-    /// `ip_vs_wrr_schedule`.
-    fn schedule<D: SchedTarget>(&mut self, dests: &[D]) -> Option<usize> {
-        if self.mw == 0 {
-            return None;
+    /// `ip_vs_wrr_schedule` over the precomputed sequence (`cl`: a step index): the first
+    /// usable step after the mark. From the head or above the lowest weight the search ends
+    /// with the sequence, and a miss goes back to the head; from a pick at the lowest weight
+    /// it goes round once, back to that pick, and a miss keeps the mark.
+    fn follow<D: SchedTarget>(
+        &self,
+        steps: &[WrrStep],
+        mark: WrrMark,
+        dests: &[D],
+    ) -> (Option<usize>, WrrMark) {
+        let usable_step = |q: usize| {
+            let s = steps[q];
+            dests
+                .get(s.pos as usize)
+                .is_some_and(|d| !d.overloaded() && d.weight() >= s.level)
+        };
+        let n = steps.len();
+        let last = mark.cl.map(|p| p as usize).filter(|&p| p < n);
+        let found = match last {
+            Some(p) if mark.cw <= self.di => (1..=n).map(|k| (p + k) % n).find(|&q| usable_step(q)),
+            _ => {
+                let start = last.map_or_else(
+                    || steps.partition_point(|s| i64::from(s.level) > mark.cw),
+                    |p| p + 1,
+                );
+                (start..n).find(|&q| usable_step(q))
+            }
+        };
+        match found {
+            Some(q) => {
+                let s = steps[q];
+                let next = WrrMark {
+                    cl: Some(q as u32),
+                    cw: i64::from(s.level),
+                };
+                (Some(s.pos as usize), next)
+            }
+            None if last.is_some() && mark.cw <= self.di => (None, mark),
+            None => (None, self.first_mark()),
         }
-        let last = self.cl.filter(|&i| i < dests.len());
+    }
+
+    /// `ip_vs_wrr_schedule` walking the list (`cl`: a list position), for sequences too long
+    /// to build.
+    fn walk<D: SchedTarget>(&self, mut mark: WrrMark, dests: &[D]) -> (Option<usize>, WrrMark) {
+        let last = mark.cl.map(|i| i as usize).filter(|&i| i < dests.len());
         let mut cur = last;
         let mut stop: Option<usize> = None;
         let mut last_pass = false;
@@ -90,26 +247,26 @@ impl WrrMark {
         loop {
             let start = cur.map_or(0, |i| i + 1);
             for (i, d) in dests.iter().enumerate().skip(start) {
-                if !d.overloaded() && d.weight() as i64 >= self.cw {
-                    self.cl = Some(i);
-                    return Some(i);
+                if !d.overloaded() && d.weight() as i64 >= mark.cw {
+                    mark.cl = Some(i as u32);
+                    return (Some(i), mark);
                 }
                 if stop == Some(i) {
-                    self.cl = Some(i);
-                    return None;
+                    mark.cl = Some(i as u32);
+                    return (None, mark);
                 }
             }
             cur = None;
-            self.cw -= self.di;
-            if self.cw <= 0 {
-                self.cw = self.mw;
+            mark.cw -= self.di;
+            if mark.cw <= 0 {
+                mark.cw = self.mw;
                 if last_pass || last.is_none() {
-                    self.cl = None;
-                    return None;
+                    mark.cl = None;
+                    return (None, mark);
                 }
                 restarted = true;
             }
-            last_pass = self.cw <= self.di;
+            last_pass = mark.cw <= self.di;
             if last_pass && restarted && last.is_some() {
                 stop = last;
             }
@@ -117,15 +274,34 @@ impl WrrMark {
     }
 }
 
+/// wrr's sequence (see [`WrrTable::steps`]).
+fn wrr_steps<D: SchedTarget>(dests: &[D], mw: i64, di: i64) -> Box<[WrrStep]> {
+    let levels = (0..).map(|k| mw - k * di).take_while(|&cw| cw > 0);
+    levels
+        .flat_map(|cw| {
+            dests
+                .iter()
+                .enumerate()
+                .filter(move |(_, d)| d.weight() as i64 >= cw)
+                .map(move |(i, _)| WrrStep {
+                    level: cw as u32,
+                    pos: i as u32,
+                })
+        })
+        .collect()
+}
+
 /// A small seeded generator (xorshift64*) for twos, so tests can replay its choices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded with `seed` (made odd: the state must not be zero).
     pub(crate) fn new(seed: u64) -> Self {
         Rng(seed | 1)
     }
 
+    /// The next 32 random bits.
     pub(crate) fn next_u32(&mut self) -> u32 {
         let mut x = self.0;
         x ^= x >> 12;
@@ -136,20 +312,55 @@ impl Rng {
     }
 }
 
-/// Per-service scheduler state, shared by all workers behind a mutex.
+/// The immutable part of a service's scheduler, built for one destination list.
 #[derive(Debug, Clone, PartialEq, Eq)]
+enum Table {
+    /// A scheduler without a table.
+    Plain,
+    Wrr(WrrTable),
+    Sh(BucketTable),
+    Dh(BucketTable),
+    Mh(MhTable),
+}
+
+/// How large tables may be: mh's size and the longest wrr sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sizes {
+    mh: u32,
+    wrr_steps: u32,
+}
+
+impl Table {
+    fn build<D: SchedTarget>(kind: SchedulerKind, sizes: Sizes, dests: &[D]) -> Self {
+        match kind {
+            SchedulerKind::Wrr => Table::Wrr(WrrTable::build(dests, sizes.wrr_steps)),
+            SchedulerKind::Sh => Table::Sh(BucketTable::build_sh(dests)),
+            SchedulerKind::Dh => Table::Dh(BucketTable::build_dh(dests)),
+            SchedulerKind::Mh => Table::Mh(MhTable::build(dests, sizes.mh)),
+            _ => Table::Plain,
+        }
+    }
+}
+
+/// A cursor word on a cache line of its own: workers move it on every new connection, and the
+/// read-only fields around it must not bounce with it.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Cursor(AtomicU64);
+
+/// A service's scheduler over one destination list (the one of its configuration snapshot):
+/// tables fixed when it is built, a cursor that moves without a lock, and for lblc/lblcr the
+/// per-address table shared with the service's other snapshots.
+#[derive(Debug)]
 pub(crate) struct SchedState {
     kind: SchedulerKind,
     flags: SchedFlags,
-    /// rr: position and id of the last pick.
-    rr_last: Option<(usize, u32)>,
-    wrr: WrrMark,
-    /// sh or dh buckets.
-    buckets: BucketTable,
-    mh: MhTable,
-    mh_size: u32,
-    locality: Option<Locality>,
-    rng: Rng,
+    sizes: Sizes,
+    table: Table,
+    /// rr: an [`RrMark`]; wrr: a [`WrrMark`]; twos: the [`Rng`] state; otherwise unused.
+    cursor: Cursor,
+    /// lblc/lblcr's table, shared with the service's previous and next snapshots.
+    locality: Option<Arc<Mutex<Locality>>>,
 }
 
 impl SchedState {
@@ -161,31 +372,31 @@ impl SchedState {
         seed: u64,
         dests: &[D],
     ) -> Self {
-        let mut s = SchedState {
+        let sizes = Sizes {
+            mh: mh_size,
+            wrr_steps: WRR_MAX_STEPS,
+        };
+        let table = Table::build(kind, sizes, dests);
+        let cursor = match &table {
+            Table::Wrr(t) => t.first_mark().word(),
+            _ if kind == SchedulerKind::Twos => Rng::new(seed).0,
+            _ => RrMark {
+                start: 0,
+                last: None,
+            }
+            .word(),
+        };
+        SchedState {
             kind,
             flags,
-            rr_last: None,
-            wrr: WrrMark::new(dests),
-            buckets: BucketTable::default(),
-            mh: MhTable::default(),
-            mh_size,
+            sizes,
+            table,
+            cursor: Cursor(AtomicU64::new(cursor)),
             locality: match kind {
-                SchedulerKind::Lblc => Some(Locality::new(false)),
-                SchedulerKind::Lblcr => Some(Locality::new(true)),
+                SchedulerKind::Lblc => Some(Arc::new(Mutex::new(Locality::new(false)))),
+                SchedulerKind::Lblcr => Some(Arc::new(Mutex::new(Locality::new(true)))),
                 _ => None,
             },
-            rng: Rng::new(seed),
-        };
-        s.build_tables(dests);
-        s
-    }
-
-    fn build_tables<D: SchedTarget>(&mut self, dests: &[D]) {
-        match self.kind {
-            SchedulerKind::Sh => self.buckets = BucketTable::build_sh(dests),
-            SchedulerKind::Dh => self.buckets = BucketTable::build_dh(dests),
-            SchedulerKind::Mh => self.mh = MhTable::build(dests, self.mh_size),
-            _ => {}
         }
     }
 
@@ -194,95 +405,179 @@ impl SchedState {
         self.kind
     }
 
-    /// Sets the scheduler flags (`-E -b`), keeping the tables.
-    pub(crate) fn set_flags(&mut self, flags: SchedFlags) {
-        self.flags = flags;
+    fn cursor_word(&self) -> u64 {
+        self.cursor.0.load(Ordering::Relaxed)
     }
 
-    /// Destinations were added, removed or re-weighted: the tables are rebuilt here.
+    /// The same scheduler with other flags (`-E -b`): the tables and the cursor as they are.
+    pub(crate) fn with_flags(&self, flags: SchedFlags) -> Self {
+        SchedState {
+            kind: self.kind,
+            flags,
+            sizes: self.sizes,
+            table: self.table.clone(),
+            cursor: Cursor(AtomicU64::new(self.cursor_word())),
+            locality: self.locality.clone(),
+        }
+    }
+
+    /// The scheduler for `dests`, the service's changed destination list (added, removed or
+    /// re-weighted servers): tables built for it, the cursor carried over as IPVS's
+    /// `add_dest` / `del_dest` / `upd_dest` hooks carry it.
+    pub(crate) fn rebuilt<D: SchedTarget>(&self, dests: &[D]) -> Self {
+        let table = Table::build(self.kind, self.sizes, dests);
+        let old = self.cursor_word();
+        let cursor = match &table {
+            Table::Wrr(t) => t.carry(WrrMark::load(old)).word(),
+            _ if self.kind == SchedulerKind::Rr => RrMark::load(old).carry(dests).word(),
+            _ => old,
+        };
+        if self.kind == SchedulerKind::Lblcr {
+            if let Some(l) = &self.locality {
+                // The sets forget removed servers: a short walk under the table's lock.
+                l.lock().dests_changed(dests);
+            }
+        }
+        SchedState {
+            kind: self.kind,
+            flags: self.flags,
+            sizes: self.sizes,
+            table,
+            cursor: Cursor(AtomicU64::new(cursor)),
+            locality: self.locality.clone(),
+        }
+    }
+
+    /// Destinations changed (tests): `self` becomes [`SchedState::rebuilt`] for `dests`.
+    #[cfg(test)]
     pub(crate) fn dests_changed<D: SchedTarget>(&mut self, dests: &[D]) {
-        if self.kind == SchedulerKind::Wrr {
-            self.wrr.dests_changed(dests);
-        }
-        if let Some(l) = self.locality.as_mut() {
-            l.dests_changed(dests);
-        }
-        self.build_tables(dests);
+        *self = self.rebuilt(dests);
     }
 
-    /// The lblc/lblcr table (tests).
+    /// This state with wrr sequences of at most `max` steps, its table rebuilt for `dests`
+    /// (tests: `0` makes wrr walk the list).
+    #[cfg(test)]
+    pub(crate) fn with_wrr_max_steps<D: SchedTarget>(mut self, max: u32, dests: &[D]) -> Self {
+        self.sizes.wrr_steps = max;
+        self.table = Table::build(self.kind, self.sizes, dests);
+        self
+    }
+
+    /// The lblc/lblcr table (tests; `None` too while another state shares it).
     #[cfg(test)]
     pub(crate) fn locality_mut(&mut self) -> Option<&mut Locality> {
-        self.locality.as_mut()
+        Arc::get_mut(self.locality.as_mut()?).map(Mutex::get_mut)
     }
 
-    /// The mh table (tests).
+    /// The mh table (tests; panics for another scheduler).
     #[cfg(test)]
     pub(crate) fn mh_table(&self) -> &MhTable {
-        &self.mh
+        match &self.table {
+            Table::Mh(t) => t,
+            _ => panic!("{} has no mh table", self.kind.name()),
+        }
     }
 
     /// Periodic ageing of lblc/lblcr tables.
-    pub(crate) fn expire(&mut self, now_ms: u64) {
-        if let Some(l) = self.locality.as_mut() {
-            l.expire(now_ms);
+    pub(crate) fn expire(&self, now_ms: u64) {
+        if let Some(l) = &self.locality {
+            l.lock().expire(now_ms);
         }
     }
 
-    /// Picks a destination index, or `None` when none is usable.
-    pub(crate) fn schedule<D: SchedTarget>(
-        &mut self,
-        dests: &[D],
-        key: &SchedKey,
-    ) -> Option<usize> {
+    /// Picks a destination index in `dests` (the list this state was built for), or `None`
+    /// when none is usable.
+    pub(crate) fn schedule<D: SchedTarget>(&self, dests: &[D], key: &SchedKey) -> Option<usize> {
         let (port, fallback) = (self.flags.port(), self.flags.fallback());
+        match &self.table {
+            Table::Wrr(t) => self.schedule_wrr(t, dests),
+            Table::Sh(b) => b.schedule_sh(dests, key, port, fallback),
+            Table::Dh(b) => b.schedule_dh(dests, key),
+            Table::Mh(m) => m.schedule(dests, key, port, fallback),
+            Table::Plain => self.schedule_plain(dests, key),
+        }
+    }
+
+    /// The schedulers without a table.
+    fn schedule_plain<D: SchedTarget>(&self, dests: &[D], key: &SchedKey) -> Option<usize> {
         match self.kind {
             SchedulerKind::Rr => self.schedule_rr(dests),
-            SchedulerKind::Wrr => self.wrr.schedule(dests),
             SchedulerKind::Lc => schedule_lc(dests),
             SchedulerKind::Wlc => weighted_least(dests.iter().enumerate(), overhead),
             SchedulerKind::Sed => weighted_least(dests.iter().enumerate(), sed_overhead),
             SchedulerKind::Nq => schedule_nq(dests),
             SchedulerKind::Fo => schedule_fo(dests),
             SchedulerKind::Ovf => schedule_ovf(dests),
-            SchedulerKind::Twos => schedule_twos(dests, &mut self.rng),
-            SchedulerKind::Sh => self.buckets.schedule_sh(dests, key, port, fallback),
-            SchedulerKind::Dh => self.buckets.schedule_dh(dests, key),
-            SchedulerKind::Mh => self.mh.schedule(dests, key, port, fallback),
+            SchedulerKind::Twos => self.schedule_twos(dests),
             SchedulerKind::Lblc | SchedulerKind::Lblcr => {
-                self.locality.as_mut()?.schedule(dests, key)
+                self.locality.as_ref()?.lock().schedule(dests, key)
             }
-            SchedulerKind::None => None,
+            SchedulerKind::Wrr
+            | SchedulerKind::Sh
+            | SchedulerKind::Dh
+            | SchedulerKind::Mh
+            | SchedulerKind::None => None,
         }
     }
 
-    fn schedule_rr<D: SchedTarget>(&mut self, dests: &[D]) -> Option<usize> {
+    /// Moves the cursor from the word it holds to `step`'s, retrying when another worker moved
+    /// it first, so concurrent picks follow the sequence one lock would give. Returns the pick.
+    fn advance(&self, step: impl Fn(u64) -> (Option<usize>, u64)) -> Option<usize> {
+        let mut cur = self.cursor_word();
+        loop {
+            let (pick, next) = step(cur);
+            if next == cur {
+                return pick;
+            }
+            match self.cursor.0.compare_exchange_weak(
+                cur,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return pick,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    fn schedule_wrr<D: SchedTarget>(&self, t: &WrrTable, dests: &[D]) -> Option<usize> {
+        self.advance(|word| {
+            let (pick, mark) = t.schedule(WrrMark::load(word), dests);
+            (pick, mark.word())
+        })
+    }
+
+    /// `ip_vs_rr_schedule`: the first usable server from the mark on, cyclically.
+    fn schedule_rr<D: SchedTarget>(&self, dests: &[D]) -> Option<usize> {
         let n = dests.len();
-        if n == 0 {
-            return None;
-        }
-        // Start after the last pick; when it was removed, IPVS moved the mark to its
-        // predecessor, so the next candidate is whatever now sits at its old position.
-        let start = match self.rr_last {
-            None => 0,
-            Some((pos, id)) => {
-                if dests.get(pos).is_some_and(|d| d.id() == id) {
-                    pos + 1
-                } else if let Some(p) = dests.iter().position(|d| d.id() == id) {
-                    p + 1
-                } else {
-                    pos
-                }
-            }
+        self.advance(|word| {
+            let start = RrMark::load(word).start as usize;
+            let Some(i) = (0..n).map(|k| (start + k) % n).find(|&i| usable(&dests[i])) else {
+                return (None, word);
+            };
+            let next = RrMark {
+                start: i as u32 + 1,
+                last: Some(dests[i].id()),
+            };
+            (Some(i), next.word())
+        })
+    }
+
+    /// `ip_vs_twos_schedule`, its two random draws taken from the cursor.
+    fn schedule_twos<D: SchedTarget>(&self, dests: &[D]) -> Option<usize> {
+        let (total, last) = twos_total(dests)?;
+        let draw = |s: u64| {
+            let mut r = Rng(s);
+            (r.next_u32(), r.next_u32(), r.0)
         };
-        for k in 0..n {
-            let i = (start + k) % n;
-            if usable(&dests[i]) {
-                self.rr_last = Some((i, dests[i].id()));
-                return Some(i);
-            }
-        }
-        None
+        let before = self
+            .cursor
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some(draw(s).2))
+            .unwrap_or_else(|s| s);
+        let (r1, r2, _) = draw(before);
+        Some(twos_pick(dests, total, last, r1, r2))
     }
 }
 
@@ -348,9 +643,9 @@ fn schedule_ovf<D: SchedTarget>(dests: &[D]) -> Option<usize> {
     best
 }
 
-/// `ip_vs_twos_schedule`: two weighted random picks in `[0, total weight]`, the one with the
-/// smaller `overhead / weight` wins (the first on ties).
-fn schedule_twos<D: SchedTarget>(dests: &[D], rng: &mut Rng) -> Option<usize> {
+/// twos's total weight of usable servers plus one, and the last usable one (`None`: no
+/// usable server, and no random draw).
+fn twos_total<D: SchedTarget>(dests: &[D]) -> Option<(i64, usize)> {
     let mut total: i64 = 0;
     let mut last = None;
     for (i, d) in dests.iter().enumerate() {
@@ -359,10 +654,16 @@ fn schedule_twos<D: SchedTarget>(dests: &[D], rng: &mut Rng) -> Option<usize> {
             last = Some(i);
         }
     }
-    let mut choice1 = last?;
-    total += 1;
-    let mut r1 = rng.next_u32() as i64 % total;
-    let mut r2 = rng.next_u32() as i64 % total;
+    Some((total + 1, last?))
+}
+
+/// `ip_vs_twos_schedule`'s choice: two weighted random picks in `[0, total weight]` (from the
+/// draws `r1`, `r2`), the one with the smaller `overhead / weight` wins (the first on ties);
+/// `last` when no pick lands.
+fn twos_pick<D: SchedTarget>(dests: &[D], total: i64, last: usize, r1: u32, r2: u32) -> usize {
+    let mut choice1 = last;
+    let mut r1 = r1 as i64 % total;
+    let mut r2 = r2 as i64 % total;
     let mut c1: Option<(usize, i64, i64)> = None;
     let mut c2: Option<(usize, i64, i64)> = None;
     for (i, d) in dests.iter().enumerate() {
@@ -392,5 +693,5 @@ fn schedule_twos<D: SchedTarget>(dests: &[D], rng: &mut Rng) -> Option<usize> {
             choice1 = i;
         }
     }
-    Some(choice1)
+    choice1
 }

@@ -2,6 +2,10 @@
 //! ip_vs_mh.c). Tables are built on the control path when destinations change and only read
 //! when scheduling.
 //!
+//! A table belongs to one published destination list (it lives in the same configuration
+//! snapshot), so its entries are plain positions in that list: nothing is re-checked when
+//! scheduling.
+//!
 //! Hash functions are IPVS's: `hash_32` with the 32-bit golden ratio for sh and dh, and the
 //! kernel's 64-bit `hsiphash` (SipHash-1-3) with IPVS's fixed keys for mh, over the address
 //! folded to 32 bits (IPv6: the XOR of its four words).
@@ -18,35 +22,12 @@ fn hash_32(v: u32, bits: u32) -> u32 {
     v.wrapping_mul(0x61C8_8647) >> (32 - bits)
 }
 
-/// A table entry: the destination's position when the table was built and its id (checked at
-/// lookup, so a table never names the wrong server while a configuration change is published).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Slot {
-    idx: u32,
-    id: u32,
-}
-
-impl Slot {
-    fn of<D: SchedTarget>(idx: usize, d: &D) -> Slot {
-        Slot {
-            idx: idx as u32,
-            id: d.id(),
-        }
-    }
-
-    /// The slot's destination in `dests`, if it is still there.
-    fn resolve<D: SchedTarget>(self, dests: &[D]) -> Option<usize> {
-        let i = self.idx as usize;
-        if dests.get(i).is_some_and(|d| d.id() == self.id) {
-            return Some(i);
-        }
-        dests.iter().position(|d| d.id() == self.id)
-    }
-}
-
-/// IPVS's `is_unavailable` of sh and mh (weight 0 or overloaded).
-fn unavailable<D: SchedTarget>(d: &D) -> bool {
-    d.weight() == 0 || d.overloaded()
+/// The negation of IPVS's `is_unavailable` of sh, dh and mh (weight 0 or overloaded) for the
+/// destination at `pos`; `None` when `dests` has no such position (never for the list a table
+/// was built for).
+fn available<D: SchedTarget>(dests: &[D], pos: usize) -> Option<bool> {
+    let d = dests.get(pos)?;
+    Some(d.weight() != 0 && !d.overloaded())
 }
 
 /// An address folded to 32 bits as IPVS does (`ntohl` of the IPv4 address, or of the XOR of an
@@ -60,26 +41,28 @@ pub(crate) fn fold(addr: &[u8; 16], v6: bool) -> u32 {
     }
 }
 
-/// A 256-bucket table of sh or dh.
+/// A 256-bucket table of sh or dh: each bucket holds a destination's position in the list the
+/// table was built for (no bucket at all when that list is empty, as IPVS's NULL buckets).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct BucketTable {
-    buckets: Vec<Option<Slot>>,
+    buckets: Box<[u32]>,
 }
 
 impl BucketTable {
     /// `ip_vs_sh_reassign`: destinations in list order, each filling `weight` consecutive
     /// buckets (one at least, even at weight 0), cycling until all 256 are assigned.
     pub(crate) fn build_sh<D: SchedTarget>(dests: &[D]) -> Self {
-        let mut buckets = vec![None; HASH_TAB_SIZE];
-        if !dests.is_empty() {
-            let (mut p, mut count) = (0usize, 0u32);
-            for b in buckets.iter_mut() {
-                *b = Some(Slot::of(p, &dests[p]));
-                count += 1;
-                if count >= dests[p].weight() {
-                    p = (p + 1) % dests.len();
-                    count = 0;
-                }
+        if dests.is_empty() {
+            return BucketTable::default();
+        }
+        let mut buckets = vec![0u32; HASH_TAB_SIZE].into_boxed_slice();
+        let (mut p, mut count) = (0usize, 0u32);
+        for b in buckets.iter_mut() {
+            *b = p as u32;
+            count += 1;
+            if count >= dests[p].weight() {
+                p = (p + 1) % dests.len();
+                count = 0;
             }
         }
         BucketTable { buckets }
@@ -87,17 +70,18 @@ impl BucketTable {
 
     /// `ip_vs_dh_reassign`: one bucket per destination in turn, whatever the weights.
     pub(crate) fn build_dh<D: SchedTarget>(dests: &[D]) -> Self {
+        if dests.is_empty() {
+            return BucketTable::default();
+        }
         let buckets = (0..HASH_TAB_SIZE)
-            .map(|i| {
-                let p = i.checked_rem(dests.len())?;
-                Some(Slot::of(p, &dests[p]))
-            })
+            .map(|i| (i % dests.len()) as u32)
             .collect();
         BucketTable { buckets }
     }
 
-    fn at(&self, hash: u32) -> Option<Slot> {
-        self.buckets.get(hash as usize).copied().flatten()
+    /// The destination position of bucket `hash` (`None`: an empty table).
+    fn at(&self, hash: u32) -> Option<usize> {
+        self.buckets.get(hash as usize).map(|&p| p as usize)
     }
 
     /// `ip_vs_sh_schedule`: the source address (and source port with `port`) picks a bucket; with
@@ -116,8 +100,8 @@ impl BucketTable {
         );
         let hashkey = |offset: u32| offset.wrapping_add(base) & HASH_TAB_MASK;
         let ihash = hashkey(0);
-        let first = self.at(ihash)?.resolve(dests)?;
-        if !unavailable(&dests[first]) {
+        let first = self.at(ihash)?;
+        if available(dests, first)? {
             return Some(first);
         }
         if !fallback {
@@ -125,8 +109,8 @@ impl BucketTable {
         }
         for offset in 0..HASH_TAB_SIZE as u32 {
             let roffset = (offset + ihash) % HASH_TAB_SIZE as u32;
-            let i = self.at(hashkey(roffset))?.resolve(dests)?;
-            if !unavailable(&dests[i]) {
+            let i = self.at(hashkey(roffset))?;
+            if available(dests, i)? {
                 return Some(i);
             }
         }
@@ -136,8 +120,8 @@ impl BucketTable {
     /// `ip_vs_dh_schedule`: the destination address picks a bucket; its server must be usable.
     pub(crate) fn schedule_dh<D: SchedTarget>(&self, dests: &[D], key: &SchedKey) -> Option<usize> {
         let hash = hash_32(fold(&key.dst, key.v6), HASH_TAB_BITS);
-        let i = self.at(hash)?.resolve(dests)?;
-        (!unavailable(&dests[i])).then_some(i)
+        let i = self.at(hash)?;
+        available(dests, i)?.then_some(i)
     }
 }
 
@@ -197,10 +181,12 @@ fn fls(v: u32) -> u32 {
     32 - v.leading_zeros()
 }
 
-/// The Maglev lookup table of mh.
+/// The Maglev lookup table of mh: destination positions, every entry filled, or no entry at
+/// all when IPVS leaves the table empty (no destination of non-zero `last_weight`, or more
+/// destinations than entries).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct MhTable {
-    lookup: Vec<Option<Slot>>,
+    lookup: Box<[u32]>,
 }
 
 impl MhTable {
@@ -209,15 +195,15 @@ impl MhTable {
     /// taking `last_weight / gcd >> rshift` entries per turn, until the table is full.
     pub(crate) fn build<D: SchedTarget>(dests: &[D], size: u32) -> Self {
         let m = size.max(2);
-        let mut lookup = vec![None; m as usize];
         let g = dests
             .iter()
             .map(|d| d.last_weight())
             .filter(|&w| w > 0)
             .fold(0, |g, w| if g > 0 { gcd(w, g) } else { w });
         if g < 1 || dests.len() > m as usize {
-            return MhTable { lookup };
+            return MhTable::default();
         }
+        let mut lookup = vec![0u32; m as usize].into_boxed_slice();
         // IP_VS_MH_TAB_BITS: half the table index (12 for 4093, so 6).
         let index = crate::MH_TABLE_SIZES
             .iter()
@@ -262,7 +248,7 @@ impl MhTable {
                         }
                     }
                     taken[ds.perm as usize] = true;
-                    lookup[ds.perm as usize] = Some(Slot::of(i, &dests[i]));
+                    lookup[ds.perm as usize] = i as u32;
                     n += 1;
                     if n == m {
                         break 'fill;
@@ -288,15 +274,11 @@ impl MhTable {
         }
         let a = fold(&key.src, key.v6);
         let p = if port { key.sport } else { 0 };
-        let at = |offset: u32| {
-            self.lookup
-                .get((mh_hashkey(a, p, MH_KEY1, offset) % m) as usize)
-                .copied()
-                .flatten()
-        };
+        let at =
+            |offset: u32| self.lookup[(mh_hashkey(a, p, MH_KEY1, offset) % m) as usize] as usize;
         let ihash = mh_hashkey(a, p, MH_KEY1, 0) % m;
-        let first = at(0)?.resolve(dests)?;
-        if !unavailable(&dests[first]) {
+        let first = at(0);
+        if available(dests, first)? {
             return Some(first);
         }
         if !fallback {
@@ -304,8 +286,8 @@ impl MhTable {
         }
         for offset in 0..m {
             let roffset = (offset + ihash) % m;
-            let i = at(roffset)?.resolve(dests)?;
-            if !unavailable(&dests[i]) {
+            let i = at(roffset);
+            if available(dests, i)? {
                 return Some(i);
             }
         }
@@ -316,8 +298,8 @@ impl MhTable {
     #[cfg(test)]
     pub(crate) fn shares(&self, n: usize) -> Vec<usize> {
         let mut v = vec![0; n];
-        for s in self.lookup.iter().flatten() {
-            if let Some(c) = v.get_mut(s.idx as usize) {
+        for &p in self.lookup.iter() {
+            if let Some(c) = v.get_mut(p as usize) {
                 *c += 1;
             }
         }

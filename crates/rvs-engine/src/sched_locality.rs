@@ -5,6 +5,11 @@
 //!
 //! Time comes from the caller ([`SchedKey::now_ms`] and [`Locality::expire`]); nothing here has a
 //! clock of its own.
+//!
+//! Unlike the other schedulers' tables, this one is state the data plane writes on every pick
+//! (an entry's last use, new entries, lblcr's sets), so [`crate::sched::SchedState`] keeps it
+//! behind a mutex shared by the service's snapshots; control takes that mutex only to age the
+//! table and, for lblcr, to drop removed servers from the sets.
 
 use std::collections::HashMap;
 

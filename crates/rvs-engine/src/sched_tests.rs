@@ -146,7 +146,7 @@ fn ovf_table() {
 #[test]
 fn twos_matches_formula_with_seeded_rng() {
     let d = rows(&[(1, 3, 0), (2, 1, 5), (0, 0, 0), (3, 4, 1)]);
-    let mut st = state(SchedulerKind::Twos, 0, &d);
+    let st = state(SchedulerKind::Twos, 0, &d);
     let mut rng = Rng::new(42);
     let total: i64 = 1 + 2 + 3 + 1;
     let oh = |x: &D| ((x.act as i64) << 8) + x.inact as i64;
@@ -204,7 +204,7 @@ fn sh_buckets_follow_weights_and_are_stable() {
     assert!(counts[1] > counts[2] + counts[2] / 2, "{counts:?}");
     // A rebuild over the same destinations gives the same answers.
     st.dests_changed(&d);
-    let mut fresh = state(SchedulerKind::Sh, 0, &d);
+    let fresh = state(SchedulerKind::Sh, 0, &d);
     for (i, p) in picks.iter().enumerate() {
         let k = key_from(0x0a00_0000 + i as u32, 1000);
         assert_eq!(st.schedule(&d, &k), *p);
@@ -214,7 +214,7 @@ fn sh_buckets_follow_weights_and_are_stable() {
     let k = |port| key_from(0x0a01_0203, port);
     let one: Vec<_> = (0..20).map(|p| st.schedule(&d, &k(40000 + p))).collect();
     assert!(one.iter().all(|x| *x == one[0]));
-    let mut with_port = state(SchedulerKind::Sh, SchedFlags::PORT, &d);
+    let with_port = state(SchedulerKind::Sh, SchedFlags::PORT, &d);
     let spread: std::collections::HashSet<_> = (0..20)
         .map(|p| with_port.schedule(&d, &k(40000 + p)))
         .collect();
@@ -225,8 +225,7 @@ fn sh_buckets_follow_weights_and_are_stable() {
 fn sh_weight_zero_gets_one_bucket_and_fallback_moves_only_its_keys() {
     let mut d = rows(&[(1, 0, 0), (1, 0, 0), (1, 0, 0), (1, 0, 0)]);
     let plain = state(SchedulerKind::Sh, 0, &d);
-    let mut plain = plain;
-    let mut fb = state(SchedulerKind::Sh, SchedFlags::FALLBACK, &d);
+    let fb = state(SchedulerKind::Sh, SchedFlags::FALLBACK, &d);
     let keys: Vec<SchedKey> = (0..2000u32).map(|i| key_from(0xc0a8_0000 + i, 1)).collect();
     let before: Vec<_> = keys.iter().map(|k| plain.schedule(&d, k)).collect();
     // C becomes overloaded (no reassign: overload is not a configuration change).
@@ -247,7 +246,7 @@ fn sh_weight_zero_gets_one_bucket_and_fallback_moves_only_its_keys() {
 #[test]
 fn dh_hashes_the_destination_and_is_stable() {
     let d = rows(&[(1, 0, 0), (5, 0, 0), (1, 0, 0)]);
-    let mut st = state(SchedulerKind::Dh, 0, &d);
+    let st = state(SchedulerKind::Dh, 0, &d);
     let mut counts = [0usize; 3];
     for i in 0..3000u32 {
         let k = key_from(0x0a00_0000 + i * 7, 1);
@@ -261,7 +260,7 @@ fn dh_hashes_the_destination_and_is_stable() {
     }
     // Buckets are dealt one per server whatever the weight: roughly even.
     assert!(counts.iter().all(|&c| c > 700), "{counts:?}");
-    let mut again = state(SchedulerKind::Dh, 0, &d);
+    let again = state(SchedulerKind::Dh, 0, &d);
     for i in 0..100u32 {
         let k = key_from(0x0a00_0000 + i * 7, 1);
         assert_eq!(again.schedule(&d, &k), st.schedule(&d, &k));
@@ -318,7 +317,7 @@ fn mh_disruption_near_maglev_bound() {
 fn mh_port_and_fallback() {
     let mut d = rows(&[(1, 0, 0), (1, 0, 0), (1, 0, 0)]);
     let mut plain = state(SchedulerKind::Mh, 0, &d);
-    let mut port = state(SchedulerKind::Mh, SchedFlags::PORT, &d);
+    let port = state(SchedulerKind::Mh, SchedFlags::PORT, &d);
     let k = |p| key_from(0x0a09_0807, p);
     let a: Vec<_> = (0..20).map(|p| plain.schedule(&d, &k(30000 + p))).collect();
     assert!(a.iter().all(|x| *x == a[0]));
@@ -439,7 +438,7 @@ mod basic {
     }
 
     fn seq(kind: SchedulerKind, dests: &[D], n: usize) -> String {
-        let mut st = SchedState::new(kind, SchedFlags::default(), 4093, 1, dests);
+        let st = SchedState::new(kind, SchedFlags::default(), 4093, 1, dests);
         (0..n)
             .map(|_| {
                 st.schedule(dests, &SchedKey::default())
@@ -494,6 +493,7 @@ mod basic {
         assert_eq!(st.schedule(&d, &SchedKey::default()), Some(0));
         assert_eq!(st.schedule(&d, &SchedKey::default()), Some(1));
         d.remove(1); // B goes; the next pick is C (now at index 1)
+        st.dests_changed(&d); // as the engine's del_dest does (IPVS's `ip_vs_rr_del_dest`)
         assert_eq!(
             st.schedule(&d, &SchedKey::default()).map(|i| d[i].id),
             Some(102)
@@ -578,6 +578,71 @@ mod basic {
                     }
                 }
             }
+        }
+    }
+
+    /// wrr over its precomputed sequence picks what IPVS's walk of the list picks, whatever
+    /// the weights (zero, with a common divisor), overloads and weight changes.
+    #[test]
+    fn wrr_sequence_matches_the_walk() {
+        let mut rng = Rng::new(7);
+        let mut r = |n: u32| rng.next_u32() % n;
+        for case in 0..300 {
+            let (n, unit) = (1 + r(6) as usize, 1 + r(3));
+            let mut d = ds(&vec![0; n]);
+            for x in d.iter_mut() {
+                x.w = r(7) * unit;
+            }
+            let mut fast = SchedState::new(SchedulerKind::Wrr, SchedFlags::default(), 4093, 1, &d);
+            let mut walk = SchedState::new(SchedulerKind::Wrr, SchedFlags::default(), 4093, 1, &d)
+                .with_wrr_max_steps(0, &d);
+            for step in 0..200 {
+                let i = r(n as u32) as usize;
+                match r(10) {
+                    0..=2 => d[i].over = !d[i].over,
+                    3 => {
+                        d[i].w = r(7) * unit;
+                        fast.dests_changed(&d);
+                        walk.dests_changed(&d);
+                    }
+                    _ => {}
+                }
+                let k = SchedKey::default();
+                let w: Vec<_> = d.iter().map(|x| (x.w, x.over)).collect();
+                assert_eq!(
+                    fast.schedule(&d, &k),
+                    walk.schedule(&d, &k),
+                    "case {case} step {step}: {w:?}"
+                );
+            }
+        }
+    }
+
+    /// Workers picking at once move the cursor one step each: the counts are exactly those of
+    /// one worker picking as many times.
+    #[test]
+    fn concurrent_picks_follow_one_sequence() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cases: &[(SchedulerKind, &[u32], &[usize])] = &[
+            (SchedulerKind::Rr, &[1, 1, 1, 1], &[6000, 6000, 6000, 6000]),
+            (SchedulerKind::Wrr, &[3, 2, 1], &[12000, 8000, 4000]),
+        ];
+        for &(kind, weights, want) in cases {
+            let d = ds(weights);
+            let st = SchedState::new(kind, SchedFlags::default(), 4093, 1, &d);
+            let counts: Vec<AtomicUsize> = d.iter().map(|_| AtomicUsize::new(0)).collect();
+            std::thread::scope(|s| {
+                for _ in 0..4 {
+                    s.spawn(|| {
+                        for _ in 0..6000 {
+                            let i = st.schedule(&d, &SchedKey::default()).expect("pick");
+                            counts[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+            });
+            let got: Vec<usize> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            assert_eq!(got, want, "{}", kind.name());
         }
     }
 

@@ -263,6 +263,48 @@ fn schedulers_through_the_engine() {
 }
 
 #[test]
+fn rr_keeps_its_place_across_real_server_changes() {
+    // IPVS's rr goes on after its last pick whatever the edits; when that server is removed,
+    // after its predecessor (`ip_vs_rr_del_dest`). A batch picks up where the data plane got to
+    // while it was open.
+    let e = Engine::new(EngineConfig::default());
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    e.add_service(svc(k, SchedulerKind::Rr)).expect("svc");
+    let rs = |i: u8| ip4([192, 168, 7, i]);
+    for i in 1..=3 {
+        e.add_dest(&k, dest(rs(i), RPORT, 1)).expect("dest");
+    }
+    let mut port = 3000;
+    let mut picks = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                port += 1;
+                let mut f = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
+                match run(&e, 0, &mut f) {
+                    Verdict::Forward {
+                        next_hop_ip: std::net::IpAddr::V4(a),
+                        ..
+                    } => (b'0' + a.octets()[3]) as char,
+                    v => panic!("unexpected {v:?}"),
+                }
+            })
+            .collect()
+    };
+    assert_eq!(picks(2), "12");
+    e.add_dest(&k, dest(rs(4), RPORT, 1)).expect("add 4");
+    assert_eq!(picks(3), "341");
+    e.del_dest(&k, rs(2), RPORT).expect("del 2");
+    assert_eq!(picks(1), "3");
+    e.del_dest(&k, rs(3), RPORT).expect("del 3, the last pick");
+    assert_eq!(picks(1), "4");
+    e.batch(|| {
+        e.add_dest(&k, dest(rs(5), RPORT, 1)).expect("add 5");
+        assert_eq!(picks(1), "1", "the published list until the batch ends");
+    });
+    assert_eq!(picks(3), "451");
+}
+
+#[test]
 fn one_packet_scheduling_keeps_no_connection() {
     let e = Engine::new(EngineConfig::default());
     let k = key(Protocol::Udp, ip4(VIP4), 53);
