@@ -65,15 +65,15 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64);
 } sched_cursor SEC(".maps");
 
-/* wrr sequences: service id * RVS_WRR_SEQ + position -> index into the service's dests. */
+/* wrr sequences: service id * RVS_WRR_SEQ + step -> the step. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4096 * RVS_WRR_SEQ);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct rvs_wrr_step);
 } wrr_seq SEC(".maps");
 
 struct {
@@ -378,52 +378,142 @@ static __always_inline int usable(struct pick *d)
 	return d->dest->available && d->dest->weight > 0 && !d->conns->overloaded;
 }
 
-/* rr: the first usable server after the last one chosen (IPVS keeps its place). */
+/* rr (ip_vs_rr_schedule): the first usable server from the cursor's start position on; the
+ * cursor then starts after it and names it. */
 static __always_inline int sched_rr(struct rvs_svc *svc, struct rvs_svc_dests *sd, struct pick *out)
 {
-	__u32 *cursor = bpf_map_lookup_elem(&sched_cursor, &svc->id);
-	__u32 n = sd->count, last, i;
+	__u64 *cursor = bpf_map_lookup_elem(&sched_cursor, &svc->id);
+	__u32 n = sd->count, start, k;
+	__u64 word;
 
 	if (!cursor || n == 0 || n > RVS_MAX_DESTS)
 		return 0;
-	last = *cursor;
-	for (i = 1; i <= RVS_MAX_DESTS; i++) {
+	word = *cursor;
+	start = (__u32)(word >> 33);
+	for (k = 0; k < RVS_MAX_DESTS; k++) {
 		__u32 at;
 
-		if (i > n)
+		if (k >= n)
 			break;
-		at = (last + i) % n;
+		at = (start + k) % n;
 		if (dest_at(sd, at, out) && usable(out)) {
-			__sync_val_compare_and_swap(cursor, last, at);
+			__u64 next = ((__u64)(at + 1) << 33) | RVS_CURSOR_HAS_LOW | out->dest->id;
+
+			__sync_val_compare_and_swap(cursor, word, next);
 			return 1;
 		}
 	}
 	return 0;
 }
 
-/* wrr: the next entry of the sequence rvsd computed from the weights, skipping overloaded
- * servers as IPVS's round does. */
-static __always_inline int sched_wrr(struct rvs_svc *svc, struct rvs_svc_dests *sd, struct pick *out)
+/* What the wrr search callbacks share. */
+struct wrr_search {
+	struct rvs_svc_dests *sd;
+	__u32 base;   /* the service's first step in wrr_seq */
+	__u32 n;      /* steps */
+	__u32 from;   /* first step to look at */
+	__u32 wrap;   /* look at steps modulo n */
+	__u32 found;  /* step + 1, 0 while none */
+	__u32 level;
+	__u32 pos;
+	__u32 cw;     /* for the partition search */
+};
+
+/* Whether step q of the sequence is usable: its server not overloaded and still of at least
+ * the step's weight. */
+static __always_inline int wrr_usable(struct wrr_search *ws, __u32 q, __u32 *level, __u32 *pos)
 {
-	__u32 *cursor = bpf_map_lookup_elem(&sched_cursor, &svc->id);
-	__u32 len = sd->wrr_len, last, i;
+	__u32 key = ws->base + q;
+	struct rvs_wrr_step *st = bpf_map_lookup_elem(&wrr_seq, &key);
+	struct pick d = {};
 
-	if (!cursor || len == 0 || len > RVS_WRR_SEQ)
+	if (!st)
 		return 0;
-	last = *cursor;
-	for (i = 1; i <= RVS_MAX_DESTS; i++) {
-		__u32 pos = (last + i) % len;
-		__u32 key = svc->id * RVS_WRR_SEQ + pos;
-		__u32 *index = bpf_map_lookup_elem(&wrr_seq, &key);
+	if (!dest_at(ws->sd, st->pos, &d) || !d.dest->available || d.conns->overloaded)
+		return 0;
+	if (d.dest->weight < st->level)
+		return 0;
+	*level = st->level;
+	*pos = st->pos;
+	return 1;
+}
 
-		if (!index)
-			return 0;
-		if (dest_at(sd, *index, out) && usable(out)) {
-			__sync_val_compare_and_swap(cursor, last, pos);
+static long wrr_scan(__u32 i, struct wrr_search *ws)
+{
+	__u32 q = ws->from + i;
+	__u32 level, pos;
+
+	if (ws->wrap) {
+		if (i >= ws->n || ws->n == 0)
 			return 1;
-		}
+		q %= ws->n;
+	}
+	if (!ws->wrap && q >= ws->n)
+		return 1;
+	if (wrr_usable(ws, q, &level, &pos)) {
+		ws->found = q + 1;
+		ws->level = level;
+		ws->pos = pos;
+		return 1;
 	}
 	return 0;
+}
+
+/* The first step whose weight is at most cw (steps go down by weight). */
+static long wrr_partition(__u32 i, struct wrr_search *ws)
+{
+	__u32 key = ws->base + i;
+	struct rvs_wrr_step *st;
+
+	if (i >= ws->n)
+		return 1;
+	st = bpf_map_lookup_elem(&wrr_seq, &key);
+	if (!st || st->level <= ws->cw)
+		return 1;
+	ws->from = i + 1;
+	return 0;
+}
+
+/* wrr (ip_vs_wrr_schedule) over the sequence rvsd built from the engine's: the first usable
+ * step after the cursor. From the head or above the lowest weight the search ends with the
+ * sequence and a miss goes back to the head; from a pick at the lowest weight it goes round
+ * once and a miss keeps the cursor (rvs-engine's WrrTable::follow). */
+static __always_inline int sched_wrr(struct rvs_svc *svc, struct rvs_svc_dests *sd, struct pick *out)
+{
+	__u64 *cursor = bpf_map_lookup_elem(&sched_cursor, &svc->id);
+	struct wrr_search ws = {};
+	__u64 word, next;
+	__u32 cw, cl = 0;
+	int has_cl;
+
+	if (!cursor || sd->wrr_len == 0 || sd->wrr_len > RVS_WRR_SEQ || sd->wrr_mw == 0)
+		return 0;
+	word = *cursor;
+	cw = (__u32)(word >> 33);
+	has_cl = (word & RVS_CURSOR_HAS_LOW) && (__u32)word < sd->wrr_len;
+	if (has_cl)
+		cl = (__u32)word;
+	ws.sd = sd;
+	ws.base = svc->id * RVS_WRR_SEQ;
+	ws.n = sd->wrr_len;
+	if (has_cl && cw <= sd->wrr_di) {
+		ws.from = cl + 1;
+		ws.wrap = 1;
+	} else if (has_cl) {
+		ws.from = cl + 1;
+	} else {
+		ws.cw = cw;
+		bpf_loop(RVS_WRR_SEQ, wrr_partition, &ws, 0);
+	}
+	bpf_loop(RVS_WRR_SEQ, wrr_scan, &ws, 0);
+	if (!ws.found) {
+		if (!(has_cl && cw <= sd->wrr_di))
+			__sync_val_compare_and_swap(cursor, word, (__u64)sd->wrr_mw << 33);
+		return 0;
+	}
+	next = ((__u64)ws.level << 33) | RVS_CURSOR_HAS_LOW | (ws.found - 1);
+	__sync_val_compare_and_swap(cursor, word, next);
+	return dest_at(sd, ws.pos, out);
 }
 
 /* lc, wlc, sed, nq, fo, ovf: one pass over the servers, IPVS's comparisons. */

@@ -106,9 +106,24 @@ struct rvs_svc {
 /* The real servers of a service, in rvsd's order: `svc_dests` value, indexed by service id. */
 struct rvs_svc_dests {
 	__u32 count;
-	__u32 wrr_len; /* entries of the wrr sequence used */
+	__u32 wrr_len; /* steps of the wrr sequence used */
+	__u32 wrr_mw;  /* wrr: the maximum weight less the gcd step plus one */
+	__u32 wrr_di;  /* wrr: the gcd step */
 	__u32 slot[RVS_MAX_DESTS];
 };
+
+/* One step of a wrr sequence (`wrr_seq` value): the service's dest at index `pos`, taken
+ * when the current weight is `level`. */
+struct rvs_wrr_step {
+	__u32 level;
+	__u32 pos;
+};
+
+/* The scheduler cursor (`sched_cursor` value) has rvs-engine's layout, so rvsd carries it
+ * across configuration changes with the engine's rules: bits 33 and up hold rr's next start
+ * position or wrr's current weight; bit 32 is set when the low 32 bits hold rr's last pick (a
+ * dest id) or wrr's step index. */
+#define RVS_CURSOR_HAS_LOW (1ULL << 32)
 
 /* A real server: `dests` value, indexed by dest slot (written by rvsd). */
 struct rvs_dest {
@@ -119,6 +134,7 @@ struct rvs_dest {
 	__u32 weight;
 	__u32 u_threshold; /* 0: none */
 	__u32 l_threshold; /* 0: 3/4 of u_threshold */
+	__u32 id;          /* rvs-engine's id of the server (rr's cursor names it) */
 };
 
 /* A real server's connection counts: `dest_conns` value (shared, updated atomically). */

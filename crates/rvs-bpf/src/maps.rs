@@ -155,8 +155,12 @@ pub struct Svc {
 pub struct SvcDests {
     /// Entries of `slot` used.
     pub count: u32,
-    /// Entries of the service's wrr sequence used.
+    /// Steps of the service's wrr sequence used.
     pub wrr_len: u32,
+    /// wrr: the maximum weight less the gcd step plus one.
+    pub wrr_mw: u32,
+    /// wrr: the gcd step.
+    pub wrr_di: u32,
     /// Dest slots.
     pub slot: [u32; MAX_DESTS],
 }
@@ -166,9 +170,23 @@ impl Default for SvcDests {
         SvcDests {
             count: 0,
             wrr_len: 0,
+            wrr_mw: 0,
+            wrr_di: 0,
             slot: [0; MAX_DESTS],
         }
     }
+}
+
+/// `wrr_seq` value: one step of a wrr sequence.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct WrrStep {
+    /// The current weight at which the step is taken.
+    pub level: u32,
+    /// The index of its server in the service's dests.
+    pub pos: u32,
 }
 
 /// `dests` value: a real server.
@@ -191,6 +209,8 @@ pub struct Dest {
     pub u_threshold: u32,
     /// Lower connection threshold (0: 3/4 of the upper one).
     pub l_threshold: u32,
+    /// rvs-engine's id of the server (rr's cursor names it).
+    pub id: u32,
 }
 
 /// `dest_conns` value: a real server's connection counts, kept by the program.
@@ -337,8 +357,10 @@ mod tests {
     fn layouts_match_the_c_header() {
         assert_eq!(size_of::<SvcKey>(), 20);
         assert_eq!(size_of::<Svc>(), 8);
-        assert_eq!(size_of::<SvcDests>(), 8 + 4 * MAX_DESTS);
-        assert_eq!(size_of::<Dest>(), 32);
+        assert_eq!(size_of::<SvcDests>(), 16 + 4 * MAX_DESTS);
+        assert_eq!(size_of::<WrrStep>(), 8);
+        assert_eq!(size_of::<Dest>(), 36);
+        assert_eq!(offset_of!(Dest, id), 32);
         assert_eq!(offset_of!(Dest, weight), 20);
         assert_eq!(size_of::<DestConns>(), 16);
         assert_eq!(size_of::<ConnKey>(), 40);

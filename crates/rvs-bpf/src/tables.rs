@@ -15,8 +15,8 @@ use rvs_engine::{ForwardMethod, Protocol, SchedulerKind, ServiceSpec};
 
 use crate::error::Error;
 use crate::maps::{
-    Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, ADDR_NAT_DEST, ADDR_VIP, MAX_DESTS,
-    SVC_F_USER, WRR_SEQ,
+    Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST, ADDR_VIP,
+    MAX_DESTS, SVC_F_USER, WRR_SEQ,
 };
 use crate::program::Datapath;
 
@@ -26,6 +26,8 @@ use crate::program::Datapath;
 pub struct Publisher {
     /// Service key -> (service id, the dest slots last published).
     services: HashMap<SvcKey, (u32, Vec<u32>)>,
+    /// Service id -> the (slot, weight) list its scheduler cursor was last set for.
+    cursor_for: HashMap<u32, Vec<(u32, u32)>>,
     /// (service key, address, port) -> dest slot.
     slots: HashMap<(SvcKey, IpAddr, u16), u32>,
     /// The `addrs` map as last published.
@@ -38,9 +40,7 @@ pub struct Publisher {
 fn sched_of(kind: SchedulerKind) -> Sched {
     match kind {
         SchedulerKind::Rr => Sched::Rr,
-        // The program's wrr walks a sequence table; it starts where IPVS's mark (current
-        // weight) stands, which the engine does not expose yet: rvsd schedules wrr for now.
-        SchedulerKind::Wrr => Sched::User,
+        SchedulerKind::Wrr => Sched::Wrr,
         SchedulerKind::Lc => Sched::Lc,
         SchedulerKind::Wlc => Sched::Wlc,
         SchedulerKind::Sed => Sched::Sed,
@@ -67,50 +67,6 @@ fn program_schedules(spec: &ServiceSpec) -> bool {
         && spec.local_addrs.is_empty()
         && spec.proxy_protocol.is_none()
         && sched_of(spec.scheduler) != Sched::User
-}
-
-/// IPVS's wrr round over `weights` (ip_vs_wrr.c: the current weight steps down by the gcd from
-/// the maximum, each server taken when its weight reaches it) as the sequence of indexes it
-/// yields in one period; `None` when it is longer than `max` or no weight is positive.
-pub fn wrr_sequence(weights: &[u32], max: usize) -> Option<Vec<u32>> {
-    let gcd = weights
-        .iter()
-        .copied()
-        .filter(|&w| w > 0)
-        .fold(0u32, gcd_of);
-    let max_weight = weights.iter().copied().max().unwrap_or(0);
-    if gcd == 0 {
-        return None;
-    }
-    let period: u64 = weights.iter().map(|&w| u64::from(w / gcd)).sum();
-    if period > max as u64 {
-        return None;
-    }
-    let n = weights.len();
-    let mut seq = Vec::with_capacity(period as usize);
-    let mut i = n - 1;
-    let mut cw: i64 = 0;
-    while seq.len() < period as usize {
-        i = (i + 1) % n;
-        if i == 0 {
-            cw -= i64::from(gcd);
-            if cw <= 0 {
-                cw = i64::from(max_weight);
-            }
-        }
-        if i64::from(weights[i]) >= cw {
-            seq.push(i as u32);
-        }
-    }
-    Some(seq)
-}
-
-fn gcd_of(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd_of(b, a % b)
-    }
 }
 
 impl Publisher {
@@ -189,6 +145,7 @@ impl Publisher {
                         weight: ds.weight,
                         u_threshold: ds.u_threshold,
                         l_threshold: ds.l_threshold,
+                        id: d.id(),
                     },
                 )?;
                 if slots.len() < MAX_DESTS {
@@ -203,15 +160,20 @@ impl Publisher {
             let mut user = !program_schedules(spec) || slots.len() > MAX_DESTS;
             dests.count = slots.len().min(MAX_DESTS) as u32;
             if spec.scheduler == SchedulerKind::Wrr && !user {
-                match wrr_sequence(&weights, WRR_SEQ) {
-                    Some(seq) => {
-                        for (pos, index) in seq.iter().enumerate() {
-                            dp.put("wrr_seq", &(id * WRR_SEQ as u32 + pos as u32), index)?;
+                match service.wrr_sequence() {
+                    Some(seq) if seq.steps.len() <= WRR_SEQ => {
+                        for (step, &(level, pos)) in seq.steps.iter().enumerate() {
+                            dp.put(
+                                "wrr_seq",
+                                &(id * WRR_SEQ as u32 + step as u32),
+                                &WrrStep { level, pos },
+                            )?;
                         }
-                        dests.wrr_len = seq.len() as u32;
+                        dests.wrr_len = seq.steps.len() as u32;
+                        dests.wrr_mw = seq.mw;
+                        dests.wrr_di = seq.di;
                     }
-                    None if weights.iter().all(|&w| w == 0) => {}
-                    None => user = true,
+                    _ => user = true,
                 }
             }
             let previous = self.services.insert(key, (id, slots.clone()));
@@ -224,12 +186,20 @@ impl Publisher {
                 self.mark_removed(dp, gone)?;
             }
             dp.put("svc_dests", &id, &dests)?;
-            // The cursor starts before the first server (rr) or sequence entry (wrr).
-            let start = match spec.scheduler {
-                SchedulerKind::Wrr => dests.wrr_len.wrapping_sub(1),
-                _ => dests.count.wrapping_sub(1),
-            };
-            dp.put("sched_cursor", &id, &start)?;
+            // The scheduler's cursor, in the engine's layout: the engine's own for a service
+            // new to the program; the program's, carried over by the engine's rules, when the
+            // servers or weights changed; else left where the program moved it.
+            let shape: Vec<(u32, u32)> =
+                slots.iter().copied().zip(weights.iter().copied()).collect();
+            match self.cursor_for.get(&id) {
+                None => dp.put("sched_cursor", &id, &service.sched_cursor())?,
+                Some(old) if *old != shape => {
+                    let now: u64 = dp.get("sched_cursor", &id)?.unwrap_or_default();
+                    dp.put("sched_cursor", &id, &service.carry_sched_cursor(now))?;
+                }
+                Some(_) => {}
+            }
+            self.cursor_for.insert(id, shape);
             dp.put(
                 "services",
                 &key,
@@ -258,7 +228,8 @@ impl Publisher {
             .collect();
         for key in gone {
             dp.remove("services", &key)?;
-            if let Some((_, slots)) = self.services.remove(&key) {
+            if let Some((id, slots)) = self.services.remove(&key) {
+                self.cursor_for.remove(&id);
                 for slot in slots {
                     self.mark_removed(dp, slot)?;
                 }
@@ -275,21 +246,5 @@ impl Publisher {
         }
         self.slots.retain(|_, s| *s != slot);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// IPVS's wrr over weights 4, 3, 2: the period and order its round gives.
-    #[test]
-    fn wrr_sequence_is_ipvs_round() {
-        let seq = wrr_sequence(&[4, 3, 2], 100).unwrap();
-        assert_eq!(seq, [0, 0, 1, 0, 1, 2, 0, 1, 2]);
-        assert_eq!(wrr_sequence(&[2, 2], 100).unwrap(), [0, 1]);
-        assert_eq!(wrr_sequence(&[0, 5], 100).unwrap(), [1]);
-        assert_eq!(wrr_sequence(&[0, 0], 100), None);
-        assert_eq!(wrr_sequence(&[1000, 999], 100), None);
     }
 }

@@ -319,7 +319,7 @@ fn tcp_states_match_the_engine() {
 #[test]
 fn schedulers_pick_as_the_engine() {
     use SchedulerKind::*;
-    for kind in [Rr, Lc, Wlc, Sed, Nq, Fo, Ovf] {
+    for kind in [Rr, Wrr, Lc, Wlc, Sed, Nq, Fo, Ovf] {
         in_lab(move |ifindex| {
             let e = Engine::new(EngineConfig {
                 expected_connections: 1024,
@@ -344,24 +344,63 @@ fn schedulers_pick_as_the_engine() {
                 "nud",
                 "permanent",
             ]);
-            let dp = program_for(&e);
-            for i in 0..12u16 {
-                // Every third connection completes its handshake (active), the others stay
-                // in SYN_RECV (inactive).
-                let port = 41000 + i;
-                let syn = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
-                let want = engine_outcome(&e, &syn);
-                let got = bpf_outcome(&dp, ifindex, &syn);
-                assert_eq!(got, want, "{kind:?}: connection {i}");
-                if i % 3 == 0 {
-                    let ack = tcp4(CLIENT4, port, VIP4, VPORT, 64, ACK, &[]);
-                    assert_eq!(
-                        bpf_outcome(&dp, ifindex, &ack),
-                        engine_outcome(&e, &ack),
-                        "{kind:?}: ACK {i}"
-                    );
+            let dp = Datapath::load(Limits {
+                connections: 4096,
+                services: 64,
+                dests: 256,
+            })
+            .expect("load the BPF program");
+            let settings = Settings::from_engine(Timeouts::default(), false);
+            let mut publisher = Publisher::new();
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("publish");
+            let mut port = 41000u16;
+            let mut open = |n: usize, what: &str| {
+                for i in 0..n {
+                    // Every third connection completes its handshake (active), the others
+                    // stay in SYN_RECV (inactive).
+                    port += 1;
+                    let syn = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
+                    let want = engine_outcome(&e, &syn);
+                    let got = bpf_outcome(&dp, ifindex, &syn);
+                    assert_eq!(got, want, "{kind:?} {what}: connection {i}");
+                    if i % 3 == 0 {
+                        let ack = tcp4(CLIENT4, port, VIP4, VPORT, 64, ACK, &[]);
+                        assert_eq!(
+                            bpf_outcome(&dp, ifindex, &ack),
+                            engine_outcome(&e, &ack),
+                            "{kind:?} {what}: ACK {i}"
+                        );
+                    }
                 }
-            }
+            };
+            open(12, "first servers");
+            // The servers change mid-run: the cursors carry over as the engine's do.
+            e.add_dest(&k, dest(ip4([192, 168, 7, 13]), RPORT, 4))
+                .expect("added server");
+            sh(&[
+                "ip",
+                "neigh",
+                "replace",
+                "192.168.7.13",
+                "lladdr",
+                NEIGH_MAC,
+                "dev",
+                "rvs0",
+                "nud",
+                "permanent",
+            ]);
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("republish");
+            open(9, "after an addition");
+            e.del_dest(&k, ip4([192, 168, 7, 11]), RPORT)
+                .expect("removed server");
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("republish");
+            open(9, "after a removal");
         });
     }
 }

@@ -342,6 +342,15 @@ impl Table {
     }
 }
 
+/// A cursor word carried from an earlier destination list to `table`'s (`dests`).
+fn carry_word<D: SchedTarget>(kind: SchedulerKind, table: &Table, old: u64, dests: &[D]) -> u64 {
+    match table {
+        Table::Wrr(t) => t.carry(WrrMark::load(old)).word(),
+        _ if kind == SchedulerKind::Rr => RrMark::load(old).carry(dests).word(),
+        _ => old,
+    }
+}
+
 /// A cursor word on a cache line of its own: workers move it on every new connection, and the
 /// read-only fields around it must not bounce with it.
 #[derive(Debug, Default)]
@@ -405,8 +414,31 @@ impl SchedState {
         self.kind
     }
 
-    fn cursor_word(&self) -> u64 {
+    /// The cursor word as it stands: rr's and wrr's marks, twos's generator (others: unused).
+    /// Its layout: bits 33.. rr's next start / wrr's current weight, bit 32 set when the low 32
+    /// bits hold rr's last pick (a destination id) / wrr's step index.
+    pub(crate) fn cursor_word(&self) -> u64 {
         self.cursor.0.load(Ordering::Relaxed)
+    }
+
+    /// `old`, this scheduler's cursor word over an earlier destination list, carried over to
+    /// this state's list as IPVS's hooks carry it (what [`SchedState::rebuilt`] does), for a
+    /// data plane that ran the scheduler meanwhile.
+    pub(crate) fn carry_cursor<D: SchedTarget>(&self, old: u64, dests: &[D]) -> u64 {
+        carry_word(self.kind, &self.table, old, dests)
+    }
+
+    /// wrr's sequence as (maximum weight less the gcd step plus one, gcd step, steps as
+    /// (current weight, destination position)); `None` for other schedulers and for
+    /// sequences too long to build.
+    pub(crate) fn wrr_steps(&self) -> Option<(i64, i64, Vec<(u32, u32)>)> {
+        match &self.table {
+            Table::Wrr(t) => t
+                .steps
+                .as_ref()
+                .map(|steps| (t.mw, t.di, steps.iter().map(|s| (s.level, s.pos)).collect())),
+            _ => None,
+        }
     }
 
     /// The same scheduler with other flags (`-E -b`): the tables and the cursor as they are.
@@ -426,12 +458,7 @@ impl SchedState {
     /// `add_dest` / `del_dest` / `upd_dest` hooks carry it.
     pub(crate) fn rebuilt<D: SchedTarget>(&self, dests: &[D]) -> Self {
         let table = Table::build(self.kind, self.sizes, dests);
-        let old = self.cursor_word();
-        let cursor = match &table {
-            Table::Wrr(t) => t.carry(WrrMark::load(old)).word(),
-            _ if self.kind == SchedulerKind::Rr => RrMark::load(old).carry(dests).word(),
-            _ => old,
-        };
+        let cursor = carry_word(self.kind, &table, self.cursor_word(), dests);
         if self.kind == SchedulerKind::Lblcr {
             if let Some(l) = &self.locality {
                 // The sets forget removed servers: a short walk under the table's lock.

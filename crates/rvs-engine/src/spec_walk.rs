@@ -66,9 +66,52 @@ impl<'a> ServiceRef<'a> {
     pub fn dests(&self) -> impl ExactSizeIterator<Item = DestRef<'a>> + 'a {
         self.rt.dests.iter().map(|d| DestRef { rt: d })
     }
+
+    /// The scheduler's cursor word as it stands (rr's and wrr's marks; see
+    /// [`WrrSequence`] and [`DestRef::id`] for what it refers to), for a data plane that runs
+    /// the same scheduler (rvs-bpf). Layout: bits 33 and up hold rr's next start position or
+    /// wrr's current weight; bit 32 is set when the low 32 bits hold rr's last pick (a
+    /// destination id) or wrr's step index.
+    pub fn sched_cursor(&self) -> u64 {
+        self.rt.sched.cursor_word()
+    }
+
+    /// `old`, a cursor word of this service's scheduler over its previous destination list
+    /// (as another data plane left it), carried over to this list as IPVS's hooks do.
+    pub fn carry_sched_cursor(&self, old: u64) -> u64 {
+        self.rt.sched.carry_cursor(old, &self.rt.dests)
+    }
+
+    /// wrr's pick sequence for this destination list, when the service is wrr and the
+    /// sequence is short enough to build.
+    pub fn wrr_sequence(&self) -> Option<WrrSequence> {
+        let (mw, di, steps) = self.rt.sched.wrr_steps()?;
+        Some(WrrSequence {
+            mw: u32::try_from(mw.max(0)).unwrap_or(u32::MAX),
+            di: u32::try_from(di.max(1)).unwrap_or(u32::MAX),
+            steps,
+        })
+    }
+}
+
+/// wrr's sequence over one destination list: every (current weight, position) pair IPVS's walk
+/// may take, in its order (current weight from `mw` down by `di`, then list order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrrSequence {
+    /// The maximum weight less the gcd step plus one: where the walk restarts.
+    pub mw: u32,
+    /// The gcd of the weights: the step the current weight goes down by.
+    pub di: u32,
+    /// (current weight, destination position) per step.
+    pub steps: Vec<(u32, u32)>,
 }
 
 impl DestRef<'_> {
+    /// The real server's id, stable across configuration versions (what rr's cursor names).
+    pub fn id(&self) -> u32 {
+        self.rt.id
+    }
+
     /// Real server address.
     pub fn addr(&self) -> IpAddr {
         self.rt.addr
