@@ -342,6 +342,18 @@ impl Table {
     }
 }
 
+/// wrr's sequence over one destination list: every (current weight, position) pair IPVS's walk
+/// may take, in its order (current weight from `mw` down by `di`, then list order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrrSequence {
+    /// The maximum weight less the gcd step plus one: where the walk restarts.
+    pub mw: u32,
+    /// The gcd of the weights: the step the current weight goes down by.
+    pub di: u32,
+    /// (current weight, destination position) per step.
+    pub steps: Vec<(u32, u32)>,
+}
+
 /// A cursor word carried from an earlier destination list to `table`'s (`dests`).
 fn carry_word<D: SchedTarget>(kind: SchedulerKind, table: &Table, old: u64, dests: &[D]) -> u64 {
     match table {
@@ -428,15 +440,14 @@ impl SchedState {
         carry_word(self.kind, &self.table, old, dests)
     }
 
-    /// wrr's sequence as (maximum weight less the gcd step plus one, gcd step, steps as
-    /// (current weight, destination position)); `None` for other schedulers and for
-    /// sequences too long to build.
-    pub(crate) fn wrr_steps(&self) -> Option<(i64, i64, Vec<(u32, u32)>)> {
+    /// wrr's sequence; `None` for other schedulers and for sequences too long to build.
+    pub(crate) fn wrr_sequence(&self) -> Option<WrrSequence> {
         match &self.table {
-            Table::Wrr(t) => t
-                .steps
-                .as_ref()
-                .map(|steps| (t.mw, t.di, steps.iter().map(|s| (s.level, s.pos)).collect())),
+            Table::Wrr(t) => t.steps.as_ref().map(|steps| WrrSequence {
+                mw: u32::try_from(t.mw.max(0)).unwrap_or(u32::MAX),
+                di: u32::try_from(t.di.max(1)).unwrap_or(u32::MAX),
+                steps: steps.iter().map(|s| (s.level, s.pos)).collect(),
+            }),
             _ => None,
         }
     }

@@ -10,6 +10,8 @@ use crate::config::{DestRt, ServiceRt, Snapshot};
 use crate::engine::Engine;
 use crate::spec::{DestSpec, ForwardMethod, MarkRule, ServiceSpec};
 
+pub use crate::sched::WrrSequence;
+
 /// One published configuration version, held: what [`Engine::spec_walk`] returns. Later changes
 /// publish new versions and leave this one as it is.
 #[derive(Debug, Clone)]
@@ -85,25 +87,8 @@ impl<'a> ServiceRef<'a> {
     /// wrr's pick sequence for this destination list, when the service is wrr and the
     /// sequence is short enough to build.
     pub fn wrr_sequence(&self) -> Option<WrrSequence> {
-        let (mw, di, steps) = self.rt.sched.wrr_steps()?;
-        Some(WrrSequence {
-            mw: u32::try_from(mw.max(0)).unwrap_or(u32::MAX),
-            di: u32::try_from(di.max(1)).unwrap_or(u32::MAX),
-            steps,
-        })
+        self.rt.sched.wrr_sequence()
     }
-}
-
-/// wrr's sequence over one destination list: every (current weight, position) pair IPVS's walk
-/// may take, in its order (current weight from `mw` down by `di`, then list order).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrrSequence {
-    /// The maximum weight less the gcd step plus one: where the walk restarts.
-    pub mw: u32,
-    /// The gcd of the weights: the step the current weight goes down by.
-    pub di: u32,
-    /// (current weight, destination position) per step.
-    pub steps: Vec<(u32, u32)>,
 }
 
 impl DestRef<'_> {
