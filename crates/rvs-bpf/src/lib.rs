@@ -18,5 +18,5 @@ mod program;
 pub mod tables;
 
 pub use error::Error;
-pub use program::{tc_action, Datapath, Limits, TestRun};
+pub use program::{tc_action, Action, Datapath, Hook, Limits, TestRun};
 pub use tables::Publisher;

@@ -14,6 +14,8 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_lb.o"));
 
 /// The tc program's name in the object.
 const TC_PROGRAM: &str = "rvs_tc";
+/// The XDP program's name in the object.
+const XDP_PROGRAM: &str = "rvs_xdp";
 /// The expiry sweep's name in the object.
 const EXPIRE_PROGRAM: &str = "rvs_expire";
 
@@ -69,11 +71,46 @@ impl std::fmt::Debug for Datapath {
     }
 }
 
+/// Where the program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// tc ingress (`clsact`): any driver, GSO frames and partial checksums handled.
+    Tc,
+    /// XDP: before the stack allocates anything, where the driver supports it.
+    Xdp,
+}
+
+/// What the program did with a frame, whichever the hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Left to the kernel (TC_ACT_OK, XDP_PASS).
+    Pass,
+    /// Dropped, or punted to rvsd (TC_ACT_SHOT, XDP_DROP).
+    Drop,
+    /// Sent out of an interface (TC_ACT_REDIRECT, XDP_REDIRECT).
+    Redirect,
+    /// Another return value.
+    Other(u32),
+}
+
+impl Action {
+    fn of(hook: Hook, value: u32) -> Action {
+        match (hook, value) {
+            (Hook::Tc, tc_action::OK) | (Hook::Xdp, 2) => Action::Pass,
+            (Hook::Tc, tc_action::SHOT) | (Hook::Xdp, 1) => Action::Drop,
+            (Hook::Tc, tc_action::REDIRECT) | (Hook::Xdp, 4) => Action::Redirect,
+            (_, other) => Action::Other(other),
+        }
+    }
+}
+
 /// The result of one BPF_PROG_TEST_RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestRun {
-    /// The tc verdict ([`tc_action`]).
+    /// The hook's raw verdict (for tc see [`tc_action`]).
     pub action: u32,
+    /// The verdict, the same words for both hooks.
+    pub verdict: Action,
     /// The frame as the program left it.
     pub frame: Vec<u8>,
 }
@@ -311,13 +348,32 @@ impl Datapath {
             .map_err(|source| Error::Attach { ifindex, source })
     }
 
-    /// Runs the program once on `frame` as if it came in on `ifindex` (BPF_PROG_TEST_RUN).
+    /// Runs the tc program once on `frame` as if it came in on `ifindex` (BPF_PROG_TEST_RUN).
     pub fn test_run(&self, frame: &[u8], ifindex: u32) -> Result<TestRun, Error> {
-        let prog = self.program()?;
-        // struct __sk_buff: ingress_ifindex at 36, ifindex at 40 (192 bytes).
-        let mut ctx = [0u8; 192];
-        ctx[36..40].copy_from_slice(&ifindex.to_ne_bytes());
-        ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+        self.test_run_at(Hook::Tc, frame, ifindex)
+    }
+
+    /// Runs the program of `hook` once on `frame` as if it came in on `ifindex`.
+    pub fn test_run_at(&self, hook: Hook, frame: &[u8], ifindex: u32) -> Result<TestRun, Error> {
+        let (prog, mut ctx) = match hook {
+            Hook::Tc => {
+                // struct __sk_buff: ingress_ifindex at 36, ifindex at 40 (192 bytes).
+                let mut ctx = vec![0u8; 192];
+                ctx[36..40].copy_from_slice(&ifindex.to_ne_bytes());
+                ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+                (self.program_named(TC_PROGRAM)?, ctx)
+            }
+            Hook::Xdp => {
+                // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+                // egress_ifindex (u32 each).
+                let mut ctx = vec![0u8; 24];
+                let len =
+                    u32::try_from(frame.len()).map_err(|_| Error::Capacity("frame".into()))?;
+                ctx[4..8].copy_from_slice(&len.to_ne_bytes());
+                ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+                (self.program_named(XDP_PROGRAM)?, ctx)
+            }
+        };
         let mut out = vec![0u8; frame.len() + 256];
         let input = libbpf_rs::ProgramInput {
             context_in: Some(&mut ctx),
@@ -329,7 +385,29 @@ impl Datapath {
         let action = output.return_value;
         let len = output.data.map_or(0, |d| d.len());
         out.truncate(len);
-        Ok(TestRun { action, frame: out })
+        Ok(TestRun {
+            action,
+            verdict: Action::of(hook, action),
+            frame: out,
+        })
+    }
+
+    /// Attaches the XDP program to `ifindex` (native mode when the driver has it, else generic).
+    pub fn attach_xdp(&self, ifindex: u32) -> Result<(), Error> {
+        let prog = self.program_named(XDP_PROGRAM)?;
+        let index = i32::try_from(ifindex).map_err(|_| Error::Capacity("ifindex".into()))?;
+        libbpf_rs::Xdp::new(prog.as_fd())
+            .attach(index, libbpf_rs::XdpFlags::REPLACE)
+            .map_err(|source| Error::Attach { ifindex, source })
+    }
+
+    /// Detaches whatever XDP program `ifindex` has.
+    pub fn detach_xdp(&self, ifindex: u32) -> Result<(), Error> {
+        let prog = self.program_named(XDP_PROGRAM)?;
+        let index = i32::try_from(ifindex).map_err(|_| Error::Capacity("ifindex".into()))?;
+        libbpf_rs::Xdp::new(prog.as_fd())
+            .detach(index, libbpf_rs::XdpFlags::empty())
+            .map_err(|source| Error::Attach { ifindex, source })
     }
 }
 

@@ -13,7 +13,7 @@ mod common;
 
 use common::*;
 use rvs_bpf::maps::{Conn, ConnKey, Settings};
-use rvs_bpf::{tc_action, Datapath, Limits, Publisher};
+use rvs_bpf::{tc_action, Action, Datapath, Hook, Limits, Publisher};
 use rvs_engine::*;
 use std::net::IpAddr;
 use std::process::Command;
@@ -141,10 +141,10 @@ fn engine_outcome(e: &Engine, frame: &[u8]) -> Outcome {
     }
 }
 
-fn bpf_outcome(dp: &Datapath, ifindex: u32, frame: &[u8]) -> Outcome {
-    let r = dp.test_run(frame, ifindex).expect("test run");
-    match r.action {
-        tc_action::REDIRECT => {
+fn bpf_outcome(dp: &Datapath, hook: Hook, ifindex: u32, frame: &[u8]) -> Outcome {
+    let r = dp.test_run_at(hook, frame, ifindex).expect("test run");
+    match r.verdict {
+        Action::Redirect => {
             assert_eq!(
                 r.frame[..6],
                 [2, 0, 0, 0, 0, 0x99],
@@ -152,18 +152,21 @@ fn bpf_outcome(dp: &Datapath, ifindex: u32, frame: &[u8]) -> Outcome {
             );
             Outcome::Forward(l3(&r.frame))
         }
-        tc_action::SHOT => Outcome::Drop,
-        tc_action::OK => Outcome::Kernel,
-        other => panic!("unexpected tc action {other}"),
+        Action::Drop => Outcome::Drop,
+        Action::Pass => Outcome::Kernel,
+        Action::Other(v) => panic!("unexpected {hook:?} verdict {v}"),
     }
 }
 
+/// Both hooks, each test run once per hook with a fresh engine and program.
+const HOOKS: [Hook; 2] = [Hook::Tc, Hook::Xdp];
+
 /// Runs `frames` through both and compares each outcome.
-fn same(e: &Engine, dp: &Datapath, ifindex: u32, frames: &[(&str, Vec<u8>)]) {
+fn same(e: &Engine, dp: &Datapath, hook: Hook, ifindex: u32, frames: &[(&str, Vec<u8>)]) {
     for (name, frame) in frames {
         let want = engine_outcome(e, frame);
-        let got = bpf_outcome(dp, ifindex, frame);
-        assert_eq!(got, want, "{name}");
+        let got = bpf_outcome(dp, hook, ifindex, frame);
+        assert_eq!(got, want, "{hook:?}: {name}");
     }
 }
 
@@ -234,33 +237,41 @@ fn nat_conversation_v4(proto_tcp: bool) -> Vec<(&'static str, Vec<u8>)> {
 /// NAT, TCP and UDP over IPv4: every frame of a conversation the same on both sides.
 #[test]
 fn nat_ipv4_frames_match_the_engine() {
-    in_lab(|ifindex| {
-        let e = nat_engine();
-        let dp = program_for(&e);
-        same(&e, &dp, ifindex, &nat_conversation_v4(true));
-        same(&e, &dp, ifindex, &nat_conversation_v4(false));
-        assert_eq!(dp.stats().expect("stats")[7], 2, "two connections created");
-    });
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let dp = program_for(&e);
+            same(&e, &dp, hook, ifindex, &nat_conversation_v4(true));
+            same(&e, &dp, hook, ifindex, &nat_conversation_v4(false));
+            assert_eq!(
+                dp.stat("conn_created").expect("stats"),
+                2,
+                "two connections"
+            );
+        });
+    }
 }
 
 /// NAT over IPv6 (hop limit, pseudo-header checksums over 16-byte addresses).
 #[test]
 fn nat_ipv6_frames_match_the_engine() {
-    in_lab(|ifindex| {
-        let e = nat_engine();
-        let dp = program_for(&e);
-        let (c, v, r) = (client6(), vip6(), rip6());
-        let frames = vec![
-            ("SYN", tcp6(c, CPORT, v, VPORT, 64, SYN, &[])),
-            ("SYN-ACK", tcp6(r, RPORT, c, CPORT, 64, SYNACK, &[])),
-            ("ACK data", tcp6(c, CPORT, v, VPORT, 64, ACK, b"hello")),
-            ("reply", tcp6(r, RPORT, c, CPORT, 64, ACK, b"world!")),
-            ("udp", udp6(c, CPORT, v, VPORT, 64, b"q")),
-            ("udp reply", udp6(r, RPORT, c, CPORT, 64, b"a")),
-            ("hop limit 1", tcp6(c, CPORT, v, VPORT, 1, ACK, &[])),
-        ];
-        same(&e, &dp, ifindex, &frames);
-    });
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let dp = program_for(&e);
+            let (c, v, r) = (client6(), vip6(), rip6());
+            let frames = vec![
+                ("SYN", tcp6(c, CPORT, v, VPORT, 64, SYN, &[])),
+                ("SYN-ACK", tcp6(r, RPORT, c, CPORT, 64, SYNACK, &[])),
+                ("ACK data", tcp6(c, CPORT, v, VPORT, 64, ACK, b"hello")),
+                ("reply", tcp6(r, RPORT, c, CPORT, 64, ACK, b"world!")),
+                ("udp", udp6(c, CPORT, v, VPORT, 64, b"q")),
+                ("udp reply", udp6(r, RPORT, c, CPORT, 64, b"a")),
+                ("hop limit 1", tcp6(c, CPORT, v, VPORT, 1, ACK, &[])),
+            ];
+            same(&e, &dp, hook, ifindex, &frames);
+        });
+    }
 }
 
 /// The connection states the program keeps equal the engine's after a conversation.
@@ -301,7 +312,7 @@ fn tcp_states_match_the_engine() {
         };
         for (frame, want) in steps {
             let _ = engine_outcome(&e, &frame);
-            let _ = bpf_outcome(&dp, ifindex, &frame);
+            let _ = bpf_outcome(&dp, Hook::Tc, ifindex, &frame);
             let engine_state = e.connections(Millis(1000))[0].state;
             let conns: Vec<(ConnKey, Conn)> = dp.connections().expect("conns");
             let bpf = conns
@@ -319,7 +330,10 @@ fn tcp_states_match_the_engine() {
 #[test]
 fn schedulers_pick_as_the_engine() {
     use SchedulerKind::*;
-    for kind in [Rr, Wrr, Lc, Wlc, Sed, Nq, Fo, Ovf] {
+    for (kind, hook) in [Rr, Wrr, Lc, Wlc, Sed, Nq, Fo, Ovf]
+        .into_iter()
+        .flat_map(|k| HOOKS.map(|h| (k, h)))
+    {
         in_lab(move |ifindex| {
             let e = Engine::new(EngineConfig {
                 expected_connections: 1024,
@@ -363,14 +377,14 @@ fn schedulers_pick_as_the_engine() {
                     port += 1;
                     let syn = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
                     let want = engine_outcome(&e, &syn);
-                    let got = bpf_outcome(&dp, ifindex, &syn);
-                    assert_eq!(got, want, "{kind:?} {what}: connection {i}");
+                    let got = bpf_outcome(&dp, hook, ifindex, &syn);
+                    assert_eq!(got, want, "{kind:?} {hook:?} {what}: connection {i}");
                     if i % 3 == 0 {
                         let ack = tcp4(CLIENT4, port, VIP4, VPORT, 64, ACK, &[]);
                         assert_eq!(
-                            bpf_outcome(&dp, ifindex, &ack),
+                            bpf_outcome(&dp, hook, ifindex, &ack),
                             engine_outcome(&e, &ack),
-                            "{kind:?} {what}: ACK {i}"
+                            "{kind:?} {hook:?} {what}: ACK {i}"
                         );
                     }
                 }
@@ -409,86 +423,90 @@ fn schedulers_pick_as_the_engine() {
 /// here); what is not the director's goes to the kernel untouched.
 #[test]
 fn punted_and_passed_frames() {
-    in_lab(|ifindex| {
-        let e = nat_engine();
-        let persistent = key(Protocol::Tcp, ip4(VIP4), 443);
-        let mut spec = svc(persistent, SchedulerKind::Rr);
-        spec.persistence = Some(Persistence {
-            timeout_s: 300,
-            netmask: "255.255.255.255".parse().unwrap(),
-            pe: None,
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let persistent = key(Protocol::Tcp, ip4(VIP4), 443);
+            let mut spec = svc(persistent, SchedulerKind::Rr);
+            spec.persistence = Some(Persistence {
+                timeout_s: 300,
+                netmask: "255.255.255.255".parse().unwrap(),
+                pe: None,
+            });
+            e.add_service(spec).expect("persistent service");
+            e.add_dest(&persistent, dest(ip4(RIP4), 443, 1))
+                .expect("dest");
+            let dp = program_for(&e);
+            let icmp = |dst: [u8; 4]| {
+                let mut out = Vec::new();
+                etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
+                    .ipv4(CLIENT4, dst, 64)
+                    .icmpv4_echo_request(1, 1)
+                    .write(&mut out, b"ping")
+                    .expect("icmp");
+                out
+            };
+            let names = rvs_bpf::maps::STAT_NAMES;
+            let stat = |dp: &Datapath, name: &str| {
+                dp.stats().expect("stats")[names.iter().position(|n| *n == name).unwrap()]
+            };
+            let r = dp.test_run_at(hook, &icmp(VIP4), ifindex).expect("run");
+            assert_eq!(r.verdict, Action::Drop, "ICMP to a VIP goes to rvsd");
+            assert_eq!(stat(&dp, "punt_icmp"), 1);
+            let r = dp.test_run(&icmp(ROUTER4), ifindex).expect("run");
+            assert_eq!(
+                r.action,
+                tc_action::OK,
+                "ICMP to another address is the kernel's"
+            );
+            let syn = tcp4(CLIENT4, CPORT, VIP4, 443, 64, SYN, &[]);
+            let r = dp.test_run_at(hook, &syn, ifindex).expect("run");
+            assert_eq!(r.verdict, Action::Drop);
+            assert_eq!(stat(&dp, "punt_service"), 1, "persistence is rvsd's");
+            assert_eq!(r.frame, syn, "a punted frame is not touched");
         });
-        e.add_service(spec).expect("persistent service");
-        e.add_dest(&persistent, dest(ip4(RIP4), 443, 1))
-            .expect("dest");
-        let dp = program_for(&e);
-        let icmp = |dst: [u8; 4]| {
-            let mut out = Vec::new();
-            etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
-                .ipv4(CLIENT4, dst, 64)
-                .icmpv4_echo_request(1, 1)
-                .write(&mut out, b"ping")
-                .expect("icmp");
-            out
-        };
-        let names = rvs_bpf::maps::STAT_NAMES;
-        let stat = |dp: &Datapath, name: &str| {
-            dp.stats().expect("stats")[names.iter().position(|n| *n == name).unwrap()]
-        };
-        let r = dp.test_run(&icmp(VIP4), ifindex).expect("run");
-        assert_eq!(r.action, tc_action::SHOT, "ICMP to a VIP goes to rvsd");
-        assert_eq!(stat(&dp, "punt_icmp"), 1);
-        let r = dp.test_run(&icmp(ROUTER4), ifindex).expect("run");
-        assert_eq!(
-            r.action,
-            tc_action::OK,
-            "ICMP to another address is the kernel's"
-        );
-        let syn = tcp4(CLIENT4, CPORT, VIP4, 443, 64, SYN, &[]);
-        let r = dp.test_run(&syn, ifindex).expect("run");
-        assert_eq!(r.action, tc_action::SHOT);
-        assert_eq!(stat(&dp, "punt_service"), 1, "persistence is rvsd's");
-        assert_eq!(r.frame, syn, "a punted frame is not touched");
-    });
+    }
 }
 
 /// Direct routing: packets go to the real server's MAC byte for byte (TTL kept), tracked with
 /// IPVS's INPUT-ONLY states; the real server's replies are not the director's.
 #[test]
 fn direct_routing_matches_the_engine() {
-    in_lab(|ifindex| {
-        let e = dr_engine();
-        let dp = program_for(&e);
-        let c = |f: Flags, payload: &[u8]| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, payload);
-        let frames = vec![
-            ("SYN", c(SYN, &[])),
-            ("ACK", c(ACK, &[])),
-            ("data", c(ACK, b"GET / HTTP/1.0\r\n\r\n")),
-            ("FIN", c(FINACK, &[])),
-            (
-                "TTL 2 kept",
-                tcp4(CLIENT4, CPORT, VIP4, VPORT, 2, ACK, b"z"),
-            ),
-            (
-                "reply is not ours",
-                tcp4(RIP4, VPORT, CLIENT4, CPORT, 64, ACK, b"ok"),
-            ),
-            ("udp", udp4(CLIENT4, CPORT, VIP4, VPORT, 64, b"q")),
-            ("ipv6", tcp6(client6(), CPORT, vip6(), VPORT, 64, SYN, &[])),
-        ];
-        same(&e, &dp, ifindex, &frames);
-        let conns = dp.connections().expect("conns");
-        let engine = e.connections(Millis(1000));
-        for status in &engine {
-            let found = conns.iter().find(|(k, _)| {
-                k.src.ip() == status.client.ip()
-                    && u16::from_be(k.sport_be) == status.client.port()
-                    && k.proto == status.proto.number()
-            });
-            let (_, conn) = found.expect("the engine's connection in the program's table");
-            assert_eq!(conn.state, status.state as u8, "{status:?}");
-        }
-    });
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = dr_engine();
+            let dp = program_for(&e);
+            let c = |f: Flags, payload: &[u8]| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, payload);
+            let frames = vec![
+                ("SYN", c(SYN, &[])),
+                ("ACK", c(ACK, &[])),
+                ("data", c(ACK, b"GET / HTTP/1.0\r\n\r\n")),
+                ("FIN", c(FINACK, &[])),
+                (
+                    "TTL 2 kept",
+                    tcp4(CLIENT4, CPORT, VIP4, VPORT, 2, ACK, b"z"),
+                ),
+                (
+                    "reply is not ours",
+                    tcp4(RIP4, VPORT, CLIENT4, CPORT, 64, ACK, b"ok"),
+                ),
+                ("udp", udp4(CLIENT4, CPORT, VIP4, VPORT, 64, b"q")),
+                ("ipv6", tcp6(client6(), CPORT, vip6(), VPORT, 64, SYN, &[])),
+            ];
+            same(&e, &dp, hook, ifindex, &frames);
+            let conns = dp.connections().expect("conns");
+            let engine = e.connections(Millis(1000));
+            for status in &engine {
+                let found = conns.iter().find(|(k, _)| {
+                    k.src.ip() == status.client.ip()
+                        && u16::from_be(k.sport_be) == status.client.port()
+                        && k.proto == status.proto.number()
+                });
+                let (_, conn) = found.expect("the engine's connection in the program's table");
+                assert_eq!(conn.state, status.state as u8, "{status:?}");
+            }
+        });
+    }
 }
 
 /// The expiry sweep takes connections past their timeout out of both tables and out of their

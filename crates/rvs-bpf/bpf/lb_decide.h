@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* What to do with a parsed packet: IPVS's per-packet decisions (connection lookup both ways,
+ * state, scheduling, new connections), the same at tc and XDP, without touching the packet.
+ * The hook carries the decision out (lb_tc.h, lb_xdp.h). */
+#ifndef RVS_LB_DECIDE_H
+#define RVS_LB_DECIDE_H
+
+enum action {
+	ACT_PASS = 0,    /* not ours: the kernel's */
+	ACT_DROP = 1,    /* dropped (counted under `stat`) */
+	ACT_PUNT = 2,    /* to rvsd (`reason`) */
+	ACT_NAT_IN = 3,  /* destination to addr:port, then forwarded to addr */
+	ACT_NAT_OUT = 4, /* source to addr:port (the virtual service), then forwarded to the client */
+	ACT_DR = 5,      /* forwarded unchanged to the real server addr */
+};
+
+struct decision {
+	__u32 action;
+	__u32 why; /* ACT_DROP: the stat; ACT_PUNT: the reason */
+	struct rvs_addr addr;
+	__be16 port;
+	__u16 pad;
+};
+
+static __always_inline int drop(struct decision *d, __u32 stat)
+{
+	d->action = ACT_DROP;
+	d->why = stat;
+	return 0;
+}
+
+static __always_inline int to_rvsd(struct decision *d, __u32 reason)
+{
+	d->action = ACT_PUNT;
+	d->why = reason;
+	return 0;
+}
+
+/* A packet of a known connection from the client's side. */
+static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct rvs_conn *c, __u64 now,
+				   struct decision *d)
+{
+	__u8 state = c->state;
+
+	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_ROUTE)
+		return to_rvsd(d, RVS_PUNT_CONN);
+	if (p->ttl <= 1)
+		return drop(d, RVS_STAT_DROP_TTL);
+	if (p->proto == IPPROTO_TCP) {
+		__u8 next = next_state(s, state, (c->flags & RVS_CONN_F_NOOUTPUT) ? 2 : 0, p->tcp_flags);
+
+		if (next != state) {
+			c->state = next;
+			move_count(c->dest, state, next);
+			state = next;
+		}
+	}
+	c->expires_ns = now + timeout_ns(s, state);
+	__sync_fetch_and_add(&c->packets, 1);
+	__sync_fetch_and_add(&c->bytes, p->len);
+	d->addr = c->daddr;
+	d->port = c->dport;
+	d->action = c->method == RVS_METHOD_ROUTE ? ACT_DR : ACT_NAT_IN;
+	return 0;
+}
+
+/* A reply of a NAT connection from its real server. */
+static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, struct rvs_conn_out *out,
+				      __u64 now, struct decision *d)
+{
+	struct rvs_conn *c = bpf_map_lookup_elem(&conns, &out->in);
+	__u8 state;
+
+	if (!c) {
+		d->action = ACT_PASS;
+		return 0;
+	}
+	if (p->ttl <= 1)
+		return drop(d, RVS_STAT_DROP_TTL);
+	state = c->state;
+	if (p->proto == IPPROTO_TCP) {
+		__u8 next = next_state(s, state, 1, p->tcp_flags);
+
+		if (next != state) {
+			c->state = next;
+			move_count(c->dest, state, next);
+			state = next;
+		}
+	}
+	c->expires_ns = now + timeout_ns(s, state);
+	__sync_fetch_and_add(&c->packets, 1);
+	__sync_fetch_and_add(&c->bytes, p->len);
+	d->addr = out->in.dst;
+	d->port = out->in.dport;
+	d->action = ACT_NAT_OUT;
+	return 0;
+}
+
+/* Opens a connection to the chosen server `pick`: NAT gets its reply entry too; direct
+ * routing is tracked in the client's direction only (IPVS's INPUT-ONLY states). */
+static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, struct rvs_svc *svc,
+				     struct pick *pick, __u64 now, struct decision *d)
+{
+	struct rvs_conn c = {};
+	struct rvs_conn_out out = {};
+	struct rvs_conn_key reply = {};
+	int dr = pick->dest->method == RVS_METHOD_ROUTE;
+	__u8 state;
+
+	if (p->proto == IPPROTO_TCP)
+		state = next_state(s, RVS_STATE_NONE, dr ? 2 : 0, p->tcp_flags);
+	else
+		state = RVS_STATE_UDP;
+	c.daddr = pick->dest->addr;
+	c.dport = dr || !pick->dest->port ? p->key.dport : pick->dest->port;
+	c.state = state;
+	c.flags = dr ? RVS_CONN_F_NOOUTPUT : 0;
+	c.dest = pick->slot;
+	c.svc = svc->id;
+	c.method = dr ? RVS_METHOD_ROUTE : RVS_METHOD_MASQ;
+	c.expires_ns = now + timeout_ns(s, state);
+	c.packets = 1;
+	c.bytes = p->len;
+	if (!dr) {
+		reply.src = c.daddr;
+		reply.dst = p->key.src;
+		reply.sport = c.dport;
+		reply.dport = p->key.sport;
+		reply.proto = p->proto;
+		out.in = p->key;
+		if (bpf_map_update_elem(&conns_out, &reply, &out, BPF_NOEXIST) < 0)
+			return to_rvsd(d, RVS_PUNT_TABLE_FULL);
+	}
+	if (bpf_map_update_elem(&conns, &p->key, &c, BPF_NOEXIST) < 0) {
+		if (!dr)
+			bpf_map_delete_elem(&conns_out, &reply);
+		return to_rvsd(d, RVS_PUNT_TABLE_FULL);
+	}
+	bind_dest(pick);
+	if (is_active(state))
+		move_count(pick->slot, RVS_STATE_NONE, state);
+	count(RVS_STAT_CONN_CREATED);
+	d->addr = c.daddr;
+	d->port = c.dport;
+	d->action = dr ? ACT_DR : ACT_NAT_IN;
+	return 0;
+}
+
+/* A packet to a service without a connection: IPVS's checks, schedule, open. */
+static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struct rvs_svc *svc, __u64 now,
+				    struct decision *d)
+{
+	struct pick pick = {};
+
+	if (svc->flags & RVS_SVC_F_USER || svc->sched == RVS_SCHED_USER)
+		return to_rvsd(d, RVS_PUNT_SERVICE);
+	if (p->proto == IPPROTO_TCP &&
+	    ((p->tcp_flags & TCPF_RST) || (!(p->tcp_flags & TCPF_SYN) && !s->sloppy_tcp)))
+		return drop(d, RVS_STAT_DROP_NON_SYN);
+	if (p->ttl <= 1)
+		return drop(d, RVS_STAT_DROP_TTL);
+	if (!schedule(svc, &pick))
+		return drop(d, RVS_STAT_DROP_NO_DEST);
+	if (pick.dest->method != RVS_METHOD_MASQ && pick.dest->method != RVS_METHOD_ROUTE)
+		return to_rvsd(d, RVS_PUNT_SERVICE);
+	return open_conn(p, s, svc, &pick, now, d);
+}
+
+/* The decision for a frame the parser returned `parsed` for. */
+static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, struct decision *d)
+{
+	struct rvs_svc_key sk = {};
+	struct rvs_settings *s;
+	struct rvs_conn *c;
+	struct rvs_conn_out *out;
+	struct rvs_svc *svc;
+	__u32 zero = 0;
+	__u64 now;
+
+	d->action = ACT_PASS;
+	if (parsed == PARSE_PASS)
+		return;
+	if (parsed == PARSE_DROP) {
+		drop(d, RVS_STAT_DROP_MALFORMED);
+		return;
+	}
+	s = bpf_map_lookup_elem(&settings, &zero);
+	if (!s)
+		return;
+	if (parsed == PARSE_PUNT) {
+		/* Ours only if it goes to a virtual address or comes from a NAT real server. */
+		__u32 *to = bpf_map_lookup_elem(&addrs, &p->key.dst);
+		__u32 *from = bpf_map_lookup_elem(&addrs, &p->key.src);
+
+		if ((to && (*to & RVS_ADDR_VIP)) || (from && (*from & RVS_ADDR_NAT_DEST)))
+			to_rvsd(d, reason);
+		return;
+	}
+	now = bpf_ktime_get_ns();
+	c = bpf_map_lookup_elem(&conns, &p->key);
+	if (c) {
+		conn_in(p, s, c, now, d);
+		return;
+	}
+	out = bpf_map_lookup_elem(&conns_out, &p->key);
+	if (out) {
+		conn_reply(p, s, out, now, d);
+		return;
+	}
+	sk.addr = p->key.dst;
+	sk.port = p->key.dport;
+	sk.proto = p->proto;
+	svc = bpf_map_lookup_elem(&services, &sk);
+	if (!svc) {
+		sk.port = 0;
+		svc = bpf_map_lookup_elem(&services, &sk);
+	}
+	if (svc)
+		new_conn(p, s, svc, now, d);
+}
+
+#endif

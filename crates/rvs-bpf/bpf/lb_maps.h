@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The program's maps (rvs_lb.c includes this once; sizes are set by rvsd before loading). */
+#ifndef RVS_LB_MAPS_H
+#define RVS_LB_MAPS_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rvs_svc_key);
+	__type(value, struct rvs_svc);
+} services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct rvs_svc_dests);
+} svc_dests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rvs_addr);
+	__type(value, __u32);
+} addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} sched_cursor SEC(".maps");
+
+/* wrr sequences: service id * RVS_WRR_SEQ + step -> the step. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096 * RVS_WRR_SEQ);
+	__type(key, __u32);
+	__type(value, struct rvs_wrr_step);
+} wrr_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct rvs_dest);
+} dests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct rvs_dest_conns);
+} dest_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rvs_conn_key);
+	__type(value, struct rvs_conn);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rvs_conn_key);
+	__type(value, struct rvs_conn_out);
+} conns_out SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rvs_settings);
+} settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RVS_STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} punt SEC(".maps");
+
+/* The header of a punted frame in the `punt` ring buffer; the frame's bytes follow. */
+struct punt_hdr {
+	__u32 ifindex;
+	__u32 len;    /* bytes that follow */
+	__u32 wire;   /* the frame's length on the wire */
+	__u32 reason; /* enum rvs_punt */
+};
+
+/* Scratch space for a punted frame (one per CPU). */
+struct punt_buf {
+	struct punt_hdr hdr;
+	__u8 data[PUNT_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct punt_buf);
+} punt_scratch SEC(".maps");
+
+#endif

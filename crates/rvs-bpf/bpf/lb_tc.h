@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Carrying out a decision at tc: rewrites through the skb helpers (which keep partial
+ * checksums and GSO frames right), FIB lookup and redirect, punting. */
+#ifndef RVS_LB_TC_H
+#define RVS_LB_TC_H
+
+/* Copies the frame to rvsd and drops it here. */
+static __always_inline int punt_frame(struct __sk_buff *skb, __u32 reason)
+{
+	__u32 zero = 0;
+	struct punt_buf *buf = bpf_map_lookup_elem(&punt_scratch, &zero);
+	__u32 len = skb->len;
+
+	count(RVS_STAT_PUNT + (reason < RVS_PUNT_REASONS ? reason : RVS_PUNT_OTHER));
+	if (!buf)
+		return TC_ACT_SHOT;
+	if (len > PUNT_MAX)
+		len = PUNT_MAX;
+	if (len < ETH_HLEN)
+		return TC_ACT_SHOT;
+	buf->hdr.ifindex = skb->ingress_ifindex;
+	buf->hdr.len = len;
+	buf->hdr.wire = skb->len;
+	buf->hdr.reason = reason;
+	if (bpf_skb_load_bytes(skb, 0, buf->data, len & (PUNT_MAX - 1 | PUNT_MAX)) < 0)
+		return TC_ACT_SHOT;
+	bpf_ringbuf_output(&punt, buf, sizeof(buf->hdr) + (len & (PUNT_MAX - 1 | PUNT_MAX)), 0);
+	return TC_ACT_SHOT;
+}
+
+/* Rewrites one 4-byte word of an IPv4 address and fixes the IP and L4 checksums. */
+static __always_inline int rewrite_v4_addr(struct __sk_buff *skb, struct pkt *p, __u32 at,
+					   __be32 from, __be32 to, __u32 l4_csum)
+{
+	if (bpf_skb_store_bytes(skb, at, &to, 4, 0) < 0)
+		return -1;
+	if (bpf_l3_csum_replace(skb, p->l3 + offsetof(struct iphdr, check), from, to, 4) < 0)
+		return -1;
+	if (l4_csum && bpf_l4_csum_replace(skb, l4_csum, from, to,
+					   BPF_F_PSEUDO_HDR | 4 |
+						   (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)) < 0)
+		return -1;
+	return 0;
+}
+
+/* The L4 checksum's offset, or 0 for an IPv4 UDP datagram without one. */
+static __always_inline __u32 l4_csum_off(struct __sk_buff *skb, struct pkt *p)
+{
+	if (p->proto == IPPROTO_TCP)
+		return p->l4 + offsetof(struct tcphdr, check);
+	if (!p->v6) {
+		__u16 csum = 0;
+
+		if (bpf_skb_load_bytes(skb, p->l4 + offsetof(struct udphdr, check), &csum, 2) < 0)
+			return 0;
+		if (csum == 0)
+			return 0;
+	}
+	return p->l4 + offsetof(struct udphdr, check);
+}
+
+/* Rewrites the destination (to the real server: `dst` true) or the source (back to the
+ * virtual service) address and port, checksums kept right. */
+static __always_inline int nat_rewrite(struct __sk_buff *skb, struct pkt *p, int dst,
+				       const struct rvs_addr *addr, __be16 port)
+{
+	__u32 csum = l4_csum_off(skb, p);
+	__u32 port_off = p->l4 + (dst ? 2 : 0);
+	__be16 old_port = dst ? p->key.dport : p->key.sport;
+	const struct rvs_addr *old = dst ? &p->key.dst : &p->key.src;
+
+	if (!p->v6) {
+		__u32 at = p->l3 + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+
+		if (old->w[3] != addr->w[3] &&
+		    rewrite_v4_addr(skb, p, at, old->w[3], addr->w[3], csum) < 0)
+			return -1;
+	} else {
+		__u32 at = p->l3 + (dst ? offsetof(struct ipv6hdr, daddr) : offsetof(struct ipv6hdr, saddr));
+		__s64 diff = bpf_csum_diff((__be32 *)old->w, 16, (__be32 *)addr->w, 16, 0);
+
+		if (bpf_skb_store_bytes(skb, at, addr->w, 16, 0) < 0)
+			return -1;
+		if (csum && bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR) < 0)
+			return -1;
+	}
+	if (old_port != port) {
+		if (bpf_skb_store_bytes(skb, port_off, &port, 2, 0) < 0)
+			return -1;
+		if (csum && bpf_l4_csum_replace(skb, csum, old_port, port,
+						2 | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Sends the packet on toward `dst` (the next hop): the frame redirected with the FIB's MAC
+ * addresses when it has a route and a neighbour, else handed to the kernel, which resolves
+ * and forwards it. NAT decrements the TTL/hop limit; direct routing (`keep_ttl`) sends the
+ * packet exactly as it came, as IPVS's DR does. */
+static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const struct rvs_addr *src,
+				   const struct rvs_addr *dst, int keep_ttl)
+{
+	struct bpf_fib_lookup fib = {};
+	void *data, *end;
+	struct ethhdr *eth;
+	long rc;
+
+	fib.ifindex = skb->ingress_ifindex;
+	fib.l4_protocol = p->proto;
+	fib.tot_len = skb->len - p->l3;
+	if (!p->v6) {
+		fib.family = AF_INET_;
+		fib.ipv4_src = src->w[3];
+		fib.ipv4_dst = dst->w[3];
+	} else {
+		fib.family = AF_INET6_;
+		__builtin_memcpy(fib.ipv6_src, src->w, 16);
+		__builtin_memcpy(fib.ipv6_dst, dst->w, 16);
+	}
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		count(RVS_STAT_FIB_PASS);
+		return TC_ACT_OK;
+	}
+	if (keep_ttl) {
+		/* nothing to change in the IP header */
+	} else if (!p->v6) {
+		__u16 old, new;
+		__u8 ttl = p->ttl - 1;
+
+		if (bpf_skb_load_bytes(skb, p->l3 + 8, &old, 2) < 0)
+			return TC_ACT_SHOT;
+		new = old;
+		((__u8 *)&new)[0] = ttl;
+		if (bpf_skb_store_bytes(skb, p->l3 + 8, &new, 2, 0) < 0)
+			return TC_ACT_SHOT;
+		if (bpf_l3_csum_replace(skb, p->l3 + offsetof(struct iphdr, check), old, new, 2) < 0)
+			return TC_ACT_SHOT;
+	} else {
+		__u8 hl = p->ttl - 1;
+
+		if (bpf_skb_store_bytes(skb, p->l3 + offsetof(struct ipv6hdr, hop_limit), &hl, 1, 0) < 0)
+			return TC_ACT_SHOT;
+	}
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	count(RVS_STAT_FORWARDED);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* Carries out `d` at tc. */
+static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, struct decision *d)
+{
+	switch (d->action) {
+	case ACT_DROP:
+		count(d->why);
+		return TC_ACT_SHOT;
+	case ACT_PUNT:
+		return punt_frame(skb, d->why);
+	case ACT_NAT_IN:
+		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0)
+			return TC_ACT_SHOT;
+		return forward(skb, p, &p->key.src, &d->addr, 0);
+	case ACT_NAT_OUT:
+		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0)
+			return TC_ACT_SHOT;
+		return forward(skb, p, &d->addr, &p->key.dst, 0);
+	case ACT_DR:
+		return forward(skb, p, &p->key.src, &d->addr, 1);
+	default:
+		count(RVS_STAT_PASSED);
+		return TC_ACT_OK;
+	}
+}
+
+#endif

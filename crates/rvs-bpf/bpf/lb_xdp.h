@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Carrying out a decision at XDP: rewrites by direct packet access with incremental
+ * checksums (RFC 1624), FIB lookup and redirect, punting. XDP frames carry complete
+ * checksums (on veth: tx checksum offload off on the sending side). */
+#ifndef RVS_LB_XDP_H
+#define RVS_LB_XDP_H
+
+/* Folds a 32-bit ones'-complement sum to 16 bits. */
+static __always_inline __u16 csum_fold32(__u32 c)
+{
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)c;
+}
+
+/* RFC 1624 eqn. 3 for one 16-bit word as stored: HC' = ~(~HC + ~m + m'). */
+static __always_inline __u16 csum_replace16(__u16 check, __u16 from, __u16 to)
+{
+	__u32 c = (__u16)~check;
+
+	c += (__u16)~from;
+	c += to;
+	return ~csum_fold32(c);
+}
+
+/* The same for a 4-byte field as stored. */
+static __always_inline __u16 csum_replace32(__u16 check, __u32 from, __u32 to)
+{
+	check = csum_replace16(check, (__u16)from, (__u16)to);
+	return csum_replace16(check, (__u16)(from >> 16), (__u16)(to >> 16));
+}
+
+/* Copies the frame to rvsd and drops it here. */
+static __always_inline int xdp_punt(struct xdp_md *ctx, __u32 reason)
+{
+	__u32 zero = 0;
+	struct punt_buf *buf = bpf_map_lookup_elem(&punt_scratch, &zero);
+	__u32 len = ctx->data_end - ctx->data;
+
+	count(RVS_STAT_PUNT + (reason < RVS_PUNT_REASONS ? reason : RVS_PUNT_OTHER));
+	if (!buf)
+		return XDP_DROP;
+	if (len > PUNT_MAX)
+		len = PUNT_MAX;
+	if (len < ETH_HLEN)
+		return XDP_DROP;
+	buf->hdr.ifindex = ctx->ingress_ifindex;
+	buf->hdr.len = len;
+	buf->hdr.wire = ctx->data_end - ctx->data;
+	buf->hdr.reason = reason;
+	if (bpf_xdp_load_bytes(ctx, 0, buf->data, len & (PUNT_MAX - 1 | PUNT_MAX)) < 0)
+		return XDP_DROP;
+	bpf_ringbuf_output(&punt, buf, sizeof(buf->hdr) + (len & (PUNT_MAX - 1 | PUNT_MAX)), 0);
+	return XDP_DROP;
+}
+
+/* Header offsets the parser can produce: L3 after Ethernet and at most one VLAN tag, L4 after
+ * a fixed IPv4 or IPv6 header. Bounding them keeps the verifier's pointer ranges small. */
+#define MAX_L3_OFF 18
+#define MAX_L4_OFF (MAX_L3_OFF + 40)
+
+/* The L4 checksum field, or NULL for an IPv4 UDP datagram without one (or a short packet). */
+static __always_inline __u16 *xdp_l4_csum(void *data, void *end, struct pkt *p)
+{
+	__u32 off = p->l4;
+
+	if (off > MAX_L4_OFF)
+		return NULL;
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = data + off;
+
+		if ((void *)(tcp + 1) > end)
+			return NULL;
+		return &tcp->check;
+	} else {
+		struct udphdr *udp = data + off;
+
+		if ((void *)(udp + 1) > end)
+			return NULL;
+		if (!p->v6 && udp->check == 0)
+			return NULL;
+		return &udp->check;
+	}
+}
+
+/* UDP writes a computed zero as all ones (zero means "no checksum"). */
+static __always_inline void store_l4_csum(__u16 *field, __u16 value, __u8 proto)
+{
+	if (proto == IPPROTO_UDP && value == 0)
+		value = 0xffff;
+	*field = value;
+}
+
+/* Rewrites the destination (`dst`) or source address and port, checksums updated. */
+static __always_inline int xdp_nat_rewrite(struct xdp_md *ctx, struct pkt *p, int dst,
+					   const struct rvs_addr *addr, __be16 port)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u16 *l4 = xdp_l4_csum(data, end, p);
+	__u16 l4sum = l4 ? *l4 : 0;
+	__u32 l3 = p->l3, l4off = p->l4;
+	__be16 *ports, *pp;
+
+	if (l3 > MAX_L3_OFF || l4off > MAX_L4_OFF)
+		return -1;
+	ports = data + l4off;
+	if ((void *)(ports + 2) > end)
+		return -1;
+	if (!p->v6) {
+		struct iphdr *ip = data + l3;
+		__be32 *field, old;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		field = dst ? &ip->daddr : &ip->saddr;
+		old = *field;
+		*field = addr->w[3];
+		ip->check = csum_replace32(ip->check, old, addr->w[3]);
+		l4sum = csum_replace32(l4sum, old, addr->w[3]);
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+		__u32 *field;
+		int i;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		field = dst ? (__u32 *)&ip6->daddr : (__u32 *)&ip6->saddr;
+#pragma unroll
+		for (i = 0; i < 4; i++) {
+			l4sum = csum_replace32(l4sum, field[i], addr->w[i]);
+			field[i] = addr->w[i];
+		}
+	}
+	pp = dst ? &ports[1] : &ports[0];
+	if (*pp != port) {
+		l4sum = csum_replace16(l4sum, *pp, port);
+		*pp = port;
+	}
+	if (l4) {
+		/* Bounds were checked when the field was found; look it up again for the verifier. */
+		l4 = xdp_l4_csum(data, end, p);
+		if (l4)
+			store_l4_csum(l4, l4sum, p->proto);
+	}
+	return 0;
+}
+
+/* XDP's forward (see lb_tc.h's): FIB lookup, TTL/hop limit, MACs, redirect; the kernel's
+ * when the FIB has no neighbour yet. */
+static __always_inline int xdp_forward(struct xdp_md *ctx, struct pkt *p, const struct rvs_addr *src,
+				       const struct rvs_addr *dst, int keep_ttl)
+{
+	struct bpf_fib_lookup fib = {};
+	void *data, *end;
+	struct ethhdr *eth;
+
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = p->proto;
+	fib.tot_len = p->len - p->l3;
+	if (!p->v6) {
+		fib.family = AF_INET_;
+		fib.ipv4_src = src->w[3];
+		fib.ipv4_dst = dst->w[3];
+	} else {
+		fib.family = AF_INET6_;
+		__builtin_memcpy(fib.ipv6_src, src->w, 16);
+		__builtin_memcpy(fib.ipv6_dst, dst->w, 16);
+	}
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS) {
+		count(RVS_STAT_FIB_PASS);
+		return XDP_PASS;
+	}
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	if (!keep_ttl && p->l3 > MAX_L3_OFF)
+		return XDP_DROP;
+	if (!keep_ttl) {
+		__u32 l3 = p->l3 & 0x1f;
+
+		if (!p->v6) {
+			struct iphdr *ip = data + l3;
+			__u16 old, new;
+
+			if ((void *)(ip + 1) > end)
+				return XDP_DROP;
+			old = *(__u16 *)&ip->ttl;
+			ip->ttl--;
+			new = *(__u16 *)&ip->ttl;
+			ip->check = csum_replace16(ip->check, old, new);
+		} else {
+			struct ipv6hdr *ip6 = data + l3;
+
+			if ((void *)(ip6 + 1) > end)
+				return XDP_DROP;
+			ip6->hop_limit--;
+		}
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	count(RVS_STAT_FORWARDED);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* Carries out `d` at XDP. */
+static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, struct decision *d)
+{
+	switch (d->action) {
+	case ACT_DROP:
+		count(d->why);
+		return XDP_DROP;
+	case ACT_PUNT:
+		return xdp_punt(ctx, d->why);
+	case ACT_NAT_IN:
+		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0)
+			return XDP_DROP;
+		return xdp_forward(ctx, p, &p->key.src, &d->addr, 0);
+	case ACT_NAT_OUT:
+		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0)
+			return XDP_DROP;
+		return xdp_forward(ctx, p, &d->addr, &p->key.dst, 0);
+	case ACT_DR:
+		return xdp_forward(ctx, p, &p->key.src, &d->addr, 1);
+	default:
+		count(RVS_STAT_PASSED);
+		return XDP_PASS;
+	}
+}
+
+#endif
