@@ -3,10 +3,24 @@
 use crate::field::{read_u16, read_u32, write_u16};
 use crate::{Result, WireError};
 
+mod field {
+    use crate::field::Field;
+    pub(super) const SRC_PORT: Field = 0..2;
+    pub(super) const DST_PORT: Field = 2..4;
+    pub(super) const SEQ_NUM: Field = 4..8;
+    pub(super) const ACK_NUM: Field = 8..12;
+    /// Data offset in 32-bit words (high nibble).
+    pub(super) const DATA_OFF: usize = 12;
+    pub(super) const FLAGS: usize = 13;
+    pub(super) const WIN_SIZE: Field = 14..16;
+    pub(super) const CHECKSUM: Field = 16..18;
+    pub(super) const URGENT: Field = 18..20;
+}
+
 /// Minimum TCP header length.
 pub const MIN_HEADER_LEN: usize = 20;
 /// Offset of the checksum field.
-pub const CHECKSUM_OFFSET: usize = 16;
+pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
 
 /// TCP flag bits as in byte 13 of the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,7 +79,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b.len() < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        let hl = ((b[12] >> 4) as usize) * 4;
+        let hl = ((b[field::DATA_OFF] >> 4) as usize) * 4;
         if hl < MIN_HEADER_LEN {
             return Err(WireError::Malformed);
         }
@@ -75,33 +89,39 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Packet { buffer })
     }
 
+    /// Wraps bytes that already passed [`Packet::new_checked`] without checking them again.
+    /// Getters may panic on bytes that would not pass.
+    pub fn new_unchecked(buffer: T) -> Self {
+        Packet { buffer }
+    }
+
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 0)
+        read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 2)
+        read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
     /// Sequence number.
     pub fn seq_number(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), 4)
+        read_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
     }
     /// Acknowledgement number.
     pub fn ack_number(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), 8)
+        read_u32(self.buffer.as_ref(), field::ACK_NUM.start)
     }
     /// Header length in bytes.
     pub fn header_len(&self) -> usize {
-        ((self.buffer.as_ref()[12] >> 4) as usize) * 4
+        ((self.buffer.as_ref()[field::DATA_OFF] >> 4) as usize) * 4
     }
     /// Flags byte.
     pub fn flags(&self) -> Flags {
-        Flags(self.buffer.as_ref()[13])
+        Flags(self.buffer.as_ref()[field::FLAGS])
     }
     /// Window size.
     pub fn window(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 14)
+        read_u16(self.buffer.as_ref(), field::WIN_SIZE.start)
     }
     /// Checksum field.
     pub fn checksum(&self) -> u16 {
@@ -109,7 +129,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Urgent pointer.
     pub fn urgent(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 18)
+        read_u16(self.buffer.as_ref(), field::URGENT.start)
     }
     /// Segment data after the header.
     pub fn payload(&self) -> &[u8] {
@@ -120,15 +140,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port.
     pub fn set_src_port(&mut self, v: u16) {
-        write_u16(self.buffer.as_mut(), 0, v);
+        write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
     }
     /// Sets the destination port.
     pub fn set_dst_port(&mut self, v: u16) {
-        write_u16(self.buffer.as_mut(), 2, v);
+        write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
     }
     /// Sets the flags byte.
     pub fn set_flags(&mut self, f: Flags) {
-        self.buffer.as_mut()[13] = f.0;
+        self.buffer.as_mut()[field::FLAGS] = f.0;
     }
     /// Sets the checksum field.
     pub fn set_checksum(&mut self, v: u16) {
