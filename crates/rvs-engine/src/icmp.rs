@@ -4,8 +4,9 @@
 
 use rvs_wire::{icmpv4, icmpv6, ip, ipv4, ipv6, ports};
 
+use crate::datapath::Layout;
 use crate::flow::{mapped, v4_part, Direction};
-use crate::nat::{rewrite_l4, Layout, Side};
+use crate::nat::{rewrite_l4, Side};
 
 /// The packet quoted inside an ICMP error.
 #[derive(Debug, Clone, Copy)]

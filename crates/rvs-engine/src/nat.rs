@@ -11,8 +11,9 @@
 //! leaves it valid, and it is computed again over the whole packet only when a port changed or
 //! the frame came `CHECKSUM_PARTIAL` (IPVS's `sctp_dnat_handler` / `sctp_snat_handler`).
 
-use rvs_wire::{checksum, ip, ipv4, ipv6, sctp};
+use rvs_wire::{checksum, ip, ipv4, ipv6, ports, sctp, tcp, udp};
 
+use crate::datapath::Parsed;
 use crate::flow::v4_part;
 
 /// Which end of the packet is rewritten.
@@ -22,16 +23,6 @@ pub(crate) enum Side {
     Src,
     /// Destination address and port (requests: virtual -> real server).
     Dst,
-}
-
-/// Where the packet's headers are, from the parse.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Layout {
-    pub(crate) v6: bool,
-    pub(crate) l3: usize,
-    pub(crate) l4: usize,
-    pub(crate) end: usize,
-    pub(crate) proto: u8,
 }
 
 /// Updates an L4 checksum field for an address and port change.
@@ -64,128 +55,120 @@ pub(crate) fn l4_checksum(
 /// Offset of the checksum field within a TCP or UDP header.
 pub(crate) fn l4_checksum_offset(proto: u8) -> Option<usize> {
     match proto {
-        ip::TCP => Some(rvs_wire::tcp::CHECKSUM_OFFSET),
-        ip::UDP => Some(rvs_wire::udp::CHECKSUM_OFFSET),
+        ip::TCP => Some(tcp::CHECKSUM_OFFSET),
+        ip::UDP => Some(udp::CHECKSUM_OFFSET),
         _ => None,
     }
 }
 
-/// Rewrites one side of a TCP, UDP or SCTP packet in place. Returns false if the headers no
-/// longer parse (cannot happen for a frame the engine parsed, but nothing here may panic).
-pub(crate) fn rewrite(
-    frame: &mut [u8],
-    lay: &Layout,
-    side: Side,
-    new_addr: &[u8; 16],
-    new_port: u16,
-    partial: bool,
-) -> bool {
-    if lay.proto == ip::SCTP {
-        let before = sctp_ports(frame, lay);
-        return rewrite_side(frame, lay, side, new_addr, new_port, partial, true)
-            && sctp_checksum(frame, lay, before, partial);
-    }
-    rewrite_side(frame, lay, side, new_addr, new_port, partial, true)
+/// Rewrites one end of the parsed TCP, UDP or SCTP packet `p` in `frame` to `to` (address,
+/// port). The headers are not parsed again: the parser checked them, and the old address and
+/// port come from `p`. Returns false when `p` does not fit the frame (it always does for the
+/// frame it was parsed from; nothing here may panic).
+pub(crate) fn rewrite(frame: &mut [u8], p: &Parsed, side: Side, to: (&[u8; 16], u16)) -> bool {
+    rewrite_side(frame, p, side, to, true) && (p.lay.proto != ip::SCTP || sctp_checksum(frame, p))
 }
 
-/// FULLNAT: rewrites both ends of a TCP, UDP or SCTP packet in place (the TTL / hop limit
-/// decremented once).
+/// FULLNAT: rewrites both ends of the parsed TCP, UDP or SCTP packet `p` in place (the TTL /
+/// hop limit decremented once).
 pub(crate) fn rewrite_both(
     frame: &mut [u8],
-    lay: &Layout,
+    p: &Parsed,
     src: (&[u8; 16], u16),
     dst: (&[u8; 16], u16),
-    partial: bool,
 ) -> bool {
-    let before = if lay.proto == ip::SCTP {
-        sctp_ports(frame, lay)
-    } else {
-        None
-    };
-    rewrite_side(frame, lay, Side::Dst, dst.0, dst.1, partial, true)
-        && rewrite_side(frame, lay, Side::Src, src.0, src.1, partial, false)
-        && (lay.proto != ip::SCTP || sctp_checksum(frame, lay, before, partial))
+    rewrite_side(frame, p, Side::Dst, dst, true)
+        && rewrite_side(frame, p, Side::Src, src, false)
+        && (p.lay.proto != ip::SCTP || sctp_checksum(frame, p))
 }
 
-/// The source and destination ports of the SCTP packet of `frame`.
-fn sctp_ports(frame: &[u8], lay: &Layout) -> Option<(u16, u16)> {
-    let p = sctp::Packet::new_checked(frame.get(lay.l4..lay.end)?).ok()?;
-    Some((p.src_port(), p.dst_port()))
-}
-
-/// Computes the SCTP checksum again when the ports are no longer `before` or the checksum was
-/// left to the NIC (`partial`); otherwise the packet's own checksum stays valid.
-fn sctp_checksum(
-    frame: &mut [u8],
-    lay: &Layout,
-    before: Option<(u16, u16)>,
-    partial: bool,
-) -> bool {
-    let Some(b) = frame.get_mut(lay.l4..lay.end) else {
+/// Computes the SCTP checksum again when the ports are no longer the parsed ones or the
+/// checksum was left to the NIC (`CHECKSUM_PARTIAL`); otherwise the packet's own checksum
+/// stays valid.
+fn sctp_checksum(frame: &mut [u8], p: &Parsed) -> bool {
+    let Some(b) = frame.get_mut(p.lay.l4..p.lay.end) else {
         return false;
     };
-    let Ok(mut p) = sctp::Packet::new_checked(b) else {
-        return false;
-    };
-    if partial || before != Some((p.src_port(), p.dst_port())) {
-        p.fill_checksum();
+    let mut s = sctp::Packet::new_unchecked(b);
+    if p.csum_partial || (s.src_port(), s.dst_port()) != (p.sport, p.dport) {
+        s.fill_checksum();
     }
     true
 }
 
-/// [`rewrite`] with the TTL decrement optional.
+/// [`rewrite`] of one end, with the TTL decrement optional.
 fn rewrite_side(
     frame: &mut [u8],
-    lay: &Layout,
+    p: &Parsed,
     side: Side,
-    new_addr: &[u8; 16],
-    new_port: u16,
-    partial: bool,
+    (new_addr, new_port): (&[u8; 16], u16),
     dec_ttl: bool,
 ) -> bool {
+    let lay = &p.lay;
     let Some(l3) = frame.get_mut(lay.l3..lay.end) else {
         return false;
     };
-    let old_addr = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else {
-            return false;
-        };
-        let old = match side {
-            Side::Src => p.src_octets(),
-            Side::Dst => p.dst_octets(),
-        };
+    if lay.v6 {
+        let mut ip = ipv6::Packet::new_unchecked(l3);
         match side {
-            Side::Src => p.set_src_addr(*new_addr),
-            Side::Dst => p.set_dst_addr(*new_addr),
+            Side::Src => ip.set_src_addr(*new_addr),
+            Side::Dst => ip.set_dst_addr(*new_addr),
         }
         if dec_ttl {
-            p.set_hop_limit(p.hop_limit().saturating_sub(1));
+            ip.set_hop_limit(ip.hop_limit().saturating_sub(1));
         }
-        old
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else {
-            return false;
-        };
+        let mut ip = ipv4::Packet::new_unchecked(l3);
         let n4 = v4_part(new_addr);
-        let old = match side {
-            Side::Src => p.src_octets(),
-            Side::Dst => p.dst_octets(),
-        };
         match side {
-            Side::Src => p.set_src_update_checksum(n4),
-            Side::Dst => p.set_dst_update_checksum(n4),
+            Side::Src => ip.set_src_update_checksum(n4),
+            Side::Dst => ip.set_dst_update_checksum(n4),
         }
         if dec_ttl {
-            p.set_ttl_update_checksum(p.ttl().saturating_sub(1));
+            ip.set_ttl_update_checksum(ip.ttl().saturating_sub(1));
         }
-        crate::flow::mapped(old)
+    }
+    let (old_addr, old_port) = match side {
+        Side::Src => (&p.src, p.sport),
+        Side::Dst => (&p.dst, p.dport),
     };
     let Some(l4) = frame.get_mut(lay.l4..lay.end) else {
         return false;
     };
-    rewrite_l4(
-        l4, lay.proto, lay.v6, side, &old_addr, new_addr, new_port, partial,
-    )
+    let partial = p.csum_partial;
+    // SCTP: only the port (its checksum covers the whole packet: see `sctp_checksum`).
+    let mut ports = ports::Ports::new_unchecked(&mut l4[..]);
+    match side {
+        Side::Src => ports.set_src_port(new_port),
+        Side::Dst => ports.set_dst_port(new_port),
+    }
+    match lay.proto {
+        ip::TCP => {
+            let mut t = tcp::Packet::new_unchecked(l4);
+            let c = l4_checksum(
+                t.checksum(),
+                old_addr,
+                new_addr,
+                old_port,
+                new_port,
+                lay.v6,
+                partial,
+            );
+            t.set_checksum(c);
+        }
+        ip::UDP => {
+            let mut u = udp::Packet::new_unchecked(l4);
+            let old = u.checksum();
+            // A zero IPv4 UDP checksum means "none" and stays zero.
+            if lay.v6 || partial || old != 0 {
+                let c = l4_checksum(old, old_addr, new_addr, old_port, new_port, lay.v6, partial);
+                u.set_checksum(if c == 0 && !partial { 0xffff } else { c });
+            }
+        }
+        ip::SCTP => {}
+        _ => return false,
+    }
+    true
 }
 
 /// Rewrites the port and checksum of a TCP/UDP header (which may be cut short, as in an ICMP
@@ -203,7 +186,7 @@ pub(crate) fn rewrite_l4(
     new_port: u16,
     partial: bool,
 ) -> bool {
-    let Ok(mut ports) = rvs_wire::ports::Ports::new_checked(&mut l4[..]) else {
+    let Ok(mut ports) = ports::Ports::new_checked(&mut l4[..]) else {
         return false;
     };
     let Some(coff) = l4_checksum_offset(proto) else {

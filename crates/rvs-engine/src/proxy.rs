@@ -5,8 +5,8 @@ use core::net::{IpAddr, SocketAddr};
 
 use rvs_wire::{checksum, ip, tcp};
 
+use crate::datapath::Layout;
 use crate::flow::{mapped, to16};
-use crate::nat::Layout;
 use crate::spec::ProxyProtocolVersion;
 pub use crate::verdict::{Insertion, MAX_HEADER};
 
