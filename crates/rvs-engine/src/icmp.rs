@@ -95,7 +95,8 @@ pub(crate) fn parse_quoted(frame: &[u8], lay: &Layout) -> Option<Quoted> {
     })
 }
 
-/// Translates an ICMP error in place.
+/// Translates an ICMP error in place. The outer headers were checked by the parser and
+/// [`is_error`], the quoted ones by [`parse_quoted`]: they are not checked again.
 ///
 /// `Direction::Input`: from the client side about a reply (quoted VIP -> client): the outer
 /// destination and the quoted source become the real server's. `Direction::Output`: from the
@@ -130,9 +131,7 @@ pub(crate) fn translate(
         return false;
     };
     let (src, dst) = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else {
-            return false;
-        };
+        let mut p = ipv6::Packet::new_unchecked(l3);
         match dir {
             Direction::Input => p.set_dst_addr(c.daddr),
             Direction::Output => {
@@ -149,9 +148,7 @@ pub(crate) fn translate(
         p.set_hop_limit(p.hop_limit().saturating_sub(1));
         (p.src_octets(), p.dst_octets())
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else {
-            return false;
-        };
+        let mut p = ipv4::Packet::new_unchecked(l3);
         match dir {
             Direction::Input => p.set_dst_update_checksum(v4_part(&c.daddr)),
             Direction::Output => {
@@ -173,15 +170,9 @@ pub(crate) fn translate(
         return false;
     };
     if lay.v6 {
-        let Ok(mut m) = icmpv6::Packet::new_checked(&mut msg[..]) else {
-            return false;
-        };
-        m.fill_checksum(src, dst);
+        icmpv6::Packet::new_unchecked(msg).fill_checksum(src, dst);
     } else {
-        let Ok(mut m) = icmpv4::Packet::new_checked(&mut msg[..]) else {
-            return false;
-        };
-        m.fill_checksum();
+        icmpv4::Packet::new_unchecked(msg).fill_checksum();
     }
     true
 }
@@ -201,9 +192,7 @@ fn translate_quoted(
         return false;
     };
     let old_quoted = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked_quoted(&mut qb[..]) else {
-            return false;
-        };
+        let mut p = ipv6::Packet::new_unchecked(&mut qb[..]);
         match side {
             Side::Src => p.set_src_addr(*new_addr),
             Side::Dst => p.set_dst_addr(*new_addr),
@@ -213,9 +202,7 @@ fn translate_quoted(
             Side::Dst => q.dst,
         }
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked_quoted(&mut qb[..]) else {
-            return false;
-        };
+        let mut p = ipv4::Packet::new_unchecked(&mut qb[..]);
         match side {
             Side::Src => p.set_src_update_checksum(v4_part(new_addr)),
             Side::Dst => p.set_dst_update_checksum(v4_part(new_addr)),
