@@ -234,6 +234,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_u16(b, field::CHECKSUM.start, c);
     }
 
+    /// Sets the total length field without touching the checksum (nor the view's payload bounds,
+    /// which stay those of the length it was built with).
+    pub fn set_total_len(&mut self, len: u16) {
+        write_u16(self.buffer.as_mut(), field::LENGTH.start, len);
+    }
+
+    /// Sets the identification without touching the checksum.
+    pub fn set_ident(&mut self, ident: u16) {
+        write_u16(self.buffer.as_mut(), field::IDENT.start, ident);
+    }
+
     /// Sets the TTL without touching the checksum.
     pub fn set_ttl(&mut self, ttl: u8) {
         self.buffer.as_mut()[field::TTL] = ttl;
@@ -410,6 +421,9 @@ mod tests {
         let c = p.checksum();
         p.fill_checksum();
         assert_eq!(p.checksum(), c);
+        p.set_total_len(36);
+        p.set_ident(0xbeef);
+        assert_eq!((p.total_len(), p.ident()), (36, 0xbeef));
     }
 
     #[test]

@@ -242,6 +242,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the payload length field (the view's bounds stay those of the length it was built
+    /// with).
+    pub fn set_payload_len(&mut self, len: u16) {
+        write_u16(self.buffer.as_mut(), field::LENGTH.start, len);
+    }
+
     /// Sets the hop limit.
     pub fn set_hop_limit(&mut self, v: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = v;
@@ -426,6 +432,9 @@ mod tests {
     #[test]
     fn unchecked_reads_the_fixed_header() {
         let b = base(17, &[0u8; 12]);
+        let mut b2 = b.clone();
+        Packet::new_unchecked(&mut b2[..]).set_payload_len(8);
+        assert_eq!(b2[4..6], [0, 8]);
         let p = Packet::new_unchecked(&b[..]);
         assert_eq!(p.upper_protocol(), 17);
         assert_eq!(p.upper_payload().len(), 12);

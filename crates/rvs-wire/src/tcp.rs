@@ -1,6 +1,6 @@
 //! TCP headers (RFC 9293).
 
-use crate::field::{read_u16, read_u32, write_u16};
+use crate::field::{read_u16, read_u32, write_u16, write_u32};
 use crate::{Result, WireError};
 
 mod field {
@@ -146,6 +146,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_dst_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
     }
+    /// Sets the sequence number.
+    pub fn set_seq_number(&mut self, v: u32) {
+        write_u32(self.buffer.as_mut(), field::SEQ_NUM.start, v);
+    }
+    /// Sets the acknowledgement number.
+    pub fn set_ack_number(&mut self, v: u32) {
+        write_u32(self.buffer.as_mut(), field::ACK_NUM.start, v);
+    }
     /// Sets the flags byte.
     pub fn set_flags(&mut self, f: Flags) {
         self.buffer.as_mut()[field::FLAGS] = f.0;
@@ -186,9 +194,12 @@ mod tests {
         p.set_src_port(1);
         p.set_checksum(0x1234);
         p.set_flags(Flags(Flags::ACK | Flags::FIN));
+        p.set_seq_number(0x0102_0304);
+        p.set_ack_number(0x0a0b_0c0d);
         assert_eq!(&b[0..4], &[0, 1, 0x1f, 0x90]);
         assert_eq!(&b[16..18], &[0x12, 0x34]);
         assert_eq!(b[13], 0x11);
+        assert_eq!(&b[4..12], &[1, 2, 3, 4, 10, 11, 12, 13]);
     }
 
     #[test]
