@@ -257,7 +257,7 @@ impl Engine {
         let mut cx = Cx {
             now,
             frame,
-            p,
+            p: &p,
             snap: &snap,
         };
         match p.lay.proto {
@@ -269,7 +269,7 @@ impl Engine {
     }
 
     fn handle_l4(&self, cx: &mut Cx<'_>) -> Verdict {
-        let p = &cx.p;
+        let p = cx.p;
         let t = Tuple {
             proto: p.lay.proto,
             v6: p.lay.v6,
@@ -468,7 +468,7 @@ impl Engine {
         (dest, dport, method_flag): (&DestRt, u16, u8),
         cx: &mut Cx<'_>,
     ) -> Verdict {
-        let p = &cx.p;
+        let p = cx.p;
         shard.stats_mut(svc.id).conns += 1;
         shard.stats_mut(dest.id).conns += 1;
         shard.count([svc.id, dest.id], Direction::Input, p.ip_len as u64);
@@ -496,7 +496,7 @@ impl Engine {
         dir: Direction,
         cx: &mut Cx<'_>,
     ) -> Verdict {
-        let (p, now, frame) = (&cx.p, cx.now, &mut *cx.frame);
+        let (p, now, frame) = (cx.p, cx.now, &mut *cx.frame);
         let Some(c) = shard.get_mut(slot) else {
             return Verdict::PassToKernel;
         };
@@ -589,7 +589,7 @@ impl Engine {
     }
 
     fn handle_icmp(&self, cx: &mut Cx<'_>) -> Verdict {
-        let (now, snap, p, frame) = (cx.now, cx.snap, &cx.p, &mut *cx.frame);
+        let (now, snap, p, frame) = (cx.now, cx.snap, cx.p, &mut *cx.frame);
         if !icmp::is_error(frame, &p.lay) {
             return Verdict::PassToKernel;
         }
@@ -690,7 +690,7 @@ impl Engine {
 struct Cx<'a> {
     now: Millis,
     frame: &'a mut [u8],
-    p: Parsed,
+    p: &'a Parsed,
     snap: &'a Snapshot,
 }
 

@@ -46,6 +46,7 @@ pub struct Frame<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Checks the header (and every VLAN tag) fits in the buffer.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -77,41 +78,49 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// Destination MAC address.
+    #[inline]
     pub fn dst_addr(&self) -> [u8; 6] {
         read_array(self.buffer.as_ref(), field::DESTINATION.start)
     }
 
     /// Source MAC address.
+    #[inline]
     pub fn src_addr(&self) -> [u8; 6] {
         read_array(self.buffer.as_ref(), field::SOURCE.start)
     }
 
     /// The EtherType after any VLAN tags.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         self.ethertype
     }
 
     /// Offset of the layer-3 header from the start of the frame.
+    #[inline]
     pub fn l3_offset(&self) -> usize {
         self.l3_offset
     }
 
     /// Number of VLAN tags skipped.
+    #[inline]
     pub fn vlan_tags(&self) -> usize {
         self.vlan_tags as usize
     }
 
     /// VLAN id of the outermost tag, if any.
+    #[inline]
     pub fn outer_vlan_id(&self) -> Option<u16> {
         (self.vlan_tags > 0).then(|| read_u16(self.buffer.as_ref(), field::VLAN_TCI.start) & 0x0fff)
     }
 
     /// The layer-3 payload.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.l3_offset..]
     }
 
     /// Consumes the view, returning the buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -119,16 +128,19 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     /// Sets the destination MAC address.
+    #[inline]
     pub fn set_dst_addr(&mut self, mac: [u8; 6]) {
         self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&mac);
     }
 
     /// Sets the source MAC address.
+    #[inline]
     pub fn set_src_addr(&mut self, mac: [u8; 6]) {
         self.buffer.as_mut()[field::SOURCE].copy_from_slice(&mac);
     }
 
     /// The layer-3 payload, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let at = self.l3_offset;
         &mut self.buffer.as_mut()[at..]
@@ -148,6 +160,7 @@ pub struct Repr {
 
 impl Repr {
     /// The addresses and the (inner, after any VLAN tags) EtherType of a checked frame.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Repr {
         Repr {
             dst: frame.dst_addr(),
@@ -157,11 +170,13 @@ impl Repr {
     }
 
     /// Length of the header `emit` writes (always [`HEADER_LEN`]: no VLAN tag).
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// The header as bytes.
+    #[inline]
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[field::DESTINATION].copy_from_slice(&self.dst);
@@ -171,6 +186,7 @@ impl Repr {
     }
 
     /// Writes the header at the start of `buf`; `Truncated` when `buf` is shorter than it.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
         room(buf, HEADER_LEN)?.copy_from_slice(&self.to_bytes());
         Ok(())

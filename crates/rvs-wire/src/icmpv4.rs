@@ -42,6 +42,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the 8-byte header is present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -50,30 +51,37 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Wraps bytes that already passed [`Packet::new_checked`] without checking them again.
     /// Getters may panic on bytes that would not pass.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
     /// Message type.
+    #[inline]
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
     /// Message code.
+    #[inline]
     pub fn code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
     /// The four bytes after the checksum (id/sequence, next-hop MTU, pointer, ...).
+    #[inline]
     pub fn rest_of_header(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::REST.start)
     }
     /// Next-hop MTU of a "fragmentation needed" message.
+    #[inline]
     pub fn next_hop_mtu(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::NEXT_HOP_MTU.start)
     }
     /// True for error messages that quote an offending packet.
+    #[inline]
     pub fn is_error(&self) -> bool {
         matches!(
             self.msg_type(),
@@ -85,10 +93,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         )
     }
     /// Data after the header: for errors, the quoted IP packet.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
     /// True when the checksum over the whole message verifies.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::sum(self.buffer.as_ref())) == 0xffff
     }
@@ -96,10 +106,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM.start, v);
     }
     /// Recomputes the checksum over the whole buffer.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         let b = self.buffer.as_mut();
         write_u16(b, field::CHECKSUM.start, 0);
@@ -107,6 +119,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_u16(b, field::CHECKSUM.start, c);
     }
     /// Data after the header, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
@@ -126,6 +139,7 @@ pub struct Repr {
 
 impl Repr {
     /// "Fragmentation needed and DF set" (type 3 code 4) announcing `mtu` (RFC 1191).
+    #[inline]
     pub fn frag_needed(mtu: u16) -> Repr {
         Repr {
             msg_type: TYPE_DEST_UNREACHABLE,
@@ -135,6 +149,7 @@ impl Repr {
     }
 
     /// The header fields of a checked message.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Repr {
         Repr {
             msg_type: p.msg_type(),
@@ -144,6 +159,7 @@ impl Repr {
     }
 
     /// Length of the header `emit` writes ([`HEADER_LEN`]).
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
@@ -151,6 +167,7 @@ impl Repr {
     /// Writes the 8-byte header at the start of `buf`, its checksum covering the header and
     /// `body`, the bytes that follow it in the message (quoted packet, echo data), which are
     /// not written. `Truncated` when `buf` is shorter than the header.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8], body: &[u8]) -> Result<()> {
         let b = room(buf, HEADER_LEN)?;
         b[field::TYPE] = self.msg_type;

@@ -36,6 +36,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the 8-byte header is present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -44,26 +45,32 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Wraps bytes that already passed [`Packet::new_checked`] without checking them again.
     /// Getters may panic on bytes that would not pass.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
     /// Message type.
+    #[inline]
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
     /// Message code.
+    #[inline]
     pub fn code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
     /// The four bytes after the checksum (MTU for packet-too-big, pointer, ...).
+    #[inline]
     pub fn rest_of_header(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::REST.start)
     }
     /// True for error messages (types below 128) that quote an offending packet.
+    #[inline]
     pub fn is_error(&self) -> bool {
         matches!(
             self.msg_type(),
@@ -74,10 +81,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         )
     }
     /// Data after the header: for errors, the quoted IPv6 packet.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
     /// True when the checksum (with the IPv6 pseudo header) verifies.
+    #[inline]
     pub fn verify_checksum(&self, src: [u8; 16], dst: [u8; 16]) -> bool {
         let b = self.buffer.as_ref();
         let acc = checksum::pseudo_header_v6(src, dst, crate::ip::ICMPV6, b.len() as u32);
@@ -87,10 +96,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM.start, v);
     }
     /// Recomputes the checksum over the pseudo header and the whole buffer.
+    #[inline]
     pub fn fill_checksum(&mut self, src: [u8; 16], dst: [u8; 16]) {
         let b = self.buffer.as_mut();
         write_u16(b, field::CHECKSUM.start, 0);
@@ -99,6 +110,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_u16(b, field::CHECKSUM.start, c);
     }
     /// Data after the header, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
@@ -118,6 +130,7 @@ pub struct Repr {
 
 impl Repr {
     /// "Packet too big" (type 2) announcing `mtu` (RFC 4443 section 3.2).
+    #[inline]
     pub fn packet_too_big(mtu: u32) -> Repr {
         Repr {
             msg_type: TYPE_PACKET_TOO_BIG,
@@ -127,6 +140,7 @@ impl Repr {
     }
 
     /// The header fields of a checked message.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Repr {
         Repr {
             msg_type: p.msg_type(),
@@ -136,6 +150,7 @@ impl Repr {
     }
 
     /// Length of the header `emit` writes ([`HEADER_LEN`]).
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
@@ -144,6 +159,7 @@ impl Repr {
     /// of `src` -> `dst`, the header and `body`, the bytes that follow it in the message
     /// (quoted packet, echo data), which are not written. `Truncated` when `buf` is shorter
     /// than the header.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8], src: [u8; 16], dst: [u8; 16], body: &[u8]) -> Result<()> {
         let b = room(buf, HEADER_LEN)?;
         b[field::TYPE] = self.msg_type;

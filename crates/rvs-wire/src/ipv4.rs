@@ -44,6 +44,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks version 4, `20 <= header_len <= total_len <= buffer length`.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -68,6 +69,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Like `new_checked`, for a packet quoted inside an ICMP error: only the header must be
     /// present; the payload getters return what is there, up to `total_len`.
+    #[inline]
     pub fn new_checked_quoted(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -94,6 +96,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps bytes that already passed [`Packet::new_checked`] (or [`Packet::new_checked_quoted`])
     /// without checking them again: for a packet a parser has validated once. Getters may panic
     /// on bytes that would not pass.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         let b = buffer.as_ref();
         let total = b
@@ -104,101 +107,121 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// IP version (always 4 for a checked view).
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL * 4).
+    #[inline]
     pub fn header_len(&self) -> usize {
         ((self.buffer.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
     }
 
     /// DSCP and ECN byte.
+    #[inline]
     pub fn dscp_ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN]
     }
 
     /// Total length field.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Identification.
+    #[inline]
     pub fn ident(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::IDENT.start)
     }
 
     /// Don't-fragment flag.
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         self.buffer.as_ref()[field::FLG_OFF.start] & FLAG_DF != 0
     }
 
     /// More-fragments flag.
+    #[inline]
     pub fn more_frags(&self) -> bool {
         self.buffer.as_ref()[field::FLG_OFF.start] & FLAG_MF != 0
     }
 
     /// Fragment offset in bytes.
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         (read_u16(self.buffer.as_ref(), field::FLG_OFF.start) & 0x1fff) << 3
     }
 
     /// True for any fragment (first, middle or last).
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.more_frags() || self.frag_offset() != 0
     }
 
     /// Time to live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Upper-layer protocol number.
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
 
     /// Header checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.src_octets())
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.dst_octets())
     }
 
     /// Source address bytes.
+    #[inline]
     pub fn src_octets(&self) -> [u8; 4] {
         read_array(self.buffer.as_ref(), field::SRC_ADDR.start)
     }
 
     /// Destination address bytes.
+    #[inline]
     pub fn dst_octets(&self) -> [u8; 4] {
         read_array(self.buffer.as_ref(), field::DST_ADDR.start)
     }
 
     /// The options bytes (empty without options).
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[MIN_HEADER_LEN..self.header_len()]
     }
 
     /// True when the header checksum verifies.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::sum(&self.buffer.as_ref()[..self.header_len()])) == 0xffff
     }
 
     /// The payload, bounded by `total_len` (and by the bytes present for a quoted packet).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..self.end]
     }
 
     /// Length of the upper-layer data (`total_len - header_len`), for pseudo headers.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         self.total_len() - self.header_len() as u16
     }
@@ -206,6 +229,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the TTL and updates the header checksum incrementally.
+    #[inline]
     pub fn set_ttl_update_checksum(&mut self, ttl: u8) {
         let b = self.buffer.as_mut();
         // The TTL shares its 16-bit checksum word with the protocol.
@@ -217,6 +241,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the source address and updates the header checksum incrementally.
+    #[inline]
     pub fn set_src_update_checksum(&mut self, addr: [u8; 4]) {
         let old = self.src_octets();
         let b = self.buffer.as_mut();
@@ -226,6 +251,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the destination address and updates the header checksum incrementally.
+    #[inline]
     pub fn set_dst_update_checksum(&mut self, addr: [u8; 4]) {
         let old = self.dst_octets();
         let b = self.buffer.as_mut();
@@ -236,36 +262,43 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Sets the total length field without touching the checksum (nor the view's payload bounds,
     /// which stay those of the length it was built with).
+    #[inline]
     pub fn set_total_len(&mut self, len: u16) {
         write_u16(self.buffer.as_mut(), field::LENGTH.start, len);
     }
 
     /// Sets the identification without touching the checksum.
+    #[inline]
     pub fn set_ident(&mut self, ident: u16) {
         write_u16(self.buffer.as_mut(), field::IDENT.start, ident);
     }
 
     /// Sets the TTL without touching the checksum.
+    #[inline]
     pub fn set_ttl(&mut self, ttl: u8) {
         self.buffer.as_mut()[field::TTL] = ttl;
     }
 
     /// Sets the source address without touching the checksum.
+    #[inline]
     pub fn set_src_addr(&mut self, addr: [u8; 4]) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&addr);
     }
 
     /// Sets the destination address without touching the checksum.
+    #[inline]
     pub fn set_dst_addr(&mut self, addr: [u8; 4]) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&addr);
     }
 
     /// Sets the header checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, c: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM.start, c);
     }
 
     /// Recomputes the header checksum from scratch.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         let hl = self.header_len();
         let b = self.buffer.as_mut();
@@ -275,6 +308,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The payload, bounded like `payload`, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (h, t) = (self.header_len(), self.end);
         &mut self.buffer.as_mut()[h..t]
@@ -304,6 +338,7 @@ pub struct Repr {
 
 impl Repr {
     /// The fields of a checked packet (its options, fragment fields and checksum left out).
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Repr {
         Repr {
             src_addr: p.src_octets(),
@@ -318,6 +353,7 @@ impl Repr {
     }
 
     /// Length of the header `emit` writes ([`MIN_HEADER_LEN`]: no options).
+    #[inline]
     pub const fn header_len(&self) -> usize {
         MIN_HEADER_LEN
     }
@@ -325,6 +361,7 @@ impl Repr {
     /// Writes the 20-byte header at the start of `buf`, header checksum filled in. `Truncated`
     /// when `buf` is shorter than the header, `Malformed` when the total length would not fit
     /// in 16 bits.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
         let total = self
             .payload_len

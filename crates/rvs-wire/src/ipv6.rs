@@ -53,12 +53,14 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks version 6, that the payload length fits, and walks hop-by-hop, routing, fragment,
     /// destination-options and AH headers to the upper-layer protocol.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         Self::check(buffer, false)
     }
 
     /// Like `new_checked`, for a packet quoted inside an ICMPv6 error: the payload may be cut
     /// short; the extension headers walked must still be present.
+    #[inline]
     pub fn new_checked_quoted(buffer: T) -> Result<Self> {
         Self::check(buffer, true)
     }
@@ -137,6 +139,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// the fixed header's fields: extension headers are not walked, so `upper_protocol` is the
     /// fixed header's next header, `upper_offset` is 40 and `fragment` is `None`. Getters may
     /// panic on bytes that would not pass `new_checked`.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         let b = buffer.as_ref();
         let next = b.get(field::NXT_HDR).copied().unwrap_or(ip::IPV6_NO_NEXT);
@@ -154,11 +157,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// IP version (always 6 for a checked view).
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_TC_FLOW.start] >> 4
     }
 
     /// Traffic class.
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         let b = self.buffer.as_ref();
         let at = field::VER_TC_FLOW.start;
@@ -166,76 +171,91 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Flow label.
+    #[inline]
     pub fn flow_label(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::VER_TC_FLOW.start) & 0x000f_ffff
     }
 
     /// Payload length field (everything after the fixed header).
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Total length of the packet (40 + payload length).
+    #[inline]
     pub fn total_len(&self) -> usize {
         HEADER_LEN + self.payload_len() as usize
     }
 
     /// Next-header field of the fixed header.
+    #[inline]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[field::NXT_HDR]
     }
 
     /// Hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
 
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.src_octets())
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.dst_octets())
     }
 
     /// Source address bytes.
+    #[inline]
     pub fn src_octets(&self) -> [u8; 16] {
         read_array(self.buffer.as_ref(), field::SRC_ADDR.start)
     }
 
     /// Destination address bytes.
+    #[inline]
     pub fn dst_octets(&self) -> [u8; 16] {
         read_array(self.buffer.as_ref(), field::DST_ADDR.start)
     }
 
     /// The upper-layer protocol after the extension headers.
+    #[inline]
     pub fn upper_protocol(&self) -> u8 {
         self.upper_protocol
     }
 
     /// Offset of the upper-layer header from the start of the IPv6 header.
+    #[inline]
     pub fn upper_offset(&self) -> usize {
         self.upper_offset
     }
 
     /// Fragment header, if any.
+    #[inline]
     pub fn fragment(&self) -> Option<FragmentInfo> {
         self.fragment
     }
 
     /// True when the packet carries a fragment header that is not an atomic fragment.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.fragment.is_some_and(|f| f.offset != 0 || f.more)
     }
 
     /// Upper-layer length for the pseudo header (from the length field).
+    #[inline]
     pub fn upper_len(&self) -> usize {
         self.total_len().saturating_sub(self.upper_offset)
     }
 
     /// Upper-layer bytes (bounded by the payload length and the bytes present).
+    #[inline]
     pub fn upper_payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.upper_offset..self.end]
     }
@@ -244,26 +264,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the payload length field (the view's bounds stay those of the length it was built
     /// with).
+    #[inline]
     pub fn set_payload_len(&mut self, len: u16) {
         write_u16(self.buffer.as_mut(), field::LENGTH.start, len);
     }
 
     /// Sets the hop limit.
+    #[inline]
     pub fn set_hop_limit(&mut self, v: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = v;
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, addr: [u8; 16]) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&addr);
     }
 
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, addr: [u8; 16]) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&addr);
     }
 
     /// Upper-layer bytes, mutable.
+    #[inline]
     pub fn upper_payload_mut(&mut self) -> &mut [u8] {
         let (o, t) = (self.upper_offset, self.end);
         &mut self.buffer.as_mut()[o..t]
@@ -291,6 +316,7 @@ pub struct Repr {
 
 impl Repr {
     /// The fixed header's fields of a checked packet.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Repr {
         Repr {
             src_addr: p.src_octets(),
@@ -304,12 +330,14 @@ impl Repr {
     }
 
     /// Length of the header `emit` writes ([`HEADER_LEN`]).
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Writes the 40-byte fixed header at the start of `buf`; `Truncated` when `buf` is
     /// shorter.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
         let b = room(buf, HEADER_LEN)?;
         let word = (6 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0xf_ffff);

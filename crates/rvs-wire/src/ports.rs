@@ -20,6 +20,7 @@ pub struct Ports<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Ports<T> {
     /// Checks four bytes are present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < field::DST_PORT.end {
             return Err(WireError::Truncated);
@@ -28,18 +29,22 @@ impl<T: AsRef<[u8]>> Ports<T> {
     }
     /// Wraps bytes that already passed [`Ports::new_checked`] without checking them again.
     /// Getters may panic on bytes that would not pass.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Ports { buffer }
     }
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
     /// Number of bytes of the transport header present.
+    #[inline]
     pub fn available(&self) -> usize {
         self.buffer.as_ref().len()
     }
@@ -47,10 +52,12 @@ impl<T: AsRef<[u8]>> Ports<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ports<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
     }
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
     }

@@ -123,22 +123,27 @@ pub struct Chunk<'a> {
 
 impl<'a> Chunk<'a> {
     /// Chunk type (see [`chunk_type`]).
+    #[inline]
     pub fn chunk_type(&self) -> u8 {
         self.bytes[field::CHUNK_TYPE]
     }
     /// Chunk flags.
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.bytes[field::CHUNK_FLAGS]
     }
     /// Chunk length field (header and value, without padding).
+    #[inline]
     pub fn length(&self) -> u16 {
         read_u16(self.bytes, field::CHUNK_LENGTH.start)
     }
     /// The value after the 4-byte header.
+    #[inline]
     pub fn value(&self) -> &'a [u8] {
         &self.bytes[CHUNK_HEADER_LEN..]
     }
     /// Header and value.
+    #[inline]
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
@@ -186,6 +191,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the 12-byte common header is present (chunks are checked as they are read).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -194,22 +200,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Wraps bytes that already passed [`Packet::new_checked`] without checking them again.
     /// Getters may panic on bytes that would not pass.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
     /// Verification tag.
+    #[inline]
     pub fn verification_tag(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::VERIFICATION_TAG.start)
     }
     /// Checksum field as a CRC32c value (the field is stored least significant byte first).
+    #[inline]
     pub fn checksum(&self) -> u32 {
         u32::from_le_bytes(crate::field::read_array(
             self.buffer.as_ref(),
@@ -218,18 +229,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// The checksum this packet should carry (CRC32c over the whole buffer, checksum field as
     /// zero).
+    #[inline]
     pub fn compute_checksum(&self) -> u32 {
         compute_checksum(self.buffer.as_ref())
     }
     /// True when the checksum field matches the packet.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         self.checksum() == self.compute_checksum()
     }
     /// The bytes after the common header (the chunks and their padding).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
     /// The chunks, in order.
+    #[inline]
     pub fn chunks(&self) -> Chunks<'_> {
         Chunks {
             rest: self.payload(),
@@ -237,6 +252,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// The header of the chunk starting `offset` bytes after the common header, when its four
     /// bytes are present (its value need not be: this is how IPVS peeks at chunk types).
+    #[inline]
     pub fn chunk_header_at(&self, offset: usize) -> Option<ChunkHeader> {
         let b = self.payload().get(offset..)?.get(..CHUNK_HEADER_LEN)?;
         Some(ChunkHeader {
@@ -246,11 +262,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
         })
     }
     /// The first chunk's header, when present.
+    #[inline]
     pub fn first_chunk_header(&self) -> Option<ChunkHeader> {
         self.chunk_header_at(0)
     }
     /// The offset (after the common header) of the chunk that follows the chunk at `offset`
     /// of length `length`: the length rounded up to 4 bytes.
+    #[inline]
     pub fn next_chunk_offset(offset: usize, length: u16) -> usize {
         offset.saturating_add(align4(usize::from(length)))
     }
@@ -258,22 +276,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port (the checksum must be computed again).
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
     }
     /// Sets the destination port (the checksum must be computed again).
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
     }
     /// Sets the verification tag (the checksum must be computed again).
+    #[inline]
     pub fn set_verification_tag(&mut self, v: u32) {
         self.buffer.as_mut()[field::VERIFICATION_TAG].copy_from_slice(&v.to_be_bytes());
     }
     /// Sets the checksum field to a CRC32c value (stored least significant byte first).
+    #[inline]
     pub fn set_checksum(&mut self, v: u32) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_le_bytes());
     }
     /// Computes the checksum over the whole buffer and stores it.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         let c = self.compute_checksum();
         self.set_checksum(c);

@@ -41,26 +41,32 @@ impl Flags {
     pub const URG: u8 = 0x20;
 
     /// FIN set.
+    #[inline]
     pub fn fin(self) -> bool {
         self.0 & Self::FIN != 0
     }
     /// SYN set.
+    #[inline]
     pub fn syn(self) -> bool {
         self.0 & Self::SYN != 0
     }
     /// RST set.
+    #[inline]
     pub fn rst(self) -> bool {
         self.0 & Self::RST != 0
     }
     /// PSH set.
+    #[inline]
     pub fn psh(self) -> bool {
         self.0 & Self::PSH != 0
     }
     /// ACK set.
+    #[inline]
     pub fn ack(self) -> bool {
         self.0 & Self::ACK != 0
     }
     /// URG set.
+    #[inline]
     pub fn urg(self) -> bool {
         self.0 & Self::URG != 0
     }
@@ -74,6 +80,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks `20 <= data offset * 4 <= buffer length`.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -91,47 +98,58 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Wraps bytes that already passed [`Packet::new_checked`] without checking them again.
     /// Getters may panic on bytes that would not pass.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
     /// Sequence number.
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
     }
     /// Acknowledgement number.
+    #[inline]
     pub fn ack_number(&self) -> u32 {
         read_u32(self.buffer.as_ref(), field::ACK_NUM.start)
     }
     /// Header length in bytes.
+    #[inline]
     pub fn header_len(&self) -> usize {
         ((self.buffer.as_ref()[field::DATA_OFF] >> 4) as usize) * 4
     }
     /// Flags byte.
+    #[inline]
     pub fn flags(&self) -> Flags {
         Flags(self.buffer.as_ref()[field::FLAGS])
     }
     /// Window size.
+    #[inline]
     pub fn window(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::WIN_SIZE.start)
     }
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), CHECKSUM_OFFSET)
     }
     /// Urgent pointer.
+    #[inline]
     pub fn urgent(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::URGENT.start)
     }
     /// Segment data after the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
@@ -139,26 +157,32 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
     }
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
     }
     /// Sets the sequence number.
+    #[inline]
     pub fn set_seq_number(&mut self, v: u32) {
         write_u32(self.buffer.as_mut(), field::SEQ_NUM.start, v);
     }
     /// Sets the acknowledgement number.
+    #[inline]
     pub fn set_ack_number(&mut self, v: u32) {
         write_u32(self.buffer.as_mut(), field::ACK_NUM.start, v);
     }
     /// Sets the flags byte.
+    #[inline]
     pub fn set_flags(&mut self, f: Flags) {
         self.buffer.as_mut()[field::FLAGS] = f.0;
     }
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), CHECKSUM_OFFSET, v);
     }

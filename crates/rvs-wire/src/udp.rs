@@ -25,6 +25,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the 8-byte header is present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -33,30 +34,37 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Wraps bytes that already passed [`Packet::new_checked`] (or that a [`Repr`] emitted)
     /// without checking them again. Getters may panic on bytes that would not pass.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
     /// Length field.
+    #[inline]
     pub fn len(&self) -> u16 {
         read_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
     /// True when the length field is zero.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Checksum field (0 = none, IPv4 only).
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), CHECKSUM_OFFSET)
     }
     /// Data after the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
@@ -64,18 +72,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
     }
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
     }
     /// Sets the length field.
+    #[inline]
     pub fn set_len(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), field::LENGTH.start, v);
     }
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), CHECKSUM_OFFSET, v);
     }
@@ -96,6 +108,7 @@ pub struct Repr {
 
 impl Repr {
     /// The fields of a checked header; `Malformed` when its length field is below 8.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Repr> {
         let payload_len = p
             .len()
@@ -110,12 +123,14 @@ impl Repr {
     }
 
     /// Length of the header `emit` writes ([`HEADER_LEN`]).
+    #[inline]
     pub const fn header_len(&self) -> usize {
         HEADER_LEN
     }
 
     /// Writes the 8-byte header at the start of `buf`. `Truncated` when `buf` is shorter,
     /// `Malformed` when the length field would not fit in 16 bits.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
         let len = self
             .payload_len
