@@ -50,69 +50,66 @@ fn reason(e: WireError) -> DropReason {
 
 /// Parses the Ethernet and IP headers, and the transport header of a TCP, UDP or SCTP packet
 /// that is not a fragment. `Ok(None)` for frames that are not IP.
+///
+/// Inlined into its one caller: returned through memory, the context was copied out of the
+/// `Result` field by field, and those loads waited on the parser's stores.
+#[inline(always)]
 pub(crate) fn parse(frame: &[u8], meta: &PacketMeta) -> Result<Option<Parsed>, DropReason> {
     let eth = ethernet::Frame::new_checked(frame).map_err(reason)?;
     let l3 = eth.l3_offset();
     let body = frame.get(l3..).ok_or(DropReason::Truncated)?;
-    let mut p = match eth.ethertype() {
+    let (lay, src, dst, ip_len, ttl, fragment) = match eth.ethertype() {
         ethernet::ETHERTYPE_IPV4 => {
             let p = ipv4::Packet::new_checked(body).map_err(reason)?;
             let total = p.total_len() as usize;
-            Parsed {
-                lay: Layout {
-                    v6: false,
-                    l3,
-                    l4: l3 + p.header_len(),
-                    end: l3 + total,
-                    proto: p.protocol(),
-                },
-                src: mapped(p.src_octets()),
-                dst: mapped(p.dst_octets()),
-                ip_len: total as u32,
-                ttl: p.ttl(),
-                fragment: p.is_fragment(),
-                sport: 0,
-                dport: 0,
-                flags: 0,
-                csum_partial: meta.csum_partial,
-            }
+            let lay = Layout {
+                v6: false,
+                l3,
+                l4: l3 + p.header_len(),
+                end: l3 + total,
+                proto: p.protocol(),
+            };
+            let (src, dst) = (mapped(p.src_octets()), mapped(p.dst_octets()));
+            (lay, src, dst, total as u32, p.ttl(), p.is_fragment())
         }
         ethernet::ETHERTYPE_IPV6 => {
             let p = ipv6::Packet::new_checked(body).map_err(reason)?;
             let total = p.total_len();
-            Parsed {
-                lay: Layout {
-                    v6: true,
-                    l3,
-                    l4: l3 + p.upper_offset(),
-                    end: l3 + total,
-                    proto: p.upper_protocol(),
-                },
-                src: p.src_octets(),
-                dst: p.dst_octets(),
-                ip_len: total as u32,
-                ttl: p.hop_limit(),
-                fragment: p.is_fragment(),
-                sport: 0,
-                dport: 0,
-                flags: 0,
-                csum_partial: meta.csum_partial,
-            }
+            let lay = Layout {
+                v6: true,
+                l3,
+                l4: l3 + p.upper_offset(),
+                end: l3 + total,
+                proto: p.upper_protocol(),
+            };
+            let (src, dst) = (p.src_octets(), p.dst_octets());
+            (lay, src, dst, total as u32, p.hop_limit(), p.is_fragment())
         }
         _ => return Ok(None),
     };
-    if !p.fragment && matches!(p.lay.proto, ip::TCP | ip::UDP | ip::SCTP) {
-        ports(frame, &mut p)?;
-    }
-    Ok(Some(p))
+    let (sport, dport, flags) = match lay.proto {
+        ip::TCP | ip::UDP | ip::SCTP if !fragment => ports(frame, &lay)?,
+        _ => (0, 0, 0),
+    };
+    Ok(Some(Parsed {
+        lay,
+        src,
+        dst,
+        ip_len,
+        ttl,
+        fragment,
+        sport,
+        dport,
+        flags,
+        csum_partial: meta.csum_partial,
+    }))
 }
 
-/// Reads ports (and TCP flags, or the SCTP event) of a TCP, UDP or SCTP packet into `p`.
-fn ports(frame: &[u8], p: &mut Parsed) -> Result<(), DropReason> {
-    let b = frame
-        .get(p.lay.l4..p.lay.end)
-        .ok_or(DropReason::Truncated)?;
-    (p.sport, p.dport, p.flags) = match p.lay.proto {
+/// The ports (and TCP flags, or the SCTP event) of a TCP, UDP or SCTP packet.
+#[inline]
+fn ports(frame: &[u8], lay: &Layout) -> Result<(u16, u16, u8), DropReason> {
+    let b = frame.get(lay.l4..lay.end).ok_or(DropReason::Truncated)?;
+    Ok(match lay.proto {
         ip::TCP => {
             let t = tcp::Packet::new_checked(b).map_err(reason)?;
             (t.src_port(), t.dst_port(), t.flags().0)
@@ -125,6 +122,5 @@ fn ports(frame: &[u8], p: &mut Parsed) -> Result<(), DropReason> {
             let u = udp::Packet::new_checked(b).map_err(reason)?;
             (u.src_port(), u.dst_port(), 0)
         }
-    };
-    Ok(())
+    })
 }
