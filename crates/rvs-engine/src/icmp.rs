@@ -6,7 +6,7 @@ use rvs_wire::{icmpv4, icmpv6, ip, ipv4, ipv6, ports};
 
 use crate::datapath::Layout;
 use crate::flow::{mapped, v4_part, Direction};
-use crate::nat::{rewrite_l4, Side};
+use crate::nat::{rewrite_quoted_l4, Side};
 
 /// The packet quoted inside an ICMP error.
 #[derive(Debug, Clone, Copy)]
@@ -216,17 +216,12 @@ fn translate_quoted(
     let Some(ql4) = frame.get_mut(q.l4..lay.end) else {
         return false;
     };
-    if !rewrite_l4(
+    rewrite_quoted_l4(
         ql4,
         q.proto,
         lay.v6,
         side,
         &old_quoted,
-        new_addr,
-        new_port,
-        false,
-    ) {
-        return false;
-    }
-    true
+        (new_addr, new_port),
+    )
 }

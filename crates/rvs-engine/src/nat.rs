@@ -25,31 +25,48 @@ pub(crate) enum Side {
     Dst,
 }
 
-/// Updates an L4 checksum field for an address and port change.
-pub(crate) fn l4_checksum(
-    field: u16,
-    old_addr: &[u8; 16],
-    new_addr: &[u8; 16],
+/// The address and port change of one end of a packet.
+#[derive(Debug, Clone, Copy)]
+struct Change<'a> {
+    old_addr: &'a [u8; 16],
+    new_addr: &'a [u8; 16],
     old_port: u16,
     new_port: u16,
-    v6: bool,
-    partial: bool,
-) -> u16 {
-    let (o4, n4) = (v4_part(old_addr), v4_part(new_addr));
+}
+
+/// Updates an L4 checksum field for the change `c`.
+fn l4_checksum(field: u16, c: &Change<'_>, v6: bool, partial: bool) -> u16 {
+    let (o4, n4) = (v4_part(c.old_addr), v4_part(c.new_addr));
     if partial {
         if v6 {
-            checksum::update_partial128(field, *old_addr, *new_addr)
+            checksum::update_partial128(field, *c.old_addr, *c.new_addr)
         } else {
             checksum::update_partial32(field, o4, n4)
         }
     } else {
-        let c = if v6 {
-            checksum::update128(field, *old_addr, *new_addr)
+        let sum = if v6 {
+            checksum::update128(field, *c.old_addr, *c.new_addr)
         } else {
             checksum::update32(field, o4, n4)
         };
-        checksum::update16(c, old_port, new_port)
+        checksum::update16(sum, c.old_port, c.new_port)
     }
+}
+
+/// The new value of the checksum field `old` of a TCP or UDP header for the change `c`, or
+/// `None` when it stays as it is: a zero IPv4 UDP checksum means "none". A complete UDP
+/// checksum that comes out 0 is sent as 0xffff.
+fn l4_field(proto: u8, v6: bool, partial: bool, old: u16, c: &Change<'_>) -> Option<u16> {
+    let udp = proto == ip::UDP;
+    if udp && !v6 && !partial && old == 0 {
+        return None;
+    }
+    let new = l4_checksum(old, c, v6, partial);
+    Some(if udp && !partial && new == 0 {
+        0xffff
+    } else {
+        new
+    })
 }
 
 /// Offset of the checksum field within a TCP or UDP header.
@@ -132,37 +149,33 @@ fn rewrite_side(
         Side::Src => (&p.src, p.sport),
         Side::Dst => (&p.dst, p.dport),
     };
+    let change = Change {
+        old_addr,
+        new_addr,
+        old_port,
+        new_port,
+    };
     let Some(l4) = frame.get_mut(lay.l4..lay.end) else {
         return false;
     };
-    let partial = p.csum_partial;
     // SCTP: only the port (its checksum covers the whole packet: see `sctp_checksum`).
     let mut ports = ports::Ports::new_unchecked(&mut l4[..]);
     match side {
         Side::Src => ports.set_src_port(new_port),
         Side::Dst => ports.set_dst_port(new_port),
     }
+    let (v6, partial) = (lay.v6, p.csum_partial);
     match lay.proto {
         ip::TCP => {
             let mut t = tcp::Packet::new_unchecked(l4);
-            let c = l4_checksum(
-                t.checksum(),
-                old_addr,
-                new_addr,
-                old_port,
-                new_port,
-                lay.v6,
-                partial,
-            );
-            t.set_checksum(c);
+            if let Some(c) = l4_field(ip::TCP, v6, partial, t.checksum(), &change) {
+                t.set_checksum(c);
+            }
         }
         ip::UDP => {
             let mut u = udp::Packet::new_unchecked(l4);
-            let old = u.checksum();
-            // A zero IPv4 UDP checksum means "none" and stays zero.
-            if lay.v6 || partial || old != 0 {
-                let c = l4_checksum(old, old_addr, new_addr, old_port, new_port, lay.v6, partial);
-                u.set_checksum(if c == 0 && !partial { 0xffff } else { c });
+            if let Some(c) = l4_field(ip::UDP, v6, partial, u.checksum(), &change) {
+                u.set_checksum(c);
             }
         }
         ip::SCTP => {}
@@ -171,33 +184,24 @@ fn rewrite_side(
     true
 }
 
-/// Rewrites the port and checksum of a TCP/UDP header (which may be cut short, as in an ICMP
-/// quote: the checksum is only touched when present). For SCTP only the port: its checksum
-/// covers the whole packet, which the caller computes again (a quoted one is left as IPVS's
-/// `ip_vs_nat_icmp` leaves it).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn rewrite_l4(
+/// Rewrites the port and checksum of the TCP, UDP or SCTP header quoted by an ICMP error, as
+/// far as it is quoted (the checksum is only touched when present). `old_addr` is the address
+/// the quoted IP header had on that side. For SCTP only the port: its checksum covers the
+/// whole packet, and a quoted one is left as IPVS's `ip_vs_nat_icmp` leaves it.
+pub(crate) fn rewrite_quoted_l4(
     l4: &mut [u8],
     proto: u8,
     v6: bool,
     side: Side,
     old_addr: &[u8; 16],
-    new_addr: &[u8; 16],
-    new_port: u16,
-    partial: bool,
+    (new_addr, new_port): (&[u8; 16], u16),
 ) -> bool {
+    let coff = l4_checksum_offset(proto);
+    if coff.is_none() && proto != ip::SCTP {
+        return false;
+    }
     let Ok(mut ports) = ports::Ports::new_checked(&mut l4[..]) else {
         return false;
-    };
-    let Some(coff) = l4_checksum_offset(proto) else {
-        if proto != ip::SCTP {
-            return false;
-        }
-        match side {
-            Side::Src => ports.set_src_port(new_port),
-            Side::Dst => ports.set_dst_port(new_port),
-        }
-        return true;
     };
     let old_port = match side {
         Side::Src => ports.src_port(),
@@ -207,18 +211,18 @@ pub(crate) fn rewrite_l4(
         Side::Src => ports.set_src_port(new_port),
         Side::Dst => ports.set_dst_port(new_port),
     }
-    let Some(field) = l4.get_mut(coff..coff + 2) else {
+    let Some(field) = coff.and_then(|at| l4.get_mut(at..at + 2)) else {
         return true;
     };
+    let change = Change {
+        old_addr,
+        new_addr,
+        old_port,
+        new_port,
+    };
     let old = u16::from_be_bytes([field[0], field[1]]);
-    let udp = proto == ip::UDP;
-    if udp && !v6 && !partial && old == 0 {
-        return true;
+    if let Some(new) = l4_field(proto, v6, false, old, &change) {
+        field.copy_from_slice(&new.to_be_bytes());
     }
-    let mut new = l4_checksum(old, old_addr, new_addr, old_port, new_port, v6, partial);
-    if udp && !partial && new == 0 {
-        new = 0xffff;
-    }
-    field.copy_from_slice(&new.to_be_bytes());
     true
 }
