@@ -102,25 +102,37 @@ struct Inner {
 }
 
 fn inner_facts(inner: &[u8]) -> Result<Inner, TunnelError> {
+    // Only the fixed header's fields are read, once its bytes are known to be there.
     match inner.first().map(|b| b >> 4) {
-        Some(4) if inner.len() >= 20 => Ok(Inner {
-            v6: false,
-            len: usize::from(u16::from_be_bytes([inner[2], inner[3]])),
-            dsfield: inner[1],
-            ttl: inner[8],
-            df: inner[6] & 0x40 != 0,
-        }),
-        Some(6) if inner.len() >= 40 => Ok(Inner {
-            v6: true,
-            len: 40 + usize::from(u16::from_be_bytes([inner[4], inner[5]])),
-            dsfield: (inner[0] << 4) | (inner[1] >> 4),
-            ttl: inner[7],
-            df: false,
-        }),
+        Some(4) if inner.len() >= ipv4::MIN_HEADER_LEN => {
+            let p = ipv4::Packet::new_unchecked(inner);
+            Ok(Inner {
+                v6: false,
+                len: usize::from(p.total_len()),
+                dsfield: p.dscp_ecn(),
+                ttl: p.ttl(),
+                df: p.dont_frag(),
+            })
+        }
+        Some(6) if inner.len() >= ipv6::HEADER_LEN => {
+            let p = ipv6::Packet::new_unchecked(inner);
+            Ok(Inner {
+                v6: true,
+                len: p.total_len(),
+                dsfield: p.traffic_class(),
+                ttl: p.hop_limit(),
+                df: false,
+            })
+        }
         _ => Err(TunnelError::BadInner),
     }
     .and_then(|f| {
-        if f.len > inner.len() || f.len < if f.v6 { 40 } else { 20 } {
+        let min = if f.v6 {
+            ipv6::HEADER_LEN
+        } else {
+            ipv4::MIN_HEADER_LEN
+        };
+        if f.len > inner.len() || f.len < min {
             Err(TunnelError::BadInner)
         } else {
             Ok(f)
@@ -183,15 +195,23 @@ pub fn overhead(cfg: &TunnelConfig, outer_v6: bool, csum_partial: bool) -> usize
 /// The GUE source port of a flow: a hash of the inner addresses and ports scaled into the
 /// ephemeral range (`udp_flow_src_port`), so one flow always uses one port.
 fn gue_source_port(inner: &[u8], v6: bool) -> u16 {
+    // `inner_facts` checked the fixed header is there.
+    let mut addrs = [0u8; 32];
     let (addrs, l4) = if v6 {
-        (inner.get(8..40), 40)
+        let p = ipv6::Packet::new_unchecked(inner);
+        addrs[..16].copy_from_slice(&p.src_octets());
+        addrs[16..].copy_from_slice(&p.dst_octets());
+        (&addrs[..], ipv6::HEADER_LEN)
     } else {
-        let ihl = usize::from(inner[0] & 0x0f) * 4;
-        (inner.get(12..20), ihl)
+        let p = ipv4::Packet::new_unchecked(inner);
+        addrs[..4].copy_from_slice(&p.src_octets());
+        addrs[4..8].copy_from_slice(&p.dst_octets());
+        (&addrs[..8], p.header_len())
     };
+    // The transport header's first four bytes: the ports of TCP, UDP and SCTP.
     let ports = inner.get(l4..l4 + 4).unwrap_or(&[]);
     let mut h: u32 = 0x811c_9dc5;
-    for b in addrs.unwrap_or(&[]).iter().chain(ports) {
+    for b in addrs.iter().chain(ports) {
         h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
     }
     let span = u64::from(SPORT_MAX - SPORT_MIN);
