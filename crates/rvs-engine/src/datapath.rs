@@ -1,12 +1,28 @@
 //! Frame parsing for the data plane: Ethernet (VLAN tags skipped), IPv4/IPv6, and the L4 ports.
+//!
+//! A frame is parsed once, at the start of `Engine::handle`, into a [`Parsed`]; everything after
+//! (connection lookup, state, NAT rewriting) reads it instead of parsing again, and the
+//! rewriters wrap its already-checked offsets in unchecked views.
 
 use rvs_wire::{ethernet, ip, ipv4, ipv6, sctp, tcp, udp, WireError};
 
 use crate::flow::mapped;
-use crate::nat::Layout;
-use crate::verdict::DropReason;
+use crate::verdict::{DropReason, PacketMeta};
 
-/// The network-layer facts of a frame.
+/// Where the packet's headers are in the frame, from the parse. The parser checked that the
+/// IP header lies in `l3..end` and, for TCP, UDP and SCTP (not fragments), that the transport
+/// header lies in `l4..end`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub(crate) v6: bool,
+    pub(crate) l3: usize,
+    pub(crate) l4: usize,
+    pub(crate) end: usize,
+    pub(crate) proto: u8,
+}
+
+/// The parsed packet context: what one parse of a frame found, threaded from the parser to
+/// the rewriters.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Parsed {
     pub(crate) lay: Layout,
@@ -16,15 +32,13 @@ pub(crate) struct Parsed {
     pub(crate) ip_len: u32,
     pub(crate) ttl: u8,
     pub(crate) fragment: bool,
-}
-
-/// Ports of a TCP, UDP or SCTP packet, and what its state machine needs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ports {
+    /// TCP, UDP, SCTP (not fragments): the ports. 0 otherwise.
     pub(crate) sport: u16,
     pub(crate) dport: u16,
-    /// TCP: the flags byte. SCTP: IPVS's chunk event (`sctp_event::event`). UDP: 0.
+    /// TCP: the flags byte. SCTP: IPVS's chunk event (`sctp_event::event`). Otherwise 0.
     pub(crate) flags: u8,
+    /// The frame came `CHECKSUM_PARTIAL` (see [`PacketMeta::csum_partial`]).
+    pub(crate) csum_partial: bool,
 }
 
 fn reason(e: WireError) -> DropReason {
@@ -34,81 +48,79 @@ fn reason(e: WireError) -> DropReason {
     }
 }
 
-/// Parses the Ethernet and IP headers. `Ok(None)` for frames that are not IP.
-pub(crate) fn parse(frame: &[u8]) -> Result<Option<Parsed>, DropReason> {
+/// Parses the Ethernet and IP headers, and the transport header of a TCP, UDP or SCTP packet
+/// that is not a fragment. `Ok(None)` for frames that are not IP.
+///
+/// Inlined into its one caller: returned through memory, the context was copied out of the
+/// `Result` field by field, and those loads waited on the parser's stores.
+#[inline(always)]
+pub(crate) fn parse(frame: &[u8], meta: &PacketMeta) -> Result<Option<Parsed>, DropReason> {
     let eth = ethernet::Frame::new_checked(frame).map_err(reason)?;
     let l3 = eth.l3_offset();
     let body = frame.get(l3..).ok_or(DropReason::Truncated)?;
-    match eth.ethertype() {
+    let (lay, src, dst, ip_len, ttl, fragment) = match eth.ethertype() {
         ethernet::ETHERTYPE_IPV4 => {
             let p = ipv4::Packet::new_checked(body).map_err(reason)?;
             let total = p.total_len() as usize;
-            Ok(Some(Parsed {
-                lay: Layout {
-                    v6: false,
-                    l3,
-                    l4: l3 + p.header_len(),
-                    end: l3 + total,
-                    proto: p.protocol(),
-                },
-                src: mapped(p.src_octets()),
-                dst: mapped(p.dst_octets()),
-                ip_len: total as u32,
-                ttl: p.ttl(),
-                fragment: p.is_fragment(),
-            }))
+            let lay = Layout {
+                v6: false,
+                l3,
+                l4: l3 + p.header_len(),
+                end: l3 + total,
+                proto: p.protocol(),
+            };
+            let (src, dst) = (mapped(p.src_octets()), mapped(p.dst_octets()));
+            (lay, src, dst, total as u32, p.ttl(), p.is_fragment())
         }
         ethernet::ETHERTYPE_IPV6 => {
             let p = ipv6::Packet::new_checked(body).map_err(reason)?;
             let total = p.total_len();
-            Ok(Some(Parsed {
-                lay: Layout {
-                    v6: true,
-                    l3,
-                    l4: l3 + p.upper_offset(),
-                    end: l3 + total,
-                    proto: p.upper_protocol(),
-                },
-                src: p.src_octets(),
-                dst: p.dst_octets(),
-                ip_len: total as u32,
-                ttl: p.hop_limit(),
-                fragment: p.is_fragment(),
-            }))
+            let lay = Layout {
+                v6: true,
+                l3,
+                l4: l3 + p.upper_offset(),
+                end: l3 + total,
+                proto: p.upper_protocol(),
+            };
+            let (src, dst) = (p.src_octets(), p.dst_octets());
+            (lay, src, dst, total as u32, p.hop_limit(), p.is_fragment())
         }
-        _ => Ok(None),
-    }
+        _ => return Ok(None),
+    };
+    let (sport, dport, flags) = match lay.proto {
+        ip::TCP | ip::UDP | ip::SCTP if !fragment => ports(frame, &lay)?,
+        _ => (0, 0, 0),
+    };
+    Ok(Some(Parsed {
+        lay,
+        src,
+        dst,
+        ip_len,
+        ttl,
+        fragment,
+        sport,
+        dport,
+        flags,
+        csum_partial: meta.csum_partial,
+    }))
 }
 
-/// Reads ports (and TCP flags, or the SCTP event) of a TCP, UDP or SCTP packet.
-pub(crate) fn ports(frame: &[u8], p: &Parsed) -> Result<Ports, DropReason> {
-    let b = frame
-        .get(p.lay.l4..p.lay.end)
-        .ok_or(DropReason::Truncated)?;
-    match p.lay.proto {
+/// The ports (and TCP flags, or the SCTP event) of a TCP, UDP or SCTP packet.
+#[inline]
+fn ports(frame: &[u8], lay: &Layout) -> Result<(u16, u16, u8), DropReason> {
+    let b = frame.get(lay.l4..lay.end).ok_or(DropReason::Truncated)?;
+    Ok(match lay.proto {
         ip::TCP => {
             let t = tcp::Packet::new_checked(b).map_err(reason)?;
-            Ok(Ports {
-                sport: t.src_port(),
-                dport: t.dst_port(),
-                flags: t.flags().0,
-            })
+            (t.src_port(), t.dst_port(), t.flags().0)
         }
         ip::SCTP => {
             let s = sctp::Packet::new_checked(b).map_err(reason)?;
-            Ok(Ports {
-                sport: s.src_port(),
-                dport: s.dst_port(),
-                flags: crate::sctp_event::event(&s),
-            })
+            (s.src_port(), s.dst_port(), crate::sctp_event::event(&s))
         }
         _ => {
             let u = udp::Packet::new_checked(b).map_err(reason)?;
-            Ok(Ports {
-                sport: u.src_port(),
-                dport: u.dst_port(),
-                flags: 0,
-            })
+            (u.src_port(), u.dst_port(), 0)
         }
-    }
+    })
 }

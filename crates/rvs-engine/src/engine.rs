@@ -241,7 +241,7 @@ impl Engine {
     /// Handles one Ethernet frame: parses it, finds or creates its connection, rewrites it in
     /// place and says what to do with it. Never panics.
     pub fn handle(&self, now: Millis, pkt: &mut PacketMeta, frame: &mut [u8]) -> Verdict {
-        let p = match datapath::parse(frame) {
+        let p = match datapath::parse(frame, pkt) {
             Ok(Some(p)) => p,
             Ok(None) => return Verdict::PassToKernel,
             Err(r) => return self.drop_packet(r),
@@ -254,41 +254,37 @@ impl Engine {
                 Verdict::PassToKernel
             };
         }
+        let mut cx = Cx {
+            now,
+            frame,
+            p: &p,
+            snap: &snap,
+        };
         match p.lay.proto {
-            ip::TCP | ip::UDP | ip::SCTP => self.handle_l4(now, pkt, frame, &p, &snap),
-            ip::ICMP if !p.lay.v6 => self.handle_icmp(now, frame, &p, &snap),
-            ip::ICMPV6 if p.lay.v6 => self.handle_icmp(now, frame, &p, &snap),
+            ip::TCP | ip::UDP | ip::SCTP => self.handle_l4(&mut cx),
+            ip::ICMP if !p.lay.v6 => self.handle_icmp(&mut cx),
+            ip::ICMPV6 if p.lay.v6 => self.handle_icmp(&mut cx),
             _ => Verdict::PassToKernel,
         }
     }
 
-    fn handle_l4(
-        &self,
-        now: Millis,
-        pkt: &PacketMeta,
-        frame: &mut [u8],
-        p: &Parsed,
-        snap: &Snapshot,
-    ) -> Verdict {
-        let ports = match datapath::ports(frame, p) {
-            Ok(x) => x,
-            Err(r) => return self.drop_packet(r),
-        };
+    fn handle_l4(&self, cx: &mut Cx<'_>) -> Verdict {
+        let p = cx.p;
         let t = Tuple {
             proto: p.lay.proto,
             v6: p.lay.v6,
             src: p.src,
             dst: p.dst,
-            sport: ports.sport,
-            dport: ports.dport,
+            sport: p.sport,
+            dport: p.dport,
         };
         let key = WireKey {
             addr: p.dst,
-            port: ports.dport,
+            port: p.dport,
             proto: p.lay.proto,
         };
-        if let Some(svc) = snap.lookup(&key, t.v6) {
-            return self.handle_to_service(now, pkt, frame, p, &t, ports.flags, svc, snap);
+        if let Some(svc) = cx.snap.lookup(&key, t.v6) {
+            return self.handle_to_service(cx, &t, svc);
         }
         // A reply from a real server?
         let h = flow_hash(&self.hasher, t.proto, &t.dst, t.dport);
@@ -296,38 +292,18 @@ impl Engine {
         let Some(slot) = shard.find(h, Direction::Output, &t) else {
             return Verdict::PassToKernel;
         };
-        if shard.get(slot).is_some_and(|c| c.expires <= now.0) {
+        if shard.get(slot).is_some_and(|c| c.expires <= cx.now.0) {
             unlink(&mut shard, slot, &self.hasher);
             return Verdict::PassToKernel;
         }
         if p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
         }
-        self.deliver(
-            shard,
-            slot,
-            Direction::Output,
-            now,
-            frame,
-            p,
-            ports.flags,
-            snap,
-            pkt,
-        )
+        self.deliver(shard, slot, Direction::Output, cx)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn handle_to_service(
-        &self,
-        now: Millis,
-        pkt: &PacketMeta,
-        frame: &mut [u8],
-        p: &Parsed,
-        t: &Tuple,
-        flags: u8,
-        svc: &ServiceRt,
-        snap: &Snapshot,
-    ) -> Verdict {
+    fn handle_to_service(&self, cx: &mut Cx<'_>, t: &Tuple, svc: &ServiceRt) -> Verdict {
+        let (now, snap, flags) = (cx.now, cx.snap, cx.p.flags);
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
         if let Some(slot) = shard.find(h, Direction::Input, t) {
@@ -350,20 +326,10 @@ impl Engine {
                 return self.drop_packet(DropReason::NoDestination);
             }
             if !expired && !reusable {
-                if p.ttl <= 1 {
+                if cx.p.ttl <= 1 {
                     return self.drop_packet(DropReason::TtlExceeded);
                 }
-                return self.deliver(
-                    shard,
-                    slot,
-                    Direction::Input,
-                    now,
-                    frame,
-                    p,
-                    flags,
-                    snap,
-                    pkt,
-                );
+                return self.deliver(shard, slot, Direction::Input, cx);
             }
             unlink(&mut shard, slot, &self.hasher);
         }
@@ -381,13 +347,14 @@ impl Engine {
             }
             _ => {}
         }
-        if p.ttl <= 1 {
+        if cx.p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
         }
+        let lay = &cx.p.lay;
         // A UDP datagram's data and its offset in the IP packet (for `--pe sip`).
-        let data = match (t.proto, frame.get(p.lay.l3..p.lay.end)) {
+        let data = match (t.proto, cx.frame.get(lay.l3..lay.end)) {
             (ip::UDP, Some(l3)) => {
-                let off = p.lay.l4 - p.lay.l3 + 8;
+                let off = lay.l4 - lay.l3 + 8;
                 (l3.get(off..).unwrap_or_default(), off)
             }
             _ => (&[][..], 0),
@@ -399,19 +366,9 @@ impl Engine {
                 dest,
                 dport,
                 method_flag,
-            } => return self.one_packet(shard, svc, &dest, dport, method_flag, frame, p, pkt),
+            } => return self.one_packet(shard, svc, (&dest, dport, method_flag), cx),
         };
-        self.deliver(
-            shard,
-            slot,
-            Direction::Input,
-            now,
-            frame,
-            p,
-            flags,
-            snap,
-            pkt,
-        )
+        self.deliver(shard, slot, Direction::Input, cx)
     }
 
     /// Schedules a new connection for tuple `t` of `svc` (`ip_vs_schedule`) and inserts it
@@ -503,25 +460,21 @@ impl Engine {
 
     /// One-packet scheduling (`-o`, UDP only): the datagram is scheduled and forwarded, and its
     /// connection is gone at once (IPVS never hashes it), so replies are not translated back.
-    #[allow(clippy::too_many_arguments)]
+    /// `pick` is the destination, the port toward it and the forwarding method's flag.
     fn one_packet(
         &self,
         mut shard: MutexGuard<'_, Shard>,
         svc: &ServiceRt,
-        dest: &DestRt,
-        dport: u16,
-        method_flag: u8,
-        frame: &mut [u8],
-        p: &Parsed,
-        pkt: &PacketMeta,
+        (dest, dport, method_flag): (&DestRt, u16, u8),
+        cx: &mut Cx<'_>,
     ) -> Verdict {
+        let p = cx.p;
         shard.stats_mut(svc.id).conns += 1;
         shard.stats_mut(dest.id).conns += 1;
         shard.count([svc.id, dest.id], Direction::Input, p.ip_len as u64);
         drop(shard);
         let daddr = to16(dest.addr);
-        if method_flag & F_NO_OUTPUT == 0
-            && !nat::rewrite(frame, &p.lay, Side::Dst, &daddr, dport, pkt.csum_partial)
+        if method_flag & F_NO_OUTPUT == 0 && !nat::rewrite(cx.frame, p, Side::Dst, (&daddr, dport))
         {
             return self.drop_packet(DropReason::Malformed);
         }
@@ -536,19 +489,14 @@ impl Engine {
 
     /// Updates state, timer and counters of a connection, then rewrites the packet (NAT) or
     /// leaves it byte for byte as it came (direct routing: the real server owns the VIP too).
-    #[allow(clippy::too_many_arguments)]
     fn deliver(
         &self,
         mut shard: MutexGuard<'_, Shard>,
         slot: u32,
         dir: Direction,
-        now: Millis,
-        frame: &mut [u8],
-        p: &Parsed,
-        flags: u8,
-        snap: &Snapshot,
-        pkt: &PacketMeta,
+        cx: &mut Cx<'_>,
     ) -> Verdict {
+        let (p, now, frame) = (cx.p, cx.now, &mut *cx.frame);
         let Some(c) = shard.get_mut(slot) else {
             return Verdict::PassToKernel;
         };
@@ -557,8 +505,8 @@ impl Engine {
         let tunnel = (c.flags & F_TUNNEL != 0).then(|| c.dest.tunnel());
         let local = c.flags & F_LOCAL != 0;
         let new = match c.proto {
-            ip::TCP => next_state(state, dir, no_output, flags),
-            ip::SCTP => sctp_state::next_state(state, dir, no_output, flags),
+            ip::TCP => next_state(state, dir, no_output, p.flags),
+            ip::SCTP => sctp_state::next_state(state, dir, no_output, p.flags),
             _ => state,
         };
         if new != state {
@@ -566,10 +514,10 @@ impl Engine {
             c.state = new as u8;
             state = new;
         }
-        c.expires = now.0.saturating_add(snap.timeouts.of(state));
+        c.expires = now.0.saturating_add(cx.snap.timeouts.of(state));
         // The records are made under the lock and queued once it is released.
         let synced = if matches!(dir, Direction::Input) && self.sync.exporting() {
-            self.sync.on_input(c, snap)
+            self.sync.on_input(c, cx.snap)
         } else {
             None
         };
@@ -584,7 +532,7 @@ impl Engine {
             if let Some(tcp) = frame.get_mut(p.lay.l4..p.lay.end) {
                 match dir {
                     Direction::Input => {
-                        if proxy::on_input(px, tcp, pkt.csum_partial) {
+                        if proxy::on_input(px, tcp, p.csum_partial) {
                             let mut bytes = [0u8; proxy::MAX_HEADER];
                             let n = px.header.len().min(proxy::MAX_HEADER);
                             bytes[..n].copy_from_slice(&px.header[..n]);
@@ -594,7 +542,7 @@ impl Engine {
                             });
                         }
                     }
-                    Direction::Output => proxy::on_output(px, tcp, pkt.csum_partial),
+                    Direction::Output => proxy::on_output(px, tcp, p.csum_partial),
                 }
             }
         }
@@ -610,28 +558,16 @@ impl Engine {
         }
         let rewritten = match (other, side) {
             _ if no_output => true,
-            (None, _) => nat::rewrite(frame, &p.lay, side, &addr, port, pkt.csum_partial),
-            (Some(src), Side::Dst) => nat::rewrite_both(
-                frame,
-                &p.lay,
-                (&src.0, src.1),
-                (&addr, port),
-                pkt.csum_partial,
-            ),
-            (Some(dst), Side::Src) => nat::rewrite_both(
-                frame,
-                &p.lay,
-                (&addr, port),
-                (&dst.0, dst.1),
-                pkt.csum_partial,
-            ),
+            (None, _) => nat::rewrite(frame, p, side, (&addr, port)),
+            (Some(src), Side::Dst) => nat::rewrite_both(frame, p, (&src.0, src.1), (&addr, port)),
+            (Some(dst), Side::Src) => nat::rewrite_both(frame, p, (&addr, port), (&dst.0, dst.1)),
         };
         if !rewritten {
             return self.drop_packet(DropReason::Malformed);
         }
         if let Some(insert) = insert {
             let Some(payload_offset) =
-                proxy::grow(frame, &p.lay, insert.as_bytes(), pkt.csum_partial)
+                proxy::grow(frame, &p.lay, insert.as_bytes(), p.csum_partial)
             else {
                 return self.drop_packet(DropReason::Malformed);
             };
@@ -652,7 +588,8 @@ impl Engine {
         )
     }
 
-    fn handle_icmp(&self, now: Millis, frame: &mut [u8], p: &Parsed, snap: &Snapshot) -> Verdict {
+    fn handle_icmp(&self, cx: &mut Cx<'_>) -> Verdict {
+        let (now, snap, p, frame) = (cx.now, cx.snap, cx.p, &mut *cx.frame);
         if !icmp::is_error(frame, &p.lay) {
             return Verdict::PassToKernel;
         }
@@ -745,6 +682,16 @@ impl Engine {
             to_ip(&next_hop, p.lay.v6),
         )
     }
+}
+
+/// One frame on its way through the data path: its bytes, what the one parse of it found,
+/// the time and the configuration snapshot it is handled under. The packet-handling functions
+/// take it instead of long argument lists.
+struct Cx<'a> {
+    now: Millis,
+    frame: &'a mut [u8],
+    p: &'a Parsed,
+    snap: &'a Snapshot,
 }
 
 /// Where a packet of a connection goes once rewritten: to the director's own stack (`local`),

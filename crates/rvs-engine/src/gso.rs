@@ -3,9 +3,9 @@
 //! for IP-in-IP). Every segment comes out complete: lengths, IPv4 ids and header checksums,
 //! TCP sequence numbers and flags, full L4 checksums. Pure, never panics.
 
-use rvs_wire::checksum;
 use rvs_wire::ip::{TCP, UDP};
-use rvs_wire::tcp::Flags;
+use rvs_wire::tcp::{self, Flags};
+use rvs_wire::{checksum, ipv4, ipv6, udp};
 
 /// TCP's CWR flag (`rvs_wire` names the flags up to URG only).
 const TCP_CWR: u8 = 0x80;
@@ -44,23 +44,27 @@ struct Layout {
 fn layout(l3: &[u8], kind: GsoKind) -> Result<Layout, GsoError> {
     let version = l3.first().ok_or(GsoError::Malformed)? >> 4;
     let (v6, ip_hlen, proto, end) = match version {
-        4 if l3.len() >= 20 => {
-            let ihl = usize::from(l3[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
-            if u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff != 0 {
+        4 => {
+            let p = ipv4::Packet::new_checked(l3).map_err(|_| GsoError::Malformed)?;
+            if p.is_fragment() {
                 return Err(GsoError::Unsupported);
             }
-            (false, ihl, l3[9], total)
+            (
+                false,
+                p.header_len(),
+                p.protocol(),
+                usize::from(p.total_len()),
+            )
         }
-        6 if l3.len() >= 40 => (
-            true,
-            40,
-            l3[6],
-            40 + usize::from(u16::from_be_bytes([l3[4], l3[5]])),
-        ),
+        6 if l3.len() >= ipv6::HEADER_LEN => {
+            // Extension headers are not walked: a next header other than the transport's is
+            // refused below.
+            let p = ipv6::Packet::new_unchecked(l3);
+            (true, ipv6::HEADER_LEN, p.next_header(), p.total_len())
+        }
         _ => return Err(GsoError::Malformed),
     };
-    if end > l3.len() || ip_hlen < 20 || end < ip_hlen {
+    if end > l3.len() {
         return Err(GsoError::Malformed);
     }
     let want = match kind {
@@ -74,16 +78,15 @@ fn layout(l3: &[u8], kind: GsoKind) -> Result<Layout, GsoError> {
             GsoError::Malformed
         });
     }
+    let l4 = &l3[ip_hlen..end];
     let l4_hlen = match kind {
-        GsoKind::Tcp => {
-            let off = *l3.get(ip_hlen + 12).ok_or(GsoError::Malformed)?;
-            usize::from(off >> 4) * 4
-        }
-        GsoKind::UdpL4 => 8,
+        GsoKind::Tcp => tcp::Packet::new_checked(l4)
+            .map_err(|_| GsoError::Malformed)?
+            .header_len(),
+        GsoKind::UdpL4 => udp::Packet::new_checked(l4)
+            .map(|_| udp::HEADER_LEN)
+            .map_err(|_| GsoError::Malformed)?,
     };
-    if l4_hlen < 8 || ip_hlen + l4_hlen > end {
-        return Err(GsoError::Malformed);
-    }
     Ok(Layout {
         v6,
         ip_hlen,
@@ -120,14 +123,19 @@ pub fn segment_with(
     let hlen = lay.ip_hlen + lay.l4_hlen;
     let payload = &l3[hlen..lay.end];
     let headers = &l3[..hlen];
-    let base_id = u16::from_be_bytes([l3[4], l3[5]]);
-    let base_seq = u32::from_be_bytes([
-        l3[lay.ip_hlen + 4],
-        l3[lay.ip_hlen + 5],
-        l3[lay.ip_hlen + 6],
-        l3[lay.ip_hlen + 7],
-    ]);
-    let flags = l3[lay.ip_hlen + 13];
+    // `layout` checked the headers: they are read and written through unchecked views.
+    let base_id = if lay.v6 {
+        0
+    } else {
+        ipv4::Packet::new_unchecked(headers).ident()
+    };
+    let (base_seq, flags) = match kind {
+        GsoKind::Tcp => {
+            let t = tcp::Packet::new_unchecked(&headers[lay.ip_hlen..]);
+            (t.seq_number(), t.flags().0)
+        }
+        GsoKind::UdpL4 => (0, 0),
+    };
     let count = payload.len().div_ceil(gso_size).max(1);
     buf.clear();
     buf.reserve(hlen + gso_size.min(payload.len()));
@@ -140,20 +148,24 @@ pub fn segment_with(
         buf.extend_from_slice(headers);
         buf.extend_from_slice(chunk);
         let seg_len = buf.len();
-        let l4 = lay.ip_hlen;
-        if lay.v6 {
-            buf[4..6].copy_from_slice(&((seg_len - 40) as u16).to_be_bytes());
+        let (ip_h, l4) = buf.split_at_mut(lay.ip_hlen);
+        let l4_len = l4.len() as u32;
+        let pseudo = if lay.v6 {
+            let mut p = ipv6::Packet::new_unchecked(&mut *ip_h);
+            p.set_payload_len((seg_len - ipv6::HEADER_LEN) as u16);
+            let proto = p.next_header();
+            checksum::pseudo_header_v6(p.src_octets(), p.dst_octets(), proto, l4_len)
         } else {
-            buf[2..4].copy_from_slice(&(seg_len as u16).to_be_bytes());
-            buf[4..6].copy_from_slice(&base_id.wrapping_add(i as u16).to_be_bytes());
-            buf[10..12].copy_from_slice(&[0, 0]);
-            let c = checksum::checksum(&buf[..lay.ip_hlen]);
-            buf[10..12].copy_from_slice(&c.to_be_bytes());
-        }
-        let proto = match kind {
+            let mut p = ipv4::Packet::new_unchecked(&mut *ip_h);
+            p.set_total_len(seg_len as u16);
+            p.set_ident(base_id.wrapping_add(i as u16));
+            p.fill_checksum();
+            checksum::pseudo_header_v4(p.src_octets(), p.dst_octets(), p.protocol(), l4_len)
+        };
+        match kind {
             GsoKind::Tcp => {
-                let seq = base_seq.wrapping_add(chunk_start as u32);
-                buf[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+                let mut t = tcp::Packet::new_unchecked(&mut *l4);
+                t.set_seq_number(base_seq.wrapping_add(chunk_start as u32));
                 let mut f = flags;
                 if i + 1 < count {
                     f &= !(Flags::FIN | Flags::PSH);
@@ -161,37 +173,19 @@ pub fn segment_with(
                 if i > 0 {
                     f &= !TCP_CWR;
                 }
-                buf[l4 + 13] = f;
-                buf[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
-                TCP
+                t.set_flags(Flags(f));
+                t.set_checksum(0);
+                let c = !checksum::fold(checksum::add_bytes(pseudo, l4));
+                tcp::Packet::new_unchecked(l4).set_checksum(c);
             }
             GsoKind::UdpL4 => {
-                buf[l4 + 4..l4 + 6].copy_from_slice(&((seg_len - l4) as u16).to_be_bytes());
-                buf[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
-                UDP
+                let mut u = udp::Packet::new_unchecked(&mut *l4);
+                u.set_len(l4_len as u16);
+                u.set_checksum(0);
+                let c = udp::checksum(pseudo, &[l4]);
+                udp::Packet::new_unchecked(l4).set_checksum(c);
             }
-        };
-        let l4_len = (seg_len - l4) as u32;
-        let pseudo = if lay.v6 {
-            let mut s = [0u8; 16];
-            let mut d = [0u8; 16];
-            s.copy_from_slice(&buf[8..24]);
-            d.copy_from_slice(&buf[24..40]);
-            checksum::pseudo_header_v6(s, d, proto, l4_len)
-        } else {
-            checksum::pseudo_header_v4(
-                [buf[12], buf[13], buf[14], buf[15]],
-                [buf[16], buf[17], buf[18], buf[19]],
-                proto,
-                l4_len,
-            )
-        };
-        let mut c = !checksum::fold(checksum::add_bytes(pseudo, &buf[l4..]));
-        if proto == UDP && c == 0 {
-            c = 0xffff;
         }
-        let at = if proto == TCP { l4 + 16 } else { l4 + 6 };
-        buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
         emit(buf);
     }
     Ok(count)

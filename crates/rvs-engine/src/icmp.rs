@@ -4,8 +4,9 @@
 
 use rvs_wire::{icmpv4, icmpv6, ip, ipv4, ipv6, ports};
 
+use crate::datapath::Layout;
 use crate::flow::{mapped, v4_part, Direction};
-use crate::nat::{rewrite_l4, Layout, Side};
+use crate::nat::{rewrite_quoted_l4, Side};
 
 /// The packet quoted inside an ICMP error.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +95,8 @@ pub(crate) fn parse_quoted(frame: &[u8], lay: &Layout) -> Option<Quoted> {
     })
 }
 
-/// Translates an ICMP error in place.
+/// Translates an ICMP error in place. The outer headers were checked by the parser and
+/// [`is_error`], the quoted ones by [`parse_quoted`]: they are not checked again.
 ///
 /// `Direction::Input`: from the client side about a reply (quoted VIP -> client): the outer
 /// destination and the quoted source become the real server's. `Direction::Output`: from the
@@ -129,9 +131,7 @@ pub(crate) fn translate(
         return false;
     };
     let (src, dst) = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else {
-            return false;
-        };
+        let mut p = ipv6::Packet::new_unchecked(l3);
         match dir {
             Direction::Input => p.set_dst_addr(c.daddr),
             Direction::Output => {
@@ -148,9 +148,7 @@ pub(crate) fn translate(
         p.set_hop_limit(p.hop_limit().saturating_sub(1));
         (p.src_octets(), p.dst_octets())
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else {
-            return false;
-        };
+        let mut p = ipv4::Packet::new_unchecked(l3);
         match dir {
             Direction::Input => p.set_dst_update_checksum(v4_part(&c.daddr)),
             Direction::Output => {
@@ -172,15 +170,9 @@ pub(crate) fn translate(
         return false;
     };
     if lay.v6 {
-        let Ok(mut m) = icmpv6::Packet::new_checked(&mut msg[..]) else {
-            return false;
-        };
-        m.fill_checksum(src, dst);
+        icmpv6::Packet::new_unchecked(msg).fill_checksum(src, dst);
     } else {
-        let Ok(mut m) = icmpv4::Packet::new_checked(&mut msg[..]) else {
-            return false;
-        };
-        m.fill_checksum();
+        icmpv4::Packet::new_unchecked(msg).fill_checksum();
     }
     true
 }
@@ -200,9 +192,7 @@ fn translate_quoted(
         return false;
     };
     let old_quoted = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked_quoted(&mut qb[..]) else {
-            return false;
-        };
+        let mut p = ipv6::Packet::new_unchecked(&mut qb[..]);
         match side {
             Side::Src => p.set_src_addr(*new_addr),
             Side::Dst => p.set_dst_addr(*new_addr),
@@ -212,9 +202,7 @@ fn translate_quoted(
             Side::Dst => q.dst,
         }
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked_quoted(&mut qb[..]) else {
-            return false;
-        };
+        let mut p = ipv4::Packet::new_unchecked(&mut qb[..]);
         match side {
             Side::Src => p.set_src_update_checksum(v4_part(new_addr)),
             Side::Dst => p.set_dst_update_checksum(v4_part(new_addr)),
@@ -228,17 +216,12 @@ fn translate_quoted(
     let Some(ql4) = frame.get_mut(q.l4..lay.end) else {
         return false;
     };
-    if !rewrite_l4(
+    rewrite_quoted_l4(
         ql4,
         q.proto,
         lay.v6,
         side,
         &old_quoted,
-        new_addr,
-        new_port,
-        false,
-    ) {
-        return false;
-    }
-    true
+        (new_addr, new_port),
+    )
 }

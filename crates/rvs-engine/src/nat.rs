@@ -11,8 +11,9 @@
 //! leaves it valid, and it is computed again over the whole packet only when a port changed or
 //! the frame came `CHECKSUM_PARTIAL` (IPVS's `sctp_dnat_handler` / `sctp_snat_handler`).
 
-use rvs_wire::{checksum, ip, ipv4, ipv6, sctp};
+use rvs_wire::{checksum, ip, ipv4, ipv6, ports, sctp, tcp, udp};
 
+use crate::datapath::Parsed;
 use crate::flow::v4_part;
 
 /// Which end of the packet is rewritten.
@@ -24,197 +25,183 @@ pub(crate) enum Side {
     Dst,
 }
 
-/// Where the packet's headers are, from the parse.
+/// The address and port change of one end of a packet.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Layout {
-    pub(crate) v6: bool,
-    pub(crate) l3: usize,
-    pub(crate) l4: usize,
-    pub(crate) end: usize,
-    pub(crate) proto: u8,
-}
-
-/// Updates an L4 checksum field for an address and port change.
-pub(crate) fn l4_checksum(
-    field: u16,
-    old_addr: &[u8; 16],
-    new_addr: &[u8; 16],
+struct Change<'a> {
+    old_addr: &'a [u8; 16],
+    new_addr: &'a [u8; 16],
     old_port: u16,
     new_port: u16,
-    v6: bool,
-    partial: bool,
-) -> u16 {
-    let (o4, n4) = (v4_part(old_addr), v4_part(new_addr));
+}
+
+/// Updates an L4 checksum field for the change `c`.
+fn l4_checksum(field: u16, c: &Change<'_>, v6: bool, partial: bool) -> u16 {
+    let (o4, n4) = (v4_part(c.old_addr), v4_part(c.new_addr));
     if partial {
         if v6 {
-            checksum::update_partial128(field, *old_addr, *new_addr)
+            checksum::update_partial128(field, *c.old_addr, *c.new_addr)
         } else {
             checksum::update_partial32(field, o4, n4)
         }
     } else {
-        let c = if v6 {
-            checksum::update128(field, *old_addr, *new_addr)
+        let sum = if v6 {
+            checksum::update128(field, *c.old_addr, *c.new_addr)
         } else {
             checksum::update32(field, o4, n4)
         };
-        checksum::update16(c, old_port, new_port)
+        checksum::update16(sum, c.old_port, c.new_port)
     }
+}
+
+/// The new value of the checksum field `old` of a TCP or UDP header for the change `c`, or
+/// `None` when it stays as it is: a zero IPv4 UDP checksum means "none". A complete UDP
+/// checksum that comes out 0 is sent as 0xffff.
+fn l4_field(proto: u8, v6: bool, partial: bool, old: u16, c: &Change<'_>) -> Option<u16> {
+    let udp = proto == ip::UDP;
+    if udp && !v6 && !partial && old == 0 {
+        return None;
+    }
+    let new = l4_checksum(old, c, v6, partial);
+    Some(if udp && !partial && new == 0 {
+        0xffff
+    } else {
+        new
+    })
 }
 
 /// Offset of the checksum field within a TCP or UDP header.
 pub(crate) fn l4_checksum_offset(proto: u8) -> Option<usize> {
     match proto {
-        ip::TCP => Some(rvs_wire::tcp::CHECKSUM_OFFSET),
-        ip::UDP => Some(rvs_wire::udp::CHECKSUM_OFFSET),
+        ip::TCP => Some(tcp::CHECKSUM_OFFSET),
+        ip::UDP => Some(udp::CHECKSUM_OFFSET),
         _ => None,
     }
 }
 
-/// Rewrites one side of a TCP, UDP or SCTP packet in place. Returns false if the headers no
-/// longer parse (cannot happen for a frame the engine parsed, but nothing here may panic).
-pub(crate) fn rewrite(
-    frame: &mut [u8],
-    lay: &Layout,
-    side: Side,
-    new_addr: &[u8; 16],
-    new_port: u16,
-    partial: bool,
-) -> bool {
-    if lay.proto == ip::SCTP {
-        let before = sctp_ports(frame, lay);
-        return rewrite_side(frame, lay, side, new_addr, new_port, partial, true)
-            && sctp_checksum(frame, lay, before, partial);
-    }
-    rewrite_side(frame, lay, side, new_addr, new_port, partial, true)
+/// Rewrites one end of the parsed TCP, UDP or SCTP packet `p` in `frame` to `to` (address,
+/// port). The headers are not parsed again: the parser checked them, and the old address and
+/// port come from `p`. Returns false when `p` does not fit the frame (it always does for the
+/// frame it was parsed from; nothing here may panic).
+pub(crate) fn rewrite(frame: &mut [u8], p: &Parsed, side: Side, to: (&[u8; 16], u16)) -> bool {
+    rewrite_side(frame, p, side, to, true) && (p.lay.proto != ip::SCTP || sctp_checksum(frame, p))
 }
 
-/// FULLNAT: rewrites both ends of a TCP, UDP or SCTP packet in place (the TTL / hop limit
-/// decremented once).
+/// FULLNAT: rewrites both ends of the parsed TCP, UDP or SCTP packet `p` in place (the TTL /
+/// hop limit decremented once).
 pub(crate) fn rewrite_both(
     frame: &mut [u8],
-    lay: &Layout,
+    p: &Parsed,
     src: (&[u8; 16], u16),
     dst: (&[u8; 16], u16),
-    partial: bool,
 ) -> bool {
-    let before = if lay.proto == ip::SCTP {
-        sctp_ports(frame, lay)
-    } else {
-        None
-    };
-    rewrite_side(frame, lay, Side::Dst, dst.0, dst.1, partial, true)
-        && rewrite_side(frame, lay, Side::Src, src.0, src.1, partial, false)
-        && (lay.proto != ip::SCTP || sctp_checksum(frame, lay, before, partial))
+    rewrite_side(frame, p, Side::Dst, dst, true)
+        && rewrite_side(frame, p, Side::Src, src, false)
+        && (p.lay.proto != ip::SCTP || sctp_checksum(frame, p))
 }
 
-/// The source and destination ports of the SCTP packet of `frame`.
-fn sctp_ports(frame: &[u8], lay: &Layout) -> Option<(u16, u16)> {
-    let p = sctp::Packet::new_checked(frame.get(lay.l4..lay.end)?).ok()?;
-    Some((p.src_port(), p.dst_port()))
-}
-
-/// Computes the SCTP checksum again when the ports are no longer `before` or the checksum was
-/// left to the NIC (`partial`); otherwise the packet's own checksum stays valid.
-fn sctp_checksum(
-    frame: &mut [u8],
-    lay: &Layout,
-    before: Option<(u16, u16)>,
-    partial: bool,
-) -> bool {
-    let Some(b) = frame.get_mut(lay.l4..lay.end) else {
+/// Computes the SCTP checksum again when the ports are no longer the parsed ones or the
+/// checksum was left to the NIC (`CHECKSUM_PARTIAL`); otherwise the packet's own checksum
+/// stays valid.
+fn sctp_checksum(frame: &mut [u8], p: &Parsed) -> bool {
+    let Some(b) = frame.get_mut(p.lay.l4..p.lay.end) else {
         return false;
     };
-    let Ok(mut p) = sctp::Packet::new_checked(b) else {
-        return false;
-    };
-    if partial || before != Some((p.src_port(), p.dst_port())) {
-        p.fill_checksum();
+    let mut s = sctp::Packet::new_unchecked(b);
+    if p.csum_partial || (s.src_port(), s.dst_port()) != (p.sport, p.dport) {
+        s.fill_checksum();
     }
     true
 }
 
-/// [`rewrite`] with the TTL decrement optional.
+/// [`rewrite`] of one end, with the TTL decrement optional.
 fn rewrite_side(
     frame: &mut [u8],
-    lay: &Layout,
+    p: &Parsed,
     side: Side,
-    new_addr: &[u8; 16],
-    new_port: u16,
-    partial: bool,
+    (new_addr, new_port): (&[u8; 16], u16),
     dec_ttl: bool,
 ) -> bool {
+    let lay = &p.lay;
     let Some(l3) = frame.get_mut(lay.l3..lay.end) else {
         return false;
     };
-    let old_addr = if lay.v6 {
-        let Ok(mut p) = ipv6::Packet::new_checked(&mut l3[..]) else {
-            return false;
-        };
-        let old = match side {
-            Side::Src => p.src_octets(),
-            Side::Dst => p.dst_octets(),
-        };
+    if lay.v6 {
+        let mut ip = ipv6::Packet::new_unchecked(l3);
         match side {
-            Side::Src => p.set_src_addr(*new_addr),
-            Side::Dst => p.set_dst_addr(*new_addr),
+            Side::Src => ip.set_src_addr(*new_addr),
+            Side::Dst => ip.set_dst_addr(*new_addr),
         }
         if dec_ttl {
-            p.set_hop_limit(p.hop_limit().saturating_sub(1));
+            ip.set_hop_limit(ip.hop_limit().saturating_sub(1));
         }
-        old
     } else {
-        let Ok(mut p) = ipv4::Packet::new_checked(&mut l3[..]) else {
-            return false;
-        };
+        let mut ip = ipv4::Packet::new_unchecked(l3);
         let n4 = v4_part(new_addr);
-        let old = match side {
-            Side::Src => p.src_octets(),
-            Side::Dst => p.dst_octets(),
-        };
         match side {
-            Side::Src => p.set_src_update_checksum(n4),
-            Side::Dst => p.set_dst_update_checksum(n4),
+            Side::Src => ip.set_src_update_checksum(n4),
+            Side::Dst => ip.set_dst_update_checksum(n4),
         }
         if dec_ttl {
-            p.set_ttl_update_checksum(p.ttl().saturating_sub(1));
+            ip.set_ttl_update_checksum(ip.ttl().saturating_sub(1));
         }
-        crate::flow::mapped(old)
+    }
+    let (old_addr, old_port) = match side {
+        Side::Src => (&p.src, p.sport),
+        Side::Dst => (&p.dst, p.dport),
+    };
+    let change = Change {
+        old_addr,
+        new_addr,
+        old_port,
+        new_port,
     };
     let Some(l4) = frame.get_mut(lay.l4..lay.end) else {
         return false;
     };
-    rewrite_l4(
-        l4, lay.proto, lay.v6, side, &old_addr, new_addr, new_port, partial,
-    )
+    // SCTP: only the port (its checksum covers the whole packet: see `sctp_checksum`).
+    let mut ports = ports::Ports::new_unchecked(&mut l4[..]);
+    match side {
+        Side::Src => ports.set_src_port(new_port),
+        Side::Dst => ports.set_dst_port(new_port),
+    }
+    let (v6, partial) = (lay.v6, p.csum_partial);
+    match lay.proto {
+        ip::TCP => {
+            let mut t = tcp::Packet::new_unchecked(l4);
+            if let Some(c) = l4_field(ip::TCP, v6, partial, t.checksum(), &change) {
+                t.set_checksum(c);
+            }
+        }
+        ip::UDP => {
+            let mut u = udp::Packet::new_unchecked(l4);
+            if let Some(c) = l4_field(ip::UDP, v6, partial, u.checksum(), &change) {
+                u.set_checksum(c);
+            }
+        }
+        ip::SCTP => {}
+        _ => return false,
+    }
+    true
 }
 
-/// Rewrites the port and checksum of a TCP/UDP header (which may be cut short, as in an ICMP
-/// quote: the checksum is only touched when present). For SCTP only the port: its checksum
-/// covers the whole packet, which the caller computes again (a quoted one is left as IPVS's
-/// `ip_vs_nat_icmp` leaves it).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn rewrite_l4(
+/// Rewrites the port and checksum of the TCP, UDP or SCTP header quoted by an ICMP error, as
+/// far as it is quoted (the checksum is only touched when present). `old_addr` is the address
+/// the quoted IP header had on that side. For SCTP only the port: its checksum covers the
+/// whole packet, and a quoted one is left as IPVS's `ip_vs_nat_icmp` leaves it.
+pub(crate) fn rewrite_quoted_l4(
     l4: &mut [u8],
     proto: u8,
     v6: bool,
     side: Side,
     old_addr: &[u8; 16],
-    new_addr: &[u8; 16],
-    new_port: u16,
-    partial: bool,
+    (new_addr, new_port): (&[u8; 16], u16),
 ) -> bool {
-    let Ok(mut ports) = rvs_wire::ports::Ports::new_checked(&mut l4[..]) else {
+    let coff = l4_checksum_offset(proto);
+    if coff.is_none() && proto != ip::SCTP {
         return false;
-    };
-    let Some(coff) = l4_checksum_offset(proto) else {
-        if proto != ip::SCTP {
-            return false;
-        }
-        match side {
-            Side::Src => ports.set_src_port(new_port),
-            Side::Dst => ports.set_dst_port(new_port),
-        }
-        return true;
+    }
+    let Ok(mut ports) = ports::Ports::new_checked(&mut l4[..]) else {
+        return false;
     };
     let old_port = match side {
         Side::Src => ports.src_port(),
@@ -224,18 +211,18 @@ pub(crate) fn rewrite_l4(
         Side::Src => ports.set_src_port(new_port),
         Side::Dst => ports.set_dst_port(new_port),
     }
-    let Some(field) = l4.get_mut(coff..coff + 2) else {
+    let Some(field) = coff.and_then(|at| l4.get_mut(at..at + 2)) else {
         return true;
     };
+    let change = Change {
+        old_addr,
+        new_addr,
+        old_port,
+        new_port,
+    };
     let old = u16::from_be_bytes([field[0], field[1]]);
-    let udp = proto == ip::UDP;
-    if udp && !v6 && !partial && old == 0 {
-        return true;
+    if let Some(new) = l4_field(proto, v6, false, old, &change) {
+        field.copy_from_slice(&new.to_be_bytes());
     }
-    let mut new = l4_checksum(old, old_addr, new_addr, old_port, new_port, v6, partial);
-    if udp && !partial && new == 0 {
-        new = 0xffff;
-    }
-    field.copy_from_slice(&new.to_be_bytes());
     true
 }

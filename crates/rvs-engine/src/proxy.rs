@@ -3,10 +3,10 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-use rvs_wire::{checksum, ip, tcp};
+use rvs_wire::{checksum, ip, ipv4, ipv6, tcp};
 
-use crate::flow::{mapped, to16};
-use crate::nat::Layout;
+use crate::datapath::Layout;
+use crate::flow::to16;
 use crate::spec::ProxyProtocolVersion;
 pub use crate::verdict::{Insertion, MAX_HEADER};
 
@@ -270,66 +270,40 @@ pub(crate) fn on_output(st: &ProxyState, tcp: &mut [u8], partial: bool) {
 /// resulting segment, or for `CHECKSUM_PARTIAL` only its pseudo-header length).
 pub(crate) fn grow(frame: &mut [u8], lay: &Layout, extra: &[u8], partial: bool) -> Option<usize> {
     let delta = u16::try_from(extra.len()).ok()?;
+    // The parser checked the IP and TCP headers at these offsets: no second check.
     let l3 = frame.get_mut(lay.l3..lay.end)?;
-    if lay.v6 {
-        let old = u16::from_be_bytes([*l3.get(4)?, *l3.get(5)?]);
-        let new = old.checked_add(delta)?;
-        l3.get_mut(4..6)?.copy_from_slice(&new.to_be_bytes());
+    let tcp_len = (lay.end - lay.l4) as u32 + u32::from(delta);
+    let pseudo = if lay.v6 {
+        let mut p = ipv6::Packet::new_unchecked(l3);
+        p.set_payload_len(p.payload_len().checked_add(delta)?);
+        checksum::pseudo_header_v6(p.src_octets(), p.dst_octets(), ip::TCP, tcp_len)
     } else {
-        let old = u16::from_be_bytes([*l3.get(2)?, *l3.get(3)?]);
+        let mut p = ipv4::Packet::new_unchecked(l3);
+        let old = p.total_len();
         let new = old.checked_add(delta)?;
-        l3.get_mut(2..4)?.copy_from_slice(&new.to_be_bytes());
-        let c = u16::from_be_bytes([*l3.get(10)?, *l3.get(11)?]);
-        let c = checksum::update16(c, old, new);
-        l3.get_mut(10..12)?.copy_from_slice(&c.to_be_bytes());
-    }
-    let (src, dst) = if lay.v6 {
-        let mut s = [0u8; 16];
-        let mut d = [0u8; 16];
-        s.copy_from_slice(l3.get(8..24)?);
-        d.copy_from_slice(l3.get(24..40)?);
-        (s, d)
-    } else {
-        (
-            mapped(l3.get(12..16)?.try_into().ok()?),
-            mapped(l3.get(16..20)?.try_into().ok()?),
-        )
+        p.set_total_len(new);
+        p.set_checksum(checksum::update16(p.checksum(), old, new));
+        checksum::pseudo_header_v4(p.src_octets(), p.dst_octets(), ip::TCP, tcp_len)
     };
     let tcp_seg = frame.get_mut(lay.l4..lay.end)?;
-    let hlen = usize::from(tcp_seg.get(12)? >> 4) * 4;
-    if hlen < tcp::MIN_HEADER_LEN || hlen > tcp_seg.len() {
-        return None;
-    }
-    let old_len = tcp_seg.len() as u32;
-    let new_len = old_len + u32::from(delta);
+    let hlen = tcp::Packet::new_unchecked(&*tcp_seg).header_len();
     if partial {
         // The field holds the folded pseudo-header sum, length included.
         update_check(tcp_seg, |c| checksum::fold(u32::from(c) + u32::from(delta)));
     } else {
-        tcp_seg.get_mut(16..18)?.copy_from_slice(&[0, 0]);
-        let mut acc = if lay.v6 {
-            checksum::pseudo_header_v6(src, dst, ip::TCP, new_len)
-        } else {
-            checksum::pseudo_header_v4(
-                [src[12], src[13], src[14], src[15]],
-                [dst[12], dst[13], dst[14], dst[15]],
-                ip::TCP,
-                new_len,
-            )
-        };
-        acc = checksum::add_bytes(acc, &tcp_seg[..hlen]);
-        acc = checksum::add_bytes(acc, extra);
+        tcp::Packet::new_unchecked(&mut *tcp_seg).set_checksum(0);
+        let (header, payload) = tcp_seg.split_at(hlen);
+        let acc = checksum::add_bytes(checksum::add_bytes(pseudo, header), extra);
         // The payload now starts `extra.len()` bytes later: at an odd offset its words are
         // byte-swapped.
-        let rest = checksum::fold(checksum::sum(&tcp_seg[hlen..]));
+        let rest = checksum::fold(checksum::sum(payload));
         let rest = if extra.len() % 2 == 1 {
             rest.swap_bytes()
         } else {
             rest
         };
-        acc += u32::from(rest);
-        let c = !checksum::fold(acc);
-        tcp_seg.get_mut(16..18)?.copy_from_slice(&c.to_be_bytes());
+        let c = !checksum::fold(acc + u32::from(rest));
+        tcp::Packet::new_unchecked(tcp_seg).set_checksum(c);
     }
     Some(lay.l4 + hlen)
 }

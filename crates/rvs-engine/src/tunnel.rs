@@ -9,7 +9,7 @@
 
 use core::net::IpAddr;
 
-use rvs_wire::checksum;
+use rvs_wire::{checksum, ethernet, gre, gue, icmpv4, icmpv6, ip, ipv4, ipv6, udp, WireError};
 
 use crate::spec::{TunnelChecksum, TunnelConfig, TunnelKind};
 
@@ -19,20 +19,20 @@ pub const PROTO_IPIP: u8 = 4;
 pub const PROTO_IPV6: u8 = 41;
 /// IP protocol number of GRE.
 pub const PROTO_GRE: u8 = 47;
-/// IP protocol number of UDP.
-const PROTO_UDP: u8 = 17;
 /// Lowest MTU IPVS accepts for a tunnel route (`mtu < 68` fails in `__ip_vs_get_out_rt`).
 pub const MIN_TUNNEL_MTU: u32 = 68;
 /// GUE header length (`struct guehdr`).
-const GUE_HLEN: usize = 4;
+const GUE_HLEN: usize = gue::MIN_HEADER_LEN;
 /// GUE private flags word plus the remote-checksum option (`GUE_LEN_PRIV + GUE_PLEN_REMCSUM`).
-const GUE_REMCSUM_OPTLEN: usize = 8;
-/// The 16-bit GUE header flag announcing the private flags word (`GUE_FLAG_PRIV`).
-const GUE_FLAG_PRIV: u16 = 1;
-/// The private flag of the remote-checksum option (`GUE_PFLAG_REMCSUM`).
-const GUE_PFLAG_REMCSUM: u32 = 1 << 31;
-/// The GRE header's checksum-present bit.
-const GRE_FLAG_CSUM: u16 = 0x8000;
+const GUE_REMCSUM_OPTLEN: usize = gue::REMCSUM_OPTIONS_LEN;
+/// IPv6's minimum MTU, the most an ICMPv6 error may fill (RFC 4443 section 2.4 (c)).
+const IPV6_MIN_MTU: usize = 1280;
+/// The most an ICMPv4 error may fill (`icmp_send`: 576 bytes).
+const IPV4_ERROR_MAX: usize = 576;
+/// IPv6 and ICMPv6 headers of a "packet too big" error.
+const ERROR_V6_LEN: usize = ipv6::HEADER_LEN + icmpv6::HEADER_LEN;
+/// IPv4 and ICMP headers of a "fragmentation needed" error.
+const ERROR_V4_LEN: usize = ipv4::MIN_HEADER_LEN + icmpv4::HEADER_LEN;
 /// Ephemeral port range used for the GUE source port (`udp_flow_src_port`, the default
 /// `ip_local_port_range`).
 const SPORT_MIN: u32 = 32768;
@@ -102,30 +102,47 @@ struct Inner {
 }
 
 fn inner_facts(inner: &[u8]) -> Result<Inner, TunnelError> {
+    // Only the fixed header's fields are read, once its bytes are known to be there.
     match inner.first().map(|b| b >> 4) {
-        Some(4) if inner.len() >= 20 => Ok(Inner {
-            v6: false,
-            len: usize::from(u16::from_be_bytes([inner[2], inner[3]])),
-            dsfield: inner[1],
-            ttl: inner[8],
-            df: inner[6] & 0x40 != 0,
-        }),
-        Some(6) if inner.len() >= 40 => Ok(Inner {
-            v6: true,
-            len: 40 + usize::from(u16::from_be_bytes([inner[4], inner[5]])),
-            dsfield: (inner[0] << 4) | (inner[1] >> 4),
-            ttl: inner[7],
-            df: false,
-        }),
+        Some(4) if inner.len() >= ipv4::MIN_HEADER_LEN => {
+            let p = ipv4::Packet::new_unchecked(inner);
+            Ok(Inner {
+                v6: false,
+                len: usize::from(p.total_len()),
+                dsfield: p.dscp_ecn(),
+                ttl: p.ttl(),
+                df: p.dont_frag(),
+            })
+        }
+        Some(6) if inner.len() >= ipv6::HEADER_LEN => {
+            let p = ipv6::Packet::new_unchecked(inner);
+            Ok(Inner {
+                v6: true,
+                len: p.total_len(),
+                dsfield: p.traffic_class(),
+                ttl: p.hop_limit(),
+                df: false,
+            })
+        }
         _ => Err(TunnelError::BadInner),
     }
     .and_then(|f| {
-        if f.len > inner.len() || f.len < if f.v6 { 40 } else { 20 } {
+        let min = if f.v6 {
+            ipv6::HEADER_LEN
+        } else {
+            ipv4::MIN_HEADER_LEN
+        };
+        if f.len > inner.len() || f.len < min {
             Err(TunnelError::BadInner)
         } else {
             Ok(f)
         }
     })
+}
+
+/// A header that did not fit: only the lengths can make `emit` fail, and they were checked.
+fn too_long(_: WireError) -> TunnelError {
+    TunnelError::TooLong
 }
 
 /// The length of the IP packet at the start of `l3` (IPv4 total length, IPv6 40 + payload
@@ -157,7 +174,8 @@ pub fn overhead(cfg: &TunnelConfig, outer_v6: bool, csum_partial: bool) -> usize
     ip + match cfg.kind {
         TunnelKind::Ipip => 0,
         TunnelKind::Gue => {
-            8 + GUE_HLEN
+            udp::HEADER_LEN
+                + GUE_HLEN
                 + if cfg.checksum == TunnelChecksum::RemCsum && csum_partial {
                     GUE_REMCSUM_OPTLEN
                 } else {
@@ -177,15 +195,23 @@ pub fn overhead(cfg: &TunnelConfig, outer_v6: bool, csum_partial: bool) -> usize
 /// The GUE source port of a flow: a hash of the inner addresses and ports scaled into the
 /// ephemeral range (`udp_flow_src_port`), so one flow always uses one port.
 fn gue_source_port(inner: &[u8], v6: bool) -> u16 {
+    // `inner_facts` checked the fixed header is there.
+    let mut addrs = [0u8; 32];
     let (addrs, l4) = if v6 {
-        (inner.get(8..40), 40)
+        let p = ipv6::Packet::new_unchecked(inner);
+        addrs[..16].copy_from_slice(&p.src_octets());
+        addrs[16..].copy_from_slice(&p.dst_octets());
+        (&addrs[..], ipv6::HEADER_LEN)
     } else {
-        let ihl = usize::from(inner[0] & 0x0f) * 4;
-        (inner.get(12..20), ihl)
+        let p = ipv4::Packet::new_unchecked(inner);
+        addrs[..4].copy_from_slice(&p.src_octets());
+        addrs[4..8].copy_from_slice(&p.dst_octets());
+        (&addrs[..8], p.header_len())
     };
+    // The transport header's first four bytes: the ports of TCP, UDP and SCTP.
     let ports = inner.get(l4..l4 + 4).unwrap_or(&[]);
     let mut h: u32 = 0x811c_9dc5;
-    for b in addrs.unwrap_or(&[]).iter().chain(ports) {
+    for b in addrs.iter().chain(ports) {
         h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
     }
     let span = u64::from(SPORT_MAX - SPORT_MIN);
@@ -228,102 +254,95 @@ pub fn outer_header(
         bytes: [0; OUTER_MAX],
         len: total as u8,
     };
-    let b = &mut out.bytes;
-    let mut next = inner_protocol(facts.v6);
+    let (l3, rest) = out.bytes[..total].split_at_mut(ip_len);
     // The part after the outer IP header, written first so the IP header knows its protocol.
-    match cfg.kind {
-        TunnelKind::Ipip => {}
+    let next = match cfg.kind {
+        TunnelKind::Ipip => inner_protocol(facts.v6),
         TunnelKind::Gue => {
-            let udp_len = (outer_total - ip_len) as u16;
-            let gue = ip_len + 8;
-            let optlen = if remcsum.is_some() {
-                GUE_REMCSUM_OPTLEN
-            } else {
-                0
+            let remote_checksum = match remcsum {
+                None => None,
+                Some(p) => Some(gue::RemoteChecksum {
+                    start: p.start,
+                    field: p
+                        .start
+                        .checked_add(p.offset)
+                        .filter(|f| usize::from(*f) + 2 <= inner.len())
+                        .ok_or(TunnelError::BadChecksumOffsets)?,
+                }),
             };
-            b[gue] = (optlen / 4) as u8; // version 0, control 0, hlen in words
-            b[gue + 1] = next;
-            if let Some(p) = remcsum {
-                b[gue + 2..gue + 4].copy_from_slice(&GUE_FLAG_PRIV.to_be_bytes());
-                b[gue + 4..gue + 8].copy_from_slice(&GUE_PFLAG_REMCSUM.to_be_bytes());
-                let start = p.start;
-                let field = start
-                    .checked_add(p.offset)
-                    .filter(|f| usize::from(*f) + 2 <= inner.len())
-                    .ok_or(TunnelError::BadChecksumOffsets)?;
-                b[gue + 8..gue + 10].copy_from_slice(&start.to_be_bytes());
-                b[gue + 10..gue + 12].copy_from_slice(&field.to_be_bytes());
+            let (u, g) = rest.split_at_mut(udp::HEADER_LEN);
+            gue::Repr {
+                protocol: inner_protocol(facts.v6),
+                remote_checksum,
             }
-            let u = ip_len;
-            let sport = gue_source_port(inner, facts.v6);
-            b[u..u + 2].copy_from_slice(&sport.to_be_bytes());
-            b[u + 2..u + 4].copy_from_slice(&cfg.port.to_be_bytes());
-            b[u + 4..u + 6].copy_from_slice(&udp_len.to_be_bytes());
+            .emit(g)
+            .map_err(too_long)?;
+            udp::Repr {
+                src_port: gue_source_port(inner, facts.v6),
+                dst_port: cfg.port,
+                payload_len: (outer_total - ip_len - udp::HEADER_LEN) as u16,
+                checksum: 0,
+            }
+            .emit(u)
+            .map_err(too_long)?;
             if cfg.checksum != TunnelChecksum::NoCsum {
+                let udp_len = (outer_total - ip_len) as u32;
                 let pseudo = match (src, dst) {
-                    (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_header_v4(
-                        s.octets(),
-                        d.octets(),
-                        PROTO_UDP,
-                        u32::from(udp_len),
-                    ),
-                    (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_header_v6(
-                        s.octets(),
-                        d.octets(),
-                        PROTO_UDP,
-                        u32::from(udp_len),
-                    ),
+                    (IpAddr::V4(s), IpAddr::V4(d)) => {
+                        checksum::pseudo_header_v4(s.octets(), d.octets(), ip::UDP, udp_len)
+                    }
+                    (IpAddr::V6(s), IpAddr::V6(d)) => {
+                        checksum::pseudo_header_v6(s.octets(), d.octets(), ip::UDP, udp_len)
+                    }
                     _ => return Err(TunnelError::FamilyMismatch),
                 };
-                let acc = checksum::add_bytes(pseudo, &b[u..total]);
-                let acc = checksum::add_bytes(acc, inner);
-                let c = !checksum::fold(acc);
-                let c = if c == 0 { 0xffff } else { c };
-                b[u + 6..u + 8].copy_from_slice(&c.to_be_bytes());
+                // The UDP and GUE headers have an even length: the sums chain.
+                let c = udp::checksum(pseudo, &[rest, inner]);
+                udp::Packet::new_unchecked(rest).set_checksum(c);
             }
-            next = PROTO_UDP;
+            ip::UDP
         }
         TunnelKind::Gre => {
-            let g = ip_len;
-            let ethertype: u16 = if facts.v6 { 0x86dd } else { 0x0800 };
-            b[g + 2..g + 4].copy_from_slice(&ethertype.to_be_bytes());
-            if cfg.checksum == TunnelChecksum::Csum {
-                b[g..g + 2].copy_from_slice(&GRE_FLAG_CSUM.to_be_bytes());
-                let acc = checksum::add_bytes(0, &b[g..total]);
-                let c = !checksum::fold(checksum::add_bytes(acc, inner));
-                b[g + 4..g + 6].copy_from_slice(&c.to_be_bytes());
+            gre::Repr {
+                protocol_type: if facts.v6 {
+                    ethernet::ETHERTYPE_IPV6
+                } else {
+                    ethernet::ETHERTYPE_IPV4
+                },
+                checksum: cfg.checksum == TunnelChecksum::Csum,
             }
-            next = PROTO_GRE;
+            .emit(rest, inner)
+            .map_err(too_long)?;
+            PROTO_GRE
         }
-    }
+    };
     let dsfield = ecn_encapsulate(facts.dsfield);
     match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            b[0] = 0x45;
-            b[1] = dsfield;
-            b[2..4].copy_from_slice(&(outer_total as u16).to_be_bytes());
+        (IpAddr::V4(s), IpAddr::V4(d)) => ipv4::Repr {
+            src_addr: s.octets(),
+            dst_addr: d.octets(),
+            protocol: next,
+            payload_len: (outer_total - ip_len) as u16,
+            ttl: facts.ttl,
+            dscp_ecn: dsfield,
             // ip_select_ident: DF packets get id 0.
-            let id = if facts.df { 0 } else { ident };
-            b[4..6].copy_from_slice(&id.to_be_bytes());
-            b[6] = if facts.df { 0x40 } else { 0 };
-            b[8] = facts.ttl;
-            b[9] = next;
-            b[12..16].copy_from_slice(&s.octets());
-            b[16..20].copy_from_slice(&d.octets());
-            let c = checksum::checksum(&b[..20]);
-            b[10..12].copy_from_slice(&c.to_be_bytes());
+            ident: if facts.df { 0 } else { ident },
+            dont_frag: facts.df,
         }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            b[0] = 0x60 | (dsfield >> 4);
-            b[1] = dsfield << 4;
-            b[4..6].copy_from_slice(&((outer_total - 40) as u16).to_be_bytes());
-            b[6] = next;
-            b[7] = facts.ttl;
-            b[8..24].copy_from_slice(&s.octets());
-            b[24..40].copy_from_slice(&d.octets());
+        .emit(l3),
+        (IpAddr::V6(s), IpAddr::V6(d)) => ipv6::Repr {
+            src_addr: s.octets(),
+            dst_addr: d.octets(),
+            next_header: next,
+            payload_len: (outer_total - ip_len) as u16,
+            hop_limit: facts.ttl,
+            traffic_class: dsfield,
+            flow_label: 0,
         }
+        .emit(l3),
         _ => return Err(TunnelError::FamilyMismatch),
     }
+    .map_err(too_long)?;
     Ok(out)
 }
 
@@ -356,57 +375,59 @@ pub fn too_big(inner: &[u8], mtu: u32, ident: u16, out: &mut Vec<u8>) -> Option<
     let inner = &inner[..facts.len];
     out.clear();
     if facts.v6 {
-        if inner[6] == 58 {
+        // `inner_facts` checked the fixed header is there.
+        let p = ipv6::Packet::new_unchecked(inner);
+        if p.next_header() == ip::ICMPV6 {
             return None;
         }
-        let quoted = &inner[..inner.len().min(1280 - 48)];
-        let plen = (8 + quoted.len()) as u16;
-        let mut h = [0u8; 48];
-        h[0] = 0x60;
-        h[4..6].copy_from_slice(&plen.to_be_bytes());
-        h[6] = 58;
-        h[7] = 64;
-        h[8..24].copy_from_slice(&inner[24..40]);
-        h[24..40].copy_from_slice(&inner[8..24]);
-        h[40] = 2; // packet too big
-        h[44..48].copy_from_slice(&mtu.to_be_bytes());
-        let mut src = [0u8; 16];
-        let mut dst = [0u8; 16];
-        src.copy_from_slice(&inner[24..40]);
-        dst.copy_from_slice(&inner[8..24]);
-        let acc = checksum::pseudo_header_v6(src, dst, 58, u32::from(plen));
-        let acc = checksum::add_bytes(checksum::add_bytes(acc, &h[40..48]), quoted);
-        h[42..44].copy_from_slice(&(!checksum::fold(acc)).to_be_bytes());
+        let quoted = &inner[..inner.len().min(IPV6_MIN_MTU - ERROR_V6_LEN)];
+        let (src, dst) = (p.dst_octets(), p.src_octets());
+        let mut h = [0u8; ERROR_V6_LEN];
+        let (l3, msg) = h.split_at_mut(ipv6::HEADER_LEN);
+        ipv6::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: ip::ICMPV6,
+            payload_len: (icmpv6::HEADER_LEN + quoted.len()) as u16,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(l3)
+        .ok()?;
+        icmpv6::Repr::packet_too_big(mtu)
+            .emit(msg, src, dst, quoted)
+            .ok()?;
         out.extend_from_slice(&h);
         out.extend_from_slice(quoted);
         Some(IpAddr::V6(dst.into()))
     } else {
-        if inner[9] == 1 {
+        let p = ipv4::Packet::new_unchecked(inner);
+        if p.protocol() == ip::ICMP {
             return None;
         }
-        let quoted = &inner[..inner.len().min(576 - 28)];
-        let total = (28 + quoted.len()) as u16;
-        let mut h = [0u8; 28];
-        h[0] = 0x45;
-        h[1] = (facts.dsfield & 0x1e) | 0xc0;
-        h[2..4].copy_from_slice(&total.to_be_bytes());
-        h[4..6].copy_from_slice(&ident.to_be_bytes());
-        h[8] = 64;
-        h[9] = 1;
-        h[12..16].copy_from_slice(&inner[16..20]);
-        h[16..20].copy_from_slice(&inner[12..16]);
-        let c = checksum::checksum(&h[..20]);
-        h[10..12].copy_from_slice(&c.to_be_bytes());
-        h[20] = 3;
-        h[21] = 4;
-        h[26..28].copy_from_slice(&(mtu.min(0xffff) as u16).to_be_bytes());
-        let acc = checksum::add_bytes(checksum::add_bytes(0, &h[20..28]), quoted);
-        h[22..24].copy_from_slice(&(!checksum::fold(acc)).to_be_bytes());
+        let quoted = &inner[..inner.len().min(IPV4_ERROR_MAX - ERROR_V4_LEN)];
+        let mut h = [0u8; ERROR_V4_LEN];
+        let (l3, msg) = h.split_at_mut(ipv4::MIN_HEADER_LEN);
+        ipv4::Repr {
+            src_addr: p.dst_octets(),
+            dst_addr: p.src_octets(),
+            protocol: ip::ICMP,
+            payload_len: (icmpv4::HEADER_LEN + quoted.len()) as u16,
+            ttl: 64,
+            // icmp_send: the quoted packet's TOS bits, network-control precedence.
+            dscp_ecn: (facts.dsfield & 0x1e) | 0xc0,
+            ident,
+            dont_frag: false,
+        }
+        .emit(l3)
+        .ok()?;
+        icmpv4::Repr::frag_needed(mtu.min(0xffff) as u16)
+            .emit(msg, quoted)
+            .ok()?;
         out.extend_from_slice(&h);
         out.extend_from_slice(quoted);
-        Some(IpAddr::V4(
-            [inner[12], inner[13], inner[14], inner[15]].into(),
-        ))
+        Some(IpAddr::V4(p.src_addr()))
     }
 }
 

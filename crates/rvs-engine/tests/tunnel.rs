@@ -459,3 +459,32 @@ fn udp_gso_frames_are_cut_into_datagrams() {
     assert!(gso::segment(&ip[..10], GsoKind::UdpL4, 1200, |_| {}).is_err());
     assert!(gso::segment(&ip, GsoKind::UdpL4, 0, |_| {}).is_err());
 }
+
+/// Headers too short for what segmenting reads and writes are refused, not indexed past.
+#[test]
+fn gso_refuses_short_transport_headers() {
+    // TCP with a data offset of 2 words (8 bytes), 5 bytes of padding after the packet.
+    let mut ip = vec![
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    ip.extend_from_slice(&[0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x20]);
+    assert_eq!(
+        gso::segment(&ip, GsoKind::Tcp, 100, |_| {}),
+        Err(gso::GsoError::Malformed)
+    );
+    assert_eq!(gso::largest_segment(&ip, GsoKind::Tcp, 100), None);
+    // A UDP datagram with no data and no padding: nothing past its 8 bytes is read.
+    let mut udp = vec![
+        0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    udp.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
+    let mut n = 0;
+    assert_eq!(
+        gso::segment(&udp, GsoKind::UdpL4, 100, |s| {
+            n += 1;
+            assert_eq!(s.len(), 28);
+        }),
+        Ok(1)
+    );
+    assert_eq!(n, 1);
+}

@@ -4,85 +4,82 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use rvs_wire::{arp, ethernet, icmpv6, ip, ipv6};
+use rvs_wire::{arp, ethernet, ip, ipv6, ndisc};
 
 const BROADCAST: [u8; 6] = [0xff; 6];
 /// Ethernet address of ff02::1 (all nodes).
 const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const MIN_FRAME: usize = 60;
-/// ARP hardware type of Ethernet.
-const ARPHRD_ETHER: u16 = 1;
-/// ICMPv6 neighbour advertisement (RFC 4861).
-const TYPE_NEIGHBOR_ADVERT: u8 = 136;
-/// Neighbour advertisement flags: override.
-const NA_FLAG_OVERRIDE: u8 = 0x20;
-/// Neighbour discovery option: target link-layer address, 1 unit of 8 bytes.
-const OPT_TARGET_LLADDR: [u8; 2] = [2, 1];
-/// Neighbour advertisement: ICMPv6 header, target address, link-layer address option.
-const NA_LEN: usize = icmpv6::HEADER_LEN + 16 + 8;
-
-/// Writes the Ethernet header at the start of `f` (at least 14 bytes long).
-fn put_ethernet(f: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) -> rvs_wire::Result<()> {
-    f[12..ethernet::HEADER_LEN].copy_from_slice(&ethertype.to_be_bytes());
-    let mut eth = ethernet::Frame::new_checked(f)?;
-    eth.set_dst_addr(dst);
-    eth.set_src_addr(src);
-    Ok(())
-}
 
 fn build_garp(mac: [u8; 6], ip: Ipv4Addr) -> rvs_wire::Result<Vec<u8>> {
     let mut f = vec![0u8; MIN_FRAME];
-    put_ethernet(&mut f, BROADCAST, mac, ethernet::ETHERTYPE_ARP)?;
-    let a = &mut f[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN];
-    a[0..2].copy_from_slice(&ARPHRD_ETHER.to_be_bytes());
-    a[2..4].copy_from_slice(&ethernet::ETHERTYPE_IPV4.to_be_bytes());
-    a[4] = 6;
-    a[5] = 4;
-    let mut p = arp::Packet::new_checked(a)?;
-    p.set_operation(arp::OP_REQUEST);
-    p.set_sender(mac, ip.octets());
-    p.set_target(BROADCAST, ip.octets());
+    let (eth, body) = f.split_at_mut(ethernet::HEADER_LEN);
+    ethernet::Repr {
+        dst: BROADCAST,
+        src: mac,
+        ethertype: ethernet::ETHERTYPE_ARP,
+    }
+    .emit(eth)?;
+    arp::Repr {
+        operation: arp::OP_REQUEST,
+        sender_hardware_addr: mac,
+        sender_protocol_addr: ip.octets(),
+        target_hardware_addr: BROADCAST,
+        target_protocol_addr: ip.octets(),
+    }
+    .emit(body)?;
     Ok(f)
 }
 
 fn build_na(mac: [u8; 6], src: Ipv6Addr, target: Ipv6Addr) -> rvs_wire::Result<Vec<u8>> {
-    let mut f = vec![0u8; ethernet::HEADER_LEN + ipv6::HEADER_LEN + NA_LEN];
-    put_ethernet(&mut f, ALL_NODES_MAC, mac, ethernet::ETHERTYPE_IPV6)?;
-    let (h, icmp) = f[ethernet::HEADER_LEN..].split_at_mut(ipv6::HEADER_LEN);
-    h[0] = 0x60;
-    h[4..6].copy_from_slice(&(NA_LEN as u16).to_be_bytes());
-    h[6] = ip::ICMPV6;
-    h[7] = 255;
-    h[8..24].copy_from_slice(&src.octets());
-    h[24..40].copy_from_slice(&ALL_NODES.octets());
-    icmp[0] = TYPE_NEIGHBOR_ADVERT;
-    icmp[4] = NA_FLAG_OVERRIDE;
-    let body = &mut icmp[icmpv6::HEADER_LEN..];
-    body[..16].copy_from_slice(&target.octets());
-    body[16..18].copy_from_slice(&OPT_TARGET_LLADDR);
-    body[18..24].copy_from_slice(&mac);
-    icmpv6::Packet::new_checked(icmp)?.fill_checksum(src.octets(), ALL_NODES.octets());
+    let na = ndisc::NeighborAdvert {
+        flags: ndisc::FLAG_OVERRIDE,
+        target_addr: target.octets(),
+        target_lladdr: Some(mac),
+    };
+    let mut f = vec![0u8; ethernet::HEADER_LEN + ipv6::HEADER_LEN + na.buffer_len()];
+    let (eth, rest) = f.split_at_mut(ethernet::HEADER_LEN);
+    let (l3, icmp) = rest.split_at_mut(ipv6::HEADER_LEN);
+    ethernet::Repr {
+        dst: ALL_NODES_MAC,
+        src: mac,
+        ethertype: ethernet::ETHERTYPE_IPV6,
+    }
+    .emit(eth)?;
+    ipv6::Repr {
+        src_addr: src.octets(),
+        dst_addr: ALL_NODES.octets(),
+        next_header: ip::ICMPV6,
+        payload_len: na.buffer_len() as u16,
+        // RFC 4861 section 7.1.2: neighbour discovery messages carry hop limit 255.
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(l3)?;
+    na.emit(icmp, src.octets(), ALL_NODES.octets())?;
     Ok(f)
 }
 
 /// A gratuitous ARP request for `ip` from `mac` (sender and target protocol address both
 /// `ip`, to the broadcast address), padded to the Ethernet minimum.
 pub fn garp_frame(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
-    // The buffer is laid out for the views above, so building cannot fail.
+    // The buffer is sized for the headers, so emitting cannot fail.
     build_garp(mac, ip).unwrap_or_default()
 }
 
 /// An unsolicited neighbour advertisement (override flag set) for `target` from `src` (the
 /// interface's link-local address) to all nodes, with the target link-layer address option.
 pub fn unsolicited_na_frame(mac: [u8; 6], src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    // The buffer is laid out for the views above, so building cannot fail.
+    // The buffer is sized for the headers, so emitting cannot fail.
     build_na(mac, src, target).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_wire::icmpv6;
 
     const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 

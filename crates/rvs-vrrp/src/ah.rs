@@ -18,8 +18,7 @@ use std::net::Ipv4Addr;
 
 use hmac::{Hmac, Mac};
 use md5::Md5;
-use rvs_wire::checksum;
-use rvs_wire::ipv4::Packet;
+use rvs_wire::ipv4::{self, Packet};
 
 use crate::codec::{auth_key, AUTH_LEN, IPPROTO_AH, IPPROTO_VRRP, VRRP_TTL};
 
@@ -104,27 +103,36 @@ impl AhSession {
     /// from `src` to `dst`: IP header (TOS 0xc0, TTL 255, protocol 51, checksum filled), AH
     /// header with the next sequence number and the ICV, then the advert. `unicast` says
     /// whether the instance has unicast peers (keepalived then leaves the TTL out of the ICV).
+    /// Empty if the datagram would be longer than IPv4 allows (no advert is).
     pub fn seal(&mut self, src: Ipv4Addr, dst: Ipv4Addr, vrrp: &[u8], unicast: bool) -> Vec<u8> {
         self.seq = self.seq.saturating_add(1);
         // keepalived never sends IP ID 0 (the kernel would fill one in, outside the ICV).
         self.ip_id = self.ip_id.wrapping_add(1).max(1);
         let total = IP_LEN + AH_LEN + vrrp.len();
-        let mut d = Vec::with_capacity(total);
-        d.extend_from_slice(&[0x45, TOS_NETWORK_CONTROL]);
-        d.extend_from_slice(&(total as u16).to_be_bytes());
-        d.extend_from_slice(&self.ip_id.to_be_bytes());
-        d.extend_from_slice(&[0, 0, VRRP_TTL, IPPROTO_AH, 0, 0]);
-        d.extend_from_slice(&src.octets());
-        d.extend_from_slice(&dst.octets());
+        let mut d = vec![0; IP_LEN];
+        let ip = ipv4::Repr {
+            src_addr: src.octets(),
+            dst_addr: dst.octets(),
+            protocol: IPPROTO_AH,
+            payload_len: (AH_LEN + vrrp.len()) as u16,
+            ttl: VRRP_TTL,
+            dscp_ecn: TOS_NETWORK_CONTROL,
+            ident: self.ip_id,
+            dont_frag: false,
+        };
+        // Only a datagram longer than IPv4 allows fails, and an advert is far shorter.
+        if ip.emit(&mut d).is_err() {
+            return Vec::new();
+        }
+        d.reserve(total - IP_LEN);
         d.extend_from_slice(&[IPPROTO_VRRP, AH_PAYLOAD_LEN, 0, 0]);
         d.extend_from_slice(&src.octets());
         d.extend_from_slice(&self.seq.to_be_bytes());
         d.extend_from_slice(&[0; ICV_LEN]);
         d.extend_from_slice(vrrp);
+        // The ICV counts the header checksum as zero, so it may be filled in first.
         let icv = self.icv(&d, IP_LEN, unicast);
         d[IP_LEN + ICV_AT..IP_LEN + ICV_AT + ICV_LEN].copy_from_slice(&icv);
-        let sum = !checksum::fold(checksum::add_bytes(0, &d[..IP_LEN]));
-        d[10..12].copy_from_slice(&sum.to_be_bytes());
         d
     }
 
@@ -193,6 +201,7 @@ impl AhSession {
 mod tests {
     use super::*;
     use crate::codec::{Advert, Auth, IpContext, Version};
+    use rvs_wire::checksum;
     use std::net::IpAddr;
 
     const SRC: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -320,5 +329,18 @@ mod tests {
         fn open_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)) {
             let _ = AhSession::new("pw").open(&bytes, false);
         }
+    }
+
+    /// The bytes the hand-written IPv4 header produced before rvs-wire's `ipv4::Repr` built it.
+    #[test]
+    fn sealed_bytes_are_unchanged() {
+        let mut tx = AhSession::new("pw");
+        let d = tx.seal(SRC, GROUP, &[0x21, 1, 2, 3], true);
+        let want: [u8; 48] = [
+            69, 192, 0, 48, 0, 1, 0, 0, 255, 51, 208, 121, 10, 77, 0, 1, 224, 0, 0, 18, 112, 4, 0,
+            0, 10, 77, 0, 1, 0, 0, 0, 1, 158, 166, 57, 194, 56, 47, 86, 42, 115, 72, 21, 187, 33,
+            1, 2, 3,
+        ];
+        assert_eq!(d, want);
     }
 }

@@ -1,7 +1,21 @@
 //! Ethernet II frames with optional 802.1Q / 802.1ad VLAN tags.
 
-use crate::field::{read_array, read_u16};
+use crate::field::{read_array, read_u16, room, write_u16};
 use crate::{Result, WireError};
+
+mod field {
+    use crate::field::Field;
+    /// Destination MAC address.
+    pub(super) const DESTINATION: Field = 0..6;
+    /// Source MAC address.
+    pub(super) const SOURCE: Field = 6..12;
+    /// EtherType (or the TPID of the first VLAN tag).
+    pub(super) const ETHERTYPE: Field = 12..14;
+    /// Tag control information of the first VLAN tag.
+    pub(super) const VLAN_TCI: Field = 14..16;
+    /// Length of one VLAN tag (TPID and TCI).
+    pub(super) const VLAN_TAG_LEN: usize = 4;
+}
 
 /// EtherType of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -32,12 +46,13 @@ pub struct Frame<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Checks the header (and every VLAN tag) fits in the buffer.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        let mut at = 12;
+        let mut at = field::ETHERTYPE.start;
         let mut tags = 0u8;
         let mut ethertype = read_u16(b, at);
         while matches!(
@@ -47,7 +62,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
             if tags as usize >= MAX_VLAN_TAGS {
                 return Err(WireError::Malformed);
             }
-            at += 4;
+            at += field::VLAN_TAG_LEN;
             if b.len() < at + 2 {
                 return Err(WireError::Truncated);
             }
@@ -56,48 +71,56 @@ impl<T: AsRef<[u8]>> Frame<T> {
         }
         Ok(Frame {
             buffer,
-            l3_offset: at + 2,
+            l3_offset: at + field::ETHERTYPE.len(),
             ethertype,
             vlan_tags: tags,
         })
     }
 
     /// Destination MAC address.
+    #[inline]
     pub fn dst_addr(&self) -> [u8; 6] {
-        read_array(self.buffer.as_ref(), 0)
+        read_array(self.buffer.as_ref(), field::DESTINATION.start)
     }
 
     /// Source MAC address.
+    #[inline]
     pub fn src_addr(&self) -> [u8; 6] {
-        read_array(self.buffer.as_ref(), 6)
+        read_array(self.buffer.as_ref(), field::SOURCE.start)
     }
 
     /// The EtherType after any VLAN tags.
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         self.ethertype
     }
 
     /// Offset of the layer-3 header from the start of the frame.
+    #[inline]
     pub fn l3_offset(&self) -> usize {
         self.l3_offset
     }
 
     /// Number of VLAN tags skipped.
+    #[inline]
     pub fn vlan_tags(&self) -> usize {
         self.vlan_tags as usize
     }
 
     /// VLAN id of the outermost tag, if any.
+    #[inline]
     pub fn outer_vlan_id(&self) -> Option<u16> {
-        (self.vlan_tags > 0).then(|| read_u16(self.buffer.as_ref(), 14) & 0x0fff)
+        (self.vlan_tags > 0).then(|| read_u16(self.buffer.as_ref(), field::VLAN_TCI.start) & 0x0fff)
     }
 
     /// The layer-3 payload.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.l3_offset..]
     }
 
     /// Consumes the view, returning the buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -105,19 +128,68 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     /// Sets the destination MAC address.
+    #[inline]
     pub fn set_dst_addr(&mut self, mac: [u8; 6]) {
-        self.buffer.as_mut()[0..6].copy_from_slice(&mac);
+        self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&mac);
     }
 
     /// Sets the source MAC address.
+    #[inline]
     pub fn set_src_addr(&mut self, mac: [u8; 6]) {
-        self.buffer.as_mut()[6..12].copy_from_slice(&mac);
+        self.buffer.as_mut()[field::SOURCE].copy_from_slice(&mac);
     }
 
     /// The layer-3 payload, mutable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let at = self.l3_offset;
         &mut self.buffer.as_mut()[at..]
+    }
+}
+
+/// The fields of an untagged Ethernet II header, to parse and to emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    /// Destination MAC address.
+    pub dst: [u8; 6],
+    /// Source MAC address.
+    pub src: [u8; 6],
+    /// EtherType of the payload.
+    pub ethertype: u16,
+}
+
+impl Repr {
+    /// The addresses and the (inner, after any VLAN tags) EtherType of a checked frame.
+    #[inline]
+    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Repr {
+        Repr {
+            dst: frame.dst_addr(),
+            src: frame.src_addr(),
+            ethertype: frame.ethertype(),
+        }
+    }
+
+    /// Length of the header `emit` writes (always [`HEADER_LEN`]: no VLAN tag).
+    #[inline]
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// The header as bytes.
+    #[inline]
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[field::DESTINATION].copy_from_slice(&self.dst);
+        b[field::SOURCE].copy_from_slice(&self.src);
+        write_u16(&mut b, field::ETHERTYPE.start, self.ethertype);
+        b
+    }
+
+    /// Writes the header at the start of `buf`; `Truncated` when `buf` is shorter than it.
+    #[inline]
+    pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
+        room(buf, HEADER_LEN)?.copy_from_slice(&self.to_bytes());
+        Ok(())
     }
 }
 
@@ -163,5 +235,22 @@ mod tests {
             Frame::new_checked(&f[..5]).unwrap_err(),
             WireError::Truncated
         );
+    }
+
+    #[test]
+    fn repr_emit_parse_round_trip() {
+        let r = Repr {
+            dst: [0xff; 6],
+            src: [2, 0, 0, 0, 0, 1],
+            ethertype: ETHERTYPE_ARP,
+        };
+        let mut b = [0u8; 16];
+        r.emit(&mut b).unwrap();
+        assert_eq!(
+            b[..14],
+            [255, 255, 255, 255, 255, 255, 2, 0, 0, 0, 0, 1, 8, 6]
+        );
+        assert_eq!(Repr::parse(&Frame::new_checked(&b[..]).unwrap()), r);
+        assert_eq!(r.emit(&mut b[..13]), Err(WireError::Truncated));
     }
 }

@@ -2,9 +2,26 @@
 
 use core::net::Ipv6Addr;
 
-use crate::field::{read_array, read_u16, read_u32};
+use crate::field::{read_array, read_u16, read_u32, room, write_u16, write_u32};
 use crate::ip;
 use crate::{Result, WireError};
+
+mod field {
+    use crate::field::Field;
+    /// Version (4 bits), traffic class (8 bits), flow label (20 bits).
+    pub(super) const VER_TC_FLOW: Field = 0..4;
+    pub(super) const LENGTH: Field = 4..6;
+    pub(super) const NXT_HDR: usize = 6;
+    pub(super) const HOP_LIMIT: usize = 7;
+    pub(super) const SRC_ADDR: Field = 8..24;
+    pub(super) const DST_ADDR: Field = 24..40;
+    /// Extension headers: next header and length bytes.
+    pub(super) const EXT_NXT_HDR: usize = 0;
+    pub(super) const EXT_LEN: usize = 1;
+    /// Fragment header: offset and flags, identification.
+    pub(super) const FRAG_OFF_FLAGS: Field = 2..4;
+    pub(super) const FRAG_IDENT: Field = 4..8;
+}
 
 /// Fixed IPv6 header length.
 pub const HEADER_LEN: usize = 40;
@@ -36,12 +53,14 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks version 6, that the payload length fits, and walks hop-by-hop, routing, fragment,
     /// destination-options and AH headers to the upper-layer protocol.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         Self::check(buffer, false)
     }
 
     /// Like `new_checked`, for a packet quoted inside an ICMPv6 error: the payload may be cut
     /// short; the extension headers walked must still be present.
+    #[inline]
     pub fn new_checked_quoted(buffer: T) -> Result<Self> {
         Self::check(buffer, true)
     }
@@ -51,17 +70,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b.len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        if b[0] >> 4 != 6 {
+        if b[field::VER_TC_FLOW.start] >> 4 != 6 {
             return Err(WireError::Malformed);
         }
-        let mut end = HEADER_LEN + read_u16(b, 4) as usize;
+        let mut end = HEADER_LEN + read_u16(b, field::LENGTH.start) as usize;
         if b.len() < end {
             if !quoted {
                 return Err(WireError::Truncated);
             }
             end = b.len();
         }
-        let mut next = b[6];
+        let mut next = b[field::NXT_HDR];
         let mut at = HEADER_LEN;
         let mut fragment = None;
         let mut walked = 0;
@@ -71,17 +90,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
                     if end < at + 2 {
                         return Err(WireError::Truncated);
                     }
-                    (b[at + 1] as usize + 1) * 8
+                    (b[at + field::EXT_LEN] as usize + 1) * 8
                 }
                 ip::IPV6_FRAGMENT => {
                     if end < at + 8 {
                         return Err(WireError::Truncated);
                     }
-                    let off_flags = read_u16(b, at + 2);
+                    let off_flags = read_u16(b, at + field::FRAG_OFF_FLAGS.start);
                     fragment = Some(FragmentInfo {
                         offset: off_flags & 0xfff8,
                         more: off_flags & 1 != 0,
-                        ident: read_u32(b, at + 4),
+                        ident: read_u32(b, at + field::FRAG_IDENT.start),
                     });
                     8
                 }
@@ -89,7 +108,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                     if end < at + 2 {
                         return Err(WireError::Truncated);
                     }
-                    (b[at + 1] as usize + 2) * 4
+                    (b[at + field::EXT_LEN] as usize + 2) * 4
                 }
                 _ => break,
             };
@@ -100,7 +119,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             if end < at + len {
                 return Err(WireError::Truncated);
             }
-            next = b[at];
+            next = b[at + field::EXT_NXT_HDR];
             at += len;
             if fragment.is_some_and(|f| f.offset != 0) {
                 // A non-first fragment: what follows is not a header.
@@ -116,113 +135,219 @@ impl<T: AsRef<[u8]>> Packet<T> {
         })
     }
 
+    /// Wraps bytes that already passed [`Packet::new_checked`] without checking them again, for
+    /// the fixed header's fields: extension headers are not walked, so `upper_protocol` is the
+    /// fixed header's next header, `upper_offset` is 40 and `fragment` is `None`. Getters may
+    /// panic on bytes that would not pass `new_checked`.
+    #[inline]
+    pub fn new_unchecked(buffer: T) -> Self {
+        let b = buffer.as_ref();
+        let next = b.get(field::NXT_HDR).copied().unwrap_or(ip::IPV6_NO_NEXT);
+        let payload = b
+            .get(field::LENGTH)
+            .map_or(0, |l| usize::from(u16::from_be_bytes([l[0], l[1]])));
+        let end = (HEADER_LEN + payload).min(b.len());
+        Packet {
+            buffer,
+            upper_protocol: next,
+            upper_offset: HEADER_LEN,
+            fragment: None,
+            end,
+        }
+    }
+
     /// IP version (always 6 for a checked view).
+    #[inline]
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[0] >> 4
+        self.buffer.as_ref()[field::VER_TC_FLOW.start] >> 4
     }
 
     /// Traffic class.
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         let b = self.buffer.as_ref();
-        (b[0] << 4) | (b[1] >> 4)
+        let at = field::VER_TC_FLOW.start;
+        (b[at] << 4) | (b[at + 1] >> 4)
     }
 
     /// Flow label.
+    #[inline]
     pub fn flow_label(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), 0) & 0x000f_ffff
+        read_u32(self.buffer.as_ref(), field::VER_TC_FLOW.start) & 0x000f_ffff
     }
 
     /// Payload length field (everything after the fixed header).
+    #[inline]
     pub fn payload_len(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 4)
+        read_u16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
     /// Total length of the packet (40 + payload length).
+    #[inline]
     pub fn total_len(&self) -> usize {
         HEADER_LEN + self.payload_len() as usize
     }
 
     /// Next-header field of the fixed header.
+    #[inline]
     pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[6]
+        self.buffer.as_ref()[field::NXT_HDR]
     }
 
     /// Hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
-        self.buffer.as_ref()[7]
+        self.buffer.as_ref()[field::HOP_LIMIT]
     }
 
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.src_octets())
     }
 
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
         Ipv6Addr::from(self.dst_octets())
     }
 
     /// Source address bytes.
+    #[inline]
     pub fn src_octets(&self) -> [u8; 16] {
-        read_array(self.buffer.as_ref(), 8)
+        read_array(self.buffer.as_ref(), field::SRC_ADDR.start)
     }
 
     /// Destination address bytes.
+    #[inline]
     pub fn dst_octets(&self) -> [u8; 16] {
-        read_array(self.buffer.as_ref(), 24)
+        read_array(self.buffer.as_ref(), field::DST_ADDR.start)
     }
 
     /// The upper-layer protocol after the extension headers.
+    #[inline]
     pub fn upper_protocol(&self) -> u8 {
         self.upper_protocol
     }
 
     /// Offset of the upper-layer header from the start of the IPv6 header.
+    #[inline]
     pub fn upper_offset(&self) -> usize {
         self.upper_offset
     }
 
     /// Fragment header, if any.
+    #[inline]
     pub fn fragment(&self) -> Option<FragmentInfo> {
         self.fragment
     }
 
     /// True when the packet carries a fragment header that is not an atomic fragment.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.fragment.is_some_and(|f| f.offset != 0 || f.more)
     }
 
     /// Upper-layer length for the pseudo header (from the length field).
+    #[inline]
     pub fn upper_len(&self) -> usize {
         self.total_len().saturating_sub(self.upper_offset)
     }
 
     /// Upper-layer bytes (bounded by the payload length and the bytes present).
+    #[inline]
     pub fn upper_payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.upper_offset..self.end]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Sets the payload length field (the view's bounds stay those of the length it was built
+    /// with).
+    #[inline]
+    pub fn set_payload_len(&mut self, len: u16) {
+        write_u16(self.buffer.as_mut(), field::LENGTH.start, len);
+    }
+
     /// Sets the hop limit.
+    #[inline]
     pub fn set_hop_limit(&mut self, v: u8) {
-        self.buffer.as_mut()[7] = v;
+        self.buffer.as_mut()[field::HOP_LIMIT] = v;
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src_addr(&mut self, addr: [u8; 16]) {
-        self.buffer.as_mut()[8..24].copy_from_slice(&addr);
+        self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&addr);
     }
 
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst_addr(&mut self, addr: [u8; 16]) {
-        self.buffer.as_mut()[24..40].copy_from_slice(&addr);
+        self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&addr);
     }
 
     /// Upper-layer bytes, mutable.
+    #[inline]
     pub fn upper_payload_mut(&mut self) -> &mut [u8] {
         let (o, t) = (self.upper_offset, self.end);
         &mut self.buffer.as_mut()[o..t]
+    }
+}
+
+/// The fields of a fixed IPv6 header, to parse and to emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repr {
+    /// Source address.
+    pub src_addr: [u8; 16],
+    /// Destination address.
+    pub dst_addr: [u8; 16],
+    /// Next header (the first extension header's type, or the upper-layer protocol).
+    pub next_header: u8,
+    /// Payload length (everything after the fixed header).
+    pub payload_len: u16,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// Traffic class.
+    pub traffic_class: u8,
+    /// Flow label (20 bits; higher bits are ignored).
+    pub flow_label: u32,
+}
+
+impl Repr {
+    /// The fixed header's fields of a checked packet.
+    #[inline]
+    pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Repr {
+        Repr {
+            src_addr: p.src_octets(),
+            dst_addr: p.dst_octets(),
+            next_header: p.next_header(),
+            payload_len: p.payload_len(),
+            hop_limit: p.hop_limit(),
+            traffic_class: p.traffic_class(),
+            flow_label: p.flow_label(),
+        }
+    }
+
+    /// Length of the header `emit` writes ([`HEADER_LEN`]).
+    #[inline]
+    pub const fn header_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    /// Writes the 40-byte fixed header at the start of `buf`; `Truncated` when `buf` is
+    /// shorter.
+    #[inline]
+    pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
+        let b = room(buf, HEADER_LEN)?;
+        let word = (6 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0xf_ffff);
+        write_u32(b, field::VER_TC_FLOW.start, word);
+        write_u16(b, field::LENGTH.start, self.payload_len);
+        b[field::NXT_HDR] = self.next_header;
+        b[field::HOP_LIMIT] = self.hop_limit;
+        b[field::SRC_ADDR].copy_from_slice(&self.src_addr);
+        b[field::DST_ADDR].copy_from_slice(&self.dst_addr);
+        Ok(())
     }
 }
 
@@ -310,5 +435,38 @@ mod tests {
             Packet::new_checked(&b[..]).unwrap_err(),
             WireError::Truncated
         );
+    }
+
+    #[test]
+    fn repr_round_trip() {
+        let b = base(6, &[0u8; 20]);
+        let r = Repr::parse(&Packet::new_checked(&b[..]).unwrap());
+        let mut out = [0xeeu8; 40];
+        r.emit(&mut out).unwrap();
+        assert_eq!(out[..], b[..40]);
+        let r = Repr {
+            traffic_class: 0xb8,
+            flow_label: 0x12345,
+            ..r
+        };
+        r.emit(&mut out).unwrap();
+        assert_eq!(out[..4], [0x6b, 0x81, 0x23, 0x45]);
+        let mut full = out.to_vec();
+        full.extend_from_slice(&[0u8; 20]);
+        assert_eq!(Repr::parse(&Packet::new_checked(&full[..]).unwrap()), r);
+        assert_eq!(r.emit(&mut out[..39]), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn unchecked_reads_the_fixed_header() {
+        let b = base(17, &[0u8; 12]);
+        let mut b2 = b.clone();
+        Packet::new_unchecked(&mut b2[..]).set_payload_len(8);
+        assert_eq!(b2[4..6], [0, 8]);
+        let p = Packet::new_unchecked(&b[..]);
+        assert_eq!(p.upper_protocol(), 17);
+        assert_eq!(p.upper_payload().len(), 12);
+        assert_eq!(p.src_addr(), Ipv6Addr::LOCALHOST);
+        let _ = Packet::new_unchecked(&[0x60u8, 0, 0][..]);
     }
 }

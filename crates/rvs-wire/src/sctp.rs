@@ -10,12 +10,25 @@
 use crate::field::{read_u16, read_u32, write_u16};
 use crate::{Result, WireError};
 
+mod field {
+    use crate::field::Field;
+    pub(super) const SRC_PORT: Field = 0..2;
+    pub(super) const DST_PORT: Field = 2..4;
+    pub(super) const VERIFICATION_TAG: Field = 4..8;
+    /// CRC32c, least significant byte first.
+    pub(super) const CHECKSUM: Field = 8..12;
+    /// Chunk header: type, flags, length.
+    pub(super) const CHUNK_TYPE: usize = 0;
+    pub(super) const CHUNK_FLAGS: usize = 1;
+    pub(super) const CHUNK_LENGTH: Field = 2..4;
+}
+
 /// Common header length.
-pub const HEADER_LEN: usize = 12;
+pub const HEADER_LEN: usize = field::CHECKSUM.end;
 /// Offset of the checksum field.
-pub const CHECKSUM_OFFSET: usize = 8;
+pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
 /// Chunk header length (type, flags, length).
-pub const CHUNK_HEADER_LEN: usize = 4;
+pub const CHUNK_HEADER_LEN: usize = field::CHUNK_LENGTH.end;
 
 /// Chunk type numbers (RFC 9260 section 3.2, RFC 6525, RFC 4895, RFC 3758, RFC 5061).
 pub mod chunk_type {
@@ -110,22 +123,27 @@ pub struct Chunk<'a> {
 
 impl<'a> Chunk<'a> {
     /// Chunk type (see [`chunk_type`]).
+    #[inline]
     pub fn chunk_type(&self) -> u8 {
-        self.bytes[0]
+        self.bytes[field::CHUNK_TYPE]
     }
     /// Chunk flags.
+    #[inline]
     pub fn flags(&self) -> u8 {
-        self.bytes[1]
+        self.bytes[field::CHUNK_FLAGS]
     }
     /// Chunk length field (header and value, without padding).
+    #[inline]
     pub fn length(&self) -> u16 {
-        read_u16(self.bytes, 2)
+        read_u16(self.bytes, field::CHUNK_LENGTH.start)
     }
     /// The value after the 4-byte header.
+    #[inline]
     pub fn value(&self) -> &'a [u8] {
         &self.bytes[CHUNK_HEADER_LEN..]
     }
     /// Header and value.
+    #[inline]
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
     }
@@ -153,7 +171,7 @@ impl<'a> Iterator for Chunks<'a> {
         if self.rest.len() < CHUNK_HEADER_LEN {
             return err(self, WireError::Truncated);
         }
-        let len = usize::from(read_u16(self.rest, 2));
+        let len = usize::from(read_u16(self.rest, field::CHUNK_LENGTH.start));
         if len < CHUNK_HEADER_LEN {
             return err(self, WireError::Malformed);
         }
@@ -173,43 +191,60 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks the 12-byte common header is present (chunks are checked as they are read).
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
         }
         Ok(Packet { buffer })
     }
+    /// Wraps bytes that already passed [`Packet::new_checked`] without checking them again.
+    /// Getters may panic on bytes that would not pass.
+    #[inline]
+    pub fn new_unchecked(buffer: T) -> Self {
+        Packet { buffer }
+    }
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 0)
+        read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 2)
+        read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
     /// Verification tag.
+    #[inline]
     pub fn verification_tag(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), 4)
+        read_u32(self.buffer.as_ref(), field::VERIFICATION_TAG.start)
     }
     /// Checksum field as a CRC32c value (the field is stored least significant byte first).
+    #[inline]
     pub fn checksum(&self) -> u32 {
-        let b = self.buffer.as_ref();
-        u32::from_le_bytes([b[8], b[9], b[10], b[11]])
+        u32::from_le_bytes(crate::field::read_array(
+            self.buffer.as_ref(),
+            field::CHECKSUM.start,
+        ))
     }
     /// The checksum this packet should carry (CRC32c over the whole buffer, checksum field as
     /// zero).
+    #[inline]
     pub fn compute_checksum(&self) -> u32 {
         compute_checksum(self.buffer.as_ref())
     }
     /// True when the checksum field matches the packet.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         self.checksum() == self.compute_checksum()
     }
     /// The bytes after the common header (the chunks and their padding).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
     /// The chunks, in order.
+    #[inline]
     pub fn chunks(&self) -> Chunks<'_> {
         Chunks {
             rest: self.payload(),
@@ -217,20 +252,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// The header of the chunk starting `offset` bytes after the common header, when its four
     /// bytes are present (its value need not be: this is how IPVS peeks at chunk types).
+    #[inline]
     pub fn chunk_header_at(&self, offset: usize) -> Option<ChunkHeader> {
         let b = self.payload().get(offset..)?.get(..CHUNK_HEADER_LEN)?;
         Some(ChunkHeader {
-            chunk_type: b[0],
-            flags: b[1],
-            length: read_u16(b, 2),
+            chunk_type: b[field::CHUNK_TYPE],
+            flags: b[field::CHUNK_FLAGS],
+            length: read_u16(b, field::CHUNK_LENGTH.start),
         })
     }
     /// The first chunk's header, when present.
+    #[inline]
     pub fn first_chunk_header(&self) -> Option<ChunkHeader> {
         self.chunk_header_at(0)
     }
     /// The offset (after the common header) of the chunk that follows the chunk at `offset`
     /// of length `length`: the length rounded up to 4 bytes.
+    #[inline]
     pub fn next_chunk_offset(offset: usize, length: u16) -> usize {
         offset.saturating_add(align4(usize::from(length)))
     }
@@ -238,22 +276,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port (the checksum must be computed again).
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
-        write_u16(self.buffer.as_mut(), 0, v);
+        write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
     }
     /// Sets the destination port (the checksum must be computed again).
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
-        write_u16(self.buffer.as_mut(), 2, v);
+        write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
     }
     /// Sets the verification tag (the checksum must be computed again).
+    #[inline]
     pub fn set_verification_tag(&mut self, v: u32) {
-        self.buffer.as_mut()[4..8].copy_from_slice(&v.to_be_bytes());
+        self.buffer.as_mut()[field::VERIFICATION_TAG].copy_from_slice(&v.to_be_bytes());
     }
     /// Sets the checksum field to a CRC32c value (stored least significant byte first).
+    #[inline]
     pub fn set_checksum(&mut self, v: u32) {
-        self.buffer.as_mut()[CHECKSUM_OFFSET..HEADER_LEN].copy_from_slice(&v.to_le_bytes());
+        self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&v.to_le_bytes());
     }
     /// Computes the checksum over the whole buffer and stores it.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         let c = self.compute_checksum();
         self.set_checksum(c);

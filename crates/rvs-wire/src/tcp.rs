@@ -1,12 +1,26 @@
 //! TCP headers (RFC 9293).
 
-use crate::field::{read_u16, read_u32, write_u16};
+use crate::field::{read_u16, read_u32, write_u16, write_u32};
 use crate::{Result, WireError};
+
+mod field {
+    use crate::field::Field;
+    pub(super) const SRC_PORT: Field = 0..2;
+    pub(super) const DST_PORT: Field = 2..4;
+    pub(super) const SEQ_NUM: Field = 4..8;
+    pub(super) const ACK_NUM: Field = 8..12;
+    /// Data offset in 32-bit words (high nibble).
+    pub(super) const DATA_OFF: usize = 12;
+    pub(super) const FLAGS: usize = 13;
+    pub(super) const WIN_SIZE: Field = 14..16;
+    pub(super) const CHECKSUM: Field = 16..18;
+    pub(super) const URGENT: Field = 18..20;
+}
 
 /// Minimum TCP header length.
 pub const MIN_HEADER_LEN: usize = 20;
 /// Offset of the checksum field.
-pub const CHECKSUM_OFFSET: usize = 16;
+pub const CHECKSUM_OFFSET: usize = field::CHECKSUM.start;
 
 /// TCP flag bits as in byte 13 of the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,26 +41,32 @@ impl Flags {
     pub const URG: u8 = 0x20;
 
     /// FIN set.
+    #[inline]
     pub fn fin(self) -> bool {
         self.0 & Self::FIN != 0
     }
     /// SYN set.
+    #[inline]
     pub fn syn(self) -> bool {
         self.0 & Self::SYN != 0
     }
     /// RST set.
+    #[inline]
     pub fn rst(self) -> bool {
         self.0 & Self::RST != 0
     }
     /// PSH set.
+    #[inline]
     pub fn psh(self) -> bool {
         self.0 & Self::PSH != 0
     }
     /// ACK set.
+    #[inline]
     pub fn ack(self) -> bool {
         self.0 & Self::ACK != 0
     }
     /// URG set.
+    #[inline]
     pub fn urg(self) -> bool {
         self.0 & Self::URG != 0
     }
@@ -60,12 +80,13 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Checks `20 <= data offset * 4 <= buffer length`.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
         }
-        let hl = ((b[12] >> 4) as usize) * 4;
+        let hl = ((b[field::DATA_OFF] >> 4) as usize) * 4;
         if hl < MIN_HEADER_LEN {
             return Err(WireError::Malformed);
         }
@@ -75,43 +96,60 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Packet { buffer })
     }
 
+    /// Wraps bytes that already passed [`Packet::new_checked`] without checking them again.
+    /// Getters may panic on bytes that would not pass.
+    #[inline]
+    pub fn new_unchecked(buffer: T) -> Self {
+        Packet { buffer }
+    }
+
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 0)
+        read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 2)
+        read_u16(self.buffer.as_ref(), field::DST_PORT.start)
     }
     /// Sequence number.
+    #[inline]
     pub fn seq_number(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), 4)
+        read_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
     }
     /// Acknowledgement number.
+    #[inline]
     pub fn ack_number(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), 8)
+        read_u32(self.buffer.as_ref(), field::ACK_NUM.start)
     }
     /// Header length in bytes.
+    #[inline]
     pub fn header_len(&self) -> usize {
-        ((self.buffer.as_ref()[12] >> 4) as usize) * 4
+        ((self.buffer.as_ref()[field::DATA_OFF] >> 4) as usize) * 4
     }
     /// Flags byte.
+    #[inline]
     pub fn flags(&self) -> Flags {
-        Flags(self.buffer.as_ref()[13])
+        Flags(self.buffer.as_ref()[field::FLAGS])
     }
     /// Window size.
+    #[inline]
     pub fn window(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 14)
+        read_u16(self.buffer.as_ref(), field::WIN_SIZE.start)
     }
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), CHECKSUM_OFFSET)
     }
     /// Urgent pointer.
+    #[inline]
     pub fn urgent(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 18)
+        read_u16(self.buffer.as_ref(), field::URGENT.start)
     }
     /// Segment data after the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
@@ -119,18 +157,32 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the source port.
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
-        write_u16(self.buffer.as_mut(), 0, v);
+        write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
     }
     /// Sets the destination port.
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
-        write_u16(self.buffer.as_mut(), 2, v);
+        write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
+    }
+    /// Sets the sequence number.
+    #[inline]
+    pub fn set_seq_number(&mut self, v: u32) {
+        write_u32(self.buffer.as_mut(), field::SEQ_NUM.start, v);
+    }
+    /// Sets the acknowledgement number.
+    #[inline]
+    pub fn set_ack_number(&mut self, v: u32) {
+        write_u32(self.buffer.as_mut(), field::ACK_NUM.start, v);
     }
     /// Sets the flags byte.
+    #[inline]
     pub fn set_flags(&mut self, f: Flags) {
-        self.buffer.as_mut()[13] = f.0;
+        self.buffer.as_mut()[field::FLAGS] = f.0;
     }
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         write_u16(self.buffer.as_mut(), CHECKSUM_OFFSET, v);
     }
@@ -166,9 +218,12 @@ mod tests {
         p.set_src_port(1);
         p.set_checksum(0x1234);
         p.set_flags(Flags(Flags::ACK | Flags::FIN));
+        p.set_seq_number(0x0102_0304);
+        p.set_ack_number(0x0a0b_0c0d);
         assert_eq!(&b[0..4], &[0, 1, 0x1f, 0x90]);
         assert_eq!(&b[16..18], &[0x12, 0x34]);
         assert_eq!(b[13], 0x11);
+        assert_eq!(&b[4..12], &[1, 2, 3, 4, 10, 11, 12, 13]);
     }
 
     #[test]

@@ -119,7 +119,26 @@ fn exercise(bytes: &[u8]) {
             i.is_error(),
         );
         let _ = (i.payload().len(), i.verify_checksum([0; 16], [0; 16]));
+        let _ = (icmpv6::Repr::parse(&i), ndisc::NeighborAdvert::parse(&i));
     }
+    if let Ok(g) = gre::Packet::new_checked(bytes) {
+        let _ = (g.flags(), g.protocol_type(), g.header_len(), g.checksum());
+        let _ = (
+            g.key(),
+            g.sequence(),
+            g.verify_checksum(),
+            g.payload().len(),
+        );
+        let _ = gre::Repr::parse(&g);
+    }
+    if let Ok(g) = gue::Packet::new_checked(bytes) {
+        let _ = (g.version(), g.control(), g.header_len(), g.protocol());
+        let _ = (g.flags(), g.private_flags(), g.remote_checksum());
+        let _ = (g.payload().len(), gue::Repr::parse(&g));
+    }
+    // Unchecked constructors never panic themselves.
+    let _ = ipv4::Packet::new_unchecked(bytes);
+    let _ = ipv6::Packet::new_unchecked(bytes);
 }
 
 fn exercise_mut(mut bytes: Vec<u8>) {

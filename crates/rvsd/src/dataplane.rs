@@ -25,7 +25,7 @@ use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rvs_engine::{Engine, PacketMeta, TunnelConfig, Verdict};
 use rvs_io::{IoError, NetState, PacketSocket, Resolution, TunDevice, VnetHdr};
-use rvs_wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_HLEN};
+use rvs_wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_HLEN};
 
 use crate::clock::Clock;
 
@@ -702,12 +702,12 @@ impl TunnelScratch {
 }
 
 fn eth_header(dst_mac: [u8; 6], src_mac: [u8; 6], v6: bool) -> [u8; ETH_HLEN] {
-    let mut h = [0u8; ETH_HLEN];
-    h[0..6].copy_from_slice(&dst_mac);
-    h[6..12].copy_from_slice(&src_mac);
-    let ethertype = if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 };
-    h[12..14].copy_from_slice(&ethertype.to_be_bytes());
-    h
+    ethernet::Repr {
+        dst: dst_mac,
+        src: src_mac,
+        ethertype: if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IPV4 },
+    }
+    .to_bytes()
 }
 
 /// A resolved way out toward a next hop.
