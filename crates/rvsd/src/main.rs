@@ -5,26 +5,12 @@
 //! engine's timers. All wiring lives here; the packet logic is in `rvs-engine`, the OS calls in
 //! `rvs-io`.
 
-mod bypass;
-mod checker_alert;
-mod checker_spec;
 mod clock;
-mod config_load;
 mod control;
-mod convert;
 mod dataplane;
-mod health;
-mod notify;
-mod pool;
-mod reload;
-mod restore;
-mod smtp;
-mod sync_daemon;
-mod timers;
+mod keepalived;
+mod sync;
 mod vrrp;
-mod vrrp_io;
-mod vrrp_notify;
-mod vrrp_track;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,12 +138,15 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    config_load::set_options(rvs_keepalived::LoadOptions {
+    keepalived::load::set_options(rvs_keepalived::LoadOptions {
         instance: args.config_id.clone(),
         ..rvs_keepalived::LoadOptions::default()
     });
     if args.config_test {
-        let ok = args.config_file.as_deref().is_some_and(config_load::check);
+        let ok = args
+            .config_file
+            .as_deref()
+            .is_some_and(keepalived::load::check);
         return if ok {
             std::process::ExitCode::SUCCESS
         } else {
@@ -184,7 +173,7 @@ fn dump_conf(path: Option<&std::path::Path>) -> std::process::ExitCode {
     };
     // rvsd's own loading path, so the dump is what rvsd would apply (warnings are logged); a
     // VRRP interface this host lacks is logged, not refused: the file may be for another host.
-    match config_load::load_for_dump(path) {
+    match keepalived::load::load_for_dump(path) {
         Ok(lowered) => {
             let format = rvsadm::Format {
                 numeric: true,
@@ -205,12 +194,12 @@ fn dump_conf(path: Option<&std::path::Path>) -> std::process::ExitCode {
     }
 }
 
-/// Attempts [`bypass::Bypass::reattach`] makes before giving up (one second apart).
+/// Attempts [`dataplane::bypass::Bypass::reattach`] makes before giving up (one second apart).
 const REATTACH_ATTEMPTS: u32 = 5;
 
 /// Re-attaches the kernel-bypass rules after `interface` came back, off the calling (data
 /// plane) thread.
-fn reattach_in_background(bypass: bypass::Bypass, interface: &str) {
+fn reattach_in_background(bypass: dataplane::bypass::Bypass, interface: &str) {
     let interface = interface.to_owned();
     let spawned = std::thread::Builder::new()
         .name("rvsd-reattach".into())
@@ -248,29 +237,29 @@ fn run(args: Args) -> anyhow::Result<()> {
     let keepalived = match &args.config_file {
         Some(path) => Some((
             path.clone(),
-            config_load::load(path).map_err(anyhow::Error::msg)?,
+            keepalived::load::load(path).map_err(anyhow::Error::msg)?,
         )),
         None => None,
     };
 
     // The control socket next: a second rvsd on the same socket stops here, naming the running
     // one, before it touches that one's TUN device and nftables table.
-    let listener = control::bind(&args.socket)?;
+    let listener = control::server::bind(&args.socket)?;
     let net =
         rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;
     if let Some(path) = &args.restore {
-        let applied = restore::apply_file(&engine, &net.local_addrs(), path)
+        let applied = control::restore::apply_file(&engine, &net.local_addrs(), path)
             .with_context(|| format!("restoring {}", path.display()))?;
         tracing::info!(rules = applied, file = %path.display(), "restored ipvsadm-save rules");
     }
     // Local real servers: their packets go to the director's own stack through this device
     // (the kernel-bypass rules keep it from taking them off the wire). Gone when rvsd exits.
-    let tun_name = bypass::tun_name(&args.socket);
+    let tun_name = dataplane::bypass::tun_name(&args.socket);
     let local = Arc::new(
         rvs_io::TunDevice::create(&tun_name)
             .with_context(|| format!("creating the local-delivery TUN device {tun_name}"))?,
     );
-    let bypass = bypass::Bypass::install(&args.socket, &args.interfaces)
+    let bypass = dataplane::bypass::Bypass::install(&args.socket, &args.interfaces)
         .context("installing nftables kernel-bypass rules")?;
     bypass.sync(&engine);
 
@@ -296,8 +285,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .context("starting the data plane")?;
-    let timer_thread =
-        timers::start(engine.clone(), clock, stop.clone()).context("starting the timer thread")?;
+    let timer_thread = dataplane::timers::start(engine.clone(), clock, stop.clone())
+        .context("starting the timer thread")?;
     tracing::info!(interfaces = ?args.interfaces, workers, socket = %args.socket.display(), "rvsd running");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -310,10 +299,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let vrrp_specs = keepalived.as_ref().map(|(_, l)| l.clone());
     let health = keepalived.map(|(path, loaded)| {
         tracing::info!(file = %path.display(), "serving keepalived configuration");
-        health::Health::start(
+        keepalived::health::Health::start(
             path,
             loaded,
-            health::Plumbing {
+            keepalived::health::Plumbing {
                 engine: engine.clone(),
                 bypass: bypass.clone(),
                 net: net.clone(),
@@ -322,7 +311,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             runtime.handle().clone(),
         )
     });
-    let sync = Arc::new(sync_daemon::SyncDaemons::new(engine.clone(), clock));
+    let sync = Arc::new(sync::SyncDaemons::new(engine.clone(), clock));
     // Before VRRP starts, so its first transition finds the daemon to promote.
     if let Some(d) = &lvs_sync {
         match sync.start_from_keepalived(d) {
@@ -349,9 +338,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(l) => Some(Arc::new(vrrp::VrrpRuntime::start(l, sync.clone())?)),
         None => None,
     };
-    let served = runtime.block_on(control::serve(
+    let served = runtime.block_on(control::server::serve(
         listener,
-        control::Shared {
+        control::server::Shared {
             engine: engine.clone(),
             bypass: bypass.clone(),
             clock,

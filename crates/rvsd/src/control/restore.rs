@@ -10,7 +10,7 @@ use rvs_api::Reply;
 use rvs_engine::{Engine, Millis};
 use rvsadm::Action;
 
-use crate::convert;
+use super::executor;
 
 /// Applies every rule of `path`; returns how many were applied.
 /// `local_addrs` are the director's own addresses (their real servers become `Local`).
@@ -44,7 +44,7 @@ fn apply_text(
                 at()
             );
         };
-        if let Reply::Error(err) = convert::execute(engine, local_addrs, Millis(0), cmd) {
+        if let Reply::Error(err) = executor::execute(engine, local_addrs, Millis(0), cmd) {
             bail!("{}: {}", at(), err);
         }
         applied += 1;

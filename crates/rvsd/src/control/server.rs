@@ -16,11 +16,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::bypass::Bypass;
+use super::executor;
 use crate::clock::Clock;
-use crate::convert;
+use crate::dataplane::bypass::Bypass;
 use crate::dataplane::EgressCounters;
-use crate::health::Health;
+use crate::keepalived::health::Health;
 use crate::vrrp::VrrpRuntime;
 
 /// What every control connection needs.
@@ -39,7 +39,7 @@ pub struct Shared {
     /// The keepalived configuration and its checkers, when rvsd runs with `-f`.
     pub health: Option<Arc<Health>>,
     /// The connection-synchronization daemons.
-    pub sync: Arc<crate::sync_daemon::SyncDaemons>,
+    pub sync: Arc<crate::sync::SyncDaemons>,
     /// The VRRP instances (none yet, maybe), when rvsd runs with `-f`.
     pub vrrp: Option<Arc<VrrpRuntime>>,
 }
@@ -262,7 +262,7 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
             let mut walk = engine.service_walk();
             stream(move || {
                 let page = engine.services_page(&mut walk, SERVICES_PER_PART);
-                let views: Vec<_> = page.into_iter().map(convert::service_view).collect();
+                let views: Vec<_> = page.into_iter().map(executor::service_view).collect();
                 (!views.is_empty()).then_some(views)
             })
         }
@@ -277,7 +277,11 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
                 let (page, next) = engine.connections_page(now, at?, CONN_SLOTS_PER_PART);
                 let _ = rvs_io::priority::set_current_thread_idle();
                 at = next;
-                Some(page.into_iter().map(convert::conn_view).collect::<Vec<_>>())
+                Some(
+                    page.into_iter()
+                        .map(executor::conn_view)
+                        .collect::<Vec<_>>(),
+                )
             })
         }
         other => Answer::One(execute(shared, other).await),
@@ -441,7 +445,7 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
     let net = shared.net.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let local_addrs = net.local_addrs();
-        let reply = convert::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
+        let reply = executor::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
         if changes_config {
             bypass.sync(&engine);
         }

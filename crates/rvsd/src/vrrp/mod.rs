@@ -6,6 +6,11 @@
 //! scripts, smtp alerts and the connection-sync role of `lvs_sync_daemon`'s instance. On
 //! shutdown a master sends a priority-0 advert and every VIP rvsd added is removed.
 
+mod config;
+mod io;
+mod notify;
+mod track;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -21,15 +26,14 @@ use rvs_io::InterfaceAddress;
 use rvs_keepalived::vrrp::{Tracked, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use rvs_keepalived::Lowered;
 use rvs_vrrp::{
-    Advert, AhSession, Auth, Event, GroupEvent, Instance, InstanceConfig, State, SyncGroup,
-    Transmit, Version,
+    Advert, AhSession, Auth, Event, GroupEvent, Instance, State, SyncGroup, Transmit, Version,
 };
 
-use crate::smtp::MailSettings;
-use crate::sync_daemon::SyncDaemons;
-use crate::vrrp_io::MemberIo;
-use crate::vrrp_notify::{self, NotifyState, Scope};
-use crate::vrrp_track::{Tracking, POLL};
+use crate::keepalived::smtp::MailSettings;
+use crate::sync::SyncDaemons;
+use io::MemberIo;
+use notify::{NotifyState, Scope};
+use track::{Tracking, POLL};
 
 /// The running VRRP instances.
 pub struct VrrpRuntime {
@@ -169,7 +173,7 @@ impl PartialEq for Settings {
 impl Settings {
     fn of(lowered: &Lowered) -> Settings {
         let g = &lowered.global;
-        let router_id = crate::smtp::router_id(g);
+        let router_id = crate::keepalived::smtp::router_id(g);
         let mail = MailSettings::from_global(g, &router_id);
         Settings {
             alert_all: g.smtp_alert_vrrp.or(g.smtp_alert).unwrap_or(false),
@@ -436,7 +440,7 @@ impl Unit {
         let mut instances = Vec::new();
         for spec in specs {
             let (mut io, primary) = MemberIo::open(&spec)?;
-            let cfg = InstanceConfig::from_keepalived(&spec, primary)
+            let cfg = config::instance_config(&spec, primary)
                 .with_context(|| format!("vrrp_instance {}", spec.name))?;
             if cfg.auth == Auth::Ah {
                 let password = spec
@@ -651,9 +655,9 @@ impl Unit {
                     state = state.word(),
                     "VRRP group transition"
                 );
-                vrrp_notify::run_scripts(&g.notify, Scope::Group, &g.name, state, 0);
+                notify::run_scripts(&g.notify, Scope::Group, &g.name, state, 0);
                 if (g.smtp_alert || sh.settings.alert_all) && state != NotifyState::Stop {
-                    vrrp_notify::alert(
+                    notify::alert(
                         sh.settings.mail.as_ref(),
                         &sh.settings.router_id,
                         Scope::Group,
@@ -670,9 +674,9 @@ impl Unit {
                     .map_or(m.spec.priority, Instance::effective_priority);
                 let name = &m.spec.name;
                 tracing::info!(instance = name, state = state.word(), "VRRP transition");
-                vrrp_notify::run_scripts(&m.spec.notify, Scope::Instance, name, state, prio);
+                notify::run_scripts(&m.spec.notify, Scope::Instance, name, state, prio);
                 if (m.spec.smtp_alert || sh.settings.alert_all) && state != NotifyState::Stop {
-                    vrrp_notify::alert(
+                    notify::alert(
                         sh.settings.mail.as_ref(),
                         &sh.settings.router_id,
                         Scope::Instance,
