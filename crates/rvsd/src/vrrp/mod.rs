@@ -71,41 +71,27 @@ impl RunningUnit {
 struct UnitSpec {
     group: Option<VrrpSyncGroup>,
     members: Vec<VrrpInstance>,
-    /// What the unit configures, wherever in the file it stands (for reload comparisons).
-    fingerprint: serde_json::Value,
+    /// The group and members with their spans blanked: what the unit configures, wherever in
+    /// the file it stands (for reload comparisons).
+    placeless: (Option<VrrpSyncGroup>, Vec<VrrpInstance>),
 }
 
 impl PartialEq for UnitSpec {
     fn eq(&self, other: &UnitSpec) -> bool {
-        self.fingerprint == other.fingerprint
+        self.placeless == other.placeless
     }
-}
-
-/// `v` as JSON without its `span` fields: equal for items that configure the same thing
-/// even when a reload moved them to other lines.
-fn placeless<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                map.remove("span");
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut value = serde_json::to_value(v).unwrap_or_default();
-    strip(&mut value);
-    value
 }
 
 impl UnitSpec {
     fn new(group: Option<VrrpSyncGroup>, members: Vec<VrrpInstance>) -> UnitSpec {
-        let fingerprint = placeless(&(&group, &members));
+        let placeless = (
+            group.as_ref().map(VrrpSyncGroup::placeless),
+            members.iter().map(VrrpInstance::placeless).collect(),
+        );
         UnitSpec {
             group,
             members,
-            fingerprint,
+            placeless,
         }
     }
 
@@ -162,7 +148,12 @@ struct Settings {
 
 impl PartialEq for Settings {
     fn eq(&self, other: &Settings) -> bool {
-        placeless(&self.scripts) == placeless(&other.scripts)
+        self.scripts.len() == other.scripts.len()
+            && self
+                .scripts
+                .iter()
+                .zip(&other.scripts)
+                .all(|(a, b)| a.placeless() == b.placeless())
             && self.mail == other.mail
             && self.router_id == other.router_id
             && self.sync_instance == other.sync_instance
