@@ -117,15 +117,23 @@ impl Args {
 /// backup asks at once and again after 500 ms).
 const RESYNC_BEFORE_VRRP: std::time::Duration = std::time::Duration::from_millis(1200);
 
-fn parse_mh_table_size(s: &str) -> Result<u32, String> {
-    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+/// A `--mh-table-size` that is not one of IPVS's primes.
+#[derive(Debug, thiserror::Error)]
+enum MhTableSizeError {
+    /// Not a number.
+    #[error("{0}")]
+    NotANumber(#[from] std::num::ParseIntError),
+    /// A number that is not one of [`rvs_engine::MH_TABLE_SIZES`].
+    #[error("{0} is not an mh table size; use one of {sizes:?}", sizes = rvs_engine::MH_TABLE_SIZES)]
+    NotATableSize(u32),
+}
+
+fn parse_mh_table_size(s: &str) -> Result<u32, MhTableSizeError> {
+    let n: u32 = s.parse()?;
     if rvs_engine::MH_TABLE_SIZES.contains(&n) {
         Ok(n)
     } else {
-        Err(format!(
-            "{n} is not an mh table size; use one of {:?}",
-            rvs_engine::MH_TABLE_SIZES
-        ))
+        Err(MhTableSizeError::NotATableSize(n))
     }
 }
 
@@ -235,10 +243,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     engine.set_policy(args.policy()?);
     // Read the keepalived.conf first: a broken file stops rvsd before it touches anything.
     let keepalived = match &args.config_file {
-        Some(path) => Some((
-            path.clone(),
-            keepalived::load::load(path).map_err(anyhow::Error::msg)?,
-        )),
+        Some(path) => Some((path.clone(), keepalived::load::load(path)?)),
         None => None,
     };
 

@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::dataplane::bypass::Bypass;
 use crate::dataplane::EgressCounters;
 use crate::keepalived::health::Health;
+use crate::keepalived::reload;
 use crate::vrrp::VrrpRuntime;
 
 /// What every control connection needs.
@@ -79,7 +80,7 @@ pub async fn serve(
                         let vrrp = shared.vrrp.clone();
                         tokio::spawn(async move {
                             let done =
-                                tokio::task::spawn_blocking(move || reload(&h, vrrp.as_deref()))
+                                tokio::task::spawn_blocking(move || reload::reload(&h, vrrp.as_deref()))
                                     .await;
                             match done {
                                 Ok(Ok(())) => tracing::info!("SIGHUP: configuration reloaded"),
@@ -92,17 +93,6 @@ pub async fn serve(
                 }
             }
         }
-    }
-}
-
-/// Re-reads keepalived.conf: virtual servers and checkers first, then the VRRP instances.
-/// A file that does not load changes nothing; a VRRP instance that cannot start is reported
-/// while the rest of the new configuration is in force.
-fn reload(health: &Health, vrrp: Option<&VrrpRuntime>) -> Result<(), String> {
-    let lowered = health.reload()?;
-    match vrrp {
-        Some(v) => v.reload(&lowered).map_err(|e| format!("{e:#}")),
-        None => Ok(()),
     }
 }
 
@@ -406,13 +396,13 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         Command::StartDaemon(cfg) => {
             return match shared.sync.start(cfg) {
                 Ok(_) => Reply::Ok,
-                Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
+                Err(e) => Reply::error(ErrorKind::InvalidArgument, e.to_string()),
             }
         }
         Command::StopDaemon(role) => {
             return match shared.sync.stop(*role) {
                 Ok(()) => Reply::Ok,
-                Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
+                Err(e) => Reply::error(ErrorKind::InvalidArgument, e.to_string()),
             }
         }
         Command::ListDaemons => return Reply::Daemons(shared.sync.list()),
@@ -425,9 +415,9 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         if let Some(h) = shared.health.clone() {
             let vrrp = shared.vrrp.clone();
             let joined = tokio::task::spawn_blocking(move || match cmd {
-                Command::Reload => match reload(&h, vrrp.as_deref()) {
+                Command::Reload => match reload::reload(&h, vrrp.as_deref()) {
                     Ok(()) => Reply::Ok,
-                    Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
+                    Err(e) => Reply::error(ErrorKind::InvalidArgument, e.to_string()),
                 },
                 _ => Reply::Health(h.status()),
             })

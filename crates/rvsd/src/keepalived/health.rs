@@ -143,7 +143,7 @@ impl Health {
 
     /// Re-reads the file and applies its virtual servers; on an error nothing changes and the
     /// report is returned. Returns the whole configuration for the VRRP runtime.
-    pub fn reload(&self) -> Result<Lowered, String> {
+    pub fn reload(&self) -> Result<Lowered, load::LoadError> {
         let loaded = load::load(&self.path)?;
         self.apply(loaded.clone(), false);
         tracing::info!(file = %self.path.display(), "configuration reloaded");

@@ -1,4 +1,4 @@
-//! keepalived.conf in rvsd: loading and reloading the file, applying its virtual services and
+//! keepalived.conf in rvsd: loading and reloading the file ([`reload`]), applying its virtual services and
 //! running their health checkers, and what the checkers tell the outside (notify scripts,
 //! smtp alerts). The pure policy (pools, reload diff) lives in `rvs_keepalived`.
 
@@ -7,4 +7,5 @@ pub mod checkers;
 pub mod health;
 pub mod load;
 pub mod notify;
+pub mod reload;
 pub mod smtp;
