@@ -254,7 +254,6 @@ impl VrrpSyncGroup {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::path::Path;
 
     const VI: &str = "vrrp_script chk {\n  script \"/bin/true\"\n}\n\

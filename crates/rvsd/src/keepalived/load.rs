@@ -88,6 +88,24 @@ pub fn load_for_dump(path: &Path) -> Result<Lowered, LoadError> {
     Ok(lowered)
 }
 
+/// `rvsd --dump-conf`: the file as rvsd would apply it, services and real servers as
+/// `rvsadm -S -n` prints them, then policies, checkers and VRRP. rvsd's own loading path, so
+/// the dump is what rvsd would apply (warnings are logged); a VRRP interface this host lacks
+/// is logged, not refused: the file may be for another host.
+pub fn dump(path: &Path) -> Result<String, LoadError> {
+    let lowered = load_for_dump(path)?;
+    let format = rvsadm::Format {
+        numeric: true,
+        ..rvsadm::Format::default()
+    };
+    let save = rvsadm::render::save(
+        &rvs_keepalived::dump::service_views(&lowered),
+        &format,
+        &rvsadm::StaticResolver::EMPTY,
+    );
+    Ok(rvs_keepalived::dump::render(&lowered, &save))
+}
+
 /// [`load`] without logging: the lowered configuration and every problem keepalived runs past,
 /// errors first, then warnings.
 pub fn load_logged(path: &Path) -> Result<(Lowered, Vec<Diagnostic>), LoadError> {

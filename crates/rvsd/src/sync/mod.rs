@@ -268,6 +268,15 @@ impl SyncDaemons {
         }
     }
 
+    /// Stops every running daemon and waits for their threads (rvsd's shutdown).
+    pub fn shutdown(&self) {
+        let running = std::mem::take(&mut *self.lock());
+        if running.contains_key(&role_key(DaemonRole::Master)) {
+            self.engine.set_sync_export(false);
+        }
+        drop(running);
+    }
+
     /// The running daemons, master first.
     pub fn list(&self) -> Vec<DaemonConfig> {
         self.lock().values().map(|r| r.config.clone()).collect()
