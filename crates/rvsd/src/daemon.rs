@@ -25,22 +25,70 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
 use rvs_engine::{Engine, EngineConfig, Policy};
-use rvs_io::NetState;
+use rvs_io::{IoError, NetState};
 
 use crate::clock::Clock;
 use crate::control;
+use crate::control::restore::RestoreError;
+use crate::control::server::ControlError;
 use crate::dataplane::bypass::{self, Bypass};
 use crate::dataplane::{self, DataPlane};
 use crate::keepalived::health::{self, Health};
-use crate::keepalived::load;
+use crate::keepalived::load::{self, LoadError};
 use crate::sync::SyncDaemons;
-use crate::vrrp::VrrpRuntime;
+use crate::vrrp::{VrrpError, VrrpRuntime};
 
 /// How long rvsd waits at start for a peer's connection table before it starts VRRP (the
 /// backup asks at once and again after 500 ms).
 const RESYNC_BEFORE_VRRP: Duration = Duration::from_millis(1200);
+
+/// Why rvsd did not start: the step that failed, with its cause as the error's source.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// keepalived.conf cannot be used.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The control socket cannot be bound (another rvsd serves it, most often).
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The kernel's links, routes and neighbours cannot be read.
+    #[error("reading the kernel's links, routes and neighbours")]
+    Net(#[source] IoError),
+    /// The ipvsadm-save file cannot be applied.
+    #[error("restoring {}", .path.display())]
+    Restore {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: RestoreError,
+    },
+    /// The local-delivery TUN device cannot be created.
+    #[error("creating the local-delivery TUN device {name}")]
+    Tun {
+        /// The device.
+        name: String,
+        /// Why.
+        #[source]
+        error: IoError,
+    },
+    /// The kernel-bypass rules cannot be installed.
+    #[error("installing nftables kernel-bypass rules")]
+    Bypass(#[source] IoError),
+    /// A worker's sockets or thread cannot be set up.
+    #[error("starting the data plane")]
+    DataPlane(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The timer thread cannot be started.
+    #[error("starting the timer thread")]
+    Timers(#[source] std::io::Error),
+    /// The control runtime cannot be started.
+    #[error("starting the control runtime")]
+    Runtime(#[source] std::io::Error),
+    /// A VRRP instance cannot start.
+    #[error(transparent)]
+    Vrrp(#[from] VrrpError),
+}
 
 /// What the daemon runs with (the command line, checked).
 #[derive(Debug, Clone)]
@@ -86,7 +134,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts every subsystem, in the order the module documentation gives. An error stops
     /// the start where it happens.
-    pub fn start(options: Options) -> anyhow::Result<Daemon> {
+    pub fn start(options: Options) -> Result<Daemon, StartError> {
         let clock = Clock::new();
         let engine = Arc::new(Engine::new(options.engine));
         engine.set_policy(options.policy);
@@ -99,21 +147,28 @@ impl Daemon {
         // The control socket next: a second rvsd on the same socket stops here, naming the
         // running one, before it touches that one's TUN device and nftables table.
         let listener = control::server::bind(&options.socket)?;
-        let net = NetState::start().context("reading the kernel's links, routes and neighbours")?;
+        let net = NetState::start().map_err(StartError::Net)?;
         if let Some(path) = &options.restore {
-            let applied = control::restore::apply_file(&engine, &net.local_addrs(), path)
-                .with_context(|| format!("restoring {}", path.display()))?;
+            let applied = control::restore::apply_file(&engine, &net.local_addrs(), path).map_err(
+                |error| StartError::Restore {
+                    path: path.clone(),
+                    error,
+                },
+            )?;
             tracing::info!(rules = applied, file = %path.display(), "restored ipvsadm-save rules");
         }
         // Local real servers: their packets go to the director's own stack through this device
         // (the kernel-bypass rules keep it from taking them off the wire). Gone when rvsd exits.
         let tun_name = bypass::tun_name(&options.socket);
-        let local = Arc::new(
-            rvs_io::TunDevice::create(&tun_name)
-                .with_context(|| format!("creating the local-delivery TUN device {tun_name}"))?,
-        );
-        let bypass = Bypass::install(&options.socket, &options.interfaces)
-            .context("installing nftables kernel-bypass rules")?;
+        let local =
+            Arc::new(
+                rvs_io::TunDevice::create(&tun_name).map_err(|error| StartError::Tun {
+                    name: tun_name.clone(),
+                    error,
+                })?,
+            );
+        let bypass =
+            Bypass::install(&options.socket, &options.interfaces).map_err(StartError::Bypass)?;
         bypass.sync(&engine);
 
         let halt = Arc::new(AtomicBool::new(false));
@@ -134,16 +189,16 @@ impl Daemon {
                 Arc::new(move |name: &str| dataplane::reattach_in_background(bypass.clone(), name))
             },
         )
-        .context("starting the data plane")?;
+        .map_err(|e| StartError::DataPlane(e.into()))?;
         let timers = dataplane::timers::start(engine.clone(), clock, halt.clone())
-            .context("starting the timer thread")?;
+            .map_err(StartError::Timers)?;
         tracing::info!(interfaces = ?options.interfaces, workers,
             socket = %options.socket.display(), "rvsd running");
 
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .context("starting the control runtime")?;
+            .map_err(StartError::Runtime)?;
         let lvs_sync = keepalived
             .as_ref()
             .and_then(|(_, l)| l.global.lvs_sync_daemon.clone());
@@ -209,7 +264,7 @@ impl Daemon {
     }
 
     /// Serves the control socket until SIGTERM or SIGINT (SIGHUP reloads keepalived.conf).
-    pub fn serve(&mut self) -> anyhow::Result<()> {
+    pub fn serve(&mut self) -> Result<(), ControlError> {
         let Some(listener) = self.listener.take() else {
             return Ok(());
         };

@@ -207,5 +207,5 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut daemon = daemon::Daemon::start(options)?;
     let served = daemon.serve();
     daemon.stop();
-    served
+    Ok(served?)
 }

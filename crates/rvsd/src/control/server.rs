@@ -4,10 +4,9 @@
 //! connection.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use nix::sys::socket::sockopt::PeerCredentials;
 use rvs_api::{decode_command, encode_reply, ApiError, Command, ErrorKind, FrameBuffer, Reply};
 use rvs_engine::Engine;
@@ -23,6 +22,36 @@ use crate::dataplane::EgressCounters;
 use crate::keepalived::health::Health;
 use crate::keepalived::reload;
 use crate::vrrp::VrrpRuntime;
+
+/// Why the control socket cannot be bound or served.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// A live rvsd answers on the socket path.
+    #[error("{who} is already serving {}; stop it first, or give this one another --socket", .path.display())]
+    Busy {
+        /// The running daemon, by pid when the kernel tells it.
+        who: String,
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// A step of binding or serving failed.
+    #[error("{what}")]
+    Io {
+        /// The step, with the path it concerns.
+        what: String,
+        /// Its error.
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+impl ControlError {
+    /// A failed step `what`, as a closure for `map_err`.
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlError {
+        let what = what.into();
+        move |error| ControlError::Io { what, error }
+    }
+}
 
 /// What every control connection needs.
 #[derive(Clone)]
@@ -49,15 +78,19 @@ pub struct Shared {
 pub async fn serve(
     listener: std::os::unix::net::UnixListener,
     shared: Shared,
-) -> anyhow::Result<()> {
+) -> Result<(), ControlError> {
     listener
         .set_nonblocking(true)
-        .context("making the control socket non-blocking")?;
-    let listener = UnixListener::from_std(listener).context("serving the control socket")?;
+        .map_err(ControlError::io("making the control socket non-blocking"))?;
+    let listener =
+        UnixListener::from_std(listener).map_err(ControlError::io("serving the control socket"))?;
     let mut backoff = AcceptBackoff::default();
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(ControlError::io("installing the SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(ControlError::io("installing the SIGINT handler"))?;
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(ControlError::io("installing the SIGHUP handler"))?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -99,10 +132,11 @@ pub async fn serve(
 /// Binds the control socket with mode 0600, replacing a stale socket file but refusing to steal
 /// the path from a live rvsd (named by its pid). Called first thing at start, so a second rvsd
 /// stops before it touches the running one's devices and rules.
-pub fn bind(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(ControlError::io(format!("creating {}", dir.display())))?;
         }
     }
     if path.exists() {
@@ -111,18 +145,21 @@ pub fn bind(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
                 Ok(cred) => format!("another rvsd (pid {})", cred.pid()),
                 Err(_) => "another rvsd".to_owned(),
             };
-            anyhow::bail!(
-                "{who} is already serving {}; stop it first, or give this one another --socket",
-                path.display()
-            );
+            return Err(ControlError::Busy {
+                who,
+                path: path.to_owned(),
+            });
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+        std::fs::remove_file(path).map_err(ControlError::io(format!(
+            "removing the stale socket {}",
+            path.display()
+        )))?;
     }
     let listener = std::os::unix::net::UnixListener::bind(path)
-        .with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("setting the mode of {}", path.display()))?;
+        .map_err(ControlError::io(format!("binding {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+        ControlError::io(format!("setting the mode of {}", path.display())),
+    )?;
     Ok(listener)
 }
 

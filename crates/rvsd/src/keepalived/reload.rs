@@ -3,7 +3,7 @@
 
 use super::health::Health;
 use super::load::LoadError;
-use crate::vrrp::VrrpRuntime;
+use crate::vrrp::{VrrpError, VrrpRuntime};
 
 /// Why a reload did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -13,8 +13,8 @@ pub enum ReloadError {
     Load(#[from] LoadError),
     /// A VRRP instance of the new file cannot start; the rest of the new configuration is in
     /// force.
-    #[error("{0:#}")]
-    Vrrp(anyhow::Error),
+    #[error("{}", .0.chain())]
+    Vrrp(VrrpError),
 }
 
 /// Re-reads keepalived.conf: virtual servers and checkers first, then the VRRP instances.

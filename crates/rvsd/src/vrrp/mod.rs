@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rvs_api::{DaemonRole, VrrpView};
 use rvs_io::InterfaceAddress;
@@ -34,6 +33,70 @@ use crate::sync::SyncDaemons;
 use io::MemberIo;
 use notify::{NotifyState, Scope};
 use track::{Tracking, POLL};
+
+/// Why a VRRP unit (sync group or lone instance) did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum VrrpError {
+    /// Opening a socket on, or reading the addresses of, an instance's interface failed.
+    #[error("{what} {interface}")]
+    Io {
+        /// The step (`VRRP socket on`, `packet socket on`, `addresses of`, ...).
+        what: &'static str,
+        /// The interface.
+        interface: String,
+        /// Its error.
+        #[source]
+        error: rvs_io::IoError,
+    },
+    /// rvs-vrrp refuses an instance's settings.
+    #[error("vrrp_instance {name}")]
+    Config {
+        /// The instance.
+        name: String,
+        /// Why.
+        #[source]
+        error: rvs_vrrp::ConfigError,
+    },
+    /// The unit's thread could not be started.
+    #[error("starting a VRRP thread")]
+    Thread(#[source] std::io::Error),
+    /// A unit without instances (a sync group naming none that exists).
+    #[error("a vrrp unit without instances")]
+    Empty,
+    /// The first unit of a (re)load that did not start; the others run.
+    #[error("VRRP {label}")]
+    Unit {
+        /// The sync group or instance.
+        label: String,
+        /// Why.
+        #[source]
+        error: Box<VrrpError>,
+    },
+}
+
+impl VrrpError {
+    /// A failed step `what` on `interface`, as a closure for `map_err`.
+    fn io(what: &'static str, interface: &str) -> impl FnOnce(rvs_io::IoError) -> VrrpError {
+        let interface = interface.to_owned();
+        move |error| VrrpError::Io {
+            what,
+            interface,
+            error,
+        }
+    }
+
+    /// This error and its causes on one line, `: ` between them.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+}
 
 /// The running VRRP instances.
 pub struct VrrpRuntime {
@@ -195,7 +258,7 @@ struct Inherited {
 
 impl VrrpRuntime {
     /// Starts every VRRP instance of `lowered` (none is fine: a reload may add some).
-    pub fn start(lowered: &Lowered, sync: Arc<SyncDaemons>) -> anyhow::Result<VrrpRuntime> {
+    pub fn start(lowered: &Lowered, sync: Arc<SyncDaemons>) -> Result<VrrpRuntime, VrrpError> {
         let rt = VrrpRuntime {
             units: Mutex::new(Vec::new()),
             sync,
@@ -216,7 +279,7 @@ impl VrrpRuntime {
     /// ones are replaced, their instances resuming MASTER at once where they were master and
     /// keeping the VIPs they still list; new ones start. On an error naming the first unit
     /// that could not start, the others are running.
-    pub fn reload(&self, lowered: &Lowered) -> anyhow::Result<()> {
+    pub fn reload(&self, lowered: &Lowered) -> Result<(), VrrpError> {
         let settings = Arc::new(Settings::of(lowered));
         let wanted = UnitSpec::all_of(lowered);
         let mut units = self.lock();
@@ -246,8 +309,11 @@ impl VrrpRuntime {
             match self.spawn(spec, &settings, &mut inherited) {
                 Ok(u) => units.push(u),
                 Err(e) => {
-                    tracing::error!(unit = label, "VRRP: cannot start: {e:#}");
-                    first_error.get_or_insert(e.context(format!("VRRP {label}")));
+                    tracing::error!(unit = label, "VRRP: cannot start: {}", e.chain());
+                    first_error.get_or_insert(VrrpError::Unit {
+                        label,
+                        error: Box::new(e),
+                    });
                 }
             }
         }
@@ -269,7 +335,7 @@ impl VrrpRuntime {
         spec: UnitSpec,
         settings: &Arc<Settings>,
         inherited: &mut HashMap<String, Inherited>,
-    ) -> anyhow::Result<RunningUnit> {
+    ) -> Result<RunningUnit, VrrpError> {
         let control = Arc::new(AtomicU8::new(RUN));
         let status = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
@@ -286,7 +352,7 @@ impl VrrpRuntime {
                 unit.run();
                 unit
             })
-            .context("starting a VRRP thread")?;
+            .map_err(VrrpError::Thread)?;
         Ok(RunningUnit {
             spec,
             settings: settings.clone(),
@@ -425,14 +491,17 @@ impl Unit {
         specs: Vec<VrrpInstance>,
         shared: &Arc<Shared>,
         inherited: &mut HashMap<String, Inherited>,
-    ) -> anyhow::Result<Unit> {
+    ) -> Result<Unit, VrrpError> {
         let now = Instant::now();
         let mut members = Vec::new();
         let mut instances = Vec::new();
         for spec in specs {
             let (mut io, primary) = MemberIo::open(&spec)?;
-            let cfg = config::instance_config(&spec, primary)
-                .with_context(|| format!("vrrp_instance {}", spec.name))?;
+            let refused = |name: &str| {
+                let name = name.to_owned();
+                move |error| VrrpError::Config { name, error }
+            };
+            let cfg = config::instance_config(&spec, primary).map_err(refused(&spec.name))?;
             if cfg.auth == Auth::Ah {
                 let password = spec
                     .authentication
@@ -452,7 +521,7 @@ impl Unit {
             } else {
                 Instance::new(cfg, now)
             };
-            instances.push(instance.with_context(|| format!("vrrp_instance {}", spec.name))?);
+            instances.push(instance.map_err(refused(&spec.name))?);
             let mut if_tracked: Vec<&Tracked> = spec.track_interface.iter().collect();
             let mut scripts: Vec<&Tracked> = spec.track_script.iter().collect();
             if let Some(g) = &group {
@@ -478,7 +547,7 @@ impl Unit {
             Some(g) => Machine::Group(SyncGroup::new(&g.name, instances, now)),
             None => match instances.pop() {
                 Some(i) => Machine::Single(Box::new(i)),
-                None => anyhow::bail!("a vrrp unit without instances"),
+                None => return Err(VrrpError::Empty),
             },
         };
         {
