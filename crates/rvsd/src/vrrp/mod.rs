@@ -820,6 +820,27 @@ mod tests {
         assert!(before[0] != other_vip[0], "another VIP");
     }
 
+    /// A unit that cannot start is reported (log and `rvsadm --reload` reply) as the chain
+    /// of its causes on one line, as it read before the errors were typed.
+    #[test]
+    fn a_unit_error_reads_as_its_chain() {
+        let e = VrrpError::Unit {
+            label: "G".into(),
+            error: Box::new(VrrpError::Config {
+                name: "VI_1".into(),
+                error: rvs_vrrp::ConfigError::Vrid,
+            }),
+        };
+        assert_eq!(
+            e.chain(),
+            "VRRP G: vrrp_instance VI_1: virtual_router_id must be 1-255"
+        );
+        assert_eq!(
+            crate::keepalived::reload::ReloadError::Vrrp(e).to_string(),
+            "VRRP G: vrrp_instance VI_1: virtual_router_id must be 1-255"
+        );
+    }
+
     #[test]
     fn sync_groups_are_one_unit_with_their_members() {
         let text = format!(
