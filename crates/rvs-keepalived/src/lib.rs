@@ -12,6 +12,10 @@
 //!
 //! No I/O other than reading the configuration files (and `/proc/sys/kernel/hostname` for
 //! keepalived's default config id when [`LoadOptions::instance`] is not given).
+//!
+//! Also keepalived's run-time policy as pure functions: [`pool`] decides which real servers of a
+//! virtual service belong in the table (health, `inhibit_on_failure`, quorum, sorry server) and
+//! [`reload`] turns the difference between the table and that pool into control commands.
 
 pub mod checker;
 mod defs;
@@ -29,7 +33,9 @@ mod parse_global;
 mod parse_lvs;
 mod parse_other;
 mod parse_vrrp;
+pub mod pool;
 mod preprocess;
+pub mod reload;
 mod seq;
 mod tree;
 mod values;

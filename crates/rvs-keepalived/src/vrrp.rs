@@ -173,3 +173,116 @@ pub struct VrrpSyncGroup {
     /// Where it is.
     pub span: Span,
 }
+
+/// The span every item gets in a placeless copy.
+fn nowhere() -> Span {
+    Span::new("", 0)
+}
+
+fn placeless_script(s: &Option<Script>) -> Option<Script> {
+    s.as_ref().map(|s| Script {
+        span: nowhere(),
+        ..s.clone()
+    })
+}
+
+fn placeless_vips(vips: &[VirtualIp]) -> Vec<VirtualIp> {
+    vips.iter()
+        .map(|v| VirtualIp {
+            span: nowhere(),
+            ..v.clone()
+        })
+        .collect()
+}
+
+impl VrrpNotify {
+    /// This with every span blanked (see [`VrrpInstance::placeless`]).
+    pub fn placeless(&self) -> VrrpNotify {
+        VrrpNotify {
+            master: placeless_script(&self.master),
+            backup: placeless_script(&self.backup),
+            fault: placeless_script(&self.fault),
+            stop: placeless_script(&self.stop),
+            any: placeless_script(&self.any),
+        }
+    }
+}
+
+impl VrrpScript {
+    /// This with its span blanked (see [`VrrpInstance::placeless`]).
+    pub fn placeless(&self) -> VrrpScript {
+        VrrpScript {
+            span: nowhere(),
+            ..self.clone()
+        }
+    }
+}
+
+impl VrrpInstance {
+    /// This with every span (its own, its addresses', scripts' and settings') blanked: two
+    /// instances that configure the same thing compare equal however a reload moved them
+    /// through the files.
+    pub fn placeless(&self) -> VrrpInstance {
+        VrrpInstance {
+            virtual_ipaddress: placeless_vips(&self.virtual_ipaddress),
+            virtual_ipaddress_excluded: placeless_vips(&self.virtual_ipaddress_excluded),
+            notify: self.notify.placeless(),
+            other: self
+                .other
+                .iter()
+                .map(|s| Setting {
+                    span: nowhere(),
+                    ..s.clone()
+                })
+                .collect(),
+            span: nowhere(),
+            ..self.clone()
+        }
+    }
+}
+
+impl VrrpSyncGroup {
+    /// This with every span blanked (see [`VrrpInstance::placeless`]).
+    pub fn placeless(&self) -> VrrpSyncGroup {
+        VrrpSyncGroup {
+            notify: self.notify.placeless(),
+            span: nowhere(),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    const VI: &str = "vrrp_script chk {\n  script \"/bin/true\"\n}\n\
+                      vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+                      notify_master \"/bin/true master\"\n  track_script {\n    chk\n  }\n  \
+                      virtual_ipaddress {\n    10.0.0.100/24 dev eth0\n  }\n}\n\
+                      vrrp_sync_group G {\n  group {\n    VI_1\n  }\n  notify \"/bin/n\"\n}\n";
+
+    fn parse(text: &str) -> crate::Config {
+        let (config, report) = crate::parse_str(text, Path::new("k.conf"));
+        assert!(!report.is_fatal(), "{report:?}");
+        config
+    }
+
+    /// Placeless copies compare by what the items configure, not by where they stand.
+    #[test]
+    fn placeless_copies_ignore_lines_but_not_settings() {
+        let before = parse(VI);
+        let moved = parse(&format!("# moved\n\n{VI}"));
+        assert_ne!(before.vrrp_instances, moved.vrrp_instances);
+        let same = |a: &crate::Config, b: &crate::Config| {
+            a.vrrp_instances[0].placeless() == b.vrrp_instances[0].placeless()
+                && a.vrrp_sync_groups[0].placeless() == b.vrrp_sync_groups[0].placeless()
+                && a.vrrp_scripts[0].placeless() == b.vrrp_scripts[0].placeless()
+        };
+        assert!(same(&before, &moved));
+        let changed = parse(&VI.replace("10.0.0.100/24", "10.0.0.101/24"));
+        assert!(!same(&before, &changed));
+        let changed = parse(&VI.replace("/bin/n", "/bin/m"));
+        assert!(!same(&before, &changed));
+    }
+}

@@ -16,7 +16,6 @@ pub mod ah;
 pub mod codec;
 pub mod config;
 pub mod error;
-mod from_keepalived;
 pub mod instance;
 pub mod sync_group;
 pub mod timing;

@@ -2,33 +2,20 @@
 //!
 //! Runs the data plane (one worker thread per core, each with a packet socket per interface in a
 //! fanout group), serves the ipvsadm-compatible control API on a Unix socket, and drives the
-//! engine's timers. All wiring lives here; the packet logic is in `rvs-engine`, the OS calls in
-//! `rvs-io`.
+//! engine's timers, keepalived's services and checkers, VRRP and connection sync. This file
+//! reads the command line; [`daemon::Daemon`] starts and stops the subsystems: `dataplane`,
+//! `control`, `keepalived`, `vrrp`, `sync`. The packet logic is in `rvs-engine`, the OS calls
+//! in `rvs-io`.
 
-mod bypass;
-mod checker_alert;
-mod checker_spec;
 mod clock;
-mod config_load;
 mod control;
-mod convert;
+mod daemon;
 mod dataplane;
-mod health;
-mod notify;
-mod pool;
-mod reload;
-mod restore;
-mod smtp;
-mod sync_daemon;
-mod timers;
+mod keepalived;
+mod sync;
 mod vrrp;
-mod vrrp_io;
-mod vrrp_notify;
-mod vrrp_track;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -127,19 +114,23 @@ impl Args {
     }
 }
 
-/// How long rvsd waits at start for a peer's connection table before it starts VRRP (the
-/// backup asks at once and again after 500 ms).
-const RESYNC_BEFORE_VRRP: std::time::Duration = std::time::Duration::from_millis(1200);
+/// A `--mh-table-size` that is not one of IPVS's primes.
+#[derive(Debug, thiserror::Error)]
+enum MhTableSizeError {
+    /// Not a number.
+    #[error("{0}")]
+    NotANumber(#[from] std::num::ParseIntError),
+    /// A number that is not one of [`rvs_engine::MH_TABLE_SIZES`].
+    #[error("{0} is not an mh table size; use one of {sizes:?}", sizes = rvs_engine::MH_TABLE_SIZES)]
+    NotATableSize(u32),
+}
 
-fn parse_mh_table_size(s: &str) -> Result<u32, String> {
-    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+fn parse_mh_table_size(s: &str) -> Result<u32, MhTableSizeError> {
+    let n: u32 = s.parse()?;
     if rvs_engine::MH_TABLE_SIZES.contains(&n) {
         Ok(n)
     } else {
-        Err(format!(
-            "{n} is not an mh table size; use one of {:?}",
-            rvs_engine::MH_TABLE_SIZES
-        ))
+        Err(MhTableSizeError::NotATableSize(n))
     }
 }
 
@@ -152,12 +143,15 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    config_load::set_options(rvs_keepalived::LoadOptions {
+    keepalived::load::set_options(rvs_keepalived::LoadOptions {
         instance: args.config_id.clone(),
         ..rvs_keepalived::LoadOptions::default()
     });
     if args.config_test {
-        let ok = args.config_file.as_deref().is_some_and(config_load::check);
+        let ok = args
+            .config_file
+            .as_deref()
+            .is_some_and(keepalived::load::check);
         return if ok {
             std::process::ExitCode::SUCCESS
         } else {
@@ -182,20 +176,9 @@ fn dump_conf(path: Option<&std::path::Path>) -> std::process::ExitCode {
     let Some(path) = path else {
         return std::process::ExitCode::FAILURE;
     };
-    // rvsd's own loading path, so the dump is what rvsd would apply (warnings are logged); a
-    // VRRP interface this host lacks is logged, not refused: the file may be for another host.
-    match config_load::load_for_dump(path) {
-        Ok(lowered) => {
-            let format = rvsadm::Format {
-                numeric: true,
-                ..rvsadm::Format::default()
-            };
-            let save = rvsadm::render::save(
-                &rvs_keepalived::dump::service_views(&lowered),
-                &format,
-                &rvsadm::StaticResolver::EMPTY,
-            );
-            print!("{}", rvs_keepalived::dump::render(&lowered, &save));
+    match keepalived::load::dump(path) {
+        Ok(text) => {
+            print!("{text}");
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
@@ -205,175 +188,24 @@ fn dump_conf(path: Option<&std::path::Path>) -> std::process::ExitCode {
     }
 }
 
-/// Attempts [`bypass::Bypass::reattach`] makes before giving up (one second apart).
-const REATTACH_ATTEMPTS: u32 = 5;
-
-/// Re-attaches the kernel-bypass rules after `interface` came back, off the calling (data
-/// plane) thread.
-fn reattach_in_background(bypass: bypass::Bypass, interface: &str) {
-    let interface = interface.to_owned();
-    let spawned = std::thread::Builder::new()
-        .name("rvsd-reattach".into())
-        .spawn(move || {
-            for attempt in 1..=REATTACH_ATTEMPTS {
-                match bypass.reattach() {
-                    Ok(_) => return,
-                    Err(e) => tracing::warn!(
-                        interface,
-                        attempt,
-                        "re-attaching the kernel-bypass rules failed: {e}"
-                    ),
-                }
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-            tracing::error!(
-                interface,
-                "kernel-bypass rules not re-attached: the kernel may answer forwarded traffic \
-                 on it until rvsd restarts"
-            );
-        });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the thread re-attaching the kernel-bypass rules: {e}");
-    }
-}
-
+/// Starts the daemon, serves until SIGTERM or SIGINT, and stops it.
 fn run(args: Args) -> anyhow::Result<()> {
-    let clock = clock::Clock::new();
-    let engine = Arc::new(rvs_engine::Engine::new(rvs_engine::EngineConfig {
-        mh_table_size: args.mh_table_size,
-        ..rvs_engine::EngineConfig::default()
-    }));
-    engine.set_policy(args.policy()?);
-    // Read the keepalived.conf first: a broken file stops rvsd before it touches anything.
-    let keepalived = match &args.config_file {
-        Some(path) => Some((
-            path.clone(),
-            config_load::load(path).map_err(anyhow::Error::msg)?,
-        )),
-        None => None,
-    };
-
-    // The control socket next: a second rvsd on the same socket stops here, naming the running
-    // one, before it touches that one's TUN device and nftables table.
-    let listener = control::bind(&args.socket)?;
-    let net =
-        rvs_io::NetState::start().context("reading the kernel's links, routes and neighbours")?;
-    if let Some(path) = &args.restore {
-        let applied = restore::apply_file(&engine, &net.local_addrs(), path)
-            .with_context(|| format!("restoring {}", path.display()))?;
-        tracing::info!(rules = applied, file = %path.display(), "restored ipvsadm-save rules");
-    }
-    // Local real servers: their packets go to the director's own stack through this device
-    // (the kernel-bypass rules keep it from taking them off the wire). Gone when rvsd exits.
-    let tun_name = bypass::tun_name(&args.socket);
-    let local = Arc::new(
-        rvs_io::TunDevice::create(&tun_name)
-            .with_context(|| format!("creating the local-delivery TUN device {tun_name}"))?,
-    );
-    let bypass = bypass::Bypass::install(&args.socket, &args.interfaces)
-        .context("installing nftables kernel-bypass rules")?;
-    bypass.sync(&engine);
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let plane = dataplane::DataPlane::start(
-        engine.clone(),
-        net.clone(),
-        clock,
-        &args.interfaces,
-        local,
-        workers,
-        stop.clone(),
-        {
-            // A re-created interface may have lost its netdev chain: put the bypass rules
-            // back, on a thread of its own (nft must not run on a data-plane worker), retrying
-            // a failure.
-            let bypass = bypass.clone();
-            Arc::new(move |name: &str| reattach_in_background(bypass.clone(), name))
+    let options = daemon::Options {
+        policy: args.policy()?,
+        engine: rvs_engine::EngineConfig {
+            mh_table_size: args.mh_table_size,
+            ..rvs_engine::EngineConfig::default()
         },
-    )
-    .context("starting the data plane")?;
-    let timer_thread =
-        timers::start(engine.clone(), clock, stop.clone()).context("starting the timer thread")?;
-    tracing::info!(interfaces = ?args.interfaces, workers, socket = %args.socket.display(), "rvsd running");
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the control runtime")?;
-    let lvs_sync = keepalived
-        .as_ref()
-        .and_then(|(_, l)| l.global.lvs_sync_daemon.clone());
-    let vrrp_specs = keepalived.as_ref().map(|(_, l)| l.clone());
-    let health = keepalived.map(|(path, loaded)| {
-        tracing::info!(file = %path.display(), "serving keepalived configuration");
-        health::Health::start(
-            path,
-            loaded,
-            health::Plumbing {
-                engine: engine.clone(),
-                bypass: bypass.clone(),
-                net: net.clone(),
-                clock,
-            },
-            runtime.handle().clone(),
-        )
-    });
-    let sync = Arc::new(sync_daemon::SyncDaemons::new(engine.clone(), clock));
-    // Before VRRP starts, so its first transition finds the daemon to promote.
-    if let Some(d) = &lvs_sync {
-        match sync.start_from_keepalived(d) {
-            Ok(c) => {
-                tracing::info!(interface = %c.mcast_interface, "lvs_sync_daemon: backup started")
-            }
-            Err(e) => tracing::warn!("lvs_sync_daemon: {e}"),
-        }
-        // Let a peer master answer the backup's resync request before VRRP may take the
-        // VIPs (after the master-down interval, or at once for an address owner):
-        // established connections must be known first.
-        let has_vrrp = vrrp_specs
-            .as_ref()
-            .is_some_and(|l| !l.vrrp.instances.is_empty());
-        if has_vrrp {
-            let n = sync.wait_resync(RESYNC_BEFORE_VRRP);
-            tracing::info!(
-                connections = n,
-                "lvs_sync_daemon: connection table received before VRRP start"
-            );
-        }
-    }
-    let vrrp = match &vrrp_specs {
-        Some(l) => Some(Arc::new(vrrp::VrrpRuntime::start(l, sync.clone())?)),
-        None => None,
+        workers: args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        interfaces: args.interfaces,
+        config_file: args.config_file,
+        socket: args.socket,
+        restore: args.restore,
     };
-    let served = runtime.block_on(control::serve(
-        listener,
-        control::Shared {
-            engine: engine.clone(),
-            bypass: bypass.clone(),
-            clock,
-            egress: plane.counters.clone(),
-            net: net.clone(),
-            health: health.clone(),
-            sync: sync.clone(),
-            vrrp: vrrp.clone(),
-        },
-    ));
-    if let Some(v) = &vrrp {
-        v.shutdown();
-    }
-    if let Some(h) = &health {
-        h.shutdown();
-    }
-
-    stop.store(true, Ordering::SeqCst);
-    plane.join();
-    let _ = timer_thread.join();
-    bypass.remove();
-    let _ = std::fs::remove_file(&args.socket);
-    tracing::info!("rvsd stopped");
-    served
+    let mut daemon = daemon::Daemon::start(options)?;
+    let served = daemon.serve();
+    daemon.stop();
+    Ok(served?)
 }

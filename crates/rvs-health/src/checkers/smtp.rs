@@ -4,33 +4,48 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::net::{tcp_connect, within};
+use crate::net::{tcp_connect, within, NetError};
 use crate::result::CheckResult;
 use crate::spec::{ConnectOpts, SmtpSpec};
 
 /// Longest reply line accepted.
 const MAX_LINE: usize = 4096;
 
+/// Why an SMTP reply could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReplyError {
+    /// Reading failed or timed out.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The server closed the connection.
+    #[error("connection closed")]
+    Closed,
+    /// A line longer than [`MAX_LINE`].
+    #[error("reply line too long")]
+    TooLong,
+    /// A line without a three-digit code.
+    #[error("malformed reply {0:?}")]
+    Malformed(String),
+}
+
 /// Read one (possibly multi-line) SMTP reply and return its code.
 async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     limit: Duration,
-) -> Result<u16, String> {
+) -> Result<u16, ReplyError> {
     loop {
         let mut line = String::new();
-        let n = within(limit, "reading SMTP reply", reader.read_line(&mut line))
-            .await
-            .map_err(|e| e.to_string())?;
+        let n = within(limit, "reading SMTP reply", reader.read_line(&mut line)).await?;
         if n == 0 {
-            return Err("connection closed".into());
+            return Err(ReplyError::Closed);
         }
         if line.len() > MAX_LINE {
-            return Err("reply line too long".into());
+            return Err(ReplyError::TooLong);
         }
         let code = line
             .get(..3)
             .and_then(|c| c.parse::<u16>().ok())
-            .ok_or_else(|| format!("malformed reply {:?}", line.trim_end()))?;
+            .ok_or_else(|| ReplyError::Malformed(line.trim_end().to_owned()))?;
         // "250-..." continues, "250 ..." (or a bare "250") ends the reply.
         if line.as_bytes().get(3) != Some(&b'-') {
             return Ok(code);

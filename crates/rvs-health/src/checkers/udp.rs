@@ -8,20 +8,35 @@ use crate::net::{udp_connect, NetError};
 use crate::result::CheckResult;
 use crate::spec::{ConnectOpts, UdpSpec};
 
-fn reply_ok(spec: &UdpSpec, reply: &[u8]) -> Result<(), String> {
+/// Why a reply does not pass.
+#[derive(Debug, thiserror::Error)]
+enum BadReply {
+    /// Fewer bytes than `min_reply_length`.
+    #[error("reply of {len} bytes shorter than {min}")]
+    Short { len: usize, min: usize },
+    /// More bytes than `max_reply_length`.
+    #[error("reply of {len} bytes longer than {max}")]
+    Long { len: usize, max: usize },
+    /// Not starting with the `require_reply` bytes.
+    #[error("reply does not match require_reply")]
+    Mismatch,
+}
+
+fn reply_ok(spec: &UdpSpec, reply: &[u8]) -> Result<(), BadReply> {
+    let len = reply.len();
     if let Some(min) = spec.min_reply_length {
-        if reply.len() < min {
-            return Err(format!("reply of {} bytes shorter than {min}", reply.len()));
+        if len < min {
+            return Err(BadReply::Short { len, min });
         }
     }
     if let Some(max) = spec.max_reply_length {
-        if reply.len() > max {
-            return Err(format!("reply of {} bytes longer than {max}", reply.len()));
+        if len > max {
+            return Err(BadReply::Long { len, max });
         }
     }
     if let Some(prefix) = &spec.reply_prefix {
         if !reply.starts_with(prefix) {
-            return Err("reply does not match require_reply".into());
+            return Err(BadReply::Mismatch);
         }
     }
     Ok(())
@@ -41,7 +56,7 @@ pub(super) async fn run(conn: &ConnectOpts, spec: &UdpSpec) -> CheckResult {
     match tokio::time::timeout(conn.connect_timeout, sock.recv(&mut buf)).await {
         Ok(Ok(n)) => match reply_ok(spec, &buf[..n]) {
             Ok(()) => CheckResult::pass(format!("UDP {target}: reply of {n} bytes")),
-            Err(e) => fail(e),
+            Err(e) => fail(e.to_string()),
         },
         Ok(Err(e)) if e.kind() == ErrorKind::ConnectionRefused => {
             fail("port unreachable (ICMP error)".into())

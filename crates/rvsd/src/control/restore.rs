@@ -3,20 +3,67 @@
 //! file and line named.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context};
-use rvs_api::Reply;
+use rvs_api::{ErrorReply, Reply};
 use rvs_engine::{Engine, Millis};
-use rvsadm::Action;
+use rvsadm::{Action, ParseError};
 
-use crate::convert;
+use super::executor;
+
+/// Why a rules file was not (wholly) applied; the rules before a bad line stay applied.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The file cannot be read.
+    #[error("reading {}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// A line that is not an ipvsadm command.
+    #[error("{}:{line}: {error}", .path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: usize,
+        /// What rvsadm's parser says.
+        error: ParseError,
+    },
+    /// A command other than a rule (a listing, a daemon command...).
+    #[error("{}:{line}: only rule commands (-A -E -a -e -d -D -C --set) belong in a rules file", .path.display())]
+    NotARule {
+        /// The file.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: usize,
+    },
+    /// A rule the engine refused.
+    #[error("{}:{line}: {error}", .path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: usize,
+        /// The engine's answer.
+        error: ErrorReply,
+    },
+}
 
 /// Applies every rule of `path`; returns how many were applied.
 /// `local_addrs` are the director's own addresses (their real servers become `Local`).
-pub fn apply_file(engine: &Engine, local_addrs: &[IpAddr], path: &Path) -> anyhow::Result<usize> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+pub fn apply_file(
+    engine: &Engine,
+    local_addrs: &[IpAddr],
+    path: &Path,
+) -> Result<usize, RestoreError> {
+    let text = std::fs::read_to_string(path).map_err(|error| RestoreError::Read {
+        path: path.to_owned(),
+        error,
+    })?;
     // One batch: the data plane sees the whole file at once, and each rule costs O(1).
     engine.batch(|| apply_text(engine, local_addrs, path, &text))
 }
@@ -27,25 +74,25 @@ fn apply_text(
     local_addrs: &[IpAddr],
     path: &Path,
     text: &str,
-) -> anyhow::Result<usize> {
+) -> Result<usize, RestoreError> {
     let mut applied = 0;
-    for (index, line) in text.lines().enumerate() {
-        let at = || format!("{}:{}", path.display(), index + 1);
+    for (index, text_line) in text.lines().enumerate() {
+        let (path, line) = (path.to_owned(), index + 1);
         // The same reading as `rvsadm -R`: `#` starts a comment anywhere on the line, and the
         // words `ipvsadm` / `rvsadm` are dropped.
-        let words = rvsadm::restore::restore_words(line);
+        let words = rvsadm::restore::restore_words(text_line);
         if words.is_empty() {
             continue;
         }
-        let action = rvsadm::parse_restore_args(&words).map_err(|e| anyhow!("{}: {e}", at()))?;
-        let Action::Apply(cmd) = action else {
-            bail!(
-                "{}: only rule commands (-A -E -a -e -d -D -C --set) belong in a rules file",
-                at()
-            );
+        let action = match rvsadm::parse_restore_args(&words) {
+            Ok(action) => action,
+            Err(error) => return Err(RestoreError::Syntax { path, line, error }),
         };
-        if let Reply::Error(err) = convert::execute(engine, local_addrs, Millis(0), cmd) {
-            bail!("{}: {}", at(), err);
+        let Action::Apply(cmd) = action else {
+            return Err(RestoreError::NotARule { path, line });
+        };
+        if let Reply::Error(error) = executor::execute(engine, local_addrs, Millis(0), cmd) {
+            return Err(RestoreError::Refused { path, line, error });
         }
         applied += 1;
     }

@@ -6,7 +6,7 @@
 
 use rvs_keepalived::vrrp::VrrpNotify;
 
-use crate::smtp::{self, MailSettings};
+use crate::keepalived::smtp::{self, MailSettings};
 
 /// A VRRP state as notify scripts and alerts name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub fn run_scripts(
     priority: u8,
 ) {
     for argv in script_argvs(notify, scope, name, state, priority) {
-        crate::notify::run(&argv, &format!("VRRP {name} {}", state.word()));
+        crate::keepalived::notify::run(&argv, &format!("VRRP {name} {}", state.word()));
     }
 }
 

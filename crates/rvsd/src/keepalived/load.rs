@@ -9,10 +9,40 @@
 //! `rvsd -t` fails on every error, including the host checks keepalived -t makes (interfaces,
 //! script security, `script_user`, `smtp_server`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rvs_keepalived::host::{check_host, disabled_scripts, drop_disabled_scripts, SystemHost};
 use rvs_keepalived::{Diagnostic, Lowered, Report, Severity};
+
+/// Why a keepalived.conf cannot be used, at start or at reload (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A problem of this host that stops keepalived (a VRRP interface it does not have).
+    #[error("{} cannot be used, nothing changed:\n{}", .path.display(), tagged(.problems))]
+    Host {
+        /// The file.
+        path: PathBuf,
+        /// The fatal host problems, `file:line` first.
+        problems: Vec<Diagnostic>,
+    },
+    /// The file cannot be read, or has an error that stops keepalived.
+    #[error("{} cannot be used, nothing changed:\n{}", .path.display(), .error.report())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What rvs-keepalived found (its report lists every problem).
+        error: rvs_keepalived::LoadError,
+    },
+}
+
+/// `problems` one a line, each tagged with its severity.
+fn tagged(problems: &[Diagnostic]) -> String {
+    problems
+        .iter()
+        .map(|d| format!("{}: {d}", tag(d)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// How this rvsd reads keepalived.conf (`--config-id`), set once at start like keepalived's
 /// own command line, for the first load and every reload.
@@ -31,7 +61,7 @@ fn options() -> rvs_keepalived::LoadOptions {
 /// Loads and lowers `path` (services, real servers, checkers, VRRP) into the form the daemon
 /// applies, keepalived's fall-backs applied; warnings and errors are logged with their
 /// `file:line`. The error (a fatal problem) lists every problem, `file:line` first.
-pub fn load(path: &Path) -> Result<Lowered, String> {
+pub fn load(path: &Path) -> Result<Lowered, LoadError> {
     let (lowered, problems) = load_logged(path)?;
     for d in &problems {
         log(d);
@@ -50,7 +80,7 @@ pub enum HostFatal {
 }
 
 /// [`load`] for `--dump-conf`: host problems that would stop rvsd here are logged, not refused.
-pub fn load_for_dump(path: &Path) -> Result<Lowered, String> {
+pub fn load_for_dump(path: &Path) -> Result<Lowered, LoadError> {
     let (lowered, problems) = load_logged_with(path, HostFatal::Report)?;
     for d in &problems {
         log(d);
@@ -58,9 +88,27 @@ pub fn load_for_dump(path: &Path) -> Result<Lowered, String> {
     Ok(lowered)
 }
 
+/// `rvsd --dump-conf`: the file as rvsd would apply it, services and real servers as
+/// `rvsadm -S -n` prints them, then policies, checkers and VRRP. rvsd's own loading path, so
+/// the dump is what rvsd would apply (warnings are logged); a VRRP interface this host lacks
+/// is logged, not refused: the file may be for another host.
+pub fn dump(path: &Path) -> Result<String, LoadError> {
+    let lowered = load_for_dump(path)?;
+    let format = rvsadm::Format {
+        numeric: true,
+        ..rvsadm::Format::default()
+    };
+    let save = rvsadm::render::save(
+        &rvs_keepalived::dump::service_views(&lowered),
+        &format,
+        &rvsadm::StaticResolver::EMPTY,
+    );
+    Ok(rvs_keepalived::dump::render(&lowered, &save))
+}
+
 /// [`load`] without logging: the lowered configuration and every problem keepalived runs past,
 /// errors first, then warnings.
-pub fn load_logged(path: &Path) -> Result<(Lowered, Vec<Diagnostic>), String> {
+pub fn load_logged(path: &Path) -> Result<(Lowered, Vec<Diagnostic>), LoadError> {
     load_logged_with(path, HostFatal::Refuse)
 }
 
@@ -68,21 +116,20 @@ pub fn load_logged(path: &Path) -> Result<(Lowered, Vec<Diagnostic>), String> {
 pub fn load_logged_with(
     path: &Path,
     host_fatal: HostFatal,
-) -> Result<(Lowered, Vec<Diagnostic>), String> {
+) -> Result<(Lowered, Vec<Diagnostic>), LoadError> {
     match rvs_keepalived::load_lenient_with(path, &options()) {
         Ok(loaded) => {
             let host = check_host(&loaded.config, &SystemHost);
-            let fatal: Vec<String> = host
+            let fatal: Vec<Diagnostic> = host
                 .iter()
                 .filter(|d| d.severity == Severity::Fatal)
-                .map(|d| format!("{}: {d}", tag(d)))
+                .cloned()
                 .collect();
             if !fatal.is_empty() && host_fatal == HostFatal::Refuse {
-                return Err(format!(
-                    "{} cannot be used, nothing changed:\n{}",
-                    path.display(),
-                    fatal.join("\n")
-                ));
+                return Err(LoadError::Host {
+                    path: path.to_owned(),
+                    problems: fatal,
+                });
             }
             // Scripts keepalived drops on this host (not found, no default user) are gone
             // before lowering, as they are from keepalived's running configuration.
@@ -95,11 +142,10 @@ pub fn load_logged_with(
             problems.extend(loaded.warnings);
             Ok((lowered, problems))
         }
-        Err(e) => Err(format!(
-            "{} cannot be used, nothing changed:\n{}",
-            path.display(),
-            e.report()
-        )),
+        Err(error) => Err(LoadError::Invalid {
+            path: path.to_owned(),
+            error,
+        }),
     }
 }
 
@@ -218,7 +264,9 @@ mod tests {
         let dir = tmpdir("nosuchif");
         let text = "vrrp_instance VI_1 {\n    interface rvs-nosuch0\n    virtual_router_id 5\n    virtual_ipaddress {\n        10.0.0.1/24\n    }\n}\n";
         let path = write(&dir, text);
-        let e = load_logged(&path).expect_err("keepalived stops on it");
+        let e = load_logged(&path)
+            .expect_err("keepalived stops on it")
+            .to_string();
         assert!(e.contains("interface rvs-nosuch0"), "{e}");
         let path = write(
             &dir,
@@ -236,7 +284,9 @@ mod tests {
             &dir,
             "vrrp_instance VI_1 {\n    virtual_router_id 5\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n",
         );
-        let e = load_logged(&path).expect_err("no interface stops keepalived");
+        let e = load_logged(&path)
+            .expect_err("no interface stops keepalived")
+            .to_string();
         assert!(e.contains("fatal: "), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use rvs_api::ServiceId;
 use rvs_keepalived::model::GlobalDefs;
 
-use crate::smtp::{self, MailSettings};
+use super::smtp::{self, MailSettings};
 
 /// The alert settings of one configuration.
 #[derive(Debug, Clone, Default)]

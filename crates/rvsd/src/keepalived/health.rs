@@ -13,19 +13,19 @@ use rvs_api::{CheckerView, Command, DestView, HealthView, Reply, ServiceId};
 use rvs_engine::Engine;
 use rvs_health::{CheckId, HealthEvent, Supervisor, SupervisorEvent};
 use rvs_io::NetState;
+use rvs_keepalived::pool::{self, Member, Sorry};
+use rvs_keepalived::reload;
 use rvs_keepalived::{Lowered, LoweredService, RealServerChecks};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::bypass::Bypass;
-use crate::checker_alert::{CheckerAlerts, Transition};
-use crate::checker_spec::{self, PlannedCheck};
+use super::alerts::{CheckerAlerts, Transition};
+use super::checkers::{self, PlannedCheck};
+use super::load;
+use super::notify;
 use crate::clock::Clock;
-use crate::config_load;
-use crate::convert;
-use crate::notify;
-use crate::pool::{self, Member, Sorry};
-use crate::reload;
+use crate::control::executor;
+use crate::dataplane::bypass::Bypass;
 
 /// Most checks running at the same time, over every real server.
 pub const MAX_CONCURRENT_CHECKS: usize = 64;
@@ -143,8 +143,8 @@ impl Health {
 
     /// Re-reads the file and applies its virtual servers; on an error nothing changes and the
     /// report is returned. Returns the whole configuration for the VRRP runtime.
-    pub fn reload(&self) -> Result<Lowered, String> {
-        let loaded = config_load::load(&self.path)?;
+    pub fn reload(&self) -> Result<Lowered, load::LoadError> {
+        let loaded = load::load(&self.path)?;
         self.apply(loaded.clone(), false);
         tracing::info!(file = %self.path.display(), "configuration reloaded");
         Ok(loaded)
@@ -175,7 +175,7 @@ impl Health {
 
     fn run(&self, cmd: Command) -> Reply {
         let p = &self.plumbing;
-        convert::execute(&p.engine, &p.net.local_addrs(), p.clock.now(), cmd)
+        executor::execute(&p.engine, &p.net.local_addrs(), p.clock.now(), cmd)
     }
 
     fn current_dests(&self, id: ServiceId) -> Option<Vec<DestView>> {
@@ -238,7 +238,7 @@ impl Health {
         config: rvs_api::DestConfig,
         checks: RealServerChecks,
     ) -> Server {
-        let planned = checker_spec::plan(lowered, &checks);
+        let planned = checkers::plan(lowered, &checks);
         let mut server = Server {
             config,
             checks,
@@ -287,7 +287,7 @@ impl Health {
                 draining.retain(|a| *a != rc.dest);
                 let server = match kept {
                     Some(mut s) => {
-                        let planned = checker_spec::plan(&lowered, rc);
+                        let planned = checkers::plan(&lowered, rc);
                         let restart = planned != s.planned;
                         s.checks = rc.clone();
                         s.config = config.clone();

@@ -6,6 +6,11 @@
 //! scripts, smtp alerts and the connection-sync role of `lvs_sync_daemon`'s instance. On
 //! shutdown a master sends a priority-0 advert and every VIP rvsd added is removed.
 
+mod config;
+mod io;
+mod notify;
+mod track;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -14,22 +19,84 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rvs_api::{DaemonRole, VrrpView};
 use rvs_io::InterfaceAddress;
 use rvs_keepalived::vrrp::{Tracked, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use rvs_keepalived::Lowered;
 use rvs_vrrp::{
-    Advert, AhSession, Auth, Event, GroupEvent, Instance, InstanceConfig, State, SyncGroup,
-    Transmit, Version,
+    Advert, AhSession, Auth, Event, GroupEvent, Instance, State, SyncGroup, Transmit, Version,
 };
 
-use crate::smtp::MailSettings;
-use crate::sync_daemon::SyncDaemons;
-use crate::vrrp_io::MemberIo;
-use crate::vrrp_notify::{self, NotifyState, Scope};
-use crate::vrrp_track::{Tracking, POLL};
+use crate::keepalived::smtp::MailSettings;
+use crate::sync::SyncDaemons;
+use io::MemberIo;
+use notify::{NotifyState, Scope};
+use track::{Tracking, POLL};
+
+/// Why a VRRP unit (sync group or lone instance) did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum VrrpError {
+    /// Opening a socket on, or reading the addresses of, an instance's interface failed.
+    #[error("{what} {interface}")]
+    Io {
+        /// The step (`VRRP socket on`, `packet socket on`, `addresses of`, ...).
+        what: &'static str,
+        /// The interface.
+        interface: String,
+        /// Its error.
+        #[source]
+        error: rvs_io::IoError,
+    },
+    /// rvs-vrrp refuses an instance's settings.
+    #[error("vrrp_instance {name}")]
+    Config {
+        /// The instance.
+        name: String,
+        /// Why.
+        #[source]
+        error: rvs_vrrp::ConfigError,
+    },
+    /// The unit's thread could not be started.
+    #[error("starting a VRRP thread")]
+    Thread(#[source] std::io::Error),
+    /// A unit without instances (a sync group naming none that exists).
+    #[error("a vrrp unit without instances")]
+    Empty,
+    /// The first unit of a (re)load that did not start; the others run.
+    #[error("VRRP {label}")]
+    Unit {
+        /// The sync group or instance.
+        label: String,
+        /// Why.
+        #[source]
+        error: Box<VrrpError>,
+    },
+}
+
+impl VrrpError {
+    /// A failed step `what` on `interface`, as a closure for `map_err`.
+    fn io(what: &'static str, interface: &str) -> impl FnOnce(rvs_io::IoError) -> VrrpError {
+        let interface = interface.to_owned();
+        move |error| VrrpError::Io {
+            what,
+            interface,
+            error,
+        }
+    }
+
+    /// This error and its causes on one line, `: ` between them.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+}
 
 /// The running VRRP instances.
 pub struct VrrpRuntime {
@@ -67,41 +134,27 @@ impl RunningUnit {
 struct UnitSpec {
     group: Option<VrrpSyncGroup>,
     members: Vec<VrrpInstance>,
-    /// What the unit configures, wherever in the file it stands (for reload comparisons).
-    fingerprint: serde_json::Value,
+    /// The group and members with their spans blanked: what the unit configures, wherever in
+    /// the file it stands (for reload comparisons).
+    placeless: (Option<VrrpSyncGroup>, Vec<VrrpInstance>),
 }
 
 impl PartialEq for UnitSpec {
     fn eq(&self, other: &UnitSpec) -> bool {
-        self.fingerprint == other.fingerprint
+        self.placeless == other.placeless
     }
-}
-
-/// `v` as JSON without its `span` fields: equal for items that configure the same thing
-/// even when a reload moved them to other lines.
-fn placeless<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                map.remove("span");
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut value = serde_json::to_value(v).unwrap_or_default();
-    strip(&mut value);
-    value
 }
 
 impl UnitSpec {
     fn new(group: Option<VrrpSyncGroup>, members: Vec<VrrpInstance>) -> UnitSpec {
-        let fingerprint = placeless(&(&group, &members));
+        let placeless = (
+            group.as_ref().map(VrrpSyncGroup::placeless),
+            members.iter().map(VrrpInstance::placeless).collect(),
+        );
         UnitSpec {
             group,
             members,
-            fingerprint,
+            placeless,
         }
     }
 
@@ -158,7 +211,12 @@ struct Settings {
 
 impl PartialEq for Settings {
     fn eq(&self, other: &Settings) -> bool {
-        placeless(&self.scripts) == placeless(&other.scripts)
+        self.scripts.len() == other.scripts.len()
+            && self
+                .scripts
+                .iter()
+                .zip(&other.scripts)
+                .all(|(a, b)| a.placeless() == b.placeless())
             && self.mail == other.mail
             && self.router_id == other.router_id
             && self.sync_instance == other.sync_instance
@@ -169,7 +227,7 @@ impl PartialEq for Settings {
 impl Settings {
     fn of(lowered: &Lowered) -> Settings {
         let g = &lowered.global;
-        let router_id = crate::smtp::router_id(g);
+        let router_id = crate::keepalived::smtp::router_id(g);
         let mail = MailSettings::from_global(g, &router_id);
         Settings {
             alert_all: g.smtp_alert_vrrp.or(g.smtp_alert).unwrap_or(false),
@@ -200,7 +258,7 @@ struct Inherited {
 
 impl VrrpRuntime {
     /// Starts every VRRP instance of `lowered` (none is fine: a reload may add some).
-    pub fn start(lowered: &Lowered, sync: Arc<SyncDaemons>) -> anyhow::Result<VrrpRuntime> {
+    pub fn start(lowered: &Lowered, sync: Arc<SyncDaemons>) -> Result<VrrpRuntime, VrrpError> {
         let rt = VrrpRuntime {
             units: Mutex::new(Vec::new()),
             sync,
@@ -221,7 +279,7 @@ impl VrrpRuntime {
     /// ones are replaced, their instances resuming MASTER at once where they were master and
     /// keeping the VIPs they still list; new ones start. On an error naming the first unit
     /// that could not start, the others are running.
-    pub fn reload(&self, lowered: &Lowered) -> anyhow::Result<()> {
+    pub fn reload(&self, lowered: &Lowered) -> Result<(), VrrpError> {
         let settings = Arc::new(Settings::of(lowered));
         let wanted = UnitSpec::all_of(lowered);
         let mut units = self.lock();
@@ -251,8 +309,11 @@ impl VrrpRuntime {
             match self.spawn(spec, &settings, &mut inherited) {
                 Ok(u) => units.push(u),
                 Err(e) => {
-                    tracing::error!(unit = label, "VRRP: cannot start: {e:#}");
-                    first_error.get_or_insert(e.context(format!("VRRP {label}")));
+                    tracing::error!(unit = label, "VRRP: cannot start: {}", e.chain());
+                    first_error.get_or_insert(VrrpError::Unit {
+                        label,
+                        error: Box::new(e),
+                    });
                 }
             }
         }
@@ -274,7 +335,7 @@ impl VrrpRuntime {
         spec: UnitSpec,
         settings: &Arc<Settings>,
         inherited: &mut HashMap<String, Inherited>,
-    ) -> anyhow::Result<RunningUnit> {
+    ) -> Result<RunningUnit, VrrpError> {
         let control = Arc::new(AtomicU8::new(RUN));
         let status = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
@@ -291,7 +352,7 @@ impl VrrpRuntime {
                 unit.run();
                 unit
             })
-            .context("starting a VRRP thread")?;
+            .map_err(VrrpError::Thread)?;
         Ok(RunningUnit {
             spec,
             settings: settings.clone(),
@@ -430,14 +491,17 @@ impl Unit {
         specs: Vec<VrrpInstance>,
         shared: &Arc<Shared>,
         inherited: &mut HashMap<String, Inherited>,
-    ) -> anyhow::Result<Unit> {
+    ) -> Result<Unit, VrrpError> {
         let now = Instant::now();
         let mut members = Vec::new();
         let mut instances = Vec::new();
         for spec in specs {
             let (mut io, primary) = MemberIo::open(&spec)?;
-            let cfg = InstanceConfig::from_keepalived(&spec, primary)
-                .with_context(|| format!("vrrp_instance {}", spec.name))?;
+            let refused = |name: &str| {
+                let name = name.to_owned();
+                move |error| VrrpError::Config { name, error }
+            };
+            let cfg = config::instance_config(&spec, primary).map_err(refused(&spec.name))?;
             if cfg.auth == Auth::Ah {
                 let password = spec
                     .authentication
@@ -457,7 +521,7 @@ impl Unit {
             } else {
                 Instance::new(cfg, now)
             };
-            instances.push(instance.with_context(|| format!("vrrp_instance {}", spec.name))?);
+            instances.push(instance.map_err(refused(&spec.name))?);
             let mut if_tracked: Vec<&Tracked> = spec.track_interface.iter().collect();
             let mut scripts: Vec<&Tracked> = spec.track_script.iter().collect();
             if let Some(g) = &group {
@@ -483,7 +547,7 @@ impl Unit {
             Some(g) => Machine::Group(SyncGroup::new(&g.name, instances, now)),
             None => match instances.pop() {
                 Some(i) => Machine::Single(Box::new(i)),
-                None => anyhow::bail!("a vrrp unit without instances"),
+                None => return Err(VrrpError::Empty),
             },
         };
         {
@@ -651,9 +715,9 @@ impl Unit {
                     state = state.word(),
                     "VRRP group transition"
                 );
-                vrrp_notify::run_scripts(&g.notify, Scope::Group, &g.name, state, 0);
+                notify::run_scripts(&g.notify, Scope::Group, &g.name, state, 0);
                 if (g.smtp_alert || sh.settings.alert_all) && state != NotifyState::Stop {
-                    vrrp_notify::alert(
+                    notify::alert(
                         sh.settings.mail.as_ref(),
                         &sh.settings.router_id,
                         Scope::Group,
@@ -670,9 +734,9 @@ impl Unit {
                     .map_or(m.spec.priority, Instance::effective_priority);
                 let name = &m.spec.name;
                 tracing::info!(instance = name, state = state.word(), "VRRP transition");
-                vrrp_notify::run_scripts(&m.spec.notify, Scope::Instance, name, state, prio);
+                notify::run_scripts(&m.spec.notify, Scope::Instance, name, state, prio);
                 if (m.spec.smtp_alert || sh.settings.alert_all) && state != NotifyState::Stop {
-                    vrrp_notify::alert(
+                    notify::alert(
                         sh.settings.mail.as_ref(),
                         &sh.settings.router_id,
                         Scope::Instance,
@@ -754,6 +818,27 @@ mod tests {
         assert!(before[0] != changed[0], "a new priority");
         let other_vip = units(&VI_1.replace("10.0.0.100/24", "10.0.0.101/24"));
         assert!(before[0] != other_vip[0], "another VIP");
+    }
+
+    /// A unit that cannot start is reported (log and `rvsadm --reload` reply) as the chain
+    /// of its causes on one line, as it read before the errors were typed.
+    #[test]
+    fn a_unit_error_reads_as_its_chain() {
+        let e = VrrpError::Unit {
+            label: "G".into(),
+            error: Box::new(VrrpError::Config {
+                name: "VI_1".into(),
+                error: rvs_vrrp::ConfigError::Vrid,
+            }),
+        };
+        assert_eq!(
+            e.chain(),
+            "VRRP G: vrrp_instance VI_1: virtual_router_id must be 1-255"
+        );
+        assert_eq!(
+            crate::keepalived::reload::ReloadError::Vrrp(e).to_string(),
+            "VRRP G: vrrp_instance VI_1: virtual_router_id must be 1-255"
+        );
     }
 
     #[test]

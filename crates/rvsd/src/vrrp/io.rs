@@ -6,12 +6,13 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use rvs_io::gratuitous::{garp_frame, unsolicited_na_frame};
 use rvs_io::{AddrScope, InterfaceAddress, PacketSocket, ReceivedAdvert, VnetHdr, VrrpSocket};
 use rvs_keepalived::vrrp::{VirtualIp, VrrpInstance};
 use rvs_vrrp::codec::{validate_ip_fields, IPPROTO_AH, IPPROTO_VRRP};
 use rvs_vrrp::{Advert, AhSession, IpContext, IpFields, Transmit};
+
+use super::VrrpError;
 
 /// One instance's sockets and addresses.
 pub struct MemberIo {
@@ -33,20 +34,20 @@ pub struct MemberIo {
 impl MemberIo {
     /// Opens the instance's socket; also returns the interface's own address for the VIPs'
     /// family (the link-local one for IPv6), the advert source when none is configured.
-    pub fn open(vi: &VrrpInstance) -> anyhow::Result<(MemberIo, Option<IpAddr>)> {
+    pub fn open(vi: &VrrpInstance) -> Result<(MemberIo, Option<IpAddr>), VrrpError> {
         let ipv6 = vi
             .virtual_ipaddress
             .first()
             .map(|v| v.addr.is_ipv6())
             .unwrap_or(false);
         let socket = VrrpSocket::open(&vi.interface, ipv6)
-            .with_context(|| format!("VRRP socket on {}", vi.interface))?;
+            .map_err(VrrpError::io("VRRP socket on", &vi.interface))?;
         let frames = Arc::new(Mutex::new(
             PacketSocket::open_tx(&vi.interface)
-                .with_context(|| format!("packet socket on {}", vi.interface))?,
+                .map_err(VrrpError::io("packet socket on", &vi.interface))?,
         ));
         let addrs = rvs_io::interface_addresses(socket.ifindex())
-            .with_context(|| format!("addresses of {}", vi.interface))?;
+            .map_err(VrrpError::io("addresses of", &vi.interface))?;
         let link_local = addrs.iter().find_map(|(a, _)| match a {
             IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),
             _ => None,
@@ -82,9 +83,9 @@ impl MemberIo {
 
     /// Switches the instance to `auth_type AH` (VRRPv2 over IPv4): adverts go out sealed by
     /// `session` through a protocol-51 socket, and only AH adverts it accepts come in.
-    pub fn use_ah(&mut self, session: AhSession) -> anyhow::Result<()> {
+    pub fn use_ah(&mut self, session: AhSession) -> Result<(), VrrpError> {
         self.socket = VrrpSocket::open_ah(&self.ifname)
-            .with_context(|| format!("VRRP AH socket on {}", self.ifname))?;
+            .map_err(VrrpError::io("VRRP AH socket on", &self.ifname))?;
         self.ah = Some(session);
         Ok(())
     }

@@ -69,20 +69,45 @@ fn role_key(r: DaemonRole) -> u8 {
     }
 }
 
-/// The kernel's answer to starting a daemon of a role that runs (`EEXIST`), in ipvsadm's words.
-const ALREADY_RUNNING: &str = "Daemon has already run";
-/// The kernel's answer to stopping a daemon that does not run (`ESRCH`), in ipvsadm's words.
-const NOT_RUNNING: &str = "No daemon is running";
-/// strerror(ENODEV): the kernel's answer for an unknown multicast interface.
-const NO_SUCH_DEVICE: &str = "No such device";
+/// Why a sync daemon did not start or stop; the texts are what ipvsadm prints for the
+/// kernel's answers where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Starting a daemon of a role that runs (the kernel's `EEXIST`).
+    #[error("Daemon has already run")]
+    AlreadyRunning,
+    /// Stopping a daemon that does not run (the kernel's `ESRCH`).
+    #[error("No daemon is running")]
+    NotRunning,
+    /// An unknown multicast interface (strerror(ENODEV), the kernel's answer).
+    #[error("No such device")]
+    NoSuchDevice,
+    /// The multicast interface could not be looked up.
+    #[error("{0}")]
+    Interface(rvs_io::IoError),
+    /// An IPv6 multicast group.
+    #[error("only IPv4 multicast groups are supported")]
+    Ipv6Group,
+    /// Setting up the multicast socket failed at `step`.
+    #[error("sync socket: {step}: {error}")]
+    Socket {
+        /// The call that failed (`bind`, `SO_BINDTODEVICE`, ...).
+        step: &'static str,
+        /// Its error.
+        error: std::io::Error,
+    },
+    /// The daemon's thread could not be started.
+    #[error("sync thread: {0}")]
+    Thread(std::io::Error),
+}
 
 /// The settings a daemon runs with: defaults filled in as the kernel's `start_sync_thread`
 /// fills them, for the multicast interface's MTU.
-fn effective(cfg: &DaemonConfig) -> Result<DaemonConfig, String> {
+fn effective(cfg: &DaemonConfig) -> Result<DaemonConfig, SyncError> {
     let mtu = match rvs_io::iface::mtu(&cfg.mcast_interface) {
         Ok(mtu) => mtu,
-        Err(rvs_io::IoError::NoSuchInterface(_)) => return Err(NO_SUCH_DEVICE.into()),
-        Err(e) => return Err(e.to_string()),
+        Err(rvs_io::IoError::NoSuchInterface(_)) => return Err(SyncError::NoSuchDevice),
+        Err(e) => return Err(SyncError::Interface(e)),
     };
     Ok(with_defaults(cfg, mtu))
 }
@@ -117,12 +142,12 @@ fn with_defaults(cfg: &DaemonConfig, mtu: u32) -> DaemonConfig {
     c
 }
 
-fn open_socket(c: &DaemonConfig) -> Result<(UdpSocket, SocketAddr), String> {
+fn open_socket(c: &DaemonConfig) -> Result<(UdpSocket, SocketAddr), SyncError> {
     let Some(IpAddr::V4(group)) = c.group else {
-        return Err("only IPv4 multicast groups are supported".into());
+        return Err(SyncError::Ipv6Group);
     };
-    let ifindex = rvs_io::iface::ifindex(&c.mcast_interface).map_err(|e| e.to_string())?;
-    let e = |what: &str, err: std::io::Error| format!("sync socket: {what}: {err}");
+    let ifindex = rvs_io::iface::ifindex(&c.mcast_interface).map_err(SyncError::Interface)?;
+    let e = |step: &'static str, error: std::io::Error| SyncError::Socket { step, error };
     let s =
         Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(|x| e("socket", x))?;
     s.set_reuse_address(true)
@@ -163,17 +188,17 @@ impl SyncDaemons {
     pub fn start_from_keepalived(
         &self,
         d: &rvs_keepalived::model::LvsSyncDaemon,
-    ) -> Result<DaemonConfig, String> {
+    ) -> Result<DaemonConfig, SyncError> {
         self.start(&config_from_keepalived(d))
     }
 
     /// Starts a daemon; returns the settings it runs with.
-    pub fn start(&self, cfg: &DaemonConfig) -> Result<DaemonConfig, String> {
+    pub fn start(&self, cfg: &DaemonConfig) -> Result<DaemonConfig, SyncError> {
         let mut running = self.lock();
         // The kernel looks the interface up first (ENODEV), then for a running daemon (EEXIST).
         let c = effective(cfg)?;
         if running.contains_key(&role_key(cfg.role)) {
-            return Err(ALREADY_RUNNING.into());
+            return Err(SyncError::AlreadyRunning);
         }
         let (sock, to) = open_socket(&c)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -195,7 +220,7 @@ impl SyncDaemons {
                     backup_loop(&engine, clock, &sock, to, &conf, &flag, &imported)
                 }
             })
-            .map_err(|e| format!("sync thread: {e}"))?;
+            .map_err(SyncError::Thread)?;
         running.insert(
             role_key(c.role),
             Running {
@@ -208,7 +233,7 @@ impl SyncDaemons {
     }
 
     /// Stops the daemon of `role`.
-    pub fn stop(&self, role: DaemonRole) -> Result<(), String> {
+    pub fn stop(&self, role: DaemonRole) -> Result<(), SyncError> {
         let gone = self.lock().remove(&role_key(role));
         match gone {
             Some(r) => {
@@ -218,7 +243,7 @@ impl SyncDaemons {
                 drop(r);
                 Ok(())
             }
-            None => Err(NOT_RUNNING.into()),
+            None => Err(SyncError::NotRunning),
         }
     }
 
@@ -243,6 +268,15 @@ impl SyncDaemons {
         }
     }
 
+    /// Stops every running daemon and waits for their threads (rvsd's shutdown).
+    pub fn shutdown(&self) {
+        let running = std::mem::take(&mut *self.lock());
+        if running.contains_key(&role_key(DaemonRole::Master)) {
+            self.engine.set_sync_export(false);
+        }
+        drop(running);
+    }
+
     /// The running daemons, master first.
     pub fn list(&self) -> Vec<DaemonConfig> {
         self.lock().values().map(|r| r.config.clone()).collect()
@@ -251,7 +285,7 @@ impl SyncDaemons {
     /// The VRRP hook: makes the running daemon (of either role) run as `role`, with the same
     /// settings. A backup that becomes master keeps the synced connections as live ones (they
     /// are ordinary table entries); a master that becomes backup asks for the table.
-    pub fn set_sync_role(&self, role: DaemonRole) -> Result<(), String> {
+    pub fn set_sync_role(&self, role: DaemonRole) -> Result<(), SyncError> {
         let other = match role {
             DaemonRole::Master => DaemonRole::Backup,
             DaemonRole::Backup => DaemonRole::Master,
@@ -398,13 +432,13 @@ mod tests {
     fn refusals_in_ipvsadm_words() {
         let engine = Arc::new(Engine::new(rvs_engine::EngineConfig::default()));
         let daemons = SyncDaemons::new(engine, Clock::new());
-        assert_eq!(
-            daemons.stop(DaemonRole::Master),
-            Err("No daemon is running".to_string())
-        );
+        let err = daemons.stop(DaemonRole::Master).expect_err("none runs");
+        assert!(matches!(err, SyncError::NotRunning));
+        assert_eq!(err.to_string(), "No daemon is running");
         let mut c = cfg(DaemonRole::Backup, 0);
         c.mcast_interface = "rvsnosuchif0".into();
         let err = daemons.start(&c).expect_err("no such interface");
-        assert_eq!(err, "No such device");
+        assert!(matches!(err, SyncError::NoSuchDevice));
+        assert_eq!(err.to_string(), "No such device");
     }
 }

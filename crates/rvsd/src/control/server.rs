@@ -4,10 +4,9 @@
 //! connection.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use nix::sys::socket::sockopt::PeerCredentials;
 use rvs_api::{decode_command, encode_reply, ApiError, Command, ErrorKind, FrameBuffer, Reply};
 use rvs_engine::Engine;
@@ -16,12 +15,43 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::bypass::Bypass;
+use super::executor;
 use crate::clock::Clock;
-use crate::convert;
+use crate::dataplane::bypass::Bypass;
 use crate::dataplane::EgressCounters;
-use crate::health::Health;
+use crate::keepalived::health::Health;
+use crate::keepalived::reload;
 use crate::vrrp::VrrpRuntime;
+
+/// Why the control socket cannot be bound or served.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// A live rvsd answers on the socket path.
+    #[error("{who} is already serving {}; stop it first, or give this one another --socket", .path.display())]
+    Busy {
+        /// The running daemon, by pid when the kernel tells it.
+        who: String,
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// A step of binding or serving failed.
+    #[error("{what}")]
+    Io {
+        /// The step, with the path it concerns.
+        what: String,
+        /// Its error.
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+impl ControlError {
+    /// A failed step `what`, as a closure for `map_err`.
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlError {
+        let what = what.into();
+        move |error| ControlError::Io { what, error }
+    }
+}
 
 /// What every control connection needs.
 #[derive(Clone)]
@@ -39,7 +69,7 @@ pub struct Shared {
     /// The keepalived configuration and its checkers, when rvsd runs with `-f`.
     pub health: Option<Arc<Health>>,
     /// The connection-synchronization daemons.
-    pub sync: Arc<crate::sync_daemon::SyncDaemons>,
+    pub sync: Arc<crate::sync::SyncDaemons>,
     /// The VRRP instances (none yet, maybe), when rvsd runs with `-f`.
     pub vrrp: Option<Arc<VrrpRuntime>>,
 }
@@ -48,15 +78,19 @@ pub struct Shared {
 pub async fn serve(
     listener: std::os::unix::net::UnixListener,
     shared: Shared,
-) -> anyhow::Result<()> {
+) -> Result<(), ControlError> {
     listener
         .set_nonblocking(true)
-        .context("making the control socket non-blocking")?;
-    let listener = UnixListener::from_std(listener).context("serving the control socket")?;
+        .map_err(ControlError::io("making the control socket non-blocking"))?;
+    let listener =
+        UnixListener::from_std(listener).map_err(ControlError::io("serving the control socket"))?;
     let mut backoff = AcceptBackoff::default();
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(ControlError::io("installing the SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(ControlError::io("installing the SIGINT handler"))?;
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(ControlError::io("installing the SIGHUP handler"))?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -79,7 +113,7 @@ pub async fn serve(
                         let vrrp = shared.vrrp.clone();
                         tokio::spawn(async move {
                             let done =
-                                tokio::task::spawn_blocking(move || reload(&h, vrrp.as_deref()))
+                                tokio::task::spawn_blocking(move || reload::reload(&h, vrrp.as_deref()))
                                     .await;
                             match done {
                                 Ok(Ok(())) => tracing::info!("SIGHUP: configuration reloaded"),
@@ -95,24 +129,14 @@ pub async fn serve(
     }
 }
 
-/// Re-reads keepalived.conf: virtual servers and checkers first, then the VRRP instances.
-/// A file that does not load changes nothing; a VRRP instance that cannot start is reported
-/// while the rest of the new configuration is in force.
-fn reload(health: &Health, vrrp: Option<&VrrpRuntime>) -> Result<(), String> {
-    let lowered = health.reload()?;
-    match vrrp {
-        Some(v) => v.reload(&lowered).map_err(|e| format!("{e:#}")),
-        None => Ok(()),
-    }
-}
-
 /// Binds the control socket with mode 0600, replacing a stale socket file but refusing to steal
 /// the path from a live rvsd (named by its pid). Called first thing at start, so a second rvsd
 /// stops before it touches the running one's devices and rules.
-pub fn bind(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(ControlError::io(format!("creating {}", dir.display())))?;
         }
     }
     if path.exists() {
@@ -121,18 +145,21 @@ pub fn bind(path: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
                 Ok(cred) => format!("another rvsd (pid {})", cred.pid()),
                 Err(_) => "another rvsd".to_owned(),
             };
-            anyhow::bail!(
-                "{who} is already serving {}; stop it first, or give this one another --socket",
-                path.display()
-            );
+            return Err(ControlError::Busy {
+                who,
+                path: path.to_owned(),
+            });
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+        std::fs::remove_file(path).map_err(ControlError::io(format!(
+            "removing the stale socket {}",
+            path.display()
+        )))?;
     }
     let listener = std::os::unix::net::UnixListener::bind(path)
-        .with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("setting the mode of {}", path.display()))?;
+        .map_err(ControlError::io(format!("binding {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+        ControlError::io(format!("setting the mode of {}", path.display())),
+    )?;
     Ok(listener)
 }
 
@@ -262,7 +289,7 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
             let mut walk = engine.service_walk();
             stream(move || {
                 let page = engine.services_page(&mut walk, SERVICES_PER_PART);
-                let views: Vec<_> = page.into_iter().map(convert::service_view).collect();
+                let views: Vec<_> = page.into_iter().map(executor::service_view).collect();
                 (!views.is_empty()).then_some(views)
             })
         }
@@ -277,7 +304,11 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
                 let (page, next) = engine.connections_page(now, at?, CONN_SLOTS_PER_PART);
                 let _ = rvs_io::priority::set_current_thread_idle();
                 at = next;
-                Some(page.into_iter().map(convert::conn_view).collect::<Vec<_>>())
+                Some(
+                    page.into_iter()
+                        .map(executor::conn_view)
+                        .collect::<Vec<_>>(),
+                )
             })
         }
         other => Answer::One(execute(shared, other).await),
@@ -402,13 +433,13 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         Command::StartDaemon(cfg) => {
             return match shared.sync.start(cfg) {
                 Ok(_) => Reply::Ok,
-                Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
+                Err(e) => Reply::error(ErrorKind::InvalidArgument, e.to_string()),
             }
         }
         Command::StopDaemon(role) => {
             return match shared.sync.stop(*role) {
                 Ok(()) => Reply::Ok,
-                Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
+                Err(e) => Reply::error(ErrorKind::InvalidArgument, e.to_string()),
             }
         }
         Command::ListDaemons => return Reply::Daemons(shared.sync.list()),
@@ -421,9 +452,9 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         if let Some(h) = shared.health.clone() {
             let vrrp = shared.vrrp.clone();
             let joined = tokio::task::spawn_blocking(move || match cmd {
-                Command::Reload => match reload(&h, vrrp.as_deref()) {
+                Command::Reload => match reload::reload(&h, vrrp.as_deref()) {
                     Ok(()) => Reply::Ok,
-                    Err(e) => Reply::error(ErrorKind::InvalidArgument, e),
+                    Err(e) => Reply::error(ErrorKind::InvalidArgument, e.to_string()),
                 },
                 _ => Reply::Health(h.status()),
             })
@@ -441,7 +472,7 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
     let net = shared.net.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let local_addrs = net.local_addrs();
-        let reply = convert::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
+        let reply = executor::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
         if changes_config {
             bypass.sync(&engine);
         }

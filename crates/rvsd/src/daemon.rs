@@ -1,0 +1,324 @@
+//! The running director: [`Daemon::start`] brings rvsd's subsystems up in their order,
+//! [`Daemon::serve`] answers the control socket until SIGTERM or SIGINT, and [`Daemon::stop`]
+//! (or dropping the daemon) takes them down in the reverse order.
+//!
+//! Start order, and why:
+//! 1. the engine, with the command line's settings;
+//! 2. keepalived.conf (`-f`): a broken file stops rvsd before it touches anything;
+//! 3. the control socket: a second rvsd on the same socket stops here, naming the running one,
+//!    before it touches that one's TUN device and nftables table;
+//! 4. the kernel's links, routes and neighbours, then the ipvsadm-save file (`--restore`),
+//!    which needs the director's addresses;
+//! 5. the local-delivery TUN device and the kernel-bypass rules;
+//! 6. the data-plane workers and the engine's timer thread;
+//! 7. the control runtime, the keepalived services and their checkers on it;
+//! 8. the connection-sync daemons (`lvs_sync_daemon`), which get the peer's table before
+//! 9. VRRP may take the VIPs.
+//!
+//! Stop order: VRRP (masters send priority 0, VIPs go), the sync daemons, the checkers (with
+//! keepalived's omega scripts), the timer thread and the workers, the kernel-bypass rules, the
+//! socket file.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rvs_engine::{Engine, EngineConfig, Policy};
+use rvs_io::{IoError, NetState};
+
+use crate::clock::Clock;
+use crate::control;
+use crate::control::restore::RestoreError;
+use crate::control::server::ControlError;
+use crate::dataplane::bypass::{self, Bypass};
+use crate::dataplane::{self, DataPlane};
+use crate::keepalived::health::{self, Health};
+use crate::keepalived::load::{self, LoadError};
+use crate::sync::SyncDaemons;
+use crate::vrrp::{VrrpError, VrrpRuntime};
+
+/// How long rvsd waits at start for a peer's connection table before it starts VRRP (the
+/// backup asks at once and again after 500 ms).
+const RESYNC_BEFORE_VRRP: Duration = Duration::from_millis(1200);
+
+/// Why rvsd did not start: the step that failed, with its cause as the error's source.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// keepalived.conf cannot be used.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The control socket cannot be bound (another rvsd serves it, most often).
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The kernel's links, routes and neighbours cannot be read.
+    #[error("reading the kernel's links, routes and neighbours")]
+    Net(#[source] IoError),
+    /// The ipvsadm-save file cannot be applied.
+    #[error("restoring {}", .path.display())]
+    Restore {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: RestoreError,
+    },
+    /// The local-delivery TUN device cannot be created.
+    #[error("creating the local-delivery TUN device {name}")]
+    Tun {
+        /// The device.
+        name: String,
+        /// Why.
+        #[source]
+        error: IoError,
+    },
+    /// The kernel-bypass rules cannot be installed.
+    #[error("installing nftables kernel-bypass rules")]
+    Bypass(#[source] IoError),
+    /// A worker's sockets or thread cannot be set up.
+    #[error("starting the data plane")]
+    DataPlane(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The timer thread cannot be started.
+    #[error("starting the timer thread")]
+    Timers(#[source] std::io::Error),
+    /// The control runtime cannot be started.
+    #[error("starting the control runtime")]
+    Runtime(#[source] std::io::Error),
+    /// A VRRP instance cannot start.
+    #[error(transparent)]
+    Vrrp(#[from] VrrpError),
+}
+
+/// What the daemon runs with (the command line, checked).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Interfaces of the data plane.
+    pub interfaces: Vec<String>,
+    /// keepalived.conf to serve (`-f`).
+    pub config_file: Option<PathBuf>,
+    /// The control socket.
+    pub socket: PathBuf,
+    /// An ipvsadm-save file to apply before serving.
+    pub restore: Option<PathBuf>,
+    /// Number of data-plane workers (at least one).
+    pub workers: usize,
+    /// The engine's settings.
+    pub engine: EngineConfig,
+    /// IPVS's policy switches.
+    pub policy: Policy,
+}
+
+/// rvsd's subsystems, started; each field is taken when it is stopped.
+pub struct Daemon {
+    socket: PathBuf,
+    clock: Clock,
+    engine: Arc<Engine>,
+    net: Arc<NetState>,
+    /// Bound at start, served by [`Daemon::serve`].
+    listener: Option<std::os::unix::net::UnixListener>,
+    /// Removed at stop; `None` once removed.
+    bypass: Option<Bypass>,
+    /// Tells the workers and the timer thread to end.
+    halt: Arc<AtomicBool>,
+    plane: Option<DataPlane>,
+    egress: Arc<dataplane::EgressCounters>,
+    timers: Option<JoinHandle<()>>,
+    runtime: tokio::runtime::Runtime,
+    health: Option<Arc<Health>>,
+    sync: Arc<SyncDaemons>,
+    vrrp: Option<Arc<VrrpRuntime>>,
+    stopped: bool,
+}
+
+impl Daemon {
+    /// Starts every subsystem, in the order the module documentation gives. An error stops
+    /// the start where it happens.
+    pub fn start(options: Options) -> Result<Daemon, StartError> {
+        let clock = Clock::new();
+        let engine = Arc::new(Engine::new(options.engine));
+        engine.set_policy(options.policy);
+        // Read the keepalived.conf first: a broken file stops rvsd before it touches anything.
+        let keepalived = match &options.config_file {
+            Some(path) => Some((path.clone(), load::load(path)?)),
+            None => None,
+        };
+
+        // The control socket next: a second rvsd on the same socket stops here, naming the
+        // running one, before it touches that one's TUN device and nftables table.
+        let listener = control::server::bind(&options.socket)?;
+        let net = NetState::start().map_err(StartError::Net)?;
+        if let Some(path) = &options.restore {
+            let applied = control::restore::apply_file(&engine, &net.local_addrs(), path).map_err(
+                |error| StartError::Restore {
+                    path: path.clone(),
+                    error,
+                },
+            )?;
+            tracing::info!(rules = applied, file = %path.display(), "restored ipvsadm-save rules");
+        }
+        // Local real servers: their packets go to the director's own stack through this device
+        // (the kernel-bypass rules keep it from taking them off the wire). Gone when rvsd exits.
+        let tun_name = bypass::tun_name(&options.socket);
+        let local =
+            Arc::new(
+                rvs_io::TunDevice::create(&tun_name).map_err(|error| StartError::Tun {
+                    name: tun_name.clone(),
+                    error,
+                })?,
+            );
+        let bypass =
+            Bypass::install(&options.socket, &options.interfaces).map_err(StartError::Bypass)?;
+        bypass.sync(&engine);
+
+        let halt = Arc::new(AtomicBool::new(false));
+        let workers = options.workers.max(1);
+        let plane = DataPlane::start(
+            engine.clone(),
+            net.clone(),
+            clock,
+            &options.interfaces,
+            local,
+            workers,
+            halt.clone(),
+            {
+                // A re-created interface may have lost its netdev chain: put the bypass rules
+                // back, on a thread of its own (nft must not run on a data-plane worker),
+                // retrying a failure.
+                let bypass = bypass.clone();
+                Arc::new(move |name: &str| dataplane::reattach_in_background(bypass.clone(), name))
+            },
+        )
+        .map_err(|e| StartError::DataPlane(e.into()))?;
+        let timers = dataplane::timers::start(engine.clone(), clock, halt.clone())
+            .map_err(StartError::Timers)?;
+        tracing::info!(interfaces = ?options.interfaces, workers,
+            socket = %options.socket.display(), "rvsd running");
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let lvs_sync = keepalived
+            .as_ref()
+            .and_then(|(_, l)| l.global.lvs_sync_daemon.clone());
+        let vrrp_specs = keepalived.as_ref().map(|(_, l)| l.clone());
+        let health = keepalived.map(|(path, loaded)| {
+            tracing::info!(file = %path.display(), "serving keepalived configuration");
+            Health::start(
+                path,
+                loaded,
+                health::Plumbing {
+                    engine: engine.clone(),
+                    bypass: bypass.clone(),
+                    net: net.clone(),
+                    clock,
+                },
+                runtime.handle().clone(),
+            )
+        });
+        let sync = Arc::new(SyncDaemons::new(engine.clone(), clock));
+        // Before VRRP starts, so its first transition finds the daemon to promote.
+        if let Some(d) = &lvs_sync {
+            match sync.start_from_keepalived(d) {
+                Ok(c) => {
+                    tracing::info!(interface = %c.mcast_interface, "lvs_sync_daemon: backup started")
+                }
+                Err(e) => tracing::warn!("lvs_sync_daemon: {e}"),
+            }
+            // Let a peer master answer the backup's resync request before VRRP may take the
+            // VIPs (after the master-down interval, or at once for an address owner):
+            // established connections must be known first.
+            let has_vrrp = vrrp_specs
+                .as_ref()
+                .is_some_and(|l| !l.vrrp.instances.is_empty());
+            if has_vrrp {
+                let n = sync.wait_resync(RESYNC_BEFORE_VRRP);
+                tracing::info!(
+                    connections = n,
+                    "lvs_sync_daemon: connection table received before VRRP start"
+                );
+            }
+        }
+        let vrrp = match &vrrp_specs {
+            Some(l) => Some(Arc::new(VrrpRuntime::start(l, sync.clone())?)),
+            None => None,
+        };
+        Ok(Daemon {
+            socket: options.socket,
+            clock,
+            egress: plane.counters.clone(),
+            engine,
+            net,
+            listener: Some(listener),
+            bypass: Some(bypass),
+            halt,
+            plane: Some(plane),
+            timers: Some(timers),
+            runtime,
+            health,
+            sync,
+            vrrp,
+            stopped: false,
+        })
+    }
+
+    /// Serves the control socket until SIGTERM or SIGINT (SIGHUP reloads keepalived.conf).
+    pub fn serve(&mut self) -> Result<(), ControlError> {
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
+        let Some(bypass) = self.bypass.clone() else {
+            return Ok(());
+        };
+        let shared = control::server::Shared {
+            engine: self.engine.clone(),
+            bypass,
+            clock: self.clock,
+            egress: self.egress.clone(),
+            net: self.net.clone(),
+            health: self.health.clone(),
+            sync: self.sync.clone(),
+            vrrp: self.vrrp.clone(),
+        };
+        self.runtime
+            .block_on(control::server::serve(listener, shared))
+    }
+
+    /// Stops every subsystem in the reverse order of [`Daemon::start`].
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    /// The stop sequence; does nothing the second time.
+    fn shutdown(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        if let Some(v) = self.vrrp.take() {
+            v.shutdown();
+        }
+        self.sync.shutdown();
+        if let Some(h) = self.health.take() {
+            h.shutdown();
+        }
+        self.halt.store(true, Ordering::SeqCst);
+        if let Some(t) = self.timers.take() {
+            let _ = t.join();
+        }
+        if let Some(p) = self.plane.take() {
+            p.join();
+        }
+        if let Some(b) = self.bypass.take() {
+            b.remove();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        tracing::info!("rvsd stopped");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
