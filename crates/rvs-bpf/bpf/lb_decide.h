@@ -22,6 +22,32 @@ struct decision {
 	__u16 pad;
 };
 
+/* Counts a packet of `len` bytes (and a new connection with `conn`) for its service and real
+ * server, in this CPU's slot; `out` for the real server's direction. */
+static __always_inline void traffic(__u32 svc, __u32 dest, __u32 len, int out, int conn)
+{
+	struct rvs_traffic *t[2] = {
+		bpf_map_lookup_elem(&svc_stats, &svc),
+		bpf_map_lookup_elem(&dest_stats, &dest),
+	};
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 2; i++) {
+		if (!t[i])
+			continue;
+		if (conn)
+			t[i]->conns++;
+		if (out) {
+			t[i]->out_packets++;
+			t[i]->out_bytes += len;
+		} else {
+			t[i]->in_packets++;
+			t[i]->in_bytes += len;
+		}
+	}
+}
+
 static __always_inline int drop(struct decision *d, __u32 stat)
 {
 	d->action = ACT_DROP;
@@ -58,6 +84,7 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 	c->expires_ns = now + timeout_ns(s, state);
 	__sync_fetch_and_add(&c->packets, 1);
 	__sync_fetch_and_add(&c->bytes, p->len);
+	traffic(c->svc, c->dest, p->len - p->l3, 0, 0);
 	d->addr = c->daddr;
 	d->port = c->dport;
 	d->action = c->method == RVS_METHOD_ROUTE ? ACT_DR : ACT_NAT_IN;
@@ -90,6 +117,7 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 	c->expires_ns = now + timeout_ns(s, state);
 	__sync_fetch_and_add(&c->packets, 1);
 	__sync_fetch_and_add(&c->bytes, p->len);
+	traffic(c->svc, c->dest, p->len - p->l3, 1, 0);
 	d->addr = out->in.dst;
 	d->port = out->in.dport;
 	d->action = ACT_NAT_OUT;
@@ -140,6 +168,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	if (is_active(state))
 		move_count(pick->slot, RVS_STATE_NONE, state);
 	count(RVS_STAT_CONN_CREATED);
+	traffic(svc->id, pick->slot, p->len - p->l3, 0, 1);
 	d->addr = c.daddr;
 	d->port = c.dport;
 	d->action = dr ? ACT_DR : ACT_NAT_IN;

@@ -137,6 +137,16 @@ struct rvs_dest {
 	__u32 id;          /* rvs-engine's id of the server (rr's cursor names it) */
 };
 
+/* IPVS's traffic counters of a service (`svc_stats`, by service id) or a real server
+ * (`dest_stats`, by dest slot): per-CPU values rvsd sums. */
+struct rvs_traffic {
+	__u64 conns;
+	__u64 in_packets;
+	__u64 out_packets;
+	__u64 in_bytes;
+	__u64 out_bytes;
+};
+
 /* A real server's connection counts: `dest_conns` value (shared, updated atomically). */
 struct rvs_dest_conns {
 	__u32 active;

@@ -213,6 +213,37 @@ pub struct Dest {
     pub id: u32,
 }
 
+/// `svc_stats` / `dest_stats` value: IPVS's traffic counters (one CPU's share, or summed).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Traffic {
+    /// Connections opened.
+    pub conns: u64,
+    /// Packets from clients.
+    pub in_packets: u64,
+    /// Packets from real servers.
+    pub out_packets: u64,
+    /// IP bytes from clients.
+    pub in_bytes: u64,
+    /// IP bytes from real servers.
+    pub out_bytes: u64,
+}
+
+impl Traffic {
+    /// The field-wise sum.
+    pub fn plus(&self, other: &Traffic) -> Traffic {
+        Traffic {
+            conns: self.conns + other.conns,
+            in_packets: self.in_packets + other.in_packets,
+            out_packets: self.out_packets + other.out_packets,
+            in_bytes: self.in_bytes + other.in_bytes,
+            out_bytes: self.out_bytes + other.out_bytes,
+        }
+    }
+}
+
 /// `dest_conns` value: a real server's connection counts, kept by the program.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
@@ -373,6 +404,7 @@ mod tests {
             3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 4
         );
         assert_eq!(size_of::<PuntHdr>(), 16);
+        assert_eq!(size_of::<Traffic>(), 40);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, TcHookBuilder, TC_INGR
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::Error;
-use crate::maps::{Conn, ConnKey, DestConns, WRR_SEQ};
+use crate::maps::{Conn, ConnKey, DestConns, Traffic, WRR_SEQ};
 
 /// The object clang built from `bpf/rvs_lb.c` (empty when clang was missing).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_lb.o"));
@@ -150,10 +150,10 @@ impl Datapath {
             }
             let size = match name.as_str() {
                 "conns" | "conns_out" => limits.connections,
-                "services" | "svc_dests" | "sched_cursor" => limits.services,
+                "services" | "svc_dests" | "sched_cursor" | "svc_stats" => limits.services,
                 "addrs" => limits.services.saturating_add(limits.dests),
                 "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
-                "dests" | "dest_conns" => limits.dests,
+                "dests" | "dest_conns" | "dest_stats" => limits.dests,
                 _ => continue,
             };
             map.set_max_entries(size.max(1)).map_err(Error::Load)?;
@@ -297,6 +297,28 @@ impl Datapath {
     /// A real server's connection counts by its slot.
     pub fn dest_conns(&self, slot: u32) -> Result<DestConns, Error> {
         Ok(self.get("dest_conns", &slot)?.unwrap_or_default())
+    }
+
+    /// A service's traffic counters (by its id), summed over CPUs.
+    pub fn service_traffic(&self, id: u32) -> Result<Traffic, Error> {
+        self.traffic("svc_stats", id)
+    }
+
+    /// A real server's traffic counters (by its slot), summed over CPUs.
+    pub fn dest_traffic(&self, slot: u32) -> Result<Traffic, Error> {
+        self.traffic("dest_stats", slot)
+    }
+
+    fn traffic(&self, name: &'static str, index: u32) -> Result<Traffic, Error> {
+        let per_cpu = self
+            .map(name)?
+            .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| Error::Map { map: name, source })?
+            .unwrap_or_default();
+        Ok(per_cpu
+            .iter()
+            .filter_map(|v| Traffic::read_from_bytes(v).ok())
+            .fold(Traffic::default(), |sum, t| sum.plus(&t)))
     }
 
     /// The program's counters ([`crate::maps::STAT_NAMES`] order), summed over CPUs.

@@ -75,6 +75,17 @@ impl Publisher {
         Publisher::default()
     }
 
+    /// The program's id of the service `key`, once published.
+    pub fn service_id(&self, key: &rvs_engine::ServiceKey) -> Option<u32> {
+        let k = SvcKey {
+            addr: Addr::from(key.addr),
+            port_be: key.port.to_be(),
+            proto: key.proto.number(),
+            pad: 0,
+        };
+        self.services.get(&k).map(|(id, _)| *id)
+    }
+
     /// Writes the services and real servers of `walk` and the `settings` into the program's
     /// maps, and removes the services `walk` no longer has.
     pub fn publish(

@@ -617,3 +617,59 @@ fn pinned_maps_are_adopted_by_the_next_load() {
         }
     });
 }
+
+/// The per-CPU traffic counters of a service add up to the engine's (connections, packets and
+/// IP bytes both ways).
+#[test]
+fn service_counters_match_the_engine() {
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let dp = Datapath::load(Limits {
+                connections: 4096,
+                services: 64,
+                dests: 256,
+            })
+            .expect("load");
+            let mut publisher = Publisher::new();
+            publisher
+                .publish(
+                    &dp,
+                    &e.spec_walk(),
+                    &Settings::from_engine(Timeouts::default(), false),
+                )
+                .expect("publish");
+            for (_, frame) in nat_conversation_v4(true) {
+                let _ = engine_outcome(&e, &frame);
+                let _ = bpf_outcome(&dp, hook, ifindex, &frame);
+            }
+            let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+            let want = e
+                .services(Millis(1000))
+                .into_iter()
+                .find(|s| s.spec.key == k)
+                .expect("the service")
+                .stats;
+            let got = dp
+                .service_traffic(publisher.service_id(&k).expect("published"))
+                .expect("counters");
+            assert_eq!(
+                (
+                    got.conns,
+                    got.in_packets,
+                    got.out_packets,
+                    got.in_bytes,
+                    got.out_bytes
+                ),
+                (
+                    want.conns,
+                    want.in_pkts,
+                    want.out_pkts,
+                    want.in_bytes,
+                    want.out_bytes
+                ),
+                "{hook:?}"
+            );
+        });
+    }
+}
