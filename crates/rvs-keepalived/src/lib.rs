@@ -127,10 +127,39 @@ fn finish(
         files,
         ..Config::default()
     };
+    // An unknown keyword with a block changes how keepalived reads the rest of the file
+    // (tree::drop_open_brace): read again that way until no such block is left.
+    let mut statements = statements;
+    let mut shifted: Vec<(Span, String)> = Vec::new();
+    for _ in 0..MAX_UNKNOWN_BLOCKS {
+        let mut pass = report.clone();
+        let mut parsed = Config {
+            files: config.files.clone(),
+            ..Config::default()
+        };
+        let mut ctx = values::Ctx::new(&mut pass);
+        parse::parse_config(&mut ctx, &statements, &mut parsed);
+        match ctx.unknown_block {
+            Some(addr) => {
+                let (rebuilt, errors) = tree::drop_open_brace(statements, addr);
+                statements = rebuilt;
+                shifted.extend(errors);
+            }
+            None => {
+                for (span, message) in shifted {
+                    pass.error(Some(&span), message);
+                }
+                return (parsed, pass);
+            }
+        }
+    }
     let mut ctx = values::Ctx::new(&mut report);
     parse::parse_config(&mut ctx, &statements, &mut config);
     (config, report)
 }
+
+/// How many unknown keywords with blocks a file may have before the rest are skipped whole.
+const MAX_UNKNOWN_BLOCKS: usize = 64;
 
 /// Parses and validates the file at `path` and everything it includes.
 pub fn parse_file(path: &Path) -> (Config, Report) {

@@ -4,7 +4,7 @@ use crate::checker::{
     CheckerKind, CheckerSpec, CommonCheck, DnsCheck, FileCheck, HttpCheck, MiscCheck, SmtpCheck,
     UdpCheck, UrlCheck,
 };
-use crate::parse_common::split_command;
+use crate::parse_common::script_argv;
 use crate::tree::Statement;
 use crate::values::Ctx;
 use std::time::Duration;
@@ -223,8 +223,8 @@ fn parse_status(raw: &str) -> Option<(u16, u16)> {
 fn misc_keyword(ctx: &mut Ctx<'_>, st: &Statement, m: &mut MiscCheck) -> bool {
     match st.keyword.as_str() {
         "misc_path" => {
-            if let Some(cmd) = ctx.lenient_missing(|c| c.text(st, "a command")) {
-                m.command = split_command(&cmd);
+            if ctx.lenient_missing(|c| c.text(st, "a command")).is_some() {
+                m.command = script_argv(&st.args);
             }
         }
         "misc_timeout" => m.timeout = ctx.secs(st, 0),

@@ -37,11 +37,36 @@ pub fn split_command(cmd: &str) -> Vec<String> {
     out
 }
 
+/// A script keyword's argv as keepalived builds it (lib/notify.c `set_script_params_array`)
+/// from the keyword's arguments `args` (as the lexer split them, `"..."` already one word):
+/// the first word, `'...'` grouping too, split again into program and arguments. Words after
+/// the first are not used, so a command with arguments must be quoted (`"/path arg"`,
+/// `'killall -0 x'`).
+pub fn script_argv(args: &[String]) -> Vec<String> {
+    let Some(first) = args.first() else {
+        return Vec::new();
+    };
+    if !first.starts_with('\'') {
+        return split_command(first);
+    }
+    // The lexer does not group single quotes: take words up to the closing one.
+    let end = args
+        .iter()
+        .enumerate()
+        .position(|(i, w)| (i > 0 || w.len() > 1) && w.ends_with('\''))
+        .unwrap_or(args.len() - 1);
+    split_command(&args[..=end].join(" "))
+        .into_iter()
+        .next()
+        .map(|grouped| split_command(&grouped))
+        .unwrap_or_default()
+}
+
 /// A script keyword's command (`notify_up "/path arg"`).
 pub fn script(ctx: &mut Ctx<'_>, st: &Statement) -> Option<Script> {
     ctx.no_block(st);
-    let cmd = ctx.text(st, "a script")?;
-    let argv = split_command(&cmd);
+    ctx.text(st, "a script")?;
+    let argv = script_argv(&st.args);
     if argv.is_empty() {
         ctx.error(&st.span, format!("{}: expected a script", st.keyword));
         return None;
@@ -68,7 +93,7 @@ pub fn name_list(ctx: &mut Ctx<'_>, st: &Statement) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_command;
+    use super::{script_argv, split_command};
 
     #[test]
     fn splits_like_keepalived() {
@@ -77,5 +102,20 @@ mod tests {
             ["/bin/check", "a b", "c"]
         );
         assert!(split_command("   ").is_empty());
+    }
+
+    #[test]
+    fn script_argv_is_the_first_word_split_again() {
+        let words = |t: &str| t.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            script_argv(&words("'killall -0 haproxy'")),
+            ["killall", "-0", "haproxy"]
+        );
+        // "/bin/chk.sh a 'b c'" reaches here as one word.
+        assert_eq!(
+            script_argv(&["/bin/chk.sh a 'b c'".to_string()]),
+            ["/bin/chk.sh", "a", "b c"]
+        );
+        assert_eq!(script_argv(&words("/bin/chk.sh unquoted")), ["/bin/chk.sh"]);
     }
 }

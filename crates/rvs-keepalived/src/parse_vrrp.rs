@@ -1,7 +1,7 @@
 //! `vrrp_script`, `vrrp_instance` and `vrrp_sync_group` blocks.
 
 use crate::model::Setting;
-use crate::parse_common::{name_list, script, split_command};
+use crate::parse_common::{name_list, script, script_argv};
 use crate::tree::Statement;
 use crate::values::Ctx;
 use crate::vrrp::{
@@ -148,8 +148,8 @@ pub fn parse_vrrp_script(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpScript
     for item in body {
         match item.keyword.as_str() {
             "script" => {
-                if let Some(c) = ctx.lenient_missing(|c| c.text(item, "a command")) {
-                    s.script = split_command(&c);
+                if ctx.lenient_missing(|c| c.text(item, "a command")).is_some() {
+                    s.script = script_argv(&item.args);
                 }
             }
             // keepalived: 0 "must be greater than 0, setting to 1".

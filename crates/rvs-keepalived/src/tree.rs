@@ -194,3 +194,111 @@ fn flush(
     }
     frame.statements.push(st);
 }
+
+/// One element of a statement tree written out again as keepalived reads it: a statement's
+/// line, a `{`, or a `}` (with the line of the statement it closed).
+enum Token {
+    Line(Statement),
+    Open,
+    Close(Span),
+}
+
+/// The path (child indexes from the top) to the statement at address `addr`.
+fn path_to(statements: &[Statement], addr: usize) -> Option<Vec<usize>> {
+    for (i, st) in statements.iter().enumerate() {
+        if std::ptr::from_ref(st) as usize == addr {
+            return Some(vec![i]);
+        }
+        if let Some(mut path) = st.block.as_deref().and_then(|b| path_to(b, addr)) {
+            path.insert(0, i);
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// Writes `statements` out as tokens, leaving out the `{` of the statement at `skip`.
+fn flatten(statements: Vec<Statement>, skip: Option<&[usize]>, out: &mut Vec<Token>) {
+    for (i, mut st) in statements.into_iter().enumerate() {
+        let here = skip.filter(|p| p.first() == Some(&i)).map(|p| &p[1..]);
+        let block = st.block.take();
+        let span = st.span.clone();
+        out.push(Token::Line(st));
+        if let Some(children) = block {
+            if here != Some(&[][..]) {
+                out.push(Token::Open);
+            }
+            flatten(children, here.filter(|p| !p.is_empty()), out);
+            out.push(Token::Close(span));
+        }
+    }
+}
+
+/// Builds statements from tokens as [`build`] does from lines; a `}` with no block open is an
+/// error (keepalived: "Unknown keyword '}'" at the top level).
+fn rebuild(tokens: Vec<Token>, errors: &mut Vec<(Span, String)>) -> Vec<Statement> {
+    let mut frames: Vec<(Option<Statement>, Vec<Statement>)> = vec![(None, Vec::new())];
+    for token in tokens {
+        match token {
+            Token::Line(st) => {
+                if let Some(frame) = frames.last_mut() {
+                    frame.1.push(st);
+                }
+            }
+            Token::Open => {
+                let owner = frames.last_mut().and_then(|f| f.1.pop());
+                frames.push((owner, Vec::new()));
+            }
+            Token::Close(span) => {
+                if frames.len() == 1 {
+                    errors.push((
+                        span,
+                        "unexpected '}' (keepalived: Unknown keyword '}')".into(),
+                    ));
+                    continue;
+                }
+                if let Some((owner, children)) = frames.pop() {
+                    if let (Some(mut owner), Some(parent)) = (owner, frames.last_mut()) {
+                        owner.block = Some(children);
+                        parent.1.push(owner);
+                    }
+                }
+            }
+        }
+    }
+    while frames.len() > 1 {
+        if let Some((owner, children)) = frames.pop() {
+            if let (Some(mut owner), Some(parent)) = (owner, frames.last_mut()) {
+                owner.block = Some(children);
+                parent.1.push(owner);
+            }
+        }
+    }
+    frames.pop().map(|f| f.1).unwrap_or_default()
+}
+
+/// keepalived's reading of an unknown keyword followed by a block (lib/parser.c): the keyword
+/// is reported, its `{` ignored ("Unexpected '{' - ignoring"), the lines inside are read at the
+/// keyword's own level, and its `}` closes the block the keyword stands in, so every later
+/// `}` closes one level further out. `addr` is the statement (as [`crate::values::Ctx`]
+/// recorded it); the tree is rebuilt that way, with the errors the shift causes.
+pub fn drop_open_brace(
+    statements: Vec<Statement>,
+    addr: usize,
+) -> (Vec<Statement>, Vec<(Span, String)>) {
+    let Some(path) = path_to(&statements, addr) else {
+        return (statements, Vec::new());
+    };
+    let mut errors = Vec::new();
+    let mut at: &[Statement] = &statements;
+    for &i in &path[..path.len() - 1] {
+        at = at[i].block.as_deref().unwrap_or_default();
+    }
+    if let Some(st) = at.get(path[path.len() - 1]) {
+        errors.push((st.span.clone(), "Unexpected '{' - ignoring".to_string()));
+    }
+    let mut tokens = Vec::new();
+    flatten(statements, Some(&path), &mut tokens);
+    let rebuilt = rebuild(tokens, &mut errors);
+    (rebuilt, errors)
+}

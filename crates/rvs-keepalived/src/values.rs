@@ -15,6 +15,9 @@ pub struct Ctx<'r> {
     /// checking (`strvec_slot`), and keepalived exits ("Configuration line starting `X` is
     /// missing a parameter"); [`Ctx::lenient_missing`] marks the handlers that check.
     pub missing_fatal: bool,
+    /// The first unknown keyword met with a block (the statement's address): keepalived does
+    /// not skip such a block (see [`crate::tree::drop_open_brace`]).
+    pub unknown_block: Option<usize>,
 }
 
 impl<'r> Ctx<'r> {
@@ -23,6 +26,7 @@ impl<'r> Ctx<'r> {
         Ctx {
             report,
             missing_fatal: true,
+            unknown_block: None,
         }
     }
 
@@ -61,11 +65,17 @@ impl<'r> Ctx<'r> {
     }
 
     /// A keyword the block does not know: an error for `keepalived -t`, skipped at run time.
+    /// With a block it is not skipped whole: keepalived ignores its `{`, reads what is inside
+    /// at this level and takes its `}` as the end of this block; the first such statement is
+    /// recorded so that the file is read again that way.
     pub fn unknown(&mut self, st: &Statement, block: &str) {
         self.error(
             &st.span,
             format!("unknown keyword '{}' in {block}", st.keyword),
         );
+        if st.block.is_some() && self.unknown_block.is_none() {
+            self.unknown_block = Some(std::ptr::from_ref(st) as usize);
+        }
     }
 
     /// Warns that a known keepalived keyword has no effect in rvs.

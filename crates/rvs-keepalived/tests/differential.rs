@@ -195,6 +195,16 @@ fn expectations(name: &str, lowered: &Lowered) -> Vec<String> {
     // A guard `x.services(n)` / `x.instances(n)` records a wrong count itself; the arm then
     // compares the items.
     match name {
+        "unknown_block" => {
+            // lib/parser.c: the unknown keyword's block is not skipped; its '}' closes the
+            // real server, so one real server runs, without a checker.
+            if x.services(1) {
+                let s = &l.services[0];
+                x.eq("number of real servers", s.dests.len(), 1);
+                x.eq("weight", s.dests.first().map(|d| d.weight), Some(2));
+            }
+            x.eq("number of checkers", checker_count(l), 0);
+        }
         "defaults_lvs" => {
             if x.services(1) {
                 let s = &l.services[0];

@@ -144,6 +144,12 @@ fn persistence_netmask_and_options() {
         "ipvsadm's IPVS_SVC_PERSISTENT_TIMEOUT"
     );
     assert_eq!(c.netmask, Some("255.255.255.0".parse().unwrap()));
+    // ipvsadm's parse_netmask is inet_aton: any mask, contiguous or not, which the kernel
+    // takes for IPv4.
+    let Action::Apply(Command::AddService(odd)) = ok("-A -t 10.0.0.1:80 -p -M 255.0.255.0") else {
+        panic!("add");
+    };
+    assert_eq!(odd.netmask, Some("255.0.255.0".parse().unwrap()));
     assert_eq!(c.sched_flags, vec!["sh-port".to_string()]);
     let Action::Apply(Command::AddService(c)) = ok("-A -t 10.0.0.1:80 -p 600") else {
         panic!("add");
@@ -379,7 +385,7 @@ fn errors_match_ipvsadm() {
         ("-A -f 0", "invalid fwmark value `0' specified", 2),
         ("-A -t 1.2.3.4:80 -6", "-6 used before -f\n", 2),
         (
-            "-A -t 1.2.3.4:80 -p -M 255.0.255.0",
+            "-A -t 1.2.3.4:80 -p -M 255.0.foo",
             "illegal virtual server persistent mask specified",
             2,
         ),
