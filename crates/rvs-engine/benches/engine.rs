@@ -1,5 +1,6 @@
-//! Hot-path benchmarks with 1,000,000 connections in the table: an established NAT TCP flow,
-//! and a new connection (SYN: schedule + insert). Also prints bytes of table memory per
+//! Hot-path benchmarks with 1,000,000 connections in the table: an established NAT TCP flow
+//! (client to real server, and the real server's reply), and a new connection (SYN: schedule +
+//! insert). Also prints bytes of table memory per
 //! connection, computed from the table's capacities.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
@@ -108,6 +109,22 @@ fn benches(c: &mut Criterion) {
     c.bench_function("established NAT TCP packet, one flow (1M conns)", |b| {
         b.iter(|| {
             buf.copy_from_slice(&hot);
+            black_box(e.handle(Millis(T_BASE + 1), &mut meta, black_box(&mut buf)))
+        })
+    });
+
+    // The same flow's reply from its real server (found through the reply direction).
+    buf.copy_from_slice(&hot);
+    e.handle(Millis(T_BASE + 1), &mut meta, &mut buf);
+    let (rip, rport) = (
+        [buf[30], buf[31], buf[32], buf[33]],
+        u16::from_be_bytes([buf[36], buf[37]]),
+    );
+    let (caddr, cport) = client(123_457);
+    let reply = frame(rip, rport, caddr, cport, 0x10);
+    c.bench_function("established NAT TCP reply, one flow (1M conns)", |b| {
+        b.iter(|| {
+            buf.copy_from_slice(&reply);
             black_box(e.handle(Millis(T_BASE + 1), &mut meta, black_box(&mut buf)))
         })
     });

@@ -284,6 +284,9 @@ pub(crate) struct Snapshot {
     pub(crate) services: Vec<Arc<ServiceRt>>,
     pub(crate) index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
     wire_index: HashMap<WireKey, usize, foldhash::fast::RandomState>,
+    /// Whether any (protocol, address, port) service has port 0: without one, a miss needs no
+    /// second probe for the catch-all (a reply from a real server then costs one lookup).
+    has_port0: bool,
     /// Firewall-mark services by (mark, IPv6).
     mark_index: HashMap<(u32, bool), usize, foldhash::fast::RandomState>,
     /// Services by id.
@@ -347,10 +350,12 @@ impl Snapshot {
                 wire_index.insert(WireKey::of(&s.spec.key), i);
             }
         }
+        let has_port0 = wire_index.keys().any(|k| k.port == 0);
         Snapshot {
             services,
             index,
             wire_index,
+            has_port0,
             mark_index,
             id_index,
             mark_rules,
@@ -388,7 +393,9 @@ impl Snapshot {
         let i = match self.wire_index.get(key) {
             Some(i) => i,
             // IPVS's catch-all: a port-0 (persistent) service takes every port of its VIP.
-            None if key.port != 0 => self.wire_index.get(&WireKey { port: 0, ..*key })?,
+            None if key.port != 0 && self.has_port0 => {
+                self.wire_index.get(&WireKey { port: 0, ..*key })?
+            }
             None => return None,
         };
         self.services.get(*i)
