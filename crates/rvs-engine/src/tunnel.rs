@@ -5,12 +5,15 @@
 //! The engine decides *that* a packet is tunnelled ([`crate::Verdict::Encapsulate`]); the data
 //! plane, which knows its own address toward the real server and the egress MTU, builds the outer
 //! header per packet with [`outer_header`], and answers packets that cannot fit with [`too_big`].
-//! Everything here is pure and never panics.
+//! [`TunnelTx::encapsulate`] runs the whole sequence for one received frame (path-MTU check,
+//! checksum completion, software segmentation, one outer header per packet), leaving the data
+//! plane only the sends and the counting. Everything here is pure and never panics.
 
 use core::net::IpAddr;
 
 use rvs_wire::{checksum, ethernet, gre, gue, icmpv4, icmpv6, ip, ipv4, ipv6, udp, WireError};
 
+use crate::gso::{self, GsoError, GsoKind};
 use crate::spec::{TunnelChecksum, TunnelConfig, TunnelKind};
 
 /// IP protocol number of IPv4-in-IP.
@@ -449,4 +452,576 @@ pub fn complete_checksum(data: &mut [u8], start: usize, offset: usize) -> bool {
     let c = if c == 0 { 0xffff } else { c };
     data[field..field + 2].copy_from_slice(&c.to_be_bytes());
     true
+}
+
+/// How a frame asks to be segmented: the virtio-net GSO type, in the engine's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Segmentation {
+    /// One packet, sent as it is.
+    #[default]
+    None,
+    /// A super-frame to cut into segments of at most `size` payload bytes.
+    Gso {
+        /// TCP or UDP segmentation.
+        kind: GsoKind,
+        /// The most payload bytes per segment (virtio `gso_size`).
+        size: u16,
+    },
+    /// A GSO type the engine cannot cut (the frame is refused).
+    Unsupported,
+}
+
+/// A partial checksum as the frame carries it (virtio `NEEDS_CSUM`): offsets count from the
+/// start of the frame, not of the inner IP header (compare [`PartialCsum`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameCsum {
+    /// Where checksumming starts, from the frame start (virtio `csum_start`).
+    pub start: u16,
+    /// Where the checksum is stored, from `start` (virtio `csum_offset`).
+    pub offset: u16,
+}
+
+/// What the receiving socket said of a frame's offloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offload {
+    /// Whether and how the frame is to be segmented.
+    pub segmentation: Segmentation,
+    /// The checksum left for the sender to complete, if any.
+    pub csum: Option<FrameCsum>,
+}
+
+/// Where a frame is tunnelled to: the destination's tunnel settings and the route toward it.
+#[derive(Debug, Clone, Copy)]
+pub struct TunnelRoute<'a> {
+    /// The destination's encapsulation.
+    pub cfg: &'a TunnelConfig,
+    /// The director's address toward the real server (outer source).
+    pub src: IpAddr,
+    /// The real server (outer destination).
+    pub dst: IpAddr,
+    /// The egress MTU toward the real server.
+    pub mtu: u32,
+}
+
+/// Why a frame could not be tunnelled at all (nothing was sent; counted as a tunnel error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TunnelSendError {
+    /// No complete IPv4/IPv6 packet starts at the frame's L3 offset.
+    #[error("the frame holds no complete IP packet")]
+    BadInner,
+    /// The frame's GSO type is not one the engine segments.
+    #[error("unsupported GSO type")]
+    UnsupportedGso,
+    /// The GSO frame is not a TCP/UDP packet the engine can segment.
+    #[error("the GSO frame cannot be segmented")]
+    NotSegmentable,
+    /// The partial checksum's offsets lie outside the inner packet.
+    #[error("the partial checksum's offsets are out of range")]
+    BadChecksumOffsets,
+}
+
+/// What became of a frame handed to [`TunnelTx::encapsulate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelSent<'a> {
+    /// Its packets went to the `emit` callback. `segments` is `None` for a frame sent whole,
+    /// else the outcome of software segmentation: how many segments, or why cutting stopped
+    /// (the segments before were emitted).
+    Sent {
+        /// The software segmentation of a GSO frame, when there was one.
+        segments: Option<Result<usize, GsoError>>,
+    },
+    /// It does not fit the path: nothing was emitted; the client is to be told with `reply`,
+    /// an ICMP error IP packet and the address to route it to, unless no error may be sent
+    /// (the client's packet was ICMP itself).
+    TooBig {
+        /// The ICMP "fragmentation needed" / "packet too big" error and its destination.
+        reply: Option<(IpAddr, &'a [u8])>,
+    },
+}
+
+/// Per-thread state of the tunnel transmitter: the outer IPv4 identification counter and
+/// buffers for ICMP errors and software-segmented GSO frames, kept from one frame to the next
+/// so that tunnelling allocates nothing once they have grown.
+#[derive(Debug, Default)]
+pub struct TunnelTx {
+    ident: u16,
+    icmp: Vec<u8>,
+    segments: Vec<u8>,
+}
+
+/// The next outer IPv4 identification.
+fn next_ident(ident: &mut u16) -> u16 {
+    *ident = ident.wrapping_add(1);
+    *ident
+}
+
+impl TunnelTx {
+    /// Tunnels the inner packet at `frame[l3_offset..]` along `route`, as `ip_vs_tunnel_xmit`
+    /// does: refuses it with an ICMP error when it (or, for a GSO frame, its largest segment)
+    /// does not fit the path MTU and may not be fragmented; completes a partial inner checksum
+    /// unless GUE remote checksum offload carries it; cuts a GSO frame into segments; then calls
+    /// `emit` once per packet, in order, with its outer header and the inner packet, or with
+    /// the reason its outer header could not be built. Each packet, and each ICMP error, takes
+    /// the next outer IPv4 identification. A frame sent whole is not copied.
+    pub fn encapsulate<'s>(
+        &'s mut self,
+        route: &TunnelRoute<'_>,
+        frame: &mut [u8],
+        l3_offset: usize,
+        offload: Offload,
+        mut emit: impl FnMut(Result<(&OuterHeader, &[u8]), TunnelError>),
+    ) -> Result<TunnelSent<'s>, TunnelSendError> {
+        let inner_all = frame
+            .get_mut(l3_offset..)
+            .ok_or(TunnelSendError::BadInner)?;
+        let len = inner_len(inner_all).ok_or(TunnelSendError::BadInner)?;
+        let inner = &mut inner_all[..len];
+        let inner_v6 = inner.first().is_some_and(|b| b >> 4 == 6);
+        let gso = match offload.segmentation {
+            Segmentation::None => None,
+            Segmentation::Gso { kind, size } => Some((kind, usize::from(size))),
+            Segmentation::Unsupported => return Err(TunnelSendError::UnsupportedGso),
+        };
+        // A GSO frame's segments get complete checksums; otherwise the partial checksum is
+        // completed here or, with GUE remote checksum offload, left for the receiver.
+        let partial = match (offload.csum, gso) {
+            (Some(c), None) => Some(PartialCsum {
+                start: usize::from(c.start)
+                    .checked_sub(l3_offset)
+                    .and_then(|s| u16::try_from(s).ok())
+                    .ok_or(TunnelSendError::BadChecksumOffsets)?,
+                offset: c.offset,
+            }),
+            _ => None,
+        };
+        let cfg = route.cfg;
+        let remote_csum = partial
+            .filter(|_| cfg.kind == TunnelKind::Gue && cfg.checksum == TunnelChecksum::RemCsum);
+        let biggest = match gso {
+            Some((kind, size)) => {
+                gso::largest_segment(inner, kind, size).ok_or(TunnelSendError::NotSegmentable)?
+            }
+            None => len,
+        };
+        let overhead = overhead(cfg, route.dst.is_ipv6(), remote_csum.is_some());
+        let Self {
+            ident,
+            icmp,
+            segments,
+        } = self;
+        if let Some(room) = path_mtu_exceeded(
+            inner_v6,
+            inner_dont_fragment(inner),
+            biggest,
+            route.mtu,
+            overhead,
+        ) {
+            let id = next_ident(ident);
+            let reply = too_big(inner, room, id, icmp).map(|client| (client, icmp.as_slice()));
+            return Ok(TunnelSent::TooBig { reply });
+        }
+        if let (Some(p), None) = (partial, remote_csum) {
+            if !complete_checksum(inner, usize::from(p.start), usize::from(p.offset)) {
+                return Err(TunnelSendError::BadChecksumOffsets);
+            }
+        }
+        let mut one = |packet: &[u8], partial: Option<PartialCsum>| {
+            let id = next_ident(ident);
+            match outer_header(cfg, route.src, route.dst, packet, id, partial) {
+                Ok(outer) => emit(Ok((&outer, packet))),
+                Err(e) => emit(Err(e)),
+            }
+        };
+        let segments = match gso {
+            None => {
+                one(inner, remote_csum);
+                None
+            }
+            Some((kind, size)) => Some(gso::segment_with(inner, kind, size, segments, |seg| {
+                one(seg, None)
+            })),
+        };
+        Ok(TunnelSent::Sent { segments })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    const CLIENT: [u8; 4] = [192, 0, 2, 7];
+    const VIP: [u8; 4] = [198, 51, 100, 1];
+    const DIP: [u8; 4] = [10, 0, 0, 1];
+    const RIP: [u8; 4] = [10, 0, 0, 8];
+    /// An Ethernet header's worth of bytes in front of the inner packet.
+    const L3: usize = 14;
+
+    fn cfg(kind: TunnelKind, checksum: TunnelChecksum) -> TunnelConfig {
+        TunnelConfig {
+            kind,
+            port: if kind == TunnelKind::Gue { 6080 } else { 0 },
+            checksum,
+        }
+    }
+
+    fn route(cfg: &TunnelConfig, mtu: u32) -> TunnelRoute<'_> {
+        TunnelRoute {
+            cfg,
+            src: IpAddr::V4(Ipv4Addr::from(DIP)),
+            dst: IpAddr::V4(Ipv4Addr::from(RIP)),
+            mtu,
+        }
+    }
+
+    /// A frame: `L3` bytes of link header, a client-to-VIP IPv4/TCP packet (ACK|PSH) with
+    /// `payload` bytes, its TCP checksum field holding the pseudo-header sum (a partial
+    /// checksum, as a GSO or `NEEDS_CSUM` frame has it), and 4 bytes of padding.
+    fn frame(payload: usize, df: bool) -> Vec<u8> {
+        let l4_len = 20 + payload;
+        let mut f = vec![0u8; L3 + 20 + l4_len + 4];
+        ipv4::Repr {
+            src_addr: CLIENT,
+            dst_addr: VIP,
+            protocol: ip::TCP,
+            payload_len: l4_len as u16,
+            ttl: 63,
+            dscp_ecn: 0,
+            ident: 0x1234,
+            dont_frag: df,
+        }
+        .emit(&mut f[L3..L3 + 20])
+        .expect("ip header");
+        let tcp = &mut f[L3 + 20..L3 + 20 + l4_len];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x18;
+        tcp[14..16].copy_from_slice(&0xffffu16.to_be_bytes());
+        for (i, b) in tcp[20..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let pseudo = checksum::fold(checksum::pseudo_header_v4(
+            CLIENT,
+            VIP,
+            ip::TCP,
+            l4_len as u32,
+        ));
+        tcp[16..18].copy_from_slice(&pseudo.to_be_bytes());
+        f
+    }
+
+    fn inner(f: &[u8]) -> &[u8] {
+        &f[L3..f.len() - 4]
+    }
+
+    /// The TCP checksum's partial-checksum offsets, from the frame start.
+    const TCP_CSUM: FrameCsum = FrameCsum {
+        start: (L3 + 20) as u16,
+        offset: 16,
+    };
+
+    type Emitted = Vec<Result<(Vec<u8>, Vec<u8>), TunnelError>>;
+
+    fn collect(out: &mut Emitted) -> impl FnMut(Result<(&OuterHeader, &[u8]), TunnelError>) + '_ {
+        |p| out.push(p.map(|(o, i)| (o.as_bytes().to_vec(), i.to_vec())))
+    }
+
+    #[test]
+    fn ipip_frame_is_sent_whole_with_one_outer_header() {
+        let c = cfg(TunnelKind::Ipip, TunnelChecksum::NoCsum);
+        let mut f = frame(100, true);
+        let before = f.clone();
+        let mut tx = TunnelTx::default();
+        let mut out = Emitted::new();
+        let sent = tx
+            .encapsulate(
+                &route(&c, 1500),
+                &mut f,
+                L3,
+                Offload::default(),
+                collect(&mut out),
+            )
+            .expect("sent");
+        assert_eq!(sent, TunnelSent::Sent { segments: None });
+        assert_eq!(f, before, "the frame is untouched");
+        let r = route(&c, 1500);
+        let want = outer_header(&c, r.src, r.dst, inner(&f), 1, None).expect("outer");
+        assert_eq!(
+            out,
+            vec![Ok((want.as_bytes().to_vec(), inner(&f).to_vec()))],
+            "one packet, without the padding"
+        );
+        assert_eq!(out[0].as_ref().expect("ok").0[9], PROTO_IPIP);
+        // The next frame takes the next identification.
+        let mut g = frame(100, false);
+        let mut out2 = Emitted::new();
+        tx.encapsulate(&r, &mut g, L3, Offload::default(), collect(&mut out2))
+            .expect("sent");
+        let want = outer_header(&c, r.src, r.dst, inner(&g), 2, None).expect("outer");
+        assert_eq!(out2[0].as_ref().expect("ok").0, want.as_bytes());
+    }
+
+    #[test]
+    fn gso_frame_is_cut_and_each_segment_gets_its_outer_header() {
+        for c in [
+            cfg(TunnelKind::Ipip, TunnelChecksum::NoCsum),
+            cfg(TunnelKind::Gue, TunnelChecksum::Csum),
+            cfg(TunnelKind::Gre, TunnelChecksum::Csum),
+        ] {
+            let mut f = frame(3000, true);
+            let offload = Offload {
+                segmentation: Segmentation::Gso {
+                    kind: GsoKind::Tcp,
+                    size: 1400,
+                },
+                csum: Some(TCP_CSUM),
+            };
+            let mut want_segs = Vec::new();
+            gso::segment(inner(&f), GsoKind::Tcp, 1400, |s| {
+                want_segs.push(s.to_vec())
+            })
+            .expect("cut");
+            assert_eq!(want_segs.len(), 3);
+            let r = route(&c, 1500);
+            let mut tx = TunnelTx::default();
+            let mut out = Emitted::new();
+            let sent = tx
+                .encapsulate(&r, &mut f, L3, offload, collect(&mut out))
+                .expect("sent");
+            assert_eq!(
+                sent,
+                TunnelSent::Sent {
+                    segments: Some(Ok(3))
+                }
+            );
+            let want: Emitted = want_segs
+                .iter()
+                .zip(1u16..)
+                .map(|(s, id)| {
+                    let o = outer_header(&c, r.src, r.dst, s, id, None).expect("outer");
+                    Ok((o.as_bytes().to_vec(), s.clone()))
+                })
+                .collect();
+            assert_eq!(out, want, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn gso_with_zero_size_is_counted_as_cut_and_failed() {
+        let c = cfg(TunnelKind::Ipip, TunnelChecksum::NoCsum);
+        let mut f = frame(3000, true);
+        let offload = Offload {
+            segmentation: Segmentation::Gso {
+                kind: GsoKind::Tcp,
+                size: 0,
+            },
+            csum: None,
+        };
+        let mut out = Emitted::new();
+        let mut tx = TunnelTx::default();
+        let sent = tx
+            .encapsulate(&route(&c, 1500), &mut f, L3, offload, collect(&mut out))
+            .expect("planned");
+        assert_eq!(
+            sent,
+            TunnelSent::Sent {
+                segments: Some(Err(GsoError::ZeroSize))
+            }
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn too_big_answers_the_client_and_sends_nothing() {
+        let c = cfg(TunnelKind::Ipip, TunnelChecksum::NoCsum);
+        // 1500 bytes of inner packet with DF do not fit 1500 - 20.
+        let mut f = frame(1460, true);
+        let mut tx = TunnelTx::default();
+        let mut out = Emitted::new();
+        let sent = tx
+            .encapsulate(
+                &route(&c, 1500),
+                &mut f,
+                L3,
+                Offload::default(),
+                collect(&mut out),
+            )
+            .expect("planned");
+        let mut want = Vec::new();
+        let client = too_big(inner(&f), 1480, 1, &mut want).expect("an error may be sent");
+        assert_eq!(client, IpAddr::V4(Ipv4Addr::from(CLIENT)));
+        assert_eq!(
+            sent,
+            TunnelSent::TooBig {
+                reply: Some((client, &want[..]))
+            }
+        );
+        assert!(out.is_empty());
+        // A GSO frame is judged by its largest segment: 20 + 20 + 1460 > 1400 - 20.
+        let mut g = frame(3000, true);
+        let offload = Offload {
+            segmentation: Segmentation::Gso {
+                kind: GsoKind::Tcp,
+                size: 1460,
+            },
+            csum: Some(TCP_CSUM),
+        };
+        let sent = tx
+            .encapsulate(&route(&c, 1400), &mut g, L3, offload, collect(&mut out))
+            .expect("planned");
+        let client = too_big(inner(&g), 1380, 2, &mut want).expect("an error may be sent");
+        assert_eq!(
+            sent,
+            TunnelSent::TooBig {
+                reply: Some((client, &want[..]))
+            }
+        );
+        assert!(out.is_empty());
+        // Without DF an IPv4 packet goes (the stack may fragment the outer packet).
+        let mut h = frame(1460, false);
+        let sent = tx
+            .encapsulate(
+                &route(&c, 1500),
+                &mut h,
+                L3,
+                Offload::default(),
+                collect(&mut out),
+            )
+            .expect("sent");
+        assert_eq!(sent, TunnelSent::Sent { segments: None });
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn gue_remote_checksum_keeps_the_partial_checksum() {
+        let c = cfg(TunnelKind::Gue, TunnelChecksum::RemCsum);
+        let mut f = frame(200, true);
+        let before = f.clone();
+        let offload = Offload {
+            segmentation: Segmentation::None,
+            csum: Some(TCP_CSUM),
+        };
+        let r = route(&c, 1500);
+        let mut out = Emitted::new();
+        let mut tx = TunnelTx::default();
+        let sent = tx
+            .encapsulate(&r, &mut f, L3, offload, collect(&mut out))
+            .expect("sent");
+        assert_eq!(sent, TunnelSent::Sent { segments: None });
+        assert_eq!(f, before, "the partial checksum is left for the receiver");
+        let partial = PartialCsum {
+            start: 20,
+            offset: 16,
+        };
+        let want = outer_header(&c, r.src, r.dst, inner(&f), 1, Some(partial)).expect("outer");
+        assert_eq!(
+            want.len(),
+            20 + 8 + 4 + 8,
+            "with the remote checksum option"
+        );
+        assert_eq!(
+            out,
+            vec![Ok((want.as_bytes().to_vec(), inner(&f).to_vec()))]
+        );
+    }
+
+    #[test]
+    fn other_modes_complete_the_partial_checksum() {
+        let c = cfg(TunnelKind::Gue, TunnelChecksum::Csum);
+        let mut f = frame(200, true);
+        let mut want = f.clone();
+        assert!(complete_checksum(&mut want[L3..L3 + 240], 20, 16));
+        assert_ne!(want, f);
+        let offload = Offload {
+            segmentation: Segmentation::None,
+            csum: Some(TCP_CSUM),
+        };
+        let r = route(&c, 1500);
+        let mut out = Emitted::new();
+        TunnelTx::default()
+            .encapsulate(&r, &mut f, L3, offload, collect(&mut out))
+            .expect("sent");
+        assert_eq!(f, want, "the checksum is completed in place");
+        let outer = outer_header(&c, r.src, r.dst, inner(&f), 1, None).expect("outer");
+        assert_eq!(
+            out,
+            vec![Ok((outer.as_bytes().to_vec(), inner(&f).to_vec()))]
+        );
+    }
+
+    #[test]
+    fn frames_that_cannot_be_tunnelled_are_refused_untouched() {
+        let c = cfg(TunnelKind::Ipip, TunnelChecksum::NoCsum);
+        let r = route(&c, 1500);
+        let mut tx = TunnelTx::default();
+        let mut out = Emitted::new();
+        let f = frame(100, true);
+        let cases = [
+            (L3 + 1, Offload::default(), TunnelSendError::BadInner),
+            (f.len() + 1, Offload::default(), TunnelSendError::BadInner),
+            (
+                L3,
+                Offload {
+                    segmentation: Segmentation::Unsupported,
+                    csum: None,
+                },
+                TunnelSendError::UnsupportedGso,
+            ),
+            (
+                L3,
+                Offload {
+                    segmentation: Segmentation::Gso {
+                        kind: GsoKind::UdpL4,
+                        size: 1000,
+                    },
+                    csum: None,
+                },
+                TunnelSendError::NotSegmentable,
+            ),
+            (
+                L3,
+                Offload {
+                    segmentation: Segmentation::None,
+                    csum: Some(FrameCsum {
+                        start: 4,
+                        offset: 16,
+                    }),
+                },
+                TunnelSendError::BadChecksumOffsets,
+            ),
+            (
+                L3,
+                Offload {
+                    segmentation: Segmentation::None,
+                    csum: Some(FrameCsum {
+                        start: TCP_CSUM.start,
+                        offset: 200,
+                    }),
+                },
+                TunnelSendError::BadChecksumOffsets,
+            ),
+        ];
+        for (l3, offload, err) in cases {
+            let mut g = f.clone();
+            assert_eq!(
+                tx.encapsulate(&r, &mut g, l3, offload, collect(&mut out)),
+                Err(err)
+            );
+            assert_eq!(g, f);
+        }
+        assert!(out.is_empty());
+        // No identification was taken.
+        tx.encapsulate(
+            &r,
+            &mut f.clone(),
+            L3,
+            Offload::default(),
+            collect(&mut out),
+        )
+        .expect("sent");
+        let want = outer_header(&c, r.src, r.dst, inner(&f), 1, None).expect("outer");
+        assert_eq!(out[0].as_ref().expect("ok").0, want.as_bytes());
+    }
 }

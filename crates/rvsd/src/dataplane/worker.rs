@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use rvs_engine::tunnel::TunnelTx;
 use rvs_engine::{Engine, PacketMeta, TunnelConfig, Verdict};
 use rvs_io::{IoError, NetState, PacketSocket, Resolution, TunDevice, VnetHdr};
 use rvs_wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_HLEN};
@@ -178,7 +179,7 @@ impl DataPlane {
                 neighbours: NeighbourCache::default(),
                 held: Vec::new(),
                 counters: counters.clone(),
-                tunnel: TunnelScratch::default(),
+                tunnel: TunnelTx::default(),
                 local: local.clone(),
             };
             let stop = stop.clone();
@@ -310,7 +311,7 @@ struct Worker {
     neighbours: NeighbourCache,
     held: Vec<HeldFrame>,
     counters: Arc<EgressCounters>,
-    tunnel: TunnelScratch,
+    tunnel: TunnelTx,
     /// The director's own stack, for `Local` connections.
     local: Arc<TunDevice>,
 }
@@ -685,22 +686,6 @@ struct Egress<'a> {
     counters: &'a EgressCounters,
 }
 
-/// Per-worker state of the tunnel transmitter: the outer IPv4 identification counter, a
-/// buffer for ICMP errors and one for software-segmented GSO frames.
-#[derive(Default)]
-struct TunnelScratch {
-    ident: u16,
-    icmp: Vec<u8>,
-    segments: Vec<u8>,
-}
-
-impl TunnelScratch {
-    fn next_ident(&mut self) -> u16 {
-        self.ident = self.ident.wrapping_add(1);
-        self.ident
-    }
-}
-
 fn eth_header(dst_mac: [u8; 6], src_mac: [u8; 6], v6: bool) -> [u8; ETH_HLEN] {
     ethernet::Repr {
         dst: dst_mac,
@@ -763,22 +748,21 @@ impl<'a> Egress<'a> {
         }
     }
 
-    /// Tunnels the inner packet at `frame[l3_offset..]` to the real server `rip` (see
-    /// `rvs_engine::tunnel`): path-MTU check (ICMP back to the client when it does not fit),
-    /// software segmentation of GSO frames, inner checksum completion, then one
-    /// `sendmsg` per packet with the Ethernet header, the outer header and the untouched inner
-    /// packet as separate pieces.
+    /// Tunnels the inner packet at `frame[l3_offset..]` to the real server `rip`: resolves the
+    /// path and the source address, lets `rvs_engine::tunnel::TunnelTx::encapsulate` decide
+    /// (path-MTU check with ICMP back to the client, checksum completion, software segmentation
+    /// of GSO frames, outer headers), then does the `sendmsg` per packet (Ethernet header, outer
+    /// header and untouched inner packet as separate pieces) and the counting.
     fn encapsulate(
         mut self,
-        scratch: &mut TunnelScratch,
+        tx: &mut TunnelTx,
         rip: IpAddr,
         l3_offset: usize,
         cfg: &TunnelConfig,
         vnet: &VnetHdr,
         frame: &mut [u8],
     ) -> Sent {
-        use rvs_engine::gso::{self, GsoKind};
-        use rvs_engine::tunnel;
+        use rvs_engine::tunnel::{FrameCsum, Offload, Segmentation, TunnelRoute, TunnelSent};
         let counters = self.counters;
         let Path {
             sock,
@@ -789,101 +773,70 @@ impl<'a> Egress<'a> {
             Ok(path) => path,
             Err(sent) => return sent,
         };
-        let fail = |c: &AtomicU64| {
-            c.fetch_add(1, Ordering::Relaxed);
-            Sent::Done
-        };
         let Some(src) = self.neighbours.source_for(self.net, rip) else {
-            return fail(&counters.tunnel_errors);
+            counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
+            return Sent::Done;
         };
-        let Some(inner_all) = frame.get_mut(l3_offset..) else {
-            return fail(&counters.tunnel_errors);
-        };
-        let Some(len) = tunnel::inner_len(inner_all) else {
-            return fail(&counters.tunnel_errors);
-        };
-        let inner = &mut inner_all[..len];
-        let inner_v6 = inner.first().is_some_and(|b| b >> 4 == 6);
-        let gso_kind = if vnet.is_gso() {
+        let segmentation = if vnet.is_gso() {
             match vnet.gso_type & !VnetHdr::GSO_ECN {
-                VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6 => Some(GsoKind::Tcp),
-                VnetHdr::GSO_UDP_L4 => Some(GsoKind::UdpL4),
-                _ => return fail(&counters.tunnel_errors),
+                VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6 => Segmentation::Gso {
+                    kind: rvs_engine::gso::GsoKind::Tcp,
+                    size: vnet.gso_size,
+                },
+                VnetHdr::GSO_UDP_L4 => Segmentation::Gso {
+                    kind: rvs_engine::gso::GsoKind::UdpL4,
+                    size: vnet.gso_size,
+                },
+                _ => Segmentation::Unsupported,
             }
         } else {
-            None
+            Segmentation::None
         };
-        // The inner checksum left for the receiver: only GUE remote checksum offload keeps it.
-        let csum_start = usize::from(vnet.csum_start).checked_sub(l3_offset);
-        let partial = match (vnet.needs_csum() && gso_kind.is_none(), csum_start) {
-            (true, Some(start)) => Some(tunnel::PartialCsum {
-                start: start as u16,
+        let offload = Offload {
+            segmentation,
+            csum: vnet.needs_csum().then_some(FrameCsum {
+                start: vnet.csum_start,
                 offset: vnet.csum_offset,
             }),
-            (true, None) => return fail(&counters.tunnel_errors),
-            (false, _) => None,
         };
-        let remote_csum = partial.filter(|_| {
-            cfg.kind == rvs_engine::TunnelKind::Gue
-                && cfg.checksum == rvs_engine::TunnelChecksum::RemCsum
-        });
-        let biggest = match gso_kind {
-            Some(kind) => match gso::largest_segment(inner, kind, usize::from(vnet.gso_size)) {
-                Some(n) => n,
-                None => return fail(&counters.tunnel_errors),
-            },
-            None => len,
-        };
-        let overhead = tunnel::overhead(cfg, rip.is_ipv6(), remote_csum.is_some());
-        if let Some(room) = tunnel::path_mtu_exceeded(
-            inner_v6,
-            tunnel::inner_dont_fragment(inner),
-            biggest,
+        let route = TunnelRoute {
+            cfg,
+            src,
+            dst: rip,
             mtu,
-            overhead,
-        ) {
-            counters.tunnel_too_big.fetch_add(1, Ordering::Relaxed);
-            let ident = scratch.next_ident();
-            if let Some(client) = tunnel::too_big(inner, room, ident, &mut scratch.icmp) {
-                self.send_l3(client, &scratch.icmp);
-            }
-            return Sent::Done;
-        }
-        if let (Some(p), None) = (partial, remote_csum) {
-            if !tunnel::complete_checksum(inner, usize::from(p.start), usize::from(p.offset)) {
-                return fail(&counters.tunnel_errors);
-            }
-        }
-        let eth = eth_header(dst_mac, src_mac, rip.is_ipv6());
-        // The segment buffer leaves `scratch` while `send_one` holds it for the identification.
-        let mut segments = std::mem::take(&mut scratch.segments);
-        let mut send_one = |packet: &[u8], partial: Option<tunnel::PartialCsum>| {
-            let ident = scratch.next_ident();
-            match tunnel::outer_header(cfg, src, rip, packet, ident, partial) {
-                Ok(outer) => {
-                    let result =
-                        sock.send_vectored(&VnetHdr::default(), &[&eth, outer.as_bytes(), packet]);
-                    counters.count_send(result, Some(&counters.sent), "tunnel send");
-                }
-                Err(e) => {
-                    tracing::debug!("cannot encapsulate: {e}");
-                    counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
         };
-        match gso_kind {
-            None => send_one(inner, remote_csum),
-            Some(kind) => {
-                counters.tunnel_segmented.fetch_add(1, Ordering::Relaxed);
-                let size = usize::from(vnet.gso_size);
-                if gso::segment_with(inner, kind, size, &mut segments, |seg| send_one(seg, None))
-                    .is_err()
-                {
-                    counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
+        let eth = eth_header(dst_mac, src_mac, rip.is_ipv6());
+        let sent = tx.encapsulate(&route, frame, l3_offset, offload, |packet| match packet {
+            Ok((outer, inner)) => {
+                let result =
+                    sock.send_vectored(&VnetHdr::default(), &[&eth, outer.as_bytes(), inner]);
+                counters.count_send(result, Some(&counters.sent), "tunnel send");
+            }
+            Err(e) => {
+                tracing::debug!("cannot encapsulate: {e}");
+                counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        match sent {
+            Ok(TunnelSent::Sent { segments }) => match segments {
+                None => {}
+                Some(cut) => {
+                    counters.tunnel_segmented.fetch_add(1, Ordering::Relaxed);
+                    if cut.is_err() {
+                        counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            },
+            Ok(TunnelSent::TooBig { reply }) => {
+                counters.tunnel_too_big.fetch_add(1, Ordering::Relaxed);
+                if let Some((client, icmp)) = reply {
+                    self.send_l3(client, icmp);
                 }
             }
+            Err(_) => {
+                counters.tunnel_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        scratch.segments = segments;
         Sent::Done
     }
 
