@@ -188,7 +188,7 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 		return drop(d, RVS_STAT_DROP_NON_SYN);
 	if (p->ttl <= 1)
 		return drop(d, RVS_STAT_DROP_TTL);
-	if (!schedule(svc, &pick))
+	if (!schedule(svc, p, &pick))
 		return drop(d, RVS_STAT_DROP_NO_DEST);
 	if (pick.dest->method != RVS_METHOD_MASQ && pick.dest->method != RVS_METHOD_ROUTE)
 		return to_rvsd(d, RVS_PUNT_SERVICE);

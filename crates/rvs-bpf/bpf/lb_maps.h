@@ -39,6 +39,14 @@ struct {
 	__type(value, struct rvs_wrr_step);
 } wrr_seq SEC(".maps");
 
+/* sh/dh/mh tables: service id * RVS_HASH_STRIDE + entry -> index into the service's dests. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096 * RVS_HASH_STRIDE);
+	__type(key, __u32);
+	__type(value, __u32);
+} hash_tab SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);

@@ -294,7 +294,250 @@ take:
 	return found;
 }
 
-static __always_inline int schedule(struct rvs_svc *svc, struct pick *out)
+/* An address folded to 32 bits as IPVS does: the IPv4 address, or the XOR of an IPv6
+ * address's words, in host order. */
+static __always_inline __u32 fold_addr(const struct rvs_addr *a, int v6)
+{
+	if (!v6)
+		return bpf_ntohl(a->w[3]);
+	return bpf_ntohl(a->w[0] ^ a->w[1] ^ a->w[2] ^ a->w[3]);
+}
+
+/* The kernel's hash_32 with 8 bits (sh and dh's 256 buckets). */
+static __always_inline __u32 hash_32_8(__u32 v)
+{
+	return (v * 0x61C88647U) >> 24;
+}
+
+static __always_inline __u64 rol64(__u64 v, int s)
+{
+	return (v << s) | (v >> (64 - s));
+}
+
+#define SIPROUND(v0, v1, v2, v3)                                                               \
+	do {                                                                                    \
+		v0 += v1;                                                                       \
+		v1 = rol64(v1, 13) ^ v0;                                                        \
+		v0 = rol64(v0, 32);                                                             \
+		v2 += v3;                                                                       \
+		v3 = rol64(v3, 16) ^ v2;                                                        \
+		v0 += v3;                                                                       \
+		v3 = rol64(v3, 21) ^ v0;                                                        \
+		v2 += v1;                                                                       \
+		v1 = rol64(v1, 17) ^ v2;                                                        \
+		v2 = rol64(v2, 32);                                                             \
+	} while (0)
+
+/* The kernel's 64-bit hsiphash of one 32-bit word (SipHash-1-3) with IPVS's mh key
+ * (2654435761 in both halves), truncated to 32 bits. */
+static __always_inline __u32 mh_hash(__u32 v)
+{
+	const __u64 k = 2654435761ULL;
+	__u64 v0 = 0x736f6d6570736575ULL ^ k, v1 = 0x646f72616e646f6dULL ^ k;
+	__u64 v2 = 0x6c7967656e657261ULL ^ k, v3 = 0x7465646279746573ULL ^ k;
+	__u64 b = (4ULL << 56) | v;
+
+	v3 ^= b;
+	SIPROUND(v0, v1, v2, v3);
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	SIPROUND(v0, v1, v2, v3);
+	return (__u32)(v0 ^ v1 ^ v2 ^ v3);
+}
+
+/* The server of entry `e` of the service's table, if it may take the connection (IPVS's
+ * is_unavailable: weight 0 or overloaded); its index in the service's dests goes to *index. */
+static __always_inline int hash_entry(struct rvs_svc *svc, struct rvs_svc_dests *sd, __u32 e,
+				      __u32 *index)
+{
+	__u32 key = svc->id * RVS_HASH_STRIDE + e;
+	__u32 *pos = bpf_map_lookup_elem(&hash_tab, &key);
+	struct pick d = {};
+
+	if (!pos || !dest_at(sd, *pos, &d))
+		return 0;
+	*index = *pos;
+	return d.dest->weight != 0 && !d.conns->overloaded;
+}
+
+/* What the sh and mh fallback loops share. */
+struct hash_search {
+	struct rvs_svc *svc;
+	struct rvs_svc_dests *sd;
+	__u32 base;  /* sh: the hashed key; mh: port + folded address */
+	__u32 ihash; /* the first entry */
+	__u32 len;   /* entries */
+	__u32 found;
+	__u32 index; /* the server found, in the service's dests */
+};
+
+static long sh_fallback(__u32 offset, struct hash_search *hs)
+{
+	__u32 roffset = (offset + hs->ihash) % 256;
+
+	if (hash_entry(hs->svc, hs->sd, (roffset + hs->base) & 255, &hs->index)) {
+		hs->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static long mh_fallback(__u32 offset, struct hash_search *hs)
+{
+	__u32 roffset, e;
+
+	if (offset >= hs->len)
+		return 1;
+	roffset = (offset + hs->ihash) % hs->len;
+	e = mh_hash(roffset + hs->base) % hs->len;
+	if (hash_entry(hs->svc, hs->sd, e, &hs->index)) {
+		hs->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* sh (ip_vs_sh_schedule) and mh (ip_vs_mh_schedule) over rvs-engine's table: the source
+ * address (and port with sh-port/mh-port) picks an entry; with fallback an unavailable server
+ * is skipped by rehashing with growing offsets. */
+static __always_inline int sched_src_hash(struct rvs_svc *svc, struct rvs_svc_dests *sd,
+					  struct pkt *p, struct pick *out)
+{
+	struct hash_search hs = { .svc = svc, .sd = sd };
+	__u32 port = (svc->flags & RVS_SVC_F_PORT) ? bpf_ntohs(p->key.sport) : 0;
+	__u32 a = fold_addr(&p->key.src, p->v6);
+
+	if (sd->hash_len == 0 || sd->hash_len > RVS_HASH_STRIDE)
+		return 0;
+	hs.len = sd->hash_len;
+	if (svc->sched == RVS_SCHED_SH) {
+		hs.base = hash_32_8(port + a);
+		hs.ihash = hs.base & 255;
+	} else {
+		hs.base = port + a;
+		hs.ihash = mh_hash(hs.base) % hs.len;
+	}
+	if (hash_entry(svc, sd, hs.ihash, &hs.index))
+		return dest_at(sd, hs.index, out);
+	if (!(svc->flags & RVS_SVC_F_FALLBACK))
+		return 0;
+	if (svc->sched == RVS_SCHED_SH)
+		bpf_loop(256, sh_fallback, &hs, 0);
+	else
+		bpf_loop(RVS_HASH_STRIDE, mh_fallback, &hs, 0);
+	return hs.found && dest_at(sd, hs.index, out);
+}
+
+/* dh (ip_vs_dh_schedule): the destination address picks a bucket; its server must be usable. */
+static __always_inline int sched_dh(struct rvs_svc *svc, struct rvs_svc_dests *sd, struct pkt *p,
+				    struct pick *out)
+{
+	__u32 index;
+
+	if (sd->hash_len == 0)
+		return 0;
+	if (!hash_entry(svc, sd, hash_32_8(fold_addr(&p->key.dst, p->v6)), &index))
+		return 0;
+	return dest_at(sd, index, out);
+}
+
+/* twos's generator: rvs-engine's xorshift64* (its cursor word is the state). */
+static __always_inline __u32 rng_next(__u64 *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return (__u32)((*x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+/* What twos's loops share. */
+struct twos_walk {
+	struct rvs_svc_dests *sd;
+	__s64 total;
+	__s64 r1, r2;
+	__s64 w1, w2, oh1, oh2;
+	__u32 i1, i2, last;
+	__u32 have1, have2, any;
+};
+
+/* The sum of usable weights and the last usable server. */
+static long twos_sum(__u32 i, struct twos_walk *tw)
+{
+	struct pick d = {};
+
+	if (i >= tw->sd->count)
+		return 1;
+	if (dest_at(tw->sd, i, &d) && usable(&d)) {
+		tw->total += d.dest->weight;
+		tw->last = i;
+		tw->any = 1;
+	}
+	return 0;
+}
+
+/* The two weighted picks. */
+static long twos_choose(__u32 i, struct twos_walk *tw)
+{
+	struct pick d = {};
+	__s64 w;
+
+	if (i >= tw->sd->count)
+		return 1;
+	if (!dest_at(tw->sd, i, &d) || !usable(&d))
+		return 0;
+	w = d.dest->weight;
+	tw->r1 -= w;
+	tw->r2 -= w;
+	if (tw->r1 <= 0 && !tw->have1) {
+		tw->i1 = i;
+		tw->w1 = w;
+		tw->oh1 = overhead(d.conns);
+		tw->have1 = 1;
+	}
+	if (tw->r2 <= 0 && !tw->have2) {
+		tw->i2 = i;
+		tw->w2 = w;
+		tw->oh2 = overhead(d.conns);
+		tw->have2 = 1;
+	}
+	return tw->have1 && tw->have2;
+}
+
+/* twos (ip_vs_twos_schedule): two weighted random picks in [0, total weight], the one with
+ * the smaller overhead / weight wins (the first on ties), as rvs-engine's twos_pick. */
+static __always_inline int sched_twos(struct rvs_svc *svc, struct rvs_svc_dests *sd, struct pick *out)
+{
+	__u64 *cursor = bpf_map_lookup_elem(&sched_cursor, &svc->id);
+	struct twos_walk tw = { .sd = sd, .w1 = -1 };
+	__u64 before = 0, state = 0;
+	__u32 x1 = 0, x2 = 0, tries, choice;
+
+	if (!cursor || sd->count > RVS_MAX_DESTS)
+		return 0;
+	bpf_loop(RVS_MAX_DESTS, twos_sum, &tw, 0);
+	if (!tw.any)
+		return 0;
+	tw.total += 1;
+	for (tries = 0; tries < 4; tries++) {
+		before = *cursor;
+		state = before;
+		x1 = rng_next(&state);
+		x2 = rng_next(&state);
+		if (__sync_val_compare_and_swap(cursor, before, state) == before)
+			break;
+	}
+	tw.r1 = (__s64)((__u64)x1 % (__u64)tw.total);
+	tw.r2 = (__s64)((__u64)x2 % (__u64)tw.total);
+	bpf_loop(RVS_MAX_DESTS, twos_choose, &tw, 0);
+	choice = tw.have1 ? tw.i1 : tw.last;
+	if (tw.have2 && tw.w2 * tw.oh1 > tw.w1 * tw.oh2)
+		choice = tw.i2;
+	return dest_at(sd, choice, out);
+}
+
+static __always_inline int schedule(struct rvs_svc *svc, struct pkt *p, struct pick *out)
 {
 	struct rvs_svc_dests *sd = bpf_map_lookup_elem(&svc_dests, &svc->id);
 
@@ -305,6 +548,13 @@ static __always_inline int schedule(struct rvs_svc *svc, struct pick *out)
 		return sched_rr(svc, sd, out);
 	case RVS_SCHED_WRR:
 		return sched_wrr(svc, sd, out);
+	case RVS_SCHED_SH:
+	case RVS_SCHED_MH:
+		return sched_src_hash(svc, sd, p, out);
+	case RVS_SCHED_DH:
+		return sched_dh(svc, sd, p, out);
+	case RVS_SCHED_TWOS:
+		return sched_twos(svc, sd, out);
 	default:
 		return sched_scan(svc, sd, out);
 	}

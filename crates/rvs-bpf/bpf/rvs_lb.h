@@ -16,6 +16,9 @@
 #define RVS_MAX_DESTS 64
 /* Length of a wrr sequence table; a longer sequence leaves the service to rvsd. */
 #define RVS_WRR_SEQ 1024
+/* Entries of a service's sh/dh/mh table (IPVS's default mh size; sh and dh use 256); a larger
+ * mh table leaves the service to rvsd. */
+#define RVS_HASH_STRIDE 4093
 /* TCP/UDP connection states (rvs-engine's ConnState numbering); tables have RVS_STATE_SLOTS
  * columns so that a state masked with RVS_STATE_SLOTS - 1 is always in bounds. */
 #define RVS_STATES 12
@@ -36,6 +39,10 @@ enum rvs_sched {
 	RVS_SCHED_NQ = 6,
 	RVS_SCHED_FO = 7,
 	RVS_SCHED_OVF = 8,
+	RVS_SCHED_SH = 9,
+	RVS_SCHED_DH = 10,
+	RVS_SCHED_MH = 11,
+	RVS_SCHED_TWOS = 12,
 };
 
 /* Forwarding methods (IPVS's IP_VS_CONN_F_* low bits). */
@@ -93,7 +100,9 @@ struct rvs_svc_key {
 };
 
 /* Service flags. */
-#define RVS_SVC_F_USER 0x01 /* new connections are scheduled by rvsd */
+#define RVS_SVC_F_USER 0x01     /* new connections are scheduled by rvsd */
+#define RVS_SVC_F_FALLBACK 0x02 /* sh/mh: skip unavailable servers by rehashing */
+#define RVS_SVC_F_PORT 0x04     /* sh/mh: hash the source port too */
 
 /* A virtual service: `services` value. */
 struct rvs_svc {
@@ -109,6 +118,7 @@ struct rvs_svc_dests {
 	__u32 wrr_len; /* steps of the wrr sequence used */
 	__u32 wrr_mw;  /* wrr: the maximum weight less the gcd step plus one */
 	__u32 wrr_di;  /* wrr: the gcd step */
+	__u32 hash_len; /* sh/dh/mh: entries of the service's table used (0: empty table) */
 	__u32 slot[RVS_MAX_DESTS];
 };
 

@@ -9,6 +9,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAX_DESTS: usize = 64;
 /// Length of a wrr sequence table (`RVS_WRR_SEQ`).
 pub const WRR_SEQ: usize = 1024;
+/// Entries of a service's sh/dh/mh table (`RVS_HASH_STRIDE`, IPVS's default mh size).
+pub const HASH_STRIDE: usize = 4093;
 /// Columns of the per-state tables (`RVS_STATE_SLOTS`).
 pub const STATE_SLOTS: usize = 16;
 
@@ -34,6 +36,14 @@ pub enum Sched {
     Fo = 7,
     /// Weighted overflow.
     Ovf = 8,
+    /// Source hashing (rvs-engine's table).
+    Sh = 9,
+    /// Destination hashing (rvs-engine's table).
+    Dh = 10,
+    /// Maglev hashing (rvs-engine's table).
+    Mh = 11,
+    /// Weighted random of two choices.
+    Twos = 12,
 }
 
 /// Forwarding methods (`enum rvs_method`, IPVS's numbering).
@@ -132,6 +142,10 @@ pub const ADDR_NAT_DEST: u32 = 0x02;
 
 /// Service flag: new connections are scheduled by rvsd.
 pub const SVC_F_USER: u8 = 0x01;
+/// Service flag: sh/mh skip unavailable servers by rehashing (`sh-fallback`, `mh-fallback`).
+pub const SVC_F_FALLBACK: u8 = 0x02;
+/// Service flag: sh/mh hash the source port too (`sh-port`, `mh-port`).
+pub const SVC_F_PORT: u8 = 0x04;
 
 /// `services` value.
 #[derive(
@@ -161,6 +175,8 @@ pub struct SvcDests {
     pub wrr_mw: u32,
     /// wrr: the gcd step.
     pub wrr_di: u32,
+    /// sh/dh/mh: entries of the service's table used (0: an empty table).
+    pub hash_len: u32,
     /// Dest slots.
     pub slot: [u32; MAX_DESTS],
 }
@@ -172,6 +188,7 @@ impl Default for SvcDests {
             wrr_len: 0,
             wrr_mw: 0,
             wrr_di: 0,
+            hash_len: 0,
             slot: [0; MAX_DESTS],
         }
     }
@@ -388,7 +405,7 @@ mod tests {
     fn layouts_match_the_c_header() {
         assert_eq!(size_of::<SvcKey>(), 20);
         assert_eq!(size_of::<Svc>(), 8);
-        assert_eq!(size_of::<SvcDests>(), 16 + 4 * MAX_DESTS);
+        assert_eq!(size_of::<SvcDests>(), 20 + 4 * MAX_DESTS);
         assert_eq!(size_of::<WrrStep>(), 8);
         assert_eq!(size_of::<Dest>(), 36);
         assert_eq!(offset_of!(Dest, id), 32);

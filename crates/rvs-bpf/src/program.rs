@@ -7,7 +7,7 @@ use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, TcHookBuilder, TC_INGR
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::Error;
-use crate::maps::{Conn, ConnKey, DestConns, Traffic, WRR_SEQ};
+use crate::maps::{Conn, ConnKey, DestConns, Traffic, HASH_STRIDE, WRR_SEQ};
 
 /// The object clang built from `bpf/rvs_lb.c` (empty when clang was missing).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_lb.o"));
@@ -153,6 +153,7 @@ impl Datapath {
                 "services" | "svc_dests" | "sched_cursor" | "svc_stats" => limits.services,
                 "addrs" => limits.services.saturating_add(limits.dests),
                 "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
+                "hash_tab" => limits.services.saturating_mul(HASH_STRIDE as u32),
                 "dests" | "dest_conns" | "dest_stats" => limits.dests,
                 _ => continue,
             };

@@ -16,7 +16,7 @@ use rvs_engine::{ForwardMethod, Protocol, SchedulerKind, ServiceSpec};
 use crate::error::Error;
 use crate::maps::{
     Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST, ADDR_VIP,
-    MAX_DESTS, SVC_F_USER, WRR_SEQ,
+    HASH_STRIDE, MAX_DESTS, SVC_F_FALLBACK, SVC_F_PORT, SVC_F_USER, WRR_SEQ,
 };
 use crate::program::Datapath;
 
@@ -47,6 +47,10 @@ fn sched_of(kind: SchedulerKind) -> Sched {
         SchedulerKind::Nq => Sched::Nq,
         SchedulerKind::Fo => Sched::Fo,
         SchedulerKind::Ovf => Sched::Ovf,
+        SchedulerKind::Sh => Sched::Sh,
+        SchedulerKind::Dh => Sched::Dh,
+        SchedulerKind::Mh => Sched::Mh,
+        SchedulerKind::Twos => Sched::Twos,
         _ => Sched::User,
     }
 }
@@ -170,6 +174,16 @@ impl Publisher {
             }
             let mut user = !program_schedules(spec) || slots.len() > MAX_DESTS;
             dests.count = slots.len().min(MAX_DESTS) as u32;
+            if let (Some(table), false) = (service.hash_table(), user) {
+                if table.entries.len() <= HASH_STRIDE {
+                    for (entry, pos) in table.entries.iter().enumerate() {
+                        dp.put("hash_tab", &(id * HASH_STRIDE as u32 + entry as u32), pos)?;
+                    }
+                    dests.hash_len = table.entries.len() as u32;
+                } else {
+                    user = true;
+                }
+            }
             if spec.scheduler == SchedulerKind::Wrr && !user {
                 match service.wrr_sequence() {
                     Some(seq) if seq.steps.len() <= WRR_SEQ => {
@@ -217,7 +231,17 @@ impl Publisher {
                 &Svc {
                     id,
                     sched: sched_of(spec.scheduler) as u8,
-                    flags: if user { SVC_F_USER } else { 0 },
+                    flags: if user { SVC_F_USER } else { 0 }
+                        | if spec.sched_flags.fallback() {
+                            SVC_F_FALLBACK
+                        } else {
+                            0
+                        }
+                        | if spec.sched_flags.port() {
+                            SVC_F_PORT
+                        } else {
+                            0
+                        },
                     pad: 0,
                 },
             )?;

@@ -330,10 +330,24 @@ fn tcp_states_match_the_engine() {
 #[test]
 fn schedulers_pick_as_the_engine() {
     use SchedulerKind::*;
-    for (kind, hook) in [Rr, Wrr, Lc, Wlc, Sed, Nq, Fo, Ovf]
-        .into_iter()
-        .flat_map(|k| HOOKS.map(|h| (k, h)))
-    {
+    let both = SchedFlags::FALLBACK | SchedFlags::PORT;
+    let kinds = [
+        (Rr, 0),
+        (Wrr, 0),
+        (Lc, 0),
+        (Wlc, 0),
+        (Sed, 0),
+        (Nq, 0),
+        (Fo, 0),
+        (Ovf, 0),
+        (Twos, 0),
+        (Sh, 0),
+        (Sh, both),
+        (Dh, 0),
+        (Mh, 0),
+        (Mh, both),
+    ];
+    for ((kind, flags), hook) in kinds.into_iter().flat_map(|k| HOOKS.map(|h| (k, h))) {
         in_lab(move |ifindex| {
             let e = Engine::new(EngineConfig {
                 expected_connections: 1024,
@@ -341,7 +355,9 @@ fn schedulers_pick_as_the_engine() {
                 ..EngineConfig::default()
             });
             let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
-            e.add_service(svc(k, kind)).expect("service");
+            let mut spec = svc(k, kind);
+            spec.sched_flags = SchedFlags(flags);
+            e.add_service(spec).expect("service");
             for (i, w) in [3u32, 1, 2].into_iter().enumerate() {
                 let rip = [192, 168, 7, 10 + i as u8];
                 e.add_dest(&k, dest(ip4(rip), RPORT, w)).expect("dest");
@@ -378,7 +394,10 @@ fn schedulers_pick_as_the_engine() {
                     let syn = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
                     let want = engine_outcome(&e, &syn);
                     let got = bpf_outcome(&dp, hook, ifindex, &syn);
-                    assert_eq!(got, want, "{kind:?} {hook:?} {what}: connection {i}");
+                    assert_eq!(
+                        got, want,
+                        "{kind:?}/{flags} {hook:?} {what}: connection {i}"
+                    );
                     if i % 3 == 0 {
                         let ack = tcp4(CLIENT4, port, VIP4, VPORT, 64, ACK, &[]);
                         assert_eq!(
@@ -415,6 +434,13 @@ fn schedulers_pick_as_the_engine() {
                 .publish(&dp, &e.spec_walk(), &settings)
                 .expect("republish");
             open(9, "after a removal");
+            // A server at weight 0: quiesced, so hashing falls back (or finds none).
+            e.edit_dest(&k, dest(ip4(RIP4), RPORT, 0))
+                .expect("quiesced server");
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("republish");
+            open(9, "with a quiesced server");
         });
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::sched_core::{overhead, usable, weighted_least, SchedKey, SchedTarget};
-use crate::sched_hash::{BucketTable, MhTable};
+use crate::sched_hash::{BucketTable, HashTable, MhTable};
 use crate::sched_locality::Locality;
 use crate::spec::{SchedFlags, SchedulerKind};
 
@@ -438,6 +438,16 @@ impl SchedState {
     /// data plane that ran the scheduler meanwhile.
     pub(crate) fn carry_cursor<D: SchedTarget>(&self, old: u64, dests: &[D]) -> u64 {
         carry_word(self.kind, &self.table, old, dests)
+    }
+
+    /// The sh, dh or mh lookup table; `None` for other schedulers.
+    pub(crate) fn hash_table(&self) -> Option<HashTable> {
+        let entries = match &self.table {
+            Table::Sh(b) | Table::Dh(b) => b.entries(),
+            Table::Mh(m) => m.entries(),
+            _ => return None,
+        };
+        Some(HashTable { entries })
     }
 
     /// wrr's sequence; `None` for other schedulers and for sequences too long to build.

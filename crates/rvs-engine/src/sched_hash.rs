@@ -41,6 +41,15 @@ pub(crate) fn fold(addr: &[u8; 16], v6: bool) -> u32 {
     }
 }
 
+/// A hashing scheduler's lookup table as another data plane reads it (rvs-bpf): the
+/// destination position of every entry, for sh and dh 256 buckets, for mh the Maglev table;
+/// empty when IPVS leaves the table empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashTable {
+    /// Destination positions, by entry.
+    pub entries: Vec<u32>,
+}
+
 /// A 256-bucket table of sh or dh: each bucket holds a destination's position in the list the
 /// table was built for (no bucket at all when that list is empty, as IPVS's NULL buckets).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -77,6 +86,11 @@ impl BucketTable {
             .map(|i| (i % dests.len()) as u32)
             .collect();
         BucketTable { buckets }
+    }
+
+    /// Its buckets as [`HashTable`] entries.
+    pub(crate) fn entries(&self) -> Vec<u32> {
+        self.buckets.to_vec()
     }
 
     /// The destination position of bucket `hash` (`None`: an empty table).
@@ -257,6 +271,11 @@ impl MhTable {
             }
         }
         MhTable { lookup }
+    }
+
+    /// Its lookup table as [`HashTable`] entries.
+    pub(crate) fn entries(&self) -> Vec<u32> {
+        self.lookup.to_vec()
     }
 
     /// `ip_vs_mh_schedule`: the source address (and port with `port`) picks an entry; with

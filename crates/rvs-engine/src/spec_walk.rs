@@ -11,6 +11,7 @@ use crate::engine::Engine;
 use crate::spec::{DestSpec, ForwardMethod, MarkRule, ServiceSpec};
 
 pub use crate::sched::WrrSequence;
+pub use crate::sched_hash::HashTable;
 
 /// One published configuration version, held: what [`Engine::spec_walk`] returns. Later changes
 /// publish new versions and leave this one as it is.
@@ -82,6 +83,12 @@ impl<'a> ServiceRef<'a> {
     /// (as another data plane left it), carried over to this list as IPVS's hooks do.
     pub fn carry_sched_cursor(&self, old: u64) -> u64 {
         self.rt.sched.carry_cursor(old, &self.rt.dests)
+    }
+
+    /// The sh, dh or mh lookup table for this destination list (positions in [`Self::dests`]),
+    /// when the service uses one of them.
+    pub fn hash_table(&self) -> Option<HashTable> {
+        self.rt.sched.hash_table()
     }
 
     /// wrr's pick sequence for this destination list, when the service is wrr and the
