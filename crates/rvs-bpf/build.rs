@@ -10,8 +10,8 @@ use std::process::Command;
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let object = out.join("rvs_lb.o");
-    println!("cargo:rerun-if-changed=bpf/rvs_lb.c");
-    println!("cargo:rerun-if-changed=bpf/rvs_lb.h");
+    // The whole directory: the program is rvs_lb.c and the headers it includes.
+    println!("cargo:rerun-if-changed=bpf");
     println!("cargo:rerun-if-env-changed=RVS_CLANG");
     let clang = std::env::var("RVS_CLANG").unwrap_or_else(|_| "clang".into());
     let arch = match std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() {

@@ -62,6 +62,34 @@ static __always_inline int to_rvsd(struct decision *d, __u32 reason)
 	return 0;
 }
 
+/* Whether the connection's server was removed from its service: IPVS drops the packet, and
+ * with expire_nodest_conn the connection goes at once (`key`: its key in `conns`). */
+static __always_inline int dest_gone(struct rvs_settings *s, struct rvs_conn *c,
+				     struct rvs_conn_key *key)
+{
+	struct rvs_dest *dest = bpf_map_lookup_elem(&dests, &c->dest);
+
+	if (dest && dest->available)
+		return 0;
+	if (s->expire_nodest_conn) {
+		struct rvs_conn_key k = *key;
+
+		if (c->method == RVS_METHOD_MASQ) {
+			struct rvs_conn_key reply = {};
+
+			reply.src = c->daddr;
+			reply.dst = k.src;
+			reply.sport = c->dport;
+			reply.dport = k.sport;
+			reply.proto = k.proto;
+			bpf_map_delete_elem(&conns_out, &reply);
+		}
+		unbind_dest(c->dest, c->state);
+		bpf_map_delete_elem(&conns, &k);
+	}
+	return 1;
+}
+
 /* A packet of a known connection from the client's side. */
 static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct rvs_conn *c, __u64 now,
 				   struct decision *d)
@@ -70,6 +98,8 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 
 	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_ROUTE)
 		return to_rvsd(d, RVS_PUNT_CONN);
+	if (dest_gone(s, c, &p->key))
+		return drop(d, RVS_STAT_DROP_NO_DEST);
 	if (p->ttl <= 1)
 		return drop(d, RVS_STAT_DROP_TTL);
 	if (p->proto == IPPROTO_TCP) {
@@ -102,6 +132,8 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 		d->action = ACT_PASS;
 		return 0;
 	}
+	if (dest_gone(s, c, &out->in))
+		return drop(d, RVS_STAT_DROP_NO_DEST);
 	if (p->ttl <= 1)
 		return drop(d, RVS_STAT_DROP_TTL);
 	state = c->state;

@@ -108,7 +108,8 @@ static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const s
 
 	fib.ifindex = skb->ingress_ifindex;
 	fib.l4_protocol = p->proto;
-	fib.tot_len = skb->len - p->l3;
+	/* tot_len left 0: the kernel then checks the skb itself against the egress MTU, GSO
+	 * frames by their segments (a length given here would refuse every GSO frame). */
 	if (!p->v6) {
 		fib.family = AF_INET_;
 		fib.ipv4_src = src->w[3];

@@ -207,7 +207,8 @@ struct rvs_settings {
 	/* Timeout per state, milliseconds. */
 	__u32 timeout_ms[RVS_STATE_SLOTS];
 	__u8 sloppy_tcp;
-	__u8 pad[3];
+	__u8 expire_nodest_conn; /* a packet of a connection whose server was removed expires it */
+	__u8 pad[2];
 };
 
 #endif

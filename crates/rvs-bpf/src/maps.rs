@@ -350,13 +350,16 @@ pub struct Settings {
     pub timeout_ms: [u32; STATE_SLOTS],
     /// IPVS's sloppy_tcp: a non-SYN segment may open a connection.
     pub sloppy_tcp: u8,
+    /// IPVS's expire_nodest_conn: a packet of a connection whose server was removed expires it.
+    pub expire_nodest_conn: u8,
     /// Zero.
-    pub pad: [u8; 3],
+    pub pad: [u8; 2],
 }
 
 impl Settings {
-    /// The engine's tables: its TCP transitions, its timeouts for `timeouts`, and `sloppy_tcp`.
-    pub fn from_engine(timeouts: rvs_engine::Timeouts, sloppy_tcp: bool) -> Settings {
+    /// The engine's tables: its TCP transitions, its timeouts for `timeouts`, and the policy
+    /// switches the program follows (sloppy_tcp, expire_nodest_conn).
+    pub fn from_engine(timeouts: rvs_engine::Timeouts, policy: &rvs_engine::Policy) -> Settings {
         let mut tcp_next = [[[0u8; STATE_SLOTS]; 4]; 3];
         for (dir, rows) in rvs_engine::tcp_transitions().iter().enumerate() {
             for (event, row) in rows.iter().enumerate() {
@@ -373,8 +376,9 @@ impl Settings {
         Settings {
             tcp_next,
             timeout_ms,
-            sloppy_tcp: u8::from(sloppy_tcp),
-            pad: [0; 3],
+            sloppy_tcp: u8::from(policy.sloppy_tcp),
+            expire_nodest_conn: u8::from(policy.expire_nodest_conn),
+            pad: [0; 2],
         }
     }
 }
@@ -433,7 +437,10 @@ mod tests {
 
     #[test]
     fn settings_carry_the_engine_tables() {
-        let s = Settings::from_engine(rvs_engine::Timeouts::default(), false);
+        let s = Settings::from_engine(
+            rvs_engine::Timeouts::default(),
+            &rvs_engine::Policy::default(),
+        );
         // INPUT, SYN, NONE -> SYN_RECV (3); ESTABLISHED's timeout is 900 s.
         assert_eq!(s.tcp_next[0][0][0], 3);
         assert_eq!(s.timeout_ms[1], 900_000);

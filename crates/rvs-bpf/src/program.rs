@@ -7,7 +7,7 @@ use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, TcHookBuilder, TC_INGR
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::Error;
-use crate::maps::{Conn, ConnKey, DestConns, Traffic, HASH_STRIDE, WRR_SEQ};
+use crate::maps::{Conn, ConnKey, DestConns, PuntHdr, Traffic, HASH_STRIDE, WRR_SEQ};
 
 /// The object clang built from `bpf/rvs_lb.c` (empty when clang was missing).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_lb.o"));
@@ -293,6 +293,33 @@ impl Datapath {
             }
         }
         Ok(out)
+    }
+
+    /// A reader of the frames the program passes up: each `poll` of the returned ring calls
+    /// `on_frame` with the frame's header and bytes (at most the first 2048 bytes of it).
+    pub fn punt_reader<'a, F>(&'a self, mut on_frame: F) -> Result<libbpf_rs::RingBuffer<'a>, Error>
+    where
+        F: FnMut(&PuntHdr, &[u8]) + 'a,
+    {
+        let map = self.map("punt")?;
+        let mut builder = libbpf_rs::RingBufferBuilder::new();
+        let ring_error = |source| Error::Map {
+            map: "punt",
+            source,
+        };
+        builder
+            .add(&map, move |data: &[u8]| {
+                let hdr_len = std::mem::size_of::<PuntHdr>();
+                if let (Some(head), Some(rest)) = (data.get(..hdr_len), data.get(hdr_len..)) {
+                    if let Ok(hdr) = PuntHdr::read_from_bytes(head) {
+                        let len = (hdr.len as usize).min(rest.len());
+                        on_frame(&hdr, &rest[..len]);
+                    }
+                }
+                0
+            })
+            .map_err(ring_error)?;
+        builder.build().map_err(ring_error)
     }
 
     /// A real server's connection counts by its slot.

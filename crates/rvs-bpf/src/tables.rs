@@ -79,6 +79,38 @@ impl Publisher {
         Publisher::default()
     }
 
+    /// A publisher for maps adopted from an earlier rvsd ([`Datapath::adopted`]): the service
+    /// ids and server slots already in the maps are taken over, so connections keep pointing
+    /// at their servers once the configuration is published again.
+    pub fn adopt(dp: &Datapath) -> Result<Publisher, Error> {
+        let mut p = Publisher::default();
+        for key in dp.keys::<SvcKey>("services")? {
+            let Some(svc) = dp.get::<SvcKey, Svc>("services", &key)? else {
+                continue;
+            };
+            let dests: SvcDests = dp.get("svc_dests", &svc.id)?.unwrap_or_default();
+            let slots: Vec<u32> = dests.slot[..(dests.count as usize).min(MAX_DESTS)].to_vec();
+            let mut shape = Vec::new();
+            for &slot in &slots {
+                if let Some(d) = dp.get::<u32, Dest>("dests", &slot)? {
+                    p.slots
+                        .insert((key, d.addr.ip(), u16::from_be(d.port_be)), slot);
+                    shape.push((slot, d.weight));
+                    p.next_slot = p.next_slot.max(slot + 1);
+                }
+            }
+            p.next_service = p.next_service.max(svc.id + 1);
+            p.cursor_for.insert(svc.id, shape);
+            p.services.insert(key, (svc.id, slots));
+        }
+        for addr in dp.keys::<Addr>("addrs")? {
+            if let Some(flags) = dp.get::<Addr, u32>("addrs", &addr)? {
+                p.addrs.insert(addr, flags);
+            }
+        }
+        Ok(p)
+    }
+
     /// The program's id of the service `key`, once published.
     pub fn service_id(&self, key: &rvs_engine::ServiceKey) -> Option<u32> {
         let k = SvcKey {

@@ -114,7 +114,7 @@ fn program_for(engine: &Engine) -> Datapath {
         dests: 256,
     })
     .expect("load the BPF program");
-    let settings = Settings::from_engine(Timeouts::default(), false);
+    let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
     Publisher::new()
         .publish(&dp, &engine.spec_walk(), &settings)
         .expect("publish");
@@ -380,7 +380,7 @@ fn schedulers_pick_as_the_engine() {
                 dests: 256,
             })
             .expect("load the BPF program");
-            let settings = Settings::from_engine(Timeouts::default(), false);
+            let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
             let mut publisher = Publisher::new();
             publisher
                 .publish(&dp, &e.spec_walk(), &settings)
@@ -552,7 +552,7 @@ fn expiry_sweep_removes_connections_and_counts() {
         e.add_dest(&k, d).expect("dest");
         let dp = program_for(&e);
         // SYN_RECV connections time out at once; ESTABLISHED ones live on.
-        let mut settings = Settings::from_engine(Timeouts::default(), false);
+        let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
         settings.timeout_ms[ConnState::SynRecv as usize] = 0;
         Publisher::new()
             .publish(&dp, &e.spec_walk(), &settings)
@@ -609,7 +609,7 @@ fn pinned_maps_are_adopted_by_the_next_load() {
                 services: 64,
                 dests: 256,
             };
-            let settings = Settings::from_engine(Timeouts::default(), false);
+            let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
             let first = Datapath::load_pinned(limits, &pins).expect("first load");
             assert!(!first.adopted());
             Publisher::new()
@@ -662,7 +662,7 @@ fn service_counters_match_the_engine() {
                 .publish(
                     &dp,
                     &e.spec_walk(),
-                    &Settings::from_engine(Timeouts::default(), false),
+                    &Settings::from_engine(Timeouts::default(), &Policy::default()),
                 )
                 .expect("publish");
             for (_, frame) in nat_conversation_v4(true) {
@@ -696,6 +696,61 @@ fn service_counters_match_the_engine() {
                 ),
                 "{hook:?}"
             );
+        });
+    }
+}
+
+/// A connection whose real server was removed: its packets are dropped as the engine drops
+/// them; with expire_nodest_conn the connection goes at once, and the client's next SYN is
+/// scheduled afresh.
+#[test]
+fn removed_server_drops_like_the_engine() {
+    for (expire, hook) in [false, true]
+        .into_iter()
+        .flat_map(|x| HOOKS.map(|h| (x, h)))
+    {
+        in_lab(move |ifindex| {
+            let e = Engine::new(EngineConfig {
+                expected_connections: 1024,
+                shards: 8,
+                ..EngineConfig::default()
+            });
+            let policy = Policy {
+                expire_nodest_conn: expire,
+                ..Policy::default()
+            };
+            e.set_policy(policy);
+            let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+            e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
+            e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).expect("dest");
+            e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("dest");
+            let dp = Datapath::load(Limits {
+                connections: 4096,
+                services: 64,
+                dests: 256,
+            })
+            .expect("load");
+            let mut publisher = Publisher::new();
+            let settings = Settings::from_engine(Timeouts::default(), &policy);
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("publish");
+            let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+            let ack = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x");
+            assert_eq!(
+                bpf_outcome(&dp, hook, ifindex, &syn),
+                engine_outcome(&e, &syn)
+            );
+            e.del_dest(&k, ip4(RIP4), RPORT).expect("remove the server");
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("republish");
+            let frames = vec![
+                ("data to a removed server", ack.clone()),
+                ("SYN again", syn.clone()),
+                ("data after", ack),
+            ];
+            same(&e, &dp, hook, ifindex, &frames);
         });
     }
 }

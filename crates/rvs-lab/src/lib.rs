@@ -53,7 +53,7 @@ pub use harness::{
 pub use lab::{parse_mac, parse_prefix, wait_for, Lab};
 pub use nat::{NatTopology, MAX_REAL_SERVERS};
 pub use nginx::{spawn_nginx, NGINX_PAGE, RS_NGINX_PORT};
-pub use server::http::{pattern_sha256, sha256_hex};
+pub use server::http::{pattern_byte, pattern_sha256, sha256_hex};
 pub use smtp_sink::smtp_sink;
 pub use tun::{TunTopology, MAX_TUN_REAL_SERVERS};
 pub use vrrp_lab::{Capture, VrrpSegment, MAIL_ADDR, MAIL_HOST, VRRP_NODES};

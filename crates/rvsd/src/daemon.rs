@@ -107,6 +107,12 @@ pub struct Options {
     pub engine: EngineConfig,
     /// IPVS's policy switches.
     pub policy: Policy,
+    /// Which data plane forwards (`--dataplane`).
+    pub dataplane: dataplane::bpf::Mode,
+    /// Where the BPF plane pins its maps (a bpffs directory).
+    pub bpf_pin_dir: PathBuf,
+    /// The BPF plane's connection-table bound.
+    pub bpf_max_connections: u32,
 }
 
 /// rvsd's subsystems, started; each field is taken when it is stopped.
@@ -122,6 +128,8 @@ pub struct Daemon {
     /// Tells the workers and the timer thread to end.
     halt: Arc<AtomicBool>,
     plane: Option<DataPlane>,
+    /// The BPF data plane (`--dataplane tc|xdp`), instead of the workers.
+    bpf: Option<dataplane::bpf::BpfPlane>,
     egress: Arc<dataplane::EgressCounters>,
     timers: Option<JoinHandle<()>>,
     runtime: tokio::runtime::Runtime,
@@ -173,23 +181,61 @@ impl Daemon {
 
         let halt = Arc::new(AtomicBool::new(false));
         let workers = options.workers.max(1);
-        let plane = DataPlane::start(
-            engine.clone(),
-            net.clone(),
-            clock,
-            &options.interfaces,
-            local,
-            workers,
-            halt.clone(),
-            {
-                // A re-created interface may have lost its netdev chain: put the bypass rules
-                // back, on a thread of its own (nft must not run on a data-plane worker),
-                // retrying a failure.
-                let bypass = bypass.clone();
-                Arc::new(move |name: &str| dataplane::reattach_in_background(bypass.clone(), name))
-            },
-        )
-        .map_err(|e| StartError::DataPlane(e.into()))?;
+        let (plane, bpf, egress) = match options.dataplane {
+            dataplane::bpf::Mode::Packet => {
+                let plane = DataPlane::start(
+                    engine.clone(),
+                    net.clone(),
+                    clock,
+                    &options.interfaces,
+                    local,
+                    workers,
+                    halt.clone(),
+                    {
+                        // A re-created interface may have lost its netdev chain: put the bypass
+                        // rules back, on a thread of its own (nft must not run on a data-plane
+                        // worker), retrying a failure.
+                        let bypass = bypass.clone();
+                        Arc::new(move |name: &str| {
+                            dataplane::reattach_in_background(bypass.clone(), name)
+                        })
+                    },
+                )
+                .map_err(|e| StartError::DataPlane(e.into()))?;
+                let egress = plane.counters.clone();
+                (Some(plane), None, egress)
+            }
+            mode => {
+                let egress = Arc::new(dataplane::EgressCounters::default());
+                let setup = dataplane::bpf::Setup {
+                    hook: if mode == dataplane::bpf::Mode::Xdp {
+                        rvs_bpf::Hook::Xdp
+                    } else {
+                        rvs_bpf::Hook::Tc
+                    },
+                    interfaces: options.interfaces.clone(),
+                    pin_dir: options.bpf_pin_dir.clone(),
+                    limits: rvs_bpf::Limits {
+                        connections: options.bpf_max_connections,
+                        ..rvs_bpf::Limits::default()
+                    },
+                };
+                let injector = {
+                    let (engine, net, interfaces, egress) = (
+                        engine.clone(),
+                        net.clone(),
+                        options.interfaces.clone(),
+                        egress.clone(),
+                    );
+                    move || {
+                        dataplane::Injector::open(engine, net, clock, &interfaces, egress, local)
+                    }
+                };
+                let plane = dataplane::bpf::BpfPlane::start(setup, engine.clone(), injector)
+                    .map_err(|e| StartError::DataPlane(e.into()))?;
+                (None, Some(plane), egress)
+            }
+        };
         let timers = dataplane::timers::start(engine.clone(), clock, halt.clone())
             .map_err(StartError::Timers)?;
         tracing::info!(interfaces = ?options.interfaces, workers,
@@ -247,13 +293,14 @@ impl Daemon {
         Ok(Daemon {
             socket: options.socket,
             clock,
-            egress: plane.counters.clone(),
+            egress,
             engine,
             net,
             listener: Some(listener),
             bypass: Some(bypass),
             halt,
-            plane: Some(plane),
+            plane,
+            bpf,
             timers: Some(timers),
             runtime,
             health,
@@ -308,6 +355,9 @@ impl Daemon {
         }
         if let Some(p) = self.plane.take() {
             p.join();
+        }
+        if let Some(b) = self.bpf.take() {
+            b.stop_clean();
         }
         if let Some(b) = self.bypass.take() {
             b.remove();

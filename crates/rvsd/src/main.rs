@@ -62,6 +62,20 @@ struct Args {
     /// Number of data-plane workers (default: one per core).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// The data plane: `packet` (AF_PACKET workers running every packet through rvsd's engine,
+    /// the default for now), `tc` (the BPF program at tc ingress: any driver) or `xdp` (the BPF
+    /// program at XDP). With tc/xdp rvsd is the program's control plane, and connections keep
+    /// forwarding while rvsd restarts.
+    #[arg(long, value_enum, default_value_t = dataplane::bpf::Mode::Packet)]
+    dataplane: dataplane::bpf::Mode,
+    /// Where the BPF data plane pins its maps: a directory on a bpf filesystem. A restarted
+    /// rvsd adopts what it finds there; a clean stop removes it. Default:
+    /// /sys/fs/bpf/rvs-<hash of the socket path>.
+    #[arg(long, value_name = "DIR")]
+    bpf_pin_dir: Option<PathBuf>,
+    /// The BPF data plane's connection-table bound (each NAT connection takes two entries).
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    bpf_max_connections: u32,
     /// Size of the mh (Maglev) scheduler's lookup table, one of IPVS's primes 251, 509, 1021,
     /// 2039, 4093 (the default, as IPVS's CONFIG_IP_VS_MH_TAB_INDEX=12), 8191, 16381, 32749,
     /// 65521, 131071. Larger tables spread weights more finely (an rvs extension; IPVS fixes
@@ -201,8 +215,16 @@ fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         interfaces: args.interfaces,
         config_file: args.config_file,
+        bpf_pin_dir: args.bpf_pin_dir.unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "/sys/fs/bpf/{}",
+                dataplane::bypass::tun_name(&args.socket)
+            ))
+        }),
         socket: args.socket,
         restore: args.restore,
+        dataplane: args.dataplane,
+        bpf_max_connections: args.bpf_max_connections,
     };
     let mut daemon = daemon::Daemon::start(options)?;
     let served = daemon.serve();

@@ -2,11 +2,12 @@
 //! engine's timer thread, and the kernel-bypass rules that keep the kernel off the traffic rvsd
 //! forwards.
 
+pub mod bpf;
 pub mod bypass;
 pub mod timers;
 mod worker;
 
-pub use worker::{DataPlane, EgressCounters};
+pub use worker::{DataPlane, EgressCounters, Injector};
 
 /// Attempts [`reattach_in_background`] makes before giving up (one second apart).
 const REATTACH_ATTEMPTS: u32 = 5;

@@ -167,7 +167,6 @@ impl DataPlane {
             }
             let worker = Worker {
                 id,
-                engine: engine.clone(),
                 net: net.clone(),
                 clock,
                 group,
@@ -175,12 +174,16 @@ impl DataPlane {
                 links: links.clone(),
                 seen_generation: net.generation(),
                 next_recheck: Instant::now() + LINK_RECHECK,
-                tx,
-                neighbours: NeighbourCache::default(),
-                held: Vec::new(),
-                counters: counters.clone(),
-                tunnel: TunnelTx::default(),
-                local: local.clone(),
+                out: Outlet {
+                    engine: engine.clone(),
+                    net: net.clone(),
+                    tx,
+                    neighbours: NeighbourCache::default(),
+                    held: Vec::new(),
+                    counters: counters.clone(),
+                    tunnel: TunnelTx::default(),
+                    local: local.clone(),
+                },
             };
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
@@ -294,7 +297,6 @@ fn fanout_group() -> u16 {
 struct Worker {
     /// The worker's number (for log lines).
     id: usize,
-    engine: Arc<Engine>,
     net: Arc<NetState>,
     clock: Clock,
     /// The fanout group the receive sockets join (again, when re-opened).
@@ -306,6 +308,16 @@ struct Worker {
     seen_generation: u64,
     /// When the interfaces are looked at again even if nothing changed.
     next_recheck: Instant,
+    /// Where the engine's frames go out.
+    out: Outlet,
+}
+
+/// The sending side of a thread that hands frames to the engine: send sockets, the neighbour
+/// cache, frames waiting for a neighbour, the tunnel state and the local stack. A worker has
+/// one; so has the [`Injector`] that feeds the BPF program's punted frames to the engine.
+struct Outlet {
+    engine: Arc<Engine>,
+    net: Arc<NetState>,
     /// Send sockets by interface index.
     tx: HashMap<u32, PacketSocket>,
     neighbours: NeighbourCache,
@@ -340,7 +352,7 @@ impl Worker {
                 .collect();
             while !stop.load(Ordering::Relaxed) {
                 // Blocks until a receive socket has frames (or a fault) or the interval passes.
-                let wait = if self.held.is_empty() {
+                let wait = if self.out.held.is_empty() {
                     POLL_MS
                 } else {
                     PENDING_POLL_MS
@@ -363,8 +375,8 @@ impl Worker {
                         self.drain(port);
                     }
                 }
-                if !self.held.is_empty() {
-                    self.retry_held();
+                if !self.out.held.is_empty() {
+                    self.out.retry_held();
                 }
                 changed |= self.maintain();
                 if changed {
@@ -414,7 +426,10 @@ impl Worker {
         let Some(rx) = &port.rx else {
             return true;
         };
-        self.counters.socket_errors.fetch_add(1, Ordering::Relaxed);
+        self.out
+            .counters
+            .socket_errors
+            .fetch_add(1, Ordering::Relaxed);
         let pending = rx.take_error();
         let cleared = matches!(pending, Ok(Some(_)))
             && !revents.intersects(PollFlags::POLLHUP | PollFlags::POLLNVAL);
@@ -483,7 +498,7 @@ impl Worker {
             );
             port.rx = None;
             port.parked_until = None;
-            self.tx.remove(&port.ifindex);
+            self.out.tx.remove(&port.ifindex);
             changed = true;
         }
         let Some(ifindex) = current else {
@@ -503,9 +518,12 @@ impl Worker {
                     ifindex = rx.ifindex(),
                     "interface back: packet sockets re-opened"
                 );
-                self.counters.socket_reopens.fetch_add(1, Ordering::Relaxed);
-                self.tx.remove(&port.ifindex);
-                self.tx.insert(out.ifindex(), out);
+                self.out
+                    .counters
+                    .socket_reopens
+                    .fetch_add(1, Ordering::Relaxed);
+                self.out.tx.remove(&port.ifindex);
+                self.out.tx.insert(out.ifindex(), out);
                 *port = Port {
                     last_fault_log: port.last_fault_log,
                     ..Port::new(&port.name, rx)
@@ -528,83 +546,146 @@ impl Worker {
 
     fn drain(&mut self, index: usize) {
         let now = self.clock.now();
-        let Worker {
+        let Worker { ports, out, .. } = self;
+        let Some(sock) = ports.get_mut(index).and_then(|p| p.rx.as_mut()) else {
+            return;
+        };
+        let result = sock.recv_batch(Duration::ZERO, BATCH, |vnet, frame| {
+            out.handle(now, vnet, frame);
+        });
+        if let Err(e) = result {
+            tracing::warn!("receive failed: {e}");
+        }
+    }
+}
+
+impl Outlet {
+    /// Runs one received frame through the engine and sends it where the verdict says (or
+    /// holds it while its next hop's MAC is resolved).
+    fn handle(&mut self, now: rvs_engine::Millis, vnet: &VnetHdr, frame: &mut [u8]) {
+        let Outlet {
             engine,
             net,
-            ports,
             tx,
             neighbours,
             held,
             counters,
             tunnel: scratch,
             local,
-            ..
         } = self;
-        let Some(sock) = ports.get_mut(index).and_then(|p| p.rx.as_mut()) else {
-            return;
+        let mut meta = PacketMeta {
+            csum_partial: vnet.needs_csum(),
         };
-        let result = sock.recv_batch(Duration::ZERO, BATCH, |vnet, frame| {
-            let mut meta = PacketMeta {
-                csum_partial: vnet.needs_csum(),
-            };
-            let (next_hop_ip, l3_offset, tunnel) = match engine.handle(now, &mut meta, frame) {
-                Verdict::Forward {
-                    next_hop_ip,
-                    l3_offset,
-                } => (next_hop_ip, l3_offset, None),
-                Verdict::ForwardInsert {
-                    next_hop_ip,
-                    l3_offset,
+        let (next_hop_ip, l3_offset, tunnel) = match engine.handle(now, &mut meta, frame) {
+            Verdict::Forward {
+                next_hop_ip,
+                l3_offset,
+            } => (next_hop_ip, l3_offset, None),
+            Verdict::ForwardInsert {
+                next_hop_ip,
+                l3_offset,
+                payload_offset,
+                end,
+                insert,
+            } => {
+                let out = Egress {
+                    net,
+                    tx,
+                    neighbours,
+                    counters,
+                };
+                let pieces = Inserted {
                     payload_offset,
                     end,
-                    insert,
-                } => {
-                    let out = Egress {
-                        net,
-                        tx,
-                        neighbours,
-                        counters,
-                    };
-                    let pieces = Inserted {
-                        payload_offset,
-                        end,
-                        bytes: insert.as_bytes(),
-                    };
-                    // Not held while the next hop resolves: the real server's neighbour is
-                    // known from the handshake, and the client retransmits (and gets the
-                    // header again) otherwise.
-                    let _ = out.transmit(next_hop_ip, l3_offset, Some(&pieces), vnet, frame);
-                    return;
-                }
-                Verdict::Encapsulate {
-                    next_hop_ip,
-                    l3_offset,
-                    tunnel,
-                } => (next_hop_ip, l3_offset, Some(tunnel)),
-                Verdict::Deliver { l3_offset } => {
-                    deliver_local(local, counters, l3_offset, vnet, frame);
-                    return;
-                }
-                Verdict::PassToKernel | Verdict::Drop(_) => return,
-            };
-            let vnet = &sctp_crc_complete(vnet, frame, l3_offset);
-            let out = Egress {
+                    bytes: insert.as_bytes(),
+                };
+                // Not held while the next hop resolves: the real server's neighbour is known
+                // from the handshake, and the client retransmits (and gets the header again)
+                // otherwise.
+                let _ = out.transmit(next_hop_ip, l3_offset, Some(&pieces), vnet, frame);
+                return;
+            }
+            Verdict::Encapsulate {
+                next_hop_ip,
+                l3_offset,
+                tunnel,
+            } => (next_hop_ip, l3_offset, Some(tunnel)),
+            Verdict::Deliver { l3_offset } => {
+                deliver_local(local, counters, l3_offset, vnet, frame);
+                return;
+            }
+            Verdict::PassToKernel | Verdict::Drop(_) => return,
+        };
+        let vnet = &sctp_crc_complete(vnet, frame, l3_offset);
+        let out = Egress {
+            net,
+            tx,
+            neighbours,
+            counters,
+        };
+        let sent = match tunnel {
+            None => out.transmit(next_hop_ip, l3_offset, None, vnet, frame),
+            Some(cfg) => out.encapsulate(scratch, next_hop_ip, l3_offset, &cfg, vnet, frame),
+        };
+        if let Sent::Held = sent {
+            hold(held, counters, next_hop_ip, l3_offset, tunnel, vnet, frame);
+        }
+    }
+}
+
+/// Feeds the frames the BPF data plane passes up (its `punt` ring) to the engine and sends what
+/// the engine says, through send sockets of its own: the packet path's per-frame work without
+/// receive sockets, since the program decides which frames come here.
+pub struct Injector {
+    clock: Clock,
+    out: Outlet,
+}
+
+impl Injector {
+    /// Opens a send socket on each of `interfaces`.
+    pub fn open(
+        engine: Arc<Engine>,
+        net: Arc<NetState>,
+        clock: Clock,
+        interfaces: &[String],
+        counters: Arc<EgressCounters>,
+        local: Arc<TunDevice>,
+    ) -> anyhow::Result<Injector> {
+        let mut tx = HashMap::new();
+        for name in interfaces {
+            let out = PacketSocket::open_tx(name)
+                .with_context(|| format!("opening a send socket on {name}"))?;
+            tx.insert(out.ifindex(), out);
+        }
+        Ok(Injector {
+            clock,
+            out: Outlet {
+                engine,
                 net,
                 tx,
-                neighbours,
+                neighbours: NeighbourCache::default(),
+                held: Vec::new(),
                 counters,
-            };
-            let sent = match tunnel {
-                None => out.transmit(next_hop_ip, l3_offset, None, vnet, frame),
-                Some(cfg) => out.encapsulate(scratch, next_hop_ip, l3_offset, &cfg, vnet, frame),
-            };
-            if let Sent::Held = sent {
-                hold(held, counters, next_hop_ip, l3_offset, tunnel, vnet, frame);
-            }
-        });
-        if let Err(e) = result {
-            tracing::warn!("receive failed: {e}");
-        }
+                tunnel: TunnelTx::default(),
+                local,
+            },
+        })
+    }
+
+    /// Handles one punted frame (complete checksums: the program copies frames as they are).
+    pub fn inject(&mut self, frame: &mut [u8]) {
+        let now = self.clock.now();
+        self.out.handle(now, &VnetHdr::default(), frame);
+    }
+
+    /// Sends the held frames whose neighbour is now known (call it now and then).
+    pub fn retry_held(&mut self) {
+        self.out.retry_held();
+    }
+
+    /// Whether frames wait for a neighbour.
+    pub fn holding(&self) -> bool {
+        !self.out.held.is_empty()
     }
 }
 
@@ -927,7 +1008,7 @@ fn hold(
     });
 }
 
-impl Worker {
+impl Outlet {
     /// Sends the held frames whose neighbour has been resolved; drops the ones that waited too long.
     fn retry_held(&mut self) {
         let mut waiting = std::mem::take(&mut self.held);

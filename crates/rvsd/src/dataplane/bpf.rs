@@ -1,0 +1,297 @@
+//! The BPF data plane under rvsd (`--dataplane tc|xdp`): rvs-bpf's program forwards in the
+//! kernel, and this module is its control plane. One thread owns the loaded program (libbpf's
+//! objects stay on the thread that made them) and
+//! - loads it with its maps pinned, adopting the maps an earlier rvsd left (its connections
+//!   kept forwarding meanwhile), and attaches it to every interface;
+//! - publishes the engine's configuration into the maps whenever a new version appears;
+//! - runs the expiry sweep once a second;
+//! - hands the frames the program passes up (ICMP errors, fragments, services it does not
+//!   schedule) to the engine and sends what the engine says;
+//! - on a clean stop detaches the program and removes the pins (a crash leaves both, so the
+//!   kernel keeps forwarding until rvsd is back).
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rvs_bpf::maps::Settings;
+use rvs_bpf::{Datapath, Hook, Limits, Publisher};
+use rvs_engine::Engine;
+
+use super::worker::Injector;
+
+/// How often the configuration is compared with what was published.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// How often the expiry sweep runs.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// How long one wait for punted frames lasts.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Which data plane rvsd runs (`--dataplane`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// AF_PACKET workers running every packet through the engine (the portable path).
+    Packet,
+    /// The BPF program at tc ingress: any driver, veth with default offloads.
+    Tc,
+    /// The BPF program at XDP (native where the driver has it, else generic).
+    Xdp,
+}
+
+/// What the BPF plane needs to start.
+pub struct Setup {
+    /// tc or XDP.
+    pub hook: Hook,
+    /// Interfaces to attach to.
+    pub interfaces: Vec<String>,
+    /// bpffs directory for the pinned maps.
+    pub pin_dir: PathBuf,
+    /// Map sizes.
+    pub limits: Limits,
+}
+
+/// Why the BPF plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BpfPlaneError {
+    /// The pin directory is not on a bpffs.
+    #[error(
+        "{0} is not on a bpf filesystem (mount one: mount -t bpf bpf DIR, or give --bpf-pin-dir)"
+    )]
+    NotBpffs(PathBuf),
+    /// The program could not be loaded or attached.
+    #[error(transparent)]
+    Bpf(#[from] rvs_bpf::Error),
+    /// An interface is unknown.
+    #[error("interface {0}: {1}")]
+    Interface(String, std::io::Error),
+    /// Interface forwarding could not be switched on.
+    #[error("enabling forwarding on {0}: {1}")]
+    Forwarding(String, std::io::Error),
+    /// The send sockets for punted frames could not be opened.
+    #[error("opening the sockets for punted frames: {0}")]
+    Sockets(String),
+    /// The thread could not be started or died while starting.
+    #[error("the BPF plane thread: {0}")]
+    Thread(String),
+}
+
+/// The running BPF plane.
+pub struct BpfPlane {
+    halt: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Set by [`BpfPlane::stop_clean`]: detach and unpin when the thread ends.
+    clean: Arc<AtomicBool>,
+}
+
+/// The magic number of a bpf filesystem (`BPF_FS_MAGIC`).
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+fn on_bpffs(dir: &std::path::Path) -> bool {
+    nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type().0 == BPF_FS_MAGIC)
+}
+
+/// Switches IPv4 and IPv6 forwarding on for `interface`: the program's FIB lookups need it,
+/// and so does the kernel for the packets the program leaves it while a neighbour resolves.
+fn enable_forwarding(interface: &str) -> Result<(), BpfPlaneError> {
+    for path in [
+        format!("/proc/sys/net/ipv4/conf/{interface}/forwarding"),
+        format!("/proc/sys/net/ipv6/conf/{interface}/forwarding"),
+    ] {
+        std::fs::write(&path, "1").map_err(|e| BpfPlaneError::Forwarding(interface.into(), e))?;
+    }
+    Ok(())
+}
+
+fn ifindex(name: &str) -> Result<u32, BpfPlaneError> {
+    nix::net::if_::if_nametoindex(name)
+        .map_err(|e| BpfPlaneError::Interface(name.into(), std::io::Error::from(e)))
+}
+
+impl BpfPlane {
+    /// Starts the plane's thread and waits until the program is attached everywhere (or
+    /// failed to be).
+    pub fn start(
+        setup: Setup,
+        engine: Arc<Engine>,
+        injector: impl FnOnce() -> anyhow::Result<Injector> + Send + 'static,
+    ) -> Result<BpfPlane, BpfPlaneError> {
+        let parent = setup
+            .pin_dir
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| setup.pin_dir.clone());
+        if !on_bpffs(&parent) && !on_bpffs(&setup.pin_dir) {
+            return Err(BpfPlaneError::NotBpffs(parent));
+        }
+        std::fs::create_dir_all(&setup.pin_dir)
+            .map_err(|e| BpfPlaneError::Thread(format!("{}: {e}", setup.pin_dir.display())))?;
+        let halt = Arc::new(AtomicBool::new(false));
+        let clean = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), BpfPlaneError>>();
+        let thread = {
+            let halt = halt.clone();
+            let clean = clean.clone();
+            std::thread::Builder::new()
+                .name("rvsd-bpf".into())
+                .spawn(move || run(setup, engine, injector, &halt, &clean, ready_tx))
+                .map_err(|e| BpfPlaneError::Thread(e.to_string()))?
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(BpfPlane {
+                halt,
+                thread: Some(thread),
+                clean,
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(BpfPlaneError::Thread("ended while starting".into()))
+            }
+        }
+    }
+
+    /// Stops the plane: the program is detached and its pins removed (rvsd is going away on
+    /// purpose, so nothing should keep forwarding).
+    pub fn stop_clean(mut self) {
+        self.clean.store(true, Ordering::Relaxed);
+        self.halt.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for BpfPlane {
+    fn drop(&mut self) {
+        self.halt.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The plane's thread.
+fn run(
+    setup: Setup,
+    engine: Arc<Engine>,
+    injector: impl FnOnce() -> anyhow::Result<Injector>,
+    halt: &AtomicBool,
+    clean: &AtomicBool,
+    ready: mpsc::Sender<Result<(), BpfPlaneError>>,
+) {
+    let started = (|| {
+        let dp = Datapath::load_pinned(setup.limits, &setup.pin_dir)?;
+        let publisher = if dp.adopted() {
+            tracing::info!(pins = %setup.pin_dir.display(),
+                connections = dp.connections().map(|c| c.len()).unwrap_or(0),
+                "adopted the BPF maps an earlier rvsd left");
+            Publisher::adopt(&dp)?
+        } else {
+            Publisher::new()
+        };
+        let mut indexes = Vec::new();
+        for name in &setup.interfaces {
+            let index = ifindex(name)?;
+            enable_forwarding(name)?;
+            match setup.hook {
+                Hook::Tc => dp.attach_tc(index)?,
+                Hook::Xdp => dp.attach_xdp(index)?,
+            }
+            indexes.push(index);
+        }
+        let injector = injector().map_err(|e| BpfPlaneError::Sockets(format!("{e:#}")))?;
+        Ok::<_, BpfPlaneError>((dp, publisher, indexes, injector))
+    })();
+    let (mut dp, mut publisher, indexes, injector) = match started {
+        Ok(parts) => parts,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    tracing::info!(hook = ?setup.hook, interfaces = ?setup.interfaces,
+        pins = %setup.pin_dir.display(), "BPF data plane attached");
+    let _ = ready.send(Ok(()));
+
+    serve(&dp, &mut publisher, &engine, injector, halt);
+    if clean.load(Ordering::Relaxed) {
+        for &index in &indexes {
+            let detached = match setup.hook {
+                Hook::Tc => dp.detach_tc(index),
+                Hook::Xdp => dp.detach_xdp(index),
+            };
+            if let Err(e) = detached {
+                tracing::warn!("detaching the BPF program: {e}");
+            }
+        }
+        if let Err(e) = dp.remove_pins() {
+            tracing::warn!("removing the BPF pins: {e}");
+        }
+        tracing::info!("BPF data plane detached");
+    }
+}
+
+/// The plane's loop until `halt`: publishing, expiry, punted frames.
+fn serve(
+    dp: &Datapath,
+    publisher: &mut Publisher,
+    engine: &Engine,
+    mut injector: Injector,
+    halt: &AtomicBool,
+) {
+    let queue: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let ring = {
+        let queue = queue.clone();
+        dp.punt_reader(move |_, frame| queue.borrow_mut().push(frame.to_vec()))
+    };
+    let ring = match ring {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!("no punted frames will reach the engine: {e}");
+            None
+        }
+    };
+    let mut published = None;
+    let mut last_publish = Instant::now() - PUBLISH_EVERY;
+    let mut last_expire = Instant::now();
+    while !halt.load(Ordering::Relaxed) {
+        if last_publish.elapsed() >= PUBLISH_EVERY {
+            last_publish = Instant::now();
+            let walk = engine.spec_walk();
+            if published.as_ref().is_none_or(|p| !walk.same_version(p)) {
+                let policy = engine.policy();
+                let settings = Settings::from_engine(engine.timeouts(), &policy);
+                match publisher.publish(dp, &walk, &settings) {
+                    Ok(()) => published = Some(walk),
+                    Err(e) => tracing::error!("publishing the configuration to BPF: {e}"),
+                }
+            }
+        }
+        if last_expire.elapsed() >= EXPIRE_EVERY {
+            last_expire = Instant::now();
+            if let Err(e) = dp.expire() {
+                tracing::warn!("BPF expiry sweep: {e}");
+            }
+        }
+        match &ring {
+            Some(r) => {
+                let _ = r.poll(POLL);
+            }
+            None => std::thread::sleep(POLL),
+        }
+        let frames = std::mem::take(&mut *queue.borrow_mut());
+        for mut frame in frames {
+            injector.inject(&mut frame);
+        }
+        if injector.holding() {
+            injector.retry_held();
+        }
+    }
+}

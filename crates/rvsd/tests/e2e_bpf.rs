@@ -1,0 +1,164 @@
+//! End-to-end tests of rvsd's BPF data plane (`--dataplane tc`) in the NAT topology of seed 004:
+//! the program forwards (rvsd runs no packet workers then), rvsd publishes rvsadm's changes
+//! into it, and a `kill -9` of rvsd loses no established connection: the program keeps
+//! forwarding, and rvsd started again adopts the pinned maps. Needs root and BPF.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rvs_lab::NatTopology;
+
+/// A bpf filesystem of the test's own, mounted on the host so that every `ip netns exec` (which
+/// remounts /sys) sees it; unmounted when dropped.
+struct Bpffs {
+    dir: PathBuf,
+}
+
+impl Bpffs {
+    fn mount(tag: &str) -> Bpffs {
+        let dir = std::env::temp_dir().join(format!("rvs-e2e-bpffs-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let ok = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mounting a bpffs at {}", dir.display());
+        Bpffs { dir }
+    }
+
+    fn pins(&self) -> PathBuf {
+        self.dir.join("rvs")
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn bpf_args(pins: &Path) -> Vec<String> {
+    vec![
+        "--dataplane".into(),
+        "tc".into(),
+        "--bpf-pin-dir".into(),
+        pins.display().to_string(),
+    ]
+}
+
+fn start(topo: &NatTopology, args: &[String]) -> rvs_lab::Rvsd {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    topo.start_rvsd(&args)
+        .expect("start rvsd with the BPF data plane")
+}
+
+/// Connections the program holds, read from its pinned `conns` map with bpftool.
+fn pinned_connections(pins: &Path) -> usize {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned"])
+        .arg(pins.join("conns"))
+        .output()
+        .expect("bpftool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.matches("\"key\"").count()
+}
+
+#[test]
+fn a_tc_plane_forwards_nat_and_follows_rvsadm() {
+    let fs = Bpffs::mount("nat");
+    let topo = NatTopology::build("bpfnat", 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let _rvsd = start(&topo, &bpf_args(&fs.pins()));
+    add_rr_service(&topo, "rr");
+    let answers: Vec<String> = (0..10)
+        .map(|_| curl(&topo, &format!("http://{VIP}/")))
+        .collect();
+    let counts = tally(&answers);
+    assert_eq!(counts.get("hello,10.10.10.2"), Some(&5), "{answers:?}");
+    assert_eq!(counts.get("hello,10.10.10.3"), Some(&5), "{answers:?}");
+    assert!(
+        pinned_connections(&fs.pins()) >= 10,
+        "the connections are in the program's table"
+    );
+    // A change through rvsadm reaches the program: the second server leaves.
+    adm(
+        &topo,
+        &["-d", "-t", &format!("{VIP}:80"), "-r", "10.10.10.3:80"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..4 {
+        assert_eq!(curl(&topo, &format!("http://{VIP}/")), "hello,10.10.10.2");
+    }
+    assert_download_intact(&topo, &format!("http://{VIP}"), 1 << 20);
+}
+
+#[test]
+fn b_kill_9_loses_no_established_connection() {
+    let fs = Bpffs::mount("kill");
+    let topo = NatTopology::build("bpfkill", 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let rvsd = start(&topo, &bpf_args(&fs.pins()));
+    add_rr_service(&topo, "rr");
+    let rules = std::env::temp_dir().join(format!("rvs-e2e-bpf-rules-{}", std::process::id()));
+    std::fs::write(&rules, adm(&topo, &["-S", "-n"])).expect("save rules");
+
+    // A connection that lasts 8 s, the real server sending a byte a second, in the background.
+    const SECS: usize = 8;
+    let result = std::env::temp_dir().join(format!("rvs-e2e-bpf-hold-{}", std::process::id()));
+    let _ = std::fs::remove_file(&result);
+    client_sh(
+        &topo,
+        &format!(
+            "(curl -s --max-time 40 http://{VIP}/hold/{SECS} > {r}.tmp; mv {r}.tmp {r}) >/dev/null 2>&1 &",
+            r = result.display()
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // rvsd dies; the program keeps forwarding the download.
+    let killed = Command::new("kill")
+        .args(["-9", &rvsd.pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !result.exists(),
+        "the connection should still be open while rvsd is down: {:?}",
+        std::fs::read_to_string(&result)
+    );
+    // rvsd comes back with its rules and adopts the pinned maps.
+    let _ = std::fs::remove_file(&topo.socket);
+    let mut args = bpf_args(&fs.pins());
+    args.extend(["--restore".into(), rules.display().to_string()]);
+    let _again = start(&topo, &args);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !result.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got = std::fs::read_to_string(&result).unwrap_or_default();
+    let _ = std::fs::remove_file(&result);
+    let _ = std::fs::remove_file(&rules);
+    assert_eq!(
+        got.as_bytes(),
+        (0..SECS as u64)
+            .map(rvs_lab::pattern_byte)
+            .collect::<Vec<u8>>()
+            .as_slice(),
+        "every byte sent across the kill -9 and the restart arrived"
+    );
+    // New connections after the restart.
+    let answers: Vec<String> = (0..4)
+        .map(|_| curl(&topo, &format!("http://{VIP}/")))
+        .collect();
+    assert!(
+        answers.iter().all(|a| a.starts_with("hello,10.10.10.")),
+        "{answers:?}"
+    );
+}
