@@ -16,7 +16,9 @@ mod error;
 pub mod maps;
 mod program;
 pub mod tables;
+mod view;
 
 pub use error::Error;
 pub use program::{tc_action, Action, Datapath, Hook, Limits, TestRun};
 pub use tables::Publisher;
+pub use view::{DestState, MapsView};

@@ -177,7 +177,9 @@ impl ConnState {
         (self as u8).checked_sub(ConnState::SctpNone as u8)
     }
 
-    pub(crate) fn from_u8(v: u8) -> ConnState {
+    /// The state numbered `v` (`state as u8`), as other data planes store it (rvs-bpf);
+    /// unknown numbers read as NONE.
+    pub fn from_u8(v: u8) -> ConnState {
         match v {
             1 => ConnState::Established,
             2 => ConnState::SynSent,

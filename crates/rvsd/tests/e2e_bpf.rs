@@ -87,6 +87,23 @@ fn a_tc_plane_forwards_nat_and_follows_rvsadm() {
         pinned_connections(&fs.pins()) >= 10,
         "the connections are in the program's table"
     );
+    // rvsadm sees them: -Lnc lists the program's connections, -Ln counts them per server.
+    let conns = adm(&topo, &["-Lnc"]);
+    let listed = conns
+        .lines()
+        .filter(|l| l.contains("192.168.1.253:80"))
+        .count();
+    assert!(listed >= 10, "{conns}");
+    let listing = adm(&topo, &["-Ln"]);
+    assert_eq!(conns_of(&listing, "10.10.10.2:80"), (0, 5), "{listing}");
+    assert_eq!(conns_of(&listing, "10.10.10.3:80"), (0, 5), "{listing}");
+    let stats = adm(&topo, &["-Ln", "--stats", "--exact"]);
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.starts_with("TCP") && l.split_whitespace().nth(2) == Some("10")),
+        "ten connections counted: {stats}"
+    );
     // A change through rvsadm reaches the program: the second server leaves.
     adm(
         &topo,

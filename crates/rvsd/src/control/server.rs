@@ -72,6 +72,9 @@ pub struct Shared {
     pub sync: Arc<crate::sync::SyncDaemons>,
     /// The VRRP instances (none yet, maybe), when rvsd runs with `-f`.
     pub vrrp: Option<Arc<VrrpRuntime>>,
+    /// The BPF data plane's maps (`--dataplane tc|xdp`): listings add its connections and
+    /// counts to the engine's.
+    pub bpf: Option<Arc<rvs_bpf::MapsView>>,
 }
 
 /// Serves the control socket bound by [`bind`] until SIGTERM or SIGINT.
@@ -287,9 +290,15 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
         Command::ListServices { service: None } => {
             let engine = shared.engine.clone();
             let mut walk = engine.service_walk();
+            let bpf = bpf_services(shared);
             stream(move || {
                 let page = engine.services_page(&mut walk, SERVICES_PER_PART);
-                let views: Vec<_> = page.into_iter().map(executor::service_view).collect();
+                let mut views: Vec<_> = page.into_iter().map(executor::service_view).collect();
+                if let Some(held) = &bpf {
+                    for v in &mut views {
+                        crate::dataplane::bpf::add_counts(v, held);
+                    }
+                }
                 (!views.is_empty()).then_some(views)
             })
         }
@@ -297,11 +306,17 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
             let engine = shared.engine.clone();
             let now = shared.clock.now();
             let mut at = Some(rvs_engine::ConnWalk::default());
+            // The BPF plane's connections follow the engine's, in one part.
+            let mut bpf = shared.bpf.clone();
             stream(move || {
+                let Some(walk) = at else {
+                    let view = bpf.take()?;
+                    return Some(crate::dataplane::bpf::connection_views(&view));
+                };
                 // The slice holds a shard lock the workers take for every packet: walk it in
                 // the ordinary class, so the idle-class thread is never parked holding it.
                 let _ = rvs_io::priority::set_current_thread_normal();
-                let (page, next) = engine.connections_page(now, at?, CONN_SLOTS_PER_PART);
+                let (page, next) = engine.connections_page(now, walk, CONN_SLOTS_PER_PART);
                 let _ = rvs_io::priority::set_current_thread_idle();
                 at = next;
                 Some(
@@ -312,6 +327,18 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
             })
         }
         other => Answer::One(execute(shared, other).await),
+    }
+}
+
+/// The BPF plane's per-service state, read once for a listing.
+fn bpf_services(shared: &Shared) -> Option<crate::dataplane::bpf::Held> {
+    let view = shared.bpf.as_ref()?;
+    match view.services() {
+        Ok(held) => Some(held),
+        Err(e) => {
+            tracing::warn!("reading the BPF maps for a listing: {e}");
+            None
+        }
     }
 }
 

@@ -85,6 +85,77 @@ pub struct BpfPlane {
     thread: Option<JoinHandle<()>>,
     /// Set by [`BpfPlane::stop_clean`]: detach and unpin when the thread ends.
     clean: Arc<AtomicBool>,
+    /// Handles on the pinned maps, for listings.
+    view: Option<Arc<rvs_bpf::MapsView>>,
+}
+
+/// The BPF plane's per-service state as [`rvs_bpf::MapsView::services`] reads it.
+pub type Held = std::collections::HashMap<
+    (std::net::IpAddr, u16, u8),
+    (
+        rvs_bpf::maps::Traffic,
+        std::collections::HashMap<(std::net::IpAddr, u16), rvs_bpf::DestState>,
+    ),
+>;
+
+/// Adds the program's counts of a service to its listing: connections per real server
+/// (ActiveConn/InActConn) and traffic counters.
+pub fn add_counts(view: &mut rvs_api::ServiceView, held: &Held) {
+    let (addr, port, proto) = match view.config.id {
+        rvs_api::ServiceId::Tcp { addr, port } => (addr, port, 6),
+        rvs_api::ServiceId::Udp { addr, port } => (addr, port, 17),
+        _ => return,
+    };
+    let Some((traffic, dests)) = held.get(&(addr, port, proto)) else {
+        return;
+    };
+    add_traffic(&mut view.stats, traffic);
+    for d in &mut view.dests {
+        if let Some(state) = dests.get(&(d.config.addr, d.config.port)) {
+            d.active_conns += state.conns.active;
+            d.inactive_conns += state.conns.inactive;
+            add_traffic(&mut d.stats, &state.traffic);
+        }
+    }
+}
+
+fn add_traffic(stats: &mut rvs_api::StatsView, t: &rvs_bpf::maps::Traffic) {
+    stats.conns += t.conns;
+    stats.in_pkts += t.in_packets;
+    stats.out_pkts += t.out_packets;
+    stats.in_bytes += t.in_bytes;
+    stats.out_bytes += t.out_bytes;
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock the program stamps expiry times with.
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// The program's connections as `-Lnc` lines.
+pub fn connection_views(view: &rvs_bpf::MapsView) -> Vec<rvs_api::ConnView> {
+    let conns = match view.connections() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("reading the BPF connection table: {e}");
+            return Vec::new();
+        }
+    };
+    let now = monotonic_ns();
+    conns
+        .into_iter()
+        .map(|(key, conn)| rvs_api::ConnView {
+            proto: if key.proto == 17 { "UDP" } else { "TCP" }.to_owned(),
+            client: std::net::SocketAddr::new(key.src.ip(), u16::from_be(key.sport_be)),
+            virtual_addr: std::net::SocketAddr::new(key.dst.ip(), u16::from_be(key.dport_be)),
+            dest: std::net::SocketAddr::new(conn.daddr.ip(), u16::from_be(conn.dport_be)),
+            state: rvs_engine::ConnState::from_u8(conn.state).name().to_owned(),
+            expires_ms: conn.expires_ns.saturating_sub(now) / 1_000_000,
+            pe: None,
+        })
+        .collect()
 }
 
 /// The magic number of a bpf filesystem (`BPF_FS_MAGIC`).
@@ -129,6 +200,7 @@ impl BpfPlane {
         }
         std::fs::create_dir_all(&setup.pin_dir)
             .map_err(|e| BpfPlaneError::Thread(format!("{}: {e}", setup.pin_dir.display())))?;
+        let pin_dir = setup.pin_dir.clone();
         let halt = Arc::new(AtomicBool::new(false));
         let clean = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), BpfPlaneError>>();
@@ -145,6 +217,13 @@ impl BpfPlane {
                 halt,
                 thread: Some(thread),
                 clean,
+                view: match rvs_bpf::MapsView::open(&pin_dir) {
+                    Ok(v) => Some(Arc::new(v)),
+                    Err(e) => {
+                        tracing::warn!("listings will not show the BPF plane's state: {e}");
+                        None
+                    }
+                },
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -155,6 +234,11 @@ impl BpfPlane {
                 Err(BpfPlaneError::Thread("ended while starting".into()))
             }
         }
+    }
+
+    /// Handles on the pinned maps, for listings.
+    pub fn view(&self) -> Option<Arc<rvs_bpf::MapsView>> {
+        self.view.clone()
     }
 
     /// Stops the plane: the program is detached and its pins removed (rvsd is going away on
