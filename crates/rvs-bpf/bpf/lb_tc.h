@@ -95,8 +95,8 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, struct pkt *p, int
 }
 
 /* Sends the packet on toward `dst` (the next hop): the frame redirected with the FIB's MAC
- * addresses when it has a route and a neighbour, else handed to the kernel, which resolves
- * and forwards it. NAT decrements the TTL/hop limit; direct routing (`keep_ttl`) sends the
+ * addresses when it has a route and a neighbour, through the kernel's neighbour resolution
+ * when it has only the route (bpf_redirect_neigh), else handed to the kernel. NAT decrements the TTL/hop limit; direct routing (`keep_ttl`) sends the
  * packet exactly as it came, as IPVS's DR does. */
 static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const struct rvs_addr *src,
 				   const struct rvs_addr *dst, int keep_ttl)
@@ -120,7 +120,7 @@ static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const s
 		__builtin_memcpy(fib.ipv6_dst, dst->w, 16);
 	}
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
 		count(RVS_STAT_FIB_PASS);
 		return TC_ACT_OK;
 	}
@@ -143,6 +143,21 @@ static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const s
 
 		if (bpf_skb_store_bytes(skb, p->l3 + offsetof(struct ipv6hdr, hop_limit), &hl, 1, 0) < 0)
 			return TC_ACT_SHOT;
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* The route is known, the next hop's MAC is not yet: the kernel resolves it and
+		 * sends the packet then (it would not route a DR packet, addressed to the VIP). */
+		struct bpf_redir_neigh nh = {};
+
+		if (!p->v6) {
+			nh.nh_family = AF_INET_;
+			nh.ipv4_nh = fib.ipv4_dst;
+		} else {
+			nh.nh_family = AF_INET6_;
+			__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
+		}
+		count(RVS_STAT_FIB_PASS);
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 	}
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rvs_lab::NatTopology;
+use rvs_lab::{Director, NatTopology};
 
 /// A bpf filesystem of the test's own, mounted on the host so that every `ip netns exec` (which
 /// remounts /sys) sees it; unmounted when dropped.
@@ -178,4 +178,104 @@ fn b_kill_9_loses_no_established_connection() {
         answers.iter().all(|a| a.starts_with("hello,10.10.10.")),
         "{answers:?}"
     );
+}
+
+/// Direct routing through the program (seed 003's single-subnet lab, IPv4 and IPv6): the
+/// packet goes back out of d0 to the real server's MAC unchanged, replies bypass the director.
+#[test]
+fn c_tc_plane_forwards_direct_routing() {
+    use rvs_lab::{DrLayout, DrTopology};
+    for v6 in [false, true] {
+        let fs = Bpffs::mount(if v6 { "dr6" } else { "dr4" });
+        let topo = DrTopology::build(
+            if v6 { "bpfdr6" } else { "bpfdr4" },
+            2,
+            DrLayout::SingleSubnet,
+        )
+        .expect("topology");
+        topo.start_real_servers().expect("real servers");
+        let args = bpf_args(&fs.pins());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        topo.start_rvsd(&args).expect("rvsd");
+        let service = std::net::SocketAddr::new(topo.vip(v6), 80).to_string();
+        adm(&topo, &["-A", "-t", &service, "-s", "rr"]);
+        for index in 0..2 {
+            let rip = topo.rip(index, v6).expect("real server");
+            adm(
+                &topo,
+                &[
+                    "-a",
+                    "-t",
+                    &service,
+                    "-r",
+                    &std::net::SocketAddr::new(rip, 80).to_string(),
+                    "-g",
+                ],
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let answers: Vec<String> = (0..10)
+            .map(|_| {
+                topo.curl(&format!("http://{service}/"))
+                    .expect("curl the VIP")
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        let counts = tally(&answers);
+        for index in 0..2 {
+            assert_eq!(
+                counts.get(&topo.rs_text(index)),
+                Some(&5),
+                "{v6}: {answers:?}"
+            );
+        }
+        assert_download_intact(&topo, &format!("http://{service}"), 1 << 20);
+        let listing = adm(&topo, &["-Ln"]);
+        assert!(listing.contains("Route"), "{listing}");
+    }
+}
+
+/// NAT through the program at XDP. XDP on veth needs the peers that receive redirected frames
+/// to run NAPI (GRO on) and the senders to send complete checksums (tx offload off).
+#[test]
+fn d_xdp_plane_forwards_nat() {
+    let fs = Bpffs::mount("xdp");
+    let topo = NatTopology::build("bpfxdp", 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let lab = topo.lab();
+    let ethtool = |role: &str, iface: &str| {
+        let out = lab
+            .exec(role, &["ethtool", "-K", iface, "tx", "off", "gro", "on"])
+            .expect("ethtool");
+        assert!(
+            out.status.success(),
+            "ethtool -K {iface} in {role}: {out:?}"
+        );
+    };
+    ethtool(rvs_lab::CLIENT, "eth0");
+    for index in 0..2 {
+        ethtool(&format!("rs{}", index + 1), "eth0");
+    }
+    let ports = lab
+        .exec("switch", &["ls", "/sys/class/net"])
+        .expect("switch ports");
+    for port in String::from_utf8_lossy(&ports.stdout).split_whitespace() {
+        if port != "lo" {
+            let _ = lab.exec("switch", &["ethtool", "-K", port, "tx", "off", "gro", "on"]);
+        }
+    }
+    let mut args = bpf_args(&fs.pins());
+    args[1] = "xdp".into();
+    let _rvsd = start(&topo, &args);
+    add_rr_service(&topo, "rr");
+    let answers: Vec<String> = (0..10)
+        .map(|_| curl(&topo, &format!("http://{VIP}/")))
+        .collect();
+    let counts = tally(&answers);
+    assert_eq!(counts.get("hello,10.10.10.2"), Some(&5), "{answers:?}");
+    assert_eq!(counts.get("hello,10.10.10.3"), Some(&5), "{answers:?}");
+    assert_download_intact(&topo, &format!("http://{VIP}"), 1 << 20);
+    let listing = adm(&topo, &["-Ln"]);
+    assert!(conns_of(&listing, "10.10.10.2:80").1 >= 5, "{listing}");
 }
