@@ -20,6 +20,8 @@ struct decision {
 	struct rvs_addr addr;
 	__be16 port;
 	__u16 pad;
+	struct rvs_hop *hop; /* the connection's cached next hop for this direction, if any */
+	__u32 fib_gen;       /* the settings' tables version */
 };
 
 /* Counts a packet of `len` bytes (and a new connection with `conn`) for its service and real
@@ -115,6 +117,7 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 	__sync_fetch_and_add(&c->packets, 1);
 	__sync_fetch_and_add(&c->bytes, p->len);
 	traffic(c->svc, c->dest, p->len - p->l3, 0, 0);
+	d->hop = &c->hop;
 	d->addr = c->daddr;
 	d->port = c->dport;
 	d->action = c->method == RVS_METHOD_ROUTE ? ACT_DR : ACT_NAT_IN;
@@ -150,6 +153,7 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 	__sync_fetch_and_add(&c->packets, 1);
 	__sync_fetch_and_add(&c->bytes, p->len);
 	traffic(c->svc, c->dest, p->len - p->l3, 1, 0);
+	d->hop = &out->hop;
 	d->addr = out->in.dst;
 	d->port = out->in.dport;
 	d->action = ACT_NAT_OUT;
@@ -248,6 +252,7 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	s = bpf_map_lookup_elem(&settings, &zero);
 	if (!s)
 		return;
+	d->fib_gen = s->fib_gen;
 	if (parsed == PARSE_PUNT) {
 		/* Ours only if it goes to a virtual address or comes from a NAT real server. */
 		__u32 *to = bpf_map_lookup_elem(&addrs, &p->key.dst);

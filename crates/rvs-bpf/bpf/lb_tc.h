@@ -99,13 +99,25 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, struct pkt *p, int
  * when it has only the route (bpf_redirect_neigh), else handed to the kernel. NAT decrements the TTL/hop limit; direct routing (`keep_ttl`) sends the
  * packet exactly as it came, as IPVS's DR does. */
 static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const struct rvs_addr *src,
-				   const struct rvs_addr *dst, int keep_ttl)
+				   const struct rvs_addr *dst, int keep_ttl, struct decision *d)
 {
 	struct bpf_fib_lookup fib = {};
+	struct rvs_hop *hop = d->hop;
+	__u32 ifindex;
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
 	void *data, *end;
 	struct ethhdr *eth;
 	long rc;
 
+	if (hop && d->fib_gen && hop->gen == d->fib_gen &&
+	    (skb->gso_size || skb->len - p->l3 <= hop->mtu)) {
+		/* The connection's next hop, still valid: no lookup. */
+		ifindex = hop->ifindex;
+		__builtin_memcpy(dmac, hop->dmac, ETH_ALEN);
+		__builtin_memcpy(smac, hop->smac, ETH_ALEN);
+		rc = BPF_FIB_LKUP_RET_SUCCESS;
+		goto rewrite_ttl;
+	}
 	fib.ifindex = skb->ingress_ifindex;
 	fib.l4_protocol = p->proto;
 	/* tot_len left 0: the kernel then checks the skb itself against the egress MTU, GSO
@@ -124,6 +136,17 @@ static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const s
 		count(RVS_STAT_FIB_PASS);
 		return TC_ACT_OK;
 	}
+	ifindex = fib.ifindex;
+	__builtin_memcpy(dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(smac, fib.smac, ETH_ALEN);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS && hop && d->fib_gen) {
+		hop->ifindex = fib.ifindex;
+		hop->mtu = fib.mtu_result;
+		__builtin_memcpy(hop->dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(hop->smac, fib.smac, ETH_ALEN);
+		hop->gen = d->fib_gen;
+	}
+rewrite_ttl:
 	if (keep_ttl) {
 		/* nothing to change in the IP header */
 	} else if (!p->v6) {
@@ -164,10 +187,10 @@ static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const s
 	eth = data;
 	if ((void *)(eth + 1) > end)
 		return TC_ACT_SHOT;
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 	count(RVS_STAT_FORWARDED);
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(ifindex, 0);
 }
 
 /* Carries out `d` at tc. */
@@ -182,13 +205,13 @@ static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, st
 	case ACT_NAT_IN:
 		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0)
 			return TC_ACT_SHOT;
-		return forward(skb, p, &p->key.src, &d->addr, 0);
+		return forward(skb, p, &p->key.src, &d->addr, 0, d);
 	case ACT_NAT_OUT:
 		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0)
 			return TC_ACT_SHOT;
-		return forward(skb, p, &d->addr, &p->key.dst, 0);
+		return forward(skb, p, &d->addr, &p->key.dst, 0, d);
 	case ACT_DR:
-		return forward(skb, p, &p->key.src, &d->addr, 1);
+		return forward(skb, p, &p->key.src, &d->addr, 1, d);
 	default:
 		count(RVS_STAT_PASSED);
 		return TC_ACT_OK;

@@ -149,27 +149,50 @@ static __always_inline int xdp_nat_rewrite(struct xdp_md *ctx, struct pkt *p, in
 /* XDP's forward (see lb_tc.h's): FIB lookup, TTL/hop limit, MACs, redirect; the kernel's
  * when the FIB has no neighbour yet. */
 static __always_inline int xdp_forward(struct xdp_md *ctx, struct pkt *p, const struct rvs_addr *src,
-				       const struct rvs_addr *dst, int keep_ttl)
+				       const struct rvs_addr *dst, int keep_ttl, struct decision *d)
 {
 	struct bpf_fib_lookup fib = {};
+	struct rvs_hop *hop = d->hop;
+	__u32 ifindex, len = p->len - p->l3;
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
 	void *data, *end;
 	struct ethhdr *eth;
 
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.l4_protocol = p->proto;
-	fib.tot_len = p->len - p->l3;
-	if (!p->v6) {
-		fib.family = AF_INET_;
-		fib.ipv4_src = src->w[3];
-		fib.ipv4_dst = dst->w[3];
+	if (hop && d->fib_gen && hop->gen == d->fib_gen && len <= hop->mtu) {
+		/* The connection's next hop, still valid: no lookup. */
+		ifindex = hop->ifindex;
+		__builtin_memcpy(dmac, hop->dmac, ETH_ALEN);
+		__builtin_memcpy(smac, hop->smac, ETH_ALEN);
 	} else {
-		fib.family = AF_INET6_;
-		__builtin_memcpy(fib.ipv6_src, src->w, 16);
-		__builtin_memcpy(fib.ipv6_dst, dst->w, 16);
-	}
-	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS) {
-		count(RVS_STAT_FIB_PASS);
-		return XDP_PASS;
+		fib.ifindex = ctx->ingress_ifindex;
+		fib.l4_protocol = p->proto;
+		fib.tot_len = len;
+		if (!p->v6) {
+			fib.family = AF_INET_;
+			fib.ipv4_src = src->w[3];
+			fib.ipv4_dst = dst->w[3];
+		} else {
+			fib.family = AF_INET6_;
+			__builtin_memcpy(fib.ipv6_src, src->w, 16);
+			__builtin_memcpy(fib.ipv6_dst, dst->w, 16);
+		}
+		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS) {
+			count(RVS_STAT_FIB_PASS);
+			return XDP_PASS;
+		}
+		ifindex = fib.ifindex;
+		__builtin_memcpy(dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(smac, fib.smac, ETH_ALEN);
+		if (hop && d->fib_gen) {
+			/* XDP's lookup checked this packet's length: the cache serves packets up to
+			 * the longest one checked. */
+			if (hop->gen != d->fib_gen || len > hop->mtu)
+				hop->mtu = len;
+			hop->ifindex = fib.ifindex;
+			__builtin_memcpy(hop->dmac, fib.dmac, ETH_ALEN);
+			__builtin_memcpy(hop->smac, fib.smac, ETH_ALEN);
+			hop->gen = d->fib_gen;
+		}
 	}
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
@@ -199,10 +222,10 @@ static __always_inline int xdp_forward(struct xdp_md *ctx, struct pkt *p, const 
 			ip6->hop_limit--;
 		}
 	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 	count(RVS_STAT_FORWARDED);
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(ifindex, 0);
 }
 
 /* Carries out `d` at XDP. */
@@ -217,13 +240,13 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 	case ACT_NAT_IN:
 		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0)
 			return XDP_DROP;
-		return xdp_forward(ctx, p, &p->key.src, &d->addr, 0);
+		return xdp_forward(ctx, p, &p->key.src, &d->addr, 0, d);
 	case ACT_NAT_OUT:
 		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0)
 			return XDP_DROP;
-		return xdp_forward(ctx, p, &d->addr, &p->key.dst, 0);
+		return xdp_forward(ctx, p, &d->addr, &p->key.dst, 0, d);
 	case ACT_DR:
-		return xdp_forward(ctx, p, &p->key.src, &d->addr, 1);
+		return xdp_forward(ctx, p, &p->key.src, &d->addr, 1, d);
 	default:
 		count(RVS_STAT_PASSED);
 		return XDP_PASS;

@@ -178,6 +178,18 @@ struct rvs_conn_key {
 /* Connection flags. */
 #define RVS_CONN_F_NOOUTPUT 0x01 /* replies bypass the director (DR, TUN) */
 
+/* A next hop the FIB gave for one direction of a connection, kept so that its packets skip
+ * the lookup while the kernel's routes and neighbours stay as they were (`gen` equal to the
+ * settings' `fib_gen`, which rvsd changes when they change). */
+struct rvs_hop {
+	__u32 gen; /* 0: empty */
+	__u32 ifindex;
+	__u16 mtu; /* packets longer than this (not GSO) look the route up again */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u8 pad[2];
+};
+
 /* A connection: `conns` value. */
 struct rvs_conn {
 	struct rvs_addr daddr; /* the real server */
@@ -191,12 +203,14 @@ struct rvs_conn {
 	__u64 expires_ns;
 	__u64 packets;         /* both directions */
 	__u64 bytes;
+	struct rvs_hop hop;    /* toward the real server */
 };
 
 /* The reply direction of a NAT connection: `conns_out` maps the reply tuple (real server to
  * client) to the connection's key. */
 struct rvs_conn_out {
 	struct rvs_conn_key in;
+	struct rvs_hop hop; /* toward the client */
 };
 
 /* Global settings: `settings` value at index 0. */
@@ -209,6 +223,7 @@ struct rvs_settings {
 	__u8 sloppy_tcp;
 	__u8 expire_nodest_conn; /* a packet of a connection whose server was removed expires it */
 	__u8 pad[2];
+	__u32 fib_gen; /* the kernel tables' version for cached next hops; 0: no caching */
 };
 
 #endif

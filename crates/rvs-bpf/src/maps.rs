@@ -300,6 +300,26 @@ pub struct ConnKey {
 /// Connection flag: replies bypass the director (DR, TUN).
 pub const CONN_F_NOOUTPUT: u8 = 0x01;
 
+/// A cached next hop of one direction of a connection (`struct rvs_hop`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Hop {
+    /// The settings' `fib_gen` when it was filled; 0: empty.
+    pub gen: u32,
+    /// Egress interface.
+    pub ifindex: u32,
+    /// Packets longer than this (not GSO) look the route up again.
+    pub mtu: u16,
+    /// The next hop's MAC.
+    pub dmac: [u8; 6],
+    /// The egress interface's MAC.
+    pub smac: [u8; 6],
+    /// Zero.
+    pub pad: [u8; 2],
+}
+
 /// `conns` value: a connection.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
@@ -328,6 +348,8 @@ pub struct Conn {
     pub packets: u64,
     /// Bytes, both directions.
     pub bytes: u64,
+    /// The next hop toward the real server.
+    pub hop: Hop,
 }
 
 /// `conns_out` value: the client-side key of a NAT connection, found by its reply tuple.
@@ -338,6 +360,8 @@ pub struct Conn {
 pub struct ConnOut {
     /// The connection's key in `conns`.
     pub inner: ConnKey,
+    /// The next hop toward the client.
+    pub hop: Hop,
 }
 
 /// `settings` value (index 0).
@@ -354,6 +378,9 @@ pub struct Settings {
     pub expire_nodest_conn: u8,
     /// Zero.
     pub pad: [u8; 2],
+    /// The version of the kernel's routes and neighbours the cached next hops belong to; rvsd
+    /// changes it when they change. 0 turns caching off.
+    pub fib_gen: u32,
 }
 
 impl Settings {
@@ -379,6 +406,7 @@ impl Settings {
             sloppy_tcp: u8::from(policy.sloppy_tcp),
             expire_nodest_conn: u8::from(policy.expire_nodest_conn),
             pad: [0; 2],
+            fib_gen: 0,
         }
     }
 }
@@ -417,12 +445,14 @@ mod tests {
         assert_eq!(size_of::<DestConns>(), 16);
         assert_eq!(size_of::<ConnKey>(), 40);
         assert_eq!(offset_of!(ConnKey, proto), 36);
-        assert_eq!(size_of::<Conn>(), 56);
+        assert_eq!(size_of::<Hop>(), 24);
+        assert_eq!(size_of::<Conn>(), 80);
         assert_eq!(offset_of!(Conn, expires_ns), 32);
-        assert_eq!(size_of::<ConnOut>(), 40);
+        assert_eq!(offset_of!(Conn, hop), 56);
+        assert_eq!(size_of::<ConnOut>(), 64);
         assert_eq!(
             size_of::<Settings>(),
-            3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 4
+            3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 8
         );
         assert_eq!(size_of::<PuntHdr>(), 16);
         assert_eq!(size_of::<Traffic>(), 40);

@@ -754,3 +754,63 @@ fn removed_server_drops_like_the_engine() {
         });
     }
 }
+
+/// Cached next hops: with `fib_gen` set, a connection's packets after the first lookup take
+/// the cached route and MACs (the same bytes as the engine's), until rvsd changes `fib_gen`.
+#[test]
+fn next_hops_are_cached_until_the_tables_change() {
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let dp = Datapath::load(Limits {
+                connections: 4096,
+                services: 64,
+                dests: 256,
+            })
+            .expect("load");
+            let mut publisher = Publisher::new();
+            let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+            settings.fib_gen = 7;
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("publish");
+            let c = |f: Flags, payload: &[u8]| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, payload);
+            let frames = vec![
+                ("SYN", c(SYN, &[])),
+                ("ACK (looked up, cached)", c(ACK, &[])),
+                ("data (from the cache)", c(ACK, b"GET / HTTP/1.0\r\n\r\n")),
+            ];
+            same(&e, &dp, hook, ifindex, &frames);
+            // The neighbour's MAC changes: the cache still has the old one...
+            sh(&[
+                "ip",
+                "neigh",
+                "replace",
+                "192.168.7.10",
+                "lladdr",
+                "02:00:00:00:00:98",
+                "dev",
+                "rvs0",
+                "nud",
+                "permanent",
+            ]);
+            let r = dp.test_run_at(hook, &c(ACK, b"x"), ifindex).expect("run");
+            assert_eq!(
+                r.frame[..6],
+                [2, 0, 0, 0, 0, 0x99],
+                "{hook:?}: served from the cache"
+            );
+            // ...until rvsd says the tables changed.
+            settings.fib_gen = 8;
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("republish");
+            let r = dp.test_run_at(hook, &c(ACK, b"y"), ifindex).expect("run");
+            assert_eq!(
+                r.frame[..6],
+                [2, 0, 0, 0, 0, 0x98],
+                "{hook:?}: looked up again"
+            );
+        });
+    }
+}

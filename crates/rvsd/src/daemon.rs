@@ -231,8 +231,9 @@ impl Daemon {
                         dataplane::Injector::open(engine, net, clock, &interfaces, egress, local)
                     }
                 };
-                let plane = dataplane::bpf::BpfPlane::start(setup, engine.clone(), injector)
-                    .map_err(|e| StartError::DataPlane(e.into()))?;
+                let plane =
+                    dataplane::bpf::BpfPlane::start(setup, engine.clone(), net.clone(), injector)
+                        .map_err(|e| StartError::DataPlane(e.into()))?;
                 (None, Some(plane), egress)
             }
         };

@@ -188,6 +188,7 @@ impl BpfPlane {
     pub fn start(
         setup: Setup,
         engine: Arc<Engine>,
+        net: Arc<rvs_io::NetState>,
         injector: impl FnOnce() -> anyhow::Result<Injector> + Send + 'static,
     ) -> Result<BpfPlane, BpfPlaneError> {
         let parent = setup
@@ -209,7 +210,7 @@ impl BpfPlane {
             let clean = clean.clone();
             std::thread::Builder::new()
                 .name("rvsd-bpf".into())
-                .spawn(move || run(setup, engine, injector, &halt, &clean, ready_tx))
+                .spawn(move || run(setup, engine, net, injector, &halt, &clean, ready_tx))
                 .map_err(|e| BpfPlaneError::Thread(e.to_string()))?
         };
         match ready_rx.recv() {
@@ -265,6 +266,7 @@ impl Drop for BpfPlane {
 fn run(
     setup: Setup,
     engine: Arc<Engine>,
+    net: Arc<rvs_io::NetState>,
     injector: impl FnOnce() -> anyhow::Result<Injector>,
     halt: &AtomicBool,
     clean: &AtomicBool,
@@ -304,7 +306,7 @@ fn run(
         pins = %setup.pin_dir.display(), "BPF data plane attached");
     let _ = ready.send(Ok(()));
 
-    serve(&dp, &mut publisher, &engine, injector, halt);
+    serve(&dp, &mut publisher, &engine, &net, injector, halt);
     if clean.load(Ordering::Relaxed) {
         for &index in &indexes {
             let detached = match setup.hook {
@@ -327,9 +329,14 @@ fn serve(
     dp: &Datapath,
     publisher: &mut Publisher,
     engine: &Engine,
+    net: &rvs_io::NetState,
     mut injector: Injector,
     halt: &AtomicBool,
 ) {
+    // Cached next hops are stamped with a version of the kernel's tables: a value of this
+    // rvsd's own (never 0), so hops an earlier rvsd cached are looked up again.
+    let base = (std::process::id() << 16) | 1;
+    let mut seen_net = None;
     let queue: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
     let ring = {
         let queue = queue.clone();
@@ -349,9 +356,13 @@ fn serve(
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
             let walk = engine.spec_walk();
-            if published.as_ref().is_none_or(|p| !walk.same_version(p)) {
+            let net_now = net.generation();
+            if published.as_ref().is_none_or(|p| !walk.same_version(p)) || seen_net != Some(net_now)
+            {
+                seen_net = Some(net_now);
                 let policy = engine.policy();
-                let settings = Settings::from_engine(engine.timeouts(), &policy);
+                let mut settings = Settings::from_engine(engine.timeouts(), &policy);
+                settings.fib_gen = base ^ ((net_now as u32) << 1);
                 match publisher.publish(dp, &walk, &settings) {
                     Ok(()) => published = Some(walk),
                     Err(e) => tracing::error!("publishing the configuration to BPF: {e}"),
