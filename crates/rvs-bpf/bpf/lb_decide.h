@@ -273,9 +273,16 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		conn_reply(p, s, out, now, d);
 		return;
 	}
+	/* A reply of one of rvsd's connections (a service it schedules)? */
+	sk.addr = p->key.src;
+	sk.port = p->key.sport;
+	sk.proto = p->proto;
+	if (bpf_map_lookup_elem(&user_dests, &sk)) {
+		to_rvsd(d, RVS_PUNT_CONN);
+		return;
+	}
 	sk.addr = p->key.dst;
 	sk.port = p->key.dport;
-	sk.proto = p->proto;
 	svc = bpf_map_lookup_elem(&services, &sk);
 	if (!svc) {
 		sk.port = 0;

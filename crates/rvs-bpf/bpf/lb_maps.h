@@ -24,6 +24,15 @@ struct {
 	__type(value, __u32);
 } addrs SEC(".maps");
 
+/* NAT real servers of services rvsd schedules (persistence, FULLNAT, ...): their packets that
+ * are no connection of the program's are replies of rvsd's connections, so they go to rvsd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct rvs_svc_key);
+	__type(value, __u32);
+} user_dests SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4096);
@@ -107,26 +116,30 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, 1 << 24);
 } punt SEC(".maps");
 
 /* The header of a punted frame in the `punt` ring buffer; the frame's bytes follow. */
 struct punt_hdr {
 	__u32 ifindex;
-	__u32 len;    /* bytes that follow */
-	__u32 wire;   /* the frame's length on the wire */
-	__u32 reason; /* enum rvs_punt */
+	__u32 len;      /* bytes that follow */
+	__u32 wire;     /* the frame's length on the wire */
+	__u16 reason;   /* enum rvs_punt */
+	__u16 gso_size; /* a GSO frame's segment payload size; 0: not GSO */
 };
 
-/* Scratch space for a punted frame (one per CPU). */
+/* Scratch space for a punted frame: one per CPU, in a plain array (a per-CPU array's values
+ * are limited to 32 KiB). */
 struct punt_buf {
 	struct punt_hdr hdr;
 	__u8 data[PUNT_MAX];
 };
 
+#define PUNT_SCRATCH_CPUS 64
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PUNT_SCRATCH_CPUS);
 	__type(key, __u32);
 	__type(value, struct punt_buf);
 } punt_scratch SEC(".maps");

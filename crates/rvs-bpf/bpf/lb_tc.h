@@ -7,8 +7,8 @@
 /* Copies the frame to rvsd and drops it here. */
 static __always_inline int punt_frame(struct __sk_buff *skb, __u32 reason)
 {
-	__u32 zero = 0;
-	struct punt_buf *buf = bpf_map_lookup_elem(&punt_scratch, &zero);
+	__u32 slot = bpf_get_smp_processor_id() % PUNT_SCRATCH_CPUS;
+	struct punt_buf *buf = bpf_map_lookup_elem(&punt_scratch, &slot);
 	__u32 len = skb->len;
 
 	count(RVS_STAT_PUNT + (reason < RVS_PUNT_REASONS ? reason : RVS_PUNT_OTHER));
@@ -22,9 +22,10 @@ static __always_inline int punt_frame(struct __sk_buff *skb, __u32 reason)
 	buf->hdr.len = len;
 	buf->hdr.wire = skb->len;
 	buf->hdr.reason = reason;
-	if (bpf_skb_load_bytes(skb, 0, buf->data, len & (PUNT_MAX - 1 | PUNT_MAX)) < 0)
+	buf->hdr.gso_size = skb->gso_size;
+	if (bpf_skb_load_bytes(skb, 0, buf->data, len) < 0)
 		return TC_ACT_SHOT;
-	bpf_ringbuf_output(&punt, buf, sizeof(buf->hdr) + (len & (PUNT_MAX - 1 | PUNT_MAX)), 0);
+	bpf_ringbuf_output(&punt, buf, sizeof(buf->hdr) + len, 0);
 	return TC_ACT_SHOT;
 }
 

@@ -33,8 +33,8 @@ static __always_inline __u16 csum_replace32(__u16 check, __u32 from, __u32 to)
 /* Copies the frame to rvsd and drops it here. */
 static __always_inline int xdp_punt(struct xdp_md *ctx, __u32 reason)
 {
-	__u32 zero = 0;
-	struct punt_buf *buf = bpf_map_lookup_elem(&punt_scratch, &zero);
+	__u32 slot = bpf_get_smp_processor_id() % PUNT_SCRATCH_CPUS;
+	struct punt_buf *buf = bpf_map_lookup_elem(&punt_scratch, &slot);
 	__u32 len = ctx->data_end - ctx->data;
 
 	count(RVS_STAT_PUNT + (reason < RVS_PUNT_REASONS ? reason : RVS_PUNT_OTHER));
@@ -48,9 +48,10 @@ static __always_inline int xdp_punt(struct xdp_md *ctx, __u32 reason)
 	buf->hdr.len = len;
 	buf->hdr.wire = ctx->data_end - ctx->data;
 	buf->hdr.reason = reason;
-	if (bpf_xdp_load_bytes(ctx, 0, buf->data, len & (PUNT_MAX - 1 | PUNT_MAX)) < 0)
+	buf->hdr.gso_size = 0;
+	if (bpf_xdp_load_bytes(ctx, 0, buf->data, len) < 0)
 		return XDP_DROP;
-	bpf_ringbuf_output(&punt, buf, sizeof(buf->hdr) + (len & (PUNT_MAX - 1 | PUNT_MAX)), 0);
+	bpf_ringbuf_output(&punt, buf, sizeof(buf->hdr) + len, 0);
 	return XDP_DROP;
 }
 

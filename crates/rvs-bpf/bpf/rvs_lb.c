@@ -37,8 +37,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCPF_SYN 0x02
 #define TCPF_RST 0x04
 #define TCPF_ACK 0x10
-/* Bytes of a punted frame copied to rvsd at most. */
-#define PUNT_MAX 2048
+/* Bytes of a punted frame copied to rvsd at most (a GSO frame at tc is up to 64 KiB). */
+#define PUNT_MAX 65536
 
 #include "lb_maps.h"
 #include "lb_parse.h"

@@ -424,7 +424,9 @@ pub struct PuntHdr {
     /// The frame's length on the wire.
     pub wire: u32,
     /// Index into [`PUNT_REASONS`].
-    pub reason: u32,
+    pub reason: u16,
+    /// A GSO frame's segment payload size (tc); 0: not GSO.
+    pub gso_size: u16,
 }
 
 #[cfg(test)]

@@ -296,7 +296,7 @@ impl Datapath {
     }
 
     /// A reader of the frames the program passes up: each `poll` of the returned ring calls
-    /// `on_frame` with the frame's header and bytes (at most the first 2048 bytes of it).
+    /// `on_frame` with the frame's header and bytes (whole frames, GSO ones up to 64 KiB).
     pub fn punt_reader<'a, F>(&'a self, mut on_frame: F) -> Result<libbpf_rs::RingBuffer<'a>, Error>
     where
         F: FnMut(&PuntHdr, &[u8]) + 'a,

@@ -32,6 +32,8 @@ pub struct Publisher {
     slots: HashMap<(SvcKey, IpAddr, u16), u32>,
     /// The `addrs` map as last published.
     addrs: HashMap<Addr, u32>,
+    /// The `user_dests` map as last published.
+    user_dests: HashSet<SvcKey>,
     next_service: u32,
     next_slot: u32,
 }
@@ -103,6 +105,9 @@ impl Publisher {
             p.cursor_for.insert(svc.id, shape);
             p.services.insert(key, (svc.id, slots));
         }
+        for k in dp.keys::<SvcKey>("user_dests")? {
+            p.user_dests.insert(k);
+        }
         for addr in dp.keys::<Addr>("addrs")? {
             if let Some(flags) = dp.get::<Addr, u32>("addrs", &addr)? {
                 p.addrs.insert(addr, flags);
@@ -133,6 +138,7 @@ impl Publisher {
         dp.put("settings", &0u32, settings)?;
         let mut seen = HashSet::new();
         let mut addrs: HashMap<Addr, u32> = HashMap::new();
+        let mut user_dests: HashSet<SvcKey> = HashSet::new();
         for service in walk.services() {
             let spec = service.spec();
             if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp {
@@ -233,6 +239,24 @@ impl Publisher {
                     _ => user = true,
                 }
             }
+            if user {
+                // Replies of rvsd's connections to this service come from these endpoints.
+                for d in service.dests() {
+                    if d.method() == ForwardMethod::Masq {
+                        let port = if d.port() == 0 {
+                            spec.key.port
+                        } else {
+                            d.port()
+                        };
+                        user_dests.insert(SvcKey {
+                            addr: Addr::from(d.addr()),
+                            port_be: port.to_be(),
+                            proto: key.proto,
+                            pad: 0,
+                        });
+                    }
+                }
+            }
             let previous = self.services.insert(key, (id, slots.clone()));
             for gone in previous
                 .map(|(_, old)| old)
@@ -287,6 +311,13 @@ impl Publisher {
             dp.remove("addrs", addr)?;
         }
         self.addrs = addrs;
+        for k in user_dests.difference(&self.user_dests) {
+            dp.put("user_dests", k, &1u32)?;
+        }
+        for k in self.user_dests.difference(&user_dests) {
+            dp.remove("user_dests", k)?;
+        }
+        self.user_dests = user_dests;
         let gone: Vec<SvcKey> = self
             .services
             .keys()

@@ -279,3 +279,45 @@ fn d_xdp_plane_forwards_nat() {
     let listing = adm(&topo, &["-Ln"]);
     assert!(conns_of(&listing, "10.10.10.2:80").1 >= 5, "{listing}");
 }
+
+/// A service the program leaves to rvsd (persistence): its new connections are punted to
+/// rvsd's engine, and the real servers' replies of those connections come up to rvsd too, so
+/// the service works with the BPF plane, persistent as with the packet path.
+#[test]
+fn e_tc_plane_leaves_persistent_services_to_the_engine() {
+    let fs = Bpffs::mount("persist");
+    let topo = NatTopology::build("bpfpers", 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let _rvsd = start(&topo, &bpf_args(&fs.pins()));
+    adm(
+        &topo,
+        &["-A", "-t", &format!("{VIP}:80"), "-s", "rr", "-p", "300"],
+    );
+    for rip in &topo.rips4 {
+        adm(
+            &topo,
+            &[
+                "-a",
+                "-t",
+                &format!("{VIP}:80"),
+                "-r",
+                &format!("{rip}:80"),
+                "-m",
+            ],
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let answers: Vec<String> = (0..6)
+        .map(|_| curl(&topo, &format!("http://{VIP}/")))
+        .collect();
+    assert!(
+        answers.iter().all(|a| a == &answers[0]) && answers[0].starts_with("hello,"),
+        "one client, one real server: {answers:?}"
+    );
+    assert_download_intact(&topo, &format!("http://{VIP}"), 1 << 20);
+    let conns = adm(&topo, &["-Lnc"]);
+    assert!(
+        conns.lines().any(|l| l.starts_with("IP")),
+        "the template: {conns}"
+    );
+}

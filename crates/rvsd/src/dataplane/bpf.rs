@@ -324,6 +324,9 @@ fn run(
     }
 }
 
+/// A frame the program passed up and its GSO segment size (0: not GSO).
+type Punted = (Vec<u8>, u16);
+
 /// The plane's loop until `halt`: publishing, expiry, punted frames.
 fn serve(
     dp: &Datapath,
@@ -337,10 +340,10 @@ fn serve(
     // rvsd's own (never 0), so hops an earlier rvsd cached are looked up again.
     let base = (std::process::id() << 16) | 1;
     let mut seen_net = None;
-    let queue: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let queue: Rc<RefCell<Vec<Punted>>> = Rc::default();
     let ring = {
         let queue = queue.clone();
-        dp.punt_reader(move |_, frame| queue.borrow_mut().push(frame.to_vec()))
+        dp.punt_reader(move |hdr, frame| queue.borrow_mut().push((frame.to_vec(), hdr.gso_size)))
     };
     let ring = match ring {
         Ok(r) => Some(r),
@@ -382,8 +385,8 @@ fn serve(
             None => std::thread::sleep(POLL),
         }
         let frames = std::mem::take(&mut *queue.borrow_mut());
-        for mut frame in frames {
-            injector.inject(&mut frame);
+        for (mut frame, gso_size) in frames {
+            injector.inject(&mut frame, gso_size);
         }
         if injector.holding() {
             injector.retry_held();

@@ -633,6 +633,83 @@ impl Outlet {
     }
 }
 
+/// The virtio-net header a punted frame would have come with from a packet socket. The BPF
+/// program cannot see the skb's checksum state, so it is read from the bytes: a GSO frame's
+/// L4 checksum is partial (the pseudo-header sum); another frame's is complete when it
+/// verifies, partial when the field holds just the pseudo-header sum (veth's default offload).
+fn punted_vnet(frame: &[u8], gso_size: u16) -> VnetHdr {
+    use rvs_wire::checksum;
+    let mut vnet = VnetHdr::default();
+    let ethertype = frame.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let l3 = ETH_HLEN;
+    let (v6, proto, l4, pseudo) = match ethertype {
+        Some(ETHERTYPE_IPV4) => {
+            let Some(ip) = frame.get(l3..l3 + 20) else {
+                return vnet;
+            };
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let l4_len = total.saturating_sub(ihl) as u32;
+            let src = [ip[12], ip[13], ip[14], ip[15]];
+            let dst = [ip[16], ip[17], ip[18], ip[19]];
+            let pseudo = checksum::pseudo_header_v4(src, dst, ip[9], l4_len);
+            (false, ip[9], l3 + ihl, (pseudo, l4_len))
+        }
+        Some(ETHERTYPE_IPV6) => {
+            let Some(ip) = frame.get(l3..l3 + 40) else {
+                return vnet;
+            };
+            let l4_len = u32::from(u16::from_be_bytes([ip[4], ip[5]]));
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src.copy_from_slice(&ip[8..24]);
+            dst.copy_from_slice(&ip[24..40]);
+            let pseudo = checksum::pseudo_header_v6(src, dst, ip[6], l4_len);
+            (true, ip[6], l3 + 40, (pseudo, l4_len))
+        }
+        _ => return vnet,
+    };
+    let csum_offset: u16 = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return vnet,
+    };
+    let field_at = l4 + usize::from(csum_offset);
+    let Some(field) = frame.get(field_at..field_at + 2) else {
+        return vnet;
+    };
+    let field = u16::from_be_bytes([field[0], field[1]]);
+    let partial = |vnet: &mut VnetHdr| {
+        vnet.flags = VnetHdr::F_NEEDS_CSUM;
+        vnet.csum_start = l4 as u16;
+        vnet.csum_offset = csum_offset;
+    };
+    if gso_size > 0 {
+        partial(&mut vnet);
+        let l4_hdr = match proto {
+            6 => frame.get(l4 + 12).map_or(20, |b| usize::from(b >> 4) * 4),
+            _ => 8,
+        };
+        vnet.hdr_len = (l4 + l4_hdr) as u16;
+        vnet.gso_size = gso_size;
+        vnet.gso_type = match (proto, v6) {
+            (6, false) => VnetHdr::GSO_TCPV4,
+            (6, true) => VnetHdr::GSO_TCPV6,
+            _ => VnetHdr::GSO_UDP_L4,
+        };
+        return vnet;
+    }
+    let (pseudo, l4_len) = pseudo;
+    let end = (l4 + l4_len as usize).min(frame.len());
+    let complete = frame
+        .get(l4..end)
+        .is_some_and(|seg| checksum::fold(checksum::add_bytes(pseudo, seg)) == 0xffff);
+    if !complete && field == checksum::fold(pseudo) {
+        partial(&mut vnet);
+    }
+    vnet
+}
+
 /// Feeds the frames the BPF data plane passes up (its `punt` ring) to the engine and sends what
 /// the engine says, through send sockets of its own: the packet path's per-frame work without
 /// receive sockets, since the program decides which frames come here.
@@ -672,10 +749,12 @@ impl Injector {
         })
     }
 
-    /// Handles one punted frame (complete checksums: the program copies frames as they are).
-    pub fn inject(&mut self, frame: &mut [u8]) {
+    /// Handles one punted frame, copied as the kernel held it: `gso_size` non-zero for a GSO
+    /// frame, and its checksum maybe partial (see [`punted_vnet`]).
+    pub fn inject(&mut self, frame: &mut [u8], gso_size: u16) {
         let now = self.clock.now();
-        self.out.handle(now, &VnetHdr::default(), frame);
+        let vnet = punted_vnet(frame, gso_size);
+        self.out.handle(now, &vnet, frame);
     }
 
     /// Sends the held frames whose neighbour is now known (call it now and then).
