@@ -257,9 +257,16 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		/* Ours only if it goes to a virtual address or comes from a NAT real server. */
 		__u32 *to = bpf_map_lookup_elem(&addrs, &p->key.dst);
 		__u32 *from = bpf_map_lookup_elem(&addrs, &p->key.src);
+		__u32 to_flags = to ? *to : 0, from_flags = from ? *from : 0;
 
-		if ((to && (*to & RVS_ADDR_VIP)) || (from && (*from & RVS_ADDR_NAT_DEST)))
+		if (reason == RVS_PUNT_OTHER) {
+			/* Other protocols only for the services rvsd serves whole. */
+			if ((to_flags & RVS_ADDR_USER_VIP) || (from_flags & RVS_ADDR_USER_DEST))
+				to_rvsd(d, reason);
+		} else if ((to_flags & (RVS_ADDR_VIP | RVS_ADDR_USER_VIP)) ||
+			   (from_flags & (RVS_ADDR_NAT_DEST | RVS_ADDR_USER_DEST))) {
 			to_rvsd(d, reason);
+		}
 		return;
 	}
 	now = bpf_ktime_get_ns();
@@ -288,8 +295,17 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		sk.port = 0;
 		svc = bpf_map_lookup_elem(&services, &sk);
 	}
-	if (svc)
+	if (svc) {
 		new_conn(p, s, svc, now, d);
+		return;
+	}
+	/* A firewall-mark service's address: rvsd classifies and schedules. */
+	{
+		__u32 *to = bpf_map_lookup_elem(&addrs, &p->key.dst);
+
+		if (to && (*to & RVS_ADDR_USER_VIP))
+			to_rvsd(d, RVS_PUNT_SERVICE);
+	}
 }
 
 #endif

@@ -124,7 +124,9 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		*reason = RVS_PUNT_ICMP;
 		return PARSE_PUNT;
 	}
-	return PARSE_PASS;
+	/* Another protocol (SCTP, ...): rvsd's if it is for one of its services. */
+	*reason = RVS_PUNT_OTHER;
+	return PARSE_PUNT;
 }
 
 #endif

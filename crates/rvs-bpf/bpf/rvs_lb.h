@@ -90,6 +90,11 @@ struct rvs_addr {
  * address or come from a NAT real server; others belong to the kernel. */
 #define RVS_ADDR_VIP 0x01
 #define RVS_ADDR_NAT_DEST 0x02
+/* A virtual address of services rvsd serves whole (firewall-mark, SCTP): its packets that are
+ * no service or connection of the program's go to rvsd. */
+#define RVS_ADDR_USER_VIP 0x04
+/* A real server of such services: its packets of other protocols go to rvsd too. */
+#define RVS_ADDR_USER_DEST 0x08
 
 /* A virtual service: `services` key. */
 struct rvs_svc_key {

@@ -139,6 +139,10 @@ pub struct SvcKey {
 pub const ADDR_VIP: u32 = 0x01;
 /// `addrs` flag: the address of a NAT real server.
 pub const ADDR_NAT_DEST: u32 = 0x02;
+/// `addrs` flag: a virtual address of services rvsd serves whole (firewall-mark, SCTP).
+pub const ADDR_USER_VIP: u32 = 0x04;
+/// `addrs` flag: a NAT real server of such services.
+pub const ADDR_USER_DEST: u32 = 0x08;
 
 /// Service flag: new connections are scheduled by rvsd.
 pub const SVC_F_USER: u8 = 0x01;

@@ -15,8 +15,9 @@ use rvs_engine::{ForwardMethod, Protocol, SchedulerKind, ServiceSpec};
 
 use crate::error::Error;
 use crate::maps::{
-    Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST, ADDR_VIP,
-    HASH_STRIDE, MAX_DESTS, SVC_F_FALLBACK, SVC_F_PORT, SVC_F_USER, WRR_SEQ,
+    Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST,
+    ADDR_USER_DEST, ADDR_USER_VIP, ADDR_VIP, HASH_STRIDE, MAX_DESTS, SVC_F_FALLBACK, SVC_F_PORT,
+    SVC_F_USER, WRR_SEQ,
 };
 use crate::program::Datapath;
 
@@ -73,6 +74,74 @@ fn program_schedules(spec: &ServiceSpec) -> bool {
         && spec.local_addrs.is_empty()
         && spec.proxy_protocol.is_none()
         && sched_of(spec.scheduler) != Sched::User
+}
+
+/// Addresses in a mark rule's prefix the program is told about, at most (a wider rule is left
+/// to the kernel, with a warning in rvsd's log).
+const MARK_RULE_MAX_ADDRS: u32 = 256;
+/// Ports of a mark rule a real server without a port is registered for, at most.
+const MARK_RULE_MAX_PORTS: u16 = 64;
+
+/// Registers a service rvsd serves whole (firewall-mark, SCTP): its virtual addresses (for a
+/// firewall-mark service, those of the classifier rules that give its mark) as
+/// `ADDR_USER_VIP`, its NAT real servers as `ADDR_USER_DEST` and their endpoints in
+/// `user_dests`.
+fn served_by_rvsd(
+    service: &rvs_engine::spec_walk::ServiceRef<'_>,
+    walk: &SpecWalk,
+    addrs: &mut HashMap<Addr, u32>,
+    user_dests: &mut HashSet<SvcKey>,
+) {
+    let spec = service.spec();
+    let mut protos = Vec::new();
+    if spec.key.fwmark == 0 {
+        *addrs.entry(Addr::from(spec.key.addr)).or_default() |= ADDR_USER_VIP;
+        protos.push((spec.key.proto.number(), spec.key.port, spec.key.port));
+    } else {
+        let v6 = spec.key.addr.is_ipv6();
+        for rule in walk
+            .mark_rules()
+            .iter()
+            .filter(|r| r.mark == spec.key.fwmark && r.addr.is_ipv6() == v6)
+        {
+            let host_bits = u32::from(if v6 { 128u8 } else { 32 }.saturating_sub(rule.prefix_len));
+            if host_bits > MARK_RULE_MAX_ADDRS.trailing_zeros() {
+                continue;
+            }
+            let base = Addr::from(rule.addr);
+            for i in 0..(1u32 << host_bits) {
+                let mut a = base;
+                let last = u32::from_be_bytes([a.bytes[12], a.bytes[13], a.bytes[14], a.bytes[15]]);
+                a.bytes[12..].copy_from_slice(&(last | i).to_be_bytes());
+                *addrs.entry(a).or_default() |= ADDR_USER_VIP;
+            }
+            protos.push((rule.proto.number(), rule.ports.0, rule.ports.1));
+        }
+    }
+    for d in service.dests() {
+        if d.method() != ForwardMethod::Masq {
+            continue;
+        }
+        *addrs.entry(Addr::from(d.addr())).or_default() |= ADDR_USER_DEST;
+        for &(proto, lo, hi) in &protos {
+            // A server without a port answers from the port the client asked for.
+            let ports = if d.port() != 0 {
+                d.port()..=d.port()
+            } else if hi.saturating_sub(lo) < MARK_RULE_MAX_PORTS {
+                lo..=hi
+            } else {
+                continue;
+            };
+            for port in ports {
+                user_dests.insert(SvcKey {
+                    addr: Addr::from(d.addr()),
+                    port_be: port.to_be(),
+                    proto,
+                    pad: 0,
+                });
+            }
+        }
+    }
 }
 
 impl Publisher {
@@ -142,6 +211,9 @@ impl Publisher {
         for service in walk.services() {
             let spec = service.spec();
             if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp {
+                // Served whole by rvsd: its addresses and its real servers' endpoints send
+                // their packets up.
+                served_by_rvsd(&service, walk, &mut addrs, &mut user_dests);
                 continue;
             }
             let key = SvcKey {

@@ -321,3 +321,32 @@ fn e_tc_plane_leaves_persistent_services_to_the_engine() {
         "the template: {conns}"
     );
 }
+
+/// A firewall-mark service with the BPF plane: the program sends the marked addresses'
+/// packets and the real servers' replies up, and rvsd's engine classifies and forwards them.
+#[test]
+fn f_tc_plane_leaves_fwmark_services_to_the_engine() {
+    let fs = Bpffs::mount("fwmark");
+    let topo = NatTopology::build("bpffwm", 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let _rvsd = start(&topo, &bpf_args(&fs.pins()));
+    for port in ["80", "8080"] {
+        adm(
+            &topo,
+            &["--add-mark", "-t", &format!("{VIP}:{port}"), "--mark", "1"],
+        );
+    }
+    adm(&topo, &["-A", "-f", "1", "-s", "rr"]);
+    for rip in &topo.rips4 {
+        adm(&topo, &["-a", "-f", "1", "-r", &rip.to_string(), "-m"]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        answers.push(curl(&topo, &format!("http://{VIP}/")));
+        answers.push(curl(&topo, &format!("http://{VIP}:8080/")));
+    }
+    let counts = tally(&answers);
+    assert_eq!(counts.get("hello,10.10.10.2"), Some(&2), "{answers:?}");
+    assert_eq!(counts.get("hello,10.10.10.3"), Some(&2), "{answers:?}");
+}

@@ -183,9 +183,37 @@ fn scapy_present() {
 
 #[test]
 fn sctp_nat_association_through_rvsd_with_crc32c_verified_both_ways() {
+    sctp_association("sctp", &[]);
+}
+
+/// The same with the BPF data plane: the program does not serve SCTP, so it sends the VIP's
+/// SCTP packets and the real server's up to rvsd's engine.
+#[test]
+fn sctp_nat_association_with_the_bpf_plane() {
+    let dir = std::env::temp_dir().join(format!("rvs-e2e-sctp-bpffs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf"])
+        .arg(&dir)
+        .status()
+        .expect("mount")
+        .success();
+    assert!(mounted, "mounting a bpffs");
+    let pins = dir.join("rvs").display().to_string();
+    let result = std::panic::catch_unwind(|| {
+        sctp_association("sctpbpf", &["--dataplane", "tc", "--bpf-pin-dir", &pins]);
+    });
+    let _ = std::process::Command::new("umount").arg(&dir).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+fn sctp_association(tag: &str, rvsd_args: &[&str]) {
     scapy_present();
-    let topo = rvs_lab::NatTopology::build("sctp", 1).expect("build the NAT topology");
-    topo.start_rvsd(&[]).expect("start rvsd");
+    let topo = rvs_lab::NatTopology::build(tag, 1).expect("build the NAT topology");
+    topo.start_rvsd(rvsd_args).expect("start rvsd");
     let service = format!("{VIP}:{VPORT}");
     adm(&topo, &["-A", "--sctp-service", &service, "-s", "rr"]);
     let rs = format!("{RIP}:{RPORT}");
