@@ -64,6 +64,21 @@ static __always_inline int to_rvsd(struct decision *d, __u32 reason)
 	return 0;
 }
 
+/* Re-arms a connection's timer and counts a packet. Both directions of a connection are
+ * often handled on different CPUs, so the shared entry is written as little as possible: the
+ * expiry only when it moves by more than EXPIRY_SLACK_NS (IPVS's timers are not finer), the
+ * counters without atomics (a lost increment under a race is tolerated; the per-CPU service and
+ * server counters are the exact ones). */
+#define EXPIRY_SLACK_NS 100000000ULL
+
+static __always_inline void touch(struct rvs_conn *c, __u64 expires, __u32 len)
+{
+	if (expires > c->expires_ns + EXPIRY_SLACK_NS || expires < c->expires_ns)
+		c->expires_ns = expires;
+	c->packets++;
+	c->bytes += len;
+}
+
 /* Whether the connection's server was removed from its service: IPVS drops the packet, and
  * with expire_nodest_conn the connection goes at once (`key`: its key in `conns`). */
 static __always_inline int dest_gone(struct rvs_settings *s, struct rvs_conn *c,
@@ -113,9 +128,7 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 			state = next;
 		}
 	}
-	c->expires_ns = now + timeout_ns(s, state);
-	__sync_fetch_and_add(&c->packets, 1);
-	__sync_fetch_and_add(&c->bytes, p->len);
+	touch(c, now + timeout_ns(s, state), p->len);
 	traffic(c->svc, c->dest, p->len - p->l3, 0, 0);
 	d->hop = &c->hop;
 	d->addr = c->daddr;
@@ -149,9 +162,7 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 			state = next;
 		}
 	}
-	c->expires_ns = now + timeout_ns(s, state);
-	__sync_fetch_and_add(&c->packets, 1);
-	__sync_fetch_and_add(&c->bytes, p->len);
+	touch(c, now + timeout_ns(s, state), p->len);
 	traffic(c->svc, c->dest, p->len - p->l3, 1, 0);
 	d->hop = &out->hop;
 	d->addr = out->in.dst;
