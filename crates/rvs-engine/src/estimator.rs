@@ -3,9 +3,10 @@
 
 use crate::view::{Rates, Stats};
 
-/// Estimator state of one service or destination.
+/// Estimator state of one service or destination (also for counters kept elsewhere, as the
+/// BPF data plane's: fold them in every 2 seconds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Estimator {
+pub struct Estimator {
     last: Stats,
     cps: u64,
     inpps: u64,
@@ -22,7 +23,7 @@ fn ewma(avg: u64, sample: u64) -> u64 {
 
 impl Estimator {
     /// Folds in the counters observed at the end of a 2-second period.
-    pub(crate) fn update(&mut self, now: &Stats) {
+    pub fn update(&mut self, now: &Stats) {
         let d = |n: u64, l: u64| n.wrapping_sub(l);
         self.cps = ewma(self.cps, d(now.conns, self.last.conns) << 9);
         self.inpps = ewma(self.inpps, d(now.in_pkts, self.last.in_pkts) << 9);
@@ -33,7 +34,7 @@ impl Estimator {
     }
 
     /// Rates as `ipvsadm --rate` shows them (rounded like `ip_vs_read_estimator`).
-    pub(crate) fn rates(&self) -> Rates {
+    pub fn rates(&self) -> Rates {
         Rates {
             cps: (self.cps + 0x1ff) >> 10,
             in_pps: (self.inpps + 0x1ff) >> 10,
@@ -44,7 +45,7 @@ impl Estimator {
     }
 
     /// Zeroes rates and restarts from the given counters (`ipvsadm -Z`).
-    pub(crate) fn reset(&mut self, now: &Stats) {
+    pub fn reset(&mut self, now: &Stats) {
         *self = Estimator {
             last: *now,
             ..Estimator::default()

@@ -61,6 +61,7 @@ mod view;
 pub use control::{ConnWalk, ServiceWalk};
 pub use engine::Engine;
 pub use error::*;
+pub use estimator::Estimator as RateEstimator;
 pub use policy::{Policy, PolicyError, POLICY_NAMES};
 pub use spec::*;
 pub use sync_state::{SyncCounters, SyncImportError};

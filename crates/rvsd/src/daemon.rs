@@ -328,7 +328,7 @@ impl Daemon {
             health: self.health.clone(),
             sync: self.sync.clone(),
             vrrp: self.vrrp.clone(),
-            bpf: self.bpf.as_ref().and_then(|b| b.view()),
+            bpf: self.bpf.as_ref().and_then(|b| b.handles()),
         };
         self.runtime
             .block_on(control::server::serve(listener, shared))

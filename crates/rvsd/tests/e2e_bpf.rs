@@ -104,6 +104,32 @@ fn a_tc_plane_forwards_nat_and_follows_rvsadm() {
             .any(|l| l.starts_with("TCP") && l.split_whitespace().nth(2) == Some("10")),
         "ten connections counted: {stats}"
     );
+    // Rates come from IPVS's estimator over the program's counters (every 2 s).
+    std::thread::sleep(Duration::from_millis(4500));
+    let rates = adm(&topo, &["-Ln", "--rate"]);
+    let service_rates: Vec<u64> = rates
+        .lines()
+        .find(|l| l.starts_with("TCP"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(2)
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        service_rates.iter().any(|&r| r > 0),
+        "packets per second seen: {rates}"
+    );
+    // -Z zeroes the program's counters as it does the engine's.
+    adm(&topo, &["-Z"]);
+    let zeroed = adm(&topo, &["-Ln", "--stats", "--exact"]);
+    assert!(
+        zeroed
+            .lines()
+            .any(|l| l.starts_with("TCP") && l.split_whitespace().nth(2) == Some("0")),
+        "zeroed: {zeroed}"
+    );
     // A change through rvsadm reaches the program: the second server leaves.
     adm(
         &topo,

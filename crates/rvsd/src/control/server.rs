@@ -72,9 +72,9 @@ pub struct Shared {
     pub sync: Arc<crate::sync::SyncDaemons>,
     /// The VRRP instances (none yet, maybe), when rvsd runs with `-f`.
     pub vrrp: Option<Arc<VrrpRuntime>>,
-    /// The BPF data plane's maps (`--dataplane tc|xdp`): listings add its connections and
-    /// counts to the engine's.
-    pub bpf: Option<Arc<rvs_bpf::MapsView>>,
+    /// The BPF data plane (`--dataplane tc|xdp`): listings add its connections, counts,
+    /// counters and rates to the engine's.
+    pub bpf: Option<Arc<crate::dataplane::bpf::BpfHandles>>,
 }
 
 /// Serves the control socket bound by [`bind`] until SIGTERM or SIGINT.
@@ -290,13 +290,14 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
         Command::ListServices { service: None } => {
             let engine = shared.engine.clone();
             let mut walk = engine.service_walk();
-            let bpf = bpf_services(shared);
+            let bpf = shared.bpf.clone();
+            let held = bpf.as_ref().and_then(|b| b.held());
             stream(move || {
                 let page = engine.services_page(&mut walk, SERVICES_PER_PART);
                 let mut views: Vec<_> = page.into_iter().map(executor::service_view).collect();
-                if let Some(held) = &bpf {
+                if let (Some(b), Some(held)) = (&bpf, &held) {
                     for v in &mut views {
-                        crate::dataplane::bpf::add_counts(v, held);
+                        b.counters.apply(v, held);
                     }
                 }
                 (!views.is_empty()).then_some(views)
@@ -310,8 +311,8 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
             let mut bpf = shared.bpf.clone();
             stream(move || {
                 let Some(walk) = at else {
-                    let view = bpf.take()?;
-                    return Some(crate::dataplane::bpf::connection_views(&view));
+                    let handles = bpf.take()?;
+                    return Some(crate::dataplane::bpf::connection_views(&handles.view));
                 };
                 // The slice holds a shard lock the workers take for every packet: walk it in
                 // the ordinary class, so the idle-class thread is never parked holding it.
@@ -327,18 +328,6 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
             })
         }
         other => Answer::One(execute(shared, other).await),
-    }
-}
-
-/// The BPF plane's per-service state, read once for a listing.
-fn bpf_services(shared: &Shared) -> Option<crate::dataplane::bpf::Held> {
-    let view = shared.bpf.as_ref()?;
-    match view.services() {
-        Ok(held) => Some(held),
-        Err(e) => {
-            tracing::warn!("reading the BPF maps for a listing: {e}");
-            None
-        }
     }
 }
 
@@ -497,9 +486,29 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
     let bypass = shared.bypass.clone();
     let egress = shared.egress.clone();
     let net = shared.net.clone();
+    let bpf = shared.bpf.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let local_addrs = net.local_addrs();
-        let reply = executor::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
+        // `-Z` zeroes the BPF plane's counters too (its zero point moves).
+        let zeroed = match &cmd {
+            Command::Zero { service: None } => Some(None),
+            // A service the program does not serve has nothing of its to zero.
+            Command::Zero { service: Some(s) } => crate::dataplane::bpf::service_key(s).map(Some),
+            _ => None,
+        };
+        let mut reply =
+            executor::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
+        if let (Some(b), Some(held)) = (&bpf, bpf.as_ref().and_then(|b| b.held())) {
+            match (&mut reply, zeroed) {
+                (Reply::Ok, Some(only)) => b.counters.zero(&held, only),
+                (Reply::Services(views), _) => {
+                    for v in views.iter_mut() {
+                        b.counters.apply(v, &held);
+                    }
+                }
+                _ => {}
+            }
+        }
         if changes_config {
             bypass.sync(&engine);
         }
