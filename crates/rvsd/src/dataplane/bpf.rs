@@ -90,12 +90,17 @@ pub struct BpfPlane {
     rates: Option<JoinHandle<()>>,
 }
 
+/// A service as the program keys it: virtual address, port, protocol number.
+pub type ServiceKey = (std::net::IpAddr, u16, u8);
+/// A real server of a service: address, port.
+pub type ServerKey = (std::net::IpAddr, u16);
+
 /// The BPF plane's per-service state as [`rvs_bpf::MapsView::services`] reads it.
 pub type Held = std::collections::HashMap<
-    (std::net::IpAddr, u16, u8),
+    ServiceKey,
     (
         rvs_bpf::maps::Traffic,
-        std::collections::HashMap<(std::net::IpAddr, u16), rvs_bpf::DestState>,
+        std::collections::HashMap<ServerKey, rvs_bpf::DestState>,
     ),
 >;
 
@@ -104,10 +109,8 @@ pub type Held = std::collections::HashMap<
 /// are added to them, as rates of two parts of the traffic add up).
 #[derive(Debug, Default)]
 pub struct BpfCounters {
-    services: std::sync::Mutex<std::collections::HashMap<(std::net::IpAddr, u16, u8), Counted>>,
-    dests: std::sync::Mutex<
-        std::collections::HashMap<((std::net::IpAddr, u16, u8), (std::net::IpAddr, u16)), Counted>,
-    >,
+    services: std::sync::Mutex<std::collections::HashMap<ServiceKey, Counted>>,
+    dests: std::sync::Mutex<std::collections::HashMap<(ServiceKey, ServerKey), Counted>>,
 }
 
 /// One service's or real server's counters: the zero point and the estimator.
@@ -156,7 +159,7 @@ impl BpfCounters {
     }
 
     /// `rvsadm -Z [service]`: the counters of `held` start from zero again, rates too.
-    pub fn zero(&self, held: &Held, only: Option<(std::net::IpAddr, u16, u8)>) {
+    pub fn zero(&self, held: &Held, only: Option<ServiceKey>) {
         let (Ok(mut services), Ok(mut dests)) = (self.services.lock(), self.dests.lock()) else {
             return;
         };
@@ -206,7 +209,7 @@ impl BpfCounters {
 
 /// The program's key of a service (virtual address, port, protocol number), for TCP and UDP
 /// services (the ones it serves).
-pub fn service_key(id: &rvs_api::ServiceId) -> Option<(std::net::IpAddr, u16, u8)> {
+pub fn service_key(id: &rvs_api::ServiceId) -> Option<ServiceKey> {
     match *id {
         rvs_api::ServiceId::Tcp { addr, port } => Some((addr, port, 6)),
         rvs_api::ServiceId::Udp { addr, port } => Some((addr, port, 17)),
