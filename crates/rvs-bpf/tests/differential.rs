@@ -106,14 +106,21 @@ fn in_lab(body: impl FnOnce(u32) + Send + 'static) {
     .expect("lab thread");
 }
 
+/// The test's map sizes.
+const LIMITS: Limits = Limits {
+    connections: 4096,
+    services: 64,
+    dests: 256,
+};
+
+/// The program loaded, its maps empty.
+fn load_program() -> Datapath {
+    Datapath::load(LIMITS).expect("load the BPF program")
+}
+
 /// The program loaded with `engine`'s configuration published.
 fn program_for(engine: &Engine) -> Datapath {
-    let dp = Datapath::load(Limits {
-        connections: 4096,
-        services: 64,
-        dests: 256,
-    })
-    .expect("load the BPF program");
+    let dp = load_program();
     let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
     Publisher::new()
         .publish(&dp, &engine.spec_walk(), &settings)
@@ -374,12 +381,7 @@ fn schedulers_pick_as_the_engine() {
                 "nud",
                 "permanent",
             ]);
-            let dp = Datapath::load(Limits {
-                connections: 4096,
-                services: 64,
-                dests: 256,
-            })
-            .expect("load the BPF program");
+            let dp = load_program();
             let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
             let mut publisher = Publisher::new();
             publisher
@@ -604,11 +606,7 @@ fn pinned_maps_are_adopted_by_the_next_load() {
         std::fs::create_dir_all(&pins).expect("mkdir pins");
         let result = std::panic::catch_unwind(|| {
             let e = nat_engine();
-            let limits = Limits {
-                connections: 4096,
-                services: 64,
-                dests: 256,
-            };
+            let limits = LIMITS;
             let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
             let first = Datapath::load_pinned(limits, &pins).expect("first load");
             assert!(!first.adopted());
@@ -651,12 +649,7 @@ fn service_counters_match_the_engine() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
             let e = nat_engine();
-            let dp = Datapath::load(Limits {
-                connections: 4096,
-                services: 64,
-                dests: 256,
-            })
-            .expect("load");
+            let dp = load_program();
             let mut publisher = Publisher::new();
             publisher
                 .publish(
@@ -724,12 +717,7 @@ fn removed_server_drops_like_the_engine() {
             e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
             e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).expect("dest");
             e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("dest");
-            let dp = Datapath::load(Limits {
-                connections: 4096,
-                services: 64,
-                dests: 256,
-            })
-            .expect("load");
+            let dp = load_program();
             let mut publisher = Publisher::new();
             let settings = Settings::from_engine(Timeouts::default(), &policy);
             publisher
@@ -762,12 +750,7 @@ fn next_hops_are_cached_until_the_tables_change() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
             let e = nat_engine();
-            let dp = Datapath::load(Limits {
-                connections: 4096,
-                services: 64,
-                dests: 256,
-            })
-            .expect("load");
+            let dp = load_program();
             let mut publisher = Publisher::new();
             let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
             settings.fib_gen = 7;

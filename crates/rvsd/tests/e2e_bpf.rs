@@ -53,6 +53,14 @@ fn bpf_args(pins: &Path) -> Vec<String> {
     ]
 }
 
+/// A NAT topology of two real servers with rvsd on the BPF plane (tc, pins in `fs`).
+fn nat_with_bpf(fs: &Bpffs, tag: &str) -> (NatTopology, rvs_lab::Rvsd) {
+    let topo = NatTopology::build(tag, 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let rvsd = start(&topo, &bpf_args(&fs.pins()));
+    (topo, rvsd)
+}
+
 fn start(topo: &NatTopology, args: &[String]) -> rvs_lab::Rvsd {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     topo.start_rvsd(&args)
@@ -73,9 +81,7 @@ fn pinned_connections(pins: &Path) -> usize {
 #[test]
 fn a_tc_plane_forwards_nat_and_follows_rvsadm() {
     let fs = Bpffs::mount("nat");
-    let topo = NatTopology::build("bpfnat", 2).expect("topology");
-    topo.start_real_servers().expect("real servers");
-    let _rvsd = start(&topo, &bpf_args(&fs.pins()));
+    let (topo, _rvsd) = nat_with_bpf(&fs, "bpfnat");
     add_rr_service(&topo, "rr");
     let answers: Vec<String> = (0..10)
         .map(|_| curl(&topo, &format!("http://{VIP}/")))
@@ -145,9 +151,7 @@ fn a_tc_plane_forwards_nat_and_follows_rvsadm() {
 #[test]
 fn b_kill_9_loses_no_established_connection() {
     let fs = Bpffs::mount("kill");
-    let topo = NatTopology::build("bpfkill", 2).expect("topology");
-    topo.start_real_servers().expect("real servers");
-    let rvsd = start(&topo, &bpf_args(&fs.pins()));
+    let (topo, rvsd) = nat_with_bpf(&fs, "bpfkill");
     add_rr_service(&topo, "rr");
     let rules = std::env::temp_dir().join(format!("rvs-e2e-bpf-rules-{}", std::process::id()));
     std::fs::write(&rules, adm(&topo, &["-S", "-n"])).expect("save rules");
@@ -312,9 +316,7 @@ fn d_xdp_plane_forwards_nat() {
 #[test]
 fn e_tc_plane_leaves_persistent_services_to_the_engine() {
     let fs = Bpffs::mount("persist");
-    let topo = NatTopology::build("bpfpers", 2).expect("topology");
-    topo.start_real_servers().expect("real servers");
-    let _rvsd = start(&topo, &bpf_args(&fs.pins()));
+    let (topo, _rvsd) = nat_with_bpf(&fs, "bpfpers");
     adm(
         &topo,
         &["-A", "-t", &format!("{VIP}:80"), "-s", "rr", "-p", "300"],
@@ -353,9 +355,7 @@ fn e_tc_plane_leaves_persistent_services_to_the_engine() {
 #[test]
 fn f_tc_plane_leaves_fwmark_services_to_the_engine() {
     let fs = Bpffs::mount("fwmark");
-    let topo = NatTopology::build("bpffwm", 2).expect("topology");
-    topo.start_real_servers().expect("real servers");
-    let _rvsd = start(&topo, &bpf_args(&fs.pins()));
+    let (topo, _rvsd) = nat_with_bpf(&fs, "bpffwm");
     for port in ["80", "8080"] {
         adm(
             &topo,
