@@ -129,6 +129,7 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 		}
 	}
 	touch(c, now + timeout_ns(s, state), p->len);
+	sync_note(s, &p->key, c);
 	traffic(c->svc, c->dest, p->len - p->l3, 0, 0);
 	d->hop = &c->hop;
 	d->addr = c->daddr;
@@ -181,6 +182,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	struct rvs_conn_key reply = {};
 	int dr = pick->dest->method == RVS_METHOD_ROUTE;
 	__u8 state;
+	int synced;
 
 	if (p->proto == IPPROTO_TCP)
 		state = next_state(s, RVS_STATE_NONE, dr ? 2 : 0, p->tcp_flags);
@@ -196,6 +198,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	c.expires_ns = now + timeout_ns(s, state);
 	c.packets = 1;
 	c.bytes = p->len;
+	synced = s->sync_export && sync_due(s, p->proto, &c);
 	if (!dr) {
 		reply.src = c.daddr;
 		reply.dst = p->key.src;
@@ -214,6 +217,8 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	bind_dest(pick);
 	if (is_active(state))
 		move_count(pick->slot, RVS_STATE_NONE, state);
+	if (synced)
+		sync_emit(s, &p->key, &c);
 	count(RVS_STAT_CONN_CREATED);
 	traffic(svc->id, pick->slot, p->len - p->l3, 0, 1);
 	d->addr = c.daddr;

@@ -119,6 +119,12 @@ struct {
 	__uint(max_entries, 1 << 24);
 } punt SEC(".maps");
 
+/* Connections for the sync master (rvsd drains it every 100 ms; 64 Ki records). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} sync_ring SEC(".maps");
+
 /* The header of a punted frame in the `punt` ring buffer; the frame's bytes follow. */
 struct punt_hdr {
 	__u32 ifindex;

@@ -43,6 +43,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "lb_maps.h"
 #include "lb_parse.h"
 #include "lb_sched.h"
+#include "lb_sync.h"
 #include "lb_decide.h"
 #include "lb_tc.h"
 #include "lb_xdp.h"
@@ -119,4 +120,16 @@ int rvs_expire(struct __sk_buff *skb)
 	if (c)
 		*c += sw.expired;
 	return TC_ACT_OK;
+}
+
+/* A sync backup's install of one connection: rvsd runs it (BPF_PROG_TEST_RUN) with a zeroed
+ * Ethernet header and a struct rvs_sync_in; the answer is RVS_SYNC_IN_*. */
+SEC("tc")
+int rvs_sync_in(struct __sk_buff *skb)
+{
+	struct rvs_sync_in in;
+
+	if (bpf_skb_load_bytes(skb, 14, &in, sizeof(in)) < 0)
+		return RVS_SYNC_IN_BAD;
+	return sync_install(&in);
 }

@@ -77,7 +77,8 @@ enum rvs_stat {
 	RVS_STAT_CONN_CREATED = 7,
 	RVS_STAT_FIB_PASS = 8,    /* forwarded through the kernel (no neighbour yet) */
 	RVS_STAT_EXPIRED = 9,     /* connections expired by rvs_expire */
-	RVS_STAT_PUNT = 10,       /* then +reason */
+	RVS_STAT_SYNC_LOST = 10,  /* sync records lost: the `sync_ring` was full */
+	RVS_STAT_PUNT = 11,       /* then +reason */
 	RVS_STATS = RVS_STAT_PUNT + RVS_PUNT_REASONS,
 };
 
@@ -204,7 +205,8 @@ struct rvs_conn {
 	__u32 dest;            /* dest slot */
 	__u32 svc;             /* service id */
 	__u8 method;
-	__u8 pad[3];
+	__u8 sync_state;       /* the state last sent to the backups */
+	__u16 sync_pkts;       /* incoming packets, for IPVS's sync threshold (wraps) */
 	__u64 expires_ns;
 	__u64 packets;         /* both directions */
 	__u64 bytes;
@@ -227,8 +229,41 @@ struct rvs_settings {
 	__u32 timeout_ms[RVS_STATE_SLOTS];
 	__u8 sloppy_tcp;
 	__u8 expire_nodest_conn; /* a packet of a connection whose server was removed expires it */
-	__u8 pad[2];
+	__u8 sync_export; /* a sync master runs: connection changes go to `sync_ring` */
+	__u8 pad;
 	__u32 fib_gen; /* the kernel tables' version for cached next hops; 0: no caching */
+	__u32 sync_threshold; /* IPVS's sync_threshold (3) and sync_period (50) */
+	__u32 sync_period;
 };
+
+/* A connection the sync master sends (`sync_ring` record): what IPVS's sync message carries of
+ * it, in the program's terms. */
+struct rvs_sync_event {
+	struct rvs_conn_key key;
+	struct rvs_addr daddr;
+	__u16 dport; /* network order */
+	__u8 state;
+	__u8 method;
+	__u32 timeout_ms; /* the state's timeout */
+};
+
+/* A connection a sync backup installs (the input of rvs_sync_in, after a zeroed Ethernet
+ * header): the record resolved by rvsd to the program's service id and dest slot. */
+struct rvs_sync_in {
+	struct rvs_conn_key key;
+	struct rvs_addr daddr;
+	__u16 dport; /* network order */
+	__u8 state;
+	__u8 method;
+	__u32 dest;
+	__u32 svc;
+	__u32 timeout_ms;
+};
+
+/* rvs_sync_in's answers. */
+#define RVS_SYNC_IN_ADDED 0
+#define RVS_SYNC_IN_REFRESHED 1
+#define RVS_SYNC_IN_FULL 2 /* the connection table reached its bound */
+#define RVS_SYNC_IN_BAD 3  /* the input was short */
 
 #endif

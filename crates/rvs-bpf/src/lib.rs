@@ -15,10 +15,12 @@
 mod error;
 pub mod maps;
 mod program;
+mod sync;
 pub mod tables;
 mod view;
 
 pub use error::Error;
 pub use program::{tc_action, Action, Datapath, Hook, Limits, TestRun};
+pub use sync::{sync_in, Installed, Located};
 pub use tables::Publisher;
 pub use view::{DestState, MapsView};

@@ -72,7 +72,7 @@ pub const PUNT_REASONS: [&str; 7] = [
 ];
 
 /// The program's per-CPU counters (`enum rvs_stat`), by index.
-pub const STAT_NAMES: [&str; 17] = [
+pub const STAT_NAMES: [&str; 18] = [
     "rx",
     "forwarded",
     "passed",
@@ -83,6 +83,7 @@ pub const STAT_NAMES: [&str; 17] = [
     "conn_created",
     "fib_pass",
     "expired",
+    "sync_lost",
     "punt_ip_options",
     "punt_fragment",
     "punt_icmp",
@@ -344,8 +345,10 @@ pub struct Conn {
     pub svc: u32,
     /// [`Method`] as a byte.
     pub method: u8,
-    /// Zero.
-    pub pad: [u8; 3],
+    /// The state last sent to sync backups.
+    pub sync_state: u8,
+    /// Incoming packets, for IPVS's sync threshold (wraps).
+    pub sync_pkts: u16,
     /// Expiry, CLOCK_MONOTONIC nanoseconds.
     pub expires_ns: u64,
     /// Packets, both directions.
@@ -380,11 +383,17 @@ pub struct Settings {
     pub sloppy_tcp: u8,
     /// IPVS's expire_nodest_conn: a packet of a connection whose server was removed expires it.
     pub expire_nodest_conn: u8,
+    /// A sync master runs: connection changes go to the `sync_ring`.
+    pub sync_export: u8,
     /// Zero.
-    pub pad: [u8; 2],
+    pub pad: u8,
     /// The version of the kernel's routes and neighbours the cached next hops belong to; rvsd
     /// changes it when they change. 0 turns caching off.
     pub fib_gen: u32,
+    /// IPVS's sync_threshold.
+    pub sync_threshold: u32,
+    /// IPVS's sync_period.
+    pub sync_period: u32,
 }
 
 impl Settings {
@@ -409,8 +418,11 @@ impl Settings {
             timeout_ms,
             sloppy_tcp: u8::from(policy.sloppy_tcp),
             expire_nodest_conn: u8::from(policy.expire_nodest_conn),
-            pad: [0; 2],
+            sync_export: 0,
+            pad: 0,
             fib_gen: 0,
+            sync_threshold: 3,
+            sync_period: 50,
         }
     }
 }
@@ -431,6 +443,51 @@ pub struct PuntHdr {
     pub reason: u16,
     /// A GSO frame's segment payload size (tc); 0: not GSO.
     pub gso_size: u16,
+}
+
+/// A connection the sync master sends (`sync_ring` record, `struct rvs_sync_event`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct SyncEvent {
+    /// The connection's key (the client's tuple).
+    pub key: ConnKey,
+    /// The real server's address.
+    pub daddr: Addr,
+    /// The real server's port, network order.
+    pub dport_be: u16,
+    /// State (rvs-engine's `ConnState` numbering).
+    pub state: u8,
+    /// [`Method`] as a byte.
+    pub method: u8,
+    /// The state's timeout, milliseconds.
+    pub timeout_ms: u32,
+}
+
+/// A synced connection to install (`struct rvs_sync_in`): the record resolved to the
+/// program's service id and dest slot.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct SyncIn {
+    /// The connection's key (the client's tuple).
+    pub key: ConnKey,
+    /// The real server's address.
+    pub daddr: Addr,
+    /// The real server's port, network order.
+    pub dport_be: u16,
+    /// State (rvs-engine's `ConnState` numbering).
+    pub state: u8,
+    /// [`Method`] as a byte.
+    pub method: u8,
+    /// Dest slot.
+    pub dest: u32,
+    /// Service id.
+    pub svc: u32,
+    /// Timeout from now, milliseconds.
+    pub timeout_ms: u32,
 }
 
 #[cfg(test)]
@@ -458,9 +515,12 @@ mod tests {
         assert_eq!(size_of::<ConnOut>(), 64);
         assert_eq!(
             size_of::<Settings>(),
-            3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 8
+            3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 16
         );
         assert_eq!(size_of::<PuntHdr>(), 16);
+        assert_eq!(offset_of!(Conn, sync_pkts), 30);
+        assert_eq!(size_of::<SyncEvent>(), 64);
+        assert_eq!(size_of::<SyncIn>(), 72);
         assert_eq!(size_of::<Traffic>(), 40);
     }
 

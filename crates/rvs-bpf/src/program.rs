@@ -199,7 +199,10 @@ impl Datapath {
         self.program_named(TC_PROGRAM)
     }
 
-    fn program_named(&self, name: &'static str) -> Result<libbpf_rs::ProgramMut<'_>, Error> {
+    pub(crate) fn program_named(
+        &self,
+        name: &'static str,
+    ) -> Result<libbpf_rs::ProgramMut<'_>, Error> {
         self.object
             .progs_mut()
             .find(|p| p.name() == name)

@@ -797,3 +797,107 @@ fn next_hops_are_cached_until_the_tables_change() {
         });
     }
 }
+
+/// Connection sync, program side: with a sync master running, the program exports the records
+/// the engine exports for the same packets (IPVS's sync rule: TCP at the threshold packet and
+/// on closing states, UDP by count); a second program given those records (a backup) forwards
+/// a mid-connection packet as the engine given them does, counting the connection as its
+/// server's active one.
+#[test]
+fn sync_records_match_the_engine_and_install_on_a_backup() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    in_lab(|ifindex| {
+        let e = nat_engine();
+        e.set_sync_export(true);
+        let dp = load_program();
+        let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+        settings.sync_export = 1;
+        Publisher::new()
+            .publish(&dp, &e.spec_walk(), &settings)
+            .expect("publish");
+        let events: Rc<RefCell<Vec<rvs_bpf::maps::SyncEvent>>> = Rc::default();
+        let ring = {
+            let events = events.clone();
+            dp.sync_reader(move |ev| events.borrow_mut().push(*ev))
+                .expect("sync ring")
+        };
+        let data = |n: usize| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[b'x'; 8][..n % 8]);
+        let mut frames: Vec<(&str, Vec<u8>)> = vec![
+            ("SYN", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+            (
+                "SYN-ACK",
+                tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[]),
+            ),
+            ("ACK", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        ];
+        for n in 0..55 {
+            frames.push(("data", data(n)));
+        }
+        frames.extend([
+            ("FIN in", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, FINACK, &[])),
+            (
+                "FIN out",
+                tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, FINACK, &[]),
+            ),
+            ("last ACK", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        ]);
+        for n in 0..4 {
+            frames.push((
+                "udp",
+                udp4(CLIENT4, CPORT, VIP4, VPORT, 64, &[b'q'; 4][..n]),
+            ));
+        }
+        same(&e, &dp, Hook::Tc, ifindex, &frames);
+        ring.consume().expect("read the sync ring");
+        let got: Vec<rvs_sync::SyncConn> = events
+            .borrow()
+            .iter()
+            .filter_map(|ev| ev.record())
+            .collect();
+        let want = e.sync_drain();
+        assert!(want.len() >= 4, "the engine synced {want:?}");
+        assert_eq!(got, want, "the program's sync records");
+        assert_eq!(dp.stat("sync_lost").expect("stats"), 0);
+
+        // A backup: the first record (ESTABLISHED, at the threshold packet) installed.
+        let established = want.first().expect("a record").clone();
+        assert_eq!(established.state, ConnState::Established as u16);
+        let backup_engine = nat_engine();
+        backup_engine
+            .sync_import(Millis(1000), &established)
+            .expect("the engine installs it");
+        let backup = program_for(&nat_engine());
+        assert_eq!(
+            backup.sync_import(&established).expect("install"),
+            Some(rvs_bpf::Installed::Added)
+        );
+        assert_eq!(
+            backup.sync_import(&established).expect("install again"),
+            Some(rvs_bpf::Installed::Refreshed)
+        );
+        let mid = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"more");
+        same(
+            &backup_engine,
+            &backup,
+            Hook::Tc,
+            ifindex,
+            &[("mid-connection", mid)],
+        );
+        let (_, vaddr, daddr) = established.addrs.ips();
+        let at = backup
+            .locate(6, vaddr, VPORT, daddr, established.dport)
+            .expect("maps")
+            .expect("the program's service and server");
+        let counts = backup.dest_conns(at.dest).expect("counts");
+        assert_eq!((counts.active, counts.inactive), (1, 0));
+
+        // Records the program does not carry are left to the engine.
+        let mut template = established.clone();
+        template.flags |= rvs_sync::F_TEMPLATE;
+        assert_eq!(backup.sync_import(&template).expect("template"), None);
+        let mut elsewhere = established;
+        elsewhere.vport = 81;
+        assert_eq!(backup.sync_import(&elsewhere).expect("no service"), None);
+    });
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Connection synchronization, program side: the master's export of connection changes (IPVS's
+ * `ip_vs_sync_conn_needed` with sync_refresh_period 0, as rvs-engine's sync_state.rs has it) to
+ * `sync_ring`, and the backup's install of a synced connection (rvs_sync_in in rvs_lb.c). */
+#ifndef RVS_LB_SYNC_H
+#define RVS_LB_SYNC_H
+
+#define RVS_STATE_FIN_WAIT 4
+#define RVS_STATE_TIME_WAIT 5
+#define RVS_STATE_CLOSE_WAIT 7
+
+/* Counts an incoming packet of `c` and says whether IPVS would sync the connection now: TCP
+ * only in ESTABLISHED, FIN_WAIT, CLOSE, CLOSE_WAIT or TIME_WAIT, at once on entering one of
+ * those other than ESTABLISHED, else (and UDP always) when the incoming packet count modulo
+ * the period equals the threshold. */
+static __always_inline int sync_due(struct rvs_settings *s, __u8 proto, struct rvs_conn *c)
+{
+	__u8 state = c->state;
+	__u32 pkts;
+
+	c->sync_pkts++;
+	if (proto == IPPROTO_TCP) {
+		if (state != RVS_STATE_ESTABLISHED && state != RVS_STATE_FIN_WAIT &&
+		    state != RVS_STATE_CLOSE && state != RVS_STATE_CLOSE_WAIT &&
+		    state != RVS_STATE_TIME_WAIT)
+			return 0;
+		if (state != c->sync_state && state != RVS_STATE_ESTABLISHED)
+			goto due;
+	}
+	pkts = c->sync_pkts;
+	if (s->sync_period ? pkts % s->sync_period != s->sync_threshold : pkts != s->sync_threshold)
+		return 0;
+due:
+	c->sync_state = state;
+	return 1;
+}
+
+/* Sends connection `c` (key `key`) to the sync master's ring; a full ring loses it, counted. */
+static __always_inline void sync_emit(struct rvs_settings *s, struct rvs_conn_key *key,
+				      struct rvs_conn *c)
+{
+	struct rvs_sync_event *e = bpf_ringbuf_reserve(&sync_ring, sizeof(*e), 0);
+
+	if (!e) {
+		count(RVS_STAT_SYNC_LOST);
+		return;
+	}
+	e->key = *key;
+	e->daddr = c->daddr;
+	e->dport = c->dport;
+	e->state = c->state;
+	e->method = c->method;
+	e->timeout_ms = s->timeout_ms[c->state & (RVS_STATE_SLOTS - 1)];
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* An incoming packet of connection `c` was handled: export it when a master runs and IPVS
+ * would. */
+static __always_inline void sync_note(struct rvs_settings *s, struct rvs_conn_key *key,
+				      struct rvs_conn *c)
+{
+	if (s->sync_export && sync_due(s, key->proto, c))
+		sync_emit(s, key, c);
+}
+
+/* IPVS's threshold check when a connection binds to the server in `slot` (see bind_dest). */
+static __always_inline void bind_slot(__u32 slot)
+{
+	struct rvs_dest_conns *c = bpf_map_lookup_elem(&dest_conns, &slot);
+	struct rvs_dest *d = bpf_map_lookup_elem(&dests, &slot);
+
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->inactive, 1);
+	if (d && d->u_threshold && c->active + c->inactive >= d->u_threshold)
+		c->overloaded = 1;
+}
+
+/* Installs (or refreshes) a synced connection, as IPVS's backup does: it takes the record's
+ * state and timeout and counts toward its server's active or inactive connections. */
+static __always_inline int sync_install(struct rvs_sync_in *in)
+{
+	__u64 expires = bpf_ktime_get_ns() + (__u64)in->timeout_ms * 1000000ULL;
+	struct rvs_conn *old = bpf_map_lookup_elem(&conns, &in->key);
+	struct rvs_conn_key reply = {};
+	struct rvs_conn_out out = {};
+	struct rvs_conn c = {};
+	int nat = in->method == RVS_METHOD_MASQ;
+
+	if (old) {
+		if (old->state != in->state) {
+			move_count(old->dest, old->state, in->state);
+			old->state = in->state;
+		}
+		old->sync_state = in->state;
+		old->expires_ns = expires;
+		return RVS_SYNC_IN_REFRESHED;
+	}
+	c.daddr = in->daddr;
+	c.dport = in->dport;
+	c.state = in->state;
+	c.sync_state = in->state;
+	c.flags = nat ? 0 : RVS_CONN_F_NOOUTPUT;
+	c.dest = in->dest;
+	c.svc = in->svc;
+	c.method = in->method;
+	c.expires_ns = expires;
+	if (nat) {
+		reply.src = c.daddr;
+		reply.dst = in->key.src;
+		reply.sport = c.dport;
+		reply.dport = in->key.sport;
+		reply.proto = in->key.proto;
+		out.in = in->key;
+		if (bpf_map_update_elem(&conns_out, &reply, &out, BPF_NOEXIST) < 0)
+			return RVS_SYNC_IN_FULL;
+	}
+	if (bpf_map_update_elem(&conns, &in->key, &c, BPF_NOEXIST) < 0) {
+		if (nat)
+			bpf_map_delete_elem(&conns_out, &reply);
+		return RVS_SYNC_IN_FULL;
+	}
+	bind_slot(c.dest);
+	if (is_active(c.state))
+		move_count(c.dest, RVS_STATE_NONE, c.state);
+	return RVS_SYNC_IN_ADDED;
+}
+
+#endif

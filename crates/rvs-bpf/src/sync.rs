@@ -1,0 +1,227 @@
+//! Connection synchronization with the program's table: the master's side reads the
+//! connections the program exports (`sync_ring`, IPVS's sync rule applied in the program), the
+//! backup's side resolves a synced connection to the program's service and server and installs
+//! it with `rvs_sync_in` (run by BPF_PROG_TEST_RUN, so the server's counts move atomically, as
+//! the program's own do).
+
+use std::net::IpAddr;
+
+use rvs_sync::{SyncAddrs, SyncConn};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::error::Error;
+use crate::maps::{
+    Addr, Dest, Method, Svc, SvcDests, SvcKey, SyncEvent, SyncIn, MAX_DESTS, SVC_F_USER,
+};
+use crate::program::Datapath;
+
+/// The sync backup's install program's name in the object.
+const SYNC_IN_PROGRAM: &str = "rvs_sync_in";
+
+/// Where a synced connection belongs in the program's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    /// The service's id.
+    pub svc: u32,
+    /// The real server's dest slot.
+    pub dest: u32,
+    /// The real server's forwarding method.
+    pub method: Method,
+}
+
+/// What `rvs_sync_in` did with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// A new connection in the table.
+    Added,
+    /// The connection was there: its state and timer were refreshed.
+    Refreshed,
+    /// The connection table is at its bound.
+    TableFull,
+}
+
+fn method_of(byte: u8) -> Option<Method> {
+    [Method::Masq, Method::Local, Method::Tunnel, Method::Route]
+        .into_iter()
+        .find(|m| *m as u8 == byte)
+}
+
+/// The program's TCP ESTABLISHED (rvs-engine's `ConnState` numbering, IPVS's too).
+const ESTABLISHED: u8 = 1;
+/// The program's UDP state.
+const UDP_STATE: u8 = 11;
+
+impl SyncEvent {
+    /// The record IPVS's sync protocol carries for this connection (the program's services
+    /// are never firewall-mark ones); `None` for a real server of the other family, which
+    /// version 1 of the protocol cannot carry.
+    pub fn record(&self) -> Option<SyncConn> {
+        let method = method_of(self.method)?;
+        let mut flags = match method {
+            Method::Masq => rvs_sync::F_MASQ,
+            Method::Local => rvs_sync::F_LOCALNODE | rvs_sync::F_NOOUTPUT,
+            Method::Tunnel => rvs_sync::F_TUNNEL | rvs_sync::F_NOOUTPUT,
+            Method::Route => rvs_sync::F_DROUTE | rvs_sync::F_NOOUTPUT,
+        };
+        if self.state != ESTABLISHED {
+            flags |= rvs_sync::F_INACTIVE;
+        }
+        Some(SyncConn {
+            protocol: self.key.proto,
+            flags,
+            state: if self.key.proto == 6 {
+                u16::from(self.state)
+            } else {
+                0
+            },
+            cport: u16::from_be(self.key.sport_be),
+            vport: u16::from_be(self.key.dport_be),
+            dport: u16::from_be(self.dport_be),
+            fwmark: 0,
+            timeout: self.timeout_ms / 1000,
+            addrs: SyncAddrs::new(self.key.src.ip(), self.key.dst.ip(), self.daddr.ip())?,
+            seq: None,
+            pe_data: None,
+            pe_name: None,
+            fnat_local: None,
+        })
+    }
+}
+
+/// What a backup installs of `rec` in the program's tables at `at`, or `None` when the
+/// program does not carry such a connection (a template, a firewall-mark or FULLNAT service,
+/// a protocol or state it does not track).
+pub fn sync_in(rec: &SyncConn, at: &Located) -> Option<SyncIn> {
+    if rec.flags & rvs_sync::F_TEMPLATE != 0 || rec.fwmark != 0 || rec.fnat_local.is_some() {
+        return None;
+    }
+    let state = match rec.protocol {
+        6 if rec.state <= 10 => rec.state as u8,
+        17 => UDP_STATE,
+        _ => return None,
+    };
+    let (caddr, vaddr, daddr) = rec.addrs.ips();
+    Some(SyncIn {
+        key: crate::maps::ConnKey {
+            src: Addr::from(caddr),
+            dst: Addr::from(vaddr),
+            sport_be: rec.cport.to_be(),
+            dport_be: rec.vport.to_be(),
+            proto: rec.protocol,
+            pad: [0; 3],
+        },
+        daddr: Addr::from(daddr),
+        dport_be: rec.dport.to_be(),
+        state,
+        method: at.method as u8,
+        dest: at.dest,
+        svc: at.svc,
+        timeout_ms: rec.timeout.saturating_mul(1000),
+    })
+}
+
+impl Datapath {
+    /// A reader of the connections the program exports while a sync master runs
+    /// ([`crate::maps::Settings::sync_export`]): each `poll` of the returned ring calls
+    /// `on_event` for each.
+    pub fn sync_reader<'a, F>(&'a self, mut on_event: F) -> Result<libbpf_rs::RingBuffer<'a>, Error>
+    where
+        F: FnMut(&SyncEvent) + 'a,
+    {
+        let map = self.map("sync_ring")?;
+        let ring_error = |source| Error::Map {
+            map: "sync_ring",
+            source,
+        };
+        let mut builder = libbpf_rs::RingBufferBuilder::new();
+        builder
+            .add(&map, move |data: &[u8]| {
+                if let Ok((event, _)) = SyncEvent::read_from_prefix(data) {
+                    on_event(&event);
+                }
+                0
+            })
+            .map_err(ring_error)?;
+        builder.build().map_err(ring_error)
+    }
+
+    /// The program's service `vaddr:vport` (or the port-0 service of `vaddr`) of protocol
+    /// `proto` with its real server `daddr:dport`, when the program schedules that service
+    /// itself; `None` when the service is rvsd's or unknown, or has no such server.
+    pub fn locate(
+        &self,
+        proto: u8,
+        vaddr: IpAddr,
+        vport: u16,
+        daddr: IpAddr,
+        dport: u16,
+    ) -> Result<Option<Located>, Error> {
+        let mut key = SvcKey {
+            addr: Addr::from(vaddr),
+            port_be: vport.to_be(),
+            proto,
+            pad: 0,
+        };
+        let mut svc: Option<Svc> = self.get("services", &key)?;
+        if svc.is_none() {
+            key.port_be = 0;
+            svc = self.get("services", &key)?;
+        }
+        let Some(svc) = svc.filter(|s| s.flags & SVC_F_USER == 0) else {
+            return Ok(None);
+        };
+        let Some(list) = self.get::<u32, SvcDests>("svc_dests", &svc.id)? else {
+            return Ok(None);
+        };
+        let want = Addr::from(daddr);
+        for &slot in &list.slot[..(list.count as usize).min(MAX_DESTS)] {
+            let Some(d) = self.get::<u32, Dest>("dests", &slot)? else {
+                continue;
+            };
+            let port = u16::from_be(d.port_be);
+            if d.addr == want && (port == dport || port == 0) {
+                return Ok(method_of(d.method).map(|method| Located {
+                    svc: svc.id,
+                    dest: slot,
+                    method,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Installs (or refreshes) a synced record when it is a connection of a service the
+    /// program schedules; `None` when it is not (the engine's, then).
+    pub fn sync_import(&self, rec: &SyncConn) -> Result<Option<Installed>, Error> {
+        if rec.flags & rvs_sync::F_TEMPLATE != 0 || rec.fwmark != 0 {
+            return Ok(None);
+        }
+        let (_, vaddr, daddr) = rec.addrs.ips();
+        let Some(at) = self.locate(rec.protocol, vaddr, rec.vport, daddr, rec.dport)? else {
+            return Ok(None);
+        };
+        match sync_in(rec, &at) {
+            Some(conn) => self.sync_install(&conn).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Installs (or refreshes) a synced connection as the program's own.
+    pub fn sync_install(&self, conn: &SyncIn) -> Result<Installed, Error> {
+        // A zeroed Ethernet header first: BPF_PROG_TEST_RUN hands tc programs a frame.
+        let mut frame = vec![0u8; 14];
+        frame.extend_from_slice(conn.as_bytes());
+        let prog = self.program_named(SYNC_IN_PROGRAM)?;
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(&frame),
+            ..Default::default()
+        };
+        let out = prog.test_run(input).map_err(Error::TestRun)?;
+        match out.return_value {
+            0 => Ok(Installed::Added),
+            1 => Ok(Installed::Refreshed),
+            2 => Ok(Installed::TableFull),
+            _ => Err(Error::Missing("a well-formed sync record")),
+        }
+    }
+}
