@@ -48,6 +48,19 @@ impl Engine {
         }
     }
 
+    /// Whether connection changes are exported (a sync master runs).
+    pub fn sync_exporting(&self) -> bool {
+        self.sync.exporting()
+    }
+
+    /// IPVS's `sync_threshold` and `sync_period` in force.
+    pub fn sync_threshold(&self) -> (u32, u32) {
+        (
+            self.sync.threshold.load(Ordering::Relaxed),
+            self.sync.period.load(Ordering::Relaxed),
+        )
+    }
+
     /// Sets IPVS's `sync_threshold` and `sync_period` (defaults 3 and 50).
     pub fn set_sync_threshold(&self, threshold: u32, period: u32) {
         self.sync.threshold.store(threshold, Ordering::Relaxed);

@@ -219,6 +219,7 @@ impl Daemon {
                         connections: options.bpf_max_connections,
                         ..rvs_bpf::Limits::default()
                     },
+                    clock,
                 };
                 let injector = {
                     let (engine, net, interfaces, egress) = (
@@ -264,7 +265,11 @@ impl Daemon {
                 runtime.handle().clone(),
             )
         });
-        let sync = Arc::new(SyncDaemons::new(engine.clone(), clock));
+        let sync = Arc::new(SyncDaemons::new(
+            engine.clone(),
+            clock,
+            bpf.as_ref().map(|b| b.sync()),
+        ));
         // Before VRRP starts, so its first transition finds the daemon to promote.
         if let Some(d) = &lvs_sync {
             match sync.start_from_keepalived(d) {

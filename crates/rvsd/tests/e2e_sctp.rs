@@ -190,24 +190,9 @@ fn sctp_nat_association_through_rvsd_with_crc32c_verified_both_ways() {
 /// SCTP packets and the real server's up to rvsd's engine.
 #[test]
 fn sctp_nat_association_with_the_bpf_plane() {
-    let dir = std::env::temp_dir().join(format!("rvs-e2e-sctp-bpffs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "bpf", "bpf"])
-        .arg(&dir)
-        .status()
-        .expect("mount")
-        .success();
-    assert!(mounted, "mounting a bpffs");
-    let pins = dir.join("rvs").display().to_string();
-    let result = std::panic::catch_unwind(|| {
-        sctp_association("sctpbpf", &["--dataplane", "tc", "--bpf-pin-dir", &pins]);
-    });
-    let _ = std::process::Command::new("umount").arg(&dir).status();
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Err(p) = result {
-        std::panic::resume_unwind(p);
-    }
+    let fs = common::Bpffs::mount("sctp");
+    let pins = fs.pins().display().to_string();
+    sctp_association("sctpbpf", &["--dataplane", "tc", "--bpf-pin-dir", &pins]);
 }
 
 fn sctp_association(tag: &str, rvsd_args: &[&str]) {

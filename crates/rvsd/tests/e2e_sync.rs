@@ -7,11 +7,16 @@
 //!   1; director 2 lists them; director 1's rvsd is killed (SIGKILL) and the VIPs move: the
 //!   download continues without reset and completes intact, new connections succeed.
 //! * Resync: a backup started after the connections exist asks for the table and gets it.
+//! * Both with the BPF plane (`--dataplane tc`) on both directors: the master sends the
+//!   connections the program opened, the backup installs them in its program's table.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use rvs_lab::{HaTopology, CLIENT};
+
+mod common;
+use common::{bpf_args, pinned_connections, Bpffs};
 
 /// How long the slow download lasts (one byte per second).
 const HOLD_SECS: usize = 14;
@@ -144,11 +149,42 @@ fn daemon_line(role: &str) -> String {
     format!("{role} sync daemon (mcast=d1, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n")
 }
 
+/// Each director's rvsd arguments for the BPF plane, with pins of its own.
+fn bpf_planes() -> ([Bpffs; 2], [Vec<String>; 2]) {
+    let fs = [Bpffs::mount("sync1"), Bpffs::mount("sync2")];
+    let args = [bpf_args(&fs[0].pins()), bpf_args(&fs[1].pins())];
+    (fs, args)
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 #[test]
 fn failover_keeps_established_connections() {
-    let topo = setup("sync");
-    let rvsd1 = topo.start_rvsd_on(0, &[]).expect("rvsd on director 1");
-    topo.start_rvsd_on(1, &[]).expect("rvsd on director 2");
+    failover("sync", [&[], &[]], None);
+}
+
+#[test]
+fn failover_keeps_established_connections_with_the_bpf_plane() {
+    let (fs, args) = bpf_planes();
+    let backup_pins = fs[1].pins();
+    failover(
+        "syncbpf",
+        [&strs(&args[0]), &strs(&args[1])],
+        Some(&backup_pins),
+    );
+}
+
+/// `backup_pins`: the backup's BPF pins, whose program (not its engine) must hold the synced
+/// connections.
+fn failover(tag: &str, rvsd_args: [&[&str]; 2], backup_pins: Option<&std::path::Path>) {
+    let topo = setup(tag);
+    let rvsd1 = topo
+        .start_rvsd_on(0, rvsd_args[0])
+        .expect("rvsd on director 1");
+    topo.start_rvsd_on(1, rvsd_args[1])
+        .expect("rvsd on director 2");
     services(&topo, 0);
     services(&topo, 1);
     adm(
@@ -186,6 +222,10 @@ fn failover_keeps_established_connections() {
         "director 2 listed {} connections after {took:?}:\n{listing}",
         ports.len()
     );
+    if let Some(pins) = backup_pins {
+        let held = pinned_connections(pins);
+        assert!(held >= ports.len(), "the backup's program holds {held}");
+    }
 
     // Director 1 fails; its VIPs go to director 2.
     std::thread::sleep(Duration::from_secs(2));
@@ -204,9 +244,21 @@ fn failover_keeps_established_connections() {
 
 #[test]
 fn backup_started_late_resyncs_the_table() {
-    let topo = setup("resync");
-    topo.start_rvsd_on(0, &[]).expect("rvsd on director 1");
-    topo.start_rvsd_on(1, &[]).expect("rvsd on director 2");
+    resync("resync", [&[], &[]]);
+}
+
+#[test]
+fn backup_started_late_resyncs_the_table_with_the_bpf_plane() {
+    let (_fs, args) = bpf_planes();
+    resync("resyncbpf", [&strs(&args[0]), &strs(&args[1])]);
+}
+
+fn resync(tag: &str, rvsd_args: [&[&str]; 2]) {
+    let topo = setup(tag);
+    topo.start_rvsd_on(0, rvsd_args[0])
+        .expect("rvsd on director 1");
+    topo.start_rvsd_on(1, rvsd_args[1])
+        .expect("rvsd on director 2");
     services(&topo, 0);
     services(&topo, 1);
     adm(

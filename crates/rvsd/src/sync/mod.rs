@@ -11,6 +11,10 @@
 //! [`SyncDaemons::set_sync_role`] on the named instance's MASTER/BACKUP transitions (the name is
 //! the `lvs_sync_daemon`'s own `vrrp_instance`). The control server's `Shared::sync` is that
 //! handle.
+//!
+//! With the BPF plane, the program's connections take part too ([`ProgramSync`]): the master
+//! sends what the program exports with the engine's records, and a backup's records go to the
+//! plane, which installs those of the services the program schedules in its maps.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -24,6 +28,7 @@ use rvs_engine::Engine;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::clock::Clock;
+use crate::dataplane::bpf::ProgramSync;
 
 struct Running {
     config: DaemonConfig,
@@ -47,6 +52,8 @@ pub struct SyncDaemons {
     running: Mutex<BTreeMap<u8, Running>>,
     /// Connection records the backups imported since rvsd started.
     imported: Arc<AtomicUsize>,
+    /// The BPF plane's side, when it runs.
+    program: Option<Arc<ProgramSync>>,
 }
 
 /// The daemon settings of keepalived's `lvs_sync_daemon` (always a backup: VRRP promotes it).
@@ -173,13 +180,14 @@ impl SyncDaemons {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// No daemon running yet.
-    pub fn new(engine: Arc<Engine>, clock: Clock) -> Self {
+    /// No daemon running yet; `program` is the BPF plane's side when that plane runs.
+    pub fn new(engine: Arc<Engine>, clock: Clock, program: Option<Arc<ProgramSync>>) -> Self {
         SyncDaemons {
             engine,
             clock,
             running: Mutex::new(BTreeMap::new()),
             imported: Arc::new(AtomicUsize::new(0)),
+            program,
         }
     }
 
@@ -202,23 +210,20 @@ impl SyncDaemons {
         }
         let (sock, to) = open_socket(&c)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let (engine, clock, flag, conf, imported) = (
-            self.engine.clone(),
-            self.clock,
-            stop.clone(),
-            c.clone(),
-            self.imported.clone(),
-        );
+        let tables = Tables {
+            engine: self.engine.clone(),
+            program: self.program.clone(),
+            clock: self.clock,
+        };
+        let (flag, conf, imported) = (stop.clone(), c.clone(), self.imported.clone());
         if c.role == DaemonRole::Master {
-            engine.set_sync_export(true);
+            self.engine.set_sync_export(true);
         }
         let thread = std::thread::Builder::new()
             .name(format!("rvs-sync-{:?}", c.role).to_lowercase())
             .spawn(move || match conf.role {
-                DaemonRole::Master => master_loop(&engine, clock, &sock, to, &conf, &flag),
-                DaemonRole::Backup => {
-                    backup_loop(&engine, clock, &sock, to, &conf, &flag, &imported)
-                }
+                DaemonRole::Master => master_loop(&tables, &sock, to, &conf, &flag),
+                DaemonRole::Backup => backup_loop(&tables, &sock, to, &conf, &flag, &imported),
             })
             .map_err(SyncError::Thread)?;
         running.insert(
@@ -311,9 +316,54 @@ fn send_all(sock: &UdpSocket, to: SocketAddr, msgs: &[Vec<u8>], paced: bool) {
     }
 }
 
-fn master_loop(
-    engine: &Engine,
+/// The connection tables a daemon syncs: the engine's, and the BPF program's when it runs.
+struct Tables {
+    engine: Arc<Engine>,
+    program: Option<Arc<ProgramSync>>,
     clock: Clock,
+}
+
+impl Tables {
+    /// Every connection, for a resync.
+    fn snapshot(&self) -> Vec<rvs_sync::SyncConn> {
+        let mut all = self.engine.sync_snapshot(self.clock.now());
+        if let Some(p) = &self.program {
+            all.extend(p.snapshot(&self.engine));
+        }
+        all
+    }
+
+    /// The records to send since the last call.
+    fn drain(&self) -> Vec<rvs_sync::SyncConn> {
+        let mut recs = self.engine.sync_drain();
+        if let Some(p) = &self.program {
+            recs.extend(p.drain());
+        }
+        recs
+    }
+
+    /// Installs received records: the BPF plane sorts them between its program and the
+    /// engine; without it the engine takes them all. Returns how many were taken.
+    fn import(&self, conns: Vec<rvs_sync::SyncConn>) -> usize {
+        if let Some(p) = &self.program {
+            let n = conns.len();
+            p.received(conns);
+            return n;
+        }
+        let now = self.clock.now();
+        let mut n = 0;
+        for rec in &conns {
+            match self.engine.sync_import(now, rec) {
+                Ok(_) => n += 1,
+                Err(e) => tracing::debug!("sync import: {e}"),
+            }
+        }
+        n
+    }
+}
+
+fn master_loop(
+    tables: &Tables,
     sock: &UdpSocket,
     to: SocketAddr,
     c: &DaemonConfig,
@@ -329,7 +379,7 @@ fn master_loop(
             {
                 if last_resync.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                     last_resync = Some(Instant::now());
-                    let table = engine.sync_snapshot(clock.now());
+                    let table = tables.snapshot();
                     let msgs = rvs_sync::pack(&table, c.syncid, usize::from(c.maxlen));
                     send_all(sock, to, &msgs, true);
                 }
@@ -337,7 +387,7 @@ fn master_loop(
         }
         if last_flush.elapsed() >= Duration::from_millis(100) {
             last_flush = Instant::now();
-            let recs = engine.sync_drain();
+            let recs = tables.drain();
             if !recs.is_empty() {
                 let msgs = rvs_sync::pack(&recs, c.syncid, usize::from(c.maxlen));
                 send_all(sock, to, &msgs, false);
@@ -347,8 +397,7 @@ fn master_loop(
 }
 
 fn backup_loop(
-    engine: &Engine,
-    clock: Clock,
+    tables: &Tables,
     sock: &UdpSocket,
     to: SocketAddr,
     c: &DaemonConfig,
@@ -371,15 +420,7 @@ fn backup_loop(
         };
         match rvs_sync::parse(buf.get(..n).unwrap_or(&[]), c.syncid) {
             Ok(rvs_sync::Message::Conns { conns, .. }) => {
-                let now = clock.now();
-                for rec in &conns {
-                    match engine.sync_import(now, rec) {
-                        Ok(_) => {
-                            imported.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => tracing::debug!("sync import: {e}"),
-                    }
-                }
+                imported.fetch_add(tables.import(conns), Ordering::Relaxed);
             }
             Ok(rvs_sync::Message::ResyncRequest { .. }) => {}
             Err(e) => tracing::debug!("sync message dropped: {e}"),
@@ -431,7 +472,7 @@ mod tests {
     #[test]
     fn refusals_in_ipvsadm_words() {
         let engine = Arc::new(Engine::new(rvs_engine::EngineConfig::default()));
-        let daemons = SyncDaemons::new(engine, Clock::new());
+        let daemons = SyncDaemons::new(engine, Clock::new(), None);
         let err = daemons.stop(DaemonRole::Master).expect_err("none runs");
         assert!(matches!(err, SyncError::NotRunning));
         assert_eq!(err.to_string(), "No daemon is running");

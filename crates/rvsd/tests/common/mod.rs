@@ -273,3 +273,58 @@ pub fn assert_inbound_only_stats(topo: &impl Director, service: &str, conns: u64
         "replies bypass the director: {stats}"
     );
 }
+
+/// A bpf filesystem of the test's own, mounted on the host so that every `ip netns exec` (which
+/// remounts /sys) sees it; unmounted when dropped.
+pub struct Bpffs {
+    dir: std::path::PathBuf,
+}
+
+impl Bpffs {
+    /// Mounts a fresh one named after `tag` and this process.
+    pub fn mount(tag: &str) -> Bpffs {
+        let dir = std::env::temp_dir().join(format!("rvs-e2e-bpffs-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mounting a bpffs at {}", dir.display());
+        Bpffs { dir }
+    }
+
+    /// The pin directory rvsd is given (created by rvsd inside the mount).
+    pub fn pins(&self) -> std::path::PathBuf {
+        self.dir.join("rvs")
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// rvsd's arguments for the tc plane with its pins in `pins`.
+pub fn bpf_args(pins: &std::path::Path) -> Vec<String> {
+    vec![
+        "--dataplane".into(),
+        "tc".into(),
+        "--bpf-pin-dir".into(),
+        pins.display().to_string(),
+    ]
+}
+
+/// Connections the program holds, read from its pinned `conns` map with bpftool.
+pub fn pinned_connections(pins: &std::path::Path) -> usize {
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned"])
+        .arg(pins.join("conns"))
+        .output()
+        .expect("bpftool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.matches("\"key\"").count()
+}

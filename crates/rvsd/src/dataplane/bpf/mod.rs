@@ -5,6 +5,7 @@
 //!   kept forwarding meanwhile), and attaches it to every interface;
 //! - publishes the engine's configuration into the maps whenever a new version appears;
 //! - runs the expiry sweep once a second;
+//! - exchanges connections with the sync daemons ([`ProgramSync`]);
 //! - hands the frames the program passes up (ICMP errors, fragments, services it does not
 //!   schedule) to the engine and sends what the engine says;
 //! - on a clean stop detaches the program and removes the pins (a crash leaves both, so the
@@ -25,9 +26,11 @@ use rvs_engine::Engine;
 use crate::dataplane::worker::Injector;
 
 mod listing;
+mod sync;
 
 use listing::estimate;
 pub use listing::{connection_views, service_key, BpfHandles};
+pub use sync::ProgramSync;
 
 /// How often the configuration is compared with what was published.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
@@ -57,6 +60,8 @@ pub struct Setup {
     pub pin_dir: PathBuf,
     /// Map sizes.
     pub limits: Limits,
+    /// rvsd's clock (synced connections the engine takes are stamped with it).
+    pub clock: crate::clock::Clock,
 }
 
 /// Why the BPF plane could not start.
@@ -93,6 +98,8 @@ pub struct BpfPlane {
     /// What listings read, with the thread that runs the rate estimator.
     handles: Option<Arc<BpfHandles>>,
     rates: Option<JoinHandle<()>>,
+    /// Connection sync with the program's table.
+    sync: Arc<ProgramSync>,
 }
 
 /// The magic number of a bpf filesystem (`BPF_FS_MAGIC`).
@@ -142,21 +149,32 @@ impl BpfPlane {
         let halt = Arc::new(AtomicBool::new(false));
         let clean = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), BpfPlaneError>>();
+        let sync = Arc::new(ProgramSync::new());
         let thread = {
             let halt = halt.clone();
             let clean = clean.clone();
+            let plumbing = Plumbing {
+                engine,
+                net,
+                sync: sync.clone(),
+                clock: setup.clock,
+            };
             std::thread::Builder::new()
                 .name("rvsd-bpf".into())
-                .spawn(move || run(setup, engine, net, injector, &halt, &clean, ready_tx))
+                .spawn(move || run(setup, plumbing, injector, &halt, &clean, ready_tx))
                 .map_err(|e| BpfPlaneError::Thread(e.to_string()))?
         };
         match ready_rx.recv() {
             Ok(Ok(())) => {
                 let handles = match rvs_bpf::MapsView::open(&pin_dir) {
-                    Ok(v) => Some(Arc::new(BpfHandles {
-                        view: Arc::new(v),
-                        counters: Arc::default(),
-                    })),
+                    Ok(v) => {
+                        let view = Arc::new(v);
+                        sync.set_view(view.clone());
+                        Some(Arc::new(BpfHandles {
+                            view,
+                            counters: Arc::default(),
+                        }))
+                    }
                     Err(e) => {
                         tracing::warn!("listings will not show the BPF plane's state: {e}");
                         None
@@ -175,6 +193,7 @@ impl BpfPlane {
                     clean,
                     handles,
                     rates,
+                    sync,
                 })
             }
             Ok(Err(e)) => {
@@ -186,6 +205,11 @@ impl BpfPlane {
                 Err(BpfPlaneError::Thread("ended while starting".into()))
             }
         }
+    }
+
+    /// Connection sync with the program's table, for the sync daemons.
+    pub fn sync(&self) -> Arc<ProgramSync> {
+        self.sync.clone()
     }
 
     /// What listings read of the plane.
@@ -222,8 +246,7 @@ impl Drop for BpfPlane {
 /// The plane's thread.
 fn run(
     setup: Setup,
-    engine: Arc<Engine>,
-    net: Arc<rvs_io::NetState>,
+    plumbing: Plumbing,
     injector: impl FnOnce() -> anyhow::Result<Injector>,
     halt: &AtomicBool,
     clean: &AtomicBool,
@@ -263,7 +286,7 @@ fn run(
         pins = %setup.pin_dir.display(), "BPF data plane attached");
     let _ = ready.send(Ok(()));
 
-    serve(&dp, &mut publisher, &engine, &net, injector, halt);
+    serve(&dp, &mut publisher, &plumbing, injector, halt);
     if clean.load(Ordering::Relaxed) {
         for &index in &indexes {
             let detached = match setup.hook {
@@ -284,15 +307,33 @@ fn run(
 /// A frame the program passed up and its GSO segment size (0: not GSO).
 type Punted = (Vec<u8>, u16);
 
-/// The plane's loop until `halt`: publishing, expiry, punted frames.
+/// What the plane's thread works with besides the program.
+struct Plumbing {
+    engine: Arc<Engine>,
+    net: Arc<rvs_io::NetState>,
+    sync: Arc<ProgramSync>,
+    clock: crate::clock::Clock,
+}
+
+/// The settings to publish: the engine's tables and policy, the next hops' version, and
+/// whether (and how) a sync master exports.
+fn settings_now(engine: &Engine, fib_gen: u32) -> Settings {
+    let mut settings = Settings::from_engine(engine.timeouts(), &engine.policy());
+    settings.fib_gen = fib_gen;
+    settings.sync_export = u8::from(engine.sync_exporting());
+    (settings.sync_threshold, settings.sync_period) = engine.sync_threshold();
+    settings
+}
+
+/// The plane's loop until `halt`: publishing, expiry, punted frames, synced connections.
 fn serve(
     dp: &Datapath,
     publisher: &mut Publisher,
-    engine: &Engine,
-    net: &rvs_io::NetState,
+    plumbing: &Plumbing,
     mut injector: Injector,
     halt: &AtomicBool,
 ) {
+    let (engine, net) = (&*plumbing.engine, &*plumbing.net);
     // Cached next hops are stamped with a version of the kernel's tables: a value of this
     // rvsd's own (never 0), so hops an earlier rvsd cached are looked up again.
     let base = (std::process::id() << 16) | 1;
@@ -309,7 +350,20 @@ fn serve(
             None
         }
     };
+    let exported: Rc<RefCell<Vec<rvs_bpf::maps::SyncEvent>>> = Rc::default();
+    let sync_ring = {
+        let exported = exported.clone();
+        dp.sync_reader(move |event| exported.borrow_mut().push(*event))
+    };
+    let sync_ring = match sync_ring {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!("a sync master will not send the BPF program's connections: {e}");
+            None
+        }
+    };
     let mut published = None;
+    let mut published_sync = None;
     let mut last_publish = Instant::now() - PUBLISH_EVERY;
     let mut last_expire = Instant::now();
     while !halt.load(Ordering::Relaxed) {
@@ -317,16 +371,30 @@ fn serve(
             last_publish = Instant::now();
             let walk = engine.spec_walk();
             let net_now = net.generation();
-            if published.as_ref().is_none_or(|p| !walk.same_version(p)) || seen_net != Some(net_now)
+            let sync_now = (engine.sync_exporting(), engine.sync_threshold());
+            if published.as_ref().is_none_or(|p| !walk.same_version(p))
+                || seen_net != Some(net_now)
+                || published_sync != Some(sync_now)
             {
                 seen_net = Some(net_now);
-                let policy = engine.policy();
-                let mut settings = Settings::from_engine(engine.timeouts(), &policy);
-                settings.fib_gen = base ^ ((net_now as u32) << 1);
+                let settings = settings_now(engine, base ^ ((net_now as u32) << 1));
                 match publisher.publish(dp, &walk, &settings) {
-                    Ok(()) => published = Some(walk),
+                    Ok(()) => {
+                        published = Some(walk);
+                        published_sync = Some(sync_now);
+                    }
                     Err(e) => tracing::error!("publishing the configuration to BPF: {e}"),
                 }
+            }
+        }
+        if published.is_some() {
+            plumbing.sync.install(dp, engine, plumbing.clock.now());
+        }
+        if let Some(r) = &sync_ring {
+            let _ = r.consume();
+            let events = std::mem::take(&mut *exported.borrow_mut());
+            if !events.is_empty() {
+                plumbing.sync.exported(events);
             }
         }
         if last_expire.elapsed() >= EXPIRE_EVERY {
