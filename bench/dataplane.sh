@@ -172,7 +172,7 @@ run_row() { # name
       sleep 0.5
       url=http://192.168.1.251/
       ;;
-    packet) start_rvsd; url=http://192.168.1.253/ ;;
+    packet) start_rvsd --dataplane packet; url=http://192.168.1.253/ ;;
     tc) start_rvsd --dataplane tc --bpf-pin-dir "$bpffs/rvs"; url=http://192.168.1.253/ ;;
     xdp)
       # XDP on veth: the peers receiving redirected frames need NAPI (GRO on), the senders

@@ -139,12 +139,90 @@ pub struct Daemon {
     stopped: bool,
 }
 
+/// The data plane a start produced: the AF_PACKET workers or the BPF plane, and the egress
+/// counters either keeps.
+type Started = (
+    Option<DataPlane>,
+    Option<dataplane::bpf::BpfPlane>,
+    Arc<dataplane::EgressCounters>,
+);
+
+/// What starting either data plane needs.
+struct Planes<'a> {
+    engine: &'a Arc<Engine>,
+    net: &'a Arc<NetState>,
+    clock: Clock,
+    options: &'a Options,
+    local: Arc<rvs_io::TunDevice>,
+    workers: usize,
+    halt: &'a Arc<AtomicBool>,
+    bypass: &'a Bypass,
+}
+
+impl Planes<'_> {
+    /// The AF_PACKET workers.
+    fn packet(&self) -> Result<Started, StartError> {
+        let plane = DataPlane::start(
+            self.engine.clone(),
+            self.net.clone(),
+            self.clock,
+            &self.options.interfaces,
+            self.local.clone(),
+            self.workers,
+            self.halt.clone(),
+            {
+                // A re-created interface may have lost its netdev chain: put the bypass rules
+                // back, on a thread of its own (nft must not run on a data-plane worker),
+                // retrying a failure.
+                let bypass = self.bypass.clone();
+                Arc::new(move |name: &str| dataplane::reattach_in_background(bypass.clone(), name))
+            },
+        )
+        .map_err(|e| StartError::DataPlane(e.into()))?;
+        let egress = plane.counters.clone();
+        Ok((Some(plane), None, egress))
+    }
+
+    /// The BPF program at `hook`, with the engine behind it for what it passes up.
+    fn bpf(&self, hook: rvs_bpf::Hook) -> Result<Started, dataplane::bpf::BpfPlaneError> {
+        let egress = Arc::new(dataplane::EgressCounters::default());
+        let setup = dataplane::bpf::Setup {
+            hook,
+            interfaces: self.options.interfaces.clone(),
+            pin_dir: self.options.bpf_pin_dir.clone(),
+            limits: rvs_bpf::Limits {
+                connections: self.options.bpf_max_connections,
+                ..rvs_bpf::Limits::default()
+            },
+            clock: self.clock,
+        };
+        let injector = {
+            let (engine, net, interfaces, egress, local, clock) = (
+                self.engine.clone(),
+                self.net.clone(),
+                self.options.interfaces.clone(),
+                egress.clone(),
+                self.local.clone(),
+                self.clock,
+            );
+            move || dataplane::Injector::open(engine, net, clock, &interfaces, egress, local)
+        };
+        let plane = dataplane::bpf::BpfPlane::start(
+            setup,
+            self.engine.clone(),
+            self.net.clone(),
+            injector,
+        )?;
+        Ok((None, Some(plane), egress))
+    }
+}
+
 impl Daemon {
     /// Starts every subsystem, in the order the module documentation gives. An error stops
     /// the start where it happens.
     pub fn start(options: Options) -> Result<Daemon, StartError> {
         let clock = Clock::new();
-        let engine = Arc::new(Engine::new(options.engine));
+        let engine = Arc::new(Engine::new(options.engine.clone()));
         engine.set_policy(options.policy);
         // Read the keepalived.conf first: a broken file stops rvsd before it touches anything.
         let keepalived = match &options.config_file {
@@ -181,61 +259,38 @@ impl Daemon {
 
         let halt = Arc::new(AtomicBool::new(false));
         let workers = options.workers.max(1);
+        let planes = Planes {
+            engine: &engine,
+            net: &net,
+            clock,
+            options: &options,
+            local,
+            workers,
+            halt: &halt,
+            bypass: &bypass,
+        };
         let (plane, bpf, egress) = match options.dataplane {
-            dataplane::bpf::Mode::Packet => {
-                let plane = DataPlane::start(
-                    engine.clone(),
-                    net.clone(),
-                    clock,
-                    &options.interfaces,
-                    local,
-                    workers,
-                    halt.clone(),
-                    {
-                        // A re-created interface may have lost its netdev chain: put the bypass
-                        // rules back, on a thread of its own (nft must not run on a data-plane
-                        // worker), retrying a failure.
-                        let bypass = bypass.clone();
-                        Arc::new(move |name: &str| {
-                            dataplane::reattach_in_background(bypass.clone(), name)
-                        })
-                    },
-                )
-                .map_err(|e| StartError::DataPlane(e.into()))?;
-                let egress = plane.counters.clone();
-                (Some(plane), None, egress)
-            }
-            mode => {
-                let egress = Arc::new(dataplane::EgressCounters::default());
-                let setup = dataplane::bpf::Setup {
-                    hook: if mode == dataplane::bpf::Mode::Xdp {
-                        rvs_bpf::Hook::Xdp
-                    } else {
-                        rvs_bpf::Hook::Tc
-                    },
-                    interfaces: options.interfaces.clone(),
-                    pin_dir: options.bpf_pin_dir.clone(),
-                    limits: rvs_bpf::Limits {
-                        connections: options.bpf_max_connections,
-                        ..rvs_bpf::Limits::default()
-                    },
-                    clock,
-                };
-                let injector = {
-                    let (engine, net, interfaces, egress) = (
-                        engine.clone(),
-                        net.clone(),
-                        options.interfaces.clone(),
-                        egress.clone(),
-                    );
-                    move || {
-                        dataplane::Injector::open(engine, net, clock, &interfaces, egress, local)
+            dataplane::bpf::Mode::Packet => planes.packet()?,
+            dataplane::bpf::Mode::Tc => planes
+                .bpf(rvs_bpf::Hook::Tc)
+                .map_err(|e| StartError::DataPlane(e.into()))?,
+            dataplane::bpf::Mode::Xdp => planes
+                .bpf(rvs_bpf::Hook::Xdp)
+                .map_err(|e| StartError::DataPlane(e.into()))?,
+            dataplane::bpf::Mode::Auto => {
+                let (hook, why) = dataplane::bpf::fastest_hook(&options.interfaces);
+                match planes.bpf(hook) {
+                    Ok(started) => {
+                        tracing::info!("data plane: BPF at {hook:?} (--dataplane auto: {why})");
+                        started
                     }
-                };
-                let plane =
-                    dataplane::bpf::BpfPlane::start(setup, engine.clone(), net.clone(), injector)
-                        .map_err(|e| StartError::DataPlane(e.into()))?;
-                (None, Some(plane), egress)
+                    Err(e) => {
+                        tracing::warn!(
+                            "data plane: packet (--dataplane auto: the BPF plane did not start: {e})"
+                        );
+                        planes.packet()?
+                    }
+                }
             }
         };
         let timers = dataplane::timers::start(engine.clone(), clock, halt.clone())

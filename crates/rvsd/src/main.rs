@@ -62,11 +62,13 @@ struct Args {
     /// Number of data-plane workers (default: one per core).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
-    /// The data plane: `packet` (AF_PACKET workers running every packet through rvsd's engine,
-    /// the default for now), `tc` (the BPF program at tc ingress: any driver) or `xdp` (the BPF
-    /// program at XDP). With tc/xdp rvsd is the program's control plane, and connections keep
-    /// forwarding while rvsd restarts.
-    #[arg(long, value_enum, default_value_t = dataplane::bpf::Mode::Packet)]
+    /// The data plane: `auto` (the default: the BPF program at XDP where every interface's
+    /// driver has native XDP with redirect, else at tc; the AF_PACKET workers when the program
+    /// cannot start here, e.g. without a bpf filesystem for its pins; the choice is logged),
+    /// `packet` (AF_PACKET workers running every packet through rvsd's engine), `tc` (the BPF
+    /// program at tc ingress: any driver) or `xdp` (the BPF program at XDP). With the program
+    /// rvsd is its control plane, and connections keep forwarding while rvsd restarts.
+    #[arg(long, value_enum, default_value_t = dataplane::bpf::Mode::Auto)]
     dataplane: dataplane::bpf::Mode,
     /// Where the BPF data plane pins its maps: a directory on a bpf filesystem. A restarted
     /// rvsd adopts what it finds there; a clean stop removes it. Default:

@@ -323,3 +323,49 @@ fn f_tc_plane_leaves_fwmark_services_to_the_engine() {
     assert_eq!(counts.get("hello,10.10.10.2"), Some(&2), "{answers:?}");
     assert_eq!(counts.get("hello,10.10.10.3"), Some(&2), "{answers:?}");
 }
+
+/// Without `--dataplane`, rvsd picks the fastest plane that works: here (veth, a bpffs for the
+/// pins) the program at tc, as its log says, and the program forwards.
+#[test]
+fn g_default_plane_is_the_program_where_it_loads() {
+    let fs = Bpffs::mount("auto");
+    let topo = NatTopology::build("bpfauto", 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let pins = fs.pins().display().to_string();
+    let rvsd = start(&topo, &["--bpf-pin-dir".into(), pins]);
+    add_rr_service(&topo, "rr");
+    for _ in 0..4 {
+        assert!(curl(&topo, &format!("http://{VIP}/")).starts_with("hello,10.10.10."));
+    }
+    let log = topo.lab.log_of(rvsd.pid);
+    assert!(
+        log.contains("data plane: BPF at Tc (--dataplane auto: no native XDP with redirect on d0 (virtual), d1 (virtual))"),
+        "{log}"
+    );
+    assert!(pinned_connections(&fs.pins()) >= 4, "the program forwarded");
+}
+
+/// Where the program cannot start (no bpf filesystem for its pins), the default falls back to
+/// the AF_PACKET workers, says why, and forwards all the same.
+#[test]
+fn h_default_plane_falls_back_to_the_packet_path() {
+    let topo = NatTopology::build("bpfback", 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let not_bpffs = topo.lab.log_dir().join("pins");
+    let rvsd = start(
+        &topo,
+        &["--bpf-pin-dir".into(), not_bpffs.display().to_string()],
+    );
+    add_rr_service(&topo, "rr");
+    let answers: Vec<String> = (0..4)
+        .map(|_| curl(&topo, &format!("http://{VIP}/")))
+        .collect();
+    let counts = tally(&answers);
+    assert_eq!(counts.get("hello,10.10.10.2"), Some(&2), "{answers:?}");
+    let log = topo.lab.log_of(rvsd.pid);
+    assert!(
+        log.contains("data plane: packet (--dataplane auto: the BPF plane did not start:")
+            && log.contains("is not on a bpf filesystem"),
+        "{log}"
+    );
+}
