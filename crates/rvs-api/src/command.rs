@@ -106,6 +106,17 @@ pub enum Command {
     /// The VRRP instances rvsd runs from its keepalived.conf (`rvsadm --vrrp`, an rvs
     /// extension); answered with [`crate::Reply::Vrrp`] (empty without VRRP instances).
     GetVrrp,
+    /// Hand this rvsd's state to a successor (`rvsd --takeover`, an rvs extension; a graceful
+    /// restart): forwarding stops, the configuration (as the commands that rebuild it) and the
+    /// connection table (as sync records) are written to `path`, the answer is
+    /// [`crate::Reply::HandedOver`], and then rvsd exits leaving its kernel state (the BPF
+    /// program and its pins, the kernel-bypass rules) to the successor. Errors:
+    /// `InvalidArgument` (the file cannot be created), `ResourceExhausted` (a handover is
+    /// under way).
+    Handover {
+        /// The file to write (the successor reads and removes it).
+        path: std::path::PathBuf,
+    },
     /// Run several commands in order as one unit of work (`rvsadm -R`, restores): the answer is
     /// [`crate::Reply::Batch`] with one reply per command, and configuration side effects (the
     /// kernel-bypass rules) are applied once, after the last command. A failing command does not

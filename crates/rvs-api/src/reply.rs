@@ -36,6 +36,13 @@ pub enum Reply {
     Daemons(Vec<crate::views::DaemonConfig>),
     /// Answer to `GetVrrp`: every VRRP instance in configuration order.
     Vrrp(Vec<crate::views::VrrpView>),
+    /// Answer to `Handover`: the state is in the file; rvsd `pid` exits now.
+    HandedOver {
+        /// The process that handed over (it exits after this answer).
+        pid: u32,
+        /// Connections written (with persistence templates).
+        connections: u64,
+    },
     /// Answer to `Batch`: one reply per command, in order.
     Batch(Vec<Reply>),
     /// One part of a long answer: more lines for the same request follow, the last of them an

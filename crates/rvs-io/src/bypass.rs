@@ -310,6 +310,17 @@ impl KernelBypass {
     /// thread's network namespace; every interface must exist there
     /// ([`IoError::NoSuchInterface`]).
     pub fn install(table: &str, ifnames: &[String]) -> Result<KernelBypass, IoError> {
+        KernelBypass::install_with(table, ifnames, &[])
+    }
+
+    /// [`KernelBypass::install`] with `rules` in the same transaction: a table left by an rvsd
+    /// that handed over is replaced by one already holding the successor's rules, so the kernel
+    /// never sees the VIPs' traffic in between.
+    pub fn install_with(
+        table: &str,
+        ifnames: &[String],
+        rules: &[BypassRule],
+    ) -> Result<KernelBypass, IoError> {
         validate_table(table)?;
         let mut chains: Vec<(String, String)> = Vec::new();
         for ifname in ifnames {
@@ -321,13 +332,28 @@ impl KernelBypass {
                 chains.push((chain_name(chains.len(), ifname), ifname.clone()));
             }
         }
-        run_nft(&install_script(table, &chains))?;
+        let mut script = install_script(table, &chains);
+        if !rules.is_empty() {
+            script.push_str(&full_script(table, rules));
+        }
+        run_nft(&script)?;
+        let marked = rules
+            .iter()
+            .filter(|r| matches!(r, BypassRule::MarkedService { .. }))
+            .copied()
+            .collect();
         Ok(KernelBypass {
             table: table.to_owned(),
             chains,
-            marked: Mutex::new(BTreeSet::new()),
+            marked: Mutex::new(marked),
             removed: false,
         })
+    }
+
+    /// Leaves the table in the kernel for a successor (an rvsd that handed over), which
+    /// replaces it with [`KernelBypass::install_with`].
+    pub fn leave(mut self) {
+        self.removed = true;
     }
 
     /// The table's name.

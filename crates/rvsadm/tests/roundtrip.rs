@@ -134,6 +134,10 @@ impl Control for FakeDaemon {
                 master: Some("10.0.0.1".parse().expect("addr")),
                 vips: vec!["10.0.0.100".parse().expect("addr")],
             }]),
+            Command::Handover { .. } => Reply::error(
+                ErrorKind::Unsupported,
+                "rvsadm never sends a handover",
+            ),
             Command::Reload => Reply::error(
                 ErrorKind::InvalidArgument,
                 "/etc/keepalived/keepalived.conf is invalid, nothing changed:\nerror: /etc/keepalived/keepalived.conf:3: delay_loop: expected a number",

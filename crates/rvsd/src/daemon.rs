@@ -21,7 +21,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use crate::control::restore::RestoreError;
 use crate::control::server::ControlError;
 use crate::dataplane::bypass::{self, Bypass};
 use crate::dataplane::{self, DataPlane};
+use crate::handover;
 use crate::keepalived::health::{self, Health};
 use crate::keepalived::load::{self, LoadError};
 use crate::sync::SyncDaemons;
@@ -88,6 +89,9 @@ pub enum StartError {
     /// A VRRP instance cannot start.
     #[error(transparent)]
     Vrrp(#[from] VrrpError),
+    /// `--takeover`: the running rvsd's state could not be taken over.
+    #[error("--takeover")]
+    Handover(#[source] handover::HandoverError),
 }
 
 /// What the daemon runs with (the command line, checked).
@@ -113,6 +117,32 @@ pub struct Options {
     pub bpf_pin_dir: PathBuf,
     /// The BPF plane's connection-table bound.
     pub bpf_max_connections: u32,
+    /// Take the state of the rvsd serving `socket` over (a graceful restart).
+    pub takeover: bool,
+}
+
+/// The running data plane, shared with the handover point (which stops it first).
+#[derive(Default)]
+struct PlaneSlot {
+    packet: Option<DataPlane>,
+    bpf: Option<dataplane::bpf::BpfPlane>,
+}
+
+impl PlaneSlot {
+    /// Stops whichever plane runs; `keep` leaves the BPF program attached with its pins (a
+    /// handover or a crash-like stop), otherwise it is detached and unpinned.
+    fn stop(&mut self, keep: bool) {
+        if let Some(p) = self.packet.take() {
+            p.join();
+        }
+        if let Some(b) = self.bpf.take() {
+            if keep {
+                drop(b);
+            } else {
+                b.stop_clean();
+            }
+        }
+    }
 }
 
 /// rvsd's subsystems, started; each field is taken when it is stopped.
@@ -127,9 +157,12 @@ pub struct Daemon {
     bypass: Option<Bypass>,
     /// Tells the workers and the timer thread to end.
     halt: Arc<AtomicBool>,
-    plane: Option<DataPlane>,
-    /// The BPF data plane (`--dataplane tc|xdp`), instead of the workers.
-    bpf: Option<dataplane::bpf::BpfPlane>,
+    /// The packet workers or the BPF plane.
+    planes: Arc<Mutex<PlaneSlot>>,
+    /// What listings read of the BPF plane, when it runs.
+    bpf_handles: Option<Arc<dataplane::bpf::BpfHandles>>,
+    /// Where a successor takes over (`rvsd --takeover`).
+    handover: Arc<handover::Point>,
     egress: Arc<dataplane::EgressCounters>,
     timers: Option<JoinHandle<()>>,
     runtime: tokio::runtime::Runtime,
@@ -232,6 +265,11 @@ impl Daemon {
 
         // The control socket next: a second rvsd on the same socket stops here, naming the
         // running one, before it touches that one's TUN device and nftables table.
+        let handed = if options.takeover {
+            handover::take(&options.socket).map_err(StartError::Handover)?
+        } else {
+            None
+        };
         let listener = control::server::bind(&options.socket)?;
         let net = NetState::start().map_err(StartError::Net)?;
         if let Some(path) = &options.restore {
@@ -243,6 +281,20 @@ impl Daemon {
             )?;
             tracing::info!(rules = applied, file = %path.display(), "restored ipvsadm-save rules");
         }
+        // A successor's configuration is the handed-over one unless -f or --restore gives one;
+        // the connections go in before forwarding starts (with -f, once its services exist).
+        let mut handed_conns = Vec::new();
+        if let Some(h) = handed {
+            if options.config_file.is_none() && options.restore.is_none() {
+                handover::apply_config(&engine, &net.local_addrs(), h.commands);
+            } else {
+                tracing::info!("--takeover: the configuration comes from -f/--restore");
+            }
+            handed_conns = h.conns;
+        }
+        if options.config_file.is_none() && !handed_conns.is_empty() {
+            handover::install_conns(&engine, clock.now(), &std::mem::take(&mut handed_conns));
+        }
         // Local real servers: their packets go to the director's own stack through this device
         // (the kernel-bypass rules keep it from taking them off the wire). Gone when rvsd exits.
         let tun_name = bypass::tun_name(&options.socket);
@@ -253,8 +305,8 @@ impl Daemon {
                     error,
                 })?,
             );
-        let bypass =
-            Bypass::install(&options.socket, &options.interfaces).map_err(StartError::Bypass)?;
+        let bypass = Bypass::install(&options.socket, &options.interfaces, &engine)
+            .map_err(StartError::Bypass)?;
         bypass.sync(&engine);
 
         let halt = Arc::new(AtomicBool::new(false));
@@ -320,11 +372,23 @@ impl Daemon {
                 runtime.handle().clone(),
             )
         });
+        if !handed_conns.is_empty() {
+            handover::install_conns(&engine, clock.now(), &handed_conns);
+        }
         let sync = Arc::new(SyncDaemons::new(
             engine.clone(),
             clock,
             bpf.as_ref().map(|b| b.sync()),
         ));
+        let bpf_handles = bpf.as_ref().and_then(|b| b.handles());
+        let planes = Arc::new(Mutex::new(PlaneSlot { packet: plane, bpf }));
+        let handover = {
+            let (planes, halt) = (planes.clone(), halt.clone());
+            handover::Point::new(Box::new(move || {
+                halt.store(true, Ordering::SeqCst);
+                planes.lock().unwrap_or_else(|e| e.into_inner()).stop(true);
+            }))
+        };
         // Before VRRP starts, so its first transition finds the daemon to promote.
         if let Some(d) = &lvs_sync {
             match sync.start_from_keepalived(d) {
@@ -360,8 +424,9 @@ impl Daemon {
             listener: Some(listener),
             bypass: Some(bypass),
             halt,
-            plane,
-            bpf,
+            planes,
+            bpf_handles,
+            handover,
             timers: Some(timers),
             runtime,
             health,
@@ -388,7 +453,8 @@ impl Daemon {
             health: self.health.clone(),
             sync: self.sync.clone(),
             vrrp: self.vrrp.clone(),
-            bpf: self.bpf.as_ref().and_then(|b| b.handles()),
+            bpf: self.bpf_handles.clone(),
+            handover: self.handover.clone(),
         };
         self.runtime
             .block_on(control::server::serve(listener, shared))
@@ -415,14 +481,19 @@ impl Daemon {
         if let Some(t) = self.timers.take() {
             let _ = t.join();
         }
-        if let Some(p) = self.plane.take() {
-            p.join();
-        }
-        if let Some(b) = self.bpf.take() {
-            b.stop_clean();
-        }
+        // After a handover the successor takes the kernel state: the BPF program and pins,
+        // and the kernel-bypass rules that keep the kernel from answering for the VIPs.
+        let keep = self.handover.handed_over();
+        self.planes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stop(keep);
         if let Some(b) = self.bypass.take() {
-            b.remove();
+            if keep {
+                b.leave();
+            } else {
+                b.remove();
+            }
         }
         let _ = std::fs::remove_file(&self.socket);
         tracing::info!("rvsd stopped");

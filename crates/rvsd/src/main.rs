@@ -11,6 +11,7 @@ mod clock;
 mod control;
 mod daemon;
 mod dataplane;
+mod handover;
 mod keepalived;
 mod sync;
 mod vrrp;
@@ -75,6 +76,12 @@ struct Args {
     /// /sys/fs/bpf/rvs-<hash of the socket path>.
     #[arg(long, value_name = "DIR")]
     bpf_pin_dir: Option<PathBuf>,
+    /// A graceful restart: take the state of the rvsd serving --socket over (its configuration,
+    /// unless -f or --restore gives one, and its connections; with the BPF plane also the
+    /// program and its pinned maps). That rvsd stops forwarding, hands over and exits; this one
+    /// starts in its place. Without a running rvsd, starts afresh.
+    #[arg(long)]
+    takeover: bool,
     /// The BPF data plane's connection-table bound (each NAT connection takes two entries).
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     bpf_max_connections: u32,
@@ -227,6 +234,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         restore: args.restore,
         dataplane: args.dataplane,
         bpf_max_connections: args.bpf_max_connections,
+        takeover: args.takeover,
     };
     let mut daemon = daemon::Daemon::start(options)?;
     let served = daemon.serve();

@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use rvs_lab::{Director, NatTopology};
@@ -104,16 +104,7 @@ fn b_kill_9_loses_no_established_connection() {
     std::fs::write(&rules, adm(&topo, &["-S", "-n"])).expect("save rules");
 
     // A connection that lasts 8 s, the real server sending a byte a second, in the background.
-    const SECS: usize = 8;
-    let result = std::env::temp_dir().join(format!("rvs-e2e-bpf-hold-{}", std::process::id()));
-    let _ = std::fs::remove_file(&result);
-    client_sh(
-        &topo,
-        &format!(
-            "(curl -s --max-time 40 http://{VIP}/hold/{SECS} > {r}.tmp; mv {r}.tmp {r}) >/dev/null 2>&1 &",
-            r = result.display()
-        ),
-    );
+    let download = HeldDownload::start(&topo, VIP, 8, "bpfkill");
     std::thread::sleep(Duration::from_secs(2));
     // rvsd dies; the program keeps forwarding the download.
     let killed = Command::new("kill")
@@ -123,30 +114,16 @@ fn b_kill_9_loses_no_established_connection() {
     assert!(killed.success());
     std::thread::sleep(Duration::from_secs(2));
     assert!(
-        !result.exists(),
-        "the connection should still be open while rvsd is down: {:?}",
-        std::fs::read_to_string(&result)
+        !download.ended(),
+        "the connection should still be open while rvsd is down"
     );
     // rvsd comes back with its rules and adopts the pinned maps.
     let _ = std::fs::remove_file(&topo.socket);
     let mut args = bpf_args(&fs.pins());
     args.extend(["--restore".into(), rules.display().to_string()]);
     let _again = start(&topo, &args);
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !result.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let got = std::fs::read_to_string(&result).unwrap_or_default();
-    let _ = std::fs::remove_file(&result);
+    download.assert_intact("across the kill -9 and the restart");
     let _ = std::fs::remove_file(&rules);
-    assert_eq!(
-        got.as_bytes(),
-        (0..SECS as u64)
-            .map(rvs_lab::pattern_byte)
-            .collect::<Vec<u8>>()
-            .as_slice(),
-        "every byte sent across the kill -9 and the restart arrived"
-    );
     // New connections after the restart.
     let answers: Vec<String> = (0..4)
         .map(|_| curl(&topo, &format!("http://{VIP}/")))

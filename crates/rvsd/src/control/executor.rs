@@ -203,6 +203,12 @@ fn run(
                 "VRRP is run by the control server",
             ))
         }
+        Command::Handover { .. } => {
+            return Err(api_error(
+                ErrorKind::Unsupported,
+                "a handover is run by the control server",
+            ))
+        }
         Command::Reload | Command::GetHealth => {
             return Err(api_error(
                 ErrorKind::Unsupported,

@@ -75,6 +75,8 @@ pub struct Shared {
     /// The BPF data plane (`--dataplane tc|xdp`): listings add its connections, counts,
     /// counters and rates to the engine's.
     pub bpf: Option<Arc<crate::dataplane::bpf::BpfHandles>>,
+    /// Where a successor takes this rvsd's state over (`Handover`).
+    pub handover: Arc<crate::handover::Point>,
 }
 
 /// Serves the control socket bound by [`bind`] until SIGTERM or SIGINT.
@@ -108,6 +110,7 @@ pub async fn serve(
                 }
                 Err(e) => tokio::time::sleep(backoff.failed(&e)).await,
             },
+            _ = shared.handover.ended.notified() => { return Ok(()); }
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => {
@@ -221,6 +224,8 @@ enum Answer {
     One(Reply),
     /// Encoded reply lines, newline included, with `true` on the last one.
     Lines(tokio::sync::mpsc::Receiver<(Vec<u8>, bool)>),
+    /// A reply after which rvsd exits (a handover): the point is woken once it is sent.
+    Last(Reply, Arc<crate::handover::Point>),
 }
 
 /// Answers each request line read from `read` on `write` with `handle`'s answer, in order, until
@@ -260,6 +265,14 @@ where
 async fn write_answer<W: AsyncWrite + Unpin>(write: &mut W, answer: Answer) -> std::io::Result<()> {
     match answer {
         Answer::One(reply) => write_reply(write, &reply).await,
+        Answer::Last(reply, point) => {
+            let written = write_reply(write, &reply).await;
+            let _ = write.flush().await;
+            if point.handed_over() {
+                point.ended.notify_one();
+            }
+            written
+        }
         Answer::Lines(mut lines) => {
             while let Some((line, last)) = lines.recv().await {
                 write.write_all(&line).await?;
@@ -326,6 +339,20 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
                         .collect::<Vec<_>>(),
                 )
             })
+        }
+        Command::Handover { path } => {
+            let (point, engine, now) = (
+                shared.handover.clone(),
+                shared.engine.clone(),
+                shared.clock.now(),
+            );
+            let p = point.clone();
+            let reply = tokio::task::spawn_blocking(move || p.hand_over(&engine, now, &path))
+                .await
+                .unwrap_or_else(|e| {
+                    Reply::error(ErrorKind::Internal, format!("handover failed: {e}"))
+                });
+            Answer::Last(reply, point)
         }
         other => Answer::One(execute(shared, other).await),
     }

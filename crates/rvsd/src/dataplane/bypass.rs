@@ -33,16 +33,31 @@ struct Installed {
 impl Bypass {
     /// Installs the table for this instance (named after its control socket, so a restarted rvsd
     /// removes what a killed one left behind) with a chain per interface.
-    pub fn install(socket: &Path, interfaces: &[String]) -> Result<Bypass, IoError> {
-        let table = KernelBypass::install(&table_name(socket), interfaces)?;
+    pub fn install(
+        socket: &Path,
+        interfaces: &[String],
+        engine: &Engine,
+    ) -> Result<Bypass, IoError> {
+        let mut wanted = Wanted::default();
+        wanted.update(&engine.spec_walk());
+        let rules = wanted.rules();
+        let table = KernelBypass::install_with(&table_name(socket), interfaces, &rules)?;
         Ok(Bypass {
             inner: Arc::new(Mutex::new(Some(Installed {
                 table,
-                applied: BTreeSet::new(),
-                wanted: Wanted::default(),
+                applied: rules.into_iter().collect(),
+                wanted,
                 dirty: false,
             }))),
         })
+    }
+
+    /// Leaves the rules in the kernel for a successor (after a handover), which replaces them
+    /// in one transaction with its own.
+    pub fn leave(&self) {
+        if let Some(installed) = self.lock().take() {
+            installed.table.leave();
+        }
     }
 
     /// Brings the kernel's rules in line with the engine's current configuration: computes what
@@ -644,8 +659,8 @@ mod tests {
         ns.run(move || {
             let socket = Path::new("/run/rvs/bypass-unit-test.sock");
             let table = table_name(socket);
-            let bypass = Bypass::install(socket, &["v0".to_owned()]).expect("install");
             let engine = Engine::new(EngineConfig::default());
+            let bypass = Bypass::install(socket, &["v0".to_owned()], &engine).expect("install");
             let web = ServiceKey::new(Protocol::Tcp, ip("10.0.0.1"), 80);
             engine.add_service(service(web, &[])).expect("add");
             engine
@@ -709,7 +724,15 @@ mod tests {
             bypass.sync(&engine);
             assert_eq!(in_kernel(), from_scratch(&engine));
 
-            bypass.remove();
+            // A handover leaves the table; the successor's install replaces it with one that
+            // holds its rules from the first moment (no sync needed).
+            bypass.leave();
+            assert!(listed().contains(&table));
+            let successor =
+                Bypass::install(socket, &["v0".to_owned()], &engine).expect("install again");
+            assert_eq!(in_kernel(), from_scratch(&engine));
+
+            successor.remove();
             assert!(!listed().contains(&table));
         });
     }

@@ -328,3 +328,49 @@ pub fn pinned_connections(pins: &std::path::Path) -> usize {
     let text = String::from_utf8_lossy(&out.stdout);
     text.matches("\"key\"").count()
 }
+
+/// A `GET /hold/S` download (the real server sends one byte a second for S seconds) running
+/// in the background from the client; its body lands in a file when curl ends.
+pub struct HeldDownload {
+    result: std::path::PathBuf,
+    secs: usize,
+}
+
+impl HeldDownload {
+    /// Starts `curl http://ADDR/hold/SECS` in the client namespace (`tag` names the file).
+    pub fn start(topo: &impl Director, addr: &str, secs: usize, tag: &str) -> HeldDownload {
+        let result =
+            std::env::temp_dir().join(format!("rvs-e2e-hold-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&result);
+        client_sh(
+            topo,
+            &format!(
+                "(curl -s --max-time 40 http://{addr}/hold/{secs} > {r}.tmp; mv {r}.tmp {r}) >/dev/null 2>&1 &",
+                r = result.display()
+            ),
+        );
+        HeldDownload { result, secs }
+    }
+
+    /// Whether curl has ended.
+    pub fn ended(&self) -> bool {
+        self.result.exists()
+    }
+
+    /// Waits (bounded) for curl to end and checks that every byte arrived.
+    pub fn assert_intact(self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while !self.ended() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let got = std::fs::read(&self.result).unwrap_or_default();
+        let want: Vec<u8> = (0..self.secs as u64).map(rvs_lab::pattern_byte).collect();
+        assert_eq!(got, want, "every byte of the download arrived ({what})");
+    }
+}
+
+impl Drop for HeldDownload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.result);
+    }
+}
