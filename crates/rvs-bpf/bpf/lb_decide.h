@@ -79,6 +79,30 @@ static __always_inline void touch(struct rvs_conn *c, __u64 expires, __u32 len)
 	c->bytes += len;
 }
 
+/* Takes a connection out of the tables and out of its server's counts (`key`: its key in
+ * `conns`), as IPVS's expiry does. Only the CPU whose delete succeeds does the rest, so a
+ * packet and the sweep racing for one connection count it out once; the fields are read
+ * before the delete, as a deleted entry may be reused at once. */
+static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_conn *c)
+{
+	struct rvs_conn_key k = *key;
+	struct rvs_conn_key reply = {};
+	__u32 dest = c->dest;
+	__u8 state = c->state;
+	int nat = c->method == RVS_METHOD_MASQ;
+
+	reply.src = c->daddr;
+	reply.dst = k.src;
+	reply.sport = c->dport;
+	reply.dport = k.sport;
+	reply.proto = k.proto;
+	if (bpf_map_delete_elem(&conns, &k) != 0)
+		return;
+	if (nat)
+		bpf_map_delete_elem(&conns_out, &reply);
+	unbind_dest(dest, state);
+}
+
 /* Whether the connection's server was removed from its service: IPVS drops the packet, and
  * with expire_nodest_conn the connection goes at once (`key`: its key in `conns`). */
 static __always_inline int dest_gone(struct rvs_settings *s, struct rvs_conn *c,
@@ -88,23 +112,25 @@ static __always_inline int dest_gone(struct rvs_settings *s, struct rvs_conn *c,
 
 	if (dest && dest->available)
 		return 0;
-	if (s->expire_nodest_conn) {
-		struct rvs_conn_key k = *key;
-
-		if (c->method == RVS_METHOD_MASQ) {
-			struct rvs_conn_key reply = {};
-
-			reply.src = c->daddr;
-			reply.dst = k.src;
-			reply.sport = c->dport;
-			reply.dport = k.sport;
-			reply.proto = k.proto;
-			bpf_map_delete_elem(&conns_out, &reply);
-		}
-		unbind_dest(c->dest, c->state);
-		bpf_map_delete_elem(&conns, &k);
-	}
+	if (s->expire_nodest_conn)
+		forget_conn(key, c);
 	return 1;
+}
+
+/* Whether a client's packet finding connection `c` starts afresh instead: the connection is
+ * past its timeout (the sweep has not run yet), or the packet is a SYN and IPVS's
+ * conn_reuse_mode expects a new connection (`is_new_conn_expected`): TIME_WAIT or CLOSE, or
+ * with bit 1 FIN_WAIT of a direct-routing connection. */
+static __always_inline int conn_stale(struct rvs_settings *s, struct pkt *p, struct rvs_conn *c,
+				      __u64 now)
+{
+	if (c->expires_ns <= now)
+		return 1;
+	if (!s->conn_reuse_mode || p->proto != IPPROTO_TCP || !(p->tcp_flags & TCPF_SYN))
+		return 0;
+	return c->state == RVS_STATE_TIME_WAIT || c->state == RVS_STATE_CLOSE ||
+	       ((s->conn_reuse_mode & 2) && c->state == RVS_STATE_FIN_WAIT &&
+		(c->flags & RVS_CONN_F_NOOUTPUT));
 }
 
 /* A packet of a known connection from the client's side. */
@@ -145,6 +171,10 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 	struct rvs_conn *c = bpf_map_lookup_elem(&conns, &out->in);
 	__u8 state;
 
+	if (c && c->expires_ns <= now) {
+		forget_conn(&out->in, c);
+		c = NULL;
+	}
 	if (!c) {
 		d->action = ACT_PASS;
 		return 0;
@@ -287,6 +317,10 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	}
 	now = bpf_ktime_get_ns();
 	c = bpf_map_lookup_elem(&conns, &p->key);
+	if (c && conn_stale(s, p, c, now)) {
+		forget_conn(&p->key, c);
+		c = NULL;
+	}
 	if (c) {
 		conn_in(p, s, c, now, d);
 		return;

@@ -5,10 +5,6 @@
 #ifndef RVS_LB_SYNC_H
 #define RVS_LB_SYNC_H
 
-#define RVS_STATE_FIN_WAIT 4
-#define RVS_STATE_TIME_WAIT 5
-#define RVS_STATE_CLOSE_WAIT 7
-
 /* Counts an incoming packet of `c` and says whether IPVS would sync the connection now: TCP
  * only in ESTABLISHED, FIN_WAIT, CLOSE, CLOSE_WAIT or TIME_WAIT, at once on entering one of
  * those other than ESTABLISHED, else (and UDP always) when the incoming packet count modulo

@@ -90,18 +90,7 @@ static long expire_one(void *map, struct rvs_conn_key *key, struct rvs_conn *c, 
 {
 	if (c->expires_ns > sw->now)
 		return 0;
-	if (c->method == RVS_METHOD_MASQ) {
-		struct rvs_conn_key reply = {};
-
-		reply.src = c->daddr;
-		reply.dst = key->src;
-		reply.sport = c->dport;
-		reply.dport = key->sport;
-		reply.proto = key->proto;
-		bpf_map_delete_elem(&conns_out, &reply);
-	}
-	unbind_dest(c->dest, c->state);
-	bpf_map_delete_elem(&conns, key);
+	forget_conn(key, c);
 	sw->expired++;
 	return 0;
 }

@@ -25,7 +25,10 @@
 #define RVS_STATE_SLOTS 16
 #define RVS_STATE_NONE 0
 #define RVS_STATE_ESTABLISHED 1
+#define RVS_STATE_FIN_WAIT 4
+#define RVS_STATE_TIME_WAIT 5
 #define RVS_STATE_CLOSE 6
+#define RVS_STATE_CLOSE_WAIT 7
 #define RVS_STATE_UDP 11
 
 /* Schedulers the program runs itself; any other kind is left to rvsd (RVS_SCHED_USER). */
@@ -230,7 +233,7 @@ struct rvs_settings {
 	__u8 sloppy_tcp;
 	__u8 expire_nodest_conn; /* a packet of a connection whose server was removed expires it */
 	__u8 sync_export; /* a sync master runs: connection changes go to `sync_ring` */
-	__u8 pad;
+	__u8 conn_reuse_mode; /* IPVS's: a SYN finding a closing connection starts a new one */
 	__u32 fib_gen; /* the kernel tables' version for cached next hops; 0: no caching */
 	__u32 sync_threshold; /* IPVS's sync_threshold (3) and sync_period (50) */
 	__u32 sync_period;

@@ -385,8 +385,8 @@ pub struct Settings {
     pub expire_nodest_conn: u8,
     /// A sync master runs: connection changes go to the `sync_ring`.
     pub sync_export: u8,
-    /// Zero.
-    pub pad: u8,
+    /// IPVS's conn_reuse_mode: a SYN finding a closing connection starts a new one.
+    pub conn_reuse_mode: u8,
     /// The version of the kernel's routes and neighbours the cached next hops belong to; rvsd
     /// changes it when they change. 0 turns caching off.
     pub fib_gen: u32,
@@ -398,7 +398,7 @@ pub struct Settings {
 
 impl Settings {
     /// The engine's tables: its TCP transitions, its timeouts for `timeouts`, and the policy
-    /// switches the program follows (sloppy_tcp, expire_nodest_conn).
+    /// switches the program follows (sloppy_tcp, expire_nodest_conn, conn_reuse_mode).
     pub fn from_engine(timeouts: rvs_engine::Timeouts, policy: &rvs_engine::Policy) -> Settings {
         let mut tcp_next = [[[0u8; STATE_SLOTS]; 4]; 3];
         for (dir, rows) in rvs_engine::tcp_transitions().iter().enumerate() {
@@ -419,7 +419,7 @@ impl Settings {
             sloppy_tcp: u8::from(policy.sloppy_tcp),
             expire_nodest_conn: u8::from(policy.expire_nodest_conn),
             sync_export: 0,
-            pad: 0,
+            conn_reuse_mode: policy.conn_reuse_mode,
             fib_gen: 0,
             sync_threshold: 3,
             sync_period: 50,

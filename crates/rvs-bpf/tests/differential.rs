@@ -901,3 +901,92 @@ fn sync_records_match_the_engine_and_install_on_a_backup() {
         assert_eq!(backup.sync_import(&elsewhere).expect("no service"), None);
     });
 }
+
+/// IPVS's conn_reuse_mode as the engine has it: a SYN that finds its connection in TIME_WAIT
+/// starts a new one, scheduled afresh (rr: the other server), with the default mode 1, and
+/// stays on the old connection with mode 0; the old one leaves its server's counts.
+#[test]
+fn closing_connections_are_reused_as_the_engine() {
+    for (mode, hook) in [0u32, 1].into_iter().flat_map(|m| HOOKS.map(|h| (m, h))) {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            e.add_dest(
+                &key(Protocol::Tcp, ip4(VIP4), VPORT),
+                dest(ip4(RIP4B), RPORT, 1),
+            )
+            .expect("a second server");
+            let mut policy = Policy::default();
+            policy.set("conn_reuse_mode", mode).expect("mode");
+            e.set_policy(policy);
+            let dp = load_program();
+            Publisher::new()
+                .publish(
+                    &dp,
+                    &e.spec_walk(),
+                    &Settings::from_engine(Timeouts::default(), &policy),
+                )
+                .expect("publish");
+            let frames = vec![
+                ("SYN", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+                (
+                    "SYN-ACK",
+                    tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[]),
+                ),
+                ("ACK", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+                ("FIN in", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, FINACK, &[])),
+                (
+                    "FIN out",
+                    tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, FINACK, &[]),
+                ),
+                ("last ACK", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+                ("SYN again", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+                (
+                    "ACK again",
+                    tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x"),
+                ),
+            ];
+            same(&e, &dp, hook, ifindex, &frames);
+            let conns = dp.connections().expect("conns");
+            assert_eq!(conns.len(), 1, "mode {mode}: one connection");
+            let want = if mode == 1 { RIP4B } else { RIP4 };
+            assert_eq!(
+                conns[0].1.daddr.ip(),
+                ip4(want),
+                "mode {mode}: the second SYN's server"
+            );
+        });
+    }
+}
+
+/// A connection past its timeout is gone for its next packet, before the sweep runs (as the
+/// engine's lookup treats it): a UDP datagram then opens a new connection, counted as one.
+#[test]
+fn expired_connections_are_gone_before_the_sweep() {
+    in_lab(|ifindex| {
+        let e = nat_engine();
+        let dp = load_program();
+        let timeouts = Timeouts {
+            udp: 1,
+            ..Timeouts::default()
+        };
+        Publisher::new()
+            .publish(
+                &dp,
+                &e.spec_walk(),
+                &Settings::from_engine(timeouts, &Policy::default()),
+            )
+            .expect("publish");
+        let query = udp4(CLIENT4, CPORT, VIP4, VPORT, 64, b"q");
+        let _ = bpf_outcome(&dp, Hook::Tc, ifindex, &query);
+        assert_eq!(dp.stat("conn_created").expect("stats"), 1);
+        std::thread::sleep(std::time::Duration::from_millis(1300));
+        let _ = bpf_outcome(&dp, Hook::Tc, ifindex, &query);
+        assert_eq!(
+            dp.stat("conn_created").expect("stats"),
+            2,
+            "the expired connection was replaced"
+        );
+        assert_eq!(dp.connections().expect("conns").len(), 1);
+        assert_eq!(dp.stat("expired").expect("stats"), 0, "no sweep ran");
+    });
+}
