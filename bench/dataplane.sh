@@ -8,11 +8,17 @@
 #   tc       rvsd's BPF program at tc ingress (--dataplane tc),
 #   xdp      rvsd's BPF program at XDP (--dataplane xdp; the veth peers get GRO, the senders
 #            tx checksum offload off, as XDP on veth needs),
-# keep-alive and Connection: close, and prints req/s, CPU per request (all of the machine's
-# busy time from /proc/stat over the run, divided by the requests: client and real servers
-# cost the same in every row, so differences are the director's) and both as ratios against
-# nft DNAT, measured in the same run. Every row gets a fresh lab, so none inherits another's
-# kernel state (conntrack entries, offload settings).
+# keep-alive and Connection: close, and prints req/s, the director's CPU per request and both as
+# ratios against nft DNAT, measured in the same run. Every row gets a fresh lab, so none
+# inherits another's kernel state (conntrack entries, offload settings).
+#
+# The director's CPU is isolated on the last CPU: Receive Packet Steering sends every packet
+# the director's interfaces receive to it and every packet the other namespaces' interfaces
+# receive to the other CPUs, the director's processes (rvsd, haproxy) are pinned to it and the
+# client's and real servers' (wrk, nginx) to the others. Its busy time from /proc/stat over a
+# run, divided by the requests, is the director's CPU per request: its kernel work (forwarding,
+# nftables, the BPF program) and its processes'. The whole machine's busy time per request is
+# printed too. With one CPU nothing is isolated and both columns are the machine's.
 #
 #   cargo build --release && sudo bench/dataplane.sh [seconds] [connections] [rows...]
 #
@@ -38,7 +44,25 @@ mount -t bpf bpf "$bpffs"
 prefix=
 socket=
 
+ncpu=$(nproc)
+dcpu=$((ncpu - 1))                      # the director's CPU
+others=$(( (1 << dcpu) - 1 ))           # everyone else's CPUs, as a mask
+((ncpu > 1)) || others=1
 in_dir() { ip netns exec "$prefix-director" "$@"; }
+on_director_cpu() { if ((ncpu > 1)); then taskset -c "$dcpu" "$@"; else "$@"; fi; }
+on_other_cpus() { if ((ncpu > 1)); then taskset -c "0-$((dcpu - 1))" "$@"; else "$@"; fi; }
+
+# Receive Packet Steering: the director's interfaces to its CPU, every other namespace's to the
+# other CPUs (a packet the director forwards is then received by its next hop elsewhere).
+isolate() {
+  ((ncpu > 1)) || return 0
+  local ns mask
+  for ns in client switch rs1 rs2 director; do
+    mask=$(printf %x "$others")
+    [[ $ns == director ]] && mask=$(printf %x $((1 << dcpu)))
+    ip netns exec "$prefix-$ns" sh -c "for q in /sys/class/net/*/queues/rx-*; do case \$q in */lo/*) ;; *) echo $mask > \$q/rps_cpus ;; esac; done"
+  done
+}
 adm() { "$bin/rvsadm" --socket "$socket" "$@"; }
 
 stop_rvsd() {
@@ -53,7 +77,7 @@ stop_rvsd() {
 
 start_rvsd() { # extra args...
   rm -f "$socket"
-  in_dir "$bin/rvsd" --interface d0 --interface d1 --socket "$socket" "$@" >"$work/rvsd.log" 2>&1 &
+  in_dir taskset -c "$dcpu" "$bin/rvsd" --interface d0 --interface d1 --socket "$socket" "$@" >"$work/rvsd.log" 2>&1 &
   for _ in $(seq 100); do adm -Ln >/dev/null 2>&1 && break; sleep 0.1; done
   adm -A -t 192.168.1.253:80 -s rr
   adm -a -t 192.168.1.253:80 -r 10.10.10.2:8081 -m
@@ -84,8 +108,9 @@ setup_lab() {
   for ns in rs1 rs2; do
     mkdir -p "$work/nginx-$ns"
     nginx_conf "$ns" >"$work/nginx-$ns/nginx.conf"
-    ip netns exec "$prefix-$ns" nginx -c "$work/nginx-$ns/nginx.conf" -p "$work/nginx-$ns"
+    ip netns exec "$prefix-$ns" taskset -c "0-$((dcpu > 0 ? dcpu - 1 : 0))" nginx -c "$work/nginx-$ns/nginx.conf" -p "$work/nginx-$ns"
   done
+  isolate
   # The client may reuse TIME_WAIT ports quickly (Connection: close runs).
   ip netns exec "$prefix-client" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
 }
@@ -110,20 +135,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-busy_jiffies() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+# Busy jiffies of one /proc/stat line ("cpu " for the machine, "cpuN " for CPU N).
+busy_jiffies() { awk -v l="$1" '$1 == l {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 hz=$(getconf CLK_TCK)
+dline=cpu
+((ncpu > 1)) && dline=cpu$dcpu
 
-# One wrk run: prints "req/s requests busy_ms".
+# One wrk run: prints "req/s requests machine_busy_ms director_busy_ms".
 measure() { # url, extra wrk args...
-  local url=$1 b0 b1 report
+  local url=$1 b0 b1 d0 d1 report
   shift
-  b0=$(busy_jiffies)
-  report=$(ip netns exec "$prefix-client" wrk -t2 -c"$conns" -d"${secs}s" "$@" "$url")
-  b1=$(busy_jiffies)
-  awk -v busy=$(((b1 - b0) * 1000 / hz)) '
+  b0=$(busy_jiffies cpu)
+  d0=$(busy_jiffies "$dline")
+  report=$(ip netns exec "$prefix-client" taskset -c "0-$((dcpu > 0 ? dcpu - 1 : 0))" wrk -t2 -c"$conns" -d"${secs}s" "$@" "$url")
+  b1=$(busy_jiffies cpu)
+  d1=$(busy_jiffies "$dline")
+  awk -v busy=$(((b1 - b0) * 1000 / hz)) -v dir=$(((d1 - d0) * 1000 / hz)) '
     /Requests\/sec/ {rps=$2}
     /requests in/ {n=$1}
-    END {print rps, n, busy}' <<<"$report"
+    END {print rps, n, busy, dir}' <<<"$report"
 }
 
 nft_dnat() {
@@ -154,9 +184,9 @@ listen web
 CONF
 }
 
-declare -A rps cpu
+declare -A rps cpu dcpu_us
 run_row() { # name
-  local name=$1 url mode r rate n busy
+  local name=$1 url mode r rate n busy dir
   setup_lab
   case $name in
     kernel) url=http://10.10.10.2:8081/ ;;
@@ -168,7 +198,7 @@ run_row() { # name
     haproxy)
       in_dir ip addr add 192.168.1.251/24 dev d0
       haproxy_conf >"$work/haproxy.cfg"
-      in_dir haproxy -D -p "$work/haproxy.pid" -f "$work/haproxy.cfg"
+      in_dir taskset -c "$dcpu" haproxy -D -p "$work/haproxy.pid" -f "$work/haproxy.cfg"
       sleep 0.5
       url=http://192.168.1.251/
       ;;
@@ -194,9 +224,10 @@ run_row() { # name
     local extra=()
     [[ $mode == close ]] && extra=(-H "Connection: close")
     r=$(measure "$url" "${extra[@]}")
-    read -r rate n busy <<<"$r"
+    read -r rate n busy dir <<<"$r"
     rps[$name,$mode]=$rate
     cpu[$name,$mode]=$(awk -v b="$busy" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f", b * 1000 / n; else print "n/a" }')
+    dcpu_us[$name,$mode]=$(awk -v b="$dir" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", b * 1000 / n; else print "n/a" }')
   done
   teardown_lab
 }
@@ -204,30 +235,16 @@ run_row() { # name
 for row in "${rows[@]}"; do run_row "$row"; done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
-printf '%-8s | %-10s %-10s %-8s %-8s | %-10s %-10s %-8s %-8s\n' row "ka req/s" "ka us/req" "ka x nft" "cpu x" "cl req/s" "cl us/req" "cl x nft" "cpu x"
+printf '%-8s | %-9s %-6s %-8s %-6s %-8s | %-9s %-6s %-8s %-6s %-8s\n' row "ka req/s" "x nft" "dir us" "x nft" "all us" "cl req/s" "x nft" "dir us" "x nft" "all us"
 for row in "${rows[@]}"; do
   line=$(printf '%-8s |' "$row")
   for mode in keepalive close; do
     r=${rps[$row,$mode]:-0}
+    d=${dcpu_us[$row,$mode]:-n/a}
     c=${cpu[$row,$mode]:-n/a}
-    line+=$(printf ' %-10s %-10s %-8s %-8s |' "$r" "$c" "$(ratio "$r" "${rps[nft,$mode]:-0}")" "$(ratio "$c" "${cpu[nft,$mode]:-0}")")
+    line+=$(printf ' %-9s %-6s %-8s %-6s %-8s |' "$r" "$(ratio "$r" "${rps[nft,$mode]:-0}")" "$d" "$(ratio "$d" "${dcpu_us[nft,$mode]:-0}")" "$c")
   done
   echo "${line% |}"
 done
-echo "(us/req: the whole machine's busy CPU time per request; x nft: ratio against nftables DNAT in this run)"
-if [[ -n ${cpu[kernel,keepalive]:-} && -n ${cpu[nft,keepalive]:-} ]]; then
-  echo
-  echo "The director's share, estimated as the CPU per request above plain kernel forwarding (same"
-  echo "client, same real servers), and its ratio against nft DNAT's:"
-  printf '%-8s | %-12s %-8s | %-12s %-8s\n' row "ka extra us" "x nft" "cl extra us" "x nft"
-  for row in "${rows[@]}"; do
-    [[ $row == kernel ]] && continue
-    line=$(printf '%-8s |' "$row")
-    for mode in keepalive close; do
-      e=$(awk -v a="${cpu[$row,$mode]}" -v k="${cpu[kernel,$mode]}" 'BEGIN { printf "%.1f", a - k }')
-      n=$(awk -v a="${cpu[nft,$mode]}" -v k="${cpu[kernel,$mode]}" 'BEGIN { printf "%.1f", a - k }')
-      line+=$(printf ' %-12s %-8s |' "$e" "$(ratio "$e" "$n")")
-    done
-    echo "${line% |}"
-  done
-fi
+echo "(ka: keep-alive, cl: Connection: close; dir us: the director's CPU per request, microseconds,"
+echo " on its isolated CPU $dcpu of $ncpu; all us: the whole machine's; x nft: ratio against nftables DNAT in this run)"
