@@ -82,25 +82,29 @@ static __always_inline void touch(struct rvs_conn *c, __u64 expires, __u32 len)
 /* Takes a connection out of the tables and out of its server's counts (`key`: its key in
  * `conns`), as IPVS's expiry does. Only the CPU whose delete succeeds does the rest, so a
  * packet and the sweep racing for one connection count it out once; the fields are read
- * before the delete, as a deleted entry may be reused at once. */
+ * before the delete. The reply key is built in per-CPU scratch space (the stack is short). */
 static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_conn *c)
 {
-	struct rvs_conn_key k = *key;
-	struct rvs_conn_key reply = {};
-	__u32 dest = c->dest;
-	__u8 state = c->state;
+	__u32 zero = 0;
+	struct conn_scratch *w = bpf_map_lookup_elem(&conn_scratch, &zero);
+	__u32 dest = c->dest, svc = c->svc;
+	__u8 state = c->state, flags = c->flags;
 	int nat = c->method == RVS_METHOD_MASQ;
 
-	reply.src = c->daddr;
-	reply.dst = k.src;
-	reply.sport = c->dport;
-	reply.dport = k.sport;
-	reply.proto = k.proto;
-	if (bpf_map_delete_elem(&conns, &k) != 0)
+	if (!w)
+		return;
+	w->reply.src = c->daddr;
+	w->reply.dst = key->src;
+	w->reply.sport = c->dport;
+	w->reply.dport = key->sport;
+	w->reply.proto = key->proto;
+	w->reply.pad[0] = w->reply.pad[1] = w->reply.pad[2] = 0;
+	if (bpf_map_delete_elem(&conns, key) != 0)
 		return;
 	if (nat)
-		bpf_map_delete_elem(&conns_out, &reply);
+		bpf_map_delete_elem(&conns_out, &w->reply);
 	unbind_dest(dest, state);
+	tpl_control(svc, key, flags, 0);
 }
 
 /* Whether the connection's server was removed from its service: IPVS drops the packet, and
@@ -120,13 +124,14 @@ static __always_inline int dest_gone(struct rvs_settings *s, struct rvs_conn *c,
 /* Whether a client's packet finding connection `c` starts afresh instead: the connection is
  * past its timeout (the sweep has not run yet), or the packet is a SYN and IPVS's
  * conn_reuse_mode expects a new connection (`is_new_conn_expected`): TIME_WAIT or CLOSE, or
- * with bit 1 FIN_WAIT of a direct-routing connection. */
+ * with bit 1 FIN_WAIT of a direct-routing connection; never one a template controls. */
 static __always_inline int conn_stale(struct rvs_settings *s, struct pkt *p, struct rvs_conn *c,
 				      __u64 now)
 {
 	if (c->expires_ns <= now)
 		return 1;
-	if (!s->conn_reuse_mode || p->proto != IPPROTO_TCP || !(p->tcp_flags & TCPF_SYN))
+	if (!s->conn_reuse_mode || p->proto != IPPROTO_TCP || !(p->tcp_flags & TCPF_SYN) ||
+	    (c->flags & RVS_CONN_F_TEMPLATE))
 		return 0;
 	return c->state == RVS_STATE_TIME_WAIT || c->state == RVS_STATE_CLOSE ||
 	       ((s->conn_reuse_mode & 2) && c->state == RVS_STATE_FIN_WAIT &&
@@ -203,65 +208,77 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 }
 
 /* Opens a connection to the chosen server `pick`: NAT gets its reply entry too; direct
- * routing is tracked in the client's direction only (IPVS's INPUT-ONLY states). */
+ * routing is tracked in the client's direction only (IPVS's INPUT-ONLY states). `tpl`: the
+ * RVS_CONN_F_TEMPLATE/ANY_PORT flags of a persistent service's connection. */
 static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, struct rvs_svc *svc,
-				     struct pick *pick, __u64 now, struct decision *d)
+				     struct pick *pick, __u8 tpl, __u64 now, struct decision *d)
 {
-	struct rvs_conn c = {};
-	struct rvs_conn_out out = {};
-	struct rvs_conn_key reply = {};
+	__u32 zero = 0;
+	/* The new entries are built in per-CPU scratch space: on the stack they would leave no
+	 * room for the scheduler's frame (BPF's 512 bytes are for the whole call chain). */
+	struct conn_scratch *w = bpf_map_lookup_elem(&conn_scratch, &zero);
+	struct rvs_conn *c;
 	int dr = pick->dest->method == RVS_METHOD_ROUTE;
 	__u8 state;
 	int synced;
 
+	if (!w)
+		return to_rvsd(d, RVS_PUNT_TABLE_FULL);
+	c = &w->conn;
+	__builtin_memset(w, 0, sizeof(*w));
 	if (p->proto == IPPROTO_TCP)
 		state = next_state(s, RVS_STATE_NONE, dr ? 2 : 0, p->tcp_flags);
 	else
 		state = RVS_STATE_UDP;
-	c.daddr = pick->dest->addr;
-	c.dport = dr || !pick->dest->port ? p->key.dport : pick->dest->port;
-	c.state = state;
-	c.flags = dr ? RVS_CONN_F_NOOUTPUT : 0;
-	c.dest = pick->slot;
-	c.svc = svc->id;
-	c.method = dr ? RVS_METHOD_ROUTE : RVS_METHOD_MASQ;
-	c.expires_ns = now + timeout_ns(s, state);
-	c.packets = 1;
-	c.bytes = p->len;
-	synced = s->sync_export && sync_due(s, p->proto, &c);
+	c->daddr = pick->dest->addr;
+	c->dport = dr || (tpl & RVS_CONN_F_ANY_PORT) || !pick->dest->port ? p->key.dport
+									    : pick->dest->port;
+	c->state = state;
+	c->flags = (dr ? RVS_CONN_F_NOOUTPUT : 0) | tpl;
+	c->dest = pick->slot;
+	c->svc = svc->id;
+	c->method = dr ? RVS_METHOD_ROUTE : RVS_METHOD_MASQ;
+	c->expires_ns = now + timeout_ns(s, state);
+	c->packets = 1;
+	c->bytes = p->len;
+	synced = s->sync_export && sync_due(s, p->proto, c);
 	if (!dr) {
-		reply.src = c.daddr;
-		reply.dst = p->key.src;
-		reply.sport = c.dport;
-		reply.dport = p->key.sport;
-		reply.proto = p->proto;
-		out.in = p->key;
-		if (bpf_map_update_elem(&conns_out, &reply, &out, BPF_NOEXIST) < 0)
+		w->reply.src = c->daddr;
+		w->reply.dst = p->key.src;
+		w->reply.sport = c->dport;
+		w->reply.dport = p->key.sport;
+		w->reply.proto = p->proto;
+		w->out.in = p->key;
+		if (bpf_map_update_elem(&conns_out, &w->reply, &w->out, BPF_NOEXIST) < 0)
 			return to_rvsd(d, RVS_PUNT_TABLE_FULL);
 	}
-	if (bpf_map_update_elem(&conns, &p->key, &c, BPF_NOEXIST) < 0) {
+	if (bpf_map_update_elem(&conns, &p->key, c, BPF_NOEXIST) < 0) {
 		if (!dr)
-			bpf_map_delete_elem(&conns_out, &reply);
+			bpf_map_delete_elem(&conns_out, &w->reply);
 		return to_rvsd(d, RVS_PUNT_TABLE_FULL);
 	}
 	bind_dest(pick);
+	tpl_control(svc->id, &p->key, c->flags, 1);
 	if (is_active(state))
 		move_count(pick->slot, RVS_STATE_NONE, state);
 	if (synced)
-		sync_emit(s, &p->key, &c);
+		sync_emit(s, &p->key, c);
 	count(RVS_STAT_CONN_CREATED);
 	traffic(svc->id, pick->slot, p->len - p->l3, 0, 1);
-	d->addr = c.daddr;
-	d->port = c.dport;
+	d->addr = c->daddr;
+	d->port = c->dport;
 	d->action = dr ? ACT_DR : ACT_NAT_IN;
 	return 0;
 }
 
-/* A packet to a service without a connection: IPVS's checks, schedule, open. */
-static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struct rvs_svc *svc, __u64 now,
-				    struct decision *d)
+/* A packet to a service without a connection: IPVS's checks, schedule, open. `any_port`:
+ * the service is a port-0 one. */
+static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struct rvs_svc *svc,
+				    int any_port, __u64 now, struct decision *d)
 {
 	struct pick pick = {};
+	__u8 tpl = 0;
+	int full = 0, kept = 0;
 
 	if (svc->flags & RVS_SVC_F_USER || svc->sched == RVS_SCHED_USER)
 		return to_rvsd(d, RVS_PUNT_SERVICE);
@@ -270,11 +287,21 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 		return drop(d, RVS_STAT_DROP_NON_SYN);
 	if (p->ttl <= 1)
 		return drop(d, RVS_STAT_DROP_TTL);
-	if (!schedule(svc, p, &pick))
-		return drop(d, RVS_STAT_DROP_NO_DEST);
+	if (svc->flags & RVS_SVC_F_PERSIST) {
+		tpl = RVS_CONN_F_TEMPLATE | (any_port ? RVS_CONN_F_ANY_PORT : 0);
+		kept = persist_lookup(p, s, svc, any_port, now, &pick);
+	}
+	if (!kept) {
+		int slot = rvs_pick(svc->id, svc->sched | (__u32)svc->flags << 8, p);
+
+		if (slot <= 0 || !pick_slot(slot - 1, &pick))
+			return drop(d, RVS_STAT_DROP_NO_DEST);
+		if (tpl && !persist_record(p, s, svc, any_port, now, &pick, &full))
+			return full ? to_rvsd(d, RVS_PUNT_TABLE_FULL) : drop(d, RVS_STAT_DROP_NO_DEST);
+	}
 	if (pick.dest->method != RVS_METHOD_MASQ && pick.dest->method != RVS_METHOD_ROUTE)
 		return to_rvsd(d, RVS_PUNT_SERVICE);
-	return open_conn(p, s, svc, &pick, now, d);
+	return open_conn(p, s, svc, &pick, tpl, now, d);
 }
 
 /* The decision for a frame the parser returned `parsed` for. */
@@ -346,7 +373,7 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		svc = bpf_map_lookup_elem(&services, &sk);
 	}
 	if (svc) {
-		new_conn(p, s, svc, now, d);
+		new_conn(p, s, svc, sk.port != p->key.dport, now, d);
 		return;
 	}
 	/* A firewall-mark service's address: rvsd classifies and schedules. */

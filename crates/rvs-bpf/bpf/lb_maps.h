@@ -119,6 +119,15 @@ struct {
 	__uint(max_entries, 1 << 24);
 } punt SEC(".maps");
 
+/* Persistence templates (sized like `conns` by the loader). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rvs_tpl_key);
+	__type(value, struct rvs_tpl);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} templates SEC(".maps");
+
 /* Connections for the sync master (rvsd drains it every 100 ms; 64 Ki records). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -149,5 +158,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct punt_buf);
 } punt_scratch SEC(".maps");
+
+/* A new connection's entries while they are built (per CPU; see open_conn). */
+struct conn_scratch {
+	struct rvs_conn conn;
+	struct rvs_conn_out out;
+	struct rvs_conn_key reply;
+	struct rvs_tpl_key tpl_key;
+	struct rvs_tpl tpl;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct conn_scratch);
+} conn_scratch SEC(".maps");
 
 #endif

@@ -31,7 +31,47 @@ due:
 	return 1;
 }
 
-/* Sends connection `c` (key `key`) to the sync master's ring; a full ring loses it, counted. */
+/* Sends the template controlling connection `c` (key `key`) to the sync master's ring. */
+static __always_inline void sync_emit_template(struct rvs_conn_key *key, struct rvs_conn *c)
+{
+	struct rvs_svc_dests *sd = bpf_map_lookup_elem(&svc_dests, &c->svc);
+	struct rvs_sync_event *e;
+	struct rvs_tpl_key k = {};
+	struct rvs_dest *d;
+	struct rvs_tpl *t;
+
+	if (!sd)
+		return;
+	tpl_key_of(&k, sd, c->svc, key, c->flags & RVS_CONN_F_ANY_PORT);
+	t = bpf_map_lookup_elem(&templates, &k);
+	if (!t)
+		return;
+	d = bpf_map_lookup_elem(&dests, &t->dest);
+	if (!d)
+		return;
+	e = bpf_ringbuf_reserve(&sync_ring, sizeof(*e), 0);
+	if (!e) {
+		count(RVS_STAT_SYNC_LOST);
+		return;
+	}
+	__builtin_memset(&e->key, 0, sizeof(e->key));
+	e->key.src = k.client;
+	e->key.dst = key->dst;
+	e->key.dport = k.vport;
+	e->key.proto = key->proto;
+	e->daddr = d->addr;
+	e->dport = t->dport;
+	e->state = 0;
+	e->method = d->method;
+	e->timeout_ms = t->timeout_ms;
+	e->flags = RVS_SYNC_EV_TEMPLATE;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Sends connection `c` (key `key`) to the sync master's ring, then its template if a template
+ * controls it (as IPVS syncs a connection's template with it); a full ring loses a record,
+ * counted. */
 static __always_inline void sync_emit(struct rvs_settings *s, struct rvs_conn_key *key,
 				      struct rvs_conn *c)
 {
@@ -47,7 +87,11 @@ static __always_inline void sync_emit(struct rvs_settings *s, struct rvs_conn_ke
 	e->state = c->state;
 	e->method = c->method;
 	e->timeout_ms = s->timeout_ms[c->state & (RVS_STATE_SLOTS - 1)];
+	e->flags = 0;
+	e->pad = 0;
 	bpf_ringbuf_submit(e, 0);
+	if (c->flags & RVS_CONN_F_TEMPLATE)
+		sync_emit_template(key, c);
 }
 
 /* An incoming packet of connection `c` was handled: export it when a master runs and IPVS
@@ -72,6 +116,32 @@ static __always_inline void bind_slot(__u32 slot)
 		c->overloaded = 1;
 }
 
+/* Installs (or refreshes) a synced template: an existing one to the same server and port gets
+ * the new timeout, any other is replaced. */
+static __always_inline int sync_install_template(struct rvs_sync_in *in)
+{
+	struct rvs_tpl_key k = {};
+	struct rvs_tpl t = {};
+	struct rvs_tpl *old;
+
+	k.client = in->key.src;
+	k.svc = in->svc;
+	k.vport = in->key.dport;
+	k.proto = in->key.proto;
+	t.expires_ns = bpf_ktime_get_ns() + (__u64)in->timeout_ms * 1000000ULL;
+	old = bpf_map_lookup_elem(&templates, &k);
+	if (old && old->dest == in->dest && old->dport == in->dport) {
+		old->expires_ns = t.expires_ns;
+		return RVS_SYNC_IN_REFRESHED;
+	}
+	t.dest = in->dest;
+	t.timeout_ms = in->timeout_ms;
+	t.dport = in->dport;
+	if (bpf_map_update_elem(&templates, &k, &t, BPF_ANY) < 0)
+		return RVS_SYNC_IN_FULL;
+	return RVS_SYNC_IN_ADDED;
+}
+
 /* Installs (or refreshes) a synced connection, as IPVS's backup does: it takes the record's
  * state and timeout and counts toward its server's active or inactive connections. */
 static __always_inline int sync_install(struct rvs_sync_in *in)
@@ -83,6 +153,8 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 	struct rvs_conn c = {};
 	int nat = in->method == RVS_METHOD_MASQ;
 
+	if (in->flags & RVS_SYNC_EV_TEMPLATE)
+		return sync_install_template(in);
 	if (old) {
 		if (old->state != in->state) {
 			move_count(old->dest, old->state, in->state);

@@ -43,6 +43,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "lb_maps.h"
 #include "lb_parse.h"
 #include "lb_sched.h"
+#include "lb_persist.h"
 #include "lb_sync.h"
 #include "lb_decide.h"
 #include "lb_tc.h"
@@ -95,8 +96,23 @@ static long expire_one(void *map, struct rvs_conn_key *key, struct rvs_conn *c, 
 	return 0;
 }
 
+/* A template past its timeout goes, unless connections it controls still live: then its timer
+ * is re-armed (IPVS's "expire later"). */
+static long expire_template(void *map, struct rvs_tpl_key *key, struct rvs_tpl *t, struct sweep *sw)
+{
+	if (t->expires_ns > sw->now)
+		return 0;
+	if (t->n_control > 0) {
+		t->expires_ns = sw->now + (__u64)t->timeout_ms * 1000000ULL;
+		return 0;
+	}
+	bpf_map_delete_elem(&templates, key);
+	return 0;
+}
+
 /* The expiry sweep: rvsd runs it (BPF_PROG_TEST_RUN) about once a second; every connection
- * past its timeout leaves the table and its server's counts, as IPVS's connection timers do. */
+ * past its timeout leaves the table and its server's counts, as IPVS's connection timers do,
+ * then templates past theirs that control no connection. */
 SEC("tc")
 int rvs_expire(struct __sk_buff *skb)
 {
@@ -105,6 +121,7 @@ int rvs_expire(struct __sk_buff *skb)
 	__u64 *c;
 
 	bpf_for_each_map_elem(&conns, expire_one, &sw, 0);
+	bpf_for_each_map_elem(&templates, expire_template, &sw, 0);
 	c = bpf_map_lookup_elem(&stats, &which);
 	if (c)
 		*c += sw.expired;

@@ -112,6 +112,7 @@ struct rvs_svc_key {
 #define RVS_SVC_F_USER 0x01     /* new connections are scheduled by rvsd */
 #define RVS_SVC_F_FALLBACK 0x02 /* sh/mh: skip unavailable servers by rehashing */
 #define RVS_SVC_F_PORT 0x04     /* sh/mh: hash the source port too */
+#define RVS_SVC_F_PERSIST 0x08  /* persistent (-p): clients keep their server by templates */
 
 /* A virtual service: `services` value. */
 struct rvs_svc {
@@ -129,6 +130,30 @@ struct rvs_svc_dests {
 	__u32 wrr_di;  /* wrr: the gcd step */
 	__u32 hash_len; /* sh/dh/mh: entries of the service's table used (0: empty table) */
 	__u32 slot[RVS_MAX_DESTS];
+	__u32 persist_ms; /* RVS_SVC_F_PERSIST: the persistence timeout */
+	__u32 pad;
+	struct rvs_addr persist_mask; /* the client address mask (-M; IPv4 as IPv4-mapped) */
+};
+
+/* A persistence template (IPVS's `ip_vs_sched_persist`): `templates` key. `vport` is 0 for a
+ * port-0 service (the connections keep the client's destination port). The service id stands
+ * for the virtual address. */
+struct rvs_tpl_key {
+	struct rvs_addr client; /* masked */
+	__u32 svc;
+	__u16 vport; /* network order */
+	__u8 proto;
+	__u8 pad;
+};
+
+/* A persistence template: `templates` value. */
+struct rvs_tpl {
+	__u64 expires_ns;
+	__u32 dest;       /* dest slot */
+	__u32 n_control;  /* live connections it controls (IPVS's n_control), atomic */
+	__u32 timeout_ms;
+	__u16 dport;      /* network order; 0 for a port-0 service */
+	__u16 pad;
 };
 
 /* One step of a wrr sequence (`wrr_seq` value): the service's dest at index `pos`, taken
@@ -186,6 +211,8 @@ struct rvs_conn_key {
 
 /* Connection flags. */
 #define RVS_CONN_F_NOOUTPUT 0x01 /* replies bypass the director (DR, TUN) */
+#define RVS_CONN_F_TEMPLATE 0x02 /* controlled by a persistence template */
+#define RVS_CONN_F_ANY_PORT 0x04 /* ... of a port-0 service (the template's vport is 0) */
 
 /* A next hop the FIB gave for one direction of a connection, kept so that its packets skip
  * the lookup while the kernel's routes and neighbours stay as they were (`gen` equal to the
@@ -237,6 +264,8 @@ struct rvs_settings {
 	__u32 fib_gen; /* the kernel tables' version for cached next hops; 0: no caching */
 	__u32 sync_threshold; /* IPVS's sync_threshold (3) and sync_period (50) */
 	__u32 sync_period;
+	__u8 expire_quiescent_template; /* a template whose server has weight 0 is not used */
+	__u8 pad2[3];
 };
 
 /* A connection the sync master sends (`sync_ring` record): what IPVS's sync message carries of
@@ -247,8 +276,14 @@ struct rvs_sync_event {
 	__u16 dport; /* network order */
 	__u8 state;
 	__u8 method;
-	__u32 timeout_ms; /* the state's timeout */
+	__u32 timeout_ms; /* the state's timeout (a template's: the persistence timeout) */
+	__u32 flags;      /* RVS_SYNC_EV_* */
+	__u32 pad;
 };
+
+/* A sync event of a persistence template: `key` holds the masked client (port 0), the virtual
+ * address and port (0 for a port-0 service), `daddr`/`dport` the template's server. */
+#define RVS_SYNC_EV_TEMPLATE 0x01
 
 /* A connection a sync backup installs (the input of rvs_sync_in, after a zeroed Ethernet
  * header): the record resolved by rvsd to the program's service id and dest slot. */
@@ -261,6 +296,7 @@ struct rvs_sync_in {
 	__u32 dest;
 	__u32 svc;
 	__u32 timeout_ms;
+	__u32 flags; /* RVS_SYNC_EV_TEMPLATE: a template (key.src masked, key.dport its vport) */
 };
 
 /* rvs_sync_in's answers. */

@@ -23,4 +23,4 @@ pub use error::Error;
 pub use program::{tc_action, Action, Datapath, Hook, Limits, TestRun};
 pub use sync::{sync_in, Installed, Located};
 pub use tables::Publisher;
-pub use view::{DestState, MapsView};
+pub use view::{DestState, MapsView, TemplateView};

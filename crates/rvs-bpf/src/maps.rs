@@ -151,6 +151,8 @@ pub const SVC_F_USER: u8 = 0x01;
 pub const SVC_F_FALLBACK: u8 = 0x02;
 /// Service flag: sh/mh hash the source port too (`sh-port`, `mh-port`).
 pub const SVC_F_PORT: u8 = 0x04;
+/// Service flag: persistent (`-p`): clients keep their server through templates.
+pub const SVC_F_PERSIST: u8 = 0x08;
 
 /// `services` value.
 #[derive(
@@ -184,6 +186,12 @@ pub struct SvcDests {
     pub hash_len: u32,
     /// Dest slots.
     pub slot: [u32; MAX_DESTS],
+    /// A persistent service's timeout, milliseconds.
+    pub persist_ms: u32,
+    /// Zero.
+    pub pad: u32,
+    /// A persistent service's client address mask (`-M`; IPv4 as IPv4-mapped).
+    pub persist_mask: Addr,
 }
 
 impl Default for SvcDests {
@@ -195,8 +203,49 @@ impl Default for SvcDests {
             wrr_di: 0,
             hash_len: 0,
             slot: [0; MAX_DESTS],
+            persist_ms: 0,
+            pad: 0,
+            persist_mask: Addr::default(),
         }
     }
+}
+
+/// `templates` key: a persistence template (`struct rvs_tpl_key`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct TplKey {
+    /// The client's address, masked.
+    pub client: Addr,
+    /// The service's id.
+    pub svc: u32,
+    /// The virtual port, network order (0 for a port-0 service).
+    pub vport_be: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Zero.
+    pub pad: u8,
+}
+
+/// `templates` value (`struct rvs_tpl`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct Tpl {
+    /// Expiry, CLOCK_MONOTONIC nanoseconds.
+    pub expires_ns: u64,
+    /// The dest slot its clients go to.
+    pub dest: u32,
+    /// Live connections it controls.
+    pub n_control: u32,
+    /// The persistence timeout, milliseconds.
+    pub timeout_ms: u32,
+    /// The real server's port, network order (0 for a port-0 service).
+    pub dport_be: u16,
+    /// Zero.
+    pub pad: u16,
 }
 
 /// `wrr_seq` value: one step of a wrr sequence.
@@ -304,6 +353,10 @@ pub struct ConnKey {
 
 /// Connection flag: replies bypass the director (DR, TUN).
 pub const CONN_F_NOOUTPUT: u8 = 0x01;
+/// Connection flag: controlled by a persistence template.
+pub const CONN_F_TEMPLATE: u8 = 0x02;
+/// Connection flag: ... of a port-0 service (the template's virtual port is 0).
+pub const CONN_F_ANY_PORT: u8 = 0x04;
 
 /// A cached next hop of one direction of a connection (`struct rvs_hop`).
 #[derive(
@@ -394,6 +447,10 @@ pub struct Settings {
     pub sync_threshold: u32,
     /// IPVS's sync_period.
     pub sync_period: u32,
+    /// IPVS's expire_quiescent_template: a template whose server has weight 0 is not used.
+    pub expire_quiescent_template: u8,
+    /// Zero.
+    pub pad2: [u8; 3],
 }
 
 impl Settings {
@@ -423,6 +480,8 @@ impl Settings {
             fib_gen: 0,
             sync_threshold: 3,
             sync_period: 50,
+            expire_quiescent_template: u8::from(policy.expire_quiescent_template),
+            pad2: [0; 3],
         }
     }
 }
@@ -461,9 +520,17 @@ pub struct SyncEvent {
     pub state: u8,
     /// [`Method`] as a byte.
     pub method: u8,
-    /// The state's timeout, milliseconds.
+    /// The state's timeout, milliseconds (a template's: the persistence timeout).
     pub timeout_ms: u32,
+    /// `SYNC_EV_*`.
+    pub flags: u32,
+    /// Zero.
+    pub pad: u32,
 }
+
+/// Sync event flag: a persistence template (`key.src` the masked client, `key.dport` the
+/// virtual port, 0 for a port-0 service; `daddr`/`dport_be` its server).
+pub const SYNC_EV_TEMPLATE: u32 = 0x01;
 
 /// A synced connection to install (`struct rvs_sync_in`): the record resolved to the
 /// program's service id and dest slot.
@@ -488,6 +555,8 @@ pub struct SyncIn {
     pub svc: u32,
     /// Timeout from now, milliseconds.
     pub timeout_ms: u32,
+    /// `SYNC_EV_TEMPLATE` for a template.
+    pub flags: u32,
 }
 
 #[cfg(test)]
@@ -500,7 +569,9 @@ mod tests {
     fn layouts_match_the_c_header() {
         assert_eq!(size_of::<SvcKey>(), 20);
         assert_eq!(size_of::<Svc>(), 8);
-        assert_eq!(size_of::<SvcDests>(), 20 + 4 * MAX_DESTS);
+        assert_eq!(size_of::<SvcDests>(), 20 + 4 * MAX_DESTS + 8 + 16);
+        assert_eq!(size_of::<TplKey>(), 24);
+        assert_eq!(size_of::<Tpl>(), 24);
         assert_eq!(size_of::<WrrStep>(), 8);
         assert_eq!(size_of::<Dest>(), 36);
         assert_eq!(offset_of!(Dest, id), 32);
@@ -515,12 +586,12 @@ mod tests {
         assert_eq!(size_of::<ConnOut>(), 64);
         assert_eq!(
             size_of::<Settings>(),
-            3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 16
+            3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 20
         );
         assert_eq!(size_of::<PuntHdr>(), 16);
         assert_eq!(offset_of!(Conn, sync_pkts), 30);
-        assert_eq!(size_of::<SyncEvent>(), 64);
-        assert_eq!(size_of::<SyncIn>(), 72);
+        assert_eq!(size_of::<SyncEvent>(), 72);
+        assert_eq!(size_of::<SyncIn>(), 76);
         assert_eq!(size_of::<Traffic>(), 40);
     }
 

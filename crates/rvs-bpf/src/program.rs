@@ -144,12 +144,12 @@ impl Datapath {
             };
             if let Some(dir) = pins {
                 // Per-CPU scratch space and read-only data stay private to one load.
-                if name != "punt_scratch" && !name.starts_with('.') {
+                if !name.ends_with("_scratch") && !name.starts_with('.') {
                     map.set_pin_path(dir.join(&name)).map_err(Error::Load)?;
                 }
             }
             let size = match name.as_str() {
-                "conns" | "conns_out" => limits.connections,
+                "conns" | "conns_out" | "templates" => limits.connections,
                 "services" | "svc_dests" | "sched_cursor" | "svc_stats" => limits.services,
                 "addrs" => limits.services.saturating_add(limits.dests),
                 "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
@@ -293,6 +293,17 @@ impl Datapath {
         for key in self.keys::<ConnKey>("conns")? {
             if let Some(conn) = self.get::<ConnKey, Conn>("conns", &key)? {
                 out.push((key, conn));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every persistence template of the `templates` map with its key.
+    pub fn templates(&self) -> Result<Vec<(crate::maps::TplKey, crate::maps::Tpl)>, Error> {
+        let mut out = Vec::new();
+        for key in self.keys::<crate::maps::TplKey>("templates")? {
+            if let Some(t) = self.get::<crate::maps::TplKey, crate::maps::Tpl>("templates", &key)? {
+                out.push((key, t));
             }
         }
         Ok(out)

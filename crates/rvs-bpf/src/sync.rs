@@ -11,7 +11,8 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::error::Error;
 use crate::maps::{
-    Addr, Dest, Method, Svc, SvcDests, SvcKey, SyncEvent, SyncIn, MAX_DESTS, SVC_F_USER,
+    Addr, Dest, Method, Svc, SvcDests, SvcKey, SyncEvent, SyncIn, MAX_DESTS, SVC_F_PERSIST,
+    SVC_F_USER, SYNC_EV_TEMPLATE,
 };
 use crate::program::Datapath;
 
@@ -27,6 +28,8 @@ pub struct Located {
     pub dest: u32,
     /// The real server's forwarding method.
     pub method: Method,
+    /// The service is persistent in the program (it keeps templates).
+    pub persistent: bool,
 }
 
 /// What `rvs_sync_in` did with a connection.
@@ -57,19 +60,29 @@ impl SyncEvent {
     /// version 1 of the protocol cannot carry.
     pub fn record(&self) -> Option<SyncConn> {
         let method = method_of(self.method)?;
-        let mut flags = match method {
-            Method::Masq => rvs_sync::F_MASQ,
-            Method::Local => rvs_sync::F_LOCALNODE | rvs_sync::F_NOOUTPUT,
-            Method::Tunnel => rvs_sync::F_TUNNEL | rvs_sync::F_NOOUTPUT,
-            Method::Route => rvs_sync::F_DROUTE | rvs_sync::F_NOOUTPUT,
+        let addrs = SyncAddrs::new(self.key.src.ip(), self.key.dst.ip(), self.daddr.ip())?;
+        let template = self.flags & SYNC_EV_TEMPLATE != 0;
+        // A template carries no state and no client port; its flags are TEMPLATE and the
+        // method alone (IPVS's template_record), a connection's say no-output and inactive.
+        let flags = match (method, template) {
+            (Method::Masq, _) => rvs_sync::F_MASQ,
+            (Method::Local, true) => rvs_sync::F_LOCALNODE,
+            (Method::Tunnel, true) => rvs_sync::F_TUNNEL,
+            (Method::Route, true) => rvs_sync::F_DROUTE,
+            (Method::Local, false) => rvs_sync::F_LOCALNODE | rvs_sync::F_NOOUTPUT,
+            (Method::Tunnel, false) => rvs_sync::F_TUNNEL | rvs_sync::F_NOOUTPUT,
+            (Method::Route, false) => rvs_sync::F_DROUTE | rvs_sync::F_NOOUTPUT,
+        } | if template {
+            rvs_sync::F_TEMPLATE
+        } else if self.state != ESTABLISHED {
+            rvs_sync::F_INACTIVE
+        } else {
+            0
         };
-        if self.state != ESTABLISHED {
-            flags |= rvs_sync::F_INACTIVE;
-        }
         Some(SyncConn {
             protocol: self.key.proto,
             flags,
-            state: if self.key.proto == 6 {
+            state: if self.key.proto == 6 && !template {
                 u16::from(self.state)
             } else {
                 0
@@ -79,7 +92,7 @@ impl SyncEvent {
             dport: u16::from_be(self.dport_be),
             fwmark: 0,
             timeout: self.timeout_ms / 1000,
-            addrs: SyncAddrs::new(self.key.src.ip(), self.key.dst.ip(), self.daddr.ip())?,
+            addrs,
             seq: None,
             pe_data: None,
             pe_name: None,
@@ -89,13 +102,16 @@ impl SyncEvent {
 }
 
 /// What a backup installs of `rec` in the program's tables at `at`, or `None` when the
-/// program does not carry such a connection (a template, a firewall-mark or FULLNAT service,
-/// a protocol or state it does not track).
+/// program does not carry such a connection (a firewall-mark or FULLNAT service, a template
+/// of a service the program does not make templates for, a protocol or state it does not
+/// track).
 pub fn sync_in(rec: &SyncConn, at: &Located) -> Option<SyncIn> {
-    if rec.flags & rvs_sync::F_TEMPLATE != 0 || rec.fwmark != 0 || rec.fnat_local.is_some() {
+    let template = rec.flags & rvs_sync::F_TEMPLATE != 0;
+    if rec.fwmark != 0 || rec.fnat_local.is_some() || (template && !at.persistent) {
         return None;
     }
     let state = match rec.protocol {
+        _ if template => 0,
         6 if rec.state <= 10 => rec.state as u8,
         17 => UDP_STATE,
         _ => return None,
@@ -117,6 +133,7 @@ pub fn sync_in(rec: &SyncConn, at: &Located) -> Option<SyncIn> {
         dest: at.dest,
         svc: at.svc,
         timeout_ms: rec.timeout.saturating_mul(1000),
+        flags: if template { SYNC_EV_TEMPLATE } else { 0 },
     })
 }
 
@@ -147,7 +164,8 @@ impl Datapath {
 
     /// The program's service `vaddr:vport` (or the port-0 service of `vaddr`) of protocol
     /// `proto` with its real server `daddr:dport`, when the program schedules that service
-    /// itself; `None` when the service is rvsd's or unknown, or has no such server.
+    /// itself; `None` when the service is rvsd's or unknown, or has no such server. A
+    /// `template`'s port 0 matches any server port (a port-0 service's template).
     pub fn locate(
         &self,
         proto: u8,
@@ -155,6 +173,7 @@ impl Datapath {
         vport: u16,
         daddr: IpAddr,
         dport: u16,
+        template: bool,
     ) -> Result<Option<Located>, Error> {
         let mut key = SvcKey {
             addr: Addr::from(vaddr),
@@ -179,11 +198,12 @@ impl Datapath {
                 continue;
             };
             let port = u16::from_be(d.port_be);
-            if d.addr == want && (port == dport || port == 0) {
+            if d.addr == want && (port == dport || port == 0 || (template && dport == 0)) {
                 return Ok(method_of(d.method).map(|method| Located {
                     svc: svc.id,
                     dest: slot,
                     method,
+                    persistent: svc.flags & SVC_F_PERSIST != 0,
                 }));
             }
         }
@@ -193,11 +213,13 @@ impl Datapath {
     /// Installs (or refreshes) a synced record when it is a connection of a service the
     /// program schedules; `None` when it is not (the engine's, then).
     pub fn sync_import(&self, rec: &SyncConn) -> Result<Option<Installed>, Error> {
-        if rec.flags & rvs_sync::F_TEMPLATE != 0 || rec.fwmark != 0 {
+        if rec.fwmark != 0 {
             return Ok(None);
         }
+        let template = rec.flags & rvs_sync::F_TEMPLATE != 0;
         let (_, vaddr, daddr) = rec.addrs.ips();
-        let Some(at) = self.locate(rec.protocol, vaddr, rec.vport, daddr, rec.dport)? else {
+        let Some(at) = self.locate(rec.protocol, vaddr, rec.vport, daddr, rec.dport, template)?
+        else {
             return Ok(None);
         };
         match sync_in(rec, &at) {

@@ -1,7 +1,7 @@
 //! Publishing rvsd's configuration into the program's maps: services, real servers, wrr
 //! sequences and the state table, from one [`rvs_engine::SpecWalk`] version.
 //!
-//! A service the program cannot serve itself (persistence, one-packet scheduling, FULLNAT,
+//! A service the program cannot serve itself (a persistence engine, one-packet scheduling, FULLNAT,
 //! PROXY protocol, a scheduler it does not run, more than [`MAX_DESTS`] real servers, a wrr
 //! sequence longer than [`WRR_SEQ`]) is published with `SVC_F_USER`: its new connections go
 //! to rvsd. Firewall-mark and SCTP services are not published (the program does not see
@@ -16,8 +16,8 @@ use rvs_engine::{ForwardMethod, Protocol, SchedulerKind, ServiceSpec};
 use crate::error::Error;
 use crate::maps::{
     Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST,
-    ADDR_USER_DEST, ADDR_USER_VIP, ADDR_VIP, HASH_STRIDE, MAX_DESTS, SVC_F_FALLBACK, SVC_F_PORT,
-    SVC_F_USER, WRR_SEQ,
+    ADDR_USER_DEST, ADDR_USER_VIP, ADDR_VIP, HASH_STRIDE, MAX_DESTS, SVC_F_FALLBACK, SVC_F_PERSIST,
+    SVC_F_PORT, SVC_F_USER, WRR_SEQ,
 };
 use crate::program::Datapath;
 
@@ -69,7 +69,7 @@ fn method_of(m: ForwardMethod) -> Method {
 
 /// Whether the program can schedule this service's new connections itself.
 fn program_schedules(spec: &ServiceSpec) -> bool {
-    spec.persistence.is_none()
+    spec.persistence.as_ref().is_none_or(|p| p.pe.is_none())
         && !spec.one_packet
         && spec.local_addrs.is_empty()
         && spec.proxy_protocol.is_none()
@@ -338,6 +338,10 @@ impl Publisher {
             {
                 self.mark_removed(dp, gone)?;
             }
+            if let Some(p) = &spec.persistence {
+                dests.persist_ms = p.timeout_s.saturating_mul(1000);
+                dests.persist_mask = Addr::from(p.netmask);
+            }
             dp.put("svc_dests", &id, &dests)?;
             // The scheduler's cursor, in the engine's layout: the engine's own for a service
             // new to the program; the program's, carried over by the engine's rules, when the
@@ -367,6 +371,11 @@ impl Publisher {
                         }
                         | if spec.sched_flags.port() {
                             SVC_F_PORT
+                        } else {
+                            0
+                        }
+                        | if spec.persistence.is_some() {
+                            SVC_F_PERSIST
                         } else {
                             0
                         },

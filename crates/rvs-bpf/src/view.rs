@@ -10,18 +10,45 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use zerocopy::FromBytes;
 
 use crate::error::Error;
-use crate::maps::{Conn, ConnKey, Dest, DestConns, Svc, SvcDests, SvcKey, Traffic, MAX_DESTS};
+use crate::maps::{
+    Conn, ConnKey, Dest, DestConns, Svc, SvcDests, SvcKey, Tpl, TplKey, Traffic, MAX_DESTS,
+};
 
 /// Handles on the pinned maps a listing reads.
 #[derive(Debug)]
 pub struct MapsView {
     conns: MapHandle,
+    templates: MapHandle,
     services: MapHandle,
     svc_dests: MapHandle,
     dests: MapHandle,
     dest_conns: MapHandle,
     svc_stats: MapHandle,
     dest_stats: MapHandle,
+}
+
+/// A persistence template as a listing shows it (IPVS's `/proc/net/ip_vs_conn` line of a
+/// template: the masked client with port 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateView {
+    /// IP protocol number.
+    pub proto: u8,
+    /// The client's address, masked.
+    pub client: IpAddr,
+    /// The virtual address.
+    pub vaddr: IpAddr,
+    /// The virtual port (0 for a port-0 service).
+    pub vport: u16,
+    /// The real server.
+    pub daddr: IpAddr,
+    /// The real server's port (0 for a port-0 service).
+    pub dport: u16,
+    /// Expiry, CLOCK_MONOTONIC nanoseconds.
+    pub expires_ns: u64,
+    /// The persistence timeout, milliseconds.
+    pub timeout_ms: u32,
+    /// The real server's forwarding method ([`crate::maps::Method`] as a byte).
+    pub method: u8,
 }
 
 /// What the program holds for one real server of one service.
@@ -59,6 +86,7 @@ impl MapsView {
     pub fn open(dir: &Path) -> Result<MapsView, Error> {
         Ok(MapsView {
             conns: open(dir, "conns")?,
+            templates: open(dir, "templates")?,
             services: open(dir, "services")?,
             svc_dests: open(dir, "svc_dests")?,
             dests: open(dir, "dests")?,
@@ -77,6 +105,46 @@ impl MapsView {
                     out.push((k, conn));
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// Every persistence template, resolved to its service's address and its real server.
+    pub fn templates(&self) -> Result<Vec<TemplateView>, Error> {
+        let mut vaddr_of = HashMap::new();
+        for raw in self.services.keys() {
+            if let (Ok(key), Some(svc)) = (
+                SvcKey::read_from_bytes(&raw),
+                get::<Svc>(&self.services, "services", &raw)?,
+            ) {
+                vaddr_of.insert(svc.id, key.addr.ip());
+            }
+        }
+        let mut out = Vec::new();
+        for raw in self.templates.keys() {
+            let Ok(key) = TplKey::read_from_bytes(&raw) else {
+                continue;
+            };
+            let Some(t) = get::<Tpl>(&self.templates, "templates", &raw)? else {
+                continue;
+            };
+            let (Some(&vaddr), Some(dest)) = (
+                vaddr_of.get(&key.svc),
+                get::<Dest>(&self.dests, "dests", &t.dest.to_ne_bytes())?,
+            ) else {
+                continue;
+            };
+            out.push(TemplateView {
+                proto: key.proto,
+                client: key.client.ip(),
+                vaddr,
+                vport: u16::from_be(key.vport_be),
+                daddr: dest.addr.ip(),
+                dport: u16::from_be(t.dport_be),
+                expires_ns: t.expires_ns,
+                timeout_ms: t.timeout_ms,
+                method: dest.method,
+            });
         }
         Ok(out)
     }

@@ -454,12 +454,13 @@ fn punted_and_passed_frames() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
             let e = nat_engine();
+            // A service with a persistence engine: rvsd schedules its connections.
             let persistent = key(Protocol::Tcp, ip4(VIP4), 443);
             let mut spec = svc(persistent, SchedulerKind::Rr);
             spec.persistence = Some(Persistence {
                 timeout_s: 300,
                 netmask: "255.255.255.255".parse().unwrap(),
-                pe: None,
+                pe: Some(PersistenceEngine::Sip),
             });
             e.add_service(spec).expect("persistent service");
             e.add_dest(&persistent, dest(ip4(RIP4), 443, 1))
@@ -490,7 +491,11 @@ fn punted_and_passed_frames() {
             let syn = tcp4(CLIENT4, CPORT, VIP4, 443, 64, SYN, &[]);
             let r = dp.test_run_at(hook, &syn, ifindex).expect("run");
             assert_eq!(r.verdict, Action::Drop);
-            assert_eq!(stat(&dp, "punt_service"), 1, "persistence is rvsd's");
+            assert_eq!(
+                stat(&dp, "punt_service"),
+                1,
+                "a persistence engine is rvsd's"
+            );
             assert_eq!(r.frame, syn, "a punted frame is not touched");
         });
     }
@@ -798,6 +803,19 @@ fn next_hops_are_cached_until_the_tables_change() {
     }
 }
 
+/// `engine` exporting connection changes as a sync master does, and a program with its
+/// configuration exporting them too.
+fn exporting_program(engine: &Engine) -> Datapath {
+    engine.set_sync_export(true);
+    let dp = load_program();
+    let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+    settings.sync_export = 1;
+    Publisher::new()
+        .publish(&dp, &engine.spec_walk(), &settings)
+        .expect("publish");
+    dp
+}
+
 /// Connection sync, program side: with a sync master running, the program exports the records
 /// the engine exports for the same packets (IPVS's sync rule: TCP at the threshold packet and
 /// on closing states, UDP by count); a second program given those records (a backup) forwards
@@ -809,13 +827,7 @@ fn sync_records_match_the_engine_and_install_on_a_backup() {
     use std::rc::Rc;
     in_lab(|ifindex| {
         let e = nat_engine();
-        e.set_sync_export(true);
-        let dp = load_program();
-        let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
-        settings.sync_export = 1;
-        Publisher::new()
-            .publish(&dp, &e.spec_walk(), &settings)
-            .expect("publish");
+        let dp = exporting_program(&e);
         let events: Rc<RefCell<Vec<rvs_bpf::maps::SyncEvent>>> = Rc::default();
         let ring = {
             let events = events.clone();
@@ -886,7 +898,7 @@ fn sync_records_match_the_engine_and_install_on_a_backup() {
         );
         let (_, vaddr, daddr) = established.addrs.ips();
         let at = backup
-            .locate(6, vaddr, VPORT, daddr, established.dport)
+            .locate(6, vaddr, VPORT, daddr, established.dport, false)
             .expect("maps")
             .expect("the program's service and server");
         let counts = backup.dest_conns(at.dest).expect("counts");
@@ -989,4 +1001,116 @@ fn expired_connections_are_gone_before_the_sweep() {
         assert_eq!(dp.connections().expect("conns").len(), 1);
         assert_eq!(dp.stat("expired").expect("stats"), 0, "no sweep ran");
     });
+}
+
+/// A persistent NAT service of two real servers (rr) on `port` (0: a port-0 service, whose
+/// servers have no port either) with clients grouped by `netmask`.
+fn persistent_engine(port: u16, netmask: &str) -> Engine {
+    let e = Engine::new(EngineConfig::default());
+    let k = key(Protocol::Tcp, ip4(VIP4), port);
+    e.add_service(ServiceSpec {
+        persistence: Some(Persistence {
+            timeout_s: 300,
+            netmask: netmask.parse().expect("mask"),
+            pe: None,
+        }),
+        ..svc(k, SchedulerKind::Rr)
+    })
+    .expect("service");
+    let rport = if port == 0 { 0 } else { RPORT };
+    for rip in [RIP4, RIP4B] {
+        e.add_dest(&k, dest(ip4(rip), rport, 1)).expect("server");
+    }
+    e
+}
+
+/// Persistence (`-p`, `-M`) in the program as in the engine: a client's new connections keep
+/// its template's server while rr would move on, a client of another group is scheduled, a
+/// port-0 service keeps the client's port; templates are listed, synced with their
+/// connections (the same records as the engine's), and installed on a backup, where a new
+/// connection of that client goes to the template's server.
+#[test]
+fn persistence_templates_match_the_engine() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    const OTHER: [u8; 4] = [203, 0, 113, 77];
+    for (port, mask, hook) in [
+        (VPORT, "255.255.255.255"),
+        (VPORT, "255.255.255.0"),
+        (0, "255.255.255.255"),
+    ]
+    .into_iter()
+    .flat_map(|(p, m)| HOOKS.map(|h| (p, m, h)))
+    {
+        in_lab(move |ifindex| {
+            let e = persistent_engine(port, mask);
+            let dp = exporting_program(&e);
+            let events: Rc<RefCell<Vec<rvs_bpf::maps::SyncEvent>>> = Rc::default();
+            let ring = {
+                let events = events.clone();
+                dp.sync_reader(move |ev| events.borrow_mut().push(*ev))
+                    .expect("sync ring")
+            };
+            let mut frames: Vec<(&str, Vec<u8>)> = Vec::new();
+            for (i, (client, dport)) in [
+                (CLIENT4, VPORT),
+                (CLIENT4, VPORT),
+                (OTHER, VPORT),
+                (CLIENT4, 443),
+                (OTHER, VPORT),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if port != 0 && dport != VPORT {
+                    continue;
+                }
+                let cport = CPORT + i as u16;
+                frames.push(("SYN", tcp4(client, cport, VIP4, dport, 64, SYN, &[])));
+                frames.push(("ACK", tcp4(client, cport, VIP4, dport, 64, ACK, &[])));
+                frames.push(("data", tcp4(client, cport, VIP4, dport, 64, ACK, b"a")));
+            }
+            same(&e, &dp, hook, ifindex, &frames);
+            let templates = dp.templates().expect("templates");
+            let engine_templates = e
+                .connections(Millis(1000))
+                .iter()
+                .filter(|c| c.template)
+                .count();
+            assert_eq!(
+                templates.len(),
+                engine_templates,
+                "{port} {mask}: templates"
+            );
+            ring.consume().expect("sync ring");
+            let got: Vec<rvs_sync::SyncConn> = events
+                .borrow()
+                .iter()
+                .filter_map(|ev| ev.record())
+                .collect();
+            assert_eq!(got, e.sync_drain(), "{port} {mask}: sync records");
+
+            // A backup given the records sends the client's next connection to the same
+            // server as the master would.
+            let backup_engine = persistent_engine(port, mask);
+            let backup = program_for(&backup_engine);
+            for rec in &got {
+                backup_engine
+                    .sync_import(Millis(1000), rec)
+                    .expect("engine import");
+                assert!(
+                    backup.sync_import(rec).expect("import").is_some(),
+                    "the program takes {rec:?}"
+                );
+            }
+            let next = tcp4(CLIENT4, CPORT + 50, VIP4, VPORT, 64, SYN, &[]);
+            same(
+                &backup_engine,
+                &backup,
+                hook,
+                ifindex,
+                &[("next SYN on the backup", next)],
+            );
+        });
+    }
 }

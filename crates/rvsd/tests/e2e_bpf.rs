@@ -234,11 +234,11 @@ fn d_xdp_plane_forwards_nat() {
     assert!(conns_of(&listing, "10.10.10.2:80").1 >= 5, "{listing}");
 }
 
-/// A service the program leaves to rvsd (persistence): its new connections are punted to
-/// rvsd's engine, and the real servers' replies of those connections come up to rvsd too, so
-/// the service works with the BPF plane, persistent as with the packet path.
+/// A persistent service (`-p 300`) in the program: one client's connections keep their
+/// server while rr would alternate, the template is in the program's table and listed by
+/// `-Lnc` (masked client, port 0, state NONE).
 #[test]
-fn e_tc_plane_leaves_persistent_services_to_the_engine() {
+fn e_tc_plane_keeps_persistent_clients_on_their_server() {
     let fs = Bpffs::mount("persist");
     let (topo, _rvsd) = nat_with_bpf(&fs, "bpfpers");
     adm(
@@ -267,9 +267,22 @@ fn e_tc_plane_leaves_persistent_services_to_the_engine() {
         "one client, one real server: {answers:?}"
     );
     assert_download_intact(&topo, &format!("http://{VIP}"), 1 << 20);
+    assert!(
+        pinned_connections(&fs.pins()) >= 7,
+        "the program forwarded the connections"
+    );
+    let rip = answers[0].trim_start_matches("hello,");
     let conns = adm(&topo, &["-Lnc"]);
     assert!(
-        conns.lines().any(|l| l.starts_with("IP")),
+        conns.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() >= 6
+                && w[0] == "TCP"
+                && w[2] == "NONE"
+                && w[3].ends_with(":0")
+                && w[4] == format!("{VIP}:80")
+                && w[5] == format!("{rip}:80")
+        }),
         "the template: {conns}"
     );
 }

@@ -3,7 +3,7 @@
 //! place. The first hands over its configuration (set with rvsadm only, so the successor has
 //! no other source) and its connection table, and exits; the downloads complete byte for byte
 //! through the successor, which lists the services and the connections. Once with the packet
-//! path, once with the BPF plane (the program keeps forwarding; a persistent service, whose
+//! path, once with the BPF plane (the program keeps forwarding; a persistent lblc service, whose
 //! connections rvsd's engine holds, goes through the file). Needs root.
 
 mod common;
@@ -34,8 +34,9 @@ fn wait_serving(topo: &NatTopology) {
     }
 }
 
-/// Runs the restart with `args` for both rvsds; `persistent` adds a persistent service on
-/// port 8080 whose download must survive too.
+/// Runs the restart with `args` for both rvsds; `persistent` adds a persistent lblc service on
+/// port 8080 (rvsd's engine schedules lblc, also with the BPF plane) whose download must
+/// survive too.
 fn restart_keeps_connections(tag: &str, args: &[String], persistent: bool) {
     let topo = NatTopology::build(tag, 2).expect("topology");
     topo.start_real_servers().expect("real servers");
@@ -44,7 +45,7 @@ fn restart_keeps_connections(tag: &str, args: &[String], persistent: bool) {
     add_rr_service(&topo, "rr");
     let vip8080 = format!("{VIP}:8080");
     if persistent {
-        adm(&topo, &["-A", "-t", &vip8080, "-s", "rr", "-p", "60"]);
+        adm(&topo, &["-A", "-t", &vip8080, "-s", "lblc", "-p", "60"]);
         adm(
             &topo,
             &["-a", "-t", &vip8080, "-r", "10.10.10.2:8080", "-m"],

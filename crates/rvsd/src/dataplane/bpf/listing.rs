@@ -178,20 +178,30 @@ fn monotonic_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// The program's connections as `-Lnc` lines.
+/// The program's connections as `-Lnc` lines, then its persistence templates.
 pub fn connection_views(view: &rvs_bpf::MapsView) -> Vec<rvs_api::ConnView> {
-    let conns = match view.connections() {
-        Ok(c) => c,
-        Err(e) => {
+    let (conns, templates) = match (view.connections(), view.templates()) {
+        (Ok(c), Ok(t)) => (c, t),
+        (Err(e), _) | (_, Err(e)) => {
             tracing::warn!("reading the BPF connection table: {e}");
             return Vec::new();
         }
     };
     let now = monotonic_ns();
+    let proto_name = |p: u8| if p == 17 { "UDP" } else { "TCP" }.to_owned();
+    let template_views = templates.into_iter().map(|t| rvs_api::ConnView {
+        proto: proto_name(t.proto),
+        client: std::net::SocketAddr::new(t.client, 0),
+        virtual_addr: std::net::SocketAddr::new(t.vaddr, t.vport),
+        dest: std::net::SocketAddr::new(t.daddr, t.dport),
+        state: rvs_engine::ConnState::None.name().to_owned(),
+        expires_ms: t.expires_ns.saturating_sub(now) / 1_000_000,
+        pe: None,
+    });
     conns
         .into_iter()
         .map(|(key, conn)| rvs_api::ConnView {
-            proto: if key.proto == 17 { "UDP" } else { "TCP" }.to_owned(),
+            proto: proto_name(key.proto),
             client: std::net::SocketAddr::new(key.src.ip(), u16::from_be(key.sport_be)),
             virtual_addr: std::net::SocketAddr::new(key.dst.ip(), u16::from_be(key.dport_be)),
             dest: std::net::SocketAddr::new(conn.daddr.ip(), u16::from_be(conn.dport_be)),
@@ -199,6 +209,7 @@ pub fn connection_views(view: &rvs_bpf::MapsView) -> Vec<rvs_api::ConnView> {
             expires_ms: conn.expires_ns.saturating_sub(now) / 1_000_000,
             pe: None,
         })
+        .chain(template_views)
         .collect()
 }
 

@@ -68,19 +68,39 @@ impl ProgramSync {
     }
 
     /// The master, for a resync: every connection of the program's table, with its state's
-    /// timeout from `engine`'s table.
+    /// timeout from `engine`'s table, then its persistence templates.
     pub fn snapshot(&self, engine: &Engine) -> Vec<SyncConn> {
         let timeouts = rvs_engine::state_timeouts_ms(engine.timeouts());
         let Some(view) = self.view.get() else {
             return Vec::new();
         };
-        let conns = match view.connections() {
-            Ok(c) => c,
-            Err(e) => {
+        let (conns, templates) = match (view.connections(), view.templates()) {
+            (Ok(c), Ok(t)) => (c, t),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!("reading the BPF connection table for a resync: {e}");
                 return Vec::new();
             }
         };
+        let template_records = templates.into_iter().filter_map(|t| {
+            SyncEvent {
+                key: rvs_bpf::maps::ConnKey {
+                    src: t.client.into(),
+                    dst: t.vaddr.into(),
+                    sport_be: 0,
+                    dport_be: t.vport.to_be(),
+                    proto: t.proto,
+                    pad: [0; 3],
+                },
+                daddr: t.daddr.into(),
+                dport_be: t.dport.to_be(),
+                state: 0,
+                method: t.method,
+                timeout_ms: t.timeout_ms,
+                flags: rvs_bpf::maps::SYNC_EV_TEMPLATE,
+                pad: 0,
+            }
+            .record()
+        });
         conns
             .into_iter()
             .filter_map(|(key, c)| {
@@ -91,9 +111,12 @@ impl ProgramSync {
                     state: c.state,
                     method: c.method,
                     timeout_ms: timeouts.get(usize::from(c.state)).copied().unwrap_or(0),
+                    flags: 0,
+                    pad: 0,
                 }
                 .record()
             })
+            .chain(template_records)
             .collect()
     }
 
