@@ -1,5 +1,5 @@
 //! The OS boundary of the rvsd director: AF_PACKET sockets with an mmap'ed receive ring and
-//! virtio-net headers ([`PacketSocket`]), a mirror of the kernel's links, addresses, routes and
+//! virtio-net headers ([`PacketSocket`]) and batched sending ([`TxQueue`]), a mirror of the kernel's links, addresses, routes and
 //! neighbours kept current over rtnetlink ([`NetState`]), and nftables netdev-ingress rules that
 //! keep the kernel away from the traffic rvsd forwards ([`KernelBypass`]), and TUN devices that
 //! hand packets to the local stack ([`TunDevice`]), and VRRP's I/O: raw protocol-112 sockets
@@ -28,7 +28,7 @@ pub use netlink::{
     add_address, interface_addresses, remove_address, AddrScope, InterfaceAddress, NetState,
     Resolution,
 };
-pub use packet::{PacketSocket, RecvStats};
+pub use packet::{PacketSocket, RecvStats, TxQueue, TxReport, TX_BATCH};
 pub use tun::TunDevice;
 pub use vnet::VnetHdr;
 pub use vrrp_socket::{ReceivedAdvert, VrrpSocket};

@@ -206,7 +206,7 @@ impl Daemon {
                 (Some(plane), None, egress)
             }
             mode => {
-                let egress = Arc::new(dataplane::EgressCounters::default());
+                let egress = Arc::new(dataplane::EgressCounters::new(1));
                 let setup = dataplane::bpf::Setup {
                     hook: if mode == dataplane::bpf::Mode::Xdp {
                         rvs_bpf::Hook::Xdp

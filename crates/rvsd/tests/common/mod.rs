@@ -273,3 +273,14 @@ pub fn assert_inbound_only_stats(topo: &impl Director, service: &str, conns: u64
         "replies bypass the director: {stats}"
     );
 }
+
+/// The numeric columns of the line of `rvsadm -Ln --stats|--rate --exact` that starts with `key`.
+pub fn columns(listing: &str, key: &str) -> Vec<u64> {
+    let line = listing
+        .lines()
+        .find(|l| l.trim_start().starts_with(key))
+        .unwrap_or_else(|| panic!("no line for {key} in:\n{listing}"));
+    line.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}

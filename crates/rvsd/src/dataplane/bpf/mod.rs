@@ -348,5 +348,6 @@ fn serve(
         if injector.holding() {
             injector.retry_held();
         }
+        injector.flush();
     }
 }
