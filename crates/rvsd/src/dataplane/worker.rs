@@ -5,6 +5,13 @@
 //! PACKET_FANOUT group so the kernel spreads that interface's frames over the workers. The engine
 //! is shared, so a connection's packets may arrive on any worker.
 //!
+//! Batches: a worker takes up to [`BATCH`] frames per receive ring per wake-up (the ring is
+//! mmap'ed, so no system call per frame), queues what it forwards on the egress interface's
+//! [`TxQueue`] (one `sendmmsg` per batch, frames in order) and flushes every queue before it
+//! polls again, so a frame never waits for traffic that may not come. Its egress counters are
+//! its own (see [`super::counters`]); nothing it writes per packet is shared with another
+//! worker, except the engine's connection-table shard of the packet's flow.
+//!
 //! Link faults: a socket whose interface goes down gets a pending error (`ENETDOWN`) that makes
 //! `poll` report `POLLERR` until it is read; the worker reads (clears) it, counts it and logs at
 //! most once per [`FAULT_LOG_INTERVAL`], and the kernel resumes delivery by itself when the link
