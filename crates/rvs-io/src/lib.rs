@@ -1,6 +1,7 @@
 //! The OS boundary of the rvsd director: AF_PACKET sockets with an mmap'ed receive ring and
-//! virtio-net headers ([`PacketSocket`]), a mirror of the kernel's links, addresses, routes and
-//! neighbours kept current over rtnetlink ([`NetState`]), and nftables netdev-ingress rules that
+//! virtio-net headers ([`PacketSocket`]) and batched sending ([`TxQueue`]), a mirror of the
+//! kernel's links, addresses, routes and neighbours kept current over rtnetlink ([`NetState`]),
+//! and nftables netdev-ingress rules that
 //! keep the kernel away from the traffic rvsd forwards ([`KernelBypass`]), and TUN devices that
 //! hand packets to the local stack ([`TunDevice`]), and VRRP's I/O: raw protocol-112 sockets
 //! ([`VrrpSocket`]), address changes ([`add_address`]) and gratuitous ARP / unsolicited
@@ -28,7 +29,7 @@ pub use netlink::{
     add_address, interface_addresses, remove_address, AddrScope, InterfaceAddress, NetState,
     Resolution,
 };
-pub use packet::{PacketSocket, RecvStats};
+pub use packet::{PacketSocket, RecvStats, TxQueue, TxReport, TX_BATCH};
 pub use tun::TunDevice;
 pub use vnet::VnetHdr;
 pub use vrrp_socket::{ReceivedAdvert, VrrpSocket};

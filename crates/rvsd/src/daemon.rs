@@ -218,7 +218,7 @@ impl Planes<'_> {
 
     /// The BPF program at `hook`, with the engine behind it for what it passes up.
     fn bpf(&self, hook: rvs_bpf::Hook) -> Result<Started, dataplane::bpf::BpfPlaneError> {
-        let egress = Arc::new(dataplane::EgressCounters::default());
+        let egress = Arc::new(dataplane::EgressCounters::new(1));
         let setup = dataplane::bpf::Setup {
             hook,
             interfaces: self.options.interfaces.clone(),

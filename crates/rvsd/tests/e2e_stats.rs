@@ -7,17 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The numeric columns of the line of `rvsadm -Ln --stats|--rate --exact` that starts with `key`.
-fn columns(listing: &str, key: &str) -> Vec<u64> {
-    let line = listing
-        .lines()
-        .find(|l| l.trim_start().starts_with(key))
-        .unwrap_or_else(|| panic!("no line for {key} in:\n{listing}"));
-    line.split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect()
-}
-
 #[test]
 fn stats_count_connections_packets_and_bytes_both_ways_then_zero() {
     let topo = director("stats", 2);

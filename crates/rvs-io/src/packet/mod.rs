@@ -1,10 +1,13 @@
-//! AF_PACKET sockets: an mmap'ed receive ring with virtio-net headers, and `sendmsg` transmit.
+//! AF_PACKET sockets: an mmap'ed receive ring with virtio-net headers, and `sendmsg` transmit,
+//! one frame at a time or queued and sent in batches with `sendmmsg` ([`TxQueue`]).
 #![allow(unsafe_code)]
 
 mod rx_ring;
 mod socket;
+mod tx_queue;
 
 pub use socket::{PacketSocket, RecvStats};
+pub use tx_queue::{TxQueue, TxReport, TX_BATCH};
 
 use std::os::fd::RawFd;
 

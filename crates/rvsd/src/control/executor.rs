@@ -826,8 +826,9 @@ mod tests {
         );
         assert!(alone.iter().all(|c| c.value == 0));
 
-        let egress = EgressCounters::default();
-        egress.sent.store(9, std::sync::atomic::Ordering::Relaxed);
+        let egress = EgressCounters::new(2);
+        crate::dataplane::counters::bump(&egress.writer(0).sent, 4);
+        crate::dataplane::counters::bump(&egress.writer(1).sent, 5);
         let Reply::Counters(all) =
             execute_with(&engine, Some(&egress), &[], Millis(0), Command::GetCounters)
         else {

@@ -4,10 +4,12 @@
 
 pub mod bpf;
 pub mod bypass;
+pub mod counters;
 pub mod timers;
 mod worker;
 
-pub use worker::{DataPlane, EgressCounters, Injector};
+pub use counters::EgressCounters;
+pub use worker::{DataPlane, Injector};
 
 /// Attempts [`reattach_in_background`] makes before giving up (one second apart).
 const REATTACH_ATTEMPTS: u32 = 5;

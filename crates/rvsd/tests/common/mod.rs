@@ -374,3 +374,14 @@ impl Drop for HeldDownload {
         let _ = std::fs::remove_file(&self.result);
     }
 }
+
+/// The numeric columns of the line of `rvsadm -Ln --stats|--rate --exact` that starts with `key`.
+pub fn columns(listing: &str, key: &str) -> Vec<u64> {
+    let line = listing
+        .lines()
+        .find(|l| l.trim_start().starts_with(key))
+        .unwrap_or_else(|| panic!("no line for {key} in:\n{listing}"));
+    line.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}

@@ -489,5 +489,6 @@ fn serve(
         if injector.holding() {
             injector.retry_held();
         }
+        injector.flush();
     }
 }
