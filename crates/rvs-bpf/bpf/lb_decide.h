@@ -12,6 +12,8 @@ enum action {
 	ACT_NAT_IN = 3,  /* destination to addr:port, then forwarded to addr */
 	ACT_NAT_OUT = 4, /* source to addr:port (the virtual service), then forwarded to the client */
 	ACT_DR = 5,      /* forwarded unchanged to the real server addr */
+	ACT_FNAT_IN = 6, /* NAT_IN, and the source to addr2:port2 (the local address) */
+	ACT_FNAT_OUT = 7, /* NAT_OUT, and the destination to addr2:port2 (the client) */
 };
 
 struct decision {
@@ -19,7 +21,8 @@ struct decision {
 	__u32 why; /* ACT_DROP: the stat; ACT_PUNT: the reason */
 	struct rvs_addr addr;
 	__be16 port;
-	__u16 pad;
+	__be16 port2;
+	struct rvs_addr addr2; /* FULLNAT: the other side's new address */
 	struct rvs_hop *hop; /* the connection's cached next hop for this direction, if any */
 	__u32 fib_gen;       /* the settings' tables version */
 };
@@ -89,14 +92,19 @@ static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_con
 	struct conn_scratch *w = bpf_map_lookup_elem(&conn_scratch, &zero);
 	__u32 dest = c->dest, svc = c->svc;
 	__u8 state = c->state, flags = c->flags;
-	int nat = c->method == RVS_METHOD_MASQ;
+	int nat = c->method == RVS_METHOD_MASQ || c->method == RVS_METHOD_FULLNAT;
 
 	if (!w)
 		return;
 	w->reply.src = c->daddr;
-	w->reply.dst = key->src;
 	w->reply.sport = c->dport;
-	w->reply.dport = key->sport;
+	if (c->method == RVS_METHOD_FULLNAT) {
+		w->reply.dst = c->laddr;
+		w->reply.dport = c->lport;
+	} else {
+		w->reply.dst = key->src;
+		w->reply.dport = key->sport;
+	}
 	w->reply.proto = key->proto;
 	w->reply.pad[0] = w->reply.pad[1] = w->reply.pad[2] = 0;
 	if (bpf_map_delete_elem(&conns, key) != 0)
@@ -144,7 +152,8 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 {
 	__u8 state = c->state;
 
-	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_ROUTE)
+	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_ROUTE &&
+	    c->method != RVS_METHOD_FULLNAT)
 		return to_rvsd(d, RVS_PUNT_CONN);
 	if (dest_gone(s, c, &p->key))
 		return drop(d, RVS_STAT_DROP_NO_DEST);
@@ -166,6 +175,11 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 	d->addr = c->daddr;
 	d->port = c->dport;
 	d->action = c->method == RVS_METHOD_ROUTE ? ACT_DR : ACT_NAT_IN;
+	if (c->method == RVS_METHOD_FULLNAT) {
+		d->action = ACT_FNAT_IN;
+		d->addr2 = c->laddr;
+		d->port2 = c->lport;
+	}
 	return 0;
 }
 
@@ -204,6 +218,11 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 	d->addr = out->in.dst;
 	d->port = out->in.dport;
 	d->action = ACT_NAT_OUT;
+	if (c->method == RVS_METHOD_FULLNAT) {
+		d->action = ACT_FNAT_OUT;
+		d->addr2 = out->in.src;
+		d->port2 = out->in.sport;
+	}
 	return 0;
 }
 
@@ -219,6 +238,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	struct conn_scratch *w = bpf_map_lookup_elem(&conn_scratch, &zero);
 	struct rvs_conn *c;
 	int dr = pick->dest->method == RVS_METHOD_ROUTE;
+	int fnat = pick->dest->method == RVS_METHOD_FULLNAT;
 	__u8 state;
 	int synced;
 
@@ -237,12 +257,17 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	c->flags = (dr ? RVS_CONN_F_NOOUTPUT : 0) | tpl;
 	c->dest = pick->slot;
 	c->svc = svc->id;
-	c->method = dr ? RVS_METHOD_ROUTE : RVS_METHOD_MASQ;
+	c->method = dr ? RVS_METHOD_ROUTE : fnat ? RVS_METHOD_FULLNAT : RVS_METHOD_MASQ;
 	c->expires_ns = now + timeout_ns(s, state);
 	c->packets = 1;
 	c->bytes = p->len;
 	synced = s->sync_export && sync_due(s, p->proto, c);
-	if (!dr) {
+	if (fnat) {
+		struct rvs_svc_dests *sd = bpf_map_lookup_elem(&svc_dests, &svc->id);
+
+		if (!sd || !fnat_take(p, sd, c, &w->reply, &w->out))
+			return drop(d, RVS_STAT_DROP_NO_LPORT);
+	} else if (!dr) {
 		w->reply.src = c->daddr;
 		w->reply.dst = p->key.src;
 		w->reply.sport = c->dport;
@@ -268,6 +293,11 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	d->addr = c->daddr;
 	d->port = c->dport;
 	d->action = dr ? ACT_DR : ACT_NAT_IN;
+	if (fnat) {
+		d->action = ACT_FNAT_IN;
+		d->addr2 = c->laddr;
+		d->port2 = c->lport;
+	}
 	return 0;
 }
 
@@ -299,7 +329,8 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 		if (tpl && !persist_record(p, s, svc, any_port, now, &pick, &full))
 			return full ? to_rvsd(d, RVS_PUNT_TABLE_FULL) : drop(d, RVS_STAT_DROP_NO_DEST);
 	}
-	if (pick.dest->method != RVS_METHOD_MASQ && pick.dest->method != RVS_METHOD_ROUTE)
+	if (pick.dest->method != RVS_METHOD_MASQ && pick.dest->method != RVS_METHOD_ROUTE &&
+	    pick.dest->method != RVS_METHOD_FULLNAT)
 		return to_rvsd(d, RVS_PUNT_SERVICE);
 	return open_conn(p, s, svc, &pick, tpl, now, d);
 }

@@ -15,6 +15,14 @@ struct pkt {
 	struct rvs_conn_key key; /* src, dst, ports, proto as the packet carries them */
 };
 
+/* The packet being handled (per CPU; see rvs_lb.c's fresh_pkt). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pkt);
+} pkt_scratch SEC(".maps");
+
 static __always_inline void count(__u32 which)
 {
 	__u64 *c = bpf_map_lookup_elem(&stats, &which);
@@ -121,6 +129,16 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		return PARSE_OK;
 	}
 	if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6) {
+		__u8 *type = data + p->l4;
+
+		if ((void *)(type + 1) > end)
+			return PARSE_PASS;
+		/* Errors (about a connection's packet) are rvsd's; the rest (echo, neighbour
+		 * discovery) is the kernel's, as rvs-engine passes it. */
+		if (p->proto == IPPROTO_ICMP ? !(*type == 3 || *type == 4 || *type == 5 ||
+						 *type == 11 || *type == 12)
+					     : !(*type >= 1 && *type <= 4))
+			return PARSE_PASS;
 		*reason = RVS_PUNT_ICMP;
 		return PARSE_PUNT;
 	}

@@ -66,6 +66,10 @@ static __always_inline void sync_emit_template(struct rvs_conn_key *key, struct 
 	e->timeout_ms = t->timeout_ms;
 	e->flags = RVS_SYNC_EV_TEMPLATE;
 	e->pad = 0;
+	__builtin_memset(&e->laddr, 0, sizeof(e->laddr));
+	e->lport = 0;
+	e->pad2 = 0;
+	e->pad3 = 0;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -89,6 +93,10 @@ static __always_inline void sync_emit(struct rvs_settings *s, struct rvs_conn_ke
 	e->timeout_ms = s->timeout_ms[c->state & (RVS_STATE_SLOTS - 1)];
 	e->flags = 0;
 	e->pad = 0;
+	e->laddr = c->laddr;
+	e->lport = c->lport;
+	e->pad2 = 0;
+	e->pad3 = 0;
 	bpf_ringbuf_submit(e, 0);
 	if (c->flags & RVS_CONN_F_TEMPLATE)
 		sync_emit_template(key, c);
@@ -151,7 +159,8 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 	struct rvs_conn_key reply = {};
 	struct rvs_conn_out out = {};
 	struct rvs_conn c = {};
-	int nat = in->method == RVS_METHOD_MASQ;
+	int fnat = in->method == RVS_METHOD_FULLNAT;
+	int nat = in->method == RVS_METHOD_MASQ || fnat;
 
 	if (in->flags & RVS_SYNC_EV_TEMPLATE)
 		return sync_install_template(in);
@@ -173,11 +182,13 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 	c.svc = in->svc;
 	c.method = in->method;
 	c.expires_ns = expires;
+	c.laddr = in->laddr;
+	c.lport = in->lport;
 	if (nat) {
 		reply.src = c.daddr;
-		reply.dst = in->key.src;
+		reply.dst = fnat ? in->laddr : in->key.src;
 		reply.sport = c.dport;
-		reply.dport = in->key.sport;
+		reply.dport = fnat ? in->lport : in->key.sport;
 		reply.proto = in->key.proto;
 		out.in = in->key;
 		if (bpf_map_update_elem(&conns_out, &reply, &out, BPF_NOEXIST) < 0)

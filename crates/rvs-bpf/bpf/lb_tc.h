@@ -211,6 +211,14 @@ static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, st
 		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &d->addr, &p->key.dst, 0, d);
+	case ACT_FNAT_IN:
+		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0 || nat_rewrite(skb, p, 0, &d->addr2, d->port2) < 0)
+			return TC_ACT_SHOT;
+		return forward(skb, p, &d->addr2, &d->addr, 0, d);
+	case ACT_FNAT_OUT:
+		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0 || nat_rewrite(skb, p, 1, &d->addr2, d->port2) < 0)
+			return TC_ACT_SHOT;
+		return forward(skb, p, &d->addr, &d->addr2, 0, d);
 	case ACT_DR:
 		return forward(skb, p, &p->key.src, &d->addr, 1, d);
 	default:

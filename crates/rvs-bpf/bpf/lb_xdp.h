@@ -246,6 +246,14 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &d->addr, &p->key.dst, 0, d);
+	case ACT_FNAT_IN:
+		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0 || xdp_nat_rewrite(ctx, p, 0, &d->addr2, d->port2) < 0)
+			return XDP_DROP;
+		return xdp_forward(ctx, p, &d->addr2, &d->addr, 0, d);
+	case ACT_FNAT_OUT:
+		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0 || xdp_nat_rewrite(ctx, p, 1, &d->addr2, d->port2) < 0)
+			return XDP_DROP;
+		return xdp_forward(ctx, p, &d->addr, &d->addr2, 0, d);
 	case ACT_DR:
 		return xdp_forward(ctx, p, &p->key.src, &d->addr, 1, d);
 	default:

@@ -44,31 +44,46 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "lb_parse.h"
 #include "lb_sched.h"
 #include "lb_persist.h"
+#include "lb_fullnat.h"
 #include "lb_sync.h"
 #include "lb_decide.h"
 #include "lb_tc.h"
 #include "lb_xdp.h"
 
+/* The parsed packet, in per-CPU space rather than on the stack: BPF's 512 bytes of stack are
+ * for the whole call chain, the scheduler's frame included (see rvs_pick). */
+static __always_inline struct pkt *fresh_pkt(void)
+{
+	__u32 zero = 0;
+	struct pkt *p = bpf_map_lookup_elem(&pkt_scratch, &zero);
+
+	if (p)
+		__builtin_memset(p, 0, sizeof(*p));
+	return p;
+}
+
 SEC("tc")
 int rvs_tc(struct __sk_buff *skb)
 {
-	struct pkt p = {};
+	struct pkt *p = fresh_pkt();
 	struct decision d = {};
 	__u32 reason = RVS_PUNT_OTHER;
 	int parsed;
 
 	count(RVS_STAT_RX);
+	if (!p)
+		return TC_ACT_OK;
 	if (skb->data + 14 + 40 + 20 > skb->data_end)
 		bpf_skb_pull_data(skb, 14 + 4 + 40 + 20);
-	parsed = parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &p, &reason);
-	decide(&p, parsed, reason, &d);
-	return tc_carry_out(skb, &p, &d);
+	parsed = parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p, &reason);
+	decide(p, parsed, reason, &d);
+	return tc_carry_out(skb, p, &d);
 }
 
 SEC("xdp")
 int rvs_xdp(struct xdp_md *ctx)
 {
-	struct pkt p = {};
+	struct pkt *p = fresh_pkt();
 	struct decision d = {};
 	__u32 reason = RVS_PUNT_OTHER;
 	void *data = (void *)(long)ctx->data;
@@ -76,9 +91,11 @@ int rvs_xdp(struct xdp_md *ctx)
 	int parsed;
 
 	count(RVS_STAT_RX);
-	parsed = parse(data, end, end - data, &p, &reason);
-	decide(&p, parsed, reason, &d);
-	return xdp_carry_out(ctx, &p, &d);
+	if (!p)
+		return XDP_PASS;
+	parsed = parse(data, end, end - data, p, &reason);
+	decide(p, parsed, reason, &d);
+	return xdp_carry_out(ctx, p, &d);
 }
 
 /* What one expiry sweep needs in its callback. */

@@ -54,7 +54,14 @@ enum rvs_method {
 	RVS_METHOD_LOCAL = 1,
 	RVS_METHOD_TUNNEL = 2,
 	RVS_METHOD_ROUTE = 3,
+	RVS_METHOD_FULLNAT = 5, /* source and destination translated (rvs-sync's F_FULLNAT) */
 };
+
+/* Local addresses of a FULLNAT service the program uses, at most (a service with more is
+ * left to rvsd). */
+#define RVS_MAX_LADDRS 8
+/* FULLNAT local ports: from this one up to 65535. */
+#define RVS_LPORT_MIN 1024
 
 /* Why a frame went to rvsd instead of being forwarded here (counted per reason). */
 enum rvs_punt {
@@ -81,7 +88,8 @@ enum rvs_stat {
 	RVS_STAT_FIB_PASS = 8,    /* forwarded through the kernel (no neighbour yet) */
 	RVS_STAT_EXPIRED = 9,     /* connections expired by rvs_expire */
 	RVS_STAT_SYNC_LOST = 10,  /* sync records lost: the `sync_ring` was full */
-	RVS_STAT_PUNT = 11,       /* then +reason */
+	RVS_STAT_DROP_NO_LPORT = 11, /* FULLNAT: no free local port found */
+	RVS_STAT_PUNT = 12,       /* then +reason */
 	RVS_STATS = RVS_STAT_PUNT + RVS_PUNT_REASONS,
 };
 
@@ -133,6 +141,9 @@ struct rvs_svc_dests {
 	__u32 persist_ms; /* RVS_SVC_F_PERSIST: the persistence timeout */
 	__u32 pad;
 	struct rvs_addr persist_mask; /* the client address mask (-M; IPv4 as IPv4-mapped) */
+	__u32 laddr_count; /* FULLNAT: local addresses used */
+	__u32 pad2;
+	struct rvs_addr laddr[RVS_MAX_LADDRS];
 };
 
 /* A persistence template (IPVS's `ip_vs_sched_persist`): `templates` key. `vport` is 0 for a
@@ -241,6 +252,10 @@ struct rvs_conn {
 	__u64 packets;         /* both directions */
 	__u64 bytes;
 	struct rvs_hop hop;    /* toward the real server */
+	struct rvs_addr laddr; /* FULLNAT: the local address and port toward the real server */
+	__u16 lport;           /* network order */
+	__u16 pad2;
+	__u32 pad3;
 };
 
 /* The reply direction of a NAT connection: `conns_out` maps the reply tuple (real server to
@@ -279,6 +294,10 @@ struct rvs_sync_event {
 	__u32 timeout_ms; /* the state's timeout (a template's: the persistence timeout) */
 	__u32 flags;      /* RVS_SYNC_EV_* */
 	__u32 pad;
+	struct rvs_addr laddr; /* FULLNAT: the local address and port */
+	__u16 lport;           /* network order */
+	__u16 pad2;
+	__u32 pad3;
 };
 
 /* A sync event of a persistence template: `key` holds the masked client (port 0), the virtual
@@ -297,6 +316,9 @@ struct rvs_sync_in {
 	__u32 svc;
 	__u32 timeout_ms;
 	__u32 flags; /* RVS_SYNC_EV_TEMPLATE: a template (key.src masked, key.dport its vport) */
+	struct rvs_addr laddr; /* FULLNAT: the local address and port */
+	__u16 lport;           /* network order */
+	__u16 pad2;
 };
 
 /* rvs_sync_in's answers. */

@@ -7,6 +7,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Real servers one service may have in the program (`RVS_MAX_DESTS`).
 pub const MAX_DESTS: usize = 64;
+/// Local addresses a FULLNAT service may have in the program (`RVS_MAX_LADDRS`).
+pub const MAX_LADDRS: usize = 8;
 /// Length of a wrr sequence table (`RVS_WRR_SEQ`).
 pub const WRR_SEQ: usize = 1024;
 /// Entries of a service's sh/dh/mh table (`RVS_HASH_STRIDE`, IPVS's default mh size).
@@ -58,6 +60,8 @@ pub enum Method {
     Tunnel = 2,
     /// Direct routing (`-g`).
     Route = 3,
+    /// FULLNAT: source and destination translated.
+    FullNat = 5,
 }
 
 /// Why the program passed a frame to rvsd (`enum rvs_punt`).
@@ -72,7 +76,7 @@ pub const PUNT_REASONS: [&str; 7] = [
 ];
 
 /// The program's per-CPU counters (`enum rvs_stat`), by index.
-pub const STAT_NAMES: [&str; 18] = [
+pub const STAT_NAMES: [&str; 19] = [
     "rx",
     "forwarded",
     "passed",
@@ -84,6 +88,7 @@ pub const STAT_NAMES: [&str; 18] = [
     "fib_pass",
     "expired",
     "sync_lost",
+    "drop_no_local_port",
     "punt_ip_options",
     "punt_fragment",
     "punt_icmp",
@@ -192,6 +197,12 @@ pub struct SvcDests {
     pub pad: u32,
     /// A persistent service's client address mask (`-M`; IPv4 as IPv4-mapped).
     pub persist_mask: Addr,
+    /// FULLNAT: local addresses used.
+    pub laddr_count: u32,
+    /// Zero.
+    pub pad2: u32,
+    /// FULLNAT: the service's local addresses.
+    pub laddr: [Addr; MAX_LADDRS],
 }
 
 impl Default for SvcDests {
@@ -206,6 +217,9 @@ impl Default for SvcDests {
             persist_ms: 0,
             pad: 0,
             persist_mask: Addr::default(),
+            laddr_count: 0,
+            pad2: 0,
+            laddr: [Addr::default(); MAX_LADDRS],
         }
     }
 }
@@ -410,6 +424,14 @@ pub struct Conn {
     pub bytes: u64,
     /// The next hop toward the real server.
     pub hop: Hop,
+    /// FULLNAT: the local address toward the real server.
+    pub laddr: Addr,
+    /// FULLNAT: the local port, network order.
+    pub lport_be: u16,
+    /// Zero.
+    pub pad2: u16,
+    /// Zero.
+    pub pad3: u32,
 }
 
 /// `conns_out` value: the client-side key of a NAT connection, found by its reply tuple.
@@ -526,6 +548,14 @@ pub struct SyncEvent {
     pub flags: u32,
     /// Zero.
     pub pad: u32,
+    /// FULLNAT: the local address.
+    pub laddr: Addr,
+    /// FULLNAT: the local port, network order.
+    pub lport_be: u16,
+    /// Zero.
+    pub pad2: u16,
+    /// Zero.
+    pub pad3: u32,
 }
 
 /// Sync event flag: a persistence template (`key.src` the masked client, `key.dport` the
@@ -557,6 +587,12 @@ pub struct SyncIn {
     pub timeout_ms: u32,
     /// `SYNC_EV_TEMPLATE` for a template.
     pub flags: u32,
+    /// FULLNAT: the local address.
+    pub laddr: Addr,
+    /// FULLNAT: the local port, network order.
+    pub lport_be: u16,
+    /// Zero.
+    pub pad2: u16,
 }
 
 #[cfg(test)]
@@ -569,7 +605,10 @@ mod tests {
     fn layouts_match_the_c_header() {
         assert_eq!(size_of::<SvcKey>(), 20);
         assert_eq!(size_of::<Svc>(), 8);
-        assert_eq!(size_of::<SvcDests>(), 20 + 4 * MAX_DESTS + 8 + 16);
+        assert_eq!(
+            size_of::<SvcDests>(),
+            20 + 4 * MAX_DESTS + 8 + 16 + 8 + 16 * MAX_LADDRS
+        );
         assert_eq!(size_of::<TplKey>(), 24);
         assert_eq!(size_of::<Tpl>(), 24);
         assert_eq!(size_of::<WrrStep>(), 8);
@@ -580,7 +619,8 @@ mod tests {
         assert_eq!(size_of::<ConnKey>(), 40);
         assert_eq!(offset_of!(ConnKey, proto), 36);
         assert_eq!(size_of::<Hop>(), 24);
-        assert_eq!(size_of::<Conn>(), 80);
+        assert_eq!(size_of::<Conn>(), 104);
+        assert_eq!(offset_of!(Conn, lport_be), 96);
         assert_eq!(offset_of!(Conn, expires_ns), 32);
         assert_eq!(offset_of!(Conn, hop), 56);
         assert_eq!(size_of::<ConnOut>(), 64);
@@ -590,8 +630,8 @@ mod tests {
         );
         assert_eq!(size_of::<PuntHdr>(), 16);
         assert_eq!(offset_of!(Conn, sync_pkts), 30);
-        assert_eq!(size_of::<SyncEvent>(), 72);
-        assert_eq!(size_of::<SyncIn>(), 76);
+        assert_eq!(size_of::<SyncEvent>(), 96);
+        assert_eq!(size_of::<SyncIn>(), 96);
         assert_eq!(size_of::<Traffic>(), 40);
     }
 

@@ -51,6 +51,18 @@ impl Default for Limits {
     }
 }
 
+/// Runs `f` with every signal blocked on this thread, then restores the thread's mask.
+fn without_signals<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut old = SigSet::empty();
+    let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old));
+    let out = f();
+    if blocked.is_ok() {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    out
+}
+
 /// The loaded program and its maps.
 pub struct Datapath {
     object: Object,
@@ -159,7 +171,10 @@ impl Datapath {
             };
             map.set_max_entries(size.max(1)).map_err(Error::Load)?;
         }
-        let object = open.load().map_err(Error::Load)?;
+        // The verifier gives up with EAGAIN when a signal arrives while it works (a child's
+        // SIGCHLD, most often), and takes long enough on this program for that to happen:
+        // keep signals off this thread meanwhile (they go to another thread, or wait).
+        let object = without_signals(|| open.load()).map_err(Error::Load)?;
         Ok(Datapath {
             object,
             limits,

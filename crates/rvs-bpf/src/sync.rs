@@ -44,9 +44,15 @@ pub enum Installed {
 }
 
 fn method_of(byte: u8) -> Option<Method> {
-    [Method::Masq, Method::Local, Method::Tunnel, Method::Route]
-        .into_iter()
-        .find(|m| *m as u8 == byte)
+    [
+        Method::Masq,
+        Method::Local,
+        Method::Tunnel,
+        Method::Route,
+        Method::FullNat,
+    ]
+    .into_iter()
+    .find(|m| *m as u8 == byte)
 }
 
 /// The program's TCP ESTABLISHED (rvs-engine's `ConnState` numbering, IPVS's too).
@@ -66,6 +72,7 @@ impl SyncEvent {
         // method alone (IPVS's template_record), a connection's say no-output and inactive.
         let flags = match (method, template) {
             (Method::Masq, _) => rvs_sync::F_MASQ,
+            (Method::FullNat, _) => rvs_sync::F_FULLNAT,
             (Method::Local, true) => rvs_sync::F_LOCALNODE,
             (Method::Tunnel, true) => rvs_sync::F_TUNNEL,
             (Method::Route, true) => rvs_sync::F_DROUTE,
@@ -96,20 +103,23 @@ impl SyncEvent {
             seq: None,
             pe_data: None,
             pe_name: None,
-            fnat_local: None,
+            fnat_local: (method == Method::FullNat && !template)
+                .then(|| std::net::SocketAddr::new(self.laddr.ip(), u16::from_be(self.lport_be))),
         })
     }
 }
 
 /// What a backup installs of `rec` in the program's tables at `at`, or `None` when the
-/// program does not carry such a connection (a firewall-mark or FULLNAT service, a template
-/// of a service the program does not make templates for, a protocol or state it does not
-/// track).
+/// program does not carry such a connection (a firewall-mark service, a template of a service
+/// the program does not make templates for, a FULLNAT connection without its local address
+/// or to a server that is not FULLNAT here, a protocol or state it does not track).
 pub fn sync_in(rec: &SyncConn, at: &Located) -> Option<SyncIn> {
     let template = rec.flags & rvs_sync::F_TEMPLATE != 0;
-    if rec.fwmark != 0 || rec.fnat_local.is_some() || (template && !at.persistent) {
+    let fnat = at.method == Method::FullNat && !template;
+    if rec.fwmark != 0 || (template && !at.persistent) || fnat != rec.fnat_local.is_some() {
         return None;
     }
+    let local = rec.fnat_local;
     let state = match rec.protocol {
         _ if template => 0,
         6 if rec.state <= 10 => rec.state as u8,
@@ -134,6 +144,9 @@ pub fn sync_in(rec: &SyncConn, at: &Located) -> Option<SyncIn> {
         svc: at.svc,
         timeout_ms: rec.timeout.saturating_mul(1000),
         flags: if template { SYNC_EV_TEMPLATE } else { 0 },
+        laddr: local.map(|l| Addr::from(l.ip())).unwrap_or_default(),
+        lport_be: local.map_or(0, |l| l.port().to_be()),
+        pad2: 0,
     })
 }
 

@@ -1,8 +1,9 @@
 //! Publishing rvsd's configuration into the program's maps: services, real servers, wrr
 //! sequences and the state table, from one [`rvs_engine::SpecWalk`] version.
 //!
-//! A service the program cannot serve itself (a persistence engine, one-packet scheduling, FULLNAT,
-//! PROXY protocol, a scheduler it does not run, more than [`MAX_DESTS`] real servers, a wrr
+//! A service the program cannot serve itself (a persistence engine, one-packet scheduling, the
+//! PROXY protocol, more than [`MAX_LADDRS`] FULLNAT local addresses, a scheduler it does not
+//! run, more than [`MAX_DESTS`] real servers, a wrr
 //! sequence longer than [`WRR_SEQ`]) is published with `SVC_F_USER`: its new connections go
 //! to rvsd. Firewall-mark and SCTP services are not published (the program does not see
 //! marks or parse SCTP), so their packets reach rvsd's packet path.
@@ -16,8 +17,8 @@ use rvs_engine::{ForwardMethod, Protocol, SchedulerKind, ServiceSpec};
 use crate::error::Error;
 use crate::maps::{
     Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST,
-    ADDR_USER_DEST, ADDR_USER_VIP, ADDR_VIP, HASH_STRIDE, MAX_DESTS, SVC_F_FALLBACK, SVC_F_PERSIST,
-    SVC_F_PORT, SVC_F_USER, WRR_SEQ,
+    ADDR_USER_DEST, ADDR_USER_VIP, ADDR_VIP, HASH_STRIDE, MAX_DESTS, MAX_LADDRS, SVC_F_FALLBACK,
+    SVC_F_PERSIST, SVC_F_PORT, SVC_F_USER, WRR_SEQ,
 };
 use crate::program::Datapath;
 
@@ -63,7 +64,8 @@ fn method_of(m: ForwardMethod) -> Method {
         ForwardMethod::Masq => Method::Masq,
         ForwardMethod::Tunnel => Method::Tunnel,
         ForwardMethod::Route => Method::Route,
-        _ => Method::Local,
+        ForwardMethod::FullNat => Method::FullNat,
+        ForwardMethod::Local => Method::Local,
     }
 }
 
@@ -71,7 +73,7 @@ fn method_of(m: ForwardMethod) -> Method {
 fn program_schedules(spec: &ServiceSpec) -> bool {
     spec.persistence.as_ref().is_none_or(|p| p.pe.is_none())
         && !spec.one_packet
-        && spec.local_addrs.is_empty()
+        && spec.local_addrs.len() <= MAX_LADDRS
         && spec.proxy_protocol.is_none()
         && sched_of(spec.scheduler) != Sched::User
 }
@@ -119,7 +121,7 @@ fn served_by_rvsd(
         }
     }
     for d in service.dests() {
-        if d.method() != ForwardMethod::Masq {
+        if !matches!(d.method(), ForwardMethod::Masq | ForwardMethod::FullNat) {
             continue;
         }
         *addrs.entry(Addr::from(d.addr())).or_default() |= ADDR_USER_DEST;
@@ -278,7 +280,7 @@ impl Publisher {
                 }
                 slots.push(slot);
                 weights.push(ds.weight);
-                if ds.method == ForwardMethod::Masq {
+                if matches!(ds.method, ForwardMethod::Masq | ForwardMethod::FullNat) {
                     *addrs.entry(Addr::from(ds.addr)).or_default() |= ADDR_NAT_DEST;
                 }
             }
@@ -314,7 +316,7 @@ impl Publisher {
             if user {
                 // Replies of rvsd's connections to this service come from these endpoints.
                 for d in service.dests() {
-                    if d.method() == ForwardMethod::Masq {
+                    if matches!(d.method(), ForwardMethod::Masq | ForwardMethod::FullNat) {
                         let port = if d.port() == 0 {
                             spec.key.port
                         } else {
@@ -341,6 +343,10 @@ impl Publisher {
             if let Some(p) = &spec.persistence {
                 dests.persist_ms = p.timeout_s.saturating_mul(1000);
                 dests.persist_mask = Addr::from(p.netmask);
+            }
+            dests.laddr_count = spec.local_addrs.len().min(MAX_LADDRS) as u32;
+            for (slot, &a) in dests.laddr.iter_mut().zip(&spec.local_addrs) {
+                *slot = Addr::from(a);
             }
             dp.put("svc_dests", &id, &dests)?;
             // The scheduler's cursor, in the engine's layout: the engine's own for a service

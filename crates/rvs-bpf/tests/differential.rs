@@ -466,13 +466,25 @@ fn punted_and_passed_frames() {
             e.add_dest(&persistent, dest(ip4(RIP4), 443, 1))
                 .expect("dest");
             let dp = program_for(&e);
+            // A port unreachable (quoting the start of a packet) from the client to `dst`.
             let icmp = |dst: [u8; 4]| {
                 let mut out = Vec::new();
                 etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
                     .ipv4(CLIENT4, dst, 64)
+                    .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                        etherparse::icmpv4::DestUnreachableHeader::Port,
+                    ))
+                    .write(&mut out, &[0x45; 28])
+                    .expect("icmp");
+                out
+            };
+            let echo = {
+                let mut out = Vec::new();
+                etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
+                    .ipv4(CLIENT4, VIP4, 64)
                     .icmpv4_echo_request(1, 1)
                     .write(&mut out, b"ping")
-                    .expect("icmp");
+                    .expect("echo");
                 out
             };
             let names = rvs_bpf::maps::STAT_NAMES;
@@ -480,7 +492,18 @@ fn punted_and_passed_frames() {
                 dp.stats().expect("stats")[names.iter().position(|n| *n == name).unwrap()]
             };
             let r = dp.test_run_at(hook, &icmp(VIP4), ifindex).expect("run");
-            assert_eq!(r.verdict, Action::Drop, "ICMP to a VIP goes to rvsd");
+            assert_eq!(
+                r.verdict,
+                Action::Drop,
+                "an ICMP error to a VIP goes to rvsd"
+            );
+            let r = dp.test_run_at(hook, &echo, ifindex).expect("run");
+            assert_eq!(
+                r.verdict,
+                Action::Pass,
+                "an echo request is the kernel's, as the engine passes it"
+            );
+            assert_eq!(engine_outcome(&e, &echo), Outcome::Kernel);
             assert_eq!(stat(&dp, "punt_icmp"), 1);
             let r = dp.test_run(&icmp(ROUTER4), ifindex).expect("run");
             assert_eq!(
@@ -1113,4 +1136,223 @@ fn persistence_templates_match_the_engine() {
             );
         });
     }
+}
+
+/// The director's address toward the real servers in the lab: the FULLNAT local address.
+const LADDR4: [u8; 4] = [192, 168, 7, 1];
+
+/// A FULLNAT service (`local_addrs` = the director's inside address) on VIP4:80 (and VIP6:80)
+/// to one real server on port 8080.
+fn fullnat_engine() -> Engine {
+    let e = Engine::new(EngineConfig::default());
+    for (vip, rip, laddr) in [
+        (ip4(VIP4), ip4(RIP4), ip4(LADDR4)),
+        (
+            ip6(vip6()),
+            ip6(rip6()),
+            "fd00:7::1".parse().expect("laddr"),
+        ),
+    ] {
+        for proto in [Protocol::Tcp, Protocol::Udp] {
+            let k = key(proto, vip, VPORT);
+            e.add_service(ServiceSpec {
+                local_addrs: vec![laddr],
+                ..svc(k, SchedulerKind::Rr)
+            })
+            .expect("service");
+            e.add_dest(
+                &k,
+                DestSpec {
+                    method: ForwardMethod::FullNat,
+                    ..dest(rip, RPORT, 1)
+                },
+            )
+            .expect("server");
+        }
+    }
+    e
+}
+
+/// The source port of an IP packet's TCP/UDP header.
+fn src_port(l3: &[u8]) -> u16 {
+    let at = if l3[0] >> 4 == 6 {
+        40
+    } else {
+        usize::from(l3[0] & 0xf) * 4
+    };
+    u16::from_be_bytes([l3[at], l3[at + 1]])
+}
+
+/// `l3` with its L4 source port set to `port`, the checksum fixed (RFC 1624).
+fn with_src_port(l3: &[u8], port: u16) -> Vec<u8> {
+    let mut out = l3.to_vec();
+    let v6 = l3[0] >> 4 == 6;
+    let at = if v6 { 40 } else { usize::from(l3[0] & 0xf) * 4 };
+    let proto = if v6 { l3[6] } else { l3[9] };
+    let csum_at = at + if proto == 6 { 16 } else { 6 };
+    let old = u16::from_be_bytes([out[at], out[at + 1]]);
+    out[at..at + 2].copy_from_slice(&port.to_be_bytes());
+    let check = u16::from_be_bytes([out[csum_at], out[csum_at + 1]]);
+    if check != 0 || proto == 6 {
+        let mut sum = u32::from(!check) + u32::from(!old) + u32::from(port);
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        let mut new = !(sum as u16);
+        if proto == 17 && new == 0 {
+            new = 0xffff;
+        }
+        out[csum_at..csum_at + 2].copy_from_slice(&new.to_be_bytes());
+    }
+    out
+}
+
+/// One FULLNAT conversation on both sides: `first` from the client, the real server's `reply`
+/// to a given local port, `more` from the client. Returns the program's local port.
+#[allow(clippy::too_many_arguments)]
+fn fullnat_case(
+    e: &Engine,
+    dp: &Datapath,
+    hook: Hook,
+    ifindex: u32,
+    name: &str,
+    first: &[u8],
+    reply: impl Fn(u16) -> Vec<u8>,
+    more: &[u8],
+) -> u16 {
+    // The first packet: from the local address to the real server.
+    let (Outcome::Forward(want), Outcome::Forward(got)) = (
+        engine_outcome(e, first),
+        bpf_outcome(dp, hook, ifindex, first),
+    ) else {
+        panic!("{hook:?} {name}: both forward the first packet");
+    };
+    let (eport, pport) = (src_port(&want), src_port(&got));
+    assert!(pport >= 1024, "{name}: local port {pport}");
+    assert_eq!(
+        got,
+        with_src_port(&want, pport),
+        "{hook:?} {name}: first packet"
+    );
+    // The real server's reply, to each side's own local port, comes out the same.
+    let want = engine_outcome(e, &reply(eport));
+    let got = bpf_outcome(dp, hook, ifindex, &reply(pport));
+    assert!(
+        matches!(got, Outcome::Forward(_)),
+        "{hook:?} {name}: reply forwarded"
+    );
+    assert_eq!(got, want, "{hook:?} {name}: reply");
+    // More from the client keeps the local port.
+    let (Outcome::Forward(want), Outcome::Forward(got)) = (
+        engine_outcome(e, more),
+        bpf_outcome(dp, hook, ifindex, more),
+    ) else {
+        panic!("{hook:?} {name}: both forward more data");
+    };
+    assert_eq!(
+        got,
+        with_src_port(&want, pport),
+        "{hook:?} {name}: more data"
+    );
+    pport
+}
+
+/// FULLNAT in the program as in the engine, for TCP and UDP over IPv4 and TCP over IPv6: the
+/// packet toward the real server comes from the local address (each side picks its own free
+/// local port, so the engine's frame is compared with the program's port put in), replies go
+/// back from the virtual service to the client byte for byte the same, and states match. The
+/// connection is synced with its local address and port, and a backup given the record
+/// translates the real server's next reply.
+#[test]
+fn fullnat_matches_the_engine() {
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = fullnat_engine();
+            let dp = exporting_program(&e);
+            let laddr6 = v6("fd00:7::1");
+            let pport = fullnat_case(
+                &e,
+                &dp,
+                hook,
+                ifindex,
+                "tcp4",
+                &tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]),
+                |lp| tcp4(RIP4, RPORT, LADDR4, lp, 64, SYNACK, &[]),
+                &tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"hello"),
+            );
+            fullnat_case(
+                &e,
+                &dp,
+                hook,
+                ifindex,
+                "udp4",
+                &udp4(CLIENT4, CPORT, VIP4, VPORT, 64, b"query"),
+                |lp| udp4(RIP4, RPORT, LADDR4, lp, 64, b"answer"),
+                &udp4(CLIENT4, CPORT, VIP4, VPORT, 64, b"again"),
+            );
+            fullnat_case(
+                &e,
+                &dp,
+                hook,
+                ifindex,
+                "tcp6",
+                &tcp6(client6(), CPORT, vip6(), VPORT, 64, SYN, &[]),
+                |lp| tcp6(rip6(), RPORT, laddr6, lp, 64, SYNACK, &[]),
+                &tcp6(client6(), CPORT, vip6(), VPORT, 64, ACK, b"hello"),
+            );
+            assert_eq!(dp.stat("conn_created").expect("stats"), 3);
+            let engine_conns = e.connections(Millis(1000));
+            for (k, c) in dp.connections().expect("conns") {
+                let client = std::net::SocketAddr::new(k.src.ip(), u16::from_be(k.sport_be));
+                let proto = if k.proto == 17 {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                };
+                let twin = engine_conns
+                    .iter()
+                    .find(|x| x.client == client && x.proto == proto)
+                    .expect("the engine's connection");
+                assert_eq!(c.state, twin.state as u8, "states");
+            }
+
+            // A backup installs the TCP connection's record (the engine's and the program's
+            // carry the local address and port) and translates the real server's next packet.
+            let data = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x");
+            let _ = engine_outcome(&e, &data);
+            let _ = bpf_outcome(&dp, hook, ifindex, &data);
+            let rec = dp_sync_records(&dp)
+                .into_iter()
+                .find(|r| r.protocol == 6 && r.cport == CPORT && !r.addrs.is_v6())
+                .expect("the TCP connection synced");
+            assert_eq!(
+                rec.fnat_local,
+                Some(std::net::SocketAddr::new(ip4(LADDR4), pport))
+            );
+            let backup = program_for(&fullnat_engine());
+            assert_eq!(
+                backup.sync_import(&rec).expect("install"),
+                Some(rvs_bpf::Installed::Added)
+            );
+            let reply = tcp4(RIP4, RPORT, LADDR4, pport, 64, ACK, b"late");
+            let Outcome::Forward(out) = bpf_outcome(&backup, hook, ifindex, &reply) else {
+                panic!("{hook:?}: the backup translates the reply");
+            };
+            assert_eq!(&out[12..20], &[VIP4, CLIENT4].concat()[..], "VIP to client");
+        });
+    }
+}
+
+/// The sync records a program exporting them has queued.
+fn dp_sync_records(dp: &Datapath) -> Vec<rvs_sync::SyncConn> {
+    let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let ring = {
+        let got = got.clone();
+        dp.sync_reader(move |ev| got.borrow_mut().extend(ev.record()))
+            .expect("sync ring")
+    };
+    ring.consume().expect("sync ring");
+    drop(ring);
+    let out = got.borrow().clone();
+    out
 }

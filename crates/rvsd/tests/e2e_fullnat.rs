@@ -11,11 +11,16 @@ use rvs_lab::{Director, FullNatTopology};
 const MB: usize = 1 << 20;
 
 fn fullnat_director(tag: &str) -> FullNatTopology {
+    fullnat_director_with(tag, &[])
+}
+
+fn fullnat_director_with(tag: &str, rvsd_args: &[String]) -> FullNatTopology {
     let topo = FullNatTopology::build(tag, 2).expect("build the FULLNAT topology");
     topo.nat
         .start_real_servers()
         .expect("start the real servers");
-    topo.nat.start_rvsd(&[]).expect("start rvsd");
+    let args: Vec<&str> = rvsd_args.iter().map(String::as_str).collect();
+    topo.nat.start_rvsd(&args).expect("start rvsd");
     topo
 }
 
@@ -169,6 +174,42 @@ fn b_fullnat_v6() {
     }
     assert_download_intact(&topo, &format!("http://{vip}"), MB);
     assert_upload_intact(&topo, &format!("http://{vip}"));
+}
+
+/// FULLNAT in the BPF program (`--dataplane tc`), IPv4 and IPv6: the real servers see the
+/// local addresses, bulk transfers both ways are intact, and the program (not rvsd's engine)
+/// holds the connections.
+#[test]
+fn b_fullnat_with_the_bpf_plane() {
+    let fs = Bpffs::mount("fnat");
+    let topo = fullnat_director_with("fnatbpf", &bpf_args(&fs.pins()));
+    for v6 in [false, true] {
+        let vip = if v6 {
+            format!("[{}]:80", topo.nat.vip6)
+        } else {
+            format!("{VIP}:80")
+        };
+        add_fullnat_service(&topo, &vip, v6, 80, &[]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        for _ in 0..4 {
+            let peer = whoami_ip(&curl(&topo, &format!("http://{vip}/whoami")));
+            let local = if v6 {
+                topo.lips6.iter().any(|l| l.to_string() == peer)
+            } else {
+                topo.lips4.iter().any(|l| l.to_string() == peer)
+            };
+            assert!(
+                local,
+                "the real server must see a local address, saw {peer}"
+            );
+        }
+        assert_download_intact(&topo, &format!("http://{vip}"), MB);
+        assert_upload_intact(&topo, &format!("http://{vip}"));
+    }
+    assert!(
+        pinned_connections(&fs.pins()) >= 12,
+        "the program holds the connections"
+    );
 }
 
 /// nginx behind a `--proxy-protocol` FULLNAT service: it learns the client's address from the

@@ -97,7 +97,7 @@ impl ProgramSync {
                 method: t.method,
                 timeout_ms: t.timeout_ms,
                 flags: rvs_bpf::maps::SYNC_EV_TEMPLATE,
-                pad: 0,
+                ..SyncEvent::default()
             }
             .record()
         });
@@ -111,8 +111,9 @@ impl ProgramSync {
                     state: c.state,
                     method: c.method,
                     timeout_ms: timeouts.get(usize::from(c.state)).copied().unwrap_or(0),
-                    flags: 0,
-                    pad: 0,
+                    laddr: c.laddr,
+                    lport_be: c.lport_be,
+                    ..SyncEvent::default()
                 }
                 .record()
             })
