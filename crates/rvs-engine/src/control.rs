@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, Staged};
-use crate::conn_table::{Conn, F_V6};
+use crate::conn::{Conn, F_V6};
 use crate::engine::{Control, Engine};
 use crate::error::*;
 use crate::estimator::Estimator;

@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "tcp_state",
             "sctp_state",
+            "conn",
             "conn_table",
             "persist",
             "fullnat",
