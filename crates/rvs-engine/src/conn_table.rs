@@ -9,9 +9,10 @@
 //! port, so it has a second entry under that hash (marked as a reply entry); the engine picks
 //! the local port so that this hash selects the same shard.
 
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashMap;
 
 use crate::conn::{reply_dst, Conn, ConnExt, Removed, Tuple, F_EXT};
+use crate::conn_index::Index;
 use crate::flow::{flow_hash, Direction};
 use crate::view::Stats;
 
@@ -28,7 +29,9 @@ fn hash_of(
     flow_hash(state, c.proto, a, p)
 }
 
-/// An index entry: the slot, and whether it is a FULLNAT connection's reply entry.
+/// An index entry: the slot, and whether it is a FULLNAT connection's reply entry. Slots stay
+/// below 2^31 - 1 (a shard of that many connections would take 128 GiB), so entries fit the
+/// index's values.
 fn entry(slot: u32, reply: bool) -> u32 {
     (slot << 1) | reply as u32
 }
@@ -40,7 +43,7 @@ const MIN_GROWTH: usize = 16;
 /// A shard: its own index, slab, free list, side records and per-id traffic counters.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    table: HashTable<u32>,
+    index: Index,
     slab: Vec<Option<Conn>>,
     free: Vec<u32>,
     /// Side records by slot, for the connections flagged `F_EXT`.
@@ -54,7 +57,7 @@ impl Shard {
     /// A shard sized for `capacity` connections.
     pub(crate) fn new(capacity: usize) -> Self {
         Shard {
-            table: HashTable::with_capacity(capacity),
+            index: Index::with_capacity(capacity),
             slab: Vec::with_capacity(capacity),
             free: Vec::new(),
             ext: HashMap::default(),
@@ -73,10 +76,10 @@ impl Shard {
     pub(crate) fn find(&self, hash: u64, dir: Direction, t: &Tuple) -> Option<u32> {
         let input = matches!(dir, Direction::Input);
         let Shard {
-            table, slab, ext, ..
+            index, slab, ext, ..
         } = self;
-        table
-            .find(hash, |&e| {
+        index
+            .find(hash, |e| {
                 // A reply entry is never the client side.
                 !(input && e & 1 == 1)
                     && slab
@@ -84,7 +87,7 @@ impl Shard {
                         .and_then(Option::as_ref)
                         .is_some_and(|c| c.matches(dir, t, || ext.get(&(e >> 1))))
             })
-            .map(|&e| e >> 1)
+            .map(|e| e >> 1)
     }
 
     /// Touches the slot the next new connection will take, so that its cache miss overlaps
@@ -168,18 +171,9 @@ impl Shard {
         if let Some(x) = ext {
             self.ext.insert(slot, x);
         }
-        let Shard {
-            table, slab, ext, ..
-        } = self;
-        let rehash = |&e: &u32| {
-            let s = e >> 1;
-            slab.get(s as usize)
-                .and_then(Option::as_ref)
-                .map_or(0, |c| hash_of(c, ext.get(&s), e & 1 == 1, state))
-        };
-        table.insert_unique(hash, entry(slot, false), rehash);
+        self.index.insert(hash, entry(slot, false));
         if let Some(h) = reply_hash {
-            table.insert_unique(h, entry(slot, true), rehash);
+            self.index.insert(h, entry(slot, true));
         }
         self.len += 1;
         slot
@@ -203,10 +197,7 @@ impl Shard {
                 break;
             }
             let hash = hash_of(&conn, ext.as_ref(), reply, state);
-            let want = entry(slot, reply);
-            if let Ok(e) = self.table.find_entry(hash, |&e| e == want) {
-                e.remove();
-            }
+            self.index.remove(hash, entry(slot, reply));
         }
         self.free.push(slot);
         self.len -= 1;
@@ -285,16 +276,15 @@ impl Shard {
 
     /// Bytes held by this shard's structures.
     pub(crate) fn memory_bytes(&self) -> usize {
-        let buckets = buckets_of(self.table.capacity());
         self.slab.capacity() * core::mem::size_of::<Option<Conn>>()
-            + buckets * (core::mem::size_of::<u32>() + 1)
+            + self.index.memory_bytes()
             + self.free.capacity() * core::mem::size_of::<u32>()
             + self.stats.capacity() * core::mem::size_of::<Stats>()
             + buckets_of(self.ext.capacity()) * (core::mem::size_of::<(u32, ConnExt)>() + 1)
     }
 }
 
-/// Buckets of a hashbrown table of `capacity` (7/8 of its buckets are usable).
+/// Buckets of a hashbrown map of `capacity` (7/8 of its buckets are usable).
 fn buckets_of(capacity: usize) -> usize {
     if capacity == 0 {
         0
