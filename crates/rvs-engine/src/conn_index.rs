@@ -38,12 +38,16 @@ fn pack(hash: u64, value: u32) -> u64 {
     ((hash as u32 as u64) << 32) | (u64::from(value) + 1)
 }
 
-/// Buckets for `capacity` entries at a load of at most 7/8.
+/// Buckets for `capacity` entries at a load of 3/4 (the index stays small, so more of it
+/// stays in cache; it is cleaned or grown at 7/8).
 fn buckets_for(capacity: usize) -> usize {
-    (capacity.saturating_mul(8) / 7)
-        .div_ceil(WIDTH)
-        .max(1)
-        .next_power_of_two()
+    (capacity.saturating_mul(4) / 3).div_ceil(WIDTH).max(1)
+}
+
+/// The home bucket of a hash among `n` (by multiplication: `n` need not be a power of two).
+#[inline]
+fn home(hash: u64, n: usize) -> usize {
+    ((u64::from(hash as u32) * n as u64) >> 32) as usize
 }
 
 impl Index {
@@ -70,9 +74,9 @@ impl Index {
     #[inline]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = u64::from(hash as u32);
-        let mask = self.buckets.len() - 1;
-        let mut b = hash as usize & mask;
-        for _ in 0..self.buckets.len() {
+        let n = self.buckets.len();
+        let mut b = home(hash, n);
+        for _ in 0..n {
             let mut has_empty = false;
             for &v in &self.buckets[b].0 {
                 if v >> 32 == tag && v as u32 != 0 && eq(v as u32 - 1) {
@@ -83,7 +87,7 @@ impl Index {
             if has_empty {
                 return None;
             }
-            b = (b + 1) & mask;
+            b = next(b, n);
         }
         None
     }
@@ -104,9 +108,9 @@ impl Index {
     /// Removes the entry `value` stored under `hash`; whether there was one.
     pub(crate) fn remove(&mut self, hash: u64, value: u32) -> bool {
         let want = pack(hash, value);
-        let mask = self.buckets.len() - 1;
-        let mut b = hash as usize & mask;
-        for _ in 0..self.buckets.len() {
+        let n = self.buckets.len();
+        let mut b = home(hash, n);
+        for _ in 0..n {
             let bucket = &mut self.buckets[b].0;
             let has_empty = bucket.contains(&EMPTY);
             if let Some(e) = bucket.iter_mut().find(|v| **v == want) {
@@ -122,7 +126,7 @@ impl Index {
             if has_empty {
                 return false;
             }
-            b = (b + 1) & mask;
+            b = next(b, n);
         }
         false
     }
@@ -148,8 +152,8 @@ impl Index {
 /// Writes the packed entry `v` in the first empty or tombstone entry of its probe; whether
 /// that was a tombstone. The caller keeps the index below its limit, so there is room.
 fn place(buckets: &mut [Bucket], v: u64) -> bool {
-    let mask = buckets.len() - 1;
-    let mut b = (v >> 32) as usize & mask;
+    let n = buckets.len();
+    let mut b = home(v >> 32, n);
     loop {
         if let Some(e) = buckets[b]
             .0
@@ -160,7 +164,17 @@ fn place(buckets: &mut [Bucket], v: u64) -> bool {
             *e = v;
             return reused;
         }
-        b = (b + 1) & mask;
+        b = next(b, n);
+    }
+}
+
+/// The bucket after `b` of `n`, wrapping.
+#[inline]
+fn next(b: usize, n: usize) -> usize {
+    if b + 1 == n {
+        0
+    } else {
+        b + 1
     }
 }
 
@@ -168,7 +182,7 @@ fn place(buckets: &mut [Bucket], v: u64) -> bool {
 mod tests {
     use super::*;
 
-    /// Hashes that all land in bucket 0 of a small index, told apart by their upper bits.
+    /// Hashes that all land in bucket 0, told apart by their upper bits.
     fn colliding(i: u32) -> u64 {
         u64::from(i) << 40
     }
@@ -219,7 +233,7 @@ mod tests {
             }
             assert_eq!(ix.items, 0);
         }
-        assert!(ix.buckets.len() <= buckets_for(2000));
+        assert!(ix.buckets.len() <= 2 * buckets_for(2000));
     }
 
     #[test]
