@@ -26,8 +26,14 @@ pub(crate) const F_TUNNEL: u8 = 8;
 pub(crate) const F_LOCAL: u8 = 16;
 /// Installed by connection synchronization (IPVS's `IP_VS_CONN_F_SYNC`).
 pub(crate) const F_SYNCED: u8 = 32;
-/// The connection has a side record ([`ConnExt`]) in its shard. Set by the table on insert.
-pub(crate) const F_EXT: u8 = 64;
+/// The connection has a FULLNAT part in its side record ([`ConnExt`]). Set by the table on
+/// insert.
+pub(crate) const F_FNAT: u8 = 64;
+/// The connection is controlled by a persistence template, kept in its side record. Set by
+/// the table on insert; the data path asks the flag, not the side record, whether there is one.
+pub(crate) const F_CONTROL: u8 = 128;
+/// The flags saying that a connection has a side record.
+pub(crate) const F_EXT: u8 = F_FNAT | F_CONTROL;
 
 /// `sync_state` of a connection never synced.
 pub(crate) const NEVER_SYNCED: u8 = u8::MAX;
@@ -68,6 +74,12 @@ impl ConnExt {
     /// The side record for these parts, if there is anything to keep.
     pub(crate) fn of(fnat: Option<FnatConn>, control: Option<Arc<Template>>) -> Option<ConnExt> {
         (fnat.is_some() || control.is_some()).then_some(ConnExt { fnat, control })
+    }
+
+    /// The flags saying what the record holds.
+    pub(crate) fn flags(&self) -> u8 {
+        (if self.fnat.is_some() { F_FNAT } else { 0 })
+            | if self.control.is_some() { F_CONTROL } else { 0 }
     }
 }
 
@@ -124,6 +136,12 @@ impl Conn {
         self.flags & F_EXT != 0
     }
 
+    /// Whether a persistence template controls the connection.
+    #[inline]
+    pub(crate) fn controlled(&self) -> bool {
+        self.flags & F_CONTROL != 0
+    }
+
     /// Counts the connection as active (ESTABLISHED) or inactive on its destination, moving
     /// it between the two counters when that changes.
     pub(crate) fn set_active(&mut self, active: bool) {
@@ -139,8 +157,8 @@ impl Conn {
         }
     }
 
-    /// Whether a packet with tuple `t` travelling `dir` belongs to this connection; `ext` is
-    /// its side record, looked up only when a FULLNAT reply tuple has to be compared.
+    /// Whether a packet with tuple `t` travelling `dir` belongs to this connection; `ext` gives
+    /// its side record, called only when a FULLNAT reply tuple has to be compared.
     #[inline]
     pub(crate) fn matches<'a>(
         &'a self,
@@ -162,7 +180,7 @@ impl Conn {
                 if self.flags & F_NO_OUTPUT != 0 || self.dport != t.sport {
                     return false;
                 }
-                let fnat = if self.has_ext() {
+                let fnat = if self.flags & F_FNAT != 0 {
                     ext().and_then(|x| x.fnat.as_ref())
                 } else {
                     None

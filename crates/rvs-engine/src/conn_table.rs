@@ -46,7 +46,7 @@ pub(crate) struct Shard {
     index: Index,
     slab: Vec<Option<Conn>>,
     free: Vec<u32>,
-    /// Side records by slot, for the connections flagged `F_EXT`.
+    /// Side records by slot, for the connections flagged `F_FNAT` or `F_CONTROL`.
     ext: HashMap<u32, ConnExt, foldhash::fast::FixedState>,
     /// Counters indexed by service/destination id.
     pub(crate) stats: Vec<Stats>,
@@ -120,10 +120,15 @@ impl Shard {
         Some((c, ext))
     }
 
-    /// The connection in `slot` with its side record (if it has one), to change.
-    pub(crate) fn get_full_mut(&mut self, slot: u32) -> Option<(&mut Conn, Option<&mut ConnExt>)> {
+    /// The connection in `slot`, to change, with its side record if it has one and any of
+    /// `wanted` (connection flags: what the caller needs of it) is among its flags.
+    pub(crate) fn get_full_mut(
+        &mut self,
+        slot: u32,
+        wanted: u8,
+    ) -> Option<(&mut Conn, Option<&mut ConnExt>)> {
         let c = self.slab.get_mut(slot as usize).and_then(Option::as_mut)?;
-        let ext = if c.has_ext() {
+        let ext = if c.flags & wanted != 0 {
             self.ext.get_mut(&slot)
         } else {
             None
@@ -140,11 +145,7 @@ impl Shard {
         mut conn: Conn,
         ext: Option<ConnExt>,
     ) -> u32 {
-        if ext.is_some() {
-            conn.flags |= F_EXT;
-        } else {
-            conn.flags &= !F_EXT;
-        }
+        conn.flags = (conn.flags & !F_EXT) | ext.as_ref().map_or(0, ConnExt::flags);
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(place) = self.slab.get_mut(s as usize) {

@@ -13,7 +13,9 @@ use rvs_wire::ip;
 use rvs_wire::tcp::Flags;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
-use crate::conn::{Conn, ConnExt, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL};
+use crate::conn::{
+    Conn, ConnExt, Tuple, F_CONTROL, F_FNAT, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL,
+};
 use crate::conn_table::Shard;
 use crate::datapath::{self, Parsed};
 use crate::estimator::Estimator;
@@ -312,23 +314,15 @@ impl Engine {
         }
         if let Some(slot) = shard.find(h, Direction::Input, t) {
             let (expired, reusable, dest_gone) =
-                shard
-                    .get_full(slot)
-                    .map_or((true, false, false), |(c, ext)| {
-                        let st = ConnState::from_u8(c.state);
-                        let controlled = ext.is_some_and(|x| x.control.is_some());
-                        (
-                            c.expires <= now.0,
-                            is_new_conn(t.proto, flags)
-                                && new_conn_expected(
-                                    c,
-                                    controlled,
-                                    st,
-                                    snap.policy.conn_reuse_mode,
-                                ),
-                            !c.dest.available.load(Ordering::Relaxed),
-                        )
-                    });
+                shard.get(slot).map_or((true, false, false), |c| {
+                    let st = ConnState::from_u8(c.state);
+                    (
+                        c.expires <= now.0,
+                        is_new_conn(t.proto, flags)
+                            && new_conn_expected(c, st, snap.policy.conn_reuse_mode),
+                        !c.dest.available.load(Ordering::Relaxed),
+                    )
+                });
             if !expired && !reusable && dest_gone {
                 // The real server was removed: IPVS drops the packet, and with
                 // expire_nodest_conn expires the connection too.
@@ -505,7 +499,11 @@ impl Engine {
         cx: &mut Cx<'_>,
     ) -> Verdict {
         let (p, now, frame) = (cx.p, cx.now, &mut *cx.frame);
-        let Some((c, mut ext)) = shard.get_full_mut(slot) else {
+        // The side record is looked up only for what needs it: FULLNAT's addresses and PROXY
+        // state, and the template for a sync record.
+        let exporting = matches!(dir, Direction::Input) && self.sync.exporting();
+        let wanted = F_FNAT | if exporting { F_CONTROL } else { 0 };
+        let Some((c, mut ext)) = shard.get_full_mut(slot, wanted) else {
             return Verdict::PassToKernel;
         };
         let mut state = ConnState::from_u8(c.state);
@@ -524,7 +522,7 @@ impl Engine {
         }
         c.expires = now.0.saturating_add(cx.snap.timeouts.of(state));
         // The records are made under the lock and queued once it is released.
-        let synced = if matches!(dir, Direction::Input) && self.sync.exporting() {
+        let synced = if exporting {
             self.sync.on_input(c, ext.as_deref(), cx.snap)
         } else {
             None
@@ -758,10 +756,10 @@ fn is_new_conn(proto: u8, flags: u8) -> bool {
 
 /// Whether a SYN (an INIT) finding connection `c` in state `st` starts a new connection
 /// (`is_new_conn_expected` under `conn_reuse_mode`): never for a connection controlled by a
-/// persistence template (`controlled`), else TCP's TIME_WAIT or CLOSE (bit 0), or FIN_WAIT of a direct-routing
+/// persistence template, else TCP's TIME_WAIT or CLOSE (bit 0), or FIN_WAIT of a direct-routing
 /// or tunnel connection (bit 1); SCTP's CLOSED.
-fn new_conn_expected(c: &Conn, controlled: bool, st: ConnState, mode: u8) -> bool {
-    if mode == 0 || controlled {
+fn new_conn_expected(c: &Conn, st: ConnState, mode: u8) -> bool {
+    if mode == 0 || c.controlled() {
         return false;
     }
     matches!(
