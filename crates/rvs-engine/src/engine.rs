@@ -309,7 +309,9 @@ impl Engine {
         let (now, snap, flags) = (cx.now, cx.snap, cx.p.flags);
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
-        if t.proto == ip::TCP && flags & Flags::SYN != 0 {
+        // A SYN (an INIT) usually opens a connection: the slot it will take is read while the
+        // index is probed. Other packets usually find theirs, and would only wait for it.
+        if is_new_conn(t.proto, flags) {
             shard.prepare_insert();
         }
         if let Some(slot) = shard.find(h, Direction::Input, t) {
