@@ -668,7 +668,8 @@ impl Engine {
         self.shards.iter().map(|s| s.0.lock().len()).sum()
     }
 
-    /// Bytes held by the connection table (slabs, indexes, counters), from their capacities.
+    /// Bytes held by the connection table (slabs, indexes, side records, counters), from their
+    /// capacities.
     pub fn table_memory_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().memory_bytes()).sum()
     }
