@@ -19,6 +19,8 @@ use crate::tcp_state::TimeoutTable;
 pub(crate) struct DestRt {
     pub(crate) id: u32,
     pub(crate) addr: IpAddr,
+    /// `addr` in the 16-byte form connections compare (IPv4-mapped for IPv4).
+    pub(crate) addr16: [u8; 16],
     pub(crate) port: u16,
     /// Forwarding method for new connections (`ForwardMethod` as u8; `-e` may change it,
     /// existing connections keep theirs).
@@ -55,6 +57,7 @@ impl DestRt {
         DestRt {
             id,
             addr: spec.addr,
+            addr16: crate::flow::to16(spec.addr),
             port: spec.port,
             method: AtomicU8::new(method_code(spec.method)),
             tunnel: AtomicU32::new(spec.tunnel.pack()),

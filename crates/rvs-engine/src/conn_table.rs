@@ -1,200 +1,66 @@
-//! One shard of the connection table: a slab of connections and a hash index holding two
-//! entries per NAT connection (the client->virtual tuple and the real-server->client tuple) and
-//! one per direct-routing connection (its replies never pass the director, so a packet from the
-//! real server must not match it: like IPVS's `ip_vs_out`, which ignores non-NAT connections).
+//! One shard of the connection table: a slab of connections, a hash index and the side
+//! records of the connections that have one.
 //!
-//! Both entries hash on the client's (protocol, address, port), so both directions of a
-//! connection live in the same shard; the engine picks the shard from the same hash. A FULLNAT
-//! connection's reply entry hashes on its (local address, local port) instead, and the engine
-//! picks the local port so that this hash selects the same shard.
+//! The index holds one entry per connection, under the hash of the client's (protocol,
+//! address, port): a packet from the client and a NAT reply from the real server (addressed to
+//! the client) both hash there, and [`Conn::matches`] tells the directions apart (a
+//! direct-routing connection never matches a reply: like IPVS's `ip_vs_out`, which ignores
+//! non-NAT connections). A FULLNAT connection's replies are addressed to its local address and
+//! port, so it has a second entry under that hash (marked as a reply entry); the engine picks
+//! the local port so that this hash selects the same shard.
 
-use std::sync::Arc;
+use hashbrown::HashMap;
 
-use hashbrown::HashTable;
+use crate::conn::{reply_dst, Conn, ConnExt, Removed, Tuple, F_EXT};
+use crate::conn_index::Index;
+use crate::flow::{flow_hash, Direction};
+use crate::view::Stats;
 
-use crate::config::DestRt;
-use crate::flow::{flow_hash, to16, Direction};
-use crate::fullnat::FnatConn;
-use crate::persist::Template;
-use crate::view::{ConnState, Stats};
-
-/// Connection flag: IPv6 addresses.
-pub(crate) const F_V6: u8 = 1;
-/// Connection flag: counted as inactive on its destination.
-pub(crate) const F_INACTIVE: u8 = 2;
-/// Connection flag: direct routing (IPVS's `IP_VS_CONN_F_NOOUTPUT`): packets are forwarded
-/// unchanged, only the client->virtual direction is indexed, TCP uses the INPUT-ONLY states.
-pub(crate) const F_NO_OUTPUT: u8 = 4;
-/// The connection is tunnelled (`-i`): packets are encapsulated toward the real server
-/// (always together with `F_NO_OUTPUT`).
-pub(crate) const F_TUNNEL: u8 = 8;
-/// The real server is the director itself (IPVS's `IP_VS_CONN_F_LOCALNODE`): packets are handed
-/// to the director's own stack unchanged (always together with `F_NO_OUTPUT`).
-pub(crate) const F_LOCAL: u8 = 16;
-/// Installed by connection synchronization (IPVS's `IP_VS_CONN_F_SYNC`).
-pub(crate) const F_SYNCED: u8 = 32;
-
-/// `sync_state` of a connection never synced.
-pub(crate) const NEVER_SYNCED: u8 = u8::MAX;
-
-/// One connection. Addresses are 16 bytes; IPv4 ones are stored IPv4-mapped.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    pub(crate) client: [u8; 16],
-    pub(crate) vaddr: [u8; 16],
-    pub(crate) daddr: [u8; 16],
-    pub(crate) cport: u16,
-    pub(crate) vport: u16,
-    pub(crate) dport: u16,
-    pub(crate) proto: u8,
-    pub(crate) state: u8,
-    pub(crate) flags: u8,
-    pub(crate) svc_id: u32,
-    pub(crate) expires: u64,
-    pub(crate) dest: Arc<DestRt>,
-    /// FULLNAT: the local address and port toward the real server (the reply tuple is
-    /// real server -> local address:port, and is indexed under that hash).
-    pub(crate) fnat: Option<Box<FnatConn>>,
-    /// The persistence template controlling this connection (IPVS's `cp->control`).
-    pub(crate) control: Option<Arc<Template>>,
-    /// Incoming packets, for the sync threshold/period rule (IPVS's `in_pkts`; wraps).
-    pub(crate) sync_pkts: u16,
-    /// The state last synced (IPVS's `old_state`).
-    pub(crate) sync_state: u8,
+/// The index hash of a connection's client side (its entry) or, for a FULLNAT connection, of
+/// its reply side.
+fn hash_of(
+    c: &Conn,
+    ext: Option<&ConnExt>,
+    reply: bool,
+    state: &foldhash::fast::RandomState,
+) -> u64 {
+    let fnat = ext.and_then(|x| x.fnat.as_ref()).filter(|_| reply);
+    let (a, p) = reply_dst(c, fnat);
+    flow_hash(state, c.proto, a, p)
 }
 
-/// A packet's addresses as seen on the wire (source first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tuple {
-    pub(crate) proto: u8,
-    pub(crate) v6: bool,
-    pub(crate) src: [u8; 16],
-    pub(crate) dst: [u8; 16],
-    pub(crate) sport: u16,
-    pub(crate) dport: u16,
+/// An index entry: the slot, and whether it is a FULLNAT connection's reply entry. Slots stay
+/// below 2^31 - 1 (a shard of that many connections would take 128 GiB), so entries fit the
+/// index's values.
+fn entry(slot: u32, reply: bool) -> u32 {
+    (slot << 1) | reply as u32
 }
 
-impl Conn {
-    /// A connection of tuple `t` (client -> virtual) of service `svc_id` toward `dest` at
-    /// `dport`, in `state`, with `flags` (`F_V6` is added for an IPv6 tuple), expiring at
-    /// `expires`; no FULLNAT part, no template, never synced.
-    pub(crate) fn new(
-        t: &Tuple,
-        svc_id: u32,
-        dest: Arc<DestRt>,
-        dport: u16,
-        state: ConnState,
-        flags: u8,
-        expires: u64,
-    ) -> Conn {
-        Conn {
-            client: t.src,
-            vaddr: t.dst,
-            daddr: to16(dest.addr),
-            cport: t.sport,
-            vport: t.dport,
-            dport,
-            proto: t.proto,
-            state: state as u8,
-            flags: flags | if t.v6 { F_V6 } else { 0 },
-            svc_id,
-            expires,
-            dest,
-            fnat: None,
-            control: None,
-            sync_pkts: 0,
-            sync_state: NEVER_SYNCED,
-        }
-    }
+/// Slots a full slab grows by at least (it grows by an eighth of its size, so a shard that
+/// gets more than its share wastes little).
+const MIN_GROWTH: usize = 16;
 
-    /// Counts the connection as active (ESTABLISHED) or inactive on its destination, moving
-    /// it between the two counters when that changes.
-    pub(crate) fn set_active(&mut self, active: bool) {
-        let inactive = self.flags & F_INACTIVE != 0;
-        if inactive != active {
-            return;
-        }
-        self.dest.set_active(active);
-        if active {
-            self.flags &= !F_INACTIVE;
-        } else {
-            self.flags |= F_INACTIVE;
-        }
-    }
-
-    /// Gives back what the connection holds on its destination and template, as it goes away
-    /// (`ip_vs_unbind_dest`, `ip_vs_control_del`).
-    pub(crate) fn release(&self) {
-        self.dest.unbind(self.flags & F_INACTIVE == 0);
-        if let Some(t) = &self.control {
-            t.control_del();
-        }
-    }
-
-    fn matches(&self, dir: Direction, t: &Tuple) -> bool {
-        if self.proto != t.proto || (self.flags & F_V6 != 0) != t.v6 {
-            return false;
-        }
-        match dir {
-            Direction::Input => {
-                self.cport == t.sport
-                    && self.vport == t.dport
-                    && self.client == t.src
-                    && self.vaddr == t.dst
-            }
-            Direction::Output => {
-                let (laddr, lport) = self.reply_dst();
-                self.flags & F_NO_OUTPUT == 0
-                    && self.dport == t.sport
-                    && lport == t.dport
-                    && self.daddr == t.src
-                    && *laddr == t.dst
-            }
-        }
-    }
-
-    /// Where replies from the real server are addressed: the client (NAT) or the local
-    /// address and port (FULLNAT).
-    pub(crate) fn reply_dst(&self) -> (&[u8; 16], u16) {
-        match &self.fnat {
-            Some(f) => (f.local.addr(), f.local.port()),
-            None => (&self.client, self.cport),
-        }
-    }
-
-    /// The index hash of one of the connection's entries.
-    fn hash_of(&self, dir: Direction, state: &foldhash::fast::RandomState) -> u64 {
-        match dir {
-            Direction::Input => flow_hash(state, self.proto, &self.client, self.cport),
-            Direction::Output => {
-                let (a, p) = self.reply_dst();
-                flow_hash(state, self.proto, a, p)
-            }
-        }
-    }
-}
-
-fn entry(slot: u32, dir: Direction) -> u32 {
-    (slot << 1) | matches!(dir, Direction::Output) as u32
-}
-
-/// A shard: its own index, slab, free list and per-id traffic counters.
+/// A shard: its own index, slab, free list, side records and per-id traffic counters.
 #[derive(Debug)]
 pub(crate) struct Shard {
-    table: HashTable<u32>,
+    index: Index,
     slab: Vec<Option<Conn>>,
     free: Vec<u32>,
+    /// Side records by slot, for the connections flagged `F_FNAT` or `F_CONTROL`.
+    ext: HashMap<u32, ConnExt, foldhash::fast::FixedState>,
     /// Counters indexed by service/destination id.
     pub(crate) stats: Vec<Stats>,
     len: usize,
 }
 
 impl Shard {
+    /// A shard sized for `capacity` connections.
     pub(crate) fn new(capacity: usize) -> Self {
         Shard {
-            table: HashTable::with_capacity(capacity * 2),
+            index: Index::with_capacity(capacity),
             slab: Vec::with_capacity(capacity),
             free: Vec::new(),
+            ext: HashMap::default(),
             stats: Vec::new(),
             len: 0,
         }
@@ -205,96 +71,138 @@ impl Shard {
         self.len
     }
 
-    /// Finds the connection a packet belongs to; `hash` is the client-side hash.
+    /// Finds the connection a packet belongs to; `hash` is the hash of the packet's client
+    /// side (its source for `Input`, its destination for `Output`).
     pub(crate) fn find(&self, hash: u64, dir: Direction, t: &Tuple) -> Option<u32> {
-        let want_out = matches!(dir, Direction::Output) as u32;
-        let slab = &self.slab;
-        self.table
-            .find(hash, |&e| {
-                e & 1 == want_out
+        let input = matches!(dir, Direction::Input);
+        let Shard {
+            index, slab, ext, ..
+        } = self;
+        index
+            .find(hash, |e| {
+                // A reply entry is never the client side.
+                !(input && e & 1 == 1)
                     && slab
                         .get((e >> 1) as usize)
                         .and_then(Option::as_ref)
-                        .is_some_and(|c| c.matches(dir, t))
+                        .is_some_and(|c| c.matches(dir, t, || ext.get(&(e >> 1))))
             })
-            .map(|&e| e >> 1)
+            .map(|e| e >> 1)
     }
 
-    pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
-        self.slab.get_mut(slot as usize).and_then(Option::as_mut)
+    /// Touches the slot the next new connection will take, so that its cache miss overlaps
+    /// the index probe's instead of following it. For packets that may open a connection.
+    #[inline]
+    pub(crate) fn prepare_insert(&self) {
+        if let Some(&s) = self.free.last() {
+            std::hint::black_box(self.slab.get(s as usize).is_some_and(Option::is_some));
+        }
     }
 
+    /// The connection in `slot`.
     pub(crate) fn get(&self, slot: u32) -> Option<&Conn> {
         self.slab.get(slot as usize).and_then(Option::as_ref)
     }
 
-    /// Inserts a connection under its tuples (the reply tuple only without `F_NO_OUTPUT`).
+    /// The connection in `slot`, to change.
+    pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
+        self.slab.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// The connection in `slot` with its side record (if it has one).
+    pub(crate) fn get_full(&self, slot: u32) -> Option<(&Conn, Option<&ConnExt>)> {
+        let c = self.get(slot)?;
+        let ext = if c.has_ext() {
+            self.ext.get(&slot)
+        } else {
+            None
+        };
+        Some((c, ext))
+    }
+
+    /// The connection in `slot`, to change, with its side record if it has one and any of
+    /// `wanted` (connection flags: what the caller needs of it) is among its flags.
+    pub(crate) fn get_full_mut(
+        &mut self,
+        slot: u32,
+        wanted: u8,
+    ) -> Option<(&mut Conn, Option<&mut ConnExt>)> {
+        let c = self.slab.get_mut(slot as usize).and_then(Option::as_mut)?;
+        let ext = if c.flags & wanted != 0 {
+            self.ext.get_mut(&slot)
+        } else {
+            None
+        };
+        Some((c, ext))
+    }
+
+    /// Inserts a connection and its side record (if any) under its client-side `hash`, and a
+    /// FULLNAT connection under its reply hash too.
     pub(crate) fn insert(
         &mut self,
         hash: u64,
         state: &foldhash::fast::RandomState,
-        conn: Conn,
+        mut conn: Conn,
+        ext: Option<ConnExt>,
     ) -> u32 {
-        let with_output = conn.flags & F_NO_OUTPUT == 0;
+        conn.flags = (conn.flags & !F_EXT) | ext.as_ref().map_or(0, ConnExt::flags);
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(place) = self.slab.get_mut(s as usize) {
-                    *place = Some(conn);
+                    // A free slot holds `None`: nothing to drop, so the old value is not read
+                    // (a plain assignment would load the cold line only to test it).
+                    core::mem::forget(place.replace(conn));
                 }
                 s
             }
             None => {
+                if self.slab.len() == self.slab.capacity() {
+                    self.slab
+                        .reserve_exact((self.slab.len() / 8).max(MIN_GROWTH));
+                }
                 self.slab.push(Some(conn));
                 (self.slab.len() - 1) as u32
             }
         };
-        let Shard { table, slab, .. } = self;
-        let rehash = |e: &u32| {
-            let dir = if e & 1 == 1 {
-                Direction::Output
-            } else {
-                Direction::Input
-            };
-            slab.get((e >> 1) as usize)
-                .and_then(Option::as_ref)
-                .map_or(0, |c| c.hash_of(dir, state))
-        };
-        table.insert_unique(hash, entry(slot, Direction::Input), rehash);
-        if with_output {
-            let out_hash = slab
-                .get(slot as usize)
-                .and_then(Option::as_ref)
-                .map_or(hash, |c| c.hash_of(Direction::Output, state));
-            table.insert_unique(out_hash, entry(slot, Direction::Output), rehash);
+        let reply_hash = ext
+            .as_ref()
+            .and_then(|x| x.fnat.as_ref())
+            .and_then(|_| self.get(slot))
+            .map(|c| hash_of(c, ext.as_ref(), true, state));
+        if let Some(x) = ext {
+            self.ext.insert(slot, x);
+        }
+        self.index.insert(hash, entry(slot, false));
+        if let Some(h) = reply_hash {
+            self.index.insert(h, entry(slot, true));
         }
         self.len += 1;
         slot
     }
 
-    /// Removes a connection, returning it.
+    /// Removes a connection, returning it with its side record.
     pub(crate) fn remove(
         &mut self,
         slot: u32,
         state: &foldhash::fast::RandomState,
-    ) -> Option<Conn> {
+    ) -> Option<Removed> {
         let conn = self.slab.get_mut(slot as usize)?.take()?;
-        // A direct-routing connection has no reply entry (see `insert`; `F_NO_OUTPUT` is fixed
-        // at creation).
-        let dirs: &[Direction] = if conn.flags & F_NO_OUTPUT == 0 {
-            &[Direction::Input, Direction::Output]
+        let ext = if conn.has_ext() {
+            self.ext.remove(&slot)
         } else {
-            &[Direction::Input]
+            None
         };
-        for &dir in dirs {
-            let hash = conn.hash_of(dir, state);
-            let want = entry(slot, dir);
-            if let Ok(e) = self.table.find_entry(hash, |&e| e == want) {
-                e.remove();
+        let fullnat = ext.as_ref().is_some_and(|x| x.fnat.is_some());
+        for reply in [false, true] {
+            if reply && !fullnat {
+                break;
             }
+            let hash = hash_of(&conn, ext.as_ref(), reply, state);
+            self.index.remove(hash, entry(slot, reply));
         }
         self.free.push(slot);
         self.len -= 1;
-        Some(conn)
+        Some(Removed { conn, ext })
     }
 
     /// Removes every connection matching `pred`, returning them.
@@ -302,7 +210,7 @@ impl Shard {
         &mut self,
         state: &foldhash::fast::RandomState,
         mut pred: impl FnMut(&Conn) -> bool,
-    ) -> Vec<Conn> {
+    ) -> Vec<Removed> {
         let doomed: Vec<u32> = self
             .slab
             .iter()
@@ -315,9 +223,17 @@ impl Shard {
             .collect()
     }
 
-    /// Iterates over live connections.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Conn> {
-        self.slab.iter().filter_map(Option::as_ref)
+    /// Iterates over live connections, with their side records.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Conn, Option<&ConnExt>)> {
+        self.slab.iter().enumerate().filter_map(|(i, c)| {
+            let c = c.as_ref()?;
+            let ext = if c.has_ext() {
+                self.ext.get(&(i as u32))
+            } else {
+                None
+            };
+            Some((c, ext))
+        })
     }
 
     /// Number of slots (live or free): the bound of a slot index.
@@ -361,26 +277,19 @@ impl Shard {
 
     /// Bytes held by this shard's structures.
     pub(crate) fn memory_bytes(&self) -> usize {
-        let buckets = if self.table.capacity() == 0 {
-            0
-        } else {
-            (self.table.capacity() * 8 / 7).next_power_of_two()
-        };
         self.slab.capacity() * core::mem::size_of::<Option<Conn>>()
-            + buckets * (core::mem::size_of::<u32>() + 1)
+            + self.index.memory_bytes()
             + self.free.capacity() * core::mem::size_of::<u32>()
             + self.stats.capacity() * core::mem::size_of::<Stats>()
+            + buckets_of(self.ext.capacity()) * (core::mem::size_of::<(u32, ConnExt)>() + 1)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_is_compact() {
-        // 3 addresses + ports + state + timer + destination, FULLNAT and template pointers;
-        // Option uses the Arc niche.
-        assert!(core::mem::size_of::<Option<Conn>>() <= 96);
+/// Buckets of a hashbrown map of `capacity` (7/8 of its buckets are usable).
+fn buckets_of(capacity: usize) -> usize {
+    if capacity == 0 {
+        0
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
     }
 }

@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, Staged};
-use crate::conn_table::{Conn, F_V6};
+use crate::conn::{Conn, F_V6};
 use crate::engine::{Control, Engine};
 use crate::error::*;
 use crate::estimator::Estimator;
@@ -668,7 +668,8 @@ impl Engine {
         self.shards.iter().map(|s| s.0.lock().len()).sum()
     }
 
-    /// Bytes held by the connection table (slabs, indexes, counters), from their capacities.
+    /// Bytes held by the connection table (slabs, indexes, side records, counters), from their
+    /// capacities.
     pub fn table_memory_bytes(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().memory_bytes()).sum()
     }

@@ -13,7 +13,10 @@ use rvs_wire::ip;
 use rvs_wire::tcp::Flags;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
-use crate::conn_table::{Conn, Shard, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL};
+use crate::conn::{
+    Conn, ConnExt, Tuple, F_CONTROL, F_FNAT, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL,
+};
+use crate::conn_table::Shard;
 use crate::datapath::{self, Parsed};
 use crate::estimator::Estimator;
 use crate::flow::{flow_hash, mark_addr, to16, to_ip, Direction};
@@ -306,6 +309,11 @@ impl Engine {
         let (now, snap, flags) = (cx.now, cx.snap, cx.p.flags);
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
+        // A SYN (an INIT) usually opens a connection: the slot it will take is read while the
+        // index is probed. Other packets usually find theirs, and would only wait for it.
+        if is_new_conn(t.proto, flags) {
+            shard.prepare_insert();
+        }
         if let Some(slot) = shard.find(h, Direction::Input, t) {
             let (expired, reusable, dest_gone) =
                 shard.get(slot).map_or((true, false, false), |c| {
@@ -414,7 +422,7 @@ impl Engine {
         };
         let fnat = if dest.method() == ForwardMethod::FullNat {
             match self.fullnat_local(svc, t, &dest, h) {
-                Some(f) => Some(Box::new(f)),
+                Some(f) => Some(f),
                 None => return NewConn::Refused(DropReason::NoLocalPort),
             }
         } else {
@@ -439,20 +447,16 @@ impl Engine {
             tpl.control_add();
         }
         let dest_id = dest.id;
-        let conn = Conn {
-            fnat,
-            control,
-            ..Conn::new(
-                t,
-                svc.id,
-                dest,
-                dport,
-                state,
-                F_INACTIVE | method_flag,
-                now.0.saturating_add(snap.timeouts.of(state)),
-            )
-        };
-        let slot = shard.insert(h, &self.hasher, conn);
+        let conn = Conn::new(
+            t,
+            svc.id,
+            dest,
+            dport,
+            state,
+            F_INACTIVE | method_flag,
+            now.0.saturating_add(snap.timeouts.of(state)),
+        );
+        let slot = shard.insert(h, &self.hasher, conn, ConnExt::of(fnat, control));
         shard.stats_mut(svc.id).conns += 1;
         shard.stats_mut(dest_id).conns += 1;
         NewConn::Created(slot)
@@ -497,7 +501,11 @@ impl Engine {
         cx: &mut Cx<'_>,
     ) -> Verdict {
         let (p, now, frame) = (cx.p, cx.now, &mut *cx.frame);
-        let Some(c) = shard.get_mut(slot) else {
+        // The side record is looked up only for what needs it: FULLNAT's addresses and PROXY
+        // state, and the template for a sync record.
+        let exporting = matches!(dir, Direction::Input) && self.sync.exporting();
+        let wanted = F_FNAT | if exporting { F_CONTROL } else { 0 };
+        let Some((c, mut ext)) = shard.get_full_mut(slot, wanted) else {
             return Verdict::PassToKernel;
         };
         let mut state = ConnState::from_u8(c.state);
@@ -516,19 +524,20 @@ impl Engine {
         }
         c.expires = now.0.saturating_add(cx.snap.timeouts.of(state));
         // The records are made under the lock and queued once it is released.
-        let synced = if matches!(dir, Direction::Input) && self.sync.exporting() {
-            self.sync.on_input(c, cx.snap)
+        let synced = if exporting {
+            self.sync.on_input(c, ext.as_deref(), cx.snap)
         } else {
             None
         };
         let (svc_id, dest_id, dest_addr) = (c.svc_id, c.dest.id, c.dest.addr);
         let (addr, port, next_hop, side) = match dir {
-            Direction::Input => (c.daddr, c.dport, c.daddr, Side::Dst),
+            Direction::Input => (*c.daddr(), c.dport, *c.daddr(), Side::Dst),
             Direction::Output => (c.vaddr, c.vport, c.client, Side::Src),
         };
         // PROXY protocol: sequence/acknowledgement shifting, and the header on the first data.
         let mut insert = None;
-        if let Some(px) = c.fnat.as_mut().and_then(|f| f.proxy.as_mut()) {
+        let fnat = ext.as_mut().and_then(|x| x.fnat.as_mut());
+        if let Some(px) = fnat.and_then(|f| f.proxy.as_mut()) {
             if let Some(tcp) = frame.get_mut(p.lay.l4..p.lay.end) {
                 match dir {
                     Direction::Input => {
@@ -547,7 +556,8 @@ impl Engine {
             }
         }
         // FULLNAT: the other end is rewritten too (client <-> local address).
-        let other = c.fnat.as_ref().map(|f| match dir {
+        let fnat = ext.as_ref().and_then(|x| x.fnat.as_ref());
+        let other = fnat.map(|f| match dir {
             Direction::Input => (*f.local.addr(), f.local.port()),
             Direction::Output => (c.client, c.cport),
         });
@@ -638,20 +648,22 @@ impl Engine {
         if p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
         }
-        let Some(c) = shard.get(slot) else {
+        let Some((c, ext)) = shard.get_full(slot) else {
             return Verdict::PassToKernel;
         };
         let addrs = ConnAddrs {
             vaddr: c.vaddr,
             vport: c.vport,
-            daddr: c.daddr,
+            daddr: *c.daddr(),
             dport: c.dport,
-            fullnat: c.fnat.as_ref().map(|f| icmp::FullNatAddrs {
-                client: c.client,
-                cport: c.cport,
-                laddr: *f.local.addr(),
-                lport: f.local.port(),
-            }),
+            fullnat: ext
+                .and_then(|x| x.fnat.as_ref())
+                .map(|f| icmp::FullNatAddrs {
+                    client: c.client,
+                    cport: c.cport,
+                    laddr: *f.local.addr(),
+                    lport: f.local.port(),
+                }),
         };
         let (svc_id, dest_id, dest_addr) = (c.svc_id, c.dest.id, c.dest.addr);
         // Direct routing: the error goes to the real server as it came (`ip_vs_icmp_xmit` hands
@@ -749,7 +761,7 @@ fn is_new_conn(proto: u8, flags: u8) -> bool {
 /// persistence template, else TCP's TIME_WAIT or CLOSE (bit 0), or FIN_WAIT of a direct-routing
 /// or tunnel connection (bit 1); SCTP's CLOSED.
 fn new_conn_expected(c: &Conn, st: ConnState, mode: u8) -> bool {
-    if mode == 0 || c.control.is_some() {
+    if mode == 0 || c.controlled() {
         return false;
     }
     matches!(
@@ -759,8 +771,8 @@ fn new_conn_expected(c: &Conn, st: ConnState, mode: u8) -> bool {
 }
 
 fn unlink(shard: &mut Shard, slot: u32, hasher: &foldhash::fast::RandomState) {
-    if let Some(c) = shard.remove(slot, hasher) {
-        c.release();
+    if let Some(gone) = shard.remove(slot, hasher) {
+        gone.release();
     }
 }
 

@@ -163,7 +163,7 @@ impl Drop for LocalPort {
     }
 }
 
-/// The FULLNAT part of a connection (boxed, so plain connections stay small).
+/// The FULLNAT part of a connection (in its side record, so plain connections stay small).
 #[derive(Debug)]
 pub(crate) struct FnatConn {
     /// Local address and port toward the real server.

@@ -19,13 +19,15 @@
 //   (view), errors (error);
 // - packet work: parsing (datapath, sctp_event), NAT (nat), ICMP errors (icmp), PROXY protocol
 //   (proxy), tunnels (tunnel), GSO (gso), SIP Call-ID (sip);
-// - state: connection table (conn_table), TCP and SCTP states (tcp_state, sctp_state),
+// - state: connection records (conn), connection table (conn_index, conn_table), TCP and SCTP states (tcp_state, sctp_state),
 //   persistence (persist), FULLNAT ports (fullnat), configuration snapshot (config), policy,
 //   schedulers (sched_core, sched, sched_hash, sched_locality), estimator, sync export state
 //   (sync_state);
 // - engine: the data path (engine), control (control), sync import/export (sync), spec_walk.
 
 mod config;
+mod conn;
+mod conn_index;
 mod conn_table;
 mod control;
 mod datapath;

@@ -26,7 +26,7 @@ use rvs_sync::SyncConn;
 use rvs_wire::ip;
 
 use crate::config::WireKey;
-use crate::conn_table::{Conn, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_SYNCED, F_TUNNEL};
+use crate::conn::{Conn, ConnExt, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_SYNCED, F_TUNNEL};
 use crate::engine::Engine;
 use crate::flow::{flow_hash, mark_addr, to16, Direction};
 use crate::fullnat::{FnatConn, PortKey};
@@ -78,9 +78,9 @@ impl Engine {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             let g = s.0.lock();
-            out.extend(g.iter().filter_map(|c| {
+            out.extend(g.iter().filter_map(|(c, ext)| {
                 let st = ConnState::from_u8(c.state);
-                conn_record(c, snap.timeouts.of(st), snap.fwmark_of(c.svc_id))
+                conn_record(c, ext, snap.timeouts.of(st), snap.fwmark_of(c.svc_id))
             }));
         }
         for t in self.templates.all() {
@@ -215,10 +215,10 @@ impl Engine {
                     .local_ports
                     .reserve(key, local.port())
                     .ok_or(SyncImportError::LocalPort)?;
-                Some(Box::new(FnatConn {
+                Some(FnatConn {
                     local: lease,
                     proxy: None,
-                }))
+                })
             }
             (rvs_sync::F_FULLNAT, None) => return Err(SyncImportError::Unsupported),
             _ => None,
@@ -227,11 +227,10 @@ impl Engine {
         let flags = method | F_SYNCED | if inactive { F_INACTIVE } else { 0 };
         let expires = now.0.saturating_add(timeout_ms);
         let conn = Conn {
-            fnat,
             sync_state: state as u8,
             ..Conn::new(&t, svc.id, dest, rec.dport, state, flags, expires)
         };
-        shard.insert(h, &self.hasher, conn);
+        shard.insert(h, &self.hasher, conn, ConnExt::of(fnat, None));
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use rvs_sync::{SyncAddrs, SyncConn};
 use rvs_wire::ip;
 
 use crate::config::{DestRt, Snapshot};
-use crate::conn_table::{Conn, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL, F_V6};
+use crate::conn::{Conn, ConnExt, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL, F_V6};
 use crate::flow::to_ip;
 use crate::persist::{Template, Templates};
 use crate::view::ConnState;
@@ -95,7 +95,12 @@ impl SyncState {
     /// An incoming packet of `c` was handled: when IPVS would sync it, its records (made
     /// while the caller holds the shard lock), to hand to [`SyncState::queue`] once the lock
     /// is released.
-    pub(crate) fn on_input(&self, c: &mut Conn, snap: &Snapshot) -> Option<SyncRecords> {
+    pub(crate) fn on_input(
+        &self,
+        c: &mut Conn,
+        ext: Option<&ConnExt>,
+        snap: &Snapshot,
+    ) -> Option<SyncRecords> {
         c.sync_pkts = c.sync_pkts.wrapping_add(1);
         let st = ConnState::from_u8(c.state);
         let thr = self.threshold.load(Ordering::Relaxed);
@@ -106,8 +111,10 @@ impl SyncState {
         c.sync_state = c.state;
         let fwmark = snap.fwmark_of(c.svc_id);
         Some(SyncRecords {
-            conn: conn_record(c, snap.timeouts.of(st), fwmark),
-            template: c.control.as_ref().and_then(|t| template_record(t, fwmark)),
+            conn: conn_record(c, ext, snap.timeouts.of(st), fwmark),
+            template: ext
+                .and_then(|x| x.control.as_ref())
+                .and_then(|t| template_record(t, fwmark)),
         })
     }
 
@@ -168,15 +175,21 @@ fn sync_needed(proto: u8, st: ConnState, synced: u8, pkts: u16, thr: u32, period
     }
 }
 
-pub(crate) fn conn_record(c: &Conn, timeout_ms: u64, fwmark: u32) -> Option<SyncConn> {
+pub(crate) fn conn_record(
+    c: &Conn,
+    ext: Option<&ConnExt>,
+    timeout_ms: u64,
+    fwmark: u32,
+) -> Option<SyncConn> {
     let v6 = c.flags & F_V6 != 0;
+    let fnat = ext.and_then(|x| x.fnat.as_ref());
     let fwd = if c.flags & F_TUNNEL != 0 {
         rvs_sync::F_TUNNEL
     } else if c.flags & F_LOCAL != 0 {
         rvs_sync::F_LOCALNODE
     } else if c.flags & F_NO_OUTPUT != 0 {
         rvs_sync::F_DROUTE
-    } else if c.fnat.is_some() {
+    } else if fnat.is_some() {
         rvs_sync::F_FULLNAT
     } else {
         rvs_sync::F_MASQ
@@ -210,10 +223,7 @@ pub(crate) fn conn_record(c: &Conn, timeout_ms: u64, fwmark: u32) -> Option<Sync
         seq: None,
         pe_data: None,
         pe_name: None,
-        fnat_local: c
-            .fnat
-            .as_ref()
-            .map(|f| SocketAddr::new(to_ip(f.local.addr(), v6), f.local.port())),
+        fnat_local: fnat.map(|f| SocketAddr::new(to_ip(f.local.addr(), v6), f.local.port())),
     })
 }
 
@@ -265,7 +275,7 @@ pub(crate) fn find_dest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn_table::NEVER_SYNCED;
+    use crate::conn::NEVER_SYNCED;
 
     #[test]
     fn kernel_sync_rule() {

@@ -40,6 +40,8 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "tcp_state",
             "sctp_state",
+            "conn",
+            "conn_index",
             "conn_table",
             "persist",
             "fullnat",
