@@ -58,5 +58,9 @@ pub use views::{
 /// Default path of rvsd's control socket.
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
 
+/// The longest timeout, in seconds, a connection or persistence timeout may have: ipvsadm's
+/// `MAX_TIMEOUT` (31 days). rvsd refuses longer ones whichever client sends them.
+pub const MAX_TIMEOUT_S: u32 = 86_400 * 31;
+
 /// Maximum length in bytes of one protocol line, not counting the terminating newline (1 MiB).
 pub const MAX_LINE: usize = 1 << 20;

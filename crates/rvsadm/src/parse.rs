@@ -24,7 +24,7 @@ pub const DEFAULT_MCAST_INTERFACE: &str = "eth0";
 /// Persistence timeout used by `-p` without a value (`IPVS_SVC_PERSISTENT_TIMEOUT`, 6*60 s).
 pub const DEFAULT_PERSISTENCE: u32 = 360;
 /// Longest timeout ipvsadm accepts (`MAX_TIMEOUT`, 31 days).
-pub const MAX_TIMEOUT: i64 = 86400 * 31;
+pub const MAX_TIMEOUT: i64 = rvs_api::MAX_TIMEOUT_S as i64;
 
 /// A command line ipvsadm would refuse, with its message and exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,6 +44,25 @@ fn garbage_and_dropped_clients_on_the_control_socket_do_not_hurt_rvsd() {
     line.clear();
     reader.read_line(&mut line).unwrap();
     assert!(line.contains("1.2.1"), "{line}");
+    // What rvsadm would never send is checked by the daemon too: a 136-year timeout and a
+    // FULLNAT local address that is not the director's are refused, and nothing changes.
+    let timeouts = topo.rvsadm_ok(&["-L", "--timeout"]).unwrap();
+    for (request, refusal) in [
+        (
+            r#"{"cmd":"set_timeouts","args":{"tcp":4294967295,"tcp_fin":0,"udp":0}}"#,
+            "tcp timeout 4294967295 s is out of range",
+        ),
+        (
+            r#"{"cmd":"edit_service","args":{"id":{"proto":"tcp","addr":"192.168.1.253","port":80},"scheduler":"rr","local_addrs":["203.0.113.9"]}}"#,
+            "local address 203.0.113.9 is not one of the director's addresses",
+        ),
+    ] {
+        s.write_all(format!("{request}\n").as_bytes()).unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains(refusal), "{request}: {line}");
+    }
+    assert_eq!(topo.rvsadm_ok(&["-L", "--timeout"]).unwrap(), timeouts);
 
     // Binary junk, an oversized line, and clients that vanish mid-request.
     let mut junk = UnixStream::connect(&rvsd.socket).unwrap();

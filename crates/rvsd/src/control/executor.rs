@@ -73,13 +73,13 @@ fn run(
     let reply = match cmd {
         Command::AddService(cfg) => {
             engine
-                .add_service(service_spec(&cfg)?)
+                .add_service(service_spec(&cfg, local_addrs)?)
                 .map_err(engine_error)?;
             Reply::Ok
         }
         Command::EditService(cfg) => {
             engine
-                .edit_service(service_spec(&cfg)?)
+                .edit_service(service_spec(&cfg, local_addrs)?)
                 .map_err(engine_error)?;
             Reply::Ok
         }
@@ -124,6 +124,9 @@ fn run(
             Reply::Ok
         }
         Command::SetTimeouts(t) => {
+            for (name, value) in [("tcp", t.tcp), ("tcpfin", t.tcp_fin), ("udp", t.udp)] {
+                check_timeout(name, value)?;
+            }
             engine.set_timeouts(TimeoutUpdate {
                 tcp: t.tcp,
                 tcpfin: t.tcp_fin,
@@ -334,8 +337,49 @@ fn sched_flags(scheduler: &str, names: &[String]) -> Result<SchedFlags, rvs_api:
         .map_err(|message| api_error(ErrorKind::InvalidArgument, &message))
 }
 
-fn service_spec(cfg: &ServiceConfig) -> Result<ServiceSpec, rvs_api::ErrorReply> {
+/// A timeout of `value` seconds (0: unchanged) is at most ipvsadm's `MAX_TIMEOUT`; the daemon
+/// checks what every client sends, not only rvsadm.
+fn check_timeout(name: &str, value: u32) -> Result<(), rvs_api::ErrorReply> {
+    if value > rvs_api::MAX_TIMEOUT_S {
+        return Err(api_error(
+            ErrorKind::InvalidArgument,
+            &format!(
+                "{name} timeout {value} s is out of range (at most {} s)",
+                rvs_api::MAX_TIMEOUT_S
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A service's settings as the engine takes them, checked as the kernel and ipvsadm check
+/// them: a persistence timeout of 1 s to 31 days, and FULLNAT local addresses that are the
+/// director's own (`local_addrs`; not checked when it is empty, as in a restore without a
+/// running director).
+fn service_spec(
+    cfg: &ServiceConfig,
+    local_addrs: &[IpAddr],
+) -> Result<ServiceSpec, rvs_api::ErrorReply> {
     let key = service_key(&cfg.id)?;
+    if let Some(t) = cfg.persistence {
+        if t == 0 {
+            return Err(api_error(
+                ErrorKind::InvalidArgument,
+                "persistence timeout 0 s is out of range (at least 1 s)",
+            ));
+        }
+        check_timeout("persistence", t)?;
+    }
+    if let Some(a) = cfg
+        .local_addrs
+        .iter()
+        .find(|a| !local_addrs.is_empty() && !local_addrs.contains(a))
+    {
+        return Err(api_error(
+            ErrorKind::InvalidArgument,
+            &format!("local address {a} is not one of the director's addresses"),
+        ));
+    }
     // IPVS knows one persistence engine, sip (`ip_vs_pe_getbyname`); it only acts on
     // persistent services.
     let pe = match cfg.pe.as_deref().filter(|p| !p.is_empty()) {
@@ -641,6 +685,66 @@ mod tests {
 
     fn add_dest(engine: &Engine, service: ServiceId, dest: DestConfig) -> Reply {
         execute(engine, &[], Millis(0), Command::AddDest { service, dest })
+    }
+
+    /// What rvsadm refuses, the daemon refuses too, whichever client sends it: timeouts over
+    /// 31 days, a persistence timeout of 0, a FULLNAT local address that is not the
+    /// director's. Nothing changes on a refusal.
+    #[test]
+    fn the_daemon_checks_what_any_client_sends() {
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let before = engine.timeouts();
+        let too_long = Command::SetTimeouts(Timeouts {
+            tcp: u32::MAX,
+            tcp_fin: 0,
+            udp: 0,
+        });
+        let Reply::Error(e) = execute(&engine, &[], Millis(0), too_long) else {
+            panic!("a 136-year timeout accepted");
+        };
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert!(
+            e.message
+                .contains("tcp timeout 4294967295 s is out of range"),
+            "{e:?}"
+        );
+        assert_eq!(engine.timeouts(), before);
+        let ok = Command::SetTimeouts(Timeouts {
+            tcp: rvs_api::MAX_TIMEOUT_S,
+            tcp_fin: 0,
+            udp: 0,
+        });
+        assert_eq!(execute(&engine, &[], Millis(0), ok), Reply::Ok);
+
+        let vip = ServiceId::Tcp {
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            port: 80,
+        };
+        let mut cfg = ServiceConfig::new(vip, "rr");
+        cfg.persistence = Some(0);
+        let Reply::Error(e) = execute(&engine, &[], Millis(0), Command::AddService(cfg)) else {
+            panic!("persistence 0 accepted");
+        };
+        assert!(e.message.contains("persistence timeout 0 s"), "{e:?}");
+
+        let own = IpAddr::V4(Ipv4Addr::new(10, 10, 10, 101));
+        let other = IpAddr::V4(Ipv4Addr::new(10, 10, 10, 199));
+        let mut cfg = ServiceConfig::new(vip, "rr");
+        cfg.local_addrs = vec![own, other];
+        let Reply::Error(e) = execute(&engine, &[own], Millis(0), Command::AddService(cfg.clone()))
+        else {
+            panic!("a foreign local address accepted");
+        };
+        assert_eq!(
+            e.message,
+            "local address 10.10.10.199 is not one of the director's addresses"
+        );
+        assert!(engine.spec_walk().services().next().is_none());
+        cfg.local_addrs = vec![own];
+        assert_eq!(
+            execute(&engine, &[own], Millis(0), Command::AddService(cfg)),
+            Reply::Ok
+        );
     }
 
     #[test]
