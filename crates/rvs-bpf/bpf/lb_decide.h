@@ -12,6 +12,7 @@ enum action {
 	ACT_NAT_IN = 3,  /* destination to addr:port, then forwarded to addr */
 	ACT_NAT_OUT = 4, /* source to addr:port (the virtual service), then forwarded to the client */
 	ACT_DR = 5,      /* forwarded unchanged to the real server addr */
+	ACT_TUN = 6,     /* tunnelled unchanged to the real server addr (lb_tunnel.h) */
 };
 
 struct decision {
@@ -22,7 +23,34 @@ struct decision {
 	__u16 pad;
 	struct rvs_hop *hop; /* the connection's cached next hop for this direction, if any */
 	__u32 fib_gen;       /* the settings' tables version */
+	__u32 dest;          /* ACT_TUN: the real server's slot (rvsd tunnels what is punted) */
+	__u8 tun_kind;       /* ACT_TUN: the server's RVS_TUN_* encapsulation */
+	__u8 tun_csum;       /* ACT_TUN: its checksum mode */
+	__be16 tun_port;     /* ACT_TUN: GUE's destination port */
 };
+
+/* Whether a real server's packets leave untouched, the replies bypassing the director:
+ * direct routing and tunnelling (IPVS's INPUT-ONLY connections). */
+static __always_inline int bypassed(__u8 method)
+{
+	return method == RVS_METHOD_ROUTE || method == RVS_METHOD_TUNNEL;
+}
+
+/* Sets the decision for a packet to the real server `dest` (slot `slot`) of a connection
+ * whose method is not NAT: as is (DR) or tunnelled with the server's settings. */
+static __always_inline void to_bypassed(struct decision *d, struct rvs_dest *dest, __u32 slot,
+					__u8 method)
+{
+	d->dest = slot;
+	if (method != RVS_METHOD_TUNNEL) {
+		d->action = ACT_DR;
+		return;
+	}
+	d->action = ACT_TUN;
+	d->tun_kind = dest->tun_kind;
+	d->tun_csum = dest->tun_csum;
+	d->tun_port = dest->tun_port;
+}
 
 /* Counts a packet of `len` bytes (and a new connection with `conn`) for its service and real
  * server, in this CPU's slot; `out` for the real server's direction. */
@@ -112,8 +140,9 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 				   struct decision *d)
 {
 	__u8 state = c->state;
+	struct rvs_dest *dest;
 
-	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_ROUTE)
+	if (c->method != RVS_METHOD_MASQ && !bypassed(c->method))
 		return to_rvsd(d, RVS_PUNT_CONN);
 	if (dest_gone(s, c, &p->key))
 		return drop(d, RVS_STAT_DROP_NO_DEST);
@@ -133,7 +162,13 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 	d->hop = &c->hop;
 	d->addr = c->daddr;
 	d->port = c->dport;
-	d->action = c->method == RVS_METHOD_ROUTE ? ACT_DR : ACT_NAT_IN;
+	d->action = ACT_NAT_IN;
+	if (bypassed(c->method)) {
+		dest = bpf_map_lookup_elem(&dests, &c->dest);
+		if (!dest)
+			return drop(d, RVS_STAT_DROP_NO_DEST);
+		to_bypassed(d, dest, c->dest, c->method);
+	}
 	return 0;
 }
 
@@ -171,42 +206,53 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 	return 0;
 }
 
+/* A new connection's entries, built in a per-CPU map value rather than on the hooks' stack
+ * (which tunnelling needs). */
+struct new_entries {
+	struct rvs_conn c;
+	struct rvs_conn_out out;
+};
+
+PERCPU_SCRATCH(new_scratch, struct new_entries)
+
 /* Opens a connection to the chosen server `pick`: NAT gets its reply entry too; direct
- * routing is tracked in the client's direction only (IPVS's INPUT-ONLY states). */
+ * routing and tunnelling are tracked in the client's direction only (IPVS's INPUT-ONLY
+ * states). */
 static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, struct rvs_svc *svc,
 				     struct pick *pick, __u64 now, struct decision *d)
 {
-	struct rvs_conn c = {};
-	struct rvs_conn_out out = {};
+	struct new_entries *n = new_scratch_get();
 	struct rvs_conn_key reply = {};
-	int dr = pick->dest->method == RVS_METHOD_ROUTE;
+	int dr = bypassed(pick->dest->method);
 	__u8 state;
 
+	if (!n)
+		return to_rvsd(d, RVS_PUNT_TABLE_FULL);
 	if (p->proto == IPPROTO_TCP)
 		state = next_state(s, RVS_STATE_NONE, dr ? 2 : 0, p->tcp_flags);
 	else
 		state = RVS_STATE_UDP;
-	c.daddr = pick->dest->addr;
-	c.dport = dr || !pick->dest->port ? p->key.dport : pick->dest->port;
-	c.state = state;
-	c.flags = dr ? RVS_CONN_F_NOOUTPUT : 0;
-	c.dest = pick->slot;
-	c.svc = svc->id;
-	c.method = dr ? RVS_METHOD_ROUTE : RVS_METHOD_MASQ;
-	c.expires_ns = now + timeout_ns(s, state);
-	c.packets = 1;
-	c.bytes = p->len;
+	n->c.daddr = pick->dest->addr;
+	n->c.dport = dr || !pick->dest->port ? p->key.dport : pick->dest->port;
+	n->c.state = state;
+	n->c.flags = dr ? RVS_CONN_F_NOOUTPUT : 0;
+	n->c.dest = pick->slot;
+	n->c.svc = svc->id;
+	n->c.method = dr ? pick->dest->method : RVS_METHOD_MASQ;
+	n->c.expires_ns = now + timeout_ns(s, state);
+	n->c.packets = 1;
+	n->c.bytes = p->len;
 	if (!dr) {
-		reply.src = c.daddr;
+		reply.src = n->c.daddr;
 		reply.dst = p->key.src;
-		reply.sport = c.dport;
+		reply.sport = n->c.dport;
 		reply.dport = p->key.sport;
 		reply.proto = p->proto;
-		out.in = p->key;
-		if (bpf_map_update_elem(&conns_out, &reply, &out, BPF_NOEXIST) < 0)
+		n->out.in = p->key;
+		if (bpf_map_update_elem(&conns_out, &reply, &n->out, BPF_NOEXIST) < 0)
 			return to_rvsd(d, RVS_PUNT_TABLE_FULL);
 	}
-	if (bpf_map_update_elem(&conns, &p->key, &c, BPF_NOEXIST) < 0) {
+	if (bpf_map_update_elem(&conns, &p->key, &n->c, BPF_NOEXIST) < 0) {
 		if (!dr)
 			bpf_map_delete_elem(&conns_out, &reply);
 		return to_rvsd(d, RVS_PUNT_TABLE_FULL);
@@ -216,9 +262,11 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 		move_count(pick->slot, RVS_STATE_NONE, state);
 	count(RVS_STAT_CONN_CREATED);
 	traffic(svc->id, pick->slot, p->len - p->l3, 0, 1);
-	d->addr = c.daddr;
-	d->port = c.dport;
-	d->action = dr ? ACT_DR : ACT_NAT_IN;
+	d->addr = n->c.daddr;
+	d->port = n->c.dport;
+	d->action = ACT_NAT_IN;
+	if (dr)
+		to_bypassed(d, pick->dest, pick->slot, n->c.method);
 	return 0;
 }
 
@@ -237,7 +285,7 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 		return drop(d, RVS_STAT_DROP_TTL);
 	if (!schedule(svc, p, &pick))
 		return drop(d, RVS_STAT_DROP_NO_DEST);
-	if (pick.dest->method != RVS_METHOD_MASQ && pick.dest->method != RVS_METHOD_ROUTE)
+	if (pick.dest->method != RVS_METHOD_MASQ && !bypassed(pick.dest->method))
 		return to_rvsd(d, RVS_PUNT_SERVICE);
 	return open_conn(p, s, svc, &pick, now, d);
 }

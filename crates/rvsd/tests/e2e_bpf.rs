@@ -5,53 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use rvs_lab::{Director, NatTopology};
-
-/// A bpf filesystem of the test's own, mounted on the host so that every `ip netns exec` (which
-/// remounts /sys) sees it; unmounted when dropped.
-struct Bpffs {
-    dir: PathBuf,
-}
-
-impl Bpffs {
-    fn mount(tag: &str) -> Bpffs {
-        let dir = std::env::temp_dir().join(format!("rvs-e2e-bpffs-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let ok = Command::new("mount")
-            .args(["-t", "bpf", "bpf"])
-            .arg(&dir)
-            .status()
-            .expect("mount")
-            .success();
-        assert!(ok, "mounting a bpffs at {}", dir.display());
-        Bpffs { dir }
-    }
-
-    fn pins(&self) -> PathBuf {
-        self.dir.join("rvs")
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn bpf_args(pins: &Path) -> Vec<String> {
-    vec![
-        "--dataplane".into(),
-        "tc".into(),
-        "--bpf-pin-dir".into(),
-        pins.display().to_string(),
-    ]
-}
 
 /// A NAT topology of two real servers with rvsd on the BPF plane (tc, pins in `fs`).
 fn nat_with_bpf(fs: &Bpffs, tag: &str) -> (NatTopology, rvs_lab::Rvsd) {
@@ -65,17 +23,6 @@ fn start(topo: &NatTopology, args: &[String]) -> rvs_lab::Rvsd {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     topo.start_rvsd(&args)
         .expect("start rvsd with the BPF data plane")
-}
-
-/// Connections the program holds, read from its pinned `conns` map with bpftool.
-fn pinned_connections(pins: &Path) -> usize {
-    let out = Command::new("bpftool")
-        .args(["-j", "map", "dump", "pinned"])
-        .arg(pins.join("conns"))
-        .output()
-        .expect("bpftool");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.matches("\"key\"").count()
 }
 
 #[test]

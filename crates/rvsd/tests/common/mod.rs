@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rvs_lab::{Director, NatTopology};
@@ -272,4 +274,87 @@ pub fn assert_inbound_only_stats(topo: &impl Director, service: &str, conns: u64
         (0, 0),
         "replies bypass the director: {stats}"
     );
+}
+
+/// A bpf filesystem of the test's own, mounted on the host so that every `ip netns exec` (which
+/// remounts /sys) sees it; unmounted when dropped.
+pub struct Bpffs {
+    dir: PathBuf,
+}
+
+impl Bpffs {
+    /// Mounts a fresh bpffs for the test `tag`.
+    pub fn mount(tag: &str) -> Bpffs {
+        let dir = std::env::temp_dir().join(format!("rvs-e2e-bpffs-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let ok = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mounting a bpffs at {}", dir.display());
+        Bpffs { dir }
+    }
+
+    /// The pin directory to give rvsd (`--bpf-pin-dir`).
+    pub fn pins(&self) -> PathBuf {
+        self.dir.join("rvs")
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// rvsd's arguments for the BPF plane at tc with its maps pinned under `pins`.
+pub fn bpf_args(pins: &Path) -> Vec<String> {
+    vec![
+        "--dataplane".into(),
+        "tc".into(),
+        "--bpf-pin-dir".into(),
+        pins.display().to_string(),
+    ]
+}
+
+/// Connections the program holds, read from its pinned `conns` map with bpftool.
+pub fn pinned_connections(pins: &Path) -> usize {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned"])
+        .arg(pins.join("conns"))
+        .output()
+        .expect("bpftool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.matches("\"key\"").count()
+}
+
+/// The program's counters (`rvs_bpf::maps::STAT_NAMES`), summed over CPUs, read from its
+/// pinned `stats` map with bpftool.
+pub fn program_stats(pins: &Path) -> HashMap<&'static str, u64> {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned"])
+        .arg(pins.join("stats"))
+        .output()
+        .expect("bpftool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&text).expect("bpftool's JSON");
+    let mut stats = HashMap::new();
+    for entry in entries {
+        // With BTF, bpftool adds the decoded entry under "formatted".
+        let entry = entry.get("formatted").cloned().unwrap_or(entry);
+        let index = entry["key"].as_u64().expect("key") as usize;
+        let sum = entry["values"]
+            .as_array()
+            .expect("per-CPU values")
+            .iter()
+            .filter_map(|v| v["value"].as_u64())
+            .sum();
+        if let Some(name) = rvs_bpf::maps::STAT_NAMES.get(index) {
+            stats.insert(*name, sum);
+        }
+    }
+    stats
 }
