@@ -265,8 +265,11 @@ static __noinline int tc_tunnel(struct __sk_buff *skb, struct pkt *p, struct dec
 	}
 	rc = tun_route(skb, &t->fib, d, skb->ingress_ifindex, biggest + tun_overhead(d, outer_v6),
 		       outer_v6, &t->src);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		/* The engine's ICMP error takes an identification of the counter too. */
+		tun_next_ident();
 		return TUN_TOO_BIG;
+	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return TUN_TO_RVSD;
 	if (tun_build(&t->h, d, p, &t->in, &t->src, outer_v6) < 0)

@@ -255,8 +255,11 @@ static __noinline int xdp_tunnel(struct xdp_md *ctx, struct pkt *p, struct decis
 		return TUN_TO_RVSD;
 	rc = tun_route(ctx, &t->fib, d, ctx->ingress_ifindex, t->in.len + tun_overhead(d, outer_v6),
 		       outer_v6, &t->src);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		/* The engine's ICMP error takes an identification of the counter too. */
+		tun_next_ident();
 		return TUN_TOO_BIG;
+	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return TUN_TO_RVSD;
 	if (tun_build(&t->h, d, p, &t->in, &t->src, outer_v6) < 0)

@@ -941,6 +941,29 @@ fn client_frames(inner_v6: bool) -> Vec<(&'static str, Vec<u8>)> {
     }
 }
 
+/// `frame` with its DS field (IPv4 TOS / IPv6 traffic class) set to `ds` and, for IPv4, DF
+/// cleared (the outer header then takes an identification), the IPv4 checksum fixed.
+fn with_ds_without_df(mut frame: Vec<u8>, ds: u8) -> Vec<u8> {
+    let ip = &mut frame[14..];
+    if ip[0] >> 4 == 6 {
+        ip[0] = (ip[0] & 0xf0) | (ds >> 4);
+        ip[1] = (ip[1] & 0x0f) | (ds << 4);
+        return frame;
+    }
+    ip[1] = ds;
+    ip[6] &= !0x40;
+    ip[10..12].copy_from_slice(&[0, 0]);
+    let mut sum: u32 = ip[..20]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    frame
+}
+
 /// A client's TCP frame carrying `payload` bytes, of the inner family.
 fn big_frame(inner_v6: bool, payload: usize) -> Vec<u8> {
     let data: Vec<u8> = (0..payload).map(|i| (i * 7) as u8).collect();
@@ -998,6 +1021,11 @@ fn tunnelled_frames_match_the_engine() {
                     frames.push(("1001 bytes", big_frame(inner_v6, 1001)));
                     frames.push(("1400 bytes", big_frame(inner_v6, 1400)));
                     frames.push(("3000 bytes", big_frame(inner_v6, 3000)));
+                    // CE becomes ECT(0) outside, the DSCP is copied; no DF: identifications.
+                    for (name, ds) in [("DS CE, no DF", 0xb3), ("DS ECT(1), no DF", 0x29)] {
+                        let udp = client_frames(inner_v6).remove(2).1;
+                        frames.push((name, with_ds_without_df(udp, ds)));
+                    }
                     // Inner 1500 bytes: with any outer header over the lab's MTU of 1500.
                     frames.push((
                         "over the MTU",
