@@ -38,6 +38,8 @@ for tool in haproxy ethtool nginx wrk; do
 done
 
 work=$(mktemp -d)
+stats_before=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1
 bpffs=$work/bpffs
 mkdir -p "$bpffs"
 mount -t bpf bpf "$bpffs"
@@ -129,6 +131,7 @@ teardown_lab() {
 }
 
 cleanup() {
+  sysctl -qw kernel.bpf_stats_enabled="$stats_before"
   teardown_lab
   umount "$bpffs" 2>/dev/null || true
   rm -rf "$work"
@@ -140,6 +143,19 @@ busy_jiffies() { awk -v l="$1" '$1 == l {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 dline=cpu
 ((ncpu > 1)) && dline=cpu$dcpu
+
+# The BPF program's run time and runs so far (kernel.bpf_stats_enabled), summed over the
+# programs named `$1` (rvs_tc or rvs_xdp) the director's namespace has loaded: "ns runs".
+prog_stats() {
+  bpftool -j prog show 2>/dev/null | python3 -c '
+import json, sys
+ns = runs = 0
+for p in json.load(sys.stdin):
+    if p.get("name") == sys.argv[1]:
+        ns += p.get("run_time_ns", 0)
+        runs += p.get("run_cnt", 0)
+print(ns, runs)' "$1"
+}
 
 # One wrk run: prints "req/s requests machine_busy_ms director_busy_ms".
 measure() { # url, extra wrk args...
@@ -184,9 +200,9 @@ listen web
 CONF
 }
 
-declare -A rps cpu dcpu_us
+declare -A rps cpu dcpu_us prog_ns
 run_row() { # name
-  local name=$1 url mode r rate n busy dir
+  local name=$1 url mode r rate n busy dir prog s0 s1
   setup_lab
   case $name in
     kernel) url=http://10.10.10.2:8081/ ;;
@@ -220,10 +236,18 @@ run_row() { # name
   esac
   # A warm-up, then keep-alive and close.
   ip netns exec "$prefix-client" wrk -t2 -c"$conns" -d2s "$url" >/dev/null
+  prog=
+  [[ $name == tc ]] && prog=rvs_tc
+  [[ $name == xdp ]] && prog=rvs_xdp
   for mode in keepalive close; do
     local extra=()
     [[ $mode == close ]] && extra=(-H "Connection: close")
+    [[ -n $prog ]] && s0=$(prog_stats "$prog")
     r=$(measure "$url" "${extra[@]}")
+    if [[ -n $prog ]]; then
+      s1=$(prog_stats "$prog")
+      prog_ns[$name,$mode]=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " "); r = y[2] - x[2]; if (r > 0) printf "%.0f", (y[1] - x[1]) / r; else print "n/a" }')
+    fi
     read -r rate n busy dir <<<"$r"
     rps[$name,$mode]=$rate
     cpu[$name,$mode]=$(awk -v b="$busy" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f", b * 1000 / n; else print "n/a" }')
@@ -248,3 +272,7 @@ for row in "${rows[@]}"; do
 done
 echo "(ka: keep-alive, cl: Connection: close; dir us: the director's CPU per request, microseconds,"
 echo " on its isolated CPU $dcpu of $ncpu; all us: the whole machine's; x nft: ratio against nftables DNAT in this run)"
+for row in tc xdp; do
+  [[ -n ${prog_ns[$row,keepalive]:-} ]] || continue
+  echo "rvs_$row: ${prog_ns[$row,keepalive]} ns per packet (keep-alive), ${prog_ns[$row,close]} ns (close), the program's own run time (bpf_stats)"
+done

@@ -14,6 +14,7 @@ enum action {
 	ACT_DR = 5,      /* forwarded unchanged to the real server addr */
 	ACT_FNAT_IN = 6, /* NAT_IN, and the source to addr2:port2 (the local address) */
 	ACT_FNAT_OUT = 7, /* NAT_OUT, and the destination to addr2:port2 (the client) */
+	ACT_TUN = 8,     /* tunnelled unchanged to the real server addr (lb_tunnel.h) */
 };
 
 struct decision {
@@ -25,7 +26,34 @@ struct decision {
 	struct rvs_addr addr2; /* FULLNAT: the other side's new address */
 	struct rvs_hop *hop; /* the connection's cached next hop for this direction, if any */
 	__u32 fib_gen;       /* the settings' tables version */
+	__u32 dest;          /* ACT_TUN: the real server's slot (rvsd tunnels what is punted) */
+	__u8 tun_kind;       /* ACT_TUN: the server's RVS_TUN_* encapsulation */
+	__u8 tun_csum;       /* ACT_TUN: its checksum mode */
+	__be16 tun_port;     /* ACT_TUN: GUE's destination port */
 };
+
+/* Whether a real server's packets leave untouched, the replies bypassing the director:
+ * direct routing and tunnelling (IPVS's INPUT-ONLY connections). */
+static __always_inline int bypassed(__u8 method)
+{
+	return method == RVS_METHOD_ROUTE || method == RVS_METHOD_TUNNEL;
+}
+
+/* Sets the decision for a packet to the real server `dest` (slot `slot`) of a connection
+ * whose method is not NAT: as is (DR) or tunnelled with the server's settings. */
+static __always_inline void to_bypassed(struct decision *d, struct rvs_dest *dest, __u32 slot,
+					__u8 method)
+{
+	d->dest = slot;
+	if (method != RVS_METHOD_TUNNEL) {
+		d->action = ACT_DR;
+		return;
+	}
+	d->action = ACT_TUN;
+	d->tun_kind = dest->tun_kind;
+	d->tun_csum = dest->tun_csum;
+	d->tun_port = dest->tun_port;
+}
 
 /* Counts a packet of `len` bytes (and a new connection with `conn`) for its service and real
  * server, in this CPU's slot; `out` for the real server's direction. */
@@ -151,9 +179,10 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 				   struct decision *d)
 {
 	__u8 state = c->state;
+	struct rvs_dest *dest;
 
-	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_ROUTE &&
-	    c->method != RVS_METHOD_FULLNAT)
+	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_FULLNAT &&
+	    !bypassed(c->method))
 		return to_rvsd(d, RVS_PUNT_CONN);
 	if (dest_gone(s, c, &p->key))
 		return drop(d, RVS_STAT_DROP_NO_DEST);
@@ -174,11 +203,16 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 	d->hop = &c->hop;
 	d->addr = c->daddr;
 	d->port = c->dport;
-	d->action = c->method == RVS_METHOD_ROUTE ? ACT_DR : ACT_NAT_IN;
+	d->action = ACT_NAT_IN;
 	if (c->method == RVS_METHOD_FULLNAT) {
 		d->action = ACT_FNAT_IN;
 		d->addr2 = c->laddr;
 		d->port2 = c->lport;
+	} else if (bypassed(c->method)) {
+		dest = bpf_map_lookup_elem(&dests, &c->dest);
+		if (!dest)
+			return drop(d, RVS_STAT_DROP_NO_DEST);
+		to_bypassed(d, dest, c->dest, c->method);
 	}
 	return 0;
 }
@@ -227,8 +261,9 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 }
 
 /* Opens a connection to the chosen server `pick`: NAT gets its reply entry too; direct
- * routing is tracked in the client's direction only (IPVS's INPUT-ONLY states). `tpl`: the
- * RVS_CONN_F_TEMPLATE/ANY_PORT flags of a persistent service's connection. */
+ * routing and tunnelling are tracked in the client's direction only (IPVS's INPUT-ONLY
+ * states). `tpl`: the RVS_CONN_F_TEMPLATE/ANY_PORT flags of a persistent service's
+ * connection. */
 static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, struct rvs_svc *svc,
 				     struct pick *pick, __u8 tpl, __u64 now, struct decision *d)
 {
@@ -237,7 +272,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	 * room for the scheduler's frame (BPF's 512 bytes are for the whole call chain). */
 	struct conn_scratch *w = bpf_map_lookup_elem(&conn_scratch, &zero);
 	struct rvs_conn *c;
-	int dr = pick->dest->method == RVS_METHOD_ROUTE;
+	int dr = bypassed(pick->dest->method);
 	int fnat = pick->dest->method == RVS_METHOD_FULLNAT;
 	__u8 state;
 	int synced;
@@ -257,7 +292,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	c->flags = (dr ? RVS_CONN_F_NOOUTPUT : 0) | tpl;
 	c->dest = pick->slot;
 	c->svc = svc->id;
-	c->method = dr ? RVS_METHOD_ROUTE : fnat ? RVS_METHOD_FULLNAT : RVS_METHOD_MASQ;
+	c->method = dr ? pick->dest->method : fnat ? RVS_METHOD_FULLNAT : RVS_METHOD_MASQ;
 	c->expires_ns = now + timeout_ns(s, state);
 	c->packets = 1;
 	c->bytes = p->len;
@@ -292,11 +327,13 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	traffic(svc->id, pick->slot, p->len - p->l3, 0, 1);
 	d->addr = c->daddr;
 	d->port = c->dport;
-	d->action = dr ? ACT_DR : ACT_NAT_IN;
+	d->action = ACT_NAT_IN;
 	if (fnat) {
 		d->action = ACT_FNAT_IN;
 		d->addr2 = c->laddr;
 		d->port2 = c->lport;
+	} else if (dr) {
+		to_bypassed(d, pick->dest, pick->slot, c->method);
 	}
 	return 0;
 }
@@ -329,8 +366,8 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 		if (tpl && !persist_record(p, s, svc, any_port, now, &pick, &full))
 			return full ? to_rvsd(d, RVS_PUNT_TABLE_FULL) : drop(d, RVS_STAT_DROP_NO_DEST);
 	}
-	if (pick.dest->method != RVS_METHOD_MASQ && pick.dest->method != RVS_METHOD_ROUTE &&
-	    pick.dest->method != RVS_METHOD_FULLNAT)
+	if (pick.dest->method != RVS_METHOD_MASQ && pick.dest->method != RVS_METHOD_FULLNAT &&
+	    !bypassed(pick.dest->method))
 		return to_rvsd(d, RVS_PUNT_SERVICE);
 	return open_conn(p, s, svc, &pick, tpl, now, d);
 }

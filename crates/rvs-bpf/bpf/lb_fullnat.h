@@ -35,8 +35,10 @@ static __always_inline int same_family(const struct rvs_addr *a, int v6)
 
 /* Takes a local address and port for connection `c` (its real server filled in) of packet `p`
  * from the pool in `sd`, inserting the reply entry `reply` -> `out`; fills `c->laddr`,
- * `c->lport` and `reply`. Returns 0 when every candidate is taken. */
-static __always_inline int fnat_take(struct pkt *p, struct rvs_svc_dests *sd, struct rvs_conn *c,
+ * `c->lport` and `reply`. Returns 0 when every candidate is taken. A function of its own (not
+ * inlined): its loop's registers would otherwise spill into the hooks' frame, and the 512
+ * bytes of BPF stack are for the whole call chain. */
+static __attribute__((noinline)) int fnat_take(struct pkt *p, struct rvs_svc_dests *sd, struct rvs_conn *c,
 				     struct rvs_conn_key *reply, struct rvs_conn_out *out)
 {
 	__u32 h = fnat_hash(&p->key), n = sd->laddr_count, a, i;

@@ -141,6 +141,7 @@ struct punt_hdr {
 	__u32 wire;     /* the frame's length on the wire */
 	__u16 reason;   /* enum rvs_punt */
 	__u16 gso_size; /* a GSO frame's segment payload size; 0: not GSO */
+	__u32 dest;     /* RVS_PUNT_TOO_BIG, RVS_PUNT_TUNNEL: the real server's slot to tunnel to */
 };
 
 /* Scratch space for a punted frame: one per CPU, in a plain array (a per-CPU array's values
@@ -151,6 +152,26 @@ struct punt_buf {
 };
 
 #define PUNT_SCRATCH_CPUS 64
+
+/* Declares a per-CPU map `name` holding one `vtype` (a packet's working space where the hooks'
+ * 512-byte stack is too small) and `name##_get()`, which returns this CPU's value cleared, or
+ * NULL if the map is missing. */
+#define PERCPU_SCRATCH(name, vtype)                                      \
+	struct {                                                         \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                 \
+		__uint(max_entries, 1);                                  \
+		__type(key, __u32);                                      \
+		__type(value, vtype);                                    \
+	} name SEC(".maps");                                             \
+	static __always_inline vtype *name##_get(void)                  \
+	{                                                                \
+		__u32 zero = 0;                                          \
+		vtype *v = bpf_map_lookup_elem(&name, &zero);            \
+									 \
+		if (v)                                                   \
+			__builtin_memset(v, 0, sizeof(*v));              \
+		return v;                                                \
+	}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

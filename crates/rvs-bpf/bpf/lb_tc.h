@@ -4,8 +4,9 @@
 #ifndef RVS_LB_TC_H
 #define RVS_LB_TC_H
 
-/* Copies the frame to rvsd and drops it here. */
-static __always_inline int punt_frame(struct __sk_buff *skb, __u32 reason)
+/* Copies the frame to rvsd and drops it here (`dest`: the real server to tunnel to, for
+ * RVS_PUNT_TOO_BIG and RVS_PUNT_TUNNEL). */
+static __always_inline int punt_frame(struct __sk_buff *skb, __u32 reason, __u32 dest)
 {
 	__u32 slot = bpf_get_smp_processor_id() % PUNT_SCRATCH_CPUS;
 	struct punt_buf *buf = bpf_map_lookup_elem(&punt_scratch, &slot);
@@ -23,6 +24,7 @@ static __always_inline int punt_frame(struct __sk_buff *skb, __u32 reason)
 	buf->hdr.wire = skb->len;
 	buf->hdr.reason = reason;
 	buf->hdr.gso_size = skb->gso_size;
+	buf->hdr.dest = dest;
 	if (bpf_skb_load_bytes(skb, 0, buf->data, len) < 0)
 		return TC_ACT_SHOT;
 	bpf_ringbuf_output(&punt, buf, sizeof(buf->hdr) + len, 0);
@@ -194,6 +196,103 @@ rewrite_ttl:
 	return bpf_redirect(ifindex, 0);
 }
 
+/* Sends the frame out of `ifindex` to the next hop: with the FIB's MAC addresses, or through
+ * the kernel's neighbour resolution when it had none yet (`rc` BPF_FIB_LKUP_RET_NO_NEIGH). */
+static __always_inline int tc_send(struct __sk_buff *skb, struct bpf_fib_lookup *fib, long rc,
+				   int v6)
+{
+	void *data, *end;
+	struct ethhdr *eth;
+
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		struct bpf_redir_neigh nh = {};
+
+		if (!v6) {
+			nh.nh_family = AF_INET_;
+			nh.ipv4_nh = fib->ipv4_dst;
+		} else {
+			nh.nh_family = AF_INET6_;
+			__builtin_memcpy(nh.ipv6_nh, fib->ipv6_dst, 16);
+		}
+		count(RVS_STAT_FIB_PASS);
+		return bpf_redirect_neigh(fib->ifindex, &nh, sizeof(nh), 0);
+	}
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(v6 ? ETH_P_IPV6 : ETH_P_IP);
+	count(RVS_STAT_FORWARDED);
+	return bpf_redirect(fib->ifindex, 0);
+}
+
+/* Tunnels the packet to the real server (ACT_TUN) as the engine does: outer header built by
+ * lb_tunnel.h, room made with bpf_skb_adjust_room and its ENCAP flags so that the kernel
+ * segments a GSO frame into tunnelled packets (inner segments as large as they came, as the
+ * engine cuts them). Left to rvsd (TUN_TOO_BIG, TUN_TO_RVSD: the caller punts the frame with
+ * the server's slot): a packet over the path MTU (rvsd answers with ICMP),
+ * remote checksum offload (it depends on the skb's checksum state, which tc cannot see), a
+ * GSO frame with an outer checksum (the kernel's segmentation would not fill it in), and
+ * anything else not built exactly here. */
+static __noinline int tc_tunnel(struct __sk_buff *skb, struct pkt *p, struct decision *d)
+{
+	struct tun_scratch *t = tun_scratch_get();
+	int outer_v6 = !addr_is_v4(&d->addr);
+	__u32 gso = skb->gso_size, biggest, hlen;
+	__u64 flags = BPF_F_ADJ_ROOM_FIXED_GSO;
+	long rc;
+
+	if (!t)
+		return TC_ACT_SHOT;
+	if (p->l3 != ETH_HLEN || d->tun_csum == RVS_TUN_REMCSUM)
+		return TUN_TO_RVSD;
+	if (gso && d->tun_kind != RVS_TUN_IPIP && d->tun_csum != RVS_TUN_NOCSUM)
+		return TUN_TO_RVSD;
+	if (tun_read_inner((void *)(long)skb->data, (void *)(long)skb->data_end, p, &t->in) < 0)
+		return TUN_TO_RVSD;
+	if (d->tun_kind != RVS_TUN_IPIP && d->tun_csum != RVS_TUN_NOCSUM && !t->in.l4_known)
+		return TUN_TO_RVSD;
+	biggest = t->in.len;
+	if (gso) {
+		/* The largest segment: the headers and one gso_size of payload. */
+		__u32 hdrs = (t->in.v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) + t->in.l4_hlen;
+
+		if (t->in.len > hdrs + gso)
+			biggest = hdrs + gso;
+	}
+	rc = tun_route(skb, &t->fib, d, skb->ingress_ifindex, biggest + tun_overhead(d, outer_v6),
+		       outer_v6, &t->src);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		/* The engine's ICMP error takes an identification of the counter too. */
+		tun_next_ident();
+		return TUN_TOO_BIG;
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return TUN_TO_RVSD;
+	if (tun_build(&t->h, d, p, &t->in, &t->src, outer_v6) < 0)
+		return TUN_TO_RVSD;
+	/* Link padding after the inner packet is not sent on (the engine sends the IP length). */
+	if (skb->len > ETH_HLEN + t->in.len && bpf_skb_change_tail(skb, ETH_HLEN + t->in.len, 0) < 0)
+		return TC_ACT_SHOT;
+	flags |= outer_v6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4;
+	if (d->tun_kind == RVS_TUN_GUE)
+		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_UDP;
+	else if (d->tun_kind == RVS_TUN_GRE)
+		flags |= BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
+	hlen = t->h.len;
+	if (hlen < sizeof(struct iphdr) || hlen > TUN_HDR_MAX)
+		return TC_ACT_SHOT;
+	/* Refused (e.g. a GSO type the kernel cannot tunnel): rvsd segments in software. */
+	if (bpf_skb_adjust_room(skb, hlen, BPF_ADJ_ROOM_MAC, flags) < 0)
+		return TUN_TO_RVSD;
+	if (bpf_skb_store_bytes(skb, ETH_HLEN, t->h.b, hlen, 0) < 0)
+		return TC_ACT_SHOT;
+	return tc_send(skb, &t->fib, rc, outer_v6);
+}
+
 /* Carries out `d` at tc. */
 static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, struct decision *d)
 {
@@ -202,7 +301,7 @@ static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, st
 		count(d->why);
 		return TC_ACT_SHOT;
 	case ACT_PUNT:
-		return punt_frame(skb, d->why);
+		return punt_frame(skb, d->why, 0);
 	case ACT_NAT_IN:
 		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0)
 			return TC_ACT_SHOT;
@@ -221,6 +320,13 @@ static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, st
 		return forward(skb, p, &d->addr, &d->addr2, 0, d);
 	case ACT_DR:
 		return forward(skb, p, &p->key.src, &d->addr, 1, d);
+	case ACT_TUN: {
+		int rc = tc_tunnel(skb, p, d);
+
+		if (rc == TUN_TO_RVSD || rc == TUN_TOO_BIG)
+			return punt_frame(skb, rc == TUN_TOO_BIG ? RVS_PUNT_TOO_BIG : RVS_PUNT_TUNNEL, d->dest);
+		return rc;
+	}
 	default:
 		count(RVS_STAT_PASSED);
 		return TC_ACT_OK;

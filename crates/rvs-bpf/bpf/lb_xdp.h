@@ -30,12 +30,12 @@ static __always_inline __u16 csum_replace32(__u16 check, __u32 from, __u32 to)
 	return csum_replace16(check, (__u16)(from >> 16), (__u16)(to >> 16));
 }
 
-/* Copies the frame to rvsd and drops it here. */
-static __always_inline int xdp_punt(struct xdp_md *ctx, __u32 reason)
+/* Copies the frame to rvsd and drops it here (`dest` as punt_frame's). */
+static __always_inline int xdp_punt(struct xdp_md *ctx, __u32 reason, __u32 dest)
 {
 	__u32 slot = bpf_get_smp_processor_id() % PUNT_SCRATCH_CPUS;
 	struct punt_buf *buf = bpf_map_lookup_elem(&punt_scratch, &slot);
-	__u32 len = ctx->data_end - ctx->data;
+	__u32 len = bpf_xdp_get_buff_len(ctx);
 
 	count(RVS_STAT_PUNT + (reason < RVS_PUNT_REASONS ? reason : RVS_PUNT_OTHER));
 	if (!buf)
@@ -46,9 +46,10 @@ static __always_inline int xdp_punt(struct xdp_md *ctx, __u32 reason)
 		return XDP_DROP;
 	buf->hdr.ifindex = ctx->ingress_ifindex;
 	buf->hdr.len = len;
-	buf->hdr.wire = ctx->data_end - ctx->data;
+	buf->hdr.wire = bpf_xdp_get_buff_len(ctx);
 	buf->hdr.reason = reason;
 	buf->hdr.gso_size = 0;
+	buf->hdr.dest = dest;
 	if (bpf_xdp_load_bytes(ctx, 0, buf->data, len) < 0)
 		return XDP_DROP;
 	bpf_ringbuf_output(&punt, buf, sizeof(buf->hdr) + len, 0);
@@ -229,6 +230,64 @@ static __always_inline int xdp_forward(struct xdp_md *ctx, struct pkt *p, const 
 	return bpf_redirect(ifindex, 0);
 }
 
+/* Tunnels the packet to the real server (ACT_TUN) as the engine does: outer header built by
+ * lb_tunnel.h, put in front with bpf_xdp_adjust_head. XDP frames carry complete checksums, so
+ * remote checksum offload has nothing to offload and is a plain outer checksum, as the engine
+ * sends it for a frame without a partial checksum. Left to rvsd (TUN_TOO_BIG, TUN_TO_RVSD: the
+ * caller punts the frame with the server's slot): a packet over the path MTU (rvsd answers
+ * with ICMP), a next hop without a neighbour yet, anything not built exactly. */
+static __noinline int xdp_tunnel(struct xdp_md *ctx, struct pkt *p, struct decision *d)
+{
+	struct tun_scratch *t = tun_scratch_get();
+	int outer_v6 = !addr_is_v4(&d->addr);
+	void *data, *end;
+	struct ethhdr *eth;
+	__u32 hlen, len;
+	long rc;
+
+	if (!t)
+		return XDP_DROP;
+	if (p->l3 != ETH_HLEN)
+		return TUN_TO_RVSD;
+	if (tun_read_inner((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, &t->in) < 0)
+		return TUN_TO_RVSD;
+	if (d->tun_kind != RVS_TUN_IPIP && d->tun_csum != RVS_TUN_NOCSUM && !t->in.l4_known)
+		return TUN_TO_RVSD;
+	rc = tun_route(ctx, &t->fib, d, ctx->ingress_ifindex, t->in.len + tun_overhead(d, outer_v6),
+		       outer_v6, &t->src);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		/* The engine's ICMP error takes an identification of the counter too. */
+		tun_next_ident();
+		return TUN_TOO_BIG;
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return TUN_TO_RVSD;
+	if (tun_build(&t->h, d, p, &t->in, &t->src, outer_v6) < 0)
+		return TUN_TO_RVSD;
+	/* Link padding after the inner packet is not sent on. */
+	len = bpf_xdp_get_buff_len(ctx);
+	if (len > ETH_HLEN + t->in.len &&
+	    bpf_xdp_adjust_tail(ctx, (int)(ETH_HLEN + t->in.len) - (int)len) < 0)
+		return XDP_DROP;
+	hlen = t->h.len;
+	if (hlen < sizeof(struct iphdr) || hlen > TUN_HDR_MAX)
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -(int)hlen) < 0)
+		return XDP_DROP;
+	if (bpf_xdp_store_bytes(ctx, ETH_HLEN, t->h.b, hlen) < 0)
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, t->fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, t->fib.smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(outer_v6 ? ETH_P_IPV6 : ETH_P_IP);
+	count(RVS_STAT_FORWARDED);
+	return bpf_redirect(t->fib.ifindex, 0);
+}
+
 /* Carries out `d` at XDP. */
 static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, struct decision *d)
 {
@@ -237,7 +296,7 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 		count(d->why);
 		return XDP_DROP;
 	case ACT_PUNT:
-		return xdp_punt(ctx, d->why);
+		return xdp_punt(ctx, d->why, 0);
 	case ACT_NAT_IN:
 		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0)
 			return XDP_DROP;
@@ -256,6 +315,13 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 		return xdp_forward(ctx, p, &d->addr, &d->addr2, 0, d);
 	case ACT_DR:
 		return xdp_forward(ctx, p, &p->key.src, &d->addr, 1, d);
+	case ACT_TUN: {
+		int rc = xdp_tunnel(ctx, p, d);
+
+		if (rc == TUN_TO_RVSD || rc == TUN_TOO_BIG)
+			return xdp_punt(ctx, rc == TUN_TOO_BIG ? RVS_PUNT_TOO_BIG : RVS_PUNT_TUNNEL, d->dest);
+		return rc;
+	}
 	default:
 		count(RVS_STAT_PASSED);
 		return XDP_PASS;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * rvs's kernel data plane: IPVS's per-packet work for NAT and direct-routing services, at tc
- * ingress (rvs_tc) or XDP (rvs_xdp), with the same decisions (lb_decide.h) at both.
+ * rvs's kernel data plane: IPVS's per-packet work for NAT, direct-routing and tunnelling
+ * services, at tc ingress (rvs_tc) or XDP (rvs_xdp), with the same decisions (lb_decide.h) at
+ * both; tunnels get their outer headers from lb_tunnel.h.
  *
  * A frame of a known connection is rewritten and redirected (both directions); a frame to a
  * service opens a connection, its real server chosen here by the service's scheduler; a frame
@@ -47,6 +48,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "lb_fullnat.h"
 #include "lb_sync.h"
 #include "lb_decide.h"
+#include "lb_tunnel.h"
 #include "lb_tc.h"
 #include "lb_xdp.h"
 

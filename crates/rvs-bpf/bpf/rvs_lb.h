@@ -48,6 +48,15 @@ enum rvs_sched {
 	RVS_SCHED_TWOS = 12,
 };
 
+/* Tunnel encapsulations and checksum modes of a TUN real server (rvs-engine's TunnelKind and
+ * TunnelChecksum, `--tun-type` and `--tun-flags`). */
+#define RVS_TUN_IPIP 0
+#define RVS_TUN_GUE 1
+#define RVS_TUN_GRE 2
+#define RVS_TUN_NOCSUM 0
+#define RVS_TUN_CSUM 1
+#define RVS_TUN_REMCSUM 2
+
 /* Forwarding methods (IPVS's IP_VS_CONN_F_* low bits). */
 enum rvs_method {
 	RVS_METHOD_MASQ = 0,
@@ -72,7 +81,9 @@ enum rvs_punt {
 	RVS_PUNT_CONN = 4,       /* a connection rvsd owns */
 	RVS_PUNT_TABLE_FULL = 5, /* the connection table reached its bound */
 	RVS_PUNT_OTHER = 6,      /* a frame the program does not parse (VLAN, extension headers) */
-	RVS_PUNT_REASONS = 7,
+	RVS_PUNT_TOO_BIG = 7,    /* tunnelled, it would exceed the path MTU: rvsd answers with ICMP */
+	RVS_PUNT_TUNNEL = 8,     /* to be tunnelled in a way the program cannot do exactly */
+	RVS_PUNT_REASONS = 9,
 };
 
 /* Per-CPU counters of the program (index into the `stats` map). */
@@ -190,6 +201,9 @@ struct rvs_dest {
 	__u32 u_threshold; /* 0: none */
 	__u32 l_threshold; /* 0: 3/4 of u_threshold */
 	__u32 id;          /* rvs-engine's id of the server (rr's cursor names it) */
+	__u8 tun_kind;     /* RVS_TUN_IPIP/GUE/GRE (method RVS_METHOD_TUNNEL) */
+	__u8 tun_csum;     /* RVS_TUN_NOCSUM/CSUM/REMCSUM */
+	__u16 tun_port;    /* GUE's UDP destination port, network order */
 };
 
 /* IPVS's traffic counters of a service (`svc_stats`, by service id) or a real server

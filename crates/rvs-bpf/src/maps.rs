@@ -65,7 +65,7 @@ pub enum Method {
 }
 
 /// Why the program passed a frame to rvsd (`enum rvs_punt`).
-pub const PUNT_REASONS: [&str; 7] = [
+pub const PUNT_REASONS: [&str; 9] = [
     "ip_options",
     "fragment",
     "icmp",
@@ -73,10 +73,20 @@ pub const PUNT_REASONS: [&str; 7] = [
     "connection",
     "table_full",
     "other",
+    "too_big",
+    "tunnel",
 ];
 
+/// [`PUNT_REASONS`] index of a frame that, tunnelled, would exceed the path MTU: rvsd's
+/// tunnel transmitter answers the client with ICMP.
+pub const PUNT_TOO_BIG: u16 = 7;
+/// [`PUNT_REASONS`] index of a frame to tunnel that the program cannot encapsulate exactly as
+/// the engine does (a GSO frame with an outer checksum, remote checksum offload at tc, ...):
+/// rvsd's tunnel transmitter sends it.
+pub const PUNT_TUNNEL: u16 = 8;
+
 /// The program's per-CPU counters (`enum rvs_stat`), by index.
-pub const STAT_NAMES: [&str; 19] = [
+pub const STAT_NAMES: [&str; 21] = [
     "rx",
     "forwarded",
     "passed",
@@ -96,6 +106,8 @@ pub const STAT_NAMES: [&str; 19] = [
     "punt_connection",
     "punt_table_full",
     "punt_other",
+    "punt_too_big",
+    "punt_tunnel",
 ];
 
 /// A 16-byte address as the program keeps it (IPv4 as IPv4-mapped IPv6), network order.
@@ -296,6 +308,62 @@ pub struct Dest {
     pub l_threshold: u32,
     /// rvs-engine's id of the server (rr's cursor names it).
     pub id: u32,
+    /// A tunnel server's encapsulation: `TUN_IPIP`, `TUN_GUE` or `TUN_GRE`.
+    pub tun_kind: u8,
+    /// A tunnel server's checksum mode: `TUN_NOCSUM`, `TUN_CSUM` or `TUN_REMCSUM`.
+    pub tun_csum: u8,
+    /// GUE's UDP destination port, network order.
+    pub tun_port_be: u16,
+}
+
+/// [`Dest::tun_kind`]: IP in IP.
+pub const TUN_IPIP: u8 = 0;
+/// [`Dest::tun_kind`]: Generic UDP Encapsulation.
+pub const TUN_GUE: u8 = 1;
+/// [`Dest::tun_kind`]: GRE.
+pub const TUN_GRE: u8 = 2;
+/// [`Dest::tun_csum`]: no outer checksum.
+pub const TUN_NOCSUM: u8 = 0;
+/// [`Dest::tun_csum`]: outer UDP (GUE) or GRE checksum.
+pub const TUN_CSUM: u8 = 1;
+/// [`Dest::tun_csum`]: GUE remote checksum offload.
+pub const TUN_REMCSUM: u8 = 2;
+
+impl Dest {
+    /// The engine's tunnel settings of a server, as this entry carries them.
+    pub fn tunnel(&self) -> rvs_engine::TunnelConfig {
+        use rvs_engine::{TunnelChecksum, TunnelKind};
+        rvs_engine::TunnelConfig {
+            kind: match self.tun_kind {
+                TUN_GUE => TunnelKind::Gue,
+                TUN_GRE => TunnelKind::Gre,
+                _ => TunnelKind::Ipip,
+            },
+            checksum: match self.tun_csum {
+                TUN_CSUM => TunnelChecksum::Csum,
+                TUN_REMCSUM => TunnelChecksum::RemCsum,
+                _ => TunnelChecksum::NoCsum,
+            },
+            port: u16::from_be(self.tun_port_be),
+        }
+    }
+
+    /// The fields of an entry that say how to tunnel to the server: (kind, checksum mode,
+    /// port in network order), the inverse of [`Dest::tunnel`].
+    pub fn tunnel_fields(cfg: &rvs_engine::TunnelConfig) -> (u8, u8, u16) {
+        use rvs_engine::{TunnelChecksum, TunnelKind};
+        let kind = match cfg.kind {
+            TunnelKind::Ipip => TUN_IPIP,
+            TunnelKind::Gue => TUN_GUE,
+            TunnelKind::Gre => TUN_GRE,
+        };
+        let csum = match cfg.checksum {
+            TunnelChecksum::NoCsum => TUN_NOCSUM,
+            TunnelChecksum::Csum => TUN_CSUM,
+            TunnelChecksum::RemCsum => TUN_REMCSUM,
+        };
+        (kind, csum, cfg.port.to_be())
+    }
 }
 
 /// `svc_stats` / `dest_stats` value: IPVS's traffic counters (one CPU's share, or summed).
@@ -524,6 +592,9 @@ pub struct PuntHdr {
     pub reason: u16,
     /// A GSO frame's segment payload size (tc); 0: not GSO.
     pub gso_size: u16,
+    /// [`PUNT_TOO_BIG`], [`PUNT_TUNNEL`]: the slot (`dests` index) of the real server to
+    /// tunnel the frame to.
+    pub dest: u32,
 }
 
 /// A connection the sync master sends (`sync_ring` record, `struct rvs_sync_event`).
@@ -612,7 +683,9 @@ mod tests {
         assert_eq!(size_of::<TplKey>(), 24);
         assert_eq!(size_of::<Tpl>(), 24);
         assert_eq!(size_of::<WrrStep>(), 8);
-        assert_eq!(size_of::<Dest>(), 36);
+        assert_eq!(size_of::<Dest>(), 40);
+        assert_eq!(offset_of!(Dest, tun_kind), 36);
+        assert_eq!(offset_of!(Dest, tun_port_be), 38);
         assert_eq!(offset_of!(Dest, id), 32);
         assert_eq!(offset_of!(Dest, weight), 20);
         assert_eq!(size_of::<DestConns>(), 16);
@@ -628,7 +701,8 @@ mod tests {
             size_of::<Settings>(),
             3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 20
         );
-        assert_eq!(size_of::<PuntHdr>(), 16);
+        assert_eq!(size_of::<PuntHdr>(), 20);
+        assert_eq!(offset_of!(PuntHdr, dest), 16);
         assert_eq!(offset_of!(Conn, sync_pkts), 30);
         assert_eq!(size_of::<SyncEvent>(), 96);
         assert_eq!(size_of::<SyncIn>(), 96);

@@ -7,7 +7,7 @@ use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, TcHookBuilder, TC_INGR
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::error::Error;
-use crate::maps::{Conn, ConnKey, DestConns, PuntHdr, Traffic, HASH_STRIDE, WRR_SEQ};
+use crate::maps::{Conn, ConnKey, Dest, DestConns, PuntHdr, Traffic, HASH_STRIDE, WRR_SEQ};
 
 /// The object clang built from `bpf/rvs_lb.c` (empty when clang was missing).
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rvs_lb.o"));
@@ -125,6 +125,8 @@ pub struct TestRun {
     pub verdict: Action,
     /// The frame as the program left it.
     pub frame: Vec<u8>,
+    /// tc: the skb's GSO segment size after the run (0: not GSO); XDP: 0.
+    pub gso_size: u32,
 }
 
 impl Datapath {
@@ -156,7 +158,7 @@ impl Datapath {
             };
             if let Some(dir) = pins {
                 // Per-CPU scratch space and read-only data stay private to one load.
-                if !name.ends_with("_scratch") && !name.starts_with('.') {
+                if !name.ends_with("_scratch") && name != "tun_ident" && !name.starts_with('.') {
                     map.set_pin_path(dir.join(&name)).map_err(Error::Load)?;
                 }
             }
@@ -166,7 +168,7 @@ impl Datapath {
                 "addrs" => limits.services.saturating_add(limits.dests),
                 "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
                 "hash_tab" => limits.services.saturating_mul(HASH_STRIDE as u32),
-                "dests" | "dest_conns" | "dest_stats" => limits.dests,
+                "dests" | "dest_conns" | "dest_stats" | "tun_src" => limits.dests,
                 _ => continue,
             };
             map.set_max_entries(size.max(1)).map_err(Error::Load)?;
@@ -351,6 +353,11 @@ impl Datapath {
         builder.build().map_err(ring_error)
     }
 
+    /// The real server at `slot` (`dests` entry), as rvsd last published it.
+    pub fn dest(&self, slot: u32) -> Result<Option<Dest>, Error> {
+        self.get("dests", &slot)
+    }
+
     /// A real server's connection counts by its slot.
     pub fn dest_conns(&self, slot: u32) -> Result<DestConns, Error> {
         Ok(self.get("dest_conns", &slot)?.unwrap_or_default())
@@ -434,12 +441,35 @@ impl Datapath {
 
     /// Runs the program of `hook` once on `frame` as if it came in on `ifindex`.
     pub fn test_run_at(&self, hook: Hook, frame: &[u8], ifindex: u32) -> Result<TestRun, Error> {
+        self.run_once(hook, frame, ifindex, 0)
+    }
+
+    /// Runs the tc program once on `frame` as a GSO frame of `gso_size` payload bytes per
+    /// segment (as veth hands the program a TCP super-frame), come in on `ifindex`.
+    pub fn test_run_gso(
+        &self,
+        frame: &[u8],
+        ifindex: u32,
+        gso_size: u32,
+    ) -> Result<TestRun, Error> {
+        self.run_once(Hook::Tc, frame, ifindex, gso_size)
+    }
+
+    fn run_once(
+        &self,
+        hook: Hook,
+        frame: &[u8],
+        ifindex: u32,
+        gso_size: u32,
+    ) -> Result<TestRun, Error> {
         let (prog, mut ctx) = match hook {
             Hook::Tc => {
-                // struct __sk_buff: ingress_ifindex at 36, ifindex at 40 (192 bytes).
+                // struct __sk_buff: ingress_ifindex at 36, ifindex at 40, gso_size at 176
+                // (192 bytes).
                 let mut ctx = vec![0u8; 192];
                 ctx[36..40].copy_from_slice(&ifindex.to_ne_bytes());
                 ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+                ctx[176..180].copy_from_slice(&gso_size.to_ne_bytes());
                 (self.program_named(TC_PROGRAM)?, ctx)
             }
             Hook::Xdp => {
@@ -454,8 +484,10 @@ impl Datapath {
             }
         };
         let mut out = vec![0u8; frame.len() + 256];
+        let mut ctx_out = vec![0u8; ctx.len()];
         let input = libbpf_rs::ProgramInput {
             context_in: Some(&mut ctx),
+            context_out: Some(&mut ctx_out),
             data_in: Some(frame),
             data_out: Some(&mut out),
             ..Default::default()
@@ -464,10 +496,18 @@ impl Datapath {
         let action = output.return_value;
         let len = output.data.map_or(0, |d| d.len());
         out.truncate(len);
+        let gso_size = match hook {
+            Hook::Tc => ctx_out
+                .get(176..180)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_ne_bytes),
+            Hook::Xdp => 0,
+        };
         Ok(TestRun {
             action,
             verdict: Action::of(hook, action),
             frame: out,
+            gso_size,
         })
     }
 

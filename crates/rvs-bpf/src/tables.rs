@@ -36,6 +36,10 @@ pub struct Publisher {
     addrs: HashMap<Addr, u32>,
     /// The `user_dests` map as last published.
     user_dests: HashSet<SvcKey>,
+    /// Tunnel real servers: dest slot -> the server's address.
+    tunnels: HashMap<u32, IpAddr>,
+    /// The `tun_src` entries as last written: dest slot -> outer source.
+    tun_sources: HashMap<u32, Option<IpAddr>>,
     next_service: u32,
     next_slot: u32,
 }
@@ -210,6 +214,7 @@ impl Publisher {
         let mut seen = HashSet::new();
         let mut addrs: HashMap<Addr, u32> = HashMap::new();
         let mut user_dests: HashSet<SvcKey> = HashSet::new();
+        let mut tunnels: HashMap<u32, IpAddr> = HashMap::new();
         for service in walk.services() {
             let spec = service.spec();
             if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp {
@@ -261,6 +266,7 @@ impl Publisher {
                         s
                     }
                 };
+                let (tun_kind, tun_csum, tun_port_be) = Dest::tunnel_fields(&ds.tunnel);
                 dp.put(
                     "dests",
                     &slot,
@@ -273,6 +279,9 @@ impl Publisher {
                         u_threshold: ds.u_threshold,
                         l_threshold: ds.l_threshold,
                         id: d.id(),
+                        tun_kind,
+                        tun_csum,
+                        tun_port_be,
                     },
                 )?;
                 if slots.len() < MAX_DESTS {
@@ -282,6 +291,9 @@ impl Publisher {
                 weights.push(ds.weight);
                 if matches!(ds.method, ForwardMethod::Masq | ForwardMethod::FullNat) {
                     *addrs.entry(Addr::from(ds.addr)).or_default() |= ADDR_NAT_DEST;
+                }
+                if ds.method == ForwardMethod::Tunnel {
+                    tunnels.insert(slot, ds.addr);
                 }
             }
             let mut user = !program_schedules(spec) || slots.len() > MAX_DESTS;
@@ -405,6 +417,7 @@ impl Publisher {
             dp.remove("user_dests", k)?;
         }
         self.user_dests = user_dests;
+        self.tunnels = tunnels;
         let gone: Vec<SvcKey> = self
             .services
             .keys()
@@ -420,6 +433,28 @@ impl Publisher {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Writes the outer source address toward each tunnel real server of the last publication
+    /// (`source_for`, rvsd's choice: the one its engine tunnels from), where it changed. Call
+    /// it after [`Publisher::publish`] and when the host's addresses or routes change. A
+    /// server without a source is left to the kernel's choice.
+    pub fn publish_tunnel_sources(
+        &mut self,
+        dp: &Datapath,
+        source_for: impl Fn(IpAddr) -> Option<IpAddr>,
+    ) -> Result<(), Error> {
+        for (&slot, &rip) in &self.tunnels {
+            let src = source_for(rip).filter(|s| s.is_ipv6() == rip.is_ipv6());
+            if self.tun_sources.get(&slot) != Some(&src) {
+                let value = src.map(Addr::from).unwrap_or_default();
+                dp.put("tun_src", &slot, &value)?;
+                self.tun_sources.insert(slot, src);
+            }
+        }
+        self.tun_sources
+            .retain(|slot, _| self.tunnels.contains_key(slot));
         Ok(())
     }
 

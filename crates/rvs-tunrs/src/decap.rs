@@ -195,6 +195,63 @@ pub fn apply_remote_csum(inner: &mut [u8], start: usize, field: usize) -> Result
     Ok(())
 }
 
+/// Completes the inner TCP/UDP checksum of `inner` (a whole IP packet) when the sender left it
+/// partial: the field holds just the pseudo-header sum and the segment does not verify. On veth
+/// a tunnelled skb keeps CHECKSUM_PARTIAL (the BPF data plane tunnels without completing it,
+/// as a NIC would), which a kernel decapsulator trusts but raw and UDP sockets cannot see.
+/// Returns whether it completed one; anything else is left as it is.
+pub fn complete_partial(inner: &mut [u8]) -> bool {
+    use rvs_wire::checksum::{pseudo_header_v4, pseudo_header_v6};
+    let (proto, l4, pseudo) = match inner.first().map(|b| b >> 4) {
+        Some(4) if inner.len() >= 20 => {
+            let hlen = usize::from(inner[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
+            if hlen < 20 || total < hlen || total > inner.len() {
+                return false;
+            }
+            let mut src = [0u8; 4];
+            let mut dst = [0u8; 4];
+            src.copy_from_slice(&inner[12..16]);
+            dst.copy_from_slice(&inner[16..20]);
+            let pseudo = pseudo_header_v4(src, dst, inner[9], (total - hlen) as u32);
+            (inner[9], hlen..total, pseudo)
+        }
+        Some(6) if inner.len() >= 40 => {
+            let total = 40 + usize::from(u16::from_be_bytes([inner[4], inner[5]]));
+            if total > inner.len() {
+                return false;
+            }
+            let mut src = [0u8; 16];
+            let mut dst = [0u8; 16];
+            src.copy_from_slice(&inner[8..24]);
+            dst.copy_from_slice(&inner[24..40]);
+            let pseudo = pseudo_header_v6(src, dst, inner[6], (total - 40) as u32);
+            (inner[6], 40..total, pseudo)
+        }
+        _ => return false,
+    };
+    let field = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return false,
+    };
+    let Some(segment) = inner.get_mut(l4) else {
+        return false;
+    };
+    let Some(stored) = segment.get(field..field + 2) else {
+        return false;
+    };
+    let stored = u16::from_be_bytes([stored[0], stored[1]]);
+    if stored != fold(pseudo) || fold(rvs_wire::checksum::add_bytes(pseudo, segment)) == 0xffff {
+        return false;
+    }
+    segment[field..field + 2].copy_from_slice(&[0, 0]);
+    let c = !fold(rvs_wire::checksum::add_bytes(pseudo, segment));
+    let c = if c == 0 && proto == 17 { 0xffff } else { c };
+    segment[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +370,29 @@ mod tests {
         c[10] ^= 1;
         assert_eq!(gre(&c, 0, c.len()), Err(DecapError::BadChecksum));
         assert_eq!(gre(&[0x40, 0, 8, 0], 0, 4), Err(DecapError::Malformed));
+    }
+
+    #[test]
+    fn partial_inner_checksum_is_completed_once() {
+        use rvs_wire::checksum::pseudo_header_v4;
+        let mut tcp = vec![0u8; 24];
+        tcp[0..4].copy_from_slice(&[0x9c, 0x40, 0, 80]);
+        tcp[12] = 5 << 4;
+        tcp[20..].copy_from_slice(b"data");
+        let mut p = ipv4(6, &tcp);
+        let pseudo = pseudo_header_v4([10, 0, 0, 1], [10, 0, 0, 2], 6, 24);
+        p[20 + 16..20 + 18].copy_from_slice(&fold(pseudo).to_be_bytes());
+        assert!(complete_partial(&mut p));
+        assert_eq!(
+            fold(rvs_wire::checksum::add_bytes(pseudo, &p[20..])),
+            0xffff
+        );
+        let done = p.clone();
+        assert!(
+            !complete_partial(&mut p),
+            "a complete checksum is left alone"
+        );
+        assert_eq!(p, done);
     }
 
     #[test]

@@ -175,6 +175,7 @@ fn deliver(tun: &mut File, buf: &mut [u8], r: Result<decap::Inner, DecapError>, 
             return;
         }
     }
+    decap::complete_partial(packet);
     // A TUN write takes the whole packet or fails.
     match tun.write(packet) {
         Ok(n) if n == packet.len() => {

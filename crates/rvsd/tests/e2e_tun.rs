@@ -6,6 +6,9 @@
 //! The same runs over IPv6 (client 2001:db8:172::100, VIP6 2001:db8:10::200, real servers
 //! 2001:db8:20::7 and ::14: ip6ip6, GUE and GRE over IPv6) and across families (an IPv4 VIP
 //! tunnelled to IPv6 real servers, IPv4-in-IPv6).
+//! The `tc_`/`xdp_` cases run the same through rvsd's BPF plane (`--dataplane tc|xdp`): the
+//! program tunnels, and its counters show it did (rvsd only answers packets over the path MTU
+//! with ICMP).
 //! They need root; every topology is torn down by its guard, also when an assertion fails.
 
 mod common;
@@ -13,7 +16,10 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use common::{adm, assert_download_intact, assert_inbound_only_stats, assert_upload_intact, tally};
+use common::{
+    adm, assert_download_intact, assert_inbound_only_stats, assert_upload_intact, bpf_args,
+    pinned_connections, program_stats, tally, Bpffs,
+};
 use rvs_lab::{wait_for, Director, TunTopology, DIRECTOR};
 
 const MB: usize = 1 << 20;
@@ -58,6 +64,61 @@ struct Wire {
     /// Where the inner IP header starts in a captured packet (outer headers' length).
     inner_offset: usize,
 }
+
+/// IPv4 in IPv4.
+const IPIP_V4: Wire = Wire {
+    filter: "ip proto 4",
+    outer_proto: 4,
+    inner_offset: 20,
+};
+/// IPv6 in IPv4.
+const IPIP_6IN4: Wire = Wire {
+    filter: "ip proto 41",
+    outer_proto: 41,
+    inner_offset: 20,
+};
+/// IPv6 in IPv6.
+const IPIP_V6: Wire = Wire {
+    filter: "ip6 proto 41",
+    outer_proto: 41,
+    inner_offset: 40,
+};
+/// IPv4 in IPv6.
+const IPIP_4IN6: Wire = Wire {
+    filter: "ip6 proto 4",
+    outer_proto: 4,
+    inner_offset: 40,
+};
+/// GUE on port 6080 over IPv4.
+const GUE_V4: Wire = Wire {
+    filter: "udp dst port 6080",
+    outer_proto: 17,
+    inner_offset: 32,
+};
+/// GUE on port 6080 over IPv6.
+const GUE_V6: Wire = Wire {
+    filter: "ip6 and udp dst port 6080",
+    outer_proto: 17,
+    inner_offset: 52,
+};
+/// GRE with a checksum over IPv4.
+const GRE_CSUM_V4: Wire = Wire {
+    filter: "ip proto 47",
+    outer_proto: 47,
+    inner_offset: 28,
+};
+/// GRE without a checksum over IPv4.
+const GRE_V4: Wire = Wire {
+    filter: "ip proto 47",
+    outer_proto: 47,
+    inner_offset: 24,
+};
+/// GRE with a checksum over IPv6.
+const GRE_CSUM_V6: Wire = Wire {
+    filter: "ip6 proto 47",
+    outer_proto: 47,
+    inner_offset: 48,
+};
 
 /// The address of `len` (4 or 16) bytes at `at` in `packet`.
 fn addr_at(packet: &[u8], at: usize, v6: bool) -> IpAddr {
@@ -156,20 +217,190 @@ fn hex_packets(text: &str) -> Vec<Vec<u8>> {
     packets
 }
 
-/// One tunnel type end to end: rr over two real servers behind the router, the encapsulation
-/// on the wire, 1 MB each way (GSO segmentation and PMTU on the way in), and the listings.
-fn tun_case(
-    tag: &str,
+/// Which data plane the director runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plane {
+    /// rvsd's engine on every packet (AF_PACKET).
+    Packet,
+    /// The BPF program at tc ingress.
+    Tc,
+    /// The BPF program at XDP.
+    Xdp,
+}
+
+/// XDP on veth (see LAB-NOTES): every sender toward the director sends complete checksums (tx
+/// offload off), the router's side of the director's link runs NAPI (GRO on) to take the
+/// redirected frames, and no interface on the way in merges packets (GRO off elsewhere), so the
+/// program sees the client's packets as they were sent.
+fn prepare_for_xdp(topo: &TunTopology) {
+    let ethtool = |role: &str, iface: &str, settings: &[&str]| {
+        let mut args = vec!["ethtool", "-K", iface];
+        args.extend_from_slice(settings);
+        let out = topo.lab.exec(role, &args).expect("ethtool");
+        assert!(
+            out.status.success(),
+            "ethtool -K {iface} in {role}: {out:?}"
+        );
+    };
+    ethtool(rvs_lab::CLIENT, "eth0", &["tx", "off"]);
+    ethtool(rvs_lab::ROUTER, "r0", &["tx", "off", "gro", "off"]);
+    ethtool(rvs_lab::ROUTER, "r1", &["tx", "off", "gro", "on"]);
+    // r1's GRO merges the tunnelled packets; r2 cuts them again with complete checksums.
+    ethtool(rvs_lab::ROUTER, "r2", &["tx", "off"]);
+    ethtool(DIRECTOR, "d0", &["tx", "off", "gro", "off"]);
+}
+
+/// One tunnel type, as rvsadm and the real servers are set up for it.
+struct Case {
+    /// Names the namespaces (after the plane's prefix).
+    tag: &'static str,
     fam: Families,
-    tunrs_args: &[&str],
-    tun_opts: &[&str],
-    info: &str,
+    /// rvs-tunrs's mode on the real servers.
+    tunrs: &'static [&'static str],
+    /// rvsadm's tunnel options for the real servers.
+    opts: &'static [&'static str],
+    /// What `--tun-info` shows.
+    info: &'static str,
     wire: Wire,
-) {
+}
+
+const CASE_IPIP: Case = Case {
+    tag: "ipip",
+    fam: V4,
+    tunrs: &["--ipip"],
+    opts: &[],
+    info: "ipip",
+    wire: IPIP_V4,
+};
+const CASE_GUE: Case = Case {
+    tag: "gue",
+    fam: V4,
+    tunrs: &["--gue", "6080"],
+    opts: &["--tun-type", "gue", "--tun-port", "6080"],
+    info: "gue:6080:-c",
+    wire: GUE_V4,
+};
+const CASE_GUE_CSUM: Case = Case {
+    tag: "guec",
+    fam: V4,
+    tunrs: &["--gue", "6080"],
+    opts: &["--tun-type", "gue", "--tun-port", "6080", "--tun-csum"],
+    info: "gue:6080:+c",
+    wire: GUE_V4,
+};
+const CASE_GUE_REMCSUM: Case = Case {
+    tag: "gueremc",
+    fam: V4,
+    tunrs: &["--gue", "6080"],
+    opts: &["--tun-type", "gue", "--tun-port", "6080", "--tun-remcsum"],
+    info: "gue:6080:r+c",
+    // Partial-checksum packets carry the private flags and the remote-checksum option
+    // (GUE hlen 2): the real server completes the inner checksum.
+    wire: Wire {
+        filter: "udp dst port 6080 and udp[8] = 2",
+        outer_proto: 17,
+        inner_offset: 40,
+    },
+};
+const CASE_GRE: Case = Case {
+    tag: "grenoc",
+    fam: V4,
+    tunrs: &["--gre"],
+    opts: &["--tun-type", "gre"],
+    info: "gre:-c",
+    wire: GRE_V4,
+};
+const CASE_GRE_CSUM: Case = Case {
+    tag: "gre",
+    fam: V4,
+    tunrs: &["--gre"],
+    opts: &["--tun-type", "gre", "--tun-csum"],
+    info: "gre:+c",
+    wire: GRE_CSUM_V4,
+};
+const CASE_IPIP_V6: Case = Case {
+    tag: "ip6",
+    fam: V6,
+    tunrs: &["--ipip"],
+    opts: &[],
+    info: "ipip",
+    wire: IPIP_V6,
+};
+const CASE_GUE_V6: Case = Case {
+    tag: "gue6",
+    fam: V6,
+    tunrs: &["--gue", "6080"],
+    opts: &["--tun-type", "gue", "--tun-port", "6080", "--tun-csum"],
+    info: "gue:6080:+c",
+    wire: GUE_V6,
+};
+const CASE_GRE_V6: Case = Case {
+    tag: "gre6",
+    fam: V6,
+    tunrs: &["--gre"],
+    opts: &["--tun-type", "gre", "--tun-csum"],
+    info: "gre:+c",
+    wire: GRE_CSUM_V6,
+};
+const CASE_4IN6: Case = Case {
+    tag: "4in6",
+    fam: V4_IN_V6,
+    tunrs: &["--ipip"],
+    opts: &[],
+    info: "ipip",
+    wire: IPIP_4IN6,
+};
+const CASE_6IN4: Case = Case {
+    tag: "6in4",
+    fam: V6_IN_V4,
+    tunrs: &["--ipip"],
+    opts: &[],
+    info: "ipip",
+    wire: IPIP_6IN4,
+};
+const CASE_GUE_6IN4: Case = Case {
+    tag: "gue6in4",
+    fam: V6_IN_V4,
+    tunrs: &["--gue", "6080"],
+    opts: &["--tun-type", "gue", "--tun-port", "6080"],
+    info: "gue:6080:-c",
+    wire: GUE_V4,
+};
+
+/// One tunnel type end to end on `plane`: rr over two real servers behind the router, the
+/// encapsulation on the wire, 1 MB each way (GSO segmentation and PMTU on the way in), and the
+/// listings; with BPF, the program's counters show that it tunnelled the packets itself.
+fn tun_case(plane: Plane, case: &Case) {
+    let Case {
+        fam,
+        tunrs: tunrs_args,
+        opts: tun_opts,
+        info,
+        ref wire,
+        ..
+    } = *case;
+    let prefix = match plane {
+        Plane::Packet => "tun",
+        Plane::Tc => "tc",
+        Plane::Xdp => "xdp",
+    };
+    let tag = format!("{prefix}{}", case.tag);
+    let tag = tag.as_str();
+    // Declared first, dropped last: after rvsd and the namespaces are gone.
+    let fs = (plane != Plane::Packet).then(|| Bpffs::mount(tag));
     let topo = TunTopology::build(tag, 2).expect("build the TUN topology");
     topo.start_real_servers(tunrs_args)
         .expect("start the real servers");
-    topo.start_rvsd(&[]).expect("start rvsd");
+    let mut args = fs
+        .as_ref()
+        .map(|fs| bpf_args(&fs.pins()))
+        .unwrap_or_default();
+    if plane == Plane::Xdp {
+        prepare_for_xdp(&topo);
+        args[1] = "xdp".into();
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _rvsd = topo.start_rvsd(&args).expect("start rvsd");
     let service = SocketAddr::new(topo.vip(fam.vip_v6), 80).to_string();
     let service = service.as_str();
     adm(&topo, &["-A", "-t", service, "-s", "rr"]);
@@ -196,12 +427,17 @@ fn tun_case(
         );
     }
 
-    // Capture the director's egress while the client makes 10 connections.
+    // Capture the director's output while the client makes 10 connections.
+    // (XDP's redirects skip the director's packet taps: captured where the router receives.)
+    let (role, iface) = match plane {
+        Plane::Xdp => (rvs_lab::ROUTER, "r1"),
+        _ => (DIRECTOR, "d0"),
+    };
     let mut capture = vec![
-        "timeout", "20", "tcpdump", "-i", "d0", "-n", "-l", "-x", "-c", "4",
+        "timeout", "20", "tcpdump", "-i", iface, "-n", "-l", "-x", "-c", "4",
     ];
     capture.extend(wire.filter.split_whitespace());
-    let tcpdump = topo.lab.spawn(DIRECTOR, &capture).expect("start tcpdump");
+    let tcpdump = topo.lab.spawn(role, &capture).expect("start tcpdump");
     assert!(
         wait_for(Duration::from_secs(5), || topo
             .lab
@@ -231,7 +467,7 @@ fn tun_case(
     let packets = hex_packets(&topo.lab.log_of(tcpdump));
     assert_eq!(packets.len(), 4, "{}", topo.lab.log_of(tcpdump));
     for packet in &packets {
-        check_captured(&topo, fam, &wire, packet);
+        check_captured(&topo, fam, wire, packet);
     }
 
     // 1 MB down (replies go straight from the RS) and up (segmented, PMTU-checked) intact.
@@ -242,70 +478,51 @@ fn tun_case(
     assert_inbound_only_stats(&topo, service, 12);
     let stats = adm(&topo, &["--counters"]);
     eprintln!("{tag}: counters\n{stats}");
+    if let Some(fs) = &fs {
+        // At tc, an outer checksum over a GSO frame (and remote checksum offload) is rvsd's.
+        let rvsd_tunnels = plane == Plane::Tc
+            && tun_opts
+                .iter()
+                .any(|o| *o == "--tun-csum" || *o == "--tun-remcsum");
+        assert_program_tunnelled(&fs.pins(), tag, rvsd_tunnels);
+    }
+}
+
+/// The program tunnelled the connections itself: they are in its table, it forwarded, and
+/// nothing went up to rvsd but packets over the path MTU (which rvsd answers with ICMP), and,
+/// with `rvsd_tunnels`, frames it leaves to rvsd's tunnel transmitter (some must have gone).
+fn assert_program_tunnelled(pins: &std::path::Path, tag: &str, rvsd_tunnels: bool) {
+    let stats = program_stats(pins);
+    eprintln!("{tag}: program counters {stats:?}");
+    assert!(pinned_connections(pins) >= 12, "the program's connections");
+    // At least the 12 connections' handshakes, requests and closes (the 1 MB upload comes
+    // mostly as GSO frames, a few dozen), unless rvsd tunnels (remote checksum offload: all).
+    assert!(stats["forwarded"] >= 60 || rvsd_tunnels, "{stats:?}");
+    assert!(stats["conn_created"] >= 12, "{stats:?}");
+    for reason in ["punt_service", "punt_connection", "punt_other"] {
+        assert_eq!(stats[reason], 0, "{reason}: {stats:?}");
+    }
+    assert_eq!(stats["punt_tunnel"] > 0, rvsd_tunnels, "{stats:?}");
 }
 
 #[test]
 fn a_ipip() {
-    tun_case(
-        "tunipip",
-        V4,
-        &["--ipip"],
-        &[],
-        "ipip",
-        Wire {
-            filter: "ip proto 4",
-            outer_proto: 4,
-            inner_offset: 20,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_IPIP);
 }
 
 #[test]
 fn b_gue() {
-    tun_case(
-        "tungue",
-        V4,
-        &["--gue", "6080"],
-        &["--tun-type", "gue", "--tun-port", "6080"],
-        "gue:6080:-c",
-        Wire {
-            filter: "udp dst port 6080",
-            outer_proto: 17,
-            inner_offset: 32,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_GUE);
 }
 
 #[test]
 fn c_gue_with_checksum() {
-    tun_case(
-        "tunguec",
-        V4,
-        &["--gue", "6080"],
-        &["--tun-type", "gue", "--tun-port", "6080", "--tun-csum"],
-        "gue:6080:+c",
-        Wire {
-            filter: "udp dst port 6080",
-            outer_proto: 17,
-            inner_offset: 32,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_GUE_CSUM);
 }
 
 #[test]
 fn d_gre() {
-    tun_case(
-        "tungre",
-        V4,
-        &["--gre"],
-        &["--tun-type", "gre", "--tun-csum"],
-        "gre:+c",
-        Wire {
-            filter: "ip proto 47",
-            outer_proto: 47,
-            inner_offset: 28,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_GRE_CSUM);
 }
 
 #[test]
@@ -325,98 +542,80 @@ fn e_a_tunnelled_server_takes_the_service_port_as_with_ipvsadm() {
 
 #[test]
 fn f_gue_remote_checksum() {
-    tun_case(
-        "tungueremc",
-        V4,
-        &["--gue", "6080"],
-        &["--tun-type", "gue", "--tun-port", "6080", "--tun-remcsum"],
-        "gue:6080:r+c",
-        Wire {
-            // Partial-checksum packets carry the private flags and the remote-checksum option
-            // (GUE hlen 2): the real server completes the inner checksum.
-            filter: "udp dst port 6080 and udp[8] = 2",
-            outer_proto: 17,
-            inner_offset: 40,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_GUE_REMCSUM);
 }
 
 #[test]
 fn g_ipip_over_ipv6() {
-    tun_case(
-        "tunip6",
-        V6,
-        &["--ipip"],
-        &[],
-        "ipip",
-        Wire {
-            filter: "ip6 proto 41",
-            outer_proto: 41,
-            inner_offset: 40,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_IPIP_V6);
 }
 
 #[test]
 fn h_gue_over_ipv6() {
-    tun_case(
-        "tungue6",
-        V6,
-        &["--gue", "6080"],
-        &["--tun-type", "gue", "--tun-port", "6080", "--tun-csum"],
-        "gue:6080:+c",
-        Wire {
-            filter: "ip6 and udp dst port 6080",
-            outer_proto: 17,
-            inner_offset: 52,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_GUE_V6);
 }
 
 #[test]
 fn i_gre_over_ipv6() {
-    tun_case(
-        "tungre6",
-        V6,
-        &["--gre"],
-        &["--tun-type", "gre", "--tun-csum"],
-        "gre:+c",
-        Wire {
-            filter: "ip6 proto 47",
-            outer_proto: 47,
-            inner_offset: 48,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_GRE_V6);
 }
 
 #[test]
 fn j_ipv4_service_with_ipv6_real_servers() {
-    tun_case(
-        "tun4in6",
-        V4_IN_V6,
-        &["--ipip"],
-        &[],
-        "ipip",
-        Wire {
-            filter: "ip6 proto 4",
-            outer_proto: 4,
-            inner_offset: 40,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_4IN6);
 }
 
 #[test]
 fn k_ipv6_service_with_ipv4_real_servers() {
-    tun_case(
-        "tun6in4",
-        V6_IN_V4,
-        &["--ipip"],
-        &[],
-        "ipip",
-        Wire {
-            filter: "ip proto 41",
-            outer_proto: 41,
-            inner_offset: 20,
-        },
-    );
+    tun_case(Plane::Packet, &CASE_6IN4);
+}
+
+#[test]
+fn tc_a_ipip() {
+    tun_case(Plane::Tc, &CASE_IPIP);
+}
+
+#[test]
+fn tc_b_gue() {
+    tun_case(Plane::Tc, &CASE_GUE);
+}
+
+#[test]
+fn tc_c_gre() {
+    tun_case(Plane::Tc, &CASE_GRE);
+}
+
+#[test]
+fn tc_d_ipip_over_ipv6() {
+    tun_case(Plane::Tc, &CASE_IPIP_V6);
+}
+
+#[test]
+fn tc_e_ipv4_service_with_ipv6_real_servers() {
+    tun_case(Plane::Tc, &CASE_4IN6);
+}
+
+#[test]
+fn tc_f_gue_ipv6_service_with_ipv4_real_servers() {
+    tun_case(Plane::Tc, &CASE_GUE_6IN4);
+}
+
+#[test]
+fn tc_g_gue_with_checksum() {
+    tun_case(Plane::Tc, &CASE_GUE_CSUM);
+}
+
+#[test]
+fn tc_h_gue_remote_checksum() {
+    tun_case(Plane::Tc, &CASE_GUE_REMCSUM);
+}
+
+#[test]
+fn xdp_a_ipip() {
+    tun_case(Plane::Xdp, &CASE_IPIP);
+}
+
+#[test]
+fn xdp_b_gre_with_checksum() {
+    tun_case(Plane::Xdp, &CASE_GRE_CSUM);
 }

@@ -505,10 +505,9 @@ impl Outlet {
             net,
             tx,
             neighbours,
-            held,
             counters,
-            tunnel: scratch,
             local,
+            ..
         } = self;
         let mut meta = PacketMeta {
             csum_partial: vnet.needs_csum(),
@@ -554,6 +553,28 @@ impl Outlet {
             Verdict::PassToKernel | Verdict::Drop(_) => return,
         };
         let vnet = &sctp_crc_complete(vnet, frame, l3_offset);
+        self.send(next_hop_ip, l3_offset, tunnel, vnet, frame);
+    }
+
+    /// Sends the packet at `frame[l3_offset..]` to `next_hop_ip` as it is, or tunnelled with
+    /// `tunnel`, holding it while the next hop's MAC is resolved.
+    fn send(
+        &mut self,
+        next_hop_ip: IpAddr,
+        l3_offset: usize,
+        tunnel: Option<TunnelConfig>,
+        vnet: &VnetHdr,
+        frame: &mut [u8],
+    ) {
+        let Outlet {
+            net,
+            tx,
+            neighbours,
+            held,
+            counters,
+            tunnel: scratch,
+            ..
+        } = self;
         let out = Egress {
             net,
             tx,
@@ -699,6 +720,14 @@ impl Injector {
     /// before waiting for more punted frames.
     pub fn flush(&mut self) {
         self.out.flush();
+    }
+
+    /// Tunnels one punted frame of a connection the BPF program keeps to the real server `rip`
+    /// with `cfg`: the engine's transmitter checks the path MTU (answering the client with
+    /// ICMP), completes checksums and segments GSO frames, as for the engine's own connections.
+    pub fn tunnel(&mut self, frame: &mut [u8], gso_size: u16, rip: IpAddr, cfg: &TunnelConfig) {
+        let vnet = punted_vnet(frame, gso_size);
+        self.out.send(rip, ETH_HLEN, Some(*cfg), &vnet, frame);
     }
 
     /// Sends the held frames whose neighbour is now known (call it now and then).

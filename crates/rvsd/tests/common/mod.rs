@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rvs_lab::{Director, NatTopology};
@@ -277,15 +279,15 @@ pub fn assert_inbound_only_stats(topo: &impl Director, service: &str, conns: u64
 /// A bpf filesystem of the test's own, mounted on the host so that every `ip netns exec` (which
 /// remounts /sys) sees it; unmounted when dropped.
 pub struct Bpffs {
-    dir: std::path::PathBuf,
+    dir: PathBuf,
 }
 
 impl Bpffs {
-    /// Mounts a fresh one named after `tag` and this process.
+    /// Mounts a fresh bpffs for the test `tag`.
     pub fn mount(tag: &str) -> Bpffs {
         let dir = std::env::temp_dir().join(format!("rvs-e2e-bpffs-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let ok = std::process::Command::new("mount")
+        let ok = Command::new("mount")
             .args(["-t", "bpf", "bpf"])
             .arg(&dir)
             .status()
@@ -295,21 +297,21 @@ impl Bpffs {
         Bpffs { dir }
     }
 
-    /// The pin directory rvsd is given (created by rvsd inside the mount).
-    pub fn pins(&self) -> std::path::PathBuf {
+    /// The pin directory to give rvsd (`--bpf-pin-dir`).
+    pub fn pins(&self) -> PathBuf {
         self.dir.join("rvs")
     }
 }
 
 impl Drop for Bpffs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+        let _ = Command::new("umount").arg(&self.dir).status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// rvsd's arguments for the tc plane with its pins in `pins`.
-pub fn bpf_args(pins: &std::path::Path) -> Vec<String> {
+/// rvsd's arguments for the BPF plane at tc with its maps pinned under `pins`.
+pub fn bpf_args(pins: &Path) -> Vec<String> {
     vec![
         "--dataplane".into(),
         "tc".into(),
@@ -319,8 +321,8 @@ pub fn bpf_args(pins: &std::path::Path) -> Vec<String> {
 }
 
 /// Connections the program holds, read from its pinned `conns` map with bpftool.
-pub fn pinned_connections(pins: &std::path::Path) -> usize {
-    let out = std::process::Command::new("bpftool")
+pub fn pinned_connections(pins: &Path) -> usize {
+    let out = Command::new("bpftool")
         .args(["-j", "map", "dump", "pinned"])
         .arg(pins.join("conns"))
         .output()
@@ -384,4 +386,32 @@ pub fn columns(listing: &str, key: &str) -> Vec<u64> {
     line.split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect()
+}
+
+/// The program's counters (`rvs_bpf::maps::STAT_NAMES`), summed over CPUs, read from its
+/// pinned `stats` map with bpftool.
+pub fn program_stats(pins: &Path) -> HashMap<&'static str, u64> {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned"])
+        .arg(pins.join("stats"))
+        .output()
+        .expect("bpftool");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&text).expect("bpftool's JSON");
+    let mut stats = HashMap::new();
+    for entry in entries {
+        // With BTF, bpftool adds the decoded entry under "formatted".
+        let entry = entry.get("formatted").cloned().unwrap_or(entry);
+        let index = entry["key"].as_u64().expect("key") as usize;
+        let sum = entry["values"]
+            .as_array()
+            .expect("per-CPU values")
+            .iter()
+            .filter_map(|v| v["value"].as_u64())
+            .sum();
+        if let Some(name) = rvs_bpf::maps::STAT_NAMES.get(index) {
+            stats.insert(*name, sum);
+        }
+    }
+    stats
 }

@@ -19,7 +19,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rvs_bpf::maps::Settings;
+use rvs_bpf::maps::{Settings, PUNT_TOO_BIG, PUNT_TUNNEL};
 use rvs_bpf::{Datapath, Hook, Limits, Publisher};
 use rvs_engine::Engine;
 
@@ -377,8 +377,16 @@ fn detach_all(dp: &Datapath, hook: Hook, indexes: &[u32]) {
     }
 }
 
-/// A frame the program passed up and its GSO segment size (0: not GSO).
-type Punted = (Vec<u8>, u16);
+/// A frame the program passed up, as its header describes it.
+struct Punted {
+    frame: Vec<u8>,
+    /// GSO segment size (0: not GSO).
+    gso_size: u16,
+    /// Why (`rvs_bpf::maps::PUNT_REASONS` index).
+    reason: u16,
+    /// The real server to tunnel to, for the tunnel reasons.
+    dest: u32,
+}
 
 /// What the plane's thread works with besides the program.
 struct Plumbing {
@@ -414,7 +422,14 @@ fn serve(
     let queue: Rc<RefCell<Vec<Punted>>> = Rc::default();
     let ring = {
         let queue = queue.clone();
-        dp.punt_reader(move |hdr, frame| queue.borrow_mut().push((frame.to_vec(), hdr.gso_size)))
+        dp.punt_reader(move |hdr, frame| {
+            queue.borrow_mut().push(Punted {
+                frame: frame.to_vec(),
+                gso_size: hdr.gso_size,
+                reason: hdr.reason,
+                dest: hdr.dest,
+            })
+        })
     };
     let ring = match ring {
         Ok(r) => Some(r),
@@ -451,7 +466,10 @@ fn serve(
             {
                 seen_net = Some(net_now);
                 let settings = settings_now(engine, base ^ ((net_now as u32) << 1));
-                match publisher.publish(dp, &walk, &settings) {
+                let result = publisher
+                    .publish(dp, &walk, &settings)
+                    .and_then(|()| publisher.publish_tunnel_sources(dp, |ip| net.source_for(ip)));
+                match result {
                     Ok(()) => {
                         published = Some(walk);
                         published_sync = Some(sync_now);
@@ -483,8 +501,20 @@ fn serve(
             None => std::thread::sleep(POLL),
         }
         let frames = std::mem::take(&mut *queue.borrow_mut());
-        for (mut frame, gso_size) in frames {
-            injector.inject(&mut frame, gso_size);
+        for mut p in frames {
+            if p.reason == PUNT_TOO_BIG || p.reason == PUNT_TUNNEL {
+                // A packet of one of the program's tunnel connections: tunnelled (or refused
+                // with ICMP) by the engine's transmitter; the program kept the state.
+                match dp.dest(p.dest) {
+                    Ok(Some(d)) => {
+                        injector.tunnel(&mut p.frame, p.gso_size, d.addr.ip(), &d.tunnel())
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!("a punted frame's real server: {e}"),
+                }
+                continue;
+            }
+            injector.inject(&mut p.frame, p.gso_size);
         }
         if injector.holding() {
             injector.retry_held();
