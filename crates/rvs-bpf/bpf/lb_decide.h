@@ -120,6 +120,7 @@ static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_con
 	struct conn_scratch *w = bpf_map_lookup_elem(&conn_scratch, &zero);
 	__u32 dest = c->dest, svc = c->svc;
 	__u8 state = c->state, flags = c->flags;
+	__u16 gen = c->tpl_gen;
 	int nat = c->method == RVS_METHOD_MASQ || c->method == RVS_METHOD_FULLNAT;
 
 	if (!w)
@@ -140,7 +141,7 @@ static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_con
 	if (nat)
 		bpf_map_delete_elem(&conns_out, &w->reply);
 	unbind_dest(dest, state);
-	tpl_control(svc, key, flags, 0);
+	tpl_control(svc, key, flags, 0, gen);
 }
 
 /* Whether the connection's server was removed from its service: IPVS drops the packet, and
@@ -312,13 +313,14 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 		if (bpf_map_update_elem(&conns_out, &w->reply, &w->out, BPF_NOEXIST) < 0)
 			return to_rvsd(d, RVS_PUNT_TABLE_FULL);
 	}
+	c->tpl_gen = tpl_control(svc->id, &p->key, c->flags, 1, 0);
 	if (bpf_map_update_elem(&conns, &p->key, c, BPF_NOEXIST) < 0) {
 		if (!dr)
 			bpf_map_delete_elem(&conns_out, &w->reply);
+		tpl_control(svc->id, &p->key, c->flags, 0, c->tpl_gen);
 		return to_rvsd(d, RVS_PUNT_TABLE_FULL);
 	}
 	bind_dest(pick);
-	tpl_control(svc->id, &p->key, c->flags, 1);
 	if (is_active(state))
 		move_count(pick->slot, RVS_STATE_NONE, state);
 	if (synced)

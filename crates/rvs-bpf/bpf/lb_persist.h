@@ -104,6 +104,7 @@ static __always_inline int persist_record(struct pkt *p, struct rvs_settings *s,
 	w->tpl.dest = out->slot;
 	w->tpl.timeout_ms = sd->persist_ms;
 	w->tpl.dport = any_port ? 0 : out->dest->port;
+	w->tpl.gen = bpf_get_prandom_u32();
 	if (bpf_map_update_elem(&templates, &w->tpl_key, &w->tpl, BPF_NOEXIST) == 0)
 		return 1;
 	old = bpf_map_lookup_elem(&templates, &w->tpl_key);
@@ -114,8 +115,13 @@ static __always_inline int persist_record(struct pkt *p, struct rvs_settings *s,
 	return tpl_dest_valid(s, old->dest, out);
 }
 
-/* A new connection (`key`, flags `flags`) of service `id` is controlled by its template. */
-static __always_inline void tpl_control(__u32 id, const struct rvs_conn_key *key, __u8 flags, int add)
+/* A new connection (`key`, flags `flags`) of service `id` comes under its template (`add`:
+ * returns the template's generation for the connection to keep), or one under the template
+ * of generation `gen` goes away. A template replaced meanwhile (same key, another
+ * generation) is not the connection's: it is left alone, as IPVS's connection points to its
+ * own template. */
+static __always_inline __u16 tpl_control(__u32 id, const struct rvs_conn_key *key, __u8 flags,
+					 int add, __u16 gen)
 {
 	struct rvs_svc_dests *sd = bpf_map_lookup_elem(&svc_dests, &id);
 	__u32 zero = 0;
@@ -123,15 +129,18 @@ static __always_inline void tpl_control(__u32 id, const struct rvs_conn_key *key
 	struct rvs_tpl *t;
 
 	if (!sd || !w || !(flags & RVS_CONN_F_TEMPLATE))
-		return;
+		return 0;
 	tpl_key_of(&w->tpl_key, sd, id, key, flags & RVS_CONN_F_ANY_PORT);
 	t = bpf_map_lookup_elem(&templates, &w->tpl_key);
 	if (!t)
-		return;
-	if (add)
+		return 0;
+	if (add) {
 		__sync_fetch_and_add(&t->n_control, 1);
-	else if (t->n_control > 0)
+		return t->gen;
+	}
+	if (t->gen == gen && t->n_control > 0)
 		__sync_fetch_and_add(&t->n_control, -1);
+	return 0;
 }
 
 #endif

@@ -145,6 +145,7 @@ static __always_inline int sync_install_template(struct rvs_sync_in *in)
 	t.dest = in->dest;
 	t.timeout_ms = in->timeout_ms;
 	t.dport = in->dport;
+	t.gen = bpf_get_prandom_u32();
 	if (bpf_map_update_elem(&templates, &k, &t, BPF_ANY) < 0)
 		return RVS_SYNC_IN_FULL;
 	return RVS_SYNC_IN_ADDED;

@@ -175,7 +175,7 @@ struct rvs_tpl {
 	__u32 n_control;  /* live connections it controls (IPVS's n_control), atomic */
 	__u32 timeout_ms;
 	__u16 dport;      /* network order; 0 for a port-0 service */
-	__u16 pad;
+	__u16 gen;        /* tells this template from an earlier one of the same key */
 };
 
 /* One step of a wrr sequence (`wrr_seq` value): the service's dest at index `pos`, taken
@@ -268,7 +268,7 @@ struct rvs_conn {
 	struct rvs_hop hop;    /* toward the real server */
 	struct rvs_addr laddr; /* FULLNAT: the local address and port toward the real server */
 	__u16 lport;           /* network order */
-	__u16 pad2;
+	__u16 tpl_gen;         /* RVS_CONN_F_TEMPLATE: the generation of its template */
 	__u32 pad3;
 };
 

@@ -270,8 +270,8 @@ pub struct Tpl {
     pub timeout_ms: u32,
     /// The real server's port, network order (0 for a port-0 service).
     pub dport_be: u16,
-    /// Zero.
-    pub pad: u16,
+    /// Tells this template from an earlier one of the same key.
+    pub gen: u16,
 }
 
 /// `wrr_seq` value: one step of a wrr sequence.
@@ -496,8 +496,8 @@ pub struct Conn {
     pub laddr: Addr,
     /// FULLNAT: the local port, network order.
     pub lport_be: u16,
-    /// Zero.
-    pub pad2: u16,
+    /// A template's connection: the generation of its template.
+    pub tpl_gen: u16,
     /// Zero.
     pub pad3: u32,
 }

@@ -1683,3 +1683,56 @@ fn gso_frames_tunnel_at_tc_as_the_engine_cuts_them() {
         }
     }
 }
+
+/// A template replaced (its server removed) is not the old connections': when one of them goes
+/// (expire_nodest_conn), the new template keeps counting its own connection.
+#[test]
+fn replaced_templates_keep_their_own_connection_counts() {
+    in_lab(|ifindex| {
+        let e = persistent_engine(VPORT, "255.255.255.255");
+        let mut policy = Policy::default();
+        policy.set("expire_nodest_conn", 1).expect("policy");
+        e.set_policy(policy);
+        let dp = load_program();
+        let mut publisher = Publisher::new();
+        let settings = Settings::from_engine(Timeouts::default(), &policy);
+        publisher
+            .publish(&dp, &e.spec_walk(), &settings)
+            .expect("publish");
+        let first = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+        let Outcome::Forward(out) = bpf_outcome(&dp, Hook::Tc, ifindex, &first) else {
+            panic!("the first connection");
+        };
+        let old_server: [u8; 4] = out[16..20].try_into().expect("daddr");
+        // The template's server leaves; the client's next connection makes a new template.
+        e.del_dest(
+            &key(Protocol::Tcp, ip4(VIP4), VPORT),
+            ip4(old_server),
+            RPORT,
+        )
+        .expect("remove the server");
+        publisher
+            .publish(&dp, &e.spec_walk(), &settings)
+            .expect("publish");
+        let second = tcp4(CLIENT4, CPORT + 1, VIP4, VPORT, 64, SYN, &[]);
+        assert!(matches!(
+            bpf_outcome(&dp, Hook::Tc, ifindex, &second),
+            Outcome::Forward(_)
+        ));
+        let n_control = |dp: &Datapath| {
+            let t = dp.templates().expect("templates");
+            assert_eq!(t.len(), 1, "one template");
+            t[0].1.n_control
+        };
+        assert_eq!(n_control(&dp), 1);
+        // The first connection's next packet: its server is gone, so it goes.
+        let again = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x");
+        assert_eq!(bpf_outcome(&dp, Hook::Tc, ifindex, &again), Outcome::Drop);
+        assert_eq!(dp.connections().expect("conns").len(), 1);
+        assert_eq!(
+            n_control(&dp),
+            1,
+            "the new template still controls its connection"
+        );
+    });
+}
