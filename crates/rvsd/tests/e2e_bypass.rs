@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use common::{adm, VIP};
 use rvs_io::{BypassRule, KernelBypass, L4Proto};
-use rvs_lab::{Director, NatTopology, DIRECTOR};
+use rvs_lab::{Director, FullNatTopology, NatTopology, DIRECTOR};
 
 /// The name of the one rvsd table in the director's namespace.
 fn rvsd_table(topo: &NatTopology) -> String {
@@ -151,16 +151,17 @@ fn random_command(rng: &mut Lcg) -> Vec<String> {
 
 #[test]
 fn concurrent_commands_leave_exactly_the_rules_of_the_configuration() {
-    let topo = NatTopology::build("bypasssets", 1).expect("build the NAT topology");
+    // The FULLNAT topology: the NAT one plus the local addresses rvsd checks `--laddr` against.
+    let fnat = FullNatTopology::build("bypasssets", 1).expect("build the FULLNAT topology");
+    let topo = &fnat.nat;
     topo.start_rvsd(&[]).expect("start rvsd");
-    let table = rvsd_table(&topo);
-    assert!(kernel_rules(&topo, &table).is_empty());
+    let table = rvsd_table(topo);
+    assert!(kernel_rules(topo, &table).is_empty());
 
     const CLIENTS: u64 = 8;
     const COMMANDS: usize = 40;
     std::thread::scope(|s| {
         for client in 0..CLIENTS {
-            let topo = &topo;
             s.spawn(move || {
                 let mut rng = Lcg(0x5eed + client);
                 for _ in 0..COMMANDS {
@@ -177,13 +178,13 @@ fn concurrent_commands_leave_exactly_the_rules_of_the_configuration() {
             });
         }
     });
-    let save = adm(&topo, &["-S", "-n"]);
+    let save = adm(topo, &["-S", "-n"]);
     let expected = rules_from_save(&save);
     assert!(
         expected.len() > 3,
         "the commands built something to compare:\n{save}"
     );
-    assert_eq!(kernel_rules(&topo, &table), expected, "after:\n{save}");
+    assert_eq!(kernel_rules(topo, &table), expected, "after:\n{save}");
 
     // Every kind of rule, deterministically: FULLNAT with two local addresses, SCTP, a port-0
     // persistent service, an IPv6 one, and a method change that drops a rule.
@@ -236,11 +237,11 @@ fn concurrent_commands_leave_exactly_the_rules_of_the_configuration() {
             "-i",
         ],
     ] {
-        adm(&topo, &cmd);
+        adm(topo, &cmd);
     }
-    let save = adm(&topo, &["-S", "-n"]);
+    let save = adm(topo, &["-S", "-n"]);
     let expected = rules_from_save(&save);
-    let rules = kernel_rules(&topo, &table);
+    let rules = kernel_rules(topo, &table);
     assert_eq!(rules, expected, "after:\n{save}");
     for wanted in [
         BypassRule::FullNatReply {
@@ -279,7 +280,7 @@ fn concurrent_commands_leave_exactly_the_rules_of_the_configuration() {
     }
 
     // -C empties the sets; the table and its chains stay.
-    adm(&topo, &["-C"]);
-    assert!(kernel_rules(&topo, &table).is_empty());
-    assert_eq!(rvsd_table(&topo), table);
+    adm(topo, &["-C"]);
+    assert!(kernel_rules(topo, &table).is_empty());
+    assert_eq!(rvsd_table(topo), table);
 }
