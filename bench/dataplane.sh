@@ -22,6 +22,7 @@
 #
 #   cargo build --release && sudo bench/dataplane.sh [seconds] [connections] [rows...]
 #
+# BENCH_PERF=1 adds the director's receive-path time per request, sampled by perf (see measure).
 # BENCH_BIN=DIR takes rvsd, rvsadm and rvs-lab from DIR (to compare builds). Installs haproxy and
 # ethtool when missing. Figures on a shared 2-core machine are noisy: compare ratios from one run.
 set -euo pipefail
@@ -39,7 +40,9 @@ done
 
 work=$(mktemp -d)
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
-sysctl -qw kernel.bpf_stats_enabled=1
+# The programs' run-time statistics cost two clock reads per run: on only for a separate short
+# run after the measured ones (see run_row), so the measured rows do not pay for them.
+sysctl -qw kernel.bpf_stats_enabled=0
 bpffs=$work/bpffs
 mkdir -p "$bpffs"
 mount -t bpf bpf "$bpffs"
@@ -157,19 +160,40 @@ for p in json.load(sys.stdin):
 print(ns, runs)' "$1"
 }
 
-# One wrk run: prints "req/s requests machine_busy_ms director_busy_ms".
+# With BENCH_PERF=1, perf samples the director's CPU during each run; "path us" is then its
+# time in the receive path (process_backlog: everything from the frame's arrival to its
+# transmission, kernel stack or BPF program alike) per request. It leaves out the inter-processor
+# interrupts Receive Packet Steering sends (a VM exit each in a virtual machine), an artefact of
+# isolating the director on veth that a NIC's own queues do not have.
+perf_hz=1000
+path_ms() { # perf data file: milliseconds in process_backlog on the director's CPU
+  local total pb
+  total=$(perf report -i "$1" --no-children --sort cpu --stdio -n -g none 2>/dev/null | awk '$1 ~ /%$/ {n += $2} END {print n + 0}')
+  pb=$(perf report -i "$1" --children --sort sym --stdio -g none 2>/dev/null | awk '$NF == "process_backlog" {sub("%", "", $1); print $1; exit}')
+  awk -v t="$total" -v p="${pb:-0}" -v hz="$perf_hz" 'BEGIN { printf "%.0f", t * p / 100 * 1000 / hz }'
+}
+
+# One wrk run: prints "req/s requests machine_busy_ms director_busy_ms director_path_ms".
 measure() { # url, extra wrk args...
-  local url=$1 b0 b1 d0 d1 report
+  local url=$1 b0 b1 d0 d1 report perf_pid= path=n/a
   shift
+  if [[ ${BENCH_PERF:-0} == 1 ]] && ((ncpu > 1)); then
+    perf record -F "$perf_hz" -C "$dcpu" -g -o "$work/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   b0=$(busy_jiffies cpu)
   d0=$(busy_jiffies "$dline")
   report=$(ip netns exec "$prefix-client" taskset -c "0-$((dcpu > 0 ? dcpu - 1 : 0))" wrk -t2 -c"$conns" -d"${secs}s" "$@" "$url")
   b1=$(busy_jiffies cpu)
   d1=$(busy_jiffies "$dline")
-  awk -v busy=$(((b1 - b0) * 1000 / hz)) -v dir=$(((d1 - d0) * 1000 / hz)) '
+  if [[ -n $perf_pid ]]; then
+    wait "$perf_pid" || true
+    path=$(path_ms "$work/perf.data")
+  fi
+  awk -v busy=$(((b1 - b0) * 1000 / hz)) -v dir=$(((d1 - d0) * 1000 / hz)) -v path="$path" '
     /Requests\/sec/ {rps=$2}
     /requests in/ {n=$1}
-    END {print rps, n, busy, dir}' <<<"$report"
+    END {print rps, n, busy, dir, path}' <<<"$report"
 }
 
 nft_dnat() {
@@ -200,7 +224,7 @@ listen web
 CONF
 }
 
-declare -A rps cpu dcpu_us prog_ns
+declare -A rps cpu dcpu_us prog_ns path_us
 run_row() { # name
   local name=$1 url mode r rate n busy dir prog s0 s1
   setup_lab
@@ -242,13 +266,18 @@ run_row() { # name
   for mode in keepalive close; do
     local extra=()
     [[ $mode == close ]] && extra=(-H "Connection: close")
-    [[ -n $prog ]] && s0=$(prog_stats "$prog")
     r=$(measure "$url" "${extra[@]}")
     if [[ -n $prog ]]; then
+      # The program's own time per packet, from a short run with its statistics on.
+      sysctl -qw kernel.bpf_stats_enabled=1
+      s0=$(prog_stats "$prog")
+      ip netns exec "$prefix-client" wrk -t2 -c"$conns" -d3s "${extra[@]}" "$url" >/dev/null
       s1=$(prog_stats "$prog")
+      sysctl -qw kernel.bpf_stats_enabled=0
       prog_ns[$name,$mode]=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " "); r = y[2] - x[2]; if (r > 0) printf "%.0f", (y[1] - x[1]) / r; else print "n/a" }')
     fi
-    read -r rate n busy dir <<<"$r"
+    read -r rate n busy dir path <<<"$r"
+    path_us[$name,$mode]=$(awk -v b="$path" -v n="$n" 'BEGIN { if (n > 0 && b != "n/a") printf "%.2f", b * 1000 / n; else print "n/a" }')
     rps[$name,$mode]=$rate
     cpu[$name,$mode]=$(awk -v b="$busy" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f", b * 1000 / n; else print "n/a" }')
     dcpu_us[$name,$mode]=$(awk -v b="$dir" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", b * 1000 / n; else print "n/a" }')
@@ -276,3 +305,11 @@ for row in tc xdp; do
   [[ -n ${prog_ns[$row,keepalive]:-} ]] || continue
   echo "rvs_$row: ${prog_ns[$row,keepalive]} ns per packet (keep-alive), ${prog_ns[$row,close]} ns (close), the program's own run time (bpf_stats)"
 done
+if [[ ${BENCH_PERF:-0} == 1 ]]; then
+  echo "the director's receive path per request (perf; RPS interrupts left out), microseconds:"
+  for row in "${rows[@]}"; do
+    ka=${path_us[$row,keepalive]:-n/a}
+    cl=${path_us[$row,close]:-n/a}
+    printf '  %-8s keep-alive %-7s (x nft %s)   close %-7s (x nft %s)\n' "$row" "$ka" "$(ratio "$ka" "${path_us[nft,keepalive]:-0}")" "$cl" "$(ratio "$cl" "${path_us[nft,close]:-0}")"
+  done
+fi

@@ -386,7 +386,7 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	__u64 now;
 
 	d->action = ACT_PASS;
-	if (parsed == PARSE_PASS)
+	if (parsed == PARSE_PASS || parsed == PARSE_SHORT)
 		return;
 	if (parsed == PARSE_DROP) {
 		drop(d, RVS_STAT_DROP_MALFORMED);
@@ -412,7 +412,7 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		}
 		return;
 	}
-	now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_coarse_ns();
 	c = bpf_map_lookup_elem(&conns, &p->key);
 	if (c && conn_stale(s, p, c, now)) {
 		forget_conn(&p->key, c);

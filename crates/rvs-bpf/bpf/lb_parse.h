@@ -42,11 +42,13 @@ static __always_inline void map_v4(struct rvs_addr *a, __be32 v4)
 /* Parses Ethernet (one optional 802.1Q tag), IPv4 or IPv6 and the TCP/UDP ports of the frame
  * between `data` and `end` (`len` bytes long in all). PARSE_OK: a TCP or UDP packet the
  * program works on; PARSE_PASS: not one it knows; PARSE_PUNT: one for rvsd if it is the
- * director's (*reason set); PARSE_DROP: malformed. */
+ * director's (*reason set); PARSE_DROP: malformed; PARSE_SHORT: the headers end past `end`
+ * (at tc, the rest may be in the skb's fragments: pull and parse again; else PARSE_PASS). */
 #define PARSE_OK 0
 #define PARSE_PASS 1
 #define PARSE_PUNT 2
 #define PARSE_DROP 3
+#define PARSE_SHORT 4
 
 static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p, __u32 *reason)
 {
@@ -61,7 +63,7 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		__be16 *inner = data + off + 2;
 
 		if ((void *)(inner + 1) > end)
-			return PARSE_PASS;
+			return PARSE_SHORT;
 		type = *inner;
 		off += 4;
 	}
@@ -72,7 +74,7 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		struct iphdr *ip = data + off;
 
 		if ((void *)(ip + 1) > end)
-			return PARSE_PASS;
+			return PARSE_SHORT;
 		if (ip->version != 4 || ip->ihl < 5)
 			return PARSE_PASS;
 		p->v6 = 0;
@@ -93,7 +95,7 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		struct ipv6hdr *ip6 = data + off;
 
 		if ((void *)(ip6 + 1) > end)
-			return PARSE_PASS;
+			return PARSE_SHORT;
 		if (ip6->version != 6)
 			return PARSE_PASS;
 		p->v6 = 1;
@@ -110,7 +112,7 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		struct tcphdr *tcp = data + p->l4;
 
 		if ((void *)(tcp + 1) > end)
-			return PARSE_PASS;
+			return PARSE_SHORT;
 		if (tcp->doff < 5)
 			return PARSE_DROP;
 		p->key.sport = tcp->source;
@@ -122,7 +124,7 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		struct udphdr *udp = data + p->l4;
 
 		if ((void *)(udp + 1) > end)
-			return PARSE_PASS;
+			return PARSE_SHORT;
 		p->key.sport = udp->source;
 		p->key.dport = udp->dest;
 		p->tcp_flags = 0;
@@ -132,7 +134,7 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		__u8 *type = data + p->l4;
 
 		if ((void *)(type + 1) > end)
-			return PARSE_PASS;
+			return PARSE_SHORT;
 		/* Errors (about a connection's packet) are rvsd's; the rest (echo, neighbour
 		 * discovery) is the kernel's, as rvs-engine passes it. */
 		if (p->proto == IPPROTO_ICMP ? !(*type == 3 || *type == 4 || *type == 5 ||

@@ -31,68 +31,90 @@ static __always_inline int punt_frame(struct __sk_buff *skb, __u32 reason, __u32
 	return TC_ACT_SHOT;
 }
 
-/* Rewrites one 4-byte word of an IPv4 address and fixes the IP and L4 checksums. */
-static __always_inline int rewrite_v4_addr(struct __sk_buff *skb, struct pkt *p, __u32 at,
-					   __be32 from, __be32 to, __u32 l4_csum)
-{
-	if (bpf_skb_store_bytes(skb, at, &to, 4, 0) < 0)
-		return -1;
-	if (bpf_l3_csum_replace(skb, p->l3 + offsetof(struct iphdr, check), from, to, 4) < 0)
-		return -1;
-	if (l4_csum && bpf_l4_csum_replace(skb, l4_csum, from, to,
-					   BPF_F_PSEUDO_HDR | 4 |
-						   (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)) < 0)
-		return -1;
-	return 0;
-}
-
-/* The L4 checksum's offset, or 0 for an IPv4 UDP datagram without one. */
+/* The L4 checksum's offset, or 0 for an IPv4 UDP datagram without one (or a short packet). */
 static __always_inline __u32 l4_csum_off(struct __sk_buff *skb, struct pkt *p)
 {
-	if (p->proto == IPPROTO_TCP)
-		return p->l4 + offsetof(struct tcphdr, check);
-	if (!p->v6) {
-		__u16 csum = 0;
+	void *data = (void *)(long)skb->data;
+	__u16 *field = l4_csum_field(data, (void *)(long)skb->data_end, p);
 
-		if (bpf_skb_load_bytes(skb, p->l4 + offsetof(struct udphdr, check), &csum, 2) < 0)
-			return 0;
-		if (csum == 0)
-			return 0;
-	}
-	return p->l4 + offsetof(struct udphdr, check);
+	return field ? (__u32)((void *)field - data) : 0;
 }
 
 /* Rewrites the destination (to the real server: `dst` true) or the source (back to the
- * virtual service) address and port, checksums kept right. */
+ * virtual service) address and port. The IP header is written directly (its checksum is
+ * always complete); the L4 checksum goes through the kernel's helpers, which know the skb's
+ * checksum state (a partial checksum of a locally sent or GSO packet covers the pseudo-header
+ * only, so a port change leaves it as it is). Two helper calls in all. */
 static __always_inline int nat_rewrite(struct __sk_buff *skb, struct pkt *p, int dst,
 				       const struct rvs_addr *addr, __be16 port)
 {
 	__u32 csum = l4_csum_off(skb, p);
-	__u32 port_off = p->l4 + (dst ? 2 : 0);
-	__be16 old_port = dst ? p->key.dport : p->key.sport;
-	const struct rvs_addr *old = dst ? &p->key.dst : &p->key.src;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 l3 = p->l3, l4 = p->l4;
+	__be16 *ports, *pp, old_port;
+	__u64 mangled = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__s64 diff = 0;
 
+	if (l3 > MAX_L3_OFF || l4 > MAX_L4_OFF)
+		return -1;
+	ports = data + l4;
+	if ((void *)(ports + 2) > end)
+		return -1;
+	pp = dst ? &ports[1] : &ports[0];
+	old_port = *pp;
+	*pp = port;
 	if (!p->v6) {
-		__u32 at = p->l3 + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+		struct iphdr *ip = data + l3;
+		__be32 old;
 
-		if (old->w[3] != addr->w[3] &&
-		    rewrite_v4_addr(skb, p, at, old->w[3], addr->w[3], csum) < 0)
+		if ((void *)(ip + 1) > end)
+			return -1;
+		old = ip4_set_addr(ip, dst, addr->w[3]);
+		if (csum && old != addr->w[3] &&
+		    bpf_l4_csum_replace(skb, csum, old, addr->w[3], BPF_F_PSEUDO_HDR | 4 | mangled) < 0)
 			return -1;
 	} else {
-		__u32 at = p->l3 + (dst ? offsetof(struct ipv6hdr, daddr) : offsetof(struct ipv6hdr, saddr));
-		__s64 diff = bpf_csum_diff((__be32 *)old->w, 16, (__be32 *)addr->w, 16, 0);
+		struct ipv6hdr *ip6 = data + l3;
 
-		if (bpf_skb_store_bytes(skb, at, addr->w, 16, 0) < 0)
+		if ((void *)(ip6 + 1) > end)
 			return -1;
-		if (csum && bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR) < 0)
+		/* The change as a ones'-complement difference: the words replaced in a zero sum. */
+		diff = (__u16)~ip6_set_addr(ip6, dst, addr, 0xffff);
+		if (csum && diff && bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR) < 0)
 			return -1;
 	}
-	if (old_port != port) {
-		if (bpf_skb_store_bytes(skb, port_off, &port, 2, 0) < 0)
+	if (csum && old_port != port &&
+	    bpf_l4_csum_replace(skb, csum, old_port, port, 2 | mangled) < 0)
+		return -1;
+	return 0;
+}
+
+/* Takes one from the TTL (IPv4, checksum updated) or hop limit (IPv6) in place. */
+static __always_inline int tc_dec_ttl(struct __sk_buff *skb, struct pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 l3 = p->l3;
+
+	if (l3 > MAX_L3_OFF)
+		return -1;
+	if (!p->v6) {
+		struct iphdr *ip = data + l3;
+		__u16 *word, old;
+
+		if ((void *)(ip + 1) > end)
 			return -1;
-		if (csum && bpf_l4_csum_replace(skb, csum, old_port, port,
-						2 | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)) < 0)
+		word = (__u16 *)&ip->ttl;
+		old = *word;
+		ip->ttl--;
+		ip->check = csum_replace16(ip->check, old, *word);
+	} else {
+		struct ipv6hdr *ip6 = data + l3;
+
+		if ((void *)(ip6 + 1) > end)
 			return -1;
+		ip6->hop_limit--;
 	}
 	return 0;
 }
@@ -150,26 +172,8 @@ static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const s
 		hop->gen = d->fib_gen;
 	}
 rewrite_ttl:
-	if (keep_ttl) {
-		/* nothing to change in the IP header */
-	} else if (!p->v6) {
-		__u16 old, new;
-		__u8 ttl = p->ttl - 1;
-
-		if (bpf_skb_load_bytes(skb, p->l3 + 8, &old, 2) < 0)
-			return TC_ACT_SHOT;
-		new = old;
-		((__u8 *)&new)[0] = ttl;
-		if (bpf_skb_store_bytes(skb, p->l3 + 8, &new, 2, 0) < 0)
-			return TC_ACT_SHOT;
-		if (bpf_l3_csum_replace(skb, p->l3 + offsetof(struct iphdr, check), old, new, 2) < 0)
-			return TC_ACT_SHOT;
-	} else {
-		__u8 hl = p->ttl - 1;
-
-		if (bpf_skb_store_bytes(skb, p->l3 + offsetof(struct ipv6hdr, hop_limit), &hl, 1, 0) < 0)
-			return TC_ACT_SHOT;
-	}
+	if (!keep_ttl && tc_dec_ttl(skb, p) < 0)
+		return TC_ACT_SHOT;
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		/* The route is known, the next hop's MAC is not yet: the kernel resolves it and
 		 * sends the packet then (it would not route a DR packet, addressed to the VIP). */

@@ -5,31 +5,6 @@
 #ifndef RVS_LB_XDP_H
 #define RVS_LB_XDP_H
 
-/* Folds a 32-bit ones'-complement sum to 16 bits. */
-static __always_inline __u16 csum_fold32(__u32 c)
-{
-	c = (c & 0xffff) + (c >> 16);
-	c = (c & 0xffff) + (c >> 16);
-	return (__u16)c;
-}
-
-/* RFC 1624 eqn. 3 for one 16-bit word as stored: HC' = ~(~HC + ~m + m'). */
-static __always_inline __u16 csum_replace16(__u16 check, __u16 from, __u16 to)
-{
-	__u32 c = (__u16)~check;
-
-	c += (__u16)~from;
-	c += to;
-	return ~csum_fold32(c);
-}
-
-/* The same for a 4-byte field as stored. */
-static __always_inline __u16 csum_replace32(__u16 check, __u32 from, __u32 to)
-{
-	check = csum_replace16(check, (__u16)from, (__u16)to);
-	return csum_replace16(check, (__u16)(from >> 16), (__u16)(to >> 16));
-}
-
 /* Copies the frame to rvsd and drops it here (`dest` as punt_frame's). */
 static __always_inline int xdp_punt(struct xdp_md *ctx, __u32 reason, __u32 dest)
 {
@@ -56,35 +31,6 @@ static __always_inline int xdp_punt(struct xdp_md *ctx, __u32 reason, __u32 dest
 	return XDP_DROP;
 }
 
-/* Header offsets the parser can produce: L3 after Ethernet and at most one VLAN tag, L4 after
- * a fixed IPv4 or IPv6 header. Bounding them keeps the verifier's pointer ranges small. */
-#define MAX_L3_OFF 18
-#define MAX_L4_OFF (MAX_L3_OFF + 40)
-
-/* The L4 checksum field, or NULL for an IPv4 UDP datagram without one (or a short packet). */
-static __always_inline __u16 *xdp_l4_csum(void *data, void *end, struct pkt *p)
-{
-	__u32 off = p->l4;
-
-	if (off > MAX_L4_OFF)
-		return NULL;
-	if (p->proto == IPPROTO_TCP) {
-		struct tcphdr *tcp = data + off;
-
-		if ((void *)(tcp + 1) > end)
-			return NULL;
-		return &tcp->check;
-	} else {
-		struct udphdr *udp = data + off;
-
-		if ((void *)(udp + 1) > end)
-			return NULL;
-		if (!p->v6 && udp->check == 0)
-			return NULL;
-		return &udp->check;
-	}
-}
-
 /* UDP writes a computed zero as all ones (zero means "no checksum"). */
 static __always_inline void store_l4_csum(__u16 *field, __u16 value, __u8 proto)
 {
@@ -99,7 +45,7 @@ static __always_inline int xdp_nat_rewrite(struct xdp_md *ctx, struct pkt *p, in
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	__u16 *l4 = xdp_l4_csum(data, end, p);
+	__u16 *l4 = l4_csum_field(data, end, p);
 	__u16 l4sum = l4 ? *l4 : 0;
 	__u32 l3 = p->l3, l4off = p->l4;
 	__be16 *ports, *pp;
@@ -111,28 +57,18 @@ static __always_inline int xdp_nat_rewrite(struct xdp_md *ctx, struct pkt *p, in
 		return -1;
 	if (!p->v6) {
 		struct iphdr *ip = data + l3;
-		__be32 *field, old;
+		__be32 old;
 
 		if ((void *)(ip + 1) > end)
 			return -1;
-		field = dst ? &ip->daddr : &ip->saddr;
-		old = *field;
-		*field = addr->w[3];
-		ip->check = csum_replace32(ip->check, old, addr->w[3]);
+		old = ip4_set_addr(ip, dst, addr->w[3]);
 		l4sum = csum_replace32(l4sum, old, addr->w[3]);
 	} else {
 		struct ipv6hdr *ip6 = data + l3;
-		__u32 *field;
-		int i;
 
 		if ((void *)(ip6 + 1) > end)
 			return -1;
-		field = dst ? (__u32 *)&ip6->daddr : (__u32 *)&ip6->saddr;
-#pragma unroll
-		for (i = 0; i < 4; i++) {
-			l4sum = csum_replace32(l4sum, field[i], addr->w[i]);
-			field[i] = addr->w[i];
-		}
+		l4sum = ip6_set_addr(ip6, dst, addr, l4sum);
 	}
 	pp = dst ? &ports[1] : &ports[0];
 	if (*pp != port) {
@@ -141,7 +77,7 @@ static __always_inline int xdp_nat_rewrite(struct xdp_md *ctx, struct pkt *p, in
 	}
 	if (l4) {
 		/* Bounds were checked when the field was found; look it up again for the verifier. */
-		l4 = xdp_l4_csum(data, end, p);
+		l4 = l4_csum_field(data, end, p);
 		if (l4)
 			store_l4_csum(l4, l4sum, p->proto);
 	}

@@ -40,6 +40,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCPF_ACK 0x10
 /* Bytes of a punted frame copied to rvsd at most (a GSO frame at tc is up to 64 KiB). */
 #define PUNT_MAX 65536
+/* The most header bytes the parser reads: Ethernet, an 802.1Q tag, IPv6, TCP. */
+#define PULL_MAX (14 + 4 + 40 + 20)
 
 #include "lb_maps.h"
 #include "lb_parse.h"
@@ -48,6 +50,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "lb_fullnat.h"
 #include "lb_sync.h"
 #include "lb_decide.h"
+#include "lb_csum.h"
 #include "lb_tunnel.h"
 #include "lb_tc.h"
 #include "lb_xdp.h"
@@ -75,9 +78,15 @@ int rvs_tc(struct __sk_buff *skb)
 	count(RVS_STAT_RX);
 	if (!p)
 		return TC_ACT_OK;
-	if (skb->data + 14 + 40 + 20 > skb->data_end)
-		bpf_skb_pull_data(skb, 14 + 4 + 40 + 20);
 	parsed = parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p, &reason);
+	if (parsed == PARSE_SHORT && skb->data + PULL_MAX > skb->data_end &&
+	    skb->len > skb->data_end - skb->data) {
+		/* Headers partly in the fragments: into the linear part, then again. Only then: a
+		 * pull copies (and, the skb being a clone, reallocates) the head. */
+		bpf_skb_pull_data(skb, skb->len < PULL_MAX ? skb->len : PULL_MAX);
+		parsed = parse((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, p,
+			       &reason);
+	}
 	decide(p, parsed, reason, &d);
 	return tc_carry_out(skb, p, &d);
 }
@@ -104,12 +113,21 @@ int rvs_xdp(struct xdp_md *ctx)
 struct sweep {
 	__u64 now;
 	__u64 expired;
+	__u64 next_due; /* the earliest expiry left in the tables (~0: none) */
 };
+
+static __always_inline void still_due_at(struct sweep *sw, __u64 expires)
+{
+	if (expires < sw->next_due)
+		sw->next_due = expires;
+}
 
 static long expire_one(void *map, struct rvs_conn_key *key, struct rvs_conn *c, struct sweep *sw)
 {
-	if (c->expires_ns > sw->now)
+	if (c->expires_ns > sw->now) {
+		still_due_at(sw, c->expires_ns);
 		return 0;
+	}
 	forget_conn(key, c);
 	sw->expired++;
 	return 0;
@@ -119,23 +137,29 @@ static long expire_one(void *map, struct rvs_conn_key *key, struct rvs_conn *c, 
  * is re-armed (IPVS's "expire later"). */
 static long expire_template(void *map, struct rvs_tpl_key *key, struct rvs_tpl *t, struct sweep *sw)
 {
-	if (t->expires_ns > sw->now)
+	if (t->expires_ns > sw->now) {
+		still_due_at(sw, t->expires_ns);
 		return 0;
+	}
 	if (t->n_control > 0) {
 		t->expires_ns = sw->now + (__u64)t->timeout_ms * 1000000ULL;
+		still_due_at(sw, t->expires_ns);
 		return 0;
 	}
 	bpf_map_delete_elem(&templates, key);
 	return 0;
 }
 
-/* The expiry sweep: rvsd runs it (BPF_PROG_TEST_RUN) about once a second; every connection
- * past its timeout leaves the table and its server's counts, as IPVS's connection timers do,
- * then templates past theirs that control no connection. */
+/* The expiry sweep: rvsd runs it (BPF_PROG_TEST_RUN) when an entry may have fallen due, at
+ * most once a second; every connection past its timeout leaves the table and its server's
+ * counts, as IPVS's connection timers do, then templates past theirs that control no
+ * connection. How long after `now` the earliest entry left falls due (~0: the tables are
+ * empty) is written over the frame's first 8 bytes, for rvsd to plan its next sweep. A walk
+ * costs every bucket of both tables, empty or not. */
 SEC("tc")
 int rvs_expire(struct __sk_buff *skb)
 {
-	struct sweep sw = { .now = bpf_ktime_get_ns(), .expired = 0 };
+	struct sweep sw = { .now = bpf_ktime_get_ns(), .expired = 0, .next_due = ~0ULL };
 	__u32 which = RVS_STAT_EXPIRED;
 	__u64 *c;
 
@@ -144,6 +168,9 @@ int rvs_expire(struct __sk_buff *skb)
 	c = bpf_map_lookup_elem(&stats, &which);
 	if (c)
 		*c += sw.expired;
+	if (sw.next_due != ~0ULL)
+		sw.next_due -= sw.now;
+	bpf_skb_store_bytes(skb, 0, &sw.next_due, sizeof(sw.next_due), 0);
 	return TC_ACT_OK;
 }
 

@@ -20,7 +20,7 @@ pub mod tables;
 mod view;
 
 pub use error::Error;
-pub use program::{tc_action, Action, Datapath, Hook, Limits, TestRun};
+pub use program::{tc_action, Action, Datapath, Hook, Limits, Sweep, TestRun};
 pub use sync::{sync_in, Installed, Located};
 pub use tables::Publisher;
 pub use view::{DestState, MapsView, TemplateView};

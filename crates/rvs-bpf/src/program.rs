@@ -116,6 +116,16 @@ impl Action {
     }
 }
 
+/// What one expiry sweep ([`Datapath::expire`]) did and found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Connections it took out.
+    pub expired: u64,
+    /// How long after the sweep began the earliest connection or template left falls due;
+    /// `None` when both tables are empty.
+    pub next_due: Option<std::time::Duration>,
+}
+
 /// The result of one BPF_PROG_TEST_RUN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestRun {
@@ -227,19 +237,27 @@ impl Datapath {
     }
 
     /// Expires every connection past its timeout (the program's own clock), as IPVS's timers
-    /// do: out of both tables and out of its server's counts. rvsd runs it about once a second.
-    /// Returns how many connections the sweep removed.
-    pub fn expire(&self) -> Result<u64, Error> {
+    /// do: out of both tables and out of its server's counts; then templates past theirs.
+    /// Returns how many connections went and when the earliest entry left falls due.
+    pub fn expire(&self) -> Result<Sweep, Error> {
         let before = self.stat("expired")?;
         let prog = self.program_named(EXPIRE_PROGRAM)?;
-        // A minimal Ethernet frame: the sweep does not look at it.
+        // A minimal Ethernet frame: the sweep writes its answer over its first bytes.
         let frame = [0u8; 64];
+        let mut out = [0u8; 64];
         let input = libbpf_rs::ProgramInput {
             data_in: Some(&frame),
+            data_out: Some(&mut out),
             ..Default::default()
         };
         prog.test_run(input).map_err(Error::TestRun)?;
-        Ok(self.stat("expired")?.saturating_sub(before))
+        let next_due = out
+            .first_chunk::<8>()
+            .map_or(u64::MAX, |b| u64::from_ne_bytes(*b));
+        Ok(Sweep {
+            expired: self.stat("expired")?.saturating_sub(before),
+            next_due: (next_due != u64::MAX).then(|| std::time::Duration::from_nanos(next_due)),
+        })
     }
 
     /// One of the program's counters by name ([`crate::maps::STAT_NAMES`]).
@@ -455,14 +473,38 @@ impl Datapath {
         self.run_once(Hook::Tc, frame, ifindex, gso_size)
     }
 
-    fn run_once(
+    /// Runs the program of `hook` `repeat` times on `frame` (the same input each time, as if
+    /// come in on `ifindex`) and returns the kernel's average run time: a benchmark of the
+    /// program's path for that frame.
+    pub fn time_runs(
+        &self,
+        hook: Hook,
+        frame: &[u8],
+        ifindex: u32,
+        repeat: u32,
+    ) -> Result<std::time::Duration, Error> {
+        let (prog, mut ctx) = self.run_context(hook, frame, ifindex, 0)?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let input = libbpf_rs::ProgramInput {
+            context_in: Some(&mut ctx),
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..Default::default()
+        };
+        let output = prog.test_run(input).map_err(Error::TestRun)?;
+        Ok(output.duration)
+    }
+
+    /// The program of `hook` and its context for one test run.
+    fn run_context(
         &self,
         hook: Hook,
         frame: &[u8],
         ifindex: u32,
         gso_size: u32,
-    ) -> Result<TestRun, Error> {
-        let (prog, mut ctx) = match hook {
+    ) -> Result<(libbpf_rs::ProgramMut<'_>, Vec<u8>), Error> {
+        Ok(match hook {
             Hook::Tc => {
                 // struct __sk_buff: ingress_ifindex at 36, ifindex at 40, gso_size at 176
                 // (192 bytes).
@@ -482,7 +524,17 @@ impl Datapath {
                 ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
                 (self.program_named(XDP_PROGRAM)?, ctx)
             }
-        };
+        })
+    }
+
+    fn run_once(
+        &self,
+        hook: Hook,
+        frame: &[u8],
+        ifindex: u32,
+        gso_size: u32,
+    ) -> Result<TestRun, Error> {
+        let (prog, mut ctx) = self.run_context(hook, frame, ifindex, gso_size)?;
         let mut out = vec![0u8; frame.len() + 256];
         let mut ctx_out = vec![0u8; ctx.len()];
         let input = libbpf_rs::ProgramInput {

@@ -4,7 +4,7 @@
 //! - loads it with its maps pinned, adopting the maps an earlier rvsd left (its connections
 //!   kept forwarding meanwhile), and attaches it to every interface;
 //! - publishes the engine's configuration into the maps whenever a new version appears;
-//! - runs the expiry sweep once a second;
+//! - runs the expiry sweep when entries may have fallen due ([`expiry`]);
 //! - exchanges connections with the sync daemons ([`ProgramSync`]);
 //! - hands the frames the program passes up (ICMP errors, fragments, services it does not
 //!   schedule) to the engine and sends what the engine says;
@@ -25,6 +25,7 @@ use rvs_engine::Engine;
 
 use crate::dataplane::worker::Injector;
 
+mod expiry;
 mod listing;
 mod sync;
 
@@ -34,8 +35,6 @@ pub use sync::ProgramSync;
 
 /// How often the configuration is compared with what was published.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-/// How often the expiry sweep runs.
-const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 /// How long one wait for punted frames lasts.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -453,7 +452,7 @@ fn serve(
     let mut published = None;
     let mut published_sync = None;
     let mut last_publish = Instant::now() - PUBLISH_EVERY;
-    let mut last_expire = Instant::now();
+    let mut sweeps = expiry::SweepSchedule::new(Instant::now());
     while !halt.load(Ordering::Relaxed) {
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
@@ -471,6 +470,7 @@ fn serve(
                     .and_then(|()| publisher.publish_tunnel_sources(dp, |ip| net.source_for(ip)));
                 match result {
                     Ok(()) => {
+                        sweeps.set_shortest_timeout(expiry::shortest_timeout(&settings, &walk));
                         published = Some(walk);
                         published_sync = Some(sync_now);
                     }
@@ -488,10 +488,14 @@ fn serve(
                 plumbing.sync.exported(events);
             }
         }
-        if last_expire.elapsed() >= EXPIRE_EVERY {
-            last_expire = Instant::now();
-            if let Err(e) = dp.expire() {
-                tracing::warn!("BPF expiry sweep: {e}");
+        if sweeps.due(Instant::now()) {
+            let began = Instant::now();
+            match dp.expire() {
+                Ok(sweep) => sweeps.swept(began, sweep.next_due),
+                Err(e) => {
+                    tracing::warn!("BPF expiry sweep: {e}");
+                    sweeps.swept(began, None);
+                }
             }
         }
         match &ring {

@@ -1,0 +1,102 @@
+//! The BPF program's own cost per packet, measured by the kernel (BPF_PROG_TEST_RUN): a
+//! client's packet of a known connection, a real server's reply, a new connection (SYN,
+//! scheduled and opened) and a frame that is not ours, at tc and at XDP, on the engine
+//! fixtures' NAT service. Every run gets a fresh copy of its frame (a repeated run would see
+//! the frame the previous one rewrote), so each figure is the kernel's timing of single runs,
+//! averaged, and includes its clock reads (the last row, a program that only parses what is
+//! not ours, bounds that). Root required (it loads the program in a namespace of its own);
+//! prints nanoseconds per run. `cargo bench -p rvs-bpf --bench program`
+//!
+//! At tc a test run's skb is the program's alone, so the figures leave out what a clone costs
+//! on a real interface (making the head writable); `bench/dataplane.sh` measures that too.
+
+#[path = "../../rvs-engine/tests/common/mod.rs"]
+mod common;
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use common::*;
+use rvs_bpf::maps::Settings;
+use rvs_bpf::{Datapath, Hook, Limits, Publisher};
+use rvs_engine::{Policy, Timeouts};
+
+/// Runs per measured frame.
+const RUNS: u32 = 20_000;
+/// New connections measured (every SYN needs a key of its own).
+const NEW_CONNS: u16 = 5_000;
+
+fn program(hook: Hook, ifindex: u32) -> Vec<(String, f64)> {
+    let engine = nat_engine();
+    let dp = Datapath::load(Limits {
+        connections: 1 << 16,
+        services: 64,
+        dests: 256,
+    })
+    .expect("load the BPF program");
+    let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+    Publisher::new()
+        .publish(&dp, &engine.spec_walk(), &settings)
+        .expect("publish");
+    let time = |frame: &[u8]| {
+        let total: u128 = (0..RUNS)
+            .map(|_| {
+                dp.time_runs(hook, frame, ifindex, 1)
+                    .expect("test run")
+                    .as_nanos()
+            })
+            .sum();
+        total as f64 / f64::from(RUNS)
+    };
+    let mut rows = Vec::new();
+    let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+    dp.test_run_at(hook, &syn, ifindex).expect("open");
+    let ack = tcp4(
+        CLIENT4,
+        CPORT,
+        VIP4,
+        VPORT,
+        64,
+        ACK,
+        b"GET / HTTP/1.1\r\n\r\n",
+    );
+    rows.push(("client packet of a connection".to_owned(), time(&ack)));
+    let reply = tcp4(
+        RIP4,
+        RPORT,
+        CLIENT4,
+        CPORT,
+        64,
+        ACK,
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    );
+    rows.push(("real server's reply".to_owned(), time(&reply)));
+    let mut total = 0.0;
+    for i in 0..NEW_CONNS {
+        let syn = tcp4(CLIENT4, CPORT + 1 + i, VIP4, VPORT, 64, SYN, &[]);
+        total += dp
+            .time_runs(hook, &syn, ifindex, 1)
+            .expect("test run")
+            .as_nanos() as f64;
+    }
+    rows.push((
+        "new connection (SYN)".to_owned(),
+        total / f64::from(NEW_CONNS),
+    ));
+    let other = tcp4(CLIENT4, CPORT, ROUTER4, 22, 64, ACK, &[]);
+    rows.push(("not ours (to the kernel)".to_owned(), time(&other)));
+    rows
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("the program benchmark needs root (it loads BPF): skipped");
+        return;
+    }
+    for hook in [Hook::Tc, Hook::Xdp] {
+        lab::in_lab(move |ifindex| {
+            for (what, ns) in program(hook, ifindex) {
+                println!("{hook:?} {what:<32} {ns:>7.0} ns/run");
+            }
+        });
+    }
+}
