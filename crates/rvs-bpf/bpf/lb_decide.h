@@ -361,7 +361,7 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 		kept = persist_lookup(p, s, svc, any_port, now, &pick);
 	}
 	if (!kept) {
-		int slot = rvs_pick(svc->id, svc->sched | (__u32)svc->flags << 8, p);
+		int slot = rvs_schedule(svc->id, svc->sched | (__u32)svc->flags << 8, p);
 
 		if (slot <= 0 || !pick_slot(slot - 1, &pick))
 			return drop(d, RVS_STAT_DROP_NO_DEST);

@@ -128,6 +128,23 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } templates SEC(".maps");
 
+/* The lblc/lblcr tables of every service (lb_locality.h); rvsd ages them as IPVS does. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rvs_loc_key);
+	__type(value, struct rvs_loc);
+} locality SEC(".maps");
+
+/* A new lblc/lblcr entry while it is built (per CPU: it is larger than the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rvs_loc);
+} loc_scratch SEC(".maps");
+
 /* Connections for the sync master (rvsd drains it every 100 ms; 64 Ki records). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

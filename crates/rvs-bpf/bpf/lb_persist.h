@@ -43,6 +43,8 @@ __attribute__((noinline)) int rvs_pick(__u32 id, __u32 sched_flags, struct pkt *
 	return pick.slot + 1;
 }
 
+#include "lb_locality.h"
+
 /* Fills `out` for the server in dest slot `slot`; 0 when it is gone. */
 static __always_inline int pick_slot(__u32 slot, struct pick *out)
 {

@@ -31,7 +31,7 @@
 #define RVS_STATE_CLOSE_WAIT 7
 #define RVS_STATE_UDP 11
 
-/* Schedulers the program runs itself; any other kind is left to rvsd (RVS_SCHED_USER). */
+/* Schedulers the program runs itself; RVS_SCHED_USER (`-s none`) leaves new connections to rvsd. */
 enum rvs_sched {
 	RVS_SCHED_USER = 0,
 	RVS_SCHED_RR = 1,
@@ -46,6 +46,8 @@ enum rvs_sched {
 	RVS_SCHED_DH = 10,
 	RVS_SCHED_MH = 11,
 	RVS_SCHED_TWOS = 12,
+	RVS_SCHED_LBLC = 13,
+	RVS_SCHED_LBLCR = 14,
 };
 
 /* Tunnel encapsulations and checksum modes of a TUN real server (rvs-engine's TunnelKind and
@@ -176,6 +178,27 @@ struct rvs_tpl {
 	__u32 timeout_ms;
 	__u16 dport;      /* network order; 0 for a port-0 service */
 	__u16 gen;        /* tells this template from an earlier one of the same key */
+};
+
+/* `locality` key: one destination address in the lblc/lblcr table of service `svc`. */
+struct rvs_loc_key {
+	struct rvs_addr dst;
+	__u32 svc;
+};
+
+/* A server an lblc/lblcr entry names: its dest slot and rvs-engine id (both must match). */
+struct rvs_loc_member {
+	__u32 slot;
+	__u32 id;
+};
+
+/* `locality` value: lblc's server (m[0]) or lblcr's set, most recent first. */
+struct rvs_loc {
+	__u64 lastuse_ns; /* the last schedule for this destination */
+	__u64 lastmod_ns; /* lblcr: the set's last change */
+	__u32 n;          /* members */
+	__u32 kept;       /* the program's cursor while it compacts the set */
+	struct rvs_loc_member m[RVS_MAX_DESTS];
 };
 
 /* One step of a wrr sequence (`wrr_seq` value): the service's dest at index `pos`, taken

@@ -46,6 +46,10 @@ pub enum Sched {
     Mh = 11,
     /// Weighted random of two choices.
     Twos = 12,
+    /// Locality-based least connections (a table per destination address).
+    Lblc = 13,
+    /// Locality-based least connections with replication (a set per destination address).
+    Lblcr = 14,
 }
 
 /// Forwarding methods (`enum rvs_method`, IPVS's numbering).
@@ -272,6 +276,46 @@ pub struct Tpl {
     pub dport_be: u16,
     /// Tells this template from an earlier one of the same key.
     pub gen: u16,
+}
+
+/// `locality` key: one destination address in a service's lblc/lblcr table.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct LocKey {
+    /// The packets' destination address.
+    pub dst: Addr,
+    /// Service id.
+    pub svc: u32,
+}
+
+/// A server an lblc/lblcr entry names.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct LocMember {
+    /// Dest slot.
+    pub slot: u32,
+    /// rvs-engine's id of the server.
+    pub id: u32,
+}
+
+/// `locality` value: lblc's server (`m[0]`) or lblcr's set, most recent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Loc {
+    /// The last schedule for this destination, CLOCK_MONOTONIC nanoseconds (coarse).
+    pub lastuse_ns: u64,
+    /// lblcr: the set's last change.
+    pub lastmod_ns: u64,
+    /// Members.
+    pub n: u32,
+    /// The program's cursor while it compacts the set.
+    pub kept: u32,
+    /// The members.
+    pub m: [LocMember; MAX_DESTS],
 }
 
 /// `wrr_seq` value: one step of a wrr sequence.
@@ -683,6 +727,8 @@ mod tests {
         assert_eq!(size_of::<TplKey>(), 24);
         assert_eq!(size_of::<Tpl>(), 24);
         assert_eq!(size_of::<WrrStep>(), 8);
+        assert_eq!(size_of::<LocKey>(), 20);
+        assert_eq!(size_of::<Loc>(), 24 + 8 * MAX_DESTS);
         assert_eq!(size_of::<Dest>(), 40);
         assert_eq!(offset_of!(Dest, tun_kind), 36);
         assert_eq!(offset_of!(Dest, tun_port_be), 38);

@@ -344,6 +344,24 @@ impl Datapath {
         Ok(out)
     }
 
+    /// Every entry of the lblc/lblcr tables (`locality`) with its key.
+    pub fn locality_entries(&self) -> Result<Vec<(crate::maps::LocKey, crate::maps::Loc)>, Error> {
+        let mut out = Vec::new();
+        for key in self.keys::<crate::maps::LocKey>("locality")? {
+            if let Some(entry) =
+                self.get::<crate::maps::LocKey, crate::maps::Loc>("locality", &key)?
+            {
+                out.push((key, entry));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes an lblc/lblcr entry (one rvsd's ageing dropped).
+    pub fn forget_locality(&self, key: &crate::maps::LocKey) -> Result<(), Error> {
+        self.remove("locality", key)
+    }
+
     /// A reader of the frames the program passes up: each `poll` of the returned ring calls
     /// `on_frame` with the frame's header and bytes (whole frames, GSO ones up to 64 KiB).
     pub fn punt_reader<'a, F>(&'a self, mut on_frame: F) -> Result<libbpf_rs::RingBuffer<'a>, Error>

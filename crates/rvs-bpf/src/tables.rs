@@ -59,7 +59,9 @@ fn sched_of(kind: SchedulerKind) -> Sched {
         SchedulerKind::Dh => Sched::Dh,
         SchedulerKind::Mh => Sched::Mh,
         SchedulerKind::Twos => Sched::Twos,
-        _ => Sched::User,
+        SchedulerKind::Lblc => Sched::Lblc,
+        SchedulerKind::Lblcr => Sched::Lblcr,
+        SchedulerKind::None => Sched::User,
     }
 }
 

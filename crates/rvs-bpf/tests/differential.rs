@@ -27,6 +27,15 @@ const LIMITS: Limits = Limits {
     dests: 256,
 };
 
+/// An empty engine sized for a test's few connections.
+fn small_engine() -> Engine {
+    Engine::new(EngineConfig {
+        expected_connections: 1024,
+        shards: 8,
+        ..EngineConfig::default()
+    })
+}
+
 /// The program loaded, its maps empty.
 fn load_program() -> Datapath {
     Datapath::load(LIMITS).expect("load the BPF program")
@@ -267,14 +276,12 @@ fn schedulers_pick_as_the_engine() {
         (Dh, 0),
         (Mh, 0),
         (Mh, both),
+        (Lblc, 0),
+        (Lblcr, 0),
     ];
     for ((kind, flags), hook) in kinds.into_iter().flat_map(|k| HOOKS.map(|h| (k, h))) {
         in_lab(move |ifindex| {
-            let e = Engine::new(EngineConfig {
-                expected_connections: 1024,
-                shards: 8,
-                ..EngineConfig::default()
-            });
+            let e = small_engine();
             let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
             let mut spec = svc(k, kind);
             spec.sched_flags = SchedFlags(flags);
@@ -484,11 +491,7 @@ fn direct_routing_matches_the_engine() {
 #[test]
 fn expiry_sweep_removes_connections_and_counts() {
     in_lab(|ifindex| {
-        let e = Engine::new(EngineConfig {
-            expected_connections: 1024,
-            shards: 8,
-            ..EngineConfig::default()
-        });
+        let e = small_engine();
         let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
         e.add_service(svc(k, SchedulerKind::Wlc)).expect("service");
         let mut d = dest(ip4(RIP4), RPORT, 1);
@@ -650,11 +653,7 @@ fn removed_server_drops_like_the_engine() {
         .flat_map(|x| HOOKS.map(|h| (x, h)))
     {
         in_lab(move |ifindex| {
-            let e = Engine::new(EngineConfig {
-                expected_connections: 1024,
-                shards: 8,
-                ..EngineConfig::default()
-            });
+            let e = small_engine();
             let policy = Policy {
                 expire_nodest_conn: expire,
                 ..Policy::default()
@@ -1308,11 +1307,7 @@ fn v6_lit(s: &str) -> [u8; 16] {
 /// Engine with TCP and UDP services on the VIP of the inner family, each with one tunnel real
 /// server (`cfg`) at RIP4 or rip6() (the outer family).
 fn tun_engine(cfg: TunnelConfig, inner_v6: bool, outer_v6: bool) -> Engine {
-    let e = Engine::new(EngineConfig {
-        expected_connections: 1024,
-        shards: 8,
-        ..EngineConfig::default()
-    });
+    let e = small_engine();
     let vip = if inner_v6 { ip6(vip6()) } else { ip4(VIP4) };
     let rip = if outer_v6 { ip6(rip6()) } else { ip4(RIP4) };
     for proto in [Protocol::Tcp, Protocol::Udp] {
@@ -1661,5 +1656,44 @@ fn replaced_templates_keep_their_own_connection_counts() {
             1,
             "the new template still controls its connection"
         );
+    });
+}
+
+/// The lblc table the program keeps: one entry for the destination address, naming the
+/// server its connections went to (by slot and the engine's id), which rvsd can drop.
+#[test]
+fn locality_entries_name_the_server_picked() {
+    in_lab(|ifindex| {
+        let e = small_engine();
+        let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+        e.add_service(svc(k, SchedulerKind::Lblc)).expect("service");
+        for rip in [RIP4, RIP4B] {
+            e.add_dest(&k, dest(ip4(rip), RPORT, 1)).expect("dest");
+        }
+        let dp = program_for(&e);
+        let mut went_to = Vec::new();
+        for port in 50000u16..50004 {
+            let syn = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
+            let want = engine_outcome(&e, &syn);
+            assert_eq!(bpf_outcome(&dp, Hook::Tc, ifindex, &syn), want);
+            if let Outcome::Forward(l3) = want {
+                went_to.push(l3[16..20].to_vec());
+            }
+        }
+        assert_eq!(went_to.len(), 4);
+        assert!(went_to.iter().all(|d| *d == went_to[0]), "{went_to:?}");
+        let entries = dp.locality_entries().expect("locality");
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let (lk, loc) = &entries[0];
+        assert_eq!(lk.dst.ip(), ip4(VIP4));
+        assert_eq!(loc.n, 1);
+        let server = dp.dest(loc.m[0].slot).expect("dest").expect("a server");
+        assert_eq!(server.addr.ip().to_string(), {
+            let d = &went_to[0];
+            format!("{}.{}.{}.{}", d[0], d[1], d[2], d[3])
+        });
+        assert_eq!(server.id, loc.m[0].id);
+        dp.forget_locality(lk).expect("forget");
+        assert!(dp.locality_entries().expect("locality").is_empty());
     });
 }

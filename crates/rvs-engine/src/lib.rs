@@ -65,6 +65,10 @@ pub use engine::Engine;
 pub use error::*;
 pub use estimator::Estimator as RateEstimator;
 pub use policy::{Policy, PolicyError, POLICY_NAMES};
+pub use sched_locality::{
+    locality_check, CHECK_INTERVAL_MS as LOCALITY_CHECK_INTERVAL_MS,
+    DEFAULT_EXPIRATION_MS as LOCALITY_EXPIRATION_MS,
+};
 pub use spec::*;
 pub use sync_state::{SyncCounters, SyncImportError};
 pub use tcp_state::{state_timeouts_ms, tcp_transitions};

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use crate::sched_core::{SchedKey, SchedTarget};
 
 /// `DEFAULT_EXPIRATION`: 24 hours (the `lblc_expiration` / `lblcr_expiration` sysctls).
-pub(crate) const DEFAULT_EXPIRATION_MS: u64 = 24 * 60 * 60 * 1000;
+pub const DEFAULT_EXPIRATION_MS: u64 = 24 * 60 * 60 * 1000;
 /// `CHECK_EXPIRE_INTERVAL`: 60 s.
-pub(crate) const CHECK_INTERVAL_MS: u64 = 60 * 1000;
+pub const CHECK_INTERVAL_MS: u64 = 60 * 1000;
 /// `ENTRY_TIMEOUT`: 6 minutes.
 const ENTRY_TIMEOUT_MS: u64 = 6 * 60 * 1000;
 /// `COUNT_FOR_FULL_EXPIRATION`.
@@ -186,26 +186,51 @@ impl Locality {
     }
 
     fn check(&mut self, now: u64) {
-        if self.counter % COUNT_FOR_FULL_EXPIRATION == 0 {
-            let exp = self.expiration_ms;
-            self.entries
-                .retain(|_, e| e.lastuse().saturating_add(exp) > now);
-            self.counter = 1;
-            return;
+        let keys: Vec<[u8; 16]> = self.entries.keys().copied().collect();
+        let lastuses: Vec<u64> = keys.iter().map(|k| self.entries[k].lastuse()).collect();
+        let drop = locality_check(&mut self.counter, &lastuses, now, self.expiration_ms);
+        for (key, gone) in keys.iter().zip(drop) {
+            if gone {
+                self.entries.remove(key);
+            }
         }
-        if self.entries.len() <= MAX_SIZE {
-            self.counter += 1;
-            return;
-        }
-        let mut goal = ((self.entries.len() - MAX_SIZE) * 4 / 3).min(MAX_SIZE / 2);
-        self.entries.retain(|_, e| {
-            if goal == 0 || now < e.lastuse().saturating_add(ENTRY_TIMEOUT_MS) {
-                return true;
+    }
+}
+
+/// One periodic check of an lblc/lblcr table (`ip_vs_lblc_check_expire`), every
+/// [`CHECK_INTERVAL_MS`]: which of the entries (given by their last use, ms) go at `now`.
+/// Every 30th check drops those unused for `expiration_ms`; the others, when the table holds
+/// more than its maximum size, drop up to a third more than the excess of those unused for six
+/// minutes. `counter` is the table's check counter (1 for a new table). The engine's tables
+/// and the BPF program's (aged by rvsd) follow this one rule.
+pub fn locality_check(
+    counter: &mut u32,
+    lastuse_ms: &[u64],
+    now: u64,
+    expiration_ms: u64,
+) -> Vec<bool> {
+    if *counter % COUNT_FOR_FULL_EXPIRATION == 0 {
+        *counter = 1;
+        return lastuse_ms
+            .iter()
+            .map(|&l| l.saturating_add(expiration_ms) <= now)
+            .collect();
+    }
+    if lastuse_ms.len() <= MAX_SIZE {
+        *counter += 1;
+        return vec![false; lastuse_ms.len()];
+    }
+    let mut goal = ((lastuse_ms.len() - MAX_SIZE) * 4 / 3).min(MAX_SIZE / 2);
+    lastuse_ms
+        .iter()
+        .map(|&l| {
+            if goal == 0 || now < l.saturating_add(ENTRY_TIMEOUT_MS) {
+                return false;
             }
             goal -= 1;
-            false
-        });
-    }
+            true
+        })
+        .collect()
 }
 
 /// `ip_vs_dest_set_min`: the weighted least-loaded usable member.

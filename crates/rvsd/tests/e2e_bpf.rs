@@ -359,3 +359,47 @@ fn h_default_plane_falls_back_to_the_packet_path() {
         "{log}"
     );
 }
+
+/// lblc and lblcr are scheduled in the program: every new connection to the VIP goes to the
+/// server its destination address went to (the one table entry, while that server is not
+/// overloaded), counted by the program as its own, none passed up to rvsd.
+#[test]
+fn i_tc_plane_schedules_locality_services_itself() {
+    let fs = Bpffs::mount("locality");
+    let (topo, _rvsd) = nat_with_bpf(&fs, "bpfloc");
+    for (port, sched) in [("80", "lblc"), ("8080", "lblcr")] {
+        let vip = format!("{VIP}:{port}");
+        adm(&topo, &["-A", "-t", &vip, "-s", sched]);
+        for rip in &topo.rips4 {
+            adm(
+                &topo,
+                &["-a", "-t", &vip, "-r", &format!("{rip}:{port}"), "-m"],
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = program_stats(&fs.pins());
+    for port in ["80", "8080"] {
+        let answers: Vec<String> = (0..6)
+            .map(|_| curl(&topo, &format!("http://{VIP}:{port}/")))
+            .collect();
+        let counts = tally(&answers);
+        assert_eq!(
+            counts.len(),
+            1,
+            "one server for the one destination: {answers:?}"
+        );
+    }
+    let after = program_stats(&fs.pins());
+    assert_eq!(
+        after["conn_created"] - before["conn_created"],
+        12,
+        "{after:?}"
+    );
+    let punted: u64 = after
+        .iter()
+        .filter(|(k, _)| k.starts_with("punt_"))
+        .map(|(k, v)| v - before.get(k).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(punted, 0, "nothing passed up: {after:?}");
+}

@@ -3,8 +3,8 @@
 //! place. The first hands over its configuration (set with rvsadm only, so the successor has
 //! no other source) and its connection table, and exits; the downloads complete byte for byte
 //! through the successor, which lists the services and the connections. Once with the packet
-//! path, once with the BPF plane (the program keeps forwarding; a persistent lblc service, whose
-//! connections rvsd's engine holds, goes through the file). Needs root.
+//! path, once with the BPF plane (the program keeps forwarding; a persistent firewall-mark
+//! service, whose connections rvsd's engine holds, goes through the file). Needs root.
 
 mod common;
 
@@ -34,9 +34,9 @@ fn wait_serving(topo: &NatTopology) {
     }
 }
 
-/// Runs the restart with `args` for both rvsds; `persistent` adds a persistent lblc service on
-/// port 8080 (rvsd's engine schedules lblc, also with the BPF plane) whose download must
-/// survive too.
+/// Runs the restart with `args` for both rvsds; `persistent` adds a persistent firewall-mark
+/// service for port 8080 (rvsd's engine classifies and schedules those, also with the BPF
+/// plane) whose download must survive too.
 fn restart_keeps_connections(tag: &str, args: &[String], persistent: bool) {
     let topo = NatTopology::build(tag, 2).expect("topology");
     topo.start_real_servers().expect("real servers");
@@ -45,15 +45,11 @@ fn restart_keeps_connections(tag: &str, args: &[String], persistent: bool) {
     add_rr_service(&topo, "rr");
     let vip8080 = format!("{VIP}:8080");
     if persistent {
-        adm(&topo, &["-A", "-t", &vip8080, "-s", "lblc", "-p", "60"]);
-        adm(
-            &topo,
-            &["-a", "-t", &vip8080, "-r", "10.10.10.2:8080", "-m"],
-        );
-        adm(
-            &topo,
-            &["-a", "-t", &vip8080, "-r", "10.10.10.3:8080", "-m"],
-        );
+        adm(&topo, &["--add-mark", "-t", &vip8080, "--mark", "1"]);
+        adm(&topo, &["-A", "-f", "1", "-s", "rr", "-p", "60"]);
+        for rip in ["10.10.10.2", "10.10.10.3"] {
+            adm(&topo, &["-a", "-f", "1", "-r", rip, "-m"]);
+        }
     }
     let before = adm(&topo, &["-S", "-n"]);
     let download = HeldDownload::start(&topo, VIP, SECS, &format!("{tag}80"));

@@ -172,7 +172,7 @@ impl BpfHandles {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds, the clock the program stamps expiry times with.
-fn monotonic_ns() -> u64 {
+pub(super) fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)

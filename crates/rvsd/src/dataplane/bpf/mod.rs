@@ -4,7 +4,8 @@
 //! - loads it with its maps pinned, adopting the maps an earlier rvsd left (its connections
 //!   kept forwarding meanwhile), and attaches it to every interface;
 //! - publishes the engine's configuration into the maps whenever a new version appears;
-//! - runs the expiry sweep when entries may have fallen due ([`expiry`]);
+//! - runs the expiry sweep when entries may have fallen due ([`expiry`]) and ages the lblc/lblcr
+//!   tables ([`locality`]);
 //! - exchanges connections with the sync daemons ([`ProgramSync`]);
 //! - hands the frames the program passes up (ICMP errors, fragments, services it does not
 //!   schedule) to the engine and sends what the engine says;
@@ -27,6 +28,7 @@ use crate::dataplane::worker::Injector;
 
 mod expiry;
 mod listing;
+mod locality;
 mod sync;
 
 use listing::estimate;
@@ -453,6 +455,8 @@ fn serve(
     let mut published_sync = None;
     let mut last_publish = Instant::now() - PUBLISH_EVERY;
     let mut sweeps = expiry::SweepSchedule::new(Instant::now());
+    let mut aging = locality::LocalityAging::new(Instant::now());
+    let mut locality_live = std::collections::HashSet::new();
     while !halt.load(Ordering::Relaxed) {
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
@@ -471,6 +475,8 @@ fn serve(
                 match result {
                     Ok(()) => {
                         sweeps.set_shortest_timeout(expiry::shortest_timeout(&settings, &walk));
+                        locality_live =
+                            locality::locality_services(&walk, |k| publisher.service_id(k));
                         published = Some(walk);
                         published_sync = Some(sync_now);
                     }
@@ -488,6 +494,7 @@ fn serve(
                 plumbing.sync.exported(events);
             }
         }
+        aging.run(dp, &locality_live, Instant::now());
         if sweeps.due(Instant::now()) {
             let began = Instant::now();
             match dp.expire() {
