@@ -28,6 +28,11 @@
 //! {"reply":"services","data":[ ... ]}
 //! ```
 //!
+//! rvsd checks the values of every command it receives with [`validate::command`] before it
+//! acts on it, whichever client sent it, and answers a refusal with [`Reply::Error`] of kind
+//! [`ErrorKind::InvalidArgument`] and the check's message; nothing changes then. rvsadm runs
+//! the same checks before it sends, so both refuse with one text.
+//!
 //! Blocking clients use [`Client`]; servers use [`decode_command`] / [`encode_reply`] (or the
 //! generic [`encode_line`] / [`decode_line`]) together with [`read_frame`] or [`FrameBuffer`].
 
@@ -38,6 +43,7 @@ mod frame;
 pub mod netmask;
 mod reply;
 pub mod sched_flags;
+pub mod validate;
 mod views;
 
 pub use client::Client;

@@ -10,6 +10,7 @@ use crate::args::{split, Occurrence, Opt};
 use crate::names::{PortProto, Resolver, SystemResolver};
 use crate::sched_flags;
 use rvs_api::netmask::prefix_mask;
+use rvs_api::validate::{self, Invalid};
 use rvs_api::{
     Command, DaemonConfig, DaemonRole, DestConfig, ForwardMethod, ProxyProtocol, ServiceConfig,
     ServiceId, Timeouts, TunnelChecksum, TunnelConfig, TunnelKind,
@@ -72,6 +73,12 @@ impl std::error::Error for ParseError {}
 /// ipvsadm's `fail(2, message)` as an error result.
 pub(crate) fn fail<T>(message: impl Into<String>) -> Result<T, ParseError> {
     Err(ParseError::Fail(message.into()))
+}
+
+/// A refusal of [`rvs_api::validate`] as ipvsadm's `fail(2, ...)`: rvsadm refuses what rvsd
+/// would refuse, with the same text.
+fn invalid(refusal: Invalid) -> ParseError {
+    ParseError::Fail(refusal.to_string())
 }
 
 /// ipvsadm's commands, in the order of its `cmdnames` table, then rvs's extensions.
@@ -843,21 +850,10 @@ fn finish(
     Ok(match cmd {
         Cmd::Add | Cmd::Edit => {
             let id = need_id()?;
-            if e.fwmark == 0 && e.port == 0 && e.persistence.is_none() {
-                return fail("Zero port specified for non-persistent service");
-            }
-            if e.one_packet && e.fwmark == 0 && e.proto != Some(Proto::Udp) {
-                return fail("One-Packet Scheduling is only for UDP virtual services");
-            }
-            if e.local_addrs.iter().any(|a| a.is_ipv6() != id.is_ipv6()) {
-                return fail("Local addresses (--laddr) must be of the service's address family");
-            }
-            if e.proxy_protocol.is_some() && e.fwmark == 0 && e.proto != Some(Proto::Tcp) {
-                return fail(
-                    "The PROXY protocol (--proxy-protocol) is only for TCP virtual services",
-                );
-            }
+            // ipvsadm's process_options checks (zero port, one-packet scheduling), then rvs's
+            // (local addresses, PROXY protocol): the checks rvsd makes for any client.
             let config = service_config(&e, id, sched_flags);
+            validate::service(&config).map_err(invalid)?;
             Action::Apply(if cmd == Cmd::Add {
                 Command::AddService(config)
             } else {
@@ -883,18 +879,6 @@ fn finish(
             if e.fwmark == 0 && (tunnel || e.method == ForwardMethod::Route) {
                 port = e.port;
             }
-            if addr.is_ipv6() != id.is_ipv6() && !tunnel {
-                return fail("Different address family is allowed only for tunneling servers");
-            }
-            let tunnel_options = (1 << C_TUN_TYPE)
-                | (1 << C_TUN_PORT)
-                | (1 << C_TUN_NOCSUM)
-                | (1 << C_TUN_CSUM)
-                | (1 << C_TUN_REMCSUM);
-            if e.seen & tunnel_options != 0 && !tunnel {
-                return fail("Tunnel options conflict with forward method");
-            }
-            check_tunnel_options(e.tun_kind, e.seen)?;
             let dest = DestConfig {
                 addr,
                 port,
@@ -908,6 +892,19 @@ fn finish(
                     checksum: e.tun_checksum,
                 }),
             };
+            validate::dest_family(&id, &dest).map_err(invalid)?;
+            // Which tunnel options were given, as ipvsadm's tables check them: stricter than
+            // rvsd's check of the values sent (`validate::tunnel`), which cannot tell a
+            // default from an option given (`--tun-nocsum` with ipip).
+            let tunnel_options = (1 << C_TUN_TYPE)
+                | (1 << C_TUN_PORT)
+                | (1 << C_TUN_NOCSUM)
+                | (1 << C_TUN_CSUM)
+                | (1 << C_TUN_REMCSUM);
+            if e.seen & tunnel_options != 0 && !tunnel {
+                return fail("Tunnel options conflict with forward method");
+            }
+            check_tunnel_options(e.tun_kind, e.seen)?;
             Action::Apply(if cmd == Cmd::AddDest {
                 Command::AddDest { service: id, dest }
             } else {
@@ -963,6 +960,7 @@ fn finish(
             if daemon.mcast_interface.is_empty() {
                 daemon.mcast_interface = DEFAULT_MCAST_INTERFACE.to_string();
             }
+            validate::daemon(&daemon).map_err(invalid)?;
             Action::Apply(Command::StartDaemon(daemon))
         }
         Cmd::StopDaemon => Action::Apply(Command::StopDaemon(e.daemon.role)),

@@ -44,25 +44,175 @@ fn garbage_and_dropped_clients_on_the_control_socket_do_not_hurt_rvsd() {
     line.clear();
     reader.read_line(&mut line).unwrap();
     assert!(line.contains("1.2.1"), "{line}");
-    // What rvsadm would never send is checked by the daemon too: a 136-year timeout and a
-    // FULLNAT local address that is not the director's are refused, and nothing changes.
-    let timeouts = topo.rvsadm_ok(&["-L", "--timeout"]).unwrap();
-    for (request, refusal) in [
+    // What rvsadm would never send is checked by the daemon too (rvs_api::validate, the checks
+    // rvsadm makes with the same texts, and what needs the daemon's state): each is refused as
+    // an invalid argument, and nothing changes.
+    let configuration = || {
+        ["-Ln", "-L --timeout", "-L --daemon", "-S -n"].map(|args| {
+            topo.rvsadm_ok(&args.split(' ').collect::<Vec<_>>())
+                .unwrap()
+        })
+    };
+    let before = configuration();
+    let svc = r#"{"proto":"tcp","addr":"192.168.1.253","port":80}"#;
+    let edit = |extra: &str| {
+        format!(r#"{{"cmd":"edit_service","args":{{"id":{svc},"scheduler":"rr"{extra}}}}}"#)
+    };
+    let dest = |cmd: &str, extra: &str| {
+        format!(
+            r#"{{"cmd":"{cmd}","args":{{"service":{svc},"dest":{{"addr":"10.10.10.2","port":80,"method":"masq"{extra}}}}}}}"#
+        )
+    };
+    let tunnel = |t: &str| {
+        format!(
+            r#"{{"cmd":"add_dest","args":{{"service":{svc},"dest":{{"addr":"10.10.10.9","port":80,"weight":1,"method":"tunnel","tunnel":{t}}}}}}}"#
+        )
+    };
+    let start = |interface: &str, extra: &str| {
+        format!(
+            r#"{{"cmd":"start_daemon","args":{{"role":"master","mcast_interface":"{interface}","syncid":1,"port":0,"ttl":0{extra}}}}}"#
+        )
+    };
+    let requests = [
         (
-            r#"{"cmd":"set_timeouts","args":{"tcp":4294967295,"tcp_fin":0,"udp":0}}"#,
+            r#"{"cmd":"set_timeouts","args":{"tcp":4294967295,"tcp_fin":0,"udp":0}}"#.to_string(),
             "tcp timeout 4294967295 s is out of range",
         ),
         (
-            r#"{"cmd":"edit_service","args":{"id":{"proto":"tcp","addr":"192.168.1.253","port":80},"scheduler":"rr","local_addrs":["203.0.113.9"]}}"#,
+            r#"{"cmd":"set_timeouts","args":{"tcp":0,"tcp_fin":2678401,"udp":0}}"#.to_string(),
+            "tcpfin timeout 2678401 s is out of range",
+        ),
+        (
+            edit(r#","local_addrs":["203.0.113.9"]"#),
             "local address 203.0.113.9 is not one of the director's addresses",
         ),
-    ] {
+        (
+            r#"{"cmd":"del_service","args":{"proto":"fwmark","mark":0,"ipv6":false}}"#.to_string(),
+            "invalid fwmark value `0' specified",
+        ),
+        (
+            r#"{"cmd":"add_service","args":{"id":{"proto":"tcp","addr":"192.168.1.253","port":0},"scheduler":"rr"}}"#.to_string(),
+            "Zero port specified for non-persistent service",
+        ),
+        (
+            edit(r#","one_packet":true"#),
+            "One-Packet Scheduling is only for UDP virtual services",
+        ),
+        (
+            edit(r#","persistence":0"#),
+            "persistence timeout 0 s is out of range",
+        ),
+        (
+            edit(r#","persistence":2678401"#),
+            "persistence timeout 2678401 s is out of range",
+        ),
+        (
+            edit(r#","persistence":60,"netmask":"ffff::""#),
+            "persistence netmask ffff:: is not of the service's address family",
+        ),
+        (
+            edit(r#","sched_flags":["sh-port"]"#),
+            "incompatible scheduler flag `sh-port'",
+        ),
+        (
+            edit(r#","sched_flags":["bogus"]"#),
+            "invalid scheduler flag `bogus'",
+        ),
+        (
+            edit(r#","local_addrs":["2001:db8::1"]"#),
+            "Local addresses (--laddr) must be of the service's address family",
+        ),
+        (
+            edit(r#","local_addrs":["0.0.0.0"]"#),
+            "illegal local address `0.0.0.0' specified",
+        ),
+        (
+            dest("edit_dest", r#","weight":4294967295"#),
+            "weight 4294967295 is out of range",
+        ),
+        (
+            dest("edit_dest", r#","weight":1,"u_threshold":5,"l_threshold":10"#),
+            "Numerical result out of range",
+        ),
+        (
+            dest("add_dest", r#","weight":1"#).replace("10.10.10.2", "2001:db8::2"),
+            "Different address family is allowed only for tunneling servers",
+        ),
+        (
+            dest("edit_dest", r#","weight":1,"tunnel":{"kind":"ipip"}"#),
+            "Tunnel options conflict with forward method",
+        ),
+        (
+            tunnel(r#"{"kind":"ipip","port":4789}"#),
+            "Illegal 'tun-port' option with the 'ipip' tunnel type",
+        ),
+        (
+            tunnel(r#"{"kind":"ipip","checksum":"csum"}"#),
+            "Illegal 'tun-csum' option with the 'ipip' tunnel type",
+        ),
+        (
+            tunnel(r#"{"kind":"gre","checksum":"remcsum"}"#),
+            "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+        ),
+        (
+            tunnel(r#"{"kind":"gue"}"#),
+            "You need to supply the 'tun-port' option for the 'gue' tunnel type",
+        ),
+        (
+            tunnel(r#"{"kind":"gue","port":0}"#),
+            "illegal tunnel port 0 specified",
+        ),
+        (
+            start("", r#","maxlen":0,"group":null"#),
+            "illegal mcast-interface `' specified",
+        ),
+        (
+            start("lo", r#","maxlen":0,"group":"10.0.0.1""#),
+            "invalid IPv4 mcast-group `10.0.0.1'",
+        ),
+        (
+            start("lo", r#","maxlen":65535,"group":null"#),
+            "illegal sync-maxlen 65535 specified",
+        ),
+        (
+            start("lo", r#","maxlen":0,"group":null"#).replace(r#""syncid":1"#, r#""syncid":256"#),
+            "malformed",
+        ),
+    ];
+    for (request, refusal) in &requests {
         s.write_all(format!("{request}\n").as_bytes()).unwrap();
         line.clear();
         reader.read_line(&mut line).unwrap();
-        assert!(line.contains(refusal), "{request}: {line}");
+        assert!(
+            line.contains(r#""kind":"invalid_argument""#) && line.contains(refusal),
+            "{request}: {line}"
+        );
+        assert_eq!(
+            configuration(),
+            before,
+            "{request} changed the configuration"
+        );
     }
-    assert_eq!(topo.rvsadm_ok(&["-L", "--timeout"]).unwrap(), timeouts);
+    // In one batch, as `rvsadm -R` sends commands: each refused, nothing changed.
+    let batchable: Vec<&str> = requests
+        .iter()
+        .map(|(r, _)| r.as_str())
+        .filter(|r| !r.contains("start_daemon"))
+        .collect();
+    let batch = format!("{{\"cmd\":\"batch\",\"args\":[{}]}}\n", batchable.join(","));
+    s.write_all(batch.as_bytes()).unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.matches(r#""kind":"invalid_argument""#).count(),
+        batchable.len(),
+        "{line}"
+    );
+    assert_eq!(
+        configuration(),
+        before,
+        "the batch changed the configuration"
+    );
 
     // Binary junk, an oversized line, and clients that vanish mid-request.
     let mut junk = UnixStream::connect(&rvsd.socket).unwrap();

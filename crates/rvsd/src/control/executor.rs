@@ -70,6 +70,7 @@ fn run(
     now: Millis,
     cmd: Command,
 ) -> Result<Reply, rvs_api::ErrorReply> {
+    check(engine, &cmd)?;
     let reply = match cmd {
         Command::AddService(cfg) => {
             engine
@@ -95,17 +96,18 @@ fn run(
         }
         Command::AddDest { service, dest } => {
             let key = service_key(&service)?;
-            let spec = dest_spec(&dest, local_addrs)
-                .and_then(|spec| check_unicast(dest.addr, local_addrs).map(|()| spec))
+            check_unicast(dest.addr, local_addrs)
                 .map_err(|e| unless_no_service(engine, &key, e))?;
-            engine.add_dest(&key, spec).map_err(engine_error)?;
+            engine
+                .add_dest(&key, dest_spec(&dest, local_addrs))
+                .map_err(engine_error)?;
             Reply::Ok
         }
         Command::EditDest { service, dest } => {
             let key = service_key(&service)?;
-            let spec =
-                dest_spec(&dest, local_addrs).map_err(|e| unless_no_service(engine, &key, e))?;
-            engine.edit_dest(&key, spec).map_err(engine_error)?;
+            engine
+                .edit_dest(&key, dest_spec(&dest, local_addrs))
+                .map_err(engine_error)?;
             Reply::Ok
         }
         Command::DelDest {
@@ -124,9 +126,6 @@ fn run(
             Reply::Ok
         }
         Command::SetTimeouts(t) => {
-            for (name, value) in [("tcp", t.tcp), ("tcpfin", t.tcp_fin), ("udp", t.udp)] {
-                check_timeout(name, value)?;
-            }
             engine.set_timeouts(TimeoutUpdate {
                 tcp: t.tcp,
                 tcpfin: t.tcp_fin,
@@ -238,6 +237,26 @@ fn run(
     Ok(reply)
 }
 
+/// The values of `cmd` checked as [`rvs_api::validate::command`] checks them, whichever client
+/// sent it, before anything changes; a refusal is `InvalidArgument` with its message. A real
+/// server refused for itself on a missing service is refused for the service, as IPVS looks
+/// the service up first.
+fn check(engine: &Engine, cmd: &Command) -> Result<(), rvs_api::ErrorReply> {
+    let Err(invalid) = rvs_api::validate::command(cmd) else {
+        return Ok(());
+    };
+    let refusal = api_error(ErrorKind::InvalidArgument, &invalid.to_string());
+    Err(match cmd {
+        Command::AddDest { service, .. } | Command::EditDest { service, .. } => {
+            match service_key(service) {
+                Ok(key) => unless_no_service(engine, &key, refusal),
+                Err(_) => refusal,
+            }
+        }
+        _ => refusal,
+    })
+}
+
 fn api_error(kind: ErrorKind, message: &str) -> rvs_api::ErrorReply {
     rvs_api::ErrorReply::new(kind, message)
 }
@@ -262,7 +281,7 @@ fn service_key(id: &ServiceId) -> Result<ServiceKey, rvs_api::ErrorReply> {
         ServiceId::Sctp { addr, port } => Ok(ServiceKey::new(Protocol::Sctp, addr, port)),
         ServiceId::Fwmark { mark: 0, .. } => Err(api_error(
             ErrorKind::InvalidArgument,
-            "a firewall mark must be non-zero",
+            &rvs_api::validate::Invalid::ZeroFwmark.to_string(),
         )),
         ServiceId::Fwmark { mark, ipv6 } => Ok(ServiceKey::fwmark(mark, ipv6)),
     }
@@ -329,47 +348,14 @@ fn scheduler_name(kind: SchedulerKind) -> &'static str {
     kind.name()
 }
 
-/// The `-b` flag names as IPVS's flag bits: sh-* only with sh and mh-* only with mh, refused
-/// otherwise with ipvsadm's message; flag-1..3 go with any scheduler (IPVS ignores them).
-fn sched_flags(scheduler: &str, names: &[String]) -> Result<SchedFlags, rvs_api::ErrorReply> {
-    rvs_api::sched_flags::check(scheduler, names)
-        .map(SchedFlags)
-        .map_err(|message| api_error(ErrorKind::InvalidArgument, &message))
-}
-
-/// A timeout of `value` seconds (0: unchanged) is at most ipvsadm's `MAX_TIMEOUT`; the daemon
-/// checks what every client sends, not only rvsadm.
-fn check_timeout(name: &str, value: u32) -> Result<(), rvs_api::ErrorReply> {
-    if value > rvs_api::MAX_TIMEOUT_S {
-        return Err(api_error(
-            ErrorKind::InvalidArgument,
-            &format!(
-                "{name} timeout {value} s is out of range (at most {} s)",
-                rvs_api::MAX_TIMEOUT_S
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A service's settings as the engine takes them, checked as the kernel and ipvsadm check
-/// them: a persistence timeout of 1 s to 31 days, and FULLNAT local addresses that are the
-/// director's own (`local_addrs`; not checked when it is empty, as in a restore without a
-/// running director).
+/// A service's settings as the engine takes them ([`check`] has checked them as ipvsadm and
+/// the kernel do), with FULLNAT local addresses that are the director's own (`local_addrs`; not
+/// checked when it is empty, as in a restore without a running director).
 fn service_spec(
     cfg: &ServiceConfig,
     local_addrs: &[IpAddr],
 ) -> Result<ServiceSpec, rvs_api::ErrorReply> {
     let key = service_key(&cfg.id)?;
-    if let Some(t) = cfg.persistence {
-        if t == 0 {
-            return Err(api_error(
-                ErrorKind::InvalidArgument,
-                "persistence timeout 0 s is out of range (at least 1 s)",
-            ));
-        }
-        check_timeout("persistence", t)?;
-    }
     if let Some(a) = cfg
         .local_addrs
         .iter()
@@ -391,16 +377,19 @@ fn service_spec(
             )
         })?),
     };
-    let mask = netmask(key.addr, cfg.netmask)?;
+    // No netmask is a single client address: all ones.
+    let netmask = cfg
+        .netmask
+        .unwrap_or_else(|| rvs_api::netmask::prefix_mask(key.addr.is_ipv6(), u8::MAX));
     let persistence = cfg.persistence.map(|timeout_s| Persistence {
         timeout_s,
-        netmask: mask,
+        netmask,
         pe,
     });
     Ok(ServiceSpec {
         key,
         scheduler: scheduler(&cfg.scheduler)?,
-        sched_flags: sched_flags(&cfg.scheduler, &cfg.sched_flags)?,
+        sched_flags: SchedFlags(rvs_api::sched_flags::bits(&cfg.sched_flags)),
         persistence,
         one_packet: cfg.one_packet,
         local_addrs: cfg.local_addrs.clone(),
@@ -409,19 +398,6 @@ fn service_spec(
             rvs_api::ProxyProtocol::V2 => rvs_engine::ProxyProtocolVersion::V2,
         }),
     })
-}
-
-/// The persistence mask of a service at `family_of`: all ones when none is given; a mask of the
-/// other family is refused (ipvsadm sends a prefix length for IPv6 and an IPv4 mask otherwise).
-fn netmask(family_of: IpAddr, mask: Option<IpAddr>) -> Result<IpAddr, rvs_api::ErrorReply> {
-    match mask {
-        None => Ok(rvs_api::netmask::prefix_mask(family_of.is_ipv6(), u8::MAX)),
-        Some(m) if m.is_ipv6() == family_of.is_ipv6() => Ok(m),
-        Some(m) => Err(api_error(
-            ErrorKind::InvalidArgument,
-            &format!("persistence netmask {m} is not of the service's address family"),
-        )),
-    }
 }
 
 fn method_to_engine(m: rvs_api::ForwardMethod) -> rvs_engine::ForwardMethod {
@@ -507,23 +483,6 @@ fn unless_no_service(
     }
 }
 
-/// The destination checks of `ip_vs_add_dest` / `ip_vs_edit_dest` that do not need the service:
-/// a lower threshold above the upper one is `ERANGE`, even with no upper threshold (0), as the
-/// kernel compares them (ipvsadm prints strerror's "Numerical result out of range").
-fn check_dest(cfg: &DestConfig) -> Result<(), rvs_api::ErrorReply> {
-    if cfg.l_threshold > cfg.u_threshold {
-        return Err(api_error(
-            ErrorKind::InvalidArgument,
-            &format!(
-                "Numerical result out of range: the lower threshold (-y {}) is higher than the \
-                 upper threshold (-x {}; 0 is none)",
-                cfg.l_threshold, cfg.u_threshold
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Whether IPVS refuses `addr` as a new real server (`ip_vs_new_dest`, EINVAL): an IPv4
 /// address whose type (`inet_addr_type`) is neither unicast nor local: 0.0.0.0/8, the limited
 /// broadcast 255.255.255.255, multicast 224.0.0.0/4, and the loopback network's broadcast
@@ -563,15 +522,9 @@ fn check_unicast(addr: IpAddr, local_addrs: &[IpAddr]) -> Result<(), rvs_api::Er
     Ok(())
 }
 
-fn dest_spec(cfg: &DestConfig, local_addrs: &[IpAddr]) -> Result<DestSpec, rvs_api::ErrorReply> {
-    check_dest(cfg)?;
-    if cfg.tunnel.is_some() && cfg.method != rvs_api::ForwardMethod::Tunnel {
-        return Err(api_error(
-            ErrorKind::InvalidArgument,
-            "Tunnel options conflict with forward method",
-        ));
-    }
-    Ok(DestSpec {
+/// A real server's settings as the engine takes them ([`check`] has checked them).
+fn dest_spec(cfg: &DestConfig, local_addrs: &[IpAddr]) -> DestSpec {
+    DestSpec {
         addr: cfg.addr,
         port: cfg.port,
         weight: cfg.weight,
@@ -579,7 +532,7 @@ fn dest_spec(cfg: &DestConfig, local_addrs: &[IpAddr]) -> Result<DestSpec, rvs_a
         u_threshold: cfg.u_threshold,
         l_threshold: cfg.l_threshold,
         tunnel: tunnel_to_engine(cfg.tunnel),
-    })
+    }
 }
 
 fn stats_view(s: &Stats) -> StatsView {
@@ -888,23 +841,332 @@ mod tests {
         assert_eq!(add_dest(&engine, vip, same_port), Reply::Ok);
     }
 
+    /// The configuration a refused command must leave as it was: services with their real
+    /// servers, and the timeouts.
+    fn configuration(engine: &Engine) -> (Reply, Reply) {
+        let ask = |cmd| execute(engine, &[], Millis(0), cmd);
+        (
+            ask(Command::ListServices { service: None }),
+            ask(Command::GetTimeouts),
+        )
+    }
+
+    /// The persistence netmask a service is listed with after `-A` with `mask`, or the refusal.
+    fn listed_netmask(id: ServiceId, mask: &str) -> Result<Option<IpAddr>, String> {
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let mut cfg = ServiceConfig::new(id, "rr");
+        (cfg.persistence, cfg.netmask) = (Some(60), Some(mask.parse().unwrap()));
+        match execute(&engine, &[], Millis(0), Command::AddService(cfg)) {
+            Reply::Ok => {}
+            Reply::Error(e) => return Err(e.message),
+            other => panic!("{other:?}"),
+        }
+        let Reply::Services(v) = execute(
+            &engine,
+            &[],
+            Millis(0),
+            Command::ListServices { service: None },
+        ) else {
+            panic!("no listing");
+        };
+        Ok(v[0].config.netmask)
+    }
+
     #[test]
     fn netmask_takes_any_mask_of_the_service_family() {
-        let v4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-        let v6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let v4 = ServiceId::Tcp {
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            port: 80,
+        };
+        let v6 = ServiceId::Tcp {
+            addr: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            port: 80,
+        };
+        let ip = |t: &str| Some(t.parse::<IpAddr>().unwrap());
+        assert_eq!(listed_netmask(v4, "255.0.255.0"), Ok(ip("255.0.255.0")));
+        assert_eq!(listed_netmask(v4, "255.255.255.255"), Ok(None));
+        assert_eq!(listed_netmask(v6, "ffff::"), Ok(ip("ffff::")));
+        assert_eq!(
+            listed_netmask(v6, "255.255.255.0"),
+            Err("persistence netmask 255.255.255.0 is not of the service's address family".into())
+        );
+        assert!(listed_netmask(v4, "ffff::").is_err());
+        assert_eq!(
+            listed_netmask(v6, "ffff::1"),
+            Err("illegal ipv6 netmask ffff::1 specified (a prefix of 1 to 128 bits)".into())
+        );
+    }
+
+    /// Every check of [`rvs_api::validate`] made by the daemon, whichever client sends the
+    /// command: refused as `InvalidArgument` with the check's message, and the configuration
+    /// as it was.
+    #[test]
+    fn the_daemon_refuses_what_rvsadm_refuses_and_changes_nothing() {
+        use rvs_api::validate::Invalid;
+        use rvs_api::{ForwardMethod as M, TunnelChecksum, TunnelConfig, TunnelKind};
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
         let ip = |t: &str| t.parse::<IpAddr>().unwrap();
-        assert_eq!(netmask(v4, None).unwrap(), ip("255.255.255.255"));
+        let tcp = ServiceId::Tcp {
+            addr: ip("192.0.2.1"),
+            port: 80,
+        };
+        let udp = ServiceId::Udp {
+            addr: ip("192.0.2.1"),
+            port: 53,
+        };
+        add_service(&engine, tcp);
+        add_service(&engine, udp);
+        let rip = ip("10.0.0.2");
         assert_eq!(
-            netmask(v6, None).unwrap(),
-            ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+            add_dest(&engine, tcp, DestConfig::new(rip, 80, 1, M::Masq)),
+            Reply::Ok
         );
+        let before = configuration(&engine);
+        let service = |id, change: fn(&mut ServiceConfig)| {
+            let mut cfg = ServiceConfig::new(id, "rr");
+            change(&mut cfg);
+            cfg
+        };
+        let real = |change: fn(&mut DestConfig)| {
+            let mut d = DestConfig::new(rip, 80, 1, M::Masq);
+            change(&mut d);
+            d
+        };
+        let tunnel = |kind, port, checksum| {
+            Some(TunnelConfig {
+                kind,
+                port,
+                checksum,
+            })
+        };
+        let fwm0 = ServiceId::Fwmark {
+            mark: 0,
+            ipv6: false,
+        };
+        let edit = |cfg| Command::EditService(cfg);
+        let edit_dest = |dest| Command::EditDest { service: tcp, dest };
+        let mut cases = vec![
+            (Command::DelService(fwm0), Invalid::ZeroFwmark),
+            (
+                Command::Zero {
+                    service: Some(fwm0),
+                },
+                Invalid::ZeroFwmark,
+            ),
+            (
+                edit(service(
+                    ServiceId::Tcp {
+                        addr: ip("192.0.2.1"),
+                        port: 0,
+                    },
+                    |_| {},
+                )),
+                Invalid::ZeroPort,
+            ),
+            (
+                edit(service(tcp, |c| c.one_packet = true)),
+                Invalid::OnePacketNotUdp,
+            ),
+            (
+                edit(service(tcp, |c| c.persistence = Some(0))),
+                Invalid::ZeroPersistence,
+            ),
+            (
+                edit(service(tcp, |c| {
+                    c.persistence = Some(rvs_api::MAX_TIMEOUT_S + 1)
+                })),
+                Invalid::TimeoutTooLong {
+                    what: "persistence",
+                    value: rvs_api::MAX_TIMEOUT_S + 1,
+                },
+            ),
+            (
+                edit(service(tcp, |c| {
+                    c.netmask = Some("ffff::".parse().unwrap())
+                })),
+                Invalid::NetmaskFamily("ffff::".parse().unwrap()),
+            ),
+            (
+                edit(service(tcp, |c| c.sched_flags = vec!["sh-port".into()])),
+                Invalid::SchedFlag("incompatible scheduler flag `sh-port'".into()),
+            ),
+            (
+                edit(service(tcp, |c| {
+                    c.scheduler = "sh".into();
+                    c.sched_flags = vec!["mh-fallback".into()];
+                })),
+                Invalid::SchedFlag("incompatible scheduler flag `mh-fallback'".into()),
+            ),
+            (
+                edit(service(tcp, |c| c.sched_flags = vec!["flag-9".into()])),
+                Invalid::SchedFlag("invalid scheduler flag `flag-9'".into()),
+            ),
+            (
+                edit(service(tcp, |c| {
+                    c.local_addrs = vec!["2001:db8::9".parse().unwrap()]
+                })),
+                Invalid::LocalAddressFamily,
+            ),
+            (
+                edit(service(tcp, |c| {
+                    c.local_addrs = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+                })),
+                Invalid::UnspecifiedLocalAddress(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            ),
+            (
+                edit(service(tcp, |c| {
+                    c.local_addrs = vec!["10.9.9.9".parse().unwrap(), "10.9.9.9".parse().unwrap()]
+                })),
+                Invalid::DuplicateLocalAddress("10.9.9.9".parse().unwrap()),
+            ),
+            (
+                edit(service(udp, |c| {
+                    c.proxy_protocol = Some(rvs_api::ProxyProtocol::V1)
+                })),
+                Invalid::ProxyProtocolNotTcp,
+            ),
+            (
+                edit_dest(real(|d| d.weight = u32::MAX)),
+                Invalid::WeightTooLarge(u32::MAX),
+            ),
+            (
+                edit_dest(real(|d| d.l_threshold = 1)),
+                Invalid::Thresholds { upper: 0, lower: 1 },
+            ),
+            (
+                edit_dest(real(|d| d.addr = "2001:db8::2".parse().unwrap())),
+                Invalid::MixedFamily,
+            ),
+            (
+                edit_dest(real(|d| d.tunnel = Some(TunnelConfig::default()))),
+                Invalid::TunnelWithoutTunnelling,
+            ),
+            (
+                Command::SetTimeouts(Timeouts {
+                    tcp: 0,
+                    tcp_fin: 0,
+                    udp: rvs_api::MAX_TIMEOUT_S + 1,
+                }),
+                Invalid::TimeoutTooLong {
+                    what: "udp",
+                    value: rvs_api::MAX_TIMEOUT_S + 1,
+                },
+            ),
+        ];
+        for (t, refusal) in [
+            (
+                tunnel(TunnelKind::Ipip, Some(4789), TunnelChecksum::NoCsum),
+                Invalid::TunnelOption {
+                    option: "tun-port",
+                    kind: "ipip",
+                },
+            ),
+            (
+                tunnel(TunnelKind::Ipip, None, TunnelChecksum::Csum),
+                Invalid::TunnelOption {
+                    option: "tun-csum",
+                    kind: "ipip",
+                },
+            ),
+            (
+                tunnel(TunnelKind::Gre, None, TunnelChecksum::RemCsum),
+                Invalid::TunnelOption {
+                    option: "tun-remcsum",
+                    kind: "gre",
+                },
+            ),
+            (
+                tunnel(TunnelKind::Gue, None, TunnelChecksum::NoCsum),
+                Invalid::GueWithoutPort,
+            ),
+            (
+                tunnel(TunnelKind::Gue, Some(0), TunnelChecksum::NoCsum),
+                Invalid::ZeroTunnelPort,
+            ),
+        ] {
+            let mut d = DestConfig::new(rip, 80, 1, M::Tunnel);
+            d.tunnel = t;
+            cases.push((
+                Command::AddDest {
+                    service: tcp,
+                    dest: d,
+                },
+                refusal,
+            ));
+        }
+        for (cmd, refusal) in cases {
+            let Reply::Error(e) = execute(&engine, &[], Millis(0), cmd.clone()) else {
+                panic!("{cmd:?} accepted");
+            };
+            assert_eq!(
+                (e.kind, e.message.as_str()),
+                (ErrorKind::InvalidArgument, refusal.to_string().as_str()),
+                "{cmd:?}"
+            );
+            assert_eq!(
+                configuration(&engine),
+                before,
+                "{cmd:?} changed the configuration"
+            );
+            // In a batch the refused command changes nothing either; the others run.
+            let Reply::Batch(replies) =
+                execute(&engine, &[], Millis(0), Command::Batch(vec![cmd.clone()]))
+            else {
+                panic!("no batch reply");
+            };
+            assert_eq!(replies, [Reply::Error(e)], "{cmd:?}");
+            assert_eq!(
+                configuration(&engine),
+                before,
+                "{cmd:?} changed the configuration"
+            );
+        }
+        // A real server refused for itself on a missing service is refused for the service.
+        let missing = ServiceId::Tcp {
+            addr: ip("192.0.2.9"),
+            port: 80,
+        };
+        let Reply::Error(e) = add_dest(&engine, missing, real(|d| d.weight = u32::MAX)) else {
+            panic!("accepted");
+        };
+        assert_eq!(e.kind, ErrorKind::NoService);
+        // The kernel's bounds, not ipvsadm's command line: keepalived sends weights above
+        // 65535 and thresholds above INT_MAX.
+        let big = real(|d| {
+            d.weight = i32::MAX as u32;
+            (d.u_threshold, d.l_threshold) = (u32::MAX, u32::MAX);
+        });
+        assert_eq!(execute(&engine, &[], Millis(0), edit_dest(big)), Reply::Ok);
+    }
+
+    #[test]
+    fn scheduler_flags_map_to_the_engine() {
+        let engine = Engine::new(rvs_engine::EngineConfig::default());
+        let mut port = 80;
+        let mut flags_of = |scheduler: &str, names: &[&str]| {
+            port += 1;
+            let id = ServiceId::Tcp {
+                addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                port,
+            };
+            let mut cfg = ServiceConfig::new(id, scheduler);
+            cfg.sched_flags = names.iter().map(|n| n.to_string()).collect();
+            assert_eq!(
+                execute(&engine, &[], Millis(0), Command::AddService(cfg)),
+                Reply::Ok
+            );
+            engine
+                .spec_walk()
+                .services()
+                .find(|s| s.spec().key.port == port)
+                .map(|s| s.spec().sched_flags)
+        };
         assert_eq!(
-            netmask(v4, Some(ip("255.0.255.0"))).unwrap(),
-            ip("255.0.255.0")
+            flags_of("sh", &["sh-port", "sh-fallback"]),
+            Some(SchedFlags(3))
         );
-        assert_eq!(netmask(v6, Some(ip("ffff::"))).unwrap(), ip("ffff::"));
-        assert!(netmask(v6, Some(ip("255.255.255.0"))).is_err());
-        assert!(netmask(v4, Some(ip("ffff::"))).is_err());
+        assert_eq!(flags_of("mh", &["mh-port"]), Some(SchedFlags(2)));
+        assert_eq!(flags_of("rr", &["flag-3"]), Some(SchedFlags(4)));
     }
 
     #[test]
@@ -944,7 +1206,7 @@ mod tests {
     }
 
     #[test]
-    fn service_ids_and_scheduler_flags_map_to_the_engine() {
+    fn service_ids_and_schedulers_map_to_the_engine() {
         let fw = ServiceId::Fwmark {
             mark: 1,
             ipv6: true,
@@ -966,25 +1228,6 @@ mod tests {
         assert_eq!(
             scheduler("nonesuch").unwrap_err().kind,
             ErrorKind::NoScheduler
-        );
-        assert_eq!(
-            sched_flags("sh", &["sh-port".into(), "sh-fallback".into()]).ok(),
-            Some(SchedFlags(3))
-        );
-        assert_eq!(
-            sched_flags("mh", &["mh-port".into()]).ok(),
-            Some(SchedFlags(2))
-        );
-        assert_eq!(
-            sched_flags("rr", &["flag-3".into()]).ok(),
-            Some(SchedFlags(4))
-        );
-        let e = sched_flags("mh", &["sh-port".into()]).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::InvalidArgument);
-        assert!(
-            e.message.contains("incompatible scheduler flag `sh-port'"),
-            "{}",
-            e.message
         );
         assert_eq!(scheduler("bogus").unwrap_err().kind, ErrorKind::NoScheduler);
     }

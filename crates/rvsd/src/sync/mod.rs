@@ -80,6 +80,10 @@ fn role_key(r: DaemonRole) -> u8 {
 /// kernel's answers where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// Settings no sync daemon can run with (checked as [`rvs_api::validate::daemon`] checks
+    /// them, whichever client asked).
+    #[error("{0}")]
+    Invalid(#[from] rvs_api::validate::Invalid),
     /// Starting a daemon of a role that runs (the kernel's `EEXIST`).
     #[error("Daemon has already run")]
     AlreadyRunning,
@@ -202,6 +206,7 @@ impl SyncDaemons {
 
     /// Starts a daemon; returns the settings it runs with.
     pub fn start(&self, cfg: &DaemonConfig) -> Result<DaemonConfig, SyncError> {
+        rvs_api::validate::daemon(cfg)?;
         let mut running = self.lock();
         // The kernel looks the interface up first (ENODEV), then for a running daemon (EEXIST).
         let c = effective(cfg)?;
@@ -481,5 +486,36 @@ mod tests {
         let err = daemons.start(&c).expect_err("no such interface");
         assert!(matches!(err, SyncError::NoSuchDevice));
         assert_eq!(err.to_string(), "No such device");
+    }
+
+    /// What rvsadm refuses in `--start-daemon`, the daemon refuses for any client (and for
+    /// keepalived's `lvs_sync_daemon`) before it looks the interface up; nothing starts.
+    #[test]
+    fn settings_no_daemon_can_run_with_are_refused_first() {
+        let engine = Arc::new(Engine::new(rvs_engine::EngineConfig::default()));
+        let daemons = SyncDaemons::new(engine, Clock::new(), None);
+        let refused = |change: fn(&mut DaemonConfig)| {
+            let mut c = cfg(DaemonRole::Master, 0);
+            change(&mut c);
+            match daemons.start(&c) {
+                Err(SyncError::Invalid(e)) => e.to_string(),
+                other => panic!("{c:?}: {other:?}"),
+            }
+        };
+        assert_eq!(
+            refused(|c| c.mcast_interface = "a-very-long-interface".into()),
+            "illegal mcast-interface `a-very-long-interface' specified (an interface name of 1 \
+             to 15 bytes)"
+        );
+        assert!(refused(|c| c.mcast_interface.clear()).starts_with("illegal mcast-interface"));
+        assert_eq!(
+            refused(|c| c.group = Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))),
+            "invalid IPv4 mcast-group `10.0.0.1'"
+        );
+        assert_eq!(
+            refused(|c| c.maxlen = 65_508),
+            "illegal sync-maxlen 65508 specified (at most 65507)"
+        );
+        assert!(daemons.list().is_empty());
     }
 }
