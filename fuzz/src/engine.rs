@@ -300,6 +300,7 @@ fn table() -> Engine {
         expected_connections: 64,
         shards: 2,
         mh_table_size: 251,
+        max_connections: 0,
     });
     let rip4 = v4(192, 168, 7, 10);
     let rip6 = v6(0x10, 7);

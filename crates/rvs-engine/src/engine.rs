@@ -60,7 +60,9 @@ pub struct Engine {
     pub(crate) shards: Box<[Padded]>,
     shard_mask: u64,
     pub(crate) hasher: foldhash::fast::RandomState,
-    pub(crate) drops: [AtomicU64; 8],
+    pub(crate) drops: [AtomicU64; DropReason::ALL.len()],
+    /// The most connections one shard may hold (`max_connections` over the shards).
+    pub(crate) shard_cap: usize,
     /// FULLNAT local ports in use.
     pub(crate) local_ports: Arc<PortAllocator>,
     /// mh lookup table size (a prime of [`MH_TABLE_SIZES`]).
@@ -87,6 +89,10 @@ impl Engine {
         // At most 2^24 shards: the shard field of a flow hash is 24 bits wide.
         let n = config.shards.clamp(1, 1 << 24).next_power_of_two();
         let per_shard = config.expected_connections.div_ceil(n);
+        let shard_cap = match config.max_connections {
+            0 => usize::MAX,
+            max => max.div_ceil(n),
+        };
         let shards = (0..n)
             .map(|_| Padded(Mutex::new(Shard::new(per_shard))))
             .collect();
@@ -111,6 +117,7 @@ impl Engine {
             shard_mask: (n - 1) as u64,
             hasher: foldhash::fast::RandomState::default(),
             drops: Default::default(),
+            shard_cap,
             local_ports: Arc::default(),
             mh_table_size: mh_table_size(config.mh_table_size),
             templates: Templates::new(n),
@@ -392,6 +399,10 @@ impl Engine {
         snap: &Snapshot,
         data: (&[u8], usize),
     ) -> NewConn {
+        // At the bound: refused before any scheduling, so a flood costs no scheduler work.
+        if shard.len() >= self.shard_cap {
+            return NewConn::Refused(DropReason::TableFull);
+        }
         let key = SchedKey {
             src: t.src,
             dst: t.dst,

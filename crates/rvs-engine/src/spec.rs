@@ -458,6 +458,10 @@ pub struct EngineConfig {
     pub expected_connections: usize,
     /// Number of connection-table shards (rounded up to a power of two, at least 1).
     pub shards: usize,
+    /// The connection table's bound (0: none): each shard holds at most this over the number
+    /// of shards, and a new connection beyond it is dropped (`table_full`), so a flood of new
+    /// connections cannot grow the table's memory without end.
+    pub max_connections: usize,
     /// Size of the mh (Maglev) lookup table: one of IPVS's primes ([`MH_TABLE_SIZES`]); IPVS's
     /// default is 4093 (`CONFIG_IP_VS_MH_TAB_INDEX` 12). Other values are rounded down to the
     /// nearest of those primes (251 at least).
@@ -477,6 +481,7 @@ impl Default for EngineConfig {
         EngineConfig {
             expected_connections: 65_536,
             shards: 64,
+            max_connections: 0,
             mh_table_size: MH_DEFAULT_TABLE_SIZE,
         }
     }

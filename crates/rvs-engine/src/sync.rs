@@ -190,6 +190,9 @@ impl Engine {
             }
             return Ok(());
         }
+        if shard.len() >= self.shard_cap {
+            return Err(SyncImportError::TableFull);
+        }
         let method = match rec.flags & rvs_sync::F_FWD_MASK {
             rvs_sync::F_MASQ | rvs_sync::F_FULLNAT => 0,
             rvs_sync::F_DROUTE => F_NO_OUTPUT,

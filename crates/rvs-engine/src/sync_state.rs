@@ -81,6 +81,9 @@ pub enum SyncImportError {
     /// The FULLNAT local port is taken, or does not fit this table's sharding.
     #[error("FULLNAT local port unavailable")]
     LocalPort,
+    /// The connection table holds its bound (`max_connections`).
+    #[error("the connection table is full")]
+    TableFull,
 }
 
 impl SyncState {

@@ -88,11 +88,13 @@ pub enum DropReason {
     UnsupportedProtocol,
     /// FULLNAT: no free local port on any local address toward the real server.
     NoLocalPort,
+    /// A new connection when the connection table holds its bound (`max_connections`).
+    TableFull,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Malformed,
         DropReason::Truncated,
         DropReason::NoConnectionNonSyn,
@@ -101,6 +103,7 @@ impl DropReason {
         DropReason::Fragmented,
         DropReason::UnsupportedProtocol,
         DropReason::NoLocalPort,
+        DropReason::TableFull,
     ];
 
     /// Index into counter arrays.
@@ -119,6 +122,7 @@ impl DropReason {
             DropReason::Fragmented => "fragmented",
             DropReason::UnsupportedProtocol => "unsupported_protocol",
             DropReason::NoLocalPort => "no_local_port",
+            DropReason::TableFull => "table_full",
         }
     }
 }
@@ -127,7 +131,7 @@ impl DropReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DropCounters {
     /// Counts indexed by `DropReason::index`.
-    pub counts: [u64; 8],
+    pub counts: [u64; DropReason::ALL.len()],
 }
 
 impl DropCounters {

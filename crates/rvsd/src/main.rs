@@ -82,6 +82,11 @@ struct Args {
     /// starts in its place. Without a running rvsd, starts afresh.
     #[arg(long)]
     takeover: bool,
+    /// The engine's connection-table bound (0: none). Beyond it new connections are dropped
+    /// (counter `table_full`), so a flood cannot grow rvsd's memory without end; a connection
+    /// takes about 80 bytes of table (`cargo bench -p rvs-engine` prints the figure).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_connections: usize,
     /// The BPF data plane's connection-table bound (each NAT connection takes two entries).
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     bpf_max_connections: u32,
@@ -217,6 +222,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         policy: args.policy()?,
         engine: rvs_engine::EngineConfig {
             mh_table_size: args.mh_table_size,
+            max_connections: args.max_connections,
             ..rvs_engine::EngineConfig::default()
         },
         workers: args

@@ -1188,6 +1188,7 @@ mod tests {
                 "drop_fragmented",
                 "drop_unsupported_protocol",
                 "drop_no_local_port",
+                "drop_table_full",
             ]
         );
         assert!(alone.iter().all(|c| c.value == 0));
