@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# A spoofed SYN flood against a NAT service, side by side in one run: rvsd on its packet path
+#   unbounded  without a table bound (as rvsd before --max-connections),
+#   bounded    with --max-connections 65536,
+# (the SYN proxy the issue asks for is a row to come). Each row gets a fresh lab (the demo's:
+# client -- director -- switch -- two real servers). hping3 floods from the client namespace
+# with random sources and SYNs to the VIP as fast as it can (the lab's line rate); replies go to
+# addresses nobody has and stay in the namespaces. Per row: legitimate new connections per
+# second (wrk, Connection: close) before and during the flood, keep-alive requests per second
+# before and during (connections opened before the flood starts), rvsd's resident memory and the engine's table size at the end of the
+# flood, and the table_full drops.
+#
+#   cargo build --release && sudo bench/synflood.sh [seconds] [rows...]
+#
+# Installs hping3 when missing. Figures on a shared 2-core machine are noisy: compare within a run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-8}
+shift $(($# > 0 ? 1 : 0))
+rows=("$@")
+((${#rows[@]})) || rows=(unbounded bounded)
+bin=${BENCH_BIN:-$PWD/target/release}
+[[ -x $bin/rvs-lab && -x $bin/rvsd && -x $bin/rvsadm ]] || { echo "build first: cargo build --release" >&2; exit 1; }
+for tool in hping3 wrk; do
+  command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null || { echo "$tool missing" >&2; exit 1; }
+done
+
+prefix=
+socket=
+rvsd_pid=
+flood_pid=
+work=$(mktemp -d)
+adm() { "$bin/rvsadm" --socket "$socket" "$@"; }
+
+teardown() {
+  [[ -n $flood_pid ]] && kill "$flood_pid" 2>/dev/null || true
+  flood_pid=
+  [[ -n $prefix ]] && "$bin/rvs-lab" down "$prefix" >/dev/null 2>&1 || true
+  prefix=
+}
+trap 'teardown; rm -rf "$work"' EXIT
+
+# The demo's lab with its rvsd replaced by one started with `args`.
+setup() { # rvsd args...
+  local out pid
+  out=$("$bin/rvs-lab" demo --keep)
+  prefix=$(sed -n 's/^# lab prefix: //p' <<<"$out")
+  socket=$(sed -n 's/^# rvsadm talks to rvsd with: rvsadm --socket \([^ ]*\) .*/\1/p' <<<"$out")
+  [[ -n $prefix && -n $socket ]] || { echo "the demo did not say its lab" >&2; exit 1; }
+  pid=$(pgrep -f -- "rvsd .*--socket $socket" | head -1 || true)
+  [[ -n $pid ]] && kill "$pid"
+  for _ in $(seq 50); do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$socket"
+  ip netns exec "$prefix-director" "$bin/rvsd" --interface d0 --interface d1 --socket "$socket" \
+    --dataplane packet "$@" >/dev/null 2>&1 &
+  for _ in $(seq 100); do adm -Ln >/dev/null 2>&1 && break; sleep 0.1; done
+  rvsd_pid=$(pgrep -f -- "rvsd .*--socket $socket" | head -1)
+  adm -A -t 192.168.1.253:80 -s rr
+  adm -a -t 192.168.1.253:80 -r 10.10.10.2:80 -m
+  adm -a -t 192.168.1.253:80 -r 10.10.10.3:80 -m
+  ip netns exec "$prefix-client" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+}
+
+# Requests per second of one wrk run from the client (extra wrk args...).
+rate() {
+  local out
+  out=$(ip netns exec "$prefix-client" wrk -t2 -c20 -d"${secs}s" "$@" http://192.168.1.253/ 2>&1 || true)
+  awk '/Requests\/sec/ {r = $2} END {print r + 0}' <<<"$out"
+}
+
+counter() { adm --counters | awk -v n="$1" '$1 == n {print $2}'; }
+
+declare -A res
+for row in "${rows[@]}"; do
+  case $row in
+    unbounded) setup ;;
+    bounded) setup --max-connections 65536 ;;
+    *) echo "unknown row $row" >&2; exit 1 ;;
+  esac
+  res[$row,new0]=$(rate -H "Connection: close")
+  res[$row,ka0]=$(rate)
+  # Established connections: a keep-alive run whose connections open before the flood starts
+  # and that then runs through it.
+  rate >"$work/ka1" &
+  ka_pid=$!
+  sleep 1
+  ip netns exec "$prefix-client" hping3 --flood --quiet -S --rand-source -p 80 192.168.1.253 >/dev/null 2>&1 &
+  flood_pid=$!
+  wait "$ka_pid" || true
+  res[$row,ka1]=$(cat "$work/ka1")
+  res[$row,new1]=$(rate -H "Connection: close")
+  res[$row,rss]=$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$rvsd_pid/status")
+  res[$row,conns]=$(counter connections)
+  res[$row,full]=$(counter drop_table_full)
+  kill "$flood_pid" 2>/dev/null || true
+  flood_pid=
+  teardown
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+printf '%-10s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-7s %-9s %s\n' row "new/s" "flooded" "x" "ka req/s" "flooded" "x" "RSS MiB" "table" "table_full"
+for row in "${rows[@]}"; do
+  printf '%-10s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-7s %-9s %s\n' "$row" \
+    "${res[$row,new0]}" "${res[$row,new1]}" "$(ratio "${res[$row,new1]}" "${res[$row,new0]}")" \
+    "${res[$row,ka0]}" "${res[$row,ka1]}" "$(ratio "${res[$row,ka1]}" "${res[$row,ka0]}")" \
+    "${res[$row,rss]}" "${res[$row,conns]}" "${res[$row,full]}"
+done
+echo "(new/s: Connection: close requests per second; ka: keep-alive; flooded: during the SYN flood;"
+echo " x: flooded over before; flooded ka: connections opened a second before the flood; RSS and table: rvsd's at the end of the flood)"
