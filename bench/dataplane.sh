@@ -271,7 +271,7 @@ run_row() { # name
       # The program's own time per packet, from a short run with its statistics on.
       sysctl -qw kernel.bpf_stats_enabled=1
       s0=$(prog_stats "$prog")
-      ip netns exec "$prefix-client" wrk -t2 -c"$conns" -d3s "${extra[@]}" "$url" >/dev/null
+      ip netns exec "$prefix-client" taskset -c "0-$((dcpu > 0 ? dcpu - 1 : 0))" wrk -t2 -c"$conns" -d3s "${extra[@]}" "$url" >/dev/null
       s1=$(prog_stats "$prog")
       sysctl -qw kernel.bpf_stats_enabled=0
       prog_ns[$name,$mode]=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " "); r = y[2] - x[2]; if (r > 0) printf "%.0f", (y[1] - x[1]) / r; else print "n/a" }')

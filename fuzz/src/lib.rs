@@ -5,7 +5,7 @@
 //! - under AFL++ through the thin binaries in `src/bin/` (feature `afl`, `scripts/fuzz`);
 //! - in `cargo test --workspace` (tests/smoke.rs): each target's seed corpus in
 //!   `fuzz/corpus/<target>/`, then a short deterministic mutation loop ([`mutate`]);
-//! - by hand on one file: `cargo test -p rvs-fuzz --test smoke replay -- --nocapture` with
+//! - by hand on one file: `cargo test -p rvs-fuzz --test smoke replay -- --ignored --nocapture` with
 //!   `RVS_FUZZ_REPLAY=<target>:<file>`.
 
 pub mod api;

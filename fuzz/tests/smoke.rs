@@ -1,7 +1,8 @@
 //! Every fuzz target in CI, without AFL: its seed corpus (fuzz/corpus/<target>/), then a short
 //! deterministic mutation loop from those seeds (RVS_FUZZ_SMOKE_ITERS inputs, default 3000,
 //! stopping early after RVS_FUZZ_SMOKE_SECS seconds, default 3). `RVS_FUZZ_REPLAY=target:file`
-//! runs one file through one target (the `replay` test), e.g. a crash AFL found.
+//! runs one file through one target (the ignored `replay` test, run with `-- --ignored`), e.g. a
+//! crash AFL found.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -118,11 +119,11 @@ fn every_target_has_a_smoke_test() {
     }
 }
 
+/// A tool, not a check: runs one input through one target (`RVS_FUZZ_REPLAY=target:file`).
 #[test]
+#[ignore = "a tool: RVS_FUZZ_REPLAY=target:file cargo test -p rvs-fuzz --test smoke replay -- --ignored"]
 fn replay() {
-    let Ok(spec) = std::env::var("RVS_FUZZ_REPLAY") else {
-        return;
-    };
+    let spec = std::env::var("RVS_FUZZ_REPLAY").expect("RVS_FUZZ_REPLAY=target:file");
     let (name, file) = spec.split_once(':').expect("RVS_FUZZ_REPLAY=target:file");
     let target = rvs_fuzz::target(name).expect("known target").run;
     // Cargo runs tests in fuzz/: a relative path is taken from the workspace root too.

@@ -18,12 +18,7 @@
 /* Whether `m` is still one of the service's servers; fills `out`. */
 static __always_inline int member_at(struct rvs_loc_member *m, struct pick *out)
 {
-	__u32 slot = m->slot;
-
-	out->slot = slot;
-	out->dest = bpf_map_lookup_elem(&dests, &slot);
-	out->conns = bpf_map_lookup_elem(&dest_conns, &slot);
-	return out->dest && out->conns && out->dest->available && out->dest->id == m->id;
+	return pick_slot(m->slot, out) && out->dest->available && out->dest->id == m->id;
 }
 
 /* What the locality loops share. */
@@ -71,43 +66,10 @@ static __always_inline int overloaded_here(struct pick *d, struct rvs_svc_dests 
 	return w.light;
 }
 
-/* What least_loaded's loop keeps. */
-struct least_walk {
-	struct rvs_svc_dests *sd;
-	__u32 found;
-	__u32 index; /* of the least loaded so far */
-	__u64 oh;
-	__u32 weight;
-};
-
-static long least_step(__u32 i, struct least_walk *w)
-{
-	struct pick d = {};
-	__u64 oh;
-
-	if (i >= w->sd->count)
-		return 1;
-	if (!dest_at(w->sd, i, &d) || !d.dest->available || d.conns->overloaded)
-		return 0;
-	oh = overhead(d.conns);
-	/* The first of weight > 0, then loh * dw > doh * lw: weight-0 servers never win. */
-	if (w->found ? w->oh * d.dest->weight > oh * w->weight : d.dest->weight > 0) {
-		w->found = 1;
-		w->index = i;
-		w->oh = oh;
-		w->weight = d.dest->weight;
-	}
-	return 0;
-}
-
-/* The least loaded server of the service (`__ip_vs_lblc_schedule`): wlc's choice, in a
- * bpf_loop (the verifier checks its body once). */
+/* The least loaded server of the service (`__ip_vs_lblc_schedule`): wlc's choice. */
 static __always_inline int least_loaded(struct rvs_svc_dests *sd, struct pick *out)
 {
-	struct least_walk w = { .sd = sd };
-
-	bpf_loop(RVS_MAX_DESTS, least_step, &w, 0);
-	return w.found && dest_at(sd, w.index, out);
+	return sched_scan(RVS_SCHED_WLC, sd, out);
 }
 
 /* One member of an lblcr set: gone ones dropped (the set compacted in place), the least loaded

@@ -40,7 +40,8 @@ static __always_inline void map_v4(struct rvs_addr *a, __be32 v4)
 }
 
 /* Parses Ethernet (one optional 802.1Q tag), IPv4 or IPv6 and the TCP/UDP ports of the frame
- * between `data` and `end` (`len` bytes long in all). PARSE_OK: a TCP or UDP packet the
+ * between `data` and `end` (`len` bytes long in all) into `p`, which the caller zeroed (a
+ * second parse after a pull writes every field the first one could have). PARSE_OK: a TCP or UDP packet the
  * program works on; PARSE_PASS: not one it knows; PARSE_PUNT: one for rvsd if it is the
  * director's (*reason set); PARSE_DROP: malformed; PARSE_SHORT: the headers end past `end`
  * (at tc, the rest may be in the skb's fragments: pull and parse again; else PARSE_PASS). */
@@ -69,7 +70,6 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 	}
 	p->l3 = off;
 	p->len = len;
-	__builtin_memset(&p->key, 0, sizeof(p->key));
 	if (type == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data + off;
 

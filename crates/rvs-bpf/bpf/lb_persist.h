@@ -45,15 +45,6 @@ __attribute__((noinline)) int rvs_pick(__u32 id, __u32 sched_flags, struct pkt *
 
 #include "lb_locality.h"
 
-/* Fills `out` for the server in dest slot `slot`; 0 when it is gone. */
-static __always_inline int pick_slot(__u32 slot, struct pick *out)
-{
-	out->slot = slot;
-	out->dest = bpf_map_lookup_elem(&dests, &slot);
-	out->conns = bpf_map_lookup_elem(&dest_conns, &slot);
-	return out->dest && out->conns;
-}
-
 /* Whether a template's server may take its client's new connections (`out` filled). */
 static __always_inline int tpl_dest_valid(struct rvs_settings *s, __u32 slot, struct pick *out)
 {

@@ -66,19 +66,22 @@ struct pick {
 	struct rvs_dest_conns *conns;
 };
 
-/* Looks up the index-th real server of `sd`; NULL when out of range. */
-static __always_inline int dest_at(struct rvs_svc_dests *sd, __u32 i, struct pick *out)
+/* Fills `out` for the server in dest slot `slot`; 0 when it is gone. */
+static __always_inline int pick_slot(__u32 slot, struct pick *out)
 {
-	__u32 slot;
-
-	if (i >= RVS_MAX_DESTS || i >= sd->count)
-		return 0;
-	slot = sd->slot[i];
-	out->index = i;
 	out->slot = slot;
 	out->dest = bpf_map_lookup_elem(&dests, &slot);
 	out->conns = bpf_map_lookup_elem(&dest_conns, &slot);
 	return out->dest && out->conns;
+}
+
+/* Looks up the index-th real server of `sd`; 0 when out of range. */
+static __always_inline int dest_at(struct rvs_svc_dests *sd, __u32 i, struct pick *out)
+{
+	if (i >= RVS_MAX_DESTS || i >= sd->count)
+		return 0;
+	out->index = i;
+	return pick_slot(sd->slot[i], out);
 }
 
 static __always_inline int usable(struct pick *d)
@@ -224,74 +227,77 @@ static __always_inline int sched_wrr(struct rvs_svc *svc, struct rvs_svc_dests *
 	return dest_at(sd, ws.pos, out);
 }
 
-/* lc, wlc, sed, nq, fo, ovf: one pass over the servers, IPVS's comparisons. */
-static __always_inline int sched_scan(struct rvs_svc *svc, struct rvs_svc_dests *sd, struct pick *out)
+/* What a scan scheduler's pass over the servers keeps (scan_step). */
+struct scan_walk {
+	struct rvs_svc_dests *sd;
+	__u32 sched;   /* RVS_SCHED_LC, _WLC, _SED, _NQ, _FO or _OVF */
+	__u32 found;   /* a server is chosen */
+	__u32 final;   /* nq's idle server: no other can win */
+	__u32 index;   /* the chosen one's index in the service */
+	__u64 oh;      /* its overhead, as the scheduler counts it */
+	__u32 weight;  /* its weight */
+};
+
+/* One server of lc, wlc, sed, nq, fo or ovf, with IPVS's comparisons; unavailable and
+ * overloaded servers are skipped. A bpf_loop callback: the verifier checks it once. */
+static long scan_step(__u32 i, struct scan_walk *w)
 {
-	struct pick best = {}, d = {};
-	__u64 best_oh = 0;
-	__u32 i, found = 0;
+	struct pick d = {};
+	__u64 oh = 0;
+	__u32 wt;
 
-	for (i = 0; i < RVS_MAX_DESTS; i++) {
-		__u64 oh = 0;
-
-		if (i >= sd->count)
-			break;
-		if (!dest_at(sd, i, &d) || !d.dest->available)
-			continue;
-		if (d.conns->overloaded)
-			continue;
-		switch (svc->sched) {
-		case RVS_SCHED_LC:
-			/* weight > 0, least overhead; first among equals. */
-			if (d.dest->weight == 0)
-				continue;
-			oh = overhead(d.conns);
-			if (!found || oh < best_oh)
-				goto take;
-			continue;
-		case RVS_SCHED_WLC:
-		case RVS_SCHED_SED:
-		case RVS_SCHED_NQ:
-			if (svc->sched == RVS_SCHED_NQ && d.dest->weight > 0 && d.conns->active == 0) {
-				*out = d;
-				return 1;
-			}
-			oh = svc->sched == RVS_SCHED_WLC ? overhead(d.conns) : (__u64)d.conns->active + 1;
-			if (!found) {
-				if (d.dest->weight == 0)
-					continue;
-				goto take;
-			}
-			/* loh * dw > doh * lw: weight-0 servers never win. */
-			if (best_oh * d.dest->weight > oh * best.dest->weight)
-				goto take;
-			continue;
-		case RVS_SCHED_FO:
-			/* the highest weight; first among equals. */
-			if (d.dest->weight == 0)
-				continue;
-			if (!found || d.dest->weight > best.dest->weight)
-				goto take;
-			continue;
-		case RVS_SCHED_OVF:
-			/* among servers whose active connections do not exceed their weight, the
-			 * highest weight; first among equals. */
-			if (d.dest->weight == 0 || d.conns->active > d.dest->weight)
-				continue;
-			if (!found || d.dest->weight > best.dest->weight)
-				goto take;
-			continue;
-		default:
+	if (i >= w->sd->count)
+		return 1;
+	if (!dest_at(w->sd, i, &d) || !d.dest->available || d.conns->overloaded)
+		return 0;
+	wt = d.dest->weight;
+	switch (w->sched) {
+	case RVS_SCHED_LC:
+		/* weight > 0, least overhead; first among equals. */
+		oh = overhead(d.conns);
+		if (wt == 0 || (w->found && oh >= w->oh))
 			return 0;
+		break;
+	case RVS_SCHED_WLC:
+	case RVS_SCHED_SED:
+	case RVS_SCHED_NQ:
+		if (w->sched == RVS_SCHED_NQ && wt > 0 && d.conns->active == 0) {
+			w->final = 1;
+			break;
 		}
-take:
-		best = d;
-		best_oh = oh;
-		found = 1;
+		oh = w->sched == RVS_SCHED_WLC ? overhead(d.conns) : (__u64)d.conns->active + 1;
+		/* The first of weight > 0, then loh * dw > doh * lw: weight-0 servers never win. */
+		if (w->found ? !(w->oh * wt > oh * w->weight) : wt == 0)
+			return 0;
+		break;
+	case RVS_SCHED_FO:
+		/* the highest weight; first among equals. */
+		if (wt == 0 || (w->found && wt <= w->weight))
+			return 0;
+		break;
+	case RVS_SCHED_OVF:
+		/* among servers whose active connections do not exceed their weight, the highest
+		 * weight; first among equals. */
+		if (wt == 0 || d.conns->active > wt || (w->found && wt <= w->weight))
+			return 0;
+		break;
+	default:
+		return 1;
 	}
-	if (found)
-		*out = best;
-	return found;
+	w->found = 1;
+	w->index = i;
+	w->oh = oh;
+	w->weight = wt;
+	return w->final ? 1 : 0;
+}
+
+/* lc, wlc, sed, nq, fo, ovf (`sched`): one pass over the servers of `sd`. */
+static __always_inline int sched_scan(__u32 sched, struct rvs_svc_dests *sd, struct pick *out)
+{
+	struct scan_walk w = { .sd = sd, .sched = sched };
+
+	bpf_loop(RVS_MAX_DESTS, scan_step, &w, 0);
+	return w.found && dest_at(sd, w.index, out);
 }
 
 /* An address folded to 32 bits as IPVS does: the IPv4 address, or the XOR of an IPv6
@@ -556,7 +562,7 @@ static __always_inline int schedule(struct rvs_svc *svc, struct pkt *p, struct p
 	case RVS_SCHED_TWOS:
 		return sched_twos(svc, sd, out);
 	default:
-		return sched_scan(svc, sd, out);
+		return sched_scan(svc->sched, sd, out);
 	}
 }
 

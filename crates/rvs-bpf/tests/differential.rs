@@ -13,7 +13,7 @@ mod common;
 mod lab;
 
 use common::*;
-use lab::{in_lab, sh, NEIGH_MAC};
+use lab::{in_lab, neighbour, sh, NEIGH_MAC};
 use rvs_bpf::maps::{Conn, ConnKey, Settings};
 use rvs_bpf::{tc_action, Action, Datapath, Hook, Limits, Publisher};
 use rvs_engine::*;
@@ -290,18 +290,7 @@ fn schedulers_pick_as_the_engine() {
                 let rip = [192, 168, 7, 10 + i as u8];
                 e.add_dest(&k, dest(ip4(rip), RPORT, w)).expect("dest");
             }
-            sh(&[
-                "ip",
-                "neigh",
-                "replace",
-                "192.168.7.12",
-                "lladdr",
-                NEIGH_MAC,
-                "dev",
-                "rvs0",
-                "nud",
-                "permanent",
-            ]);
+            neighbour("192.168.7.12", NEIGH_MAC);
             let dp = load_program();
             let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
             let mut publisher = Publisher::new();
@@ -335,18 +324,7 @@ fn schedulers_pick_as_the_engine() {
             // The servers change mid-run: the cursors carry over as the engine's do.
             e.add_dest(&k, dest(ip4([192, 168, 7, 13]), RPORT, 4))
                 .expect("added server");
-            sh(&[
-                "ip",
-                "neigh",
-                "replace",
-                "192.168.7.13",
-                "lladdr",
-                NEIGH_MAC,
-                "dev",
-                "rvs0",
-                "nud",
-                "permanent",
-            ]);
+            neighbour("192.168.7.13", NEIGH_MAC);
             publisher
                 .publish(&dp, &e.spec_walk(), &settings)
                 .expect("republish");
@@ -711,18 +689,7 @@ fn next_hops_are_cached_until_the_tables_change() {
             ];
             same(&e, &dp, hook, ifindex, &frames);
             // The neighbour's MAC changes: the cache still has the old one...
-            sh(&[
-                "ip",
-                "neigh",
-                "replace",
-                "192.168.7.10",
-                "lladdr",
-                "02:00:00:00:00:98",
-                "dev",
-                "rvs0",
-                "nud",
-                "permanent",
-            ]);
+            neighbour("192.168.7.10", "02:00:00:00:00:98");
             let r = dp.test_run_at(hook, &c(ACK, b"x"), ifindex).expect("run");
             assert_eq!(
                 r.frame[..6],

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{adm, columns, VIP};
+use common::{adm, columns, counter, VIP};
 use rvs_io::TX_BATCH;
 use rvs_lab::{NatTopology, CLIENT};
 
@@ -25,15 +25,6 @@ const BURST: usize = TX_BATCH + TX_BATCH / 2;
 const ROUNDS: usize = 3;
 /// Bound on waiting for a burst to arrive (a hang guard, not a timing assertion).
 const ARRIVAL: Duration = Duration::from_secs(20);
-
-/// `tx_sent` of `rvsadm --counters`.
-fn tx_sent(topo: &NatTopology) -> u64 {
-    adm(topo, &["--counters"])
-        .lines()
-        .find_map(|l| l.strip_prefix("tx_sent "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("tx_sent in rvsadm --counters")
-}
 
 /// Receives datagrams `flow seq` on `sink` and passes them on, until the channel is closed.
 fn sink_thread(sink: UdpSocket, out: mpsc::Sender<(usize, usize)>) {
@@ -129,7 +120,7 @@ fn bursts_larger_than_a_batch_arrive_whole_and_in_order_and_counters_add_up() {
         .expect("send the warm-up datagram");
     take(&rx, 1, &mut got);
     got.clear();
-    let sent_before = tx_sent(&topo);
+    let sent_before = counter(&topo, "tx_sent");
     let stats_before = columns(
         &adm(&topo, &["-Ln", "--stats", "--exact"]),
         &format!("UDP  {VIP}:{PORT}"),
@@ -163,7 +154,7 @@ fn bursts_larger_than_a_batch_arrive_whole_and_in_order_and_counters_add_up() {
 
     let total = (FLOWS * ROUNDS * BURST) as u64;
     assert_eq!(
-        tx_sent(&topo) - sent_before,
+        counter(&topo, "tx_sent") - sent_before,
         total,
         "the workers' tx_sent adds up to the datagrams sent"
     );

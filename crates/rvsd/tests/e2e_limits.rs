@@ -11,18 +11,6 @@ use rvs_lab::NatTopology;
 /// The bound asked for; rvsd's engine spreads it over its 64 shards (one connection each).
 const MAX: u64 = 64;
 
-fn counter(topo: &NatTopology, name: &str) -> u64 {
-    adm(topo, &["--counters"])
-        .lines()
-        .find_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next() == Some(name))
-                .then(|| words.next().and_then(|v| v.parse().ok()))
-                .flatten()
-        })
-        .unwrap_or_else(|| panic!("no counter {name}"))
-}
-
 #[test]
 fn max_connections_bounds_the_table() {
     let topo = NatTopology::build("limits", 1).expect("topology");

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -97,17 +96,6 @@ fn wait_forwarding(topo: &NatTopology, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// `rvsadm --counters` as a map.
-fn counters(topo: &NatTopology) -> HashMap<String, u64> {
-    adm(topo, &["--counters"])
-        .lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(char::is_whitespace)?;
-            Some((name.to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 /// A burst of new connections through the VIP all get a real server's answer.

@@ -7,6 +7,7 @@ use std::process::Command;
 /// The neighbours' MAC (the program writes it as the destination).
 pub const NEIGH_MAC: &str = "02:00:00:00:00:99";
 
+/// Runs a command (`ip`, `sysctl`, `mount`), failing the test with its stderr if it fails.
 pub fn sh(args: &[&str]) {
     let out = Command::new(args[0])
         .args(&args[1..])
@@ -17,6 +18,22 @@ pub fn sh(args: &[&str]) {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Sets `addr`'s permanent neighbour entry on rvs0 to `mac`.
+pub fn neighbour(addr: &str, mac: &str) {
+    sh(&[
+        "ip",
+        "neigh",
+        "replace",
+        addr,
+        "lladdr",
+        mac,
+        "dev",
+        "rvs0",
+        "nud",
+        "permanent",
+    ]);
 }
 
 /// Moves this thread into a new network namespace with a veth `rvs0` that reaches the fixture
@@ -52,18 +69,7 @@ pub fn enter_lab() -> u32 {
         "fd00:7::10",
         "2001:db8:c::5",
     ] {
-        sh(&[
-            "ip",
-            "neigh",
-            "replace",
-            n,
-            "lladdr",
-            NEIGH_MAC,
-            "dev",
-            "rvs0",
-            "nud",
-            "permanent",
-        ]);
+        neighbour(n, NEIGH_MAC);
     }
     let index = std::fs::read_to_string("/sys/class/net/rvs0/ifindex")
         .ok()

@@ -32,6 +32,24 @@ pub fn adm(topo: &impl Director, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `rvsadm --counters` as a map of name to value.
+pub fn counters(topo: &impl Director) -> HashMap<String, u64> {
+    adm(topo, &["--counters"])
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(char::is_whitespace)?;
+            Some((name.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// One counter of `rvsadm --counters`; fails the test when rvsd has no such counter.
+pub fn counter(topo: &impl Director, name: &str) -> u64 {
+    *counters(topo)
+        .get(name)
+        .unwrap_or_else(|| panic!("no counter {name} in rvsadm --counters"))
+}
+
 /// Runs rvsadm expecting failure; returns (exit code, stderr).
 pub fn adm_err(topo: &impl Director, args: &[&str]) -> (i32, String) {
     let out = topo.rvsadm(args).expect("run rvsadm");
