@@ -10,7 +10,9 @@
 //! Invariants, for every verdict that sends a packet on: the packet parses as IP and every
 //! checksum that held in the input holds in the output (IPv4 header, TCP, UDP, ICMP, SCTP; a
 //! `CHECKSUM_PARTIAL` TCP/UDP field holds the pseudo-header sum); a PROXY protocol insertion
-//! is counted in the lengths and the checksum; a tunnel's outer header is well formed.
+//! is counted in the lengths and the checksum; a tunnel's outer header is well formed; cut into
+//! fragments for a small link, it is made again whole by reassembly. Fragments go through
+//! `Engine::reassemble`, and a datagram they complete through `handle` again.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -74,6 +76,13 @@ fn one(engine: &Engine, now: u64, partial: bool, mut frame: Vec<u8>) {
             p.extend_from_slice(&frame[payload_offset..end]);
             p
         }
+        Verdict::Reassemble => {
+            if let Some(whole) = engine.reassemble(Millis(now), &frame) {
+                assert!(whole.max_fragment <= whole.frame.len(), "{whole:?}");
+                one(engine, now, false, whole.frame);
+            }
+            return;
+        }
         Verdict::PassToKernel | Verdict::Drop(_) => return,
     };
     let after = sums(&out, meta.csum_partial);
@@ -86,6 +95,61 @@ fn one(engine: &Engine, now: u64, partial: bool, mut frame: Vec<u8>) {
             assert_eq!(a, Some(true), "{verdict:?}: {name} checksum broken");
         }
     }
+    if after.ip == Some(true) && !meta.csum_partial {
+        cut_and_join(&out);
+    }
+}
+
+/// Link size the output is cut to when longer.
+const SMALL_LINK: usize = 576;
+
+/// Cuts a packet the engine sends into fragments for a small link as the data plane would
+/// ([`fragment::split`]), checks each fits and is IP, and that a reassembler makes the packet
+/// again from them.
+fn cut_and_join(packet: &[u8]) {
+    let v6 = packet[0] >> 4 == 6;
+    let eth: [u8; 14] = [
+        2,
+        0,
+        0,
+        0,
+        0,
+        1,
+        2,
+        0,
+        0,
+        0,
+        0,
+        2,
+        if v6 { 0x86 } else { 0x08 },
+        if v6 { 0xdd } else { 0 },
+    ];
+    let mut frames = Vec::new();
+    let cut = fragment::split(packet, SMALL_LINK, 9, |h, d| {
+        frames.push([&eth[..], h, d].concat());
+    });
+    if cut.is_err() || frames.len() < 2 {
+        return;
+    }
+    let mut r = reasm::Reassembler::new(ReasmLimits::default());
+    let mut whole = None;
+    for f in &frames {
+        assert!(
+            f.len() - 14 <= SMALL_LINK,
+            "a fragment longer than the link"
+        );
+        match r.collect(0, f) {
+            reasm::Collected::Complete(w) => whole = Some(w),
+            reasm::Collected::Held => {}
+            reasm::Collected::Refused(why) => {
+                panic!("a fragment of a valid packet refused: {why:?}")
+            }
+        }
+    }
+    let whole = whole.expect("the fragments make the packet again");
+    let len = whole.frame.len() - 14;
+    assert!(len <= packet.len(), "reassembled longer than the packet");
+    assert_eq!(&whole.frame[14..], &packet[..len], "reassembled differs");
 }
 
 /// The outer header the data plane would put in front of `inner`.
@@ -301,6 +365,7 @@ fn table() -> Engine {
         shards: 2,
         mh_table_size: 251,
         max_connections: 0,
+        reassembly: Default::default(),
     });
     let rip4 = v4(192, 168, 7, 10);
     let rip6 = v6(0x10, 7);

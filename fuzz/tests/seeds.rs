@@ -106,6 +106,16 @@ const SYNACK: (bool, bool, bool) = (true, true, false);
 const ACK: (bool, bool, bool) = (false, true, false);
 const FINACK: (bool, bool, bool) = (false, true, true);
 
+/// The frame's IP packet cut into fragments of at most `max` bytes, as frames.
+fn cut(frame: &[u8], max: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    rvs_engine::fragment::split(&frame[14..], max, 0x5eed, |h, d| {
+        out.push([&frame[..14], h, d].concat());
+    })
+    .expect("split");
+    out
+}
+
 /// Frames of one engine input, each with its control byte.
 type Frames = Vec<(u8, Vec<u8>)>;
 
@@ -223,6 +233,27 @@ fn write_seeds() {
             vec![(0, tcp4(CLIENT, 40013, [10, 99, 3, 5], 22, SYN, b""))],
         ),
         ("sctp", vec![(2, sctp_init4(CLIENT, vip(100)))]),
+        (
+            "fragments4",
+            cut(&udp4(CLIENT, 40014, vip(100), 80, &[0x5a; 1200]), 576)
+                .into_iter()
+                .chain(
+                    cut(&udp4(RIP, 8080, CLIENT, 40014, &[0xa5; 1500]), 576)
+                        .into_iter()
+                        .rev(),
+                )
+                .chain(cut(&udp4(CLIENT, 40015, vip(102), 80, &[7; 900]), 576))
+                .map(|f| (0, f))
+                .collect(),
+        ),
+        (
+            "fragments6",
+            cut(&udp6(c6, 40016, v6(1, 0x100), 80, &[0x33; 1400]), 600)
+                .into_iter()
+                .chain(cut(&udp6(v6(7, 0x10), 8080, c6, 40016, &[0x44; 1400]), 700))
+                .map(|f| (0, f))
+                .collect(),
+        ),
     ];
     for (name, frames) in &scenarios {
         write("engine", name, &records(frames));

@@ -104,6 +104,10 @@ static __always_inline int parse(void *data, void *end, __u32 len, struct pkt *p
 		__builtin_memcpy(&p->key.src, &ip6->saddr, 16);
 		__builtin_memcpy(&p->key.dst, &ip6->daddr, 16);
 		p->l4 = off + sizeof(*ip6);
+		if (ip6->nexthdr == IPPROTO_FRAGMENT_) {
+			*reason = RVS_PUNT_FRAGMENT;
+			return PARSE_PUNT;
+		}
 	} else {
 		return PARSE_PASS;
 	}

@@ -143,19 +143,9 @@ static __always_inline int forward(struct __sk_buff *skb, struct pkt *p, const s
 		rc = BPF_FIB_LKUP_RET_SUCCESS;
 		goto rewrite_ttl;
 	}
-	fib.ifindex = skb->ingress_ifindex;
-	fib.l4_protocol = p->proto;
 	/* tot_len left 0: the kernel then checks the skb itself against the egress MTU, GSO
 	 * frames by their segments (a length given here would refuse every GSO frame). */
-	if (!p->v6) {
-		fib.family = AF_INET_;
-		fib.ipv4_src = src->w[3];
-		fib.ipv4_dst = dst->w[3];
-	} else {
-		fib.family = AF_INET6_;
-		__builtin_memcpy(fib.ipv6_src, src->w, 16);
-		__builtin_memcpy(fib.ipv6_dst, dst->w, 16);
-	}
+	fib_route(&fib, p, skb->ingress_ifindex, src, dst);
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
 		count(RVS_STAT_FIB_PASS);
@@ -297,9 +287,20 @@ static __noinline int tc_tunnel(struct __sk_buff *skb, struct pkt *p, struct dec
 	return tc_send(skb, &t->fib, rc, outer_v6);
 }
 
+/* The egress MTU when the frame does not fit its path to `dst` and may not be fragmented (see
+ * lb_mtu.h), else 0. */
+static __always_inline __u32 tc_too_big(struct __sk_buff *skb, struct pkt *p, const struct rvs_addr *src,
+					const struct rvs_addr *dst, const struct decision *d)
+{
+	return path_too_big(skb, (void *)(long)skb->data, (void *)(long)skb->data_end, p,
+			    skb->ingress_ifindex, skb->len - p->l3, skb->gso_size != 0, src, dst, d);
+}
+
 /* Carries out `d` at tc. */
 static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, struct decision *d)
 {
+	__u32 mtu;
+
 	switch (d->action) {
 	case ACT_DROP:
 		count(d->why);
@@ -307,22 +308,32 @@ static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, st
 	case ACT_PUNT:
 		return punt_frame(skb, d->why, 0);
 	case ACT_NAT_IN:
+		if ((mtu = tc_too_big(skb, p, &p->key.src, &d->addr, d)))
+			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
 		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &p->key.src, &d->addr, 0, d);
 	case ACT_NAT_OUT:
+		if ((mtu = tc_too_big(skb, p, &d->addr, &p->key.dst, d)))
+			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
 		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &d->addr, &p->key.dst, 0, d);
 	case ACT_FNAT_IN:
+		if ((mtu = tc_too_big(skb, p, &d->addr2, &d->addr, d)))
+			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
 		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0 || nat_rewrite(skb, p, 0, &d->addr2, d->port2) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &d->addr2, &d->addr, 0, d);
 	case ACT_FNAT_OUT:
+		if ((mtu = tc_too_big(skb, p, &d->addr, &d->addr2, d)))
+			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
 		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0 || nat_rewrite(skb, p, 1, &d->addr2, d->port2) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &d->addr, &d->addr2, 0, d);
 	case ACT_DR:
+		if ((mtu = tc_too_big(skb, p, &p->key.src, &d->addr, d)))
+			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
 		return forward(skb, p, &p->key.src, &d->addr, 1, d);
 	case ACT_TUN: {
 		int rc = tc_tunnel(skb, p, d);

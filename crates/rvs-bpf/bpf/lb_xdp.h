@@ -102,18 +102,8 @@ static __always_inline int xdp_forward(struct xdp_md *ctx, struct pkt *p, const 
 		__builtin_memcpy(dmac, hop->dmac, ETH_ALEN);
 		__builtin_memcpy(smac, hop->smac, ETH_ALEN);
 	} else {
-		fib.ifindex = ctx->ingress_ifindex;
-		fib.l4_protocol = p->proto;
+		fib_route(&fib, p, ctx->ingress_ifindex, src, dst);
 		fib.tot_len = len;
-		if (!p->v6) {
-			fib.family = AF_INET_;
-			fib.ipv4_src = src->w[3];
-			fib.ipv4_dst = dst->w[3];
-		} else {
-			fib.family = AF_INET6_;
-			__builtin_memcpy(fib.ipv6_src, src->w, 16);
-			__builtin_memcpy(fib.ipv6_dst, dst->w, 16);
-		}
 		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS) {
 			count(RVS_STAT_FIB_PASS);
 			return XDP_PASS;
@@ -224,9 +214,20 @@ static __noinline int xdp_tunnel(struct xdp_md *ctx, struct pkt *p, struct decis
 	return bpf_redirect(t->fib.ifindex, 0);
 }
 
+/* The egress MTU when the frame does not fit its path to `dst` and may not be fragmented (see
+ * lb_mtu.h), else 0. */
+static __always_inline __u32 xdp_too_big(struct xdp_md *ctx, struct pkt *p, const struct rvs_addr *src,
+					 const struct rvs_addr *dst, const struct decision *d)
+{
+	return path_too_big(ctx, (void *)(long)ctx->data, (void *)(long)ctx->data_end, p,
+			    ctx->ingress_ifindex, p->len - p->l3, 0, src, dst, d);
+}
+
 /* Carries out `d` at XDP. */
 static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, struct decision *d)
 {
+	__u32 mtu;
+
 	switch (d->action) {
 	case ACT_DROP:
 		count(d->why);
@@ -234,22 +235,32 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 	case ACT_PUNT:
 		return xdp_punt(ctx, d->why, 0);
 	case ACT_NAT_IN:
+		if ((mtu = xdp_too_big(ctx, p, &p->key.src, &d->addr, d)))
+			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
 		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &p->key.src, &d->addr, 0, d);
 	case ACT_NAT_OUT:
+		if ((mtu = xdp_too_big(ctx, p, &d->addr, &p->key.dst, d)))
+			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
 		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &d->addr, &p->key.dst, 0, d);
 	case ACT_FNAT_IN:
+		if ((mtu = xdp_too_big(ctx, p, &d->addr2, &d->addr, d)))
+			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
 		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0 || xdp_nat_rewrite(ctx, p, 0, &d->addr2, d->port2) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &d->addr2, &d->addr, 0, d);
 	case ACT_FNAT_OUT:
+		if ((mtu = xdp_too_big(ctx, p, &d->addr, &d->addr2, d)))
+			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
 		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0 || xdp_nat_rewrite(ctx, p, 1, &d->addr2, d->port2) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &d->addr, &d->addr2, 0, d);
 	case ACT_DR:
+		if ((mtu = xdp_too_big(ctx, p, &p->key.src, &d->addr, d)))
+			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
 		return xdp_forward(ctx, p, &p->key.src, &d->addr, 1, d);
 	case ACT_TUN: {
 		int rc = xdp_tunnel(ctx, p, d);

@@ -34,6 +34,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET6_ 10
 #define IP_MF_ 0x2000
 #define IP_OFFSET_ 0x1fff
+#define IPPROTO_FRAGMENT_ 44
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
 #define TCPF_RST 0x04
@@ -52,6 +53,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "lb_decide.h"
 #include "lb_csum.h"
 #include "lb_tunnel.h"
+#include "lb_mtu.h"
 #include "lb_tc.h"
 #include "lb_xdp.h"
 

@@ -85,7 +85,8 @@ enum rvs_punt {
 	RVS_PUNT_OTHER = 6,      /* a frame the program does not parse (VLAN, extension headers) */
 	RVS_PUNT_TOO_BIG = 7,    /* tunnelled, it would exceed the path MTU: rvsd answers with ICMP */
 	RVS_PUNT_TUNNEL = 8,     /* to be tunnelled in a way the program cannot do exactly */
-	RVS_PUNT_REASONS = 9,
+	RVS_PUNT_FRAG_NEEDED = 9, /* over the path MTU, not to be fragmented: rvsd answers with ICMP */
+	RVS_PUNT_REASONS = 10,
 };
 
 /* Per-CPU counters of the program (index into the `stats` map). */

@@ -21,6 +21,6 @@ mod view;
 
 pub use error::Error;
 pub use program::{tc_action, Action, Datapath, Hook, Limits, Sweep, TestRun};
-pub use sync::{sync_in, Installed, Located};
+pub use sync::{conn_record, sync_in, Installed, Located};
 pub use tables::Publisher;
 pub use view::{DestState, MapsView, TemplateView};

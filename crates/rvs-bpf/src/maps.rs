@@ -69,7 +69,7 @@ pub enum Method {
 }
 
 /// Why the program passed a frame to rvsd (`enum rvs_punt`).
-pub const PUNT_REASONS: [&str; 9] = [
+pub const PUNT_REASONS: [&str; 10] = [
     "ip_options",
     "fragment",
     "icmp",
@@ -79,8 +79,12 @@ pub const PUNT_REASONS: [&str; 9] = [
     "other",
     "too_big",
     "tunnel",
+    "frag_needed",
 ];
 
+/// [`PUNT_REASONS`] index of an IP fragment (of traffic to a virtual address or from a NAT
+/// real server): rvsd reassembles it.
+pub const PUNT_FRAGMENT: u16 = 1;
 /// [`PUNT_REASONS`] index of a frame that, tunnelled, would exceed the path MTU: rvsd's
 /// tunnel transmitter answers the client with ICMP.
 pub const PUNT_TOO_BIG: u16 = 7;
@@ -89,8 +93,13 @@ pub const PUNT_TOO_BIG: u16 = 7;
 /// rvsd's tunnel transmitter sends it.
 pub const PUNT_TUNNEL: u16 = 8;
 
+/// [`PUNT_REASONS`] index of a frame the program would forward itself (NAT, FULLNAT, DR) that
+/// exceeds its path's MTU and may not be fragmented; the punt header's `dest` holds the MTU,
+/// and the frame is as it came: rvsd answers the sender with ICMP.
+pub const PUNT_FRAG_NEEDED: u16 = 9;
+
 /// The program's per-CPU counters (`enum rvs_stat`), by index.
-pub const STAT_NAMES: [&str; 21] = [
+pub const STAT_NAMES: [&str; 22] = [
     "rx",
     "forwarded",
     "passed",
@@ -112,6 +121,7 @@ pub const STAT_NAMES: [&str; 21] = [
     "punt_other",
     "punt_too_big",
     "punt_tunnel",
+    "punt_frag_needed",
 ];
 
 /// A 16-byte address as the program keeps it (IPv4 as IPv4-mapped IPv6), network order.

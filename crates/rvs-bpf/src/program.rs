@@ -333,6 +333,21 @@ impl Datapath {
         Ok(out)
     }
 
+    /// The connection a packet with tuple `key` belongs to, either way: `conns` at the key (a
+    /// client's packet), else `conns_out` at it (a NAT real server's reply) and `conns` at the
+    /// client-side key found there. Returns the client-side key with the connection.
+    pub fn connection_for(&self, key: &ConnKey) -> Result<Option<(ConnKey, Conn)>, Error> {
+        if let Some(conn) = self.get::<ConnKey, Conn>("conns", key)? {
+            return Ok(Some((*key, conn)));
+        }
+        let Some(out) = self.get::<ConnKey, crate::maps::ConnOut>("conns_out", key)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .get::<ConnKey, Conn>("conns", &out.inner)?
+            .map(|conn| (out.inner, conn)))
+    }
+
     /// Every persistence template of the `templates` map with its key.
     pub fn templates(&self) -> Result<Vec<(crate::maps::TplKey, crate::maps::Tpl)>, Error> {
         let mut out = Vec::new();

@@ -11,8 +11,8 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::error::Error;
 use crate::maps::{
-    Addr, Dest, Method, Svc, SvcDests, SvcKey, SyncEvent, SyncIn, MAX_DESTS, SVC_F_PERSIST,
-    SVC_F_USER, SYNC_EV_TEMPLATE,
+    Addr, Conn, ConnKey, Dest, Method, Svc, SvcDests, SvcKey, SyncEvent, SyncIn, MAX_DESTS,
+    SVC_F_PERSIST, SVC_F_USER, SYNC_EV_TEMPLATE,
 };
 use crate::program::Datapath;
 
@@ -107,6 +107,26 @@ impl SyncEvent {
                 .then(|| std::net::SocketAddr::new(self.laddr.ip(), u16::from_be(self.lport_be))),
         })
     }
+}
+
+/// The sync record of the program's connection `conn` at `key` (its client-side key), as its
+/// export would carry it with `timeout_ms` left; `None` as for [`SyncEvent::record`].
+pub fn conn_record(key: &ConnKey, conn: &Conn, timeout_ms: u32) -> Option<SyncConn> {
+    SyncEvent {
+        key: *key,
+        daddr: conn.daddr,
+        dport_be: conn.dport_be,
+        state: conn.state,
+        method: conn.method,
+        timeout_ms,
+        flags: 0,
+        pad: 0,
+        laddr: conn.laddr,
+        lport_be: conn.lport_be,
+        pad2: 0,
+        pad3: 0,
+    }
+    .record()
 }
 
 /// What a backup installs of `rec` in the program's tables at `at`, or `None` when the

@@ -4,9 +4,10 @@
 
 use core::net::IpAddr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::flow::to16;
 use crate::policy::Policy;
 use crate::sched::SchedState;
 use crate::sched_core::{SchedKey, SchedTarget};
@@ -298,6 +299,9 @@ pub(crate) struct Snapshot {
     pub(crate) mark_rules: Vec<MarkRule>,
     pub(crate) timeouts: TimeoutTable,
     pub(crate) policy: Policy,
+    /// The addresses whose fragments the engine reassembles ([`Snapshot::takes_fragment`]):
+    /// virtual and FULLNAT local addresses (as destinations), real servers' (as sources).
+    fragment_ends: HashSet<[u8; 16], foldhash::fast::RandomState>,
 }
 
 /// Services changed inside an [`crate::Engine::batch`] and not yet published: the list and
@@ -354,6 +358,14 @@ impl Snapshot {
             }
         }
         let has_port0 = wire_index.keys().any(|k| k.port == 0);
+        let mut fragment_ends = HashSet::with_hasher(foldhash::fast::RandomState::default());
+        for s in &services {
+            if s.spec.key.fwmark == 0 {
+                fragment_ends.insert(to16(s.spec.key.addr));
+            }
+            fragment_ends.extend(s.spec.local_addrs.iter().map(|a| to16(*a)));
+            fragment_ends.extend(s.dests.iter().map(|d| d.addr16));
+        }
         Snapshot {
             services,
             index,
@@ -364,6 +376,7 @@ impl Snapshot {
             mark_rules,
             timeouts,
             policy,
+            fragment_ends,
         }
     }
 
@@ -425,8 +438,14 @@ impl Snapshot {
         self.index.get(key).and_then(|&i| self.services.get(i))
     }
 
-    /// True when `addr` is the virtual address of any service.
-    pub(crate) fn is_vip(&self, addr: IpAddr) -> bool {
-        self.services.iter().any(|s| s.spec.key.addr == addr)
+    /// Whether a fragment from `src` to `dst` belongs to traffic the engine handles, so it is
+    /// reassembled: to a virtual address (of a service, or of a mark rule's network) or a
+    /// FULLNAT local address, or from a real server (a reply, for NAT and FULLNAT).
+    pub(crate) fn takes_fragment(&self, src: &[u8; 16], dst: &[u8; 16], v6: bool) -> bool {
+        if self.fragment_ends.contains(dst) || self.fragment_ends.contains(src) {
+            return true;
+        }
+        let dst = crate::flow::to_ip(dst, v6);
+        self.mark_rules.iter().any(|r| r.covers(dst))
     }
 }

@@ -15,6 +15,7 @@ use crate::estimator::Estimator;
 use crate::flow::to_ip;
 use crate::persist::Template;
 use crate::policy::Policy;
+use crate::reasm::{ReasmHeld, ReasmStats};
 use crate::sched::SchedState;
 use crate::spec::protocol_of;
 use crate::spec::*;
@@ -626,7 +627,8 @@ impl Engine {
         self.republish(&mut ctl);
     }
 
-    /// Removes connections whose timer ran out, fixing ActiveConn/InActConn.
+    /// Removes connections whose timer ran out, fixing ActiveConn/InActConn (and templates,
+    /// lblc/lblcr entries and incomplete datagrams whose time ran out).
     pub fn expire(&self, now: Millis) {
         for s in self.shards.iter() {
             let gone =
@@ -637,6 +639,7 @@ impl Engine {
             }
         }
         self.templates.expire(now.0);
+        self.reasm.lock().expire(now.0);
         // lblc/lblcr tables age on the same clock.
         for s in self.snapshot.load().services.iter() {
             if matches!(s.spec.scheduler, SchedulerKind::Lblc | SchedulerKind::Lblcr) {
@@ -661,6 +664,13 @@ impl Engine {
             *c = a.load(Ordering::Relaxed);
         }
         d
+    }
+
+    /// IP reassembly: what it has done, and what it holds now (datagrams whose time ran out
+    /// are dropped by [`Engine::expire`] and by the next fragment).
+    pub fn reassembly(&self) -> (ReasmStats, ReasmHeld) {
+        let r = self.reasm.lock();
+        (r.stats(), r.held())
     }
 
     /// Number of connections in the table.

@@ -25,6 +25,7 @@ use crate::icmp::{self, ConnAddrs};
 use crate::nat::{self, Side};
 use crate::persist::{TemplateKey, Templates};
 use crate::proxy::{self, Insertion, ProxyState};
+use crate::reasm::{Collected, Reassembled, Reassembler};
 use crate::sched_core::SchedKey;
 use crate::sctp_state;
 use crate::spec::*;
@@ -71,6 +72,8 @@ pub struct Engine {
     pub(crate) templates: Templates,
     /// Connection synchronization: export queue and counters.
     pub(crate) sync: crate::sync_state::SyncState,
+    /// Fragments of datagrams being reassembled (rare: one lock for all workers).
+    pub(crate) reasm: Mutex<Reassembler>,
 }
 
 /// The largest of IPVS's mh table primes not above `size` (251 at least).
@@ -122,6 +125,7 @@ impl Engine {
             mh_table_size: mh_table_size(config.mh_table_size),
             templates: Templates::new(n),
             sync: crate::sync_state::SyncState::default(),
+            reasm: Mutex::new(Reassembler::new(config.reassembly)),
         }
     }
 
@@ -258,8 +262,8 @@ impl Engine {
         };
         let snap = self.snapshot.load();
         if p.fragment {
-            return if snap.is_vip(to_ip(&p.dst, p.lay.v6)) {
-                self.drop_packet(DropReason::Fragmented)
+            return if snap.takes_fragment(&p.src, &p.dst, p.lay.v6) {
+                Verdict::Reassemble
             } else {
                 Verdict::PassToKernel
             };
@@ -275,6 +279,21 @@ impl Engine {
             ip::ICMP if !p.lay.v6 => self.handle_icmp(&mut cx),
             ip::ICMPV6 if p.lay.v6 => self.handle_icmp(&mut cx),
             _ => Verdict::PassToKernel,
+        }
+    }
+
+    /// Takes a fragment [`Engine::handle`] answered [`Verdict::Reassemble`] for, and returns
+    /// its whole datagram once every fragment is in (then run it through `handle`). A fragment
+    /// refused (invalid, or over the memory bound) is counted under
+    /// [`DropReason::Fragmented`]; [`Engine::reassembly`] says more.
+    pub fn reassemble(&self, now: Millis, frame: &[u8]) -> Option<Reassembled> {
+        match self.reasm.lock().collect(now.0, frame) {
+            Collected::Held => None,
+            Collected::Complete(whole) => Some(whole),
+            Collected::Refused(_) => {
+                self.drop_packet(DropReason::Fragmented);
+                None
+            }
         }
     }
 

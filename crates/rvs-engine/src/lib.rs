@@ -18,11 +18,11 @@
 // - vocabulary: configuration specs (spec), verdicts and drop reasons (verdict), status views
 //   (view), errors (error);
 // - packet work: parsing (datapath, sctp_event), NAT (nat), ICMP errors (icmp), PROXY protocol
-//   (proxy), tunnels (tunnel), GSO (gso), SIP Call-ID (sip);
+//   (proxy), tunnels (tunnel), GSO (gso), SIP Call-ID (sip), fragmenting (fragment);
 // - state: connection records (conn), connection table (conn_index, conn_table), TCP and SCTP states (tcp_state, sctp_state),
 //   persistence (persist), FULLNAT ports (fullnat), configuration snapshot (config), policy,
 //   schedulers (sched_core, sched, sched_hash, sched_locality), estimator, sync export state
-//   (sync_state);
+//   (sync_state), fragment reassembly (reasm);
 // - engine: the data path (engine), control (control), sync import/export (sync), spec_walk.
 
 mod config;
@@ -35,6 +35,7 @@ mod engine;
 mod error;
 mod estimator;
 mod flow;
+pub mod fragment;
 mod fullnat;
 pub mod gso;
 mod icmp;
@@ -42,6 +43,7 @@ mod nat;
 mod persist;
 mod policy;
 pub mod proxy;
+pub mod reasm;
 mod sched;
 mod sched_core;
 mod sched_hash;

@@ -112,6 +112,11 @@ impl MarkRule {
         if self.proto.number() != proto || port < self.ports.0 || port > self.ports.1 {
             return false;
         }
+        self.covers(addr)
+    }
+
+    /// Whether `addr` lies in the rule's destination network (whatever the protocol and port).
+    pub fn covers(&self, addr: IpAddr) -> bool {
         match (self.addr, addr) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
                 let bits = u32::from(self.prefix_len.min(32));
@@ -466,6 +471,28 @@ pub struct EngineConfig {
     /// default is 4093 (`CONFIG_IP_VS_MH_TAB_INDEX` 12). Other values are rounded down to the
     /// nearest of those primes (251 at least).
     pub mh_table_size: u32,
+    /// Bounds of IP fragment reassembly (memory and time).
+    pub reassembly: ReasmLimits,
+}
+
+/// Bounds of the engine's IP reassembly ([`crate::reasm::Reassembler`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasmLimits {
+    /// Most bytes held in incomplete datagrams (fragment data and headers, plus a per-fragment
+    /// overhead); fragments of new datagrams are refused above it.
+    pub max_bytes: usize,
+    /// How long an incomplete datagram is kept from its first fragment, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for ReasmLimits {
+    /// Linux's defaults: `ipfrag_high_thresh` 4 MiB and `ipfrag_time` 30 s.
+    fn default() -> Self {
+        ReasmLimits {
+            max_bytes: 4 << 20,
+            timeout_ms: 30_000,
+        }
+    }
 }
 
 /// The mh table sizes IPVS can be built with (`CONFIG_IP_VS_MH_TAB_INDEX` 8..=17).
@@ -483,6 +510,7 @@ impl Default for EngineConfig {
             shards: 64,
             max_connections: 0,
             mh_table_size: MH_DEFAULT_TABLE_SIZE,
+            reassembly: ReasmLimits::default(),
         }
     }
 }

@@ -105,6 +105,26 @@ struct Inner {
 }
 
 fn inner_facts(inner: &[u8]) -> Result<Inner, TunnelError> {
+    header_facts(inner).and_then(|f| {
+        if f.len > inner.len() {
+            Err(TunnelError::BadInner)
+        } else {
+            Ok(f)
+        }
+    })
+}
+
+/// [`inner_facts`] of a packet that may be cut short (quoted in an ICMP error): `len` is what
+/// is there of it.
+fn quoted_facts(inner: &[u8]) -> Result<Inner, TunnelError> {
+    header_facts(inner).map(|f| Inner {
+        len: f.len.min(inner.len()),
+        ..f
+    })
+}
+
+/// The fixed header's facts; the length at least the fixed header's.
+fn header_facts(inner: &[u8]) -> Result<Inner, TunnelError> {
     // Only the fixed header's fields are read, once its bytes are known to be there.
     match inner.first().map(|b| b >> 4) {
         Some(4) if inner.len() >= ipv4::MIN_HEADER_LEN => {
@@ -135,7 +155,7 @@ fn inner_facts(inner: &[u8]) -> Result<Inner, TunnelError> {
         } else {
             ipv4::MIN_HEADER_LEN
         };
-        if f.len > inner.len() || f.len < min {
+        if f.len < min {
             Err(TunnelError::BadInner)
         } else {
             Ok(f)
@@ -374,7 +394,20 @@ pub fn path_mtu_exceeded(
 /// route it to (the client), or `None` when no error may be sent (not IP, or an ICMP error
 /// itself... any ICMP/ICMPv6 packet, as `ip_vs_iph_icmp` excludes).
 pub fn too_big(inner: &[u8], mtu: u32, ident: u16, out: &mut Vec<u8>) -> Option<IpAddr> {
-    let facts = inner_facts(inner).ok()?;
+    too_big_from(inner, None, mtu, ident, out)
+}
+
+/// [`too_big`] from `src` when given (and of the packet's family): the director's own address
+/// toward the sender, for an error about a packet that was not addressed to the director (a
+/// real server's reply on its way to the client).
+pub fn too_big_from(
+    inner: &[u8],
+    src: Option<IpAddr>,
+    mtu: u32,
+    ident: u16,
+    out: &mut Vec<u8>,
+) -> Option<IpAddr> {
+    let facts = quoted_facts(inner).ok()?;
     let inner = &inner[..facts.len];
     out.clear();
     if facts.v6 {
@@ -384,7 +417,11 @@ pub fn too_big(inner: &[u8], mtu: u32, ident: u16, out: &mut Vec<u8>) -> Option<
             return None;
         }
         let quoted = &inner[..inner.len().min(IPV6_MIN_MTU - ERROR_V6_LEN)];
-        let (src, dst) = (p.dst_octets(), p.src_octets());
+        let src = match src {
+            Some(IpAddr::V6(a)) => a.octets(),
+            _ => p.dst_octets(),
+        };
+        let dst = p.src_octets();
         let mut h = [0u8; ERROR_V6_LEN];
         let (l3, msg) = h.split_at_mut(ipv6::HEADER_LEN);
         ipv6::Repr {
@@ -412,8 +449,12 @@ pub fn too_big(inner: &[u8], mtu: u32, ident: u16, out: &mut Vec<u8>) -> Option<
         let quoted = &inner[..inner.len().min(IPV4_ERROR_MAX - ERROR_V4_LEN)];
         let mut h = [0u8; ERROR_V4_LEN];
         let (l3, msg) = h.split_at_mut(ipv4::MIN_HEADER_LEN);
+        let src = match src {
+            Some(IpAddr::V4(a)) => a.octets(),
+            _ => p.dst_octets(),
+        };
         ipv4::Repr {
-            src_addr: p.dst_octets(),
+            src_addr: src,
             dst_addr: p.src_octets(),
             protocol: ip::ICMP,
             payload_len: (icmpv4::HEADER_LEN + quoted.len()) as u16,

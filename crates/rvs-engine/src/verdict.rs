@@ -64,6 +64,11 @@ pub enum Verdict {
         /// Offset of the L3 header in the frame.
         l3_offset: usize,
     },
+    /// An IP fragment of traffic the engine handles (to a virtual or FULLNAT local address, or
+    /// from a real server): the I/O layer gives the frame to `Engine::reassemble` and, once that
+    /// returns the whole datagram, runs it through `Engine::handle` and sends it cut again to no
+    /// more than its largest fragment ([`crate::fragment`]).
+    Reassemble,
     /// Dropped and counted under the reason.
     Drop(DropReason),
 }
@@ -82,7 +87,8 @@ pub enum DropReason {
     NoDestination,
     /// TTL / hop limit would reach 0.
     TtlExceeded,
-    /// An IP fragment addressed to a virtual service (reassembly is not done).
+    /// An IP fragment the reassembly refused: invalid (overlapping, too long, a bad size) or
+    /// over the memory bound; counted in detail by `Engine::reassembly`.
     Fragmented,
     /// A protocol or forwarding method the engine does not handle yet.
     UnsupportedProtocol,

@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The vocabulary every layer speaks: configuration specs, verdicts and drop reasons,
     // status views, errors.
     ("vocabulary", &["spec", "verdict", "view", "error"]),
-    // Packet work: parsing, rewriting, ICMP errors, PROXY protocol, tunnels, GSO.
+    // Packet work: parsing, rewriting, ICMP errors, PROXY protocol, tunnels, GSO, fragmenting.
     (
         "packet",
         &[
@@ -31,10 +31,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tunnel",
             "gso",
             "sip",
+            "fragment",
         ],
     ),
     // State: connection table, TCP/SCTP states, persistence, FULLNAT ports, configuration
-    // snapshot, policy, schedulers, estimators, sync counters.
+    // snapshot, policy, schedulers, estimators, sync counters, fragment reassembly.
     (
         "state",
         &[
@@ -53,6 +54,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sched_locality",
             "estimator",
             "sync_state",
+            "reasm",
         ],
     ),
     // The engine: packet handling, control, sync import/export, walks.

@@ -4,14 +4,15 @@
 //! every frame these rules drop; the kernel's own stack never sees them.
 //!
 //! Layout of one rvsd instance's `table netdev <name>`:
-//! - twelve named sets, one per kind of [`BypassRule`] and address family, keyed by nftables
+//! - fourteen named sets, one per kind of [`BypassRule`] and address family, keyed by nftables
 //!   concatenations (see [`SETS`]): services `svc4`/`svc6` (`daddr . l4proto . dport`), port-0
 //!   services `svcany4`/`svcany6` (`daddr . l4proto`), NAT replies `rs4`/`rs6`
 //!   (`saddr . l4proto . sport`) and `rsany4`/`rsany6`, FULLNAT replies `fnat4`/`fnat6`
-//!   (`saddr . daddr . l4proto . sport`) and `fnatany4`/`fnatany6`;
+//!   (`saddr . daddr . l4proto . sport`) and `fnatany4`/`fnatany6`, and the non-first fragments
+//!   of NAT replies `rsfrag4`/`rsfrag6` (`saddr . l4proto`: they carry no ports);
 //! - a regular chain `marked` holding one rule per [`BypassRule::MarkedService`] (a classifier's
 //!   networks and port ranges may overlap, which an interval set refuses, and they are few);
-//! - one ingress base chain per interface with a fixed list of thirteen rules: one `counter drop`
+//! - one ingress base chain per interface with a fixed list of fifteen rules: one `counter drop`
 //!   per set lookup and a `jump marked`. A packet costs at most a dozen hash lookups whatever
 //!   the number of services.
 //!
@@ -20,8 +21,9 @@
 //! the whole rule set.
 //!
 //! Not covered: ICMP/ICMPv6 errors about forwarded flows (e.g. "fragmentation needed" from a
-//! real server to the client) still reach the kernel, as do non-first IP fragments (they carry no
-//! ports). Both are left to later work.
+//! real server to the client) still reach the kernel, as do the non-first fragments of traffic
+//! to a virtual address (they carry no ports; the kernel holds them until its reassembly times
+//! out, as it never gets their first fragment).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -116,6 +118,16 @@ pub enum BypassRule {
         /// The local address (same family as `rip`).
         laddr: IpAddr,
     },
+    /// The non-first fragments of NAT replies (they carry no ports, so the reply rules miss
+    /// them): drops IPv4 fragments at a non-zero offset (`ip frag-off & 0x1fff != 0`) and IPv6
+    /// ones (`frag frag-off != 0`) from the real server's address and protocol, unless addressed
+    /// to the director. rvsd reassembles them; the kernel would forward them untranslated.
+    RealServerFragments {
+        /// Transport protocol.
+        proto: L4Proto,
+        /// Real server address.
+        rip: IpAddr,
+    },
 }
 
 /// One named set of the table: its name, key type, and the base-chain rule that looks it up.
@@ -125,8 +137,10 @@ struct SetDef {
     rule: &'static str,
 }
 
+/// Kinds of set per address family: the IPv6 set of a kind is this many after the IPv4 one.
+const KINDS: usize = 7;
 /// Number of sets.
-const SET_COUNT: usize = 12;
+const SET_COUNT: usize = 2 * KINDS;
 
 /// The sets, in the order their rules appear in every base chain.
 static SETS: [SetDef; SET_COUNT] = [
@@ -161,6 +175,12 @@ static SETS: [SetDef; SET_COUNT] = [
         rule: "ip saddr . ip daddr . meta l4proto @fnatany4 counter drop",
     },
     SetDef {
+        name: "rsfrag4",
+        key: "ipv4_addr . inet_proto",
+        rule: "ip frag-off & 0x1fff != 0 ip saddr . meta l4proto @rsfrag4 \
+               fib daddr type != local counter drop",
+    },
+    SetDef {
         name: "svc6",
         key: "ipv6_addr . inet_proto . inet_service",
         rule: "ip6 daddr . meta l4proto . th dport @svc6 counter drop",
@@ -190,6 +210,12 @@ static SETS: [SetDef; SET_COUNT] = [
         key: "ipv6_addr . ipv6_addr . inet_proto",
         rule: "ip6 saddr . ip6 daddr . meta l4proto @fnatany6 counter drop",
     },
+    SetDef {
+        name: "rsfrag6",
+        key: "ipv6_addr . inet_proto",
+        rule: "frag frag-off != 0 ip6 saddr . meta l4proto @rsfrag6 \
+               fib daddr type != local counter drop",
+    },
 ];
 
 /// The regular chain holding the [`BypassRule::MarkedService`] rules.
@@ -212,8 +238,8 @@ enum Slot {
 
 impl BypassRule {
     fn slot(&self) -> Slot {
-        // Index of the v4 set of a kind; the v6 set is 6 further.
-        let set = |base: usize, ip: &IpAddr| if ip.is_ipv4() { base } else { base + 6 };
+        // Index of the v4 set of a kind; the v6 set is KINDS further.
+        let set = |base: usize, ip: &IpAddr| if ip.is_ipv4() { base } else { base + KINDS };
         match *self {
             BypassRule::Service { proto, vip, port } => {
                 let p = proto.nft_name();
@@ -246,6 +272,9 @@ impl BypassRule {
                 } else {
                     Slot::Element(set(4, &rip), format!("{rip} . {laddr} . {p} . {port}"))
                 }
+            }
+            BypassRule::RealServerFragments { proto, rip } => {
+                Slot::Element(set(6, &rip), format!("{rip} . {}", proto.nft_name()))
             }
             BypassRule::MarkedService { .. } => Slot::Marked,
         }
@@ -725,7 +754,7 @@ fn parse_element(index: usize, text: &str) -> Option<BypassRule> {
     let ip = |i: usize| parts.get(i)?.parse::<IpAddr>().ok();
     let proto = |i: usize| L4Proto::parse(parts.get(i)?);
     let port = |i: usize| parts.get(i)?.parse::<u16>().ok();
-    let rule = match (index % 6, parts.len()) {
+    let rule = match (index % KINDS, parts.len()) {
         (0, 3) => BypassRule::Service {
             vip: ip(0)?,
             proto: proto(1)?,
@@ -757,6 +786,10 @@ fn parse_element(index: usize, text: &str) -> Option<BypassRule> {
             laddr: ip(1)?,
             proto: proto(2)?,
             port: 0,
+        },
+        (6, 2) => BypassRule::RealServerFragments {
+            rip: ip(0)?,
+            proto: proto(1)?,
         },
         _ => return None,
     };
@@ -904,6 +937,10 @@ mod tests {
                 port: 0,
                 laddr: ip("10.1.1.101"),
             },
+            BypassRule::RealServerFragments {
+                proto: L4Proto::Udp,
+                rip: ip("fd00::2"),
+            },
         ]
     }
 
@@ -925,6 +962,7 @@ mod tests {
                 element("rsany6", "fd00::2 . udp"),
                 element("fnat6", "fd00::2 . fd00::101 . tcp . 80"),
                 element("fnatany4", "10.1.1.2 . 10.1.1.101 . udp"),
+                element("rsfrag6", "fd00::2 . udp"),
             ]
         );
         let mixed = BypassRule::FullNatReply {
@@ -957,15 +995,15 @@ mod tests {
         let s = install_script("rvs", &chains);
         assert!(s.starts_with("table netdev rvs\ndelete table netdev rvs\ntable netdev rvs {\n"));
         assert!(s.contains("  set svc4 { type ipv4_addr . inet_proto . inet_service; }\n"));
-        assert!(s.contains(
-            "  set fnatany6 { type ipv6_addr . ipv6_addr . inet_proto; }\n  chain marked {\n  }\n"
-        ));
+        assert!(
+            s.contains("  set rsfrag6 { type ipv6_addr . inet_proto; }\n  chain marked {\n  }\n")
+        );
         assert!(s.contains(
             "  chain in1_v_1_2 {\n    type filter hook ingress device \"v-1.2\" priority -500; policy accept;\n    ip daddr . meta l4proto . th dport @svc4 counter drop\n"
         ));
         // Every base chain: one lookup per set, then the marked rules.
         assert_eq!(s.matches("counter drop").count(), 2 * SETS.len());
-        assert_eq!(s.matches("fib daddr type != local").count(), 2 * 4);
+        assert_eq!(s.matches("fib daddr type != local").count(), 2 * 6);
         assert_eq!(s.matches("    jump marked\n  }\n").count(), 2);
         assert!(s.ends_with("}\n"));
     }
@@ -979,12 +1017,14 @@ mod tests {
             flush set netdev rvs rsany4\n\
             flush set netdev rvs fnat4\n\
             flush set netdev rvs fnatany4\n\
+            flush set netdev rvs rsfrag4\n\
             flush set netdev rvs svc6\n\
             flush set netdev rvs svcany6\n\
             flush set netdev rvs rs6\n\
             flush set netdev rvs rsany6\n\
             flush set netdev rvs fnat6\n\
             flush set netdev rvs fnatany6\n\
+            flush set netdev rvs rsfrag6\n\
             flush chain netdev rvs marked\n\
             add rule netdev rvs marked ip daddr 10.0.0.0/24 tcp dport 80-88 counter drop\n\
             add rule netdev rvs marked ip6 daddr fd00::/128 sctp dport 9 counter drop\n\
@@ -993,7 +1033,8 @@ mod tests {
             add element netdev rvs fnatany4 { 10.1.1.2 . 10.1.1.101 . udp }\n\
             add element netdev rvs svcany6 { fd00::100 . udp }\n\
             add element netdev rvs rsany6 { fd00::2 . udp }\n\
-            add element netdev rvs fnat6 { fd00::2 . fd00::101 . tcp . 80 }\n";
+            add element netdev rvs fnat6 { fd00::2 . fd00::101 . tcp . 80 }\n\
+            add element netdev rvs rsfrag6 { fd00::2 . udp }\n";
         assert_eq!(s, expected);
         assert_eq!(
             full_script("rvs", &[]),
@@ -1054,9 +1095,9 @@ mod tests {
             lines[1],
             "add rule netdev rvs in0_eth0 ip daddr . meta l4proto . th dport @svc4 counter drop"
         );
-        assert_eq!(lines[13], "add rule netdev rvs in0_eth0 jump marked");
-        assert_eq!(lines[14], "delete chain netdev rvs in1_x");
-        assert_eq!(lines.len(), 2 * 14 + 1);
+        assert_eq!(lines[15], "add rule netdev rvs in0_eth0 jump marked");
+        assert_eq!(lines[16], "delete chain netdev rvs in1_x");
+        assert_eq!(lines.len(), 2 * 16 + 1);
         assert_eq!(reattach_script("rvs", &[]), "");
     }
 
@@ -1080,6 +1121,7 @@ mod tests {
             \tset rs4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t}\n\
             \tset fnat6 {\n\t\ttype ipv6_addr . ipv6_addr . inet_proto . inet_service\n\
             \t\telements = { fd00::2 . fd00::101 . tcp . 80 }\n\t}\n\
+            \tset rsfrag6 {\n\t\ttype ipv6_addr . inet_proto\n\t\telements = { fd00::2 . udp }\n\t}\n\
             \tchain marked {\n\
             \t\tip daddr 10.0.0.0/24 tcp dport 80-88 counter packets 0 bytes 0 drop\n\
             \t\tip6 daddr fd00:: sctp dport 9 counter packets 3 bytes 9 drop\n\t}\n\

@@ -273,6 +273,26 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_u16(self.buffer.as_mut(), field::IDENT.start, ident);
     }
 
+    /// Sets the flags and fragment offset (`offset` in bytes, a multiple of 8) without touching
+    /// the checksum.
+    #[inline]
+    pub fn set_frag_fields(&mut self, dont_frag: bool, more: bool, offset: u16) {
+        let mut v = (offset >> 3) & 0x1fff;
+        if dont_frag {
+            v |= u16::from(FLAG_DF) << 8;
+        }
+        if more {
+            v |= u16::from(FLAG_MF) << 8;
+        }
+        write_u16(self.buffer.as_mut(), field::FLG_OFF.start, v);
+    }
+
+    /// Sets the DSCP and ECN byte without touching the checksum.
+    #[inline]
+    pub fn set_dscp_ecn(&mut self, v: u8) {
+        self.buffer.as_mut()[field::DSCP_ECN] = v;
+    }
+
     /// Sets the TTL without touching the checksum.
     #[inline]
     pub fn set_ttl(&mut self, ttl: u8) {

@@ -275,6 +275,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut()[field::HOP_LIMIT] = v;
     }
 
+    /// Sets the traffic class (the flow label and version stay).
+    #[inline]
+    pub fn set_traffic_class(&mut self, tc: u8) {
+        let b = self.buffer.as_mut();
+        let v = read_u32(b, field::VER_TC_FLOW.start);
+        let v = (v & 0xf00f_ffff) | (u32::from(tc) << 20);
+        write_u32(b, field::VER_TC_FLOW.start, v);
+    }
+
+    /// Sets the fixed header's next-header field.
+    #[inline]
+    pub fn set_next_header(&mut self, v: u8) {
+        self.buffer.as_mut()[field::NXT_HDR] = v;
+    }
+
     /// Sets the source address.
     #[inline]
     pub fn set_src_addr(&mut self, addr: [u8; 16]) {

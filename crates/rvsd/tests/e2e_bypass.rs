@@ -88,6 +88,7 @@ fn rules_from_save(save: &str) -> BTreeSet<BypassRule> {
                 let (rip, port) = (rs.ip(), rs.port());
                 if words.contains(&"-m") {
                     rules.insert(BypassRule::RealServerReply { proto, rip, port });
+                    rules.insert(BypassRule::RealServerFragments { proto, rip });
                 }
                 if words.contains(&"--fullnat") {
                     for laddr in laddrs.get(&(proto, svc)).into_iter().flatten() {
@@ -260,6 +261,10 @@ fn concurrent_commands_leave_exactly_the_rules_of_the_configuration() {
             rip: "10.10.10.3".parse().unwrap(),
             port: 3868,
         },
+        BypassRule::RealServerFragments {
+            proto: L4Proto::Sctp,
+            rip: "10.10.10.3".parse().unwrap(),
+        },
     ] {
         assert!(rules.contains(&wanted), "{wanted:?} missing: {rules:?}");
     }
@@ -276,7 +281,7 @@ fn concurrent_commands_leave_exactly_the_rules_of_the_configuration() {
             .exec(DIRECTOR, &["nft", "list", "chain", "netdev", &table, chain])
             .expect("nft list chain");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(text.matches("counter packets").count(), 12, "{text}");
+        assert_eq!(text.matches("counter packets").count(), 14, "{text}");
     }
 
     // -C empties the sets; the table and its chains stay.

@@ -42,7 +42,8 @@ pub fn execute_with(
 }
 
 /// The counters `rvsadm --counters` shows: the connection count, the engine's drops by reason
-/// (`drop_<reason>`), then the data plane's egress outcomes (`tx_<outcome>`) when it runs.
+/// (`drop_<reason>`), IP reassembly (`reasm_<what>`), then the data plane's egress outcomes
+/// (`tx_<outcome>`) when it runs.
 pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<CounterView> {
     let connections = u64::try_from(engine.connection_count()).unwrap_or(u64::MAX);
     let drops = engine.drop_counters();
@@ -52,6 +53,17 @@ pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<Counter
             .iter()
             .map(|&r| CounterView::new(format!("drop_{}", r.name()), drops.get(r))),
     );
+    let (reasm, held) = engine.reassembly();
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    out.extend([
+        CounterView::new("reasm_fragments", reasm.fragments),
+        CounterView::new("reasm_reassembled", reasm.reassembled),
+        CounterView::new("reasm_timeouts", reasm.timeouts),
+        CounterView::new("reasm_invalid", reasm.invalid),
+        CounterView::new("reasm_memory_full", reasm.memory_full),
+        CounterView::new("reasm_held_datagrams", count(held.datagrams)),
+        CounterView::new("reasm_held_bytes", count(held.bytes)),
+    ]);
     if let Some(egress) = egress {
         out.extend(
             egress
@@ -1189,6 +1201,13 @@ mod tests {
                 "drop_unsupported_protocol",
                 "drop_no_local_port",
                 "drop_table_full",
+                "reasm_fragments",
+                "reasm_reassembled",
+                "reasm_timeouts",
+                "reasm_invalid",
+                "reasm_memory_full",
+                "reasm_held_datagrams",
+                "reasm_held_bytes",
             ]
         );
         assert!(alone.iter().all(|c| c.value == 0));

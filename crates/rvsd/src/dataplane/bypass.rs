@@ -301,7 +301,8 @@ fn instance_hash(socket: &Path) -> u32 {
 
 /// The drop rules one service needs, appended to `out` in a deterministic order: its VIP:port
 /// (or, for a firewall-mark service, the traffic of the mark rules of its mark and family), the
-/// replies of its masqueraded real servers, and its FULLNAT replies to its local addresses.
+/// replies of its masqueraded real servers (and their non-first fragments), and its FULLNAT
+/// replies to its local addresses.
 fn service_rules(svc: &ServiceRef<'_>, marks: &[MarkRule], out: &mut Vec<BypassRule>) {
     let spec = svc.spec();
     let key = spec.key;
@@ -337,7 +338,10 @@ fn service_rules(svc: &ServiceRef<'_>, marks: &[MarkRule], out: &mut Vec<BypassR
         for dest in svc.dests() {
             let (rip, port) = (dest.addr(), dest.port());
             match dest.method() {
-                ForwardMethod::Masq => out.push(BypassRule::RealServerReply { proto, rip, port }),
+                ForwardMethod::Masq => {
+                    out.push(BypassRule::RealServerReply { proto, rip, port });
+                    out.push(BypassRule::RealServerFragments { proto, rip });
+                }
                 ForwardMethod::FullNat => {
                     out.extend(
                         spec.local_addrs
@@ -506,6 +510,18 @@ mod tests {
                 proto: L4Proto::Udp,
                 rip: ip("10.1.0.4"),
                 port: marked_port,
+            },
+            BypassRule::RealServerFragments {
+                proto: L4Proto::Tcp,
+                rip: ip("10.1.0.2"),
+            },
+            BypassRule::RealServerFragments {
+                proto: L4Proto::Tcp,
+                rip: ip("10.1.0.4"),
+            },
+            BypassRule::RealServerFragments {
+                proto: L4Proto::Udp,
+                rip: ip("10.1.0.4"),
             },
         ]
         .into_iter()
@@ -686,7 +702,7 @@ mod tests {
             assert!(chain_text.contains("device \"v0\""), "{chain_text}");
             assert_eq!(
                 chain_text.matches("counter packets").count(),
-                12,
+                14,
                 "{chain_text}"
             );
             assert!(chain_text.contains("jump marked"), "{chain_text}");

@@ -5,6 +5,7 @@
 pub mod bpf;
 pub mod bypass;
 pub mod counters;
+mod mtu;
 pub mod timers;
 mod worker;
 

@@ -36,6 +36,7 @@ use rvs_io::{IoError, NetState, PacketSocket, Resolution, TunDevice, TxQueue, Vn
 use rvs_wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_HLEN};
 
 use super::counters::{bump, Counts, EgressCounters, WorkerCounts};
+use super::mtu::{self, Fit, Quote};
 use crate::clock::Clock;
 
 /// Frames handled per socket per wake-up.
@@ -121,6 +122,8 @@ impl DataPlane {
                     held: Vec::new(),
                     counters: counters.writer(id),
                     tunnel: TunnelTx::default(),
+                    quote: Quote::new(),
+                    frag_ident: first_frag_ident(),
                     local: local.clone(),
                 },
             };
@@ -266,6 +269,10 @@ struct Outlet {
     tunnel: TunnelTx,
     /// The director's own stack, for `Local` connections.
     local: Arc<TunDevice>,
+    /// The start of the frame being handled as it came in, for an ICMP error about it.
+    quote: Quote,
+    /// The identification of the next IPv6 fragment series rvsd sends.
+    frag_ident: u32,
 }
 
 /// A rewritten frame waiting for its next hop's MAC (the kernel was asked to resolve it).
@@ -275,6 +282,8 @@ struct HeldFrame {
     l3_offset: usize,
     /// Set when the frame is to be tunnelled.
     tunnel: Option<TunnelConfig>,
+    /// Set for a datagram rvsd reassembled: its largest fragment.
+    max_fragment: Option<usize>,
     vnet: VnetHdr,
     frame: Vec<u8>,
 }
@@ -500,6 +509,21 @@ impl Outlet {
     /// Runs one received frame through the engine and sends it where the verdict says (or
     /// holds it while its next hop's MAC is resolved).
     fn handle(&mut self, now: rvs_engine::Millis, vnet: &VnetHdr, frame: &mut [u8]) {
+        self.handle_frame(now, vnet, frame, None, &mut |_| {});
+    }
+
+    /// [`Outlet::handle`] for a frame, or for a datagram reassembled from fragments whose
+    /// largest was `max_fragment` bytes. `reassembled` sees each datagram the fragments make
+    /// before the engine does.
+    fn handle_frame(
+        &mut self,
+        now: rvs_engine::Millis,
+        vnet: &VnetHdr,
+        frame: &mut [u8],
+        max_fragment: Option<usize>,
+        reassembled: &mut dyn FnMut(&[u8]),
+    ) {
+        self.quote.keep(frame);
         let Outlet {
             engine,
             net,
@@ -507,10 +531,16 @@ impl Outlet {
             neighbours,
             counters,
             local,
+            quote,
+            frag_ident,
             ..
         } = self;
         let mut meta = PacketMeta {
             csum_partial: vnet.needs_csum(),
+        };
+        let oversize = Oversize {
+            quote: quote.get(),
+            max_fragment,
         };
         let (next_hop_ip, l3_offset, tunnel) = match engine.handle(now, &mut meta, frame) {
             Verdict::Forward {
@@ -529,6 +559,7 @@ impl Outlet {
                     tx,
                     neighbours,
                     counters,
+                    frag_ident,
                 };
                 let pieces = Inserted {
                     payload_offset,
@@ -538,7 +569,14 @@ impl Outlet {
                 // Not held while the next hop resolves: the real server's neighbour is known
                 // from the handshake, and the client retransmits (and gets the header again)
                 // otherwise.
-                let _ = out.transmit(next_hop_ip, l3_offset, Some(&pieces), vnet, frame);
+                let _ = out.transmit(
+                    next_hop_ip,
+                    l3_offset,
+                    Some(&pieces),
+                    &oversize,
+                    vnet,
+                    frame,
+                );
                 return;
             }
             Verdict::Encapsulate {
@@ -550,10 +588,22 @@ impl Outlet {
                 deliver_local(local, counters, l3_offset, vnet, frame);
                 return;
             }
+            Verdict::Reassemble => {
+                // A fragment of a reassembled datagram cannot be one again.
+                if max_fragment.is_none() {
+                    if let Some(mut whole) = engine.reassemble(now, frame) {
+                        reassembled(&whole.frame);
+                        let plain = VnetHdr::default();
+                        let largest = Some(whole.max_fragment);
+                        self.handle_frame(now, &plain, &mut whole.frame, largest, reassembled);
+                    }
+                }
+                return;
+            }
             Verdict::PassToKernel | Verdict::Drop(_) => return,
         };
         let vnet = &sctp_crc_complete(vnet, frame, l3_offset);
-        self.send(next_hop_ip, l3_offset, tunnel, vnet, frame);
+        self.send(next_hop_ip, l3_offset, tunnel, max_fragment, vnet, frame);
     }
 
     /// Sends the packet at `frame[l3_offset..]` to `next_hop_ip` as it is, or tunnelled with
@@ -563,6 +613,7 @@ impl Outlet {
         next_hop_ip: IpAddr,
         l3_offset: usize,
         tunnel: Option<TunnelConfig>,
+        max_fragment: Option<usize>,
         vnet: &VnetHdr,
         frame: &mut [u8],
     ) {
@@ -573,6 +624,8 @@ impl Outlet {
             held,
             counters,
             tunnel: scratch,
+            quote,
+            frag_ident,
             ..
         } = self;
         let out = Egress {
@@ -580,13 +633,24 @@ impl Outlet {
             tx,
             neighbours,
             counters,
+            frag_ident,
+        };
+        let oversize = Oversize {
+            quote: quote.get(),
+            max_fragment,
         };
         let sent = match tunnel {
-            None => out.transmit(next_hop_ip, l3_offset, None, vnet, frame),
+            None => out.transmit(next_hop_ip, l3_offset, None, &oversize, vnet, frame),
             Some(cfg) => out.encapsulate(scratch, next_hop_ip, l3_offset, &cfg, vnet, frame),
         };
         if let Sent::Held = sent {
-            hold(held, counters, next_hop_ip, l3_offset, tunnel, vnet, frame);
+            let route = HeldRoute {
+                next_hop_ip,
+                l3_offset,
+                tunnel,
+                max_fragment,
+            };
+            hold(held, counters, route, vnet, frame);
         }
     }
 }
@@ -668,6 +732,13 @@ fn punted_vnet(frame: &[u8], gso_size: u16) -> VnetHdr {
     vnet
 }
 
+/// A random first IPv6 fragment identification, so two rvsd threads (or runs) do not start
+/// their series at the same value.
+fn first_frag_ident() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    std::hash::RandomState::new().build_hasher().finish() as u32
+}
+
 /// Feeds the frames the BPF data plane passes up (its `punt` ring) to the engine and sends what
 /// the engine says, through send sockets of its own: the packet path's per-frame work without
 /// receive sockets, since the program decides which frames come here.
@@ -703,6 +774,8 @@ impl Injector {
                 held: Vec::new(),
                 counters: counters.writer(0),
                 tunnel: TunnelTx::default(),
+                quote: Quote::new(),
+                frag_ident: first_frag_ident(),
                 local,
             },
         })
@@ -716,6 +789,14 @@ impl Injector {
         self.out.handle(now, &vnet, frame);
     }
 
+    /// [`Injector::inject`] for a fragment: `reassembled` sees the datagram its fragments make,
+    /// before the engine does (to give the engine the program's connection of it).
+    pub fn inject_fragment(&mut self, frame: &mut [u8], reassembled: &mut dyn FnMut(&[u8])) {
+        let now = self.clock.now();
+        let vnet = punted_vnet(frame, 0);
+        self.out.handle_frame(now, &vnet, frame, None, reassembled);
+    }
+
     /// Sends the frames queued by [`Injector::inject`] and [`Injector::retry_held`]: call it
     /// before waiting for more punted frames.
     pub fn flush(&mut self) {
@@ -727,7 +808,29 @@ impl Injector {
     /// ICMP), completes checksums and segments GSO frames, as for the engine's own connections.
     pub fn tunnel(&mut self, frame: &mut [u8], gso_size: u16, rip: IpAddr, cfg: &TunnelConfig) {
         let vnet = punted_vnet(frame, gso_size);
-        self.out.send(rip, ETH_HLEN, Some(*cfg), &vnet, frame);
+        self.out.send(rip, ETH_HLEN, Some(*cfg), None, &vnet, frame);
+    }
+
+    /// Answers a punted frame the program found too long for its path (and not to be
+    /// fragmented) with ICMP "fragmentation needed" / "packet too big" announcing `mtu`.
+    pub fn refuse(&mut self, frame: &[u8], mtu: u32) {
+        let Outlet {
+            net,
+            tx,
+            neighbours,
+            counters,
+            frag_ident,
+            ..
+        } = &mut self.out;
+        let mut out = Egress {
+            net,
+            tx,
+            neighbours,
+            counters,
+            frag_ident,
+        };
+        let l3 = ethernet::Frame::new_checked(frame).map_or(ETH_HLEN, |f| f.l3_offset());
+        out.refuse(frame.get(l3..), mtu);
     }
 
     /// Sends the held frames whose neighbour is now known (call it now and then).
@@ -819,6 +922,16 @@ struct Egress<'a> {
     tx: &'a mut HashMap<u32, TxQueue>,
     neighbours: &'a mut NeighbourCache,
     counters: &'a Counts,
+    /// The identification of the next IPv6 fragment series.
+    frag_ident: &'a mut u32,
+}
+
+/// What [`Egress::transmit`] needs for a packet longer than its path's MTU.
+struct Oversize<'q> {
+    /// The packet's start as it came in (to quote in an ICMP error).
+    quote: Option<&'q [u8]>,
+    /// Set for a datagram rvsd reassembled: its largest fragment.
+    max_fragment: Option<usize>,
 }
 
 /// Counts a frame the kernel refused to send, with a debug line naming `what` was sent.
@@ -947,9 +1060,27 @@ impl<'a> Egress<'a> {
         let Some(queue) = self.tx.get_mut(&ifindex) else {
             return Sent::Done;
         };
+        let frag_ident = &mut *self.frag_ident;
         let sent = tx.encapsulate(&route, frame, l3_offset, offload, |packet| match packet {
-            Ok((outer, inner)) => {
+            Ok((outer, inner)) if outer.as_bytes().len() + inner.len() <= mtu as usize => {
                 queue.send(&VnetHdr::default(), &[&eth, outer.as_bytes(), inner]);
+            }
+            Ok((outer, inner)) => {
+                // The transmitter let it go (an inner IPv4 packet without DF): the outer
+                // packet is cut, as the kernel's tunnel driver would.
+                let packet = [outer.as_bytes(), inner].concat();
+                *frag_ident = frag_ident.wrapping_add(1);
+                let cut =
+                    rvs_engine::fragment::split(&packet, mtu as usize, *frag_ident, |h, d| {
+                        queue.send(&VnetHdr::default(), &[&eth, h, d]);
+                    });
+                match cut {
+                    Ok(_) => bump(&counters.fragmented, 1),
+                    Err(e) => {
+                        tracing::debug!("cannot fragment a tunnelled packet: {e}");
+                        bump(&counters.tunnel_errors, 1);
+                    }
+                }
             }
             Err(e) => {
                 tracing::debug!("cannot encapsulate: {e}");
@@ -1002,6 +1133,7 @@ impl<'a> Egress<'a> {
         next_hop_ip: IpAddr,
         l3_offset: usize,
         insert: Option<&Inserted<'_>>,
+        oversize: &Oversize<'_>,
         vnet: &VnetHdr,
         frame: &[u8],
     ) -> Sent {
@@ -1013,6 +1145,29 @@ impl<'a> Egress<'a> {
             return Sent::Done;
         };
         let eth = eth_header(path.dst_mac, path.src_mac, next_hop_ip.is_ipv6());
+        let Some(packet) = frame.get(l3_offset..) else {
+            return Sent::Done;
+        };
+        let extra = insert.map_or(0, |i| i.bytes.len());
+        let len = ip_len(packet) + extra;
+        let segment = gso_segment(vnet, frame, l3_offset);
+        match mtu::fit(packet, len, segment, path.mtu, oversize.max_fragment) {
+            Fit::Whole => {}
+            Fit::Cut(max) => {
+                let whole = Whole {
+                    l3_offset,
+                    end: l3_offset + len - extra,
+                    insert,
+                    vnet,
+                };
+                self.cut(&path, &eth, max, &whole, frame);
+                return Sent::Done;
+            }
+            Fit::Refuse(mtu) => {
+                self.refuse(oversize.quote, mtu);
+                return Sent::Done;
+            }
+        }
         // A dropped VLAN tag moves the frame start; the vnet offsets count from it.
         let vnet_out = vnet_from(vnet, start);
         let Some(queue) = self.tx.get_mut(&path.ifindex) else {
@@ -1039,13 +1194,130 @@ impl<'a> Egress<'a> {
     }
 }
 
+impl Egress<'_> {
+    /// Sends the packet `whole` describes cut into fragments of at most `max` bytes (its
+    /// checksum completed first: fragments cannot carry a partial one).
+    fn cut(&mut self, path: &Path, eth: &[u8], max: usize, whole: &Whole<'_>, frame: &[u8]) {
+        let Some(mut packet) = whole.bytes(frame) else {
+            return;
+        };
+        if whole.vnet.needs_csum() {
+            let start = usize::from(whole.vnet.csum_start).saturating_sub(whole.l3_offset);
+            let offset = usize::from(whole.vnet.csum_offset);
+            if !rvs_engine::tunnel::complete_checksum(&mut packet, start, offset) {
+                bump(&self.counters.send_errors, 1);
+                return;
+            }
+        }
+        *self.frag_ident = self.frag_ident.wrapping_add(1);
+        let Some(queue) = self.tx.get_mut(&path.ifindex) else {
+            return;
+        };
+        let plain = VnetHdr::default();
+        let cut = rvs_engine::fragment::split(&packet, max, *self.frag_ident, |h, d| {
+            queue.send(&plain, &[eth, h, d]);
+        });
+        match cut {
+            Ok(_) => bump(&self.counters.fragmented, 1),
+            Err(e) => {
+                tracing::debug!("cannot fragment a forwarded packet: {e}");
+                bump(&self.counters.send_errors, 1);
+            }
+        }
+    }
+
+    /// Drops a packet too long for its path and, when its start as it came in was kept,
+    /// sends its sender ICMP "fragmentation needed" / "packet too big" announcing `mtu`, from
+    /// the director's address toward the sender.
+    fn refuse(&mut self, quote: Option<&[u8]>, mtu: u32) {
+        bump(&self.counters.too_big, 1);
+        let Some(quote) = quote else {
+            return;
+        };
+        let from = sender_of(quote).and_then(|sender| self.net.source_for(sender));
+        let mut icmp = Vec::new();
+        *self.frag_ident = self.frag_ident.wrapping_add(1);
+        let ident = *self.frag_ident as u16;
+        if let Some(sender) = rvs_engine::tunnel::too_big_from(quote, from, mtu, ident, &mut icmp) {
+            self.send_l3(sender, &icmp);
+        }
+    }
+}
+
+/// A forwarded packet in its frame, to be cut into fragments.
+struct Whole<'a> {
+    l3_offset: usize,
+    /// End of the IP packet in the frame (without the inserted bytes).
+    end: usize,
+    insert: Option<&'a Inserted<'a>>,
+    vnet: &'a VnetHdr,
+}
+
+impl Whole<'_> {
+    /// The IP packet's bytes, inserted bytes included.
+    fn bytes(&self, frame: &[u8]) -> Option<Vec<u8>> {
+        match self.insert {
+            None => frame.get(self.l3_offset..self.end).map(<[u8]>::to_vec),
+            Some(i) => {
+                let head = frame.get(self.l3_offset..i.payload_offset)?;
+                let tail = frame.get(i.payload_offset..i.end)?;
+                Some([head, i.bytes, tail].concat())
+            }
+        }
+    }
+}
+
+/// The IP length of `packet` (its total length field; all of it when unreadable), so Ethernet
+/// padding does not count.
+fn ip_len(packet: &[u8]) -> usize {
+    let field = match packet.first().map(|b| b >> 4) {
+        Some(4) => packet
+            .get(2..4)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))),
+        Some(6) => packet
+            .get(4..6)
+            .map(|b| 40 + usize::from(u16::from_be_bytes([b[0], b[1]]))),
+        _ => None,
+    };
+    field.map_or(packet.len(), |n| n.min(packet.len()))
+}
+
+/// The IP length of each segment of a GSO frame (headers and one segment's payload); `None`
+/// for a frame that is not GSO.
+fn gso_segment(vnet: &VnetHdr, frame: &[u8], l3_offset: usize) -> Option<usize> {
+    if !vnet.is_gso() {
+        return None;
+    }
+    let l4 = usize::from(vnet.csum_start);
+    let l4_header = match vnet.gso_type & !VnetHdr::GSO_ECN {
+        VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6 => {
+            frame.get(l4 + 12).map_or(20, |b| usize::from(b >> 4) * 4)
+        }
+        _ => 8,
+    };
+    Some(l4.saturating_sub(l3_offset) + l4_header + usize::from(vnet.gso_size))
+}
+
+/// The source address of the IP packet `quote` starts with.
+fn sender_of(quote: &[u8]) -> Option<IpAddr> {
+    match quote.first().map(|b| b >> 4) {
+        Some(4) => {
+            let a: [u8; 4] = quote.get(12..16)?.try_into().ok()?;
+            Some(IpAddr::from(a))
+        }
+        Some(6) => {
+            let a: [u8; 16] = quote.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::from(a))
+        }
+        _ => None,
+    }
+}
+
 /// Keeps a copy of a frame whose next hop is being resolved (bounded; overflow is counted).
 fn hold(
     held: &mut Vec<HeldFrame>,
     counters: &Counts,
-    next_hop_ip: IpAddr,
-    l3_offset: usize,
-    tunnel: Option<TunnelConfig>,
+    route: HeldRoute,
     vnet: &VnetHdr,
     frame: &[u8],
 ) {
@@ -1056,12 +1328,21 @@ fn hold(
     bump(&counters.neighbour_held, 1);
     held.push(HeldFrame {
         since: std::time::Instant::now(),
-        next_hop_ip,
-        l3_offset,
-        tunnel,
+        next_hop_ip: route.next_hop_ip,
+        l3_offset: route.l3_offset,
+        tunnel: route.tunnel,
+        max_fragment: route.max_fragment,
         vnet: *vnet,
         frame: frame.to_vec(),
     });
+}
+
+/// Where a held frame goes once its next hop is known.
+struct HeldRoute {
+    next_hop_ip: IpAddr,
+    l3_offset: usize,
+    tunnel: Option<TunnelConfig>,
+    max_fragment: Option<usize>,
 }
 
 impl Outlet {
@@ -1092,9 +1373,22 @@ impl Outlet {
                 tx: &mut self.tx,
                 neighbours: &mut self.neighbours,
                 counters: &self.counters,
+                frag_ident: &mut self.frag_ident,
+            };
+            // The frame as it came in is gone: too long now, it is dropped without an error.
+            let oversize = Oversize {
+                quote: None,
+                max_fragment: h.max_fragment,
             };
             let sent = match h.tunnel {
-                None => out.transmit(h.next_hop_ip, h.l3_offset, None, &h.vnet, &h.frame),
+                None => out.transmit(
+                    h.next_hop_ip,
+                    h.l3_offset,
+                    None,
+                    &oversize,
+                    &h.vnet,
+                    &h.frame,
+                ),
                 Some(cfg) => out.encapsulate(
                     &mut self.tunnel,
                     h.next_hop_ip,

@@ -20,13 +20,14 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rvs_bpf::maps::{Settings, PUNT_TOO_BIG, PUNT_TUNNEL};
+use rvs_bpf::maps::{Settings, PUNT_FRAGMENT, PUNT_FRAG_NEEDED, PUNT_TOO_BIG, PUNT_TUNNEL};
 use rvs_bpf::{Datapath, Hook, Limits, Publisher};
 use rvs_engine::Engine;
 
 use crate::dataplane::worker::Injector;
 
 mod expiry;
+mod fragments;
 mod listing;
 mod locality;
 mod sync;
@@ -385,7 +386,8 @@ struct Punted {
     gso_size: u16,
     /// Why (`rvs_bpf::maps::PUNT_REASONS` index).
     reason: u16,
-    /// The real server to tunnel to, for the tunnel reasons.
+    /// The real server to tunnel to, for the tunnel reasons; the path's MTU for
+    /// `PUNT_FRAG_NEEDED`.
     dest: u32,
 }
 
@@ -523,6 +525,17 @@ fn serve(
                     Ok(None) => {}
                     Err(e) => tracing::debug!("a punted frame's real server: {e}"),
                 }
+                continue;
+            }
+            if p.reason == PUNT_FRAG_NEEDED {
+                injector.refuse(&p.frame, p.dest);
+                continue;
+            }
+            if p.reason == PUNT_FRAGMENT {
+                let now = plumbing.clock.now();
+                injector.inject_fragment(&mut p.frame, &mut |whole| {
+                    fragments::adopt_connection(dp, engine, now, whole)
+                });
                 continue;
             }
             injector.inject(&mut p.frame, p.gso_size);

@@ -1,0 +1,128 @@
+//! Fragments through the engine: a fragmented UDP datagram to a NAT service is reassembled,
+//! scheduled and rewritten as one, and so is a fragmented reply from the real server;
+//! fragments of traffic the engine does not handle go to the kernel; refused fragments count.
+
+mod common;
+
+use common::*;
+use rvs_engine::fragment::split;
+use rvs_engine::reasm::Reassembled;
+use rvs_engine::{DropReason, Engine, Millis, PacketMeta, Verdict};
+
+/// The frame's IP packet cut into fragments of at most `max` bytes, as frames.
+fn cut(frame: &[u8], max: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    split(&frame[14..], max, 77, |h, d| {
+        let mut f = frame[..14].to_vec();
+        f.extend_from_slice(h);
+        f.extend_from_slice(d);
+        out.push(f);
+    })
+    .expect("split");
+    out
+}
+
+/// Runs the fragments through `handle` and `reassemble` as a data plane does; returns the
+/// whole datagram after the last.
+fn gather(e: &Engine, frags: &mut [Vec<u8>]) -> Option<Reassembled> {
+    let mut whole = None;
+    for f in frags.iter_mut() {
+        assert_eq!(run(e, 5, f), Verdict::Reassemble);
+        assert!(whole.is_none(), "completed before the last fragment");
+        whole = e.reassemble(Millis(5), f);
+    }
+    whole
+}
+
+#[test]
+fn nat_udp_datagrams_are_reassembled_both_ways_v4() {
+    let e = nat_engine();
+    let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    let request = udp4(CLIENT4, CPORT, VIP4, VPORT, 64, &payload);
+    let mut frags = cut(&request, 1500);
+    assert_eq!(frags.len(), 3);
+    let mut whole = gather(&e, &mut frags).expect("whole");
+    assert_eq!(whole.frame, request);
+    assert_eq!(whole.max_fragment, 1500);
+    let meta = &mut PacketMeta::default();
+    assert_eq!(e.handle(Millis(5), meta, &mut whole.frame), fwd(ip4(RIP4)));
+    assert_eq!(
+        l3(&whole.frame),
+        l3(&udp4(CLIENT4, CPORT, RIP4, RPORT, 63, &payload))
+    );
+    assert!(checksums_ok(&whole.frame));
+
+    let reply = udp4(RIP4, RPORT, CLIENT4, CPORT, 64, &payload);
+    let mut frags = cut(&reply, 1400);
+    let mut whole = gather(&e, &mut frags).expect("whole reply");
+    assert_eq!(whole.max_fragment, 1396);
+    assert_eq!(
+        e.handle(Millis(5), meta, &mut whole.frame),
+        fwd(ip4(CLIENT4))
+    );
+    assert_eq!(
+        l3(&whole.frame),
+        l3(&udp4(VIP4, VPORT, CLIENT4, CPORT, 63, &payload))
+    );
+    let (stats, held) = e.reassembly();
+    assert_eq!(stats.reassembled, 2);
+    assert_eq!(stats.fragments, 6);
+    assert_eq!(held.datagrams, 0);
+}
+
+#[test]
+fn nat_udp_datagrams_are_reassembled_both_ways_v6() {
+    let e = nat_engine();
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i * 3) as u8).collect();
+    let request = udp6(client6(), CPORT, vip6(), VPORT, 64, &payload);
+    let mut frags = cut(&request, 1280);
+    // Out of order.
+    frags.reverse();
+    let mut whole = gather(&e, &mut frags).expect("whole");
+    assert_eq!(whole.frame, request);
+    let meta = &mut PacketMeta::default();
+    assert_eq!(
+        e.handle(Millis(5), meta, &mut whole.frame),
+        fwd(ip6(rip6()))
+    );
+    assert_eq!(
+        l3(&whole.frame),
+        l3(&udp6(client6(), CPORT, rip6(), RPORT, 63, &payload))
+    );
+    let reply = udp6(rip6(), RPORT, client6(), CPORT, 64, &payload);
+    let mut frags = cut(&reply, 1500);
+    let mut whole = gather(&e, &mut frags).expect("whole reply");
+    assert_eq!(
+        e.handle(Millis(5), meta, &mut whole.frame),
+        fwd(ip6(client6()))
+    );
+    assert_eq!(
+        l3(&whole.frame),
+        l3(&udp6(vip6(), VPORT, client6(), CPORT, 63, &payload))
+    );
+}
+
+#[test]
+fn fragments_of_other_traffic_go_to_the_kernel() {
+    let e = nat_engine();
+    let other = udp4(CLIENT4, CPORT, ROUTER4, 53, 64, &[7u8; 3000]);
+    for mut f in cut(&other, 1500) {
+        assert_eq!(run(&e, 0, &mut f), Verdict::PassToKernel);
+    }
+}
+
+#[test]
+fn refused_fragments_are_counted() {
+    let e = nat_engine();
+    let request = udp4(CLIENT4, CPORT, VIP4, VPORT, 64, &[1u8; 3000]);
+    let frags = cut(&request, 1500);
+    let mut first = frags[0].clone();
+    assert_eq!(run(&e, 0, &mut first), Verdict::Reassemble);
+    assert!(e.reassemble(Millis(0), &first).is_none());
+    // The same first fragment with different data length: overlaps itself.
+    let mut shorter = cut(&request, 1000)[0].clone();
+    assert_eq!(run(&e, 0, &mut shorter), Verdict::Reassemble);
+    assert!(e.reassemble(Millis(0), &shorter).is_none());
+    assert_eq!(e.drop_counters().get(DropReason::Fragmented), 1);
+    assert_eq!(e.reassembly().0.invalid, 1);
+}
