@@ -2,13 +2,15 @@
 # A spoofed SYN flood against a NAT service, side by side in one run: rvsd on its packet path
 #   unbounded  without a table bound (as rvsd before --max-connections),
 #   bounded    with --max-connections 65536,
-# (the SYN proxy the issue asks for is a row to come). Each row gets a fresh lab (the demo's:
+#   synproxy   with --max-connections 65536 and the SYN proxy (--syn-proxy 1),
+#   synproxy-tc the same with the BPF program at tc (which hands the proxied service to rvsd).
+# Each row gets a fresh lab (the demo's:
 # client -- director -- switch -- two real servers). hping3 floods from the client namespace
 # with random sources and SYNs to the VIP as fast as it can (the lab's line rate); replies go to
 # addresses nobody has and stay in the namespaces. Per row: legitimate new connections per
 # second (wrk, Connection: close) before and during the flood, keep-alive requests per second
 # before and during (connections opened before the flood starts), rvsd's resident memory and the engine's table size at the end of the
-# flood, and the table_full drops.
+# flood, the table_full drops, and the SYN proxy's answered SYNs.
 #
 #   cargo build --release && sudo bench/synflood.sh [seconds] [rows...]
 #
@@ -18,7 +20,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-8}
 shift $(($# > 0 ? 1 : 0))
 rows=("$@")
-((${#rows[@]})) || rows=(unbounded bounded)
+((${#rows[@]})) || rows=(unbounded bounded synproxy synproxy-tc)
 bin=${BENCH_BIN:-$PWD/target/release}
 [[ -x $bin/rvs-lab && -x $bin/rvsd && -x $bin/rvsadm ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 for tool in hping3 wrk; do
@@ -30,6 +32,10 @@ socket=
 rvsd_pid=
 flood_pid=
 work=$(mktemp -d)
+plane=packet
+# The BPF rows' pins: a bpffs of the bench's own (`ip netns exec` hides the host's).
+bpffs=$work/bpffs
+mkdir -p "$bpffs"
 adm() { "$bin/rvsadm" --socket "$socket" "$@"; }
 
 teardown() {
@@ -38,7 +44,7 @@ teardown() {
   [[ -n $prefix ]] && "$bin/rvs-lab" down "$prefix" >/dev/null 2>&1 || true
   prefix=
 }
-trap 'teardown; rm -rf "$work"' EXIT
+trap 'teardown; umount "$bpffs" 2>/dev/null; rm -rf "$work"' EXIT
 
 # The demo's lab with its rvsd replaced by one started with `args`.
 setup() { # rvsd args...
@@ -52,7 +58,7 @@ setup() { # rvsd args...
   for _ in $(seq 50); do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$socket"
   ip netns exec "$prefix-director" "$bin/rvsd" --interface d0 --interface d1 --socket "$socket" \
-    --dataplane packet "$@" >/dev/null 2>&1 &
+    --dataplane "$plane" "$@" >/dev/null 2>&1 &
   for _ in $(seq 100); do adm -Ln >/dev/null 2>&1 && break; sleep 0.1; done
   rvsd_pid=$(pgrep -f -- "rvsd .*--socket $socket" | head -1)
   adm -A -t 192.168.1.253:80 -s rr
@@ -72,9 +78,15 @@ counter() { adm --counters | awk -v n="$1" '$1 == n {print $2}'; }
 
 declare -A res
 for row in "${rows[@]}"; do
+  plane=packet
   case $row in
     unbounded) setup ;;
     bounded) setup --max-connections 65536 ;;
+    synproxy) setup --max-connections 65536 --syn-proxy 1 ;;
+    synproxy-tc)
+      mountpoint -q "$bpffs" || mount -t bpf bpf "$bpffs"
+      plane=tc
+      setup --max-connections 65536 --syn-proxy 1 --bpf-pin-dir "$bpffs/rvs" ;;
     *) echo "unknown row $row" >&2; exit 1 ;;
   esac
   res[$row,new0]=$(rate -H "Connection: close")
@@ -92,18 +104,19 @@ for row in "${rows[@]}"; do
   res[$row,rss]=$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$rvsd_pid/status")
   res[$row,conns]=$(counter connections)
   res[$row,full]=$(counter drop_table_full)
+  res[$row,cookies]=$(counter synproxy_answered)
   kill "$flood_pid" 2>/dev/null || true
   flood_pid=
   teardown
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-printf '%-10s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-7s %-9s %s\n' row "new/s" "flooded" "x" "ka req/s" "flooded" "x" "RSS MiB" "table" "table_full"
+printf '%-11s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-7s %-9s %-10s %s\n' row "new/s" "flooded" "x" "ka req/s" "flooded" "x" "RSS MiB" "table" "table_full" "cookies"
 for row in "${rows[@]}"; do
-  printf '%-10s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-7s %-9s %s\n' "$row" \
+  printf '%-11s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-7s %-9s %-10s %s\n' "$row" \
     "${res[$row,new0]}" "${res[$row,new1]}" "$(ratio "${res[$row,new1]}" "${res[$row,new0]}")" \
     "${res[$row,ka0]}" "${res[$row,ka1]}" "$(ratio "${res[$row,ka1]}" "${res[$row,ka0]}")" \
-    "${res[$row,rss]}" "${res[$row,conns]}" "${res[$row,full]}"
+    "${res[$row,rss]}" "${res[$row,conns]}" "${res[$row,full]}" "${res[$row,cookies]}"
 done
 echo "(new/s: Connection: close requests per second; ka: keep-alive; flooded: during the SYN flood;"
 echo " x: flooded over before; flooded ka: connections opened a second before the flood; RSS and table: rvsd's at the end of the flood)"

@@ -5,7 +5,8 @@
 //! The input is a sequence of frames, each `[control, length (2 bytes, big endian), frame]`, so
 //! that one input can open a connection and then use it. Control bits: 0 marks the frame
 //! `CHECKSUM_PARTIAL`, 1 fills in its checksums first (so that mutated frames still reach the
-//! connection code), 2-4 advance the clock (0 ms up to 20 minutes, so entries expire).
+//! connection code), 2-4 advance the clock (0 ms up to 20 minutes, so entries expire), 5 turns
+//! the SYN proxy on or off.
 //!
 //! Invariants, for every verdict that sends a packet on: the packet parses as IP and every
 //! checksum that held in the input holds in the output (IPv4 header, TCP, UDP, ICMP, SCTP; a
@@ -36,6 +37,11 @@ pub fn target(data: &[u8]) {
         let partial = ctl & 1 != 0;
         if ctl & 2 != 0 {
             fill_checksums(&mut frame, partial);
+        }
+        if ctl & 0x20 != 0 {
+            let mut policy = engine.policy();
+            policy.syn_proxy = !policy.syn_proxy;
+            engine.set_policy(policy);
         }
         one(&engine, now, partial, frame);
     }
@@ -83,7 +89,7 @@ fn one(engine: &Engine, now: u64, partial: bool, mut frame: Vec<u8>) {
             }
             return;
         }
-        Verdict::PassToKernel | Verdict::Drop(_) => return,
+        Verdict::PassToKernel | Verdict::Drop(_) | Verdict::Defer => return,
     };
     let after = sums(&out, meta.csum_partial);
     assert!(

@@ -234,6 +234,14 @@ fn write_seeds() {
         ),
         ("sctp", vec![(2, sctp_init4(CLIENT, vip(100)))]),
         (
+            "synproxy",
+            vec![
+                (0x20, tcp4(CLIENT, 40017, vip(100), 80, SYN, b"")),
+                (0, tcp4(CLIENT, 40017, vip(100), 80, ACK, b"")),
+                (0, tcp4(CLIENT, 40017, vip(100), 80, ACK, b"GET / HTTP/1.0\r\n\r\n")),
+            ],
+        ),
+        (
             "fragments4",
             cut(&udp4(CLIENT, 40014, vip(100), 80, &[0x5a; 1200]), 576)
                 .into_iter()

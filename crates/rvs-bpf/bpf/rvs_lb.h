@@ -318,7 +318,8 @@ struct rvs_settings {
 	__u32 sync_threshold; /* IPVS's sync_threshold (3) and sync_period (50) */
 	__u32 sync_period;
 	__u8 expire_quiescent_template; /* a template whose server has weight 0 is not used */
-	__u8 pad2[3];
+	__u8 syn_proxy; /* rvs's SYN proxy on: its services are rvsd's (not read here) */
+	__u8 pad2[2];
 };
 
 /* A connection the sync master sends (`sync_ring` record): what IPVS's sync message carries of

@@ -593,8 +593,11 @@ pub struct Settings {
     pub sync_period: u32,
     /// IPVS's expire_quiescent_template: a template whose server has weight 0 is not used.
     pub expire_quiescent_template: u8,
+    /// rvs's syn_proxy: the services the SYN proxy serves are published for rvsd to serve
+    /// whole (the program does not read it).
+    pub syn_proxy: u8,
     /// Zero.
-    pub pad2: [u8; 3],
+    pub pad2: [u8; 2],
 }
 
 impl Settings {
@@ -625,7 +628,8 @@ impl Settings {
             sync_threshold: 3,
             sync_period: 50,
             expire_quiescent_template: u8::from(policy.expire_quiescent_template),
-            pad2: [0; 3],
+            syn_proxy: u8::from(policy.syn_proxy),
+            pad2: [0; 2],
         }
     }
 }

@@ -219,9 +219,16 @@ impl Publisher {
         let mut tunnels: HashMap<u32, IpAddr> = HashMap::new();
         for service in walk.services() {
             let spec = service.spec();
-            if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp {
-                // Served whole by rvsd: its addresses and its real servers' endpoints send
-                // their packets up.
+            let syn_proxied = settings.syn_proxy != 0
+                && spec.key.proto == Protocol::Tcp
+                && service.dests().len() > 0
+                && service
+                    .dests()
+                    .all(|d| matches!(d.method(), ForwardMethod::Masq | ForwardMethod::FullNat));
+            if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp || syn_proxied {
+                // Served whole by rvsd (the SYN proxy's services too: their cookies, deferred
+                // segments and shifted numbers are the engine's): its addresses and its real
+                // servers' endpoints send their packets up.
                 served_by_rvsd(&service, walk, &mut addrs, &mut user_dests);
                 continue;
             }

@@ -14,6 +14,7 @@ use hashbrown::HashMap;
 use crate::conn::{reply_dst, Conn, ConnExt, Removed, Tuple, F_EXT};
 use crate::conn_index::Index;
 use crate::flow::{flow_hash, Direction};
+use crate::synproxy::SynProxied;
 use crate::view::Stats;
 
 /// The index hash of a connection's client side (its entry) or, for a FULLNAT connection, of
@@ -48,6 +49,9 @@ pub(crate) struct Shard {
     free: Vec<u32>,
     /// Side records by slot, for the connections flagged `F_FNAT` or `F_CONTROL`.
     ext: HashMap<u32, ConnExt, foldhash::fast::FixedState>,
+    /// The SYN proxy's records by slot, for the connections it opened (looked up only while
+    /// there are any, so a director without the proxy pays nothing for it).
+    synproxied: HashMap<u32, SynProxied, foldhash::fast::FixedState>,
     /// Counters indexed by service/destination id.
     pub(crate) stats: Vec<Stats>,
     len: usize,
@@ -61,6 +65,7 @@ impl Shard {
             slab: Vec::with_capacity(capacity),
             free: Vec::new(),
             ext: HashMap::default(),
+            synproxied: HashMap::default(),
             stats: Vec::new(),
             len: 0,
         }
@@ -107,6 +112,20 @@ impl Shard {
     /// The connection in `slot`, to change.
     pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
         self.slab.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// The SYN proxy's record of the connection in `slot`, if the proxy opened it.
+    #[inline]
+    pub(crate) fn synproxied(&self, slot: u32) -> Option<SynProxied> {
+        if self.synproxied.is_empty() {
+            return None;
+        }
+        self.synproxied.get(&slot).copied()
+    }
+
+    /// Records (or updates) what the SYN proxy keeps of the connection in `slot`.
+    pub(crate) fn set_synproxied(&mut self, slot: u32, sp: SynProxied) {
+        self.synproxied.insert(slot, sp);
     }
 
     /// The connection in `slot` with its side record (if it has one).
@@ -192,6 +211,9 @@ impl Shard {
         } else {
             None
         };
+        if !self.synproxied.is_empty() {
+            self.synproxied.remove(&slot);
+        }
         let fullnat = ext.as_ref().is_some_and(|x| x.fnat.is_some());
         for reply in [false, true] {
             if reply && !fullnat {
@@ -282,6 +304,8 @@ impl Shard {
             + self.free.capacity() * core::mem::size_of::<u32>()
             + self.stats.capacity() * core::mem::size_of::<Stats>()
             + buckets_of(self.ext.capacity()) * (core::mem::size_of::<(u32, ConnExt)>() + 1)
+            + buckets_of(self.synproxied.capacity())
+                * (core::mem::size_of::<(u32, SynProxied)>() + 1)
     }
 }
 

@@ -673,6 +673,16 @@ impl Engine {
         (r.stats(), r.held())
     }
 
+    /// What the SYN proxy did.
+    pub fn syn_proxy_counters(&self) -> crate::engine::SynProxyCounters {
+        let read = |i: usize| self.synproxy[i].load(Ordering::Relaxed);
+        crate::engine::SynProxyCounters {
+            answered: read(0),
+            opened: read(1),
+            bad_cookies: read(2),
+        }
+    }
+
     /// Number of connections in the table.
     pub fn connection_count(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().len()).sum()

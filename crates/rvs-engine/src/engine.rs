@@ -17,7 +17,7 @@ use crate::conn::{
     Conn, ConnExt, Tuple, F_CONTROL, F_FNAT, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL,
 };
 use crate::conn_table::Shard;
-use crate::datapath::{self, Parsed};
+use crate::datapath::{self, Layout, Parsed};
 use crate::estimator::Estimator;
 use crate::flow::{flow_hash, mark_addr, to16, to_ip, Direction};
 use crate::fullnat::{FnatConn, PortAllocator, PortKey};
@@ -29,6 +29,7 @@ use crate::reasm::{Collected, Reassembled, Reassembler};
 use crate::sched_core::SchedKey;
 use crate::sctp_state;
 use crate::spec::*;
+use crate::synproxy::{self, CookieKey, SynProxied};
 use crate::tcp_state::{next_state, TimeoutTable};
 use crate::verdict::*;
 use crate::view::*;
@@ -74,7 +75,27 @@ pub struct Engine {
     pub(crate) sync: crate::sync_state::SyncState,
     /// Fragments of datagrams being reassembled (rare: one lock for all workers).
     pub(crate) reasm: Mutex<Reassembler>,
+    /// The SYN proxy's cookie secret.
+    cookies: CookieKey,
+    /// The SYN proxy's counters ([`SynProxyCounters`]).
+    pub(crate) synproxy: [AtomicU64; 3],
 }
+
+/// What the SYN proxy did (`syn_proxy` policy), cumulative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SynProxyCounters {
+    /// SYNs answered with a cookie.
+    pub answered: u64,
+    /// ACKs whose cookie held: connections opened to a real server.
+    pub opened: u64,
+    /// ACKs without a connection whose cookie did not hold (dropped, also counted as
+    /// `no_connection_non_syn`).
+    pub bad_cookies: u64,
+}
+
+const SP_ANSWERED: usize = 0;
+const SP_OPENED: usize = 1;
+const SP_BAD: usize = 2;
 
 /// The largest of IPVS's mh table primes not above `size` (251 at least).
 fn mh_table_size(size: u32) -> u32 {
@@ -126,6 +147,8 @@ impl Engine {
             templates: Templates::new(n),
             sync: crate::sync_state::SyncState::default(),
             reasm: Mutex::new(Reassembler::new(config.reassembly)),
+            cookies: CookieKey::new(),
+            synproxy: Default::default(),
         }
     }
 
@@ -273,6 +296,7 @@ impl Engine {
             frame,
             p: &p,
             snap: &snap,
+            meta: pkt,
         };
         match p.lay.proto {
             ip::TCP | ip::UDP | ip::SCTP => self.handle_l4(&mut cx),
@@ -367,6 +391,16 @@ impl Engine {
             }
             unlink(&mut shard, slot, &self.hasher);
         }
+        if t.proto == ip::TCP && snap.policy.syn_proxy && proxied_service(svc) {
+            match flags & (Flags::SYN | Flags::ACK | Flags::RST) {
+                Flags::SYN => {
+                    drop(shard);
+                    return self.answer_syn(cx, t);
+                }
+                Flags::ACK => return self.proxied_ack(shard, h, cx, t, svc),
+                _ => {}
+            }
+        }
         // A RST never creates a connection; another non-SYN only with sloppy_tcp. SCTP: an
         // INIT, or with sloppy_sctp any chunk but an ABORT (`sctp_conn_schedule`).
         match t.proto {
@@ -403,6 +437,167 @@ impl Engine {
             } => return self.one_packet(shard, svc, (&dest, dport, method_flag), cx),
         };
         self.deliver(shard, slot, Direction::Input, cx)
+    }
+
+    /// The SYN proxy's answer to a client's SYN: the frame turned into a SYN-ACK with a cookie,
+    /// back to the client; nothing kept.
+    fn answer_syn(&self, cx: &mut Cx<'_>, t: &Tuple) -> Verdict {
+        let lay = cx.p.lay;
+        let Some(seg) = synproxy::segment(cx.frame, &lay) else {
+            return self.drop_packet(DropReason::Malformed);
+        };
+        let mss = synproxy::client_mss(cx.frame, &seg);
+        let (cookie, mss) = self.cookies.make(t, seg.seq, cx.now.0, mss);
+        synproxy::answer_syn(cx.frame, &lay, &seg, cookie, mss);
+        cx.meta.csum_partial = false;
+        self.synproxy[SP_ANSWERED].fetch_add(1, Ordering::Relaxed);
+        Verdict::Forward {
+            next_hop_ip: to_ip(&t.src, t.v6),
+            l3_offset: lay.l3,
+        }
+    }
+
+    /// A client's ACK without a connection, to a service the SYN proxy serves: with a valid
+    /// cookie, the connection is scheduled and the ACK goes on to the real server turned into
+    /// the SYN it would have had; otherwise it is dropped.
+    fn proxied_ack(
+        &self,
+        mut shard: MutexGuard<'_, Shard>,
+        h: u64,
+        cx: &mut Cx<'_>,
+        t: &Tuple,
+        svc: &ServiceRt,
+    ) -> Verdict {
+        let p = cx.p;
+        let Some(seg) = synproxy::segment(cx.frame, &p.lay) else {
+            return self.drop_packet(DropReason::Malformed);
+        };
+        let isn = seg.seq.wrapping_sub(1);
+        let cookie = seg.ack.wrapping_sub(1);
+        let Some(mss) = self.cookies.check(t, isn, cx.now.0, cookie) else {
+            self.synproxy[SP_BAD].fetch_add(1, Ordering::Relaxed);
+            return self.drop_packet(DropReason::NoConnectionNonSyn);
+        };
+        if p.ttl <= 1 {
+            return self.drop_packet(DropReason::TtlExceeded);
+        }
+        let slot = match self.new_conn(&mut shard, h, cx.now, t, svc, cx.snap, (&[], 0)) {
+            NewConn::Created(slot) => slot,
+            NewConn::Refused(reason) => return self.drop_packet(reason),
+            NewConn::OnePacket { .. } => return self.drop_packet(DropReason::UnsupportedProtocol),
+        };
+        let sp = SynProxied {
+            cookie,
+            client_isn: isn,
+            window: seg.window,
+            mss,
+            syn_sent_ms: cx.now.0,
+            delta: None,
+        };
+        self.synproxy[SP_OPENED].fetch_add(1, Ordering::Relaxed);
+        self.send_syn(shard, slot, sp, cx, &seg)
+    }
+
+    /// Sends the client's segment `seg` on to the real server of the proxied connection in
+    /// `slot` turned into its SYN (the first time from the client's ACK, again when the server
+    /// has not answered for a while).
+    fn send_syn(
+        &self,
+        mut shard: MutexGuard<'_, Shard>,
+        slot: u32,
+        sp: SynProxied,
+        cx: &mut Cx<'_>,
+        seg: &synproxy::Segment,
+    ) -> Verdict {
+        let p = cx.p;
+        let sp = SynProxied {
+            syn_sent_ms: cx.now.0,
+            ..sp
+        };
+        shard.set_synproxied(slot, sp);
+        let inserted = synproxy::ack_to_syn(cx.frame, &p.lay, seg, &sp);
+        cx.meta.csum_partial = false;
+        let syn = Parsed {
+            flags: Flags::SYN,
+            csum_partial: false,
+            lay: Layout {
+                end: synproxy::syn_end(seg, inserted.is_some()),
+                ..p.lay
+            },
+            ..*p
+        };
+        let mut cx = Cx {
+            now: cx.now,
+            frame: &mut *cx.frame,
+            p: &syn,
+            snap: cx.snap,
+            meta: &mut *cx.meta,
+        };
+        match (
+            self.deliver(shard, slot, Direction::Input, &mut cx),
+            inserted,
+        ) {
+            (
+                Verdict::Forward {
+                    next_hop_ip,
+                    l3_offset,
+                },
+                Some(option),
+            ) => {
+                let mut insert = Insertion {
+                    bytes: [0; proxy::MAX_HEADER],
+                    len: option.len() as u16,
+                };
+                insert.bytes[..option.len()].copy_from_slice(&option);
+                Verdict::ForwardInsert {
+                    next_hop_ip,
+                    l3_offset,
+                    payload_offset: syn.lay.end,
+                    end: syn.lay.end,
+                    insert,
+                }
+            }
+            (verdict, _) => verdict,
+        }
+    }
+
+    /// The real server's SYN-ACK on a connection the SYN proxy opened: the shift of the
+    /// connection's numbers is known from it, the connection is established (the client
+    /// finished its handshake already), and the frame goes back to the real server turned
+    /// into the client's ACK. A SYN-ACK sent again gets the ACK again.
+    fn server_answered(
+        &self,
+        mut shard: MutexGuard<'_, Shard>,
+        slot: u32,
+        sp: SynProxied,
+        cx: &mut Cx<'_>,
+    ) -> Verdict {
+        let (p, now) = (cx.p, cx.now);
+        let Some(seg) = synproxy::segment(cx.frame, &p.lay) else {
+            return self.drop_packet(DropReason::Malformed);
+        };
+        let sp = SynProxied {
+            delta: Some(sp.cookie.wrapping_sub(seg.seq)),
+            ..sp
+        };
+        shard.set_synproxied(slot, sp);
+        let Some(c) = shard.get_mut(slot) else {
+            return Verdict::PassToKernel;
+        };
+        c.set_active(true);
+        c.state = ConnState::Established as u8;
+        c.expires = now
+            .0
+            .saturating_add(cx.snap.timeouts.of(ConnState::Established));
+        let (ids, server) = ([c.svc_id, c.dest.id], *c.daddr());
+        shard.count(ids, Direction::Output, u64::from(p.ip_len));
+        drop(shard);
+        synproxy::synack_to_ack(cx.frame, &p.lay, &seg, &sp);
+        cx.meta.csum_partial = false;
+        Verdict::Forward {
+            next_hop_ip: to_ip(&server, p.lay.v6),
+            l3_offset: p.lay.l3,
+        }
     }
 
     /// Schedules a new connection for tuple `t` of `svc` (`ip_vs_schedule`) and inserts it
@@ -530,6 +725,31 @@ impl Engine {
         dir: Direction,
         cx: &mut Cx<'_>,
     ) -> Verdict {
+        let synproxied = shard.synproxied(slot);
+        if let Some(sp) = synproxied {
+            let flags = cx.p.flags;
+            match (dir, sp.delta) {
+                // The client's segments wait until the real server has answered (the SYN made
+                // of the client's ACK goes, and so does a RST). One that finds the server silent
+                // for a while goes as the SYN again (the client sends its data again).
+                (Direction::Input, None)
+                    if flags & (Flags::SYN | Flags::ACK) != Flags::SYN
+                        && flags & Flags::RST == 0 =>
+                {
+                    if cx.now.0.saturating_sub(sp.syn_sent_ms) < synproxy::SYN_RESEND_MS {
+                        return Verdict::Defer;
+                    }
+                    let Some(seg) = synproxy::segment(cx.frame, &cx.p.lay) else {
+                        return self.drop_packet(DropReason::Malformed);
+                    };
+                    return self.send_syn(shard, slot, sp, cx, &seg);
+                }
+                (Direction::Output, _) if synproxy::is_syn_ack(flags) => {
+                    return self.server_answered(shard, slot, sp, cx);
+                }
+                _ => {}
+            }
+        }
         let (p, now, frame) = (cx.p, cx.now, &mut *cx.frame);
         // The side record is looked up only for what needs it: FULLNAT's addresses and PROXY
         // state, and the template for a sync record.
@@ -604,6 +824,22 @@ impl Engine {
         };
         if !rewritten {
             return self.drop_packet(DropReason::Malformed);
+        }
+        if let Some(sp) = synproxied {
+            if let Some(seg) = synproxy::segment(frame, &p.lay) {
+                // Before the server answered, only its RST comes back: moved into the client's
+                // window (the cookie's sequence space).
+                let delta = match (dir, sp.delta) {
+                    (_, Some(delta)) => Some(delta),
+                    (Direction::Output, None) => {
+                        Some(sp.cookie.wrapping_add(1).wrapping_sub(seg.seq))
+                    }
+                    (Direction::Input, None) => None,
+                };
+                if let Some(delta) = delta {
+                    synproxy::shift(frame, &seg, dir, delta, p.csum_partial);
+                }
+            }
         }
         if let Some(insert) = insert {
             let Some(payload_offset) =
@@ -734,6 +970,19 @@ struct Cx<'a> {
     frame: &'a mut [u8],
     p: &'a Parsed,
     snap: &'a Snapshot,
+    /// The frame's metadata: the SYN proxy clears `csum_partial` when it writes complete
+    /// checksums.
+    meta: &'a mut PacketMeta,
+}
+
+/// Whether the SYN proxy may open the service's connections: it has real servers, and all of
+/// them see both directions (NAT, FULLNAT), so the numbers can be shifted.
+fn proxied_service(svc: &ServiceRt) -> bool {
+    !svc.dests.is_empty()
+        && svc
+            .dests
+            .iter()
+            .all(|d| matches!(d.method(), ForwardMethod::Masq | ForwardMethod::FullNat))
 }
 
 /// Where a packet of a connection goes once rewritten: to the director's own stack (`local`),

@@ -22,7 +22,7 @@
 // - state: connection records (conn), connection table (conn_index, conn_table), TCP and SCTP states (tcp_state, sctp_state),
 //   persistence (persist), FULLNAT ports (fullnat), configuration snapshot (config), policy,
 //   schedulers (sched_core, sched, sched_hash, sched_locality), estimator, sync export state
-//   (sync_state), fragment reassembly (reasm);
+//   (sync_state), fragment reassembly (reasm), the SYN proxy's cookies and segments (synproxy);
 // - engine: the data path (engine), control (control), sync import/export (sync), spec_walk.
 
 mod config;
@@ -57,13 +57,14 @@ mod spec;
 pub mod spec_walk;
 mod sync;
 mod sync_state;
+mod synproxy;
 mod tcp_state;
 pub mod tunnel;
 mod verdict;
 mod view;
 
 pub use control::{ConnWalk, ServiceWalk};
-pub use engine::Engine;
+pub use engine::{Engine, SynProxyCounters};
 pub use error::*;
 pub use estimator::Estimator as RateEstimator;
 pub use policy::{Policy, PolicyError, POLICY_NAMES};

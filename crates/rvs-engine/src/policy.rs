@@ -24,6 +24,11 @@ pub struct Policy {
     /// `sloppy_sctp`: an SCTP packet whose first chunk is not an INIT (nor an ABORT) and that
     /// has no connection creates one. Default 0.
     pub sloppy_sctp: bool,
+    /// `syn_proxy` (an rvs extension, not IPVS's): the director answers new TCP connections to
+    /// services whose real servers are all NAT or FULLNAT with SYN cookies, and opens the
+    /// connection to the real server only once the client's ACK proves the cookie
+    /// (`crate::synproxy`). Default 0.
+    pub syn_proxy: bool,
 }
 
 impl Default for Policy {
@@ -35,25 +40,27 @@ impl Default for Policy {
             sloppy_tcp: false,
             schedule_icmp: false,
             sloppy_sctp: false,
+            syn_proxy: false,
         }
     }
 }
 
 /// The names [`Policy::set`] accepts, in listing order.
-pub const POLICY_NAMES: [&str; 6] = [
+pub const POLICY_NAMES: [&str; 7] = [
     "conn_reuse_mode",
     "expire_nodest_conn",
     "expire_quiescent_template",
     "sloppy_tcp",
     "schedule_icmp",
     "sloppy_sctp",
+    "syn_proxy",
 ];
 
 /// Why a policy switch could not be set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// Not one of [`POLICY_NAMES`].
-    #[error("unknown policy `{0}' (known: conn_reuse_mode, expire_nodest_conn, expire_quiescent_template, sloppy_tcp, schedule_icmp, sloppy_sctp)")]
+    #[error("unknown policy `{0}' (known: conn_reuse_mode, expire_nodest_conn, expire_quiescent_template, sloppy_tcp, schedule_icmp, sloppy_sctp, syn_proxy)")]
     UnknownName(String),
     /// Out of the switch's range.
     #[error("invalid value {value} for {name} (allowed: {allowed})")]
@@ -100,13 +107,14 @@ impl Policy {
             "sloppy_tcp" => self.sloppy_tcp = flag("sloppy_tcp")?,
             "schedule_icmp" => self.schedule_icmp = flag("schedule_icmp")?,
             "sloppy_sctp" => self.sloppy_sctp = flag("sloppy_sctp")?,
+            "syn_proxy" => self.syn_proxy = flag("syn_proxy")?,
             other => return Err(PolicyError::UnknownName(other.to_string())),
         }
         Ok(())
     }
 
     /// Every switch with its value, in [`POLICY_NAMES`] order.
-    pub fn values(&self) -> [(&'static str, u32); 6] {
+    pub fn values(&self) -> [(&'static str, u32); 7] {
         [
             ("conn_reuse_mode", u32::from(self.conn_reuse_mode)),
             ("expire_nodest_conn", u32::from(self.expire_nodest_conn)),
@@ -117,6 +125,7 @@ impl Policy {
             ("sloppy_tcp", u32::from(self.sloppy_tcp)),
             ("schedule_icmp", u32::from(self.schedule_icmp)),
             ("sloppy_sctp", u32::from(self.sloppy_sctp)),
+            ("syn_proxy", u32::from(self.syn_proxy)),
         ]
     }
 }

@@ -103,7 +103,7 @@ fn read32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Writes a 32-bit field of the TCP header and keeps a complete checksum right.
-fn write32(tcp: &mut [u8], at: usize, new: u32, partial: bool) {
+pub(crate) fn write32(tcp: &mut [u8], at: usize, new: u32, partial: bool) {
     let Some(old) = read32(tcp, at) else {
         return;
     };
@@ -129,7 +129,7 @@ fn update_check(tcp: &mut [u8], f: impl FnOnce(u16) -> u16) {
 const MAX_OPTIONS: usize = 20;
 
 /// Calls `f(offset, kind)` for every option of a TCP header (offsets within `tcp`).
-fn for_each_option(tcp: &[u8], mut f: impl FnMut(usize, u8)) {
+pub(crate) fn for_each_option(tcp: &[u8], mut f: impl FnMut(usize, u8)) {
     let hlen = usize::from(tcp.get(12).copied().unwrap_or(0) >> 4) * 4;
     let end = hlen.min(tcp.len());
     let mut i = tcp::MIN_HEADER_LEN;

@@ -69,6 +69,10 @@ pub enum Verdict {
     /// returns the whole datagram, runs it through `Engine::handle` and sends it cut again to no
     /// more than its largest fragment ([`crate::fragment`]).
     Reassemble,
+    /// Not yet: a segment of a connection the SYN proxy opened, which waits for its real
+    /// server's answer. The I/O layer keeps the frame (untouched) and gives it to
+    /// `Engine::handle` again shortly (a second or so at most, then drops it).
+    Defer,
     /// Dropped and counted under the reason.
     Drop(DropReason),
 }

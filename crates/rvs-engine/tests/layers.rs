@@ -55,6 +55,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "estimator",
             "sync_state",
             "reasm",
+            "synproxy",
         ],
     ),
     // The engine: packet handling, control, sync import/export, walks.

@@ -8,7 +8,8 @@
 //! * `--list-marks`: the rules in evaluation order (the first match gives the mark), as
 //!   `--add-mark` lines.
 //! * `--set-policy NAME=VALUE`: set one of IPVS's policy switches (`conn_reuse_mode`,
-//!   `expire_nodest_conn`, `expire_quiescent_template`, `sloppy_tcp`, `schedule_icmp`).
+//!   `expire_nodest_conn`, `expire_quiescent_template`, `sloppy_tcp`, `schedule_icmp`,
+//!   `sloppy_sctp`) or rvs's `syn_proxy`.
 //! * `--list-policy`: every switch as `NAME VALUE`.
 //! * `--reload`: make rvsd re-read its keepalived.conf (as SIGHUP does); a broken file is
 //!   refused with its `file:line` errors and a non-zero exit, and nothing changes.

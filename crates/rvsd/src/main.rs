@@ -121,6 +121,12 @@ struct Args {
     /// is scheduled like the flow's packet.
     #[arg(long, value_name = "0|1", default_value_t = 0)]
     schedule_icmp: u32,
+    /// SYN proxy (0|1, an rvs extension): new TCP connections to services whose real servers
+    /// are all NAT or FULLNAT are answered by the director with SYN cookies and reach the real
+    /// server only once the client has completed the handshake, so a spoofed SYN flood costs
+    /// no memory and never reaches the real servers.
+    #[arg(long, value_name = "0|1", default_value_t = 0)]
+    syn_proxy: u32,
 }
 
 impl Args {
@@ -134,6 +140,7 @@ impl Args {
             ("sloppy_tcp", self.sloppy_tcp),
             ("sloppy_sctp", self.sloppy_sctp),
             ("schedule_icmp", self.schedule_icmp),
+            ("syn_proxy", self.syn_proxy),
         ] {
             p.set(name, value)
                 .with_context(|| format!("--{}", name.replace('_', "-")))?;

@@ -42,7 +42,8 @@ pub fn execute_with(
 }
 
 /// The counters `rvsadm --counters` shows: the connection count, the engine's drops by reason
-/// (`drop_<reason>`), IP reassembly (`reasm_<what>`), then the data plane's egress outcomes
+/// (`drop_<reason>`), IP reassembly (`reasm_<what>`), the SYN proxy (`synproxy_<what>`), then
+/// the data plane's egress outcomes
 /// (`tx_<outcome>`) when it runs.
 pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<CounterView> {
     let connections = u64::try_from(engine.connection_count()).unwrap_or(u64::MAX);
@@ -63,6 +64,12 @@ pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<Counter
         CounterView::new("reasm_memory_full", reasm.memory_full),
         CounterView::new("reasm_held_datagrams", count(held.datagrams)),
         CounterView::new("reasm_held_bytes", count(held.bytes)),
+    ]);
+    let sp = engine.syn_proxy_counters();
+    out.extend([
+        CounterView::new("synproxy_answered", sp.answered),
+        CounterView::new("synproxy_opened", sp.opened),
+        CounterView::new("synproxy_bad_cookies", sp.bad_cookies),
     ]);
     if let Some(egress) = egress {
         out.extend(
@@ -1208,6 +1215,9 @@ mod tests {
                 "reasm_memory_full",
                 "reasm_held_datagrams",
                 "reasm_held_bytes",
+                "synproxy_answered",
+                "synproxy_opened",
+                "synproxy_bad_cookies",
             ]
         );
         assert!(alone.iter().all(|c| c.value == 0));

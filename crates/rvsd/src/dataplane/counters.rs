@@ -36,6 +36,10 @@ pub struct Counts {
     /// Forwarded packets cut into fragments (IPv4 without DF longer than the path MTU, and
     /// reassembled datagrams cut again to their largest fragment).
     pub fragmented: AtomicU64,
+    /// Segments the engine deferred (of SYN-proxied connections waiting for their real server).
+    pub deferred: AtomicU64,
+    /// Deferred segments dropped: kept too long, or too many kept (the client sends them again).
+    pub deferred_expired: AtomicU64,
     /// Faults `poll` reported on receive sockets (`POLLERR`, `POLLHUP`, `POLLNVAL`), e.g. the
     /// pending `ENETDOWN` of a link that went down; each was read and cleared.
     pub socket_errors: AtomicU64,
@@ -55,7 +59,7 @@ pub fn bump(counter: &AtomicU64, n: u64) {
 impl Counts {
     /// Every counter with its operator-facing name (`tx_sent`, `tx_neighbour_held`, ...,
     /// then the receive sockets' `rx_socket_errors` and `rx_socket_reopens`), in a fixed order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 14] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 16] {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("tx_sent", read(&self.sent)),
@@ -70,6 +74,8 @@ impl Counts {
             ("tx_local_delivered", read(&self.local_delivered)),
             ("tx_too_big", read(&self.too_big)),
             ("tx_fragmented", read(&self.fragmented)),
+            ("tx_deferred", read(&self.deferred)),
+            ("tx_deferred_expired", read(&self.deferred_expired)),
             ("rx_socket_errors", read(&self.socket_errors)),
             ("rx_socket_reopens", read(&self.socket_reopens)),
         ]
@@ -110,7 +116,7 @@ impl EgressCounters {
     }
 
     /// Every counter summed over the writers, named as in [`Counts::snapshot`].
-    pub fn snapshot(&self) -> [(&'static str, u64); 14] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 16] {
         let mut sum = Counts::default().snapshot();
         for writer in self.writers.iter() {
             for (total, (_, value)) in sum.iter_mut().zip(writer.snapshot()) {
@@ -135,7 +141,7 @@ mod tests {
         assert_eq!(snap[0], ("tx_sent", 5));
         assert_eq!(snap[5], ("tx_send_errors", 2));
         assert_eq!(snap[8], ("tx_tunnel_errors", 0));
-        assert_eq!(snap[12], ("rx_socket_errors", 0));
+        assert_eq!(snap[14], ("rx_socket_errors", 0));
         assert!(snap
             .iter()
             .all(|(name, _)| name.starts_with("tx_") || name.starts_with("rx_")));
@@ -151,7 +157,7 @@ mod tests {
         }
         let snap = c.snapshot();
         assert_eq!(snap[0], ("tx_sent", 60));
-        assert_eq!(snap[13], ("rx_socket_reopens", 3));
+        assert_eq!(snap[15], ("rx_socket_reopens", 3));
     }
 
     #[test]

@@ -47,6 +47,10 @@ const POLL_MS: u16 = 100;
 const PENDING_POLL_MS: u16 = 5;
 /// Frames a worker holds while their next hop's MAC is being resolved.
 const PENDING_MAX: usize = 256;
+/// Frames a thread keeps deferred for the SYN proxy at most.
+const DEFERRED_MAX: usize = 1024;
+/// How long a deferred frame is offered again before it is dropped (the client sends it again).
+const DEFERRED_TTL: Duration = Duration::from_secs(1);
 /// How long a held frame may wait for its neighbour before it is dropped.
 const PENDING_TTL: Duration = Duration::from_secs(3);
 /// Destinations a worker's neighbour cache holds before it starts over (it is keyed by client
@@ -124,6 +128,7 @@ impl DataPlane {
                     tunnel: TunnelTx::default(),
                     quote: Quote::new(),
                     frag_ident: first_frag_ident(),
+                    deferred: Vec::new(),
                     local: local.clone(),
                 },
             };
@@ -273,6 +278,24 @@ struct Outlet {
     quote: Quote,
     /// The identification of the next IPv6 fragment series rvsd sends.
     frag_ident: u32,
+    /// Frames the engine deferred (segments of SYN-proxied connections waiting for their real
+    /// server), offered to it again after each batch.
+    deferred: Vec<Deferred>,
+}
+
+/// A frame the engine deferred, as it came.
+struct Deferred {
+    since: Instant,
+    vnet: VnetHdr,
+    frame: Vec<u8>,
+}
+
+/// Whether [`Outlet::handle_frame`] is done with a frame.
+enum Handled {
+    /// Sent, dropped or passed on.
+    Done,
+    /// The engine deferred it: untouched, to be offered again.
+    Deferred,
 }
 
 /// A rewritten frame waiting for its next hop's MAC (the kernel was asked to resolve it).
@@ -301,7 +324,7 @@ impl Worker {
                 .collect();
             while !stop.load(Ordering::Relaxed) {
                 // Blocks until a receive socket has frames (or a fault) or the interval passes.
-                let wait = if self.out.held.is_empty() {
+                let wait = if self.out.held.is_empty() && self.out.deferred.is_empty() {
                     POLL_MS
                 } else {
                     PENDING_POLL_MS
@@ -323,6 +346,9 @@ impl Worker {
                     if revents.contains(PollFlags::POLLIN) {
                         self.drain(port);
                     }
+                }
+                if !self.out.deferred.is_empty() {
+                    self.out.retry_deferred(self.clock.now());
                 }
                 if !self.out.held.is_empty() {
                     self.out.retry_held();
@@ -509,7 +535,37 @@ impl Outlet {
     /// Runs one received frame through the engine and sends it where the verdict says (or
     /// holds it while its next hop's MAC is resolved).
     fn handle(&mut self, now: rvs_engine::Millis, vnet: &VnetHdr, frame: &mut [u8]) {
-        self.handle_frame(now, vnet, frame, None, &mut |_| {});
+        if let Handled::Deferred = self.handle_frame(now, vnet, frame, None, &mut |_| {}) {
+            self.defer(vnet, frame);
+        }
+    }
+
+    /// Keeps a frame the engine deferred (bounded; overflow is counted) for
+    /// [`Outlet::retry_deferred`].
+    fn defer(&mut self, vnet: &VnetHdr, frame: &[u8]) {
+        if self.deferred.len() >= DEFERRED_MAX {
+            bump(&self.counters.deferred_expired, 1);
+            return;
+        }
+        bump(&self.counters.deferred, 1);
+        self.deferred.push(Deferred {
+            since: Instant::now(),
+            vnet: *vnet,
+            frame: frame.to_vec(),
+        });
+    }
+
+    /// Offers the deferred frames to the engine again; keeps the ones it defers again until
+    /// [`DEFERRED_TTL`], then drops them.
+    fn retry_deferred(&mut self, now: rvs_engine::Millis) {
+        let waiting = std::mem::take(&mut self.deferred);
+        for mut d in waiting {
+            match self.handle_frame(now, &d.vnet, &mut d.frame, None, &mut |_| {}) {
+                Handled::Deferred if d.since.elapsed() < DEFERRED_TTL => self.deferred.push(d),
+                Handled::Deferred => bump(&self.counters.deferred_expired, 1),
+                Handled::Done => {}
+            }
+        }
     }
 
     /// [`Outlet::handle`] for a frame, or for a datagram reassembled from fragments whose
@@ -522,7 +578,7 @@ impl Outlet {
         frame: &mut [u8],
         max_fragment: Option<usize>,
         reassembled: &mut dyn FnMut(&[u8]),
-    ) {
+    ) -> Handled {
         self.quote.keep(frame);
         let Outlet {
             engine,
@@ -533,6 +589,7 @@ impl Outlet {
             local,
             quote,
             frag_ident,
+            held,
             ..
         } = self;
         let mut meta = PacketMeta {
@@ -542,7 +599,16 @@ impl Outlet {
             quote: quote.get(),
             max_fragment,
         };
-        let (next_hop_ip, l3_offset, tunnel) = match engine.handle(now, &mut meta, frame) {
+        let verdict = engine.handle(now, &mut meta, frame);
+        // The engine wrote complete checksums (the SYN proxy's segments): none is left to the
+        // kernel to finish.
+        let completed = VnetHdr::default();
+        let vnet = if vnet.needs_csum() && !meta.csum_partial {
+            &completed
+        } else {
+            vnet
+        };
+        let (next_hop_ip, l3_offset, tunnel) = match verdict {
             Verdict::Forward {
                 next_hop_ip,
                 l3_offset,
@@ -566,10 +632,7 @@ impl Outlet {
                     end,
                     bytes: insert.as_bytes(),
                 };
-                // Not held while the next hop resolves: the real server's neighbour is known
-                // from the handshake, and the client retransmits (and gets the header again)
-                // otherwise.
-                let _ = out.transmit(
+                let sent = out.transmit(
                     next_hop_ip,
                     l3_offset,
                     Some(&pieces),
@@ -577,7 +640,23 @@ impl Outlet {
                     vnet,
                     frame,
                 );
-                return;
+                if let Sent::Held = sent {
+                    // Held whole, the inserted bytes in place (the SYN proxy's first SYN to a
+                    // real server whose neighbour is not known yet, say).
+                    if let (Some(head), Some(tail)) =
+                        (frame.get(..payload_offset), frame.get(payload_offset..end))
+                    {
+                        let whole = [head, insert.as_bytes(), tail].concat();
+                        let route = HeldRoute {
+                            next_hop_ip,
+                            l3_offset,
+                            tunnel: None,
+                            max_fragment: None,
+                        };
+                        hold(held, counters, route, vnet, &whole);
+                    }
+                }
+                return Handled::Done;
             }
             Verdict::Encapsulate {
                 next_hop_ip,
@@ -586,7 +665,7 @@ impl Outlet {
             } => (next_hop_ip, l3_offset, Some(tunnel)),
             Verdict::Deliver { l3_offset } => {
                 deliver_local(local, counters, l3_offset, vnet, frame);
-                return;
+                return Handled::Done;
             }
             Verdict::Reassemble => {
                 // A fragment of a reassembled datagram cannot be one again.
@@ -595,15 +674,19 @@ impl Outlet {
                         reassembled(&whole.frame);
                         let plain = VnetHdr::default();
                         let largest = Some(whole.max_fragment);
-                        self.handle_frame(now, &plain, &mut whole.frame, largest, reassembled);
+                        // A datagram is not deferred (only TCP segments are): it goes or not.
+                        let _ =
+                            self.handle_frame(now, &plain, &mut whole.frame, largest, reassembled);
                     }
                 }
-                return;
+                return Handled::Done;
             }
-            Verdict::PassToKernel | Verdict::Drop(_) => return,
+            Verdict::Defer => return Handled::Deferred,
+            Verdict::PassToKernel | Verdict::Drop(_) => return Handled::Done,
         };
         let vnet = &sctp_crc_complete(vnet, frame, l3_offset);
         self.send(next_hop_ip, l3_offset, tunnel, max_fragment, vnet, frame);
+        Handled::Done
     }
 
     /// Sends the packet at `frame[l3_offset..]` to `next_hop_ip` as it is, or tunnelled with
@@ -776,6 +859,7 @@ impl Injector {
                 tunnel: TunnelTx::default(),
                 quote: Quote::new(),
                 frag_ident: first_frag_ident(),
+                deferred: Vec::new(),
                 local,
             },
         })
@@ -794,7 +878,7 @@ impl Injector {
     pub fn inject_fragment(&mut self, frame: &mut [u8], reassembled: &mut dyn FnMut(&[u8])) {
         let now = self.clock.now();
         let vnet = punted_vnet(frame, 0);
-        self.out.handle_frame(now, &vnet, frame, None, reassembled);
+        let _ = self.out.handle_frame(now, &vnet, frame, None, reassembled);
     }
 
     /// Sends the frames queued by [`Injector::inject`] and [`Injector::retry_held`]: call it
@@ -831,6 +915,18 @@ impl Injector {
         };
         let l3 = ethernet::Frame::new_checked(frame).map_or(ETH_HLEN, |f| f.l3_offset());
         out.refuse(frame.get(l3..), mtu);
+    }
+
+    /// Offers the frames the engine deferred to it again (call it after each round of punted
+    /// frames while [`Injector::deferring`]).
+    pub fn retry_deferred(&mut self) {
+        let now = self.clock.now();
+        self.out.retry_deferred(now);
+    }
+
+    /// Whether frames wait to be offered to the engine again.
+    pub fn deferring(&self) -> bool {
+        !self.out.deferred.is_empty()
     }
 
     /// Sends the held frames whose neighbour is now known (call it now and then).

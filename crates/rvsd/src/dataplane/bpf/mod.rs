@@ -540,6 +540,9 @@ fn serve(
             }
             injector.inject(&mut p.frame, p.gso_size);
         }
+        if injector.deferring() {
+            injector.retry_deferred();
+        }
         if injector.holding() {
             injector.retry_held();
         }

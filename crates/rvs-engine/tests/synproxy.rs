@@ -1,0 +1,500 @@
+//! The SYN proxy (`syn_proxy` policy) through `Engine::handle`: a SYN is answered with a cookie
+//! and leaves nothing behind; the client's ACK with that cookie opens the connection and
+//! reaches the real server as its SYN; the client's data waits until the real server answers;
+//! the server's SYN-ACK is turned into the client's ACK; afterwards the numbers are shifted both
+//! ways with valid checksums. Bad and stale cookies are dropped; direct-routing services are not
+//! proxied.
+
+mod common;
+
+use common::*;
+use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TcpOptionElement, TransportHeader};
+use rvs_engine::{DropReason, Engine, Millis, PacketMeta, Policy, Verdict};
+
+const CLIENT_ISN: u32 = 1_000_000;
+const SERVER_ISN: u32 = 7_777_777;
+
+/// A TCP frame with explicit numbers, flags (SYN, ACK, PSH) and options.
+#[allow(clippy::too_many_arguments)]
+fn seg(
+    src: [u8; 16],
+    sp: u16,
+    dst: [u8; 16],
+    dp: u16,
+    v6: bool,
+    (seq, ack): (u32, Option<u32>),
+    syn: bool,
+    options: &[TcpOptionElement],
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B);
+    let b = if v6 {
+        b.ipv6(src, dst, 64)
+    } else {
+        b.ipv4(
+            [src[12], src[13], src[14], src[15]],
+            [dst[12], dst[13], dst[14], dst[15]],
+            64,
+        )
+    };
+    let mut b = b.tcp(sp, dp, seq, 29_200);
+    if syn {
+        b = b.syn();
+    }
+    if let Some(a) = ack {
+        b = b.ack(a);
+    }
+    if !payload.is_empty() {
+        b = b.psh();
+    }
+    let b = b.options(options).expect("options");
+    let mut out = Vec::new();
+    b.write(&mut out, payload).expect("build");
+    out
+}
+
+fn m(a: [u8; 4]) -> [u8; 16] {
+    let mut o = [0u8; 16];
+    o[10] = 0xff;
+    o[11] = 0xff;
+    o[12..].copy_from_slice(&a);
+    o
+}
+
+/// Addresses of one family: client, VIP, real server.
+struct Ends {
+    client: [u8; 16],
+    vip: [u8; 16],
+    rip: [u8; 16],
+}
+
+fn ends(v6: bool) -> Ends {
+    if v6 {
+        Ends {
+            client: client6(),
+            vip: vip6(),
+            rip: rip6(),
+        }
+    } else {
+        Ends {
+            client: m(CLIENT4),
+            vip: m(VIP4),
+            rip: m(RIP4),
+        }
+    }
+}
+
+fn proxying(e: Engine) -> Engine {
+    let mut p = Policy::default();
+    p.set("syn_proxy", 1).expect("known switch");
+    e.set_policy(p);
+    e
+}
+
+/// What a verdict sends: the IP packet with any insertion in place, as a frame.
+fn sent(frame: &[u8], v: &Verdict) -> Vec<u8> {
+    match v {
+        Verdict::Forward { l3_offset, .. } => {
+            let mut f = frame[..14].to_vec();
+            f.extend_from_slice(&frame[*l3_offset..]);
+            f
+        }
+        Verdict::ForwardInsert {
+            l3_offset,
+            payload_offset,
+            end,
+            insert,
+            ..
+        } => {
+            let mut f = frame[..14].to_vec();
+            f.extend_from_slice(&frame[*l3_offset..*payload_offset]);
+            f.extend_from_slice(insert.as_bytes());
+            f.extend_from_slice(&frame[*payload_offset..*end]);
+            f
+        }
+        other => panic!("nothing sent: {other:?}"),
+    }
+}
+
+fn next_hop(v: &Verdict) -> std::net::IpAddr {
+    match v {
+        Verdict::Forward { next_hop_ip, .. } | Verdict::ForwardInsert { next_hop_ip, .. } => {
+            *next_hop_ip
+        }
+        other => panic!("nothing sent: {other:?}"),
+    }
+}
+
+/// The TCP header and addresses of a sent frame (padding after the IP length left out).
+struct Seen {
+    src: Vec<u8>,
+    dst: Vec<u8>,
+    tcp: etherparse::TcpHeader,
+    payload: Vec<u8>,
+}
+
+fn seen(frame: &[u8]) -> Seen {
+    let h = PacketHeaders::from_ethernet_slice(frame).expect("an IP packet");
+    let (src, dst) = match &h.net {
+        Some(NetHeaders::Ipv4(ip, _)) => (ip.source.to_vec(), ip.destination.to_vec()),
+        Some(NetHeaders::Ipv6(ip, _)) => (ip.source.to_vec(), ip.destination.to_vec()),
+        _ => panic!("not IP"),
+    };
+    let Some(TransportHeader::Tcp(tcp)) = h.transport else {
+        panic!("not TCP")
+    };
+    Seen {
+        src,
+        dst,
+        tcp,
+        payload: h.payload.slice().to_vec(),
+    }
+}
+
+fn addr(a: &[u8; 16], v6: bool) -> Vec<u8> {
+    if v6 {
+        a.to_vec()
+    } else {
+        a[12..].to_vec()
+    }
+}
+
+/// Trims a frame to its IP length (what a receiver keeps).
+fn trimmed(frame: &[u8]) -> Vec<u8> {
+    let h = PacketHeaders::from_ethernet_slice(frame).expect("IP");
+    let len = match &h.net {
+        Some(NetHeaders::Ipv4(ip, _)) => usize::from(ip.total_len),
+        Some(NetHeaders::Ipv6(ip, _)) => 40 + usize::from(ip.payload_length),
+        _ => frame.len() - 14,
+    };
+    frame[..14 + len].to_vec()
+}
+
+fn handshake_and_data(v6: bool) {
+    let e = proxying(nat_engine());
+    let x = ends(v6);
+    let meta = &mut PacketMeta::default();
+    let opts = [
+        TcpOptionElement::MaximumSegmentSize(1460),
+        TcpOptionElement::SelectiveAcknowledgementPermitted,
+        TcpOptionElement::WindowScale(7),
+        TcpOptionElement::Noop,
+    ];
+    // 1. The SYN is answered by the director; nothing is kept.
+    let mut syn = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        v6,
+        (CLIENT_ISN, None),
+        true,
+        &opts,
+        &[],
+    );
+    let v = e.handle(Millis(1000), meta, &mut syn);
+    assert_eq!(next_hop(&v), to_ip(x.client, v6));
+    assert!(!meta.csum_partial);
+    let synack = trimmed(&sent(&syn, &v));
+    assert!(checksums_ok(&synack), "SYN-ACK checksums");
+    let s = seen(&synack);
+    assert_eq!((s.src, s.dst), (addr(&x.vip, v6), addr(&x.client, v6)));
+    assert!(s.tcp.syn && s.tcp.ack && !s.tcp.rst);
+    assert_eq!((s.tcp.source_port, s.tcp.destination_port), (VPORT, CPORT));
+    assert_eq!(s.tcp.acknowledgment_number, CLIENT_ISN + 1);
+    let cookie = s.tcp.sequence_number;
+    let offered: Vec<_> = s.tcp.options_iterator().filter_map(Result::ok).collect();
+    assert_eq!(
+        offered.first(),
+        Some(&TcpOptionElement::MaximumSegmentSize(1460))
+    );
+    assert!(
+        offered[1..].iter().all(|o| *o == TcpOptionElement::Noop),
+        "an MSS and nothing else: {offered:?}"
+    );
+    assert_eq!(e.connection_count(), 0);
+
+    // 2. The ACK with the cookie opens the connection: the real server gets a SYN.
+    let mut ack = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        v6,
+        (CLIENT_ISN + 1, Some(cookie + 1)),
+        false,
+        &[],
+        &[],
+    );
+    let meta = &mut PacketMeta::default();
+    let v = e.handle(Millis(1010), meta, &mut ack);
+    assert_eq!(next_hop(&v), to_ip(x.rip, v6));
+    let syn_out = trimmed(&sent(&ack, &v));
+    assert!(checksums_ok(&syn_out), "SYN checksums");
+    let s = seen(&syn_out);
+    assert_eq!((s.src, s.dst), (addr(&x.client, v6), addr(&x.rip, v6)));
+    assert!(s.tcp.syn && !s.tcp.ack);
+    assert_eq!(s.tcp.sequence_number, CLIENT_ISN);
+    assert_eq!(s.tcp.destination_port, RPORT);
+    assert!(s
+        .tcp
+        .options_iterator()
+        .any(|o| o == Ok(TcpOptionElement::MaximumSegmentSize(1460))));
+    assert_eq!(e.connection_count(), 1);
+
+    // 3. The client's request waits for the real server.
+    let request = b"GET / HTTP/1.0\r\n\r\n";
+    let mut data = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        v6,
+        (CLIENT_ISN + 1, Some(cookie + 1)),
+        false,
+        &[],
+        request,
+    );
+    let before = data.clone();
+    assert_eq!(
+        e.handle(Millis(1011), &mut PacketMeta::default(), &mut data),
+        Verdict::Defer
+    );
+    assert_eq!(data, before, "a deferred frame is left as it came");
+
+    // 4. The real server's SYN-ACK goes back to it as the client's ACK.
+    let mut rs_synack = seg(
+        x.rip,
+        RPORT,
+        x.client,
+        CPORT,
+        v6,
+        (SERVER_ISN, Some(CLIENT_ISN + 1)),
+        true,
+        &[TcpOptionElement::MaximumSegmentSize(1400)],
+        &[],
+    );
+    let v = e.handle(Millis(1012), &mut PacketMeta::default(), &mut rs_synack);
+    assert_eq!(next_hop(&v), to_ip(x.rip, v6));
+    let ack_out = trimmed(&sent(&rs_synack, &v));
+    assert!(checksums_ok(&ack_out), "ACK checksums");
+    let s = seen(&ack_out);
+    assert_eq!((s.src, s.dst), (addr(&x.client, v6), addr(&x.rip, v6)));
+    assert!(s.tcp.ack && !s.tcp.syn);
+    assert_eq!((s.tcp.source_port, s.tcp.destination_port), (CPORT, RPORT));
+    assert_eq!(s.tcp.sequence_number, CLIENT_ISN + 1);
+    assert_eq!(s.tcp.acknowledgment_number, SERVER_ISN + 1);
+
+    // 5. The request goes now, acknowledging the server's ISN.
+    let v = e.handle(Millis(1013), &mut PacketMeta::default(), &mut data);
+    let out = trimmed(&sent(&data, &v));
+    assert!(checksums_ok(&out));
+    let s = seen(&out);
+    assert_eq!(s.tcp.acknowledgment_number, SERVER_ISN + 1);
+    assert_eq!(s.tcp.sequence_number, CLIENT_ISN + 1);
+    assert_eq!(s.payload, request);
+
+    // 6. The answer reaches the client in the cookie's sequence space, from the VIP.
+    let answer = b"HTTP/1.0 200 OK\r\n\r\nhello";
+    let mut reply = seg(
+        x.rip,
+        RPORT,
+        x.client,
+        CPORT,
+        v6,
+        (SERVER_ISN + 1, Some(CLIENT_ISN + 1 + request.len() as u32)),
+        false,
+        &[],
+        answer,
+    );
+    let v = e.handle(Millis(1014), &mut PacketMeta::default(), &mut reply);
+    assert_eq!(next_hop(&v), to_ip(x.client, v6));
+    let out = trimmed(&sent(&reply, &v));
+    assert!(checksums_ok(&out));
+    let s = seen(&out);
+    assert_eq!((s.src, s.dst), (addr(&x.vip, v6), addr(&x.client, v6)));
+    assert_eq!(s.tcp.sequence_number, cookie + 1);
+    assert_eq!(s.payload, answer);
+
+    let c = e.syn_proxy_counters();
+    assert_eq!((c.answered, c.opened, c.bad_cookies), (1, 1, 0));
+    let listing = e.connections(Millis(1015));
+    assert_eq!(listing.len(), 1);
+    assert_eq!(listing[0].state, rvs_engine::ConnState::Established);
+}
+
+fn to_ip(a: [u8; 16], v6: bool) -> std::net::IpAddr {
+    if v6 {
+        std::net::IpAddr::from(a)
+    } else {
+        std::net::IpAddr::from([a[12], a[13], a[14], a[15]])
+    }
+}
+
+#[test]
+fn a_proxied_connection_v4() {
+    handshake_and_data(false);
+}
+
+#[test]
+fn a_proxied_connection_v6() {
+    handshake_and_data(true);
+}
+
+#[test]
+fn bad_and_stale_cookies_are_dropped() {
+    let e = proxying(nat_engine());
+    let x = ends(false);
+    let mut syn = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        false,
+        (CLIENT_ISN, None),
+        true,
+        &[TcpOptionElement::MaximumSegmentSize(1460)],
+        &[],
+    );
+    let v = e.handle(Millis(0), &mut PacketMeta::default(), &mut syn);
+    let cookie = seen(&trimmed(&sent(&syn, &v))).tcp.sequence_number;
+    let ack = |cookie: u32| {
+        seg(
+            x.client,
+            CPORT,
+            x.vip,
+            VPORT,
+            false,
+            (CLIENT_ISN + 1, Some(cookie + 1)),
+            false,
+            &[],
+            &[],
+        )
+    };
+    // A forged cookie, a cookie for another ISN, and the right one three minutes late.
+    assert_eq!(
+        e.handle(
+            Millis(10),
+            &mut PacketMeta::default(),
+            &mut ack(cookie ^ 0x10)
+        ),
+        Verdict::Drop(DropReason::NoConnectionNonSyn)
+    );
+    let mut other_isn = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        false,
+        (CLIENT_ISN + 2, Some(cookie + 1)),
+        false,
+        &[],
+        &[],
+    );
+    assert_eq!(
+        e.handle(Millis(10), &mut PacketMeta::default(), &mut other_isn),
+        Verdict::Drop(DropReason::NoConnectionNonSyn)
+    );
+    assert_eq!(
+        e.handle(
+            Millis(180_000),
+            &mut PacketMeta::default(),
+            &mut ack(cookie)
+        ),
+        Verdict::Drop(DropReason::NoConnectionNonSyn)
+    );
+    assert_eq!(e.syn_proxy_counters().bad_cookies, 3);
+    assert_eq!(e.connection_count(), 0);
+    // Within its age it holds.
+    assert!(matches!(
+        e.handle(Millis(60_000), &mut PacketMeta::default(), &mut ack(cookie)),
+        Verdict::Forward { .. } | Verdict::ForwardInsert { .. }
+    ));
+}
+
+#[test]
+fn direct_routing_services_are_not_proxied() {
+    let e = proxying(dr_engine());
+    let x = ends(false);
+    let mut syn = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        false,
+        (CLIENT_ISN, None),
+        true,
+        &[],
+        &[],
+    );
+    let v = e.handle(Millis(0), &mut PacketMeta::default(), &mut syn);
+    assert_eq!(next_hop(&v), to_ip(x.rip, false));
+    assert_eq!(e.connection_count(), 1);
+    assert_eq!(e.syn_proxy_counters().answered, 0);
+}
+
+#[test]
+fn a_silent_server_gets_the_syn_again() {
+    let e = proxying(nat_engine());
+    let x = ends(false);
+    let mss = [TcpOptionElement::MaximumSegmentSize(1460)];
+    let mut syn = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        false,
+        (CLIENT_ISN, None),
+        true,
+        &mss,
+        &[],
+    );
+    let v = e.handle(Millis(0), &mut PacketMeta::default(), &mut syn);
+    let cookie = seen(&trimmed(&sent(&syn, &v))).tcp.sequence_number;
+    let mut ack = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        false,
+        (CLIENT_ISN + 1, Some(cookie + 1)),
+        false,
+        &[],
+        &[],
+    );
+    let v = e.handle(Millis(10), &mut PacketMeta::default(), &mut ack);
+    assert!(seen(&trimmed(&sent(&ack, &v))).tcp.syn);
+    let data = || {
+        seg(
+            x.client,
+            CPORT,
+            x.vip,
+            VPORT,
+            false,
+            (CLIENT_ISN + 1, Some(cookie + 1)),
+            false,
+            &[],
+            b"hello",
+        )
+    };
+    // Soon after: the data waits.
+    assert_eq!(
+        e.handle(Millis(500), &mut PacketMeta::default(), &mut data()),
+        Verdict::Defer
+    );
+    // A second on, the server still silent: the segment goes as the SYN again, without data.
+    let mut late = data();
+    let v = e.handle(Millis(1_100), &mut PacketMeta::default(), &mut late);
+    assert_eq!(next_hop(&v), to_ip(x.rip, false));
+    let out = trimmed(&sent(&late, &v));
+    assert!(checksums_ok(&out));
+    let s = seen(&out);
+    assert!(s.tcp.syn && !s.tcp.ack);
+    assert_eq!(s.tcp.sequence_number, CLIENT_ISN);
+    assert!(s.payload.is_empty());
+    // And the timer starts again.
+    assert_eq!(
+        e.handle(Millis(1_200), &mut PacketMeta::default(), &mut data()),
+        Verdict::Defer
+    );
+}
