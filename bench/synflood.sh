@@ -3,7 +3,8 @@
 #   unbounded  without a table bound (as rvsd before --max-connections),
 #   bounded    with --max-connections 65536,
 #   synproxy   with --max-connections 65536 and the SYN proxy (--syn-proxy 1),
-#   synproxy-tc the same with the BPF program at tc (which hands the proxied service to rvsd).
+#   synproxy-tc the same with the BPF program at tc (it answers the SYNs with the kernel's cookies
+#               and hands the connections to rvsd).
 # Each row gets a fresh lab (the demo's:
 # client -- director -- switch -- two real servers). hping3 floods from the client namespace
 # with random sources and SYNs to the VIP as fast as it can (the lab's line rate); replies go to

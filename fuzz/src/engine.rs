@@ -53,6 +53,7 @@ fn one(engine: &Engine, now: u64, partial: bool, mut frame: Vec<u8>) {
         .unwrap_or_default();
     let mut meta = PacketMeta {
         csum_partial: partial,
+        ..Default::default()
     };
     let verdict = engine.handle(Millis(now), &mut meta, &mut frame);
     let out = match verdict {

@@ -238,7 +238,10 @@ fn write_seeds() {
             vec![
                 (0x20, tcp4(CLIENT, 40017, vip(100), 80, SYN, b"")),
                 (0, tcp4(CLIENT, 40017, vip(100), 80, ACK, b"")),
-                (0, tcp4(CLIENT, 40017, vip(100), 80, ACK, b"GET / HTTP/1.0\r\n\r\n")),
+                (
+                    0,
+                    tcp4(CLIENT, 40017, vip(100), 80, ACK, b"GET / HTTP/1.0\r\n\r\n"),
+                ),
             ],
         ),
         (

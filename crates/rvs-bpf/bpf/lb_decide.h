@@ -15,6 +15,8 @@ enum action {
 	ACT_FNAT_IN = 6, /* NAT_IN, and the source to addr2:port2 (the local address) */
 	ACT_FNAT_OUT = 7, /* NAT_OUT, and the destination to addr2:port2 (the client) */
 	ACT_TUN = 8,     /* tunnelled unchanged to the real server addr (lb_tunnel.h) */
+	ACT_SYNACK = 9,  /* a SYN answered with a cookie (lb_synproxy.h) */
+	ACT_COOKIE = 10, /* an ACK that may carry a cookie: checked, then to rvsd */
 };
 
 struct decision {
@@ -349,6 +351,18 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 	__u8 tpl = 0;
 	int full = 0, kept = 0;
 
+	if ((svc->flags & RVS_SVC_F_SYNPROXY) && p->proto == IPPROTO_TCP) {
+		__u8 f = p->tcp_flags & (TCPF_SYN | TCPF_ACK | TCPF_RST);
+
+		if (f == TCPF_SYN) {
+			d->action = ACT_SYNACK;
+			return 0;
+		}
+		if (f == TCPF_ACK) {
+			d->action = ACT_COOKIE;
+			return 0;
+		}
+	}
 	if (svc->flags & RVS_SVC_F_USER || svc->sched == RVS_SCHED_USER)
 		return to_rvsd(d, RVS_PUNT_SERVICE);
 	if (p->proto == IPPROTO_TCP &&

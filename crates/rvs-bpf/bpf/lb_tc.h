@@ -287,6 +287,62 @@ static __noinline int tc_tunnel(struct __sk_buff *skb, struct pkt *p, struct dec
 	return tc_send(skb, &t->fib, rc, outer_v6);
 }
 
+/* Answers a SYN with the kernel's cookie (lb_synproxy.h): the TCP header rewritten through
+ * scratch copies (its checksum updated by the difference, so a partial checksum stays one),
+ * addresses, MACs and TTL swapped in place, and the frame sent back out where it came in. */
+static __noinline int tc_synack(struct __sk_buff *skb, struct pkt *p)
+{
+	struct synack_scratch *h = synack_scratch_get();
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 th_len, l3 = p->l3, l4 = p->l4;
+	__u16 old_word, new_word;
+	__s64 cookie, diff;
+	long rc;
+
+	if (!h || l3 > MAX_L3_OFF || l4 > MAX_L4_OFF)
+		return TC_ACT_SHOT;
+	th_len = syn_header_len(data, end, p);
+	if (!th_len)
+		return punt_frame(skb, RVS_PUNT_SERVICE, 0);
+	cookie = syn_cookie(data, end, p, th_len);
+	if (cookie < 0)
+		return punt_frame(skb, RVS_PUNT_SERVICE, 0);
+	th_len &= 0x3c;
+	if (th_len < 20 || bpf_skb_load_bytes(skb, l4, h->old, th_len) < 0)
+		return TC_ACT_SHOT;
+	synack_header(h, th_len, (__u32)cookie, (__u16)(cookie >> 32));
+	diff = bpf_csum_diff((__be32 *)h->old, th_len, (__be32 *)h->new, th_len, 0);
+	if (diff < 0 || bpf_skb_store_bytes(skb, l4, h->new, th_len, 0) < 0 ||
+	    bpf_l4_csum_replace(skb, l4 + 16, 0, diff, 0) < 0)
+		return TC_ACT_SHOT;
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	if (bounce_ip(data, end, p, &old_word, &new_word) < 0)
+		return TC_ACT_SHOT;
+	if (!p->v6 && bpf_l3_csum_replace(skb, l3 + 10, old_word, new_word, 2) < 0)
+		return TC_ACT_SHOT;
+	count(RVS_STAT_SYNPROXY_ANSWERED);
+	/* Routed to the client as any packet of the director's (a spoofed source without a
+	 * route is dropped here). */
+	fib_route(&h->fib, p, skb->ingress_ifindex, &p->key.dst, &p->key.src);
+	rc = bpf_fib_lookup(skb, &h->fib, sizeof(h->fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return TC_ACT_SHOT;
+	return tc_send(skb, &h->fib, rc, p->v6);
+}
+
+/* An ACK without a connection to a SYN-proxied service: to rvsd, marked when its cookie is
+ * the kernel's (rvsd opens the connection), as any segment of the service otherwise. */
+static __always_inline int tc_cookie(struct __sk_buff *skb, struct pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	int ok = cookie_acked(data, end, p);
+
+	return punt_frame(skb, ok ? RVS_PUNT_SYNPROXY_ACK : RVS_PUNT_SERVICE, 0);
+}
+
 /* The egress MTU when the frame does not fit its path to `dst` and may not be fragmented (see
  * lb_mtu.h), else 0. */
 static __always_inline __u32 tc_too_big(struct __sk_buff *skb, struct pkt *p, const struct rvs_addr *src,
@@ -335,6 +391,10 @@ static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, st
 		if ((mtu = tc_too_big(skb, p, &p->key.src, &d->addr, d)))
 			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
 		return forward(skb, p, &p->key.src, &d->addr, 1, d);
+	case ACT_SYNACK:
+		return tc_synack(skb, p);
+	case ACT_COOKIE:
+		return tc_cookie(skb, p);
 	case ACT_TUN: {
 		int rc = tc_tunnel(skb, p, d);
 

@@ -262,6 +262,10 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 		if ((mtu = xdp_too_big(ctx, p, &p->key.src, &d->addr, d)))
 			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
 		return xdp_forward(ctx, p, &p->key.src, &d->addr, 1, d);
+	case ACT_SYNACK:
+	case ACT_COOKIE:
+		/* rvsd answers them at XDP (its engine's cookies). */
+		return xdp_punt(ctx, RVS_PUNT_SERVICE, 0);
 	case ACT_TUN: {
 		int rc = xdp_tunnel(ctx, p, d);
 

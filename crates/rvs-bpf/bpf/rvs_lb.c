@@ -54,6 +54,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "lb_csum.h"
 #include "lb_tunnel.h"
 #include "lb_mtu.h"
+#include "lb_synproxy.h"
 #include "lb_tc.h"
 #include "lb_xdp.h"
 

@@ -86,7 +86,8 @@ enum rvs_punt {
 	RVS_PUNT_TOO_BIG = 7,    /* tunnelled, it would exceed the path MTU: rvsd answers with ICMP */
 	RVS_PUNT_TUNNEL = 8,     /* to be tunnelled in a way the program cannot do exactly */
 	RVS_PUNT_FRAG_NEEDED = 9, /* over the path MTU, not to be fragmented: rvsd answers with ICMP */
-	RVS_PUNT_REASONS = 10,
+	RVS_PUNT_SYNPROXY_ACK = 10, /* an ACK whose SYN cookie the program checked: rvsd opens it */
+	RVS_PUNT_REASONS = 11,
 };
 
 /* Per-CPU counters of the program (index into the `stats` map). */
@@ -103,7 +104,8 @@ enum rvs_stat {
 	RVS_STAT_EXPIRED = 9,     /* connections expired by rvs_expire */
 	RVS_STAT_SYNC_LOST = 10,  /* sync records lost: the `sync_ring` was full */
 	RVS_STAT_DROP_NO_LPORT = 11, /* FULLNAT: no free local port found */
-	RVS_STAT_PUNT = 12,       /* then +reason */
+	RVS_STAT_SYNPROXY_ANSWERED = 12, /* SYNs answered here with a SYN cookie */
+	RVS_STAT_PUNT = 13,       /* then +reason */
 	RVS_STATS = RVS_STAT_PUNT + RVS_PUNT_REASONS,
 };
 
@@ -135,6 +137,7 @@ struct rvs_svc_key {
 #define RVS_SVC_F_FALLBACK 0x02 /* sh/mh: skip unavailable servers by rehashing */
 #define RVS_SVC_F_PORT 0x04     /* sh/mh: hash the source port too */
 #define RVS_SVC_F_PERSIST 0x08  /* persistent (-p): clients keep their server by templates */
+#define RVS_SVC_F_SYNPROXY 0x10 /* with USER: SYNs answered with cookies here (lb_synproxy.h) */
 
 /* A virtual service: `services` value. */
 struct rvs_svc {

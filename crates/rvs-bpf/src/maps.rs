@@ -69,7 +69,7 @@ pub enum Method {
 }
 
 /// Why the program passed a frame to rvsd (`enum rvs_punt`).
-pub const PUNT_REASONS: [&str; 10] = [
+pub const PUNT_REASONS: [&str; 11] = [
     "ip_options",
     "fragment",
     "icmp",
@@ -80,6 +80,7 @@ pub const PUNT_REASONS: [&str; 10] = [
     "too_big",
     "tunnel",
     "frag_needed",
+    "synproxy_ack",
 ];
 
 /// [`PUNT_REASONS`] index of an IP fragment (of traffic to a virtual address or from a NAT
@@ -98,8 +99,12 @@ pub const PUNT_TUNNEL: u16 = 8;
 /// and the frame is as it came: rvsd answers the sender with ICMP.
 pub const PUNT_FRAG_NEEDED: u16 = 9;
 
+/// [`PUNT_REASONS`] index of a TCP ACK to a SYN-proxied service whose cookie (the kernel's,
+/// answered by the program) the program checked: rvsd opens the connection.
+pub const PUNT_SYNPROXY_ACK: u16 = 10;
+
 /// The program's per-CPU counters (`enum rvs_stat`), by index.
-pub const STAT_NAMES: [&str; 22] = [
+pub const STAT_NAMES: [&str; 24] = [
     "rx",
     "forwarded",
     "passed",
@@ -112,6 +117,7 @@ pub const STAT_NAMES: [&str; 22] = [
     "expired",
     "sync_lost",
     "drop_no_local_port",
+    "synproxy_answered",
     "punt_ip_options",
     "punt_fragment",
     "punt_icmp",
@@ -122,6 +128,7 @@ pub const STAT_NAMES: [&str; 22] = [
     "punt_too_big",
     "punt_tunnel",
     "punt_frag_needed",
+    "punt_synproxy_ack",
 ];
 
 /// A 16-byte address as the program keeps it (IPv4 as IPv4-mapped IPv6), network order.
@@ -184,6 +191,9 @@ pub const SVC_F_FALLBACK: u8 = 0x02;
 pub const SVC_F_PORT: u8 = 0x04;
 /// Service flag: persistent (`-p`): clients keep their server through templates.
 pub const SVC_F_PERSIST: u8 = 0x08;
+/// Service flag (with [`SVC_F_USER`]): the SYN proxy's; the program answers SYNs with the
+/// kernel's cookies.
+pub const SVC_F_SYNPROXY: u8 = 0x10;
 
 /// `services` value.
 #[derive(

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::maps::{
     Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST,
     ADDR_USER_DEST, ADDR_USER_VIP, ADDR_VIP, HASH_STRIDE, MAX_DESTS, MAX_LADDRS, SVC_F_FALLBACK,
-    SVC_F_PERSIST, SVC_F_PORT, SVC_F_USER, WRR_SEQ,
+    SVC_F_PERSIST, SVC_F_PORT, SVC_F_SYNPROXY, SVC_F_USER, WRR_SEQ,
 };
 use crate::program::Datapath;
 
@@ -225,10 +225,9 @@ impl Publisher {
                 && service
                     .dests()
                     .all(|d| matches!(d.method(), ForwardMethod::Masq | ForwardMethod::FullNat));
-            if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp || syn_proxied {
-                // Served whole by rvsd (the SYN proxy's services too: their cookies, deferred
-                // segments and shifted numbers are the engine's): its addresses and its real
-                // servers' endpoints send their packets up.
+            if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp {
+                // Served whole by rvsd: its addresses and its real servers' endpoints send
+                // their packets up.
                 served_by_rvsd(&service, walk, &mut addrs, &mut user_dests);
                 continue;
             }
@@ -305,7 +304,9 @@ impl Publisher {
                     tunnels.insert(slot, ds.addr);
                 }
             }
-            let mut user = !program_schedules(spec) || slots.len() > MAX_DESTS;
+            // The SYN proxy's services are rvsd's (their connections, deferred segments and
+            // shifted numbers are the engine's); the program answers their SYNs.
+            let mut user = !program_schedules(spec) || slots.len() > MAX_DESTS || syn_proxied;
             dests.count = slots.len().min(MAX_DESTS) as u32;
             if let (Some(table), false) = (service.hash_table(), user) {
                 if table.entries.len() <= HASH_STRIDE {
@@ -391,6 +392,7 @@ impl Publisher {
                     id,
                     sched: sched_of(spec.scheduler) as u8,
                     flags: if user { SVC_F_USER } else { 0 }
+                        | if syn_proxied { SVC_F_SYNPROXY } else { 0 }
                         | if spec.sched_flags.fallback() {
                             SVC_F_FALLBACK
                         } else {

@@ -375,6 +375,11 @@ impl Engine {
                         !c.dest.available.load(Ordering::Relaxed),
                     )
                 });
+            // An ACK whose cookie the BPF program checked opens a new connection: one of the
+            // same tuple left over (in TIME_WAIT, the client's port used again) is replaced,
+            // as a SYN replaces it (the program answered that SYN without asking).
+            let reusable =
+                reusable || (cx.meta.cookie_checked && stale_for_cookie(&shard, slot, cx));
             if !expired && !reusable && dest_gone {
                 // The real server was removed: IPVS drops the packet, and with
                 // expire_nodest_conn expires the connection too.
@@ -474,7 +479,12 @@ impl Engine {
         };
         let isn = seg.seq.wrapping_sub(1);
         let cookie = seg.ack.wrapping_sub(1);
-        let Some(mss) = self.cookies.check(t, isn, cx.now.0, cookie) else {
+        let checked = cx.meta.cookie_checked.then_some(if t.v6 {
+            synproxy::DEFAULT_MSS_V6
+        } else {
+            synproxy::DEFAULT_MSS_V4
+        });
+        let Some(mss) = checked.or_else(|| self.cookies.check(t, isn, cx.now.0, cookie)) else {
             self.synproxy[SP_BAD].fetch_add(1, Ordering::Relaxed);
             return self.drop_packet(DropReason::NoConnectionNonSyn);
         };
@@ -973,6 +983,17 @@ struct Cx<'a> {
     /// The frame's metadata: the SYN proxy clears `csum_partial` when it writes complete
     /// checksums.
     meta: &'a mut PacketMeta,
+}
+
+/// Whether the connection in `slot` is not the one the cookie an ACK acknowledges opened (the
+/// SYN proxy's record of it holds that cookie): the tuple was used again by a new handshake.
+fn stale_for_cookie(shard: &Shard, slot: u32, cx: &Cx<'_>) -> bool {
+    let Some(seg) = synproxy::segment(cx.frame, &cx.p.lay) else {
+        return false;
+    };
+    shard
+        .synproxied(slot)
+        .is_none_or(|sp| sp.cookie != seg.ack.wrapping_sub(1))
 }
 
 /// Whether the SYN proxy may open the service's connections: it has real servers, and all of

@@ -18,7 +18,8 @@ pub enum FragmentError {
     /// Not even 8 bytes of data fit after the headers.
     #[error("the link's MTU leaves no room for data after the headers")]
     MtuTooSmall,
-    /// An IPv6 packet that is already a fragment (IPv6 fragments are not cut again).
+    /// An IPv6 packet that already has a fragment header (IPv6 fragments, atomic ones too, are
+    /// not cut again).
     #[error("the IPv6 packet is already a fragment")]
     AlreadyFragmented,
 }
@@ -132,7 +133,8 @@ pub fn split_v6(
     mut emit: impl FnMut(&[u8], &[u8]),
 ) -> Result<usize, FragmentError> {
     let p = ipv6::Packet::new_checked(packet).map_err(|_| FragmentError::NotIp)?;
-    if p.is_fragment() {
+    // Any fragment header, an atomic fragment's too (RFC 6946): a second one would follow it.
+    if p.fragment().is_some() {
         return Err(FragmentError::AlreadyFragmented);
     }
     let total = p.total_len();

@@ -29,6 +29,11 @@ use crate::proxy::write32;
 
 /// The MSS values a cookie can carry (3 bits): the largest not above the client's is used.
 const MSS_TABLE: [u16; 8] = [536, 1220, 1300, 1360, 1400, 1440, 1452, 1460];
+/// The MSS offered to the real server for a connection whose cookie the BPF program made (the
+/// kernel's cookie holds the client's MSS, but its check does not say it): Ethernet's.
+pub(crate) const DEFAULT_MSS_V4: u16 = 1460;
+/// As [`DEFAULT_MSS_V4`], for IPv6.
+pub(crate) const DEFAULT_MSS_V6: u16 = 1440;
 /// The cookie's clock step: its top 5 bits count these.
 const STEP_MS: u64 = 64_000;
 /// How many steps old a cookie may be (besides the current one).

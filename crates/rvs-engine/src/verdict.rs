@@ -12,6 +12,9 @@ pub struct PacketMeta {
     /// The frame came with virtio-net `NEEDS_CSUM` (CHECKSUM_PARTIAL): the L4 checksum field holds
     /// only the non-complemented pseudo-header sum, to be completed later by the kernel.
     pub csum_partial: bool,
+    /// A TCP ACK whose SYN cookie the BPF program checked (the kernel's cookie, answered
+    /// there): the SYN proxy opens its connection without checking it again.
+    pub cookie_checked: bool,
 }
 
 /// What the I/O layer must do with a frame after `Engine::handle`.

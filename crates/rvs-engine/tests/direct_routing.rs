@@ -64,7 +64,14 @@ fn dr_keeps_checksum_partial_and_vlan_frames_intact() {
     let e = dr_engine();
     let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, b"x");
     let mut f = syn.clone();
-    let v = e.handle(Millis(0), &mut PacketMeta { csum_partial: true }, &mut f);
+    let v = e.handle(
+        Millis(0),
+        &mut PacketMeta {
+            csum_partial: true,
+            ..Default::default()
+        },
+        &mut f,
+    );
     assert_eq!(v, fwd(ip4(RIP4)));
     assert_eq!(
         f, syn,

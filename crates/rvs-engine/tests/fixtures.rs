@@ -293,7 +293,10 @@ fn checksum_partial_updates_pseudo_sum_only() {
     let mut f = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, payload);
     let tl = (f.len() - 34) as u32;
     f[34 + 16..34 + 18].copy_from_slice(&partial_field(&CLIENT4, &VIP4, 6, tl));
-    let mut meta = PacketMeta { csum_partial: true };
+    let mut meta = PacketMeta {
+        csum_partial: true,
+        ..Default::default()
+    };
     assert_eq!(e.handle(Millis(0), &mut meta, &mut f), fwd(ip4(RIP4)));
     let mut want = tcp4(CLIENT4, CPORT, RIP4, RPORT, 63, SYN, payload);
     want[34 + 16..34 + 18].copy_from_slice(&partial_field(&CLIENT4, &RIP4, 6, tl));

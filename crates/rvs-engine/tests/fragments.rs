@@ -337,3 +337,21 @@ fn congestion_experienced_in_one_fragment_marks_the_datagram() {
     let results = feed(&mut r, &frames, &[0, 1, 2]);
     assert_eq!(results[2], Collected::Refused(Refusal::Invalid));
 }
+
+#[test]
+fn an_atomic_fragment_is_not_cut_again() {
+    // Found by the engine fuzz target: an IPv6 packet with a fragment header at offset 0 and no
+    // more fragments (RFC 6946) is not a fragment to the parser, and was cut with a second
+    // fragment header after the first.
+    let mut packet = v6_packet(600, false, false);
+    let udp = packet.split_off(40);
+    packet[6] = 44;
+    packet.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 9]);
+    packet.extend_from_slice(&udp);
+    let payload = (packet.len() - 40) as u16;
+    packet[4..6].copy_from_slice(&payload.to_be_bytes());
+    assert_eq!(
+        split(&packet, 576, 1, |_, _| {}),
+        Err(FragmentError::AlreadyFragmented)
+    );
+}

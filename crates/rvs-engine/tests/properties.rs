@@ -101,7 +101,7 @@ proptest! {
     ) {
         let e = nat_engine();
         let mut f = bytes;
-        let _ = e.handle(Millis(0), &mut PacketMeta { csum_partial: partial }, &mut f);
+        let _ = e.handle(Millis(0), &mut PacketMeta { csum_partial: partial, ..Default::default() }, &mut f);
     }
 
     #[test]
@@ -145,6 +145,6 @@ proptest! {
             f[pos % n] = val;
         }
         f.truncate(cut % (f.len() + 1));
-        let _ = e.handle(Millis(5), &mut PacketMeta { csum_partial: partial }, &mut f);
+        let _ = e.handle(Millis(5), &mut PacketMeta { csum_partial: partial, ..Default::default() }, &mut f);
     }
 }

@@ -281,7 +281,10 @@ fn nat_without_port_change_keeps_the_packets_own_checksum() {
         p[8..12].fill(0);
         p
     });
-    let mut meta = PacketMeta { csum_partial: true };
+    let mut meta = PacketMeta {
+        csum_partial: true,
+        ..Default::default()
+    };
     assert_eq!(e.handle(Millis(0), &mut meta, &mut f), fwd(ip4(RIP4)));
     assert!(crc_ok(&f));
 }

@@ -498,3 +498,44 @@ fn a_silent_server_gets_the_syn_again() {
         Verdict::Defer
     );
 }
+
+#[test]
+fn a_checked_ack_replaces_a_left_over_connection_of_its_tuple() {
+    let e = proxying(nat_engine());
+    let x = ends(false);
+    let checked = || PacketMeta {
+        cookie_checked: true,
+        ..Default::default()
+    };
+    let ack = |isn: u32, cookie: u32, data: &[u8]| {
+        seg(
+            x.client,
+            CPORT,
+            x.vip,
+            VPORT,
+            false,
+            (isn + 1, Some(cookie + 1)),
+            false,
+            &[],
+            data,
+        )
+    };
+    // The program checked the cookie: the connection opens without the engine's check.
+    let mut first = ack(CLIENT_ISN, 111, &[]);
+    let v = e.handle(Millis(0), &mut checked(), &mut first);
+    assert!(seen(&trimmed(&sent(&first, &v))).tcp.syn);
+    // Its data (acknowledging the same cookie) waits: the same connection.
+    let mut data = ack(CLIENT_ISN, 111, b"x");
+    assert_eq!(
+        e.handle(Millis(1), &mut checked(), &mut data),
+        Verdict::Defer
+    );
+    // A new handshake on the same tuple (another cookie) replaces it.
+    let mut again = ack(CLIENT_ISN + 500, 222, &[]);
+    let v = e.handle(Millis(2), &mut checked(), &mut again);
+    let s = seen(&trimmed(&sent(&again, &v)));
+    assert!(s.tcp.syn);
+    assert_eq!(s.tcp.sequence_number, CLIENT_ISN + 500);
+    assert_eq!(e.connection_count(), 1);
+    assert_eq!(e.syn_proxy_counters().opened, 2);
+}

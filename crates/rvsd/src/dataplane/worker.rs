@@ -535,7 +535,7 @@ impl Outlet {
     /// Runs one received frame through the engine and sends it where the verdict says (or
     /// holds it while its next hop's MAC is resolved).
     fn handle(&mut self, now: rvs_engine::Millis, vnet: &VnetHdr, frame: &mut [u8]) {
-        if let Handled::Deferred = self.handle_frame(now, vnet, frame, None, &mut |_| {}) {
+        if let Handled::Deferred = self.handle_frame(now, vnet, frame, None, &mut |_| {}, false) {
             self.defer(vnet, frame);
         }
     }
@@ -560,7 +560,7 @@ impl Outlet {
     fn retry_deferred(&mut self, now: rvs_engine::Millis) {
         let waiting = std::mem::take(&mut self.deferred);
         for mut d in waiting {
-            match self.handle_frame(now, &d.vnet, &mut d.frame, None, &mut |_| {}) {
+            match self.handle_frame(now, &d.vnet, &mut d.frame, None, &mut |_| {}, false) {
                 Handled::Deferred if d.since.elapsed() < DEFERRED_TTL => self.deferred.push(d),
                 Handled::Deferred => bump(&self.counters.deferred_expired, 1),
                 Handled::Done => {}
@@ -578,6 +578,7 @@ impl Outlet {
         frame: &mut [u8],
         max_fragment: Option<usize>,
         reassembled: &mut dyn FnMut(&[u8]),
+        cookie_checked: bool,
     ) -> Handled {
         self.quote.keep(frame);
         let Outlet {
@@ -594,6 +595,7 @@ impl Outlet {
         } = self;
         let mut meta = PacketMeta {
             csum_partial: vnet.needs_csum(),
+            cookie_checked,
         };
         let oversize = Oversize {
             quote: quote.get(),
@@ -675,8 +677,8 @@ impl Outlet {
                         let plain = VnetHdr::default();
                         let largest = Some(whole.max_fragment);
                         // A datagram is not deferred (only TCP segments are): it goes or not.
-                        let _ =
-                            self.handle_frame(now, &plain, &mut whole.frame, largest, reassembled);
+                        let whole = &mut whole.frame;
+                        let _ = self.handle_frame(now, &plain, whole, largest, reassembled, false);
                     }
                 }
                 return Handled::Done;
@@ -873,12 +875,28 @@ impl Injector {
         self.out.handle(now, &vnet, frame);
     }
 
+    /// [`Injector::inject`] for an ACK whose SYN cookie the program checked (the proxy's
+    /// connection is opened without checking it again).
+    pub fn inject_checked_ack(&mut self, frame: &mut [u8]) {
+        let now = self.clock.now();
+        let vnet = punted_vnet(frame, 0);
+        // A client's data segment acknowledges the cookie too: it waits for the server.
+        let handled = self
+            .out
+            .handle_frame(now, &vnet, frame, None, &mut |_| {}, true);
+        if let Handled::Deferred = handled {
+            self.out.defer(&vnet, frame);
+        }
+    }
+
     /// [`Injector::inject`] for a fragment: `reassembled` sees the datagram its fragments make,
     /// before the engine does (to give the engine the program's connection of it).
     pub fn inject_fragment(&mut self, frame: &mut [u8], reassembled: &mut dyn FnMut(&[u8])) {
         let now = self.clock.now();
         let vnet = punted_vnet(frame, 0);
-        let _ = self.out.handle_frame(now, &vnet, frame, None, reassembled);
+        let _ = self
+            .out
+            .handle_frame(now, &vnet, frame, None, reassembled, false);
     }
 
     /// Sends the frames queued by [`Injector::inject`] and [`Injector::retry_held`]: call it

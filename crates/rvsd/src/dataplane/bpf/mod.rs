@@ -20,7 +20,9 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rvs_bpf::maps::{Settings, PUNT_FRAGMENT, PUNT_FRAG_NEEDED, PUNT_TOO_BIG, PUNT_TUNNEL};
+use rvs_bpf::maps::{
+    Settings, PUNT_FRAGMENT, PUNT_FRAG_NEEDED, PUNT_SYNPROXY_ACK, PUNT_TOO_BIG, PUNT_TUNNEL,
+};
 use rvs_bpf::{Datapath, Hook, Limits, Publisher};
 use rvs_engine::Engine;
 
@@ -40,6 +42,8 @@ pub use sync::ProgramSync;
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// How long one wait for punted frames lasts.
 const POLL: Duration = Duration::from_millis(50);
+/// How long it lasts while frames wait to be sent again (a neighbour, a SYN-proxied server).
+const RETRY_POLL: Duration = Duration::from_millis(5);
 
 /// Which data plane rvsd runs (`--dataplane`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -507,11 +511,17 @@ fn serve(
                 }
             }
         }
+        // Frames waiting for a neighbour or a SYN-proxied server are offered again soon.
+        let wait = if injector.holding() || injector.deferring() {
+            RETRY_POLL
+        } else {
+            POLL
+        };
         match &ring {
             Some(r) => {
-                let _ = r.poll(POLL);
+                let _ = r.poll(wait);
             }
-            None => std::thread::sleep(POLL),
+            None => std::thread::sleep(wait),
         }
         let frames = std::mem::take(&mut *queue.borrow_mut());
         for mut p in frames {
@@ -525,6 +535,10 @@ fn serve(
                     Ok(None) => {}
                     Err(e) => tracing::debug!("a punted frame's real server: {e}"),
                 }
+                continue;
+            }
+            if p.reason == PUNT_SYNPROXY_ACK {
+                injector.inject_checked_ack(&mut p.frame);
                 continue;
             }
             if p.reason == PUNT_FRAG_NEEDED {

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The SYN proxy in the program (services published with RVS_SVC_F_SYNPROXY, whose
+ * connections rvsd's engine keeps): a SYN without a connection is answered here with a SYN
+ * cookie of the kernel's (bpf_tcp_raw_gen_syncookie_*) and bounced back out of the interface it
+ * came in on, so a flood of them never leaves the kernel; an ACK whose cookie the kernel
+ * checks (bpf_tcp_raw_check_syncookie_*) goes to rvsd marked checked, which opens the
+ * connection to the real server as for its own cookies (rvs-engine's synproxy). The SYN-ACK
+ * is routed to the client like the director's other packets (a spoofed source without a route
+ * is dropped). Any other
+ * segment of such a service goes to rvsd as for a service it schedules. The SYN-ACK offers an
+ * MSS only, as the engine's does. */
+#ifndef RVS_LB_SYNPROXY_H
+#define RVS_LB_SYNPROXY_H
+
+#define TH_MAX 60
+#define TCP_MSS_OPT 2
+#define TCP_NOP_OPT 1
+
+/* The TCP header of the SYN and of the SYN-ACK made of it (per CPU: larger than the stack
+ * should hold). */
+struct synack_scratch {
+	__u8 old[TH_MAX];
+	__u8 new[TH_MAX];
+	struct bpf_fib_lookup fib; /* the way back to the client */
+};
+
+PERCPU_SCRATCH(synack_scratch, struct synack_scratch)
+
+/* Writes into `h->new` the SYN-ACK header answering the SYN header in `h->old` (`th_len`
+ * bytes, 20 to 60): ports swapped, the cookie as sequence number, the SYN acknowledged, an MSS
+ * option then no-operations in the option space, the window at 65535 without scaling. The
+ * checksum field is left as it was (the caller updates it from the difference). */
+static __always_inline void synack_header(struct synack_scratch *h, __u32 th_len, __u32 cookie,
+					  __u16 mss)
+{
+	__u32 isn = (__u32)h->old[4] << 24 | (__u32)h->old[5] << 16 | (__u32)h->old[6] << 8 |
+		    h->old[7];
+	__u32 ack = isn + 1;
+
+	__builtin_memcpy(h->new, h->old, TH_MAX);
+	h->new[0] = h->old[2];
+	h->new[1] = h->old[3];
+	h->new[2] = h->old[0];
+	h->new[3] = h->old[1];
+	h->new[4] = cookie >> 24;
+	h->new[5] = cookie >> 16;
+	h->new[6] = cookie >> 8;
+	h->new[7] = cookie;
+	h->new[8] = ack >> 24;
+	h->new[9] = ack >> 16;
+	h->new[10] = ack >> 8;
+	h->new[11] = ack;
+	h->new[12] = (__u8)((th_len / 4) << 4);
+	h->new[13] = TCPF_SYN | TCPF_ACK;
+	h->new[14] = 0xff;
+	h->new[15] = 0xff;
+	h->new[18] = 0;
+	h->new[19] = 0;
+	/* The whole option space (only th_len bytes of the header are sent). */
+	__builtin_memset(h->new + 20, TCP_NOP_OPT, TH_MAX - 20);
+	if (th_len >= 24) {
+		h->new[20] = TCP_MSS_OPT;
+		h->new[21] = 4;
+		h->new[22] = mss >> 8;
+		h->new[23] = mss;
+	}
+}
+
+/* The SYN's TCP header length, checked to lie in the frame (20 to 60), or 0; 0 too when the
+ * SYN carries data (rvsd answers that one). */
+static __always_inline __u32 syn_header_len(void *data, void *end, struct pkt *p)
+{
+	struct tcphdr *th = data + (p->l4 & 0x3ff);
+	__u32 th_len, ip_len;
+
+	if ((void *)(th + 1) > end)
+		return 0;
+	th_len = (__u32)th->doff * 4;
+	if (th_len < 20 || th_len > TH_MAX || (void *)th + th_len > end)
+		return 0;
+	ip_len = p->l4 - p->l3 + th_len;
+	if (!p->v6) {
+		struct iphdr *ip = data + (p->l3 & 0x1f);
+
+		if ((void *)(ip + 1) > end || bpf_ntohs(ip->tot_len) != ip_len)
+			return 0;
+	} else {
+		struct ipv6hdr *ip6 = data + (p->l3 & 0x1f);
+
+		if ((void *)(ip6 + 1) > end || bpf_ntohs(ip6->payload_len) + 40 != ip_len)
+			return 0;
+	}
+	return th_len;
+}
+
+/* The kernel's cookie for the SYN at `data` (low 32 bits) with its MSS (high 32), or < 0. The
+ * helper is given a constant header length (the verifier checks the packet holds that many
+ * bytes), one case per length. */
+#define SYN_COOKIE_CASE(n)                                                               \
+	case n:                                                                          \
+		if ((void *)th + n > end)                                                \
+			return -1;                                                       \
+		return p->v6 ? bpf_tcp_raw_gen_syncookie_ipv6(ip6, th, n)                \
+			     : bpf_tcp_raw_gen_syncookie_ipv4(ip, th, n);
+
+static __always_inline __s64 syn_cookie(void *data, void *end, struct pkt *p, __u32 th_len)
+{
+	struct tcphdr *th = data + (p->l4 & 0x3ff);
+	void *l3 = data + (p->l3 & 0x1f);
+	struct iphdr *ip = l3;
+	struct ipv6hdr *ip6 = l3;
+
+	if (l3 + sizeof(*ip6) > end || (void *)(th + 1) > end)
+		return -1;
+	switch (th_len) {
+		SYN_COOKIE_CASE(20)
+		SYN_COOKIE_CASE(24)
+		SYN_COOKIE_CASE(28)
+		SYN_COOKIE_CASE(32)
+		SYN_COOKIE_CASE(36)
+		SYN_COOKIE_CASE(40)
+		SYN_COOKIE_CASE(44)
+		SYN_COOKIE_CASE(48)
+		SYN_COOKIE_CASE(52)
+		SYN_COOKIE_CASE(56)
+		SYN_COOKIE_CASE(60)
+	default:
+		return -1;
+	}
+}
+
+/* Whether the kernel made the cookie the ACK at `data` acknowledges. */
+static __always_inline int cookie_acked(void *data, void *end, struct pkt *p)
+{
+	struct tcphdr *th = data + (p->l4 & 0x3ff);
+
+	if ((void *)(th + 1) > end)
+		return 0;
+	if (!p->v6) {
+		struct iphdr *ip = data + (p->l3 & 0x1f);
+
+		if ((void *)(ip + 1) > end)
+			return 0;
+		return bpf_tcp_raw_check_syncookie_ipv4(ip, th) == 0;
+	} else {
+		struct ipv6hdr *ip6 = data + (p->l3 & 0x1f);
+
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		return bpf_tcp_raw_check_syncookie_ipv6(ip6, th) == 0;
+	}
+}
+
+/* Swaps the frame's MAC addresses, IP addresses and sets a fresh TTL / hop limit, in place;
+ * returns the IPv4 header's TTL/protocol word before and after (for its checksum), or -1. */
+static __always_inline int bounce_ip(void *data, void *end, struct pkt *p, __u16 *old_word,
+				     __u16 *new_word)
+{
+	struct ethhdr *eth = data;
+	__u8 mac[ETH_ALEN];
+
+	if ((void *)(eth + 1) > end)
+		return -1;
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	if (!p->v6) {
+		struct iphdr *ip = data + (p->l3 & 0x1f);
+		__be32 a;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		a = ip->saddr;
+		ip->saddr = ip->daddr;
+		ip->daddr = a;
+		*old_word = *(__u16 *)&ip->ttl;
+		ip->ttl = 64;
+		*new_word = *(__u16 *)&ip->ttl;
+	} else {
+		struct ipv6hdr *ip6 = data + (p->l3 & 0x1f);
+		struct in6_addr a;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		a = ip6->saddr;
+		ip6->saddr = ip6->daddr;
+		ip6->daddr = a;
+		ip6->hop_limit = 64;
+		*old_word = *new_word = 0;
+	}
+	return 0;
+}
+
+#endif
