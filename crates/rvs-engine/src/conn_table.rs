@@ -245,16 +245,19 @@ impl Shard {
             .collect()
     }
 
-    /// Iterates over live connections, with their side records.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Conn, Option<&ConnExt>)> {
+    /// Iterates over live connections, with their side records and the SYN proxy's records.
+    pub(crate) fn iter_with_proxy(
+        &self,
+    ) -> impl Iterator<Item = (&Conn, Option<&ConnExt>, Option<SynProxied>)> {
         self.slab.iter().enumerate().filter_map(|(i, c)| {
             let c = c.as_ref()?;
+            let slot = i as u32;
             let ext = if c.has_ext() {
-                self.ext.get(&(i as u32))
+                self.ext.get(&slot)
             } else {
                 None
             };
-            Some((c, ext))
+            Some((c, ext, self.synproxied(slot)))
         })
     }
 

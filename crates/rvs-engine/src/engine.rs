@@ -785,7 +785,8 @@ impl Engine {
         c.expires = now.0.saturating_add(cx.snap.timeouts.of(state));
         // The records are made under the lock and queued once it is released.
         let synced = if exporting {
-            self.sync.on_input(c, ext.as_deref(), cx.snap)
+            self.sync
+                .on_input(c, ext.as_deref(), synproxied.as_ref(), cx.snap)
         } else {
             None
         };

@@ -36,6 +36,7 @@ use crate::sync_state::{
     conn_record, find_dest, template_record, SyncCounters, SyncImportError, C_EXPORTED, C_IMPORTED,
     C_NO_DEST, C_NO_SERVICE, C_OVERFLOW, C_REFUSED,
 };
+use crate::synproxy::SynProxied;
 use crate::view::ConnState;
 
 impl Engine {
@@ -78,9 +79,10 @@ impl Engine {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             let g = s.0.lock();
-            out.extend(g.iter().filter_map(|(c, ext)| {
+            out.extend(g.iter_with_proxy().filter_map(|(c, ext, proxied)| {
                 let st = ConnState::from_u8(c.state);
-                conn_record(c, ext, snap.timeouts.of(st), snap.fwmark_of(c.svc_id))
+                let (timeout, fwmark) = (snap.timeouts.of(st), snap.fwmark_of(c.svc_id));
+                conn_record(c, ext, proxied.as_ref(), timeout, fwmark)
             }));
         }
         for t in self.templates.all() {
@@ -181,12 +183,16 @@ impl Engine {
         };
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
+        let proxied = rec.seq.as_ref().and_then(SynProxied::from_seq_option);
         if let Some(slot) = shard.find(h, Direction::Input, &t) {
             if let Some(c) = shard.get_mut(slot) {
                 c.set_active(!inactive);
                 c.state = state as u8;
                 c.sync_state = state as u8;
                 c.expires = now.0.saturating_add(timeout_ms);
+            }
+            if let Some(sp) = proxied {
+                shard.set_synproxied(slot, sp);
             }
             return Ok(());
         }
@@ -233,7 +239,10 @@ impl Engine {
             sync_state: state as u8,
             ..Conn::new(&t, svc.id, dest, rec.dport, state, flags, expires)
         };
-        shard.insert(h, &self.hasher, conn, ConnExt::of(fnat, None));
+        let slot = shard.insert(h, &self.hasher, conn, ConnExt::of(fnat, None));
+        if let Some(sp) = proxied {
+            shard.set_synproxied(slot, sp);
+        }
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{DestRt, Snapshot};
 use crate::conn::{Conn, ConnExt, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL, F_V6};
 use crate::flow::to_ip;
 use crate::persist::{Template, Templates};
+use crate::synproxy::SynProxied;
 use crate::view::ConnState;
 
 /// Records waiting for the sync daemon at most (further ones are counted and dropped).
@@ -102,6 +103,7 @@ impl SyncState {
         &self,
         c: &mut Conn,
         ext: Option<&ConnExt>,
+        proxied: Option<&SynProxied>,
         snap: &Snapshot,
     ) -> Option<SyncRecords> {
         c.sync_pkts = c.sync_pkts.wrapping_add(1);
@@ -114,7 +116,7 @@ impl SyncState {
         c.sync_state = c.state;
         let fwmark = snap.fwmark_of(c.svc_id);
         Some(SyncRecords {
-            conn: conn_record(c, ext, snap.timeouts.of(st), fwmark),
+            conn: conn_record(c, ext, proxied, snap.timeouts.of(st), fwmark),
             template: ext
                 .and_then(|x| x.control.as_ref())
                 .and_then(|t| template_record(t, fwmark)),
@@ -181,6 +183,7 @@ fn sync_needed(proto: u8, st: ConnState, synced: u8, pkts: u16, thr: u32, period
 pub(crate) fn conn_record(
     c: &Conn,
     ext: Option<&ConnExt>,
+    proxied: Option<&SynProxied>,
     timeout_ms: u64,
     fwmark: u32,
 ) -> Option<SyncConn> {
@@ -223,7 +226,8 @@ pub(crate) fn conn_record(
         timeout: (timeout_ms / 1000) as u32,
         // `None` for a real server of the other family (tunnels), which IPVS v1 cannot carry.
         addrs: SyncAddrs::new(to_ip(&c.client, v6), to_ip(&c.vaddr, v6), c.dest.addr)?,
-        seq: None,
+        // A SYN-proxied connection's shift, so that a backup shifts its numbers too.
+        seq: proxied.and_then(SynProxied::seq_option),
         pe_data: None,
         pe_name: None,
         fnat_local: fnat.map(|f| SocketAddr::new(to_ip(f.local.addr(), v6), f.local.port())),

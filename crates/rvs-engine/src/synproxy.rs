@@ -106,6 +106,36 @@ pub(crate) struct SynProxied {
     pub(crate) delta: Option<u32>,
 }
 
+impl SynProxied {
+    /// The sync protocol's sequence option for this connection once its shift is known (IPVS's
+    /// `ip_vs_sync_conn_options`, which its FTP helper fills with its own shifts): `out_seq`
+    /// holds the cookie as `init_seq` and the shift as `delta`, so a backup shifts the
+    /// connection's numbers as this director does.
+    pub(crate) fn seq_option(&self) -> Option<rvs_sync::SeqOptions> {
+        let delta = self.delta?;
+        Some(rvs_sync::SeqOptions {
+            in_seq: rvs_sync::SeqData::default(),
+            out_seq: rvs_sync::SeqData {
+                init_seq: self.cookie,
+                delta,
+                previous_delta: delta,
+            },
+        })
+    }
+
+    /// The record of a synced connection whose sequence option carries a shift.
+    pub(crate) fn from_seq_option(seq: &rvs_sync::SeqOptions) -> Option<SynProxied> {
+        (seq.out_seq != rvs_sync::SeqData::default()).then_some(SynProxied {
+            cookie: seq.out_seq.init_seq,
+            client_isn: 0,
+            window: 0,
+            mss: 0,
+            syn_sent_ms: 0,
+            delta: Some(seq.out_seq.delta),
+        })
+    }
+}
+
 /// How long a connection waits for its real server's SYN-ACK before a client segment goes as
 /// the SYN again.
 pub(crate) const SYN_RESEND_MS: u64 = 1_000;

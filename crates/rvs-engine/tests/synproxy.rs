@@ -539,3 +539,88 @@ fn a_checked_ack_replaces_a_left_over_connection_of_its_tuple() {
     assert_eq!(e.connection_count(), 1);
     assert_eq!(e.syn_proxy_counters().opened, 2);
 }
+
+#[test]
+fn a_backup_shifts_a_synced_proxied_connection() {
+    let master = proxying(nat_engine());
+    let backup = proxying(nat_engine());
+    let x = ends(false);
+    let mss = [TcpOptionElement::MaximumSegmentSize(1460)];
+    let mut syn = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        false,
+        (CLIENT_ISN, None),
+        true,
+        &mss,
+        &[],
+    );
+    let v = master.handle(Millis(0), &mut PacketMeta::default(), &mut syn);
+    let cookie = seen(&trimmed(&sent(&syn, &v))).tcp.sequence_number;
+    let mut ack = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        false,
+        (CLIENT_ISN + 1, Some(cookie + 1)),
+        false,
+        &[],
+        &[],
+    );
+    master.handle(Millis(1), &mut PacketMeta::default(), &mut ack);
+    let mut synack = seg(
+        x.rip,
+        RPORT,
+        x.client,
+        CPORT,
+        false,
+        (SERVER_ISN, Some(CLIENT_ISN + 1)),
+        true,
+        &mss,
+        &[],
+    );
+    master.handle(Millis(2), &mut PacketMeta::default(), &mut synack);
+    // The master's records carry the shift; the backup takes them.
+    let records = master.sync_snapshot(Millis(3));
+    assert_eq!(records.len(), 1);
+    let seq = records[0].seq.expect("the sequence option");
+    assert_eq!(seq.out_seq.init_seq, cookie);
+    assert_eq!(seq.out_seq.delta, cookie.wrapping_sub(SERVER_ISN));
+    backup.sync_import(Millis(3), &records[0]).expect("import");
+    // After a failover the backup shifts the server's data into the client's sequence space.
+    let mut reply = seg(
+        x.rip,
+        RPORT,
+        x.client,
+        CPORT,
+        false,
+        (SERVER_ISN + 1, Some(CLIENT_ISN + 1)),
+        false,
+        &[],
+        b"data",
+    );
+    let v = backup.handle(Millis(4), &mut PacketMeta::default(), &mut reply);
+    let s = seen(&trimmed(&sent(&reply, &v)));
+    assert_eq!(s.tcp.sequence_number, cookie + 1);
+    assert!(checksums_ok(&trimmed(&sent(&reply, &v))));
+    // And the client's acknowledgements back into the server's.
+    let mut data = seg(
+        x.client,
+        CPORT,
+        x.vip,
+        VPORT,
+        false,
+        (CLIENT_ISN + 1, Some(cookie + 5)),
+        false,
+        &[],
+        b"more",
+    );
+    let v = backup.handle(Millis(5), &mut PacketMeta::default(), &mut data);
+    assert_eq!(
+        seen(&trimmed(&sent(&data, &v))).tcp.acknowledgment_number,
+        SERVER_ISN + 5
+    );
+}
