@@ -197,28 +197,7 @@ fn d_xdp_plane_forwards_nat() {
     let fs = Bpffs::mount("xdp");
     let topo = NatTopology::build("bpfxdp", 2).expect("topology");
     topo.start_real_servers().expect("real servers");
-    let lab = topo.lab();
-    let ethtool = |role: &str, iface: &str| {
-        let out = lab
-            .exec(role, &["ethtool", "-K", iface, "tx", "off", "gro", "on"])
-            .expect("ethtool");
-        assert!(
-            out.status.success(),
-            "ethtool -K {iface} in {role}: {out:?}"
-        );
-    };
-    ethtool(rvs_lab::CLIENT, "eth0");
-    for index in 0..2 {
-        ethtool(&format!("rs{}", index + 1), "eth0");
-    }
-    let ports = lab
-        .exec("switch", &["ls", "/sys/class/net"])
-        .expect("switch ports");
-    for port in String::from_utf8_lossy(&ports.stdout).split_whitespace() {
-        if port != "lo" {
-            let _ = lab.exec("switch", &["ethtool", "-K", port, "tx", "off", "gro", "on"]);
-        }
-    }
+    prepare_xdp_veths(&topo);
     let mut args = bpf_args(&fs.pins());
     args[1] = "xdp".into();
     let _rvsd = start(&topo, &args);

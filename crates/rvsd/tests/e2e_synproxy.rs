@@ -2,7 +2,8 @@
 //! rvs-lab binaries built): HTTP through a NAT service whose handshakes the director answers
 //! with cookies, a 4 MiB download and a 1 MiB upload intact through the shifted sequence
 //! numbers, on the packet path and with the BPF program at tc (which answers the SYNs with the
-//! kernel's cookies and hands the rest of the service to rvsd); during a spoofed SYN flood the
+//! kernel's cookies and hands the rest of the service to rvsd) and at XDP (which hands all of it
+//! to rvsd); during a spoofed SYN flood the
 //! director keeps no state for it and clients still get through.
 
 mod common;
@@ -17,6 +18,9 @@ use rvs_lab::NatTopology;
 fn proxying_director(tag: &str, extra: &[&str]) -> NatTopology {
     let topo = NatTopology::build(tag, 2).expect("build the NAT topology");
     topo.start_real_servers().expect("start the real servers");
+    if extra.contains(&"xdp") {
+        prepare_xdp_veths(&topo);
+    }
     let mut args = vec!["--syn-proxy", "1"];
     args.extend_from_slice(extra);
     topo.start_rvsd(&args).expect("start rvsd");
@@ -66,6 +70,18 @@ fn b_connections_through_the_proxy_with_the_bpf_plane() {
     assert!(stats["punt_synproxy_ack"] >= opened, "{stats:?}");
     assert_eq!(answered, 0);
     assert_eq!(pinned_connections(&fs.pins()), 0);
+}
+
+#[test]
+fn e_connections_through_the_proxy_at_xdp() {
+    let fs = Bpffs::mount("synproxyxdp");
+    let mut args = bpf_args(&fs.pins());
+    args[1] = "xdp".into();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let topo = proxying_director("synproxyxdp", &args);
+    // At XDP the program hands the SYNs to rvsd, whose engine answers them.
+    let (answered, _) = traffic_goes_through(&topo);
+    assert!(answered >= 8, "rvsd answered the SYNs");
 }
 
 #[test]

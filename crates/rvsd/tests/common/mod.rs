@@ -328,6 +328,33 @@ impl Drop for Bpffs {
     }
 }
 
+/// Readies the NAT topology's veths for the program at XDP: the peers that receive redirected
+/// frames run NAPI (GRO on) and the senders send complete checksums (tx offload off).
+pub fn prepare_xdp_veths(topo: &NatTopology) {
+    let lab = &topo.lab;
+    let ethtool = |role: &str, iface: &str| {
+        let out = lab
+            .exec(role, &["ethtool", "-K", iface, "tx", "off", "gro", "on"])
+            .expect("ethtool");
+        assert!(
+            out.status.success(),
+            "ethtool -K {iface} in {role}: {out:?}"
+        );
+    };
+    ethtool(rvs_lab::CLIENT, "eth0");
+    for index in 0..topo.rips4.len() {
+        ethtool(&format!("rs{}", index + 1), "eth0");
+    }
+    let ports = lab
+        .exec("switch", &["ls", "/sys/class/net"])
+        .expect("switch ports");
+    for port in String::from_utf8_lossy(&ports.stdout).split_whitespace() {
+        if port != "lo" {
+            let _ = lab.exec("switch", &["ethtool", "-K", port, "tx", "off", "gro", "on"]);
+        }
+    }
+}
+
 /// rvsd's arguments for the BPF plane at tc with its maps pinned under `pins`.
 pub fn bpf_args(pins: &Path) -> Vec<String> {
     vec![
