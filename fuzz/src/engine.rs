@@ -6,7 +6,8 @@
 //! that one input can open a connection and then use it. Control bits: 0 marks the frame
 //! `CHECKSUM_PARTIAL`, 1 fills in its checksums first (so that mutated frames still reach the
 //! connection code), 2-4 advance the clock (0 ms up to 20 minutes, so entries expire), 5 turns
-//! the SYN proxy on or off.
+//! the SYN proxy on or off, 6 marks an ACK's SYN cookie as checked by the BPF program (so
+//! inputs reach the proxy's connections without knowing the engine's random cookie key).
 //!
 //! Invariants, for every verdict that sends a packet on: the packet parses as IP and every
 //! checksum that held in the input holds in the output (IPv4 header, TCP, UDP, ICMP, SCTP; a
@@ -43,18 +44,19 @@ pub fn target(data: &[u8]) {
             policy.syn_proxy = !policy.syn_proxy;
             engine.set_policy(policy);
         }
-        one(&engine, now, partial, frame);
+        let meta = PacketMeta {
+            csum_partial: partial,
+            cookie_checked: ctl & 0x40 != 0,
+        };
+        one(&engine, now, meta, frame);
     }
 }
 
-fn one(engine: &Engine, now: u64, partial: bool, mut frame: Vec<u8>) {
+fn one(engine: &Engine, now: u64, mut meta: PacketMeta, mut frame: Vec<u8>) {
+    let partial = meta.csum_partial;
     let before = ethernet::Frame::new_checked(&frame[..])
         .map(|f| sums(&frame[f.l3_offset()..], partial))
         .unwrap_or_default();
-    let mut meta = PacketMeta {
-        csum_partial: partial,
-        ..Default::default()
-    };
     let verdict = engine.handle(Millis(now), &mut meta, &mut frame);
     let out = match verdict {
         Verdict::Forward { l3_offset, .. } => {
@@ -86,7 +88,7 @@ fn one(engine: &Engine, now: u64, partial: bool, mut frame: Vec<u8>) {
         Verdict::Reassemble => {
             if let Some(whole) = engine.reassemble(Millis(now), &frame) {
                 assert!(whole.max_fragment <= whole.frame.len(), "{whole:?}");
-                one(engine, now, false, whole.frame);
+                one(engine, now, PacketMeta::default(), whole.frame);
             }
             return;
         }
@@ -135,8 +137,14 @@ fn cut_and_join(packet: &[u8]) {
     let cut = fragment::split(packet, SMALL_LINK, 9, |h, d| {
         frames.push([&eth[..], h, d].concat());
     });
-    if cut.is_err() || frames.len() < 2 {
-        return;
+    match cut {
+        // An IPv6 packet with a fragment header, or a header longer than the small link.
+        Err(fragment::FragmentError::AlreadyFragmented | fragment::FragmentError::MtuTooSmall) => {
+            return
+        }
+        Err(e) => panic!("a packet sent on could not be cut: {e}"),
+        Ok(_) if frames.len() < 2 => return,
+        Ok(_) => {}
     }
     let mut r = reasm::Reassembler::new(ReasmLimits::default());
     let mut whole = None;
@@ -154,9 +162,12 @@ fn cut_and_join(packet: &[u8]) {
         }
     }
     let whole = whole.expect("the fragments make the packet again");
-    let len = whole.frame.len() - 14;
-    assert!(len <= packet.len(), "reassembled longer than the packet");
-    assert_eq!(&whole.frame[14..], &packet[..len], "reassembled differs");
+    let ip_len = if v6 {
+        40 + usize::from(u16::from_be_bytes([packet[4], packet[5]]))
+    } else {
+        usize::from(u16::from_be_bytes([packet[2], packet[3]]))
+    };
+    assert_eq!(&whole.frame[14..], &packet[..ip_len], "reassembled differs");
 }
 
 /// The outer header the data plane would put in front of `inner`.

@@ -237,10 +237,19 @@ fn write_seeds() {
             "synproxy",
             vec![
                 (0x20, tcp4(CLIENT, 40017, vip(100), 80, SYN, b"")),
-                (0, tcp4(CLIENT, 40017, vip(100), 80, ACK, b"")),
+                (0x40, tcp4(CLIENT, 40017, vip(100), 80, ACK, b"")),
                 (
                     0,
                     tcp4(CLIENT, 40017, vip(100), 80, ACK, b"GET / HTTP/1.0\r\n\r\n"),
+                ),
+                (0, tcp4(RIP, 8080, CLIENT, 40017, SYNACK, b"")),
+                (
+                    0,
+                    tcp4(CLIENT, 40017, vip(100), 80, ACK, b"GET / HTTP/1.0\r\n\r\n"),
+                ),
+                (
+                    0,
+                    tcp4(RIP, 8080, CLIENT, 40017, ACK, b"HTTP/1.0 200 OK\r\n\r\n"),
                 ),
             ],
         ),

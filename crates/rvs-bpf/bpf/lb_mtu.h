@@ -41,7 +41,9 @@ static __always_inline __u32 path_too_big(void *ctx, void *data, void *end, stru
 	const struct rvs_hop *hop = d->hop;
 	long rc;
 
-	if (gso || len <= 1280)
+	/* What every path carries: IPv6's minimum MTU, IPv4's 576 (every host takes it; links
+	 * below it are left to the kernel's own check). */
+	if (gso || len <= (p->v6 ? 1280 : 576))
 		return 0;
 	if (hop && d->fib_gen && hop->gen == d->fib_gen && len <= hop->mtu)
 		return 0;
@@ -58,7 +60,7 @@ static __always_inline __u32 path_too_big(void *ctx, void *data, void *end, stru
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return 0;
-	return fib.mtu_result ? fib.mtu_result : 1280;
+	return fib.mtu_result ? fib.mtu_result : (p->v6 ? 1280 : 576);
 }
 
 #endif

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The SYN proxy in the program (services published with RVS_SVC_F_SYNPROXY, whose
- * connections rvsd's engine keeps): a SYN without a connection is answered here with a SYN
- * cookie of the kernel's (bpf_tcp_raw_gen_syncookie_*) and bounced back out of the interface it
- * came in on, so a flood of them never leaves the kernel; an ACK whose cookie the kernel
- * checks (bpf_tcp_raw_check_syncookie_*) goes to rvsd marked checked, which opens the
- * connection to the real server as for its own cookies (rvs-engine's synproxy). The SYN-ACK
- * is routed to the client like the director's other packets (a spoofed source without a route
- * is dropped). Any other
- * segment of such a service goes to rvsd as for a service it schedules. The SYN-ACK offers an
- * MSS only, as the engine's does. */
+ * connections rvsd's engine keeps), at tc:
+ * - a SYN without a connection is answered here with a SYN cookie of the kernel's
+ *   (bpf_tcp_raw_gen_syncookie_*), routed to the client like the director's other packets (a
+ *   spoofed source without a route is dropped), so a flood of them never leaves the kernel;
+ * - an ACK whose cookie the kernel checks (bpf_tcp_raw_check_syncookie_*) goes to rvsd marked
+ *   checked, which opens the connection to the real server as for its own cookies (rvs-engine's
+ *   synproxy);
+ * - any other segment of such a service goes to rvsd as for a service it schedules.
+ * The SYN-ACK offers an MSS only, as the engine's does. At XDP the SYNs go to rvsd too. */
 #ifndef RVS_LB_SYNPROXY_H
 #define RVS_LB_SYNPROXY_H
 
@@ -93,39 +93,29 @@ static __always_inline __u32 syn_header_len(void *data, void *end, struct pkt *p
 	return th_len;
 }
 
-/* The kernel's cookie for the SYN at `data` (low 32 bits) with its MSS (high 32), or < 0. The
- * helper is given a constant header length (the verifier checks the packet holds that many
- * bytes), one case per length. */
-#define SYN_COOKIE_CASE(n)                                                               \
-	case n:                                                                          \
-		if ((void *)th + n > end)                                                \
-			return -1;                                                       \
-		return p->v6 ? bpf_tcp_raw_gen_syncookie_ipv6(ip6, th, n)                \
-			     : bpf_tcp_raw_gen_syncookie_ipv4(ip, th, n);
-
-static __always_inline __s64 syn_cookie(void *data, void *end, struct pkt *p, __u32 th_len)
+/* The kernel's cookie (low 32 bits) with its MSS (high 32) for the SYN at `data`, whose TCP
+ * header (`th_len` bytes, 20 to 60) lies copied in `h->old`; < 0 when refused. */
+static __always_inline __s64 syn_cookie(struct synack_scratch *h, void *data, void *end,
+					struct pkt *p, __u32 th_len)
 {
-	struct tcphdr *th = data + (p->l4 & 0x3ff);
+	struct tcphdr *th = (struct tcphdr *)h->old;
 	void *l3 = data + (p->l3 & 0x1f);
-	struct iphdr *ip = l3;
-	struct ipv6hdr *ip6 = l3;
 
-	if (l3 + sizeof(*ip6) > end || (void *)(th + 1) > end)
+	th_len &= 0x3c;
+	if (th_len < sizeof(*th))
 		return -1;
-	switch (th_len) {
-		SYN_COOKIE_CASE(20)
-		SYN_COOKIE_CASE(24)
-		SYN_COOKIE_CASE(28)
-		SYN_COOKIE_CASE(32)
-		SYN_COOKIE_CASE(36)
-		SYN_COOKIE_CASE(40)
-		SYN_COOKIE_CASE(44)
-		SYN_COOKIE_CASE(48)
-		SYN_COOKIE_CASE(52)
-		SYN_COOKIE_CASE(56)
-		SYN_COOKIE_CASE(60)
-	default:
-		return -1;
+	if (!p->v6) {
+		struct iphdr *ip = l3;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		return bpf_tcp_raw_gen_syncookie_ipv4(ip, th, th_len);
+	} else {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		return bpf_tcp_raw_gen_syncookie_ipv6(ip6, th, th_len);
 	}
 }
 
@@ -151,21 +141,12 @@ static __always_inline int cookie_acked(void *data, void *end, struct pkt *p)
 	}
 }
 
-/* Swaps the frame's MAC addresses, IP addresses and sets a fresh TTL / hop limit, in place;
- * returns the IPv4 header's TTL/protocol word before and after (for its checksum), or -1. */
-static __always_inline int bounce_ip(void *data, void *end, struct pkt *p, __u16 *old_word,
-				     __u16 *new_word)
+/* Swaps the IP addresses and sets a fresh TTL (its checksum updated) or hop limit, in place. */
+static __always_inline int swap_ip(void *data, void *end, struct pkt *p)
 {
-	struct ethhdr *eth = data;
-	__u8 mac[ETH_ALEN];
-
-	if ((void *)(eth + 1) > end)
-		return -1;
-	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
 	if (!p->v6) {
 		struct iphdr *ip = data + (p->l3 & 0x1f);
+		__u16 old;
 		__be32 a;
 
 		if ((void *)(ip + 1) > end)
@@ -173,9 +154,9 @@ static __always_inline int bounce_ip(void *data, void *end, struct pkt *p, __u16
 		a = ip->saddr;
 		ip->saddr = ip->daddr;
 		ip->daddr = a;
-		*old_word = *(__u16 *)&ip->ttl;
+		old = *(__u16 *)&ip->ttl;
 		ip->ttl = 64;
-		*new_word = *(__u16 *)&ip->ttl;
+		ip->check = csum_replace16(ip->check, old, *(__u16 *)&ip->ttl);
 	} else {
 		struct ipv6hdr *ip6 = data + (p->l3 & 0x1f);
 		struct in6_addr a;
@@ -186,7 +167,6 @@ static __always_inline int bounce_ip(void *data, void *end, struct pkt *p, __u16
 		ip6->saddr = ip6->daddr;
 		ip6->daddr = a;
 		ip6->hop_limit = 64;
-		*old_word = *new_word = 0;
 	}
 	return 0;
 }

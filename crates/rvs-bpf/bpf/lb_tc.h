@@ -287,30 +287,38 @@ static __noinline int tc_tunnel(struct __sk_buff *skb, struct pkt *p, struct dec
 	return tc_send(skb, &t->fib, rc, outer_v6);
 }
 
-/* Answers a SYN with the kernel's cookie (lb_synproxy.h): the TCP header rewritten through
- * scratch copies (its checksum updated by the difference, so a partial checksum stays one),
- * addresses, MACs and TTL swapped in place, and the frame sent back out where it came in. */
+/* Answers a SYN with the kernel's cookie (lb_synproxy.h). The way back to the client is
+ * looked up first (a spoofed source without a route is dropped before any other work); then
+ * the TCP header is rewritten through scratch copies (its checksum updated by the difference,
+ * so a partial checksum stays one), addresses and TTL swapped in place, and the SYN-ACK sent
+ * to the client as any packet of the director's. */
 static __noinline int tc_synack(struct __sk_buff *skb, struct pkt *p)
 {
 	struct synack_scratch *h = synack_scratch_get();
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	__u32 th_len, l3 = p->l3, l4 = p->l4;
-	__u16 old_word, new_word;
+	__u32 th_len, l4 = p->l4;
 	__s64 cookie, diff;
 	long rc;
 
-	if (!h || l3 > MAX_L3_OFF || l4 > MAX_L4_OFF)
+	if (!h || p->l3 > MAX_L3_OFF || l4 > MAX_L4_OFF)
 		return TC_ACT_SHOT;
+	fib_route(&h->fib, p, skb->ingress_ifindex, &p->key.dst, &p->key.src);
+	rc = bpf_fib_lookup(skb, &h->fib, sizeof(h->fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
+		count(RVS_STAT_SYNPROXY_NO_ROUTE);
+		return TC_ACT_SHOT;
+	}
 	th_len = syn_header_len(data, end, p);
 	if (!th_len)
 		return punt_frame(skb, RVS_PUNT_SERVICE, 0);
-	cookie = syn_cookie(data, end, p, th_len);
-	if (cookie < 0)
-		return punt_frame(skb, RVS_PUNT_SERVICE, 0);
+	/* Bounded for the verifier (syn_header_len checked 20 to 60). */
 	th_len &= 0x3c;
 	if (th_len < 20 || bpf_skb_load_bytes(skb, l4, h->old, th_len) < 0)
 		return TC_ACT_SHOT;
+	cookie = syn_cookie(h, data, end, p, th_len);
+	if (cookie < 0)
+		return punt_frame(skb, RVS_PUNT_SERVICE, 0);
 	synack_header(h, th_len, (__u32)cookie, (__u16)(cookie >> 32));
 	diff = bpf_csum_diff((__be32 *)h->old, th_len, (__be32 *)h->new, th_len, 0);
 	if (diff < 0 || bpf_skb_store_bytes(skb, l4, h->new, th_len, 0) < 0 ||
@@ -318,17 +326,9 @@ static __noinline int tc_synack(struct __sk_buff *skb, struct pkt *p)
 		return TC_ACT_SHOT;
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
-	if (bounce_ip(data, end, p, &old_word, &new_word) < 0)
-		return TC_ACT_SHOT;
-	if (!p->v6 && bpf_l3_csum_replace(skb, l3 + 10, old_word, new_word, 2) < 0)
+	if (swap_ip(data, end, p) < 0)
 		return TC_ACT_SHOT;
 	count(RVS_STAT_SYNPROXY_ANSWERED);
-	/* Routed to the client as any packet of the director's (a spoofed source without a
-	 * route is dropped here). */
-	fib_route(&h->fib, p, skb->ingress_ifindex, &p->key.dst, &p->key.src);
-	rc = bpf_fib_lookup(skb, &h->fib, sizeof(h->fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return TC_ACT_SHOT;
 	return tc_send(skb, &h->fib, rc, p->v6);
 }
 

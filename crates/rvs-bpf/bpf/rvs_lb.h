@@ -105,7 +105,8 @@ enum rvs_stat {
 	RVS_STAT_SYNC_LOST = 10,  /* sync records lost: the `sync_ring` was full */
 	RVS_STAT_DROP_NO_LPORT = 11, /* FULLNAT: no free local port found */
 	RVS_STAT_SYNPROXY_ANSWERED = 12, /* SYNs answered here with a SYN cookie */
-	RVS_STAT_PUNT = 13,       /* then +reason */
+	RVS_STAT_SYNPROXY_NO_ROUTE = 13, /* SYNs dropped: no route back to their source */
+	RVS_STAT_PUNT = 14,       /* then +reason */
 	RVS_STATS = RVS_STAT_PUNT + RVS_PUNT_REASONS,
 };
 

@@ -104,7 +104,7 @@ pub const PUNT_FRAG_NEEDED: u16 = 9;
 pub const PUNT_SYNPROXY_ACK: u16 = 10;
 
 /// The program's per-CPU counters (`enum rvs_stat`), by index.
-pub const STAT_NAMES: [&str; 24] = [
+pub const STAT_NAMES: [&str; 25] = [
     "rx",
     "forwarded",
     "passed",
@@ -118,6 +118,7 @@ pub const STAT_NAMES: [&str; 24] = [
     "sync_lost",
     "drop_no_local_port",
     "synproxy_answered",
+    "synproxy_no_route",
     "punt_ip_options",
     "punt_fragment",
     "punt_icmp",

@@ -674,13 +674,8 @@ impl Engine {
     }
 
     /// What the SYN proxy did.
-    pub fn syn_proxy_counters(&self) -> crate::engine::SynProxyCounters {
-        let read = |i: usize| self.synproxy[i].load(Ordering::Relaxed);
-        crate::engine::SynProxyCounters {
-            answered: read(0),
-            opened: read(1),
-            bad_cookies: read(2),
-        }
+    pub fn syn_proxy_counters(&self) -> crate::synproxy::SynProxyCounters {
+        self.synproxy.read()
     }
 
     /// Number of connections in the table.

@@ -29,7 +29,7 @@ use crate::reasm::{Collected, Reassembled, Reassembler};
 use crate::sched_core::SchedKey;
 use crate::sctp_state;
 use crate::spec::*;
-use crate::synproxy::{self, CookieKey, SynProxied};
+use crate::synproxy::{self, CookieKey, SynProxied, SynProxyStats};
 use crate::tcp_state::{next_state, TimeoutTable};
 use crate::verdict::*;
 use crate::view::*;
@@ -77,25 +77,9 @@ pub struct Engine {
     pub(crate) reasm: Mutex<Reassembler>,
     /// The SYN proxy's cookie secret.
     cookies: CookieKey,
-    /// The SYN proxy's counters ([`SynProxyCounters`]).
-    pub(crate) synproxy: [AtomicU64; 3],
+    /// The SYN proxy's counters.
+    pub(crate) synproxy: SynProxyStats,
 }
-
-/// What the SYN proxy did (`syn_proxy` policy), cumulative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SynProxyCounters {
-    /// SYNs answered with a cookie.
-    pub answered: u64,
-    /// ACKs whose cookie held: connections opened to a real server.
-    pub opened: u64,
-    /// ACKs without a connection whose cookie did not hold (dropped, also counted as
-    /// `no_connection_non_syn`).
-    pub bad_cookies: u64,
-}
-
-const SP_ANSWERED: usize = 0;
-const SP_OPENED: usize = 1;
-const SP_BAD: usize = 2;
 
 /// The largest of IPVS's mh table primes not above `size` (251 at least).
 fn mh_table_size(size: u32) -> u32 {
@@ -455,7 +439,7 @@ impl Engine {
         let (cookie, mss) = self.cookies.make(t, seg.seq, cx.now.0, mss);
         synproxy::answer_syn(cx.frame, &lay, &seg, cookie, mss);
         cx.meta.csum_partial = false;
-        self.synproxy[SP_ANSWERED].fetch_add(1, Ordering::Relaxed);
+        self.synproxy.answered.fetch_add(1, Ordering::Relaxed);
         Verdict::Forward {
             next_hop_ip: to_ip(&t.src, t.v6),
             l3_offset: lay.l3,
@@ -485,7 +469,7 @@ impl Engine {
             synproxy::DEFAULT_MSS_V4
         });
         let Some(mss) = checked.or_else(|| self.cookies.check(t, isn, cx.now.0, cookie)) else {
-            self.synproxy[SP_BAD].fetch_add(1, Ordering::Relaxed);
+            self.synproxy.bad_cookies.fetch_add(1, Ordering::Relaxed);
             return self.drop_packet(DropReason::NoConnectionNonSyn);
         };
         if p.ttl <= 1 {
@@ -504,7 +488,7 @@ impl Engine {
             syn_sent_ms: cx.now.0,
             delta: None,
         };
-        self.synproxy[SP_OPENED].fetch_add(1, Ordering::Relaxed);
+        self.synproxy.opened.fetch_add(1, Ordering::Relaxed);
         self.send_syn(shard, slot, sp, cx, &seg)
     }
 

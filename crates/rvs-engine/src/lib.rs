@@ -64,7 +64,7 @@ mod verdict;
 mod view;
 
 pub use control::{ConnWalk, ServiceWalk};
-pub use engine::{Engine, SynProxyCounters};
+pub use engine::Engine;
 pub use error::*;
 pub use estimator::Estimator as RateEstimator;
 pub use policy::{Policy, PolicyError, POLICY_NAMES};
@@ -74,6 +74,7 @@ pub use sched_locality::{
 };
 pub use spec::*;
 pub use sync_state::{SyncCounters, SyncImportError};
+pub use synproxy::SynProxyCounters;
 pub use tcp_state::{state_timeouts_ms, tcp_transitions};
 pub use verdict::{DropCounters, DropReason, PacketMeta, Verdict};
 pub use view::*;

@@ -17,6 +17,7 @@
 //! offered (what the real server will choose of them is not known when the client is answered),
 //! so neither end uses them on a proxied connection.
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::hash::BuildHasher;
 
 use rvs_wire::checksum;
@@ -46,6 +47,36 @@ const TTL: u8 = 64;
 const MSS_KIND: u8 = 2;
 /// TCP's no-operation option, to fill option space.
 const NOP: u8 = 1;
+
+/// What the SYN proxy did (`syn_proxy` policy), cumulative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SynProxyCounters {
+    /// SYNs answered with a cookie.
+    pub answered: u64,
+    /// ACKs whose cookie held: connections opened to a real server.
+    pub opened: u64,
+    /// ACKs without a connection whose cookie did not hold (dropped, also counted as
+    /// `no_connection_non_syn`).
+    pub bad_cookies: u64,
+}
+
+/// The engine's [`SynProxyCounters`], counted by the workers.
+#[derive(Debug, Default)]
+pub(crate) struct SynProxyStats {
+    pub(crate) answered: AtomicU64,
+    pub(crate) opened: AtomicU64,
+    pub(crate) bad_cookies: AtomicU64,
+}
+
+impl SynProxyStats {
+    pub(crate) fn read(&self) -> SynProxyCounters {
+        SynProxyCounters {
+            answered: self.answered.load(Ordering::Relaxed),
+            opened: self.opened.load(Ordering::Relaxed),
+            bad_cookies: self.bad_cookies.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// The secret SYN cookies are keyed with (SipHash with random keys, made once per engine).
 #[derive(Debug)]

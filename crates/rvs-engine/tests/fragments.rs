@@ -142,6 +142,7 @@ proptest! {
         if frames.len() == 1 {
             // Fits whole: not a fragment, the reassembler refuses it.
             prop_assert_eq!(&frames[0], &with_eth(&ETH_V4, &packet));
+            prop_assert_eq!(r.collect(0, &frames[0]), Collected::Refused(Refusal::NotFragment));
             return Ok(());
         }
         let results = feed(&mut r, &frames, &order);

@@ -13,7 +13,7 @@
 //! - a regular chain `marked` holding one rule per [`BypassRule::MarkedService`] (a classifier's
 //!   networks and port ranges may overlap, which an interval set refuses, and they are few);
 //! - one ingress base chain per interface with a fixed list of fifteen rules: one `counter drop`
-//!   per set lookup and a `jump marked`. A packet costs at most a dozen hash lookups whatever
+//!   per set lookup and a `jump marked`. A packet costs at most fourteen hash lookups whatever
 //!   the number of services.
 //!
 //! Every change is one `nft -f -` script, which nftables commits as one atomic transaction:
@@ -22,8 +22,11 @@
 //!
 //! Not covered: ICMP/ICMPv6 errors about forwarded flows (e.g. "fragmentation needed" from a
 //! real server to the client) still reach the kernel, as do the non-first fragments of traffic
-//! to a virtual address (they carry no ports; the kernel holds them until its reassembly times
-//! out, as it never gets their first fragment).
+//! to a virtual or FULLNAT local address (they carry no ports; the kernel holds them until its
+//! reassembly times out, as it never gets their first fragment). `rsfrag4/6` match by address
+//! and protocol only, so the later fragments of a NAT real server's other traffic the kernel
+//! routes (not to a service's client) are dropped too; rvsd reassembles them but does not hand
+//! the datagram back to the kernel.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -941,6 +944,10 @@ mod tests {
                 proto: L4Proto::Udp,
                 rip: ip("fd00::2"),
             },
+            BypassRule::RealServerFragments {
+                proto: L4Proto::Tcp,
+                rip: ip("192.168.1.2"),
+            },
         ]
     }
 
@@ -963,6 +970,7 @@ mod tests {
                 element("fnat6", "fd00::2 . fd00::101 . tcp . 80"),
                 element("fnatany4", "10.1.1.2 . 10.1.1.101 . udp"),
                 element("rsfrag6", "fd00::2 . udp"),
+                element("rsfrag4", "192.168.1.2 . tcp"),
             ]
         );
         let mixed = BypassRule::FullNatReply {
@@ -1031,6 +1039,7 @@ mod tests {
             add element netdev rvs svc4 { 10.0.0.100 . tcp . 80 }\n\
             add element netdev rvs rs4 { 192.168.1.2 . sctp . 9 }\n\
             add element netdev rvs fnatany4 { 10.1.1.2 . 10.1.1.101 . udp }\n\
+            add element netdev rvs rsfrag4 { 192.168.1.2 . tcp }\n\
             add element netdev rvs svcany6 { fd00::100 . udp }\n\
             add element netdev rvs rsany6 { fd00::2 . udp }\n\
             add element netdev rvs fnat6 { fd00::2 . fd00::101 . tcp . 80 }\n\
@@ -1121,6 +1130,7 @@ mod tests {
             \tset rs4 {\n\t\ttype ipv4_addr . inet_proto . inet_service\n\t}\n\
             \tset fnat6 {\n\t\ttype ipv6_addr . ipv6_addr . inet_proto . inet_service\n\
             \t\telements = { fd00::2 . fd00::101 . tcp . 80 }\n\t}\n\
+            \tset rsfrag4 {\n\t\ttype ipv4_addr . inet_proto\n\t\telements = { 192.168.1.2 . tcp }\n\t}\n\
             \tset rsfrag6 {\n\t\ttype ipv6_addr . inet_proto\n\t\telements = { fd00::2 . udp }\n\t}\n\
             \tchain marked {\n\
             \t\tip daddr 10.0.0.0/24 tcp dport 80-88 counter packets 0 bytes 0 drop\n\

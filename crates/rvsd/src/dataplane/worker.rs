@@ -301,14 +301,21 @@ enum Handled {
 /// A rewritten frame waiting for its next hop's MAC (the kernel was asked to resolve it).
 struct HeldFrame {
     since: std::time::Instant,
+    route: Route,
+    vnet: VnetHdr,
+    frame: Vec<u8>,
+}
+
+/// Where a rewritten frame goes.
+#[derive(Clone, Copy)]
+struct Route {
     next_hop_ip: IpAddr,
+    /// Offset of the L3 packet in the frame.
     l3_offset: usize,
-    /// Set when the frame is to be tunnelled.
+    /// Set when the packet is to be tunnelled.
     tunnel: Option<TunnelConfig>,
     /// Set for a datagram rvsd reassembled: its largest fragment.
     max_fragment: Option<usize>,
-    vnet: VnetHdr,
-    frame: Vec<u8>,
 }
 
 impl Worker {
@@ -535,7 +542,22 @@ impl Outlet {
     /// Runs one received frame through the engine and sends it where the verdict says (or
     /// holds it while its next hop's MAC is resolved).
     fn handle(&mut self, now: rvs_engine::Millis, vnet: &VnetHdr, frame: &mut [u8]) {
-        if let Handled::Deferred = self.handle_frame(now, vnet, frame, None, &mut |_| {}, false) {
+        self.offer(now, vnet, frame, &mut |_| {}, false);
+    }
+
+    /// [`Outlet::handle`], with `reassembled` seeing each datagram the frame completes (see
+    /// [`Outlet::handle_frame`]) and `cookie_checked` for an ACK whose SYN cookie the BPF program
+    /// checked; a frame the engine defers is kept for [`Outlet::retry_deferred`].
+    fn offer(
+        &mut self,
+        now: rvs_engine::Millis,
+        vnet: &VnetHdr,
+        frame: &mut [u8],
+        reassembled: &mut dyn FnMut(&[u8]),
+        cookie_checked: bool,
+    ) {
+        let handled = self.handle_frame(now, vnet, frame, None, reassembled, cookie_checked);
+        if let Handled::Deferred = handled {
             self.defer(vnet, frame);
         }
     }
@@ -583,23 +605,13 @@ impl Outlet {
         self.quote.keep(frame);
         let Outlet {
             engine,
-            net,
-            tx,
-            neighbours,
             counters,
             local,
-            quote,
-            frag_ident,
-            held,
             ..
         } = self;
         let mut meta = PacketMeta {
             csum_partial: vnet.needs_csum(),
             cookie_checked,
-        };
-        let oversize = Oversize {
-            quote: quote.get(),
-            max_fragment,
         };
         let verdict = engine.handle(now, &mut meta, frame);
         // The engine wrote complete checksums (the SYN proxy's segments): none is left to the
@@ -610,61 +622,28 @@ impl Outlet {
         } else {
             vnet
         };
-        let (next_hop_ip, l3_offset, tunnel) = match verdict {
+        let (next_hop_ip, l3_offset, tunnel, insertion) = match verdict {
             Verdict::Forward {
                 next_hop_ip,
                 l3_offset,
-            } => (next_hop_ip, l3_offset, None),
+            } => (next_hop_ip, l3_offset, None, None),
             Verdict::ForwardInsert {
                 next_hop_ip,
                 l3_offset,
                 payload_offset,
                 end,
                 insert,
-            } => {
-                let out = Egress {
-                    net,
-                    tx,
-                    neighbours,
-                    counters,
-                    frag_ident,
-                };
-                let pieces = Inserted {
-                    payload_offset,
-                    end,
-                    bytes: insert.as_bytes(),
-                };
-                let sent = out.transmit(
-                    next_hop_ip,
-                    l3_offset,
-                    Some(&pieces),
-                    &oversize,
-                    vnet,
-                    frame,
-                );
-                if let Sent::Held = sent {
-                    // Held whole, the inserted bytes in place (the SYN proxy's first SYN to a
-                    // real server whose neighbour is not known yet, say).
-                    if let (Some(head), Some(tail)) =
-                        (frame.get(..payload_offset), frame.get(payload_offset..end))
-                    {
-                        let whole = [head, insert.as_bytes(), tail].concat();
-                        let route = HeldRoute {
-                            next_hop_ip,
-                            l3_offset,
-                            tunnel: None,
-                            max_fragment: None,
-                        };
-                        hold(held, counters, route, vnet, &whole);
-                    }
-                }
-                return Handled::Done;
-            }
+            } => (
+                next_hop_ip,
+                l3_offset,
+                None,
+                Some((payload_offset, end, insert)),
+            ),
             Verdict::Encapsulate {
                 next_hop_ip,
                 l3_offset,
                 tunnel,
-            } => (next_hop_ip, l3_offset, Some(tunnel)),
+            } => (next_hop_ip, l3_offset, Some(tunnel), None),
             Verdict::Deliver { l3_offset } => {
                 deliver_local(local, counters, l3_offset, vnet, frame);
                 return Handled::Done;
@@ -686,19 +665,30 @@ impl Outlet {
             Verdict::Defer => return Handled::Deferred,
             Verdict::PassToKernel | Verdict::Drop(_) => return Handled::Done,
         };
+        let route = Route {
+            next_hop_ip,
+            l3_offset,
+            tunnel,
+            max_fragment,
+        };
+        let inserted = insertion
+            .as_ref()
+            .map(|(payload_offset, end, insert)| Inserted {
+                payload_offset: *payload_offset,
+                end: *end,
+                bytes: insert.as_bytes(),
+            });
         let vnet = &sctp_crc_complete(vnet, frame, l3_offset);
-        self.send(next_hop_ip, l3_offset, tunnel, max_fragment, vnet, frame);
+        self.send(route, inserted.as_ref(), vnet, frame);
         Handled::Done
     }
 
-    /// Sends the packet at `frame[l3_offset..]` to `next_hop_ip` as it is, or tunnelled with
-    /// `tunnel`, holding it while the next hop's MAC is resolved.
+    /// Sends the packet of `frame` where `route` says, with `insert`'s bytes inside it, holding
+    /// it while the next hop's MAC is resolved.
     fn send(
         &mut self,
-        next_hop_ip: IpAddr,
-        l3_offset: usize,
-        tunnel: Option<TunnelConfig>,
-        max_fragment: Option<usize>,
+        route: Route,
+        insert: Option<&Inserted<'_>>,
         vnet: &VnetHdr,
         frame: &mut [u8],
     ) {
@@ -720,22 +710,17 @@ impl Outlet {
             counters,
             frag_ident,
         };
-        let oversize = Oversize {
-            quote: quote.get(),
-            max_fragment,
-        };
-        let sent = match tunnel {
-            None => out.transmit(next_hop_ip, l3_offset, None, &oversize, vnet, frame),
-            Some(cfg) => out.encapsulate(scratch, next_hop_ip, l3_offset, &cfg, vnet, frame),
-        };
-        if let Sent::Held = sent {
-            let route = HeldRoute {
-                next_hop_ip,
-                l3_offset,
-                tunnel,
-                max_fragment,
-            };
-            hold(held, counters, route, vnet, frame);
+        if let Sent::Held = out.forward(scratch, &route, insert, quote.get(), vnet, frame) {
+            match insert {
+                None => hold(held, counters, route, vnet, frame),
+                // Held whole, the inserted bytes in place (the SYN proxy's first SYN to a real
+                // server whose neighbour is not known yet, say).
+                Some(i) => {
+                    if let Some(whole) = i.materialize(frame, 0) {
+                        hold(held, counters, route, vnet, &whole);
+                    }
+                }
+            }
         }
     }
 }
@@ -876,17 +861,12 @@ impl Injector {
     }
 
     /// [`Injector::inject`] for an ACK whose SYN cookie the program checked (the proxy's
-    /// connection is opened without checking it again).
+    /// connection is opened without checking it again; a client's data segment acknowledges
+    /// the cookie too, and waits for the server).
     pub fn inject_checked_ack(&mut self, frame: &mut [u8]) {
         let now = self.clock.now();
         let vnet = punted_vnet(frame, 0);
-        // A client's data segment acknowledges the cookie too: it waits for the server.
-        let handled = self
-            .out
-            .handle_frame(now, &vnet, frame, None, &mut |_| {}, true);
-        if let Handled::Deferred = handled {
-            self.out.defer(&vnet, frame);
-        }
+        self.out.offer(now, &vnet, frame, &mut |_| {}, true);
     }
 
     /// [`Injector::inject`] for a fragment: `reassembled` sees the datagram its fragments make,
@@ -894,9 +874,7 @@ impl Injector {
     pub fn inject_fragment(&mut self, frame: &mut [u8], reassembled: &mut dyn FnMut(&[u8])) {
         let now = self.clock.now();
         let vnet = punted_vnet(frame, 0);
-        let _ = self
-            .out
-            .handle_frame(now, &vnet, frame, None, reassembled, false);
+        self.out.offer(now, &vnet, frame, reassembled, false);
     }
 
     /// Sends the frames queued by [`Injector::inject`] and [`Injector::retry_held`]: call it
@@ -910,7 +888,13 @@ impl Injector {
     /// ICMP), completes checksums and segments GSO frames, as for the engine's own connections.
     pub fn tunnel(&mut self, frame: &mut [u8], gso_size: u16, rip: IpAddr, cfg: &TunnelConfig) {
         let vnet = punted_vnet(frame, gso_size);
-        self.out.send(rip, ETH_HLEN, Some(*cfg), None, &vnet, frame);
+        let route = Route {
+            next_hop_ip: rip,
+            l3_offset: ETH_HLEN,
+            tunnel: Some(*cfg),
+            max_fragment: None,
+        };
+        self.out.send(route, None, &vnet, frame);
     }
 
     /// Answers a punted frame the program found too long for its path (and not to be
@@ -1022,6 +1006,16 @@ struct Inserted<'a> {
     bytes: &'a [u8],
 }
 
+impl Inserted<'_> {
+    /// `frame` from `from` to the packet's end with the bytes in place, as one buffer (for the
+    /// rare paths that need it whole: fragmenting, holding).
+    fn materialize(&self, frame: &[u8], from: usize) -> Option<Vec<u8>> {
+        let head = frame.get(from..self.payload_offset)?;
+        let tail = frame.get(self.payload_offset..self.end)?;
+        Some([head, self.bytes, tail].concat())
+    }
+}
+
 /// What became of a forwarded frame.
 enum Sent {
     /// Sent, or dropped and counted.
@@ -1038,14 +1032,6 @@ struct Egress<'a> {
     counters: &'a Counts,
     /// The identification of the next IPv6 fragment series.
     frag_ident: &'a mut u32,
-}
-
-/// What [`Egress::transmit`] needs for a packet longer than its path's MTU.
-struct Oversize<'q> {
-    /// The packet's start as it came in (to quote in an ICMP error).
-    quote: Option<&'q [u8]>,
-    /// Set for a datagram rvsd reassembled: its largest fragment.
-    max_fragment: Option<usize>,
 }
 
 /// Counts a frame the kernel refused to send, with a debug line naming `what` was sent.
@@ -1239,18 +1225,50 @@ impl<'a> Egress<'a> {
         }
     }
 
-    /// Sends the rewritten L3 packet at `frame[l3_offset..]` behind the next hop's Ethernet
-    /// header on the egress interface's send queue, given as pieces; `insert` adds bytes
-    /// at the start of the TCP payload (the PROXY protocol header of a FULLNAT connection).
+    /// Sends the packet where `route` says: tunnelled ([`Egress::encapsulate`]) or as it is
+    /// ([`Egress::transmit`]). `quote` is the packet's start as it came in (for an ICMP error
+    /// about it), if kept.
+    fn forward(
+        self,
+        scratch: &mut TunnelTx,
+        route: &Route,
+        insert: Option<&Inserted<'_>>,
+        quote: Option<&[u8]>,
+        vnet: &VnetHdr,
+        frame: &mut [u8],
+    ) -> Sent {
+        match route.tunnel {
+            None => self.transmit(route, insert, quote, vnet, frame),
+            Some(cfg) => self.encapsulate(
+                scratch,
+                route.next_hop_ip,
+                route.l3_offset,
+                &cfg,
+                vnet,
+                frame,
+            ),
+        }
+    }
+
+    /// Sends the rewritten L3 packet at `frame[route.l3_offset..]` behind the next hop's
+    /// Ethernet header on the egress interface's send queue, given as pieces; `insert` adds
+    /// bytes at the start of the TCP payload (the PROXY protocol header of a FULLNAT connection,
+    /// the SYN proxy's MSS option). A packet too long for the path is cut or refused
+    /// ([`mtu::fit`]).
     fn transmit(
         mut self,
-        next_hop_ip: IpAddr,
-        l3_offset: usize,
+        route: &Route,
         insert: Option<&Inserted<'_>>,
-        oversize: &Oversize<'_>,
+        quote: Option<&[u8]>,
         vnet: &VnetHdr,
         frame: &[u8],
     ) -> Sent {
+        let Route {
+            next_hop_ip,
+            l3_offset,
+            max_fragment,
+            ..
+        } = *route;
         let path = match self.path(next_hop_ip) {
             Ok(path) => path,
             Err(sent) => return sent,
@@ -1265,7 +1283,7 @@ impl<'a> Egress<'a> {
         let extra = insert.map_or(0, |i| i.bytes.len());
         let len = ip_len(packet) + extra;
         let segment = gso_segment(vnet, frame, l3_offset);
-        match mtu::fit(packet, len, segment, path.mtu, oversize.max_fragment) {
+        match mtu::fit(packet, len, segment, path.mtu, max_fragment) {
             Fit::Whole => {}
             Fit::Cut(max) => {
                 let whole = Whole {
@@ -1278,7 +1296,7 @@ impl<'a> Egress<'a> {
                 return Sent::Done;
             }
             Fit::Refuse(mtu) => {
-                self.refuse(oversize.quote, mtu);
+                self.refuse(quote, mtu);
                 return Sent::Done;
             }
         }
@@ -1372,11 +1390,7 @@ impl Whole<'_> {
     fn bytes(&self, frame: &[u8]) -> Option<Vec<u8>> {
         match self.insert {
             None => frame.get(self.l3_offset..self.end).map(<[u8]>::to_vec),
-            Some(i) => {
-                let head = frame.get(self.l3_offset..i.payload_offset)?;
-                let tail = frame.get(i.payload_offset..i.end)?;
-                Some([head, i.bytes, tail].concat())
-            }
+            Some(i) => i.materialize(frame, self.l3_offset),
         }
     }
 }
@@ -1428,13 +1442,7 @@ fn sender_of(quote: &[u8]) -> Option<IpAddr> {
 }
 
 /// Keeps a copy of a frame whose next hop is being resolved (bounded; overflow is counted).
-fn hold(
-    held: &mut Vec<HeldFrame>,
-    counters: &Counts,
-    route: HeldRoute,
-    vnet: &VnetHdr,
-    frame: &[u8],
-) {
+fn hold(held: &mut Vec<HeldFrame>, counters: &Counts, route: Route, vnet: &VnetHdr, frame: &[u8]) {
     if held.len() >= PENDING_MAX {
         bump(&counters.neighbour_failed, 1);
         return;
@@ -1442,21 +1450,10 @@ fn hold(
     bump(&counters.neighbour_held, 1);
     held.push(HeldFrame {
         since: std::time::Instant::now(),
-        next_hop_ip: route.next_hop_ip,
-        l3_offset: route.l3_offset,
-        tunnel: route.tunnel,
-        max_fragment: route.max_fragment,
+        route,
         vnet: *vnet,
         frame: frame.to_vec(),
     });
-}
-
-/// Where a held frame goes once its next hop is known.
-struct HeldRoute {
-    next_hop_ip: IpAddr,
-    l3_offset: usize,
-    tunnel: Option<TunnelConfig>,
-    max_fragment: Option<usize>,
 }
 
 impl Outlet {
@@ -1490,28 +1487,14 @@ impl Outlet {
                 frag_ident: &mut self.frag_ident,
             };
             // The frame as it came in is gone: too long now, it is dropped without an error.
-            let oversize = Oversize {
-                quote: None,
-                max_fragment: h.max_fragment,
-            };
-            let sent = match h.tunnel {
-                None => out.transmit(
-                    h.next_hop_ip,
-                    h.l3_offset,
-                    None,
-                    &oversize,
-                    &h.vnet,
-                    &h.frame,
-                ),
-                Some(cfg) => out.encapsulate(
-                    &mut self.tunnel,
-                    h.next_hop_ip,
-                    h.l3_offset,
-                    &cfg,
-                    &h.vnet,
-                    &mut h.frame,
-                ),
-            };
+            let sent = out.forward(
+                &mut self.tunnel,
+                &h.route,
+                None,
+                None,
+                &h.vnet,
+                &mut h.frame,
+            );
             match sent {
                 Sent::Done => false,
                 Sent::Held if h.since.elapsed() < PENDING_TTL => true,
