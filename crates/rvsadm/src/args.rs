@@ -8,6 +8,7 @@
 //! are collected as arguments (used by `--set`); `--` ends option processing. This is popt
 //! 1.19's behaviour (Debian 12's, which its ipvsadm uses); an error names the whole word, as
 //! `poptBadOption` does.
+use std::rc::Rc;
 
 /// Every option ipvsadm 1.31 knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,8 +190,9 @@ pub(crate) struct Occurrence {
     /// How the user spelled it (`-t`, `--tcp-service`), for error messages.
     pub spelled: String,
     /// The last word read for it (its value's, when that is the next word): what popt's
-    /// `poptBadOption` names, so ipvsadm's "invalid option" names it.
-    pub word: String,
+    /// `poptBadOption` names, so ipvsadm's "invalid option" names it. The options of one
+    /// cluster share it, so a long cluster costs one copy of its word, not one per option.
+    pub word: Rc<str>,
 }
 
 /// Why a word could not be read as an option (popt's error texts).
@@ -283,16 +285,16 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
                 opt: spec.opt,
                 value,
                 spelled,
-                word: args[i - 1].as_ref().to_string(),
+                word: Rc::from(args[i - 1].as_ref()),
             }));
             continue;
         }
         // A cluster of short options.
-        let cluster: Vec<char> = word[1..].chars().collect();
-        let mut k = 0;
-        while k < cluster.len() {
-            let c = cluster[k];
-            k += 1;
+        let cluster = &word[1..];
+        let cluster_word: Rc<str> = Rc::from(word);
+        let cluster_end = i;
+        let mut chars = cluster.char_indices();
+        while let Some((at, c)) = chars.next() {
             let spelled = format!("-{c}");
             let Some(spec) = by_short(c) else {
                 out.items.push(Err(BadOption {
@@ -301,7 +303,7 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
                 }));
                 return out;
             };
-            let rest: String = cluster[k..].iter().collect();
+            let rest = &cluster[at + c.len_utf8()..];
             let value = match spec.value {
                 Value::None if rest.starts_with('=') => {
                     out.items.push(Err(BadOption {
@@ -312,8 +314,8 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
                 }
                 Value::None => None,
                 Value::Required | Value::Optional if !rest.is_empty() => {
-                    k = cluster.len();
-                    Some(rest.strip_prefix('=').unwrap_or(&rest).to_string())
+                    chars = "".char_indices();
+                    Some(rest.strip_prefix('=').unwrap_or(rest).to_string())
                 }
                 Value::Required => match next_is_value(i) {
                     Some(v) => {
@@ -336,11 +338,16 @@ pub(crate) fn split<S: AsRef<str>>(args: &[S]) -> Split {
                     _ => None,
                 },
             };
+            let word = if i == cluster_end {
+                Rc::clone(&cluster_word)
+            } else {
+                Rc::from(args[i - 1].as_ref())
+            };
             out.items.push(Ok(Occurrence {
                 opt: spec.opt,
                 value,
                 spelled,
-                word: args[i - 1].as_ref().to_string(),
+                word,
             }));
         }
     }
@@ -357,6 +364,27 @@ mod tests {
             .into_iter()
             .map(|r| r.map(|o| (o.opt, o.value)).expect("option"))
             .collect()
+    }
+
+    /// Found by the `rvsadm_args` fuzz target: a 27 KB cluster took seconds, since every
+    /// option in it copied the rest of the cluster and the whole word.
+    #[test]
+    fn a_long_cluster_shares_its_word() {
+        let cluster = format!("-{}", "n".repeat(100_000));
+        let split = split(&["-L", cluster.as_str()]);
+        let occurrences: Vec<&Occurrence> =
+            split.items.iter().map(|o| o.as_ref().unwrap()).collect();
+        assert_eq!(occurrences.len(), 100_001);
+        let first = &occurrences[1].word;
+        assert!(occurrences[1..].iter().all(|o| Rc::ptr_eq(&o.word, first)));
+        assert_eq!(&**first, cluster.as_str());
+        // A value taken from the next word names that word.
+        let split = super::split(&["-nt", "1.2.3.4:80"]);
+        let t = split.items[1].as_ref().unwrap();
+        assert_eq!(
+            (&*t.word, t.value.as_deref()),
+            ("1.2.3.4:80", Some("1.2.3.4:80"))
+        );
     }
 
     #[test]
