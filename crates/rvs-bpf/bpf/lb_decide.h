@@ -342,6 +342,24 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	return 0;
 }
 
+/* IPVS's drop_packet (`ip_vs_todrop`): while rvsd's defence sets a rate, one new connection
+ * in `drop_rate` is dropped (counted per CPU). */
+static __always_inline int defense_drops(struct rvs_settings *s)
+{
+	__u32 zero = 0;
+	__s64 *left;
+
+	if (!s->drop_rate)
+		return 0;
+	left = bpf_map_lookup_elem(&defense_left, &zero);
+	if (!left)
+		return 0;
+	if (--*left > 0)
+		return 0;
+	*left = s->drop_rate;
+	return 1;
+}
+
 /* A packet to a service without a connection: IPVS's checks, schedule, open. `any_port`:
  * the service is a port-0 one. */
 static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struct rvs_svc *svc,
@@ -355,6 +373,8 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 		__u8 f = p->tcp_flags & (TCPF_SYN | TCPF_ACK | TCPF_RST);
 
 		if (f == TCPF_SYN) {
+			if (defense_drops(s))
+				return drop(d, RVS_STAT_DROP_DEFENSE);
 			d->action = ACT_SYNACK;
 			return 0;
 		}
@@ -370,6 +390,8 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 		return drop(d, RVS_STAT_DROP_NON_SYN);
 	if (p->ttl <= 1)
 		return drop(d, RVS_STAT_DROP_TTL);
+	if (defense_drops(s))
+		return drop(d, RVS_STAT_DROP_DEFENSE);
 	if (svc->flags & RVS_SVC_F_PERSIST) {
 		tpl = RVS_CONN_F_TEMPLATE | (any_port ? RVS_CONN_F_ANY_PORT : 0);
 		kept = persist_lookup(p, s, svc, any_port, now, &pick);

@@ -137,6 +137,14 @@ struct {
 	__type(value, struct rvs_loc);
 } locality SEC(".maps");
 
+/* IPVS's drop_packet: new connections left before the next one is dropped (per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} defense_left SEC(".maps");
+
 /* A new lblc/lblcr entry while it is built (per CPU: it is larger than the stack). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

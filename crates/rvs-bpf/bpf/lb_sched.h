@@ -3,10 +3,11 @@
 #ifndef RVS_LB_SCHED_H
 #define RVS_LB_SCHED_H
 
-/* Whether a state counts as active (IPVS: only TCP ESTABLISHED). */
+/* Whether a state counts as active (IPVS's tcp_state_active: ESTABLISHED, and SYNACK, which
+ * only secure_tcp's table reaches). */
 static __always_inline int is_active(__u8 state)
 {
-	return state == RVS_STATE_ESTABLISHED;
+	return state == RVS_STATE_ESTABLISHED || state == RVS_STATE_SYNACK;
 }
 
 /* Moves a real server's count from one state's column to another's (active/inactive). */

@@ -177,6 +177,95 @@ int rvs_expire(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
+/* What one drop_entry visit needs in its callback. */
+struct drop_visit {
+	struct rvs_settings *s;
+	__u64 now;
+	__u64 dropped;
+	__u32 part;
+	__u8 left[9]; /* IPVS's todrop_counter, by packets seen */
+};
+
+/* Which 32nd of the table a connection belongs to. */
+static __always_inline __u32 key_part(struct rvs_conn_key *k)
+{
+	__u32 h = k->src.w[0] ^ k->src.w[1] ^ k->src.w[2] ^ k->src.w[3] ^ k->dst.w[3];
+
+	h ^= ((__u32)k->sport << 16) | k->dport;
+	h *= 0x9e3779b1;
+	return h >> 27;
+}
+
+/* IPVS's todrop_entry: a connection idle for 60 s that has seen 1 to 8 packets from its
+ * client goes one time in that many. */
+static __always_inline int takes_entry(struct drop_visit *v, struct rvs_conn *c)
+{
+	__u64 touched = c->expires_ns - timeout_ns(v->s, c->state);
+	__u16 n = c->sync_pkts;
+	__u8 *left;
+
+	if (v->now < touched + 60000000000ULL || n == 0 || n > 8)
+		return 0;
+	left = &v->left[n & 7 ? n & 7 : 8];
+	if (*left > 1) {
+		(*left)--;
+		return 0;
+	}
+	*left = n;
+	return 1;
+}
+
+static long drop_one(void *map, struct rvs_conn_key *key, struct rvs_conn *c, struct drop_visit *v)
+{
+	int goes;
+
+	if (key_part(key) != v->part)
+		return 0;
+	switch (c->state) {
+	case RVS_STATE_SYN_RECV:
+	case RVS_STATE_SYNACK:
+		goes = key->proto == IPPROTO_TCP;
+		break;
+	case RVS_STATE_ESTABLISHED:
+	case RVS_STATE_UDP:
+		goes = takes_entry(v, c);
+		break;
+	default:
+		goes = 0;
+	}
+	if (goes) {
+		forget_conn(key, c);
+		v->dropped++;
+	}
+	return 0;
+}
+
+/* IPVS's drop_entry (`ip_vs_random_dropentry`): rvsd runs it (BPF_PROG_TEST_RUN) once a second
+ * while its defence says memory is short, with a struct rvs_drop_entries_in after a zeroed
+ * Ethernet header naming this second's 32nd of the table. Half-open TCP connections there
+ * leave the table and their server's counts; established and UDP ones as takes_entry says. */
+SEC("tc")
+int rvs_drop_entries(struct __sk_buff *skb)
+{
+	struct rvs_drop_entries_in in;
+	struct drop_visit v = {};
+	__u32 zero = 0, which = RVS_STAT_DEFENSE_ENTRIES;
+	__u64 *c;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &in, sizeof(in)) < 0)
+		return TC_ACT_SHOT;
+	v.s = bpf_map_lookup_elem(&settings, &zero);
+	if (!v.s)
+		return TC_ACT_SHOT;
+	v.now = bpf_ktime_get_ns();
+	v.part = in.part & 31;
+	bpf_for_each_map_elem(&conns, drop_one, &v, 0);
+	c = bpf_map_lookup_elem(&stats, &which);
+	if (c)
+		*c += v.dropped;
+	return TC_ACT_OK;
+}
+
 /* A sync backup's install of one connection: rvsd runs it (BPF_PROG_TEST_RUN) with a zeroed
  * Ethernet header and a struct rvs_sync_in; the answer is RVS_SYNC_IN_*. */
 SEC("tc")

@@ -25,10 +25,12 @@
 #define RVS_STATE_SLOTS 16
 #define RVS_STATE_NONE 0
 #define RVS_STATE_ESTABLISHED 1
+#define RVS_STATE_SYN_RECV 3
 #define RVS_STATE_FIN_WAIT 4
 #define RVS_STATE_TIME_WAIT 5
 #define RVS_STATE_CLOSE 6
 #define RVS_STATE_CLOSE_WAIT 7
+#define RVS_STATE_SYNACK 10
 #define RVS_STATE_UDP 11
 
 /* Schedulers the program runs itself; RVS_SCHED_USER (`-s none`) leaves new connections to rvsd. */
@@ -106,7 +108,9 @@ enum rvs_stat {
 	RVS_STAT_DROP_NO_LPORT = 11, /* FULLNAT: no free local port found */
 	RVS_STAT_SYNPROXY_ANSWERED = 12, /* SYNs answered here with a SYN cookie */
 	RVS_STAT_SYNPROXY_NO_ROUTE = 13, /* SYNs dropped: no route back to their source */
-	RVS_STAT_PUNT = 14,       /* then +reason */
+	RVS_STAT_DROP_DEFENSE = 14, /* new connections dropped by IPVS's drop_packet */
+	RVS_STAT_DEFENSE_ENTRIES = 15, /* connections removed by IPVS's drop_entry */
+	RVS_STAT_PUNT = 16,       /* then +reason */
 	RVS_STATS = RVS_STAT_PUNT + RVS_PUNT_REASONS,
 };
 
@@ -324,6 +328,16 @@ struct rvs_settings {
 	__u8 expire_quiescent_template; /* a template whose server has weight 0 is not used */
 	__u8 syn_proxy; /* rvs's SYN proxy on: its services are rvsd's (not read here) */
 	__u8 pad2[2];
+	/* IPVS's drop_packet: one new connection in this many is dropped (0: none). rvsd sets
+	 * it from the engine's defence, and writes `tcp_next` from secure_tcp's table while that
+	 * is on. */
+	__u32 drop_rate;
+};
+
+/* What rvs_drop_entries reads from its frame, after a zeroed Ethernet header. */
+struct rvs_drop_entries_in {
+	__u32 part; /* visit the connections whose key hashes to this 32nd of the table */
+	__u32 pad;
 };
 
 /* A connection the sync master sends (`sync_ring` record): what IPVS's sync message carries of

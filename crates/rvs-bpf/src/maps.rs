@@ -104,7 +104,7 @@ pub const PUNT_FRAG_NEEDED: u16 = 9;
 pub const PUNT_SYNPROXY_ACK: u16 = 10;
 
 /// The program's per-CPU counters (`enum rvs_stat`), by index.
-pub const STAT_NAMES: [&str; 25] = [
+pub const STAT_NAMES: [&str; 27] = [
     "rx",
     "forwarded",
     "passed",
@@ -119,6 +119,8 @@ pub const STAT_NAMES: [&str; 25] = [
     "drop_no_local_port",
     "synproxy_answered",
     "synproxy_no_route",
+    "drop_defense",
+    "defense_entries",
     "punt_ip_options",
     "punt_fragment",
     "punt_icmp",
@@ -609,6 +611,8 @@ pub struct Settings {
     pub syn_proxy: u8,
     /// Zero.
     pub pad2: [u8; 2],
+    /// IPVS's drop_packet: one new connection in this many is dropped (0: none).
+    pub drop_rate: u32,
 }
 
 impl Settings {
@@ -641,7 +645,25 @@ impl Settings {
             expire_quiescent_template: u8::from(policy.expire_quiescent_template),
             syn_proxy: u8::from(policy.syn_proxy),
             pad2: [0; 2],
+            drop_rate: 0,
         }
+    }
+
+    /// The engine's defence as it stands: `secure_tcp`'s transition table while that is on,
+    /// and `drop_packet`'s rate.
+    pub fn with_defense(mut self, defense: &rvs_engine::DefenseStatus) -> Settings {
+        let table = if defense.secure_tcp {
+            rvs_engine::tcp_transitions_secure()
+        } else {
+            rvs_engine::tcp_transitions()
+        };
+        for (dir, rows) in table.iter().enumerate() {
+            for (event, row) in rows.iter().enumerate() {
+                self.tcp_next[dir][event][..row.len()].copy_from_slice(row);
+            }
+        }
+        self.drop_rate = defense.drop_rate;
+        self
     }
 }
 
@@ -770,6 +792,10 @@ mod tests {
         assert_eq!(size_of::<ConnOut>(), 64);
         assert_eq!(
             size_of::<Settings>(),
+            3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 24
+        );
+        assert_eq!(
+            offset_of!(Settings, drop_rate),
             3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 20
         );
         assert_eq!(size_of::<PuntHdr>(), 20);

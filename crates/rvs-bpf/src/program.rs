@@ -18,6 +18,8 @@ const TC_PROGRAM: &str = "rvs_tc";
 const XDP_PROGRAM: &str = "rvs_xdp";
 /// The expiry sweep's name in the object.
 const EXPIRE_PROGRAM: &str = "rvs_expire";
+/// IPVS's drop_entry visit's name in the object.
+const DROP_ENTRIES_PROGRAM: &str = "rvs_drop_entries";
 
 /// tc's verdicts, as BPF_PROG_TEST_RUN returns them.
 pub mod tc_action {
@@ -258,6 +260,23 @@ impl Datapath {
             expired: self.stat("expired")?.saturating_sub(before),
             next_due: (next_due != u64::MAX).then(|| std::time::Duration::from_nanos(next_due)),
         })
+    }
+
+    /// IPVS's drop_entry for one second: visits the connections whose key falls in the
+    /// `part`-th 32nd of the table (0-31) and removes the half-open TCP ones, and established
+    /// or UDP ones idle for 60 s after 1-8 client packets (one in that many). Returns how many
+    /// went.
+    pub fn drop_entries(&self, part: u32) -> Result<u64, Error> {
+        let before = self.stat("defense_entries")?;
+        let prog = self.program_named(DROP_ENTRIES_PROGRAM)?;
+        let mut frame = [0u8; 64];
+        frame[14..18].copy_from_slice(&(part % 32).to_ne_bytes());
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(&frame),
+            ..Default::default()
+        };
+        prog.test_run(input).map_err(Error::TestRun)?;
+        Ok(self.stat("defense_entries")?.saturating_sub(before))
     }
 
     /// One of the program's counters by name ([`crate::maps::STAT_NAMES`]).

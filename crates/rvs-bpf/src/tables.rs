@@ -193,6 +193,12 @@ impl Publisher {
         Ok(p)
     }
 
+    /// One past the highest real-server slot handed out: every slot a connection can point at
+    /// is below it.
+    pub fn slot_bound(&self) -> u32 {
+        self.next_slot
+    }
+
     /// The program's id of the service `key`, once published.
     pub fn service_id(&self, key: &rvs_engine::ServiceKey) -> Option<u32> {
         let k = SvcKey {

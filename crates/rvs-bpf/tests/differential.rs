@@ -1664,3 +1664,81 @@ fn locality_entries_name_the_server_picked() {
         assert!(dp.locality_entries().expect("locality").is_empty());
     });
 }
+
+/// IPVS's defence in the program as in the engine: secure_tcp's state table (a client's
+/// handshake alone stays SYN_RECV, the server's SYN-ACK makes it SYNACK, which counts as
+/// active), drop_packet's rate, and drop_entry removing half-open connections.
+#[test]
+fn defense_matches_the_engine() {
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            pin_to_one_cpu();
+            let e = nat_engine();
+            let mut policy = e.policy();
+            policy.secure_tcp = 3;
+            policy.drop_packet = 3;
+            policy.am_droprate = 3;
+            e.set_policy(policy);
+            let status = e.update_defense(Millis(0), u64::MAX);
+            assert!(status.secure_tcp && status.drop_rate == 3, "{status:?}");
+            let dp = load_program();
+            let settings =
+                Settings::from_engine(Timeouts::default(), &policy).with_defense(&status);
+            Publisher::new()
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("publish");
+            let conn_state = |port: u16| {
+                dp.connections()
+                    .expect("conns")
+                    .into_iter()
+                    .find(|(k, _)| u16::from_be(k.sport_be) == port)
+                    .map(|(_, c)| c.state)
+            };
+            // drop_packet: the first SYN of each three goes (both count down from 0).
+            let syns: Vec<(&str, Vec<u8>)> = (0..6u16)
+                .map(|i| ("SYN", tcp4(CLIENT4, 41_000 + i, VIP4, VPORT, 64, SYN, &[])))
+                .collect();
+            same(&e, &dp, hook, ifindex, &syns);
+            assert_eq!(dp.stat("drop_defense").expect("stat"), 2, "{hook:?}");
+            assert_eq!(e.drop_counters().get(DropReason::DefenseDropPacket), 2);
+            // secure_tcp on a connection that got through.
+            let port = 41_001;
+            let c = |f: Flags| tcp4(CLIENT4, port, VIP4, VPORT, 64, f, &[]);
+            let s = |f: Flags| tcp4(RIP4, RPORT, CLIENT4, port, 64, f, &[]);
+            for (name, frame, want) in [
+                ("client ACK", c(ACK), ConnState::SynRecv),
+                ("server SYN-ACK", s(SYNACK), ConnState::SynAck),
+                ("client ACK again", c(ACK), ConnState::SynAck),
+                ("server ACK", s(ACK), ConnState::Established),
+            ] {
+                same(&e, &dp, hook, ifindex, &[(name, frame)]);
+                let engine_state = e
+                    .connections(Millis(1000))
+                    .into_iter()
+                    .find(|x| x.client.port() == port)
+                    .map(|x| x.state);
+                assert_eq!(engine_state, Some(want), "{hook:?}: engine after {name}");
+                assert_eq!(
+                    conn_state(port),
+                    Some(want as u8),
+                    "{hook:?}: program after {name}"
+                );
+            }
+            // drop_entry: every 32nd visited once removes the half-open connections (the
+            // other three SYNs) and keeps the established one.
+            let gone: u64 = (0..32)
+                .map(|part| dp.drop_entries(part).expect("visit"))
+                .sum();
+            assert_eq!(gone, 3, "{hook:?}");
+            let left: Vec<u16> = dp
+                .connections()
+                .expect("conns")
+                .iter()
+                .map(|(k, _)| u16::from_be(k.sport_be))
+                .collect();
+            assert_eq!(left, [port], "{hook:?}");
+            let counts = dp.dest_conns(0).expect("counts");
+            assert_eq!((counts.active, counts.inactive), (1, 0), "{hook:?}");
+        });
+    }
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, Staged};
 use crate::conn::{Conn, F_V6};
+use crate::defense::DefenseStatus;
 use crate::engine::{Control, Engine};
 use crate::error::*;
 use crate::estimator::Estimator;
@@ -615,9 +616,15 @@ impl Engine {
         self.templates.len()
     }
 
-    /// The policy switches in force.
+    /// The policy switches in force; the defence switches as they now read (an automatic one
+    /// reads 2 while memory is short, as its sysctl does).
     pub fn policy(&self) -> Policy {
-        self.control.lock().policy
+        let mut p = self.control.lock().policy;
+        let modes = self.defense.modes();
+        p.drop_entry = modes.drop_entry;
+        p.drop_packet = modes.drop_packet;
+        p.secure_tcp = modes.secure_tcp;
+        p
     }
 
     /// Replaces the policy switches; packets see the new values at once.
@@ -625,6 +632,86 @@ impl Engine {
         let mut ctl = self.control.lock();
         ctl.policy = policy;
         self.republish(&mut ctl);
+        self.defense.set_modes(&policy);
+    }
+
+    /// One step of IPVS's defence (its once-a-second `defense_work_handler`):
+    /// `available_pages` is the memory left in 4 KiB pages, compared with `amemthresh`. Turns
+    /// the automatic switches on or off, and while `drop_entry` is on removes part of 1/32 of
+    /// the connection table (see `crate::defense`).
+    pub fn update_defense(&self, now: Millis, available_pages: u64) -> DefenseStatus {
+        let policy = self.control.lock().policy;
+        if self.defense.update(&policy, available_pages) {
+            self.drop_entries(now);
+        }
+        self.defense.status()
+    }
+
+    /// What the defence decided last and has done so far.
+    pub fn defense_status(&self) -> DefenseStatus {
+        self.defense.status()
+    }
+
+    /// How many more connections the table takes before `max_connections` (`None`: no bound).
+    pub fn table_room(&self) -> Option<usize> {
+        if self.shard_cap == usize::MAX {
+            return None;
+        }
+        let used: usize = self.shards.iter().map(|s| s.0.lock().len()).sum();
+        Some((self.shard_cap * self.shards.len()).saturating_sub(used))
+    }
+
+    /// `ip_vs_random_dropentry`: visits 1/32 of each shard's slots from a random place and
+    /// removes the connections `drop_entry` may take: half-open TCP (SYN_RECV, SYNACK) and
+    /// SCTP (INIT1, INIT) ones, and established or connectionless ones that `todrop_entry`
+    /// picks; with each, its template if that controls nothing else.
+    fn drop_entries(&self, now: Millis) {
+        let timeouts = self.snapshot.load().timeouts;
+        let start = self.defense.visit_start();
+        let mut dropped = 0;
+        for s in self.shards.iter() {
+            let mut shard = s.0.lock();
+            let slots = shard.slots();
+            if slots == 0 {
+                continue;
+            }
+            let span = slots.div_ceil(crate::defense::DROP_ENTRY_FRACTION);
+            let first = ((start * slots as f64) as usize).min(slots - 1);
+            let mut doomed = Vec::new();
+            for i in 0..span {
+                let slot = (first + i) % slots;
+                let Some(c) = shard.get(slot as u32) else {
+                    continue;
+                };
+                let state = ConnState::from_u8(c.state);
+                let idle = now
+                    .0
+                    .saturating_sub(c.expires.saturating_sub(timeouts.of(state)));
+                let goes = match state {
+                    ConnState::SynRecv
+                    | ConnState::SynAck
+                    | ConnState::SctpInit1
+                    | ConnState::SctpInit => true,
+                    ConnState::Established | ConnState::SctpEstablished | ConnState::Udp => {
+                        self.defense.takes_entry(idle, c.sync_pkts)
+                    }
+                    _ => false,
+                };
+                if goes {
+                    doomed.push(slot as u32);
+                }
+            }
+            for slot in doomed {
+                if let Some(gone) = shard.remove(slot, &self.hasher) {
+                    gone.release();
+                    if let Some(t) = gone.ext.as_ref().and_then(|x| x.control.as_ref()) {
+                        self.templates.remove_if_idle(t, now.0);
+                    }
+                    dropped += 1;
+                }
+            }
+        }
+        self.defense.count_entries(dropped);
     }
 
     /// Removes connections whose timer ran out, fixing ActiveConn/InActConn (and templates,

@@ -79,6 +79,8 @@ pub struct Engine {
     cookies: CookieKey,
     /// The SYN proxy's counters.
     pub(crate) synproxy: SynProxyStats,
+    /// IPVS's defence switches (drop_entry, drop_packet, secure_tcp) and their state.
+    pub(crate) defense: crate::defense::Defense,
 }
 
 /// The largest of IPVS's mh table primes not above `size` (251 at least).
@@ -133,6 +135,10 @@ impl Engine {
             reasm: Mutex::new(Reassembler::new(config.reassembly)),
             cookies: CookieKey::new(),
             synproxy: Default::default(),
+            defense: crate::defense::Defense::new(
+                &crate::policy::Policy::default(),
+                std::hash::BuildHasher::hash_one(&foldhash::fast::RandomState::default(), n),
+            ),
         }
     }
 
@@ -384,6 +390,9 @@ impl Engine {
             match flags & (Flags::SYN | Flags::ACK | Flags::RST) {
                 Flags::SYN => {
                     drop(shard);
+                    if self.defense.drops_new_connection() {
+                        return self.drop_packet(DropReason::DefenseDropPacket);
+                    }
                     return self.answer_syn(cx, t);
                 }
                 Flags::ACK => return self.proxied_ack(shard, h, cx, t, svc),
@@ -406,6 +415,10 @@ impl Engine {
         }
         if cx.p.ttl <= 1 {
             return self.drop_packet(DropReason::TtlExceeded);
+        }
+        // IPVS's drop_packet: while memory is short, one new connection in `rate` goes.
+        if self.defense.drops_new_connection() {
+            return self.drop_packet(DropReason::DefenseDropPacket);
         }
         let lay = &cx.p.lay;
         // A UDP datagram's data and its offset in the IP packet (for `--pe sip`).
@@ -757,12 +770,12 @@ impl Engine {
         let tunnel = (c.flags & F_TUNNEL != 0).then(|| c.dest.tunnel());
         let local = c.flags & F_LOCAL != 0;
         let new = match c.proto {
-            ip::TCP => next_state(state, dir, no_output, p.flags),
+            ip::TCP => next_state(state, dir, no_output, p.flags, self.defense.secure_tcp()),
             ip::SCTP => sctp_state::next_state(state, dir, no_output, p.flags),
             _ => state,
         };
         if new != state {
-            c.set_active(new.is_established());
+            c.set_active(new.is_active());
             c.state = new as u8;
             state = new;
         }

@@ -31,6 +31,7 @@ mod conn_index;
 mod conn_table;
 mod control;
 mod datapath;
+mod defense;
 mod engine;
 mod error;
 mod estimator;
@@ -64,6 +65,7 @@ mod verdict;
 mod view;
 
 pub use control::{ConnWalk, ServiceWalk};
+pub use defense::DefenseStatus;
 pub use engine::Engine;
 pub use error::*;
 pub use estimator::Estimator as RateEstimator;
@@ -75,6 +77,6 @@ pub use sched_locality::{
 pub use spec::*;
 pub use sync_state::{SyncCounters, SyncImportError};
 pub use synproxy::SynProxyCounters;
-pub use tcp_state::{state_timeouts_ms, tcp_transitions};
+pub use tcp_state::{state_timeouts_ms, tcp_transitions, tcp_transitions_secure};
 pub use verdict::{DropCounters, DropReason, PacketMeta, Verdict};
 pub use view::*;

@@ -196,6 +196,20 @@ impl Templates {
         }
     }
 
+    /// Removes `t` if it still is its key's template and controls no connection (IPVS's
+    /// `ip_vs_conn_del` of a template: one still in use is only re-armed).
+    pub(crate) fn remove_if_idle(&self, t: &Arc<Template>, now: u64) {
+        let mut map = self.shard(&t.key).lock();
+        if !map.get(&t.key).is_some_and(|held| Arc::ptr_eq(held, t)) {
+            return;
+        }
+        if t.controlled() > 0 {
+            t.rearm(now);
+        } else if let Some(gone) = map.remove(&t.key) {
+            gone.dest.unbind_template();
+        }
+    }
+
     /// Removes every template matching `pred`.
     pub(crate) fn remove_where(&self, mut pred: impl FnMut(&Template) -> bool) {
         for s in self.shards.iter() {

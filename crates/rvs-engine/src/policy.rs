@@ -29,6 +29,20 @@ pub struct Policy {
     /// connection to the real server only once the client's ACK proves the cookie
     /// (`crate::synproxy`). Default 0.
     pub syn_proxy: bool,
+    /// `drop_entry`: remove connections from the table when memory is short
+    /// (`crate::defense`): 0 never, 1 automatic (reads 2 while on), 3 always. Default 0.
+    pub drop_entry: u8,
+    /// `drop_packet`: drop new connections at a rate when memory is short: 0 never, 1
+    /// automatic (reads 2 while on), 3 always at `am_droprate`. Default 0.
+    pub drop_packet: u8,
+    /// `secure_tcp`: the stricter TCP state table when memory is short: 0 never, 1 automatic
+    /// (reads 2 while on), 3 always. Default 0.
+    pub secure_tcp: u8,
+    /// `amemthresh`: the memory left, in 4 KiB pages, under which the automatic switches turn
+    /// on. Default 1024.
+    pub amemthresh: u32,
+    /// `am_droprate`: `drop_packet` 3 drops one new connection in this many. Default 10.
+    pub am_droprate: u32,
 }
 
 impl Default for Policy {
@@ -41,12 +55,17 @@ impl Default for Policy {
             schedule_icmp: false,
             sloppy_sctp: false,
             syn_proxy: false,
+            drop_entry: 0,
+            drop_packet: 0,
+            secure_tcp: 0,
+            amemthresh: 1024,
+            am_droprate: 10,
         }
     }
 }
 
 /// The names [`Policy::set`] accepts, in listing order.
-pub const POLICY_NAMES: [&str; 7] = [
+pub const POLICY_NAMES: [&str; 12] = [
     "conn_reuse_mode",
     "expire_nodest_conn",
     "expire_quiescent_template",
@@ -54,13 +73,18 @@ pub const POLICY_NAMES: [&str; 7] = [
     "schedule_icmp",
     "sloppy_sctp",
     "syn_proxy",
+    "drop_entry",
+    "drop_packet",
+    "secure_tcp",
+    "amemthresh",
+    "am_droprate",
 ];
 
 /// Why a policy switch could not be set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     /// Not one of [`POLICY_NAMES`].
-    #[error("unknown policy `{0}' (known: conn_reuse_mode, expire_nodest_conn, expire_quiescent_template, sloppy_tcp, schedule_icmp, sloppy_sctp, syn_proxy)")]
+    #[error("unknown policy `{0}' (known: conn_reuse_mode, expire_nodest_conn, expire_quiescent_template, sloppy_tcp, schedule_icmp, sloppy_sctp, syn_proxy, drop_entry, drop_packet, secure_tcp, amemthresh, am_droprate)")]
     UnknownName(String),
     /// Out of the switch's range.
     #[error("invalid value {value} for {name} (allowed: {allowed})")]
@@ -88,18 +112,23 @@ impl Policy {
                 }),
             }
         };
+        let mode = |name: &'static str| -> Result<u8, PolicyError> {
+            u8::try_from(value)
+                .ok()
+                .filter(|v| *v <= 3)
+                .ok_or(PolicyError::BadValue {
+                    name,
+                    value,
+                    allowed: "0 to 3",
+                })
+        };
         match name {
-            "conn_reuse_mode" => {
-                self.conn_reuse_mode =
-                    u8::try_from(value)
-                        .ok()
-                        .filter(|v| *v <= 3)
-                        .ok_or(PolicyError::BadValue {
-                            name: "conn_reuse_mode",
-                            value,
-                            allowed: "0 to 3",
-                        })?;
-            }
+            "conn_reuse_mode" => self.conn_reuse_mode = mode("conn_reuse_mode")?,
+            "drop_entry" => self.drop_entry = mode("drop_entry")?,
+            "drop_packet" => self.drop_packet = mode("drop_packet")?,
+            "secure_tcp" => self.secure_tcp = mode("secure_tcp")?,
+            "amemthresh" => self.amemthresh = value,
+            "am_droprate" => self.am_droprate = value,
             "expire_nodest_conn" => self.expire_nodest_conn = flag("expire_nodest_conn")?,
             "expire_quiescent_template" => {
                 self.expire_quiescent_template = flag("expire_quiescent_template")?
@@ -114,7 +143,7 @@ impl Policy {
     }
 
     /// Every switch with its value, in [`POLICY_NAMES`] order.
-    pub fn values(&self) -> [(&'static str, u32); 7] {
+    pub fn values(&self) -> [(&'static str, u32); 12] {
         [
             ("conn_reuse_mode", u32::from(self.conn_reuse_mode)),
             ("expire_nodest_conn", u32::from(self.expire_nodest_conn)),
@@ -126,6 +155,11 @@ impl Policy {
             ("schedule_icmp", u32::from(self.schedule_icmp)),
             ("sloppy_sctp", u32::from(self.sloppy_sctp)),
             ("syn_proxy", u32::from(self.syn_proxy)),
+            ("drop_entry", u32::from(self.drop_entry)),
+            ("drop_packet", u32::from(self.drop_packet)),
+            ("secure_tcp", u32::from(self.secure_tcp)),
+            ("amemthresh", self.amemthresh),
+            ("am_droprate", self.am_droprate),
         ]
     }
 }
@@ -138,13 +172,23 @@ mod tests {
     fn defaults_are_the_kernels_and_names_round_trip() {
         let mut p = Policy::default();
         assert_eq!(p.values()[0], ("conn_reuse_mode", 1));
-        assert!(p.values()[1..].iter().all(|(_, v)| *v == 0));
+        assert!(p.values()[1..10].iter().all(|(_, v)| *v == 0));
+        assert_eq!(
+            p.values()[10..],
+            [("amemthresh", 1024), ("am_droprate", 10)]
+        );
+        for (name, (listed, _)) in POLICY_NAMES.iter().zip(p.values()) {
+            assert_eq!(*name, listed);
+        }
         for name in POLICY_NAMES {
             p.set(name, 1).unwrap();
         }
         assert!(p.values().iter().all(|(_, v)| *v == 1));
         assert!(p.set("conn_reuse_mode", 4).is_err());
         assert!(p.set("sloppy_tcp", 2).is_err());
+        assert!(p.set("drop_entry", 4).is_err());
+        p.set("secure_tcp", 3).unwrap();
+        assert_eq!(p.secure_tcp, 3);
         assert!(matches!(
             p.set("bogus", 1),
             Err(PolicyError::UnknownName(_))

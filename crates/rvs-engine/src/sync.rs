@@ -172,7 +172,7 @@ impl Engine {
             }
             _ => return Err(SyncImportError::Unsupported),
         };
-        let inactive = !state.is_established();
+        let inactive = !state.is_active();
         let t = Tuple {
             proto: rec.protocol,
             v6,

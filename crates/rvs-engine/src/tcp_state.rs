@@ -1,4 +1,5 @@
-//! IPVS's TCP state machine (ip_vs_proto_tcp.c, the non-"secure_tcp" table) and state timeouts.
+//! IPVS's TCP state machine (ip_vs_proto_tcp.c: its table, and the stricter one `secure_tcp`
+//! switches to) and state timeouts.
 //!
 //! Connections whose replies never pass the director (direct routing: IPVS's
 //! `IP_VS_CONN_F_NOOUTPUT`) follow the table's INPUT-ONLY rows.
@@ -18,6 +19,7 @@ const CL: u8 = ConnState::Close as u8;
 const CW: u8 = ConnState::CloseWait as u8;
 const LA: u8 = ConnState::LastAck as u8;
 const LI: u8 = ConnState::Listen as u8;
+const SA: u8 = ConnState::SynAck as u8;
 
 /// `[row set][event][current state] -> next state`; row sets INPUT, OUTPUT, INPUT-ONLY; events
 /// syn, fin, ack, rst; columns
@@ -27,7 +29,7 @@ const TABLE: [[[u8; 11]; 4]; 3] = [
     [
         [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
         [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
-        [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
         [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
     ],
     // OUTPUT
@@ -41,19 +43,49 @@ const TABLE: [[[u8; 11]; 4]; 3] = [
     [
         [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
         [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
-        [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
+];
+
+/// The table `secure_tcp` puts in force (IPVS's `tcp_states_dos`), laid out as [`TABLE`]: a
+/// client's ACK no longer establishes a connection the real server has not answered (SYN_RECV
+/// stays until the server's SYN-ACK moves it to SYNACK), and a SYN seen only inbound (direct
+/// routing) opens in SYNACK.
+const TABLE_SECURE: [[[u8; 11]; 4]; 3] = [
+    // INPUT
+    [
+        [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SA],
+        [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, SA],
+        [ES, ES, SS, SR, FW, TW, CL, CW, CL, LI, SA],
+        [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
+    // OUTPUT
+    [
+        [SS, ES, SS, SA, SS, SS, SS, SS, SS, LI, SA],
+        [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+        [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+        [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+    ],
+    // INPUT-ONLY
+    [
+        [SA, ES, ES, SR, SA, SA, SA, SA, SA, SA, SA],
+        [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+        [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
         [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
     ],
 ];
 
 /// Next TCP state for a segment with `flags` (the TCP flags byte) seen in `dir`; `no_output`
-/// selects the INPUT-ONLY rows for input segments (a connection whose replies bypass us).
-/// Mirrors `set_tcp_state`: RST beats SYN beats FIN beats ACK; no flag at all gives CLOSE.
+/// selects the INPUT-ONLY rows for input segments (a connection whose replies bypass us);
+/// `secure` the `secure_tcp` table. Mirrors `set_tcp_state`: RST beats SYN beats FIN beats
+/// ACK; no flag at all gives CLOSE.
 pub(crate) fn next_state(
     current: ConnState,
     dir: Direction,
     no_output: bool,
     flags: u8,
+    secure: bool,
 ) -> ConnState {
     let event = if flags & Flags::RST != 0 {
         3
@@ -75,7 +107,8 @@ pub(crate) fn next_state(
         (Direction::Output, _) => 1,
         (Direction::Input, true) => 2,
     };
-    ConnState::from_u8(TABLE[d][event][col])
+    let table = if secure { &TABLE_SECURE } else { &TABLE };
+    ConnState::from_u8(table[d][event][col])
 }
 
 /// IPVS's TCP transition table as data, for data planes that run it elsewhere (rvs-bpf):
@@ -84,6 +117,12 @@ pub(crate) fn next_state(
 /// gives CLOSE).
 pub fn tcp_transitions() -> [[[u8; 11]; 4]; 3] {
     TABLE
+}
+
+/// The `secure_tcp` transition table (IPVS's `tcp_states_dos`), laid out as
+/// [`tcp_transitions`].
+pub fn tcp_transitions_secure() -> [[[u8; 11]; 4]; 3] {
+    TABLE_SECURE
 }
 
 /// The timeout of every [`ConnState`] in milliseconds (indexed by `state as usize`), for data
@@ -158,11 +197,12 @@ mod tests {
             (SynRecv, Output, RST, Close),
             (Established, Input, 0, Close),
             (TimeWait, Input, SYN, SynRecv),
-            (None, Input, ACK, Close),
+            // An ACK without a connection (sloppy_tcp, a takeover) is ESTABLISHED at once.
+            (None, Input, ACK, Established),
         ];
         for (from, dir, flags, to) in steps {
             assert_eq!(
-                next_state(from, dir, false, flags),
+                next_state(from, dir, false, flags, false),
                 to,
                 "{from:?} {dir:?} {flags:#x}"
             );
@@ -182,20 +222,46 @@ mod tests {
             (SynRecv, RST, SynRecv),
             (SynAck, RST, Close),
             (Established, RST, Close),
-            (None, ACK, Close),
+            (None, ACK, Established),
             (TimeWait, SYN, SynRecv),
             (LastAck, ACK, Close),
             (Established, 0, Close),
         ];
         for (from, flags, to) in steps {
             assert_eq!(
-                next_state(from, Input, true, flags),
+                next_state(from, Input, true, flags, false),
                 to,
                 "{from:?} {flags:#x}"
             );
         }
         // Output segments use the OUTPUT rows whatever the flag says.
-        assert_eq!(next_state(None, Output, true, SYN | ACK), SynSent);
+        assert_eq!(next_state(None, Output, true, SYN | ACK, false), SynSent);
+    }
+
+    #[test]
+    fn secure_tcp_waits_for_the_real_server() {
+        let secure = |from, dir, flags| next_state(from, dir, false, flags, true);
+        // A client's SYN and ACK alone (a spoofed handshake) never reach ESTABLISHED.
+        assert_eq!(secure(None, Input, SYN), SynRecv);
+        assert_eq!(secure(SynRecv, Input, ACK), SynRecv);
+        // The real server's SYN-ACK moves it to SYNACK, its next segment to ESTABLISHED.
+        assert_eq!(secure(SynRecv, Output, SYN | ACK), SynAck);
+        assert_eq!(secure(SynAck, Input, ACK), SynAck);
+        assert_eq!(secure(SynAck, Output, ACK), Established);
+        assert_eq!(secure(SynAck, Input, FIN | ACK), SynAck);
+        assert_eq!(secure(SynAck, Input, RST), Close);
+        // Direct routing: a SYN opens in SYNACK, an ACK establishes.
+        assert_eq!(next_state(None, Input, true, SYN, true), SynAck);
+        assert_eq!(next_state(SynAck, Input, true, ACK, true), Established);
+        // The tables differ only where IPVS's do.
+        let diffs = TABLE
+            .iter()
+            .flatten()
+            .flatten()
+            .zip(TABLE_SECURE.iter().flatten().flatten())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(diffs, 15);
     }
 
     #[test]

@@ -103,11 +103,13 @@ pub enum DropReason {
     NoLocalPort,
     /// A new connection when the connection table holds its bound (`max_connections`).
     TableFull,
+    /// A new connection dropped by IPVS's `drop_packet` defence while memory is short.
+    DefenseDropPacket,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Malformed,
         DropReason::Truncated,
         DropReason::NoConnectionNonSyn,
@@ -117,6 +119,7 @@ impl DropReason {
         DropReason::UnsupportedProtocol,
         DropReason::NoLocalPort,
         DropReason::TableFull,
+        DropReason::DefenseDropPacket,
     ];
 
     /// Index into counter arrays.
@@ -136,6 +139,7 @@ impl DropReason {
             DropReason::UnsupportedProtocol => "unsupported_protocol",
             DropReason::NoLocalPort => "no_local_port",
             DropReason::TableFull => "table_full",
+            DropReason::DefenseDropPacket => "defense_drop_packet",
         }
     }
 }

@@ -172,6 +172,15 @@ impl ConnState {
         matches!(self, ConnState::Established | ConnState::SctpEstablished)
     }
 
+    /// Whether a connection in this state counts in ActiveConn (IPVS's `tcp_state_active`:
+    /// ESTABLISHED and SYNACK, the latter reached only under `secure_tcp`; SCTP's ESTABLISHED).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            ConnState::Established | ConnState::SynAck | ConnState::SctpEstablished
+        )
+    }
+
     /// IPVS's number of an SCTP state (`IP_VS_SCTP_S_*`), `None` for TCP and UDP states.
     pub(crate) fn sctp_index(self) -> Option<u8> {
         (self as u8).checked_sub(ConnState::SctpNone as u8)

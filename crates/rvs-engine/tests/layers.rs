@@ -56,6 +56,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "sync_state",
             "reasm",
             "synproxy",
+            "defense",
         ],
     ),
     // The engine: packet handling, control, sync import/export, walks.

@@ -9,7 +9,8 @@
 //!   `--add-mark` lines.
 //! * `--set-policy NAME=VALUE`: set one of IPVS's policy switches (`conn_reuse_mode`,
 //!   `expire_nodest_conn`, `expire_quiescent_template`, `sloppy_tcp`, `schedule_icmp`,
-//!   `sloppy_sctp`) or rvs's `syn_proxy`.
+//!   `sloppy_sctp`, and the defence's `drop_entry`, `drop_packet`, `secure_tcp`, `amemthresh`,
+//!   `am_droprate`) or rvs's `syn_proxy`.
 //! * `--list-policy`: every switch as `NAME VALUE`.
 //! * `--reload`: make rvsd re-read its keepalived.conf (as SIGHUP does); a broken file is
 //!   refused with its `file:line` errors and a non-zero exit, and nothing changes.

@@ -175,8 +175,11 @@ pub fn usage_as(program: &str) -> String {
         "                                      first, -R restores them)\n",
         "  --set-policy name=value             IPVS switch: conn_reuse_mode (0-3, default 1),\n",
         "                                      expire_nodest_conn, expire_quiescent_template,\n",
-        "                                      sloppy_tcp, schedule_icmp, sloppy_sctp, and\n",
-        "                                      rvs's syn_proxy (0|1, default 0)\n",
+        "                                      sloppy_tcp, schedule_icmp, sloppy_sctp,\n",
+        "                                      the defence drop_entry, drop_packet, secure_tcp\n",
+        "                                      (0-3), amemthresh (pages, default 1024),\n",
+        "                                      am_droprate (default 10), and rvs's syn_proxy\n",
+        "                                      (0|1, default 0)\n",
         "  --list-policy                       the switches, one \"name value\" per line\n",
     ));
     out

@@ -190,6 +190,8 @@ struct Planes<'a> {
     workers: usize,
     halt: &'a Arc<AtomicBool>,
     bypass: &'a Bypass,
+    /// The BPF plane's table room, for IPVS's defence (read by the timer thread).
+    bpf_room: Arc<dataplane::defense::TableRoom>,
 }
 
 impl Planes<'_> {
@@ -228,6 +230,7 @@ impl Planes<'_> {
                 ..rvs_bpf::Limits::default()
             },
             clock: self.clock,
+            room: self.bpf_room.clone(),
         };
         let injector = {
             let (engine, net, interfaces, egress, local, clock) = (
@@ -311,7 +314,9 @@ impl Daemon {
 
         let halt = Arc::new(AtomicBool::new(false));
         let workers = options.workers.max(1);
+        let bpf_room = Arc::new(dataplane::defense::TableRoom::default());
         let planes = Planes {
+            bpf_room: bpf_room.clone(),
             engine: &engine,
             net: &net,
             clock,
@@ -345,7 +350,7 @@ impl Daemon {
                 }
             }
         };
-        let timers = dataplane::timers::start(engine.clone(), clock, halt.clone())
+        let timers = dataplane::timers::start(engine.clone(), clock, bpf_room, halt.clone())
             .map_err(StartError::Timers)?;
         tracing::info!(interfaces = ?options.interfaces, workers,
             socket = %options.socket.display(), "rvsd running");

@@ -127,6 +127,27 @@ struct Args {
     /// no memory and never reaches the real servers.
     #[arg(long, value_name = "0|1", default_value_t = 0)]
     syn_proxy: u32,
+    /// IPVS's drop_entry (0-3): while memory is short (see --amemthresh), remove half-open
+    /// and idle connections from the table, 1/32 of it each second. 0 never, 1 automatic
+    /// (reads 2 while on), 3 always.
+    #[arg(long, value_name = "0-3", default_value_t = 0)]
+    drop_entry: u32,
+    /// IPVS's drop_packet (0-3): while memory is short, drop new connections at a rate that
+    /// grows as memory shrinks; 3 always drops one in --am-droprate.
+    #[arg(long, value_name = "0-3", default_value_t = 0)]
+    drop_packet: u32,
+    /// IPVS's secure_tcp (0-3): while memory is short, a connection becomes ESTABLISHED only
+    /// once its real server has answered (IPVS's stricter TCP state table).
+    #[arg(long, value_name = "0-3", default_value_t = 0)]
+    secure_tcp: u32,
+    /// IPVS's amemthresh: the memory left, in 4 KiB pages, under which the automatic defence
+    /// switches turn on. rvsd counts the smaller of the host's free memory and the room left
+    /// in a bounded connection table (--max-connections, --bpf-max-connections).
+    #[arg(long, value_name = "PAGES", default_value_t = 1024)]
+    amemthresh: u32,
+    /// IPVS's am_droprate: with --drop-packet 3, one new connection in this many is dropped.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    am_droprate: u32,
 }
 
 impl Args {
@@ -141,6 +162,11 @@ impl Args {
             ("sloppy_sctp", self.sloppy_sctp),
             ("schedule_icmp", self.schedule_icmp),
             ("syn_proxy", self.syn_proxy),
+            ("drop_entry", self.drop_entry),
+            ("drop_packet", self.drop_packet),
+            ("secure_tcp", self.secure_tcp),
+            ("amemthresh", self.amemthresh),
+            ("am_droprate", self.am_droprate),
         ] {
             p.set(name, value)
                 .with_context(|| format!("--{}", name.replace('_', "-")))?;

@@ -261,7 +261,8 @@ fn policy_switches_set_at_start_and_at_run_time() {
         .expect("start rvsd");
     assert_eq!(
         adm(&topo, &["--list-policy"]),
-        "conn_reuse_mode 2\nexpire_nodest_conn 0\nexpire_quiescent_template 0\nsloppy_tcp 1\nschedule_icmp 0\nsloppy_sctp 0\nsyn_proxy 0\n"
+        "conn_reuse_mode 2\nexpire_nodest_conn 0\nexpire_quiescent_template 0\nsloppy_tcp 1\nschedule_icmp 0\nsloppy_sctp 0\nsyn_proxy 0\n\
+         drop_entry 0\ndrop_packet 0\nsecure_tcp 0\namemthresh 1024\nam_droprate 10\n"
     );
     adm(&topo, &["--set-policy", "expire_quiescent_template=1"]);
     assert!(adm(&topo, &["--list-policy"]).contains("expire_quiescent_template 1\n"));

@@ -48,10 +48,7 @@ fn traffic_goes_through(topo: &NatTopology) -> (u64, u64) {
 #[test]
 fn a_connections_through_the_proxy_on_the_packet_path() {
     let topo = proxying_director("synproxy", &[]);
-    assert_eq!(
-        adm(&topo, &["--list-policy"]).lines().last(),
-        Some("syn_proxy 1")
-    );
+    assert!(adm(&topo, &["--list-policy"]).contains("\nsyn_proxy 1\n"));
     let (answered, _) = traffic_goes_through(&topo);
     assert!(answered >= 8, "rvsd answered the SYNs");
 }

@@ -42,7 +42,8 @@ pub fn execute_with(
 }
 
 /// The counters `rvsadm --counters` shows: the connection count, the engine's drops by reason
-/// (`drop_<reason>`), IP reassembly (`reasm_<what>`), the SYN proxy (`synproxy_<what>`), then
+/// (`drop_<reason>`), IP reassembly (`reasm_<what>`), IPVS's defence (`defense_<what>`), the
+/// SYN proxy (`synproxy_<what>`), then
 /// the data plane's egress outcomes
 /// (`tx_<outcome>`) when it runs.
 pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<CounterView> {
@@ -64,6 +65,16 @@ pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<Counter
         CounterView::new("reasm_memory_full", reasm.memory_full),
         CounterView::new("reasm_held_datagrams", count(held.datagrams)),
         CounterView::new("reasm_held_bytes", count(held.bytes)),
+    ]);
+    let defense = engine.defense_status();
+    out.extend([
+        CounterView::new(
+            "defense_short_of_memory",
+            u64::from(defense.short_of_memory),
+        ),
+        CounterView::new("defense_drop_rate", u64::from(defense.drop_rate)),
+        CounterView::new("defense_secure_tcp", u64::from(defense.secure_tcp)),
+        CounterView::new("defense_entries_dropped", defense.entries_dropped),
     ]);
     let sp = engine.syn_proxy_counters();
     out.extend([

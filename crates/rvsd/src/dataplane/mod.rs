@@ -5,6 +5,7 @@
 pub mod bpf;
 pub mod bypass;
 pub mod counters;
+pub mod defense;
 mod mtu;
 pub mod timers;
 mod worker;

@@ -1,23 +1,27 @@
-//! The engine's periodic work: connection expiry every second and the rate estimator every two
-//! seconds (as IPVS's estimator), on a thread of its own so neither stalls the control socket.
+//! The engine's periodic work: connection expiry and IPVS's defence every second and the rate
+//! estimator every two seconds (as IPVS's estimator), on a thread of its own so none stalls the
+//! control socket.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rvs_engine::Engine;
+use rvs_engine::{DefenseStatus, Engine};
 
+use super::defense::{self, TableRoom};
 use crate::clock::Clock;
 
 const EXPIRE_EVERY_MS: u64 = 1000;
 const ESTIMATE_EVERY_MS: u64 = 2000;
 const TICK: Duration = Duration::from_millis(100);
 
-/// Starts the timer thread; it exits when `stop` is set.
+/// Starts the timer thread; it exits when `stop` is set. `bpf_room` is the BPF plane's table
+/// room, for the defence.
 pub fn start(
     engine: Arc<Engine>,
     clock: Clock,
+    bpf_room: Arc<TableRoom>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -25,11 +29,20 @@ pub fn start(
         .spawn(move || {
             let mut next_expire = clock.now().0 + EXPIRE_EVERY_MS;
             let mut next_estimate = clock.now().0 + ESTIMATE_EVERY_MS;
+            let mut defending = DefenseStatus::default();
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(TICK);
                 let now = clock.now();
                 if now.0 >= next_expire {
                     engine.expire(now);
+                    let available = defense::available_pages(
+                        defense::host_pages_now(),
+                        engine.table_room(),
+                        bpf_room.get(),
+                    );
+                    let status = engine.update_defense(now, available);
+                    log_change(&defending, &status, available);
+                    defending = status;
                     next_expire = now.0 + EXPIRE_EVERY_MS;
                 }
                 if now.0 >= next_estimate {
@@ -38,4 +51,23 @@ pub fn start(
                 }
             }
         })
+}
+
+/// Logs the defence turning on or off.
+fn log_change(before: &DefenseStatus, now: &DefenseStatus, available: u64) {
+    let on = |s: &DefenseStatus| (s.dropping_entries, s.drop_rate, s.secure_tcp);
+    if on(before) == on(now) {
+        return;
+    }
+    if on(now) == (false, 0, false) {
+        tracing::info!(available_pages = available, "IPVS defence off");
+    } else {
+        tracing::warn!(
+            available_pages = available,
+            drop_entry = now.dropping_entries,
+            drop_rate = now.drop_rate,
+            secure_tcp = now.secure_tcp,
+            "IPVS defence on (memory short, or a switch set to 3)"
+        );
+    }
 }

@@ -120,6 +120,8 @@ pub struct Setup {
     pub limits: Limits,
     /// rvsd's clock (synced connections the engine takes are stamped with it).
     pub clock: crate::clock::Clock,
+    /// Where the plane reports its connection table's room, for IPVS's defence.
+    pub room: Arc<crate::dataplane::defense::TableRoom>,
 }
 
 /// Why the BPF plane could not start.
@@ -216,6 +218,7 @@ impl BpfPlane {
                 net,
                 sync: sync.clone(),
                 clock: setup.clock,
+                room: setup.room.clone(),
             };
             std::thread::Builder::new()
                 .name("rvsd-bpf".into())
@@ -401,12 +404,14 @@ struct Plumbing {
     net: Arc<rvs_io::NetState>,
     sync: Arc<ProgramSync>,
     clock: crate::clock::Clock,
+    room: Arc<crate::dataplane::defense::TableRoom>,
 }
 
-/// The settings to publish: the engine's tables and policy, the next hops' version, and
-/// whether (and how) a sync master exports.
+/// The settings to publish: the engine's tables, policy and defence, the next hops' version,
+/// and whether (and how) a sync master exports.
 fn settings_now(engine: &Engine, fib_gen: u32) -> Settings {
-    let mut settings = Settings::from_engine(engine.timeouts(), &engine.policy());
+    let mut settings = Settings::from_engine(engine.timeouts(), &engine.policy())
+        .with_defense(&engine.defense_status());
     settings.fib_gen = fib_gen;
     settings.sync_export = u8::from(engine.sync_exporting());
     (settings.sync_threshold, settings.sync_period) = engine.sync_threshold();
@@ -459,6 +464,8 @@ fn serve(
     };
     let mut published = None;
     let mut published_sync = None;
+    let mut published_defense = None;
+    let mut defense = DefenseVisits::new(Instant::now());
     let mut last_publish = Instant::now() - PUBLISH_EVERY;
     let mut sweeps = expiry::SweepSchedule::new(Instant::now());
     let mut aging = locality::LocalityAging::new(Instant::now());
@@ -469,9 +476,14 @@ fn serve(
             let walk = engine.spec_walk();
             let net_now = net.generation();
             let sync_now = (engine.sync_exporting(), engine.sync_threshold());
+            let defense_now = {
+                let d = engine.defense_status();
+                (d.secure_tcp, d.drop_rate)
+            };
             if published.as_ref().is_none_or(|p| !walk.same_version(p))
                 || seen_net != Some(net_now)
                 || published_sync != Some(sync_now)
+                || published_defense != Some(defense_now)
             {
                 seen_net = Some(net_now);
                 let settings = settings_now(engine, base ^ ((net_now as u32) << 1));
@@ -485,6 +497,7 @@ fn serve(
                             locality::locality_services(&walk, |k| publisher.service_id(k));
                         published = Some(walk);
                         published_sync = Some(sync_now);
+                        published_defense = Some(defense_now);
                     }
                     Err(e) => tracing::error!("publishing the configuration to BPF: {e}"),
                 }
@@ -501,6 +514,7 @@ fn serve(
             }
         }
         aging.run(dp, &locality_live, Instant::now());
+        defense.run(dp, publisher, plumbing, Instant::now());
         if sweeps.due(Instant::now()) {
             let began = Instant::now();
             match dp.expire() {
@@ -561,5 +575,45 @@ fn serve(
             injector.retry_held();
         }
         injector.flush();
+    }
+}
+
+/// IPVS's defence in the program, once a second: the table's room reported to the timer
+/// thread (which decides), and while `drop_entry` is on, a visit to the next 32nd of the table.
+struct DefenseVisits {
+    next: Instant,
+    part: u32,
+}
+
+impl DefenseVisits {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn new(now: Instant) -> DefenseVisits {
+        DefenseVisits {
+            next: now + Self::EVERY,
+            part: 0,
+        }
+    }
+
+    fn run(&mut self, dp: &Datapath, publisher: &Publisher, plumbing: &Plumbing, now: Instant) {
+        if now < self.next {
+            return;
+        }
+        self.next = now + Self::EVERY;
+        // Every connection is counted on its server's slot (active or inactive).
+        let used: u64 = (0..publisher.slot_bound())
+            .filter_map(|slot| dp.dest_conns(slot).ok())
+            .map(|c| u64::from(c.active) + u64::from(c.inactive))
+            .sum();
+        let capacity = u64::from(dp.limits().connections);
+        plumbing.room.set(capacity.saturating_sub(used));
+        if plumbing.engine.defense_status().dropping_entries {
+            match dp.drop_entries(self.part) {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "drop_entry"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("drop_entry in the BPF tables: {e}"),
+            }
+            self.part = (self.part + 1) % 32;
+        }
     }
 }
