@@ -12,13 +12,22 @@
 # ratios against nft DNAT, measured in the same run. Every row gets a fresh lab, so none
 # inherits another's kernel state (conntrack entries, offload settings).
 #
-# The director's CPU is isolated on the last CPU: Receive Packet Steering sends every packet
-# the director's interfaces receive to it and every packet the other namespaces' interfaces
-# receive to the other CPUs, the director's processes (rvsd, haproxy) are pinned to it and the
-# client's and real servers' (wrk, nginx) to the others. Its busy time from /proc/stat over a
-# run, divided by the requests, is the director's CPU per request: its kernel work (forwarding,
-# nftables, the BPF program) and its processes'. The whole machine's busy time per request is
-# printed too. With one CPU nothing is isolated and both columns are the machine's.
+# The director's CPU is isolated on the last CPU. Every veth receives through NAPI (GRO on,
+# and TSO off on the sending side, which veth needs to use it) polled by a kernel thread of its
+# own (threaded NAPI): the director's interfaces' threads are
+# pinned to its CPU, every other namespace's to the other CPUs, so all the director's receive
+# work (the kernel stack, nftables, the BPF program at tc or XDP) runs on its CPU and the next
+# hop's on another, as with a NIC's queues. The director's processes (rvsd, haproxy) are pinned
+# to it and the client's and real servers' (wrk, nginx) to the others. Its busy time from
+# /proc/stat over a run, divided by the requests, is the director's CPU per request: its kernel
+# work and its processes'. The whole machine's busy time per request is printed too. With one
+# CPU nothing is isolated and both columns are the machine's.
+#
+# BENCH_ISOLATE=rps isolates as earlier runs did instead: no NAPI threads, Receive Packet
+# Steering sends every packet the director's interfaces receive to its CPU. Each steered batch
+# costs an inter-processor interrupt (a VM exit in a virtual machine) charged to the sending
+# CPU, which a NIC's own queues do not have; the NAPI threads are woken instead, at most once a
+# poll.
 #
 #   cargo build --release && sudo bench/dataplane.sh [seconds] [connections] [rows...]
 #
@@ -57,16 +66,49 @@ in_dir() { ip netns exec "$prefix-director" "$@"; }
 on_director_cpu() { if ((ncpu > 1)); then taskset -c "$dcpu" "$@"; else "$@"; fi; }
 on_other_cpus() { if ((ncpu > 1)); then taskset -c "0-$((dcpu - 1))" "$@"; else "$@"; fi; }
 
+isolation=${BENCH_ISOLATE:-napi}
 # Receive Packet Steering: the director's interfaces to its CPU, every other namespace's to the
 # other CPUs (a packet the director forwards is then received by its next hop elsewhere).
-isolate() {
-  ((ncpu > 1)) || return 0
+isolate_rps() {
   local ns mask
   for ns in client switch rs1 rs2 director; do
     mask=$(printf %x "$others")
     [[ $ns == director ]] && mask=$(printf %x $((1 << dcpu)))
     ip netns exec "$prefix-$ns" sh -c "for q in /sys/class/net/*/queues/rx-*; do case \$q in */lo/*) ;; *) echo $mask > \$q/rps_cpus ;; esac; done"
   done
+}
+# Threaded NAPI: every veth's receive polled by a kernel thread, the director's (d0, d1) on its
+# CPU, the others' elsewhere.
+isolate_napi() {
+  local ns dev tid name
+  for ns in client switch rs1 rs2 director; do
+    for dev in $(ip netns exec "$prefix-$ns" ls /sys/class/net); do
+      # veths only (not the switch's bridge).
+      ip netns exec "$prefix-$ns" ethtool -i "$dev" 2>/dev/null | grep -q '^driver: veth' || continue
+      # A veth hands a frame to its peer's NAPI only when the sender does no TSO (veth_xmit),
+      # else to the sending CPU's backlog.
+      ip netns exec "$prefix-$ns" ethtool -K "$dev" gro on tso off >/dev/null
+      ip netns exec "$prefix-$ns" sh -c "echo 1 > /sys/class/net/$dev/threaded"
+    done
+  done
+  pin_napi_threads
+}
+pin_napi_threads() {
+  local tid name
+  while read -r tid name; do
+    case $name in
+      napi/d0-*|napi/d1-*) taskset -pc "$dcpu" "$tid" >/dev/null ;;
+      napi/*) taskset -pc "0-$((dcpu - 1))" "$tid" >/dev/null ;;
+    esac
+  done < <(ps -eLo tid=,comm=)
+}
+isolate() {
+  ((ncpu > 1)) || return 0
+  case $isolation in
+    rps) isolate_rps ;;
+    napi) isolate_napi ;;
+    *) echo "BENCH_ISOLATE: rps or napi" >&2; exit 1 ;;
+  esac
 }
 adm() { "$bin/rvsadm" --socket "$socket" "$@"; }
 
@@ -258,6 +300,8 @@ run_row() { # name
       ;;
     *) echo "unknown row $name" >&2; return 1 ;;
   esac
+  # Attaching XDP or changing offloads may have made new NAPI threads.
+  [[ $isolation == napi ]] && ((ncpu > 1)) && pin_napi_threads
   # A warm-up, then keep-alive and close.
   ip netns exec "$prefix-client" wrk -t2 -c"$conns" -d2s "$url" >/dev/null
   prog=
@@ -300,7 +344,7 @@ for row in "${rows[@]}"; do
   echo "${line% |}"
 done
 echo "(ka: keep-alive, cl: Connection: close; dir us: the director's CPU per request, microseconds,"
-echo " on its isolated CPU $dcpu of $ncpu; all us: the whole machine's; x nft: ratio against nftables DNAT in this run)"
+echo " on its isolated CPU $dcpu of $ncpu ($isolation); all us: the whole machine's; x nft: ratio against nftables DNAT in this run)"
 for row in tc xdp; do
   [[ -n ${prog_ns[$row,keepalive]:-} ]] || continue
   echo "rvs_$row: ${prog_ns[$row,keepalive]} ns per packet (keep-alive), ${prog_ns[$row,close]} ns (close), the program's own run time (bpf_stats)"
