@@ -302,6 +302,8 @@ pub(crate) struct Snapshot {
     /// The addresses whose fragments the engine reassembles ([`Snapshot::takes_fragment`]):
     /// virtual and FULLNAT local addresses (as destinations), real servers' (as sources).
     fragment_ends: HashSet<[u8; 16], foldhash::fast::RandomState>,
+    /// NAT real servers with the protocols of their services ([`Snapshot::is_nat_source`]).
+    nat_sources: HashSet<([u8; 16], u8), foldhash::fast::RandomState>,
 }
 
 /// Services changed inside an [`crate::Engine::batch`] and not yet published: the list and
@@ -366,6 +368,23 @@ impl Snapshot {
             fragment_ends.extend(s.spec.local_addrs.iter().map(|a| to16(*a)));
             fragment_ends.extend(s.dests.iter().map(|d| d.addr16));
         }
+        let mut nat_sources = HashSet::with_hasher(foldhash::fast::RandomState::default());
+        for s in &services {
+            let key = s.spec.key;
+            // A firewall-mark service carries the protocols of its mark's rules.
+            let protos: Vec<u8> = if key.fwmark == 0 {
+                vec![key.proto.number()]
+            } else {
+                mark_rules
+                    .iter()
+                    .filter(|r| r.mark == key.fwmark && r.addr.is_ipv6() == key.addr.is_ipv6())
+                    .map(|r| r.proto.number())
+                    .collect()
+            };
+            for d in s.dests.iter().filter(|d| d.method() == ForwardMethod::Masq) {
+                nat_sources.extend(protos.iter().map(|&p| (d.addr16, p)));
+            }
+        }
         Snapshot {
             services,
             index,
@@ -377,6 +396,7 @@ impl Snapshot {
             timeouts,
             policy,
             fragment_ends,
+            nat_sources,
         }
     }
 
@@ -436,6 +456,13 @@ impl Snapshot {
 
     pub(crate) fn service(&self, key: &ServiceKey) -> Option<&Arc<ServiceRt>> {
         self.index.get(key).and_then(|&i| self.services.get(i))
+    }
+
+    /// Whether `src` is a NAT real server of a service of protocol number `proto` (of a
+    /// firewall-mark service: of its mark rules' protocols). Fragments from it are the
+    /// director's to reassemble; the kernel sees none of them when rvsd's kernel bypass runs.
+    pub(crate) fn is_nat_source(&self, src: &[u8; 16], proto: u8) -> bool {
+        self.nat_sources.contains(&(*src, proto))
     }
 
     /// Whether a fragment from `src` to `dst` belongs to traffic the engine handles, so it is

@@ -647,6 +647,16 @@ impl Engine {
         self.defense.status()
     }
 
+    /// Whether `src` is a NAT real server of a service of protocol number `proto` (a
+    /// firewall-mark service's: of its mark rules' protocols), whose fragments the director
+    /// reassembles. rvsd's kernel bypass withholds them all from the kernel, so a datagram of
+    /// theirs the engine leaves to the kernel must be handed to it.
+    pub fn is_nat_source(&self, src: IpAddr, proto: u8) -> bool {
+        self.snapshot
+            .load()
+            .is_nat_source(&crate::flow::to16(src), proto)
+    }
+
     /// What the defence decided last and has done so far.
     pub fn defense_status(&self) -> DefenseStatus {
         self.defense.status()

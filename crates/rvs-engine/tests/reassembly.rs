@@ -128,3 +128,39 @@ fn refused_fragments_are_counted() {
     assert_eq!(e.drop_counters().get(DropReason::Fragmented), 1);
     assert_eq!(e.reassembly().0.invalid, 1);
 }
+
+/// A real server's own datagram (to a client, from a port no service has): reassembled, then
+/// left to the kernel; the engine says its source is a NAT real server of UDP services, whose
+/// fragments the data plane kept from the kernel and must hand back.
+#[test]
+fn a_real_servers_own_datagram_is_left_to_the_kernel_and_its_source_known() {
+    let e = nat_engine();
+    let own = udp4(RIP4, 7000, CLIENT4, 7777, 64, &[9u8; 3000]);
+    let mut frags = cut(&own, 1000);
+    let whole = gather(&e, &mut frags).expect("whole");
+    let mut frame = whole.frame.clone();
+    assert_eq!(run(&e, 0, &mut frame), Verdict::PassToKernel);
+    for proto in [6, 17] {
+        assert!(e.is_nat_source(ip4(RIP4), proto), "protocol {proto}");
+    }
+    assert!(!e.is_nat_source(ip4(RIP4), 132));
+    assert!(!e.is_nat_source(ip4(CLIENT4), 17));
+    // Direct-routing real servers' traffic never comes back through the director.
+    assert!(!dr_engine().is_nat_source(ip4(RIP4), 17));
+    // A firewall-mark service's real servers: the protocols of its mark's rules.
+    let f = nat_engine();
+    let marked = rvs_engine::ServiceKey::fwmark(9, false);
+    f.add_service(svc(marked, rvs_engine::SchedulerKind::Rr))
+        .expect("service");
+    f.add_dest(&marked, dest(ip4(RIP4B), 0, 1)).expect("dest");
+    f.add_mark_rule(rvs_engine::MarkRule {
+        proto: rvs_engine::Protocol::Sctp,
+        addr: ip4([10, 99, 2, 0]),
+        prefix_len: 24,
+        ports: (1, 65535),
+        mark: 9,
+    })
+    .expect("mark rule");
+    assert!(f.is_nat_source(ip4(RIP4B), 132));
+    assert!(!f.is_nat_source(ip4(RIP4B), 17));
+}

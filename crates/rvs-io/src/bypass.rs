@@ -8,13 +8,14 @@
 //!   concatenations (see [`SETS`]): services `svc4`/`svc6` (`daddr . l4proto . dport`), port-0
 //!   services `svcany4`/`svcany6` (`daddr . l4proto`), NAT replies `rs4`/`rs6`
 //!   (`saddr . l4proto . sport`) and `rsany4`/`rsany6`, FULLNAT replies `fnat4`/`fnat6`
-//!   (`saddr . daddr . l4proto . sport`) and `fnatany4`/`fnatany6`, and the non-first fragments
-//!   of NAT replies `rsfrag4`/`rsfrag6` (`saddr . l4proto`: they carry no ports);
+//!   (`saddr . daddr . l4proto . sport`) and `fnatany4`/`fnatany6`, and the fragments of NAT
+//!   real servers' traffic `rsfrag4`/`rsfrag6` (`saddr . l4proto`: later fragments carry no
+//!   ports);
 //! - a regular chain `marked` holding one rule per [`BypassRule::MarkedService`] (a classifier's
 //!   networks and port ranges may overlap, which an interval set refuses, and they are few);
-//! - one ingress base chain per interface with a fixed list of fifteen rules: one `counter drop`
-//!   per set lookup and a `jump marked`. A packet costs at most fourteen hash lookups whatever
-//!   the number of services.
+//! - one ingress base chain per interface with a fixed list of sixteen rules: a `counter drop`
+//!   per set lookup (two for `rsfrag6`) and a `jump marked`. A packet costs at most fifteen hash
+//!   lookups whatever the number of services.
 //!
 //! Every change is one `nft -f -` script, which nftables commits as one atomic transaction:
 //! [`KernelBypass::apply_diff`] adds and deletes set elements, [`KernelBypass::apply`] replaces
@@ -24,9 +25,9 @@
 //! real server to the client) still reach the kernel, as do the non-first fragments of traffic
 //! to a virtual or FULLNAT local address (they carry no ports; the kernel holds them until its
 //! reassembly times out, as it never gets their first fragment). `rsfrag4/6` match by address
-//! and protocol only, so the later fragments of a NAT real server's other traffic the kernel
-//! routes (not to a service's client) are dropped too; rvsd reassembles them but does not hand
-//! the datagram back to the kernel.
+//! and protocol only, so they also take a NAT real server's other traffic the kernel routes
+//! (not to a service's client): rvsd reassembles it and hands it to the kernel through its TUN
+//! device.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -121,10 +122,12 @@ pub enum BypassRule {
         /// The local address (same family as `rip`).
         laddr: IpAddr,
     },
-    /// The non-first fragments of NAT replies (they carry no ports, so the reply rules miss
-    /// them): drops IPv4 fragments at a non-zero offset (`ip frag-off & 0x1fff != 0`) and IPv6
-    /// ones (`frag frag-off != 0`) from the real server's address and protocol, unless addressed
-    /// to the director. rvsd reassembles them; the kernel would forward them untranslated.
+    /// Every fragment of a NAT real server's traffic of one protocol (the later ones carry no
+    /// ports, so the reply rules miss them): drops IPv4 fragments (`ip frag-off & 0x3fff != 0`:
+    /// more to come, or a non-zero offset) and IPv6 ones (`frag frag-off != 0`, `frag
+    /// more-fragments 1`) from the real server's address and protocol, unless addressed to the
+    /// director. rvsd reassembles them: a reply is translated, and any other datagram is handed
+    /// to the kernel whole (cut again as it came), as the kernel's own reassembly would.
     RealServerFragments {
         /// Transport protocol.
         proto: L4Proto,
@@ -133,11 +136,11 @@ pub enum BypassRule {
     },
 }
 
-/// One named set of the table: its name, key type, and the base-chain rule that looks it up.
+/// One named set of the table: its name, key type, and the base-chain rules that look it up.
 struct SetDef {
     name: &'static str,
     key: &'static str,
-    rule: &'static str,
+    rules: &'static [&'static str],
 }
 
 /// Kinds of set per address family: the IPv6 set of a kind is this many after the IPv4 one.
@@ -150,74 +153,80 @@ static SETS: [SetDef; SET_COUNT] = [
     SetDef {
         name: "svc4",
         key: "ipv4_addr . inet_proto . inet_service",
-        rule: "ip daddr . meta l4proto . th dport @svc4 counter drop",
+        rules: &["ip daddr . meta l4proto . th dport @svc4 counter drop"],
     },
     SetDef {
         name: "svcany4",
         key: "ipv4_addr . inet_proto",
-        rule: "ip daddr . meta l4proto @svcany4 counter drop",
+        rules: &["ip daddr . meta l4proto @svcany4 counter drop"],
     },
     SetDef {
         name: "rs4",
         key: "ipv4_addr . inet_proto . inet_service",
-        rule: "ip saddr . meta l4proto . th sport @rs4 fib daddr type != local counter drop",
+        rules: &["ip saddr . meta l4proto . th sport @rs4 fib daddr type != local counter drop"],
     },
     SetDef {
         name: "rsany4",
         key: "ipv4_addr . inet_proto",
-        rule: "ip saddr . meta l4proto @rsany4 fib daddr type != local counter drop",
+        rules: &["ip saddr . meta l4proto @rsany4 fib daddr type != local counter drop"],
     },
     SetDef {
         name: "fnat4",
         key: "ipv4_addr . ipv4_addr . inet_proto . inet_service",
-        rule: "ip saddr . ip daddr . meta l4proto . th sport @fnat4 counter drop",
+        rules: &["ip saddr . ip daddr . meta l4proto . th sport @fnat4 counter drop"],
     },
     SetDef {
         name: "fnatany4",
         key: "ipv4_addr . ipv4_addr . inet_proto",
-        rule: "ip saddr . ip daddr . meta l4proto @fnatany4 counter drop",
+        rules: &["ip saddr . ip daddr . meta l4proto @fnatany4 counter drop"],
     },
     SetDef {
         name: "rsfrag4",
         key: "ipv4_addr . inet_proto",
-        rule: "ip frag-off & 0x1fff != 0 ip saddr . meta l4proto @rsfrag4 \
+        rules: &[
+            "ip frag-off & 0x3fff != 0 ip saddr . meta l4proto @rsfrag4 \
                fib daddr type != local counter drop",
+        ],
     },
     SetDef {
         name: "svc6",
         key: "ipv6_addr . inet_proto . inet_service",
-        rule: "ip6 daddr . meta l4proto . th dport @svc6 counter drop",
+        rules: &["ip6 daddr . meta l4proto . th dport @svc6 counter drop"],
     },
     SetDef {
         name: "svcany6",
         key: "ipv6_addr . inet_proto",
-        rule: "ip6 daddr . meta l4proto @svcany6 counter drop",
+        rules: &["ip6 daddr . meta l4proto @svcany6 counter drop"],
     },
     SetDef {
         name: "rs6",
         key: "ipv6_addr . inet_proto . inet_service",
-        rule: "ip6 saddr . meta l4proto . th sport @rs6 fib daddr type != local counter drop",
+        rules: &["ip6 saddr . meta l4proto . th sport @rs6 fib daddr type != local counter drop"],
     },
     SetDef {
         name: "rsany6",
         key: "ipv6_addr . inet_proto",
-        rule: "ip6 saddr . meta l4proto @rsany6 fib daddr type != local counter drop",
+        rules: &["ip6 saddr . meta l4proto @rsany6 fib daddr type != local counter drop"],
     },
     SetDef {
         name: "fnat6",
         key: "ipv6_addr . ipv6_addr . inet_proto . inet_service",
-        rule: "ip6 saddr . ip6 daddr . meta l4proto . th sport @fnat6 counter drop",
+        rules: &["ip6 saddr . ip6 daddr . meta l4proto . th sport @fnat6 counter drop"],
     },
     SetDef {
         name: "fnatany6",
         key: "ipv6_addr . ipv6_addr . inet_proto",
-        rule: "ip6 saddr . ip6 daddr . meta l4proto @fnatany6 counter drop",
+        rules: &["ip6 saddr . ip6 daddr . meta l4proto @fnatany6 counter drop"],
     },
     SetDef {
         name: "rsfrag6",
         key: "ipv6_addr . inet_proto",
-        rule: "frag frag-off != 0 ip6 saddr . meta l4proto @rsfrag6 \
-               fib daddr type != local counter drop",
+        rules: &[
+            "frag frag-off != 0 ip6 saddr . meta l4proto @rsfrag6 \
+             fib daddr type != local counter drop",
+            "frag more-fragments 1 ip6 saddr . meta l4proto @rsfrag6 \
+             fib daddr type != local counter drop",
+        ],
     },
 ];
 
@@ -575,7 +584,7 @@ fn hook_spec(ifname: &str) -> String {
 /// The fixed rules of every base chain.
 fn base_rules() -> impl Iterator<Item = &'static str> {
     SETS.iter()
-        .map(|s| s.rule)
+        .flat_map(|s| s.rules.iter().copied())
         .chain(std::iter::once("jump marked"))
 }
 
@@ -1010,8 +1019,8 @@ mod tests {
             "  chain in1_v_1_2 {\n    type filter hook ingress device \"v-1.2\" priority -500; policy accept;\n    ip daddr . meta l4proto . th dport @svc4 counter drop\n"
         ));
         // Every base chain: one lookup per set, then the marked rules.
-        assert_eq!(s.matches("counter drop").count(), 2 * SETS.len());
-        assert_eq!(s.matches("fib daddr type != local").count(), 2 * 6);
+        assert_eq!(s.matches("counter drop").count(), 2 * (SETS.len() + 1));
+        assert_eq!(s.matches("fib daddr type != local").count(), 2 * 7);
         assert_eq!(s.matches("    jump marked\n  }\n").count(), 2);
         assert!(s.ends_with("}\n"));
     }
@@ -1104,9 +1113,9 @@ mod tests {
             lines[1],
             "add rule netdev rvs in0_eth0 ip daddr . meta l4proto . th dport @svc4 counter drop"
         );
-        assert_eq!(lines[15], "add rule netdev rvs in0_eth0 jump marked");
-        assert_eq!(lines[16], "delete chain netdev rvs in1_x");
-        assert_eq!(lines.len(), 2 * 16 + 1);
+        assert_eq!(lines[16], "add rule netdev rvs in0_eth0 jump marked");
+        assert_eq!(lines[17], "delete chain netdev rvs in1_x");
+        assert_eq!(lines.len(), 2 * 17 + 1);
         assert_eq!(reattach_script("rvs", &[]), "");
     }
 

@@ -4,7 +4,9 @@
 //! IPv4 and IPv6; a datagram too long for the real servers' link gets the client ICMP
 //! "fragmentation needed" / "packet too big", and the client's next try, fragmented by its own
 //! kernel to the announced MTU, goes through. The BPF plane passes fragments up to rvsd, which
-//! reassembles them with the program's connection of the flow.
+//! reassembles them with the program's connection of the flow. A real server's own fragmented
+//! datagram (not a service's reply) is handed to the director's kernel whole and reaches the
+//! client.
 
 mod common;
 
@@ -196,4 +198,59 @@ fn c_fragmented_datagrams_cross_the_bpf_plane_both_ways() {
     let c = counters(&topo);
     assert!(c["reasm_reassembled"] >= 6, "{c:?}");
     assert_eq!(c["reasm_invalid"], 0, "{c:?}");
+}
+
+/// A real server's own datagram, not a service's reply: sent from a port no service uses to the
+/// client, fragmented by the real server's kernel. The director's kernel bypass keeps every
+/// fragment of a NAT real server's traffic from the kernel (the BPF program punts them), so
+/// rvsd reassembles it, the engine leaves it to the kernel, and rvsd hands it over through its
+/// TUN device, cut again; the client gets it whole, IPv4 and IPv6.
+fn a_real_servers_own_datagram_reaches_the_client(topo: &NatTopology) {
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i * 7 + 3) as u8).collect();
+    for (client, rip) in [
+        (IpAddr::V4(topo.client4), IpAddr::V4(topo.rips4[0])),
+        (IpAddr::V6(topo.client6), IpAddr::V6(topo.rips6[0])),
+    ] {
+        let got = topo.lab.in_netns("client", || {
+            let sock = UdpSocket::bind(SocketAddr::new(client, 7777)).expect("bind");
+            sock.set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("timeout");
+            let mut buf = vec![0u8; 65_536];
+            for _ in 0..3 {
+                topo.lab.in_netns("rs1", || {
+                    let out = UdpSocket::bind(SocketAddr::new(rip, 7000)).expect("bind");
+                    out.send_to(&payload, SocketAddr::new(client, 7777))
+                        .expect("send");
+                });
+                if let Ok(n) = sock.recv(&mut buf) {
+                    return Some(buf[..n].to_vec());
+                }
+            }
+            None
+        });
+        let got = got.unwrap_or_else(|| panic!("{rip} -> {client}: nothing arrived"));
+        assert_eq!(got.len(), payload.len(), "{rip} -> {client}");
+        assert!(
+            got == payload,
+            "{rip} -> {client}: the datagram arrived changed"
+        );
+    }
+    let c = counters(topo);
+    assert!(c["tx_to_kernel"] >= 2, "{c:?}");
+    assert_eq!(c["reasm_held_datagrams"], 0, "{c:?}");
+}
+
+#[test]
+fn e_a_real_servers_own_fragmented_datagram_reaches_the_client() {
+    let topo = udp_director("fragown", &[]);
+    a_real_servers_own_datagram_reaches_the_client(&topo);
+}
+
+#[test]
+fn f_a_real_servers_own_fragmented_datagram_crosses_the_bpf_plane() {
+    let fs = Bpffs::mount("fragown");
+    let args = bpf_args(&fs.pins());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let topo = udp_director("fragownbpf", &args);
+    a_real_servers_own_datagram_reaches_the_client(&topo);
 }

@@ -301,7 +301,7 @@ fn instance_hash(socket: &Path) -> u32 {
 
 /// The drop rules one service needs, appended to `out` in a deterministic order: its VIP:port
 /// (or, for a firewall-mark service, the traffic of the mark rules of its mark and family), the
-/// replies of its masqueraded real servers (and their non-first fragments), and its FULLNAT
+/// replies of its masqueraded real servers (and all their fragments), and its FULLNAT
 /// replies to its local addresses.
 fn service_rules(svc: &ServiceRef<'_>, marks: &[MarkRule], out: &mut Vec<BypassRule>) {
     let spec = svc.spec();

@@ -45,6 +45,10 @@ pub struct Counts {
     pub socket_errors: AtomicU64,
     /// Receive and send sockets re-opened (per worker) on an interface that was re-created.
     pub socket_reopens: AtomicU64,
+    /// Reassembled datagrams the engine left to the kernel, which had none of their fragments
+    /// (kept from it by the kernel bypass or the BPF program), handed to it through the TUN
+    /// device, cut again as they came.
+    pub to_kernel: AtomicU64,
 }
 
 /// Adds `n` to a counter that only the calling thread writes: a plain load and store, without
@@ -59,7 +63,7 @@ pub fn bump(counter: &AtomicU64, n: u64) {
 impl Counts {
     /// Every counter with its operator-facing name (`tx_sent`, `tx_neighbour_held`, ...,
     /// then the receive sockets' `rx_socket_errors` and `rx_socket_reopens`), in a fixed order.
-    pub fn snapshot(&self) -> [(&'static str, u64); 16] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 17] {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("tx_sent", read(&self.sent)),
@@ -76,6 +80,7 @@ impl Counts {
             ("tx_fragmented", read(&self.fragmented)),
             ("tx_deferred", read(&self.deferred)),
             ("tx_deferred_expired", read(&self.deferred_expired)),
+            ("tx_to_kernel", read(&self.to_kernel)),
             ("rx_socket_errors", read(&self.socket_errors)),
             ("rx_socket_reopens", read(&self.socket_reopens)),
         ]
@@ -116,7 +121,7 @@ impl EgressCounters {
     }
 
     /// Every counter summed over the writers, named as in [`Counts::snapshot`].
-    pub fn snapshot(&self) -> [(&'static str, u64); 16] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 17] {
         let mut sum = Counts::default().snapshot();
         for writer in self.writers.iter() {
             for (total, (_, value)) in sum.iter_mut().zip(writer.snapshot()) {

@@ -130,6 +130,7 @@ impl DataPlane {
                     frag_ident: first_frag_ident(),
                     deferred: Vec::new(),
                     local: local.clone(),
+                    kernel_missed: KernelMissed::NatFragments,
                 },
             };
             let stop = stop.clone();
@@ -281,6 +282,19 @@ struct Outlet {
     /// Frames the engine deferred (segments of SYN-proxied connections waiting for their real
     /// server), offered to it again after each batch.
     deferred: Vec<Deferred>,
+    /// Which reassembled datagrams the kernel had no fragment of.
+    kernel_missed: KernelMissed,
+}
+
+/// Which reassembled datagrams the kernel saw none of the fragments of, so that one the engine
+/// leaves to the kernel must be handed to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelMissed {
+    /// The packet path: the kernel bypass withholds every fragment of a NAT real server's
+    /// traffic of its services' protocols, unless addressed to the director.
+    NatFragments,
+    /// The BPF plane: the program hands rvsd the fragments it punts and drops them.
+    Punted,
 }
 
 /// A frame the engine deferred, as it came.
@@ -294,6 +308,8 @@ struct Deferred {
 enum Handled {
     /// Sent, dropped or passed on.
     Done,
+    /// Left to the kernel.
+    ToKernel,
     /// The engine deferred it: untouched, to be offered again.
     Deferred,
 }
@@ -585,7 +601,7 @@ impl Outlet {
             match self.handle_frame(now, &d.vnet, &mut d.frame, None, &mut |_| {}, false) {
                 Handled::Deferred if d.since.elapsed() < DEFERRED_TTL => self.deferred.push(d),
                 Handled::Deferred => bump(&self.counters.deferred_expired, 1),
-                Handled::Done => {}
+                Handled::Done | Handled::ToKernel => {}
             }
         }
     }
@@ -656,14 +672,19 @@ impl Outlet {
                         let plain = VnetHdr::default();
                         let largest = Some(whole.max_fragment);
                         // A datagram is not deferred (only TCP segments are): it goes or not.
-                        let whole = &mut whole.frame;
-                        let _ = self.handle_frame(now, &plain, whole, largest, reassembled, false);
+                        let frame = &mut whole.frame;
+                        let handled =
+                            self.handle_frame(now, &plain, frame, largest, reassembled, false);
+                        if let Handled::ToKernel = handled {
+                            self.hand_to_kernel(&whole);
+                        }
                     }
                 }
                 return Handled::Done;
             }
             Verdict::Defer => return Handled::Deferred,
-            Verdict::PassToKernel | Verdict::Drop(_) => return Handled::Done,
+            Verdict::PassToKernel => return Handled::ToKernel,
+            Verdict::Drop(_) => return Handled::Done,
         };
         let route = Route {
             next_hop_ip,
@@ -681,6 +702,60 @@ impl Outlet {
         let vnet = &sctp_crc_complete(vnet, frame, l3_offset);
         self.send(route, inserted.as_ref(), vnet, frame);
         Handled::Done
+    }
+
+    /// Hands a reassembled datagram the engine left to the kernel to it, when the kernel had
+    /// none of its fragments: cut again into pieces no larger than its largest fragment (as
+    /// the kernel's own reassembly forwards a datagram) and written to the TUN device, so the
+    /// kernel delivers or routes it as it would have the fragments.
+    fn hand_to_kernel(&mut self, whole: &rvs_engine::reasm::Reassembled) {
+        let l3 = ethernet::Frame::new_checked(&whole.frame[..]).map_or(ETH_HLEN, |f| f.l3_offset());
+        let Some(packet) = whole.frame.get(l3..) else {
+            return;
+        };
+        if self.kernel_missed == KernelMissed::NatFragments && !self.kernel_missed_it(packet) {
+            return;
+        }
+        let plain = VnetHdr::default();
+        self.frag_ident = self.frag_ident.wrapping_add(1);
+        let (local, counters) = (&self.local, &self.counters);
+        let mut piece = Vec::with_capacity(whole.max_fragment);
+        let cut = if packet.len() <= whole.max_fragment {
+            local.send(&plain, packet).map(|()| 1)
+        } else {
+            let mut sent = Ok(0);
+            let split =
+                rvs_engine::fragment::split(packet, whole.max_fragment, self.frag_ident, |h, d| {
+                    piece.clear();
+                    piece.extend_from_slice(h);
+                    piece.extend_from_slice(d);
+                    if sent.is_ok() {
+                        sent = local.send(&plain, &piece).map(|()| 1);
+                    }
+                });
+            match split {
+                Ok(_) => sent,
+                Err(e) => {
+                    tracing::debug!("cannot cut a datagram for the kernel: {e}");
+                    bump(&counters.send_errors, 1);
+                    return;
+                }
+            }
+        };
+        match cut {
+            Ok(_) => bump(&counters.to_kernel, 1),
+            Err(e) => count_error(counters, "handing a datagram to the kernel", &e),
+        }
+    }
+
+    /// Whether the kernel bypass kept every fragment of `packet`'s datagram from the kernel:
+    /// it comes from a NAT real server of one of its services' protocols and is not addressed
+    /// to the director (the `rsfrag4`/`rsfrag6` rules).
+    fn kernel_missed_it(&self, packet: &[u8]) -> bool {
+        let Some((src, dst, proto)) = addresses_of(packet) else {
+            return false;
+        };
+        self.engine.is_nat_source(src, proto) && !self.net.local_addrs().contains(&dst)
     }
 
     /// Sends the packet of `frame` where `route` says, with `insert`'s bytes inside it, holding
@@ -848,6 +923,7 @@ impl Injector {
                 frag_ident: first_frag_ident(),
                 deferred: Vec::new(),
                 local,
+                kernel_missed: KernelMissed::Punted,
             },
         })
     }
@@ -1427,6 +1503,33 @@ fn gso_segment(vnet: &VnetHdr, frame: &[u8], l3_offset: usize) -> Option<usize> 
 }
 
 /// The source address of the IP packet `quote` starts with.
+/// The source, destination and transport protocol of an unfragmented IPv4 or IPv6 packet
+/// (IPv6's hop-by-hop, routing and destination options headers skipped).
+fn addresses_of(packet: &[u8]) -> Option<(IpAddr, IpAddr, u8)> {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => {
+            let src: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            let dst: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            Some((src.into(), dst.into(), *packet.get(9)?))
+        }
+        Some(6) => {
+            let src: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            let dst: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            let (mut next, mut at) = (*packet.get(6)?, 40usize);
+            for _ in 0..8 {
+                if !matches!(next, 0 | 43 | 60) {
+                    break;
+                }
+                let ext = packet.get(at..at + 2)?;
+                next = ext[0];
+                at += (usize::from(ext[1]) + 1) * 8;
+            }
+            Some((src.into(), dst.into(), next))
+        }
+        _ => None,
+    }
+}
+
 fn sender_of(quote: &[u8]) -> Option<IpAddr> {
     match quote.first().map(|b| b >> 4) {
         Some(4) => {
