@@ -523,4 +523,25 @@ pub struct VrrpView {
     pub master: Option<IpAddr>,
     /// `virtual_ipaddress`.
     pub vips: Vec<IpAddr>,
+    /// What the instance counted since it started (keepalived's per-instance statistics).
+    #[serde(default)]
+    pub stats: VrrpStatsView,
+}
+
+/// A VRRP instance's counts, named as keepalived's statistics (its stats dump and its
+/// exporters' `keepalived_*_total` metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VrrpStatsView {
+    /// Adverts received.
+    pub advert_rcvd: u64,
+    /// Adverts sent.
+    pub advert_sent: u64,
+    /// Transitions to MASTER.
+    pub become_master: u64,
+    /// Transitions out of MASTER.
+    pub release_master: u64,
+    /// Adverts received with priority 0 (a master leaving).
+    pub pri_zero_rcvd: u64,
+    /// Adverts sent with priority 0 (leaving as master).
+    pub pri_zero_sent: u64,
 }

@@ -133,6 +133,7 @@ impl Control for FakeDaemon {
                 base_priority: 150,
                 master: Some("10.0.0.1".parse().expect("addr")),
                 vips: vec!["10.0.0.100".parse().expect("addr")],
+                stats: rvs_api::VrrpStatsView::default(),
             }]),
             Command::Handover { .. } => Reply::error(
                 ErrorKind::Unsupported,

@@ -86,6 +86,15 @@ pub enum StartError {
     /// The control runtime cannot be started.
     #[error("starting the control runtime")]
     Runtime(#[source] std::io::Error),
+    /// `--web-listen`'s address cannot be bound.
+    #[error("--web-listen {addr}: cannot listen there")]
+    Web {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
     /// A VRRP instance cannot start.
     #[error(transparent)]
     Vrrp(#[from] VrrpError),
@@ -119,6 +128,8 @@ pub struct Options {
     pub bpf_max_connections: u32,
     /// Take the state of the rvsd serving `socket` over (a graceful restart).
     pub takeover: bool,
+    /// Where to serve metrics and the JSON API (`--web-listen`), if anywhere.
+    pub web_listen: Option<std::net::SocketAddr>,
 }
 
 /// The running data plane, shared with the handover point (which stops it first).
@@ -169,6 +180,10 @@ pub struct Daemon {
     health: Option<Arc<Health>>,
     sync: Arc<SyncDaemons>,
     vrrp: Option<Arc<VrrpRuntime>>,
+    /// The data plane running: `packet`, `tc` or `xdp`.
+    dataplane: &'static str,
+    /// `--web-listen`'s socket, bound at start, served by [`Daemon::serve`].
+    web: Option<std::net::TcpListener>,
     stopped: bool,
 }
 
@@ -274,6 +289,14 @@ impl Daemon {
             None
         };
         let listener = control::server::bind(&options.socket)?;
+        let web = options
+            .web_listen
+            .map(|addr| {
+                let bound = std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l));
+                bound.map_err(|error| StartError::Web { addr, error })
+            })
+            .transpose()?;
         let net = NetState::start().map_err(StartError::Net)?;
         if let Some(path) = &options.restore {
             let applied = control::restore::apply_file(&engine, &net.local_addrs(), path).map_err(
@@ -349,6 +372,11 @@ impl Daemon {
                     }
                 }
             }
+        };
+        let dataplane_mode = match &bpf {
+            Some(b) if b.hook() == rvs_bpf::Hook::Xdp => "xdp",
+            Some(_) => "tc",
+            None => "packet",
         };
         let timers = dataplane::timers::start(engine.clone(), clock, bpf_room, halt.clone())
             .map_err(StartError::Timers)?;
@@ -437,6 +465,8 @@ impl Daemon {
             health,
             sync,
             vrrp,
+            dataplane: dataplane_mode,
+            web,
             stopped: false,
         })
     }
@@ -460,7 +490,16 @@ impl Daemon {
             vrrp: self.vrrp.clone(),
             bpf: self.bpf_handles.clone(),
             handover: self.handover.clone(),
+            dataplane: self.dataplane,
         };
+        if let Some(web) = self.web.take() {
+            let shared = shared.clone();
+            self.runtime.spawn(async move {
+                if let Err(e) = crate::web::serve(web, shared).await {
+                    tracing::error!("the web listener stopped: {e}");
+                }
+            });
+        }
         self.runtime
             .block_on(control::server::serve(listener, shared))
     }

@@ -15,6 +15,7 @@ mod handover;
 mod keepalived;
 mod sync;
 mod vrrp;
+mod web;
 
 use std::path::PathBuf;
 
@@ -148,6 +149,11 @@ struct Args {
     /// IPVS's am_droprate: with --drop-packet 3, one new connection in this many is dropped.
     #[arg(long, value_name = "N", default_value_t = 10)]
     am_droprate: u32,
+    /// Serve Prometheus metrics (`/metrics`, with node_exporter's IPVS names and the keepalived
+    /// exporters' VRRP names) and a JSON API of rvsadm's views (`/api/v1/...`) over HTTP on
+    /// ADDR, e.g. 127.0.0.1:9100. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    web_listen: Option<std::net::SocketAddr>,
 }
 
 impl Args {
@@ -274,6 +280,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         dataplane: args.dataplane,
         bpf_max_connections: args.bpf_max_connections,
         takeover: args.takeover,
+        web_listen: args.web_listen,
     };
     let mut daemon = daemon::Daemon::start(options)?;
     let served = daemon.serve();

@@ -77,6 +77,8 @@ pub struct Shared {
     pub bpf: Option<Arc<crate::dataplane::bpf::BpfHandles>>,
     /// Where a successor takes this rvsd's state over (`Handover`).
     pub handover: Arc<crate::handover::Point>,
+    /// The data plane running: `packet`, `tc` or `xdp`.
+    pub dataplane: &'static str,
 }
 
 /// Serves the control socket bound by [`bind`] until SIGTERM or SIGINT.
@@ -355,6 +357,62 @@ async fn answer(shared: &Shared, cmd: Command) -> Answer {
             Answer::Last(reply, point)
         }
         other => Answer::One(execute(shared, other).await),
+    }
+}
+
+/// Whether `cmd` only reads (what rvsd's web side may send).
+fn is_query(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::ListServices { .. }
+            | Command::ListConnections
+            | Command::GetInfo
+            | Command::GetCounters
+            | Command::ListMarkRules
+            | Command::GetPolicy
+            | Command::GetTimeouts
+            | Command::GetHealth
+            | Command::ListDaemons
+            | Command::GetVrrp
+    )
+}
+
+/// Answers a command that only reads as one reply, a streamed listing's parts gathered: what
+/// rvsd's web side shows is what the control socket answers. Other commands are refused.
+pub async fn query(shared: &Shared, cmd: Command) -> Reply {
+    if !is_query(&cmd) {
+        return Reply::error(
+            ErrorKind::InvalidArgument,
+            "only reading commands are queries",
+        );
+    }
+    match answer(shared, cmd).await {
+        Answer::One(reply) | Answer::Last(reply, _) => reply,
+        Answer::Lines(mut parts) => {
+            let mut whole: Option<Reply> = None;
+            while let Some((line, last)) = parts.recv().await {
+                let part = match rvs_api::decode_reply(&line) {
+                    Ok(Reply::More(part)) => *part,
+                    Ok(reply) => reply,
+                    Err(e) => return Reply::error(ErrorKind::Internal, e.to_string()),
+                };
+                whole = Some(match (whole, part) {
+                    (Some(Reply::Services(mut a)), Reply::Services(b)) => {
+                        a.extend(b);
+                        Reply::Services(a)
+                    }
+                    (Some(Reply::Connections(mut a)), Reply::Connections(b)) => {
+                        a.extend(b);
+                        Reply::Connections(a)
+                    }
+                    (_, part) => part,
+                });
+                if last {
+                    break;
+                }
+            }
+            whole.unwrap_or_else(|| Reply::error(ErrorKind::Internal, "the listing ended early"))
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use rvs_api::{DaemonRole, VrrpView};
+use rvs_api::{DaemonRole, VrrpStatsView, VrrpView};
 use rvs_io::InterfaceAddress;
 use rvs_keepalived::vrrp::{Tracked, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use rvs_keepalived::Lowered;
@@ -475,6 +475,10 @@ struct Member {
     tracking: Tracking,
     applied_delta: i32,
     applied_fault: bool,
+    /// What the instance counted (published with its state).
+    stats: VrrpStatsView,
+    /// The instance is MASTER (for counting `release_master`).
+    master: bool,
 }
 
 /// A sync group or a lone instance, driven by one thread.
@@ -541,6 +545,8 @@ impl Unit {
                 tracking,
                 applied_delta: 0,
                 applied_fault: false,
+                stats: VrrpStatsView::default(),
+                master: was_master,
             });
         }
         let machine = match &group {
@@ -565,6 +571,7 @@ impl Unit {
                     base_priority: m.spec.priority,
                     master: None,
                     vips: m.spec.virtual_ipaddress.iter().map(|v| v.addr).collect(),
+                    stats: VrrpStatsView::default(),
                 });
             }
         }
@@ -648,6 +655,10 @@ impl Unit {
                     m.io.drain(&mut buf, |src, a| got.push((src, a)));
                 }
                 for (src, a) in got {
+                    if let Some(m) = self.members.get_mut(i) {
+                        m.stats.advert_rcvd += 1;
+                        m.stats.pri_zero_rcvd += u64::from(a.priority == 0);
+                    }
                     self.machine.advert(now, i, src, &a);
                 }
             }
@@ -674,6 +685,9 @@ impl Unit {
         while let Some((i, t)) = self.machine.transmit() {
             if let Some(m) = self.members.get_mut(i) {
                 m.io.send(&t);
+                m.stats.advert_sent += 1;
+                // The priority is the advert's third byte (RFC 3768, RFC 5798).
+                m.stats.pri_zero_sent += u64::from(t.payload.get(2) == Some(&0));
             }
         }
         let mut notes = Vec::new();
@@ -684,6 +698,17 @@ impl Unit {
                     let Some(m) = self.members.get_mut(i) else {
                         continue;
                     };
+                    match &e {
+                        Event::BecameMaster => {
+                            m.stats.become_master += 1;
+                            m.master = true;
+                        }
+                        Event::BecameBackup | Event::BecameFault | Event::Stopped if m.master => {
+                            m.stats.release_master += 1;
+                            m.master = false;
+                        }
+                        _ => {}
+                    }
                     match e {
                         Event::AddVips(ips) => m.io.add_vips(&ips),
                         Event::RemoveVips(ips) => m.io.remove_vips(&ips),
@@ -761,10 +786,11 @@ impl Unit {
     /// Writes the members' current state into the shared status.
     fn publish(&self) {
         let mut status = self.shared.status.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, _) in self.members.iter().enumerate() {
+        for (i, m) in self.members.iter().enumerate() {
             let (Some(inst), Some(view)) = (self.machine.instance(i), status.get_mut(i)) else {
                 continue;
             };
+            view.stats = m.stats;
             view.state = match inst.state() {
                 State::Init => "INIT",
                 State::Backup => "BACKUP",

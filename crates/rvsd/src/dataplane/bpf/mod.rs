@@ -151,6 +151,8 @@ pub enum BpfPlaneError {
 
 /// The running BPF plane.
 pub struct BpfPlane {
+    /// Where the program is attached.
+    hook: Hook,
     halt: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// Set by [`BpfPlane::stop_clean`]: detach and unpin when the thread ends.
@@ -187,6 +189,11 @@ fn ifindex(name: &str) -> Result<u32, BpfPlaneError> {
 }
 
 impl BpfPlane {
+    /// Where the program is attached (tc or XDP).
+    pub fn hook(&self) -> Hook {
+        self.hook
+    }
+
     /// Starts the plane's thread and waits until the program is attached everywhere (or
     /// failed to be).
     pub fn start(
@@ -206,6 +213,7 @@ impl BpfPlane {
         std::fs::create_dir_all(&setup.pin_dir)
             .map_err(|e| BpfPlaneError::Thread(format!("{}: {e}", setup.pin_dir.display())))?;
         let pin_dir = setup.pin_dir.clone();
+        let hook = setup.hook;
         let halt = Arc::new(AtomicBool::new(false));
         let clean = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), BpfPlaneError>>();
@@ -249,6 +257,7 @@ impl BpfPlane {
                         .ok()
                 });
                 Ok(BpfPlane {
+                    hook,
                     halt,
                     thread: Some(thread),
                     clean,
