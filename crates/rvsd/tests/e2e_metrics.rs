@@ -1,9 +1,10 @@
-//! rvsd's web side end to end, over veth (needs root, Debian's prometheus, curl, and the rvsd
+//! rvsd's web side end to end, over veth (needs root, Debian's prometheus and chromium, curl, and the rvsd
 //! and rvs-lab binaries built): rvsd runs a keepalived.conf with a NAT virtual_server (TCP_CHECK
 //! real servers) and a VRRP instance, and `--web-listen`; after HTTP traffic through the VIP,
 //! `/metrics` has node_exporter's IPVS series with its labels, the keepalived exporters' VRRP
-//! series, health checks and rvs's own; the JSON API agrees with rvsadm; and a real Prometheus
-//! server scraping rvsd answers queries of them through its HTTP API. The BPF plane's counts
+//! series, health checks and rvs's own; the JSON API agrees with rvsadm; the dashboard, loaded
+//! in headless Chromium, shows the real servers and the VRRP instance and redraws itself; and a
+//! real Prometheus server scraping rvsd answers queries of them through its HTTP API. The BPF plane's counts
 //! show the same way.
 
 mod common;
@@ -159,6 +160,51 @@ fn a_metrics_json_and_a_real_prometheus() {
     let vrrp: serde_json::Value =
         serde_json::from_str(&get(&topo, &format!("http://{WEB}/api/v1/vrrp"))).expect("JSON");
     assert_eq!(vrrp[0]["state"], "MASTER", "{vrrp}");
+    // The dashboard, in headless Chromium: the page fetches the JSON API and draws the real
+    // servers with weight, health and counts, and the VRRP instance; it redraws every second
+    // without a reload (its update count rises within the virtual time given).
+    let dom = topo
+        .lab
+        .exec_ok(
+            "director",
+            &[
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--virtual-time-budget=4000",
+                "--dump-dom",
+                &format!("http://{WEB}/"),
+            ],
+        )
+        .expect("chromium");
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    for shown in [
+        "<b id=\"dataplane\">packet</b>",
+        "TCP 192.168.1.253:80",
+        "-&gt; 10.10.10.2:80",
+        "-&gt; 10.10.10.3:80",
+        "<td class=\"up\">up</td>",
+        "VI_1",
+        "<td class=\"up\">MASTER</td>",
+        "192.168.1.240",
+    ] {
+        assert!(
+            dom.contains(shown),
+            "the dashboard does not show {shown:?}:\n{dom}"
+        );
+    }
+    let updates: u32 = dom
+        .split("<span id=\"updates\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the update count");
+    assert!(
+        updates >= 2,
+        "the page redraws itself: {updates} updates\n{dom}"
+    );
     // A real Prometheus scrapes rvsd and answers a query.
     let prom_conf = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rvsd\n    \

@@ -1,5 +1,6 @@
-//! rvsd's HTTP side (`--web-listen ADDR`, off unless given): Prometheus metrics at `/metrics`
-//! ([`metrics`]) and a JSON API of rvsadm's views under `/api/v1/`. Both show what the control
+//! rvsd's HTTP side (`--web-listen ADDR`, off unless given): a live dashboard at `/` (one page,
+//! `dashboard.html`, redrawn from the JSON API every second), Prometheus metrics at `/metrics`
+//! ([`metrics`]) and a JSON API of rvsadm's views under `/api/v1/`. All show what the control
 //! socket answers ([`query`]), so they agree with `rvsadm` to the packet.
 //!
 //! | path | what | rvsadm |
@@ -37,7 +38,8 @@ fn router(shared: Shared) -> Router {
         get(move |State(shared): State<Shared>| async move { json(&shared, cmd()).await })
     }
     Router::new()
-        .route("/", get(index))
+        .route("/", get(dashboard))
+        .route("/api/v1/", get(index))
         .route("/metrics", get(metrics_page))
         .route(
             "/api/v1/services",
@@ -55,9 +57,14 @@ fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
+/// The dashboard page, with the data plane's name filled in.
+async fn dashboard(State(shared): State<Shared>) -> axum::response::Html<String> {
+    axum::response::Html(include_str!("dashboard.html").replace("DATAPLANE", shared.dataplane))
+}
+
 /// A plain list of what is served.
 async fn index() -> &'static str {
-    "rvsd\n\n/metrics\n/api/v1/services\n/api/v1/connections\n/api/v1/counters\n/api/v1/health\n\
+    "rvsd\n\n/\n/metrics\n/api/v1/services\n/api/v1/connections\n/api/v1/counters\n/api/v1/health\n\
      /api/v1/vrrp\n/api/v1/daemons\n/api/v1/timeouts\n/api/v1/policy\n/api/v1/marks\n/api/v1/info\n"
 }
 
