@@ -58,7 +58,7 @@ pub use views::{
     CheckerView, ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView,
     ForwardMethod, HealthView, MarkProto, MarkRuleView, PolicyView, ProxyProtocol, RatesView,
     ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum, TunnelConfig,
-    TunnelKind, VrrpStatsView, VrrpView,
+    TunnelKind, VrrpScriptView, VrrpStatsView, VrrpView,
 };
 
 /// Default path of rvsd's control socket.

@@ -526,6 +526,24 @@ pub struct VrrpView {
     /// What the instance counted since it started (keepalived's per-instance statistics).
     #[serde(default)]
     pub stats: VrrpStatsView,
+    /// `virtual_ipaddress` as keepalived prints it in its data dump (`ADDR/PREFIX dev IF scope
+    /// S`, then ` set` while the master holds it).
+    #[serde(default)]
+    pub vip_lines: Vec<String>,
+    /// The instance's tracked `vrrp_script`s.
+    #[serde(default)]
+    pub scripts: Vec<VrrpScriptView>,
+}
+
+/// A tracked `vrrp_script` as keepalived reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VrrpScriptView {
+    /// `vrrp_script` name.
+    pub name: String,
+    /// `GOOD` (the script succeeds, with rise/fall) or `BAD`.
+    pub status: String,
+    /// `idle`, or `running` while a run is under way.
+    pub state: String,
 }
 
 /// A VRRP instance's counts, named as keepalived's statistics (its stats dump and its

@@ -134,6 +134,8 @@ impl Control for FakeDaemon {
                 master: Some("10.0.0.1".parse().expect("addr")),
                 vips: vec!["10.0.0.100".parse().expect("addr")],
                 stats: rvs_api::VrrpStatsView::default(),
+                vip_lines: Vec::new(),
+                scripts: Vec::new(),
             }]),
             Command::Handover { .. } => Reply::error(
                 ErrorKind::Unsupported,

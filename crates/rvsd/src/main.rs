@@ -154,6 +154,11 @@ struct Args {
     /// ADDR, e.g. 127.0.0.1:9100. Off unless given.
     #[arg(long, value_name = "ADDR")]
     web_listen: Option<std::net::SocketAddr>,
+    /// Print the signal number of keepalived's function FUNC (STOP, RELOAD, DATA, STATS,
+    /// STATS_CLEAR, JSON) and exit, as `keepalived --signum` does: SIGUSR1 writes
+    /// /tmp/keepalived.data, SIGUSR2 /tmp/keepalived.stats, JSON's signal /tmp/keepalived.json.
+    #[arg(long, value_name = "FUNC")]
+    signum: Option<String>,
 }
 
 impl Args {
@@ -201,7 +206,33 @@ fn parse_mh_table_size(s: &str) -> Result<u32, MhTableSizeError> {
     }
 }
 
+/// `--signum=FUNC` (or `--signum FUNC`) as keepalived answers it: the signal number of one of
+/// its functions (`STOP`, `RELOAD`, `DATA`, `STATS`, `STATS_CLEAR`, `JSON`), before anything
+/// else is looked at. `None` when the option is absent.
+fn signum(args: &[String]) -> Option<std::process::ExitCode> {
+    let at = args
+        .iter()
+        .position(|a| a == "--signum" || a.starts_with("--signum="))?;
+    let name = match args[at].strip_prefix("--signum=") {
+        Some(name) => name.to_owned(),
+        None => args.get(at + 1).cloned().unwrap_or_default(),
+    };
+    Some(match keepalived::dump::SignalFunc::from_name(&name) {
+        Some(f) => {
+            println!("{}", f.signal());
+            std::process::ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("Unknown sigfunc {name}");
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
+
 fn main() -> std::process::ExitCode {
+    if let Some(code) = signum(&std::env::args().collect::<Vec<_>>()) {
+        return code;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RVS_LOG")

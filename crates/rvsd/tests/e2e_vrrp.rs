@@ -580,3 +580,161 @@ fn reload_keeps_the_master_adds_removes_and_changes_instances() {
     s.lab.kill(rvsd);
     s.lab.kill(ka);
 }
+
+/// Reads a dump file `path` written after `send` signals a daemon (the file is removed first;
+/// up to 5 s for it to appear).
+fn dump_after(path: &str, send: impl FnOnce()) -> String {
+    let _ = std::fs::remove_file(path);
+    send();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // The daemon writes the file in one go; a partial read is retried.
+        if let Some(text) = std::fs::read_to_string(path)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+        {
+            let _ = std::fs::remove_file(path);
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{path} was not written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The statistics dump with the advert counts (which depend on timing) blanked.
+fn stats_shape(text: &str) -> String {
+    let mut section = "";
+    text.lines()
+        .map(|l| {
+            if l.ends_with(':') {
+                section = if l.trim() == "Advertisements:" {
+                    "adverts"
+                } else {
+                    ""
+                };
+            }
+            match l.split_once(": ") {
+                Some((key, _)) if section == "adverts" => format!("{key}: N"),
+                _ => l.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// keepalived's operational interface: `rvsd --signum` answers as `keepalived --signum`; an rvsd
+/// and a keepalived, each MASTER of its own instance VI_1 on the segment, write the statistics
+/// dump (SIGUSR2) with the same lines (the advert counts aside), the data dump (SIGUSR1) with the
+/// lines keepalived's exporters read, and the JSON dump with keepalived's field names; the
+/// statistics clear on STATS_CLEAR's signal.
+#[test]
+fn dumps_and_signals_as_keepalived_s() {
+    let rvsd_bin = rvs_lab::bin_path("rvsd");
+    for func in [
+        "STOP",
+        "RELOAD",
+        "DATA",
+        "STATS",
+        "STATS_CLEAR",
+        "JSON",
+        "TDATA",
+    ] {
+        let run = |program: &std::path::Path| {
+            let out = std::process::Command::new(program)
+                .arg(format!("--signum={func}"))
+                .output()
+                .expect("run");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            )
+        };
+        let ka = run(std::path::Path::new("keepalived"));
+        let ours = run(&rvsd_bin);
+        if ka.0 == Some(0) {
+            assert_eq!(ours, ka, "--signum={func}");
+        } else {
+            assert_ne!(
+                ours.0,
+                Some(0),
+                "--signum={func} is unknown to keepalived too"
+            );
+        }
+    }
+    let s = seg("vrrpdump");
+    let ka_conf = instance_with(2, 100, "", false, "10.77.0.101/24 dev eth0")
+        .replace("virtual_router_id 51", "virtual_router_id 52");
+    let ka = s.lab.start_keepalived("n2", &ka_conf).expect("keepalived");
+    let rvsd = s
+        .start_rvsd("n1", &instance(2, 100, "", false))
+        .expect("rvsd");
+    let other: IpAddr = "10.77.0.101".parse().expect("addr");
+    wait_for(ELECT, || holds(&s, "n1") && s.lab.has_addr("n2", other))
+        .expect("both masters of their own instance");
+    // Real-time signals have no `nix` `Signal` variant: kill(1) sends any number.
+    let signal = |pid: u32, number: i32| {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{number}"), pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{number} {pid}");
+    };
+    let theirs = dump_after("/tmp/keepalived.stats", || signal(ka, 12));
+    let ours = dump_after("/tmp/keepalived.stats", || signal(rvsd, 12));
+    assert_eq!(
+        stats_shape(&ours),
+        stats_shape(&theirs),
+        "ours:\n{ours}\ntheirs:\n{theirs}"
+    );
+    assert!(ours.contains("  Became master: 1\n"), "{ours}");
+    let data = dump_after("/tmp/keepalived.data", || signal(rvsd, 10));
+    let theirs_data = dump_after("/tmp/keepalived.data", || signal(ka, 10));
+    for line in [
+        " VRRP Instance = VI_1",
+        "   State = MASTER",
+        "   Wantstate = MASTER",
+        "   Interface = eth0",
+        "   Virtual IP (1):",
+    ] {
+        assert!(data.lines().any(|l| l == line), "{line:?} in ours:\n{data}");
+        assert!(theirs_data.lines().any(|l| l == line), "{line:?} in theirs");
+    }
+    assert!(
+        data.contains("     10.77.0.100/24 dev eth0 scope global set\n"),
+        "{data}"
+    );
+    assert!(theirs_data.contains("     10.77.0.101/24 dev eth0 scope global set\n"));
+    let json_signal = libc::SIGRTMIN() + 2;
+    let ours: serde_json::Value = serde_json::from_str(&dump_after("/tmp/keepalived.json", || {
+        signal(rvsd, json_signal)
+    }))
+    .expect("our JSON");
+    let theirs: serde_json::Value =
+        serde_json::from_str(&dump_after("/tmp/keepalived.json", || {
+            signal(ka, json_signal)
+        }))
+        .expect("keepalived's JSON");
+    for part in ["data", "stats"] {
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v[0][part]
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let (ours_keys, theirs_keys) = (keys(&ours), keys(&theirs));
+        assert!(!ours_keys.is_empty(), "{ours}");
+        for k in &ours_keys {
+            assert!(theirs_keys.contains(k), "{part}.{k} is not keepalived's");
+        }
+    }
+    for k in ["iname", "state", "wantstate", "ifp_ifname", "version"] {
+        assert_eq!(ours[0]["data"][k], theirs[0]["data"][k], "data.{k}");
+    }
+    // STATS_CLEAR zeroes the counts.
+    signal(rvsd, libc::SIGRTMAX() - 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let cleared = dump_after("/tmp/keepalived.stats", || signal(rvsd, 12));
+    assert!(cleared.contains("  Became master: 0\n"), "{cleared}");
+    s.lab.kill(rvsd);
+    s.lab.kill(ka);
+}

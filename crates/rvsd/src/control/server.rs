@@ -19,6 +19,7 @@ use super::executor;
 use crate::clock::Clock;
 use crate::dataplane::bypass::Bypass;
 use crate::dataplane::EgressCounters;
+use crate::keepalived::dump::SignalFunc;
 use crate::keepalived::health::Health;
 use crate::keepalived::reload;
 use crate::vrrp::VrrpRuntime;
@@ -98,6 +99,7 @@ pub async fn serve(
         .map_err(ControlError::io("installing the SIGINT handler"))?;
     let mut hup =
         signal(SignalKind::hangup()).map_err(ControlError::io("installing the SIGHUP handler"))?;
+    let mut dumps = DumpSignals::install()?;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -115,6 +117,7 @@ pub async fn serve(
             _ = shared.handover.ended.notified() => { return Ok(()); }
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
+            func = dumps.recv() => dump(&shared, func),
             _ = hup.recv() => {
                 match shared.health.clone() {
                     Some(h) => {
@@ -134,6 +137,66 @@ pub async fn serve(
                 }
             }
         }
+    }
+}
+
+/// keepalived's dump signals (see [`crate::keepalived::dump`]).
+struct DumpSignals {
+    data: tokio::signal::unix::Signal,
+    stats: tokio::signal::unix::Signal,
+    json: tokio::signal::unix::Signal,
+    clear: tokio::signal::unix::Signal,
+}
+
+impl DumpSignals {
+    fn install() -> Result<DumpSignals, ControlError> {
+        let on = |f: SignalFunc| {
+            signal(SignalKind::from_raw(f.signal())).map_err(ControlError::io(format!(
+                "installing the {f:?} signal handler"
+            )))
+        };
+        Ok(DumpSignals {
+            data: on(SignalFunc::Data)?,
+            stats: on(SignalFunc::Stats)?,
+            json: on(SignalFunc::Json)?,
+            clear: on(SignalFunc::StatsClear)?,
+        })
+    }
+
+    /// The next dump signal's function.
+    async fn recv(&mut self) -> SignalFunc {
+        tokio::select! {
+            _ = self.data.recv() => SignalFunc::Data,
+            _ = self.stats.recv() => SignalFunc::Stats,
+            _ = self.json.recv() => SignalFunc::Json,
+            _ = self.clear.recv() => SignalFunc::StatsClear,
+        }
+    }
+}
+
+/// Writes the dump `func` asks for (or clears the statistics), as keepalived does.
+fn dump(shared: &Shared, func: SignalFunc) {
+    use crate::keepalived::dump::{self as d, SignalFunc as F};
+    let (instances, router_id) = match &shared.vrrp {
+        Some(v) => (v.status(), v.router_id()),
+        None => (Vec::new(), String::new()),
+    };
+    let (path, text) = match func {
+        F::Data => (d::DATA_FILE, d::data_text(&router_id, &instances)),
+        F::Stats => (d::STATS_FILE, d::stats_text(&instances)),
+        F::Json => (d::JSON_FILE, d::json_text(&instances)),
+        F::StatsClear => {
+            if let Some(v) = &shared.vrrp {
+                v.clear_stats();
+            }
+            tracing::info!("statistics cleared on signal");
+            return;
+        }
+        F::Stop | F::Reload => return,
+    };
+    match d::write_dump(Path::new(path), &text) {
+        Ok(()) => tracing::info!(file = path, "dump written on signal"),
+        Err(e) => tracing::warn!(file = path, "cannot write the dump: {e}"),
     }
 }
 

@@ -702,7 +702,7 @@ mod tests {
             assert!(chain_text.contains("device \"v0\""), "{chain_text}");
             assert_eq!(
                 chain_text.matches("counter packets").count(),
-                14,
+                15,
                 "{chain_text}"
             );
             assert!(chain_text.contains("jump marked"), "{chain_text}");

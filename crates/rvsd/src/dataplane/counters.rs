@@ -146,7 +146,8 @@ mod tests {
         assert_eq!(snap[0], ("tx_sent", 5));
         assert_eq!(snap[5], ("tx_send_errors", 2));
         assert_eq!(snap[8], ("tx_tunnel_errors", 0));
-        assert_eq!(snap[14], ("rx_socket_errors", 0));
+        assert_eq!(snap[14], ("tx_to_kernel", 0));
+        assert_eq!(snap[15], ("rx_socket_errors", 0));
         assert!(snap
             .iter()
             .all(|(name, _)| name.starts_with("tx_") || name.starts_with("rx_")));
@@ -162,7 +163,7 @@ mod tests {
         }
         let snap = c.snapshot();
         assert_eq!(snap[0], ("tx_sent", 60));
-        assert_eq!(snap[15], ("rx_socket_reopens", 3));
+        assert_eq!(snap[16], ("rx_socket_reopens", 3));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod checkers;
+pub mod dump;
 pub mod health;
 pub mod load;
 pub mod notify;

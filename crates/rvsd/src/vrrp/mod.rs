@@ -14,7 +14,7 @@ mod track;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -32,7 +32,7 @@ use crate::keepalived::smtp::MailSettings;
 use crate::sync::SyncDaemons;
 use io::MemberIo;
 use notify::{NotifyState, Scope};
-use track::{Tracking, POLL};
+use track::{ScriptRunner, Tracking, POLL};
 
 /// Why a VRRP unit (sync group or lone instance) did not start.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +118,7 @@ struct RunningUnit {
     settings: Arc<Settings>,
     control: Arc<AtomicU8>,
     status: Arc<Mutex<Vec<VrrpView>>>,
+    clear_stats: Arc<AtomicBool>,
     thread: Option<JoinHandle<Unit>>,
 }
 
@@ -248,6 +249,8 @@ struct Shared {
     sync: Arc<SyncDaemons>,
     status: Arc<Mutex<Vec<VrrpView>>>,
     control: Arc<AtomicU8>,
+    /// Set to have the unit zero its members' counts (keepalived's `STATS_CLEAR`).
+    clear_stats: Arc<AtomicBool>,
 }
 
 /// What a replaced instance leaves to its successor.
@@ -338,11 +341,13 @@ impl VrrpRuntime {
     ) -> Result<RunningUnit, VrrpError> {
         let control = Arc::new(AtomicU8::new(RUN));
         let status = Arc::new(Mutex::new(Vec::new()));
+        let clear_stats = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             settings: settings.clone(),
             sync: self.sync.clone(),
             status: status.clone(),
             control: control.clone(),
+            clear_stats: clear_stats.clone(),
         });
         let mut unit = Unit::build(spec.group.clone(), spec.members.clone(), &shared, inherited)?;
         let name = format!("rvsd-vrrp-{}", spec.label());
@@ -358,8 +363,24 @@ impl VrrpRuntime {
             settings: settings.clone(),
             control,
             status,
+            clear_stats,
             thread: Some(thread),
         })
+    }
+
+    /// Zeroes every instance's counts (keepalived's `STATS_CLEAR`), at each unit's next turn.
+    pub fn clear_stats(&self) {
+        for u in self.lock().iter() {
+            u.clear_stats.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The `router_id` of `global_defs` (keepalived's data dump shows it).
+    pub fn router_id(&self) -> String {
+        self.lock()
+            .first()
+            .map(|u| u.settings.router_id.clone())
+            .unwrap_or_default()
     }
 
     /// Every instance's state, in configuration order.
@@ -572,6 +593,8 @@ impl Unit {
                     master: None,
                     vips: m.spec.virtual_ipaddress.iter().map(|v| v.addr).collect(),
                     stats: VrrpStatsView::default(),
+                    vip_lines: Vec::new(),
+                    scripts: Vec::new(),
                 });
             }
         }
@@ -607,6 +630,11 @@ impl Unit {
     fn run(&mut self) {
         let mut buf = vec![0u8; 65536];
         loop {
+            if self.shared.clear_stats.swap(false, Ordering::SeqCst) {
+                for m in &mut self.members {
+                    m.stats = VrrpStatsView::default();
+                }
+            }
             self.flush();
             self.publish();
             match self.shared.control.load(Ordering::SeqCst) {
@@ -791,6 +819,22 @@ impl Unit {
                 continue;
             };
             view.stats = m.stats;
+            let set = if inst.state() == State::Master {
+                " set"
+            } else {
+                ""
+            };
+            view.vip_lines = m
+                .spec
+                .virtual_ipaddress
+                .iter()
+                .map(|v| {
+                    let dev = v.dev.as_deref().unwrap_or(&m.spec.interface);
+                    let scope = v.scope.as_deref().unwrap_or("global");
+                    format!("{}/{} dev {dev} scope {scope}{set}", v.addr, v.prefix)
+                })
+                .collect();
+            view.scripts = m.tracking.scripts.iter().map(ScriptRunner::view).collect();
             view.state = match inst.state() {
                 State::Init => "INIT",
                 State::Backup => "BACKUP",

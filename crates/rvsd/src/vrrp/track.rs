@@ -95,6 +95,20 @@ impl ScriptRunner {
     pub fn effect(&self) -> TrackEffect {
         self.state.effect()
     }
+
+    /// The script as keepalived reports it: name, `GOOD`/`BAD`, `idle`/`running`.
+    pub fn view(&self) -> rvs_api::VrrpScriptView {
+        rvs_api::VrrpScriptView {
+            name: self.state.name.clone(),
+            status: if self.state.is_up() { "GOOD" } else { "BAD" }.into(),
+            state: if self.running.is_some() {
+                "running"
+            } else {
+                "idle"
+            }
+            .into(),
+        }
+    }
 }
 
 impl Drop for ScriptRunner {
