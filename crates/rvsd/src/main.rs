@@ -31,17 +31,36 @@ use clap::Parser;
 )]
 struct Args {
     /// Interface to run the data plane on (repeat for each interface, e.g. the outside and inside).
-    #[arg(
-        long = "interface",
-        short = 'i',
-        required_unless_present_any = ["config_test", "dump_conf"],
-        value_name = "IFNAME"
-    )]
+    /// Required, unless rvsd runs under the name `keepalived` (installed in keepalived's place,
+    /// started by its unit or init script): then every interface that is up with an Ethernet
+    /// address is used.
+    #[arg(long = "interface", short = 'i', value_name = "IFNAME")]
     interfaces: Vec<String>,
     /// keepalived.conf to serve (services, real servers, health checkers); reloaded on SIGHUP
-    /// and `rvsadm --reload`.
+    /// and `rvsadm --reload`. Under the name `keepalived`, /etc/keepalived/keepalived.conf
+    /// unless given, as keepalived.
     #[arg(long = "use-file", short = 'f', value_name = "FILE")]
     config_file: Option<PathBuf>,
+    /// keepalived's `-n`/`--dont-fork`: rvsd never forks; accepted so keepalived's unit and
+    /// init scripts start it unchanged.
+    #[arg(long = "dont-fork", short = 'n')]
+    dont_fork: bool,
+    /// keepalived's `-D`/`--log-detail`: accepted (rvsd's detail is set with RVS_LOG).
+    #[arg(long = "log-detail", short = 'D')]
+    log_detail: bool,
+    /// keepalived's `-l`/`--log-console`: accepted (rvsd logs to standard error).
+    #[arg(long = "log-console", short = 'l')]
+    log_console: bool,
+    /// keepalived's `-p`/`--pid`: write rvsd's pid to FILE (removed at exit), where tools
+    /// that signal keepalived look for it (e.g. /run/keepalived.pid).
+    #[arg(long = "pid", short = 'p', value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// keepalived's `-P`/`--vrrp`: run only the VRRP instances of the file given with -f.
+    #[arg(long = "vrrp", short = 'P', conflicts_with = "check_only")]
+    vrrp_only: bool,
+    /// keepalived's `-C`/`--check`: run only the virtual servers and their checkers.
+    #[arg(long = "check", short = 'C')]
+    check_only: bool,
     /// Check the file given with -f as `keepalived -t` does and exit 0 (valid) or 1.
     #[arg(long = "config-test", short = 't', requires = "config_file")]
     config_test: bool,
@@ -240,7 +259,15 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Err(e) = keepalived_defaults(&mut args) {
+        eprintln!("rvsd: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    keepalived::load::set_subsystems(keepalived::load::Subsystems {
+        vrrp: !args.check_only,
+        lvs: !args.vrrp_only,
+    });
     keepalived::load::set_options(rvs_keepalived::LoadOptions {
         instance: args.config_id.clone(),
         ..rvs_keepalived::LoadOptions::default()
@@ -286,8 +313,76 @@ fn dump_conf(path: Option<&std::path::Path>) -> std::process::ExitCode {
     }
 }
 
+/// keepalived's configuration file when rvsd runs as keepalived without -f.
+const KEEPALIVED_CONF: &str = "/etc/keepalived/keepalived.conf";
+
+/// Whether rvsd was started under the name `keepalived`.
+fn invoked_as_keepalived() -> bool {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n == "keepalived"))
+        .unwrap_or(false)
+}
+
+/// Fills in what keepalived assumes when rvsd runs in its place (the configuration file and,
+/// with no -i, every Ethernet interface that is up), and checks that a daemon has interfaces.
+fn keepalived_defaults(args: &mut Args) -> Result<(), String> {
+    let as_keepalived = invoked_as_keepalived();
+    if as_keepalived && args.config_file.is_none() {
+        args.config_file = Some(PathBuf::from(KEEPALIVED_CONF));
+    }
+    if !args.interfaces.is_empty() || args.config_test || args.dump_conf {
+        return Ok(());
+    }
+    if !as_keepalived {
+        return Err("--interface is required (give each interface the data plane runs on)".into());
+    }
+    args.interfaces = ethernet_interfaces_up();
+    if args.interfaces.is_empty() {
+        return Err("no Ethernet interface is up (give them with --interface)".into());
+    }
+    tracing::info!(interfaces = ?args.interfaces, "running as keepalived: the data plane runs on every Ethernet interface that is up");
+    Ok(())
+}
+
+/// The interfaces that are up and have an Ethernet link (sysfs `type` 1), by name.
+fn ethernet_interfaces_up() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let read = |f: &str| std::fs::read_to_string(e.path().join(f)).unwrap_or_default();
+            read("type").trim() == "1" && read("operstate").trim() == "up"
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Writes rvsd's pid to `path` for the life of the value (keepalived's `-p`).
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: PathBuf) -> anyhow::Result<PidFile> {
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing the pid file {}", path.display()))?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Starts the daemon, serves until SIGTERM or SIGINT, and stops it.
 fn run(args: Args) -> anyhow::Result<()> {
+    let _pid = args.pid_file.clone().map(PidFile::write).transpose()?;
     let options = daemon::Options {
         policy: args.policy()?,
         engine: rvs_engine::EngineConfig {
@@ -314,7 +409,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         web_listen: args.web_listen,
     };
     let mut daemon = daemon::Daemon::start(options)?;
+    // systemd's Type=notify (as keepalived's unit): started. Nothing to do outside systemd.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let served = daemon.serve();
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     daemon.stop();
     Ok(served?)
 }

@@ -58,13 +58,41 @@ fn options() -> rvs_keepalived::LoadOptions {
     OPTIONS.get().cloned().unwrap_or_default()
 }
 
+/// Which of keepalived's subsystems run (`-P`/`--vrrp` alone, `-C`/`--check` alone, or both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subsystems {
+    /// VRRP instances and sync groups.
+    pub vrrp: bool,
+    /// Virtual servers with their checkers.
+    pub lvs: bool,
+}
+
+static SUBSYSTEMS: std::sync::OnceLock<Subsystems> = std::sync::OnceLock::new();
+
+/// Sets which subsystems every later load keeps; only the first call counts.
+pub fn set_subsystems(s: Subsystems) {
+    let _ = SUBSYSTEMS.set(s);
+}
+
 /// Loads and lowers `path` (services, real servers, checkers, VRRP) into the form the daemon
 /// applies, keepalived's fall-backs applied; warnings and errors are logged with their
-/// `file:line`. The error (a fatal problem) lists every problem, `file:line` first.
+/// `file:line`. The error (a fatal problem) lists every problem, `file:line` first. With `-P`
+/// the virtual servers are left out, with `-C` the VRRP instances.
 pub fn load(path: &Path) -> Result<Lowered, LoadError> {
-    let (lowered, problems) = load_logged(path)?;
+    let (mut lowered, problems) = load_logged(path)?;
     for d in &problems {
         log(d);
+    }
+    let run = SUBSYSTEMS.get().copied().unwrap_or(Subsystems {
+        vrrp: true,
+        lvs: true,
+    });
+    if !run.lvs {
+        lowered.services.clear();
+        lowered.checkers.clear();
+    }
+    if !run.vrrp {
+        lowered.vrrp = Default::default();
     }
     Ok(lowered)
 }
