@@ -212,6 +212,14 @@ pub(crate) struct Split {
     pub args: Vec<String>,
 }
 
+/// Every option as (long name, short letter, takes a value), for the generated man page and
+/// shell completions.
+pub(crate) fn option_names() -> impl Iterator<Item = (&'static str, Option<char>, bool)> {
+    SPECS
+        .iter()
+        .map(|s| (s.long, s.short, !matches!(s.value, Value::None)))
+}
+
 fn by_long(name: &str) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.long == name)
 }

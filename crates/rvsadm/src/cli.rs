@@ -133,6 +133,18 @@ fn failure(message: impl Into<String>, status: u8) -> Outcome {
 pub fn main(program: Option<Program>) -> ExitCode {
     let mut argv = std::env::args();
     let argv0 = argv.next().unwrap_or_else(|| "rvsadm".to_string());
+    // Packaging's hidden command: the man page and completions (see `crate::dist`).
+    let rest: Vec<String> = std::env::args().skip(1).collect();
+    if rest.first().map(String::as_str) == Some("--generate-dist-files") {
+        let dir = rest.get(1).map_or(".", String::as_str);
+        return match crate::dist::write(std::path::Path::new(dir)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rvsadm: writing to {dir}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let program = program.unwrap_or_else(|| Program::from_argv0(&argv0));
     let outcome = invoke(
         program,

@@ -28,7 +28,7 @@ use rvs_api::{Command, MarkProto, MarkRuleView};
 use std::net::IpAddr;
 
 /// The first words that make a command line one of rvs's extensions.
-const FIRST_WORDS: [&str; 8] = [
+pub(crate) const FIRST_WORDS: [&str; 8] = [
     "--add-mark",
     "--del-mark",
     "--list-marks",

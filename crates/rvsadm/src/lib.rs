@@ -16,6 +16,7 @@ pub mod action;
 mod address;
 mod args;
 pub mod cli;
+pub mod dist;
 pub mod errors;
 pub mod extension;
 pub mod help;

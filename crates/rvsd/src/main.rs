@@ -248,8 +248,41 @@ fn signum(args: &[String]) -> Option<std::process::ExitCode> {
     })
 }
 
+/// `rvsd --generate-dist-files DIR` (hidden, for packaging): writes the man page `rvsd.8` and
+/// the bash, zsh and fish completions, all generated from the command-line definition.
+fn generate_dist_files(args: &[String]) -> Option<std::process::ExitCode> {
+    let at = args.iter().position(|a| a == "--generate-dist-files")?;
+    let dir = PathBuf::from(args.get(at + 1).cloned().unwrap_or_else(|| ".".into()));
+    let written = (|| -> std::io::Result<()> {
+        use clap::CommandFactory;
+        std::fs::create_dir_all(&dir)?;
+        let cmd = Args::command();
+        let mut man = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .section("8")
+            .render(&mut man)?;
+        std::fs::write(dir.join("rvsd.8"), man)?;
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            clap_complete::generate_to(shell, &mut cmd.clone(), "rvsd", &dir)?;
+        }
+        Ok(())
+    })();
+    Some(match written {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvsd: writing to {}: {e}", dir.display());
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
+
 fn main() -> std::process::ExitCode {
-    if let Some(code) = signum(&std::env::args().collect::<Vec<_>>()) {
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(code) = signum(&argv).or_else(|| generate_dist_files(&argv)) {
         return code;
     }
     tracing_subscriber::fmt()
