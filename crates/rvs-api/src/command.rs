@@ -106,6 +106,9 @@ pub enum Command {
     /// The VRRP instances rvsd runs from its keepalived.conf (`rvsadm --vrrp`, an rvs
     /// extension); answered with [`crate::Reply::Vrrp`] (empty without VRRP instances).
     GetVrrp,
+    /// Look for the classic misconfigurations of an LVS setup in what rvsd sees (`rvsadm
+    /// --doctor`, an rvs extension); answered with [`crate::Reply::Doctor`] (empty: none seen).
+    Doctor,
     /// Hand this rvsd's state to a successor (`rvsd --takeover`, an rvs extension; a graceful
     /// restart): forwarding stops, the configuration (as the commands that rebuild it) and the
     /// connection table (as sync records) are written to `path`, the answer is

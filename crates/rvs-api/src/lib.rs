@@ -56,9 +56,9 @@ pub use frame::{
 pub use reply::{ErrorKind, ErrorReply, Info, Reply};
 pub use views::{
     CheckerView, ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView,
-    ForwardMethod, HealthView, MarkProto, MarkRuleView, PolicyView, ProxyProtocol, RatesView,
-    ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum, TunnelConfig,
-    TunnelKind, VrrpScriptView, VrrpStatsView, VrrpView,
+    FindingView, ForwardMethod, HealthView, MarkProto, MarkRuleView, PolicyView, ProxyProtocol,
+    RatesView, ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum,
+    TunnelConfig, TunnelKind, VrrpScriptView, VrrpStatsView, VrrpView,
 };
 
 /// Default path of rvsd's control socket.

@@ -563,3 +563,14 @@ pub struct VrrpStatsView {
     /// Adverts sent with priority 0 (leaving as master).
     pub pri_zero_sent: u64,
 }
+
+/// One problem `rvsadm --doctor` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingView {
+    /// Which check found it, e.g. `nat-no-replies`.
+    pub check: String,
+    /// What it concerns: a service and real server, or `director`.
+    pub subject: String,
+    /// What was seen and what to do.
+    pub detail: String,
+}

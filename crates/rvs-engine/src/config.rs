@@ -218,6 +218,9 @@ pub(crate) struct ServiceRt {
     pub(crate) dests: Vec<Arc<DestRt>>,
     /// The scheduler over `dests`: its tables built for them, its cursor moved without a lock.
     pub(crate) sched: SchedState,
+    /// Packets seen coming from the service's own address and port (a direct-routing or tunnel
+    /// real server replying through the director); kept across the service's versions.
+    pub(crate) stray_replies: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ServiceRt {
@@ -235,6 +238,7 @@ impl ServiceRt {
             spec: self.spec.clone(),
             sched: prev.rebuilt(&dests),
             dests,
+            stray_replies: self.stray_replies.clone(),
         }
     }
 
@@ -246,6 +250,7 @@ impl ServiceRt {
             spec: self.spec.clone(),
             sched: self.sched.with_flags(self.spec.sched_flags),
             dests,
+            stray_replies: self.stray_replies.clone(),
         }
     }
 }

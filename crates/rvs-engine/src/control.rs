@@ -164,6 +164,7 @@ impl Engine {
             spec,
             dests: Vec::new(),
             sched,
+            stray_replies: Arc::default(),
         });
         ctl.estimators.insert(id, Estimator::default());
         if ctl.batch_depth > 0 {
@@ -211,6 +212,7 @@ impl Engine {
             spec,
             dests: old.dests.clone(),
             sched,
+            stray_replies: old.stray_replies.clone(),
         });
         self.publish(services, &ctl);
         Ok(())
@@ -655,6 +657,19 @@ impl Engine {
         self.snapshot
             .load()
             .is_nat_source(&crate::flow::to16(src), proto)
+    }
+
+    /// Services that packets came *from*: their address and port as a source, which a real
+    /// server only uses when it replies through the director (a direct-routing or tunnel one
+    /// whose default gateway is the director), with how many such packets were seen.
+    pub fn stray_replies(&self) -> Vec<(ServiceKey, u64)> {
+        self.snapshot
+            .load()
+            .services
+            .iter()
+            .map(|s| (s.spec.key, s.stray_replies.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// What the defence decided last and has done so far.

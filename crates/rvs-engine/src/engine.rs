@@ -333,6 +333,17 @@ impl Engine {
         let h = flow_hash(&self.hasher, t.proto, &t.dst, t.dport);
         let mut shard = self.shard(h).lock();
         let Some(slot) = shard.find(h, Direction::Output, &t) else {
+            drop(shard);
+            // From a service's own address and port: a real server replying through the
+            // director that should not (counted for `rvsadm --doctor`; the kernel decides).
+            let from = WireKey {
+                addr: p.src,
+                port: p.sport,
+                proto: p.lay.proto,
+            };
+            if let Some(svc) = cx.snap.lookup(&from, t.v6) {
+                svc.stray_replies.fetch_add(1, Ordering::Relaxed);
+            }
             return Verdict::PassToKernel;
         };
         if shard.get(slot).is_some_and(|c| c.expires <= cx.now.0) {

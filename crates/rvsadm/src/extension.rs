@@ -16,6 +16,9 @@
 //!   refused with its `file:line` errors and a non-zero exit, and nothing changes.
 //! * `--health`: every checked real server with its applied weight and state, and each of its
 //!   checkers with the last result, how long ago, and the failures in a row.
+//! * `--doctor`: the classic LVS misconfigurations rvsd sees signs of (NAT real servers whose
+//!   replies never come back, DR real servers replying through the director, tunnels too big
+//!   for the path, unreachable real servers), each with what to do; nothing when none.
 //! * `--vrrp`: every VRRP instance rvsd runs from its keepalived.conf: name, sync group,
 //!   interface, VRID, version, state, effective/configured priority, master, VIPs.
 //!
@@ -28,7 +31,7 @@ use rvs_api::{Command, MarkProto, MarkRuleView};
 use std::net::IpAddr;
 
 /// The first words that make a command line one of rvs's extensions.
-pub(crate) const FIRST_WORDS: [&str; 8] = [
+pub(crate) const FIRST_WORDS: [&str; 9] = [
     "--add-mark",
     "--del-mark",
     "--list-marks",
@@ -37,6 +40,7 @@ pub(crate) const FIRST_WORDS: [&str; 8] = [
     "--reload",
     "--health",
     "--vrrp",
+    "--doctor",
 ];
 
 /// `Some` when `args` is one of the extension command lines (parsed or refused).
@@ -58,6 +62,7 @@ pub fn parse_extension<S: AsRef<str>>(args: &[S]) -> Option<Result<Action, Parse
         "--reload" => no_more(&rest).map(|()| Action::Apply(Command::Reload)),
         "--health" => no_more(&rest).map(|()| Action::Health),
         "--vrrp" => no_more(&rest).map(|()| Action::Vrrp),
+        "--doctor" => no_more(&rest).map(|()| Action::Doctor),
         _ => set_policy(inline, &rest),
     })
 }

@@ -181,6 +181,7 @@ pub fn usage_as(program: &str) -> String {
         "                                      am_droprate (default 10), and rvs's syn_proxy\n",
         "                                      (0|1, default 0)\n",
         "  --list-policy                       the switches, one \"name value\" per line\n",
+        "  --doctor                            the classic misconfigurations rvsd sees signs of\n",
     ));
     out
 }

@@ -715,6 +715,19 @@ pub fn health(servers: &[rvs_api::HealthView]) -> String {
     out
 }
 
+/// `rvsadm --doctor` (rvs extension): each finding as `check: subject`, then its detail
+/// indented; a line saying so when there is none.
+pub fn doctor(findings: &[rvs_api::FindingView]) -> String {
+    if findings.is_empty() {
+        return "No misconfiguration seen.\n".to_string();
+    }
+    let mut out = String::new();
+    for f in findings {
+        out.push_str(&format!("{}: {}\n    {}\n", f.check, f.subject, f.detail));
+    }
+    out
+}
+
 /// `rvsadm --vrrp` (rvs extension): one line per VRRP instance.
 pub fn vrrp(list: &[rvs_api::VrrpView]) -> String {
     let mut out = String::from(

@@ -223,6 +223,10 @@ fn run(
             let list = fetch!(control, &Command::GetVrrp, Reply::Vrrp);
             Outcome::out(render::vrrp(&list))
         }
+        Action::Doctor => {
+            let findings = fetch!(control, &Command::Doctor, Reply::Doctor);
+            Outcome::out(render::doctor(&findings))
+        }
         Action::Counters => {
             let counters = fetch!(control, &Command::GetCounters, Reply::Counters);
             Outcome::out(render::counters(&counters))

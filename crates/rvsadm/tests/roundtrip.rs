@@ -137,6 +137,11 @@ impl Control for FakeDaemon {
                 vip_lines: Vec::new(),
                 scripts: Vec::new(),
             }]),
+            Command::Doctor => Reply::Doctor(vec![rvs_api::FindingView {
+                check: "nat-no-replies".into(),
+                subject: "TCP 10.0.0.1:80 -> 10.1.0.2:80".into(),
+                detail: "no reply came back".into(),
+            }]),
             Command::Handover { .. } => Reply::error(
                 ErrorKind::Unsupported,
                 "rvsadm never sends a handover",
@@ -828,6 +833,17 @@ fn vrrp_lists_instances() {
     assert!(
         out.contains("VI_1 - eth0 51 v2 MASTER 150/150 10.0.0.1 10.0.0.100"),
         "{out}"
+    );
+}
+
+#[test]
+fn doctor_prints_each_finding_with_its_detail() {
+    let mut d = FakeDaemon::default();
+    let outcome = run(&mut d, "--doctor", "");
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    assert_eq!(
+        outcome.stdout,
+        "nat-no-replies: TCP 10.0.0.1:80 -> 10.1.0.2:80\n    no reply came back\n"
     );
 }
 

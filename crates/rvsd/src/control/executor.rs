@@ -235,6 +235,17 @@ fn run(
                 "VRRP is run by the control server",
             ))
         }
+        Command::Doctor => {
+            let services: Vec<_> = engine.services(now).into_iter().map(service_view).collect();
+            let counters = counters(engine, egress);
+            let stray = engine.stray_replies();
+            Reply::Doctor(super::doctor::diagnose(&super::doctor::Evidence {
+                services: &services,
+                earlier: None,
+                counters: &counters,
+                stray: &stray,
+            }))
+        }
         Command::Handover { .. } => {
             return Err(api_error(
                 ErrorKind::Unsupported,

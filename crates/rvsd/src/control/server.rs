@@ -140,6 +140,35 @@ pub async fn serve(
     }
 }
 
+/// How long `rvsadm --doctor` watches the counters move.
+const DOCTOR_WATCH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `Doctor`: the services' counters (the BPF plane's counts included) now and after
+/// [`DOCTOR_WATCH`], the data plane's counters, and the packets seen from services' addresses.
+async fn doctor(shared: &Shared) -> Reply {
+    let list = || Box::pin(query(shared, Command::ListServices { service: None }));
+    let earlier = match list().await {
+        Reply::Services(v) => v,
+        other => return other,
+    };
+    tokio::time::sleep(DOCTOR_WATCH).await;
+    let services = match list().await {
+        Reply::Services(v) => v,
+        other => return other,
+    };
+    let counters = match Box::pin(query(shared, Command::GetCounters)).await {
+        Reply::Counters(v) => v,
+        other => return other,
+    };
+    let stray = shared.engine.stray_replies();
+    Reply::Doctor(super::doctor::diagnose(&super::doctor::Evidence {
+        services: &services,
+        earlier: Some(&earlier),
+        counters: &counters,
+        stray: &stray,
+    }))
+}
+
 /// keepalived's dump signals (see [`crate::keepalived::dump`]).
 struct DumpSignals {
     data: tokio::signal::unix::Signal,
@@ -610,6 +639,7 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         Command::GetVrrp => {
             return Reply::Vrrp(shared.vrrp.as_ref().map(|v| v.status()).unwrap_or_default())
         }
+        Command::Doctor => return doctor(shared).await,
         _ => {}
     }
     if matches!(cmd, Command::Reload | Command::GetHealth) {
