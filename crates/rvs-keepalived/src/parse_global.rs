@@ -123,16 +123,14 @@ const OTHER_GLOBALS: &[&str] = &[
     "vrrp_vmac_garp_intvl",
 ];
 
-/// Of [`OTHER_GLOBALS`], those for subsystems rvs does not have (SNMP, D-Bus): a warning says so.
+/// Of [`OTHER_GLOBALS`], those for what rvs does not have (SNMP traps, the RFC VRRP MIBs,
+/// D-Bus): a warning says so. (KEEPALIVED-MIB's tables are served: `enable_snmp_vrrp`,
+/// `enable_snmp_checker`, `enable_snmp_keepalived`, `snmp_socket`.)
 const IGNORED_GLOBALS: &[&str] = &[
-    "snmp_socket",
     "enable_traps",
-    "enable_snmp_vrrp",
-    "enable_snmp_keepalived",
     "enable_snmp_rfc",
     "enable_snmp_rfcv2",
     "enable_snmp_rfcv3",
-    "enable_snmp_checker",
     "enable_dbus",
     "dbus_service_name",
 ];

@@ -130,6 +130,8 @@ pub struct Options {
     pub takeover: bool,
     /// Where to serve metrics and the JSON API (`--web-listen`), if anywhere.
     pub web_listen: Option<std::net::SocketAddr>,
+    /// keepalived's `-x`: serve every KEEPALIVED-MIB table over AgentX.
+    pub snmp: bool,
 }
 
 /// The running data plane, shared with the handover point (which stops it first).
@@ -184,6 +186,8 @@ pub struct Daemon {
     dataplane: &'static str,
     /// `--web-listen`'s socket, bound at start, served by [`Daemon::serve`].
     web: Option<std::net::TcpListener>,
+    /// The AgentX subagent's settings, when SNMP is on.
+    snmp: Option<crate::snmp::SnmpConfig>,
     stopped: bool,
 }
 
@@ -391,6 +395,9 @@ impl Daemon {
             .as_ref()
             .and_then(|(_, l)| l.global.lvs_sync_daemon.clone());
         let vrrp_specs = keepalived.as_ref().map(|(_, l)| l.clone());
+        let snmp = keepalived
+            .as_ref()
+            .and_then(|(_, l)| crate::snmp::SnmpConfig::from_globals(&l.global, options.snmp));
         let health = keepalived.map(|(path, loaded)| {
             tracing::info!(file = %path.display(), "serving keepalived configuration");
             Health::start(
@@ -467,6 +474,7 @@ impl Daemon {
             vrrp,
             dataplane: dataplane_mode,
             web,
+            snmp,
             stopped: false,
         })
     }
@@ -492,6 +500,9 @@ impl Daemon {
             handover: self.handover.clone(),
             dataplane: self.dataplane,
         };
+        if let Some(config) = self.snmp.take() {
+            self.runtime.spawn(crate::snmp::run(config, shared.clone()));
+        }
         if let Some(web) = self.web.take() {
             let shared = shared.clone();
             self.runtime.spawn(async move {

@@ -13,6 +13,7 @@ mod daemon;
 mod dataplane;
 mod handover;
 mod keepalived;
+mod snmp;
 mod sync;
 mod vrrp;
 mod web;
@@ -61,6 +62,10 @@ struct Args {
     /// keepalived's `-C`/`--check`: run only the virtual servers and their checkers.
     #[arg(long = "check", short = 'C')]
     check_only: bool,
+    /// keepalived's `-x`/`--snmp`: serve KEEPALIVED-MIB's tables through the host's snmpd
+    /// (AgentX), as `enable_snmp_keepalived` in the file does.
+    #[arg(long = "snmp", short = 'x')]
+    snmp: bool,
     /// Check the file given with -f as `keepalived -t` does and exit 0 (valid) or 1.
     #[arg(long = "config-test", short = 't', requires = "config_file")]
     config_test: bool,
@@ -440,6 +445,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         bpf_max_connections: args.bpf_max_connections,
         takeover: args.takeover,
         web_listen: args.web_listen,
+        snmp: args.snmp,
     };
     let mut daemon = daemon::Daemon::start(options)?;
     // systemd's Type=notify (as keepalived's unit): started. Nothing to do outside systemd.
