@@ -468,6 +468,9 @@ pub struct CheckerView {
     pub consecutive_failures: u32,
     /// Checks run so far.
     pub runs: u64,
+    /// How long the last check took, in microseconds.
+    #[serde(default)]
+    pub latency_us: Option<u64>,
 }
 
 /// Role of a connection-synchronization daemon (`--start-daemon master|backup`).

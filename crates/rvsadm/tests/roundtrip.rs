@@ -169,6 +169,7 @@ impl Control for FakeDaemon {
                     since_ms: Some(1500),
                     consecutive_failures: 3,
                     runs: 7,
+                    latency_us: None,
                 }],
             }]),
             Command::GetPolicy => Reply::Policy(vec![PolicyView {

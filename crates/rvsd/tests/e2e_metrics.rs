@@ -123,6 +123,16 @@ fn a_metrics_json_and_a_real_prometheus() {
     let alive =
         "rvs_real_server_alive{service=\"TCP 192.168.1.253:80\",real_server=\"10.10.10.3:80\"}";
     assert_eq!(s[alive], 1.0, "{s:?}");
+    let latency = s
+        .iter()
+        .find(|(k, _)| {
+            k.starts_with("rvs_healthcheck_latency_microseconds{") && k.contains("10.10.10.3:80")
+        })
+        .map(|(_, v)| *v);
+    assert!(
+        latency.is_some_and(|v| v > 0.0),
+        "a TCP_CHECK takes time: {s:?}"
+    );
     assert_eq!(s["rvs_dataplane{mode=\"packet\"}"], 1.0);
     assert_eq!(s["rvs_dropped_packets_total{reason=\"malformed\"}"], 0.0);
     assert!(

@@ -499,6 +499,9 @@ impl Health {
                                 }),
                                 consecutive_failures: st.map_or(0, |c| c.consecutive_failures),
                                 runs: st.map_or(0, |c| c.runs),
+                                latency_us: st.and_then(|c| c.last_result.as_ref()).map(|r| {
+                                    u64::try_from(r.elapsed.as_micros()).unwrap_or(u64::MAX)
+                                }),
                             }
                         })
                         .collect(),

@@ -343,6 +343,10 @@ impl Scrape {
             "rvs_healthcheck_consecutive_failures",
             "Failed checks in a row.",
         );
+        let mut latency = Family::gauge(
+            "rvs_healthcheck_latency_microseconds",
+            "How long the checker's last check took.",
+        );
         for h in &self.health {
             let base = vec![
                 ("service", service_id_text(&h.service)),
@@ -355,12 +359,16 @@ impl Scrape {
                 labels.push(("target", c.target.clone()));
                 up.add(labels.clone(), u64::from(c.up));
                 runs.add(labels.clone(), c.runs);
+                if let Some(us) = c.latency_us {
+                    latency.add(labels.clone(), us);
+                }
                 failures.add(labels, u64::from(c.consecutive_failures));
             }
         }
         alive.write(encoder)?;
         up.write(encoder)?;
         runs.write(encoder)?;
+        latency.write(encoder)?;
         failures.write(encoder)
     }
 
