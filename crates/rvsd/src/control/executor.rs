@@ -43,7 +43,7 @@ pub fn execute_with(
 
 /// The counters `rvsadm --counters` shows: the connection count, the engine's drops by reason
 /// (`drop_<reason>`), IP reassembly (`reasm_<what>`), IPVS's defence (`defense_<what>`), the
-/// SYN proxy (`synproxy_<what>`), then
+/// SYN proxy (`synproxy_<what>`), connection sync (`sync_<what>`), then
 /// the data plane's egress outcomes
 /// (`tx_<outcome>`) when it runs.
 pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<CounterView> {
@@ -81,6 +81,15 @@ pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<Counter
         CounterView::new("synproxy_answered", sp.answered),
         CounterView::new("synproxy_opened", sp.opened),
         CounterView::new("synproxy_bad_cookies", sp.bad_cookies),
+    ]);
+    let sync = engine.sync_counters();
+    out.extend([
+        CounterView::new("sync_exported", sync.exported),
+        CounterView::new("sync_queue_overflow", sync.queue_overflow),
+        CounterView::new("sync_imported", sync.imported),
+        CounterView::new("sync_no_service", sync.no_service),
+        CounterView::new("sync_no_destination", sync.no_destination),
+        CounterView::new("sync_refused", sync.refused),
     ]);
     if let Some(egress) = egress {
         out.extend(
@@ -1245,6 +1254,12 @@ mod tests {
                 "synproxy_answered",
                 "synproxy_opened",
                 "synproxy_bad_cookies",
+                "sync_exported",
+                "sync_queue_overflow",
+                "sync_imported",
+                "sync_no_service",
+                "sync_no_destination",
+                "sync_refused",
             ]
         );
         assert!(alone.iter().all(|c| c.value == 0));

@@ -141,7 +141,7 @@ fn vrrp_state_number(state: &str) -> u64 {
 }
 
 /// The counter families of `rvsadm --counters`, by name prefix: (prefix, metric, help, label).
-const COUNTER_GROUPS: [(&str, &str, &str, &str); 5] = [
+const COUNTER_GROUPS: [(&str, &str, &str, &str); 6] = [
     (
         "drop_",
         "rvs_dropped_packets",
@@ -170,6 +170,12 @@ const COUNTER_GROUPS: [(&str, &str, &str, &str); 5] = [
         "synproxy_",
         "rvs_synproxy",
         "The SYN proxy: SYNs answered, connections opened, bad cookies.",
+        "event",
+    ),
+    (
+        "sync_",
+        "rvs_sync_records",
+        "Connection sync: records exported, imported, and refused by reason.",
         "event",
     ),
 ];
