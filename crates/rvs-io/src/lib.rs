@@ -19,6 +19,7 @@ mod netlink;
 pub mod netns;
 pub mod packet;
 pub mod priority;
+pub mod probe;
 pub mod tun;
 mod vnet;
 pub mod vrrp_socket;

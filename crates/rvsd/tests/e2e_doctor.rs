@@ -111,3 +111,53 @@ fn b_a_dr_real_server_replying_through_the_director() {
     );
     assert!(report.contains("must be the router"), "{report}");
 }
+
+#[test]
+fn c_dr_real_servers_answering_arp_or_missing_the_vip_on_lo() {
+    let topo = DrTopology::build("doctorarp", 2, DrLayout::SingleSubnet).expect("build DR");
+    topo.start_real_servers().expect("start the real servers");
+    topo.start_rvsd(&[]).expect("start rvsd");
+    let vip = topo.vip(false);
+    let service = SocketAddr::new(vip, 80).to_string();
+    adm(&topo, &["-A", "-t", &service, "-s", "rr"]);
+    for index in 0..2 {
+        let rip = topo.rip(index, false).expect("real server");
+        let rs = SocketAddr::new(rip, 80).to_string();
+        adm(&topo, &["-a", "-t", &service, "-r", &rs, "-g"]);
+    }
+    // The director must know the real servers' MACs to probe them.
+    try_curls(&topo.lab, "client", &format!("http://{service}/"), 4);
+    assert_eq!(adm(&topo, &["--doctor"]), "No misconfiguration seen.\n");
+    // rs1 answers ARP for every local address again; rs2 loses the VIP on lo.
+    topo.lab
+        .sysctl("rs1", "net.ipv4.conf.all.arp_ignore", "0")
+        .expect("arp_ignore");
+    topo.lab
+        .sysctl("rs1", "net.ipv4.conf.lo.arp_ignore", "0")
+        .expect("arp_ignore");
+    topo.lab
+        .ip("rs2", &[format!("addr del {vip}/32 dev lo")])
+        .expect("remove the VIP");
+    let report = adm(&topo, &["--doctor"]);
+    eprintln!("{report}");
+    let (rs1, rs2) = (
+        topo.rip(0, false).expect("rs1"),
+        topo.rip(1, false).expect("rs2"),
+    );
+    assert!(
+        report.contains(&format!("dr-arp: TCP {service}\n")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("real server {rs1} (")) && report.contains("arp_ignore=1"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("dr-vip-not-on-lo: TCP {service} -> {rs2}\n")),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&format!("dr-vip-not-on-lo: TCP {service} -> {rs1}")),
+        "rs1 still holds the VIP: {report}"
+    );
+}

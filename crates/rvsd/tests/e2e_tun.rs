@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::{
     adm, assert_download_intact, assert_inbound_only_stats, assert_upload_intact, bpf_args,
-    pinned_connections, program_stats, tally, Bpffs,
+    counter, pinned_connections, program_stats, tally, Bpffs,
 };
 use rvs_lab::{wait_for, Director, TunTopology, DIRECTOR};
 
@@ -478,6 +478,11 @@ fn tun_case(plane: Plane, case: &Case) {
     assert_inbound_only_stats(&topo, service, 12);
     let stats = adm(&topo, &["--counters"]);
     eprintln!("{tag}: counters\n{stats}");
+    // The upload's full-size segments did not fit the tunnel: the doctor says so.
+    if counter(&topo, "tx_tunnel_too_big") > 0 {
+        let report = adm(&topo, &["--doctor"]);
+        assert!(report.contains("tunnel-mtu: director\n"), "{report}");
+    }
     if let Some(fs) = &fs {
         // At tc, an outer checksum over a GSO frame (and remote checksum offload) is rvsd's.
         let rvsd_tunnels = plane == Plane::Tc

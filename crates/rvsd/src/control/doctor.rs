@@ -9,6 +9,10 @@
 //!   reach the director (a real server's replies leave from the VIP straight to the client):
 //!   a real server's gateway is the director (the packet path sees them; the BPF program leaves
 //!   them to the kernel unseen);
+//! - `dr-arp`: (probe) a host other than the director answers ARP for a DR service's VIP:
+//!   a real server without `arp_ignore=1`/`arp_announce=2` steals the VIP's traffic;
+//! - `dr-vip-not-on-lo`: (probe) a DR real server does not answer an ICMP echo to the VIP sent
+//!   to its MAC address, as DR delivers packets: it lacks the VIP on `lo`;
 //! - `tunnel-mtu`: tunnelled packets were refused for the path MTU toward the real servers;
 //! - `unreachable`: forwarded packets found no route or no neighbour.
 
@@ -168,6 +172,123 @@ pub fn diagnose(e: &Evidence<'_>) -> Vec<FindingView> {
                  check the routes toward the real servers and that they are up"
             ),
         });
+    }
+    out
+}
+
+/// How long each probe waits for answers.
+const PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The name of the interface with index `index` (from sysfs).
+fn ifname_of(index: u32) -> Option<String> {
+    std::fs::read_dir("/sys/class/net").ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let i: u32 = std::fs::read_to_string(e.path().join("ifindex"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (i == index).then(|| e.file_name().to_string_lossy().into_owned())
+    })
+}
+
+fn mac_text(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The probes of direct-routing real servers (IPv4): who answers ARP for each DR service's VIP
+/// on the real servers' segment, and whether each real server answers for the VIP at its MAC.
+/// Blocking (half a second a probe).
+pub fn probe_direct_routing(services: &[ServiceView], net: &rvs_io::NetState) -> Vec<FindingView> {
+    use std::net::IpAddr;
+    let mut out = Vec::new();
+    for s in services {
+        let vip = match s.config.id {
+            ServiceId::Tcp {
+                addr: IpAddr::V4(a),
+                ..
+            }
+            | ServiceId::Udp {
+                addr: IpAddr::V4(a),
+                ..
+            }
+            | ServiceId::Sctp {
+                addr: IpAddr::V4(a),
+                ..
+            } => a,
+            _ => continue,
+        };
+        let svc = service_text(&s.config.id);
+        // Each real server's segment: interface, our MAC and address there, its MAC.
+        let mut servers = Vec::new();
+        for d in s
+            .dests
+            .iter()
+            .filter(|d| d.config.method == ForwardMethod::Route)
+        {
+            let IpAddr::V4(rip) = d.config.addr else {
+                continue;
+            };
+            let rvs_io::Resolution::Ready {
+                ifindex,
+                src_mac,
+                dst_mac,
+                ..
+            } = net.resolve(d.config.addr)
+            else {
+                continue;
+            };
+            let (Some(ifname), Some(IpAddr::V4(dip))) =
+                (ifname_of(ifindex), net.source_for(d.config.addr))
+            else {
+                continue;
+            };
+            servers.push((rip, ifname, src_mac, dst_mac, dip));
+        }
+        let mut asked = Vec::new();
+        for (_, ifname, src_mac, _, dip) in &servers {
+            if asked.contains(ifname) {
+                continue;
+            }
+            asked.push(ifname.clone());
+            let answerers = rvs_io::probe::arp_answerers(ifname, *src_mac, *dip, vip, PROBE_WAIT)
+                .unwrap_or_default();
+            for mac in answerers {
+                let who = servers.iter().find(|x| x.3 == mac).map_or_else(
+                    || format!("a host at {}", mac_text(&mac)),
+                    |x| format!("real server {} ({})", x.0, mac_text(&mac)),
+                );
+                out.push(FindingView {
+                    check: "dr-arp".into(),
+                    subject: svc.clone(),
+                    detail: format!(
+                        "{who} answers ARP for the VIP {vip} on {ifname}: with direct routing \
+                         only the director may, or clients' traffic bypasses it. On the real \
+                         server: sysctl net.ipv4.conf.all.arp_ignore=1 and arp_announce=2 (and on \
+                         its interface), the VIP on lo only"
+                    ),
+                });
+            }
+        }
+        for (rip, ifname, src_mac, rs_mac, dip) in &servers {
+            let answered =
+                rvs_io::probe::echo_answered(ifname, *src_mac, *rs_mac, *dip, vip, PROBE_WAIT)
+                    .unwrap_or(true);
+            if !answered {
+                out.push(FindingView {
+                    check: "dr-vip-not-on-lo".into(),
+                    subject: format!("{svc} -> {rip}"),
+                    detail: format!(
+                        "{rip} does not answer for the VIP {vip} when packets reach its MAC \
+                         address (as direct routing delivers them): add the VIP on its lo \
+                         (ip addr add {vip}/32 dev lo), or let ICMP echo through its firewall"
+                    ),
+                });
+            }
+        }
     }
     out
 }

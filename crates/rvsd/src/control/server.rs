@@ -161,12 +161,19 @@ async fn doctor(shared: &Shared) -> Reply {
         other => return other,
     };
     let stray = shared.engine.stray_replies();
-    Reply::Doctor(super::doctor::diagnose(&super::doctor::Evidence {
+    let mut findings = super::doctor::diagnose(&super::doctor::Evidence {
         services: &services,
         earlier: Some(&earlier),
         counters: &counters,
         stray: &stray,
-    }))
+    });
+    let net = shared.net.clone();
+    let probed =
+        tokio::task::spawn_blocking(move || super::doctor::probe_direct_routing(&services, &net))
+            .await
+            .unwrap_or_default();
+    findings.extend(probed);
+    Reply::Doctor(findings)
 }
 
 /// keepalived's dump signals (see [`crate::keepalived::dump`]).

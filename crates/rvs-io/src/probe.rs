@@ -1,0 +1,215 @@
+//! Active probes of a direct-routing real server's setup (for `rvsadm --doctor`), sent and
+//! watched on one interface with packet sockets of their own (a fanout group of one, so they see
+//! every frame beside the data plane's workers):
+//!
+//! - [`arp_answerers`]: who answers an ARP request for the VIP (with DR only the director
+//!   may: a real server holding the VIP on `lo` must not, `arp_ignore=1`);
+//! - [`echo_answered`]: whether a real server answers an ICMP echo sent to the VIP at its MAC
+//!   address (as DR delivers packets: it does when it holds the VIP on `lo`).
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use rvs_wire::{arp, ethernet, ip, ipv4};
+
+use crate::{IoError, PacketSocket, VnetHdr};
+
+const BROADCAST: [u8; 6] = [0xff; 6];
+const MIN_FRAME: usize = 60;
+/// ICMP echo request and reply types.
+const ECHO_REQUEST: u8 = 8;
+const ECHO_REPLY: u8 = 0;
+
+/// Fanout groups for probe sockets, none shared with the data plane's.
+static NEXT_GROUP: AtomicU16 = AtomicU16::new(0xa000);
+
+/// An ARP request from `src_mac`/`src_ip` for `target`, broadcast.
+pub fn arp_request_frame(src_mac: [u8; 6], src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut f = vec![0u8; MIN_FRAME];
+    let (eth, body) = f.split_at_mut(ethernet::HEADER_LEN);
+    let built = ethernet::Repr {
+        dst: BROADCAST,
+        src: src_mac,
+        ethertype: ethernet::ETHERTYPE_ARP,
+    }
+    .emit(eth)
+    .and_then(|()| {
+        arp::Repr {
+            operation: arp::OP_REQUEST,
+            sender_hardware_addr: src_mac,
+            sender_protocol_addr: src_ip.octets(),
+            target_hardware_addr: [0; 6],
+            target_protocol_addr: target.octets(),
+        }
+        .emit(body)
+    });
+    if built.is_err() {
+        f.clear();
+    }
+    f
+}
+
+/// An ICMP echo request from `src_ip` to `dst_ip`, sent to the Ethernet address `dst_mac`.
+pub fn echo_request_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    ident: u16,
+) -> Vec<u8> {
+    let mut icmp = vec![ECHO_REQUEST, 0, 0, 0];
+    icmp.extend(ident.to_be_bytes());
+    icmp.extend(1u16.to_be_bytes());
+    icmp.extend(b"rvsadm --doctor");
+    let sum = rvs_wire::checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut f = vec![0u8; ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN];
+    let (eth, l3) = f.split_at_mut(ethernet::HEADER_LEN);
+    let built = ethernet::Repr {
+        dst: dst_mac,
+        src: src_mac,
+        ethertype: ethernet::ETHERTYPE_IPV4,
+    }
+    .emit(eth)
+    .and_then(|()| {
+        ipv4::Repr {
+            src_addr: src_ip.octets(),
+            dst_addr: dst_ip.octets(),
+            protocol: ip::ICMP,
+            payload_len: icmp.len() as u16,
+            ttl: 64,
+            dscp_ecn: 0,
+            ident,
+            dont_frag: true,
+        }
+        .emit(l3)
+    });
+    if built.is_err() {
+        return Vec::new();
+    }
+    f.extend(icmp);
+    f
+}
+
+/// Sends `frame` on `ifname` and hands every frame seen there for `wait` to `seen`.
+fn send_and_watch(
+    ifname: &str,
+    frame: &[u8],
+    wait: Duration,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<(), IoError> {
+    let group = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+    let mut rx = PacketSocket::open(ifname, group)?;
+    let tx = PacketSocket::open_tx(ifname)?;
+    tx.send(&VnetHdr::default(), frame)?;
+    let deadline = Instant::now() + wait;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        rx.recv_batch(left.min(Duration::from_millis(50)), 64, |_, f| seen(f))?;
+    }
+    Ok(())
+}
+
+/// The Ethernet addresses that answer an ARP request for `target` sent on `ifname` from
+/// `src_mac`/`src_ip` within `wait`.
+pub fn arp_answerers(
+    ifname: &str,
+    src_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    target: Ipv4Addr,
+    wait: Duration,
+) -> Result<Vec<[u8; 6]>, IoError> {
+    let mut macs = Vec::new();
+    send_and_watch(
+        ifname,
+        &arp_request_frame(src_mac, src_ip, target),
+        wait,
+        |f| {
+            let Ok(eth) = ethernet::Frame::new_checked(f) else {
+                return;
+            };
+            if eth.ethertype() != ethernet::ETHERTYPE_ARP {
+                return;
+            }
+            let Ok(a) = arp::Packet::new_checked(&f[ethernet::HEADER_LEN..]) else {
+                return;
+            };
+            let mac = a.sender_hardware_addr();
+            if a.operation() == arp::OP_REPLY
+                && a.sender_protocol_addr() == target.octets()
+                && mac != src_mac
+                && !macs.contains(&mac)
+            {
+                macs.push(mac);
+            }
+        },
+    )?;
+    Ok(macs)
+}
+
+/// Whether an ICMP echo request to `dst_ip` at the Ethernet address `dst_mac` (from
+/// `src_mac`/`src_ip`, on `ifname`) is answered from `dst_ip` within `wait`.
+pub fn echo_answered(
+    ifname: &str,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    wait: Duration,
+) -> Result<bool, IoError> {
+    let ident = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+    let mut answered = false;
+    send_and_watch(
+        ifname,
+        &echo_request_frame(src_mac, dst_mac, src_ip, dst_ip, ident),
+        wait,
+        |f| {
+            let Some(l3) = f.get(ethernet::HEADER_LEN..) else {
+                return;
+            };
+            let Ok(p) = ipv4::Packet::new_checked(l3) else {
+                return;
+            };
+            let icmp = l3.get(p.header_len()..).unwrap_or_default();
+            answered |= p.protocol() == ip::ICMP
+                && p.src_octets() == dst_ip.octets()
+                && p.dst_octets() == src_ip.octets()
+                && icmp.first() == Some(&ECHO_REPLY)
+                && icmp.get(4..6) == Some(&ident.to_be_bytes()[..]);
+        },
+    )?;
+    Ok(answered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_frames_parse_back() {
+        let mac = [2, 0, 0, 0, 0, 1];
+        let arp_frame = arp_request_frame(
+            mac,
+            Ipv4Addr::new(10, 0, 0, 8),
+            Ipv4Addr::new(10, 0, 0, 200),
+        );
+        let a = arp::Packet::new_checked(&arp_frame[ethernet::HEADER_LEN..]).unwrap();
+        assert_eq!(a.operation(), arp::OP_REQUEST);
+        assert_eq!(a.sender_protocol_addr(), [10, 0, 0, 8]);
+        let echo = echo_request_frame(
+            mac,
+            [2, 0, 0, 0, 0, 2],
+            Ipv4Addr::new(10, 0, 0, 8),
+            Ipv4Addr::new(10, 0, 0, 200),
+            77,
+        );
+        let p = ipv4::Packet::new_checked(&echo[ethernet::HEADER_LEN..]).unwrap();
+        assert_eq!((p.protocol(), p.dst_octets()), (ip::ICMP, [10, 0, 0, 200]));
+        let icmp = &echo[ethernet::HEADER_LEN + p.header_len()..];
+        assert_eq!(
+            rvs_wire::checksum::checksum(icmp),
+            0,
+            "ICMP checksum verifies"
+        );
+    }
+}
