@@ -24,8 +24,10 @@ const VRRP_VIP: &str = "192.168.1.240";
 
 fn conf() -> String {
     format!(
-        "vrrp_instance VI_1 {{\n  state BACKUP\n  interface d0\n  virtual_router_id 51\n  \
-         priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    {VRRP_VIP}/24 dev d0\n  }}\n}}\n\
+        "vrrp_script chk_true {{\n  script \"/bin/true\"\n  interval 1\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface d0\n  virtual_router_id 51\n  \
+         priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    {VRRP_VIP}/24 dev d0\n  }}\n  \
+         track_script {{\n    chk_true\n  }}\n}}\n\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n\
          real_server 10.10.10.2 80 {{\n    weight 1\n    TCP_CHECK {{ connect_timeout 1 }}\n  }}\n\
          real_server 10.10.10.3 80 {{\n    weight 2\n    TCP_CHECK {{ connect_timeout 1 }}\n  }}\n}}\n"
@@ -119,6 +121,10 @@ fn a_metrics_json_and_a_real_prometheus() {
     );
     assert!(s[&format!("keepalived_advertisements_sent_total{vrrp}")] >= 1.0);
     assert_eq!(s["keepalived_up"], 1.0);
+    assert_eq!(
+        s["keepalived_script_status{name=\"chk_true\"}"], 1.0,
+        "{s:?}"
+    );
     // Health checks and rvs's own.
     let alive =
         "rvs_real_server_alive{service=\"TCP 192.168.1.253:80\",real_server=\"10.10.10.3:80\"}";

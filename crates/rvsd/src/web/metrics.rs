@@ -443,7 +443,25 @@ impl Scrape {
         for f in families {
             f.write(encoder)?;
         }
-        Ok(())
+        // Tracked scripts, once each (keepalived's status: 0 BAD, 1 GOOD; state: 0 idle,
+        // 1 running).
+        let mut status = Family::gauge("keepalived_script_status", "Tracker Script Status");
+        let mut running = Family::gauge("keepalived_script_state", "Tracker Script State");
+        let mut seen = std::collections::BTreeSet::new();
+        for s in self.vrrp.iter().flat_map(|v| &v.scripts) {
+            if seen.insert(s.name.clone()) {
+                status.add(
+                    vec![("name", s.name.clone())],
+                    u64::from(s.status == "GOOD"),
+                );
+                running.add(
+                    vec![("name", s.name.clone())],
+                    u64::from(s.state == "running"),
+                );
+            }
+        }
+        status.write(encoder)?;
+        running.write(encoder)
     }
 }
 
