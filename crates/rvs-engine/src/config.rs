@@ -41,6 +41,9 @@ pub(crate) struct DestRt {
     pub(crate) persist: AtomicU32,
     /// Still part of its service (IPVS's `IP_VS_DEST_F_AVAILABLE`); cleared by `-d`.
     pub(crate) available: AtomicBool,
+    /// NAT connections from this real server's own address scheduled to it (seed 002's loop:
+    /// its replies to itself never pass the director), for `rvsadm --doctor`.
+    pub(crate) self_scheduled: std::sync::atomic::AtomicU64,
 }
 
 fn method_code(m: ForwardMethod) -> u8 {
@@ -71,6 +74,7 @@ impl DestRt {
             overloaded: AtomicBool::new(false),
             persist: AtomicU32::new(0),
             available: AtomicBool::new(true),
+            self_scheduled: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

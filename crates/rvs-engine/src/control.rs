@@ -672,6 +672,22 @@ impl Engine {
             .collect()
     }
 
+    /// NAT real servers that were scheduled connections from their own address (they answer
+    /// such a client, themselves, without the director: seed 002's loop), with the count.
+    pub fn self_scheduled(&self) -> Vec<(ServiceKey, IpAddr, u16, u64)> {
+        let snap = self.snapshot.load();
+        let mut out = Vec::new();
+        for s in snap.services.iter() {
+            for d in &s.dests {
+                let n = d.self_scheduled.load(Ordering::Relaxed);
+                if n > 0 {
+                    out.push((s.spec.key, d.addr, d.port, n));
+                }
+            }
+        }
+        out
+    }
+
     /// What the defence decided last and has done so far.
     pub fn defense_status(&self) -> DefenseStatus {
         self.defense.status()

@@ -657,6 +657,11 @@ impl Engine {
                 Err(reason) => return NewConn::Refused(reason),
             },
         };
+        // A NAT real server that is its own client: the director sends it a packet from
+        // itself, which it answers directly (seed 002). Counted for `rvsadm --doctor`.
+        if dest.method() == ForwardMethod::Masq && dest.addr16 == t.src {
+            dest.self_scheduled.fetch_add(1, Ordering::Relaxed);
+        }
         let method_flag = match dest.method() {
             ForwardMethod::Masq | ForwardMethod::FullNat => 0,
             ForwardMethod::Route => F_NO_OUTPUT,

@@ -161,3 +161,25 @@ fn c_dr_real_servers_answering_arp_or_missing_the_vip_on_lo() {
         "rs1 still holds the VIP: {report}"
     );
 }
+
+/// Seed 002: a NAT real server that connects to the VIP itself and is scheduled to itself
+/// answers its own address directly, so the connection hangs.
+#[test]
+fn d_a_nat_real_server_calling_the_vip_loops_back_to_itself() {
+    let topo = NatTopology::build("doctorloop", 2).expect("build the NAT topology");
+    topo.start_real_servers().expect("start the real servers");
+    topo.start_rvsd(&[]).expect("start rvsd");
+    add_rr_service(&topo, "rr");
+    try_curls(&topo.lab, "rs1", &format!("http://{VIP}/"), 4);
+    let report = adm(&topo, &["--doctor"]);
+    eprintln!("{report}");
+    let rs1 = topo.rips4[0];
+    assert!(
+        report.contains(&format!("rs-self-loop: TCP {VIP}:80 -> {rs1}:80\n")),
+        "{report}"
+    );
+    assert!(
+        !report.contains(&format!("-> {}:80", topo.rips4[1])),
+        "{report}"
+    );
+}

@@ -66,6 +66,9 @@ pub struct Evidence<'a> {
     pub counters: &'a [CounterView],
     /// Packets seen from each service's own address and port ([`rvs_engine::Engine::stray_replies`]).
     pub stray: &'a [(rvs_engine::ServiceKey, u64)],
+    /// NAT real servers scheduled connections from themselves
+    /// ([`rvs_engine::Engine::self_scheduled`]).
+    pub self_scheduled: &'a [(rvs_engine::ServiceKey, std::net::IpAddr, u16, u64)],
 }
 
 /// A real server's counters before `now`, in `earlier`.
@@ -145,6 +148,27 @@ pub fn diagnose(e: &Evidence<'_>) -> Vec<FindingView> {
                  director: a real server replies through it. With direct routing or tunnelling \
                  a real server answers from the VIP straight to the client, so its default \
                  gateway must be the router, not the director"
+            ),
+        });
+    }
+    for (key, addr, port, n) in e.self_scheduled {
+        let Some(s) = e
+            .services
+            .iter()
+            .find(|s| service_matches(&s.config.id, key))
+        else {
+            continue;
+        };
+        let rs = std::net::SocketAddr::new(*addr, *port);
+        out.push(FindingView {
+            check: "rs-self-loop".into(),
+            subject: format!("{} -> {rs}", service_text(&s.config.id)),
+            detail: format!(
+                "{n} connections from {addr} itself to the VIP were scheduled back to it: it \
+                 receives them from its own address and answers itself directly, never through \
+                 the director, so they hang. Let the real server reach the service another way \
+                 (a route to the VIP through the director with another source address, or the \
+                 service by its own address), or use FULLNAT"
             ),
         });
     }

@@ -248,11 +248,13 @@ fn run(
             let services: Vec<_> = engine.services(now).into_iter().map(service_view).collect();
             let counters = counters(engine, egress);
             let stray = engine.stray_replies();
+            let self_scheduled = engine.self_scheduled();
             Reply::Doctor(super::doctor::diagnose(&super::doctor::Evidence {
                 services: &services,
                 earlier: None,
                 counters: &counters,
                 stray: &stray,
+                self_scheduled: &self_scheduled,
             }))
         }
         Command::Handover { .. } => {

@@ -161,11 +161,13 @@ async fn doctor(shared: &Shared) -> Reply {
         other => return other,
     };
     let stray = shared.engine.stray_replies();
+    let self_scheduled = shared.engine.self_scheduled();
     let mut findings = super::doctor::diagnose(&super::doctor::Evidence {
         services: &services,
         earlier: Some(&earlier),
         counters: &counters,
         stray: &stray,
+        self_scheduled: &self_scheduled,
     });
     let net = shared.net.clone();
     let probed =
