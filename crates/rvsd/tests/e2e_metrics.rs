@@ -88,7 +88,7 @@ fn a_metrics_json_and_a_real_prometheus() {
     // The checkers bring the real servers in; then traffic.
     let s = wait_metrics(&topo, Duration::from_secs(20), |s| {
         s.get(&backend("node_ipvs_backend_weight", "10.10.10.3")) == Some(&2.0)
-            && s.get("keepalived_vrrp_state{iname=\"VI_1\",intf=\"d0\",vrid=\"51\",ip_address=\"192.168.1.240\"}")
+            && s.get("keepalived_vrrp_state{iname=\"VI_1\",intf=\"d0\",vrid=\"51\",ip_address=\"192.168.1.240/24\"}")
                 == Some(&2.0)
     });
     assert_eq!(

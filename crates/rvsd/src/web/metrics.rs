@@ -418,13 +418,19 @@ impl Scrape {
             .map(|(name, help, _)| Family::counter(name, help))
             .collect();
         for v in &self.vrrp {
-            for ip in &v.vips {
+            // As the exporters read keepalived's VIP lines (`ADDR/PREFIX dev IF ...`): the
+            // address with its prefix, and the VIP's own interface.
+            for line in &v.vip_lines {
+                let words: Vec<&str> = line.split(' ').collect();
+                let (Some(addr), Some(dev)) = (words.first(), words.get(2)) else {
+                    continue;
+                };
                 state.add(
                     vec![
                         ("iname", v.name.clone()),
-                        ("intf", v.interface.clone()),
+                        ("intf", (*dev).to_string()),
                         ("vrid", v.vrid.to_string()),
-                        ("ip_address", ip.to_string()),
+                        ("ip_address", (*addr).to_string()),
                     ],
                     vrrp_state_number(&v.state),
                 );
