@@ -212,6 +212,9 @@ impl SchedTarget for Arc<DestRt> {
     fn port(&self) -> u16 {
         self.port
     }
+    fn canonical_key(&self) -> ([u8; 16], u16) {
+        (self.addr16, self.port)
+    }
 }
 
 /// A virtual service as the data plane sees it.

@@ -26,6 +26,13 @@ pub(crate) trait SchedTarget {
     fn port(&self) -> u16 {
         0
     }
+    /// The destination's place in a canonical order of a service's servers (address, then
+    /// port), so a table built from it is the same whatever order they were added in.
+    fn canonical_key(&self) -> ([u8; 16], u16) {
+        let mut a = [0u8; 16];
+        a[12..].copy_from_slice(&self.addr_fold().to_be_bytes());
+        (a, self.port())
+    }
 }
 
 /// What a scheduler may look at in the packet being scheduled, and the time.

@@ -206,7 +206,10 @@ pub(crate) struct MhTable {
 impl MhTable {
     /// `ip_vs_mh_reassign` for a table of `size` entries (a prime of [`crate::MH_TABLE_SIZES`]):
     /// each destination walks its permutation (offset and skip from its address and port),
-    /// taking `last_weight / gcd >> rshift` entries per turn, until the table is full.
+    /// taking `last_weight / gcd >> rshift` entries per turn, until the table is full. The
+    /// destinations take their turns in a canonical order (address, then port) rather than
+    /// IPVS's order of addition, so directors given the same servers in any order build the
+    /// same table, and a flow ECMP moves between them finds the same server (Maglev).
     pub(crate) fn build<D: SchedTarget>(dests: &[D], size: u32) -> Self {
         let m = size.max(2);
         let g = dests
@@ -250,10 +253,13 @@ impl MhTable {
                 }
             })
             .collect();
+        let mut order: Vec<usize> = (0..dests.len()).collect();
+        order.sort_by_key(|&i| dests[i].canonical_key());
         let mut taken = vec![false; m as usize];
         let mut n = 0u32;
         'fill: loop {
-            for (i, ds) in setup.iter_mut().enumerate() {
+            for &i in &order {
+                let ds = &mut setup[i];
                 for _ in 0..ds.turns {
                     while taken[ds.perm as usize] {
                         ds.perm += ds.skip;

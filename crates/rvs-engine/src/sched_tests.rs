@@ -278,6 +278,28 @@ fn mh_shares_follow_weights() {
     assert!(shares[0].abs_diff(1023) <= 2, "{shares:?}");
 }
 
+/// Directors given the same servers in different orders build the same mh table (by
+/// server, not by position): the fill takes turns in a canonical order.
+#[test]
+fn mh_tables_do_not_depend_on_the_order_servers_were_added() {
+    let d = rows(&[(1, 0, 0), (2, 0, 0), (1, 0, 0), (3, 0, 0), (1, 0, 0)]);
+    let by_id = |dests: &[D]| -> Vec<u32> {
+        crate::sched_hash::MhTable::build(dests, 251)
+            .entries()
+            .iter()
+            .map(|&i| dests[i as usize].id)
+            .collect()
+    };
+    let mut reordered = rows(&[(1, 0, 0), (2, 0, 0), (1, 0, 0), (3, 0, 0), (1, 0, 0)]);
+    reordered.reverse();
+    reordered.swap(0, 2);
+    assert_ne!(
+        d.iter().map(|x| x.id).collect::<Vec<_>>(),
+        reordered.iter().map(|x| x.id).collect::<Vec<_>>()
+    );
+    assert_eq!(by_id(&d), by_id(&reordered));
+}
+
 #[test]
 fn mh_disruption_near_maglev_bound() {
     const N: usize = 10;
