@@ -9,6 +9,9 @@
 //! * Resync: a backup started after the connections exist asks for the table and gets it.
 //! * Both with the BPF plane (`--dataplane tc`) on both directors: the master sends the
 //!   connections the program opened, the backup installs them in its program's table.
+//! * Both ways (issue 16's N-way sync): each director runs a master and a backup on one group;
+//!   a download through director 1 continues through director 2 and one through director 2
+//!   continues back through director 1, so either may take any flow over.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -57,7 +60,12 @@ fn setup(tag: &str) -> HaTopology {
 /// Starts `curl http://VIP/hold/HOLD_SECS` in the client namespace, body to a file in the lab's
 /// log directory; returns the process and the file.
 fn start_download(topo: &HaTopology) -> (Child, std::path::PathBuf) {
-    let body = topo.lab.log_dir().join("hold.body");
+    start_download_to(topo, "hold.body")
+}
+
+/// [`start_download`] with the body in the file `name` of the lab's log directory.
+fn start_download_to(topo: &HaTopology, name: &str) -> (Child, std::path::PathBuf) {
+    let body = topo.lab.log_dir().join(name);
     let url = format!("http://{}/hold/{HOLD_SECS}", topo.vip);
     let child = topo
         .lab
@@ -314,4 +322,51 @@ fn lvs_sync_daemon_starts_a_backup() {
         adm(&topo, 1, &["-L", "--daemon"]),
         "backup sync daemon (mcast=d1, syncid=7, maxlen=1472, group=224.0.0.81, port=8850, ttl=1)\n"
     );
+}
+
+/// Each director runs a master and a backup (as IPVS allows): the connections of each reach
+/// the other, so flows move either way without breaking.
+#[test]
+fn both_directors_sync_each_other() {
+    let topo = setup("syncboth");
+    for d in 0..2 {
+        topo.start_rvsd_on(d, &[]).expect("rvsd");
+        services(&topo, d);
+        for role in ["master", "backup"] {
+            adm(
+                &topo,
+                d,
+                &["--start-daemon", role, "--mcast-interface", "d1"],
+            );
+        }
+    }
+    let listed = adm(&topo, 0, &["-L", "--daemon"]);
+    assert!(
+        listed.contains(&daemon_line("master")) && listed.contains(&daemon_line("backup")),
+        "{listed}"
+    );
+    // A download through director 1, learnt by director 2.
+    topo.move_vips_to(0).expect("VIPs to director 1");
+    let (first, first_body) = start_download_to(&topo, "first.body");
+    std::thread::sleep(Duration::from_secs(2));
+    let ports = client_ports(&topo, 0);
+    assert!(!ports.is_empty(), "director 1 holds the download");
+    wait_listed(&topo, 1, &ports);
+    // Director 2 takes over (no crash: both keep running); a second download starts there and
+    // director 1 learns it.
+    topo.move_vips_to(1).expect("VIPs to director 2");
+    std::thread::sleep(Duration::from_secs(2));
+    let (second, second_body) = start_download_to(&topo, "second.body");
+    std::thread::sleep(Duration::from_secs(2));
+    let before: Vec<u16> = client_ports(&topo, 1)
+        .into_iter()
+        .filter(|p| !ports.contains(p))
+        .collect();
+    assert!(!before.is_empty(), "director 2 holds the second download");
+    let (_, took) = wait_listed(&topo, 0, &before);
+    eprintln!("director 1 learnt director 2's connections after {took:?}");
+    // And back: both downloads finish through director 1, intact.
+    topo.move_vips_to(0).expect("VIPs back to director 1");
+    finish_download(first, &first_body);
+    finish_download(second, &second_body);
 }
