@@ -40,6 +40,11 @@ pub struct Publisher {
     tunnels: HashMap<u32, IpAddr>,
     /// The `tun_src` entries as last written: dest slot -> outer source.
     tun_sources: HashMap<u32, Option<IpAddr>>,
+    /// Removed real servers (IPVS's dest trash): their slots are kept, so connections that
+    /// point there forward again when the same server is added to the same service again.
+    trash_slots: HashMap<(SvcKey, IpAddr, u16), u32>,
+    /// Removed services' ids, given back to the same service when it is added again.
+    trash_services: HashMap<SvcKey, u32>,
     next_service: u32,
     next_slot: u32,
 }
@@ -182,6 +187,15 @@ impl Publisher {
             p.cursor_for.insert(svc.id, shape);
             p.services.insert(key, (svc.id, slots));
         }
+        // Slots are handed out in order and never reused: every written one is below the
+        // first blank entry. Slots of servers the earlier rvsd had removed are skipped too,
+        // so their connections never reach another server.
+        while p.next_slot < dp.limits().dests {
+            match dp.get::<u32, Dest>("dests", &p.next_slot)? {
+                Some(d) if d != Dest::default() => p.next_slot += 1,
+                _ => break,
+            }
+        }
         for k in dp.keys::<SvcKey>("user_dests")? {
             p.user_dests.insert(k);
         }
@@ -245,8 +259,13 @@ impl Publisher {
             };
             seen.insert(key);
             *addrs.entry(key.addr).or_default() |= ADDR_VIP;
-            let id = match self.services.get(&key) {
-                Some((id, _)) => *id,
+            let id = match self
+                .services
+                .get(&key)
+                .map(|(id, _)| *id)
+                .or_else(|| self.trash_services.remove(&key))
+            {
+                Some(id) => id,
                 None => {
                     let id = self.next_service;
                     if id >= dp.limits().services {
@@ -265,8 +284,13 @@ impl Publisher {
             for d in service.dests() {
                 let ds = d.spec();
                 let slot_key = (key, ds.addr, ds.port);
-                let slot = match self.slots.get(&slot_key) {
-                    Some(s) => *s,
+                let known = self.slots.get(&slot_key).copied().or_else(|| {
+                    let revived = self.trash_slots.remove(&slot_key)?;
+                    self.slots.insert(slot_key, revived);
+                    Some(revived)
+                });
+                let slot = match known {
+                    Some(s) => s,
                     None => {
                         let s = self.next_slot;
                         if s >= dp.limits().dests {
@@ -445,6 +469,7 @@ impl Publisher {
             dp.remove("services", &key)?;
             if let Some((id, slots)) = self.services.remove(&key) {
                 self.cursor_for.remove(&id);
+                self.trash_services.insert(key, id);
                 for slot in slots {
                     self.mark_removed(dp, slot)?;
                 }
@@ -481,7 +506,16 @@ impl Publisher {
             d.available = 0;
             dp.put("dests", &slot, &d)?;
         }
-        self.slots.retain(|_, s| *s != slot);
+        let keys: Vec<_> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| **s == slot)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.slots.remove(&k);
+            self.trash_slots.insert(k, slot);
+        }
         Ok(())
     }
 }

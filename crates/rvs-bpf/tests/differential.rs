@@ -570,6 +570,107 @@ fn pinned_maps_are_adopted_by_the_next_load() {
     });
 }
 
+/// A restarted rvsd adopts the pinned table and publishes its configuration from scratch: first
+/// none (its connections see no server and are dropped, as IPVS drops a removed server's),
+/// then the same services again, and the adopted connections forward to their servers again
+/// (IPVS's dest trash), whatever order the servers come back in.
+#[test]
+fn adopted_connections_forward_again_once_their_servers_are_configured() {
+    in_lab(|ifindex| {
+        let dir = std::env::temp_dir().join(format!("rvs-bpffs-trash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        sh(&["mount", "-t", "bpf", "bpf", dir.to_str().expect("path")]);
+        let pins = dir.join("rvs");
+        std::fs::create_dir_all(&pins).expect("mkdir pins");
+        let result = std::panic::catch_unwind(|| {
+            let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+            let configured = |order: [[u8; 4]; 2]| {
+                let e = small_engine();
+                e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
+                for rip in order {
+                    e.add_dest(&k, dest(ip4(rip), RPORT, 1)).expect("dest");
+                }
+                e
+            };
+            let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+            let first = Datapath::load_pinned(LIMITS, &pins).expect("first load");
+            Publisher::new()
+                .publish(&first, &configured([RIP4, RIP4B]).spec_walk(), &settings)
+                .expect("publish");
+            let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+            let r = first.test_run(&syn, ifindex).expect("run");
+            assert_eq!(r.action, tc_action::REDIRECT);
+            assert_eq!(&r.frame[30..34], &RIP4, "scheduled to the first server");
+            drop(first);
+
+            let mut second = Datapath::load_pinned(LIMITS, &pins).expect("second load");
+            assert!(second.adopted());
+            let mut publisher = Publisher::adopt(&second).expect("adopt");
+            publisher
+                .publish(&second, &small_engine().spec_walk(), &settings)
+                .expect("publish nothing");
+            let ack = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x");
+            assert_eq!(
+                second.test_run(&ack, ifindex).expect("run").action,
+                tc_action::SHOT,
+                "no server configured: dropped"
+            );
+            publisher
+                .publish(&second, &configured([RIP4B, RIP4]).spec_walk(), &settings)
+                .expect("publish again");
+            let r = second.test_run(&ack, ifindex).expect("run");
+            assert_eq!(r.action, tc_action::REDIRECT, "configured again: forwarded");
+            assert_eq!(&r.frame[30..34], &RIP4, "to the connection's own server");
+            second.remove_pins().expect("clean stop");
+        });
+        let _ = Command::new("umount").arg(&dir).status();
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    });
+}
+
+/// A server removed and added again takes its connections back in the program as in the
+/// engine (IPVS's dest trash).
+#[test]
+fn a_removed_server_added_again_takes_its_connections_back() {
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = small_engine();
+            let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+            e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
+            e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).expect("dest");
+            e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("dest");
+            let dp = load_program();
+            let mut publisher = Publisher::new();
+            let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+            let mut republish = |e: &Engine| {
+                publisher
+                    .publish(&dp, &e.spec_walk(), &settings)
+                    .expect("publish");
+            };
+            republish(&e);
+            let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+            let ack = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x");
+            same(&e, &dp, hook, ifindex, &[("SYN", syn)]);
+            e.del_dest(&k, ip4(RIP4), RPORT).expect("remove");
+            republish(&e);
+            same(
+                &e,
+                &dp,
+                hook,
+                ifindex,
+                &[("data, server removed", ack.clone())],
+            );
+            e.add_dest(&k, dest(ip4(RIP4), RPORT, 2))
+                .expect("add again");
+            republish(&e);
+            same(&e, &dp, hook, ifindex, &[("data, server back", ack)]);
+        });
+    }
+}
+
 /// The per-CPU traffic counters of a service add up to the engine's (connections, packets and
 /// IP bytes both ways).
 #[test]

@@ -231,6 +231,7 @@ impl Engine {
         for d in &gone.dests {
             ctl.estimators.remove(&d.id);
         }
+        ctl.trash.retain(|(k, _, _), _| k != key);
         drop(ctl);
         let id = gone.id;
         self.purge(|c| c.svc_id == id);
@@ -243,6 +244,7 @@ impl Engine {
         let mut ctl = self.control.lock();
         ctl.staged = None;
         ctl.mark_rules.clear();
+        ctl.trash.clear();
         self.publish(Vec::new(), &ctl);
         ctl.estimators.clear();
         drop(ctl);
@@ -351,11 +353,27 @@ impl Engine {
             {
                 return Err(EngineError::DestExists);
             }
-            let id = ctl.next_id;
-            ctl.next_id += 1;
-            ctl.estimators.insert(id, Estimator::default());
             let mut dests = s.dests.clone();
-            dests.push(Arc::new(DestRt::new(id, &spec)));
+            // IPVS's ip_vs_trash_get_dest: the same server removed earlier and still held by
+            // connections comes back as it was, so those connections forward again.
+            let revived = ctl
+                .trash
+                .remove(&(s.spec.key, spec.addr, spec.port))
+                .and_then(|w| w.upgrade());
+            let dest = match revived {
+                Some(d) => {
+                    d.update(&spec);
+                    d.available.store(true, Ordering::Relaxed);
+                    d
+                }
+                None => {
+                    let id = ctl.next_id;
+                    ctl.next_id += 1;
+                    Arc::new(DestRt::new(id, &spec))
+                }
+            };
+            ctl.estimators.insert(dest.id, Estimator::default());
+            dests.push(dest);
             Ok(dests)
         })
     }
@@ -388,6 +406,9 @@ impl Engine {
             let gone = dests.remove(pos);
             gone.available.store(false, Ordering::Relaxed);
             ctl.estimators.remove(&gone.id);
+            ctl.trash.retain(|_, w| w.strong_count() > 0);
+            ctl.trash
+                .insert((s.spec.key, addr, port), Arc::downgrade(&gone));
             Ok(dests)
         })
     }

@@ -52,6 +52,10 @@ pub(crate) struct Control {
     pub(crate) batch_depth: u32,
     /// The services staged by a batch, not yet published.
     pub(crate) staged: Option<crate::config::Staged>,
+    /// Removed real servers that connections still hold (IPVS's dest trash), by service and
+    /// endpoint: adding the same real server again revives it, and its connections forward
+    /// again.
+    pub(crate) trash: HashMap<(ServiceKey, IpAddr, u16), std::sync::Weak<DestRt>>,
 }
 
 /// The director core. `Send + Sync`: share it between worker threads with `Arc<Engine>`.
@@ -122,6 +126,7 @@ impl Engine {
                 estimators: HashMap::new(),
                 batch_depth: 0,
                 staged: None,
+                trash: HashMap::new(),
             }),
             shards,
             shard_mask: (n - 1) as u64,

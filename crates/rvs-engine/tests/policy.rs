@@ -67,6 +67,50 @@ fn packets_of_a_removed_servers_connection_are_dropped_and_expired_with_the_swit
 }
 
 #[test]
+fn a_removed_server_added_again_takes_its_connections_back() {
+    // IPVS's dest trash: a server removed while connections hold it (keepalived removing it
+    // on a failed check, a director re-reading its configuration) comes back as it was when
+    // added again, and those connections forward again; another server does not take them.
+    let e = nat_engine();
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    assert_eq!(
+        run(&e, 0, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+        fwd(ip4(RIP4))
+    );
+    e.del_dest(&k, ip4(RIP4), RPORT).unwrap();
+    assert_eq!(
+        run(&e, 1, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        Verdict::Drop(DropReason::NoDestination)
+    );
+    e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).unwrap();
+    assert_eq!(
+        run(&e, 2, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        Verdict::Drop(DropReason::NoDestination),
+        "another server does not revive the connection"
+    );
+    e.add_dest(&k, dest(ip4(RIP4), RPORT, 3)).unwrap();
+    assert_eq!(
+        run(&e, 3, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        fwd(ip4(RIP4))
+    );
+    let listing = e.services(Millis(3));
+    let revived = listing[0]
+        .dests
+        .iter()
+        .find(|d| d.spec.addr == ip4(RIP4))
+        .expect("listed again");
+    assert_eq!(revived.spec.weight, 3, "with the weight it was added with");
+    assert_eq!(
+        revived.active_conns + revived.inactive_conns,
+        1,
+        "counting the connection it took back"
+    );
+    // Removed with its service, a server is gone for good.
+    e.del_service(&k).unwrap();
+    assert_eq!(e.connection_count(), 0);
+}
+
+#[test]
 fn schedule_icmp_schedules_an_error_without_a_connection() {
     use etherparse::icmpv4::DestUnreachableHeader;
     use etherparse::Icmpv4Type;
