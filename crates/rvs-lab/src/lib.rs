@@ -14,6 +14,8 @@
 //!   real keepalived.
 //! * [`HaTopology`]: seed 002's two directors on shared outside and inside segments, VIPs
 //!   moved by hand (with gratuitous ARP) until VRRP moves them.
+//! * [`EcmpTopology`]: N directors announcing one VIP over BGP (BIRD) to a router that spreads
+//!   it by ECMP, DR real servers running nginx.
 //! * [`server`]: the built-in real server behind `rvs-lab serve`.
 //! * [`demo`]: `rvs-lab demo`.
 //!
@@ -22,11 +24,13 @@
 //! processes (under `$TMPDIR/rvs-lab/<prefix>/`) after teardown.
 
 mod bins;
+mod bird;
 mod cleanup;
 mod cmd;
 pub mod demo;
 mod director;
 mod dr;
+mod ecmp;
 mod error;
 mod fullnat;
 mod ha;
@@ -41,9 +45,14 @@ mod tun;
 mod vrrp_lab;
 
 pub use bins::{bin_path, find_bin, search_dirs};
+pub use bird::Bird;
 pub use cleanup::{down, socket_path_for, sweep};
 pub use director::Director;
 pub use dr::{DrLayout, DrTopology, MAX_DR_REAL_SERVERS, ROUTER};
+pub use ecmp::{
+    ecmp_director_role, EcmpTopology, DIRECTOR_AS, ECMP_HTTP_PORT, ECMP_ROUTER, MAX_ECMP_DIRECTORS,
+    MAX_ECMP_REAL_SERVERS, ROUTER_AS,
+};
 pub use error::LabError;
 pub use fullnat::{FullNatTopology, NGINX_BIG_LEN, NGINX_PORT};
 pub use ha::{HaTopology, HA_DIRECTORS, MAX_HA_REAL_SERVERS};

@@ -15,7 +15,9 @@
 //! 8. the connection-sync daemons (`lvs_sync_daemon`), which get the peer's table before
 //! 9. VRRP may take the VIPs.
 //!
-//! Stop order: VRRP (masters send priority 0, VIPs go), the sync daemons, the checkers (with
+//! 10. BIRD's VIP announcements (`--bird-include`), once the control socket is served.
+//!
+//! Stop order: BIRD's announcements are withdrawn, VRRP (masters send priority 0, VIPs go), the sync daemons, the checkers (with
 //! keepalived's omega scripts), the timer thread and the workers, the kernel-bypass rules, the
 //! socket file.
 
@@ -132,6 +134,8 @@ pub struct Options {
     pub web_listen: Option<std::net::SocketAddr>,
     /// keepalived's `-x`: serve every KEEPALIVED-MIB table over AgentX.
     pub snmp: bool,
+    /// Where to announce the VIPs through BIRD (`--bird-include`), if anywhere.
+    pub bird: Option<crate::bird::BirdSettings>,
 }
 
 /// The running data plane, shared with the handover point (which stops it first).
@@ -188,6 +192,8 @@ pub struct Daemon {
     web: Option<std::net::TcpListener>,
     /// The AgentX subagent's settings, when SNMP is on.
     snmp: Option<crate::snmp::SnmpConfig>,
+    /// The BIRD announcer (`--bird-include`), started by [`Daemon::serve`].
+    bird: Option<Arc<crate::bird::Announcer>>,
     stopped: bool,
 }
 
@@ -455,6 +461,10 @@ impl Daemon {
             Some(l) => Some(Arc::new(VrrpRuntime::start(l, sync.clone())?)),
             None => None,
         };
+        let bird = options
+            .bird
+            .clone()
+            .map(|s| crate::bird::Announcer::new(s, engine.clone(), health.clone()));
         Ok(Daemon {
             socket: options.socket,
             clock,
@@ -475,6 +485,7 @@ impl Daemon {
             dataplane: dataplane_mode,
             web,
             snmp,
+            bird,
             stopped: false,
         })
     }
@@ -500,6 +511,10 @@ impl Daemon {
             handover: self.handover.clone(),
             dataplane: self.dataplane,
         };
+        // Announced once the director forwards and serves; withdrawn first at stop.
+        if let Some(bird) = &self.bird {
+            bird.spawn(self.runtime.handle());
+        }
         if let Some(config) = self.snmp.take() {
             self.runtime.spawn(crate::snmp::run(config, shared.clone()));
         }
@@ -524,6 +539,13 @@ impl Daemon {
     fn shutdown(&mut self) {
         if std::mem::replace(&mut self.stopped, true) {
             return;
+        }
+        // The routers stop sending here before anything stops forwarding; a successor
+        // (`--takeover`) announces the same VIPs itself.
+        if let Some(b) = self.bird.take() {
+            if !self.handover.handed_over() {
+                b.withdraw_all();
+            }
         }
         if let Some(v) = self.vrrp.take() {
             v.shutdown();

@@ -7,6 +7,7 @@
 //! `control`, `keepalived`, `vrrp`, `sync`. The packet logic is in `rvs-engine`, the OS calls
 //! in `rvs-io`.
 
+mod bird;
 mod clock;
 mod control;
 mod daemon;
@@ -178,6 +179,16 @@ struct Args {
     /// ADDR, e.g. 127.0.0.1:9100. Off unless given.
     #[arg(long, value_name = "ADDR")]
     web_listen: Option<std::net::SocketAddr>,
+    /// Announce the VIPs of the services that are up through BIRD, for ECMP over BGP: rvsd
+    /// writes FILE (BIRD static protocols `rvs_vips4` and `rvs_vips6`, a blackhole /32 or /128
+    /// route per VIP) and asks BIRD to `configure` on every change. A VIP is withdrawn when its
+    /// last service loses keepalived's quorum or its last weighted real server, is removed, and
+    /// when rvsd stops. BIRD's configuration includes FILE and exports those protocols.
+    #[arg(long, value_name = "FILE")]
+    bird_include: Option<PathBuf>,
+    /// BIRD's control socket (with --bird-include).
+    #[arg(long, value_name = "SOCKET", default_value = "/run/bird/bird.ctl")]
+    bird_socket: PathBuf,
     /// Print the signal number of keepalived's function FUNC (STOP, RELOAD, DATA, STATS,
     /// STATS_CLEAR, JSON) and exit, as `keepalived --signum` does: SIGUSR1 writes
     /// /tmp/keepalived.data, SIGUSR2 /tmp/keepalived.stats, JSON's signal /tmp/keepalived.json.
@@ -446,6 +457,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         takeover: args.takeover,
         web_listen: args.web_listen,
         snmp: args.snmp,
+        bird: args.bird_include.map(|include| bird::BirdSettings {
+            include,
+            socket: args.bird_socket,
+        }),
     };
     let mut daemon = daemon::Daemon::start(options)?;
     // systemd's Type=notify (as keepalived's unit): started. Nothing to do outside systemd.

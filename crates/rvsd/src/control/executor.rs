@@ -368,7 +368,8 @@ fn mark_rule_view(r: &rvs_engine::MarkRule) -> rvs_api::MarkRuleView {
     }
 }
 
-fn service_id(key: &ServiceKey) -> ServiceId {
+/// The control API's identity of an engine service key.
+pub(crate) fn service_id(key: &ServiceKey) -> ServiceId {
     if key.fwmark != 0 {
         return ServiceId::Fwmark {
             mark: key.fwmark,

@@ -448,6 +448,16 @@ impl Health {
         }
     }
 
+    /// Whether each keepalived.conf service has quorum (what rvsd's BIRD announcements follow).
+    pub fn quorums(&self) -> std::collections::HashMap<ServiceId, bool> {
+        let state = self.lock();
+        state
+            .services
+            .iter()
+            .map(|svc| (svc.id(), svc.quorum_up))
+            .collect()
+    }
+
     /// The status view (`rvsadm --health`).
     pub fn status(&self) -> Vec<HealthView> {
         let state = self.lock();
