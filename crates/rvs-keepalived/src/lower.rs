@@ -163,6 +163,8 @@ pub struct VrrpSpecs {
     pub instances: Vec<VrrpInstance>,
     /// `vrrp_sync_group` blocks.
     pub sync_groups: Vec<VrrpSyncGroup>,
+    /// `bfd_instance` blocks (the BFD sessions `track_bfd` names).
+    pub bfd: Vec<crate::vrrp::BfdInstance>,
 }
 
 fn forward(method: &LvsMethod) -> (ForwardMethod, Option<TunnelConfig>) {
@@ -353,6 +355,7 @@ pub fn lower(config: &Config) -> Lowered {
             scripts: config.vrrp_scripts.clone(),
             instances,
             sync_groups: config.vrrp_sync_groups.clone(),
+            bfd: config.bfd_instances.clone(),
         },
         global: config.global.clone(),
         ssl: config.ssl.clone(),

@@ -27,6 +27,8 @@ pub struct Config {
     pub vrrp_instances: Vec<VrrpInstance>,
     /// `vrrp_sync_group` blocks.
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    /// `bfd_instance` blocks.
+    pub bfd_instances: Vec<crate::vrrp::BfdInstance>,
     /// Every file read, top-level first.
     pub files: Vec<PathBuf>,
 }

@@ -70,8 +70,9 @@ pub fn parse_config(ctx: &mut Ctx<'_>, statements: &[Statement], config: &mut Co
                 ctx.ignored(st);
             }
             "bfd_instance" => {
-                check_bfd_instance(ctx, st, &mut bfd_seen);
-                ctx.ignored(st);
+                config
+                    .bfd_instances
+                    .extend(check_bfd_instance(ctx, st, &mut bfd_seen))
             }
             k if OTHER_TOP.contains(&k) => ctx.ignored(st),
             _ => ctx.unknown(st, "the top level"),

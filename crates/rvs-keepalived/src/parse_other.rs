@@ -1,9 +1,10 @@
-//! Blocks rvs accepts but does not act on, checked as keepalived 2.2.7 checks them so that
-//! `rvsd -t` fails where `keepalived -t` does: `bfd_instance` (bfd_parser.c), `static_routes`
-//! (vrrp_iproute.c) and `static_rules` (vrrp_iprule.c). Nothing is kept.
+//! Blocks outside LVS and VRRP, checked as keepalived 2.2.7 checks them so that `rvsd -t` fails
+//! where `keepalived -t` does: `bfd_instance` (bfd_parser.c; kept, rvsd runs its sessions),
+//! `static_routes` (vrrp_iproute.c) and `static_rules` (vrrp_iprule.c), which are not kept.
 
 use crate::tree::Statement;
 use crate::values::{parse_secs, Ctx};
+use crate::vrrp::BfdInstance;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -21,17 +22,20 @@ fn prefix(raw: &str) -> Option<IpAddr> {
     }
 }
 
-/// Checks the `bfd_instance NAME { }` blocks: keywords, values and the neighbour address
-/// keepalived requires (without it the instance is disabled).
-pub fn check_bfd_instance(ctx: &mut Ctx<'_>, st: &Statement, seen: &mut HashSet<String>) {
-    let Some(name) = ctx.arg(st, 0, "an instance name").map(str::to_string) else {
-        return;
-    };
-    let Some(body) = ctx.block(st) else {
-        return;
-    };
+/// Reads a `bfd_instance NAME { }` block: keywords and values checked as keepalived checks
+/// them (an invalid value is ignored, keeping the default), and the neighbour address keepalived
+/// requires (without it, or with a source of the other family or a repeated neighbour, the
+/// instance is dropped: `None`).
+pub fn check_bfd_instance(
+    ctx: &mut Ctx<'_>,
+    st: &Statement,
+    seen: &mut HashSet<String>,
+) -> Option<BfdInstance> {
+    let name = ctx.arg(st, 0, "an instance name").map(str::to_string)?;
+    let body = ctx.block(st)?;
     let mut neighbor: Option<IpAddr> = None;
     let mut source: Option<IpAddr> = None;
+    let mut bfd = BfdInstance::new(&name, IpAddr::from([0, 0, 0, 0]), st.span.clone());
     for item in body {
         let what = match item.keyword.as_str() {
             "neighbor_ip" | "neighbour_ip" => {
@@ -49,13 +53,21 @@ pub fn check_bfd_instance(ctx: &mut Ctx<'_>, st: &Statement, seen: &mut HashSet<
                 } else {
                     1.0
                 };
-                let ok = item
+                // The number is milliseconds; parse_secs reads it as seconds.
+                let ms = item
                     .args
                     .first()
                     .and_then(|a| parse_secs(a))
                     .map(|d| d.as_secs_f64())
-                    .is_some_and(|ms| ms >= min && ms <= f64::from(u32::MAX / 1000));
-                if !ok {
+                    .filter(|ms| *ms >= min && *ms <= f64::from(u32::MAX / 1000));
+                if let Some(ms) = ms {
+                    let value = std::time::Duration::from_micros((ms * 1000.0).round() as u64);
+                    match item.keyword.as_str() {
+                        "min_rx" => bfd.min_rx = value,
+                        "min_tx" => bfd.min_tx = value,
+                        _ => bfd.idle_tx = value,
+                    }
+                } else {
                     ctx.error(
                         &item.span,
                         format!(
@@ -71,36 +83,61 @@ pub fn check_bfd_instance(ctx: &mut Ctx<'_>, st: &Statement, seen: &mut HashSet<
             "ttl" | "hoplimit" => (1, 255),
             "max_hops" => (0, 255),
             "weight" => {
-                ctx.int_as::<i32>(item, 0, -253, 253);
+                if let Some(w) = ctx.int_as::<i32>(item, 0, -253, 253) {
+                    bfd.weight = w;
+                }
                 continue;
             }
-            "passive" | "vrrp" | "checker" => continue,
+            "passive" => {
+                bfd.passive = true;
+                continue;
+            }
+            "vrrp" | "checker" => continue,
             _ => {
                 ctx.unknown(item, "bfd_instance");
                 continue;
             }
         };
-        ctx.u32(item, 0, what.0, what.1);
+        if let Some(v) = ctx.u32(item, 0, what.0, what.1) {
+            let v = u8::try_from(v).unwrap_or(u8::MAX);
+            match item.keyword.as_str() {
+                "multiplier" => bfd.multiplier = v,
+                "max_hops" => bfd.max_hops = v,
+                _ => bfd.ttl = v,
+            }
+        }
     }
     match (neighbor, source) {
-        (None, _) => ctx.error(
-            &st.span,
-            format!("bfd_instance {name}: no neighbor address set, disabling instance"),
-        ),
-        (Some(n), Some(s)) if n.is_ipv4() != s.is_ipv4() => ctx.error(
-            &st.span,
-            format!(
-                "bfd_instance {name}: source address {s} and neighbor address {n} are not of the same family, disabling instance"
-            ),
-        ),
+        (None, _) => {
+            ctx.error(
+                &st.span,
+                format!("bfd_instance {name}: no neighbor address set, disabling instance"),
+            );
+            None
+        }
+        (Some(n), Some(s)) if n.is_ipv4() != s.is_ipv4() => {
+            ctx.error(
+                &st.span,
+                format!(
+                    "bfd_instance {name}: source address {s} and neighbor address {n} are not of the same family, disabling instance"
+                ),
+            );
+            None
+        }
         (Some(n), s) => {
             let key = format!("{n}/{}", s.map(|s| s.to_string()).unwrap_or_default());
             if !seen.insert(key) {
                 ctx.error(
                     &st.span,
-                    format!("bfd_instance {name}: duplicate neighbor address {n}, ignoring instance"),
+                    format!(
+                        "bfd_instance {name}: duplicate neighbor address {n}, ignoring instance"
+                    ),
                 );
+                return None;
             }
+            bfd.neighbor = n;
+            bfd.source = s;
+            Some(bfd)
         }
     }
 }

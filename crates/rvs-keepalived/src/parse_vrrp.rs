@@ -24,7 +24,6 @@ const OTHER_INSTANCE: &[&str] = &[
     "dont_track_primary",
     "track_file",
     "track_process",
-    "track_bfd",
     "mcast_dst_ip",
     "track_src_ip",
     "unicast_ttl",
@@ -387,6 +386,7 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
         mcast_src_ip: None,
         track_interface: Vec::new(),
         track_script: Vec::new(),
+        track_bfd: Vec::new(),
         garp_master_delay: None,
         garp_master_repeat: None,
         garp_master_refresh: None,
@@ -483,6 +483,7 @@ pub fn parse_vrrp_instance(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpInst
             }
             "track_interface" => v.track_interface.extend(tracked(ctx, item)),
             "track_script" => v.track_script.extend(tracked(ctx, item)),
+            "track_bfd" => v.track_bfd.extend(tracked(ctx, item)),
             "garp_master_delay" => v.garp_master_delay = ctx.secs(item, 0),
             "garp_master_repeat" => v.garp_master_repeat = repeat(ctx, item),
             "garp_master_refresh" => v.garp_master_refresh = ctx.secs(item, 0),
@@ -605,6 +606,7 @@ pub fn parse_vrrp_sync_group(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpSy
         notify: VrrpNotify::default(),
         smtp_alert: false,
         track_script: Vec::new(),
+        track_bfd: Vec::new(),
         track_interface: Vec::new(),
         span: st.span.clone(),
     };
@@ -617,12 +619,12 @@ pub fn parse_vrrp_sync_group(ctx: &mut Ctx<'_>, st: &Statement) -> Option<VrrpSy
             "smtp_alert" => g.smtp_alert = ctx.flag(item).unwrap_or(true),
             "track_script" => g.track_script.extend(tracked(ctx, item)),
             "track_interface" => g.track_interface.extend(tracked(ctx, item)),
+            "track_bfd" => g.track_bfd.extend(tracked(ctx, item)),
             "global_tracking"
             | "sync_group_tracking_weight"
             | "notify_priority_changes"
             | "track_file"
-            | "track_process"
-            | "track_bfd" => {}
+            | "track_process" => {}
             _ => ctx.unknown(item, "vrrp_sync_group"),
         }
     }

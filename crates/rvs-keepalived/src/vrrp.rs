@@ -135,6 +135,8 @@ pub struct VrrpInstance {
     pub track_interface: Vec<Tracked>,
     /// `track_script { }`.
     pub track_script: Vec<Tracked>,
+    /// `track_bfd { }`: `bfd_instance`s whose session state the instance tracks.
+    pub track_bfd: Vec<Tracked>,
     /// `garp_master_delay` (default 5 s).
     pub garp_master_delay: Option<Duration>,
     /// `garp_master_repeat`.
@@ -170,8 +172,60 @@ pub struct VrrpSyncGroup {
     pub track_script: Vec<Tracked>,
     /// `track_interface { }`.
     pub track_interface: Vec<Tracked>,
+    /// `track_bfd { }`.
+    pub track_bfd: Vec<Tracked>,
     /// Where it is.
     pub span: Span,
+}
+
+/// `bfd_instance NAME { }`: a BFD session (RFC 5880/5881) to one neighbour, as keepalived's BFD
+/// process runs it; VRRP instances track it with `track_bfd`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdInstance {
+    /// Its name.
+    pub name: String,
+    /// `neighbor_ip` (required).
+    pub neighbor: IpAddr,
+    /// `source_ip`.
+    pub source: Option<IpAddr>,
+    /// `min_rx` (default 10 ms).
+    pub min_rx: Duration,
+    /// `min_tx` (default 10 ms).
+    pub min_tx: Duration,
+    /// `idle_tx` (default 1 s): the transmit interval while the session is not up.
+    pub idle_tx: Duration,
+    /// `multiplier` (default 5).
+    pub multiplier: u8,
+    /// `passive`: send nothing until the neighbour is heard.
+    pub passive: bool,
+    /// `ttl`/`hoplimit` sent (default 255).
+    pub ttl: u8,
+    /// `max_hops`: how much lower than 255 a received TTL may be (default 0).
+    pub max_hops: u8,
+    /// `weight` tracking VRRP instances apply by default (default 0: down means FAULT).
+    pub weight: i32,
+    /// Where it is.
+    pub span: Span,
+}
+
+impl BfdInstance {
+    /// A session to `neighbor` with keepalived's defaults.
+    pub fn new(name: &str, neighbor: IpAddr, span: Span) -> BfdInstance {
+        BfdInstance {
+            name: name.to_string(),
+            neighbor,
+            source: None,
+            min_rx: Duration::from_millis(10),
+            min_tx: Duration::from_millis(10),
+            idle_tx: Duration::from_secs(1),
+            multiplier: 5,
+            passive: false,
+            ttl: 255,
+            max_hops: 0,
+            weight: 0,
+            span,
+        }
+    }
 }
 
 /// The span every item gets in a placeless copy.

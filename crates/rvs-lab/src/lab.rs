@@ -344,6 +344,31 @@ impl Lab {
         )
     }
 
+    /// Starts keepalived's BFD process only (keepalived with a file of `bfd_instance`s and
+    /// nothing else: no VRRP or checker child starts) in `role`'s namespace, in the foreground.
+    pub fn start_keepalived_bfd(&self, role: &str, conf: &str) -> Result<u32, LabError> {
+        let conf_path = self.write_file(&format!("{role}-keepalived-bfd.conf"), conf)?;
+        let base = self.log_dir.join(format!("{role}-keepalived-bfd"));
+        let pid = base.with_extension("pid").display().to_string();
+        let bpid = base.with_extension("bfd.pid").display().to_string();
+        let c = conf_path.display().to_string();
+        self.spawn(
+            role,
+            &[
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-f",
+                &c,
+                "-p",
+                &pid,
+                "-b",
+                &bpid,
+            ],
+        )
+    }
+
     /// Waits until a TCP connection to `addr` from the namespace of `role` succeeds.
     pub fn wait_tcp(
         &self,

@@ -13,7 +13,7 @@
 //! 6. the data-plane workers and the engine's timer thread;
 //! 7. the control runtime, the keepalived services and their checkers on it;
 //! 8. the connection-sync daemons (`lvs_sync_daemon`), which get the peer's table before
-//! 9. VRRP may take the VIPs.
+//! 9. BFD sessions (`bfd_instance`), then VRRP may take the VIPs.
 //!
 //! 10. BIRD's VIP announcements (`--bird-include`), once the control socket is served.
 //!
@@ -100,6 +100,9 @@ pub enum StartError {
     /// A VRRP instance cannot start.
     #[error(transparent)]
     Vrrp(#[from] VrrpError),
+    /// The BFD sessions (`bfd_instance`) cannot start.
+    #[error(transparent)]
+    Bfd(#[from] crate::bfd::BfdError),
     /// `--takeover`: the running rvsd's state could not be taken over.
     #[error("--takeover")]
     Handover(#[source] handover::HandoverError),
@@ -194,6 +197,8 @@ pub struct Daemon {
     snmp: Option<crate::snmp::SnmpConfig>,
     /// The BIRD announcer (`--bird-include`), started by [`Daemon::serve`].
     bird: Option<Arc<crate::bird::Announcer>>,
+    /// keepalived.conf's `bfd_instance` sessions, when it has some.
+    bfd: Option<crate::bfd::BfdRuntime>,
     stopped: bool,
 }
 
@@ -457,8 +462,14 @@ impl Daemon {
                 );
             }
         }
+        // BFD before VRRP: instances that track a session find it running.
+        let bfd = match &vrrp_specs {
+            Some(l) if !l.vrrp.bfd.is_empty() => Some(crate::bfd::BfdRuntime::start(&l.vrrp.bfd)?),
+            _ => None,
+        };
+        let bfd_states = bfd.as_ref().map(|b| b.states()).unwrap_or_default();
         let vrrp = match &vrrp_specs {
-            Some(l) => Some(Arc::new(VrrpRuntime::start(l, sync.clone())?)),
+            Some(l) => Some(Arc::new(VrrpRuntime::start(l, sync.clone(), bfd_states)?)),
             None => None,
         };
         let bird = options
@@ -486,6 +497,7 @@ impl Daemon {
             web,
             snmp,
             bird,
+            bfd,
             stopped: false,
         })
     }
@@ -549,6 +561,9 @@ impl Daemon {
         }
         if let Some(v) = self.vrrp.take() {
             v.shutdown();
+        }
+        if let Some(mut b) = self.bfd.take() {
+            b.shutdown();
         }
         self.sync.shutdown();
         if let Some(h) = self.health.take() {

@@ -7,6 +7,7 @@
 //! `control`, `keepalived`, `vrrp`, `sync`. The packet logic is in `rvs-engine`, the OS calls
 //! in `rvs-io`.
 
+mod bfd;
 mod bird;
 mod clock;
 mod control;

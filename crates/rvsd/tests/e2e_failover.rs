@@ -493,6 +493,125 @@ fn subsecond_failover_with_vrrp3_centisecond_adverts() {
     finish_download(download, &body);
 }
 
+/// `bfd_instance UPSTREAM` from director `index`'s outside address to the client (the upstream
+/// router here), 50 ms x 3, and the sync group tracking it (`track_bfd`, weight 0: down means
+/// FAULT).
+fn with_upstream_bfd(topo: &HaTopology, index: usize, conf: &str) -> String {
+    let tracked = conf.replacen(
+        "vrrp_sync_group HK_GRP1 {\n",
+        "vrrp_sync_group HK_GRP1 {\n    track_bfd {\n        UPSTREAM\n    }\n",
+        1,
+    );
+    assert_ne!(tracked, conf, "the sync group");
+    format!(
+        "{tracked}bfd_instance UPSTREAM {{\n    neighbor_ip {}\n    source_ip {}\n    \
+         min_rx 50\n    min_tx 50\n    multiplier 3\n}}\n",
+        topo.client, topo.outside_addrs[index]
+    )
+}
+
+/// BFD for sub-second failover without fast adverts (issue 16): the master tracks a BFD session
+/// to the upstream router (keepalived's own BFD on the client namespace, the interoperating
+/// peer) with VRRPv2 and advert_int 1. The path between the master and the router breaks while
+/// the VRRP segment stays up: BFD finds it in 150 ms, the sync group goes FAULT and sends
+/// priority 0, and the backup takes the VIPs after its skew time (0.22 s at priority 200), so
+/// within 1 s; the download continues through the synced table.
+#[test]
+fn upstream_bfd_loss_moves_the_vips_within_a_second() {
+    let topo = HaTopology::build("bfdfail", 2).expect("build the HA topology");
+    start_nginx(&topo);
+    let _sink = smtp_sink(&topo);
+    let upstream = format!(
+        "global_defs {{\n    router_id UPSTREAM\n}}\n\
+         bfd_instance DIR1 {{\n    neighbor_ip {}\n    source_ip {c}\n    min_rx 50\n    \
+         min_tx 50\n    multiplier 3\n}}\n\
+         bfd_instance DIR2 {{\n    neighbor_ip {}\n    source_ip {c}\n    min_rx 50\n    \
+         min_tx 50\n    multiplier 3\n}}\n",
+        topo.outside_addrs[0],
+        topo.outside_addrs[1],
+        c = topo.client
+    );
+    topo.lab
+        .start_keepalived_bfd(CLIENT, &upstream)
+        .expect("keepalived's BFD on the upstream");
+    let logs = [
+        topo.lab.log_dir().join("notify-dir1.log"),
+        topo.lab.log_dir().join("notify-dir2.log"),
+    ];
+    let sync_line = "    lvs_sync_daemon d1 LVS_LAN\n";
+    let vs = virtual_server(&topo);
+    let confs = [
+        with_upstream_bfd(
+            &topo,
+            0,
+            &vrrp_conf(&topo, "DIR1", 250, &logs[0], sync_line),
+        ) + &vs,
+        with_upstream_bfd(
+            &topo,
+            1,
+            &vrrp_conf(&topo, "DIR2", 200, &logs[1], sync_line),
+        ) + &vs,
+    ];
+    let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
+    // BFD comes up (about a second at the idle rate), then the master-down interval.
+    wait_holder(&topo, 0, false, Duration::from_secs(15));
+    let _rvsd2 = start_rvsd(&topo, 1, &confs[1]);
+    wait_log(
+        &logs[1],
+        &["GROUP HK_GRP1 BACKUP"],
+        "director 2 waits as backup",
+    );
+    let log = topo.lab.log_of(rvsd1.pid);
+    assert!(
+        log.contains("BFD_Instance(UPSTREAM) Entering UP state"),
+        "director 1's session to keepalived's BFD came up:\n{log}"
+    );
+    let (download, body) = start_download(&topo, "stream.body");
+    std::thread::sleep(Duration::from_secs(3));
+
+    // The master's path to the router breaks; the VRRP segment does not.
+    let cut_at = now_secs();
+    let rules = format!(
+        "table inet cut {{\n chain in {{ type filter hook input priority 0; ip saddr {d} drop; }}\n \
+         chain out {{ type filter hook output priority 0; ip daddr {d} drop; }}\n}}\n",
+        d = topo.outside_addrs[0]
+    );
+    let out = topo
+        .lab
+        .command(CLIENT, &["nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(rules.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("nft");
+    assert!(out.status.success(), "nft: {out:?}");
+    wait_for(SUBSECOND, || sole_holder(&topo, 1, false)).unwrap_or_else(|| {
+        panic!(
+            "director 2 should hold the VIPs within 1 s of the path loss; director 1's log:\n{}",
+            topo.lab.log_of(rvsd1.pid)
+        )
+    });
+    let took = now_secs() - cut_at;
+    eprintln!("upstream path of the master lost: director 2 holds both VIPs {took:.3} s later (BFD 50 ms x 3, VRRPv2 advert_int 1)");
+    assert!(took < SUBSECOND.as_secs_f64(), "{took:.3} s");
+    let log = topo.lab.log_of(rvsd1.pid);
+    assert!(
+        log.contains("BFD_Instance(UPSTREAM) Entering DOWN state"),
+        "director 1's BFD saw the loss:\n{log}"
+    );
+    wait_log(
+        &logs[0],
+        &["INSTANCE LVS_WAN FAULT"],
+        "director 1 went FAULT",
+    );
+    finish_download(download, &body);
+}
+
 /// keepalived in VRRP-only mode on director `index` with `conf`; returns its (parent) pid.
 fn start_keepalived(topo: &HaTopology, index: usize, conf: &str) -> u32 {
     topo.lab

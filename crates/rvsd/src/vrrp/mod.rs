@@ -102,6 +102,8 @@ impl VrrpError {
 pub struct VrrpRuntime {
     units: Mutex<Vec<RunningUnit>>,
     sync: Arc<SyncDaemons>,
+    /// The BFD sessions `track_bfd` follows.
+    bfd: Arc<crate::bfd::BfdStates>,
 }
 
 /// What a unit's thread is told to do: keep running.
@@ -202,6 +204,8 @@ impl UnitSpec {
 /// Settings every unit of one configuration shares (a change replaces every unit).
 struct Settings {
     scripts: Vec<VrrpScript>,
+    /// `bfd_instance`s (their default weights for `track_bfd`).
+    bfd: Vec<rvs_keepalived::vrrp::BfdInstance>,
     mail: Option<MailSettings>,
     router_id: String,
     sync_instance: Option<String>,
@@ -222,6 +226,12 @@ impl PartialEq for Settings {
             && self.router_id == other.router_id
             && self.sync_instance == other.sync_instance
             && self.alert_all == other.alert_all
+            && self.bfd.len() == other.bfd.len()
+            && self
+                .bfd
+                .iter()
+                .zip(&other.bfd)
+                .all(|(a, b)| (&a.name, a.weight) == (&b.name, b.weight))
     }
 }
 
@@ -233,6 +243,7 @@ impl Settings {
         Settings {
             alert_all: g.smtp_alert_vrrp.or(g.smtp_alert).unwrap_or(false),
             scripts: lowered.vrrp.scripts.clone(),
+            bfd: lowered.vrrp.bfd.clone(),
             mail,
             router_id,
             sync_instance: g
@@ -251,6 +262,8 @@ struct Shared {
     control: Arc<AtomicU8>,
     /// Set to have the unit zero its members' counts (keepalived's `STATS_CLEAR`).
     clear_stats: Arc<AtomicBool>,
+    /// The BFD sessions' states.
+    bfd: Arc<crate::bfd::BfdStates>,
 }
 
 /// What a replaced instance leaves to its successor.
@@ -260,11 +273,17 @@ struct Inherited {
 }
 
 impl VrrpRuntime {
-    /// Starts every VRRP instance of `lowered` (none is fine: a reload may add some).
-    pub fn start(lowered: &Lowered, sync: Arc<SyncDaemons>) -> Result<VrrpRuntime, VrrpError> {
+    /// Starts every VRRP instance of `lowered` (none is fine: a reload may add some), with
+    /// `bfd` the states of the BFD sessions `track_bfd` names.
+    pub fn start(
+        lowered: &Lowered,
+        sync: Arc<SyncDaemons>,
+        bfd: Arc<crate::bfd::BfdStates>,
+    ) -> Result<VrrpRuntime, VrrpError> {
         let rt = VrrpRuntime {
             units: Mutex::new(Vec::new()),
             sync,
+            bfd,
         };
         if let Err(e) = rt.reload(lowered) {
             rt.shutdown();
@@ -348,6 +367,7 @@ impl VrrpRuntime {
             status: status.clone(),
             control: control.clone(),
             clear_stats: clear_stats.clone(),
+            bfd: self.bfd.clone(),
         });
         let mut unit = Unit::build(spec.group.clone(), spec.members.clone(), &shared, inherited)?;
         let name = format!("rvsd-vrrp-{}", spec.label());
@@ -549,17 +569,20 @@ impl Unit {
             instances.push(instance.map_err(refused(&spec.name))?);
             let mut if_tracked: Vec<&Tracked> = spec.track_interface.iter().collect();
             let mut scripts: Vec<&Tracked> = spec.track_script.iter().collect();
+            let mut bfds: Vec<&Tracked> = spec.track_bfd.iter().collect();
             if let Some(g) = &group {
                 if_tracked.extend(&g.track_interface);
                 scripts.extend(&g.track_script);
+                bfds.extend(&g.track_bfd);
             }
-            let tracking = Tracking::new(
+            let mut tracking = Tracking::new(
                 &spec.interface,
                 &if_tracked,
                 &scripts,
                 &shared.settings.scripts,
                 now,
             );
+            tracking.track_bfd(&bfds, &shared.settings.bfd, shared.bfd.clone());
             members.push(Member {
                 spec,
                 io,

@@ -1,6 +1,6 @@
 //! What a VRRP instance tracks: `vrrp_script`s run periodically with a timeout (their argv as
-//! `rvs_keepalived` split it, executed without a shell, as keepalived does), and
-//! `track_interface` link states read from sysfs.
+//! `rvs_keepalived` split it, executed without a shell, as keepalived does), `track_interface`
+//! link states read from sysfs, and `track_bfd` sessions' states from rvsd's BFD thread.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -132,12 +132,18 @@ pub fn link_up(ifname: &str) -> bool {
     }
 }
 
+/// How soon a change of a tracked BFD session is acted on.
+const BFD_POLL: Duration = Duration::from_millis(10);
+
 /// Everything one instance tracks.
 pub struct Tracking {
     /// Scripts.
     pub scripts: Vec<ScriptRunner>,
     /// Interfaces (the instance's own interface first, unweighted: down = fault).
     pub interfaces: Vec<TrackInterface>,
+    /// BFD sessions (`track_bfd`): up or down, with weights as interfaces have.
+    pub bfds: Vec<TrackInterface>,
+    bfd_states: Option<std::sync::Arc<crate::bfd::BfdStates>>,
 }
 
 impl Tracking {
@@ -168,7 +174,32 @@ impl Tracking {
         Tracking {
             scripts,
             interfaces: ifs,
+            bfds: Vec::new(),
+            bfd_states: None,
         }
+    }
+
+    /// Adds the `track_bfd` entries `tracked` (weights default to their `bfd_instance`'s, in
+    /// `defs`), read from `states`. A name no `bfd_instance` has is ignored with a warning, as
+    /// keepalived does.
+    pub fn track_bfd(
+        &mut self,
+        tracked: &[&Tracked],
+        defs: &[rvs_keepalived::vrrp::BfdInstance],
+        states: std::sync::Arc<crate::bfd::BfdStates>,
+    ) {
+        for t in tracked {
+            match defs.iter().find(|d| d.name == t.name) {
+                Some(d) => {
+                    let weight = t.weight.unwrap_or(d.weight);
+                    let mut track = TrackInterface::new(&t.name, weight, t.reverse);
+                    track.set_up(states.is_up(&t.name));
+                    self.bfds.push(track);
+                }
+                None => tracing::warn!(bfd = t.name, "track_bfd names no bfd_instance, ignoring"),
+            }
+        }
+        self.bfd_states = Some(states);
     }
 
     /// Runs scripts and reads links; true when anything changed.
@@ -180,6 +211,11 @@ impl Tracking {
         for i in &mut self.interfaces {
             changed |= i.set_up(link_up(&i.name)).is_some();
         }
+        if let Some(states) = &self.bfd_states {
+            for b in &mut self.bfds {
+                changed |= b.set_up(states.is_up(&b.name)).is_some();
+            }
+        }
         changed
     }
 
@@ -189,13 +225,20 @@ impl Tracking {
             self.scripts
                 .iter()
                 .map(ScriptRunner::effect)
-                .chain(self.interfaces.iter().map(TrackInterface::effect)),
+                .chain(self.interfaces.iter().map(TrackInterface::effect))
+                .chain(self.bfds.iter().map(TrackInterface::effect)),
         )
     }
 
-    /// When the scripts next need attention.
+    /// When the scripts next need attention (and tracked BFD sessions, looked at every
+    /// [`BFD_POLL`]).
     pub fn next_due(&self) -> Option<Instant> {
-        self.scripts.iter().map(ScriptRunner::next_due).min()
+        let bfd = (!self.bfds.is_empty()).then(|| Instant::now() + BFD_POLL);
+        self.scripts
+            .iter()
+            .map(ScriptRunner::next_due)
+            .chain(bfd)
+            .min()
     }
 }
 

@@ -1,0 +1,310 @@
+//! keepalived's BFD process in rvsd: the `bfd_instance` sessions of keepalived.conf, run on a
+//! thread of their own with [`rvs_bfd::Session`]s, so VRRP instances can track them
+//! (`track_bfd`). Interoperates with keepalived's own BFD and any RFC 5880/5881 peer.
+//!
+//! Each session sends from its own socket ([`socket::sender`]); packets arrive on one socket per
+//! family on UDP 3784 and go to the session named by Your Discriminator, or, while that is 0, to
+//! the session of their source address. Packets below TTL 255 - `max_hops` are dropped (RFC
+//! 5881's GTSM). Stopping sends AdminDown (diagnostic 7) so peers go down at once.
+
+mod socket;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use rvs_bfd::{ControlPacket, Diag, Session, SessionConfig, State};
+use rvs_keepalived::vrrp::BfdInstance;
+
+/// Longest sleep of the BFD thread (it also looks at the stop flag this often).
+const IDLE: Duration = Duration::from_millis(100);
+
+/// Why the BFD sessions could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BfdError {
+    /// UDP 3784 could not be bound (another BFD daemon on this host, most often).
+    #[error("BFD: cannot listen on UDP port 3784 ({family})")]
+    Listen {
+        /// IPv4 or IPv6.
+        family: &'static str,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// A session's sending socket could not be set up.
+    #[error("bfd_instance {name}: cannot open its socket to {neighbor}")]
+    Sender {
+        /// The instance.
+        name: String,
+        /// Its neighbour.
+        neighbor: IpAddr,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// The sessions' states, shared with the VRRP instances that track them.
+#[derive(Debug, Default)]
+pub struct BfdStates {
+    up: Mutex<HashMap<String, State>>,
+}
+
+impl BfdStates {
+    /// Whether the `bfd_instance` named `name` is Up (an unknown name is not).
+    pub fn is_up(&self, name: &str) -> bool {
+        self.lock().get(name) == Some(&State::Up)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
+        self.up.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, name: &str, state: State) {
+        self.lock().insert(name.to_string(), state);
+    }
+}
+
+/// One configured session with its socket.
+struct Peer {
+    spec: BfdInstance,
+    session: Session,
+    tx: UdpSocket,
+}
+
+/// The running BFD sessions.
+pub struct BfdRuntime {
+    states: Arc<BfdStates>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A discriminator for session `index`: non-zero, and different each start, so a peer that
+/// still holds the previous incarnation's value does not take this one for it.
+fn discriminator(index: usize) -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed =
+        nanos ^ std::process::id().rotate_left(16) ^ (index as u32).wrapping_mul(0x9e37_79b9);
+    mixed.max(1)
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+impl BfdRuntime {
+    /// Opens the sockets and starts the sessions of `specs` on a thread.
+    pub fn start(specs: &[BfdInstance]) -> Result<BfdRuntime, BfdError> {
+        let epoch = Instant::now();
+        let states = Arc::new(BfdStates::default());
+        let mut receivers = Vec::new();
+        for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {
+            if specs.iter().any(|s| s.neighbor.is_ipv6() == v6) {
+                let rx =
+                    socket::receiver(v6).map_err(|error| BfdError::Listen { family, error })?;
+                receivers.push(rx);
+            }
+        }
+        let mut peers = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let disc = discriminator(i);
+            let tx =
+                socket::sender(spec.neighbor, spec.source, spec.ttl, disc).map_err(|error| {
+                    BfdError::Sender {
+                        name: spec.name.clone(),
+                        neighbor: spec.neighbor,
+                        error,
+                    }
+                })?;
+            let cfg = SessionConfig {
+                desired_min_tx_us: micros(spec.min_tx),
+                required_min_rx_us: micros(spec.min_rx),
+                idle_tx_us: micros(spec.idle_tx),
+                detect_mult: spec.multiplier,
+                passive: spec.passive,
+            };
+            states.set(&spec.name, State::Down);
+            tracing::info!(instance = spec.name, neighbor = %spec.neighbor,
+                "BFD_Instance({}) Starting", spec.name);
+            peers.push(Peer {
+                spec: spec.clone(),
+                session: Session::new(cfg, disc, 0),
+                tx,
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (states, stop) = (states.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("bfd".into())
+                .spawn(move || run(epoch, receivers, peers, &states, &stop))
+                .ok()
+        };
+        Ok(BfdRuntime {
+            states,
+            stop,
+            thread,
+        })
+    }
+
+    /// The sessions' states, for tracking.
+    pub fn states(&self) -> Arc<BfdStates> {
+        self.states.clone()
+    }
+
+    /// Stops the sessions: each sends AdminDown once, then the thread ends.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for BfdRuntime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The session a received packet belongs to: by Your Discriminator, or by source address when
+/// it is 0; the source must be the session's neighbour either way.
+fn owner(peers: &[Peer], p: &ControlPacket, from: IpAddr) -> Option<usize> {
+    peers.iter().position(|peer| {
+        peer.spec.neighbor == from
+            && (p.your_discriminator == 0
+                || p.your_discriminator == peer.session.local_discriminator())
+    })
+}
+
+fn send(peer: &Peer, p: &ControlPacket) {
+    if let Err(e) = peer.tx.send(&p.emit()) {
+        tracing::debug!(instance = peer.spec.name, "BFD send failed: {e}");
+    }
+}
+
+fn run(
+    epoch: Instant,
+    receivers: Vec<UdpSocket>,
+    mut peers: Vec<Peer>,
+    states: &BfdStates,
+    stop: &AtomicBool,
+) {
+    let now_us = || u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut buf = [0u8; 512];
+    let note = |peer: &Peer, t: rvs_bfd::Transition| {
+        states.set(&peer.spec.name, t.to);
+        let level_up = t.to == State::Up;
+        let diag = if t.diag == Diag::NONE {
+            String::new()
+        } else {
+            format!(" ({})", t.diag.name())
+        };
+        if level_up {
+            tracing::info!(
+                instance = peer.spec.name,
+                "BFD_Instance({}) Entering UP state",
+                peer.spec.name
+            );
+        } else {
+            tracing::warn!(
+                instance = peer.spec.name,
+                "BFD_Instance({}) Entering {} state{diag}",
+                peer.spec.name,
+                t.to.name().to_uppercase()
+            );
+        }
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let now = now_us();
+        for peer in &mut peers {
+            if let Some(t) = peer.session.expire(now) {
+                note(peer, t);
+            }
+            while let Some(p) = peer.session.transmit(now) {
+                send(peer, &p);
+            }
+        }
+        let next = peers
+            .iter()
+            .filter_map(|p| p.session.next_wakeup())
+            .min()
+            .map_or(IDLE, |at| {
+                Duration::from_micros(at.saturating_sub(now_us()))
+            })
+            .min(IDLE);
+        // Sub-millisecond waits round up to 1 ms rather than spin.
+        let ms = u16::try_from(next.as_millis().max(u128::from(!next.is_zero()))).unwrap_or(100);
+        let mut fds: Vec<PollFd> = receivers
+            .iter()
+            .map(|r| PollFd::new(r.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
+        for rx in &receivers {
+            loop {
+                let got = match socket::receive(rx, &mut buf) {
+                    Ok(Some(g)) => g,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!("BFD receive failed: {e}");
+                        break;
+                    }
+                };
+                let packet = match ControlPacket::parse(&buf[..got.len]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::debug!(from = %got.from, "BFD packet discarded: {e}");
+                        continue;
+                    }
+                };
+                let Some(i) = owner(&peers, &packet, got.from) else {
+                    tracing::debug!(from = %got.from, "BFD packet for no session");
+                    continue;
+                };
+                let peer = &mut peers[i];
+                let least = 255u8.saturating_sub(peer.spec.max_hops);
+                if got.ttl != 0 && got.ttl < least {
+                    tracing::debug!(
+                        instance = peer.spec.name,
+                        ttl = got.ttl,
+                        "BFD packet below the TTL bound discarded"
+                    );
+                    continue;
+                }
+                if let Some(t) = peer.session.receive(&packet, now_us()) {
+                    note(peer, t);
+                }
+                while let Some(p) = peer.session.transmit(now_us()) {
+                    send(peer, &p);
+                }
+            }
+        }
+    }
+    // Section 6.8.16: AdminDown tells the neighbours this end goes away on purpose.
+    for peer in &peers {
+        if peer.session.remote_discriminator() != 0 {
+            let p = ControlPacket {
+                diag: Diag::ADMIN_DOWN,
+                state: State::AdminDown,
+                poll: false,
+                final_: false,
+                control_plane_independent: false,
+                demand: false,
+                detect_mult: peer.spec.multiplier,
+                my_discriminator: peer.session.local_discriminator(),
+                your_discriminator: peer.session.remote_discriminator(),
+                desired_min_tx_us: 1_000_000,
+                required_min_rx_us: 0,
+                required_min_echo_rx_us: 0,
+            };
+            send(peer, &p);
+        }
+    }
+}
