@@ -85,7 +85,47 @@ pub enum CheckKind {
     Ping,
     /// FILE_CHECK: an integer read from a file.
     File(FileSpec),
+    /// TCP_CHECK along the client's path (rvs's `client_path`): a TCP handshake to the VIP as
+    /// the data plane delivers it to the real server, not to the real server's own address.
+    TcpClientPath(ClientPath),
 }
+
+/// Sends a TCP SYN to a VIP the way the data plane delivers the VIP's packets to a real server
+/// (for direct routing: to the server's MAC address), and reports what came back. rvsd
+/// implements it over its interfaces and neighbour table.
+pub trait PathProber: Send + Sync + std::fmt::Debug {
+    /// Probes `vip:port` through real server `rip`, waiting up to `timeout`: `Ok(true)` for a
+    /// SYN-ACK, `Ok(false)` with a reason otherwise, `Err` when the path cannot be built (no
+    /// route or neighbour to `rip`).
+    fn syn_probe(
+        &self,
+        rip: IpAddr,
+        vip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Result<(), String>, String>;
+}
+
+/// What a client-path TCP check probes, and with what.
+#[derive(Debug, Clone)]
+pub struct ClientPath {
+    /// The real server the data plane would deliver to.
+    pub rip: IpAddr,
+    /// The virtual address clients connect to.
+    pub vip: IpAddr,
+    /// Sends the probe.
+    pub prober: std::sync::Arc<dyn PathProber>,
+}
+
+impl PartialEq for ClientPath {
+    fn eq(&self, other: &ClientPath) -> bool {
+        self.rip == other.rip
+            && self.vip == other.vip
+            && std::sync::Arc::ptr_eq(&self.prober, &other.prober)
+    }
+}
+
+impl Eq for ClientPath {}
 
 /// An inclusive range of accepted HTTP status codes (a single code is `lo == hi`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -84,6 +84,20 @@ pub fn mtu(ifname: &str) -> Result<u32, IoError> {
     Ok(u32::try_from(mtu).unwrap_or(0))
 }
 
+/// The name of the interface with index `index` in this network namespace (read from sysfs);
+/// `None` when there is none.
+pub fn ifname(index: u32) -> Option<String> {
+    std::fs::read_dir("/sys/class/net").ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let i: u32 = std::fs::read_to_string(e.path().join("ifindex"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (i == index).then(|| e.file_name().to_string_lossy().into_owned())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

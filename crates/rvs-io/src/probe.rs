@@ -5,13 +5,15 @@
 //! - [`arp_answerers`]: who answers an ARP request for the VIP (with DR only the director
 //!   may: a real server holding the VIP on `lo` must not, `arp_ignore=1`);
 //! - [`echo_answered`]: whether a real server answers an ICMP echo sent to the VIP at its MAC
-//!   address (as DR delivers packets: it does when it holds the VIP on `lo`).
+//!   address (as DR delivers packets: it does when it holds the VIP on `lo`);
+//! - [`syn_probe`]: whether a real server accepts a TCP connection to the VIP at its MAC
+//!   address (the client's path through a DR director), for health checks that test it.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use rvs_wire::{arp, ethernet, ip, ipv4};
+use rvs_wire::{arp, checksum, ethernet, ip, ipv4, tcp};
 
 use crate::{IoError, PacketSocket, VnetHdr};
 
@@ -181,9 +183,173 @@ pub fn echo_answered(
     Ok(answered)
 }
 
+/// A TCP segment with no options or payload from `src_ip:sport` to `dst_ip:dport`, sent to the
+/// Ethernet address `dst_mac`.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    (src_ip, sport): (Ipv4Addr, u16),
+    (dst_ip, dport): (Ipv4Addr, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) -> Vec<u8> {
+    let mut seg = vec![0u8; tcp::MIN_HEADER_LEN];
+    {
+        let mut t = tcp::Packet::new_unchecked(&mut seg[..]);
+        t.set_src_port(sport);
+        t.set_dst_port(dport);
+        t.set_seq_number(seq);
+        t.set_ack_number(ack);
+        t.set_flags(tcp::Flags(flags));
+    }
+    seg[12] = 5 << 4; // data offset: 20 bytes
+    seg[14..16].copy_from_slice(&64240u16.to_be_bytes()); // window
+    let pseudo =
+        checksum::pseudo_header_v4(src_ip.octets(), dst_ip.octets(), ip::TCP, seg.len() as u32);
+    let sum = checksum::fold(checksum::add_bytes(pseudo, &seg));
+    tcp::Packet::new_unchecked(&mut seg[..]).set_checksum(!sum);
+    let mut f = vec![0u8; ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN];
+    let (eth, l3) = f.split_at_mut(ethernet::HEADER_LEN);
+    let built = ethernet::Repr {
+        dst: dst_mac,
+        src: src_mac,
+        ethertype: ethernet::ETHERTYPE_IPV4,
+    }
+    .emit(eth)
+    .and_then(|()| {
+        ipv4::Repr {
+            src_addr: src_ip.octets(),
+            dst_addr: dst_ip.octets(),
+            protocol: ip::TCP,
+            payload_len: seg.len() as u16,
+            ttl: 64,
+            dscp_ecn: 0,
+            ident: sport,
+            dont_frag: true,
+        }
+        .emit(l3)
+    });
+    if built.is_err() {
+        return Vec::new();
+    }
+    f.extend(seg);
+    f
+}
+
+/// What a real server answered to a SYN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynAnswer {
+    /// A SYN-ACK: something listens (the probe then resets the half-open connection).
+    Accepted,
+    /// A RST: nothing listens on the port.
+    Refused,
+    /// Nothing within the wait.
+    Silent,
+}
+
+/// Sends a TCP SYN from `src_ip` (a port of its own) to `dst_ip:dport` at the Ethernet address
+/// `dst_mac` on `ifname`, and waits up to `wait` for the answer from `dst_ip:dport`, returning
+/// as soon as it comes. After a SYN-ACK a RST closes the half-open connection on the server.
+pub fn syn_probe(
+    ifname: &str,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    (dst_ip, dport): (Ipv4Addr, u16),
+    wait: Duration,
+) -> Result<SynAnswer, IoError> {
+    let group = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+    // Source ports in 61000-65499: above Linux's ephemeral range, so the director's own
+    // connections never share one.
+    let sport = 61000 + group % 4500;
+    let isn = u32::from(group).wrapping_mul(0x9e37_79b9);
+    let mut rx = PacketSocket::open(ifname, group)?;
+    let tx = PacketSocket::open_tx(ifname)?;
+    let from = (src_ip, sport);
+    let to = (dst_ip, dport);
+    tx.send(
+        &VnetHdr::default(),
+        &tcp_frame(src_mac, dst_mac, from, to, isn, 0, tcp::Flags::SYN),
+    )?;
+    let deadline = Instant::now() + wait;
+    let mut answer = SynAnswer::Silent;
+    let mut server_isn = 0u32;
+    while answer == SynAnswer::Silent {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        rx.recv_batch(left.min(Duration::from_millis(20)), 64, |_, f| {
+            let Some(l3) = f.get(ethernet::HEADER_LEN..) else {
+                return;
+            };
+            let Ok(p) = ipv4::Packet::new_checked(l3) else {
+                return;
+            };
+            if p.protocol() != ip::TCP
+                || p.src_octets() != dst_ip.octets()
+                || p.dst_octets() != src_ip.octets()
+            {
+                return;
+            }
+            let Ok(t) = tcp::Packet::new_checked(&l3[p.header_len()..]) else {
+                return;
+            };
+            if t.src_port() != dport || t.dst_port() != sport {
+                return;
+            }
+            let flags = t.flags();
+            if flags.rst() {
+                answer = SynAnswer::Refused;
+            } else if flags.syn() && flags.ack() && t.ack_number() == isn.wrapping_add(1) {
+                server_isn = t.seq_number();
+                answer = SynAnswer::Accepted;
+            }
+        })?;
+    }
+    if answer == SynAnswer::Accepted {
+        let rst = tcp_frame(
+            src_mac,
+            dst_mac,
+            from,
+            to,
+            isn.wrapping_add(1),
+            server_isn.wrapping_add(1),
+            tcp::Flags::RST | tcp::Flags::ACK,
+        );
+        tx.send(&VnetHdr::default(), &rst)?;
+    }
+    Ok(answer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_syn_frame_is_a_valid_tcp_segment() {
+        let f = tcp_frame(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            (Ipv4Addr::new(10, 0, 0, 8), 61001),
+            (Ipv4Addr::new(10, 0, 0, 200), 80),
+            7,
+            0,
+            tcp::Flags::SYN,
+        );
+        let p = ipv4::Packet::new_checked(&f[ethernet::HEADER_LEN..]).unwrap();
+        let l4 = &f[ethernet::HEADER_LEN + p.header_len()..];
+        let t = tcp::Packet::new_checked(l4).unwrap();
+        assert!(t.flags().syn() && !t.flags().ack());
+        assert_eq!((t.src_port(), t.dst_port(), t.seq_number()), (61001, 80, 7));
+        let pseudo = checksum::pseudo_header_v4([10, 0, 0, 8], [10, 0, 0, 200], ip::TCP, 20);
+        assert_eq!(
+            checksum::fold(checksum::add_bytes(pseudo, l4)),
+            0xffff,
+            "checksum verifies"
+        );
+    }
 
     #[test]
     fn probe_frames_parse_back() {

@@ -45,6 +45,9 @@ pub struct CommonCheck {
     pub warmup: Option<Duration>,
     /// Start the checker in the failed state (`alpha`).
     pub alpha: Option<bool>,
+    /// rvs's `client_path`: a TCP_CHECK of a direct-routing real server connects to the VIP as
+    /// clients' packets reach the server (to its MAC address), not to its own address.
+    pub client_path: Option<bool>,
 }
 
 /// The checker type and its own options.

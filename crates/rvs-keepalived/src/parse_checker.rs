@@ -110,6 +110,8 @@ fn common_keyword(ctx: &mut Ctx<'_>, st: &Statement, c: &mut CommonCheck) -> boo
         "delay_loop" => c.delay_loop = ctx.positive_secs(st, 0),
         "warmup" => c.warmup = ctx.secs(st, 0),
         "alpha" => c.alpha = ctx.flag(st),
+        // An rvs extension (keepalived warns of an unknown keyword and goes on).
+        "client_path" => c.client_path = ctx.flag(st),
         _ => return false,
     }
     ctx.no_block(st);

@@ -33,6 +33,7 @@ pub async fn check(spec: &CheckSpec) -> CheckResult {
         CheckKind::Udp(u) => udp::run(&spec.conn, u).await,
         CheckKind::Ping => ping::run(&spec.conn).await,
         CheckKind::File(f) => file::run(f).await,
+        CheckKind::TcpClientPath(p) => tcp::run_client_path(&spec.conn, p).await,
     };
     result.elapsed = start.elapsed();
     result

@@ -203,19 +203,6 @@ pub fn diagnose(e: &Evidence<'_>) -> Vec<FindingView> {
 /// How long each probe waits for answers.
 const PROBE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// The name of the interface with index `index` (from sysfs).
-fn ifname_of(index: u32) -> Option<String> {
-    std::fs::read_dir("/sys/class/net").ok()?.find_map(|e| {
-        let e = e.ok()?;
-        let i: u32 = std::fs::read_to_string(e.path().join("ifindex"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        (i == index).then(|| e.file_name().to_string_lossy().into_owned())
-    })
-}
-
 fn mac_text(m: &[u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
@@ -265,9 +252,10 @@ pub fn probe_direct_routing(services: &[ServiceView], net: &rvs_io::NetState) ->
             else {
                 continue;
             };
-            let (Some(ifname), Some(IpAddr::V4(dip))) =
-                (ifname_of(ifindex), net.source_for(d.config.addr))
-            else {
+            let (Some(ifname), Some(IpAddr::V4(dip))) = (
+                rvs_io::iface::ifname(ifindex),
+                net.source_for(d.config.addr),
+            ) else {
                 continue;
             };
             servers.push((rip, ifname, src_mac, dst_mac, dip));

@@ -1,10 +1,12 @@
 //! Turns keepalived checker blocks (as `rvs-keepalived` resolves them) into `rvs-health` jobs.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rvs_health::{
-    CheckKind, CheckSpec, ConnectOpts, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec,
-    MiscSpec, Schedule, SmtpSpec, StatusRange, TlsClientSpec, UdpSpec, UrlSpec,
+    CheckKind, CheckSpec, ClientPath, ConnectOpts, DnsSpec, DnsType, FileSpec, HttpProtocol,
+    HttpSpec, MiscSpec, PathProber, Schedule, SmtpSpec, StatusRange, TlsClientSpec, UdpSpec,
+    UrlSpec,
 };
 use rvs_keepalived::{CheckerKind, Lowered, RealServerChecks, ResolvedChecker};
 
@@ -19,12 +21,16 @@ pub struct PlannedCheck {
     pub kind: &'static str,
 }
 
-/// The checks of one real server.
-pub fn plan(lowered: &Lowered, rs: &RealServerChecks) -> Vec<PlannedCheck> {
+/// The checks of one real server; `prober` sends the `client_path` TCP checks.
+pub fn plan(
+    lowered: &Lowered,
+    rs: &RealServerChecks,
+    prober: &Arc<dyn PathProber>,
+) -> Vec<PlannedCheck> {
     rs.checkers
         .iter()
         .map(|c| PlannedCheck {
-            spec: spec(lowered, rs, c),
+            spec: spec(lowered, rs, c, prober),
             schedule: Schedule {
                 delay_loop: c.delay_loop,
                 retry: c.retry,
@@ -37,7 +43,51 @@ pub fn plan(lowered: &Lowered, rs: &RealServerChecks) -> Vec<PlannedCheck> {
         .collect()
 }
 
-fn spec(lowered: &Lowered, rs: &RealServerChecks, c: &ResolvedChecker) -> CheckSpec {
+/// The real server's forwarding method in its service.
+fn method_of(lowered: &Lowered, rs: &RealServerChecks) -> Option<rvs_api::ForwardMethod> {
+    lowered
+        .services
+        .iter()
+        .find(|s| s.config.id == rs.service)?
+        .dests
+        .iter()
+        .find(|d| std::net::SocketAddr::new(d.addr, d.port) == rs.dest)
+        .map(|d| d.method)
+}
+
+/// A TCP_CHECK with `client_path`: along the client's path when the real server is a
+/// direct-routing one of an address service; as a plain TCP_CHECK otherwise (a NAT server's
+/// clients reach it at its own address; tunnels are not probed yet).
+fn tcp_kind(
+    lowered: &Lowered,
+    rs: &RealServerChecks,
+    c: &ResolvedChecker,
+    prober: &Arc<dyn PathProber>,
+) -> CheckKind {
+    if c.spec.common.client_path != Some(true) {
+        return CheckKind::Tcp;
+    }
+    let vip = rs.service.socket_addr().map(|a| a.ip());
+    match (method_of(lowered, rs), vip) {
+        (Some(rvs_api::ForwardMethod::Route), Some(vip)) => CheckKind::TcpClientPath(ClientPath {
+            rip: rs.dest.ip(),
+            vip,
+            prober: prober.clone(),
+        }),
+        (method, _) => {
+            tracing::warn!(real_server = %rs.dest, ?method,
+                "client_path applies to direct-routing real servers of an address service: a plain TCP_CHECK");
+            CheckKind::Tcp
+        }
+    }
+}
+
+fn spec(
+    lowered: &Lowered,
+    rs: &RealServerChecks,
+    c: &ResolvedChecker,
+    prober: &Arc<dyn PathProber>,
+) -> CheckSpec {
     let common = &c.spec.common;
     let conn = ConnectOpts {
         connect_ip: c.connect_ip,
@@ -47,7 +97,7 @@ fn spec(lowered: &Lowered, rs: &RealServerChecks, c: &ResolvedChecker) -> CheckS
         connect_timeout: c.connect_timeout,
     };
     let kind = match &c.spec.kind {
-        CheckerKind::Tcp => CheckKind::Tcp,
+        CheckerKind::Tcp => tcp_kind(lowered, rs, c, prober),
         CheckerKind::Http(h) => CheckKind::Http(http(lowered, c, h)),
         CheckerKind::Ssl(h) => CheckKind::Ssl(http(lowered, c, h)),
         CheckerKind::Misc(m) => CheckKind::Misc(MiscSpec {
@@ -153,9 +203,58 @@ mod tests {
         let loaded = rvs_keepalived::load_str_lenient(&text, std::path::Path::new("t.conf"))
             .expect("a configuration rvsd runs");
         let lowered = rvs_keepalived::lower(&loaded.config);
-        let planned = plan(&lowered, &lowered.checkers[0]);
+        let planned = plan(&lowered, &lowered.checkers[0], &no_path());
         assert_eq!(planned.len(), 1);
         planned[0].spec.clone()
+    }
+
+    /// A prober that finds no path (the plans here never probe).
+    #[derive(Debug)]
+    struct NoPath;
+
+    impl PathProber for NoPath {
+        fn syn_probe(
+            &self,
+            _: std::net::IpAddr,
+            _: std::net::IpAddr,
+            _: u16,
+            _: std::time::Duration,
+        ) -> Result<Result<(), String>, String> {
+            Err("no path in unit tests".into())
+        }
+    }
+
+    fn no_path() -> Arc<dyn PathProber> {
+        Arc::new(NoPath)
+    }
+
+    #[test]
+    fn client_path_probes_direct_routing_servers_only() {
+        let kind = |lb_kind: &str| {
+            let text = format!(
+                "virtual_server 10.0.0.1 80 {{\n protocol TCP\n lb_algo rr\n lb_kind {lb_kind}\n \
+                 real_server 10.0.0.2 80 {{\n  TCP_CHECK {{\n   client_path\n  }}\n }}\n}}\n"
+            );
+            let loaded = rvs_keepalived::load_str_lenient(&text, std::path::Path::new("t.conf"))
+                .expect("loads");
+            let lowered = rvs_keepalived::lower(&loaded.config);
+            plan(&lowered, &lowered.checkers[0], &no_path())[0]
+                .spec
+                .kind
+                .clone()
+        };
+        match kind("DR") {
+            CheckKind::TcpClientPath(p) => {
+                assert_eq!(p.vip, "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
+                assert_eq!(p.rip, "10.0.0.2".parse::<std::net::IpAddr>().unwrap());
+            }
+            other => panic!("DR: {other:?}"),
+        }
+        assert_eq!(
+            kind("NAT"),
+            CheckKind::Tcp,
+            "a NAT server is reached at its address"
+        );
     }
 
     fn passes(spec: &CheckSpec) -> bool {

@@ -93,6 +93,8 @@ pub struct Health {
     semaphore: Arc<Semaphore>,
     events: mpsc::UnboundedSender<SupervisorEvent>,
     state: Mutex<State>,
+    /// Sends `client_path` TCP checks.
+    prober: Arc<dyn rvs_health::PathProber>,
 }
 
 impl Health {
@@ -104,7 +106,10 @@ impl Health {
         handle: Handle,
     ) -> Arc<Health> {
         let (events, mut rx) = mpsc::unbounded_channel();
+        let prober: Arc<dyn rvs_health::PathProber> =
+            super::client_path::NetProber::new(plumbing.net.clone());
         let health = Arc::new(Health {
+            prober,
             path,
             plumbing,
             handle: handle.clone(),
@@ -238,7 +243,7 @@ impl Health {
         config: rvs_api::DestConfig,
         checks: RealServerChecks,
     ) -> Server {
-        let planned = checkers::plan(lowered, &checks);
+        let planned = checkers::plan(lowered, &checks, &self.prober);
         let mut server = Server {
             config,
             checks,
@@ -287,7 +292,7 @@ impl Health {
                 draining.retain(|a| *a != rc.dest);
                 let server = match kept {
                     Some(mut s) => {
-                        let planned = checkers::plan(&lowered, rc);
+                        let planned = checkers::plan(&lowered, rc, &self.prober);
                         let restart = planned != s.planned;
                         s.checks = rc.clone();
                         s.config = config.clone();

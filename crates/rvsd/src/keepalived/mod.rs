@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod checkers;
+pub mod client_path;
 pub mod dump;
 pub mod health;
 pub mod load;
