@@ -104,6 +104,10 @@ pub trait PathProber: Send + Sync + std::fmt::Debug {
         port: u16,
         timeout: Duration,
     ) -> Result<Result<(), String>, String>;
+
+    /// What the prober sends through (e.g. `ipip`), so that two plans compare equal when
+    /// they probe the same way.
+    fn describe(&self) -> String;
 }
 
 /// What a client-path TCP check probes, and with what.
@@ -121,7 +125,7 @@ impl PartialEq for ClientPath {
     fn eq(&self, other: &ClientPath) -> bool {
         self.rip == other.rip
             && self.vip == other.vip
-            && std::sync::Arc::ptr_eq(&self.prober, &other.prober)
+            && self.prober.describe() == other.prober.describe()
     }
 }
 

@@ -37,6 +37,9 @@ pub enum IoError {
     /// The `nft` binary failed (or could not be run).
     #[error("nft failed: {0}")]
     Nft(String),
+    /// A probe's packet could not be built.
+    #[error("probe: {0}")]
+    Probe(String),
 }
 
 impl IoError {

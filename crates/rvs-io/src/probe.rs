@@ -183,12 +183,11 @@ pub fn echo_answered(
     Ok(answered)
 }
 
-/// A TCP segment with no options or payload from `src_ip:sport` to `dst_ip:dport`, sent to the
-/// Ethernet address `dst_mac`.
-#[allow(clippy::too_many_arguments)]
-pub fn tcp_frame(
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
+/// An IPv4 TCP segment with no options or payload from `src_ip:sport` to `dst_ip:dport`
+/// (the IP packet, checksums filled in), with TTL 1: only a host that takes it for itself
+/// answers, never one that would forward it (a real server without the VIP, whose kernel
+/// routes it on, perhaps back to the director and to another real server).
+pub fn tcp_packet(
     (src_ip, sport): (Ipv4Addr, u16),
     (dst_ip, dport): (Ipv4Addr, u16),
     seq: u32,
@@ -210,32 +209,54 @@ pub fn tcp_frame(
         checksum::pseudo_header_v4(src_ip.octets(), dst_ip.octets(), ip::TCP, seg.len() as u32);
     let sum = checksum::fold(checksum::add_bytes(pseudo, &seg));
     tcp::Packet::new_unchecked(&mut seg[..]).set_checksum(!sum);
-    let mut f = vec![0u8; ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN];
-    let (eth, l3) = f.split_at_mut(ethernet::HEADER_LEN);
+    let mut l3 = vec![0u8; ipv4::MIN_HEADER_LEN];
+    let built = ipv4::Repr {
+        src_addr: src_ip.octets(),
+        dst_addr: dst_ip.octets(),
+        protocol: ip::TCP,
+        payload_len: seg.len() as u16,
+        ttl: 1,
+        dscp_ecn: 0,
+        ident: sport,
+        dont_frag: true,
+    }
+    .emit(&mut l3);
+    if built.is_err() {
+        return Vec::new();
+    }
+    l3.extend(seg);
+    l3
+}
+
+/// `l3` (an IPv4 packet, or an outer header and its inner packet) in an Ethernet frame from
+/// `src_mac` to `dst_mac`.
+pub fn ipv4_frame(src_mac: [u8; 6], dst_mac: [u8; 6], l3: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; ethernet::HEADER_LEN];
     let built = ethernet::Repr {
         dst: dst_mac,
         src: src_mac,
         ethertype: ethernet::ETHERTYPE_IPV4,
     }
-    .emit(eth)
-    .and_then(|()| {
-        ipv4::Repr {
-            src_addr: src_ip.octets(),
-            dst_addr: dst_ip.octets(),
-            protocol: ip::TCP,
-            payload_len: seg.len() as u16,
-            ttl: 64,
-            dscp_ecn: 0,
-            ident: sport,
-            dont_frag: true,
-        }
-        .emit(l3)
-    });
+    .emit(&mut f);
     if built.is_err() {
         return Vec::new();
     }
-    f.extend(seg);
+    f.extend_from_slice(l3);
     f
+}
+
+/// A TCP segment with no options or payload from `src_ip:sport` to `dst_ip:dport`, sent to the
+/// Ethernet address `dst_mac`.
+pub fn tcp_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    from: (Ipv4Addr, u16),
+    to: (Ipv4Addr, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) -> Vec<u8> {
+    ipv4_frame(src_mac, dst_mac, &tcp_packet(from, to, seq, ack, flags))
 }
 
 /// What a real server answered to a SYN.
@@ -249,9 +270,15 @@ pub enum SynAnswer {
     Silent,
 }
 
+/// How a probe's IP packets leave: straight in a frame, or each wrapped first (in a tunnel's
+/// outer header).
+pub type Wrap<'a> = &'a dyn Fn(&[u8]) -> Option<Vec<u8>>;
+
 /// Sends a TCP SYN from `src_ip` (a port of its own) to `dst_ip:dport` at the Ethernet address
 /// `dst_mac` on `ifname`, and waits up to `wait` for the answer from `dst_ip:dport`, returning
 /// as soon as it comes. After a SYN-ACK a RST closes the half-open connection on the server.
+/// With `wrap`, each IP packet is wrapped before it goes into its frame (answers are expected
+/// unwrapped, as tunnelled real servers answer clients directly).
 pub fn syn_probe(
     ifname: &str,
     src_mac: [u8; 6],
@@ -259,7 +286,16 @@ pub fn syn_probe(
     src_ip: Ipv4Addr,
     (dst_ip, dport): (Ipv4Addr, u16),
     wait: Duration,
+    wrap: Option<Wrap<'_>>,
 ) -> Result<SynAnswer, IoError> {
+    let frame = |l3: Vec<u8>| -> Vec<u8> {
+        match wrap {
+            None => ipv4_frame(src_mac, dst_mac, &l3),
+            Some(w) => w(&l3)
+                .map(|outer| ipv4_frame(src_mac, dst_mac, &outer))
+                .unwrap_or_default(),
+        }
+    };
     let group = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
     // Source ports in 61000-65499: above Linux's ephemeral range, so the director's own
     // connections never share one.
@@ -269,10 +305,11 @@ pub fn syn_probe(
     let tx = PacketSocket::open_tx(ifname)?;
     let from = (src_ip, sport);
     let to = (dst_ip, dport);
-    tx.send(
-        &VnetHdr::default(),
-        &tcp_frame(src_mac, dst_mac, from, to, isn, 0, tcp::Flags::SYN),
-    )?;
+    let syn = frame(tcp_packet(from, to, isn, 0, tcp::Flags::SYN));
+    if syn.is_empty() {
+        return Err(IoError::Probe("the SYN could not be built".into()));
+    }
+    tx.send(&VnetHdr::default(), &syn)?;
     let deadline = Instant::now() + wait;
     let mut answer = SynAnswer::Silent;
     let mut server_isn = 0u32;
@@ -309,15 +346,13 @@ pub fn syn_probe(
         })?;
     }
     if answer == SynAnswer::Accepted {
-        let rst = tcp_frame(
-            src_mac,
-            dst_mac,
+        let rst = frame(tcp_packet(
             from,
             to,
             isn.wrapping_add(1),
             server_isn.wrapping_add(1),
             tcp::Flags::RST | tcp::Flags::ACK,
-        );
+        ));
         tx.send(&VnetHdr::default(), &rst)?;
     }
     Ok(answer)

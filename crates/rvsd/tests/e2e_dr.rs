@@ -168,99 +168,20 @@ fn e_a_direct_routing_server_takes_the_service_port_as_with_ipvsadm() {
 
 /// Health checks on the client's path (issue 16, rvs's `client_path` in a TCP_CHECK): the
 /// checker's SYN goes to the VIP at the real server's MAC address, as direct routing delivers
-/// clients' packets. A server that still listens on its own address but lost the VIP from `lo`
-/// passes a plain TCP_CHECK (it stays in the table, and clients sent to it fail) and fails this
-/// one: it is removed, and comes back once the VIP is back.
+/// clients' packets (see [`common::assert_client_path_checks`]).
 #[test]
 fn f_client_path_checks_find_a_server_without_the_vip() {
     let topo = DrTopology::build("drpath", 2, DrLayout::SingleSubnet).expect("DR topology");
     topo.start_real_servers().expect("real servers");
-    let vip = topo.vip(false);
     let rips: Vec<IpAddr> = (0..2).map(|i| topo.rip(i, false).expect("rip")).collect();
-    let real_server = |rip: IpAddr, client_path: bool| {
-        format!(
-            "    real_server {rip} 80 {{\n        weight 1\n        TCP_CHECK {{\n            \
-             connect_timeout 1\n            retry 1\n{}        }}\n    }}\n",
-            if client_path {
-                "            client_path\n"
-            } else {
-                ""
-            }
-        )
-    };
-    // Two services on the VIP: port 80 checked on the client's path, port 8080 with plain
-    // TCP_CHECKs, so the same failure is seen both ways.
-    let conf = format!(
-        "virtual_server {vip} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n{}{}}}\n\
-         virtual_server {vip} 8080 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n{}{}}}\n",
-        real_server(rips[0], true),
-        real_server(rips[1], true),
-        real_server(rips[0], false).replace(" 80 {", " 8080 {"),
-        real_server(rips[1], false).replace(" 80 {", " 8080 {"),
+    common::assert_client_path_checks(
+        &topo,
+        "DR",
+        topo.vip(false),
+        &rips,
+        &topo.rs_text(0),
+        |args| {
+            topo.start_rvsd(args).expect("rvsd -f");
+        },
     );
-    let path = topo.lab.write_file("keepalived.conf", &conf).expect("conf");
-    let path = path.display().to_string();
-    topo.start_rvsd(&["-f", &path]).expect("rvsd -f");
-    // "-> RIP:80 " (with the space: RIP:8080 starts the same).
-    let listed = |port: u16, rip: IpAddr| {
-        adm(&topo, &["-Ln"]).contains(&format!("-> {} ", endpoint(rip, port)))
-    };
-    let wait = |what: &str, pred: &dyn Fn() -> bool| {
-        let took = rvs_lab::wait_for(std::time::Duration::from_secs(20), pred)
-            .unwrap_or_else(|| panic!("{what}:\n{}", adm(&topo, &["-Ln"])));
-        eprintln!("{what}: {took:?}");
-    };
-    wait("both servers pass on the client's path", &|| {
-        listed(80, rips[0]) && listed(80, rips[1])
-    });
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    assert!(
-        listed(80, rips[0]) && listed(80, rips[1]),
-        "client-path checks keep passing:\n{}",
-        adm(&topo, &["-Ln"])
-    );
-
-    // rs2 loses the VIP from lo: it still listens on its own address.
-    let rs2 = rvs_lab::rs_role(1);
-    let del = topo
-        .lab
-        .exec(
-            &rs2,
-            &["ip", "addr", "del", &format!("{vip}/32"), "dev", "lo"],
-        )
-        .expect("ip addr del");
-    assert!(del.status.success(), "{del:?}");
-    wait("the client-path check removes rs2", &|| {
-        !listed(80, rips[1])
-    });
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    assert!(
-        listed(8080, rips[1]),
-        "the plain TCP_CHECK still passes rs2 on its own address:\n{}",
-        adm(&topo, &["-Ln"])
-    );
-    assert!(listed(80, rips[0]), "rs1 stays");
-    let answers: Vec<String> = (0..6)
-        .map(|_| {
-            topo.curl(&format!("http://{}/", endpoint(vip, 80)))
-                .expect("every client is served")
-                .trim()
-                .to_owned()
-        })
-        .collect();
-    assert!(
-        answers.iter().all(|a| *a == topo.rs_text(0)),
-        "only rs1 serves port 80: {answers:?}"
-    );
-
-    // The VIP back on rs2's lo: the check passes again.
-    let add = topo
-        .lab
-        .exec(
-            &rs2,
-            &["ip", "addr", "add", &format!("{vip}/32"), "dev", "lo"],
-        )
-        .expect("ip addr add");
-    assert!(add.status.success(), "{add:?}");
-    wait("rs2 comes back", &|| listed(80, rips[1]));
 }

@@ -624,3 +624,24 @@ fn xdp_a_ipip() {
 fn xdp_b_gre_with_checksum() {
     tun_case(Plane::Xdp, &CASE_GRE_CSUM);
 }
+
+/// Health checks on the client's path through the tunnel (issue 16, `client_path`): the
+/// checker's SYN to the VIP goes in the real server's tunnel (ipip), as clients' packets do,
+/// and the server answers the director directly (see [`common::assert_client_path_checks`]).
+#[test]
+fn client_path_checks_go_through_the_tunnel() {
+    let topo = TunTopology::build("tunpath", 2).expect("build the TUN topology");
+    topo.start_real_servers(&["--ipip"])
+        .expect("start the real servers");
+    let rips: Vec<IpAddr> = (0..2).map(|i| topo.rip(i, false).expect("rip")).collect();
+    common::assert_client_path_checks(
+        &topo,
+        "TUN",
+        topo.vip(false),
+        &rips,
+        &topo.rs_text(0),
+        |args| {
+            topo.start_rvsd(args).expect("rvsd -f");
+        },
+    );
+}

@@ -473,7 +473,8 @@ fn method_to_api(m: rvs_engine::ForwardMethod) -> rvs_api::ForwardMethod {
     }
 }
 
-fn tunnel_to_engine(t: Option<rvs_api::TunnelConfig>) -> rvs_engine::TunnelConfig {
+/// The engine's tunnel settings for the API's (defaults for none).
+pub(crate) fn tunnel_to_engine(t: Option<rvs_api::TunnelConfig>) -> rvs_engine::TunnelConfig {
     let t = t.unwrap_or_default();
     rvs_engine::TunnelConfig {
         kind: match t.kind {

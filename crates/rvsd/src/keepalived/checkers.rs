@@ -8,7 +8,10 @@ use rvs_health::{
     HttpSpec, MiscSpec, PathProber, Schedule, SmtpSpec, StatusRange, TlsClientSpec, UdpSpec,
     UrlSpec,
 };
+use rvs_io::NetState;
 use rvs_keepalived::{CheckerKind, Lowered, RealServerChecks, ResolvedChecker};
+
+use super::client_path::NetProber;
 
 /// What and when one checker checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,16 +24,12 @@ pub struct PlannedCheck {
     pub kind: &'static str,
 }
 
-/// The checks of one real server; `prober` sends the `client_path` TCP checks.
-pub fn plan(
-    lowered: &Lowered,
-    rs: &RealServerChecks,
-    prober: &Arc<dyn PathProber>,
-) -> Vec<PlannedCheck> {
+/// The checks of one real server; `net` is what `client_path` TCP checks probe through.
+pub fn plan(lowered: &Lowered, rs: &RealServerChecks, net: &Arc<NetState>) -> Vec<PlannedCheck> {
     rs.checkers
         .iter()
         .map(|c| PlannedCheck {
-            spec: spec(lowered, rs, c, prober),
+            spec: spec(lowered, rs, c, net),
             schedule: Schedule {
                 delay_loop: c.delay_loop,
                 retry: c.retry,
@@ -43,8 +42,8 @@ pub fn plan(
         .collect()
 }
 
-/// The real server's forwarding method in its service.
-fn method_of(lowered: &Lowered, rs: &RealServerChecks) -> Option<rvs_api::ForwardMethod> {
+/// The real server's configuration in its service.
+fn dest_of<'a>(lowered: &'a Lowered, rs: &RealServerChecks) -> Option<&'a rvs_api::DestConfig> {
     lowered
         .services
         .iter()
@@ -52,41 +51,51 @@ fn method_of(lowered: &Lowered, rs: &RealServerChecks) -> Option<rvs_api::Forwar
         .dests
         .iter()
         .find(|d| std::net::SocketAddr::new(d.addr, d.port) == rs.dest)
-        .map(|d| d.method)
 }
 
 /// A TCP_CHECK with `client_path`: along the client's path when the real server is a
-/// direct-routing one of an address service; as a plain TCP_CHECK otherwise (a NAT server's
-/// clients reach it at its own address; tunnels are not probed yet).
+/// direct-routing or tunnelled one of an address service; as a plain TCP_CHECK otherwise (a
+/// NAT server's clients reach it at its own address).
 fn tcp_kind(
     lowered: &Lowered,
     rs: &RealServerChecks,
     c: &ResolvedChecker,
-    prober: &Arc<dyn PathProber>,
+    net: &Arc<NetState>,
 ) -> CheckKind {
     if c.spec.common.client_path != Some(true) {
         return CheckKind::Tcp;
     }
     let vip = rs.service.socket_addr().map(|a| a.ip());
-    match (method_of(lowered, rs), vip) {
-        (Some(rvs_api::ForwardMethod::Route), Some(vip)) => CheckKind::TcpClientPath(ClientPath {
-            rip: rs.dest.ip(),
-            vip,
-            prober: prober.clone(),
-        }),
-        (method, _) => {
+    let dest = dest_of(lowered, rs);
+    let tunnel = match dest.map(|d| d.method) {
+        Some(rvs_api::ForwardMethod::Route) => None,
+        Some(rvs_api::ForwardMethod::Tunnel) => Some(crate::control::executor::tunnel_to_engine(
+            dest.and_then(|d| d.tunnel),
+        )),
+        method => {
             tracing::warn!(real_server = %rs.dest, ?method,
-                "client_path applies to direct-routing real servers of an address service: a plain TCP_CHECK");
-            CheckKind::Tcp
+                "client_path applies to direct-routing and tunnelled real servers: a plain TCP_CHECK");
+            return CheckKind::Tcp;
         }
-    }
+    };
+    let Some(vip) = vip else {
+        tracing::warn!(real_server = %rs.dest,
+            "client_path applies to address services, not firewall marks: a plain TCP_CHECK");
+        return CheckKind::Tcp;
+    };
+    let prober: Arc<dyn PathProber> = NetProber::new(net.clone(), tunnel);
+    CheckKind::TcpClientPath(ClientPath {
+        rip: rs.dest.ip(),
+        vip,
+        prober,
+    })
 }
 
 fn spec(
     lowered: &Lowered,
     rs: &RealServerChecks,
     c: &ResolvedChecker,
-    prober: &Arc<dyn PathProber>,
+    net: &Arc<NetState>,
 ) -> CheckSpec {
     let common = &c.spec.common;
     let conn = ConnectOpts {
@@ -97,7 +106,7 @@ fn spec(
         connect_timeout: c.connect_timeout,
     };
     let kind = match &c.spec.kind {
-        CheckerKind::Tcp => tcp_kind(lowered, rs, c, prober),
+        CheckerKind::Tcp => tcp_kind(lowered, rs, c, net),
         CheckerKind::Http(h) => CheckKind::Http(http(lowered, c, h)),
         CheckerKind::Ssl(h) => CheckKind::Ssl(http(lowered, c, h)),
         CheckerKind::Misc(m) => CheckKind::Misc(MiscSpec {
@@ -203,33 +212,18 @@ mod tests {
         let loaded = rvs_keepalived::load_str_lenient(&text, std::path::Path::new("t.conf"))
             .expect("a configuration rvsd runs");
         let lowered = rvs_keepalived::lower(&loaded.config);
-        let planned = plan(&lowered, &lowered.checkers[0], &no_path());
+        let planned = plan(&lowered, &lowered.checkers[0], &net());
         assert_eq!(planned.len(), 1);
         planned[0].spec.clone()
     }
 
-    /// A prober that finds no path (the plans here never probe).
-    #[derive(Debug)]
-    struct NoPath;
-
-    impl PathProber for NoPath {
-        fn syn_probe(
-            &self,
-            _: std::net::IpAddr,
-            _: std::net::IpAddr,
-            _: u16,
-            _: std::time::Duration,
-        ) -> Result<Result<(), String>, String> {
-            Err("no path in unit tests".into())
-        }
-    }
-
-    fn no_path() -> Arc<dyn PathProber> {
-        Arc::new(NoPath)
+    /// The host's network state (the plans here never probe through it).
+    fn net() -> Arc<NetState> {
+        NetState::start().expect("netlink")
     }
 
     #[test]
-    fn client_path_probes_direct_routing_servers_only() {
+    fn client_path_probes_direct_routing_and_tunnelled_servers_only() {
         let kind = |lb_kind: &str| {
             let text = format!(
                 "virtual_server 10.0.0.1 80 {{\n protocol TCP\n lb_algo rr\n lb_kind {lb_kind}\n \
@@ -238,17 +232,20 @@ mod tests {
             let loaded = rvs_keepalived::load_str_lenient(&text, std::path::Path::new("t.conf"))
                 .expect("loads");
             let lowered = rvs_keepalived::lower(&loaded.config);
-            plan(&lowered, &lowered.checkers[0], &no_path())[0]
+            plan(&lowered, &lowered.checkers[0], &net())[0]
                 .spec
                 .kind
                 .clone()
         };
-        match kind("DR") {
-            CheckKind::TcpClientPath(p) => {
-                assert_eq!(p.vip, "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
-                assert_eq!(p.rip, "10.0.0.2".parse::<std::net::IpAddr>().unwrap());
+        for (lb_kind, via) in [("DR", "direct"), ("TUN", "Ipip port 0 NoCsum")] {
+            match kind(lb_kind) {
+                CheckKind::TcpClientPath(p) => {
+                    assert_eq!(p.vip, "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
+                    assert_eq!(p.rip, "10.0.0.2".parse::<std::net::IpAddr>().unwrap());
+                    assert_eq!(p.prober.describe(), via);
+                }
+                other => panic!("{lb_kind}: {other:?}"),
             }
-            other => panic!("DR: {other:?}"),
         }
         assert_eq!(
             kind("NAT"),

@@ -1,25 +1,49 @@
-//! The prober behind `client_path` TCP checks: a SYN to the VIP sent to a direct-routing real
-//! server's MAC address from the director's own address on the interface toward it, as the
-//! data plane delivers clients' packets (`rvs_io::probe::syn_probe`). IPv4 only.
+//! The prober behind `client_path` TCP checks: a SYN to the VIP sent the way the data plane
+//! delivers clients' packets (`rvs_io::probe::syn_probe`), from the director's own address
+//! toward the real server: to a direct-routing server's MAC address, or in the tunnel a
+//! tunnelled server is configured with (ipip, gue, gre, as the engine writes outer headers),
+//! to the next hop toward it. The server answers the director directly. IPv4 only.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rvs_engine::TunnelConfig;
 use rvs_health::PathProber;
 use rvs_io::probe::SynAnswer;
 use rvs_io::{NetState, Resolution};
 
-/// Probes through the interfaces and neighbours rvsd knows.
+/// The TTL of a probe's outer (tunnel) header.
+const OUTER_TTL: u8 = 64;
+
+/// Sets the TTL of the IPv4 header at the start of `packet` and its header checksum.
+fn set_ttl_v4(packet: &mut [u8], ttl: u8) {
+    let Some(&first) = packet.first() else {
+        return;
+    };
+    let len = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || packet.len() < len || len < 20 {
+        return;
+    }
+    packet[8] = ttl;
+    packet[10..12].fill(0);
+    let sum = rvs_wire::checksum::checksum(&packet[..len]);
+    packet[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Probes one real server through the interfaces and neighbours rvsd knows: directly (DR) or
+/// in `tunnel`, the tunnel its configuration names (kept with the plan, so a server the checks
+/// removed from the table is still probed the way clients would reach it).
 #[derive(Debug)]
 pub struct NetProber {
     net: Arc<NetState>,
+    tunnel: Option<TunnelConfig>,
 }
 
 impl NetProber {
-    /// A prober over `net`.
-    pub fn new(net: Arc<NetState>) -> Arc<NetProber> {
-        Arc::new(NetProber { net })
+    /// A prober over `net`, sending in `tunnel` when given.
+    pub fn new(net: Arc<NetState>, tunnel: Option<TunnelConfig>) -> Arc<NetProber> {
+        Arc::new(NetProber { net, tunnel })
     }
 }
 
@@ -49,11 +73,58 @@ impl PathProber for NetProber {
         let Some(IpAddr::V4(dip)) = self.net.source_for(rip) else {
             return Err(format!("no IPv4 address of this director toward {rip}"));
         };
-        match rvs_io::probe::syn_probe(&ifname, src_mac, rs_mac, dip, (vip4, port), timeout) {
+        let tunnel = self.tunnel;
+        let wrap = |inner: &[u8]| -> Option<Vec<u8>> {
+            let cfg = tunnel.as_ref()?;
+            let outer =
+                rvs_engine::tunnel::outer_header(cfg, IpAddr::V4(dip), rip, inner, 0, None).ok()?;
+            let mut packet = outer.as_bytes().to_vec();
+            // The outer header copies the inner TTL, as IPVS does; the probe's inner TTL is 1
+            // (see rvs_io::probe::tcp_packet), and the outer one must cross the routers to
+            // the real server.
+            set_ttl_v4(&mut packet, OUTER_TTL);
+            packet.extend_from_slice(inner);
+            Some(packet)
+        };
+        let wrap: Option<rvs_io::probe::Wrap<'_>> = match tunnel {
+            Some(_) => Some(&wrap),
+            None => None,
+        };
+        match rvs_io::probe::syn_probe(&ifname, src_mac, rs_mac, dip, (vip4, port), timeout, wrap) {
             Ok(SynAnswer::Accepted) => Ok(Ok(())),
             Ok(SynAnswer::Refused) => Ok(Err("refused (RST)".into())),
             Ok(SynAnswer::Silent) => Ok(Err(format!("no answer within {timeout:?}"))),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    fn describe(&self) -> String {
+        match &self.tunnel {
+            None => "direct".into(),
+            Some(t) => format!("{:?} port {} {:?}", t.kind, t.port, t.checksum),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outer_ttl_is_set_with_a_valid_checksum() {
+        let mut p = vec![
+            0x45, 0, 0, 40, 0, 0, 0x40, 0, 1, 4, 0, 0, 10, 0, 0, 8, 10, 20, 0, 7,
+        ];
+        set_ttl_v4(&mut p, 64);
+        assert_eq!(p[8], 64);
+        assert_eq!(
+            rvs_wire::checksum::checksum(&p),
+            0,
+            "the header checksum verifies"
+        );
+        let mut v6 = vec![0x60; 40];
+        let before = v6.clone();
+        set_ttl_v4(&mut v6, 64);
+        assert_eq!(v6, before, "not IPv4: left alone");
     }
 }

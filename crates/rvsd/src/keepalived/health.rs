@@ -93,8 +93,6 @@ pub struct Health {
     semaphore: Arc<Semaphore>,
     events: mpsc::UnboundedSender<SupervisorEvent>,
     state: Mutex<State>,
-    /// Sends `client_path` TCP checks.
-    prober: Arc<dyn rvs_health::PathProber>,
 }
 
 impl Health {
@@ -106,10 +104,7 @@ impl Health {
         handle: Handle,
     ) -> Arc<Health> {
         let (events, mut rx) = mpsc::unbounded_channel();
-        let prober: Arc<dyn rvs_health::PathProber> =
-            super::client_path::NetProber::new(plumbing.net.clone());
         let health = Arc::new(Health {
-            prober,
             path,
             plumbing,
             handle: handle.clone(),
@@ -243,7 +238,7 @@ impl Health {
         config: rvs_api::DestConfig,
         checks: RealServerChecks,
     ) -> Server {
-        let planned = checkers::plan(lowered, &checks, &self.prober);
+        let planned = checkers::plan(lowered, &checks, &self.plumbing.net);
         let mut server = Server {
             config,
             checks,
@@ -292,7 +287,7 @@ impl Health {
                 draining.retain(|a| *a != rc.dest);
                 let server = match kept {
                     Some(mut s) => {
-                        let planned = checkers::plan(&lowered, rc, &self.prober);
+                        let planned = checkers::plan(&lowered, rc, &self.plumbing.net);
                         let restart = planned != s.planned;
                         s.checks = rc.clone();
                         s.config = config.clone();

@@ -460,3 +460,95 @@ pub fn program_stats(pins: &Path) -> HashMap<&'static str, u64> {
     }
     stats
 }
+
+/// Health checks on the client's path (issue 16, rvs's `client_path` in a TCP_CHECK) against
+/// two real servers `rips` of `lb_kind` (DR or TUN) behind `vip`: port 80 is checked on the
+/// client's path, port 8080 with plain TCP_CHECKs. Real server 2 then loses the VIP from its
+/// `lo` but still listens on its own address: the client-path check removes it from port 80
+/// (clients only reach real server 1, which answers `rs1_text`), the plain one keeps it on
+/// 8080; with the VIP back it returns. `start` starts rvsd with the given arguments.
+pub fn assert_client_path_checks(
+    topo: &impl Director,
+    lb_kind: &str,
+    vip: std::net::IpAddr,
+    rips: &[std::net::IpAddr],
+    rs1_text: &str,
+    start: impl FnOnce(&[&str]),
+) {
+    use std::net::SocketAddr;
+    let real_server = |rip: std::net::IpAddr, port: u16, client_path: bool| {
+        format!(
+            "    real_server {rip} {port} {{\n        weight 1\n        TCP_CHECK {{\n            \
+             connect_timeout 1\n            retry 1\n{}        }}\n    }}\n",
+            if client_path {
+                "            client_path\n"
+            } else {
+                ""
+            }
+        )
+    };
+    let service = |port: u16, client_path: bool| {
+        format!(
+            "virtual_server {vip} {port} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {lb_kind}\n    \
+             protocol TCP\n{}{}}}\n",
+            real_server(rips[0], port, client_path),
+            real_server(rips[1], port, client_path)
+        )
+    };
+    let conf = service(80, true) + &service(8080, false);
+    let path = topo
+        .lab()
+        .write_file("keepalived.conf", &conf)
+        .expect("conf");
+    let path = path.display().to_string();
+    start(&["-f", &path]);
+    // "-> RIP:80 " (with the space: RIP:8080 starts the same).
+    let listed = |port: u16, rip: std::net::IpAddr| {
+        adm(topo, &["-Ln"]).contains(&format!("-> {} ", SocketAddr::new(rip, port)))
+    };
+    let wait = |what: &str, pred: &dyn Fn() -> bool| {
+        let took = rvs_lab::wait_for(Duration::from_secs(20), pred)
+            .unwrap_or_else(|| panic!("{what}:\n{}", adm(topo, &["-Ln"])));
+        eprintln!("{lb_kind}: {what}: {took:?}");
+    };
+    wait("both servers listed", &|| {
+        listed(80, rips[0]) && listed(80, rips[1])
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        listed(80, rips[0]) && listed(80, rips[1]),
+        "{lb_kind}: client-path checks keep passing:\n{}",
+        adm(topo, &["-Ln"])
+    );
+
+    // Real server 2 loses the VIP from lo: it still listens on its own address.
+    let rs2 = rvs_lab::rs_role(1);
+    let lo = |op: &str| {
+        let out = topo
+            .lab()
+            .exec(&rs2, &["ip", "addr", op, &format!("{vip}/32"), "dev", "lo"])
+            .expect("ip addr");
+        assert!(out.status.success(), "{out:?}");
+    };
+    lo("del");
+    wait("the client-path check removes real server 2", &|| {
+        !listed(80, rips[1])
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        listed(8080, rips[1]),
+        "{lb_kind}: the plain TCP_CHECK still passes real server 2 on its own address:\n{}",
+        adm(topo, &["-Ln"])
+    );
+    assert!(listed(80, rips[0]), "{lb_kind}: real server 1 stays");
+    let url = format!("http://{}/", SocketAddr::new(vip, 80));
+    for _ in 0..6 {
+        assert_eq!(
+            curl(topo, &url),
+            rs1_text,
+            "only real server 1 serves port 80"
+        );
+    }
+    lo("add");
+    wait("real server 2 comes back", &|| listed(80, rips[1]));
+}
