@@ -97,6 +97,10 @@ fn spec(
     c: &ResolvedChecker,
     net: &Arc<NetState>,
 ) -> CheckSpec {
+    if c.spec.common.client_path == Some(true) && !matches!(c.spec.kind, CheckerKind::Tcp) {
+        tracing::warn!(real_server = %rs.dest, checker = c.spec.kind.keyword(),
+            "client_path is for TCP_CHECK only: this checker connects to the server's own address");
+    }
     let common = &c.spec.common;
     let conn = ConnectOpts {
         connect_ip: c.connect_ip,
