@@ -45,6 +45,9 @@ pub enum HttpError {
     /// The status line is not `HTTP/x.y NNN ...`.
     #[error("malformed status line {0:?}")]
     BadStatusLine(String),
+    /// The connection along the client's path (`client_path`) could not be opened.
+    #[error("client path: {0}")]
+    ClientPath(String),
 }
 
 /// TLS options for one request.
@@ -125,7 +128,34 @@ pub fn request_bytes(req: &HttpRequest) -> Vec<u8> {
 
 /// Fetch `req`, hashing the body; keep the body bytes when `capture_body` is set.
 pub async fn fetch(req: &HttpRequest, capture_body: bool) -> Result<HttpResponse, HttpError> {
-    let stream = tcp_connect(&req.conn).await?;
+    match &req.conn.via {
+        None => {
+            let stream = tcp_connect(&req.conn).await?;
+            fetch_over(stream, req, capture_body).await
+        }
+        Some(path) => {
+            let (prober, rip, vip, port, limit) = (
+                path.prober.clone(),
+                path.rip,
+                path.vip,
+                req.conn.connect_port,
+                req.conn.connect_timeout,
+            );
+            let stream = tokio::task::spawn_blocking(move || prober.connect(rip, vip, port, limit))
+                .await
+                .map_err(|e| HttpError::ClientPath(e.to_string()))?
+                .map_err(HttpError::ClientPath)?;
+            fetch_over(stream, req, capture_body).await
+        }
+    }
+}
+
+/// The exchange of [`fetch`] over a connected `stream` (TLS first for SSL_GET).
+async fn fetch_over<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    req: &HttpRequest,
+    capture_body: bool,
+) -> Result<HttpResponse, HttpError> {
     let limit = req.conn.connect_timeout;
     let request = request_bytes(req);
     match &req.tls {

@@ -23,6 +23,9 @@ pub struct ConnectOpts {
     pub bind_port: Option<u16>,
     /// `connect_timeout`: bound on connecting and on every later I/O step.
     pub connect_timeout: Duration,
+    /// rvs's `client_path`: connect to the VIP along the client's path instead of to
+    /// `connect_ip` (TCP_CHECK, HTTP_GET and SSL_GET honour it).
+    pub via: Option<ClientPath>,
 }
 
 impl ConnectOpts {
@@ -34,6 +37,7 @@ impl ConnectOpts {
             bindto: None,
             bind_port: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            via: None,
         }
     }
 
@@ -85,13 +89,10 @@ pub enum CheckKind {
     Ping,
     /// FILE_CHECK: an integer read from a file.
     File(FileSpec),
-    /// TCP_CHECK along the client's path (rvs's `client_path`): a TCP handshake to the VIP as
-    /// the data plane delivers it to the real server, not to the real server's own address.
-    TcpClientPath(ClientPath),
 }
 
-/// Sends a TCP SYN to a VIP the way the data plane delivers the VIP's packets to a real server
-/// (for direct routing: to the server's MAC address), and reports what came back. rvsd
+/// Reaches a VIP the way the data plane delivers the VIP's packets to one real server (for
+/// direct routing: at the server's MAC address; for tunnels: in the server's tunnel). rvsd
 /// implements it over its interfaces and neighbour table.
 pub trait PathProber: Send + Sync + std::fmt::Debug {
     /// Probes `vip:port` through real server `rip`, waiting up to `timeout`: `Ok(true)` for a
@@ -104,6 +105,16 @@ pub trait PathProber: Send + Sync + std::fmt::Debug {
         port: u16,
         timeout: Duration,
     ) -> Result<Result<(), String>, String>;
+
+    /// Opens a TCP connection to `vip:port` through real server `rip` (blocking until it is
+    /// established or fails within `timeout`); the stream carries its bytes both ways.
+    fn connect(
+        &self,
+        rip: IpAddr,
+        vip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<tokio::io::DuplexStream, String>;
 
     /// What the prober sends through (e.g. `ipip`), so that two plans compare equal when
     /// they probe the same way.

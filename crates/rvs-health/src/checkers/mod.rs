@@ -24,7 +24,10 @@ pub use misc::misc_outcome;
 pub async fn check(spec: &CheckSpec) -> CheckResult {
     let start = Instant::now();
     let mut result = match &spec.kind {
-        CheckKind::Tcp => tcp::run(&spec.conn).await,
+        CheckKind::Tcp => match &spec.conn.via {
+            Some(path) => tcp::run_client_path(&spec.conn, path).await,
+            None => tcp::run(&spec.conn).await,
+        },
         CheckKind::Http(h) => http_get::run(&spec.conn, h, false).await,
         CheckKind::Ssl(h) => http_get::run(&spec.conn, h, true).await,
         CheckKind::Misc(m) => misc::run(m).await,
@@ -33,7 +36,6 @@ pub async fn check(spec: &CheckSpec) -> CheckResult {
         CheckKind::Udp(u) => udp::run(&spec.conn, u).await,
         CheckKind::Ping => ping::run(&spec.conn).await,
         CheckKind::File(f) => file::run(f).await,
-        CheckKind::TcpClientPath(p) => tcp::run_client_path(&spec.conn, p).await,
     };
     result.elapsed = start.elapsed();
     result

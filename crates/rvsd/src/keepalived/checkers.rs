@@ -53,19 +53,26 @@ fn dest_of<'a>(lowered: &'a Lowered, rs: &RealServerChecks) -> Option<&'a rvs_ap
         .find(|d| std::net::SocketAddr::new(d.addr, d.port) == rs.dest)
 }
 
-/// A TCP_CHECK with `client_path`: along the client's path when the real server is a
-/// direct-routing or tunnelled one of an address service; as a plain TCP_CHECK otherwise (a
-/// NAT server's clients reach it at its own address).
-fn tcp_kind(
+/// The client's path for a checker with `client_path`: for a direct-routing or tunnelled real
+/// server of an address service; `None` otherwise (a NAT server's clients reach it at its own
+/// address).
+fn client_path(
     lowered: &Lowered,
     rs: &RealServerChecks,
     c: &ResolvedChecker,
     net: &Arc<NetState>,
-) -> CheckKind {
+) -> Option<ClientPath> {
     if c.spec.common.client_path != Some(true) {
-        return CheckKind::Tcp;
+        return None;
     }
-    let vip = rs.service.socket_addr().map(|a| a.ip());
+    if !matches!(
+        c.spec.kind,
+        CheckerKind::Tcp | CheckerKind::Http(_) | CheckerKind::Ssl(_)
+    ) {
+        tracing::warn!(real_server = %rs.dest, checker = c.spec.kind.keyword(),
+            "client_path is for TCP_CHECK, HTTP_GET and SSL_GET: this checker connects to the server's own address");
+        return None;
+    }
     let dest = dest_of(lowered, rs);
     let tunnel = match dest.map(|d| d.method) {
         Some(rvs_api::ForwardMethod::Route) => None,
@@ -74,17 +81,17 @@ fn tcp_kind(
         )),
         method => {
             tracing::warn!(real_server = %rs.dest, ?method,
-                "client_path applies to direct-routing and tunnelled real servers: a plain TCP_CHECK");
-            return CheckKind::Tcp;
+                "client_path applies to direct-routing and tunnelled real servers: checked at its own address");
+            return None;
         }
     };
-    let Some(vip) = vip else {
+    let Some(vip) = rs.service.socket_addr().map(|a| a.ip()) else {
         tracing::warn!(real_server = %rs.dest,
-            "client_path applies to address services, not firewall marks: a plain TCP_CHECK");
-        return CheckKind::Tcp;
+            "client_path applies to address services, not firewall marks: checked at its own address");
+        return None;
     };
     let prober: Arc<dyn PathProber> = NetProber::new(net.clone(), tunnel);
-    CheckKind::TcpClientPath(ClientPath {
+    Some(ClientPath {
         rip: rs.dest.ip(),
         vip,
         prober,
@@ -97,10 +104,6 @@ fn spec(
     c: &ResolvedChecker,
     net: &Arc<NetState>,
 ) -> CheckSpec {
-    if c.spec.common.client_path == Some(true) && !matches!(c.spec.kind, CheckerKind::Tcp) {
-        tracing::warn!(real_server = %rs.dest, checker = c.spec.kind.keyword(),
-            "client_path is for TCP_CHECK only: this checker connects to the server's own address");
-    }
     let common = &c.spec.common;
     let conn = ConnectOpts {
         connect_ip: c.connect_ip,
@@ -108,9 +111,10 @@ fn spec(
         bindto: common.bindto,
         bind_port: common.bind_port,
         connect_timeout: c.connect_timeout,
+        via: client_path(lowered, rs, c, net),
     };
     let kind = match &c.spec.kind {
-        CheckerKind::Tcp => tcp_kind(lowered, rs, c, net),
+        CheckerKind::Tcp => CheckKind::Tcp,
         CheckerKind::Http(h) => CheckKind::Http(http(lowered, c, h)),
         CheckerKind::Ssl(h) => CheckKind::Ssl(http(lowered, c, h)),
         CheckerKind::Misc(m) => CheckKind::Misc(MiscSpec {
@@ -228,32 +232,32 @@ mod tests {
 
     #[test]
     fn client_path_probes_direct_routing_and_tunnelled_servers_only() {
-        let kind = |lb_kind: &str| {
-            let text = format!(
+        let path = |lb_kind: &str, checker: &str| {
+            let text =
+                format!(
                 "virtual_server 10.0.0.1 80 {{\n protocol TCP\n lb_algo rr\n lb_kind {lb_kind}\n \
-                 real_server 10.0.0.2 80 {{\n  TCP_CHECK {{\n   client_path\n  }}\n }}\n}}\n"
+                 real_server 10.0.0.2 80 {{\n  {checker} {{\n   client_path\n{}  }}\n }}\n}}\n",
+                if checker == "HTTP_GET" { "   url {\n    path /\n   }\n" } else { "" }
             );
             let loaded = rvs_keepalived::load_str_lenient(&text, std::path::Path::new("t.conf"))
                 .expect("loads");
             let lowered = rvs_keepalived::lower(&loaded.config);
             plan(&lowered, &lowered.checkers[0], &net())[0]
                 .spec
-                .kind
+                .conn
+                .via
                 .clone()
         };
         for (lb_kind, via) in [("DR", "direct"), ("TUN", "Ipip port 0 NoCsum")] {
-            match kind(lb_kind) {
-                CheckKind::TcpClientPath(p) => {
-                    assert_eq!(p.vip, "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
-                    assert_eq!(p.rip, "10.0.0.2".parse::<std::net::IpAddr>().unwrap());
-                    assert_eq!(p.prober.describe(), via);
-                }
-                other => panic!("{lb_kind}: {other:?}"),
+            for checker in ["TCP_CHECK", "HTTP_GET"] {
+                let p = path(lb_kind, checker).unwrap_or_else(|| panic!("{lb_kind} {checker}"));
+                assert_eq!(p.vip, "10.0.0.1".parse::<std::net::IpAddr>().unwrap());
+                assert_eq!(p.rip, "10.0.0.2".parse::<std::net::IpAddr>().unwrap());
+                assert_eq!(p.prober.describe(), via);
             }
         }
-        assert_eq!(
-            kind("NAT"),
-            CheckKind::Tcp,
+        assert!(
+            path("NAT", "TCP_CHECK").is_none(),
             "a NAT server is reached at its address"
         );
     }

@@ -461,9 +461,10 @@ pub fn program_stats(pins: &Path) -> HashMap<&'static str, u64> {
     stats
 }
 
-/// Health checks on the client's path (issue 16, rvs's `client_path` in a TCP_CHECK) against
-/// two real servers `rips` of `lb_kind` (DR or TUN) behind `vip`: port 80 is checked on the
-/// client's path, port 8080 with plain TCP_CHECKs. Real server 2 then loses the VIP from its
+/// Health checks on the client's path (issue 16, rvs's `client_path`) against two real servers
+/// `rips` of `lb_kind` (DR or TUN) behind `vip`: port 80 is checked on the client's path (a
+/// TCP_CHECK and an HTTP_GET with each server's page digest, over rvsd's own TCP), port 8080
+/// with plain TCP_CHECKs. Real server 2 then loses the VIP from its
 /// `lo` but still listens on its own address: the client-path check removes it from port 80
 /// (clients only reach real server 1, which answers `rs1_text`), the plain one keeps it on
 /// 8080; with the VIP back it returns. `start` starts rvsd with the given arguments.
@@ -476,16 +477,30 @@ pub fn assert_client_path_checks(
     start: impl FnOnce(&[&str]),
 ) {
     use std::net::SocketAddr;
+    // Each server's page digest, as HTTP_GET's `digest` wants it (MD5 of the body).
+    let digest = |rip: std::net::IpAddr| {
+        let out = client_sh(
+            topo,
+            &format!("curl -s http://{rip}/ | md5sum | cut -d' ' -f1"),
+        );
+        out.first().cloned().unwrap_or_default()
+    };
     let real_server = |rip: std::net::IpAddr, port: u16, client_path: bool| {
-        format!(
-            "    real_server {rip} {port} {{\n        weight 1\n        TCP_CHECK {{\n            \
-             connect_timeout 1\n            retry 1\n{}        }}\n    }}\n",
-            if client_path {
-                "            client_path\n"
-            } else {
-                ""
-            }
-        )
+        // On the client's path: a TCP_CHECK and an HTTP_GET of the server's own page (so a
+        // page from another server would fail it). Otherwise a plain TCP_CHECK.
+        let checks = if client_path {
+            format!(
+                "        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            \
+                 client_path\n        }}\n        HTTP_GET {{\n            url {{\n                \
+                 path /\n                digest {}\n            }}\n            connect_timeout 1\n            \
+                 retry 1\n            client_path\n        }}\n",
+                digest(rip)
+            )
+        } else {
+            "        TCP_CHECK {\n            connect_timeout 1\n            retry 1\n        }\n"
+                .into()
+        };
+        format!("    real_server {rip} {port} {{\n        weight 1\n{checks}    }}\n")
     };
     let service = |port: u16, client_path: bool| {
         format!(

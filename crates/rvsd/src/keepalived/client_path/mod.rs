@@ -1,10 +1,14 @@
-//! The prober behind `client_path` TCP checks: a SYN to the VIP sent the way the data plane
-//! delivers clients' packets (`rvs_io::probe::syn_probe`), from the director's own address
-//! toward the real server: to a direct-routing server's MAC address, or in the tunnel a
-//! tunnelled server is configured with (ipip, gue, gre, as the engine writes outer headers),
-//! to the next hop toward it. The server answers the director directly. IPv4 only.
+//! The prober behind `client_path` checks: packets to the VIP sent the way the data plane
+//! delivers clients' packets, from the director's own address toward the real server: to a
+//! direct-routing server's MAC address, or in the tunnel a tunnelled server is configured with
+//! (ipip, gue, gre, as the engine writes outer headers), to the next hop toward it. The server
+//! answers the director directly. TCP_CHECK sends one SYN (`rvs_io::probe::syn_probe`);
+//! HTTP_GET and SSL_GET get a whole connection from a TCP stack of its own ([`stream`]). IPv4
+//! only.
 
-use std::net::IpAddr;
+mod stream;
+
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,18 +51,45 @@ impl NetProber {
     }
 }
 
-impl PathProber for NetProber {
-    fn syn_probe(
-        &self,
-        rip: IpAddr,
-        vip: IpAddr,
-        port: u16,
-        timeout: Duration,
-    ) -> Result<Result<(), String>, String> {
+/// Where a probe's frames go.
+#[derive(Debug, Clone)]
+struct Route {
+    ifname: String,
+    src_mac: [u8; 6],
+    /// The real server's MAC (DR) or the next hop's toward it (tunnels).
+    next_mac: [u8; 6],
+    /// The director's own address toward the real server.
+    dip: Ipv4Addr,
+    tunnel: Option<TunnelConfig>,
+    rip: IpAddr,
+}
+
+impl Route {
+    /// `inner` as it leaves: itself (DR), or behind its tunnel's outer header.
+    fn wrap(&self, inner: &[u8]) -> Option<Vec<u8>> {
+        let Some(cfg) = &self.tunnel else {
+            return Some(inner.to_vec());
+        };
+        let outer =
+            rvs_engine::tunnel::outer_header(cfg, IpAddr::V4(self.dip), self.rip, inner, 0, None)
+                .ok()?;
+        let mut packet = outer.as_bytes().to_vec();
+        // The outer header copies the inner TTL, as IPVS does; the probe's inner TTL is 1
+        // (see rvs_io::probe::tcp_packet), and the outer one must cross the routers to the
+        // real server.
+        set_ttl_v4(&mut packet, OUTER_TTL);
+        packet.extend_from_slice(inner);
+        Some(packet)
+    }
+}
+
+impl NetProber {
+    /// The interface, addresses and tunnel toward `rip`.
+    fn route(&self, rip: IpAddr, vip: IpAddr) -> Result<(Route, Ipv4Addr), String> {
         let (IpAddr::V4(_), IpAddr::V4(vip4)) = (rip, vip) else {
             return Err("client_path checks are IPv4 only".into());
         };
-        let (ifindex, src_mac, rs_mac) = match self.net.resolve(rip) {
+        let (ifindex, src_mac, next_mac) = match self.net.resolve(rip) {
             Resolution::Ready {
                 ifindex,
                 src_mac,
@@ -73,29 +104,58 @@ impl PathProber for NetProber {
         let Some(IpAddr::V4(dip)) = self.net.source_for(rip) else {
             return Err(format!("no IPv4 address of this director toward {rip}"));
         };
-        let tunnel = self.tunnel;
-        let wrap = |inner: &[u8]| -> Option<Vec<u8>> {
-            let cfg = tunnel.as_ref()?;
-            let outer =
-                rvs_engine::tunnel::outer_header(cfg, IpAddr::V4(dip), rip, inner, 0, None).ok()?;
-            let mut packet = outer.as_bytes().to_vec();
-            // The outer header copies the inner TTL, as IPVS does; the probe's inner TTL is 1
-            // (see rvs_io::probe::tcp_packet), and the outer one must cross the routers to
-            // the real server.
-            set_ttl_v4(&mut packet, OUTER_TTL);
-            packet.extend_from_slice(inner);
-            Some(packet)
+        let route = Route {
+            ifname,
+            src_mac,
+            next_mac,
+            dip,
+            tunnel: self.tunnel,
+            rip,
         };
-        let wrap: Option<rvs_io::probe::Wrap<'_>> = match tunnel {
+        Ok((route, vip4))
+    }
+}
+
+impl PathProber for NetProber {
+    fn syn_probe(
+        &self,
+        rip: IpAddr,
+        vip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Result<(), String>, String> {
+        let (route, vip4) = self.route(rip, vip)?;
+        let wrap = |inner: &[u8]| route.wrap(inner);
+        let wrap: Option<rvs_io::probe::Wrap<'_>> = match route.tunnel {
             Some(_) => Some(&wrap),
             None => None,
         };
-        match rvs_io::probe::syn_probe(&ifname, src_mac, rs_mac, dip, (vip4, port), timeout, wrap) {
+        let sent = rvs_io::probe::syn_probe(
+            &route.ifname,
+            route.src_mac,
+            route.next_mac,
+            route.dip,
+            (vip4, port),
+            timeout,
+            wrap,
+        );
+        match sent {
             Ok(SynAnswer::Accepted) => Ok(Ok(())),
             Ok(SynAnswer::Refused) => Ok(Err("refused (RST)".into())),
             Ok(SynAnswer::Silent) => Ok(Err(format!("no answer within {timeout:?}"))),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    fn connect(
+        &self,
+        rip: IpAddr,
+        vip: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<tokio::io::DuplexStream, String> {
+        let (route, vip4) = self.route(rip, vip)?;
+        stream::connect(route, (vip4, port), timeout)
     }
 
     fn describe(&self) -> String {
