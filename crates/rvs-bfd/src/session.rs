@@ -196,9 +196,12 @@ impl Session {
             return None;
         }
         self.detect_at = Some(now + self.detect_time());
-        // A shorter interval the neighbour now accepts takes effect at once.
-        if let (Some(at), Some(interval)) = (self.next_tx, self.tx_interval()) {
-            self.next_tx = Some(at.min(now + u64::from(interval)));
+        // A shorter interval the neighbour now accepts takes effect at once; periodic packets
+        // the neighbour stopped (Required Min RX 0) start again once it asks for them.
+        match (self.next_tx, self.tx_interval()) {
+            (Some(at), Some(interval)) => self.next_tx = Some(at.min(now + u64::from(interval))),
+            (None, Some(_)) => self.next_tx = Some(now),
+            _ => {}
         }
         let next = match (self.state, p.state) {
             (State::Down | State::Init | State::Up, State::AdminDown) => {
@@ -436,6 +439,25 @@ mod tests {
         let p = b.transmit(0).expect("active sends");
         passive.receive(&p, 5);
         assert!(passive.transmit(5).is_some(), "heard: it answers");
+    }
+
+    #[test]
+    fn periodic_packets_stop_and_resume_as_the_neighbour_asks() {
+        let mut a = Session::new(cfg(50), 11, 0);
+        let mut p = a.transmit(0).expect("first packet");
+        p.my_discriminator = 22;
+        p.your_discriminator = 11;
+        p.required_min_rx_us = 0;
+        a.receive(&p, 10);
+        let _ = a.transmit(10);
+        assert_eq!(
+            a.transmit(5_000_000),
+            None,
+            "no periodic packets while asked for none"
+        );
+        p.required_min_rx_us = 50_000;
+        a.receive(&p, 5_000_001);
+        assert!(a.transmit(5_000_001).is_some(), "they resume");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Active probes of a direct-routing real server's setup (for `rvsadm --doctor`), sent and
-//! watched on one interface with packet sockets of their own (a fanout group of one, so they see
-//! every frame beside the data plane's workers):
+//! watched on one interface with packet sockets of their own (in no fanout group, so they see
+//! every frame beside the data plane's workers and never join their group):
 //!
 //! - [`arp_answerers`]: who answers an ARP request for the VIP (with DR only the director
 //!   may: a real server holding the VIP on `lo` must not, `arp_ignore=1`);
@@ -23,8 +23,18 @@ const MIN_FRAME: usize = 60;
 const ECHO_REQUEST: u8 = 8;
 const ECHO_REPLY: u8 = 0;
 
-/// Fanout groups for probe sockets, none shared with the data plane's.
-static NEXT_GROUP: AtomicU16 = AtomicU16::new(0xa000);
+/// Numbers for probes: ICMP identifiers and TCP source ports.
+static NEXT_PROBE: AtomicU16 = AtomicU16::new(0);
+
+/// The first local port of TCP probes: above Linux's default ephemeral range (32768-60999).
+pub const PROBE_PORTS_START: u16 = 61000;
+
+/// A local port for a TCP probe, from 61000-65535 in turn (shared by every prober, so two
+/// probes in flight never use one port).
+pub fn probe_port() -> u16 {
+    let span = u16::MAX - PROBE_PORTS_START + 1;
+    PROBE_PORTS_START + NEXT_PROBE.fetch_add(1, Ordering::Relaxed) % span
+}
 
 /// An ARP request from `src_mac`/`src_ip` for `target`, broadcast.
 pub fn arp_request_frame(src_mac: [u8; 6], src_ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
@@ -101,8 +111,7 @@ fn send_and_watch(
     wait: Duration,
     mut seen: impl FnMut(&[u8]),
 ) -> Result<(), IoError> {
-    let group = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-    let mut rx = PacketSocket::open(ifname, group)?;
+    let mut rx = PacketSocket::open_watch(ifname)?;
     let tx = PacketSocket::open_tx(ifname)?;
     tx.send(&VnetHdr::default(), frame)?;
     let deadline = Instant::now() + wait;
@@ -159,7 +168,7 @@ pub fn echo_answered(
     dst_ip: Ipv4Addr,
     wait: Duration,
 ) -> Result<bool, IoError> {
-    let ident = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+    let ident = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
     let mut answered = false;
     send_and_watch(
         ifname,
@@ -259,6 +268,20 @@ pub fn tcp_frame(
     ipv4_frame(src_mac, dst_mac, &tcp_packet(from, to, seq, ack, flags))
 }
 
+/// An initial sequence number that differs from one probe to the next and between runs (a
+/// server may still hold the previous use of the same ports in TIME_WAIT).
+pub fn random_isn(salt: u16) -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u16(salt);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() as u32
+}
+
 /// What a real server answered to a SYN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SynAnswer {
@@ -296,12 +319,9 @@ pub fn syn_probe(
                 .unwrap_or_default(),
         }
     };
-    let group = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-    // Source ports in 61000-65499: above Linux's ephemeral range, so the director's own
-    // connections never share one.
-    let sport = 61000 + group % 4500;
-    let isn = u32::from(group).wrapping_mul(0x9e37_79b9);
-    let mut rx = PacketSocket::open(ifname, group)?;
+    let sport = probe_port();
+    let isn = random_isn(sport);
+    let mut rx = PacketSocket::open_watch(ifname)?;
     let tx = PacketSocket::open_tx(ifname)?;
     let from = (src_ip, sport);
     let to = (dst_ip, dport);

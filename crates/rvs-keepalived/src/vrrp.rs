@@ -209,6 +209,14 @@ pub struct BfdInstance {
 }
 
 impl BfdInstance {
+    /// This with its span blanked, to compare two loads of a file.
+    pub fn placeless(&self) -> BfdInstance {
+        BfdInstance {
+            span: nowhere(),
+            ..self.clone()
+        }
+    }
+
     /// A session to `neighbor` with keepalived's defaults.
     pub fn new(name: &str, neighbor: IpAddr, span: Span) -> BfdInstance {
         BfdInstance {

@@ -100,9 +100,6 @@ pub enum StartError {
     /// A VRRP instance cannot start.
     #[error(transparent)]
     Vrrp(#[from] VrrpError),
-    /// The BFD sessions (`bfd_instance`) cannot start.
-    #[error(transparent)]
-    Bfd(#[from] crate::bfd::BfdError),
     /// `--takeover`: the running rvsd's state could not be taken over.
     #[error("--takeover")]
     Handover(#[source] handover::HandoverError),
@@ -197,8 +194,6 @@ pub struct Daemon {
     snmp: Option<crate::snmp::SnmpConfig>,
     /// The BIRD announcer (`--bird-include`), started by [`Daemon::serve`].
     bird: Option<Arc<crate::bird::Announcer>>,
-    /// keepalived.conf's `bfd_instance` sessions, when it has some.
-    bfd: Option<crate::bfd::BfdRuntime>,
     stopped: bool,
 }
 
@@ -462,14 +457,9 @@ impl Daemon {
                 );
             }
         }
-        // BFD before VRRP: instances that track a session find it running.
-        let bfd = match &vrrp_specs {
-            Some(l) if !l.vrrp.bfd.is_empty() => Some(crate::bfd::BfdRuntime::start(&l.vrrp.bfd)?),
-            _ => None,
-        };
-        let bfd_states = bfd.as_ref().map(|b| b.states()).unwrap_or_default();
+        // VRRP starts the BFD sessions its instances track first.
         let vrrp = match &vrrp_specs {
-            Some(l) => Some(Arc::new(VrrpRuntime::start(l, sync.clone(), bfd_states)?)),
+            Some(l) => Some(Arc::new(VrrpRuntime::start(l, sync.clone())?)),
             None => None,
         };
         let bird = options
@@ -497,7 +487,6 @@ impl Daemon {
             web,
             snmp,
             bird,
-            bfd,
             stopped: false,
         })
     }
@@ -561,9 +550,6 @@ impl Daemon {
         }
         if let Some(v) = self.vrrp.take() {
             v.shutdown();
-        }
-        if let Some(mut b) = self.bfd.take() {
-            b.shutdown();
         }
         self.sync.shutdown();
         if let Some(h) = self.health.take() {

@@ -136,6 +136,15 @@ fn a_routes_follow_rvsadm_and_rvsd_s_life() {
     adm(topo, &["-d", "-t", &service, "-r", &rs]);
     std::thread::sleep(Duration::from_millis(600));
     let bird = s.start_bird();
+    // Once BIRD runs rvsd's protocol (read from the file at its start), it holds no route.
+    let up = rvs_lab::wait_for(WITHIN, || {
+        bird.birdc(&["show", "protocols", "rvs_vips4"])
+            .is_ok_and(|o| o.contains("rvs_vips4") && o.contains(" up "))
+    });
+    assert!(
+        up.is_some(),
+        "BIRD runs rvsd's static protocol after its restart"
+    );
     assert!(
         !announced(&bird),
         "BIRD started later reads the withdrawal from the file"

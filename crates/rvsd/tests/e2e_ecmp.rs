@@ -22,8 +22,9 @@ use rvs_lab::{ecmp_director_role, EcmpTopology, Rvsd};
 const DIRECTORS: usize = 3;
 const REAL_SERVERS: usize = 3;
 const DOWNLOADS: usize = 100;
-/// Each download: 2 MiB at 40 KiB/s, about 51 s, longer than every step below together.
-const LEN: usize = 2 << 20;
+/// Each download: 3 MiB at 40 KiB/s, about 77 s, well beyond every step below together
+/// (about 25 s here, 60 s at their bounds).
+const LEN: usize = 3 << 20;
 const RATE: &str = "40k";
 /// The director that is lost and comes back. With the kernel's hash-threshold multipath (the
 /// hash space cut in equal ranges, one per next hop in address order), losing the middle next

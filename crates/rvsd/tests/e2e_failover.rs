@@ -494,7 +494,7 @@ fn subsecond_failover_with_vrrp3_centisecond_adverts() {
 }
 
 /// `bfd_instance UPSTREAM` from director `index`'s outside address to the client (the upstream
-/// router here), 50 ms x 3, and the sync group tracking it (`track_bfd`, weight 0: down means
+/// router here), 50 ms x 5, and the sync group tracking it (`track_bfd`, weight 0: down means
 /// FAULT).
 fn with_upstream_bfd(topo: &HaTopology, index: usize, conf: &str) -> String {
     let tracked = conf.replacen(
@@ -505,7 +505,7 @@ fn with_upstream_bfd(topo: &HaTopology, index: usize, conf: &str) -> String {
     assert_ne!(tracked, conf, "the sync group");
     format!(
         "{tracked}bfd_instance UPSTREAM {{\n    neighbor_ip {}\n    source_ip {}\n    \
-         min_rx 50\n    min_tx 50\n    multiplier 3\n}}\n",
+         min_rx 50\n    min_tx 50\n    multiplier 5\n}}\n",
         topo.client, topo.outside_addrs[index]
     )
 }
@@ -513,7 +513,7 @@ fn with_upstream_bfd(topo: &HaTopology, index: usize, conf: &str) -> String {
 /// BFD for sub-second failover without fast adverts (issue 16): the master tracks a BFD session
 /// to the upstream router (keepalived's own BFD on the client namespace, the interoperating
 /// peer) with VRRPv2 and advert_int 1. The path between the master and the router breaks while
-/// the VRRP segment stays up: BFD finds it in 150 ms, the sync group goes FAULT and sends
+/// the VRRP segment stays up: BFD finds it in 250 ms, the sync group goes FAULT and sends
 /// priority 0, and the backup takes the VIPs after its skew time (0.22 s at priority 200), so
 /// within 1 s; the download continues through the synced table.
 #[test]
@@ -524,9 +524,9 @@ fn upstream_bfd_loss_moves_the_vips_within_a_second() {
     let upstream = format!(
         "global_defs {{\n    router_id UPSTREAM\n}}\n\
          bfd_instance DIR1 {{\n    neighbor_ip {}\n    source_ip {c}\n    min_rx 50\n    \
-         min_tx 50\n    multiplier 3\n}}\n\
+         min_tx 50\n    multiplier 5\n}}\n\
          bfd_instance DIR2 {{\n    neighbor_ip {}\n    source_ip {c}\n    min_rx 50\n    \
-         min_tx 50\n    multiplier 3\n}}\n",
+         min_tx 50\n    multiplier 5\n}}\n",
         topo.outside_addrs[0],
         topo.outside_addrs[1],
         c = topo.client
@@ -597,7 +597,7 @@ fn upstream_bfd_loss_moves_the_vips_within_a_second() {
         )
     });
     let took = now_secs() - cut_at;
-    eprintln!("upstream path of the master lost: director 2 holds both VIPs {took:.3} s later (BFD 50 ms x 3, VRRPv2 advert_int 1)");
+    eprintln!("upstream path of the master lost: director 2 holds both VIPs {took:.3} s later (BFD 50 ms x 5, VRRPv2 advert_int 1)");
     assert!(took < SUBSECOND.as_secs_f64(), "{took:.3} s");
     let log = topo.lab.log_of(rvsd1.pid);
     assert!(
@@ -718,16 +718,14 @@ fn keepalived_peer(tag: &str, rvsd_prio: u8, ka_prio: u8, fast: bool) {
     eprintln!("the old master is back and preempted after {took:?}");
     // rvsd and keepalived alike: `state MASTER` 150 starts BACKUP and preempts after its
     // master-down interval (3.41 s), not at once.
-    let floor = if fast {
-        // 3 x 0.1 s + 106/256 x 0.1 s.
-        Duration::from_millis(250)
-    } else {
-        MDI_150_FLOOR
-    };
-    assert!(
-        took >= floor,
-        "the old master preempted after {took:?}, before its master-down interval"
-    );
+    // With 100 ms adverts the master-down interval (0.34 s) is within rvsd's start-up time,
+    // which the measure begins after: only the slow case can tell a preemption that waited.
+    if !fast {
+        assert!(
+            took >= MDI_150_FLOOR,
+            "the old master preempted after {took:?}, before its master-down interval"
+        );
+    }
     wait_log(
         &logs[backup],
         &["group-backup", "GROUP HK_GRP1 BACKUP"],
@@ -753,4 +751,67 @@ fn keepalived_takes_over_within_a_second_on_centisecond_adverts() {
 #[test]
 fn rvsd_takes_over_from_keepalived_within_a_second_on_centisecond_adverts() {
     keepalived_peer("fo-ka4", 100, 150, true);
+}
+
+/// A reload (SIGHUP) starts the `bfd_instance` sessions a new file adds and stops the ones it
+/// drops, as keepalived does: the VRRP instances that track them follow.
+#[test]
+fn bfd_sessions_follow_a_reload() {
+    let topo = HaTopology::build("bfdhup", 1).expect("build the HA topology");
+    let _sink = smtp_sink(&topo);
+    let upstream = format!(
+        "global_defs {{\n    router_id UPSTREAM\n}}\n\
+         bfd_instance DIR1 {{\n    neighbor_ip {}\n    source_ip {}\n    min_rx 50\n    \
+         min_tx 50\n    multiplier 5\n}}\n",
+        topo.outside_addrs[0], topo.client
+    );
+    topo.lab
+        .start_keepalived_bfd(CLIENT, &upstream)
+        .expect("keepalived's BFD on the upstream");
+    let log = topo.lab.log_dir().join("notify-dir1.log");
+    let plain = vrrp_conf(&topo, "DIR1", 150, &log, "");
+    let rvsd = start_rvsd(&topo, 0, &plain);
+    wait_holder(&topo, 0, true, ELECT);
+    let conf_file = topo
+        .lab
+        .log_dir()
+        .join(format!("{}-rvsd.conf", HA_DIRECTORS[0]));
+    let logged = |needle: &str| {
+        wait_for(Duration::from_secs(10), || {
+            topo.lab.log_of(rvsd.pid).contains(needle)
+        })
+        .unwrap_or_else(|| panic!("{needle:?} in rvsd's log:\n{}", topo.lab.log_of(rvsd.pid)))
+    };
+
+    std::fs::write(&conf_file, with_upstream_bfd(&topo, 0, &plain)).expect("new file");
+    netns::signal(rvsd.pid, Signal::SIGHUP);
+    logged("BFD_Instance(UPSTREAM) Entering UP state");
+    wait_holder(&topo, 0, true, ELECT);
+
+    std::fs::write(&conf_file, &plain).expect("old file");
+    netns::signal(rvsd.pid, Signal::SIGHUP);
+    // keepalived's BFD hears the session go: AdminDown from rvsd.
+    let ka_log = || {
+        std::fs::read_dir(topo.lab.log_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("keepalived.log"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect::<String>()
+    };
+    let down = wait_for(Duration::from_secs(10), || {
+        let text = ka_log();
+        text.contains("(DIR1) Entering Down state") || text.contains("(DIR1) Entering AdminDown")
+    });
+    assert!(
+        down.is_some(),
+        "keepalived saw the session end:\n{}",
+        ka_log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        sole_holder(&topo, 0, true),
+        "without the tracked session the master keeps the VIPs"
+    );
 }

@@ -57,6 +57,22 @@ impl PacketSocket {
     /// frames by flow hash. The same `fanout_group` can be used on every interface (the kernel id
     /// is derived from it and the interface index).
     pub fn open(ifname: &str, fanout_group: u16) -> Result<PacketSocket, IoError> {
+        let socket = PacketSocket::open_watch(ifname)?;
+        let fanout: u32 =
+            u32::from(kernel_fanout_id(fanout_group, socket.ifindex)) | (PACKET_FANOUT_HASH << 16);
+        setsockopt(
+            socket.fd.as_raw_fd(),
+            SOL_PACKET,
+            PACKET_FANOUT,
+            &fanout,
+            "setsockopt(PACKET_FANOUT)",
+        )?;
+        Ok(socket)
+    }
+
+    /// Opens a receiving socket on `ifname` in no fanout group: it gets a copy of every frame,
+    /// whatever other sockets there are (for probes that watch beside the data plane).
+    pub fn open_watch(ifname: &str) -> Result<PacketSocket, IoError> {
         let ifindex = iface::ifindex(ifname)?;
         let fd = new_packet_fd()?;
         let s = fd.as_raw_fd();
@@ -85,15 +101,6 @@ impl PacketSocket {
         set_sndbuf(s)?;
         let ring = RxRing::create(s, RingGeometry::DEFAULT)?;
         bind_to(s, ifindex, ETH_P_ALL)?;
-        let fanout: u32 =
-            u32::from(kernel_fanout_id(fanout_group, ifindex)) | (PACKET_FANOUT_HASH << 16);
-        setsockopt(
-            s,
-            SOL_PACKET,
-            PACKET_FANOUT,
-            &fanout,
-            "setsockopt(PACKET_FANOUT)",
-        )?;
         Ok(PacketSocket {
             ring: Some(ring),
             fd,

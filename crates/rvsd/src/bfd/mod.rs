@@ -36,6 +36,9 @@ pub enum BfdError {
         #[source]
         error: std::io::Error,
     },
+    /// The sessions' thread could not be started.
+    #[error("BFD: cannot start its thread")]
+    Thread(#[source] std::io::Error),
     /// A session's sending socket could not be set up.
     #[error("bfd_instance {name}: cannot open its socket to {neighbor}")]
     Sender {
@@ -68,6 +71,12 @@ impl BfdStates {
     fn set(&self, name: &str, state: State) {
         self.lock().insert(name.to_string(), state);
     }
+
+    /// Forgets every session but `names`.
+    pub fn retain<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let keep: std::collections::HashSet<&str> = names.collect();
+        self.lock().retain(|k, _| keep.contains(k.as_str()));
+    }
 }
 
 /// One configured session with its socket.
@@ -79,7 +88,6 @@ struct Peer {
 
 /// The running BFD sessions.
 pub struct BfdRuntime {
-    states: Arc<BfdStates>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -100,10 +108,10 @@ fn micros(d: Duration) -> u32 {
 }
 
 impl BfdRuntime {
-    /// Opens the sockets and starts the sessions of `specs` on a thread.
-    pub fn start(specs: &[BfdInstance]) -> Result<BfdRuntime, BfdError> {
+    /// Opens the sockets and starts the sessions of `specs` on a thread, reporting their
+    /// states in `states`.
+    pub fn start(specs: &[BfdInstance], states: Arc<BfdStates>) -> Result<BfdRuntime, BfdError> {
         let epoch = Instant::now();
-        let states = Arc::new(BfdStates::default());
         let mut receivers = Vec::new();
         for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {
             if specs.iter().any(|s| s.neighbor.is_ipv6() == v6) {
@@ -141,22 +149,16 @@ impl BfdRuntime {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (states, stop) = (states.clone(), stop.clone());
+            let stop = stop.clone();
             std::thread::Builder::new()
                 .name("bfd".into())
                 .spawn(move || run(epoch, receivers, peers, &states, &stop))
-                .ok()
+                .map_err(BfdError::Thread)?
         };
         Ok(BfdRuntime {
-            states,
             stop,
-            thread,
+            thread: Some(thread),
         })
-    }
-
-    /// The sessions' states, for tracking.
-    pub fn states(&self) -> Arc<BfdStates> {
-        self.states.clone()
     }
 
     /// Stops the sessions: each sends AdminDown once, then the thread ends.

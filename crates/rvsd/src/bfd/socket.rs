@@ -29,8 +29,9 @@ pub struct Received {
 /// The receiving socket of one family, bound to the wildcard address on UDP 3784.
 pub fn receiver(v6: bool) -> std::io::Result<UdpSocket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    // No SO_REUSEADDR: a second BFD daemon on this host (keepalived's) must be an error here,
+    // not a silent split of the packets.
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
     let any = if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {

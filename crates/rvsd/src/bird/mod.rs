@@ -55,6 +55,8 @@ struct Progress {
     retry_at: Option<Instant>,
     /// Whether the last attempt failed (a failure is logged once per run of failures).
     failing: bool,
+    /// Set at shutdown: a reconcile still in flight announces nothing again.
+    closed: bool,
 }
 
 /// Follows the services and keeps BIRD's announcements in step with them.
@@ -104,18 +106,25 @@ impl Announcer {
     }
 
     /// One step: writes the file when the wanted set changed, and asks BIRD to read it when it
-    /// has not yet (at most every [`RETRY`] after a failure). Blocking.
+    /// has not yet (at most every [`RETRY`] after a failure). Blocking. Does nothing once
+    /// [`Announcer::withdraw_all`] has run.
     pub fn reconcile(&self) {
-        self.apply(self.desired(), false);
-    }
-
-    /// Withdraws every VIP now (the shutdown step); waits for BIRD's answer.
-    pub fn withdraw_all(&self) {
-        self.apply(BTreeSet::new(), true);
-    }
-
-    fn apply(&self, wanted: BTreeSet<IpAddr>, now: bool) {
         let mut p = self.lock();
+        if p.closed {
+            return;
+        }
+        let wanted = self.desired();
+        self.apply(&mut p, wanted, false);
+    }
+
+    /// Withdraws every VIP now and for good (the shutdown step); waits for BIRD's answer.
+    pub fn withdraw_all(&self) {
+        let mut p = self.lock();
+        p.closed = true;
+        self.apply(&mut p, BTreeSet::new(), true);
+    }
+
+    fn apply(&self, p: &mut Progress, wanted: BTreeSet<IpAddr>, now: bool) {
         if p.written.as_ref() != Some(&wanted) {
             match write_atomically(&self.settings.include, &routes::render(&wanted)) {
                 Ok(()) => {

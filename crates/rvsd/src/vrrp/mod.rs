@@ -63,6 +63,9 @@ pub enum VrrpError {
     /// A unit without instances (a sync group naming none that exists).
     #[error("a vrrp unit without instances")]
     Empty,
+    /// The `bfd_instance` sessions that instances track cannot run.
+    #[error(transparent)]
+    Bfd(#[from] crate::bfd::BfdError),
     /// The first unit of a (re)load that did not start; the others run.
     #[error("VRRP {label}")]
     Unit {
@@ -102,8 +105,15 @@ impl VrrpError {
 pub struct VrrpRuntime {
     units: Mutex<Vec<RunningUnit>>,
     sync: Arc<SyncDaemons>,
-    /// The BFD sessions `track_bfd` follows.
+    /// The states of the BFD sessions `track_bfd` follows (kept across reloads).
     bfd: Arc<crate::bfd::BfdStates>,
+    /// The `bfd_instance` sessions running, and the specs they run.
+    bfd_sessions: Mutex<
+        Option<(
+            Vec<rvs_keepalived::vrrp::BfdInstance>,
+            crate::bfd::BfdRuntime,
+        )>,
+    >,
 }
 
 /// What a unit's thread is told to do: keep running.
@@ -273,17 +283,14 @@ struct Inherited {
 }
 
 impl VrrpRuntime {
-    /// Starts every VRRP instance of `lowered` (none is fine: a reload may add some), with
-    /// `bfd` the states of the BFD sessions `track_bfd` names.
-    pub fn start(
-        lowered: &Lowered,
-        sync: Arc<SyncDaemons>,
-        bfd: Arc<crate::bfd::BfdStates>,
-    ) -> Result<VrrpRuntime, VrrpError> {
+    /// Starts the `bfd_instance` sessions and every VRRP instance of `lowered` (none is fine:
+    /// a reload may add some).
+    pub fn start(lowered: &Lowered, sync: Arc<SyncDaemons>) -> Result<VrrpRuntime, VrrpError> {
         let rt = VrrpRuntime {
             units: Mutex::new(Vec::new()),
             sync,
-            bfd,
+            bfd: Arc::new(crate::bfd::BfdStates::default()),
+            bfd_sessions: Mutex::new(None),
         };
         if let Err(e) = rt.reload(lowered) {
             rt.shutdown();
@@ -302,6 +309,7 @@ impl VrrpRuntime {
     /// keeping the VIPs they still list; new ones start. On an error naming the first unit
     /// that could not start, the others are running.
     pub fn reload(&self, lowered: &Lowered) -> Result<(), VrrpError> {
+        self.reload_bfd(&lowered.vrrp.bfd)?;
         let settings = Arc::new(Settings::of(lowered));
         let wanted = UnitSpec::all_of(lowered);
         let mut units = self.lock();
@@ -347,6 +355,10 @@ impl VrrpRuntime {
                 }
             }
         }
+        // Sessions the file dropped are forgotten only now: the instances that tracked them
+        // were replaced without seeing them go down.
+        self.bfd
+            .retain(lowered.vrrp.bfd.iter().map(|b| b.name.as_str()));
         let n: usize = units.iter().map(|u| u.spec.members.len()).sum();
         tracing::info!(instances = n, "VRRP running");
         first_error.map_or(Ok(()), Err)
@@ -417,6 +429,41 @@ impl VrrpRuntime {
         for mut u in units {
             u.finish(STOP);
         }
+        // After VRRP: its instances never see the sessions go down on the way out.
+        let running = self
+            .bfd_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((_, mut b)) = running {
+            b.shutdown();
+        }
+    }
+
+    /// Runs the sessions `specs` asks for: unchanged ones keep running as they are; otherwise
+    /// the sessions restart with the new list (keepalived restarts changed ones too), before
+    /// the VRRP units that track them are (re)built.
+    fn reload_bfd(&self, specs: &[rvs_keepalived::vrrp::BfdInstance]) -> Result<(), VrrpError> {
+        let mut running = self.bfd_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let same = |old: &[rvs_keepalived::vrrp::BfdInstance]| {
+            old.len() == specs.len()
+                && old
+                    .iter()
+                    .zip(specs)
+                    .all(|(a, b)| a.placeless() == b.placeless())
+        };
+        if running.as_ref().is_some_and(|(old, _)| same(old)) {
+            return Ok(());
+        }
+        // The states of the old sessions stay as they were until the units are rebuilt.
+        if let Some((_, mut old)) = running.take() {
+            old.shutdown();
+        }
+        if !specs.is_empty() {
+            let rt = crate::bfd::BfdRuntime::start(specs, self.bfd.clone())?;
+            *running = Some((specs.to_vec(), rt));
+        }
+        Ok(())
     }
 }
 

@@ -556,6 +556,29 @@ pub fn assert_client_path_checks(
         adm(topo, &["-Ln"])
     );
     assert!(listed(80, rips[0]), "{lb_kind}: real server 1 stays");
+    // Both of real server 2's client-path checkers fail, the HTTP_GET on the path itself (a
+    // connection to the server's own address would still get its page).
+    let health = adm(topo, &["--health"]);
+    let rs2_checks: Vec<&str> = health
+        .lines()
+        .skip_while(|l| !l.contains(&format!("{} ", SocketAddr::new(rips[1], 80))))
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("->"))
+        .collect();
+    for kind in ["TCP_CHECK", "HTTP_GET"] {
+        assert!(
+            rs2_checks
+                .iter()
+                .any(|l| l.contains(kind) && l.contains(" fail ")),
+            "{lb_kind}: {kind} fails on real server 2:\n{health}"
+        );
+    }
+    assert!(
+        rs2_checks
+            .iter()
+            .any(|l| l.contains("HTTP_GET") && l.contains("client path")),
+        "{lb_kind}: HTTP_GET failed on the client's path:\n{health}"
+    );
     let url = format!("http://{}/", SocketAddr::new(vip, 80));
     for _ in 0..6 {
         assert_eq!(

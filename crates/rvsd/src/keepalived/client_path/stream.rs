@@ -9,7 +9,6 @@
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -29,8 +28,6 @@ const MTU: usize = 1400;
 const TURN: Duration = Duration::from_millis(1);
 /// Buffer sizes of the TCP socket and the duplex pair.
 const BUFFER: usize = 64 * 1024;
-/// Fanout groups of these packet sockets (apart from the data plane's and the SYN probe's).
-static NEXT_GROUP: AtomicU16 = AtomicU16::new(0xb000);
 
 /// Opens the connection to `vip:port` along `route`; returns the checker's end once the
 /// handshake is done, or why it failed within `timeout`.
@@ -150,11 +147,9 @@ async fn pump(
     mut checker: DuplexStream,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
-    let group = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-    // Local ports 65500-65535 down from 65535: above Linux's ephemeral range and apart from
-    // the SYN probe's 61000-65499.
-    let lport = 65500 + group % 36;
-    let sockets = PacketSocket::open(&route.ifname, group)
+    // A port of the probes' range (shared with the SYN probe).
+    let lport = rvs_io::probe::probe_port();
+    let sockets = PacketSocket::open_watch(&route.ifname)
         .and_then(|rx| PacketSocket::open_tx(&route.ifname).map(|tx| (rx, tx)));
     let (mut rx, tx) = match sockets {
         Ok(s) => s,
@@ -173,11 +168,13 @@ async fn pump(
         rx: VecDeque::new(),
         send: &send,
     };
-    let mut iface = Interface::new(
-        Config::new(HardwareAddress::Ip),
-        &mut device,
-        smoltcp::time::Instant::now(),
-    );
+    // The seed of smoltcp's initial sequence numbers: a new one per connection (its default
+    // is 0, the same ISN every time, which a server holding the port's last use in TIME_WAIT
+    // refuses).
+    let mut config = Config::new(HardwareAddress::Ip);
+    config.random_seed = u64::from(rvs_io::probe::random_isn(lport)) << 32
+        | u64::from(rvs_io::probe::random_isn(lport.wrapping_add(1)));
+    let mut iface = Interface::new(config, &mut device, smoltcp::time::Instant::now());
     iface.update_ip_addrs(|addrs| {
         // Prefix 0: every address is on the link, sent straight to the device.
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(route.dip), 0));
@@ -239,7 +236,9 @@ async fn pump(
             }
             moved = true;
             if checker.write_all(&buf[..n]).await.is_err() {
+                // The checker is gone: nothing more to take from the server.
                 checker_open = false;
+                socket.abort();
                 break;
             }
         }
