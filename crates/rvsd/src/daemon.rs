@@ -138,6 +138,24 @@ pub struct Options {
     pub bird: Option<crate::bird::BirdSettings>,
 }
 
+/// The control socket's file while the start goes on: removed when dropped, unless
+/// [`SocketFile::keep`] hands it to the running daemon (which removes it at stop).
+struct SocketFile(Option<PathBuf>);
+
+impl SocketFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// The running data plane, shared with the handover point (which stops it first).
 #[derive(Default)]
 struct PlaneSlot {
@@ -299,6 +317,8 @@ impl Daemon {
             None
         };
         let listener = control::server::bind(&options.socket)?;
+        // Removes the socket file again if a later step fails (rvsd does not start).
+        let socket_file = SocketFile(Some(options.socket.clone()));
         let web = options
             .web_listen
             .map(|addr| {
@@ -466,6 +486,7 @@ impl Daemon {
             .bird
             .clone()
             .map(|s| crate::bird::Announcer::new(s, engine.clone(), health.clone()));
+        socket_file.keep();
         Ok(Daemon {
             socket: options.socket,
             clock,

@@ -325,6 +325,10 @@ fn rvsd_starts_from_an_ipvsadm_save_file() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.save:2"), "error names file:line: {err}");
+    assert!(
+        !std::path::Path::new("/run/rvs/never.sock").exists(),
+        "a failed start leaves no socket file behind"
+    );
 }
 
 #[test]
