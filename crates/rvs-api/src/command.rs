@@ -106,6 +106,9 @@ pub enum Command {
     /// The VRRP instances rvsd runs from its keepalived.conf (`rvsadm --vrrp`, an rvs
     /// extension); answered with [`crate::Reply::Vrrp`] (empty without VRRP instances).
     GetVrrp,
+    /// The BFD sessions rvsd runs from its keepalived.conf's `bfd_instance`s (`rvsadm --bfd`,
+    /// an rvs extension); answered with [`crate::Reply::Bfd`] (empty without sessions).
+    GetBfd,
     /// Look for the classic misconfigurations of an LVS setup in what rvsd sees (`rvsadm
     /// --doctor`, an rvs extension); answered with [`crate::Reply::Doctor`] (empty: none seen).
     Doctor,

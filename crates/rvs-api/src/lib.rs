@@ -55,7 +55,7 @@ pub use frame::{
 };
 pub use reply::{ErrorKind, ErrorReply, Info, Reply};
 pub use views::{
-    CheckerView, ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView,
+    BfdView, CheckerView, ConnView, CounterView, DaemonConfig, DaemonRole, DestConfig, DestView,
     FindingView, ForwardMethod, HealthView, MarkProto, MarkRuleView, PolicyView, ProxyProtocol,
     RatesView, ServiceConfig, ServiceId, ServiceView, StatsView, Timeouts, TunnelChecksum,
     TunnelConfig, TunnelKind, VrrpScriptView, VrrpStatsView, VrrpView,

@@ -36,6 +36,8 @@ pub enum Reply {
     Daemons(Vec<crate::views::DaemonConfig>),
     /// Answer to `GetVrrp`: every VRRP instance in configuration order.
     Vrrp(Vec<crate::views::VrrpView>),
+    /// Answer to `GetBfd`: every BFD session in configuration order.
+    Bfd(Vec<crate::views::BfdView>),
     /// Answer to `Doctor`: what looks misconfigured, most serious first.
     Doctor(Vec<crate::views::FindingView>),
     /// Answer to `Handover`: the state is in the file; rvsd `pid` exits now.

@@ -503,6 +503,32 @@ pub struct DaemonConfig {
     pub ttl: u8,
 }
 
+/// One BFD session as `rvsadm --bfd` shows it (an rvs extension): keepalived's
+/// `bfd_instance`, its state and the timers in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdView {
+    /// The `bfd_instance` name.
+    pub name: String,
+    /// The neighbour.
+    pub neighbor: IpAddr,
+    /// The source address, when configured.
+    pub source: Option<IpAddr>,
+    /// This end's state: `AdminDown`, `Down`, `Init` or `Up`.
+    pub state: String,
+    /// The neighbour's last state.
+    pub remote_state: String,
+    /// The last diagnostic, e.g. `Control Detection Time Expired`.
+    pub diag: String,
+    /// This end's discriminator.
+    pub local_discriminator: u32,
+    /// The neighbour's (0 until heard).
+    pub remote_discriminator: u32,
+    /// The transmit interval in force, microseconds (0: none, the neighbour asks for none).
+    pub tx_interval_us: u32,
+    /// The detection time in force, microseconds (0 until the neighbour is heard).
+    pub detect_time_us: u64,
+}
+
 /// One VRRP instance as `rvsadm --vrrp` shows it (an rvs extension).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VrrpView {

@@ -119,6 +119,17 @@ impl Session {
         self.remote_state
     }
 
+    /// The transmit interval in force before jitter, microseconds (`None`: the neighbour asks
+    /// for no periodic packets).
+    pub fn tx_interval_us(&self) -> Option<u32> {
+        self.tx_interval()
+    }
+
+    /// The detection time in force, microseconds (0 until the neighbour is heard).
+    pub fn detect_time_us(&self) -> u64 {
+        self.detect_time()
+    }
+
     /// The Desired Min TX Interval advertised now (the idle rate while not Up).
     fn local_min_tx(&self) -> u32 {
         if self.state == State::Up {

@@ -27,6 +27,8 @@ pub enum Action {
     Health,
     /// `--vrrp` (rvs extension): the VRRP instances' state, priority, master and VIPs.
     Vrrp,
+    /// `--bfd`: the BFD sessions (rvs extension).
+    Bfd,
     /// `--doctor` (rvs extension): the classic misconfigurations rvsd sees signs of.
     Doctor,
 }

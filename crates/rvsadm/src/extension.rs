@@ -31,7 +31,7 @@ use rvs_api::{Command, MarkProto, MarkRuleView};
 use std::net::IpAddr;
 
 /// The first words that make a command line one of rvs's extensions.
-pub(crate) const FIRST_WORDS: [&str; 9] = [
+pub(crate) const FIRST_WORDS: [&str; 10] = [
     "--add-mark",
     "--del-mark",
     "--list-marks",
@@ -40,6 +40,7 @@ pub(crate) const FIRST_WORDS: [&str; 9] = [
     "--reload",
     "--health",
     "--vrrp",
+    "--bfd",
     "--doctor",
 ];
 
@@ -62,6 +63,7 @@ pub fn parse_extension<S: AsRef<str>>(args: &[S]) -> Option<Result<Action, Parse
         "--reload" => no_more(&rest).map(|()| Action::Apply(Command::Reload)),
         "--health" => no_more(&rest).map(|()| Action::Health),
         "--vrrp" => no_more(&rest).map(|()| Action::Vrrp),
+        "--bfd" => no_more(&rest).map(|()| Action::Bfd),
         "--doctor" => no_more(&rest).map(|()| Action::Doctor),
         _ => set_policy(inline, &rest),
     })

@@ -58,6 +58,7 @@ pub fn usage_as(program: &str) -> String {
             "--reload",
             "--health",
             "--vrrp",
+            "--bfd",
         ]
     };
     let base = [
@@ -158,6 +159,8 @@ pub fn usage_as(program: &str) -> String {
         "  --health                            real servers' health checks: state, applied\n",
         "                                      weight, each checker's last result, age, failures\n",
         "  --vrrp                              VRRP instances: state, priority, master, VIPs\n",
+        "  --bfd                               BFD sessions (bfd_instance): state, neighbour,\n",
+        "                                      discriminators, timers in force\n",
         "  --counters                          print rvsd's packet counters (connections,\n",
         "                                      drops by reason, egress outcomes)\n",
         "  --fullnat                           FULLNAT forwarding (-a/-e): client->VIP becomes\n",

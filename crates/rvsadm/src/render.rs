@@ -728,6 +728,31 @@ pub fn doctor(findings: &[rvs_api::FindingView]) -> String {
     out
 }
 
+/// `rvsadm --bfd` (rvs extension): one line per BFD session, as keepalived names its states
+/// and diagnostics; intervals in milliseconds.
+pub fn bfd(list: &[rvs_api::BfdView]) -> String {
+    let mut out = String::from(
+        "Instance Neighbor Source State Remote Diagnostic Discriminators(local/remote) TxInterval(ms) DetectTime(ms)\n",
+    );
+    let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
+    for b in list {
+        out.push_str(&format!(
+            "{} {} {} {} {} \"{}\" {}/{} {} {}\n",
+            b.name,
+            b.neighbor,
+            b.source.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            b.state,
+            b.remote_state,
+            b.diag,
+            b.local_discriminator,
+            b.remote_discriminator,
+            ms(u64::from(b.tx_interval_us)),
+            ms(b.detect_time_us),
+        ));
+    }
+    out
+}
+
 /// `rvsadm --vrrp` (rvs extension): one line per VRRP instance.
 pub fn vrrp(list: &[rvs_api::VrrpView]) -> String {
     let mut out = String::from(

@@ -223,6 +223,10 @@ fn run(
             let list = fetch!(control, &Command::GetVrrp, Reply::Vrrp);
             Outcome::out(render::vrrp(&list))
         }
+        Action::Bfd => {
+            let list = fetch!(control, &Command::GetBfd, Reply::Bfd);
+            Outcome::out(render::bfd(&list))
+        }
         Action::Doctor => {
             let findings = fetch!(control, &Command::Doctor, Reply::Doctor);
             Outcome::out(render::doctor(&findings))

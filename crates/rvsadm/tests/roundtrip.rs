@@ -137,6 +137,18 @@ impl Control for FakeDaemon {
                 vip_lines: Vec::new(),
                 scripts: Vec::new(),
             }]),
+            Command::GetBfd => Reply::Bfd(vec![rvs_api::BfdView {
+                name: "UPSTREAM".into(),
+                neighbor: "10.0.0.254".parse().expect("addr"),
+                source: Some("10.0.0.1".parse().expect("addr")),
+                state: "Up".into(),
+                remote_state: "Up".into(),
+                diag: "No Diagnostic".into(),
+                local_discriminator: 7,
+                remote_discriminator: 9,
+                tx_interval_us: 50_000,
+                detect_time_us: 250_000,
+            }]),
             Command::Doctor => Reply::Doctor(vec![rvs_api::FindingView {
                 check: "nat-no-replies".into(),
                 subject: "TCP 10.0.0.1:80 -> 10.1.0.2:80".into(),
@@ -816,6 +828,22 @@ fn sync_daemons_start_list_and_stop() {
     assert_eq!(
         run(&mut d, "-L --daemon", "").stdout,
         "backup sync daemon (mcast=d1, syncid=9, maxlen=1400, group=239.1.2.3, port=9000, ttl=2)\n"
+    );
+}
+
+#[test]
+fn bfd_lists_sessions() {
+    let mut d = FakeDaemon::default();
+    let outcome = run(&mut d, "--bfd", "");
+    assert_eq!(outcome.status, 0, "{}", outcome.stderr);
+    assert_eq!(
+        outcome.stdout,
+        "Instance Neighbor Source State Remote Diagnostic Discriminators(local/remote) TxInterval(ms) DetectTime(ms)\n\
+         UPSTREAM 10.0.0.254 10.0.0.1 Up Up \"No Diagnostic\" 7/9 50.0 250.0\n"
+    );
+    assert!(
+        parse_args_with(&["--bfd", "extra"], &StaticResolver::new()).is_err(),
+        "--bfd takes no argument"
     );
 }
 

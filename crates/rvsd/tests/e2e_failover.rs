@@ -787,6 +787,21 @@ fn bfd_sessions_follow_a_reload() {
     netns::signal(rvsd.pid, Signal::SIGHUP);
     logged("BFD_Instance(UPSTREAM) Entering UP state");
     wait_holder(&topo, 0, true, ELECT);
+    // rvsadm --bfd shows the session with the timers both ends agreed (50 ms x 5).
+    let shown = wait_for(Duration::from_secs(5), || {
+        topo.rvsadm_ok_on(0, &["--bfd"]).is_ok_and(|out| {
+            out.lines().any(|l| {
+                l.starts_with(&format!("UPSTREAM {} ", topo.client))
+                    && l.contains(" Up Up ")
+                    && l.ends_with(" 50.0 250.0")
+            })
+        })
+    });
+    assert!(
+        shown.is_some(),
+        "rvsadm --bfd:\n{}",
+        topo.rvsadm_ok_on(0, &["--bfd"]).unwrap_or_default()
+    );
 
     std::fs::write(&conf_file, &plain).expect("old file");
     netns::signal(rvsd.pid, Signal::SIGHUP);
@@ -813,5 +828,11 @@ fn bfd_sessions_follow_a_reload() {
     assert!(
         sole_holder(&topo, 0, true),
         "without the tracked session the master keeps the VIPs"
+    );
+    let listed = topo.rvsadm_ok_on(0, &["--bfd"]).expect("rvsadm --bfd");
+    assert_eq!(
+        listed.lines().count(),
+        1,
+        "no session left, only the header:\n{listed}"
     );
 }

@@ -23,6 +23,8 @@ use rvs_keepalived::vrrp::BfdInstance;
 
 /// Longest sleep of the BFD thread (it also looks at the stop flag this often).
 const IDLE: Duration = Duration::from_millis(100);
+/// How often the sessions' views are refreshed (and at every state change).
+pub const VIEW_EVERY: Duration = Duration::from_millis(500);
 
 /// Why the BFD sessions could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +54,11 @@ pub enum BfdError {
     },
 }
 
-/// The sessions' states, shared with the VRRP instances that track them.
+/// The sessions' states, shared with the VRRP instances that track them, and their views.
 #[derive(Debug, Default)]
 pub struct BfdStates {
     up: Mutex<HashMap<String, State>>,
+    views: Mutex<Vec<rvs_api::BfdView>>,
 }
 
 impl BfdStates {
@@ -76,6 +79,23 @@ impl BfdStates {
     pub fn retain<'a>(&self, names: impl Iterator<Item = &'a str>) {
         let keep: std::collections::HashSet<&str> = names.collect();
         self.lock().retain(|k, _| keep.contains(k.as_str()));
+        self.views
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|v| keep.contains(v.name.as_str()));
+    }
+
+    /// The sessions as `rvsadm --bfd` shows them (at most [`VIEW_EVERY`] old).
+    pub fn views(&self) -> Vec<rvs_api::BfdView> {
+        self.views
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn publish(&self, peers: &[Peer]) {
+        let views = peers.iter().map(Peer::view).collect();
+        *self.views.lock().unwrap_or_else(PoisonError::into_inner) = views;
     }
 }
 
@@ -84,6 +104,24 @@ struct Peer {
     spec: BfdInstance,
     session: Session,
     tx: UdpSocket,
+}
+
+impl Peer {
+    fn view(&self) -> rvs_api::BfdView {
+        let s = &self.session;
+        rvs_api::BfdView {
+            name: self.spec.name.clone(),
+            neighbor: self.spec.neighbor,
+            source: self.spec.source,
+            state: s.state().name().into(),
+            remote_state: s.remote_state().name().into(),
+            diag: s.diag().name().into(),
+            local_discriminator: s.local_discriminator(),
+            remote_discriminator: s.remote_discriminator(),
+            tx_interval_us: s.tx_interval_us().unwrap_or(0),
+            detect_time_us: s.detect_time_us(),
+        }
+    }
 }
 
 /// The running BFD sessions.
@@ -201,6 +239,7 @@ fn run(
 ) {
     let now_us = || u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
     let mut buf = [0u8; 512];
+    let mut published: Option<Instant> = None;
     let note = |peer: &Peer, t: rvs_bfd::Transition| {
         states.set(&peer.spec.name, t.to);
         let level_up = t.to == State::Up;
@@ -225,10 +264,15 @@ fn run(
         }
     };
     while !stop.load(Ordering::SeqCst) {
+        if published.is_none_or(|t| t.elapsed() >= VIEW_EVERY) {
+            states.publish(&peers);
+            published = Some(Instant::now());
+        }
         let now = now_us();
         for peer in &mut peers {
             if let Some(t) = peer.session.expire(now) {
                 note(peer, t);
+                published = None;
             }
             while let Some(p) = peer.session.transmit(now) {
                 send(peer, &p);
@@ -282,6 +326,7 @@ fn run(
                 }
                 if let Some(t) = peer.session.receive(&packet, now_us()) {
                     note(peer, t);
+                    published = None;
                 }
                 while let Some(p) = peer.session.transmit(now_us()) {
                     send(peer, &p);

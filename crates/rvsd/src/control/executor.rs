@@ -238,10 +238,10 @@ fn run(
                 "sync daemons are run by the control server",
             ))
         }
-        Command::GetVrrp => {
+        Command::GetVrrp | Command::GetBfd => {
             return Err(api_error(
                 ErrorKind::Unsupported,
-                "VRRP is run by the control server",
+                "VRRP and BFD are run by the control server",
             ))
         }
         Command::Doctor => {

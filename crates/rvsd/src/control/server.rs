@@ -475,6 +475,7 @@ fn is_query(cmd: &Command) -> bool {
             | Command::GetHealth
             | Command::ListDaemons
             | Command::GetVrrp
+            | Command::GetBfd
     )
 }
 
@@ -647,6 +648,15 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         Command::ListDaemons => return Reply::Daemons(shared.sync.list()),
         Command::GetVrrp => {
             return Reply::Vrrp(shared.vrrp.as_ref().map(|v| v.status()).unwrap_or_default())
+        }
+        Command::GetBfd => {
+            return Reply::Bfd(
+                shared
+                    .vrrp
+                    .as_ref()
+                    .map(|v| v.bfd_status())
+                    .unwrap_or_default(),
+            )
         }
         Command::Doctor => return doctor(shared).await,
         _ => {}

@@ -440,6 +440,11 @@ impl VrrpRuntime {
         }
     }
 
+    /// The BFD sessions (`rvsadm --bfd`).
+    pub fn bfd_status(&self) -> Vec<rvs_api::BfdView> {
+        self.bfd.views()
+    }
+
     /// Runs the sessions `specs` asks for: unchanged ones keep running as they are; otherwise
     /// the sessions restart with the new list (keepalived restarts changed ones too), before
     /// the VRRP units that track them are (re)built.

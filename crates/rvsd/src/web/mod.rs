@@ -49,6 +49,7 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/counters", api(|| Command::GetCounters))
         .route("/api/v1/health", api(|| Command::GetHealth))
         .route("/api/v1/vrrp", api(|| Command::GetVrrp))
+        .route("/api/v1/bfd", api(|| Command::GetBfd))
         .route("/api/v1/daemons", api(|| Command::ListDaemons))
         .route("/api/v1/timeouts", api(|| Command::GetTimeouts))
         .route("/api/v1/policy", api(|| Command::GetPolicy))
@@ -76,6 +77,7 @@ async fn json(shared: &Shared, cmd: Command) -> Response {
         Reply::Counters(v) => serde_json::to_value(v),
         Reply::Health(v) => serde_json::to_value(v),
         Reply::Vrrp(v) => serde_json::to_value(v),
+        Reply::Bfd(v) => serde_json::to_value(v),
         Reply::Daemons(v) => serde_json::to_value(v),
         Reply::Timeouts(v) => serde_json::to_value(v),
         Reply::Policy(v) => serde_json::to_value(v),
