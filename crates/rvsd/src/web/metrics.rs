@@ -30,6 +30,8 @@ pub struct Scrape {
     pub health: Vec<HealthView>,
     /// `rvsadm --list-daemon`.
     pub daemons: Vec<DaemonConfig>,
+    /// `rvsadm --bfd` (empty without `bfd_instance`s).
+    pub bfd: Vec<rvs_api::BfdView>,
     /// `packet`, `tc` or `xdp`.
     pub dataplane: &'static str,
     /// Whether rvsd runs a keepalived.conf (`keepalived_up` is shown then).
@@ -206,6 +208,20 @@ impl Collector for Scrape {
             );
         }
         daemons.write(&mut encoder)?;
+        let mut bfd = Family::gauge(
+            "rvs_bfd_session_up",
+            "BFD sessions (bfd_instance): 1 while Up, 0 otherwise.",
+        );
+        for b in &self.bfd {
+            bfd.add(
+                vec![
+                    ("instance", b.name.clone()),
+                    ("neighbor", b.neighbor.to_string()),
+                ],
+                u64::from(b.state == "Up"),
+            );
+        }
+        bfd.write(&mut encoder)?;
         let mut plane = Family::gauge(
             "rvs_dataplane",
             "The data plane forwarding: packet (AF_PACKET), tc or xdp (BPF).",
@@ -572,6 +588,18 @@ mod tests {
                 ),
             ],
             dataplane: "tc",
+            bfd: vec![rvs_api::BfdView {
+                name: "UPSTREAM".into(),
+                neighbor: "10.0.0.254".parse().expect("addr"),
+                source: None,
+                state: "Up".into(),
+                remote_state: "Up".into(),
+                diag: "No Diagnostic".into(),
+                local_discriminator: 1,
+                remote_discriminator: 2,
+                tx_interval_us: 50_000,
+                detect_time_us: 250_000,
+            }],
             ..Scrape::default()
         };
         let text = render(scrape);
@@ -587,6 +615,7 @@ mod tests {
              remote_address=\"10.1.0.2\",remote_port=\"8080\",proto=\"TCP\",local_mark=\"\"} 3",
             "rvs_service_connections_total{proto=\"FWM\",vip=\"10\",port=\"\"} 7",
             "rvs_dataplane{mode=\"tc\"} 1",
+            "rvs_bfd_session_up{instance=\"UPSTREAM\",neighbor=\"10.0.0.254\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

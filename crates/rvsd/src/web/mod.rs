@@ -110,6 +110,9 @@ async fn metrics_page(State(shared): State<Shared>) -> Response {
     if let Reply::Vrrp(v) = query(&shared, Command::GetVrrp).await {
         scrape.vrrp = v;
     }
+    if let Reply::Bfd(v) = query(&shared, Command::GetBfd).await {
+        scrape.bfd = v;
+    }
     if let Reply::Health(v) = query(&shared, Command::GetHealth).await {
         scrape.health = v;
     }
