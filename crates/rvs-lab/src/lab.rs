@@ -217,11 +217,21 @@ impl Lab {
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err_file));
-        let child = command.spawn().map_err(|source| LabError::Spawn {
+        let mut child = command.spawn().map_err(|source| LabError::Spawn {
             program: cmd::describe(&command),
             source,
         })?;
         let pid = child.id();
+        // `ip netns exec` enters the namespace after the fork: wait until it has, so a teardown
+        // (or `rvs-lab down`) that lists the namespace's processes right away finds this one.
+        let ns = self.ns(role);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !netns::pid_in(&ns, pid)
+            && matches!(child.try_wait(), Ok(None))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         state.children.push(Tracked { child, log });
         Ok(pid)
     }

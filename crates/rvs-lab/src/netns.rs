@@ -95,6 +95,17 @@ pub fn pids(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Whether process `pid` lives in namespace `name` (compares the namespace inodes; false when
+/// either is gone).
+pub fn pid_in(name: &str, pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ns = PathBuf::from("/proc").join(pid.to_string()).join("ns/net");
+    match (std::fs::metadata(path(name)), std::fs::metadata(ns)) {
+        (Ok(named), Ok(of_pid)) => named.dev() == of_pid.dev() && named.ino() == of_pid.ino(),
+        _ => false,
+    }
+}
+
 /// Whether a process with this pid exists and has not exited (a zombie counts as gone).
 pub fn pid_alive(pid: u32) -> bool {
     let stat = PathBuf::from("/proc").join(pid.to_string()).join("stat");
@@ -121,13 +132,19 @@ pub fn signal(pid: u32, signal: Signal) {
 /// SIGKILLs every process in namespace `name`, waits (bounded) until they are gone, then deletes
 /// the namespace. Errors are ignored: this is cleanup and must get as far as it can.
 pub fn destroy(name: &str) {
-    let victims = pids(name);
-    for &pid in &victims {
-        signal(pid, Signal::SIGKILL);
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while victims.iter().any(|&pid| pid_alive(pid)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    // A process may enter the namespace while the first ones are killed: look again, boundedly.
+    for _ in 0..3 {
+        let victims = pids(name);
+        if victims.is_empty() {
+            break;
+        }
+        for &pid in &victims {
+            signal(pid, Signal::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while victims.iter().any(|&pid| pid_alive(pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     if exists(name) {
         let _ = cmd::output(Command::new("ip").args(["netns", "del", name]));
