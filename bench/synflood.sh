@@ -16,9 +16,20 @@
 #   cargo build --release && sudo bench/synflood.sh [seconds] [rows...]
 #
 # Installs hping3 when missing. Figures on a shared 2-core machine are noisy: compare within a run.
+#
+# BENCH_ISOLATE says where the attacker runs:
+#   cpu  (default) hping3 on CPU 0, everything legitimate (wrk, the real servers, rvsd) on CPU 1,
+#        before and during the flood alike. The flood's packets are then received, and answered or
+#        dropped by the director's kernel side, on CPU 0, as on a director whose NIC spreads an
+#        attack over other queues than a client's; what rvsd does in userspace runs on CPU 1.
+#        So the ratios show what the flood costs the director's legitimate traffic, not what
+#        hping3 itself costs a 2-vCPU machine.
+#   none   nothing pinned: hping3 takes one of the two vCPUs from everything else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-8}
+isolate=${BENCH_ISOLATE:-cpu}
+case $isolate in cpu | none) ;; *) echo "BENCH_ISOLATE is cpu or none" >&2; exit 1 ;; esac
 shift $(($# > 0 ? 1 : 0))
 rows=("$@")
 ((${#rows[@]})) || rows=(unbounded bounded synproxy synproxy-tc)
@@ -66,12 +77,24 @@ setup() { # rvsd args...
   adm -a -t 192.168.1.253:80 -r 10.10.10.2:80 -m
   adm -a -t 192.168.1.253:80 -r 10.10.10.3:80 -m
   ip netns exec "$prefix-client" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+  if [[ $isolate == cpu ]]; then
+    local ns p
+    for ns in $(ip netns list | awk -v p="$prefix-" 'index($1, p) == 1 {print $1}'); do
+      for p in $(ip netns pids "$ns"); do taskset -a -p -c 1 "$p" >/dev/null 2>&1 || true; done
+    done
+  fi
 }
+
+# Runs its arguments on the legitimate side's CPU (BENCH_ISOLATE=cpu) or anywhere.
+legit() { if [[ $isolate == cpu ]]; then taskset -c 1 "$@"; else "$@"; fi; }
+attacker() { if [[ $isolate == cpu ]]; then taskset -c 0 "$@"; else "$@"; fi; }
+# Frames the director's client-side interface received so far.
+rx_frames() { ip netns exec "$prefix-director" cat /sys/class/net/d0/statistics/rx_packets; }
 
 # Requests per second of one wrk run from the client (extra wrk args...).
 rate() {
   local out
-  out=$(ip netns exec "$prefix-client" wrk -t2 -c20 -d"${secs}s" "$@" http://192.168.1.253/ 2>&1 || true)
+  out=$(legit ip netns exec "$prefix-client" wrk -t2 -c20 -d"${secs}s" "$@" http://192.168.1.253/ 2>&1 || true)
   awk '/Requests\/sec/ {r = $2} END {print r + 0}' <<<"$out"
 }
 
@@ -97,11 +120,15 @@ for row in "${rows[@]}"; do
   rate >"$work/ka1" &
   ka_pid=$!
   sleep 1
-  ip netns exec "$prefix-client" hping3 --flood --quiet -S --rand-source -p 80 192.168.1.253 >/dev/null 2>&1 &
+  rx0=$(rx_frames)
+  t0=$(date +%s.%N)
+  attacker ip netns exec "$prefix-client" hping3 --flood --quiet -S --rand-source -p 80 192.168.1.253 >/dev/null 2>&1 &
   flood_pid=$!
   wait "$ka_pid" || true
   res[$row,ka1]=$(cat "$work/ka1")
   res[$row,new1]=$(rate -H "Connection: close")
+  res[$row,pps]=$(awk -v a="$rx0" -v b="$(rx_frames)" -v t0="$t0" -v t1="$(date +%s.%N)" \
+    'BEGIN { printf "%.0f", (b - a) / (t1 - t0) }')
   res[$row,rss]=$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$rvsd_pid/status")
   res[$row,conns]=$(counter connections)
   res[$row,full]=$(counter drop_table_full)
@@ -112,12 +139,15 @@ for row in "${rows[@]}"; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-printf '%-11s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-7s %-9s %-10s %s\n' row "new/s" "flooded" "x" "ka req/s" "flooded" "x" "RSS MiB" "table" "table_full" "cookies"
+echo "BENCH_ISOLATE=$isolate"
+printf '%-11s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-9s | %-7s %-9s %-10s %s\n' row "new/s" "flooded" "x" "ka req/s" "flooded" "x" "flood f/s" "RSS MiB" "table" "table_full" "cookies"
 for row in "${rows[@]}"; do
-  printf '%-11s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-7s %-9s %-10s %s\n' "$row" \
+  printf '%-11s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-9s | %-7s %-9s %-10s %s\n' "$row" \
     "${res[$row,new0]}" "${res[$row,new1]}" "$(ratio "${res[$row,new1]}" "${res[$row,new0]}")" \
     "${res[$row,ka0]}" "${res[$row,ka1]}" "$(ratio "${res[$row,ka1]}" "${res[$row,ka0]}")" \
-    "${res[$row,rss]}" "${res[$row,conns]}" "${res[$row,full]}" "${res[$row,cookies]}"
+    "${res[$row,pps]}" "${res[$row,rss]}" "${res[$row,conns]}" "${res[$row,full]}" "${res[$row,cookies]}"
 done
 echo "(new/s: Connection: close requests per second; ka: keep-alive; flooded: during the SYN flood;"
-echo " x: flooded over before; flooded ka: connections opened a second before the flood; RSS and table: rvsd's at the end of the flood)"
+echo " x: flooded over before; flooded ka: connections opened a second before the flood;"
+echo " flood f/s: frames per second the director received from the client side during the flood;"
+echo " RSS and table: rvsd's at the end of the flood)"

@@ -32,7 +32,15 @@ struct decision {
 	__u8 tun_kind;       /* ACT_TUN: the server's RVS_TUN_* encapsulation */
 	__u8 tun_csum;       /* ACT_TUN: its checksum mode */
 	__be16 tun_port;     /* ACT_TUN: GUE's destination port */
+	__u8 seq_shift;      /* SHIFT_*: a handed-over SYN-proxied connection (lb_synproxy.h) */
+	__u8 pad[3];
+	__u32 seq_delta;     /* ... shifted by this */
 };
+
+/* Which TCP number of a handed-over SYN-proxied connection's segment moves. */
+#define SHIFT_NONE 0
+#define SHIFT_ACK_BACK 1 /* client to server: the acknowledgement number, less the delta */
+#define SHIFT_SEQ_ON 2   /* server to client: the sequence number, plus the delta */
 
 /* Whether a real server's packets leave untouched, the replies bypassing the director:
  * direct routing and tunnelling (IPVS's INPUT-ONLY connections). */
@@ -207,6 +215,10 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 	d->addr = c->daddr;
 	d->port = c->dport;
 	d->action = ACT_NAT_IN;
+	if (c->flags & RVS_CONN_F_SEQ_SHIFT) {
+		d->seq_shift = SHIFT_ACK_BACK;
+		d->seq_delta = c->seq_delta;
+	}
 	if (c->method == RVS_METHOD_FULLNAT) {
 		d->action = ACT_FNAT_IN;
 		d->addr2 = c->laddr;
@@ -255,6 +267,10 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 	d->addr = out->in.dst;
 	d->port = out->in.dport;
 	d->action = ACT_NAT_OUT;
+	if (c->flags & RVS_CONN_F_SEQ_SHIFT) {
+		d->seq_shift = SHIFT_SEQ_ON;
+		d->seq_delta = c->seq_delta;
+	}
 	if (c->method == RVS_METHOD_FULLNAT) {
 		d->action = ACT_FNAT_OUT;
 		d->addr2 = out->in.src;

@@ -69,7 +69,7 @@ static __always_inline void sync_emit_template(struct rvs_conn_key *key, struct 
 	__builtin_memset(&e->laddr, 0, sizeof(e->laddr));
 	e->lport = 0;
 	e->pad2 = 0;
-	e->pad3 = 0;
+	e->seq_delta = 0;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -96,7 +96,12 @@ static __always_inline void sync_emit(struct rvs_settings *s, struct rvs_conn_ke
 	e->laddr = c->laddr;
 	e->lport = c->lport;
 	e->pad2 = 0;
-	e->pad3 = 0;
+	if (c->flags & RVS_CONN_F_SEQ_SHIFT) {
+		e->flags = RVS_SYNC_EV_SEQ_SHIFT;
+		e->seq_delta = c->seq_delta;
+	} else {
+		e->seq_delta = 0;
+	}
 	bpf_ringbuf_submit(e, 0);
 	if (c->flags & RVS_CONN_F_TEMPLATE)
 		sync_emit_template(key, c);
@@ -166,6 +171,10 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 	if (in->flags & RVS_SYNC_EV_TEMPLATE)
 		return sync_install_template(in);
 	if (old) {
+		if (in->flags & RVS_SYNC_EV_SEQ_SHIFT) {
+			old->seq_delta = in->seq_delta;
+			old->flags |= RVS_CONN_F_SEQ_SHIFT;
+		}
 		if (old->state != in->state) {
 			move_count(old->dest, old->state, in->state);
 			old->state = in->state;
@@ -179,6 +188,10 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 	c.state = in->state;
 	c.sync_state = in->state;
 	c.flags = nat ? 0 : RVS_CONN_F_NOOUTPUT;
+	if (nat && (in->flags & RVS_SYNC_EV_SEQ_SHIFT)) {
+		c.flags |= RVS_CONN_F_SEQ_SHIFT;
+		c.seq_delta = in->seq_delta;
+	}
 	c.dest = in->dest;
 	c.svc = in->svc;
 	c.method = in->method;

@@ -8,7 +8,10 @@
  *   checked, which opens the connection to the real server as for its own cookies (rvs-engine's
  *   synproxy);
  * - any other segment of such a service goes to rvsd as for a service it schedules.
- * The SYN-ACK offers an MSS only, as the engine's does. At XDP the SYNs go to rvsd too. */
+ * The SYN-ACK offers an MSS only, as the engine's does. At XDP the SYNs go to rvsd too.
+ * Once the real server has answered, rvsd hands a NAT connection back to the program
+ * (RVS_CONN_F_SEQ_SHIFT): its segments are then forwarded here, each with one number shifted
+ * (seq_field below). */
 #ifndef RVS_LB_SYNPROXY_H
 #define RVS_LB_SYNPROXY_H
 
@@ -139,6 +142,36 @@ static __always_inline int cookie_acked(void *data, void *end, struct pkt *p)
 			return 0;
 		return bpf_tcp_raw_check_syncookie_ipv6(ip6, th) == 0;
 	}
+}
+
+/* The TCP number a handed-over connection's segment has shifted (`d->seq_shift`): its field,
+ * with the old and new values in `old`/`new` (network order); NULL when nothing moves (not
+ * such a connection, or a client segment without ACK) or the header is short (`*bad` set). */
+static __always_inline __be32 *seq_field(void *data, void *end, struct pkt *p,
+					 const struct decision *d, __be32 *old, __be32 *new, int *bad)
+{
+	struct tcphdr *th;
+	__be32 *field;
+
+	if (d->seq_shift == SHIFT_NONE || p->proto != IPPROTO_TCP)
+		return NULL;
+	th = data + (p->l4 & 0x3ff);
+	if ((void *)(th + 1) > end) {
+		*bad = 1;
+		return NULL;
+	}
+	if (d->seq_shift == SHIFT_ACK_BACK) {
+		if (!th->ack)
+			return NULL;
+		field = &th->ack_seq;
+		*old = *field;
+		*new = bpf_htonl(bpf_ntohl(*old) - d->seq_delta);
+	} else {
+		field = &th->seq;
+		*old = *field;
+		*new = bpf_htonl(bpf_ntohl(*old) + d->seq_delta);
+	}
+	return field;
 }
 
 /* Swaps the IP addresses and sets a fresh TTL (its checksum updated) or hop limit, in place. */

@@ -90,6 +90,27 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, struct pkt *p, int
 	return 0;
 }
 
+/* Shifts a handed-over SYN-proxied connection's segment (lb_synproxy.h); the checksum goes
+ * through the kernel's helper, which leaves a partial one as it is (it does not cover the
+ * numbers). */
+static __always_inline int tc_shift_seq(struct __sk_buff *skb, struct pkt *p,
+					const struct decision *d)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__be32 old = 0, new = 0, *field;
+	int bad = 0;
+
+	field = seq_field(data, end, p, d, &old, &new, &bad);
+	if (!field)
+		return bad ? -1 : 0;
+	*field = new;
+	/* TCP's checksum field, in the header seq_field checked. */
+	if (bpf_l4_csum_replace(skb, (p->l4 & 0x3ff) + 16, old, new, 4) < 0)
+		return -1;
+	return 0;
+}
+
 /* Takes one from the TTL (IPv4, checksum updated) or hop limit (IPv6) in place. */
 static __always_inline int tc_dec_ttl(struct __sk_buff *skb, struct pkt *p)
 {
@@ -366,13 +387,13 @@ static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, st
 	case ACT_NAT_IN:
 		if ((mtu = tc_too_big(skb, p, &p->key.src, &d->addr, d)))
 			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
-		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0)
+		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0 || tc_shift_seq(skb, p, d) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &p->key.src, &d->addr, 0, d);
 	case ACT_NAT_OUT:
 		if ((mtu = tc_too_big(skb, p, &d->addr, &p->key.dst, d)))
 			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
-		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0)
+		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0 || tc_shift_seq(skb, p, d) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &d->addr, &p->key.dst, 0, d);
 	case ACT_FNAT_IN:

@@ -84,6 +84,28 @@ static __always_inline int xdp_nat_rewrite(struct xdp_md *ctx, struct pkt *p, in
 	return 0;
 }
 
+/* Shifts a handed-over SYN-proxied connection's segment (lb_synproxy.h), its checksum
+ * updated. */
+static __always_inline int xdp_shift_seq(struct xdp_md *ctx, struct pkt *p,
+					 const struct decision *d)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__be32 old = 0, new = 0, *field;
+	struct tcphdr *th;
+	int bad = 0;
+
+	field = seq_field(data, end, p, d, &old, &new, &bad);
+	if (!field)
+		return bad ? -1 : 0;
+	*field = new;
+	th = data + (p->l4 & 0x3ff);
+	if ((void *)(th + 1) > end)
+		return -1;
+	th->check = csum_replace32(th->check, old, new);
+	return 0;
+}
+
 /* XDP's forward (see lb_tc.h's): FIB lookup, TTL/hop limit, MACs, redirect; the kernel's
  * when the FIB has no neighbour yet. */
 static __always_inline int xdp_forward(struct xdp_md *ctx, struct pkt *p, const struct rvs_addr *src,
@@ -237,13 +259,13 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 	case ACT_NAT_IN:
 		if ((mtu = xdp_too_big(ctx, p, &p->key.src, &d->addr, d)))
 			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
-		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0)
+		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0 || xdp_shift_seq(ctx, p, d) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &p->key.src, &d->addr, 0, d);
 	case ACT_NAT_OUT:
 		if ((mtu = xdp_too_big(ctx, p, &d->addr, &p->key.dst, d)))
 			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
-		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0)
+		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0 || xdp_shift_seq(ctx, p, d) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &d->addr, &p->key.dst, 0, d);
 	case ACT_FNAT_IN:

@@ -270,6 +270,8 @@ struct rvs_conn_key {
 #define RVS_CONN_F_NOOUTPUT 0x01 /* replies bypass the director (DR, TUN) */
 #define RVS_CONN_F_TEMPLATE 0x02 /* controlled by a persistence template */
 #define RVS_CONN_F_ANY_PORT 0x04 /* ... of a port-0 service (the template's vport is 0) */
+#define RVS_CONN_F_SEQ_SHIFT 0x08 /* a SYN-proxied connection rvsd handed over: its numbers
+				   * are shifted by `seq_delta` (lb_synproxy.h) */
 
 /* A next hop the FIB gave for one direction of a connection, kept so that its packets skip
  * the lookup while the kernel's routes and neighbours stay as they were (`gen` equal to the
@@ -301,7 +303,7 @@ struct rvs_conn {
 	struct rvs_addr laddr; /* FULLNAT: the local address and port toward the real server */
 	__u16 lport;           /* network order */
 	__u16 tpl_gen;         /* RVS_CONN_F_TEMPLATE: the generation of its template */
-	__u32 pad3;
+	__u32 seq_delta;       /* RVS_CONN_F_SEQ_SHIFT: the director's ISN less the server's */
 };
 
 /* The reply direction of a NAT connection: `conns_out` maps the reply tuple (real server to
@@ -354,12 +356,15 @@ struct rvs_sync_event {
 	struct rvs_addr laddr; /* FULLNAT: the local address and port */
 	__u16 lport;           /* network order */
 	__u16 pad2;
-	__u32 pad3;
+	__u32 seq_delta;       /* RVS_SYNC_EV_SEQ_SHIFT: the connection's shift */
 };
 
 /* A sync event of a persistence template: `key` holds the masked client (port 0), the virtual
  * address and port (0 for a port-0 service), `daddr`/`dport` the template's server. */
 #define RVS_SYNC_EV_TEMPLATE 0x01
+/* A SYN-proxied connection whose sequence numbers are shifted by `seq_delta` (IPVS's sync
+ * message carries it in its sequence option). */
+#define RVS_SYNC_EV_SEQ_SHIFT 0x02
 
 /* A connection a sync backup installs (the input of rvs_sync_in, after a zeroed Ethernet
  * header): the record resolved by rvsd to the program's service id and dest slot. */
@@ -372,10 +377,13 @@ struct rvs_sync_in {
 	__u32 dest;
 	__u32 svc;
 	__u32 timeout_ms;
-	__u32 flags; /* RVS_SYNC_EV_TEMPLATE: a template (key.src masked, key.dport its vport) */
+	__u32 flags; /* RVS_SYNC_EV_TEMPLATE: a template (key.src masked, key.dport its vport);
+		      * RVS_SYNC_EV_SEQ_SHIFT: a SYN-proxied connection */
 	struct rvs_addr laddr; /* FULLNAT: the local address and port */
 	__u16 lport;           /* network order */
 	__u16 pad2;
+	__u32 seq_delta;       /* RVS_SYNC_EV_SEQ_SHIFT: the connection's shift */
+	__u32 pad3;
 };
 
 /* rvs_sync_in's answers. */

@@ -506,6 +506,9 @@ pub const CONN_F_NOOUTPUT: u8 = 0x01;
 pub const CONN_F_TEMPLATE: u8 = 0x02;
 /// Connection flag: ... of a port-0 service (the template's virtual port is 0).
 pub const CONN_F_ANY_PORT: u8 = 0x04;
+/// Connection flag: a SYN-proxied connection rvsd handed over; its numbers are shifted by
+/// [`Conn::seq_delta`].
+pub const CONN_F_SEQ_SHIFT: u8 = 0x08;
 
 /// A cached next hop of one direction of a connection (`struct rvs_hop`).
 #[derive(
@@ -565,8 +568,8 @@ pub struct Conn {
     pub lport_be: u16,
     /// A template's connection: the generation of its template.
     pub tpl_gen: u16,
-    /// Zero.
-    pub pad3: u32,
+    /// [`CONN_F_SEQ_SHIFT`]: the director's ISN less the real server's.
+    pub seq_delta: u32,
 }
 
 /// `conns_out` value: the client-side key of a NAT connection, found by its reply tuple.
@@ -716,13 +719,16 @@ pub struct SyncEvent {
     pub lport_be: u16,
     /// Zero.
     pub pad2: u16,
-    /// Zero.
-    pub pad3: u32,
+    /// [`SYNC_EV_SEQ_SHIFT`]: the connection's shift.
+    pub seq_delta: u32,
 }
 
 /// Sync event flag: a persistence template (`key.src` the masked client, `key.dport` the
 /// virtual port, 0 for a port-0 service; `daddr`/`dport_be` its server).
 pub const SYNC_EV_TEMPLATE: u32 = 0x01;
+/// Sync event (and [`SyncIn`]) flag: a SYN-proxied connection whose numbers are shifted by
+/// `seq_delta`.
+pub const SYNC_EV_SEQ_SHIFT: u32 = 0x02;
 
 /// A synced connection to install (`struct rvs_sync_in`): the record resolved to the
 /// program's service id and dest slot.
@@ -747,7 +753,7 @@ pub struct SyncIn {
     pub svc: u32,
     /// Timeout from now, milliseconds.
     pub timeout_ms: u32,
-    /// `SYNC_EV_TEMPLATE` for a template.
+    /// `SYNC_EV_TEMPLATE` for a template, `SYNC_EV_SEQ_SHIFT` for a SYN-proxied connection.
     pub flags: u32,
     /// FULLNAT: the local address.
     pub laddr: Addr,
@@ -755,6 +761,10 @@ pub struct SyncIn {
     pub lport_be: u16,
     /// Zero.
     pub pad2: u16,
+    /// `SYNC_EV_SEQ_SHIFT`: the connection's shift.
+    pub seq_delta: u32,
+    /// Zero.
+    pub pad3: u32,
 }
 
 #[cfg(test)]
@@ -802,7 +812,10 @@ mod tests {
         assert_eq!(offset_of!(PuntHdr, dest), 16);
         assert_eq!(offset_of!(Conn, sync_pkts), 30);
         assert_eq!(size_of::<SyncEvent>(), 96);
-        assert_eq!(size_of::<SyncIn>(), 96);
+        assert_eq!(size_of::<SyncIn>(), 104);
+        assert_eq!(offset_of!(SyncIn, seq_delta), 96);
+        assert_eq!(offset_of!(Conn, seq_delta), 100);
+        assert_eq!(offset_of!(SyncEvent, seq_delta), 92);
         assert_eq!(size_of::<Traffic>(), 40);
     }
 

@@ -11,8 +11,8 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::error::Error;
 use crate::maps::{
-    Addr, Conn, ConnKey, Dest, Method, Svc, SvcDests, SvcKey, SyncEvent, SyncIn, MAX_DESTS,
-    SVC_F_PERSIST, SVC_F_USER, SYNC_EV_TEMPLATE,
+    Addr, Conn, ConnKey, Dest, Method, Svc, SvcDests, SvcKey, SyncEvent, SyncIn, CONN_F_SEQ_SHIFT,
+    MAX_DESTS, SVC_F_PERSIST, SVC_F_SYNPROXY, SVC_F_USER, SYNC_EV_SEQ_SHIFT, SYNC_EV_TEMPLATE,
 };
 use crate::program::Datapath;
 
@@ -53,6 +53,28 @@ fn method_of(byte: u8) -> Option<Method> {
     ]
     .into_iter()
     .find(|m| *m as u8 == byte)
+}
+
+/// IPVS's sequence option for a connection whose numbers are shifted by `delta` (the SYN
+/// proxy's, as rvs-engine sends it; the director's ISN, which it also carries, is not kept by
+/// the program and goes as 0).
+fn shift_option(delta: u32) -> rvs_sync::SeqOptions {
+    rvs_sync::SeqOptions {
+        in_seq: rvs_sync::SeqData::default(),
+        out_seq: rvs_sync::SeqData {
+            init_seq: 0,
+            delta,
+            previous_delta: delta,
+        },
+    }
+}
+
+/// The shift a record's sequence option carries, if any.
+fn shift_of(rec: &SyncConn) -> Option<u32> {
+    rec.seq
+        .as_ref()
+        .filter(|s| s.out_seq != rvs_sync::SeqData::default())
+        .map(|s| s.out_seq.delta)
 }
 
 /// The program's TCP ESTABLISHED (rvs-engine's `ConnState` numbering, IPVS's too).
@@ -100,7 +122,7 @@ impl SyncEvent {
             fwmark: 0,
             timeout: self.timeout_ms / 1000,
             addrs,
-            seq: None,
+            seq: (self.flags & SYNC_EV_SEQ_SHIFT != 0).then(|| shift_option(self.seq_delta)),
             pe_data: None,
             pe_name: None,
             fnat_local: (method == Method::FullNat && !template)
@@ -119,12 +141,16 @@ pub fn conn_record(key: &ConnKey, conn: &Conn, timeout_ms: u32) -> Option<SyncCo
         state: conn.state,
         method: conn.method,
         timeout_ms,
-        flags: 0,
+        flags: if conn.flags & CONN_F_SEQ_SHIFT != 0 {
+            SYNC_EV_SEQ_SHIFT
+        } else {
+            0
+        },
         pad: 0,
         laddr: conn.laddr,
         lport_be: conn.lport_be,
         pad2: 0,
-        pad3: 0,
+        seq_delta: conn.seq_delta,
     }
     .record()
 }
@@ -147,6 +173,7 @@ pub fn sync_in(rec: &SyncConn, at: &Located) -> Option<SyncIn> {
         _ => return None,
     };
     let (caddr, vaddr, daddr) = rec.addrs.ips();
+    let shift = shift_of(rec).filter(|_| !template);
     Some(SyncIn {
         key: crate::maps::ConnKey {
             src: Addr::from(caddr),
@@ -163,10 +190,17 @@ pub fn sync_in(rec: &SyncConn, at: &Located) -> Option<SyncIn> {
         dest: at.dest,
         svc: at.svc,
         timeout_ms: rec.timeout.saturating_mul(1000),
-        flags: if template { SYNC_EV_TEMPLATE } else { 0 },
+        flags: if template { SYNC_EV_TEMPLATE } else { 0 }
+            | if shift.is_some() {
+                SYNC_EV_SEQ_SHIFT
+            } else {
+                0
+            },
         laddr: local.map(|l| Addr::from(l.ip())).unwrap_or_default(),
         lport_be: local.map_or(0, |l| l.port().to_be()),
         pad2: 0,
+        seq_delta: shift.unwrap_or(0),
+        pad3: 0,
     })
 }
 
@@ -208,6 +242,18 @@ impl Datapath {
         dport: u16,
         template: bool,
     ) -> Result<Option<Located>, Error> {
+        self.locate_in(proto, (vaddr, vport), (daddr, dport), template, false)
+    }
+
+    /// [`Datapath::locate`], also finding the SYN proxy's services when `proxied`.
+    fn locate_in(
+        &self,
+        proto: u8,
+        (vaddr, vport): (IpAddr, u16),
+        (daddr, dport): (IpAddr, u16),
+        template: bool,
+        proxied: bool,
+    ) -> Result<Option<Located>, Error> {
         let mut key = SvcKey {
             addr: Addr::from(vaddr),
             port_be: vport.to_be(),
@@ -219,7 +265,9 @@ impl Datapath {
             key.port_be = 0;
             svc = self.get("services", &key)?;
         }
-        let Some(svc) = svc.filter(|s| s.flags & SVC_F_USER == 0) else {
+        let ours =
+            |s: &Svc| s.flags & SVC_F_USER == 0 || (proxied && s.flags & SVC_F_SYNPROXY != 0);
+        let Some(svc) = svc.filter(ours) else {
             return Ok(None);
         };
         let Some(list) = self.get::<u32, SvcDests>("svc_dests", &svc.id)? else {
@@ -261,6 +309,31 @@ impl Datapath {
         }
     }
 
+    /// Takes over a SYN-proxied connection from the engine once its real server has answered:
+    /// installs `rec` (the engine's record, its shift in the sequence option) as the program's
+    /// own when it is a NAT connection of a SYN proxy service the program knows, to be
+    /// forwarded here with its numbers shifted; `None` when the program cannot take it.
+    pub fn take_over_proxied(&self, rec: &SyncConn) -> Result<Option<Installed>, Error> {
+        if rec.fwmark != 0 || rec.flags & rvs_sync::F_TEMPLATE != 0 || shift_of(rec).is_none() {
+            return Ok(None);
+        }
+        let (_, vaddr, daddr) = rec.addrs.ips();
+        let located = self.locate_in(
+            rec.protocol,
+            (vaddr, rec.vport),
+            (daddr, rec.dport),
+            false,
+            true,
+        )?;
+        match located.filter(|at| at.method == Method::Masq) {
+            Some(at) => match sync_in(rec, &at) {
+                Some(conn) => self.sync_install(&conn).map(Some),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
     /// Installs (or refreshes) a synced connection as the program's own.
     pub fn sync_install(&self, conn: &SyncIn) -> Result<Installed, Error> {
         // A zeroed Ethernet header first: BPF_PROG_TEST_RUN hands tc programs a frame.
@@ -278,5 +351,49 @@ impl Datapath {
             2 => Ok(Installed::TableFull),
             _ => Err(Error::Missing("a well-formed sync record")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handed-over SYN-proxied connection keeps its shift through the sync record: the
+    /// master's record carries it in IPVS's sequence option, and a backup's install takes it.
+    #[test]
+    fn a_proxied_connection_s_shift_travels_in_its_record() {
+        let ip = |s: &str| Addr::from(s.parse::<IpAddr>().unwrap());
+        let key = ConnKey {
+            src: ip("203.0.113.5"),
+            dst: ip("10.99.1.100"),
+            sport_be: 40_000u16.to_be(),
+            dport_be: 80u16.to_be(),
+            proto: 6,
+            pad: [0; 3],
+        };
+        let conn = Conn {
+            daddr: ip("192.168.7.10"),
+            dport_be: 8080u16.to_be(),
+            state: ESTABLISHED,
+            flags: CONN_F_SEQ_SHIFT,
+            method: Method::Masq as u8,
+            seq_delta: 0xdead_beef,
+            ..Conn::default()
+        };
+        let rec = conn_record(&key, &conn, 900_000).expect("a record");
+        assert_eq!(shift_of(&rec), Some(0xdead_beef));
+        let at = Located {
+            svc: 3,
+            dest: 7,
+            method: Method::Masq,
+            persistent: false,
+        };
+        let installed = sync_in(&rec, &at).expect("installable");
+        assert_eq!(installed.flags, SYNC_EV_SEQ_SHIFT);
+        assert_eq!(installed.seq_delta, 0xdead_beef);
+        // Without the flag, no option and no shift.
+        let plain = conn_record(&key, &Conn { flags: 0, ..conn }, 900_000).expect("a record");
+        assert!(plain.seq.is_none());
+        assert_eq!(sync_in(&plain, &at).expect("installable").flags, 0);
     }
 }

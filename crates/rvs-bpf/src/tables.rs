@@ -213,6 +213,18 @@ impl Publisher {
         self.next_slot
     }
 
+    /// The real servers published, each as its dest slot, its service (virtual address, port,
+    /// protocol number) and its address and port.
+    pub fn servers(&self) -> impl Iterator<Item = (u32, (IpAddr, u16, u8), (IpAddr, u16))> + '_ {
+        self.slots.iter().map(|((svc, addr, port), slot)| {
+            (
+                *slot,
+                (svc.addr.ip(), u16::from_be(svc.port_be), svc.proto),
+                (*addr, *port),
+            )
+        })
+    }
+
     /// The program's id of the service `key`, once published.
     pub fn service_id(&self, key: &rvs_engine::ServiceKey) -> Option<u32> {
         let k = SvcKey {

@@ -1843,3 +1843,134 @@ fn defense_matches_the_engine() {
         });
     }
 }
+
+/// A TCP segment over IPv4 with explicit numbers (an ACK when `ack` is given).
+fn numbered4(
+    (src, sp): ([u8; 4], u16),
+    (dst, dp): ([u8; 4], u16),
+    (seq, ack): (u32, Option<u32>),
+    syn: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(src, dst, 64)
+        .tcp(sp, dp, seq, 29_200);
+    if syn {
+        b = b.syn();
+    }
+    if let Some(a) = ack {
+        b = b.ack(a);
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, payload).expect("build");
+    out
+}
+
+/// The TCP sequence number of an Ethernet + IPv4 frame.
+fn seq_of(frame: &[u8]) -> u32 {
+    let l4 = 14 + usize::from(frame[14] & 0x0f) * 4;
+    u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]])
+}
+
+/// A SYN-proxied connection handed over by the engine once its real server answered: the
+/// program takes the engine's record and forwards the rest of the connection as the engine
+/// does, every client segment's acknowledgement number and every server segment's sequence
+/// number shifted, checksums right; the engine then forgets it, and the program counts it as
+/// its server's active connection.
+#[test]
+fn proxied_connections_handed_over_forward_as_the_engine() {
+    const CLIENT_ISN: u32 = 1_000_000;
+    const SERVER_ISN: u32 = 7_777_777;
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let mut policy = Policy::default();
+            policy.set("syn_proxy", 1).expect("known switch");
+            e.set_policy(policy);
+            e.set_proxy_handoff(true);
+            let dp = load_program();
+            Publisher::new()
+                .publish(
+                    &dp,
+                    &e.spec_walk(),
+                    &Settings::from_engine(Timeouts::default(), &e.policy()),
+                )
+                .expect("publish");
+            let client = (CLIENT4, CPORT);
+            let (vip, rip) = ((VIP4, VPORT), (RIP4, RPORT));
+            // The handshake, through the engine: its cookie, the server's SYN-ACK.
+            let mut syn = numbered4(client, vip, (CLIENT_ISN, None), true, &[]);
+            assert!(matches!(run(&e, 1000, &mut syn), Verdict::Forward { .. }));
+            let cookie = seq_of(&syn);
+            let mut ack = numbered4(client, vip, (CLIENT_ISN + 1, Some(cookie + 1)), false, &[]);
+            // Turned into the server's SYN (its MSS option inserted after the header).
+            assert!(matches!(
+                run(&e, 1000, &mut ack),
+                Verdict::ForwardInsert { .. }
+            ));
+            assert!(
+                e.proxied_ready().is_empty(),
+                "not before the server answered"
+            );
+            let mut synack = numbered4(rip, client, (SERVER_ISN, Some(CLIENT_ISN + 1)), true, &[]);
+            assert!(matches!(
+                run(&e, 1000, &mut synack),
+                Verdict::Forward { .. }
+            ));
+            let ready = e.proxied_ready();
+            assert_eq!(ready.len(), 1, "{ready:?}");
+            assert!(ready[0].seq.is_some(), "the shift travels in the record");
+            assert_eq!(
+                dp.take_over_proxied(&ready[0]).expect("install"),
+                Some(rvs_bpf::Installed::Added)
+            );
+            let (c, s) = (CLIENT_ISN + 1, SERVER_ISN + 1);
+            let a = cookie + 1;
+            let frames = vec![
+                (
+                    "request",
+                    numbered4(client, vip, (c, Some(a)), false, b"GET / HTTP/1.0\r\n\r\n"),
+                ),
+                (
+                    "answer",
+                    numbered4(rip, client, (s, Some(c + 18)), false, b"hello, proxied"),
+                ),
+                (
+                    "client ACK",
+                    numbered4(client, vip, (c + 18, Some(a + 14)), false, &[]),
+                ),
+                (
+                    "more",
+                    numbered4(rip, client, (s + 14, Some(c + 18)), false, b"bye"),
+                ),
+            ];
+            same(&e, &dp, hook, ifindex, &frames);
+            // The engine lets go; the program holds the connection on its server.
+            assert!(e.release_handed_over(&ready[0]));
+            assert!(!e.release_handed_over(&ready[0]), "once");
+            assert_eq!(e.connection_count(), 0);
+            assert_eq!(e.syn_proxy_counters().handed_over, 1);
+            let at = dp
+                .locate(6, ip4(VIP4), VPORT, ip4(RIP4), RPORT, false)
+                .expect("maps");
+            assert!(
+                at.is_none(),
+                "the proxy's service is not the program's to schedule"
+            );
+            let held = dp.connections().expect("connections");
+            assert_eq!(held.len(), 1, "{held:?}");
+            let counts = dp.dest_conns(held[0].1.dest).expect("counts");
+            assert_eq!((counts.active, counts.inactive), (1, 0));
+            // Its segments still come out shifted: the client's ACK of the last data.
+            let last = numbered4(client, vip, (c + 18, Some(a + 17)), false, &[]);
+            match bpf_outcome(&dp, hook, ifindex, &last) {
+                Outcome::Forward(l3) => {
+                    let ack_at = 20 + 8;
+                    let got = u32::from_be_bytes(l3[ack_at..ack_at + 4].try_into().unwrap());
+                    assert_eq!(got, s + 17, "the server's numbers");
+                }
+                other => panic!("{hook:?}: {other:?}"),
+            }
+        });
+    }
+}

@@ -3,7 +3,7 @@
 //! scheduler tables are built with it, for exactly its destination list.
 
 use core::net::IpAddr;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -36,6 +36,10 @@ pub(crate) struct DestRt {
     pub(crate) l_threshold: AtomicU32,
     pub(crate) active: AtomicU32,
     pub(crate) inactive: AtomicU32,
+    /// Connections another data plane forwards for this server (rvsd's BPF program, once
+    /// handed over): active in the high 32 bits, inactive in the low. Schedulers and
+    /// thresholds count them with the engine's own; listings add the plane's counts themselves.
+    pub(crate) handed_over: AtomicU64,
     pub(crate) overloaded: AtomicBool,
     /// Persistence templates pointing here (PersistConn).
     pub(crate) persist: AtomicU32,
@@ -71,6 +75,7 @@ impl DestRt {
             l_threshold: AtomicU32::new(spec.l_threshold),
             active: AtomicU32::new(0),
             inactive: AtomicU32::new(0),
+            handed_over: AtomicU64::new(0),
             overloaded: AtomicBool::new(false),
             persist: AtomicU32::new(0),
             available: AtomicBool::new(true),
@@ -124,7 +129,24 @@ impl DestRt {
     }
 
     fn total_conns(&self) -> u32 {
-        self.active.load(Ordering::Relaxed) + self.inactive.load(Ordering::Relaxed)
+        let (a, i) = self.handed_over_counts();
+        (self.active.load(Ordering::Relaxed) + self.inactive.load(Ordering::Relaxed))
+            .saturating_add(a)
+            .saturating_add(i)
+    }
+
+    /// The handed-over connections' counts: active, inactive.
+    fn handed_over_counts(&self) -> (u32, u32) {
+        let v = self.handed_over.load(Ordering::Relaxed);
+        ((v >> 32) as u32, v as u32)
+    }
+
+    /// Sets the counts of this server's connections another data plane forwards.
+    pub(crate) fn set_handed_over(&self, active: u32, inactive: u32) {
+        self.handed_over.store(
+            (u64::from(active) << 32) | u64::from(inactive),
+            Ordering::Relaxed,
+        );
     }
 
     /// A connection was bound to this destination (`ip_vs_bind_dest`).
@@ -195,10 +217,14 @@ impl SchedTarget for Arc<DestRt> {
         self.overloaded.load(Ordering::Relaxed)
     }
     fn active(&self) -> u32 {
-        self.active.load(Ordering::Relaxed)
+        self.active
+            .load(Ordering::Relaxed)
+            .saturating_add(self.handed_over_counts().0)
     }
     fn inactive(&self) -> u32 {
-        self.inactive.load(Ordering::Relaxed)
+        self.inactive
+            .load(Ordering::Relaxed)
+            .saturating_add(self.handed_over_counts().1)
     }
     fn last_weight(&self) -> u32 {
         self.last_weight.load(Ordering::Relaxed)

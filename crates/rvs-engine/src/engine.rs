@@ -85,6 +85,8 @@ pub struct Engine {
     pub(crate) synproxy: SynProxyStats,
     /// IPVS's defence switches (drop_entry, drop_packet, secure_tcp) and their state.
     pub(crate) defense: crate::defense::Defense,
+    /// SYN-proxied connections ready for another data plane.
+    pub(crate) handoff: crate::synproxy::Handoff,
 }
 
 /// The largest of IPVS's mh table primes not above `size` (251 at least).
@@ -144,6 +146,7 @@ impl Engine {
                 &crate::policy::Policy::default(),
                 std::hash::BuildHasher::hash_one(&foldhash::fast::RandomState::default(), n),
             ),
+            handoff: Default::default(),
         }
     }
 
@@ -613,6 +616,7 @@ impl Engine {
             .0
             .saturating_add(cx.snap.timeouts.of(ConnState::Established));
         let (ids, server) = ([c.svc_id, c.dest.id], *c.daddr());
+        self.handoff.offer(c);
         shard.count(ids, Direction::Output, u64::from(p.ip_len));
         drop(shard);
         synproxy::synack_to_ack(cx.frame, &p.lay, &seg, &sp);

@@ -39,6 +39,7 @@ mod flow;
 pub mod fragment;
 mod fullnat;
 pub mod gso;
+mod handoff;
 mod icmp;
 mod nat;
 mod persist;

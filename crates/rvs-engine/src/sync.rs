@@ -242,6 +242,9 @@ impl Engine {
         let slot = shard.insert(h, &self.hasher, conn, ConnExt::of(fnat, None));
         if let Some(sp) = proxied {
             shard.set_synproxied(slot, sp);
+            if let Some(c) = shard.get(slot).filter(|_| sp.delta.is_some()) {
+                self.handoff.offer(c);
+            }
         }
         Ok(())
     }

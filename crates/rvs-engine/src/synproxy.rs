@@ -17,13 +17,13 @@
 //! offered (what the real server will choose of them is not known when the client is answered),
 //! so neither end uses them on a proxied connection.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::hash::BuildHasher;
 
 use rvs_wire::checksum;
 use rvs_wire::tcp::{self, Flags};
 
-use crate::conn::Tuple;
+use crate::conn::{Conn, Tuple, F_EXT, F_NO_OUTPUT, F_V6};
 use crate::datapath::Layout;
 use crate::flow::Direction;
 use crate::proxy::write32;
@@ -58,6 +58,9 @@ pub struct SynProxyCounters {
     /// ACKs without a connection whose cookie did not hold (dropped, also counted as
     /// `no_connection_non_syn`).
     pub bad_cookies: u64,
+    /// Connections handed over to another data plane once their real server answered
+    /// (rvsd's BPF program; see [`crate::Engine::set_proxy_handoff`]).
+    pub handed_over: u64,
 }
 
 /// The engine's [`SynProxyCounters`], counted by the workers.
@@ -66,6 +69,7 @@ pub(crate) struct SynProxyStats {
     pub(crate) answered: AtomicU64,
     pub(crate) opened: AtomicU64,
     pub(crate) bad_cookies: AtomicU64,
+    pub(crate) handed_over: AtomicU64,
 }
 
 impl SynProxyStats {
@@ -74,6 +78,7 @@ impl SynProxyStats {
             answered: self.answered.load(Ordering::Relaxed),
             opened: self.opened.load(Ordering::Relaxed),
             bad_cookies: self.bad_cookies.load(Ordering::Relaxed),
+            handed_over: self.handed_over.load(Ordering::Relaxed),
         }
     }
 }
@@ -164,6 +169,42 @@ impl SynProxied {
             syn_sent_ms: 0,
             delta: Some(seq.out_seq.delta),
         })
+    }
+}
+
+/// Connections waiting to be taken at most; more stay with the engine.
+const QUEUE_MAX: usize = 65_536;
+
+/// The queue of proxied connections ready to be handed over to another data plane (see the
+/// engine's `handoff` module).
+#[derive(Debug, Default)]
+pub(crate) struct Handoff {
+    pub(crate) wanted: AtomicBool,
+    pub(crate) ready: parking_lot::Mutex<Vec<Tuple>>,
+}
+
+impl Handoff {
+    /// Queues connection `c` when a plane takes connections and `c` is one it can take.
+    pub(crate) fn offer(&self, c: &Conn) {
+        if !self.wanted.load(Ordering::Relaxed) || c.flags & (F_EXT | F_NO_OUTPUT) != 0 {
+            return;
+        }
+        let mut q = self.ready.lock();
+        if q.len() < QUEUE_MAX {
+            q.push(client_tuple(c));
+        }
+    }
+}
+
+/// The tuple of `c`'s client-side packets.
+fn client_tuple(c: &Conn) -> Tuple {
+    Tuple {
+        proto: c.proto,
+        v6: c.flags & F_V6 != 0,
+        src: c.client,
+        dst: c.vaddr,
+        sport: c.cport,
+        dport: c.vport,
     }
 }
 

@@ -62,7 +62,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The engine: packet handling, control, sync import/export, walks.
     (
         "engine",
-        &["engine", "control", "sync", "spec_walk", "sched_tests"],
+        &[
+            "engine",
+            "control",
+            "sync",
+            "handoff",
+            "spec_walk",
+            "sched_tests",
+        ],
     ),
 ];
 

@@ -569,3 +569,27 @@ fn a_backup_shifts_a_synced_proxied_connection() {
     let v = backup.handle(Millis(5), &mut PacketMeta::default(), &mut data);
     assert_eq!(out(&data, &v).tcp.acknowledgment_number, SERVER_ISN + 5);
 }
+
+/// Connections another data plane forwards (handed over) count for the schedulers with the
+/// engine's own: lc sends a new connection to the server with fewer of both together.
+#[test]
+fn handed_over_connections_count_for_least_connection() {
+    use rvs_engine::{Protocol, SchedulerKind};
+    let e = Engine::new(rvs_engine::EngineConfig::default());
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    e.add_service(svc(k, SchedulerKind::Lc)).expect("service");
+    e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).expect("first");
+    e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("second");
+    let first_pick = |e: &Engine, sport: u16| {
+        let mut syn = tcp4(CLIENT4, sport, VIP4, VPORT, 64, SYN, &[]);
+        assert!(matches!(run(e, 1000, &mut syn), Verdict::Forward { .. }));
+        [syn[30], syn[31], syn[32], syn[33]]
+    };
+    // The first server holds 5 connections elsewhere: the second gets the next two.
+    e.set_handed_over_counts((ip4(VIP4), VPORT, 6), (ip4(RIP4), RPORT), 5, 0);
+    assert_eq!(first_pick(&e, 40_001), RIP4B);
+    assert_eq!(first_pick(&e, 40_002), RIP4B);
+    // Handed over elsewhere, the second server now has more.
+    e.set_handed_over_counts((ip4(VIP4), VPORT, 6), (ip4(RIP4B), RPORT), 9, 0);
+    assert_eq!(first_pick(&e, 40_003), RIP4);
+}

@@ -81,6 +81,7 @@ pub fn counters(engine: &Engine, egress: Option<&EgressCounters>) -> Vec<Counter
         CounterView::new("synproxy_answered", sp.answered),
         CounterView::new("synproxy_opened", sp.opened),
         CounterView::new("synproxy_bad_cookies", sp.bad_cookies),
+        CounterView::new("synproxy_handed_over", sp.handed_over),
     ]);
     let sync = engine.sync_counters();
     out.extend([
@@ -1258,6 +1259,7 @@ mod tests {
                 "synproxy_answered",
                 "synproxy_opened",
                 "synproxy_bad_cookies",
+                "synproxy_handed_over",
                 "sync_exported",
                 "sync_queue_overflow",
                 "sync_imported",

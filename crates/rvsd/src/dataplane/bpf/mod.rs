@@ -9,6 +9,8 @@
 //! - exchanges connections with the sync daemons ([`ProgramSync`]);
 //! - hands the frames the program passes up (ICMP errors, fragments, services it does not
 //!   schedule) to the engine and sends what the engine says;
+//! - takes the SYN proxy's connections over from the engine once their real servers have
+//!   answered ([`handoff`]);
 //! - on a clean stop detaches the program and removes the pins (a crash leaves both, so the
 //!   kernel keeps forwarding until rvsd is back).
 
@@ -30,6 +32,7 @@ use crate::dataplane::worker::Injector;
 
 mod expiry;
 mod fragments;
+mod handoff;
 mod listing;
 mod locality;
 mod sync;
@@ -479,6 +482,7 @@ fn serve(
     let mut sweeps = expiry::SweepSchedule::new(Instant::now());
     let mut aging = locality::LocalityAging::new(Instant::now());
     let mut locality_live = std::collections::HashSet::new();
+    let mut handoff = handoff::Handoff::start(engine);
     while !halt.load(Ordering::Relaxed) {
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
@@ -534,8 +538,9 @@ fn serve(
                 }
             }
         }
-        // Frames waiting for a neighbour or a SYN-proxied server are offered again soon.
-        let wait = if injector.holding() || injector.deferring() {
+        // Frames waiting for a neighbour or a SYN-proxied server are offered again soon, and
+        // connections just handed over are released soon.
+        let wait = if injector.holding() || injector.deferring() || handoff.releasing() {
             RETRY_POLL
         } else {
             POLL
@@ -584,7 +589,9 @@ fn serve(
             injector.retry_held();
         }
         injector.flush();
+        handoff.run(dp, engine);
     }
+    handoff.stop(engine);
 }
 
 /// IPVS's defence in the program, once a second: the table's room reported to the timer
@@ -610,12 +617,16 @@ impl DefenseVisits {
         }
         self.next = now + Self::EVERY;
         // Every connection is counted on its server's slot (active or inactive).
-        let used: u64 = (0..publisher.slot_bound())
-            .filter_map(|slot| dp.dest_conns(slot).ok())
+        let counts: Vec<rvs_bpf::maps::DestConns> = (0..publisher.slot_bound())
+            .map(|slot| dp.dest_conns(slot).unwrap_or_default())
+            .collect();
+        let used: u64 = counts
+            .iter()
             .map(|c| u64::from(c.active) + u64::from(c.inactive))
             .sum();
         let capacity = u64::from(dp.limits().connections);
         plumbing.room.set(capacity.saturating_sub(used));
+        handoff::report_counts(plumbing.engine.as_ref(), publisher, &counts);
         if plumbing.engine.defense_status().dropping_entries {
             match dp.drop_entries(self.part) {
                 Ok(n) if n > 0 => tracing::debug!(removed = n, "drop_entry"),

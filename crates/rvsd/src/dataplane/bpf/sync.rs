@@ -113,6 +113,12 @@ impl ProgramSync {
                     timeout_ms: timeouts.get(usize::from(c.state)).copied().unwrap_or(0),
                     laddr: c.laddr,
                     lport_be: c.lport_be,
+                    flags: if c.flags & rvs_bpf::maps::CONN_F_SEQ_SHIFT != 0 {
+                        rvs_bpf::maps::SYNC_EV_SEQ_SHIFT
+                    } else {
+                        0
+                    },
+                    seq_delta: c.seq_delta,
                     ..SyncEvent::default()
                 }
                 .record()
