@@ -8,7 +8,8 @@
  *   checked, which opens the connection to the real server as for its own cookies (rvs-engine's
  *   synproxy);
  * - any other segment of such a service goes to rvsd as for a service it schedules.
- * The SYN-ACK offers an MSS only, as the engine's does. At XDP the SYNs go to rvsd too.
+ * The SYN-ACK offers an MSS only, as the engine's does. XDP does the same (lb_xdp.h), but
+ * leaves a SYN whose client has no known MAC address yet to rvsd.
  * Once the real server has answered, rvsd hands a NAT connection back to the program
  * (RVS_CONN_F_SEQ_SHIFT): its segments are then forwarded here, each with one number shifted
  * (seq_field below). */

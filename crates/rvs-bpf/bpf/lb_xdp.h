@@ -245,6 +245,72 @@ static __always_inline __u32 xdp_too_big(struct xdp_md *ctx, struct pkt *p, cons
 			    ctx->ingress_ifindex, p->len - p->l3, 0, src, dst, d);
 }
 
+/* Answers a SYN with the kernel's cookie at XDP, as tc_synack does at tc (lb_synproxy.h): the
+ * way back to the client first (a spoofed source without a route is dropped), then the TCP
+ * header rewritten through scratch copies with its checksum carried over the difference, the
+ * addresses and TTL swapped, and the SYN-ACK redirected to the client. Without the client's
+ * MAC address yet (XDP has no neighbour resolution), rvsd answers. */
+static __noinline int xdp_synack(struct xdp_md *ctx, struct pkt *p)
+{
+	struct synack_scratch *h = synack_scratch_get();
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 th_len, l4 = p->l4;
+	struct ethhdr *eth;
+	__s64 cookie, sum;
+	long rc;
+
+	if (!h || p->l3 > MAX_L3_OFF || l4 > MAX_L4_OFF)
+		return XDP_DROP;
+	fib_route(&h->fib, p, ctx->ingress_ifindex, &p->key.dst, &p->key.src);
+	rc = bpf_fib_lookup(ctx, &h->fib, sizeof(h->fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return xdp_punt(ctx, RVS_PUNT_SERVICE, 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		count(RVS_STAT_SYNPROXY_NO_ROUTE);
+		return XDP_DROP;
+	}
+	th_len = syn_header_len(data, end, p);
+	if (!th_len)
+		return xdp_punt(ctx, RVS_PUNT_SERVICE, 0);
+	th_len &= 0x3c;
+	if (th_len < 20 || bpf_xdp_load_bytes(ctx, l4, h->old, th_len) < 0)
+		return XDP_DROP;
+	cookie = syn_cookie(h, data, end, p, th_len);
+	if (cookie < 0)
+		return xdp_punt(ctx, RVS_PUNT_SERVICE, 0);
+	synack_header(h, th_len, (__u32)cookie, (__u16)(cookie >> 32));
+	/* Both copies hold the old checksum field: the difference of the rest, on top of it. */
+	sum = bpf_csum_diff((__be32 *)h->old, th_len, (__be32 *)h->new, th_len,
+			    (__u16)~*(__u16 *)&h->old[16]);
+	if (sum < 0)
+		return XDP_DROP;
+	*(__u16 *)&h->new[16] = ~csum_fold32((__u32)sum);
+	if (bpf_xdp_store_bytes(ctx, l4, h->new, th_len) < 0)
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (swap_ip(data, end, p) < 0)
+		return XDP_DROP;
+	eth = data;
+	if ((void *)(eth + 1) > end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, h->fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, h->fib.smac, ETH_ALEN);
+	count(RVS_STAT_SYNPROXY_ANSWERED);
+	return bpf_redirect(h->fib.ifindex, 0);
+}
+
+/* An ACK without a connection to a SYN-proxied service: as tc_cookie. */
+static __always_inline int xdp_cookie(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	int ok = cookie_acked(data, end, p);
+
+	return xdp_punt(ctx, ok ? RVS_PUNT_SYNPROXY_ACK : RVS_PUNT_SERVICE, 0);
+}
+
 /* Carries out `d` at XDP. */
 static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, struct decision *d)
 {
@@ -285,9 +351,9 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
 		return xdp_forward(ctx, p, &p->key.src, &d->addr, 1, d);
 	case ACT_SYNACK:
+		return xdp_synack(ctx, p);
 	case ACT_COOKIE:
-		/* rvsd answers them at XDP (its engine's cookies). */
-		return xdp_punt(ctx, RVS_PUNT_SERVICE, 0);
+		return xdp_cookie(ctx, p);
 	case ACT_TUN: {
 		int rc = xdp_tunnel(ctx, p, d);
 

@@ -936,17 +936,7 @@ fn closing_connections_are_reused_as_the_engine() {
                 dest(ip4(RIP4B), RPORT, 1),
             )
             .expect("a second server");
-            let mut policy = Policy::default();
-            policy.set("conn_reuse_mode", mode).expect("mode");
-            e.set_policy(policy);
-            let dp = load_program();
-            Publisher::new()
-                .publish(
-                    &dp,
-                    &e.spec_walk(),
-                    &Settings::from_engine(Timeouts::default(), &policy),
-                )
-                .expect("publish");
+            let dp = program_with_policy(&e, "conn_reuse_mode", mode);
             let frames = vec![
                 ("SYN", tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
                 (
@@ -1844,6 +1834,30 @@ fn defense_matches_the_engine() {
     }
 }
 
+/// The NAT engine with the SYN proxy on, and the program with its configuration.
+fn proxying() -> (Engine, Datapath) {
+    let e = nat_engine();
+    let dp = program_with_policy(&e, "syn_proxy", 1);
+    (e, dp)
+}
+
+/// Sets policy switch `name` to `value` in `e` (the others at their defaults) and returns the
+/// program with `e`'s configuration and policy published.
+fn program_with_policy(e: &Engine, name: &str, value: u32) -> Datapath {
+    let mut policy = Policy::default();
+    policy.set(name, value).expect("known switch");
+    e.set_policy(policy);
+    let dp = load_program();
+    Publisher::new()
+        .publish(
+            &dp,
+            &e.spec_walk(),
+            &Settings::from_engine(Timeouts::default(), &e.policy()),
+        )
+        .expect("publish");
+    dp
+}
+
 /// A TCP segment over IPv4 with explicit numbers (an ACK when `ack` is given).
 fn numbered4(
     (src, sp): ([u8; 4], u16),
@@ -1883,19 +1897,8 @@ fn proxied_connections_handed_over_forward_as_the_engine() {
     const SERVER_ISN: u32 = 7_777_777;
     for hook in HOOKS {
         in_lab(move |ifindex| {
-            let e = nat_engine();
-            let mut policy = Policy::default();
-            policy.set("syn_proxy", 1).expect("known switch");
-            e.set_policy(policy);
+            let (e, dp) = proxying();
             e.set_proxy_handoff(true);
-            let dp = load_program();
-            Publisher::new()
-                .publish(
-                    &dp,
-                    &e.spec_walk(),
-                    &Settings::from_engine(Timeouts::default(), &e.policy()),
-                )
-                .expect("publish");
             let client = (CLIENT4, CPORT);
             let (vip, rip) = ((VIP4, VPORT), (RIP4, RPORT));
             // The handshake, through the engine: its cookie, the server's SYN-ACK.
@@ -1971,6 +1974,74 @@ fn proxied_connections_handed_over_forward_as_the_engine() {
                 }
                 other => panic!("{hook:?}: {other:?}"),
             }
+        });
+    }
+}
+
+/// The program's own SYN proxy answer, at tc and at XDP: a SYN to a proxied service comes back
+/// as a SYN-ACK toward the client (addresses and ports swapped, the client's ISN acknowledged,
+/// an MSS offered, checksums right, the kernel's cookie as ISN), nothing is kept, and the
+/// client's ACK of that cookie goes to rvsd marked checked while a wrong one does not.
+#[test]
+fn the_program_answers_syns_with_cookies_at_both_hooks() {
+    const CLIENT_ISN: u32 = 4_242_424;
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let (_, dp) = proxying();
+            let (client, vip) = ((CLIENT4, CPORT), (VIP4, VPORT));
+            // With an MSS option, so the answer has room for its own.
+            let syn = {
+                let b = etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
+                    .ipv4(CLIENT4, VIP4, 64)
+                    .tcp(CPORT, VPORT, CLIENT_ISN, 29_200)
+                    .syn()
+                    .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+                    .expect("options");
+                let mut out = Vec::new();
+                b.write(&mut out, &[]).expect("build");
+                out
+            };
+            let r = dp.test_run_at(hook, &syn, ifindex).expect("test run");
+            assert_eq!(r.verdict, Action::Redirect, "{hook:?}");
+            let answer = &r.frame;
+            assert!(checksums_ok(answer), "{hook:?}: SYN-ACK checksums");
+            let h = etherparse::PacketHeaders::from_ethernet_slice(answer).expect("parse");
+            let Some(etherparse::NetHeaders::Ipv4(ip, _)) = &h.net else {
+                panic!("IPv4")
+            };
+            assert_eq!((ip.source, ip.destination), (VIP4, CLIENT4));
+            let Some(etherparse::TransportHeader::Tcp(t)) = &h.transport else {
+                panic!("TCP")
+            };
+            assert!(t.syn && t.ack && !t.rst, "{t:?}");
+            assert_eq!((t.source_port, t.destination_port), (VPORT, CPORT));
+            assert_eq!(t.acknowledgment_number, CLIENT_ISN + 1);
+            let mss: Vec<_> = t.options_iterator().filter_map(Result::ok).collect();
+            assert!(
+                matches!(
+                    mss.first(),
+                    Some(etherparse::TcpOptionElement::MaximumSegmentSize(_))
+                ),
+                "{mss:?}"
+            );
+            assert_eq!(dp.stat("synproxy_answered").expect("stats"), 1);
+            assert!(dp.connections().expect("connections").is_empty());
+            let cookie = t.sequence_number;
+            let checked = |ack: u32| {
+                let before = dp.stat("punt_synproxy_ack").expect("stats");
+                let frame = numbered4(client, vip, (CLIENT_ISN + 1, Some(ack)), false, &[]);
+                let r = dp.test_run_at(hook, &frame, ifindex).expect("test run");
+                assert_eq!(r.verdict, Action::Drop, "{hook:?}: punted");
+                dp.stat("punt_synproxy_ack").expect("stats") > before
+            };
+            assert!(
+                checked(cookie.wrapping_add(1)),
+                "{hook:?}: the cookie holds"
+            );
+            assert!(
+                !checked(cookie.wrapping_add(2)),
+                "{hook:?}: a wrong one does not"
+            );
         });
     }
 }
