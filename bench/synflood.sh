@@ -3,8 +3,10 @@
 #   unbounded  without a table bound (as rvsd before --max-connections),
 #   bounded    with --max-connections 65536,
 #   synproxy   with --max-connections 65536 and the SYN proxy (--syn-proxy 1),
-#   synproxy-tc the same with the BPF program at tc (it answers the SYNs with the kernel's cookies
-#               and hands the connections to rvsd).
+#   synproxy-tc the same with the BPF program at tc (it answers the SYNs with the kernel's cookies,
+#               rvsd opens the connections and hands each back to the program once its real
+#               server has answered),
+#   synproxy-xdp the same at XDP (the lab's veths prepared as XDP on veth needs).
 # Each row gets a fresh lab (the demo's:
 # client -- director -- switch -- two real servers). hping3 floods from the client namespace
 # with random sources and SYNs to the VIP as fast as it can (the lab's line rate); replies go to
@@ -32,10 +34,10 @@ isolate=${BENCH_ISOLATE:-cpu}
 case $isolate in cpu | none) ;; *) echo "BENCH_ISOLATE is cpu or none" >&2; exit 1 ;; esac
 shift $(($# > 0 ? 1 : 0))
 rows=("$@")
-((${#rows[@]})) || rows=(unbounded bounded synproxy synproxy-tc)
+((${#rows[@]})) || rows=(unbounded bounded synproxy synproxy-tc synproxy-xdp)
 bin=${BENCH_BIN:-$PWD/target/release}
 [[ -x $bin/rvs-lab && -x $bin/rvsd && -x $bin/rvsadm ]] || { echo "build first: cargo build --release" >&2; exit 1; }
-for tool in hping3 wrk; do
+for tool in hping3 wrk ethtool; do
   command -v "$tool" >/dev/null || apt-get install -y -qq "$tool" >/dev/null || { echo "$tool missing" >&2; exit 1; }
 done
 
@@ -58,6 +60,17 @@ teardown() {
 }
 trap 'teardown; umount "$bpffs" 2>/dev/null; rm -rf "$work"' EXIT
 
+# XDP on veth: the peers receiving redirected frames need NAPI (GRO on), the senders must send
+# complete checksums (tx offload off).
+xdp_veths() {
+  local ns port
+  for ns in client rs1 rs2; do ip netns exec "$prefix-$ns" ethtool -K eth0 tx off gro on >/dev/null; done
+  for port in $(ip netns exec "$prefix-switch" ls /sys/class/net); do
+    [[ $port == lo ]] && continue
+    ip netns exec "$prefix-switch" ethtool -K "$port" tx off gro on >/dev/null 2>&1 || true
+  done
+}
+
 # The demo's lab with its rvsd replaced by one started with `args`.
 setup() { # rvsd args...
   local out pid
@@ -69,6 +82,7 @@ setup() { # rvsd args...
   [[ -n $pid ]] && kill "$pid"
   for _ in $(seq 50); do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$socket"
+  [[ $plane == xdp ]] && xdp_veths
   ip netns exec "$prefix-director" "$bin/rvsd" --interface d0 --interface d1 --socket "$socket" \
     --dataplane "$plane" "$@" >/dev/null 2>&1 &
   for _ in $(seq 100); do adm -Ln >/dev/null 2>&1 && break; sleep 0.1; done
@@ -99,6 +113,14 @@ rate() {
 }
 
 counter() { adm --counters | awk -v n="$1" '$1 == n {print $2}'; }
+# A counter of the BPF program (index into its per-CPU `stats` map, rvs_lb.h's enum rvs_stat),
+# summed over the CPUs; 0 on the packet path.
+prog_stat() {
+  [[ $plane == packet ]] && { echo 0; return; }
+  bpftool -j map lookup pinned "$bpffs/rvs/stats" key "$1" 0 0 0 2>/dev/null |
+    python3 -c 'import json,sys; v=json.load(sys.stdin); v=v.get("formatted",v); print(sum(x["value"] for x in v["values"]))' 2>/dev/null || echo 0
+}
+RVS_STAT_SYNPROXY_ANSWERED=12
 
 declare -A res
 for row in "${rows[@]}"; do
@@ -107,9 +129,9 @@ for row in "${rows[@]}"; do
     unbounded) setup ;;
     bounded) setup --max-connections 65536 ;;
     synproxy) setup --max-connections 65536 --syn-proxy 1 ;;
-    synproxy-tc)
+    synproxy-tc | synproxy-xdp)
       mountpoint -q "$bpffs" || mount -t bpf bpf "$bpffs"
-      plane=tc
+      plane=${row#synproxy-}
       setup --max-connections 65536 --syn-proxy 1 --bpf-pin-dir "$bpffs/rvs" ;;
     *) echo "unknown row $row" >&2; exit 1 ;;
   esac
@@ -132,7 +154,8 @@ for row in "${rows[@]}"; do
   res[$row,rss]=$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$rvsd_pid/status")
   res[$row,conns]=$(counter connections)
   res[$row,full]=$(counter drop_table_full)
-  res[$row,cookies]=$(counter synproxy_answered)
+  res[$row,cookies]=$(( $(counter synproxy_answered) + $(prog_stat $RVS_STAT_SYNPROXY_ANSWERED) ))
+  res[$row,handed]=$(counter synproxy_handed_over)
   kill "$flood_pid" 2>/dev/null || true
   flood_pid=
   teardown
@@ -140,14 +163,15 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo "BENCH_ISOLATE=$isolate"
-printf '%-11s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-9s | %-7s %-9s %-10s %s\n' row "new/s" "flooded" "x" "ka req/s" "flooded" "x" "flood f/s" "RSS MiB" "table" "table_full" "cookies"
+printf '%-12s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-9s | %-7s %-9s %-10s %-9s %s\n' row "new/s" "flooded" "x" "ka req/s" "flooded" "x" "flood f/s" "RSS MiB" "table" "table_full" "cookies" "handed"
 for row in "${rows[@]}"; do
-  printf '%-11s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-9s | %-7s %-9s %-10s %s\n' "$row" \
+  printf '%-12s | %-10s %-10s %-6s | %-10s %-10s %-6s | %-9s | %-7s %-9s %-10s %-9s %s\n' "$row" \
     "${res[$row,new0]}" "${res[$row,new1]}" "$(ratio "${res[$row,new1]}" "${res[$row,new0]}")" \
     "${res[$row,ka0]}" "${res[$row,ka1]}" "$(ratio "${res[$row,ka1]}" "${res[$row,ka0]}")" \
-    "${res[$row,pps]}" "${res[$row,rss]}" "${res[$row,conns]}" "${res[$row,full]}" "${res[$row,cookies]}"
+    "${res[$row,pps]}" "${res[$row,rss]}" "${res[$row,conns]}" "${res[$row,full]}" "${res[$row,cookies]}" "${res[$row,handed]}"
 done
 echo "(new/s: Connection: close requests per second; ka: keep-alive; flooded: during the SYN flood;"
 echo " x: flooded over before; flooded ka: connections opened a second before the flood;"
 echo " flood f/s: frames per second the director received from the client side during the flood;"
-echo " RSS and table: rvsd's at the end of the flood)"
+echo " RSS and table: rvsd's at the end of the flood; cookies: SYNs answered by rvsd and the program;"
+echo " handed: proxied connections rvsd handed to the program)"
