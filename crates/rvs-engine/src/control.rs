@@ -822,6 +822,38 @@ impl Engine {
         (r.stats(), r.held())
     }
 
+    /// The first fragments of the datagrams whose reassembly timed out since the last call, for
+    /// the data plane to answer each with an ICMP "fragment reassembly time exceeded"
+    /// ([`crate::tunnel::reassembly_timeout_from`]), as the kernel's defragmentation does.
+    pub fn reassembly_timeouts(&self) -> Vec<crate::reasm::TimedOut> {
+        let firsts = self.reasm.lock().take_timed_out();
+        if firsts.is_empty() {
+            return Vec::new();
+        }
+        let snap = self.snapshot.load();
+        firsts
+            .into_iter()
+            .map(|packet| {
+                let dst = match packet.first().map(|b| b >> 4) {
+                    Some(6) => packet
+                        .get(24..40)
+                        .and_then(|a| <[u8; 16]>::try_from(a).ok())
+                        .map(IpAddr::from),
+                    _ => packet
+                        .get(16..20)
+                        .and_then(|a| <[u8; 4]>::try_from(a).ok())
+                        .map(IpAddr::from),
+                };
+                let to_virtual = dst.is_some_and(|d| {
+                    snap.services
+                        .iter()
+                        .any(|s| s.spec.key.fwmark == 0 && s.spec.key.addr == d)
+                });
+                crate::reasm::TimedOut { packet, to_virtual }
+            })
+            .collect()
+    }
+
     /// What the SYN proxy did.
     pub fn syn_proxy_counters(&self) -> crate::synproxy::SynProxyCounters {
         self.synproxy.read()

@@ -51,6 +51,16 @@ pub struct Reassembled {
     pub max_fragment: usize,
 }
 
+/// The first fragment of a datagram whose reassembly timed out ([`crate::Engine::reassembly_timeouts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedOut {
+    /// The fragment from its IP header, its data cut short.
+    pub packet: Vec<u8>,
+    /// It was sent to a virtual address: the ICMP error about it comes from that address, as
+    /// from one of the director's own; otherwise from the director's address toward the sender.
+    pub to_virtual: bool,
+}
+
 /// What became of one fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Collected {
@@ -73,6 +83,11 @@ pub enum Refusal {
     /// The memory bound is reached.
     MemoryFull,
 }
+
+/// Data bytes of a timed-out datagram's first fragment kept for the ICMP error quoting it.
+const QUOTED_DATA: usize = 512;
+/// Timed-out first fragments kept for their ICMP errors at most, until taken.
+const TIMED_OUT_MAX: usize = 64;
 
 /// Bytes charged per fragment besides its data (bookkeeping), so tiny fragments cannot hold
 /// much more memory than the bound says.
@@ -144,6 +159,9 @@ pub struct Reassembler {
     order: VecDeque<(u64, Key)>,
     bytes: usize,
     stats: ReasmStats,
+    /// The first fragments (IP packets, cut short) of datagrams that timed out, for the ICMP
+    /// "reassembly time exceeded" errors about them.
+    timed_out: Vec<Vec<u8>>,
 }
 
 impl Reassembler {
@@ -155,6 +173,7 @@ impl Reassembler {
             order: VecDeque::new(),
             bytes: 0,
             stats: ReasmStats::default(),
+            timed_out: Vec::new(),
         }
     }
 
@@ -179,10 +198,23 @@ impl Reassembler {
             }
             self.order.pop_front();
             if self.queues.get(&key).is_some_and(|q| q.expires == expires) {
-                self.remove(&key);
+                if let Some(q) = self.remove(&key) {
+                    if let Some(first) = first_fragment(&key, &q) {
+                        if self.timed_out.len() < TIMED_OUT_MAX {
+                            self.timed_out.push(first);
+                        }
+                    }
+                }
                 self.stats.timeouts += 1;
             }
         }
+    }
+
+    /// The first fragments (IP packets, from the IP header, cut short) of the datagrams that
+    /// timed out since the last call with their first fragment received, as RFC 792 and RFC
+    /// 8200 want an ICMP "reassembly time exceeded" sent about them; ICMPv6 datagrams left out.
+    pub fn take_timed_out(&mut self) -> Vec<Vec<u8>> {
+        core::mem::take(&mut self.timed_out)
     }
 
     /// Takes one fragment (a whole Ethernet frame) at `now_ms`.
@@ -270,6 +302,27 @@ impl Reassembler {
         self.bytes -= q.charged;
         Some(q)
     }
+}
+
+/// The first fragment of queue `q` (of datagram `key`) as it came, from its IP header, with
+/// at most [`QUOTED_DATA`] bytes of its data; `None` without it, or for ICMPv6.
+fn first_fragment(key: &Key, q: &Queue) -> Option<Vec<u8>> {
+    let head = q.head.as_ref()?;
+    let (start, data) = q.pieces.first()?;
+    if *start != 0 {
+        return None;
+    }
+    let mut out = head.bytes.get(head.l3..)?.to_vec();
+    if let Some((_, upper)) = head.v6_next {
+        if upper == ip::ICMPV6 {
+            return None;
+        }
+        // The fragment header the head was stored without: offset 0, more fragments.
+        out.extend_from_slice(&[upper, 0, 0, 1]);
+        out.extend_from_slice(&key.ident.to_be_bytes());
+    }
+    out.extend_from_slice(&data[..data.len().min(QUOTED_DATA)]);
+    Some(out)
 }
 
 /// Where a fragment goes among its datagram's pieces.

@@ -407,6 +407,40 @@ pub fn too_big_from(
     ident: u16,
     out: &mut Vec<u8>,
 ) -> Option<IpAddr> {
+    icmp_error(inner, src, ErrorKind::TooBig(mtu), ident, out)
+}
+
+/// Builds the ICMP "fragment reassembly time exceeded" error (IPv4 type 11 code 1, ICMPv6
+/// type 3 code 1) about `first`, the first fragment of a datagram whose other fragments did
+/// not come in time (from its IP header; it may be cut short), into `out` as for
+/// [`too_big_from`]: from `src`, or else the address the fragment was sent to, to its
+/// sender. Returns the address to route it to, or `None` as for [`too_big`].
+pub fn reassembly_timeout_from(
+    first: &[u8],
+    src: Option<IpAddr>,
+    ident: u16,
+    out: &mut Vec<u8>,
+) -> Option<IpAddr> {
+    icmp_error(first, src, ErrorKind::ReassemblyTimeout, ident, out)
+}
+
+/// The ICMP errors the director makes about a packet.
+#[derive(Clone, Copy)]
+enum ErrorKind {
+    /// Fragmentation needed / packet too big, announcing an MTU.
+    TooBig(u32),
+    /// Fragment reassembly time exceeded.
+    ReassemblyTimeout,
+}
+
+/// The error of `kind` about `inner` (see [`too_big_from`]).
+fn icmp_error(
+    inner: &[u8],
+    src: Option<IpAddr>,
+    kind: ErrorKind,
+    ident: u16,
+    out: &mut Vec<u8>,
+) -> Option<IpAddr> {
     let facts = quoted_facts(inner).ok()?;
     let inner = &inner[..facts.len];
     out.clear();
@@ -435,9 +469,12 @@ pub fn too_big_from(
         }
         .emit(l3)
         .ok()?;
-        icmpv6::Repr::packet_too_big(mtu)
-            .emit(msg, src, dst, quoted)
-            .ok()?;
+        match kind {
+            ErrorKind::TooBig(mtu) => icmpv6::Repr::packet_too_big(mtu),
+            ErrorKind::ReassemblyTimeout => icmpv6::Repr::reassembly_time_exceeded(),
+        }
+        .emit(msg, src, dst, quoted)
+        .ok()?;
         out.extend_from_slice(&h);
         out.extend_from_slice(quoted);
         Some(IpAddr::V6(dst.into()))
@@ -466,9 +503,12 @@ pub fn too_big_from(
         }
         .emit(l3)
         .ok()?;
-        icmpv4::Repr::frag_needed(mtu.min(0xffff) as u16)
-            .emit(msg, quoted)
-            .ok()?;
+        match kind {
+            ErrorKind::TooBig(mtu) => icmpv4::Repr::frag_needed(mtu.min(0xffff) as u16),
+            ErrorKind::ReassemblyTimeout => icmpv4::Repr::reassembly_time_exceeded(),
+        }
+        .emit(msg, quoted)
+        .ok()?;
         out.extend_from_slice(&h);
         out.extend_from_slice(quoted);
         Some(IpAddr::V4(p.src_addr()))

@@ -164,3 +164,98 @@ fn a_real_servers_own_datagram_is_left_to_the_kernel_and_its_source_known() {
     assert!(f.is_nat_source(ip4(RIP4B), 132));
     assert!(!f.is_nat_source(ip4(RIP4B), 17));
 }
+
+/// A datagram whose other fragments never come: at its timeout (the engine's default, 30 s)
+/// the first fragment is given back once, as it came (IPv6 with its fragment header), for the
+/// ICMP "fragment reassembly time exceeded" the director sends its sender: from the VIP it was
+/// sent to, quoting it. A reply's datagram (to a client, not a VIP) says so; a datagram whose
+/// first fragment never came gives nothing.
+#[test]
+fn timed_out_datagrams_give_their_first_fragment_for_icmp() {
+    for v6 in [false, true] {
+        let e = nat_engine();
+        let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let (request, reply) = if v6 {
+            (
+                udp6(client6(), CPORT, vip6(), VPORT, 64, &payload),
+                udp6(rip6(), RPORT, client6(), CPORT, 64, &payload),
+            )
+        } else {
+            (
+                udp4(CLIENT4, CPORT, VIP4, VPORT, 64, &payload),
+                udp4(RIP4, RPORT, CLIENT4, CPORT, 64, &payload),
+            )
+        };
+        let mut frags = cut(&request, 1280);
+        let first = frags[0].clone();
+        assert_eq!(run(&e, 5, &mut frags[0]), Verdict::Reassemble);
+        assert!(e.reassemble(Millis(5), &frags[0]).is_none());
+        // Of the reply, only a later fragment came.
+        let mut reply_frags = cut(&reply, 1280);
+        assert_eq!(run(&e, 5, &mut reply_frags[1]), Verdict::Reassemble);
+        assert!(e.reassemble(Millis(5), &reply_frags[1]).is_none());
+        e.expire(Millis(29_000));
+        assert!(e.reassembly_timeouts().is_empty(), "not before its time");
+        e.expire(Millis(30_010));
+        let timed_out = e.reassembly_timeouts();
+        assert_eq!(
+            timed_out.len(),
+            1,
+            "{v6}: only the datagram whose first fragment came"
+        );
+        let t = &timed_out[0];
+        assert!(t.to_virtual);
+        // The first fragment as it came, cut short.
+        assert_eq!(t.packet[..], first[14..14 + t.packet.len()], "{v6}");
+        assert!(t.packet.len() > 512);
+        assert_eq!(e.reassembly().0.timeouts, 2);
+        assert!(e.reassembly_timeouts().is_empty(), "given once");
+
+        let mut icmp = Vec::new();
+        let to = rvs_engine::tunnel::reassembly_timeout_from(&t.packet, None, 7, &mut icmp)
+            .expect("an error");
+        let frame = [&first[..14], &icmp[..]].concat();
+        assert!(checksums_ok_icmp(&frame), "{v6}: the error's checksums");
+        if v6 {
+            assert_eq!(to, ip6(client6()));
+            assert_eq!(icmp[8..24], vip6(), "from the VIP");
+            assert_eq!(
+                (icmp[40], icmp[41]),
+                (3, 1),
+                "ICMPv6 time exceeded, reassembly"
+            );
+            assert_eq!(icmp[48..], t.packet[..icmp.len() - 48]);
+        } else {
+            assert_eq!(to, ip4(CLIENT4));
+            assert_eq!(icmp[12..16], VIP4, "from the VIP");
+            assert_eq!(
+                (icmp[20], icmp[21]),
+                (11, 1),
+                "ICMP time exceeded, reassembly"
+            );
+            assert_eq!(icmp[28..], t.packet[..icmp.len() - 28]);
+        }
+    }
+}
+
+/// The IPv4 header and ICMP/ICMPv6 checksums of an Ethernet frame holding an ICMP message.
+fn checksums_ok_icmp(frame: &[u8]) -> bool {
+    use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+    let Ok(h) = PacketHeaders::from_ethernet_slice(frame) else {
+        return false;
+    };
+    let payload = h.payload.slice();
+    match (&h.net, &h.transport) {
+        (Some(NetHeaders::Ipv4(ip, _)), Some(TransportHeader::Icmpv4(i))) => {
+            ip.calc_header_checksum() == ip.header_checksum
+                && i.icmp_type.calc_checksum(payload) == i.checksum
+        }
+        (Some(NetHeaders::Ipv6(ip, _)), Some(TransportHeader::Icmpv6(i))) => {
+            i.icmp_type
+                .calc_checksum(ip.source, ip.destination, payload)
+                .ok()
+                == Some(i.checksum)
+        }
+        _ => false,
+    }
+}

@@ -31,6 +31,8 @@ pub const TYPE_TIME_EXCEEDED: u8 = 11;
 pub const TYPE_PARAMETER_PROBLEM: u8 = 12;
 /// Code of "fragmentation needed and DF set" under destination unreachable.
 pub const CODE_FRAG_NEEDED: u8 = 4;
+/// Time exceeded code: fragment reassembly time exceeded (RFC 792).
+pub const CODE_REASSEMBLY_TIME: u8 = 1;
 /// ICMP header length (type, code, checksum, 4 bytes rest-of-header).
 pub const HEADER_LEN: usize = field::REST.end;
 
@@ -145,6 +147,16 @@ impl Repr {
             msg_type: TYPE_DEST_UNREACHABLE,
             code: CODE_FRAG_NEEDED,
             rest_of_header: u32::from(mtu),
+        }
+    }
+
+    /// "Fragment reassembly time exceeded" (type 11 code 1, RFC 792).
+    #[inline]
+    pub fn reassembly_time_exceeded() -> Repr {
+        Repr {
+            msg_type: TYPE_TIME_EXCEEDED,
+            code: CODE_REASSEMBLY_TIME,
+            rest_of_header: 0,
         }
     }
 

@@ -19,6 +19,8 @@ pub const TYPE_DEST_UNREACHABLE: u8 = 1;
 pub const TYPE_PACKET_TOO_BIG: u8 = 2;
 /// Time exceeded.
 pub const TYPE_TIME_EXCEEDED: u8 = 3;
+/// Time exceeded code: fragment reassembly time exceeded (RFC 4443 section 3.3).
+pub const CODE_REASSEMBLY_TIME: u8 = 1;
 /// Parameter problem.
 pub const TYPE_PARAMETER_PROBLEM: u8 = 4;
 /// Echo request.
@@ -136,6 +138,16 @@ impl Repr {
             msg_type: TYPE_PACKET_TOO_BIG,
             code: 0,
             rest_of_header: mtu,
+        }
+    }
+
+    /// "Fragment reassembly time exceeded" (type 3 code 1, RFC 4443 section 3.3).
+    #[inline]
+    pub fn reassembly_time_exceeded() -> Repr {
+        Repr {
+            msg_type: TYPE_TIME_EXCEEDED,
+            code: CODE_REASSEMBLY_TIME,
+            rest_of_header: 0,
         }
     }
 

@@ -114,6 +114,17 @@ struct Args {
     /// takes about 80 bytes of table (`cargo bench -p rvs-engine` prints the figure).
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_connections: usize,
+    /// How long the fragments of an incomplete datagram are kept, seconds (the kernel's
+    /// net.ipv4.ipfrag_time). When the first fragment came, its sender then gets ICMP "fragment
+    /// reassembly time exceeded".
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    ipfrag_time: u64,
+    /// The most bytes incomplete datagrams may hold (the kernel's net.ipv4.ipfrag_high_thresh);
+    /// fragments of new datagrams are refused above it (counter `reasm_memory_full`).
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20,
+          value_parser = clap::value_parser!(u64).range(65_536..=(1 << 30)))]
+    ipfrag_high_thresh: u64,
     /// The BPF data plane's connection-table bound (each NAT connection takes two entries).
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     bpf_max_connections: u32,
@@ -438,6 +449,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         engine: rvs_engine::EngineConfig {
             mh_table_size: args.mh_table_size,
             max_connections: args.max_connections,
+            reassembly: rvs_engine::ReasmLimits {
+                max_bytes: args.ipfrag_high_thresh as usize,
+                timeout_ms: args.ipfrag_time * 1000,
+            },
             ..rvs_engine::EngineConfig::default()
         },
         workers: args

@@ -254,3 +254,75 @@ fn f_a_real_servers_own_fragmented_datagram_crosses_the_bpf_plane() {
     let topo = udp_director("fragownbpf", &args);
     a_real_servers_own_datagram_reaches_the_client(&topo);
 }
+
+#[test]
+fn g_a_lone_first_fragment_gets_time_exceeded() {
+    let topo = udp_director("fragtime", &["--ipfrag-time", "1"]);
+    a_lone_first_fragment_gets_time_exceeded(&topo);
+}
+
+#[test]
+fn h_a_lone_first_fragment_gets_time_exceeded_from_the_bpf_plane() {
+    let fs = Bpffs::mount("fragtimebpf");
+    let mut args = bpf_args(&fs.pins());
+    args.extend(["--ipfrag-time".to_string(), "1".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let topo = udp_director("fragtimebpf", &args);
+    wait_published(&fs.pins(), 2);
+    a_lone_first_fragment_gets_time_exceeded(&topo);
+}
+
+/// The client sends only the first fragment of a UDP datagram to the VIP (a raw socket): after
+/// `--ipfrag-time` (1 s) the director gives the datagram up and the client gets ICMP "fragment
+/// reassembly time exceeded" (type 11 code 1) from the VIP, quoting its fragment, as the
+/// kernel's defragmentation answers for a local address; the counters say so.
+fn a_lone_first_fragment_gets_time_exceeded(topo: &NatTopology) {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let (client, vip) = (topo.client4.octets(), topo.vip4.octets());
+    // IPv4 header: id 0x4242, more fragments, offset 0; UDP to port 53 announcing 2008 bytes,
+    // of which this fragment carries the header and 1000.
+    let mut fragment = vec![0x45, 0, 0, 0, 0x42, 0x42, 0x20, 0, 64, 17, 0, 0];
+    fragment.extend_from_slice(&client);
+    fragment.extend_from_slice(&vip);
+    let total = (fragment.len() + 8 + 1000) as u16;
+    fragment[2..4].copy_from_slice(&total.to_be_bytes());
+    fragment.extend_from_slice(&[0x9c, 0x40, 0, 53, 0x07, 0xd8, 0, 0]);
+    fragment.extend((0..1000u32).map(|i| i as u8));
+    let ns = topo.lab.ns("client");
+    let got = rvs_lab::netns::in_netns(&ns, move || {
+        let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).expect("icmp");
+        icmp.set_read_timeout(Some(Duration::from_secs(6)))
+            .expect("timeout");
+        let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))).expect("raw");
+        let to = SockAddr::from(SocketAddr::new(IpAddr::from(vip), 0));
+        raw.send_to(&fragment, &to).expect("send the fragment");
+        let deadline = std::time::Instant::now() + Duration::from_secs(6);
+        let mut buf = [0u8; 2048];
+        while std::time::Instant::now() < deadline {
+            let Ok(n) = std::io::Read::read(&mut &icmp, &mut buf) else {
+                break;
+            };
+            let packet = buf[..n].to_vec();
+            let hlen = usize::from(packet[0] & 0x0f) * 4;
+            if packet.get(hlen) == Some(&11) {
+                return Some(packet);
+            }
+        }
+        None
+    })
+    .expect("the client's namespace");
+    let c = counters(topo);
+    let got = got.unwrap_or_else(|| panic!("no ICMP time exceeded within 6 s: {c:?}"));
+    assert_eq!(c["reasm_timeouts"], 1, "{c:?}");
+    let hlen = usize::from(got[0] & 0x0f) * 4;
+    assert_eq!(got[12..16], vip, "from the VIP");
+    assert_eq!(
+        (got[hlen], got[hlen + 1]),
+        (11, 1),
+        "reassembly time exceeded"
+    );
+    // The quote: the fragment's header (id 0x4242, MF) and its UDP header.
+    let quote = &got[hlen + 8..];
+    assert_eq!(quote[4..8], [0x42, 0x42, 0x20, 0], "{quote:?}");
+    assert_eq!(quote[20..24], [0x9c, 0x40, 0, 53]);
+}

@@ -65,6 +65,8 @@ const PARK: Duration = Duration::from_secs(1);
 /// How often a worker looks at its interfaces (removed, back) when the kernel's tables did not
 /// change; also the pace at which a failed re-open is retried.
 const LINK_RECHECK: Duration = Duration::from_secs(1);
+/// How often the engine is asked for the datagrams whose reassembly timed out.
+const TIMEOUT_CHECK: Duration = Duration::from_millis(100);
 
 /// Called with an interface's name when it was re-created (a new index under a known name) and
 /// the data plane is about to re-open its sockets on it; runs once per re-creation, on a worker
@@ -131,6 +133,7 @@ impl DataPlane {
                     deferred: Vec::new(),
                     local: local.clone(),
                     kernel_missed: KernelMissed::NatFragments,
+                    next_timeout_check: Instant::now(),
                 },
             };
             let stop = stop.clone();
@@ -284,6 +287,8 @@ struct Outlet {
     deferred: Vec<Deferred>,
     /// Which reassembled datagrams the kernel had no fragment of.
     kernel_missed: KernelMissed,
+    /// When the engine is next asked for timed-out reassemblies.
+    next_timeout_check: Instant,
 }
 
 /// Which reassembled datagrams the kernel saw none of the fragments of, so that one the engine
@@ -376,6 +381,7 @@ impl Worker {
                 if !self.out.held.is_empty() {
                     self.out.retry_held();
                 }
+                self.out.answer_reassembly_timeouts();
                 // The receive rings are drained (or gave a batch each): send what was queued
                 // before anything can block.
                 self.out.flush();
@@ -924,6 +930,7 @@ impl Injector {
                 deferred: Vec::new(),
                 local,
                 kernel_missed: KernelMissed::Punted,
+                next_timeout_check: Instant::now(),
             },
         })
     }
@@ -976,23 +983,14 @@ impl Injector {
     /// Answers a punted frame the program found too long for its path (and not to be
     /// fragmented) with ICMP "fragmentation needed" / "packet too big" announcing `mtu`.
     pub fn refuse(&mut self, frame: &[u8], mtu: u32) {
-        let Outlet {
-            net,
-            tx,
-            neighbours,
-            counters,
-            frag_ident,
-            ..
-        } = &mut self.out;
-        let mut out = Egress {
-            net,
-            tx,
-            neighbours,
-            counters,
-            frag_ident,
-        };
+        let mut out = self.out.egress();
         let l3 = ethernet::Frame::new_checked(frame).map_or(ETH_HLEN, |f| f.l3_offset());
         out.refuse(frame.get(l3..), mtu);
+    }
+
+    /// Answers the datagrams whose reassembly timed out, now and then (call it each round).
+    pub fn answer_reassembly_timeouts(&mut self) {
+        self.out.answer_reassembly_timeouts();
     }
 
     /// Offers the frames the engine deferred to it again (call it after each round of punted
@@ -1442,11 +1440,39 @@ impl Egress<'_> {
         let Some(quote) = quote else {
             return;
         };
-        let from = sender_of(quote).and_then(|sender| self.net.source_for(sender));
+        self.icmp_error(quote, true, |quote, from, ident, icmp| {
+            rvs_engine::tunnel::too_big_from(quote, from, mtu, ident, icmp)
+        });
+    }
+
+    /// Answers the sender of a datagram whose reassembly timed out (its first fragment) with
+    /// ICMP "fragment reassembly time exceeded".
+    fn reassembly_timed_out(&mut self, first: &rvs_engine::reasm::TimedOut) {
+        self.icmp_error(
+            &first.packet,
+            !first.to_virtual,
+            rvs_engine::tunnel::reassembly_timeout_from,
+        );
+    }
+
+    /// Sends the ICMP error `build` makes about `quote` (an IP packet) to its sender: from the
+    /// director's own address toward the sender when `own_source`, else from the address the
+    /// packet was sent to.
+    fn icmp_error(
+        &mut self,
+        quote: &[u8],
+        own_source: bool,
+        build: impl FnOnce(&[u8], Option<IpAddr>, u16, &mut Vec<u8>) -> Option<IpAddr>,
+    ) {
+        let from = if own_source {
+            sender_of(quote).and_then(|sender| self.net.source_for(sender))
+        } else {
+            None
+        };
         let mut icmp = Vec::new();
         *self.frag_ident = self.frag_ident.wrapping_add(1);
         let ident = *self.frag_ident as u16;
-        if let Some(sender) = rvs_engine::tunnel::too_big_from(quote, from, mtu, ident, &mut icmp) {
+        if let Some(sender) = build(quote, from, ident, &mut icmp) {
             self.send_l3(sender, &icmp);
         }
     }
@@ -1560,6 +1586,43 @@ fn hold(held: &mut Vec<HeldFrame>, counters: &Counts, route: Route, vnet: &VnetH
 }
 
 impl Outlet {
+    /// The sending side of this outlet.
+    fn egress(&mut self) -> Egress<'_> {
+        let Outlet {
+            net,
+            tx,
+            neighbours,
+            counters,
+            frag_ident,
+            ..
+        } = self;
+        Egress {
+            net,
+            tx,
+            neighbours,
+            counters,
+            frag_ident,
+        }
+    }
+
+    /// Every [`TIMEOUT_CHECK`]: answers the datagrams whose reassembly the engine gave up
+    /// (ICMP "fragment reassembly time exceeded" to the sender of each first fragment).
+    fn answer_reassembly_timeouts(&mut self) {
+        let now = Instant::now();
+        if now < self.next_timeout_check {
+            return;
+        }
+        self.next_timeout_check = now + TIMEOUT_CHECK;
+        let firsts = self.engine.reassembly_timeouts();
+        if firsts.is_empty() {
+            return;
+        }
+        let mut out = self.egress();
+        for first in &firsts {
+            out.reassembly_timed_out(first);
+        }
+    }
+
     /// Sends what the send queues hold and counts the outcome: call it before the thread blocks,
     /// so a queued frame never waits for the next one.
     fn flush(&mut self) {

@@ -367,13 +367,32 @@ pub fn bpf_args(pins: &Path) -> Vec<String> {
 
 /// Connections the program holds, read from its pinned `conns` map with bpftool.
 pub fn pinned_connections(pins: &Path) -> usize {
+    pinned_entries(pins, "conns")
+}
+
+/// Entries of the program's pinned map `map`, read with bpftool.
+fn pinned_entries(pins: &Path, map: &str) -> usize {
     let out = Command::new("bpftool")
         .args(["-j", "map", "dump", "pinned"])
-        .arg(pins.join("conns"))
+        .arg(pins.join(map))
         .output()
         .expect("bpftool");
     let text = String::from_utf8_lossy(&out.stdout);
     text.matches("\"key\"").count()
+}
+
+/// Waits (5 s at most) until the BPF plane has published `services` services into its
+/// pinned maps: rvsd publishes a change within 100 ms, and a packet that comes before is not
+/// the program's yet.
+pub fn wait_published(pins: &Path, services: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pinned_entries(pins, "services") < services {
+        assert!(
+            Instant::now() < deadline,
+            "the BPF plane did not publish {services} services"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A `GET /hold/S` download (the real server sends one byte a second for S seconds) running

@@ -588,6 +588,7 @@ fn serve(
         if injector.holding() {
             injector.retry_held();
         }
+        injector.answer_reassembly_timeouts();
         injector.flush();
         handoff.run(dp, engine);
     }
