@@ -171,7 +171,8 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 	if (in->flags & RVS_SYNC_EV_TEMPLATE)
 		return sync_install_template(in);
 	if (old) {
-		if (in->flags & RVS_SYNC_EV_SEQ_SHIFT) {
+		if ((in->flags & RVS_SYNC_EV_SEQ_SHIFT) &&
+		    (old->method == RVS_METHOD_MASQ || old->method == RVS_METHOD_FULLNAT)) {
 			old->seq_delta = in->seq_delta;
 			old->flags |= RVS_CONN_F_SEQ_SHIFT;
 		}

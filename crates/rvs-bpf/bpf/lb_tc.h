@@ -324,6 +324,8 @@ static __noinline int tc_synack(struct __sk_buff *skb, struct pkt *p)
 
 	if (!h || p->l3 > MAX_L3_OFF || l4 > MAX_L4_OFF)
 		return TC_ACT_SHOT;
+	/* The lookup writes results (MTU, metric) over inputs: start from zero each time. */
+	__builtin_memset(&h->fib, 0, sizeof(h->fib));
 	fib_route(&h->fib, p, skb->ingress_ifindex, &p->key.dst, &p->key.src);
 	rc = bpf_fib_lookup(skb, &h->fib, sizeof(h->fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
@@ -399,13 +401,15 @@ static __always_inline int tc_carry_out(struct __sk_buff *skb, struct pkt *p, st
 	case ACT_FNAT_IN:
 		if ((mtu = tc_too_big(skb, p, &d->addr2, &d->addr, d)))
 			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
-		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0 || nat_rewrite(skb, p, 0, &d->addr2, d->port2) < 0)
+		if (nat_rewrite(skb, p, 1, &d->addr, d->port) < 0 || nat_rewrite(skb, p, 0, &d->addr2, d->port2) < 0 ||
+		    tc_shift_seq(skb, p, d) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &d->addr2, &d->addr, 0, d);
 	case ACT_FNAT_OUT:
 		if ((mtu = tc_too_big(skb, p, &d->addr, &d->addr2, d)))
 			return punt_frame(skb, RVS_PUNT_FRAG_NEEDED, mtu);
-		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0 || nat_rewrite(skb, p, 1, &d->addr2, d->port2) < 0)
+		if (nat_rewrite(skb, p, 0, &d->addr, d->port) < 0 || nat_rewrite(skb, p, 1, &d->addr2, d->port2) < 0 ||
+		    tc_shift_seq(skb, p, d) < 0)
 			return TC_ACT_SHOT;
 		return forward(skb, p, &d->addr, &d->addr2, 0, d);
 	case ACT_DR:

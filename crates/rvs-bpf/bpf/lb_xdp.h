@@ -262,6 +262,8 @@ static __noinline int xdp_synack(struct xdp_md *ctx, struct pkt *p)
 
 	if (!h || p->l3 > MAX_L3_OFF || l4 > MAX_L4_OFF)
 		return XDP_DROP;
+	/* The lookup writes results (MTU, metric) over inputs: start from zero each time. */
+	__builtin_memset(&h->fib, 0, sizeof(h->fib));
 	fib_route(&h->fib, p, ctx->ingress_ifindex, &p->key.dst, &p->key.src);
 	rc = bpf_fib_lookup(ctx, &h->fib, sizeof(h->fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
@@ -337,13 +339,15 @@ static __always_inline int xdp_carry_out(struct xdp_md *ctx, struct pkt *p, stru
 	case ACT_FNAT_IN:
 		if ((mtu = xdp_too_big(ctx, p, &d->addr2, &d->addr, d)))
 			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
-		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0 || xdp_nat_rewrite(ctx, p, 0, &d->addr2, d->port2) < 0)
+		if (xdp_nat_rewrite(ctx, p, 1, &d->addr, d->port) < 0 || xdp_nat_rewrite(ctx, p, 0, &d->addr2, d->port2) < 0 ||
+		    xdp_shift_seq(ctx, p, d) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &d->addr2, &d->addr, 0, d);
 	case ACT_FNAT_OUT:
 		if ((mtu = xdp_too_big(ctx, p, &d->addr, &d->addr2, d)))
 			return xdp_punt(ctx, RVS_PUNT_FRAG_NEEDED, mtu);
-		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0 || xdp_nat_rewrite(ctx, p, 1, &d->addr2, d->port2) < 0)
+		if (xdp_nat_rewrite(ctx, p, 0, &d->addr, d->port) < 0 || xdp_nat_rewrite(ctx, p, 1, &d->addr2, d->port2) < 0 ||
+		    xdp_shift_seq(ctx, p, d) < 0)
 			return XDP_DROP;
 		return xdp_forward(ctx, p, &d->addr, &d->addr2, 0, d);
 	case ACT_DR:

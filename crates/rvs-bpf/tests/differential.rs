@@ -1948,11 +1948,20 @@ fn proxied_connections_handed_over_forward_as_the_engine() {
                 ),
             ];
             same(&e, &dp, hook, ifindex, &frames);
-            // The engine lets go; the program holds the connection on its server.
-            assert!(e.release_handed_over(&ready[0]));
-            assert!(!e.release_handed_over(&ready[0]), "once");
+            // The engine lets go (its server counts no connection of its own any more); the
+            // program holds the connection on its server.
+            let last = e.release_handed_over(&ready[0]).expect("released");
+            assert_eq!(last.state, ready[0].state, "still ESTABLISHED");
+            assert!(e.release_handed_over(&ready[0]).is_none(), "once");
             assert_eq!(e.connection_count(), 0);
             assert_eq!(e.syn_proxy_counters().handed_over, 1);
+            let own: Vec<(u32, u32)> = e
+                .services(Millis(1000))
+                .iter()
+                .filter(|s| s.spec.key.proto == Protocol::Tcp && s.spec.key.addr == ip4(VIP4))
+                .flat_map(|s| s.dests.iter().map(|d| (d.active_conns, d.inactive_conns)))
+                .collect();
+            assert_eq!(own, [(0, 0)]);
             let at = dp
                 .locate(6, ip4(VIP4), VPORT, ip4(RIP4), RPORT, false)
                 .expect("maps");

@@ -141,12 +141,26 @@ impl DestRt {
         ((v >> 32) as u32, v as u32)
     }
 
-    /// Sets the counts of this server's connections another data plane forwards.
+    /// Sets the counts of this server's connections another data plane forwards, and sets or
+    /// clears the overload flag as the total now says.
     pub(crate) fn set_handed_over(&self, active: u32, inactive: u32) {
         self.handed_over.store(
             (u64::from(active) << 32) | u64::from(inactive),
             Ordering::Relaxed,
         );
+        let u = self.u_threshold.load(Ordering::Relaxed);
+        if u != 0 && self.total_conns() >= u {
+            self.overloaded.store(true, Ordering::Relaxed);
+        } else {
+            self.clear_overload_if_below();
+        }
+    }
+
+    /// One connection of this server was handed over to another data plane: counted there
+    /// at once (the plane's next report replaces the figure).
+    pub(crate) fn add_handed_over(&self, active: bool) {
+        let one = if active { 1u64 << 32 } else { 1 };
+        self.handed_over.fetch_add(one, Ordering::Relaxed);
     }
 
     /// A connection was bound to this destination (`ip_vs_bind_dest`).
@@ -167,6 +181,12 @@ impl DestRt {
         let counter = if active { &self.active } else { &self.inactive };
         // Saturating: never wrap even if accounting were ever off.
         let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        self.clear_overload_if_below();
+    }
+
+    /// Clears the overload flag once the total is below the lower threshold (3/4 of the upper
+    /// one without it), as `ip_vs_unbind_dest` does.
+    fn clear_overload_if_below(&self) {
         let l = self.l_threshold.load(Ordering::Relaxed);
         let u = self.u_threshold.load(Ordering::Relaxed);
         let total = self.total_conns() as u64;

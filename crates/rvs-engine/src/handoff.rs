@@ -19,12 +19,37 @@ use std::net::IpAddr;
 
 use rvs_sync::SyncConn;
 
-use crate::config::WireKey;
-use crate::conn::{Tuple, F_NO_OUTPUT};
+use crate::config::{Snapshot, WireKey};
+use crate::conn::{Conn, ConnExt, Tuple, F_INACTIVE, F_NO_OUTPUT};
 use crate::engine::Engine;
 use crate::flow::{flow_hash, to16, Direction};
 use crate::sync_state::{conn_record, find_dest};
+use crate::synproxy::SynProxied;
 use crate::view::ConnState;
+
+/// The record another plane takes connection `c` over with, when it can: a proxied NAT
+/// connection of an address service (not a firewall-mark one, whose packets the other plane
+/// would look up under an address service), its shift known, no side record (FULLNAT, a
+/// template), with its state's full timeout.
+fn handover_record(
+    snap: &Snapshot,
+    c: &Conn,
+    ext: Option<&ConnExt>,
+    sp: Option<SynProxied>,
+) -> Option<SyncConn> {
+    let sp = sp.filter(|sp| sp.delta.is_some())?;
+    if ext.is_some() || c.flags & F_NO_OUTPUT != 0 {
+        return None;
+    }
+    if snap
+        .service_by_id(c.svc_id)
+        .is_none_or(|svc| svc.spec.key.fwmark != 0)
+    {
+        return None;
+    }
+    let timeout = snap.timeouts.of(ConnState::from_u8(c.state));
+    conn_record(c, None, Some(&sp), timeout, 0)
+}
 
 /// The tuple of the client-side packets of the connection `rec` describes.
 fn record_tuple(rec: &SyncConn) -> Tuple {
@@ -41,11 +66,22 @@ fn record_tuple(rec: &SyncConn) -> Tuple {
 
 impl Engine {
     /// Whether proxied connections are queued for another plane once their real server has
-    /// answered (rvsd's BPF plane sets it while it runs). Turning it off empties the queue.
+    /// answered (rvsd's BPF plane sets it while it runs). Turning it on also queues those
+    /// already in the table (a table taken over from an earlier rvsd); turning it off empties
+    /// the queue.
     pub fn set_proxy_handoff(&self, on: bool) {
         self.handoff.wanted.store(on, Ordering::Relaxed);
         if !on {
             self.handoff.ready.lock().clear();
+            return;
+        }
+        for s in self.shards.iter() {
+            let shard = s.0.lock();
+            for (c, _, sp) in shard.iter_with_proxy() {
+                if sp.is_some_and(|sp| sp.delta.is_some()) {
+                    self.handoff.offer(c);
+                }
+            }
         }
     }
 
@@ -61,34 +97,32 @@ impl Engine {
                 let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
                 let shard = self.shard(h).lock();
                 let slot = shard.find(h, Direction::Input, t)?;
-                let sp = shard.synproxied(slot).filter(|sp| sp.delta.is_some())?;
                 let (c, ext) = shard.get_full(slot)?;
-                if ext.is_some() || c.flags & F_NO_OUTPUT != 0 {
-                    return None;
-                }
-                let timeout = snap.timeouts.of(ConnState::from_u8(c.state));
-                conn_record(c, None, Some(&sp), timeout, 0)
+                handover_record(&snap, c, ext, shard.synproxied(slot))
             })
             .collect()
     }
 
     /// Forgets the connection `rec` describes, now forwarded by another plane: it leaves the
-    /// table and its server's counts (not counted as expired). Whether it was there.
-    pub fn release_handed_over(&self, rec: &SyncConn) -> bool {
+    /// table and its server's counts (not counted as expired), and counts as handed over on
+    /// its server at once. Returns its record as it was last (its state may have moved since
+    /// `rec` was taken: the other plane should take that), or `None` when it was not there.
+    pub fn release_handed_over(&self, rec: &SyncConn) -> Option<SyncConn> {
         let t = record_tuple(rec);
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
+        let snap = self.snapshot.load();
         let mut shard = self.shard(h).lock();
-        let Some(slot) = shard.find(h, Direction::Input, &t) else {
-            return false;
-        };
-        match shard.remove(slot, &self.hasher) {
-            Some(gone) => {
-                gone.release();
-                self.synproxy.handed_over.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
+        let slot = shard.find(h, Direction::Input, &t)?;
+        let last = shard
+            .get_full(slot)
+            .and_then(|(c, ext)| handover_record(&snap, c, ext, shard.synproxied(slot)));
+        let gone = shard.remove(slot, &self.hasher)?;
+        gone.release();
+        gone.conn
+            .dest
+            .add_handed_over(gone.conn.flags & F_INACTIVE == 0);
+        self.synproxy.handed_over.fetch_add(1, Ordering::Relaxed);
+        Some(last.unwrap_or_else(|| rec.clone()))
     }
 
     /// The connections another plane forwards for real server `server` (address, port) of

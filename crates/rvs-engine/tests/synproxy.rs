@@ -593,3 +593,78 @@ fn handed_over_connections_count_for_least_connection() {
     e.set_handed_over_counts((ip4(VIP4), VPORT, 6), (ip4(RIP4B), RPORT), 9, 0);
     assert_eq!(first_pick(&e, 40_003), RIP4);
 }
+
+/// The hand-over of a proxied connection, engine side: queued once its server answered (and,
+/// turning the hand-over on later, from the table); released with the state it moved to
+/// meanwhile (a client RST), counted on its server as handed over at once.
+#[test]
+fn a_proxied_connection_is_handed_over_with_its_last_state() {
+    let e = proxying(nat_engine());
+    let x = ends(false);
+    let cookie = cookie_for(&e, &x, 1000);
+    let mut ack = from_client(
+        &x,
+        false,
+        (CLIENT_ISN + 1, Some(cookie + 1)),
+        false,
+        &[],
+        &[],
+    );
+    e.handle(Millis(1010), &mut PacketMeta::default(), &mut ack);
+    let mut synack = from_server(
+        &x,
+        false,
+        (SERVER_ISN, Some(CLIENT_ISN + 1)),
+        true,
+        &[],
+        &[],
+    );
+    e.handle(Millis(1012), &mut PacketMeta::default(), &mut synack);
+    // The hand-over was off: nothing queued, until it is turned on.
+    assert!(e.proxied_ready().is_empty());
+    e.set_proxy_handoff(true);
+    let ready = e.proxied_ready();
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0].state, rvs_engine::ConnState::Established as u16);
+    assert!(e.proxied_ready().is_empty(), "taken once");
+    // A RST from the client before the release: the release says so.
+    let mut rst = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(CLIENT4, VIP4, 64)
+        .tcp(CPORT, VPORT, CLIENT_ISN + 1, 0)
+        .rst()
+        .ack(cookie + 1)
+        .write(&mut rst, &[])
+        .expect("build");
+    e.handle(Millis(1013), &mut PacketMeta::default(), &mut rst);
+    let last = e.release_handed_over(&ready[0]).expect("released");
+    assert_eq!(last.state, rvs_engine::ConnState::Close as u16);
+    assert!(last.seq.is_some());
+    assert_eq!(e.connection_count(), 0);
+}
+
+/// A server marked overloaded by connections handed over (its upper threshold reached with
+/// them) is left out by rr, and taken again once the other plane reports fewer.
+#[test]
+fn handed_over_connections_set_and_clear_the_overload() {
+    use rvs_engine::{Protocol, SchedulerKind};
+    let e = Engine::new(rvs_engine::EngineConfig::default());
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
+    let mut first = dest(ip4(RIP4), RPORT, 1);
+    first.u_threshold = 4;
+    e.add_dest(&k, first).expect("first");
+    e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("second");
+    let pick = |e: &Engine, sport: u16| {
+        let mut syn = tcp4(CLIENT4, sport, VIP4, VPORT, 64, SYN, &[]);
+        assert!(matches!(run(e, 1000, &mut syn), Verdict::Forward { .. }));
+        [syn[30], syn[31], syn[32], syn[33]]
+    };
+    e.set_handed_over_counts((ip4(VIP4), VPORT, 6), (ip4(RIP4), RPORT), 4, 0);
+    let picks: Vec<_> = (0..4).map(|i| pick(&e, 41_000 + i)).collect();
+    assert!(picks.iter().all(|p| *p == RIP4B), "{picks:?}");
+    // Fewer than 3/4 of the threshold with the engine's own: the flag clears.
+    e.set_handed_over_counts((ip4(VIP4), VPORT, 6), (ip4(RIP4), RPORT), 0, 0);
+    let picks: Vec<_> = (0..4).map(|i| pick(&e, 42_000 + i)).collect();
+    assert!(picks.contains(&RIP4), "{picks:?}");
+}

@@ -137,6 +137,15 @@ impl ProgramSync {
     pub fn install(&self, dp: &rvs_bpf::Datapath, engine: &Engine, now: Millis) {
         let recs = std::mem::take(&mut *locked(&self.incoming));
         for rec in &recs {
+            // A SYN-proxied connection goes to the program directly when it can take it, so
+            // refreshes of one it took do not pass through the engine again.
+            if rec.seq.is_some() {
+                match dp.take_over_proxied(rec) {
+                    Ok(Some(rvs_bpf::Installed::TableFull)) | Ok(None) => {}
+                    Ok(Some(_)) => continue,
+                    Err(e) => tracing::warn!("installing a synced proxied connection in BPF: {e}"),
+                }
+            }
             match dp.sync_import(rec) {
                 Ok(Some(rvs_bpf::Installed::TableFull)) => {
                     tracing::warn!("BPF connection table full: a synced connection was dropped")
