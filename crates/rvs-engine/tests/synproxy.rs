@@ -570,21 +570,31 @@ fn a_backup_shifts_a_synced_proxied_connection() {
     assert_eq!(out(&data, &v).tcp.acknowledgment_number, SERVER_ISN + 5);
 }
 
+/// An engine with a TCP service on VIP4:80 scheduled by `sched` to RIP4 (upper threshold
+/// `threshold`, 0: none) and RIP4B.
+fn two_servers(sched: rvs_engine::SchedulerKind, threshold: u32) -> Engine {
+    let e = Engine::new(rvs_engine::EngineConfig::default());
+    let k = key(rvs_engine::Protocol::Tcp, ip4(VIP4), VPORT);
+    e.add_service(svc(k, sched)).expect("service");
+    let mut first = dest(ip4(RIP4), RPORT, 1);
+    first.u_threshold = threshold;
+    e.add_dest(&k, first).expect("first");
+    e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("second");
+    e
+}
+
+/// The real server a new connection from `sport` is sent to.
+fn first_pick(e: &Engine, sport: u16) -> [u8; 4] {
+    let mut syn = tcp4(CLIENT4, sport, VIP4, VPORT, 64, SYN, &[]);
+    assert!(matches!(run(e, 1000, &mut syn), Verdict::Forward { .. }));
+    [syn[30], syn[31], syn[32], syn[33]]
+}
+
 /// Connections another data plane forwards (handed over) count for the schedulers with the
 /// engine's own: lc sends a new connection to the server with fewer of both together.
 #[test]
 fn handed_over_connections_count_for_least_connection() {
-    use rvs_engine::{Protocol, SchedulerKind};
-    let e = Engine::new(rvs_engine::EngineConfig::default());
-    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
-    e.add_service(svc(k, SchedulerKind::Lc)).expect("service");
-    e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).expect("first");
-    e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("second");
-    let first_pick = |e: &Engine, sport: u16| {
-        let mut syn = tcp4(CLIENT4, sport, VIP4, VPORT, 64, SYN, &[]);
-        assert!(matches!(run(e, 1000, &mut syn), Verdict::Forward { .. }));
-        [syn[30], syn[31], syn[32], syn[33]]
-    };
+    let e = two_servers(rvs_engine::SchedulerKind::Lc, 0);
     // The first server holds 5 connections elsewhere: the second gets the next two.
     e.set_handed_over_counts((ip4(VIP4), VPORT, 6), (ip4(RIP4), RPORT), 5, 0);
     assert_eq!(first_pick(&e, 40_001), RIP4B);
@@ -647,19 +657,8 @@ fn a_proxied_connection_is_handed_over_with_its_last_state() {
 /// them) is left out by rr, and taken again once the other plane reports fewer.
 #[test]
 fn handed_over_connections_set_and_clear_the_overload() {
-    use rvs_engine::{Protocol, SchedulerKind};
-    let e = Engine::new(rvs_engine::EngineConfig::default());
-    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
-    e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
-    let mut first = dest(ip4(RIP4), RPORT, 1);
-    first.u_threshold = 4;
-    e.add_dest(&k, first).expect("first");
-    e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("second");
-    let pick = |e: &Engine, sport: u16| {
-        let mut syn = tcp4(CLIENT4, sport, VIP4, VPORT, 64, SYN, &[]);
-        assert!(matches!(run(e, 1000, &mut syn), Verdict::Forward { .. }));
-        [syn[30], syn[31], syn[32], syn[33]]
-    };
+    let e = two_servers(rvs_engine::SchedulerKind::Rr, 4);
+    let pick = first_pick;
     e.set_handed_over_counts((ip4(VIP4), VPORT, 6), (ip4(RIP4), RPORT), 4, 0);
     let picks: Vec<_> = (0..4).map(|i| pick(&e, 41_000 + i)).collect();
     assert!(picks.iter().all(|p| *p == RIP4B), "{picks:?}");
