@@ -184,6 +184,25 @@ fn failover_keeps_established_connections_with_the_bpf_plane() {
     );
 }
 
+/// With the SYN proxy on both BPF planes: the master's program holds the proxied connections
+/// the engine handed over and exports them with their shift; the backup's program takes them
+/// with it, so after the failover the download goes on through the backup's program, its
+/// numbers shifted as the master shifted them.
+#[test]
+fn failover_keeps_proxied_connections_with_the_bpf_plane() {
+    let (fs, args) = bpf_planes();
+    let backup_pins = fs[1].pins();
+    let [mut master, mut backup] = args;
+    for a in [&mut master, &mut backup] {
+        a.extend(["--syn-proxy".to_string(), "1".to_string()]);
+    }
+    failover(
+        "syncproxy",
+        [&strs(&master), &strs(&backup)],
+        Some(&backup_pins),
+    );
+}
+
 /// `backup_pins`: the backup's BPF pins, whose program (not its engine) must hold the synced
 /// connections.
 fn failover(tag: &str, rvsd_args: [&[&str]; 2], backup_pins: Option<&std::path::Path>) {
