@@ -171,7 +171,7 @@ const COUNTER_GROUPS: [(&str, &str, &str, &str); 6] = [
     (
         "synproxy_",
         "rvs_synproxy",
-        "The SYN proxy: SYNs answered, connections opened, bad cookies.",
+        "The SYN proxy: SYNs answered, connections opened, bad cookies, connections handed over to the BPF program.",
         "event",
     ),
     (
