@@ -32,12 +32,16 @@
 #   cargo build --release && sudo bench/dataplane.sh [seconds] [connections] [rows...]
 #
 # BENCH_PERF=1 adds the director's receive-path time per request, sampled by perf (see measure).
+# BENCH_RUNS=N runs every row N times, in rounds (each row once per round, so drift over time
+# reaches every row alike), prints each round's table and then the median of each ratio.
 # BENCH_BIN=DIR takes rvsd, rvsadm and rvs-lab from DIR (to compare builds). Installs haproxy and
 # ethtool when missing. Figures on a shared 2-core machine are noisy: compare ratios from one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-50}
+runs=${BENCH_RUNS:-1}
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS is a count of rounds" >&2; exit 1; }
 shift $(($# > 2 ? 2 : $#))
 rows=("$@")
 ((${#rows[@]})) || rows=(kernel nft haproxy packet tc xdp)
@@ -329,9 +333,12 @@ run_row() { # name
   teardown_lab
 }
 
-for row in "${rows[@]}"; do run_row "$row"; done
-
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
+# Ratios of every round, space-separated, by "row,mode,what" (what: rps or dir).
+declare -A ratios
+
+# Prints the table of the round just run and keeps its ratios.
+print_round() {
 printf '%-8s | %-9s %-6s %-8s %-6s %-8s | %-9s %-6s %-8s %-6s %-8s\n' row "ka req/s" "x nft" "dir us" "x nft" "all us" "cl req/s" "x nft" "dir us" "x nft" "all us"
 for row in "${rows[@]}"; do
   line=$(printf '%-8s |' "$row")
@@ -340,6 +347,8 @@ for row in "${rows[@]}"; do
     d=${dcpu_us[$row,$mode]:-n/a}
     c=${cpu[$row,$mode]:-n/a}
     line+=$(printf ' %-9s %-6s %-8s %-6s %-8s |' "$r" "$(ratio "$r" "${rps[nft,$mode]:-0}")" "$d" "$(ratio "$d" "${dcpu_us[nft,$mode]:-0}")" "$c")
+    ratios[$row,$mode,rps]+="$(ratio "$r" "${rps[nft,$mode]:-0}") "
+    ratios[$row,$mode,dir]+="$(ratio "$d" "${dcpu_us[nft,$mode]:-0}") "
   done
   echo "${line% |}"
 done
@@ -355,5 +364,25 @@ if [[ ${BENCH_PERF:-0} == 1 ]]; then
     ka=${path_us[$row,keepalive]:-n/a}
     cl=${path_us[$row,close]:-n/a}
     printf '  %-8s keep-alive %-7s (x nft %s)   close %-7s (x nft %s)\n' "$row" "$ka" "$(ratio "$ka" "${path_us[nft,keepalive]:-0}")" "$cl" "$(ratio "$cl" "${path_us[nft,close]:-0}")"
+  done
+fi
+}
+
+# The median of numbers (n/a left out).
+median() { tr ' ' '\n' <<<"$1" | grep -E '^[0-9.]+$' | sort -n | awk '{v[NR] = $1} END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+for ((round = 1; round <= runs; round++)); do
+  ((runs > 1)) && echo "round $round of $runs"
+  for row in "${rows[@]}"; do run_row "$row"; done
+  print_round
+done
+if ((runs > 1)); then
+  echo "medians over $runs rounds, each round's ratios against its own nftables row:"
+  printf '%-8s | %-14s %-14s | %-14s %-14s\n' row "ka req/s x nft" "ka dir x nft" "cl req/s x nft" "cl dir x nft"
+  for row in "${rows[@]}"; do
+    printf '%-8s | %-14s %-14s | %-14s %-14s\n' "$row" \
+      "$(median "${ratios[$row,keepalive,rps]}")" "$(median "${ratios[$row,keepalive,dir]}")" \
+      "$(median "${ratios[$row,close,rps]}")" "$(median "${ratios[$row,close,dir]}")"
+    printf '%-8s   (%s| %s| %s| %s)\n' "" "${ratios[$row,keepalive,rps]}" "${ratios[$row,keepalive,dir]}" "${ratios[$row,close,rps]}" "${ratios[$row,close,dir]}"
   done
 fi
