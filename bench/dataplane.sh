@@ -169,6 +169,12 @@ setup_lab() {
 teardown_lab() {
   [[ -n $prefix ]] || return 0
   stop_rvsd || true
+  # A clean stop removes the pins; a killed rvsd leaves them, and the next row's rvsd would
+  # adopt its maps and connections.
+  if [[ -e $bpffs/rvs ]]; then
+    echo "note: rvsd left its BPF pins; removed" >&2
+    rm -rf "$bpffs/rvs"
+  fi
   for ns in rs1 rs2; do
     [[ -f $work/nginx-$ns/nginx.pid ]] && kill "$(cat "$work/nginx-$ns/nginx.pid")" 2>/dev/null || true
   done
