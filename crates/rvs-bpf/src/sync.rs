@@ -245,7 +245,8 @@ impl Datapath {
         self.locate_in(proto, (vaddr, vport), (daddr, dport), template, false)
     }
 
-    /// [`Datapath::locate`], also finding the SYN proxy's services when `proxied`.
+    /// [`Datapath::locate`], also finding the SYN proxy's services when `proxied` (their NAT
+    /// servers only: a FULLNAT connection's local port belongs to the engine there).
     fn locate_in(
         &self,
         proto: u8,
@@ -280,6 +281,9 @@ impl Datapath {
             };
             let port = u16::from_be(d.port_be);
             if d.addr == want && (port == dport || port == 0 || (template && dport == 0)) {
+                if svc.flags & SVC_F_USER != 0 && d.method != Method::Masq as u8 {
+                    return Ok(None);
+                }
                 return Ok(method_of(d.method).map(|method| Located {
                     svc: svc.id,
                     dest: slot,
@@ -292,44 +296,25 @@ impl Datapath {
     }
 
     /// Installs (or refreshes) a synced record when it is a connection of a service the
-    /// program schedules; `None` when it is not (the engine's, then).
+    /// program schedules, or a SYN-proxied NAT connection whose shift the record carries (the
+    /// program forwards it shifting its numbers: a backup's synced record, or the engine's own
+    /// once the real server answered); `None` when it is not (the engine's, then).
     pub fn sync_import(&self, rec: &SyncConn) -> Result<Option<Installed>, Error> {
         if rec.fwmark != 0 {
             return Ok(None);
         }
         let template = rec.flags & rvs_sync::F_TEMPLATE != 0;
-        let (_, vaddr, daddr) = rec.addrs.ips();
-        let Some(at) = self.locate(rec.protocol, vaddr, rec.vport, daddr, rec.dport, template)?
-        else {
-            return Ok(None);
-        };
-        match sync_in(rec, &at) {
-            Some(conn) => self.sync_install(&conn).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Takes over a SYN-proxied connection from the engine once its real server has answered:
-    /// installs `rec` (the engine's record, its shift in the sequence option) as the program's
-    /// own when it is a NAT connection of a SYN proxy service the program knows, to be
-    /// forwarded here with its numbers shifted; `None` when the program cannot take it.
-    pub fn take_over_proxied(&self, rec: &SyncConn) -> Result<Option<Installed>, Error> {
-        if rec.fwmark != 0 || rec.flags & rvs_sync::F_TEMPLATE != 0 || shift_of(rec).is_none() {
-            return Ok(None);
-        }
+        let proxied = !template && shift_of(rec).is_some();
         let (_, vaddr, daddr) = rec.addrs.ips();
         let located = self.locate_in(
             rec.protocol,
             (vaddr, rec.vport),
             (daddr, rec.dport),
-            false,
-            true,
+            template,
+            proxied,
         )?;
-        match located.filter(|at| at.method == Method::Masq) {
-            Some(at) => match sync_in(rec, &at) {
-                Some(conn) => self.sync_install(&conn).map(Some),
-                None => Ok(None),
-            },
+        match located.and_then(|at| sync_in(rec, &at)) {
+            Some(conn) => self.sync_install(&conn).map(Some),
             None => Ok(None),
         }
     }

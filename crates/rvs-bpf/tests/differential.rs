@@ -522,17 +522,28 @@ fn expiry_sweep_removes_connections_and_counts() {
     });
 }
 
+/// Runs `f` with the pin directory of a bpffs mounted for it alone (named after `tag` and the
+/// process), unmounted and removed afterwards even when `f` panics (the panic goes on).
+fn with_bpffs(tag: &str, f: impl FnOnce(&std::path::Path)) {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    sh(&["mount", "-t", "bpf", "bpf", dir.to_str().expect("path")]);
+    let pins = dir.join("rvs");
+    std::fs::create_dir_all(&pins).expect("mkdir pins");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&pins)));
+    let _ = Command::new("umount").arg(&dir).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
 /// Pinned maps outlive the process that loaded them: a second load adopts the connections
 /// (an rvsd restarted after `kill -9` finds its table), and a clean stop removes the pins.
 #[test]
 fn pinned_maps_are_adopted_by_the_next_load() {
     in_lab(|ifindex| {
-        let dir = std::env::temp_dir().join(format!("rvs-bpffs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        sh(&["mount", "-t", "bpf", "bpf", dir.to_str().expect("path")]);
-        let pins = dir.join("rvs");
-        std::fs::create_dir_all(&pins).expect("mkdir pins");
-        let result = std::panic::catch_unwind(|| {
+        with_bpffs("rvs-bpffs", |pins| {
             let e = nat_engine();
             let limits = LIMITS;
             let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
@@ -562,11 +573,6 @@ fn pinned_maps_are_adopted_by_the_next_load() {
             second.remove_pins().expect("clean stop");
             assert!(!pins.exists(), "pins removed");
         });
-        let _ = Command::new("umount").arg(&dir).status();
-        let _ = std::fs::remove_dir_all(&dir);
-        if let Err(p) = result {
-            std::panic::resume_unwind(p);
-        }
     });
 }
 
@@ -577,12 +583,7 @@ fn pinned_maps_are_adopted_by_the_next_load() {
 #[test]
 fn adopted_connections_forward_again_once_their_servers_are_configured() {
     in_lab(|ifindex| {
-        let dir = std::env::temp_dir().join(format!("rvs-bpffs-trash-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        sh(&["mount", "-t", "bpf", "bpf", dir.to_str().expect("path")]);
-        let pins = dir.join("rvs");
-        std::fs::create_dir_all(&pins).expect("mkdir pins");
-        let result = std::panic::catch_unwind(|| {
+        with_bpffs("rvs-bpffs-trash", |pins| {
             let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
             let configured = |order: [[u8; 4]; 2]| {
                 let e = small_engine();
@@ -623,11 +624,6 @@ fn adopted_connections_forward_again_once_their_servers_are_configured() {
             assert_eq!(&r.frame[30..34], &RIP4, "to the connection's own server");
             second.remove_pins().expect("clean stop");
         });
-        let _ = Command::new("umount").arg(&dir).status();
-        let _ = std::fs::remove_dir_all(&dir);
-        if let Err(p) = result {
-            std::panic::resume_unwind(p);
-        }
     });
 }
 
@@ -1924,7 +1920,7 @@ fn proxied_connections_handed_over_forward_as_the_engine() {
             assert_eq!(ready.len(), 1, "{ready:?}");
             assert!(ready[0].seq.is_some(), "the shift travels in the record");
             assert_eq!(
-                dp.take_over_proxied(&ready[0]).expect("install"),
+                dp.sync_import(&ready[0]).expect("install"),
                 Some(rvs_bpf::Installed::Added)
             );
             let (c, s) = (CLIENT_ISN + 1, SERVER_ISN + 1);

@@ -90,6 +90,9 @@ impl Engine {
     /// until [`Engine::release_handed_over`].
     pub fn proxied_ready(&self) -> Vec<SyncConn> {
         let queued = core::mem::take(&mut *self.handoff.ready.lock());
+        if queued.is_empty() {
+            return Vec::new();
+        }
         let snap = self.snapshot.load();
         queued
             .iter()

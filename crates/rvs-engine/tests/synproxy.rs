@@ -81,6 +81,19 @@ fn from_server(
     )
 }
 
+/// An IPv4 client's segment after its handshake with the director: the ACK of `cookie`,
+/// carrying `payload`.
+fn client_ack(x: &Ends, cookie: u32, payload: &[u8]) -> Vec<u8> {
+    from_client(
+        x,
+        false,
+        (CLIENT_ISN + 1, Some(cookie + 1)),
+        false,
+        &[],
+        payload,
+    )
+}
+
 /// The cookie `e` answers an IPv4 client's SYN (MSS 1460) with at `at` ms.
 fn cookie_for(e: &Engine, x: &Ends, at: u64) -> u32 {
     let mss = [TcpOptionElement::MaximumSegmentSize(1460)];
@@ -360,16 +373,7 @@ fn bad_and_stale_cookies_are_dropped() {
     let e = proxying(nat_engine());
     let x = ends(false);
     let cookie = cookie_for(&e, &x, 0);
-    let ack = |cookie: u32| {
-        from_client(
-            &x,
-            false,
-            (CLIENT_ISN + 1, Some(cookie + 1)),
-            false,
-            &[],
-            &[],
-        )
-    };
+    let ack = |cookie: u32| client_ack(&x, cookie, &[]);
     // A forged cookie, a cookie for another ISN, and the right one three minutes late.
     assert_eq!(
         e.handle(
@@ -431,26 +435,10 @@ fn a_silent_server_gets_the_syn_again() {
     let mut syn = from_client(&x, false, (CLIENT_ISN, None), true, &mss, &[]);
     let v = e.handle(Millis(0), &mut PacketMeta::default(), &mut syn);
     let cookie = out(&syn, &v).tcp.sequence_number;
-    let mut ack = from_client(
-        &x,
-        false,
-        (CLIENT_ISN + 1, Some(cookie + 1)),
-        false,
-        &[],
-        &[],
-    );
+    let mut ack = client_ack(&x, cookie, &[]);
     let v = e.handle(Millis(10), &mut PacketMeta::default(), &mut ack);
     assert!(out(&ack, &v).tcp.syn);
-    let data = || {
-        from_client(
-            &x,
-            false,
-            (CLIENT_ISN + 1, Some(cookie + 1)),
-            false,
-            &[],
-            b"hello",
-        )
-    };
+    let data = || client_ack(&x, cookie, b"hello");
     // Soon after: the data waits.
     assert_eq!(
         e.handle(Millis(500), &mut PacketMeta::default(), &mut data()),
@@ -513,14 +501,7 @@ fn a_backup_shifts_a_synced_proxied_connection() {
     let mut syn = from_client(&x, false, (CLIENT_ISN, None), true, &mss, &[]);
     let v = master.handle(Millis(0), &mut PacketMeta::default(), &mut syn);
     let cookie = out(&syn, &v).tcp.sequence_number;
-    let mut ack = from_client(
-        &x,
-        false,
-        (CLIENT_ISN + 1, Some(cookie + 1)),
-        false,
-        &[],
-        &[],
-    );
+    let mut ack = client_ack(&x, cookie, &[]);
     let v = master.handle(Millis(1), &mut PacketMeta::default(), &mut ack);
     assert!(out(&ack, &v).tcp.syn, "the real server got the SYN");
     let mut synack = from_server(
@@ -612,14 +593,7 @@ fn a_proxied_connection_is_handed_over_with_its_last_state() {
     let e = proxying(nat_engine());
     let x = ends(false);
     let cookie = cookie_for(&e, &x, 1000);
-    let mut ack = from_client(
-        &x,
-        false,
-        (CLIENT_ISN + 1, Some(cookie + 1)),
-        false,
-        &[],
-        &[],
-    );
+    let mut ack = client_ack(&x, cookie, &[]);
     e.handle(Millis(1010), &mut PacketMeta::default(), &mut ack);
     let mut synack = from_server(
         &x,

@@ -58,13 +58,13 @@ impl Handoff {
                 continue;
             };
             if last.state != rec.state {
-                if let Err(e) = dp.take_over_proxied(&last) {
+                if let Err(e) = dp.sync_import(&last) {
                     tracing::warn!("updating a proxied connection in BPF: {e}");
                 }
             }
         }
         for rec in engine.proxied_ready() {
-            match dp.take_over_proxied(&rec) {
+            match dp.sync_import(&rec) {
                 Ok(Some(Installed::Added | Installed::Refreshed)) => {
                     self.taken += 1;
                     self.installed.push((rec, now));

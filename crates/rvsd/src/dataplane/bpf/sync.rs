@@ -132,20 +132,12 @@ impl ProgramSync {
         push_bounded(&self.incoming, recs);
     }
 
-    /// The plane's thread, once its configuration is published: installs the records that
-    /// are connections of the program's services, and gives the others to `engine`.
+    /// The plane's thread, once its configuration is published: installs the records the
+    /// program takes ([`rvs_bpf::Datapath::sync_import`]: its services' connections and
+    /// SYN-proxied ones with their shift), and gives the others to `engine`.
     pub fn install(&self, dp: &rvs_bpf::Datapath, engine: &Engine, now: Millis) {
         let recs = std::mem::take(&mut *locked(&self.incoming));
         for rec in &recs {
-            // A SYN-proxied connection goes to the program directly when it can take it, so
-            // refreshes of one it took do not pass through the engine again.
-            if rec.seq.is_some() {
-                match dp.take_over_proxied(rec) {
-                    Ok(Some(rvs_bpf::Installed::TableFull)) | Ok(None) => {}
-                    Ok(Some(_)) => continue,
-                    Err(e) => tracing::warn!("installing a synced proxied connection in BPF: {e}"),
-                }
-            }
             match dp.sync_import(rec) {
                 Ok(Some(rvs_bpf::Installed::TableFull)) => {
                     tracing::warn!("BPF connection table full: a synced connection was dropped")
