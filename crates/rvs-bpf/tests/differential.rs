@@ -547,7 +547,7 @@ fn pinned_maps_are_adopted_by_the_next_load() {
             let e = nat_engine();
             let limits = LIMITS;
             let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
-            let first = Datapath::load_pinned(limits, &pins).expect("first load");
+            let first = Datapath::load_pinned(limits, pins).expect("first load");
             assert!(!first.adopted());
             Publisher::new()
                 .publish(&first, &e.spec_walk(), &settings)
@@ -559,7 +559,7 @@ fn pinned_maps_are_adopted_by_the_next_load() {
             );
             drop(first);
 
-            let mut second = Datapath::load_pinned(limits, &pins).expect("second load");
+            let mut second = Datapath::load_pinned(limits, pins).expect("second load");
             assert!(second.adopted());
             assert_eq!(second.connections().expect("conns").len(), 1);
             let reply = tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[]);
@@ -594,7 +594,7 @@ fn adopted_connections_forward_again_once_their_servers_are_configured() {
                 e
             };
             let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
-            let first = Datapath::load_pinned(LIMITS, &pins).expect("first load");
+            let first = Datapath::load_pinned(LIMITS, pins).expect("first load");
             Publisher::new()
                 .publish(&first, &configured([RIP4, RIP4B]).spec_walk(), &settings)
                 .expect("publish");
@@ -604,7 +604,7 @@ fn adopted_connections_forward_again_once_their_servers_are_configured() {
             assert_eq!(&r.frame[30..34], &RIP4, "scheduled to the first server");
             drop(first);
 
-            let mut second = Datapath::load_pinned(LIMITS, &pins).expect("second load");
+            let mut second = Datapath::load_pinned(LIMITS, pins).expect("second load");
             assert!(second.adopted());
             let mut publisher = Publisher::adopt(&second).expect("adopt");
             publisher

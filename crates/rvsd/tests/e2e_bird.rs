@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{adm, VIP};
 use rvs_lab::{Bird, NatTopology, DIRECTOR};
@@ -30,16 +30,12 @@ fn announced(bird: &Bird) -> bool {
 
 /// Waits until BIRD's route is `want`; fails with `what` otherwise. Returns how long it took.
 fn wait_route(bird: &Bird, want: bool, what: &str) -> Duration {
-    let start = Instant::now();
-    while announced(bird) != want {
-        assert!(
-            start.elapsed() < WITHIN,
+    rvs_lab::wait_for(WITHIN, || announced(bird) == want).unwrap_or_else(|| {
+        panic!(
             "{what}: the VIP should be {} within {WITHIN:?}",
             if want { "announced" } else { "withdrawn" }
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    start.elapsed()
+        )
+    })
 }
 
 struct Setup {
@@ -166,25 +162,29 @@ fn a_routes_follow_rvsadm_and_rvsd_s_life() {
 fn b_keepalived_quorum_decides_the_route() {
     let s = Setup::new("birdka");
     let bird = s.start_bird();
+    // Two real servers, quorum 2: one failing its check loses the quorum while the other still
+    // has its weight, so only the quorum can withdraw the route.
     let flag = s.topo.lab.log_dir().join("rs-up");
     std::fs::write(&flag, "").expect("flag");
+    let server = |rip: &std::net::Ipv4Addr, check: &str| {
+        format!(
+            "\treal_server {rip} 80 {{\n\t\tweight 1\n\t\tMISC_CHECK {{\n\t\t\tmisc_path \"{check}\"\n\t\t\tmisc_timeout 2\n\t\t}}\n\t}}\n"
+        )
+    };
     let conf = format!(
         "virtual_server {VIP} 80 {{\n\
          \tdelay_loop 1\n\
          \tlb_algo rr\n\
          \tlb_kind NAT\n\
          \tprotocol TCP\n\
-         \tquorum 1\n\
-         \treal_server {rip} 80 {{\n\
-         \t\tweight 1\n\
-         \t\tMISC_CHECK {{\n\
-         \t\t\tmisc_path \"/usr/bin/test -e {flag}\"\n\
-         \t\t\tmisc_timeout 2\n\
-         \t\t}}\n\
-         \t}}\n\
+         \tquorum 2\n\
+         {first}{second}\
          }}\n",
-        rip = s.topo.rips4[0],
-        flag = flag.display()
+        first = server(
+            &s.topo.rips4[0],
+            &format!("/usr/bin/test -e {}", flag.display())
+        ),
+        second = server(&s.topo.rips4[1], "/bin/true"),
     );
     let path = s
         .topo
@@ -198,7 +198,7 @@ fn b_keepalived_quorum_decides_the_route() {
     let took = wait_route(
         &bird,
         false,
-        "the only real server failed its check: quorum lost",
+        "one of two real servers failed its check: quorum 2 lost",
     );
     eprintln!("withdrawn {took:?} after the check began failing");
     std::fs::write(&flag, "").expect("flag");

@@ -301,6 +301,7 @@ fn three_directors_behind_ecmp_keep_every_flow() {
          changed real server {rs_changed}, gone {gone}",
         counts(&after_return)
     );
+    assert!(back_to_it > 0, "the returned director takes flows back");
     assert_eq!(
         moved, back_to_it,
         "only flows going to the returned director moved"
@@ -332,6 +333,7 @@ fn three_directors_behind_ecmp_keep_every_flow() {
         LEAVING + 1,
         counts(&after_leave)
     );
+    assert!(on_leaving > 0, "the departing real server held flows");
     assert_eq!(
         gone, on_leaving,
         "only the departed real server's flows ended"

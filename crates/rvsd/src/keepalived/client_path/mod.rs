@@ -20,21 +20,6 @@ use rvs_io::{NetState, Resolution};
 /// The TTL of a probe's outer (tunnel) header.
 const OUTER_TTL: u8 = 64;
 
-/// Sets the TTL of the IPv4 header at the start of `packet` and its header checksum.
-fn set_ttl_v4(packet: &mut [u8], ttl: u8) {
-    let Some(&first) = packet.first() else {
-        return;
-    };
-    let len = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || packet.len() < len || len < 20 {
-        return;
-    }
-    packet[8] = ttl;
-    packet[10..12].fill(0);
-    let sum = rvs_wire::checksum::checksum(&packet[..len]);
-    packet[10..12].copy_from_slice(&sum.to_be_bytes());
-}
-
 /// Probes one real server through the interfaces and neighbours rvsd knows: directly (DR) or
 /// in `tunnel`, the tunnel its configuration names (kept with the plan, so a server the checks
 /// removed from the table is still probed the way clients would reach it).
@@ -74,11 +59,13 @@ impl Route {
             rvs_engine::tunnel::outer_header(cfg, IpAddr::V4(self.dip), self.rip, inner, 0, None)
                 .ok()?;
         let mut packet = outer.as_bytes().to_vec();
+        packet.extend_from_slice(inner);
         // The outer header copies the inner TTL, as IPVS does; the probe's inner TTL is 1
         // (see rvs_io::probe::tcp_packet), and the outer one must cross the routers to the
         // real server.
-        set_ttl_v4(&mut packet, OUTER_TTL);
-        packet.extend_from_slice(inner);
+        if let Ok(mut ip) = rvs_wire::ipv4::Packet::new_checked(&mut packet[..]) {
+            ip.set_ttl_update_checksum(OUTER_TTL);
+        }
         Some(packet)
     }
 }
@@ -163,28 +150,5 @@ impl PathProber for NetProber {
             None => "direct".into(),
             Some(t) => format!("{:?} port {} {:?}", t.kind, t.port, t.checksum),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_outer_ttl_is_set_with_a_valid_checksum() {
-        let mut p = vec![
-            0x45, 0, 0, 40, 0, 0, 0x40, 0, 1, 4, 0, 0, 10, 0, 0, 8, 10, 20, 0, 7,
-        ];
-        set_ttl_v4(&mut p, 64);
-        assert_eq!(p[8], 64);
-        assert_eq!(
-            rvs_wire::checksum::checksum(&p),
-            0,
-            "the header checksum verifies"
-        );
-        let mut v6 = vec![0x60; 40];
-        let before = v6.clone();
-        set_ttl_v4(&mut v6, 64);
-        assert_eq!(v6, before, "not IPv4: left alone");
     }
 }
