@@ -331,52 +331,35 @@ impl Lab {
     /// VRRP-only mode (`-n -l -D -P`, pid files next to it) in the namespace of `role`; returns
     /// its (parent) pid.
     pub fn start_keepalived(&self, role: &str, conf: &str) -> Result<u32, LabError> {
-        let conf_path = self.write_file(&format!("{role}-keepalived.conf"), conf)?;
-        let base = self.log_dir.join(format!("{role}-keepalived"));
-        let pid = base.with_extension("pid").display().to_string();
-        let vpid = base.with_extension("vrrp.pid").display().to_string();
-        let c = conf_path.display().to_string();
-        self.spawn(
-            role,
-            &[
-                "keepalived",
-                "-n",
-                "-l",
-                "-D",
-                "-P",
-                "-f",
-                &c,
-                "-p",
-                &pid,
-                "-r",
-                &vpid,
-            ],
-        )
+        self.start_keepalived_as(role, conf, "keepalived", &["-P"], ("-r", "vrrp.pid"))
     }
 
     /// Starts keepalived's BFD process only (keepalived with a file of `bfd_instance`s and
     /// nothing else: no VRRP or checker child starts) in `role`'s namespace, in the foreground.
     pub fn start_keepalived_bfd(&self, role: &str, conf: &str) -> Result<u32, LabError> {
-        let conf_path = self.write_file(&format!("{role}-keepalived-bfd.conf"), conf)?;
-        let base = self.log_dir.join(format!("{role}-keepalived-bfd"));
+        self.start_keepalived_as(role, conf, "keepalived-bfd", &[], ("-b", "bfd.pid"))
+    }
+
+    /// Writes `conf` as `<role>-<name>.conf` and starts keepalived on it in the foreground
+    /// (`-n -l -D`, then `mode`), its pid file and its child's (`child`: the option naming
+    /// it, the file's extension) next to it; returns the parent's pid.
+    fn start_keepalived_as(
+        &self,
+        role: &str,
+        conf: &str,
+        name: &str,
+        mode: &[&str],
+        (child_flag, child_ext): (&str, &str),
+    ) -> Result<u32, LabError> {
+        let conf_path = self.write_file(&format!("{role}-{name}.conf"), conf)?;
+        let base = self.log_dir.join(format!("{role}-{name}"));
         let pid = base.with_extension("pid").display().to_string();
-        let bpid = base.with_extension("bfd.pid").display().to_string();
+        let child = base.with_extension(child_ext).display().to_string();
         let c = conf_path.display().to_string();
-        self.spawn(
-            role,
-            &[
-                "keepalived",
-                "-n",
-                "-l",
-                "-D",
-                "-f",
-                &c,
-                "-p",
-                &pid,
-                "-b",
-                &bpid,
-            ],
-        )
+        let mut args = vec!["keepalived", "-n", "-l", "-D"];
+        args.extend_from_slice(mode);
+        args.extend(["-f", &c, "-p", &pid, child_flag, &child]);
+        self.spawn(role, &args)
     }
 
     /// Waits until a TCP connection to `addr` from the namespace of `role` succeeds.

@@ -531,7 +531,8 @@ fn upstream_bfd_loss_moves_the_vips_within_a_second() {
         topo.outside_addrs[1],
         c = topo.client
     );
-    topo.lab
+    let ka = topo
+        .lab
         .start_keepalived_bfd(CLIENT, &upstream)
         .expect("keepalived's BFD on the upstream");
     let logs = [
@@ -765,7 +766,8 @@ fn bfd_sessions_follow_a_reload() {
          min_tx 50\n    multiplier 5\n}}\n",
         topo.outside_addrs[0], topo.client
     );
-    topo.lab
+    let ka = topo
+        .lab
         .start_keepalived_bfd(CLIENT, &upstream)
         .expect("keepalived's BFD on the upstream");
     let log = topo.lab.log_dir().join("notify-dir1.log");
@@ -805,24 +807,17 @@ fn bfd_sessions_follow_a_reload() {
 
     std::fs::write(&conf_file, &plain).expect("old file");
     netns::signal(rvsd.pid, Signal::SIGHUP);
-    // keepalived's BFD hears the session go: AdminDown from rvsd.
-    let ka_log = || {
-        std::fs::read_dir(topo.lab.log_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains("keepalived.log"))
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .collect::<String>()
-    };
+    // keepalived's BFD hears the session go: AdminDown from rvsd (its remote diagnostic), not
+    // a detection timeout.
     let down = wait_for(Duration::from_secs(10), || {
-        let text = ka_log();
-        text.contains("(DIR1) Entering Down state") || text.contains("(DIR1) Entering AdminDown")
+        topo.lab.log_of(ka).lines().any(|l| {
+            l.contains("(DIR1) Entering Down state") && l.contains("Administratively Down")
+        })
     });
     assert!(
         down.is_some(),
         "keepalived saw the session end:\n{}",
-        ka_log()
+        topo.lab.log_of(ka)
     );
     std::thread::sleep(Duration::from_secs(1));
     assert!(

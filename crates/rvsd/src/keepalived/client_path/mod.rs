@@ -112,11 +112,8 @@ impl PathProber for NetProber {
         timeout: Duration,
     ) -> Result<Result<(), String>, String> {
         let (route, vip4) = self.route(rip, vip)?;
+        // Route::wrap passes the packet on as it is without a tunnel.
         let wrap = |inner: &[u8]| route.wrap(inner);
-        let wrap: Option<rvs_io::probe::Wrap<'_>> = match route.tunnel {
-            Some(_) => Some(&wrap),
-            None => None,
-        };
         let sent = rvs_io::probe::syn_probe(
             &route.ifname,
             route.src_mac,
@@ -124,7 +121,7 @@ impl PathProber for NetProber {
             route.dip,
             (vip4, port),
             timeout,
-            wrap,
+            Some(&wrap),
         );
         match sent {
             Ok(SynAnswer::Accepted) => Ok(Ok(())),
