@@ -531,8 +531,7 @@ fn upstream_bfd_loss_moves_the_vips_within_a_second() {
         topo.outside_addrs[1],
         c = topo.client
     );
-    let ka = topo
-        .lab
+    topo.lab
         .start_keepalived_bfd(CLIENT, &upstream)
         .expect("keepalived's BFD on the upstream");
     let logs = [
