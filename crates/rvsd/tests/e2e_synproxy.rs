@@ -136,13 +136,26 @@ fn flood_answered_by_the_program(xdp: bool) {
         "{answers:?}"
     );
     // The program dropped the flood's SYNs (their spoofed sources have no route back) and
-    // answered the clients'; rvsd saw none of the flood.
+    // answered the clients'. rvsd saw next to none of the flood: only a SYN the program could
+    // not answer for want of a MAC address reaches it, which happens when hping3 picks a
+    // source inside one of the director's own subnets (rvsd resolves it, as the kernel would).
     assert!(stats["synproxy_no_route"] > 1000, "{stats:?}");
     assert!(stats["synproxy_answered"] >= 4, "{stats:?}");
-    assert_eq!(c["synproxy_answered"], 0, "{c:?}");
+    assert!(
+        c["synproxy_answered"] <= stats["punt_service"],
+        "{c:?}\n{stats:?}"
+    );
+    assert!(
+        c["synproxy_answered"] * 1000 < stats["synproxy_no_route"],
+        "{c:?}\n{stats:?}"
+    );
     // Only the clients' connections were opened, each then handed over to the program.
-    assert_eq!(c["synproxy_opened"], 4, "{c:?}");
-    assert_eq!(c["connections"] + c["synproxy_handed_over"], 4, "{c:?}");
+    assert_eq!(c["synproxy_opened"], 4, "{c:?}\n{stats:?}");
+    assert_eq!(
+        c["connections"] + c["synproxy_handed_over"],
+        4,
+        "{c:?}\n{stats:?}"
+    );
 }
 
 #[test]
