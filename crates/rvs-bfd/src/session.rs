@@ -261,11 +261,17 @@ impl Session {
                 .tx_interval()
                 .map(|interval| now + self.jittered(interval).max(1));
         }
-        Some(ControlPacket {
+        // P and F are never set together (section 6.8.7).
+        let poll = self.polling && !final_;
+        Some(self.packet(poll, final_, self.cfg.required_min_rx_us))
+    }
+
+    /// The packet that tells the neighbour this session's state now.
+    fn packet(&self, poll: bool, final_: bool, required_min_rx_us: u32) -> ControlPacket {
+        ControlPacket {
             diag: self.diag,
             state: self.state,
-            // P and F are never set together (section 6.8.7).
-            poll: self.polling && !final_,
+            poll,
             final_,
             control_plane_independent: false,
             demand: false,
@@ -273,9 +279,33 @@ impl Session {
             my_discriminator: self.local_disc,
             your_discriminator: self.remote_disc,
             desired_min_tx_us: self.local_min_tx(),
-            required_min_rx_us: self.cfg.required_min_rx_us,
+            required_min_rx_us,
             required_min_echo_rx_us: 0,
-        })
+        }
+    }
+
+    /// Takes the session down on purpose (section 6.8.16): it goes to AdminDown with
+    /// diagnostic 7 and stops, and returns the packet that tells the neighbour so (none while
+    /// the neighbour's discriminator is unknown: it would not know the session).
+    pub fn admin_down(&mut self) -> Option<(Transition, Option<ControlPacket>)> {
+        if self.state == State::AdminDown {
+            return None;
+        }
+        let from = self.state;
+        self.state = State::AdminDown;
+        self.diag = Diag::ADMIN_DOWN;
+        self.next_tx = None;
+        self.detect_at = None;
+        self.owe_final = false;
+        self.polling = false;
+        // Nothing more is wanted from the neighbour: Required Min RX 0.
+        let told = (self.remote_disc != 0).then(|| self.packet(false, false, 0));
+        let t = Transition {
+            from,
+            to: State::AdminDown,
+            diag: Diag::ADMIN_DOWN,
+        };
+        Some((t, told))
     }
 
     /// When the session next needs [`Session::expire`] or [`Session::transmit`].
@@ -432,6 +462,33 @@ mod tests {
         assert_eq!(a.receive(&p, 3_100_001), None);
         p.state = State::Down;
         assert_eq!(a.receive(&p, 3_100_002).map(|t| t.to), Some(State::Init));
+    }
+
+    #[test]
+    fn admin_down_tells_a_known_neighbour_and_stops() {
+        let (mut a, mut b) = (Session::new(cfg(10), 1, 0), Session::new(cfg(10), 2, 0));
+        run(&mut a, &mut b, 0, 100_000, true);
+        assert_eq!(b.state(), State::Up);
+        let (t, told) = a.admin_down().expect("a transition");
+        assert_eq!(
+            (t.from, t.to, t.diag),
+            (State::Up, State::AdminDown, Diag::ADMIN_DOWN)
+        );
+        let p = told.expect("the neighbour is known");
+        assert_eq!(
+            (p.state, p.diag, p.your_discriminator),
+            (State::AdminDown, Diag::ADMIN_DOWN, 2)
+        );
+        assert_eq!(p.required_min_rx_us, 0);
+        assert_eq!(a.next_wakeup(), None, "nothing more is sent");
+        let t = b.receive(&p, 101_000).expect("b goes down");
+        assert_eq!((t.to, t.diag), (State::Down, Diag::NEIGHBOR_DOWN));
+        assert!(a.admin_down().is_none(), "once");
+        let mut lone = Session::new(cfg(10), 3, 0);
+        assert!(
+            lone.admin_down().expect("a transition").1.is_none(),
+            "no neighbour heard"
+        );
     }
 
     #[test]

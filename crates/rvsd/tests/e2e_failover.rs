@@ -753,8 +753,9 @@ fn rvsd_takes_over_from_keepalived_within_a_second_on_centisecond_adverts() {
     keepalived_peer("fo-ka4", 100, 150, true);
 }
 
-/// A reload (SIGHUP) starts the `bfd_instance` sessions a new file adds and stops the ones it
-/// drops, as keepalived does: the VRRP instances that track them follow.
+/// A reload (SIGHUP) starts the `bfd_instance` sessions a new file adds, leaves the unchanged
+/// ones running and stops the ones it drops, as keepalived does: the VRRP instances that track
+/// them follow.
 #[test]
 fn bfd_sessions_follow_a_reload() {
     let topo = HaTopology::build("bfdhup", 1).expect("build the HA topology");
@@ -803,6 +804,61 @@ fn bfd_sessions_follow_a_reload() {
         "rvsadm --bfd:\n{}",
         topo.rvsadm_ok_on(0, &["--bfd"]).unwrap_or_default()
     );
+
+    // A reload that adds a session leaves the running one alone, as keepalived's does: the
+    // same discriminators, still Up, not started again, and keepalived's side never sees it
+    // go down.
+    let upstream_line = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("UPSTREAM "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("UPSTREAM in rvsadm --bfd:\n{out}"))
+    };
+    // The local/remote discriminators: the first field after the quoted diagnostic.
+    let discriminators = |line: &str| {
+        line.rsplit('"')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+    };
+    let downs = || {
+        topo.lab
+            .log_of(ka)
+            .matches("(DIR1) Entering Down state")
+            .count()
+    };
+    let before = upstream_line(&topo.rvsadm_ok_on(0, &["--bfd"]).expect("rvsadm --bfd"));
+    let downs_before = downs();
+    let spare = format!(
+        "bfd_instance SPARE {{\n    neighbor_ip {}\n    source_ip {}\n}}\n",
+        topo.rips[0], topo.inside_addrs[0]
+    );
+    std::fs::write(&conf_file, with_upstream_bfd(&topo, 0, &plain) + &spare).expect("file");
+    netns::signal(rvsd.pid, Signal::SIGHUP);
+    logged("BFD_Instance(SPARE) Starting");
+    let listed = wait_for(Duration::from_secs(5), || {
+        topo.rvsadm_ok_on(0, &["--bfd"])
+            .is_ok_and(|out| out.lines().any(|l| l.starts_with("SPARE ")))
+    });
+    assert!(listed.is_some(), "rvsadm --bfd lists the new session");
+    std::thread::sleep(Duration::from_secs(1));
+    let after = upstream_line(&topo.rvsadm_ok_on(0, &["--bfd"]).expect("rvsadm --bfd"));
+    assert!(after.contains(" Up Up "), "{after}");
+    assert_eq!(
+        discriminators(&before),
+        discriminators(&after),
+        "{before}\n{after}"
+    );
+    assert_eq!(
+        topo.lab
+            .log_of(rvsd.pid)
+            .matches("BFD_Instance(UPSTREAM) Starting")
+            .count(),
+        1,
+        "UPSTREAM started once"
+    );
+    assert_eq!(downs(), downs_before, "{}", topo.lab.log_of(ka));
+    assert!(sole_holder(&topo, 0, true), "the master stays master");
 
     std::fs::write(&conf_file, &plain).expect("old file");
     netns::signal(rvsd.pid, Signal::SIGHUP);

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -128,6 +128,26 @@ impl Peer {
 pub struct BfdRuntime {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    changes: mpsc::Sender<Change>,
+    states: Arc<BfdStates>,
+    /// The instances the thread runs (once it has taken the last change).
+    specs: Vec<BfdInstance>,
+    /// Whether the thread has a receiving socket for IPv4, for IPv6.
+    listening: [bool; 2],
+    /// Sessions started so far: each new one gets a different discriminator.
+    started: usize,
+}
+
+/// A reload handed to the sessions' thread, everything that could fail already done.
+struct Change {
+    /// The instances to run, in order.
+    specs: Vec<BfdInstance>,
+    /// Sessions for the instances that are new or changed.
+    fresh: Vec<Peer>,
+    /// Receiving sockets for families that had none, by family (`true`: IPv6).
+    receivers: Vec<(bool, UdpSocket)>,
+    /// Told once the thread runs the new list.
+    taken: mpsc::Sender<()>,
 }
 
 /// A discriminator for session `index`: non-zero, and different each start, so a peer that
@@ -145,57 +165,105 @@ fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
+/// The index of a family in [`BfdRuntime::listening`].
+fn family_index(v6: bool) -> usize {
+    usize::from(v6)
+}
+
 impl BfdRuntime {
     /// Opens the sockets and starts the sessions of `specs` on a thread, reporting their
     /// states in `states`.
     pub fn start(specs: &[BfdInstance], states: Arc<BfdStates>) -> Result<BfdRuntime, BfdError> {
-        let epoch = Instant::now();
-        let mut receivers = Vec::new();
-        for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {
-            if specs.iter().any(|s| s.neighbor.is_ipv6() == v6) {
-                let rx =
-                    socket::receiver(v6).map_err(|error| BfdError::Listen { family, error })?;
-                receivers.push(rx);
-            }
-        }
-        let mut peers = Vec::new();
-        for (i, spec) in specs.iter().enumerate() {
-            let disc = discriminator(i);
-            let tx =
-                socket::sender(spec.neighbor, spec.source, spec.ttl, disc).map_err(|error| {
-                    BfdError::Sender {
-                        name: spec.name.clone(),
-                        neighbor: spec.neighbor,
-                        error,
-                    }
-                })?;
-            let cfg = SessionConfig {
-                desired_min_tx_us: micros(spec.min_tx),
-                required_min_rx_us: micros(spec.min_rx),
-                idle_tx_us: micros(spec.idle_tx),
-                detect_mult: spec.multiplier,
-                passive: spec.passive,
-            };
-            states.set(&spec.name, State::Down);
-            tracing::info!(instance = spec.name, neighbor = %spec.neighbor,
-                "BFD_Instance({}) Starting", spec.name);
-            peers.push(Peer {
-                spec: spec.clone(),
-                session: Session::new(cfg, disc, 0),
-                tx,
-            });
-        }
+        let (changes, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let stop = stop.clone();
+            let (stop, states) = (stop.clone(), states.clone());
             std::thread::Builder::new()
                 .name("bfd".into())
-                .spawn(move || run(epoch, receivers, peers, &states, &stop))
+                .spawn(move || run(rx, &states, &stop))
                 .map_err(BfdError::Thread)?
         };
-        Ok(BfdRuntime {
+        let mut rt = BfdRuntime {
             stop,
             thread: Some(thread),
+            changes,
+            states,
+            specs: Vec::new(),
+            listening: [false; 2],
+            started: 0,
+        };
+        rt.reload(specs)?;
+        Ok(rt)
+    }
+
+    /// Runs the sessions `specs` asks for, as keepalived's reload does: a session whose
+    /// instance is unchanged goes on as it is (its peers see nothing); a new or changed
+    /// instance starts a session; one the list no longer has (or had changed) sends AdminDown
+    /// and stops. On an error (a socket that cannot be opened) nothing has changed.
+    pub fn reload(&mut self, specs: &[BfdInstance]) -> Result<(), BfdError> {
+        let kept = |spec: &BfdInstance| {
+            self.specs
+                .iter()
+                .any(|old| old.placeless() == spec.placeless())
+        };
+        let mut receivers = Vec::new();
+        for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {
+            let wanted = specs.iter().any(|s| s.neighbor.is_ipv6() == v6);
+            if wanted && !self.listening[family_index(v6)] {
+                let rx =
+                    socket::receiver(v6).map_err(|error| BfdError::Listen { family, error })?;
+                receivers.push((v6, rx));
+            }
+        }
+        let mut fresh = Vec::new();
+        for spec in specs.iter().filter(|s| !kept(s)) {
+            fresh.push(self.peer(spec, self.started + fresh.len())?);
+        }
+        for peer in &fresh {
+            self.states.set(&peer.spec.name, State::Down);
+            tracing::info!(instance = peer.spec.name, neighbor = %peer.spec.neighbor,
+                "BFD_Instance({}) Starting", peer.spec.name);
+        }
+        self.started += fresh.len();
+        let (taken, told) = mpsc::channel();
+        let change = Change {
+            specs: specs.to_vec(),
+            fresh,
+            receivers,
+            taken,
+        };
+        if self.changes.send(change).is_ok() {
+            // The thread looks for changes at least every IDLE.
+            let _ = told.recv_timeout(IDLE * 10);
+        }
+        self.specs = specs.to_vec();
+        for v6 in [false, true] {
+            self.listening[family_index(v6)] = specs.iter().any(|s| s.neighbor.is_ipv6() == v6);
+        }
+        Ok(())
+    }
+
+    /// A session for `spec` with its sending socket; `index` picks its discriminator.
+    fn peer(&self, spec: &BfdInstance, index: usize) -> Result<Peer, BfdError> {
+        let disc = discriminator(index);
+        let tx = socket::sender(spec.neighbor, spec.source, spec.ttl, disc).map_err(|error| {
+            BfdError::Sender {
+                name: spec.name.clone(),
+                neighbor: spec.neighbor,
+                error,
+            }
+        })?;
+        let cfg = SessionConfig {
+            desired_min_tx_us: micros(spec.min_tx),
+            required_min_rx_us: micros(spec.min_rx),
+            idle_tx_us: micros(spec.idle_tx),
+            detect_mult: spec.multiplier,
+            passive: spec.passive,
+        };
+        Ok(Peer {
+            spec: spec.clone(),
+            session: Session::new(cfg, disc, 0),
+            tx,
         })
     }
 
@@ -230,14 +298,54 @@ fn send(peer: &Peer, p: &ControlPacket) {
     }
 }
 
-fn run(
-    epoch: Instant,
-    receivers: Vec<UdpSocket>,
-    mut peers: Vec<Peer>,
-    states: &BfdStates,
-    stop: &AtomicBool,
-) {
+/// Section 6.8.16: AdminDown tells the neighbour this end stops the session on purpose.
+fn stop_session(peer: &mut Peer) {
+    if let Some((_, told)) = peer.session.admin_down() {
+        tracing::info!(
+            instance = peer.spec.name,
+            "BFD_Instance({}) Stopping",
+            peer.spec.name
+        );
+        if let Some(p) = told {
+            send(peer, &p);
+        }
+    }
+}
+
+/// Takes a reload: the sessions of unchanged instances go on, the fresh ones join, the others
+/// stop; receivers of families no instance uses any more close.
+fn apply(change: Change, peers: &mut Vec<Peer>, receivers: &mut Vec<(bool, UdpSocket)>) {
+    let Change {
+        specs,
+        mut fresh,
+        receivers: opened,
+        taken,
+    } = change;
+    let mut old = std::mem::take(peers);
+    for spec in &specs {
+        let same = spec.placeless();
+        if let Some(i) = old.iter().position(|p| p.spec.placeless() == same) {
+            let mut peer = old.swap_remove(i);
+            // The new file's place, for what is logged and shown.
+            peer.spec = spec.clone();
+            peers.push(peer);
+        } else if let Some(i) = fresh.iter().position(|p| p.spec.name == spec.name) {
+            peers.push(fresh.swap_remove(i));
+        }
+    }
+    for gone in &mut old {
+        stop_session(gone);
+    }
+    receivers.retain(|(v6, _)| specs.iter().any(|s| s.neighbor.is_ipv6() == *v6));
+    receivers.extend(opened);
+    let _ = taken.send(());
+}
+
+fn run(changes: mpsc::Receiver<Change>, states: &BfdStates, stop: &AtomicBool) {
+    let epoch = Instant::now();
     let now_us = || u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut peers: Vec<Peer> = Vec::new();
+    let mut receivers: Vec<(bool, UdpSocket)> = Vec::new();
     let mut buf = [0u8; 512];
     let mut published: Option<Instant> = None;
     let note = |peer: &Peer, t: rvs_bfd::Transition| {
@@ -264,6 +372,10 @@ fn run(
         }
     };
     while !stop.load(Ordering::SeqCst) {
+        while let Ok(change) = changes.try_recv() {
+            apply(change, &mut peers, &mut receivers);
+            published = None;
+        }
         if published.is_none_or(|t| t.elapsed() >= VIEW_EVERY) {
             states.publish(&peers);
             published = Some(Instant::now());
@@ -290,10 +402,10 @@ fn run(
         let ms = u16::try_from(next.as_millis().max(u128::from(!next.is_zero()))).unwrap_or(100);
         let mut fds: Vec<PollFd> = receivers
             .iter()
-            .map(|r| PollFd::new(r.as_fd(), PollFlags::POLLIN))
+            .map(|(_, r)| PollFd::new(r.as_fd(), PollFlags::POLLIN))
             .collect();
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
-        for rx in &receivers {
+        for (_, rx) in &receivers {
             loop {
                 let got = match socket::receive(rx, &mut buf) {
                     Ok(Some(g)) => g,
@@ -334,24 +446,7 @@ fn run(
             }
         }
     }
-    // Section 6.8.16: AdminDown tells the neighbours this end goes away on purpose.
-    for peer in &peers {
-        if peer.session.remote_discriminator() != 0 {
-            let p = ControlPacket {
-                diag: Diag::ADMIN_DOWN,
-                state: State::AdminDown,
-                poll: false,
-                final_: false,
-                control_plane_independent: false,
-                demand: false,
-                detect_mult: peer.spec.multiplier,
-                my_discriminator: peer.session.local_discriminator(),
-                your_discriminator: peer.session.remote_discriminator(),
-                desired_min_tx_us: 1_000_000,
-                required_min_rx_us: 0,
-                required_min_echo_rx_us: 0,
-            };
-            send(peer, &p);
-        }
+    for peer in &mut peers {
+        stop_session(peer);
     }
 }

@@ -107,13 +107,8 @@ pub struct VrrpRuntime {
     sync: Arc<SyncDaemons>,
     /// The states of the BFD sessions `track_bfd` follows (kept across reloads).
     bfd: Arc<crate::bfd::BfdStates>,
-    /// The `bfd_instance` sessions running, and the specs they run.
-    bfd_sessions: Mutex<
-        Option<(
-            Vec<rvs_keepalived::vrrp::BfdInstance>,
-            crate::bfd::BfdRuntime,
-        )>,
-    >,
+    /// The `bfd_instance` sessions running.
+    bfd_sessions: Mutex<Option<crate::bfd::BfdRuntime>>,
 }
 
 /// What a unit's thread is told to do: keep running.
@@ -435,7 +430,7 @@ impl VrrpRuntime {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some((_, mut b)) = running {
+        if let Some(mut b) = running {
             b.shutdown();
         }
     }
@@ -445,28 +440,22 @@ impl VrrpRuntime {
         self.bfd.views()
     }
 
-    /// Runs the sessions `specs` asks for: unchanged ones keep running as they are; otherwise
-    /// the sessions restart with the new list (keepalived restarts changed ones too), before
-    /// the VRRP units that track them are (re)built.
+    /// Runs the sessions `specs` asks for (unchanged ones keep running as they are, see
+    /// [`crate::bfd::BfdRuntime::reload`]) before the VRRP units that track them are
+    /// (re)built.
     fn reload_bfd(&self, specs: &[rvs_keepalived::vrrp::BfdInstance]) -> Result<(), VrrpError> {
         let mut running = self.bfd_sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let same = |old: &[rvs_keepalived::vrrp::BfdInstance]| {
-            old.len() == specs.len()
-                && old
-                    .iter()
-                    .zip(specs)
-                    .all(|(a, b)| a.placeless() == b.placeless())
-        };
-        if running.as_ref().is_some_and(|(old, _)| same(old)) {
-            return Ok(());
-        }
-        // The states of the old sessions stay as they were until the units are rebuilt.
-        if let Some((_, mut old)) = running.take() {
-            old.shutdown();
-        }
-        if !specs.is_empty() {
-            let rt = crate::bfd::BfdRuntime::start(specs, self.bfd.clone())?;
-            *running = Some((specs.to_vec(), rt));
+        match running.as_mut() {
+            Some(rt) if !specs.is_empty() => rt.reload(specs)?,
+            Some(_) => {
+                if let Some(mut rt) = running.take() {
+                    rt.shutdown();
+                }
+            }
+            None if !specs.is_empty() => {
+                *running = Some(crate::bfd::BfdRuntime::start(specs, self.bfd.clone())?);
+            }
+            None => {}
         }
         Ok(())
     }
