@@ -31,7 +31,9 @@
 #
 #   cargo build --release && sudo bench/dataplane.sh [seconds] [connections] [rows...]
 #
-# BENCH_PERF=1 adds the director's receive-path time per request, sampled by perf (see measure).
+# BENCH_PERF=1 adds the director's receive-path time per request, sampled by perf (see measure);
+# BENCH_PERF_KEEP=DIR keeps each run's perf.data there, in the order the runs were made, and
+# BENCH_PERF_CPUS=LIST samples those CPUs instead of the director's alone (perf -C LIST).
 # BENCH_RUNS=N runs every row N times, in rounds (each row once per round, so drift over time
 # reaches every row alike), prints each round's table and then the median of each ratio.
 # BENCH_BIN=DIR takes rvsd, rvsadm and rvs-lab from DIR (to compare builds). Installs haproxy and
@@ -230,7 +232,7 @@ measure() { # url, extra wrk args...
   local url=$1 b0 b1 d0 d1 report perf_pid= path=n/a
   shift
   if [[ ${BENCH_PERF:-0} == 1 ]] && ((ncpu > 1)); then
-    perf record -F "$perf_hz" -C "$dcpu" -g -o "$work/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
+    perf record -F "$perf_hz" -C "${BENCH_PERF_CPUS:-$dcpu}" -g -o "$work/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   b0=$(busy_jiffies cpu)
@@ -241,6 +243,7 @@ measure() { # url, extra wrk args...
   if [[ -n $perf_pid ]]; then
     wait "$perf_pid" || true
     path=$(path_ms "$work/perf.data")
+    [[ -n ${BENCH_PERF_KEEP:-} ]] && cp "$work/perf.data" "$BENCH_PERF_KEEP/$(date +%s%N).perf.data"
   fi
   awk -v busy=$(((b1 - b0) * 1000 / hz)) -v dir=$(((d1 - d0) * 1000 / hz)) -v path="$path" '
     /Requests\/sec/ {rps=$2}
