@@ -3,9 +3,33 @@
 use crate::lab::{log_dir_for, parse_prefix};
 use crate::{netns, LabError};
 
+/// Where labs' control sockets live.
+const SOCKET_DIR: &str = "/run/rvs";
+
 /// The control socket path of the lab with this prefix (see [`crate::NatTopology::start_rvsd`]).
 pub fn socket_path_for(prefix: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from("/run/rvs").join(format!("{prefix}.sock"))
+    std::path::PathBuf::from(SOCKET_DIR).join(format!("{prefix}.sock"))
+}
+
+/// The control socket path of director `role` in a lab of several directors (HA, ECMP).
+pub fn role_socket_path_for(prefix: &str, role: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(SOCKET_DIR).join(format!("{prefix}-{role}.sock"))
+}
+
+/// Removes the lab's control sockets: its own and its directors'.
+fn remove_sockets(prefix: &str) {
+    let _ = std::fs::remove_file(socket_path_for(prefix));
+    let Ok(entries) = std::fs::read_dir(SOCKET_DIR) else {
+        return;
+    };
+    let owned = format!("{prefix}-");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&owned) && name.ends_with(".sock") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Deletes every namespace `<prefix>-*` (killing the processes in it) and the lab's files.
@@ -25,7 +49,7 @@ pub fn down(prefix: &str) -> Result<Vec<String>, LabError> {
     for name in &victims {
         netns::destroy(name);
     }
-    let _ = std::fs::remove_file(socket_path_for(prefix));
+    remove_sockets(prefix);
     let _ = std::fs::remove_dir_all(log_dir_for(prefix));
     Ok(victims)
 }

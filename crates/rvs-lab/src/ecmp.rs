@@ -77,13 +77,7 @@ impl EcmpTopology {
         }
         let lab = Lab::new(tag)?;
         let sockets = (0..directors)
-            .map(|i| {
-                PathBuf::from("/run/rvs").join(format!(
-                    "{}-{}.sock",
-                    lab.prefix(),
-                    ecmp_director_role(i)
-                ))
-            })
+            .map(|i| crate::cleanup::role_socket_path_for(lab.prefix(), &ecmp_director_role(i)))
             .collect();
         let topo = EcmpTopology {
             vip: Ipv4Addr::new(10, 77, 100, 1),

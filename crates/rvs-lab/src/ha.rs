@@ -56,8 +56,7 @@ impl HaTopology {
     pub fn build(tag: &str, real_servers: usize) -> Result<HaTopology, LabError> {
         harness::check_rs_count(real_servers, MAX_HA_REAL_SERVERS)?;
         let lab = Lab::new(tag)?;
-        let socket =
-            |role: &str| PathBuf::from("/run/rvs").join(format!("{}-{role}.sock", lab.prefix()));
+        let socket = |role: &str| crate::cleanup::role_socket_path_for(lab.prefix(), role);
         let sockets = [socket(HA_DIRECTORS[0]), socket(HA_DIRECTORS[1])];
         let topology = HaTopology {
             vip: Ipv4Addr::new(113, 226, 77, 88),

@@ -46,7 +46,7 @@ mod vrrp_lab;
 
 pub use bins::{bin_path, find_bin, search_dirs};
 pub use bird::Bird;
-pub use cleanup::{down, socket_path_for, sweep};
+pub use cleanup::{down, role_socket_path_for, socket_path_for, sweep};
 pub use director::Director;
 pub use dr::{DrLayout, DrTopology, MAX_DR_REAL_SERVERS, ROUTER};
 pub use ecmp::{

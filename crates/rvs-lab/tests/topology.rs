@@ -181,12 +181,25 @@ fn down_and_sweep_remove_labs() {
     lab.keep();
     drop(lab);
     assert_eq!(namespaces_with(&prefix).len(), 1);
+    // Its control sockets (plain files stand in for them) go too; another lab's stay.
+    std::fs::create_dir_all("/run/rvs").expect("/run/rvs");
+    let ours = [
+        rvs_lab::socket_path_for(&prefix),
+        rvs_lab::role_socket_path_for(&prefix, "director2"),
+    ];
+    let theirs = rvs_lab::role_socket_path_for(&format!("{prefix}0"), "director2");
+    for path in ours.iter().chain([&theirs]) {
+        std::fs::write(path, b"").expect("a stand-in socket");
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_rvs-lab"))
         .args(["down", &prefix])
         .output()
         .expect("rvs-lab down");
     assert_ok(out, "rvs-lab down");
     assert!(namespaces_with(&prefix).is_empty());
+    assert!(ours.iter().all(|p| !p.exists()), "{ours:?}");
+    assert!(theirs.exists(), "another lab's socket stays");
+    let _ = std::fs::remove_file(&theirs);
     // The kill is delivered asynchronously: give the process a moment to die.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     while netns::pid_alive(pid) && std::time::Instant::now() < deadline {
