@@ -426,6 +426,32 @@ static __always_inline int new_conn(struct pkt *p, struct rvs_settings *s, struc
 	return open_conn(p, s, svc, &pick, tpl, now, d);
 }
 
+/* A packet from a virtual address that is nobody's connection: if it comes from a service's
+ * own port (a real server replying through the director instead of to the client), counted
+ * for that service. It still goes to the kernel, as the engine leaves it. */
+static __always_inline void count_stray(struct pkt *p, struct rvs_svc_key *sk)
+{
+	__u32 *from = bpf_map_lookup_elem(&addrs, &p->key.src);
+	struct rvs_svc *svc;
+	__u64 *n;
+
+	if (!from || !(*from & RVS_ADDR_VIP))
+		return;
+	sk->addr = p->key.src;
+	sk->port = p->key.sport;
+	sk->proto = p->proto;
+	svc = bpf_map_lookup_elem(&services, sk);
+	if (!svc) {
+		sk->port = 0;
+		svc = bpf_map_lookup_elem(&services, sk);
+	}
+	if (!svc)
+		return;
+	n = bpf_map_lookup_elem(&svc_stray, &svc->id);
+	if (n)
+		*n += 1;
+}
+
 /* The decision for a frame the parser returned `parsed` for. */
 static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, struct decision *d)
 {
@@ -502,9 +528,12 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	{
 		__u32 *to = bpf_map_lookup_elem(&addrs, &p->key.dst);
 
-		if (to && (*to & RVS_ADDR_USER_VIP))
+		if (to && (*to & RVS_ADDR_USER_VIP)) {
 			to_rvsd(d, RVS_PUNT_SERVICE);
+			return;
+		}
 	}
+	count_stray(p, &sk);
 }
 
 #endif

@@ -114,6 +114,16 @@ struct {
 	__type(value, struct rvs_traffic);
 } dest_stats SEC(".maps");
 
+/* Packets seen coming from a service's own address and port, by service id (per CPU): a
+ * direct-routing or tunnel real server replying through the director, for `rvsadm --doctor`
+ * (the engine's `stray_replies`). The program passes them on to the kernel. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} svc_stray SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);

@@ -176,7 +176,9 @@ impl Datapath {
             }
             let size = match name.as_str() {
                 "conns" | "conns_out" | "templates" => limits.connections,
-                "services" | "svc_dests" | "sched_cursor" | "svc_stats" => limits.services,
+                "services" | "svc_dests" | "sched_cursor" | "svc_stats" | "svc_stray" => {
+                    limits.services
+                }
                 "addrs" => limits.services.saturating_add(limits.dests),
                 "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
                 "hash_tab" => limits.services.saturating_mul(HASH_STRIDE as u32),
@@ -444,6 +446,32 @@ impl Datapath {
     }
 
     fn traffic(&self, name: &'static str, index: u32) -> Result<Traffic, Error> {
+        Ok(self
+            .per_cpu::<Traffic>(name, index)?
+            .iter()
+            .fold(Traffic::default(), |sum, t| sum.plus(t)))
+    }
+
+    /// The program's counters ([`crate::maps::STAT_NAMES`] order), summed over CPUs.
+    pub fn stats(&self) -> Result<Vec<u64>, Error> {
+        (0..crate::maps::STAT_NAMES.len() as u32)
+            .map(|i| self.per_cpu_count("stats", i))
+            .collect()
+    }
+
+    /// Packets the program saw from service `id`'s own address and port (a real server
+    /// replying through the director; it passes them to the kernel), summed over CPUs.
+    pub fn service_stray(&self, id: u32) -> Result<u64, Error> {
+        self.per_cpu_count("svc_stray", id)
+    }
+
+    /// Entry `index` of the per-CPU `u64` array `name`, summed over CPUs.
+    fn per_cpu_count(&self, name: &'static str, index: u32) -> Result<u64, Error> {
+        Ok(self.per_cpu::<u64>(name, index)?.iter().sum())
+    }
+
+    /// Entry `index` of the per-CPU array `name`: each CPU's value.
+    fn per_cpu<T: FromBytes>(&self, name: &'static str, index: u32) -> Result<Vec<T>, Error> {
         let per_cpu = self
             .map(name)?
             .lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
@@ -451,28 +479,8 @@ impl Datapath {
             .unwrap_or_default();
         Ok(per_cpu
             .iter()
-            .filter_map(|v| Traffic::read_from_bytes(v).ok())
-            .fold(Traffic::default(), |sum, t| sum.plus(&t)))
-    }
-
-    /// The program's counters ([`crate::maps::STAT_NAMES`] order), summed over CPUs.
-    pub fn stats(&self) -> Result<Vec<u64>, Error> {
-        let map = self.map("stats")?;
-        (0..crate::maps::STAT_NAMES.len() as u32)
-            .map(|i| {
-                let per_cpu = map
-                    .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)
-                    .map_err(|source| Error::Map {
-                        map: "stats",
-                        source,
-                    })?
-                    .unwrap_or_default();
-                Ok(per_cpu
-                    .iter()
-                    .filter_map(|v| u64::read_from_bytes(v).ok())
-                    .sum())
-            })
-            .collect()
+            .filter_map(|v| T::read_from_bytes(v).ok())
+            .collect())
     }
 
     /// Attaches the program at tc ingress of `ifindex` (creating the clsact qdisc).

@@ -225,6 +225,13 @@ impl Publisher {
         })
     }
 
+    /// The services published, each as (virtual address, port, protocol number) with its id.
+    pub fn service_ids(&self) -> impl Iterator<Item = ((IpAddr, u16, u8), u32)> + '_ {
+        self.services
+            .iter()
+            .map(|(k, (id, _))| ((k.addr.ip(), u16::from_be(k.port_be), k.proto), *id))
+    }
+
     /// The program's id of the service `key`, once published.
     pub fn service_id(&self, key: &rvs_engine::ServiceKey) -> Option<u32> {
         let k = SvcKey {

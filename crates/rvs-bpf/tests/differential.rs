@@ -43,12 +43,19 @@ fn load_program() -> Datapath {
 
 /// The program loaded with `engine`'s configuration published.
 fn program_for(engine: &Engine) -> Datapath {
+    published_program(engine).0
+}
+
+/// The program loaded with `engine`'s configuration published, and the publisher (which
+/// knows the ids it gave the services).
+fn published_program(engine: &Engine) -> (Datapath, Publisher) {
     let dp = load_program();
     let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
-    Publisher::new()
+    let mut publisher = Publisher::new();
+    publisher
         .publish(&dp, &engine.spec_walk(), &settings)
         .expect("publish");
-    dp
+    (dp, publisher)
 }
 
 /// What both sides did with one frame.
@@ -291,12 +298,8 @@ fn schedulers_pick_as_the_engine() {
                 e.add_dest(&k, dest(ip4(rip), RPORT, w)).expect("dest");
             }
             neighbour("192.168.7.12", NEIGH_MAC);
-            let dp = load_program();
+            let (dp, mut publisher) = published_program(&e);
             let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
-            let mut publisher = Publisher::new();
-            publisher
-                .publish(&dp, &e.spec_walk(), &settings)
-                .expect("publish");
             let mut port = 41000u16;
             let mut open = |n: usize, what: &str| {
                 for i in 0..n {
@@ -460,6 +463,39 @@ fn direct_routing_matches_the_engine() {
                 let (_, conn) = found.expect("the engine's connection in the program's table");
                 assert_eq!(conn.state, status.state as u8, "{status:?}");
             }
+        });
+    }
+}
+
+/// Packets from the service's own address and port (a DR real server replying through the
+/// director) go to the kernel on both sides and are counted for the service on both.
+#[test]
+fn stray_replies_are_counted_as_the_engine_counts_them() {
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = dr_engine();
+            let (dp, publisher) = published_program(&e);
+            let stray = tcp4(VIP4, VPORT, CLIENT4, CPORT, 64, ACK, b"ok");
+            let frames = vec![
+                ("a stray reply", stray.clone()),
+                ("another", stray.clone()),
+                ("a third", stray),
+                (
+                    "from the VIP, another port",
+                    tcp4(VIP4, VPORT + 1, CLIENT4, CPORT, 64, ACK, b"ok"),
+                ),
+                (
+                    "from the real server's address",
+                    tcp4(RIP4, VPORT, CLIENT4, CPORT, 64, ACK, b"ok"),
+                ),
+            ];
+            same(&e, &dp, hook, ifindex, &frames);
+            let counted = e.stray_replies();
+            assert_eq!(counted.len(), 1, "{counted:?}");
+            let (key, n) = counted[0];
+            assert_eq!(n, 3);
+            let id = publisher.service_id(&key).expect("published");
+            assert_eq!(dp.service_stray(id).expect("svc_stray"), 3, "{hook:?}");
         });
     }
 }
@@ -674,15 +710,7 @@ fn service_counters_match_the_engine() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
             let e = nat_engine();
-            let dp = load_program();
-            let mut publisher = Publisher::new();
-            publisher
-                .publish(
-                    &dp,
-                    &e.spec_walk(),
-                    &Settings::from_engine(Timeouts::default(), &Policy::default()),
-                )
-                .expect("publish");
+            let (dp, publisher) = published_program(&e);
             for (_, frame) in nat_conversation_v4(true) {
                 let _ = engine_outcome(&e, &frame);
                 let _ = bpf_outcome(&dp, hook, ifindex, &frame);

@@ -693,6 +693,18 @@ impl Engine {
             .collect()
     }
 
+    /// Adds `packets` another plane saw from service `service`'s own address and port
+    /// (virtual address, port, protocol number) to its [`Engine::stray_replies`].
+    pub fn add_stray_replies(&self, service: (IpAddr, u16, u8), packets: u64) {
+        let key = crate::config::WireKey {
+            addr: crate::flow::to16(service.0),
+            port: service.1,
+            proto: service.2,
+        };
+        if let Some(svc) = self.snapshot.load().service_at(&key) {
+            svc.stray_replies.fetch_add(packets, Ordering::Relaxed);
+        }
+    }
     /// NAT real servers that were scheduled connections from their own address (they answer
     /// such a client, themselves, without the director: seed 002's loop), with the count.
     pub fn self_scheduled(&self) -> Vec<(ServiceKey, IpAddr, u16, u64)> {

@@ -80,9 +80,25 @@ fn a_nat_real_server_not_routing_back() {
 
 #[test]
 fn b_a_dr_real_server_replying_through_the_director() {
-    let topo = DrTopology::build("doctordr", 2, DrLayout::SingleSubnet).expect("build DR");
+    dr_replies_through_the_director("doctordr", None);
+}
+
+/// The same on the BPF plane at tc: the program counts the stray replies it passes to the
+/// kernel, and rvsd carries the counts to the doctor.
+#[test]
+fn e_a_dr_real_server_replying_through_the_director_on_the_bpf_plane() {
+    let fs = Bpffs::mount("doctordrbpf");
+    dr_replies_through_the_director("doctordrbpf", Some(&fs.pins()));
+}
+
+/// A direct-routing real server whose default gateway is the director, with rvsd on the
+/// packet path, or on the BPF plane with its maps pinned at `pins`.
+fn dr_replies_through_the_director(tag: &str, pins: Option<&std::path::Path>) {
+    let topo = DrTopology::build(tag, 2, DrLayout::SingleSubnet).expect("build DR");
     topo.start_real_servers().expect("start the real servers");
-    topo.start_rvsd(&[]).expect("start rvsd");
+    let args = pins.map(bpf_args).unwrap_or_default();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    topo.start_rvsd(&args).expect("start rvsd");
     let vip = topo.vip(false);
     let service = SocketAddr::new(vip, 80).to_string();
     adm(&topo, &["-A", "-t", &service, "-s", "rr"]);
@@ -90,6 +106,9 @@ fn b_a_dr_real_server_replying_through_the_director() {
         let rip = topo.rip(index, false).expect("real server");
         let rs = SocketAddr::new(rip, 80).to_string();
         adm(&topo, &["-a", "-t", &service, "-r", &rs, "-g"]);
+    }
+    if let Some(pins) = pins {
+        wait_published(pins, 1);
     }
     try_curls(&topo.lab, "client", &format!("http://{service}/"), 4);
     assert_eq!(adm(&topo, &["--doctor"]), "No misconfiguration seen.\n");
@@ -110,6 +129,11 @@ fn b_a_dr_real_server_replying_through_the_director() {
         "{report}"
     );
     assert!(report.contains("must be the router"), "{report}");
+    if let Some(pins) = pins {
+        // The program forwarded the clients' packets itself and counted the strays.
+        let stats = program_stats(pins);
+        assert!(stats["forwarded"] > 0, "{stats:?}");
+    }
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //!   director;
 //! - `dr-replies-via-director`: packets from a direct-routing or tunnel service's VIP and port
 //!   reach the director (a real server's replies leave from the VIP straight to the client):
-//!   a real server's gateway is the director (the packet path sees them; the BPF program leaves
-//!   them to the kernel unseen);
+//!   a real server's gateway is the director (the packet path counts them; so does the BPF
+//!   program, which leaves them to the kernel, and rvsd adds its counts to the engine's);
 //! - `dr-arp`: (probe) a host other than the director answers ARP for a DR service's VIP:
 //!   a real server without `arp_ignore=1`/`arp_announce=2` steals the VIP's traffic;
 //! - `dr-vip-not-on-lo`: (probe) a DR real server does not answer an ICMP echo to the VIP sent

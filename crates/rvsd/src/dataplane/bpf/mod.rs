@@ -35,6 +35,7 @@ mod fragments;
 mod handoff;
 mod listing;
 mod locality;
+mod stray;
 mod sync;
 
 use listing::estimate;
@@ -478,6 +479,7 @@ fn serve(
     let mut published_sync = None;
     let mut published_defense = None;
     let mut defense = DefenseVisits::new(Instant::now());
+    let mut strays = stray::StrayReplies::new(Instant::now());
     let mut last_publish = Instant::now() - PUBLISH_EVERY;
     let mut sweeps = expiry::SweepSchedule::new(Instant::now());
     let mut aging = locality::LocalityAging::new(Instant::now());
@@ -528,6 +530,7 @@ fn serve(
         }
         aging.run(dp, &locality_live, Instant::now());
         defense.run(dp, publisher, plumbing, Instant::now());
+        strays.run(dp, publisher, engine);
         if sweeps.due(Instant::now()) {
             let began = Instant::now();
             match dp.expire() {
