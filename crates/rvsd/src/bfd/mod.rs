@@ -11,13 +11,14 @@ mod socket;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use rvs_bfd::{ControlPacket, Diag, Session, SessionConfig, State};
 use rvs_keepalived::vrrp::BfdInstance;
 
@@ -59,6 +60,30 @@ pub enum BfdError {
 pub struct BfdStates {
     up: Mutex<HashMap<String, State>>,
     views: Mutex<Vec<rvs_api::BfdView>>,
+    /// Woken at every change of a session's state (one per VRRP unit that tracks sessions).
+    wakers: Mutex<Vec<Weak<BfdWaker>>>,
+}
+
+/// What a thread that tracks BFD sessions polls to hear of their changes at once (an
+/// eventfd: readable after a change, until [`BfdWaker::clear`]).
+#[derive(Debug)]
+pub struct BfdWaker(EventFd);
+
+impl BfdWaker {
+    /// Takes the wake-up (after which the fd polls readable again only at the next change).
+    pub fn clear(&self) {
+        let _ = self.0.read();
+    }
+
+    fn wake(&self) {
+        let _ = self.0.write(1);
+    }
+}
+
+impl AsFd for BfdWaker {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 impl BfdStates {
@@ -72,7 +97,29 @@ impl BfdStates {
     }
 
     fn set(&self, name: &str, state: State) {
-        self.lock().insert(name.to_string(), state);
+        let before = self.lock().insert(name.to_string(), state);
+        if before != Some(state) {
+            let mut wakers = self.wakers.lock().unwrap_or_else(PoisonError::into_inner);
+            wakers.retain(|w| w.upgrade().inspect(|w| w.wake()).is_some());
+        }
+    }
+
+    /// A waker told of every change of a session's state from now on (none if no eventfd
+    /// could be made: the caller then looks at the states on its own schedule).
+    pub fn waker(&self) -> Option<Arc<BfdWaker>> {
+        let fd = match EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::warn!("BFD: no eventfd for track_bfd ({e}); polling instead");
+                return None;
+            }
+        };
+        let waker = Arc::new(BfdWaker(fd));
+        self.wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(&waker));
+        Some(waker)
     }
 
     /// Forgets every session but `names`.
@@ -448,5 +495,35 @@ fn run(changes: mpsc::Receiver<Change>, states: &BfdStates, stop: &AtomicBool) {
     }
     for peer in &mut peers {
         stop_session(peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(w: &BfdWaker) -> bool {
+        let mut fds = [PollFd::new(w.as_fd(), PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, PollTimeout::ZERO).expect("poll") == 1
+    }
+
+    #[test]
+    fn a_waker_hears_each_change_of_state_once() {
+        let states = BfdStates::default();
+        let w = states.waker().expect("an eventfd");
+        assert!(!readable(&w));
+        states.set("UPSTREAM", State::Down);
+        assert!(readable(&w), "a new session");
+        w.clear();
+        assert!(!readable(&w));
+        states.set("UPSTREAM", State::Down);
+        assert!(!readable(&w), "no change, no wake-up");
+        states.set("UPSTREAM", State::Up);
+        assert!(readable(&w) && states.is_up("UPSTREAM"));
+        w.clear();
+        // A dropped waker is forgotten at the next change.
+        drop(w);
+        states.set("UPSTREAM", State::Down);
+        assert_eq!(states.wakers.lock().expect("wakers").len(), 0);
     }
 }

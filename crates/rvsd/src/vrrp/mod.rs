@@ -727,15 +727,33 @@ impl Unit {
             let wait = deadline.saturating_duration_since(now);
             let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
             let readable: Vec<bool> = {
+                // The members' sockets, then the wakers of those that track BFD sessions (a
+                // change is read by the tracking below).
+                let wakers: Vec<&crate::bfd::BfdWaker> = self
+                    .members
+                    .iter()
+                    .filter_map(|m| m.tracking.bfd_waker())
+                    .collect();
                 let mut fds: Vec<PollFd> = self
                     .members
                     .iter()
                     .map(|m| PollFd::new(m.io.socket().as_fd(), PollFlags::POLLIN))
+                    .chain(
+                        wakers
+                            .iter()
+                            .map(|w| PollFd::new(w.as_fd(), PollFlags::POLLIN)),
+                    )
                     .collect();
                 let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
-                fds.iter()
+                let ready: Vec<bool> = fds
+                    .iter()
                     .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
-                    .collect()
+                    .collect();
+                let (sockets, woken) = ready.split_at(self.members.len());
+                for (w, _) in wakers.iter().zip(woken).filter(|(_, woken)| **woken) {
+                    w.clear();
+                }
+                sockets.to_vec()
             };
             let now = Instant::now();
             for (i, ready) in readable.into_iter().enumerate() {

@@ -132,7 +132,8 @@ pub fn link_up(ifname: &str) -> bool {
     }
 }
 
-/// How soon a change of a tracked BFD session is acted on.
+/// How soon a change of a tracked BFD session is acted on when no waker could be made
+/// ([`crate::bfd::BfdStates::waker`]; with one, a change wakes the instance at once).
 const BFD_POLL: Duration = Duration::from_millis(10);
 
 /// Everything one instance tracks.
@@ -144,6 +145,8 @@ pub struct Tracking {
     /// BFD sessions (`track_bfd`): up or down, with weights as interfaces have.
     pub bfds: Vec<TrackInterface>,
     bfd_states: Option<std::sync::Arc<crate::bfd::BfdStates>>,
+    /// Readable once a BFD session changed state (while `bfds` has any).
+    bfd_waker: Option<std::sync::Arc<crate::bfd::BfdWaker>>,
 }
 
 impl Tracking {
@@ -176,6 +179,7 @@ impl Tracking {
             interfaces: ifs,
             bfds: Vec::new(),
             bfd_states: None,
+            bfd_waker: None,
         }
     }
 
@@ -199,7 +203,15 @@ impl Tracking {
                 None => tracing::warn!(bfd = t.name, "track_bfd names no bfd_instance, ignoring"),
             }
         }
+        if !self.bfds.is_empty() {
+            self.bfd_waker = states.waker();
+        }
         self.bfd_states = Some(states);
+    }
+
+    /// What to poll to hear at once that a tracked BFD session changed state.
+    pub fn bfd_waker(&self) -> Option<&crate::bfd::BfdWaker> {
+        self.bfd_waker.as_deref()
     }
 
     /// Runs scripts and reads links; true when anything changed.
@@ -231,9 +243,10 @@ impl Tracking {
     }
 
     /// When the scripts next need attention (and tracked BFD sessions, looked at every
-    /// [`BFD_POLL`]).
+    /// [`BFD_POLL`] when there is no waker).
     pub fn next_due(&self) -> Option<Instant> {
-        let bfd = (!self.bfds.is_empty()).then(|| Instant::now() + BFD_POLL);
+        let bfd =
+            (!self.bfds.is_empty() && self.bfd_waker.is_none()).then(|| Instant::now() + BFD_POLL);
         self.scripts
             .iter()
             .map(ScriptRunner::next_due)
