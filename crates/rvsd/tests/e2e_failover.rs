@@ -32,6 +32,8 @@ const NGINX_PORT: u16 = 8090;
 const STREAM_KIB: usize = 24;
 /// The SMTP sink's port on the client.
 const SMTP_PORT: u16 = 2525;
+/// The `global_defs` line that runs IPVS-format connection sync between the pair.
+const SYNC_LINE: &str = "    lvs_sync_daemon d1 LVS_LAN\n";
 /// 3 x advert_int + skew at priority 100 is 3.61 s (the issue's bound is 4 s); a margin for
 /// 50 ms polling of `ip addr` on a loaded 2-core machine.
 const FAILOVER: Duration = Duration::from_millis(4500);
@@ -198,6 +200,48 @@ fn smtp_sink(topo: &HaTopology) -> Arc<Mutex<String>> {
     rvs_lab::smtp_sink(&topo.lab, CLIENT, addr).expect("SMTP sink")
 }
 
+/// Seed 002's director pair, not started: the HA topology with nginx on its real servers, the
+/// SMTP sink, each director's notify log, and its keepalived.conf: [`vrrp_conf`] at
+/// `priorities` with `global` in `global_defs`, passed through `edit` (with the director's
+/// index), then the virtual server.
+struct DirectorPair {
+    topo: HaTopology,
+    sink: Arc<Mutex<String>>,
+    logs: [PathBuf; 2],
+    confs: [String; 2],
+}
+
+fn director_pair(
+    tag: &str,
+    priorities: [u8; 2],
+    global: &str,
+    edit: impl Fn(&HaTopology, usize, String) -> String,
+) -> DirectorPair {
+    let topo = HaTopology::build(tag, 2).expect("build the HA topology");
+    start_nginx(&topo);
+    let sink = smtp_sink(&topo);
+    let logs = [
+        topo.lab.log_dir().join("notify-dir1.log"),
+        topo.lab.log_dir().join("notify-dir2.log"),
+    ];
+    let vs = virtual_server(&topo);
+    let conf = |i: usize| {
+        let name = ["DIR1", "DIR2"][i];
+        edit(
+            &topo,
+            i,
+            vrrp_conf(&topo, name, priorities[i], &logs[i], global),
+        ) + &vs
+    };
+    let confs = [conf(0), conf(1)];
+    DirectorPair {
+        topo,
+        sink,
+        logs,
+        confs,
+    }
+}
+
 /// The slow download from the client: curl writing the body to a file.
 fn start_download(topo: &HaTopology, name: &str) -> (Child, PathBuf) {
     let body = topo.lab.log_dir().join(name);
@@ -303,19 +347,12 @@ fn wait_log(log: &Path, needles: &[&str], what: &str) -> String {
 
 #[test]
 fn master_crash_and_return_keep_the_download_and_new_connections() {
-    let topo = HaTopology::build("failover", 2).expect("build the HA topology");
-    start_nginx(&topo);
-    let sink = smtp_sink(&topo);
-    let logs = [
-        topo.lab.log_dir().join("notify-dir1.log"),
-        topo.lab.log_dir().join("notify-dir2.log"),
-    ];
-    let sync_line = "    lvs_sync_daemon d1 LVS_LAN\n";
-    let vs = virtual_server(&topo);
-    let confs = [
-        vrrp_conf(&topo, "DIR1", 150, &logs[0], sync_line) + &vs,
-        vrrp_conf(&topo, "DIR2", 100, &logs[1], sync_line) + &vs,
-    ];
+    let DirectorPair {
+        topo,
+        sink,
+        logs,
+        confs,
+    } = director_pair("failover", [150, 100], SYNC_LINE, |_, _, conf| conf);
     let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
     wait_holder(&topo, 0, false, ELECT);
     let _rvsd2 = start_rvsd(&topo, 1, &confs[1]);
@@ -446,19 +483,12 @@ fn centisecond(conf: &str) -> String {
 /// continues intact through the synced connection table, new connections recover.
 #[test]
 fn subsecond_failover_with_vrrp3_centisecond_adverts() {
-    let topo = HaTopology::build("fastfail", 2).expect("build the HA topology");
-    start_nginx(&topo);
-    let _sink = smtp_sink(&topo);
-    let logs = [
-        topo.lab.log_dir().join("notify-dir1.log"),
-        topo.lab.log_dir().join("notify-dir2.log"),
-    ];
-    let global = "    lvs_sync_daemon d1 LVS_LAN\n    vrrp_version 3\n";
-    let vs = virtual_server(&topo);
-    let confs = [
-        centisecond(&vrrp_conf(&topo, "DIR1", 150, &logs[0], global)) + &vs,
-        centisecond(&vrrp_conf(&topo, "DIR2", 100, &logs[1], global)) + &vs,
-    ];
+    let global = format!("{SYNC_LINE}    vrrp_version 3\n");
+    let DirectorPair {
+        topo, logs, confs, ..
+    } = director_pair("fastfail", [150, 100], &global, |_, _, conf| {
+        centisecond(&conf)
+    });
     assert!(confs[0].contains("advert_int 0.1") && !confs[0].contains("auth_type"));
     let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
     wait_holder(&topo, 0, false, ELECT);
@@ -518,9 +548,11 @@ fn with_upstream_bfd(topo: &HaTopology, index: usize, conf: &str) -> String {
 /// within 1 s; the download continues through the synced table.
 #[test]
 fn upstream_bfd_loss_moves_the_vips_within_a_second() {
-    let topo = HaTopology::build("bfdfail", 2).expect("build the HA topology");
-    start_nginx(&topo);
-    let _sink = smtp_sink(&topo);
+    let DirectorPair {
+        topo, logs, confs, ..
+    } = director_pair("bfdfail", [250, 200], SYNC_LINE, |topo, i, conf| {
+        with_upstream_bfd(topo, i, &conf)
+    });
     let upstream = format!(
         "global_defs {{\n    router_id UPSTREAM\n}}\n\
          bfd_instance DIR1 {{\n    neighbor_ip {}\n    source_ip {c}\n    min_rx 50\n    \
@@ -534,24 +566,6 @@ fn upstream_bfd_loss_moves_the_vips_within_a_second() {
     topo.lab
         .start_keepalived_bfd(CLIENT, &upstream)
         .expect("keepalived's BFD on the upstream");
-    let logs = [
-        topo.lab.log_dir().join("notify-dir1.log"),
-        topo.lab.log_dir().join("notify-dir2.log"),
-    ];
-    let sync_line = "    lvs_sync_daemon d1 LVS_LAN\n";
-    let vs = virtual_server(&topo);
-    let confs = [
-        with_upstream_bfd(
-            &topo,
-            0,
-            &vrrp_conf(&topo, "DIR1", 250, &logs[0], sync_line),
-        ) + &vs,
-        with_upstream_bfd(
-            &topo,
-            1,
-            &vrrp_conf(&topo, "DIR2", 200, &logs[1], sync_line),
-        ) + &vs,
-    ];
     let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
     // BFD comes up (about a second at the idle rate), then the master-down interval.
     wait_holder(&topo, 0, false, Duration::from_secs(15));
