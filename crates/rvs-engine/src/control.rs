@@ -705,6 +705,7 @@ impl Engine {
             svc.stray_replies.fetch_add(packets, Ordering::Relaxed);
         }
     }
+
     /// NAT real servers that were scheduled connections from their own address (they answer
     /// such a client, themselves, without the director: seed 002's loop), with the count.
     pub fn self_scheduled(&self) -> Vec<(ServiceKey, IpAddr, u16, u64)> {
