@@ -523,6 +523,23 @@ fn subsecond_failover_with_vrrp3_centisecond_adverts() {
     finish_download(download, &body);
 }
 
+/// A `bfd_instance` block: `name` to `neighbor` from `source`, 50 ms x 5.
+fn bfd_instance(name: &str, neighbor: Ipv4Addr, source: Ipv4Addr) -> String {
+    format!(
+        "bfd_instance {name} {{\n    neighbor_ip {neighbor}\n    source_ip {source}\n    \
+         min_rx 50\n    min_tx 50\n    multiplier 5\n}}\n"
+    )
+}
+
+/// The upstream router's keepalived.conf: BFD sessions `DIR1`, `DIR2`, ... to `directors`.
+fn upstream_bfd_conf(client: Ipv4Addr, directors: &[Ipv4Addr]) -> String {
+    let mut conf = String::from("global_defs {\n    router_id UPSTREAM\n}\n");
+    for (i, d) in directors.iter().enumerate() {
+        conf += &bfd_instance(&format!("DIR{}", i + 1), *d, client);
+    }
+    conf
+}
+
 /// `bfd_instance UPSTREAM` from director `index`'s outside address to the client (the upstream
 /// router here), 50 ms x 5, and the sync group tracking it (`track_bfd`, weight 0: down means
 /// FAULT).
@@ -533,11 +550,7 @@ fn with_upstream_bfd(topo: &HaTopology, index: usize, conf: &str) -> String {
         1,
     );
     assert_ne!(tracked, conf, "the sync group");
-    format!(
-        "{tracked}bfd_instance UPSTREAM {{\n    neighbor_ip {}\n    source_ip {}\n    \
-         min_rx 50\n    min_tx 50\n    multiplier 5\n}}\n",
-        topo.client, topo.outside_addrs[index]
-    )
+    tracked + &bfd_instance("UPSTREAM", topo.client, topo.outside_addrs[index])
 }
 
 /// BFD for sub-second failover without fast adverts (issue 16): the master tracks a BFD session
@@ -553,16 +566,7 @@ fn upstream_bfd_loss_moves_the_vips_within_a_second() {
     } = director_pair("bfdfail", [250, 200], SYNC_LINE, |topo, i, conf| {
         with_upstream_bfd(topo, i, &conf)
     });
-    let upstream = format!(
-        "global_defs {{\n    router_id UPSTREAM\n}}\n\
-         bfd_instance DIR1 {{\n    neighbor_ip {}\n    source_ip {c}\n    min_rx 50\n    \
-         min_tx 50\n    multiplier 5\n}}\n\
-         bfd_instance DIR2 {{\n    neighbor_ip {}\n    source_ip {c}\n    min_rx 50\n    \
-         min_tx 50\n    multiplier 5\n}}\n",
-        topo.outside_addrs[0],
-        topo.outside_addrs[1],
-        c = topo.client
-    );
+    let upstream = upstream_bfd_conf(topo.client, &topo.outside_addrs);
     topo.lab
         .start_keepalived_bfd(CLIENT, &upstream)
         .expect("keepalived's BFD on the upstream");
@@ -774,12 +778,7 @@ fn rvsd_takes_over_from_keepalived_within_a_second_on_centisecond_adverts() {
 fn bfd_sessions_follow_a_reload() {
     let topo = HaTopology::build("bfdhup", 1).expect("build the HA topology");
     let _sink = smtp_sink(&topo);
-    let upstream = format!(
-        "global_defs {{\n    router_id UPSTREAM\n}}\n\
-         bfd_instance DIR1 {{\n    neighbor_ip {}\n    source_ip {}\n    min_rx 50\n    \
-         min_tx 50\n    multiplier 5\n}}\n",
-        topo.outside_addrs[0], topo.client
-    );
+    let upstream = upstream_bfd_conf(topo.client, &topo.outside_addrs[..1]);
     let ka = topo
         .lab
         .start_keepalived_bfd(CLIENT, &upstream)
