@@ -179,8 +179,6 @@ pub struct BfdRuntime {
     states: Arc<BfdStates>,
     /// The instances the thread runs (once it has taken the last change).
     specs: Vec<BfdInstance>,
-    /// Whether the thread has a receiving socket for IPv4, for IPv6.
-    listening: [bool; 2],
     /// Sessions started so far: each new one gets a different discriminator.
     started: usize,
 }
@@ -212,11 +210,6 @@ fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
-/// The index of a family in [`BfdRuntime::listening`].
-fn family_index(v6: bool) -> usize {
-    usize::from(v6)
-}
-
 impl BfdRuntime {
     /// Opens the sockets and starts the sessions of `specs` on a thread, reporting their
     /// states in `states`.
@@ -236,7 +229,6 @@ impl BfdRuntime {
             changes,
             states,
             specs: Vec::new(),
-            listening: [false; 2],
             started: 0,
         };
         rt.reload(specs)?;
@@ -256,7 +248,9 @@ impl BfdRuntime {
         let mut receivers = Vec::new();
         for (v6, family) in [(false, "IPv4"), (true, "IPv6")] {
             let wanted = specs.iter().any(|s| s.neighbor.is_ipv6() == v6);
-            if wanted && !self.listening[family_index(v6)] {
+            // The thread has a receiving socket for every family the running list has.
+            let listening = self.specs.iter().any(|s| s.neighbor.is_ipv6() == v6);
+            if wanted && !listening {
                 let rx =
                     socket::receiver(v6).map_err(|error| BfdError::Listen { family, error })?;
                 receivers.push((v6, rx));
@@ -284,9 +278,6 @@ impl BfdRuntime {
             let _ = told.recv_timeout(IDLE * 10);
         }
         self.specs = specs.to_vec();
-        for v6 in [false, true] {
-            self.listening[family_index(v6)] = specs.iter().any(|s| s.neighbor.is_ipv6() == v6);
-        }
         Ok(())
     }
 

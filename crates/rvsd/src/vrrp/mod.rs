@@ -445,17 +445,15 @@ impl VrrpRuntime {
     /// (re)built.
     fn reload_bfd(&self, specs: &[rvs_keepalived::vrrp::BfdInstance]) -> Result<(), VrrpError> {
         let mut running = self.bfd_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if specs.is_empty() {
+            if let Some(mut rt) = running.take() {
+                rt.shutdown();
+            }
+            return Ok(());
+        }
         match running.as_mut() {
-            Some(rt) if !specs.is_empty() => rt.reload(specs)?,
-            Some(_) => {
-                if let Some(mut rt) = running.take() {
-                    rt.shutdown();
-                }
-            }
-            None if !specs.is_empty() => {
-                *running = Some(crate::bfd::BfdRuntime::start(specs, self.bfd.clone())?);
-            }
-            None => {}
+            Some(rt) => rt.reload(specs)?,
+            None => *running = Some(crate::bfd::BfdRuntime::start(specs, self.bfd.clone())?),
         }
         Ok(())
     }
