@@ -114,8 +114,10 @@ static __always_inline int to_rvsd(struct decision *d, __u32 reason)
 
 static __always_inline void touch(struct rvs_conn *c, __u64 expires, __u32 len)
 {
-	if (expires > c->expires_ns + EXPIRY_SLACK_NS || expires < c->expires_ns)
+	if (expires > c->expires_ns + EXPIRY_SLACK_NS || expires < c->expires_ns) {
 		c->expires_ns = expires;
+		note_expiry(expires);
+	}
 	c->packets++;
 	c->bytes += len;
 }
@@ -313,6 +315,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	c->svc = svc->id;
 	c->method = dr ? pick->dest->method : fnat ? RVS_METHOD_FULLNAT : RVS_METHOD_MASQ;
 	c->expires_ns = now + timeout_ns(s, state);
+	note_expiry(c->expires_ns);
 	c->packets = 1;
 	c->bytes = p->len;
 	synced = s->sync_export && sync_due(s, p->proto, c);

@@ -147,6 +147,26 @@ struct {
 	__type(value, struct rvs_loc);
 } locality SEC(".maps");
 
+/* The earliest expiry a packet or an install set since rvsd last cleared it (0: none), per CPU:
+ * with the last sweep's answer, it tells rvsd when its next expiry sweep is due (rvsd's
+ * dataplane/bpf/expiry.rs). Written only when an expiry is set sooner than it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} expiry_floor SEC(".maps");
+
+/* Notes an expiry just set in a connection or template for rvsd's sweep schedule. */
+static __always_inline void note_expiry(__u64 expires)
+{
+	__u32 zero = 0;
+	__u64 *floor = bpf_map_lookup_elem(&expiry_floor, &zero);
+
+	if (floor && (*floor == 0 || expires < *floor))
+		*floor = expires;
+}
+
 /* IPVS's drop_packet: new connections left before the next one is dropped (per CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -71,6 +71,7 @@ static __always_inline int persist_lookup(struct pkt *p, struct rvs_settings *s,
 		return 0;
 	if ((old->expires_ns > now || old->n_control > 0) && tpl_dest_valid(s, old->dest, out)) {
 		old->expires_ns = now + (__u64)sd->persist_ms * 1000000ULL;
+		note_expiry(old->expires_ns);
 		return 1;
 	}
 	bpf_map_delete_elem(&templates, &k);
@@ -94,6 +95,7 @@ static __always_inline int persist_record(struct pkt *p, struct rvs_settings *s,
 	tpl_key_of(&w->tpl_key, sd, svc->id, &p->key, any_port);
 	__builtin_memset(&w->tpl, 0, sizeof(w->tpl));
 	w->tpl.expires_ns = now + (__u64)sd->persist_ms * 1000000ULL;
+	note_expiry(w->tpl.expires_ns);
 	w->tpl.dest = out->slot;
 	w->tpl.timeout_ms = sd->persist_ms;
 	w->tpl.dport = any_port ? 0 : out->dest->port;

@@ -142,6 +142,7 @@ static __always_inline int sync_install_template(struct rvs_sync_in *in)
 	k.vport = in->key.dport;
 	k.proto = in->key.proto;
 	t.expires_ns = bpf_ktime_get_ns() + (__u64)in->timeout_ms * 1000000ULL;
+	note_expiry(t.expires_ns);
 	old = bpf_map_lookup_elem(&templates, &k);
 	if (old && old->dest == in->dest && old->dport == in->dport) {
 		old->expires_ns = t.expires_ns;
@@ -170,6 +171,7 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 
 	if (in->flags & RVS_SYNC_EV_TEMPLATE)
 		return sync_install_template(in);
+	note_expiry(expires);
 	if (old) {
 		if ((in->flags & RVS_SYNC_EV_SEQ_SHIFT) &&
 		    (old->method == RVS_METHOD_MASQ || old->method == RVS_METHOD_FULLNAT)) {

@@ -242,8 +242,10 @@ impl Datapath {
 
     /// Expires every connection past its timeout (the program's own clock), as IPVS's timers
     /// do: out of both tables and out of its server's counts; then templates past theirs.
-    /// Returns how many connections went and when the earliest entry left falls due.
+    /// Returns how many connections went and when the earliest entry left falls due. Clears
+    /// the [`Datapath::expiry_floor`] first, so that it then holds what the sweep may not see.
     pub fn expire(&self) -> Result<Sweep, Error> {
+        self.clear_expiry_floor()?;
         let before = self.stat("expired")?;
         let prog = self.program_named(EXPIRE_PROGRAM)?;
         // A minimal Ethernet frame: the sweep writes its answer over its first bytes.
@@ -463,6 +465,28 @@ impl Datapath {
     /// replying through the director; it passes them to the kernel), summed over CPUs.
     pub fn service_stray(&self, id: u32) -> Result<u64, Error> {
         self.per_cpu_count("svc_stray", id)
+    }
+
+    /// The earliest expiry (CLOCK_MONOTONIC nanoseconds) a packet or an install set in a
+    /// connection or template since the last [`Datapath::expire`] began; `None` when none was.
+    /// With the sweep's own `next_due`, it says when an entry may next fall due.
+    pub fn expiry_floor(&self) -> Result<Option<u64>, Error> {
+        Ok(self
+            .per_cpu::<u64>("expiry_floor", 0)?
+            .into_iter()
+            .filter(|&ns| ns != 0)
+            .min())
+    }
+
+    /// Sets every CPU's expiry floor to none.
+    fn clear_expiry_floor(&self) -> Result<(), Error> {
+        let name = "expiry_floor";
+        let map = self.map(name)?;
+        let cpus =
+            libbpf_rs::num_possible_cpus().map_err(|source| Error::Map { map: name, source })?;
+        let zeros = vec![0u64.to_ne_bytes().to_vec(); cpus];
+        map.update_percpu(&0u32.to_ne_bytes(), &zeros, MapFlags::ANY)
+            .map_err(|source| Error::Map { map: name, source })
     }
 
     /// Entry `index` of the per-CPU `u64` array `name`, summed over CPUs.

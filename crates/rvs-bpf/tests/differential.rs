@@ -1034,6 +1034,60 @@ fn expired_connections_are_gone_before_the_sweep() {
     });
 }
 
+/// The program notes every expiry it sets sooner than its floor, and the sweep clears the
+/// floor: between sweeps it holds the earliest expiry the last one could not have seen, which
+/// is what rvsd schedules its next sweep by. A packet that leaves the expiry where it was
+/// (within the program's 100 ms slack) writes nothing.
+#[test]
+fn the_expiry_floor_holds_what_no_sweep_has_seen() {
+    in_lab(|ifindex| {
+        let dp = program_for(&nat_engine());
+        let expires = || {
+            let conns = dp.connections().expect("conns");
+            assert_eq!(conns.len(), 1);
+            conns[0].1.expires_ns
+        };
+        assert_eq!(dp.expiry_floor().expect("floor"), None, "nothing set yet");
+        let _ = bpf_outcome(
+            &dp,
+            Hook::Tc,
+            ifindex,
+            &tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]),
+        );
+        assert_eq!(
+            dp.expiry_floor().expect("floor"),
+            Some(expires()),
+            "the SYN's"
+        );
+        dp.expire().expect("sweep");
+        assert_eq!(
+            dp.expiry_floor().expect("floor"),
+            None,
+            "cleared by the sweep"
+        );
+        let ack = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]);
+        let _ = bpf_outcome(&dp, Hook::Tc, ifindex, &ack);
+        let established = expires();
+        assert_eq!(
+            dp.expiry_floor().expect("floor"),
+            Some(established),
+            "ESTABLISHED's"
+        );
+        dp.expire().expect("sweep");
+        let _ = bpf_outcome(&dp, Hook::Tc, ifindex, &ack);
+        assert_eq!(expires(), established, "within the slack");
+        assert_eq!(dp.expiry_floor().expect("floor"), None, "nothing written");
+        let fin = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, FINACK, &[]);
+        let _ = bpf_outcome(&dp, Hook::Tc, ifindex, &fin);
+        assert!(expires() < established, "FIN_WAIT's timeout is shorter");
+        assert_eq!(
+            dp.expiry_floor().expect("floor"),
+            Some(expires()),
+            "FIN_WAIT's"
+        );
+    });
+}
+
 /// A persistent NAT service of two real servers (rr) on `port` (0: a port-0 service, whose
 /// servers have no port either) with clients grouped by `netmask`.
 fn persistent_engine(port: u16, netmask: &str) -> Engine {

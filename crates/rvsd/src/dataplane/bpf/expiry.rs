@@ -1,29 +1,26 @@
 //! When the BPF tables' expiry sweep runs next. A sweep walks every bucket of the connection
 //! and template tables, empty or not (about 18 ms per million buckets on the lab machine), so
 //! it runs only when an entry may have fallen due: when the earliest expiry the last sweep
-//! left comes, or, for an entry created or changed since, the shortest timeout after that
-//! sweep began (a packet sets an expiry no sooner than that). Never more often than once a
-//! second, so an expired connection leaves its server's counts at most about a second late,
-//! as before; at least once a minute.
+//! left comes, or the earliest one the program has set since that sweep began (its expiry
+//! floor, [`rvs_bpf::Datapath::expiry_floor`]). Never more often than once a second, so an
+//! expired connection leaves its server's counts at most about a second late, as IPVS's
+//! timers do; at least once a minute. A table of long-lived connections (keep-alive traffic
+//! refreshing 900-second expiries) is then swept once a minute, not every few seconds.
 
 use std::time::{Duration, Instant};
-
-use rvs_bpf::maps::Settings;
-use rvs_engine::spec_walk::SpecWalk;
 
 /// The shortest wait between two sweeps.
 const MIN_GAP: Duration = Duration::from_secs(1);
 /// The longest wait between two sweeps.
 const MAX_GAP: Duration = Duration::from_secs(60);
-/// Connection states the program keeps (rvs-engine's numbering: 1..=11, TCP and UDP; 0 is
-/// the transient NONE).
-const PROGRAM_STATES: std::ops::Range<usize> = 1..12;
 
 /// The plan of the next expiry sweep.
 #[derive(Debug)]
 pub struct SweepSchedule {
+    /// When the entries the last sweep left fall due (or MAX_GAP after it).
     next: Instant,
-    shortest_timeout: Duration,
+    /// When the last sweep began.
+    began: Instant,
 }
 
 impl SweepSchedule {
@@ -31,98 +28,97 @@ impl SweepSchedule {
     pub fn new(now: Instant) -> SweepSchedule {
         SweepSchedule {
             next: now + MIN_GAP,
-            shortest_timeout: MIN_GAP,
+            began: now,
         }
     }
 
-    /// Takes the shortest timeout an entry can get from a packet under the published
-    /// configuration (see [`shortest_timeout`]).
-    pub fn set_shortest_timeout(&mut self, timeout: Duration) {
-        self.shortest_timeout = timeout;
-    }
-
-    /// Whether a sweep is due at `now`.
-    pub fn due(&self, now: Instant) -> bool {
-        now >= self.next
+    /// Whether a sweep is due at `now`, given the program's expiry floor (`floor`: when the
+    /// earliest expiry set since the last sweep began falls due, if one was set).
+    pub fn due(&self, now: Instant, floor: Option<Instant>) -> bool {
+        let at = match floor {
+            Some(f) => self.next.min(f.max(self.began + MIN_GAP)),
+            None => self.next,
+        };
+        now >= at
     }
 
     /// Plans the next sweep after one that began at `began` and found the earliest entry
     /// left due `next_due` after that (`None`: the tables were empty).
     pub fn swept(&mut self, began: Instant, next_due: Option<Duration>) {
-        let wait = next_due
-            .unwrap_or(MAX_GAP)
-            .min(self.shortest_timeout)
-            .clamp(MIN_GAP, MAX_GAP);
+        let wait = next_due.unwrap_or(MAX_GAP).clamp(MIN_GAP, MAX_GAP);
+        self.began = began;
         self.next = began + wait;
     }
 }
 
-/// The shortest timeout a packet can give a connection or template: the timeouts of the
-/// states the program keeps, and the persistence timeouts of the services.
-pub fn shortest_timeout(settings: &Settings, walk: &SpecWalk) -> Duration {
-    let states = settings.timeout_ms[PROGRAM_STATES]
-        .iter()
-        .copied()
-        .filter(|&ms| ms > 0)
-        .map(u64::from);
-    let persistence = walk.services().filter_map(|s| {
-        s.spec()
-            .persistence
-            .as_ref()
-            .map(|p| u64::from(p.timeout_s) * 1000)
-    });
-    states
-        .chain(persistence)
-        .min()
-        .map_or(MAX_GAP, Duration::from_millis)
+/// The program's expiry floor as an instant. One that cannot be read counts as due now: the
+/// sweeps then come as often as [`MIN_GAP`] allows.
+pub fn program_floor(dp: &rvs_bpf::Datapath) -> Option<Instant> {
+    let now = Instant::now();
+    match dp.expiry_floor() {
+        Ok(floor) => floor.map(|ns| floor_instant(ns, super::listing::monotonic_ns(), now)),
+        Err(e) => {
+            tracing::debug!("reading the BPF expiry floor: {e}");
+            Some(now)
+        }
+    }
+}
+
+/// The program's expiry floor as an instant: `floor_ns` and `now_ns` are CLOCK_MONOTONIC
+/// nanoseconds, `now` the same moment.
+pub fn floor_instant(floor_ns: u64, now_ns: u64, now: Instant) -> Instant {
+    now + Duration::from_nanos(floor_ns.saturating_sub(now_ns))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn planned(shortest: u64, next_due: Option<u64>) -> Duration {
+    fn planned(next_due: Option<u64>) -> Duration {
         let t0 = Instant::now();
         let mut s = SweepSchedule::new(t0);
-        s.set_shortest_timeout(Duration::from_secs(shortest));
         s.swept(t0, next_due.map(Duration::from_millis));
         s.next - t0
     }
 
     #[test]
-    fn the_next_sweep_comes_when_an_entry_may_be_due() {
-        // Established connections due in 900 s: the shortest timeout (CLOSE's 10 s) bounds it.
-        assert_eq!(planned(10, Some(900_000)), Duration::from_secs(10));
+    fn the_next_sweep_comes_when_an_entry_left_is_due() {
         // One due in 3.5 s: then.
-        assert_eq!(planned(10, Some(3_500)), Duration::from_millis(3_500));
+        assert_eq!(planned(Some(3_500)), Duration::from_millis(3_500));
         // Due at once: still a second apart.
-        assert_eq!(planned(10, Some(0)), MIN_GAP);
-        // Empty tables and long timeouts: once a minute.
-        assert_eq!(planned(900, None), MAX_GAP);
+        assert_eq!(planned(Some(0)), MIN_GAP);
+        // Established connections due in 900 s, or empty tables: once a minute.
+        assert_eq!(planned(Some(900_000)), MAX_GAP);
+        assert_eq!(planned(None), MAX_GAP);
     }
 
     #[test]
-    fn due_only_from_the_planned_time() {
+    fn an_expiry_set_since_the_sweep_brings_the_next_one_forward() {
         let t0 = Instant::now();
+        let secs = Duration::from_secs;
         let mut s = SweepSchedule::new(t0);
-        assert!(!s.due(t0));
-        assert!(s.due(t0 + MIN_GAP));
-        s.set_shortest_timeout(Duration::from_secs(5));
-        s.swept(t0, None);
-        assert!(!s.due(t0 + Duration::from_secs(4)));
-        assert!(s.due(t0 + Duration::from_secs(5)));
+        assert!(!s.due(t0, None));
+        assert!(s.due(t0 + MIN_GAP, None));
+        s.swept(t0, Some(secs(900)));
+        // Nothing set since: the minute's sweep.
+        assert!(!s.due(t0 + secs(59), None));
+        assert!(s.due(t0 + MAX_GAP, None));
+        // A connection closed at t0 + 2 s, due 10 s later (CLOSE).
+        let floor = Some(t0 + secs(12));
+        assert!(!s.due(t0 + secs(11), floor));
+        assert!(s.due(t0 + secs(12), floor));
+        // One due at once: still a second after the last sweep.
+        assert!(!s.due(t0 + Duration::from_millis(500), Some(t0)));
+        assert!(s.due(t0 + MIN_GAP, Some(t0)));
     }
 
     #[test]
-    fn the_shortest_timeout_is_the_defaults_close_state() {
-        let settings = Settings::from_engine(
-            rvs_engine::Timeouts::default(),
-            &rvs_engine::Policy::default(),
-        );
-        let engine = rvs_engine::Engine::new(rvs_engine::EngineConfig::default());
+    fn a_floor_is_read_against_the_programs_clock() {
+        let now = Instant::now();
         assert_eq!(
-            shortest_timeout(&settings, &engine.spec_walk()),
-            Duration::from_secs(10)
+            floor_instant(5_000_000_000, 2_000_000_000, now),
+            now + Duration::from_secs(3)
         );
+        assert_eq!(floor_instant(1, 2, now), now);
     }
 }

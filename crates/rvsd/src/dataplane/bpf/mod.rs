@@ -507,7 +507,6 @@ fn serve(
                     .and_then(|()| publisher.publish_tunnel_sources(dp, |ip| net.source_for(ip)));
                 match result {
                     Ok(()) => {
-                        sweeps.set_shortest_timeout(expiry::shortest_timeout(&settings, &walk));
                         locality_live =
                             locality::locality_services(&walk, |k| publisher.service_id(k));
                         published = Some(walk);
@@ -531,7 +530,7 @@ fn serve(
         aging.run(dp, &locality_live, Instant::now());
         defense.run(dp, publisher, plumbing, Instant::now());
         strays.run(dp, publisher, engine);
-        if sweeps.due(Instant::now()) {
+        if sweeps.due(Instant::now(), expiry::program_floor(dp)) {
             let began = Instant::now();
             match dp.expire() {
                 Ok(sweep) => sweeps.swept(began, sweep.next_due),
