@@ -6,7 +6,7 @@ use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
-use nix_ttl::sys::socket::{
+use nix::sys::socket::{
     self as nsock, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
 };
 use rvs_bfd::BFD_CONTROL_PORT;
@@ -53,7 +53,7 @@ pub fn receiver(v6: bool) -> std::io::Result<UdpSocket> {
 
 /// Reads one datagram into `buf` without blocking; `None` when there is none.
 pub fn receive(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Option<Received>> {
-    let mut cmsg = nix_ttl::cmsg_space!(i32);
+    let mut cmsg = nix::cmsg_space!(i32);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = match nsock::recvmsg::<SockaddrStorage>(
         socket.as_raw_fd(),
@@ -62,7 +62,7 @@ pub fn receive(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Option<Rec
         MsgFlags::MSG_DONTWAIT,
     ) {
         Ok(m) => m,
-        Err(nix_ttl::errno::Errno::EAGAIN) => return Ok(None),
+        Err(nix::errno::Errno::EAGAIN) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let mut ttl = 0u8;
