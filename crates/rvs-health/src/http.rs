@@ -134,14 +134,9 @@ pub async fn fetch(req: &HttpRequest, capture_body: bool) -> Result<HttpResponse
             fetch_over(stream, req, capture_body).await
         }
         Some(path) => {
-            let (prober, rip, vip, port, limit) = (
-                path.prober.clone(),
-                path.rip,
-                path.vip,
-                req.conn.connect_port,
-                req.conn.connect_timeout,
-            );
-            let stream = tokio::task::spawn_blocking(move || prober.connect(rip, vip, port, limit))
+            let (port, limit) = (req.conn.connect_port, req.conn.connect_timeout);
+            let stream = path
+                .run_blocking(move |prober, rip, vip| prober.connect(rip, vip, port, limit))
                 .await
                 .map_err(|e| HttpError::ClientPath(e.to_string()))?
                 .map_err(HttpError::ClientPath)?;

@@ -132,6 +132,18 @@ pub struct ClientPath {
     pub prober: std::sync::Arc<dyn PathProber>,
 }
 
+impl ClientPath {
+    /// Runs `probe` with the prober, the real server and the virtual address on tokio's
+    /// blocking pool: the probers block while they wait for the server.
+    pub async fn run_blocking<T: Send + 'static>(
+        &self,
+        probe: impl FnOnce(&dyn PathProber, IpAddr, IpAddr) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let (prober, rip, vip) = (self.prober.clone(), self.rip, self.vip);
+        tokio::task::spawn_blocking(move || probe(prober.as_ref(), rip, vip)).await
+    }
+}
+
 impl PartialEq for ClientPath {
     fn eq(&self, other: &ClientPath) -> bool {
         self.rip == other.rip

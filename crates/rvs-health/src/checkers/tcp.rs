@@ -14,15 +14,10 @@ pub(super) async fn run(conn: &ConnectOpts) -> CheckResult {
 /// TCP_CHECK along the client's path: the prober's SYN to the VIP must be answered with a
 /// SYN-ACK within `connect_timeout`.
 pub(super) async fn run_client_path(conn: &ConnectOpts, path: &ClientPath) -> CheckResult {
-    let (prober, rip, vip, port, timeout) = (
-        path.prober.clone(),
-        path.rip,
-        path.vip,
-        conn.connect_port,
-        conn.connect_timeout,
-    );
-    let probed =
-        tokio::task::spawn_blocking(move || prober.syn_probe(rip, vip, port, timeout)).await;
+    let (rip, vip, port, timeout) = (path.rip, path.vip, conn.connect_port, conn.connect_timeout);
+    let probed = path
+        .run_blocking(move |prober, rip, vip| prober.syn_probe(rip, vip, port, timeout))
+        .await;
     let target = std::net::SocketAddr::new(vip, port);
     match probed {
         Ok(Ok(Ok(()))) => CheckResult::pass(format!("{target} answered through {rip}")),
