@@ -104,21 +104,30 @@ pub fn echo_request_frame(
     f
 }
 
-/// Sends `frame` on `ifname` and hands every frame seen there for `wait` to `seen`.
+/// How long one wait for frames lasts at most while a probe watches (how late it notices
+/// that it has its answer).
+const WATCH_SLICE: Duration = Duration::from_millis(20);
+
+/// Sends `frame` on `ifname` and hands every frame seen there to `seen`, until `seen` says it
+/// has what it waited for or `wait` is over. Returns the sending socket, for a follow-up.
 fn send_and_watch(
     ifname: &str,
     frame: &[u8],
     wait: Duration,
-    mut seen: impl FnMut(&[u8]),
-) -> Result<(), IoError> {
+    mut seen: impl FnMut(&[u8]) -> bool,
+) -> Result<PacketSocket, IoError> {
     let mut rx = PacketSocket::open_watch(ifname)?;
     let tx = PacketSocket::open_tx(ifname)?;
     tx.send(&VnetHdr::default(), frame)?;
     let deadline = Instant::now() + wait;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        rx.recv_batch(left.min(Duration::from_millis(50)), 64, |_, f| seen(f))?;
+    let mut done = false;
+    while !done {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        rx.recv_batch(left.min(WATCH_SLICE), 64, |_, f| done |= seen(f))?;
     }
-    Ok(())
+    Ok(tx)
 }
 
 /// The Ethernet addresses that answer an ARP request for `target` sent on `ifname` from
@@ -136,14 +145,15 @@ pub fn arp_answerers(
         &arp_request_frame(src_mac, src_ip, target),
         wait,
         |f| {
+            // Every answer within the wait counts: never done early.
             let Ok(eth) = ethernet::Frame::new_checked(f) else {
-                return;
+                return false;
             };
             if eth.ethertype() != ethernet::ETHERTYPE_ARP {
-                return;
+                return false;
             }
             let Ok(a) = arp::Packet::new_checked(&f[ethernet::HEADER_LEN..]) else {
-                return;
+                return false;
             };
             let mac = a.sender_hardware_addr();
             if a.operation() == arp::OP_REPLY
@@ -153,6 +163,7 @@ pub fn arp_answerers(
             {
                 macs.push(mac);
             }
+            false
         },
     )?;
     Ok(macs)
@@ -176,10 +187,10 @@ pub fn echo_answered(
         wait,
         |f| {
             let Some(l3) = f.get(ethernet::HEADER_LEN..) else {
-                return;
+                return answered;
             };
             let Ok(p) = ipv4::Packet::new_checked(l3) else {
-                return;
+                return answered;
             };
             let icmp = l3.get(p.header_len()..).unwrap_or_default();
             answered |= p.protocol() == ip::ICMP
@@ -187,6 +198,7 @@ pub fn echo_answered(
                 && p.dst_octets() == src_ip.octets()
                 && icmp.first() == Some(&ECHO_REPLY)
                 && icmp.get(4..6) == Some(&ident.to_be_bytes()[..]);
+            answered
         },
     )?;
     Ok(answered)
@@ -282,6 +294,24 @@ pub fn random_isn(salt: u16) -> u32 {
     h.finish() as u32
 }
 
+/// The TCP header of `f` if it is an IPv4 segment from `src` to `dst`.
+fn answer_to(
+    f: &[u8],
+    (src_ip, sport): (Ipv4Addr, u16),
+    (dst_ip, dport): (Ipv4Addr, u16),
+) -> Option<tcp::Packet<&[u8]>> {
+    let l3 = f.get(ethernet::HEADER_LEN..)?;
+    let p = ipv4::Packet::new_checked(l3).ok()?;
+    if p.protocol() != ip::TCP
+        || p.src_octets() != src_ip.octets()
+        || p.dst_octets() != dst_ip.octets()
+    {
+        return None;
+    }
+    let t = tcp::Packet::new_checked(l3.get(p.header_len()..)?).ok()?;
+    (t.src_port() == sport && t.dst_port() == dport).then_some(t)
+}
+
 /// What a real server answered to a SYN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SynAnswer {
@@ -321,41 +351,16 @@ pub fn syn_probe(
     };
     let sport = probe_port();
     let isn = random_isn(sport);
-    let mut rx = PacketSocket::open_watch(ifname)?;
-    let tx = PacketSocket::open_tx(ifname)?;
     let from = (src_ip, sport);
     let to = (dst_ip, dport);
     let syn = frame(tcp_packet(from, to, isn, 0, tcp::Flags::SYN));
     if syn.is_empty() {
         return Err(IoError::Probe("the SYN could not be built".into()));
     }
-    tx.send(&VnetHdr::default(), &syn)?;
-    let deadline = Instant::now() + wait;
     let mut answer = SynAnswer::Silent;
     let mut server_isn = 0u32;
-    while answer == SynAnswer::Silent {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            break;
-        };
-        rx.recv_batch(left.min(Duration::from_millis(20)), 64, |_, f| {
-            let Some(l3) = f.get(ethernet::HEADER_LEN..) else {
-                return;
-            };
-            let Ok(p) = ipv4::Packet::new_checked(l3) else {
-                return;
-            };
-            if p.protocol() != ip::TCP
-                || p.src_octets() != dst_ip.octets()
-                || p.dst_octets() != src_ip.octets()
-            {
-                return;
-            }
-            let Ok(t) = tcp::Packet::new_checked(&l3[p.header_len()..]) else {
-                return;
-            };
-            if t.src_port() != dport || t.dst_port() != sport {
-                return;
-            }
+    let tx = send_and_watch(ifname, &syn, wait, |f| {
+        if let Some(t) = answer_to(f, to, from) {
             let flags = t.flags();
             if flags.rst() {
                 answer = SynAnswer::Refused;
@@ -363,8 +368,9 @@ pub fn syn_probe(
                 server_isn = t.seq_number();
                 answer = SynAnswer::Accepted;
             }
-        })?;
-    }
+        }
+        answer != SynAnswer::Silent
+    })?;
     if answer == SynAnswer::Accepted {
         let rst = frame(tcp_packet(
             from,
