@@ -108,6 +108,10 @@ pub struct RealServerChecks {
     pub dest: SocketAddr,
     /// Its configured weight (restored when it comes back).
     pub weight: u32,
+    /// How the service forwards to it (what a `client_path` check probes through).
+    pub method: rvs_api::ForwardMethod,
+    /// Its tunnel's settings, for a tunnelled server.
+    pub tunnel: Option<rvs_api::TunnelConfig>,
     /// Checkers, their common options resolved.
     pub checkers: Vec<ResolvedChecker>,
     /// What to do on failure.
@@ -319,6 +323,8 @@ pub fn lower(config: &Config) -> Lowered {
                     service: id,
                     dest: dest.socket_addr(),
                     weight: dest.weight,
+                    method: dest.method,
+                    tunnel: dest.tunnel,
                     checkers: rs.checkers.iter().map(|ck| resolve(vs, rs, ck)).collect(),
                     policy: RealServerPolicy {
                         inhibit_on_failure: rs.inhibit_on_failure.unwrap_or(vs.inhibit_on_failure),

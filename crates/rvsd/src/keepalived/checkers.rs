@@ -42,22 +42,10 @@ pub fn plan(lowered: &Lowered, rs: &RealServerChecks, net: &Arc<NetState>) -> Ve
         .collect()
 }
 
-/// The real server's configuration in its service.
-fn dest_of<'a>(lowered: &'a Lowered, rs: &RealServerChecks) -> Option<&'a rvs_api::DestConfig> {
-    lowered
-        .services
-        .iter()
-        .find(|s| s.config.id == rs.service)?
-        .dests
-        .iter()
-        .find(|d| std::net::SocketAddr::new(d.addr, d.port) == rs.dest)
-}
-
 /// The client's path for a checker with `client_path`: for a direct-routing or tunnelled real
 /// server of an address service; `None` otherwise (a NAT server's clients reach it at its own
 /// address).
 fn client_path(
-    lowered: &Lowered,
     rs: &RealServerChecks,
     c: &ResolvedChecker,
     net: &Arc<NetState>,
@@ -73,12 +61,11 @@ fn client_path(
             "client_path is for TCP_CHECK, HTTP_GET and SSL_GET: this checker connects to the server's own address");
         return None;
     }
-    let dest = dest_of(lowered, rs);
-    let tunnel = match dest.map(|d| d.method) {
-        Some(rvs_api::ForwardMethod::Route) => None,
-        Some(rvs_api::ForwardMethod::Tunnel) => Some(crate::control::executor::tunnel_to_engine(
-            dest.and_then(|d| d.tunnel),
-        )),
+    let tunnel = match rs.method {
+        rvs_api::ForwardMethod::Route => None,
+        rvs_api::ForwardMethod::Tunnel => {
+            Some(crate::control::executor::tunnel_to_engine(rs.tunnel))
+        }
         method => {
             tracing::warn!(real_server = %rs.dest, ?method,
                 "client_path applies to direct-routing and tunnelled real servers: checked at its own address");
@@ -111,7 +98,7 @@ fn spec(
         bindto: common.bindto,
         bind_port: common.bind_port,
         connect_timeout: c.connect_timeout,
-        via: client_path(lowered, rs, c, net),
+        via: client_path(rs, c, net),
     };
     let kind = match &c.spec.kind {
         CheckerKind::Tcp => CheckKind::Tcp,
