@@ -102,15 +102,26 @@ fn reboot_host(topo: &HaTopology, index: usize) {
         .expect("links up");
 }
 
+/// How the directors advertise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Adverts {
+    /// Seed 002's: VRRPv2 every second, with PASS authentication.
+    Seed,
+    /// VRRPv3 every 100 ms (`advert_int 0.1`), without authentication (VRRPv3 has none).
+    Centisecond,
+}
+
 /// Seed 002's VRRP part for director `index` (priority 150 with `state MASTER`, or 100 with
 /// `state BACKUP`), notify scripts writing to `log`, smtp_alert to the sink, and `extra` (the
-/// global lvs_sync_daemon line and the virtual_server, or nothing).
+/// global lvs_sync_daemon line and the virtual_server, or nothing), advertising as `adverts`
+/// says.
 fn vrrp_conf(
     topo: &HaTopology,
     router_id: &str,
     priority: u8,
     log: &Path,
     global_extra: &str,
+    adverts: Adverts,
 ) -> String {
     let script = topo
         .lab
@@ -118,18 +129,27 @@ fn vrrp_conf(
         .expect("write the notify script");
     let sc = script.display();
     let state = if priority > 100 { "MASTER" } else { "BACKUP" };
+    let (advert_int, version) = match adverts {
+        Adverts::Seed => ("1", ""),
+        Adverts::Centisecond => ("0.1", "    vrrp_version 3\n"),
+    };
     let instance = |name: &str, dev: &str, pass: &str, vip: Ipv4Addr| {
+        let auth = match adverts {
+            Adverts::Seed => format!(
+                "    authentication {{\n        auth_type PASS\n        auth_pass {pass}\n    }}\n"
+            ),
+            Adverts::Centisecond => String::new(),
+        };
         format!(
             "vrrp_instance {name} {{\n    state {state}\n    interface {dev}\n    virtual_router_id 100\n    \
-             priority {priority}\n    advert_int 1\n    authentication {{\n        auth_type PASS\n        \
-             auth_pass {pass}\n    }}\n    virtual_ipaddress {{\n        {vip}/24 dev {dev}\n    }}\n    \
-             notify {sc}\n}}\n"
+             priority {priority}\n    advert_int {advert_int}\n{auth}    virtual_ipaddress {{\n        \
+             {vip}/24 dev {dev}\n    }}\n    notify {sc}\n}}\n"
         )
     };
     format!(
         "global_defs {{\n    notification_email {{\n        admin@higkoo.test\n    }}\n    \
          notification_email_from lvs@higkoo.test\n    smtp_server {} {SMTP_PORT}\n    \
-         smtp_connect_timeout 5\n    router_id {router_id}\n{global_extra}}}\n\
+         smtp_connect_timeout 5\n    router_id {router_id}\n{global_extra}{version}}}\n\
          vrrp_sync_group HK_GRP1 {{\n    group {{\n        LVS_WAN\n        LVS_LAN\n    }}\n    \
          notify_master \"{sc} group-master\"\n    notify_backup \"{sc} group-backup\"\n    \
          notify {sc}\n    smtp_alert\n}}\n{}{}",
@@ -202,8 +222,8 @@ fn smtp_sink(topo: &HaTopology) -> Arc<Mutex<String>> {
 
 /// Seed 002's director pair, not started: the HA topology with nginx on its real servers, the
 /// SMTP sink, each director's notify log, and its keepalived.conf: [`vrrp_conf`] at
-/// `priorities` with `global` in `global_defs`, passed through `edit` (with the director's
-/// index), then the virtual server.
+/// `priorities` with the sync daemon's line in `global_defs` and `adverts`, passed through
+/// `edit` (with the director's index), then the virtual server.
 struct DirectorPair {
     topo: HaTopology,
     sink: Arc<Mutex<String>>,
@@ -214,7 +234,7 @@ struct DirectorPair {
 fn director_pair(
     tag: &str,
     priorities: [u8; 2],
-    global: &str,
+    adverts: Adverts,
     edit: impl Fn(&HaTopology, usize, String) -> String,
 ) -> DirectorPair {
     let topo = HaTopology::build(tag, 2).expect("build the HA topology");
@@ -230,7 +250,7 @@ fn director_pair(
         edit(
             &topo,
             i,
-            vrrp_conf(&topo, name, priorities[i], &logs[i], global),
+            vrrp_conf(&topo, name, priorities[i], &logs[i], SYNC_LINE, adverts),
         ) + &vs
     };
     let confs = [conf(0), conf(1)];
@@ -352,7 +372,7 @@ fn master_crash_and_return_keep_the_download_and_new_connections() {
         sink,
         logs,
         confs,
-    } = director_pair("failover", [150, 100], SYNC_LINE, |_, _, conf| conf);
+    } = director_pair("failover", [150, 100], Adverts::Seed, |_, _, conf| conf);
     let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
     wait_holder(&topo, 0, false, ELECT);
     let _rvsd2 = start_rvsd(&topo, 1, &confs[1]);
@@ -456,39 +476,20 @@ fn master_crash_and_return_keep_the_download_and_new_connections() {
 /// The issue's sub-second bound for a VIP move after a master's death.
 const SUBSECOND: Duration = Duration::from_secs(1);
 
-/// `conf` on VRRPv3 with 100 ms adverts: `advert_int 0.1`, and no `authentication` blocks
-/// (VRRPv3 has none).
-fn centisecond(conf: &str) -> String {
-    let mut out = String::new();
-    let mut in_auth = false;
-    for line in conf.lines() {
-        let t = line.trim();
-        if t.starts_with("authentication {") {
-            in_auth = true;
-            continue;
-        }
-        if in_auth {
-            in_auth = t != "}";
-            continue;
-        }
-        out.push_str(&line.replace("advert_int 1", "advert_int 0.1"));
-        out.push('\n');
-    }
-    out
-}
-
 /// Sub-second failover (issue 16): seed 002's pair on VRRPv3 with 100 ms adverts, so the
 /// backup's master-down interval is 3 x 0.1 s + skew = 0.36 s. The master's host dies under a
 /// download; the VIPs move within 1 s (measured from the SIGKILL, printed), the download
 /// continues intact through the synced connection table, new connections recover.
 #[test]
 fn subsecond_failover_with_vrrp3_centisecond_adverts() {
-    let global = format!("{SYNC_LINE}    vrrp_version 3\n");
     let DirectorPair {
         topo, logs, confs, ..
-    } = director_pair("fastfail", [150, 100], &global, |_, _, conf| {
-        centisecond(&conf)
-    });
+    } = director_pair(
+        "fastfail",
+        [150, 100],
+        Adverts::Centisecond,
+        |_, _, conf| conf,
+    );
     assert!(confs[0].contains("advert_int 0.1") && !confs[0].contains("auth_type"));
     let rvsd1 = start_rvsd(&topo, 0, &confs[0]);
     wait_holder(&topo, 0, false, ELECT);
@@ -563,7 +564,7 @@ fn with_upstream_bfd(topo: &HaTopology, index: usize, conf: &str) -> String {
 fn upstream_bfd_loss_moves_the_vips_within_a_second() {
     let DirectorPair {
         topo, logs, confs, ..
-    } = director_pair("bfdfail", [250, 200], SYNC_LINE, |topo, i, conf| {
+    } = director_pair("bfdfail", [250, 200], Adverts::Seed, |topo, i, conf| {
         with_upstream_bfd(topo, i, &conf)
     });
     let upstream = upstream_bfd_conf(topo.client, &topo.outside_addrs);
@@ -651,11 +652,12 @@ fn keepalived_peer(tag: &str, rvsd_prio: u8, ka_prio: u8, fast: bool) {
         topo.lab.log_dir().join("notify-ka.log"),
     ];
     let conf = |id: &str, prio: u8, log: &Path| {
-        if fast {
-            centisecond(&vrrp_conf(&topo, id, prio, log, "    vrrp_version 3\n"))
+        let adverts = if fast {
+            Adverts::Centisecond
         } else {
-            vrrp_conf(&topo, id, prio, log, "")
-        }
+            Adverts::Seed
+        };
+        vrrp_conf(&topo, id, prio, log, "", adverts)
     };
     let rvsd_conf = conf("RVSD", rvsd_prio, &logs[0]);
     let ka_conf = conf("KA", ka_prio, &logs[1]);
@@ -784,7 +786,7 @@ fn bfd_sessions_follow_a_reload() {
         .start_keepalived_bfd(CLIENT, &upstream)
         .expect("keepalived's BFD on the upstream");
     let log = topo.lab.log_dir().join("notify-dir1.log");
-    let plain = vrrp_conf(&topo, "DIR1", 150, &log, "");
+    let plain = vrrp_conf(&topo, "DIR1", 150, &log, "", Adverts::Seed);
     let rvsd = start_rvsd(&topo, 0, &plain);
     wait_holder(&topo, 0, true, ELECT);
     let conf_file = topo
