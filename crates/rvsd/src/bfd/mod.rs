@@ -320,14 +320,48 @@ impl Drop for BfdRuntime {
     }
 }
 
-/// The session a received packet belongs to: by Your Discriminator, or by source address when
-/// it is 0; the source must be the session's neighbour either way.
-fn owner(peers: &[Peer], p: &ControlPacket, from: IpAddr) -> Option<usize> {
-    peers.iter().position(|peer| {
-        peer.spec.neighbor == from
-            && (p.your_discriminator == 0
-                || p.your_discriminator == peer.session.local_discriminator())
-    })
+/// What tells a session's packets from another's: its neighbour, its source address (if the
+/// configuration sets one) and its local discriminator.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    neighbor: IpAddr,
+    source: Option<IpAddr>,
+    discriminator: u32,
+}
+
+impl Peer {
+    fn ends(&self) -> Ends {
+        Ends {
+            neighbor: self.spec.neighbor,
+            source: self.spec.source,
+            discriminator: self.session.local_discriminator(),
+        }
+    }
+}
+
+/// The index of the session a packet from `from` to `to` belongs to, among `sessions`. The
+/// sender must be the session's neighbour. A packet naming a session (Your Discriminator) is
+/// that session's. One that does not yet (0) is the session's whose source address it was sent
+/// to (RFC 5881 section 3: a session is its pair of addresses), else the neighbour's session
+/// without a source address; when the kernel did not say where it was sent, the neighbour's
+/// first session.
+fn owner<I>(sessions: I, your_discriminator: u32, from: IpAddr, to: Option<IpAddr>) -> Option<usize>
+where
+    I: Iterator<Item = Ends> + Clone,
+{
+    let mut of_neighbor = sessions
+        .enumerate()
+        .filter(move |(_, s)| s.neighbor == from);
+    let found = if your_discriminator != 0 {
+        of_neighbor.find(|(_, s)| s.discriminator == your_discriminator)
+    } else {
+        of_neighbor
+            .clone()
+            .find(|(_, s)| s.source.is_some() && s.source == to)
+            .or_else(|| of_neighbor.clone().find(|(_, s)| s.source.is_none()))
+            .or_else(|| to.is_none().then(|| of_neighbor.next()).flatten())
+    };
+    found.map(|(i, _)| i)
 }
 
 fn send(peer: &Peer, p: &ControlPacket) {
@@ -460,7 +494,8 @@ fn run(changes: mpsc::Receiver<Change>, states: &BfdStates, stop: &AtomicBool) {
                         continue;
                     }
                 };
-                let Some(i) = owner(&peers, &packet, got.from) else {
+                let sessions = peers.iter().map(Peer::ends);
+                let Some(i) = owner(sessions, packet.your_discriminator, got.from, got.to) else {
                     tracing::debug!(from = %got.from, "BFD packet for no session");
                     continue;
                 };
@@ -496,6 +531,49 @@ mod tests {
     fn readable(w: &BfdWaker) -> bool {
         let mut fds = [PollFd::new(w.as_fd(), PollFlags::POLLIN)];
         nix::poll::poll(&mut fds, PollTimeout::ZERO).expect("poll") == 1
+    }
+
+    #[test]
+    fn a_packet_goes_to_the_session_of_its_addresses() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("address");
+        let (n, m) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let sessions = [
+            Ends {
+                neighbor: n,
+                source: Some(ip("10.0.0.10")),
+                discriminator: 1,
+            },
+            Ends {
+                neighbor: n,
+                source: Some(ip("10.0.0.11")),
+                discriminator: 2,
+            },
+            Ends {
+                neighbor: m,
+                source: None,
+                discriminator: 3,
+            },
+        ];
+        let find =
+            |yd, from, to: Option<&str>| owner(sessions.iter().copied(), yd, from, to.map(ip));
+        // Not named yet: by the address it was sent to.
+        assert_eq!(find(0, n, Some("10.0.0.11")), Some(1));
+        assert_eq!(find(0, n, Some("10.0.0.10")), Some(0));
+        assert_eq!(
+            find(0, n, Some("10.0.0.12")),
+            None,
+            "no session of that address"
+        );
+        assert_eq!(find(0, n, None), Some(0), "the kernel did not say");
+        assert_eq!(
+            find(0, m, Some("10.0.0.12")),
+            Some(2),
+            "a session without a source"
+        );
+        // Named: by discriminator, from the session's neighbour only.
+        assert_eq!(find(2, n, Some("10.0.0.10")), Some(1));
+        assert_eq!(find(2, m, None), None);
+        assert_eq!(find(9, n, None), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! BFD's sockets (RFC 5881): one receiving socket per family on UDP 3784 that reports each
-//! packet's TTL (hop limit), and one sending socket per session, bound to the session's source
+//! packet's TTL (hop limit) and destination address, and one sending socket per session, bound to the session's source
 //! address and a source port in 49152-65535, connected to the neighbour, sending with TTL 255.
 
 use std::io::IoSliceMut;
@@ -13,13 +13,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// The first source port RFC 5881 allows.
 const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 
-/// A received datagram: its payload length, source and TTL (hop limit).
+/// A received datagram: its payload length, source, destination and TTL (hop limit).
 #[derive(Debug, Clone, Copy)]
 pub struct Received {
     /// Bytes of payload.
     pub len: usize,
     /// Who sent it.
     pub from: IpAddr,
+    /// The address it was sent to (`None` when the kernel did not say).
+    pub to: Option<IpAddr>,
     /// The TTL or hop limit it arrived with (0 when the kernel did not say).
     pub ttl: u8,
 }
@@ -43,15 +45,17 @@ pub fn receiver(v6: bool) -> std::io::Result<UdpSocket> {
     let udp: UdpSocket = s.into();
     if v6 {
         nsock::setsockopt(&udp, sockopt::Ipv6RecvHopLimit, &true)?;
+        nsock::setsockopt(&udp, sockopt::Ipv6RecvPacketInfo, &true)?;
     } else {
         nsock::setsockopt(&udp, sockopt::Ipv4RecvTtl, &true)?;
+        nsock::setsockopt(&udp, sockopt::Ipv4PacketInfo, &true)?;
     }
     Ok(udp)
 }
 
 /// Reads one datagram into `buf` without blocking; `None` when there is none.
 pub fn receive(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Option<Received>> {
-    let mut cmsg = nix::cmsg_space!(i32);
+    let mut cmsg = nix::cmsg_space!(i32, nix::libc::in6_pktinfo);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = match nsock::recvmsg::<SockaddrStorage>(
         socket.as_raw_fd(),
@@ -64,11 +68,22 @@ pub fn receive(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Option<Rec
         Err(e) => return Err(e.into()),
     };
     let mut ttl = 0u8;
+    let mut to = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
             match c {
                 ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => {
                     ttl = u8::try_from(t).unwrap_or(0);
+                }
+                ControlMessageOwned::Ipv4PacketInfo(info) => {
+                    to = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        info.ipi_addr.s_addr,
+                    ))));
+                }
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    to = Some(canonical(IpAddr::V6(Ipv6Addr::from(
+                        info.ipi6_addr.s6_addr,
+                    ))));
                 }
                 _ => {}
             }
@@ -80,7 +95,7 @@ pub fn receive(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Option<Rec
             .or_else(|| a.as_sockaddr_in6().map(|s| canonical(IpAddr::V6(s.ip()))))
     });
     let len = msg.bytes;
-    Ok(from.map(|from| Received { len, from, ttl }))
+    Ok(from.map(|from| Received { len, from, to, ttl }))
 }
 
 /// An IPv4-mapped IPv6 address as IPv4.
