@@ -28,7 +28,7 @@ pub use bypass::{BypassRule, KernelBypass, L4Proto};
 pub use error::IoError;
 pub use netlink::{
     add_address, interface_addresses, remove_address, AddrScope, InterfaceAddress, NetState,
-    Resolution,
+    Resolution, Segment, SegmentError,
 };
 pub use packet::{PacketSocket, RecvStats, TxQueue, TxReport, TX_BATCH};
 pub use tun::TunDevice;

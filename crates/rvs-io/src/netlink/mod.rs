@@ -8,4 +8,4 @@ mod tables;
 mod wire;
 
 pub use addr_ops::{add_address, interface_addresses, remove_address, AddrScope, InterfaceAddress};
-pub use state::{NetState, Resolution};
+pub use state::{NetState, Resolution, Segment, SegmentError};

@@ -41,6 +41,42 @@ pub enum Resolution {
     Unreachable,
 }
 
+/// This host's end of the link toward a neighbour, as a frame sent straight onto that link
+/// needs it (see [`NetState::segment_to`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The egress interface's name.
+    pub ifname: String,
+    /// Its MAC address (the Ethernet source).
+    pub src_mac: [u8; 6],
+    /// The next hop's MAC address (the Ethernet destination).
+    pub next_mac: [u8; 6],
+    /// This host's address toward the neighbour (see [`NetState::source_for`]).
+    pub source: IpAddr,
+}
+
+/// Why no [`Segment`] toward an address can be named now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SegmentError {
+    /// The next hop's MAC address is being resolved.
+    #[error("{0}'s MAC address is not known yet")]
+    Pending(IpAddr),
+    /// No usable route (see [`Resolution::Unreachable`]).
+    #[error("no route to {0}")]
+    Unreachable(IpAddr),
+    /// The route's interface went away.
+    #[error("interface {ifindex} toward {addr} is gone")]
+    InterfaceGone {
+        /// The interface's index.
+        ifindex: u32,
+        /// The neighbour.
+        addr: IpAddr,
+    },
+    /// This host has no address to send from toward the neighbour.
+    #[error("no address of this director toward {0}")]
+    NoSource(IpAddr),
+}
+
 struct Shared {
     tables: RwLock<Tables>,
     generation: AtomicU64,
@@ -122,6 +158,30 @@ impl NetState {
     /// address of the egress interface of the same family), as the outer source of tunnels.
     pub fn source_for(&self, dst: IpAddr) -> Option<IpAddr> {
         self.shared.read().source_for(dst)
+    }
+
+    /// The interface, MAC addresses and source address toward `addr` ([`NetState::resolve`]
+    /// and [`NetState::source_for`] together), for probes sent straight onto the link.
+    pub fn segment_to(&self, addr: IpAddr) -> Result<Segment, SegmentError> {
+        let (ifindex, src_mac, next_mac) = match self.resolve(addr) {
+            Resolution::Ready {
+                ifindex,
+                src_mac,
+                dst_mac,
+                ..
+            } => (ifindex, src_mac, dst_mac),
+            Resolution::Pending => return Err(SegmentError::Pending(addr)),
+            Resolution::Unreachable => return Err(SegmentError::Unreachable(addr)),
+        };
+        let ifname =
+            crate::iface::ifname(ifindex).ok_or(SegmentError::InterfaceGone { ifindex, addr })?;
+        let source = self.source_for(addr).ok_or(SegmentError::NoSource(addr))?;
+        Ok(Segment {
+            ifname,
+            src_mac,
+            next_mac,
+            source,
+        })
     }
 
     /// Bumps on any change, so workers can drop cached resolutions.

@@ -243,22 +243,13 @@ pub fn probe_direct_routing(services: &[ServiceView], net: &rvs_io::NetState) ->
             let IpAddr::V4(rip) = d.config.addr else {
                 continue;
             };
-            let rvs_io::Resolution::Ready {
-                ifindex,
-                src_mac,
-                dst_mac,
-                ..
-            } = net.resolve(d.config.addr)
-            else {
+            let Ok(segment) = net.segment_to(d.config.addr) else {
                 continue;
             };
-            let (Some(ifname), Some(IpAddr::V4(dip))) = (
-                rvs_io::iface::ifname(ifindex),
-                net.source_for(d.config.addr),
-            ) else {
+            let IpAddr::V4(dip) = segment.source else {
                 continue;
             };
-            servers.push((rip, ifname, src_mac, dst_mac, dip));
+            servers.push((rip, segment.ifname, segment.src_mac, segment.next_mac, dip));
         }
         let mut asked = Vec::new();
         for (_, ifname, src_mac, _, dip) in &servers {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rvs_engine::TunnelConfig;
 use rvs_health::PathProber;
 use rvs_io::probe::SynAnswer;
-use rvs_io::{NetState, Resolution};
+use rvs_io::NetState;
 
 /// The TTL of a probe's outer (tunnel) header.
 const OUTER_TTL: u8 = 64;
@@ -76,25 +76,14 @@ impl NetProber {
         let (IpAddr::V4(_), IpAddr::V4(vip4)) = (rip, vip) else {
             return Err("client_path checks are IPv4 only".into());
         };
-        let (ifindex, src_mac, next_mac) = match self.net.resolve(rip) {
-            Resolution::Ready {
-                ifindex,
-                src_mac,
-                dst_mac,
-                ..
-            } => (ifindex, src_mac, dst_mac),
-            Resolution::Pending => return Err(format!("{rip}'s MAC address is not known yet")),
-            Resolution::Unreachable => return Err(format!("no route to {rip}")),
-        };
-        let ifname = rvs_io::iface::ifname(ifindex)
-            .ok_or_else(|| format!("interface {ifindex} toward {rip} is gone"))?;
-        let Some(IpAddr::V4(dip)) = self.net.source_for(rip) else {
+        let segment = self.net.segment_to(rip).map_err(|e| e.to_string())?;
+        let IpAddr::V4(dip) = segment.source else {
             return Err(format!("no IPv4 address of this director toward {rip}"));
         };
         let route = Route {
-            ifname,
-            src_mac,
-            next_mac,
+            ifname: segment.ifname,
+            src_mac: segment.src_mac,
+            next_mac: segment.next_mac,
             dip,
             tunnel: self.tunnel,
             rip,
