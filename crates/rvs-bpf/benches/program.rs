@@ -36,6 +36,37 @@ fn filled_client(i: u32) -> [u8; 4] {
     [100, 64 + (i >> 16) as u8, (i >> 8) as u8, i as u8]
 }
 
+/// A client's request on connection `client`:`port`.
+fn request(client: [u8; 4], port: u16) -> Vec<u8> {
+    tcp4(
+        client,
+        port,
+        VIP4,
+        VPORT,
+        64,
+        ACK,
+        b"GET / HTTP/1.1\r\n\r\n",
+    )
+}
+
+/// The real server's reply on connection `client`:`port`.
+fn reply(client: [u8; 4], port: u16) -> Vec<u8> {
+    tcp4(
+        RIP4,
+        RPORT,
+        client,
+        port,
+        64,
+        ACK,
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    )
+}
+
+/// A SYN opening connection `client`:`port`.
+fn syn(client: [u8; 4], port: u16) -> Vec<u8> {
+    tcp4(client, port, VIP4, VPORT, 64, SYN, &[])
+}
+
 fn program(hook: Hook, ifindex: u32) -> Vec<(String, f64)> {
     let engine = nat_engine();
     let dp = Datapath::load(Limits {
@@ -48,127 +79,67 @@ fn program(hook: Hook, ifindex: u32) -> Vec<(String, f64)> {
     Publisher::new()
         .publish(&dp, &engine.spec_walk(), &settings)
         .expect("publish");
-    let time = |frame: &[u8]| {
-        let total: u128 = (0..RUNS)
-            .map(|_| {
-                dp.time_runs(hook, frame, ifindex, 1)
-                    .expect("test run")
-                    .as_nanos()
-            })
-            .sum();
-        total as f64 / f64::from(RUNS)
-    };
-    let mut rows = Vec::new();
-    let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
-    dp.test_run_at(hook, &syn, ifindex).expect("open");
-    let ack = tcp4(
-        CLIENT4,
-        CPORT,
-        VIP4,
-        VPORT,
-        64,
-        ACK,
-        b"GET / HTTP/1.1\r\n\r\n",
-    );
-    rows.push(("client packet of a connection".to_owned(), time(&ack)));
-    let reply = tcp4(
-        RIP4,
-        RPORT,
-        CLIENT4,
-        CPORT,
-        64,
-        ACK,
-        b"HTTP/1.1 200 OK\r\n\r\n",
-    );
-    rows.push(("real server's reply".to_owned(), time(&reply)));
-    let mut total = 0.0;
-    for i in 0..NEW_CONNS {
-        let syn = tcp4(CLIENT4, CPORT + 1 + i, VIP4, VPORT, 64, SYN, &[]);
-        total += dp
-            .time_runs(hook, &syn, ifindex, 1)
-            .expect("test run")
-            .as_nanos() as f64;
-    }
-    rows.push((
-        "new connection (SYN)".to_owned(),
-        total / f64::from(NEW_CONNS),
-    ));
-    let other = tcp4(CLIENT4, CPORT, ROUTER4, 22, 64, ACK, &[]);
-    rows.push(("not ours (to the kernel)".to_owned(), time(&other)));
-
-    for i in 0..FILLED {
-        let syn = tcp4(filled_client(i), CPORT, VIP4, VPORT, 64, SYN, &[]);
-        dp.test_run_at(hook, &syn, ifindex).expect("fill");
-    }
-    let turns: Vec<u32> = (0..TURNS)
-        .map(|j| j.wrapping_mul(2_654_435_761) % FILLED)
-        .collect();
-    let in_turn = |frames: &[Vec<u8>]| {
-        let total: u128 = (0..RUNS as usize)
+    // Nanoseconds per single run over `runs` runs, taking `frames` in turn.
+    let mean_ns = |frames: &[Vec<u8>], runs: usize| {
+        let total: u128 = (0..runs)
             .map(|n| {
                 dp.time_runs(hook, &frames[n % frames.len()], ifindex, 1)
                     .expect("test run")
                     .as_nanos()
             })
             .sum();
-        total as f64 / f64::from(RUNS)
+        total as f64 / runs as f64
     };
+    let runs = RUNS as usize;
+    let mut rows = Vec::new();
+    dp.test_run_at(hook, &syn(CLIENT4, CPORT), ifindex)
+        .expect("open");
+    let row = |what: &str, ns| (what.to_owned(), ns);
+    rows.push(row(
+        "client packet of a connection",
+        mean_ns(&[request(CLIENT4, CPORT)], runs),
+    ));
+    rows.push(row(
+        "real server's reply",
+        mean_ns(&[reply(CLIENT4, CPORT)], runs),
+    ));
+    let syns: Vec<Vec<u8>> = (0..NEW_CONNS)
+        .map(|i| syn(CLIENT4, CPORT + 1 + i))
+        .collect();
+    rows.push(row("new connection (SYN)", mean_ns(&syns, syns.len())));
+    let other = tcp4(CLIENT4, CPORT, ROUTER4, 22, 64, ACK, &[]);
+    rows.push(row("not ours (to the kernel)", mean_ns(&[other], runs)));
+
+    for i in 0..FILLED {
+        dp.test_run_at(hook, &syn(filled_client(i), CPORT), ifindex)
+            .expect("fill");
+    }
+    let turns: Vec<u32> = (0..TURNS)
+        .map(|j| j.wrapping_mul(2_654_435_761) % FILLED)
+        .collect();
     let acks: Vec<Vec<u8>> = turns
         .iter()
-        .map(|&i| {
-            tcp4(
-                filled_client(i),
-                CPORT,
-                VIP4,
-                VPORT,
-                64,
-                ACK,
-                b"GET / HTTP/1.1\r\n\r\n",
-            )
-        })
+        .map(|&i| request(filled_client(i), CPORT))
         .collect();
     for ack in &acks {
         // Each connection on to ESTABLISHED, so the timed runs change no state.
         dp.test_run_at(hook, ack, ifindex).expect("establish");
     }
-    rows.push((
-        "client packets, 4096 of 200k conns".to_owned(),
-        in_turn(&acks),
+    rows.push(row(
+        "client packets, 4096 of 200k conns",
+        mean_ns(&acks, runs),
     ));
     let replies: Vec<Vec<u8>> = turns
         .iter()
-        .map(|&i| {
-            tcp4(
-                RIP4,
-                RPORT,
-                filled_client(i),
-                CPORT,
-                64,
-                ACK,
-                b"HTTP/1.1 200 OK\r\n\r\n",
-            )
-        })
+        .map(|&i| reply(filled_client(i), CPORT))
         .collect();
-    rows.push(("replies, 4096 of 200k conns".to_owned(), in_turn(&replies)));
-    let mut total = 0.0;
-    for i in 0..NEW_CONNS {
-        let syn = tcp4(
-            filled_client(FILLED + u32::from(i)),
-            CPORT,
-            VIP4,
-            VPORT,
-            64,
-            SYN,
-            &[],
-        );
-        total += dp
-            .time_runs(hook, &syn, ifindex, 1)
-            .expect("test run")
-            .as_nanos() as f64;
-    }
-    rows.push((
-        "new connection, 200k conns".to_owned(),
-        total / f64::from(NEW_CONNS),
+    rows.push(row("replies, 4096 of 200k conns", mean_ns(&replies, runs)));
+    let syns: Vec<Vec<u8>> = (0..u32::from(NEW_CONNS))
+        .map(|i| syn(filled_client(FILLED + i), CPORT))
+        .collect();
+    rows.push(row(
+        "new connection, 200k conns",
+        mean_ns(&syns, syns.len()),
     ));
     rows
 }

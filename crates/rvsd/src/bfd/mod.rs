@@ -154,6 +154,14 @@ struct Peer {
 }
 
 impl Peer {
+    fn ends(&self) -> Ends {
+        Ends {
+            neighbor: self.spec.neighbor,
+            source: self.spec.source,
+            discriminator: self.session.local_discriminator(),
+        }
+    }
+
     fn view(&self) -> rvs_api::BfdView {
         let s = &self.session;
         rvs_api::BfdView {
@@ -327,16 +335,6 @@ struct Ends {
     neighbor: IpAddr,
     source: Option<IpAddr>,
     discriminator: u32,
-}
-
-impl Peer {
-    fn ends(&self) -> Ends {
-        Ends {
-            neighbor: self.spec.neighbor,
-            source: self.spec.source,
-            discriminator: self.session.local_discriminator(),
-        }
-    }
 }
 
 /// The index of the session a packet from `from` to `to` belongs to, among `sessions`. The
