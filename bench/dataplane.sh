@@ -215,15 +215,18 @@ print(ns, runs)' "$1"
 }
 
 # With BENCH_PERF=1, perf samples the director's CPU during each run; "path us" is then its
-# time in the receive path (process_backlog: everything from the frame's arrival to its
-# transmission, kernel stack or BPF program alike) per request. It leaves out the inter-processor
-# interrupts Receive Packet Steering sends (a VM exit each in a virtual machine), an artefact of
-# isolating the director on veth that a NIC's own queues do not have.
+# time polling its receive queues (__napi_poll: everything from a frame's arrival to its
+# transmission, the kernel stack or the BPF program alike, under either isolation: a veth's
+# NAPI thread or, with RPS, the backlog) per request. It leaves out what the director spends
+# going idle and waking up again (the scheduler, the NAPI wake-ups, a VM exit each in a
+# virtual machine), which grows with the number of wake-ups rather than with the work done,
+# and the processes' own time (rvsd's packet path, haproxy): compare it between the kernel
+# paths (nft, tc, xdp) only.
 perf_hz=1000
-path_ms() { # perf data file: milliseconds in process_backlog on the director's CPU
+path_ms() { # perf data file: milliseconds in __napi_poll on the director's CPU
   local total pb
   total=$(perf report -i "$1" --no-children --sort cpu --stdio -n -g none 2>/dev/null | awk '$1 ~ /%$/ {n += $2} END {print n + 0}')
-  pb=$(perf report -i "$1" --children --sort sym --stdio -g none 2>/dev/null | awk '$NF == "process_backlog" {sub("%", "", $1); print $1; exit}')
+  pb=$(perf report -i "$1" --children --sort sym --stdio -g none 2>/dev/null | awk '$NF == "__napi_poll" {sub("%", "", $1); print $1; exit}')
   awk -v t="$total" -v p="${pb:-0}" -v hz="$perf_hz" 'BEGIN { printf "%.0f", t * p / 100 * 1000 / hz }'
 }
 
@@ -343,7 +346,7 @@ run_row() { # name
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "n/a") printf "%.2f", a / b; else print "n/a" }'; }
-# Ratios of every round, space-separated, by "row,mode,what" (what: rps or dir).
+# Ratios of every round, space-separated, by "row,mode,what" (what: rps, dir or path).
 declare -A ratios
 
 # Prints the table of the round just run and keeps its ratios.
@@ -368,11 +371,13 @@ for row in tc xdp; do
   echo "rvs_$row: ${prog_ns[$row,keepalive]} ns per packet (keep-alive), ${prog_ns[$row,close]} ns (close), the program's own run time (bpf_stats)"
 done
 if [[ ${BENCH_PERF:-0} == 1 ]]; then
-  echo "the director's receive path per request (perf; RPS interrupts left out), microseconds:"
+  echo "the director's receive path per request (perf: __napi_poll, no idle or wake-ups), microseconds:"
   for row in "${rows[@]}"; do
     ka=${path_us[$row,keepalive]:-n/a}
     cl=${path_us[$row,close]:-n/a}
     printf '  %-8s keep-alive %-7s (x nft %s)   close %-7s (x nft %s)\n' "$row" "$ka" "$(ratio "$ka" "${path_us[nft,keepalive]:-0}")" "$cl" "$(ratio "$cl" "${path_us[nft,close]:-0}")"
+    ratios[$row,keepalive,path]+="$(ratio "$ka" "${path_us[nft,keepalive]:-0}") "
+    ratios[$row,close,path]+="$(ratio "$cl" "${path_us[nft,close]:-0}") "
   done
 fi
 }
@@ -394,4 +399,11 @@ if ((runs > 1)); then
       "$(median "${ratios[$row,close,rps]}")" "$(median "${ratios[$row,close,dir]}")"
     printf '%-8s   (%s| %s| %s| %s)\n' "" "${ratios[$row,keepalive,rps]}" "${ratios[$row,keepalive,dir]}" "${ratios[$row,close,rps]}" "${ratios[$row,close,dir]}"
   done
+  if [[ ${BENCH_PERF:-0} == 1 ]]; then
+    echo "medians of the receive path per request x nft (keep-alive, close):"
+    for row in "${rows[@]}"; do
+      printf '%-8s | %-14s %-14s (%s| %s)\n' "$row" "$(median "${ratios[$row,keepalive,path]:-}")" \
+        "$(median "${ratios[$row,close,path]:-}")" "${ratios[$row,keepalive,path]:-}" "${ratios[$row,close,path]:-}"
+    done
+  fi
 fi
