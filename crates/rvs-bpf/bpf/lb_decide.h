@@ -292,6 +292,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	/* The new entries are built in per-CPU scratch space: on the stack they would leave no
 	 * room for the scheduler's frame (BPF's 512 bytes are for the whole call chain). */
 	struct conn_scratch *w = bpf_map_lookup_elem(&conn_scratch, &zero);
+	struct rvs_hop *dest_hop = bpf_map_lookup_elem(&dest_hops, &pick->slot);
 	struct rvs_conn *c;
 	int dr = bypassed(pick->dest->method);
 	int fnat = pick->dest->method == RVS_METHOD_FULLNAT;
@@ -316,6 +317,8 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	c->method = dr ? pick->dest->method : fnat ? RVS_METHOD_FULLNAT : RVS_METHOD_MASQ;
 	c->expires_ns = now + timeout_ns(s, state);
 	note_expiry(c->expires_ns);
+	if (dest_hop && s->fib_gen && dest_hop->gen == s->fib_gen)
+		c->hop = *dest_hop;
 	c->packets = 1;
 	c->bytes = p->len;
 	synced = s->sync_export && sync_due(s, p->proto, c);
@@ -348,6 +351,7 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 		sync_emit(s, &p->key, c);
 	count(RVS_STAT_CONN_CREATED);
 	traffic(svc->id, pick->slot, p->len - p->l3, 0, 1);
+	d->hop = dest_hop;
 	d->addr = c->daddr;
 	d->port = c->dport;
 	d->action = ACT_NAT_IN;

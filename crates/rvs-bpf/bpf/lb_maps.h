@@ -70,6 +70,17 @@ struct {
 	__type(value, struct rvs_dest_conns);
 } dest_conns SEC(".maps");
 
+/* The next hop toward each real server, by slot (sized like `dests`), as IPVS caches one route
+ * per destination: a new connection's first packet is sent through it instead of a FIB lookup
+ * of its own, and the connection starts with a copy (`rvs_conn.hop`). Valid while its `gen`
+ * is the settings' `fib_gen`; rvsd clears a slot's entry when it gives the slot out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct rvs_hop);
+} dest_hops SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1 << 20);

@@ -182,7 +182,7 @@ impl Datapath {
                 "addrs" => limits.services.saturating_add(limits.dests),
                 "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
                 "hash_tab" => limits.services.saturating_mul(HASH_STRIDE as u32),
-                "dests" | "dest_conns" | "dest_stats" | "tun_src" => limits.dests,
+                "dests" | "dest_conns" | "dest_hops" | "dest_stats" | "tun_src" => limits.dests,
                 _ => continue,
             };
             map.set_max_entries(size.max(1)).map_err(Error::Load)?;

@@ -16,7 +16,7 @@ use rvs_engine::{ForwardMethod, Protocol, SchedulerKind, ServiceSpec};
 
 use crate::error::Error;
 use crate::maps::{
-    Addr, Dest, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST,
+    Addr, Dest, Hop, Method, Sched, Settings, Svc, SvcDests, SvcKey, WrrStep, ADDR_NAT_DEST,
     ADDR_USER_DEST, ADDR_USER_VIP, ADDR_VIP, HASH_STRIDE, MAX_DESTS, MAX_LADDRS, SVC_F_FALLBACK,
     SVC_F_PERSIST, SVC_F_PORT, SVC_F_SYNPROXY, SVC_F_USER, WRR_SEQ,
 };
@@ -320,6 +320,9 @@ impl Publisher {
                         }
                         self.next_slot += 1;
                         self.slots.insert(slot_key, s);
+                        // A next hop cached for the slot's earlier holder (maps adopted
+                        // with slots beyond those in use) is not this server's.
+                        dp.put("dest_hops", &s, &Hop::default())?;
                         s
                     }
                 };

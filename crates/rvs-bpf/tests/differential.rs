@@ -836,6 +836,52 @@ fn next_hops_are_cached_until_the_tables_change() {
     }
 }
 
+/// A real server's next hop is cached for it, as IPVS caches a route per destination: once one
+/// connection's SYN has looked it up, the next connection's SYN goes through it, and that
+/// connection's own packets start from a copy, with no lookup of their own (the neighbour's
+/// MAC changed meanwhile and they still carry the cached one), until rvsd changes `fib_gen`.
+#[test]
+fn a_new_connection_takes_its_servers_next_hop() {
+    const CACHED: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+    const CHANGED: [u8; 6] = [2, 0, 0, 0, 0, 0x98];
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let dp = load_program();
+            let mut publisher = Publisher::new();
+            let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+            settings.fib_gen = 7;
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("publish");
+            let c = |port: u16, f: Flags| tcp4(CLIENT4, port, VIP4, VPORT, 64, f, &[]);
+            let mac_of = |frame: &[u8]| {
+                let r = dp.test_run_at(hook, frame, ifindex).expect("run");
+                assert_eq!(r.verdict, Action::Redirect, "{hook:?}: forwarded");
+                <[u8; 6]>::try_from(&r.frame[..6]).expect("a frame")
+            };
+            assert_eq!(mac_of(&c(CPORT, SYN)), CACHED, "{hook:?}: the first SYN");
+            neighbour("192.168.7.10", "02:00:00:00:00:98");
+            for (what, f) in [("SYN", SYN), ("ACK", ACK)] {
+                assert_eq!(
+                    mac_of(&c(CPORT + 1, f)),
+                    CACHED,
+                    "{hook:?}: the second connection's {what}, through the server's next hop"
+                );
+            }
+            settings.fib_gen = 8;
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("republish");
+            assert_eq!(
+                mac_of(&c(CPORT + 2, SYN)),
+                CHANGED,
+                "{hook:?}: a new SYN after the tables changed, looked up again"
+            );
+        });
+    }
+}
+
 /// `engine` exporting connection changes as a sync master does, and a program with its
 /// configuration exporting them too.
 fn exporting_program(engine: &Engine) -> Datapath {
