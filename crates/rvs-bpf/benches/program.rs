@@ -75,7 +75,10 @@ fn program(hook: Hook, ifindex: u32) -> Vec<(String, f64)> {
         dests: 256,
     })
     .expect("load the BPF program");
-    let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+    let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+    // As rvsd runs the program: next hops cached (rvsd changes the value when routes or
+    // neighbours change).
+    settings.fib_gen = 1;
     Publisher::new()
         .publish(&dp, &engine.spec_walk(), &settings)
         .expect("publish");
