@@ -136,9 +136,8 @@ pub async fn fetch(req: &HttpRequest, capture_body: bool) -> Result<HttpResponse
         Some(path) => {
             let (port, limit) = (req.conn.connect_port, req.conn.connect_timeout);
             let stream = path
-                .run_blocking(move |prober, rip, vip| prober.connect(rip, vip, port, limit))
+                .connect(port, limit)
                 .await
-                .map_err(|e| HttpError::ClientPath(e.to_string()))?
                 .map_err(HttpError::ClientPath)?;
             fetch_over(stream, req, capture_body).await
         }

@@ -106,15 +106,17 @@ pub trait PathProber: Send + Sync + std::fmt::Debug {
         timeout: Duration,
     ) -> Result<Result<(), String>, String>;
 
-    /// Opens a TCP connection to `vip:port` through real server `rip` (blocking until it is
-    /// established or fails within `timeout`); the stream carries its bytes both ways.
+    /// Starts a TCP connection to `vip:port` through real server `rip` on the calling tokio
+    /// runtime's blocking pool, and returns at once: the receiver gets the stream, which
+    /// carries the connection's bytes both ways, once it is established, or why it failed
+    /// within `timeout`.
     fn connect(
         &self,
         rip: IpAddr,
         vip: IpAddr,
         port: u16,
         timeout: Duration,
-    ) -> Result<tokio::io::DuplexStream, String>;
+    ) -> tokio::sync::oneshot::Receiver<Result<tokio::io::DuplexStream, String>>;
 
     /// What the prober sends through (e.g. `ipip`), so that two plans compare equal when
     /// they probe the same way.
@@ -141,6 +143,22 @@ impl ClientPath {
     ) -> Result<T, tokio::task::JoinError> {
         let (prober, rip, vip) = (self.prober.clone(), self.rip, self.vip);
         tokio::task::spawn_blocking(move || probe(prober.as_ref(), rip, vip)).await
+    }
+
+    /// Opens a TCP connection to the VIP's `port` along the path (see
+    /// [`PathProber::connect`]), waiting up to `timeout` for it, and a second more for the
+    /// prober to say why not.
+    pub async fn connect(
+        &self,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<tokio::io::DuplexStream, String> {
+        let pending = self.prober.connect(self.rip, self.vip, port, timeout);
+        match tokio::time::timeout(timeout + Duration::from_secs(1), pending).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the client-path connection ended before it was made".into()),
+            Err(_) => Err(format!("no connection within {timeout:?}")),
+        }
     }
 }
 

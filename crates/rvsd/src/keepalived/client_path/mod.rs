@@ -16,6 +16,7 @@ use rvs_engine::TunnelConfig;
 use rvs_health::PathProber;
 use rvs_io::probe::SynAnswer;
 use rvs_io::NetState;
+use tokio::sync::oneshot;
 
 /// The TTL of a probe's outer (tunnel) header.
 const OUTER_TTL: u8 = 64;
@@ -23,7 +24,7 @@ const OUTER_TTL: u8 = 64;
 /// Probes one real server through the interfaces and neighbours rvsd knows: directly (DR) or
 /// in `tunnel`, the tunnel its configuration names (kept with the plan, so a server the checks
 /// removed from the table is still probed the way clients would reach it).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NetProber {
     net: Arc<NetState>,
     tunnel: Option<TunnelConfig>,
@@ -126,9 +127,11 @@ impl PathProber for NetProber {
         vip: IpAddr,
         port: u16,
         timeout: Duration,
-    ) -> Result<tokio::io::DuplexStream, String> {
-        let (route, vip4) = self.route(rip, vip)?;
-        stream::connect(route, (vip4, port), timeout)
+    ) -> oneshot::Receiver<Result<tokio::io::DuplexStream, String>> {
+        let (done, pending) = oneshot::channel();
+        let prober = self.clone();
+        stream::start(move || prober.route(rip, vip), port, timeout, done);
+        pending
     }
 
     fn describe(&self) -> String {

@@ -1,7 +1,8 @@
 //! A TCP connection to the VIP along the client's path, for HTTP_GET and SSL_GET with
-//! `client_path`: smoltcp's TCP on a thread of its own, fed from a packet socket on the
-//! interface toward the real server and sending through [`Route::wrap`], its bytes carried to
-//! the checker over a `tokio::io::duplex` pair.
+//! `client_path`: smoltcp's TCP on a thread of tokio's blocking pool (one per connection; the
+//! checker's runtime drives its timers), fed from a packet socket on the interface toward the
+//! real server and sending through [`Route::wrap`], its bytes carried to the checker over a
+//! `tokio::io::duplex` pair.
 //!
 //! The director's kernel sees the server's answers too. They come from the VIP, an address of
 //! the director's own (DR and TUN directors hold it), so the kernel drops them as martians
@@ -9,7 +10,6 @@
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rvs_io::{PacketSocket, VnetHdr};
@@ -19,6 +19,7 @@ use smoltcp::phy::{Checksum, Device, DeviceCapabilities, Medium, RxToken, TxToke
 use smoltcp::socket::tcp as stcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::oneshot;
 
 use super::Route;
 
@@ -29,36 +30,29 @@ const TURN: Duration = Duration::from_millis(1);
 /// Buffer sizes of the TCP socket and the duplex pair.
 const BUFFER: usize = 64 * 1024;
 
-/// Opens the connection to `vip:port` along `route`; returns the checker's end once the
-/// handshake is done, or why it failed within `timeout`.
-pub(super) fn connect(
-    route: Route,
-    (vip, port): (Ipv4Addr, u16),
+/// What the checker waits for: its end of the connection, or why there is none.
+type Done = oneshot::Sender<Result<DuplexStream, String>>;
+
+/// Starts the connection to the VIP's `port` along the route `route` finds (called on the
+/// blocking pool: finding it may ask the kernel) and returns at once; `done` gets the
+/// checker's end once the handshake is done, or why it failed within `timeout`. Must be
+/// called within a tokio runtime.
+pub(super) fn start(
+    route: impl FnOnce() -> Result<(Route, Ipv4Addr), String> + Send + 'static,
+    port: u16,
     timeout: Duration,
-) -> Result<DuplexStream, String> {
-    let (ours, theirs) = tokio::io::duplex(BUFFER);
-    let (ready, established) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("client-path".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready.send(Err(format!("runtime: {e}")));
-                    return;
-                }
-            };
-            rt.block_on(pump(route, (vip, port), timeout, theirs, ready));
-        })
-        .map_err(|e| format!("thread: {e}"))?;
-    match established.recv_timeout(timeout + Duration::from_secs(1)) {
-        Ok(Ok(())) => Ok(ours),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(format!("no connection within {timeout:?}")),
-    }
+    done: Done,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let _ = done.send(Err("client_path runs within a tokio runtime".into()));
+        return;
+    };
+    runtime.clone().spawn_blocking(move || match route() {
+        Ok((route, vip)) => runtime.block_on(pump(route, (vip, port), timeout, done)),
+        Err(e) => {
+            let _ = done.send(Err(e));
+        }
+    });
 }
 
 /// smoltcp's device: IP packets received (queued by the pump) and sent (wrapped, framed).
@@ -140,13 +134,7 @@ fn answer(
 
 /// Runs the connection: frames in, smoltcp, bytes to and from the checker, frames out, until
 /// either side has closed and everything is delivered, or nothing moved for `timeout`.
-async fn pump(
-    route: Route,
-    remote: (Ipv4Addr, u16),
-    timeout: Duration,
-    mut checker: DuplexStream,
-    ready: mpsc::Sender<Result<(), String>>,
-) {
+async fn pump(route: Route, remote: (Ipv4Addr, u16), timeout: Duration, done: Done) {
     // A port of the probes' range (shared with the SYN probe).
     let lport = rvs_io::probe::probe_port();
     let sockets = PacketSocket::open_watch(&route.ifname)
@@ -154,7 +142,7 @@ async fn pump(
     let (mut rx, tx) = match sockets {
         Ok(s) => s,
         Err(e) => {
-            let _ = ready.send(Err(format!("packet socket on {}: {e}", route.ifname)));
+            let _ = done.send(Err(format!("packet socket on {}: {e}", route.ifname)));
             return;
         }
     };
@@ -190,12 +178,14 @@ async fn pump(
         (IpAddress::Ipv4(remote.0), remote.1),
         lport,
     ) {
-        let _ = ready.send(Err(format!("connect: {e}")));
+        let _ = done.send(Err(format!("connect: {e}")));
         return;
     }
     let mut sockets = SocketSet::new(vec![]);
     let handle = sockets.add(socket);
-    let mut ready = Some(ready);
+    // The checker's end of the byte stream goes to it with `done` once the handshake is done.
+    let (checker_end, mut checker) = tokio::io::duplex(BUFFER);
+    let mut ready = Some((done, checker_end));
     let mut last_moved = Instant::now();
     let mut checker_open = true;
     let mut buf = vec![0u8; BUFFER];
@@ -210,8 +200,8 @@ async fn pump(
         let state = socket.state();
         if ready.is_some() {
             if state == stcp::State::Established {
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Ok(()));
+                if let Some((done, end)) = ready.take() {
+                    let _ = done.send(Ok(end));
                 }
             } else if state == stcp::State::Closed || last_moved.elapsed() > timeout {
                 let why = if state == stcp::State::Closed {
@@ -219,8 +209,8 @@ async fn pump(
                 } else {
                     format!("no answer within {timeout:?}")
                 };
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Err(why));
+                if let Some((done, _)) = ready.take() {
+                    let _ = done.send(Err(why));
                 }
                 socket.abort();
                 iface.poll(smoltcp::time::Instant::now(), &mut device, &mut sockets);
