@@ -195,8 +195,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Busy jiffies of one /proc/stat line ("cpu " for the machine, "cpuN " for CPU N).
-busy_jiffies() { awk -v l="$1" '$1 == l {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+# Busy jiffies of one /proc/stat line ("cpu " for the machine, "cpuN " for CPU N): user, nice,
+# system, irq and softirq. Steal (the hypervisor running something else) is not the director's
+# work and is left out; steal_jiffies reads it, to flag runs it disturbed.
+busy_jiffies() { awk -v l="$1" '$1 == l {print $2+$3+$4+$7+$8}' /proc/stat; }
+steal_jiffies() { awk -v l="$1" '$1 == l {print $9}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 dline=cpu
 ((ncpu > 1)) && dline=cpu$dcpu
@@ -230,9 +233,10 @@ path_ms() { # perf data file: milliseconds in __napi_poll on the director's CPU
   awk -v t="$total" -v p="${pb:-0}" -v hz="$perf_hz" 'BEGIN { printf "%.0f", t * p / 100 * 1000 / hz }'
 }
 
-# One wrk run: prints "req/s requests machine_busy_ms director_busy_ms director_path_ms".
+# One wrk run: prints "req/s requests machine_busy_ms director_busy_ms director_path_ms
+# director_steal_ms".
 measure() { # url, extra wrk args...
-  local url=$1 b0 b1 d0 d1 report perf_pid= path=n/a
+  local url=$1 b0 b1 d0 d1 s0 s1 report perf_pid= path=n/a
   shift
   if [[ ${BENCH_PERF:-0} == 1 ]] && ((ncpu > 1)); then
     perf record -F "$perf_hz" -C "${BENCH_PERF_CPUS:-$dcpu}" -g -o "$work/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
@@ -240,18 +244,21 @@ measure() { # url, extra wrk args...
   fi
   b0=$(busy_jiffies cpu)
   d0=$(busy_jiffies "$dline")
+  s0=$(steal_jiffies "$dline")
   report=$(ip netns exec "$prefix-client" taskset -c "0-$((dcpu > 0 ? dcpu - 1 : 0))" wrk -t2 -c"$conns" -d"${secs}s" "$@" "$url")
   b1=$(busy_jiffies cpu)
   d1=$(busy_jiffies "$dline")
+  s1=$(steal_jiffies "$dline")
   if [[ -n $perf_pid ]]; then
     wait "$perf_pid" || true
     path=$(path_ms "$work/perf.data")
     [[ -n ${BENCH_PERF_KEEP:-} ]] && cp "$work/perf.data" "$BENCH_PERF_KEEP/$(date +%s%N).perf.data"
   fi
-  awk -v busy=$(((b1 - b0) * 1000 / hz)) -v dir=$(((d1 - d0) * 1000 / hz)) -v path="$path" '
+  awk -v busy=$(((b1 - b0) * 1000 / hz)) -v dir=$(((d1 - d0) * 1000 / hz)) -v path="$path" \
+    -v steal=$(((s1 - s0) * 1000 / hz)) '
     /Requests\/sec/ {rps=$2}
     /requests in/ {n=$1}
-    END {print rps, n, busy, dir, path}' <<<"$report"
+    END {print rps, n, busy, dir, path, steal}' <<<"$report"
 }
 
 nft_dnat() {
@@ -284,7 +291,7 @@ CONF
 
 declare -A rps cpu dcpu_us prog_ns path_us
 run_row() { # name
-  local name=$1 url mode r rate n busy dir prog s0 s1
+  local name=$1 url mode r rate n busy dir path steal prog s0 s1
   setup_lab
   case $name in
     kernel) url=http://10.10.10.2:8081/ ;;
@@ -336,7 +343,11 @@ run_row() { # name
       sysctl -qw kernel.bpf_stats_enabled=0
       prog_ns[$name,$mode]=$(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " "); r = y[2] - x[2]; if (r > 0) printf "%.0f", (y[1] - x[1]) / r; else print "n/a" }')
     fi
-    read -r rate n busy dir path <<<"$r"
+    read -r rate n busy dir path steal <<<"$r"
+    # More than 2% of the run stolen from the director's CPU: say so next to the figures.
+    if ((steal * 50 > secs * 1000)); then
+      echo "note: $name $mode: the hypervisor took ${steal} ms of the director's CPU (steal) in this run" >&2
+    fi
     path_us[$name,$mode]=$(awk -v b="$path" -v n="$n" 'BEGIN { if (n > 0 && b != "n/a") printf "%.2f", b * 1000 / n; else print "n/a" }')
     rps[$name,$mode]=$rate
     cpu[$name,$mode]=$(awk -v b="$busy" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f", b * 1000 / n; else print "n/a" }')
