@@ -103,10 +103,16 @@ fn verbose_prints_header_body_and_hash_sections() {
 
 #[test]
 fn connection_refused_is_a_clear_error() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port bound but not listening, held until the end: the kernel answers a SYN to it with
+    // a RST, and no test running alongside can take it (a port bound and freed at once can be
+    // handed to another test's server, which then answers).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _in_runtime = rt.enter();
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let out = genhash(&[
         "-s",
         "127.0.0.1",

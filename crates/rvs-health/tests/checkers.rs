@@ -25,10 +25,20 @@ fn spec(port: u16, kind: CheckKind) -> CheckSpec {
     }
 }
 
-/// A port on 127.0.0.1 with nothing listening.
-async fn closed_port() -> u16 {
+/// A port on 127.0.0.1 that was free a moment ago (for a client to bind as its source).
+async fn free_port() -> u16 {
     let l = TcpListener::bind((LO, 0)).await.unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// A TCP port on 127.0.0.1 that refuses connections while the socket returned is held: bound,
+/// not listening, so the kernel answers a SYN with a RST, and no test running alongside can
+/// take the port (one bound and freed at once can go to another test's server).
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind(SocketAddr::from((LO, 0))).unwrap();
+    let port = held.local_addr().unwrap().port();
+    (held, port)
 }
 
 fn temp_path(name: &str) -> PathBuf {
@@ -99,7 +109,8 @@ async fn tcp_up_and_down() {
     let port = l.local_addr().unwrap().port();
     let r = check(&spec(port, CheckKind::Tcp)).await;
     assert!(r.ok, "{r:?}");
-    let r = check(&spec(closed_port().await, CheckKind::Tcp)).await;
+    let (_held, refusing) = refusing_port();
+    let r = check(&spec(refusing, CheckKind::Tcp)).await;
     assert!(!r.ok);
     assert!(r.detail.contains("refused"), "{}", r.detail);
 }
@@ -108,7 +119,7 @@ async fn tcp_up_and_down() {
 async fn tcp_binds_source_address_and_port() {
     let l = TcpListener::bind((LO, 0)).await.unwrap();
     let port = l.local_addr().unwrap().port();
-    let src_port = closed_port().await;
+    let src_port = free_port().await;
     let mut s = spec(port, CheckKind::Tcp);
     s.conn.bindto = Some("127.0.0.2".parse().unwrap());
     s.conn.bind_port = Some(src_port);
@@ -209,8 +220,9 @@ async fn http_status_and_digest() {
     assert!(reqs[0].contains("Host: www.example.com\r\n"));
     assert!(reqs[1].contains("Host: other.example.com\r\n"));
 
+    let (_held, refusing) = refusing_port();
     let r = check(&spec(
-        closed_port().await,
+        refusing,
         CheckKind::Http(http(vec![url("/ok", None, vec![])])),
     ))
     .await;
@@ -441,7 +453,7 @@ async fn dns_check() {
     let port = dns_server(3).await;
     let r = check(&spec(port, d("www.example.com"))).await;
     assert!(!r.ok && r.detail.contains("rcode 3"), "{r:?}");
-    let closed = closed_port().await;
+    let closed = free_port().await;
     assert!(!check(&spec(closed, d("."))).await.ok);
 }
 
@@ -487,7 +499,8 @@ async fn smtp_check() {
     let (port, _) = smtp_server("554 go away\r\n").await;
     let r = check(&spec(port, kind.clone())).await;
     assert!(!r.ok && r.detail.contains("554"), "{r:?}");
-    assert!(!check(&spec(closed_port().await, kind)).await.ok);
+    let (_held, refusing) = refusing_port();
+    assert!(!check(&spec(refusing, kind)).await.ok);
 }
 
 #[tokio::test]

@@ -93,10 +93,11 @@ async fn three_hundred_checks_with_bounded_concurrency() {
 
 #[tokio::test]
 async fn failing_server_goes_down_after_retries_and_status_counts_failures() {
-    let closed = {
-        let l = TcpListener::bind((LO, 0)).await.unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Bound, not listening, held for the test: refused, and no other test's server can take
+    // the port meanwhile.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind(std::net::SocketAddr::from((LO, 0))).unwrap();
+    let closed = held.local_addr().unwrap().port();
     let up = TcpListener::bind((LO, 0)).await.unwrap();
     let up_port = up.local_addr().unwrap().port();
     let jobs = vec![
