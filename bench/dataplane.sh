@@ -195,11 +195,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Busy jiffies of one /proc/stat line ("cpu " for the machine, "cpuN " for CPU N): user, nice,
-# system, irq and softirq. Steal (the hypervisor running something else) is not the director's
-# work and is left out; steal_jiffies reads it, to flag runs it disturbed.
-busy_jiffies() { awk -v l="$1" '$1 == l {print $2+$3+$4+$7+$8}' /proc/stat; }
-steal_jiffies() { awk -v l="$1" '$1 == l {print $9}' /proc/stat; }
+# "busy steal" jiffies of one /proc/stat line ("cpu " for the machine, "cpuN " for CPU N): busy
+# is user, nice, system, irq and softirq. Steal (the hypervisor running something else) is not
+# the director's work and is left out of busy; it is read to flag runs it disturbed.
+cpu_jiffies() { awk -v l="$1" '$1 == l {print $2+$3+$4+$7+$8, $9}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 dline=cpu
 ((ncpu > 1)) && dline=cpu$dcpu
@@ -242,13 +241,11 @@ measure() { # url, extra wrk args...
     perf record -F "$perf_hz" -C "${BENCH_PERF_CPUS:-$dcpu}" -g -o "$work/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
     perf_pid=$!
   fi
-  b0=$(busy_jiffies cpu)
-  d0=$(busy_jiffies "$dline")
-  s0=$(steal_jiffies "$dline")
+  read -r b0 _ < <(cpu_jiffies cpu)
+  read -r d0 s0 < <(cpu_jiffies "$dline")
   report=$(ip netns exec "$prefix-client" taskset -c "0-$((dcpu > 0 ? dcpu - 1 : 0))" wrk -t2 -c"$conns" -d"${secs}s" "$@" "$url")
-  b1=$(busy_jiffies cpu)
-  d1=$(busy_jiffies "$dline")
-  s1=$(steal_jiffies "$dline")
+  read -r b1 _ < <(cpu_jiffies cpu)
+  read -r d1 s1 < <(cpu_jiffies "$dline")
   if [[ -n $perf_pid ]]; then
     wait "$perf_pid" || true
     path=$(path_ms "$work/perf.data")

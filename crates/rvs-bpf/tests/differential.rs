@@ -36,6 +36,10 @@ fn small_engine() -> Engine {
     })
 }
 
+/// The lab neighbours' MAC (`lab::NEIGH_MAC`), and the one it changes to in the next-hop tests.
+const NEIGH_MAC_BYTES: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+const CHANGED_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x98];
+
 /// The program loaded, its maps empty.
 fn load_program() -> Datapath {
     Datapath::load(LIMITS).expect("load the BPF program")
@@ -84,7 +88,7 @@ fn bpf_outcome(dp: &Datapath, hook: Hook, ifindex: u32, frame: &[u8]) -> Outcome
         Action::Redirect => {
             assert_eq!(
                 r.frame[..6],
-                [2, 0, 0, 0, 0, 0x99],
+                NEIGH_MAC_BYTES,
                 "the neighbour's MAC as destination"
             );
             Outcome::Forward(l3(&r.frame))
@@ -792,46 +796,67 @@ fn removed_server_drops_like_the_engine() {
     }
 }
 
+/// A NAT program with next hops cached, as rvsd runs it (`fib_gen` set), and what republishes
+/// it when rvsd says the kernel's tables changed.
+struct CachingProgram {
+    engine: Engine,
+    dp: Datapath,
+    publisher: Publisher,
+    settings: Settings,
+}
+
+impl CachingProgram {
+    fn new() -> CachingProgram {
+        let mut p = CachingProgram {
+            engine: nat_engine(),
+            dp: load_program(),
+            publisher: Publisher::new(),
+            settings: Settings::from_engine(Timeouts::default(), &Policy::default()),
+        };
+        p.settings.fib_gen = 7;
+        p.publish();
+        p
+    }
+
+    fn publish(&mut self) {
+        self.publisher
+            .publish(&self.dp, &self.engine.spec_walk(), &self.settings)
+            .expect("publish");
+    }
+
+    /// rvsd's word that routes or neighbours changed: every cached next hop is stale.
+    fn tables_changed(&mut self) {
+        self.settings.fib_gen += 1;
+        self.publish();
+    }
+}
+
 /// Cached next hops: with `fib_gen` set, a connection's packets after the first lookup take
 /// the cached route and MACs (the same bytes as the engine's), until rvsd changes `fib_gen`.
 #[test]
 fn next_hops_are_cached_until_the_tables_change() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
-            let e = nat_engine();
-            let dp = load_program();
-            let mut publisher = Publisher::new();
-            let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
-            settings.fib_gen = 7;
-            publisher
-                .publish(&dp, &e.spec_walk(), &settings)
-                .expect("publish");
+            let mut p = CachingProgram::new();
             let c = |f: Flags, payload: &[u8]| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, f, payload);
             let frames = vec![
                 ("SYN", c(SYN, &[])),
                 ("ACK (looked up, cached)", c(ACK, &[])),
                 ("data (from the cache)", c(ACK, b"GET / HTTP/1.0\r\n\r\n")),
             ];
-            same(&e, &dp, hook, ifindex, &frames);
+            same(&p.engine, &p.dp, hook, ifindex, &frames);
             // The neighbour's MAC changes: the cache still has the old one...
             neighbour("192.168.7.10", "02:00:00:00:00:98");
-            let r = dp.test_run_at(hook, &c(ACK, b"x"), ifindex).expect("run");
+            let r = p.dp.test_run_at(hook, &c(ACK, b"x"), ifindex).expect("run");
             assert_eq!(
                 r.frame[..6],
-                [2, 0, 0, 0, 0, 0x99],
+                NEIGH_MAC_BYTES,
                 "{hook:?}: served from the cache"
             );
             // ...until rvsd says the tables changed.
-            settings.fib_gen = 8;
-            publisher
-                .publish(&dp, &e.spec_walk(), &settings)
-                .expect("republish");
-            let r = dp.test_run_at(hook, &c(ACK, b"y"), ifindex).expect("run");
-            assert_eq!(
-                r.frame[..6],
-                [2, 0, 0, 0, 0, 0x98],
-                "{hook:?}: looked up again"
-            );
+            p.tables_changed();
+            let r = p.dp.test_run_at(hook, &c(ACK, b"y"), ifindex).expect("run");
+            assert_eq!(r.frame[..6], CHANGED_MAC, "{hook:?}: looked up again");
         });
     }
 }
@@ -842,40 +867,32 @@ fn next_hops_are_cached_until_the_tables_change() {
 /// MAC changed meanwhile and they still carry the cached one), until rvsd changes `fib_gen`.
 #[test]
 fn a_new_connection_takes_its_servers_next_hop() {
-    const CACHED: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
-    const CHANGED: [u8; 6] = [2, 0, 0, 0, 0, 0x98];
     for hook in HOOKS {
         in_lab(move |ifindex| {
-            let e = nat_engine();
-            let dp = load_program();
-            let mut publisher = Publisher::new();
-            let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());
-            settings.fib_gen = 7;
-            publisher
-                .publish(&dp, &e.spec_walk(), &settings)
-                .expect("publish");
+            let mut p = CachingProgram::new();
             let c = |port: u16, f: Flags| tcp4(CLIENT4, port, VIP4, VPORT, 64, f, &[]);
-            let mac_of = |frame: &[u8]| {
+            let mac_of = |dp: &Datapath, frame: &[u8]| {
                 let r = dp.test_run_at(hook, frame, ifindex).expect("run");
                 assert_eq!(r.verdict, Action::Redirect, "{hook:?}: forwarded");
                 <[u8; 6]>::try_from(&r.frame[..6]).expect("a frame")
             };
-            assert_eq!(mac_of(&c(CPORT, SYN)), CACHED, "{hook:?}: the first SYN");
+            assert_eq!(
+                mac_of(&p.dp, &c(CPORT, SYN)),
+                NEIGH_MAC_BYTES,
+                "{hook:?}: the first SYN"
+            );
             neighbour("192.168.7.10", "02:00:00:00:00:98");
             for (what, f) in [("SYN", SYN), ("ACK", ACK)] {
                 assert_eq!(
-                    mac_of(&c(CPORT + 1, f)),
-                    CACHED,
+                    mac_of(&p.dp, &c(CPORT + 1, f)),
+                    NEIGH_MAC_BYTES,
                     "{hook:?}: the second connection's {what}, through the server's next hop"
                 );
             }
-            settings.fib_gen = 8;
-            publisher
-                .publish(&dp, &e.spec_walk(), &settings)
-                .expect("republish");
+            p.tables_changed();
             assert_eq!(
-                mac_of(&c(CPORT + 2, SYN)),
-                CHANGED,
+                mac_of(&p.dp, &c(CPORT + 2, SYN)),
+                CHANGED_MAC,
                 "{hook:?}: a new SYN after the tables changed, looked up again"
             );
         });
@@ -1570,7 +1587,7 @@ fn bpf_tunnelled(dp: &Datapath, r: &rvs_bpf::TestRun, too_big: u64, punted: u64)
     let stat = |name: &str| dp.stat(name).expect("stats");
     match r.verdict {
         Action::Redirect => {
-            assert_eq!(r.frame[..6], [2, 0, 0, 0, 0, 0x99], "the neighbour's MAC");
+            assert_eq!(r.frame[..6], NEIGH_MAC_BYTES, "the neighbour's MAC");
             let v6 = r.frame[14] >> 4 == 6;
             let ethertype: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
             assert_eq!(r.frame[12..14], ethertype, "the outer family's ethertype");
