@@ -13,6 +13,8 @@ use crate::sched::SchedState;
 use crate::sched_core::{SchedKey, SchedTarget};
 use crate::spec::{DestSpec, ForwardMethod, MarkRule, ServiceKey, ServiceSpec, TunnelConfig};
 use crate::tcp_state::TimeoutTable;
+use crate::wire_index::WireIndex;
+pub(crate) use crate::wire_index::WireKey;
 
 /// A real server as the data plane sees it. Connections hold an `Arc` to it, so it outlives its
 /// removal from the configuration (IPVS's "trash") until its last connection expires.
@@ -308,47 +310,15 @@ impl ServiceRt {
     }
 }
 
-/// A service's identity in the form the data plane has at hand: protocol number, 16-byte
-/// address (IPv4-mapped for IPv4) and port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WireKey {
-    pub(crate) addr: [u8; 16],
-    pub(crate) port: u16,
-    pub(crate) proto: u8,
-}
-
-impl core::hash::Hash for WireKey {
-    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        let (a, b) = self.addr.split_at(8);
-        let mut x = [0u8; 8];
-        x.copy_from_slice(a);
-        state.write_u64(u64::from_ne_bytes(x));
-        x.copy_from_slice(b);
-        state.write_u64(u64::from_ne_bytes(x));
-        state.write_u32(((self.proto as u32) << 16) | self.port as u32);
-    }
-}
-
-impl WireKey {
-    pub(crate) fn of(key: &ServiceKey) -> WireKey {
-        WireKey {
-            addr: crate::flow::to16(key.addr),
-            port: key.port,
-            proto: key.proto.number(),
-        }
-    }
-}
-
 /// One immutable configuration version.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     /// Services in creation order.
     pub(crate) services: Vec<Arc<ServiceRt>>,
     pub(crate) index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
-    wire_index: HashMap<WireKey, usize, foldhash::fast::RandomState>,
-    /// Whether any (protocol, address, port) service has port 0: without one, a miss needs no
-    /// second probe for the catch-all (a reply from a real server then costs one lookup).
-    has_port0: bool,
+    /// Services of (protocol, address, port). Without a port-0 service among them, a miss
+    /// needs no second probe for the catch-all (a reply from a real server costs one lookup).
+    wire_index: WireIndex,
     /// Firewall-mark services by (mark, IPv6).
     mark_index: HashMap<(u32, bool), usize, foldhash::fast::RandomState>,
     /// Services by id.
@@ -405,7 +375,7 @@ impl Snapshot {
         mark_rules: Vec<MarkRule>,
     ) -> Self {
         let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
-        let mut wire_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        let mut wire_keys = Vec::with_capacity(services.len());
         let mut mark_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         let mut id_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (i, s) in services.iter().enumerate() {
@@ -414,10 +384,17 @@ impl Snapshot {
             if s.spec.key.fwmark != 0 {
                 mark_index.insert((s.spec.key.fwmark, s.spec.key.addr.is_ipv6()), i);
             } else {
-                wire_index.insert(WireKey::of(&s.spec.key), i);
+                wire_keys.push((
+                    (
+                        to16(s.spec.key.addr),
+                        s.spec.key.port,
+                        s.spec.key.proto.number(),
+                    ),
+                    i,
+                ));
             }
         }
-        let has_port0 = wire_index.keys().any(|k| k.port == 0);
+        let wire_index = WireIndex::new(wire_keys);
         let mut fragment_ends = HashSet::with_hasher(foldhash::fast::RandomState::default());
         for s in &services {
             if s.spec.key.fwmark == 0 {
@@ -447,7 +424,6 @@ impl Snapshot {
             services,
             index,
             wire_index,
-            has_port0,
             mark_index,
             id_index,
             mark_rules,
@@ -464,7 +440,7 @@ impl Snapshot {
     #[inline]
     pub(crate) fn lookup(&self, key: &WireKey, v6: bool) -> Option<&Arc<ServiceRt>> {
         if !self.mark_rules.is_empty() {
-            let addr = crate::flow::to_ip(&key.addr, v6);
+            let addr = crate::flow::to_ip(key.addr, v6);
             if let Some(r) = self
                 .mark_rules
                 .iter()
@@ -487,12 +463,12 @@ impl Snapshot {
         let i = match self.wire_index.get(key) {
             Some(i) => i,
             // IPVS's catch-all: a port-0 (persistent) service takes every port of its VIP.
-            None if key.port != 0 && self.has_port0 => {
+            None if key.port != 0 && self.wire_index.has_port0() => {
                 self.wire_index.get(&WireKey { port: 0, ..*key })?
             }
             None => return None,
         };
-        self.services.get(*i)
+        self.services.get(i)
     }
 
     /// The firewall-mark service of `mark` and family.

@@ -83,16 +83,7 @@ impl ConnExt {
     }
 }
 
-/// A packet's addresses as seen on the wire (source first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tuple {
-    pub(crate) proto: u8,
-    pub(crate) v6: bool,
-    pub(crate) src: [u8; 16],
-    pub(crate) dst: [u8; 16],
-    pub(crate) sport: u16,
-    pub(crate) dport: u16,
-}
+pub(crate) use crate::flow::Tuple;
 
 impl Conn {
     /// A connection of tuple `t` (client -> virtual) of service `svc_id` toward `dest` at

@@ -697,7 +697,7 @@ impl Engine {
     /// (virtual address, port, protocol number) to its [`Engine::stray_replies`].
     pub fn add_stray_replies(&self, service: (IpAddr, u16, u8), packets: u64) {
         let key = crate::config::WireKey {
-            addr: crate::flow::to16(service.0),
+            addr: &crate::flow::to16(service.0),
             port: service.1,
             proto: service.2,
         };

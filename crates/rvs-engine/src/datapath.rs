@@ -6,7 +6,7 @@
 
 use rvs_wire::{ethernet, ip, ipv4, ipv6, sctp, tcp, udp, WireError};
 
-use crate::flow::mapped;
+use crate::flow::{mapped, Tuple};
 use crate::verdict::{DropReason, PacketMeta};
 
 /// Where the packet's headers are in the frame, from the parse. The parser checked that the
@@ -26,15 +26,14 @@ pub(crate) struct Layout {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Parsed {
     pub(crate) lay: Layout,
-    pub(crate) src: [u8; 16],
-    pub(crate) dst: [u8; 16],
+    /// Protocol, family, addresses and ports (TCP, UDP, SCTP but not fragments: the ports;
+    /// 0 otherwise). Made here, so the lookups read it where the parser wrote it instead of
+    /// copying it (a copy's 16-byte loads waited on the parser's narrower stores).
+    pub(crate) flow: Tuple,
     /// L3 length (IPv4 total length, IPv6 40 + payload length), as IPVS counts bytes.
     pub(crate) ip_len: u32,
     pub(crate) ttl: u8,
     pub(crate) fragment: bool,
-    /// TCP, UDP, SCTP (not fragments): the ports. 0 otherwise.
-    pub(crate) sport: u16,
-    pub(crate) dport: u16,
     /// TCP: the flags byte. SCTP: IPVS's chunk event (`sctp_event::event`). Otherwise 0.
     pub(crate) flags: u8,
     /// The frame came `CHECKSUM_PARTIAL` (see [`PacketMeta::csum_partial`]).
@@ -93,13 +92,17 @@ pub(crate) fn parse(frame: &[u8], meta: &PacketMeta) -> Result<Option<Parsed>, D
     };
     Ok(Some(Parsed {
         lay,
-        src,
-        dst,
+        flow: Tuple {
+            proto: lay.proto,
+            v6: lay.v6,
+            src,
+            dst,
+            sport,
+            dport,
+        },
         ip_len,
         ttl,
         fragment,
-        sport,
-        dport,
         flags,
         csum_partial: meta.csum_partial,
     }))

@@ -61,7 +61,8 @@ pub(crate) struct Control {
 /// The director core. `Send + Sync`: share it between worker threads with `Arc<Engine>`.
 #[derive(Debug)]
 pub struct Engine {
-    pub(crate) snapshot: ArcSwap<Snapshot>,
+    /// The configuration (shared with the workers' [`crate::SnapshotCache`]s).
+    pub(crate) snapshot: Arc<ArcSwap<Snapshot>>,
     pub(crate) control: Mutex<Control>,
     pub(crate) shards: Box<[Padded]>,
     shard_mask: u64,
@@ -114,12 +115,12 @@ impl Engine {
             .collect();
         let timeouts = Timeouts::default();
         Engine {
-            snapshot: ArcSwap::from_pointee(Snapshot::new(
+            snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::new(
                 Vec::new(),
                 TimeoutTable::new(timeouts),
                 crate::policy::Policy::default(),
                 Vec::new(),
-            )),
+            ))),
             control: Mutex::new(Control {
                 next_id: 0,
                 timeouts,
@@ -275,15 +276,28 @@ impl Engine {
 
     /// Handles one Ethernet frame: parses it, finds or creates its connection, rewrites it in
     /// place and says what to do with it. Never panics.
+    /// A worker handling many packets saves the snapshot's load with
+    /// [`Engine::handle_cached`].
     pub fn handle(&self, now: Millis, pkt: &mut PacketMeta, frame: &mut [u8]) -> Verdict {
+        self.handle_under(&self.snapshot.load(), now, pkt, frame)
+    }
+
+    /// [`Engine::handle`] under the configuration `snap`.
+    #[inline(always)]
+    pub(crate) fn handle_under(
+        &self,
+        snap: &Snapshot,
+        now: Millis,
+        pkt: &mut PacketMeta,
+        frame: &mut [u8],
+    ) -> Verdict {
         let p = match datapath::parse(frame, pkt) {
             Ok(Some(p)) => p,
             Ok(None) => return Verdict::PassToKernel,
             Err(r) => return self.drop_packet(r),
         };
-        let snap = self.snapshot.load();
         if p.fragment {
-            return if snap.takes_fragment(&p.src, &p.dst, p.lay.v6) {
+            return if snap.takes_fragment(&p.flow.src, &p.flow.dst, p.lay.v6) {
                 Verdict::Reassemble
             } else {
                 Verdict::PassToKernel
@@ -293,7 +307,7 @@ impl Engine {
             now,
             frame,
             p: &p,
-            snap: &snap,
+            snap,
             meta: pkt,
         };
         match p.lay.proto {
@@ -321,33 +335,26 @@ impl Engine {
 
     fn handle_l4(&self, cx: &mut Cx<'_>) -> Verdict {
         let p = cx.p;
-        let t = Tuple {
-            proto: p.lay.proto,
-            v6: p.lay.v6,
-            src: p.src,
-            dst: p.dst,
-            sport: p.sport,
-            dport: p.dport,
-        };
+        let t = &p.flow;
         let key = WireKey {
-            addr: p.dst,
-            port: p.dport,
-            proto: p.lay.proto,
+            addr: &t.dst,
+            port: t.dport,
+            proto: t.proto,
         };
         if let Some(svc) = cx.snap.lookup(&key, t.v6) {
-            return self.handle_to_service(cx, &t, svc);
+            return self.handle_to_service(cx, t, svc);
         }
         // A reply from a real server?
         let h = flow_hash(&self.hasher, t.proto, &t.dst, t.dport);
         let mut shard = self.shard(h).lock();
-        let Some(slot) = shard.find(h, Direction::Output, &t) else {
+        let Some(slot) = shard.find(h, Direction::Output, t) else {
             drop(shard);
             // From a service's own address and port: a real server replying through the
             // director that should not (counted for `rvsadm --doctor`; the kernel decides).
             let from = WireKey {
-                addr: p.src,
-                port: p.sport,
-                proto: p.lay.proto,
+                addr: &t.src,
+                port: t.sport,
+                proto: t.proto,
             };
             if let Some(svc) = cx.snap.lookup(&from, t.v6) {
                 svc.stray_replies.fetch_add(1, Ordering::Relaxed);
@@ -915,7 +922,7 @@ impl Engine {
             dport: q.sport,
         };
         let quoted_from_vip = WireKey {
-            addr: q.src,
+            addr: &q.src,
             port: q.sport,
             proto: q.proto,
         };
@@ -978,7 +985,7 @@ impl Engine {
         let next_hop = match (dir, &addrs.fullnat) {
             (Direction::Input, _) => addrs.daddr,
             (Direction::Output, Some(f)) => f.client,
-            (Direction::Output, None) => p.dst,
+            (Direction::Output, None) => p.flow.dst,
         };
         // Toward the real server, `ip_vs_icmp_xmit` hands an error about a local connection to
         // `ip_vs_null_xmit` (the director's stack gets it) and one about a tunnelled connection

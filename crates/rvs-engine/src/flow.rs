@@ -16,6 +16,17 @@ pub(crate) enum Direction {
     Output,
 }
 
+/// A packet's protocol, family, addresses and ports as seen on the wire (source first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tuple {
+    pub(crate) proto: u8,
+    pub(crate) v6: bool,
+    pub(crate) src: [u8; 16],
+    pub(crate) dst: [u8; 16],
+    pub(crate) sport: u16,
+    pub(crate) dport: u16,
+}
+
 /// Bits 32..56 of a flow hash: where `Engine::shard_index` reads the shard.
 const SHARD_FIELD: u64 = 0x00FF_FFFF << 32;
 

@@ -140,7 +140,7 @@ impl Engine {
     ) {
         let snap = self.snapshot.load();
         let key = WireKey {
-            addr: to16(service.0),
+            addr: &to16(service.0),
             port: service.1,
             proto: service.2,
         };

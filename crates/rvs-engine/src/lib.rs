@@ -55,6 +55,7 @@ mod sched_tests;
 mod sctp_event;
 mod sctp_state;
 mod sip;
+mod snapshot_cache;
 mod spec;
 pub mod spec_walk;
 mod sync;
@@ -64,6 +65,7 @@ mod tcp_state;
 pub mod tunnel;
 mod verdict;
 mod view;
+mod wire_index;
 
 pub use control::{ConnWalk, ServiceWalk};
 pub use defense::DefenseStatus;
@@ -75,6 +77,7 @@ pub use sched_locality::{
     locality_check, CHECK_INTERVAL_MS as LOCALITY_CHECK_INTERVAL_MS,
     DEFAULT_EXPIRATION_MS as LOCALITY_EXPIRATION_MS,
 };
+pub use snapshot_cache::SnapshotCache;
 pub use spec::*;
 pub use sync_state::{SyncCounters, SyncImportError};
 pub use synproxy::SynProxyCounters;

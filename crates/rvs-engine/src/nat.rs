@@ -107,7 +107,7 @@ fn sctp_checksum(frame: &mut [u8], p: &Parsed) -> bool {
         return false;
     };
     let mut s = sctp::Packet::new_unchecked(b);
-    if p.csum_partial || (s.src_port(), s.dst_port()) != (p.sport, p.dport) {
+    if p.csum_partial || (s.src_port(), s.dst_port()) != (p.flow.sport, p.flow.dport) {
         s.fill_checksum();
     }
     true
@@ -146,8 +146,8 @@ fn rewrite_side(
         }
     }
     let (old_addr, old_port) = match side {
-        Side::Src => (&p.src, p.sport),
-        Side::Dst => (&p.dst, p.dport),
+        Side::Src => (&p.flow.src, p.flow.sport),
+        Side::Dst => (&p.flow.dst, p.flow.dport),
     };
     let change = Change {
         old_addr,

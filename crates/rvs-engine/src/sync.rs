@@ -125,7 +125,7 @@ impl Engine {
             snap.service_by_mark(rec.fwmark, v6)
         } else {
             snap.service_at(&WireKey {
-                addr: to16(vaddr),
+                addr: &to16(vaddr),
                 port: rec.vport,
                 proto: rec.protocol,
             })

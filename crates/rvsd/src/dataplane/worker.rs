@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use rvs_engine::tunnel::TunnelTx;
-use rvs_engine::{Engine, PacketMeta, TunnelConfig, Verdict};
+use rvs_engine::{Engine, PacketMeta, SnapshotCache, TunnelConfig, Verdict};
 use rvs_io::{IoError, NetState, PacketSocket, Resolution, TunDevice, TxQueue, VnetHdr};
 use rvs_wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH_HLEN};
 
@@ -121,6 +121,7 @@ impl DataPlane {
                 seen_generation: net.generation(),
                 next_recheck: Instant::now() + LINK_RECHECK,
                 out: Outlet {
+                    snapshot: engine.snapshot_cache(),
                     engine: engine.clone(),
                     net: net.clone(),
                     tx,
@@ -268,6 +269,8 @@ struct Worker {
 /// one; so has the [`Injector`] that feeds the BPF program's punted frames to the engine.
 struct Outlet {
     engine: Arc<Engine>,
+    /// The engine's configuration as this thread last saw it, refreshed after each round.
+    snapshot: SnapshotCache,
     net: Arc<NetState>,
     /// Send sockets, with their queues of frames to send, by interface index.
     tx: HashMap<u32, TxQueue>,
@@ -382,6 +385,8 @@ impl Worker {
                     self.out.retry_held();
                 }
                 self.out.answer_reassembly_timeouts();
+                // An idle worker lets go of a configuration replaced meanwhile.
+                self.out.snapshot.refresh();
                 // The receive rings are drained (or gave a batch each): send what was queued
                 // before anything can block.
                 self.out.flush();
@@ -627,6 +632,7 @@ impl Outlet {
         self.quote.keep(frame);
         let Outlet {
             engine,
+            snapshot,
             counters,
             local,
             ..
@@ -635,7 +641,7 @@ impl Outlet {
             csum_partial: vnet.needs_csum(),
             cookie_checked,
         };
-        let verdict = engine.handle(now, &mut meta, frame);
+        let verdict = engine.handle_cached(snapshot, now, &mut meta, frame);
         // The engine wrote complete checksums (the SYN proxy's segments): none is left to the
         // kernel to finish.
         let completed = VnetHdr::default();
@@ -918,6 +924,7 @@ impl Injector {
         Ok(Injector {
             clock,
             out: Outlet {
+                snapshot: engine.snapshot_cache(),
                 engine,
                 net,
                 tx,
@@ -991,6 +998,11 @@ impl Injector {
     /// Answers the datagrams whose reassembly timed out, now and then (call it each round).
     pub fn answer_reassembly_timeouts(&mut self) {
         self.out.answer_reassembly_timeouts();
+    }
+
+    /// Lets go of a configuration replaced since the last frame (call it each round).
+    pub fn refresh_config(&mut self) {
+        self.out.snapshot.refresh();
     }
 
     /// Offers the frames the engine deferred to it again (call it after each round of punted

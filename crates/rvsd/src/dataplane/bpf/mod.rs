@@ -591,6 +591,7 @@ fn serve(
             injector.retry_held();
         }
         injector.answer_reassembly_timeouts();
+        injector.refresh_config();
         injector.flush();
         handoff.run(dp, engine);
     }

@@ -1,0 +1,210 @@
+//! The data plane's service lookup by (protocol, address, port): every packet makes one, so it
+//! is an open-addressed table built once per configuration snapshot and probed with one
+//! multiplication, not a general-purpose map (whose hashing and probing cost about as much as
+//! the rest of an established packet's lookup).
+//!
+//! The table is at most half full, so a probe always ends at an empty slot, whatever the key;
+//! the keys are the operator's services, and a packet's address only picks where to start.
+
+/// A service's identity in the form the data plane has at hand: protocol number, 16-byte
+/// address (IPv4-mapped for IPv4) and port.
+///
+/// It borrows the address: copied out of a packet's parse, the 16 bytes were read back in one
+/// load that waited on the parser's narrower stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WireKey<'a> {
+    pub(crate) addr: &'a [u8; 16],
+    pub(crate) port: u16,
+    pub(crate) proto: u8,
+}
+
+/// One slot: the key's address as two words, its protocol and port with an occupied bit (0 is
+/// an empty slot), and the service's position in the snapshot.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct Slot {
+    hi: u64,
+    lo: u64,
+    tag: u32,
+    index: u32,
+}
+
+/// Marks an occupied slot's `tag`.
+const OCCUPIED: u32 = 1 << 24;
+
+/// The words of a key, as the table compares them.
+#[inline(always)]
+fn words(key: &WireKey<'_>) -> (u64, u64, u32) {
+    let (a, b) = key.addr.split_at(8);
+    let mut x = [0u8; 8];
+    x.copy_from_slice(a);
+    let hi = u64::from_ne_bytes(x);
+    x.copy_from_slice(b);
+    let lo = u64::from_ne_bytes(x);
+    (
+        hi,
+        lo,
+        OCCUPIED | (key.proto as u32) << 16 | key.port as u32,
+    )
+}
+
+/// Mixes a key's words into a bucket number's bits: a folded 64x64->128 multiplication, so
+/// every input bit reaches the low bits the mask keeps.
+#[inline(always)]
+fn mix(hi: u64, lo: u64, tag: u32) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let x = lo ^ hi.rotate_left(29) ^ ((tag as u64) << 7);
+    let m = (x as u128).wrapping_mul(K as u128);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+/// Services of (protocol, address, port) by key, to their positions in a snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct WireIndex {
+    slots: Box<[Slot]>,
+    mask: usize,
+    len: usize,
+    has_port0: bool,
+}
+
+impl WireIndex {
+    /// The index of `entries` (a key given twice keeps its last position).
+    /// A key is given as (address, port, protocol number).
+    pub(crate) fn new(
+        entries: impl IntoIterator<Item = (([u8; 16], u16, u8), usize)>,
+    ) -> WireIndex {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let size = (entries.len() * 2).next_power_of_two().max(2);
+        let mut index = WireIndex {
+            slots: vec![Slot::default(); size].into_boxed_slice(),
+            mask: size - 1,
+            len: 0,
+            has_port0: false,
+        };
+        for ((addr, port, proto), i) in entries {
+            index.insert(
+                &WireKey {
+                    addr: &addr,
+                    port,
+                    proto,
+                },
+                i,
+            );
+        }
+        index
+    }
+
+    fn insert(&mut self, key: &WireKey<'_>, position: usize) {
+        let (hi, lo, tag) = words(key);
+        let mut b = mix(hi, lo, tag) as usize & self.mask;
+        loop {
+            let s = &mut self.slots[b];
+            if s.tag == 0 {
+                *s = Slot {
+                    hi,
+                    lo,
+                    tag,
+                    index: position as u32,
+                };
+                self.len += 1;
+                self.has_port0 |= key.port == 0;
+                return;
+            }
+            if s.tag == tag && s.hi == hi && s.lo == lo {
+                s.index = position as u32;
+                return;
+            }
+            b = (b + 1) & self.mask;
+        }
+    }
+
+    /// The position of the service of `key`.
+    #[inline(always)]
+    pub(crate) fn get(&self, key: &WireKey<'_>) -> Option<usize> {
+        let (hi, lo, tag) = words(key);
+        let mut b = mix(hi, lo, tag) as usize & self.mask;
+        // At most half the slots are taken: an empty one ends every probe.
+        loop {
+            let s = self.slots.get(b)?;
+            if s.tag == tag && s.hi == hi && s.lo == lo {
+                return Some(s.index as usize);
+            }
+            if s.tag == 0 {
+                return None;
+            }
+            b = (b + 1) & self.mask;
+        }
+    }
+
+    /// Whether the index holds no service.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether a service of port 0 (a catch-all of its address) is in the index.
+    pub(crate) fn has_port0(&self) -> bool {
+        self.has_port0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(addr: [u8; 16], port: u16, proto: u8) -> ([u8; 16], u16, u8) {
+        (addr, port, proto)
+    }
+
+    fn get(index: &WireIndex, (addr, port, proto): &([u8; 16], u16, u8)) -> Option<usize> {
+        index.get(&WireKey {
+            addr,
+            port: *port,
+            proto: *proto,
+        })
+    }
+
+    fn v4(a: u32) -> [u8; 16] {
+        crate::flow::mapped(a.to_be_bytes())
+    }
+
+    #[test]
+    fn finds_every_key_and_nothing_else() {
+        // Addresses that differ in one byte, ports and protocols that differ: all distinct.
+        let mut keys = Vec::new();
+        for a in 0..300u32 {
+            for (port, proto) in [(80, 6), (80, 17), (443, 6), (0, 6)] {
+                keys.push(key(v4(0x0a00_0000 + a), port, proto));
+            }
+        }
+        keys.push(key(
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            80,
+            6,
+        ));
+        let index = WireIndex::new(keys.iter().enumerate().map(|(i, k)| (*k, i)));
+        assert!(index.has_port0());
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(get(&index, k), Some(i), "{k:?}");
+        }
+        assert_eq!(get(&index, &key(v4(0x0a00_0000 + 300), 80, 6)), None);
+        assert_eq!(get(&index, &key(v4(0x0a00_0001), 81, 6)), None);
+        assert_eq!(get(&index, &key(v4(0x0a00_0001), 80, 132)), None);
+        // The IPv6 address whose last word is an IPv4-mapped one's is another key.
+        assert_eq!(get(&index, &key([0; 16], 80, 6)), None);
+    }
+
+    #[test]
+    fn an_empty_index_finds_nothing() {
+        let index = WireIndex::new([]);
+        assert!(index.is_empty() && !index.has_port0());
+        assert_eq!(get(&index, &key(v4(1), 80, 6)), None);
+    }
+
+    #[test]
+    fn a_key_given_twice_keeps_its_last_position() {
+        let k = key(v4(7), 80, 6);
+        let index = WireIndex::new([(k, 1), (k, 5)]);
+        assert_eq!(get(&index, &k), Some(5));
+        assert!(!index.has_port0());
+    }
+}
