@@ -204,6 +204,15 @@ impl DestRt {
         }
     }
 
+    /// Whether the engine's connections or persistence templates still point here: what
+    /// brings a removed server back from the trash (IPVS's dest refcnt beyond its service's).
+    /// Not whether anything holds it: a worker's cached configuration snapshot does too.
+    pub(crate) fn held(&self) -> bool {
+        self.active.load(Ordering::Relaxed) != 0
+            || self.inactive.load(Ordering::Relaxed) != 0
+            || self.persist.load(Ordering::Relaxed) != 0
+    }
+
     /// A persistence template now points here.
     pub(crate) fn bind_template(&self) {
         self.persist.fetch_add(1, Ordering::Relaxed);

@@ -359,7 +359,8 @@ impl Engine {
             let revived = ctl
                 .trash
                 .remove(&(s.spec.key, spec.addr, spec.port))
-                .and_then(|w| w.upgrade());
+                .and_then(|w| w.upgrade())
+                .filter(|d| d.held());
             let dest = match revived {
                 Some(d) => {
                     d.update(&spec);
@@ -406,7 +407,8 @@ impl Engine {
             let gone = dests.remove(pos);
             gone.available.store(false, Ordering::Relaxed);
             ctl.estimators.remove(&gone.id);
-            ctl.trash.retain(|_, w| w.strong_count() > 0);
+            ctl.trash
+                .retain(|_, w| w.upgrade().is_some_and(|d| d.held()));
             ctl.trash
                 .insert((s.spec.key, addr, port), Arc::downgrade(&gone));
             Ok(dests)

@@ -1,6 +1,6 @@
 //! Frame parsing for the data plane: Ethernet (VLAN tags skipped), IPv4/IPv6, and the L4 ports.
 //!
-//! A frame is parsed once, at the start of `Engine::handle`, into a [`Parsed`]; everything after
+//! A frame is parsed once, as `Engine::handle` (or `handle_cached`) starts, into a [`Parsed`]; everything after
 //! (connection lookup, state, NAT rewriting) reads it instead of parsing again, and the
 //! rewriters wrap its already-checked offsets in unchecked views.
 

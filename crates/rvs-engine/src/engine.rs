@@ -276,6 +276,7 @@ impl Engine {
 
     /// Handles one Ethernet frame: parses it, finds or creates its connection, rewrites it in
     /// place and says what to do with it. Never panics.
+    ///
     /// A worker handling many packets saves the snapshot's load with
     /// [`Engine::handle_cached`].
     pub fn handle(&self, now: Millis, pkt: &mut PacketMeta, frame: &mut [u8]) -> Verdict {

@@ -19,7 +19,9 @@ use crate::Millis;
 /// The configuration snapshot a worker handles packets under, kept from packet to packet
 /// (see the module's text). It keeps the snapshot it holds alive, and with it what that
 /// snapshot refers to (removed real servers among them), until it is used or refreshed again:
-/// a worker refreshes it when it wakes up without packets too ([`SnapshotCache::refresh`]).
+/// a worker refreshes it after each round of its loop ([`SnapshotCache::refresh`]), so for at
+/// most one poll interval when idle (rvsd's: 100 ms). Holding a removed real server this way
+/// does not bring it back when it is added again: only connections and templates do.
 #[derive(Debug)]
 pub struct SnapshotCache(Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>);
 

@@ -48,14 +48,24 @@ fn words(key: &WireKey<'_>) -> (u64, u64, u32) {
     )
 }
 
-/// Mixes a key's words into a bucket number's bits: a folded 64x64->128 multiplication, so
-/// every input bit reaches the low bits the mask keeps.
+/// The two halves of `a * b`'s 128-bit product, xored: every bit of `a` reaches every bit of
+/// the result.
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let m = (a as u128).wrapping_mul(b as u128);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+/// Mixes a key's words into a bucket number's bits: the address's first word times the rest,
+/// each xored with a constant, in one folded multiplication. The first word is a factor of its
+/// own: xored into the rest, an IPv6 prefix's bits could cancel against the port's
+/// (`[2001:db8:0:1::1]:80` and `[2001:db8::1]:16464` started in one bucket). For an
+/// IPv4-mapped address that word is 0, and the factor a constant.
 #[inline(always)]
 fn mix(hi: u64, lo: u64, tag: u32) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let x = lo ^ hi.rotate_left(29) ^ ((tag as u64) << 7);
-    let m = (x as u128).wrapping_mul(K as u128);
-    (m as u64) ^ ((m >> 64) as u64)
+    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+    folded_multiply(lo ^ ((tag as u64) << 7) ^ K1, hi ^ K2)
 }
 
 /// Services of (protocol, address, port) by key, to their positions in a snapshot.
@@ -145,6 +155,26 @@ impl WireIndex {
     pub(crate) fn has_port0(&self) -> bool {
         self.has_port0
     }
+
+    /// The longest run of taken slots: the longest probe a lookup can make.
+    #[cfg(test)]
+    fn longest_run(&self) -> usize {
+        let n = self.slots.len();
+        // Start after an empty slot so that a run across the end is counted whole.
+        let Some(start) = self.slots.iter().position(|s| s.tag == 0) else {
+            return n;
+        };
+        let (mut longest, mut run) = (0, 0);
+        for i in 1..=n {
+            if self.slots[(start + i) % n].tag == 0 {
+                run = 0;
+            } else {
+                run += 1;
+                longest = longest.max(run);
+            }
+        }
+        longest
+    }
 }
 
 #[cfg(test)]
@@ -191,6 +221,29 @@ mod tests {
         assert_eq!(get(&index, &key(v4(0x0a00_0001), 80, 132)), None);
         // The IPv6 address whose last word is an IPv4-mapped one's is another key.
         assert_eq!(get(&index, &key([0; 16], 80, 6)), None);
+    }
+
+    /// Keys whose prefix bits and port bits cancel when the address's first word is xored in
+    /// unmixed (as a first version did: `[2001:db8:M00::1]` on port `M * 64` all started in
+    /// one bucket) spread like any others.
+    #[test]
+    fn ipv6_prefixes_do_not_cancel_ports() {
+        let keys: Vec<_> = (1..=255u8)
+            .map(|m| {
+                let mut addr = [0u8; 16];
+                addr[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+                addr[6] = m;
+                addr[15] = 1;
+                key(addr, u16::from(m) * 64, 6)
+            })
+            .collect();
+        let index = WireIndex::new(keys.iter().enumerate().map(|(i, k)| (*k, i)));
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(get(&index, k), Some(i));
+        }
+        // 255 keys in 512 slots: the old mix made one run of all of them.
+        let longest = index.longest_run();
+        assert!(longest <= 20, "a run of {longest} taken slots");
     }
 
     #[test]

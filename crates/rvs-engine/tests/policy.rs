@@ -111,6 +111,31 @@ fn a_removed_server_added_again_takes_its_connections_back() {
 }
 
 #[test]
+fn a_removed_server_without_connections_comes_back_new_though_a_worker_held_it() {
+    // A worker's snapshot cache still holds the removed server (it has seen no packet since),
+    // but no connection does: added again, it is a new server, its counters from zero.
+    let e = nat_engine();
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    let mut cache = e.snapshot_cache();
+    let mut syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+    let v = e.handle_cached(&mut cache, Millis(0), &mut PacketMeta::default(), &mut syn);
+    assert_eq!(v, fwd(ip4(RIP4)));
+    // The connection ends (SYN_RECV's 60 s): the server has counted it, and holds none.
+    e.expire(Millis(61_000));
+    assert_eq!(e.connection_count(), 0);
+    e.del_dest(&k, ip4(RIP4), RPORT).unwrap();
+    e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).unwrap();
+    let listing = e.services(Millis(61_000));
+    let again = listing[0]
+        .dests
+        .iter()
+        .find(|d| d.spec.addr == ip4(RIP4))
+        .expect("listed again");
+    assert_eq!(again.stats.conns, 0, "a new server's counters");
+    drop(cache);
+}
+
+#[test]
 fn schedule_icmp_schedules_an_error_without_a_connection() {
     use etherparse::icmpv4::DestUnreachableHeader;
     use etherparse::Icmpv4Type;
