@@ -403,7 +403,7 @@ impl Snapshot {
                 ));
             }
         }
-        let wire_index = WireIndex::new(wire_keys);
+        let wire_index = WireIndex::new(&wire_keys);
         let mut fragment_ends = HashSet::with_hasher(foldhash::fast::RandomState::default());
         for s in &services {
             if s.spec.key.fwmark == 0 {
@@ -466,9 +466,6 @@ impl Snapshot {
     /// Lookup by (protocol, address, port), with the port-0 catch-all.
     #[inline]
     pub(crate) fn service_at(&self, key: &WireKey) -> Option<&Arc<ServiceRt>> {
-        if self.wire_index.is_empty() {
-            return None;
-        }
         let i = match self.wire_index.get(key) {
             Some(i) => i,
             // IPVS's catch-all: a port-0 (persistent) service takes every port of its VIP.

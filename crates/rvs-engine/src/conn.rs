@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::config::DestRt;
-use crate::flow::Direction;
+use crate::flow::{Direction, Tuple};
 use crate::fullnat::FnatConn;
 use crate::persist::Template;
 use crate::view::ConnState;
@@ -82,8 +82,6 @@ impl ConnExt {
             | if self.control.is_some() { F_CONTROL } else { 0 }
     }
 }
-
-pub(crate) use crate::flow::Tuple;
 
 impl Conn {
     /// A connection of tuple `t` (client -> virtual) of service `svc_id` toward `dest` at

@@ -11,8 +11,9 @@
 
 use hashbrown::HashMap;
 
-use crate::conn::{reply_dst, Conn, ConnExt, Removed, Tuple, F_EXT};
+use crate::conn::{reply_dst, Conn, ConnExt, Removed, F_EXT};
 use crate::conn_index::Index;
+use crate::flow::Tuple;
 use crate::flow::{flow_hash, Direction};
 use crate::synproxy::SynProxied;
 use crate::view::Stats;

@@ -1,8 +1,8 @@
 //! Frame parsing for the data plane: Ethernet (VLAN tags skipped), IPv4/IPv6, and the L4 ports.
 //!
-//! A frame is parsed once, as `Engine::handle` (or `handle_cached`) starts, into a [`Parsed`]; everything after
-//! (connection lookup, state, NAT rewriting) reads it instead of parsing again, and the
-//! rewriters wrap its already-checked offsets in unchecked views.
+//! A frame is parsed once, as `Engine::handle` (or `handle_cached`) starts, into a [`Parsed`];
+//! everything after (connection lookup, state, NAT rewriting) reads it instead of parsing
+//! again, and the rewriters wrap its already-checked offsets in unchecked views.
 
 use rvs_wire::{ethernet, ip, ipv4, ipv6, sctp, tcp, udp, WireError};
 

@@ -13,13 +13,11 @@ use rvs_wire::ip;
 use rvs_wire::tcp::Flags;
 
 use crate::config::{DestRt, ServiceRt, Snapshot, WireKey};
-use crate::conn::{
-    Conn, ConnExt, Tuple, F_CONTROL, F_FNAT, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL,
-};
+use crate::conn::{Conn, ConnExt, F_CONTROL, F_FNAT, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_TUNNEL};
 use crate::conn_table::Shard;
 use crate::datapath::{self, Layout, Parsed};
 use crate::estimator::Estimator;
-use crate::flow::{flow_hash, mark_addr, to16, to_ip, Direction};
+use crate::flow::{flow_hash, mark_addr, to16, to_ip, Direction, Tuple};
 use crate::fullnat::{FnatConn, PortAllocator, PortKey};
 use crate::icmp::{self, ConnAddrs};
 use crate::nat::{self, Side};

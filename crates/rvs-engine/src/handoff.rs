@@ -20,8 +20,9 @@ use std::net::IpAddr;
 use rvs_sync::SyncConn;
 
 use crate::config::{Snapshot, WireKey};
-use crate::conn::{Conn, ConnExt, Tuple, F_INACTIVE, F_NO_OUTPUT};
+use crate::conn::{Conn, ConnExt, F_INACTIVE, F_NO_OUTPUT};
 use crate::engine::Engine;
+use crate::flow::Tuple;
 use crate::flow::{flow_hash, to16, Direction};
 use crate::sync_state::{conn_record, find_dest};
 use crate::synproxy::SynProxied;

@@ -26,8 +26,9 @@ use rvs_sync::SyncConn;
 use rvs_wire::ip;
 
 use crate::config::WireKey;
-use crate::conn::{Conn, ConnExt, Tuple, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_SYNCED, F_TUNNEL};
+use crate::conn::{Conn, ConnExt, F_INACTIVE, F_LOCAL, F_NO_OUTPUT, F_SYNCED, F_TUNNEL};
 use crate::engine::Engine;
+use crate::flow::Tuple;
 use crate::flow::{flow_hash, mark_addr, to16, Direction};
 use crate::fullnat::{FnatConn, PortKey};
 use crate::persist::TemplateKey;

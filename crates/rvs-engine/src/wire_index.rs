@@ -29,6 +29,9 @@ struct Slot {
     index: u32,
 }
 
+/// A key as (address, port, protocol number), for building an index.
+pub(crate) type OwnedKey = ([u8; 16], u16, u8);
+
 /// Marks an occupied slot's `tag`.
 const OCCUPIED: u32 = 1 << 24;
 
@@ -73,25 +76,20 @@ fn mix(hi: u64, lo: u64, tag: u32) -> u64 {
 pub(crate) struct WireIndex {
     slots: Box<[Slot]>,
     mask: usize,
-    len: usize,
     has_port0: bool,
 }
 
 impl WireIndex {
-    /// The index of `entries` (a key given twice keeps its last position).
-    /// A key is given as (address, port, protocol number).
-    pub(crate) fn new(
-        entries: impl IntoIterator<Item = (([u8; 16], u16, u8), usize)>,
-    ) -> WireIndex {
-        let entries: Vec<_> = entries.into_iter().collect();
+    /// The index of `entries`: each a key and its position (a key given twice keeps its
+    /// last position).
+    pub(crate) fn new(entries: &[(OwnedKey, usize)]) -> WireIndex {
         let size = (entries.len() * 2).next_power_of_two().max(2);
         let mut index = WireIndex {
             slots: vec![Slot::default(); size].into_boxed_slice(),
             mask: size - 1,
-            len: 0,
             has_port0: false,
         };
-        for ((addr, port, proto), i) in entries {
+        for &((addr, port, proto), i) in entries {
             index.insert(
                 &WireKey {
                     addr: &addr,
@@ -116,7 +114,6 @@ impl WireIndex {
                     tag,
                     index: position as u32,
                 };
-                self.len += 1;
                 self.has_port0 |= key.port == 0;
                 return;
             }
@@ -144,11 +141,6 @@ impl WireIndex {
             }
             b = (b + 1) & self.mask;
         }
-    }
-
-    /// Whether the index holds no service.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Whether a service of port 0 (a catch-all of its address) is in the index.
@@ -211,7 +203,7 @@ mod tests {
             80,
             6,
         ));
-        let index = WireIndex::new(keys.iter().enumerate().map(|(i, k)| (*k, i)));
+        let index = WireIndex::new(&keys.iter().copied().zip(0..).collect::<Vec<_>>());
         assert!(index.has_port0());
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(get(&index, k), Some(i), "{k:?}");
@@ -237,7 +229,7 @@ mod tests {
                 key(addr, u16::from(m) * 64, 6)
             })
             .collect();
-        let index = WireIndex::new(keys.iter().enumerate().map(|(i, k)| (*k, i)));
+        let index = WireIndex::new(&keys.iter().copied().zip(0..).collect::<Vec<_>>());
         for (i, k) in keys.iter().enumerate() {
             assert_eq!(get(&index, k), Some(i));
         }
@@ -248,15 +240,15 @@ mod tests {
 
     #[test]
     fn an_empty_index_finds_nothing() {
-        let index = WireIndex::new([]);
-        assert!(index.is_empty() && !index.has_port0());
+        let index = WireIndex::new(&[]);
+        assert!(!index.has_port0());
         assert_eq!(get(&index, &key(v4(1), 80, 6)), None);
     }
 
     #[test]
     fn a_key_given_twice_keeps_its_last_position() {
         let k = key(v4(7), 80, 6);
-        let index = WireIndex::new([(k, 1), (k, 5)]);
+        let index = WireIndex::new(&[(k, 1), (k, 5)]);
         assert_eq!(get(&index, &k), Some(5));
         assert!(!index.has_port0());
     }
