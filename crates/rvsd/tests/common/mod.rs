@@ -301,9 +301,14 @@ pub struct Bpffs {
 }
 
 impl Bpffs {
-    /// Mounts a fresh bpffs for the test `tag`.
+    /// Mounts a fresh bpffs for the test `tag`: a directory of its own even when tests running
+    /// at once give the same tag (two sharing one would adopt each other's maps, and the first
+    /// to end would unmount the other's).
     pub fn mount(tag: &str) -> Bpffs {
-        let dir = std::env::temp_dir().join(format!("rvs-e2e-bpffs-{tag}-{}", std::process::id()));
+        static MOUNTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MOUNTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("rvs-e2e-bpffs-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let ok = Command::new("mount")
             .args(["-t", "bpf", "bpf"])
