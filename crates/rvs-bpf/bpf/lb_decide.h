@@ -467,6 +467,7 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	struct rvs_conn *c;
 	struct rvs_conn_out *out;
 	struct rvs_svc *svc;
+	enum { SYN_NONE, SYN_ONLY, SYN_ACK } syn = SYN_NONE;
 	__u32 zero = 0;
 	__u64 now;
 
@@ -498,6 +499,20 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		return;
 	}
 	now = bpf_ktime_get_coarse_ns();
+	/* Which table a frame is looked up in first only saves lookups (no tuple is in both: a
+	 * client-side key goes to a virtual address, a reply-side key to a client or a local
+	 * address). Every miss in the large tables is likely a cache miss, so a SYN-ACK, a real
+	 * server's answer, tries the reply side first, and a SYN the reply side only when it
+	 * opens no connection. */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCPF_SYN))
+		syn = p->tcp_flags & TCPF_ACK ? SYN_ACK : SYN_ONLY;
+	if (syn == SYN_ACK) {
+		out = bpf_map_lookup_elem(&conns_out, &p->key);
+		if (out) {
+			conn_reply(p, s, out, now, d);
+			return;
+		}
+	}
 	c = bpf_map_lookup_elem(&conns, &p->key);
 	if (c && conn_stale(s, p, c, now)) {
 		forget_conn(&p->key, c);
@@ -507,10 +522,12 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		conn_in(p, s, c, now, d);
 		return;
 	}
-	out = bpf_map_lookup_elem(&conns_out, &p->key);
-	if (out) {
-		conn_reply(p, s, out, now, d);
-		return;
+	if (syn == SYN_NONE) {
+		out = bpf_map_lookup_elem(&conns_out, &p->key);
+		if (out) {
+			conn_reply(p, s, out, now, d);
+			return;
+		}
 	}
 	/* A reply of one of rvsd's connections (a service it schedules)? */
 	sk.addr = p->key.src;
@@ -530,6 +547,13 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	if (svc) {
 		new_conn(p, s, svc, sk.port != p->key.dport, now, d);
 		return;
+	}
+	if (syn == SYN_ONLY) {
+		out = bpf_map_lookup_elem(&conns_out, &p->key);
+		if (out) {
+			conn_reply(p, s, out, now, d);
+			return;
+		}
 	}
 	/* A firewall-mark service's address: rvsd classifies and schedules. */
 	{
