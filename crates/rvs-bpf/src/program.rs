@@ -190,7 +190,13 @@ impl Datapath {
         // The verifier gives up with EAGAIN when a signal arrives while it works (a child's
         // SIGCHLD, most often), and takes long enough on this program for that to happen:
         // keep signals off this thread meanwhile (they go to another thread, or wait).
-        let object = without_signals(|| open.load()).map_err(Error::Load)?;
+        let object = without_signals(|| open.load()).map_err(|source| match pins {
+            Some(dir) if adopted => Error::PinsIncompatible {
+                dir: dir.to_path_buf(),
+                source,
+            },
+            _ => Error::Load(source),
+        })?;
         Ok(Datapath {
             object,
             limits,

@@ -616,6 +616,32 @@ fn pinned_maps_are_adopted_by_the_next_load() {
     });
 }
 
+/// Pins of another shape (another build's table, or another bound) are refused with an error
+/// that says so, and left in place: the connections they hold are the operator's to give up.
+#[test]
+fn pins_of_another_shape_are_refused_and_kept() {
+    with_bpffs("rvs-bpffs-shape", |pins| {
+        let first = Datapath::load_pinned(LIMITS, pins).expect("first load");
+        drop(first);
+        let bigger = Limits {
+            connections: LIMITS.connections * 2,
+            ..LIMITS
+        };
+        match Datapath::load_pinned(bigger, pins) {
+            Err(e @ rvs_bpf::Error::PinsIncompatible { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(pins.to_str().expect("path")), "{text}");
+            }
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("a table of another bound was adopted"),
+        }
+        assert!(pins.join("conns").exists(), "the pins are kept");
+        let mut again = Datapath::load_pinned(LIMITS, pins).expect("the same bound adopts");
+        assert!(again.adopted());
+        again.remove_pins().expect("clean stop");
+    });
+}
+
 /// A restarted rvsd adopts the pinned table and publishes its configuration from scratch: first
 /// none (its connections see no server and are dropped, as IPVS drops a removed server's),
 /// then the same services again, and the adopted connections forward to their servers again
