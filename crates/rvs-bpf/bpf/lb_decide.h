@@ -124,8 +124,11 @@ static __always_inline void touch(struct rvs_conn *c, __u64 expires, __u32 len)
 
 /* Takes a connection out of the tables and out of its server's counts (`key`: its key in
  * `conns`), as IPVS's expiry does. Only the CPU whose delete succeeds does the rest, so a
- * packet and the sweep racing for one connection count it out once; the fields are read
- * before the delete. The reply key is built in per-CPU scratch space (the stack is short). */
+ * packet and the sweep racing for one connection count it out once. Both keys and the fields
+ * are copied before the deletes: `key` and `c` often lie in the entries deleted (a reply
+ * entry's copy of the key, the sweep's entry), and a preallocated entry can be taken by
+ * another CPU's insert as soon as it is deleted. The copies are in per-CPU scratch space (the
+ * stack is short). */
 static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_conn *c)
 {
 	__u32 zero = 0;
@@ -137,6 +140,8 @@ static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_con
 
 	if (!w)
 		return;
+	w->gone = *key;
+	key = &w->gone;
 	w->reply.src = c->daddr;
 	w->reply.sport = c->dport;
 	if (c->method == RVS_METHOD_FULLNAT) {
@@ -501,9 +506,10 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	now = bpf_ktime_get_coarse_ns();
 	/* Which table a frame is looked up in first only saves lookups (no tuple is in both: a
 	 * client-side key goes to a virtual address, a reply-side key to a client or a local
-	 * address). Every miss in the large tables is likely a cache miss, so a SYN-ACK, a real
-	 * server's answer, tries the reply side first, and a SYN the reply side only when it
-	 * opens no connection. */
+	 * address), and every miss in the large tables is likely a cache miss. So a SYN-ACK, a
+	 * real server's answer, tries the reply side first. A SYN without ACK opens connections:
+	 * it tries the reply side only when no service takes it (a real server's SYN on a reply
+	 * tuple would be a simultaneous open). */
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCPF_SYN))
 		syn = p->tcp_flags & TCPF_ACK ? SYN_ACK : SYN_ONLY;
 	if (syn == SYN_ACK) {

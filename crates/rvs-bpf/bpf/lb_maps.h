@@ -86,10 +86,14 @@ struct {
  * entry), and an insert or a delete takes or gives back an entry of its own per-CPU free
  * lists. Allocated per insert instead (BPF_F_NO_PREALLOC), a new connection cost 0.6 us more
  * in the program (`cargo bench -p rvs-bpf`: the allocator, memory-cgroup charging) and every
- * delete a free after an RCU grace period, in a kernel worker. The price: a deleted entry can
- * be reused at once, so a packet on another CPU still holding it could write its counters or
- * state into the connection that took it; deletes are of expired connections (idle) or by
- * the connection's own packets (conn_reuse_mode), so that window is rarely open. */
+ * delete a free after an RCU grace period, in a kernel worker. (Tables pinned by earlier
+ * builds, made that way, are adopted as they are: see Datapath::load_pinned.)
+ * The price: a deleted entry can be taken at once by another CPU's insert, so a packet still
+ * holding it could write into the connection that took it: its counters, state and cached
+ * next hop, and the server counts its state moves. Deletes are of expired connections (idle),
+ * by the connection's own packets (conn_reuse_mode, expire_nodest_conn after its server went)
+ * and by drop_entry's visits under memory pressure (half-open or long-idle connections), so
+ * that window is rarely open. forget_conn copies what it needs before it deletes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1 << 20);
@@ -258,6 +262,7 @@ struct conn_scratch {
 	struct rvs_conn conn;
 	struct rvs_conn_out out;
 	struct rvs_conn_key reply;
+	struct rvs_conn_key gone; /* forget_conn's copy of the key it deletes */
 	struct rvs_tpl_key tpl_key;
 	struct rvs_tpl tpl;
 };

@@ -10,19 +10,19 @@ pub enum Error {
     /// the verifier's report on stderr).
     #[error("loading the BPF program failed: {0}")]
     Load(#[source] libbpf_rs::Error),
-    /// Maps pinned by an earlier load could not be taken over: another build's maps, or a
-    /// table of another bound (`Limits::connections`), do not fit this program.
+    /// A map pinned by an earlier load does not fit this build's program (its type, key or
+    /// value differs: another rvs build's layout), so the pins cannot be adopted.
     #[error(
-        "loading the BPF program with the maps pinned in {dir} failed: {source} (maps pinned by \
-         another rvs build or with another connection bound cannot be adopted; removing them \
-         loses the connections they hold)"
+        "the BPF map {map} pinned in {dir} does not fit this build ({why}); maps pinned by \
+         another rvs build cannot be adopted, and removing them loses the connections they hold"
     )]
     PinsIncompatible {
         /// The pin directory.
         dir: std::path::PathBuf,
-        /// What libbpf said.
-        #[source]
-        source: libbpf_rs::Error,
+        /// The map.
+        map: String,
+        /// What differs.
+        why: String,
     },
     /// The object lacks a program or map this crate expects.
     #[error("the BPF object has no {0}")]

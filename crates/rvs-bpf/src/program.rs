@@ -141,6 +141,52 @@ pub struct TestRun {
     pub gso_size: u32,
 }
 
+/// What an adopted map keeps of the map pinned before: its size and flags.
+#[derive(Debug, Clone, Copy)]
+struct PinnedShape {
+    max_entries: u32,
+    map_flags: u32,
+}
+
+/// The shape of the map `name` pinned in `dir`, checked against this build's definition of
+/// it (`map`): its type, key and value must be the same for the program to use it; its size
+/// and flags are the pinned map's to keep.
+fn pinned_shape(
+    dir: &Path,
+    name: &str,
+    map: &libbpf_rs::OpenMapMut<'_>,
+) -> Result<PinnedShape, Error> {
+    let incompatible = |why: String| Error::PinsIncompatible {
+        dir: dir.to_path_buf(),
+        map: name.to_owned(),
+        why,
+    };
+    let held = libbpf_rs::MapHandle::from_pinned_path(dir.join(name))
+        .and_then(|m| m.info())
+        .map_err(|e| incompatible(format!("cannot read it: {e}")))?;
+    let held_type = held.map_type();
+    let held = held.info;
+    if held_type != map.map_type() {
+        return Err(incompatible(format!(
+            "type {held_type:?}, this build's {:?}",
+            map.map_type()
+        )));
+    }
+    if (held.key_size, held.value_size) != (map.key_size(), map.value_size()) {
+        return Err(incompatible(format!(
+            "{}-byte keys and {}-byte values, this build's {} and {}",
+            held.key_size,
+            held.value_size,
+            map.key_size(),
+            map.value_size()
+        )));
+    }
+    Ok(PinnedShape {
+        max_entries: held.max_entries,
+        map_flags: held.map_flags,
+    })
+}
+
 impl Datapath {
     /// Loads the program with maps of `limits`; the kernel's verifier checks it here. The maps
     /// live as long as this value (and the tc attachments holding the program).
@@ -150,13 +196,15 @@ impl Datapath {
 
     /// Loads the program with its maps pinned in `dir` (a bpffs directory): maps already pinned
     /// there by an earlier rvsd are adopted with their connections and counts (the program
-    /// attached by that rvsd kept forwarding with them meanwhile); missing ones are created and
-    /// pinned. [`Datapath::adopted`] tells which happened.
+    /// attached by that rvsd kept forwarding with them meanwhile), keeping the sizes and flags
+    /// they were made with ([`Datapath::limits`] then tells the sizes); missing ones are created
+    /// and pinned. [`Datapath::adopted`] tells which happened. A pinned map whose type, key or
+    /// value differs from this build's is [`Error::PinsIncompatible`].
     pub fn load_pinned(limits: Limits, dir: &Path) -> Result<Datapath, Error> {
         Datapath::open(limits, Some(dir))
     }
 
-    fn open(limits: Limits, pins: Option<&Path>) -> Result<Datapath, Error> {
+    fn open(mut limits: Limits, pins: Option<&Path>) -> Result<Datapath, Error> {
         if OBJECT.is_empty() {
             return Err(Error::NotBuilt);
         }
@@ -168,11 +216,29 @@ impl Datapath {
             let Some(name) = map.name().to_str().map(str::to_owned) else {
                 continue;
             };
+            let mut pinned = None;
             if let Some(dir) = pins {
                 // Per-CPU scratch space and read-only data stay private to one load.
                 if !name.ends_with("_scratch") && name != "tun_ident" && !name.starts_with('.') {
-                    map.set_pin_path(dir.join(&name)).map_err(Error::Load)?;
+                    let path = dir.join(&name);
+                    if adopted && path.exists() {
+                        pinned = Some(pinned_shape(dir, &name, &map)?);
+                    }
+                    map.set_pin_path(path).map_err(Error::Load)?;
                 }
+            }
+            if let Some(held) = pinned {
+                // An adopted map keeps the size and flags it was made with (another bound, or
+                // the entries allocated one by one as builds before 568d75e made them).
+                map.set_max_entries(held.max_entries).map_err(Error::Load)?;
+                map.set_map_flags(held.map_flags).map_err(Error::Load)?;
+                match name.as_str() {
+                    "conns" => limits.connections = held.max_entries,
+                    "services" => limits.services = held.max_entries,
+                    "dests" => limits.dests = held.max_entries,
+                    _ => {}
+                }
+                continue;
             }
             let size = match name.as_str() {
                 "conns" | "conns_out" | "templates" => limits.connections,
@@ -190,13 +256,7 @@ impl Datapath {
         // The verifier gives up with EAGAIN when a signal arrives while it works (a child's
         // SIGCHLD, most often), and takes long enough on this program for that to happen:
         // keep signals off this thread meanwhile (they go to another thread, or wait).
-        let object = without_signals(|| open.load()).map_err(|source| match pins {
-            Some(dir) if adopted => Error::PinsIncompatible {
-                dir: dir.to_path_buf(),
-                source,
-            },
-            _ => Error::Load(source),
-        })?;
+        let object = without_signals(|| open.load()).map_err(Error::Load)?;
         Ok(Datapath {
             object,
             limits,
@@ -227,7 +287,7 @@ impl Datapath {
         Ok(())
     }
 
-    /// The limits the maps were sized with.
+    /// The limits the maps were sized with (an adopted table's own).
     pub fn limits(&self) -> Limits {
         self.limits
     }

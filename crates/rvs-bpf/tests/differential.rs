@@ -616,10 +616,11 @@ fn pinned_maps_are_adopted_by_the_next_load() {
     });
 }
 
-/// Pins of another shape (another build's table, or another bound) are refused with an error
-/// that says so, and left in place: the connections they hold are the operator's to give up.
+/// Pins an earlier rvsd left are adopted with the size and flags they were made with (another
+/// bound, or a table whose entries are allocated one by one, as builds before 568d75e made
+/// it); a pinned map of another layout is refused with an error naming it, and the pins stay.
 #[test]
-fn pins_of_another_shape_are_refused_and_kept() {
+fn pinned_maps_keep_their_shape_and_another_layout_is_refused() {
     with_bpffs("rvs-bpffs-shape", |pins| {
         let first = Datapath::load_pinned(LIMITS, pins).expect("first load");
         drop(first);
@@ -627,18 +628,66 @@ fn pins_of_another_shape_are_refused_and_kept() {
             connections: LIMITS.connections * 2,
             ..LIMITS
         };
-        match Datapath::load_pinned(bigger, pins) {
+        let mut again = Datapath::load_pinned(bigger, pins).expect("another bound");
+        assert!(again.adopted());
+        assert_eq!(
+            again.limits().connections,
+            LIMITS.connections,
+            "the pinned bound is kept"
+        );
+        again.remove_pins().expect("clean stop");
+
+        let conns = pins.join("conns");
+        let create_conns = |value: usize, flags: &str| {
+            std::fs::create_dir_all(pins).expect("mkdir pins");
+            let (key, value) = (
+                std::mem::size_of::<ConnKey>().to_string(),
+                value.to_string(),
+            );
+            sh(&[
+                "bpftool",
+                "map",
+                "create",
+                conns.to_str().expect("path"),
+                "type",
+                "hash",
+                "key",
+                &key,
+                "value",
+                &value,
+                "entries",
+                "4096",
+                "name",
+                "conns",
+                "flags",
+                flags,
+            ]);
+        };
+        // An older build's table: its entries allocated one by one (BPF_F_NO_PREALLOC).
+        create_conns(std::mem::size_of::<Conn>(), "1");
+        let mut older = Datapath::load_pinned(LIMITS, pins).expect("an older build's table");
+        assert!(older.adopted());
+        let shown = Command::new("bpftool")
+            .args(["map", "show", "pinned"])
+            .arg(&conns)
+            .output()
+            .expect("bpftool");
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.contains("flags 0x1"), "kept as it was made: {shown}");
+        older.remove_pins().expect("clean stop");
+
+        // Another layout: refused, naming the map, and left in place.
+        create_conns(8, "0");
+        match Datapath::load_pinned(LIMITS, pins) {
             Err(e @ rvs_bpf::Error::PinsIncompatible { .. }) => {
                 let text = e.to_string();
-                assert!(text.contains(pins.to_str().expect("path")), "{text}");
+                assert!(text.contains("map conns pinned in"), "{text}");
+                assert!(text.contains("8-byte values"), "{text}");
             }
             Err(e) => panic!("another error: {e}"),
-            Ok(_) => panic!("a table of another bound was adopted"),
+            Ok(_) => panic!("a table of another layout was adopted"),
         }
-        assert!(pins.join("conns").exists(), "the pins are kept");
-        let mut again = Datapath::load_pinned(LIMITS, pins).expect("the same bound adopts");
-        assert!(again.adopted());
-        again.remove_pins().expect("clean stop");
+        assert!(conns.exists(), "the pins are kept");
     });
 }
 

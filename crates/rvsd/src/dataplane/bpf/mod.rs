@@ -335,6 +335,17 @@ fn run(
             tracing::info!(pins = %setup.pin_dir.display(),
                 connections = dp.connections().map(|c| c.len()).unwrap_or(0),
                 "adopted the BPF maps an earlier rvsd left");
+            let (kept, asked) = (dp.limits(), setup.limits);
+            if kept != asked {
+                tracing::warn!(
+                    connections = kept.connections,
+                    services = kept.services,
+                    dests = kept.dests,
+                    "the adopted maps keep the sizes they were made with; \
+                     --bpf-max-connections {} applies after a clean stop removes the pins",
+                    asked.connections
+                );
+            }
             Publisher::adopt(&dp)?
         } else {
             Publisher::new()
