@@ -286,6 +286,18 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 	return 0;
 }
 
+/* A frame found in the reply table is a NAT connection's reply: decided by conn_reply (1). */
+static __always_inline int reply_of_conn(struct pkt *p, struct rvs_settings *s, __u64 now,
+					 struct decision *d)
+{
+	struct rvs_conn_out *out = bpf_map_lookup_elem(&conns_out, &p->key);
+
+	if (!out)
+		return 0;
+	conn_reply(p, s, out, now, d);
+	return 1;
+}
+
 /* Opens a connection to the chosen server `pick`: NAT gets its reply entry too; direct
  * routing and tunnelling are tracked in the client's direction only (IPVS's INPUT-ONLY
  * states). `tpl`: the RVS_CONN_F_TEMPLATE/ANY_PORT flags of a persistent service's
@@ -470,7 +482,6 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	struct rvs_svc_key sk = {};
 	struct rvs_settings *s;
 	struct rvs_conn *c;
-	struct rvs_conn_out *out;
 	struct rvs_svc *svc;
 	enum { SYN_NONE, SYN_ONLY, SYN_ACK } syn = SYN_NONE;
 	__u32 zero = 0;
@@ -512,13 +523,8 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	 * tuple would be a simultaneous open). */
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCPF_SYN))
 		syn = p->tcp_flags & TCPF_ACK ? SYN_ACK : SYN_ONLY;
-	if (syn == SYN_ACK) {
-		out = bpf_map_lookup_elem(&conns_out, &p->key);
-		if (out) {
-			conn_reply(p, s, out, now, d);
-			return;
-		}
-	}
+	if (syn == SYN_ACK && reply_of_conn(p, s, now, d))
+		return;
 	c = bpf_map_lookup_elem(&conns, &p->key);
 	if (c && conn_stale(s, p, c, now)) {
 		forget_conn(&p->key, c);
@@ -528,13 +534,8 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		conn_in(p, s, c, now, d);
 		return;
 	}
-	if (syn == SYN_NONE) {
-		out = bpf_map_lookup_elem(&conns_out, &p->key);
-		if (out) {
-			conn_reply(p, s, out, now, d);
-			return;
-		}
-	}
+	if (syn == SYN_NONE && reply_of_conn(p, s, now, d))
+		return;
 	/* A reply of one of rvsd's connections (a service it schedules)? */
 	sk.addr = p->key.src;
 	sk.port = p->key.sport;
@@ -554,13 +555,8 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 		new_conn(p, s, svc, sk.port != p->key.dport, now, d);
 		return;
 	}
-	if (syn == SYN_ONLY) {
-		out = bpf_map_lookup_elem(&conns_out, &p->key);
-		if (out) {
-			conn_reply(p, s, out, now, d);
-			return;
-		}
-	}
+	if (syn == SYN_ONLY && reply_of_conn(p, s, now, d))
+		return;
 	/* A firewall-mark service's address: rvsd classifies and schedules. */
 	{
 		__u32 *to = bpf_map_lookup_elem(&addrs, &p->key.dst);

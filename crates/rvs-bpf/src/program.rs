@@ -204,7 +204,7 @@ impl Datapath {
         Datapath::open(limits, Some(dir))
     }
 
-    fn open(mut limits: Limits, pins: Option<&Path>) -> Result<Datapath, Error> {
+    fn open(limits: Limits, pins: Option<&Path>) -> Result<Datapath, Error> {
         if OBJECT.is_empty() {
             return Err(Error::NotBuilt);
         }
@@ -232,12 +232,6 @@ impl Datapath {
                 // the entries allocated one by one as builds before 568d75e made them).
                 map.set_max_entries(held.max_entries).map_err(Error::Load)?;
                 map.set_map_flags(held.map_flags).map_err(Error::Load)?;
-                match name.as_str() {
-                    "conns" => limits.connections = held.max_entries,
-                    "services" => limits.services = held.max_entries,
-                    "dests" => limits.dests = held.max_entries,
-                    _ => {}
-                }
                 continue;
             }
             let size = match name.as_str() {
@@ -257,12 +251,19 @@ impl Datapath {
         // SIGCHLD, most often), and takes long enough on this program for that to happen:
         // keep signals off this thread meanwhile (they go to another thread, or wait).
         let object = without_signals(|| open.load()).map_err(Error::Load)?;
-        Ok(Datapath {
+        let mut dp = Datapath {
             object,
             limits,
             pins: pins.map(Path::to_path_buf),
             adopted,
-        })
+        };
+        // The sizes the maps have, adopted ones' included.
+        dp.limits = Limits {
+            connections: dp.map("conns")?.max_entries(),
+            services: dp.map("services")?.max_entries(),
+            dests: dp.map("dests")?.max_entries(),
+        };
+        Ok(dp)
     }
 
     /// Whether the maps were adopted from an earlier rvsd's pins.
@@ -287,7 +288,7 @@ impl Datapath {
         Ok(())
     }
 
-    /// The limits the maps were sized with (an adopted table's own).
+    /// The sizes of the maps (an adopted table's own).
     pub fn limits(&self) -> Limits {
         self.limits
     }

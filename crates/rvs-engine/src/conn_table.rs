@@ -13,8 +13,7 @@ use hashbrown::HashMap;
 
 use crate::conn::{reply_dst, Conn, ConnExt, Removed, F_EXT};
 use crate::conn_index::Index;
-use crate::flow::Tuple;
-use crate::flow::{flow_hash, Direction};
+use crate::flow::{flow_hash, Direction, Tuple};
 use crate::synproxy::SynProxied;
 use crate::view::Stats;
 

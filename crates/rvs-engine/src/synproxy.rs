@@ -25,8 +25,7 @@ use rvs_wire::tcp::{self, Flags};
 
 use crate::conn::{Conn, F_EXT, F_NO_OUTPUT, F_V6};
 use crate::datapath::Layout;
-use crate::flow::Direction;
-use crate::flow::Tuple;
+use crate::flow::{Direction, Tuple};
 use crate::proxy::write32;
 
 /// The MSS values a cookie can carry (3 bits): the largest not above the client's is used.

@@ -6,6 +6,17 @@ mod common;
 use common::*;
 use rvs_engine::*;
 
+/// The only service's real server at `addr`, as `-L` lists it.
+fn listed_dest(e: &Engine, now: Millis, addr: std::net::IpAddr) -> DestStatus {
+    let listing = e.services(now);
+    listing[0]
+        .dests
+        .iter()
+        .find(|d| d.spec.addr == addr)
+        .cloned()
+        .expect("listed")
+}
+
 fn set(e: &Engine, name: &str, value: u32) {
     let mut p = e.policy();
     p.set(name, value).expect("known switch");
@@ -93,12 +104,7 @@ fn a_removed_server_added_again_takes_its_connections_back() {
         run(&e, 3, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
         fwd(ip4(RIP4))
     );
-    let listing = e.services(Millis(3));
-    let revived = listing[0]
-        .dests
-        .iter()
-        .find(|d| d.spec.addr == ip4(RIP4))
-        .expect("listed again");
+    let revived = listed_dest(&e, Millis(3), ip4(RIP4));
     assert_eq!(revived.spec.weight, 3, "with the weight it was added with");
     assert_eq!(
         revived.active_conns + revived.inactive_conns,
@@ -125,12 +131,7 @@ fn a_removed_server_without_connections_comes_back_new_though_a_worker_held_it()
     assert_eq!(e.connection_count(), 0);
     e.del_dest(&k, ip4(RIP4), RPORT).unwrap();
     e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).unwrap();
-    let listing = e.services(Millis(61_000));
-    let again = listing[0]
-        .dests
-        .iter()
-        .find(|d| d.spec.addr == ip4(RIP4))
-        .expect("listed again");
+    let again = listed_dest(&e, Millis(61_000), ip4(RIP4));
     assert_eq!(again.stats.conns, 0, "a new server's counters");
     drop(cache);
 }
