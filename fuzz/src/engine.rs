@@ -337,15 +337,7 @@ fn v6(last: u16, net: u16) -> IpAddr {
 }
 
 fn service(key: ServiceKey, scheduler: SchedulerKind) -> ServiceSpec {
-    ServiceSpec {
-        key,
-        scheduler,
-        sched_flags: SchedFlags::default(),
-        persistence: None,
-        one_packet: false,
-        local_addrs: Vec::new(),
-        proxy_protocol: None,
-    }
+    ServiceSpec::new(key, scheduler)
 }
 
 fn dest(addr: IpAddr, port: u16, method: ForwardMethod) -> DestSpec {

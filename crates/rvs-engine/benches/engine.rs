@@ -1,10 +1,12 @@
 //! Hot-path benchmarks with 1,000,000 connections in the table: an established NAT TCP flow
-//! (client to real server, and the real server's reply), and a new connection (SYN: schedule +
-//! insert). Also prints bytes of table memory per
-//! connection, computed from the table's capacities.
+//! (client to real server, and the real server's reply), established packets cycling over
+//! 4096 and over 262,144 flows, and a new connection (SYN: schedule + insert). Also prints
+//! bytes of table memory per connection, computed from the table's capacities.
 //!
 //! Packets go in as rvsd's workers hand them over ([`Engine::handle_cached`]: the configuration
-//! snapshot kept from packet to packet). Each routine returns nothing and hands a reference to
+//! snapshot kept from packet to packet). The rows marked "next prefetched" also call
+//! [`Engine::prefetch`] for the next frame before handling the current one, as a packet
+//! worker does when it holds more than one frame. Each routine returns nothing and hands a reference to
 //! its verdict to `std::hint::black_box`: Criterion's own black box reads a returned value back
 //! one byte at a time (for a verdict, about 12 ns that are not the engine's).
 
@@ -49,32 +51,12 @@ fn setup() -> Engine {
         shards: 64,
         ..EngineConfig::default()
     });
-    let k = ServiceKey {
-        proto: Protocol::Tcp,
-        addr: IpAddr::V4(Ipv4Addr::from(VIP)),
-        port: 80,
-        fwmark: 0,
-    };
-    let spec = ServiceSpec {
-        key: k,
-        scheduler: SchedulerKind::Wlc,
-        sched_flags: SchedFlags::default(),
-        persistence: None,
-        one_packet: false,
-        local_addrs: Vec::new(),
-        proxy_protocol: None,
-    };
-    e.add_service(spec).expect("svc");
+    let k = ServiceKey::new(Protocol::Tcp, IpAddr::V4(Ipv4Addr::from(VIP)), 80);
+    e.add_service(ServiceSpec::new(k, SchedulerKind::Wlc))
+        .expect("svc");
     for i in 1..=4u8 {
-        let d = DestSpec {
-            addr: IpAddr::V4(Ipv4Addr::new(192, 168, 7, i)),
-            port: 8080,
-            weight: 1,
-            method: ForwardMethod::Masq,
-            u_threshold: 0,
-            l_threshold: 0,
-            tunnel: TunnelConfig::default(),
-        };
+        let rip = IpAddr::V4(Ipv4Addr::new(192, 168, 7, i));
+        let d = DestSpec::new(rip, 8080, 1, ForwardMethod::Masq);
         e.add_dest(&k, d).expect("dest");
     }
     let syn = frame([0; 4], 0, VIP, 80, 2);
@@ -128,6 +110,19 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // The same, with a prefetch of the next frame (the same flow's) before each: what the
+    // prefetch costs when every line it names is already in cache.
+    c.bench_function(
+        "established NAT TCP packet, one flow, next prefetched (1M conns)",
+        |b| {
+            b.iter(|| {
+                buf.copy_from_slice(&hot);
+                e.prefetch(&hot);
+                run(&e, &mut snap, T_BASE + 1, &mut meta, &mut buf);
+            })
+        },
+    );
+
     // The same flow's reply from its real server (found through the reply direction).
     buf.copy_from_slice(&hot);
     e.handle(Millis(T_BASE + 1), &mut meta, &mut buf);
@@ -161,38 +156,99 @@ fn benches(c: &mut Criterion) {
             run(&e, &mut snap, T_BASE + 1, &mut meta, &mut buf);
         })
     });
+    c.bench_function(
+        "established NAT TCP packets, 4096 flows, next prefetched (1M conns)",
+        |b| {
+            b.iter(|| {
+                n = (n + 1) & 4095;
+                buf.copy_from_slice(&templates[n]);
+                e.prefetch(&templates[(n + 1) & 4095]);
+                run(&e, &mut snap, T_BASE + 1, &mut meta, &mut buf);
+            })
+        },
+    );
 
-    // New connection: SYN from a fresh tuple; the new connections are removed (untimed) after
-    // each batch so the table stays at about 1M.
-    let syn = frame([0; 4], 0, VIP, 80, 2);
-    let mut next = 0u32;
-    c.bench_function("new connection SYN: schedule + insert (1M conns)", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let batch = left.min(100_000);
-                let start = Instant::now();
-                for _ in 0..batch {
-                    next = next.wrapping_add(1);
-                    buf.copy_from_slice(&syn);
-                    buf[26..30].copy_from_slice(&[
-                        172,
-                        16 + (next >> 24) as u8,
-                        (next >> 16) as u8,
-                        (next >> 8) as u8,
-                    ]);
-                    buf[34..36].copy_from_slice(&(next as u16 | 1).to_be_bytes());
-                    run(&e, &mut snap, 0, &mut meta, &mut buf);
+    // Established flows beyond the caches: 262,144 connections spread across the table (a
+    // busy director's case: every packet's index bucket and slot come from memory). Each frame
+    // is made in place, as no template array would stay cached either.
+    let flow = |f: &mut [u8], j: u32| {
+        f.copy_from_slice(&ack);
+        set_client(f, client(j.wrapping_mul(2_654_435_761) % CONNS));
+    };
+    let mut ahead = ack.clone();
+    let mut m = 0u32;
+    for (name, prefetched) in [
+        (
+            "established NAT TCP packets, 262144 flows (1M conns)",
+            false,
+        ),
+        (
+            "established NAT TCP packets, 262144 flows, next prefetched (1M conns)",
+            true,
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            flow(&mut ahead, m);
+            b.iter(|| {
+                buf.copy_from_slice(&ahead);
+                m = (m + 1) & 262_143;
+                flow(&mut ahead, m);
+                if prefetched {
+                    e.prefetch(&ahead);
                 }
-                total += start.elapsed();
-                // SYN_RECV connections made at t=0 expire at 60 s; the base ones live on.
-                e.expire(Millis(60_000));
-                left -= batch;
-            }
-            total
-        })
-    });
+                run(&e, &mut snap, T_BASE + 1, &mut meta, &mut buf);
+            })
+        });
+    }
+
+    // New connection: SYN from a fresh tuple (client number `next`: no two alike); the new
+    // connections are removed (untimed) after each batch so the table stays at about 1M.
+    let syn = frame([0; 4], 0, VIP, 80, 2);
+    let new_syn = |f: &mut [u8], next: u32| {
+        f.copy_from_slice(&syn);
+        f[26..30].copy_from_slice(&[
+            172,
+            16 + (next >> 24) as u8,
+            (next >> 16) as u8,
+            (next >> 8) as u8,
+        ]);
+        f[34..36].copy_from_slice(&(1024 + (next & 0xff) as u16).to_be_bytes());
+    };
+    let mut next = 0u32;
+    for (name, prefetched) in [
+        ("new connection SYN: schedule + insert (1M conns)", false),
+        (
+            "new connection SYN: schedule + insert, next prefetched (1M conns)",
+            true,
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let batch = left.min(100_000);
+                    next = next.wrapping_add(1);
+                    new_syn(&mut ahead, next);
+                    let start = Instant::now();
+                    for _ in 0..batch {
+                        buf.copy_from_slice(&ahead);
+                        next = next.wrapping_add(1);
+                        new_syn(&mut ahead, next);
+                        if prefetched {
+                            e.prefetch(&ahead);
+                        }
+                        run(&e, &mut snap, 0, &mut meta, &mut buf);
+                    }
+                    total += start.elapsed();
+                    // SYN_RECV connections made at t=0 expire at 60 s; the base ones live on.
+                    e.expire(Millis(60_000));
+                    left -= batch;
+                }
+                total
+            })
+        });
+    }
     println!("after benches: {} connections", e.connection_count());
 }
 

@@ -11,6 +11,8 @@
 
 /// Entries per bucket (one 64-byte line of `u64`s).
 const WIDTH: usize = 8;
+/// Bytes per bucket: one cache line.
+pub(crate) const BUCKET_BYTES: usize = core::mem::size_of::<Bucket>();
 /// A never-used entry.
 const EMPTY: u64 = 0;
 /// A removed entry in a bucket some probe may have passed.
@@ -46,7 +48,7 @@ fn buckets_for(capacity: usize) -> usize {
 
 /// The home bucket of a hash among `n` (by multiplication: `n` need not be a power of two).
 #[inline]
-fn home(hash: u64, n: usize) -> usize {
+pub(crate) fn home(hash: u64, n: usize) -> usize {
     ((u64::from(hash as u32) * n as u64) >> 32) as usize
 }
 
@@ -63,6 +65,12 @@ impl Index {
     /// Entries that fit before the index grows or is cleaned.
     fn limit(&self) -> usize {
         self.buckets.len() * WIDTH / 8 * 7
+    }
+
+    /// Where the buckets are: the first one's address and their count (for
+    /// [`crate::table_hint::TableHint`]).
+    pub(crate) fn layout(&self) -> (usize, usize) {
+        (self.buckets.as_ptr() as usize, self.buckets.len())
     }
 
     /// Bytes held.
@@ -92,10 +100,12 @@ impl Index {
         None
     }
 
-    /// Stores `value` (at most [`MAX_VALUE`]) under `hash`.
-    pub(crate) fn insert(&mut self, hash: u64, value: u32) {
+    /// Stores `value` (at most [`MAX_VALUE`]) under `hash`; whether the buckets moved (the
+    /// index was rebuilt to make room: see [`Index::layout`]).
+    pub(crate) fn insert(&mut self, hash: u64, value: u32) -> bool {
         debug_assert!(value <= MAX_VALUE);
-        if self.items + self.tombstones >= self.limit() {
+        let moved = self.items + self.tombstones >= self.limit();
+        if moved {
             self.rehash();
         }
         let reused = place(&mut self.buckets, pack(hash, value));
@@ -103,6 +113,7 @@ impl Index {
             self.tombstones -= 1;
         }
         self.items += 1;
+        moved
     }
 
     /// Removes the entry `value` stored under `hash`; whether there was one.

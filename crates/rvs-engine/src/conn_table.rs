@@ -9,12 +9,15 @@
 //! port, so it has a second entry under that hash (marked as a reply entry); the engine picks
 //! the local port so that this hash selects the same shard.
 
+use std::sync::Arc;
+
 use hashbrown::HashMap;
 
 use crate::conn::{reply_dst, Conn, ConnExt, Removed, F_EXT};
 use crate::conn_index::Index;
 use crate::flow::{flow_hash, Direction, Tuple};
 use crate::synproxy::SynProxied;
+use crate::table_hint::TableHint;
 use crate::view::Stats;
 
 /// The index hash of a connection's client side (its entry) or, for a FULLNAT connection, of
@@ -55,12 +58,14 @@ pub(crate) struct Shard {
     /// Counters indexed by service/destination id.
     pub(crate) stats: Vec<Stats>,
     len: usize,
+    /// Where the next lookups and insert read, kept up to date for readers without the lock.
+    hint: Arc<TableHint>,
 }
 
 impl Shard {
     /// A shard sized for `capacity` connections.
     pub(crate) fn new(capacity: usize) -> Self {
-        Shard {
+        let shard = Shard {
             index: Index::with_capacity(capacity),
             slab: Vec::with_capacity(capacity),
             free: Vec::new(),
@@ -68,7 +73,37 @@ impl Shard {
             synproxied: HashMap::default(),
             stats: Vec::new(),
             len: 0,
-        }
+            hint: Arc::default(),
+        };
+        shard.hint.set_index(shard.index.layout());
+        shard.publish_free_slot();
+        shard
+    }
+
+    /// The addresses this shard publishes for [`crate::Engine::prefetch`].
+    pub(crate) fn hint(&self) -> Arc<TableHint> {
+        Arc::clone(&self.hint)
+    }
+
+    /// The address of the slot the next insert takes: the free list's last, else the slab's
+    /// end while it has room (0 when it must grow).
+    pub(crate) fn next_slot_addr(&self) -> usize {
+        let slot = match self.free.last() {
+            Some(&s) => s as usize,
+            None if self.slab.len() < self.slab.capacity() => self.slab.len(),
+            None => return 0,
+        };
+        self.slab.as_ptr().wrapping_add(slot) as usize
+    }
+
+    /// The index's layout (see [`Index::layout`]), for tests of the hint.
+    #[cfg(test)]
+    pub(crate) fn index_layout(&self) -> (usize, usize) {
+        self.index.layout()
+    }
+
+    fn publish_free_slot(&self) {
+        self.hint.set_free_slot(self.next_slot_addr());
     }
 
     /// Number of connections.
@@ -95,13 +130,12 @@ impl Shard {
             .map(|e| e >> 1)
     }
 
-    /// Touches the slot the next new connection will take, so that its cache miss overlaps
-    /// the index probe's instead of following it. For packets that may open a connection.
+    /// Starts loading the slot the next new connection will take, so that its cache miss
+    /// overlaps the index probe's instead of following it. For packets that may open a
+    /// connection.
     #[inline]
     pub(crate) fn prepare_insert(&self) {
-        if let Some(&s) = self.free.last() {
-            std::hint::black_box(self.slab.get(s as usize).is_some_and(Option::is_some));
-        }
+        rvs_prefetch::prefetch(self.next_slot_addr());
     }
 
     /// The connection in `slot`.
@@ -191,10 +225,14 @@ impl Shard {
         if let Some(x) = ext {
             self.ext.insert(slot, x);
         }
-        self.index.insert(hash, entry(slot, false));
+        let mut moved = self.index.insert(hash, entry(slot, false));
         if let Some(h) = reply_hash {
-            self.index.insert(h, entry(slot, true));
+            moved |= self.index.insert(h, entry(slot, true));
         }
+        if moved {
+            self.hint.set_index(self.index.layout());
+        }
+        self.publish_free_slot();
         self.len += 1;
         slot
     }
@@ -223,6 +261,7 @@ impl Shard {
             self.index.remove(hash, entry(slot, reply));
         }
         self.free.push(slot);
+        self.publish_free_slot();
         self.len -= 1;
         Some(Removed { conn, ext })
     }

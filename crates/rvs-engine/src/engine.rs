@@ -32,10 +32,14 @@ use crate::tcp_state::{next_state, TimeoutTable};
 use crate::verdict::*;
 use crate::view::*;
 
-/// A shard lock on its own cache lines.
+/// A shard lock on its own cache lines, with the addresses the shard publishes for
+/// [`Engine::prefetch`] (read without the lock).
 #[derive(Debug)]
 #[repr(align(128))]
-pub(crate) struct Padded(pub(crate) Mutex<Shard>);
+pub(crate) struct Padded(
+    pub(crate) Mutex<Shard>,
+    pub(crate) Arc<crate::table_hint::TableHint>,
+);
 
 /// Control-plane state: serialises configuration changes.
 #[derive(Debug)]
@@ -109,7 +113,11 @@ impl Engine {
             max => max.div_ceil(n),
         };
         let shards = (0..n)
-            .map(|_| Padded(Mutex::new(Shard::new(per_shard))))
+            .map(|_| {
+                let shard = Shard::new(per_shard);
+                let hint = shard.hint();
+                Padded(Mutex::new(shard), hint)
+            })
             .collect();
         let timeouts = Timeouts::default();
         Engine {

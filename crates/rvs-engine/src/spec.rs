@@ -298,6 +298,22 @@ pub struct ServiceSpec {
     pub proxy_protocol: Option<ProxyProtocolVersion>,
 }
 
+impl ServiceSpec {
+    /// A service `key` scheduled by `scheduler`, with no persistence, flags, local addresses
+    /// or PROXY protocol (`ipvsadm -A -t|-u|-f ... -s scheduler`).
+    pub fn new(key: ServiceKey, scheduler: SchedulerKind) -> ServiceSpec {
+        ServiceSpec {
+            key,
+            scheduler,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            one_packet: false,
+            local_addrs: Vec::new(),
+            proxy_protocol: None,
+        }
+    }
+}
+
 /// PROXY protocol version inserted toward FULLNAT real servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProxyProtocolVersion {
@@ -422,6 +438,22 @@ pub struct DestSpec {
     pub l_threshold: u32,
     /// Tunnel parameters (used with [`ForwardMethod::Tunnel`] only).
     pub tunnel: TunnelConfig,
+}
+
+impl DestSpec {
+    /// A real server `addr:port` of `weight`, forwarded to by `method`, with no thresholds
+    /// (`ipvsadm -a ... -r addr:port -w weight -m|-g|-i`).
+    pub fn new(addr: IpAddr, port: u16, weight: u32, method: ForwardMethod) -> DestSpec {
+        DestSpec {
+            addr,
+            port,
+            weight,
+            method,
+            u_threshold: 0,
+            l_threshold: 0,
+            tunnel: TunnelConfig::default(),
+        }
+    }
 }
 
 /// Protocol timeouts in seconds (`ipvsadm --set tcp tcpfin udp`).

@@ -128,18 +128,11 @@ impl DestRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{EngineConfig, Protocol, SchedFlags, SchedulerKind, ServiceKey};
+    use crate::spec::{EngineConfig, Protocol, SchedulerKind, ServiceKey};
 
     fn spec(port: u16) -> ServiceSpec {
-        ServiceSpec {
-            key: ServiceKey::new(Protocol::Tcp, "10.0.0.1".parse().unwrap(), port),
-            scheduler: SchedulerKind::Rr,
-            sched_flags: SchedFlags::default(),
-            persistence: None,
-            one_packet: false,
-            local_addrs: Vec::new(),
-            proxy_protocol: None,
-        }
+        let key = ServiceKey::new(Protocol::Tcp, "10.0.0.1".parse().unwrap(), port);
+        ServiceSpec::new(key, SchedulerKind::Rr)
     }
 
     #[test]

@@ -14,10 +14,23 @@ fn pattern(i: usize) -> u8 {
     ((i * 7) ^ (i >> 9)) as u8
 }
 
+/// Sends `datagrams` over UDP from the lab's namespace `b` to `to`.
+fn send_from_b(lab: &Lab, to: &str, datagrams: &[impl AsRef<[u8]>]) {
+    let from = format!("{}:0", lab.ip_b());
+    let to = to.to_owned();
+    let datagrams: Vec<Vec<u8>> = datagrams.iter().map(|d| d.as_ref().to_vec()).collect();
+    in_ns(&lab.b, move || {
+        let s = UdpSocket::bind(from).expect("bind");
+        for d in datagrams {
+            s.send_to(&d, &to).expect("send");
+        }
+    });
+}
+
 #[test]
 fn udp_frames_arrive_with_vnet_header() {
     let lab = Lab::new("udp");
-    let (ip_a, ip_b) = (lab.ip_a(), lab.ip_b());
+    let ip_a = lab.ip_a();
     let (ready_tx, ready_rx) = mpsc::channel();
     let rx = spawn_in_ns(&lab.a, move || {
         let mut sock = PacketSocket::open("a0", 7).expect("open");
@@ -42,13 +55,7 @@ fn udp_frames_arrive_with_vnet_header() {
     ready_rx
         .recv_timeout(Duration::from_secs(5))
         .expect("socket open");
-    in_ns(&lab.b, move || {
-        let s = UdpSocket::bind(format!("{ip_b}:0")).expect("bind");
-        for _ in 0..3 {
-            s.send_to(b"hello rvs", format!("{ip_a}:9999"))
-                .expect("send");
-        }
-    });
+    send_from_b(&lab, &format!("{ip_a}:9999"), &[b"hello rvs"; 3]);
     let seen = rx.join().expect("rx thread");
     assert_eq!(seen.len(), 3, "three UDP frames captured");
     for (vnet, frame) in seen {
@@ -354,4 +361,72 @@ fn vlan_tag_stripped_by_the_device_is_put_back() {
         "VLAN id"
     );
     assert_eq!(frame[16..18], [0x08, 0x06], "ARP inside the tag");
+}
+
+/// With frames already queued, each frame comes with the one queued after it as its
+/// look-ahead.
+#[test]
+fn queued_frames_show_the_next_one_ahead() {
+    let lab = Lab::new("ahead");
+    let ip_a = lab.ip_a();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (sent_tx, sent_rx) = mpsc::channel::<()>();
+    let listen_ip = ip_a.clone();
+    let rx = spawn_in_ns(&lab.a, move || {
+        let ip_a = listen_ip;
+        let mut sock = PacketSocket::open("a0", 11).expect("open");
+        // A listener, so that no port-unreachable answer lands between the datagrams.
+        let _sink = UdpSocket::bind(format!("{ip_a}:9998")).expect("bind");
+        ready_tx.send(()).expect("signal");
+        sent_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("datagrams sent");
+        // Every frame the ring holds, each with what it showed ahead.
+        let mut seen: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let ours = |f: &[u8]| f.len() >= 42 && f[23] == 17 && f[36..38] == 9998u16.to_be_bytes();
+        while Instant::now() < deadline && seen.iter().filter(|(f, _)| ours(f)).count() < 8 {
+            sock.recv_batch_ahead(Duration::from_millis(100), 64, |_, frame, ahead| {
+                seen.push((frame.to_vec(), ahead.to_vec()));
+            })
+            .expect("recv_batch_ahead");
+        }
+        seen
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("socket open");
+    let datagrams: Vec<[u8; 32]> = (0..8u8).map(|i| [i; 32]).collect();
+    send_from_b(&lab, &format!("{ip_a}:9998"), &datagrams);
+    // Let the eight frames reach the ring before it is read.
+    std::thread::sleep(Duration::from_millis(200));
+    sent_tx.send(()).expect("go");
+    let seen = rx.join().expect("rx thread");
+    let ours = |f: &[u8]| f.len() >= 42 && f[23] == 17 && f[36..38] == 9998u16.to_be_bytes();
+    let payloads: Vec<u8> = seen
+        .iter()
+        .filter(|(f, _)| ours(f))
+        .map(|(f, _)| f[42])
+        .collect();
+    assert_eq!(
+        payloads,
+        (0..8).collect::<Vec<u8>>(),
+        "the eight datagrams in order"
+    );
+    // The ring's next slot may hold a frame that is then skipped (this host's own ARP
+    // answer, outgoing), so each datagram after the first is looked for among the frames
+    // shown ahead before it was delivered.
+    for (at, (frame, _)) in seen
+        .iter()
+        .enumerate()
+        .filter(|(_, (f, _))| ours(f))
+        .skip(1)
+    {
+        let shown = seen[..at].iter().any(|(_, ahead)| ahead == frame);
+        assert!(
+            shown,
+            "datagram {} was shown ahead before it came",
+            frame[42]
+        );
+    }
 }

@@ -45,27 +45,11 @@ pub fn key(proto: Protocol, addr: IpAddr, port: u16) -> ServiceKey {
 }
 
 pub fn svc(k: ServiceKey, scheduler: SchedulerKind) -> ServiceSpec {
-    ServiceSpec {
-        key: k,
-        scheduler,
-        sched_flags: SchedFlags::default(),
-        persistence: None,
-        one_packet: false,
-        local_addrs: Vec::new(),
-        proxy_protocol: None,
-    }
+    ServiceSpec::new(k, scheduler)
 }
 
 pub fn dest(addr: IpAddr, port: u16, weight: u32) -> DestSpec {
-    DestSpec {
-        addr,
-        port,
-        weight,
-        method: ForwardMethod::Masq,
-        u_threshold: 0,
-        l_threshold: 0,
-        tunnel: TunnelConfig::default(),
-    }
+    DestSpec::new(addr, port, weight, ForwardMethod::Masq)
 }
 
 /// Engine with TCP+UDP services on VIP4:80 and VIP6:80, each to one real server made by

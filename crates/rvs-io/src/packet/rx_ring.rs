@@ -165,11 +165,16 @@ impl RxRing {
 
     /// Returns the header of the next slot when the kernel has handed it to user space.
     pub(crate) fn peek(&self) -> Option<SlotInfo> {
-        let status = self.status_word(self.next).load(Ordering::Acquire);
+        self.info_at(self.next)
+    }
+
+    /// The header of slot `index` when the kernel has handed it to user space.
+    fn info_at(&self, index: u32) -> Option<SlotInfo> {
+        let status = self.status_word(index).load(Ordering::Acquire);
         if status & TP_STATUS_USER == 0 {
             return None;
         }
-        let p = self.slot_ptr(self.next);
+        let p = self.slot_ptr(index);
         // SAFETY: the slot belongs to user space (status checked with Acquire), so its header is
         // fully written; the fields are read unaligned-safe at their `tpacket2_hdr` offsets, and
         // `sockaddr_ll` starts at TPACKET_ALIGN(sizeof(tpacket2_hdr)).
@@ -189,12 +194,34 @@ impl RxRing {
         }
     }
 
-    /// The bytes of the current slot (valid only between `peek` returning it and `release`).
-    pub(crate) fn slot_bytes(&mut self) -> &mut [u8] {
+    /// The bytes of the current slot (valid only between `peek` returning it and `release`),
+    /// and the frame of the slot after it when the kernel has filled that one too (empty
+    /// otherwise), for a look ahead.
+    pub(crate) fn slot_and_ahead(&mut self) -> (&mut [u8], &[u8]) {
+        let ahead_index = (self.next + 1) % self.frame_nr;
+        let ahead = match self.info_at(ahead_index) {
+            Some(info) if ahead_index != self.next => {
+                let start = usize::from(info.mac);
+                let end = start.saturating_add(info.snaplen as usize);
+                if end <= self.frame_size() {
+                    let p = self.slot_ptr(ahead_index);
+                    // SAFETY: the slot after the current one belongs to user space too (its
+                    // status was read with Acquire above) and is not released before the
+                    // current one is, so the kernel does not write it while this shared
+                    // borrow (tied to `&mut self`) lives; `start..end` lies inside the slot,
+                    // which does not overlap the current one (the indices differ).
+                    unsafe { std::slice::from_raw_parts(p.add(start), end - start) }
+                } else {
+                    &[]
+                }
+            }
+            _ => &[],
+        };
         let p = self.slot_ptr(self.next);
-        // SAFETY: the slot is owned by user space until `release`, the borrow is tied to
-        // `&mut self`, and the slice stays inside the slot.
-        unsafe { std::slice::from_raw_parts_mut(p, self.frame_size()) }
+        // SAFETY: the current slot is owned by user space until `release`, the borrow is tied
+        // to `&mut self`, and the slice stays inside the slot.
+        let current = unsafe { std::slice::from_raw_parts_mut(p, self.frame_size()) };
+        (current, ahead)
     }
 
     /// Hands the current slot back to the kernel and moves to the next one.

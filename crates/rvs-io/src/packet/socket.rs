@@ -176,6 +176,19 @@ impl PacketSocket {
         max: usize,
         mut f: impl FnMut(&mut VnetHdr, &mut [u8]),
     ) -> Result<usize, IoError> {
+        self.recv_batch_ahead(timeout, max, |vnet, frame, _| f(vnet, frame))
+    }
+
+    /// [`PacketSocket::recv_batch`], also showing `f` the bytes of the frame queued after the
+    /// one it is given (empty when none is queued yet), read-only, so that it can start that
+    /// frame's cache misses early. The frame ahead is shown as the device gave it (a stripped
+    /// VLAN tag is not written back) and may be one that will be skipped.
+    pub fn recv_batch_ahead(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+        mut f: impl FnMut(&mut VnetHdr, &mut [u8], &[u8]),
+    ) -> Result<usize, IoError> {
         let mut taken = 0usize;
         let mut delivered = 0usize;
         let mut waited = false;
@@ -203,7 +216,11 @@ impl PacketSocket {
     }
 
     /// Checks one slot and hands its frame to `f`; returns whether it was delivered.
-    fn deliver(&mut self, info: SlotInfo, f: &mut impl FnMut(&mut VnetHdr, &mut [u8])) -> bool {
+    fn deliver(
+        &mut self,
+        info: SlotInfo,
+        f: &mut impl FnMut(&mut VnetHdr, &mut [u8], &[u8]),
+    ) -> bool {
         if !matches!(
             info.pkttype,
             PACKET_HOST | PACKET_BROADCAST | PACKET_MULTICAST
@@ -223,7 +240,7 @@ impl PacketSocket {
         let Some(ring) = self.ring.as_mut() else {
             return false;
         };
-        let slot = ring.slot_bytes();
+        let (slot, ahead) = ring.slot_and_ahead();
         if mac < header_end + need_front || mac + len > slot.len() || len < 14 {
             self.stats.malformed += 1;
             return false;
@@ -250,7 +267,7 @@ impl PacketSocket {
         } else {
             (mac, mac + len)
         };
-        f(&mut vnet, &mut slot[start..end]);
+        f(&mut vnet, &mut slot[start..end], ahead);
         self.stats.delivered += 1;
         true
     }

@@ -556,7 +556,9 @@ impl Worker {
         let Some(sock) = ports.get_mut(index).and_then(|p| p.rx.as_mut()) else {
             return;
         };
-        let result = sock.recv_batch(Duration::ZERO, BATCH, |vnet, frame| {
+        let result = sock.recv_batch_ahead(Duration::ZERO, BATCH, |vnet, frame, ahead| {
+            // The next frame's table lines load while this one is handled.
+            out.engine.prefetch(ahead);
             out.handle(now, vnet, frame);
         });
         if let Err(e) = result {
