@@ -341,15 +341,7 @@ fn service(key: ServiceKey, scheduler: SchedulerKind) -> ServiceSpec {
 }
 
 fn dest(addr: IpAddr, port: u16, method: ForwardMethod) -> DestSpec {
-    DestSpec {
-        addr,
-        port,
-        weight: 1,
-        method,
-        u_threshold: 0,
-        l_threshold: 0,
-        tunnel: TunnelConfig::default(),
-    }
+    DestSpec::new(addr, port, 1, method)
 }
 
 fn add(e: &Engine, s: ServiceSpec, dests: &[DestSpec]) {

@@ -135,7 +135,10 @@ impl Shard {
     /// connection.
     #[inline]
     pub(crate) fn prepare_insert(&self) {
-        rvs_prefetch::prefetch(self.next_slot_addr());
+        match self.next_slot_addr() {
+            0 => {}
+            slot => rvs_prefetch::prefetch(slot),
+        }
     }
 
     /// The connection in `slot`.

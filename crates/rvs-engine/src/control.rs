@@ -254,7 +254,7 @@ impl Engine {
 
     fn purge(&self, mut pred: impl FnMut(&Conn) -> bool) {
         for s in self.shards.iter() {
-            let gone = s.0.lock().remove_where(&self.hasher, &mut pred);
+            let gone = s.shard.lock().remove_where(&self.hasher, &mut pred);
             for c in gone {
                 c.release();
             }
@@ -429,7 +429,7 @@ impl Engine {
             .flat_map(|s| core::iter::once(s.id).chain(s.dests.iter().map(|d| d.id)))
             .collect();
         for s in self.shards.iter() {
-            let mut g = s.0.lock();
+            let mut g = s.shard.lock();
             for &id in &ids {
                 *g.stats_mut(id) = Stats::default();
             }
@@ -467,7 +467,7 @@ impl Engine {
     fn gather_stats(&self) -> Vec<Stats> {
         let mut sum: Vec<Stats> = Vec::new();
         for s in self.shards.iter() {
-            let g = s.0.lock();
+            let g = s.shard.lock();
             if g.stats.len() > sum.len() {
                 sum.resize(g.stats.len(), Stats::default());
             }
@@ -561,7 +561,7 @@ impl Engine {
     ) -> (Vec<ConnStatus>, Option<ConnWalk>) {
         let shards = self.shards.len();
         if at.shard < shards {
-            let g = self.shards[at.shard].0.lock();
+            let g = self.shards[at.shard].shard.lock();
             let end = at.slot.saturating_add(max_slots.max(1));
             let page: Vec<ConnStatus> = g
                 .iter_slots(at.slot..end)
@@ -734,7 +734,7 @@ impl Engine {
         if self.shard_cap == usize::MAX {
             return None;
         }
-        let used: usize = self.shards.iter().map(|s| s.0.lock().len()).sum();
+        let used: usize = self.shards.iter().map(|s| s.shard.lock().len()).sum();
         Some((self.shard_cap * self.shards.len()).saturating_sub(used))
     }
 
@@ -747,7 +747,7 @@ impl Engine {
         let start = self.defense.visit_start();
         let mut dropped = 0;
         for s in self.shards.iter() {
-            let mut shard = s.0.lock();
+            let mut shard = s.shard.lock();
             let slots = shard.slots();
             if slots == 0 {
                 continue;
@@ -795,9 +795,10 @@ impl Engine {
     /// lblc/lblcr entries and incomplete datagrams whose time ran out).
     pub fn expire(&self, now: Millis) {
         for s in self.shards.iter() {
-            let gone =
-                s.0.lock()
-                    .remove_where(&self.hasher, |c| c.expires <= now.0);
+            let gone = s
+                .shard
+                .lock()
+                .remove_where(&self.hasher, |c| c.expires <= now.0);
             for c in gone {
                 c.release();
             }
@@ -876,13 +877,16 @@ impl Engine {
 
     /// Number of connections in the table.
     pub fn connection_count(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().len()).sum()
+        self.shards.iter().map(|s| s.shard.lock().len()).sum()
     }
 
     /// Bytes held by the connection table (slabs, indexes, side records, counters), from their
     /// capacities.
     pub fn table_memory_bytes(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().memory_bytes()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.shard.lock().memory_bytes())
+            .sum()
     }
 }
 

@@ -32,14 +32,30 @@ use crate::tcp_state::{next_state, TimeoutTable};
 use crate::verdict::*;
 use crate::view::*;
 
-/// A shard lock on its own cache lines, with the addresses the shard publishes for
-/// [`Engine::prefetch`] (read without the lock).
+/// A shard behind its lock, on cache lines of its own, and a pointer to the addresses it
+/// publishes for [`Engine::prefetch`].
 #[derive(Debug)]
 #[repr(align(128))]
-pub(crate) struct Padded(
-    pub(crate) Mutex<Shard>,
-    pub(crate) Arc<crate::table_hint::TableHint>,
-);
+pub(crate) struct Padded {
+    /// Where the shard's next reads land, read without the lock. First, on a line of its
+    /// own: the lock's line is written by every worker that takes it.
+    pub(crate) hint: HintLine,
+    /// The shard.
+    pub(crate) shard: Mutex<Shard>,
+}
+
+/// A pointer to a shard's [`crate::table_hint::TableHint`], alone on its cache line.
+#[derive(Debug)]
+#[repr(align(64))]
+pub(crate) struct HintLine(Arc<crate::table_hint::TableHint>);
+
+impl std::ops::Deref for HintLine {
+    type Target = crate::table_hint::TableHint;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 /// Control-plane state: serialises configuration changes.
 #[derive(Debug)]
@@ -115,8 +131,10 @@ impl Engine {
         let shards = (0..n)
             .map(|_| {
                 let shard = Shard::new(per_shard);
-                let hint = shard.hint();
-                Padded(Mutex::new(shard), hint)
+                Padded {
+                    hint: HintLine(shard.hint()),
+                    shard: Mutex::new(shard),
+                }
             })
             .collect();
         let timeouts = Timeouts::default();
@@ -158,7 +176,7 @@ impl Engine {
     }
 
     pub(crate) fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        &self.shards[self.shard_index(hash)].0
+        &self.shards[self.shard_index(hash)].shard
     }
 
     pub(crate) fn shard_index(&self, hash: u64) -> usize {

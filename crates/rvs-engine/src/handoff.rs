@@ -76,7 +76,7 @@ impl Engine {
             return;
         }
         for s in self.shards.iter() {
-            let shard = s.0.lock();
+            let shard = s.shard.lock();
             for (c, _, sp) in shard.iter_with_proxy() {
                 if sp.is_some_and(|sp| sp.delta.is_some()) {
                     self.handoff.offer(c);

@@ -78,7 +78,7 @@ impl Engine {
         let snap = self.snapshot.load();
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            let g = s.0.lock();
+            let g = s.shard.lock();
             out.extend(g.iter_with_proxy().filter_map(|(c, ext, proxied)| {
                 let st = ConnState::from_u8(c.state);
                 let (timeout, fwmark) = (snap.timeouts.of(st), snap.fwmark_of(c.svc_id));

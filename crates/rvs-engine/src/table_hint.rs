@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::conn_index::home;
 
-/// One shard's published addresses. Written under the shard's lock, read without it.
+/// One shard's published addresses. Written under the shard's lock, read without it; on a
+/// cache line of its own, so that one shard's writes do not disturb another's readers.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub(crate) struct TableHint {
     /// The address of the index's first bucket.
     buckets: AtomicUsize,
@@ -41,8 +43,9 @@ impl TableHint {
         base.wrapping_add(home(hash, count).wrapping_mul(crate::conn_index::BUCKET_BYTES))
     }
 
-    /// The address of the slot the next insert takes (0: none known).
-    pub(crate) fn free_slot(&self) -> usize {
-        self.free_slot.load(Ordering::Relaxed)
+    /// The address of the slot the next insert takes, if one is known (none while the slab
+    /// must grow first).
+    pub(crate) fn free_slot(&self) -> Option<usize> {
+        Some(self.free_slot.load(Ordering::Relaxed)).filter(|&a| a != 0)
     }
 }

@@ -413,9 +413,9 @@ fn queued_frames_show_the_next_one_ahead() {
         (0..8).collect::<Vec<u8>>(),
         "the eight datagrams in order"
     );
-    // The ring's next slot may hold a frame that is then skipped (this host's own ARP
-    // answer, outgoing), so each datagram after the first is looked for among the frames
-    // shown ahead before it was delivered.
+    // The ring's next slot may hold a frame that is then skipped (one not addressed to
+    // this host), so each datagram after the first is looked for among the frames shown
+    // ahead before it was delivered.
     for (at, (frame, _)) in seen
         .iter()
         .enumerate()

@@ -17,12 +17,14 @@
 #[allow(unsafe_code)] // the crate's one unsafe instruction, explained below
 pub fn prefetch(addr: usize) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 reads no data into the program and cannot fault (Intel SDM and AMD
-    // APM: prefetches to invalid or unmapped addresses are ignored). `_mm_prefetch` is an
-    // `unsafe fn` only for its `target_feature(enable = "sse")`, which every x86_64 target has.
+    // SAFETY: `_mm_prefetch` is an `unsafe fn` for its raw pointer and its
+    // `target_feature(enable = "sse")`. The pointer is never dereferenced: PREFETCHT0 (like
+    // LLVM's prefetch intrinsic it compiles from) loads nothing into the program and cannot
+    // fault; Intel's SDM and AMD's APM say a prefetch of an invalid or unmapped address is
+    // ignored. SSE is part of every x86_64 target.
     unsafe {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(addr as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(core::ptr::without_provenance(addr));
     }
     #[cfg(target_arch = "aarch64")]
     // SAFETY: PRFM is a hint: it never faults and writes no register or memory (Arm ARM,
@@ -42,6 +44,7 @@ pub fn prefetch(addr: usize) {
 mod tests {
     use super::prefetch;
 
+    /// A fault would kill the test process: reaching the end is the check.
     #[test]
     fn any_address_is_a_harmless_hint() {
         let data = [7u8; 256];
@@ -50,6 +53,5 @@ mod tests {
         for addr in [0, 1, 0x1000, 0xdead_beef, usize::MAX - 63, 1usize << 63] {
             prefetch(addr);
         }
-        assert_eq!(data.iter().map(|&b| usize::from(b)).sum::<usize>(), 7 * 256);
     }
 }

@@ -195,12 +195,17 @@ impl RxRing {
     }
 
     /// The bytes of the current slot (valid only between `peek` returning it and `release`),
-    /// and the frame of the slot after it when the kernel has filled that one too (empty
-    /// otherwise), for a look ahead.
-    pub(crate) fn slot_and_ahead(&mut self) -> (&mut [u8], &[u8]) {
+    /// and with `look_ahead` the frame of the slot after it when the kernel has filled that
+    /// one too (empty otherwise, and without `look_ahead`).
+    pub(crate) fn slot_and_ahead(&mut self, look_ahead: bool) -> (&mut [u8], &[u8]) {
         let ahead_index = (self.next + 1) % self.frame_nr;
-        let ahead = match self.info_at(ahead_index) {
-            Some(info) if ahead_index != self.next => {
+        let info = if look_ahead && ahead_index != self.next {
+            self.info_at(ahead_index)
+        } else {
+            None
+        };
+        let ahead = match info {
+            Some(info) => {
                 let start = usize::from(info.mac);
                 let end = start.saturating_add(info.snaplen as usize);
                 if end <= self.frame_size() {

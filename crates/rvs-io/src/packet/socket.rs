@@ -176,7 +176,7 @@ impl PacketSocket {
         max: usize,
         mut f: impl FnMut(&mut VnetHdr, &mut [u8]),
     ) -> Result<usize, IoError> {
-        self.recv_batch_ahead(timeout, max, |vnet, frame, _| f(vnet, frame))
+        self.receive(timeout, max, false, |vnet, frame, _| f(vnet, frame))
     }
 
     /// [`PacketSocket::recv_batch`], also showing `f` the bytes of the frame queued after the
@@ -187,6 +187,18 @@ impl PacketSocket {
         &mut self,
         timeout: Duration,
         max: usize,
+        f: impl FnMut(&mut VnetHdr, &mut [u8], &[u8]),
+    ) -> Result<usize, IoError> {
+        self.receive(timeout, max, true, f)
+    }
+
+    /// The receive loop of [`PacketSocket::recv_batch`] and
+    /// [`PacketSocket::recv_batch_ahead`]; the frame ahead is read only with `look_ahead`.
+    fn receive(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+        look_ahead: bool,
         mut f: impl FnMut(&mut VnetHdr, &mut [u8], &[u8]),
     ) -> Result<usize, IoError> {
         let mut taken = 0usize;
@@ -205,7 +217,7 @@ impl PacketSocket {
                 continue;
             };
             taken += 1;
-            if self.deliver(info, &mut f) {
+            if self.deliver(info, look_ahead, &mut f) {
                 delivered += 1;
             }
             if let Some(ring) = self.ring.as_mut() {
@@ -219,6 +231,7 @@ impl PacketSocket {
     fn deliver(
         &mut self,
         info: SlotInfo,
+        look_ahead: bool,
         f: &mut impl FnMut(&mut VnetHdr, &mut [u8], &[u8]),
     ) -> bool {
         if !matches!(
@@ -240,7 +253,7 @@ impl PacketSocket {
         let Some(ring) = self.ring.as_mut() else {
             return false;
         };
-        let (slot, ahead) = ring.slot_and_ahead();
+        let (slot, ahead) = ring.slot_and_ahead(look_ahead);
         if mac < header_end + need_front || mac + len > slot.len() || len < 14 {
             self.stats.malformed += 1;
             return false;
