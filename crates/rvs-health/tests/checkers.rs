@@ -41,8 +41,24 @@ fn refusing_port() -> (tokio::net::TcpSocket, u16) {
     (held, port)
 }
 
-fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("rvs-health-{}-{name}", std::process::id()))
+/// A file of this test process under the temporary directory, removed when dropped (so also
+/// when the test fails).
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn named(name: &str) -> TempFile {
+        TempFile(std::env::temp_dir().join(format!("rvs-health-{}-{name}", std::process::id())))
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.clone()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Answer an HTTP request for `path` (keeps the request text for inspection).
@@ -246,10 +262,10 @@ async fn http_times_out_on_silent_server() {
     assert!(r.elapsed < Duration::from_secs(2));
 }
 
-fn write_pem(name: &str, text: &str) -> PathBuf {
-    let p = temp_path(name);
-    std::fs::write(&p, text).unwrap();
-    p
+fn write_pem(name: &str, text: &str) -> TempFile {
+    let f = TempFile::named(name);
+    std::fs::write(&f.0, text).unwrap();
+    f
 }
 
 /// A TLS server-side verifier that asks for a client certificate, accepts any (or none), and
@@ -360,8 +376,10 @@ async fn ssl_get_self_signed_with_sni_and_client_cert() {
     h.enable_sni = true;
     // A client certificate is loaded and presented when the server asks for one.
     let client = rcgen::generate_simple_self_signed(vec!["client".into()]).unwrap();
-    h.tls.certificate = Some(write_pem("client.crt", &client.cert.pem()));
-    h.tls.key = Some(write_pem("client.key", &client.key_pair.serialize_pem()));
+    let cert = write_pem("client.crt", &client.cert.pem());
+    let key = write_pem("client.key", &client.key_pair.serialize_pem());
+    h.tls.certificate = Some(cert.path());
+    h.tls.key = Some(key.path());
     let r = check(&spec(port, CheckKind::Ssl(h.clone()))).await;
     assert!(r.ok, "{r:?}");
     assert_eq!(
@@ -379,7 +397,8 @@ async fn ssl_get_self_signed_with_sni_and_client_cert() {
     .await;
     assert!(!r.ok);
     // A key file that is not PEM fails the check with a clear reason.
-    h.tls.key = Some(write_pem("bad.key", "nonsense"));
+    let bad_key = write_pem("bad.key", "nonsense");
+    h.tls.key = Some(bad_key.path());
     let r = check(&spec(port, CheckKind::Ssl(h))).await;
     assert!(!r.ok && r.detail.contains("key"), "{r:?}");
     // TLS against a plain HTTP server fails.
@@ -551,7 +570,8 @@ async fn ping_loopback() {
 
 #[tokio::test]
 async fn file_check() {
-    let path = temp_path("track");
+    let track = TempFile::named("track");
+    let path = track.path();
     let f = |weight: i32| {
         spec(
             0,
