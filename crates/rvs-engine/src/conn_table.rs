@@ -135,10 +135,7 @@ impl Shard {
     /// connection.
     #[inline]
     pub(crate) fn prepare_insert(&self) {
-        match self.next_slot_addr() {
-            0 => {}
-            slot => rvs_prefetch::prefetch(slot),
-        }
+        self.hint.prefetch_free_slot();
     }
 
     /// The connection in `slot`.

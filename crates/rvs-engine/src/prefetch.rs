@@ -8,11 +8,7 @@
 //! handles the current one: this module reads just enough of the frame to find the lines and
 //! issues prefetches, which no lock orders.
 
-use rvs_wire::ethernet::{
-    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD, ETHERTYPE_VLAN, HEADER_LEN,
-    MAX_VLAN_TAGS,
-};
-use rvs_wire::ip;
+use rvs_wire::{ethernet, ip, ipv4, ipv6};
 
 use crate::engine::Engine;
 use crate::flow::{flow_hash, mapped};
@@ -29,66 +25,46 @@ struct Peek {
     syn: bool,
 }
 
-/// Bytes of one VLAN tag.
-const VLAN_TAG: usize = 4;
-
-fn be16(frame: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]))
-}
-
-fn array<const N: usize>(frame: &[u8], at: usize) -> Option<[u8; N]> {
-    frame.get(at..at + N)?.try_into().ok()
-}
-
-/// Reads the endpoints of an Ethernet frame (VLAN tags skipped, as many as the parser
-/// skips) carrying TCP, UDP or SCTP over IPv4 (not a fragment) or IPv6 (no extension header).
-/// Anything else is `None`: the handling parses every frame fully, and a prefetch is only a
-/// hint.
+/// Reads the endpoints of a TCP, UDP or SCTP packet that is not a fragment, through the same
+/// Ethernet and IP views the parser uses (so VLAN tags and IPv6 extension headers are
+/// skipped alike), but without checking the transport header: the handling parses every
+/// frame fully, and a prefetch is only a hint. Anything else is `None`.
 fn peek(frame: &[u8]) -> Option<Peek> {
-    let mut l3 = HEADER_LEN;
-    let mut ethertype = be16(frame, l3 - 2)?;
-    for _ in 0..MAX_VLAN_TAGS {
-        if !matches!(
-            ethertype,
-            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
-        ) {
-            break;
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let body = frame.get(eth.l3_offset()..)?;
+    let (proto, src, dst, l4) = match eth.ethertype() {
+        ethernet::ETHERTYPE_IPV4 => {
+            let p = ipv4::Packet::new_checked(body)
+                .ok()
+                .filter(|p| !p.is_fragment())?;
+            let (src, dst) = (mapped(p.src_octets()), mapped(p.dst_octets()));
+            (p.protocol(), src, dst, p.header_len())
         }
-        l3 += VLAN_TAG;
-        ethertype = be16(frame, l3 - 2)?;
-    }
-    let (proto, src, dst, l4) = match ethertype {
-        ETHERTYPE_IPV4 => {
-            let ihl = usize::from(frame.get(l3)? & 0x0f) * 4;
-            // Fragment offset or more-fragments set: the ports may not be there.
-            if ihl < 20 || be16(frame, l3 + 6)? & 0x3fff != 0 {
-                return None;
-            }
-            let src = mapped(array(frame, l3 + 12)?);
-            let dst = mapped(array(frame, l3 + 16)?);
-            (*frame.get(l3 + 9)?, src, dst, l3 + ihl)
-        }
-        ETHERTYPE_IPV6 => {
-            let src = array(frame, l3 + 8)?;
-            let dst = array(frame, l3 + 24)?;
-            (*frame.get(l3 + 6)?, src, dst, l3 + 40)
+        ethernet::ETHERTYPE_IPV6 => {
+            let p = ipv6::Packet::new_checked(body)
+                .ok()
+                .filter(|p| !p.is_fragment())?;
+            (
+                p.upper_protocol(),
+                p.src_octets(),
+                p.dst_octets(),
+                p.upper_offset(),
+            )
         }
         _ => return None,
     };
     if !matches!(proto, ip::TCP | ip::UDP | ip::SCTP) {
         return None;
     }
-    let flags = if proto == ip::TCP {
-        *frame.get(l4 + 13)?
-    } else {
-        0
-    };
+    let l4 = body.get(l4..)?;
+    let port = |at: usize| Some(u16::from_be_bytes([*l4.get(at)?, *l4.get(at + 1)?]));
+    let flags = if proto == ip::TCP { *l4.get(13)? } else { 0 };
     Some(Peek {
         proto,
         src,
-        sport: be16(frame, l4)?,
+        sport: port(0)?,
         dst,
-        dport: be16(frame, l4 + 2)?,
+        dport: port(2)?,
         // SYN without ACK.
         syn: flags & 0x12 == 0x02,
     })
@@ -110,14 +86,14 @@ impl Engine {
         };
         let client = flow_hash(&self.hasher, p.proto, &p.src, p.sport);
         let hint = &self.shards[self.shard_index(client)].hint;
-        rvs_prefetch::prefetch(hint.bucket_of(client));
+        hint.prefetch_bucket(client);
         if p.syn {
-            if let Some(slot) = hint.free_slot() {
-                rvs_prefetch::prefetch(slot);
-            }
+            hint.prefetch_free_slot();
         }
         let reply = flow_hash(&self.hasher, p.proto, &p.dst, p.dport);
-        rvs_prefetch::prefetch(self.shards[self.shard_index(reply)].hint.bucket_of(reply));
+        self.shards[self.shard_index(reply)]
+            .hint
+            .prefetch_bucket(reply);
     }
 }
 
@@ -126,62 +102,10 @@ mod tests {
     use super::*;
     use crate::conn_index::home;
     use proptest::prelude::*;
+    use rvs_wire::ethernet::{ETHERTYPE_QINQ, ETHERTYPE_VLAN, HEADER_LEN, MAX_VLAN_TAGS};
 
-    fn tcp4(flags: u8) -> Vec<u8> {
-        let mut f = vec![0u8; 54];
-        f[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        f[14] = 0x45;
-        f[23] = ip::TCP;
-        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
-        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
-        f[34..36].copy_from_slice(&40000u16.to_be_bytes());
-        f[36..38].copy_from_slice(&80u16.to_be_bytes());
-        f[47] = flags;
-        f
-    }
-
-    #[test]
-    fn reads_ipv4_ipv6_and_a_vlan_tag() {
-        let p = peek(&tcp4(0x02)).expect("tcp4");
-        assert_eq!(p.proto, ip::TCP);
-        assert_eq!(p.src, mapped([10, 0, 0, 1]));
-        assert_eq!(p.dst, mapped([10, 0, 0, 2]));
-        assert_eq!((p.sport, p.dport, p.syn), (40000, 80, true));
-        assert!(!peek(&tcp4(0x12)).expect("syn-ack").syn);
-
-        let mut tagged = tcp4(0x10);
-        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
-        let t = peek(&tagged).expect("tagged");
-        assert_eq!((t.sport, t.dport, t.syn), (40000, 80, false));
-
-        let mut v6 = vec![0u8; 14 + 40 + 8];
-        v6[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-        v6[20] = ip::UDP;
-        v6[22 + 15] = 1;
-        v6[38 + 15] = 2;
-        v6[54..56].copy_from_slice(&53u16.to_be_bytes());
-        v6[56..58].copy_from_slice(&5353u16.to_be_bytes());
-        let p = peek(&v6).expect("udp6");
-        assert_eq!(
-            (p.proto, p.src[15], p.dst[15], p.sport, p.dport),
-            (ip::UDP, 1, 2, 53, 5353)
-        );
-    }
-
-    #[test]
-    fn fragments_truncations_and_other_protocols_are_skipped() {
-        let mut frag = tcp4(0x02);
-        frag[20] = 0x20; // more fragments
-        assert_eq!(peek(&frag), None);
-        let mut icmp = tcp4(0);
-        icmp[23] = ip::ICMP;
-        assert_eq!(peek(&icmp), None);
-        let whole = tcp4(0x02);
-        for cut in 0..whole.len() - 6 {
-            // Up to the flags byte everything is needed.
-            assert_eq!(peek(&whole[..cut]), None, "cut at {cut}");
-        }
-    }
+    /// Bytes of one VLAN tag.
+    const VLAN_TAG: usize = 4;
 
     /// The published addresses are where the shard's lookup and insert really read, as
     /// connections come and go and the index and slab grow.
@@ -290,7 +214,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fragments_and_other_protocols_are_skipped() {
+        let (a, b) = (addr(false, [10; 16]), addr(false, [20; 16]));
+        let (whole, _) = built(false, 0, ip::TCP, (a, 40000), (b, 80), true);
+        assert!(peek(&whole).is_some());
+        let mut fragment = whole.clone();
+        fragment[HEADER_LEN + 6] |= 0x20; // more fragments
+        assert_eq!(peek(&fragment), None);
+        let mut icmp = whole;
+        icmp[HEADER_LEN + 9] = ip::ICMP;
+        assert_eq!(peek(&icmp), None);
+    }
+
+    /// Where the peek and the engine's parser both read a frame, they read the same
+    /// endpoints: the prefetched buckets are the ones the handling probes.
+    fn agrees_with_the_parser(frame: &[u8]) -> Result<(), TestCaseError> {
+        let parsed = crate::datapath::parse(frame, &crate::PacketMeta::default());
+        if let (Some(p), Ok(Some(full))) = (peek(frame), parsed) {
+            let t = full.flow;
+            prop_assert!(!full.fragment);
+            prop_assert_eq!(
+                (p.proto, p.src, p.sport, p.dst, p.dport),
+                (t.proto, t.src, t.sport, t.dst, t.dport)
+            );
+        }
+        Ok(())
+    }
+
     proptest! {
+        /// Built frames with one byte changed anywhere (an address, a length, a tag, the
+        /// protocol, an extension of the header...).
+        #[test]
+        fn peek_and_parser_agree_on_changed_frames(
+            v6 in any::<bool>(),
+            tags in 0usize..=MAX_VLAN_TAGS,
+            tcp in any::<bool>(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let proto = if tcp { ip::TCP } else { ip::UDP };
+            let ends = ((addr(v6, [1; 16]), 1000), (addr(v6, [2; 16]), 80));
+            let (mut frame, _) = built(v6, tags, proto, ends.0, ends.1, true);
+            let i = at.index(frame.len());
+            frame[i] = byte;
+            agrees_with_the_parser(&frame)?;
+        }
+
         /// Built frames of every shape are read exactly; cut anywhere before what the peek
         /// needs, they are skipped.
         #[test]

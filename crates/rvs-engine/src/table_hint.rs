@@ -48,4 +48,18 @@ impl TableHint {
     pub(crate) fn free_slot(&self) -> Option<usize> {
         Some(self.free_slot.load(Ordering::Relaxed)).filter(|&a| a != 0)
     }
+
+    /// Starts loading the index bucket a lookup of `hash` reads first.
+    #[inline]
+    pub(crate) fn prefetch_bucket(&self, hash: u64) {
+        rvs_prefetch::prefetch(self.bucket_of(hash));
+    }
+
+    /// Starts loading the slot the next insert takes, if one is known.
+    #[inline]
+    pub(crate) fn prefetch_free_slot(&self) {
+        if let Some(slot) = self.free_slot() {
+            rvs_prefetch::prefetch(slot);
+        }
+    }
 }
