@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::flow::to16;
 use crate::policy::Policy;
+use crate::retired::{wire_key_of, RetiredIndex};
 use crate::sched::SchedState;
 use crate::sched_core::{SchedKey, SchedTarget};
 use crate::spec::{DestSpec, ForwardMethod, MarkRule, ServiceKey, ServiceSpec, TunnelConfig};
@@ -341,6 +342,10 @@ pub(crate) struct Snapshot {
     fragment_ends: HashSet<[u8; 16], foldhash::fast::RandomState>,
     /// NAT real servers with the protocols of their services ([`Snapshot::is_nat_source`]).
     nat_sources: HashSet<([u8; 16], u8), foldhash::fast::RandomState>,
+    /// Services deleted while connections still hold their real servers
+    /// ([`crate::retired`]), and their keys as the data plane looks them up.
+    pub(crate) retired: Vec<Arc<ServiceRt>>,
+    pub(crate) retired_index: RetiredIndex,
 }
 
 /// Services changed inside an [`crate::Engine::batch`] and not yet published: the list and
@@ -379,6 +384,7 @@ impl Staged {
 impl Snapshot {
     pub(crate) fn new(
         services: Vec<Arc<ServiceRt>>,
+        retired: Vec<Arc<ServiceRt>>,
         timeouts: TimeoutTable,
         policy: Policy,
         mark_rules: Vec<MarkRule>,
@@ -390,22 +396,17 @@ impl Snapshot {
         for (i, s) in services.iter().enumerate() {
             index.insert(s.spec.key, i);
             id_index.insert(s.id, i);
-            if s.spec.key.fwmark != 0 {
-                mark_index.insert((s.spec.key.fwmark, s.spec.key.addr.is_ipv6()), i);
-            } else {
-                wire_keys.push((
-                    (
-                        to16(s.spec.key.addr),
-                        s.spec.key.port,
-                        s.spec.key.proto.number(),
-                    ),
-                    i,
-                ));
+            match wire_key_of(&s.spec.key) {
+                Some(k) => wire_keys.push((k, i)),
+                None => {
+                    mark_index.insert((s.spec.key.fwmark, s.spec.key.addr.is_ipv6()), i);
+                }
             }
         }
         let wire_index = WireIndex::new(&wire_keys);
+        // A retired service's connections still send their fragments and replies this way.
         let mut fragment_ends = HashSet::with_hasher(foldhash::fast::RandomState::default());
-        for s in &services {
+        for s in services.iter().chain(&retired) {
             if s.spec.key.fwmark == 0 {
                 fragment_ends.insert(to16(s.spec.key.addr));
             }
@@ -413,7 +414,7 @@ impl Snapshot {
             fragment_ends.extend(s.dests.iter().map(|d| d.addr16));
         }
         let mut nat_sources = HashSet::with_hasher(foldhash::fast::RandomState::default());
-        for s in &services {
+        for s in services.iter().chain(&retired) {
             let key = s.spec.key;
             // A firewall-mark service carries the protocols of its mark's rules.
             let protos: Vec<u8> = if key.fwmark == 0 {
@@ -440,6 +441,8 @@ impl Snapshot {
             policy,
             fragment_ends,
             nat_sources,
+            retired_index: RetiredIndex::new(retired.iter().map(|s| &s.spec.key)),
+            retired,
         }
     }
 
@@ -484,9 +487,12 @@ impl Snapshot {
             .and_then(|&i| self.services.get(i))
     }
 
-    /// The firewall mark of service `id` (0 for a service of an address, or one gone).
+    /// The firewall mark of service `id`, live or retired (0 for a service of an address, or
+    /// one gone).
     pub(crate) fn fwmark_of(&self, id: u32) -> u32 {
-        self.service_by_id(id).map_or(0, |s| s.spec.key.fwmark)
+        self.service_by_id(id)
+            .or_else(|| self.retired.iter().find(|s| s.id == id))
+            .map_or(0, |s| s.spec.key.fwmark)
     }
 
     /// The service of id `id`.

@@ -96,6 +96,7 @@ impl Engine {
     fn publish(&self, services: Vec<Arc<ServiceRt>>, ctl: &Control) {
         self.snapshot.store(Arc::new(Snapshot::new(
             services,
+            ctl.retired.values().cloned().collect(),
             TimeoutTable::new(ctl.timeouts),
             ctl.policy,
             ctl.mark_rules.clone(),
@@ -150,8 +151,18 @@ impl Engine {
         if exists {
             return Err(EngineError::ServiceExists);
         }
-        let id = ctl.next_id;
-        ctl.next_id += 1;
+        let id = match ctl.retired.remove(&spec.key) {
+            // IPVS finds the connections of a service added again through their real servers;
+            // here they name it by id. Its counters start from zero, as a new service's.
+            Some(old) => {
+                self.zero_ids(&[old.id]);
+                old.id
+            }
+            None => {
+                ctl.next_id += 1;
+                ctl.next_id - 1
+            }
+        };
         let sched = SchedState::new::<Arc<DestRt>>(
             spec.scheduler,
             spec.sched_flags,
@@ -218,7 +229,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes a virtual service and its connections (`ipvsadm -D`).
+    /// Deletes a virtual service (`ipvsadm -D`). As IPVS, its connections stay until they
+    /// time out, their real servers unavailable ([`crate::retired`]).
     pub fn del_service(&self, key: &ServiceKey) -> Result<(), EngineError> {
         let mut ctl = self.control.lock();
         self.flush_staged(&mut ctl);
@@ -226,37 +238,53 @@ impl Engine {
         let pos = *snap.index.get(key).ok_or(EngineError::NoService)?;
         let mut services = snap.services.clone();
         let gone = services.remove(pos);
+        Self::retire(&mut ctl, gone);
         self.publish(services, &ctl);
-        ctl.estimators.remove(&gone.id);
-        for d in &gone.dests {
-            ctl.estimators.remove(&d.id);
-        }
-        ctl.trash.retain(|(k, _, _), _| k != key);
-        drop(ctl);
-        let id = gone.id;
-        self.purge(|c| c.svc_id == id);
-        self.templates.remove_where(|t| t.key.svc_id == id);
         Ok(())
     }
 
-    /// Removes every service, connection and mark rule (`ipvsadm -C`).
+    /// Removes every service and mark rule (`ipvsadm -C`). As IPVS, connections stay until
+    /// they time out, their real servers unavailable ([`crate::retired`]).
     pub fn clear(&self) {
         let mut ctl = self.control.lock();
         ctl.staged = None;
         ctl.mark_rules.clear();
-        ctl.trash.clear();
+        for gone in self.snapshot.load().services.iter() {
+            Self::retire(&mut ctl, gone.clone());
+        }
         self.publish(Vec::new(), &ctl);
-        ctl.estimators.clear();
-        drop(ctl);
-        self.purge(|_| true);
-        self.templates.remove_where(|_| true);
     }
 
-    fn purge(&self, mut pred: impl FnMut(&Conn) -> bool) {
+    /// Takes a deleted service's real servers out of service (into the trash, for those that
+    /// connections hold) and keeps the service among the retired while any is held.
+    fn retire(ctl: &mut Control, gone: Arc<ServiceRt>) {
+        let key = gone.spec.key;
+        ctl.estimators.remove(&gone.id);
+        for d in &gone.dests {
+            d.available.store(false, Ordering::Relaxed);
+            ctl.estimators.remove(&d.id);
+            ctl.trash.insert((key, d.addr, d.port), Arc::downgrade(d));
+        }
+        ctl.retired.insert(key, gone);
+        Self::prune_retired(ctl);
+    }
+
+    /// Forgets the removed real servers no connection or template holds any more, and the
+    /// retired services left without one. Whether a retired service went.
+    fn prune_retired(ctl: &mut Control) -> bool {
+        ctl.trash
+            .retain(|_, w| w.upgrade().is_some_and(|d| d.held()));
+        let before = ctl.retired.len();
+        ctl.retired.retain(|_, s| s.dests.iter().any(|d| d.held()));
+        ctl.retired.len() != before
+    }
+
+    /// Zeroes the traffic counters of `ids` in every shard.
+    fn zero_ids(&self, ids: &[u32]) {
         for s in self.shards.iter() {
-            let gone = s.shard.lock().remove_where(&self.hasher, &mut pred);
-            for c in gone {
-                c.release();
+            let mut g = s.shard.lock();
+            for &id in ids {
+                *g.stats_mut(id) = Stats::default();
             }
         }
     }
@@ -428,12 +456,7 @@ impl Engine {
             .iter()
             .flat_map(|s| core::iter::once(s.id).chain(s.dests.iter().map(|d| d.id)))
             .collect();
-        for s in self.shards.iter() {
-            let mut g = s.shard.lock();
-            for &id in &ids {
-                *g.stats_mut(id) = Stats::default();
-            }
-        }
+        self.zero_ids(&ids);
         for id in ids {
             if let Some(e) = ctl.estimators.get_mut(&id) {
                 e.reset(&Stats::default());
@@ -792,8 +815,10 @@ impl Engine {
     }
 
     /// Removes connections whose timer ran out, fixing ActiveConn/InActConn (and templates,
-    /// lblc/lblcr entries and incomplete datagrams whose time ran out).
-    pub fn expire(&self, now: Millis) {
+    /// lblc/lblcr entries and incomplete datagrams whose time ran out). True when that let a
+    /// deleted service go for good ([`crate::retired`]): the configuration snapshot changed, and
+    /// what follows it (rvsd's kernel bypass) should be brought up to date.
+    pub fn expire(&self, now: Millis) -> bool {
         for s in self.shards.iter() {
             let gone = s
                 .shard
@@ -805,12 +830,23 @@ impl Engine {
         }
         self.templates.expire(now.0);
         self.reasm.lock().expire(now.0);
+        let retired_gone = {
+            let mut ctl = self.control.lock();
+            // Inside a batch, publishing would show its staged changes early: the next pass.
+            let gone =
+                ctl.batch_depth == 0 && !ctl.retired.is_empty() && Self::prune_retired(&mut ctl);
+            if gone {
+                self.republish(&mut ctl);
+            }
+            gone
+        };
         // lblc/lblcr tables age on the same clock.
         for s in self.snapshot.load().services.iter() {
             if matches!(s.spec.scheduler, SchedulerKind::Lblc | SchedulerKind::Lblcr) {
                 s.sched.expire(now.0);
             }
         }
+        retired_gone
     }
 
     /// One step of IPVS's rate estimator; call every 2 seconds.

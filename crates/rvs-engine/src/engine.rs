@@ -74,6 +74,9 @@ pub(crate) struct Control {
     /// endpoint: adding the same real server again revives it, and its connections forward
     /// again.
     pub(crate) trash: HashMap<(ServiceKey, IpAddr, u16), std::sync::Weak<DestRt>>,
+    /// Deleted services whose real servers connections or templates still hold
+    /// ([`crate::retired`]): adding the service again gives it back its id.
+    pub(crate) retired: HashMap<ServiceKey, Arc<crate::config::ServiceRt>>,
 }
 
 /// The director core. `Send + Sync`: share it between worker threads with `Arc<Engine>`.
@@ -141,6 +144,7 @@ impl Engine {
         Engine {
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::new(
                 Vec::new(),
+                Vec::new(),
                 TimeoutTable::new(timeouts),
                 crate::policy::Policy::default(),
                 Vec::new(),
@@ -154,6 +158,7 @@ impl Engine {
                 batch_depth: 0,
                 staged: None,
                 trash: HashMap::new(),
+                retired: HashMap::new(),
             }),
             shards,
             shard_mask: (n - 1) as u64,
@@ -369,6 +374,13 @@ impl Engine {
         if let Some(svc) = cx.snap.lookup(&key, t.v6) {
             return self.handle_to_service(cx, t, svc);
         }
+        if !cx.snap.retired_index.is_empty()
+            && cx.snap.retired_index.takes(&key, t.v6, &cx.snap.mark_rules)
+        {
+            if let Some(v) = self.to_retired(cx, t) {
+                return v;
+            }
+        }
         // A reply from a real server?
         let h = flow_hash(&self.hasher, t.proto, &t.dst, t.dport);
         let mut shard = self.shard(h).lock();
@@ -394,6 +406,37 @@ impl Engine {
             return self.drop_packet(DropReason::TtlExceeded);
         }
         self.deliver(shard, slot, Direction::Output, cx)
+    }
+
+    /// A client's packet to a deleted service ([`crate::retired`]): a connection of it still
+    /// in the table has its real server unavailable, so the packet is dropped (and with
+    /// expire_nodest_conn the connection goes), as IPVS does. None without a live connection:
+    /// the packet is nobody's.
+    fn to_retired(&self, cx: &mut Cx<'_>, t: &Tuple) -> Option<Verdict> {
+        let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
+        let mut shard = self.shard(h).lock();
+        let slot = shard.find(h, Direction::Input, t)?;
+        let (expired, available) = shard.get(slot).map(|c| {
+            (
+                c.expires <= cx.now.0,
+                c.dest.available.load(Ordering::Relaxed),
+            )
+        })?;
+        if expired {
+            unlink(&mut shard, slot, &self.hasher);
+            return None;
+        }
+        if available {
+            // Its server came back with its service since this snapshot was taken.
+            if cx.p.ttl <= 1 {
+                return Some(self.drop_packet(DropReason::TtlExceeded));
+            }
+            return Some(self.deliver(shard, slot, Direction::Input, cx));
+        }
+        if cx.snap.policy.expire_nodest_conn {
+            unlink(&mut shard, slot, &self.hasher);
+        }
+        Some(self.drop_packet(DropReason::NoDestination))
     }
 
     fn handle_to_service(&self, cx: &mut Cx<'_>, t: &Tuple, svc: &ServiceRt) -> Verdict {

@@ -47,6 +47,7 @@ mod policy;
 mod prefetch;
 pub mod proxy;
 pub mod reasm;
+mod retired;
 mod sched;
 mod sched_core;
 mod sched_hash;

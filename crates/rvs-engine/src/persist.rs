@@ -210,20 +210,6 @@ impl Templates {
         }
     }
 
-    /// Removes every template matching `pred`.
-    pub(crate) fn remove_where(&self, mut pred: impl FnMut(&Template) -> bool) {
-        for s in self.shards.iter() {
-            s.lock().retain(|_, t| {
-                if pred(t) {
-                    t.dest.unbind_template();
-                    false
-                } else {
-                    true
-                }
-            });
-        }
-    }
-
     /// Number of template shards (listings walk them one at a time).
     pub(crate) fn shard_count(&self) -> usize {
         self.shards.len()

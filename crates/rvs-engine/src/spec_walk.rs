@@ -48,6 +48,13 @@ impl SpecWalk {
         self.snap.services.iter().map(|s| ServiceRef { rt: s })
     }
 
+    /// The services deleted while connections still hold their real servers (IPVS keeps those
+    /// connections until they time out): their clients' packets and their real servers' replies
+    /// are still the data plane's.
+    pub fn retired_services(&self) -> impl ExactSizeIterator<Item = ServiceRef<'_>> + '_ {
+        self.snap.retired.iter().map(|s| ServiceRef { rt: s })
+    }
+
     /// The firewall-mark classifier of this version, in evaluation order.
     pub fn mark_rules(&self) -> &[MarkRule] {
         &self.snap.mark_rules

@@ -262,11 +262,13 @@ fn local_ports_are_unique_per_real_server_and_freed_on_expiry() {
     e.expire(Millis(10_000_000));
     assert_eq!(e.connection_count(), 0);
     assert_eq!(e.local_ports_in_use(), 0);
-    // Flushing frees them too.
     let mut f = tcp4(CLIENT4, 9, VIP4, VPORT, 64, SYN, &[]);
     assert_eq!(run(&e, 0, &mut f), fwd(ip4(RIP4)));
     assert_eq!(e.local_ports_in_use(), 1);
+    // A flush leaves connections to their timers, as IPVS: the port is freed with it.
     e.clear();
+    assert_eq!(e.local_ports_in_use(), 1);
+    e.expire(Millis(10_000_000));
     assert_eq!(e.local_ports_in_use(), 0);
 }
 

@@ -49,6 +49,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "fullnat",
             "config",
             "wire_index",
+            "retired",
             "policy",
             "sched_core",
             "sched",

@@ -116,16 +116,41 @@ fn template_lives_while_it_controls_connections_and_is_rearmed_by_new_ones() {
 }
 
 #[test]
-fn template_without_connections_expires_after_the_timeout() {
-    let (e, k) = persistent_engine(VPORT, 10, [255, 255, 255, 255]);
+fn a_deleted_services_template_sends_its_client_back_when_it_returns() {
+    // IPVS keeps a deleted service's templates as its connections: a restore that adds the
+    // service and its servers again (in another order here, so rr alone would pick another
+    // server) sends the client where it went before.
+    let (e, k) = persistent_engine(VPORT, 300, [255, 255, 255, 255]);
     let c = [203, 0, 113, 5];
     let first = next_hop(&syn_to(&e, 0, c, 40000, VPORT)).unwrap();
-    e.del_service(&k).ok();
-    assert_eq!(
-        e.template_count(),
-        0,
-        "deleting the service drops its templates"
+    e.clear();
+    assert_eq!(e.template_count(), 1, "the template stays");
+    let mut spec = svc(k, SchedulerKind::Rr);
+    spec.persistence = Some(Persistence {
+        timeout_s: 300,
+        netmask: ip4([255, 255, 255, 255]),
+        pe: None,
+    });
+    e.add_service(spec).expect("add again");
+    // The server the client went to comes last.
+    let mut order = vec![RIP4, RIP4B, RIP4C];
+    order.sort_by_key(|r| ip4(*r) == first);
+    for r in order {
+        e.add_dest(&k, dest(ip4(r), RPORT, 1)).expect("dest");
+    }
+    assert_eq!(next_hop(&syn_to(&e, 1_000, c, 40001, VPORT)), Some(first));
+    let other = [203, 0, 113, 6];
+    assert_ne!(
+        next_hop(&syn_to(&e, 1_000, other, 40000, VPORT)),
+        Some(first)
     );
+}
+
+#[test]
+fn template_without_connections_expires_after_the_timeout() {
+    let (e, _) = persistent_engine(VPORT, 10, [255, 255, 255, 255]);
+    let c = [203, 0, 113, 5];
+    let first = next_hop(&syn_to(&e, 0, c, 40000, VPORT)).unwrap();
     let (e, _) = persistent_engine(VPORT, 10, [255, 255, 255, 255]);
     assert_eq!(next_hop(&syn_to(&e, 0, c, 40000, VPORT)), Some(first));
     e.set_timeouts(TimeoutUpdate::default());

@@ -111,9 +111,114 @@ fn a_removed_server_added_again_takes_its_connections_back() {
         1,
         "counting the connection it took back"
     );
-    // Removed with its service, a server is gone for good.
+}
+
+/// The TCP service on VIP4, as `-L` lists it.
+fn listed_service(e: &Engine, now: Millis) -> ServiceStatus {
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    e.services(now)
+        .into_iter()
+        .find(|s| s.spec.key == k)
+        .expect("listed")
+}
+
+#[test]
+fn a_deleted_services_connections_stay_and_forward_again_when_it_comes_back() {
+    // IPVS's ip_vs_del_service and ip_vs_flush: the service goes, its connections stay (their
+    // real servers in the trash, unavailable) until they time out, and an `ipvsadm -C` then
+    // `-R` (a restore, a keepalived reload) brings them back. Both ways of deleting, with and
+    // without expire_nodest_conn.
+    for (clear, expire) in [(false, false), (true, false), (false, true)] {
+        let e = nat_engine();
+        let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+        set(&e, "expire_nodest_conn", u32::from(expire));
+        let ack = || tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]);
+        let case = format!("clear {clear}, expire_nodest_conn {expire}");
+        assert_eq!(
+            run(&e, 0, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+            fwd(ip4(RIP4))
+        );
+        assert_eq!(run(&e, 1, &mut ack()), fwd(ip4(RIP4)));
+        assert_eq!(listed_service(&e, Millis(1)).stats.in_pkts, 2);
+        if clear {
+            e.clear();
+        } else {
+            e.del_service(&k).unwrap();
+        }
+        assert!(e.services(Millis(2)).iter().all(|s| s.spec.key != k));
+        assert_eq!(e.connections(Millis(2)).len(), 1, "{case}: still listed");
+        // The client's packets are dropped; with the switch the connection goes too.
+        assert_eq!(
+            run(&e, 2, &mut ack()),
+            Verdict::Drop(DropReason::NoDestination),
+            "{case}"
+        );
+        if expire {
+            assert_eq!(e.connection_count(), 0, "{case}");
+            continue;
+        }
+        // The real server's replies are still translated.
+        assert_eq!(
+            run(&e, 3, &mut tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, ACK, &[])),
+            fwd(ip4(CLIENT4)),
+            "{case}"
+        );
+        // Another client's SYN is nobody's: no service takes it.
+        assert_eq!(
+            run(
+                &e,
+                4,
+                &mut tcp4(CLIENT4, CPORT + 1, VIP4, VPORT, 64, SYN, &[])
+            ),
+            Verdict::PassToKernel,
+            "{case}"
+        );
+        // The service comes back: still without its server, the packet is dropped.
+        e.add_service(svc(k, SchedulerKind::Wlc)).unwrap();
+        assert_eq!(
+            run(&e, 5, &mut ack()),
+            Verdict::Drop(DropReason::NoDestination),
+            "{case}"
+        );
+        // With it, the connection forwards again, counted for the service, whose counters
+        // started from zero.
+        e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).unwrap();
+        assert_eq!(run(&e, 6, &mut ack()), fwd(ip4(RIP4)), "{case}");
+        let back = listed_service(&e, Millis(6));
+        assert_eq!((back.stats.conns, back.stats.in_pkts), (0, 1), "{case}");
+        assert_eq!(
+            back.dests[0].active_conns, 1,
+            "{case}: the server counts the connection it took back"
+        );
+    }
+}
+
+#[test]
+fn a_deleted_service_goes_for_good_with_its_last_connection() {
+    let e = nat_engine();
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    assert_eq!(
+        run(&e, 0, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+        fwd(ip4(RIP4))
+    );
     e.del_service(&k).unwrap();
-    assert_eq!(e.connection_count(), 0);
+    assert_eq!(e.spec_walk().retired_services().len(), 1);
+    assert!(!e.expire(Millis(30_000)), "SYN_RECV lasts 60 s");
+    assert!(
+        e.expire(Millis(60_000)),
+        "the configuration changed with the last connection"
+    );
+    assert_eq!(e.spec_walk().retired_services().len(), 0);
+    assert!(!e.expire(Millis(61_000)));
+    // Added again, the server is a new one: nothing of the old connection.
+    e.add_service(svc(k, SchedulerKind::Wlc)).unwrap();
+    e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).unwrap();
+    let again = listed_service(&e, Millis(61_000));
+    assert_eq!((again.stats.conns, again.dests[0].inactive_conns), (0, 0));
+    // A service deleted without connections is not kept at all.
+    let u = key(Protocol::Udp, ip4(VIP4), VPORT);
+    e.del_service(&u).unwrap();
+    assert_eq!(e.spec_walk().retired_services().len(), 0);
 }
 
 #[test]

@@ -408,8 +408,14 @@ impl Daemon {
             Some(_) => "tc",
             None => "packet",
         };
-        let timers = dataplane::timers::start(engine.clone(), clock, bpf_room, halt.clone())
-            .map_err(StartError::Timers)?;
+        let timers = dataplane::timers::start(
+            engine.clone(),
+            clock,
+            bpf_room,
+            bypass.clone(),
+            halt.clone(),
+        )
+        .map_err(StartError::Timers)?;
         tracing::info!(interfaces = ?options.interfaces, workers,
             socket = %options.socket.display(), "rvsd running");
 

@@ -134,6 +134,14 @@ fn b_kill_9_loses_no_established_connection() {
     );
 }
 
+/// `-C` then `-R` through the program: its connections stay, as IPVS's and the engine's do.
+#[test]
+fn b_tc_plane_keeps_connections_through_clear_and_restore() {
+    let fs = Bpffs::mount("clear");
+    let (topo, _rvsd) = nat_with_bpf(&fs, "bpfclear");
+    clear_then_restore_keeps_a_download(&topo, "bpfclear");
+}
+
 /// Direct routing through the program (seed 003's single-subnet lab, IPv4 and IPv6): the
 /// packet goes back out of d0 to the real server's MAC unchanged, replies bypass the director.
 #[test]

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use rvs_lab::{Director, FullNatTopology};
+use rvs_lab::FullNatTopology;
 
 const MB: usize = 1 << 20;
 
@@ -150,10 +150,7 @@ fn a_fullnat_v4_rr_snat_bulk_listing_and_save_restore() {
         "{saved}"
     );
     adm(&topo, &["-C"]);
-    let out = topo
-        .rvsadm_stdin(&["-R"], saved.as_bytes())
-        .expect("rvsadm -R");
-    assert!(out.status.success(), "{out:?}");
+    restore(&topo, &saved);
     assert_eq!(adm(&topo, &["-Sn"]), saved);
 }
 

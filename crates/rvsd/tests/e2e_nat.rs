@@ -9,7 +9,6 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rvs_lab::Director;
 
 #[test]
 fn a_rr_alternates_over_two_real_servers() {
@@ -295,15 +294,14 @@ fn i_save_clear_restore_round_trip() {
     assert!(saved.contains(&format!("-A -t {VIP}:80 -s wlc")), "{saved}");
     adm(&topo, &["-C"]);
     assert_eq!(adm(&topo, &["-S", "-n"]), "");
-    let out = topo
-        .rvsadm_stdin(&["-R"], saved.as_bytes())
-        .expect("run rvsadm -R");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    restore(&topo, &saved);
     assert_eq!(adm(&topo, &["-S", "-n"]), saved);
+}
+
+#[test]
+fn i_clear_then_restore_keeps_an_established_download() {
+    let topo = director("clearrest", 2);
+    clear_then_restore_keeps_a_download(&topo, "clearrest");
 }
 
 #[test]

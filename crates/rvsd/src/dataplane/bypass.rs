@@ -202,7 +202,9 @@ impl Wanted {
         let generation = self.generation;
         let mut touched = Vec::new();
         let marks = walk.mark_rules();
-        for svc in walk.services() {
+        // A deleted service's connections stay until they time out (IPVS's): the kernel keeps
+        // away from its traffic until then too.
+        for svc in walk.services().chain(walk.retired_services()) {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             service_rules(&svc, marks, &mut scratch);
@@ -387,7 +389,7 @@ mod tests {
     fn from_scratch(engine: &Engine) -> BTreeSet<BypassRule> {
         let walk = engine.spec_walk();
         let mut out = Vec::new();
-        for svc in walk.services() {
+        for svc in walk.services().chain(walk.retired_services()) {
             service_rules(&svc, walk.mark_rules(), &mut out);
         }
         out.into_iter().collect()

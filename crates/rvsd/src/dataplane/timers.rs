@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rvs_engine::{DefenseStatus, Engine};
 
+use super::bypass::Bypass;
 use super::defense::{self, TableRoom};
 use crate::clock::Clock;
 
@@ -17,11 +18,13 @@ const ESTIMATE_EVERY_MS: u64 = 2000;
 const TICK: Duration = Duration::from_millis(100);
 
 /// Starts the timer thread; it exits when `stop` is set. `bpf_room` is the BPF plane's table
-/// room, for the defence.
+/// room, for the defence; `bypass` is brought up to date when an expiry lets a deleted
+/// service go for good (its last connection gone).
 pub fn start(
     engine: Arc<Engine>,
     clock: Clock,
     bpf_room: Arc<TableRoom>,
+    bypass: Bypass,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -34,7 +37,9 @@ pub fn start(
                 std::thread::sleep(TICK);
                 let now = clock.now();
                 if now.0 >= next_expire {
-                    engine.expire(now);
+                    if engine.expire(now) {
+                        bypass.sync(&engine);
+                    }
                     let available = defense::available_pages(
                         defense::host_pages_now(),
                         engine.table_room(),

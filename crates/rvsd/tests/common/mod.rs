@@ -446,6 +446,49 @@ impl Drop for HeldDownload {
     }
 }
 
+/// IPVS leaves a flushed service's connections in its table (their real servers in the
+/// trash): an `ipvsadm -C` then `ipvsadm -R` of the saved rules, as a reload does, loses no
+/// connection. Checks that on `topo`'s director (any data plane): the client's packets in
+/// between are dropped (the kernel answers none of them), the server's still reach it, and a
+/// held download ends intact (`tag` names its file).
+pub fn clear_then_restore_keeps_a_download(topo: &NatTopology, tag: &str) {
+    add_rr_service(topo, "wlc");
+    let saved = adm(topo, &["-S", "-n"]);
+    let held = HeldDownload::start(topo, VIP, 6, tag);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !adm(topo, &["-Lnc"]).contains("ESTABLISHED") {
+        assert!(Instant::now() < deadline, "the download did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    adm(topo, &["-C"]);
+    assert_eq!(adm(topo, &["-S", "-n"]), "");
+    let listing = adm(topo, &["-Lnc"]);
+    assert!(
+        listing.contains("ESTABLISHED") && listing.contains(&format!("{VIP}:80")),
+        "the connection outlives its service: {listing}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !held.ended(),
+        "the download ended while its service was gone"
+    );
+    restore(topo, &saved);
+    held.assert_intact("through -C and -R");
+}
+
+/// Runs `rvsadm -R` with `rules` on its standard input; it must succeed.
+pub fn restore(topo: &impl Director, rules: &str) {
+    let out = topo
+        .rvsadm_stdin(&["-R"], rules.as_bytes())
+        .expect("run rvsadm -R");
+    assert!(
+        out.status.success(),
+        "rvsadm -R: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The numeric columns of the line of `rvsadm -Ln --stats|--rate --exact` that starts with `key`.
 pub fn columns(listing: &str, key: &str) -> Vec<u64> {
     let line = listing
