@@ -239,7 +239,7 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 	return 0;
 }
 
-/* A reply of a NAT connection from its real server. */
+/* A reply of a NAT connection from its real server (removed or not). */
 static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, struct rvs_conn_out *out,
 				      __u64 now, struct decision *d)
 {
@@ -254,8 +254,8 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 		d->action = ACT_PASS;
 		return 0;
 	}
-	if (dest_gone(s, c, &out->in))
-		return drop(d, RVS_STAT_DROP_NO_DEST);
+	/* No test of the server's availability: IPVS translates a removed server's replies while
+	 * the connection lives (only its client's packets are dropped). */
 	if (p->ttl <= 1)
 		return drop(d, RVS_STAT_DROP_TTL);
 	state = c->state;

@@ -825,9 +825,9 @@ fn service_counters_match_the_engine() {
     }
 }
 
-/// A connection whose real server was removed: its packets are dropped as the engine drops
-/// them; with expire_nodest_conn the connection goes at once, and the client's next SYN is
-/// scheduled afresh.
+/// A connection whose real server was removed: its client's packets are dropped as the engine
+/// drops them (its server's replies still translated); with expire_nodest_conn the connection
+/// goes at once, and the client's next SYN is scheduled afresh.
 #[test]
 fn removed_server_drops_like_the_engine() {
     for (expire, hook) in [false, true]
@@ -862,6 +862,11 @@ fn removed_server_drops_like_the_engine() {
                 .publish(&dp, &e.spec_walk(), &settings)
                 .expect("republish");
             let frames = vec![
+                // IPVS translates a removed server's replies while the connection lives.
+                (
+                    "the removed server's reply",
+                    tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[]),
+                ),
                 ("data to a removed server", ack.clone()),
                 ("SYN again", syn.clone()),
                 ("data after", ack),
