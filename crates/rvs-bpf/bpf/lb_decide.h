@@ -142,17 +142,7 @@ static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_con
 		return;
 	w->gone = *key;
 	key = &w->gone;
-	w->reply.src = c->daddr;
-	w->reply.sport = c->dport;
-	if (c->method == RVS_METHOD_FULLNAT) {
-		w->reply.dst = c->laddr;
-		w->reply.dport = c->lport;
-	} else {
-		w->reply.dst = key->src;
-		w->reply.dport = key->sport;
-	}
-	w->reply.proto = key->proto;
-	w->reply.pad[0] = w->reply.pad[1] = w->reply.pad[2] = 0;
+	reply_key_of(key, c, &w->reply);
 	if (bpf_map_delete_elem(&conns, key) != 0)
 		return;
 	if (nat)
@@ -198,6 +188,7 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 {
 	__u8 state = c->state;
 	struct rvs_dest *dest;
+	int changed = 0;
 
 	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_FULLNAT &&
 	    !bypassed(c->method))
@@ -213,9 +204,15 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 			c->state = next;
 			move_count(c->dest, state, next);
 			state = next;
+			changed = 1;
 		}
 	}
 	touch(c, now + timeout_ns(s, state), p->len);
+	/* The reply entry's copy of the expiry may fall behind the client's packets (a plain
+	 * reply after it takes the full path, which catches it up): only a state change, which
+	 * may also move the expiry sooner, is carried over at once. */
+	if (changed)
+		mirror_conn(&p->key, c);
 	sync_note(s, &p->key, c);
 	traffic(c->svc, c->dest, p->len - p->l3, 0, 0);
 	d->hop = &c->hop;
@@ -237,6 +234,21 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 		to_bypassed(d, dest, c->dest, c->method);
 	}
 	return 0;
+}
+
+/* Sets the decision for a NAT connection's reply (entry `out`): back to the client, from the
+ * virtual service (FULLNAT: to the client from its local address). */
+static __always_inline void to_client(struct decision *d, struct rvs_conn_out *out)
+{
+	d->hop = &out->hop;
+	d->addr = out->in.dst;
+	d->port = out->in.dport;
+	d->action = ACT_NAT_OUT;
+	if (out->method == RVS_METHOD_FULLNAT) {
+		d->action = ACT_FNAT_OUT;
+		d->addr2 = out->in.src;
+		d->port2 = out->in.sport;
+	}
 }
 
 /* A reply of a NAT connection from its real server (removed or not). */
@@ -269,24 +281,35 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 		}
 	}
 	touch(c, now + timeout_ns(s, state), p->len);
+	out->state = state;
+	out->expires_ns = c->expires_ns;
 	traffic(c->svc, c->dest, p->len - p->l3, 1, 0);
-	d->hop = &out->hop;
-	d->addr = out->in.dst;
-	d->port = out->in.dport;
-	d->action = ACT_NAT_OUT;
+	to_client(d, out);
 	if (c->flags & RVS_CONN_F_SEQ_SHIFT) {
 		d->seq_shift = SHIFT_SEQ_ON;
 		d->seq_delta = c->seq_delta;
 	}
-	if (c->method == RVS_METHOD_FULLNAT) {
-		d->action = ACT_FNAT_OUT;
-		d->addr2 = out->in.src;
-		d->port2 = out->in.sport;
-	}
 	return 0;
 }
 
-/* A frame found in the reply table is a NAT connection's reply: decided by conn_reply (1). */
+/* Whether a real server's segment needs nothing of its connection but what its reply entry
+ * holds: a TCP segment without SYN, FIN or RST that leaves the connection's state as it is
+ * (IPVS's OUTPUT column of the state table; ESTABLISHED and the closing states for a plain
+ * ACK), of a connection not past the expiry its reply entry last saw, with no sequence
+ * shift, and not at its last hop. Such a reply does not re-arm the
+ * connection's timer: the client's acknowledgements of the data it carries do, so the
+ * timer is the client's last packet's, no later than IPVS's would be by the round trip. */
+static __always_inline int plain_reply(struct pkt *p, struct rvs_settings *s,
+				       struct rvs_conn_out *out, __u64 now)
+{
+	return out->expires_ns > now && p->proto == IPPROTO_TCP && !(p->tcp_flags & (TCPF_SYN | TCPF_FIN | TCPF_RST)) &&
+	       (p->tcp_flags & TCPF_ACK) && !(out->flags & RVS_OUT_F_FULL_PATH) &&
+	       out->state != RVS_STATE_NONE && p->ttl > 1 &&
+	       next_state(s, out->state, 1, p->tcp_flags) == out->state;
+}
+
+/* A frame found in the reply table is a NAT connection's reply (1): a plain one from its reply
+ * entry alone, any other by conn_reply. */
 static __always_inline int reply_of_conn(struct pkt *p, struct rvs_settings *s, __u64 now,
 					 struct decision *d)
 {
@@ -294,6 +317,11 @@ static __always_inline int reply_of_conn(struct pkt *p, struct rvs_settings *s, 
 
 	if (!out)
 		return 0;
+	if (plain_reply(p, s, out, now)) {
+		traffic(out->svc, out->dest, p->len - p->l3, 1, 0);
+		to_client(d, out);
+		return 1;
+	}
 	conn_reply(p, s, out, now, d);
 	return 1;
 }
@@ -339,6 +367,13 @@ static __always_inline int open_conn(struct pkt *p, struct rvs_settings *s, stru
 	c->packets = 1;
 	c->bytes = p->len;
 	synced = s->sync_export && sync_due(s, p->proto, c);
+	/* The reply entry (w->out, zeroed: no flags), as out_of would fill it; its key is
+	 * copied where it is inserted, which keeps the hooks' frame small. */
+	w->out.expires_ns = c->expires_ns;
+	w->out.svc = svc->id;
+	w->out.dest = pick->slot;
+	w->out.state = state;
+	w->out.method = c->method;
 	if (fnat) {
 		struct rvs_svc_dests *sd = bpf_map_lookup_elem(&svc_dests, &svc->id);
 

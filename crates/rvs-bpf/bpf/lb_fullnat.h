@@ -34,7 +34,8 @@ static __always_inline int same_family(const struct rvs_addr *a, int v6)
 }
 
 /* Takes a local address and port for connection `c` (its real server filled in) of packet `p`
- * from the pool in `sd`, inserting the reply entry `reply` -> `out`; fills `c->laddr`,
+ * from the pool in `sd`, inserting the reply entry `reply` -> `out` (its key set here, the rest by the
+ * caller); fills `c->laddr`,
  * `c->lport` and `reply`. Returns 0 when every candidate is taken. A function of its own (not
  * inlined): its loop's registers would otherwise spill into the hooks' frame, and the 512
  * bytes of BPF stack are for the whole call chain. */

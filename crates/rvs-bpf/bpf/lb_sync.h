@@ -184,6 +184,7 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 		}
 		old->sync_state = in->state;
 		old->expires_ns = expires;
+		mirror_conn(&in->key, old);
 		return RVS_SYNC_IN_REFRESHED;
 	}
 	c.daddr = in->daddr;
@@ -207,7 +208,7 @@ static __always_inline int sync_install(struct rvs_sync_in *in)
 		reply.sport = c.dport;
 		reply.dport = fnat ? in->lport : in->key.sport;
 		reply.proto = in->key.proto;
-		out.in = in->key;
+		out_of(&out, &in->key, &c);
 		if (bpf_map_update_elem(&conns_out, &reply, &out, BPF_NOEXIST) < 0)
 			return RVS_SYNC_IN_FULL;
 	}

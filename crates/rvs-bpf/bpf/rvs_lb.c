@@ -45,6 +45,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define PULL_MAX (14 + 4 + 40 + 20)
 
 #include "lb_maps.h"
+#include "lb_conn.h"
 #include "lb_parse.h"
 #include "lb_sched.h"
 #include "lb_persist.h"

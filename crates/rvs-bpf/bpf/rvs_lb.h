@@ -297,8 +297,8 @@ struct rvs_conn {
 	__u8 sync_state;       /* the state last sent to the backups */
 	__u16 sync_pkts;       /* incoming packets, for IPVS's sync threshold (wraps) */
 	__u64 expires_ns;
-	__u64 packets;         /* both directions */
-	__u64 bytes;
+	__u64 packets;         /* the client's, and the real server's that need the connection */
+	__u64 bytes;           /* (a plain reply is counted for its service and server only) */
 	struct rvs_hop hop;    /* toward the real server */
 	struct rvs_addr laddr; /* FULLNAT: the local address and port toward the real server */
 	__u16 lport;           /* network order */
@@ -307,11 +307,22 @@ struct rvs_conn {
 };
 
 /* The reply direction of a NAT connection: `conns_out` maps the reply tuple (real server to
- * client) to the connection's key. */
+ * client) to the connection's key, with what a real server's plain segment needs to be
+ * translated and counted without a second lookup, of the connection itself (lb_decide.h's
+ * plain_reply). */
 struct rvs_conn_out {
 	struct rvs_conn_key in;
 	struct rvs_hop hop; /* toward the client */
+	__u64 expires_ns;   /* the connection's expiry as of its last state change or full-path reply */
+	__u32 svc;          /* the connection's service id */
+	__u32 dest;         /* the connection's dest slot */
+	__u8 state;         /* the connection's state, written with it (RVS_STATE_NONE: not known) */
+	__u8 method;        /* the connection's RVS_METHOD_MASQ or RVS_METHOD_FULLNAT */
+	__u8 flags;         /* RVS_OUT_F_* */
+	__u8 pad[5];
 };
+
+#define RVS_OUT_F_FULL_PATH 0x01 /* every reply needs the connection (RVS_CONN_F_SEQ_SHIFT) */
 
 /* Global settings: `settings` value at index 0. */
 struct rvs_settings {

@@ -556,9 +556,10 @@ pub struct Conn {
     pub sync_pkts: u16,
     /// Expiry, CLOCK_MONOTONIC nanoseconds.
     pub expires_ns: u64,
-    /// Packets, both directions.
+    /// Packets: the client's, and the real server's that need the connection (a plain reply is
+    /// counted for its service and server only).
     pub packets: u64,
-    /// Bytes, both directions.
+    /// Bytes, as `packets`.
     pub bytes: u64,
     /// The next hop toward the real server.
     pub hop: Hop,
@@ -572,7 +573,8 @@ pub struct Conn {
     pub seq_delta: u32,
 }
 
-/// `conns_out` value: the client-side key of a NAT connection, found by its reply tuple.
+/// `conns_out` value: the client-side key of a NAT connection, found by its reply tuple, with
+/// what the program needs to translate and count a plain reply without the connection.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
@@ -582,7 +584,25 @@ pub struct ConnOut {
     pub inner: ConnKey,
     /// The next hop toward the client.
     pub hop: Hop,
+    /// The connection's expiry, CLOCK_MONOTONIC nanoseconds, as of its last state change or
+    /// full-path reply (a plain reply after it takes the full path).
+    pub expires_ns: u64,
+    /// The connection's service id.
+    pub svc: u32,
+    /// The connection's dest slot.
+    pub dest: u32,
+    /// The connection's state, written with it (0: not known).
+    pub state: u8,
+    /// The connection's [`Method`] as a byte (NAT or FULLNAT).
+    pub method: u8,
+    /// [`OUT_F_FULL_PATH`].
+    pub flags: u8,
+    /// Padding.
+    pub pad: [u8; 5],
 }
+
+/// [`ConnOut::flags`]: every reply needs the connection (a sequence shift).
+pub const OUT_F_FULL_PATH: u8 = 0x01;
 
 /// `settings` value (index 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -799,7 +819,8 @@ mod tests {
         assert_eq!(offset_of!(Conn, lport_be), 96);
         assert_eq!(offset_of!(Conn, expires_ns), 32);
         assert_eq!(offset_of!(Conn, hop), 56);
-        assert_eq!(size_of::<ConnOut>(), 64);
+        assert_eq!(size_of::<ConnOut>(), 88);
+        assert_eq!(offset_of!(ConnOut, state), 80);
         assert_eq!(
             size_of::<Settings>(),
             3 * 4 * STATE_SLOTS + 4 * STATE_SLOTS + 24

@@ -266,6 +266,104 @@ fn tcp_states_match_the_engine() {
     });
 }
 
+/// A real server's plain segments (ACK, data) take the program's short path, which reads the
+/// connection's state from its reply entry: that copy follows every change, so the states stay
+/// the engine's, also where a plain reply changes the state (SYN_RECV to ESTABLISHED) and after
+/// the client moves it (a SYN reusing a TIME_WAIT connection, conn_reuse_mode 0). Replies are
+/// translated alike, and counted for the service and server alike.
+#[test]
+fn plain_replies_keep_states_and_counts_as_the_engine() {
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let policy = Policy {
+                conn_reuse_mode: 0,
+                ..Policy::default()
+            };
+            e.set_policy(policy);
+            let dp = load_program();
+            let settings = Settings::from_engine(Timeouts::default(), &policy);
+            let mut publisher = Publisher::new();
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("publish");
+            let client = |flags, data: &[u8]| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, flags, data);
+            let server = |flags, data: &[u8]| tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, flags, data);
+            let steps = [
+                ("SYN", client(SYN, &[]), ConnState::SynRecv),
+                ("SYN-ACK", server(SYNACK, &[]), ConnState::SynRecv),
+                (
+                    "the server's data first",
+                    server(ACK, b"hello"),
+                    ConnState::Established,
+                ),
+                ("more data", server(ACK, b"world"), ConnState::Established),
+                ("the client's ACK", client(ACK, &[]), ConnState::Established),
+                (
+                    "the client's FIN",
+                    client(FINACK, &[]),
+                    ConnState::CloseWait,
+                ),
+                ("data after it", server(ACK, b"late"), ConnState::CloseWait),
+                ("the server's FIN", server(FINACK, &[]), ConnState::TimeWait),
+                ("the last ACK", client(ACK, &[]), ConnState::TimeWait),
+                ("a SYN again", client(SYN, &[]), ConnState::SynRecv),
+                (
+                    "a plain answer",
+                    server(ACK, b"again"),
+                    ConnState::Established,
+                ),
+                ("data", server(ACK, b"on"), ConnState::Established),
+            ];
+            for (what, frame, want) in steps {
+                assert_eq!(
+                    bpf_outcome(&dp, hook, ifindex, &frame),
+                    engine_outcome(&e, &frame),
+                    "{hook:?}: {what}"
+                );
+                let engine_state = e.connections(Millis(1000))[0].state;
+                assert_eq!(engine_state, want, "the engine after {what}");
+                let conns: Vec<(ConnKey, Conn)> = dp.connections().expect("conns");
+                assert_eq!(conns.len(), 1);
+                assert_eq!(
+                    conns[0].1.state, want as u8,
+                    "{hook:?}: the program's state after {what}"
+                );
+            }
+            let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+            let listed = e
+                .services(Millis(1000))
+                .into_iter()
+                .find(|s| s.spec.key == k)
+                .expect("listed");
+            let svc = dp
+                .service_traffic(publisher.service_id(&k).expect("published"))
+                .expect("service counters");
+            let slot = publisher
+                .servers()
+                .find(|(_, (vip, port, proto), (rip, _))| {
+                    (*vip, *port, *proto, *rip) == (ip4(VIP4), VPORT, 6, ip4(RIP4))
+                })
+                .expect("the server's slot")
+                .0;
+            let dest = dp.dest_traffic(slot).expect("server counters");
+            assert_eq!(
+                (svc.out_packets, svc.out_bytes),
+                (listed.stats.out_pkts, listed.stats.out_bytes),
+                "{hook:?}: the service's replies"
+            );
+            assert_eq!(
+                (dest.out_packets, dest.out_bytes),
+                (
+                    listed.dests[0].stats.out_pkts,
+                    listed.dests[0].stats.out_bytes
+                ),
+                "{hook:?}: the server's replies"
+            );
+        });
+    }
+}
+
 /// Each scheduler the program runs picks the same real server as the engine, connection
 /// after connection, with connections left open so the counts matter.
 #[test]
@@ -1175,6 +1273,53 @@ fn expired_connections_are_gone_before_the_sweep() {
             "{due:?}"
         );
     });
+}
+
+/// A real server's plain segment on a connection past its timeout (no sweep yet) is left to
+/// the kernel as the engine leaves it, though such segments otherwise need only the reply
+/// entry: the entry keeps the connection's expiry.
+#[test]
+fn a_plain_reply_of_an_expired_connection_is_not_translated() {
+    for hook in HOOKS {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let dp = load_program();
+            let timeouts = Timeouts {
+                tcp: 1,
+                ..Timeouts::default()
+            };
+            e.set_timeouts(TimeoutUpdate {
+                tcp: 1,
+                ..TimeoutUpdate::default()
+            });
+            Publisher::new()
+                .publish(
+                    &dp,
+                    &e.spec_walk(),
+                    &Settings::from_engine(timeouts, &Policy::default()),
+                )
+                .expect("publish");
+            let reply = tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, ACK, b"data");
+            for frame in [
+                tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]),
+                tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[]),
+                tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]),
+            ] {
+                let _ = bpf_outcome(&dp, hook, ifindex, &frame);
+            }
+            assert!(
+                matches!(bpf_outcome(&dp, hook, ifindex, &reply), Outcome::Forward(_)),
+                "{hook:?}: established, the reply is translated"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1300));
+            assert_eq!(
+                bpf_outcome(&dp, hook, ifindex, &reply),
+                Outcome::Kernel,
+                "{hook:?}: past ESTABLISHED's 1 s"
+            );
+            assert!(dp.connections().expect("conns").is_empty(), "{hook:?}");
+        });
+    }
 }
 
 /// The program notes every expiry it sets sooner than its floor, and the sweep clears the

@@ -126,7 +126,7 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(65_536..=(1 << 30)))]
     ipfrag_high_thresh: u64,
     /// The BPF data plane's connection-table bound (each NAT connection takes two entries).
-    /// The kernel reserves the table when rvsd starts: about 380 bytes per connection of the
+    /// The kernel reserves the table when rvsd starts: about 400 bytes per connection of the
     /// bound (some 400 MB for the default).
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     bpf_max_connections: u32,
