@@ -281,7 +281,8 @@ static __always_inline int conn_reply(struct pkt *p, struct rvs_settings *s, str
 		}
 	}
 	touch(c, now + timeout_ns(s, state), p->len);
-	out->state = state;
+	/* The connection's state as it is now (the client's side may have moved it since). */
+	out->state = c->state;
 	out->expires_ns = c->expires_ns;
 	traffic(c->svc, c->dest, p->len - p->l3, 1, 0);
 	to_client(d, out);

@@ -82,7 +82,7 @@ struct {
 } dest_hops SEC(".maps");
 
 /* The connection table, client side (`conns`) and reply side (`conns_out`), both preallocated:
- * the kernel reserves the whole bound when rvsd creates them (about 210 and 170 bytes an
+ * the kernel reserves the whole bound when rvsd creates them (about 210 and 190 bytes an
  * entry), and an insert or a delete takes or gives back an entry of its own per-CPU free
  * lists. Allocated per insert instead (BPF_F_NO_PREALLOC), a new connection cost 0.6 us more
  * in the program (`cargo bench -p rvs-bpf`: the allocator, memory-cgroup charging) and every

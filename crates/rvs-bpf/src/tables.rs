@@ -45,6 +45,9 @@ pub struct Publisher {
     trash_slots: HashMap<(SvcKey, IpAddr, u16), u32>,
     /// Removed services' ids, given back to the same service when it is added again.
     trash_services: HashMap<SvcKey, u32>,
+    /// The address services rvsd schedules itself (the program punts their packets), as last
+    /// published: when deleted, their connections stay rvsd's.
+    user_services: HashSet<SvcKey>,
     next_service: u32,
     next_slot: u32,
 }
@@ -96,12 +99,12 @@ const MARK_RULE_MAX_ADDRS: u32 = 256;
 const MARK_RULE_MAX_PORTS: u16 = 64;
 
 /// Registers a service rvsd serves whole (firewall-mark, SCTP): its virtual addresses (for a
-/// firewall-mark service, those of the classifier rules that give its mark) as
+/// firewall-mark service, those of the classifier rules in `marks` that give its mark) as
 /// `ADDR_USER_VIP`, its NAT real servers as `ADDR_USER_DEST` and their endpoints in
 /// `user_dests`.
 fn served_by_rvsd(
     service: &rvs_engine::spec_walk::ServiceRef<'_>,
-    walk: &SpecWalk,
+    marks: &[rvs_engine::MarkRule],
     addrs: &mut HashMap<Addr, u32>,
     user_dests: &mut HashSet<SvcKey>,
 ) {
@@ -112,8 +115,7 @@ fn served_by_rvsd(
         protos.push((spec.key.proto.number(), spec.key.port, spec.key.port));
     } else {
         let v6 = spec.key.addr.is_ipv6();
-        for rule in walk
-            .mark_rules()
+        for rule in marks
             .iter()
             .filter(|r| r.mark == spec.key.fwmark && r.addr.is_ipv6() == v6)
         {
@@ -256,6 +258,7 @@ impl Publisher {
         let mut addrs: HashMap<Addr, u32> = HashMap::new();
         let mut user_dests: HashSet<SvcKey> = HashSet::new();
         let mut tunnels: HashMap<u32, IpAddr> = HashMap::new();
+        let mut user_services: HashSet<SvcKey> = HashSet::new();
         for service in walk.services() {
             let spec = service.spec();
             let syn_proxied = settings.syn_proxy != 0
@@ -267,7 +270,7 @@ impl Publisher {
             if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp {
                 // Served whole by rvsd: its addresses and its real servers' endpoints send
                 // their packets up.
-                served_by_rvsd(&service, walk, &mut addrs, &mut user_dests);
+                served_by_rvsd(&service, walk.mark_rules(), &mut addrs, &mut user_dests);
                 continue;
             }
             let key = SvcKey {
@@ -463,7 +466,35 @@ impl Publisher {
                     pad: 0,
                 },
             )?;
+            if user {
+                user_services.insert(key);
+            }
         }
+        // A deleted service's connections stay until they time out (IPVS's). The program keeps
+        // its own; those of a service rvsd served stay rvsd's, so their packets still go up.
+        let retired_marks: Vec<rvs_engine::MarkRule> = walk
+            .mark_rules()
+            .iter()
+            .chain(walk.retired_mark_rules())
+            .copied()
+            .collect();
+        for service in walk.retired_services() {
+            let spec = service.spec();
+            let key = SvcKey {
+                addr: Addr::from(spec.key.addr),
+                port_be: spec.key.port.to_be(),
+                proto: spec.key.proto.number(),
+                pad: 0,
+            };
+            let rvsds = spec.key.fwmark != 0
+                || spec.key.proto == Protocol::Sctp
+                || self.user_services.contains(&key);
+            if rvsds {
+                served_by_rvsd(&service, &retired_marks, &mut addrs, &mut user_dests);
+                user_services.insert(key);
+            }
+        }
+        self.user_services = user_services;
         for (addr, flags) in &addrs {
             if self.addrs.get(addr) != Some(flags) {
                 dp.put("addrs", addr, flags)?;

@@ -923,6 +923,60 @@ fn service_counters_match_the_engine() {
     }
 }
 
+/// A deleted service whose connections rvsd keeps (it scheduled them: here a service with more
+/// local addresses than the program holds) still has their packets sent up, both ways, until
+/// they time out: the engine drops the client's and translates the server's, as IPVS does.
+#[test]
+fn a_deleted_service_rvsd_served_still_sends_its_connections_up() {
+    for (clear, hook) in [false, true]
+        .into_iter()
+        .flat_map(|x| HOOKS.map(|h| (x, h)))
+    {
+        in_lab(move |ifindex| {
+            let e = nat_engine();
+            let k = key(Protocol::Tcp, ip4(VIP4), 443);
+            let spec = ServiceSpec {
+                local_addrs: (1..=9).map(|i| ip4([10, 99, 9, i])).collect(),
+                ..svc(k, SchedulerKind::Rr)
+            };
+            e.add_service(spec).expect("service");
+            e.add_dest(&k, dest(ip4(RIP4), 443, 1)).expect("dest");
+            let (dp, mut publisher) = published_program(&e);
+            let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+            let stat = |name: &str| dp.stat(name).expect("stats");
+            let syn = tcp4(CLIENT4, CPORT, VIP4, 443, 64, SYN, &[]);
+            assert_eq!(bpf_outcome(&dp, hook, ifindex, &syn), Outcome::Drop);
+            assert_eq!(stat("punt_service"), 1, "{hook:?}: rvsd schedules it");
+            assert!(matches!(engine_outcome(&e, &syn), Outcome::Forward(_)));
+            if clear {
+                e.clear();
+            } else {
+                e.del_service(&k).expect("delete");
+            }
+            publisher
+                .publish(&dp, &e.spec_walk(), &settings)
+                .expect("republish");
+            let ack = tcp4(CLIENT4, CPORT, VIP4, 443, 64, ACK, &[]);
+            assert_eq!(bpf_outcome(&dp, hook, ifindex, &ack), Outcome::Drop);
+            assert_eq!(
+                stat("punt_service"),
+                2,
+                "{hook:?}: the client's packet went up"
+            );
+            let reply = tcp4(RIP4, 443, CLIENT4, CPORT, 64, ACK, &[]);
+            assert_eq!(bpf_outcome(&dp, hook, ifindex, &reply), Outcome::Drop);
+            assert_eq!(stat("punt_connection"), 1, "{hook:?}: the reply went up");
+            // What rvsd's engine does with them.
+            assert_eq!(
+                engine_outcome(&e, &ack),
+                Outcome::Drop,
+                "the client's packet of a deleted service"
+            );
+            assert!(matches!(engine_outcome(&e, &reply), Outcome::Forward(_)));
+        });
+    }
+}
+
 /// A connection whose real server was removed: its client's packets are dropped as the engine
 /// drops them (its server's replies still translated); with expire_nodest_conn the connection
 /// goes at once, and the client's next SYN is scheduled afresh.

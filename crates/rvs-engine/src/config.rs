@@ -288,6 +288,15 @@ pub(crate) struct ServiceRt {
     pub(crate) stray_replies: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// A deleted service whose real servers connections still hold ([`crate::retired`]), with
+/// the mark rules that classified its traffic when it went (a firewall-mark service's packets
+/// are found by them; `-C` clears the live rules).
+#[derive(Debug, Clone)]
+pub(crate) struct RetiredService {
+    pub(crate) service: Arc<ServiceRt>,
+    pub(crate) marks: Vec<MarkRule>,
+}
+
 impl ServiceRt {
     /// Picks a destination for a new connection.
     pub(crate) fn schedule(&self, key: &SchedKey) -> Option<Arc<DestRt>> {
@@ -346,6 +355,10 @@ pub(crate) struct Snapshot {
     /// ([`crate::retired`]), and their keys as the data plane looks them up.
     pub(crate) retired: Vec<Arc<ServiceRt>>,
     pub(crate) retired_index: RetiredIndex,
+    /// The mark rules the retired firewall-mark services were classified by.
+    pub(crate) retired_marks: Vec<MarkRule>,
+    /// Retired services by id.
+    retired_ids: HashMap<u32, usize, foldhash::fast::RandomState>,
 }
 
 /// Services changed inside an [`crate::Engine::batch`] and not yet published: the list and
@@ -384,11 +397,19 @@ impl Staged {
 impl Snapshot {
     pub(crate) fn new(
         services: Vec<Arc<ServiceRt>>,
-        retired: Vec<Arc<ServiceRt>>,
+        retirees: Vec<RetiredService>,
         timeouts: TimeoutTable,
         policy: Policy,
         mark_rules: Vec<MarkRule>,
     ) -> Self {
+        let mut retired = Vec::with_capacity(retirees.len());
+        let mut retired_marks = Vec::new();
+        let mut retired_ids = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        for (i, r) in retirees.into_iter().enumerate() {
+            retired_ids.insert(r.service.id, i);
+            retired.push(r.service);
+            retired_marks.extend(r.marks);
+        }
         let mut index = HashMap::with_hasher(foldhash::fast::RandomState::default());
         let mut wire_keys = Vec::with_capacity(services.len());
         let mut mark_index = HashMap::with_hasher(foldhash::fast::RandomState::default());
@@ -443,6 +464,8 @@ impl Snapshot {
             nat_sources,
             retired_index: RetiredIndex::new(retired.iter().map(|s| &s.spec.key)),
             retired,
+            retired_marks,
+            retired_ids,
         }
     }
 
@@ -464,6 +487,16 @@ impl Snapshot {
             }
         }
         self.service_at(key)
+    }
+
+    /// Whether a packet to `key` went to a retired service ([`crate::retired`]); one test of
+    /// a flag while there is none.
+    #[inline]
+    pub(crate) fn retires(&self, key: &WireKey, v6: bool) -> bool {
+        !self.retired_index.is_empty()
+            && self
+                .retired_index
+                .takes(key, v6, &self.mark_rules, &self.retired_marks)
     }
 
     /// Lookup by (protocol, address, port), with the port-0 catch-all.
@@ -491,7 +524,7 @@ impl Snapshot {
     /// one gone).
     pub(crate) fn fwmark_of(&self, id: u32) -> u32 {
         self.service_by_id(id)
-            .or_else(|| self.retired.iter().find(|s| s.id == id))
+            .or_else(|| self.retired_ids.get(&id).and_then(|&i| self.retired.get(i)))
             .map_or(0, |s| s.spec.key.fwmark)
     }
 

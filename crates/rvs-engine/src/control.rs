@@ -1,6 +1,6 @@
 //! The control plane: services, destinations, timeouts, counters and listings. Every change
 //! builds a new configuration snapshot and publishes it; the data plane never waits for more
-//! than a shard lock while connections are purged.
+//! than a shard lock while connections are swept.
 
 use core::hash::BuildHasher;
 use core::net::{IpAddr, SocketAddr};
@@ -155,8 +155,8 @@ impl Engine {
             // IPVS finds the connections of a service added again through their real servers;
             // here they name it by id. Its counters start from zero, as a new service's.
             Some(old) => {
-                self.zero_ids(&[old.id]);
-                old.id
+                self.zero_ids(&[old.service.id]);
+                old.service.id
             }
             None => {
                 ctl.next_id += 1;
@@ -247,16 +247,21 @@ impl Engine {
     /// they time out, their real servers unavailable ([`crate::retired`]).
     pub fn clear(&self) {
         let mut ctl = self.control.lock();
-        ctl.staged = None;
-        ctl.mark_rules.clear();
-        for gone in self.snapshot.load().services.iter() {
-            Self::retire(&mut ctl, gone.clone());
+        // An open batch's services too: one added again may hold a retired one's id.
+        let services = match ctl.staged.take() {
+            Some(staged) => staged.services,
+            None => self.snapshot.load().services.clone(),
+        };
+        for gone in services {
+            Self::retire(&mut ctl, gone);
         }
+        ctl.mark_rules.clear();
         self.publish(Vec::new(), &ctl);
     }
 
     /// Takes a deleted service's real servers out of service (into the trash, for those that
-    /// connections hold) and keeps the service among the retired while any is held.
+    /// connections hold) and keeps the service among the retired, with the mark rules that
+    /// classify its traffic now, while any of its servers is held.
     fn retire(ctl: &mut Control, gone: Arc<ServiceRt>) {
         let key = gone.spec.key;
         ctl.estimators.remove(&gone.id);
@@ -265,17 +270,36 @@ impl Engine {
             ctl.estimators.remove(&d.id);
             ctl.trash.insert((key, d.addr, d.port), Arc::downgrade(d));
         }
-        ctl.retired.insert(key, gone);
+        let marks = if key.fwmark == 0 {
+            Vec::new()
+        } else {
+            ctl.mark_rules
+                .iter()
+                .filter(|r| r.mark == key.fwmark && r.addr.is_ipv6() == key.addr.is_ipv6())
+                .copied()
+                .collect()
+        };
+        ctl.retired.insert(
+            key,
+            crate::config::RetiredService {
+                service: gone,
+                marks,
+            },
+        );
         Self::prune_retired(ctl);
     }
 
     /// Forgets the removed real servers no connection or template holds any more, and the
-    /// retired services left without one. Whether a retired service went.
+    /// retired services left without one: neither among their servers when they went nor
+    /// removed from them earlier (`-d`, still in the trash). Whether a retired service went.
     fn prune_retired(ctl: &mut Control) -> bool {
         ctl.trash
             .retain(|_, w| w.upgrade().is_some_and(|d| d.held()));
         let before = ctl.retired.len();
-        ctl.retired.retain(|_, s| s.dests.iter().any(|d| d.held()));
+        let trash = &ctl.trash;
+        ctl.retired.retain(|key, r| {
+            r.service.dests.iter().any(|d| d.held()) || trash.keys().any(|(k, _, _)| k == key)
+        });
         ctl.retired.len() != before
     }
 

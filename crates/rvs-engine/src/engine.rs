@@ -76,7 +76,7 @@ pub(crate) struct Control {
     pub(crate) trash: HashMap<(ServiceKey, IpAddr, u16), std::sync::Weak<DestRt>>,
     /// Deleted services whose real servers connections or templates still hold
     /// ([`crate::retired`]): adding the service again gives it back its id.
-    pub(crate) retired: HashMap<ServiceKey, Arc<crate::config::ServiceRt>>,
+    pub(crate) retired: HashMap<ServiceKey, crate::config::RetiredService>,
 }
 
 /// The director core. `Send + Sync`: share it between worker threads with `Arc<Engine>`.
@@ -374,9 +374,7 @@ impl Engine {
         if let Some(svc) = cx.snap.lookup(&key, t.v6) {
             return self.handle_to_service(cx, t, svc);
         }
-        if !cx.snap.retired_index.is_empty()
-            && cx.snap.retired_index.takes(&key, t.v6, &cx.snap.mark_rules)
-        {
+        if cx.snap.retires(&key, t.v6) {
             if let Some(v) = self.to_retired(cx, t) {
                 return v;
             }
@@ -416,13 +414,18 @@ impl Engine {
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
         let slot = shard.find(h, Direction::Input, t)?;
-        let (expired, available) = shard.get(slot).map(|c| {
+        let reuse_mode = cx.snap.policy.conn_reuse_mode;
+        let (expired, reusable, available) = shard.get(slot).map(|c| {
             (
                 c.expires <= cx.now.0,
+                is_new_conn(t.proto, cx.p.flags)
+                    && new_conn_expected(c, ConnState::from_u8(c.state), reuse_mode),
                 c.dest.available.load(Ordering::Relaxed),
             )
         })?;
-        if expired {
+        // Past its time, or a SYN IPVS takes for a new connection: the old one goes, and the
+        // packet, no service taking it, is the kernel's.
+        if expired || reusable {
             unlink(&mut shard, slot, &self.hasher);
             return None;
         }
@@ -995,7 +998,8 @@ impl Engine {
             proto: q.proto,
         };
         let svc = snap.lookup(&quoted_from_vip, p.lay.v6);
-        let (dir, h) = if svc.is_some() {
+        // An error about a deleted service's connection is found as a live one's.
+        let (dir, h) = if svc.is_some() || snap.retires(&quoted_from_vip, p.lay.v6) {
             (
                 Direction::Input,
                 flow_hash(&self.hasher, inv.proto, &inv.src, inv.sport),

@@ -55,6 +55,12 @@ impl SpecWalk {
         self.snap.retired.iter().map(|s| ServiceRef { rt: s })
     }
 
+    /// The mark rules the retired firewall-mark services were classified by when they went
+    /// (`-C` clears the live ones): their traffic is still the data plane's.
+    pub fn retired_mark_rules(&self) -> &[MarkRule] {
+        &self.snap.retired_marks
+    }
+
     /// The firewall-mark classifier of this version, in evaluation order.
     pub fn mark_rules(&self) -> &[MarkRule] {
         &self.snap.mark_rules

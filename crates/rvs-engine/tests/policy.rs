@@ -194,6 +194,75 @@ fn a_deleted_services_connections_stay_and_forward_again_when_it_comes_back() {
 }
 
 #[test]
+fn a_syn_reusing_a_deleted_services_closing_connection_is_the_kernels() {
+    // conn_reuse_mode (1, the default): a SYN finding TIME_WAIT expires the connection and is
+    // scheduled afresh; no service left to take it, it is the kernel's (as IPVS and the BPF
+    // plane leave it).
+    let e = nat_engine();
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    for (t, frame) in [
+        (0, tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+        (1, tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, SYNACK, &[])),
+        (2, tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        (3, tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, FINACK, &[])),
+        (4, tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, FINACK, &[])),
+    ] {
+        run(&e, t, &mut frame.clone());
+    }
+    assert_eq!(e.connections(Millis(4))[0].state, ConnState::TimeWait);
+    e.del_service(&k).unwrap();
+    assert_eq!(
+        run(&e, 5, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+        Verdict::PassToKernel
+    );
+    assert_eq!(e.connection_count(), 0);
+}
+
+#[test]
+fn a_flushed_firewall_mark_services_connections_are_found_by_its_old_rules() {
+    // -C clears the mark rules with the services; the connections of a firewall-mark service
+    // are still found (by the rules that classified them) and dropped, an ICMP error about
+    // one still reaches its server, and the restored rules, service and server take them back.
+    let e = Engine::new(EngineConfig::default());
+    let k = ServiceKey::fwmark(1, false);
+    let rule = MarkRule {
+        proto: Protocol::Tcp,
+        addr: ip4(VIP4),
+        prefix_len: 32,
+        ports: (VPORT, VPORT),
+        mark: 1,
+    };
+    let restore = |e: &Engine| {
+        e.add_mark_rule(rule).unwrap();
+        e.add_service(svc(k, SchedulerKind::Rr)).unwrap();
+        e.add_dest(&k, dest(ip4(RIP4), 0, 1)).unwrap();
+    };
+    restore(&e);
+    let ack = || tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]);
+    assert_eq!(
+        run(&e, 0, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[])),
+        fwd(ip4(RIP4))
+    );
+    e.clear();
+    assert!(e.mark_rules().is_empty());
+    assert_eq!(
+        run(&e, 1, &mut ack()),
+        Verdict::Drop(DropReason::NoDestination)
+    );
+    let quoted = l3(&tcp4(VIP4, VPORT, CLIENT4, CPORT, 60, ACK, &[]))[..28].to_vec();
+    let port = etherparse::Icmpv4Type::DestinationUnreachable(
+        etherparse::icmpv4::DestUnreachableHeader::Port,
+    );
+    assert_eq!(
+        run(&e, 2, &mut icmp4_error(CLIENT4, VIP4, 64, port, &quoted)),
+        fwd(ip4(RIP4)),
+        "the client's ICMP error goes to the connection's server"
+    );
+    restore(&e);
+    assert_eq!(run(&e, 3, &mut ack()), fwd(ip4(RIP4)));
+}
+
+#[test]
 fn a_deleted_service_goes_for_good_with_its_last_connection() {
     let e = nat_engine();
     let k = key(Protocol::Tcp, ip4(VIP4), VPORT);

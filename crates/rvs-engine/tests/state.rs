@@ -166,13 +166,18 @@ fn quiesced_and_deleted_destinations_keep_their_connections() {
         "replies still translated"
     );
     assert_eq!(e.connection_count(), 1);
-    // As IPVS, deleting the service leaves the connection to its timer (policy.rs).
+    // As IPVS, deleting the service leaves the connection to its timer (policy.rs), also when
+    // its server was removed before: the client's packets are still found and dropped.
     e.del_service(&k).expect("del svc");
     assert_eq!(e.connection_count(), 1);
     assert_eq!(
         run(&e, 3, &mut tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, ACK, &[])),
         fwd(ip4(CLIENT4)),
         "replies still translated"
+    );
+    assert_eq!(
+        run(&e, 4, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
+        Verdict::Drop(DropReason::NoDestination)
     );
 }
 

@@ -139,7 +139,7 @@ fn b_kill_9_loses_no_established_connection() {
 fn b_tc_plane_keeps_connections_through_clear_and_restore() {
     let fs = Bpffs::mount("clear");
     let (topo, _rvsd) = nat_with_bpf(&fs, "bpfclear");
-    clear_then_restore_keeps_a_download(&topo, "bpfclear");
+    clear_then_restore_keeps_a_download(&topo, "bpfclear", |t| add_rr_service(t, "wlc"));
 }
 
 /// Direct routing through the program (seed 003's single-subnet lab, IPv4 and IPv6): the

@@ -301,7 +301,7 @@ fn i_save_clear_restore_round_trip() {
 #[test]
 fn i_clear_then_restore_keeps_an_established_download() {
     let topo = director("clearrest", 2);
-    clear_then_restore_keeps_a_download(&topo, "clearrest");
+    clear_then_restore_keeps_a_download(&topo, "clearrest", |t| add_rr_service(t, "wlc"));
 }
 
 #[test]

@@ -132,6 +132,23 @@ fn persistence_without_value_is_360_seconds_and_port_zero_needs_it() {
     );
 }
 
+/// A firewall-mark service's connection through `-C` (which clears the mark rules too) and a
+/// restore of the saved rules, marks included.
+#[test]
+fn fwmark_service_keeps_its_connection_through_clear_and_restore() {
+    let topo = director("fwmclear", 2);
+    clear_then_restore_keeps_a_download(&topo, "fwmclear", |t| {
+        adm(
+            t,
+            &["--add-mark", "-t", &format!("{VIP}:80"), "--mark", "1"],
+        );
+        adm(t, &["-A", "-f", "1", "-s", "rr"]);
+        for rip in &t.rips4 {
+            adm(t, &["-a", "-f", "1", "-r", &rip.to_string(), "-m"]);
+        }
+    });
+}
+
 #[test]
 fn fwmark_service_keeps_http_and_http_alt_of_one_client_together() {
     let topo = director("fwmark", 3);

@@ -201,10 +201,15 @@ impl Wanted {
         self.generation += 1;
         let generation = self.generation;
         let mut touched = Vec::new();
-        let marks = walk.mark_rules();
         // A deleted service's connections stay until they time out (IPVS's): the kernel keeps
-        // away from its traffic until then too.
-        for svc in walk.services().chain(walk.retired_services()) {
+        // away from its traffic until then too, a firewall-mark one's found by the rules that
+        // classified it (`-C` clears the live ones).
+        let retired_marks = retired_marks(walk);
+        let live = walk.services().map(|svc| (svc, walk.mark_rules()));
+        let retired = walk
+            .retired_services()
+            .map(|svc| (svc, retired_marks.as_slice()));
+        for (svc, marks) in live.chain(retired) {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
             service_rules(&svc, marks, &mut scratch);
@@ -277,6 +282,16 @@ fn release(
         }
         touched.push(*rule);
     }
+}
+
+/// The mark rules a retired service's traffic is classified by: the live ones, then those the
+/// retired firewall-mark services had when they went.
+fn retired_marks(walk: &SpecWalk) -> Vec<MarkRule> {
+    walk.mark_rules()
+        .iter()
+        .chain(walk.retired_mark_rules())
+        .copied()
+        .collect()
 }
 
 /// The nftables table name for the instance serving `socket`: stable across restarts, distinct
@@ -389,8 +404,11 @@ mod tests {
     fn from_scratch(engine: &Engine) -> BTreeSet<BypassRule> {
         let walk = engine.spec_walk();
         let mut out = Vec::new();
-        for svc in walk.services().chain(walk.retired_services()) {
+        for svc in walk.services() {
             service_rules(&svc, walk.mark_rules(), &mut out);
+        }
+        for svc in walk.retired_services() {
+            service_rules(&svc, &retired_marks(&walk), &mut out);
         }
         out.into_iter().collect()
     }

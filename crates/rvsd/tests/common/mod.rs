@@ -448,11 +448,16 @@ impl Drop for HeldDownload {
 
 /// IPVS leaves a flushed service's connections in its table (their real servers in the
 /// trash): an `ipvsadm -C` then `ipvsadm -R` of the saved rules, as a reload does, loses no
-/// connection. Checks that on `topo`'s director (any data plane): the client's packets in
-/// between are dropped (the kernel answers none of them), the server's still reach it, and a
-/// held download ends intact (`tag` names its file).
-pub fn clear_then_restore_keeps_a_download(topo: &NatTopology, tag: &str) {
-    add_rr_service(topo, "wlc");
+/// connection. Checks that on `topo`'s director (any data plane), its services set up by
+/// `setup` (port 80 of the VIP served): the client's packets in between are dropped (the
+/// kernel answers none of them), the server's still reach it, and a held download ends intact
+/// (`tag` names its file).
+pub fn clear_then_restore_keeps_a_download(
+    topo: &NatTopology,
+    tag: &str,
+    setup: impl Fn(&NatTopology),
+) {
+    setup(topo);
     let saved = adm(topo, &["-S", "-n"]);
     let held = HeldDownload::start(topo, VIP, 6, tag);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -465,7 +470,7 @@ pub fn clear_then_restore_keeps_a_download(topo: &NatTopology, tag: &str) {
     assert_eq!(adm(topo, &["-S", "-n"]), "");
     let listing = adm(topo, &["-Lnc"]);
     assert!(
-        listing.contains("ESTABLISHED") && listing.contains(&format!("{VIP}:80")),
+        listing.contains("ESTABLISHED") && listing.contains("192.168.1.2:"),
         "the connection outlives its service: {listing}"
     );
     std::thread::sleep(Duration::from_millis(1500));
