@@ -130,11 +130,19 @@ impl Engine {
                 proto: rec.protocol,
             })
         }
-        .ok_or(SyncImportError::NoService)?;
-        let dest = find_dest(&svc.dests, daddr, rec.dport, template)
-            .ok_or(SyncImportError::NoDestination)?;
+        .ok_or(SyncImportError::NoService);
+        // The service and its server are needed to make an entry, not to refresh one: as
+        // IPVS's ip_vs_proc_conn, an existing connection is updated whatever became of its
+        // service (a deleted one's connections live on, see crate::retired).
+        let service_and_dest = || {
+            let svc = svc?;
+            let dest = find_dest(&svc.dests, daddr, rec.dport, template)
+                .ok_or(SyncImportError::NoDestination)?;
+            Ok::<_, SyncImportError>((svc, dest))
+        };
         let timeout_ms = u64::from(rec.timeout).saturating_mul(1000);
         if template {
+            let (svc, dest) = service_and_dest()?;
             // PE data needs the name of an engine this director has
             // (`ip_vs_conn_fill_param_sync`); a name alone is ignored.
             let pe_data = match (&rec.pe_data, &rec.pe_name) {
@@ -196,6 +204,7 @@ impl Engine {
             }
             return Ok(());
         }
+        let (svc, dest) = service_and_dest()?;
         if shard.len() >= self.shard_cap {
             return Err(SyncImportError::TableFull);
         }

@@ -123,6 +123,31 @@ fn imported_template_keeps_the_client_on_its_server() {
 }
 
 #[test]
+fn a_deleted_services_connection_is_still_refreshed_not_made() {
+    // IPVS's ip_vs_proc_conn updates an existing connection whatever became of its service
+    // (a deleted service's connections live on); only a new one needs the service.
+    let backup = nat_engine();
+    backup
+        .sync_import(Millis(0), &record(rvs_sync::F_MASQ, 1, RPORT))
+        .expect("import");
+    backup
+        .del_service(&key(Protocol::Tcp, ip4(VIP4), VPORT))
+        .expect("delete");
+    backup
+        .sync_import(Millis(1000), &record(rvs_sync::F_MASQ, 4, RPORT))
+        .expect("refresh");
+    let conns = backup.connections(Millis(1000));
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].state, ConnState::FinWait);
+    let mut other = record(rvs_sync::F_MASQ, 1, RPORT);
+    other.cport = CPORT + 1;
+    assert_eq!(
+        backup.sync_import(Millis(1000), &other),
+        Err(SyncImportError::NoService)
+    );
+}
+
+#[test]
 fn records_for_unknown_services_are_dropped_and_counted() {
     let backup = nat_engine();
     let mut r = record(rvs_sync::F_MASQ, 1, RPORT);
