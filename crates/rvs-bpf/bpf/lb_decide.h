@@ -151,18 +151,13 @@ static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_con
 	tpl_control(svc, key, flags, 0, gen);
 }
 
-/* Whether the connection's server was removed from its service: IPVS drops the packet, and
- * with expire_nodest_conn the connection goes at once (`key`: its key in `conns`). */
-static __always_inline int dest_gone(struct rvs_settings *s, struct rvs_conn *c,
-				     struct rvs_conn_key *key)
+/* Whether the connection's server was removed from its service: IPVS drops the packet (with
+ * expire_nodest_conn, decide has let the connection go and taken the packet for a new one). */
+static __always_inline int dest_gone(struct rvs_conn *c)
 {
 	struct rvs_dest *dest = bpf_map_lookup_elem(&dests, &c->dest);
 
-	if (dest && dest->available)
-		return 0;
-	if (s->expire_nodest_conn)
-		forget_conn(key, c);
-	return 1;
+	return !dest || !dest->available;
 }
 
 /* Whether a client's packet finding connection `c` starts afresh instead: the connection is
@@ -193,7 +188,7 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_FULLNAT &&
 	    !bypassed(c->method))
 		return to_rvsd(d, RVS_PUNT_CONN);
-	if (dest_gone(s, c, &p->key))
+	if (dest_gone(c))
 		return drop(d, RVS_STAT_DROP_NO_DEST);
 	if (p->ttl <= 1)
 		return drop(d, RVS_STAT_DROP_TTL);
@@ -562,7 +557,9 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	if (syn == SYN_ACK && reply_of_conn(p, s, now, d))
 		return;
 	c = bpf_map_lookup_elem(&conns, &p->key);
-	if (c && conn_stale(s, p, c, now)) {
+	/* Past its time, a SYN IPVS takes for a new connection, or (expire_nodest_conn) one whose
+	 * server was removed: it goes, and the packet is handled as a new one (ip_vs_in_hook). */
+	if (c && (conn_stale(s, p, c, now) || (s->expire_nodest_conn && dest_gone(c)))) {
 		forget_conn(&p->key, c);
 		c = NULL;
 	}

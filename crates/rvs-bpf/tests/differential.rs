@@ -1005,14 +1005,28 @@ fn removed_server_drops_like_the_engine() {
                 .expect("publish");
             let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
             let ack = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x");
-            assert_eq!(
-                bpf_outcome(&dp, hook, ifindex, &syn),
-                engine_outcome(&e, &syn)
-            );
+            // rr: CPORT and CPORT + 2 to the first server, CPORT + 1 to the other.
+            for port in [CPORT, CPORT + 1, CPORT + 2] {
+                let syn = tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[]);
+                assert_eq!(
+                    bpf_outcome(&dp, hook, ifindex, &syn),
+                    engine_outcome(&e, &syn)
+                );
+            }
             e.del_dest(&k, ip4(RIP4), RPORT).expect("remove the server");
             publisher
                 .publish(&dp, &e.spec_walk(), &settings)
                 .expect("republish");
+            // A SYN again on a connection to the removed server: dropped, or with
+            // expire_nodest_conn sent to the other server at once (ip_vs_in_hook since 5.9).
+            let resyn = tcp4(CLIENT4, CPORT + 2, VIP4, VPORT, 64, SYN, &[]);
+            let want = engine_outcome(&e, &resyn);
+            assert_eq!(bpf_outcome(&dp, hook, ifindex, &resyn), want, "{hook:?}");
+            assert_eq!(
+                matches!(want, Outcome::Forward(_)),
+                expire,
+                "{hook:?} expire_nodest_conn {expire}: {want:?}"
+            );
             let frames = vec![
                 // IPVS translates a removed server's replies while the connection lives.
                 (

@@ -407,9 +407,9 @@ impl Engine {
     }
 
     /// A client's packet to a deleted service ([`crate::retired`]): a connection of it still
-    /// in the table has its real server unavailable, so the packet is dropped (and with
-    /// expire_nodest_conn the connection goes), as IPVS does. None without a live connection:
-    /// the packet is nobody's.
+    /// in the table has its real server unavailable, so the packet is dropped, as IPVS does
+    /// (with expire_nodest_conn the connection goes, and the packet, no service taking it, is
+    /// nobody's). None without a live connection: the packet is nobody's.
     fn to_retired(&self, cx: &mut Cx<'_>, t: &Tuple) -> Option<Verdict> {
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
@@ -425,7 +425,8 @@ impl Engine {
         })?;
         // Past its time, or a SYN IPVS takes for a new connection: the old one goes, and the
         // packet, no service taking it, is the kernel's.
-        if expired || reusable {
+        // With expire_nodest_conn IPVS expires it too and takes the packet for a new one.
+        if expired || reusable || (!available && cx.snap.policy.expire_nodest_conn) {
             unlink(&mut shard, slot, &self.hasher);
             return None;
         }
@@ -435,9 +436,6 @@ impl Engine {
                 return Some(self.drop_packet(DropReason::TtlExceeded));
             }
             return Some(self.deliver(shard, slot, Direction::Input, cx));
-        }
-        if cx.snap.policy.expire_nodest_conn {
-            unlink(&mut shard, slot, &self.hasher);
         }
         Some(self.drop_packet(DropReason::NoDestination))
     }
@@ -467,15 +465,13 @@ impl Engine {
             // as a SYN replaces it (the program answered that SYN without asking).
             let reusable =
                 reusable || (cx.meta.cookie_checked && stale_for_cookie(&shard, slot, cx));
-            if !expired && !reusable && dest_gone {
-                // The real server was removed: IPVS drops the packet, and with
-                // expire_nodest_conn expires the connection too.
-                if snap.policy.expire_nodest_conn {
-                    unlink(&mut shard, slot, &self.hasher);
-                }
+            if !expired && !reusable && dest_gone && !snap.policy.expire_nodest_conn {
+                // The real server was removed: IPVS drops the packet.
                 return self.drop_packet(DropReason::NoDestination);
             }
-            if !expired && !reusable {
+            // With expire_nodest_conn, IPVS expires such a connection and handles the packet
+            // as a new one (ip_vs_in_hook since 5.9): a SYN goes to a server still there.
+            if !expired && !reusable && !dest_gone {
                 if cx.p.ttl <= 1 {
                     return self.drop_packet(DropReason::TtlExceeded);
                 }

@@ -43,6 +43,27 @@ fn sloppy_tcp_lets_a_non_syn_packet_create_a_connection() {
 }
 
 #[test]
+fn with_the_switch_a_syn_on_a_removed_servers_connection_goes_to_another_at_once() {
+    // ip_vs_in_hook since 5.9: expire_nodest_conn expires the connection and schedules the
+    // packet that found it (a client reusing its port, a SYN retransmitted).
+    for expire in [false, true] {
+        let e = nat_engine();
+        let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+        e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).unwrap();
+        set(&e, "expire_nodest_conn", u32::from(expire));
+        let syn = || tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
+        assert_eq!(run(&e, 0, &mut syn()), fwd(ip4(RIP4)));
+        e.del_dest(&k, ip4(RIP4), RPORT).unwrap();
+        let want = if expire {
+            fwd(ip4(RIP4B))
+        } else {
+            Verdict::Drop(DropReason::NoDestination)
+        };
+        assert_eq!(run(&e, 1, &mut syn()), want, "expire {expire}");
+    }
+}
+
+#[test]
 fn packets_of_a_removed_servers_connection_are_dropped_and_expired_with_the_switch() {
     for expire in [false, true] {
         let e = nat_engine();
@@ -54,9 +75,15 @@ fn packets_of_a_removed_servers_connection_are_dropped_and_expired_with_the_swit
             fwd(ip4(RIP4))
         );
         e.del_dest(&k, ip4(RIP4), RPORT).unwrap();
+        // Without the switch the packet is dropped. With it (IPVS since 5.9) the connection
+        // expires and the packet is taken for a new one: a segment without SYN opens none.
         assert_eq!(
             run(&e, 1, &mut tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[])),
-            Verdict::Drop(DropReason::NoDestination)
+            Verdict::Drop(if expire {
+                DropReason::NoConnectionNonSyn
+            } else {
+                DropReason::NoDestination
+            })
         );
         assert_eq!(
             e.connection_count(),
@@ -147,10 +174,15 @@ fn a_deleted_services_connections_stay_and_forward_again_when_it_comes_back() {
         }
         assert!(e.services(Millis(2)).iter().all(|s| s.spec.key != k));
         assert_eq!(e.connections(Millis(2)).len(), 1, "{case}: still listed");
-        // The client's packets are dropped; with the switch the connection goes too.
+        // The client's packets are dropped; with the switch the connection goes, and the
+        // packet, no service taking it, is the kernel's.
         assert_eq!(
             run(&e, 2, &mut ack()),
-            Verdict::Drop(DropReason::NoDestination),
+            if expire {
+                Verdict::PassToKernel
+            } else {
+                Verdict::Drop(DropReason::NoDestination)
+            },
             "{case}"
         );
         if expire {
