@@ -52,6 +52,16 @@ pub struct Publisher {
     next_slot: u32,
 }
 
+/// The `services` key of an address service (the key's fwmark is not part of it).
+fn svc_key(key: &rvs_engine::ServiceKey) -> SvcKey {
+    SvcKey {
+        addr: Addr::from(key.addr),
+        port_be: key.port.to_be(),
+        proto: key.proto.number(),
+        pad: 0,
+    }
+}
+
 /// The program's scheduler for an engine scheduler, if it runs it.
 fn sched_of(kind: SchedulerKind) -> Sched {
     match kind {
@@ -115,10 +125,7 @@ fn served_by_rvsd(
         protos.push((spec.key.proto.number(), spec.key.port, spec.key.port));
     } else {
         let v6 = spec.key.addr.is_ipv6();
-        for rule in marks
-            .iter()
-            .filter(|r| r.mark == spec.key.fwmark && r.addr.is_ipv6() == v6)
-        {
+        for rule in marks.iter().filter(|r| r.marks_for(&spec.key)) {
             let host_bits = u32::from(if v6 { 128u8 } else { 32 }.saturating_sub(rule.prefix_len));
             if host_bits > MARK_RULE_MAX_ADDRS.trailing_zeros() {
                 continue;
@@ -236,13 +243,7 @@ impl Publisher {
 
     /// The program's id of the service `key`, once published.
     pub fn service_id(&self, key: &rvs_engine::ServiceKey) -> Option<u32> {
-        let k = SvcKey {
-            addr: Addr::from(key.addr),
-            port_be: key.port.to_be(),
-            proto: key.proto.number(),
-            pad: 0,
-        };
-        self.services.get(&k).map(|(id, _)| *id)
+        self.services.get(&svc_key(key)).map(|(id, _)| *id)
     }
 
     /// Writes the services and real servers of `walk` and the `settings` into the program's
@@ -273,12 +274,7 @@ impl Publisher {
                 served_by_rvsd(&service, walk.mark_rules(), &mut addrs, &mut user_dests);
                 continue;
             }
-            let key = SvcKey {
-                addr: Addr::from(spec.key.addr),
-                port_be: spec.key.port.to_be(),
-                proto: spec.key.proto.number(),
-                pad: 0,
-            };
+            let key = svc_key(&spec.key);
             seen.insert(key);
             *addrs.entry(key.addr).or_default() |= ADDR_VIP;
             let id = match self
@@ -472,25 +468,19 @@ impl Publisher {
         }
         // A deleted service's connections stay until they time out (IPVS's). The program keeps
         // its own; those of a service rvsd served stay rvsd's, so their packets still go up.
-        let retired_marks: Vec<rvs_engine::MarkRule> = walk
-            .mark_rules()
-            .iter()
-            .chain(walk.retired_mark_rules())
-            .copied()
-            .collect();
         for service in walk.retired_services() {
             let spec = service.spec();
-            let key = SvcKey {
-                addr: Addr::from(spec.key.addr),
-                port_be: spec.key.port.to_be(),
-                proto: spec.key.proto.number(),
-                pad: 0,
-            };
+            let key = svc_key(&spec.key);
             let rvsds = spec.key.fwmark != 0
                 || spec.key.proto == Protocol::Sctp
                 || self.user_services.contains(&key);
             if rvsds {
-                served_by_rvsd(&service, &retired_marks, &mut addrs, &mut user_dests);
+                served_by_rvsd(
+                    &service,
+                    walk.retired_mark_rules(),
+                    &mut addrs,
+                    &mut user_dests,
+                );
                 user_services.insert(key);
             }
         }

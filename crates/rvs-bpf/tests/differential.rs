@@ -53,11 +53,19 @@ fn program_for(engine: &Engine) -> Datapath {
 /// The program loaded with `engine`'s configuration published, and the publisher (which
 /// knows the ids it gave the services).
 fn published_program(engine: &Engine) -> (Datapath, Publisher) {
+    published_with(
+        engine,
+        &Settings::from_engine(Timeouts::default(), &Policy::default()),
+    )
+}
+
+/// The program loaded with `engine`'s configuration and `settings` published, and the
+/// publisher.
+fn published_with(engine: &Engine, settings: &Settings) -> (Datapath, Publisher) {
     let dp = load_program();
-    let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
     let mut publisher = Publisher::new();
     publisher
-        .publish(&dp, &engine.spec_walk(), &settings)
+        .publish(&dp, &engine.spec_walk(), settings)
         .expect("publish");
     (dp, publisher)
 }
@@ -281,12 +289,8 @@ fn plain_replies_keep_states_and_counts_as_the_engine() {
                 ..Policy::default()
             };
             e.set_policy(policy);
-            let dp = load_program();
-            let settings = Settings::from_engine(Timeouts::default(), &policy);
-            let mut publisher = Publisher::new();
-            publisher
-                .publish(&dp, &e.spec_walk(), &settings)
-                .expect("publish");
+            let (dp, publisher) =
+                published_with(&e, &Settings::from_engine(Timeouts::default(), &policy));
             let client = |flags, data: &[u8]| tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, flags, data);
             let server = |flags, data: &[u8]| tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, flags, data);
             let steps = [
@@ -1308,18 +1312,11 @@ fn closing_connections_are_reused_as_the_engine() {
 fn expired_connections_are_gone_before_the_sweep() {
     in_lab(|ifindex| {
         let e = nat_engine();
-        let dp = load_program();
         let timeouts = Timeouts {
             udp: 1,
             ..Timeouts::default()
         };
-        Publisher::new()
-            .publish(
-                &dp,
-                &e.spec_walk(),
-                &Settings::from_engine(timeouts, &Policy::default()),
-            )
-            .expect("publish");
+        let (dp, _) = published_with(&e, &Settings::from_engine(timeouts, &Policy::default()));
         let query = udp4(CLIENT4, CPORT, VIP4, VPORT, 64, b"q");
         let _ = bpf_outcome(&dp, Hook::Tc, ifindex, &query);
         assert_eq!(dp.stat("conn_created").expect("stats"), 1);
@@ -1351,22 +1348,15 @@ fn a_plain_reply_of_an_expired_connection_is_not_translated() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
             let e = nat_engine();
-            let dp = load_program();
-            let timeouts = Timeouts {
-                tcp: 1,
-                ..Timeouts::default()
-            };
             e.set_timeouts(TimeoutUpdate {
                 tcp: 1,
                 ..TimeoutUpdate::default()
             });
-            Publisher::new()
-                .publish(
-                    &dp,
-                    &e.spec_walk(),
-                    &Settings::from_engine(timeouts, &Policy::default()),
-                )
-                .expect("publish");
+            let timeouts = Timeouts {
+                tcp: 1,
+                ..Timeouts::default()
+            };
+            let (dp, _) = published_with(&e, &Settings::from_engine(timeouts, &Policy::default()));
             let reply = tcp4(RIP4, RPORT, CLIENT4, CPORT, 64, ACK, b"data");
             for frame in [
                 tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]),
@@ -1374,6 +1364,7 @@ fn a_plain_reply_of_an_expired_connection_is_not_translated() {
                 tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, &[]),
             ] {
                 let _ = bpf_outcome(&dp, hook, ifindex, &frame);
+                run(&e, 0, &mut frame.clone());
             }
             assert!(
                 matches!(bpf_outcome(&dp, hook, ifindex, &reply), Outcome::Forward(_)),
@@ -1384,6 +1375,11 @@ fn a_plain_reply_of_an_expired_connection_is_not_translated() {
                 bpf_outcome(&dp, hook, ifindex, &reply),
                 Outcome::Kernel,
                 "{hook:?}: past ESTABLISHED's 1 s"
+            );
+            assert_eq!(
+                run(&e, 1_300, &mut reply.clone()),
+                Verdict::PassToKernel,
+                "the engine's, 1.3 s on"
             );
             assert!(dp.connections().expect("conns").is_empty(), "{hook:?}");
         });

@@ -355,7 +355,8 @@ pub(crate) struct Snapshot {
     /// ([`crate::retired`]), and their keys as the data plane looks them up.
     pub(crate) retired: Vec<Arc<ServiceRt>>,
     pub(crate) retired_index: RetiredIndex,
-    /// The mark rules the retired firewall-mark services were classified by.
+    /// The classifier of the retired services' traffic: the live mark rules, then those the
+    /// retired firewall-mark services had when they went (`-C` clears the live ones).
     pub(crate) retired_marks: Vec<MarkRule>,
     /// Retired services by id.
     retired_ids: HashMap<u32, usize, foldhash::fast::RandomState>,
@@ -403,7 +404,11 @@ impl Snapshot {
         mark_rules: Vec<MarkRule>,
     ) -> Self {
         let mut retired = Vec::with_capacity(retirees.len());
-        let mut retired_marks = Vec::new();
+        let mut retired_marks = if retirees.is_empty() {
+            Vec::new()
+        } else {
+            mark_rules.clone()
+        };
         let mut retired_ids = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (i, r) in retirees.into_iter().enumerate() {
             retired_ids.insert(r.service.id, i);
@@ -443,7 +448,7 @@ impl Snapshot {
             } else {
                 mark_rules
                     .iter()
-                    .filter(|r| r.mark == key.fwmark && r.addr.is_ipv6() == key.addr.is_ipv6())
+                    .filter(|r| r.marks_for(&key))
                     .map(|r| r.proto.number())
                     .collect()
             };
@@ -493,10 +498,7 @@ impl Snapshot {
     /// a flag while there is none.
     #[inline]
     pub(crate) fn retires(&self, key: &WireKey, v6: bool) -> bool {
-        !self.retired_index.is_empty()
-            && self
-                .retired_index
-                .takes(key, v6, &self.mark_rules, &self.retired_marks)
+        !self.retired_index.is_empty() && self.retired_index.takes(key, v6, &self.retired_marks)
     }
 
     /// Lookup by (protocol, address, port), with the port-0 catch-all.

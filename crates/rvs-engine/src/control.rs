@@ -275,7 +275,7 @@ impl Engine {
         } else {
             ctl.mark_rules
                 .iter()
-                .filter(|r| r.mark == key.fwmark && r.addr.is_ipv6() == key.addr.is_ipv6())
+                .filter(|r| r.marks_for(&key))
                 .copied()
                 .collect()
         };

@@ -414,23 +414,16 @@ impl Engine {
         let h = flow_hash(&self.hasher, t.proto, &t.src, t.sport);
         let mut shard = self.shard(h).lock();
         let slot = shard.find(h, Direction::Input, t)?;
-        let reuse_mode = cx.snap.policy.conn_reuse_mode;
-        let (expired, reusable, available) = shard.get(slot).map(|c| {
-            (
-                c.expires <= cx.now.0,
-                is_new_conn(t.proto, cx.p.flags)
-                    && new_conn_expected(c, ConnState::from_u8(c.state), reuse_mode),
-                c.dest.available.load(Ordering::Relaxed),
-            )
-        })?;
-        // Past its time, or a SYN IPVS takes for a new connection: the old one goes, and the
-        // packet, no service taking it, is the kernel's.
-        // With expire_nodest_conn IPVS expires it too and takes the packet for a new one.
-        if expired || reusable || (!available && cx.snap.policy.expire_nodest_conn) {
+        let (expired, reusable, dest_gone) = shard
+            .get(slot)
+            .map(|c| found_conn(c, t, cx.p.flags, cx.now, cx.snap))?;
+        // Past its time, a SYN IPVS takes for a new connection, or with expire_nodest_conn any
+        // packet: the old one goes, and the packet, no service taking it, is the kernel's.
+        if expired || reusable || (dest_gone && cx.snap.policy.expire_nodest_conn) {
             unlink(&mut shard, slot, &self.hasher);
             return None;
         }
-        if available {
+        if !dest_gone {
             // Its server came back with its service since this snapshot was taken.
             if cx.p.ttl <= 1 {
                 return Some(self.drop_packet(DropReason::TtlExceeded));
@@ -450,16 +443,9 @@ impl Engine {
             shard.prepare_insert();
         }
         if let Some(slot) = shard.find(h, Direction::Input, t) {
-            let (expired, reusable, dest_gone) =
-                shard.get(slot).map_or((true, false, false), |c| {
-                    let st = ConnState::from_u8(c.state);
-                    (
-                        c.expires <= now.0,
-                        is_new_conn(t.proto, flags)
-                            && new_conn_expected(c, st, snap.policy.conn_reuse_mode),
-                        !c.dest.available.load(Ordering::Relaxed),
-                    )
-                });
+            let (expired, reusable, dest_gone) = shard
+                .get(slot)
+                .map_or((true, false, false), |c| found_conn(c, t, flags, now, snap));
             // An ACK whose cookie the BPF program checked opens a new connection: one of the
             // same tuple left over (in TIME_WAIT, the client's port used again) is replaced,
             // as a SYN replaces it (the program answered that SYN without asking).
@@ -1152,6 +1138,18 @@ fn is_new_conn(proto: u8, flags: u8) -> bool {
         ip::SCTP => flags == crate::sctp_event::EV_INIT,
         _ => false,
     }
+}
+
+/// What a client's packet with `flags` finds in connection `c`: whether it is past its time,
+/// whether IPVS takes the packet for a new connection instead (`conn_reuse_mode`), and whether
+/// its real server was removed.
+fn found_conn(c: &Conn, t: &Tuple, flags: u8, now: Millis, snap: &Snapshot) -> (bool, bool, bool) {
+    let st = ConnState::from_u8(c.state);
+    (
+        c.expires <= now.0,
+        is_new_conn(t.proto, flags) && new_conn_expected(c, st, snap.policy.conn_reuse_mode),
+        !c.dest.available.load(Ordering::Relaxed),
+    )
 }
 
 /// Whether a SYN (an INIT) finding connection `c` in state `st` starts a new connection

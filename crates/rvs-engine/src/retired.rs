@@ -54,24 +54,12 @@ impl RetiredIndex {
     }
 
     /// Whether a packet to `key` went to a retired service, classified as a live one would be:
-    /// first by the live `mark_rules` (else by `retired_marks`, the rules the retired services
-    /// were classified by), then by its address and port, then by a port-0 service of its
-    /// address.
-    pub(crate) fn takes(
-        &self,
-        key: &WireKey<'_>,
-        v6: bool,
-        mark_rules: &[MarkRule],
-        retired_marks: &[MarkRule],
-    ) -> bool {
+    /// first by `marks` (the first rule matching gives the mark), then by its address and port,
+    /// then by a port-0 service of its address.
+    pub(crate) fn takes(&self, key: &WireKey<'_>, v6: bool, marks: &[MarkRule]) -> bool {
         if !self.marks.is_empty() {
             let addr = to_ip(key.addr, v6);
-            let matching = |r: &&MarkRule| r.matches(key.proto, addr, key.port);
-            if let Some(r) = mark_rules
-                .iter()
-                .find(matching)
-                .or_else(|| retired_marks.iter().find(matching))
-            {
+            if let Some(r) = marks.iter().find(|r| r.matches(key.proto, addr, key.port)) {
                 if self.marks.contains(&(r.mark, v6)) {
                     return true;
                 }

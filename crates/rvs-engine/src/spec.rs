@@ -107,6 +107,12 @@ pub struct MarkRule {
 }
 
 impl MarkRule {
+    /// Whether the rule classifies traffic for the firewall-mark service `key`: it gives the
+    /// service's mark, in the service's address family.
+    pub fn marks_for(&self, key: &ServiceKey) -> bool {
+        self.mark == key.fwmark && self.addr.is_ipv6() == key.addr.is_ipv6()
+    }
+
     /// Whether a packet of protocol number `proto` to `addr`:`port` matches.
     pub fn matches(&self, proto: u8, addr: IpAddr, port: u16) -> bool {
         if self.proto.number() != proto || port < self.ports.0 || port > self.ports.1 {

@@ -55,8 +55,8 @@ impl SpecWalk {
         self.snap.retired.iter().map(|s| ServiceRef { rt: s })
     }
 
-    /// The mark rules the retired firewall-mark services were classified by when they went
-    /// (`-C` clears the live ones): their traffic is still the data plane's.
+    /// The classifier of the retired services' traffic: the live mark rules, then those the
+    /// retired firewall-mark services had when they went (`-C` clears the live ones).
     pub fn retired_mark_rules(&self) -> &[MarkRule] {
         &self.snap.retired_marks
     }

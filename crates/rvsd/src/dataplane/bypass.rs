@@ -204,11 +204,10 @@ impl Wanted {
         // A deleted service's connections stay until they time out (IPVS's): the kernel keeps
         // away from its traffic until then too, a firewall-mark one's found by the rules that
         // classified it (`-C` clears the live ones).
-        let retired_marks = retired_marks(walk);
         let live = walk.services().map(|svc| (svc, walk.mark_rules()));
         let retired = walk
             .retired_services()
-            .map(|svc| (svc, retired_marks.as_slice()));
+            .map(|svc| (svc, walk.retired_mark_rules()));
         for (svc, marks) in live.chain(retired) {
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
@@ -284,16 +283,6 @@ fn release(
     }
 }
 
-/// The mark rules a retired service's traffic is classified by: the live ones, then those the
-/// retired firewall-mark services had when they went.
-fn retired_marks(walk: &SpecWalk) -> Vec<MarkRule> {
-    walk.mark_rules()
-        .iter()
-        .chain(walk.retired_mark_rules())
-        .copied()
-        .collect()
-}
-
 /// The nftables table name for the instance serving `socket`: stable across restarts, distinct
 /// for distinct sockets, and a valid nft identifier.
 pub fn table_name(socket: &Path) -> String {
@@ -326,10 +315,7 @@ fn service_rules(svc: &ServiceRef<'_>, marks: &[MarkRule], out: &mut Vec<BypassR
     // A firewall-mark service gets its real servers' replies in its mark rules' protocols.
     let mut protos = [false; 3];
     if key.fwmark != 0 {
-        for r in marks
-            .iter()
-            .filter(|r| r.mark == key.fwmark && r.addr.is_ipv6() == key.addr.is_ipv6())
-        {
+        for r in marks.iter().filter(|r| r.marks_for(&key)) {
             out.push(BypassRule::MarkedService {
                 proto: l4(r.proto),
                 net: r.addr,
@@ -408,7 +394,7 @@ mod tests {
             service_rules(&svc, walk.mark_rules(), &mut out);
         }
         for svc in walk.retired_services() {
-            service_rules(&svc, &retired_marks(&walk), &mut out);
+            service_rules(&svc, walk.retired_mark_rules(), &mut out);
         }
         out.into_iter().collect()
     }
