@@ -11,39 +11,19 @@
 #[path = "../../rvs-engine/tests/common/mod.rs"]
 mod common;
 mod lab;
+mod outcome;
 
 use common::*;
 use lab::{in_lab, neighbour, sh, NEIGH_MAC};
+use outcome::*;
 use rvs_bpf::maps::{Conn, ConnKey, Settings};
 use rvs_bpf::{tc_action, Action, Datapath, Hook, Limits, Publisher};
 use rvs_engine::*;
 use std::net::IpAddr;
 use std::process::Command;
 
-/// The test's map sizes.
-const LIMITS: Limits = Limits {
-    connections: 4096,
-    services: 64,
-    dests: 256,
-};
-
-/// An empty engine sized for a test's few connections.
-fn small_engine() -> Engine {
-    Engine::new(EngineConfig {
-        expected_connections: 1024,
-        shards: 8,
-        ..EngineConfig::default()
-    })
-}
-
-/// The lab neighbours' MAC (`lab::NEIGH_MAC`), and the one it changes to in the next-hop tests.
-const NEIGH_MAC_BYTES: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+/// The MAC the lab neighbour changes to in the next-hop tests.
 const CHANGED_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x98];
-
-/// The program loaded, its maps empty.
-fn load_program() -> Datapath {
-    Datapath::load(LIMITS).expect("load the BPF program")
-}
 
 /// The program loaded with `engine`'s configuration published.
 fn program_for(engine: &Engine) -> Datapath {
@@ -58,57 +38,6 @@ fn published_program(engine: &Engine) -> (Datapath, Publisher) {
         &Settings::from_engine(Timeouts::default(), &Policy::default()),
     )
 }
-
-/// The program loaded with `engine`'s configuration and `settings` published, and the
-/// publisher.
-fn published_with(engine: &Engine, settings: &Settings) -> (Datapath, Publisher) {
-    let dp = load_program();
-    let mut publisher = Publisher::new();
-    publisher
-        .publish(&dp, &engine.spec_walk(), settings)
-        .expect("publish");
-    (dp, publisher)
-}
-
-/// What both sides did with one frame.
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    /// Forwarded with this L3 packet.
-    Forward(Vec<u8>),
-    /// Dropped.
-    Drop,
-    /// Left to the kernel.
-    Kernel,
-}
-
-fn engine_outcome(e: &Engine, frame: &[u8]) -> Outcome {
-    let mut f = frame.to_vec();
-    match run(e, 1000, &mut f) {
-        Verdict::Forward { .. } => Outcome::Forward(l3(&f)),
-        Verdict::Drop(_) => Outcome::Drop,
-        _ => Outcome::Kernel,
-    }
-}
-
-fn bpf_outcome(dp: &Datapath, hook: Hook, ifindex: u32, frame: &[u8]) -> Outcome {
-    let r = dp.test_run_at(hook, frame, ifindex).expect("test run");
-    match r.verdict {
-        Action::Redirect => {
-            assert_eq!(
-                r.frame[..6],
-                NEIGH_MAC_BYTES,
-                "the neighbour's MAC as destination"
-            );
-            Outcome::Forward(l3(&r.frame))
-        }
-        Action::Drop => Outcome::Drop,
-        Action::Pass => Outcome::Kernel,
-        Action::Other(v) => panic!("unexpected {hook:?} verdict {v}"),
-    }
-}
-
-/// Both hooks, each test run once per hook with a fresh engine and program.
-const HOOKS: [Hook; 2] = [Hook::Tc, Hook::Xdp];
 
 /// Runs `frames` through both and compares each outcome.
 fn same(e: &Engine, dp: &Datapath, hook: Hook, ifindex: u32, frames: &[(&str, Vec<u8>)]) {
