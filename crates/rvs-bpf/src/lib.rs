@@ -18,6 +18,7 @@ mod program;
 mod sync;
 pub mod tables;
 mod view;
+mod written;
 
 pub use error::Error;
 pub use program::{tc_action, Action, Datapath, Hook, Limits, Sweep, TestRun};

@@ -21,6 +21,7 @@ use crate::maps::{
     SVC_F_PERSIST, SVC_F_PORT, SVC_F_SYNPROXY, SVC_F_USER, WRR_SEQ,
 };
 use crate::program::Datapath;
+use crate::written::Written;
 
 /// Where each service and real server lives in the maps, kept across publications so that
 /// connections keep pointing at the same real server.
@@ -48,6 +49,8 @@ pub struct Publisher {
     /// The address services rvsd schedules itself (the program punts their packets), as last
     /// published: when deleted, their connections stay rvsd's.
     user_services: HashSet<SvcKey>,
+    /// The configuration maps' entries as last written (only changes are written).
+    written: Written,
     next_service: u32,
     next_slot: u32,
 }
@@ -254,7 +257,7 @@ impl Publisher {
         walk: &SpecWalk,
         settings: &Settings,
     ) -> Result<(), Error> {
-        dp.put("settings", &0u32, settings)?;
+        self.written.settings(dp, settings)?;
         let mut seen = HashSet::new();
         let mut addrs: HashMap<Addr, u32> = HashMap::new();
         let mut user_dests: HashSet<SvcKey> = HashSet::new();
@@ -326,10 +329,10 @@ impl Publisher {
                     }
                 };
                 let (tun_kind, tun_csum, tun_port_be) = Dest::tunnel_fields(&ds.tunnel);
-                dp.put(
-                    "dests",
-                    &slot,
-                    &Dest {
+                self.written.dest(
+                    dp,
+                    slot,
+                    Dest {
                         addr: Addr::from(ds.addr),
                         port_be: ds.port.to_be(),
                         method: method_of(ds.method) as u8,
@@ -361,9 +364,7 @@ impl Publisher {
             dests.count = slots.len().min(MAX_DESTS) as u32;
             if let (Some(table), false) = (service.hash_table(), user) {
                 if table.entries.len() <= HASH_STRIDE {
-                    for (entry, pos) in table.entries.iter().enumerate() {
-                        dp.put("hash_tab", &(id * HASH_STRIDE as u32 + entry as u32), pos)?;
-                    }
+                    self.written.hash_tab(dp, id, &table.entries)?;
                     dests.hash_len = table.entries.len() as u32;
                 } else {
                     user = true;
@@ -372,13 +373,12 @@ impl Publisher {
             if spec.scheduler == SchedulerKind::Wrr && !user {
                 match service.wrr_sequence() {
                     Some(seq) if seq.steps.len() <= WRR_SEQ => {
-                        for (step, &(level, pos)) in seq.steps.iter().enumerate() {
-                            dp.put(
-                                "wrr_seq",
-                                &(id * WRR_SEQ as u32 + step as u32),
-                                &WrrStep { level, pos },
-                            )?;
-                        }
+                        let steps: Vec<WrrStep> = seq
+                            .steps
+                            .iter()
+                            .map(|&(level, pos)| WrrStep { level, pos })
+                            .collect();
+                        self.written.wrr_seq(dp, id, &steps)?;
                         dests.wrr_len = seq.steps.len() as u32;
                         dests.wrr_mw = seq.mw;
                         dests.wrr_di = seq.di;
@@ -421,7 +421,7 @@ impl Publisher {
             for (slot, &a) in dests.laddr.iter_mut().zip(&spec.local_addrs) {
                 *slot = Addr::from(a);
             }
-            dp.put("svc_dests", &id, &dests)?;
+            self.written.svc_dests(dp, id, dests)?;
             // The scheduler's cursor, in the engine's layout: the engine's own for a service
             // new to the program; the program's, carried over by the engine's rules, when the
             // servers or weights changed; else left where the program moved it.
@@ -436,10 +436,10 @@ impl Publisher {
                 Some(_) => {}
             }
             self.cursor_for.insert(id, shape);
-            dp.put(
-                "services",
-                &key,
-                &Svc {
+            self.written.service(
+                dp,
+                key,
+                Svc {
                     id,
                     sched: sched_of(spec.scheduler) as u8,
                     flags: if user { SVC_F_USER } else { 0 }
@@ -511,6 +511,7 @@ impl Publisher {
         for key in gone {
             dp.remove("services", &key)?;
             if let Some((id, slots)) = self.services.remove(&key) {
+                self.written.forget_service(&key, id);
                 self.cursor_for.remove(&id);
                 self.trash_services.insert(key, id);
                 for slot in slots {
@@ -545,9 +546,12 @@ impl Publisher {
 
     /// A real server removed from its service: connections to it see it unavailable.
     fn mark_removed(&mut self, dp: &Datapath, slot: u32) -> Result<(), Error> {
-        if let Some(mut d) = dp.get::<u32, Dest>("dests", &slot)? {
-            d.available = 0;
-            dp.put("dests", &slot, &d)?;
+        let last = match self.written.dest_at(slot) {
+            Some(d) => Some(d),
+            None => dp.get::<u32, Dest>("dests", &slot)?,
+        };
+        if let Some(d) = last {
+            self.written.dest(dp, slot, Dest { available: 0, ..d })?;
         }
         let keys: Vec<_> = self
             .slots

@@ -10,9 +10,10 @@
 //! check the ones nobody did: a FIN before the handshake ends, a reply from the other server, a
 //! SYN on a closing connection under each reuse mode, a server removed in mid-conversation.
 //!
-//! One engine and one program serve every case of a hook (loading the program takes the
-//! verifier most of a second); each case takes client ports of its own, so the cases share
-//! only the schedulers' positions and the counters, which both sides must keep alike anyway.
+//! One engine and one program serve [`CASES_PER_WORLD`] cases (loading the program takes the
+//! verifier most of a second; nothing expires, so the tables grow with the cases); each case
+//! takes client ports of its own, so the cases share only the schedulers' positions, the
+//! persistence templates and the counters, which both sides must keep alike anyway.
 //! Needs root and a kernel with BPF (as CI has).
 
 #[path = "../../rvs-engine/tests/common/mod.rs"]
@@ -29,23 +30,61 @@ use rvs_bpf::maps::{ConnKey, Settings};
 use rvs_bpf::{Datapath, Hook, Publisher};
 use rvs_engine::*;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Generated cases per hook.
 const CASES: u32 = 512;
+/// Cases one engine and program serve before fresh ones replace them.
+const CASES_PER_WORLD: u32 = 64;
 /// Steps in a case, at most.
 const MAX_STEPS: usize = 30;
 /// Client ports a case uses (from its own base).
 const PORTS: u16 = 3;
 
-/// The TCP services every family has: virtual port, scheduler, the real servers' port
-/// (`None`: direct routing, the service's port), and whether it is persistent (`-p 300`;
-/// every case's client is the same address, so its template outlives the cases).
-const TCP_SERVICES: [(u16, SchedulerKind, Option<u16>, bool); 4] = [
-    (80, SchedulerKind::Rr, Some(8080), false),
-    (81, SchedulerKind::Wlc, Some(8081), false),
-    (82, SchedulerKind::Rr, None, false),
-    (83, SchedulerKind::Rr, Some(8083), true),
+/// A TCP service every family has.
+struct TcpService {
+    /// Virtual port.
+    port: u16,
+    scheduler: SchedulerKind,
+    /// The real servers' port; `None`: direct routing (the service's port).
+    rport: Option<u16>,
+    /// Persistent (`-p 300`; every case's client is the same address, so its template
+    /// outlives the cases).
+    persistent: bool,
+    /// The first server's upper connection threshold (`-x`; 0: none).
+    u_threshold: u32,
+}
+
+const fn nat(port: u16, scheduler: SchedulerKind) -> TcpService {
+    TcpService {
+        port,
+        scheduler,
+        rport: Some(port + 8000),
+        persistent: false,
+        u_threshold: 0,
+    }
+}
+
+const TCP_SERVICES: [TcpService; 9] = [
+    nat(80, SchedulerKind::Rr),
+    nat(81, SchedulerKind::Wlc),
+    TcpService {
+        rport: None,
+        ..nat(82, SchedulerKind::Rr)
+    },
+    TcpService {
+        persistent: true,
+        ..nat(83, SchedulerKind::Rr)
+    },
+    TcpService {
+        u_threshold: 2,
+        ..nat(84, SchedulerKind::Wlc)
+    },
+    nat(85, SchedulerKind::Sh),
+    nat(86, SchedulerKind::Mh),
+    nat(87, SchedulerKind::Lc),
+    nat(88, SchedulerKind::Wrr),
 ];
 /// The UDP service's virtual port (its servers listen on 8080).
 const UDP_PORT: u16 = 80;
@@ -204,13 +243,16 @@ struct World {
     dp: Datapath,
     publisher: Publisher,
     settings: Settings,
+    /// The servers not as configured at the start (present with weight 1): (virtual address,
+    /// service, server) to their weight, `None` when removed.
+    changed: HashMap<(IpAddr, usize, usize), Option<u32>>,
     next_port: u16,
-    /// Outcomes seen: forwarded, dropped, left to the kernel (the cases must reach each).
-    seen: [u32; 3],
+    /// Cases run.
+    cases: u32,
 }
 
 fn tcp_key(f: &Family, svc: usize) -> ServiceKey {
-    key(Protocol::Tcp, f.vip, TCP_SERVICES[svc].0)
+    key(Protocol::Tcp, f.vip, TCP_SERVICES[svc].port)
 }
 
 fn udp_key(f: &Family) -> ServiceKey {
@@ -219,9 +261,17 @@ fn udp_key(f: &Family) -> ServiceKey {
 
 /// The real server `server` of TCP service `svc` as it is configured when present.
 fn tcp_dest(f: &Family, svc: usize, server: usize, weight: u32) -> DestSpec {
-    match TCP_SERVICES[svc].2 {
+    let spec = match TCP_SERVICES[svc].rport {
         Some(port) => dest(f.servers[server], port, weight),
         None => dr_dest(f.servers[server], 0, weight),
+    };
+    DestSpec {
+        u_threshold: if server == 0 {
+            TCP_SERVICES[svc].u_threshold
+        } else {
+            0
+        },
+        ..spec
     }
 }
 
@@ -231,10 +281,10 @@ impl World {
         let engine = small_engine();
         for v6 in [false, true] {
             let f = family(v6);
-            for (svc, (_, sched, _, persistent)) in TCP_SERVICES.iter().enumerate() {
+            for (svc, def) in TCP_SERVICES.iter().enumerate() {
                 let k = tcp_key(&f, svc);
-                let mut spec = common::svc(k, *sched);
-                if *persistent {
+                let mut spec = common::svc(k, def.scheduler);
+                if def.persistent {
                     spec.persistence = Some(Persistence {
                         timeout_s: 300,
                         netmask: if v6 {
@@ -269,8 +319,9 @@ impl World {
             dp,
             publisher,
             settings,
+            changed: HashMap::new(),
             next_port: 1024,
-            seen: [0; 3],
+            cases: 0,
         }
     }
 
@@ -280,27 +331,46 @@ impl World {
             .expect("publish");
     }
 
-    fn has_dest(&self, k: &ServiceKey, addr: IpAddr) -> bool {
-        self.engine
-            .services(Millis(1000))
-            .iter()
-            .find(|s| s.spec.key == *k)
-            .is_some_and(|s| s.dests.iter().any(|d| d.spec.addr == addr))
-    }
-
-    /// Server `server` of TCP service `svc` present with `weight`.
-    fn set_dest(&mut self, f: &Family, svc: usize, server: usize, weight: u32) {
-        let k = tcp_key(f, svc);
-        let spec = tcp_dest(f, svc, server, weight);
-        if self.has_dest(&k, f.servers[server]) {
-            self.engine.edit_dest(&k, spec).expect("edit");
-        } else {
-            self.engine.add_dest(&k, spec).expect("add back");
+    /// Server `server` of TCP service `svc` (family `f`) as configured: absent (removed),
+    /// or present with weight 0 (quiesced) or 1. Changes both sides; true when it changed.
+    fn set_dest(&mut self, f: &Family, svc: usize, server: usize, weight: Option<u32>) -> bool {
+        let which = (f.vip, svc, server);
+        let now = match self.changed.get(&which) {
+            Some(&w) => w,
+            None => Some(1),
+        };
+        if now == weight {
+            return false;
         }
+        let k = tcp_key(f, svc);
+        match weight {
+            None => {
+                let port = tcp_dest(f, svc, server, 1).port;
+                self.engine
+                    .del_dest(&k, f.servers[server], port)
+                    .expect("remove");
+            }
+            Some(w) if now.is_some() => {
+                let spec = tcp_dest(f, svc, server, w);
+                self.engine.edit_dest(&k, spec).expect("edit");
+            }
+            Some(w) => {
+                let spec = tcp_dest(f, svc, server, w);
+                self.engine.add_dest(&k, spec).expect("add back");
+            }
+        }
+        if weight == Some(1) {
+            self.changed.remove(&which);
+        } else {
+            self.changed.insert(which, weight);
+        }
+        self.republish();
+        true
     }
 
-    /// Runs one case; the first difference fails it.
-    fn run(&mut self, case: &Case) -> Result<(), TestCaseError> {
+    /// Runs one case, returning the outcomes of its frames; the first difference fails it.
+    fn run(&mut self, case: &Case) -> Result<Vec<Outcome>, TestCaseError> {
+        let mut outcomes = Vec::new();
         let f = family(case.v6);
         let base = self.next_port;
         self.next_port = if base > 60_000 { 1024 } else { base + PORTS };
@@ -312,10 +382,9 @@ impl World {
         };
         self.engine.set_policy(policy);
         self.settings = Settings::from_engine(Timeouts::default(), &policy);
-        for svc in 0..TCP_SERVICES.len() {
-            for server in 0..2 {
-                self.set_dest(&f, svc, server, 1);
-            }
+        let changed: Vec<_> = self.changed.keys().copied().collect();
+        for (vip, svc, server) in changed {
+            self.set_dest(&family(vip.is_ipv6()), svc, server, Some(1));
         }
         self.republish();
         for (n, step) in case.steps.iter().enumerate() {
@@ -323,19 +392,23 @@ impl World {
             match *step {
                 Step::Client { svc, port, seg } => {
                     let frame = client_frame(&f, svc, base + port, seg);
-                    self.same_outcome(&frame, &at)?;
+                    outcomes.push(self.same_outcome(&frame, &at)?);
                 }
                 Step::Reply { svc, port, seg } => {
                     let server = self.server_of(&f, svc, base + port);
                     let frame = server_frame(&f, svc, server, base + port, seg);
-                    self.same_outcome(&frame, &at)?;
+                    outcomes.push(self.same_outcome(&frame, &at)?);
                 }
                 Step::Open { svc, port } => {
-                    self.same_outcome(&client_frame(&f, svc, base + port, Seg::Syn), &at)?;
+                    outcomes.push(
+                        self.same_outcome(&client_frame(&f, svc, base + port, Seg::Syn), &at)?,
+                    );
                     let server = self.server_of(&f, svc, base + port);
                     let answer = server_frame(&f, svc, server, base + port, Seg::SynAck);
-                    self.same_outcome(&answer, &at)?;
-                    self.same_outcome(&client_frame(&f, svc, base + port, Seg::Ack), &at)?;
+                    outcomes.push(self.same_outcome(&answer, &at)?);
+                    outcomes.push(
+                        self.same_outcome(&client_frame(&f, svc, base + port, Seg::Ack), &at)?,
+                    );
                 }
                 Step::Server {
                     svc,
@@ -344,39 +417,31 @@ impl World {
                     seg,
                 } => {
                     let frame = server_frame(&f, svc, server, base + port, seg);
-                    self.same_outcome(&frame, &at)?;
+                    outcomes.push(self.same_outcome(&frame, &at)?);
                 }
                 Step::Remove { svc, server } => {
-                    let k = tcp_key(&f, svc);
-                    if self.has_dest(&k, f.servers[server]) {
-                        let port = tcp_dest(&f, svc, server, 1).port;
-                        self.engine
-                            .del_dest(&k, f.servers[server], port)
-                            .expect("remove");
-                        self.republish();
-                    }
+                    self.set_dest(&f, svc, server, None);
                 }
                 Step::Restore { svc, server } => {
-                    self.set_dest(&f, svc, server, 1);
-                    self.republish();
+                    self.set_dest(&f, svc, server, Some(1));
                 }
                 Step::Quiesce { svc, server } => {
-                    if self.has_dest(&tcp_key(&f, svc), f.servers[server]) {
-                        self.set_dest(&f, svc, server, 0);
-                        self.republish();
+                    // Only a server present can be given weight 0.
+                    if self.changed.get(&(f.vip, svc, server)) != Some(&None) {
+                        self.set_dest(&f, svc, server, Some(0));
                     }
                 }
             }
             self.same_connections(&f, base, &at)?;
             self.same_counts(&f, &at)?;
         }
-        Ok(())
+        Ok(outcomes)
     }
 
     /// Which of the family's servers has the engine's TCP connection from client port `port`
     /// to service `svc` (the first when none does).
     fn server_of(&self, f: &Family, svc: usize, port: u16) -> usize {
-        let vport = TCP_SERVICES[svc].0;
+        let vport = TCP_SERVICES[svc].port;
         self.engine
             .connections(Millis(1000))
             .into_iter()
@@ -390,16 +455,11 @@ impl World {
             .unwrap_or(0)
     }
 
-    fn same_outcome(&mut self, frame: &[u8], at: &str) -> Result<(), TestCaseError> {
+    fn same_outcome(&self, frame: &[u8], at: &str) -> Result<Outcome, TestCaseError> {
         let want = engine_outcome(&self.engine, frame);
         let got = bpf_outcome(&self.dp, self.hook, self.ifindex, frame);
         prop_assert_eq!(&got, &want, "outcome at {}", at);
-        self.seen[match want {
-            Outcome::Forward(_) => 0,
-            Outcome::Drop => 1,
-            Outcome::Kernel => 2,
-        }] += 1;
-        Ok(())
+        Ok(want)
     }
 
     /// The case's connections: (protocol, client port, virtual port, state, server, its port).
@@ -425,7 +485,7 @@ impl World {
         let mut program = Vec::new();
         let services = TCP_SERVICES
             .iter()
-            .map(|s| (6u8, s.0))
+            .map(|s| (6u8, s.port))
             .chain([(17u8, UDP_PORT)]);
         for (proto, vport) in services {
             for port in base..base + PORTS {
@@ -551,16 +611,16 @@ fn frame(src: (IpAddr, u16), dst: (IpAddr, u16), seg: Seg) -> Vec<u8> {
 }
 
 fn client_frame(f: &Family, svc: usize, port: u16, seg: Seg) -> Vec<u8> {
-    frame((f.client, port), (f.vip, TCP_SERVICES[svc].0), seg)
+    frame((f.client, port), (f.vip, TCP_SERVICES[svc].port), seg)
 }
 
 /// A real server's frame to a client port: from the port the service's servers listen on.
 fn server_frame(f: &Family, svc: usize, server: usize, port: u16, seg: Seg) -> Vec<u8> {
-    let (vport, _, rport, _) = TCP_SERVICES[svc];
+    let def = &TCP_SERVICES[svc];
     let from = if matches!(seg, Seg::Datagram) {
         8080
     } else {
-        rport.unwrap_or(vport)
+        def.rport.unwrap_or(def.port)
     };
     frame((f.servers[server], from), (f.client, port), seg)
 }
@@ -570,6 +630,8 @@ fn conversations_at(hook: Hook) {
     in_lab(move |ifindex| {
         neighbour("fd00:7::11", NEIGH_MAC);
         let world = RefCell::new(World::new(hook, ifindex));
+        // Outcomes seen: forwarded, dropped, left to the kernel (the cases must reach each).
+        let seen = RefCell::new([0u32; 3]);
         // No shrinking: a smaller case run after the failing one would meet the state the
         // failure left (the world is shared), so the case reported is the one that failed.
         let config = Config {
@@ -580,11 +642,25 @@ fn conversations_at(hook: Hook) {
         };
         let mut runner =
             TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
-        let result = runner.run(&case(), |case| world.borrow_mut().run(&case));
+        let result = runner.run(&case(), |case| {
+            let mut w = world.borrow_mut();
+            if w.cases == CASES_PER_WORLD {
+                *w = World::new(hook, ifindex);
+            }
+            w.cases += 1;
+            for outcome in w.run(&case)? {
+                seen.borrow_mut()[match outcome {
+                    Outcome::Forward(_) => 0,
+                    Outcome::Drop => 1,
+                    Outcome::Kernel => 2,
+                }] += 1;
+            }
+            Ok(())
+        });
         if let Err(e) = result {
             panic!("{hook:?}: {e}");
         }
-        let seen = world.borrow().seen;
+        let seen = seen.into_inner();
         eprintln!("{hook:?}: forwarded, dropped, left to the kernel: {seen:?}");
         assert!(
             seen.iter().all(|&n| n >= 20),
