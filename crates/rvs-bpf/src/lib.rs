@@ -15,6 +15,7 @@
 mod error;
 pub mod maps;
 mod program;
+mod reclaim;
 mod sync;
 pub mod tables;
 mod view;

@@ -239,7 +239,7 @@ impl Datapath {
                 "services" | "svc_dests" | "sched_cursor" | "svc_stats" | "svc_stray" => {
                     limits.services
                 }
-                "addrs" => limits.services.saturating_add(limits.dests),
+                "addrs" | "user_dests" => limits.services.saturating_add(limits.dests),
                 "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
                 "hash_tab" => limits.services.saturating_mul(HASH_STRIDE as u32),
                 "dests" | "dest_conns" | "dest_hops" | "dest_stats" | "tun_src" => limits.dests,
@@ -547,12 +547,16 @@ impl Datapath {
 
     /// Sets every CPU's expiry floor to none.
     fn clear_expiry_floor(&self) -> Result<(), Error> {
-        let name = "expiry_floor";
+        self.zero_per_cpu::<u64>("expiry_floor", 0)
+    }
+
+    /// Sets entry `index` of the per-CPU array `name` (of `T` values) to zeros on every CPU.
+    pub(crate) fn zero_per_cpu<T>(&self, name: &'static str, index: u32) -> Result<(), Error> {
         let map = self.map(name)?;
         let cpus =
             libbpf_rs::num_possible_cpus().map_err(|source| Error::Map { map: name, source })?;
-        let zeros = vec![0u64.to_ne_bytes().to_vec(); cpus];
-        map.update_percpu(&0u32.to_ne_bytes(), &zeros, MapFlags::ANY)
+        let zeros = vec![vec![0u8; std::mem::size_of::<T>()]; cpus];
+        map.update_percpu(&index.to_ne_bytes(), &zeros, MapFlags::ANY)
             .map_err(|source| Error::Map { map: name, source })
     }
 

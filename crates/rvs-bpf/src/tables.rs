@@ -51,6 +51,10 @@ pub struct Publisher {
     user_services: HashSet<SvcKey>,
     /// The configuration maps' entries as last written (only changes are written).
     written: Written,
+    /// Slots taken back from removed servers, not handed out yet.
+    free_slots: Vec<u32>,
+    /// Service ids taken back from deleted services, not handed out yet.
+    free_ids: Vec<u32>,
     next_service: u32,
     next_slot: u32,
 }
@@ -258,7 +262,31 @@ impl Publisher {
         settings: &Settings,
     ) -> Result<(), Error> {
         self.written.settings(dp, settings)?;
-        let mut seen = HashSet::new();
+        // Services and servers gone since the last publication go to the trash first, so
+        // their slots and ids can be taken back for what this publication adds.
+        let seen: HashSet<SvcKey> = walk
+            .services()
+            .map(|s| s.spec().key)
+            .filter(|k| k.fwmark == 0 && k.proto != Protocol::Sctp)
+            .map(|k| svc_key(&k))
+            .collect();
+        let gone: Vec<SvcKey> = self
+            .services
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .copied()
+            .collect();
+        for key in gone {
+            dp.remove("services", &key)?;
+            if let Some((id, slots)) = self.services.remove(&key) {
+                self.written.forget_service(&key, id);
+                self.cursor_for.remove(&id);
+                self.trash_services.insert(key, id);
+                for slot in slots {
+                    self.mark_removed(dp, slot)?;
+                }
+            }
+        }
         let mut addrs: HashMap<Addr, u32> = HashMap::new();
         let mut user_dests: HashSet<SvcKey> = HashSet::new();
         let mut tunnels: HashMap<u32, IpAddr> = HashMap::new();
@@ -278,7 +306,6 @@ impl Publisher {
                 continue;
             }
             let key = svc_key(&spec.key);
-            seen.insert(key);
             *addrs.entry(key.addr).or_default() |= ADDR_VIP;
             let id = match self
                 .services
@@ -287,18 +314,27 @@ impl Publisher {
                 .or_else(|| self.trash_services.remove(&key))
             {
                 Some(id) => id,
-                None => {
-                    let id = self.next_service;
-                    if id >= dp.limits().services {
-                        return Err(Error::Capacity(format!(
-                            "more than {} services for the BPF data plane",
-                            dp.limits().services
-                        )));
-                    }
-                    self.next_service += 1;
-                    id
-                }
+                None => self.new_service_id(dp, walk)?,
             };
+            // Its servers removed since the last publication go to the trash first too.
+            if let Some((_, old)) = self.services.get(&key) {
+                let kept: HashSet<(IpAddr, u16)> = service
+                    .dests()
+                    .map(|d| (d.spec().addr, d.spec().port))
+                    .collect();
+                let removed: Vec<u32> = old
+                    .iter()
+                    .copied()
+                    .filter(|slot| {
+                        !self.slots.iter().any(|((k, a, p), s)| {
+                            s == slot && *k == key && kept.contains(&(*a, *p))
+                        })
+                    })
+                    .collect();
+                for slot in removed {
+                    self.mark_removed(dp, slot)?;
+                }
+            }
             let mut dests = SvcDests::default();
             let mut weights = Vec::new();
             let mut slots = Vec::new();
@@ -313,18 +349,8 @@ impl Publisher {
                 let slot = match known {
                     Some(s) => s,
                     None => {
-                        let s = self.next_slot;
-                        if s >= dp.limits().dests {
-                            return Err(Error::Capacity(format!(
-                                "more than {} real servers for the BPF data plane",
-                                dp.limits().dests
-                            )));
-                        }
-                        self.next_slot += 1;
+                        let s = self.new_slot(dp)?;
                         self.slots.insert(slot_key, s);
-                        // A next hop cached for the slot's earlier holder (maps adopted
-                        // with slots beyond those in use) is not this server's.
-                        dp.put("dest_hops", &s, &Hop::default())?;
                         s
                     }
                 };
@@ -404,15 +430,7 @@ impl Publisher {
                     }
                 }
             }
-            let previous = self.services.insert(key, (id, slots.clone()));
-            for gone in previous
-                .map(|(_, old)| old)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|s| !slots.contains(s))
-            {
-                self.mark_removed(dp, gone)?;
-            }
+            self.services.insert(key, (id, slots.clone()));
             if let Some(p) = &spec.persistence {
                 dests.persist_ms = p.timeout_s.saturating_mul(1000);
                 dests.persist_mask = Addr::from(p.netmask);
@@ -502,24 +520,71 @@ impl Publisher {
         }
         self.user_dests = user_dests;
         self.tunnels = tunnels;
-        let gone: Vec<SvcKey> = self
-            .services
-            .keys()
-            .filter(|k| !seen.contains(*k))
-            .copied()
-            .collect();
-        for key in gone {
-            dp.remove("services", &key)?;
-            if let Some((id, slots)) = self.services.remove(&key) {
-                self.written.forget_service(&key, id);
-                self.cursor_for.remove(&id);
-                self.trash_services.insert(key, id);
-                for slot in slots {
-                    self.mark_removed(dp, slot)?;
-                }
-            }
-        }
         Ok(())
+    }
+
+    /// A slot for a real server new to its service: the next never used, else one a removed
+    /// server held that nothing refers to any more ([`crate::reclaim`]), cleared.
+    fn new_slot(&mut self, dp: &Datapath) -> Result<u32, Error> {
+        let bound = dp.limits().dests;
+        if self.next_slot < bound {
+            let s = self.next_slot;
+            self.next_slot += 1;
+            // A next hop cached for the slot's earlier holder (maps adopted with slots beyond
+            // those in use) is not this server's.
+            dp.put("dest_hops", &s, &Hop::default())?;
+            return Ok(s);
+        }
+        if self.free_slots.is_empty() {
+            let live: HashSet<u32> = self.slots.values().copied().collect();
+            self.free_slots =
+                crate::reclaim::free_slots(dp, (0..self.next_slot).filter(|s| !live.contains(s)))?;
+            // A server taken out of the trash would find its slot another's.
+            let free: HashSet<u32> = self.free_slots.iter().copied().collect();
+            self.trash_slots.retain(|_, s| !free.contains(s));
+        }
+        let s = self.free_slots.pop().ok_or_else(|| {
+            Error::Capacity(format!(
+                "more than {bound} real servers for the BPF data plane (removed ones count while \
+                 connections or templates name them): raise --bpf-max-dests"
+            ))
+        })?;
+        crate::reclaim::reset_slot(dp, s)?;
+        self.tun_sources.remove(&s);
+        Ok(s)
+    }
+
+    /// An id for a service new to the program: the next never used, else one a removed
+    /// service held that nothing refers to any more ([`crate::reclaim`]), its counters zeroed.
+    /// The ids of deleted services the engine still keeps (their connections) stay theirs.
+    fn new_service_id(&mut self, dp: &Datapath, walk: &SpecWalk) -> Result<u32, Error> {
+        let bound = dp.limits().services;
+        if self.next_service < bound {
+            let id = self.next_service;
+            self.next_service += 1;
+            return Ok(id);
+        }
+        if self.free_ids.is_empty() {
+            let mut held: HashSet<u32> = self.services.values().map(|(id, _)| *id).collect();
+            held.extend(
+                walk.retired_services()
+                    .filter_map(|s| self.trash_services.get(&svc_key(&s.spec().key)).copied()),
+            );
+            self.free_ids = crate::reclaim::free_service_ids(
+                dp,
+                (0..self.next_service).filter(|id| !held.contains(id)),
+            )?;
+            let free: HashSet<u32> = self.free_ids.iter().copied().collect();
+            self.trash_services.retain(|_, id| !free.contains(id));
+        }
+        let id = self.free_ids.pop().ok_or_else(|| {
+            Error::Capacity(format!(
+                "more than {bound} services for the BPF data plane (deleted ones count while \
+                 connections or templates name them): raise --bpf-max-services"
+            ))
+        })?;
+        crate::reclaim::reset_service(dp, id)?;
+        Ok(id)
     }
 
     /// Writes the outer source address toward each tunnel real server of the last publication

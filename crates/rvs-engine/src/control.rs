@@ -82,6 +82,30 @@ impl Engine {
     }
 
     /// The staged services of the open batch, started from the published ones.
+    /// Sets the data plane's bounds on the configuration (`None`: unbounded): later additions
+    /// beyond them are refused with [`EngineError::Capacity`]. What is configured already
+    /// stays.
+    pub fn set_config_bounds(&self, bounds: Option<crate::ConfigBounds>) {
+        self.control.lock().bounds = bounds;
+    }
+
+    /// Runs `check` with the bounds, if any, on the services as they stand (staged by a batch,
+    /// or published).
+    fn check_bounds(
+        &self,
+        ctl: &mut Control,
+        check: impl FnOnce(&crate::ConfigBounds, &[Arc<ServiceRt>]) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let Some(bounds) = ctl.bounds.clone() else {
+            return Ok(());
+        };
+        if ctl.batch_depth > 0 {
+            check(&bounds, &self.staged(ctl).services)
+        } else {
+            check(&bounds, &self.snapshot.load().services)
+        }
+    }
+
     fn staged<'c>(&self, ctl: &'c mut Control) -> &'c mut Staged {
         ctl.staged.get_or_insert_with(|| {
             let snap = self.snapshot.load();
@@ -151,6 +175,7 @@ impl Engine {
         if exists {
             return Err(EngineError::ServiceExists);
         }
+        self.check_bounds(&mut ctl, |b, services| b.check_service(services, &spec.key))?;
         let id = match ctl.retired.remove(&spec.key) {
             // IPVS finds the connections of a service added again through their real servers;
             // here they name it by id. Its counters start from zero, as a new service's.
@@ -397,6 +422,10 @@ impl Engine {
 
     /// Adds a real server to a service (`ipvsadm -a`).
     pub fn add_dest(&self, svc: &ServiceKey, mut spec: DestSpec) -> Result<(), EngineError> {
+        {
+            let mut ctl = self.control.lock();
+            self.check_bounds(&mut ctl, |b, services| b.check_dest(services, svc))?;
+        }
         self.with_service(svc, |ctl, s| {
             Self::check_dest_spec(&s.spec, &mut spec)?;
             if s.dests

@@ -77,6 +77,8 @@ pub(crate) struct Control {
     /// Deleted services whose real servers connections or templates still hold
     /// ([`crate::retired`]): adding the service again gives it back its id.
     pub(crate) retired: HashMap<ServiceKey, crate::config::RetiredService>,
+    /// The data plane's bounds on the configuration, if it has any.
+    pub(crate) bounds: Option<crate::ConfigBounds>,
 }
 
 /// The director core. `Send + Sync`: share it between worker threads with `Arc<Engine>`.
@@ -159,6 +161,7 @@ impl Engine {
                 staged: None,
                 trash: HashMap::new(),
                 retired: HashMap::new(),
+                bounds: None,
             }),
             shards,
             shard_mask: (n - 1) as u64,

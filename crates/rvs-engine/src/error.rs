@@ -21,4 +21,7 @@ pub enum EngineError {
     /// A malformed request.
     #[error("Invalid argument: {0}")]
     InvalidArgument(String),
+    /// The configuration would pass the data plane's bounds ([`crate::ConfigBounds`]).
+    #[error("{0}")]
+    Capacity(String),
 }

@@ -25,6 +25,7 @@
 //   (sync_state), fragment reassembly (reasm), the SYN proxy's cookies and segments (synproxy);
 // - engine: the data path (engine), control (control), sync import/export (sync), spec_walk.
 
+mod bounds;
 mod config;
 mod conn;
 mod conn_index;
@@ -70,6 +71,7 @@ mod verdict;
 mod view;
 mod wire_index;
 
+pub use bounds::ConfigBounds;
 pub use control::{ConnWalk, ServiceWalk};
 pub use defense::DefenseStatus;
 pub use engine::Engine;

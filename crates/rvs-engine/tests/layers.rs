@@ -50,6 +50,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config",
             "wire_index",
             "retired",
+            "bounds",
             "policy",
             "sched_core",
             "sched",

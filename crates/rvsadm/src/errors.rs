@@ -45,6 +45,10 @@ pub fn error_text(command: &Command, error: &ErrorReply) -> String {
         K::DestExists => "Destination already exists",
         K::NoDest => "No such destination",
         K::NoScheduler | K::NoPersistenceEngine => "Scheduler or persistence engine not found",
+        // ipvsadm's text for ENOMEM, and what rvsd says ran out (a data plane's bound).
+        K::ResourceExhausted if !error.message.is_empty() => {
+            return format!("Memory allocation problem: {}", error.message)
+        }
         K::ResourceExhausted => "Memory allocation problem",
         K::InvalidArgument if error.message.is_empty() => {
             "Invalid operation.  Possibly wrong module version, address not unicast, ..."

@@ -126,8 +126,8 @@ pub struct Options {
     pub dataplane: dataplane::bpf::Mode,
     /// Where the BPF plane pins its maps (a bpffs directory).
     pub bpf_pin_dir: PathBuf,
-    /// The BPF plane's connection-table bound.
-    pub bpf_max_connections: u32,
+    /// The BPF plane's bounds: connections, services, real servers.
+    pub bpf_limits: rvs_bpf::Limits,
     /// Take the state of the rvsd serving `socket` over (a graceful restart).
     pub takeover: bool,
     /// Where to serve metrics and the JSON API (`--web-listen`), if anywhere.
@@ -268,10 +268,7 @@ impl Planes<'_> {
             hook,
             interfaces: self.options.interfaces.clone(),
             pin_dir: self.options.bpf_pin_dir.clone(),
-            limits: rvs_bpf::Limits {
-                connections: self.options.bpf_max_connections,
-                ..rvs_bpf::Limits::default()
-            },
+            limits: self.options.bpf_limits,
             clock: self.clock,
             room: self.bpf_room.clone(),
         };

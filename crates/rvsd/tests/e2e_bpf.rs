@@ -390,3 +390,43 @@ fn i_tc_plane_schedules_locality_services_itself() {
         .sum();
     assert_eq!(punted, 0, "nothing passed up: {after:?}");
 }
+
+/// The program's maps hold `--bpf-max-services` services and `--bpf-max-dests` real servers: a
+/// command past them is refused (ipvsadm's ENOMEM text, and what ran out), the configuration
+/// stays as it was and keeps forwarding; firewall-mark services, rvsd's own, do not count.
+#[test]
+fn j_tc_plane_refuses_services_past_its_maps() {
+    let fs = Bpffs::mount("bounds");
+    let topo = NatTopology::build("bpfbound", 2).expect("topology");
+    topo.start_real_servers().expect("real servers");
+    let mut args = bpf_args(&fs.pins());
+    args.extend(["--bpf-max-services", "1", "--bpf-max-dests", "2"].map(String::from));
+    let _rvsd = start(&topo, &args);
+    add_rr_service(&topo, "rr");
+    let (_, text) = adm_err(&topo, &["-A", "-t", &format!("{VIP}:8080"), "-s", "rr"]);
+    assert_eq!(
+        text.trim(),
+        "Memory allocation problem: the BPF data plane has no room for more services (at most \
+         1): raise --bpf-max-services"
+    );
+    let (_, text) = adm_err(
+        &topo,
+        &[
+            "-a",
+            "-t",
+            &format!("{VIP}:80"),
+            "-r",
+            "10.10.10.9:80",
+            "-m",
+        ],
+    );
+    assert!(text.contains("raise --bpf-max-dests"), "{text}");
+    adm(&topo, &["-A", "-f", "1", "-s", "rr"]);
+    let listing = adm(&topo, &["-Ln"]);
+    assert!(!listing.contains(":8080"), "{listing}");
+    assert!(!listing.contains("10.10.10.9"), "{listing}");
+    let answers: Vec<String> = (0..4)
+        .map(|_| curl(&topo, &format!("http://{VIP}/")))
+        .collect();
+    assert_eq!(tally(&answers).len(), 2, "{answers:?}");
+}

@@ -321,6 +321,7 @@ fn engine_error(err: EngineError) -> rvs_api::ErrorReply {
         EngineError::DestExists => ErrorKind::DestExists,
         EngineError::NoDest => ErrorKind::NoDest,
         EngineError::Unsupported(_) => ErrorKind::Unsupported,
+        EngineError::Capacity(_) => ErrorKind::ResourceExhausted,
         _ => ErrorKind::InvalidArgument,
     };
     api_error(kind, &err.to_string())

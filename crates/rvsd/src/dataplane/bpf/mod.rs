@@ -342,8 +342,11 @@ fn run(
                     services = kept.services,
                     dests = kept.dests,
                     "the adopted maps keep the sizes they were made with; \
-                     --bpf-max-connections {} applies after a clean stop removes the pins",
-                    asked.connections
+                     --bpf-max-connections {}, --bpf-max-services {} and --bpf-max-dests {} \
+                     apply after a clean stop removes the pins",
+                    asked.connections,
+                    asked.services,
+                    asked.dests
                 );
             }
             Publisher::adopt(&dp)?
@@ -385,15 +388,32 @@ fn run(
     let indexes = attached;
     tracing::info!(hook = ?setup.hook, interfaces = ?setup.interfaces,
         pins = %setup.pin_dir.display(), "BPF data plane attached");
+    // Commands that would pass the maps' sizes are refused from now on.
+    plumbing
+        .engine
+        .set_config_bounds(Some(config_bounds(dp.limits())));
     let _ = ready.send(Ok(()));
 
     serve(&dp, &mut publisher, &plumbing, injector, halt);
+    plumbing.engine.set_config_bounds(None);
     if clean.load(Ordering::Relaxed) {
         detach_all(&dp, setup.hook, &indexes);
         if let Err(e) = dp.remove_pins() {
             tracing::warn!("removing the BPF pins: {e}");
         }
         tracing::info!("BPF data plane detached");
+    }
+}
+
+/// The configuration the program's maps (of `limits`) hold, for the engine to refuse what
+/// would pass it.
+fn config_bounds(limits: Limits) -> rvs_engine::ConfigBounds {
+    rvs_engine::ConfigBounds {
+        holder: "the BPF data plane".into(),
+        services: limits.services as usize,
+        services_option: "--bpf-max-services".into(),
+        dests: limits.dests as usize,
+        dests_option: "--bpf-max-dests".into(),
     }
 }
 
@@ -487,6 +507,9 @@ fn serve(
         }
     };
     let mut published = None;
+    // The configuration a publication last failed for: the next attempts (every
+    // PUBLISH_EVERY) are not logged again until the configuration changes.
+    let mut failed: Option<rvs_engine::spec_walk::SpecWalk> = None;
     let mut published_sync = None;
     let mut published_defense = None;
     let mut defense = DefenseVisits::new(Instant::now());
@@ -524,7 +547,12 @@ fn serve(
                         published_sync = Some(sync_now);
                         published_defense = Some(defense_now);
                     }
-                    Err(e) => tracing::error!("publishing the configuration to BPF: {e}"),
+                    Err(e) => {
+                        if failed.as_ref().is_none_or(|f| !walk.same_version(f)) {
+                            tracing::error!("publishing the configuration to BPF: {e}");
+                            failed = Some(walk);
+                        }
+                    }
                 }
             }
         }
