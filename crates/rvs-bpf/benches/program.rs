@@ -73,6 +73,7 @@ fn program(hook: Hook, ifindex: u32) -> Vec<(String, f64)> {
         connections: 1 << 19,
         services: 64,
         dests: 256,
+        tables: 64,
     })
     .expect("load the BPF program");
     let mut settings = Settings::from_engine(Timeouts::default(), &Policy::default());

@@ -78,6 +78,7 @@ fn main() {
         connections: 1 << 12,
         services: SERVICES + 16,
         dests: SERVICES * SERVERS + 16,
+        tables: SERVICES / 4,
     };
     let mut first = Vec::new();
     let mut again = Vec::new();

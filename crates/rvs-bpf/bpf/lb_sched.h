@@ -206,7 +206,7 @@ static __always_inline int sched_wrr(struct rvs_svc *svc, struct rvs_svc_dests *
 	if (has_cl)
 		cl = (__u32)word;
 	ws.sd = sd;
-	ws.base = svc->id * RVS_WRR_SEQ;
+	ws.base = sd->table * RVS_WRR_SEQ;
 	ws.n = sd->wrr_len;
 	if (has_cl && cw <= sd->wrr_di) {
 		ws.from = cl + 1;
@@ -359,7 +359,7 @@ static __always_inline __u32 mh_hash(__u32 v)
 static __always_inline int hash_entry(struct rvs_svc *svc, struct rvs_svc_dests *sd, __u32 e,
 				      __u32 *index)
 {
-	__u32 key = svc->id * RVS_HASH_STRIDE + e;
+	__u32 key = sd->table * RVS_HASH_STRIDE + e;
 	__u32 *pos = bpf_map_lookup_elem(&hash_tab, &key);
 	struct pick d = {};
 

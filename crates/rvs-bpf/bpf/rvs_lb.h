@@ -161,7 +161,7 @@ struct rvs_svc_dests {
 	__u32 hash_len; /* sh/dh/mh: entries of the service's table used (0: empty table) */
 	__u32 slot[RVS_MAX_DESTS];
 	__u32 persist_ms; /* RVS_SVC_F_PERSIST: the persistence timeout */
-	__u32 pad;
+	__u32 table;      /* wrr, sh, dh, mh: the service's table, in strides of wrr_seq/hash_tab */
 	struct rvs_addr persist_mask; /* the client address mask (-M; IPv4 as IPv4-mapped) */
 	__u32 laddr_count; /* FULLNAT: local addresses used */
 	__u32 pad2;

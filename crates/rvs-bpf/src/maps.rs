@@ -232,8 +232,9 @@ pub struct SvcDests {
     pub slot: [u32; MAX_DESTS],
     /// A persistent service's timeout, milliseconds.
     pub persist_ms: u32,
-    /// Zero.
-    pub pad: u32,
+    /// wrr, sh, dh, mh: the service's table, in strides of `wrr_seq` ([`WRR_SEQ`]) and
+    /// `hash_tab` ([`HASH_STRIDE`]).
+    pub table: u32,
     /// A persistent service's client address mask (`-M`; IPv4 as IPv4-mapped).
     pub persist_mask: Addr,
     /// FULLNAT: local addresses used.
@@ -254,7 +255,7 @@ impl Default for SvcDests {
             hash_len: 0,
             slot: [0; MAX_DESTS],
             persist_ms: 0,
-            pad: 0,
+            table: 0,
             persist_mask: Addr::default(),
             laddr_count: 0,
             pad2: 0,

@@ -41,14 +41,18 @@ pub struct Limits {
     pub services: u32,
     /// Real servers, over all services.
     pub dests: u32,
+    /// Scheduler tables: a wrr service's sequence or an sh, dh or mh service's lookup table
+    /// (about 24 KB each).
+    pub tables: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             connections: 1 << 20,
-            services: 1024,
+            services: 8192,
             dests: 16384,
+            tables: 1024,
         }
     }
 }
@@ -240,8 +244,8 @@ impl Datapath {
                     limits.services
                 }
                 "addrs" | "user_dests" => limits.services.saturating_add(limits.dests),
-                "wrr_seq" => limits.services.saturating_mul(WRR_SEQ as u32),
-                "hash_tab" => limits.services.saturating_mul(HASH_STRIDE as u32),
+                "wrr_seq" => limits.tables.saturating_mul(WRR_SEQ as u32),
+                "hash_tab" => limits.tables.saturating_mul(HASH_STRIDE as u32),
                 "dests" | "dest_conns" | "dest_hops" | "dest_stats" | "tun_src" => limits.dests,
                 _ => continue,
             };
@@ -262,6 +266,7 @@ impl Datapath {
             connections: dp.map("conns")?.max_entries(),
             services: dp.map("services")?.max_entries(),
             dests: dp.map("dests")?.max_entries(),
+            tables: dp.map("hash_tab")?.max_entries() / HASH_STRIDE as u32,
         };
         Ok(dp)
     }

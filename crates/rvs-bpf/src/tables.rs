@@ -55,6 +55,13 @@ pub struct Publisher {
     free_slots: Vec<u32>,
     /// Service ids taken back from deleted services, not handed out yet.
     free_ids: Vec<u32>,
+    /// Service id -> its scheduler table (wrr sequence or sh/dh/mh lookup table), for the
+    /// services that have one.
+    tables: HashMap<u32, u32>,
+    /// Tables given up, not handed out again yet (a table is read only while scheduling, so
+    /// one is free as soon as its service no longer names it).
+    free_tables: Vec<u32>,
+    next_table: u32,
     next_service: u32,
     next_slot: u32,
 }
@@ -200,6 +207,13 @@ impl Publisher {
                 }
             }
             p.next_service = p.next_service.max(svc.id + 1);
+            // A table another service named first (maps of a build without table indexes
+            // name table 0 for all) is not this one's: it gets another when published.
+            let named = p.tables.values().any(|&t| t == dests.table);
+            if (dests.hash_len > 0 || dests.wrr_len > 0) && !named {
+                p.tables.insert(svc.id, dests.table);
+                p.next_table = p.next_table.max(dests.table + 1);
+            }
             p.cursor_for.insert(svc.id, shape);
             p.services.insert(key, (svc.id, slots));
         }
@@ -280,6 +294,7 @@ impl Publisher {
             dp.remove("services", &key)?;
             if let Some((id, slots)) = self.services.remove(&key) {
                 self.written.forget_service(&key, id);
+                self.release_table(id);
                 self.cursor_for.remove(&id);
                 self.trash_services.insert(key, id);
                 for slot in slots {
@@ -388,9 +403,12 @@ impl Publisher {
             // shifted numbers are the engine's); the program answers their SYNs.
             let mut user = !program_schedules(spec) || slots.len() > MAX_DESTS || syn_proxied;
             dests.count = slots.len().min(MAX_DESTS) as u32;
+            let mut has_table = false;
             if let (Some(table), false) = (service.hash_table(), user) {
                 if table.entries.len() <= HASH_STRIDE {
-                    self.written.hash_tab(dp, id, &table.entries)?;
+                    dests.table = self.table_for(dp, id)?;
+                    has_table = true;
+                    self.written.hash_tab(dp, dests.table, &table.entries)?;
                     dests.hash_len = table.entries.len() as u32;
                 } else {
                     user = true;
@@ -404,13 +422,18 @@ impl Publisher {
                             .iter()
                             .map(|&(level, pos)| WrrStep { level, pos })
                             .collect();
-                        self.written.wrr_seq(dp, id, &steps)?;
+                        dests.table = self.table_for(dp, id)?;
+                        has_table = true;
+                        self.written.wrr_seq(dp, dests.table, &steps)?;
                         dests.wrr_len = seq.steps.len() as u32;
                         dests.wrr_mw = seq.mw;
                         dests.wrr_di = seq.di;
                     }
                     _ => user = true,
                 }
+            }
+            if !has_table {
+                self.release_table(id);
             }
             if user {
                 // Replies of rvsd's connections to this service come from these endpoints.
@@ -521,6 +544,36 @@ impl Publisher {
         self.user_dests = user_dests;
         self.tunnels = tunnels;
         Ok(())
+    }
+
+    /// Service `id`'s scheduler table: the one it has, else a free one.
+    fn table_for(&mut self, dp: &Datapath, id: u32) -> Result<u32, Error> {
+        if let Some(&t) = self.tables.get(&id) {
+            return Ok(t);
+        }
+        let bound = dp.limits().tables;
+        let t = match self.free_tables.pop() {
+            Some(t) => t,
+            None if self.next_table < bound => {
+                self.next_table += 1;
+                self.next_table - 1
+            }
+            None => {
+                return Err(Error::Capacity(format!(
+                    "more than {bound} wrr, sh, dh and mh services for the BPF data plane: \
+                     raise --bpf-max-tables"
+                )))
+            }
+        };
+        self.tables.insert(id, t);
+        Ok(t)
+    }
+
+    /// Service `id` no longer needs its scheduler table, if it had one.
+    fn release_table(&mut self, id: u32) {
+        if let Some(t) = self.tables.remove(&id) {
+            self.free_tables.push(t);
+        }
     }
 
     /// A slot for a real server new to its service: the next never used, else one a removed

@@ -26,9 +26,9 @@ pub(crate) struct Written {
     services: HashMap<SvcKey, Svc>,
     svc_dests: HashMap<u32, SvcDests>,
     dests: HashMap<u32, Dest>,
-    /// Service id -> its lookup table (`hash_tab` from `id * HASH_STRIDE`).
+    /// Table index -> the lookup table there (`hash_tab` from `index * HASH_STRIDE`).
     hash_tabs: HashMap<u32, Vec<u32>>,
-    /// Service id -> its wrr sequence (`wrr_seq` from `id * WRR_SEQ`).
+    /// Table index -> the wrr sequence there (`wrr_seq` from `index * WRR_SEQ`).
     wrr_seqs: HashMap<u32, Vec<WrrStep>>,
 }
 
@@ -51,8 +51,8 @@ where
     Ok(())
 }
 
-/// Writes service `id`'s `table` into array map `name` (from index `id * stride`): the
-/// entries that differ from what `last` says was written for it, none when it is the same.
+/// Writes `table` into array map `name` as table `id` (from index `id * stride`): the entries
+/// that differ from what `last` says was written there, none when it is the same.
 fn put_table<V>(
     dp: &Datapath,
     last: &mut HashMap<u32, Vec<V>>,
@@ -113,27 +113,37 @@ impl Written {
         self.dests.get(&slot).copied()
     }
 
-    /// Service `id`'s lookup table (at most [`HASH_STRIDE`] entries).
-    pub(crate) fn hash_tab(&mut self, dp: &Datapath, id: u32, table: &[u32]) -> Result<(), Error> {
-        put_table(dp, &mut self.hash_tabs, "hash_tab", HASH_STRIDE, id, table)
+    /// Lookup table `index` (at most [`HASH_STRIDE`] entries).
+    pub(crate) fn hash_tab(
+        &mut self,
+        dp: &Datapath,
+        index: u32,
+        table: &[u32],
+    ) -> Result<(), Error> {
+        put_table(
+            dp,
+            &mut self.hash_tabs,
+            "hash_tab",
+            HASH_STRIDE,
+            index,
+            table,
+        )
     }
 
-    /// Service `id`'s wrr sequence (at most [`WRR_SEQ`] steps).
+    /// Wrr sequence `index` (at most [`WRR_SEQ`] steps).
     pub(crate) fn wrr_seq(
         &mut self,
         dp: &Datapath,
-        id: u32,
+        index: u32,
         steps: &[WrrStep],
     ) -> Result<(), Error> {
-        put_table(dp, &mut self.wrr_seqs, "wrr_seq", WRR_SEQ, id, steps)
+        put_table(dp, &mut self.wrr_seqs, "wrr_seq", WRR_SEQ, index, steps)
     }
 
     /// Forgets service `key` (id `id`), removed from the maps: if it comes back, it is
-    /// written whole again.
+    /// written whole again. (The tables it had stay as they are, known by their index.)
     pub(crate) fn forget_service(&mut self, key: &SvcKey, id: u32) {
         self.services.remove(key);
         self.svc_dests.remove(&id);
-        self.hash_tabs.remove(&id);
-        self.wrr_seqs.remove(&id);
     }
 }

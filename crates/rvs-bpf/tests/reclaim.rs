@@ -23,6 +23,7 @@ const SMALL: Limits = Limits {
     connections: 1024,
     services: 2,
     dests: 4,
+    tables: 2,
 };
 
 /// A small program and its publisher, kept in step with `e`.
@@ -33,10 +34,15 @@ struct Small {
 }
 
 impl Small {
-    /// The program for `e`, whose policy is `policy`.
+    /// The program (maps of [`SMALL`]) for `e`, whose policy is `policy`.
     fn new(e: &Engine, policy: &Policy) -> Small {
+        Small::with(e, policy, SMALL)
+    }
+
+    /// The program with maps of `limits` for `e`, whose policy is `policy`.
+    fn with(e: &Engine, policy: &Policy, limits: Limits) -> Small {
         let mut s = Small {
-            dp: Datapath::load(SMALL).expect("load the BPF program"),
+            dp: Datapath::load(limits).expect("load the BPF program"),
             publisher: Publisher::new(),
             settings: Settings::from_engine(Timeouts::default(), policy),
         };
@@ -209,5 +215,59 @@ fn deleted_services_ids_are_taken_back_unless_a_connection_names_them() {
             bpf_outcome(&p.dp, hook, ifindex, &syn_to(CPORT + 2, 82)),
             engine_outcome(&e, &syn_to(CPORT + 2, 82))
         );
+    });
+}
+
+/// Scheduler tables (wrr sequences, sh/dh/mh lookup tables) belong to the services that have
+/// one, not to every service: with room for one, a deleted mh service's table goes to a wrr
+/// service, and from it, edited to wlc, to an sh service; each schedules as the engine does.
+#[test]
+fn scheduler_tables_go_to_the_services_that_have_one() {
+    in_lab(move |ifindex| {
+        let hook = rvs_bpf::Hook::Tc;
+        let e = small_engine();
+        let limits = Limits {
+            services: 8,
+            dests: 16,
+            tables: 1,
+            ..SMALL
+        };
+        let mut p = Small::with(&e, &Policy::default(), limits);
+        let k = |port: u16| key(Protocol::Tcp, ip4(VIP4), port);
+        let add = |port: u16, sched: SchedulerKind| {
+            e.add_service(svc(k(port), sched)).expect("service");
+            e.add_dest(&k(port), dest(rip(10), RPORT, 1))
+                .expect("server");
+            e.add_dest(&k(port), dest(rip(11), RPORT, 3))
+                .expect("server");
+        };
+        let same_picks = |p: &Small, vport: u16, first: u16| {
+            for port in first..first + 8 {
+                let syn = tcp4(CLIENT4, port, VIP4, vport, 64, SYN, &[]);
+                let want = engine_outcome(&e, &syn);
+                assert!(matches!(want, Outcome::Forward(_)), "{want:?}");
+                assert_eq!(
+                    bpf_outcome(&p.dp, hook, ifindex, &syn),
+                    want,
+                    "{vport} {port}"
+                );
+            }
+        };
+        add(80, SchedulerKind::Mh);
+        p.publish(&e).expect("mh");
+        same_picks(&p, 80, 1000);
+        e.del_service(&k(80)).expect("delete mh");
+        add(81, SchedulerKind::Wrr);
+        p.publish(&e).expect("wrr takes the table back");
+        same_picks(&p, 81, 2000);
+        e.edit_service(svc(k(81), SchedulerKind::Wlc))
+            .expect("wrr to wlc");
+        add(82, SchedulerKind::Sh);
+        p.publish(&e).expect("sh takes the table wlc does not need");
+        same_picks(&p, 82, 3000);
+        same_picks(&p, 81, 4000);
+        add(83, SchedulerKind::Dh);
+        let err = p.publish(&e).expect_err("a second table");
+        assert!(err.to_string().contains("--bpf-max-tables"), "{err}");
     });
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::config::ServiceRt;
 use crate::error::EngineError;
-use crate::spec::{Protocol, ServiceKey};
+use crate::spec::{Protocol, SchedulerKind, ServiceKey};
 
 /// How many services and real servers the configuration may hold, and how the operator raises
 /// each bound (for the error).
@@ -23,6 +23,10 @@ pub struct ConfigBounds {
     pub dests: usize,
     /// How to raise `dests`.
     pub dests_option: String,
+    /// Counted services whose scheduler has a table ([`ConfigBounds::has_table`]), at most.
+    pub tables: usize,
+    /// How to raise `tables`.
+    pub tables_option: String,
 }
 
 impl ConfigBounds {
@@ -32,14 +36,48 @@ impl ConfigBounds {
         key.fwmark == 0 && key.proto != Protocol::Sctp
     }
 
-    /// Refuses a service `key` added to `services` when the bound is reached.
+    /// Whether a service of `scheduler` needs a table: wrr's sequence, the lookup table of sh,
+    /// dh and mh.
+    pub fn has_table(scheduler: SchedulerKind) -> bool {
+        matches!(
+            scheduler,
+            SchedulerKind::Wrr | SchedulerKind::Sh | SchedulerKind::Dh | SchedulerKind::Mh
+        )
+    }
+
+    /// Refuses a service `key` of `scheduler` added to `services` when a bound is reached.
     pub(crate) fn check_service(
         &self,
         services: &[Arc<ServiceRt>],
         key: &ServiceKey,
+        scheduler: SchedulerKind,
     ) -> Result<(), EngineError> {
         let held = counted(services).count();
-        self.refuse_past(key, held, self.services, "services", &self.services_option)
+        self.refuse_past(key, held, self.services, "services", &self.services_option)?;
+        self.check_table(services, key, scheduler)
+    }
+
+    /// Refuses service `key` taking `scheduler` (added, or edited from a scheduler without a
+    /// table) when the tables' bound is reached.
+    pub(crate) fn check_table(
+        &self,
+        services: &[Arc<ServiceRt>],
+        key: &ServiceKey,
+        scheduler: SchedulerKind,
+    ) -> Result<(), EngineError> {
+        if !Self::has_table(scheduler) {
+            return Ok(());
+        }
+        let held = counted(services)
+            .filter(|s| Self::has_table(s.spec.scheduler))
+            .count();
+        self.refuse_past(
+            key,
+            held,
+            self.tables,
+            "wrr, sh, dh and mh services",
+            &self.tables_option,
+        )
     }
 
     /// Refuses a real server added to service `key` of `services` when the bound is reached.

@@ -175,7 +175,9 @@ impl Engine {
         if exists {
             return Err(EngineError::ServiceExists);
         }
-        self.check_bounds(&mut ctl, |b, services| b.check_service(services, &spec.key))?;
+        self.check_bounds(&mut ctl, |b, services| {
+            b.check_service(services, &spec.key, spec.scheduler)
+        })?;
         let id = match ctl.retired.remove(&spec.key) {
             // IPVS finds the connections of a service added again through their real servers;
             // here they name it by id. Its counters start from zero, as a new service's.
@@ -223,6 +225,11 @@ impl Engine {
         let snap = self.snapshot.load();
         let pos = *snap.index.get(&spec.key).ok_or(EngineError::NoService)?;
         let old = &snap.services[pos];
+        if !crate::ConfigBounds::has_table(old.spec.scheduler) {
+            self.check_bounds(&mut ctl, |b, services| {
+                b.check_table(services, &spec.key, spec.scheduler)
+            })?;
+        }
         if spec.local_addrs.is_empty()
             && old
                 .dests

@@ -21,6 +21,10 @@ fn server(n: u8) -> DestSpec {
 }
 
 fn bounded(services: usize, dests: usize) -> Engine {
+    bounded_tables(services, dests, services)
+}
+
+fn bounded_tables(services: usize, dests: usize, tables: usize) -> Engine {
     let e = Engine::new(EngineConfig::default());
     e.set_config_bounds(Some(ConfigBounds {
         holder: "the BPF data plane".into(),
@@ -28,6 +32,8 @@ fn bounded(services: usize, dests: usize) -> Engine {
         services_option: "--bpf-max-services".into(),
         dests,
         dests_option: "--bpf-max-dests".into(),
+        tables,
+        tables_option: "--bpf-max-tables".into(),
     }));
     e
 }
@@ -89,4 +95,32 @@ fn real_servers_past_the_bound_are_refused() {
     e.del_dest(&tcp(80), server(2).addr, 80)
         .expect("remove one");
     e.add_dest(&tcp(81), server(2)).expect("room again");
+}
+
+#[test]
+fn services_with_scheduler_tables_past_their_bound_are_refused() {
+    let e = bounded_tables(8, 16, 1);
+    e.add_service(ServiceSpec::new(tcp(80), SchedulerKind::Mh))
+        .expect("one table");
+    e.add_service(ServiceSpec::new(tcp(81), SchedulerKind::Wlc))
+        .expect("no table");
+    let err = e
+        .add_service(ServiceSpec::new(tcp(82), SchedulerKind::Wrr))
+        .expect_err("a second table");
+    assert_eq!(
+        err.to_string(),
+        "the BPF data plane has no room for more wrr, sh, dh and mh services (at most 1): \
+         raise --bpf-max-tables"
+    );
+    // -E to a scheduler with a table counts too; the service keeps its scheduler.
+    let edited = e.edit_service(ServiceSpec::new(tcp(81), SchedulerKind::Sh));
+    assert!(
+        matches!(edited, Err(EngineError::Capacity(_))),
+        "{edited:?}"
+    );
+    let listed = e.services(Millis(0));
+    assert_eq!(listed[1].spec.scheduler, SchedulerKind::Wlc);
+    // A service with a table may change to another scheduler with one.
+    e.edit_service(ServiceSpec::new(tcp(80), SchedulerKind::Sh))
+        .expect("sh in mh's table");
 }

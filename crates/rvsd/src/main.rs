@@ -132,17 +132,22 @@ struct Args {
     bpf_max_connections: u32,
     /// The BPF data plane's bound on services (address services: firewall-mark and SCTP
     /// services are rvsd's own and do not count; a deleted one counts while connections or
-    /// templates name it). Each reserves about 25 KB of maps (an sh/dh/mh lookup table and a
-    /// wrr sequence), some 25 MB for the default. A configuration beyond it is not published to
-    /// the program; rvsd's log says so and names this option.
+    /// templates name it). While the program runs, an -A past it is refused.
     #[arg(long, value_name = "N", default_value_t = rvs_bpf::Limits::default().services,
-          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+          value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
     bpf_max_services: u32,
     /// The BPF data plane's bound on real servers over all services (a removed one counts
-    /// while connections or templates name it).
+    /// while connections or templates name it). While the program runs, an -a past it is
+    /// refused.
     #[arg(long, value_name = "N", default_value_t = rvs_bpf::Limits::default().dests,
           value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
     bpf_max_dests: u32,
+    /// The BPF data plane's bound on services with a scheduler table: wrr (its sequence) and
+    /// sh, dh, mh (their lookup tables), about 24 KB each, 24 MB for the default. While the
+    /// program runs, an -A or -E past it is refused.
+    #[arg(long, value_name = "N", default_value_t = rvs_bpf::Limits::default().tables,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    bpf_max_tables: u32,
     /// Size of the mh (Maglev) scheduler's lookup table, one of IPVS's primes 251, 509, 1021,
     /// 2039, 4093 (the default, as IPVS's CONFIG_IP_VS_MH_TAB_INDEX=12), 8191, 16381, 32749,
     /// 65521, 131071. Larger tables spread weights more finely (an rvs extension; IPVS fixes
@@ -488,6 +493,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             connections: args.bpf_max_connections,
             services: args.bpf_max_services,
             dests: args.bpf_max_dests,
+            tables: args.bpf_max_tables,
         },
         takeover: args.takeover,
         web_listen: args.web_listen,

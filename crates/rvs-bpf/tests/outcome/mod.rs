@@ -13,6 +13,7 @@ pub const LIMITS: Limits = Limits {
     connections: 4096,
     services: 64,
     dests: 256,
+    tables: 64,
 };
 
 /// Both hooks: each test runs once per hook, with a fresh engine and program.

@@ -414,6 +414,8 @@ fn config_bounds(limits: Limits) -> rvs_engine::ConfigBounds {
         services_option: "--bpf-max-services".into(),
         dests: limits.dests as usize,
         dests_option: "--bpf-max-dests".into(),
+        tables: limits.tables as usize,
+        tables_option: "--bpf-max-tables".into(),
     }
 }
 
