@@ -50,7 +50,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             connections: 1 << 20,
-            services: 8192,
+            services: 16384,
             dests: 16384,
             tables: 1024,
         }
