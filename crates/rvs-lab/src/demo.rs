@@ -56,6 +56,11 @@ fn rvsadm_step(topo: &NatTopology, out: &mut dyn Write, args: &[&str]) -> Result
 /// Runs the demo; returns whether round robin was seen. With `keep`, the lab stays up and the
 /// reader is told how to enter it and how to remove it.
 pub fn run(keep: bool, out: &mut dyn Write) -> Result<bool, LabError> {
+    run_with(keep, &[], out)
+}
+
+/// [`run`] with `rvsd_args` added to rvsd's command line (a data plane, its bounds).
+pub fn run_with(keep: bool, rvsd_args: &[&str], out: &mut dyn Write) -> Result<bool, LabError> {
     say(out, "# Building seed 004's LVS-NAT network in namespaces:");
     say(out, "#   client 192.168.1.2 -- d0 192.168.1.253 [director] d1 10.10.10.1 -- switch -- rs1 10.10.10.2, rs2 10.10.10.3");
     let mut topo = NatTopology::build("demo", 2)?;
@@ -68,11 +73,13 @@ pub fn run(keep: bool, out: &mut dyn Write) -> Result<bool, LabError> {
     say(
         out,
         &format!(
-            "[root@director ~]# rvsd --interface d0 --interface d1 --socket {} &",
-            topo.socket.display()
+            "[root@director ~]# rvsd --interface d0 --interface d1 --socket {}{}{} &",
+            topo.socket.display(),
+            if rvsd_args.is_empty() { "" } else { " " },
+            rvsd_args.join(" ")
         ),
     );
-    let rvsd = topo.start_rvsd(&[])?;
+    let rvsd = topo.start_rvsd(rvsd_args)?;
     say(out, &format!("[1] {}", rvsd.pid));
     for args in SEED_004_COMMANDS {
         rvsadm_step(&topo, out, args)?;

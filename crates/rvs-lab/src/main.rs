@@ -1,7 +1,8 @@
 //! `rvs-lab`: network-namespace labs for rvs.
 //!
 //! ```text
-//! rvs-lab demo [--keep]        seed 004's LVS-NAT demo against rvsd
+//! rvs-lab demo [--keep] [-- RVSD_ARGS...]
+//!                              seed 004's LVS-NAT demo against rvsd (given RVSD_ARGS)
 //! rvs-lab serve --text T --http PORT... --udp PORT...
 //!                              the built-in real server (run it inside a namespace)
 //! rvs-lab down <prefix>        delete a lab's namespaces and processes
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use rvs_lab::server::{self, ServeConfig};
 use rvs_lab::{down, netns, parse_prefix, sweep, LabError};
 
-const USAGE: &str = "usage: rvs-lab demo [--keep]
+const USAGE: &str = "usage: rvs-lab demo [--keep] [-- RVSD_ARGS...]
        rvs-lab serve --text TEXT [--http PORT]... [--udp PORT]...
        rvs-lab down PREFIX
        rvs-lab sweep
@@ -70,13 +71,18 @@ fn usage_error() -> Result<bool, LabError> {
 }
 
 fn demo(rest: &[String]) -> Result<bool, LabError> {
-    let keep = match rest {
+    let (ours, rvsd_args) = match rest.iter().position(|a| a == "--") {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
+        None => (rest, &[][..]),
+    };
+    let keep = match ours {
         [] => false,
         [flag] if flag == "--keep" => true,
         _ => return usage_error(),
     };
+    let rvsd_args: Vec<&str> = rvsd_args.iter().map(String::as_str).collect();
     let mut stdout = std::io::stdout();
-    rvs_lab::demo::run(keep, &mut stdout)
+    rvs_lab::demo::run_with(keep, &rvsd_args, &mut stdout)
 }
 
 fn serve(rest: &[String]) -> Result<bool, LabError> {
