@@ -22,8 +22,8 @@ bin=$PWD/target/release
 [[ -x $bin/rvs-lab && -x $bin/rvsd && -x $bin/rvsadm ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 
 # On the BPF plane (where rvsd picks it), room in the program's maps for the rules restored.
-out=$($bin/rvs-lab demo --keep -- --bpf-max-services $((services + 16)) \
-  --bpf-max-dests $((services * 10 + 16)))
+out=$($bin/rvs-lab demo --keep -- --bpf-max-services $((services + 64)) \
+  --bpf-max-dests $((services * 10 + 64)))
 prefix=$(sed -n 's/^# lab prefix: //p' <<<"$out")
 [[ -n $prefix ]] || prefix=$(sed -n 's/^# Tear it down with: rvs-lab down //p' <<<"$out")
 [[ -n $prefix ]] || { echo "demo did not report its lab prefix" >&2; echo "$out" >&2; exit 1; }

@@ -243,7 +243,13 @@ impl Datapath {
                 "services" | "svc_dests" | "sched_cursor" | "svc_stats" | "svc_stray" => {
                     limits.services
                 }
-                "addrs" | "user_dests" => limits.services.saturating_add(limits.dests),
+                // Firewall-mark services' addresses and ports count here too (not against
+                // the services' bound): room for twice the rest.
+                "addrs" | "user_dests" => limits
+                    .services
+                    .saturating_add(limits.dests)
+                    .saturating_mul(2)
+                    .saturating_add(4096),
                 "wrr_seq" => limits.tables.saturating_mul(WRR_SEQ as u32),
                 "hash_tab" => limits.tables.saturating_mul(HASH_STRIDE as u32),
                 "dests" | "dest_conns" | "dest_hops" | "dest_stats" | "tun_src" => limits.dests,

@@ -27,8 +27,10 @@ pub(crate) fn free_slots(
     let named: HashSet<u32> = dp.templates()?.iter().map(|(_, t)| t.dest).collect();
     let mut free = Vec::new();
     for slot in candidates.filter(|s| !named.contains(s)) {
+        // The two counts can drift apart (a state change racing on two CPUs moves one
+        // connection between them twice); their sum, bound and unbound once, cannot.
         let held = dp.dest_conns(slot)?;
-        if held.active == 0 && held.inactive == 0 {
+        if held.active.wrapping_add(held.inactive) == 0 {
             free.push(slot);
         }
     }

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use rvs_engine::spec_walk::SpecWalk;
 use rvs_engine::{ForwardMethod, Protocol, SchedulerKind, ServiceSpec};
@@ -33,6 +34,8 @@ pub struct Publisher {
     cursor_for: HashMap<u32, Vec<(u32, u32)>>,
     /// (service key, address, port) -> dest slot.
     slots: HashMap<(SvcKey, IpAddr, u16), u32>,
+    /// The other way: dest slot -> the (service key, address, port) that has it.
+    owner: HashMap<u32, (SvcKey, IpAddr, u16)>,
     /// The `addrs` map as last published.
     addrs: HashMap<Addr, u32>,
     /// The `user_dests` map as last published.
@@ -62,8 +65,21 @@ pub struct Publisher {
     /// one is free as soon as its service no longer names it).
     free_tables: Vec<u32>,
     next_table: u32,
+    /// When the maps were last searched for slots and ids to take back and none was found: not
+    /// searched again for [`RESCAN_AFTER`] (a publication retries every 100 ms meanwhile).
+    slots_scanned_empty: Option<Instant>,
+    ids_scanned_empty: Option<Instant>,
     next_service: u32,
     next_slot: u32,
+}
+
+/// How long a search of the maps for slots or ids to take back that found none holds.
+const RESCAN_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether a search for slots or ids to take back may run again, the last having found none
+/// at `empty` (if it did).
+fn due(empty: Option<Instant>) -> bool {
+    empty.is_none_or(|at| at.elapsed() >= RESCAN_AFTER)
 }
 
 /// The `services` key of an address service (the key's fwmark is not part of it).
@@ -200,8 +216,9 @@ impl Publisher {
             let mut shape = Vec::new();
             for &slot in &slots {
                 if let Some(d) = dp.get::<u32, Dest>("dests", &slot)? {
-                    p.slots
-                        .insert((key, d.addr.ip(), u16::from_be(d.port_be)), slot);
+                    let slot_key = (key, d.addr.ip(), u16::from_be(d.port_be));
+                    p.slots.insert(slot_key, slot);
+                    p.owner.insert(slot, slot_key);
                     shape.push((slot, d.weight));
                     p.next_slot = p.next_slot.max(slot + 1);
                 }
@@ -217,9 +234,12 @@ impl Publisher {
             p.cursor_for.insert(svc.id, shape);
             p.services.insert(key, (svc.id, slots));
         }
-        // Slots are handed out in order and never reused: every written one is below the
-        // first blank entry. Slots of servers the earlier rvsd had removed are skipped too,
-        // so their connections never reach another server.
+        // Tables below the highest one named that no service names are free.
+        let named: HashSet<u32> = p.tables.values().copied().collect();
+        p.free_tables = (0..p.next_table).filter(|t| !named.contains(t)).collect();
+        // Slots are handed out in order (those taken back lie below the highest handed out):
+        // every written one is below the first blank entry. Slots of servers the earlier rvsd
+        // had removed are not live here: they are taken back only once nothing names them.
         while p.next_slot < dp.limits().dests {
             match dp.get::<u32, Dest>("dests", &p.next_slot)? {
                 Some(d) if d != Dest::default() => p.next_slot += 1,
@@ -298,10 +318,42 @@ impl Publisher {
                 self.cursor_for.remove(&id);
                 self.trash_services.insert(key, id);
                 for slot in slots {
-                    self.mark_removed(dp, slot)?;
+                    self.mark_removed(dp, key, slot)?;
                 }
             }
         }
+        // Then every service's removed servers and tables it no longer needs, before anything
+        // is handed out.
+        for service in walk.services() {
+            let k = service.spec().key;
+            if k.fwmark != 0 || k.proto == Protocol::Sctp {
+                continue;
+            }
+            let key = svc_key(&k);
+            let Some((id, old)) = self.services.get(&key).cloned() else {
+                continue;
+            };
+            let kept: HashSet<u32> = service
+                .dests()
+                .filter_map(|d| {
+                    self.slots
+                        .get(&(key, d.spec().addr, d.spec().port))
+                        .copied()
+                })
+                .collect();
+            for &slot in old.iter().filter(|s| !kept.contains(s)) {
+                self.mark_removed(dp, key, slot)?;
+            }
+            if let Some((_, slots)) = self.services.get_mut(&key) {
+                slots.retain(|s| kept.contains(s));
+            }
+            if service.hash_table().is_none() && service.spec().scheduler != SchedulerKind::Wrr {
+                self.release_table(id);
+            }
+        }
+        // What does not fit is left out (a service, a server, a table: the service goes to
+        // rvsd), the rest published, and the first such error returned at the end.
+        let mut no_room: Option<Error> = None;
         let mut addrs: HashMap<Addr, u32> = HashMap::new();
         let mut user_dests: HashSet<SvcKey> = HashSet::new();
         let mut tunnels: HashMap<u32, IpAddr> = HashMap::new();
@@ -322,53 +374,40 @@ impl Publisher {
             }
             let key = svc_key(&spec.key);
             *addrs.entry(key.addr).or_default() |= ADDR_VIP;
-            let id = match self
+            let known = self
                 .services
                 .get(&key)
                 .map(|(id, _)| *id)
-                .or_else(|| self.trash_services.remove(&key))
-            {
-                Some(id) => id,
-                None => self.new_service_id(dp, walk)?,
-            };
-            // Its servers removed since the last publication go to the trash first too.
-            if let Some((_, old)) = self.services.get(&key) {
-                let kept: HashSet<(IpAddr, u16)> = service
-                    .dests()
-                    .map(|d| (d.spec().addr, d.spec().port))
-                    .collect();
-                let removed: Vec<u32> = old
-                    .iter()
-                    .copied()
-                    .filter(|slot| {
-                        !self.slots.iter().any(|((k, a, p), s)| {
-                            s == slot && *k == key && kept.contains(&(*a, *p))
-                        })
-                    })
-                    .collect();
-                for slot in removed {
-                    self.mark_removed(dp, slot)?;
+                .or_else(|| self.trash_services.remove(&key));
+            let id = match known.map_or_else(|| self.new_service_id(dp, walk), Ok) {
+                Ok(id) => id,
+                Err(e @ Error::Capacity(_)) => {
+                    no_room.get_or_insert(e);
+                    continue;
                 }
-            }
+                Err(e) => return Err(e),
+            };
             let mut dests = SvcDests::default();
             let mut weights = Vec::new();
             let mut slots = Vec::new();
             for d in service.dests() {
                 let ds = d.spec();
                 let slot_key = (key, ds.addr, ds.port);
-                let known = self.slots.get(&slot_key).copied().or_else(|| {
-                    let revived = self.trash_slots.remove(&slot_key)?;
-                    self.slots.insert(slot_key, revived);
-                    Some(revived)
-                });
-                let slot = match known {
-                    Some(s) => s,
-                    None => {
-                        let s = self.new_slot(dp)?;
-                        self.slots.insert(slot_key, s);
-                        s
+                let known = self
+                    .slots
+                    .get(&slot_key)
+                    .copied()
+                    .or_else(|| self.trash_slots.remove(&slot_key));
+                let slot = match known.map_or_else(|| self.new_slot(dp), Ok) {
+                    Ok(s) => s,
+                    Err(e @ Error::Capacity(_)) => {
+                        no_room.get_or_insert(e);
+                        continue;
                     }
+                    Err(e) => return Err(e),
                 };
+                self.slots.insert(slot_key, slot);
+                self.owner.insert(slot, slot_key);
                 let (tun_kind, tun_csum, tun_port_be) = Dest::tunnel_fields(&ds.tunnel);
                 self.written.dest(
                     dp,
@@ -404,30 +443,42 @@ impl Publisher {
             let mut user = !program_schedules(spec) || slots.len() > MAX_DESTS || syn_proxied;
             dests.count = slots.len().min(MAX_DESTS) as u32;
             let mut has_table = false;
+            // A service with no table left is scheduled by rvsd.
+            let mut table_for = |p: &mut Publisher, user: &mut bool| match p.table_for(dp, id) {
+                Ok(t) => Ok(Some(t)),
+                Err(e @ Error::Capacity(_)) => {
+                    no_room.get_or_insert(e);
+                    *user = true;
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            };
             if let (Some(table), false) = (service.hash_table(), user) {
-                if table.entries.len() <= HASH_STRIDE {
-                    dests.table = self.table_for(dp, id)?;
+                if table.entries.len() > HASH_STRIDE {
+                    user = true;
+                } else if let Some(t) = table_for(self, &mut user)? {
+                    dests.table = t;
                     has_table = true;
                     self.written.hash_tab(dp, dests.table, &table.entries)?;
                     dests.hash_len = table.entries.len() as u32;
-                } else {
-                    user = true;
                 }
             }
             if spec.scheduler == SchedulerKind::Wrr && !user {
                 match service.wrr_sequence() {
                     Some(seq) if seq.steps.len() <= WRR_SEQ => {
-                        let steps: Vec<WrrStep> = seq
-                            .steps
-                            .iter()
-                            .map(|&(level, pos)| WrrStep { level, pos })
-                            .collect();
-                        dests.table = self.table_for(dp, id)?;
-                        has_table = true;
-                        self.written.wrr_seq(dp, dests.table, &steps)?;
-                        dests.wrr_len = seq.steps.len() as u32;
-                        dests.wrr_mw = seq.mw;
-                        dests.wrr_di = seq.di;
+                        if let Some(t) = table_for(self, &mut user)? {
+                            let steps: Vec<WrrStep> = seq
+                                .steps
+                                .iter()
+                                .map(|&(level, pos)| WrrStep { level, pos })
+                                .collect();
+                            dests.table = t;
+                            has_table = true;
+                            self.written.wrr_seq(dp, dests.table, &steps)?;
+                            dests.wrr_len = seq.steps.len() as u32;
+                            dests.wrr_mw = seq.mw;
+                            dests.wrr_di = seq.di;
+                        }
                     }
                     _ => user = true,
                 }
@@ -543,7 +594,7 @@ impl Publisher {
         }
         self.user_dests = user_dests;
         self.tunnels = tunnels;
-        Ok(())
+        no_room.map_or(Ok(()), Err)
     }
 
     /// Service `id`'s scheduler table: the one it has, else a free one.
@@ -588,13 +639,14 @@ impl Publisher {
             dp.put("dest_hops", &s, &Hop::default())?;
             return Ok(s);
         }
-        if self.free_slots.is_empty() {
+        if self.free_slots.is_empty() && due(self.slots_scanned_empty) {
             let live: HashSet<u32> = self.slots.values().copied().collect();
             self.free_slots =
                 crate::reclaim::free_slots(dp, (0..self.next_slot).filter(|s| !live.contains(s)))?;
             // A server taken out of the trash would find its slot another's.
             let free: HashSet<u32> = self.free_slots.iter().copied().collect();
             self.trash_slots.retain(|_, s| !free.contains(s));
+            self.slots_scanned_empty = free.is_empty().then(Instant::now);
         }
         let s = self.free_slots.pop().ok_or_else(|| {
             Error::Capacity(format!(
@@ -617,7 +669,7 @@ impl Publisher {
             self.next_service += 1;
             return Ok(id);
         }
-        if self.free_ids.is_empty() {
+        if self.free_ids.is_empty() && due(self.ids_scanned_empty) {
             let mut held: HashSet<u32> = self.services.values().map(|(id, _)| *id).collect();
             held.extend(
                 walk.retired_services()
@@ -629,6 +681,7 @@ impl Publisher {
             )?;
             let free: HashSet<u32> = self.free_ids.iter().copied().collect();
             self.trash_services.retain(|_, id| !free.contains(id));
+            self.ids_scanned_empty = free.is_empty().then(Instant::now);
         }
         let id = self.free_ids.pop().ok_or_else(|| {
             Error::Capacity(format!(
@@ -662,8 +715,13 @@ impl Publisher {
         Ok(())
     }
 
-    /// A real server removed from its service: connections to it see it unavailable.
-    fn mark_removed(&mut self, dp: &Datapath, slot: u32) -> Result<(), Error> {
+    /// Real server slot `slot` of service `key` removed: connections to it see it unavailable,
+    /// and the slot goes to the trash. A slot the service no longer has (another's since) is
+    /// left alone.
+    fn mark_removed(&mut self, dp: &Datapath, key: SvcKey, slot: u32) -> Result<(), Error> {
+        let Some(&slot_key) = self.owner.get(&slot).filter(|k| k.0 == key) else {
+            return Ok(());
+        };
         let last = match self.written.dest_at(slot) {
             Some(d) => Some(d),
             None => dp.get::<u32, Dest>("dests", &slot)?,
@@ -671,16 +729,9 @@ impl Publisher {
         if let Some(d) = last {
             self.written.dest(dp, slot, Dest { available: 0, ..d })?;
         }
-        let keys: Vec<_> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| **s == slot)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in keys {
-            self.slots.remove(&k);
-            self.trash_slots.insert(k, slot);
-        }
+        self.slots.remove(&slot_key);
+        self.owner.remove(&slot);
+        self.trash_slots.insert(slot_key, slot);
         Ok(())
     }
 }

@@ -64,13 +64,14 @@ fn put_table<V>(
 where
     V: Clone + PartialEq + IntoBytes + Immutable,
 {
-    let known = last.get(&id);
-    if known.is_some_and(|l| l.as_slice() == table) {
+    if last.get(&id).is_some_and(|l| l.as_slice() == table) {
         return Ok(());
     }
+    // Unknown until written whole: a write failing part-way leaves the table mixed.
+    let known = last.remove(&id);
     let base = id * stride as u32;
     for (i, value) in table.iter().enumerate() {
-        if known.and_then(|l| l.get(i)) != Some(value) {
+        if known.as_ref().and_then(|l| l.get(i)) != Some(value) {
             dp.put(name, &(base + i as u32), value)?;
         }
     }

@@ -69,6 +69,13 @@ fn rip(n: u8) -> IpAddr {
     ip4([192, 168, 7, n])
 }
 
+/// The lab's neighbour entries for the servers past the fixtures' two (`rip(12)` on).
+fn neighbours() {
+    for n in 12..17 {
+        lab::neighbour(&format!("192.168.7.{n}"), lab::NEIGH_MAC);
+    }
+}
+
 /// A SYN from client port `port` to `VIP4:VPORT`.
 fn syn(port: u16) -> Vec<u8> {
     tcp4(CLIENT4, port, VIP4, VPORT, 64, SYN, &[])
@@ -78,9 +85,7 @@ fn syn(port: u16) -> Vec<u8> {
 fn removed_servers_slots_are_taken_back_unless_a_connection_holds_them() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
-            for n in 12..17 {
-                lab::neighbour(&format!("192.168.7.{n}"), lab::NEIGH_MAC);
-            }
+            neighbours();
             let e = small_engine();
             // A removed server's connection goes with its next packet: B's slot is then free,
             // with B's counters in it.
@@ -269,5 +274,57 @@ fn scheduler_tables_go_to_the_services_that_have_one() {
         add(83, SchedulerKind::Dh);
         let err = p.publish(&e).expect_err("a second table");
         assert!(err.to_string().contains("--bpf-max-tables"), "{err}");
+    });
+}
+
+/// One publication that removes a server from one service and adds one to another (a batch,
+/// or two commands within 100 ms) fits the maps whichever service comes first: removals are
+/// applied before anything is handed out. What still does not fit is left out and reported,
+/// and the rest of the publication lands.
+#[test]
+fn a_publication_frees_before_it_allocates_and_lands_what_fits() {
+    in_lab(move |ifindex| {
+        neighbours();
+        let hook = rvs_bpf::Hook::Tc;
+        let e = small_engine();
+        let (b, a) = (
+            key(Protocol::Tcp, ip4(VIP4), 80),
+            key(Protocol::Tcp, ip4(VIP4), 81),
+        );
+        for k in [b, a] {
+            e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
+        }
+        e.add_dest(&b, dest(rip(10), RPORT, 1)).expect("B's first");
+        e.add_dest(&b, dest(rip(11), RPORT, 1)).expect("B's second");
+        e.add_dest(&a, dest(rip(12), RPORT, 1)).expect("A's first");
+        e.add_dest(&a, dest(rip(13), RPORT, 1)).expect("A's second");
+        let mut p = Small::new(&e, &Policy::default());
+        // -d from A (its server has no connection), -a to B, published at once.
+        e.del_dest(&a, rip(13), RPORT).expect("out of A");
+        e.add_dest(&b, dest(rip(14), RPORT, 1)).expect("into B");
+        p.publish(&e)
+            .expect("B's new server takes A's removed one's slot");
+        let to = |vport: u16, port: u16| tcp4(CLIENT4, port, VIP4, vport, 64, SYN, &[]);
+        for port in CPORT..CPORT + 3 {
+            let syn = to(80, port);
+            assert_eq!(
+                bpf_outcome(&p.dp, hook, ifindex, &syn),
+                engine_outcome(&e, &syn)
+            );
+        }
+        // A connection to A's server holds its slot; one more server for B has no room, but
+        // the same publication's quiescing of B's first server lands.
+        let held = to(81, CPORT + 10);
+        assert_eq!(
+            bpf_outcome(&p.dp, hook, ifindex, &held),
+            engine_outcome(&e, &held)
+        );
+        e.edit_dest(&b, dest(rip(10), RPORT, 0)).expect("quiesce");
+        e.add_dest(&b, dest(rip(15), RPORT, 1))
+            .expect("one too many");
+        let err = p.publish(&e).expect_err("no room for the fifth");
+        assert!(err.to_string().contains("--bpf-max-dests"), "{err}");
+        let slot = p.slot(&b, rip(10));
+        assert_eq!(p.dp.dest(slot).expect("dest").expect("there").weight, 0);
     });
 }

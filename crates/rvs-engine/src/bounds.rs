@@ -45,49 +45,52 @@ impl ConfigBounds {
         )
     }
 
-    /// Refuses a service `key` of `scheduler` added to `services` when a bound is reached.
+    /// Refuses a service `key` of `scheduler` added to a configuration holding `held`.
     pub(crate) fn check_service(
         &self,
-        services: &[Arc<ServiceRt>],
+        held: &Counts,
         key: &ServiceKey,
         scheduler: SchedulerKind,
     ) -> Result<(), EngineError> {
-        let held = counted(services).count();
-        self.refuse_past(key, held, self.services, "services", &self.services_option)?;
-        self.check_table(services, key, scheduler)
+        self.refuse_past(
+            key,
+            held.services,
+            self.services,
+            "services",
+            &self.services_option,
+        )?;
+        self.check_table(held, key, scheduler)
     }
 
     /// Refuses service `key` taking `scheduler` (added, or edited from a scheduler without a
-    /// table) when the tables' bound is reached.
+    /// table) in a configuration holding `held`.
     pub(crate) fn check_table(
         &self,
-        services: &[Arc<ServiceRt>],
+        held: &Counts,
         key: &ServiceKey,
         scheduler: SchedulerKind,
     ) -> Result<(), EngineError> {
         if !Self::has_table(scheduler) {
             return Ok(());
         }
-        let held = counted(services)
-            .filter(|s| Self::has_table(s.spec.scheduler))
-            .count();
         self.refuse_past(
             key,
-            held,
+            held.tables,
             self.tables,
             "wrr, sh, dh and mh services",
             &self.tables_option,
         )
     }
 
-    /// Refuses a real server added to service `key` of `services` when the bound is reached.
-    pub(crate) fn check_dest(
-        &self,
-        services: &[Arc<ServiceRt>],
-        key: &ServiceKey,
-    ) -> Result<(), EngineError> {
-        let held = counted(services).map(|s| s.dests.len()).sum();
-        self.refuse_past(key, held, self.dests, "real servers", &self.dests_option)
+    /// Refuses a real server added to service `key` in a configuration holding `held`.
+    pub(crate) fn check_dest(&self, held: &Counts, key: &ServiceKey) -> Result<(), EngineError> {
+        self.refuse_past(
+            key,
+            held.dests,
+            self.dests,
+            "real servers",
+            &self.dests_option,
+        )
     }
 
     /// The error for one more of `what` (`held` of at most `bound`) for service `key`.
@@ -109,9 +112,42 @@ impl ConfigBounds {
     }
 }
 
-/// The services of `services` that count against the bounds.
-fn counted(services: &[Arc<ServiceRt>]) -> impl Iterator<Item = &Arc<ServiceRt>> {
-    services
-        .iter()
-        .filter(|s| ConfigBounds::counts(&s.spec.key))
+/// What a configuration holds of what the bounds count. A batch keeps it up to date as it
+/// adds (counting every service for every addition would make a large restore quadratic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    services: usize,
+    dests: usize,
+    tables: usize,
+}
+
+impl Counts {
+    /// The counts of `services`.
+    pub(crate) fn of(services: &[Arc<ServiceRt>]) -> Counts {
+        let mut c = Counts::default();
+        for s in services
+            .iter()
+            .filter(|s| ConfigBounds::counts(&s.spec.key))
+        {
+            c.services += 1;
+            c.dests += s.dests.len();
+            c.tables += usize::from(ConfigBounds::has_table(s.spec.scheduler));
+        }
+        c
+    }
+
+    /// Service `key` of `scheduler` added.
+    pub(crate) fn add_service(&mut self, key: &ServiceKey, scheduler: SchedulerKind) {
+        if ConfigBounds::counts(key) {
+            self.services += 1;
+            self.tables += usize::from(ConfigBounds::has_table(scheduler));
+        }
+    }
+
+    /// A real server added to service `key`.
+    pub(crate) fn add_dest(&mut self, key: &ServiceKey) {
+        if ConfigBounds::counts(key) {
+            self.dests += 1;
+        }
+    }
 }

@@ -7,6 +7,7 @@ use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::bounds::Counts;
 use crate::config::{DestRt, ServiceRt, Snapshot, Staged};
 use crate::conn::{Conn, F_V6};
 use crate::defense::DefenseStatus;
@@ -58,13 +59,18 @@ impl Engine {
                 }
             }
         }
-        self.control.lock().batch_depth += 1;
+        {
+            let mut ctl = self.control.lock();
+            ctl.batch_depth += 1;
+            ctl.bound_counts = None;
+        }
         let _end = End(self);
         f()
     }
 
     /// Publishes the services a batch staged, if any.
     fn flush_staged(&self, ctl: &mut Control) {
+        ctl.bound_counts = None;
         if let Some(staged) = ctl.staged.take() {
             let services = staged.into_services(&self.snapshot.load());
             self.publish(services, ctl);
@@ -74,6 +80,7 @@ impl Engine {
     /// Publishes the current services (the staged ones, if a batch staged any) with the
     /// current timeouts, policy and mark rules.
     fn republish(&self, ctl: &mut Control) {
+        ctl.bound_counts = None;
         let services = match ctl.staged.take() {
             Some(staged) => staged.into_services(&self.snapshot.load()),
             None => self.snapshot.load().services.clone(),
@@ -81,7 +88,6 @@ impl Engine {
         self.publish(services, ctl);
     }
 
-    /// The staged services of the open batch, started from the published ones.
     /// Sets the data plane's bounds on the configuration (`None`: unbounded): later additions
     /// beyond them are refused with [`EngineError::Capacity`]. What is configured already
     /// stays.
@@ -89,23 +95,32 @@ impl Engine {
         self.control.lock().bounds = bounds;
     }
 
-    /// Runs `check` with the bounds, if any, on the services as they stand (staged by a batch,
-    /// or published).
+    /// Runs `check` with the bounds, if any, and what the services as they stand (staged by
+    /// a batch, or published) hold of what they count.
     fn check_bounds(
         &self,
         ctl: &mut Control,
-        check: impl FnOnce(&crate::ConfigBounds, &[Arc<ServiceRt>]) -> Result<(), EngineError>,
+        check: impl FnOnce(&crate::ConfigBounds, &Counts) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
         let Some(bounds) = ctl.bounds.clone() else {
             return Ok(());
         };
-        if ctl.batch_depth > 0 {
-            check(&bounds, &self.staged(ctl).services)
+        let held = if ctl.batch_depth > 0 {
+            match ctl.bound_counts {
+                Some(c) => c,
+                None => {
+                    let c = Counts::of(&self.staged(ctl).services);
+                    ctl.bound_counts = Some(c);
+                    c
+                }
+            }
         } else {
-            check(&bounds, &self.snapshot.load().services)
-        }
+            Counts::of(&self.snapshot.load().services)
+        };
+        check(&bounds, &held)
     }
 
+    /// The staged services of the open batch, started from the published ones.
     fn staged<'c>(&self, ctl: &'c mut Control) -> &'c mut Staged {
         ctl.staged.get_or_insert_with(|| {
             let snap = self.snapshot.load();
@@ -175,9 +190,12 @@ impl Engine {
         if exists {
             return Err(EngineError::ServiceExists);
         }
-        self.check_bounds(&mut ctl, |b, services| {
-            b.check_service(services, &spec.key, spec.scheduler)
+        self.check_bounds(&mut ctl, |b, held| {
+            b.check_service(held, &spec.key, spec.scheduler)
         })?;
+        if let Some(c) = &mut ctl.bound_counts {
+            c.add_service(&spec.key, spec.scheduler);
+        }
         let id = match ctl.retired.remove(&spec.key) {
             // IPVS finds the connections of a service added again through their real servers;
             // here they name it by id. Its counters start from zero, as a new service's.
@@ -226,8 +244,8 @@ impl Engine {
         let pos = *snap.index.get(&spec.key).ok_or(EngineError::NoService)?;
         let old = &snap.services[pos];
         if !crate::ConfigBounds::has_table(old.spec.scheduler) {
-            self.check_bounds(&mut ctl, |b, services| {
-                b.check_table(services, &spec.key, spec.scheduler)
+            self.check_bounds(&mut ctl, |b, held| {
+                b.check_table(held, &spec.key, spec.scheduler)
             })?;
         }
         if spec.local_addrs.is_empty()
@@ -429,10 +447,6 @@ impl Engine {
 
     /// Adds a real server to a service (`ipvsadm -a`).
     pub fn add_dest(&self, svc: &ServiceKey, mut spec: DestSpec) -> Result<(), EngineError> {
-        {
-            let mut ctl = self.control.lock();
-            self.check_bounds(&mut ctl, |b, services| b.check_dest(services, svc))?;
-        }
         self.with_service(svc, |ctl, s| {
             Self::check_dest_spec(&s.spec, &mut spec)?;
             if s.dests
@@ -440,6 +454,10 @@ impl Engine {
                 .any(|d| d.addr == spec.addr && d.port == spec.port)
             {
                 return Err(EngineError::DestExists);
+            }
+            self.check_bounds(ctl, |b, held| b.check_dest(held, svc))?;
+            if let Some(c) = &mut ctl.bound_counts {
+                c.add_dest(svc);
             }
             let mut dests = s.dests.clone();
             // IPVS's ip_vs_trash_get_dest: the same server removed earlier and still held by
@@ -485,6 +503,7 @@ impl Engine {
     /// Removes a real server (`ipvsadm -d`). Its connections keep forwarding until they expire.
     pub fn del_dest(&self, svc: &ServiceKey, addr: IpAddr, port: u16) -> Result<(), EngineError> {
         self.with_service(svc, |ctl, s| {
+            ctl.bound_counts = None;
             let port = if port == 0 { s.spec.key.port } else { port };
             let pos = s
                 .dests

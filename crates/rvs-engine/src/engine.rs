@@ -79,6 +79,9 @@ pub(crate) struct Control {
     pub(crate) retired: HashMap<ServiceKey, crate::config::RetiredService>,
     /// The data plane's bounds on the configuration, if it has any.
     pub(crate) bounds: Option<crate::ConfigBounds>,
+    /// What the open batch's staged configuration holds of what the bounds count (kept as it
+    /// adds; `None`: count again).
+    pub(crate) bound_counts: Option<crate::bounds::Counts>,
 }
 
 /// The director core. `Send + Sync`: share it between worker threads with `Arc<Engine>`.
@@ -162,6 +165,7 @@ impl Engine {
                 trash: HashMap::new(),
                 retired: HashMap::new(),
                 bounds: None,
+                bound_counts: None,
             }),
             shards,
             shard_mask: (n - 1) as u64,

@@ -124,3 +124,32 @@ fn services_with_scheduler_tables_past_their_bound_are_refused() {
     e.edit_service(ServiceSpec::new(tcp(80), SchedulerKind::Sh))
         .expect("sh in mh's table");
 }
+
+/// A batch (a restore) counts as it adds, and counts again after a removal; a real server that
+/// exists already is told so before any bound.
+#[test]
+fn batches_count_what_they_add_and_remove() {
+    let e = bounded(4, 3);
+    e.batch(|| {
+        e.add_service(ServiceSpec::new(tcp(80), SchedulerKind::Rr))
+            .expect("service");
+        for n in 1..=3 {
+            e.add_dest(&tcp(80), server(n)).expect("within the bound");
+        }
+        assert!(matches!(
+            e.add_dest(&tcp(80), server(4)),
+            Err(EngineError::Capacity(_))
+        ));
+        assert!(matches!(
+            e.add_dest(&tcp(80), server(3)),
+            Err(EngineError::DestExists)
+        ));
+        e.del_dest(&tcp(80), server(3).addr, 80).expect("remove");
+        e.add_dest(&tcp(80), server(4)).expect("room again");
+        assert!(matches!(
+            e.add_dest(&tcp(80), server(5)),
+            Err(EngineError::Capacity(_))
+        ));
+    });
+    assert_eq!(e.services(Millis(0))[0].dests.len(), 3);
+}
