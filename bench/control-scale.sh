@@ -12,6 +12,10 @@
 #
 #   cargo build --release && sudo bench/control-scale.sh [services] [connections] [wrk seconds]
 #
+# BENCH_PLANE=tc|xdp runs rvsd on the BPF program (a bpffs of the bench's own for its pins, which
+# `ip netns exec` would hide at /sys/fs/bpf, and room in its maps for the rules restored);
+# without it rvsd picks its plane as it does by default (in this lab, the packet path).
+#
 # Figures on this shared 2-core machine are noisy; the ratio in 3 is measured in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,14 +25,30 @@ secs=${3:-10}
 bin=$PWD/target/release
 [[ -x $bin/rvs-lab && -x $bin/rvsd && -x $bin/rvsadm ]] || { echo "build first: cargo build --release" >&2; exit 1; }
 
-# On the BPF plane (where rvsd picks it), room in the program's maps for the rules restored.
-out=$($bin/rvs-lab demo --keep -- --bpf-max-services $((services + 64)) \
-  --bpf-max-dests $((services * 10 + 64)))
+work=$(mktemp -d)
+prefix=
+bpffs=
+cleanup() {
+  [[ -z $prefix ]] || $bin/rvs-lab down "$prefix" >/dev/null 2>&1 || true
+  [[ -z $bpffs ]] || umount "$bpffs" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# On the BPF plane, room in the program's maps for the rules restored (and the 20 -A timed).
+rvsd_args=(--bpf-max-services $((services + 64)) --bpf-max-dests $((services * 10 + 64)))
+case ${BENCH_PLANE:-} in
+  '') ;;
+  tc|xdp)
+    bpffs=$work/bpffs
+    mkdir -p "$bpffs"
+    mount -t bpf bpf "$bpffs"
+    rvsd_args+=(--dataplane "$BENCH_PLANE" --bpf-pin-dir "$bpffs/rvs") ;;
+  *) echo "BENCH_PLANE is tc or xdp" >&2; exit 1 ;;
+esac
+out=$($bin/rvs-lab demo --keep -- "${rvsd_args[@]}")
 prefix=$(sed -n 's/^# lab prefix: //p' <<<"$out")
 [[ -n $prefix ]] || prefix=$(sed -n 's/^# Tear it down with: rvs-lab down //p' <<<"$out")
 [[ -n $prefix ]] || { echo "demo did not report its lab prefix" >&2; echo "$out" >&2; exit 1; }
-work=$(mktemp -d)
-trap '$bin/rvs-lab down "$prefix" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 client="${prefix}-client"
 director="${prefix}-director"
 socket=$(sed -n 's/^# rvsadm talks to rvsd with: rvsadm --socket \([^ ]*\) .*/\1/p' <<<"$out")

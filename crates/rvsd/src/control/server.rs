@@ -695,7 +695,20 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
         };
         let mut reply =
             executor::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
-        if let (Some(b), Some(held)) = (&bpf, bpf.as_ref().and_then(|b| b.held())) {
+        // The program's per-service state is read (every service's and server's counters)
+        // only for the replies that show it and for -Z: not for every command.
+        // --counters: the program's connections count with the engine's.
+        if let (Some(b), Reply::Counters(views)) = (&bpf, &mut reply) {
+            if let Some(c) = views.iter_mut().find(|c| c.name == "connections") {
+                c.value = c.value.saturating_add(b.room.held());
+            }
+        }
+        let shows_counters = zeroed.is_some() || matches!(reply, Reply::Services(_));
+        let held = bpf
+            .as_ref()
+            .filter(|_| shows_counters)
+            .and_then(|b| b.held());
+        if let (Some(b), Some(held)) = (&bpf, held) {
             match (&mut reply, zeroed) {
                 (Reply::Ok, Some(only)) => b.counters.zero(&held, only),
                 (Reply::Services(views), _) => {

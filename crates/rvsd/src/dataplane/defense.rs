@@ -23,25 +23,38 @@ pub const BPF_CONN_BYTES: u64 = 256;
 const PAGE: u64 = 4096;
 
 /// The room left in the BPF plane's connection table, in connections (`u64::MAX`: no BPF
-/// plane, or not measured yet). The plane writes it; the timer thread reads it.
+/// plane, or not measured yet), and the connections it holds. The plane writes them; the timer
+/// thread reads the room, `rvsadm --counters` the connections.
 #[derive(Debug)]
-pub struct TableRoom(AtomicU64);
+pub struct TableRoom {
+    room: AtomicU64,
+    held: AtomicU64,
+}
 
 impl Default for TableRoom {
     fn default() -> Self {
-        TableRoom(AtomicU64::new(u64::MAX))
+        TableRoom {
+            room: AtomicU64::new(u64::MAX),
+            held: AtomicU64::new(0),
+        }
     }
 }
 
 impl TableRoom {
-    /// Records the room left.
-    pub fn set(&self, connections: u64) {
-        self.0.store(connections, Ordering::Relaxed);
+    /// Records the connections held and the room left.
+    pub fn set(&self, held: u64, room: u64) {
+        self.held.store(held, Ordering::Relaxed);
+        self.room.store(room, Ordering::Relaxed);
     }
 
     /// The room left, in connections.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.room.load(Ordering::Relaxed)
+    }
+
+    /// The connections the table held when last measured.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
     }
 }
 

@@ -156,6 +156,8 @@ pub struct BpfHandles {
     pub view: Arc<rvs_bpf::MapsView>,
     /// Counters as listings show them.
     pub counters: Arc<BpfCounters>,
+    /// The connection table's count and room, measured each second by the plane.
+    pub room: Arc<crate::dataplane::defense::TableRoom>,
 }
 
 impl BpfHandles {

@@ -217,6 +217,7 @@ impl BpfPlane {
         std::fs::create_dir_all(&setup.pin_dir)
             .map_err(|e| BpfPlaneError::Thread(format!("{}: {e}", setup.pin_dir.display())))?;
         let pin_dir = setup.pin_dir.clone();
+        let room = setup.room.clone();
         let hook = setup.hook;
         let halt = Arc::new(AtomicBool::new(false));
         let clean = Arc::new(AtomicBool::new(false));
@@ -246,6 +247,7 @@ impl BpfPlane {
                         Some(Arc::new(BpfHandles {
                             view,
                             counters: Arc::default(),
+                            room: room.clone(),
                         }))
                     }
                     Err(e) => {
@@ -661,16 +663,17 @@ impl DefenseVisits {
             return;
         }
         self.next = now + Self::EVERY;
-        // Every connection is counted on its server's slot (active or inactive).
+        // Every connection is counted on its server's slot (active or inactive; the two may
+        // drift apart, a connection moved between them on two CPUs at once, their sum not).
         let counts: Vec<rvs_bpf::maps::DestConns> = (0..publisher.slot_bound())
             .map(|slot| dp.dest_conns(slot).unwrap_or_default())
             .collect();
         let used: u64 = counts
             .iter()
-            .map(|c| u64::from(c.active) + u64::from(c.inactive))
+            .map(|c| u64::from(c.active.wrapping_add(c.inactive)))
             .sum();
         let capacity = u64::from(dp.limits().connections);
-        plumbing.room.set(capacity.saturating_sub(used));
+        plumbing.room.set(used, capacity.saturating_sub(used));
         handoff::report_counts(plumbing.engine.as_ref(), publisher, &counts);
         if plumbing.engine.defense_status().dropping_entries {
             match dp.drop_entries(self.part) {
