@@ -151,13 +151,14 @@ static __always_inline void forget_conn(struct rvs_conn_key *key, struct rvs_con
 	tpl_control(svc, key, flags, 0, gen);
 }
 
-/* Whether the connection's server was removed from its service: IPVS drops the packet (with
- * expire_nodest_conn, decide has let the connection go and taken the packet for a new one). */
-static __always_inline int dest_gone(struct rvs_conn *c)
+/* The connection's server, or NULL once it was removed from its service: IPVS drops the
+ * packet then (with expire_nodest_conn, decide lets the connection go and takes the packet for
+ * a new one). */
+static __always_inline struct rvs_dest *dest_of(struct rvs_conn *c)
 {
 	struct rvs_dest *dest = bpf_map_lookup_elem(&dests, &c->dest);
 
-	return !dest || !dest->available;
+	return dest && dest->available ? dest : NULL;
 }
 
 /* Whether a client's packet finding connection `c` starts afresh instead: the connection is
@@ -177,18 +178,18 @@ static __always_inline int conn_stale(struct rvs_settings *s, struct pkt *p, str
 		(c->flags & RVS_CONN_F_NOOUTPUT));
 }
 
-/* A packet of a known connection from the client's side. */
-static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct rvs_conn *c, __u64 now,
-				   struct decision *d)
+/* A packet of a known connection from the client's side (`dest`: its server, NULL when
+ * removed). */
+static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct rvs_conn *c,
+				   struct rvs_dest *dest, __u64 now, struct decision *d)
 {
 	__u8 state = c->state;
-	struct rvs_dest *dest;
 	int changed = 0;
 
 	if (c->method != RVS_METHOD_MASQ && c->method != RVS_METHOD_FULLNAT &&
 	    !bypassed(c->method))
 		return to_rvsd(d, RVS_PUNT_CONN);
-	if (dest_gone(c))
+	if (!dest)
 		return drop(d, RVS_STAT_DROP_NO_DEST);
 	if (p->ttl <= 1)
 		return drop(d, RVS_STAT_DROP_TTL);
@@ -223,9 +224,6 @@ static __always_inline int conn_in(struct pkt *p, struct rvs_settings *s, struct
 		d->addr2 = c->laddr;
 		d->port2 = c->lport;
 	} else if (bypassed(c->method)) {
-		dest = bpf_map_lookup_elem(&dests, &c->dest);
-		if (!dest)
-			return drop(d, RVS_STAT_DROP_NO_DEST);
 		to_bypassed(d, dest, c->dest, c->method);
 	}
 	return 0;
@@ -557,15 +555,18 @@ static __always_inline void decide(struct pkt *p, int parsed, __u32 reason, stru
 	if (syn == SYN_ACK && reply_of_conn(p, s, now, d))
 		return;
 	c = bpf_map_lookup_elem(&conns, &p->key);
-	/* Past its time, a SYN IPVS takes for a new connection, or (expire_nodest_conn) one whose
-	 * server was removed: it goes, and the packet is handled as a new one (ip_vs_in_hook). */
-	if (c && (conn_stale(s, p, c, now) || (s->expire_nodest_conn && dest_gone(c)))) {
-		forget_conn(&p->key, c);
-		c = NULL;
-	}
 	if (c) {
-		conn_in(p, s, c, now, d);
-		return;
+		/* Past its time, a SYN IPVS takes for a new connection, or (expire_nodest_conn) one
+		 * whose server was removed: it goes, and the packet is handled as a new one
+		 * (ip_vs_in_hook). */
+		int stale = conn_stale(s, p, c, now);
+		struct rvs_dest *dest = stale ? NULL : dest_of(c);
+
+		if (!stale && (dest || !s->expire_nodest_conn)) {
+			conn_in(p, s, c, dest, now, d);
+			return;
+		}
+		forget_conn(&p->key, c);
 	}
 	if (syn == SYN_NONE && reply_of_conn(p, s, now, d))
 		return;

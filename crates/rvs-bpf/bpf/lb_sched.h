@@ -356,8 +356,7 @@ static __always_inline __u32 mh_hash(__u32 v)
 
 /* The server of entry `e` of the service's table, if it may take the connection (IPVS's
  * is_unavailable: weight 0 or overloaded); its index in the service's dests goes to *index. */
-static __always_inline int hash_entry(struct rvs_svc *svc, struct rvs_svc_dests *sd, __u32 e,
-				      __u32 *index)
+static __always_inline int hash_entry(struct rvs_svc_dests *sd, __u32 e, __u32 *index)
 {
 	__u32 key = sd->table * RVS_HASH_STRIDE + e;
 	__u32 *pos = bpf_map_lookup_elem(&hash_tab, &key);
@@ -371,7 +370,6 @@ static __always_inline int hash_entry(struct rvs_svc *svc, struct rvs_svc_dests 
 
 /* What the sh and mh fallback loops share. */
 struct hash_search {
-	struct rvs_svc *svc;
 	struct rvs_svc_dests *sd;
 	__u32 base;  /* sh: the hashed key; mh: port + folded address */
 	__u32 ihash; /* the first entry */
@@ -384,7 +382,7 @@ static long sh_fallback(__u32 offset, struct hash_search *hs)
 {
 	__u32 roffset = (offset + hs->ihash) % 256;
 
-	if (hash_entry(hs->svc, hs->sd, (roffset + hs->base) & 255, &hs->index)) {
+	if (hash_entry(hs->sd, (roffset + hs->base) & 255, &hs->index)) {
 		hs->found = 1;
 		return 1;
 	}
@@ -399,7 +397,7 @@ static long mh_fallback(__u32 offset, struct hash_search *hs)
 		return 1;
 	roffset = (offset + hs->ihash) % hs->len;
 	e = mh_hash(roffset + hs->base) % hs->len;
-	if (hash_entry(hs->svc, hs->sd, e, &hs->index)) {
+	if (hash_entry(hs->sd, e, &hs->index)) {
 		hs->found = 1;
 		return 1;
 	}
@@ -412,7 +410,7 @@ static long mh_fallback(__u32 offset, struct hash_search *hs)
 static __always_inline int sched_src_hash(struct rvs_svc *svc, struct rvs_svc_dests *sd,
 					  struct pkt *p, struct pick *out)
 {
-	struct hash_search hs = { .svc = svc, .sd = sd };
+	struct hash_search hs = { .sd = sd };
 	__u32 port = (svc->flags & RVS_SVC_F_PORT) ? bpf_ntohs(p->key.sport) : 0;
 	__u32 a = fold_addr(&p->key.src, p->v6);
 
@@ -426,7 +424,7 @@ static __always_inline int sched_src_hash(struct rvs_svc *svc, struct rvs_svc_de
 		hs.base = port + a;
 		hs.ihash = mh_hash(hs.base) % hs.len;
 	}
-	if (hash_entry(svc, sd, hs.ihash, &hs.index))
+	if (hash_entry(sd, hs.ihash, &hs.index))
 		return dest_at(sd, hs.index, out);
 	if (!(svc->flags & RVS_SVC_F_FALLBACK))
 		return 0;
@@ -445,7 +443,7 @@ static __always_inline int sched_dh(struct rvs_svc *svc, struct rvs_svc_dests *s
 
 	if (sd->hash_len == 0)
 		return 0;
-	if (!hash_entry(svc, sd, hash_32_8(fold_addr(&p->key.dst, p->v6)), &index))
+	if (!hash_entry(sd, hash_32_8(fold_addr(&p->key.dst, p->v6)), &index))
 		return 0;
 	return dest_at(sd, index, out);
 }

@@ -76,6 +76,19 @@ pub struct Publisher {
 /// How long a search of the maps for slots or ids to take back that found none holds.
 const RESCAN_AFTER: Duration = Duration::from_secs(1);
 
+/// What was handed out, `None` when the maps had no room for it (the error kept in `no_room`
+/// if it is the first), or another error.
+fn fits<T>(handed: Result<T, Error>, no_room: &mut Option<Error>) -> Result<Option<T>, Error> {
+    match handed {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ Error::Capacity(_)) => {
+            no_room.get_or_insert(e);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether a search for slots or ids to take back may run again, the last having found none
 /// at `empty` (if it did).
 fn due(empty: Option<Instant>) -> bool {
@@ -296,14 +309,38 @@ impl Publisher {
         settings: &Settings,
     ) -> Result<(), Error> {
         self.written.settings(dp, settings)?;
-        // Services and servers gone since the last publication go to the trash first, so
-        // their slots and ids can be taken back for what this publication adds.
-        let seen: HashSet<SvcKey> = walk
-            .services()
-            .map(|s| s.spec().key)
-            .filter(|k| k.fwmark == 0 && k.proto != Protocol::Sctp)
-            .map(|k| svc_key(&k))
-            .collect();
+        // Servers and services gone since the last publication go to the trash first, and
+        // tables no longer needed are given back, so that what this publication adds can take
+        // their slots, ids and tables.
+        let mut seen = HashSet::new();
+        for service in walk.services() {
+            let spec = service.spec();
+            if !spec.key.is_tcp_udp_address() {
+                continue;
+            }
+            let key = svc_key(&spec.key);
+            seen.insert(key);
+            let Some((id, old)) = self.services.get(&key).cloned() else {
+                continue;
+            };
+            let kept: HashSet<u32> = service
+                .dests()
+                .filter_map(|d| {
+                    self.slots
+                        .get(&(key, d.spec().addr, d.spec().port))
+                        .copied()
+                })
+                .collect();
+            for &slot in old.iter().filter(|s| !kept.contains(s)) {
+                self.mark_removed(dp, key, slot)?;
+            }
+            if let Some((_, slots)) = self.services.get_mut(&key) {
+                slots.retain(|s| kept.contains(s));
+            }
+            if service.hash_table().is_none() && spec.scheduler != SchedulerKind::Wrr {
+                self.release_table(id);
+            }
+        }
         let gone: Vec<SvcKey> = self
             .services
             .keys()
@@ -322,35 +359,6 @@ impl Publisher {
                 }
             }
         }
-        // Then every service's removed servers and tables it no longer needs, before anything
-        // is handed out.
-        for service in walk.services() {
-            let k = service.spec().key;
-            if k.fwmark != 0 || k.proto == Protocol::Sctp {
-                continue;
-            }
-            let key = svc_key(&k);
-            let Some((id, old)) = self.services.get(&key).cloned() else {
-                continue;
-            };
-            let kept: HashSet<u32> = service
-                .dests()
-                .filter_map(|d| {
-                    self.slots
-                        .get(&(key, d.spec().addr, d.spec().port))
-                        .copied()
-                })
-                .collect();
-            for &slot in old.iter().filter(|s| !kept.contains(s)) {
-                self.mark_removed(dp, key, slot)?;
-            }
-            if let Some((_, slots)) = self.services.get_mut(&key) {
-                slots.retain(|s| kept.contains(s));
-            }
-            if service.hash_table().is_none() && service.spec().scheduler != SchedulerKind::Wrr {
-                self.release_table(id);
-            }
-        }
         // What does not fit is left out (a service, a server, a table: the service goes to
         // rvsd), the rest published, and the first such error returned at the end.
         let mut no_room: Option<Error> = None;
@@ -366,7 +374,7 @@ impl Publisher {
                 && service
                     .dests()
                     .all(|d| matches!(d.method(), ForwardMethod::Masq | ForwardMethod::FullNat));
-            if spec.key.fwmark != 0 || spec.key.proto == Protocol::Sctp {
+            if !spec.key.is_tcp_udp_address() {
                 // Served whole by rvsd: its addresses and its real servers' endpoints send
                 // their packets up.
                 served_by_rvsd(&service, walk.mark_rules(), &mut addrs, &mut user_dests);
@@ -379,13 +387,12 @@ impl Publisher {
                 .get(&key)
                 .map(|(id, _)| *id)
                 .or_else(|| self.trash_services.remove(&key));
-            let id = match known.map_or_else(|| self.new_service_id(dp, walk), Ok) {
-                Ok(id) => id,
-                Err(e @ Error::Capacity(_)) => {
-                    no_room.get_or_insert(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(id) = fits(
+                known.map_or_else(|| self.new_service_id(dp, walk), Ok),
+                &mut no_room,
+            )?
+            else {
+                continue;
             };
             let mut dests = SvcDests::default();
             let mut weights = Vec::new();
@@ -398,13 +405,9 @@ impl Publisher {
                     .get(&slot_key)
                     .copied()
                     .or_else(|| self.trash_slots.remove(&slot_key));
-                let slot = match known.map_or_else(|| self.new_slot(dp), Ok) {
-                    Ok(s) => s,
-                    Err(e @ Error::Capacity(_)) => {
-                        no_room.get_or_insert(e);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                let Some(slot) = fits(known.map_or_else(|| self.new_slot(dp), Ok), &mut no_room)?
+                else {
+                    continue;
                 };
                 self.slots.insert(slot_key, slot);
                 self.owner.insert(slot, slot_key);
@@ -444,14 +447,10 @@ impl Publisher {
             dests.count = slots.len().min(MAX_DESTS) as u32;
             let mut has_table = false;
             // A service with no table left is scheduled by rvsd.
-            let mut table_for = |p: &mut Publisher, user: &mut bool| match p.table_for(dp, id) {
-                Ok(t) => Ok(Some(t)),
-                Err(e @ Error::Capacity(_)) => {
-                    no_room.get_or_insert(e);
-                    *user = true;
-                    Ok(None)
-                }
-                Err(e) => Err(e),
+            let mut table_for = |p: &mut Publisher, user: &mut bool| {
+                let t = fits(p.table_for(dp, id), &mut no_room)?;
+                *user |= t.is_none();
+                Ok::<_, Error>(t)
             };
             if let (Some(table), false) = (service.hash_table(), user) {
                 if table.entries.len() > HASH_STRIDE {
@@ -563,9 +562,7 @@ impl Publisher {
         for service in walk.retired_services() {
             let spec = service.spec();
             let key = svc_key(&spec.key);
-            let rvsds = spec.key.fwmark != 0
-                || spec.key.proto == Protocol::Sctp
-                || self.user_services.contains(&key);
+            let rvsds = !spec.key.is_tcp_udp_address() || self.user_services.contains(&key);
             if rvsds {
                 served_by_rvsd(
                     &service,

@@ -779,20 +779,15 @@ fn adopted_connections_forward_again_once_their_servers_are_configured() {
 fn a_removed_server_added_again_takes_its_connections_back() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
-            let e = small_engine();
+            let e = rr_engine(Policy::default(), &[ip4(RIP4), ip4(RIP4B)]);
             let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
-            e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
-            e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).expect("dest");
-            e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("dest");
-            let dp = load_program();
-            let mut publisher = Publisher::new();
             let settings = Settings::from_engine(Timeouts::default(), &Policy::default());
+            let (dp, mut publisher) = published_with(&e, &settings);
             let mut republish = |e: &Engine| {
                 publisher
                     .publish(&dp, &e.spec_walk(), &settings)
                     .expect("publish");
             };
-            republish(&e);
             let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
             let ack = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x");
             same(&e, &dp, hook, ifindex, &[("SYN", syn)]);
@@ -920,22 +915,14 @@ fn removed_server_drops_like_the_engine() {
         .flat_map(|x| HOOKS.map(|h| (x, h)))
     {
         in_lab(move |ifindex| {
-            let e = small_engine();
             let policy = Policy {
                 expire_nodest_conn: expire,
                 ..Policy::default()
             };
-            e.set_policy(policy);
+            let e = rr_engine(policy, &[ip4(RIP4), ip4(RIP4B)]);
             let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
-            e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
-            e.add_dest(&k, dest(ip4(RIP4), RPORT, 1)).expect("dest");
-            e.add_dest(&k, dest(ip4(RIP4B), RPORT, 1)).expect("dest");
-            let dp = load_program();
-            let mut publisher = Publisher::new();
             let settings = Settings::from_engine(Timeouts::default(), &policy);
-            publisher
-                .publish(&dp, &e.spec_walk(), &settings)
-                .expect("publish");
+            let (dp, mut publisher) = published_with(&e, &settings);
             let syn = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, SYN, &[]);
             let ack = tcp4(CLIENT4, CPORT, VIP4, VPORT, 64, ACK, b"x");
             // rr: CPORT and CPORT + 2 to the first server, CPORT + 1 to the other.

@@ -41,13 +41,13 @@ impl Small {
 
     /// The program with maps of `limits` for `e`, whose policy is `policy`.
     fn with(e: &Engine, policy: &Policy, limits: Limits) -> Small {
-        let mut s = Small {
-            dp: Datapath::load(limits).expect("load the BPF program"),
-            publisher: Publisher::new(),
-            settings: Settings::from_engine(Timeouts::default(), policy),
-        };
-        s.publish(e).expect("publish");
-        s
+        let settings = Settings::from_engine(Timeouts::default(), policy);
+        let (dp, publisher) = published_in(limits, e, &settings);
+        Small {
+            dp,
+            publisher,
+            settings,
+        }
     }
 
     fn publish(&mut self, e: &Engine) -> Result<(), rvs_bpf::Error> {
@@ -86,18 +86,14 @@ fn removed_servers_slots_are_taken_back_unless_a_connection_holds_them() {
     for hook in HOOKS {
         in_lab(move |ifindex| {
             neighbours();
-            let e = small_engine();
             // A removed server's connection goes with its next packet: B's slot is then free,
             // with B's counters in it.
             let policy = Policy {
                 expire_nodest_conn: true,
                 ..Policy::default()
             };
-            e.set_policy(policy);
+            let e = rr_engine(policy, &[rip(10), rip(11)]);
             let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
-            e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
-            e.add_dest(&k, dest(rip(10), RPORT, 1)).expect("A");
-            e.add_dest(&k, dest(rip(11), RPORT, 1)).expect("B");
             let mut p = Small::new(&e, &policy);
             // A connection to A and one to B (rr), then A and B out, C and D in: all four
             // slots. B's connection goes with its next packet.

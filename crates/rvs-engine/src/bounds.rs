@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::config::ServiceRt;
 use crate::error::EngineError;
-use crate::spec::{Protocol, SchedulerKind, ServiceKey};
+use crate::spec::{SchedulerKind, ServiceKey};
 
 /// How many services and real servers the configuration may hold, and how the operator raises
 /// each bound (for the error).
@@ -33,7 +33,7 @@ impl ConfigBounds {
     /// Whether service `key` counts: an address service of TCP or UDP (firewall-mark and SCTP
     /// services are rvsd's own on every data plane).
     pub fn counts(key: &ServiceKey) -> bool {
-        key.fwmark == 0 && key.proto != Protocol::Sctp
+        key.is_tcp_udp_address()
     }
 
     /// Whether a service of `scheduler` needs a table: wrr's sequence, the lookup table of sh,

@@ -102,9 +102,9 @@ impl Engine {
         ctl: &mut Control,
         check: impl FnOnce(&crate::ConfigBounds, &Counts) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
-        let Some(bounds) = ctl.bounds.clone() else {
+        if ctl.bounds.is_none() {
             return Ok(());
-        };
+        }
         let held = if ctl.batch_depth > 0 {
             match ctl.bound_counts {
                 Some(c) => c,
@@ -117,7 +117,9 @@ impl Engine {
         } else {
             Counts::of(&self.snapshot.load().services)
         };
-        check(&bounds, &held)
+        ctl.bounds
+            .as_ref()
+            .map_or(Ok(()), |bounds| check(bounds, &held))
     }
 
     /// The staged services of the open batch, started from the published ones.
@@ -346,10 +348,10 @@ impl Engine {
         ctl.trash
             .retain(|_, w| w.upgrade().is_some_and(|d| d.held()));
         let before = ctl.retired.len();
-        let trash = &ctl.trash;
-        ctl.retired.retain(|key, r| {
-            r.service.dests.iter().any(|d| d.held()) || trash.keys().any(|(k, _, _)| k == key)
-        });
+        let in_trash: std::collections::HashSet<ServiceKey> =
+            ctl.trash.keys().map(|(k, _, _)| *k).collect();
+        ctl.retired
+            .retain(|key, r| r.service.dests.iter().any(|d| d.held()) || in_trash.contains(key));
         ctl.retired.len() != before
     }
 

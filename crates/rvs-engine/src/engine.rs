@@ -458,17 +458,19 @@ impl Engine {
             // as a SYN replaces it (the program answered that SYN without asking).
             let reusable =
                 reusable || (cx.meta.cookie_checked && stale_for_cookie(&shard, slot, cx));
-            if !expired && !reusable && dest_gone && !snap.policy.expire_nodest_conn {
-                // The real server was removed: IPVS drops the packet.
-                return self.drop_packet(DropReason::NoDestination);
-            }
-            // With expire_nodest_conn, IPVS expires such a connection and handles the packet
-            // as a new one (ip_vs_in_hook since 5.9): a SYN goes to a server still there.
-            if !expired && !reusable && !dest_gone {
-                if cx.p.ttl <= 1 {
-                    return self.drop_packet(DropReason::TtlExceeded);
+            if !expired && !reusable {
+                if !dest_gone {
+                    if cx.p.ttl <= 1 {
+                        return self.drop_packet(DropReason::TtlExceeded);
+                    }
+                    return self.deliver(shard, slot, Direction::Input, cx);
                 }
-                return self.deliver(shard, slot, Direction::Input, cx);
+                // The real server was removed: IPVS drops the packet; with expire_nodest_conn
+                // it expires the connection and handles the packet as a new one (ip_vs_in_hook
+                // since 5.9): a SYN goes to a server still there.
+                if !snap.policy.expire_nodest_conn {
+                    return self.drop_packet(DropReason::NoDestination);
+                }
             }
             unlink(&mut shard, slot, &self.hasher);
         }

@@ -74,6 +74,12 @@ impl ServiceKey {
         }
     }
 
+    /// Whether this is a TCP or UDP service of an address and port (not a firewall-mark or
+    /// an SCTP one): the services a data plane keyed by address and port serves itself.
+    pub fn is_tcp_udp_address(&self) -> bool {
+        self.fwmark == 0 && self.proto != Protocol::Sctp
+    }
+
     /// A firewall-mark service (`-f mark`, `-6` for IPv6).
     pub fn fwmark(mark: u32, v6: bool) -> ServiceKey {
         ServiceKey {

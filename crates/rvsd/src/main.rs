@@ -131,14 +131,16 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
     bpf_max_connections: u32,
     /// The BPF data plane's bound on services (address services: firewall-mark and SCTP
-    /// services are rvsd's own and do not count; a deleted one counts while connections or
-    /// templates name it). While the program runs, an -A past it is refused.
+    /// services are rvsd's own and do not count). While the program runs, an -A past it is
+    /// refused; a deleted service keeps its place in the maps while connections or templates
+    /// name it, and a publication that finds no room then leaves the new one out (logged).
     #[arg(long, value_name = "N", default_value_t = rvs_bpf::Limits::default().services,
           value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
     bpf_max_services: u32,
-    /// The BPF data plane's bound on real servers over all services (a removed one counts
-    /// while connections or templates name it). While the program runs, an -a past it is
-    /// refused.
+    /// The BPF data plane's bound on real servers over all services. While the program runs,
+    /// an -a past it is refused; a removed server keeps its place in the maps while
+    /// connections or templates name it, and a publication that finds no room then leaves
+    /// the new one out (logged).
     #[arg(long, value_name = "N", default_value_t = rvs_bpf::Limits::default().dests,
           value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
     bpf_max_dests: u32,

@@ -3,7 +3,7 @@
 //! conversations).
 #![allow(dead_code)]
 
-use crate::common::{l3, run};
+use crate::common::{dest, ip4, key, l3, run, svc, RPORT, VIP4, VPORT};
 use rvs_bpf::maps::Settings;
 use rvs_bpf::{Action, Datapath, Hook, Limits, Publisher};
 use rvs_engine::*;
@@ -31,6 +31,19 @@ pub fn small_engine() -> Engine {
     })
 }
 
+/// An engine with `policy` and one TCP rr service on `VIP4:VPORT` whose NAT real servers are
+/// `rips` (port `RPORT`, weight 1), in that order.
+pub fn rr_engine(policy: Policy, rips: &[std::net::IpAddr]) -> Engine {
+    let e = small_engine();
+    e.set_policy(policy);
+    let k = key(Protocol::Tcp, ip4(VIP4), VPORT);
+    e.add_service(svc(k, SchedulerKind::Rr)).expect("service");
+    for &rip in rips {
+        e.add_dest(&k, dest(rip, RPORT, 1)).expect("server");
+    }
+    e
+}
+
 /// The program loaded, its maps empty.
 pub fn load_program() -> Datapath {
     Datapath::load(LIMITS).expect("load the BPF program")
@@ -39,7 +52,12 @@ pub fn load_program() -> Datapath {
 /// The program loaded with `engine`'s configuration and `settings` published, and the
 /// publisher (which knows the ids it gave the services).
 pub fn published_with(engine: &Engine, settings: &Settings) -> (Datapath, Publisher) {
-    let dp = load_program();
+    published_in(LIMITS, engine, settings)
+}
+
+/// [`published_with`] into maps of `limits`.
+pub fn published_in(limits: Limits, engine: &Engine, settings: &Settings) -> (Datapath, Publisher) {
+    let dp = Datapath::load(limits).expect("load the BPF program");
     let mut publisher = Publisher::new();
     publisher
         .publish(&dp, &engine.spec_walk(), settings)
