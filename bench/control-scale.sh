@@ -125,7 +125,8 @@ while k < end:
         time.sleep(0.002)  # the receiver's socket buffer holds a few hundred datagrams
 EOF
 t0=$(now_ms)
-loaded() { adm --counters | awk '$1 == "connections" {print $2}'; }
+# The engine's connections and, on the BPF plane, the program's.
+loaded() { adm --counters | awk '$1 == "connections" || $1 == "bpf_connections" {n += $2} END {print n}'; }
 have=0
 next=0
 for _ in 1 2 3 4 5; do

@@ -42,10 +42,14 @@ fn a_tc_plane_forwards_nat_and_follows_rvsadm() {
     );
     // --counters counts the program's connections (measured by the plane once a second).
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while counter(&topo, "connections") < 10 && std::time::Instant::now() < deadline {
+    while counter(&topo, "bpf_connections") < 10 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(counter(&topo, "connections") >= 10, "{:?}", counters(&topo));
+    assert!(
+        counter(&topo, "bpf_connections") >= 10,
+        "{:?}",
+        counters(&topo)
+    );
     // rvsadm sees them: -Lnc lists the program's connections, -Ln counts them per server.
     let conns = adm(&topo, &["-Lnc"]);
     let listed = conns

@@ -697,11 +697,10 @@ async fn execute(shared: &Shared, cmd: Command) -> Reply {
             executor::execute_with(&engine, Some(&egress), &local_addrs, clock.now(), cmd);
         // The program's per-service state is read (every service's and server's counters)
         // only for the replies that show it and for -Z: not for every command.
-        // --counters: the program's connections count with the engine's.
+        // --counters: the program's connections beside the engine's (`connections`), as
+        // the plane measures them once a second.
         if let (Some(b), Reply::Counters(views)) = (&bpf, &mut reply) {
-            if let Some(c) = views.iter_mut().find(|c| c.name == "connections") {
-                c.value = c.value.saturating_add(b.room.held());
-            }
+            views.push(rvs_api::CounterView::new("bpf_connections", b.room.held()));
         }
         let shows_counters = zeroed.is_some() || matches!(reply, Reply::Services(_));
         let held = bpf
